@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs every Debian package that macronode's build, tests and benchmarks
+# need. Idempotent: packages already present are skipped, and apt-get is not
+# touched at all when nothing is missing. Debian 12 packages only.
+set -euo pipefail
+
+PKGS=(
+  # build
+  build-essential meson ninja-build pkg-config clang
+  # libraries (DESIGN.md §7)
+  libevent-dev libhttp-parser-dev libssl-dev libsodium-dev liblmdb-dev
+  libjansson-dev libcbor-dev libzstd-dev zlib1g-dev libunistring-dev
+  libseccomp-dev librust-blake3-dev
+  # tests
+  libcmocka-dev python3-pytest curl openssl b3sum prometheus procps
+  # benchmarks
+  wrk nginx-light nghttp2-client
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps.sh: missing packages: ${missing[*]}; run as root" >&2
+  exit 1
+fi
+
+echo "deps.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# nginx-light's package starts a system nginx on port 80; benchmarks run their
+# own instance, so do not leave the packaged one running.
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now nginx >/dev/null 2>&1 || true; fi
+pkill -x nginx >/dev/null 2>&1 || true

@@ -1,0 +1,148 @@
+/*
+ * config.h — the node's configuration model.
+ *
+ * Every key is declared once in the table in config.c (key path, type,
+ * default, range, reload class, env var, secret flag, help). Parsing of the
+ * JSON file, environment overrides, CLI overrides, validation, `config print`
+ * and docs/config.md are all driven by that table.
+ *
+ * Precedence: defaults < JSON file < RON_* environment < command-line flags.
+ *
+ * The JSON file is strict: an unknown key is an error naming its full path
+ * (e.g. "limits.max_bodyy"); a wrong type or out-of-range value names the key,
+ * the expected type/range, and the file. Durations are strings like "5s",
+ * "250ms", "1m"; sizes like "1MiB", "512KiB", "65536" (bare integer = bytes).
+ *
+ * Ownership: mn_config is a plain value type with fixed-size fields except
+ * admin_token, which lives in sodium secure memory; call config_free() to wipe
+ * and release it. config_copy() duplicates including the secret.
+ */
+#ifndef MN_CORE_CONFIG_H
+#define MN_CORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "lib/log.h"
+
+#define CONFIG_ADDR_MAX   128
+#define CONFIG_PATH_MAX   1024
+#define CONFIG_ERR_MAX    512
+#define CONFIG_TOKEN_MAX  256
+#define CONFIG_FILE_MAX   (1u << 20)  /* a config file larger than 1 MiB is refused */
+
+/* Services the supervisor knows how to run. Bit flags in mn_config.services. */
+enum {
+	CONFIG_SVC_GATEWAY = 1u << 0,
+};
+
+typedef struct mn_config {
+	/* admin plane */
+	char     admin_addr[CONFIG_ADDR_MAX];      /* "127.0.0.1:9600" */
+	char     admin_token_file[CONFIG_PATH_MAX];/* "" = none */
+	char    *admin_token;                      /* secure memory or NULL; never printed */
+	/* gateway */
+	char     gateway_addr[CONFIG_ADDR_MAX];    /* "127.0.0.1:9080" */
+	uint32_t gateway_workers;                  /* 0 = number of CPUs */
+	/* paths */
+	char     data_dir[CONFIG_PATH_MAX];        /* "./var" */
+	char     runtime_dir[CONFIG_PATH_MAX];     /* "" = <data_dir>/run */
+	/* logging */
+	log_level  log_level;
+	log_format log_format;
+	/* timeouts, milliseconds */
+	uint64_t read_timeout_ms;                  /* 5000 */
+	uint64_t write_timeout_ms;                 /* 5000 */
+	uint64_t idle_timeout_ms;                  /* 60000 */
+	uint64_t header_timeout_ms;                /* 5000: whole header block (slow-loris) */
+	uint64_t drain_deadline_ms;                /* 3000 (hard limit 5000) */
+	/* limits */
+	uint64_t max_body_bytes;                   /* 1 MiB */
+	uint64_t max_header_bytes;                 /* 16 KiB */
+	uint32_t max_inflight;                     /* 512 per instance */
+	uint32_t requests_per_second;              /* 500 per instance */
+	uint32_t max_connections;                  /* 1024 per instance */
+	/* services and modes */
+	uint32_t services;                         /* CONFIG_SVC_* bits; default gateway */
+	bool     amnesia;
+	/* placeholders filled by later issues (accepted, validated as paths) */
+	char     tls_cert_file[CONFIG_PATH_MAX];
+	char     tls_key_file[CONFIG_PATH_MAX];
+	char     tls_client_ca_file[CONFIG_PATH_MAX];
+	char     policy_bundle_file[CONFIG_PATH_MAX];
+	char     policy_pubkey_file[CONFIG_PATH_MAX];
+} mn_config;
+
+/* Reload classes (documented per key). */
+typedef enum {
+	CONFIG_RELOAD_LIVE = 0,   /* applied by SIGHUP / POST /api/v1/reload */
+	CONFIG_RELOAD_RESTART,    /* needs a restart; a reload that changes it is refused */
+} config_reload_class;
+
+/* Fill every field with its default. Never fails. */
+void config_defaults(mn_config *c);
+/* Wipe and free the secret fields; the struct may be reused after config_defaults. */
+void config_free(mn_config *c);
+/* Deep copy (dst must not hold secrets; call config_free on it first). 0/-1. */
+__attribute__((warn_unused_result)) int config_copy(mn_config *dst, const mn_config *src);
+
+/*
+ * Load a JSON file over c (keys absent from the file keep their value).
+ * On error returns -1 and writes "FILE: KEY: what is wrong" (or
+ * "FILE:LINE:COL: parse error ...") into err.
+ */
+__attribute__((warn_unused_result))
+int config_load_file(mn_config *c, const char *path, char *err, size_t errlen);
+/* Same, from a string (name is used in messages). */
+__attribute__((warn_unused_result))
+int config_load_string(mn_config *c, const char *json, const char *name, char *err, size_t errlen);
+
+/*
+ * Apply RON_* environment variables through getenv (RON_HTTP_ADDR,
+ * RON_GATEWAY_ADDR, RON_DATA_DIR, RON_LOG, RON_AMNESIA, RON_ADMIN_TOKEN, and
+ * the env name of every table key that has one). err names the variable.
+ */
+__attribute__((warn_unused_result))
+int config_apply_env(mn_config *c, char *err, size_t errlen);
+
+/* Set one key by its dotted path from a string value (CLI flags use this). */
+__attribute__((warn_unused_result))
+int config_set(mn_config *c, const char *key, const char *value, char *err, size_t errlen);
+
+/*
+ * Cross-field validation and file checks that need no side effects:
+ * addresses parse, admin on a non-loopback address requires a token, the
+ * admin token file exists and is not group/world readable (its content is
+ * loaded into admin_token here if admin_token is NULL), drain deadline <= 5s.
+ */
+__attribute__((warn_unused_result))
+int config_validate(mn_config *c, char *err, size_t errlen);
+
+/*
+ * Compare old and new for a live reload: -1 (err names the first key) if a
+ * RESTART-class key differs. 0 if the reload may be applied.
+ */
+__attribute__((warn_unused_result))
+int config_reload_check(const mn_config *old, const mn_config *nw, char *err, size_t errlen);
+
+/* Print the effective config as pretty JSON (same shape as the file); secrets as "<redacted>". */
+__attribute__((warn_unused_result)) int config_print(const mn_config *c, FILE *out);
+/* Same into a malloc'd string (caller frees). Secrets omitted if include_secrets=false,
+ * included otherwise (used only to hand config to a child over a private socket). */
+char *config_to_json(const mn_config *c, bool include_secrets);
+
+/* Render docs/config.md content (markdown table of every key) to out. */
+__attribute__((warn_unused_result)) int config_write_docs(FILE *out);
+
+/* Helpers. "5s","250ms","1m","1h","500us"? -> ms. Integer-only, bounded. 0/-1. */
+__attribute__((warn_unused_result)) int config_parse_duration_ms(const char *s, uint64_t *ms);
+/* "1MiB","64KiB","1GiB","1024","1MB"(=10^6) -> bytes. 0/-1. */
+__attribute__((warn_unused_result)) int config_parse_size(const char *s, uint64_t *bytes);
+/* "host:port" / "[v6]:port" -> sockaddr storage; is_loopback set. 0/-1. */
+struct sockaddr_storage;
+__attribute__((warn_unused_result))
+int config_parse_addr(const char *s, struct sockaddr_storage *ss, unsigned *sslen, bool *is_loopback);
+
+#endif

@@ -1,0 +1,180 @@
+/*
+ * http.h — the node's HTTP/1.1 server core, on libevent bufferevents with
+ * Debian's http-parser (not evhttp). Every HTTP service (admin plane,
+ * gateway) uses it.
+ *
+ * What the core does for every request, before a handler sees it:
+ *   - connection cap (max_connections): excess connections get 503 and close;
+ *   - header block cap (max_header_bytes) → 431; whole-header-block deadline
+ *     (header_timeout_ms, slow-loris) → connection closed;
+ *   - route match: unknown path → 404, known path with another method → 405
+ *     with Allow;
+ *   - request rate cap (token bucket, requests_per_second) → 429 + Retry-After;
+ *   - in-flight cap (max_inflight) → 503 + Retry-After;
+ *   - body cap decided from Content-Length before any body byte is read → 413
+ *     and close; chunked bodies counted as they arrive → 413 and close;
+ *   - read / write / idle (keep-alive) deadlines.
+ * Routes flagged HTTP_ROUTE_EXEMPT skip the rate and in-flight caps (the
+ * admin plane's probes must answer under load).
+ *
+ * Pipelined requests are parsed one at a time and answered in order: the
+ * parser is paused after each message until its response has ended.
+ * HEAD responses carry headers (Content-Length included) but no body.
+ *
+ * Every refusal is counted in rejected_total{reason} and every response in
+ * http_requests_total{service,route,code} and
+ * request_latency_seconds{service,route,method} (route = the route's label,
+ * never the raw path; "unmatched" for 404s).
+ *
+ * Errors are the JSON envelope {"code","message","retryable","corr_id"}.
+ *
+ * Lifetime: an http_req is valid from the handler call until the response has
+ * ended (http_reply / http_resp_end / http_resp_abort) or its on_close
+ * callback has run, whichever is first. A handler may answer later (async);
+ * if the client goes away first, on_close is called and the request is freed
+ * after it returns. Strings returned by accessors are borrowed from the
+ * request.
+ */
+#ifndef MN_CORE_HTTP_H
+#define MN_CORE_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct event_base;
+
+#define HTTP_MAX_URL_BYTES     8192   /* request target; longer → 414 */
+#define HTTP_MAX_HEADERS       100    /* header fields; more → 431 */
+#define HTTP_OUT_HIGH_WATER    (256u * 1024u) /* http_resp_write backpressure mark */
+
+/* Methods as bits (route masks, Allow header). */
+enum {
+	HTTP_M_GET     = 1u << 0,
+	HTTP_M_HEAD    = 1u << 1,
+	HTTP_M_POST    = 1u << 2,
+	HTTP_M_PUT     = 1u << 3,
+	HTTP_M_DELETE  = 1u << 4,
+	HTTP_M_OPTIONS = 1u << 5,
+	HTTP_M_PATCH   = 1u << 6,
+};
+
+/* Route flags. */
+enum {
+	HTTP_ROUTE_PREFIX      = 1u << 0, /* path is a prefix ("/o/") rather than exact */
+	HTTP_ROUTE_STREAM_BODY = 1u << 1, /* handler runs at headers-complete; body via http_req_on_body */
+	HTTP_ROUTE_EXEMPT      = 1u << 2, /* not subject to rate / in-flight caps */
+};
+
+typedef struct http_server http_server;
+typedef struct http_req http_req;
+
+typedef void (*http_handler_fn)(http_req *req, void *arg);
+
+typedef struct http_route {
+	unsigned        methods;  /* HTTP_M_* mask */
+	const char     *path;     /* "/healthz" or prefix "/o/" with HTTP_ROUTE_PREFIX */
+	const char     *label;    /* metrics route label: "/healthz", "/o/{b3}" */
+	unsigned        flags;    /* HTTP_ROUTE_* */
+	http_handler_fn fn;
+	void           *arg;
+} http_route;
+
+typedef struct http_limits {
+	uint64_t read_timeout_ms;
+	uint64_t write_timeout_ms;
+	uint64_t idle_timeout_ms;
+	uint64_t header_timeout_ms;
+	uint64_t max_body_bytes;
+	uint64_t max_header_bytes;
+	uint32_t max_inflight;
+	uint32_t requests_per_second;  /* 0 = unlimited */
+	uint32_t max_connections;
+} http_limits;
+
+typedef struct http_server_opts {
+	const char        *service;  /* metrics label, e.g. "admin", "gateway" (borrowed, static) */
+	http_limits        limits;
+	const http_route  *routes;   /* borrowed; must outlive the server */
+	size_t             nroutes;
+} http_server_opts;
+
+/* Create a server on base. NULL on allocation failure. */
+http_server *http_server_new(struct event_base *base, const http_server_opts *opts);
+/* Stop listening, close every connection, free. NULL is a no-op. */
+void http_server_free(http_server *srv);
+/* Accept on an already bound, listening, non-blocking fd (not closed by the server on free
+ * unless own_fd). 0/-1. */
+__attribute__((warn_unused_result))
+int http_server_listen_fd(http_server *srv, int fd, bool own_fd);
+/* Replace limits for new requests/connections (live reload). */
+void http_server_set_limits(http_server *srv, const http_limits *limits);
+/*
+ * Graceful drain: stop accepting, close idle keep-alive connections, stop
+ * keep-alive on busy ones (Connection: close after the current response),
+ * and call done(arg) once no connection remains (possibly synchronously).
+ */
+void http_server_drain(http_server *srv, void (*done)(void *arg), void *arg);
+size_t http_server_connections(const http_server *srv);
+size_t http_server_inflight(const http_server *srv);
+
+/* ---- request accessors (borrowed strings) ---- */
+const char *http_req_method(const http_req *r);       /* "GET" */
+unsigned    http_req_method_bit(const http_req *r);   /* HTTP_M_* */
+const char *http_req_path(const http_req *r);         /* path only, not decoded, no query */
+const char *http_req_query(const http_req *r);        /* after '?', or "" */
+const char *http_req_route_label(const http_req *r);
+/* First header with this name (case-insensitive), or NULL. */
+const char *http_req_header(const http_req *r, const char *name);
+/* Content-Length, or -1 if absent / chunked. */
+int64_t     http_req_content_length(const http_req *r);
+/* Buffered body of a non-streaming route (NUL-terminated for convenience; len excludes it). */
+const uint8_t *http_req_body(const http_req *r, size_t *len);
+const struct sockaddr *http_req_peer(const http_req *r, socklen_t *len);
+/* Judged from the peer address, never from Host. */
+bool        http_req_peer_is_loopback(const http_req *r);
+/* Per-request correlation id (16 hex chars). */
+const char *http_req_corr_id(const http_req *r);
+struct event_base *http_req_base(const http_req *r);
+
+/* ---- streaming request body (HTTP_ROUTE_STREAM_BODY routes) ---- */
+/* on_data returns 0 to continue, -1 to stop reading (the handler then answers). */
+typedef int  (*http_body_fn)(http_req *r, const uint8_t *data, size_t len, void *arg);
+typedef void (*http_end_fn)(http_req *r, void *arg);
+void http_req_on_body(http_req *r, http_body_fn on_data, http_end_fn on_end, void *arg);
+/* Backpressure on the request body: stop/start reading from the socket. */
+void http_req_pause_body(http_req *r);
+void http_req_resume_body(http_req *r);
+
+/* Called if the connection goes away before the response ended. */
+void http_req_on_close(http_req *r, void (*fn)(http_req *r, void *arg), void *arg);
+
+/* ---- responses ---- */
+/* Add a response header (copied). Only before the response starts. 0/-1. */
+int http_resp_header(http_req *r, const char *name, const char *value);
+/* A whole response. Adds Content-Length, Date, Content-Type when given. 0/-1. */
+int http_reply(http_req *r, int status, const char *content_type, const void *body, size_t len);
+int http_reply_json(http_req *r, int status, const char *json);
+/*
+ * The error envelope {"code","message","retryable","corr_id"}. For 429/503 a
+ * Retry-After header is added (retry_after_s, at least 1) unless one was set.
+ * 405 handlers set Allow themselves via http_resp_header.
+ */
+int http_reply_error(http_req *r, int status, const char *code, const char *message,
+                     bool retryable, unsigned retry_after_s);
+/* Streaming: content_length >= 0 sets Content-Length; -1 uses chunked encoding. */
+int http_resp_start(http_req *r, int status, int64_t content_length);
+int http_resp_write(http_req *r, const void *data, size_t len);
+int http_resp_end(http_req *r);
+/* Close the connection without completing the response (mid-stream integrity failure). */
+void http_resp_abort(http_req *r);
+/* Bytes queued but not yet written to the socket. */
+size_t http_resp_pending(const http_req *r);
+/* Called once when pending output falls below HTTP_OUT_HIGH_WATER / 2. */
+void http_req_on_drain(http_req *r, void (*fn)(http_req *r, void *arg), void *arg);
+
+/* Reason phrase for a status code ("Not Found"). */
+const char *http_status_text(int status);
+
+#endif
