@@ -6,7 +6,7 @@ set -euo pipefail
 
 PKGS=(
   # build
-  build-essential meson ninja-build pkg-config clang
+  build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
   # libraries (DESIGN.md §7)
   libevent-dev libhttp-parser-dev libssl-dev libsodium-dev liblmdb-dev
   libjansson-dev libcbor-dev libzstd-dev zlib1g-dev libunistring-dev

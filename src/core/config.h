@@ -31,6 +31,8 @@
 #define CONFIG_PATH_MAX   1024
 #define CONFIG_ERR_MAX    512
 #define CONFIG_TOKEN_MAX  256
+#define CONFIG_TOKEN_MIN  16          /* shorter admin tokens are refused */
+#define CONFIG_KEY_MAX    64          /* longest dotted key path */
 #define CONFIG_FILE_MAX   (1u << 20)  /* a config file larger than 1 MiB is refused */
 
 /* Services the supervisor knows how to run. Bit flags in mn_config.services. */
@@ -127,10 +129,14 @@ int config_validate(mn_config *c, char *err, size_t errlen);
 __attribute__((warn_unused_result))
 int config_reload_check(const mn_config *old, const mn_config *nw, char *err, size_t errlen);
 
-/* Print the effective config as pretty JSON (same shape as the file); secrets as "<redacted>". */
+/* Print the effective config as pretty JSON (same shape as the file). Secrets are
+ * omitted, not shown as "<redacted>": the output must load back as a config file
+ * (`config print > f; config validate f`), and the file has no secret keys. */
 __attribute__((warn_unused_result)) int config_print(const mn_config *c, FILE *out);
-/* Same into a malloc'd string (caller frees). Secrets omitted if include_secrets=false,
- * included otherwise (used only to hand config to a child over a private socket). */
+/* Same as compact JSON into a malloc'd string (caller frees); NULL on failure.
+ * Secrets are never emitted, whatever include_secrets says: no child needs the
+ * admin token, and the output must stay loadable by config_load_string (the
+ * file format has no secret keys). The parameter is kept for API stability. */
 char *config_to_json(const mn_config *c, bool include_secrets);
 
 /* Render docs/config.md content (markdown table of every key) to out. */
@@ -144,5 +150,45 @@ __attribute__((warn_unused_result)) int config_parse_size(const char *s, uint64_
 struct sockaddr_storage;
 __attribute__((warn_unused_result))
 int config_parse_addr(const char *s, struct sockaddr_storage *ss, unsigned *sslen, bool *is_loopback);
+
+/*
+ * The table (config_table.c), one row per key. Only config.c and its tests
+ * read it; everything else goes through the functions above.
+ */
+typedef enum {
+	CONFIG_T_STRING = 0,
+	CONFIG_T_ADDR,       /* "ip:port" / "[ip6]:port", numeric only */
+	CONFIG_T_PATH,
+	CONFIG_T_DURATION,   /* uint64_t milliseconds; "5s" */
+	CONFIG_T_SIZE,       /* uint64_t bytes; "1MiB" or integer */
+	CONFIG_T_U32,
+	CONFIG_T_BOOL,
+	CONFIG_T_ENUM,       /* int-sized C enum; names list */
+	CONFIG_T_SERVICES,   /* uint32_t CONFIG_SVC_* bits; names list */
+	CONFIG_T_SECRET,     /* char * in sodium memory; environment only */
+} config_type;
+
+typedef struct config_enum_name {
+	const char *name;    /* NULL ends the list */
+	int         value;
+	bool        alias;   /* accepted on input, never printed or documented */
+} config_enum_name;
+
+typedef struct config_key {
+	const char             *key;      /* dotted path in the file: "limits.max_body" */
+	config_type             type;
+	size_t                  offset;   /* offsetof(mn_config, field) */
+	size_t                  size;     /* sizeof field (string capacity incl. NUL) */
+	const char             *def;      /* default in string form; NULL = unset secret */
+	uint64_t                min, max; /* numbers: value (ms, bytes); strings: length */
+	config_reload_class     reload;
+	const char             *env;      /* RON_* variable or NULL */
+	bool                    secret;   /* not a file key; never printed */
+	const config_enum_name *names;    /* ENUM and SERVICES */
+	const char             *help;
+} config_key;
+
+extern const config_key config_table[];
+extern const size_t     config_table_len;
 
 #endif

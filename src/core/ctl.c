@@ -1,1 +1,54 @@
-/* placeholder: being written */
+/*
+ * ctl.c — supervisor ↔ child control messages (see ctl.h).
+ */
+#include "core/ctl.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "lib/ipc.h"
+#include "mn_build.h"
+
+#define CTL_HDR_LEN 8u
+
+int ctl_send(int fd, ctl_type type, const void *body, size_t len)
+{
+	char buf[CTL_HDR_LEN + CTL_MAX_BODY];
+	uint32_t hdr[2] = { (uint32_t)type, (uint32_t)len };
+
+	if (len > CTL_MAX_BODY) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	memcpy(buf, hdr, CTL_HDR_LEN);
+	if (len)
+		memcpy(buf + CTL_HDR_LEN, body, len);
+	return ipc_send(fd, buf, CTL_HDR_LEN + len, NULL, 0);
+}
+
+int ctl_recv(int fd, ctl_msg *msg)
+{
+	char buf[CTL_HDR_LEN + CTL_MAX_BODY];
+	uint32_t hdr[2];
+	ssize_t r = ipc_recv(fd, buf, sizeof buf, NULL, NULL);
+
+	if (r == 0)
+		return 0;
+	if (r < (ssize_t)CTL_HDR_LEN)
+		return -1;
+	memcpy(hdr, buf, CTL_HDR_LEN);
+	if (hdr[1] != (uint32_t)r - CTL_HDR_LEN)
+		return -1;
+	msg->type = hdr[0];
+	msg->len = hdr[1];
+	memcpy(msg->body, buf + CTL_HDR_LEN, msg->len);
+	msg->body[msg->len] = '\0';
+	return 1;
+}
+
+const char *ctl_build_id(void)
+{
+	return MN_VERSION "+" MN_GIT_SHA "+" MN_BUILD_TS;
+}

@@ -1,1 +1,248 @@
-/* placeholder: being written */
+/*
+ * admin.c — the admin plane, served by the supervisor so that it is the last
+ * thing to fail: /version, /healthz, /readyz, /metrics, /api/v1/status,
+ * POST /api/v1/reload, POST /api/v1/shutdown. Bodies: docs/api.md.
+ *
+ * Mutating calls: with an admin token configured they need
+ * `Authorization: Bearer <token>` (compared in constant time); without one
+ * they are accepted only from a loopback peer (judged by the socket address,
+ * never the Host header). Both write an audit line.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+#include "core/ctl.h"
+#include "core/http.h"
+#include "core/metrics.h"
+#include "lib/b3.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "mn_build.h"
+#include "node/node.h"
+
+#define ADMIN_BEARER "Bearer "
+#define ADMIN_RETRY_AFTER_S 1u
+
+static void admin_reply_json(http_req *r, int status, json_t *body)
+{
+	char *txt = json_dumps(body, JSON_COMPACT);
+
+	json_decref(body);
+	if (!txt) {
+		(void)http_reply_error(r, 500, "internal", "cannot render body", true, 0);
+		return;
+	}
+	(void)http_reply_json(r, status, txt);
+	free(txt);
+}
+
+static void admin_on_healthz(http_req *r, void *arg)
+{
+	(void)arg;
+	(void)http_reply_json(r, 200, "{\"status\":\"ok\"}");
+}
+
+static void admin_on_version(http_req *r, void *arg)
+{
+	supervisor *s = arg;
+	json_t *b = json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:b, s:b, s:b, s:b}, s:b, s:{s:s}}",
+		"service", "macronode", "version", MN_VERSION, "git_sha", MN_GIT_SHA,
+		"build_ts", MN_BUILD_TS, "build_id", ctl_build_id(),
+		"features", "zk", 0, "arti", 0, "amnesia", 1, "pq", 0,
+		"amnesia", s->cfg.amnesia, "api", "admin", "v1");
+
+	if (!b) {
+		(void)http_reply_error(r, 500, "internal", "cannot render body", true, 0);
+		return;
+	}
+	admin_reply_json(r, 200, b);
+}
+
+static void admin_on_readyz(http_req *r, void *arg)
+{
+	supervisor *s = arg;
+	ready_verdict v;
+	char *body = readiness_report(s, &v);
+
+	if (!body) {
+		(void)http_reply_error(r, 500, "internal", "cannot render readiness", true, 0);
+		return;
+	}
+	if (v == READY_NOT) {
+		char ra[16];
+		snprintf(ra, sizeof ra, "%u", ADMIN_RETRY_AFTER_S);
+		(void)http_resp_header(r, "Retry-After", ra);
+	}
+	(void)http_reply_json(r, v == READY_NOT ? 503 : 200, body);
+	free(body);
+}
+
+static void admin_refresh_gauges(supervisor *s)
+{
+	char labels[160], sha[64], ver[64];
+
+	(void)metrics_label_escape(ver, sizeof ver, MN_VERSION);
+	(void)metrics_label_escape(sha, sizeof sha, MN_GIT_SHA);
+	snprintf(labels, sizeof labels, "version=\"%s\",git_sha=\"%s\"", ver, sha);
+	metrics_gauge_set(metrics_get("build_info", labels), 1);
+	metrics_gauge_set(metrics_get("process_start_time_seconds", ""),
+	                  (int64_t)(s->start_wall_ms / 1000));
+}
+
+static void admin_on_metrics(http_req *r, void *arg)
+{
+	char *txt = NULL;
+	size_t len = 0;
+
+	admin_refresh_gauges(arg);
+	if (metrics_render(&txt, &len) != 0) {
+		(void)http_reply_error(r, 500, "internal", "cannot render metrics", true, 0);
+		return;
+	}
+	(void)http_reply(r, 200, "text/plain; version=0.0.4; charset=utf-8", txt, len);
+	free(txt);
+}
+
+static void admin_on_status(http_req *r, void *arg)
+{
+	char *body = readiness_status(arg);
+
+	if (!body) {
+		(void)http_reply_error(r, 500, "internal", "cannot render status", true, 0);
+		return;
+	}
+	(void)http_reply_json(r, 200, body);
+	free(body);
+}
+
+/* Constant-time, length-independent: compare BLAKE3 digests of both strings. */
+static bool admin_token_matches(const char *given, size_t glen, const char *want)
+{
+	uint8_t a[B3_OUT_LEN], b[B3_OUT_LEN];
+	bool ok;
+
+	b3_hash(given, glen, a);
+	b3_hash(want, strlen(want), b);
+	ok = sodium_memcmp(a, b, sizeof a) == 0;
+	sodium_memzero(a, sizeof a);
+	sodium_memzero(b, sizeof b);
+	return ok;
+}
+
+/* 0 if the caller may mutate; otherwise answers 401/403 and returns -1. */
+static int admin_authorize(supervisor *s, http_req *r, const char *action)
+{
+	char peer[128];
+	const char *why = NULL;
+	socklen_t plen;
+
+	util_addr_str(http_req_peer(r, &plen), peer, sizeof peer);
+	if (s->cfg.admin_token) {
+		const char *h = http_req_header(r, "Authorization");
+		size_t bl = sizeof ADMIN_BEARER - 1;
+		if (!h || strncmp(h, ADMIN_BEARER, bl) != 0 ||
+		    !admin_token_matches(h + bl, strlen(h + bl), s->cfg.admin_token))
+			why = "bad or missing admin token";
+	} else if (!http_req_peer_is_loopback(r)) {
+		why = "no admin token configured; mutating calls only from loopback";
+	}
+	if (!why)
+		return 0;
+	metrics_count("rejected_total", "reason=\"unauth\"", 1);
+	log_kv(LOG_LEVEL_WARN, "audit", "kind", "admin_refused", "action", action, "peer", peer,
+	       "reason", why, "corr_id", http_req_corr_id(r), NULL);
+	(void)http_resp_header(r, "WWW-Authenticate", "Bearer");
+	(void)http_reply_error(r, 401, "unauthorized", why, false, 0);
+	return -1;
+}
+
+static void admin_audit(http_req *r, const char *action, const char *result)
+{
+	char peer[128];
+	socklen_t plen;
+
+	util_addr_str(http_req_peer(r, &plen), peer, sizeof peer);
+	log_kv(LOG_LEVEL_INFO, "audit", "kind", "admin_action", "action", action, "peer", peer,
+	       "result", result, "corr_id", http_req_corr_id(r), NULL);
+}
+
+static void admin_on_reload(http_req *r, void *arg)
+{
+	supervisor *s = arg;
+	char err[CONFIG_ERR_MAX];
+
+	if (admin_authorize(s, r, "reload") != 0)
+		return;
+	if (supervisor_reload(s, "POST /api/v1/reload", err, sizeof err) != 0) {
+		admin_audit(r, "reload", "refused");
+		(void)http_reply_error(r, 422, "config_invalid", err, false, 0);
+		return;
+	}
+	admin_audit(r, "reload", "ok");
+	(void)http_reply_json(r, 202, "{\"status\":\"reloaded\"}");
+}
+
+static void admin_on_shutdown(http_req *r, void *arg)
+{
+	supervisor *s = arg;
+
+	if (admin_authorize(s, r, "shutdown") != 0)
+		return;
+	admin_audit(r, "shutdown", "accepted");
+	(void)http_reply_json(r, 202, "{\"status\":\"draining\"}");
+	supervisor_shutdown(s, "POST /api/v1/shutdown");
+}
+
+static void admin_limits(const mn_config *c, http_limits *l)
+{
+	l->read_timeout_ms = c->read_timeout_ms;
+	l->write_timeout_ms = c->write_timeout_ms;
+	l->idle_timeout_ms = c->idle_timeout_ms;
+	l->header_timeout_ms = c->header_timeout_ms;
+	l->max_body_bytes = 4096;          /* admin POSTs carry no body of substance */
+	l->max_header_bytes = c->max_header_bytes;
+	l->max_inflight = 64;              /* the admin plane is exempt from shedding */
+	l->requests_per_second = 0;
+	l->max_connections = 256;
+}
+
+void admin_apply_limits(supervisor *s)
+{
+	http_limits l;
+
+	if (!s->admin)
+		return;
+	admin_limits(&s->cfg, &l);
+	http_server_set_limits(s->admin, &l);
+}
+
+int admin_start(supervisor *s)
+{
+	static http_route routes[] = {
+		{ HTTP_M_GET | HTTP_M_HEAD, "/healthz", "/healthz", HTTP_ROUTE_EXEMPT, admin_on_healthz, NULL },
+		{ HTTP_M_GET | HTTP_M_HEAD, "/readyz", "/readyz", HTTP_ROUTE_EXEMPT, admin_on_readyz, NULL },
+		{ HTTP_M_GET | HTTP_M_HEAD, "/version", "/version", HTTP_ROUTE_EXEMPT, admin_on_version, NULL },
+		{ HTTP_M_GET | HTTP_M_HEAD, "/metrics", "/metrics", HTTP_ROUTE_EXEMPT, admin_on_metrics, NULL },
+		{ HTTP_M_GET | HTTP_M_HEAD, "/api/v1/status", "/api/v1/status", HTTP_ROUTE_EXEMPT, admin_on_status, NULL },
+		{ HTTP_M_POST, "/api/v1/reload", "/api/v1/reload", HTTP_ROUTE_EXEMPT, admin_on_reload, NULL },
+		{ HTTP_M_POST, "/api/v1/shutdown", "/api/v1/shutdown", HTTP_ROUTE_EXEMPT, admin_on_shutdown, NULL },
+	};
+	http_server_opts o = { .service = "admin", .routes = routes,
+	                       .nroutes = sizeof routes / sizeof routes[0] };
+
+	for (size_t i = 0; i < o.nroutes; i++)
+		routes[i].arg = s;
+	admin_limits(&s->cfg, &o.limits);
+	admin_refresh_gauges(s);
+	s->admin = http_server_new(s->base, &o);
+	if (!s->admin)
+		return -1;
+	if (http_server_listen_fd(s->admin, s->admin_fd, true) != 0)
+		return -1;
+	s->admin_fd = -1; /* owned by the server now */
+	return 0;
+}

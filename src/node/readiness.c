@@ -1,1 +1,191 @@
-/* placeholder: being written */
+/*
+ * readiness.c — /readyz and /api/v1/status bodies.
+ *
+ * Ready means every required dependency holds: config loaded, listeners
+ * bound, entropy ≥ READY_MIN_ENTROPY_BITS, every child on the same build as
+ * the supervisor (version parity), and every required service serving and
+ * not crash-looping. A required service with some workers down is
+ * `degraded` (still ready: readiness degrades before it fails).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "core/ctl.h"
+#include "core/metrics.h"
+#include "lib/util.h"
+#include "node/node.h"
+
+#define READY_MIN_ENTROPY_BITS 128
+
+static const char *const verdict_names[] = { "ready", "degraded", "not_ready" };
+
+const char *readiness_name(ready_verdict v)
+{
+	return verdict_names[v];
+}
+
+static void worsen(ready_verdict *v, ready_verdict w)
+{
+	if (w > *v)
+		*v = w;
+}
+
+static const char *child_state_name(child_state st)
+{
+	switch (st) {
+	case CHILD_STARTING: return "starting";
+	case CHILD_READY:    return "ready";
+	case CHILD_DRAINING: return "draining";
+	default:             return "down";
+	}
+}
+
+/* Aggregate the workers of one role into deps.services[role]. */
+static void service_eval(supervisor *s, const char *role, json_t *svcs, json_t *reasons,
+                         ready_verdict *v)
+{
+	unsigned total = 0, up = 0, looping = 0, required = 0;
+	uint64_t restarts = 0;
+	char buf[160];
+
+	for (size_t i = 0; i < s->nchild; i++) {
+		sup_child *c = &s->child[i];
+		if (strcmp(c->role, role) != 0)
+			continue;
+		total++;
+		up += c->state == CHILD_READY;
+		looping += c->crashloop;
+		required |= c->required;
+		restarts += c->restarts;
+	}
+	const char *st = "ready";
+	if (looping) {
+		st = "crashloop";
+		snprintf(buf, sizeof buf, "%s: crash-looping (%u of %u workers)", role, looping, total);
+		json_array_append_new(reasons, json_string(buf));
+		worsen(v, required ? READY_NOT : READY_DEGRADED);
+	} else if (up == 0) {
+		st = "down";
+		snprintf(buf, sizeof buf, "%s: no worker serving", role);
+		json_array_append_new(reasons, json_string(buf));
+		worsen(v, required ? READY_NOT : READY_DEGRADED);
+	} else if (up < total) {
+		st = "degraded";
+		snprintf(buf, sizeof buf, "%s: %u of %u workers serving", role, up, total);
+		json_array_append_new(reasons, json_string(buf));
+		worsen(v, READY_DEGRADED);
+	}
+	json_object_set_new(svcs, role, json_pack("{s:s, s:b, s:i, s:i, s:b, s:I}",
+		"state", st, "required", (int)required, "workers", (int)total,
+		"ready_workers", (int)up, "crashloop", looping > 0, "restarts", (json_int_t)restarts));
+	snprintf(buf, sizeof buf, "service=\"%s\"", role);
+	metrics_gauge_set(metrics_get("service_up", buf), up);
+	metrics_gauge_set(metrics_get("service_crashloop", buf), looping > 0);
+}
+
+static json_t *parity_eval(supervisor *s, json_t *reasons, ready_verdict *v)
+{
+	const char *want = ctl_build_id();
+	unsigned odd = 0;
+
+	for (size_t i = 0; i < s->nchild; i++) {
+		const sup_child *c = &s->child[i];
+		if (c->pid > 0 && c->build_id[0] && strcmp(c->build_id, want) != 0)
+			odd++;
+	}
+	if (odd) {
+		json_array_append_new(reasons, json_string("version_parity: a child runs another build"));
+		worsen(v, READY_NOT);
+	}
+	return json_pack("{s:s, s:s, s:i}", "state", odd ? "mismatch" : "ok", "build_id", want,
+	                 "mismatched", (int)odd);
+}
+
+static json_t *entropy_eval(json_t *reasons, ready_verdict *v)
+{
+	int bits = util_entropy_bits();
+	bool ok = util_entropy_ready() && bits >= READY_MIN_ENTROPY_BITS;
+
+	if (!ok) {
+		json_array_append_new(reasons, json_string("entropy: fewer than 128 bits available"));
+		worsen(v, READY_NOT);
+	}
+	return json_pack("{s:s, s:i}", "state", ok ? "ok" : "low", "bits", bits);
+}
+
+static void set_ready_gauges(ready_verdict v)
+{
+	for (int i = 0; i < 3; i++) {
+		char labels[32];
+		snprintf(labels, sizeof labels, "state=\"%s\"", verdict_names[i]);
+		metrics_gauge_set(metrics_get("ready_state", labels), (int)v == i);
+	}
+}
+
+char *readiness_report(supervisor *s, ready_verdict *verdict)
+{
+	ready_verdict v = READY_OK;
+	json_t *reasons = json_array(), *svcs = json_object();
+	const char *roles[] = { "gateway" };
+
+	if (s->draining) {
+		json_array_append_new(reasons, json_string("draining: shutting down"));
+		v = READY_NOT;
+	}
+	for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++) {
+		bool present = false;
+		for (size_t j = 0; j < s->nchild; j++)
+			present |= strcmp(s->child[j].role, roles[i]) == 0;
+		if (present)
+			service_eval(s, roles[i], svcs, reasons, &v);
+	}
+	json_t *deps = json_pack("{s:{s:s, s:s}, s:{s:s, s:s, s:s}, s:o, s:o, s:o}",
+		"config", "state", "ok", "last_reload_error", s->last_reload_error,
+		"listeners", "state", "ok", "admin", s->cfg.admin_addr, "gateway",
+		(s->cfg.services & CONFIG_SVC_GATEWAY) ? s->cfg.gateway_addr : "",
+		"entropy", entropy_eval(reasons, &v),
+		"version_parity", parity_eval(s, reasons, &v),
+		"services", svcs);
+	json_t *body = json_pack("{s:s, s:b, s:o, s:o}", "status", verdict_names[v],
+	                         "ready", v != READY_NOT, "deps", deps, "reasons", reasons);
+	char *txt = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	set_ready_gauges(v);
+	*verdict = v;
+	return txt;
+}
+
+static json_t *child_json(const sup_child *c, uint64_t now)
+{
+	return json_pack("{s:s, s:i, s:i, s:s, s:I, s:b, s:s, s:I}",
+		"service", c->role, "worker", c->worker, "pid", (int)c->pid,
+		"state", child_state_name(c->state), "restarts", (json_int_t)c->restarts,
+		"crashloop", c->crashloop, "build_id", c->build_id,
+		"uptime_ms", (json_int_t)(c->pid > 0 ? now - c->started_ms : 0));
+}
+
+char *readiness_status(supervisor *s)
+{
+	uint64_t now = util_now_ms();
+	ready_verdict v;
+	json_t *kids = json_array();
+
+	free(readiness_report(s, &v));
+	for (size_t i = 0; i < s->nchild; i++)
+		json_array_append_new(kids, child_json(&s->child[i], now));
+	json_t *body = json_pack("{s:s, s:s, s:I, s:i, s:b, s:s, s:s, s:s, s:s, s:{s:I, s:I, s:s}, s:o}",
+		"version", ctl_build_id(), "state", readiness_name(v),
+		"uptime_ms", (json_int_t)(now - s->start_ms), "pid", (int)getpid(),
+		"amnesia", s->cfg.amnesia, "admin_addr", s->cfg.admin_addr,
+		"gateway_addr", s->cfg.gateway_addr, "data_dir", s->cfg.data_dir,
+		"runtime_dir", s->runtime_dir,
+		"reloads", "ok", (json_int_t)s->reloads_ok, "refused", (json_int_t)s->reloads_failed,
+		"last_error", s->last_reload_error, "children", kids);
+	char *txt = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	return txt;
+}

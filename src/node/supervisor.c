@@ -1,1 +1,566 @@
-/* placeholder: being written */
+/*
+ * supervisor.c — `macronode run`: binds listeners, spawns each service by
+ * fork + exec of this binary with a role argument, restarts children with
+ * jittered backoff, drains on SIGTERM, reloads on SIGHUP. Composition only:
+ * no service logic lives here.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "core/ctl.h"
+#include "core/http.h"
+#include "core/metrics.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "node/node.h"
+
+#define SUP_LISTEN_BACKLOG   1024
+#define SUP_TICK_MS          1000u   /* readiness gauge and crash-loop upkeep */
+#define SUP_CRASHLOOP_CLEAR_MS 10000u /* ready this long after a loop → cleared */
+
+static void child_spawn(sup_child *c);
+static void sup_maybe_exit(supervisor *s);
+
+/* ---- children ---------------------------------------------------------- */
+
+static void child_close_ctl(sup_child *c)
+{
+	if (c->ctl_ev) {
+		event_free(c->ctl_ev);
+		c->ctl_ev = NULL;
+	}
+	if (c->ctl_fd >= 0) {
+		close(c->ctl_fd);
+		c->ctl_fd = -1;
+	}
+}
+
+static void child_send_config(sup_child *c)
+{
+	char *json = config_to_json(&c->sup->cfg, false);
+
+	if (!json || ctl_send(c->ctl_fd, CTL_CONFIG, json, strlen(json)) != 0)
+		log_kv(LOG_LEVEL_WARN, "cannot send config to child", "service", c->role, NULL);
+	free(json);
+}
+
+static void child_on_msg(sup_child *c, const ctl_msg *m)
+{
+	switch (m->type) {
+	case CTL_HELLO: {
+		size_t n = m->len < sizeof c->build_id - 1 ? m->len : sizeof c->build_id - 1;
+		memcpy(c->build_id, m->body, n);
+		c->build_id[n] = '\0';
+		child_send_config(c);
+		break;
+	}
+	case CTL_READY:
+		c->state = CHILD_READY;
+		c->ready_ms = util_now_ms();
+		c->attempt = 0; /* backoff doubles only while a child fails to come up */
+		log_kv(LOG_LEVEL_INFO, "service ready", "service", c->role, NULL);
+		break;
+	case CTL_STATS:
+		break;
+	default:
+		log_kv(LOG_LEVEL_WARN, "unknown control message from child", "service", c->role, NULL);
+		break;
+	}
+}
+
+static void on_child_ctl(evutil_socket_t fd, short what, void *arg)
+{
+	static ctl_msg msg; /* 64 KiB; the supervisor is single-threaded */
+	sup_child *c = arg;
+	int r = ctl_recv((int)fd, &msg);
+
+	(void)what;
+	if (r > 0) {
+		child_on_msg(c, &msg);
+		return;
+	}
+	if (r < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	/* EOF or garbage: the child is gone or broken; SIGCHLD does the rest. */
+	child_close_ctl(c);
+}
+
+static void on_restart(evutil_socket_t fd, short what, void *arg)
+{
+	sup_child *c = arg;
+
+	(void)fd; (void)what;
+	if (c->sup->draining)
+		return;
+	c->restarts++;
+	char labels[64];
+	snprintf(labels, sizeof labels, "service=\"%s\"", c->role);
+	metrics_count("service_restarts_total", labels, 1);
+	child_spawn(c);
+}
+
+/* Children never need a secret from the environment; drop every one before exec
+ * (after fork, so the supervisor keeps them for reloads). */
+static void child_scrub_env(void)
+{
+	static const char *const secrets[] = { "RON_ADMIN_TOKEN" };
+
+	for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++)
+		unsetenv(secrets[i]);
+}
+
+/*
+ * Move the child's fds to their fixed numbers. The sources may already sit on
+ * 3..5 (the metrics memfd usually does), so first copy each above the target
+ * range, then dup2 the copies down; dup2 also clears close-on-exec.
+ */
+static void child_place_fds(int ctl_child, int metrics_fd, int listen_fd)
+{
+	enum { FD_SCRATCH = 16 };
+	int src[3] = { ctl_child, metrics_fd, listen_fd };
+	int dst[3] = { CTL_CHILD_FD, CTL_METRICS_FD, CTL_LISTEN_FD };
+
+	for (int i = 0; i < 3; i++)
+		if (src[i] >= 0 && (src[i] = fcntl(src[i], F_DUPFD_CLOEXEC, FD_SCRATCH)) < 0)
+			_exit(1);
+	for (int i = 0; i < 3; i++)
+		if (src[i] >= 0 && dup2(src[i], dst[i]) < 0)
+			_exit(1);
+	int first_free = listen_fd >= 0 ? CTL_LISTEN_FD + 1 : CTL_LISTEN_FD;
+	if (close_range((unsigned)first_free, ~0u, 0) != 0)
+		for (int fd = first_free; fd < 4096; fd++)
+			close(fd);
+}
+
+static void child_exec(sup_child *c, int ctl_child, int metrics_fd)
+{
+	char worker[16];
+	char *argv[10];
+	int n = 0;
+
+	child_place_fds(ctl_child, metrics_fd, c->listen_fd);
+	snprintf(worker, sizeof worker, "%d", c->worker);
+	argv[n++] = (char *)"macronode";
+	argv[n++] = (char *)"__service";
+	argv[n++] = (char *)c->role;
+	argv[n++] = (char *)"--worker";
+	argv[n++] = worker;
+	/* The level is known before the first CONFIG message arrives. */
+	argv[n++] = (char *)"--log-level";
+	argv[n++] = (char *)log_level_name(c->sup->cfg.log_level);
+	if (c->listen_fd >= 0)
+		argv[n++] = (char *)"--listen";
+	argv[n] = NULL;
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	child_scrub_env();
+	execv(c->sup->exe, argv);
+	_exit(127);
+}
+
+static void child_spawn(sup_child *c)
+{
+	int sv[2];
+	supervisor *s = c->sup;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+		log_kv(LOG_LEVEL_ERROR, "socketpair failed", "error", strerror(errno), NULL);
+		return;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_kv(LOG_LEVEL_ERROR, "fork failed", "error", strerror(errno), NULL);
+		close(sv[0]);
+		close(sv[1]);
+		return;
+	}
+	if (pid == 0)
+		child_exec(c, sv[1], s->metrics_fd);
+	close(sv[1]);
+	c->pid = pid;
+	c->ctl_fd = sv[0];
+	c->state = CHILD_STARTING;
+	c->started_ms = util_now_ms();
+	c->build_id[0] = '\0';
+	if (util_set_nonblock(c->ctl_fd) != 0)
+		log_kv(LOG_LEVEL_WARN, "cannot make control socket non-blocking", NULL);
+	c->ctl_ev = event_new(s->base, c->ctl_fd, EV_READ | EV_PERSIST, on_child_ctl, c);
+	if (c->ctl_ev)
+		event_add(c->ctl_ev, NULL);
+	char pidbuf[16], wbuf[16];
+	snprintf(pidbuf, sizeof pidbuf, "%d", (int)pid);
+	snprintf(wbuf, sizeof wbuf, "%d", c->worker);
+	log_kv(LOG_LEVEL_INFO, "service started", "service", c->role, "worker", wbuf, "pid", pidbuf, NULL);
+}
+
+static void child_exited(sup_child *c, int status)
+{
+	supervisor *s = c->sup;
+	uint64_t now = util_now_ms();
+	char st[32];
+
+	child_close_ctl(c);
+	c->pid = 0;
+	c->last_status = status;
+	c->exited_ms = now;
+	bool was_ready = c->state == CHILD_READY;
+	c->state = CHILD_IDLE;
+	if (WIFSIGNALED(status))
+		snprintf(st, sizeof st, "signal %d", WTERMSIG(status));
+	else
+		snprintf(st, sizeof st, "exit %d", WEXITSTATUS(status));
+	if (s->draining) {
+		log_kv(LOG_LEVEL_INFO, "service stopped", "service", c->role, "status", st, NULL);
+		sup_maybe_exit(s);
+		return;
+	}
+	if (crashwin_record(&c->crashes, now) && !c->crashloop) {
+		c->crashloop = true;
+		log_kv(LOG_LEVEL_ERROR, "service is crash-looping", "service", c->role, NULL);
+	}
+	if (!was_ready)
+		c->attempt++;
+	uint32_t ms = backoff_delay_ms(c->attempt, util_random_u32());
+	char msbuf[16];
+	snprintf(msbuf, sizeof msbuf, "%u", ms);
+	log_kv(LOG_LEVEL_WARN, "service exited; restarting", "service", c->role, "status", st,
+	       "delay_ms", msbuf, NULL);
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+	if (!c->restart_ev)
+		c->restart_ev = evtimer_new(s->base, on_restart, c);
+	if (c->restart_ev)
+		evtimer_add(c->restart_ev, &tv);
+}
+
+static void on_sigchld(supervisor *s)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (size_t i = 0; i < s->nchild; i++) {
+			if (s->child[i].pid == pid) {
+				child_exited(&s->child[i], status);
+				break;
+			}
+		}
+	}
+}
+
+/* ---- drain and exit ---------------------------------------------------- */
+
+static bool sup_children_alive(const supervisor *s)
+{
+	for (size_t i = 0; i < s->nchild; i++)
+		if (s->child[i].pid > 0)
+			return true;
+	return false;
+}
+
+static void sup_maybe_exit(supervisor *s)
+{
+	if (s->draining && !sup_children_alive(s) && !s->admin)
+		event_base_loopexit(s->base, NULL);
+}
+
+static void on_admin_drained(void *arg)
+{
+	supervisor *s = arg;
+
+	http_server_free(s->admin);
+	s->admin = NULL;
+	sup_maybe_exit(s);
+}
+
+static void on_hard_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	supervisor *s = arg;
+
+	(void)fd; (void)what;
+	log_kv(LOG_LEVEL_WARN, "hard drain limit reached; killing what is left", NULL);
+	for (size_t i = 0; i < s->nchild; i++)
+		if (s->child[i].pid > 0)
+			kill(s->child[i].pid, SIGKILL);
+	event_base_loopexit(s->base, NULL);
+}
+
+static void on_drain_start(evutil_socket_t fd, short what, void *arg)
+{
+	supervisor *s = arg;
+
+	(void)fd; (void)what;
+	for (size_t i = 0; i < s->nchild; i++) {
+		sup_child *c = &s->child[i];
+		if (c->restart_ev)
+			evtimer_del(c->restart_ev);
+		if (c->pid <= 0)
+			continue;
+		c->state = CHILD_DRAINING;
+		if (c->ctl_fd < 0 || ctl_send(c->ctl_fd, CTL_DRAIN, NULL, 0) != 0)
+			kill(c->pid, SIGTERM);
+	}
+	if (s->admin)
+		http_server_drain(s->admin, on_admin_drained, s);
+	else
+		sup_maybe_exit(s);
+}
+
+void supervisor_shutdown(supervisor *s, const char *why)
+{
+	if (s->draining)
+		return;
+	s->draining = true;
+	log_kv(LOG_LEVEL_INFO, "shutting down", "reason", why, NULL);
+	/* Deferred one loop turn so an admin POST can still be answered. */
+	struct timeval zero = { 0, 0 };
+	struct timeval hard = { NODE_HARD_DRAIN_MS / 1000, 0 };
+	s->drain_ev = evtimer_new(s->base, on_drain_start, s);
+	s->hard_ev = evtimer_new(s->base, on_hard_deadline, s);
+	if (s->drain_ev)
+		evtimer_add(s->drain_ev, &zero);
+	if (s->hard_ev)
+		evtimer_add(s->hard_ev, &hard);
+	if (!s->drain_ev)
+		on_drain_start(-1, 0, s);
+}
+
+/* ---- reload ------------------------------------------------------------ */
+
+int supervisor_reload(supervisor *s, const char *why, char *err, size_t errlen)
+{
+	mn_config nc;
+	char labels[32];
+
+	if (node_load_config(&s->opts, &nc, err, errlen) != 0 ||
+	    config_reload_check(&s->cfg, &nc, err, errlen) != 0) {
+		config_free(&nc);
+		s->reloads_failed++;
+		snprintf(s->last_reload_error, sizeof s->last_reload_error, "%s", err);
+		snprintf(labels, sizeof labels, "result=\"refused\"");
+		metrics_count("config_reloads_total", labels, 1);
+		log_kv(LOG_LEVEL_ERROR, "config reload refused; old config kept", "trigger", why,
+		       "error", err, NULL);
+		return -1;
+	}
+	config_free(&s->cfg);
+	s->cfg = nc;
+	log_set_level(s->cfg.log_level);
+	log_set_format(s->cfg.log_format);
+	admin_apply_limits(s);
+	for (size_t i = 0; i < s->nchild; i++)
+		if (s->child[i].ctl_fd >= 0 && s->child[i].build_id[0])
+			child_send_config(&s->child[i]);
+	s->reloads_ok++;
+	s->last_reload_error[0] = '\0';
+	metrics_count("config_reloads_total", "result=\"ok\"", 1);
+	log_kv(LOG_LEVEL_INFO, "config reloaded", "trigger", why, NULL);
+	return 0;
+}
+
+/* ---- signals and ticks ------------------------------------------------- */
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	supervisor *s = arg;
+	char err[CONFIG_ERR_MAX];
+
+	(void)what;
+	switch (sig) {
+	case SIGCHLD:
+		on_sigchld(s);
+		break;
+	case SIGHUP:
+		(void)supervisor_reload(s, "SIGHUP", err, sizeof err);
+		break;
+	default:
+		supervisor_shutdown(s, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		break;
+	}
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	supervisor *s = arg;
+	uint64_t now = util_now_ms();
+	ready_verdict v;
+
+	(void)fd; (void)what;
+	for (size_t i = 0; i < s->nchild; i++) {
+		sup_child *c = &s->child[i];
+		if (c->crashloop && c->state == CHILD_READY && now - c->ready_ms >= SUP_CRASHLOOP_CLEAR_MS) {
+			c->crashloop = false;
+			log_kv(LOG_LEVEL_INFO, "service recovered from crash loop", "service", c->role, NULL);
+		}
+	}
+	free(readiness_report(s, &v)); /* refreshes ready_state / service_up gauges */
+}
+
+static int sup_signals(supervisor *s)
+{
+	static const int sigs[4] = { SIGCHLD, SIGHUP, SIGTERM, SIGINT };
+
+	signal(SIGPIPE, SIG_IGN);
+	for (size_t i = 0; i < 4; i++) {
+		s->sig_ev[i] = evsignal_new(s->base, sigs[i], on_signal, s);
+		if (!s->sig_ev[i] || event_add(s->sig_ev[i], NULL) != 0)
+			return -1;
+	}
+	struct timeval tick = { SUP_TICK_MS / 1000, 0 };
+	s->tick_ev = event_new(s->base, -1, EV_PERSIST, on_tick, s);
+	return s->tick_ev ? event_add(s->tick_ev, &tick) : -1;
+}
+
+/* ---- start-up ---------------------------------------------------------- */
+
+static int sup_listen(const char *addr, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	unsigned len;
+	bool lo;
+
+	if (config_parse_addr(addr, &ss, &len, &lo) != 0) {
+		snprintf(err, errlen, "%s: not an address", addr);
+		return -1;
+	}
+	return util_listen((struct sockaddr *)&ss, (socklen_t)len, SUP_LISTEN_BACKLOG, err, errlen);
+}
+
+static int sup_runtime_dir(supervisor *s, char *err, size_t errlen)
+{
+	if (s->cfg.runtime_dir[0])
+		snprintf(s->runtime_dir, sizeof s->runtime_dir, "%s", s->cfg.runtime_dir);
+	else if (s->cfg.amnesia) {
+		/* RAM only: tmpfs, removed at exit. */
+		snprintf(s->runtime_dir, sizeof s->runtime_dir, "/dev/shm/macronode-%d", (int)getpid());
+		s->own_runtime_dir = true;
+	} else if ((size_t)snprintf(s->runtime_dir, sizeof s->runtime_dir, "%s/run",
+	                            s->cfg.data_dir) >= sizeof s->runtime_dir) {
+		snprintf(err, errlen, "paths.data_dir: too long for a runtime directory under it");
+		return -1;
+	}
+	if (!s->cfg.amnesia && util_ensure_dir(s->cfg.data_dir, 0700, err, errlen) != 0)
+		return -1;
+	return util_ensure_dir(s->runtime_dir, 0700, err, errlen);
+}
+
+static void sup_add_children(supervisor *s)
+{
+	if (!(s->cfg.services & CONFIG_SVC_GATEWAY))
+		return;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	uint32_t n = s->cfg.gateway_workers ? s->cfg.gateway_workers : (uint32_t)(ncpu > 0 ? ncpu : 1);
+	for (uint32_t w = 0; w < n && s->nchild < NODE_MAX_CHILDREN; w++) {
+		sup_child *c = &s->child[s->nchild++];
+		c->role = "gateway";
+		c->worker = (int)w;
+		c->required = true;
+		c->listen_fd = s->gateway_fd;
+		c->ctl_fd = -1;
+		c->sup = s;
+	}
+}
+
+static int sup_start(supervisor *s, char *err, size_t errlen)
+{
+	ssize_t n = readlink("/proc/self/exe", s->exe, sizeof s->exe - 1);
+	if (n <= 0) {
+		snprintf(err, errlen, "cannot find own binary: %s", strerror(errno));
+		return -1;
+	}
+	s->exe[n] = '\0';
+	if (sup_runtime_dir(s, err, errlen) != 0)
+		return -1;
+	s->metrics_fd = metrics_create();
+	if (s->metrics_fd < 0) {
+		snprintf(err, errlen, "cannot create the shared metrics region");
+		return -1;
+	}
+	s->admin_fd = sup_listen(s->cfg.admin_addr, err, errlen);
+	if (s->admin_fd < 0)
+		return -1;
+	if (s->cfg.services & CONFIG_SVC_GATEWAY) {
+		s->gateway_fd = sup_listen(s->cfg.gateway_addr, err, errlen);
+		if (s->gateway_fd < 0)
+			return -1;
+	}
+	s->base = event_base_new();
+	if (!s->base || sup_signals(s) != 0 || admin_start(s) != 0) {
+		snprintf(err, errlen, "cannot start the admin plane on %s", s->cfg.admin_addr);
+		return -1;
+	}
+	sup_add_children(s);
+	for (size_t i = 0; i < s->nchild; i++)
+		child_spawn(&s->child[i]);
+	return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st; (void)flag; (void)ftw;
+	return remove(path);
+}
+
+static void sup_free(supervisor *s)
+{
+	for (size_t i = 0; i < s->nchild; i++) {
+		child_close_ctl(&s->child[i]);
+		if (s->child[i].restart_ev)
+			event_free(s->child[i].restart_ev);
+	}
+	http_server_free(s->admin);
+	for (size_t i = 0; i < 4; i++)
+		if (s->sig_ev[i])
+			event_free(s->sig_ev[i]);
+	if (s->drain_ev) event_free(s->drain_ev);
+	if (s->hard_ev) event_free(s->hard_ev);
+	if (s->tick_ev) event_free(s->tick_ev);
+	if (s->base) event_base_free(s->base);
+	if (s->admin_fd >= 0) close(s->admin_fd);
+	if (s->gateway_fd >= 0) close(s->gateway_fd);
+	if (s->own_runtime_dir)
+		(void)nftw(s->runtime_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	config_free(&s->cfg);
+}
+
+int supervisor_run(const node_opts *o, mn_config *cfg)
+{
+	static supervisor sup; /* one per process; admin callbacks point into it */
+	supervisor *s = &sup;
+	char err[CONFIG_ERR_MAX];
+
+	s->opts = *o;
+	s->cfg = *cfg; /* ownership of secrets moves here */
+	memset(cfg, 0, sizeof *cfg);
+	s->admin_fd = s->gateway_fd = s->metrics_fd = -1;
+	s->start_ms = util_now_ms();
+	s->start_wall_ms = util_wall_ms();
+	log_init("macronode", s->cfg.log_level, STDERR_FILENO);
+	log_set_format(s->cfg.log_format);
+	if (sup_start(s, err, sizeof err) != 0) {
+		log_kv(LOG_LEVEL_ERROR, "cannot start", "error", err, NULL);
+		fprintf(stderr, "macronode: %s\n", err);
+		sup_free(s);
+		return 1;
+	}
+	log_kv(LOG_LEVEL_INFO, "node started", "admin", s->cfg.admin_addr,
+	       "gateway", s->cfg.gateway_addr, "version", ctl_build_id(), NULL);
+	event_base_dispatch(s->base);
+	/* Reap whatever is left (hard deadline path). */
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+	log_kv(LOG_LEVEL_INFO, "node stopped", NULL);
+	sup_free(s);
+	return s->exit_code;
+}

@@ -1,1 +1,257 @@
-/* placeholder: being written */
+/*
+ * svc.c — shared service process boilerplate (see svc.h).
+ */
+#include "svc/svc.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "core/ctl.h"
+#include "core/metrics.h"
+#include "lib/log.h"
+
+#define SVC_EXIT_OK      0
+#define SVC_EXIT_FAIL    1
+#define SVC_EXIT_USAGE   2
+
+/* Process-wide state of this service process: one per process, owned here. */
+struct svc_proc {
+	svc           s;
+	struct event *ctl_ev;
+	struct event *sigterm_ev;
+	struct event *sigint_ev;
+	struct event *deadline_ev;
+	bool          started;
+	bool          draining;
+	int           exit_code;
+	ctl_msg       msg;
+};
+
+static const svc_ops *svc_lookup(const char *role)
+{
+	static const svc_ops *const known[] = { &gateway_ops };
+
+	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+		if (strcmp(known[i]->role, role) == 0)
+			return known[i];
+	return NULL;
+}
+
+void svc_drained(svc *s)
+{
+	event_base_loopexit(s->base, NULL);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct svc_proc *p = arg;
+
+	(void)fd; (void)what;
+	log_kv(LOG_LEVEL_WARN, "drain deadline reached; exiting with work in flight", NULL);
+	event_base_loopexit(p->s.base, NULL);
+}
+
+static void svc_begin_drain(struct svc_proc *p, const char *why)
+{
+	if (p->draining)
+		return;
+	p->draining = true;
+	log_kv(LOG_LEVEL_INFO, "draining", "reason", why, NULL);
+	uint64_t ms = p->s.cfg.drain_deadline_ms;
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+	p->deadline_ev = evtimer_new(p->s.base, on_deadline, p);
+	if (p->deadline_ev)
+		evtimer_add(p->deadline_ev, &tv);
+	if (p->started && p->s.ops->drain)
+		p->s.ops->drain(&p->s);
+	else
+		event_base_loopexit(p->s.base, NULL);
+}
+
+static int svc_apply_config(struct svc_proc *p, const char *json)
+{
+	char err[CONFIG_ERR_MAX];
+	mn_config nc;
+
+	config_defaults(&nc);
+	if (config_load_string(&nc, json, "supervisor", err, sizeof err) != 0) {
+		log_kv(LOG_LEVEL_ERROR, "bad config from supervisor", "error", err, NULL);
+		config_free(&nc);
+		return -1;
+	}
+	config_free(&p->s.cfg);
+	p->s.cfg = nc;
+	log_set_level(nc.log_level);
+	log_set_format(nc.log_format);
+	return 0;
+}
+
+static void svc_on_config(struct svc_proc *p)
+{
+	if (svc_apply_config(p, p->msg.body) != 0) {
+		if (!p->started) {
+			p->exit_code = SVC_EXIT_FAIL;
+			event_base_loopexit(p->s.base, NULL);
+		}
+		return;
+	}
+	if (p->started) {
+		if (p->s.ops->reload)
+			p->s.ops->reload(&p->s);
+		return;
+	}
+	if (p->s.ops->start(&p->s) != 0) {
+		p->exit_code = SVC_EXIT_FAIL;
+		event_base_loopexit(p->s.base, NULL);
+		return;
+	}
+	p->started = true;
+	if (ctl_send(CTL_CHILD_FD, CTL_READY, NULL, 0) != 0)
+		log_kv(LOG_LEVEL_WARN, "cannot report ready", "error", strerror(errno), NULL);
+}
+
+static void on_ctl(evutil_socket_t fd, short what, void *arg)
+{
+	struct svc_proc *p = arg;
+	int r = ctl_recv((int)fd, &p->msg);
+
+	(void)what;
+	if (r <= 0) {
+		if (r < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		event_del(p->ctl_ev);
+		svc_begin_drain(p, "supervisor gone");
+		return;
+	}
+	switch (p->msg.type) {
+	case CTL_CONFIG:
+		svc_on_config(p);
+		break;
+	case CTL_DRAIN:
+		svc_begin_drain(p, "supervisor asked");
+		break;
+	default:
+		log_kv(LOG_LEVEL_WARN, "unknown control message ignored", NULL);
+		break;
+	}
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	svc_begin_drain(arg, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+void svc_report_stats(svc *s, unsigned long conns, unsigned long inflight)
+{
+	char body[64];
+	int n = snprintf(body, sizeof body, "%lu %lu", conns, inflight);
+
+	(void)s;
+	if (n > 0)
+		(void)!ctl_send(CTL_CHILD_FD, CTL_STATS, body, (size_t)n);
+}
+
+static int svc_parse_args(svc *s, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "worker", required_argument, NULL, 'w' },
+		{ "listen", no_argument, NULL, 'l' },
+		{ "log-level", required_argument, NULL, 'v' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	s->listen_fd = -1;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'w')
+			s->worker = atoi(optarg);
+		else if (c == 'l')
+			s->listen_fd = CTL_LISTEN_FD;
+		else if (c == 'v') {
+			log_level lvl;
+			if (log_level_parse(optarg, &lvl) != 0)
+				return -1;
+			log_set_level(lvl);
+		}
+		else
+			return -1;
+	}
+	return optind == argc ? 0 : -1;
+}
+
+static int svc_setup(struct svc_proc *p)
+{
+	p->s.base = event_base_new();
+	if (!p->s.base)
+		return -1;
+	evutil_make_socket_nonblocking(CTL_CHILD_FD);
+	p->ctl_ev = event_new(p->s.base, CTL_CHILD_FD, EV_READ | EV_PERSIST, on_ctl, p);
+	p->sigterm_ev = evsignal_new(p->s.base, SIGTERM, on_signal, p);
+	p->sigint_ev = evsignal_new(p->s.base, SIGINT, on_signal, p);
+	if (!p->ctl_ev || !p->sigterm_ev || !p->sigint_ev)
+		return -1;
+	event_add(p->ctl_ev, NULL);
+	event_add(p->sigterm_ev, NULL);
+	event_add(p->sigint_ev, NULL);
+	return 0;
+}
+
+static void svc_teardown(struct svc_proc *p)
+{
+	if (p->started && p->s.ops->stop)
+		p->s.ops->stop(&p->s);
+	if (p->ctl_ev) event_free(p->ctl_ev);
+	if (p->sigterm_ev) event_free(p->sigterm_ev);
+	if (p->sigint_ev) event_free(p->sigint_ev);
+	if (p->deadline_ev) event_free(p->deadline_ev);
+	if (p->s.base) event_base_free(p->s.base);
+	config_free(&p->s.cfg);
+}
+
+int svc_main(const char *role, int argc, char **argv)
+{
+	static struct svc_proc proc; /* lives for the whole process */
+	struct svc_proc *p = &proc;
+	char name[32];
+
+	snprintf(name, sizeof name, "%s", role);
+	log_init(name, LOG_LEVEL_INFO, STDERR_FILENO);
+	p->s.ops = svc_lookup(role);
+	if (!p->s.ops || svc_parse_args(&p->s, argc, argv) != 0) {
+		fprintf(stderr, "macronode: __service: bad role or arguments (internal command)\n");
+		return SVC_EXIT_USAGE;
+	}
+	/* Exit with the supervisor even if it dies without closing the channel. */
+	(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
+	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	if (getppid() == 1)
+		return SVC_EXIT_FAIL;
+	config_defaults(&p->s.cfg);
+	if (metrics_attach(CTL_METRICS_FD) != 0) {
+		log_kv(LOG_LEVEL_ERROR, "cannot attach metrics region", NULL);
+		return SVC_EXIT_FAIL;
+	}
+	if (svc_setup(p) != 0) {
+		log_kv(LOG_LEVEL_ERROR, "cannot set up event loop", NULL);
+		svc_teardown(p);
+		return SVC_EXIT_FAIL;
+	}
+	const char *id = ctl_build_id();
+	if (ctl_send(CTL_CHILD_FD, CTL_HELLO, id, strlen(id)) != 0) {
+		svc_teardown(p);
+		return SVC_EXIT_FAIL;
+	}
+	event_base_dispatch(p->s.base);
+	svc_teardown(p);
+	return p->exit_code;
+}

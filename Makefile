@@ -1,0 +1,77 @@
+# Thin wrapper over meson/ninja. The two commands a new user needs:
+#   make run    build and run the node on the embedded default config (data in ./var)
+#   make test   build and run every test, then the same suite under ASan+UBSan
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+CLANG_BUILD ?= build-clang
+PYTEST     ?= /usr/bin/python3 -m pytest
+PYTEST_ARGS ?= -q -p no:cacheprovider
+FUZZ_SECONDS ?= 60
+
+.PHONY: all deps build run test unit integration asan clang fuzz bench clean
+
+all: build
+
+deps:
+	@bash scripts/deps.sh
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) --buildtype=debugoptimized
+
+$(ASAN_BUILD)/build.ninja:
+	meson setup $(ASAN_BUILD) --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+
+$(CLANG_BUILD)/build.ninja:
+	CC=clang meson setup $(CLANG_BUILD) --buildtype=debugoptimized
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+	@echo "binary: $(BUILD)/macronode"
+
+run: build
+	./$(BUILD)/macronode run --data-dir ./var
+
+unit: build
+	meson test -C $(BUILD) --suite unit --print-errorlogs
+
+integration: build
+	MACRONODE_BIN=$(CURDIR)/$(BUILD)/macronode $(PYTEST) $(PYTEST_ARGS) tests/integration
+
+# Same unit and integration suites, built with AddressSanitizer + UBSan.
+asan: deps $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD)
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
+	  meson test -C $(ASAN_BUILD) --suite unit --print-errorlogs
+	MN_SANITIZED=1 MACRONODE_BIN=$(CURDIR)/$(ASAN_BUILD)/macronode \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
+	  $(PYTEST) $(PYTEST_ARGS) tests/integration
+
+# -Werror must hold on clang as well as gcc.
+clang: deps $(CLANG_BUILD)/build.ninja
+	ninja -C $(CLANG_BUILD)
+
+test: unit integration clang asan
+	@echo "make test: all suites passed"
+
+# libFuzzer smoke run of every target for FUZZ_SECONDS each (CI: FUZZ_SECONDS=20).
+FUZZ_BUILD ?= build-fuzz
+$(FUZZ_BUILD)/build.ninja:
+	CC=clang CFLAGS=-fsanitize=fuzzer-no-link meson setup $(FUZZ_BUILD) --buildtype=debugoptimized \
+	  -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false
+
+fuzz: deps $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD)
+	@for t in $(FUZZ_BUILD)/fuzz/fuzz_*; do \
+	  name=$$(basename $$t | sed 's/^fuzz_//'); \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$name; \
+	  echo "fuzz: $$name for $(FUZZ_SECONDS)s"; \
+	  $$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 -rss_limit_mb=2048 \
+	    $(FUZZ_BUILD)/corpus/$$name fuzz/corpus/$$name >$(FUZZ_BUILD)/$$name.log 2>&1 \
+	    || { tail -50 $(FUZZ_BUILD)/$$name.log; exit 1; }; \
+	done
+
+bench: build
+	bash bench/admin.sh
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(CLANG_BUILD) $(FUZZ_BUILD)

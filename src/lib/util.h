@@ -1,0 +1,51 @@
+/*
+ * util.h — small OS helpers with no daemon knowledge.
+ */
+#ifndef MN_LIB_UTIL_H
+#define MN_LIB_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+/* Monotonic milliseconds. */
+uint64_t util_now_ms(void);
+/* Wall clock milliseconds since the epoch. */
+uint64_t util_wall_ms(void);
+/* Uniform random 32-bit value from the kernel CSPRNG. */
+uint32_t util_random_u32(void);
+
+__attribute__((warn_unused_result)) int util_set_nonblock(int fd);
+__attribute__((warn_unused_result)) int util_set_cloexec(int fd, bool on);
+
+/*
+ * Ensure path is a directory with exactly `mode` that this user owns,
+ * creating it (and missing parents, 0700) if needed. A directory that exists
+ * with looser permissions is tightened; one owned by someone else is refused.
+ * err names the path and the problem.
+ */
+__attribute__((warn_unused_result))
+int util_ensure_dir(const char *path, mode_t mode, char *err, size_t errlen);
+
+/*
+ * Bind + listen on addr (SO_REUSEADDR, non-blocking, cloexec). Returns the fd
+ * or -1 with err naming the address and errno text.
+ */
+__attribute__((warn_unused_result))
+int util_listen(const struct sockaddr *addr, socklen_t len, int backlog, char *err, size_t errlen);
+
+/* The kernel's estimate of available entropy in bits, or -1. */
+int util_entropy_bits(void);
+/* True when the kernel CSPRNG is initialised (getrandom does not block). */
+bool util_entropy_ready(void);
+
+/* Format a sockaddr as "ip:port" / "[ip6]:port". */
+void util_addr_str(const struct sockaddr *sa, char *out, size_t outlen);
+
+/* Read a whole small file (at most max bytes) into a malloc'd NUL-terminated buffer. */
+__attribute__((warn_unused_result))
+int util_read_file(const char *path, size_t max, char **out, size_t *outlen);
+
+#endif

@@ -1,0 +1,113 @@
+/*
+ * node.h — macronode itself: the supervisor, its admin plane, readiness and
+ * the CLI. The supervisor composes services and holds no service logic.
+ */
+#ifndef MN_NODE_NODE_H
+#define MN_NODE_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/config.h"
+#include "lib/backoff.h"
+
+struct event;
+struct event_base;
+struct http_server;
+struct metrics_series;
+
+#define NODE_MAX_OVERRIDES  16
+#define NODE_MAX_CHILDREN   64
+#define NODE_HARD_DRAIN_MS  5000u  /* canon: drain never exceeds 5 s */
+#define NODE_BUILD_ID_MAX   128
+#define NODE_DEFAULT_CONFIG_NAME "embedded default"
+
+/* A config key set on the command line; re-applied on every reload. */
+typedef struct node_override {
+	const char *key;
+	const char *value;
+} node_override;
+
+typedef struct node_opts {
+	const char   *config_path;          /* NULL = embedded defaults (+ RON_CONFIG) */
+	node_override ov[NODE_MAX_OVERRIDES];
+	size_t        nov;
+} node_opts;
+
+/* defaults → file → RON_* env → flags → validate. err names file/key/variable. */
+__attribute__((warn_unused_result))
+int node_load_config(const node_opts *o, mn_config *out, char *err, size_t errlen);
+
+typedef enum {
+	CHILD_IDLE = 0,    /* not started (or waiting in backoff) */
+	CHILD_STARTING,    /* forked; no READY yet */
+	CHILD_READY,       /* serving */
+	CHILD_DRAINING,
+} child_state;
+
+typedef struct sup_child {
+	const char   *role;           /* "gateway" */
+	int           worker;
+	bool          required;
+	int           listen_fd;      /* borrowed from the supervisor, or -1 */
+	pid_t         pid;            /* 0 when not running */
+	int           ctl_fd;         /* supervisor end, -1 when not running */
+	struct event *ctl_ev;
+	struct event *restart_ev;
+	child_state   state;
+	unsigned      attempt;        /* consecutive failures to reach READY */
+	crashwin      crashes;
+	bool          crashloop;
+	uint64_t      started_ms, ready_ms, exited_ms;
+	uint64_t      restarts;
+	int           last_status;    /* wait status of the last exit */
+	char          build_id[NODE_BUILD_ID_MAX];
+	struct supervisor *sup;
+} sup_child;
+
+typedef struct supervisor {
+	struct event_base  *base;
+	node_opts           opts;
+	mn_config           cfg;
+	char                exe[1024];       /* binary re-exec'd for children */
+	char                runtime_dir[CONFIG_PATH_MAX];
+	bool                own_runtime_dir; /* amnesia: removed at exit */
+	int                 admin_fd, gateway_fd, metrics_fd;
+	struct http_server *admin;
+	sup_child           child[NODE_MAX_CHILDREN];
+	size_t              nchild;
+	struct event       *sig_ev[4];
+	struct event       *drain_ev, *hard_ev, *tick_ev;
+	bool                draining;
+	uint64_t            start_ms, start_wall_ms;
+	uint64_t            reloads_ok, reloads_failed;
+	char                last_reload_error[CONFIG_ERR_MAX];
+	int                 exit_code;
+} supervisor;
+
+/* `macronode run`: returns the process exit code. Takes ownership of cfg's secrets. */
+int supervisor_run(const node_opts *o, mn_config *cfg);
+/* Re-read config; apply live keys or refuse. 0 or -1 with err. */
+int supervisor_reload(supervisor *s, const char *why, char *err, size_t errlen);
+/* Begin graceful drain and exit. */
+void supervisor_shutdown(supervisor *s, const char *why);
+
+/* Admin plane (admin.c). */
+__attribute__((warn_unused_result)) int admin_start(supervisor *s);
+void admin_apply_limits(supervisor *s);
+
+/* Readiness (readiness.c): JSON body of /readyz (caller frees) and the verdict. */
+typedef enum { READY_OK = 0, READY_DEGRADED, READY_NOT } ready_verdict;
+char *readiness_report(supervisor *s, ready_verdict *verdict);
+const char *readiness_name(ready_verdict v);
+/* JSON of /api/v1/status (caller frees). */
+char *readiness_status(supervisor *s);
+
+/* CLI (cli.c): main dispatch. */
+int cli_main(int argc, char **argv);
+/* `macronode doctor`. */
+int doctor_run(const mn_config *cfg);
+
+#endif

@@ -1,0 +1,57 @@
+/*
+ * svc.h — what every service process shares (after Postfix's
+ * multi_server_main): argument parsing, attaching to the supervisor's
+ * metrics region, the control channel, signals, the drain deadline, and
+ * exit when the supervisor goes away. A service supplies only svc_ops.
+ *
+ * Life of a service process:
+ *   exec'd by the supervisor as `macronode __service ROLE --worker N`
+ *   with fds CTL_CHILD_FD, CTL_METRICS_FD and (if it listens) CTL_LISTEN_FD;
+ *   sends CTL_HELLO with its build id; waits for CTL_CONFIG; calls
+ *   ops->start; sends CTL_READY. Later CTL_CONFIG messages call ops->reload.
+ *   CTL_DRAIN, SIGTERM or the loss of the control channel call ops->drain,
+ *   and the process exits 0 when the service reports it is done, or at the
+ *   drain deadline.
+ */
+#ifndef MN_SVC_SVC_H
+#define MN_SVC_SVC_H
+
+#include <stdbool.h>
+
+#include "core/config.h"
+
+struct event_base;
+typedef struct svc svc;
+
+typedef struct svc_ops {
+	const char *role;
+	/* Start serving with s->cfg. 0 or -1 (the process then exits 1). */
+	int  (*start)(svc *s);
+	/* s->cfg has been replaced by a reloaded config (live keys only differ). */
+	void (*reload)(svc *s);
+	/* Stop accepting and finish in-flight work; call svc_drained(s) when done. */
+	void (*drain)(svc *s);
+	/* Release everything (after the loop ends). */
+	void (*stop)(svc *s);
+} svc_ops;
+
+struct svc {
+	const svc_ops     *ops;
+	struct event_base *base;
+	mn_config          cfg;
+	int                listen_fd;  /* -1 if none */
+	int                worker;     /* worker index for multi-process services */
+	void              *priv;       /* the service's own state */
+};
+
+/* Entry point for `macronode __service ROLE ...`. Returns the exit code. */
+int svc_main(const char *role, int argc, char **argv);
+/* The service has finished draining. */
+void svc_drained(svc *s);
+/* Report load to the supervisor (best effort). */
+void svc_report_stats(svc *s, unsigned long conns, unsigned long inflight);
+
+/* Services known to svc_main. */
+extern const svc_ops gateway_ops;
+
+#endif

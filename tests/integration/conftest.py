@@ -1,0 +1,529 @@
+"""
+Integration test harness for macronode: start the real binary on free
+loopback ports, talk to it with real clients, clean up every process and
+file.
+
+Environment:
+  MACRONODE_BIN   absolute path of the binary (default: build/macronode)
+  MN_SANITIZED    set to 1 when the binary is an ASan/UBSan build: time
+                  bounds are multiplied and node stderr is checked for
+                  sanitizer reports at teardown.
+
+Every process a test starts carries MN_TEST_TAG=<unique> in its
+environment (children inherit it), so leftovers are found by a /proc scan
+even when they were re-parented to init.
+"""
+import contextlib
+import copy
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+BIN = os.path.abspath(os.environ.get("MACRONODE_BIN") or os.path.join(REPO, "build", "macronode"))
+SANITIZED = os.environ.get("MN_SANITIZED", "") not in ("", "0")
+# Multiplier for time bounds under ASan/UBSan (slower start, slower everything).
+SLOW = 3.0 if SANITIZED else 1.0
+READY_TIMEOUT = 30.0 if SANITIZED else 10.0
+SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
+TAG_VAR = "MN_TEST_TAG"
+
+
+# ---------------------------------------------------------------- helpers
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def free_ports(n):
+    ports = set()
+    while len(ports) < n:
+        ports.add(free_port())
+    return list(ports)
+
+
+def port_listening(port, host="127.0.0.1"):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(1.0)
+    try:
+        s.connect((host, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def sanitizer_report(text):
+    for m in SANITIZER_MARKERS:
+        if m in text:
+            i = text.index(m)
+            return text[max(0, i - 200): i + 2000]
+    return None
+
+
+def base_env():
+    """The test runner's environment without any RON_* variable."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RON_")}
+    env.setdefault("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
+    return env
+
+
+def run_cli(args, env=None, timeout=None, cwd=None):
+    """Run the binary to completion; returns CompletedProcess (text)."""
+    e = base_env()
+    if env:
+        e.update(env)
+    p = subprocess.run([BIN] + list(args), env=e, cwd=cwd, capture_output=True, text=True,
+                       timeout=timeout or 20 * SLOW)
+    rep = sanitizer_report(p.stderr)
+    assert rep is None, "sanitizer report from %r:\n%s" % (args, rep)
+    return p
+
+
+def proc_scan(tag):
+    """PIDs of live (non-zombie) processes whose environment carries MN_TEST_TAG=tag."""
+    needle = ("%s=%s" % (TAG_VAR, tag)).encode() + b"\0"
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/environ" % d, "rb") as f:
+                envb = f.read() + b"\0"
+            if needle not in envb:
+                continue
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+            state = st[st.rindex(")") + 2]
+            if state in "ZX":
+                continue
+            out.append(int(d))
+        except (OSError, ValueError):
+            continue
+    return sorted(out)
+
+
+def pid_alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            st = f.read()
+        return st[st.rindex(")") + 2] not in "ZX"
+    except OSError:
+        return False
+
+
+def proc_cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read().split(b"\0")
+    except OSError:
+        return []
+
+
+def vm_rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for pid %d" % pid)
+
+
+def wait_until(fn, timeout, interval=0.02, what="condition"):
+    """Poll fn() until it returns a truthy value; return it, or fail."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = fn()
+        except (OSError, http.client.HTTPException) as e:
+            last = None
+            err = e
+        else:
+            err = None
+            if last:
+                return last
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s (last: %r %r)"
+                                 % (timeout, what, last, err))
+        time.sleep(interval)
+
+
+def deep_merge(a, b):
+    out = copy.deepcopy(a)
+    for k, v in b.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+class Resp:
+    def __init__(self, status, reason, headers, body):
+        self.status = status
+        self.reason = reason
+        self.headers = headers          # list of (name, value)
+        self.body = body                # bytes
+
+    def header(self, name):
+        vals = [v for k, v in self.headers if k.lower() == name.lower()]
+        return vals[0] if vals else None
+
+    def header_all(self, name):
+        return [v for k, v in self.headers if k.lower() == name.lower()]
+
+    def json(self):
+        return json.loads(self.body.decode())
+
+    def __repr__(self):
+        return "Resp(%d, %r, %r)" % (self.status, self.headers, self.body[:300])
+
+
+def http_request(port, method, path, body=None, headers=None, timeout=5.0, host="127.0.0.1"):
+    c = http.client.HTTPConnection(host, port, timeout=timeout * SLOW)
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+        return Resp(r.status, r.reason, r.getheaders(), data)
+    finally:
+        c.close()
+
+
+def parse_responses(data, head_flags=None):
+    """Parse concatenated HTTP/1.1 responses (Content-Length framed) from raw bytes.
+    head_flags[i] True means the i-th response answers a HEAD (no body).
+    Returns (list of Resp, leftover bytes)."""
+    out = []
+    i = 0
+    while True:
+        end = data.find(b"\r\n\r\n", i)
+        if end < 0:
+            break
+        head = data[i:end].decode("latin-1").split("\r\n")
+        m = re.match(r"HTTP/1\.[01] (\d{3}) ?(.*)", head[0])
+        assert m, "bad status line %r" % head[0]
+        hdrs = []
+        for line in head[1:]:
+            k, _, v = line.partition(":")
+            hdrs.append((k.strip(), v.strip()))
+        r = Resp(int(m.group(1)), m.group(2), hdrs, b"")
+        is_head = bool(head_flags and len(out) < len(head_flags) and head_flags[len(out)])
+        clen = r.header("Content-Length")
+        n = 0 if (is_head or clen is None) else int(clen)
+        if end + 4 + n > len(data):
+            break
+        r.body = data[end + 4:end + 4 + n]
+        out.append(r)
+        i = end + 4 + n
+    return out, data[i:]
+
+
+def recv_all(sock, timeout=5.0, until=None):
+    """Read until EOF (or until(data) is true, or timeout). Returns (data, eof)."""
+    sock.settimeout(0.2)
+    deadline = time.monotonic() + timeout * SLOW
+    buf = b""
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            return buf, True
+        if not chunk:
+            return buf, True
+        buf += chunk
+        if until and until(buf):
+            return buf, False
+    return buf, False
+
+
+def raw_connect(port, host="127.0.0.1"):
+    s = socket.create_connection((host, port), timeout=5 * SLOW)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+# ---------------------------------------------------------------- metrics
+
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\d+)?$')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+class Metrics:
+    """Parsed Prometheus text: samples as (name, labels dict, value)."""
+
+    def __init__(self, text):
+        self.text = text
+        self.samples = []
+        self.types = {}
+        for line in text.splitlines():
+            if line.startswith("# TYPE "):
+                _, _, name, typ = line.split(None, 3)
+                self.types[name] = typ
+                continue
+            if not line or line.startswith("#"):
+                continue
+            m = _SAMPLE.match(line)
+            assert m, "unparsable metrics line %r" % line
+            labels = dict(_LABEL.findall(m.group(3) or ""))
+            self.samples.append((m.group(1), labels, float(m.group(4))))
+
+    def get(self, name, **labels):
+        """Value of the series with exactly this label set, or None."""
+        for n, l, v in self.samples:
+            if n == name and l == labels:
+                return v
+        return None
+
+    def sum(self, name, **labels):
+        """Sum over series whose labels include the given ones (0 if none)."""
+        return sum(v for n, l, v in self.samples
+                   if n == name and all(l.get(k) == x for k, x in labels.items()))
+
+    def series(self, name):
+        return [(l, v) for n, l, v in self.samples if n == name]
+
+
+# ---------------------------------------------------------------- the node
+
+class Node:
+    def __init__(self, tmp, tag, config=None, use_flags=False, args=(), env=None,
+                 workers=1, config_file=True):
+        self.tmp = tmp
+        self.tag = tag
+        self.admin_port, self.gateway_port = free_ports(2)
+        self.admin_addr = "127.0.0.1:%d" % self.admin_port
+        self.gateway_addr = "127.0.0.1:%d" % self.gateway_port
+        self.data_dir = os.path.join(tmp, "data")
+        self.config_path = os.path.join(tmp, "node.json")
+        self.log_path = os.path.join(tmp, "node.log")
+        self.use_flags = use_flags
+        base = {"gateway": {"workers": workers}}
+        if not use_flags:
+            base = deep_merge(base, {"admin": {"addr": self.admin_addr},
+                                     "gateway": {"addr": self.gateway_addr},
+                                     "paths": {"data_dir": self.data_dir}})
+        self.base_config = base
+        self.config = deep_merge(base, config or {})
+        self.has_config = config_file
+        if config_file:
+            self.write_config(self.config, merge=False)
+        self.args = list(args)
+        self.extra_env = dict(env or {})
+        self.proc = None
+        self.exit_code = None
+        self._logf = None
+
+    # -- config
+    def write_config(self, cfg, merge=True, raw=None):
+        """Write the node's config file (merged over the base: addresses, data dir)."""
+        if raw is not None:
+            text = raw
+        else:
+            text = json.dumps(deep_merge(self.base_config, cfg) if merge else cfg, indent=1)
+        tmp = self.config_path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, self.config_path)
+
+    # -- process
+    def argv(self):
+        a = [BIN, "run"]
+        if self.has_config:
+            a += ["--config", self.config_path]
+        if self.use_flags:
+            a += ["--http-addr", self.admin_addr, "--gateway-addr", self.gateway_addr,
+                  "--data-dir", self.data_dir]
+        return a + self.args
+
+    def spawn(self):
+        env = base_env()
+        env[TAG_VAR] = self.tag
+        env.update(self.extra_env)
+        self._logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv(), env=env, stdin=subprocess.DEVNULL,
+                                     stdout=self._logf, stderr=self._logf, cwd=self.tmp)
+        return self
+
+    def start(self, timeout=READY_TIMEOUT):
+        self.spawn()
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout=READY_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            rc = self.proc.poll()
+            if rc is not None:
+                raise AssertionError("node exited with %d before ready; log:\n%s" % (rc, self.log()))
+            try:
+                last = http_request(self.admin_port, "GET", "/readyz", timeout=1.0)
+                if last.status == 200:
+                    return last
+            except (OSError, http.client.HTTPException) as e:
+                last = e
+            time.sleep(0.05)
+        raise AssertionError("node not ready after %.0fs (last: %r); log:\n%s"
+                             % (timeout, last, self.log()))
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def send_signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout):
+        try:
+            self.exit_code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        return self.exit_code
+
+    def stop(self, sig=signal.SIGTERM, timeout=None):
+        """Send sig and wait; returns the exit code (negative = killed by signal)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        rc = self.wait_exit(timeout or 10 * SLOW)
+        assert rc is not None, "node did not exit within %ss of signal %d" % (timeout, sig)
+        return rc
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def log_records(self):
+        recs = []
+        for line in self.log().splitlines():
+            if line.startswith("{"):
+                try:
+                    recs.append(json.loads(line))
+                except ValueError:
+                    pass
+        return recs
+
+    def tagged_pids(self):
+        return proc_scan(self.tag)
+
+    # -- HTTP
+    def get(self, path, **kw):
+        return http_request(self.admin_port, "GET", path, **kw)
+
+    def head(self, path, **kw):
+        return http_request(self.admin_port, "HEAD", path, **kw)
+
+    def post(self, path, body=b"", **kw):
+        return http_request(self.admin_port, "POST", path, body=body, **kw)
+
+    def gw(self, method, path, **kw):
+        return http_request(self.gateway_port, method, path, **kw)
+
+    def status(self):
+        r = self.get("/api/v1/status")
+        assert r.status == 200, r
+        return r.json()
+
+    def metrics(self):
+        r = self.get("/metrics")
+        assert r.status == 200, r
+        return Metrics(r.body.decode())
+
+    def children(self):
+        return self.status()["children"]
+
+    def child_pids(self):
+        return [c["pid"] for c in self.children() if c["pid"] > 0]
+
+    # -- teardown
+    def cleanup(self):
+        """Stop everything this node started. Returns a list of problems."""
+        problems = []
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10 * SLOW)
+            except subprocess.TimeoutExpired:
+                problems.append("node ignored SIGTERM for %ss; SIGKILLed" % (10 * SLOW))
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        # Children exit with the supervisor (PDEATHSIG / control channel).
+        deadline = time.monotonic() + 5 * SLOW
+        left = self.tagged_pids()
+        while left and time.monotonic() < deadline:
+            time.sleep(0.05)
+            left = self.tagged_pids()
+        if left:
+            problems.append("processes left after the node exited: %s" %
+                            [(p, b" ".join(proc_cmdline(p))) for p in left])
+            for p in left:
+                with contextlib.suppress(OSError):
+                    os.kill(p, signal.SIGKILL)
+        if self._logf:
+            self._logf.close()
+            self._logf = None
+        rep = sanitizer_report(self.log())
+        if rep:
+            problems.append("sanitizer report in node log:\n" + rep)
+        return problems
+
+
+@pytest.fixture
+def tmp_dir():
+    d = tempfile.mkdtemp(prefix="mn-it-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def node_factory(request):
+    """node_factory(config=None, start=True, use_flags=False, args=(), env=None, workers=1)."""
+    nodes = []
+    dirs = []
+
+    def make(config=None, start=True, **kw):
+        tmp = tempfile.mkdtemp(prefix="mn-it-")
+        dirs.append(tmp)
+        n = Node(tmp, "%s-%s" % (os.getpid(), uuid.uuid4().hex), config=config, **kw)
+        nodes.append(n)
+        if start:
+            n.start()
+        return n
+
+    yield make
+    problems = []
+    for n in nodes:
+        problems += n.cleanup()
+    for d in dirs:
+        shutil.rmtree(d, ignore_errors=True)
+    if problems:
+        pytest.fail("teardown: " + "\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def node(node_factory):
+    """A running node: one gateway worker, config file with the addresses."""
+    return node_factory()

@@ -1,0 +1,187 @@
+"""The `macronode` command line: help, exit codes, version, check, doctor."""
+import json
+import os
+import re
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import BIN, SLOW, base_env, free_ports, port_listening, run_cli
+
+
+@pytest.mark.parametrize("args,expect", [
+    (["--help"], "usage: macronode COMMAND"),
+    (["-h"], "usage: macronode COMMAND"),
+    (["help"], "usage: macronode COMMAND"),
+    (["run", "--help"], "usage: macronode run"),
+    (["run", "-h"], "usage: macronode run"),
+    (["check", "--help"], "usage: macronode check"),
+    (["doctor", "--help"], "usage: macronode doctor"),
+    (["version", "--help"], "usage: macronode version"),
+    (["config", "print", "--help"], "usage: macronode config print"),
+    (["config", "validate", "--help"], "usage: macronode config validate"),
+    (["config", "--help"], "usage: macronode config"),
+    (["config", "docs", "--help"], "usage: macronode config docs"),
+])
+def test_help_exits_0(args, expect):
+    p = run_cli(args)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert p.stdout.startswith(expect), p.stdout
+    assert p.stderr == ""
+
+
+def test_run_help_starts_nothing():
+    a, g = free_ports(2)
+    p = run_cli(["run", "--http-addr", "127.0.0.1:%d" % a, "--gateway-addr",
+                 "127.0.0.1:%d" % g, "--help"], timeout=5 * SLOW)
+    assert p.returncode == 0
+    assert "--http-addr" in p.stdout
+    assert not port_listening(a) and not port_listening(g)
+
+
+def test_no_command_is_usage_error():
+    p = run_cli([])
+    assert p.returncode == 2
+    assert "usage: macronode COMMAND" in p.stderr
+    assert p.stdout == ""
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["frobnicate"], "unknown command 'frobnicate'"),
+    (["runn"], "unknown command 'runn'"),
+    (["run", "extra"], "unexpected argument 'extra'"),
+    (["run", "--bogus"], "unknown or incomplete option '--bogus'"),
+    (["run", "--data-dir"], "unknown or incomplete option '--data-dir'"),
+    (["check", "--nope"], "unknown or incomplete option '--nope'"),
+    (["version", "--yaml"], "unexpected argument '--yaml'"),
+    (["config"], "missing subcommand"),
+    (["config", "frob"], "unknown subcommand 'frob'"),
+    (["config", "validate"], "exactly one FILE expected"),
+])
+def test_unknown_words_exit_2_and_start_nothing(tmp_dir, argv, msg):
+    a, g = free_ports(2)
+    d = os.path.join(tmp_dir, "data")
+    env = {"RON_HTTP_ADDR": "127.0.0.1:%d" % a, "RON_GATEWAY_ADDR": "127.0.0.1:%d" % g,
+           "RON_DATA_DIR": d}
+    t0 = time.monotonic()
+    p = run_cli(argv, env=env, timeout=5 * SLOW)
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert msg in p.stderr, p.stderr
+    assert time.monotonic() - t0 < 3 * SLOW
+    assert not port_listening(a) and not port_listening(g)
+    assert not os.path.exists(d), "a usage error created the data dir"
+
+
+def test_run_bad_flag_value_is_config_error(tmp_dir):
+    a, g = free_ports(2)
+    p = run_cli(["run", "--http-addr", "127.0.0.1:%d" % a, "--gateway-addr", "127.0.0.1:%d" % g,
+                 "--data-dir", os.path.join(tmp_dir, "d"), "--log-level", "loud"],
+                timeout=5 * SLOW)
+    assert p.returncode == 2
+    assert "log.level" in p.stderr
+    assert not port_listening(a)
+
+
+def test_run_port_in_use_exits_1_naming_address(tmp_dir):
+    a, g = free_ports(2)
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", g))
+    blocker.listen(1)
+    try:
+        p = run_cli(["run", "--http-addr", "127.0.0.1:%d" % a, "--gateway-addr",
+                     "127.0.0.1:%d" % g, "--data-dir", os.path.join(tmp_dir, "d")],
+                    timeout=10 * SLOW)
+    finally:
+        blocker.close()
+    assert p.returncode == 1, p.stderr
+    assert "127.0.0.1:%d" % g in p.stderr
+    assert not port_listening(a)
+
+
+def test_version_text():
+    p = run_cli(["version"])
+    assert p.returncode == 0
+    assert re.fullmatch(r"macronode \S+ \(git \S+, built \S+\)\n", p.stdout), p.stdout
+    p2 = run_cli(["--version"])
+    assert p2.returncode == 0 and p2.stdout == p.stdout
+
+
+def test_version_json():
+    p = run_cli(["version", "--json"])
+    assert p.returncode == 0
+    j = json.loads(p.stdout)
+    assert set(j) == {"service", "version", "git_sha", "build_ts"}
+    assert j["service"] == "macronode"
+    assert all(isinstance(j[k], str) and j[k] for k in j)
+    text = run_cli(["version"]).stdout
+    assert text == "macronode %s (git %s, built %s)\n" % (j["version"], j["git_sha"], j["build_ts"])
+
+
+def test_check_free_ports_ok(tmp_dir):
+    a, g = free_ports(2)
+    d = os.path.join(tmp_dir, "data")
+    p = run_cli(["check", "--http-addr", "127.0.0.1:%d" % a, "--gateway-addr",
+                 "127.0.0.1:%d" % g, "--data-dir", d])
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    lines = p.stdout.splitlines()
+    assert any(re.match(r"ok\s+admin\s+127\.0\.0\.1:%d$" % a, l) for l in lines), p.stdout
+    assert any(re.match(r"ok\s+gateway\s+127\.0\.0\.1:%d$" % g, l) for l in lines), p.stdout
+    assert any(re.match(r"ok\s+data_dir\s+", l) for l in lines), p.stdout
+    assert any(re.match(r"ok\s+entropy\s+\d+ bits$", l) for l in lines), p.stdout
+    assert "FAIL" not in p.stdout
+    # check is side-effect free: nothing left listening, no data dir created
+    assert not port_listening(a) and not port_listening(g)
+    assert not os.path.exists(d)
+
+
+def test_check_port_in_use_fails_naming_address(tmp_dir):
+    a, g = free_ports(2)
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", a))
+    blocker.listen(1)
+    try:
+        p = run_cli(["check", "--http-addr", "127.0.0.1:%d" % a, "--gateway-addr",
+                     "127.0.0.1:%d" % g, "--data-dir", os.path.join(tmp_dir, "d")])
+    finally:
+        blocker.close()
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    fail = [l for l in p.stdout.splitlines() if l.startswith("FAIL")]
+    assert len(fail) == 1, p.stdout
+    assert re.match(r"FAIL\s+admin\s+127\.0\.0\.1:%d: cannot listen" % a, fail[0]), fail[0]
+
+
+def test_check_config_error_exits_2(tmp_dir):
+    cfg = os.path.join(tmp_dir, "c.json")
+    with open(cfg, "w") as f:
+        f.write('{"limits":{"max_bodyy":"1MiB"}}')
+    p = run_cli(["check", "--config", cfg])
+    assert p.returncode == 2
+    assert "limits.max_bodyy" in p.stderr
+
+
+def test_doctor_against_running_node(node):
+    p = run_cli(["doctor", "--http-addr", node.admin_addr])
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert p.stdout.splitlines()[0] == "node at %s: ready (HTTP 200)" % node.admin_addr
+    assert "nothing wrong" in p.stdout
+
+
+def test_doctor_against_nothing():
+    (a,) = free_ports(1)
+    p = run_cli(["doctor", "--http-addr", "127.0.0.1:%d" % a])
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert p.stdout.startswith("node at 127.0.0.1:%d: NOT REACHABLE" % a), p.stdout
+
+
+def test_doctor_reads_address_from_env(node):
+    p = run_cli(["doctor"], env={"RON_HTTP_ADDR": node.admin_addr})
+    assert p.returncode == 0, p.stdout
+    assert "node at %s: ready" % node.admin_addr in p.stdout
+
+
+def test_service_word_is_internal():
+    """`__service` with a bad role is refused with 2 and does not hang."""
+    p = run_cli(["__service", "nope"], timeout=5 * SLOW)
+    assert p.returncode == 2

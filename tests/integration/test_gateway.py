@@ -1,0 +1,89 @@
+"""Gateway workers: routes, shared metrics that survive restarts."""
+import os
+import signal
+
+from conftest import SLOW, parse_responses, pid_alive, raw_connect, recv_all, wait_until
+
+
+def test_gateway_healthz(node):
+    r = node.gw("GET", "/healthz")
+    assert r.status == 200
+    assert r.header("Content-Type") == "application/json"
+    assert r.json() == {"status": "ok", "service": "gateway", "worker": 0}
+    h = node.gw("HEAD", "/healthz")
+    assert h.status == 200 and h.body == b""
+    assert int(h.header("Content-Length")) == len(r.body)
+
+
+def test_gateway_404_405(node):
+    r = node.gw("GET", "/o/abc")
+    assert r.status == 404
+    j = r.json()
+    assert set(j) == {"code", "message", "retryable", "corr_id"} and j["code"] == "not_found"
+    r = node.gw("POST", "/healthz", body=b"")
+    assert r.status == 405
+    assert {m.strip() for m in r.header("Allow").split(",")} == {"GET", "HEAD"}
+    assert r.json()["code"] == "method_not_allowed"
+    m = node.metrics()
+    assert m.get("http_requests_total", service="gateway", route="unmatched", code="404") == 1
+    assert m.get("http_requests_total", service="gateway", route="/healthz", code="405") == 1
+
+
+def test_gateway_pipelining(node):
+    s = raw_connect(node.gateway_port)
+    try:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n" * 2 +
+                  b"GET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        data, eof = recv_all(s)
+    finally:
+        s.close()
+    rs, rest = parse_responses(data)
+    assert [r.status for r in rs] == [200, 200, 404] and rest == b"" and eof
+
+
+def test_counters_survive_worker_restart(node):
+    for _ in range(3):
+        assert node.gw("GET", "/healthz").status == 200
+    old = node.child_pids()[0]
+    os.kill(old, signal.SIGKILL)
+    wait_until(lambda: [c["state"] for c in node.children()] == ["ready"]
+               and node.child_pids() != [old], 10 * SLOW, what="replacement ready")
+    for _ in range(2):
+        assert node.gw("GET", "/healthz").status == 200
+    m = node.metrics()
+    assert m.get("http_requests_total", service="gateway", route="/healthz", code="200") == 5
+    assert m.get("request_latency_seconds_count", service="gateway", route="/healthz",
+                 method="GET") == 5
+    assert m.get("service_restarts_total", service="gateway") == 1
+
+
+def test_open_connections_gauge(node):
+    held = []
+    try:
+        for _ in range(3):
+            s = raw_connect(node.gateway_port)
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            recv_all(s, timeout=3, until=lambda b: b.endswith(b"}"))
+            held.append(s)
+        wait_until(lambda: node.metrics().get("open_connections", service="gateway") == 3,
+                   2 * SLOW, what="open_connections{gateway} == 3")
+    finally:
+        for s in held:
+            s.close()
+    wait_until(lambda: node.metrics().get("open_connections", service="gateway") == 0,
+               2 * SLOW, what="open_connections{gateway} back to 0")
+
+
+def test_workers_share_the_listener(node_factory):
+    n = node_factory(workers=2)
+    wait_until(lambda: [c["state"] for c in n.children()] == ["ready", "ready"], 5 * SLOW,
+               what="two workers ready")
+    # kill worker 0: worker 1 keeps answering on the same port meanwhile
+    w0 = [c for c in n.children() if c["worker"] == 0][0]["pid"]
+    os.kill(w0, signal.SIGKILL)
+    wait_until(lambda: not pid_alive(w0), 2 * SLOW, what="worker 0 gone")
+    for _ in range(5):
+        r = n.gw("GET", "/healthz")
+        assert r.status == 200
+    wait_until(lambda: [c["state"] for c in n.children()] == ["ready", "ready"], 5 * SLOW,
+               what="worker 0 back")
