@@ -8,7 +8,7 @@ PYTEST     ?= /usr/bin/python3 -m pytest
 PYTEST_ARGS ?= -q -p no:cacheprovider
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build run test unit integration asan clang fuzz bench clean
+.PHONY: all deps build run test unit integration asan clang fuzz fuzz-smoke bench clean
 
 all: build
 
@@ -50,7 +50,11 @@ asan: deps $(ASAN_BUILD)/build.ninja
 clang: deps $(CLANG_BUILD)/build.ninja
 	ninja -C $(CLANG_BUILD)
 
-test: unit integration clang asan
+# A short libFuzzer smoke of every target (the long runs are `make fuzz`).
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=15
+
+test: unit integration clang asan fuzz-smoke
 	@echo "make test: all suites passed"
 
 # libFuzzer smoke run of every target for FUZZ_SECONDS each (CI: FUZZ_SECONDS=20).
@@ -62,6 +66,7 @@ $(FUZZ_BUILD)/build.ninja:
 fuzz: deps $(FUZZ_BUILD)/build.ninja
 	ninja -C $(FUZZ_BUILD)
 	@for t in $(FUZZ_BUILD)/fuzz/fuzz_*; do \
+	  [ -f "$$t" ] && [ -x "$$t" ] || continue; \
 	  name=$$(basename $$t | sed 's/^fuzz_//'); \
 	  mkdir -p $(FUZZ_BUILD)/corpus/$$name; \
 	  echo "fuzz: $$name for $(FUZZ_SECONDS)s"; \

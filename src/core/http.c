@@ -339,26 +339,28 @@ static void admit_unmatched(http_server *srv, http_req *r, unsigned allow,
 	                 "method not allowed for this resource", HTTP_REJ_NONE, 0);
 }
 
-/* true: refused (answered, or the connection is closing). */
-static bool admit_over_caps(http_server *srv, http_req *r)
+/* true: refused by the request rate cap (answered with 429). */
+static bool admit_over_rate(http_server *srv, http_req *r)
 {
-	const http_limits *l = &srv->limits;
 	uint64_t now;
 
-	if (l->requests_per_second) {
-		now = http_now_ms();
-		if (!tbucket_take(&srv->rate, 1, now)) {
-			http_resp_reject(r->conn, 429, "too_many_requests", "request rate limit exceeded",
-			                 HTTP_REJ_429, tbucket_retry_after_s(&srv->rate, 1, now));
-			return true;
-		}
-	}
-	if (srv->inflight >= l->max_inflight) {
-		http_resp_reject(r->conn, 503, "overloaded", "too many requests in flight",
-		                 HTTP_REJ_503, 1);
-		return true;
-	}
-	return false;
+	if (!srv->limits.requests_per_second)
+		return false;
+	now = http_now_ms();
+	if (tbucket_take(&srv->rate, 1, now))
+		return false;
+	http_resp_reject(r->conn, 429, "too_many_requests", "request rate limit exceeded",
+	                 HTTP_REJ_429, tbucket_retry_after_s(&srv->rate, 1, now));
+	return true;
+}
+
+/* true: refused by the in-flight cap (answered with 503). */
+static bool admit_over_inflight(http_server *srv, http_req *r)
+{
+	if (srv->inflight < srv->limits.max_inflight)
+		return false;
+	http_resp_reject(r->conn, 503, "overloaded", "too many requests in flight", HTTP_REJ_503, 1);
+	return true;
 }
 
 int http_server_admit(http_server *srv, http_req *r, const http_parser *p)
@@ -366,14 +368,18 @@ int http_server_admit(http_server *srv, http_req *r, const http_parser *p)
 	unsigned allow;
 	const http_route *first;
 	const http_route *rt = route_match(srv, http_req_path(r), r->method_bit, &allow, &first);
+	const http_route *gate = rt ? rt : first;
 
+	/* Unmatched paths pay the rate cap too: a flood of 404s is not free. */
+	if (!(gate && (gate->flags & HTTP_ROUTE_EXEMPT)) && admit_over_rate(srv, r))
+		return -1;
 	if (!rt) {
 		admit_unmatched(srv, r, allow, first);
 		return -1;
 	}
 	r->route = rt;
 	r->stats_idx = (size_t)(rt - srv->routes);
-	if (!(rt->flags & HTTP_ROUTE_EXEMPT) && admit_over_caps(srv, r))
+	if (!(rt->flags & HTTP_ROUTE_EXEMPT) && admit_over_inflight(srv, r))
 		return -1;
 	/* Decided from Content-Length before a single body byte is read. */
 	if (!(p->flags & F_CHUNKED) && r->content_length > 0 &&
@@ -394,6 +400,9 @@ static void conn_cap_refuse(http_server *srv, int fd)
 	int bn, n;
 
 	http_corr_id_new(corr);
+	/* Counted before the client can see the answer, so /metrics never lags it. */
+	metrics_inc(stats_code(srv, srv->nroutes, 503), 1);
+	http_server_count_reject(srv, HTTP_REJ_CONN_CAP, corr);
 	bn = snprintf(body, sizeof body, "{\"code\":\"overloaded\",\"message\":\"too many "
 	              "connections\",\"retryable\":true,\"corr_id\":\"%s\"}", corr);
 	n = snprintf(buf, sizeof buf, "HTTP/1.1 503 Service Unavailable\r\nDate: %s\r\n"
@@ -414,8 +423,6 @@ static void conn_cap_refuse(http_server *srv, int fd)
 		got += (size_t)r;
 	}
 	close(fd);
-	metrics_inc(stats_code(srv, srv->nroutes, 503), 1);
-	http_server_count_reject(srv, HTTP_REJ_CONN_CAP, corr);
 }
 
 static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,

@@ -399,8 +399,20 @@ void http_resp_reject_status(struct http_conn *c, int status, const char *detail
 {
 	const struct http_refusal *f = &refusals[0];  /* unknown → 400 */
 
+	char msg[128];
+
 	for (size_t k = 0; k < sizeof refusals / sizeof refusals[0]; k++)
 		if (refusals[k].status == status)
 			f = &refusals[k];
+	/* Name the limit at fault, so an operator can tell which knob to turn. */
+	if (!detail && status == 413) {
+		snprintf(msg, sizeof msg, "request body exceeds %llu bytes",
+		         (unsigned long long)c->srv->limits.max_body_bytes);
+		detail = msg;
+	} else if (!detail && status == 431) {
+		snprintf(msg, sizeof msg, "request header block exceeds %llu bytes or %d fields",
+		         (unsigned long long)c->srv->limits.max_header_bytes, HTTP_MAX_HEADERS);
+		detail = msg;
+	}
 	http_resp_reject(c, f->status, f->code, detail ? detail : f->message, f->why, 0);
 }

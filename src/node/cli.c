@@ -250,10 +250,14 @@ static int cmd_config(int argc, char **argv)
 
 	if (argc < 2)
 		return usage_error("config: missing subcommand (%s)", "print|validate|docs");
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-	    (argc == 3 && strcmp(argv[1], "docs") == 0 &&
-	     (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0))) {
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		fputs(usage_config, stdout);
+		return 0;
+	}
+	if (argc == 3 && strcmp(argv[1], "docs") == 0 &&
+	    (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+		printf("usage: macronode config docs\n\nPrint the reference of every config key "
+		       "(markdown, as in docs/config.md).\n");
 		return 0;
 	}
 	if (strcmp(argv[1], "validate") == 0) {

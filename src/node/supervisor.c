@@ -51,7 +51,7 @@ static void child_send_config(sup_child *c)
 	char *json = config_to_json(&c->sup->cfg, false);
 
 	if (!json || ctl_send(c->ctl_fd, CTL_CONFIG, json, strlen(json)) != 0)
-		log_kv(LOG_LEVEL_WARN, "cannot send config to child", "service", c->role, NULL);
+		log_kv(LOG_LEVEL_WARN, "cannot send config to child", "role", c->role, NULL);
 	free(json);
 }
 
@@ -69,12 +69,12 @@ static void child_on_msg(sup_child *c, const ctl_msg *m)
 		c->state = CHILD_READY;
 		c->ready_ms = util_now_ms();
 		c->attempt = 0; /* backoff doubles only while a child fails to come up */
-		log_kv(LOG_LEVEL_INFO, "service ready", "service", c->role, NULL);
+		log_kv(LOG_LEVEL_INFO, "service ready", "role", c->role, NULL);
 		break;
 	case CTL_STATS:
 		break;
 	default:
-		log_kv(LOG_LEVEL_WARN, "unknown control message from child", "service", c->role, NULL);
+		log_kv(LOG_LEVEL_WARN, "unknown control message from child", "role", c->role, NULL);
 		break;
 	}
 }
@@ -202,7 +202,7 @@ static void child_spawn(sup_child *c)
 	char pidbuf[16], wbuf[16];
 	snprintf(pidbuf, sizeof pidbuf, "%d", (int)pid);
 	snprintf(wbuf, sizeof wbuf, "%d", c->worker);
-	log_kv(LOG_LEVEL_INFO, "service started", "service", c->role, "worker", wbuf, "pid", pidbuf, NULL);
+	log_kv(LOG_LEVEL_INFO, "service started", "role", c->role, "worker", wbuf, "pid", pidbuf, NULL);
 }
 
 static void child_exited(sup_child *c, int status)
@@ -222,20 +222,20 @@ static void child_exited(sup_child *c, int status)
 	else
 		snprintf(st, sizeof st, "exit %d", WEXITSTATUS(status));
 	if (s->draining) {
-		log_kv(LOG_LEVEL_INFO, "service stopped", "service", c->role, "status", st, NULL);
+		log_kv(LOG_LEVEL_INFO, "service stopped", "role", c->role, "status", st, NULL);
 		sup_maybe_exit(s);
 		return;
 	}
 	if (crashwin_record(&c->crashes, now) && !c->crashloop) {
 		c->crashloop = true;
-		log_kv(LOG_LEVEL_ERROR, "service is crash-looping", "service", c->role, NULL);
+		log_kv(LOG_LEVEL_ERROR, "service is crash-looping", "role", c->role, NULL);
 	}
 	if (!was_ready)
 		c->attempt++;
 	uint32_t ms = backoff_delay_ms(c->attempt, util_random_u32());
 	char msbuf[16];
 	snprintf(msbuf, sizeof msbuf, "%u", ms);
-	log_kv(LOG_LEVEL_WARN, "service exited; restarting", "service", c->role, "status", st,
+	log_kv(LOG_LEVEL_WARN, "service exited; restarting", "role", c->role, "status", st,
 	       "delay_ms", msbuf, NULL);
 	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
 	if (!c->restart_ev)
@@ -401,7 +401,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		sup_child *c = &s->child[i];
 		if (c->crashloop && c->state == CHILD_READY && now - c->ready_ms >= SUP_CRASHLOOP_CLEAR_MS) {
 			c->crashloop = false;
-			log_kv(LOG_LEVEL_INFO, "service recovered from crash loop", "service", c->role, NULL);
+			log_kv(LOG_LEVEL_INFO, "service recovered from crash loop", "role", c->role, NULL);
 		}
 	}
 	free(readiness_report(s, &v)); /* refreshes ready_state / service_up gauges */

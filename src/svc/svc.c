@@ -233,6 +233,7 @@ int svc_main(const char *role, int argc, char **argv)
 	}
 	/* Exit with the supervisor even if it dies without closing the channel. */
 	(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
+	signal(SIGPIPE, SIG_IGN); /* libevent writes with writev: a gone peer must not kill us */
 	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 	if (getppid() == 1)
 		return SVC_EXIT_FAIL;

@@ -284,3 +284,28 @@ def test_connection_cap_gateway(node_factory):
     # a slot frees up once a held connection is gone
     wait_until(lambda: n.gw("GET", "/healthz").status == 200, 3 * SLOW,
                what="gateway accepts again after connections closed")
+
+
+def test_rate_cap_gateway_429(node_factory):
+    """Unmatched paths pay the rate cap (a 404 flood is not free); probes do not."""
+    n = node_factory({"limits": {"requests_per_second": 5}}, workers=1)
+    before = rejected(n, "429")
+    s = raw_connect(n.gateway_port)
+    try:
+        # 20 pipelined requests in one write: the bucket holds 5 (burst = rate).
+        s.sendall(b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n" * 20)
+        data, _ = recv_all(s, timeout=5, until=lambda b: b.count(b"HTTP/1.1 ") >= 20)
+    finally:
+        s.close()
+    rs, _ = parse_responses(data)
+    codes = [r.status for r in rs]
+    assert len(codes) == 20, codes
+    assert 404 in codes and 429 in codes, codes
+    assert codes.count(404) <= 6, codes  # 5 of burst, plus at most one refill
+    limited = [r for r in rs if r.status == 429][0]
+    assert int(limited.header("Retry-After")) >= 1
+    j = limited.json()
+    assert j["code"] == "too_many_requests" and j["retryable"] is True
+    assert rejected(n, "429") == before + codes.count(429)
+    # the probe route is exempt and still answers while the bucket is empty
+    assert n.gw("GET", "/healthz").status == 200
