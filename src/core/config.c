@@ -9,6 +9,7 @@
  * leaves the config as it was.
  */
 #include "core/config.h"
+#include "core/config_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -23,7 +24,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define CONFIG_VALUE_MAX   64    /* formatted number/duration/size */
 #define CONFIG_ECHO_MAX    "64"  /* longest user text echoed in an error */
 #define CONFIG_PORT_MAX    65535u
 #define CONFIG_SECURE_MODE 077u  /* token file bits that must be clear */
@@ -47,19 +47,6 @@ static const config_unit size_units[] = {
 	{ "TB", 1000000000000ull }, { "GB", 1000000000ull }, { "MB", 1000000ull }, { "KB", 1000ull },
 	{ "B", 1 }, { "", 1 }, { NULL, 0 },
 };
-
-static const char config_docs_intro[] =
-	"# Configuration reference\n\n"
-	"Generated from `src/core/config_table.c` by `macronode config docs`; do not edit by hand.\n\n"
-	"Values are applied in this order, later wins: built-in defaults, the JSON file "
-	"(`--config` or `RON_CONFIG`), `RON_*` environment variables (an empty variable counts "
-	"as unset), then command-line flags. The file is strict: an unknown key, a wrong type or "
-	"an out-of-range value is an error naming the key. Durations are strings with a unit "
-	"(`\"250ms\"`, `\"5s\"`, `\"1m\"`, `\"1h\"`; a bare number is refused so units cannot be "
-	"confused). Sizes are a byte count or a string with a unit (`\"64KiB\"`, `\"1MiB\"`, "
-	"`\"1GiB\"`, `\"1TiB\"`, or SI `\"1KB\"`/`\"1MB\"`). Reload class `live` keys are applied "
-	"by `SIGHUP` or `POST /api/v1/reload`; a reload that changes a `restart` key is refused. "
-	"Secrets are read only from the environment or a token file and are never printed.\n\n";
 
 __attribute__((format(printf, 3, 4)))
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -98,36 +85,36 @@ static void *field(mn_config *c, const config_key *k)
 	return (char *)c + k->offset;
 }
 
-static const void *cfield(const mn_config *c, const config_key *k)
+const void *config_cfield(const mn_config *c, const config_key *k)
 {
 	return (const char *)c + k->offset;
 }
 
-static bool type_is_text(config_type t)
+bool config_type_is_text(config_type t)
 {
 	return t == CONFIG_T_STRING || t == CONFIG_T_ADDR || t == CONFIG_T_PATH;
 }
 
-static uint64_t number_get(const mn_config *c, const config_key *k)
+uint64_t config_number_get(const mn_config *c, const config_key *k)
 {
 	if (k->size == sizeof(uint64_t)) {
 		uint64_t v;
-		memcpy(&v, cfield(c, k), sizeof v);
+		memcpy(&v, config_cfield(c, k), sizeof v);
 		return v;
 	}
 	uint32_t w;
-	memcpy(&w, cfield(c, k), sizeof w);
+	memcpy(&w, config_cfield(c, k), sizeof w);
 	return w;
 }
 
-static int int_get(const mn_config *c, const config_key *k)
+int config_int_get(const mn_config *c, const config_key *k)
 {
 	int v;
-	memcpy(&v, cfield(c, k), sizeof v);
+	memcpy(&v, config_cfield(c, k), sizeof v);
 	return v;
 }
 
-static const char *enum_name(const config_key *k, int value)
+const char *config_enum_label(const config_key *k, int value)
 {
 	for (const config_enum_name *n = k->names; n->name; n++)
 		if (!n->alias && n->value == value)
@@ -136,7 +123,7 @@ static const char *enum_name(const config_key *k, int value)
 }
 
 /* "a, b, c" of the non-alias names, for messages and docs. */
-static void names_list(const config_key *k, char *buf, size_t len)
+void config_names_list(const config_key *k, char *buf, size_t len)
 {
 	size_t o = 0;
 	buf[0] = '\0';
@@ -223,7 +210,7 @@ static void scaled_format(uint64_t v, const config_unit *units, const char *zero
 	}
 }
 
-static void number_format(const config_key *k, uint64_t v, char *buf, size_t len)
+void config_number_format(const config_key *k, uint64_t v, char *buf, size_t len)
 {
 	if (k->type == CONFIG_T_DURATION)
 		scaled_format(v, duration_units, "0s", buf, len);
@@ -238,9 +225,9 @@ static int range_check(const config_key *k, uint64_t v, char *why, size_t wl)
 	if (v >= k->min && v <= k->max)
 		return 0;
 	char got[CONFIG_VALUE_MAX], lo[CONFIG_VALUE_MAX], hi[CONFIG_VALUE_MAX];
-	number_format(k, v, got, sizeof got);
-	number_format(k, k->min, lo, sizeof lo);
-	number_format(k, k->max, hi, sizeof hi);
+	config_number_format(k, v, got, sizeof got);
+	config_number_format(k, k->min, lo, sizeof lo);
+	config_number_format(k, k->max, hi, sizeof hi);
 	return fail(why, wl, "%s is out of range (%s..%s)", got, lo, hi);
 }
 
@@ -392,7 +379,7 @@ static int enum_set(mn_config *c, const config_key *k, const char *s, char *why,
 		}
 	}
 	char names[CONFIG_ERR_MAX / 2];
-	names_list(k, names, sizeof names);
+	config_names_list(k, names, sizeof names);
 	return fail(why, wl, "invalid value \"%." CONFIG_ECHO_MAX "s\" (expected one of: %s)", s, names);
 }
 
@@ -430,7 +417,7 @@ static int services_add(const config_key *k, const char *name, size_t len, uint3
 		return 0;
 	}
 	char names[CONFIG_ERR_MAX / 2];
-	names_list(k, names, sizeof names);
+	config_names_list(k, names, sizeof names);
 	int shown = len > 64 ? 64 : (int)len;
 	return fail(why, wl, "unknown service \"%.*s\" (known: %s)", shown, name, names);
 }
@@ -832,22 +819,22 @@ static int row_check(const mn_config *c, const config_key *k, char *why, size_t 
 	case CONFIG_T_STRING:
 	case CONFIG_T_ADDR:
 	case CONFIG_T_PATH:
-		if (strnlen(cfield(c, k), k->size) == k->size)
+		if (strnlen(config_cfield(c, k), k->size) == k->size)
 			return fail(why, wl, "not NUL-terminated");
-		return text_check(k, cfield(c, k), why, wl);
+		return text_check(k, config_cfield(c, k), why, wl);
 	case CONFIG_T_DURATION:
 	case CONFIG_T_SIZE:
 	case CONFIG_T_U32:
-		return range_check(k, number_get(c, k), why, wl);
+		return range_check(k, config_number_get(c, k), why, wl);
 	case CONFIG_T_BOOL:
 		return 0;
 	case CONFIG_T_ENUM:
-		return enum_name(k, int_get(c, k)) ? 0 : fail(why, wl, "invalid value %d", int_get(c, k));
+		return config_enum_label(k, config_int_get(c, k)) ? 0 : fail(why, wl, "invalid value %d", config_int_get(c, k));
 	case CONFIG_T_SERVICES:
-		memcpy(&bits, cfield(c, k), sizeof bits);
+		memcpy(&bits, config_cfield(c, k), sizeof bits);
 		return (bits & ~services_known(k)) ? fail(why, wl, "unknown service bits") : 0;
 	case CONFIG_T_SECRET:
-		memcpy(&tok, cfield(c, k), sizeof tok);
+		memcpy(&tok, config_cfield(c, k), sizeof tok);
 		return tok ? secret_check(tok, strlen(tok), why, wl) : 0;
 	}
 	return 0;
@@ -962,11 +949,11 @@ int config_validate(mn_config *c, char *err, size_t errlen)
 
 static bool row_equal(const mn_config *a, const mn_config *b, const config_key *k)
 {
-	if (type_is_text(k->type))
-		return strncmp(cfield(a, k), cfield(b, k), k->size) == 0;
+	if (config_type_is_text(k->type))
+		return strncmp(config_cfield(a, k), config_cfield(b, k), k->size) == 0;
 	if (k->type == CONFIG_T_SECRET)
 		return true;  /* never compared: tokens rotate on reload (live) */
-	return memcmp(cfield(a, k), cfield(b, k), k->size) == 0;
+	return memcmp(config_cfield(a, k), config_cfield(b, k), k->size) == 0;
 }
 
 int config_reload_check(const mn_config *old, const mn_config *nw, char *err, size_t errlen)
@@ -978,184 +965,4 @@ int config_reload_check(const mn_config *old, const mn_config *nw, char *err, si
 			            "(reload refused)", k->key);
 	}
 	return 0;
-}
-
-/* ---- output ------------------------------------------------------------ */
-
-static json_t *services_json(const mn_config *c, const config_key *k)
-{
-	uint32_t bits;
-	json_t *a = json_array();
-	memcpy(&bits, cfield(c, k), sizeof bits);
-	for (const config_enum_name *n = k->names; a && n->name; n++)
-		if (!n->alias && (bits & (uint32_t)n->value) &&
-		    json_array_append_new(a, json_string(n->name)) != 0) {
-			json_decref(a);
-			return NULL;
-		}
-	return a;
-}
-
-static json_t *value_json(const mn_config *c, const config_key *k)
-{
-	char buf[CONFIG_VALUE_MAX];
-	bool b;
-	switch (k->type) {
-	case CONFIG_T_STRING:
-	case CONFIG_T_ADDR:
-	case CONFIG_T_PATH:
-		return json_string(cfield(c, k));
-	case CONFIG_T_DURATION:
-	case CONFIG_T_SIZE:
-		number_format(k, number_get(c, k), buf, sizeof buf);
-		return json_string(buf);
-	case CONFIG_T_U32:
-		return json_integer((json_int_t)number_get(c, k));
-	case CONFIG_T_BOOL:
-		memcpy(&b, cfield(c, k), sizeof b);
-		return json_boolean(b);
-	case CONFIG_T_ENUM:
-		return json_string(enum_name(k, int_get(c, k)));  /* NULL if invalid */
-	case CONFIG_T_SERVICES:
-		return services_json(c, k);
-	case CONFIG_T_SECRET:
-		break;
-	}
-	return NULL;
-}
-
-/* The object that holds key's last segment, creating sections as needed. */
-static json_t *json_section(json_t *root, const char *key, const char **leaf)
-{
-	json_t *o = root;
-	const char *p = key, *dot;
-	while (o && (dot = strchr(p, '.')) != NULL) {
-		char name[CONFIG_KEY_MAX];
-		size_t n = (size_t)(dot - p);
-		if (n >= sizeof name)
-			return NULL;
-		memcpy(name, p, n);
-		name[n] = '\0';
-		json_t *next = json_object_get(o, name);
-		if (!next && json_object_set_new(o, name, next = json_object()) != 0)
-			return NULL;
-		o = next;
-		p = dot + 1;
-	}
-	*leaf = p;
-	return o;
-}
-
-/* The file-shaped document; secrets are never part of it. */
-static json_t *config_json(const mn_config *c)
-{
-	json_t *root = json_object();
-	for (size_t i = 0; root && i < config_table_len; i++) {
-		const config_key *k = &config_table[i];
-		const char *leaf = NULL;
-		if (k->secret)
-			continue;
-		json_t *parent = json_section(root, k->key, &leaf);
-		json_t *v = value_json(c, k);
-		if (!parent || !v || json_object_set_new(parent, leaf, v) != 0) {
-			json_decref(root);
-			return NULL;
-		}
-	}
-	return root;
-}
-
-int config_print(const mn_config *c, FILE *out)
-{
-	json_t *root = config_json(c);
-	if (!root)
-		return -1;
-	int rc = json_dumpf(root, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	json_decref(root);
-	if (rc != 0 || fputc('\n', out) == EOF || fflush(out) != 0)
-		return -1;
-	return 0;
-}
-
-char *config_to_json(const mn_config *c, bool include_secrets)
-{
-	(void)include_secrets;  /* see config.h: secrets are never emitted */
-	json_t *root = config_json(c);
-	if (!root)
-		return NULL;
-	char *s = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	json_decref(root);
-	return s;
-}
-
-/* ---- docs -------------------------------------------------------------- */
-
-static const char *type_doc_name(config_type t)
-{
-	static const char *const names[] = {
-		[CONFIG_T_STRING] = "string", [CONFIG_T_ADDR] = "addr", [CONFIG_T_PATH] = "path",
-		[CONFIG_T_DURATION] = "duration", [CONFIG_T_SIZE] = "size", [CONFIG_T_U32] = "u32",
-		[CONFIG_T_BOOL] = "bool", [CONFIG_T_ENUM] = "enum", [CONFIG_T_SERVICES] = "list",
-		[CONFIG_T_SECRET] = "secret",
-	};
-	return (size_t)t < sizeof names / sizeof names[0] ? names[t] : "?";
-}
-
-static void range_doc(const config_key *k, char *buf, size_t len)
-{
-	char lo[CONFIG_VALUE_MAX], hi[CONFIG_VALUE_MAX];
-	if (k->type == CONFIG_T_ENUM || k->type == CONFIG_T_SERVICES) {
-		names_list(k, buf, len);
-	} else if (k->type == CONFIG_T_BOOL) {
-		snprintf(buf, len, "true, false");
-	} else if (type_is_text(k->type) || k->type == CONFIG_T_SECRET) {
-		snprintf(buf, len, "%s%llu..%llu %s", k->type == CONFIG_T_ADDR ? "ip:port, " : "",
-		         (unsigned long long)k->min, (unsigned long long)k->max,
-		         k->type == CONFIG_T_SECRET ? "chars" : "bytes");
-	} else {
-		number_format(k, k->min, lo, sizeof lo);
-		number_format(k, k->max, hi, sizeof hi);
-		snprintf(buf, len, "%s..%s", lo, hi);
-	}
-}
-
-/* One markdown cell; '|' would end the cell early. */
-static void md_cell(FILE *out, const char *s, bool code)
-{
-	fputs(code ? "| `" : "| ", out);
-	for (; *s; s++) {
-		if (*s == '|')
-			fputc('\\', out);
-		fputc(*s, out);
-	}
-	fputs(code ? "` " : " ", out);
-}
-
-static void docs_row(FILE *out, const config_key *k)
-{
-	char range[CONFIG_ERR_MAX];
-	range_doc(k, range, sizeof range);
-	md_cell(out, k->key, true);
-	md_cell(out, type_doc_name(k->type), false);
-	if (k->def && k->type == CONFIG_T_SERVICES)
-		fprintf(out, "| `[\"%s\"]` ", k->def);
-	else if (k->def && type_is_text(k->type))
-		fprintf(out, "| `\"%s\"` ", k->def);
-	else
-		md_cell(out, k->def ? k->def : "unset", k->def != NULL);
-	md_cell(out, range, false);
-	md_cell(out, k->reload == CONFIG_RELOAD_LIVE ? "live" : "restart", false);
-	md_cell(out, k->env ? k->env : "", k->env != NULL);
-	md_cell(out, k->help, false);
-	fputs("|\n", out);
-}
-
-int config_write_docs(FILE *out)
-{
-	fputs(config_docs_intro, out);
-	fputs("| key | type | default | range | reload | env | description |\n", out);
-	fputs("|---|---|---|---|---|---|---|\n", out);
-	for (size_t i = 0; i < config_table_len; i++)
-		docs_row(out, &config_table[i]);
-	return ferror(out) || fflush(out) != 0 ? -1 : 0;
 }

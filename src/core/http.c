@@ -4,6 +4,7 @@
  * accessors. The per-connection state machine lives in http_conn.c,
  * response framing in http_resp.c.
  */
+#include "core/config.h"
 #include "core/http_int.h"
 
 #include <arpa/inet.h>
@@ -388,6 +389,19 @@ int http_server_admit(http_server *srv, http_req *r, const http_parser *p)
 		return -1;
 	}
 	return 0;
+}
+
+void http_limits_from_config(http_limits *l, const mn_config *c)
+{
+	l->read_timeout_ms = c->read_timeout_ms;
+	l->write_timeout_ms = c->write_timeout_ms;
+	l->idle_timeout_ms = c->idle_timeout_ms;
+	l->header_timeout_ms = c->header_timeout_ms;
+	l->max_body_bytes = c->max_body_bytes;
+	l->max_header_bytes = c->max_header_bytes;
+	l->max_inflight = c->max_inflight;
+	l->requests_per_second = c->requests_per_second;
+	l->max_connections = c->max_connections;
 }
 
 /* ---- listener ------------------------------------------------------- */

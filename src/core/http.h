@@ -100,6 +100,10 @@ typedef struct http_server_opts {
 	size_t             nroutes;
 } http_server_opts;
 
+struct mn_config;
+/* The limits a service's config gives (timeouts.*, limits.*). */
+void http_limits_from_config(http_limits *l, const struct mn_config *c);
+
 /* Create a server on base. NULL on allocation failure. */
 http_server *http_server_new(struct event_base *base, const http_server_opts *opts);
 /* Stop listening, close every connection, free. NULL is a no-op. */

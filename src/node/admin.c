@@ -199,12 +199,8 @@ static void admin_on_shutdown(http_req *r, void *arg)
 
 static void admin_limits(const mn_config *c, http_limits *l)
 {
-	l->read_timeout_ms = c->read_timeout_ms;
-	l->write_timeout_ms = c->write_timeout_ms;
-	l->idle_timeout_ms = c->idle_timeout_ms;
-	l->header_timeout_ms = c->header_timeout_ms;
+	http_limits_from_config(l, c);
 	l->max_body_bytes = 4096;          /* admin POSTs carry no body of substance */
-	l->max_header_bytes = c->max_header_bytes;
 	l->max_inflight = 64;              /* the admin plane is exempt from shedding */
 	l->requests_per_second = 0;
 	l->max_connections = 256;

@@ -17,19 +17,6 @@ typedef struct gateway {
 	int          worker;
 } gateway;
 
-static void gateway_limits(const mn_config *c, http_limits *l)
-{
-	l->read_timeout_ms = c->read_timeout_ms;
-	l->write_timeout_ms = c->write_timeout_ms;
-	l->idle_timeout_ms = c->idle_timeout_ms;
-	l->header_timeout_ms = c->header_timeout_ms;
-	l->max_body_bytes = c->max_body_bytes;
-	l->max_header_bytes = c->max_header_bytes;
-	l->max_inflight = c->max_inflight;
-	l->requests_per_second = c->requests_per_second;
-	l->max_connections = c->max_connections;
-}
-
 static void gateway_on_healthz(http_req *r, void *arg)
 {
 	gateway *g = arg;
@@ -54,7 +41,7 @@ static int gateway_start(svc *s)
 		return -1;
 	g->worker = s->worker;
 	routes[0].arg = g;
-	gateway_limits(&s->cfg, &o.limits);
+	http_limits_from_config(&o.limits, &s->cfg);
 	g->http = http_server_new(s->base, &o);
 	if (!g->http || s->listen_fd < 0 || http_server_listen_fd(g->http, s->listen_fd, true) != 0) {
 		log_kv(LOG_LEVEL_ERROR, "gateway cannot serve its listener", NULL);
@@ -71,7 +58,7 @@ static void gateway_reload(svc *s)
 	gateway *g = s->priv;
 	http_limits l;
 
-	gateway_limits(&s->cfg, &l);
+	http_limits_from_config(&l, &s->cfg);
 	http_server_set_limits(g->http, &l);
 }
 
