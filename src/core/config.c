@@ -877,6 +877,27 @@ static int pairs_check(const mn_config *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* The gateway speaks plaintext only on loopback unless the operator says so;
+ * a pin must be a well-formed content id. */
+static int tls_check(const mn_config *c, bool gateway_loopback, char *err, size_t errlen)
+{
+	static const char hex[] = "0123456789abcdef";
+	const char *pin = c->tls_cert_pin;
+
+	if ((c->services & CONFIG_SVC_GATEWAY) && !gateway_loopback && !c->tls_cert_file[0] &&
+	    !c->gateway_allow_plaintext)
+		return fail(err, errlen, "gateway.addr: a non-loopback gateway needs TLS "
+		            "(tls.cert_file, tls.key_file) or gateway.allow_plaintext: true");
+	if (!pin[0])
+		return 0;
+	if (!c->tls_cert_file[0])
+		return fail(err, errlen, "tls.cert_pin: requires tls.cert_file");
+	bool ok = strlen(pin) == 67 && strncmp(pin, "b3:", 3) == 0;
+	for (size_t i = 3; ok && i < 67; i++)
+		ok = strchr(hex, pin[i]) != NULL;
+	return ok ? 0 : fail(err, errlen, "tls.cert_pin: expected \"b3:\" and 64 lowercase hex digits");
+}
+
 /* Checks the open token file and reads it into sodium memory. */
 static int token_fd_load(mn_config *c, int fd, const struct stat *st, char *why, size_t wl)
 {
@@ -942,7 +963,7 @@ int config_validate(mn_config *c, char *err, size_t errlen)
 	if (addr_overlaps(&admin, alen, &gw, glen))
 		return fail(err, errlen, "gateway.addr: must differ from admin.addr (%s vs %s)",
 		            c->gateway_addr, c->admin_addr);
-	if (pairs_check(c, err, errlen) != 0)
+	if (pairs_check(c, err, errlen) != 0 || tls_check(c, glo, err, errlen) != 0)
 		return -1;
 	return token_check(c, alo, err, errlen);
 }

@@ -38,6 +38,7 @@
 /* Services the supervisor knows how to run. Bit flags in mn_config.services. */
 enum {
 	CONFIG_SVC_GATEWAY = 1u << 0,
+	CONFIG_SVC_STORAGE = 1u << 1,
 };
 
 typedef struct mn_config {
@@ -48,6 +49,10 @@ typedef struct mn_config {
 	/* gateway */
 	char     gateway_addr[CONFIG_ADDR_MAX];    /* "127.0.0.1:9080" */
 	uint32_t gateway_workers;                  /* 0 = number of CPUs */
+	bool     gateway_allow_plaintext;          /* plaintext on a non-loopback address */
+	/* storage */
+	uint64_t storage_max_object_bytes;         /* 1 MiB: largest object accepted */
+	uint32_t storage_max_uploads;              /* 64: uploads open at once */
 	/* paths */
 	char     data_dir[CONFIG_PATH_MAX];        /* "./var" */
 	char     runtime_dir[CONFIG_PATH_MAX];     /* "" = <data_dir>/run */
@@ -73,6 +78,8 @@ typedef struct mn_config {
 	char     tls_cert_file[CONFIG_PATH_MAX];
 	char     tls_key_file[CONFIG_PATH_MAX];
 	char     tls_client_ca_file[CONFIG_PATH_MAX];
+	char     tls_cert_pin[80];                 /* "" or "b3:<hex>" of the cert file */
+	uint64_t tls_handshake_timeout_ms;         /* 5000 */
 	char     policy_bundle_file[CONFIG_PATH_MAX];
 	char     policy_pubkey_file[CONFIG_PATH_MAX];
 } mn_config;

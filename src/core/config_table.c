@@ -22,6 +22,7 @@
 #define CONFIG_RPS_MAX           1000000u
 #define CONFIG_CONNECTIONS_MAX   1000000u
 #define CONFIG_WORKERS_MAX       256u
+#define CONFIG_UPLOADS_MAX       4096u
 
 #define FIELD(f) .offset = offsetof(mn_config, f), .size = sizeof(((mn_config *)0)->f)
 /* Strings: min is the minimum length; the maximum is the field's capacity. */
@@ -44,6 +45,7 @@ static const config_enum_name config_log_formats[] = {
 
 static const config_enum_name config_services[] = {
 	{ .name = "gateway", .value = CONFIG_SVC_GATEWAY },
+	{ .name = "storage", .value = CONFIG_SVC_STORAGE },
 	{ .name = NULL },
 };
 
@@ -64,6 +66,15 @@ const config_key config_table[] = {
 	{ .key = "gateway.workers", .type = CONFIG_T_U32, FIELD(gateway_workers),
 	  .def = "0", .min = 0, .max = CONFIG_WORKERS_MAX, .reload = CONFIG_RELOAD_RESTART,
 	  .help = "Gateway worker processes; 0 = one per CPU." },
+	{ .key = "gateway.allow_plaintext", .type = CONFIG_T_BOOL, FIELD(gateway_allow_plaintext),
+	  .def = "false", .reload = CONFIG_RELOAD_RESTART,
+	  .help = "Allow a gateway on a non-loopback address without TLS (refused otherwise)." },
+	{ .key = "storage.max_object", .type = CONFIG_T_SIZE, FIELD(storage_max_object_bytes),
+	  .def = "1MiB", .min = CONFIG_BODY_MIN, .max = CONFIG_BODY_MAX, .reload = CONFIG_RELOAD_LIVE,
+	  .help = "Largest object accepted (decoded bytes); larger uploads get 413." },
+	{ .key = "storage.max_uploads", .type = CONFIG_T_U32, FIELD(storage_max_uploads),
+	  .def = "64", .min = 1, .max = CONFIG_UPLOADS_MAX, .reload = CONFIG_RELOAD_LIVE,
+	  .help = "Uploads the storage service keeps open at once; beyond it PUTs get 503." },
 	{ .key = "paths.data_dir", .type = CONFIG_T_PATH, TEXT(data_dir, 1),
 	  .def = "./var", .reload = CONFIG_RELOAD_RESTART, .env = "RON_DATA_DIR",
 	  .help = "Directory for persistent state." },
@@ -113,7 +124,7 @@ const config_key config_table[] = {
 	  .def = "3s", .min = 0, .max = CONFIG_DRAIN_MAX_MS, .reload = CONFIG_RELOAD_LIVE,
 	  .help = "Graceful shutdown: time given to in-flight requests (hard limit 5s)." },
 	{ .key = "services", .type = CONFIG_T_SERVICES, FIELD(services), .names = config_services,
-	  .def = "gateway", .reload = CONFIG_RELOAD_RESTART,
+	  .def = "gateway,storage", .reload = CONFIG_RELOAD_RESTART,
 	  .help = "Services the supervisor runs (JSON array; comma-separated in flags)." },
 	{ .key = "amnesia", .type = CONFIG_T_BOOL, FIELD(amnesia),
 	  .def = "false", .reload = CONFIG_RELOAD_RESTART, .env = "RON_AMNESIA",
@@ -127,6 +138,13 @@ const config_key config_table[] = {
 	{ .key = "tls.client_ca_file", .type = CONFIG_T_PATH, TEXT(tls_client_ca_file, 0),
 	  .def = "", .reload = CONFIG_RELOAD_RESTART, .env = "RON_TLS_CLIENT_CA",
 	  .help = "PEM CA bundle for client certificates (mutual TLS); needs tls.cert_file." },
+	{ .key = "tls.cert_pin", .type = CONFIG_T_STRING, TEXT(tls_cert_pin, 0),
+	  .def = "", .reload = CONFIG_RELOAD_RESTART,
+	  .help = "Optional \"b3:<64 hex>\" BLAKE3 of the certificate file, checked at every load." },
+	{ .key = "tls.handshake_timeout", .type = CONFIG_T_DURATION, FIELD(tls_handshake_timeout_ms),
+	  .def = "5s", .min = CONFIG_TIMEOUT_MIN_MS, .max = CONFIG_TIMEOUT_MAX_MS,
+	  .reload = CONFIG_RELOAD_LIVE,
+	  .help = "Deadline for a TLS handshake; failures count in tls_handshake_failures_total." },
 	{ .key = "policy.bundle_file", .type = CONFIG_T_PATH, TEXT(policy_bundle_file, 0),
 	  .def = "", .reload = CONFIG_RELOAD_RESTART, .env = "RON_POLICY_FILE",
 	  .help = "Signed ron-policy v1 bundle; set together with policy.pubkey_file." },

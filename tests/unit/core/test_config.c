@@ -129,7 +129,12 @@ static void test_defaults(void **state)
 	assert_int_equal(c.max_inflight, 512);
 	assert_int_equal(c.requests_per_second, 500);
 	assert_int_equal(c.max_connections, 1024);
-	assert_int_equal(c.services, CONFIG_SVC_GATEWAY);
+	assert_int_equal(c.services, CONFIG_SVC_GATEWAY | CONFIG_SVC_STORAGE);
+	assert_false(c.gateway_allow_plaintext);
+	assert_int_equal(c.storage_max_object_bytes, 1u << 20);
+	assert_int_equal(c.storage_max_uploads, 64);
+	assert_int_equal(c.tls_handshake_timeout_ms, 5000);
+	assert_string_equal(c.tls_cert_pin, "");
 	assert_false(c.amnesia);
 	assert_string_equal(c.tls_cert_file, "");
 	assert_string_equal(c.policy_pubkey_file, "");
@@ -217,8 +222,8 @@ static void test_wrong_types(void **state)
 	           "t.json: services: expected an array of service names (strings)");
 	load_fails("{\"services\":[\"gateway\",\"gateway\"]}",
 	           "t.json: services: service \"gateway\" is listed twice");
-	load_fails("{\"services\":[\"storage\"]}",
-	           "t.json: services: unknown service \"storage\" (known: gateway)");
+	load_fails("{\"services\":[\"mailbox\"]}",
+	           "t.json: services: unknown service \"mailbox\" (known: gateway, storage)");
 	load_fails("{\"log\":{\"level\":\"loud\"}}",
 	           "t.json: log.level: invalid value \"loud\" (expected one of: debug, info, warn, error)");
 	load_fails("{\"paths\":{\"data_dir\":\"\"}}", "t.json: paths.data_dir: must not be empty");
@@ -492,7 +497,7 @@ static void test_config_set(void **state)
 	assert_int_equal(config_set(&c, "services", "gateway", err, sizeof err), 0);
 	assert_int_equal(c.services, CONFIG_SVC_GATEWAY);
 	assert_int_equal(config_set(&c, "services", "gateway,", err, sizeof err), -1);
-	assert_string_equal(err, "services: unknown service \"\" (known: gateway)");
+	assert_string_equal(err, "services: unknown service \"\" (known: gateway, storage)");
 	assert_int_equal(config_set(&c, "amnesia", "true", err, sizeof err), 0);
 	assert_true(c.amnesia);
 }
