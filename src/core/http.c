@@ -1,7 +1,7 @@
 /*
- * http.c — HTTP/1.1 server: listener, connection cap, limits, routing and
- * admission (404/405/429/503/413), metrics, drain and the request
- * accessors. The per-connection state machine lives in http_conn.c,
+ * http.c — HTTP/1.1 server: listener, connection cap, TLS transport,
+ * limits, routing and admission (404/405/429/503/413), metrics, drain and
+ * the request accessors. The per-connection state machine lives in http_conn.c,
  * response framing in http_resp.c.
  */
 #include "core/config.h"
@@ -9,16 +9,22 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "core/tls.h"
 #include "lib/log.h"
 
 /* Bytes of a canned response for a connection refused at accept. */
@@ -414,6 +420,13 @@ static void conn_cap_refuse(http_server *srv, int fd)
 	int bn, n;
 
 	http_corr_id_new(corr);
+	/* A TLS client cannot read a plaintext 503, and a handshake per refusal
+	 * is what the cap exists to avoid: just close. */
+	if (srv->tls) {
+		http_server_count_reject(srv, HTTP_REJ_CONN_CAP, corr);
+		close(fd);
+		return;
+	}
 	/* Counted before the client can see the answer, so /metrics never lags it. */
 	metrics_inc(stats_code(srv, srv->nroutes, 503), 1);
 	http_server_count_reject(srv, HTTP_REJ_CONN_CAP, corr);
@@ -494,6 +507,78 @@ int http_server_listen_fd(http_server *srv, int fd, bool own_fd)
 	return 0;
 }
 
+/* ---- TLS transport ------------------------------------------------- */
+
+struct bufferevent *http_tls_bev_new(http_server *srv, int fd, bool *tls)
+{
+	struct bufferevent *bev;
+	SSL *ssl;
+
+	*tls = false;
+	if (!srv->tls)
+		return bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	ssl = tls_server_ssl_new(srv->tls);
+	if (!ssl)
+		return NULL;
+	/* OpenSSL 3 reports a peer that closes without close_notify as a
+	 * protocol error; libevent's dirty-shutdown switch only knows the old
+	 * form. HTTP framing catches a truncated request by itself, so such a
+	 * close is an EOF here, exactly as on plaintext. */
+	SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	bev = bufferevent_openssl_socket_new(srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	                                     BEV_OPT_CLOSE_ON_FREE);
+	/* On failure libevent 2.1 may or may not have freed ssl already (it
+	 * depends on how far it got): leaking one SSL under memory exhaustion
+	 * beats a double free. */
+	if (!bev)
+		return NULL;
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	*tls = true;
+	return bev;
+}
+
+/*
+ * close_notify on a graceful close: without it a TLS peer cannot tell a
+ * complete close-delimited body from a cut one, so aborts never send it.
+ * Best effort: written straight to the socket, never waited for.
+ */
+void http_tls_close_notify(struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+	if (!ssl || !SSL_is_init_finished(ssl) || (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN))
+		return;
+	(void)SSL_shutdown(ssl);
+	ERR_clear_error();
+}
+
+/*
+ * A peer that went away without sending a byte (a TCP probe) never attempted
+ * a handshake and is not counted; a silent peer cut at the deadline is.
+ */
+void http_tls_failed(http_server *srv, struct bufferevent *bev, const char *why)
+{
+	char reason[256];
+	unsigned long e = bufferevent_get_openssl_error(bev);
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	BIO *rbio = ssl ? SSL_get_rbio(ssl) : NULL;
+
+	if (why || (rbio && BIO_number_read(rbio) > 0)) {
+		if (why)
+			snprintf(reason, sizeof reason, "%s", why);
+		else if (e)
+			ERR_error_string_n(e, reason, sizeof reason);
+		else
+			snprintf(reason, sizeof reason, "connection closed during handshake");
+		metrics_inc(srv->m_tls_fail, 1);
+		if (tbucket_take(&srv->log_rate, 1, http_now_ms()))
+			log_kv(LOG_LEVEL_INFO, "tls handshake failed", "reason", reason, NULL);
+	}
+	while (bufferevent_get_openssl_error(bev))
+		;
+	ERR_clear_error();
+}
+
 /* ---- server lifetime ------------------------------------------------ */
 
 /* A route table is code, not input: a hole in it is a bug, caught at start. */
@@ -552,6 +637,14 @@ void http_server_free(http_server *srv)
 		http_conn_free(srv->conns);
 	free(srv->stats);
 	free(srv);
+}
+
+void http_server_set_tls(http_server *srv, struct tls_server *tls, uint64_t handshake_ms)
+{
+	srv->tls = tls;
+	srv->tls_handshake_ms = handshake_ms ? handshake_ms : HTTP_DEFAULT_TIMEOUT_MS;
+	if (tls && !srv->m_tls_fail)
+		srv->m_tls_fail = metrics_get("tls_handshake_failures_total", "");
 }
 
 void http_server_set_limits(http_server *srv, const http_limits *limits)

@@ -112,6 +112,14 @@ void http_server_free(http_server *srv);
  * unless own_fd). 0/-1. */
 __attribute__((warn_unused_result))
 int http_server_listen_fd(http_server *srv, int fd, bool own_fd);
+struct tls_server;
+/*
+ * Serve TLS on every connection accepted from now on (tls borrowed; must
+ * outlive the server). The TLS handshake has its own deadline
+ * (handshake_ms); failures count in tls_handshake_failures_total.
+ */
+void http_server_set_tls(http_server *srv, struct tls_server *tls, uint64_t handshake_ms);
+
 /* Replace limits for new requests/connections (live reload). */
 void http_server_set_limits(http_server *srv, const http_limits *limits);
 /*

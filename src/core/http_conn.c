@@ -13,6 +13,12 @@
  * Closing is always deferred: http_conn_set_state(CLOSED) only disables the
  * bufferevent and activates the defer event; the struct is freed there, when
  * no callback of ours is on the stack.
+ *
+ * TLS (http_server_set_tls): the bufferevent is a bufferevent_openssl and the
+ * connection starts in HANDSHAKE, with its own deadline; everything after the
+ * handshake is the plaintext machine on decrypted bytes. A graceful close
+ * (LINGER, or closing an idle connection) sends close_notify first; aborts
+ * do not, so that a peer can tell a cut response from a complete one.
  */
 #include "core/http_int.h"
 
@@ -388,11 +394,17 @@ static void conn_arm(struct http_conn *c, uint64_t ms)
 void http_conn_set_state(struct http_conn *c, enum http_conn_state st)
 {
 	const http_limits *l = &c->srv->limits;
+	enum http_conn_state prev = c->state;
 
 	if (c->state == HTTP_CONN_CLOSED)
 		return;
 	c->state = st;
 	switch (st) {
+	case HTTP_CONN_HANDSHAKE:
+		/* Absolute, like the header deadline: a stalled handshake is cut. */
+		conn_arm(c, c->srv->tls_handshake_ms);
+		(void)bufferevent_enable(c->bev, EV_READ);
+		break;
 	case HTTP_CONN_IDLE:
 		/* A fresh connection must send its request as promptly as a header block. */
 		conn_arm(c, c->nreq ? l->idle_timeout_ms : l->header_timeout_ms);
@@ -416,12 +428,17 @@ void http_conn_set_state(struct http_conn *c, enum http_conn_state st)
 			http_conn_set_state(c, c->peer_eof ? HTTP_CONN_CLOSED : HTTP_CONN_LINGER);
 		break;
 	case HTTP_CONN_LINGER:
+		if (c->tls)
+			http_tls_close_notify(c->bev);
 		(void)shutdown(bufferevent_getfd(c->bev), SHUT_WR);
 		c->linger_bytes = 0;
 		conn_arm(c, HTTP_LINGER_MS);
 		(void)bufferevent_enable(c->bev, EV_READ);
 		break;
 	case HTTP_CONN_CLOSED:
+		/* Between requests nothing is cut: a clean close. */
+		if (prev == HTTP_CONN_IDLE && c->tls)
+			http_tls_close_notify(c->bev);
 		evtimer_del(c->timer);
 		(void)bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 		event_active(c->defer, EV_TIMEOUT, 1);
@@ -533,7 +550,9 @@ static bool conn_can_parse(struct http_conn *c)
 	case HTTP_CONN_BODY:
 		if (!r)
 			return false;
-		if (!r->dispatched || r->resp.state == HTTP_RESP_ENDED)
+		/* A request without a body never waits for http_req_on_body: the
+		 * parser must still reach its end (pipelining, keep-alive idle). */
+		if (!r->dispatched || r->resp.state == HTTP_RESP_ENDED || r->body_complete)
 			return true;
 		return r->on_data && !r->body_paused && !r->body_stopped && !r->gone;
 	default:
@@ -576,6 +595,20 @@ static int conn_on_headers(struct http_conn *c)
 	return 1;
 }
 
+/*
+ * The end of a streaming body, once: now if the handler has registered, or
+ * from http_conn_process after it registers (an empty body ends before an
+ * asynchronous handler is ready for it).
+ */
+static void conn_deliver_end(http_req *r)
+{
+	if (!r->parse_done || !r->dispatched || !r->on_end || r->end_sent || r->body_stopped ||
+	    r->gone || r->resp.state == HTTP_RESP_ENDED)
+		return;
+	r->end_sent = true;
+	r->on_end(r, r->body_arg);
+}
+
 static int conn_on_message(struct http_conn *c)
 {
 	http_req *r = c->req;
@@ -589,8 +622,8 @@ static int conn_on_message(struct http_conn *c)
 	http_conn_set_state(c, HTTP_CONN_WAIT);
 	if (!r->dispatched)
 		conn_dispatch(c, r);
-	else if (r->on_end && !r->body_stopped && !r->gone)
-		r->on_end(r, r->body_arg);
+	else
+		conn_deliver_end(r);
 	return 1;
 }
 
@@ -682,6 +715,8 @@ void http_conn_process(struct http_conn *c)
 		c->again = false;
 		while (conn_step(c) > 0)
 			;
+		if (c->req && c->state == HTTP_CONN_WAIT)
+			conn_deliver_end(c->req);
 		if (c->drain_kick && c->state < HTTP_CONN_LINGER) {
 			c->drain_kick = false;
 			if (c->req)
@@ -745,6 +780,24 @@ static void conn_on_eof(struct http_conn *c)
 		http_conn_set_state(c, HTTP_CONN_FLUSH);
 }
 
+/* The handshake did not complete: count (see http_tls_failed) and close. */
+static void conn_tls_failed(struct http_conn *c, const char *why)
+{
+	http_tls_failed(c->srv, c->bev, why);
+	http_conn_set_state(c, HTTP_CONN_CLOSED);
+}
+
+static void conn_tls_event(struct http_conn *c, short what)
+{
+	if (what & BEV_EVENT_CONNECTED) {
+		/* Input may have arrived with the last handshake flight. */
+		http_conn_set_state(c, HTTP_CONN_IDLE);
+		http_conn_schedule(c);
+	} else {
+		conn_tls_failed(c, (what & BEV_EVENT_TIMEOUT) ? "handshake write timeout" : NULL);
+	}
+}
+
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct http_conn *c = arg;
@@ -752,6 +805,10 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	if (c->state == HTTP_CONN_CLOSED)
 		return;
+	if (c->state == HTTP_CONN_HANDSHAKE) {
+		conn_tls_event(c, what);
+		return;
+	}
 	if (what & BEV_EVENT_TIMEOUT)
 		http_conn_abort(c, HTTP_REJ_TIMEOUT);  /* write deadline */
 	else if (what & BEV_EVENT_ERROR)
@@ -767,6 +824,9 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	switch (c->state) {
+	case HTTP_CONN_HANDSHAKE:
+		conn_tls_failed(c, "handshake timeout");
+		break;
 	case HTTP_CONN_IDLE:
 		/* Still delivering the last answer: the write deadline governs that. */
 		if (evbuffer_get_length(http_conn_output(c))) {
@@ -862,7 +922,7 @@ struct http_conn *http_conn_new(http_server *srv, int fd, const struct sockaddr 
 		c->peerlen = salen < (socklen_t)sizeof c->peer ? salen : (socklen_t)sizeof c->peer;
 		memcpy(&c->peer, sa, c->peerlen);
 	}
-	c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->bev = http_tls_bev_new(srv, fd, &c->tls);
 	c->timer = evtimer_new(srv->base, on_timer, c);
 	c->defer = event_new(srv->base, -1, 0, on_defer, c);
 	if (!c->bev || !c->timer || !c->defer) {
@@ -885,7 +945,7 @@ struct http_conn *http_conn_new(http_server *srv, int fd, const struct sockaddr 
 		srv->conns->prev = c;
 	srv->conns = c;
 	http_server_conn_added(srv);
-	http_conn_set_state(c, HTTP_CONN_IDLE);
+	http_conn_set_state(c, c->tls ? HTTP_CONN_HANDSHAKE : HTTP_CONN_IDLE);
 	return c;
 }
 
@@ -919,6 +979,10 @@ void http_conn_free(struct http_conn *c)
 
 void http_conn_drain(struct http_conn *c)
 {
+	if (c->state == HTTP_CONN_HANDSHAKE) {
+		http_conn_set_state(c, HTTP_CONN_CLOSED);  /* nothing asked yet: nothing lost */
+		return;
+	}
 	if (c->state != HTTP_CONN_IDLE || evbuffer_get_length(bufferevent_get_input(c->bev)))
 		return;  /* busy: its response will carry Connection: close */
 	if (evbuffer_get_length(http_conn_output(c)))

@@ -70,6 +70,7 @@ enum http_reject {
 };
 
 enum http_conn_state {
+	HTTP_CONN_HANDSHAKE,/* TLS handshake in progress; handshake deadline */
 	HTTP_CONN_IDLE,     /* between requests; idle deadline */
 	HTTP_CONN_HEADERS,  /* header block in progress; header deadline from its first byte */
 	HTTP_CONN_BODY,     /* headers accepted, body in progress; read deadline per read */
@@ -151,6 +152,7 @@ struct http_req {
 	bool               inflight;     /* counted in srv->inflight */
 	bool               body_complete;/* whole body received (or none) */
 	bool               parse_done;   /* on_message_complete seen */
+	bool               end_sent;     /* on_end delivered to a streaming handler */
 	bool               want_close;   /* handler or core asked for Connection: close */
 	bool               gone;         /* aborted or on_close delivered: handler calls fail */
 	/* streaming request body */
@@ -195,6 +197,7 @@ struct http_conn {
 	bool                   in_execute;   /* inside http_parser_execute */
 	bool                   again;
 	bool                   drain_kick;   /* an on_drain registration wants a check */
+	bool                   tls;          /* bev is a bufferevent_openssl */
 };
 
 struct http_code_slot {
@@ -228,6 +231,9 @@ struct http_server {
 	struct http_route_stats *stats;      /* nroutes + 1 entries */
 	metrics_series          *m_open, *m_in, *m_out;
 	metrics_series          *m_rej[HTTP_REJ_COUNT];
+	struct tls_server       *tls;        /* borrowed; NULL: plaintext */
+	uint64_t                 tls_handshake_ms;
+	metrics_series          *m_tls_fail; /* tls_handshake_failures_total */
 	bool                     m_rej_done[HTTP_REJ_COUNT];
 	char                     date[HTTP_DATE_BUF];
 	time_t                   date_sec;
@@ -236,6 +242,14 @@ struct http_server {
 /* ---- http.c ---- */
 uint64_t http_now_ms(void);
 void http_server_count_reject(http_server *srv, enum http_reject why, const char *corr_id);
+/* The transport for an accepted fd: a socket bufferevent, or TLS on the
+ * server's current context (*tls set). NULL on failure (fd not closed). */
+struct bufferevent *http_tls_bev_new(http_server *srv, int fd, bool *tls);
+/* Graceful end of a TLS connection: send close_notify (best effort). */
+void http_tls_close_notify(struct bufferevent *bev);
+/* A handshake failed (why: static text, or NULL to take OpenSSL's reason):
+ * count tls_handshake_failures_total and log, rate-limited. */
+void http_tls_failed(http_server *srv, struct bufferevent *bev, const char *why);
 /* Account a response that ended (metrics, in-flight, access log). */
 void http_server_account(http_server *srv, http_req *r);
 const char *http_server_date(http_server *srv);

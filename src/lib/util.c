@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -120,6 +121,39 @@ int util_listen(const struct sockaddr *addr, socklen_t len, int backlog, char *e
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	if (bind(fd, addr, len) != 0 || listen(fd, backlog) != 0) {
 		snprintf(err, errlen, "%s: cannot listen: %s", as, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int util_listen_unix(const char *path, int type, mode_t mode, char *err, size_t errlen)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct stat st;
+
+	if (strlen(path) >= sizeof sun.sun_path) {
+		snprintf(err, errlen, "%s: socket path too long (max %zu)", path, sizeof sun.sun_path - 1);
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errlen, "%s: exists and is not a socket", path);
+			return -1;
+		}
+		(void)unlink(path);
+	}
+	int fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: socket: %s", path, strerror(errno));
+		return -1;
+	}
+	mode_t old = umask((mode_t)(~mode & 0777));
+	int rc = bind(fd, (struct sockaddr *)&sun, sizeof sun);
+	umask(old);
+	if (rc != 0 || listen(fd, 128) != 0) {
+		snprintf(err, errlen, "%s: cannot listen: %s", path, strerror(errno));
 		close(fd);
 		return -1;
 	}

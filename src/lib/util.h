@@ -36,6 +36,15 @@ int util_ensure_dir(const char *path, mode_t mode, char *err, size_t errlen);
 __attribute__((warn_unused_result))
 int util_listen(const struct sockaddr *addr, socklen_t len, int backlog, char *err, size_t errlen);
 
+/*
+ * Bind + listen on a UNIX socket path (type SOCK_STREAM or SOCK_SEQPACKET;
+ * non-blocking, cloexec), created with `mode` (no window where it is looser:
+ * the umask is set around bind). A stale socket file at path is replaced;
+ * any other file there is refused. Returns the fd or -1 with err.
+ */
+__attribute__((warn_unused_result))
+int util_listen_unix(const char *path, int type, mode_t mode, char *err, size_t errlen);
+
 /* The kernel's estimate of available entropy in bits, or -1. */
 int util_entropy_bits(void);
 /* True when the kernel CSPRNG is initialised (getrandom does not block). */

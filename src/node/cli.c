@@ -15,6 +15,7 @@
 
 #include "core/config.h"
 #include "core/ctl.h"
+#include "core/tls.h"
 #include "lib/util.h"
 #include "mn_build.h"
 #include "node/node.h"
@@ -113,6 +114,22 @@ static int parse_node_flags(int argc, char **argv, node_opts *o, const char *cmd
 	return 0;
 }
 
+/*
+ * Checks that need the files a key names: whatever `run` would refuse,
+ * `config validate` and `check` refuse too. Building the TLS context once
+ * proves the certificate, key (permissions included), CA and pin.
+ */
+static int node_check_files(const mn_config *c, char *err, size_t errlen)
+{
+	if (!c->tls_cert_file[0])
+		return 0;
+	tls_server *t = tls_server_new(c, err, errlen);
+	if (!t)
+		return -1;
+	tls_server_free(t);
+	return 0;
+}
+
 int node_load_config(const node_opts *o, mn_config *out, char *err, size_t errlen)
 {
 	config_defaults(out);
@@ -127,7 +144,9 @@ int node_load_config(const node_opts *o, mn_config *out, char *err, size_t errle
 			return -1;
 		}
 	}
-	return config_validate(out, err, errlen);
+	if (config_validate(out, err, errlen) != 0)
+		return -1;
+	return node_check_files(out, err, errlen);
 }
 
 /* Parse flags and load config; returns 0, or the exit code to use (>0). */
@@ -269,7 +288,8 @@ static int cmd_config(int argc, char **argv)
 			return usage_error("config validate: %s", "exactly one FILE expected");
 		config_defaults(&c);
 		int bad = config_load_file(&c, argv[2], err, sizeof err) != 0 ||
-		          config_validate(&c, err, sizeof err) != 0;
+		          config_validate(&c, err, sizeof err) != 0 ||
+		          node_check_files(&c, err, sizeof err) != 0;
 		config_free(&c);
 		if (bad) {
 			fprintf(stderr, "macronode: config error: %s\n", err);

@@ -23,6 +23,7 @@ struct metrics_series;
 #define NODE_HARD_DRAIN_MS  5000u  /* canon: drain never exceeds 5 s */
 #define NODE_BUILD_ID_MAX   128
 #define NODE_DEFAULT_CONFIG_NAME "embedded default"
+#define NODE_STORAGE_SOCKET "storage.sock"   /* in the runtime directory */
 
 /* A config key set on the command line; re-applied on every reload. */
 typedef struct node_override {
@@ -51,6 +52,7 @@ typedef struct sup_child {
 	const char   *role;           /* "gateway" */
 	int           worker;
 	bool          required;
+	int           tier;           /* drain order: tier 0 (front) first, then tier 1 (back) */
 	int           listen_fd;      /* borrowed from the supervisor, or -1 */
 	pid_t         pid;            /* 0 when not running */
 	int           ctl_fd;         /* supervisor end, -1 when not running */
@@ -74,13 +76,14 @@ typedef struct supervisor {
 	char                exe[1024];       /* binary re-exec'd for children */
 	char                runtime_dir[CONFIG_PATH_MAX];
 	bool                own_runtime_dir; /* amnesia: removed at exit */
-	int                 admin_fd, gateway_fd, metrics_fd;
+	int                 admin_fd, gateway_fd, storage_fd, metrics_fd;
 	struct http_server *admin;
 	sup_child           child[NODE_MAX_CHILDREN];
 	size_t              nchild;
 	struct event       *sig_ev[4];
 	struct event       *drain_ev, *hard_ev, *tick_ev;
 	bool                draining;
+	int                 drain_tier;      /* tier being drained now */
 	uint64_t            start_ms, start_wall_ms;
 	uint64_t            reloads_ok, reloads_failed;
 	char                last_reload_error[CONFIG_ERR_MAX];

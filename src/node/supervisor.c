@@ -48,7 +48,12 @@ static void child_close_ctl(sup_child *c)
 
 static void child_send_config(sup_child *c)
 {
-	char *json = config_to_json(&c->sup->cfg, false);
+	/* Children get the runtime directory the supervisor actually uses. A
+	 * shallow copy is enough: config_to_json never emits secrets. */
+	mn_config view = c->sup->cfg;
+	view.admin_token = NULL;
+	snprintf(view.runtime_dir, sizeof view.runtime_dir, "%s", c->sup->runtime_dir);
+	char *json = config_to_json(&view, false);
 
 	if (!json || ctl_send(c->ctl_fd, CTL_CONFIG, json, strlen(json)) != 0)
 		log_kv(LOG_LEVEL_WARN, "cannot send config to child", "role", c->role, NULL);
@@ -269,8 +274,13 @@ static bool sup_children_alive(const supervisor *s)
 	return false;
 }
 
+static bool sup_tier_alive(const supervisor *s, int tier);
+static void sup_drain_tier(supervisor *s, int tier);
+
 static void sup_maybe_exit(supervisor *s)
 {
+	if (s->draining && s->drain_tier == 0 && !sup_tier_alive(s, 0))
+		sup_drain_tier(s, 1);
 	if (s->draining && !sup_children_alive(s) && !s->admin)
 		event_base_loopexit(s->base, NULL);
 }
@@ -296,21 +306,40 @@ static void on_hard_deadline(evutil_socket_t fd, short what, void *arg)
 	event_base_loopexit(s->base, NULL);
 }
 
-static void on_drain_start(evutil_socket_t fd, short what, void *arg)
+/* Ask every running child of one tier to drain. */
+static void sup_drain_tier(supervisor *s, int tier)
 {
-	supervisor *s = arg;
-
-	(void)fd; (void)what;
+	s->drain_tier = tier;
 	for (size_t i = 0; i < s->nchild; i++) {
 		sup_child *c = &s->child[i];
-		if (c->restart_ev)
-			evtimer_del(c->restart_ev);
-		if (c->pid <= 0)
+		if (c->tier != tier || c->pid <= 0)
 			continue;
 		c->state = CHILD_DRAINING;
 		if (c->ctl_fd < 0 || ctl_send(c->ctl_fd, CTL_DRAIN, NULL, 0) != 0)
 			kill(c->pid, SIGTERM);
 	}
+}
+
+static bool sup_tier_alive(const supervisor *s, int tier)
+{
+	for (size_t i = 0; i < s->nchild; i++)
+		if (s->child[i].tier == tier && s->child[i].pid > 0)
+			return true;
+	return false;
+}
+
+static void on_drain_start(evutil_socket_t fd, short what, void *arg)
+{
+	supervisor *s = arg;
+
+	(void)fd; (void)what;
+	for (size_t i = 0; i < s->nchild; i++)
+		if (s->child[i].restart_ev)
+			evtimer_del(s->child[i].restart_ev);
+	/* Front services first: in-flight requests may still need the back ones. */
+	sup_drain_tier(s, 0);
+	if (!sup_tier_alive(s, 0))
+		sup_drain_tier(s, 1);
 	if (s->admin)
 		http_server_drain(s->admin, on_admin_drained, s);
 	else
@@ -455,21 +484,46 @@ static int sup_runtime_dir(supervisor *s, char *err, size_t errlen)
 	return util_ensure_dir(s->runtime_dir, 0700, err, errlen);
 }
 
+static sup_child *sup_add_child(supervisor *s, const char *role, int worker, int listen_fd,
+                                int tier)
+{
+	if (s->nchild >= NODE_MAX_CHILDREN)
+		return NULL;
+	sup_child *c = &s->child[s->nchild++];
+	c->role = role;
+	c->worker = worker;
+	c->required = true;
+	c->tier = tier;
+	c->listen_fd = listen_fd;
+	c->ctl_fd = -1;
+	c->sup = s;
+	return c;
+}
+
 static void sup_add_children(supervisor *s)
 {
+	if (s->cfg.services & CONFIG_SVC_STORAGE)
+		(void)sup_add_child(s, "storage", 0, s->storage_fd, 1);
 	if (!(s->cfg.services & CONFIG_SVC_GATEWAY))
 		return;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	uint32_t n = s->cfg.gateway_workers ? s->cfg.gateway_workers : (uint32_t)(ncpu > 0 ? ncpu : 1);
-	for (uint32_t w = 0; w < n && s->nchild < NODE_MAX_CHILDREN; w++) {
-		sup_child *c = &s->child[s->nchild++];
-		c->role = "gateway";
-		c->worker = (int)w;
-		c->required = true;
-		c->listen_fd = s->gateway_fd;
-		c->ctl_fd = -1;
-		c->sup = s;
+	for (uint32_t w = 0; w < n; w++)
+		(void)sup_add_child(s, "gateway", (int)w, s->gateway_fd, 0);
+}
+
+/* The storage socket: SEQPACKET, 0600, in the 0700 runtime directory. */
+static int sup_listen_storage(supervisor *s, char *err, size_t errlen)
+{
+	char path[CONFIG_PATH_MAX + 32];
+
+	if ((size_t)snprintf(path, sizeof path, "%s/%s", s->runtime_dir, NODE_STORAGE_SOCKET) >=
+	    sizeof path) {
+		snprintf(err, errlen, "paths.runtime_dir: too long for %s", NODE_STORAGE_SOCKET);
+		return -1;
 	}
+	s->storage_fd = util_listen_unix(path, SOCK_SEQPACKET, 0600, err, errlen);
+	return s->storage_fd < 0 ? -1 : 0;
 }
 
 static int sup_start(supervisor *s, char *err, size_t errlen)
@@ -495,6 +549,8 @@ static int sup_start(supervisor *s, char *err, size_t errlen)
 		if (s->gateway_fd < 0)
 			return -1;
 	}
+	if ((s->cfg.services & CONFIG_SVC_STORAGE) && sup_listen_storage(s, err, errlen) != 0)
+		return -1;
 	s->base = event_base_new();
 	if (!s->base || sup_signals(s) != 0 || admin_start(s) != 0) {
 		snprintf(err, errlen, "cannot start the admin plane on %s", s->cfg.admin_addr);
@@ -529,6 +585,7 @@ static void sup_free(supervisor *s)
 	if (s->base) event_base_free(s->base);
 	if (s->admin_fd >= 0) close(s->admin_fd);
 	if (s->gateway_fd >= 0) close(s->gateway_fd);
+	if (s->storage_fd >= 0) close(s->storage_fd);
 	if (s->own_runtime_dir)
 		(void)nftw(s->runtime_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	config_free(&s->cfg);
@@ -543,7 +600,7 @@ int supervisor_run(const node_opts *o, mn_config *cfg)
 	s->opts = *o;
 	s->cfg = *cfg; /* ownership of secrets moves here */
 	memset(cfg, 0, sizeof *cfg);
-	s->admin_fd = s->gateway_fd = s->metrics_fd = -1;
+	s->admin_fd = s->gateway_fd = s->storage_fd = s->metrics_fd = -1;
 	s->start_ms = util_now_ms();
 	s->start_wall_ms = util_wall_ms();
 	log_init("macronode", s->cfg.log_level, STDERR_FILENO);

@@ -53,5 +53,6 @@ void svc_report_stats(svc *s, unsigned long conns, unsigned long inflight);
 
 /* Services known to svc_main. */
 extern const svc_ops gateway_ops;
+extern const svc_ops storage_ops;
 
 #endif

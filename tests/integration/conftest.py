@@ -527,3 +527,177 @@ def node_factory(request):
 def node(node_factory):
     """A running node: one gateway worker, config file with the addresses."""
     return node_factory()
+
+
+# ---------------------------------------------------------------- content plane helpers
+# (objects, storage, TLS). Paths follow docs/internal.md and the storage layout
+# <data_dir>/objects/<first 2 hex>/<64 hex> (+ ".ob" outboard), <data_dir>/meta/.
+
+B3SUM = shutil.which("b3sum")
+OPENSSL = shutil.which("openssl")
+CURL = shutil.which("curl")
+ZSTD = shutil.which("zstd")
+CID_RE = re.compile(r"^b3:[0-9a-f]{64}$")
+
+
+def b3sum_cid(data):
+    """'b3:<hex>' of data, computed by the b3sum CLI (an independent implementation)."""
+    assert B3SUM, "b3sum not installed"
+    p = subprocess.run([B3SUM, "--no-names"], input=data, capture_output=True, check=True)
+    hexd = p.stdout.decode().strip()
+    assert re.fullmatch(r"[0-9a-f]{64}", hexd), p.stdout
+    return "b3:" + hexd
+
+
+def b3sum_file(path):
+    """'b3:<hex>' of a file (b3sum CLI)."""
+    with open(path, "rb") as f:
+        return b3sum_cid(f.read())
+
+
+def cid_hex(cid):
+    assert CID_RE.match(cid), cid
+    return cid[3:]
+
+
+def obj_path(cid):
+    """Request path of an object: /o/b3:<hex>."""
+    return "/o/" + cid
+
+
+def blob_file(node, cid):
+    """Where disk-mode storage keeps the blob of cid."""
+    h = cid_hex(cid)
+    return os.path.join(node.data_dir, "objects", h[:2], h)
+
+
+def flip_byte(path, offset):
+    """Flip one bit of the byte at offset, in place (same inode, so open fds see it)."""
+    st = os.stat(path)
+    os.chmod(path, st.st_mode | 0o200)
+    try:
+        with open(path, "r+b") as f:
+            f.seek(offset)
+            b = f.read(1)
+            assert len(b) == 1, "offset %d past the end of %s" % (offset, path)
+            f.seek(offset)
+            f.write(bytes([b[0] ^ 0x01]))
+            f.flush()
+            os.fsync(f.fileno())
+    finally:
+        os.chmod(path, st.st_mode)
+
+
+def service_children(node, service):
+    return [c for c in node.children() if c.get("service") == service]
+
+
+def storage_pid(node):
+    """PID of the storage process (from /api/v1/status children), or 0 if down."""
+    kids = service_children(node, "storage")
+    assert len(kids) == 1, node.children()
+    return kids[0]["pid"]
+
+
+def gateway_pids(node):
+    return [c["pid"] for c in service_children(node, "gateway") if c["pid"] > 0]
+
+
+def all_ready(node):
+    kids = node.children()
+    return bool(kids) and all(c["state"] == "ready" and c["pid"] > 0 for c in kids)
+
+
+def put_object(node, data, method="POST", path="/o", headers=None, timeout=30.0):
+    h = {"Content-Type": "application/octet-stream"}
+    h.update(headers or {})
+    return node.gw(method, path, body=data, headers=h, timeout=timeout)
+
+
+def stored(node, data, **kw):
+    """PUT data; assert 201/200 and the b3sum id; return the cid."""
+    r = put_object(node, data, **kw)
+    assert r.status in (200, 201), r
+    cid = r.json()["cid"]
+    assert cid == b3sum_cid(data), (cid, r)
+    return cid
+
+
+def run_tool(argv, input=None, timeout=30.0, env=None):
+    """Run a client tool (curl, openssl); returns CompletedProcess (bytes)."""
+    e = base_env()
+    if env:
+        e.update(env)
+    return subprocess.run(argv, input=input, capture_output=True, timeout=timeout * SLOW, env=e)
+
+
+def _openssl(args, cwd):
+    p = subprocess.run([OPENSSL] + args, cwd=cwd, capture_output=True, timeout=30)
+    assert p.returncode == 0, (args, p.stderr.decode(errors="replace"))
+    return p
+
+
+class Pki:
+    """A throwaway CA with server and client certificates (openssl CLI, EC P-256).
+
+    Files in dir: ca.pem/ca.key, server.pem/server.key (CN=localhost, SAN
+    DNS:localhost + IP:127.0.0.1, serial 0x1001), server2.* (CN=localhost-2,
+    serial 0x2002, same SANs), client.pem/client.key (clientAuth, serial
+    0x3003), and a second CA other-ca.* with other-client.* that the node
+    must not trust. Every key is mode 0600."""
+
+    def __init__(self, d):
+        self.dir = d
+        os.makedirs(d, exist_ok=True)
+        self._ca("ca", "/CN=macronode test CA")
+        self._ca("other-ca", "/CN=someone else's CA")
+        san = "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
+        self._leaf("server", "/CN=localhost", "ca", "0x1001", san)
+        self._leaf("server2", "/CN=localhost-2", "ca", "0x2002", san)
+        cli = "extendedKeyUsage=clientAuth\n"
+        self._leaf("client", "/CN=test client", "ca", "0x3003", cli)
+        self._leaf("other-client", "/CN=stranger", "other-ca", "0x4004", cli)
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def _key(self, name):
+        _openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                  "-out", name + ".key"], self.dir)
+        os.chmod(self.path(name + ".key"), 0o600)
+
+    def _ca(self, name, subj):
+        self._key(name)
+        _openssl(["req", "-x509", "-new", "-key", name + ".key", "-out", name + ".pem",
+                  "-days", "2", "-subj", subj,
+                  "-addext", "basicConstraints=critical,CA:TRUE",
+                  "-addext", "keyUsage=critical,keyCertSign,cRLSign"], self.dir)
+
+    def _leaf(self, name, subj, ca, serial, ext):
+        self._key(name)
+        with open(self.path(name + ".ext"), "w") as f:
+            f.write(ext)
+        _openssl(["req", "-new", "-key", name + ".key", "-out", name + ".csr", "-subj", subj],
+                 self.dir)
+        _openssl(["x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key",
+                  "-set_serial", serial, "-days", "2", "-out", name + ".pem",
+                  "-extfile", name + ".ext"], self.dir)
+
+    def tls_config(self, name="server", client_ca=False, **extra):
+        cfg = {"cert_file": self.path(name + ".pem"), "key_file": self.path(name + ".key")}
+        if client_ca:
+            cfg["client_ca_file"] = self.path("ca.pem")
+        cfg.update(extra)
+        return {"tls": cfg}
+
+
+@pytest.fixture(scope="module")
+def pki():
+    """Module-wide throwaway PKI (see Pki); removed afterwards."""
+    if not OPENSSL:
+        pytest.skip("openssl CLI not installed")
+    d = tempfile.mkdtemp(prefix="mn-pki-")
+    try:
+        yield Pki(d)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)

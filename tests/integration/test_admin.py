@@ -87,18 +87,28 @@ def test_readyz_ready_body(node):
     assert d["entropy"]["state"] == "ok" and d["entropy"]["bits"] >= 128
     v = node.get("/version").json()
     assert d["version_parity"] == {"state": "ok", "build_id": v["build_id"], "mismatched": 0}
-    assert d["services"] == {"gateway": {"state": "ready", "required": True, "workers": 1,
-                                         "ready_workers": 1, "crashloop": False, "restarts": 0}}
+    assert d["services"] == {
+        "gateway": {"state": "ready", "required": True, "workers": 1, "ready_workers": 1,
+                    "crashloop": False, "restarts": 0},
+        "storage": {"state": "ready", "required": True, "workers": 1, "ready_workers": 1,
+                    "crashloop": False, "restarts": 0}}
 
 
 def test_readyz_two_workers(node_factory):
     n = node_factory(workers=2)
-    g = n.get("/readyz").json()["deps"]["services"]["gateway"]
+    svcs = n.get("/readyz").json()["deps"]["services"]
+    assert set(svcs) == {"gateway", "storage"}
+    g = svcs["gateway"]
     assert g["workers"] == 2
     # ready as soon as one worker is; the second follows within moments
     assert g["ready_workers"] in (1, 2)
-    assert len(n.children()) == 2
-    assert sorted(c["worker"] for c in n.children()) == [0, 1]
+    # gateway.workers does not multiply storage: always one storage process
+    assert svcs["storage"] == {"state": "ready", "required": True, "workers": 1,
+                               "ready_workers": 1, "crashloop": False, "restarts": 0}
+    kids = n.children()
+    assert len(kids) == 3, kids
+    assert sorted(c["worker"] for c in kids if c["service"] == "gateway") == [0, 1]
+    assert [c["worker"] for c in kids if c["service"] == "storage"] == [0]
 
 
 def test_version_body(node):
@@ -137,20 +147,26 @@ def test_status_body(node):
     for d in (j["data_dir"], j["runtime_dir"]):
         st = os.stat(d)
         assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700, d
-    assert len(j["children"]) == 1
-    c = j["children"][0]
-    assert set(c) == {"service", "worker", "pid", "state", "restarts", "crashloop", "build_id",
-                      "uptime_ms"}
-    assert c["service"] == "gateway" and c["worker"] == 0
-    assert c["state"] == "ready" and c["restarts"] == 0 and c["crashloop"] is False
-    assert c["build_id"] == v["build_id"]
-    assert pid_alive(c["pid"])
-    argv = proc_cmdline(c["pid"])
-    assert argv[1:5] == [b"__service", b"gateway", b"--worker", b"0"], argv
-    assert b"--listen" in argv, argv
-    with open("/proc/%d/stat" % c["pid"]) as f:
-        ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-    assert ppid == node.proc.pid
+    kids = j["children"]
+    assert len(kids) == 2, kids
+    # one gateway worker and the storage process, each exactly once
+    assert sorted((c["service"], c["worker"]) for c in kids) == [("gateway", 0), ("storage", 0)]
+    assert len({c["pid"] for c in kids}) == 2, kids
+    for c in kids:
+        assert set(c) == {"service", "worker", "pid", "state", "restarts", "crashloop",
+                          "build_id", "uptime_ms"}
+        assert c["worker"] == 0
+        assert c["state"] == "ready" and c["restarts"] == 0 and c["crashloop"] is False, c
+        assert c["build_id"] == v["build_id"]
+        assert isinstance(c["uptime_ms"], int) and 0 <= c["uptime_ms"] <= j["uptime_ms"], c
+        assert pid_alive(c["pid"])
+        argv = proc_cmdline(c["pid"])
+        assert argv[1:5] == [b"__service", c["service"].encode(), b"--worker", b"0"], argv
+        # the gateway gets the TCP listener, storage its UNIX socket (both as fd 5)
+        assert b"--listen" in argv, argv
+        with open("/proc/%d/stat" % c["pid"]) as f:
+            ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        assert ppid == node.proc.pid
 
 
 def test_404_envelope(node):

@@ -9,16 +9,18 @@ from conftest import free_ports, run_cli
 
 FULL = {
     "admin": {"addr": "127.0.0.1:9600", "token_file": ""},
-    "gateway": {"addr": "127.0.0.1:9080", "workers": 0},
+    "gateway": {"addr": "127.0.0.1:9080", "workers": 0, "allow_plaintext": False},
+    "storage": {"max_object": "1MiB", "max_uploads": 64},
     "paths": {"data_dir": "./var", "runtime_dir": ""},
     "log": {"level": "info", "format": "json"},
     "timeouts": {"read": "5s", "write": "5s", "idle": "60s", "header": "5s"},
     "limits": {"max_body": "1MiB", "max_header_bytes": "16KiB", "max_inflight": 512,
                "requests_per_second": 500, "max_connections": 1024},
     "drain": {"deadline": "3s"},
-    "services": ["gateway"],
+    "services": ["gateway", "storage"],
     "amnesia": False,
-    "tls": {"cert_file": "", "key_file": "", "client_ca_file": ""},
+    "tls": {"cert_file": "", "key_file": "", "client_ca_file": "", "cert_pin": "",
+            "handshake_timeout": "5s"},
     "policy": {"bundle_file": "", "pubkey_file": ""},
 }
 
@@ -162,8 +164,8 @@ def print_cfg(args=(), env=None):
 def test_print_has_file_shape():
     _, j = print_cfg()
     assert set(j) >= set(FULL), set(FULL) - set(j)
-    for section in ("admin", "gateway", "paths", "log", "timeouts", "limits", "drain", "tls",
-                    "policy"):
+    for section in ("admin", "gateway", "storage", "paths", "log", "timeouts", "limits", "drain",
+                    "tls", "policy"):
         assert set(j[section]) >= set(FULL[section]), section
     assert j["timeouts"]["read"] == "5s"
     assert j["timeouts"]["idle"] == "1m"
@@ -171,7 +173,9 @@ def test_print_has_file_shape():
     assert j["limits"]["max_inflight"] == 512
     assert j["limits"]["requests_per_second"] == 500
     assert j["drain"]["deadline"] == "3s"
-    assert j["services"] == ["gateway"]
+    assert j["services"] == ["gateway", "storage"]
+    assert j["storage"] == {"max_object": "1MiB", "max_uploads": 64}
+    assert j["gateway"]["allow_plaintext"] is False
     assert j["amnesia"] is False
 
 

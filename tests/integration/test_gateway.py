@@ -4,6 +4,21 @@ import signal
 
 from conftest import SLOW, parse_responses, pid_alive, raw_connect, recv_all, wait_until
 
+UNKNOWN_ID = "b3:" + "0" * 64      # well formed, never stored
+
+
+def gw_children(node):
+    """The gateway workers among the node's children (storage runs beside them)."""
+    return [c for c in node.children() if c["service"] == "gateway"]
+
+
+def gw_pids(node):
+    return [c["pid"] for c in gw_children(node) if c["pid"] > 0]
+
+
+def allow_set(r):
+    return {m.strip() for m in (r.header("Allow") or "").split(",")}
+
 
 def test_gateway_healthz(node):
     r = node.gw("GET", "/healthz")
@@ -16,17 +31,42 @@ def test_gateway_healthz(node):
 
 
 def test_gateway_404_405(node):
-    r = node.gw("GET", "/o/abc")
+    envelope = {"code", "message", "retryable", "corr_id"}
+    r = node.gw("GET", "/nope")
     assert r.status == 404
     j = r.json()
-    assert set(j) == {"code", "message", "retryable", "corr_id"} and j["code"] == "not_found"
+    assert set(j) == envelope and j["code"] == "not_found"
     r = node.gw("POST", "/healthz", body=b"")
     assert r.status == 405
-    assert {m.strip() for m in r.header("Allow").split(",")} == {"GET", "HEAD"}
+    assert allow_set(r) == {"GET", "HEAD"}
     assert r.json()["code"] == "method_not_allowed"
+    # the object routes: /o takes POST and PUT, /o/{b3} takes GET, HEAD and PUT
+    r = node.gw("DELETE", "/o")
+    assert r.status == 405, r
+    assert allow_set(r) == {"POST", "PUT"}, r
+    j = r.json()
+    assert set(j) == envelope and j["code"] == "method_not_allowed" and j["retryable"] is False
+    r = node.gw("DELETE", "/o/" + UNKNOWN_ID)
+    assert r.status == 405, r
+    assert allow_set(r) == {"GET", "HEAD", "PUT"}, r
+    j = r.json()
+    assert set(j) == envelope and j["code"] == "method_not_allowed" and j["retryable"] is False
+    # /o/{b3} is a known route: a malformed id is 400, an unknown well-formed one 404
+    r = node.gw("GET", "/o/xyz")
+    assert r.status == 400, r
+    j = r.json()
+    assert set(j) == envelope and j["code"] == "bad_request"
+    r = node.gw("GET", "/o/" + UNKNOWN_ID)
+    assert r.status == 404, r
+    j = r.json()
+    assert set(j) == envelope and j["code"] == "not_found"
     m = node.metrics()
     assert m.get("http_requests_total", service="gateway", route="unmatched", code="404") == 1
     assert m.get("http_requests_total", service="gateway", route="/healthz", code="405") == 1
+    assert m.get("http_requests_total", service="gateway", route="/o", code="405") == 1
+    assert m.get("http_requests_total", service="gateway", route="/o/{b3}", code="405") == 1
+    assert m.get("http_requests_total", service="gateway", route="/o/{b3}", code="400") == 1
+    assert m.get("http_requests_total", service="gateway", route="/o/{b3}", code="404") == 1
 
 
 def test_gateway_pipelining(node):
@@ -44,10 +84,12 @@ def test_gateway_pipelining(node):
 def test_counters_survive_worker_restart(node):
     for _ in range(3):
         assert node.gw("GET", "/healthz").status == 200
-    old = node.child_pids()[0]
-    os.kill(old, signal.SIGKILL)
-    wait_until(lambda: [c["state"] for c in node.children()] == ["ready"]
-               and node.child_pids() != [old], 10 * SLOW, what="replacement ready")
+    old = gw_pids(node)
+    assert len(old) == 1, node.children()
+    storage = [c for c in node.children() if c["service"] == "storage"]
+    os.kill(old[0], signal.SIGKILL)
+    wait_until(lambda: [c["state"] for c in gw_children(node)] == ["ready"]
+               and gw_pids(node) != old, 10 * SLOW, what="replacement ready")
     for _ in range(2):
         assert node.gw("GET", "/healthz").status == 200
     m = node.metrics()
@@ -55,6 +97,10 @@ def test_counters_survive_worker_restart(node):
     assert m.get("request_latency_seconds_count", service="gateway", route="/healthz",
                  method="GET") == 5
     assert m.get("service_restarts_total", service="gateway") == 1
+    # storage was not touched by a gateway restart
+    assert m.sum("service_restarts_total", service="storage") == 0
+    assert [(c["pid"], c["restarts"], c["state"]) for c in node.children()
+            if c["service"] == "storage"] == [(storage[0]["pid"], 0, "ready")]
 
 
 def test_open_connections_gauge(node):
@@ -76,14 +122,14 @@ def test_open_connections_gauge(node):
 
 def test_workers_share_the_listener(node_factory):
     n = node_factory(workers=2)
-    wait_until(lambda: [c["state"] for c in n.children()] == ["ready", "ready"], 5 * SLOW,
+    wait_until(lambda: [c["state"] for c in gw_children(n)] == ["ready", "ready"], 5 * SLOW,
                what="two workers ready")
     # kill worker 0: worker 1 keeps answering on the same port meanwhile
-    w0 = [c for c in n.children() if c["worker"] == 0][0]["pid"]
+    w0 = [c for c in gw_children(n) if c["worker"] == 0][0]["pid"]
     os.kill(w0, signal.SIGKILL)
     wait_until(lambda: not pid_alive(w0), 2 * SLOW, what="worker 0 gone")
     for _ in range(5):
         r = n.gw("GET", "/healthz")
         assert r.status == 200
-    wait_until(lambda: [c["state"] for c in n.children()] == ["ready", "ready"], 5 * SLOW,
+    wait_until(lambda: [c["state"] for c in gw_children(n)] == ["ready", "ready"], 5 * SLOW,
                what="worker 0 back")

@@ -309,3 +309,34 @@ def test_rate_cap_gateway_429(node_factory):
     assert rejected(n, "429") == before + codes.count(429)
     # the probe route is exempt and still answers while the bucket is empty
     assert n.gw("GET", "/healthz").status == 200
+
+
+def test_gateway_body_cap_is_storage_max_object(node_factory):
+    """The gateway's body cap is storage.max_object, not limits.max_body (api.md)."""
+    n = node_factory({"limits": {"max_body": "1KiB"}, "storage": {"max_object": "4KiB"}})
+    # 3 KiB: over limits.max_body, under storage.max_object → stored
+    r = n.gw("POST", "/o", body=b"q" * 3072)
+    assert r.status == 201, r
+    cid = r.json()["cid"]
+    assert r.header("Location") == "/o/" + cid
+    g = n.gw("GET", "/o/" + cid)
+    assert g.status == 200 and g.body == b"q" * 3072
+    # exactly the cap is accepted
+    r = n.gw("PUT", "/o", body=b"w" * 4096)
+    assert r.status == 201, r
+    # one byte over: 413 from Content-Length, before any body byte is sent
+    before = rejected(n, "413")
+    s = raw_connect(n.gateway_port)
+    try:
+        s.sendall(b"POST /o HTTP/1.1\r\nHost: t\r\nContent-Length: 4097\r\n\r\n")
+        data, eof = recv_all(s, timeout=3)
+    finally:
+        s.close()
+    rs, _ = parse_responses(data)
+    assert len(rs) == 1 and rs[0].status == 413, data
+    j = rs[0].json()
+    assert j["code"] == "payload_too_large" and j["retryable"] is False
+    assert "4096" in j["message"], j
+    assert rs[0].header("Connection").lower() == "close"
+    assert eof
+    assert rejected(n, "413") == before + 1

@@ -9,11 +9,21 @@ import pytest
 from conftest import (SLOW, free_ports, parse_responses, pid_alive, port_listening, raw_connect,
                       recv_all, wait_until)
 
+STORAGE_READY = {"state": "ready", "required": True, "workers": 1, "ready_workers": 1,
+                 "crashloop": False, "restarts": 0}
+
+
+def kids_of(node, service):
+    """The node's children of one service (the storage process runs beside the gateway)."""
+    return [c for c in node.children() if c["service"] == service]
+
 
 def test_kill9_worker_ten_times(node):
     times = []
+    storage = kids_of(node, "storage")
+    assert len(storage) == 1 and storage[0]["state"] == "ready", storage
     for i in range(10):
-        kids = node.children()
+        kids = kids_of(node, "gateway")
         assert len(kids) == 1
         old = kids[0]
         assert old["state"] == "ready" and old["pid"] > 0, old
@@ -21,7 +31,7 @@ def test_kill9_worker_ten_times(node):
         os.kill(old["pid"], signal.SIGKILL)
 
         def replaced():
-            c = node.children()[0]
+            c = kids_of(node, "gateway")[0]
             return c if c["pid"] not in (0, old["pid"]) and c["state"] == "ready" else None
 
         c = wait_until(replaced, 10 * SLOW, interval=0.01, what="worker %d replaced" % i)
@@ -44,8 +54,15 @@ def test_kill9_worker_ten_times(node):
     assert j["status"] == "not_ready" and j["ready"] is False
     g = j["deps"]["services"]["gateway"]
     assert g["state"] == "crashloop" and g["crashloop"] is True and g["restarts"] == 10
-    assert "gateway: crash-looping (1 of 1 workers)" in j["reasons"]
-    assert node.metrics().get("service_crashloop", service="gateway") == 1
+    assert j["reasons"] == ["gateway: crash-looping (1 of 1 workers)"], j["reasons"]
+    # storage is untouched by the gateway's crash loop
+    assert j["deps"]["services"]["storage"] == STORAGE_READY
+    assert [(c["pid"], c["restarts"]) for c in kids_of(node, "storage")] == \
+        [(storage[0]["pid"], 0)]
+    m = node.metrics()
+    assert m.get("service_crashloop", service="gateway") == 1
+    assert m.get("service_crashloop", service="storage") == 0
+    assert m.sum("service_restarts_total", service="storage") == 0
     # the flag clears after 10 s of stability
     t_ready = time.monotonic()
     wait_until(lambda: node.get("/readyz").status == 200, 30, interval=0.2,
@@ -55,6 +72,7 @@ def test_kill9_worker_ten_times(node):
     j = node.get("/readyz").json()
     assert j["status"] == "ready" and j["reasons"] == []
     assert j["deps"]["services"]["gateway"]["crashloop"] is False
+    assert j["deps"]["services"]["storage"] == STORAGE_READY
     m = node.metrics()
     assert m.get("service_crashloop", service="gateway") == 0
     assert m.get("service_restarts_total", service="gateway") == 10
@@ -66,7 +84,7 @@ def test_one_of_two_workers_down_is_degraded(node_factory):
     wait_until(lambda: all(c["state"] == "ready" for c in n.children()), 5 * SLOW,
                what="both workers ready")
     # stop one worker: SIGSTOP would not be seen; kill and look during the backoff window
-    pid = n.children()[1]["pid"]
+    pid = [c for c in kids_of(n, "gateway") if c["worker"] == 1][0]["pid"]
     os.kill(pid, signal.SIGKILL)
 
     def degraded():
@@ -77,7 +95,8 @@ def test_one_of_two_workers_down_is_degraded(node_factory):
     assert r.status == 200
     j = r.json()
     assert j["ready"] is True
-    assert "gateway: 1 of 2 workers serving" in j["reasons"]
+    assert j["reasons"] == ["gateway: 1 of 2 workers serving"], j["reasons"]
+    assert j["deps"]["services"]["storage"] == STORAGE_READY
     wait_until(lambda: n.get("/readyz").json()["status"] == "ready", 5 * SLOW,
                what="ready again")
 
@@ -232,11 +251,14 @@ def test_sighup_invalid_config_keeps_old(node):
 
 def test_post_reload_restart_class_change_422(node):
     new_gw, new_admin = free_ports(2)
+    before = sorted((c["service"], c["worker"], c["pid"]) for c in node.children())
     changes = [
         ({"gateway": {"addr": "127.0.0.1:%d" % new_gw}}, "gateway.addr"),
         ({"gateway": {"workers": 2}}, "gateway.workers"),
         ({"admin": {"addr": "127.0.0.1:%d" % new_admin}}, "admin.addr"),
         ({"paths": {"data_dir": node.data_dir + "2"}}, "paths.data_dir"),
+        ({"services": ["gateway"]}, "services"),
+        ({"paths": {"runtime_dir": os.path.join(node.tmp, "rt2")}}, "paths.runtime_dir"),
         ({"limits": {"max_bodyy": "1MiB"}}, "limits.max_bodyy"),
     ]
     for i, (cfg, key) in enumerate(changes):
@@ -251,8 +273,12 @@ def test_post_reload_restart_class_change_422(node):
     # nothing moved
     assert node.gw("GET", "/healthz").status == 200
     assert not port_listening(new_gw) and not port_listening(new_admin)
-    assert len(node.children()) == 1
+    # same children, same processes: one gateway worker and storage, none restarted
+    assert sorted((c["service"], c["worker"], c["pid"]) for c in node.children()) == before
+    assert [c["service"] for c in node.children()].count("gateway") == 1
+    assert all(c["restarts"] == 0 and c["state"] == "ready" for c in node.children())
     assert not os.path.exists(node.data_dir + "2")
+    assert not os.path.exists(os.path.join(node.tmp, "rt2"))
     assert node.get("/readyz").status == 200
     # restoring the original file makes reload succeed
     node.write_config({})
@@ -264,24 +290,93 @@ def test_post_reload_restart_class_change_422(node):
 
 def test_children_exit_when_supervisor_sigkilled(node_factory):
     n = node_factory(workers=2)
-    wait_until(lambda: len(n.child_pids()) == 2, 5 * SLOW, what="two workers")
+    wait_until(lambda: len([c for c in n.children() if c["pid"] > 0]) == 3, 5 * SLOW,
+               what="two workers and storage")
     kids = n.child_pids()
+    assert sorted(c["service"] for c in n.children()) == ["gateway", "gateway", "storage"]
+    storage = kids_of(n, "storage")[0]["pid"]
     n.proc.kill()
     n.proc.wait(5)
     wait_until(lambda: not any(pid_alive(p) for p in kids), 5 * SLOW,
-               what="workers exit after the supervisor died")
+               what="workers and storage exit after the supervisor died")
+    assert not pid_alive(storage)
     assert n.tagged_pids() == []
     assert not port_listening(n.gateway_port)
 
 
 def test_worker_sigterm_is_restarted(node):
     """A worker that exits cleanly on its own is still restarted (it is required)."""
-    old = node.children()[0]["pid"]
+    old = kids_of(node, "gateway")[0]["pid"]
     os.kill(old, signal.SIGTERM)
     c = wait_until(lambda: (lambda c: c if c["pid"] not in (0, old) and c["state"] == "ready"
-                            else None)(node.children()[0]), 10 * SLOW, what="restart")
+                            else None)(kids_of(node, "gateway")[0]), 10 * SLOW, what="restart")
     assert c["restarts"] == 1
-    assert node.metrics().get("service_restarts_total", service="gateway") == 1
+    m = node.metrics()
+    assert m.get("service_restarts_total", service="gateway") == 1
+    assert m.sum("service_restarts_total", service="storage") == 0
+
+
+def test_kill9_storage_is_restarted(node):
+    """Storage is one required process: SIGKILL → not ready while it is down (the
+    restart backoff is at least 100 ms), restarted, ready again within 10 s; the
+    gateway's own /healthz answers throughout."""
+    st = kids_of(node, "storage")
+    assert len(st) == 1 and st[0]["state"] == "ready" and st[0]["restarts"] == 0, st
+    old = st[0]["pid"]
+    gw_before = [(c["worker"], c["pid"]) for c in kids_of(node, "gateway")]
+    assert node.gw("GET", "/healthz").status == 200
+    t0 = time.monotonic()
+    os.kill(old, signal.SIGKILL)
+    wait_until(lambda: not pid_alive(old), 2 * SLOW, what="storage gone")
+    seen_down = None
+    back = None
+    healthz = []
+    while time.monotonic() - t0 < 10 * SLOW:
+        h = node.gw("GET", "/healthz")
+        healthz.append(h.status)
+        assert h.status == 200 and h.json() == {"status": "ok", "service": "gateway",
+                                                "worker": 0}, h
+        r = node.get("/readyz")
+        j = r.json()
+        if j["status"] == "not_ready" and seen_down is None:
+            seen_down = r
+        c = kids_of(node, "storage")[0]
+        if j["status"] == "ready" and c["state"] == "ready" and c["pid"] not in (0, old):
+            back = (r, c)
+            break
+        time.sleep(0.005)
+    took = time.monotonic() - t0
+    assert back is not None, "storage not ready again after %.1fs; log:\n%s" % (
+        took, node.log()[-3000:])
+    assert took < 10 * SLOW
+    # the down window (jittered backoff ≥ 100 ms + start) is visible on /readyz
+    assert seen_down is not None, "never saw not_ready while storage was down"
+    assert seen_down.status == 503 and seen_down.header("Retry-After") == "1"
+    j = seen_down.json()
+    assert j["ready"] is False
+    assert j["reasons"] == ["storage: no worker serving"], j["reasons"]
+    assert j["deps"]["services"]["storage"] == {"state": "down", "required": True, "workers": 1,
+                                                "ready_workers": 0, "crashloop": False,
+                                                "restarts": 0}
+    assert j["deps"]["services"]["gateway"]["state"] == "ready"
+    # recovered: one restart, counted under its own service label
+    r, c = back
+    assert r.status == 200
+    j = r.json()
+    assert j["reasons"] == []
+    assert j["deps"]["services"]["storage"] == dict(STORAGE_READY, restarts=1)
+    assert c["restarts"] == 1 and c["worker"] == 0 and pid_alive(c["pid"])
+    assert not pid_alive(old)
+    m = node.metrics()
+    assert m.get("service_restarts_total", service="storage") == 1
+    assert m.sum("service_restarts_total", service="gateway") == 0
+    assert m.get("service_up", service="storage") == 1
+    # the gateway workers were not restarted
+    assert [(c["worker"], c["pid"]) for c in kids_of(node, "gateway")] == gw_before
+    assert all(s == 200 for s in healthz) and len(healthz) >= 2
+    recs = node.log_records()
+    assert any(x.get("msg") == "service exited; restarting" and x.get("role") == "storage"
+               and x.get("status") == "signal 9" and x.get("level") == "warn" for x in recs)
 
 
 @pytest.mark.parametrize("how", ["flag", "env"])

@@ -526,6 +526,40 @@ static void test_reload_check(void **state)
 
 /* ---- validate and the token --------------------------------------------- */
 
+static void test_validate_gateway_tls(void **state)
+{
+	(void)state;
+	mn_config c;
+	config_defaults(&c);
+	assert_int_equal(config_set(&c, "gateway.addr", "0.0.0.0:9080", err, sizeof err), 0);
+	assert_int_equal(config_validate(&c, err, sizeof err), -1);
+	assert_string_equal(err, "gateway.addr: a non-loopback gateway needs TLS (tls.cert_file, "
+	                    "tls.key_file) or gateway.allow_plaintext: true");
+	assert_int_equal(config_set(&c, "gateway.allow_plaintext", "true", err, sizeof err), 0);
+	assert_int_equal(config_validate(&c, err, sizeof err), 0);
+	/* without a gateway there is nothing to refuse */
+	config_defaults(&c);
+	assert_int_equal(config_set(&c, "gateway.addr", "0.0.0.0:9080", err, sizeof err), 0);
+	assert_int_equal(config_set(&c, "services", "storage", err, sizeof err), 0);
+	assert_int_equal(config_validate(&c, err, sizeof err), 0);
+	/* a pin needs a certificate and the content-id shape */
+	config_defaults(&c);
+	assert_int_equal(config_set(&c, "tls.cert_pin", "b3:00", err, sizeof err), 0);
+	assert_int_equal(config_validate(&c, err, sizeof err), -1);
+	assert_string_equal(err, "tls.cert_pin: requires tls.cert_file");
+	assert_int_equal(config_set(&c, "tls.cert_file", "c.pem", err, sizeof err), 0);
+	assert_int_equal(config_set(&c, "tls.key_file", "k.pem", err, sizeof err), 0);
+	assert_int_equal(config_validate(&c, err, sizeof err), -1);
+	assert_string_equal(err, "tls.cert_pin: expected \"b3:\" and 64 lowercase hex digits");
+	assert_int_equal(config_set(&c, "tls.cert_pin",
+	    "b3:AF1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262", err, sizeof err), 0);
+	assert_int_equal(config_validate(&c, err, sizeof err), -1);
+	assert_int_equal(config_set(&c, "tls.cert_pin",
+	    "b3:af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262", err, sizeof err), 0);
+	assert_int_equal(config_validate(&c, err, sizeof err), 0);
+	config_free(&c);
+}
+
 static void test_validate_addrs(void **state)
 {
 	(void)state;
@@ -728,6 +762,7 @@ int main(void)
 		cmocka_unit_test(test_config_set),
 		cmocka_unit_test(test_reload_check),
 		cmocka_unit_test(test_validate_addrs),
+		cmocka_unit_test(test_validate_gateway_tls),
 		cmocka_unit_test(test_token_file),
 		cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_print_round_trip),

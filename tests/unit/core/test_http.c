@@ -143,6 +143,18 @@ static void h_upload(http_req *r, void *arg)
 	http_req_on_body(r, up_data, up_end, NULL);
 }
 
+/* A streaming handler that registers for the body only later (as one waiting
+ * on another service does); the test registers it through g_late. */
+static http_req *g_late;
+
+static void h_late(http_req *r, void *arg)
+{
+	(void)arg;
+	g_late = r;
+	g_up_bytes = 0;
+	memset(g_up_data, 0, sizeof g_up_data);
+}
+
 static void async_closed(http_req *r, void *arg)
 {
 	(void)arg;
@@ -221,6 +233,7 @@ static const http_route routes[] = {
 	{ HTTP_M_GET, "/big", "/big", 0, h_big, NULL },
 	{ HTTP_M_POST, "/refuse", "/refuse", HTTP_ROUTE_STREAM_BODY, h_refuse, NULL },
 	{ HTTP_M_GET, "/abort", "/abort", 0, h_abort, NULL },
+	{ HTTP_M_GET | HTTP_M_PUT, "/late", "/late", HTTP_ROUTE_STREAM_BODY, h_late, NULL },
 };
 
 static http_limits limits_default(void)
@@ -998,6 +1011,36 @@ static void test_stream_request_body(void **state)
 	client_free(cl);
 }
 
+/* Regression: a bodiless request on a streaming route used to stall until the
+ * handler registered, and on_end was lost when it registered after the end. */
+static void test_stream_body_registered_late(void **state)
+{
+	struct client *cl = client_new();
+
+	(void)state;
+	g_late = NULL;
+	client_puts(cl, "PUT /late HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+	pump_ms(cl, 20);
+	assert_non_null(g_late);
+	assert_int_equal(cl->len, 0);
+	http_req_on_body(g_late, up_data, up_end, NULL);
+	assert_int_equal(wait_responses(cl, 1, NULL), 1);
+	assert_int_equal(R[0].status, 201);
+	assert_string_equal(R[0].body, "got 0");
+	/* pipelined: the request after a bodiless streaming one is answered too */
+	g_late = NULL;
+	client_puts(cl, "GET /late HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+	pump_ms(cl, 20);
+	assert_non_null(g_late);
+	/* answered later without ever registering for a body (the gateway's GET) */
+	assert_int_equal(http_reply(g_late, 200, "text/plain", "late", 4), 0);
+	assert_int_equal(wait_responses(cl, 3, NULL), 3);
+	assert_int_equal(R[1].status, 200);
+	assert_string_equal(R[1].body, "late");
+	assert_int_equal(R[2].status, 200);
+	client_free(cl);
+}
+
 static void test_expect_continue(void **state)
 {
 	struct client *cl = client_new();
@@ -1304,7 +1347,8 @@ int main(void)
 		T(test_stream_response_chunked),
 		T(test_stream_response_backpressure),
 		T(test_stream_request_body),
-		T(test_expect_continue),
+		T(test_stream_body_registered_late),
+	T(test_expect_continue),
 		T(test_async_client_gone),
 		T(test_rate_limit),
 		T(test_inflight_cap),

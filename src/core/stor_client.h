@@ -1,0 +1,79 @@
+/*
+ * stor_client.h — asynchronous client of the storage service, for any
+ * service with a libevent loop (gateway, later omnigate). Protocol:
+ * docs/internal.md (OAP/1 frames over a SOCK_SEQPACKET UNIX socket, fds by
+ * SCM_RIGHTS).
+ *
+ * One connection per client, opened lazily and re-opened after failure
+ * with backoff, behind a circuit breaker: after STOR_BREAKER_FAILURES
+ * consecutive failures (connect refused, connection lost, call timed out)
+ * the breaker opens for STOR_BREAKER_OPEN_MS; while open every call fails
+ * at once with status 503 (callers answer 503 + Retry-After: 1), and
+ * stor_client_ready() is false (readiness reports it). The first call after
+ * that window is the trial: success closes the breaker.
+ *
+ * Callbacks are always invoked from the event loop, never from inside the
+ * function that issued the call. Calls in flight when the connection is
+ * lost complete with status 503. At most STOR_MAX_PENDING calls may be in
+ * flight per client; beyond that a call fails at once with 503.
+ */
+#ifndef MN_CORE_STOR_CLIENT_H
+#define MN_CORE_STOR_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+
+#define STOR_APP_PROTO        0x0100u
+#define STOR_BREAKER_FAILURES 3u
+#define STOR_BREAKER_OPEN_MS  1000u
+#define STOR_CALL_TIMEOUT_MS  5000u
+#define STOR_MAX_PENDING      1024u
+
+/* Verbs: the OAP `code` of a storage request (docs/internal.md). */
+enum {
+	STOR_PING = 1, STOR_STAT = 2, STOR_OPEN = 3, STOR_PUT_BEGIN = 4,
+	STOR_PUT_COMMIT = 5, STOR_PUT_ABORT = 6, STOR_QUARANTINE = 7,
+};
+
+typedef struct stor_client stor_client;
+typedef struct stor_call stor_call;
+
+typedef struct stor_result {
+	int         status;     /* 200, 400, 404, 413, 422, 500, 502 (quarantined), 503 */
+	uint64_t    len;        /* STAT/OPEN: object length; PUT_COMMIT: stored length */
+	uint8_t     id[32];     /* PUT_COMMIT: the id the store computed */
+	bool        created;    /* PUT_COMMIT: false if the object already existed */
+	uint64_t    handle;     /* PUT_BEGIN */
+	int         fds[2];     /* OPEN: blob, outboard; PUT_BEGIN: fds[0] writable file; else -1.
+	                         * Ownership passes to the callback, which must close them. */
+	const char *message;    /* error text (borrowed for the callback), or "" */
+} stor_result;
+
+typedef void (*stor_cb)(const stor_result *res, void *arg);
+
+/* socket_path is copied. NULL on allocation failure. */
+stor_client *stor_client_new(struct event_base *base, const char *socket_path);
+/* Pending calls are cancelled silently (callbacks not called; fds closed). NULL ok. */
+void stor_client_free(stor_client *c);
+/* False while the breaker is open. */
+bool stor_client_ready(const stor_client *c);
+
+/* Each returns a handle for stor_call_cancel, or NULL if the call could not
+ * even be queued (the callback is then still invoked, asynchronously, with 503). */
+stor_call *stor_stat(stor_client *c, const uint8_t id[32], stor_cb cb, void *arg);
+stor_call *stor_open(stor_client *c, const uint8_t id[32], stor_cb cb, void *arg);
+stor_call *stor_put_begin(stor_client *c, uint64_t max_len, stor_cb cb, void *arg);
+/* expect: the id the body must hash to (PUT /o/{b3}), or NULL. */
+stor_call *stor_put_commit(stor_client *c, uint64_t handle, uint64_t len, const uint8_t *expect,
+                           stor_cb cb, void *arg);
+stor_call *stor_put_abort(stor_client *c, uint64_t handle, stor_cb cb, void *arg);
+stor_call *stor_quarantine(stor_client *c, const uint8_t id[32], stor_cb cb, void *arg);
+stor_call *stor_ping(stor_client *c, stor_cb cb, void *arg);
+
+/* The callback will not be called; fds that arrive for it are closed. */
+void stor_call_cancel(stor_call *call);
+
+#endif

@@ -1,0 +1,33 @@
+/*
+ * tls.h — server TLS. tls_server_new() in tls.c is the only place in the
+ * code base that builds a server TLS context (SSL_CTX_new); a test fails the
+ * build if SSL_CTX_new appears anywhere else.
+ *
+ * Policy (canon): TLS 1.3 only; suites TLS_AES_128_GCM_SHA256,
+ * TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256; groups X25519 then
+ * P-256; session tickets on; client certificates verified against
+ * tls.client_ca_file when set (required then: mTLS). The key file must not
+ * be group/world readable; tls.cert_pin, when set, must equal the BLAKE3 of
+ * the certificate file at every load.
+ */
+#ifndef MN_CORE_TLS_H
+#define MN_CORE_TLS_H
+
+#include <stddef.h>
+
+#include "core/config.h"
+
+typedef struct tls_server tls_server;
+struct ssl_st;
+
+/* Build from cfg->tls_*. NULL with err naming the file and problem. */
+tls_server *tls_server_new(const mn_config *cfg, char *err, size_t errlen);
+void tls_server_free(tls_server *t);
+/* Reload certificate/key/CA (SIGHUP): new connections use the new context,
+ * existing ones keep theirs. On error the old context stays. 0/-1. */
+__attribute__((warn_unused_result))
+int tls_server_reload(tls_server *t, const mn_config *cfg, char *err, size_t errlen);
+/* A new SSL object for one accepted connection (caller owns), or NULL. */
+struct ssl_st *tls_server_ssl_new(tls_server *t);
+
+#endif

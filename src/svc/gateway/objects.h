@@ -1,0 +1,44 @@
+/*
+ * objects.h — the gateway's object routes (private to src/svc/gateway).
+ *
+ *   POST /o, PUT /o       objects_on_put     body → new object (201) or existing (200)
+ *   PUT  /o/{b3}          objects_on_id      body must hash to the id (422 otherwise)
+ *   GET, HEAD /o/{b3}     objects_on_id      verified before served
+ *
+ * Every route is HTTP_ROUTE_STREAM_BODY: the gateway never buffers a request
+ * body, so its body cap (limits.max_body_bytes) can be the object cap.
+ * Behaviour, statuses and headers: docs/api.md "Objects".
+ */
+#ifndef MN_SVC_GATEWAY_OBJECTS_H
+#define MN_SVC_GATEWAY_OBJECTS_H
+
+#include <stdint.h>
+
+#include "core/http.h"
+#include "core/stor_client.h"
+
+#define OBJECTS_PIECE      (64u * 1024u)   /* largest write to an upload file */
+#define OBJECTS_ETAG_LEN   66u             /* '"' + 64 hex + '"' */
+
+/* Shared by every request of one worker; outlives them all. */
+typedef struct objects {
+	stor_client *stor;        /* borrowed from the gateway */
+	uint64_t     max_object;  /* storage.max_object (live reload) */
+} objects;
+
+/* Route handlers; arg is the objects. */
+void objects_on_put(http_req *r, void *arg);
+void objects_on_id(http_req *r, void *arg);
+
+/* objects_get.c */
+void objects_get(http_req *r, objects *o, const uint8_t id[32]);
+/* objects_put.c; expect NULL for POST/PUT /o. */
+void objects_put(http_req *r, objects *o, const uint8_t *expect);
+
+/* Shared helpers (objects_get.c). */
+/* Answer a failed storage call (404, 502 quarantined, 503 + Retry-After …). */
+void objects_reply_stor_error(http_req *r, const stor_result *res);
+/* '"<64 hex>"' + NUL. */
+void objects_etag(const uint8_t id[32], char out[OBJECTS_ETAG_LEN + 1]);
+
+#endif

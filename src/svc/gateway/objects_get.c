@@ -1,0 +1,472 @@
+/*
+ * objects_get.c — GET/HEAD /o/{b3}: serve an object, never a byte that does
+ * not match its id.
+ *
+ * Verify before serve: OPEN hands us the blob and its outboard (one BLAKE3
+ * chaining value per 64 KiB group). Before the status line the blob's size
+ * is checked against the stored length, the whole outboard against the id
+ * (b3tree_outboard_ok: O(groups) compressions, no blob bytes read), and the
+ * first group the response needs against the outboard. Every further group
+ * is read into one 64 KiB buffer and checked before any of its bytes are
+ * written. So a 1 MiB range from the middle of a 1 GiB object costs the
+ * outboard (16 Ki CVs) plus 17 groups, not the object.
+ *
+ * Memory per request: one group buffer, plus the outboard mapped read-only
+ * (mmap of the fd storage gave us: page cache, not heap; 32 bytes per
+ * 64 KiB, i.e. 512 KiB of mapping for a 1 GiB object). Storage never
+ * rewrites a published outboard, and its size is checked with fstat before
+ * mapping, so the mapping cannot be cut short under us.
+ *
+ * A mismatch before the status line → 502 envelope "integrity"; after it →
+ * http_resp_abort (the client sees a short body, never a wrong one). Either
+ * way the object is quarantined in storage, so the next request gets 502 at
+ * once, and integrity_fail_total{object="blob"} / rejected_total
+ * {reason="integrity"} count it.
+ *
+ * HEAD and 304 answers need no bytes: they use STAT, which still answers 502
+ * for a quarantined object.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/metrics.h"
+#include "core/range.h"
+#include "lib/b3.h"
+#include "lib/b3tree.h"
+#include "lib/log.h"
+#include "svc/gateway/objects.h"
+
+#define OBJ_CACHE_CONTROL "public, max-age=31536000, immutable"
+#define OBJ_CONTENT_TYPE  "application/octet-stream"
+#define OBJ_NO_GROUP      UINT64_MAX
+
+/* What the answer needs from storage. */
+typedef enum obj_get_mode {
+	GET_BODY = 0,        /* OPEN: 200/206/416 with verified bytes */
+	GET_HEAD,            /* STAT: 200 headers only */
+	GET_NOT_MODIFIED,    /* STAT: 304 */
+} obj_get_mode;
+
+typedef struct obj_get {
+	objects       *o;
+	http_req      *req;       /* NULL once the client is gone (orphan) */
+	stor_call     *call;      /* OPEN/STAT in flight, when cancellable */
+	bool           awaiting;  /* a storage callback is still to come */
+	obj_get_mode   mode;
+	uint8_t        id[B3_OUT_LEN];
+	char           etag[OBJECTS_ETAG_LEN + 1];
+	int            blob, ob;  /* fds, -1 when closed */
+	const uint8_t *outboard;  /* mapped, or NULL */
+	size_t         ob_len;
+	uint64_t       len;
+	uint64_t       next, end; /* bytes still to send: [next, end] inclusive */
+	bool           sending;   /* status line written */
+	uint64_t       group_idx; /* group held in buf, or OBJ_NO_GROUP */
+	size_t         group_len;
+	uint8_t       *buf;       /* B3TREE_GROUP_LEN */
+} obj_get;
+
+/* ---- shared helpers ---------------------------------------------------- */
+
+void objects_etag(const uint8_t id[32], char out[OBJECTS_ETAG_LEN + 1])
+{
+	out[0] = '"';
+	b3_hex(id, out + 1);
+	out[1 + B3_HEX_LEN] = '"';
+	out[2 + B3_HEX_LEN] = '\0';
+}
+
+void objects_reply_stor_error(http_req *r, const stor_result *res)
+{
+	switch (res->status) {
+	case 404:
+		(void)http_reply_error(r, 404, "not_found", "no such object", false, 0);
+		break;
+	case 502:
+		(void)http_reply_error(r, 502, "integrity",
+		                       "object failed verification and is quarantined", false, 0);
+		break;
+	case 503:
+		(void)http_reply_error(r, 503, "unavailable", "storage unavailable", true, 1);
+		break;
+	case 413:
+		(void)http_reply_error(r, 413, "payload_too_large",
+		                       "object exceeds the storage object cap", false, 0);
+		break;
+	default:
+		log_kv(LOG_LEVEL_ERROR, "storage call failed", "status_msg",
+		       res->message ? res->message : "", "corr_id", http_req_corr_id(r), NULL);
+		(void)http_reply_error(r, 500, "internal", "storage error", true, 0);
+		break;
+	}
+}
+
+/* ---- request state ------------------------------------------------------ */
+
+static void get_free(obj_get *g)
+{
+	if (g->call)
+		stor_call_cancel(g->call);
+	if (g->outboard)
+		(void)munmap((void *)(uintptr_t)g->outboard, g->ob_len);
+	if (g->blob >= 0)
+		(void)close(g->blob);
+	if (g->ob >= 0)
+		(void)close(g->ob);
+	free(g->buf);
+	free(g);
+}
+
+/* The client went away before the response ended. A call that could not
+ * be queued has no handle to cancel: its callback still comes, and frees. */
+static void get_on_close(http_req *r, void *arg)
+{
+	obj_get *g = arg;
+
+	(void)r;
+	g->req = NULL;
+	if (g->awaiting && !g->call)
+		return;
+	get_free(g);
+}
+
+static void get_quarantined(const stor_result *res, void *arg)
+{
+	(void)arg;
+	if (res->status != 200)
+		log_kv(LOG_LEVEL_WARN, "quarantine request failed", "status_msg",
+		       res->message ? res->message : "", NULL);
+}
+
+/* The blob does not match its id: count, log, quarantine, then 502 or cut. */
+static void get_integrity_fail(obj_get *g, const char *what)
+{
+	char cid[B3_CID_LEN + 1];
+	http_req *r = g->req;
+
+	b3_cid_format(g->id, cid);
+	metrics_count("integrity_fail_total", "object=\"blob\"", 1);
+	metrics_count("rejected_total", "reason=\"integrity\"", 1);
+	log_kv(LOG_LEVEL_ERROR, "object failed verification", "cid", cid, "what", what,
+	       "corr_id", http_req_corr_id(r), NULL);
+	(void)stor_quarantine(g->o->stor, g->id, get_quarantined, NULL);
+	if (g->sending)
+		http_resp_abort(r);
+	else
+		(void)http_reply_error(r, 502, "integrity", "object failed verification", false, 0);
+	get_free(g);
+}
+
+/* ---- conditional requests --------------------------------------------- */
+
+static bool get_is_ows(char ch)
+{
+	return ch == ' ' || ch == '\t';
+}
+
+/* If-None-Match: "*" or a list of entity-tags, weak comparison (RFC 9110
+ * §13.1.2). Elements are split at commas (our tags contain none). */
+static bool get_inm_matches(const char *v, const char *etag)
+{
+	size_t elen = strlen(etag);
+
+	while (v && *v) {
+		const char *b = v, *e;
+		size_t n;
+
+		while (get_is_ows(*b) || *b == ',')
+			b++;
+		for (e = b; *e && *e != ','; e++)
+			;
+		v = e;
+		n = (size_t)(e - b);
+		while (n && get_is_ows(b[n - 1]))
+			n--;
+		if (n == 1 && b[0] == '*')
+			return true;
+		if (n >= 2 && b[0] == 'W' && b[1] == '/') {
+			b += 2;
+			n -= 2;
+		}
+		if (n == elen && memcmp(b, etag, elen) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* The headers every 200/206/304/HEAD answer carries. */
+static int get_cache_headers(obj_get *g)
+{
+	if (http_resp_header(g->req, "ETag", g->etag) < 0 ||
+	    http_resp_header(g->req, "Cache-Control", OBJ_CACHE_CONTROL) < 0)
+		return -1;
+	return 0;
+}
+
+static int get_full_headers(obj_get *g)
+{
+	if (get_cache_headers(g) < 0 ||
+	    http_resp_header(g->req, "Accept-Ranges", "bytes") < 0 ||
+	    http_resp_header(g->req, "Content-Type", OBJ_CONTENT_TYPE) < 0)
+		return -1;
+	return 0;
+}
+
+/* HEAD, or a 304: no bytes needed, STAT said the object exists and is not
+ * quarantined. */
+static void get_answer_headless(obj_get *g, uint64_t len, bool not_modified)
+{
+	http_req *r = g->req;
+	int rc;
+
+	if (not_modified)
+		rc = get_cache_headers(g) < 0 ? -1 : http_resp_start(r, 304, -1);
+	else
+		rc = get_full_headers(g) < 0 ? -1 : http_resp_start(r, 200, (int64_t)len);
+	if (rc == 0)
+		(void)http_resp_end(r);
+	else
+		(void)http_reply_error(r, 500, "internal", "cannot build the response", false, 0);
+	get_free(g);
+}
+
+/* ---- verified streaming ------------------------------------------------ */
+
+/* Read group gi whole into buf. 0/-1 (short file or I/O error). */
+static int get_read_group(obj_get *g, uint64_t gi)
+{
+	int64_t glen = b3tree_group_len(g->len, gi);
+	size_t got = 0;
+
+	if (glen < 0)
+		return -1;
+	while (got < (size_t)glen) {
+		ssize_t n = pread(g->blob, g->buf + got, (size_t)glen - got,
+		                  (off_t)(gi * B3TREE_GROUP_LEN + got));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		got += (size_t)n;
+	}
+	g->group_idx = gi;
+	g->group_len = got;
+	return 0;
+}
+
+/* Load and check the group holding byte g->next. 0/-1 (already answered). */
+static int get_load_group(obj_get *g)
+{
+	uint64_t gi = g->len ? g->next / B3TREE_GROUP_LEN : 0;
+
+	if (get_read_group(g, gi) < 0) {
+		get_integrity_fail(g, "blob shorter than its length");
+		return -1;
+	}
+	if (!b3tree_group_ok(g->buf, g->group_len, gi, g->len, g->outboard, g->id)) {
+		get_integrity_fail(g, "group hash mismatch");
+		return -1;
+	}
+	return 0;
+}
+
+static void get_pump(http_req *r, void *arg);
+
+/* Write what the loaded group holds of [next, end]; load the following
+ * groups until the output is above the high-water mark or all is sent. */
+static void get_pump(http_req *r, void *arg)
+{
+	obj_get *g = arg;
+
+	while (g->len && g->next <= g->end) {
+		uint64_t gstart, off, n;
+
+		if (http_resp_pending(r) >= HTTP_OUT_HIGH_WATER) {
+			http_req_on_drain(r, get_pump, g);
+			return;
+		}
+		if (g->group_idx != g->next / B3TREE_GROUP_LEN && get_load_group(g) < 0)
+			return;
+		gstart = g->group_idx * B3TREE_GROUP_LEN;
+		off = g->next - gstart;
+		n = g->group_len - off;
+		if (n > g->end - g->next + 1)
+			n = g->end - g->next + 1;
+		if (http_resp_write(r, g->buf + off, (size_t)n) < 0) {
+			http_resp_abort(r);  /* no-op if the write already aborted it */
+			get_free(g);
+			return;
+		}
+		g->next += n;
+	}
+	(void)http_resp_end(r);
+	get_free(g);
+}
+
+/* Check size and outboard, and map it. 0/-1 (already answered). */
+static int get_check_object(obj_get *g)
+{
+	struct stat bs, os;
+	size_t want = b3tree_outboard_len(g->len);
+
+	if (fstat(g->blob, &bs) < 0 || fstat(g->ob, &os) < 0) {
+		(void)http_reply_error(g->req, 500, "internal", "cannot stat the object", true, 0);
+		get_free(g);
+		return -1;
+	}
+	if ((uint64_t)bs.st_size != g->len || want == 0 || (uint64_t)os.st_size != want) {
+		get_integrity_fail(g, "blob or outboard size differs from the stored length");
+		return -1;
+	}
+	g->outboard = mmap(NULL, want, PROT_READ, MAP_SHARED, g->ob, 0);
+	if (g->outboard == MAP_FAILED) {
+		g->outboard = NULL;
+		(void)http_reply_error(g->req, 500, "internal", "cannot map the outboard", true, 0);
+		get_free(g);
+		return -1;
+	}
+	g->ob_len = want;
+	if (!b3tree_outboard_ok(g->outboard, g->len, g->id)) {
+		get_integrity_fail(g, "outboard does not hash to the id");
+		return -1;
+	}
+	return 0;
+}
+
+/* Range and If-Range → status and [next, end]. -1 when answered (416). */
+static int get_pick_range(obj_get *g, int *status)
+{
+	http_req *r = g->req;
+	const char *rh = http_req_header(r, "Range");
+	const char *ir = http_req_header(r, "If-Range");
+	uint64_t s = 0, e = 0;
+	char cr[80];
+	range_result rr;
+
+	/* If-Range: the range only if the (strong) validator is ours; a date
+	 * never matches, we send no Last-Modified. */
+	if (ir && strcmp(ir, g->etag) != 0)
+		rh = NULL;
+	rr = range_parse(rh, rh ? strlen(rh) : 0, g->len, &s, &e);
+	if (rr == RANGE_UNSATISFIABLE || rr == RANGE_MULTI) {
+		snprintf(cr, sizeof cr, "bytes */%" PRIu64, g->len);
+		(void)http_resp_header(r, "Content-Range", cr);
+		(void)http_reply_error(r, 416, "range_not_satisfiable",
+		                       rr == RANGE_MULTI ? "multiple ranges are not served"
+		                                         : "range outside the object", false, 0);
+		get_free(g);
+		return -1;
+	}
+	if (rr == RANGE_ONE) {
+		snprintf(cr, sizeof cr, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, s, e, g->len);
+		if (http_resp_header(r, "Content-Range", cr) < 0) {
+			(void)http_reply_error(r, 500, "internal", "cannot build the response", false, 0);
+			get_free(g);
+			return -1;
+		}
+		*status = 206;
+		g->next = s;
+		g->end = e;
+		return 0;
+	}
+	*status = 200;
+	g->next = 0;
+	g->end = g->len ? g->len - 1 : 0;
+	return 0;
+}
+
+static void get_serve(obj_get *g)
+{
+	http_req *r = g->req;
+	int status;
+
+	if (get_check_object(g) < 0 || get_pick_range(g, &status) < 0)
+		return;
+	if (!(g->buf = malloc(B3TREE_GROUP_LEN))) {
+		(void)http_reply_error(r, 500, "internal", "out of memory", true, 0);
+		get_free(g);
+		return;
+	}
+	/* The first group the answer needs, checked before the status line
+	 * (for the empty object: its one empty group, against the id). */
+	if (get_load_group(g) < 0)
+		return;
+	if (get_full_headers(g) < 0 ||
+	    http_resp_start(r, status, g->len ? (int64_t)(g->end - g->next + 1) : 0) < 0) {
+		(void)http_reply_error(r, 500, "internal", "cannot build the response", false, 0);
+		get_free(g);
+		return;
+	}
+	g->sending = true;
+	get_pump(r, g);
+}
+
+static void get_on_stor(const stor_result *res, void *arg)
+{
+	obj_get *g = arg;
+	http_req *r = g->req;
+	bool headless = g->mode != GET_BODY;
+
+	g->call = NULL;
+	g->awaiting = false;
+	g->blob = headless ? -1 : res->fds[0];
+	g->ob = headless ? -1 : res->fds[1];
+	if (!r) {
+		get_free(g);  /* orphan: closes the fds */
+		return;
+	}
+	if (res->status != 200) {
+		objects_reply_stor_error(r, res);
+		get_free(g);
+		return;
+	}
+	g->len = res->len;
+	if (headless) {
+		get_answer_headless(g, res->len, g->mode == GET_NOT_MODIFIED);
+		return;
+	}
+	if (g->blob < 0 || g->ob < 0) {
+		(void)BUG("storage OPEN answered 200 without two fds");
+		(void)http_reply_error(r, 500, "internal", "storage error", true, 0);
+		get_free(g);
+		return;
+	}
+	get_serve(g);
+}
+
+void objects_get(http_req *r, objects *o, const uint8_t id[32])
+{
+	obj_get *g = calloc(1, sizeof *g);
+	const char *inm = http_req_header(r, "If-None-Match");
+
+	if (!g) {
+		(void)http_reply_error(r, 500, "internal", "out of memory", true, 0);
+		return;
+	}
+	g->o = o;
+	g->req = r;
+	g->blob = g->ob = -1;
+	g->group_idx = OBJ_NO_GROUP;
+	memcpy(g->id, id, B3_OUT_LEN);
+	objects_etag(id, g->etag);
+	/* A matching If-None-Match (GET or HEAD) and HEAD need no bytes: STAT.
+	 * Range is ignored on HEAD (RFC 9110 §14.2: defined for GET only). */
+	if (inm && get_inm_matches(inm, g->etag))
+		g->mode = GET_NOT_MODIFIED;
+	else if (http_req_method_bit(r) == HTTP_M_HEAD)
+		g->mode = GET_HEAD;
+	else
+		g->mode = GET_BODY;
+	http_req_on_close(r, get_on_close, g);
+	g->awaiting = true;
+	g->call = g->mode == GET_BODY ? stor_open(o->stor, id, get_on_stor, g)
+	                              : stor_stat(o->stor, id, get_on_stor, g);
+}

@@ -1,0 +1,331 @@
+/*
+ * objects_put.c — POST /o, PUT /o, PUT /o/{b3}: a request body becomes an
+ * object, streamed to storage, never buffered whole.
+ *
+ * The life of an upload:
+ *   headers  → Content-Encoding checked (identity, gzip, zstd; else 415),
+ *              PUT_BEGIN(max_len = object cap); the body is not read until
+ *              storage has answered (no on_body registered yet, so the
+ *              core leaves it in the socket);
+ *   BEGIN ok → body pieces, decoded by lib/inflate when encoded, written
+ *              with pwrite to the upload file storage gave us, in pieces of
+ *              at most OBJECTS_PIECE (a regular file or memfd: the write
+ *              completes at once, so there is nothing to pause for);
+ *   end      → fd closed, PUT_COMMIT(len, expect); storage reads the file
+ *              back, computes the id itself and refuses a mismatch (422).
+ *
+ * Caps: the wire body is capped by the core (limits.max_body_bytes, which
+ * the gateway sets to the object cap); the decoded body by the object cap
+ * here (413 "payload_too_large") and by lib/inflate's 10x / 32 MiB caps
+ * (413 "payload_too_large", rejected_total{reason="decompress"}).
+ *
+ * Failure and abort: any refusal closes the fd and sends PUT_ABORT. A
+ * storage call in flight is never cancelled — its answer may carry an
+ * upload handle that must be aborted — so the client's going away only
+ * orphans the upload (req = NULL) and the call's callback cleans up.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "core/metrics.h"
+#include "lib/b3.h"
+#include "lib/inflate.h"
+#include "lib/log.h"
+#include "svc/gateway/objects.h"
+
+#define PUT_CID_JSON_MAX (B3_CID_LEN + 16)
+#define PUT_LOCATION_MAX (B3_CID_LEN + 8)
+
+typedef struct obj_put {
+	objects        *o;
+	http_req       *req;        /* NULL once the client is gone (orphan) */
+	bool            awaiting;   /* a storage callback is still to come */
+	int             fd;         /* upload file, -1 when closed */
+	uint64_t        handle;
+	bool            have_handle;
+	uint64_t        cap;        /* decoded bytes allowed */
+	uint64_t        written;    /* decoded bytes written */
+	inflate_stream *inf;        /* NULL for identity */
+	bool            has_expect;
+	uint8_t         expect[B3_OUT_LEN];
+	/* an error found inside the inflate sink, answered after it returns */
+	int             err_status;
+	const char     *err_code, *err_msg;
+} obj_put;
+
+static void put_noop(const stor_result *res, void *arg)
+{
+	(void)res;
+	(void)arg;
+}
+
+static void put_close_fd(obj_put *p)
+{
+	if (p->fd >= 0)
+		(void)close(p->fd);
+	p->fd = -1;
+}
+
+/* Release the upload (PUT_ABORT if storage holds one) and the state. */
+static void put_free(obj_put *p)
+{
+	put_close_fd(p);
+	if (p->have_handle)
+		(void)stor_put_abort(p->o->stor, p->handle, put_noop, NULL);
+	inflate_stream_free(p->inf);
+	free(p);
+}
+
+static void put_on_close(http_req *r, void *arg)
+{
+	obj_put *p = arg;
+
+	(void)r;
+	p->req = NULL;
+	if (!p->awaiting)
+		put_free(p);
+}
+
+/* Refuse the upload: answer (the core closes the connection if the body
+ * was not read to its end) and release everything. */
+static void put_fail(obj_put *p, int status, const char *code, const char *msg)
+{
+	if (status == 413 || status == 400)
+		metrics_count("rejected_total", status == 413 ? "reason=\"413\"" : "reason=\"bad_request\"", 1);
+	(void)http_reply_error(p->req, status, code, msg, status >= 500, status == 503 ? 1 : 0);
+	put_free(p);
+}
+
+/* Record an error found where we cannot answer yet (inside inflate). */
+static int put_defer_err(obj_put *p, int status, const char *code, const char *msg)
+{
+	p->err_status = status;
+	p->err_code = code;
+	p->err_msg = msg;
+	return -1;
+}
+
+/* Append n decoded bytes to the upload file, OBJECTS_PIECE at a time. */
+static int put_write(obj_put *p, const uint8_t *data, size_t n)
+{
+	if (n > p->cap - p->written)
+		return put_defer_err(p, 413, "payload_too_large", "object exceeds the object size cap");
+	while (n > 0) {
+		size_t k = n > OBJECTS_PIECE ? OBJECTS_PIECE : n;
+		ssize_t w = pwrite(p->fd, data, k, (off_t)p->written);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			log_kv(LOG_LEVEL_ERROR, "upload write failed", "error",
+			       w < 0 ? strerror(errno) : "short write", NULL);
+			return put_defer_err(p, 503, "unavailable", "storage cannot take the object now");
+		}
+		p->written += (uint64_t)w;
+		data += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int put_sink(const uint8_t *data, size_t len, void *arg)
+{
+	return put_write(arg, data, len);
+}
+
+static void put_fail_inflate(obj_put *p, inflate_status st)
+{
+	switch (st) {
+	case INFLATE_ERR_RATIO:
+	case INFLATE_ERR_LIMIT:
+		metrics_count("rejected_total", "reason=\"decompress\"", 1);
+		(void)http_reply_error(p->req, 413, "payload_too_large", inflate_status_str(st), false, 0);
+		put_free(p);
+		break;
+	case INFLATE_ERR_SINK:
+		put_fail(p, p->err_status, p->err_code, p->err_msg);
+		break;
+	case INFLATE_ERR_NOMEM:
+		put_fail(p, 503, "unavailable", "out of memory");
+		break;
+	default:
+		put_fail(p, 400, "bad_request", inflate_status_str(st));
+		break;
+	}
+}
+
+static int put_on_data(http_req *r, const uint8_t *data, size_t len, void *arg)
+{
+	obj_put *p = arg;
+	inflate_status st;
+
+	(void)r;
+	if (p->inf) {
+		if ((st = inflate_stream_feed(p->inf, data, len)) != INFLATE_OK) {
+			put_fail_inflate(p, st);
+			return -1;
+		}
+		return 0;
+	}
+	if (put_write(p, data, len) < 0) {
+		put_fail(p, p->err_status, p->err_code, p->err_msg);
+		return -1;
+	}
+	return 0;
+}
+
+static void put_on_commit(const stor_result *res, void *arg)
+{
+	obj_put *p = arg;
+	char cid[B3_CID_LEN + 1], body[PUT_CID_JSON_MAX], loc[PUT_LOCATION_MAX];
+
+	p->awaiting = false;
+	p->have_handle = false;  /* COMMIT consumed it, whatever the answer */
+	if (!p->req) {
+		put_free(p);
+		return;
+	}
+	if (res->status == 422) {
+		put_fail(p, 422, "hash_mismatch", "body does not hash to the id in the path");
+		return;
+	}
+	if (res->status != 200) {
+		objects_reply_stor_error(p->req, res);
+		put_free(p);
+		return;
+	}
+	b3_cid_format(res->id, cid);
+	snprintf(body, sizeof body, "{\"cid\":\"%s\"}", cid);
+	if (res->created) {
+		snprintf(loc, sizeof loc, "/o/%s", cid);
+		(void)http_resp_header(p->req, "Location", loc);
+	}
+	(void)http_reply_json(p->req, res->created ? 201 : 200, body);
+	put_free(p);
+}
+
+static void put_on_end(http_req *r, void *arg)
+{
+	obj_put *p = arg;
+	inflate_status st;
+
+	(void)r;
+	if (p->inf && (st = inflate_stream_finish(p->inf)) != INFLATE_OK) {
+		put_fail_inflate(p, st);
+		return;
+	}
+	put_close_fd(p);  /* storage reads the file through its own fd */
+	p->awaiting = true;
+	(void)stor_put_commit(p->o->stor, p->handle, p->written,
+	                      p->has_expect ? p->expect : NULL, put_on_commit, p);
+}
+
+static void put_on_begin(const stor_result *res, void *arg)
+{
+	obj_put *p = arg;
+
+	p->awaiting = false;
+	if (res->status == 200) {
+		p->fd = res->fds[0];
+		p->handle = res->handle;
+		p->have_handle = true;
+	}
+	if (!p->req) {
+		put_free(p);  /* orphan: aborts the upload storage just opened */
+		return;
+	}
+	if (res->status != 200) {
+		objects_reply_stor_error(p->req, res);
+		put_free(p);
+		return;
+	}
+	if (p->fd < 0) {
+		(void)BUG("storage PUT_BEGIN answered 200 without an fd");
+		put_fail(p, 500, "internal", "storage error");
+		return;
+	}
+	http_req_on_body(p->req, put_on_data, put_on_end, p);
+}
+
+/* Content-Encoding → decoder (NULL for identity). -1 when answered. */
+static int put_pick_decoder(http_req *r, obj_put *p)
+{
+	const char *ce = http_req_header(r, "Content-Encoding");
+	inflate_codec codec;
+
+	if (!ce || !*ce || strcasecmp(ce, "identity") == 0)
+		return 0;
+	if (inflate_codec_parse(ce, &codec) < 0) {
+		metrics_count("rejected_total", "reason=\"415\"", 1);
+		(void)http_resp_header(r, "Accept-Encoding", "gzip, zstd");
+		(void)http_reply_error(r, 415, "unsupported_media_type",
+		                       "Content-Encoding must be gzip, zstd or identity", false, 0);
+		return -1;
+	}
+	if (!(p->inf = inflate_stream_new(codec, put_sink, p))) {
+		(void)http_reply_error(r, 503, "unavailable", "out of memory", true, 1);
+		return -1;
+	}
+	return 0;
+}
+
+void objects_put(http_req *r, objects *o, const uint8_t *expect)
+{
+	int64_t clen = http_req_content_length(r);
+	obj_put *p;
+
+	if (clen > 0 && (uint64_t)clen > o->max_object) {
+		metrics_count("rejected_total", "reason=\"413\"", 1);
+		(void)http_reply_error(r, 413, "payload_too_large", "object exceeds the object size cap",
+		                       false, 0);
+		return;
+	}
+	if (!(p = calloc(1, sizeof *p))) {
+		(void)http_reply_error(r, 503, "unavailable", "out of memory", true, 1);
+		return;
+	}
+	p->o = o;
+	p->req = r;
+	p->fd = -1;
+	p->cap = o->max_object;
+	if (expect) {
+		p->has_expect = true;
+		memcpy(p->expect, expect, B3_OUT_LEN);
+	}
+	if (put_pick_decoder(r, p) < 0) {
+		put_free(p);
+		return;
+	}
+	http_req_on_close(r, put_on_close, p);
+	p->awaiting = true;
+	(void)stor_put_begin(o->stor, o->max_object, put_on_begin, p);
+}
+
+void objects_on_put(http_req *r, void *arg)
+{
+	objects_put(r, arg, NULL);
+}
+
+/* /o/{b3}: the path remainder must be a strict id ("b3:" + 64 lowercase
+ * hex); uppercase, percent-encoding or any other length is a 400. */
+void objects_on_id(http_req *r, void *arg)
+{
+	const char *rest = http_req_path(r) + 3;  /* after "/o/" (prefix route) */
+	uint8_t id[B3_OUT_LEN];
+
+	if (b3_cid_parse(rest, strlen(rest), id) < 0) {
+		metrics_count("rejected_total", "reason=\"bad_request\"", 1);
+		(void)http_reply_error(r, 400, "bad_request",
+		                       "malformed object id: want b3:<64 lowercase hex>", false, 0);
+		return;
+	}
+	if (http_req_method_bit(r) == HTTP_M_PUT)
+		objects_put(r, arg, id);
+	else
+		objects_get(r, arg, id);
+}

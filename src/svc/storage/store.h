@@ -1,0 +1,165 @@
+/*
+ * store.h — the object store behind the storage service: one interface, two
+ * backends (disk: LMDB + files under data_dir; RAM: memfds, for amnesia).
+ *
+ * Uploads: store_put_begin hands out a writable anonymous file; the caller
+ * passes it to the client, which writes the object into it; store_put_commit
+ * then reads the file back, computes the id and the outboard itself (the
+ * client's word is never trusted), and stores the object. An object is
+ * visible (stat/open) only once complete; a crash at any point leaves either
+ * the whole object or nothing, and the disk backend sweeps what a crash left
+ * behind when it is opened.
+ *
+ * Every upload belongs to an owner (the service uses one per connection):
+ * only the owner may commit or abort it, and store_abort_owner drops all of
+ * an owner's uploads when its connection goes away, so a dead client never
+ * holds an upload slot.
+ *
+ * Results are store_status values, which are the HTTP-like codes of the
+ * internal protocol (docs/internal.md), so the service answers with them
+ * as they are. All calls are synchronous; the store is single-threaded.
+ */
+#ifndef MN_SVC_STORAGE_STORE_H
+#define MN_SVC_STORAGE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/b3.h"
+
+/* LMDB map size: the metadata of ~20 million objects (a record is 24 bytes
+ * plus the 32-byte key and LMDB's per-entry overhead). */
+#define STORE_DISK_MAP_SIZE     ((size_t)1 << 30)
+/* RAM backend bounds (amnesia): objects kept and their total bytes. */
+#define STORE_RAM_MAX_OBJECTS   65536u
+#define STORE_RAM_MAX_BYTES     ((uint64_t)1 << 30)
+/* Reads during commit go in pieces of one BLAKE3 group (DESIGN §1). */
+#define STORE_IO_PIECE          (64u * 1024u)
+
+typedef enum store_status {
+	STORE_OK          = 200,
+	STORE_BAD         = 400,  /* the file's length is not the announced one */
+	STORE_NOT_FOUND   = 404,  /* unknown object, or an upload handle not ours */
+	STORE_TOO_LARGE   = 413,  /* over the object cap or the upload's max_len */
+	STORE_MISMATCH    = 422,  /* the bytes do not hash to `expect` */
+	STORE_ERROR       = 500,  /* I/O or allocation failure */
+	STORE_QUARANTINED = 502,  /* marked bad: never served */
+	STORE_BUSY        = 503,  /* too many uploads open, or the store is full */
+} store_status;
+
+typedef struct store_limits {
+	uint64_t max_object_bytes;   /* storage.max_object */
+	uint32_t max_uploads;        /* storage.max_uploads */
+} store_limits;
+
+/* Disk backend option: behave as if O_TMPFILE were unsupported (tests). */
+#define STORE_DISK_NO_TMPFILE 0x1u
+
+typedef struct store store;
+
+/*
+ * Open the disk store under data_dir (created 0700 with meta/, objects/,
+ * tmp/), take its lock (a second store on the same directory is refused),
+ * and sweep what a crash left (tmp files, blob and outboard files with no
+ * record). NULL with err set on failure. data_dir and lim are copied.
+ */
+store *store_disk_new(const char *data_dir, const store_limits *lim, unsigned flags,
+                      char *err, size_t errlen);
+/* The RAM store: nothing is ever written to a file system path. */
+store *store_ram_new(const store_limits *lim, char *err, size_t errlen);
+/* Close everything; open uploads are dropped. NULL ok. */
+void store_free(store *st);
+/* New limits apply to later calls (config reload). */
+void store_set_limits(store *st, const store_limits *lim);
+/* Uploads open now. */
+size_t store_uploads_open(const store *st);
+
+/* 413 if max_len is over the object cap, 503 if max_uploads are open.
+ * On 200, *fd is a new writable fd (caller owns it: hand it over, close it). */
+__attribute__((warn_unused_result))
+store_status store_put_begin(store *st, uint64_t owner, uint64_t max_len,
+                             uint64_t *handle, int *fd);
+/* Consumes the upload whatever the result. expect: the id the bytes must
+ * hash to, or NULL. On 200, id is the object id and *created is false when
+ * the object was already stored. */
+__attribute__((warn_unused_result))
+store_status store_put_commit(store *st, uint64_t owner, uint64_t handle, uint64_t len,
+                              const uint8_t *expect, uint8_t id[B3_OUT_LEN], bool *created);
+/* 200, or 404 for a handle that is not an open upload of owner. */
+__attribute__((warn_unused_result))
+store_status store_put_abort(store *st, uint64_t owner, uint64_t handle);
+/* Drop every upload of owner (its connection closed). */
+void store_abort_owner(store *st, uint64_t owner);
+
+/* 200 with *len, 404, 502. */
+__attribute__((warn_unused_result))
+store_status store_stat(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len);
+/* 200 with *len and two new read-only fds the caller owns (blob, outboard of
+ * b3tree_outboard_len(len) bytes); 404; 502 if quarantined, or if the files
+ * do not have the recorded sizes (then counted in integrity_fail_total and
+ * quarantined). */
+__attribute__((warn_unused_result))
+store_status store_open(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len,
+                        int *blob_fd, int *ob_fd);
+/* Mark the object bad, durably: 200, 404. A later commit of the same bytes
+ * (which then hash to the id again) replaces the files and clears the mark. */
+__attribute__((warn_unused_result))
+store_status store_quarantine(store *st, const uint8_t id[B3_OUT_LEN]);
+
+/* ---- backend interface (store_disk.c, store_ram.c) ------------------------ */
+
+typedef struct store_upload {
+	uint64_t handle;
+	uint64_t owner;
+	uint64_t max_len;
+	int      fd;         /* the store's own fd of the file */
+	char    *tmp_path;   /* named temp file (no O_TMPFILE), or NULL; owned */
+} store_upload;
+
+/* A verified object about to be stored: id and outboard were computed by
+ * the store from the upload's bytes. All borrowed. */
+typedef struct store_ingest {
+	store_upload  *up;       /* the backend may take up->tmp_path (set it NULL) */
+	uint64_t       len;
+	const uint8_t *id;
+	const uint8_t *outboard; /* b3tree_outboard_len(len) bytes */
+	size_t         ob_len;
+} store_ingest;
+
+typedef struct store_backend {
+	const char *name;
+	/* A new writable anonymous file; *tmp_path (malloc'd) if it has a name. */
+	int  (*tmp_create)(store *st, char **tmp_path);
+	/* Make the upload's bytes immutable before they are hashed, or -1
+	 * (NULL: the backend cannot; see README). */
+	int  (*freeze)(store *st, int fd);
+	/* Store it (created) or find it stored (not created). */
+	store_status (*ingest)(store *st, store_ingest *in, bool *created);
+	store_status (*stat)(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len);
+	store_status (*open)(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len,
+	                     int *blob_fd, int *ob_fd);
+	store_status (*quarantine)(store *st, const uint8_t id[B3_OUT_LEN]);
+	void (*destroy)(store *st);
+} store_backend;
+
+struct b3tree_builder;
+
+/* The part every backend shares; a backend's struct starts with it. */
+struct store {
+	const store_backend    *be;
+	store_limits            lim;
+	store_upload           *up;        /* open uploads, nup of them, cap slots */
+	size_t                  nup;
+	size_t                  cap;
+	uint64_t                next_handle;
+	struct b3tree_builder  *bld;       /* one commit at a time */
+	uint8_t                *piece;     /* STORE_IO_PIECE bytes */
+};
+
+/* Set up / release the shared part (backends call these). 0 or -1. */
+__attribute__((warn_unused_result))
+int store_base_init(store *st, const store_backend *be, const store_limits *lim);
+void store_base_release(store *st);
+
+#endif

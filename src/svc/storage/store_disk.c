@@ -1,0 +1,803 @@
+/*
+ * store_disk.c — the disk store (see store.h), and the front both backends
+ * share: the table of open uploads and the read-back verification of a
+ * commit.
+ *
+ * Layout under data_dir (all 0700, files 0600):
+ *   meta/            LMDB environment: id (32 bytes) → record; storage.lock
+ *   objects/xx/HEX   blob files (xx = first two hex digits of the id)
+ *   objects/xx/HEX.ob  outboard files (one 32-byte CV per 64 KiB group)
+ *   tmp/             uploads: O_TMPFILE (or named temp files without it)
+ *
+ * Commit order (a crash at any step leaves the whole object or nothing):
+ * fsync the blob, write and fsync the outboard, link both to their final
+ * names, fsync objects/xx/, and only then write the record and commit the
+ * LMDB transaction. An object is visible only through its record, so files
+ * without one are strays; store_disk_new removes them, and tmp/ is emptied.
+ */
+#include "svc/storage/store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <lmdb.h>
+
+#include "core/metrics.h"
+#include "lib/b3tree.h"
+#include "lib/log.h"
+#include "lib/util.h"
+
+#define DISK_PATH_MAX      4096
+#define DISK_REC_LEN       24          /* version, flags, pad[6], len, created ms */
+#define DISK_REC_VERSION   1u
+#define DISK_F_QUARANTINED 0x01u
+#define DISK_SUBDIR_LEN    2           /* objects/xx/ */
+#define DISK_NAME_MAX      (DISK_SUBDIR_LEN + 1 + B3_HEX_LEN + 3 + 1)   /* xx/HEX.ob */
+#define DISK_OB_SUFFIX     ".ob"
+#define DISK_TMP_TEMPLATE  "up-XXXXXX"
+
+/* ---- the shared front: uploads and verification (both backends) ---------- */
+
+int store_base_init(store *st, const store_backend *be, const store_limits *lim)
+{
+	st->be = be;
+	st->lim = *lim;
+	st->next_handle = 1;
+	st->piece = malloc(STORE_IO_PIECE);
+	st->bld = malloc(sizeof *st->bld);
+	return st->piece && st->bld ? 0 : -1;
+}
+
+static void store_upload_drop(store_upload *u)
+{
+	if (u->fd >= 0)
+		close(u->fd);
+	if (u->tmp_path) {
+		(void)unlink(u->tmp_path);
+		free(u->tmp_path);
+	}
+	u->fd = -1;
+	u->tmp_path = NULL;
+}
+
+void store_base_release(store *st)
+{
+	for (size_t i = 0; i < st->nup; i++)
+		store_upload_drop(&st->up[i]);
+	free(st->up);
+	free(st->bld);
+	free(st->piece);
+	st->up = NULL;
+	st->nup = st->cap = 0;
+}
+
+void store_free(store *st)
+{
+	if (st)
+		st->be->destroy(st);
+}
+
+void store_set_limits(store *st, const store_limits *lim)
+{
+	st->lim = *lim;
+}
+
+size_t store_uploads_open(const store *st)
+{
+	return st->nup;
+}
+
+static store_upload *store_upload_find(store *st, uint64_t owner, uint64_t handle)
+{
+	for (size_t i = 0; i < st->nup; i++)
+		if (st->up[i].handle == handle && st->up[i].owner == owner)
+			return &st->up[i];
+	return NULL;
+}
+
+/* Remove u from the table (order is not kept); u's contents are moved to *out. */
+static void store_upload_take(store *st, store_upload *u, store_upload *out)
+{
+	*out = *u;
+	*u = st->up[--st->nup];
+}
+
+static int store_upload_reserve(store *st)
+{
+	if (st->nup < st->cap)
+		return 0;
+	size_t ncap = st->cap ? st->cap * 2 : 16;
+	store_upload *n = realloc(st->up, ncap * sizeof *n);
+	if (!n)
+		return -1;
+	st->up = n;
+	st->cap = ncap;
+	return 0;
+}
+
+store_status store_put_begin(store *st, uint64_t owner, uint64_t max_len,
+                             uint64_t *handle, int *fd)
+{
+	store_upload u = { .owner = owner, .max_len = max_len, .fd = -1 };
+
+	if (max_len > st->lim.max_object_bytes || max_len > B3TREE_MAX_LEN)
+		return STORE_TOO_LARGE;
+	if (st->nup >= st->lim.max_uploads)
+		return STORE_BUSY;
+	if (store_upload_reserve(st) != 0)
+		return STORE_ERROR;
+	u.fd = st->be->tmp_create(st, &u.tmp_path);
+	if (u.fd < 0)
+		return STORE_ERROR;
+	*fd = fcntl(u.fd, F_DUPFD_CLOEXEC, 0);
+	if (*fd < 0) {
+		store_upload_drop(&u);
+		return STORE_ERROR;
+	}
+	u.handle = st->next_handle++;
+	st->up[st->nup++] = u;
+	*handle = u.handle;
+	return STORE_OK;
+}
+
+store_status store_put_abort(store *st, uint64_t owner, uint64_t handle)
+{
+	store_upload *u = store_upload_find(st, owner, handle);
+	store_upload gone;
+
+	if (!u)
+		return STORE_NOT_FOUND;
+	store_upload_take(st, u, &gone);
+	store_upload_drop(&gone);
+	return STORE_OK;
+}
+
+void store_abort_owner(store *st, uint64_t owner)
+{
+	size_t i = 0;
+
+	while (i < st->nup) {
+		if (st->up[i].owner == owner) {
+			store_upload gone;
+			store_upload_take(st, &st->up[i], &gone);
+			store_upload_drop(&gone);
+		} else {
+			i++;
+		}
+	}
+}
+
+/* Read len bytes of fd back through the tree builder: the outboard (into ob,
+ * sized for len) and the id. Short reads mean the file changed: STORE_BAD. */
+static store_status store_digest(store *st, int fd, uint64_t len, uint8_t *ob, size_t ob_len,
+                                 uint8_t id[B3_OUT_LEN])
+{
+	uint64_t off = 0;
+
+	b3tree_builder_init(st->bld, ob, ob_len);
+	while (off < len) {
+		uint64_t want = len - off < STORE_IO_PIECE ? len - off : STORE_IO_PIECE;
+		ssize_t r = pread(fd, st->piece, (size_t)want, (off_t)off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return STORE_ERROR;
+		if (r == 0)
+			return STORE_BAD;
+		if (b3tree_builder_update(st->bld, st->piece, (size_t)r) != 0)
+			return STORE_ERROR;
+		off += (uint64_t)r;
+	}
+	return b3tree_builder_finish(st->bld, id) == 0 ? STORE_OK : STORE_ERROR;
+}
+
+/* Length, hash and expectation checks of a taken upload, then the backend. */
+static store_status store_commit_upload(store *st, store_upload *u, uint64_t len,
+                                        const uint8_t *expect, uint8_t id[B3_OUT_LEN],
+                                        bool *created)
+{
+	struct stat sb;
+
+	if (len > st->lim.max_object_bytes || len > u->max_len)
+		return STORE_TOO_LARGE;
+	if (st->be->freeze && st->be->freeze(st, u->fd) != 0)
+		return STORE_BAD;
+	if (fstat(u->fd, &sb) != 0)
+		return STORE_ERROR;
+	if (sb.st_size < 0 || (uint64_t)sb.st_size != len)
+		return STORE_BAD;
+	size_t ob_len = b3tree_outboard_len(len);
+	uint8_t *ob = malloc(ob_len);
+	if (!ob)
+		return STORE_ERROR;
+	store_status rc = store_digest(st, u->fd, len, ob, ob_len, id);
+	if (rc == STORE_OK && expect && !b3_equal(expect, id))
+		rc = STORE_MISMATCH;
+	if (rc == STORE_OK) {
+		store_ingest in = { .up = u, .len = len, .id = id, .outboard = ob, .ob_len = ob_len };
+		rc = st->be->ingest(st, &in, created);
+	}
+	free(ob);
+	return rc;
+}
+
+store_status store_put_commit(store *st, uint64_t owner, uint64_t handle, uint64_t len,
+                              const uint8_t *expect, uint8_t id[B3_OUT_LEN], bool *created)
+{
+	store_upload *u = store_upload_find(st, owner, handle);
+	store_upload mine;
+
+	if (!u)
+		return STORE_NOT_FOUND;
+	store_upload_take(st, u, &mine);
+	store_status rc = store_commit_upload(st, &mine, len, expect, id, created);
+	store_upload_drop(&mine);
+	return rc;
+}
+
+store_status store_stat(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len)
+{
+	return st->be->stat(st, id, len);
+}
+
+store_status store_open(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len,
+                        int *blob_fd, int *ob_fd)
+{
+	*blob_fd = *ob_fd = -1;
+	return st->be->open(st, id, len, blob_fd, ob_fd);
+}
+
+store_status store_quarantine(store *st, const uint8_t id[B3_OUT_LEN])
+{
+	return st->be->quarantine(st, id);
+}
+
+/* ---- the disk backend ------------------------------------------------------ */
+
+typedef struct store_disk {
+	store    base;           /* first: a store_disk is a store */
+	MDB_env *env;
+	MDB_dbi  dbi;
+	int      objects_fd;
+	int      tmp_fd;
+	int      lock_fd;
+	bool     no_tmpfile;
+	char     tmp_dir[DISK_PATH_MAX];
+} store_disk;
+
+typedef struct disk_rec {
+	uint64_t len;
+	uint8_t  flags;
+	uint64_t created_ms;
+} disk_rec;
+
+static void disk_put_u64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t disk_get_u64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static void disk_rec_encode(const disk_rec *r, uint8_t out[DISK_REC_LEN])
+{
+	memset(out, 0, DISK_REC_LEN);
+	out[0] = DISK_REC_VERSION;
+	out[1] = r->flags;
+	disk_put_u64(out + 8, r->len);
+	disk_put_u64(out + 16, r->created_ms);
+}
+
+/* 0 found, 1 absent, -1 error (a record we cannot read is an error: BUG). */
+static int disk_rec_get(store_disk *sd, const uint8_t id[B3_OUT_LEN], disk_rec *r)
+{
+	MDB_txn *txn;
+	MDB_val k = { B3_OUT_LEN, (void *)(uintptr_t)id }, v;
+	int rc;
+
+	if (mdb_txn_begin(sd->env, NULL, MDB_RDONLY, &txn) != 0)
+		return -1;
+	rc = mdb_get(txn, sd->dbi, &k, &v);
+	if (rc == 0 && (v.mv_size != DISK_REC_LEN || ((uint8_t *)v.mv_data)[0] != DISK_REC_VERSION))
+		rc = BUG("storage record of unknown shape");
+	if (rc == 0) {
+		const uint8_t *p = v.mv_data;
+		r->flags = p[1];
+		r->len = disk_get_u64(p + 8);
+		r->created_ms = disk_get_u64(p + 16);
+	}
+	mdb_txn_abort(txn);
+	return rc == 0 ? 0 : rc == MDB_NOTFOUND ? 1 : -1;
+}
+
+static store_status disk_rec_put(store_disk *sd, const uint8_t id[B3_OUT_LEN], const disk_rec *r)
+{
+	uint8_t buf[DISK_REC_LEN];
+	MDB_txn *txn;
+	MDB_val k = { B3_OUT_LEN, (void *)(uintptr_t)id }, v = { DISK_REC_LEN, buf };
+	int rc;
+
+	disk_rec_encode(r, buf);
+	if ((rc = mdb_txn_begin(sd->env, NULL, 0, &txn)) != 0)
+		goto fail;
+	if ((rc = mdb_put(txn, sd->dbi, &k, &v, 0)) != 0) {
+		mdb_txn_abort(txn);
+		goto fail;
+	}
+	if ((rc = mdb_txn_commit(txn)) != 0)
+		goto fail;
+	return STORE_OK;
+fail:
+	log_kv(LOG_LEVEL_ERROR, "storage metadata write failed", "error", mdb_strerror(rc), NULL);
+	return rc == MDB_MAP_FULL ? STORE_BUSY : STORE_ERROR;
+}
+
+/* "xx/HEX" or "xx/HEX.ob" relative to objects/. */
+static void disk_name(const uint8_t id[B3_OUT_LEN], bool outboard, char out[DISK_NAME_MAX])
+{
+	char hex[B3_HEX_LEN + 1];
+
+	b3_hex(id, hex);
+	snprintf(out, DISK_NAME_MAX, "%.2s/%s%s", hex, hex, outboard ? DISK_OB_SUFFIX : "");
+}
+
+static int disk_tmp_named(store_disk *sd, char **tmp_path)
+{
+	char path[DISK_PATH_MAX];
+
+	if ((size_t)snprintf(path, sizeof path, "%s/%s", sd->tmp_dir, DISK_TMP_TEMPLATE) >= sizeof path)
+		return -1;
+	int fd = mkostemp(path, O_CLOEXEC);   /* mode 0600 */
+	if (fd < 0)
+		return -1;
+	*tmp_path = strdup(path);
+	if (!*tmp_path) {
+		(void)unlink(path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* O_TMPFILE when the file system has it: the file has no name until commit,
+ * so a crash can leave nothing behind. */
+static int disk_tmp_create(store *st, char **tmp_path)
+{
+	store_disk *sd = (store_disk *)st;
+
+	*tmp_path = NULL;
+	if (!sd->no_tmpfile) {
+		int fd = openat(sd->tmp_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			return fd;
+		if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+			return -1;
+		sd->no_tmpfile = true;
+		log_kv(LOG_LEVEL_WARN, "O_TMPFILE unsupported under data_dir; using named temp files",
+		       NULL);
+	}
+	return disk_tmp_named(sd, tmp_path);
+}
+
+/* objects/xx/, created (and objects/ fsynced) the first time. Returns a dir fd. */
+static int disk_subdir(store_disk *sd, const char name[DISK_NAME_MAX])
+{
+	char sub[DISK_SUBDIR_LEN + 1];
+
+	memcpy(sub, name, DISK_SUBDIR_LEN);
+	sub[DISK_SUBDIR_LEN] = '\0';
+	if (mkdirat(sd->objects_fd, sub, 0700) == 0) {
+		if (fsync(sd->objects_fd) != 0)
+			return -1;
+	} else if (errno != EEXIST) {
+		return -1;
+	}
+	return openat(sd->objects_fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* Give the file its final name. A named temp file is renamed; an O_TMPFILE
+ * one is linked from /proc/self/fd (linkat with AT_EMPTY_PATH needs
+ * CAP_DAC_READ_SEARCH: only the fallback). A file already at the name has
+ * no live record (a stray, or a quarantined object being replaced) and is
+ * replaced. */
+static int disk_link(store_disk *sd, int fd, char **tmp_path, const char *name)
+{
+	char proc[64];
+
+	if (*tmp_path) {
+		if (renameat(AT_FDCWD, *tmp_path, sd->objects_fd, name) != 0)
+			return -1;
+		free(*tmp_path);
+		*tmp_path = NULL;
+		return 0;
+	}
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (linkat(AT_FDCWD, proc, sd->objects_fd, name, AT_SYMLINK_FOLLOW) == 0)
+			return 0;
+		if (errno == ENOENT)   /* no /proc here: works where we hold CAP_DAC_READ_SEARCH */
+			return linkat(fd, "", sd->objects_fd, name, AT_EMPTY_PATH);
+		if (errno != EEXIST || attempt > 0 || unlinkat(sd->objects_fd, name, 0) != 0)
+			return -1;
+	}
+	return -1;
+}
+
+static int disk_write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Blob and outboard durable under their final names (not yet visible). */
+static int disk_place(store_disk *sd, store_ingest *in, const char *bname, const char *oname)
+{
+	char *ob_path = NULL;
+	int ob_fd = -1, dir_fd = -1, rc = -1;
+
+	if (fsync(in->up->fd) != 0)
+		goto out;
+	ob_fd = disk_tmp_create(&sd->base, &ob_path);
+	if (ob_fd < 0 || disk_write_all(ob_fd, in->outboard, in->ob_len) != 0 || fsync(ob_fd) != 0)
+		goto out;
+	dir_fd = disk_subdir(sd, bname);
+	if (dir_fd < 0)
+		goto out;
+	if (disk_link(sd, in->up->fd, &in->up->tmp_path, bname) != 0 ||
+	    disk_link(sd, ob_fd, &ob_path, oname) != 0)
+		goto out;
+	rc = fsync(dir_fd);
+out:
+	if (rc != 0)
+		log_kv(LOG_LEVEL_ERROR, "storage cannot place object files", "error", strerror(errno), NULL);
+	if (ob_path) {
+		(void)unlink(ob_path);
+		free(ob_path);
+	}
+	if (ob_fd >= 0)
+		close(ob_fd);
+	if (dir_fd >= 0)
+		close(dir_fd);
+	return rc;
+}
+
+static store_status disk_ingest(store *st, store_ingest *in, bool *created)
+{
+	store_disk *sd = (store_disk *)st;
+	char bname[DISK_NAME_MAX], oname[DISK_NAME_MAX];
+	store_status rc = STORE_ERROR;
+	disk_rec r;
+	int have = disk_rec_get(sd, in->id, &r);
+
+	if (have < 0)
+		return STORE_ERROR;
+	if (have == 0 && !(r.flags & DISK_F_QUARANTINED)) {
+		*created = false;
+		return STORE_OK;
+	}
+	disk_name(in->id, false, bname);
+	disk_name(in->id, true, oname);
+	if (disk_place(sd, in, bname, oname) == 0) {
+		r = (disk_rec){ .len = in->len, .flags = 0, .created_ms = util_wall_ms() };
+		rc = disk_rec_put(sd, in->id, &r);
+	}
+	if (rc == STORE_OK) {
+		*created = true;
+		return STORE_OK;
+	}
+	if (have == 1) {   /* files with no record are strays: remove them now */
+		(void)unlinkat(sd->objects_fd, bname, 0);
+		(void)unlinkat(sd->objects_fd, oname, 0);
+	}
+	return rc;
+}
+
+static store_status disk_stat(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len)
+{
+	disk_rec r;
+	int have = disk_rec_get((store_disk *)st, id, &r);
+
+	if (have < 0)
+		return STORE_ERROR;
+	if (have > 0)
+		return STORE_NOT_FOUND;
+	if (r.flags & DISK_F_QUARANTINED)
+		return STORE_QUARANTINED;
+	*len = r.len;
+	return STORE_OK;
+}
+
+static store_status disk_quarantine(store *st, const uint8_t id[B3_OUT_LEN])
+{
+	store_disk *sd = (store_disk *)st;
+	disk_rec r;
+	int have = disk_rec_get(sd, id, &r);
+
+	if (have < 0)
+		return STORE_ERROR;
+	if (have > 0)
+		return STORE_NOT_FOUND;
+	if (r.flags & DISK_F_QUARANTINED)
+		return STORE_OK;
+	r.flags |= DISK_F_QUARANTINED;
+	return disk_rec_put(sd, id, &r);
+}
+
+/* Open objects/<name> read-only and check its size; -1 if missing or wrong. */
+static int disk_open_sized(store_disk *sd, const char *name, uint64_t want)
+{
+	struct stat sb;
+	int fd = openat(sd->objects_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size != want) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* A recorded object whose files are gone or the wrong size: never serve it. */
+static store_status disk_open_broken(store *st, const uint8_t id[B3_OUT_LEN], const char *kind)
+{
+	char cid[B3_CID_LEN + 1], labels[32];
+
+	b3_cid_format(id, cid);
+	snprintf(labels, sizeof labels, "object=\"%s\"", kind);
+	metrics_count("integrity_fail_total", labels, 1);
+	log_kv(LOG_LEVEL_ERROR, "stored object damaged; quarantined", "cid", cid, "object", kind, NULL);
+	(void)disk_quarantine(st, id);
+	return STORE_QUARANTINED;
+}
+
+static store_status disk_open(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len,
+                              int *blob_fd, int *ob_fd)
+{
+	store_disk *sd = (store_disk *)st;
+	char name[DISK_NAME_MAX];
+	store_status rc = disk_stat(st, id, len);
+
+	if (rc != STORE_OK)
+		return rc;
+	disk_name(id, false, name);
+	*blob_fd = disk_open_sized(sd, name, *len);
+	if (*blob_fd < 0)
+		return disk_open_broken(st, id, "blob");
+	disk_name(id, true, name);
+	*ob_fd = disk_open_sized(sd, name, b3tree_outboard_len(*len));
+	if (*ob_fd < 0) {
+		close(*blob_fd);
+		*blob_fd = -1;
+		return disk_open_broken(st, id, "outboard");
+	}
+	return STORE_OK;
+}
+
+/* ---- start-up: open, lock, sweep -------------------------------------------- */
+
+/* Parse "HEX" or "HEX.ob" into id. 0 or -1 (not a name this store makes). */
+static int disk_parse_name(const char *name, uint8_t id[B3_OUT_LEN])
+{
+	size_t n = strlen(name);
+
+	if (n == B3_HEX_LEN + strlen(DISK_OB_SUFFIX) &&
+	    strcmp(name + B3_HEX_LEN, DISK_OB_SUFFIX) == 0)
+		n = B3_HEX_LEN;
+	if (n != B3_HEX_LEN)
+		return -1;
+	return b3_hex_parse(name, B3_HEX_LEN, id);
+}
+
+/* Remove every entry of dirfd for which keep() is false. Returns the count. */
+static size_t disk_sweep_dir(store_disk *sd, int dirfd,
+                             bool (*keep)(store_disk *, const char *))
+{
+	int fd = dup(dirfd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	size_t removed = 0;
+	struct dirent *e;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
+			continue;
+		if (keep(sd, e->d_name))
+			continue;
+		if (unlinkat(dirfd, e->d_name, 0) == 0)
+			removed++;
+	}
+	closedir(d);
+	return removed;
+}
+
+static bool disk_keep_none(store_disk *sd, const char *name)
+{
+	(void)sd; (void)name;
+	return false;
+}
+
+/* A blob or outboard file is kept only if its object has a record; a name
+ * this store never makes is left alone (and logged): not ours to delete. */
+static bool disk_keep_object_file(store_disk *sd, const char *name)
+{
+	uint8_t id[B3_OUT_LEN];
+	disk_rec r;
+
+	if (disk_parse_name(name, id) != 0) {
+		log_kv(LOG_LEVEL_WARN, "unexpected file under objects/ left alone", "name", name, NULL);
+		return true;
+	}
+	return disk_rec_get(sd, id, &r) != 1;
+}
+
+static size_t disk_sweep(store_disk *sd)
+{
+	size_t removed = disk_sweep_dir(sd, sd->tmp_fd, disk_keep_none);
+
+	for (unsigned i = 0; i < 256; i++) {
+		char sub[DISK_SUBDIR_LEN + 1];
+		snprintf(sub, sizeof sub, "%02x", i);
+		int fd = openat(sd->objects_fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			continue;
+		size_t n = disk_sweep_dir(sd, fd, disk_keep_object_file);
+		if (n > 0)
+			(void)fsync(fd);
+		removed += n;
+		close(fd);
+	}
+	return removed;
+}
+
+static int disk_mkdir(const char *data_dir, const char *sub, char *path, size_t pathlen,
+                      char *err, size_t errlen)
+{
+	if ((size_t)snprintf(path, pathlen, "%s/%s", data_dir, sub) >= pathlen) {
+		snprintf(err, errlen, "%s: path too long", data_dir);
+		return -1;
+	}
+	return util_ensure_dir(path, 0700, err, errlen);
+}
+
+static int disk_open_dirs(store_disk *sd, const char *data_dir, char *meta, size_t metalen,
+                          char *err, size_t errlen)
+{
+	char objects[DISK_PATH_MAX];
+
+	if (util_ensure_dir(data_dir, 0700, err, errlen) != 0 ||
+	    disk_mkdir(data_dir, "meta", meta, metalen, err, errlen) != 0 ||
+	    disk_mkdir(data_dir, "objects", objects, sizeof objects, err, errlen) != 0 ||
+	    disk_mkdir(data_dir, "tmp", sd->tmp_dir, sizeof sd->tmp_dir, err, errlen) != 0)
+		return -1;
+	sd->objects_fd = open(objects, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	sd->tmp_fd = open(sd->tmp_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sd->objects_fd < 0 || sd->tmp_fd < 0) {
+		snprintf(err, errlen, "%s: cannot open store directories: %s", data_dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* One store per data_dir: its sweep would delete another's uploads. */
+static int disk_lock(store_disk *sd, const char *meta, char *err, size_t errlen)
+{
+	char path[DISK_PATH_MAX];
+
+	if ((size_t)snprintf(path, sizeof path, "%s/storage.lock", meta) >= sizeof path) {
+		snprintf(err, errlen, "%s: path too long", meta);
+		return -1;
+	}
+	sd->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (sd->lock_fd < 0 || flock(sd->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		snprintf(err, errlen, "%s: cannot lock (another storage process?): %s", path,
+		         strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int disk_open_env(store_disk *sd, const char *meta, char *err, size_t errlen)
+{
+	MDB_txn *txn;
+	int dead, rc;
+
+	if ((rc = mdb_env_create(&sd->env)) != 0 ||
+	    (rc = mdb_env_set_mapsize(sd->env, STORE_DISK_MAP_SIZE)) != 0 ||
+	    (rc = mdb_env_open(sd->env, meta, MDB_NOTLS, 0600)) != 0 ||
+	    (rc = mdb_reader_check(sd->env, &dead)) != 0 ||
+	    (rc = mdb_txn_begin(sd->env, NULL, 0, &txn)) != 0)
+		goto fail;
+	if ((rc = mdb_dbi_open(txn, NULL, 0, &sd->dbi)) != 0) {
+		mdb_txn_abort(txn);
+		goto fail;
+	}
+	if ((rc = mdb_txn_commit(txn)) != 0)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "%s: cannot open LMDB: %s", meta, mdb_strerror(rc));
+	return -1;
+}
+
+static void disk_destroy(store *st)
+{
+	store_disk *sd = (store_disk *)st;
+
+	store_base_release(st);
+	if (sd->env)
+		mdb_env_close(sd->env);
+	if (sd->objects_fd >= 0) close(sd->objects_fd);
+	if (sd->tmp_fd >= 0) close(sd->tmp_fd);
+	if (sd->lock_fd >= 0) close(sd->lock_fd);
+	free(sd);
+}
+
+static const store_backend disk_backend = {
+	.name = "disk",
+	.tmp_create = disk_tmp_create,
+	.freeze = NULL,
+	.ingest = disk_ingest,
+	.stat = disk_stat,
+	.open = disk_open,
+	.quarantine = disk_quarantine,
+	.destroy = disk_destroy,
+};
+
+store *store_disk_new(const char *data_dir, const store_limits *lim, unsigned flags,
+                      char *err, size_t errlen)
+{
+	store_disk *sd = calloc(1, sizeof *sd);
+	char meta[DISK_PATH_MAX];
+
+	if (!sd) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	sd->objects_fd = sd->tmp_fd = sd->lock_fd = -1;
+	sd->no_tmpfile = (flags & STORE_DISK_NO_TMPFILE) != 0;
+	if (store_base_init(&sd->base, &disk_backend, lim) != 0) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (disk_open_dirs(sd, data_dir, meta, sizeof meta, err, errlen) != 0 ||
+	    disk_lock(sd, meta, err, errlen) != 0 ||
+	    disk_open_env(sd, meta, err, errlen) != 0)
+		goto fail;
+	size_t removed = disk_sweep(sd);
+	if (removed > 0) {
+		char n[24];
+		snprintf(n, sizeof n, "%zu", removed);
+		log_kv(LOG_LEVEL_INFO, "removed files a crash left behind", "count", n, NULL);
+	}
+	return &sd->base;
+fail:
+	disk_destroy(&sd->base);
+	return NULL;
+}

@@ -1,0 +1,314 @@
+/*
+ * store_ram.c — the RAM store for amnesia mode (see store.h): nothing is
+ * written under any path. An upload is a memfd; at commit it is sealed
+ * (no write, grow or shrink by anyone, the client's fd included) before its
+ * bytes are hashed, so what was verified is what is served. Objects are
+ * kept as that sealed memfd plus the outboard in heap memory, in an
+ * open-addressed table keyed by SipHash of the id with a per-process random
+ * key (ids are public, so an unkeyed index could be flooded with chosen
+ * collisions).
+ *
+ * Bounds: STORE_RAM_MAX_BYTES of object bytes, and at most
+ * STORE_RAM_MAX_OBJECTS objects or what the fd limit allows (each object
+ * holds one fd), whichever is lower. Over either → 503.
+ */
+#include "svc/storage/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "lib/b3tree.h"
+#include "lib/log.h"
+
+#define RAM_FD_RESERVE   1024u   /* fds left for connections, uploads, opens */
+#define RAM_MIN_SLOTS    64u
+#define RAM_SEALS        (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL)
+
+typedef struct ram_obj {
+	uint8_t  id[B3_OUT_LEN];
+	uint64_t len;
+	int      blob_fd;        /* sealed memfd */
+	uint8_t *outboard;
+	size_t   ob_len;
+	bool     quarantined;
+} ram_obj;
+
+typedef struct store_ram {
+	store     base;          /* first: a store_ram is a store */
+	ram_obj **slots;         /* nslots (a power of two), linear probing, no deletes */
+	size_t    nslots;
+	size_t    nobj;
+	size_t    max_objects;
+	uint64_t  bytes;
+	uint8_t   key[crypto_shorthash_KEYBYTES];
+} store_ram;
+
+static size_t ram_index(const store_ram *sr, const uint8_t id[B3_OUT_LEN], size_t nslots)
+{
+	uint8_t h[crypto_shorthash_BYTES];
+	uint64_t v = 0;
+
+	crypto_shorthash(h, id, B3_OUT_LEN, sr->key);
+	for (size_t i = 0; i < sizeof h; i++)
+		v = (v << 8) | h[i];
+	return (size_t)v & (nslots - 1);
+}
+
+static ram_obj *ram_find(const store_ram *sr, const uint8_t id[B3_OUT_LEN])
+{
+	for (size_t i = ram_index(sr, id, sr->nslots);; i = (i + 1) & (sr->nslots - 1)) {
+		ram_obj *o = sr->slots[i];
+		if (!o || memcmp(o->id, id, B3_OUT_LEN) == 0)
+			return o;
+	}
+}
+
+static void ram_place(store_ram *sr, ram_obj **slots, size_t nslots, ram_obj *o)
+{
+	size_t i = ram_index(sr, o->id, nslots);
+
+	while (slots[i])
+		i = (i + 1) & (nslots - 1);
+	slots[i] = o;
+}
+
+/* Keep the load factor at or under one half. */
+static int ram_grow(store_ram *sr)
+{
+	if ((sr->nobj + 1) * 2 <= sr->nslots)
+		return 0;
+	size_t n = sr->nslots * 2;
+	ram_obj **slots = calloc(n, sizeof *slots);
+	if (!slots)
+		return -1;
+	for (size_t i = 0; i < sr->nslots; i++)
+		if (sr->slots[i])
+			ram_place(sr, slots, n, sr->slots[i]);
+	free(sr->slots);
+	sr->slots = slots;
+	sr->nslots = n;
+	return 0;
+}
+
+static int ram_tmp_create(store *st, char **tmp_path)
+{
+	(void)st;
+	*tmp_path = NULL;
+	return memfd_create("mn-upload", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+}
+
+/* EBUSY here means the client still has a writable mapping of the file. */
+static int ram_freeze(store *st, int fd)
+{
+	(void)st;
+	return fcntl(fd, F_ADD_SEALS, RAM_SEALS);
+}
+
+static ram_obj *ram_obj_new(const store_ingest *in)
+{
+	ram_obj *o = calloc(1, sizeof *o);
+
+	if (!o)
+		return NULL;
+	o->outboard = malloc(in->ob_len);
+	o->blob_fd = fcntl(in->up->fd, F_DUPFD_CLOEXEC, 0);
+	if (!o->outboard || o->blob_fd < 0) {
+		if (o->blob_fd >= 0)
+			close(o->blob_fd);
+		free(o->outboard);
+		free(o);
+		return NULL;
+	}
+	memcpy(o->id, in->id, B3_OUT_LEN);
+	memcpy(o->outboard, in->outboard, in->ob_len);
+	o->ob_len = in->ob_len;
+	o->len = in->len;
+	return o;
+}
+
+static void ram_obj_free(ram_obj *o)
+{
+	if (!o)
+		return;
+	close(o->blob_fd);
+	free(o->outboard);
+	free(o);
+}
+
+static store_status ram_ingest(store *st, store_ingest *in, bool *created)
+{
+	store_ram *sr = (store_ram *)st;
+	ram_obj *old = ram_find(sr, in->id);
+
+	if (old && !old->quarantined) {
+		*created = false;
+		return STORE_OK;
+	}
+	uint64_t freed = old ? old->len : 0;
+	if ((!old && sr->nobj >= sr->max_objects) || sr->bytes - freed + in->len > STORE_RAM_MAX_BYTES)
+		return STORE_BUSY;
+	if (!old && ram_grow(sr) != 0)
+		return STORE_ERROR;
+	ram_obj *o = ram_obj_new(in);
+	if (!o)
+		return STORE_ERROR;
+	if (old) {   /* a quarantined object replaced by bytes that hash to its id */
+		close(old->blob_fd);
+		free(old->outboard);
+		*old = *o;
+		free(o);
+	} else {
+		ram_place(sr, sr->slots, sr->nslots, o);
+		sr->nobj++;
+	}
+	sr->bytes = sr->bytes - freed + in->len;
+	*created = true;
+	return STORE_OK;
+}
+
+static store_status ram_stat(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len)
+{
+	ram_obj *o = ram_find((store_ram *)st, id);
+
+	if (!o)
+		return STORE_NOT_FOUND;
+	if (o->quarantined)
+		return STORE_QUARANTINED;
+	*len = o->len;
+	return STORE_OK;
+}
+
+/* A read-only fd with its own file offset (so concurrent readers do not move
+ * each other's position); a dup (shared offset, still sealed) without /proc. */
+static int ram_reopen(int fd)
+{
+	char proc[64];
+
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+	int r = open(proc, O_RDONLY | O_CLOEXEC);
+	return r >= 0 ? r : fcntl(fd, F_DUPFD_CLOEXEC, 0);
+}
+
+static int ram_outboard_fd(const ram_obj *o)
+{
+	int fd = memfd_create("mn-outboard", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	size_t off = 0;
+
+	if (fd < 0)
+		return -1;
+	while (off < o->ob_len) {
+		ssize_t w = write(fd, o->outboard + off, o->ob_len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			close(fd);
+			return -1;
+		}
+		off += (size_t)w;
+	}
+	if (fcntl(fd, F_ADD_SEALS, RAM_SEALS) != 0 || lseek(fd, 0, SEEK_SET) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static store_status ram_open(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len,
+                             int *blob_fd, int *ob_fd)
+{
+	ram_obj *o = ram_find((store_ram *)st, id);
+
+	if (!o)
+		return STORE_NOT_FOUND;
+	if (o->quarantined)
+		return STORE_QUARANTINED;
+	*blob_fd = ram_reopen(o->blob_fd);
+	*ob_fd = ram_outboard_fd(o);
+	if (*blob_fd < 0 || *ob_fd < 0) {
+		if (*blob_fd >= 0) close(*blob_fd);
+		if (*ob_fd >= 0) close(*ob_fd);
+		*blob_fd = *ob_fd = -1;
+		return STORE_ERROR;
+	}
+	*len = o->len;
+	return STORE_OK;
+}
+
+static store_status ram_quarantine(store *st, const uint8_t id[B3_OUT_LEN])
+{
+	ram_obj *o = ram_find((store_ram *)st, id);
+
+	if (!o)
+		return STORE_NOT_FOUND;
+	o->quarantined = true;
+	return STORE_OK;
+}
+
+static void ram_destroy(store *st)
+{
+	store_ram *sr = (store_ram *)st;
+
+	store_base_release(st);
+	for (size_t i = 0; i < sr->nslots; i++)
+		ram_obj_free(sr->slots[i]);
+	free(sr->slots);
+	free(sr);
+}
+
+/* Each object holds an fd: raise the soft limit to the hard one and keep
+ * RAM_FD_RESERVE for everything else. */
+static size_t ram_max_objects(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return RAM_MIN_SLOTS;
+	if (rl.rlim_cur < rl.rlim_max) {
+		struct rlimit up = { rl.rlim_max, rl.rlim_max };
+		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+			rl.rlim_cur = rl.rlim_max;
+	}
+	rlim_t avail = rl.rlim_cur > 2 * RAM_FD_RESERVE ? rl.rlim_cur - RAM_FD_RESERVE : rl.rlim_cur / 2;
+	return avail < STORE_RAM_MAX_OBJECTS ? (size_t)avail : STORE_RAM_MAX_OBJECTS;
+}
+
+static const store_backend ram_backend = {
+	.name = "ram",
+	.tmp_create = ram_tmp_create,
+	.freeze = ram_freeze,
+	.ingest = ram_ingest,
+	.stat = ram_stat,
+	.open = ram_open,
+	.quarantine = ram_quarantine,
+	.destroy = ram_destroy,
+};
+
+store *store_ram_new(const store_limits *lim, char *err, size_t errlen)
+{
+	store_ram *sr = calloc(1, sizeof *sr);
+
+	if (!sr || sodium_init() < 0) {
+		snprintf(err, errlen, "cannot set up the RAM store");
+		free(sr);
+		return NULL;
+	}
+	sr->nslots = RAM_MIN_SLOTS;
+	sr->slots = calloc(sr->nslots, sizeof *sr->slots);
+	if (store_base_init(&sr->base, &ram_backend, lim) != 0 || !sr->slots) {
+		snprintf(err, errlen, "out of memory");
+		ram_destroy(&sr->base);
+		return NULL;
+	}
+	sr->max_objects = ram_max_objects();
+	crypto_shorthash_keygen(sr->key);
+	return &sr->base;
+}
