@@ -9,6 +9,7 @@
  *   child → supervisor: CTL_HELLO  body = build id ("<version>+<git sha>+<build ts>")
  *                       CTL_READY  body = empty (service is serving)
  *                       CTL_STATS  body = "<connections> <inflight>"
+ *                       CTL_DEPS   body = "<dependency>=up" | "<dependency>=down"
  *   supervisor → child: CTL_CONFIG body = effective config as JSON (no secrets)
  *                       CTL_DRAIN  body = empty (stop accepting, finish, exit 0)
  *
@@ -30,6 +31,7 @@ typedef enum {
 	CTL_HELLO  = 1,
 	CTL_READY  = 2,
 	CTL_STATS  = 3,
+	CTL_DEPS   = 4,
 	CTL_CONFIG = 16,
 	CTL_DRAIN  = 17,
 } ctl_type;

@@ -83,6 +83,8 @@ struct stor_client {
 	struct event      *probe_ev;
 	uint64_t           next_corr;
 	brk_state          brk;
+	void             (*on_state)(bool ready, void *arg);
+	void              *on_state_arg;
 	unsigned           failures;
 	uint64_t           open_until;
 	stor_call         *trial;
@@ -101,10 +103,20 @@ static stor_call *stor_submit(stor_client *c, uint16_t verb, const char *payload
 
 /* ---- breaker -------------------------------------------------------------- */
 
+void stor_client_on_state(stor_client *c, void (*fn)(bool ready, void *arg), void *arg)
+{
+	c->on_state = fn;
+	c->on_state_arg = arg;
+}
+
 static void stor_note_success(stor_client *c)
 {
-	if (c->brk != BRK_CLOSED)
+	bool was_open = c->brk != BRK_CLOSED;
+
+	if (was_open)
 		log_kv(LOG_LEVEL_INFO, "storage reachable again; breaker closed", NULL);
+	if (was_open && c->on_state)
+		c->on_state(true, c->on_state_arg);
 	c->brk = BRK_CLOSED;
 	c->failures = 0;
 	c->trial = NULL;
@@ -115,9 +127,12 @@ static void stor_note_failure(stor_client *c)
 	c->failures++;
 	if (c->brk != BRK_HALF_OPEN && c->failures < STOR_BREAKER_FAILURES)
 		return;
-	if (c->brk == BRK_CLOSED)
+	bool was_closed = c->brk == BRK_CLOSED;
+	if (was_closed)
 		log_kv(LOG_LEVEL_WARN, "storage unreachable; breaker open", NULL);
 	c->brk = BRK_OPEN;
+	if (was_closed && c->on_state)
+		c->on_state(false, c->on_state_arg);
 	c->trial = NULL;
 	c->open_until = util_now_ms() + STOR_BREAKER_OPEN_MS;
 	struct timeval tv = { STOR_BREAKER_OPEN_MS / 1000, (STOR_BREAKER_OPEN_MS % 1000) * 1000 };

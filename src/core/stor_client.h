@@ -60,6 +60,9 @@ stor_client *stor_client_new(struct event_base *base, const char *socket_path);
 void stor_client_free(stor_client *c);
 /* False while the breaker is open. */
 bool stor_client_ready(const stor_client *c);
+/* Called (from the event loop) each time the breaker closes (true) or opens
+ * (false), so a service can tell the supervisor's readiness at once. */
+void stor_client_on_state(stor_client *c, void (*fn)(bool ready, void *arg), void *arg);
 
 /* Each returns a handle for stor_call_cancel, or NULL if the call could not
  * even be queued (the callback is then still invoked, asynchronously, with 503). */

@@ -62,6 +62,7 @@ typedef struct sup_child {
 	unsigned      attempt;        /* consecutive failures to reach READY */
 	crashwin      crashes;
 	bool          crashloop;
+	bool          storage_down;   /* this child's storage breaker is open (CTL_DEPS) */
 	uint64_t      started_ms, ready_ms, exited_ms;
 	uint64_t      restarts;
 	int           last_status;    /* wait status of the last exit */

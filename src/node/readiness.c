@@ -48,7 +48,7 @@ static const char *child_state_name(child_state st)
 static void service_eval(supervisor *s, const char *role, json_t *svcs, json_t *reasons,
                          ready_verdict *v)
 {
-	unsigned total = 0, up = 0, looping = 0, required = 0;
+	unsigned total = 0, up = 0, looping = 0, required = 0, cut_off = 0;
 	uint64_t restarts = 0;
 	char buf[160];
 
@@ -59,6 +59,7 @@ static void service_eval(supervisor *s, const char *role, json_t *svcs, json_t *
 		total++;
 		up += c->state == CHILD_READY;
 		looping += c->crashloop;
+		cut_off += c->state == CHILD_READY && c->storage_down;
 		required |= c->required;
 		restarts += c->restarts;
 	}
@@ -73,6 +74,13 @@ static void service_eval(supervisor *s, const char *role, json_t *svcs, json_t *
 		snprintf(buf, sizeof buf, "%s: no worker serving", role);
 		json_array_append_new(reasons, json_string(buf));
 		worsen(v, required ? READY_NOT : READY_DEGRADED);
+	} else if (cut_off) {
+		/* Serving processes that cannot reach storage cannot serve content. */
+		st = cut_off == up ? "down" : "degraded";
+		snprintf(buf, sizeof buf, "%s: storage unreachable from %u of %u workers (circuit open)",
+		         role, cut_off, up);
+		json_array_append_new(reasons, json_string(buf));
+		worsen(v, cut_off == up && required ? READY_NOT : READY_DEGRADED);
 	} else if (up < total) {
 		st = "degraded";
 		snprintf(buf, sizeof buf, "%s: %u of %u workers serving", role, up, total);
@@ -161,10 +169,10 @@ char *readiness_report(supervisor *s, ready_verdict *verdict)
 
 static json_t *child_json(const sup_child *c, uint64_t now)
 {
-	return json_pack("{s:s, s:i, s:i, s:s, s:I, s:b, s:s, s:I}",
+	return json_pack("{s:s, s:i, s:i, s:s, s:I, s:b, s:b, s:s, s:I}",
 		"service", c->role, "worker", c->worker, "pid", (int)c->pid,
 		"state", child_state_name(c->state), "restarts", (json_int_t)c->restarts,
-		"crashloop", c->crashloop, "build_id", c->build_id,
+		"crashloop", c->crashloop, "storage_reachable", !c->storage_down, "build_id", c->build_id,
 		"uptime_ms", (json_int_t)(c->pid > 0 ? now - c->started_ms : 0));
 }
 

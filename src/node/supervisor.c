@@ -78,6 +78,12 @@ static void child_on_msg(sup_child *c, const ctl_msg *m)
 		break;
 	case CTL_STATS:
 		break;
+	case CTL_DEPS:
+		if (strcmp(m->body, "storage=down") == 0)
+			c->storage_down = true;
+		else if (strcmp(m->body, "storage=up") == 0)
+			c->storage_down = false;
+		break;
 	default:
 		log_kv(LOG_LEVEL_WARN, "unknown control message from child", "role", c->role, NULL);
 		break;
@@ -197,6 +203,7 @@ static void child_spawn(sup_child *c)
 	c->pid = pid;
 	c->ctl_fd = sv[0];
 	c->state = CHILD_STARTING;
+	c->storage_down = false;
 	c->started_ms = util_now_ms();
 	c->build_id[0] = '\0';
 	if (util_set_nonblock(c->ctl_fd) != 0)

@@ -160,6 +160,16 @@ void svc_report_stats(svc *s, unsigned long conns, unsigned long inflight)
 		(void)!ctl_send(CTL_CHILD_FD, CTL_STATS, body, (size_t)n);
 }
 
+void svc_report_dep(svc *s, const char *dep, bool up)
+{
+	char body[64];
+	int n = snprintf(body, sizeof body, "%s=%s", dep, up ? "up" : "down");
+
+	(void)s;
+	if (n > 0 && (size_t)n < sizeof body && ctl_send(CTL_CHILD_FD, CTL_DEPS, body, (size_t)n) != 0)
+		log_kv(LOG_LEVEL_WARN, "cannot report dependency state", "dependency", dep, NULL);
+}
+
 static int svc_parse_args(svc *s, int argc, char **argv)
 {
 	static const struct option opts[] = {

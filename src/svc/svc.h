@@ -48,6 +48,8 @@ struct svc {
 int svc_main(const char *role, int argc, char **argv);
 /* The service has finished draining. */
 void svc_drained(svc *s);
+/* Tell the supervisor a dependency became reachable or not (readiness). */
+void svc_report_dep(svc *s, const char *dep, bool up);
 /* Report load to the supervisor (best effort). */
 void svc_report_stats(svc *s, unsigned long conns, unsigned long inflight);
 

@@ -154,7 +154,8 @@ def test_status_body(node):
     assert len({c["pid"] for c in kids}) == 2, kids
     for c in kids:
         assert set(c) == {"service", "worker", "pid", "state", "restarts", "crashloop",
-                          "build_id", "uptime_ms"}
+                          "storage_reachable", "build_id", "uptime_ms"}
+        assert c["storage_reachable"] is True
         assert c["worker"] == 0
         assert c["state"] == "ready" and c["restarts"] == 0 and c["crashloop"] is False, c
         assert c["build_id"] == v["build_id"]

@@ -69,6 +69,12 @@ static stor_client *gateway_stor_new(svc *s)
 	return stor_client_new(s->base, path);
 }
 
+/* The breaker opened or closed: readiness hears it at once. */
+static void gateway_on_stor_state(bool ready, void *arg)
+{
+	svc_report_dep(arg, "storage", ready);
+}
+
 static int gateway_tls_new(svc *s, gateway *g)
 {
 	char err[CONFIG_ERR_MAX];
@@ -114,6 +120,8 @@ static int gateway_start(svc *s)
 	routes[2].arg = &g->objects;
 	gateway_limits(&o.limits, &s->cfg);
 	g->stor = gateway_stor_new(s);
+	if (g->stor)
+		stor_client_on_state(g->stor, gateway_on_stor_state, s);
 	g->objects.stor = g->stor;
 	g->objects.max_object = s->cfg.storage_max_object_bytes;
 	g->http = g->stor ? http_server_new(s->base, &o) : NULL;
