@@ -173,6 +173,18 @@ static void md_cell(FILE *out, const char *s, bool code)
 	fputs(code ? "` " : " ", out);
 }
 
+/* "gateway,storage" → `["gateway","storage"]`, as the file spells it. */
+static void docs_services_default(FILE *out, const char *def)
+{
+	fputs("| `[", out);
+	for (const char *p = def; *p;) {
+		size_t n = strcspn(p, ",");
+		fprintf(out, "%s\"%.*s\"", p == def ? "" : ",", (int)n, p);
+		p += n + (p[n] == ',');
+	}
+	fputs("]` ", out);
+}
+
 static void docs_row(FILE *out, const config_key *k)
 {
 	char range[CONFIG_ERR_MAX];
@@ -180,7 +192,7 @@ static void docs_row(FILE *out, const config_key *k)
 	md_cell(out, k->key, true);
 	md_cell(out, type_doc_name(k->type), false);
 	if (k->def && k->type == CONFIG_T_SERVICES)
-		fprintf(out, "| `[\"%s\"]` ", k->def);
+		docs_services_default(out, k->def);
 	else if (k->def && config_type_is_text(k->type))
 		fprintf(out, "| `\"%s\"` ", k->def);
 	else
