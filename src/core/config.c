@@ -884,6 +884,9 @@ static int tls_check(const mn_config *c, bool gateway_loopback, char *err, size_
 	static const char hex[] = "0123456789abcdef";
 	const char *pin = c->tls_cert_pin;
 
+	if ((c->services & CONFIG_SVC_OMNIGATE) && !c->tls_cert_file[0])
+		return fail(err, errlen, "services: omnigate speaks OAP/1 over TLS only: "
+		            "set tls.cert_file and tls.key_file");
 	if ((c->services & CONFIG_SVC_GATEWAY) && !gateway_loopback && !c->tls_cert_file[0] &&
 	    !c->gateway_allow_plaintext)
 		return fail(err, errlen, "gateway.addr: a non-loopback gateway needs TLS "
@@ -963,6 +966,15 @@ int config_validate(mn_config *c, char *err, size_t errlen)
 	if (addr_overlaps(&admin, alen, &gw, glen))
 		return fail(err, errlen, "gateway.addr: must differ from admin.addr (%s vs %s)",
 		            c->gateway_addr, c->admin_addr);
+	if (c->services & CONFIG_SVC_OMNIGATE) {
+		struct sockaddr_storage oap;
+		unsigned olen = 0;
+		bool olo = false;
+		if (addr_parse(c->oap_addr, &oap, &olen, &olo) != NULL)
+			return fail(err, errlen, "oap.addr: invalid address");
+		if (addr_overlaps(&oap, olen, &admin, alen) || addr_overlaps(&oap, olen, &gw, glen))
+			return fail(err, errlen, "oap.addr: must differ from admin.addr and gateway.addr");
+	}
 	if (pairs_check(c, err, errlen) != 0 || tls_check(c, glo, err, errlen) != 0)
 		return -1;
 	return token_check(c, alo, err, errlen);

@@ -39,6 +39,7 @@
 enum {
 	CONFIG_SVC_GATEWAY = 1u << 0,
 	CONFIG_SVC_STORAGE = 1u << 1,
+	CONFIG_SVC_OMNIGATE = 1u << 2,
 };
 
 typedef struct mn_config {
@@ -50,6 +51,9 @@ typedef struct mn_config {
 	char     gateway_addr[CONFIG_ADDR_MAX];    /* "127.0.0.1:9080" */
 	uint32_t gateway_workers;                  /* 0 = number of CPUs */
 	bool     gateway_allow_plaintext;          /* plaintext on a non-loopback address */
+	/* omnigate (OAP/1 over TLS) */
+	char     oap_addr[CONFIG_ADDR_MAX];        /* "127.0.0.1:9443" */
+	uint32_t oap_max_inflight;                 /* 64 streams per connection */
 	/* storage */
 	uint64_t storage_max_object_bytes;         /* 1 MiB: largest object accepted */
 	uint32_t storage_max_uploads;              /* 64: uploads open at once */

@@ -23,6 +23,7 @@
 #define CONFIG_CONNECTIONS_MAX   1000000u
 #define CONFIG_WORKERS_MAX       256u
 #define CONFIG_UPLOADS_MAX       4096u
+#define CONFIG_OAP_INFLIGHT_MAX  1024u
 
 #define FIELD(f) .offset = offsetof(mn_config, f), .size = sizeof(((mn_config *)0)->f)
 /* Strings: min is the minimum length; the maximum is the field's capacity. */
@@ -46,6 +47,7 @@ static const config_enum_name config_log_formats[] = {
 static const config_enum_name config_services[] = {
 	{ .name = "gateway", .value = CONFIG_SVC_GATEWAY },
 	{ .name = "storage", .value = CONFIG_SVC_STORAGE },
+	{ .name = "omnigate", .value = CONFIG_SVC_OMNIGATE },
 	{ .name = NULL },
 };
 
@@ -69,6 +71,12 @@ const config_key config_table[] = {
 	{ .key = "gateway.allow_plaintext", .type = CONFIG_T_BOOL, FIELD(gateway_allow_plaintext),
 	  .def = "false", .reload = CONFIG_RELOAD_RESTART,
 	  .help = "Allow a gateway on a non-loopback address without TLS (refused otherwise)." },
+	{ .key = "oap.addr", .type = CONFIG_T_ADDR, TEXT(oap_addr, 1),
+	  .def = "127.0.0.1:9443", .reload = CONFIG_RELOAD_RESTART, .env = "RON_OAP_ADDR",
+	  .help = "OAP/1 listener of the omnigate service (TLS only; numeric IP:port)." },
+	{ .key = "oap.max_inflight", .type = CONFIG_T_U32, FIELD(oap_max_inflight),
+	  .def = "64", .min = 1, .max = CONFIG_OAP_INFLIGHT_MAX, .reload = CONFIG_RELOAD_LIVE,
+	  .help = "Open request streams per OAP/1 connection; one more gets a 429 error frame." },
 	{ .key = "storage.max_object", .type = CONFIG_T_SIZE, FIELD(storage_max_object_bytes),
 	  .def = "1MiB", .min = CONFIG_BODY_MIN, .max = CONFIG_BODY_MAX, .reload = CONFIG_RELOAD_LIVE,
 	  .help = "Largest object accepted (decoded bytes); larger uploads get 413." },

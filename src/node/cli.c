@@ -43,6 +43,7 @@ static const char usage_node_flags[] =
 	"  --config FILE        JSON config file (env RON_CONFIG)\n"
 	"  --http-addr ADDR     admin plane address, e.g. 127.0.0.1:9600 (env RON_HTTP_ADDR)\n"
 	"  --gateway-addr ADDR  public gateway address (env RON_GATEWAY_ADDR)\n"
+	"  --oap-addr ADDR      OAP/1 listener of the omnigate service (env RON_OAP_ADDR)\n"
 	"  --data-dir DIR       data directory (env RON_DATA_DIR)\n"
 	"  --log-level LEVEL    debug|info|warn|error (env RON_LOG)\n"
 	"  --amnesia            RAM-only mode: nothing written to disk (env RON_AMNESIA)\n"
@@ -73,6 +74,7 @@ static int parse_node_flags(int argc, char **argv, node_opts *o, const char *cmd
 		{ "config", required_argument, NULL, 'c' },
 		{ "http-addr", required_argument, NULL, 'a' },
 		{ "gateway-addr", required_argument, NULL, 'g' },
+		{ "oap-addr", required_argument, NULL, 'o' },
 		{ "data-dir", required_argument, NULL, 'd' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "amnesia", no_argument, NULL, 'm' },
@@ -80,7 +82,8 @@ static int parse_node_flags(int argc, char **argv, node_opts *o, const char *cmd
 		{ NULL, 0, NULL, 0 },
 	};
 	static const struct { int flag; const char *key; } keys[] = {
-		{ 'a', "admin.addr" }, { 'g', "gateway.addr" }, { 'd', "paths.data_dir" },
+		{ 'a', "admin.addr" }, { 'g', "gateway.addr" }, { 'o', "oap.addr" },
+		{ 'd', "paths.data_dir" },
 		{ 'l', "log.level" }, { 'm', "amnesia" },
 	};
 	int c;

@@ -77,7 +77,7 @@ typedef struct supervisor {
 	char                exe[1024];       /* binary re-exec'd for children */
 	char                runtime_dir[CONFIG_PATH_MAX];
 	bool                own_runtime_dir; /* amnesia: removed at exit */
-	int                 admin_fd, gateway_fd, storage_fd, metrics_fd;
+	int                 admin_fd, gateway_fd, storage_fd, oap_fd, metrics_fd;
 	struct http_server *admin;
 	sup_child           child[NODE_MAX_CHILDREN];
 	size_t              nchild;

@@ -138,7 +138,7 @@ char *readiness_report(supervisor *s, ready_verdict *verdict)
 {
 	ready_verdict v = READY_OK;
 	json_t *reasons = json_array(), *svcs = json_object();
-	const char *roles[] = { "storage", "gateway" };
+	const char *roles[] = { "storage", "gateway", "omnigate" };
 
 	if (s->draining) {
 		json_array_append_new(reasons, json_string("draining: shutting down"));

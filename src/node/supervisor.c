@@ -511,6 +511,8 @@ static void sup_add_children(supervisor *s)
 {
 	if (s->cfg.services & CONFIG_SVC_STORAGE)
 		(void)sup_add_child(s, "storage", 0, s->storage_fd, 1);
+	if (s->cfg.services & CONFIG_SVC_OMNIGATE)
+		(void)sup_add_child(s, "omnigate", 0, s->oap_fd, 0);
 	if (!(s->cfg.services & CONFIG_SVC_GATEWAY))
 		return;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -558,6 +560,11 @@ static int sup_start(supervisor *s, char *err, size_t errlen)
 	}
 	if ((s->cfg.services & CONFIG_SVC_STORAGE) && sup_listen_storage(s, err, errlen) != 0)
 		return -1;
+	if (s->cfg.services & CONFIG_SVC_OMNIGATE) {
+		s->oap_fd = sup_listen(s->cfg.oap_addr, err, errlen);
+		if (s->oap_fd < 0)
+			return -1;
+	}
 	s->base = event_base_new();
 	if (!s->base || sup_signals(s) != 0 || admin_start(s) != 0) {
 		snprintf(err, errlen, "cannot start the admin plane on %s", s->cfg.admin_addr);
@@ -593,6 +600,7 @@ static void sup_free(supervisor *s)
 	if (s->admin_fd >= 0) close(s->admin_fd);
 	if (s->gateway_fd >= 0) close(s->gateway_fd);
 	if (s->storage_fd >= 0) close(s->storage_fd);
+	if (s->oap_fd >= 0) close(s->oap_fd);
 	if (s->own_runtime_dir)
 		(void)nftw(s->runtime_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	config_free(&s->cfg);
@@ -607,7 +615,7 @@ int supervisor_run(const node_opts *o, mn_config *cfg)
 	s->opts = *o;
 	s->cfg = *cfg; /* ownership of secrets moves here */
 	memset(cfg, 0, sizeof *cfg);
-	s->admin_fd = s->gateway_fd = s->storage_fd = s->metrics_fd = -1;
+	s->admin_fd = s->gateway_fd = s->storage_fd = s->oap_fd = s->metrics_fd = -1;
 	s->start_ms = util_now_ms();
 	s->start_wall_ms = util_wall_ms();
 	log_init("macronode", s->cfg.log_level, STDERR_FILENO);
