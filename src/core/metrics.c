@@ -128,6 +128,18 @@ static const struct metrics_family metrics_families[] = {
 	  "Survivable internal invariant violations (BUG)." },
 	{ "metrics_dropped_series_total", METRICS_COUNTER, METRICS_SRC_DROPPED,
 	  "Series not recorded: metrics table full or labels invalid." },
+	{ "oap_requests_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
+	  "OAP/1 requests by verb and outcome (status code)." },
+	{ "oap_rejected_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
+	  "OAP/1 frames, streams or connections refused, by reason." },
+	{ "oap_bytes_in_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
+	  "OAP/1 bytes received (after TLS)." },
+	{ "oap_bytes_out_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
+	  "OAP/1 bytes sent (before TLS)." },
+	{ "oap_open_connections", METRICS_GAUGE, METRICS_SRC_SLOTS,
+	  "Open OAP/1 connections." },
+	{ "oap_open_streams", METRICS_GAUGE, METRICS_SRC_SLOTS,
+	  "Open OAP/1 request streams." },
 };
 #define METRICS_NFAMILIES (sizeof metrics_families / sizeof metrics_families[0])
 static_assert(METRICS_NFAMILIES < UINT16_MAX, "family index is a u16");

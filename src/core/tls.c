@@ -1,7 +1,8 @@
 /*
- * tls.c — the server TLS context. tls_ctx_build() is the one function in the
- * code base that calls SSL_CTX_new (tests/check_tls_ctx.sh enforces it), so
- * the policy below is the whole of the node's server TLS policy.
+ * tls.c — TLS contexts. tls_ctx_build() is the one function in the code base
+ * that calls SSL_CTX_new (tests/check_tls_ctx.sh enforces it), for the
+ * server and for the `macronode put/get` client alike, so the policy below
+ * is the whole of the node's TLS policy.
  *
  * Reload builds a complete new context and swaps it in only once it is
  * whole. Each SSL takes its own reference on the context it was made from
@@ -285,36 +286,45 @@ static int tls_load_client_ca(SSL_CTX *ctx, const char *path, char *err, size_t 
 	return 0;
 }
 
-/* The protocol policy of DESIGN §1; nothing here depends on files. */
-static int tls_set_policy(SSL_CTX *ctx, char *err, size_t errlen)
+/* The protocol policy of DESIGN §1 shared by both ends: versions, suites,
+ * groups. Nothing here depends on files. */
+static int tls_set_protocol(SSL_CTX *ctx, char *err, size_t errlen)
 {
-	static const unsigned char sid[] = TLS_SESSION_ID_CTX;
-
 	if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
 	    SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1 ||
 	    SSL_CTX_set_ciphersuites(ctx, TLS_SUITES) != 1 ||
-	    SSL_CTX_set1_groups_list(ctx, TLS_GROUPS) != 1 ||
-	    SSL_CTX_set_session_id_context(ctx, sid, sizeof sid - 1) != 1)
+	    SSL_CTX_set1_groups_list(ctx, TLS_GROUPS) != 1)
+		return tls_fail_ossl(err, errlen, "tls", "policy", "cannot apply");
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+	SSL_CTX_set_default_passwd_cb(ctx, tls_no_passphrase);
+	return 0;
+}
+
+/* The server half of the policy. */
+static int tls_set_server_policy(SSL_CTX *ctx, char *err, size_t errlen)
+{
+	static const unsigned char sid[] = TLS_SESSION_ID_CTX;
+
+	if (SSL_CTX_set_session_id_context(ctx, sid, sizeof sid - 1) != 1)
 		return tls_fail_ossl(err, errlen, "tls", "policy", "cannot apply");
 	/* Our suite and group order wins, except that a client which puts
 	 * ChaCha20 first (no AES hardware) gets it. No renegotiation (a TLS 1.2
-	 * notion, refused anyway), no compression (CRIME). */
-	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA |
-	                         SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+	 * notion, refused anyway), no compression (CRIME): tls_set_protocol. */
+	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA);
 	/* Stateless session tickets (TLS 1.3 resumption) on; no server-side
 	 * session cache to grow with the number of clients; no 0-RTT early data
 	 * (replayable) — OpenSSL's default max_early_data is 0, kept. */
 	SSL_CTX_clear_options(ctx, SSL_OP_NO_TICKET);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_max_early_data(ctx, 0);
-	SSL_CTX_set_default_passwd_cb(ctx, tls_no_passphrase);
 	/* Idle keep-alive connections do not hold 2 × 16 KiB of record buffers. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	return 0;
 }
 
-/* The one place a server TLS context is built. NULL with err on failure. */
-static SSL_CTX *tls_ctx_build(const mn_config *cfg, char *err, size_t errlen)
+/* The one place a TLS context is created (server or client method), with
+ * the shared protocol policy applied. NULL with err on failure. */
+static SSL_CTX *tls_ctx_build(const SSL_METHOD *method, char *err, size_t errlen)
 {
 	SSL_CTX *ctx;
 
@@ -325,12 +335,28 @@ static SSL_CTX *tls_ctx_build(const mn_config *cfg, char *err, size_t errlen)
 		return NULL;
 	}
 	ERR_clear_error();
-	ctx = SSL_CTX_new(TLS_server_method());
+	ctx = SSL_CTX_new(method);
 	if (!ctx) {
 		(void)tls_fail_ossl(err, errlen, "tls", "context", "cannot create");
 		return NULL;
 	}
-	if (tls_set_policy(ctx, err, errlen) != 0 || tls_load_pair(ctx, cfg, err, errlen) != 0 ||
+	if (tls_set_protocol(ctx, err, errlen) != 0) {
+		SSL_CTX_free(ctx);
+		ERR_clear_error();
+		return NULL;
+	}
+	return ctx;
+}
+
+/* A complete server context from cfg. NULL with err on failure. */
+static SSL_CTX *tls_server_ctx(const mn_config *cfg, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = tls_ctx_build(TLS_server_method(), err, errlen);
+
+	if (!ctx)
+		return NULL;
+	if (tls_set_server_policy(ctx, err, errlen) != 0 ||
+	    tls_load_pair(ctx, cfg, err, errlen) != 0 ||
 	    tls_load_client_ca(ctx, cfg->tls_client_ca_file, err, errlen) != 0) {
 		SSL_CTX_free(ctx);
 		ERR_clear_error();
@@ -339,10 +365,42 @@ static SSL_CTX *tls_ctx_build(const mn_config *cfg, char *err, size_t errlen)
 	return ctx;
 }
 
+struct ssl_ctx_st *tls_client_new(const char *ca_file, bool insecure, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = tls_ctx_build(TLS_client_method(), err, errlen);
+
+	if (!ctx)
+		return NULL;
+	if (insecure) {
+		/* --insecure: encrypted, but anyone can be the peer. */
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+		return ctx;
+	}
+	if (ca_file && ca_file[0]) {
+		if (access(ca_file, R_OK) != 0) {
+			(void)tls_fail(err, errlen, "--ca: %s: %s", ca_file, strerror(errno));
+			SSL_CTX_free(ctx);
+			return NULL;
+		}
+		if (SSL_CTX_load_verify_file(ctx, ca_file) != 1) {
+			(void)tls_fail_ossl(err, errlen, "--ca", ca_file, "cannot load CA");
+			SSL_CTX_free(ctx);
+			return NULL;
+		}
+	} else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		(void)tls_fail_ossl(err, errlen, "tls", "system CA store", "cannot load");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_verify_depth(ctx, TLS_VERIFY_DEPTH);
+	return ctx;
+}
+
 tls_server *tls_server_new(const mn_config *cfg, char *err, size_t errlen)
 {
 	tls_server *t;
-	SSL_CTX *ctx = tls_ctx_build(cfg, err, errlen);
+	SSL_CTX *ctx = tls_server_ctx(cfg, err, errlen);
 
 	if (!ctx)
 		return NULL;
@@ -370,7 +428,7 @@ int tls_server_reload(tls_server *t, const mn_config *cfg, char *err, size_t err
 
 	if (!t)
 		return tls_fail(err, errlen, "tls: not configured");
-	ctx = tls_ctx_build(cfg, err, errlen);
+	ctx = tls_server_ctx(cfg, err, errlen);
 	if (!ctx)
 		return -1;  /* the old context stays */
 	SSL_CTX_free(t->ctx);

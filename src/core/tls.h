@@ -1,7 +1,8 @@
 /*
- * tls.h — server TLS. tls_server_new() in tls.c is the only place in the
- * code base that builds a server TLS context (SSL_CTX_new); a test fails the
- * build if SSL_CTX_new appears anywhere else.
+ * tls.h — TLS contexts: the server's (tls_server_new) and the one of the
+ * `macronode put/get` client (tls_client_new). Both are built by one
+ * function in tls.c, the only place in the code base that calls
+ * SSL_CTX_new; a test fails the build if SSL_CTX_new appears anywhere else.
  *
  * Policy (canon): TLS 1.3 only; suites TLS_AES_128_GCM_SHA256,
  * TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256; groups X25519 then
@@ -13,12 +14,14 @@
 #ifndef MN_CORE_TLS_H
 #define MN_CORE_TLS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/config.h"
 
 typedef struct tls_server tls_server;
 struct ssl_st;
+struct ssl_ctx_st;
 
 /* Build from cfg->tls_*. NULL with err naming the file and problem. */
 tls_server *tls_server_new(const mn_config *cfg, char *err, size_t errlen);
@@ -29,5 +32,14 @@ __attribute__((warn_unused_result))
 int tls_server_reload(tls_server *t, const mn_config *cfg, char *err, size_t errlen);
 /* A new SSL object for one accepted connection (caller owns), or NULL. */
 struct ssl_st *tls_server_ssl_new(tls_server *t);
+
+/*
+ * A client context with the same versions, suites and groups. The peer's
+ * certificate is verified against ca_file (PEM; NULL or "" → the system
+ * store), or not at all when insecure (self-signed test certificates). The
+ * caller checks the host name per connection (SSL_set1_host) and frees the
+ * context with SSL_CTX_free. NULL with err on failure.
+ */
+struct ssl_ctx_st *tls_client_new(const char *ca_file, bool insecure, char *err, size_t errlen);
 
 #endif

@@ -18,6 +18,7 @@
 #include "core/tls.h"
 #include "lib/util.h"
 #include "mn_build.h"
+#include "node/client.h"
 #include "node/node.h"
 #include "svc/svc.h"
 
@@ -34,6 +35,8 @@ static const char usage_main[] =
 	"  config validate FILE   validate a config file\n"
 	"  config docs      print the config reference (docs/config.md)\n"
 	"  doctor           ask a running node what is wrong\n"
+	"  put FILE --peer HOST:PORT     store a file on a node over OAP/1 (TLS), print its id\n"
+	"  get b3:ID --peer HOST:PORT    fetch and verify an object over OAP/1 (TLS)\n"
 	"  version          print version and build\n"
 	"  help             this text\n"
 	"\n"
@@ -334,6 +337,7 @@ int cli_main(int argc, char **argv)
 	static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
 		{ "run", cmd_run }, { "check", cmd_check }, { "config", cmd_config },
 		{ "doctor", cmd_doctor }, { "version", cmd_version },
+		{ "put", client_put_main }, { "get", client_get_main },
 	};
 
 	if (argc < 2) {

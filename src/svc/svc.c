@@ -37,7 +37,7 @@ struct svc_proc {
 
 static const svc_ops *svc_lookup(const char *role)
 {
-	static const svc_ops *const known[] = { &gateway_ops, &storage_ops };
+	static const svc_ops *const known[] = { &gateway_ops, &storage_ops, &omnigate_ops };
 
 	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
 		if (strcmp(known[i]->role, role) == 0)

@@ -56,5 +56,6 @@ void svc_report_stats(svc *s, unsigned long conns, unsigned long inflight);
 /* Services known to svc_main. */
 extern const svc_ops gateway_ops;
 extern const svc_ops storage_ops;
+extern const svc_ops omnigate_ops;
 
 #endif

@@ -22,6 +22,8 @@ import re
 import shutil
 import signal
 import socket
+import ssl
+import struct
 import subprocess
 import tempfile
 import time
@@ -701,3 +703,149 @@ def pki():
         yield Pki(d)
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- OAP/1 helpers
+# (docs/oap.md). A node with the omnigate service, a raw frame codec over TLS
+# for protocol tests, and the `macronode put/get` client.
+
+OAP_HDR = struct.Struct(">IHHHH16sHQ")   # len ver flags code app tenant cap_len corr
+OAP_HDR_LEN = OAP_HDR.size               # 38
+OAP_MAX_FRAME = 1 << 20
+OAP_REQ, OAP_RESP, OAP_EVENT, OAP_START, OAP_END, OAP_ACK_REQ, OAP_COMP, OAP_APP_E2E = (
+    0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80)
+OAP_APP_HELLO, OAP_APP_OBJECTS = 0, 1
+OAP_PING, OAP_STAT, OAP_GET, OAP_PUT = 1, 2, 3, 4
+OAP_HELLO_REPLY = (b'{"max_frame":1048576,"max_inflight":64,"flags_supported":255,'
+                   b'"versions":[1],"transports":["tcp+tls"]}')
+
+
+def oap_frame(flags, code=0, app=OAP_APP_OBJECTS, corr=0, payload=b"", cap=b"",
+              tenant=b"\0" * 16, ver=1, length=None):
+    """Encode one frame; length overrides the len field (for lies)."""
+    n = OAP_HDR_LEN + len(cap) + len(payload) if length is None else length
+    return OAP_HDR.pack(n, ver, flags, code, app, tenant, len(cap), corr) + cap + payload
+
+
+def oap_json(obj):
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+class OapFrame:
+    def __init__(self, hdr, cap, payload):
+        (self.len, self.ver, self.flags, self.code, self.app, self.tenant, self.cap_len,
+         self.corr) = hdr
+        self.cap = cap
+        self.payload = payload
+
+    def json(self):
+        return json.loads(self.payload.decode())
+
+    def __repr__(self):
+        return "OapFrame(flags=0x%02x code=%d app=%d corr=%d len=%d payload=%r)" % (
+            self.flags, self.code, self.app, self.corr, self.len, self.payload[:200])
+
+
+def oap_tls_context():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    return ctx
+
+
+class OapConn:
+    """One TLS connection to omnigate speaking raw frames."""
+
+    def __init__(self, port, timeout=5.0, host="127.0.0.1"):
+        self.raw = raw_connect(port, host)
+        self.sock = oap_tls_context().wrap_socket(self.raw, server_hostname="localhost")
+        self.sock.settimeout(timeout * SLOW)
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def send_frame(self, flags, **kw):
+        self.send(oap_frame(flags, **kw))
+
+    def _fill(self, n):
+        """Read until buf holds n bytes; False on EOF/reset."""
+        while len(self.buf) < n:
+            try:
+                chunk = self.sock.recv(max(65536, n - len(self.buf)))
+            except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
+                return False
+            if not chunk:
+                return False
+            self.buf += chunk
+        return True
+
+    def recv_frame(self):
+        """The next frame, or None on EOF (socket.timeout propagates)."""
+        if not self._fill(OAP_HDR_LEN):
+            assert not self.buf, "EOF inside a frame header: %r" % self.buf
+            return None
+        hdr = OAP_HDR.unpack(self.buf[:OAP_HDR_LEN])
+        n = hdr[0]
+        assert OAP_HDR_LEN <= n <= OAP_MAX_FRAME, hdr
+        assert self._fill(n), "EOF inside a frame of %d bytes" % n
+        f = OapFrame(hdr, self.buf[OAP_HDR_LEN:OAP_HDR_LEN + hdr[6]],
+                     self.buf[OAP_HDR_LEN + hdr[6]:n])
+        self.buf = self.buf[n:]
+        return f
+
+    def hello(self, corr=1, tenant=b"\0" * 16):
+        self.send_frame(OAP_REQ, app=OAP_APP_HELLO, corr=corr, tenant=tenant,
+                        payload=b'{"ua":"macronode-tests"}')
+        f = self.recv_frame()
+        assert f is not None and f.code == 200 and f.corr == corr, f
+        return f
+
+    def closed_within(self, timeout):
+        """True if the peer closes (EOF or reset) within timeout seconds;
+        frames that arrive first are kept in self.frames_before_close."""
+        self.frames_before_close = []
+        deadline = time.monotonic() + timeout * SLOW
+        while time.monotonic() < deadline:
+            self.sock.settimeout(max(0.05, deadline - time.monotonic()))
+            try:
+                f = self.recv_frame()
+            except socket.timeout:
+                return False
+            except (ConnectionResetError, BrokenPipeError, ssl.SSLError, OSError):
+                return True
+            if f is None:
+                return True
+            self.frames_before_close.append(f)
+        return False
+
+    def close(self):
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+def oap_node(node_factory, pki, config=None, start=True, **kw):
+    """A node running gateway, storage and omnigate, TLS from the module PKI;
+    n.oap_port / n.oap_peer is the OAP/1 listener."""
+    base = deep_merge({"services": ["gateway", "storage", "omnigate"]}, pki.tls_config())
+    n = node_factory(deep_merge(base, config or {}), start=False, **kw)
+    port = free_port()
+    while port in (n.admin_port, n.gateway_port):
+        port = free_port()
+    n.oap_port = port
+    n.oap_peer = "127.0.0.1:%d" % port
+    n.config = deep_merge(n.config, {"oap": {"addr": n.oap_peer}})
+    n.write_config(n.config, merge=False)
+    if start:
+        n.start()
+    return n
+
+
+def mn_client(args, timeout=120.0, input=None):
+    """Run `macronode put/get ...`; returns CompletedProcess with bytes output."""
+    p = subprocess.run([BIN] + list(args), input=input, capture_output=True,
+                       env=base_env(), timeout=timeout * SLOW)
+    rep = sanitizer_report(p.stderr.decode("utf-8", "replace"))
+    assert rep is None, "sanitizer report from %r:\n%s" % (args, rep)
+    return p

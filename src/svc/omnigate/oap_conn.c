@@ -1,1 +1,939 @@
-/* placeholder: being written */
+/*
+ * oap_conn.c — one OAP/1 connection: the state machine, the frame loop, the
+ * stream table, answers with backpressure, deadlines and close rules
+ * (docs/oap.md).
+ *
+ * States: HANDSHAKE (TLS, absolute deadline) → HELLO (the first frame must
+ * be a HELLO within timeouts.read) → OPEN → FLUSH (write what is queued,
+ * read nothing) → LINGER (close_notify, SHUT_WR, read and discard a little
+ * so the kernel does not answer unread bytes with an RST that would destroy
+ * the last answer) → CLOSED (freed from the defer event).
+ *
+ * Input is bounded by one frame: the bufferevent stops reading at
+ * OAP_MAX_FRAME buffered, and every header is judged from its first 38
+ * bytes (copied to the stack) before the frame body is waited for, so an
+ * oversize announcement costs nothing but its header. Output is bounded by
+ * OG_OUT_HIGH_WATER: above it we stop reading requests and GET streams stop
+ * producing until the peer has read.
+ *
+ * Nothing is freed inside a callback that may still use it: a finished
+ * stream is only marked (og_stream_live turns false) and swept, with its
+ * verb state, from the defer event; a closing connection likewise.
+ */
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "svc/omnigate/omnigate.h"
+
+#define OG_ENVELOPE_MAX 384
+#define OG_HELLO_MAX    192
+
+typedef enum oc_state {
+	OC_HANDSHAKE = 0, OC_HELLO, OC_OPEN, OC_FLUSH, OC_LINGER, OC_CLOSED,
+} oc_state;
+
+struct oap_conn {
+	omnigate           *og;
+	oap_conn           *next, *prev;
+	struct bufferevent *bev;
+	struct event       *timer, *defer;
+	oc_state            state;
+	bool                tls;
+	bool                paused;        /* a stream waits for storage before more frames */
+	oap_stream         *pause_owner;
+	bool                out_full;      /* output above the high-water mark */
+	bool                partial_armed; /* the read deadline of a started frame runs */
+	bool                draining;
+	bool                peer_eof;
+	bool                aborting;      /* cut: no END, no close_notify */
+	bool                in_process;
+	size_t              linger_bytes;
+	oap_stream         *streams;
+	unsigned            nactive;       /* streams counting against max_inflight */
+	unsigned            ntotal;        /* every unfinished stream */
+};
+
+static void conn_set_state(oap_conn *c, oc_state st);
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static void conn_arm(oap_conn *c, uint64_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000u), (suseconds_t)((ms % 1000u) * 1000u) };
+
+	evtimer_add(c->timer, &tv);
+}
+
+static size_t conn_out_len(const oap_conn *c)
+{
+	return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+static void conn_schedule(oap_conn *c)
+{
+	event_active(c->defer, EV_TIMEOUT, 1);
+}
+
+static uint64_t be_u64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* Encode one frame straight into the output buffer. 0/-1. */
+static int conn_send(oap_conn *c, const oap_frame *f)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer_iovec v;
+	size_t need = oap_encoded_len(f);
+	ssize_t n;
+
+	if (evbuffer_reserve_space(out, (ev_ssize_t)need, &v, 1) < 1 || v.iov_len < need)
+		return -1;
+	n = oap_encode(f, v.iov_base, v.iov_len);
+	if (n < 0)
+		return BUG("oap: cannot encode an answer frame");
+	v.iov_len = (size_t)n;
+	return evbuffer_commit_space(out, &v, 1) == 0 ? 0 : -1;
+}
+
+/* The JSON error envelope of docs/api.md; code and msg are literals. */
+static void og_envelope(char *out, size_t len, const char *code, const char *msg,
+                        bool retryable, uint64_t corr_id)
+{
+	snprintf(out, len, "{\"code\":\"%s\",\"message\":\"%s\",\"retryable\":%s,"
+	         "\"corr_id\":\"%016" PRIx64 "\"}", code, msg, retryable ? "true" : "false", corr_id);
+}
+
+/* An error answer outside any stream (HELLO, protocol, 413), then close. */
+static void conn_refuse(oap_conn *c, const oap_frame *hdr, int status, const char *code,
+                        const char *msg)
+{
+	char body[OG_ENVELOPE_MAX];
+	oap_frame f = { .flags = OAP_F_RESP | OAP_F_START | OAP_F_END, .code = (uint16_t)status,
+	                .app_proto_id = hdr->app_proto_id, .corr_id = hdr->corr_id };
+
+	og_envelope(body, sizeof body, code, msg, false, hdr->corr_id);
+	memcpy(f.tenant, hdr->tenant, sizeof f.tenant);
+	f.payload = (const uint8_t *)body;
+	f.payload_len = strlen(body);
+	(void)conn_send(c, &f);
+	conn_set_state(c, OC_FLUSH);
+}
+
+/* ---- streams ------------------------------------------------------------ */
+
+static oap_stream *conn_find(oap_conn *c, uint64_t corr_id)
+{
+	for (oap_stream *s = c->streams; s; s = s->next)
+		if (!s->finished && s->corr_id == corr_id)
+			return s;
+	return NULL;
+}
+
+static oap_stream *stream_new(oap_conn *c, const oap_frame *f)
+{
+	oap_stream *s = calloc(1, sizeof *s);
+
+	if (!s)
+		return NULL;
+	s->c = c;
+	s->corr_id = f->corr_id;
+	s->verb = f->code;
+	memcpy(s->tenant, f->tenant, sizeof s->tenant);
+	s->next = c->streams;
+	c->streams = s;
+	c->ntotal++;
+	metrics_gauge_add(c->og->m_streams, 1);
+	return s;
+}
+
+static void stream_uncount(oap_stream *s)
+{
+	if (s->counted) {
+		s->counted = false;
+		s->c->nactive--;
+	}
+}
+
+/* Both sides are done (or the connection is going): stop counting it; the
+ * struct and verb state go at the next sweep. */
+static void stream_finish(oap_stream *s)
+{
+	oap_conn *c = s->c;
+
+	if (s->finished)
+		return;
+	s->finished = true;
+	stream_uncount(s);
+	c->ntotal--;
+	metrics_gauge_add(c->og->m_streams, -1);
+	if (c->pause_owner == s) {
+		c->paused = false;
+		c->pause_owner = NULL;
+	}
+	conn_schedule(c);
+}
+
+static void stream_maybe_finish(oap_stream *s)
+{
+	if (s->req_done && s->ended)
+		stream_finish(s);
+}
+
+static void conn_finish_all(oap_conn *c)
+{
+	for (oap_stream *s = c->streams; s; s = s->next)
+		stream_finish(s);
+}
+
+/* Free finished streams. Called only from the defer event or teardown. */
+static void conn_sweep(oap_conn *c)
+{
+	oap_stream **pp = &c->streams;
+
+	while (*pp) {
+		oap_stream *s = *pp;
+
+		if (!s->finished) {
+			pp = &s->next;
+			continue;
+		}
+		*pp = s->next;
+		og_verb_release(s);
+		free(s);
+	}
+}
+
+static void stream_count_outcome(oap_stream *s, int status)
+{
+	char labels[64];
+
+	snprintf(labels, sizeof labels, "verb=\"%s\",outcome=\"%d\"", og_verb_name(s->verb), status);
+	metrics_count("oap_requests_total", labels, 1);
+}
+
+/* ---- answers on a stream (omnigate.h) --------------------------------- */
+
+static int stream_send(oap_stream *s, uint16_t flags, uint16_t code, const uint8_t *p,
+                       size_t n)
+{
+	oap_frame f = { .flags = flags, .code = code, .app_proto_id = OG_APP_OBJECTS,
+	                .corr_id = s->corr_id, .payload = p, .payload_len = n };
+
+	if (!og_stream_live(s) || s->c->state != OC_OPEN)
+		return -1;
+	memcpy(f.tenant, s->tenant, sizeof f.tenant);
+	if (conn_send(s->c, &f) < 0) {
+		conn_set_state(s->c, OC_CLOSED);
+		return -1;
+	}
+	if (flags & OAP_F_END) {
+		s->ended = true;
+		stream_maybe_finish(s);
+	}
+	return 0;
+}
+
+int og_stream_reply(oap_stream *s, int status, const char *json, bool end)
+{
+	uint16_t flags = OAP_F_RESP | OAP_F_START | (end ? OAP_F_END : 0);
+
+	if (!og_stream_live(s) || s->answered)
+		return BUG("oap: a second answer on one stream");
+	s->answered = true;
+	s->status = (uint16_t)status;
+	stream_count_outcome(s, status);
+	return stream_send(s, flags, (uint16_t)status, (const uint8_t *)json, strlen(json));
+}
+
+void og_stream_error(oap_stream *s, int status, const char *code, const char *msg,
+                     bool retryable)
+{
+	char body[OG_ENVELOPE_MAX];
+
+	if (!og_stream_live(s))
+		return;
+	if (s->answered) {   /* data went out already: only a cut is honest */
+		og_stream_abort(s);
+		return;
+	}
+	og_envelope(body, sizeof body, code, msg, retryable, s->corr_id);
+	stream_uncount(s);
+	if (!s->req_done)
+		s->discard = true;   /* drop the rest of its body, keep the corr_id */
+	(void)!og_stream_reply(s, status, body, true);
+}
+
+int og_stream_data(oap_stream *s, const uint8_t *buf, size_t n, bool end)
+{
+	if (n > OG_DATA_MAX || !s->answered)
+		return BUG("oap: bad data frame");
+	return stream_send(s, OAP_F_RESP | (end ? OAP_F_END : 0), s->status, buf, n);
+}
+
+size_t og_stream_out_pending(const oap_stream *s)
+{
+	return conn_out_len(s->c);
+}
+
+void og_stream_wait_output(oap_stream *s)
+{
+	s->wants_pump = true;
+	if (conn_out_len(s->c) < OG_OUT_HIGH_WATER)
+		conn_schedule(s->c);
+}
+
+void og_stream_pause(oap_stream *s)
+{
+	s->c->paused = true;
+	s->c->pause_owner = s;
+}
+
+void og_stream_resume(oap_stream *s)
+{
+	if (s->c->pause_owner != s)
+		return;
+	s->c->paused = false;
+	s->c->pause_owner = NULL;
+	conn_schedule(s->c);
+}
+
+/* The frames already queued were verified: deliver them, then cut without
+ * an END frame or close_notify, so the peer sees a truncated stream. */
+void og_stream_abort(oap_stream *s)
+{
+	s->c->aborting = true;
+	conn_set_state(s->c, OC_FLUSH);
+}
+
+void og_stream_corr_hex(const oap_stream *s, char out[17])
+{
+	snprintf(out, 17, "%016" PRIx64, s->corr_id);
+}
+
+/* ---- frames ------------------------------------------------------------- */
+
+static int conn_protocol(oap_conn *c, const oap_frame *f, const char *msg)
+{
+	og_count_reject(c->og, OG_REJ_PROTOCOL, msg);
+	conn_refuse(c, f, 400, "bad_request", msg);
+	return -1;
+}
+
+/* HELLO: app 0, REQ, payload empty or a JSON object (informational). */
+static int conn_on_hello(oap_conn *c, const oap_frame *f)
+{
+	char body[OG_HELLO_MAX];
+	oap_frame r = { .flags = OAP_F_RESP, .code = 200, .app_proto_id = OG_APP_HELLO,
+	                .corr_id = f->corr_id };
+	json_t *j = NULL;
+	bool ok = f->app_proto_id == OG_APP_HELLO && (f->flags & OAP_F_REQ) &&
+	          !(f->flags & (OAP_F_RESP | OAP_F_COMP));
+
+	if (ok && f->payload_len) {
+		j = json_loadb((const char *)f->payload, f->payload_len, JSON_REJECT_DUPLICATES, NULL);
+		ok = json_is_object(j);
+		json_decref(j);
+	}
+	if (!ok) {
+		og_count_reject(c->og, OG_REJ_HELLO, "first frame is not a HELLO");
+		conn_refuse(c, f, 400, "bad_request", "the first frame must be a HELLO");
+		return -1;
+	}
+	snprintf(body, sizeof body, "{\"max_frame\":%u,\"max_inflight\":%u,\"flags_supported\":255,"
+	         "\"versions\":[1],\"transports\":[\"tcp+tls\"]}", OAP_MAX_FRAME,
+	         c->og->lim.max_inflight);
+	memcpy(r.tenant, f->tenant, sizeof r.tenant);
+	r.payload = (const uint8_t *)body;
+	r.payload_len = strlen(body);
+	metrics_count("oap_requests_total", "verb=\"hello\",outcome=\"200\"", 1);
+	if (conn_send(c, &r) < 0) {
+		conn_set_state(c, OC_CLOSED);
+		return -1;
+	}
+	conn_set_state(c, OC_OPEN);
+	return 0;
+}
+
+/* Where the capability wall will plug in (a later issue): the START
+ * frame's cap bytes against the verb and its parameters. Open for now. */
+static int conn_authorize(oap_conn *c, const oap_frame *f)
+{
+	(void)c;
+	(void)f;
+	return 0;
+}
+
+/* Refusals that need the stream (for corr_id, tenant, discard). */
+static bool conn_start_refused(oap_conn *c, oap_stream *s, const oap_frame *f)
+{
+	if (c->draining) {
+		og_stream_error(s, 503, "unavailable", "the node is draining", true);
+	} else if (c->nactive >= c->og->lim.max_inflight) {
+		og_count_reject(c->og, OG_REJ_INFLIGHT, NULL);
+		og_stream_error(s, 429, "too_many_requests", "too many open streams", true);
+	} else if (f->app_proto_id != OG_APP_OBJECTS) {
+		og_stream_error(s, 400, "bad_request", "unknown app_proto_id", false);
+	} else if (f->flags & OAP_F_COMP) {
+		og_stream_error(s, 400, "bad_request", "START parameters must not be compressed", false);
+	} else if (!og_verb_has_body(f->code) && !(f->flags & OAP_F_END)) {
+		og_stream_error(s, 400, "bad_request", "this verb takes no body: flag START with END",
+		                false);
+	} else if (conn_authorize(c, f) < 0) {
+		og_stream_error(s, 403, "forbidden", "capability does not allow this", false);
+	} else {
+		return false;
+	}
+	return true;
+}
+
+static int conn_on_start(oap_conn *c, const oap_frame *f)
+{
+	oap_stream *s;
+
+	/* Refused streams that still expect a body hold a slot until their END:
+	 * at most as many again as max_inflight, then the peer is abusive. */
+	if (c->ntotal >= 2u * c->og->lim.max_inflight)
+		return conn_protocol(c, f, "too many streams awaiting END");
+	if (!(s = stream_new(c, f))) {
+		conn_set_state(c, OC_CLOSED);
+		return -1;
+	}
+	s->req_done = (f->flags & OAP_F_END) != 0;
+	if (conn_start_refused(c, s, f))
+		return 0;
+	s->counted = true;
+	c->nactive++;
+	og_verb_start(s, f);
+	return 0;
+}
+
+static int conn_on_body(oap_conn *c, oap_stream *s, const oap_frame *f)
+{
+	bool end = (f->flags & OAP_F_END) != 0;
+	uint8_t *plain = NULL;
+	size_t n = f->payload_len;
+
+	if (s->req_done)
+		return conn_protocol(c, f, "frame after the stream's END");
+	s->req_done = end;
+	if (s->discard) {
+		stream_maybe_finish(s);
+		return 0;
+	}
+	if ((f->flags & OAP_F_COMP) &&
+	    oap_decompress(f->payload, f->payload_len, OAP_COMP_MAX_OUT, &plain, &n) < 0) {
+		og_count_reject(c->og, OG_REJ_DECOMPRESS, NULL);
+		metrics_count("rejected_total", "reason=\"decompress\"", 1);
+		og_stream_error(s, 413, "payload_too_large",
+		                "COMP payload is corrupt or decompresses past its caps", false);
+		stream_maybe_finish(s);
+		return 0;
+	}
+	og_verb_body(s, plain ? plain : f->payload, n, end);
+	free(plain);
+	return 0;
+}
+
+static int conn_on_frame(oap_conn *c, const oap_frame *f)
+{
+	oap_stream *s;
+
+	if (c->state == OC_HELLO)
+		return conn_on_hello(c, f);
+	if (!(f->flags & OAP_F_REQ) || (f->flags & OAP_F_RESP))
+		return conn_protocol(c, f, "a request frame must be flagged REQ");
+	s = conn_find(c, f->corr_id);
+	if (f->flags & OAP_F_START)
+		return s ? conn_protocol(c, f, "corr_id already names an open stream")
+		         : conn_on_start(c, f);
+	if (!s)
+		return conn_protocol(c, f, "no open stream with this corr_id");
+	return conn_on_body(c, s, f);
+}
+
+/* A header announcing more than OAP_MAX_FRAME: 413 from the header alone. */
+static void conn_refuse_large(oap_conn *c, const uint8_t hdr[OAP_HDR_LEN])
+{
+	oap_frame h = { .app_proto_id = (uint16_t)(hdr[8] << 8 | hdr[9]),
+	                .corr_id = be_u64(hdr + 30) };
+
+	memcpy(h.tenant, hdr + 10, sizeof h.tenant);
+	og_count_reject(c->og, OG_REJ_TOO_LARGE, NULL);
+	conn_refuse(c, &h, 413, "payload_too_large", "frame larger than 1 MiB");
+}
+
+static void conn_malformed(oap_conn *c, oap_status st)
+{
+	og_count_reject(c->og, OG_REJ_MALFORMED, oap_status_str(st));
+	conn_set_state(c, OC_FLUSH);
+}
+
+static bool conn_is_header_shaped(const uint8_t hdr[OAP_HDR_LEN])
+{
+	return hdr[4] == 0 && hdr[5] == OAP_VERSION && hdr[6] == 0;   /* ver 1, flags <= 0xff */
+}
+
+/* Judge the header, then (once whole) decode and handle one frame.
+ * 1: handled; 0: need more bytes; -1: the connection is closing. */
+static int conn_next_frame(oap_conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t avail = evbuffer_get_length(in), n = avail < OAP_HDR_LEN ? avail : OAP_HDR_LEN;
+	uint8_t hdr[OAP_HDR_LEN], *buf;
+	oap_frame f;
+	oap_status st;
+	size_t used = 0;
+	int r;
+
+	if (n == 0 || evbuffer_copyout(in, hdr, n) != (ev_ssize_t)n)
+		return 0;
+	st = oap_decode_header(hdr, n, OAP_MAX_FRAME, &f);
+	if (st == OAP_NEED_MORE)
+		return 0;
+	if (st == OAP_E_TOO_LARGE && (hdr[0] | hdr[1] | hdr[2] | hdr[3])) {
+		if (n < OAP_HDR_LEN)
+			return 0;    /* wait for the corr_id to answer on (38 bytes, bounded) */
+		/* Only a header that is otherwise a frame's earns a 413; text or
+		 * noise that happens to read as a huge length is malformed. */
+		if (conn_is_header_shaped(hdr)) {
+			conn_refuse_large(c, hdr);
+			return -1;
+		}
+		st = OAP_E_BAD_VERSION;
+	}
+	if (st != OAP_OK) {
+		conn_malformed(c, st);
+		return -1;
+	}
+	if (avail < f.len)
+		return 0;
+	if (!(buf = evbuffer_pullup(in, (ev_ssize_t)f.len)) ||
+	    (st = oap_decode(buf, f.len, OAP_MAX_FRAME, &f, &used)) != OAP_OK) {
+		conn_malformed(c, st);
+		return -1;
+	}
+	r = conn_on_frame(c, &f);
+	(void)evbuffer_drain(in, used);
+	c->partial_armed = false;
+	return r < 0 ? -1 : 1;
+}
+
+/* ---- the loop ---------------------------------------------------------- */
+
+static bool conn_is_reading(const oap_conn *c)
+{
+	return c->state == OC_HELLO || c->state == OC_OPEN;
+}
+
+/* Read side and deadlines after a round of work. */
+static void conn_update(oap_conn *c)
+{
+	size_t pending;
+
+	if (c->state == OC_OPEN && c->draining && c->ntotal == 0) {
+		conn_set_state(c, OC_FLUSH);
+		return;
+	}
+	if (!conn_is_reading(c))
+		return;
+	if (c->paused || c->out_full) {
+		(void)bufferevent_disable(c->bev, EV_READ);
+		if (c->state == OC_OPEN) {
+			evtimer_del(c->timer);   /* we are the slow side now */
+			c->partial_armed = false;
+		}
+		return;
+	}
+	(void)bufferevent_enable(c->bev, EV_READ);
+	if (c->state != OC_OPEN)
+		return;   /* HELLO's deadline is absolute from the handshake */
+	pending = evbuffer_get_length(bufferevent_get_input(c->bev));
+	if (pending && !c->partial_armed) {
+		c->partial_armed = true;   /* absolute: trickling does not extend it */
+		conn_arm(c, c->og->lim.read_ms);
+	} else if (!pending) {
+		conn_arm(c, c->og->lim.idle_ms);
+	}
+}
+
+static void conn_process(oap_conn *c)
+{
+	if (c->in_process)
+		return;
+	c->in_process = true;
+	while (conn_is_reading(c) && !c->paused) {
+		if (conn_out_len(c) >= OG_OUT_HIGH_WATER) {
+			c->out_full = true;
+			break;
+		}
+		if (conn_next_frame(c) <= 0)
+			break;
+	}
+	c->in_process = false;
+	conn_update(c);
+}
+
+/* GET streams waiting for output space, round-robin one frame each. */
+static void conn_pump(oap_conn *c)
+{
+	bool more = true;
+
+	while (more && c->state == OC_OPEN && conn_out_len(c) < OG_OUT_HIGH_WATER) {
+		more = false;
+		for (oap_stream *s = c->streams; s; s = s->next) {
+			if (!s->wants_pump || !og_stream_live(s))
+				continue;
+			s->wants_pump = false;
+			og_verb_pump(s);
+			if (c->state != OC_OPEN)
+				return;
+			more = more || s->wants_pump;
+			if (conn_out_len(c) >= OG_OUT_HIGH_WATER)
+				return;
+		}
+	}
+}
+
+static bool conn_is_busy(const oap_conn *c)
+{
+	if (conn_out_len(c) || c->paused)
+		return true;
+	for (const oap_stream *s = c->streams; s; s = s->next)
+		if (!s->finished && s->req_done)
+			return true;   /* our turn: storage or output */
+	return false;
+}
+
+/* ---- state ------------------------------------------------------------- */
+
+static void conn_close_notify(oap_conn *c)
+{
+	SSL *ssl = c->tls ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+
+	if (!ssl || !SSL_is_init_finished(ssl) || (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN))
+		return;
+	(void)SSL_shutdown(ssl);
+	ERR_clear_error();
+}
+
+static void conn_enter_flush(oap_conn *c)
+{
+	conn_finish_all(c);
+	evtimer_del(c->timer);
+	(void)bufferevent_disable(c->bev, EV_READ);
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	if (conn_out_len(c) == 0)
+		conn_set_state(c, c->peer_eof || c->aborting ? OC_CLOSED : OC_LINGER);
+	else
+		conn_arm(c, c->og->lim.write_ms);
+}
+
+/* The one place a connection changes state. CLOSED is terminal. */
+static void conn_set_state(oap_conn *c, oc_state st)
+{
+	if (c->state == OC_CLOSED || (c->state >= OC_FLUSH && st < c->state))
+		return;
+	c->state = st;
+	switch (st) {
+	case OC_HANDSHAKE:
+		conn_arm(c, c->og->lim.handshake_ms);
+		(void)bufferevent_enable(c->bev, EV_READ);
+		break;
+	case OC_HELLO:
+		conn_arm(c, c->og->lim.read_ms);
+		(void)bufferevent_enable(c->bev, EV_READ);
+		break;
+	case OC_OPEN:
+		conn_arm(c, c->og->lim.idle_ms);
+		break;
+	case OC_FLUSH:
+		conn_enter_flush(c);
+		break;
+	case OC_LINGER:
+		conn_close_notify(c);
+		(void)shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+		c->linger_bytes = 0;
+		conn_arm(c, OG_LINGER_MS);
+		(void)bufferevent_enable(c->bev, EV_READ);
+		break;
+	case OC_CLOSED:
+		conn_finish_all(c);
+		evtimer_del(c->timer);
+		(void)bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+		conn_schedule(c);
+		break;
+	}
+}
+
+/* ---- TLS --------------------------------------------------------------- */
+
+/* Mirrors http_tls_failed: a probe that never sent a byte is not counted. */
+static void conn_tls_failed(oap_conn *c, const char *why)
+{
+	char reason[256];
+	unsigned long e = bufferevent_get_openssl_error(c->bev);
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	BIO *rbio = ssl ? SSL_get_rbio(ssl) : NULL;
+
+	if (why || (rbio && BIO_number_read(rbio) > 0)) {
+		if (why)
+			snprintf(reason, sizeof reason, "%s", why);
+		else if (e)
+			ERR_error_string_n(e, reason, sizeof reason);
+		else
+			snprintf(reason, sizeof reason, "connection closed during handshake");
+		metrics_inc(c->og->m_tls_fail, 1);
+		if (tbucket_take(&c->og->log_rate, 1, og_now_ms()))
+			log_kv(LOG_LEVEL_INFO, "oap tls handshake failed", "reason", reason, NULL);
+	}
+	while (bufferevent_get_openssl_error(c->bev))
+		;
+	ERR_clear_error();
+	conn_set_state(c, OC_CLOSED);
+}
+
+/* ---- callbacks --------------------------------------------------------- */
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	oap_conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	if (c->state == OC_LINGER) {
+		c->linger_bytes += evbuffer_get_length(in);
+		(void)evbuffer_drain(in, evbuffer_get_length(in));
+		if (c->linger_bytes > OG_LINGER_BYTES)
+			conn_set_state(c, OC_CLOSED);
+		return;
+	}
+	conn_process(c);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+	oap_conn *c = arg;
+
+	(void)bev;
+	if (c->state == OC_FLUSH) {
+		if (conn_out_len(c) == 0)
+			conn_set_state(c, c->peer_eof || c->aborting ? OC_CLOSED : OC_LINGER);
+		return;
+	}
+	if (c->state != OC_OPEN)
+		return;
+	c->out_full = false;
+	conn_pump(c);
+	conn_process(c);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	oap_conn *c = arg;
+
+	(void)bev;
+	if (c->state == OC_CLOSED)
+		return;
+	if (c->state == OC_HANDSHAKE) {
+		if (what & BEV_EVENT_CONNECTED) {
+			conn_set_state(c, OC_HELLO);
+			conn_process(c);   /* HELLO may have come with the last flight */
+		} else {
+			conn_tls_failed(c, (what & BEV_EVENT_TIMEOUT) ? "handshake write timeout" : NULL);
+		}
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT)
+		og_count_reject(c->og, OG_REJ_TIMEOUT, "write");
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && c->state < OC_FLUSH) {
+		c->peer_eof = true;
+		conn_set_state(c, OC_FLUSH);   /* deliver what is queued, then close */
+		return;
+	}
+	conn_set_state(c, OC_CLOSED);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	oap_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	switch (c->state) {
+	case OC_HANDSHAKE:
+		conn_tls_failed(c, "handshake timeout");
+		break;
+	case OC_HELLO:
+		og_count_reject(c->og, OG_REJ_TIMEOUT, "no HELLO");
+		conn_set_state(c, OC_CLOSED);
+		break;
+	case OC_OPEN:
+		if (!c->partial_armed && conn_is_busy(c)) {
+			conn_arm(c, c->og->lim.idle_ms);
+			break;
+		}
+		if (c->partial_armed || c->ntotal)
+			og_count_reject(c->og, OG_REJ_TIMEOUT, c->partial_armed ? "frame" : "idle");
+		conn_set_state(c, OC_CLOSED);
+		break;
+	default:
+		conn_set_state(c, OC_CLOSED);   /* FLUSH (write deadline), LINGER */
+		break;
+	}
+}
+
+static void conn_destroy(oap_conn *c);
+
+static void on_defer(evutil_socket_t fd, short what, void *arg)
+{
+	oap_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->state == OC_CLOSED) {
+		conn_destroy(c);
+		return;
+	}
+	conn_sweep(c);
+	conn_pump(c);
+	conn_process(c);
+}
+
+static void on_in_bytes(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+{
+	oap_conn *c = arg;
+
+	(void)b;
+	if (info->n_added)
+		metrics_inc(c->og->m_in, info->n_added);
+}
+
+static void on_out_bytes(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+{
+	oap_conn *c = arg;
+
+	(void)b;
+	if (info->n_deleted)
+		metrics_inc(c->og->m_out, info->n_deleted);
+}
+
+/* ---- lifetime ---------------------------------------------------------- */
+
+static void conn_setup_bev(oap_conn *c)
+{
+	uint64_t w = c->og->lim.write_ms;
+	struct timeval wtv = { (time_t)(w / 1000u), (suseconds_t)((w % 1000u) * 1000u) };
+
+	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+	/* Bounded input: never more than one whole frame buffered. */
+	bufferevent_setwatermark(c->bev, EV_READ, 0, OAP_MAX_FRAME);
+	bufferevent_setwatermark(c->bev, EV_WRITE, OG_OUT_HIGH_WATER / 2, 0);
+	(void)bufferevent_set_timeouts(c->bev, NULL, &wtv);
+	(void)evbuffer_add_cb(bufferevent_get_input(c->bev), on_in_bytes, c);
+	(void)evbuffer_add_cb(bufferevent_get_output(c->bev), on_out_bytes, c);
+}
+
+oap_conn *oap_conn_new(omnigate *og, struct bufferevent *bev, bool tls)
+{
+	oap_conn *c = calloc(1, sizeof *c);
+
+	if (c) {
+		c->og = og;
+		c->bev = bev;
+		c->tls = tls;
+		c->timer = evtimer_new(og->base, on_timer, c);
+		c->defer = event_new(og->base, -1, 0, on_defer, c);
+	}
+	if (!c || !c->timer || !c->defer) {
+		if (c && c->timer)
+			event_free(c->timer);
+		if (c && c->defer)
+			event_free(c->defer);
+		free(c);
+		bufferevent_free(bev);
+		return NULL;
+	}
+	conn_setup_bev(c);
+	og_conn_added(og, c);
+	c->state = OC_HANDSHAKE;
+	if (tls)
+		conn_set_state(c, OC_HANDSHAKE);
+	else
+		conn_set_state(c, OC_HELLO);
+	return c;
+}
+
+static void conn_destroy(oap_conn *c)
+{
+	conn_finish_all(c);
+	conn_sweep(c);
+	og_conn_gone(c->og, c);   /* may call the drain callback: last use of og */
+	event_free(c->timer);
+	event_free(c->defer);
+	bufferevent_free(c->bev);
+	free(c);
+}
+
+void oap_conn_free(oap_conn *c)
+{
+	if (!c)
+		return;
+	c->state = OC_CLOSED;
+	conn_destroy(c);
+}
+
+void oap_conn_drain(oap_conn *c)
+{
+	c->draining = true;
+	if (c->state == OC_HANDSHAKE || c->state == OC_HELLO)
+		conn_set_state(c, OC_CLOSED);
+	else if (c->state == OC_OPEN)
+		conn_schedule(c);
+}
+
+oap_conn *oap_conn_next(const oap_conn *c)
+{
+	return c->next;
+}
+
+omnigate *oap_conn_og(const oap_conn *c)
+{
+	return c->og;
+}
+
+void oap_conn_link(oap_conn *c, oap_conn **head)
+{
+	c->prev = NULL;
+	c->next = *head;
+	if (*head)
+		(*head)->prev = c;
+	*head = c;
+}
+
+void oap_conn_unlink(oap_conn *c, oap_conn **head)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		*head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->next = c->prev = NULL;
+}
