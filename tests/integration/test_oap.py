@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import (BIN, OAP_APP_HELLO, OAP_APP_OBJECTS, OAP_COMP, OAP_END, OAP_GET,
+from conftest import (SANITIZED, BIN, OAP_APP_HELLO, OAP_APP_OBJECTS, OAP_COMP, OAP_END, OAP_GET,
                       OAP_HELLO_REPLY, OAP_PING, OAP_PUT, OAP_REQ, OAP_RESP, OAP_START,
                       OAP_STAT, OPENSSL, SLOW, ZSTD, OapConn, b3sum_cid, b3sum_file, base_env,
                       blob_file, flip_byte, mn_client, oap_frame, oap_json, oap_node,
@@ -251,7 +251,10 @@ def test_2mib_frame_413_close_no_memory(onode):
             c.close()
     grown = vm_rss_kib(pid) - before
     assert onode.metrics().get("oap_rejected_total", reason="too_large") == 10
-    assert grown < 1024, "omnigate RSS grew by %d KiB" % grown
+    # Under ASan freed memory waits in its quarantine (8 MiB, see the Makefile)
+    # before reuse; the strict bound is for the normal build.
+    limit = 12 * 1024 if SANITIZED else 1024
+    assert grown < limit, "omnigate RSS grew by %d KiB" % grown
 
 
 def test_decompression_bomb_refused(onode, tmp_dir):

@@ -7,8 +7,9 @@ import signal
 import threading
 import time
 
-from conftest import (SLOW, all_ready, b3sum_cid, b3sum_file, blob_file, obj_path, pid_alive,
-                      put_object, storage_pid, stored, wait_until)
+from conftest import (SLOW, all_ready, b3sum_cid, b3sum_file, blob_file, obj_path,
+                      parse_responses, pid_alive, put_object, raw_connect, recv_all, storage_pid,
+                      stored, wait_until)
 
 KiB = 1024
 GROUP = 64 * KiB
@@ -106,6 +107,37 @@ def test_kill9_storage_during_put_stream(node):
         assert os.listdir(tmp) == []
     # and the store takes new objects
     stored(node, b"after the crash")
+
+
+def test_storage_restart_mid_upload_503(node):
+    """Storage dies while a body is still arriving (PUT_BEGIN done, PUT_COMMIT not yet):
+    the upload is lost with the old process, so the answer is 503 unavailable
+    (retry), never 404, and nothing is stored."""
+    data = random.Random(77).randbytes(200000)
+    s = raw_connect(node.gateway_port)
+    try:
+        s.sendall(b"POST /o HTTP/1.1\r\nHost: t\r\nContent-Type: application/octet-stream\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(data) + data[:100000])
+        time.sleep(0.2)                       # the gateway has begun the upload
+        old = storage_pid(node)
+        os.kill(old, signal.SIGKILL)
+        wait_until(lambda: storage_pid(node) not in (0, old) and all_ready(node), 10 * SLOW,
+                   what="storage restarted")
+        s.sendall(data[100000:])
+        raw, _ = recv_all(s, timeout=10, until=lambda b: b"\r\n\r\n" in b and b.endswith(b"}"))
+    finally:
+        s.close()
+    rs, _ = parse_responses(raw)
+    assert len(rs) == 1, raw[:300]
+    r = rs[0]
+    assert r.status == 503, r
+    assert r.header("Retry-After") == "1"
+    assert r.json()["code"] == "unavailable" and r.json()["retryable"] is True, r
+    g = node.gw("GET", obj_path(b3sum_cid(data)))
+    assert g.status == 404, g
+    # a retry succeeds
+    r = put_object(node, data)
+    assert r.status == 201 and r.json() == {"cid": b3sum_cid(data)}, r
 
 
 def test_no_storage_service_503_fast(node_factory):

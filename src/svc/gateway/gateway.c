@@ -13,18 +13,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "core/http.h"
 #include "core/metrics.h"
+#include "core/objstore.h"
 #include "core/stor_client.h"
 #include "core/tls.h"
 #include "lib/log.h"
 #include "svc/gateway/objects.h"
 #include "svc/svc.h"
-
-#define GATEWAY_STOR_SOCK "storage.sock"
 
 typedef struct gateway {
 	http_server *http;
@@ -50,23 +48,6 @@ static void gateway_limits(http_limits *l, const mn_config *cfg)
 {
 	http_limits_from_config(l, cfg);
 	l->max_body_bytes = cfg->storage_max_object_bytes;
-}
-
-static stor_client *gateway_stor_new(svc *s)
-{
-	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	int n;
-
-	if (s->cfg.runtime_dir[0])
-		n = snprintf(path, sizeof path, "%s/%s", s->cfg.runtime_dir, GATEWAY_STOR_SOCK);
-	else  /* a supervisor that did not resolve it: its default */
-		n = snprintf(path, sizeof path, "%s/run/%s", s->cfg.data_dir, GATEWAY_STOR_SOCK);
-	if (n < 0 || (size_t)n >= sizeof path) {
-		log_kv(LOG_LEVEL_ERROR, "storage socket path too long", "runtime_dir",
-		       s->cfg.runtime_dir, NULL);
-		return NULL;
-	}
-	return stor_client_new(s->base, path);
 }
 
 /* The breaker opened or closed: readiness hears it at once. */
@@ -119,7 +100,7 @@ static int gateway_start(svc *s)
 	routes[1].arg = &g->objects;
 	routes[2].arg = &g->objects;
 	gateway_limits(&o.limits, &s->cfg);
-	g->stor = gateway_stor_new(s);
+	g->stor = objstore_client_new(s->base, &s->cfg);
 	if (g->stor)
 		stor_client_on_state(g->stor, gateway_on_stor_state, s);
 	g->objects.stor = g->stor;

@@ -17,7 +17,6 @@
 #include "core/http.h"
 #include "core/stor_client.h"
 
-#define OBJECTS_PIECE      (64u * 1024u)   /* largest write to an upload file */
 #define OBJECTS_ETAG_LEN   66u             /* '"' + 64 hex + '"' */
 
 /* Shared by every request of one worker; outlives them all. */

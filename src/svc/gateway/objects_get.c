@@ -12,10 +12,7 @@
  * outboard (16 Ki CVs) plus 17 groups, not the object.
  *
  * Memory per request: one group buffer, plus the outboard mapped read-only
- * (mmap of the fd storage gave us: page cache, not heap; 32 bytes per
- * 64 KiB, i.e. 512 KiB of mapping for a 1 GiB object). Storage never
- * rewrites a published outboard, and its size is checked with fstat before
- * mapping, so the mapping cannot be cut short under us.
+ * (core/objstore.c, shared with omnigate: page cache, not heap).
  *
  * A mismatch before the status line → 502 envelope "integrity"; after it →
  * http_resp_abort (the client sees a short body, never a wrong one). Either
@@ -26,17 +23,13 @@
  * HEAD and 304 answers need no bytes: they use STAT, which still answers 502
  * for a quarantined object.
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include "core/metrics.h"
+#include "core/objstore.h"
 #include "core/range.h"
 #include "lib/b3.h"
 #include "lib/b3tree.h"
@@ -45,7 +38,6 @@
 
 #define OBJ_CACHE_CONTROL "public, max-age=31536000, immutable"
 #define OBJ_CONTENT_TYPE  "application/octet-stream"
-#define OBJ_NO_GROUP      UINT64_MAX
 
 /* What the answer needs from storage. */
 typedef enum obj_get_mode {
@@ -62,15 +54,10 @@ typedef struct obj_get {
 	obj_get_mode   mode;
 	uint8_t        id[B3_OUT_LEN];
 	char           etag[OBJECTS_ETAG_LEN + 1];
-	int            blob, ob;  /* fds, -1 when closed */
-	const uint8_t *outboard;  /* mapped, or NULL */
-	size_t         ob_len;
+	objv           v;         /* blob, outboard and the group buffer */
 	uint64_t       len;
 	uint64_t       next, end; /* bytes still to send: [next, end] inclusive */
 	bool           sending;   /* status line written */
-	uint64_t       group_idx; /* group held in buf, or OBJ_NO_GROUP */
-	size_t         group_len;
-	uint8_t       *buf;       /* B3TREE_GROUP_LEN */
 } obj_get;
 
 /* ---- shared helpers ---------------------------------------------------- */
@@ -114,13 +101,7 @@ static void get_free(obj_get *g)
 {
 	if (g->call)
 		stor_call_cancel(g->call);
-	if (g->outboard)
-		(void)munmap((void *)(uintptr_t)g->outboard, g->ob_len);
-	if (g->blob >= 0)
-		(void)close(g->blob);
-	if (g->ob >= 0)
-		(void)close(g->ob);
-	free(g->buf);
+	objv_close(&g->v);
 	free(g);
 }
 
@@ -137,26 +118,12 @@ static void get_on_close(http_req *r, void *arg)
 	get_free(g);
 }
 
-static void get_quarantined(const stor_result *res, void *arg)
-{
-	(void)arg;
-	if (res->status != 200)
-		log_kv(LOG_LEVEL_WARN, "quarantine request failed", "status_msg",
-		       res->message ? res->message : "", NULL);
-}
-
 /* The blob does not match its id: count, log, quarantine, then 502 or cut. */
 static void get_integrity_fail(obj_get *g, const char *what)
 {
-	char cid[B3_CID_LEN + 1];
 	http_req *r = g->req;
 
-	b3_cid_format(g->id, cid);
-	metrics_count("integrity_fail_total", "object=\"blob\"", 1);
-	metrics_count("rejected_total", "reason=\"integrity\"", 1);
-	log_kv(LOG_LEVEL_ERROR, "object failed verification", "cid", cid, "what", what,
-	       "corr_id", http_req_corr_id(r), NULL);
-	(void)stor_quarantine(g->o->stor, g->id, get_quarantined, NULL);
+	objstore_integrity_fail(g->o->stor, g->id, what, http_req_corr_id(r));
 	if (g->sending)
 		http_resp_abort(r);
 	else
@@ -239,43 +206,22 @@ static void get_answer_headless(obj_get *g, uint64_t len, bool not_modified)
 
 /* ---- verified streaming ------------------------------------------------ */
 
-/* Read group gi whole into buf. 0/-1 (short file or I/O error). */
-static int get_read_group(obj_get *g, uint64_t gi)
+/* What the reader said: 0, or -1 when answered (502 or cut for integrity,
+ * else 500: stat, map and buffer all come before the status line). */
+static int get_verdict(obj_get *g, objv_result rc, const char *const *why)
 {
-	int64_t glen = b3tree_group_len(g->len, gi);
-	size_t got = 0;
-
-	if (glen < 0)
-		return -1;
-	while (got < (size_t)glen) {
-		ssize_t n = pread(g->blob, g->buf + got, (size_t)glen - got,
-		                  (off_t)(gi * B3TREE_GROUP_LEN + got));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		got += (size_t)n;
+	switch (rc) {
+	case OBJV_OK:
+		return 0;
+	case OBJV_INTEGRITY:
+		get_integrity_fail(g, *why);
+		break;
+	default:
+		(void)http_reply_error(g->req, 500, "internal", *why, true, 0);
+		get_free(g);
+		break;
 	}
-	g->group_idx = gi;
-	g->group_len = got;
-	return 0;
-}
-
-/* Load and check the group holding byte g->next. 0/-1 (already answered). */
-static int get_load_group(obj_get *g)
-{
-	uint64_t gi = g->len ? g->next / B3TREE_GROUP_LEN : 0;
-
-	if (get_read_group(g, gi) < 0) {
-		get_integrity_fail(g, "blob shorter than its length");
-		return -1;
-	}
-	if (!b3tree_group_ok(g->buf, g->group_len, gi, g->len, g->outboard, g->id)) {
-		get_integrity_fail(g, "group hash mismatch");
-		return -1;
-	}
-	return 0;
+	return -1;
 }
 
 static void get_pump(http_req *r, void *arg);
@@ -285,22 +231,20 @@ static void get_pump(http_req *r, void *arg);
 static void get_pump(http_req *r, void *arg)
 {
 	obj_get *g = arg;
+	const char *why = NULL;
 
 	while (g->len && g->next <= g->end) {
-		uint64_t gstart, off, n;
+		const uint8_t *p;
+		size_t n;
 
 		if (http_resp_pending(r) >= HTTP_OUT_HIGH_WATER) {
 			http_req_on_drain(r, get_pump, g);
 			return;
 		}
-		if (g->group_idx != g->next / B3TREE_GROUP_LEN && get_load_group(g) < 0)
+		if (get_verdict(g, objv_load(&g->v, g->next, &why), &why) < 0)
 			return;
-		gstart = g->group_idx * B3TREE_GROUP_LEN;
-		off = g->next - gstart;
-		n = g->group_len - off;
-		if (n > g->end - g->next + 1)
-			n = g->end - g->next + 1;
-		if (http_resp_write(r, g->buf + off, (size_t)n) < 0) {
+		p = objv_bytes(&g->v, g->next, g->end - g->next + 1, &n);
+		if (http_resp_write(r, p, n) < 0) {
 			http_resp_abort(r);  /* no-op if the write already aborted it */
 			get_free(g);
 			return;
@@ -309,36 +253,6 @@ static void get_pump(http_req *r, void *arg)
 	}
 	(void)http_resp_end(r);
 	get_free(g);
-}
-
-/* Check size and outboard, and map it. 0/-1 (already answered). */
-static int get_check_object(obj_get *g)
-{
-	struct stat bs, os;
-	size_t want = b3tree_outboard_len(g->len);
-
-	if (fstat(g->blob, &bs) < 0 || fstat(g->ob, &os) < 0) {
-		(void)http_reply_error(g->req, 500, "internal", "cannot stat the object", true, 0);
-		get_free(g);
-		return -1;
-	}
-	if ((uint64_t)bs.st_size != g->len || want == 0 || (uint64_t)os.st_size != want) {
-		get_integrity_fail(g, "blob or outboard size differs from the stored length");
-		return -1;
-	}
-	g->outboard = mmap(NULL, want, PROT_READ, MAP_SHARED, g->ob, 0);
-	if (g->outboard == MAP_FAILED) {
-		g->outboard = NULL;
-		(void)http_reply_error(g->req, 500, "internal", "cannot map the outboard", true, 0);
-		get_free(g);
-		return -1;
-	}
-	g->ob_len = want;
-	if (!b3tree_outboard_ok(g->outboard, g->len, g->id)) {
-		get_integrity_fail(g, "outboard does not hash to the id");
-		return -1;
-	}
-	return 0;
 }
 
 /* Range and If-Range → status and [next, end]. -1 when answered (416). */
@@ -386,18 +300,16 @@ static int get_pick_range(obj_get *g, int *status)
 static void get_serve(obj_get *g)
 {
 	http_req *r = g->req;
+	const char *why = NULL;
 	int status;
 
-	if (get_check_object(g) < 0 || get_pick_range(g, &status) < 0)
+	/* Sizes and the outboard against the id, the outboard mapped. */
+	if (get_verdict(g, objv_open(&g->v, g->id, g->len, &why), &why) < 0 ||
+	    get_pick_range(g, &status) < 0)
 		return;
-	if (!(g->buf = malloc(B3TREE_GROUP_LEN))) {
-		(void)http_reply_error(r, 500, "internal", "out of memory", true, 0);
-		get_free(g);
-		return;
-	}
 	/* The first group the answer needs, checked before the status line
 	 * (for the empty object: its one empty group, against the id). */
-	if (get_load_group(g) < 0)
+	if (get_verdict(g, objv_load(&g->v, g->next, &why), &why) < 0)
 		return;
 	if (get_full_headers(g) < 0 ||
 	    http_resp_start(r, status, g->len ? (int64_t)(g->end - g->next + 1) : 0) < 0) {
@@ -414,11 +326,11 @@ static void get_on_stor(const stor_result *res, void *arg)
 	obj_get *g = arg;
 	http_req *r = g->req;
 	bool headless = g->mode != GET_BODY;
+	int blob = headless ? -1 : res->fds[0], ob = headless ? -1 : res->fds[1];
 
 	g->call = NULL;
 	g->awaiting = false;
-	g->blob = headless ? -1 : res->fds[0];
-	g->ob = headless ? -1 : res->fds[1];
+	objv_adopt(&g->v, blob, ob);
 	if (!r) {
 		get_free(g);  /* orphan: closes the fds */
 		return;
@@ -433,7 +345,7 @@ static void get_on_stor(const stor_result *res, void *arg)
 		get_answer_headless(g, res->len, g->mode == GET_NOT_MODIFIED);
 		return;
 	}
-	if (g->blob < 0 || g->ob < 0) {
+	if (blob < 0 || ob < 0) {
 		(void)BUG("storage OPEN answered 200 without two fds");
 		(void)http_reply_error(r, 500, "internal", "storage error", true, 0);
 		get_free(g);
@@ -453,8 +365,7 @@ void objects_get(http_req *r, objects *o, const uint8_t id[32])
 	}
 	g->o = o;
 	g->req = r;
-	g->blob = g->ob = -1;
-	g->group_idx = OBJ_NO_GROUP;
+	objv_init(&g->v);
 	memcpy(g->id, id, B3_OUT_LEN);
 	objects_etag(id, g->etag);
 	/* A matching If-None-Match (GET or HEAD) and HEAD need no bytes: STAT.

@@ -9,8 +9,9 @@
  *              core leaves it in the socket);
  *   BEGIN ok → body pieces, decoded by lib/inflate when encoded, written
  *              with pwrite to the upload file storage gave us, in pieces of
- *              at most OBJECTS_PIECE (a regular file or memfd: the write
- *              completes at once, so there is nothing to pause for);
+ *              at most OBJSTORE_PIECE (core/objstore.c, shared with
+ *              omnigate; a regular file or memfd: the write completes at
+ *              once, so there is nothing to pause for);
  *   end      → fd closed, PUT_COMMIT(len, expect); storage reads the file
  *              back, computes the id itself and refuses a mismatch (422).
  *
@@ -24,15 +25,14 @@
  * upload handle that must be aborted — so the client's going away only
  * orphans the upload (req = NULL) and the call's callback cleans up.
  */
-#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include "core/metrics.h"
+#include "core/objstore.h"
 #include "lib/b3.h"
 #include "lib/inflate.h"
 #include "lib/log.h"
@@ -45,11 +45,7 @@ typedef struct obj_put {
 	objects        *o;
 	http_req       *req;        /* NULL once the client is gone (orphan) */
 	bool            awaiting;   /* a storage callback is still to come */
-	int             fd;         /* upload file, -1 when closed */
-	uint64_t        handle;
-	bool            have_handle;
-	uint64_t        cap;        /* decoded bytes allowed */
-	uint64_t        written;    /* decoded bytes written */
+	objput          w;          /* upload file and handle, cap = object cap */
 	inflate_stream *inf;        /* NULL for identity */
 	bool            has_expect;
 	uint8_t         expect[B3_OUT_LEN];
@@ -58,25 +54,10 @@ typedef struct obj_put {
 	const char     *err_code, *err_msg;
 } obj_put;
 
-static void put_noop(const stor_result *res, void *arg)
-{
-	(void)res;
-	(void)arg;
-}
-
-static void put_close_fd(obj_put *p)
-{
-	if (p->fd >= 0)
-		(void)close(p->fd);
-	p->fd = -1;
-}
-
 /* Release the upload (PUT_ABORT if storage holds one) and the state. */
 static void put_free(obj_put *p)
 {
-	put_close_fd(p);
-	if (p->have_handle)
-		(void)stor_put_abort(p->o->stor, p->handle, put_noop, NULL);
+	objput_abort(&p->w);
 	inflate_stream_free(p->inf);
 	free(p);
 }
@@ -110,27 +91,17 @@ static int put_defer_err(obj_put *p, int status, const char *code, const char *m
 	return -1;
 }
 
-/* Append n decoded bytes to the upload file, OBJECTS_PIECE at a time. */
+/* Append n decoded bytes to the upload file. */
 static int put_write(obj_put *p, const uint8_t *data, size_t n)
 {
-	if (n > p->cap - p->written)
+	switch (objput_write(&p->w, data, n)) {
+	case OBJPUT_OK:
+		return 0;
+	case OBJPUT_TOO_LARGE:
 		return put_defer_err(p, 413, "payload_too_large", "object exceeds the object size cap");
-	while (n > 0) {
-		size_t k = n > OBJECTS_PIECE ? OBJECTS_PIECE : n;
-		ssize_t w = pwrite(p->fd, data, k, (off_t)p->written);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			log_kv(LOG_LEVEL_ERROR, "upload write failed", "error",
-			       w < 0 ? strerror(errno) : "short write", NULL);
-			return put_defer_err(p, 503, "unavailable", "storage cannot take the object now");
-		}
-		p->written += (uint64_t)w;
-		data += w;
-		n -= (size_t)w;
+	default:
+		return put_defer_err(p, 503, "unavailable", "storage cannot take the object now");
 	}
-	return 0;
 }
 
 static int put_sink(const uint8_t *data, size_t len, void *arg)
@@ -185,7 +156,6 @@ static void put_on_commit(const stor_result *res, void *arg)
 	char cid[B3_CID_LEN + 1], body[PUT_CID_JSON_MAX], loc[PUT_LOCATION_MAX];
 
 	p->awaiting = false;
-	p->have_handle = false;  /* COMMIT consumed it, whatever the answer */
 	if (!p->req) {
 		put_free(p);
 		return;
@@ -219,10 +189,8 @@ static void put_on_end(http_req *r, void *arg)
 		put_fail_inflate(p, st);
 		return;
 	}
-	put_close_fd(p);  /* storage reads the file through its own fd */
 	p->awaiting = true;
-	(void)stor_put_commit(p->o->stor, p->handle, p->written,
-	                      p->has_expect ? p->expect : NULL, put_on_commit, p);
+	objput_commit(&p->w, p->has_expect ? p->expect : NULL, put_on_commit, p);
 }
 
 static void put_on_begin(const stor_result *res, void *arg)
@@ -230,11 +198,7 @@ static void put_on_begin(const stor_result *res, void *arg)
 	obj_put *p = arg;
 
 	p->awaiting = false;
-	if (res->status == 200) {
-		p->fd = res->fds[0];
-		p->handle = res->handle;
-		p->have_handle = true;
-	}
+	objput_begun(&p->w, res);
 	if (!p->req) {
 		put_free(p);  /* orphan: aborts the upload storage just opened */
 		return;
@@ -244,7 +208,7 @@ static void put_on_begin(const stor_result *res, void *arg)
 		put_free(p);
 		return;
 	}
-	if (p->fd < 0) {
+	if (!objput_has_fd(&p->w)) {
 		(void)BUG("storage PUT_BEGIN answered 200 without an fd");
 		put_fail(p, 500, "internal", "storage error");
 		return;
@@ -291,8 +255,7 @@ void objects_put(http_req *r, objects *o, const uint8_t *expect)
 	}
 	p->o = o;
 	p->req = r;
-	p->fd = -1;
-	p->cap = o->max_object;
+	objput_init(&p->w, o->stor, o->max_object);
 	if (expect) {
 		p->has_expect = true;
 		memcpy(p->expect, expect, B3_OUT_LEN);
@@ -303,7 +266,7 @@ void objects_put(http_req *r, objects *o, const uint8_t *expect)
 	}
 	http_req_on_close(r, put_on_close, p);
 	p->awaiting = true;
-	(void)stor_put_begin(o->stor, o->max_object, put_on_begin, p);
+	objput_begin(&p->w, put_on_begin, p);
 }
 
 void objects_on_put(http_req *r, void *arg)

@@ -23,24 +23,19 @@
  * answer may carry an upload handle that must be aborted — so a stream that
  * goes away only orphans it and the callback cleans up.
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "core/objstore.h"
 #include "lib/b3.h"
 #include "lib/b3tree.h"
 #include "lib/log.h"
 #include "svc/omnigate/omnigate.h"
 
-#define OG_NO_GROUP    UINT64_MAX
 #define OG_META_MAX    128
-#define OG_PIECE       (64u * 1024u)   /* largest single pwrite to an upload file */
 
 typedef struct og_get {
 	oap_stream    *s;         /* NULL once orphaned */
@@ -51,32 +46,19 @@ typedef struct og_get {
 	bool           has_range;
 	uint64_t       rs, re;    /* requested range, inclusive */
 	uint8_t        id[B3_OUT_LEN];
-	int            blob, ob;
-	const uint8_t *outboard;
-	size_t         ob_len;
+	objv           v;         /* blob, outboard and the group buffer */
 	uint64_t       len, next, end;
-	uint64_t       group_idx;
-	size_t         group_len;
-	uint8_t       *buf;
+	bool           serving;   /* past the range check: frames may follow */
 } og_get;
 
 typedef struct og_put {
 	oap_stream *s;            /* NULL once orphaned */
 	omnigate   *og;
 	bool        awaiting;
-	int         fd;
-	uint64_t    handle;
-	bool        have_handle;
-	uint64_t    cap, written;
+	objput      w;            /* upload file and handle, cap = object cap */
 	bool        has_expect;
 	uint8_t     expect[B3_OUT_LEN];
 } og_put;
-
-static void og_noop(const stor_result *res, void *arg)
-{
-	(void)res;
-	(void)arg;
-}
 
 const char *og_verb_name(uint16_t verb)
 {
@@ -199,106 +181,43 @@ static void get_free(og_get *g)
 {
 	if (g->call)
 		stor_call_cancel(g->call);
-	if (g->outboard)
-		(void)munmap((void *)(uintptr_t)g->outboard, g->ob_len);
-	if (g->blob >= 0)
-		(void)close(g->blob);
-	if (g->ob >= 0)
-		(void)close(g->ob);
-	free(g->buf);
+	objv_close(&g->v);
 	free(g);
 }
 
-static void get_quarantined(const stor_result *res, void *arg)
-{
-	(void)arg;
-	if (res->status != 200)
-		log_kv(LOG_LEVEL_WARN, "quarantine request failed", "status_msg",
-		       res->message ? res->message : "", NULL);
-}
-
+/* The blob does not match its id: count, log, quarantine, then 502 or cut.
+ * og_count_reject first: its rate-limited "oap refused" line came first. */
 static void get_integrity_fail(og_get *g, const char *what)
 {
-	char cid[B3_CID_LEN + 1], corr[17];
+	char corr[17];
 
-	b3_cid_format(g->id, cid);
 	og_stream_corr_hex(g->s, corr);
-	metrics_count("integrity_fail_total", "object=\"blob\"", 1);
-	metrics_count("rejected_total", "reason=\"integrity\"", 1);
 	og_count_reject(g->og, OG_REJ_INTEGRITY, NULL);
-	log_kv(LOG_LEVEL_ERROR, "object failed verification", "cid", cid, "what", what,
-	       "corr_id", corr, NULL);
-	(void)stor_quarantine(g->og->stor, g->id, get_quarantined, NULL);
+	objstore_integrity_fail(g->og->stor, g->id, what, corr);
 	if (g->s->answered)
 		og_stream_abort(g->s);
 	else
 		og_stream_error(g->s, 502, "integrity", "object failed verification", false);
 }
 
-static int get_read_group(og_get *g, uint64_t gi)
+/* What the reader said: 0, or -1 when answered (502 or cut for integrity,
+ * 500 for stat/map, 503 for the buffer: all before the START answer). */
+static int get_verdict(og_get *g, objv_result rc, const char *const *why)
 {
-	int64_t glen = b3tree_group_len(g->len, gi);
-	size_t got = 0;
-
-	if (glen < 0)
-		return -1;
-	while (got < (size_t)glen) {
-		ssize_t n = pread(g->blob, g->buf + got, (size_t)glen - got,
-		                  (off_t)(gi * B3TREE_GROUP_LEN + got));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		got += (size_t)n;
+	switch (rc) {
+	case OBJV_OK:
+		return 0;
+	case OBJV_INTEGRITY:
+		get_integrity_fail(g, *why);
+		break;
+	case OBJV_NOMEM:
+		og_stream_error(g->s, 503, "unavailable", *why, true);
+		break;
+	default:
+		og_stream_error(g->s, 500, "internal", *why, true);
+		break;
 	}
-	g->group_idx = gi;
-	g->group_len = got;
-	return 0;
-}
-
-/* Load and verify the group holding g->next. 0/-1 (answered or cut). */
-static int get_load_group(og_get *g)
-{
-	uint64_t gi = g->len ? g->next / B3TREE_GROUP_LEN : 0;
-
-	if (get_read_group(g, gi) < 0) {
-		get_integrity_fail(g, "blob shorter than its length");
-		return -1;
-	}
-	if (!b3tree_group_ok(g->buf, g->group_len, gi, g->len, g->outboard, g->id)) {
-		get_integrity_fail(g, "group hash mismatch");
-		return -1;
-	}
-	return 0;
-}
-
-/* Sizes and outboard against the id; the outboard mapped. 0/-1 (answered). */
-static int get_check_object(og_get *g)
-{
-	struct stat bs, os;
-	size_t want = b3tree_outboard_len(g->len);
-
-	if (fstat(g->blob, &bs) < 0 || fstat(g->ob, &os) < 0) {
-		og_stream_error(g->s, 500, "internal", "cannot stat the object", true);
-		return -1;
-	}
-	if ((uint64_t)bs.st_size != g->len || want == 0 || (uint64_t)os.st_size != want) {
-		get_integrity_fail(g, "blob or outboard size differs from the stored length");
-		return -1;
-	}
-	g->outboard = mmap(NULL, want, PROT_READ, MAP_SHARED, g->ob, 0);
-	if (g->outboard == MAP_FAILED) {
-		g->outboard = NULL;
-		og_stream_error(g->s, 500, "internal", "cannot map the outboard", true);
-		return -1;
-	}
-	g->ob_len = want;
-	if (!b3tree_outboard_ok(g->outboard, g->len, g->id)) {
-		get_integrity_fail(g, "outboard does not hash to the id");
-		return -1;
-	}
-	return 0;
+	return -1;
 }
 
 /* The requested range against the length → [next, end]. -1 when 416. */
@@ -327,16 +246,16 @@ static int get_pick_range(og_get *g)
 static void get_serve(og_get *g)
 {
 	char meta[OG_META_MAX];
+	const char *why = NULL;
 
-	if (get_check_object(g) < 0 || get_pick_range(g) < 0)
+	/* Sizes and the outboard against the id, the outboard mapped. */
+	if (get_verdict(g, objv_open(&g->v, g->id, g->len, &why), &why) < 0 ||
+	    get_pick_range(g) < 0)
 		return;
-	if (!(g->buf = malloc(B3TREE_GROUP_LEN))) {
-		og_stream_error(g->s, 503, "unavailable", "out of memory", true);
-		return;
-	}
 	/* The first group, checked before the START answer (for the empty
 	 * object its one empty group, against the id). */
-	if (get_load_group(g) < 0)
+	g->serving = true;
+	if (get_verdict(g, objv_load(&g->v, g->next, &why), &why) < 0)
 		return;
 	if (g->len == 0) {
 		(void)!og_stream_reply(g->s, 200, "{\"len\":0}", true);
@@ -352,11 +271,11 @@ static void get_on_stor(const stor_result *res, void *arg)
 {
 	og_get *g = arg;
 	char meta[OG_META_MAX];
+	int blob = g->stat_only ? -1 : res->fds[0], ob = g->stat_only ? -1 : res->fds[1];
 
 	g->call = NULL;
 	g->awaiting = false;
-	g->blob = g->stat_only ? -1 : res->fds[0];
-	g->ob = g->stat_only ? -1 : res->fds[1];
+	objv_adopt(&g->v, blob, ob);
 	if (!g->s) {
 		get_free(g);   /* orphan: closes the fds */
 		return;
@@ -373,7 +292,7 @@ static void get_on_stor(const stor_result *res, void *arg)
 		(void)!og_stream_reply(g->s, 200, meta, true);
 		return;
 	}
-	if (g->blob < 0 || g->ob < 0) {
+	if (blob < 0 || ob < 0) {
 		(void)BUG("storage OPEN answered 200 without two fds");
 		og_stream_error(g->s, 500, "internal", "storage error", true);
 		return;
@@ -384,19 +303,18 @@ static void get_on_stor(const stor_result *res, void *arg)
 void og_verb_pump(oap_stream *s)
 {
 	og_get *g = s->vs;
-	uint64_t off, n;
+	const char *why = NULL;
+	const uint8_t *p;
+	size_t n;
 	bool last;
 
-	if (!g || s->verb != OG_VERB_GET || !og_stream_live(s) || !g->buf)
+	if (!g || s->verb != OG_VERB_GET || !og_stream_live(s) || !g->serving)
 		return;
-	if (g->group_idx != g->next / B3TREE_GROUP_LEN && get_load_group(g) < 0)
+	if (get_verdict(g, objv_load(&g->v, g->next, &why), &why) < 0)
 		return;
-	off = g->next - g->group_idx * B3TREE_GROUP_LEN;
-	n = g->group_len - off;
-	if (n > g->end - g->next + 1)
-		n = g->end - g->next + 1;
+	p = objv_bytes(&g->v, g->next, g->end - g->next + 1, &n);
 	last = g->next + n > g->end;
-	if (og_stream_data(s, g->buf + off, (size_t)n, last) < 0)
+	if (og_stream_data(s, p, n, last) < 0)
 		return;
 	g->next += n;
 	if (!last)
@@ -420,8 +338,7 @@ static void get_start(oap_stream *s, const oap_frame *f, bool stat_only)
 	}
 	g->s = s;
 	g->og = og;
-	g->blob = g->ob = -1;
-	g->group_idx = OG_NO_GROUP;
+	objv_init(&g->v);
 	g->stat_only = stat_only;
 	if (og_param_cid(s, j, "cid", true, g->id) < 0 || (!stat_only && og_param_range(s, j, g) < 0)) {
 		json_decref(j);
@@ -451,58 +368,32 @@ static void get_release(og_get *g)
 
 /* ---- PUT ---------------------------------------------------------------- */
 
-static void put_close_fd(og_put *p)
-{
-	if (p->fd >= 0)
-		(void)close(p->fd);
-	p->fd = -1;
-}
-
-/* Give the upload back to storage (nothing to wait for). */
-static void put_drop(og_put *p)
-{
-	put_close_fd(p);
-	if (p->have_handle)
-		(void)stor_put_abort(p->og->stor, p->handle, og_noop, NULL);
-	p->have_handle = false;
-}
-
+/* Give the upload back to storage (PUT_ABORT, nothing to wait for). */
 static void put_free(og_put *p)
 {
-	put_drop(p);
+	objput_abort(&p->w);
 	free(p);
 }
 
 static void put_fail(og_put *p, int status, const char *code, const char *msg)
 {
-	put_drop(p);
+	objput_abort(&p->w);
 	og_stream_error(p->s, status, code, msg, status >= 500);
 }
 
 static int put_write(og_put *p, const uint8_t *data, size_t n)
 {
-	if (n > p->cap - p->written) {
+	switch (objput_write(&p->w, data, n)) {
+	case OBJPUT_OK:
+		return 0;
+	case OBJPUT_TOO_LARGE:
 		metrics_count("rejected_total", "reason=\"413\"", 1);
 		put_fail(p, 413, "payload_too_large", "object exceeds the object size cap");
 		return -1;
+	default:
+		put_fail(p, 503, "unavailable", "storage cannot take the object now");
+		return -1;
 	}
-	while (n > 0) {
-		size_t k = n > OG_PIECE ? OG_PIECE : n;
-		ssize_t w = pwrite(p->fd, data, k, (off_t)p->written);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			log_kv(LOG_LEVEL_ERROR, "upload write failed", "error",
-			       w < 0 ? strerror(errno) : "short write", NULL);
-			put_fail(p, 503, "unavailable", "storage cannot take the object now");
-			return -1;
-		}
-		p->written += (uint64_t)w;
-		data += w;
-		n -= (size_t)w;
-	}
-	return 0;
 }
 
 static void put_on_commit(const stor_result *res, void *arg)
@@ -511,7 +402,6 @@ static void put_on_commit(const stor_result *res, void *arg)
 	char cid[B3_CID_LEN + 1], body[B3_CID_LEN + 16];
 
 	p->awaiting = false;
-	p->have_handle = false;   /* COMMIT consumed it, whatever the answer */
 	if (!p->s) {
 		put_free(p);
 		return;
@@ -534,10 +424,8 @@ static void put_on_commit(const stor_result *res, void *arg)
 
 static void put_commit(og_put *p)
 {
-	put_close_fd(p);   /* storage reads the file through its own fd */
 	p->awaiting = true;
-	(void)stor_put_commit(p->og->stor, p->handle, p->written,
-	                      p->has_expect ? p->expect : NULL, put_on_commit, p);
+	objput_commit(&p->w, p->has_expect ? p->expect : NULL, put_on_commit, p);
 }
 
 static void put_on_begin(const stor_result *res, void *arg)
@@ -545,11 +433,7 @@ static void put_on_begin(const stor_result *res, void *arg)
 	og_put *p = arg;
 
 	p->awaiting = false;
-	if (res->status == 200) {
-		p->fd = res->fds[0];
-		p->handle = res->handle;
-		p->have_handle = true;
-	}
+	objput_begun(&p->w, res);
 	if (!p->s) {
 		put_free(p);   /* orphan: aborts the upload storage just opened */
 		return;
@@ -559,7 +443,7 @@ static void put_on_begin(const stor_result *res, void *arg)
 		return;
 	if (res->status != 200)
 		og_reply_stor_error(p->s, res);
-	else if (p->fd < 0)
+	else if (!objput_has_fd(&p->w))
 		put_fail(p, 500, "internal", "storage error");
 	else if (p->s->req_done)
 		put_commit(p);   /* START|END: the empty object */
@@ -602,13 +486,12 @@ static void put_start(oap_stream *s, const oap_frame *f)
 	}
 	p->s = s;
 	p->og = og;
-	p->fd = -1;
-	p->cap = og->lim.max_object;
+	objput_init(&p->w, og->stor, og->lim.max_object);
 	p->has_expect = rc == 0;
 	s->vs = p;
 	p->awaiting = true;
 	og_stream_pause(s);   /* no body frame is read before storage has answered */
-	(void)stor_put_begin(og->stor, p->cap, put_on_begin, p);
+	objput_begin(&p->w, put_on_begin, p);
 }
 
 /* ---- dispatch ----------------------------------------------------------- */

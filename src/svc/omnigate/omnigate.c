@@ -19,16 +19,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "core/objstore.h"
 #include "core/tls.h"
 #include "lib/log.h"
 #include "svc/omnigate/omnigate.h"
 #include "svc/svc.h"
-
-#define OG_STOR_SOCK "storage.sock"
 
 static const char *const og_reject_names[OG_REJ_COUNT] = {
 	[OG_REJ_MALFORMED] = "malformed",
@@ -179,23 +177,6 @@ static void og_limits_from(og_limits *l, const mn_config *c)
 	l->max_object = c->storage_max_object_bytes;
 }
 
-static stor_client *og_stor_new(svc *s)
-{
-	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	int n;
-
-	if (s->cfg.runtime_dir[0])
-		n = snprintf(path, sizeof path, "%s/%s", s->cfg.runtime_dir, OG_STOR_SOCK);
-	else
-		n = snprintf(path, sizeof path, "%s/run/%s", s->cfg.data_dir, OG_STOR_SOCK);
-	if (n < 0 || (size_t)n >= sizeof path) {
-		log_kv(LOG_LEVEL_ERROR, "storage socket path too long", "runtime_dir",
-		       s->cfg.runtime_dir, NULL);
-		return NULL;
-	}
-	return stor_client_new(s->base, path);
-}
-
 static void og_on_stor_state(bool ready, void *arg)
 {
 	svc_report_dep(arg, "storage", ready);
@@ -249,7 +230,7 @@ static int omnigate_start(svc *s)
 	g->s = s;
 	og_init(&g->og, s->base);
 	og_limits_from(&g->og.lim, &s->cfg);
-	g->og.stor = og_stor_new(s);
+	g->og.stor = objstore_client_new(s->base, &s->cfg);
 	if (g->og.stor)
 		stor_client_on_state(g->og.stor, og_on_stor_state, s);
 	if (!g->og.stor || og_listen(s, &g->og) < 0) {
