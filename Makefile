@@ -73,8 +73,9 @@ fuzz: deps $(FUZZ_BUILD)/build.ninja
 	  name=$$(basename $$t | sed 's/^fuzz_//'); \
 	  mkdir -p $(FUZZ_BUILD)/corpus/$$name; \
 	  echo "fuzz: $$name for $(FUZZ_SECONDS)s"; \
+	  seeds=; [ -d fuzz/corpus/$$name ] && seeds=fuzz/corpus/$$name; \
 	  $$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 -rss_limit_mb=2048 \
-	    $(FUZZ_BUILD)/corpus/$$name fuzz/corpus/$$name >$(FUZZ_BUILD)/$$name.log 2>&1 \
+	    $(FUZZ_BUILD)/corpus/$$name $$seeds >$(FUZZ_BUILD)/$$name.log 2>&1 \
 	    || { tail -50 $(FUZZ_BUILD)/$$name.log; exit 1; }; \
 	done
 

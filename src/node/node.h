@@ -113,5 +113,9 @@ char *readiness_status(supervisor *s);
 int cli_main(int argc, char **argv);
 /* `macronode doctor`. */
 int doctor_run(const mn_config *cfg);
+/* `macronode policy keygen|sign|verify|eval` (policy_cli.c). */
+int policy_cli_main(int argc, char **argv);
+/* `macronode token mint|attenuate|inspect` (token_cli.c). */
+int token_cli_main(int argc, char **argv);
 
 #endif

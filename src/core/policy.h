@@ -1,0 +1,129 @@
+/*
+ * policy.h — signed policy bundles (ron-policy v1) and their evaluation.
+ *
+ * A bundle is strict JSON (docs/policy.md):
+ *
+ *   { "version": N,                                   required, integer >= 1
+ *     "defaults": { "max_body_bytes": N,              optional
+ *                   "default_action": "allow"|"deny" },
+ *     "rules": [ { "id": "...",                       required, unique, non-empty
+ *                  "when": { "method": "GET"|"*",     all optional
+ *                            "region": "...",
+ *                            "max_body_bytes": N,
+ *                            "require_tags_all": ["..."] },
+ *                  "action": "allow"|"deny",
+ *                  "reason": "..." } ] }             optional
+ *
+ * Any other field, at any depth, is refused; so are duplicate keys, wrong
+ * types and out-of-range numbers. Errors name the JSON path ("$.rules[1].id").
+ *
+ * Signature: detached Ed25519 (libsodium) over BLAKE3-256 of the exact bundle
+ * bytes, stored beside the bundle as "<bundle>.sig" (128 lowercase hex).
+ */
+#ifndef MN_CORE_POLICY_H
+#define MN_CORE_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A bundle larger than this is refused before it is parsed or hashed. */
+#define POLICY_MAX_BYTES       (1024u * 1024u)
+#define POLICY_MAX_RULES       4096u
+#define POLICY_MAX_TAGS        64u     /* per rule and per request */
+#define POLICY_MAX_STR         256u    /* id, method, region, tag, reason */
+#define POLICY_SIG_LEN         64u     /* Ed25519 signature bytes */
+#define POLICY_PK_LEN          32u
+#define POLICY_SK_LEN          64u     /* libsodium seed||pk form */
+#define POLICY_SIG_SUFFIX      ".sig"
+
+/* The reasons the evaluator itself produces (the vectors' spelling). */
+#define POLICY_REASON_DEFAULT  "default"
+#define POLICY_REASON_BODY     "body too large (defaults)"
+
+typedef enum { POLICY_DENY = 0, POLICY_ALLOW = 1 } policy_decision;
+
+typedef struct policy policy;
+
+/* The request being judged. All pointers borrowed for the call; NULL = absent. */
+typedef struct {
+	const char *method;          /* "GET", "PUT", ... (compared exactly) */
+	const char *region;          /* node region, or NULL */
+	uint64_t body_bytes;
+	const char *const *tags;     /* ntags strings */
+	size_t ntags;
+	const char *tenant;          /* v1 has no tenant condition: trace only */
+} policy_ctx;
+
+typedef struct {
+	policy_decision decision;
+	/* Borrowed from the policy (or a static string); valid while it lives. */
+	const char *reason;
+	const char *rule_id;         /* NULL when no rule matched */
+} policy_result;
+
+/*
+ * Called once per step of an evaluation, in order: rule_id is NULL for the
+ * defaults check; outcome is "match" or why the rule failed ("method",
+ * "region", "max_body_bytes", "require_tags_all") or, for the defaults
+ * check, "ok"/"body too large". Both strings borrowed for the call.
+ */
+typedef void (*policy_trace_fn)(void *arg, const char *rule_id, const char *outcome);
+
+/*
+ * Strict parse of len bytes (no signature check). Returns a new policy
+ * (caller frees with policy_free) or NULL with err naming the JSON path.
+ */
+__attribute__((warn_unused_result))
+policy *policy_parse(const void *data, size_t len, char *err, size_t errlen);
+void policy_free(policy *p);
+uint64_t policy_version(const policy *p);
+size_t policy_rule_count(const policy *p);
+
+/* Evaluate per ron-policy v1 §5. trace may be NULL. Never fails. */
+void policy_eval(const policy *p, const policy_ctx *ctx, policy_result *out,
+                 policy_trace_fn trace, void *arg);
+const char *policy_decision_name(policy_decision d);
+
+/*
+ * Signature over BLAKE3(data[0..len)). Verify returns 0 when valid, -1 else.
+ * sk is the 64-byte libsodium secret key (keep it in sodium_malloc memory).
+ */
+__attribute__((warn_unused_result))
+int policy_sig_verify(const void *data, size_t len, const uint8_t sig[POLICY_SIG_LEN],
+                      const uint8_t pk[POLICY_PK_LEN]);
+__attribute__((warn_unused_result))
+int policy_sig_create(const void *data, size_t len, const uint8_t sk[POLICY_SK_LEN],
+                      uint8_t sig[POLICY_SIG_LEN]);
+
+/*
+ * Key and signature files (formats in docs/policy.md). All return 0 or -1
+ * with err naming the file and the problem; never key material.
+ * policy_read_sk returns a sodium_malloc'd key in *sk: release it with
+ * sodium_free (which wipes it). The secret key file must not be readable or
+ * writable by group or others.
+ */
+__attribute__((warn_unused_result))
+int policy_read_pk(const char *path, uint8_t pk[POLICY_PK_LEN], char *err, size_t errlen);
+__attribute__((warn_unused_result))
+int policy_read_sk(const char *path, uint8_t **sk, char *err, size_t errlen);
+__attribute__((warn_unused_result))
+int policy_read_sig(const char *path, uint8_t sig[POLICY_SIG_LEN], char *err, size_t errlen);
+
+/* Create PREFIX.key (0600, refuses to overwrite) and PREFIX.pub (0644). */
+__attribute__((warn_unused_result))
+int policy_keygen_files(const char *prefix, char *err, size_t errlen);
+/* Sign the bundle file with the key file; writes "<bundle>.sig" atomically. */
+__attribute__((warn_unused_result))
+int policy_sign_file(const char *bundle_path, const char *sk_path, char *err, size_t errlen);
+
+/*
+ * Read bundle_path (≤ POLICY_MAX_BYTES), verify "<bundle_path>.sig" with the
+ * public key in pubkey_path, parse it, and refuse a version lower than
+ * min_version (rollback). On success *out is a new policy (caller frees).
+ */
+__attribute__((warn_unused_result))
+int policy_load(const char *bundle_path, const char *pubkey_path, uint64_t min_version,
+                policy **out, char *err, size_t errlen);
+
+#endif
