@@ -2,7 +2,8 @@
  * tls.h — TLS contexts: the server's (tls_server_new) and the one of the
  * `macronode put/get` client (tls_client_new). Both are built by one
  * function in tls.c, the only place in the code base that calls
- * SSL_CTX_new; a test fails the build if SSL_CTX_new appears anywhere else.
+ * the OpenSSL context constructor; tests/check_tls_ctx.sh fails the build if it
+ * is called anywhere else.
  *
  * Policy (canon): TLS 1.3 only; suites TLS_AES_128_GCM_SHA256,
  * TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256; groups X25519 then

@@ -180,6 +180,20 @@ bool util_entropy_ready(void)
 	return getrandom(&b, 1, GRND_NONBLOCK) == 1;
 }
 
+int util_parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+
+	if (!s || !s[0] || s[0] < '0' || s[0] > '9')
+		return -1;  /* strtoull would accept a sign or leading space */
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
 void util_addr_str(const struct sockaddr *sa, char *out, size_t outlen)
 {
 	char ip[INET6_ADDRSTRLEN] = "?";

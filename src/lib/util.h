@@ -50,6 +50,9 @@ int util_entropy_bits(void);
 /* True when the kernel CSPRNG is initialised (getrandom does not block). */
 bool util_entropy_ready(void);
 
+/* Strict unsigned decimal: digits only (no sign, space or suffix), no overflow. 0/-1. */
+__attribute__((warn_unused_result)) int util_parse_u64(const char *s, uint64_t *out);
+
 /* Format a sockaddr as "ip:port" / "[ip6]:port". */
 void util_addr_str(const struct sockaddr *sa, char *out, size_t outlen);
 

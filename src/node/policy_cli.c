@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/policy.h"
+#include "lib/util.h"
 #include "node/node.h"
 
 #define PCLI_EXIT_FAIL  1
@@ -122,20 +123,6 @@ typedef struct {
 	const char *bundle;
 } eval_args;
 
-static int parse_bytes(const char *s, uint64_t *out)
-{
-	char *end;
-
-	if (!s[0] || s[0] == '-' || s[0] == '+')
-		return -1;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || *end)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 static int eval_parse(int argc, char **argv, eval_args *a)
 {
 	static const struct option opts[] = {
@@ -153,7 +140,7 @@ static int eval_parse(int argc, char **argv, eval_args *a)
 		case 'r': a->ctx.region = optarg; break;
 		case 'T': a->ctx.tenant = optarg; break;
 		case 'b':
-			if (parse_bytes(optarg, &a->ctx.body_bytes) != 0)
+			if (util_parse_u64(optarg, &a->ctx.body_bytes) != 0)
 				return pcli_usage("eval: --bytes wants a non-negative integer, got", optarg);
 			break;
 		case 't':

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "core/captoken.h"
+#include "lib/util.h"
 #include "node/node.h"
 
 #define TOKEN_EXIT_OK    0
@@ -105,20 +106,6 @@ static int usage_err(const char *fmt, ...)
 	return TOKEN_EXIT_USAGE;
 }
 
-static int parse_u64(const char *s, uint64_t *out)
-{
-	char *end;
-
-	if (!s[0] || s[0] == '-' || s[0] == '+')
-		return -1;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || *end)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 static int parse_dur(const char *s, uint64_t *out)
 {
 	char num[32];
@@ -135,7 +122,7 @@ static int parse_dur(const char *s, uint64_t *out)
 	case 'd': mul = 86400; num[--n] = '\0'; break;
 	default: break;
 	}
-	if (parse_u64(num, out) < 0 || *out > UINT64_MAX / mul / 2)
+	if (util_parse_u64(num, out) < 0 || *out > UINT64_MAX / mul / 2)
 		return -1;
 	*out *= mul;
 	return 0;
@@ -178,7 +165,7 @@ static int add_rate(token_args *a, const char *s)
 		return -1;
 	memcpy(buf, s, (size_t)(colon - s));
 	buf[colon - s] = '\0';
-	if (parse_u64(buf, &ps) < 0 || parse_u64(colon + 1, &burst) < 0)
+	if (util_parse_u64(buf, &ps) < 0 || util_parse_u64(colon + 1, &burst) < 0)
 		return -1;
 	captoken_caveat *c = next_cav(a, CAPTOKEN_CAV_RATE);
 	if (!c)
@@ -232,7 +219,7 @@ static int opt_caveat(token_args *a, int c, const char *v)
 	case OPT_TTL:
 		return parse_dur(v, &u) < 0 ? -1 : add_uint(a, CAPTOKEN_CAV_EXP, (uint64_t)time(NULL) + u);
 	case OPT_EXP: case OPT_NBF: case OPT_BYTES_LE:
-		if (parse_u64(v, &u) < 0)
+		if (util_parse_u64(v, &u) < 0)
 			return -1;
 		return add_uint(a, c == OPT_EXP ? CAPTOKEN_CAV_EXP :
 		                   c == OPT_NBF ? CAPTOKEN_CAV_NBF : CAPTOKEN_CAV_BYTES_LE, u);
@@ -254,7 +241,7 @@ static int opt_mint(token_args *a, int c, const char *v)
 		return captoken_method_set(&a->methods[a->nmethods++], v);
 	case OPT_MAX_BYTES:
 		a->has_max_bytes = true;
-		return parse_u64(v, &a->max_bytes);
+		return util_parse_u64(v, &a->max_bytes);
 	default:
 		return 1;
 	}
