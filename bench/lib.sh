@@ -85,6 +85,34 @@ bench_tail() {
 
 # --- ports -------------------------------------------------------------------
 
+# A throwaway self-signed P-256 certificate for localhost/127.0.0.1 in DIR:
+# DIR/cert.pem and DIR/key.pem (mode 0600, as the node requires).
+bench_make_cert() {
+	local dir=$1
+	mkdir -p "$dir"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+		-keyout "$dir/key.pem" -out "$dir/cert.pem" 2>"$BENCH_TMP/openssl.log" ||
+		{ bench_tail "$BENCH_TMP/openssl.log"; bench_die "openssl req failed"; }
+	chmod 600 "$dir/key.pem"
+}
+
+# nginx server-block lines for TLS on 127.0.0.1:PORT with DIR's certificate,
+# under the node's own TLS policy (TLS 1.3, X25519/P-256, the three suites,
+# tickets, server preference), so both peers negotiate the same thing.
+bench_nginx_tls_lines() {
+	local port=$1 dir=$2
+	printf '%s\n' \
+		"        listen 127.0.0.1:$port ssl;" \
+		"        ssl_certificate     $dir/cert.pem;" \
+		"        ssl_certificate_key $dir/key.pem;" \
+		"        ssl_protocols       TLSv1.3;" \
+		"        ssl_ecdh_curve      X25519:prime256v1;" \
+		"        ssl_session_tickets on;" \
+		"        ssl_prefer_server_ciphers on;" \
+		"        ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256;"
+}
+
 # Print a TCP port that nothing on this host is listening on right now.
 # (Racy by nature; the callers bind immediately after.)
 bench_free_port() {

@@ -35,12 +35,7 @@ head -c $((1024 * 1024)) /dev/urandom >"$src/1m" || bench_die "cannot write test
 head -c $((BIG_MIB * 1024 * 1024)) /dev/urandom >"$src/big" || bench_die "cannot write test data"
 
 pki=$BENCH_TMP/pki
-mkdir -p "$pki"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-	-subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-	-keyout "$pki/key.pem" -out "$pki/cert.pem" 2>"$BENCH_TMP/openssl.log" ||
-	{ bench_tail "$BENCH_TMP/openssl.log"; bench_die "openssl req failed"; }
-chmod 600 "$pki/key.pem"
+bench_make_cert "$pki"
 
 # --- macronode ---------------------------------------------------------------
 # One data directory for both runs: the TLS run serves what the plaintext run
@@ -119,14 +114,7 @@ done
 chmod -R a+rX "$www"
 # shellcheck disable=SC2034 # read by bench_start_nginx
 BENCH_NGINX_EXTRA="
-        listen 127.0.0.1:$TPORT ssl;
-        ssl_certificate     $pki/cert.pem;
-        ssl_certificate_key $pki/key.pem;
-        ssl_protocols       TLSv1.3;
-        ssl_ecdh_curve      X25519:prime256v1;
-        ssl_session_tickets on;
-        ssl_prefer_server_ciphers on;
-        ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256;
+$(bench_nginx_tls_lines "$TPORT" "$pki")
         sendfile   on;
         tcp_nopush on;
         location /o/ {

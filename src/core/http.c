@@ -559,24 +559,12 @@ void http_tls_close_notify(struct bufferevent *bev)
 void http_tls_failed(http_server *srv, struct bufferevent *bev, const char *why)
 {
 	char reason[256];
-	unsigned long e = bufferevent_get_openssl_error(bev);
-	SSL *ssl = bufferevent_openssl_get_ssl(bev);
-	BIO *rbio = ssl ? SSL_get_rbio(ssl) : NULL;
 
-	if (why || (rbio && BIO_number_read(rbio) > 0)) {
-		if (why)
-			snprintf(reason, sizeof reason, "%s", why);
-		else if (e)
-			ERR_error_string_n(e, reason, sizeof reason);
-		else
-			snprintf(reason, sizeof reason, "connection closed during handshake");
-		metrics_inc(srv->m_tls_fail, 1);
-		if (tbucket_take(&srv->log_rate, 1, http_now_ms()))
-			log_kv(LOG_LEVEL_INFO, "tls handshake failed", "reason", reason, NULL);
-	}
-	while (bufferevent_get_openssl_error(bev))
-		;
-	ERR_clear_error();
+	if (!tls_handshake_failure(bev, why, reason, sizeof reason))
+		return;
+	metrics_inc(srv->m_tls_fail, 1);
+	if (tbucket_take(&srv->log_rate, 1, http_now_ms()))
+		log_kv(LOG_LEVEL_INFO, "tls handshake failed", "reason", reason, NULL);
 }
 
 /* ---- server lifetime ------------------------------------------------ */

@@ -49,9 +49,10 @@ struct policy {
 /* ---- errors ------------------------------------------------------------ */
 
 __attribute__((format(printf, 4, 5)))
+/* "<where>: <what>", where is a JSON path or a file name. */
 static int perr(char *err, size_t errlen, const char *path, const char *fmt, ...)
 {
-	char msg[160];
+	char msg[200];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -506,20 +507,6 @@ int policy_sig_create(const void *data, size_t len, const uint8_t sk[POLICY_SK_L
 
 /* ---- files ------------------------------------------------------------------------- */
 
-__attribute__((format(printf, 4, 5)))
-static int ferr(char *err, size_t errlen, const char *file, const char *fmt, ...)
-{
-	char msg[200];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	if (err && errlen)
-		snprintf(err, errlen, "%s: %s", file, msg);
-	return -1;
-}
-
 static int hex_nibble(char c)
 {
 	if (c >= '0' && c <= '9')
@@ -582,19 +569,19 @@ static int open_checked(const char *path, size_t max, bool secret, size_t *size,
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0)
-		return ferr(err, errlen, path, "%s", strerror(errno));
+		return perr(err, errlen, path, "%s", strerror(errno));
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
-		return ferr(err, errlen, path, "not a regular file");
+		return perr(err, errlen, path, "not a regular file");
 	}
 	if (secret && (st.st_mode & 077) != 0) {
 		close(fd);
-		return ferr(err, errlen, path, "mode %04o: a secret key file must be 0600",
+		return perr(err, errlen, path, "mode %04o: a secret key file must be 0600",
 		            (unsigned)(st.st_mode & 07777));
 	}
 	if ((uint64_t)st.st_size > max) {
 		close(fd);
-		return ferr(err, errlen, path, "%lld bytes, more than %zu",
+		return perr(err, errlen, path, "%lld bytes, more than %zu",
 		            (long long)st.st_size, max);
 	}
 	*size = (size_t)st.st_size;
@@ -614,12 +601,12 @@ static int read_hex_file(const char *path, uint8_t *out, size_t n, bool secret,
 	r = read_all(fd, buf, size);
 	close(fd);
 	if (r != 0)
-		return ferr(err, errlen, path, "read failed");
+		return perr(err, errlen, path, "read failed");
 	if (size == 2 * n + 1 && buf[2 * n] != '\n')
 		size = 0;
 	if (size < 2 * n || hex_decode(buf, n, out) != 0) {
 		sodium_memzero(buf, 2 * n + 1);
-		return ferr(err, errlen, path, "not a %s (%zu lowercase hex characters)", what, 2 * n);
+		return perr(err, errlen, path, "not a %s (%zu lowercase hex characters)", what, 2 * n);
 	}
 	sodium_memzero(buf, 2 * n + 1);
 	return 0;
@@ -645,13 +632,13 @@ int policy_read_sk(const char *path, uint8_t **sk, char *err, size_t errlen)
 	uint8_t *key;
 
 	if (sodium_init() < 0)
-		return ferr(err, errlen, path, "libsodium failed to initialise");
+		return perr(err, errlen, path, "libsodium failed to initialise");
 	buf = sodium_malloc(2 * POLICY_SK_LEN + 1);
 	key = sodium_malloc(POLICY_SK_LEN);
 	if (!buf || !key) {
 		sodium_free(buf);
 		sodium_free(key);
-		return ferr(err, errlen, path, "out of secure memory");
+		return perr(err, errlen, path, "out of secure memory");
 	}
 	int r = read_hex_file(path, key, POLICY_SK_LEN, true, buf, "secret key", err, errlen);
 	sodium_free(buf);
@@ -671,7 +658,7 @@ static int write_new(const char *path, const void *data, size_t len, mode_t mode
 	size_t off = 0;
 
 	if (fd < 0)
-		return ferr(err, errlen, path, "%s", strerror(errno));
+		return perr(err, errlen, path, "%s", strerror(errno));
 	if (fchmod(fd, mode) != 0)
 		goto fail;
 	while (off < len) {
@@ -689,7 +676,7 @@ static int write_new(const char *path, const void *data, size_t len, mode_t mode
 	}
 	return 0;
 fail:
-	ferr(err, errlen, path, "write failed: %s", strerror(errno));
+	perr(err, errlen, path, "write failed: %s", strerror(errno));
 	if (fd >= 0)
 		close(fd);
 	unlink(path);
@@ -700,7 +687,7 @@ static int path_with(char *out, size_t outlen, const char *base, const char *suf
                      char *err, size_t errlen)
 {
 	if ((size_t)snprintf(out, outlen, "%s%s", base, suffix) >= outlen)
-		return ferr(err, errlen, base, "path too long");
+		return perr(err, errlen, base, "path too long");
 	return 0;
 }
 
@@ -715,11 +702,11 @@ int policy_keygen_files(const char *prefix, char *err, size_t errlen)
 	    path_with(ppath, sizeof ppath, prefix, ".pub", err, errlen) != 0)
 		return -1;
 	if (sodium_init() < 0)
-		return ferr(err, errlen, kpath, "libsodium failed to initialise");
+		return perr(err, errlen, kpath, "libsodium failed to initialise");
 	sk = sodium_malloc(POLICY_SK_LEN);
 	shex = sodium_malloc(2 * POLICY_SK_LEN + 1);
 	if (!sk || !shex) {
-		ferr(err, errlen, kpath, "out of secure memory");
+		perr(err, errlen, kpath, "out of secure memory");
 		goto out;
 	}
 	crypto_sign_keypair(pk, sk);
@@ -747,12 +734,12 @@ static int read_bundle(const char *path, char **buf, size_t *len, char *err, siz
 	*buf = malloc(*len ? *len : 1);
 	if (!*buf) {
 		close(fd);
-		return ferr(err, errlen, path, "out of memory");
+		return perr(err, errlen, path, "out of memory");
 	}
 	if (read_all(fd, *buf, *len) != 0) {
 		close(fd);
 		free(*buf);
-		return ferr(err, errlen, path, "short read");
+		return perr(err, errlen, path, "short read");
 	}
 	close(fd);
 	return 0;
@@ -779,14 +766,14 @@ int policy_sign_file(const char *bundle_path, const char *sk_path, char *err, si
 	sodium_free(sk);
 	free(buf);
 	if (r != 0)
-		return ferr(err, errlen, bundle_path, "signing failed");
+		return perr(err, errlen, bundle_path, "signing failed");
 	hex_encode(sig, sizeof sig, hex);
 	(void)unlink(tpath);   /* a leftover from a crashed run */
 	if (write_new(tpath, hex, sizeof hex, 0644, err, errlen) != 0)
 		return -1;
 	if (rename(tpath, spath) != 0) {
 		unlink(tpath);
-		return ferr(err, errlen, spath, "rename failed: %s", strerror(errno));
+		return perr(err, errlen, spath, "rename failed: %s", strerror(errno));
 	}
 	return 0;
 }
@@ -804,7 +791,7 @@ static int load_verified(const char *bundle_path, const char *pubkey_path, char 
 		return -1;
 	if (policy_sig_verify(*buf, *len, sig, pk) != 0) {
 		free(*buf);
-		return ferr(err, errlen, bundle_path, "signature %s does not verify with key %s",
+		return perr(err, errlen, bundle_path, "signature %s does not verify with key %s",
 		            spath, pubkey_path);
 	}
 	return 0;
@@ -823,9 +810,9 @@ int policy_load(const char *bundle_path, const char *pubkey_path, uint64_t min_v
 	p = policy_parse(buf, len, perrbuf, sizeof perrbuf);
 	free(buf);
 	if (!p)
-		return ferr(err, errlen, bundle_path, "%s", perrbuf);
+		return perr(err, errlen, bundle_path, "%s", perrbuf);
 	if (p->version < min_version) {
-		ferr(err, errlen, bundle_path, "version %llu is lower than %llu (rollback refused)",
+		perr(err, errlen, bundle_path, "version %llu is lower than %llu (rollback refused)",
 		     (unsigned long long)p->version, (unsigned long long)min_version);
 		policy_free(p);
 		return -1;

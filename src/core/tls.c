@@ -16,6 +16,8 @@
 #include "core/tls.h"
 
 #include <errno.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -443,4 +445,23 @@ struct ssl_st *tls_server_ssl_new(tls_server *t)
 	if (!ssl)
 		ERR_clear_error();
 	return ssl;
+}
+
+bool tls_handshake_failure(struct bufferevent *bev, const char *why, char *reason, size_t len)
+{
+	unsigned long e = bufferevent_get_openssl_error(bev);
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	BIO *rbio = ssl ? SSL_get_rbio(ssl) : NULL;
+	bool counts = why || (rbio && BIO_number_read(rbio) > 0);
+
+	if (why)
+		snprintf(reason, len, "%s", why);
+	else if (e)
+		ERR_error_string_n(e, reason, len);
+	else
+		snprintf(reason, len, "connection closed during handshake");
+	while (bufferevent_get_openssl_error(bev))
+		;
+	ERR_clear_error();
+	return counts;
 }

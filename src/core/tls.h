@@ -43,4 +43,14 @@ struct ssl_st *tls_server_ssl_new(tls_server *t);
  */
 struct ssl_ctx_st *tls_client_new(const char *ca_file, bool insecure, char *err, size_t errlen);
 
+struct bufferevent;
+/*
+ * A TLS handshake on bev ended in failure (why: our own reason, e.g. the
+ * deadline, or NULL to take OpenSSL's). Writes the reason and returns true
+ * when it counts as a failed handshake; a peer that went away without
+ * sending a byte (a TCP probe) never attempted one and returns false.
+ * Drains the OpenSSL error queues either way.
+ */
+bool tls_handshake_failure(struct bufferevent *bev, const char *why, char *reason, size_t len);
+
 #endif

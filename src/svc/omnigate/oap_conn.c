@@ -35,6 +35,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/tls.h"
 #include "lib/log.h"
 #include "svc/omnigate/omnigate.h"
 
@@ -685,28 +686,16 @@ static void conn_set_state(oap_conn *c, oc_state st)
 
 /* ---- TLS --------------------------------------------------------------- */
 
-/* Mirrors http_tls_failed: a probe that never sent a byte is not counted. */
+/* A probe that never sent a byte is not counted (tls_handshake_failure). */
 static void conn_tls_failed(oap_conn *c, const char *why)
 {
 	char reason[256];
-	unsigned long e = bufferevent_get_openssl_error(c->bev);
-	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
-	BIO *rbio = ssl ? SSL_get_rbio(ssl) : NULL;
 
-	if (why || (rbio && BIO_number_read(rbio) > 0)) {
-		if (why)
-			snprintf(reason, sizeof reason, "%s", why);
-		else if (e)
-			ERR_error_string_n(e, reason, sizeof reason);
-		else
-			snprintf(reason, sizeof reason, "connection closed during handshake");
+	if (tls_handshake_failure(c->bev, why, reason, sizeof reason)) {
 		metrics_inc(c->og->m_tls_fail, 1);
 		if (tbucket_take(&c->og->log_rate, 1, og_now_ms()))
 			log_kv(LOG_LEVEL_INFO, "oap tls handshake failed", "reason", reason, NULL);
 	}
-	while (bufferevent_get_openssl_error(c->bev))
-		;
-	ERR_clear_error();
 	conn_set_state(c, OC_CLOSED);
 }
 
