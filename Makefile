@@ -28,7 +28,12 @@ build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 	@echo "binary: $(BUILD)/macronode"
 
+# A new data directory (no policy bundle, no capability key) gets `macronode init`
+# first: a key, a signed default policy and a write token printed once.
 run: build
+	@if [ ! -e ./var/policy/policy.json ] && ! ls ./var/auth/keys/*.key >/dev/null 2>&1; then \
+	  ./$(BUILD)/macronode init --data-dir ./var; \
+	fi
 	./$(BUILD)/macronode run --data-dir ./var
 
 unit: build

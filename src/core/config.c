@@ -950,6 +950,63 @@ static int token_check(mn_config *c, bool admin_loopback, char *err, size_t errl
 	return 0;
 }
 
+/* A tag list: comma-separated tags of 1..CONFIG_TAG_MAX of [A-Za-z0-9._:-],
+ * at most CONFIG_TAGS_MAX of them; "" is an empty list. */
+static int tags_check(const char *key, const char *list, char *err, size_t errlen)
+{
+	size_t n = 0, len = 0;
+
+	if (!list[0])
+		return 0;
+	for (const char *p = list;; p++) {
+		if (*p == ',' || *p == '\0') {
+			if (len == 0)
+				return fail(err, errlen, "%s: empty tag in \"%s\"", key, list);
+			if (++n > CONFIG_TAGS_MAX)
+				return fail(err, errlen, "%s: more than %u tags", key, CONFIG_TAGS_MAX);
+			len = 0;
+			if (*p == '\0')
+				return 0;
+			continue;
+		}
+		bool ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		          (*p >= '0' && *p <= '9') || strchr("._:-", *p);
+		if (!ok)
+			return fail(err, errlen, "%s: tags use only A-Z a-z 0-9 . _ : - (got '%c')",
+			            key, *p);
+		if (++len > CONFIG_TAG_MAX)
+			return fail(err, errlen, "%s: a tag is longer than %u bytes", key, CONFIG_TAG_MAX);
+	}
+}
+
+static int under_data_dir(const mn_config *c, const char *set, const char *rel,
+                          char *out, size_t len)
+{
+	int n = set[0] ? snprintf(out, len, "%s", set)
+	               : snprintf(out, len, "%s/%s", c->data_dir, rel);
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+int config_keys_dir(const mn_config *c, char *out, size_t len)
+{
+	return under_data_dir(c, c->auth_keys_dir, "auth/keys", out, len);
+}
+
+int config_policy_file(const mn_config *c, char *out, size_t len)
+{
+	return under_data_dir(c, c->policy_bundle_file, "policy/policy.json", out, len);
+}
+
+int config_policy_pubkey(const mn_config *c, char *out, size_t len)
+{
+	return under_data_dir(c, c->policy_pubkey_file, "policy/signing.pub", out, len);
+}
+
+int config_policy_signing_key(const mn_config *c, char *out, size_t len)
+{
+	return under_data_dir(c, "", "policy/signing.key", out, len);
+}
+
 int config_validate(mn_config *c, char *err, size_t errlen)
 {
 	char why[CONFIG_ERR_MAX];
@@ -975,7 +1032,9 @@ int config_validate(mn_config *c, char *err, size_t errlen)
 		if (addr_overlaps(&oap, olen, &admin, alen) || addr_overlaps(&oap, olen, &gw, glen))
 			return fail(err, errlen, "oap.addr: must differ from admin.addr and gateway.addr");
 	}
-	if (pairs_check(c, err, errlen) != 0 || tls_check(c, glo, err, errlen) != 0)
+	if (pairs_check(c, err, errlen) != 0 || tls_check(c, glo, err, errlen) != 0 ||
+	    tags_check("policy.tags_core", c->policy_tags_core, err, errlen) != 0 ||
+	    tags_check("policy.tags_facet", c->policy_tags_facet, err, errlen) != 0)
 		return -1;
 	return token_check(c, alo, err, errlen);
 }

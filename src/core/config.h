@@ -30,6 +30,9 @@
 #define CONFIG_ADDR_MAX   128
 #define CONFIG_PATH_MAX   1024
 #define CONFIG_ERR_MAX    512
+#define CONFIG_TEXT_MAX   256         /* short free-text keys: audience, region, tag lists */
+#define CONFIG_TAG_MAX    64          /* bytes of one policy tag */
+#define CONFIG_TAGS_MAX   16          /* tags per route class */
 #define CONFIG_TOKEN_MAX  256
 #define CONFIG_TOKEN_MIN  16          /* shorter admin tokens are refused */
 #define CONFIG_KEY_MAX    64          /* longest dotted key path */
@@ -84,8 +87,19 @@ typedef struct mn_config {
 	char     tls_client_ca_file[CONFIG_PATH_MAX];
 	char     tls_cert_pin[80];                 /* "" or "b3:<hex>" of the cert file */
 	uint64_t tls_handshake_timeout_ms;         /* 5000 */
-	char     policy_bundle_file[CONFIG_PATH_MAX];
-	char     policy_pubkey_file[CONFIG_PATH_MAX];
+	/* the wall (docs/auth.md, docs/policy.md): "" paths resolve under data_dir */
+	char     auth_keys_dir[CONFIG_PATH_MAX];   /* "" = <data_dir>/auth/keys */
+	char     auth_audience[CONFIG_TEXT_MAX];   /* "" = a token with an Aud caveat is refused */
+	char     node_region[CONFIG_TEXT_MAX];     /* policy context "region"; "" = none */
+	char     policy_bundle_file[CONFIG_PATH_MAX]; /* "" = <data_dir>/policy/policy.json */
+	char     policy_pubkey_file[CONFIG_PATH_MAX]; /* "" = <data_dir>/policy/signing.pub */
+	char     policy_tags_core[CONFIG_TEXT_MAX];   /* comma-separated tags of core routes */
+	char     policy_tags_facet[CONFIG_TEXT_MAX];  /* ... of facet routes */
+	uint32_t quota_rps;                        /* per tenant, per worker; 0 = no cap */
+	uint32_t quota_burst;
+	uint64_t quota_bytes_per_s;                /* request body bytes; 0 = no cap */
+	uint64_t quota_bytes_burst;
+	uint32_t quota_max_tenants;                /* buckets kept per worker (LRU) */
 } mn_config;
 
 /* Reload classes (documented per key). */
@@ -93,6 +107,20 @@ typedef enum {
 	CONFIG_RELOAD_LIVE = 0,   /* applied by SIGHUP / POST /api/v1/reload */
 	CONFIG_RELOAD_RESTART,    /* needs a restart; a reload that changes it is refused */
 } config_reload_class;
+
+/*
+ * Effective paths of the wall's files: the configured value, or its default
+ * under paths.data_dir. -1 when the result does not fit len.
+ */
+__attribute__((warn_unused_result))
+int config_keys_dir(const mn_config *c, char *out, size_t len);
+__attribute__((warn_unused_result))
+int config_policy_file(const mn_config *c, char *out, size_t len);
+__attribute__((warn_unused_result))
+int config_policy_pubkey(const mn_config *c, char *out, size_t len);
+/* The policy signing key `macronode init` creates: <data_dir>/policy/signing.key. */
+__attribute__((warn_unused_result))
+int config_policy_signing_key(const mn_config *c, char *out, size_t len);
 
 /* Fill every field with its default. Never fails. */
 void config_defaults(mn_config *c);

@@ -12,6 +12,9 @@
  *                       CTL_DEPS   body = "<dependency>=up" | "<dependency>=down"
  *   supervisor → child: CTL_CONFIG body = effective config as JSON (no secrets)
  *                       CTL_DRAIN  body = empty (stop accepting, finish, exit 0)
+ *                       CTL_POLICY body = "<version> <b3 digest>" with a sealed memfd
+ *                                  holding the verified bundle, or "none" without
+ *                                  an fd (no valid bundle: deny every request)
  *
  * A child that reads EOF on the channel exits: the supervisor is gone.
  */
@@ -34,17 +37,23 @@ typedef enum {
 	CTL_DEPS   = 4,
 	CTL_CONFIG = 16,
 	CTL_DRAIN  = 17,
+	CTL_POLICY = 18,
 } ctl_type;
 
 typedef struct ctl_msg {
 	uint32_t type;
 	uint32_t len;
+	int      fd;                     /* a passed descriptor (the receiver owns it), or -1 */
 	char     body[CTL_MAX_BODY + 1]; /* NUL-terminated for convenience */
 } ctl_msg;
 
 __attribute__((warn_unused_result))
 int ctl_send(int fd, ctl_type type, const void *body, size_t len);
-/* Returns 1 with a message, 0 on EOF, -1 on error or a malformed message. */
+/* The same, passing descriptor pass_fd (a duplicate arrives) along. */
+__attribute__((warn_unused_result))
+int ctl_send_fd(int fd, ctl_type type, const void *body, size_t len, int pass_fd);
+/* Returns 1 with a message, 0 on EOF, -1 on error or a malformed message.
+ * At most one descriptor is kept (msg->fd); any more are closed. */
 __attribute__((warn_unused_result))
 int ctl_recv(int fd, ctl_msg *msg);
 /* The build id every process of this binary reports (version parity). */

@@ -167,6 +167,15 @@ void http_server_count_reject(http_server *srv, enum http_reject why, const char
 	refusal_log(srv, reject_names[why], corr_id);
 }
 
+void http_server_count_reject_name(http_server *srv, const char *reason, const char *corr_id)
+{
+	char labels[64];
+
+	snprintf(labels, sizeof labels, "reason=\"%s\"", reason);
+	metrics_count("rejected_total", labels, 1);
+	refusal_log(srv, reason, corr_id);
+}
+
 static double elapsed_s(const struct timespec *t0)
 {
 	struct timespec now;
@@ -361,12 +370,55 @@ static bool admit_over_rate(http_server *srv, http_req *r)
 	return true;
 }
 
-/* true: refused by the in-flight cap (answered with 503). */
+/* true: refused by in-flight pressure (answered with 503). Facets go first,
+ * at 3/4 of the cap; core routes at the cap. */
 static bool admit_over_inflight(http_server *srv, http_req *r)
 {
-	if (srv->inflight < srv->limits.max_inflight)
+	size_t cap = srv->limits.max_inflight;
+
+	if (r->route->flags & HTTP_ROUTE_FACET)
+		cap -= cap / 4;
+	if (srv->inflight < cap)
 		return false;
-	http_resp_reject(r->conn, 503, "overloaded", "too many requests in flight", HTTP_REJ_503, 1);
+	srv->shed_ms = http_now_ms();
+	http_resp_reject(r->conn, 503, "overloaded",
+	                 (r->route->flags & HTTP_ROUTE_FACET) ? "shedding load: facet routes refused first"
+	                                                     : "too many requests in flight",
+	                 HTTP_REJ_503, 1);
+	return true;
+}
+
+/* Body cap decided from Content-Length before a single body byte is read. */
+static bool admit_over_body(http_req *r, const http_parser *p)
+{
+	if ((p->flags & F_CHUNKED) || r->content_length <= 0 ||
+	    (uint64_t)r->content_length <= r->body_limit)
+		return false;
+	http_resp_reject_status(r->conn, 413, NULL);
+	return true;
+}
+
+/* true: the gate refused (answered). */
+static bool admit_gate(http_server *srv, http_req *r)
+{
+	http_gate_verdict v;
+
+	memset(&v, 0, sizeof v);
+
+	srv->gate(r, srv->gate_arg, &v);
+	if (v.status == 0) {
+		if (v.body_cap && v.body_cap < r->body_limit)
+			r->body_limit = v.body_cap;
+		return false;
+	}
+	if (v.reject)
+		http_server_count_reject_name(srv, v.reject, r->corr_id);
+	if (v.www_authenticate && http_resp_header(r, "WWW-Authenticate", v.www_authenticate) < 0) {
+		http_conn_set_state(r->conn, HTTP_CONN_CLOSED);
+		return true;
+	}
+	http_resp_reject(r->conn, v.status, v.code ? v.code : "forbidden",
+	                 v.message[0] ? v.message : "refused", HTTP_REJ_NONE, v.retry_after_s);
 	return true;
 }
 
@@ -375,26 +427,32 @@ int http_server_admit(http_server *srv, http_req *r, const http_parser *p)
 	unsigned allow;
 	const http_route *first;
 	const http_route *rt = route_match(srv, http_req_path(r), r->method_bit, &allow, &first);
-	const http_route *gate = rt ? rt : first;
 
-	/* Unmatched paths pay the rate cap too: a flood of 404s is not free. */
-	if (!(gate && (gate->flags & HTTP_ROUTE_EXEMPT)) && admit_over_rate(srv, r))
-		return -1;
 	if (!rt) {
+		/* Unmatched paths pay the rate cap too: a flood of 404s is not free. */
+		if (!(first && (first->flags & HTTP_ROUTE_EXEMPT)) && admit_over_rate(srv, r))
+			return -1;
 		admit_unmatched(srv, r, allow, first);
 		return -1;
 	}
 	r->route = rt;
 	r->stats_idx = (size_t)(rt - srv->routes);
-	if (!(rt->flags & HTTP_ROUTE_EXEMPT) && admit_over_inflight(srv, r))
+	r->body_limit = srv->limits.max_body_bytes;
+	if (admit_over_body(r, p))
 		return -1;
-	/* Decided from Content-Length before a single body byte is read. */
-	if (!(p->flags & F_CHUNKED) && r->content_length > 0 &&
-	    (uint64_t)r->content_length > srv->limits.max_body_bytes) {
-		http_resp_reject_status(r->conn, 413, NULL);
+	if (rt->flags & HTTP_ROUTE_EXEMPT)
+		return 0;
+	/* Auth → Policy → Quota (the gate), then the node-wide caps. */
+	if (srv->gate && admit_gate(srv, r))
 		return -1;
-	}
+	if (admit_over_body(r, p) || admit_over_rate(srv, r) || admit_over_inflight(srv, r))
+		return -1;
 	return 0;
+}
+
+bool http_server_shedding(const http_server *srv)
+{
+	return srv->shed_ms && http_now_ms() - srv->shed_ms < HTTP_SHED_HOLD_MS;
 }
 
 void http_limits_from_config(http_limits *l, const mn_config *c)
@@ -596,6 +654,8 @@ http_server *http_server_new(struct event_base *base, const http_server_opts *op
 	srv->base = base;
 	srv->service = opts->service ? opts->service : "http";
 	srv->routes = opts->routes;
+	srv->gate = opts->gate;
+	srv->gate_arg = opts->gate_arg;
 	srv->nroutes = opts->nroutes;
 	srv->stats = calloc(opts->nroutes + 1, sizeof *srv->stats);
 	srv->accept_retry = evtimer_new(base, on_accept_retry, srv);
@@ -760,9 +820,29 @@ const struct sockaddr *http_req_peer(const http_req *r, socklen_t *len)
 	return (const struct sockaddr *)&r->conn->peer;
 }
 
+http_class http_req_route_class(const http_req *r)
+{
+	if (!r->route || (r->route->flags & HTTP_ROUTE_EXEMPT))
+		return HTTP_CLASS_ADMIN;
+	return (r->route->flags & HTTP_ROUTE_FACET) ? HTTP_CLASS_FACET : HTTP_CLASS_CORE;
+}
+
 const char *http_req_corr_id(const http_req *r)
 {
 	return r->corr_id;
+}
+
+void *http_req_peer_cert(const http_req *r)
+{
+	SSL *ssl;
+
+	if (!r->conn || !r->conn->tls || !(ssl = bufferevent_openssl_get_ssl(r->conn->bev)))
+		return NULL;
+	/* Only a chain the handshake verified counts (tls.c requires one when
+	 * a client CA is configured). */
+	if (SSL_get_verify_result(ssl) != X509_V_OK)
+		return NULL;
+	return SSL_get0_peer_certificate(ssl);
 }
 
 struct event_base *http_req_base(const http_req *r)

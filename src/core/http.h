@@ -8,11 +8,15 @@
  *   - header block cap (max_header_bytes) → 431; whole-header-block deadline
  *     (header_timeout_ms, slow-loris) → connection closed;
  *   - route match: unknown path → 404, known path with another method → 405
- *     with Allow;
- *   - request rate cap (token bucket, requests_per_second) → 429 + Retry-After;
- *   - in-flight cap (max_inflight) → 503 + Retry-After;
+ *     with Allow (unmatched requests pay the rate cap first);
  *   - body cap decided from Content-Length before any body byte is read → 413
  *     and close; chunked bodies counted as they arrive → 413 and close;
+ *   - the server's gate, if any (the wall: Auth → Policy → Quota), which may
+ *     refuse (401/403/413/429/451) or lower this request's body cap;
+ *   - request rate cap (token bucket, requests_per_second) → 429 + Retry-After;
+ *   - shedding by route class: facet routes get 503 once in-flight requests
+ *     reach 3/4 of max_inflight, core routes at max_inflight; admin (EXEMPT)
+ *     routes are never shed, gated or rate-capped;
  *   - read / write / idle (keep-alive) deadlines.
  * Routes flagged HTTP_ROUTE_EXEMPT skip the rate and in-flight caps (the
  * admin plane's probes must answer under load).
@@ -64,8 +68,12 @@ enum {
 enum {
 	HTTP_ROUTE_PREFIX      = 1u << 0, /* path is a prefix ("/o/") rather than exact */
 	HTTP_ROUTE_STREAM_BODY = 1u << 1, /* handler runs at headers-complete; body via http_req_on_body */
-	HTTP_ROUTE_EXEMPT      = 1u << 2, /* not subject to rate / in-flight caps */
+	HTTP_ROUTE_EXEMPT      = 1u << 2, /* admin class: no gate, rate or in-flight caps */
+	HTTP_ROUTE_FACET       = 1u << 3, /* facet class: shed first under load */
 };
+
+/* Route classes (DESIGN §4 shedding order: facet, then core, never admin). */
+typedef enum { HTTP_CLASS_CORE = 0, HTTP_CLASS_FACET, HTTP_CLASS_ADMIN } http_class;
 
 typedef struct http_server http_server;
 typedef struct http_req http_req;
@@ -93,11 +101,30 @@ typedef struct http_limits {
 	uint32_t max_connections;
 } http_limits;
 
+#define HTTP_GATE_MSG_MAX 224
+
+/* What a gate decided about one request. */
+typedef struct http_gate_verdict {
+	int         status;            /* 0: admitted; else the refusal status */
+	const char *code;              /* error envelope code (static) */
+	char        message[HTTP_GATE_MSG_MAX];
+	const char *reject;            /* rejected_total reason (static), or NULL */
+	unsigned    retry_after_s;     /* 429/503 */
+	const char *www_authenticate;  /* WWW-Authenticate value (static), or NULL */
+	uint64_t    body_cap;          /* admitted: this request's body cap; 0 = the server's */
+} http_gate_verdict;
+
+/* Called for every non-EXEMPT route after the body cap check and before the
+ * rate and in-flight caps; synchronous. */
+typedef void (*http_gate_fn)(http_req *r, void *arg, http_gate_verdict *v);
+
 typedef struct http_server_opts {
 	const char        *service;  /* metrics label, e.g. "admin", "gateway" (borrowed, static) */
 	http_limits        limits;
 	const http_route  *routes;   /* borrowed; must outlive the server */
 	size_t             nroutes;
+	http_gate_fn       gate;     /* NULL: no gate */
+	void              *gate_arg;
 } http_server_opts;
 
 struct mn_config;
@@ -130,6 +157,10 @@ void http_server_set_limits(http_server *srv, const http_limits *limits);
 void http_server_drain(http_server *srv, void (*done)(void *arg), void *arg);
 size_t http_server_connections(const http_server *srv);
 size_t http_server_inflight(const http_server *srv);
+/* True while the server sheds load: a route was refused for in-flight
+ * pressure during the last HTTP_SHED_HOLD_MS. */
+#define HTTP_SHED_HOLD_MS 1000u
+bool http_server_shedding(const http_server *srv);
 
 /* ---- request accessors (borrowed strings) ---- */
 const char *http_req_method(const http_req *r);       /* "GET" */
@@ -137,6 +168,7 @@ unsigned    http_req_method_bit(const http_req *r);   /* HTTP_M_* */
 const char *http_req_path(const http_req *r);         /* path only, not decoded, no query */
 const char *http_req_query(const http_req *r);        /* after '?', or "" */
 const char *http_req_route_label(const http_req *r);
+http_class  http_req_route_class(const http_req *r);
 /* First header with this name (case-insensitive), or NULL. */
 const char *http_req_header(const http_req *r, const char *name);
 /* Content-Length, or -1 if absent / chunked. */
@@ -149,6 +181,8 @@ bool        http_req_peer_is_loopback(const http_req *r);
 /* Per-request correlation id (16 hex chars). */
 const char *http_req_corr_id(const http_req *r);
 struct event_base *http_req_base(const http_req *r);
+/* Verified TLS client certificate (mutual TLS), or NULL. Borrowed (X509 *). */
+void *http_req_peer_cert(const http_req *r);
 
 /* ---- streaming request body (HTTP_ROUTE_STREAM_BODY routes) ---- */
 /* on_data returns 0 to continue, -1 to stop reading (the handler then answers). */

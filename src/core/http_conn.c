@@ -284,7 +284,7 @@ static int on_chunk_header(http_parser *p)
 {
 	struct http_conn *c = p->data;
 	http_req *r = c->req;
-	uint64_t max = c->srv->limits.max_body_bytes;
+	uint64_t max = r && r->body_limit ? r->body_limit : c->srv->limits.max_body_bytes;
 
 	if (r && (p->content_length > max || r->body_seen > max - p->content_length))
 		return conn_fail(c, 413);
@@ -312,7 +312,7 @@ static int body_stream(struct http_conn *c, http_req *r, const char *at, size_t 
 
 static int body_buffer(struct http_conn *c, http_req *r, const char *at, size_t len)
 {
-	uint64_t max = c->srv->limits.max_body_bytes;
+	uint64_t max = r->body_limit ? r->body_limit : c->srv->limits.max_body_bytes;
 
 	/* body_seen <= max was checked by the caller, so need <= max + 1. */
 	if (r->body_cap - r->body_len < len + 1) {
@@ -345,7 +345,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
 	if (!r || !r->route)
 		return conn_fail(c, 500);
 	r->body_seen += len;
-	if (r->body_seen > c->srv->limits.max_body_bytes)
+	if (r->body_seen > (r->body_limit ? r->body_limit : c->srv->limits.max_body_bytes))
 		return conn_fail(c, 413);
 	if (r->route->flags & HTTP_ROUTE_STREAM_BODY)
 		return body_stream(c, r, at, len);

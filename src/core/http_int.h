@@ -141,6 +141,7 @@ struct http_req {
 	unsigned           method;       /* enum http_method, once have_method */
 	int64_t            content_length;
 	uint64_t           body_seen;
+	uint64_t           body_limit;   /* this request's body cap (the server's, or the gate's lower one); 0 = the server's */
 	/* buffered body of a non-streaming route (owned) */
 	uint8_t           *body;
 	size_t             body_len, body_cap;
@@ -225,6 +226,9 @@ struct http_server {
 	size_t                   inflight;
 	tbucket                  rate;
 	tbucket                  log_rate;
+	http_gate_fn             gate;
+	void                    *gate_arg;
+	uint64_t                 shed_ms;    /* last in-flight refusal (http_now_ms), 0 = never */
 	bool                     draining;
 	void                   (*drain_done)(void *arg);
 	void                    *drain_arg;
@@ -242,6 +246,8 @@ struct http_server {
 /* ---- http.c ---- */
 uint64_t http_now_ms(void);
 void http_server_count_reject(http_server *srv, enum http_reject why, const char *corr_id);
+/* The same for a reason a gate names (rejected_total{reason}). */
+void http_server_count_reject_name(http_server *srv, const char *reason, const char *corr_id);
 /* The transport for an accepted fd: a socket bufferevent, or TLS on the
  * server's current context (*tls set). NULL on failure (fd not closed). */
 struct bufferevent *http_tls_bev_new(http_server *srv, int fd, bool *tls);

@@ -360,10 +360,13 @@ static const struct http_refusal {
 };
 
 /* After these the stream cannot be trusted (or the client is too slow /
- * too big): answer and close. 404/405/429/503 keep a clean connection. */
+ * too big): answer and close. Refusals of a well-formed request (401, 403,
+ * 404, 405, 429, 451, 503) keep a clean connection; its body, if any, is
+ * read and dropped within the server's body cap. */
 static bool status_forces_close(int status)
 {
-	return status >= 400 && status != 404 && status != 405 && status != 429 && status != 503;
+	return status >= 400 && status != 401 && status != 403 && status != 404 && status != 405 &&
+	       status != 429 && status != 451 && status != 503;
 }
 
 void http_resp_reject(struct http_conn *c, int status, const char *code,
@@ -407,7 +410,8 @@ void http_resp_reject_status(struct http_conn *c, int status, const char *detail
 	/* Name the limit at fault, so an operator can tell which knob to turn. */
 	if (!detail && status == 413) {
 		snprintf(msg, sizeof msg, "request body exceeds %llu bytes",
-		         (unsigned long long)c->srv->limits.max_body_bytes);
+		         (unsigned long long)(c->req && c->req->body_limit ? c->req->body_limit
+		                                                         : c->srv->limits.max_body_bytes));
 		detail = msg;
 	} else if (!detail && status == 431) {
 		snprintf(msg, sizeof msg, "request header block exceeds %llu bytes or %d fields",

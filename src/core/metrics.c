@@ -140,6 +140,10 @@ static const struct metrics_family metrics_families[] = {
 	  "Open OAP/1 connections." },
 	{ "oap_open_streams", METRICS_GAUGE, METRICS_SRC_SLOTS,
 	  "Open OAP/1 request streams." },
+	{ "policy_reloads_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
+	  "Policy bundle loads by result (ok, unchanged, refused, withdrawn)." },
+	{ "policy_version", METRICS_GAUGE, METRICS_SRC_SLOTS,
+	  "Version of the policy bundle in force; 0 when none (every request denied)." },
 };
 #define METRICS_NFAMILIES (sizeof metrics_families / sizeof metrics_families[0])
 static_assert(METRICS_NFAMILIES < UINT16_MAX, "family index is a u16");

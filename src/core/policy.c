@@ -797,8 +797,8 @@ static int load_verified(const char *bundle_path, const char *pubkey_path, char 
 	return 0;
 }
 
-int policy_load(const char *bundle_path, const char *pubkey_path, uint64_t min_version,
-                policy **out, char *err, size_t errlen)
+int policy_load_bytes(const char *bundle_path, const char *pubkey_path, uint64_t min_version,
+                      policy **out, char **bytes, size_t *nbytes, char *err, size_t errlen)
 {
 	char perrbuf[256];
 	char *buf;
@@ -808,15 +808,29 @@ int policy_load(const char *bundle_path, const char *pubkey_path, uint64_t min_v
 	if (load_verified(bundle_path, pubkey_path, &buf, &len, err, errlen) != 0)
 		return -1;
 	p = policy_parse(buf, len, perrbuf, sizeof perrbuf);
-	free(buf);
-	if (!p)
+	if (!p) {
+		free(buf);
 		return perr(err, errlen, bundle_path, "%s", perrbuf);
+	}
 	if (p->version < min_version) {
 		perr(err, errlen, bundle_path, "version %llu is lower than %llu (rollback refused)",
 		     (unsigned long long)p->version, (unsigned long long)min_version);
 		policy_free(p);
+		free(buf);
 		return -1;
+	}
+	if (bytes) {
+		*bytes = buf;
+		*nbytes = len;
+	} else {
+		free(buf);
 	}
 	*out = p;
 	return 0;
+}
+
+int policy_load(const char *bundle_path, const char *pubkey_path, uint64_t min_version,
+                policy **out, char *err, size_t errlen)
+{
+	return policy_load_bytes(bundle_path, pubkey_path, min_version, out, NULL, NULL, err, errlen);
 }

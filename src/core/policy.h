@@ -125,5 +125,10 @@ int policy_sign_file(const char *bundle_path, const char *sk_path, char *err, si
 __attribute__((warn_unused_result))
 int policy_load(const char *bundle_path, const char *pubkey_path, uint64_t min_version,
                 policy **out, char *err, size_t errlen);
+/* The same, also handing back the verified bundle bytes (caller frees) so
+ * they can be passed on unchanged: the supervisor gives them to its workers. */
+__attribute__((warn_unused_result))
+int policy_load_bytes(const char *bundle_path, const char *pubkey_path, uint64_t min_version,
+                      policy **out, char **bytes, size_t *nbytes, char *err, size_t errlen);
 
 #endif

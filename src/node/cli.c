@@ -38,6 +38,7 @@ static const char usage_main[] =
 	"  put FILE --peer HOST:PORT     store a file on a node over OAP/1 (TLS), print its id\n"
 	"  get b3:ID --peer HOST:PORT    fetch and verify an object over OAP/1 (TLS)\n"
 	"  version          print version and build\n"
+	"  init                             first run: capability key, signed default policy, a write token\n"
 	"  policy keygen|sign|verify|eval   signed policy bundles (docs/policy.md)\n"
 	"  token mint|attenuate|inspect     capability tokens (appending caveats needs the root key)\n"
 	"  help             this text\n"
@@ -342,6 +343,7 @@ int cli_main(int argc, char **argv)
 		{ "put", client_put_main }, { "get", client_get_main },
 		{ "policy", policy_cli_main },
 		{ "token", token_cli_main },
+		{ "init", init_cli_main },
 	};
 
 	if (argc < 2) {

@@ -63,12 +63,24 @@ typedef struct sup_child {
 	crashwin      crashes;
 	bool          crashloop;
 	bool          storage_down;   /* this child's storage breaker is open (CTL_DEPS) */
+	bool          shedding;       /* this child refuses requests for load (CTL_DEPS capacity) */
 	uint64_t      started_ms, ready_ms, exited_ms;
 	uint64_t      restarts;
 	int           last_status;    /* wait status of the last exit */
 	char          build_id[NODE_BUILD_ID_MAX];
 	struct supervisor *sup;
 } sup_child;
+
+/* The policy bundle in force (sup_policy.c). */
+typedef struct sup_policy {
+	int      fd;             /* sealed memfd of the verified bundle; -1: none (deny all) */
+	uint64_t version;        /* of the bundle in force */
+	uint64_t floor;          /* highest version accepted so far: lower ones are rollbacks */
+	char     digest[80];     /* "b3:<hex>" of the bundle bytes */
+	char     last_error[CONFIG_ERR_MAX];
+	uint64_t loaded_ms, ok, refused;
+	bool     announced;      /* the state has been sent (gauge, children) at least once */
+} sup_policy;
 
 typedef struct supervisor {
 	struct event_base  *base;
@@ -88,8 +100,16 @@ typedef struct supervisor {
 	uint64_t            start_ms, start_wall_ms;
 	uint64_t            reloads_ok, reloads_failed;
 	char                last_reload_error[CONFIG_ERR_MAX];
+	sup_policy          policy;
 	int                 exit_code;
 } supervisor;
+
+/* Policy (sup_policy.c): verify the bundle files and hand the result to the
+ * workers. -1 with err when a bundle was refused (the old one stays). */
+__attribute__((warn_unused_result))
+int sup_policy_refresh(supervisor *s, const char *why, char *err, size_t errlen);
+void sup_policy_send(supervisor *s, sup_child *c);
+void sup_policy_free(supervisor *s);
 
 /* `macronode run`: returns the process exit code. Takes ownership of cfg's secrets. */
 int supervisor_run(const node_opts *o, mn_config *cfg);
@@ -117,5 +137,7 @@ int doctor_run(const mn_config *cfg);
 int policy_cli_main(int argc, char **argv);
 /* `macronode token mint|attenuate|inspect` (token_cli.c). */
 int token_cli_main(int argc, char **argv);
+/* `macronode init`: first-run keys, signed default policy, one write token. */
+int init_cli_main(int argc, char **argv);
 
 #endif

@@ -48,7 +48,7 @@ static const char *child_state_name(child_state st)
 static void service_eval(supervisor *s, const char *role, json_t *svcs, json_t *reasons,
                          ready_verdict *v)
 {
-	unsigned total = 0, up = 0, looping = 0, required = 0, cut_off = 0;
+	unsigned total = 0, up = 0, looping = 0, required = 0, cut_off = 0, shedding = 0;
 	uint64_t restarts = 0;
 	char buf[160];
 
@@ -60,6 +60,7 @@ static void service_eval(supervisor *s, const char *role, json_t *svcs, json_t *
 		up += c->state == CHILD_READY;
 		looping += c->crashloop;
 		cut_off += c->state == CHILD_READY && c->storage_down;
+		shedding += c->state == CHILD_READY && c->shedding;
 		required |= c->required;
 		restarts += c->restarts;
 	}
@@ -84,6 +85,14 @@ static void service_eval(supervisor *s, const char *role, json_t *svcs, json_t *
 	} else if (up < total) {
 		st = "degraded";
 		snprintf(buf, sizeof buf, "%s: %u of %u workers serving", role, up, total);
+		json_array_append_new(reasons, json_string(buf));
+		worsen(v, READY_DEGRADED);
+	}
+	if (shedding) {
+		/* Still ready: shedding is the node protecting itself, not failing. */
+		if (strcmp(st, "ready") == 0)
+			st = "degraded";
+		snprintf(buf, sizeof buf, "%s: shedding load on %u of %u workers", role, shedding, up);
 		json_array_append_new(reasons, json_string(buf));
 		worsen(v, READY_DEGRADED);
 	}
@@ -125,6 +134,27 @@ static json_t *entropy_eval(json_t *reasons, ready_verdict *v)
 	return json_pack("{s:s, s:i}", "state", ok ? "ok" : "low", "bits", bits);
 }
 
+/* No valid policy bundle: the wall denies everything, so the node cannot
+ * serve its purpose (fail secure, reported as not ready). */
+static json_t *policy_eval_ready(supervisor *s, json_t *reasons, ready_verdict *v)
+{
+	const sup_policy *p = &s->policy;
+	char buf[CONFIG_ERR_MAX + 64];
+
+	if (!(s->cfg.services & (CONFIG_SVC_GATEWAY | CONFIG_SVC_OMNIGATE)))
+		return json_pack("{s:s}", "state", "unused");
+	if (p->fd < 0) {
+		snprintf(buf, sizeof buf, "policy: no valid bundle; every public request is denied (%s)",
+		         p->last_error[0] ? p->last_error : "none loaded");
+		json_array_append_new(reasons, json_string(buf));
+		worsen(v, READY_NOT);
+	}
+	return json_pack("{s:s, s:I, s:s, s:s, s:I, s:I}",
+		"state", p->fd >= 0 ? "ok" : "none", "version", (json_int_t)(p->fd >= 0 ? p->version : 0),
+		"digest", p->fd >= 0 ? p->digest : "", "last_error", p->last_error,
+		"reloads_ok", (json_int_t)p->ok, "reloads_refused", (json_int_t)p->refused);
+}
+
 static void set_ready_gauges(ready_verdict v)
 {
 	for (int i = 0; i < 3; i++) {
@@ -151,12 +181,13 @@ char *readiness_report(supervisor *s, ready_verdict *verdict)
 		if (present)
 			service_eval(s, roles[i], svcs, reasons, &v);
 	}
-	json_t *deps = json_pack("{s:{s:s, s:s}, s:{s:s, s:s, s:s}, s:o, s:o, s:o}",
+	json_t *deps = json_pack("{s:{s:s, s:s}, s:{s:s, s:s, s:s}, s:o, s:o, s:o, s:o}",
 		"config", "state", "ok", "last_reload_error", s->last_reload_error,
 		"listeners", "state", "ok", "admin", s->cfg.admin_addr, "gateway",
 		(s->cfg.services & CONFIG_SVC_GATEWAY) ? s->cfg.gateway_addr : "",
 		"entropy", entropy_eval(reasons, &v),
 		"version_parity", parity_eval(s, reasons, &v),
+		"policy", policy_eval_ready(s, reasons, &v),
 		"services", svcs);
 	json_t *body = json_pack("{s:s, s:b, s:o, s:o}", "status", verdict_names[v],
 	                         "ready", v != READY_NOT, "deps", deps, "reasons", reasons);

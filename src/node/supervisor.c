@@ -67,6 +67,7 @@ static void child_on_msg(sup_child *c, const ctl_msg *m)
 		size_t n = m->len < sizeof c->build_id - 1 ? m->len : sizeof c->build_id - 1;
 		memcpy(c->build_id, m->body, n);
 		c->build_id[n] = '\0';
+		sup_policy_send(c->sup, c);  /* before CONFIG: in force when it starts */
 		child_send_config(c);
 		break;
 	}
@@ -83,6 +84,10 @@ static void child_on_msg(sup_child *c, const ctl_msg *m)
 			c->storage_down = true;
 		else if (strcmp(m->body, "storage=up") == 0)
 			c->storage_down = false;
+		else if (strcmp(m->body, "capacity=down") == 0)
+			c->shedding = true;
+		else if (strcmp(m->body, "capacity=up") == 0)
+			c->shedding = false;
 		break;
 	default:
 		log_kv(LOG_LEVEL_WARN, "unknown control message from child", "role", c->role, NULL);
@@ -98,6 +103,8 @@ static void on_child_ctl(evutil_socket_t fd, short what, void *arg)
 
 	(void)what;
 	if (r > 0) {
+		if (msg.fd >= 0)
+			close(msg.fd);  /* children have no descriptor to give us */
 		child_on_msg(c, &msg);
 		return;
 	}
@@ -374,7 +381,27 @@ void supervisor_shutdown(supervisor *s, const char *why)
 
 /* ---- reload ------------------------------------------------------------ */
 
+static int config_reload(supervisor *s, const char *why, char *err, size_t errlen);
+
+/* Config first, then the policy bundle (whatever became of the config: an
+ * operator who fixed the policy wants it in force even if a config edit is
+ * refused). The first refusal's message is the one returned. */
 int supervisor_reload(supervisor *s, const char *why, char *err, size_t errlen)
+{
+	char perr[CONFIG_ERR_MAX];
+	int rc = config_reload(s, why, err, errlen);
+
+	if (sup_policy_refresh(s, why, perr, sizeof perr) != 0) {
+		log_kv(LOG_LEVEL_ERROR, "policy reload refused; the bundle in force stays", "trigger", why,
+		       "error", perr, NULL);
+		if (rc == 0)
+			snprintf(err, errlen, "%s", perr);
+		rc = -1;
+	}
+	return rc;
+}
+
+static int config_reload(supervisor *s, const char *why, char *err, size_t errlen)
 {
 	mn_config nc;
 	char labels[32];
@@ -570,6 +597,10 @@ static int sup_start(supervisor *s, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot start the admin plane on %s", s->cfg.admin_addr);
 		return -1;
 	}
+	char perr[CONFIG_ERR_MAX];
+	if (sup_policy_refresh(s, "start", perr, sizeof perr) != 0)
+		log_kv(LOG_LEVEL_ERROR, "policy bundle refused; denying every public request",
+		       "error", perr, NULL);
 	sup_add_children(s);
 	for (size_t i = 0; i < s->nchild; i++)
 		child_spawn(&s->child[i]);
@@ -601,6 +632,7 @@ static void sup_free(supervisor *s)
 	if (s->gateway_fd >= 0) close(s->gateway_fd);
 	if (s->storage_fd >= 0) close(s->storage_fd);
 	if (s->oap_fd >= 0) close(s->oap_fd);
+	sup_policy_free(s);
 	if (s->own_runtime_dir)
 		(void)nftw(s->runtime_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	config_free(&s->cfg);
@@ -616,6 +648,7 @@ int supervisor_run(const node_opts *o, mn_config *cfg)
 	s->cfg = *cfg; /* ownership of secrets moves here */
 	memset(cfg, 0, sizeof *cfg);
 	s->admin_fd = s->gateway_fd = s->storage_fd = s->oap_fd = s->metrics_fd = -1;
+	s->policy.fd = -1;
 	s->start_ms = util_now_ms();
 	s->start_wall_ms = util_wall_ms();
 	log_init("macronode", s->cfg.log_level, STDERR_FILENO);

@@ -10,12 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
 #include "core/ctl.h"
 #include "core/metrics.h"
+#include "core/policy.h"
 #include "lib/log.h"
 
 #define SVC_EXIT_OK      0
@@ -118,6 +120,57 @@ static void svc_on_config(struct svc_proc *p)
 		log_kv(LOG_LEVEL_WARN, "cannot report ready", "error", strerror(errno), NULL);
 }
 
+/* Read the sealed memfd of a CTL_POLICY message. The supervisor verified the
+ * signature and the version; the memfd is sealed, so these are its bytes. */
+static policy *svc_read_policy(int fd, char *err, size_t errlen)
+{
+	struct stat st;
+	char *buf;
+	policy *pol = NULL;
+
+	if (fstat(fd, &st) != 0 || st.st_size <= 0 || (uint64_t)st.st_size > POLICY_MAX_BYTES) {
+		snprintf(err, errlen, "policy memfd has a bad size");
+		return NULL;
+	}
+	if (!(buf = malloc((size_t)st.st_size))) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (pread(fd, buf, (size_t)st.st_size, 0) == st.st_size)
+		pol = policy_parse(buf, (size_t)st.st_size, err, errlen);
+	else
+		snprintf(err, errlen, "cannot read the policy memfd");
+	free(buf);
+	return pol;
+}
+
+static void svc_on_policy(struct svc_proc *p)
+{
+	char err[256];
+	policy *nw = NULL, *old = p->s.policy;
+	char digest[sizeof p->s.policy_digest] = "";
+
+	if (p->msg.fd >= 0) {
+		unsigned long long ver;
+		if (sscanf(p->msg.body, "%llu %79s", &ver, digest) != 2 ||
+		    !(nw = svc_read_policy(p->msg.fd, err, sizeof err))) {
+			/* Fail secure: a bundle we cannot read denies everything. */
+			log_kv(LOG_LEVEL_ERROR, "policy from supervisor unusable; denying all",
+			       "error", p->msg.fd >= 0 ? err : "bad message", NULL);
+			digest[0] = '\0';
+		}
+	}
+	p->s.policy = nw;
+	snprintf(p->s.policy_digest, sizeof p->s.policy_digest, "%s", nw ? digest : "");
+	if (p->started && p->s.ops->policy)
+		p->s.ops->policy(&p->s);
+	policy_free(old);
+	log_kv(LOG_LEVEL_INFO, nw ? "policy in force" : "no policy: denying every public request",
+	       "digest", nw ? p->s.policy_digest : "-", NULL);
+}
+
+static void svc_dispatch(struct svc_proc *p);
+
 static void on_ctl(evutil_socket_t fd, short what, void *arg)
 {
 	struct svc_proc *p = arg;
@@ -131,12 +184,22 @@ static void on_ctl(evutil_socket_t fd, short what, void *arg)
 		svc_begin_drain(p, "supervisor gone");
 		return;
 	}
+	svc_dispatch(p);
+	if (p->msg.fd >= 0)
+		close(p->msg.fd);
+}
+
+static void svc_dispatch(struct svc_proc *p)
+{
 	switch (p->msg.type) {
 	case CTL_CONFIG:
 		svc_on_config(p);
 		break;
 	case CTL_DRAIN:
 		svc_begin_drain(p, "supervisor asked");
+		break;
+	case CTL_POLICY:
+		svc_on_policy(p);
 		break;
 	default:
 		log_kv(LOG_LEVEL_WARN, "unknown control message ignored", NULL);
@@ -226,6 +289,8 @@ static void svc_teardown(struct svc_proc *p)
 	if (p->deadline_ev) event_free(p->deadline_ev);
 	if (p->s.base) event_base_free(p->s.base);
 	config_free(&p->s.cfg);
+	policy_free(p->s.policy);
+	p->s.policy = NULL;
 }
 
 int svc_main(const char *role, int argc, char **argv)

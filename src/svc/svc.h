@@ -7,8 +7,10 @@
  * Life of a service process:
  *   exec'd by the supervisor as `macronode __service ROLE --worker N`
  *   with fds CTL_CHILD_FD, CTL_METRICS_FD and (if it listens) CTL_LISTEN_FD;
- *   sends CTL_HELLO with its build id; waits for CTL_CONFIG; calls
- *   ops->start; sends CTL_READY. Later CTL_CONFIG messages call ops->reload.
+ *   sends CTL_HELLO with its build id; gets CTL_POLICY (the verified policy
+ *   bundle, or none) and waits for CTL_CONFIG; calls ops->start; sends
+ *   CTL_READY. Later CTL_CONFIG messages call ops->reload, later CTL_POLICY
+ *   messages ops->policy.
  *   CTL_DRAIN, SIGTERM or the loss of the control channel call ops->drain,
  *   and the process exits 0 when the service reports it is done, or at the
  *   drain deadline.
@@ -19,6 +21,8 @@
 #include <stdbool.h>
 
 #include "core/config.h"
+
+struct policy;
 
 struct event_base;
 typedef struct svc svc;
@@ -33,6 +37,9 @@ typedef struct svc_ops {
 	void (*drain)(svc *s);
 	/* Release everything (after the loop ends). */
 	void (*stop)(svc *s);
+	/* s->policy changed (a new verified bundle, or NULL: deny all). The old
+	 * one is freed after this returns. Optional. */
+	void (*policy)(svc *s);
 } svc_ops;
 
 struct svc {
@@ -42,6 +49,10 @@ struct svc {
 	int                listen_fd;  /* -1 if none */
 	int                worker;     /* worker index for multi-process services */
 	void              *priv;       /* the service's own state */
+	/* The policy bundle the supervisor verified (CTL_POLICY), or NULL when
+	 * there is none: the wall then denies everything. Owned here. */
+	struct policy     *policy;
+	char               policy_digest[80];  /* "b3:<hex>" of the bundle, or "" */
 };
 
 /* Entry point for `macronode __service ROLE ...`. Returns the exit code. */

@@ -307,9 +307,86 @@ class Metrics:
 
 # ---------------------------------------------------------------- the node
 
+# ---------------------------------------------------------------- the wall
+# Every node starts behind the wall (deny by default). Tests of other planes
+# get an "open" wall: a capability key k1 and a signed policy that allows
+# every request, so they exercise their plane, not the policy. Tests of the
+# wall pass wall=None (nothing installed) or their own bundle.
+
+OPEN_BUNDLE = {"version": 1, "defaults": {"default_action": "deny"},
+               "rules": [{"id": "tests-open", "when": {"method": "*"}, "action": "allow",
+                          "reason": "integration tests of other planes"}]}
+WALL_KID = "k1"
+_wall_cache = {}
+
+
+def _wall_material():
+    """One signing keypair and one MAC key per test session (copied per node)."""
+    if not _wall_cache:
+        d = tempfile.mkdtemp(prefix="mn-wall-")
+        import atexit
+        atexit.register(shutil.rmtree, d, True)
+        r = subprocess.run([BIN, "policy", "keygen", "--out", os.path.join(d, "signing")],
+                           capture_output=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        key = os.path.join(d, WALL_KID + ".key")
+        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, (os.urandom(32).hex() + "\n").encode())
+        os.close(fd)
+        _wall_cache["dir"] = d
+    return _wall_cache["dir"]
+
+
+def install_wall(data_dir, bundle=OPEN_BUNDLE, sign=True, keys=True):
+    """Put a MAC key and a signed bundle where the node looks by default:
+    <data>/auth/keys/k1.key, <data>/policy/policy.json(.sig), signing.pub."""
+    src = _wall_material()
+    kdir = os.path.join(data_dir, "auth", "keys")
+    pdir = os.path.join(data_dir, "policy")
+    os.makedirs(kdir, mode=0o700, exist_ok=True)
+    os.makedirs(pdir, mode=0o700, exist_ok=True)
+    if keys:
+        shutil.copy2(os.path.join(src, WALL_KID + ".key"), os.path.join(kdir, WALL_KID + ".key"))
+    for f in ("signing.pub", "signing.key"):
+        shutil.copy2(os.path.join(src, f), os.path.join(pdir, f))
+    if bundle is not None:
+        write_bundle(data_dir, bundle, sign=sign)
+
+
+def write_bundle(data_dir, bundle, sign=True, raw=None):
+    """Write (and sign with the session key) <data>/policy/policy.json."""
+    path = os.path.join(data_dir, "policy", "policy.json")
+    text = raw if raw is not None else json.dumps(bundle, indent=1)
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+    if sign:
+        r = subprocess.run([BIN, "policy", "sign", path, "--key",
+                            os.path.join(data_dir, "policy", "signing.key")],
+                           capture_output=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+    return path
+
+
+def wall_env(d):
+    """RON_* variables pointing a node at a wall installed under d."""
+    return {"RON_AUTH_KEYS_DIR": os.path.join(d, "auth", "keys"),
+            "RON_POLICY_FILE": os.path.join(d, "policy", "policy.json"),
+            "RON_POLICY_PUBKEY": os.path.join(d, "policy", "signing.pub")}
+
+
+def mint_token(data_dir, *args):
+    """macronode token mint with the node's k1 key; returns the token string."""
+    r = subprocess.run([BIN, "token", "mint", "--key",
+                        os.path.join(data_dir, "auth", "keys", WALL_KID + ".key"),
+                        "--kid", WALL_KID] + list(args), capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.decode().strip()
+
+
 class Node:
     def __init__(self, tmp, tag, config=None, use_flags=False, args=(), env=None,
-                 workers=1, config_file=True):
+                 workers=1, config_file=True, wall="open"):
         self.tmp = tmp
         self.tag = tag
         self.admin_port, self.gateway_port = free_ports(2)
@@ -319,7 +396,9 @@ class Node:
         self.config_path = os.path.join(tmp, "node.json")
         self.log_path = os.path.join(tmp, "node.log")
         self.use_flags = use_flags
-        base = {"gateway": {"workers": workers}}
+        # Per-tenant quotas off unless a test sets them: many tests send
+        # bursts from one address (the anonymous tenant "ip:127.0.0.1").
+        base = {"gateway": {"workers": workers}, "quota": {"requests_per_second": 0}}
         if not use_flags:
             base = deep_merge(base, {"admin": {"addr": self.admin_addr},
                                      "gateway": {"addr": self.gateway_addr},
@@ -330,7 +409,16 @@ class Node:
         if config_file:
             self.write_config(self.config, merge=False)
         self.args = list(args)
-        self.extra_env = dict(env or {})
+        self.extra_env = {}
+        # The open wall lives beside the data dir (amnesia tests need the data
+        # dir untouched) and is found through the environment, so it applies
+        # to nodes configured by file, flags or env alike.
+        self.wall_dir = None
+        if wall == "open":
+            self.wall_dir = os.path.join(tmp, "wall")
+            install_wall(self.wall_dir)
+            self.extra_env.update(wall_env(self.wall_dir))
+        self.extra_env.update(env or {})
         self.proc = None
         self.exit_code = None
         self._logf = None

@@ -212,7 +212,8 @@ def test_amnesia_leaves_data_dir_empty(node_factory):
     assert n.stop() == 0
     assert not os.path.exists(n.data_dir) or os.listdir(n.data_dir) == [], \
         os.listdir(n.data_dir)
-    assert sorted(os.listdir(n.tmp)) == ["node.json", "node.log"]
+    # "wall" holds the key and policy the harness installed (input, not output).
+    assert sorted(os.listdir(n.tmp)) == ["node.json", "node.log", "wall"]
 
 
 def test_disk_mode_layout_and_persistence(node):

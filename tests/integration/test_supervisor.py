@@ -393,7 +393,8 @@ def test_amnesia_leaves_no_data_dir(node_factory, how):
     assert n.stop() == 0
     assert not os.path.exists(n.data_dir), os.listdir(n.data_dir)
     assert not os.path.exists(rd), "amnesia runtime dir left behind: %s" % rd
-    assert sorted(os.listdir(n.tmp)) == ["node.json", "node.log"]
+    # "wall" holds the key and policy the harness installed (input, not output).
+    assert sorted(os.listdir(n.tmp)) == ["node.json", "node.log", "wall"]
 
 
 def test_non_amnesia_creates_data_dir(node):

@@ -15,22 +15,95 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "core/http.h"
 #include "core/metrics.h"
 #include "core/objstore.h"
 #include "core/stor_client.h"
 #include "core/tls.h"
+#include "core/wall.h"
+#include "lib/util.h"
 #include "lib/log.h"
 #include "svc/gateway/objects.h"
 #include "svc/svc.h"
 
+/* How often the worker tells the supervisor whether it is shedding load. */
+#define GATEWAY_SHED_POLL_MS 250
+
 typedef struct gateway {
-	http_server *http;
-	tls_server  *tls;      /* NULL: plaintext */
-	stor_client *stor;
-	objects      objects;
-	int          worker;
+	http_server  *http;
+	tls_server   *tls;      /* NULL: plaintext */
+	stor_client  *stor;
+	objects       objects;
+	wall         *wall;
+	struct event *shed_ev;
+	bool          shedding; /* last state reported */
+	svc          *svc;
+	int           worker;
 } gateway;
+
+static const wall_class class_of[] = {
+	[HTTP_CLASS_CORE] = WALL_CLASS_CORE, [HTTP_CLASS_FACET] = WALL_CLASS_FACET,
+	[HTTP_CLASS_ADMIN] = WALL_CLASS_ADMIN,
+};
+
+/* The wall (Auth → Policy → Quota) as the HTTP core's gate. */
+static void gateway_gate(http_req *r, void *arg, http_gate_verdict *out)
+{
+	gateway *g = arg;
+	wall_verdict v;
+	const char *auth = http_req_header(r, "Authorization");
+	wall_req rq = {
+		.method = http_req_method(r), .path = http_req_path(r),
+		.peer = http_req_peer(r, NULL), .body_bytes = http_req_content_length(r),
+		.cls = class_of[http_req_route_class(r)],
+	};
+
+	if (auth && !wall_bearer(auth, &rq.token, &rq.token_len))
+		rq.bad_credentials = true;
+	wall_check(g->wall, &rq, util_now_ms(), &v);
+	out->body_cap = v.body_cap;
+	if (v.status == 0)
+		return;
+	out->status = v.status;
+	out->code = v.code;
+	snprintf(out->message, sizeof out->message, "%s", v.message);
+	out->reject = wall_reject_name(v.reject);
+	out->retry_after_s = v.retry_after_s;
+	if (v.challenge)
+		out->www_authenticate = v.invalid_token ? "Bearer realm=\"macronode\", error=\"invalid_token\""
+		                                        : "Bearer realm=\"macronode\"";
+}
+
+static void gateway_on_policy(svc *s)
+{
+	gateway *g = s->priv;
+
+	wall_set_policy(g->wall, s->policy, s->policy_digest);
+}
+
+static void gateway_wall_configure(svc *s, gateway *g)
+{
+	char err[CONFIG_ERR_MAX];
+
+	if (wall_configure(g->wall, &s->cfg, err, sizeof err) != 0)
+		log_kv(LOG_LEVEL_WARN, "capability keys not loaded; tokens will be refused",
+		       "error", err, NULL);
+}
+
+/* Readiness reports `degraded` while a worker sheds load. */
+static void gateway_on_shed_poll(evutil_socket_t fd, short what, void *arg)
+{
+	gateway *g = arg;
+	bool now = http_server_shedding(g->http);
+
+	(void)fd; (void)what;
+	if (now != g->shedding) {
+		g->shedding = now;
+		svc_report_dep(g->svc, "capacity", !now);
+	}
+}
 
 static void gateway_on_healthz(http_req *r, void *arg)
 {
@@ -74,8 +147,11 @@ static void gateway_free(gateway *g)
 {
 	if (!g)
 		return;
+	if (g->shed_ev)
+		event_free(g->shed_ev);
 	http_server_free(g->http);   /* first: it may still hold requests using stor */
 	stor_client_free(g->stor);
+	wall_free(g->wall);
 	tls_server_free(g->tls);
 	free(g);
 }
@@ -91,11 +167,20 @@ static int gateway_start(svc *s)
 	};
 	gateway *g = calloc(1, sizeof *g);
 	http_server_opts o = { .service = "gateway", .routes = routes,
-	                       .nroutes = sizeof routes / sizeof routes[0] };
+	                       .nroutes = sizeof routes / sizeof routes[0],
+	                       .gate = gateway_gate, .gate_arg = g };
+	struct timeval poll = { 0, GATEWAY_SHED_POLL_MS * 1000 };
 
 	if (!g)
 		return -1;
 	g->worker = s->worker;
+	g->svc = s;
+	if (!(g->wall = wall_new())) {
+		free(g);
+		return -1;
+	}
+	gateway_wall_configure(s, g);
+	wall_set_policy(g->wall, s->policy, s->policy_digest);
 	routes[0].arg = g;
 	routes[1].arg = &g->objects;
 	routes[2].arg = &g->objects;
@@ -106,7 +191,9 @@ static int gateway_start(svc *s)
 	g->objects.stor = g->stor;
 	g->objects.max_object = s->cfg.storage_max_object_bytes;
 	g->http = g->stor ? http_server_new(s->base, &o) : NULL;
-	if (!g->http || gateway_tls_new(s, g) < 0 || s->listen_fd < 0 ||
+	g->shed_ev = event_new(s->base, -1, EV_PERSIST, gateway_on_shed_poll, g);
+	if (!g->http || !g->shed_ev || event_add(g->shed_ev, &poll) != 0 ||
+	    gateway_tls_new(s, g) < 0 || s->listen_fd < 0 ||
 	    http_server_listen_fd(g->http, s->listen_fd, true) != 0) {
 		log_kv(LOG_LEVEL_ERROR, "gateway cannot serve its listener", NULL);
 		gateway_free(g);
@@ -125,6 +212,7 @@ static void gateway_reload(svc *s)
 	gateway_limits(&l, &s->cfg);
 	http_server_set_limits(g->http, &l);
 	g->objects.max_object = s->cfg.storage_max_object_bytes;
+	gateway_wall_configure(s, g);
 	/* New connections get the new certificate; on error the old one stays. */
 	if (g->tls && tls_server_reload(g->tls, &s->cfg, err, sizeof err) < 0)
 		log_kv(LOG_LEVEL_ERROR, "gateway TLS reload failed, keeping the old certificate",
@@ -155,4 +243,5 @@ const svc_ops gateway_ops = {
 	.reload = gateway_reload,
 	.drain = gateway_drain,
 	.stop = gateway_stop,
+	.policy = gateway_on_policy,
 };

@@ -35,7 +35,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/metrics.h"
 #include "core/tls.h"
+#include "core/wall.h"
 #include "lib/log.h"
 #include "svc/omnigate/omnigate.h"
 
@@ -375,11 +377,68 @@ static int conn_on_hello(oap_conn *c, const oap_frame *f)
 
 /* Where the capability wall will plug in (a later issue): the START
  * frame's cap bytes against the verb and its parameters. Open for now. */
-static int conn_authorize(oap_conn *c, const oap_frame *f)
+/* The request a verb makes, as the wall sees it: the HTTP method and path
+ * of the equivalent gateway request, so one capability means the same on
+ * both protocols. PING is a probe (admin class, not gated). */
+static bool conn_wall_req(const oap_frame *f, wall_req *rq, char *path, size_t len)
 {
-	(void)c;
-	(void)f;
-	return 0;
+	const char *cid = NULL;
+	json_t *j = NULL;
+
+	switch (f->code) {
+	case OG_VERB_GET:  rq->method = "GET"; break;
+	case OG_VERB_STAT: rq->method = "HEAD"; break;
+	case OG_VERB_PUT:  rq->method = "PUT"; break;
+	default:           return false;
+	}
+	snprintf(path, len, "/o");
+	if (f->code != OG_VERB_PUT && f->payload_len && f->payload_len <= OG_PARAMS_MAX &&
+	    (j = json_loadb((const char *)f->payload, f->payload_len, 0, NULL)) &&
+	    (cid = json_string_value(json_object_get(j, "cid"))) && strlen(cid) < len - 3)
+		snprintf(path, len, "/o/%s", cid);
+	json_decref(j);
+	rq->path = path;
+	rq->body_bytes = f->code == OG_VERB_PUT ? -1 : 0;
+	rq->token = f->cap_len ? (const char *)f->cap : NULL;
+	rq->token_len = f->cap_len;
+	rq->cls = WALL_CLASS_CORE;
+	return true;
+}
+
+static const og_reject wall_rejects[] = {
+	[WALL_REJ_NONE] = OG_REJ_COUNT, [WALL_REJ_UNAUTH] = OG_REJ_UNAUTH,
+	[WALL_REJ_FORBIDDEN] = OG_REJ_FORBIDDEN, [WALL_REJ_QUOTA] = OG_REJ_QUOTA,
+	[WALL_REJ_413] = OG_REJ_413,
+};
+
+/* Auth → Policy → Quota for one START. true: refused (answered). */
+static bool conn_wall_refused(oap_conn *c, oap_stream *s, const oap_frame *f)
+{
+	struct sockaddr_storage peer;
+	socklen_t plen = sizeof peer;
+	char path[96], msg[WALL_MSG_MAX + 32];
+	wall_req rq = { 0 };
+	wall_verdict v;
+
+	if (!c->og->wall || !conn_wall_req(f, &rq, path, sizeof path))
+		return false;
+	if (getpeername(bufferevent_getfd(c->bev), (struct sockaddr *)&peer, &plen) == 0)
+		rq.peer = (const struct sockaddr *)&peer;
+	wall_check(c->og->wall, &rq, og_now_ms(), &v);
+	if (v.status == 0) {
+		s->body_cap = v.body_cap;
+		return false;
+	}
+	og_count_reject(c->og, wall_rejects[v.reject], wall_reject_name(v.reject));
+	metrics_count("rejected_total", v.reject == WALL_REJ_UNAUTH ? "reason=\"unauth\"" :
+	              v.reject == WALL_REJ_QUOTA ? "reason=\"quota\"" :
+	              v.reject == WALL_REJ_413 ? "reason=\"413\"" : "reason=\"forbidden\"", 1);
+	if (v.status == 429)
+		snprintf(msg, sizeof msg, "%s; retry after %u s", v.message, v.retry_after_s);
+	else
+		snprintf(msg, sizeof msg, "%s", v.message);
+	og_stream_error(s, v.status, v.code, msg, v.status == 429);
+	return true;
 }
 
 /* Refusals that need the stream (for corr_id, tenant, discard). */
@@ -397,9 +456,7 @@ static bool conn_start_refused(oap_conn *c, oap_stream *s, const oap_frame *f)
 	} else if (!og_verb_has_body(f->code) && !(f->flags & OAP_F_END)) {
 		og_stream_error(s, 400, "bad_request", "this verb takes no body: flag START with END",
 		                false);
-	} else if (conn_authorize(c, f) < 0) {
-		og_stream_error(s, 403, "forbidden", "capability does not allow this", false);
-	} else {
+	} else if (!conn_wall_refused(c, s, f)) {
 		return false;
 	}
 	return true;
@@ -448,6 +505,16 @@ static int conn_on_body(oap_conn *c, oap_stream *s, const oap_frame *f)
 		stream_maybe_finish(s);
 		return 0;
 	}
+	if (s->body_cap && n > s->body_cap - s->body_seen) {
+		free(plain);
+		og_count_reject(c->og, OG_REJ_413, "capability byte limit");
+		metrics_count("rejected_total", "reason=\"413\"", 1);
+		og_stream_error(s, 413, "payload_too_large",
+		                "the request body exceeds the capability's byte limit", false);
+		stream_maybe_finish(s);
+		return 0;
+	}
+	s->body_seen += n;
 	og_verb_body(s, plain ? plain : f->payload, n, end);
 	free(plain);
 	return 0;

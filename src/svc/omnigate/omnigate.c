@@ -24,6 +24,7 @@
 
 #include "core/objstore.h"
 #include "core/tls.h"
+#include "core/wall.h"
 #include "lib/log.h"
 #include "svc/omnigate/omnigate.h"
 #include "svc/svc.h"
@@ -38,6 +39,10 @@ static const char *const og_reject_names[OG_REJ_COUNT] = {
 	[OG_REJ_CONN_CAP] = "conn_cap",
 	[OG_REJ_DECOMPRESS] = "decompress",
 	[OG_REJ_INTEGRITY] = "integrity",
+	[OG_REJ_UNAUTH] = "unauth",
+	[OG_REJ_FORBIDDEN] = "forbidden",
+	[OG_REJ_QUOTA] = "quota",
+	[OG_REJ_413] = "413",
 };
 
 typedef struct og_svc {
@@ -196,6 +201,7 @@ static void og_svc_free(og_svc *g)
 		oap_conn_free(og->conns);   /* first: streams may hold storage calls */
 	stor_client_free(og->stor);
 	tls_server_free(og->tls);
+	wall_free(og->wall);
 	free(g);
 }
 
@@ -221,6 +227,22 @@ static int og_listen(svc *s, omnigate *og)
 	return 0;
 }
 
+static void og_wall_configure(svc *s, omnigate *og)
+{
+	char err[CONFIG_ERR_MAX];
+
+	if (wall_configure(og->wall, &s->cfg, err, sizeof err) != 0)
+		log_kv(LOG_LEVEL_WARN, "capability keys not loaded; tokens will be refused",
+		       "error", err, NULL);
+}
+
+static void omnigate_on_policy(svc *s)
+{
+	og_svc *g = s->priv;
+
+	wall_set_policy(g->og.wall, s->policy, s->policy_digest);
+}
+
 static int omnigate_start(svc *s)
 {
 	og_svc *g = calloc(1, sizeof *g);
@@ -229,6 +251,12 @@ static int omnigate_start(svc *s)
 		return -1;
 	g->s = s;
 	og_init(&g->og, s->base);
+	if (!(g->og.wall = wall_new())) {
+		free(g);
+		return -1;
+	}
+	og_wall_configure(s, &g->og);
+	wall_set_policy(g->og.wall, s->policy, s->policy_digest);
 	og_limits_from(&g->og.lim, &s->cfg);
 	g->og.stor = objstore_client_new(s->base, &s->cfg);
 	if (g->og.stor)
@@ -248,6 +276,7 @@ static void omnigate_reload(svc *s)
 	char err[CONFIG_ERR_MAX];
 
 	og_limits_from(&g->og.lim, &s->cfg);
+	og_wall_configure(s, &g->og);
 	/* New connections get the new certificate; on error the old one stays. */
 	if (tls_server_reload(g->og.tls, &s->cfg, err, sizeof err) < 0)
 		log_kv(LOG_LEVEL_ERROR, "omnigate TLS reload failed, keeping the old certificate",
@@ -288,6 +317,7 @@ static void omnigate_stop(svc *s)
 
 const svc_ops omnigate_ops = {
 	.role = "omnigate",
+	.policy = omnigate_on_policy,
 	.start = omnigate_start,
 	.reload = omnigate_reload,
 	.drain = omnigate_drain,

@@ -50,6 +50,10 @@ typedef enum og_reject {
 	OG_REJ_CONN_CAP,       /* limits.max_connections */
 	OG_REJ_DECOMPRESS,     /* COMP frame over its caps or corrupt */
 	OG_REJ_INTEGRITY,      /* a served object failed verification */
+	OG_REJ_UNAUTH,         /* the wall: 401 */
+	OG_REJ_FORBIDDEN,      /* the wall: 403 / 451 */
+	OG_REJ_QUOTA,          /* the wall: 429 */
+	OG_REJ_413,            /* the wall: the token's byte limit */
 	OG_REJ_COUNT,
 } og_reject;
 
@@ -69,6 +73,7 @@ typedef struct oap_stream oap_stream;
 typedef struct omnigate {
 	struct event_base     *base;
 	stor_client           *stor;     /* NULL: object verbs answer 503 (tests) */
+	struct wall           *wall;     /* Auth → Policy → Quota; NULL: no gate (unit tests only) */
 	struct tls_server     *tls;      /* NULL: plaintext (tests only) */
 	struct evconnlistener *lev;
 	og_limits              lim;
@@ -98,6 +103,8 @@ struct oap_stream {
 	bool        finished;     /* both sides done (or connection closing);
 	                           * freed at the connection's next safe point */
 	uint16_t    status;       /* code of our START answer (data frames repeat it) */
+	uint64_t    body_cap;     /* the capability's byte limit on the request body; 0 = none */
+	uint64_t    body_seen;
 	void       *vs;           /* verb state (oap_verbs.c) */
 };
 

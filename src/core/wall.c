@@ -1,0 +1,357 @@
+/*
+ * wall.c — Auth → Policy → Quota (see wall.h).
+ */
+#include "core/wall.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "core/captoken.h"
+#include "core/config.h"
+#include "core/policy.h"
+#include "core/quota.h"
+
+#define WALL_CLASSES      2                    /* core, facet carry tags */
+#define WALL_EXTRA_TAGS   2                    /* "token", "tenant:<t>" */
+#define WALL_DIGEST_MAX   80
+
+struct wall {
+	captoken_keyring *keys;
+	const policy     *pol;                       /* borrowed; NULL: deny all */
+	char              digest[WALL_DIGEST_MAX];   /* "" when unknown */
+	char              audience[CONFIG_TEXT_MAX];
+	char              region[CONFIG_TEXT_MAX];
+	bool              amnesia;
+	char              tags[WALL_CLASSES][CONFIG_TAGS_MAX][CONFIG_TAG_MAX + 1];
+	size_t            ntags[WALL_CLASSES];
+	quota_table      *quota;
+};
+
+static const char *const reject_names[] = {
+	[WALL_REJ_NONE] = "none", [WALL_REJ_UNAUTH] = "unauth", [WALL_REJ_FORBIDDEN] = "forbidden",
+	[WALL_REJ_QUOTA] = "quota", [WALL_REJ_413] = "413",
+};
+
+const char *wall_reject_name(wall_reject r)
+{
+	return r <= WALL_REJ_413 ? reject_names[r] : "none";
+}
+
+wall *wall_new(void)
+{
+	wall *w = calloc(1, sizeof *w);
+
+	if (!w)
+		return NULL;
+	w->keys = captoken_keyring_new();
+	if (!w->keys) {
+		wall_free(w);
+		return NULL;
+	}
+	return w;
+}
+
+void wall_free(wall *w)
+{
+	if (!w)
+		return;
+	captoken_keyring_free(w->keys);
+	quota_free(w->quota);
+	free(w);
+}
+
+/* Split a validated (config_validate) comma-separated tag list. */
+static size_t split_tags(const char *list, char out[][CONFIG_TAG_MAX + 1])
+{
+	size_t n = 0;
+
+	for (const char *p = list; *p && n < CONFIG_TAGS_MAX;) {
+		size_t len = strcspn(p, ",");
+		if (len > 0 && len <= CONFIG_TAG_MAX) {
+			memcpy(out[n], p, len);
+			out[n++][len] = '\0';
+		}
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return n;
+}
+
+static void configure_quota(wall *w, const mn_config *cfg)
+{
+	quota_limits l = {
+		.rps = cfg->quota_rps, .burst = cfg->quota_burst,
+		.bytes_per_s = cfg->quota_bytes_per_s, .bytes_burst = cfg->quota_bytes_burst,
+		.max_tenants = cfg->quota_max_tenants,
+	};
+	struct timespec ts;
+
+	if (w->quota) {
+		quota_set_limits(w->quota, &l);
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	w->quota = quota_new(&l, (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
+}
+
+int wall_configure(wall *w, const mn_config *cfg, char *err, size_t errlen)
+{
+	char dir[CONFIG_PATH_MAX];
+
+	snprintf(w->audience, sizeof w->audience, "%s", cfg->auth_audience);
+	snprintf(w->region, sizeof w->region, "%s", cfg->node_region);
+	w->amnesia = cfg->amnesia;
+	w->ntags[WALL_CLASS_CORE] = split_tags(cfg->policy_tags_core, w->tags[WALL_CLASS_CORE]);
+	w->ntags[WALL_CLASS_FACET] = split_tags(cfg->policy_tags_facet, w->tags[WALL_CLASS_FACET]);
+	configure_quota(w, cfg);
+	if (!w->quota) {
+		snprintf(err, errlen, "out of memory for the quota table");
+		return -1;
+	}
+	if (config_keys_dir(cfg, dir, sizeof dir) != 0) {
+		snprintf(err, errlen, "auth.keys_dir: path too long");
+		return -1;
+	}
+	/* Load into a fresh ring and swap only on success: a broken key file on
+	 * reload must not cost the node the keys it has. */
+	captoken_keyring *kr = captoken_keyring_new();
+	if (!kr) {
+		snprintf(err, errlen, "out of memory for the key ring");
+		return -1;
+	}
+	if (captoken_keyring_load_dir(kr, dir, err, errlen) != 0) {
+		captoken_keyring_free(kr);
+		return -1;
+	}
+	captoken_keyring_free(w->keys);
+	w->keys = kr;
+	return 0;
+}
+
+void wall_set_policy(wall *w, const policy *p, const char *digest)
+{
+	w->pol = p;
+	snprintf(w->digest, sizeof w->digest, "%s", p && digest ? digest : "");
+}
+
+bool wall_has_policy(const wall *w)
+{
+	return w->pol != NULL;
+}
+
+size_t wall_key_count(const wall *w)
+{
+	return captoken_keyring_count(w->keys);
+}
+
+bool wall_bearer(const char *h, const char **tok, size_t *len)
+{
+	static const char scheme[] = "Bearer";
+	size_t n = sizeof scheme - 1;
+
+	if (!h || strncasecmp(h, scheme, n) != 0 || (h[n] != ' ' && h[n] != '\t'))
+		return false;
+	h += n;
+	while (*h == ' ' || *h == '\t')
+		h++;
+	size_t l = strlen(h);
+	while (l > 0 && (h[l - 1] == ' ' || h[l - 1] == '\t'))
+		l--;
+	if (l == 0)
+		return false;
+	*tok = h;
+	*len = l;
+	return true;
+}
+
+/* ---- verdicts ----------------------------------------------------------- */
+
+__attribute__((format(printf, 5, 6)))
+static void refuse(wall_verdict *v, int status, const char *code, wall_reject why,
+                   const char *fmt, ...)
+{
+	va_list ap;
+
+	v->status = status;
+	v->code = code;
+	v->reject = why;
+	va_start(ap, fmt);
+	vsnprintf(v->message, sizeof v->message, fmt, ap);
+	va_end(ap);
+}
+
+static void unauth(wall_verdict *v, bool invalid, const char *what, const char *detail)
+{
+	refuse(v, 401, "unauthenticated", WALL_REJ_UNAUTH, "%s%s", what, detail);
+	v->challenge = true;
+	v->invalid_token = invalid;
+}
+
+/* ---- auth --------------------------------------------------------------- */
+
+/* The token's tightest byte limit: scope max_bytes and BytesLe caveats. */
+static uint64_t token_byte_cap(const captoken *t)
+{
+	uint64_t cap = t->has_max_bytes ? t->max_bytes : 0;
+
+	for (size_t i = 0; i < t->ncaveats; i++)
+		if (t->caveats[i].kind == CAPTOKEN_CAV_BYTES_LE && (cap == 0 || t->caveats[i].u < cap))
+			cap = t->caveats[i].u;
+	return cap;
+}
+
+/* Verify a presented token. false: refused (v filled). */
+static bool auth_token(wall *w, const wall_req *rq, captoken_info *info, wall_verdict *v)
+{
+	captoken *t = NULL;
+	captoken_ctx ctx = {
+		.now = (uint64_t)time(NULL),
+		.audience = w->audience[0] ? w->audience : NULL,
+		.method = rq->method, .path = rq->path, .peer = rq->peer,
+		.body_bytes = rq->body_bytes > 0 ? (uint64_t)rq->body_bytes : 0,
+		.tenant = rq->mtls_tenant, .amnesia = w->amnesia,
+		.gov_policy_digest = w->digest[0] ? w->digest : NULL,
+	};
+	captoken_result r = captoken_decode(rq->token, rq->token_len, &t);
+
+	if (r == CAPTOKEN_OK)
+		r = captoken_check(t, w->keys, &ctx, info);
+	if (r == CAPTOKEN_OK)
+		v->body_cap = token_byte_cap(t);
+	captoken_free(t);
+	switch (r) {
+	case CAPTOKEN_OK:
+		return true;
+	case CAPTOKEN_SCOPE_METHOD: case CAPTOKEN_SCOPE_PATH: case CAPTOKEN_IP:
+	case CAPTOKEN_TENANT: case CAPTOKEN_AMNESIA: case CAPTOKEN_GOV_POLICY:
+	case CAPTOKEN_CUSTOM:
+		refuse(v, 403, "forbidden", WALL_REJ_FORBIDDEN,
+		       "the capability does not allow this request (%s)", captoken_result_name(r));
+		return false;
+	case CAPTOKEN_SCOPE_BYTES:
+		refuse(v, 413, "payload_too_large", WALL_REJ_413,
+		       "the request body exceeds the capability's byte limit (%s)",
+		       captoken_result_name(r));
+		return false;
+	default:
+		unauth(v, true, "capability token refused: ", captoken_result_name(r));
+		return false;
+	}
+}
+
+/* ---- policy ------------------------------------------------------------- */
+
+static bool policy_step(wall *w, const wall_req *rq, bool token, const char *tenant,
+                        wall_verdict *v)
+{
+	const char *tags[CONFIG_TAGS_MAX + WALL_EXTRA_TAGS];
+	char tenant_tag[WALL_TENANT_MAX + 8];
+	size_t n = 0;
+
+	if (!w->pol) {
+		refuse(v, 403, "policy_unavailable", WALL_REJ_FORBIDDEN,
+		       "no valid policy bundle is loaded: every request is denied");
+		return false;
+	}
+	if (rq->cls < WALL_CLASSES)
+		for (size_t i = 0; i < w->ntags[rq->cls]; i++)
+			tags[n++] = w->tags[rq->cls][i];
+	if (token)
+		tags[n++] = "token";
+	if (tenant && tenant[0]) {
+		snprintf(tenant_tag, sizeof tenant_tag, "tenant:%s", tenant);
+		tags[n++] = tenant_tag;
+	}
+	policy_ctx ctx = {
+		.method = rq->method, .region = w->region[0] ? w->region : NULL,
+		.body_bytes = rq->body_bytes > 0 ? (uint64_t)rq->body_bytes : 0,
+		.tags = tags, .ntags = n, .tenant = tenant,
+	};
+	policy_result res;
+	policy_eval(w->pol, &ctx, &res, NULL, NULL);
+	if (res.decision == POLICY_ALLOW)
+		return true;
+	if (res.reason && strcmp(res.reason, "LEGAL") == 0)
+		refuse(v, 451, "unavailable_for_legal_reasons", WALL_REJ_FORBIDDEN,
+		       "denied by policy for legal reasons (rule %s)", res.rule_id ? res.rule_id : "default");
+	else if (!token)
+		unauth(v, false, "authentication required: the policy does not allow this "
+		       "anonymously; rule ", res.rule_id ? res.rule_id : "default");
+	else
+		refuse(v, 403, "forbidden", WALL_REJ_FORBIDDEN, "denied by policy (rule %s)",
+		       res.rule_id ? res.rule_id : "default");
+	return false;
+}
+
+/* ---- quota -------------------------------------------------------------- */
+
+/* Anonymous requests are keyed by address; IPv6 by its /64 (one host owns a
+ * whole /64 routinely). */
+static void peer_key(const struct sockaddr *sa, char *out, size_t len)
+{
+	char buf[INET6_ADDRSTRLEN] = "unknown";
+
+	if (sa && sa->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, sizeof buf);
+	} else if (sa && sa->sa_family == AF_INET6) {
+		struct in6_addr a = ((const struct sockaddr_in6 *)sa)->sin6_addr;
+		if (!IN6_IS_ADDR_V4MAPPED(&a))
+			memset(a.s6_addr + 8, 0, 8);
+		inet_ntop(AF_INET6, &a, buf, sizeof buf);
+	}
+	snprintf(out, len, "ip:%s", buf);
+}
+
+static bool quota_step(wall *w, const wall_req *rq, const captoken_info *info, bool token,
+                       const char *tenant, uint64_t now_ms, wall_verdict *v)
+{
+	unsigned retry = 1;
+
+	if (tenant && tenant[0])
+		snprintf(v->tenant, sizeof v->tenant, "t:%s", tenant);
+	else if (token)
+		snprintf(v->tenant, sizeof v->tenant, "tid:%s", info->tid);
+	else
+		peer_key(rq->peer, v->tenant, sizeof v->tenant);
+	if (!w->quota)
+		return true;
+	quota_result r = quota_charge(w->quota, v->tenant,
+	                              rq->body_bytes > 0 ? (uint64_t)rq->body_bytes : 0,
+	                              token && info->has_rate ? info->rate_per_s : 0,
+	                              token && info->has_rate ? info->rate_burst : 0, now_ms, &retry);
+	if (r == QUOTA_OK)
+		return true;
+	refuse(v, 429, "quota_exceeded", WALL_REJ_QUOTA, "tenant quota exceeded (%s)",
+	       quota_result_name(r));
+	v->retry_after_s = retry ? retry : 1;
+	return false;
+}
+
+void wall_check(wall *w, const wall_req *rq, uint64_t now_ms, wall_verdict *v)
+{
+	captoken_info info;
+	bool token = rq->token != NULL;
+	const char *tenant = rq->mtls_tenant;
+
+	memset(v, 0, sizeof *v);
+	memset(&info, 0, sizeof info);
+	if (rq->bad_credentials) {
+		unauth(v, false, "credentials must be a capability token: ",
+		       "Authorization: Bearer <token>");
+		return;
+	}
+	if (token && !auth_token(w, rq, &info, v))
+		return;
+	if (token && !tenant && info.tenant[0])
+		tenant = info.tenant;
+	if (!policy_step(w, rq, token, tenant, v))
+		return;
+	(void)quota_step(w, rq, &info, token, tenant, now_ms, v);
+}

@@ -1,0 +1,183 @@
+/*
+ * sup_policy.c — the supervisor's hold on the policy bundle.
+ *
+ * The supervisor alone reads the bundle files: it verifies the signature
+ * and the version floor (policy_load_bytes), keeps the verified bytes in a
+ * sealed memfd and hands that memfd to every gateway and omnigate worker
+ * (CTL_POLICY), now and whenever a worker (re)starts. So all workers enforce
+ * exactly the bytes that were verified, and a worker restarted after a crash
+ * cannot pick up a file that changed since.
+ *
+ * On start and on every reload (SIGHUP, POST /api/v1/reload):
+ *   bundle file absent        → withdrawn: no policy, every public request
+ *                               denied, /readyz not ready ("policy");
+ *   bad signature, parse
+ *   error or rollback         → refused: the bundle in force (if any) stays;
+ *   valid                     → in force at once, in every worker.
+ * Each outcome is counted (policy_reloads_total{result}) and audited.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/ctl.h"
+#include "core/metrics.h"
+#include "core/policy.h"
+#include "lib/b3.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "node/node.h"
+
+#define POLICY_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL)
+
+static int sealed_copy(const char *buf, size_t len)
+{
+	int fd = memfd_create("mn-policy", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	size_t off = 0;
+
+	if (fd < 0)
+		return -1;
+	while (off < len) {
+		ssize_t n = write(fd, buf + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			close(fd);
+			return -1;
+		}
+		off += (size_t)n;
+	}
+	if (fcntl(fd, F_ADD_SEALS, POLICY_SEALS) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static bool wants_policy(const sup_child *c)
+{
+	return strcmp(c->role, "gateway") == 0 || strcmp(c->role, "omnigate") == 0;
+}
+
+void sup_policy_send(supervisor *s, sup_child *c)
+{
+	sup_policy *p = &s->policy;
+	char body[128];
+
+	if (c->ctl_fd < 0 || !wants_policy(c))
+		return;
+	int n = p->fd >= 0 ? snprintf(body, sizeof body, "%llu %s",
+	                              (unsigned long long)p->version, p->digest)
+	                   : snprintf(body, sizeof body, "none");
+	if (n <= 0 || ctl_send_fd(c->ctl_fd, CTL_POLICY, body, (size_t)n, p->fd) != 0)
+		log_kv(LOG_LEVEL_WARN, "cannot send policy to child", "role", c->role, NULL);
+}
+
+static void broadcast(supervisor *s)
+{
+	for (size_t i = 0; i < s->nchild; i++)
+		sup_policy_send(s, &s->child[i]);
+	metrics_gauge_set(metrics_get("policy_version", ""), s->policy.fd >= 0 ? s->policy.version : 0);
+}
+
+static void audit(const char *result, const char *why, const sup_policy *p, const char *err)
+{
+	char ver[24];
+
+	snprintf(ver, sizeof ver, "%llu", (unsigned long long)p->version);
+	log_kv(err ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, "audit", "kind", "policy_reload",
+	       "result", result, "trigger", why, "version", p->fd >= 0 ? ver : "-",
+	       "digest", p->fd >= 0 ? p->digest : "-", "error", err ? err : "", NULL);
+	char labels[48];
+	snprintf(labels, sizeof labels, "result=\"%s\"", result);
+	metrics_count("policy_reloads_total", labels, 1);
+}
+
+static void withdraw(supervisor *s, const char *why, const char *path)
+{
+	sup_policy *p = &s->policy;
+	bool had = p->fd >= 0;
+
+	if (had)
+		close(p->fd);
+	p->fd = -1;
+	/* Truncation is harmless here: a long path still names the file. */
+	int n = snprintf(p->last_error, sizeof p->last_error, "%.400s: no such file", path);
+	(void)n;
+	audit("withdrawn", why, p, p->last_error);
+	if (had || !p->announced)
+		broadcast(s);
+	p->announced = true;
+}
+
+int sup_policy_refresh(supervisor *s, const char *why, char *err, size_t errlen)
+{
+	sup_policy *p = &s->policy;
+	char bundle[CONFIG_PATH_MAX], pub[CONFIG_PATH_MAX];
+	policy *pol = NULL;
+	char *bytes = NULL;
+	size_t len = 0;
+	struct stat st;
+
+	if (!(s->cfg.services & (CONFIG_SVC_GATEWAY | CONFIG_SVC_OMNIGATE)))
+		return 0;
+	if (config_policy_file(&s->cfg, bundle, sizeof bundle) != 0 ||
+	    config_policy_pubkey(&s->cfg, pub, sizeof pub) != 0) {
+		snprintf(err, errlen, "policy.bundle_file: path too long");
+		return -1;
+	}
+	if (stat(bundle, &st) != 0 && errno == ENOENT) {
+		withdraw(s, why, bundle);
+		return 0;
+	}
+	if (policy_load_bytes(bundle, pub, p->floor, &pol, &bytes, &len, err, errlen) != 0) {
+		snprintf(p->last_error, sizeof p->last_error, "%s", err);
+		p->refused++;
+		audit("refused", why, p, err);
+		if (!p->announced)
+			broadcast(s);
+		p->announced = true;
+		return -1;
+	}
+	uint8_t d[B3_OUT_LEN];
+	char cid[B3_CID_LEN + 1];
+	b3_hash(bytes, len, d);
+	b3_cid_format(d, cid);
+	int fd = sealed_copy(bytes, len);
+	uint64_t version = policy_version(pol);
+	free(bytes);
+	policy_free(pol);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: cannot create the policy memfd: %s", bundle, strerror(errno));
+		snprintf(p->last_error, sizeof p->last_error, "%s", err);
+		audit("refused", why, p, err);
+		return -1;
+	}
+	bool same = p->fd >= 0 && strcmp(p->digest, cid) == 0;
+	if (p->fd >= 0)
+		close(p->fd);
+	p->fd = fd;
+	p->version = version;
+	p->floor = version;
+	p->loaded_ms = util_now_ms();
+	p->ok++;
+	p->last_error[0] = '\0';
+	snprintf(p->digest, sizeof p->digest, "%s", cid);
+	audit(same ? "unchanged" : "ok", why, p, NULL);
+	if (!same || !p->announced)
+		broadcast(s);
+	p->announced = true;
+	return 0;
+}
+
+void sup_policy_free(supervisor *s)
+{
+	if (s->policy.fd >= 0)
+		close(s->policy.fd);
+	s->policy.fd = -1;
+}
