@@ -234,7 +234,31 @@ static const http_route routes[] = {
 	{ HTTP_M_POST, "/refuse", "/refuse", HTTP_ROUTE_STREAM_BODY, h_refuse, NULL },
 	{ HTTP_M_GET, "/abort", "/abort", 0, h_abort, NULL },
 	{ HTTP_M_GET | HTTP_M_PUT, "/late", "/late", HTTP_ROUTE_STREAM_BODY, h_late, NULL },
+	{ HTTP_M_GET, "/facet", "/facet", HTTP_ROUTE_FACET, h_hello, NULL },
 };
+
+/* A gate for the gate tests: "X-Deny" → 401 with a challenge, "X-Cap" →
+ * admitted with a 5-byte body cap; every call counted. */
+static int g_gate_calls;
+static http_class g_gate_class;
+
+static void t_gate(http_req *r, void *arg, http_gate_verdict *v)
+{
+	(void)arg;
+	g_gate_calls++;
+	g_gate_class = http_req_route_class(r);
+	if (http_req_header(r, "X-Deny")) {
+		v->status = 401;
+		v->code = "unauthenticated";
+		snprintf(v->message, sizeof v->message, "no");
+		v->reject = "unauth";
+		v->www_authenticate = "Bearer realm=\"t\"";
+	} else if (http_req_header(r, "X-Cap")) {
+		v->body_cap = 5;
+	}
+}
+
+static http_gate_fn g_gate;
 
 static http_limits limits_default(void)
 {
@@ -249,7 +273,7 @@ static http_limits limits_default(void)
 static void srv_start(const http_limits *l)
 {
 	http_server_opts o = { .service = "test", .limits = *l, .routes = routes,
-	                       .nroutes = sizeof routes / sizeof routes[0] };
+	                       .nroutes = sizeof routes / sizeof routes[0], .gate = g_gate };
 	socklen_t alen = sizeof F.addr;
 	int one = 1;
 
@@ -281,6 +305,7 @@ static int teardown(void **state)
 	event_base_free(F.base);
 	memset(&F, 0, sizeof F);
 	g_async = NULL;
+	g_gate = NULL;
 	return 0;
 }
 
@@ -361,6 +386,16 @@ static struct client *client_new(void)
 	while (http_server_connections(F.srv) == before && now_ms() < end)
 		pump_once(NULL);
 	return cl;
+}
+
+/* Pump until the server has closed every connection (client_new counts on
+ * the number of connections changing). */
+static void settle(void)
+{
+	uint64_t end = now_ms() + PUMP_MS;
+
+	while (http_server_connections(F.srv) > 0 && now_ms() < end)
+		pump_once(NULL);
 }
 
 static void client_free(struct client *cl)
@@ -1136,6 +1171,92 @@ static void test_inflight_cap(void **state)
 	client_free(b);
 }
 
+/* Facets are shed at 3/4 of max_inflight while core routes still pass;
+ * the admin class never is; the server reports that it sheds. */
+static void test_facet_shed_first(void **state)
+{
+	http_limits l = limits_default();
+	struct client *up[3], *b;
+	uint64_t before = metric("rejected_total", "reason=\"503\"");
+
+	(void)state;
+	teardown(NULL);
+	l.max_inflight = 4;
+	srv_start(&l);
+	for (int i = 0; i < 3; i++) {
+		up[i] = client_new();
+		client_puts(up[i], "PUT /upload HTTP/1.1\r\nContent-Length: 100\r\n\r\nabc");
+		pump_ms(up[i], 10);
+	}
+	assert_int_equal(http_server_inflight(F.srv), 3);
+	assert_false(http_server_shedding(F.srv));
+	b = client_new();
+	client_puts(b, "GET /facet HTTP/1.1\r\n\r\nGET /hello HTTP/1.1\r\n\r\n"
+	               "GET /healthz HTTP/1.1\r\n\r\n");
+	assert_int_equal(wait_responses(b, 3, NULL), 3);
+	assert_int_equal(R[0].status, 503);
+	assert_envelope(&R[0], "overloaded", true);
+	assert_int_equal(R[1].status, 200);     /* core: 3 < 4 */
+	assert_int_equal(R[2].status, 200);     /* admin */
+	assert_true(http_server_shedding(F.srv));
+	assert_int_equal(metric("rejected_total", "reason=\"503\""), before + 1);
+	for (int i = 0; i < 3; i++)
+		client_free(up[i]);
+	client_free(b);
+}
+
+/* The gate runs for gated routes only, its refusal is answered with its
+ * status, challenge and envelope on a connection that stays open, and its
+ * body cap holds for declared and chunked bodies. */
+static void test_gate(void **state)
+{
+	http_limits l = limits_default();
+	struct client *c;
+	uint64_t before = metric("rejected_total", "reason=\"unauth\"");
+
+	(void)state;
+	teardown(NULL);
+	g_gate = t_gate;
+	g_gate_calls = 0;
+	srv_start(&l);
+	c = client_new();
+	client_puts(c, "GET /hello HTTP/1.1\r\nX-Deny: 1\r\n\r\n"
+	               "GET /healthz HTTP/1.1\r\nX-Deny: 1\r\n\r\n"
+	               "GET /facet HTTP/1.1\r\n\r\n");
+	assert_int_equal(wait_responses(c, 3, NULL), 3);
+	assert_int_equal(R[0].status, 401);
+	assert_hdr(&R[0], "WWW-Authenticate", "Bearer realm=\"t\"");
+	assert_envelope(&R[0], "unauthenticated", false);
+	assert_int_equal(R[1].status, 200);     /* exempt: not gated */
+	assert_int_equal(R[2].status, 200);
+	assert_int_equal(g_gate_calls, 2);
+	assert_int_equal(g_gate_class, HTTP_CLASS_FACET);
+	assert_int_equal(g_hello_calls, 2);     /* /healthz and /facet, not /hello */
+	assert_int_equal(metric("rejected_total", "reason=\"unauth\""), before + 1);
+	client_free(c);
+	settle();
+
+	c = client_new();
+	client_puts(c, "PUT /upload HTTP/1.1\r\nX-Cap: 1\r\nContent-Length: 6\r\n\r\nabcdef");
+	assert_int_equal(wait_responses(c, 1, NULL), 1);
+	assert_int_equal(R[0].status, 413);
+	assert_int_equal(g_upload_calls, 0);
+	client_free(c);
+	settle();
+	c = client_new();
+	client_puts(c, "PUT /upload HTTP/1.1\r\nX-Cap: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	               "3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n");
+	assert_int_equal(wait_responses(c, 1, NULL), 1);
+	assert_int_equal(R[0].status, 413);
+	client_free(c);
+	settle();
+	c = client_new();
+	client_puts(c, "PUT /upload HTTP/1.1\r\nX-Cap: 1\r\nContent-Length: 5\r\n\r\nabcde");
+	assert_int_equal(wait_responses(c, 1, NULL), 1);
+	assert_int_equal(R[0].status, 201);  /* at the cap: admitted */
+	client_free(c);
+}
+
 static void test_conn_cap(void **state)
 {
 	http_limits l = limits_default();
@@ -1352,6 +1473,8 @@ int main(void)
 		T(test_async_client_gone),
 		T(test_rate_limit),
 		T(test_inflight_cap),
+		T(test_facet_shed_first),
+		T(test_gate),
 		T(test_conn_cap),
 		T(test_header_deadline),
 		T(test_body_deadline),
