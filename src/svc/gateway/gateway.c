@@ -5,6 +5,10 @@
  * objects_put.c; storage is reached through one stor_client per worker on
  * <runtime_dir>/storage.sock.
  *
+ * Every object route passes the wall (core/wall.c) as the HTTP core's gate:
+ * Auth → Policy → Quota before the handler runs. The policy in force comes
+ * from the supervisor (svc.h, CTL_POLICY); /healthz is admin class, ungated.
+ *
  * Every route is HTTP_ROUTE_STREAM_BODY, so the gateway never buffers a
  * request body; that is what makes it safe to set the core's body cap
  * (limits.max_body_bytes) to the object cap (storage.max_object),
