@@ -90,6 +90,7 @@ typedef struct mn_config {
 	/* the wall (docs/auth.md, docs/policy.md): "" paths resolve under data_dir */
 	char     auth_keys_dir[CONFIG_PATH_MAX];   /* "" = <data_dir>/auth/keys */
 	char     auth_audience[CONFIG_TEXT_MAX];   /* "" = a token with an Aud caveat is refused */
+	char     auth_mtls_tenants_file[CONFIG_PATH_MAX]; /* "" = client certificates name no tenant */
 	char     node_region[CONFIG_TEXT_MAX];     /* policy context "region"; "" = none */
 	char     policy_bundle_file[CONFIG_PATH_MAX]; /* "" = <data_dir>/policy/policy.json */
 	char     policy_pubkey_file[CONFIG_PATH_MAX]; /* "" = <data_dir>/policy/signing.pub */

@@ -12,17 +12,29 @@
 #include <strings.h>
 #include <time.h>
 
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/x509.h>
+
 #include "core/captoken.h"
 #include "core/config.h"
 #include "core/policy.h"
 #include "core/quota.h"
+#include "lib/b3.h"
 
 #define WALL_CLASSES      2                    /* core, facet carry tags */
 #define WALL_EXTRA_TAGS   2                    /* "token", "tenant:<t>" */
 #define WALL_DIGEST_MAX   80
 
+struct wall_mtls {
+	uint8_t digest[B3_OUT_LEN];
+	char    tenant[CAPTOKEN_MAX_TEXT + 1];
+};
+
 struct wall {
 	captoken_keyring *keys;
+	struct wall_mtls *mtls;                      /* auth.mtls_tenants_file, sorted by nothing */
+	size_t            nmtls;
 	const policy     *pol;                       /* borrowed; NULL: deny all */
 	char              digest[WALL_DIGEST_MAX];   /* "" when unknown */
 	char              audience[CONFIG_TEXT_MAX];
@@ -63,6 +75,7 @@ void wall_free(wall *w)
 		return;
 	captoken_keyring_free(w->keys);
 	quota_free(w->quota);
+	free(w->mtls);
 	free(w);
 }
 
@@ -101,28 +114,94 @@ static void configure_quota(wall *w, const mn_config *cfg)
 	w->quota = quota_new(&l, (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
 }
 
-int wall_configure(wall *w, const mn_config *cfg, char *err, size_t errlen)
+static bool tenant_name_ok(const char *t)
 {
-	char dir[CONFIG_PATH_MAX];
+	size_t n = strlen(t);
 
-	snprintf(w->audience, sizeof w->audience, "%s", cfg->auth_audience);
-	snprintf(w->region, sizeof w->region, "%s", cfg->node_region);
-	w->amnesia = cfg->amnesia;
-	w->ntags[WALL_CLASS_CORE] = split_tags(cfg->policy_tags_core, w->tags[WALL_CLASS_CORE]);
-	w->ntags[WALL_CLASS_FACET] = split_tags(cfg->policy_tags_facet, w->tags[WALL_CLASS_FACET]);
-	configure_quota(w, cfg);
-	if (!w->quota) {
-		snprintf(err, errlen, "out of memory for the quota table");
+	if (n == 0 || n > CAPTOKEN_MAX_TEXT)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)t[i] < 0x21 || (unsigned char)t[i] > 0x7e)
+			return false;
+	return true;
+}
+
+/* Load the mTLS map (strict: a bad entry refuses the whole file, naming it). */
+static int load_mtls(wall *w, const char *path, char *err, size_t errlen)
+{
+	json_error_t je;
+	json_t *j, *v;
+	const char *k;
+	struct wall_mtls *m = NULL;
+	size_t n = 0;
+
+	if (!path[0]) {
+		free(w->mtls);
+		w->mtls = NULL;
+		w->nmtls = 0;
+		return 0;
+	}
+	if (!(j = json_load_file(path, JSON_REJECT_DUPLICATES, &je)) || !json_is_object(j) ||
+	    json_object_size(j) > WALL_MTLS_MAX) {
+		snprintf(err, errlen, "%s: %s", path, j ? "must be a JSON object of at most 1024 entries"
+		                                          : je.text);
+		json_decref(j);
 		return -1;
 	}
+	if (json_object_size(j) && !(m = calloc(json_object_size(j), sizeof *m))) {
+		json_decref(j);
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -1;
+	}
+	json_object_foreach(j, k, v) {
+		const char *t = json_string_value(v);
+		if (b3_cid_parse(k, strlen(k), m[n].digest) != 0 || !t || !tenant_name_ok(t)) {
+			snprintf(err, errlen, "%s: entry \"%.80s\": want \"b3:<64 hex>\": \"<tenant, "
+			         "printable ASCII, no spaces>\"", path, k);
+			free(m);
+			json_decref(j);
+			return -1;
+		}
+		snprintf(m[n++].tenant, sizeof m->tenant, "%s", t);
+	}
+	json_decref(j);
+	free(w->mtls);
+	w->mtls = m;
+	w->nmtls = n;
+	return 0;
+}
+
+const char *wall_peer_tenant(const wall *w, const void *x509)
+{
+	unsigned char *der = NULL;
+	uint8_t d[B3_OUT_LEN];
+	const char *found = NULL;
+
+	if (!x509 || !w->nmtls)
+		return NULL;
+	int len = i2d_X509((X509 *)x509, &der);
+	if (len <= 0)
+		return NULL;
+	b3_hash(der, (size_t)len, d);
+	OPENSSL_free(der);
+	for (size_t i = 0; i < w->nmtls && !found; i++)
+		if (b3_equal(d, w->mtls[i].digest))
+			found = w->mtls[i].tenant;
+	return found;
+}
+
+/* Load into a fresh ring and swap only on success: a broken key file on
+ * reload must not cost the node the keys it has. */
+static int load_keys(wall *w, const mn_config *cfg, char *err, size_t errlen)
+{
+	char dir[CONFIG_PATH_MAX];
+	captoken_keyring *kr;
+
 	if (config_keys_dir(cfg, dir, sizeof dir) != 0) {
 		snprintf(err, errlen, "auth.keys_dir: path too long");
 		return -1;
 	}
-	/* Load into a fresh ring and swap only on success: a broken key file on
-	 * reload must not cost the node the keys it has. */
-	captoken_keyring *kr = captoken_keyring_new();
-	if (!kr) {
+	if (!(kr = captoken_keyring_new())) {
 		snprintf(err, errlen, "out of memory for the key ring");
 		return -1;
 	}
@@ -133,6 +212,27 @@ int wall_configure(wall *w, const mn_config *cfg, char *err, size_t errlen)
 	captoken_keyring_free(w->keys);
 	w->keys = kr;
 	return 0;
+}
+
+int wall_configure(wall *w, const mn_config *cfg, char *err, size_t errlen)
+{
+	snprintf(w->audience, sizeof w->audience, "%s", cfg->auth_audience);
+	snprintf(w->region, sizeof w->region, "%s", cfg->node_region);
+	w->amnesia = cfg->amnesia;
+	w->ntags[WALL_CLASS_CORE] = split_tags(cfg->policy_tags_core, w->tags[WALL_CLASS_CORE]);
+	w->ntags[WALL_CLASS_FACET] = split_tags(cfg->policy_tags_facet, w->tags[WALL_CLASS_FACET]);
+	configure_quota(w, cfg);
+	if (!w->quota) {
+		snprintf(err, errlen, "out of memory for the quota table");
+		return -1;
+	}
+	/* Each part independently: a bad mTLS map must not cost the keys. */
+	int rc = load_keys(w, cfg, err, errlen);
+	if (rc == 0)
+		return load_mtls(w, cfg->auth_mtls_tenants_file, err, errlen);
+	char ignored[8];
+	(void)load_mtls(w, cfg->auth_mtls_tenants_file, ignored, sizeof ignored);
+	return rc;
 }
 
 void wall_set_policy(wall *w, const policy *p, const char *digest)

@@ -62,6 +62,7 @@ typedef struct wall_req {
 } wall_req;
 
 #define WALL_MSG_MAX    192
+#define WALL_MTLS_MAX   1024   /* entries in auth.mtls_tenants_file */
 #define WALL_TENANT_MAX 320
 
 typedef struct wall_verdict {
@@ -82,10 +83,11 @@ typedef struct wall wall;
 wall *wall_new(void);
 void wall_free(wall *w);
 /*
- * (Re)apply config: audience, region, amnesia, class tags, quota limits, and
- * the key ring from auth.keys_dir. A key directory that cannot be loaded
- * leaves the wall with the keys it had (none at start: every token → 401) and
- * returns -1 with err naming the file; the rest is applied anyway.
+ * (Re)apply config: audience, region, amnesia, class tags, quota limits, the
+ * key ring from auth.keys_dir and the mTLS tenant map. A key directory or map
+ * that cannot be loaded leaves the wall with what it had (no keys at start:
+ * every token → 401) and returns -1 with err naming the file; the rest is
+ * applied anyway.
  */
 int wall_configure(wall *w, const struct mn_config *cfg, char *err, size_t errlen);
 /* The policy in force (borrowed; must outlive its use), or NULL: deny all.
@@ -96,6 +98,13 @@ size_t wall_key_count(const wall *w);
 
 /* Judge one request at now_ms (monotonic, for quotas); fills v. */
 void wall_check(wall *w, const wall_req *rq, uint64_t now_ms, wall_verdict *v);
+
+/*
+ * Mutual TLS: the tenant auth.mtls_tenants_file maps the peer certificate
+ * (an X509 *, verified by the TLS layer) to, by the BLAKE3 of its DER; NULL
+ * when there is no certificate, no map, or no entry. Borrowed from the wall.
+ */
+const char *wall_peer_tenant(const wall *w, const void *x509);
 
 /* "unauth", "forbidden", "quota", "413" (rejected_total reasons). */
 const char *wall_reject_name(wall_reject r);

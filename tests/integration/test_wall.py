@@ -19,7 +19,7 @@ import pytest
 
 from conftest import (OAP_END, OAP_GET, OAP_PUT, OAP_REQ, OAP_RESP, OAP_START, OPENSSL, SLOW,
                       WALL_KID, OapConn, b3sum_cid, install_wall, mint_token, oap_frame,
-                      oap_json, oap_node, oap_tls_context, obj_path, raw_connect, recv_all, run_cli,
+                      oap_json, oap_node, oap_tls_context, obj_path, parse_responses, raw_connect, recv_all, run_cli,
                       wait_until, write_bundle)
 
 # The bundle `macronode init` writes (docs/auth.md).
@@ -106,6 +106,25 @@ def post(n, body, tok=None, headers=None):
         h.update(bearer(tok))
     h.update(headers or {})
     return n.gw("POST", "/o", body=body, headers=h)
+
+
+def chunked_post(n, body, tok=None, size=50):
+    """POST /o with Transfer-Encoding: chunked (no Content-Length); returns the
+    first response parsed from the wire."""
+    s = raw_connect(n.gateway_port)
+    try:
+        h = b"POST /o HTTP/1.1\r\nHost: t\r\nContent-Type: application/octet-stream\r\n"
+        if tok:
+            h += b"Authorization: Bearer " + tok.encode() + b"\r\n"
+        chunks = b"".join(b"%x\r\n" % len(body[i:i + size]) + body[i:i + size] + b"\r\n"
+                          for i in range(0, len(body), size))
+        s.sendall(h + b"Transfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n")
+        data, _ = recv_all(s, timeout=5, until=lambda d: bool(parse_responses(d)[0]))
+    finally:
+        s.close()
+    got, _ = parse_responses(data)
+    assert got, "no response to a chunked POST: %r" % data[:300]
+    return got[0]
 
 
 def get(n, cid=MISSING, tok=None, method="GET", headers=None):
@@ -287,6 +306,8 @@ def test_scope_and_caveats_that_exclude_the_request_are_403(node_factory):
         ("ip", mint(n, *WRITE, "--ip", "10.0.0.0/8"), "GET"),
         ("ip", mint(n, *WRITE, "--ip", "2001:db8::/32"), "POST"),
         ("tenant", mint(n, *WRITE, "--tenant", "a", "--tenant", "b"), "GET"),
+        ("amnesia", mint(n, *WRITE, "--amnesia", "true"), "POST"),
+        ("gov_policy", mint(n, *WRITE, "--gov-digest", MISSING), "GET"),
     ]
     before_f, before_u = rejected(n, "forbidden"), rejected(n, "unauth")
     for check, tok, method in cases:
@@ -298,7 +319,8 @@ def test_scope_and_caveats_that_exclude_the_request_are_403(node_factory):
     assert rejected(n, "unauth") == before_u
     # the same kinds of caveat, satisfied, admit
     for tok in (mint(n, *WRITE, "--ip", "127.0.0.0/8"), mint(n, *WRITE, "--allow-method", "POST"),
-                mint(n, *WRITE, "--path-prefix", "/o"), mint(n, *WRITE, "--tenant", "a")):
+                mint(n, *WRITE, "--path-prefix", "/o"), mint(n, *WRITE, "--tenant", "a"),
+                mint(n, *WRITE, "--amnesia", "false")):
         assert post(n, b"caveat satisfied", tok).status in (200, 201)
     # a token for GET only can still read
     assert get(n, tok=cases[0][1]).status == 404
@@ -331,17 +353,11 @@ def test_token_byte_limit_applies_to_chunked_bodies(node_factory):
     """No Content-Length to judge by: the limit is counted as the chunks arrive."""
     n = wall_node(node_factory)
     tok = mint(n, *WRITE, "--max-bytes", "100")
-    s = raw_connect(n.gateway_port)
-    try:
-        s.sendall(b"POST /o HTTP/1.1\r\nHost: t\r\nContent-Type: application/octet-stream\r\n"
-                  b"Authorization: Bearer " + tok.encode() + b"\r\n"
-                  b"Transfer-Encoding: chunked\r\n\r\n" +
-                  b"".join(b"32\r\n" + b"c" * 50 + b"\r\n" for _ in range(4)) + b"0\r\n\r\n")
-        data, _ = recv_all(s, timeout=5, until=lambda d: b"\r\n\r\n" in d)
-    finally:
-        s.close()
-    assert data.startswith(b"HTTP/1.1 413 "), data[:200]
-    assert get(n, b3sum_cid(b"c" * 200)).status == 404
+    r = chunked_post(n, b"c" * 100, tok)
+    assert r.status == 201, r
+    r = chunked_post(n, b"d" * 200, tok)
+    assert r.status == 413, r
+    assert get(n, b3sum_cid(b"d" * 200)).status == 404, "a body over the limit was stored"
     assert_no_secrets(n)
 
 

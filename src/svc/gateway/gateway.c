@@ -62,6 +62,7 @@ static void gateway_gate(http_req *r, void *arg, http_gate_verdict *out)
 		.method = http_req_method(r), .path = http_req_path(r),
 		.peer = http_req_peer(r, NULL), .body_bytes = http_req_content_length(r),
 		.cls = class_of[http_req_route_class(r)],
+		.mtls_tenant = wall_peer_tenant(g->wall, http_req_peer_cert(r)),
 	};
 
 	if (auth && !wall_bearer(auth, &rq.token, &rq.token_len))
@@ -92,7 +93,7 @@ static void gateway_wall_configure(svc *s, gateway *g)
 	char err[CONFIG_ERR_MAX];
 
 	if (wall_configure(g->wall, &s->cfg, err, sizeof err) != 0)
-		log_kv(LOG_LEVEL_WARN, "capability keys not loaded; tokens will be refused",
+		log_kv(LOG_LEVEL_WARN, "wall keys or mTLS map not (re)loaded; keeping what was loaded",
 		       "error", err, NULL);
 }
 

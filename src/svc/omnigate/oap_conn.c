@@ -424,6 +424,9 @@ static bool conn_wall_refused(oap_conn *c, oap_stream *s, const oap_frame *f)
 		return false;
 	if (getpeername(bufferevent_getfd(c->bev), (struct sockaddr *)&peer, &plen) == 0)
 		rq.peer = (const struct sockaddr *)&peer;
+	SSL *ssl = c->tls ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+	if (ssl && SSL_get_verify_result(ssl) == X509_V_OK)
+		rq.mtls_tenant = wall_peer_tenant(c->og->wall, SSL_get0_peer_certificate(ssl));
 	wall_check(c->og->wall, &rq, og_now_ms(), &v);
 	if (v.status == 0) {
 		s->body_cap = v.body_cap;

@@ -232,7 +232,7 @@ static void og_wall_configure(svc *s, omnigate *og)
 	char err[CONFIG_ERR_MAX];
 
 	if (wall_configure(og->wall, &s->cfg, err, sizeof err) != 0)
-		log_kv(LOG_LEVEL_WARN, "capability keys not loaded; tokens will be refused",
+		log_kv(LOG_LEVEL_WARN, "wall keys or mTLS map not (re)loaded; keeping what was loaded",
 		       "error", err, NULL);
 }
 
