@@ -226,12 +226,18 @@ or set MACRONODE_BIN=/path/to/macronode."
 }
 
 # bench_start_node HTTP_PORT GATEWAY_PORT [extra args...]
-# Sets BENCH_NODE_PID, BENCH_NODE_LOG.
+# Sets BENCH_NODE_PID, BENCH_NODE_LOG, and BENCH_TOKEN (the write token
+# `macronode init` minted: the node runs behind the wall like any other).
 bench_start_node() {
 	local aport=$1 gport=$2
 	shift 2
 	BENCH_NODE_LOG="$BENCH_TMP/node.log"
 	mkdir -m 0700 "$BENCH_TMP/var"
+	"$BENCH_NODE_BIN" init --data-dir "$BENCH_TMP/var" >"$BENCH_TMP/init.out" 2>>"$BENCH_NODE_LOG" ||
+		{ bench_tail "$BENCH_NODE_LOG"; bench_die "macronode init failed"; }
+	BENCH_TOKEN=$(awk '/^Write token/ { getline; print $1; exit }' "$BENCH_TMP/init.out")
+	[[ -n $BENCH_TOKEN ]] || bench_die "no token in the output of macronode init"
+	export BENCH_TOKEN
 	"$BENCH_NODE_BIN" run \
 		--http-addr "127.0.0.1:$aport" \
 		--gateway-addr "127.0.0.1:$gport" \

@@ -57,7 +57,7 @@ bench_wait_http "http://127.0.0.1:$APORT/readyz" 20 "$NODE_PID" ||
 	{ bench_tail "$BENCH_NODE_LOG"; bench_die "macronode not ready within 20 s"; }
 
 PEER=(--peer "127.0.0.1:$OPORT" --ca "$pki/cert.pem")
-CID=$(timeout "$XFER_TIMEOUT" "$BENCH_NODE_BIN" put "$src" "${PEER[@]}" 2>"$BENCH_TMP/put.err") ||
+CID=$(RON_TOKEN=$BENCH_TOKEN timeout "$XFER_TIMEOUT" "$BENCH_NODE_BIN" put "$src" "${PEER[@]}" 2>"$BENCH_TMP/put.err") ||
 	{ bench_tail "$BENCH_TMP/put.err"; bench_tail "$BENCH_NODE_LOG"; bench_die "macronode put failed"; }
 if command -v b3sum >/dev/null; then
 	[[ $CID == "b3:$(b3sum --no-names "$src")" ]] || bench_die "put returned $CID, b3sum disagrees"

@@ -82,6 +82,7 @@ start_node() { # start_node TLS(0|1)
 put() {
 	local out code
 	out=$(curl -sS --max-time 300 -T "$1" -H 'Content-Type: application/octet-stream' \
+		-H "Authorization: Bearer $BENCH_TOKEN" \
 		-w '\n%{http_code}' "http://127.0.0.1:$GPORT/o") || return 1
 	code=${out##*$'\n'}
 	[[ $code == 201 || $code == 200 ]] || { bench_log "PUT $1 -> $code: ${out%$'\n'*}"; return 1; }

@@ -41,6 +41,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/captoken.h"
 #include "core/oap.h"
 #include "core/tls.h"
 #include "lib/b3.h"
@@ -70,6 +71,8 @@ typedef struct client_opts {
 	const char *ca;
 	const char *out;          /* get -o; NULL or "-" = stdout */
 	const char *expect;       /* put --expect */
+	const char *token_file;   /* --token-file; else env RON_TOKEN */
+	char        token[CAPTOKEN_MAX_TOKEN + 1]; /* "" = none: anonymous */
 	bool        insecure;
 	bool        has_range;
 	uint64_t    range_start, range_end;   /* inclusive */
@@ -83,6 +86,7 @@ typedef struct client_conn {
 	uint8_t *rbuf;            /* one received frame (OAP_MAX_FRAME) */
 	uint8_t *wbuf;            /* one frame to send (OAP_MAX_FRAME) */
 	size_t   max_frame;       /* what the node accepts (HELLO), ≤ OAP_MAX_FRAME */
+	const char *token;        /* capability sent in every START frame, or NULL */
 } client_conn;
 
 typedef struct client_progress {
@@ -227,6 +231,12 @@ static int client_send(client_conn *c, uint16_t flags, uint16_t code, uint16_t a
 {
 	oap_frame f = { .flags = flags, .code = code, .app_proto_id = app, .corr_id = corr,
 	                .payload = payload, .payload_len = len };
+
+	/* The capability rides in the cap field of a request's START frame. */
+	if ((flags & OAP_F_START) && app != CLIENT_APP_HELLO && c->token) {
+		f.cap = (const uint8_t *)c->token;
+		f.cap_size = strlen(c->token);
+	}
 	ssize_t n = oap_encode(&f, c->wbuf, OAP_MAX_FRAME);
 
 	if (n < 0 || (size_t)n > c->max_frame)
@@ -396,6 +406,7 @@ static int client_conn_open(client_conn *c, const client_opts *o)
 	memset(c, 0, sizeof *c);
 	c->fd = -1;
 	c->max_frame = OAP_MAX_FRAME;
+	c->token = o->token[0] ? o->token : NULL;
 	if (client_parse_peer(o->peer, host, port) != 0)
 		return client_err(-1, "--peer %s: expected HOST:PORT", o->peer);
 	c->rbuf = malloc(OAP_MAX_FRAME);
@@ -493,6 +504,8 @@ static const char client_put_usage[] =
 	"  --insecure         do not check the certificate (self-signed test nodes only)\n"
 	"  --expect b3:ID     the file must hash to ID (checked here and by the node)\n"
 	"  --timeout SECONDS  deadline for connecting and for each read/write (default 30)\n"
+	"  --token-file FILE  capability token to present (default: env RON_TOKEN;\n"
+	"                     none: anonymous, as the node's policy allows)\n"
 	"\n"
 	"exit: 0 stored, 1 runtime error or refusal, 2 usage, 3 integrity failure\n"
 	"      (the id does not match the bytes, or --expect mismatch)\n";
@@ -520,6 +533,8 @@ static const char client_get_usage[] =
 	"                     (default: the system trust store)\n"
 	"  --insecure         do not check the certificate (self-signed test nodes only)\n"
 	"  --timeout SECONDS  deadline for connecting and for each read/write (default 30)\n"
+	"  --token-file FILE  capability token to present (default: env RON_TOKEN;\n"
+	"                     none: anonymous, as the node's policy allows)\n"
 	"\n"
 	"exit: 0 verified, 1 runtime error or refusal (404, ...), 2 usage,\n"
 	"      3 integrity failure (bad hash or length, or the node reports the\n"
@@ -566,6 +581,32 @@ static int client_parse_range(client_opts *o, const char *r)
 	return 0;
 }
 
+/* The capability token: --token-file (first line), else RON_TOKEN. Never
+ * from argv (visible to every local user in ps) and never printed. */
+static int client_load_token(client_opts *o)
+{
+	const char *env = getenv("RON_TOKEN");
+	size_t n = 0;
+
+	if (o->token_file) {
+		FILE *f = fopen(o->token_file, "r");
+		if (!f)
+			return client_usage("--token-file %s: %s", o->token_file, strerror(errno));
+		if (!fgets(o->token, sizeof o->token, f))
+			o->token[0] = '\0';
+		fclose(f);
+	} else if (env) {
+		if (strlen(env) >= sizeof o->token)
+			return client_usage("RON_TOKEN: longer than %d characters", CAPTOKEN_MAX_TOKEN);
+		snprintf(o->token, sizeof o->token, "%s", env);
+	}
+	n = strcspn(o->token, "\r\n");
+	o->token[n] = '\0';
+	if ((o->token_file || env) && n == 0)
+		return client_usage("%s: empty capability token", o->token_file ? o->token_file : "RON_TOKEN");
+	return 0;
+}
+
 static int client_parse_opt(client_opts *o, int ch, const char *arg)
 {
 	uint64_t t;
@@ -576,6 +617,7 @@ static int client_parse_opt(client_opts *o, int ch, const char *arg)
 	case 'k': o->insecure = true; return 0;
 	case 'o': o->out = arg; return 0;
 	case 'e': o->expect = arg; return 0;
+	case 'T': o->token_file = arg; return 0;
 	case 'r':
 		return client_parse_range(o, arg) ? client_usage("--range %s: expected S-E, S <= E", arg) : 0;
 	case 't':
@@ -595,13 +637,14 @@ static int client_parse(int argc, char **argv, client_opts *o, bool get)
 		{ "peer", required_argument, NULL, 'p' }, { "ca", required_argument, NULL, 'c' },
 		{ "insecure", no_argument, NULL, 'k' }, { "expect", required_argument, NULL, 'e' },
 		{ "timeout", required_argument, NULL, 't' }, { "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{ "token-file", required_argument, NULL, 'T' }, { NULL, 0, NULL, 0 },
 	};
 	static const struct option get_opts[] = {
 		{ "peer", required_argument, NULL, 'p' }, { "ca", required_argument, NULL, 'c' },
 		{ "insecure", no_argument, NULL, 'k' }, { "output", required_argument, NULL, 'o' },
 		{ "range", required_argument, NULL, 'r' }, { "timeout", required_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+		{ "help", no_argument, NULL, 'h' }, { "token-file", required_argument, NULL, 'T' },
+		{ NULL, 0, NULL, 0 },
 	};
 	int ch, rc;
 
@@ -631,7 +674,7 @@ static int client_parse(int argc, char **argv, client_opts *o, bool get)
 		return client_usage("missing --peer HOST:PORT");
 	if (o->insecure && o->ca)
 		return client_usage("--insecure and --ca exclude each other");
-	return 0;
+	return client_load_token(o);
 }
 
 /* ------------------------------------------------------------------ put */

@@ -930,10 +930,12 @@ def oap_node(node_factory, pki, config=None, start=True, **kw):
     return n
 
 
-def mn_client(args, timeout=120.0, input=None):
+def mn_client(args, timeout=120.0, input=None, env=None):
     """Run `macronode put/get ...`; returns CompletedProcess with bytes output."""
+    e = base_env()
+    e.update(env or {})
     p = subprocess.run([BIN] + list(args), input=input, capture_output=True,
-                       env=base_env(), timeout=timeout * SLOW)
+                       env=e, timeout=timeout * SLOW)
     rep = sanitizer_report(p.stderr.decode("utf-8", "replace"))
     assert rep is None, "sanitizer report from %r:\n%s" % (args, rep)
     return p

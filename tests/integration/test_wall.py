@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import time
 
@@ -19,8 +20,8 @@ import pytest
 
 from conftest import (OAP_END, OAP_GET, OAP_PUT, OAP_REQ, OAP_RESP, OAP_START, OPENSSL, SLOW,
                       WALL_KID, OapConn, b3sum_cid, install_wall, mint_token, oap_frame,
-                      oap_json, oap_node, oap_tls_context, obj_path, parse_responses, raw_connect, recv_all, run_cli,
-                      wait_until, write_bundle)
+                      oap_json, oap_node, oap_tls_context, obj_path, parse_responses,
+                      raw_connect, recv_all, run_cli, wait_until, write_bundle)
 
 # The bundle `macronode init` writes (docs/auth.md).
 DEFAULT_BUNDLE = {
@@ -67,22 +68,35 @@ def read(path):
 
 
 def remember_sig(n):
-    """Every signature a node has seen is a secret the log must not carry."""
+    """Every signature (and MAC key) a node has seen is a secret the log must
+    not carry."""
+    if os.path.exists(paths(n)["key"]):
+        n.wall_keys.add(read(paths(n)["key"]))
     p = paths(n)["sig"]
     if os.path.exists(p):
         n.wall_sigs.add(read(p))
 
 
-def wall_node(node_factory, bundle=DEFAULT_BUNDLE, config=None, start=True, **kw):
-    """A node (one gateway worker) behind its own wall: key k1 + `bundle`."""
-    n = node_factory(config, start=False, wall=None, **kw)
+def arm(n, bundle, start):
+    """Install key k1 + `bundle` (None: no policy) under the node's data dir."""
     install_wall(n.data_dir, bundle)
-    n.minted = []
-    n.wall_sigs = set()
+    n.minted, n.wall_sigs, n.wall_keys = [], set(), set()
     remember_sig(n)
     if start:
         n.start()
     return n
+
+
+def wall_node(node_factory, bundle=DEFAULT_BUNDLE, config=None, start=True, **kw):
+    """A node (one gateway worker) behind its own wall."""
+    return arm(node_factory(config, start=False, wall=None, **kw), bundle, start)
+
+
+def wall_oap_node(node_factory, pki, bundle=DEFAULT_BUNDLE, config=None, start=True):
+    """gateway + storage + omnigate (TLS from the module PKI) behind its own wall."""
+    if not OPENSSL:
+        pytest.skip("openssl CLI not installed")
+    return arm(oap_node(node_factory, pki, config, start=False, wall=None), bundle, start)
 
 
 def mint(n, *args):
@@ -186,7 +200,10 @@ def assert_no_secrets(n, extra=()):
     remember_sig(n)
     log = n.log()
     assert log, "empty node log"
-    secrets = [("MAC key", read(paths(n)["key"]))]
+    if os.path.exists(paths(n)["key"]):
+        n.wall_keys.add(read(paths(n)["key"]))
+    assert n.wall_keys, "no MAC key to look for"
+    secrets = [("MAC key", k) for k in n.wall_keys]
     secrets += [("policy signature", s) for s in n.wall_sigs]
     secrets += [("token", t) for t in list(n.minted) + list(extra)]
     for what, s in secrets:
@@ -369,8 +386,8 @@ LEGAL_BUNDLE = {
         {"id": "legal-hold", "when": {"method": "PUT"}, "action": "deny", "reason": "LEGAL"},
         {"id": "no-posts", "when": {"method": "POST", "require_tags_all": ["tenant:mallory"]},
          "action": "deny", "reason": "posts closed for this tenant"},
-        {"id": "acme-writes", "when": {"method": "POST", "require_tags_all": ["core", "tenant:acme"]},
-         "action": "allow", "reason": "acme may write"},
+        {"id": "acme-writes",
+         "when": {"method": "POST", "require_tags_all": ["core", "tenant:acme"]}, "action": "allow", "reason": "acme may write"},
         {"id": "token-reads", "when": {"method": "GET", "require_tags_all": ["core", "token"]},
          "action": "allow", "reason": "token holders read"},
     ],
@@ -428,6 +445,10 @@ def test_no_policy_denies_everything_and_is_not_ready(node_factory):
             assert "policy" in j["message"], j
         assert r.header("WWW-Authenticate") is None, r
     assert rejected(n, "forbidden") == before + 5
+    # Auth comes first: a bad token is 401 whatever the policy (or its absence)
+    r = get(n, tok=tamper_b64(tok))
+    envelope(r, 401, "unauthenticated")
+    assert r.header("WWW-Authenticate") == CHALLENGE_INVALID, r
     # the admin plane is never gated
     assert n.get("/healthz").status == 200
     m = n.metrics()
@@ -468,8 +489,7 @@ def reload_node(node_factory):
     return n
 
 
-CLOSED_RULES = [{"id": "token-holders", "when": {"method": "*", "require_tags_all": ["core", "token"]},
-                 "action": "allow", "reason": "capability token presented"}]
+CLOSED_RULES = [r for r in DEFAULT_BUNDLE["rules"] if r["id"] == "token-holders"]
 
 
 def assert_refused_reload(n, what, before_refused, version=2):
@@ -564,7 +584,8 @@ def test_withdrawn_policy_denies_all_until_restored(node_factory):
     tok = mint(n, *WRITE)
     pid = supervisor_pid(n)
     os.unlink(paths(n)["bundle"])
-    reload(n)
+    r = reload(n)
+    assert r.status == 202, r                          # withdrawal is not a refusal
     wait_until(lambda: not_ready_reason(n), 5 * SLOW, what="/readyz 503 after withdrawal")
     envelope(get(n), 403, "policy_unavailable")
     envelope(post(n, b"x", tok), 403, "policy_unavailable")
@@ -588,6 +609,109 @@ def test_withdrawn_policy_denies_all_until_restored(node_factory):
     assert post(n, b"after restore", tok).status == 201
     assert n.metrics().get("policy_version") == 2
     assert supervisor_pid(n) == pid
+    assert_no_secrets(n)
+
+
+def test_gov_policy_digest_caveat_follows_the_bundle_in_force(node_factory):
+    """A GovPolicyDigest token is good only while that exact bundle is in
+    force: the supervisor hands the workers the digest of the verified bytes."""
+    n = reload_node(node_factory)
+    with open(paths(n)["bundle"], "rb") as f:
+        digest = b3sum_cid(f.read())
+    tok = mint(n, *WRITE, "--gov-digest", digest)
+    assert post(n, b"under v2", tok).status == 201
+    assert policy_audits(n, "ok")[-1].get("digest") == digest
+    resign(n, bundle_v(3))
+    assert reload(n).status == 202
+    j = envelope(post(n, b"under v3", tok), 403, "forbidden")
+    assert "gov_policy" in j["message"], j
+    with open(paths(n)["bundle"], "rb") as f:
+        tok3 = mint(n, *WRITE, "--gov-digest", b3sum_cid(f.read()))
+    assert post(n, b"under v3", tok3).status == 201
+    assert_no_secrets(n)
+
+
+def test_capability_keys_rotate_on_reload(node_factory, tmp_dir):
+    """auth.keys_dir is reloaded live: a new kid is accepted after reload, a
+    removed one refused; a key file that cannot be loaded keeps the ring."""
+    n = wall_node(node_factory)
+    t1 = mint(n, *WRITE)
+    t2 = foreign_token(tmp_dir, "k2", *WRITE)
+    n.minted.append(t2)
+    kdir = os.path.join(n.data_dir, "auth", "keys")
+    j = envelope(post(n, b"k2", t2), 401, "unauthenticated")
+    assert "unknown_kid" in j["message"], j
+    shutil.copy2(os.path.join(tmp_dir, "foreign-k2.key"), os.path.join(kdir, "k2.key"))
+    assert reload(n).status == 202
+    wait_until(lambda: post(n, b"k2", t2).status == 201, 3 * SLOW, what="k2 accepted")
+    assert post(n, b"k1", t1).status == 201          # both kids valid during rotation
+    remember_sig(n)
+    os.unlink(os.path.join(kdir, "k1.key"))
+    assert reload(n).status == 202
+    r = wait_until(lambda: (lambda r: r if r.status == 401 else None)(post(n, b"k1 gone", t1)),
+                   3 * SLOW, what="k1 refused")
+    assert "unknown_kid" in r.json()["message"], r
+    # a key file the node must refuse (mode 0644): the ring in force stays
+    n.wall_keys.add(read(os.path.join(kdir, "k2.key")))  # the k2 key is a secret too
+    os.chmod(os.path.join(kdir, "k2.key"), 0o644)
+    assert reload(n).status == 202
+    wait_until(lambda: any("k2.key" in x.get("error", "") for x in n.log_records()),
+               3 * SLOW, what="the refused key file logged by name")
+    assert post(n, b"k2 still", t2).status == 201
+    assert_no_secrets(n)
+
+
+# ---------------------------------------------------------------- body sizes
+# The policy and the byte quota judge a request's body size. A chunked body
+# (HTTP) or an OAP PUT declares none up front; an unknown size must not be
+# judged as 0 bytes.
+
+SIZE_BUNDLE = {
+    "version": 1, "defaults": {"default_action": "deny", "max_body_bytes": 100},
+    "rules": [
+        {"id": "small-anonymous-posts", "when": {"method": "POST", "max_body_bytes": 10},
+         "action": "allow", "reason": "tiny anonymous notes"},
+        {"id": "token-holders", "when": {"method": "*", "require_tags_all": ["core", "token"]},
+         "action": "allow", "reason": "capability token presented"},
+    ],
+}
+
+
+def test_policy_body_limits_hold_for_chunked_bodies(node_factory):
+    n = wall_node(node_factory, SIZE_BUNDLE)
+    tok = mint(n, *WRITE)
+    # with Content-Length the limits hold
+    assert post(n, b"0123456789", None).status == 201          # rule: anonymous <= 10
+    envelope(post(n, b"x" * 50), 401, "unauthenticated")        # anonymous, 11..100: default
+    assert post(n, b"y" * 100, tok).status == 201
+    envelope(post(n, b"z" * 1000, tok), 403, "forbidden")     # defaults.max_body_bytes
+    # the same bodies chunked
+    big_tok, big_anon = os.urandom(1000), os.urandom(1000)
+    got = {"token, 1000 B chunked": chunked_post(n, big_tok, tok).status,
+           "anonymous, 1000 B chunked": chunked_post(n, big_anon).status}
+    stored = {k: get(n, b3sum_cid(b), tok=tok).status == 200
+              for k, b in (("token, 1000 B chunked", big_tok),
+                           ("anonymous, 1000 B chunked", big_anon))}
+    assert all(s in (401, 403, 413) for s in got.values()) and not any(stored.values()), (
+        "policy body limits (defaults.max_body_bytes 100, rule max_body_bytes 10) bypassed "
+        "by Transfer-Encoding: chunked: statuses %r, stored %r" % (got, stored))
+    assert_no_secrets(n)
+
+
+def test_byte_quota_counts_chunked_bodies(node_factory):
+    n = wall_node(node_factory, config={"quota": {"requests_per_second": 0,
+                                                  "bytes_per_second": 100, "bytes_burst": 100}})
+    a, b = mint(n, *WRITE), mint(n, *WRITE)
+    # Content-Length: the first 1000 B upload is admitted into debt, the next waits
+    assert post(n, os.urandom(1000), a).status == 201
+    r = post(n, os.urandom(1000), a)
+    j = envelope(r, 429, "quota_exceeded", retryable=True)
+    assert "bytes" in j["message"], j
+    assert int(r.header("Retry-After")) >= 1
+    # chunked, another tenant (token b): the same two uploads
+    got = [chunked_post(n, os.urandom(1000), b).status for _ in range(2)]
+    assert got == [201, 429], (
+        "quota.bytes_per_second not charged for chunked bodies: statuses %r" % got)
     assert_no_secrets(n)
 
 
@@ -625,6 +749,11 @@ def test_tenant_quota_429_per_tenant_key(node_factory):
     drain([b])             # another tenant: its own bucket
     drain([t1])            # no tenant: keyed by token id ...
     drain([t2])            # ... so another token has its own
+    # a token's Rate caveat lowers its bucket below the node's
+    rated = mint(n, *WRITE, "--rate", "1:1")
+    assert get(n, tok=rated).status == 404
+    envelope(get(n, tok=rated), 429, "quota_exceeded", retryable=True)
+    refused += 1
     assert rejected(n, "quota") == before + refused
     # writes are charged to the same bucket
     envelope(post(n, b"x", a1), 429, "quota_exceeded", retryable=True)
@@ -710,21 +839,8 @@ def oap_read_rest(c, first):
     return data
 
 
-@pytest.fixture
-def wall_oap(node_factory, pki):
-    if not OPENSSL:
-        pytest.skip("openssl CLI not installed")
-    n = oap_node(node_factory, pki, start=False, wall=None)
-    install_wall(n.data_dir, DEFAULT_BUNDLE)
-    n.minted = []
-    n.wall_sigs = set()
-    remember_sig(n)
-    n.start()
-    return n
-
-
-def test_oap_start_frames_carry_the_token(wall_oap):
-    n = wall_oap
+def test_oap_start_frames_carry_the_token(node_factory, pki):
+    n = wall_oap_node(node_factory, pki)
     writer = mint(n, *WRITE)
     reader = mint(n, "--prefix", "/o", "--method", "GET")
     small = mint(n, *WRITE, "--bytes-le", "8")
@@ -773,11 +889,7 @@ def test_oap_start_frames_carry_the_token(wall_oap):
 
 
 def test_oap_without_policy_denies(node_factory, pki):
-    if not OPENSSL:
-        pytest.skip("openssl CLI not installed")
-    n = oap_node(node_factory, pki, start=False, wall=None)
-    install_wall(n.data_dir, None)
-    n.minted, n.wall_sigs = [], set()
+    n = wall_oap_node(node_factory, pki, None, start=False)
     tok = mint(n, *WRITE)
     n.spawn()
     wait_until(lambda: not_ready_reason(n), 10 * SLOW, what="/readyz 503 (policy)")
@@ -794,6 +906,59 @@ def test_oap_without_policy_denies(node_factory, pki):
         assert f.code == 403 and f.json()["code"] == "policy_unavailable", f
     finally:
         c.close()
+    assert_no_secrets(n)
+
+
+def test_oap_quota_429(node_factory, pki):
+    n = wall_oap_node(node_factory, pki, config={"quota": {"requests_per_second": 1, "burst": 2}})
+    c = OapConn(n.oap_port)
+    try:
+        c.hello()
+        t0 = time.monotonic()
+        got = [oap_start(c, OAP_GET, 10 + i, payload=oap_json({"cid": MISSING})) for i in range(3)]
+        if time.monotonic() - t0 >= 0.9:
+            pytest.skip("too slow to exhaust a 1 rps bucket")
+        assert [f.code for f in got] == [404, 404, 429], got
+        j = got[2].json()
+        assert j["code"] == "quota_exceeded" and j["retryable"] is True, j
+        assert "retry after" in j["message"], j
+    finally:
+        c.close()
+    assert n.metrics().sum("rejected_total", reason="quota") >= 1
+
+
+def test_oap_policy_body_limit_holds_for_put(node_factory, pki):
+    """An OAP PUT declares no size at START: the policy's max_body_bytes must
+    still hold for the body that follows."""
+    n = wall_oap_node(node_factory, pki, SIZE_BUNDLE)
+    tok = mint(n, *WRITE)
+    c = OapConn(n.oap_port)
+    try:
+        c.hello()
+        f = oap_start(c, OAP_PUT, 1, cap=tok.encode(), body=b"s" * 100)
+        assert f.code == 201, f
+        f = oap_start(c, OAP_PUT, 2, cap=tok.encode(), body=os.urandom(1000))
+        assert f.code in (403, 413), (
+            "defaults.max_body_bytes 100 bypassed by an OAP PUT of 1000 B: %r" % f)
+    finally:
+        c.close()
+    assert_no_secrets(n)
+
+
+def test_oap_byte_quota_counts_put_bodies(node_factory, pki):
+    """quota.bytes_per_second must charge OAP PUT bodies as it charges HTTP
+    bodies with a Content-Length (first upload into debt, the next waits)."""
+    n = wall_oap_node(node_factory, pki, config={"quota": {
+        "requests_per_second": 0, "bytes_per_second": 100, "bytes_burst": 100}})
+    tok = mint(n, *WRITE)
+    c = OapConn(n.oap_port)
+    try:
+        c.hello()
+        got = [oap_start(c, OAP_PUT, i, cap=tok.encode(), body=os.urandom(1000)).code
+               for i in (1, 2)]
+    finally:
+        c.close()
+    assert got == [201, 429], "quota.bytes_per_second not charged for OAP PUT bodies: %r" % got
     assert_no_secrets(n)
 
 
