@@ -409,6 +409,10 @@ static bool admit_gate(http_server *srv, http_req *r)
 	if (v.status == 0) {
 		if (v.body_cap && v.body_cap < r->body_limit)
 			r->body_limit = v.body_cap;
+		if (v.charge_body && srv->gate_charge && !(r->charge_key = strdup(v.charge_key))) {
+			http_resp_reject_status(r->conn, 500, "out of memory");
+			return true;
+		}
 		return false;
 	}
 	if (v.reject)
@@ -655,6 +659,7 @@ http_server *http_server_new(struct event_base *base, const http_server_opts *op
 	srv->service = opts->service ? opts->service : "http";
 	srv->routes = opts->routes;
 	srv->gate = opts->gate;
+	srv->gate_charge = opts->gate_charge;
 	srv->gate_arg = opts->gate_arg;
 	srv->nroutes = opts->nroutes;
 	srv->stats = calloc(opts->nroutes + 1, sizeof *srv->stats);
@@ -799,6 +804,17 @@ const char *http_req_header(const http_req *r, const char *name)
 		if (strcasecmp(r->hbuf + r->hdr[i].name, name) == 0)
 			return r->hbuf + r->hdr[i].value;
 	return NULL;
+}
+
+size_t http_req_header_count(const http_req *r, const char *name)
+{
+	size_t n = 0;
+
+	if (r->hpart != HTTP_HPART_DONE || !name)
+		return 0;
+	for (size_t i = 0; i < r->nhdr; i++)
+		n += strcasecmp(r->hbuf + r->hdr[i].name, name) == 0;
+	return n;
 }
 
 int64_t http_req_content_length(const http_req *r)

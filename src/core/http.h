@@ -102,6 +102,7 @@ typedef struct http_limits {
 } http_limits;
 
 #define HTTP_GATE_MSG_MAX 224
+#define HTTP_GATE_KEY_MAX 328
 
 /* What a gate decided about one request. */
 typedef struct http_gate_verdict {
@@ -112,11 +113,17 @@ typedef struct http_gate_verdict {
 	unsigned    retry_after_s;     /* 429/503 */
 	const char *www_authenticate;  /* WWW-Authenticate value (static), or NULL */
 	uint64_t    body_cap;          /* admitted: this request's body cap; 0 = the server's */
+	/* admitted: report the body bytes actually received to gate_charge
+	 * under this key when the request ends (sizes unknown at admission) */
+	bool        charge_body;
+	char        charge_key[HTTP_GATE_KEY_MAX];
 } http_gate_verdict;
 
 /* Called for every non-EXEMPT route after the body cap check and before the
  * rate and in-flight caps; synchronous. */
 typedef void (*http_gate_fn)(http_req *r, void *arg, http_gate_verdict *v);
+/* Body bytes an admitted request with charge_body received, once it ends. */
+typedef void (*http_gate_charge_fn)(void *arg, const char *key, uint64_t body_bytes);
 
 typedef struct http_server_opts {
 	const char        *service;  /* metrics label, e.g. "admin", "gateway" (borrowed, static) */
@@ -124,6 +131,7 @@ typedef struct http_server_opts {
 	const http_route  *routes;   /* borrowed; must outlive the server */
 	size_t             nroutes;
 	http_gate_fn       gate;     /* NULL: no gate */
+	http_gate_charge_fn gate_charge; /* may be NULL */
 	void              *gate_arg;
 } http_server_opts;
 
@@ -171,6 +179,8 @@ const char *http_req_route_label(const http_req *r);
 http_class  http_req_route_class(const http_req *r);
 /* First header with this name (case-insensitive), or NULL. */
 const char *http_req_header(const http_req *r, const char *name);
+/* How many fields have this name (credentials must not be ambiguous). */
+size_t      http_req_header_count(const http_req *r, const char *name);
 /* Content-Length, or -1 if absent / chunked. */
 int64_t     http_req_content_length(const http_req *r);
 /* Buffered body of a non-streaming route (NUL-terminated for convenience; len excludes it). */

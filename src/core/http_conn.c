@@ -56,6 +56,10 @@ void http_req_free(http_req *r)
 {
 	if (!r)
 		return;
+	if (r->charge_key) {
+		r->conn->srv->gate_charge(r->conn->srv->gate_arg, r->charge_key, r->body_seen);
+		free(r->charge_key);
+	}
 	http_resp_fini(&r->resp);
 	free(r->hbuf);
 	free(r->body);

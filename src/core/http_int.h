@@ -141,6 +141,7 @@ struct http_req {
 	unsigned           method;       /* enum http_method, once have_method */
 	int64_t            content_length;
 	uint64_t           body_seen;
+	char              *charge_key;   /* gate_charge key (owned), or NULL */
 	uint64_t           body_limit;   /* this request's body cap (the server's, or the gate's lower one); 0 = the server's */
 	/* buffered body of a non-streaming route (owned) */
 	uint8_t           *body;
@@ -227,6 +228,7 @@ struct http_server {
 	tbucket                  rate;
 	tbucket                  log_rate;
 	http_gate_fn             gate;
+	http_gate_charge_fn      gate_charge;
 	void                    *gate_arg;
 	uint64_t                 shed_ms;    /* last in-flight refusal (http_now_ms), 0 = never */
 	bool                     draining;

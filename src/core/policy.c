@@ -451,6 +451,60 @@ static const policy_rule *eval_pass(const policy *p, const policy_ctx *ctx, bool
 	return NULL;
 }
 
+/* Sizes 0..m that rule r decides for ctx (all its other conditions hold), or
+ * false when it decides none. */
+static bool rule_covers(const policy_rule *r, const policy_ctx *ctx, bool any, uint64_t *m)
+{
+	if (rule_is_any_method(r) != any)
+		return false;
+	if (!any && (!ctx->method || strcmp(r->method, ctx->method) != 0))
+		return false;
+	if (rule_fails(r, ctx))
+		return false;
+	*m = r->has_max ? r->max_body : UINT64_MAX;
+	return true;
+}
+
+/*
+ * Every rule's body condition is a prefix of sizes (body <= max), so walking
+ * the rules in evaluation order, the sizes decided so far are always 0..done
+ * and each rule decides (done, m]. The allowed prefix ends at the first
+ * size range a deny decides.
+ */
+bool policy_body_limit(const policy *p, const policy_ctx *ctx, uint64_t *out)
+{
+	policy_ctx c = *ctx;
+	uint64_t limit = p->has_max ? p->max_body : UINT64_MAX;
+	uint64_t m, done = 0;
+	bool any_done = false;
+
+	c.body_bytes = 0;   /* body conditions are what this walk works out */
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < p->nrules; i++) {
+			if (!rule_covers(&p->rules[i], &c, pass == 1, &m) || (any_done && m <= done))
+				continue;
+			if (p->rules[i].action != POLICY_ALLOW) {
+				if (!any_done)
+					return false;          /* even an empty body is denied */
+				*out = done < limit ? done : limit;
+				return true;
+			}
+			done = m;
+			any_done = true;
+			if (done == UINT64_MAX)
+				goto decided;
+		}
+	if (p->dflt != POLICY_ALLOW) {
+		if (!any_done)
+			return false;
+		*out = done < limit ? done : limit;
+		return true;
+	}
+decided:
+	*out = limit;
+	return true;
+}
+
 void policy_eval(const policy *p, const policy_ctx *ctx, policy_result *out,
                  policy_trace_fn trace, void *arg)
 {

@@ -86,6 +86,14 @@ void policy_eval(const policy *p, const policy_ctx *ctx, policy_result *out,
 const char *policy_decision_name(policy_decision d);
 
 /*
+ * For a body whose size is not known yet (chunked, streamed): the largest L
+ * such that policy_eval allows every size 0..L for ctx (ctx->body_bytes is
+ * ignored); UINT64_MAX when unbounded. false when even an empty body is
+ * denied. The caller admits the body and cuts it past L.
+ */
+bool policy_body_limit(const policy *p, const policy_ctx *ctx, uint64_t *out);
+
+/*
  * Signature over BLAKE3(data[0..len)). Verify returns 0 when valid, -1 else.
  * sk is the 64-byte libsodium secret key (keep it in sodium_malloc memory).
  */

@@ -254,6 +254,24 @@ quota_result quota_charge(quota_table *q, const char *key, uint64_t bytes,
 	return QUOTA_OK;
 }
 
+void quota_debit(quota_table *q, const char *key, uint64_t bytes, uint64_t now_ms)
+{
+	uint8_t id[B3_OUT_LEN];
+	quota_slot *s;
+
+	if (!q || q->lim.bytes_per_s == 0 || bytes == 0)
+		return;
+	if (now_ms > q->clock_ms)
+		q->clock_ms = now_ms;
+	b3_keyed_hash(q->hkey, key, strlen(key), id);
+	s = quota_slot_get(q, id);
+	s->used = ++q->tick;
+	quota_bucket_apply(&s->bytes, (double)q->lim.bytes_per_s,
+	                   quota_at_least_one(q->lim.bytes_burst));
+	(void)tbucket_take(&s->bytes, 0, now_ms);    /* refill only */
+	s->bytes.tokens -= (double)bytes;            /* may go into debt */
+}
+
 size_t quota_tenants(const quota_table *q)
 {
 	return q ? q->count : 0;

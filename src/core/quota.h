@@ -57,6 +57,13 @@ void quota_set_limits(quota_table *q, const quota_limits *l);
 quota_result quota_charge(quota_table *q, const char *key, uint64_t bytes,
                           uint64_t rate_per_s, uint64_t rate_burst, uint64_t now_ms,
                           unsigned *retry_after_s);
+/*
+ * Charge body bytes that were not known when the request was admitted (a
+ * chunked body, an OAP/1 PUT) once they have arrived: always taken, the
+ * bucket may go into debt, so the tenant's next body waits. No-op when the
+ * byte cap is off.
+ */
+void quota_debit(quota_table *q, const char *key, uint64_t bytes, uint64_t now_ms);
 /* Tenants currently remembered. */
 size_t quota_tenants(const quota_table *q);
 const char *quota_result_name(quota_result r);   /* "ok", "requests", "bytes" */

@@ -50,6 +50,11 @@ static const char *const reject_names[] = {
 	[WALL_REJ_QUOTA] = "quota", [WALL_REJ_413] = "413",
 };
 
+void wall_debit(wall *w, const char *tenant, uint64_t bytes, uint64_t now_ms)
+{
+	quota_debit(w->quota, tenant, bytes, now_ms);
+}
+
 const char *wall_reject_name(wall_reject r)
 {
 	return r <= WALL_REJ_413 ? reject_names[r] : "none";
@@ -375,6 +380,16 @@ static bool policy_step(wall *w, const wall_req *rq, bool token, const char *ten
 		.tags = tags, .ntags = n, .tenant = tenant,
 	};
 	policy_result res;
+	uint64_t limit;
+
+	/* Unknown size (chunked, OAP/1 PUT): admitted up to the largest size the
+	 * policy allows here, and cut past it by the protocol (body_cap). A size
+	 * the policy never allows is judged as an empty body, for the reason. */
+	if (rq->body_bytes < 0 && policy_body_limit(w->pol, &ctx, &limit)) {
+		if (limit != UINT64_MAX && (v->body_cap == 0 || limit < v->body_cap))
+			v->body_cap = limit ? limit : 1;   /* 0 would read as "no cap" */
+		return true;
+	}
 	policy_eval(w->pol, &ctx, &res, NULL, NULL);
 	if (res.decision == POLICY_ALLOW)
 		return true;
@@ -422,8 +437,12 @@ static bool quota_step(wall *w, const wall_req *rq, const captoken_info *info, b
 		peer_key(rq->peer, v->tenant, sizeof v->tenant);
 	if (!w->quota)
 		return true;
+	/* Unknown size: the tenant must not be in byte debt now (charge 1), and
+	 * the caller debits what arrives (wall_debit). */
+	v->charge_body = rq->body_bytes < 0;
 	quota_result r = quota_charge(w->quota, v->tenant,
-	                              rq->body_bytes > 0 ? (uint64_t)rq->body_bytes : 0,
+	                              rq->body_bytes > 0 ? (uint64_t)rq->body_bytes
+	                              : rq->body_bytes < 0 ? 1 : 0,
 	                              token && info->has_rate ? info->rate_per_s : 0,
 	                              token && info->has_rate ? info->rate_burst : 0, now_ms, &retry);
 	if (r == QUOTA_OK)

@@ -73,7 +73,8 @@ typedef struct wall_verdict {
 	unsigned    retry_after_s;      /* 429: seconds until the bucket has a token */
 	bool        challenge;          /* 401: send WWW-Authenticate */
 	bool        invalid_token;      /* 401: the challenge says error="invalid_token" */
-	uint64_t    body_cap;           /* admitted: the token's byte limit, 0 = none */
+	uint64_t    body_cap;           /* admitted: cut the body past this (token or policy), 0 = none */
+	bool        charge_body;        /* admitted with an unknown size: wall_debit what arrives */
 	char        tenant[WALL_TENANT_MAX]; /* quota key (loggable) */
 } wall_verdict;
 
@@ -105,6 +106,10 @@ void wall_check(wall *w, const wall_req *rq, uint64_t now_ms, wall_verdict *v);
  * when there is no certificate, no map, or no entry. Borrowed from the wall.
  */
 const char *wall_peer_tenant(const wall *w, const void *x509);
+
+/* Charge the tenant (a verdict's tenant) for body bytes received after an
+ * admission with charge_body set; may leave its byte bucket in debt. */
+void wall_debit(wall *w, const char *tenant, uint64_t bytes, uint64_t now_ms);
 
 /* "unauth", "forbidden", "quota", "413" (rejected_total reasons). */
 const char *wall_reject_name(wall_reject r);

@@ -317,6 +317,20 @@ OPEN_BUNDLE = {"version": 1, "defaults": {"default_action": "deny"},
                "rules": [{"id": "tests-open", "when": {"method": "*"}, "action": "allow",
                           "reason": "integration tests of other planes"}]}
 WALL_KID = "k1"
+# The bundle `macronode init` writes (docs/policy.md): anonymous reads of
+# objects, writes need a token. src/node/init_cli.c holds the same text.
+DEFAULT_BUNDLE = {
+    "version": 1,
+    "defaults": {"default_action": "deny"},
+    "rules": [
+        {"id": "anonymous-get", "when": {"method": "GET", "require_tags_all": ["core"]},
+         "action": "allow", "reason": "objects are public to read"},
+        {"id": "anonymous-head", "when": {"method": "HEAD", "require_tags_all": ["core"]},
+         "action": "allow", "reason": "objects are public to read"},
+        {"id": "token-holders", "when": {"method": "*", "require_tags_all": ["core", "token"]},
+         "action": "allow", "reason": "capability token presented"},
+    ],
+}
 _wall_cache = {}
 
 

@@ -7,22 +7,10 @@ import os
 import re
 import time
 
-from conftest import obj_path, put_object, run_cli
+from conftest import DEFAULT_BUNDLE, obj_path, put_object, run_cli
 
 DAY = 86400
 TTL = 30 * DAY
-DEFAULT_BUNDLE = {
-    "version": 1,
-    "defaults": {"default_action": "deny"},
-    "rules": [
-        {"id": "anonymous-get", "when": {"method": "GET", "require_tags_all": ["core"]},
-         "action": "allow", "reason": "objects are public to read"},
-        {"id": "anonymous-head", "when": {"method": "HEAD", "require_tags_all": ["core"]},
-         "action": "allow", "reason": "objects are public to read"},
-        {"id": "token-holders", "when": {"method": "*", "require_tags_all": ["core", "token"]},
-         "action": "allow", "reason": "capability token presented"},
-    ],
-}
 EXPIRES_RE = re.compile(r"^Write token \(shown once, not stored; expires "
                         r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)\):$")
 

@@ -18,24 +18,11 @@ import time
 
 import pytest
 
-from conftest import (OAP_END, OAP_GET, OAP_PUT, OAP_REQ, OAP_RESP, OAP_START, OPENSSL, SLOW,
+from conftest import (DEFAULT_BUNDLE, OAP_END, OAP_GET, OAP_PUT, OAP_REQ, OAP_RESP, OAP_START, OPENSSL, SLOW,
                       WALL_KID, OapConn, b3sum_cid, install_wall, mint_token, oap_frame,
                       oap_json, oap_node, oap_tls_context, obj_path, parse_responses,
                       raw_connect, recv_all, run_cli, wait_until, write_bundle)
 
-# The bundle `macronode init` writes (docs/auth.md).
-DEFAULT_BUNDLE = {
-    "version": 1,
-    "defaults": {"default_action": "deny"},
-    "rules": [
-        {"id": "anonymous-get", "when": {"method": "GET", "require_tags_all": ["core"]},
-         "action": "allow", "reason": "objects are public to read"},
-        {"id": "anonymous-head", "when": {"method": "HEAD", "require_tags_all": ["core"]},
-         "action": "allow", "reason": "objects are public to read"},
-        {"id": "token-holders", "when": {"method": "*", "require_tags_all": ["core", "token"]},
-         "action": "allow", "reason": "capability token presented"},
-    ],
-}
 ENVELOPE = {"code", "message", "retryable", "corr_id"}
 CHALLENGE = 'Bearer realm="macronode"'
 CHALLENGE_INVALID = 'Bearer realm="macronode", error="invalid_token"'
@@ -272,6 +259,18 @@ def test_credentials_other_than_bearer_are_401(node_factory):
     tok = mint(n, *WRITE)
     r = post(n, b"lower-case scheme", headers={"Authorization": "bearer " + tok})
     assert r.status == 201, r
+    # two Authorization fields are ambiguous: refused, whichever comes first
+    for second in ("Basic x", "Bearer " + tok):
+        s = raw_connect(n.gateway_port)
+        try:
+            s.sendall(("POST /o HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                       "Authorization: %s\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc"
+                       % (tok, second)).encode())
+            data, _ = recv_all(s)
+        finally:
+            s.close()
+        resps, _ = parse_responses(data)
+        assert resps and resps[0].status == 401, data
     assert_no_secrets(n)
 
 

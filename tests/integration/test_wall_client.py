@@ -3,21 +3,12 @@ cap field (--token-file or RON_TOKEN, never argv); anonymous requests get
 what the node's policy allows."""
 import os
 
-from conftest import install_wall, mint_token, mn_client, oap_node
-
-# What `macronode init` installs: anonymous reads, writes need a token.
-INIT_BUNDLE = {"version": 1, "defaults": {"default_action": "deny"},
-               "rules": [{"id": "anonymous-get", "when": {"method": "GET", "require_tags_all": ["core"]},
-                          "action": "allow"},
-                         {"id": "anonymous-head", "when": {"method": "HEAD", "require_tags_all": ["core"]},
-                          "action": "allow"},
-                         {"id": "token-holders", "when": {"method": "*", "require_tags_all": ["core", "token"]},
-                          "action": "allow"}]}
+from conftest import DEFAULT_BUNDLE, install_wall, mint_token, mn_client, oap_node
 
 
 def test_put_needs_a_token_get_does_not(node_factory, pki, tmp_dir):
     n = oap_node(node_factory, pki, wall=None, start=False)
-    install_wall(n.data_dir, INIT_BUNDLE)
+    install_wall(n.data_dir, DEFAULT_BUNDLE)
     n.start()
     src = os.path.join(tmp_dir, "obj")
     with open(src, "wb") as f:

@@ -48,14 +48,19 @@ def write_map(path, mapping):
     os.replace(path + ".tmp", path)
 
 
-def test_client_certificate_names_the_tenant(node_factory, pki, tmp_dir):
+def mtls_node(node_factory, pki, tmp_dir):
+    """A TLS node requiring client certificates; pki's client.pem is alice."""
     tenants = os.path.join(tmp_dir, "tenants.json")
     write_map(tenants, {cert_id(pki, "client"): "alice"})
     cfg = pki.tls_config(client_ca=True)
     cfg["auth"] = {"mtls_tenants_file": tenants}
     n = node_factory(cfg, wall=None, start=False)
     install_wall(n.data_dir, BUNDLE)
-    n.start()
+    return n.start(), tenants
+
+
+def test_client_certificate_names_the_tenant(node_factory, pki, tmp_dir):
+    n, tenants = mtls_node(node_factory, pki, tmp_dir)
 
     st, hdrs, body, _ = https(n, pki, "POST", "/o", body=b"from alice", client="client")
     assert st == 201, body
@@ -86,13 +91,7 @@ def test_client_certificate_names_the_tenant(node_factory, pki, tmp_dir):
 
 
 def test_bad_tenant_map_keeps_the_old_one(node_factory, pki, tmp_dir):
-    tenants = os.path.join(tmp_dir, "tenants.json")
-    write_map(tenants, {cert_id(pki, "client"): "alice"})
-    cfg = pki.tls_config(client_ca=True)
-    cfg["auth"] = {"mtls_tenants_file": tenants}
-    n = node_factory(cfg, wall=None, start=False)
-    install_wall(n.data_dir, BUNDLE)
-    n.start()
+    n, tenants = mtls_node(node_factory, pki, tmp_dir)
     with open(tenants, "w") as f:
         f.write('{"not-an-id": "x"}')
     assert n.post("/api/v1/reload").status in (200, 202)

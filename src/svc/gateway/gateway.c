@@ -65,12 +65,18 @@ static void gateway_gate(http_req *r, void *arg, http_gate_verdict *out)
 		.mtls_tenant = wall_peer_tenant(g->wall, http_req_peer_cert(r)),
 	};
 
-	if (auth && !wall_bearer(auth, &rq.token, &rq.token_len))
+	/* Two Authorization fields are ambiguous (which one would a proxy in
+	 * front of us have checked?): refused, never resolved. */
+	if (auth && (http_req_header_count(r, "Authorization") > 1 ||
+	             !wall_bearer(auth, &rq.token, &rq.token_len)))
 		rq.bad_credentials = true;
 	wall_check(g->wall, &rq, util_now_ms(), &v);
 	out->body_cap = v.body_cap;
-	if (v.status == 0)
+	if (v.status == 0) {
+		out->charge_body = v.charge_body;
+		snprintf(out->charge_key, sizeof out->charge_key, "%s", v.tenant);
 		return;
+	}
 	out->status = v.status;
 	out->code = v.code;
 	snprintf(out->message, sizeof out->message, "%s", v.message);
@@ -79,6 +85,14 @@ static void gateway_gate(http_req *r, void *arg, http_gate_verdict *out)
 	if (v.challenge)
 		out->www_authenticate = v.invalid_token ? "Bearer realm=\"macronode\", error=\"invalid_token\""
 		                                        : "Bearer realm=\"macronode\"";
+}
+
+/* A chunked body has ended: charge the tenant's byte bucket. */
+static void gateway_charge(void *arg, const char *key, uint64_t bytes)
+{
+	gateway *g = arg;
+
+	wall_debit(g->wall, key, bytes, util_now_ms());
 }
 
 static void gateway_on_policy(svc *s)
@@ -173,7 +187,8 @@ static int gateway_start(svc *s)
 	gateway *g = calloc(1, sizeof *g);
 	http_server_opts o = { .service = "gateway", .routes = routes,
 	                       .nroutes = sizeof routes / sizeof routes[0],
-	                       .gate = gateway_gate, .gate_arg = g };
+	                       .gate = gateway_gate, .gate_charge = gateway_charge,
+	                       .gate_arg = g };
 	struct timeval poll = { 0, GATEWAY_SHED_POLL_MS * 1000 };
 
 	if (!g)

@@ -220,6 +220,9 @@ static void conn_sweep(oap_conn *c)
 		}
 		*pp = s->next;
 		og_verb_release(s);
+		if (s->charge_key && c->og->wall)
+			wall_debit(c->og->wall, s->charge_key, s->body_seen, og_now_ms());
+		free(s->charge_key);
 		free(s);
 	}
 }
@@ -430,6 +433,10 @@ static bool conn_wall_refused(oap_conn *c, oap_stream *s, const oap_frame *f)
 	wall_check(c->og->wall, &rq, og_now_ms(), &v);
 	if (v.status == 0) {
 		s->body_cap = v.body_cap;
+		if (v.charge_body && !(s->charge_key = strdup(v.tenant))) {
+			og_stream_error(s, 500, "internal", "out of memory", true);
+			return true;
+		}
 		return false;
 	}
 	og_count_reject(c->og, wall_rejects[v.reject], wall_reject_name(v.reject));

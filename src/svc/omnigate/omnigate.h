@@ -105,6 +105,7 @@ struct oap_stream {
 	uint16_t    status;       /* code of our START answer (data frames repeat it) */
 	uint64_t    body_cap;     /* the capability's byte limit on the request body; 0 = none */
 	uint64_t    body_seen;
+	char       *charge_key;   /* tenant to debit body_seen from at the end (owned), or NULL */
 	void       *vs;           /* verb state (oap_verbs.c) */
 };
 

@@ -481,9 +481,63 @@ static void test_bad_files(void **state)
 	expect_load_fails(bundle, pub_a, 0, "more than 1048576");
 }
 
+/* policy_body_limit agrees with policy_eval at every size around every
+ * threshold: allowed exactly for 0..limit. */
+static void check_limit(const char *json, const char *method, bool want_ok, uint64_t want)
+{
+	char err[256];
+	policy *p = policy_parse(json, strlen(json), err, sizeof err);
+	policy_ctx ctx = { .method = method };
+	policy_result res;
+	uint64_t limit = 0;
+
+	assert_non_null(p);
+	assert_int_equal(policy_body_limit(p, &ctx, &limit), want_ok);
+	if (want_ok)
+		assert_int_equal(limit, want);
+	static const uint64_t probe[] = { 0, 1, 9, 10, 11, 49, 50, 51, 99, 100, 101, 1000 };
+	for (size_t i = 0; i < sizeof probe / sizeof probe[0]; i++) {
+		ctx.body_bytes = probe[i];
+		policy_eval(p, &ctx, &res, NULL, NULL);
+		if (want_ok && probe[i] <= limit)
+			assert_int_equal(res.decision, POLICY_ALLOW);
+		else if (want_ok && limit != UINT64_MAX && probe[i] == limit + 1)
+			assert_int_equal(res.decision, POLICY_DENY);
+	}
+	policy_free(p);
+}
+
+static void test_body_limit(void **state)
+{
+	(void)state;
+	/* defaults cap, then a small allow rule ahead of a bigger one */
+	check_limit("{\"version\":1,\"defaults\":{\"default_action\":\"deny\",\"max_body_bytes\":100},"
+	            "\"rules\":[{\"id\":\"small\",\"when\":{\"method\":\"POST\",\"max_body_bytes\":10},"
+	            "\"action\":\"allow\"},{\"id\":\"mid\",\"when\":{\"max_body_bytes\":50},"
+	            "\"action\":\"allow\"}]}", "POST", true, 50);
+	/* an allow prefix interrupted by a deny */
+	check_limit("{\"version\":1,\"rules\":[{\"id\":\"a\",\"when\":{\"method\":\"PUT\",\"max_body_bytes\":10},"
+	            "\"action\":\"allow\"},{\"id\":\"d\",\"when\":{\"method\":\"PUT\",\"max_body_bytes\":50},"
+	            "\"action\":\"deny\"},{\"id\":\"b\",\"when\":{\"max_body_bytes\":100},\"action\":\"allow\"}]}",
+	            "PUT", true, 10);
+	/* unbounded allow; the defaults cap still applies */
+	check_limit("{\"version\":1,\"defaults\":{\"default_action\":\"allow\"},\"rules\":[]}", "PUT",
+	            true, UINT64_MAX);
+	check_limit("{\"version\":1,\"defaults\":{\"default_action\":\"allow\",\"max_body_bytes\":99},"
+	            "\"rules\":[]}", "PUT", true, 99);
+	/* denied even empty; a rule for another method does not count */
+	check_limit("{\"version\":1,\"rules\":[{\"id\":\"g\",\"when\":{\"method\":\"GET\"},"
+	            "\"action\":\"allow\"}]}", "PUT", false, 0);
+	/* allowed up to 10, default allow beyond a deny covering 11..50: stop at 10 */
+	check_limit("{\"version\":1,\"defaults\":{\"default_action\":\"allow\"},\"rules\":["
+	            "{\"id\":\"a\",\"when\":{\"max_body_bytes\":10},\"action\":\"allow\"},"
+	            "{\"id\":\"d\",\"when\":{\"max_body_bytes\":50},\"action\":\"deny\"}]}", "PUT", true, 10);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_body_limit),
 		cmocka_unit_test(test_vectors_table),
 		cmocka_unit_test(test_vectors_more),
 		cmocka_unit_test(test_trace),

@@ -370,6 +370,54 @@ static void test_quota_rate_caveat_and_ipv6(void **state)
 	assert_string_equal(first, "ip:2001:db8:1:2::");
 }
 
+/* Unknown size: admitted with the policy's largest allowed size as the cap,
+ * and the byte quota is charged afterwards (debt), not at admission. */
+static void test_unknown_size(void **state)
+{
+	struct fx *fx = *state;
+	char tok[CAPTOKEN_MAX_TOKEN + 1], err[256];
+	static const char small[] =
+		"{\"version\":4,\"defaults\":{\"default_action\":\"deny\",\"max_body_bytes\":100},"
+		"\"rules\":[{\"id\":\"small\",\"when\":{\"method\":\"POST\",\"max_body_bytes\":10},"
+		"\"action\":\"allow\"}]}";
+	policy *p = policy_parse(small, strlen(small), err, sizeof err);
+	wall_verdict v;
+
+	assert_non_null(p);
+	wall_set_policy(fx->w, p, NULL);
+	judge(fx, "POST", "/o", -1, NULL, WALL_CLASS_CORE, &v);
+	assert_int_equal(v.status, 0);
+	assert_int_equal(v.body_cap, 10);
+	assert_true(v.charge_body);
+	judge(fx, "POST", "/o", 11, NULL, WALL_CLASS_CORE, &v);     /* declared: judged as is */
+	assert_int_equal(v.status, 401);
+	judge(fx, "PUT", "/o", -1, NULL, WALL_CLASS_CORE, &v);      /* never allowed */
+	assert_int_equal(v.status, 401);
+	/* The token's own limit wins when lower. */
+	mint(&(struct tk){ .max_bytes = 4 }, tok, sizeof tok);
+	judge(fx, "POST", "/o", -1, tok, WALL_CLASS_CORE, &v);
+	assert_int_equal(v.status, 0);
+	assert_int_equal(v.body_cap, 4);
+	wall_set_policy(fx->w, fx->pol, NULL);
+	policy_free(p);
+
+	/* Byte quota: 100 B/s, burst 100. A streamed body is debited after it
+	 * arrived; the debt refuses the tenant's next body. */
+	fx->cfg.quota_bytes_per_s = 100;
+	fx->cfg.quota_bytes_burst = 100;
+	assert_int_equal(wall_configure(fx->w, &fx->cfg, err, sizeof err), 0);
+	mint(&(struct tk){ .methods = "POST,GET", .tenant = "big" }, tok, sizeof tok);
+	judge(fx, "POST", "/o", -1, tok, WALL_CLASS_CORE, &v);
+	assert_int_equal(v.status, 0);
+	assert_true(v.charge_body);
+	wall_debit(fx->w, v.tenant, 1000, 1000);
+	judge(fx, "POST", "/o", -1, tok, WALL_CLASS_CORE, &v);
+	assert_int_equal(v.status, 429);
+	assert_int_equal(v.retry_after_s, 10);
+	judge(fx, "GET", "/o/x", 0, tok, WALL_CLASS_CORE, &v);      /* no body: not a byte charge */
+	assert_int_equal(v.status, 0);
+}
+
 static void test_missing_keys_dir(void **state)
 {
 	struct fx *fx = *state;
@@ -410,6 +458,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_quota_per_tenant, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quota_rate_caveat_and_ipv6, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_keys_dir, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_size, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
