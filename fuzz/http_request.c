@@ -7,7 +7,8 @@
  * the same request split at different points; the rest is the byte stream.
  * Routes cover a synchronous reply, a buffered body, a streaming body with
  * pause/resume, a chunked streaming response and an answer from a later
- * loop turn.
+ * loop turn. A gate refuses ("X-Deny") or lowers the body cap and asks for
+ * the streamed bytes to be charged ("X-Cap"), as the wall does.
  *
  * Build by hand (from the repository root; `make fuzz` does the same):
  *   clang -g -O1 -std=c17 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
@@ -22,6 +23,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -31,6 +33,31 @@
 
 #define FUZZ_MAX_TURNS   4096   /* loop turns per input: bounded even if stuck */
 #define FUZZ_TAIL_TURNS  16     /* turns after the client is done */
+
+/* A gate with every outcome: refuse with a challenge, lower the body cap,
+ * ask for the streamed bytes to be charged. */
+static void fz_gate(http_req *r, void *arg, http_gate_verdict *v)
+{
+	(void)arg;
+	if (http_req_header(r, "X-Deny")) {
+		v->status = 401;
+		v->code = "unauthenticated";
+		v->reject = "unauth";
+		v->www_authenticate = "Bearer realm=\"fuzz\"";
+		snprintf(v->message, sizeof v->message, "%s", http_req_path(r));
+	} else if (http_req_header(r, "X-Cap")) {
+		v->body_cap = 7;
+		v->charge_body = true;
+		snprintf(v->charge_key, sizeof v->charge_key, "k");
+	}
+}
+
+static void fz_charge(void *arg, const char *key, uint64_t n)
+{
+	(void)arg;
+	if (!key || n > 4096)
+		abort();
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -133,6 +160,7 @@ static const http_route fz_routes[] = {
 	{ HTTP_M_GET, "/c", "/c", 0, h_chunked, NULL },
 	{ HTTP_M_GET | HTTP_M_DELETE, "/x/", "/x/{id}", HTTP_ROUTE_PREFIX, h_later, NULL },
 	{ HTTP_M_GET, "/h", "/h", HTTP_ROUTE_EXEMPT, h_sync, NULL },
+	{ HTTP_M_GET, "/f", "/f", HTTP_ROUTE_FACET, h_sync, NULL },
 };
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -161,7 +189,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.header_timeout_ms = 1000, .max_body_bytes = 4096, .max_header_bytes = 2048,
 		.max_inflight = 4, .requests_per_second = 1000, .max_connections = 4,
 	};
-	http_server_opts o = { "fuzz", l, fz_routes, sizeof fz_routes / sizeof fz_routes[0] };
+	http_server_opts o = { .service = "fuzz", .limits = l, .routes = fz_routes,
+	                       .nroutes = sizeof fz_routes / sizeof fz_routes[0],
+	                       .gate = fz_gate, .gate_charge = fz_charge };
 	http_server *srv;
 	size_t step, off = 1;
 	int sv[2];

@@ -1,7 +1,9 @@
 /*
  * fuzz/policy.c — arbitrary bytes as a policy bundle: the strict parser must
  * refuse or accept without crashing, and an accepted bundle must evaluate
- * one fixed request to a decision with a non-NULL reason.
+ * one fixed request to a decision with a non-NULL reason; and the limit
+ * policy_body_limit claims for a body of unknown size must agree with
+ * policy_eval at a few sizes up to it and just past it.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -10,6 +12,34 @@
 #include "core/policy.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);
+
+static void check_body_limit(const policy *p, const policy_ctx *base)
+{
+	policy_ctx c = *base;
+	policy_result res;
+	uint64_t limit;
+
+	if (!policy_body_limit(p, base, &limit)) {
+		c.body_bytes = 0;
+		policy_eval(p, &c, &res, NULL, NULL);
+		if (res.decision != POLICY_DENY)
+			abort();
+		return;
+	}
+	const uint64_t probe[] = { 0, limit / 2, limit };
+	for (size_t i = 0; i < sizeof probe / sizeof probe[0]; i++) {
+		c.body_bytes = probe[i];
+		policy_eval(p, &c, &res, NULL, NULL);
+		if (res.decision != POLICY_ALLOW)
+			abort();
+	}
+	if (limit != UINT64_MAX) {
+		c.body_bytes = limit + 1;
+		policy_eval(p, &c, &res, NULL, NULL);
+		if (res.decision != POLICY_DENY)
+			abort();
+	}
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 {
@@ -27,6 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 	policy_eval(p, &ctx, &res, NULL, NULL);
 	if (!res.reason || (res.decision != POLICY_ALLOW && res.decision != POLICY_DENY))
 		abort();
+	check_body_limit(p, &ctx);
 	policy_free(p);
 	return 0;
 }
