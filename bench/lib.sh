@@ -225,6 +225,17 @@ or set MACRONODE_BIN=/path/to/macronode."
 	fi
 }
 
+# bench_init_wall DATA_DIR: `macronode init` (key, signed default policy);
+# sets BENCH_TOKEN to the write token it printed. Benchmarks run behind the
+# wall like any node (quotas off in their configs: they measure serving).
+bench_init_wall() {
+	"$BENCH_NODE_BIN" init --data-dir "$1" >"$BENCH_TMP/init.out" 2>"$BENCH_TMP/init.err" ||
+		{ bench_tail "$BENCH_TMP/init.err"; bench_die "macronode init failed"; }
+	BENCH_TOKEN=$(awk '/^Write token/ { getline; print $1; exit }' "$BENCH_TMP/init.out")
+	[[ -n $BENCH_TOKEN ]] || bench_die "no token in the output of macronode init"
+	export BENCH_TOKEN
+}
+
 # bench_start_node HTTP_PORT GATEWAY_PORT [extra args...]
 # Sets BENCH_NODE_PID, BENCH_NODE_LOG, and BENCH_TOKEN (the write token
 # `macronode init` minted: the node runs behind the wall like any other).
@@ -233,11 +244,7 @@ bench_start_node() {
 	shift 2
 	BENCH_NODE_LOG="$BENCH_TMP/node.log"
 	mkdir -m 0700 "$BENCH_TMP/var"
-	"$BENCH_NODE_BIN" init --data-dir "$BENCH_TMP/var" >"$BENCH_TMP/init.out" 2>>"$BENCH_NODE_LOG" ||
-		{ bench_tail "$BENCH_NODE_LOG"; bench_die "macronode init failed"; }
-	BENCH_TOKEN=$(awk '/^Write token/ { getline; print $1; exit }' "$BENCH_TMP/init.out")
-	[[ -n $BENCH_TOKEN ]] || bench_die "no token in the output of macronode init"
-	export BENCH_TOKEN
+	bench_init_wall "$BENCH_TMP/var"
 	"$BENCH_NODE_BIN" run \
 		--http-addr "127.0.0.1:$aport" \
 		--gateway-addr "127.0.0.1:$gport" \

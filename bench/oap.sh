@@ -38,6 +38,7 @@ bench_make_cert "$pki"
 APORT="" GPORT="" OPORT="" NPORT="" TPORT=""
 for v in APORT GPORT OPORT NPORT TPORT; do bench_free_port_into "$v"; done
 mkdir -m 0700 "$BENCH_TMP/var"
+bench_init_wall "$BENCH_TMP/var"
 cat >"$BENCH_TMP/node.json" <<-EOF
 	{"admin": {"addr": "127.0.0.1:$APORT"},
 	 "gateway": {"addr": "127.0.0.1:$GPORT", "workers": 1},
@@ -46,6 +47,7 @@ cat >"$BENCH_TMP/node.json" <<-EOF
 	 "paths": {"data_dir": "$BENCH_TMP/var"},
 	 "log": {"level": "warn"},
 	 "storage": {"max_object": "$((SIZE_MIB + 1))MiB"},
+	 "quota": {"requests_per_second": 0},
 	 "limits": {"requests_per_second": 0},
 	 "tls": {"cert_file": "$pki/cert.pem", "key_file": "$pki/key.pem"}}
 EOF

@@ -46,6 +46,7 @@ bench_free_port_into GPORT
 bench_free_port_into NPORT
 bench_free_port_into TPORT
 mkdir -m 0700 "$BENCH_TMP/var"
+bench_init_wall "$BENCH_TMP/var"
 
 node_config() { # node_config FILE TLS(0|1)
 	local tls=""
@@ -58,6 +59,7 @@ node_config() { # node_config FILE TLS(0|1)
 		 "paths": {"data_dir": "$BENCH_TMP/var"},
 		 "log": {"level": "warn"},
 		 "storage": {"max_object": "$((BIG_MIB > 1 ? BIG_MIB : 1))MiB"},
+		 "quota": {"requests_per_second": 0},
 		 "limits": {"requests_per_second": 0, "max_connections": 4096, "max_inflight": 4096}$tls}
 	EOF
 }
