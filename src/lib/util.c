@@ -245,3 +245,21 @@ int util_read_file(const char *path, size_t max, char **out, size_t *outlen)
 		*outlen = got;
 	return 0;
 }
+
+int util_write_all(int fd, const void *data, size_t len)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		ssize_t w = write(fd, (const char *)data + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			if (w == 0)
+				errno = EIO;
+			return -1;
+		}
+		off += (size_t)w;
+	}
+	return 0;
+}

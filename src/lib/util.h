@@ -56,6 +56,10 @@ __attribute__((warn_unused_result)) int util_parse_u64(const char *s, uint64_t *
 /* Format a sockaddr as "ip:port" / "[ip6]:port". */
 void util_addr_str(const struct sockaddr *sa, char *out, size_t outlen);
 
+/* write(2) all len bytes (retrying short writes and EINTR). 0/-1 (errno set). */
+__attribute__((warn_unused_result))
+int util_write_all(int fd, const void *data, size_t len);
+
 /* Read a whole small file (at most max bytes) into a malloc'd NUL-terminated buffer. */
 __attribute__((warn_unused_result))
 int util_read_file(const char *path, size_t max, char **out, size_t *outlen);

@@ -260,21 +260,6 @@ fail:
 	return -1;
 }
 
-static int write_all(int fd, const void *data, size_t len)
-{
-	size_t off = 0;
-
-	while (off < len) {
-		ssize_t w = write(fd, (const char *)data + off, len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		off += (size_t)w;
-	}
-	return 0;
-}
-
 static int fsync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -303,7 +288,7 @@ static int write_tmp(const char *tmp, const void *data, size_t len, mode_t mode)
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
 		return -1;
-	if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+	if (fchmod(fd, mode) != 0 || util_write_all(fd, data, len) != 0 || fsync(fd) != 0) {
 		int e = errno;
 		close(fd);
 		unlink(tmp);
@@ -477,9 +462,9 @@ static int write_policy(const init_paths *p, init_created *cr)
 static int print_token_line(const char *token)
 {
 	if (fflush(stdout) != 0 ||
-	    write_all(STDOUT_FILENO, "  ", 2) != 0 ||
-	    write_all(STDOUT_FILENO, token, strlen(token)) != 0 ||
-	    write_all(STDOUT_FILENO, "\n", 1) != 0) {
+	    util_write_all(STDOUT_FILENO, "  ", 2) != 0 ||
+	    util_write_all(STDOUT_FILENO, token, strlen(token)) != 0 ||
+	    util_write_all(STDOUT_FILENO, "\n", 1) != 0) {
 		fprintf(stderr, "macronode init: cannot write the token to stdout: %s\n",
 		        strerror(errno));
 		return -1;
@@ -508,7 +493,7 @@ static int print_report(const mn_config *c, const init_paths *p, const char *tok
 	if (print_token_line(token) != 0)
 		return -1;
 	printf("\nStore an object:\n  curl -H 'Authorization: Bearer ");
-	if (fflush(stdout) != 0 || write_all(STDOUT_FILENO, token, strlen(token)) != 0)
+	if (fflush(stdout) != 0 || util_write_all(STDOUT_FILENO, token, strlen(token)) != 0)
 		return -1;
 	printf("' --data-binary @FILE %s://%s" INIT_PREFIX "\n", scheme, c->gateway_addr);
 	return fflush(stdout) == 0 ? 0 : -1;

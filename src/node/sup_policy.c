@@ -38,21 +38,10 @@
 static int sealed_copy(const char *buf, size_t len)
 {
 	int fd = memfd_create("mn-policy", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	size_t off = 0;
 
 	if (fd < 0)
 		return -1;
-	while (off < len) {
-		ssize_t n = write(fd, buf + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			close(fd);
-			return -1;
-		}
-		off += (size_t)n;
-	}
-	if (fcntl(fd, F_ADD_SEALS, POLICY_SEALS) != 0) {
+	if (util_write_all(fd, buf, len) != 0 || fcntl(fd, F_ADD_SEALS, POLICY_SEALS) != 0) {
 		close(fd);
 		return -1;
 	}

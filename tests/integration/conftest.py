@@ -177,6 +177,25 @@ def deep_merge(a, b):
     return out
 
 
+ENVELOPE = {"code", "message", "retryable", "corr_id"}
+
+
+def assert_envelope(r, status, code=None, retryable=False):
+    """An error response in the JSON envelope (docs/api.md): exact fields, a
+    message, a 16-hex corr_id; code and retryable checked unless None."""
+    assert r.status == status, r
+    assert r.header("Content-Type") == "application/json", r
+    j = r.json()
+    assert set(j) == ENVELOPE, j
+    if code is not None:
+        assert j["code"] == code, j
+    if retryable is not None:
+        assert j["retryable"] is retryable, j
+    assert isinstance(j["message"], str) and j["message"], j
+    assert re.fullmatch(r"[0-9a-f]{16}", j["corr_id"]), j
+    return j
+
+
 class Resp:
     def __init__(self, status, reason, headers, body):
         self.status = status

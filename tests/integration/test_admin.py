@@ -7,25 +7,12 @@ import subprocess
 
 import pytest
 
-from conftest import (SLOW, Metrics, parse_responses, pid_alive, proc_cmdline, raw_connect,
+from conftest import (SLOW, Metrics, assert_envelope, parse_responses, pid_alive, proc_cmdline, raw_connect,
                       recv_all, run_cli)
 
 JSON = "application/json"
 METRICS_CT = "text/plain; version=0.0.4; charset=utf-8"
-ENVELOPE = {"code", "message", "retryable", "corr_id"}
 BUCKETS = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "+Inf"]
-
-
-def assert_envelope(r, status, code, retryable=False):
-    assert r.status == status, r
-    assert r.header("Content-Type") == JSON, r
-    j = r.json()
-    assert set(j) == ENVELOPE, j
-    assert j["code"] == code, j
-    assert j["retryable"] is retryable, j
-    assert isinstance(j["message"], str) and j["message"], j
-    assert re.fullmatch(r"[0-9a-f]{16}", j["corr_id"]), j
-    return j
 
 
 def test_healthz(node):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import (CURL, SANITIZED, SLOW, ZSTD, b3sum_cid, blob_file, cid_hex, flip_byte,
+from conftest import (CURL, SANITIZED, SLOW, ZSTD, assert_envelope, b3sum_cid, blob_file, cid_hex, flip_byte,
                       gateway_pids, obj_path, parse_responses, put_object, raw_connect, recv_all,
                       run_tool, stored, vm_rss_kib, wait_until)
 
@@ -18,7 +18,6 @@ GROUP = 64 * KiB
 SIZES = [0, 1, 1023, 1024, 1025, 65535, 65536, 65537, MiB]
 BIG = {"storage": {"max_object": "64MiB"}}
 CACHE_CONTROL = "public, max-age=31536000, immutable"
-ENVELOPE = {"code", "message", "retryable", "corr_id"}
 
 
 def data_of(size, seed):
@@ -26,14 +25,7 @@ def data_of(size, seed):
 
 
 def envelope(r, status, code=None):
-    assert r.status == status, r
-    assert r.header("Content-Type") == "application/json", r
-    j = r.json()
-    assert set(j) == ENVELOPE, j
-    assert len(j["corr_id"]) == 16
-    if code is not None:
-        assert j["code"] == code, j
-    return j
+    return assert_envelope(r, status, code, retryable=None)
 
 
 def assert_object_headers(r, cid, length):

@@ -18,12 +18,11 @@ import time
 
 import pytest
 
-from conftest import (DEFAULT_BUNDLE, OAP_END, OAP_GET, OAP_PUT, OAP_REQ, OAP_RESP, OAP_START, OPENSSL, SLOW,
+from conftest import (DEFAULT_BUNDLE, assert_envelope, OAP_END, OAP_GET, OAP_PUT, OAP_REQ, OAP_RESP, OAP_START, OPENSSL, SLOW,
                       WALL_KID, OapConn, b3sum_cid, install_wall, mint_token, oap_frame,
                       oap_json, oap_node, oap_tls_context, obj_path, parse_responses,
                       raw_connect, recv_all, run_cli, wait_until, write_bundle)
 
-ENVELOPE = {"code", "message", "retryable", "corr_id"}
 CHALLENGE = 'Bearer realm="macronode"'
 CHALLENGE_INVALID = 'Bearer realm="macronode", error="invalid_token"'
 MISSING = "b3:" + "0" * 64
@@ -135,14 +134,7 @@ def get(n, cid=MISSING, tok=None, method="GET", headers=None):
 
 
 def envelope(r, status, code, retryable=False):
-    assert r.status == status, r
-    j = r.json()
-    assert set(j) == ENVELOPE, j
-    assert j["code"] == code, j
-    assert j["retryable"] is retryable, j
-    assert isinstance(j["message"], str) and j["message"], j
-    assert re.fullmatch(r"[0-9a-f]{16}", j["corr_id"]), j
-    return j
+    return assert_envelope(r, status, code, retryable)
 
 
 def rejected(n, reason):

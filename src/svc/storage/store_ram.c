@@ -28,6 +28,7 @@
 
 #include "lib/b3tree.h"
 #include "lib/log.h"
+#include "lib/util.h"
 
 #define RAM_FD_RESERVE   1024u   /* fds left for connections, uploads, opens */
 #define RAM_MIN_SLOTS    64u
@@ -201,21 +202,11 @@ static int ram_reopen(int fd)
 static int ram_outboard_fd(const ram_obj *o)
 {
 	int fd = memfd_create("mn-outboard", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	size_t off = 0;
 
 	if (fd < 0)
 		return -1;
-	while (off < o->ob_len) {
-		ssize_t w = write(fd, o->outboard + off, o->ob_len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			close(fd);
-			return -1;
-		}
-		off += (size_t)w;
-	}
-	if (fcntl(fd, F_ADD_SEALS, RAM_SEALS) != 0 || lseek(fd, 0, SEEK_SET) != 0) {
+	if (util_write_all(fd, o->outboard, o->ob_len) != 0 ||
+	    fcntl(fd, F_ADD_SEALS, RAM_SEALS) != 0 || lseek(fd, 0, SEEK_SET) != 0) {
 		close(fd);
 		return -1;
 	}
