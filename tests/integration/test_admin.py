@@ -1,13 +1,12 @@
 """Admin plane routes: status, headers, bodies; 404/405; keep-alive; pipelining; metrics."""
 import json
 import os
-import re
 import stat
 import subprocess
 
 import pytest
 
-from conftest import (SLOW, Metrics, assert_envelope, parse_responses, pid_alive, proc_cmdline, raw_connect,
+from conftest import (assert_envelope, parse_responses, pid_alive, proc_cmdline, raw_connect,
                       recv_all, run_cli)
 
 JSON = "application/json"

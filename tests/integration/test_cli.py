@@ -3,12 +3,11 @@ import json
 import os
 import re
 import socket
-import subprocess
 import time
 
 import pytest
 
-from conftest import BIN, SLOW, base_env, free_ports, port_listening, run_cli
+from conftest import SLOW, free_ports, port_listening, run_cli
 
 
 @pytest.mark.parametrize("args,expect", [

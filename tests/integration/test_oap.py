@@ -3,13 +3,12 @@ client (issue 4): HELLO, round trips 0..64 MiB, ranges, 64 streams on one
 connection and the 65th, oversize frames, decompression bombs, stalled and
 garbage peers, corrupted blobs, start-up without TLS."""
 import os
-import socket
 import subprocess
 import time
 
 import pytest
 
-from conftest import (SANITIZED, BIN, OAP_APP_HELLO, OAP_APP_OBJECTS, OAP_COMP, OAP_END, OAP_GET,
+from conftest import (SANITIZED, BIN, OAP_APP_HELLO, OAP_COMP, OAP_END,
                       OAP_HELLO_REPLY, OAP_PING, OAP_PUT, OAP_REQ, OAP_RESP, OAP_START,
                       OAP_STAT, OPENSSL, SLOW, ZSTD, OapConn, b3sum_cid, b3sum_file, base_env,
                       blob_file, flip_byte, mn_client, oap_frame, oap_json, oap_node,
