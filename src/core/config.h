@@ -78,6 +78,7 @@ typedef struct mn_config {
 	uint32_t max_inflight;                     /* 512 per instance */
 	uint32_t requests_per_second;              /* 500 per instance */
 	uint32_t max_connections;                  /* 1024 per instance */
+	uint64_t memory_budget;                    /* 128 MiB of queued responses per instance */
 	/* services and modes */
 	uint32_t services;                         /* CONFIG_SVC_* bits; default gateway */
 	bool     amnesia;

@@ -370,20 +370,27 @@ static bool admit_over_rate(http_server *srv, http_req *r)
 	return true;
 }
 
-/* true: refused by in-flight pressure (answered with 503). Facets go first,
- * at 3/4 of the cap; core routes at the cap. */
+/* true: refused by load (answered with 503): in-flight requests or queued
+ * response bytes. Facets go first, at 3/4 of either cap; core routes at the
+ * cap. */
 static bool admit_over_inflight(http_server *srv, http_req *r)
 {
+	bool facet = (r->route->flags & HTTP_ROUTE_FACET) != 0;
 	size_t cap = srv->limits.max_inflight;
+	uint64_t budget = srv->limits.memory_budget;
 
-	if (r->route->flags & HTTP_ROUTE_FACET)
+	if (facet) {
 		cap -= cap / 4;
-	if (srv->inflight < cap)
+		budget -= budget / 4;
+	}
+	bool busy = srv->inflight >= cap;
+	if (!busy && !(budget && srv->queued >= budget))
 		return false;
 	srv->shed_ms = http_now_ms();
 	http_resp_reject(r->conn, 503, "overloaded",
-	                 (r->route->flags & HTTP_ROUTE_FACET) ? "shedding load: facet routes refused first"
-	                                                     : "too many requests in flight",
+	                 facet ? "shedding load: facet routes refused first"
+	                 : busy ? "too many requests in flight"
+	                        : "response memory budget exhausted",
 	                 HTTP_REJ_503, 1);
 	return true;
 }
@@ -454,6 +461,11 @@ int http_server_admit(http_server *srv, http_req *r, const http_parser *p)
 	return 0;
 }
 
+uint64_t http_server_queued(const http_server *srv)
+{
+	return srv->queued;
+}
+
 bool http_server_shedding(const http_server *srv)
 {
 	return srv->shed_ms && http_now_ms() - srv->shed_ms < HTTP_SHED_HOLD_MS;
@@ -470,6 +482,7 @@ void http_limits_from_config(http_limits *l, const mn_config *c)
 	l->max_inflight = c->max_inflight;
 	l->requests_per_second = c->requests_per_second;
 	l->max_connections = c->max_connections;
+	l->memory_budget = c->memory_budget;
 }
 
 /* ---- listener ------------------------------------------------------- */

@@ -15,7 +15,8 @@
  *     refuse (401/403/413/429/451) or lower this request's body cap;
  *   - request rate cap (token bucket, requests_per_second) → 429 + Retry-After;
  *   - shedding by route class: facet routes get 503 once in-flight requests
- *     reach 3/4 of max_inflight, core routes at max_inflight; admin (EXEMPT)
+ *     reach 3/4 of max_inflight or queued response bytes 3/4 of
+ *     memory_budget, core routes at the caps themselves; admin (EXEMPT)
  *     routes are never shed, gated or rate-capped;
  *   - read / write / idle (keep-alive) deadlines.
  * Routes flagged HTTP_ROUTE_EXEMPT skip the rate and in-flight caps (the
@@ -99,6 +100,7 @@ typedef struct http_limits {
 	uint32_t max_inflight;
 	uint32_t requests_per_second;  /* 0 = unlimited */
 	uint32_t max_connections;
+	uint64_t memory_budget;        /* response bytes queued in memory, all connections; 0 = none */
 } http_limits;
 
 #define HTTP_GATE_MSG_MAX 224
@@ -165,6 +167,8 @@ void http_server_set_limits(http_server *srv, const http_limits *limits);
 void http_server_drain(http_server *srv, void (*done)(void *arg), void *arg);
 size_t http_server_connections(const http_server *srv);
 size_t http_server_inflight(const http_server *srv);
+/* Response bytes queued in memory over all connections (memory_budget). */
+uint64_t http_server_queued(const http_server *srv);
 /* True while the server sheds load: a route was refused for in-flight
  * pressure during the last HTTP_SHED_HOLD_MS. */
 #define HTTP_SHED_HOLD_MS 1000u

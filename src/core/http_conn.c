@@ -889,6 +889,11 @@ static void on_out_bytes(struct evbuffer *b, const struct evbuffer_cb_info *info
 	(void)b;
 	if (info->n_deleted)
 		metrics_inc(c->srv->m_out, info->n_deleted);
+	/* The memory budget counts what sits in output buffers. */
+	c->out_queued += info->n_added;
+	c->out_queued -= info->n_deleted < c->out_queued ? info->n_deleted : c->out_queued;
+	c->srv->queued += info->n_added;
+	c->srv->queued -= info->n_deleted < c->srv->queued ? info->n_deleted : c->srv->queued;
 }
 
 /* ---- lifetime --------------------------------------------------------- */
@@ -976,6 +981,7 @@ void http_conn_free(struct http_conn *c)
 	event_free(c->defer);
 	(void)evbuffer_remove_cb(bufferevent_get_input(c->bev), on_in_bytes, c);
 	(void)evbuffer_remove_cb(bufferevent_get_output(c->bev), on_out_bytes, c);
+	srv->queued -= c->out_queued < srv->queued ? c->out_queued : srv->queued;
 	bufferevent_free(c->bev);
 	free(c);
 	http_server_conn_gone(srv);  /* last: may run the drain callback */

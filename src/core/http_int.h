@@ -191,6 +191,7 @@ struct http_conn {
 	socklen_t              peerlen;
 	uint64_t               hdr_bytes;    /* header bytes of the current request */
 	uint64_t               linger_bytes;
+	uint64_t               out_queued;   /* bytes in the output buffer (counted in srv->queued) */
 	unsigned               nreq;         /* requests started on this connection */
 	enum http_parse_event  pev;
 	int                    err_status;   /* set by a parser callback that failed */
@@ -231,6 +232,7 @@ struct http_server {
 	http_gate_charge_fn      gate_charge;
 	void                    *gate_arg;
 	uint64_t                 shed_ms;    /* last in-flight refusal (http_now_ms), 0 = never */
+	uint64_t                 queued;     /* response bytes queued over all connections */
 	bool                     draining;
 	void                   (*drain_done)(void *arg);
 	void                    *drain_arg;

@@ -170,6 +170,8 @@ static void h_async(http_req *r, void *arg)
 	http_req_on_close(r, async_closed, NULL);
 }
 
+static size_t g_big_total = BIG_TOTAL;  /* test_memory_budget needs more than the kernel buffers */
+
 static void big_pump(http_req *r, void *arg)
 {
 	static char piece[BIG_PIECE];
@@ -177,13 +179,13 @@ static void big_pump(http_req *r, void *arg)
 	(void)arg;
 	g_drain_calls++;
 	memset(piece, 'x', sizeof piece);
-	while (g_big_sent < BIG_TOTAL && http_resp_pending(r) < HTTP_OUT_HIGH_WATER) {
+	while (g_big_sent < g_big_total && http_resp_pending(r) < HTTP_OUT_HIGH_WATER) {
 		assert_int_equal(http_resp_write(r, piece, BIG_PIECE), 0);
 		g_big_sent += BIG_PIECE;
 	}
 	/* Bounded output: never much past the high-water mark. */
 	assert_true(http_resp_pending(r) < HTTP_OUT_HIGH_WATER + BIG_PIECE + 64);
-	if (g_big_sent == BIG_TOTAL)
+	if (g_big_sent == g_big_total)
 		assert_int_equal(http_resp_end(r), 0);
 }
 
@@ -192,7 +194,7 @@ static void h_big(http_req *r, void *arg)
 	(void)arg;
 	g_big_sent = 0;
 	g_drain_calls = 0;
-	assert_int_equal(http_resp_start(r, 200, BIG_TOTAL), 0);
+	assert_int_equal(http_resp_start(r, 200, (int64_t)g_big_total), 0);
 	http_req_on_drain(r, big_pump, NULL);
 }
 
@@ -306,6 +308,7 @@ static int teardown(void **state)
 	memset(&F, 0, sizeof F);
 	g_async = NULL;
 	g_gate = NULL;
+	g_big_total = BIG_TOTAL;
 	return 0;
 }
 
@@ -1205,6 +1208,45 @@ static void test_facet_shed_first(void **state)
 	client_free(b);
 }
 
+/* Queued response bytes count against memory_budget: a client that stops
+ * reading a big response makes the server shed (core at the budget), while
+ * admin routes still answer; the budget frees when the connection goes. */
+static void test_memory_budget(void **state)
+{
+	http_limits l = limits_default();
+	struct client *slow = calloc(1, sizeof *slow), *b;
+	int small = 2048;
+	uint64_t end;
+
+	(void)state;
+	teardown(NULL);
+	l.memory_budget = 64 * 1024;
+	g_big_total = 64u * 1024u * 1024u;
+	srv_start(&l);
+	assert_non_null(slow);
+	slow->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(setsockopt(slow->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+	assert_int_equal(connect(slow->fd, (struct sockaddr *)&F.addr, sizeof F.addr), 0);
+	client_puts(slow, "GET /big HTTP/1.1\r\n\r\n");
+	end = now_ms() + PUMP_MS;
+	while (http_server_queued(F.srv) < l.memory_budget && now_ms() < end)
+		pump_once(NULL);
+	assert_true(http_server_queued(F.srv) >= l.memory_budget);
+	b = client_new();
+	client_puts(b, "GET /hello HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n");
+	assert_int_equal(wait_responses(b, 2, NULL), 2);
+	assert_int_equal(R[0].status, 503);
+	assert_envelope(&R[0], "overloaded", true);
+	assert_int_equal(R[1].status, 200);
+	assert_true(http_server_shedding(F.srv));
+	client_free(slow);
+	client_free(b);
+	end = now_ms() + PUMP_MS;
+	while (http_server_queued(F.srv) > 0 && now_ms() < end)
+		pump_once(NULL);
+	assert_int_equal(http_server_queued(F.srv), 0);
+}
+
 /* The gate runs for gated routes only, its refusal is answered with its
  * status, challenge and envelope on a connection that stays open, and its
  * body cap holds for declared and chunked bodies. */
@@ -1475,6 +1517,7 @@ int main(void)
 		T(test_inflight_cap),
 		T(test_facet_shed_first),
 		T(test_gate),
+		T(test_memory_budget),
 		T(test_conn_cap),
 		T(test_header_deadline),
 		T(test_body_deadline),
