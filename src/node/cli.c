@@ -13,7 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/captoken.h"
 #include "core/config.h"
+#include "core/policy.h"
 #include "core/ctl.h"
 #include "core/tls.h"
 #include "lib/util.h"
@@ -245,6 +247,40 @@ static int check_data_dir(const mn_config *c)
 	return check_line(true, "data_dir", msg);
 }
 
+/* Keys and policy: a node without them starts, but denies every public
+ * request (fail secure), so these are warnings, not failures. */
+static void check_wall(const mn_config *c)
+{
+	char dir[CONFIG_PATH_MAX], bundle[CONFIG_PATH_MAX], pub[CONFIG_PATH_MAX];
+	char err[CONFIG_ERR_MAX], detail[2 * CONFIG_PATH_MAX + 128];
+	policy *p = NULL;
+
+	if (!(c->services & (CONFIG_SVC_GATEWAY | CONFIG_SVC_OMNIGATE)) ||
+	    config_keys_dir(c, dir, sizeof dir) != 0 || config_policy_file(c, bundle, sizeof bundle) != 0 ||
+	    config_policy_pubkey(c, pub, sizeof pub) != 0)
+		return;
+	captoken_keyring *kr = captoken_keyring_new();
+	if (kr && captoken_keyring_load_dir(kr, dir, err, sizeof err) == 0) {
+		snprintf(detail, sizeof detail, "%zu capability key(s) in %s", captoken_keyring_count(kr), dir);
+		(void)check_line(true, "keys", detail);
+	} else {
+		snprintf(detail, sizeof detail, "%s: every token will be refused (macronode init creates one)",
+		         kr ? err : "out of memory");
+		printf("%-5s %-10s %s\n", "warn", "keys", detail);
+	}
+	captoken_keyring_free(kr);
+	if (policy_load(bundle, pub, 0, &p, err, sizeof err) == 0) {
+		snprintf(detail, sizeof detail, "%s: version %llu, signature verified", bundle,
+		         (unsigned long long)policy_version(p));
+		(void)check_line(true, "policy", detail);
+		policy_free(p);
+	} else {
+		snprintf(detail, sizeof detail, "%s: every public request will be denied and /readyz not "
+		         "ready (macronode init creates a default)", err);
+		printf("%-5s %-10s %s\n", "warn", "policy", detail);
+	}
+}
+
 static int cmd_check(int argc, char **argv)
 {
 	node_opts o;
@@ -262,6 +298,7 @@ static int cmd_check(int argc, char **argv)
 	bad |= check_data_dir(&c);
 	snprintf(bits, sizeof bits, "%d bits", util_entropy_bits());
 	bad |= check_line(util_entropy_ready() && util_entropy_bits() >= 128, "entropy", bits);
+	check_wall(&c);
 	config_free(&c);
 	return bad ? EXIT_RUNTIME : 0;
 }

@@ -135,6 +135,25 @@ def test_check_free_ports_ok(tmp_dir):
     assert not os.path.exists(d)
 
 
+def test_check_reports_keys_and_policy(tmp_dir):
+    """Without keys or policy the node would start but deny everything:
+    check warns (exit 0); after `macronode init` both lines are ok."""
+    a, g = free_ports(2)
+    d = os.path.join(tmp_dir, "data")
+    argv = ["check", "--http-addr", "127.0.0.1:%d" % a, "--gateway-addr", "127.0.0.1:%d" % g,
+            "--data-dir", d]
+    p = run_cli(argv)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert re.search(r"^warn\s+keys\s+.*auth/keys", p.stdout, re.M), p.stdout
+    assert re.search(r"^warn\s+policy\s+.*every public request will be denied", p.stdout, re.M), p.stdout
+    assert run_cli(["init", "--data-dir", d]).returncode == 0
+    p = run_cli(argv)
+    assert p.returncode == 0 and "warn" not in p.stdout, p.stdout
+    assert re.search(r"^ok\s+keys\s+1 capability key\(s\)", p.stdout, re.M), p.stdout
+    assert re.search(r"^ok\s+policy\s+.*policy\.json: version 1, signature verified$", p.stdout,
+                     re.M), p.stdout
+
+
 def test_check_port_in_use_fails_naming_address(tmp_dir):
     a, g = free_ports(2)
     blocker = socket.socket()
