@@ -20,6 +20,7 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -549,6 +550,9 @@ static captoken_result get_token(const cbor_item_t *root, captoken *t)
 		return CAPTOKEN_MALFORMED;
 	t->ncaveats = cbor_array_size(cav);
 	for (size_t i = 0; i < t->ncaveats; i++) {
+		/* Cleared here, not up front: a reused token pays for the caveats
+		 * it has, not for all 64 (captoken_decode_into). */
+		memset(&t->caveats[i], 0, sizeof t->caveats[i]);
 		captoken_result r = get_caveat(cbor_array_handle(cav)[i], &t->caveats[i]);
 		if (r != CAPTOKEN_OK)
 			return r;
@@ -582,29 +586,53 @@ static captoken_result decode_cbor(const uint8_t *b, size_t n, captoken *t)
 	return r;
 }
 
+/* Base64url (no padding, canonical) into bin; OK or MALFORMED. */
+static captoken_result token_b64(const char *s, size_t len, uint8_t *bin, size_t cap, size_t *n)
+{
+	const char *end;
+
+	if (!s || len == 0 || len > CAPTOKEN_MAX_TOKEN)
+		return CAPTOKEN_MALFORMED;
+	/* libsodium refuses non-zero pad bits, so each string has one decoding. */
+	if (sodium_base642bin(bin, cap, s, len, NULL, n, &end,
+	                      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 || end != s + len)
+		return CAPTOKEN_MALFORMED;
+	return CAPTOKEN_OK;
+}
+
 captoken_result captoken_decode(const char *s, size_t len, captoken **out)
 {
 	uint8_t bin[CAPTOKEN_MAX_CBOR];
 	size_t n;
-	const char *end;
 
 	*out = NULL;
-	if (!s || len == 0 || len > CAPTOKEN_MAX_TOKEN)
-		return CAPTOKEN_MALFORMED;
-	/* libsodium refuses non-zero pad bits, so each string has one decoding. */
-	if (sodium_base642bin(bin, sizeof bin, s, len, NULL, &n, &end,
-	                      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 || end != s + len)
-		return CAPTOKEN_MALFORMED;
+	captoken_result r = token_b64(s, len, bin, sizeof bin, &n);
+	if (r != CAPTOKEN_OK)
+		return r;
 	captoken *t = captoken_new();
 	if (!t)
 		return CAPTOKEN_INTERNAL;
-	captoken_result r = decode_cbor(bin, n, t);
+	r = decode_cbor(bin, n, t);
 	if (r != CAPTOKEN_OK) {
 		captoken_free(t);
 		return r;
 	}
 	*out = t;
 	return CAPTOKEN_OK;
+}
+
+captoken_result captoken_decode_into(const char *s, size_t len, captoken *t)
+{
+	uint8_t bin[CAPTOKEN_MAX_CBOR];
+	size_t n;
+
+	/* Everything but the caveat array, which the decoder clears entry by
+	 * entry: caveats past ncaveats are never read. */
+	memset(t, 0, offsetof(captoken, caveats));
+	t->ncaveats = 0;
+	memset(t->mac, 0, sizeof t->mac);
+	captoken_result r = token_b64(s, len, bin, sizeof bin, &n);
+	return r == CAPTOKEN_OK ? decode_cbor(bin, n, t) : r;
 }
 
 /* ----------------------------------------------------------------- check */

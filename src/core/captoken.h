@@ -128,6 +128,11 @@ const char *captoken_cav_name(captoken_cav_kind k);
 __attribute__((warn_unused_result))
 captoken_result captoken_decode(const char *s, size_t len, captoken **out);
 
+/* The same into a caller's token (reused across requests: no allocation, and
+ * only the caveats present are cleared). t is garbage unless OK. */
+__attribute__((warn_unused_result))
+captoken_result captoken_decode_into(const char *s, size_t len, captoken *t);
+
 /* Canonical CBOR of [tid, kid, scope] / of one caveat. 0 or -1 (too small). */
 __attribute__((warn_unused_result))
 int captoken_init_cbor(const captoken *t, uint8_t *buf, size_t cap, size_t *len);

@@ -35,6 +35,7 @@ struct wall {
 	captoken_keyring *keys;
 	struct wall_mtls *mtls;                      /* auth.mtls_tenants_file, sorted by nothing */
 	size_t            nmtls;
+	captoken         *tok;                       /* decode scratch (64 KiB: reused, never per request) */
 	const policy     *pol;                       /* borrowed; NULL: deny all */
 	char              digest[WALL_DIGEST_MAX];   /* "" when unknown */
 	char              audience[CONFIG_TEXT_MAX];
@@ -67,7 +68,8 @@ wall *wall_new(void)
 	if (!w)
 		return NULL;
 	w->keys = captoken_keyring_new();
-	if (!w->keys) {
+	w->tok = captoken_new();
+	if (!w->keys || !w->tok) {
 		wall_free(w);
 		return NULL;
 	}
@@ -79,6 +81,7 @@ void wall_free(wall *w)
 	if (!w)
 		return;
 	captoken_keyring_free(w->keys);
+	captoken_free(w->tok);
 	quota_free(w->quota);
 	free(w->mtls);
 	free(w);
@@ -315,7 +318,7 @@ static uint64_t token_byte_cap(const captoken *t)
 /* Verify a presented token. false: refused (v filled). */
 static bool auth_token(wall *w, const wall_req *rq, captoken_info *info, wall_verdict *v)
 {
-	captoken *t = NULL;
+	captoken *t = w->tok;
 	captoken_ctx ctx = {
 		.now = (uint64_t)time(NULL),
 		.audience = w->audience[0] ? w->audience : NULL,
@@ -324,13 +327,12 @@ static bool auth_token(wall *w, const wall_req *rq, captoken_info *info, wall_ve
 		.tenant = rq->mtls_tenant, .amnesia = w->amnesia,
 		.gov_policy_digest = w->digest[0] ? w->digest : NULL,
 	};
-	captoken_result r = captoken_decode(rq->token, rq->token_len, &t);
+	captoken_result r = captoken_decode_into(rq->token, rq->token_len, t);
 
 	if (r == CAPTOKEN_OK)
 		r = captoken_check(t, w->keys, &ctx, info);
 	if (r == CAPTOKEN_OK)
 		v->body_cap = token_byte_cap(t);
-	captoken_free(t);
 	switch (r) {
 	case CAPTOKEN_OK:
 		return true;
