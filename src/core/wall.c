@@ -25,6 +25,18 @@
 #define WALL_CLASSES      2                    /* core, facet carry tags */
 #define WALL_EXTRA_TAGS   2                    /* "token", "tenant:<t>" */
 #define WALL_DIGEST_MAX   80
+/* Decoded tokens kept per worker: decoding (base64, CBOR tree, canonical
+ * re-encode) is most of a token's cost and is a pure function of the string,
+ * so a hit needs no invalidation. The MAC and every caveat are still checked
+ * on every request. 8 × ~70 KiB. */
+#define WALL_TOKEN_CACHE  8
+
+struct wall_tok {
+	captoken *t;
+	char      s[CAPTOKEN_MAX_TOKEN];  /* the token string; len 0 = empty slot */
+	size_t    len;
+	uint64_t  used;
+};
 
 struct wall_mtls {
 	uint8_t digest[B3_OUT_LEN];
@@ -35,7 +47,8 @@ struct wall {
 	captoken_keyring *keys;
 	struct wall_mtls *mtls;                      /* auth.mtls_tenants_file, sorted by nothing */
 	size_t            nmtls;
-	captoken         *tok;                       /* decode scratch (64 KiB: reused, never per request) */
+	struct wall_tok   cache[WALL_TOKEN_CACHE];   /* decoded tokens, LRU */
+	uint64_t          cache_tick;
 	const policy     *pol;                       /* borrowed; NULL: deny all */
 	char              digest[WALL_DIGEST_MAX];   /* "" when unknown */
 	char              audience[CONFIG_TEXT_MAX];
@@ -68,8 +81,12 @@ wall *wall_new(void)
 	if (!w)
 		return NULL;
 	w->keys = captoken_keyring_new();
-	w->tok = captoken_new();
-	if (!w->keys || !w->tok) {
+	for (size_t i = 0; i < WALL_TOKEN_CACHE; i++)
+		if (!(w->cache[i].t = captoken_new())) {
+			wall_free(w);
+			return NULL;
+		}
+	if (!w->keys) {
 		wall_free(w);
 		return NULL;
 	}
@@ -81,7 +98,8 @@ void wall_free(wall *w)
 	if (!w)
 		return;
 	captoken_keyring_free(w->keys);
-	captoken_free(w->tok);
+	for (size_t i = 0; i < WALL_TOKEN_CACHE; i++)
+		captoken_free(w->cache[i].t);
 	quota_free(w->quota);
 	free(w->mtls);
 	free(w);
@@ -315,10 +333,38 @@ static uint64_t token_byte_cap(const captoken *t)
 	return cap;
 }
 
+/* The decoded token for s, from the cache or decoded into the least recently
+ * used slot. NULL with *r set when it does not decode. */
+static const captoken *token_decoded(wall *w, const char *s, size_t len, captoken_result *r)
+{
+	struct wall_tok *slot = &w->cache[0];
+
+	for (size_t i = 0; i < WALL_TOKEN_CACHE; i++) {
+		struct wall_tok *e = &w->cache[i];
+		if (e->len == len && memcmp(e->s, s, len) == 0) {
+			e->used = ++w->cache_tick;
+			*r = CAPTOKEN_OK;
+			return e->t;
+		}
+		if (e->used < slot->used)
+			slot = e;
+	}
+	slot->len = 0;
+	if (len > sizeof slot->s) {
+		*r = CAPTOKEN_MALFORMED;
+		return NULL;
+	}
+	if ((*r = captoken_decode_into(s, len, slot->t)) != CAPTOKEN_OK)
+		return NULL;
+	memcpy(slot->s, s, len);
+	slot->len = len;
+	slot->used = ++w->cache_tick;
+	return slot->t;
+}
+
 /* Verify a presented token. false: refused (v filled). */
 static bool auth_token(wall *w, const wall_req *rq, captoken_info *info, wall_verdict *v)
 {
-	captoken *t = w->tok;
 	captoken_ctx ctx = {
 		.now = (uint64_t)time(NULL),
 		.audience = w->audience[0] ? w->audience : NULL,
@@ -327,11 +373,10 @@ static bool auth_token(wall *w, const wall_req *rq, captoken_info *info, wall_ve
 		.tenant = rq->mtls_tenant, .amnesia = w->amnesia,
 		.gov_policy_digest = w->digest[0] ? w->digest : NULL,
 	};
-	captoken_result r = captoken_decode_into(rq->token, rq->token_len, t);
+	captoken_result r;
+	const captoken *t = token_decoded(w, rq->token, rq->token_len, &r);
 
-	if (r == CAPTOKEN_OK)
-		r = captoken_check(t, w->keys, &ctx, info);
-	if (r == CAPTOKEN_OK)
+	if (t && (r = captoken_check(t, w->keys, &ctx, info)) == CAPTOKEN_OK)
 		v->body_cap = token_byte_cap(t);
 	switch (r) {
 	case CAPTOKEN_OK:

@@ -418,6 +418,51 @@ static void test_unknown_size(void **state)
 	assert_int_equal(v.status, 0);
 }
 
+/* The decode cache never changes a verdict: a cached token is still MAC- and
+ * caveat-checked (a key change refuses it), a one-character change misses
+ * the cache, and more tokens than slots still verify. */
+static void test_token_cache(void **state)
+{
+	struct fx *fx = *state;
+	char tok[CAPTOKEN_MAX_TOKEN + 1], other[CAPTOKEN_MAX_TOKEN + 1], path[300], err[256];
+	static const uint8_t k2[32] = "ffffffffffffffffffffffffffffffff";
+	wall_verdict v;
+
+	mint(&(struct tk){ .methods = "POST" }, tok, sizeof tok);
+	for (int i = 0; i < 3; i++) {
+		judge(fx, "POST", "/o", 1, tok, WALL_CLASS_CORE, &v);
+		assert_int_equal(v.status, 0);
+	}
+	judge(fx, "PUT", "/o", 1, tok, WALL_CLASS_CORE, &v);       /* caveats per request */
+	assert_int_equal(v.status, 403);
+	snprintf(other, sizeof other, "%s", tok);
+	other[strlen(other) - 2] = other[strlen(other) - 2] == 'A' ? 'B' : 'A';
+	judge(fx, "POST", "/o", 1, other, WALL_CLASS_CORE, &v);
+	assert_int_equal(v.status, 401);
+	for (int i = 0; i < 20; i++) {                              /* more than the cache holds */
+		char t2[CAPTOKEN_MAX_TOKEN + 1], tenant[16];
+		snprintf(tenant, sizeof tenant, "t%d", i);
+		mint(&(struct tk){ .methods = "POST", .tenant = tenant }, t2, sizeof t2);
+		judge(fx, "POST", "/o", 1, t2, WALL_CLASS_CORE, &v);
+		assert_int_equal(v.status, 0);
+		snprintf(path, sizeof path, "t:%s", tenant);
+		assert_string_equal(v.tenant, path);
+	}
+	judge(fx, "POST", "/o", 1, tok, WALL_CLASS_CORE, &v);
+	assert_int_equal(v.status, 0);
+	/* Rotate k1 to another key: the cached decode must not keep it valid. */
+	snprintf(path, sizeof path, "%s/k1.key", fx->dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	for (size_t i = 0; i < 32; i++)
+		fprintf(f, "%02x", k2[i]);
+	fclose(f);
+	assert_int_equal(wall_configure(fx->w, &fx->cfg, err, sizeof err), 0);
+	judge(fx, "POST", "/o", 1, tok, WALL_CLASS_CORE, &v);
+	assert_int_equal(v.status, 401);
+	assert_true(v.invalid_token);
+}
+
 static void test_missing_keys_dir(void **state)
 {
 	struct fx *fx = *state;
@@ -459,6 +504,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_quota_rate_caveat_and_ipv6, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_keys_dir, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_size, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_token_cache, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
