@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -310,6 +311,10 @@ int svc_main(const char *role, int argc, char **argv)
 	(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
 	signal(SIGPIPE, SIG_IGN); /* libevent writes with writev: a gone peer must not kill us */
 	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	/* Request buffers hold bearer tokens: a service never writes a core
+	 * file (keys are in sodium memory, already excluded from dumps). */
+	struct rlimit nocore = { 0, 0 };
+	(void)setrlimit(RLIMIT_CORE, &nocore);
 	if (getppid() == 1)
 		return SVC_EXIT_FAIL;
 	config_defaults(&p->s.cfg);

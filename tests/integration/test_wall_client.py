@@ -3,7 +3,8 @@ cap field (--token-file or RON_TOKEN, never argv); anonymous requests get
 what the node's policy allows."""
 import os
 
-from conftest import DEFAULT_BUNDLE, install_wall, mint_token, mn_client, oap_node
+from conftest import (DEFAULT_BUNDLE, gateway_pids, install_wall, mint_token, mn_client,
+                      oap_node, storage_pid)
 
 
 def test_put_needs_a_token_get_does_not(node_factory, pki, tmp_dir):
@@ -41,3 +42,12 @@ def test_put_needs_a_token_get_does_not(node_factory, pki, tmp_dir):
     p = mn_client(["put", src] + peer, env={"RON_TOKEN": ro})
     assert p.returncode != 0 and b"403" in p.stderr, p.stderr
     assert tok not in n.log() and ro not in n.log()
+
+
+def test_services_write_no_core_files(node):
+    """Service processes hold bearer tokens in request buffers: their core
+    file limit is 0 (soft and hard), so a crash leaves no dump of them."""
+    for pid in gateway_pids(node) + [storage_pid(node)]:
+        with open("/proc/%d/limits" % pid) as f:
+            line = next(l for l in f if l.startswith("Max core file size"))
+        assert line.split()[4:6] == ["0", "0"], line
