@@ -45,7 +45,7 @@ struct wall_mtls {
 
 struct wall {
 	captoken_keyring *keys;
-	struct wall_mtls *mtls;                      /* auth.mtls_tenants_file, sorted by nothing */
+	struct wall_mtls *mtls;                      /* auth.mtls_tenants_file (≤ 1024, linear search) */
 	size_t            nmtls;
 	struct wall_tok   cache[WALL_TOKEN_CACHE];   /* decoded tokens, LRU */
 	uint64_t          cache_tick;
