@@ -46,16 +46,18 @@ static void fz_gate(http_req *r, void *arg, http_gate_verdict *v)
 		v->www_authenticate = "Bearer realm=\"fuzz\"";
 		snprintf(v->message, sizeof v->message, "%s", http_req_path(r));
 	} else if (http_req_header(r, "X-Cap")) {
-		v->body_cap = 7;
+		v->body_capped = true;
+		v->body_cap = http_req_header(r, "X-Zero") ? 0 : 7;
+		v->charge_reserved = 7;
 		v->charge_body = true;
 		snprintf(v->charge_key, sizeof v->charge_key, "k");
 	}
 }
 
-static void fz_charge(void *arg, const char *key, uint64_t n)
+static void fz_charge(void *arg, const char *key, uint64_t reserved, uint64_t n)
 {
 	(void)arg;
-	if (!key || n > 4096)
+	if (!key || reserved != 7 || n > 7)
 		abort();
 }
 

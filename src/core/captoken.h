@@ -196,7 +196,10 @@ int captoken_keyring_add(captoken_keyring *kr, const char *kid, const uint8_t ke
 __attribute__((warn_unused_result))
 int captoken_keyring_load_file(captoken_keyring *kr, const char *path, const char *kid,
                                char *err, size_t errlen);
-/* Loads every <kid>.key in dir; a dir with no key is an error. */
+/* Loads every <kid>.key in dir: 0; -1 when a file (or the dir) cannot be
+ * read or is refused; CAPTOKEN_KEYS_NONE when the dir does not exist or holds
+ * no key file (the operator withdrew every key). err says which. */
+#define CAPTOKEN_KEYS_NONE (-2)
 __attribute__((warn_unused_result))
 int captoken_keyring_load_dir(captoken_keyring *kr, const char *dir, char *err, size_t errlen);
 /* Designates kid for minting. -1 if absent. */

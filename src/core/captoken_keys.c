@@ -190,8 +190,9 @@ int captoken_keyring_load_dir(captoken_keyring *kr, const char *dir, char *err, 
 	int rc = 0;
 
 	if (!d) {
-		snprintf(err, errlen, "keys dir %s: %s", dir, strerror(errno));
-		return -1;
+		int e = errno;
+		snprintf(err, errlen, "keys dir %s: %s", dir, strerror(e));
+		return e == ENOENT ? CAPTOKEN_KEYS_NONE : -1;
 	}
 	while (rc == 0 && (de = readdir(d)) != NULL) {
 		size_t n = strlen(de->d_name);
@@ -211,7 +212,7 @@ int captoken_keyring_load_dir(captoken_keyring *kr, const char *dir, char *err, 
 	closedir(d);
 	if (rc == 0 && kr->n == 0) {
 		snprintf(err, errlen, "keys dir %s: no <kid>%s file", dir, CAPTOKEN_KEY_SUFFIX);
-		rc = -1;
+		rc = CAPTOKEN_KEYS_NONE;
 	}
 	return rc;
 }

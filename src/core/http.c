@@ -414,11 +414,14 @@ static bool admit_gate(http_server *srv, http_req *r)
 
 	srv->gate(r, srv->gate_arg, &v);
 	if (v.status == 0) {
-		if (v.body_cap && v.body_cap < r->body_limit)
+		if (v.body_capped && v.body_cap < r->body_limit)
 			r->body_limit = v.body_cap;
-		if (v.charge_body && srv->gate_charge && !(r->charge_key = strdup(v.charge_key))) {
-			http_resp_reject_status(r->conn, 500, "out of memory");
-			return true;
+		if (v.charge_body && srv->gate_charge) {
+			if (!(r->charge_key = strdup(v.charge_key))) {
+				http_resp_reject_status(r->conn, 500, "out of memory");
+				return true;
+			}
+			r->charge_reserved = v.charge_reserved;
 		}
 		return false;
 	}
@@ -833,6 +836,11 @@ size_t http_req_header_count(const http_req *r, const char *name)
 int64_t http_req_content_length(const http_req *r)
 {
 	return r->content_length;
+}
+
+bool http_req_body_chunked(const http_req *r)
+{
+	return r->chunked;
 }
 
 const uint8_t *http_req_body(const http_req *r, size_t *len)

@@ -114,18 +114,21 @@ typedef struct http_gate_verdict {
 	const char *reject;            /* rejected_total reason (static), or NULL */
 	unsigned    retry_after_s;     /* 429/503 */
 	const char *www_authenticate;  /* WWW-Authenticate value (static), or NULL */
-	uint64_t    body_cap;          /* admitted: this request's body cap; 0 = the server's */
+	bool        body_capped;       /* admitted: lower this request's body cap to body_cap */
+	uint64_t    body_cap;          /* (0 is a cap: no body at all) */
 	/* admitted: report the body bytes actually received to gate_charge
 	 * under this key when the request ends (sizes unknown at admission) */
 	bool        charge_body;
+	uint64_t    charge_reserved;   /* what the gate charged for the body up front */
 	char        charge_key[HTTP_GATE_KEY_MAX];
 } http_gate_verdict;
 
 /* Called for every non-EXEMPT route after the body cap check and before the
  * rate and in-flight caps; synchronous. */
 typedef void (*http_gate_fn)(http_req *r, void *arg, http_gate_verdict *v);
-/* Body bytes an admitted request with charge_body received, once it ends. */
-typedef void (*http_gate_charge_fn)(void *arg, const char *key, uint64_t body_bytes);
+/* An admitted request with charge_body has ended: the gate reserved
+ * `reserved` body bytes for it, `used` arrived. */
+typedef void (*http_gate_charge_fn)(void *arg, const char *key, uint64_t reserved, uint64_t used);
 
 typedef struct http_server_opts {
 	const char        *service;  /* metrics label, e.g. "admin", "gateway" (borrowed, static) */
@@ -187,6 +190,8 @@ const char *http_req_header(const http_req *r, const char *name);
 size_t      http_req_header_count(const http_req *r, const char *name);
 /* Content-Length, or -1 if absent / chunked. */
 int64_t     http_req_content_length(const http_req *r);
+/* The body's size is not known yet (Transfer-Encoding: chunked). */
+bool        http_req_body_chunked(const http_req *r);
 /* Buffered body of a non-streaming route (NUL-terminated for convenience; len excludes it). */
 const uint8_t *http_req_body(const http_req *r, size_t *len);
 const struct sockaddr *http_req_peer(const http_req *r, socklen_t *len);

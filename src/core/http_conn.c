@@ -45,6 +45,7 @@ http_req *http_req_new(struct http_conn *c)
 		return NULL;
 	r->conn = c;
 	r->content_length = -1;
+	r->body_limit = c->srv->limits.max_body_bytes;
 	r->stats_idx = c->srv->nroutes;
 	http_resp_init(&r->resp);
 	http_corr_id_new(r->corr_id);
@@ -57,7 +58,8 @@ void http_req_free(http_req *r)
 	if (!r)
 		return;
 	if (r->charge_key) {
-		r->conn->srv->gate_charge(r->conn->srv->gate_arg, r->charge_key, r->body_seen);
+		r->conn->srv->gate_charge(r->conn->srv->gate_arg, r->charge_key, r->charge_reserved,
+		                          r->body_seen);
 		free(r->charge_key);
 	}
 	http_resp_fini(&r->resp);
@@ -277,7 +279,8 @@ static int on_headers_complete(http_parser *p)
 	r->http10 = p->http_major < 1 || (p->http_major == 1 && p->http_minor == 0);
 	/* Upgrade / CONNECT are not served: answer, then close. */
 	r->keepalive = http_should_keep_alive(p) && !p->upgrade;
-	r->body_complete = !(p->flags & F_CHUNKED) && r->content_length <= 0;
+	r->chunked = (p->flags & F_CHUNKED) != 0;
+	r->body_complete = !r->chunked && r->content_length <= 0;
 	c->pev = HTTP_PEV_HEADERS;
 	http_parser_pause(p, 1);
 	return 0;
@@ -288,7 +291,7 @@ static int on_chunk_header(http_parser *p)
 {
 	struct http_conn *c = p->data;
 	http_req *r = c->req;
-	uint64_t max = r && r->body_limit ? r->body_limit : c->srv->limits.max_body_bytes;
+	uint64_t max = r ? r->body_limit : c->srv->limits.max_body_bytes;
 
 	if (r && (p->content_length > max || r->body_seen > max - p->content_length))
 		return conn_fail(c, 413);
@@ -316,7 +319,7 @@ static int body_stream(struct http_conn *c, http_req *r, const char *at, size_t 
 
 static int body_buffer(struct http_conn *c, http_req *r, const char *at, size_t len)
 {
-	uint64_t max = r->body_limit ? r->body_limit : c->srv->limits.max_body_bytes;
+	uint64_t max = r->body_limit;
 
 	/* body_seen <= max was checked by the caller, so need <= max + 1. */
 	if (r->body_cap - r->body_len < len + 1) {
@@ -349,7 +352,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
 	if (!r || !r->route)
 		return conn_fail(c, 500);
 	r->body_seen += len;
-	if (r->body_seen > (r->body_limit ? r->body_limit : c->srv->limits.max_body_bytes))
+	if (r->body_seen > r->body_limit)
 		return conn_fail(c, 413);
 	if (r->route->flags & HTTP_ROUTE_STREAM_BODY)
 		return body_stream(c, r, at, len);

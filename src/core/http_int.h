@@ -142,7 +142,9 @@ struct http_req {
 	int64_t            content_length;
 	uint64_t           body_seen;
 	char              *charge_key;   /* gate_charge key (owned), or NULL */
-	uint64_t           body_limit;   /* this request's body cap (the server's, or the gate's lower one); 0 = the server's */
+	uint64_t           charge_reserved;
+	uint64_t           body_limit;   /* this request's body cap: the server's, or the gate's lower one */
+	bool               chunked;      /* Transfer-Encoding: chunked */
 	/* buffered body of a non-streaming route (owned) */
 	uint8_t           *body;
 	size_t             body_len, body_cap;

@@ -391,7 +391,11 @@ void http_resp_reject(struct http_conn *c, int status, const char *code,
 	if (r->have_method && r->hpart != HTTP_HPART_DONE)
 		r->is_head = r->method == HTTP_HEAD;
 	r->gone = false;  /* the core answers in the handler's place */
-	if (status_forces_close(status))
+	/* A client that asked "Expect: 100-continue" and was refused may never
+	 * send its body: do not wait for it on this connection. */
+	const char *expect = r->hpart == HTTP_HPART_DONE ? http_req_header(r, "Expect") : NULL;
+	if (status_forces_close(status) ||
+	    (expect && !r->body_complete && strcasecmp(expect, "100-continue") == 0))
 		r->want_close = true;
 	if (http_reply_error(r, status, code, msg, status == 429 || status == 503 || status == 408,
 	                     retry_after) < 0)
@@ -409,9 +413,10 @@ void http_resp_reject_status(struct http_conn *c, int status, const char *detail
 			f = &refusals[k];
 	/* Name the limit at fault, so an operator can tell which knob to turn. */
 	if (!detail && status == 413) {
-		snprintf(msg, sizeof msg, "request body exceeds %llu bytes",
-		         (unsigned long long)(c->req && c->req->body_limit ? c->req->body_limit
-		                                                         : c->srv->limits.max_body_bytes));
+		bool lowered = c->req && c->req->body_limit < c->srv->limits.max_body_bytes;
+		snprintf(msg, sizeof msg, "request body exceeds %llu bytes%s",
+		         (unsigned long long)(c->req ? c->req->body_limit : c->srv->limits.max_body_bytes),
+		         lowered ? " (the limit of this request's capability or policy)" : "");
 		detail = msg;
 	} else if (!detail && status == 431) {
 		snprintf(msg, sizeof msg, "request header block exceeds %llu bytes or %d fields",

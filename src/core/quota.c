@@ -254,12 +254,13 @@ quota_result quota_charge(quota_table *q, const char *key, uint64_t bytes,
 	return QUOTA_OK;
 }
 
-void quota_debit(quota_table *q, const char *key, uint64_t bytes, uint64_t now_ms)
+void quota_settle(quota_table *q, const char *key, uint64_t reserved, uint64_t used,
+                  uint64_t now_ms)
 {
 	uint8_t id[B3_OUT_LEN];
 	quota_slot *s;
 
-	if (!q || q->lim.bytes_per_s == 0 || bytes == 0)
+	if (!q || q->lim.bytes_per_s == 0 || reserved == used)
 		return;
 	if (now_ms > q->clock_ms)
 		q->clock_ms = now_ms;
@@ -269,7 +270,9 @@ void quota_debit(quota_table *q, const char *key, uint64_t bytes, uint64_t now_m
 	quota_bucket_apply(&s->bytes, (double)q->lim.bytes_per_s,
 	                   quota_at_least_one(q->lim.bytes_burst));
 	(void)tbucket_take(&s->bytes, 0, now_ms);    /* refill only */
-	s->bytes.tokens -= (double)bytes;            /* may go into debt */
+	s->bytes.tokens += (double)reserved - (double)used;  /* refund, or debt past the reservation */
+	if (s->bytes.tokens > s->bytes.burst)
+		s->bytes.tokens = s->bytes.burst;
 }
 
 size_t quota_tenants(const quota_table *q)

@@ -58,12 +58,13 @@ quota_result quota_charge(quota_table *q, const char *key, uint64_t bytes,
                           uint64_t rate_per_s, uint64_t rate_burst, uint64_t now_ms,
                           unsigned *retry_after_s);
 /*
- * Charge body bytes that were not known when the request was admitted (a
- * chunked body, an OAP/1 PUT) once they have arrived: always taken, the
- * bucket may go into debt, so the tenant's next body waits. No-op when the
- * byte cap is off.
+ * Settle a body whose size was not known at admission (a chunked body, an
+ * OAP/1 PUT): `reserved` bytes were charged then, `used` arrived. The
+ * difference is refunded (never past the burst) or, if more arrived, taken
+ * as debt. No-op when the byte cap is off.
  */
-void quota_debit(quota_table *q, const char *key, uint64_t bytes, uint64_t now_ms);
+void quota_settle(quota_table *q, const char *key, uint64_t reserved, uint64_t used,
+                  uint64_t now_ms);
 /* Tenants currently remembered. */
 size_t quota_tenants(const quota_table *q);
 const char *quota_result_name(quota_result r);   /* "ok", "requests", "bytes" */

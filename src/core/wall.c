@@ -64,9 +64,9 @@ static const char *const reject_names[] = {
 	[WALL_REJ_QUOTA] = "quota", [WALL_REJ_413] = "413",
 };
 
-void wall_debit(wall *w, const char *tenant, uint64_t bytes, uint64_t now_ms)
+void wall_settle(wall *w, const char *tenant, uint64_t reserved, uint64_t used, uint64_t now_ms)
 {
-	quota_debit(w->quota, tenant, bytes, now_ms);
+	quota_settle(w->quota, tenant, reserved, used, now_ms);
 }
 
 const char *wall_reject_name(wall_reject r)
@@ -231,13 +231,16 @@ static int load_keys(wall *w, const mn_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory for the key ring");
 		return -1;
 	}
-	if (captoken_keyring_load_dir(kr, dir, err, errlen) != 0) {
+	int rc = captoken_keyring_load_dir(kr, dir, err, errlen);
+	/* No key at all is a revocation (every key removed): in force at once.
+	 * A file that cannot be read or is refused keeps what was loaded. */
+	if (rc != 0 && rc != CAPTOKEN_KEYS_NONE) {
 		captoken_keyring_free(kr);
 		return -1;
 	}
 	captoken_keyring_free(w->keys);
 	w->keys = kr;
-	return 0;
+	return rc == 0 ? 0 : -1;
 }
 
 int wall_configure(wall *w, const mn_config *cfg, char *err, size_t errlen)
@@ -322,15 +325,23 @@ static void unauth(wall_verdict *v, bool invalid, const char *what, const char *
 
 /* ---- auth --------------------------------------------------------------- */
 
-/* The token's tightest byte limit: scope max_bytes and BytesLe caveats. */
-static uint64_t token_byte_cap(const captoken *t)
+/* Lower the verdict's body cap to n (0 is a cap: no body at all). */
+static void cap_body(wall_verdict *v, uint64_t n)
 {
-	uint64_t cap = t->has_max_bytes ? t->max_bytes : 0;
+	if (!v->body_capped || n < v->body_cap) {
+		v->body_cap = n;
+		v->body_capped = true;
+	}
+}
 
+/* The token's byte limits: scope max_bytes and every BytesLe caveat. */
+static void token_byte_cap(const captoken *t, wall_verdict *v)
+{
+	if (t->has_max_bytes)
+		cap_body(v, t->max_bytes);
 	for (size_t i = 0; i < t->ncaveats; i++)
-		if (t->caveats[i].kind == CAPTOKEN_CAV_BYTES_LE && (cap == 0 || t->caveats[i].u < cap))
-			cap = t->caveats[i].u;
-	return cap;
+		if (t->caveats[i].kind == CAPTOKEN_CAV_BYTES_LE)
+			cap_body(v, t->caveats[i].u);
 }
 
 /* The decoded token for s, from the cache or decoded into the least recently
@@ -377,7 +388,7 @@ static bool auth_token(wall *w, const wall_req *rq, captoken_info *info, wall_ve
 	const captoken *t = token_decoded(w, rq->token, rq->token_len, &r);
 
 	if (t && (r = captoken_check(t, w->keys, &ctx, info)) == CAPTOKEN_OK)
-		v->body_cap = token_byte_cap(t);
+		token_byte_cap(t, v);
 	switch (r) {
 	case CAPTOKEN_OK:
 		return true;
@@ -433,8 +444,8 @@ static bool policy_step(wall *w, const wall_req *rq, bool token, const char *ten
 	 * policy allows here, and cut past it by the protocol (body_cap). A size
 	 * the policy never allows is judged as an empty body, for the reason. */
 	if (rq->body_bytes < 0 && policy_body_limit(w->pol, &ctx, &limit)) {
-		if (limit != UINT64_MAX && (v->body_cap == 0 || limit < v->body_cap))
-			v->body_cap = limit ? limit : 1;   /* 0 would read as "no cap" */
+		if (limit != UINT64_MAX)
+			cap_body(v, limit);
 		return true;
 	}
 	policy_eval(w->pol, &ctx, &res, NULL, NULL);
@@ -484,12 +495,18 @@ static bool quota_step(wall *w, const wall_req *rq, const captoken_info *info, b
 		peer_key(rq->peer, v->tenant, sizeof v->tenant);
 	if (!w->quota)
 		return true;
-	/* Unknown size: the tenant must not be in byte debt now (charge 1), and
-	 * the caller debits what arrives (wall_debit). */
-	v->charge_body = rq->body_bytes < 0;
-	quota_result r = quota_charge(w->quota, v->tenant,
-	                              rq->body_bytes > 0 ? (uint64_t)rq->body_bytes
-	                              : rq->body_bytes < 0 ? 1 : 0,
+	/* Unknown size: reserve as much as the body may carry (so concurrent
+	 * streams cannot outrun the bucket); the caller settles with what
+	 * actually arrived when the request ends (wall_settle). */
+	uint64_t bytes = rq->body_bytes > 0 ? (uint64_t)rq->body_bytes : 0;
+	if (rq->body_bytes < 0) {
+		bytes = rq->body_max ? rq->body_max : 1;
+		if (v->body_capped && v->body_cap < bytes)
+			bytes = v->body_cap;
+		v->charge_body = true;
+		v->body_reserved = bytes;
+	}
+	quota_result r = quota_charge(w->quota, v->tenant, bytes,
 	                              token && info->has_rate ? info->rate_per_s : 0,
 	                              token && info->has_rate ? info->rate_burst : 0, now_ms, &retry);
 	if (r == QUOTA_OK)

@@ -54,6 +54,7 @@ typedef struct wall_req {
 	const char *path;               /* request path, no query */
 	const struct sockaddr *peer;    /* may be NULL (IpCidr then fails) */
 	int64_t     body_bytes;         /* declared body size; -1 unknown (chunked) */
+	uint64_t    body_max;           /* the route's own cap on a body of unknown size */
 	const char *token;              /* token characters, or NULL: none presented */
 	size_t      token_len;
 	bool        bad_credentials;    /* credentials presented in a form we do not take */
@@ -73,8 +74,10 @@ typedef struct wall_verdict {
 	unsigned    retry_after_s;      /* 429: seconds until the bucket has a token */
 	bool        challenge;          /* 401: send WWW-Authenticate */
 	bool        invalid_token;      /* 401: the challenge says error="invalid_token" */
-	uint64_t    body_cap;           /* admitted: cut the body past this (token or policy), 0 = none */
-	bool        charge_body;        /* admitted with an unknown size: wall_debit what arrives */
+	bool        body_capped;        /* admitted: the body must not pass body_cap (which may be 0) */
+	uint64_t    body_cap;           /* the tightest of the token's and the policy's limits */
+	uint64_t    body_reserved;      /* charge_body: bytes reserved in the byte bucket at admission */
+	bool        charge_body;        /* admitted with an unknown size: wall_settle when it ends */
 	char        tenant[WALL_TENANT_MAX]; /* quota key (loggable) */
 } wall_verdict;
 
@@ -107,9 +110,9 @@ void wall_check(wall *w, const wall_req *rq, uint64_t now_ms, wall_verdict *v);
  */
 const char *wall_peer_tenant(const wall *w, const void *x509);
 
-/* Charge the tenant (a verdict's tenant) for body bytes received after an
- * admission with charge_body set; may leave its byte bucket in debt. */
-void wall_debit(wall *w, const char *tenant, uint64_t bytes, uint64_t now_ms);
+/* A request admitted with charge_body has ended: settle the tenant's byte
+ * bucket (the verdict's tenant) from the reserved bytes to the used ones. */
+void wall_settle(wall *w, const char *tenant, uint64_t reserved, uint64_t used, uint64_t now_ms);
 
 /* "unauth", "forbidden", "quota", "413" (rejected_total reasons). */
 const char *wall_reject_name(wall_reject r);

@@ -80,6 +80,7 @@ typedef struct sup_policy {
 	char     last_error[CONFIG_ERR_MAX];
 	uint64_t loaded_ms, ok, refused;
 	bool     announced;      /* the state has been sent (gauge, children) at least once */
+	bool     floor_loaded;   /* <data_dir>/policy-floor has been read */
 } sup_policy;
 
 typedef struct supervisor {

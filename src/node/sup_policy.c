@@ -15,6 +15,11 @@
  *   error or rollback         → refused: the bundle in force (if any) stays;
  *   valid                     → in force at once, in every worker.
  * Each outcome is counted (policy_reloads_total{result}) and audited.
+ *
+ * The version floor (the highest version accepted) survives restarts in
+ * <data_dir>/policy-floor, so an old signed bundle cannot be replayed by
+ * restarting the node; in amnesia mode it lives in memory only. A floor file
+ * that cannot be parsed refuses every bundle until the operator fixes it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +39,69 @@
 #include "node/node.h"
 
 #define POLICY_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL)
+#define POLICY_FLOOR_FILE "policy-floor"
+
+static int floor_path(const supervisor *s, char *out, size_t len)
+{
+	int n = snprintf(out, len, "%s/%s", s->cfg.data_dir, POLICY_FLOOR_FILE);
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+/* Read the persisted floor. 0 when absent; -1 (err) when unusable. */
+static int floor_load(supervisor *s, char *err, size_t errlen)
+{
+	char path[CONFIG_PATH_MAX + 32], *text = NULL;
+	size_t len = 0;
+	uint64_t v;
+
+	if (s->cfg.amnesia || floor_path(s, path, sizeof path) != 0)
+		return 0;
+	if (util_read_file(path, 64, &text, &len) != 0) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "%.400s: cannot read the policy version floor: %s", path,
+		         strerror(errno));
+		return -1;
+	}
+	if (len > 0 && text[len - 1] == '\n')
+		text[--len] = '\0';
+	int rc = util_parse_u64(text, &v);
+	free(text);
+	if (rc != 0) {
+		snprintf(err, errlen, "%.400s: not a version number; fix or remove it (it guards "
+		         "against policy rollback)", path);
+		return -1;
+	}
+	if (v > s->policy.floor)
+		s->policy.floor = v;
+	return 0;
+}
+
+/* Persist a raised floor: tmp, fsync, rename, fsync the directory. */
+static void floor_store(supervisor *s)
+{
+	char path[CONFIG_PATH_MAX + 32], tmp[CONFIG_PATH_MAX + 40], body[32];
+
+	if (s->cfg.amnesia || floor_path(s, path, sizeof path) != 0 ||
+	    snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+		return;
+	int n = snprintf(body, sizeof body, "%llu\n", (unsigned long long)s->policy.floor);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	bool ok = fd >= 0 && util_write_all(fd, body, (size_t)n) == 0 && fsync(fd) == 0;
+	if (fd >= 0)
+		close(fd);
+	ok = ok && rename(tmp, path) == 0;
+	int dfd = ok ? open(s->cfg.data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (dfd >= 0) {
+		ok = fsync(dfd) == 0;
+		close(dfd);
+	}
+	if (!ok) {
+		(void)unlink(tmp);
+		log_kv(LOG_LEVEL_ERROR, "cannot persist the policy version floor; rollback across a "
+		       "restart is not prevented", "file", path, "error", strerror(errno), NULL);
+	}
+}
 
 static int sealed_copy(const char *buf, size_t len)
 {
@@ -115,6 +183,18 @@ int sup_policy_refresh(supervisor *s, const char *why, char *err, size_t errlen)
 
 	if (!(s->cfg.services & (CONFIG_SVC_GATEWAY | CONFIG_SVC_OMNIGATE)))
 		return 0;
+	if (!p->floor_loaded) {
+		if (floor_load(s, err, errlen) != 0) {
+			snprintf(p->last_error, sizeof p->last_error, "%s", err);
+			p->refused++;
+			audit("refused", why, p, err);
+			if (!p->announced)
+				broadcast(s);
+			p->announced = true;
+			return -1;
+		}
+		p->floor_loaded = true;
+	}
 	if (config_policy_file(&s->cfg, bundle, sizeof bundle) != 0 ||
 	    config_policy_pubkey(&s->cfg, pub, sizeof pub) != 0) {
 		snprintf(err, errlen, "policy.bundle_file: path too long");
@@ -152,7 +232,10 @@ int sup_policy_refresh(supervisor *s, const char *why, char *err, size_t errlen)
 		close(p->fd);
 	p->fd = fd;
 	p->version = version;
-	p->floor = version;
+	if (version > p->floor) {
+		p->floor = version;
+		floor_store(s);
+	}
 	p->loaded_ms = util_now_ms();
 	p->ok++;
 	p->last_error[0] = '\0';

@@ -540,6 +540,34 @@ def test_reload_rollback_is_refused(node_factory):
     assert_no_secrets(n)
 
 
+def test_rollback_is_refused_across_a_restart(node_factory):
+    """The version floor survives a restart (<data_dir>/policy-floor): an
+    older signed bundle put in place while the node was down is refused at
+    start (deny all, not ready); a garbage floor file refuses every bundle."""
+    n = reload_node(node_factory)
+    floor = os.path.join(n.data_dir, "policy-floor")
+    assert open(floor).read() == "2\n"
+    assert n.stop() == 0
+    resign(n, bundle_v(1))                                  # validly signed, older
+    n.spawn()
+    wait_until(lambda: n.get("/readyz").status == 503, 10 * SLOW, what="not ready")
+    j = n.get("/readyz").json()
+    assert any(r.startswith("policy:") and "rollback" in r for r in j["reasons"]), j
+    envelope(get(n), 403, "policy_unavailable")
+    assert n.metrics().get("policy_version") == 0
+    resign(n, bundle_v(3))
+    assert reload(n).status == 202
+    wait_until(lambda: n.get("/readyz").status == 200, 10 * SLOW, what="ready with v3")
+    assert open(floor).read() == "3\n"
+    assert n.stop() == 0
+    with open(floor, "w") as f:
+        f.write("three\n")
+    n.spawn()
+    wait_until(lambda: n.get("/readyz").status == 503, 10 * SLOW, what="not ready")
+    j = n.get("/readyz").json()
+    assert any("policy-floor" in r for r in j["reasons"]), j
+
+
 def test_reload_applies_new_bundle_live_http_and_sighup(node_factory):
     n = reload_node(node_factory)
     tok = mint(n, *WRITE)
@@ -703,6 +731,30 @@ def test_byte_quota_counts_chunked_bodies(node_factory):
     got = [chunked_post(n, os.urandom(1000), b).status for _ in range(2)]
     assert got == [201, 429], (
         "quota.bytes_per_second not charged for chunked bodies: statuses %r" % got)
+    # in byte debt, requests without a body still pass (a GET is not a body)
+    assert get(n, tok=b).status == 404
+    assert get(n, tok=a).status == 404
+    assert_no_secrets(n)
+
+
+def test_byte_quota_reserves_for_concurrent_chunked_bodies(node_factory):
+    """A body of unknown size reserves what it may carry (here the object
+    cap, 4 KiB) at admission: concurrent chunked uploads cannot outrun the
+    bucket; the unused part is refunded when each ends."""
+    n = wall_node(node_factory, config={"storage": {"max_object": "4KiB"},
+                                        "quota": {"requests_per_second": 0,
+                                                  "bytes_per_second": 100, "bytes_burst": 100}})
+    tok = mint(n, *WRITE)
+    s = raw_connect(n.gateway_port)
+    try:
+        s.sendall(("POST /o HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                   "Content-Type: application/octet-stream\r\n"
+                   "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n" % tok).encode())
+        time.sleep(0.2 * SLOW)                       # admitted, body still open
+        r = chunked_post(n, b"second", tok)          # concurrent: the reservation holds
+        envelope(r, 429, "quota_exceeded", retryable=True)
+    finally:
+        s.close()
     assert_no_secrets(n)
 
 

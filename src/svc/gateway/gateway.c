@@ -60,7 +60,11 @@ static void gateway_gate(http_req *r, void *arg, http_gate_verdict *out)
 	const char *auth = http_req_header(r, "Authorization");
 	wall_req rq = {
 		.method = http_req_method(r), .path = http_req_path(r),
-		.peer = http_req_peer(r, NULL), .body_bytes = http_req_content_length(r),
+		.peer = http_req_peer(r, NULL),
+		/* No Content-Length and not chunked: no body (0), not "unknown". */
+		.body_bytes = http_req_body_chunked(r) ? -1 : http_req_content_length(r) < 0 ? 0
+		              : http_req_content_length(r),
+		.body_max = g->objects.max_object,
 		.cls = class_of[http_req_route_class(r)],
 		.mtls_tenant = wall_peer_tenant(g->wall, http_req_peer_cert(r)),
 	};
@@ -71,9 +75,11 @@ static void gateway_gate(http_req *r, void *arg, http_gate_verdict *out)
 	             !wall_bearer(auth, &rq.token, &rq.token_len)))
 		rq.bad_credentials = true;
 	wall_check(g->wall, &rq, util_now_ms(), &v);
-	out->body_cap = v.body_cap;
 	if (v.status == 0) {
+		out->body_capped = v.body_capped;
+		out->body_cap = v.body_cap;
 		out->charge_body = v.charge_body;
+		out->charge_reserved = v.body_reserved;
 		snprintf(out->charge_key, sizeof out->charge_key, "%s", v.tenant);
 		return;
 	}
@@ -87,12 +93,12 @@ static void gateway_gate(http_req *r, void *arg, http_gate_verdict *out)
 		                                        : "Bearer realm=\"macronode\"";
 }
 
-/* A chunked body has ended: charge the tenant's byte bucket. */
-static void gateway_charge(void *arg, const char *key, uint64_t bytes)
+/* A chunked body has ended: settle the tenant's byte bucket. */
+static void gateway_charge(void *arg, const char *key, uint64_t reserved, uint64_t used)
 {
 	gateway *g = arg;
 
-	wall_debit(g->wall, key, bytes, util_now_ms());
+	wall_settle(g->wall, key, reserved, used, util_now_ms());
 }
 
 static void gateway_on_policy(svc *s)

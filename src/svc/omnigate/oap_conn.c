@@ -221,7 +221,7 @@ static void conn_sweep(oap_conn *c)
 		*pp = s->next;
 		og_verb_release(s);
 		if (s->charge_key && c->og->wall)
-			wall_debit(c->og->wall, s->charge_key, s->body_seen, og_now_ms());
+			wall_settle(c->og->wall, s->charge_key, s->body_reserved, s->body_seen, og_now_ms());
 		free(s->charge_key);
 		free(s);
 	}
@@ -425,6 +425,7 @@ static bool conn_wall_refused(oap_conn *c, oap_stream *s, const oap_frame *f)
 
 	if (!c->og->wall || !conn_wall_req(f, &rq, path, sizeof path))
 		return false;
+	rq.body_max = c->og->lim.max_object;
 	if (getpeername(bufferevent_getfd(c->bev), (struct sockaddr *)&peer, &plen) == 0)
 		rq.peer = (const struct sockaddr *)&peer;
 	SSL *ssl = c->tls ? bufferevent_openssl_get_ssl(c->bev) : NULL;
@@ -432,7 +433,9 @@ static bool conn_wall_refused(oap_conn *c, oap_stream *s, const oap_frame *f)
 		rq.mtls_tenant = wall_peer_tenant(c->og->wall, SSL_get0_peer_certificate(ssl));
 	wall_check(c->og->wall, &rq, og_now_ms(), &v);
 	if (v.status == 0) {
+		s->body_capped = v.body_capped;
 		s->body_cap = v.body_cap;
+		s->body_reserved = v.body_reserved;
 		if (v.charge_body && !(s->charge_key = strdup(v.tenant))) {
 			og_stream_error(s, 500, "internal", "out of memory", true);
 			return true;
@@ -515,12 +518,13 @@ static int conn_on_body(oap_conn *c, oap_stream *s, const oap_frame *f)
 		stream_maybe_finish(s);
 		return 0;
 	}
-	if (s->body_cap && n > s->body_cap - s->body_seen) {
+	if (s->body_capped && n > s->body_cap - s->body_seen) {
 		free(plain);
 		og_count_reject(c->og, OG_REJ_413, "capability byte limit");
 		metrics_count("rejected_total", "reason=\"413\"", 1);
 		og_stream_error(s, 413, "payload_too_large",
-		                "the request body exceeds the capability's byte limit", false);
+		                "the request body exceeds the limit of this request's capability or policy",
+		                false);
 		stream_maybe_finish(s);
 		return 0;
 	}

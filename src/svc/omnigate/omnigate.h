@@ -103,8 +103,10 @@ struct oap_stream {
 	bool        finished;     /* both sides done (or connection closing);
 	                           * freed at the connection's next safe point */
 	uint16_t    status;       /* code of our START answer (data frames repeat it) */
-	uint64_t    body_cap;     /* the capability's byte limit on the request body; 0 = none */
+	bool        body_capped;  /* the wall capped the request body (token or policy) */
+	uint64_t    body_cap;     /* ... at this many bytes (0: no body at all) */
 	uint64_t    body_seen;
+	uint64_t    body_reserved;/* bytes the wall reserved in the tenant's byte bucket */
 	char       *charge_key;   /* tenant to debit body_seen from at the end (owned), or NULL */
 	void       *vs;           /* verb state (oap_verbs.c) */
 };

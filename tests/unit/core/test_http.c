@@ -256,7 +256,11 @@ static void t_gate(http_req *r, void *arg, http_gate_verdict *v)
 		v->reject = "unauth";
 		v->www_authenticate = "Bearer realm=\"t\"";
 	} else if (http_req_header(r, "X-Cap")) {
+		v->body_capped = true;
 		v->body_cap = 5;
+	} else if (http_req_header(r, "X-Cap0")) {
+		v->body_capped = true;       /* 0 is a cap: no body at all */
+		v->body_cap = 0;
 	}
 }
 
@@ -1094,6 +1098,28 @@ static void test_expect_continue(void **state)
 	client_free(cl);
 }
 
+/* Refused before its body: no 100 Continue, the refusal, and the connection
+ * closes (the client may never send the body it asked permission for). */
+static void test_expect_continue_refused(void **state)
+{
+	struct client *cl;
+	http_limits l = limits_default();
+
+	(void)state;
+	teardown(NULL);
+	g_gate = t_gate;
+	srv_start(&l);
+	cl = client_new();
+	client_puts(cl, "POST /echo HTTP/1.1\r\nX-Deny: 1\r\nContent-Length: 2\r\n"
+	                "Expect: 100-continue\r\n\r\n");
+	assert_int_equal(wait_responses(cl, 1, NULL), 1);
+	assert_int_equal(R[0].status, 401);
+	assert_null(strstr(cl->buf, "100 Continue"));
+	assert_hdr(&R[0], "Connection", "close");
+	wait_eof(cl);
+	client_free(cl);
+}
+
 static void test_async_client_gone(void **state)
 {
 	struct client *cl = client_new();
@@ -1296,6 +1322,13 @@ static void test_gate(void **state)
 	client_puts(c, "PUT /upload HTTP/1.1\r\nX-Cap: 1\r\nContent-Length: 5\r\n\r\nabcde");
 	assert_int_equal(wait_responses(c, 1, NULL), 1);
 	assert_int_equal(R[0].status, 201);  /* at the cap: admitted */
+	client_free(c);
+	settle();
+	c = client_new();
+	client_puts(c, "PUT /upload HTTP/1.1\r\nX-Cap0: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	               "1\r\na\r\n0\r\n\r\n");
+	assert_int_equal(wait_responses(c, 1, NULL), 1);
+	assert_int_equal(R[0].status, 413);  /* a cap of 0 holds for chunked bodies */
 	client_free(c);
 }
 
@@ -1517,6 +1550,7 @@ int main(void)
 		T(test_inflight_cap),
 		T(test_facet_shed_first),
 		T(test_gate),
+		T(test_expect_continue_refused),
 		T(test_memory_budget),
 		T(test_conn_cap),
 		T(test_header_deadline),

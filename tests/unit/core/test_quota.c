@@ -216,6 +216,29 @@ static void caveat_fill_survives_token_switch(void **st)
 
 /* ---- byte bucket and debt ------------------------------------------------ */
 
+/* A reservation settled: the unused part is refunded (never past the
+ * burst), more than reserved becomes debt; off when bytes are not capped. */
+static void bytes_settle(void **st)
+{
+	quota_table *q = table(0, 1, 1000, 1000);
+	quota_table *off = table(0, 1, 0, 1000);
+
+	(void)st;
+	assert_int_equal(ch(q, "t:a", 5000, T0), QUOTA_OK);          /* fill -4000 */
+	quota_settle(q, "t:a", 5000, 1000, T0);                      /* +4000 → 0 */
+	assert_int_equal(refused(q, "t:a", 1, 0, 0, T0, QUOTA_BYTES), 1);
+	assert_int_equal(ch(q, "t:a", 1, T0 + 1), QUOTA_OK);          /* 1 ms refills 1 */
+	quota_settle(q, "t:b", 100, 0, T0);                           /* refund to a full bucket */
+	assert_int_equal(ch(q, "t:b", 1000, T0), QUOTA_OK);           /* still only the burst */
+	assert_int_equal(refused(q, "t:b", 1, 0, 0, T0, QUOTA_BYTES), 1);
+	quota_settle(q, "t:c", 0, 3000, T0);                          /* arrived past the reservation */
+	assert_int_equal(refused(q, "t:c", 1, 0, 0, T0, QUOTA_BYTES), 3);
+	quota_settle(off, "t:a", 0, 1u << 30, T0);                    /* no byte cap: nothing */
+	assert_int_equal(ch(off, "t:a", 1u << 30, T0), QUOTA_OK);
+	quota_free(q);
+	quota_free(off);
+}
+
 static void bytes_refused_charges_nothing(void **st)
 {
 	quota_table *q = table(0, 1, 1000, 1000);
@@ -572,6 +595,7 @@ int main(void)
 		cmocka_unit_test(caveat_fill_survives_token_switch),
 		cmocka_unit_test(bytes_refused_charges_nothing),
 		cmocka_unit_test(bytes_debt),
+		cmocka_unit_test(bytes_settle),
 		cmocka_unit_test(bytes_retry_after_long_and_capped),
 		cmocka_unit_test(request_refusal_keeps_byte_tokens),
 		cmocka_unit_test(byte_refusal_keeps_request_tokens),

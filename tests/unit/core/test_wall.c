@@ -24,6 +24,7 @@
 #include "core/config.h"
 #include "core/policy.h"
 #include "core/wall.h"
+#include "lib/util.h"
 
 static const uint8_t KEY[32] = "0123456789abcdef0123456789abcdef";
 static const char KEY_HEX[] = "3031323334353637383961626364656630313233343536373839616263646566\n";
@@ -387,6 +388,7 @@ static void test_unknown_size(void **state)
 	wall_set_policy(fx->w, p, NULL);
 	judge(fx, "POST", "/o", -1, NULL, WALL_CLASS_CORE, &v);
 	assert_int_equal(v.status, 0);
+	assert_true(v.body_capped);
 	assert_int_equal(v.body_cap, 10);
 	assert_true(v.charge_body);
 	judge(fx, "POST", "/o", 11, NULL, WALL_CLASS_CORE, &v);     /* declared: judged as is */
@@ -401,26 +403,63 @@ static void test_unknown_size(void **state)
 	wall_set_policy(fx->w, fx->pol, NULL);
 	policy_free(p);
 
-	/* Byte quota: 100 B/s, burst 100. A streamed body is debited after it
-	 * arrived; the debt refuses the tenant's next body. */
+	/* Byte quota: 100 B/s, burst 100. A body of unknown size reserves what it
+	 * may carry (body_max 1000) at admission, so a second concurrent one is
+	 * refused; settling refunds what did not arrive. */
 	fx->cfg.quota_bytes_per_s = 100;
 	fx->cfg.quota_bytes_burst = 100;
 	assert_int_equal(wall_configure(fx->w, &fx->cfg, err, sizeof err), 0);
 	mint(&(struct tk){ .methods = "POST,GET", .tenant = "big" }, tok, sizeof tok);
-	judge(fx, "POST", "/o", -1, tok, WALL_CLASS_CORE, &v);
+	wall_req rq = { .method = "POST", .path = "/o", .body_bytes = -1, .body_max = 1000,
+	                .token = tok, .token_len = strlen(tok), .cls = WALL_CLASS_CORE };
+	/* The table's clock is the monotonic one it was made with: stay ahead. */
+	uint64_t t0 = util_now_ms() + 60000;
+	wall_check(fx->w, &rq, t0, &v);
 	assert_int_equal(v.status, 0);
 	assert_true(v.charge_body);
-	wall_debit(fx->w, v.tenant, 1000, 1000);
-	judge(fx, "POST", "/o", -1, tok, WALL_CLASS_CORE, &v);
+	assert_int_equal(v.body_reserved, 1000);
+	char key[WALL_TENANT_MAX];
+	snprintf(key, sizeof key, "%s", v.tenant);
+	wall_check(fx->w, &rq, t0, &v);                             /* concurrent: in debt */
 	assert_int_equal(v.status, 429);
 	assert_int_equal(v.retry_after_s, 10);
+	wall_settle(fx->w, key, 1000, 50, t0);                      /* 950 refunded */
+	wall_check(fx->w, &rq, t0, &v);
+	assert_int_equal(v.status, 429);
+	assert_int_equal(v.retry_after_s, 1);                       /* 50 of 100 there */
+	wall_check(fx->w, &rq, t0 + 500, &v);
+	assert_int_equal(v.status, 0);
 	judge(fx, "GET", "/o/x", 0, tok, WALL_CLASS_CORE, &v);      /* no body: not a byte charge */
 	assert_int_equal(v.status, 0);
+	assert_false(v.charge_body);
 }
 
-/* The decode cache never changes a verdict: a cached token is still MAC- and
- * caveat-checked (a key change refuses it), a one-character change misses
- * the cache, and more tokens than slots still verify. */
+/* A token byte limit of 0 is a limit (no body), also for unknown sizes, and
+ * a later looser BytesLe never widens it. */
+static void test_zero_byte_limit(void **state)
+{
+	struct fx *fx = *state;
+	char tok[CAPTOKEN_MAX_TOKEN + 1];
+	wall_verdict v;
+	captoken *t = captoken_new();
+
+	snprintf(t->tid, sizeof t->tid, "zero");
+	snprintf(t->kid, sizeof t->kid, "k1");
+	t->has_max_bytes = true;
+	t->max_bytes = 0;
+	t->caveats[0].kind = CAPTOKEN_CAV_BYTES_LE;
+	t->caveats[0].u = 100;
+	t->ncaveats = 1;
+	assert_int_equal(captoken_mint(t, KEY, tok, sizeof tok), 0);
+	captoken_free(t);
+	judge(fx, "POST", "/o", -1, tok, WALL_CLASS_CORE, &v);
+	assert_int_equal(v.status, 0);
+	assert_true(v.body_capped);
+	assert_int_equal(v.body_cap, 0);
+	judge(fx, "POST", "/o", 1, tok, WALL_CLASS_CORE, &v);
+	assert_int_equal(v.status, 413);
+}
+
 static void test_token_cache(void **state)
 {
 	struct fx *fx = *state;
@@ -466,26 +505,41 @@ static void test_token_cache(void **state)
 static void test_missing_keys_dir(void **state)
 {
 	struct fx *fx = *state;
-	char tok[CAPTOKEN_MAX_TOKEN + 1], err[256];
+	char tok[CAPTOKEN_MAX_TOKEN + 1], err[256], path[300];
 	wall_verdict v;
 
-	/* A broken key dir on reload keeps the keys already loaded. */
+	mint(&(struct tk){ .methods = "POST" }, tok, sizeof tok);
+	/* A key file the ring refuses (mode 0644) keeps the keys already loaded:
+	 * one bad file must not cost the node its keys. */
+	snprintf(path, sizeof path, "%s/k2.key", fx->dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(KEY_HEX, f);
+	fclose(f);
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(wall_configure(fx->w, &fx->cfg, err, sizeof err), -1);
+	assert_non_null(strstr(err, "k2.key"));
+	assert_int_equal(wall_key_count(fx->w), 1);
+	judge(fx, "POST", "/o", 1, tok, WALL_CLASS_CORE, &v);
+	assert_int_equal(v.status, 0);
+	assert_int_equal(unlink(path), 0);
+	/* No key left (the dir gone, or empty): every key is withdrawn at once. */
 	snprintf(fx->cfg.auth_keys_dir, sizeof fx->cfg.auth_keys_dir, "%s/absent", fx->dir);
 	assert_int_equal(wall_configure(fx->w, &fx->cfg, err, sizeof err), -1);
 	assert_non_null(strstr(err, "absent"));
-	assert_int_equal(wall_key_count(fx->w), 1);
-	mint(&(struct tk){ .methods = "POST" }, tok, sizeof tok);
+	assert_int_equal(wall_key_count(fx->w), 0);
+	judge(fx, "POST", "/o", 1, tok, WALL_CLASS_CORE, &v);
+	assert_int_equal(v.status, 401);
+	snprintf(fx->cfg.auth_keys_dir, sizeof fx->cfg.auth_keys_dir, "%s", fx->dir);
+	assert_int_equal(wall_configure(fx->w, &fx->cfg, err, sizeof err), 0);
 	judge(fx, "POST", "/o", 1, tok, WALL_CLASS_CORE, &v);
 	assert_int_equal(v.status, 0);
-	/* A fresh wall with no keys refuses every token. */
-	wall *w2 = wall_new();
-	assert_int_equal(wall_configure(w2, &fx->cfg, err, sizeof err), -1);
-	wall_set_policy(w2, fx->pol, NULL);
-	wall_req rq = { .method = "POST", .path = "/o", .token = tok, .token_len = strlen(tok),
-	                .body_bytes = 1 };
-	wall_check(w2, &rq, 1000, &v);
+	snprintf(path, sizeof path, "%s/k1.key", fx->dir);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(wall_configure(fx->w, &fx->cfg, err, sizeof err), -1);
+	assert_int_equal(wall_key_count(fx->w), 0);
+	judge(fx, "POST", "/o", 1, tok, WALL_CLASS_CORE, &v);
 	assert_int_equal(v.status, 401);
-	wall_free(w2);
 }
 
 int main(void)
@@ -505,6 +559,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_missing_keys_dir, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_size, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_token_cache, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_zero_byte_limit, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
