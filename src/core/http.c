@@ -451,7 +451,6 @@ int http_server_admit(http_server *srv, http_req *r, const http_parser *p)
 	}
 	r->route = rt;
 	r->stats_idx = (size_t)(rt - srv->routes);
-	r->body_limit = srv->limits.max_body_bytes;
 	if (admit_over_body(r, p))
 		return -1;
 	if (rt->flags & HTTP_ROUTE_EXEMPT)
@@ -459,6 +458,7 @@ int http_server_admit(http_server *srv, http_req *r, const http_parser *p)
 	/* Auth → Policy → Quota (the gate), then the node-wide caps. */
 	if (srv->gate && admit_gate(srv, r))
 		return -1;
+	/* Again: a gate may have lowered this request's body cap. */
 	if (admit_over_body(r, p) || admit_over_rate(srv, r) || admit_over_inflight(srv, r))
 		return -1;
 	return 0;

@@ -220,30 +220,43 @@ static quota_result quota_judge(const quota_slot *s, const quota_req_params *rp,
 	return r;
 }
 
-quota_result quota_charge(quota_table *q, const char *key, uint64_t bytes,
-                          uint64_t rate_per_s, uint64_t rate_burst, uint64_t now_ms,
-                          unsigned *retry_after_s)
+/* The tenant's slot at now_ms (found or made, marked recently used). */
+static quota_slot *quota_touch(quota_table *q, const char *key, uint64_t now_ms)
 {
-	quota_req_params rp = quota_req_effective(&q->lim, rate_per_s, rate_burst);
-	bool bytes_on = q->lim.bytes_per_s > 0 && bytes > 0;
 	uint8_t id[B3_OUT_LEN];
 	quota_slot *s;
-	quota_result r;
 
 	if (now_ms > q->clock_ms)
 		q->clock_ms = now_ms;
 	b3_keyed_hash(q->hkey, key, strlen(key), id);
 	s = quota_slot_get(q, id);
 	s->used = ++q->tick;   /* refused tenants stay recent: eviction must not refill them */
+	return s;
+}
+
+/* The byte bucket with the table's current limits, refilled to now_ms. */
+static void quota_bytes_refill(const quota_table *q, quota_slot *s, uint64_t now_ms)
+{
+	quota_bucket_apply(&s->bytes, (double)q->lim.bytes_per_s,
+	                   quota_at_least_one(q->lim.bytes_burst));
+	(void)tbucket_take(&s->bytes, 0, now_ms);    /* refill only */
+}
+
+quota_result quota_charge(quota_table *q, const char *key, uint64_t bytes,
+                          uint64_t rate_per_s, uint64_t rate_burst, uint64_t now_ms,
+                          unsigned *retry_after_s)
+{
+	quota_req_params rp = quota_req_effective(&q->lim, rate_per_s, rate_burst);
+	bool bytes_on = q->lim.bytes_per_s > 0 && bytes > 0;
+	quota_slot *s = quota_touch(q, key, now_ms);
+	quota_result r;
+
 	if (rp.on) {
 		quota_bucket_apply(&s->req, rp.rate, rp.burst);
 		(void)tbucket_take(&s->req, 0, now_ms);      /* refill only */
 	}
-	if (bytes_on) {
-		quota_bucket_apply(&s->bytes, (double)q->lim.bytes_per_s,
-		                   quota_at_least_one(q->lim.bytes_burst));
-		(void)tbucket_take(&s->bytes, 0, now_ms);    /* refill only */
-	}
+	if (bytes_on)
+		quota_bytes_refill(q, s, now_ms);
 	r = quota_judge(s, &rp, bytes_on, bytes, now_ms, retry_after_s);
 	if (r != QUOTA_OK)
 		return r;
@@ -257,19 +270,10 @@ quota_result quota_charge(quota_table *q, const char *key, uint64_t bytes,
 void quota_settle(quota_table *q, const char *key, uint64_t reserved, uint64_t used,
                   uint64_t now_ms)
 {
-	uint8_t id[B3_OUT_LEN];
-	quota_slot *s;
-
 	if (!q || q->lim.bytes_per_s == 0 || reserved == used)
 		return;
-	if (now_ms > q->clock_ms)
-		q->clock_ms = now_ms;
-	b3_keyed_hash(q->hkey, key, strlen(key), id);
-	s = quota_slot_get(q, id);
-	s->used = ++q->tick;
-	quota_bucket_apply(&s->bytes, (double)q->lim.bytes_per_s,
-	                   quota_at_least_one(q->lim.bytes_burst));
-	(void)tbucket_take(&s->bytes, 0, now_ms);    /* refill only */
+	quota_slot *s = quota_touch(q, key, now_ms);
+	quota_bytes_refill(q, s, now_ms);
 	s->bytes.tokens += (double)reserved - (double)used;  /* refund, or debt past the reservation */
 	if (s->bytes.tokens > s->bytes.burst)
 		s->bytes.tokens = s->bytes.burst;

@@ -155,6 +155,27 @@ static void audit(const char *result, const char *why, const sup_policy *p, cons
 	metrics_count("policy_reloads_total", labels, 1);
 }
 
+/* Send the state in force to the workers when it changed, and always the
+ * first time (the gauge and the workers must hear "none" too). */
+static void announce(supervisor *s, bool changed)
+{
+	if (changed || !s->policy.announced)
+		broadcast(s);
+	s->policy.announced = true;
+}
+
+/* A bundle (or the floor) was refused: what is in force stays. */
+static int refuse(supervisor *s, const char *why, const char *err)
+{
+	sup_policy *p = &s->policy;
+
+	snprintf(p->last_error, sizeof p->last_error, "%s", err);
+	p->refused++;
+	audit("refused", why, p, err);
+	announce(s, false);
+	return -1;
+}
+
 static void withdraw(supervisor *s, const char *why, const char *path)
 {
 	sup_policy *p = &s->policy;
@@ -167,9 +188,7 @@ static void withdraw(supervisor *s, const char *why, const char *path)
 	int n = snprintf(p->last_error, sizeof p->last_error, "%.400s: no such file", path);
 	(void)n;
 	audit("withdrawn", why, p, p->last_error);
-	if (had || !p->announced)
-		broadcast(s);
-	p->announced = true;
+	announce(s, had);
 }
 
 int sup_policy_refresh(supervisor *s, const char *why, char *err, size_t errlen)
@@ -184,15 +203,8 @@ int sup_policy_refresh(supervisor *s, const char *why, char *err, size_t errlen)
 	if (!(s->cfg.services & (CONFIG_SVC_GATEWAY | CONFIG_SVC_OMNIGATE)))
 		return 0;
 	if (!p->floor_loaded) {
-		if (floor_load(s, err, errlen) != 0) {
-			snprintf(p->last_error, sizeof p->last_error, "%s", err);
-			p->refused++;
-			audit("refused", why, p, err);
-			if (!p->announced)
-				broadcast(s);
-			p->announced = true;
-			return -1;
-		}
+		if (floor_load(s, err, errlen) != 0)
+			return refuse(s, why, err);
 		p->floor_loaded = true;
 	}
 	if (config_policy_file(&s->cfg, bundle, sizeof bundle) != 0 ||
@@ -204,28 +216,20 @@ int sup_policy_refresh(supervisor *s, const char *why, char *err, size_t errlen)
 		withdraw(s, why, bundle);
 		return 0;
 	}
-	if (policy_load_bytes(bundle, pub, p->floor, &pol, &bytes, &len, err, errlen) != 0) {
-		snprintf(p->last_error, sizeof p->last_error, "%s", err);
-		p->refused++;
-		audit("refused", why, p, err);
-		if (!p->announced)
-			broadcast(s);
-		p->announced = true;
-		return -1;
-	}
+	if (policy_load_bytes(bundle, pub, p->floor, &pol, &bytes, &len, err, errlen) != 0)
+		return refuse(s, why, err);
 	uint8_t d[B3_OUT_LEN];
 	char cid[B3_CID_LEN + 1];
 	b3_hash(bytes, len, d);
 	b3_cid_format(d, cid);
 	int fd = sealed_copy(bytes, len);
+	int e = errno;
 	uint64_t version = policy_version(pol);
 	free(bytes);
 	policy_free(pol);
 	if (fd < 0) {
-		snprintf(err, errlen, "%s: cannot create the policy memfd: %s", bundle, strerror(errno));
-		snprintf(p->last_error, sizeof p->last_error, "%s", err);
-		audit("refused", why, p, err);
-		return -1;
+		snprintf(err, errlen, "%s: cannot create the policy memfd: %s", bundle, strerror(e));
+		return refuse(s, why, err);
 	}
 	bool same = p->fd >= 0 && strcmp(p->digest, cid) == 0;
 	if (p->fd >= 0)
@@ -241,9 +245,7 @@ int sup_policy_refresh(supervisor *s, const char *why, char *err, size_t errlen)
 	p->last_error[0] = '\0';
 	snprintf(p->digest, sizeof p->digest, "%s", cid);
 	audit(same ? "unchanged" : "ok", why, p, NULL);
-	if (!same || !p->announced)
-		broadcast(s);
-	p->announced = true;
+	announce(s, !same);
 	return 0;
 }
 

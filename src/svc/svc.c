@@ -147,20 +147,16 @@ static policy *svc_read_policy(int fd, char *err, size_t errlen)
 
 static void svc_on_policy(struct svc_proc *p)
 {
-	char err[256];
+	char err[256] = "bad CTL_POLICY header";
 	policy *nw = NULL, *old = p->s.policy;
 	char digest[sizeof p->s.policy_digest] = "";
+	unsigned long long ver;
 
-	if (p->msg.fd >= 0) {
-		unsigned long long ver;
-		if (sscanf(p->msg.body, "%llu %79s", &ver, digest) != 2 ||
-		    !(nw = svc_read_policy(p->msg.fd, err, sizeof err))) {
-			/* Fail secure: a bundle we cannot read denies everything. */
-			log_kv(LOG_LEVEL_ERROR, "policy from supervisor unusable; denying all",
-			       "error", p->msg.fd >= 0 ? err : "bad message", NULL);
-			digest[0] = '\0';
-		}
-	}
+	/* Fail secure: a bundle we cannot read denies everything. */
+	if (p->msg.fd >= 0 && (sscanf(p->msg.body, "%llu %79s", &ver, digest) != 2 ||
+	                       !(nw = svc_read_policy(p->msg.fd, err, sizeof err))))
+		log_kv(LOG_LEVEL_ERROR, "policy from supervisor unusable; denying all",
+		       "error", err, NULL);
 	p->s.policy = nw;
 	snprintf(p->s.policy_digest, sizeof p->s.policy_digest, "%s", nw ? digest : "");
 	if (p->started && p->s.ops->policy)
