@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/captoken.h"
+#include "core/auth/captoken.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);
 

@@ -12,8 +12,8 @@
  *
  * Build by hand (from the repository root; `make fuzz` does the same):
  *   clang -g -O1 -std=c17 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
- *     -Isrc fuzz/http_request.c src/core/http.c src/core/http_conn.c \
- *     src/core/http_resp.c src/core/metrics.c src/lib/log.c src/lib/tbucket.c \
+ *     -Isrc fuzz/http_request.c src/core/net/http.c src/core/net/http_conn.c \
+ *     src/core/net/http_resp.c src/core/metrics/metrics.c src/lib/log.c src/lib/tbucket.c \
  *     -levent_core -lhttp_parser -lm -o build/fuzz_http_request
  * Run:
  *   build/fuzz_http_request -max_len=65536 -timeout=10 fuzz/corpus/http_request
@@ -28,7 +28,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "core/http_int.h"
+#include "core/net/http_int.h"
 #include "lib/log.h"
 
 #define FUZZ_MAX_TURNS   4096   /* loop turns per input: bounded even if stuck */

@@ -5,7 +5,7 @@
  * Build by hand (from the repository root; `make fuzz` builds the same
  * source through meson, linked against libmn):
  *   clang -g -O1 -std=c17 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
- *     -Isrc fuzz/oap_frame.c src/core/oap.c -lzstd -o /tmp/fuzz_oap
+ *     -Isrc fuzz/oap_frame.c src/core/proto/oap.c -lzstd -o /tmp/fuzz_oap
  * Run:
  *   /tmp/fuzz_oap -max_len=65536 -timeout=10 fuzz/corpus/oap_frame
  *
@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/oap.h"
+#include "core/proto/oap.h"
 
 #define FUZZ_COMP_CAP   (64u * 1024u)  /* small: bombs are cut short fast */
 

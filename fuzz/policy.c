@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "core/policy.h"
+#include "core/auth/policy.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);
 

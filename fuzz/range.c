@@ -9,7 +9,7 @@
  * answers RANGE_ONE for an empty object.
  *
  * Build by hand: clang -g -O1 -std=c17 -D_GNU_SOURCE
- *   -fsanitize=fuzzer,address,undefined -Isrc fuzz/range.c src/core/range.c
+ *   -fsanitize=fuzzer,address,undefined -Isrc fuzz/range.c src/core/net/range.c
  *   -o build/fuzz_range
  * Run: build/fuzz_range -max_len=512 fuzz/corpus/range
  */
@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/range.h"
+#include "core/net/range.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

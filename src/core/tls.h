@@ -18,7 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "core/config.h"
+#include "core/config/config.h"
 
 typedef struct tls_server tls_server;
 struct ssl_st;

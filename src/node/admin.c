@@ -15,9 +15,9 @@
 #include <jansson.h>
 #include <sodium.h>
 
-#include "core/ctl.h"
-#include "core/http.h"
-#include "core/metrics.h"
+#include "core/proto/ctl.h"
+#include "core/net/http.h"
+#include "core/metrics/metrics.h"
 #include "lib/b3.h"
 #include "lib/log.h"
 #include "lib/util.h"

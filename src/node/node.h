@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "core/config.h"
+#include "core/config/config.h"
 #include "lib/backoff.h"
 
 struct event;

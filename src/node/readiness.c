@@ -14,8 +14,8 @@
 
 #include <jansson.h>
 
-#include "core/ctl.h"
-#include "core/metrics.h"
+#include "core/proto/ctl.h"
+#include "core/metrics/metrics.h"
 #include "lib/util.h"
 #include "node/node.h"
 

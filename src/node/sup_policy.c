@@ -30,9 +30,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/ctl.h"
-#include "core/metrics.h"
-#include "core/policy.h"
+#include "core/proto/ctl.h"
+#include "core/metrics/metrics.h"
+#include "core/auth/policy.h"
 #include "lib/b3.h"
 #include "lib/log.h"
 #include "lib/util.h"

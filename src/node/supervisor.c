@@ -18,9 +18,9 @@
 
 #include <event2/event.h>
 
-#include "core/ctl.h"
-#include "core/http.h"
-#include "core/metrics.h"
+#include "core/proto/ctl.h"
+#include "core/net/http.h"
+#include "core/metrics/metrics.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "node/node.h"

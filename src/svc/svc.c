@@ -16,9 +16,9 @@
 
 #include <event2/event.h>
 
-#include "core/ctl.h"
-#include "core/metrics.h"
-#include "core/policy.h"
+#include "core/proto/ctl.h"
+#include "core/metrics/metrics.h"
+#include "core/auth/policy.h"
 #include "lib/log.h"
 
 #define SVC_EXIT_OK      0

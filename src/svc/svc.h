@@ -20,7 +20,7 @@
 
 #include <stdbool.h>
 
-#include "core/config.h"
+#include "core/config/config.h"
 
 struct policy;
 

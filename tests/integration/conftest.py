@@ -337,7 +337,7 @@ OPEN_BUNDLE = {"version": 1, "defaults": {"default_action": "deny"},
                           "reason": "integration tests of other planes"}]}
 WALL_KID = "k1"
 # The bundle `macronode init` writes (docs/policy.md): anonymous reads of
-# objects, writes need a token. src/node/init_cli.c holds the same text.
+# objects, writes need a token. src/node/cli/init_cli.c holds the same text.
 DEFAULT_BUNDLE = {
     "version": 1,
     "defaults": {"default_action": "deny"},

@@ -1,4 +1,4 @@
-"""The wall: Auth -> Policy -> Quota on every public route (src/core/wall.h,
+"""The wall: Auth -> Policy -> Quota on every public route (src/core/auth/wall.h,
 docs/auth.md, docs/policy.md, docs/oap.md), end to end on the real binary.
 
 Every node here is started with wall=None and gets its own MAC key (k1) and

@@ -21,12 +21,12 @@
 
 #include <event2/event.h>
 
-#include "core/http.h"
-#include "core/metrics.h"
-#include "core/objstore.h"
-#include "core/stor_client.h"
+#include "core/net/http.h"
+#include "core/metrics/metrics.h"
+#include "core/objects/objstore.h"
+#include "core/objects/stor_client.h"
 #include "core/tls.h"
-#include "core/wall.h"
+#include "core/auth/wall.h"
 #include "lib/util.h"
 #include "lib/log.h"
 #include "svc/gateway/objects.h"

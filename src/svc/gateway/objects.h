@@ -14,8 +14,8 @@
 
 #include <stdint.h>
 
-#include "core/http.h"
-#include "core/stor_client.h"
+#include "core/net/http.h"
+#include "core/objects/stor_client.h"
 
 #define OBJECTS_ETAG_LEN   66u             /* '"' + 64 hex + '"' */
 

@@ -29,8 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/objstore.h"
-#include "core/range.h"
+#include "core/objects/objstore.h"
+#include "core/net/range.h"
 #include "lib/b3.h"
 #include "lib/b3tree.h"
 #include "lib/log.h"

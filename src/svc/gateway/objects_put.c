@@ -31,8 +31,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "core/metrics.h"
-#include "core/objstore.h"
+#include "core/metrics/metrics.h"
+#include "core/objects/objstore.h"
 #include "lib/b3.h"
 #include "lib/inflate.h"
 #include "lib/log.h"

@@ -35,9 +35,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "core/metrics.h"
+#include "core/metrics/metrics.h"
 #include "core/tls.h"
-#include "core/wall.h"
+#include "core/auth/wall.h"
 #include "lib/log.h"
 #include "svc/omnigate/omnigate.h"
 

@@ -29,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/objstore.h"
+#include "core/objects/objstore.h"
 #include "lib/b3.h"
 #include "lib/b3tree.h"
 #include "lib/log.h"

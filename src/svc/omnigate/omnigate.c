@@ -22,9 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/objstore.h"
+#include "core/objects/objstore.h"
 #include "core/tls.h"
-#include "core/wall.h"
+#include "core/auth/wall.h"
 #include "lib/log.h"
 #include "svc/omnigate/omnigate.h"
 #include "svc/svc.h"

@@ -15,9 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/metrics.h"
-#include "core/oap.h"
-#include "core/stor_client.h"
+#include "core/metrics/metrics.h"
+#include "core/proto/oap.h"
+#include "core/objects/stor_client.h"
 #include "lib/tbucket.h"
 
 struct bufferevent;

@@ -24,9 +24,9 @@
 #include <event2/event.h>
 #include <jansson.h>
 
-#include "core/metrics.h"
-#include "core/oap.h"
-#include "core/stor_client.h"
+#include "core/metrics/metrics.h"
+#include "core/proto/oap.h"
+#include "core/objects/stor_client.h"
 #include "lib/b3tree.h"
 #include "lib/ipc.h"
 #include "lib/log.h"

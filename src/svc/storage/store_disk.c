@@ -29,7 +29,7 @@
 
 #include <lmdb.h>
 
-#include "core/metrics.h"
+#include "core/metrics/metrics.h"
 #include "lib/b3tree.h"
 #include "lib/log.h"
 #include "lib/util.h"

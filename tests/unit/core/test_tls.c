@@ -35,9 +35,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/config.h"
-#include "core/http.h"
-#include "core/metrics.h"
+#include "core/config/config.h"
+#include "core/net/http.h"
+#include "core/metrics/metrics.h"
 #include "core/tls.h"
 #include "lib/b3.h"
 #include "lib/log.h"

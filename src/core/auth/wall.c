@@ -1,0 +1,540 @@
+/*
+ * wall.c — Auth → Policy → Quota (see wall.h).
+ */
+#include "core/auth/wall.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/x509.h>
+
+#include "core/auth/captoken.h"
+#include "core/config/config.h"
+#include "core/auth/policy.h"
+#include "core/auth/quota.h"
+#include "lib/b3.h"
+
+#define WALL_CLASSES      2                    /* core, facet carry tags */
+#define WALL_EXTRA_TAGS   2                    /* "token", "tenant:<t>" */
+#define WALL_DIGEST_MAX   80
+/* Decoded tokens kept per worker: decoding (base64, CBOR tree, canonical
+ * re-encode) is most of a token's cost and is a pure function of the string,
+ * so a hit needs no invalidation. The MAC and every caveat are still checked
+ * on every request. 8 × ~70 KiB. */
+#define WALL_TOKEN_CACHE  8
+
+struct wall_tok {
+	captoken *t;
+	char      s[CAPTOKEN_MAX_TOKEN];  /* the token string; len 0 = empty slot */
+	size_t    len;
+	uint64_t  used;
+};
+
+struct wall_mtls {
+	uint8_t digest[B3_OUT_LEN];
+	char    tenant[CAPTOKEN_MAX_TEXT + 1];
+};
+
+struct wall {
+	captoken_keyring *keys;
+	struct wall_mtls *mtls;                      /* auth.mtls_tenants_file (≤ 1024, linear search) */
+	size_t            nmtls;
+	struct wall_tok   cache[WALL_TOKEN_CACHE];   /* decoded tokens, LRU */
+	uint64_t          cache_tick;
+	const policy     *pol;                       /* borrowed; NULL: deny all */
+	char              digest[WALL_DIGEST_MAX];   /* "" when unknown */
+	char              audience[CONFIG_TEXT_MAX];
+	char              region[CONFIG_TEXT_MAX];
+	bool              amnesia;
+	char              tags[WALL_CLASSES][CONFIG_TAGS_MAX][CONFIG_TAG_MAX + 1];
+	size_t            ntags[WALL_CLASSES];
+	quota_table      *quota;
+};
+
+static const char *const reject_names[] = {
+	[WALL_REJ_NONE] = "none", [WALL_REJ_UNAUTH] = "unauth", [WALL_REJ_FORBIDDEN] = "forbidden",
+	[WALL_REJ_QUOTA] = "quota", [WALL_REJ_413] = "413",
+};
+
+void wall_settle(wall *w, const char *tenant, uint64_t reserved, uint64_t used, uint64_t now_ms)
+{
+	quota_settle(w->quota, tenant, reserved, used, now_ms);
+}
+
+const char *wall_reject_name(wall_reject r)
+{
+	return r <= WALL_REJ_413 ? reject_names[r] : "none";
+}
+
+wall *wall_new(void)
+{
+	wall *w = calloc(1, sizeof *w);
+
+	if (!w)
+		return NULL;
+	w->keys = captoken_keyring_new();
+	for (size_t i = 0; i < WALL_TOKEN_CACHE; i++)
+		if (!(w->cache[i].t = captoken_new())) {
+			wall_free(w);
+			return NULL;
+		}
+	if (!w->keys) {
+		wall_free(w);
+		return NULL;
+	}
+	return w;
+}
+
+void wall_free(wall *w)
+{
+	if (!w)
+		return;
+	captoken_keyring_free(w->keys);
+	for (size_t i = 0; i < WALL_TOKEN_CACHE; i++)
+		captoken_free(w->cache[i].t);
+	quota_free(w->quota);
+	free(w->mtls);
+	free(w);
+}
+
+/* Split a validated (config_validate) comma-separated tag list. */
+static size_t split_tags(const char *list, char out[][CONFIG_TAG_MAX + 1])
+{
+	size_t n = 0;
+
+	for (const char *p = list; *p && n < CONFIG_TAGS_MAX;) {
+		size_t len = strcspn(p, ",");
+		if (len > 0 && len <= CONFIG_TAG_MAX) {
+			memcpy(out[n], p, len);
+			out[n++][len] = '\0';
+		}
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return n;
+}
+
+static void configure_quota(wall *w, const mn_config *cfg)
+{
+	quota_limits l = {
+		.rps = cfg->quota_rps, .burst = cfg->quota_burst,
+		.bytes_per_s = cfg->quota_bytes_per_s, .bytes_burst = cfg->quota_bytes_burst,
+		.max_tenants = cfg->quota_max_tenants,
+	};
+	struct timespec ts;
+
+	if (w->quota) {
+		quota_set_limits(w->quota, &l);
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	w->quota = quota_new(&l, (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
+}
+
+static bool tenant_name_ok(const char *t)
+{
+	size_t n = strlen(t);
+
+	if (n == 0 || n > CAPTOKEN_MAX_TEXT)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)t[i] < 0x21 || (unsigned char)t[i] > 0x7e)
+			return false;
+	return true;
+}
+
+/* Load the mTLS map (strict: a bad entry refuses the whole file, naming it). */
+static int load_mtls(wall *w, const char *path, char *err, size_t errlen)
+{
+	json_error_t je;
+	json_t *j, *v;
+	const char *k;
+	struct wall_mtls *m = NULL;
+	size_t n = 0;
+
+	if (!path[0]) {
+		free(w->mtls);
+		w->mtls = NULL;
+		w->nmtls = 0;
+		return 0;
+	}
+	if (!(j = json_load_file(path, JSON_REJECT_DUPLICATES, &je)) || !json_is_object(j) ||
+	    json_object_size(j) > WALL_MTLS_MAX) {
+		snprintf(err, errlen, "%s: %s", path, j ? "must be a JSON object of at most 1024 entries"
+		                                          : je.text);
+		json_decref(j);
+		return -1;
+	}
+	if (json_object_size(j) && !(m = calloc(json_object_size(j), sizeof *m))) {
+		json_decref(j);
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -1;
+	}
+	json_object_foreach(j, k, v) {
+		const char *t = json_string_value(v);
+		if (b3_cid_parse(k, strlen(k), m[n].digest) != 0 || !t || !tenant_name_ok(t)) {
+			snprintf(err, errlen, "%s: entry \"%.80s\": want \"b3:<64 hex>\": \"<tenant, "
+			         "printable ASCII, no spaces>\"", path, k);
+			free(m);
+			json_decref(j);
+			return -1;
+		}
+		snprintf(m[n++].tenant, sizeof m->tenant, "%s", t);
+	}
+	json_decref(j);
+	free(w->mtls);
+	w->mtls = m;
+	w->nmtls = n;
+	return 0;
+}
+
+const char *wall_peer_tenant(const wall *w, const void *x509)
+{
+	unsigned char *der = NULL;
+	uint8_t d[B3_OUT_LEN];
+	const char *found = NULL;
+
+	if (!x509 || !w->nmtls)
+		return NULL;
+	int len = i2d_X509((X509 *)x509, &der);
+	if (len <= 0)
+		return NULL;
+	b3_hash(der, (size_t)len, d);
+	OPENSSL_free(der);
+	for (size_t i = 0; i < w->nmtls && !found; i++)
+		if (b3_equal(d, w->mtls[i].digest))
+			found = w->mtls[i].tenant;
+	return found;
+}
+
+/* Load into a fresh ring and swap only on success: a broken key file on
+ * reload must not cost the node the keys it has. */
+static int load_keys(wall *w, const mn_config *cfg, char *err, size_t errlen)
+{
+	char dir[CONFIG_PATH_MAX];
+	captoken_keyring *kr;
+
+	if (config_keys_dir(cfg, dir, sizeof dir) != 0) {
+		snprintf(err, errlen, "auth.keys_dir: path too long");
+		return -1;
+	}
+	if (!(kr = captoken_keyring_new())) {
+		snprintf(err, errlen, "out of memory for the key ring");
+		return -1;
+	}
+	int rc = captoken_keyring_load_dir(kr, dir, err, errlen);
+	/* No key at all is a revocation (every key removed): in force at once.
+	 * A file that cannot be read or is refused keeps what was loaded. */
+	if (rc != 0 && rc != CAPTOKEN_KEYS_NONE) {
+		captoken_keyring_free(kr);
+		return -1;
+	}
+	captoken_keyring_free(w->keys);
+	w->keys = kr;
+	return rc == 0 ? 0 : -1;
+}
+
+int wall_configure(wall *w, const mn_config *cfg, char *err, size_t errlen)
+{
+	snprintf(w->audience, sizeof w->audience, "%s", cfg->auth_audience);
+	snprintf(w->region, sizeof w->region, "%s", cfg->node_region);
+	w->amnesia = cfg->amnesia;
+	w->ntags[WALL_CLASS_CORE] = split_tags(cfg->policy_tags_core, w->tags[WALL_CLASS_CORE]);
+	w->ntags[WALL_CLASS_FACET] = split_tags(cfg->policy_tags_facet, w->tags[WALL_CLASS_FACET]);
+	configure_quota(w, cfg);
+	if (!w->quota) {
+		snprintf(err, errlen, "out of memory for the quota table");
+		return -1;
+	}
+	/* Each part independently: a bad mTLS map must not cost the keys. */
+	int rc = load_keys(w, cfg, err, errlen);
+	if (rc == 0)
+		return load_mtls(w, cfg->auth_mtls_tenants_file, err, errlen);
+	char ignored[8];
+	(void)load_mtls(w, cfg->auth_mtls_tenants_file, ignored, sizeof ignored);
+	return rc;
+}
+
+void wall_set_policy(wall *w, const policy *p, const char *digest)
+{
+	w->pol = p;
+	snprintf(w->digest, sizeof w->digest, "%s", p && digest ? digest : "");
+}
+
+bool wall_has_policy(const wall *w)
+{
+	return w->pol != NULL;
+}
+
+size_t wall_key_count(const wall *w)
+{
+	return captoken_keyring_count(w->keys);
+}
+
+bool wall_bearer(const char *h, const char **tok, size_t *len)
+{
+	static const char scheme[] = "Bearer";
+	size_t n = sizeof scheme - 1;
+
+	if (!h || strncasecmp(h, scheme, n) != 0 || (h[n] != ' ' && h[n] != '\t'))
+		return false;
+	h += n;
+	while (*h == ' ' || *h == '\t')
+		h++;
+	size_t l = strlen(h);
+	while (l > 0 && (h[l - 1] == ' ' || h[l - 1] == '\t'))
+		l--;
+	if (l == 0)
+		return false;
+	*tok = h;
+	*len = l;
+	return true;
+}
+
+/* ---- verdicts ----------------------------------------------------------- */
+
+__attribute__((format(printf, 5, 6)))
+static void refuse(wall_verdict *v, int status, const char *code, wall_reject why,
+                   const char *fmt, ...)
+{
+	va_list ap;
+
+	v->status = status;
+	v->code = code;
+	v->reject = why;
+	va_start(ap, fmt);
+	vsnprintf(v->message, sizeof v->message, fmt, ap);
+	va_end(ap);
+}
+
+static void unauth(wall_verdict *v, bool invalid, const char *what, const char *detail)
+{
+	refuse(v, 401, "unauthenticated", WALL_REJ_UNAUTH, "%s%s", what, detail);
+	v->challenge = true;
+	v->invalid_token = invalid;
+}
+
+/* ---- auth --------------------------------------------------------------- */
+
+/* Lower the verdict's body cap to n (0 is a cap: no body at all). */
+static void cap_body(wall_verdict *v, uint64_t n)
+{
+	if (!v->body_capped || n < v->body_cap) {
+		v->body_cap = n;
+		v->body_capped = true;
+	}
+}
+
+/* The token's byte limits: scope max_bytes and every BytesLe caveat. */
+static void token_byte_cap(const captoken *t, wall_verdict *v)
+{
+	if (t->has_max_bytes)
+		cap_body(v, t->max_bytes);
+	for (size_t i = 0; i < t->ncaveats; i++)
+		if (t->caveats[i].kind == CAPTOKEN_CAV_BYTES_LE)
+			cap_body(v, t->caveats[i].u);
+}
+
+/* The decoded token for s, from the cache or decoded into the least recently
+ * used slot. NULL with *r set when it does not decode. */
+static const captoken *token_decoded(wall *w, const char *s, size_t len, captoken_result *r)
+{
+	struct wall_tok *slot = &w->cache[0];
+
+	for (size_t i = 0; i < WALL_TOKEN_CACHE; i++) {
+		struct wall_tok *e = &w->cache[i];
+		if (e->len == len && memcmp(e->s, s, len) == 0) {
+			e->used = ++w->cache_tick;
+			*r = CAPTOKEN_OK;
+			return e->t;
+		}
+		if (e->used < slot->used)
+			slot = e;
+	}
+	slot->len = 0;
+	if (len > sizeof slot->s) {
+		*r = CAPTOKEN_MALFORMED;
+		return NULL;
+	}
+	if ((*r = captoken_decode_into(s, len, slot->t)) != CAPTOKEN_OK)
+		return NULL;
+	memcpy(slot->s, s, len);
+	slot->len = len;
+	slot->used = ++w->cache_tick;
+	return slot->t;
+}
+
+/* Verify a presented token. false: refused (v filled). */
+static bool auth_token(wall *w, const wall_req *rq, captoken_info *info, wall_verdict *v)
+{
+	captoken_ctx ctx = {
+		.now = (uint64_t)time(NULL),
+		.audience = w->audience[0] ? w->audience : NULL,
+		.method = rq->method, .path = rq->path, .peer = rq->peer,
+		.body_bytes = rq->body_bytes > 0 ? (uint64_t)rq->body_bytes : 0,
+		.tenant = rq->mtls_tenant, .amnesia = w->amnesia,
+		.gov_policy_digest = w->digest[0] ? w->digest : NULL,
+	};
+	captoken_result r;
+	const captoken *t = token_decoded(w, rq->token, rq->token_len, &r);
+
+	if (t && (r = captoken_check(t, w->keys, &ctx, info)) == CAPTOKEN_OK)
+		token_byte_cap(t, v);
+	switch (r) {
+	case CAPTOKEN_OK:
+		return true;
+	case CAPTOKEN_SCOPE_METHOD: case CAPTOKEN_SCOPE_PATH: case CAPTOKEN_IP:
+	case CAPTOKEN_TENANT: case CAPTOKEN_AMNESIA: case CAPTOKEN_GOV_POLICY:
+	case CAPTOKEN_CUSTOM:
+		refuse(v, 403, "forbidden", WALL_REJ_FORBIDDEN,
+		       "the capability does not allow this request (%s)", captoken_result_name(r));
+		return false;
+	case CAPTOKEN_SCOPE_BYTES:
+		refuse(v, 413, "payload_too_large", WALL_REJ_413,
+		       "the request body exceeds the capability's byte limit (%s)",
+		       captoken_result_name(r));
+		return false;
+	default:
+		unauth(v, true, "capability token refused: ", captoken_result_name(r));
+		return false;
+	}
+}
+
+/* ---- policy ------------------------------------------------------------- */
+
+static bool policy_step(wall *w, const wall_req *rq, bool token, const char *tenant,
+                        wall_verdict *v)
+{
+	const char *tags[CONFIG_TAGS_MAX + WALL_EXTRA_TAGS];
+	char tenant_tag[WALL_TENANT_MAX + 8];
+	size_t n = 0;
+
+	if (!w->pol) {
+		refuse(v, 403, "policy_unavailable", WALL_REJ_FORBIDDEN,
+		       "no valid policy bundle is loaded: every request is denied");
+		return false;
+	}
+	if (rq->cls < WALL_CLASSES)
+		for (size_t i = 0; i < w->ntags[rq->cls]; i++)
+			tags[n++] = w->tags[rq->cls][i];
+	if (token)
+		tags[n++] = "token";
+	if (tenant && tenant[0]) {
+		snprintf(tenant_tag, sizeof tenant_tag, "tenant:%s", tenant);
+		tags[n++] = tenant_tag;
+	}
+	policy_ctx ctx = {
+		.method = rq->method, .region = w->region[0] ? w->region : NULL,
+		.body_bytes = rq->body_bytes > 0 ? (uint64_t)rq->body_bytes : 0,
+		.tags = tags, .ntags = n, .tenant = tenant,
+	};
+	policy_result res;
+	uint64_t limit;
+
+	/* Unknown size (chunked, OAP/1 PUT): admitted up to the largest size the
+	 * policy allows here, and cut past it by the protocol (body_cap). A size
+	 * the policy never allows is judged as an empty body, for the reason. */
+	if (rq->body_bytes < 0 && policy_body_limit(w->pol, &ctx, &limit)) {
+		if (limit != UINT64_MAX)
+			cap_body(v, limit);
+		return true;
+	}
+	policy_eval(w->pol, &ctx, &res, NULL, NULL);
+	if (res.decision == POLICY_ALLOW)
+		return true;
+	if (res.reason && strcmp(res.reason, "LEGAL") == 0)
+		refuse(v, 451, "unavailable_for_legal_reasons", WALL_REJ_FORBIDDEN,
+		       "denied by policy for legal reasons (rule %s)", res.rule_id ? res.rule_id : "default");
+	else if (!token)
+		unauth(v, false, "authentication required: the policy does not allow this "
+		       "anonymously; rule ", res.rule_id ? res.rule_id : "default");
+	else
+		refuse(v, 403, "forbidden", WALL_REJ_FORBIDDEN, "denied by policy (rule %s)",
+		       res.rule_id ? res.rule_id : "default");
+	return false;
+}
+
+/* ---- quota -------------------------------------------------------------- */
+
+/* Anonymous requests are keyed by address; IPv6 by its /64 (one host owns a
+ * whole /64 routinely). */
+static void peer_key(const struct sockaddr *sa, char *out, size_t len)
+{
+	char buf[INET6_ADDRSTRLEN] = "unknown";
+
+	if (sa && sa->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, sizeof buf);
+	} else if (sa && sa->sa_family == AF_INET6) {
+		struct in6_addr a = ((const struct sockaddr_in6 *)sa)->sin6_addr;
+		if (!IN6_IS_ADDR_V4MAPPED(&a))
+			memset(a.s6_addr + 8, 0, 8);
+		inet_ntop(AF_INET6, &a, buf, sizeof buf);
+	}
+	snprintf(out, len, "ip:%s", buf);
+}
+
+static bool quota_step(wall *w, const wall_req *rq, const captoken_info *info, bool token,
+                       const char *tenant, uint64_t now_ms, wall_verdict *v)
+{
+	unsigned retry = 1;
+
+	if (tenant && tenant[0])
+		snprintf(v->tenant, sizeof v->tenant, "t:%s", tenant);
+	else if (token)
+		snprintf(v->tenant, sizeof v->tenant, "tid:%s", info->tid);
+	else
+		peer_key(rq->peer, v->tenant, sizeof v->tenant);
+	if (!w->quota)
+		return true;
+	/* Unknown size: reserve as much as the body may carry (so concurrent
+	 * streams cannot outrun the bucket); the caller settles with what
+	 * actually arrived when the request ends (wall_settle). */
+	uint64_t bytes = rq->body_bytes > 0 ? (uint64_t)rq->body_bytes : 0;
+	if (rq->body_bytes < 0) {
+		bytes = rq->body_max ? rq->body_max : 1;
+		if (v->body_capped && v->body_cap < bytes)
+			bytes = v->body_cap;
+		v->charge_body = true;
+		v->body_reserved = bytes;
+	}
+	quota_result r = quota_charge(w->quota, v->tenant, bytes,
+	                              token && info->has_rate ? info->rate_per_s : 0,
+	                              token && info->has_rate ? info->rate_burst : 0, now_ms, &retry);
+	if (r == QUOTA_OK)
+		return true;
+	refuse(v, 429, "quota_exceeded", WALL_REJ_QUOTA, "tenant quota exceeded (%s)",
+	       quota_result_name(r));
+	v->retry_after_s = retry ? retry : 1;
+	return false;
+}
+
+void wall_check(wall *w, const wall_req *rq, uint64_t now_ms, wall_verdict *v)
+{
+	captoken_info info;
+	bool token = rq->token != NULL;
+	const char *tenant = rq->mtls_tenant;
+
+	memset(v, 0, sizeof *v);
+	memset(&info, 0, sizeof info);
+	if (rq->bad_credentials) {
+		unauth(v, false, "credentials must be a capability token: ",
+		       "Authorization: Bearer <token>");
+		return;
+	}
+	if (token && !auth_token(w, rq, &info, v))
+		return;
+	if (token && !tenant && info.tenant[0])
+		tenant = info.tenant;
+	if (!policy_step(w, rq, token, tenant, v))
+		return;
+	(void)quota_step(w, rq, &info, token, tenant, now_ms, v);
+}

@@ -1,0 +1,916 @@
+/*
+ * http.c — HTTP/1.1 server: listener, connection cap, TLS transport,
+ * limits, routing and admission (404/405/429/503/413), metrics, drain and
+ * the request accessors. The per-connection state machine lives in http_conn.c,
+ * response framing in http_resp.c.
+ */
+#include "core/config/config.h"
+#include "core/net/http_int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "core/tls.h"
+#include "lib/log.h"
+
+/* Bytes of a canned response for a connection refused at accept. */
+#define HTTP_CONN_CAP_RESP_MAX 512
+/* Bytes of already-arrived input we read off a refused socket so that close()
+ * does not answer them with an RST that could destroy the 503 in flight. */
+#define HTTP_CONN_CAP_DRAIN    4096
+
+static const char *const reject_names[HTTP_REJ_COUNT] = {
+	[HTTP_REJ_NONE] = "none",
+	[HTTP_REJ_413] = "413",
+	[HTTP_REJ_429] = "429",
+	[HTTP_REJ_503] = "503",
+	[HTTP_REJ_431] = "431",
+	[HTTP_REJ_414] = "414",
+	[HTTP_REJ_TIMEOUT] = "timeout",
+	[HTTP_REJ_CONN_CAP] = "conn_cap",
+	[HTTP_REJ_BAD_REQUEST] = "bad_request",
+};
+
+static const char *const method_names[HTTP_METHOD_SLOTS] = {
+	"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "other",
+};
+
+uint64_t http_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void limits_normalize(http_limits *l)
+{
+	if (!l->read_timeout_ms)
+		l->read_timeout_ms = HTTP_DEFAULT_TIMEOUT_MS;
+	if (!l->write_timeout_ms)
+		l->write_timeout_ms = HTTP_DEFAULT_TIMEOUT_MS;
+	if (!l->header_timeout_ms)
+		l->header_timeout_ms = HTTP_DEFAULT_TIMEOUT_MS;
+	if (!l->idle_timeout_ms)
+		l->idle_timeout_ms = HTTP_DEFAULT_IDLE_MS;
+	if (!l->max_body_bytes)
+		l->max_body_bytes = HTTP_DEFAULT_MAX_BODY;
+	if (!l->max_header_bytes)
+		l->max_header_bytes = HTTP_DEFAULT_MAX_HEADER;
+	if (!l->max_inflight)
+		l->max_inflight = HTTP_DEFAULT_MAX_INFLIGHT;
+	if (!l->max_connections)
+		l->max_connections = HTTP_DEFAULT_MAX_CONNECTIONS;
+}
+
+/* ---- metrics ---------------------------------------------------------- */
+
+static const char *stats_label(const http_server *srv, size_t idx)
+{
+	return idx < srv->nroutes ? srv->routes[idx].label : "unmatched";
+}
+
+static metrics_series *stats_get(const char *family, const char *service,
+                                 const char *route, const char *k, const char *v)
+{
+	char es[64], er[96], labels[METRICS_MAX_LABELS];
+	int n;
+
+	if (metrics_label_escape(es, sizeof es, service) < 0 ||
+	    metrics_label_escape(er, sizeof er, route ? route : "") < 0)
+		return NULL;
+	if (route)
+		n = snprintf(labels, sizeof labels, "service=\"%s\",route=\"%s\",%s=\"%s\"",
+		             es, er, k, v);
+	else
+		n = snprintf(labels, sizeof labels, "service=\"%s\"", es);
+	if (n < 0 || (size_t)n >= sizeof labels)
+		return NULL;
+	return metrics_get(family, labels);
+}
+
+static metrics_series *stats_code(http_server *srv, size_t idx, int code)
+{
+	struct http_route_stats *st = &srv->stats[idx];
+	char cs[12];
+
+	snprintf(cs, sizeof cs, "%d", code);
+	for (size_t i = 0; i < HTTP_CODE_CACHE; i++) {
+		if (st->codes[i].code == code)
+			return st->codes[i].s;
+		if (st->codes[i].code == 0) {
+			st->codes[i].code = code;
+			st->codes[i].s = stats_get("http_requests_total", srv->service,
+			                           stats_label(srv, idx), "code", cs);
+			return st->codes[i].s;
+		}
+	}
+	/* Cache full: rare codes go through the registry's own lookup. */
+	return stats_get("http_requests_total", srv->service, stats_label(srv, idx), "code", cs);
+}
+
+static size_t method_slot(unsigned bit)
+{
+	for (size_t i = 0; i + 1 < HTTP_METHOD_SLOTS; i++)
+		if (bit == (1u << i))
+			return i;
+	return HTTP_METHOD_SLOTS - 1;
+}
+
+static metrics_series *stats_latency(http_server *srv, size_t idx, unsigned bit)
+{
+	struct http_route_stats *st = &srv->stats[idx];
+	size_t m = method_slot(bit);
+
+	if (!st->latency_done[m]) {
+		st->latency[m] = stats_get("request_latency_seconds", srv->service,
+		                           stats_label(srv, idx), "method", method_names[m]);
+		st->latency_done[m] = true;
+	}
+	return st->latency[m];
+}
+
+static void refusal_log(http_server *srv, const char *reason, const char *corr_id)
+{
+	if (!tbucket_take(&srv->log_rate, 1, http_now_ms()))
+		return;
+	log_kv(LOG_LEVEL_INFO, "http refused", "reason", reason,
+	       "corr_id", corr_id ? corr_id : "-", NULL);
+}
+
+void http_server_count_reject(http_server *srv, enum http_reject why, const char *corr_id)
+{
+	char labels[48];
+
+	if (why <= HTTP_REJ_NONE || why >= HTTP_REJ_COUNT)
+		return;
+	if (!srv->m_rej_done[why]) {
+		snprintf(labels, sizeof labels, "reason=\"%s\"", reject_names[why]);
+		srv->m_rej[why] = metrics_get("rejected_total", labels);
+		srv->m_rej_done[why] = true;
+	}
+	metrics_inc(srv->m_rej[why], 1);
+	refusal_log(srv, reject_names[why], corr_id);
+}
+
+void http_server_count_reject_name(http_server *srv, const char *reason, const char *corr_id)
+{
+	char labels[64];
+
+	snprintf(labels, sizeof labels, "reason=\"%s\"", reason);
+	metrics_count("rejected_total", labels, 1);
+	refusal_log(srv, reason, corr_id);
+}
+
+static double elapsed_s(const struct timespec *t0)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static void access_log(http_req *r, double secs)
+{
+	char code[12], ms[24];
+
+	if (log_get_level() > LOG_LEVEL_DEBUG)
+		return;
+	snprintf(code, sizeof code, "%d", r->resp.status);
+	snprintf(ms, sizeof ms, "%.3f", secs * 1000.0);
+	log_kv(LOG_LEVEL_DEBUG, "http request", "route", http_req_route_label(r),
+	       "method", http_req_method(r), "code", code, "corr_id", r->corr_id,
+	       "latency_ms", ms, NULL);
+}
+
+void http_server_account(http_server *srv, http_req *r)
+{
+	double secs = elapsed_s(&r->t0);
+
+	metrics_inc(stats_code(srv, r->stats_idx, r->resp.status), 1);
+	metrics_observe(stats_latency(srv, r->stats_idx, r->have_method ? r->method_bit : 0), secs);
+	http_server_inflight_del(srv, r);
+	access_log(r, secs);
+}
+
+void http_server_inflight_add(http_server *srv, http_req *r)
+{
+	if (!r->inflight) {
+		r->inflight = true;
+		srv->inflight++;
+	}
+}
+
+void http_server_inflight_del(http_server *srv, http_req *r)
+{
+	if (r->inflight) {
+		r->inflight = false;
+		srv->inflight--;
+	}
+}
+
+/* ---- small shared helpers -------------------------------------------- */
+
+const char *http_server_date(http_server *srv)
+{
+	static const char days[7][4] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+	static const char mons[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+	                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	struct timeval tv;
+	struct tm tm;
+
+	if (event_base_gettimeofday_cached(srv->base, &tv) < 0)
+		gettimeofday(&tv, NULL);
+	if (tv.tv_sec == srv->date_sec && srv->date[0])
+		return srv->date;
+	/* Built by hand: strftime's %a/%b follow the locale, HTTP dates do not. */
+	if (!gmtime_r(&tv.tv_sec, &tm))
+		return srv->date;
+	snprintf(srv->date, sizeof srv->date, "%s, %02d %s %04d %02d:%02d:%02d GMT",
+	         days[tm.tm_wday % 7], tm.tm_mday, mons[tm.tm_mon % 12], tm.tm_year + 1900,
+	         tm.tm_hour, tm.tm_min, tm.tm_sec);
+	srv->date_sec = tv.tv_sec;
+	return srv->date;
+}
+
+/*
+ * Correlation ids: a random 32-bit per-process prefix plus a counter, so ids
+ * are unique within a process and unlikely to collide across processes. The
+ * prefix is redrawn after fork so two children never share a sequence.
+ */
+void http_corr_id_new(char out[HTTP_CORR_ID_LEN + 1])
+{
+	static uint32_t prefix, counter;
+	static pid_t owner;
+	pid_t pid = getpid();
+
+	if (owner != pid) {
+		if (getrandom(&prefix, sizeof prefix, GRND_NONBLOCK) != (ssize_t)sizeof prefix)
+			prefix = (uint32_t)pid * 2654435761u ^ (uint32_t)time(NULL);
+		owner = pid;
+		counter = 0;
+	}
+	snprintf(out, HTTP_CORR_ID_LEN + 1, "%08" PRIx32 "%08" PRIx32, prefix, counter++);
+}
+
+unsigned http_method_to_bit(unsigned m)
+{
+	switch (m) {
+	case HTTP_GET:     return HTTP_M_GET;
+	case HTTP_HEAD:    return HTTP_M_HEAD;
+	case HTTP_POST:    return HTTP_M_POST;
+	case HTTP_PUT:     return HTTP_M_PUT;
+	case HTTP_DELETE:  return HTTP_M_DELETE;
+	case HTTP_OPTIONS: return HTTP_M_OPTIONS;
+	case HTTP_PATCH:   return HTTP_M_PATCH;
+	default:           return 0;
+	}
+}
+
+/* ---- routing and admission ------------------------------------------ */
+
+static bool route_path_matches(const http_route *rt, const char *path)
+{
+	if (rt->flags & HTTP_ROUTE_PREFIX)
+		return strncmp(path, rt->path, strlen(rt->path)) == 0;
+	return strcmp(path, rt->path) == 0;
+}
+
+/* A GET route answers HEAD too (RFC 9110 §9.3.2); the core drops the body. */
+static unsigned route_methods(const http_route *rt)
+{
+	return rt->methods & HTTP_M_GET ? rt->methods | HTTP_M_HEAD : rt->methods;
+}
+
+/* First route matching path and method; else NULL with *allow = union of the
+ * methods of routes matching the path and *first = the first of those. */
+static const http_route *route_match(const http_server *srv, const char *path, unsigned bit,
+                                     unsigned *allow, const http_route **first)
+{
+	*allow = 0;
+	*first = NULL;
+	for (size_t i = 0; i < srv->nroutes; i++) {
+		const http_route *rt = &srv->routes[i];
+
+		if (!route_path_matches(rt, path))
+			continue;
+		if (bit && (route_methods(rt) & bit))
+			return rt;
+		*allow |= route_methods(rt);
+		if (!*first)
+			*first = rt;
+	}
+	return NULL;
+}
+
+static void allow_format(char *dst, size_t len, unsigned mask)
+{
+	size_t o = 0;
+
+	dst[0] = '\0';
+	for (size_t i = 0; i + 1 < HTTP_METHOD_SLOTS; i++) {
+		int n;
+
+		if (!(mask & (1u << i)))
+			continue;
+		n = snprintf(dst + o, len - o, "%s%s", o ? ", " : "", method_names[i]);
+		if (n < 0 || (size_t)n >= len - o)
+			return;
+		o += (size_t)n;
+	}
+}
+
+static void admit_unmatched(http_server *srv, http_req *r, unsigned allow,
+                            const http_route *first)
+{
+	char hdr[64];
+
+	if (!first) {
+		r->stats_idx = srv->nroutes;
+		http_resp_reject(r->conn, 404, "not_found", "no such resource", HTTP_REJ_NONE, 0);
+		return;
+	}
+	r->route = first;
+	r->stats_idx = (size_t)(first - srv->routes);
+	allow_format(hdr, sizeof hdr, allow);
+	if (http_resp_header(r, "Allow", hdr) < 0) {
+		http_conn_set_state(r->conn, HTTP_CONN_CLOSED);
+		return;
+	}
+	http_resp_reject(r->conn, 405, "method_not_allowed",
+	                 "method not allowed for this resource", HTTP_REJ_NONE, 0);
+}
+
+/* true: refused by the request rate cap (answered with 429). */
+static bool admit_over_rate(http_server *srv, http_req *r)
+{
+	uint64_t now;
+
+	if (!srv->limits.requests_per_second)
+		return false;
+	now = http_now_ms();
+	if (tbucket_take(&srv->rate, 1, now))
+		return false;
+	http_resp_reject(r->conn, 429, "too_many_requests", "request rate limit exceeded",
+	                 HTTP_REJ_429, tbucket_retry_after_s(&srv->rate, 1, now));
+	return true;
+}
+
+/* true: refused by load (answered with 503): in-flight requests or queued
+ * response bytes. Facets go first, at 3/4 of either cap; core routes at the
+ * cap. */
+static bool admit_over_inflight(http_server *srv, http_req *r)
+{
+	bool facet = (r->route->flags & HTTP_ROUTE_FACET) != 0;
+	size_t cap = srv->limits.max_inflight;
+	uint64_t budget = srv->limits.memory_budget;
+
+	if (facet) {
+		cap -= cap / 4;
+		budget -= budget / 4;
+	}
+	bool busy = srv->inflight >= cap;
+	if (!busy && !(budget && srv->queued >= budget))
+		return false;
+	srv->shed_ms = http_now_ms();
+	http_resp_reject(r->conn, 503, "overloaded",
+	                 facet ? "shedding load: facet routes refused first"
+	                 : busy ? "too many requests in flight"
+	                        : "response memory budget exhausted",
+	                 HTTP_REJ_503, 1);
+	return true;
+}
+
+/* Body cap decided from Content-Length before a single body byte is read. */
+static bool admit_over_body(http_req *r, const http_parser *p)
+{
+	if ((p->flags & F_CHUNKED) || r->content_length <= 0 ||
+	    (uint64_t)r->content_length <= r->body_limit)
+		return false;
+	http_resp_reject_status(r->conn, 413, NULL);
+	return true;
+}
+
+/* true: the gate refused (answered). */
+static bool admit_gate(http_server *srv, http_req *r)
+{
+	http_gate_verdict v;
+
+	memset(&v, 0, sizeof v);
+
+	srv->gate(r, srv->gate_arg, &v);
+	if (v.status == 0) {
+		if (v.body_capped && v.body_cap < r->body_limit)
+			r->body_limit = v.body_cap;
+		if (v.charge_body && srv->gate_charge) {
+			if (!(r->charge_key = strdup(v.charge_key))) {
+				http_resp_reject_status(r->conn, 500, "out of memory");
+				return true;
+			}
+			r->charge_reserved = v.charge_reserved;
+		}
+		return false;
+	}
+	if (v.reject)
+		http_server_count_reject_name(srv, v.reject, r->corr_id);
+	if (v.www_authenticate && http_resp_header(r, "WWW-Authenticate", v.www_authenticate) < 0) {
+		http_conn_set_state(r->conn, HTTP_CONN_CLOSED);
+		return true;
+	}
+	http_resp_reject(r->conn, v.status, v.code ? v.code : "forbidden",
+	                 v.message[0] ? v.message : "refused", HTTP_REJ_NONE, v.retry_after_s);
+	return true;
+}
+
+int http_server_admit(http_server *srv, http_req *r, const http_parser *p)
+{
+	unsigned allow;
+	const http_route *first;
+	const http_route *rt = route_match(srv, http_req_path(r), r->method_bit, &allow, &first);
+
+	if (!rt) {
+		/* Unmatched paths pay the rate cap too: a flood of 404s is not free. */
+		if (!(first && (first->flags & HTTP_ROUTE_EXEMPT)) && admit_over_rate(srv, r))
+			return -1;
+		admit_unmatched(srv, r, allow, first);
+		return -1;
+	}
+	r->route = rt;
+	r->stats_idx = (size_t)(rt - srv->routes);
+	if (admit_over_body(r, p))
+		return -1;
+	if (rt->flags & HTTP_ROUTE_EXEMPT)
+		return 0;
+	/* Auth → Policy → Quota (the gate), then the node-wide caps. */
+	if (srv->gate && admit_gate(srv, r))
+		return -1;
+	/* Again: a gate may have lowered this request's body cap. */
+	if (admit_over_body(r, p) || admit_over_rate(srv, r) || admit_over_inflight(srv, r))
+		return -1;
+	return 0;
+}
+
+uint64_t http_server_queued(const http_server *srv)
+{
+	return srv->queued;
+}
+
+bool http_server_shedding(const http_server *srv)
+{
+	return srv->shed_ms && http_now_ms() - srv->shed_ms < HTTP_SHED_HOLD_MS;
+}
+
+void http_limits_from_config(http_limits *l, const mn_config *c)
+{
+	l->read_timeout_ms = c->read_timeout_ms;
+	l->write_timeout_ms = c->write_timeout_ms;
+	l->idle_timeout_ms = c->idle_timeout_ms;
+	l->header_timeout_ms = c->header_timeout_ms;
+	l->max_body_bytes = c->max_body_bytes;
+	l->max_header_bytes = c->max_header_bytes;
+	l->max_inflight = c->max_inflight;
+	l->requests_per_second = c->requests_per_second;
+	l->max_connections = c->max_connections;
+	l->memory_budget = c->memory_budget;
+}
+
+/* ---- listener ------------------------------------------------------- */
+
+/* Over max_connections: answer 503 on the raw socket and close, without
+ * allocating a connection (that is the point of the cap). */
+static void conn_cap_refuse(http_server *srv, int fd)
+{
+	char buf[HTTP_CONN_CAP_RESP_MAX], body[128], corr[HTTP_CORR_ID_LEN + 1];
+	int bn, n;
+
+	http_corr_id_new(corr);
+	/* A TLS client cannot read a plaintext 503, and a handshake per refusal
+	 * is what the cap exists to avoid: just close. */
+	if (srv->tls) {
+		http_server_count_reject(srv, HTTP_REJ_CONN_CAP, corr);
+		close(fd);
+		return;
+	}
+	/* Counted before the client can see the answer, so /metrics never lags it. */
+	metrics_inc(stats_code(srv, srv->nroutes, 503), 1);
+	http_server_count_reject(srv, HTTP_REJ_CONN_CAP, corr);
+	bn = snprintf(body, sizeof body, "{\"code\":\"overloaded\",\"message\":\"too many "
+	              "connections\",\"retryable\":true,\"corr_id\":\"%s\"}", corr);
+	n = snprintf(buf, sizeof buf, "HTTP/1.1 503 Service Unavailable\r\nDate: %s\r\n"
+	             "Content-Type: application/json\r\nContent-Length: %d\r\nRetry-After: 1\r\n"
+	             "Connection: close\r\n\r\n%s", http_server_date(srv), bn, body);
+	if (n > 0 && (size_t)n < sizeof buf) {
+		ssize_t w = send(fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (w > 0)
+			metrics_inc(srv->m_out, (uint64_t)w);
+	}
+	(void)shutdown(fd, SHUT_WR);
+	for (size_t got = 0; got < HTTP_CONN_CAP_DRAIN;) {
+		ssize_t r = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+}
+
+static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+	http_server *srv = arg;
+
+	(void)lev;
+	if (srv->draining) {
+		close(fd);
+		return;
+	}
+	if (srv->nconns >= srv->limits.max_connections) {
+		conn_cap_refuse(srv, fd);
+		return;
+	}
+	(void)http_conn_new(srv, fd, sa, (socklen_t)salen);
+}
+
+static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
+{
+	http_server *srv = arg;
+
+	(void)fd;
+	(void)what;
+	if (srv->lev && !srv->draining)
+		(void)evconnlistener_enable(srv->lev);
+}
+
+static void on_accept_error(struct evconnlistener *lev, void *arg)
+{
+	http_server *srv = arg;
+	struct timeval tv = { 0, (suseconds_t)(HTTP_ACCEPT_BACKOFF_MS * 1000u) };
+	int err = EVUTIL_SOCKET_ERROR();
+
+	if (tbucket_take(&srv->log_rate, 1, http_now_ms()))
+		log_kv(LOG_LEVEL_WARN, "http accept failed", "error", strerror(err), NULL);
+	(void)evconnlistener_disable(lev);
+	evtimer_add(srv->accept_retry, &tv);
+}
+
+int http_server_listen_fd(http_server *srv, int fd, bool own_fd)
+{
+	unsigned flags = LEV_OPT_CLOSE_ON_EXEC | (own_fd ? LEV_OPT_CLOSE_ON_FREE : 0);
+
+	if (!srv || fd < 0 || srv->lev)
+		return -1;
+	/* backlog 0: the fd is already listening; libevent must not call listen(). */
+	srv->lev = evconnlistener_new(srv->base, on_accept, srv, flags, 0, fd);
+	if (!srv->lev)
+		return -1;
+	evconnlistener_set_error_cb(srv->lev, on_accept_error);
+	if (srv->draining)
+		(void)evconnlistener_disable(srv->lev);
+	return 0;
+}
+
+/* ---- TLS transport ------------------------------------------------- */
+
+struct bufferevent *http_tls_bev_new(http_server *srv, int fd, bool *tls)
+{
+	struct bufferevent *bev;
+	SSL *ssl;
+
+	*tls = false;
+	if (!srv->tls)
+		return bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	ssl = tls_server_ssl_new(srv->tls);
+	if (!ssl)
+		return NULL;
+	/* OpenSSL 3 reports a peer that closes without close_notify as a
+	 * protocol error; libevent's dirty-shutdown switch only knows the old
+	 * form. HTTP framing catches a truncated request by itself, so such a
+	 * close is an EOF here, exactly as on plaintext. */
+	SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	bev = bufferevent_openssl_socket_new(srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	                                     BEV_OPT_CLOSE_ON_FREE);
+	/* On failure libevent 2.1 may or may not have freed ssl already (it
+	 * depends on how far it got): leaking one SSL under memory exhaustion
+	 * beats a double free. */
+	if (!bev)
+		return NULL;
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	*tls = true;
+	return bev;
+}
+
+/*
+ * close_notify on a graceful close: without it a TLS peer cannot tell a
+ * complete close-delimited body from a cut one, so aborts never send it.
+ * Best effort: written straight to the socket, never waited for.
+ */
+void http_tls_close_notify(struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+	if (!ssl || !SSL_is_init_finished(ssl) || (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN))
+		return;
+	(void)SSL_shutdown(ssl);
+	ERR_clear_error();
+}
+
+/*
+ * A peer that went away without sending a byte (a TCP probe) never attempted
+ * a handshake and is not counted; a silent peer cut at the deadline is.
+ */
+void http_tls_failed(http_server *srv, struct bufferevent *bev, const char *why)
+{
+	char reason[256];
+
+	if (!tls_handshake_failure(bev, why, reason, sizeof reason))
+		return;
+	metrics_inc(srv->m_tls_fail, 1);
+	if (tbucket_take(&srv->log_rate, 1, http_now_ms()))
+		log_kv(LOG_LEVEL_INFO, "tls handshake failed", "reason", reason, NULL);
+}
+
+/* ---- server lifetime ------------------------------------------------ */
+
+/* A route table is code, not input: a hole in it is a bug, caught at start. */
+static bool routes_valid(const http_route *routes, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const http_route *rt = &routes[i];
+
+		if (!rt->path || rt->path[0] != '/' || !rt->label || !rt->fn || !rt->methods) {
+			(void)BUG("http: invalid route");
+			return false;
+		}
+	}
+	return true;
+}
+
+http_server *http_server_new(struct event_base *base, const http_server_opts *opts)
+{
+	http_server *srv;
+
+	if (!base || !opts || (opts->nroutes && !opts->routes) ||
+	    !routes_valid(opts->routes, opts->nroutes))
+		return NULL;
+	srv = calloc(1, sizeof *srv);
+	if (!srv)
+		return NULL;
+	srv->base = base;
+	srv->service = opts->service ? opts->service : "http";
+	srv->routes = opts->routes;
+	srv->gate = opts->gate;
+	srv->gate_charge = opts->gate_charge;
+	srv->gate_arg = opts->gate_arg;
+	srv->nroutes = opts->nroutes;
+	srv->stats = calloc(opts->nroutes + 1, sizeof *srv->stats);
+	srv->accept_retry = evtimer_new(base, on_accept_retry, srv);
+	if (!srv->stats || !srv->accept_retry) {
+		http_server_free(srv);
+		return NULL;
+	}
+	http_server_set_limits(srv, &opts->limits);
+	tbucket_init(&srv->log_rate, HTTP_LOG_REFUSALS_PER_S, HTTP_LOG_REFUSALS_PER_S, http_now_ms());
+	srv->m_open = stats_get("open_connections", srv->service, NULL, NULL, NULL);
+	srv->m_in = stats_get("http_bytes_in_total", srv->service, NULL, NULL, NULL);
+	srv->m_out = stats_get("http_bytes_out_total", srv->service, NULL, NULL, NULL);
+	return srv;
+}
+
+void http_server_free(http_server *srv)
+{
+	if (!srv)
+		return;
+	/* Tearing down is not draining: never call done() from here. */
+	srv->drain_done = NULL;
+	if (srv->lev)
+		evconnlistener_free(srv->lev);
+	if (srv->accept_retry)
+		event_free(srv->accept_retry);
+	while (srv->conns)
+		http_conn_free(srv->conns);
+	free(srv->stats);
+	free(srv);
+}
+
+void http_server_set_tls(http_server *srv, struct tls_server *tls, uint64_t handshake_ms)
+{
+	srv->tls = tls;
+	srv->tls_handshake_ms = handshake_ms ? handshake_ms : HTTP_DEFAULT_TIMEOUT_MS;
+	if (tls && !srv->m_tls_fail)
+		srv->m_tls_fail = metrics_get("tls_handshake_failures_total", "");
+}
+
+void http_server_set_limits(http_server *srv, const http_limits *limits)
+{
+	uint32_t old_rps = srv->limits.requests_per_second;
+	bool first = srv->limits.max_connections == 0;
+
+	srv->limits = *limits;
+	limits_normalize(&srv->limits);
+	/* Burst = one second's worth: a client may spend a second's quota at once. */
+	if (first || old_rps != srv->limits.requests_per_second)
+		tbucket_init(&srv->rate, srv->limits.requests_per_second,
+		             srv->limits.requests_per_second, http_now_ms());
+}
+
+/* A connection was freed. The drain callback must be the last thing run:
+ * it may free the server. */
+void http_server_conn_added(http_server *srv)
+{
+	srv->nconns++;
+	metrics_gauge_add(srv->m_open, 1);
+}
+
+void http_server_conn_gone(http_server *srv)
+{
+	void (*done)(void *) = NULL;
+
+	srv->nconns--;
+	metrics_gauge_add(srv->m_open, -1);
+	if (srv->draining && srv->nconns == 0 && srv->drain_done) {
+		done = srv->drain_done;
+		srv->drain_done = NULL;
+		done(srv->drain_arg);
+	}
+}
+
+void http_server_drain(http_server *srv, void (*done)(void *arg), void *arg)
+{
+	struct http_conn *c, *next;
+
+	srv->draining = true;
+	srv->drain_done = done;
+	srv->drain_arg = arg;
+	if (srv->lev)
+		(void)evconnlistener_disable(srv->lev);
+	evtimer_del(srv->accept_retry);
+	for (c = srv->conns; c; c = next) {
+		next = c->next;
+		http_conn_drain(c);
+	}
+	if (srv->nconns == 0 && srv->drain_done) {
+		srv->drain_done = NULL;
+		if (done)
+			done(arg);
+	}
+}
+
+size_t http_server_connections(const http_server *srv)
+{
+	return srv ? srv->nconns : 0;
+}
+
+size_t http_server_inflight(const http_server *srv)
+{
+	return srv ? srv->inflight : 0;
+}
+
+/* ---- request accessors (strings borrowed from the request) ---------- */
+
+static const char empty_str[] = "";
+
+const char *http_req_method(const http_req *r)
+{
+	return r->have_method ? http_method_str((enum http_method)r->method) : "UNKNOWN";
+}
+
+unsigned http_req_method_bit(const http_req *r)
+{
+	return r->method_bit;
+}
+
+const char *http_req_path(const http_req *r)
+{
+	return r->hpart == HTTP_HPART_DONE ? r->hbuf + r->path_off : empty_str;
+}
+
+const char *http_req_query(const http_req *r)
+{
+	if (r->hpart != HTTP_HPART_DONE || r->query_off == UINT32_MAX)
+		return empty_str;
+	return r->hbuf + r->query_off;
+}
+
+const char *http_req_route_label(const http_req *r)
+{
+	return r->route ? r->route->label : "unmatched";
+}
+
+const char *http_req_header(const http_req *r, const char *name)
+{
+	if (r->hpart != HTTP_HPART_DONE || !name)
+		return NULL;
+	for (size_t i = 0; i < r->nhdr; i++)
+		if (strcasecmp(r->hbuf + r->hdr[i].name, name) == 0)
+			return r->hbuf + r->hdr[i].value;
+	return NULL;
+}
+
+size_t http_req_header_count(const http_req *r, const char *name)
+{
+	size_t n = 0;
+
+	if (r->hpart != HTTP_HPART_DONE || !name)
+		return 0;
+	for (size_t i = 0; i < r->nhdr; i++)
+		n += strcasecmp(r->hbuf + r->hdr[i].name, name) == 0;
+	return n;
+}
+
+int64_t http_req_content_length(const http_req *r)
+{
+	return r->content_length;
+}
+
+bool http_req_body_chunked(const http_req *r)
+{
+	return r->chunked;
+}
+
+const uint8_t *http_req_body(const http_req *r, size_t *len)
+{
+	if (len)
+		*len = r->body_len;
+	return r->body ? r->body : (const uint8_t *)empty_str;
+}
+
+const struct sockaddr *http_req_peer(const http_req *r, socklen_t *len)
+{
+	if (len)
+		*len = r->conn->peerlen;
+	return (const struct sockaddr *)&r->conn->peer;
+}
+
+http_class http_req_route_class(const http_req *r)
+{
+	if (!r->route || (r->route->flags & HTTP_ROUTE_EXEMPT))
+		return HTTP_CLASS_ADMIN;
+	return (r->route->flags & HTTP_ROUTE_FACET) ? HTTP_CLASS_FACET : HTTP_CLASS_CORE;
+}
+
+const char *http_req_corr_id(const http_req *r)
+{
+	return r->corr_id;
+}
+
+void *http_req_peer_cert(const http_req *r)
+{
+	SSL *ssl;
+
+	if (!r->conn || !r->conn->tls || !(ssl = bufferevent_openssl_get_ssl(r->conn->bev)))
+		return NULL;
+	/* Only a chain the handshake verified counts (tls.c requires one when
+	 * a client CA is configured). */
+	if (SSL_get_verify_result(ssl) != X509_V_OK)
+		return NULL;
+	return SSL_get0_peer_certificate(ssl);
+}
+
+struct event_base *http_req_base(const http_req *r)
+{
+	return r->conn->srv->base;
+}
+
+void http_req_on_close(http_req *r, void (*fn)(http_req *r, void *arg), void *arg)
+{
+	r->on_close = fn;
+	r->close_arg = arg;
+}
+
+/* ---- peer ----------------------------------------------------------- */
+
+bool http_req_peer_is_loopback(const http_req *r)
+{
+	socklen_t len;
+	const struct sockaddr *sa = http_req_peer(r, &len);
+
+	if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+
+		if (IN6_IS_ADDR_LOOPBACK(a))
+			return true;
+		return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+	}
+	return false;
+}

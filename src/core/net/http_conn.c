@@ -1,0 +1,1043 @@
+/*
+ * http_conn.c — one HTTP/1.1 connection: the state machine, the feed loop
+ * around http_parser, the parser callbacks and the request object.
+ *
+ * Shape of the feed loop: the parser callbacks only record what happened
+ * (head strings, body bytes) and pause the parser at headers-complete and at
+ * message-complete; the loop (http_conn_process) then makes decisions and
+ * calls handlers at top level, never from inside http_parser_execute —
+ * except streaming body data, which must be handed over while the parser's
+ * pointer is valid. Responses that end asynchronously schedule the loop via
+ * the connection's defer event instead of re-entering it.
+ *
+ * Closing is always deferred: http_conn_set_state(CLOSED) only disables the
+ * bufferevent and activates the defer event; the struct is freed there, when
+ * no callback of ours is on the stack.
+ *
+ * TLS (http_server_set_tls): the bufferevent is a bufferevent_openssl and the
+ * connection starts in HANDSHAKE, with its own deadline; everything after the
+ * handshake is the plaintext machine on decrypted bytes. A graceful close
+ * (LINGER, or closing an idle connection) sends close_notify first; aborts
+ * do not, so that a peer can tell a cut response from a complete one.
+ */
+#include "core/net/http_int.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define HTTP_HEAD_INIT   256     /* first allocation of a request's head buffer */
+#define HTTP_BODY_INIT   4096    /* first allocation of a body of unknown length */
+
+/* ---- request object --------------------------------------------------- */
+
+http_req *http_req_new(struct http_conn *c)
+{
+	http_req *r = calloc(1, sizeof *r);
+
+	if (!r)
+		return NULL;
+	r->conn = c;
+	r->content_length = -1;
+	r->body_limit = c->srv->limits.max_body_bytes;
+	r->stats_idx = c->srv->nroutes;
+	http_resp_init(&r->resp);
+	http_corr_id_new(r->corr_id);
+	clock_gettime(CLOCK_MONOTONIC, &r->t0);
+	return r;
+}
+
+void http_req_free(http_req *r)
+{
+	if (!r)
+		return;
+	if (r->charge_key) {
+		r->conn->srv->gate_charge(r->conn->srv->gate_arg, r->charge_key, r->charge_reserved,
+		                          r->body_seen);
+		free(r->charge_key);
+	}
+	http_resp_fini(&r->resp);
+	free(r->hbuf);
+	free(r->body);
+	free(r);
+}
+
+/* Make room for n more bytes plus a NUL. The head is bounded by the header
+ * cap (every byte appended was counted in hdr_bytes) plus NULs and the
+ * path/query copies, so doubling cannot run away. */
+static int req_reserve(http_req *r, size_t n)
+{
+	size_t cap = r->hcap ? r->hcap : HTTP_HEAD_INIT;
+	char *nb;
+
+	while (cap - r->hlen < n + 1) {
+		if (cap > UINT32_MAX / 2)
+			return -1;
+		cap *= 2;
+	}
+	if (cap == r->hcap)
+		return 0;
+	nb = realloc(r->hbuf, cap);
+	if (!nb)
+		return -1;
+	r->hbuf = nb;
+	r->hcap = cap;
+	return 0;
+}
+
+/* Append bytes to the string being built; it stays NUL-terminated. */
+static int req_append(http_req *r, const char *s, size_t n)
+{
+	if (req_reserve(r, n) < 0)
+		return -1;
+	memcpy(r->hbuf + r->hlen, s, n);
+	r->hlen += n;
+	r->hbuf[r->hlen] = '\0';
+	return 0;
+}
+
+/* Commit the terminating NUL: the next append starts a new string. */
+static int req_seal(http_req *r)
+{
+	if (req_reserve(r, 0) < 0)
+		return -1;
+	r->hbuf[r->hlen++] = '\0';
+	return 0;
+}
+
+/* Close the string being received (URL, field or value). */
+static int req_head_close(http_req *r)
+{
+	switch (r->hpart) {
+	case HTTP_HPART_FIELD:
+		/* A field with no value callback: give it an empty value. */
+		if (req_seal(r) < 0)
+			return -1;
+		r->hdr[r->nhdr - 1].value = (uint32_t)r->hlen;
+		return req_seal(r);
+	case HTTP_HPART_URL:
+	case HTTP_HPART_VALUE:
+		return req_seal(r);
+	default:
+		return 0;
+	}
+}
+
+/* Copy part of the URL into its own NUL-terminated string. */
+static int req_copy_url_part(http_req *r, size_t off, size_t len, uint32_t *out)
+{
+	if (req_reserve(r, len) < 0)
+		return -1;
+	*out = (uint32_t)r->hlen;
+	memcpy(r->hbuf + r->hlen, r->hbuf + r->url_off + off, len);
+	r->hlen += len;
+	return req_seal(r);
+}
+
+/* Split the request target into path and query; origin- or absolute-form. */
+static int req_split_url(http_req *r)
+{
+	struct http_parser_url u;
+
+	if (!r->hbuf || r->url_len == 0)
+		return -1;
+	http_parser_url_init(&u);
+	if (http_parser_parse_url(r->hbuf + r->url_off, r->url_len, 0, &u) != 0)
+		return -1;
+	if (!(u.field_set & (1u << UF_PATH))) {
+		/* "http://host" without a path means "/". */
+		r->path_off = (uint32_t)r->hlen;
+		if (req_append(r, "/", 1) < 0 || req_seal(r) < 0)
+			return -1;
+	} else if (req_copy_url_part(r, u.field_data[UF_PATH].off, u.field_data[UF_PATH].len,
+	                             &r->path_off) < 0) {
+		return -1;
+	}
+	if (r->hbuf[r->path_off] != '/')
+		return -1;
+	if (u.field_set & (1u << UF_QUERY))
+		return req_copy_url_part(r, u.field_data[UF_QUERY].off,
+		                         u.field_data[UF_QUERY].len, &r->query_off);
+	r->query_off = UINT32_MAX;
+	return 0;
+}
+
+/* Header values may carry trailing whitespace from the wire; strip it. */
+static void req_trim_values(http_req *r)
+{
+	for (size_t i = 0; i < r->nhdr; i++) {
+		char *v = r->hbuf + r->hdr[i].value;
+		size_t n = strlen(v);
+
+		while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+			v[--n] = '\0';
+	}
+}
+
+/* ---- parser callbacks ------------------------------------------------- */
+
+static int conn_fail(struct http_conn *c, int status)
+{
+	c->err_status = status;
+	return -1;
+}
+
+static int on_message_begin(http_parser *p)
+{
+	struct http_conn *c = p->data;
+
+	if (!c->req) {
+		c->req = http_req_new(c);
+		if (!c->req)
+			return conn_fail(c, 500);
+	}
+	c->nreq++;
+	return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+	struct http_conn *c = p->data;
+	http_req *r = c->req;
+
+	if (len > HTTP_MAX_URL_BYTES - r->url_len)
+		return conn_fail(c, 414);
+	if (!r->have_method) {
+		r->have_method = true;
+		r->method = p->method;
+	}
+	if (req_append(r, at, len) < 0)
+		return conn_fail(c, 500);
+	r->url_len += (uint32_t)len;
+	return 0;
+}
+
+/* Trailer fields of a chunked body: not kept, but bounded like a head. */
+static int conn_trailer(struct http_conn *c, size_t len)
+{
+	c->hdr_bytes += len;
+	return c->hdr_bytes > c->srv->limits.max_header_bytes ? conn_fail(c, 431) : 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+	struct http_conn *c = p->data;
+	http_req *r = c->req;
+
+	if (c->state != HTTP_CONN_HEADERS)
+		return conn_trailer(c, len);
+	if (r->hpart != HTTP_HPART_FIELD) {
+		if (r->nhdr == HTTP_MAX_HEADERS)
+			return conn_fail(c, 431);
+		if (req_head_close(r) < 0)
+			return conn_fail(c, 500);
+		r->hdr[r->nhdr++].name = (uint32_t)r->hlen;
+		r->hpart = HTTP_HPART_FIELD;
+	}
+	return req_append(r, at, len) < 0 ? conn_fail(c, 500) : 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+	struct http_conn *c = p->data;
+	http_req *r = c->req;
+
+	if (c->state != HTTP_CONN_HEADERS)
+		return conn_trailer(c, len);
+	if (r->hpart != HTTP_HPART_VALUE) {
+		if (req_seal(r) < 0)
+			return conn_fail(c, 500);
+		r->hdr[r->nhdr - 1].value = (uint32_t)r->hlen;
+		r->hpart = HTTP_HPART_VALUE;
+	}
+	return req_append(r, at, len) < 0 ? conn_fail(c, 500) : 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+	struct http_conn *c = p->data;
+	http_req *r = c->req;
+
+	if (c->state != HTTP_CONN_HEADERS)
+		return 0;  /* end of trailers */
+	if (req_head_close(r) < 0)
+		return conn_fail(c, 500);
+	r->hpart = HTTP_HPART_DONE;
+	if (req_split_url(r) < 0)
+		return conn_fail(c, 400);
+	req_trim_values(r);
+	if ((p->flags & F_CONTENTLENGTH) && !(p->flags & F_CHUNKED))
+		r->content_length = p->content_length > INT64_MAX ? INT64_MAX : (int64_t)p->content_length;
+	r->method_bit = http_method_to_bit(p->method);
+	r->is_head = p->method == HTTP_HEAD;
+	r->http10 = p->http_major < 1 || (p->http_major == 1 && p->http_minor == 0);
+	/* Upgrade / CONNECT are not served: answer, then close. */
+	r->keepalive = http_should_keep_alive(p) && !p->upgrade;
+	r->chunked = (p->flags & F_CHUNKED) != 0;
+	r->body_complete = !r->chunked && r->content_length <= 0;
+	c->pev = HTTP_PEV_HEADERS;
+	http_parser_pause(p, 1);
+	return 0;
+}
+
+/* Chunked: refuse a chunk that would cross the cap before reading it. */
+static int on_chunk_header(http_parser *p)
+{
+	struct http_conn *c = p->data;
+	http_req *r = c->req;
+	uint64_t max = r ? r->body_limit : c->srv->limits.max_body_bytes;
+
+	if (r && (p->content_length > max || r->body_seen > max - p->content_length))
+		return conn_fail(c, 413);
+	return 0;
+}
+
+static int body_stream(struct http_conn *c, http_req *r, const char *at, size_t len)
+{
+	int rc;
+
+	if (r->resp.state == HTTP_RESP_ENDED || r->body_stopped || r->gone || !r->on_data)
+		return 0;
+	rc = r->on_data(r, (const uint8_t *)at, len, r->body_arg);
+	if (c->state >= HTTP_CONN_FLUSH) {
+		http_parser_pause(&c->parser, 1);
+		return 0;
+	}
+	if (rc < 0 && !r->body_stopped) {
+		/* The handler has had enough; it answers, and we close after. */
+		r->body_stopped = true;
+		http_parser_pause(&c->parser, 1);
+	}
+	return 0;
+}
+
+static int body_buffer(struct http_conn *c, http_req *r, const char *at, size_t len)
+{
+	uint64_t max = r->body_limit;
+
+	/* body_seen <= max was checked by the caller, so need <= max + 1. */
+	if (r->body_cap - r->body_len < len + 1) {
+		size_t need = r->body_len + len + 1;
+		size_t cap = r->body_cap ? r->body_cap * 2
+		           : r->content_length > 0 ? (size_t)r->content_length + 1 : HTTP_BODY_INIT;
+		uint8_t *nb;
+
+		if (cap > max + 1)
+			cap = (size_t)max + 1;
+		if (cap < need)
+			cap = need;
+		nb = realloc(r->body, cap);
+		if (!nb)
+			return conn_fail(c, 500);
+		r->body = nb;
+		r->body_cap = cap;
+	}
+	memcpy(r->body + r->body_len, at, len);
+	r->body_len += len;
+	r->body[r->body_len] = '\0';
+	return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+	struct http_conn *c = p->data;
+	http_req *r = c->req;
+
+	if (!r || !r->route)
+		return conn_fail(c, 500);
+	r->body_seen += len;
+	if (r->body_seen > r->body_limit)
+		return conn_fail(c, 413);
+	if (r->route->flags & HTTP_ROUTE_STREAM_BODY)
+		return body_stream(c, r, at, len);
+	return body_buffer(c, r, at, len);
+}
+
+static int on_message_complete(http_parser *p)
+{
+	struct http_conn *c = p->data;
+
+	c->pev = HTTP_PEV_MESSAGE;
+	http_parser_pause(p, 1);
+	return 0;
+}
+
+static const http_parser_settings conn_settings = {
+	.on_message_begin = on_message_begin,
+	.on_url = on_url,
+	.on_header_field = on_header_field,
+	.on_header_value = on_header_value,
+	.on_headers_complete = on_headers_complete,
+	.on_body = on_body,
+	.on_message_complete = on_message_complete,
+	.on_chunk_header = on_chunk_header,
+};
+
+/* ---- state ------------------------------------------------------------ */
+
+struct evbuffer *http_conn_output(struct http_conn *c)
+{
+	return bufferevent_get_output(c->bev);
+}
+
+static void conn_arm(struct http_conn *c, uint64_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000u), (suseconds_t)((ms % 1000u) * 1000u) };
+
+	evtimer_add(c->timer, &tv);
+}
+
+/*
+ * The one place a connection changes state. Each state owns its read-side
+ * deadline and whether we read at all; the write deadline is the
+ * bufferevent's and runs whenever output is pending. CLOSED is terminal.
+ */
+void http_conn_set_state(struct http_conn *c, enum http_conn_state st)
+{
+	const http_limits *l = &c->srv->limits;
+	enum http_conn_state prev = c->state;
+
+	if (c->state == HTTP_CONN_CLOSED)
+		return;
+	c->state = st;
+	switch (st) {
+	case HTTP_CONN_HANDSHAKE:
+		/* Absolute, like the header deadline: a stalled handshake is cut. */
+		conn_arm(c, c->srv->tls_handshake_ms);
+		(void)bufferevent_enable(c->bev, EV_READ);
+		break;
+	case HTTP_CONN_IDLE:
+		/* A fresh connection must send its request as promptly as a header block. */
+		conn_arm(c, c->nreq ? l->idle_timeout_ms : l->header_timeout_ms);
+		(void)bufferevent_enable(c->bev, EV_READ);
+		break;
+	case HTTP_CONN_HEADERS:
+		/* Absolute: reads do not extend it (slow-loris). */
+		c->hdr_bytes = 0;
+		conn_arm(c, l->header_timeout_ms);
+		break;
+	case HTTP_CONN_BODY:
+		conn_arm(c, l->read_timeout_ms);
+		break;
+	case HTTP_CONN_WAIT:
+		evtimer_del(c->timer);
+		break;
+	case HTTP_CONN_FLUSH:
+		evtimer_del(c->timer);
+		(void)bufferevent_disable(c->bev, EV_READ);
+		if (evbuffer_get_length(http_conn_output(c)) == 0)
+			http_conn_set_state(c, c->peer_eof ? HTTP_CONN_CLOSED : HTTP_CONN_LINGER);
+		break;
+	case HTTP_CONN_LINGER:
+		if (c->tls)
+			http_tls_close_notify(c->bev);
+		(void)shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+		c->linger_bytes = 0;
+		conn_arm(c, HTTP_LINGER_MS);
+		(void)bufferevent_enable(c->bev, EV_READ);
+		break;
+	case HTTP_CONN_CLOSED:
+		/* Between requests nothing is cut: a clean close. */
+		if (prev == HTTP_CONN_IDLE && c->tls)
+			http_tls_close_notify(c->bev);
+		evtimer_del(c->timer);
+		(void)bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+		event_active(c->defer, EV_TIMEOUT, 1);
+		break;
+	}
+}
+
+void http_conn_schedule(struct http_conn *c)
+{
+	if (c->in_process)
+		c->again = true;
+	else
+		event_active(c->defer, EV_TIMEOUT, 1);
+}
+
+/* The handler loses the request: on_close once, then its calls fail. */
+void http_conn_notify_close(struct http_conn *c, http_req *r)
+{
+	void (*fn)(http_req *, void *) = r->on_close;
+
+	if (r->gone || !r->dispatched || r->resp.state == HTTP_RESP_ENDED)
+		return;
+	r->gone = true;
+	r->on_close = NULL;
+	http_server_inflight_del(c->srv, r);
+	if (fn)
+		fn(r, r->close_arg);
+}
+
+void http_conn_abort(struct http_conn *c, enum http_reject why)
+{
+	if (why != HTTP_REJ_NONE)
+		http_server_count_reject(c->srv, why, c->req ? c->req->corr_id : NULL);
+	if (c->req)
+		http_conn_notify_close(c, c->req);
+	http_conn_set_state(c, HTTP_CONN_CLOSED);
+}
+
+void http_conn_abort_output(struct http_conn *c, bool reset)
+{
+	struct linger lg = { 1, 0 };
+
+	if (reset) {
+		/* close() with a zero linger sends RST: the client sees an error. */
+		(void)setsockopt(bufferevent_getfd(c->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+		http_conn_set_state(c, HTTP_CONN_CLOSED);
+	} else if (c->state < HTTP_CONN_FLUSH) {
+		http_conn_set_state(c, HTTP_CONN_FLUSH);
+	}
+}
+
+static void conn_parse_failed(struct http_conn *c, enum http_errno e)
+{
+	int st = c->err_status ? c->err_status : e == HPE_HEADER_OVERFLOW ? 431 : 400;
+
+	/* The parser's own words are static text, safe to show the client. */
+	http_resp_reject_status(c, st, c->err_status ? NULL : http_errno_description(e));
+	if (c->state < HTTP_CONN_FLUSH)
+		http_conn_set_state(c, HTTP_CONN_FLUSH);
+}
+
+/* ---- the feed loop ---------------------------------------------------- */
+
+bool http_conn_resp_must_close(struct http_conn *c, http_req *r)
+{
+	return !r->keepalive || r->want_close || !r->body_complete || c->srv->draining ||
+	       c->peer_eof || c->state >= HTTP_CONN_FLUSH || r->resp.framing == HTTP_FRAME_EOF;
+}
+
+/*
+ * The request is over (parsed and answered): ready for the next one. It is
+ * freed at the next safe point, not here: this may run inside the handler's
+ * own http_reply(), and a handler that still reads its request after
+ * answering (a log line) must not touch freed memory.
+ */
+static void conn_req_finish(struct http_conn *c)
+{
+	http_req_free(c->zombie);
+	c->zombie = c->req;
+	c->req = NULL;
+	if (c->state >= HTTP_CONN_FLUSH)
+		return;
+	if (c->srv->draining) {
+		http_conn_set_state(c, HTTP_CONN_FLUSH);
+		return;
+	}
+	http_conn_set_state(c, HTTP_CONN_IDLE);
+	http_conn_schedule(c);
+}
+
+void http_conn_resp_ended(struct http_conn *c, http_req *r)
+{
+	http_server_account(c->srv, r);
+	if (r->resp.close)
+		http_conn_set_state(c, HTTP_CONN_FLUSH);
+	else if (r->parse_done)
+		conn_req_finish(c);
+}
+
+static bool conn_can_parse(struct http_conn *c)
+{
+	http_req *r = c->req;
+
+	switch (c->state) {
+	case HTTP_CONN_IDLE:
+	case HTTP_CONN_HEADERS:
+		/* Answers not yet read by the client bound how far we read ahead. */
+		return evbuffer_get_length(http_conn_output(c)) <= HTTP_OUT_HIGH_WATER;
+	case HTTP_CONN_BODY:
+		if (!r)
+			return false;
+		/* A request without a body never waits for http_req_on_body: the
+		 * parser must still reach its end (pipelining, keep-alive idle). */
+		if (!r->dispatched || r->resp.state == HTTP_RESP_ENDED || r->body_complete)
+			return true;
+		return r->on_data && !r->body_paused && !r->body_stopped && !r->gone;
+	default:
+		return false;
+	}
+}
+
+static void conn_dispatch(struct http_conn *c, http_req *r)
+{
+	r->dispatched = true;
+	http_server_inflight_add(c->srv, r);
+	/* r may be freed by the time this returns (a synchronous answer). */
+	r->route->fn(r, r->route->arg);
+}
+
+static void conn_expect_continue(struct http_conn *c, http_req *r)
+{
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	const char *e = http_req_header(r, "Expect");
+
+	if (e && !r->http10 && !r->body_complete && strcasecmp(e, "100-continue") == 0)
+		(void)evbuffer_add(http_conn_output(c), cont, sizeof cont - 1);
+}
+
+static int conn_on_headers(struct http_conn *c)
+{
+	http_req *r = c->req;
+
+	if (http_server_admit(c->srv, r, &c->parser) != 0) {
+		/* Refused and answered (or closing); without a body the
+		 * connection lives on: parse to the end of the message. */
+		if (c->state == HTTP_CONN_HEADERS)
+			http_conn_set_state(c, HTTP_CONN_BODY);
+		return c->state == HTTP_CONN_BODY;
+	}
+	http_conn_set_state(c, HTTP_CONN_BODY);
+	conn_expect_continue(c, r);
+	if (r->route->flags & HTTP_ROUTE_STREAM_BODY)
+		conn_dispatch(c, r);
+	return 1;
+}
+
+/*
+ * The end of a streaming body, once: now if the handler has registered, or
+ * from http_conn_process after it registers (an empty body ends before an
+ * asynchronous handler is ready for it).
+ */
+static void conn_deliver_end(http_req *r)
+{
+	if (!r->parse_done || !r->dispatched || !r->on_end || r->end_sent || r->body_stopped ||
+	    r->gone || r->resp.state == HTTP_RESP_ENDED)
+		return;
+	r->end_sent = true;
+	r->on_end(r, r->body_arg);
+}
+
+static int conn_on_message(struct http_conn *c)
+{
+	http_req *r = c->req;
+
+	r->parse_done = true;
+	r->body_complete = true;
+	if (r->resp.state == HTTP_RESP_ENDED) {
+		conn_req_finish(c);
+		return 1;
+	}
+	http_conn_set_state(c, HTTP_CONN_WAIT);
+	if (!r->dispatched)
+		conn_dispatch(c, r);
+	else
+		conn_deliver_end(r);
+	return 1;
+}
+
+static int conn_after_execute(struct http_conn *c, size_t n)
+{
+	enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+
+	if (e == HPE_PAUSED)
+		http_parser_pause(&c->parser, 0);
+	if (c->state >= HTTP_CONN_FLUSH)
+		return 0;
+	if (e != HPE_OK && e != HPE_PAUSED) {
+		conn_parse_failed(c, e);
+		return 0;
+	}
+	if (c->state == HTTP_CONN_HEADERS && c->hdr_bytes > c->srv->limits.max_header_bytes) {
+		c->err_status = 431;
+		conn_parse_failed(c, HPE_HEADER_OVERFLOW);
+		return 0;
+	}
+	switch (c->pev) {
+	case HTTP_PEV_HEADERS:
+		return conn_on_headers(c);
+	case HTTP_PEV_MESSAGE:
+		return conn_on_message(c);
+	default:
+		return n > 0;
+	}
+}
+
+/* Feed the parser from the first input chunk. 1: progress, call again. */
+static int conn_step(struct http_conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer_iovec v;
+	enum http_conn_state st;
+	size_t len, n;
+
+	/* Top of the loop: no handler of ours is on the stack. */
+	http_req_free(c->zombie);
+	c->zombie = NULL;
+	if (!conn_can_parse(c) || evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+		return 0;
+	if (c->state == HTTP_CONN_IDLE)
+		http_conn_set_state(c, HTTP_CONN_HEADERS);
+	st = c->state;
+	len = v.iov_len;
+	/* Never hand the parser more head than one byte past the cap (the cap
+	 * may have shrunk under a live reload, hence the guard). */
+	if (st == HTTP_CONN_HEADERS) {
+		uint64_t max = c->srv->limits.max_header_bytes;
+		uint64_t room = c->hdr_bytes < max ? max - c->hdr_bytes + 1 : 1;
+
+		if (len > room)
+			len = (size_t)room;
+	}
+	c->pev = HTTP_PEV_NONE;
+	c->err_status = 0;
+	c->in_execute = true;
+	n = http_parser_execute(&c->parser, &conn_settings, v.iov_base, len);
+	c->in_execute = false;
+	(void)evbuffer_drain(in, n);
+	if (st == HTTP_CONN_HEADERS)
+		c->hdr_bytes += n;
+	else if (st == HTTP_CONN_BODY && n && c->state == HTTP_CONN_BODY)
+		conn_arm(c, c->srv->limits.read_timeout_ms);  /* per-read deadline */
+	return conn_after_execute(c, n);
+}
+
+/* The body deadline runs only while we are actually waiting for the client. */
+static void conn_sync_body_timer(struct http_conn *c)
+{
+	if (c->state != HTTP_CONN_BODY)
+		return;
+	if (!conn_can_parse(c))
+		evtimer_del(c->timer);
+	else if (!evtimer_pending(c->timer, NULL))
+		conn_arm(c, c->srv->limits.read_timeout_ms);
+}
+
+void http_conn_process(struct http_conn *c)
+{
+	if (c->in_process) {
+		c->again = true;
+		return;
+	}
+	c->in_process = true;
+	do {
+		c->again = false;
+		while (conn_step(c) > 0)
+			;
+		if (c->req && c->state == HTTP_CONN_WAIT)
+			conn_deliver_end(c->req);
+		if (c->drain_kick && c->state < HTTP_CONN_LINGER) {
+			c->drain_kick = false;
+			if (c->req)
+				http_resp_check_drain(c->req);
+		}
+	} while (c->again && c->state < HTTP_CONN_FLUSH);
+	c->in_process = false;
+	conn_sync_body_timer(c);
+}
+
+/* ---- libevent callbacks ----------------------------------------------- */
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	struct http_conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	if (c->state == HTTP_CONN_LINGER) {
+		c->linger_bytes += evbuffer_get_length(in);
+		(void)evbuffer_drain(in, evbuffer_get_length(in));
+		if (c->linger_bytes > HTTP_LINGER_MAX_BYTES)
+			http_conn_set_state(c, HTTP_CONN_CLOSED);
+		return;
+	}
+	http_conn_process(c);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+	struct http_conn *c = arg;
+	size_t pending = evbuffer_get_length(bufferevent_get_output(bev));
+
+	if (c->state == HTTP_CONN_FLUSH) {
+		if (pending == 0)
+			http_conn_set_state(c, c->peer_eof ? HTTP_CONN_CLOSED : HTTP_CONN_LINGER);
+		return;
+	}
+	if (c->req && c->state < HTTP_CONN_FLUSH)
+		http_resp_check_drain(c->req);
+	if ((c->state == HTTP_CONN_IDLE || c->state == HTTP_CONN_HEADERS) &&
+	    evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+		http_conn_schedule(c);
+}
+
+static void conn_on_eof(struct http_conn *c)
+{
+	http_req *r = c->req;
+
+	c->peer_eof = true;
+	if (c->state == HTTP_CONN_LINGER) {
+		http_conn_set_state(c, HTTP_CONN_CLOSED);
+		return;
+	}
+	/* A client that hangs up while its request is being handled is gone
+	 * (as nginx treats it); do not keep a backend busy for it. */
+	if (r && r->dispatched && r->resp.state != HTTP_RESP_ENDED) {
+		http_conn_abort(c, HTTP_REJ_NONE);
+		return;
+	}
+	if (c->state < HTTP_CONN_FLUSH)
+		http_conn_set_state(c, HTTP_CONN_FLUSH);
+}
+
+/* The handshake did not complete: count (see http_tls_failed) and close. */
+static void conn_tls_failed(struct http_conn *c, const char *why)
+{
+	http_tls_failed(c->srv, c->bev, why);
+	http_conn_set_state(c, HTTP_CONN_CLOSED);
+}
+
+static void conn_tls_event(struct http_conn *c, short what)
+{
+	if (what & BEV_EVENT_CONNECTED) {
+		/* Input may have arrived with the last handshake flight. */
+		http_conn_set_state(c, HTTP_CONN_IDLE);
+		http_conn_schedule(c);
+	} else {
+		conn_tls_failed(c, (what & BEV_EVENT_TIMEOUT) ? "handshake write timeout" : NULL);
+	}
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct http_conn *c = arg;
+
+	(void)bev;
+	if (c->state == HTTP_CONN_CLOSED)
+		return;
+	if (c->state == HTTP_CONN_HANDSHAKE) {
+		conn_tls_event(c, what);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT)
+		http_conn_abort(c, HTTP_REJ_TIMEOUT);  /* write deadline */
+	else if (what & BEV_EVENT_ERROR)
+		http_conn_abort(c, HTTP_REJ_NONE);
+	else if (what & BEV_EVENT_EOF)
+		conn_on_eof(c);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	switch (c->state) {
+	case HTTP_CONN_HANDSHAKE:
+		conn_tls_failed(c, "handshake timeout");
+		break;
+	case HTTP_CONN_IDLE:
+		/* Still delivering the last answer: the write deadline governs that. */
+		if (evbuffer_get_length(http_conn_output(c))) {
+			conn_arm(c, c->srv->limits.idle_timeout_ms);
+			break;
+		}
+		/* Keep-alive expiry is normal; a connection that never sent a request is not. */
+		if (c->nreq == 0)
+			http_server_count_reject(c->srv, HTTP_REJ_TIMEOUT, NULL);
+		http_conn_set_state(c, HTTP_CONN_CLOSED);
+		break;
+	case HTTP_CONN_HEADERS:
+	case HTTP_CONN_BODY:
+		if (c->req && c->req->dispatched && c->req->resp.state != HTTP_RESP_NONE) {
+			http_conn_abort(c, HTTP_REJ_TIMEOUT);
+			break;
+		}
+		http_resp_reject_status(c, 408, NULL);
+		if (c->state < HTTP_CONN_FLUSH)
+			http_conn_set_state(c, HTTP_CONN_FLUSH);
+		break;
+	case HTTP_CONN_LINGER:
+		http_conn_set_state(c, HTTP_CONN_CLOSED);
+		break;
+	default:
+		break;
+	}
+}
+
+static void on_defer(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->state == HTTP_CONN_CLOSED) {
+		http_conn_free(c);
+		return;
+	}
+	http_conn_process(c);
+}
+
+static void on_in_bytes(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct http_conn *c = arg;
+
+	(void)b;
+	if (info->n_added)
+		metrics_inc(c->srv->m_in, info->n_added);
+}
+
+static void on_out_bytes(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct http_conn *c = arg;
+
+	(void)b;
+	if (info->n_deleted)
+		metrics_inc(c->srv->m_out, info->n_deleted);
+	/* The memory budget counts what sits in output buffers. */
+	c->out_queued += info->n_added;
+	c->out_queued -= info->n_deleted < c->out_queued ? info->n_deleted : c->out_queued;
+	c->srv->queued += info->n_added;
+	c->srv->queued -= info->n_deleted < c->srv->queued ? info->n_deleted : c->srv->queued;
+}
+
+/* ---- lifetime --------------------------------------------------------- */
+
+static void conn_setup_bev(struct http_conn *c, int fd)
+{
+	const http_limits *l = &c->srv->limits;
+	struct timeval wtv = { (time_t)(l->write_timeout_ms / 1000u),
+	                       (suseconds_t)((l->write_timeout_ms % 1000u) * 1000u) };
+	int one = 1;
+
+	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+	/* Bounded input: stop reading once this much is buffered unparsed. */
+	bufferevent_setwatermark(c->bev, EV_READ, 0, (size_t)l->max_header_bytes + HTTP_IN_SLACK);
+	bufferevent_setwatermark(c->bev, EV_WRITE, HTTP_OUT_HIGH_WATER / 2, 0);
+	(void)bufferevent_set_timeouts(c->bev, NULL, &wtv);
+	(void)evbuffer_add_cb(bufferevent_get_input(c->bev), on_in_bytes, c);
+	(void)evbuffer_add_cb(bufferevent_get_output(c->bev), on_out_bytes, c);
+	/* Small streamed chunks must not wait for delayed ACKs. */
+	if (c->peer.ss_family == AF_INET || c->peer.ss_family == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+struct http_conn *http_conn_new(http_server *srv, int fd, const struct sockaddr *sa,
+                                socklen_t salen)
+{
+	struct http_conn *c = calloc(1, sizeof *c);
+
+	if (!c) {
+		close(fd);
+		return NULL;
+	}
+	c->srv = srv;
+	if (sa && salen > 0) {
+		c->peerlen = salen < (socklen_t)sizeof c->peer ? salen : (socklen_t)sizeof c->peer;
+		memcpy(&c->peer, sa, c->peerlen);
+	}
+	c->bev = http_tls_bev_new(srv, fd, &c->tls);
+	c->timer = evtimer_new(srv->base, on_timer, c);
+	c->defer = event_new(srv->base, -1, 0, on_defer, c);
+	if (!c->bev || !c->timer || !c->defer) {
+		if (c->bev)
+			bufferevent_free(c->bev);
+		else
+			close(fd);
+		if (c->timer)
+			event_free(c->timer);
+		if (c->defer)
+			event_free(c->defer);
+		free(c);
+		return NULL;
+	}
+	http_parser_init(&c->parser, HTTP_REQUEST);
+	c->parser.data = c;
+	conn_setup_bev(c, fd);
+	c->next = srv->conns;
+	if (srv->conns)
+		srv->conns->prev = c;
+	srv->conns = c;
+	http_server_conn_added(srv);
+	http_conn_set_state(c, c->tls ? HTTP_CONN_HANDSHAKE : HTTP_CONN_IDLE);
+	return c;
+}
+
+void http_conn_free(struct http_conn *c)
+{
+	http_server *srv;
+
+	if (!c)
+		return;
+	srv = c->srv;
+	if (c->req) {
+		http_conn_notify_close(c, c->req);
+		http_server_inflight_del(srv, c->req);
+		http_req_free(c->req);
+	}
+	http_req_free(c->zombie);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		srv->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	event_free(c->timer);
+	event_free(c->defer);
+	(void)evbuffer_remove_cb(bufferevent_get_input(c->bev), on_in_bytes, c);
+	(void)evbuffer_remove_cb(bufferevent_get_output(c->bev), on_out_bytes, c);
+	srv->queued -= c->out_queued < srv->queued ? c->out_queued : srv->queued;
+	bufferevent_free(c->bev);
+	free(c);
+	http_server_conn_gone(srv);  /* last: may run the drain callback */
+}
+
+void http_conn_drain(struct http_conn *c)
+{
+	if (c->state == HTTP_CONN_HANDSHAKE) {
+		http_conn_set_state(c, HTTP_CONN_CLOSED);  /* nothing asked yet: nothing lost */
+		return;
+	}
+	if (c->state != HTTP_CONN_IDLE || evbuffer_get_length(bufferevent_get_input(c->bev)))
+		return;  /* busy: its response will carry Connection: close */
+	if (evbuffer_get_length(http_conn_output(c)))
+		http_conn_set_state(c, HTTP_CONN_FLUSH);
+	else
+		http_conn_set_state(c, HTTP_CONN_CLOSED);
+}
+
+/* ---- streaming request body ------------------------------------------- */
+
+void http_req_on_body(http_req *r, http_body_fn on_data, http_end_fn on_end, void *arg)
+{
+	r->on_data = on_data;
+	r->on_end = on_end;
+	r->body_arg = arg;
+	if (!r->gone)
+		http_conn_schedule(r->conn);
+}
+
+void http_req_pause_body(http_req *r)
+{
+	struct http_conn *c = r->conn;
+
+	if (r->body_paused || r->gone)
+		return;
+	r->body_paused = true;
+	if (c->in_execute)
+		http_parser_pause(&c->parser, 1);
+	if (c->state == HTTP_CONN_BODY) {
+		(void)bufferevent_disable(c->bev, EV_READ);
+		evtimer_del(c->timer);
+	}
+}
+
+void http_req_resume_body(http_req *r)
+{
+	struct http_conn *c = r->conn;
+
+	if (!r->body_paused || r->gone)
+		return;
+	r->body_paused = false;
+	if (c->state == HTTP_CONN_BODY)
+		(void)bufferevent_enable(c->bev, EV_READ);
+	http_conn_schedule(c);
+}

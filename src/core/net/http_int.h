@@ -1,0 +1,325 @@
+/*
+ * http_int.h — internals shared by the HTTP core's three files:
+ *   http.c       server, listener, limits, routing and admission, metrics,
+ *                request accessors;
+ *   http_conn.c  connection state machine, parser callbacks, request object;
+ *   http_resp.c  response framing, writing, the error envelope.
+ * Not for use outside src/core/http*.c (and the fuzz target).
+ */
+#ifndef MN_CORE_HTTP_INT_H
+#define MN_CORE_HTTP_INT_H
+
+#include <http_parser.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "core/net/http.h"
+#include "core/metrics/metrics.h"
+#include "lib/tbucket.h"
+
+struct bufferevent;
+struct event;
+struct evbuffer;
+struct evconnlistener;
+
+/* Defaults applied when a limit is 0 (a zero would mean "no limit" or "no
+ * body at all"; neither is a safe reading of an unset field). Values follow
+ * DESIGN §1 and config.h. */
+#define HTTP_DEFAULT_TIMEOUT_MS       5000u
+#define HTTP_DEFAULT_IDLE_MS          60000u
+#define HTTP_DEFAULT_MAX_BODY         (1024u * 1024u)
+#define HTTP_DEFAULT_MAX_HEADER       (16u * 1024u)
+#define HTTP_DEFAULT_MAX_INFLIGHT     512u
+#define HTTP_DEFAULT_MAX_CONNECTIONS  1024u
+
+/* Pipelined bytes we keep buffered beyond one header block while a request
+ * is being handled; past that the socket is not read (no unbounded input). */
+#define HTTP_IN_SLACK          (64u * 1024u)
+/* After a refusal the client may still be sending a body; closing with
+ * unread input makes the kernel send RST, which can destroy the response in
+ * flight. So we shut down our side and discard input for a bounded time. */
+#define HTTP_LINGER_MS         1000u
+#define HTTP_LINGER_MAX_BYTES  (1024u * 1024u)
+/* Extra response headers a handler may add (bytes of "Name: value\r\n"). */
+#define HTTP_RESP_MAX_HDR_BYTES (16u * 1024u)
+#define HTTP_CORR_ID_LEN       16
+/* "Sun, 06 Nov 1994 08:49:37 GMT" is 29 bytes; room for what the compiler
+ * cannot prove about struct tm fields. */
+#define HTTP_DATE_BUF          64
+#define HTTP_CODE_CACHE        12     /* status codes cached per route */
+#define HTTP_METHOD_SLOTS      8      /* 7 HTTP_M_* methods + "other" */
+/* EMFILE and friends leave the listener readable: back off instead of spinning. */
+#define HTTP_ACCEPT_BACKOFF_MS 100u
+/* Refusal logs per second per server; an attack must not flood the log. */
+#define HTTP_LOG_REFUSALS_PER_S 10.0
+
+/* rejected_total{reason} values. */
+enum http_reject {
+	HTTP_REJ_NONE = 0,
+	HTTP_REJ_413,
+	HTTP_REJ_429,
+	HTTP_REJ_503,
+	HTTP_REJ_431,
+	HTTP_REJ_414,
+	HTTP_REJ_TIMEOUT,
+	HTTP_REJ_CONN_CAP,
+	HTTP_REJ_BAD_REQUEST,
+	HTTP_REJ_COUNT,
+};
+
+enum http_conn_state {
+	HTTP_CONN_HANDSHAKE,/* TLS handshake in progress; handshake deadline */
+	HTTP_CONN_IDLE,     /* between requests; idle deadline */
+	HTTP_CONN_HEADERS,  /* header block in progress; header deadline from its first byte */
+	HTTP_CONN_BODY,     /* headers accepted, body in progress; read deadline per read */
+	HTTP_CONN_WAIT,     /* request complete, waiting for its response to end */
+	HTTP_CONN_FLUSH,    /* last response queued; no more reading, flush then linger */
+	HTTP_CONN_LINGER,   /* write side shut; discarding input until EOF or deadline */
+	HTTP_CONN_CLOSED,   /* to be freed at the next safe point (the defer event) */
+};
+
+enum http_resp_state {
+	HTTP_RESP_NONE,
+	HTTP_RESP_STARTED,
+	HTTP_RESP_ENDED,
+};
+
+/* Body framing of a started response. */
+enum http_resp_framing {
+	HTTP_FRAME_LENGTH,   /* Content-Length */
+	HTTP_FRAME_CHUNKED,  /* Transfer-Encoding: chunked */
+	HTTP_FRAME_EOF,      /* HTTP/1.0 client, unknown length: ends at close */
+	HTTP_FRAME_NONE,     /* 1xx/204/304: no body at all */
+};
+
+struct http_resp {
+	enum http_resp_state   state;
+	enum http_resp_framing framing;
+	int                    status;
+	uint64_t               clen;       /* declared Content-Length */
+	uint64_t               written;    /* body bytes accepted so far */
+	struct evbuffer       *hdrs;       /* extra "Name: value\r\n" lines (owned) */
+	bool                   has_retry_after;
+	bool                   has_content_type;
+	bool                   close;      /* this response carries Connection: close */
+	bool                   drop_body;  /* HEAD or FRAME_NONE */
+	void                 (*on_drain)(http_req *r, void *arg);
+	void                  *drain_arg;
+	bool                   drain_armed;
+};
+
+/* Which head string the parser is currently appending to. */
+enum {
+	HTTP_HPART_URL,
+	HTTP_HPART_FIELD,
+	HTTP_HPART_VALUE,
+	HTTP_HPART_DONE,
+};
+
+struct http_hdr {
+	uint32_t name;   /* offsets into http_req.hbuf, NUL-terminated */
+	uint32_t value;
+};
+
+struct http_conn;
+
+struct http_req {
+	struct http_conn  *conn;
+	const http_route  *route;        /* NULL until matched / unmatched */
+	size_t             stats_idx;    /* index into srv->stats (nroutes = unmatched) */
+	unsigned           method_bit;
+	bool               have_method;  /* the request line got as far as a method */
+	/* request head: URL and header strings, NUL-separated (owned) */
+	char              *hbuf;
+	size_t             hlen, hcap;
+	uint32_t           url_off, url_len, path_off, query_off;
+	struct http_hdr    hdr[HTTP_MAX_HEADERS];
+	size_t             nhdr;
+	unsigned char      hpart;        /* string being received: HTTP_HPART_* */
+	unsigned           method;       /* enum http_method, once have_method */
+	int64_t            content_length;
+	uint64_t           body_seen;
+	char              *charge_key;   /* gate_charge key (owned), or NULL */
+	uint64_t           charge_reserved;
+	uint64_t           body_limit;   /* this request's body cap: the server's, or the gate's lower one */
+	bool               chunked;      /* Transfer-Encoding: chunked */
+	/* buffered body of a non-streaming route (owned) */
+	uint8_t           *body;
+	size_t             body_len, body_cap;
+	/* lifecycle */
+	bool               keepalive;    /* client allows reuse (version + Connection) */
+	bool               is_head;
+	bool               http10;
+	bool               dispatched;   /* handler has been called */
+	bool               inflight;     /* counted in srv->inflight */
+	bool               body_complete;/* whole body received (or none) */
+	bool               parse_done;   /* on_message_complete seen */
+	bool               end_sent;     /* on_end delivered to a streaming handler */
+	bool               want_close;   /* handler or core asked for Connection: close */
+	bool               gone;         /* aborted or on_close delivered: handler calls fail */
+	/* streaming request body */
+	http_body_fn       on_data;
+	http_end_fn        on_end;
+	void              *body_arg;
+	bool               body_paused;
+	bool               body_stopped; /* on_data returned -1 */
+	void             (*on_close)(http_req *r, void *arg);
+	void              *close_arg;
+	struct http_resp   resp;
+	char               corr_id[HTTP_CORR_ID_LEN + 1];
+	struct timespec    t0;           /* first byte (latency) */
+};
+
+/* Events the parser callbacks leave for the feed loop (they pause the parser). */
+enum http_parse_event {
+	HTTP_PEV_NONE,
+	HTTP_PEV_HEADERS,   /* on_headers_complete */
+	HTTP_PEV_MESSAGE,   /* on_message_complete */
+};
+
+struct http_conn {
+	http_server           *srv;
+	struct http_conn      *prev, *next;
+	struct bufferevent    *bev;
+	struct event          *timer;    /* read-side deadline (idle/header/body/linger) */
+	struct event          *defer;    /* safe point: resume parsing, drain, free */
+	http_parser            parser;
+	enum http_conn_state   state;
+	http_req              *req;      /* current request (owned), or NULL */
+	http_req              *zombie;   /* answered request, freed at the next safe point */
+	struct sockaddr_storage peer;
+	socklen_t              peerlen;
+	uint64_t               hdr_bytes;    /* header bytes of the current request */
+	uint64_t               linger_bytes;
+	uint64_t               out_queued;   /* bytes in the output buffer (counted in srv->queued) */
+	unsigned               nreq;         /* requests started on this connection */
+	enum http_parse_event  pev;
+	int                    err_status;   /* set by a parser callback that failed */
+	bool                   peer_eof;     /* client closed its write side */
+	bool                   in_process;   /* re-entrancy guard for http_conn_process */
+	bool                   in_execute;   /* inside http_parser_execute */
+	bool                   again;
+	bool                   drain_kick;   /* an on_drain registration wants a check */
+	bool                   tls;          /* bev is a bufferevent_openssl */
+};
+
+struct http_code_slot {
+	int             code;
+	metrics_series *s;
+};
+
+/* Lazily resolved metric series of one route (or of "unmatched"). */
+struct http_route_stats {
+	struct http_code_slot codes[HTTP_CODE_CACHE];
+	metrics_series       *latency[HTTP_METHOD_SLOTS];
+	bool                  latency_done[HTTP_METHOD_SLOTS];
+};
+
+struct http_server {
+	struct event_base       *base;
+	const char              *service;
+	http_limits              limits;
+	const http_route        *routes;
+	size_t                   nroutes;
+	struct evconnlistener   *lev;
+	struct event            *accept_retry;
+	struct http_conn        *conns;
+	size_t                   nconns;
+	size_t                   inflight;
+	tbucket                  rate;
+	tbucket                  log_rate;
+	http_gate_fn             gate;
+	http_gate_charge_fn      gate_charge;
+	void                    *gate_arg;
+	uint64_t                 shed_ms;    /* last in-flight refusal (http_now_ms), 0 = never */
+	uint64_t                 queued;     /* response bytes queued over all connections */
+	bool                     draining;
+	void                   (*drain_done)(void *arg);
+	void                    *drain_arg;
+	struct http_route_stats *stats;      /* nroutes + 1 entries */
+	metrics_series          *m_open, *m_in, *m_out;
+	metrics_series          *m_rej[HTTP_REJ_COUNT];
+	struct tls_server       *tls;        /* borrowed; NULL: plaintext */
+	uint64_t                 tls_handshake_ms;
+	metrics_series          *m_tls_fail; /* tls_handshake_failures_total */
+	bool                     m_rej_done[HTTP_REJ_COUNT];
+	char                     date[HTTP_DATE_BUF];
+	time_t                   date_sec;
+};
+
+/* ---- http.c ---- */
+uint64_t http_now_ms(void);
+void http_server_count_reject(http_server *srv, enum http_reject why, const char *corr_id);
+/* The same for a reason a gate names (rejected_total{reason}). */
+void http_server_count_reject_name(http_server *srv, const char *reason, const char *corr_id);
+/* The transport for an accepted fd: a socket bufferevent, or TLS on the
+ * server's current context (*tls set). NULL on failure (fd not closed). */
+struct bufferevent *http_tls_bev_new(http_server *srv, int fd, bool *tls);
+/* Graceful end of a TLS connection: send close_notify (best effort). */
+void http_tls_close_notify(struct bufferevent *bev);
+/* A handshake failed (why: static text, or NULL to take OpenSSL's reason):
+ * count tls_handshake_failures_total and log, rate-limited. */
+void http_tls_failed(http_server *srv, struct bufferevent *bev, const char *why);
+/* Account a response that ended (metrics, in-flight, access log). */
+void http_server_account(http_server *srv, http_req *r);
+const char *http_server_date(http_server *srv);
+void http_corr_id_new(char out[HTTP_CORR_ID_LEN + 1]);
+unsigned http_method_to_bit(unsigned parser_method);
+/* Route match, rate / in-flight / body caps. 0: admitted; -1: refused (an
+ * error response has been queued or the connection is closing). */
+__attribute__((warn_unused_result))
+int http_server_admit(http_server *srv, http_req *r, const http_parser *p);
+void http_server_conn_added(http_server *srv);
+void http_server_conn_gone(http_server *srv);
+void http_server_inflight_add(http_server *srv, http_req *r);
+void http_server_inflight_del(http_server *srv, http_req *r);
+
+/* ---- http_conn.c ---- */
+/* Adopt an accepted socket (ownership of fd transferred: closed on failure);
+ * the connection is linked into srv and counted. Borrowed sa is copied.
+ * NULL on failure. */
+struct http_conn *http_conn_new(http_server *srv, int fd, const struct sockaddr *sa, socklen_t salen);
+/* Immediate free (server teardown only; never inside a connection callback). */
+void http_conn_free(struct http_conn *c);
+void http_conn_set_state(struct http_conn *c, enum http_conn_state st);
+void http_conn_process(struct http_conn *c);
+void http_conn_schedule(struct http_conn *c);
+/* Graceful drain of one connection: close now if idle, else finish the
+ * current response with Connection: close. */
+void http_conn_drain(struct http_conn *c);
+/* Abort: tell the handler (on_close), count, close. */
+void http_conn_abort(struct http_conn *c, enum http_reject why);
+/* The handler loses its request: on_close once, then its calls fail. */
+void http_conn_notify_close(struct http_conn *c, http_req *r);
+/* A response was abandoned mid-way: what is queued goes out (earlier
+ * pipelined answers and a body the client will see truncated), then close;
+ * with reset (close-delimited body, where truncation is invisible) the
+ * connection is reset instead. */
+void http_conn_abort_output(struct http_conn *c, bool reset);
+struct evbuffer *http_conn_output(struct http_conn *c);
+/* Response framing decided; ended; called from http_resp.c. */
+bool http_conn_resp_must_close(struct http_conn *c, http_req *r);
+void http_conn_resp_ended(struct http_conn *c, http_req *r);
+/* A request for c (caller owns it; http_req_free, NULL ok). */
+http_req *http_req_new(struct http_conn *c);
+void http_req_free(http_req *r);
+
+/* ---- http_resp.c ---- */
+void http_resp_init(struct http_resp *resp);
+void http_resp_fini(struct http_resp *resp);
+/* The core answers with the error envelope (creating a request if the
+ * parser had not got that far), or closes the connection when it cannot
+ * answer any more; 4xx other than 404/405/429/503 also close after the
+ * answer. Counts rejected_total{why}. Either way the request is refused:
+ * there is no result to check. */
+void http_resp_reject(struct http_conn *c, int status, const char *code,
+                      const char *msg, enum http_reject why, unsigned retry_after);
+/* Same, with code / message / reason from the core's table for status
+ * (400 408 413 414 431 500); detail replaces the message when given. */
+void http_resp_reject_status(struct http_conn *c, int status, const char *detail);
+/* Arm/fire on_drain from the write callback or the defer event. */
+void http_resp_check_drain(http_req *r);
+
+#endif

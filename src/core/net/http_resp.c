@@ -1,0 +1,427 @@
+/*
+ * http_resp.c — responses: header block, body framing (Content-Length,
+ * chunked, close-delimited for HTTP/1.0), HEAD, backpressure, and the JSON
+ * error envelope.
+ *
+ * Output is the connection's bufferevent output buffer; nothing here writes
+ * to the socket or changes connection state directly — the end of a
+ * response is reported to http_conn_resp_ended().
+ */
+#include "core/net/http_int.h"
+
+#include <event2/buffer.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lib/log.h"
+
+#define HTTP_HDR_NAME_MAX  128   /* a response header name */
+#define HTTP_ERR_CODE_MAX  64    /* escaped envelope "code" */
+#define HTTP_ERR_MSG_MAX   256   /* escaped envelope "message" */
+/* The envelope: fixed text + code + message + corr_id fits with room to spare. */
+#define HTTP_ERR_BODY_MAX  (HTTP_ERR_CODE_MAX + HTTP_ERR_MSG_MAX + 128)
+
+void http_resp_init(struct http_resp *resp)
+{
+	memset(resp, 0, sizeof *resp);
+}
+
+void http_resp_fini(struct http_resp *resp)
+{
+	if (resp->hdrs)
+		evbuffer_free(resp->hdrs);
+	resp->hdrs = NULL;
+}
+
+/* The handler may still act on r: it has not been told the request is over
+ * and the connection still writes. */
+static bool resp_live(const http_req *r)
+{
+	return r && !r->gone && r->conn->state < HTTP_CONN_LINGER;
+}
+
+const char *http_status_text(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 206: return "Partial Content";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 410: return "Gone";
+	case 411: return "Length Required";
+	case 412: return "Precondition Failed";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 415: return "Unsupported Media Type";
+	case 416: return "Range Not Satisfiable";
+	case 422: return "Unprocessable Content";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default:  return "Unknown";
+	}
+}
+
+/* RFC 9110 token characters. */
+static bool hdr_name_ok(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++) {
+		unsigned char ch = (unsigned char)s[n];
+
+		if (ch <= 0x20 || ch >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", ch))
+			return false;
+	}
+	return n > 0 && n <= HTTP_HDR_NAME_MAX;
+}
+
+/* No CR/LF (response splitting) nor other controls except HTAB. */
+static bool hdr_value_ok(const char *s)
+{
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+/* Framing headers are the core's: a handler setting them could desync the stream. */
+static bool hdr_is_reserved(const char *name)
+{
+	return strcasecmp(name, "Content-Length") == 0 ||
+	       strcasecmp(name, "Transfer-Encoding") == 0 ||
+	       strcasecmp(name, "Date") == 0;
+}
+
+int http_resp_header(http_req *r, const char *name, const char *value)
+{
+	struct http_resp *rs;
+
+	if (!resp_live(r) || !name || !value || r->resp.state != HTTP_RESP_NONE)
+		return -1;
+	rs = &r->resp;
+	if (!hdr_name_ok(name) || !hdr_value_ok(value) || hdr_is_reserved(name))
+		return -1;
+	if (strcasecmp(name, "Connection") == 0) {
+		if (strcasecmp(value, "close") != 0)
+			return -1;
+		r->want_close = true;
+		return 0;
+	}
+	if (!rs->hdrs && !(rs->hdrs = evbuffer_new()))
+		return -1;
+	if (evbuffer_get_length(rs->hdrs) + strlen(name) + strlen(value) + 4 > HTTP_RESP_MAX_HDR_BYTES)
+		return -1;
+	if (evbuffer_add_printf(rs->hdrs, "%s: %s\r\n", name, value) < 0)
+		return -1;
+	if (strcasecmp(name, "Retry-After") == 0)
+		rs->has_retry_after = true;
+	else if (strcasecmp(name, "Content-Type") == 0)
+		rs->has_content_type = true;
+	return 0;
+}
+
+static enum http_resp_framing resp_framing(const http_req *r, int status, int64_t clen)
+{
+	if (status == 204 || status == 304)
+		return HTTP_FRAME_NONE;
+	if (clen >= 0)
+		return HTTP_FRAME_LENGTH;
+	/* HTTP/1.0 has no chunked encoding: the end of the body is the close. */
+	return r->http10 ? HTTP_FRAME_EOF : HTTP_FRAME_CHUNKED;
+}
+
+static int resp_write_head(http_req *r, struct evbuffer *out)
+{
+	struct http_resp *rs = &r->resp;
+	int rc = evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n", rs->status,
+	                             http_status_text(rs->status), http_server_date(r->conn->srv));
+
+	if (rc >= 0 && rs->framing == HTTP_FRAME_LENGTH)
+		rc = evbuffer_add_printf(out, "Content-Length: %llu\r\n", (unsigned long long)rs->clen);
+	else if (rc >= 0 && rs->framing == HTTP_FRAME_CHUNKED)
+		rc = evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
+	if (rc >= 0 && rs->close)
+		rc = evbuffer_add_printf(out, "Connection: close\r\n");
+	else if (rc >= 0 && r->http10)
+		rc = evbuffer_add_printf(out, "Connection: keep-alive\r\n");
+	if (rc >= 0 && rs->hdrs)
+		rc = evbuffer_add_buffer(out, rs->hdrs);
+	if (rc >= 0)
+		rc = evbuffer_add(out, "\r\n", 2);
+	return rc < 0 ? -1 : 0;
+}
+
+int http_resp_start(http_req *r, int status, int64_t content_length)
+{
+	struct http_resp *rs;
+
+	if (!resp_live(r) || r->resp.state != HTTP_RESP_NONE)
+		return -1;
+	/* 1xx are interim (the core sends 100 Continue itself). */
+	if (status < 200 || status > 999 || content_length < -1)
+		return -1;
+	rs = &r->resp;
+	rs->status = status;
+	rs->framing = resp_framing(r, status, content_length);
+	rs->clen = content_length > 0 ? (uint64_t)content_length : 0;
+	rs->drop_body = r->is_head || rs->framing == HTTP_FRAME_NONE;
+	rs->close = http_conn_resp_must_close(r->conn, r);
+	if (resp_write_head(r, http_conn_output(r->conn)) < 0) {
+		http_resp_abort(r);
+		return -1;
+	}
+	rs->state = HTTP_RESP_STARTED;
+	return 0;
+}
+
+int http_resp_write(http_req *r, const void *data, size_t len)
+{
+	struct http_resp *rs;
+	struct evbuffer *out;
+	int rc = 0;
+
+	if (!resp_live(r) || r->resp.state != HTTP_RESP_STARTED || (!data && len))
+		return -1;
+	rs = &r->resp;
+	if (len == 0 || rs->drop_body)
+		return 0;
+	if (rs->framing == HTTP_FRAME_LENGTH && len > rs->clen - rs->written)
+		return -1;
+	out = http_conn_output(r->conn);
+	if (rs->framing == HTTP_FRAME_CHUNKED)
+		rc = evbuffer_add_printf(out, "%zx\r\n", len);
+	if (rc >= 0)
+		rc = evbuffer_add(out, data, len);
+	if (rc >= 0 && rs->framing == HTTP_FRAME_CHUNKED)
+		rc = evbuffer_add(out, "\r\n", 2);
+	if (rc < 0) {
+		http_resp_abort(r);  /* a half-written chunk cannot be taken back */
+		return -1;
+	}
+	rs->written += len;
+	if (evbuffer_get_length(out) >= HTTP_OUT_HIGH_WATER)
+		rs->drain_armed = true;
+	return 0;
+}
+
+int http_resp_end(http_req *r)
+{
+	struct http_resp *rs;
+
+	if (!resp_live(r) || r->resp.state != HTTP_RESP_STARTED)
+		return -1;
+	rs = &r->resp;
+	if (rs->framing == HTTP_FRAME_LENGTH && !rs->drop_body && rs->written != rs->clen) {
+		/* Fewer bytes than promised: the client would wait forever. */
+		http_resp_abort(r);
+		return -1;
+	}
+	if (rs->framing == HTTP_FRAME_CHUNKED && !rs->drop_body &&
+	    evbuffer_add(http_conn_output(r->conn), "0\r\n\r\n", 5) < 0) {
+		http_resp_abort(r);
+		return -1;
+	}
+	rs->state = HTTP_RESP_ENDED;
+	rs->on_drain = NULL;
+	http_conn_resp_ended(r->conn, r);
+	return 0;
+}
+
+void http_resp_abort(http_req *r)
+{
+	struct http_conn *c;
+
+	if (!r || r->gone || r->resp.state == HTTP_RESP_ENDED)
+		return;
+	c = r->conn;
+	/* A started response is counted under the status it announced. */
+	if (r->resp.state == HTTP_RESP_STARTED)
+		http_server_account(c->srv, r);
+	r->gone = true;
+	r->resp.state = HTTP_RESP_ENDED;
+	r->resp.on_drain = NULL;
+	http_server_inflight_del(c->srv, r);
+	http_conn_abort_output(c, r->resp.framing == HTTP_FRAME_EOF);
+}
+
+int http_reply(http_req *r, int status, const char *content_type, const void *body, size_t len)
+{
+	if (!resp_live(r) || (len && !body))
+		return -1;
+	if (content_type && !r->resp.has_content_type &&
+	    http_resp_header(r, "Content-Type", content_type) < 0)
+		return -1;
+	if (http_resp_start(r, status, (int64_t)len) < 0)
+		return -1;
+	if (len && http_resp_write(r, body, len) < 0)
+		return -1;
+	return http_resp_end(r);
+}
+
+int http_reply_json(http_req *r, int status, const char *json)
+{
+	if (!json)
+		return -1;
+	return http_reply(r, status, "application/json", json, strlen(json));
+}
+
+int http_reply_error(http_req *r, int status, const char *code, const char *message,
+                     bool retryable, unsigned retry_after_s)
+{
+	char body[HTTP_ERR_BODY_MAX], ecode[HTTP_ERR_CODE_MAX], emsg[HTTP_ERR_MSG_MAX], ra[16];
+	int n;
+
+	if (!resp_live(r))
+		return -1;
+	(void)log_json_escape(ecode, sizeof ecode, code ? code : "internal");
+	(void)log_json_escape(emsg, sizeof emsg, message ? message : "");
+	n = snprintf(body, sizeof body,
+	             "{\"code\":\"%s\",\"message\":\"%s\",\"retryable\":%s,\"corr_id\":\"%s\"}",
+	             ecode, emsg, retryable ? "true" : "false", r->corr_id);
+	if (n < 0 || (size_t)n >= sizeof body)
+		return -1;
+	if ((status == 429 || status == 503) && !r->resp.has_retry_after) {
+		snprintf(ra, sizeof ra, "%u", retry_after_s ? retry_after_s : 1);
+		if (http_resp_header(r, "Retry-After", ra) < 0)
+			return -1;
+	}
+	return http_reply(r, status, "application/json", body, (size_t)n);
+}
+
+size_t http_resp_pending(const http_req *r)
+{
+	if (!resp_live(r))
+		return 0;
+	return evbuffer_get_length(http_conn_output(r->conn));
+}
+
+void http_req_on_drain(http_req *r, void (*fn)(http_req *r, void *arg), void *arg)
+{
+	if (!resp_live(r))
+		return;
+	r->resp.on_drain = fn;
+	r->resp.drain_arg = arg;
+	r->resp.drain_armed = fn != NULL;
+	/* Already below the mark: tell it from the loop, never from inside this call. */
+	if (fn && http_resp_pending(r) < HTTP_OUT_HIGH_WATER / 2) {
+		r->conn->drain_kick = true;
+		http_conn_schedule(r->conn);
+	}
+}
+
+void http_resp_check_drain(http_req *r)
+{
+	struct http_resp *rs = &r->resp;
+
+	if (!rs->on_drain || !rs->drain_armed || !resp_live(r) || rs->state == HTTP_RESP_ENDED)
+		return;
+	if (http_resp_pending(r) >= HTTP_OUT_HIGH_WATER / 2)
+		return;
+	rs->drain_armed = false;
+	rs->on_drain(r, rs->drain_arg);
+}
+
+/* ---- refusals by the core ------------------------------------------- */
+
+/* Statuses the core answers on its own: envelope code, message, reason. */
+static const struct http_refusal {
+	int              status;
+	const char      *code;
+	const char      *message;
+	enum http_reject why;
+} refusals[] = {
+	{ 400, "bad_request", "malformed request", HTTP_REJ_BAD_REQUEST },
+	{ 408, "timeout", "request timed out", HTTP_REJ_TIMEOUT },
+	{ 413, "payload_too_large", "request body too large", HTTP_REJ_413 },
+	{ 414, "uri_too_long", "request target too long", HTTP_REJ_414 },
+	{ 431, "header_too_large", "request header too large", HTTP_REJ_431 },
+	{ 500, "internal", "internal error", HTTP_REJ_NONE },
+};
+
+/* After these the stream cannot be trusted (or the client is too slow /
+ * too big): answer and close. Refusals of a well-formed request (401, 403,
+ * 404, 405, 429, 451, 503) keep a clean connection; its body, if any, is
+ * read and dropped within the server's body cap. */
+static bool status_forces_close(int status)
+{
+	return status >= 400 && status != 401 && status != 403 && status != 404 && status != 405 &&
+	       status != 429 && status != 451 && status != 503;
+}
+
+void http_resp_reject(struct http_conn *c, int status, const char *code,
+                      const char *msg, enum http_reject why, unsigned retry_after)
+{
+	http_req *r = c->req;
+
+	if (!r) {
+		r = c->req = http_req_new(c);
+		if (!r) {
+			http_conn_set_state(c, HTTP_CONN_CLOSED);
+			return;
+		}
+	}
+	if (why != HTTP_REJ_NONE)
+		http_server_count_reject(c->srv, why, r->corr_id);
+	http_conn_notify_close(c, r);
+	if (r->resp.state != HTTP_RESP_NONE || c->state >= HTTP_CONN_FLUSH) {
+		http_conn_set_state(c, HTTP_CONN_CLOSED);
+		return;
+	}
+	if (r->have_method && r->hpart != HTTP_HPART_DONE)
+		r->is_head = r->method == HTTP_HEAD;
+	r->gone = false;  /* the core answers in the handler's place */
+	/* A client that asked "Expect: 100-continue" and was refused may never
+	 * send its body: do not wait for it on this connection. */
+	const char *expect = r->hpart == HTTP_HPART_DONE ? http_req_header(r, "Expect") : NULL;
+	if (status_forces_close(status) ||
+	    (expect && !r->body_complete && strcasecmp(expect, "100-continue") == 0))
+		r->want_close = true;
+	if (http_reply_error(r, status, code, msg, status == 429 || status == 503 || status == 408,
+	                     retry_after) < 0)
+		http_conn_set_state(c, HTTP_CONN_CLOSED);
+}
+
+void http_resp_reject_status(struct http_conn *c, int status, const char *detail)
+{
+	const struct http_refusal *f = &refusals[0];  /* unknown → 400 */
+
+	char msg[128];
+
+	for (size_t k = 0; k < sizeof refusals / sizeof refusals[0]; k++)
+		if (refusals[k].status == status)
+			f = &refusals[k];
+	/* Name the limit at fault, so an operator can tell which knob to turn. */
+	if (!detail && status == 413) {
+		bool lowered = c->req && c->req->body_limit < c->srv->limits.max_body_bytes;
+		snprintf(msg, sizeof msg, "request body exceeds %llu bytes%s",
+		         (unsigned long long)(c->req ? c->req->body_limit : c->srv->limits.max_body_bytes),
+		         lowered ? " (the limit of this request's capability or policy)" : "");
+		detail = msg;
+	} else if (!detail && status == 431) {
+		snprintf(msg, sizeof msg, "request header block exceeds %llu bytes or %d fields",
+		         (unsigned long long)c->srv->limits.max_header_bytes, HTTP_MAX_HEADERS);
+		detail = msg;
+	}
+	http_resp_reject(c, f->status, f->code, detail ? detail : f->message, f->why, 0);
+}

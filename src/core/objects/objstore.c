@@ -1,0 +1,278 @@
+/*
+ * objstore.c — verify-before-serve, the upload writer and the storage
+ * client path, shared by the gateway and omnigate (objstore.h).
+ *
+ * The outboard is mapped (page cache, not heap: 32 bytes per 64 KiB, i.e.
+ * 512 KiB of mapping for a 1 GiB object). Storage never rewrites a
+ * published outboard, and its size is checked with fstat before mapping, so
+ * the mapping cannot be cut short under us.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "core/metrics/metrics.h"
+#include "core/objects/objstore.h"
+#include "lib/b3.h"
+#include "lib/b3tree.h"
+#include "lib/log.h"
+
+/* ---- objv --------------------------------------------------------------- */
+
+void objv_init(objv *v)
+{
+	memset(v, 0, sizeof *v);
+	v->blob = v->ob = -1;
+	v->group_idx = OBJV_NO_GROUP;
+}
+
+void objv_adopt(objv *v, int blob_fd, int ob_fd)
+{
+	objv_close(v);
+	v->blob = blob_fd;
+	v->ob = ob_fd;
+}
+
+void objv_close(objv *v)
+{
+	if (!v)
+		return;
+	if (v->outboard)
+		(void)munmap((void *)(uintptr_t)v->outboard, v->ob_len);
+	if (v->blob >= 0)
+		(void)close(v->blob);
+	if (v->ob >= 0)
+		(void)close(v->ob);
+	free(v->buf);
+	objv_init(v);
+}
+
+objv_result objv_open(objv *v, const uint8_t id[32], uint64_t len, const char **why)
+{
+	struct stat bs, os;
+	size_t want = b3tree_outboard_len(len);
+	const uint8_t *map;
+
+	memcpy(v->id, id, sizeof v->id);
+	v->len = len;
+	if (fstat(v->blob, &bs) < 0 || fstat(v->ob, &os) < 0) {
+		*why = "cannot stat the object";
+		return OBJV_INTERNAL;
+	}
+	if ((uint64_t)bs.st_size != len || want == 0 || (uint64_t)os.st_size != want) {
+		*why = "blob or outboard size differs from the stored length";
+		return OBJV_INTEGRITY;
+	}
+	map = mmap(NULL, want, PROT_READ, MAP_SHARED, v->ob, 0);
+	if (map == MAP_FAILED) {
+		*why = "cannot map the outboard";
+		return OBJV_INTERNAL;
+	}
+	v->outboard = map;
+	v->ob_len = want;
+	if (!b3tree_outboard_ok(v->outboard, len, v->id)) {
+		*why = "outboard does not hash to the id";
+		return OBJV_INTEGRITY;
+	}
+	return OBJV_OK;
+}
+
+/* Read group gi whole into buf. 0/-1 (past the end, short file or I/O error). */
+static int objv_read_group(objv *v, uint64_t gi)
+{
+	int64_t want = b3tree_group_len(v->len, gi);
+	size_t got = 0;
+
+	if (want < 0)
+		return -1;
+	while (got < (size_t)want) {
+		ssize_t n = pread(v->blob, v->buf + got, (size_t)want - got,
+		                  (off_t)(gi * B3TREE_GROUP_LEN + got));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		got += (size_t)n;
+	}
+	v->group_len = got;
+	return 0;
+}
+
+objv_result objv_load(objv *v, uint64_t off, const char **why)
+{
+	uint64_t gi = v->len ? off / B3TREE_GROUP_LEN : 0;
+
+	if (gi == v->group_idx)
+		return OBJV_OK;
+	v->group_idx = OBJV_NO_GROUP;
+	if (!v->buf && !(v->buf = malloc(B3TREE_GROUP_LEN))) {
+		*why = "out of memory";
+		return OBJV_NOMEM;
+	}
+	if (objv_read_group(v, gi) < 0) {
+		*why = "blob shorter than its length";
+		return OBJV_INTEGRITY;
+	}
+	if (!b3tree_group_ok(v->buf, v->group_len, gi, v->len, v->outboard, v->id)) {
+		*why = "group hash mismatch";
+		return OBJV_INTEGRITY;
+	}
+	v->group_idx = gi;
+	return OBJV_OK;
+}
+
+const uint8_t *objv_bytes(const objv *v, uint64_t off, uint64_t max, size_t *n)
+{
+	uint64_t skip = off - v->group_idx * B3TREE_GROUP_LEN;
+	uint64_t left = v->group_len - skip;
+
+	*n = (size_t)(left < max ? left : max);
+	return v->buf + skip;
+}
+
+static void objstore_on_quarantined(const stor_result *res, void *arg)
+{
+	(void)arg;
+	if (res->status != 200)
+		log_kv(LOG_LEVEL_WARN, "quarantine request failed", "status_msg",
+		       res->message ? res->message : "", NULL);
+}
+
+void objstore_integrity_fail(stor_client *c, const uint8_t id[32], const char *what,
+                             const char *corr_id)
+{
+	char cid[B3_CID_LEN + 1];
+
+	b3_cid_format(id, cid);
+	metrics_count("integrity_fail_total", "object=\"blob\"", 1);
+	metrics_count("rejected_total", "reason=\"integrity\"", 1);
+	log_kv(LOG_LEVEL_ERROR, "object failed verification", "cid", cid, "what", what,
+	       "corr_id", corr_id, NULL);
+	(void)stor_quarantine(c, id, objstore_on_quarantined, NULL);
+}
+
+/* ---- objput ------------------------------------------------------------- */
+
+static void objput_noop(const stor_result *res, void *arg)
+{
+	(void)res;
+	(void)arg;
+}
+
+void objput_init(objput *w, stor_client *stor, uint64_t cap)
+{
+	memset(w, 0, sizeof *w);
+	w->stor = stor;
+	w->fd = -1;
+	w->cap = cap;
+}
+
+void objput_begin(objput *w, stor_cb cb, void *arg)
+{
+	(void)stor_put_begin(w->stor, w->cap, cb, arg);
+}
+
+void objput_begun(objput *w, const stor_result *res)
+{
+	if (res->status != 200)
+		return;
+	w->fd = res->fds[0];
+	w->handle = res->handle;
+	w->have_handle = true;
+}
+
+bool objput_has_fd(const objput *w)
+{
+	return w->fd >= 0;
+}
+
+objput_result objput_write(objput *w, const uint8_t *data, size_t n)
+{
+	if (n > w->cap - w->written)
+		return OBJPUT_TOO_LARGE;
+	while (n > 0) {
+		size_t k = n > OBJSTORE_PIECE ? OBJSTORE_PIECE : n;
+		ssize_t got = pwrite(w->fd, data, k, (off_t)w->written);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0) {
+			log_kv(LOG_LEVEL_ERROR, "upload write failed", "error",
+			       got < 0 ? strerror(errno) : "short write", NULL);
+			return OBJPUT_IO;
+		}
+		w->written += (uint64_t)got;
+		data += got;
+		n -= (size_t)got;
+	}
+	return OBJPUT_OK;
+}
+
+static void objput_close_fd(objput *w)
+{
+	if (w->fd >= 0)
+		(void)close(w->fd);
+	w->fd = -1;
+}
+
+/*
+ * Storage does not know the handle only when the upload died with the storage
+ * process (a restart mid-body): for the client that is a retryable outage,
+ * not a missing object.
+ */
+static void objput_on_commit(const stor_result *res, void *arg)
+{
+	objput *w = arg;
+	stor_result lost;
+
+	if (res->status != 404) {
+		w->commit_cb(res, w->commit_arg);
+		return;
+	}
+	lost = *res;
+	lost.status = 503;
+	lost.message = "upload lost: storage restarted during the upload; retry";
+	w->commit_cb(&lost, w->commit_arg);
+}
+
+void objput_commit(objput *w, const uint8_t *expect, stor_cb cb, void *arg)
+{
+	objput_close_fd(w);
+	w->have_handle = false;   /* COMMIT consumes it, whatever the answer */
+	w->commit_cb = cb;
+	w->commit_arg = arg;
+	(void)stor_put_commit(w->stor, w->handle, w->written, expect, objput_on_commit, w);
+}
+
+void objput_abort(objput *w)
+{
+	objput_close_fd(w);
+	if (w->have_handle)
+		(void)stor_put_abort(w->stor, w->handle, objput_noop, NULL);
+	w->have_handle = false;
+}
+
+/* ---- the storage client ------------------------------------------------- */
+
+stor_client *objstore_client_new(struct event_base *base, const mn_config *cfg)
+{
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int n;
+
+	if (cfg->runtime_dir[0])
+		n = snprintf(path, sizeof path, "%s/%s", cfg->runtime_dir, OBJSTORE_SOCK);
+	else  /* a supervisor that did not resolve it: its default */
+		n = snprintf(path, sizeof path, "%s/run/%s", cfg->data_dir, OBJSTORE_SOCK);
+	if (n < 0 || (size_t)n >= sizeof path) {
+		log_kv(LOG_LEVEL_ERROR, "storage socket path too long", "runtime_dir",
+		       cfg->runtime_dir, NULL);
+		return NULL;
+	}
+	return stor_client_new(base, path);
+}

@@ -1,0 +1,706 @@
+/*
+ * stor_client.c — asynchronous client of the storage service (see
+ * stor_client.h and docs/internal.md).
+ *
+ * A call lives in exactly one queue: outq (encoded, not yet sent: the
+ * socket was full), sentq (sent, awaiting its response, in send order) or
+ * failq (finished without a response; its callback runs from a zero-timeout
+ * event, so no callback ever runs inside the function that issued the call).
+ * The server answers in request order, so a response must match the head of
+ * sentq; anything else is a protocol violation and resets the connection.
+ *
+ * Breaker: CLOSED → (STOR_BREAKER_FAILURES consecutive failures) → OPEN for
+ * STOR_BREAKER_OPEN_MS → the next call, or an internal PING sent when the
+ * window ends so that an idle client recovers too, is the trial
+ * (HALF_OPEN; other calls fail fast meanwhile) → CLOSED on any response,
+ * OPEN again on failure. Failures are counted per call: a refused connect,
+ * and each call lost with its connection (connection lost, protocol
+ * violation, or a call timeout, which resets the connection: responses are
+ * in order, so everything behind a stuck call is stuck too).
+ *
+ * Re-entrancy: a callback may issue calls, cancel calls or free the client.
+ * Freeing inside a callback only marks the client; it is destroyed when the
+ * callback returns (depth drops to 0).
+ */
+#include "core/objects/stor_client.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "core/proto/oap.h"
+#include "lib/b3.h"
+#include "lib/b3tree.h"
+#include "lib/ipc.h"
+#include "lib/log.h"
+#include "lib/util.h"
+
+#define STOR_PAYLOAD_MAX  192u                      /* our requests are short JSON */
+#define STOR_FRAME_MAX    (OAP_HDR_LEN + STOR_PAYLOAD_MAX)
+#define STOR_ORPHANS      16u                       /* callbacks owed without a call struct */
+#define STOR_PATH_MAX     sizeof(((struct sockaddr_un *)0)->sun_path)
+
+typedef enum { CALL_OUTQ, CALL_SENTQ, CALL_FAILQ } call_where;
+typedef enum { BRK_CLOSED, BRK_OPEN, BRK_HALF_OPEN } brk_state;
+
+struct stor_call {
+	stor_client  *c;
+	TAILQ_ENTRY(stor_call) link;
+	call_where    where;
+	uint64_t      corr;
+	uint16_t      verb;
+	uint64_t      req_len;      /* PUT_COMMIT: echoed as result.len */
+	stor_cb       cb;           /* NULL: cancelled (or the internal probe) */
+	void         *arg;
+	struct event *timer;
+	int           fail_status;
+	const char   *fail_msg;     /* literal */
+	size_t        frame_len;
+	uint8_t       frame[STOR_FRAME_MAX];
+};
+TAILQ_HEAD(stor_queue, stor_call);
+
+struct stor_client {
+	struct event_base *base;
+	char               path[STOR_PATH_MAX];
+	bool               path_ok;
+	int                fd;
+	unsigned           gen;        /* bumped on every connect and reset */
+	struct event      *rev, *wev;
+	struct stor_queue  outq, sentq, failq;
+	size_t             inflight;   /* outq + sentq */
+	struct event      *fail_ev;
+	struct event      *probe_ev;
+	uint64_t           next_corr;
+	brk_state          brk;
+	void             (*on_state)(bool ready, void *arg);
+	void              *on_state_arg;
+	unsigned           failures;
+	uint64_t           open_until;
+	stor_call         *trial;
+	int                depth;      /* callbacks running */
+	bool               dying;
+	struct { stor_cb cb; void *arg; } orphans[STOR_ORPHANS];
+	size_t             norphans;
+	uint8_t            rbuf[OAP_INTERNAL_MAX_FRAME];
+};
+
+static void stor_destroy(stor_client *c);
+static size_t stor_conn_reset(stor_client *c, const char *why);
+static void stor_conn_fail(stor_client *c, const char *why);
+static stor_call *stor_submit(stor_client *c, uint16_t verb, const char *payload, uint64_t req_len,
+                              stor_cb cb, void *arg);
+
+/* ---- breaker -------------------------------------------------------------- */
+
+void stor_client_on_state(stor_client *c, void (*fn)(bool ready, void *arg), void *arg)
+{
+	c->on_state = fn;
+	c->on_state_arg = arg;
+}
+
+static void stor_note_success(stor_client *c)
+{
+	bool was_open = c->brk != BRK_CLOSED;
+
+	if (was_open)
+		log_kv(LOG_LEVEL_INFO, "storage reachable again; breaker closed", NULL);
+	if (was_open && c->on_state)
+		c->on_state(true, c->on_state_arg);
+	c->brk = BRK_CLOSED;
+	c->failures = 0;
+	c->trial = NULL;
+}
+
+static void stor_note_failure(stor_client *c)
+{
+	c->failures++;
+	if (c->brk != BRK_HALF_OPEN && c->failures < STOR_BREAKER_FAILURES)
+		return;
+	bool was_closed = c->brk == BRK_CLOSED;
+	if (was_closed)
+		log_kv(LOG_LEVEL_WARN, "storage unreachable; breaker open", NULL);
+	c->brk = BRK_OPEN;
+	if (was_closed && c->on_state)
+		c->on_state(false, c->on_state_arg);
+	c->trial = NULL;
+	c->open_until = util_now_ms() + STOR_BREAKER_OPEN_MS;
+	struct timeval tv = { STOR_BREAKER_OPEN_MS / 1000, (STOR_BREAKER_OPEN_MS % 1000) * 1000 };
+	evtimer_add(c->probe_ev, &tv);
+}
+
+/* May this call go out? It may become the half-open trial. */
+static bool stor_gate(stor_client *c, stor_call *call)
+{
+	if (c->brk == BRK_CLOSED)
+		return true;
+	if (c->brk == BRK_OPEN && util_now_ms() < c->open_until)
+		return false;
+	if (c->brk == BRK_HALF_OPEN && c->trial)
+		return false;
+	c->brk = BRK_HALF_OPEN;
+	c->trial = call;
+	return true;
+}
+
+/* The window ended with no caller: probe, so an idle client recovers. */
+static void on_probe(evutil_socket_t fd, short what, void *arg)
+{
+	stor_client *c = arg;
+
+	(void)fd; (void)what;
+	if (c->brk != BRK_OPEN)
+		return;
+	c->open_until = 0;   /* libevent's coarse clock may fire a little early */
+	(void)stor_submit(c, STOR_PING, "{}", 0, NULL, NULL);
+}
+
+bool stor_client_ready(const stor_client *c)
+{
+	return c && c->brk == BRK_CLOSED;
+}
+
+/* ---- completing calls ----------------------------------------------------- */
+
+static void stor_call_free(stor_call *call)
+{
+	if (call->c->trial == call)
+		call->c->trial = NULL;
+	if (call->timer)
+		event_free(call->timer);
+	free(call);
+}
+
+static void stor_close_fds(stor_result *r)
+{
+	for (int i = 0; i < 2; i++) {
+		if (r->fds[i] >= 0)
+			close(r->fds[i]);
+		r->fds[i] = -1;
+	}
+}
+
+/* Run the callback (or drop the result of a cancelled call) and free the
+ * call. false if the client is gone: the caller must not touch it. */
+static bool stor_deliver(stor_client *c, stor_call *call, stor_result *r)
+{
+	stor_cb cb = call->cb;
+	void *arg = call->arg;
+
+	stor_call_free(call);
+	if (!cb) {
+		stor_close_fds(r);
+		return true;
+	}
+	c->depth++;
+	cb(r, arg);
+	c->depth--;
+	if (c->dying && c->depth == 0) {
+		stor_destroy(c);
+		return false;
+	}
+	return !c->dying;
+}
+
+static void stor_fail_later(stor_client *c, stor_call *call, int status, const char *msg)
+{
+	if (call->timer)
+		evtimer_del(call->timer);
+	call->where = CALL_FAILQ;
+	call->fail_status = status;
+	call->fail_msg = msg;
+	TAILQ_INSERT_TAIL(&c->failq, call, link);
+	event_active(c->fail_ev, EV_TIMEOUT, 0);
+}
+
+static void on_fail(evutil_socket_t fd, short what, void *arg)
+{
+	stor_client *c = arg;
+	stor_call *call;
+
+	(void)fd; (void)what;
+	while (c->norphans > 0) {
+		stor_result r = { .status = 503, .fds = { -1, -1 }, .message = "out of memory" };
+		c->norphans--;
+		c->depth++;
+		c->orphans[c->norphans].cb(&r, c->orphans[c->norphans].arg);
+		c->depth--;
+		if (c->dying && c->depth == 0) {
+			stor_destroy(c);
+			return;
+		}
+	}
+	while ((call = TAILQ_FIRST(&c->failq)) != NULL) {
+		stor_result r = { .status = call->fail_status, .fds = { -1, -1 },
+		                  .message = call->fail_msg };
+		TAILQ_REMOVE(&c->failq, call, link);
+		if (!stor_deliver(c, call, &r))
+			return;
+	}
+}
+
+/* No call struct could be allocated: the callback is still owed. */
+static void stor_fail_orphan(stor_client *c, stor_cb cb, void *arg)
+{
+	if (!cb)
+		return;
+	if (c->norphans == STOR_ORPHANS) {
+		(void)BUG("storage client callback lost: out of memory");
+		return;
+	}
+	c->orphans[c->norphans].cb = cb;
+	c->orphans[c->norphans].arg = arg;
+	c->norphans++;
+	event_active(c->fail_ev, EV_TIMEOUT, 0);
+}
+
+/* ---- connection ----------------------------------------------------------- */
+
+static void on_read(evutil_socket_t fd, short what, void *arg);
+static void on_write(evutil_socket_t fd, short what, void *arg);
+
+static int stor_connect(stor_client *c)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	if (c->fd >= 0)
+		return 0;
+	if (!c->path_ok)
+		return -1;
+	memcpy(sa.sun_path, c->path, sizeof sa.sun_path);
+	c->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd < 0)
+		return -1;
+	if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		close(c->fd);
+		c->fd = -1;
+		return -1;
+	}
+	c->rev = event_new(c->base, c->fd, EV_READ | EV_PERSIST, on_read, c);
+	c->wev = event_new(c->base, c->fd, EV_WRITE | EV_PERSIST, on_write, c);
+	if (!c->rev || !c->wev || event_add(c->rev, NULL) != 0) {
+		(void)stor_conn_reset(c, "storage connection failed");
+		return -1;
+	}
+	c->gen++;
+	return 0;
+}
+
+/* Close the connection; every call on it fails with 503 (asynchronously).
+ * Returns how many calls failed. */
+static size_t stor_conn_reset(stor_client *c, const char *why)
+{
+	struct stor_queue *qs[2] = { &c->sentq, &c->outq };   /* keep request order */
+	stor_call *call;
+	size_t n = 0;
+
+	if (c->rev) event_free(c->rev);
+	if (c->wev) event_free(c->wev);
+	c->rev = c->wev = NULL;
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	c->gen++;
+	for (int i = 0; i < 2; i++) {
+		while ((call = TAILQ_FIRST(qs[i])) != NULL) {
+			TAILQ_REMOVE(qs[i], call, link);
+			c->inflight--;
+			stor_fail_later(c, call, 503, why);
+			n++;
+		}
+	}
+	return n;
+}
+
+/* The connection failed: each call it fails is one failure for the breaker
+ * (three requests stuck behind a hung server open it at once), and a lost
+ * idle connection is one. */
+static void stor_conn_fail(stor_client *c, const char *why)
+{
+	size_t n = stor_conn_reset(c, why);
+
+	do
+		stor_note_failure(c);
+	while (n-- > 1);
+}
+
+/* Send what is queued. -1 on a hard error (the caller resets). */
+static int stor_flush(stor_client *c)
+{
+	stor_call *call;
+
+	while ((call = TAILQ_FIRST(&c->outq)) != NULL) {
+		if (ipc_send(c->fd, call->frame, call->frame_len, NULL, 0) != 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				return -1;
+			return event_add(c->wev, NULL);
+		}
+		TAILQ_REMOVE(&c->outq, call, link);
+		call->where = CALL_SENTQ;
+		TAILQ_INSERT_TAIL(&c->sentq, call, link);
+	}
+	event_del(c->wev);
+	return 0;
+}
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+	stor_client *c = arg;
+
+	(void)fd; (void)what;
+	if (stor_flush(c) != 0) {
+		stor_conn_fail(c, "storage connection lost");
+	}
+}
+
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	stor_call *call = arg;
+	stor_client *c = call->c;
+
+	(void)fd; (void)what;
+	log_kv(LOG_LEVEL_WARN, "storage call timed out; reconnecting", NULL);
+	stor_conn_fail(c, "storage call timed out");
+}
+
+/* ---- responses ------------------------------------------------------------ */
+
+static bool stor_unpack(json_t *j, const char *fmt, ...)
+{
+	json_error_t e;
+	va_list ap;
+
+	va_start(ap, fmt);
+	int r = j ? json_vunpack_ex(j, &e, 0, fmt, ap) : -1;
+	va_end(ap);
+	return r == 0;
+}
+
+/* The 200 payload of each verb, strictly; fds as the verb says. */
+static bool stor_parse_ok(const stor_call *call, json_t *j, size_t nfds, stor_result *r)
+{
+	json_int_t a = -1, b = -1;
+	const char *cid;
+	size_t n;
+	int created;
+
+	switch (call->verb) {
+	case STOR_STAT:
+		if (nfds != 0 || !stor_unpack(j, "{s:I!}", "len", &a) || a < 0)
+			return false;
+		r->len = (uint64_t)a;
+		return true;
+	case STOR_OPEN:
+		if (nfds != 2 || !stor_unpack(j, "{s:I,s:I!}", "len", &a, "groups", &b) || a < 0 ||
+		    (uint64_t)b != b3tree_groups((uint64_t)a))
+			return false;
+		r->len = (uint64_t)a;
+		return true;
+	case STOR_PUT_BEGIN:
+		if (nfds != 1 || !stor_unpack(j, "{s:I!}", "handle", &a) || a < 0)
+			return false;
+		r->handle = (uint64_t)a;
+		return true;
+	case STOR_PUT_COMMIT:
+		if (nfds != 0 || !stor_unpack(j, "{s:s%,s:b!}", "cid", &cid, &n, "created", &created) ||
+		    b3_cid_parse(cid, n, r->id) != 0)
+			return false;
+		r->created = created != 0;
+		r->len = call->req_len;
+		return true;
+	default:
+		return nfds == 0 && stor_unpack(j, "{!}");
+	}
+}
+
+/* Result of one response frame; *j holds what r->message points into. */
+static void stor_result_of(const stor_call *call, const oap_frame *f, int *fds, size_t nfds,
+                           json_t **j, stor_result *r)
+{
+	const char *code, *msg, *corr;
+	int retry;
+	json_error_t e;
+
+	*r = (stor_result){ .status = f->code, .fds = { -1, -1 }, .message = "" };
+	for (size_t i = 0; i < nfds && i < 2; i++)
+		r->fds[i] = fds[i];
+	*j = json_loadb((const char *)f->payload, f->payload_len, JSON_REJECT_DUPLICATES, &e);
+	if (f->code == 200) {
+		if (!stor_parse_ok(call, *j, nfds, r)) {
+			stor_close_fds(r);
+			*r = (stor_result){ .status = 500, .fds = { -1, -1 },
+			                    .message = "malformed storage response" };
+		}
+		return;
+	}
+	stor_close_fds(r);
+	if (f->code < 100 || f->code > 599)
+		r->status = 500;
+	if (stor_unpack(*j, "{s:s,s:s,s:b,s:s!}", "code", &code, "message", &msg,
+	                "retryable", &retry, "corr_id", &corr))
+		r->message = msg;
+}
+
+/* One datagram from the server. false: reset the connection. */
+static bool stor_on_response(stor_client *c, size_t n, int *fds, size_t nfds, bool *gone)
+{
+	stor_call *call = TAILQ_FIRST(&c->sentq);
+	oap_frame f;
+	size_t used;
+	json_t *j = NULL;
+	stor_result r;
+
+	if (nfds > 2 || oap_decode(c->rbuf, n, OAP_INTERNAL_MAX_FRAME, &f, &used) != OAP_OK ||
+	    used != n || f.flags != OAP_F_RESP || f.app_proto_id != STOR_APP_PROTO ||
+	    !call || f.corr_id != call->corr) {
+		for (size_t i = 0; i < nfds; i++)
+			close(fds[i]);
+		log_kv(LOG_LEVEL_WARN, "storage protocol violation; reconnecting", NULL);
+		return false;
+	}
+	TAILQ_REMOVE(&c->sentq, call, link);
+	c->inflight--;
+	stor_note_success(c);
+	stor_result_of(call, &f, fds, nfds, &j, &r);
+	*gone = !stor_deliver(c, call, &r);
+	json_decref(j);
+	return true;
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+	stor_client *c = arg;
+	unsigned gen = c->gen;
+
+	(void)what;
+	while (c->gen == gen) {
+		int fds[IPC_MAX_FDS];
+		size_t nfds = 0;
+		bool gone = false;
+		ssize_t n = ipc_recv((int)fd, c->rbuf, sizeof c->rbuf, fds, &nfds);
+
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0) {
+			stor_conn_fail(c, "storage connection lost");
+			return;
+		}
+		if (!stor_on_response(c, (size_t)n, fds, nfds, &gone)) {
+			stor_conn_fail(c, "storage protocol violation");
+			return;
+		}
+		if (gone)
+			return;
+	}
+}
+
+/* ---- issuing calls -------------------------------------------------------- */
+
+static int stor_encode(stor_call *call, const char *payload)
+{
+	oap_frame f = { .flags = OAP_F_REQ, .code = call->verb, .app_proto_id = STOR_APP_PROTO,
+	                .corr_id = call->corr, .payload = (const uint8_t *)payload,
+	                .payload_len = strlen(payload) };
+	ssize_t n = oap_encode(&f, call->frame, sizeof call->frame);
+
+	if (n < 0)
+		return BUG("storage request does not encode");
+	call->frame_len = (size_t)n;
+	return 0;
+}
+
+/* Queue, connect, send: any failure goes to failq (never a callback here). */
+static void stor_start(stor_client *c, stor_call *call)
+{
+	struct timeval tv = { STOR_CALL_TIMEOUT_MS / 1000, (STOR_CALL_TIMEOUT_MS % 1000) * 1000 };
+
+	if (!stor_gate(c, call)) {
+		stor_fail_later(c, call, 503, "storage unavailable (breaker open)");
+		return;
+	}
+	if (c->inflight >= STOR_MAX_PENDING) {
+		stor_fail_later(c, call, 503, "too many storage calls in flight");
+		return;
+	}
+	if (stor_connect(c) != 0) {
+		stor_note_failure(c);
+		stor_fail_later(c, call, 503, "storage unreachable");
+		return;
+	}
+	call->timer = evtimer_new(c->base, on_timeout, call);
+	if (!call->timer || evtimer_add(call->timer, &tv) != 0) {
+		stor_fail_later(c, call, 503, "out of memory");
+		return;
+	}
+	call->where = CALL_OUTQ;
+	TAILQ_INSERT_TAIL(&c->outq, call, link);
+	c->inflight++;
+	if (stor_flush(c) != 0) {
+		stor_conn_fail(c, "storage connection lost");
+	}
+}
+
+static stor_call *stor_submit(stor_client *c, uint16_t verb, const char *payload, uint64_t req_len,
+                              stor_cb cb, void *arg)
+{
+	stor_call *call;
+
+	if (!c || c->dying)
+		return NULL;
+	call = calloc(1, sizeof *call);
+	if (!call) {
+		stor_fail_orphan(c, cb, arg);
+		return NULL;
+	}
+	*call = (stor_call){ .c = c, .corr = c->next_corr++, .verb = verb, .req_len = req_len,
+	                     .cb = cb, .arg = arg };
+	if (stor_encode(call, payload) != 0)
+		stor_fail_later(c, call, 500, "storage request does not encode");
+	else
+		stor_start(c, call);
+	return call;
+}
+
+static stor_call *stor_submit_cid(stor_client *c, uint16_t verb, const uint8_t id[32],
+                                  stor_cb cb, void *arg)
+{
+	char cid[B3_CID_LEN + 1], p[STOR_PAYLOAD_MAX];
+
+	b3_cid_format(id, cid);
+	snprintf(p, sizeof p, "{\"cid\":\"%s\"}", cid);
+	return stor_submit(c, verb, p, 0, cb, arg);
+}
+
+stor_call *stor_stat(stor_client *c, const uint8_t id[32], stor_cb cb, void *arg)
+{
+	return stor_submit_cid(c, STOR_STAT, id, cb, arg);
+}
+
+stor_call *stor_open(stor_client *c, const uint8_t id[32], stor_cb cb, void *arg)
+{
+	return stor_submit_cid(c, STOR_OPEN, id, cb, arg);
+}
+
+stor_call *stor_quarantine(stor_client *c, const uint8_t id[32], stor_cb cb, void *arg)
+{
+	return stor_submit_cid(c, STOR_QUARANTINE, id, cb, arg);
+}
+
+stor_call *stor_ping(stor_client *c, stor_cb cb, void *arg)
+{
+	return stor_submit(c, STOR_PING, "{}", 0, cb, arg);
+}
+
+stor_call *stor_put_begin(stor_client *c, uint64_t max_len, stor_cb cb, void *arg)
+{
+	char p[STOR_PAYLOAD_MAX];
+
+	snprintf(p, sizeof p, "{\"max_len\":%" PRIu64 "}", max_len);
+	return stor_submit(c, STOR_PUT_BEGIN, p, 0, cb, arg);
+}
+
+stor_call *stor_put_commit(stor_client *c, uint64_t handle, uint64_t len, const uint8_t *expect,
+                           stor_cb cb, void *arg)
+{
+	char cid[B3_CID_LEN + 3] = "null", p[STOR_PAYLOAD_MAX];
+
+	if (expect) {
+		cid[0] = '"';
+		b3_cid_format(expect, cid + 1);
+		memcpy(cid + 1 + B3_CID_LEN, "\"", 2);
+	}
+	snprintf(p, sizeof p, "{\"handle\":%" PRIu64 ",\"len\":%" PRIu64 ",\"expect\":%s}",
+	         handle, len, cid);
+	return stor_submit(c, STOR_PUT_COMMIT, p, len, cb, arg);
+}
+
+stor_call *stor_put_abort(stor_client *c, uint64_t handle, stor_cb cb, void *arg)
+{
+	char p[STOR_PAYLOAD_MAX];
+
+	snprintf(p, sizeof p, "{\"handle\":%" PRIu64 "}", handle);
+	return stor_submit(c, STOR_PUT_ABORT, p, 0, cb, arg);
+}
+
+/* An unsent call is dropped now; a sent one stays in sentq (its response
+ * must still be consumed in order) with no callback. */
+void stor_call_cancel(stor_call *call)
+{
+	if (!call)
+		return;
+	call->cb = NULL;
+	if (call->where == CALL_OUTQ) {
+		TAILQ_REMOVE(&call->c->outq, call, link);
+		call->c->inflight--;
+		stor_call_free(call);
+	}
+}
+
+/* ---- life ----------------------------------------------------------------- */
+
+stor_client *stor_client_new(struct event_base *base, const char *socket_path)
+{
+	stor_client *c = calloc(1, sizeof *c);
+
+	if (!c)
+		return NULL;
+	c->base = base;
+	c->fd = -1;
+	c->next_corr = 1;
+	TAILQ_INIT(&c->outq);
+	TAILQ_INIT(&c->sentq);
+	TAILQ_INIT(&c->failq);
+	c->path_ok = strlen(socket_path) < sizeof c->path;
+	if (c->path_ok)
+		memcpy(c->path, socket_path, strlen(socket_path) + 1);
+	else
+		log_kv(LOG_LEVEL_ERROR, "storage socket path too long", "path", socket_path, NULL);
+	c->fail_ev = event_new(base, -1, 0, on_fail, c);
+	c->probe_ev = evtimer_new(base, on_probe, c);
+	if (!c->fail_ev || !c->probe_ev) {
+		stor_destroy(c);
+		return NULL;
+	}
+	return c;
+}
+
+static void stor_destroy(stor_client *c)
+{
+	struct stor_queue *qs[3] = { &c->outq, &c->sentq, &c->failq };
+	stor_call *call;
+
+	if (c->rev) event_free(c->rev);
+	if (c->wev) event_free(c->wev);
+	if (c->fd >= 0)
+		close(c->fd);
+	for (int i = 0; i < 3; i++) {
+		while ((call = TAILQ_FIRST(qs[i])) != NULL) {
+			TAILQ_REMOVE(qs[i], call, link);
+			stor_call_free(call);
+		}
+	}
+	if (c->fail_ev) event_free(c->fail_ev);
+	if (c->probe_ev) event_free(c->probe_ev);
+	free(c);
+}
+
+void stor_client_free(stor_client *c)
+{
+	if (!c)
+		return;
+	if (c->depth > 0) {          /* inside a callback: finish when it returns */
+		c->dying = true;
+		return;
+	}
+	stor_destroy(c);
+}

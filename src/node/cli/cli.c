@@ -1,0 +1,403 @@
+/*
+ * cli.c — the `macronode` command line.
+ *
+ * Exit codes: 0 success, 1 runtime failure, 2 usage or config error. An
+ * unknown word is a usage error and never starts a node.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/auth/captoken.h"
+#include "core/config/config.h"
+#include "core/auth/policy.h"
+#include "core/proto/ctl.h"
+#include "core/tls.h"
+#include "lib/util.h"
+#include "mn_build.h"
+#include "node/cli/client.h"
+#include "node/node.h"
+#include "svc/svc.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE   2
+
+static const char usage_main[] =
+	"usage: macronode COMMAND [options]\n"
+	"\n"
+	"commands:\n"
+	"  run              run the node (supervisor, admin plane, services)\n"
+	"  check            can the node start here? (config, ports, data dir, entropy)\n"
+	"  config print     print the effective config (file, env, flags; secrets redacted)\n"
+	"  config validate FILE   validate a config file\n"
+	"  config docs      print the config reference (docs/config.md)\n"
+	"  doctor           ask a running node what is wrong\n"
+	"  put FILE --peer HOST:PORT     store a file on a node over OAP/1 (TLS), print its id\n"
+	"  get b3:ID --peer HOST:PORT    fetch and verify an object over OAP/1 (TLS)\n"
+	"  version          print version and build\n"
+	"  init                             first run: capability key, signed default policy, a write token\n"
+	"  policy keygen|sign|verify|eval   signed policy bundles (docs/policy.md)\n"
+	"  token mint|attenuate|inspect     capability tokens (appending caveats needs the root key)\n"
+	"  help             this text\n"
+	"\n"
+	"Run `macronode COMMAND --help` for a command's options.\n";
+
+static const char usage_node_flags[] =
+	"  --config FILE        JSON config file (env RON_CONFIG)\n"
+	"  --http-addr ADDR     admin plane address, e.g. 127.0.0.1:9600 (env RON_HTTP_ADDR)\n"
+	"  --gateway-addr ADDR  public gateway address (env RON_GATEWAY_ADDR)\n"
+	"  --oap-addr ADDR      OAP/1 listener of the omnigate service (env RON_OAP_ADDR)\n"
+	"  --data-dir DIR       data directory (env RON_DATA_DIR)\n"
+	"  --log-level LEVEL    debug|info|warn|error (env RON_LOG)\n"
+	"  --amnesia            RAM-only mode: nothing written to disk (env RON_AMNESIA)\n"
+	"  -h, --help           this text\n";
+
+static void usage_cmd(FILE *f, const char *cmd, const char *what)
+{
+	fprintf(f, "usage: macronode %s [options]\n\n%s\n\noptions:\n%s", cmd, what, usage_node_flags);
+}
+
+__attribute__((format(printf, 1, 2)))
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "macronode: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n(see `macronode --help`)\n");
+	return EXIT_USAGE;
+}
+
+/* Parse the flags shared by run, check, config print and doctor. */
+static int parse_node_flags(int argc, char **argv, node_opts *o, const char *cmd, const char *what)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "http-addr", required_argument, NULL, 'a' },
+		{ "gateway-addr", required_argument, NULL, 'g' },
+		{ "oap-addr", required_argument, NULL, 'o' },
+		{ "data-dir", required_argument, NULL, 'd' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "amnesia", no_argument, NULL, 'm' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const struct { int flag; const char *key; } keys[] = {
+		{ 'a', "admin.addr" }, { 'g', "gateway.addr" }, { 'o', "oap.addr" },
+		{ 'd', "paths.data_dir" },
+		{ 'l', "log.level" }, { 'm', "amnesia" },
+	};
+	int c;
+
+	memset(o, 0, sizeof *o);
+	o->config_path = getenv("RON_CONFIG");
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		if (c == 'h') {
+			usage_cmd(stdout, cmd, what);
+			return 1;
+		}
+		if (c == 'c') {
+			o->config_path = optarg;
+			continue;
+		}
+		bool known = false;
+		for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+			if (keys[i].flag != c || o->nov >= NODE_MAX_OVERRIDES)
+				continue;
+			o->ov[o->nov].key = keys[i].key;
+			o->ov[o->nov++].value = c == 'm' ? "true" : optarg;
+			known = true;
+		}
+		if (!known)
+			return -usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
+	}
+	if (optind != argc)
+		return -usage_error("unexpected argument '%s'", argv[optind]);
+	return 0;
+}
+
+/*
+ * Checks that need the files a key names: whatever `run` would refuse,
+ * `config validate` and `check` refuse too. Building the TLS context once
+ * proves the certificate, key (permissions included), CA and pin.
+ */
+static int node_check_files(const mn_config *c, char *err, size_t errlen)
+{
+	if (!c->tls_cert_file[0])
+		return 0;
+	tls_server *t = tls_server_new(c, err, errlen);
+	if (!t)
+		return -1;
+	tls_server_free(t);
+	return 0;
+}
+
+int node_load_config(const node_opts *o, mn_config *out, char *err, size_t errlen)
+{
+	config_defaults(out);
+	if (o->config_path && config_load_file(out, o->config_path, err, errlen) != 0)
+		return -1;
+	if (config_apply_env(out, err, errlen) != 0)
+		return -1;
+	for (size_t i = 0; i < o->nov; i++) {
+		char e[CONFIG_ERR_MAX];
+		if (config_set(out, o->ov[i].key, o->ov[i].value, e, sizeof e) != 0) {
+			snprintf(err, errlen, "command line: %s", e);
+			return -1;
+		}
+	}
+	if (config_validate(out, err, errlen) != 0)
+		return -1;
+	return node_check_files(out, err, errlen);
+}
+
+/* Parse flags and load config; returns 0, or the exit code to use (>0). */
+static int load_for(int argc, char **argv, const char *cmd, const char *what, node_opts *o,
+                    mn_config *c)
+{
+	char err[CONFIG_ERR_MAX];
+	int r = parse_node_flags(argc, argv, o, cmd, what);
+
+	if (r != 0)
+		return r > 0 ? 0x100 : EXIT_USAGE; /* 0x100: --help printed */
+	if (node_load_config(o, c, err, sizeof err) != 0) {
+		fprintf(stderr, "macronode: config error: %s\n", err);
+		config_free(c);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	node_opts o;
+	mn_config c;
+	int r = load_for(argc, argv, "run", "Run the node in the foreground.", &o, &c);
+
+	if (r)
+		return r == 0x100 ? 0 : r;
+	return supervisor_run(&o, &c);
+}
+
+static int cmd_version(int argc, char **argv)
+{
+	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		printf("usage: macronode version [--json]\n");
+		return 0;
+	}
+	if (argc > 1 && strcmp(argv[1], "--json") == 0 && argc == 2) {
+		printf("{\"service\":\"macronode\",\"version\":\"%s\",\"git_sha\":\"%s\",\"build_ts\":\"%s\"}\n",
+		       MN_VERSION, MN_GIT_SHA, MN_BUILD_TS);
+		return 0;
+	}
+	if (argc > 1)
+		return usage_error("version: unexpected argument '%s'", argv[1]);
+	printf("macronode %s (git %s, built %s)\n", MN_VERSION, MN_GIT_SHA, MN_BUILD_TS);
+	return 0;
+}
+
+static int check_line(bool ok, const char *what, const char *detail)
+{
+	printf("%-5s %-10s %s\n", ok ? "ok" : "FAIL", what, detail);
+	return ok ? 0 : 1;
+}
+
+static int check_port(const char *what, const char *addr)
+{
+	struct sockaddr_storage ss;
+	unsigned len;
+	bool lo;
+	char err[256];
+
+	if (config_parse_addr(addr, &ss, &len, &lo) != 0)
+		return check_line(false, what, addr);
+	int fd = util_listen((struct sockaddr *)&ss, (socklen_t)len, 1, err, sizeof err);
+	if (fd < 0)
+		return check_line(false, what, err);
+	close(fd);
+	return check_line(true, what, addr);
+}
+
+static int check_data_dir(const mn_config *c)
+{
+	struct stat st;
+	char msg[CONFIG_PATH_MAX + 64];
+
+	if (c->amnesia)
+		return check_line(true, "data_dir", "amnesia: nothing is written to disk");
+	if (stat(c->data_dir, &st) != 0) {
+		snprintf(msg, sizeof msg, "%s: will be created (mode 0700)", c->data_dir);
+		return check_line(errno == ENOENT, "data_dir", errno == ENOENT ? msg : strerror(errno));
+	}
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || access(c->data_dir, W_OK | X_OK) != 0) {
+		snprintf(msg, sizeof msg, "%s: not a directory this user owns and can write", c->data_dir);
+		return check_line(false, "data_dir", msg);
+	}
+	snprintf(msg, sizeof msg, "%s%s", c->data_dir,
+	         (st.st_mode & 077) ? " (group/world bits will be removed at start)" : "");
+	return check_line(true, "data_dir", msg);
+}
+
+/* Keys and policy: a node without them starts, but denies every public
+ * request (fail secure), so these are warnings, not failures. */
+static void check_wall(const mn_config *c)
+{
+	char dir[CONFIG_PATH_MAX], bundle[CONFIG_PATH_MAX], pub[CONFIG_PATH_MAX];
+	char err[CONFIG_ERR_MAX], detail[2 * CONFIG_PATH_MAX + 128];
+	policy *p = NULL;
+
+	if (!(c->services & (CONFIG_SVC_GATEWAY | CONFIG_SVC_OMNIGATE)) ||
+	    config_keys_dir(c, dir, sizeof dir) != 0 || config_policy_file(c, bundle, sizeof bundle) != 0 ||
+	    config_policy_pubkey(c, pub, sizeof pub) != 0)
+		return;
+	captoken_keyring *kr = captoken_keyring_new();
+	if (kr && captoken_keyring_load_dir(kr, dir, err, sizeof err) == 0) {
+		snprintf(detail, sizeof detail, "%zu capability key(s) in %s", captoken_keyring_count(kr), dir);
+		(void)check_line(true, "keys", detail);
+	} else {
+		snprintf(detail, sizeof detail, "%s: every token will be refused (macronode init creates one)",
+		         kr ? err : "out of memory");
+		printf("%-5s %-10s %s\n", "warn", "keys", detail);
+	}
+	captoken_keyring_free(kr);
+	if (policy_load(bundle, pub, 0, &p, err, sizeof err) == 0) {
+		snprintf(detail, sizeof detail, "%s: version %llu, signature verified", bundle,
+		         (unsigned long long)policy_version(p));
+		(void)check_line(true, "policy", detail);
+		policy_free(p);
+	} else {
+		snprintf(detail, sizeof detail, "%s: every public request will be denied and /readyz not "
+		         "ready (macronode init creates a default)", err);
+		printf("%-5s %-10s %s\n", "warn", "policy", detail);
+	}
+}
+
+static int cmd_check(int argc, char **argv)
+{
+	node_opts o;
+	mn_config c;
+	int r = load_for(argc, argv, "check", "Check that the node can start here.", &o, &c);
+	int bad = 0;
+	char bits[32];
+
+	if (r)
+		return r == 0x100 ? 0 : r;
+	bad |= check_line(true, "config", o.config_path ? o.config_path : NODE_DEFAULT_CONFIG_NAME);
+	bad |= check_port("admin", c.admin_addr);
+	if (c.services & CONFIG_SVC_GATEWAY)
+		bad |= check_port("gateway", c.gateway_addr);
+	bad |= check_data_dir(&c);
+	snprintf(bits, sizeof bits, "%d bits", util_entropy_bits());
+	bad |= check_line(util_entropy_ready() && util_entropy_bits() >= 128, "entropy", bits);
+	check_wall(&c);
+	config_free(&c);
+	return bad ? EXIT_RUNTIME : 0;
+}
+
+static int cmd_config(int argc, char **argv)
+{
+	char err[CONFIG_ERR_MAX];
+	mn_config c;
+
+	static const char usage_config[] =
+		"usage: macronode config print [options]     effective config, secrets redacted\n"
+		"       macronode config validate FILE       check a config file\n"
+		"       macronode config docs                the config reference (markdown)\n";
+
+	if (argc < 2)
+		return usage_error("config: missing subcommand (%s)", "print|validate|docs");
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		fputs(usage_config, stdout);
+		return 0;
+	}
+	if (argc == 3 && strcmp(argv[1], "docs") == 0 &&
+	    (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+		printf("usage: macronode config docs\n\nPrint the reference of every config key "
+		       "(markdown, as in docs/config.md).\n");
+		return 0;
+	}
+	if (strcmp(argv[1], "validate") == 0) {
+		if (argc == 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+			printf("usage: macronode config validate FILE\n");
+			return 0;
+		}
+		if (argc != 3)
+			return usage_error("config validate: %s", "exactly one FILE expected");
+		config_defaults(&c);
+		int bad = config_load_file(&c, argv[2], err, sizeof err) != 0 ||
+		          config_validate(&c, err, sizeof err) != 0 ||
+		          node_check_files(&c, err, sizeof err) != 0;
+		config_free(&c);
+		if (bad) {
+			fprintf(stderr, "macronode: config error: %s\n", err);
+			return EXIT_USAGE;
+		}
+		printf("%s: ok\n", argv[2]);
+		return 0;
+	}
+	if (strcmp(argv[1], "print") == 0) {
+		node_opts o;
+		int r = load_for(argc - 1, argv + 1, "config print",
+		                 "Print the effective config (secrets redacted).", &o, &c);
+		if (r)
+			return r == 0x100 ? 0 : r;
+		r = config_print(&c, stdout) == 0 ? 0 : EXIT_RUNTIME;
+		config_free(&c);
+		return r;
+	}
+	if (strcmp(argv[1], "docs") == 0 && argc == 2)
+		return config_write_docs(stdout) == 0 ? 0 : EXIT_RUNTIME;
+	return usage_error("config: unknown subcommand '%s'", argv[1]);
+}
+
+static int cmd_doctor(int argc, char **argv)
+{
+	node_opts o;
+	mn_config c;
+	int r = load_for(argc, argv, "doctor", "Ask a running node what is wrong.", &o, &c);
+
+	if (r)
+		return r == 0x100 ? 0 : r;
+	r = doctor_run(&c);
+	config_free(&c);
+	return r;
+}
+
+int cli_main(int argc, char **argv)
+{
+	static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
+		{ "run", cmd_run }, { "check", cmd_check }, { "config", cmd_config },
+		{ "doctor", cmd_doctor }, { "version", cmd_version },
+		{ "put", client_put_main }, { "get", client_get_main },
+		{ "policy", policy_cli_main },
+		{ "token", token_cli_main },
+		{ "init", init_cli_main },
+	};
+
+	if (argc < 2) {
+		fputs(usage_main, stderr);
+		return EXIT_USAGE;
+	}
+	const char *w = argv[1];
+	if (strcmp(w, "help") == 0 || strcmp(w, "--help") == 0 || strcmp(w, "-h") == 0) {
+		fputs(usage_main, stdout);
+		return 0;
+	}
+	if (strcmp(w, "--version") == 0)
+		return cmd_version(1, argv + 1);
+	if (strcmp(w, "__service") == 0 && argc >= 3)
+		return svc_main(argv[2], argc - 2, argv + 2);
+	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+		if (strcmp(w, cmds[i].name) == 0)
+			return cmds[i].fn(argc - 1, argv + 1);
+	return usage_error("unknown command '%s'", w);
+}

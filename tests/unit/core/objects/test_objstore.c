@@ -1,0 +1,412 @@
+/*
+ * test_objstore.c — verify-before-serve and the upload writer on real files:
+ * a blob and outboard built with b3tree_builder into temp files pass
+ * objv_open and every objv_load; a flipped blob byte fails its group
+ * and only that group; a wrong length, a short or flipped outboard fail
+ * objv_open with the reason the services log; a blob cut short after open
+ * fails its last group. objput writes, caps and commits; integrity failures
+ * are counted; the storage socket path is built or refused.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <event2/event.h>
+
+#include "core/metrics/metrics.h"
+#include "core/objects/objstore.h"
+#include "lib/b3tree.h"
+
+#define GROUP   B3TREE_GROUP_LEN
+#define OBJ_LEN (3u * GROUP + 5u)   /* four groups, the last partial */
+
+typedef struct fixture {
+	char     dir[64], blob_path[96], ob_path[96];
+	uint8_t *data;
+	uint64_t len;
+	uint8_t  id[B3_OUT_LEN];
+} fixture;
+
+static void write_file(const char *path, const uint8_t *p, size_t n)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, p, n), (ssize_t)n);
+	close(fd);
+}
+
+/* Blob and outboard of len pseudo-random bytes, in dir. */
+static void build(fixture *F, uint64_t len)
+{
+	size_t oblen = b3tree_outboard_len(len);
+	uint8_t *ob = malloc(oblen);
+	b3tree_builder *b = b3tree_builder_new(ob, oblen);
+	uint32_t x = 2463534242u;
+
+	assert_non_null(b);
+	F->len = len;
+	F->data = malloc(len ? len : 1);
+	for (uint64_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		F->data[i] = (uint8_t)x;
+	}
+	assert_int_equal(b3tree_builder_update(b, F->data, len), 0);
+	assert_int_equal(b3tree_builder_finish(b, F->id), 0);
+	write_file(F->blob_path, F->data, len);
+	write_file(F->ob_path, ob, oblen);
+	b3tree_builder_free(b);
+	free(ob);
+}
+
+static int setup(void **state)
+{
+	fixture *F = calloc(1, sizeof *F);
+
+	snprintf(F->dir, sizeof F->dir, "/tmp/mn-objstore-XXXXXX");
+	if (!mkdtemp(F->dir))
+		return -1;
+	snprintf(F->blob_path, sizeof F->blob_path, "%s/blob", F->dir);
+	snprintf(F->ob_path, sizeof F->ob_path, "%s/outboard", F->dir);
+	build(F, OBJ_LEN);
+	*state = F;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fixture *F = *state;
+
+	unlink(F->blob_path);
+	unlink(F->ob_path);
+	rmdir(F->dir);
+	free(F->data);
+	free(F);
+	return 0;
+}
+
+/* objv_open on fresh fds of the fixture's files, against len. */
+static objv_result open_v(fixture *F, objv *v, uint64_t len, const char **why)
+{
+	int blob = open(F->blob_path, O_RDONLY), ob = open(F->ob_path, O_RDONLY);
+
+	assert_true(blob >= 0 && ob >= 0);
+	objv_init(v);
+	objv_adopt(v, blob, ob);
+	*why = NULL;
+	return objv_open(v, F->id, len, why);
+}
+
+/* Flip one byte of a file at off. */
+static void flip(const char *path, off_t off)
+{
+	int fd = open(path, O_RDWR);
+	uint8_t c;
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &c, 1, off), 1);
+	c ^= 0x01;
+	assert_int_equal(pwrite(fd, &c, 1, off), 1);
+	close(fd);
+}
+
+/* objv_load of group gi; its bytes, whole, in *p and *n. */
+static objv_result load(objv *v, uint64_t gi, const uint8_t **p, size_t *n, const char **why)
+{
+	objv_result rc = objv_load(v, gi * GROUP, why);
+
+	if (rc == OBJV_OK)
+		*p = objv_bytes(v, gi * GROUP, UINT64_MAX, n);
+	return rc;
+}
+
+static bool fd_is_open(int fd)
+{
+	return fcntl(fd, F_GETFD) >= 0 || errno != EBADF;
+}
+
+static void test_good_object(void **state)
+{
+	fixture *F = *state;
+	objv v;
+	const char *why;
+	const uint8_t *p;
+	size_t glen;
+	int blob_fd;
+
+	assert_int_equal(open_v(F, &v, F->len, &why), OBJV_OK);
+	for (uint64_t gi = 0; gi < 4; gi++) {
+		assert_int_equal(load(&v, gi, &p, &glen, &why), OBJV_OK);
+		assert_int_equal(glen, gi < 3 ? GROUP : 5u);
+		assert_memory_equal(p, F->data + gi * GROUP, glen);
+	}
+	/* Inside the held group: no read; bytes from an offset, capped. */
+	assert_int_equal(objv_load(&v, 3 * GROUP + 2, &why), OBJV_OK);
+	p = objv_bytes(&v, 3 * GROUP + 2, 2, &glen);
+	assert_int_equal(glen, 2);
+	assert_memory_equal(p, F->data + 3 * GROUP + 2, 2);
+	/* Past the end: no group to read. */
+	assert_int_equal(load(&v, 4, &p, &glen, &why), OBJV_INTEGRITY);
+	assert_string_equal(why, "blob shorter than its length");
+	blob_fd = v.blob;
+	objv_close(&v);
+	assert_false(fd_is_open(blob_fd));
+	assert_int_equal(v.blob, -1);
+	objv_close(&v);    /* idempotent */
+	objv_close(NULL);
+}
+
+static void test_one_group_objects(void **state)
+{
+	fixture *F = *state;
+	static const uint64_t lens[] = { 0, 1, GROUP };
+	objv v;
+	const char *why;
+	const uint8_t *p;
+	size_t glen;
+
+	for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+		free(F->data);
+		build(F, lens[i]);
+		assert_int_equal(open_v(F, &v, F->len, &why), OBJV_OK);
+		assert_int_equal(load(&v, 0, &p, &glen, &why), OBJV_OK);
+		assert_int_equal(glen, lens[i]);
+		objv_close(&v);
+		if (lens[i]) {
+			flip(F->blob_path, (off_t)lens[i] - 1);
+			assert_int_equal(open_v(F, &v, F->len, &why), OBJV_OK);
+			assert_int_equal(load(&v, 0, &p, &glen, &why), OBJV_INTEGRITY);
+			assert_string_equal(why, "group hash mismatch");
+			objv_close(&v);
+		}
+	}
+}
+
+static void test_flipped_blob_byte_fails_only_its_group(void **state)
+{
+	fixture *F = *state;
+	objv v;
+	const char *why;
+	const uint8_t *p;
+	size_t glen;
+
+	flip(F->blob_path, (off_t)(GROUP + 1234));
+	/* The outboard is untouched: open reads no blob byte. */
+	assert_int_equal(open_v(F, &v, F->len, &why), OBJV_OK);
+	for (uint64_t gi = 0; gi < 4; gi++) {
+		why = NULL;
+		if (gi == 1) {
+			assert_int_equal(load(&v, gi, &p, &glen, &why), OBJV_INTEGRITY);
+			assert_string_equal(why, "group hash mismatch");
+		} else {
+			assert_int_equal(load(&v, gi, &p, &glen, &why), OBJV_OK);
+			assert_null(why);
+		}
+	}
+	objv_close(&v);
+}
+
+static void test_wrong_length(void **state)
+{
+	fixture *F = *state;
+	objv v;
+	const char *why;
+
+	/* Same group count, so only the size check can catch it. */
+	assert_int_equal(open_v(F, &v, F->len - 1, &why), OBJV_INTEGRITY);
+	assert_string_equal(why, "blob or outboard size differs from the stored length");
+	objv_close(&v);
+	assert_int_equal(open_v(F, &v, F->len + GROUP, &why), OBJV_INTEGRITY);
+	assert_string_equal(why, "blob or outboard size differs from the stored length");
+	objv_close(&v);
+}
+
+static void test_truncated_outboard(void **state)
+{
+	fixture *F = *state;
+	objv v;
+	const char *why;
+
+	assert_int_equal(truncate(F->ob_path, (off_t)b3tree_outboard_len(F->len) - 1), 0);
+	assert_int_equal(open_v(F, &v, F->len, &why), OBJV_INTEGRITY);
+	assert_string_equal(why, "blob or outboard size differs from the stored length");
+	objv_close(&v);
+}
+
+static void test_flipped_outboard(void **state)
+{
+	fixture *F = *state;
+	objv v;
+	const char *why;
+
+	flip(F->ob_path, 2 * B3TREE_CV_LEN + 7);
+	assert_int_equal(open_v(F, &v, F->len, &why), OBJV_INTEGRITY);
+	assert_string_equal(why, "outboard does not hash to the id");
+	objv_close(&v);
+}
+
+static void test_blob_cut_after_open(void **state)
+{
+	fixture *F = *state;
+	objv v;
+	const char *why;
+	const uint8_t *p;
+	size_t glen;
+
+	assert_int_equal(open_v(F, &v, F->len, &why), OBJV_OK);
+	assert_int_equal(truncate(F->blob_path, (off_t)F->len - 1), 0);
+	assert_int_equal(load(&v, 0, &p, &glen, &why), OBJV_OK);
+	assert_int_equal(load(&v, 3, &p, &glen, &why), OBJV_INTEGRITY);
+	assert_string_equal(why, "blob shorter than its length");
+	objv_close(&v);
+}
+
+static void test_bad_fds(void **state)
+{
+	fixture *F = *state;
+	objv v;
+	const char *why = NULL;
+
+	objv_init(&v);
+	assert_int_equal(objv_open(&v, F->id, F->len, &why), OBJV_INTERNAL);
+	assert_string_equal(why, "cannot stat the object");
+	objv_close(&v);
+}
+
+static void test_integrity_fail_counts(void **state)
+{
+	fixture *F = *state;
+	metrics_series *mi = metrics_get("integrity_fail_total", "object=\"blob\"");
+	metrics_series *mr = metrics_get("rejected_total", "reason=\"integrity\"");
+	uint64_t bi = metrics_value(mi), br = metrics_value(mr);
+	struct event_base *base = event_base_new();
+	stor_client *c = stor_client_new(base, "/nonexistent/storage.sock");
+
+	assert_non_null(c);
+	objstore_integrity_fail(c, F->id, "group hash mismatch", "0123456789abcdef");
+	assert_int_equal(metrics_value(mi), bi + 1);
+	assert_int_equal(metrics_value(mr), br + 1);
+	stor_client_free(c);
+	event_base_free(base);
+}
+
+static int g_commit_status;
+
+static void on_commit(const stor_result *res, void *arg)
+{
+	(void)arg;
+	g_commit_status = res->status;
+}
+
+static void test_objput(void **state)
+{
+	fixture *F = *state;
+	struct event_base *base = event_base_new();
+	stor_client *c = stor_client_new(base, "/nonexistent/storage.sock");
+	int fd = open(F->blob_path, O_RDWR | O_TRUNC);
+	stor_result res = { .status = 200, .handle = 7, .fds = { fd, -1 } };
+	objput w;
+	struct stat st;
+
+	assert_non_null(c);
+	assert_true(fd >= 0);
+	objput_init(&w, c, 2 * GROUP + 10);
+	assert_false(objput_has_fd(&w));
+	objput_begun(&w, &res);
+	assert_true(objput_has_fd(&w));
+	/* A piece larger than OBJSTORE_PIECE goes out in several pwrites. */
+	assert_int_equal(objput_write(&w, F->data, 2 * GROUP), OBJPUT_OK);
+	assert_int_equal(objput_write(&w, F->data + 2 * GROUP, 10), OBJPUT_OK);
+	assert_int_equal(w.written, 2 * GROUP + 10);
+	/* Past the cap: refused whole, nothing written. */
+	assert_int_equal(objput_write(&w, F->data, 1), OBJPUT_TOO_LARGE);
+	assert_int_equal(w.written, 2 * GROUP + 10);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_size, 2 * GROUP + 10);
+	g_commit_status = 0;
+	objput_commit(&w, NULL, on_commit, NULL);
+	assert_false(fd_is_open(fd));
+	assert_false(w.have_handle);
+	for (int i = 0; i < 200 && !g_commit_status; i++) {
+		(void)event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+		usleep(10000);
+	}
+	assert_int_equal(g_commit_status, 503);   /* no storage at that path */
+	objput_abort(&w);                         /* handle consumed: nothing to do */
+	stor_client_free(c);
+	event_base_free(base);
+}
+
+static void test_objput_io_error(void **state)
+{
+	fixture *F = *state;
+	int fd = open(F->blob_path, O_RDONLY);
+	stor_result res = { .status = 200, .handle = 1, .fds = { fd, -1 } };
+	stor_result refused = { .status = 503, .fds = { -1, -1 } };
+	objput w;
+
+	assert_true(fd >= 0);
+	objput_init(&w, NULL, 100);
+	objput_begun(&w, &refused);
+	assert_false(objput_has_fd(&w));
+	objput_begun(&w, &res);
+	assert_int_equal(objput_write(&w, F->data, 10), OBJPUT_IO);
+	assert_int_equal(w.written, 0);
+	w.have_handle = false;   /* no client to abort through */
+	objput_abort(&w);
+	assert_false(fd_is_open(fd));
+}
+
+static void test_client_path(void **state)
+{
+	struct event_base *base = event_base_new();
+	mn_config *cfg = calloc(1, sizeof *cfg);
+	stor_client *c;
+
+	(void)state;
+	snprintf(cfg->runtime_dir, sizeof cfg->runtime_dir, "/tmp/run");
+	assert_non_null(c = objstore_client_new(base, cfg));
+	stor_client_free(c);
+	cfg->runtime_dir[0] = '\0';
+	snprintf(cfg->data_dir, sizeof cfg->data_dir, "./var");
+	assert_non_null(c = objstore_client_new(base, cfg));
+	stor_client_free(c);
+	/* Longer than sun_path (108 bytes): refused, not truncated. */
+	memset(cfg->runtime_dir, 'd', 100);
+	cfg->runtime_dir[0] = '/';
+	cfg->runtime_dir[100] = '\0';
+	assert_null(objstore_client_new(base, cfg));
+	free(cfg);
+	event_base_free(base);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_good_object, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_one_group_objects, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flipped_blob_byte_fails_only_its_group, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_wrong_length, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncated_outboard, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flipped_outboard, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_blob_cut_after_open, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_fds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_integrity_fail_counts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_objput, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_objput_io_error, setup, teardown),
+		cmocka_unit_test(test_client_path),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,571 @@
+/* The storage client (src/core/objects/stor_client.h) against the real storage
+ * service (src/svc/storage) on one event_base, over a real SEQPACKET
+ * listener in a temp dir: every verb end to end with fd passing, strict
+ * JSON on the server, responses in order, cancel, the breaker opening and
+ * recovering, the call timeout, and the SO_PEERCRED refusal. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <event2/event.h>
+
+#include "core/config/config.h"
+#include "core/metrics/metrics.h"
+#include "core/proto/oap.h"
+#include "core/objects/stor_client.h"
+#include "lib/b3tree.h"
+#include "lib/ipc.h"
+#include "lib/util.h"
+#include "svc/svc.h"
+
+#define KIB        1024u
+#define MAX_OBJ    (2u * 1024u * 1024u)
+#define MAX_CALLS  64u
+#define WAIT_MS    3000u
+
+typedef struct got {
+	bool        done;
+	int         seq;        /* completion order */
+	stor_result r;
+	char        msg[128];
+} got;
+
+typedef struct env {
+	char               dir[64];
+	char               sock[128];
+	struct event_base *base;
+	struct event      *tick;
+	svc                s;
+	bool               up;
+	stor_client       *c;
+	int                seq;
+} env;
+
+static env *E;
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd; (void)what; (void)arg;
+}
+
+static void on_result(const stor_result *r, void *arg)
+{
+	got *g = arg;
+
+	assert_false(g->done);
+	g->done = true;
+	g->seq = E->seq++;
+	g->r = *r;
+	snprintf(g->msg, sizeof g->msg, "%s", r->message ? r->message : "(null)");
+	g->r.message = g->msg;
+}
+
+/* Run the loop until *flag or ms pass. */
+static void run_until(const bool *flag, uint64_t ms)
+{
+	uint64_t end = util_now_ms() + ms;
+
+	while ((!flag || !*flag) && util_now_ms() < end)
+		event_base_loop(E->base, EVLOOP_ONCE);
+}
+
+static got *wait_for(got *g)
+{
+	run_until(&g->done, WAIT_MS);
+	assert_true(g->done);
+	return g;
+}
+
+static void server_start(bool amnesia)
+{
+	char err[256];
+
+	config_defaults(&E->s.cfg);
+	snprintf(E->s.cfg.data_dir, sizeof E->s.cfg.data_dir, "%s/data", E->dir);
+	E->s.cfg.storage_max_object_bytes = MAX_OBJ;
+	E->s.cfg.storage_max_uploads = 4;
+	E->s.cfg.amnesia = amnesia;
+	E->s.base = E->base;
+	E->s.ops = &storage_ops;
+	E->s.listen_fd = util_listen_unix(E->sock, SOCK_SEQPACKET, 0600, err, sizeof err);
+	if (E->s.listen_fd < 0)
+		fail_msg("listen: %s", err);
+	assert_int_equal(storage_ops.start(&E->s), 0);
+	E->up = true;
+}
+
+static void server_stop(void)
+{
+	if (!E->up)
+		return;
+	storage_ops.stop(&E->s);
+	close(E->s.listen_fd);
+	unlink(E->sock);
+	config_free(&E->s.cfg);
+	E->up = false;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb; (void)flag; (void)ftw;
+	return remove(path);
+}
+
+static int setup_common(void **state, bool amnesia)
+{
+	struct timeval tv = { 0, 20000 };
+
+	E = calloc(1, sizeof *E);
+	snprintf(E->dir, sizeof E->dir, "/tmp/mn-stor-XXXXXX");
+	if (!mkdtemp(E->dir))
+		return -1;
+	snprintf(E->sock, sizeof E->sock, "%s/storage.sock", E->dir);
+	E->base = event_base_new();
+	E->tick = event_new(E->base, -1, EV_PERSIST, on_tick, NULL);   /* keeps EVLOOP_ONCE short */
+	event_add(E->tick, &tv);
+	server_start(amnesia);
+	E->c = stor_client_new(E->base, E->sock);
+	assert_non_null(E->c);
+	*state = E;
+	return 0;
+}
+
+static int setup(void **state) { return setup_common(state, false); }
+static int setup_amnesia(void **state) { return setup_common(state, true); }
+
+static int teardown(void **state)
+{
+	(void)state;
+	stor_client_free(E->c);
+	server_stop();
+	event_free(E->tick);
+	event_base_free(E->base);
+	(void)nftw(E->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(E);
+	E = NULL;
+	return 0;
+}
+
+static uint8_t *make_data(size_t len, uint64_t seed)
+{
+	uint8_t *p = malloc(len ? len : 1);
+
+	for (size_t i = 0; i < len; i++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		p[i] = (uint8_t)(seed >> 33);
+	}
+	return p;
+}
+
+static size_t open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	size_t n = 0;
+
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* PUT_BEGIN, write through the passed fd, PUT_COMMIT. */
+static got put_object(const uint8_t *data, size_t len, const uint8_t *expect, uint64_t commit_len)
+{
+	got b = { 0 }, c = { 0 };
+
+	assert_non_null(stor_put_begin(E->c, len, on_result, &b));
+	assert_false(b.done);   /* never called from inside the call */
+	wait_for(&b);
+	assert_int_equal(b.r.status, 200);
+	assert_true(b.r.fds[0] >= 0);
+	assert_int_equal(b.r.fds[1], -1);
+	for (size_t off = 0; off < len;) {
+		ssize_t w = write(b.r.fds[0], data + off, len - off);
+		assert_true(w > 0);
+		off += (size_t)w;
+	}
+	close(b.r.fds[0]);
+	assert_non_null(stor_put_commit(E->c, b.r.handle, commit_len, expect, on_result, &c));
+	return *wait_for(&c);
+}
+
+static void test_ping(void **state)
+{
+	got g = { 0 };
+
+	(void)state;
+	assert_true(stor_client_ready(E->c));
+	assert_non_null(stor_ping(E->c, on_result, &g));
+	assert_false(g.done);
+	assert_int_equal(wait_for(&g)->r.status, 200);
+	assert_string_equal(g.msg, "");
+	assert_int_equal(g.r.fds[0], -1);
+}
+
+static void roundtrip(size_t len, uint64_t seed)
+{
+	uint8_t *data = make_data(len, seed), id[B3_OUT_LEN];
+	got c, s = { 0 }, o = { 0 };
+
+	b3_hash(data, len, id);
+	c = put_object(data, len, id, len);
+	assert_int_equal(c.r.status, 200);
+	assert_true(c.r.created);
+	assert_int_equal(c.r.len, len);
+	assert_memory_equal(c.r.id, id, B3_OUT_LEN);
+	stor_stat(E->c, id, on_result, &s);
+	assert_int_equal(wait_for(&s)->r.status, 200);
+	assert_int_equal(s.r.len, len);
+	stor_open(E->c, id, on_result, &o);
+	assert_int_equal(wait_for(&o)->r.status, 200);
+	assert_int_equal(o.r.len, len);
+	uint8_t *back = malloc(len + 1), ob[64 * B3TREE_CV_LEN];
+	assert_int_equal(pread(o.r.fds[0], back, len + 1, 0), (ssize_t)len);
+	assert_memory_equal(back, data, len);
+	size_t oblen = b3tree_outboard_len(len);
+	assert_true(oblen <= sizeof ob);
+	assert_int_equal(pread(o.r.fds[1], ob, sizeof ob, 0), (ssize_t)oblen);
+	assert_true(b3tree_outboard_ok(ob, len, id));
+	close(o.r.fds[0]);
+	close(o.r.fds[1]);
+	/* again: already there */
+	c = put_object(data, len, NULL, len);
+	assert_int_equal(c.r.status, 200);
+	assert_false(c.r.created);
+	free(back);
+	free(data);
+}
+
+static void test_roundtrip(void **state)
+{
+	(void)state;
+	roundtrip(0, 1);
+	roundtrip(64 * KIB + 1, 2);
+	roundtrip(1024 * KIB, 3);
+}
+
+static void test_errors(void **state)
+{
+	uint8_t *data = make_data(3000, 4), id[B3_OUT_LEN], other[B3_OUT_LEN];
+	metrics_series *m413 = metrics_get("rejected_total", "reason=\"413\"");
+	uint64_t before = metrics_value(m413);
+	got g = { 0 };
+
+	(void)state;
+	b3_hash(data, 3000, id);
+	b3_hash("x", 1, other);
+	stor_stat(E->c, id, on_result, &g);
+	assert_int_equal(wait_for(&g)->r.status, 404);
+	assert_string_equal(g.msg, "not found");
+	assert_int_equal(put_object(data, 3000, NULL, 2999).r.status, 400);
+	got m = put_object(data, 3000, other, 3000);
+	assert_int_equal(m.r.status, 422);
+	assert_string_equal(m.msg, "content does not hash to expect");
+	memset(&g, 0, sizeof g);
+	stor_stat(E->c, id, on_result, &g);
+	assert_int_equal(wait_for(&g)->r.status, 404);   /* nothing stored */
+	memset(&g, 0, sizeof g);
+	stor_put_begin(E->c, MAX_OBJ + 1, on_result, &g);
+	assert_int_equal(wait_for(&g)->r.status, 413);
+	assert_int_equal(g.r.fds[0], -1);
+	assert_int_equal(metrics_value(m413), before + 1);
+	/* abort: once 200, then 404 */
+	memset(&g, 0, sizeof g);
+	stor_put_begin(E->c, 10, on_result, &g);
+	wait_for(&g);
+	close(g.r.fds[0]);
+	uint64_t h = g.r.handle;
+	memset(&g, 0, sizeof g);
+	stor_put_abort(E->c, h, on_result, &g);
+	assert_int_equal(wait_for(&g)->r.status, 200);
+	memset(&g, 0, sizeof g);
+	stor_put_abort(E->c, h, on_result, &g);
+	assert_int_equal(wait_for(&g)->r.status, 404);
+	free(data);
+}
+
+static void test_quarantine(void **state)
+{
+	uint8_t *data = make_data(100 * KIB, 5);
+	got c = put_object(data, 100 * KIB, NULL, 100 * KIB), q = { 0 }, s = { 0 }, o = { 0 };
+
+	(void)state;
+	assert_int_equal(c.r.status, 200);
+	stor_quarantine(E->c, c.r.id, on_result, &q);
+	assert_int_equal(wait_for(&q)->r.status, 200);
+	stor_stat(E->c, c.r.id, on_result, &s);
+	assert_int_equal(wait_for(&s)->r.status, 502);
+	stor_open(E->c, c.r.id, on_result, &o);
+	assert_int_equal(wait_for(&o)->r.status, 502);
+	assert_int_equal(o.r.fds[0], -1);
+	assert_int_equal(o.r.fds[1], -1);
+	free(data);
+}
+
+static void test_order_and_cancel(void **state)
+{
+	got g[MAX_CALLS];
+	uint8_t id[B3_OUT_LEN];
+	got p = { 0 };
+
+	(void)state;
+	stor_ping(E->c, on_result, &p);   /* connected: both ends' sockets counted */
+	wait_for(&p);
+	size_t fds_before = open_fds();
+	memset(g, 0, sizeof g);
+	b3_hash("y", 1, id);
+	for (unsigned i = 0; i < MAX_CALLS; i++) {
+		stor_call *call = i % 3 == 0 ? stor_ping(E->c, on_result, &g[i])
+		                : i % 3 == 1 ? stor_stat(E->c, id, on_result, &g[i])
+		                             : stor_put_begin(E->c, 10, on_result, &g[i]);
+		assert_non_null(call);
+		if (i % 3 == 2)
+			stor_call_cancel(call);   /* its fd must be closed for us */
+	}
+	run_until(&g[MAX_CALLS - 1].done, WAIT_MS);   /* a ping: the last answered */
+	int seq = -1;
+	for (unsigned i = 0; i < MAX_CALLS; i++) {
+		if (i % 3 == 2) {
+			assert_false(g[i].done);
+			continue;
+		}
+		assert_true(g[i].done);
+		assert_int_equal(g[i].r.status, i % 3 == 0 ? 200 : 404);
+		assert_true(g[i].seq > seq);
+		seq = g[i].seq;
+	}
+	run_until(NULL, 100);
+	/* the client closed every fd of a cancelled call; the server keeps one
+	 * per upload it holds open (max_uploads of them, the rest got 503) */
+	assert_int_equal(open_fds(), fds_before + 4);
+}
+
+/* Send one raw frame on a fresh connection; the response's code. */
+static int raw_call(uint16_t flags, uint16_t code, uint16_t app, const char *payload, size_t padto)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	static uint8_t buf[OAP_INTERNAL_MAX_FRAME + 1024];
+	oap_frame f = { .flags = flags, .code = code, .app_proto_id = app, .corr_id = 77,
+	                .payload = (const uint8_t *)payload, .payload_len = strlen(payload) };
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0);
+	ssize_t n = oap_encode(&f, buf, sizeof buf);
+
+	assert_true(n > 0);
+	if (padto > (size_t)n)
+		n = (ssize_t)padto;   /* a datagram longer than the frame cap */
+	memcpy(sa.sun_path, E->sock, strlen(E->sock) + 1);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	assert_int_equal(send(fd, buf, (size_t)n, 0), n);
+	uint64_t end = util_now_ms() + WAIT_MS;
+	ssize_t r = -1;
+	while (r < 0 && util_now_ms() < end) {
+		event_base_loop(E->base, EVLOOP_ONCE);
+		r = recv(fd, buf, sizeof buf, 0);
+	}
+	close(fd);
+	assert_true(r >= (ssize_t)OAP_HDR_LEN);
+	buf[r] = '\0';
+	assert_int_equal(oap_decode(buf, (size_t)r, OAP_INTERNAL_MAX_FRAME, &f, &(size_t){ 0 }), OAP_OK);
+	assert_int_equal(f.corr_id, 77);
+	assert_int_equal(f.flags, OAP_F_RESP);
+	if (f.code >= 400)   /* the error envelope, exactly */
+		assert_non_null(strstr((const char *)f.payload, "\"corr_id\":\"000000000000004d\"}"));
+	return f.code;
+}
+
+static void test_strict_requests(void **state)
+{
+	const char *cid = "{\"cid\":\"b3:0000000000000000000000000000000000000000000000000000000000000000\"}";
+
+	(void)state;
+	assert_int_equal(raw_call(OAP_F_REQ, STOR_PING, STOR_APP_PROTO, "{}", 0), 200);
+	assert_int_equal(raw_call(OAP_F_REQ, STOR_PING, STOR_APP_PROTO, "{\"x\":1}", 0), 400);
+	assert_int_equal(raw_call(OAP_F_REQ, STOR_STAT, STOR_APP_PROTO, cid, 0), 404);
+	assert_int_equal(raw_call(OAP_F_REQ, STOR_STAT, STOR_APP_PROTO,
+	                          "{\"cid\":\"b3:00\",\"extra\":true}", 0), 400);
+	assert_int_equal(raw_call(OAP_F_REQ, STOR_STAT, STOR_APP_PROTO,
+	                          "{\"cid\":\"B3:0000000000000000000000000000000000000000000000000000000000000000\"}", 0), 400);
+	assert_int_equal(raw_call(OAP_F_REQ, STOR_PUT_BEGIN, STOR_APP_PROTO, "{\"max_len\":-1}", 0), 400);
+	assert_int_equal(raw_call(OAP_F_REQ, STOR_PUT_BEGIN, STOR_APP_PROTO, "{\"max_len\":1.5}", 0), 400);
+	assert_int_equal(raw_call(OAP_F_REQ, STOR_PUT_ABORT, STOR_APP_PROTO,
+	                          "{\"handle\":1,\"handle\":2}", 0), 400);
+	assert_int_equal(raw_call(OAP_F_REQ, STOR_PUT_COMMIT, STOR_APP_PROTO,
+	                          "{\"handle\":1,\"len\":0,\"expect\":5}", 0), 400);
+	assert_int_equal(raw_call(OAP_F_REQ, STOR_PING, STOR_APP_PROTO, "[]", 0), 400);
+	assert_int_equal(raw_call(OAP_F_REQ, STOR_PING, STOR_APP_PROTO, "{", 0), 400);
+	assert_int_equal(raw_call(OAP_F_REQ, 99, STOR_APP_PROTO, "{}", 0), 400);
+	assert_int_equal(raw_call(OAP_F_REQ, STOR_PING, 0x0200, "{}", 0), 400);
+	assert_int_equal(raw_call(OAP_F_REQ | OAP_F_COMP, STOR_PING, STOR_APP_PROTO, "{}", 0), 400);
+	assert_int_equal(raw_call(OAP_F_REQ, STOR_PING, STOR_APP_PROTO, "{}", OAP_INTERNAL_MAX_FRAME + 100), 413);
+}
+
+/* Server gone: 503s, the breaker opens after STOR_BREAKER_FAILURES, fails
+ * fast while open; a new server → recovers after STOR_BREAKER_OPEN_MS. */
+static void test_breaker(void **state)
+{
+	uint8_t *data = make_data(5000, 6);
+	got c = put_object(data, 5000, NULL, 5000), g[8];
+
+	(void)state;
+	assert_int_equal(c.r.status, 200);
+	server_stop();
+	memset(g, 0, sizeof g);
+	stor_ping(E->c, on_result, &g[0]);       /* the open connection is lost */
+	assert_int_equal(wait_for(&g[0])->r.status, 503);
+	for (unsigned i = 1; i < STOR_BREAKER_FAILURES; i++) {
+		assert_true(stor_client_ready(E->c));
+		stor_ping(E->c, on_result, &g[i]);   /* connect refused */
+		assert_int_equal(wait_for(&g[i])->r.status, 503);
+		assert_string_equal(g[i].msg, "storage unreachable");
+	}
+	assert_false(stor_client_ready(E->c));
+	uint64_t t0 = util_now_ms();
+	stor_ping(E->c, on_result, &g[5]);
+	assert_int_equal(wait_for(&g[5])->r.status, 503);
+	assert_string_equal(g[5].msg, "storage unavailable (breaker open)");
+	assert_true(util_now_ms() - t0 < 100);
+	server_start(false);
+	run_until(NULL, STOR_BREAKER_OPEN_MS / 2);
+	assert_false(stor_client_ready(E->c));   /* still open: no trial yet */
+	run_until(NULL, STOR_BREAKER_OPEN_MS / 2 + 300);
+	assert_true(stor_client_ready(E->c));    /* the probe closed it */
+	stor_stat(E->c, c.r.id, on_result, &g[6]);
+	assert_int_equal(wait_for(&g[6])->r.status, 200);   /* and the object survived */
+	assert_int_equal(g[6].r.len, 5000);
+	free(data);
+}
+
+/* A peer that accepts nothing and never answers: 503 after the timeout, for
+ * every call stuck behind it; STOR_BREAKER_FAILURES of them open the breaker. */
+static void test_timeout(void **state)
+{
+	char path[160], err[256];
+	got g[STOR_BREAKER_FAILURES + 1];
+
+	(void)state;
+	memset(g, 0, sizeof g);
+	snprintf(path, sizeof path, "%s/mute.sock", E->dir);
+	int lfd = util_listen_unix(path, SOCK_SEQPACKET, 0600, err, sizeof err);
+	assert_true(lfd >= 0);
+	stor_client *c = stor_client_new(E->base, path);
+	uint64_t t0 = util_now_ms();
+	for (unsigned i = 0; i < STOR_BREAKER_FAILURES; i++)
+		stor_ping(c, on_result, &g[i]);
+	run_until(&g[STOR_BREAKER_FAILURES - 1].done, STOR_CALL_TIMEOUT_MS + 2000);
+	assert_true(util_now_ms() - t0 >= STOR_CALL_TIMEOUT_MS - 10);
+	for (unsigned i = 0; i < STOR_BREAKER_FAILURES; i++) {
+		assert_true(g[i].done);
+		assert_int_equal(g[i].r.status, 503);
+		assert_string_equal(g[i].msg, "storage call timed out");
+	}
+	assert_false(stor_client_ready(c));
+	t0 = util_now_ms();
+	stor_ping(c, on_result, &g[STOR_BREAKER_FAILURES]);
+	assert_int_equal(wait_for(&g[STOR_BREAKER_FAILURES])->r.status, 503);
+	assert_string_equal(g[STOR_BREAKER_FAILURES].msg, "storage unavailable (breaker open)");
+	assert_true(util_now_ms() - t0 < 100);
+	stor_client_free(c);
+	close(lfd);
+}
+
+static bool freed_in_cb;
+
+static void on_result_free(const stor_result *r, void *arg)
+{
+	(void)r; (void)arg;
+	stor_client_free(E->c);
+	E->c = NULL;
+	freed_in_cb = true;
+}
+
+/* Freeing the client inside a callback; the other calls are dropped silently. */
+static void test_free_in_callback(void **state)
+{
+	got g = { 0 };
+
+	(void)state;
+	freed_in_cb = false;
+	stor_ping(E->c, on_result_free, NULL);
+	stor_ping(E->c, on_result, &g);
+	run_until(&freed_in_cb, WAIT_MS);
+	assert_true(freed_in_cb);
+	run_until(NULL, 100);
+	assert_false(g.done);
+}
+
+static void test_amnesia(void **state)
+{
+	char data_dir[128];
+	struct stat sb;
+
+	(void)state;
+	roundtrip(70 * KIB, 7);
+	snprintf(data_dir, sizeof data_dir, "%s/data", E->dir);
+	assert_int_equal(stat(data_dir, &sb), -1);   /* never created */
+	assert_int_equal(errno, ENOENT);
+}
+
+/* A peer of another uid is refused and counted. Needs root to setuid. */
+static void test_peercred(void **state)
+{
+	metrics_series *m = metrics_get("rejected_total", "reason=\"peercred\"");
+	uint64_t before = metrics_value(m);
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	assert_int_equal(chmod(E->dir, 0755), 0);
+	assert_int_equal(chmod(E->sock, 0666), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		char b[64];
+		if (setgid(65534) != 0 || setuid(65534) != 0)
+			_exit(2);
+		int fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+		memcpy(sa.sun_path, E->sock, strlen(E->sock) + 1);
+		if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
+			_exit(3);
+		ssize_t r = recv(fd, b, sizeof b, 0);   /* closed by the server */
+		_exit(r <= 0 ? 0 : 4);
+	}
+	int st = -1;
+	uint64_t end = util_now_ms() + WAIT_MS;
+	while (waitpid(pid, &st, WNOHANG) == 0 && util_now_ms() < end)
+		event_base_loop(E->base, EVLOOP_ONCE);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_int_equal(metrics_value(m), before + 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_ping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quarantine, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_order_and_cancel, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_strict_requests, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_breaker, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_free_in_callback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_amnesia, setup_amnesia, teardown),
+		cmocka_unit_test_setup_teardown(test_peercred, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,449 @@
+/* The object store (src/svc/storage/store.h), both backends: round trips at
+ * the group edges with the outboard proved against the id, every refusal
+ * with its exact status, quarantine, and what a crash leaves behind
+ * (uploads never committed, blob files with no record, tmp files) swept on
+ * re-open. The RAM backend must write nothing anywhere. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/metrics/metrics.h"
+#include "lib/b3tree.h"
+#include "svc/storage/store.h"
+
+#define KIB      1024u
+#define MIB      (1024u * 1024u)
+#define CAP      (4u * MIB)
+#define UPLOADS  3u
+#define OWNER    7u
+
+typedef struct fx {
+	char   dir[64];
+	bool   ram;
+	unsigned flags;
+	store *st;
+} fx;
+
+static const store_limits limits = { .max_object_bytes = CAP, .max_uploads = UPLOADS };
+
+static uint8_t *make_data(size_t len, uint64_t seed)
+{
+	uint8_t *p = malloc(len ? len : 1);
+
+	assert_non_null(p);
+	for (size_t i = 0; i < len; i++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		p[i] = (uint8_t)(seed >> 33);
+	}
+	return p;
+}
+
+static void write_all(int fd, const uint8_t *p, size_t n)
+{
+	size_t off = 0;
+
+	while (off < n) {
+		ssize_t w = pwrite(fd, p + off, n - off, (off_t)off);
+		assert_true(w > 0);
+		off += (size_t)w;
+	}
+}
+
+static uint8_t *read_all(int fd, size_t n)
+{
+	uint8_t *p = malloc(n ? n : 1);
+	size_t off = 0;
+
+	assert_non_null(p);
+	while (off < n) {
+		ssize_t r = pread(fd, p + off, n - off, (off_t)off);
+		assert_true(r > 0);
+		off += (size_t)r;
+	}
+	assert_int_equal(pread(fd, p, 1, (off_t)n), 0);   /* nothing past len */
+	return p;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb; (void)flag; (void)ftw;
+	return remove(path);
+}
+
+static size_t count_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	size_t n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+static void fx_open(fx *f)
+{
+	char err[512] = "";
+
+	f->st = f->ram ? store_ram_new(&limits, err, sizeof err)
+	               : store_disk_new(f->dir, &limits, f->flags, err, sizeof err);
+	if (!f->st)
+		fail_msg("store: %s", err);
+}
+
+static int fx_setup(void **state, bool ram, unsigned flags)
+{
+	fx *f = calloc(1, sizeof *f);
+
+	if (!f)
+		return -1;
+	snprintf(f->dir, sizeof f->dir, "/tmp/mn-store-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	f->ram = ram;
+	f->flags = flags;
+	fx_open(f);
+	*state = f;
+	return 0;
+}
+
+static int setup_disk(void **state) { return fx_setup(state, false, 0); }
+static int setup_disk_named(void **state) { return fx_setup(state, false, STORE_DISK_NO_TMPFILE); }
+static int setup_ram(void **state) { return fx_setup(state, true, 0); }
+
+static int teardown(void **state)
+{
+	fx *f = *state;
+
+	store_free(f->st);
+	(void)nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+/* Upload data (len bytes) and commit with expect; returns the status. */
+static store_status put(store *st, const uint8_t *data, size_t len, const uint8_t *expect,
+                        uint8_t id[B3_OUT_LEN], bool *created)
+{
+	uint64_t h;
+	int fd = -1;
+
+	assert_int_equal(store_put_begin(st, OWNER, len, &h, &fd), STORE_OK);
+	assert_true(fd >= 0);
+	write_all(fd, data, len);
+	close(fd);
+	return store_put_commit(st, OWNER, h, len, expect, id, created);
+}
+
+/* The outboard proves the id, and every group proves its bytes. */
+static void check_outboard(const uint8_t *data, size_t len, const uint8_t *ob,
+                           const uint8_t id[B3_OUT_LEN])
+{
+	size_t groups = b3tree_groups(len);
+
+	assert_true(b3tree_outboard_ok(ob, len, id));
+	for (size_t g = 0; g < groups; g++) {
+		int64_t glen = b3tree_group_len(len, g);
+		assert_true(glen >= 0);
+		assert_true(b3tree_group_ok(data + g * B3TREE_GROUP_LEN, (size_t)glen, g, len, ob, id));
+	}
+	if (len > 0) {   /* and a flipped byte is caught (the check can fail) */
+		uint8_t *bad = malloc(len);
+		memcpy(bad, data, len);
+		bad[len - 1] ^= 1;
+		size_t g = groups - 1;
+		assert_false(b3tree_group_ok(bad + g * B3TREE_GROUP_LEN,
+		                             (size_t)b3tree_group_len(len, g), g, len, ob, id));
+		free(bad);
+	}
+}
+
+static void roundtrip(fx *f, size_t len, uint64_t seed)
+{
+	uint8_t *data = make_data(len, seed), want[B3_OUT_LEN], id[B3_OUT_LEN];
+	bool created = false;
+	uint64_t got_len = 0;
+	int bfd = -1, ofd = -1;
+
+	b3_hash(data, len, want);
+	assert_int_equal(put(f->st, data, len, want, id, &created), STORE_OK);
+	assert_true(created);
+	assert_memory_equal(id, want, B3_OUT_LEN);
+	assert_int_equal(store_stat(f->st, id, &got_len), STORE_OK);
+	assert_int_equal(got_len, len);
+	assert_int_equal(store_open(f->st, id, &got_len, &bfd, &ofd), STORE_OK);
+	assert_int_equal(got_len, len);
+	uint8_t *back = read_all(bfd, len);
+	assert_memory_equal(back, data, len);
+	uint8_t *ob = read_all(ofd, b3tree_outboard_len(len));
+	check_outboard(data, len, ob, id);
+	assert_int_equal(write(bfd, "x", 1), -1);   /* served fds are read-only */
+	assert_int_equal(write(ofd, "x", 1), -1);
+	close(bfd);
+	close(ofd);
+	assert_int_equal(store_uploads_open(f->st), 0);
+	free(back);
+	free(ob);
+	free(data);
+}
+
+static void test_roundtrip_sizes(void **state)
+{
+	static const size_t sizes[] = { 0, 1, 64 * KIB, 64 * KIB + 1, 3 * MIB };
+
+	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+		roundtrip(*state, sizes[i], 1000 + i);
+}
+
+static void test_duplicate(void **state)
+{
+	fx *f = *state;
+	uint8_t *data = make_data(100 * KIB, 5), id1[B3_OUT_LEN], id2[B3_OUT_LEN];
+	bool created = true;
+
+	assert_int_equal(put(f->st, data, 100 * KIB, NULL, id1, &created), STORE_OK);
+	assert_true(created);
+	assert_int_equal(put(f->st, data, 100 * KIB, NULL, id2, &created), STORE_OK);
+	assert_false(created);
+	assert_memory_equal(id1, id2, B3_OUT_LEN);
+	free(data);
+}
+
+static void test_expect_mismatch(void **state)
+{
+	fx *f = *state;
+	uint8_t *data = make_data(70 * KIB, 6), wrong[B3_OUT_LEN], id[B3_OUT_LEN], real[B3_OUT_LEN];
+	bool created = false;
+	uint64_t len;
+
+	b3_hash("something else", 14, wrong);
+	b3_hash(data, 70 * KIB, real);
+	assert_int_equal(put(f->st, data, 70 * KIB, wrong, id, &created), STORE_MISMATCH);
+	assert_int_equal(store_stat(f->st, real, &len), STORE_NOT_FOUND);
+	assert_int_equal(store_stat(f->st, wrong, &len), STORE_NOT_FOUND);
+	assert_int_equal(store_uploads_open(f->st), 0);
+	if (!f->ram) {   /* nothing stored: no file left under objects/ or tmp/ */
+		char sub[128];
+		snprintf(sub, sizeof sub, "%s/objects", f->dir);
+		assert_int_equal(count_entries(sub), 0);
+		snprintf(sub, sizeof sub, "%s/tmp", f->dir);
+		assert_int_equal(count_entries(sub), 0);
+	}
+	free(data);
+}
+
+static void test_length_and_caps(void **state)
+{
+	fx *f = *state;
+	uint8_t *data = make_data(1000, 7), id[B3_OUT_LEN];
+	bool created;
+	uint64_t h;
+	int fd = -1;
+
+	assert_int_equal(store_put_begin(f->st, OWNER, CAP + 1, &h, &fd), STORE_TOO_LARGE);
+	assert_int_equal(fd, -1);
+	/* announced len differs from the file */
+	assert_int_equal(store_put_begin(f->st, OWNER, 2000, &h, &fd), STORE_OK);
+	write_all(fd, data, 1000);
+	close(fd);
+	assert_int_equal(store_put_commit(f->st, OWNER, h, 999, NULL, id, &created), STORE_BAD);
+	/* the upload is consumed by any commit */
+	assert_int_equal(store_put_commit(f->st, OWNER, h, 1000, NULL, id, &created), STORE_NOT_FOUND);
+	/* len over the upload's own max_len */
+	assert_int_equal(store_put_begin(f->st, OWNER, 500, &h, &fd), STORE_OK);
+	write_all(fd, data, 1000);
+	close(fd);
+	assert_int_equal(store_put_commit(f->st, OWNER, h, 1000, NULL, id, &created), STORE_TOO_LARGE);
+	assert_int_equal(store_uploads_open(f->st), 0);
+	free(data);
+}
+
+static void test_upload_slots_and_owners(void **state)
+{
+	fx *f = *state;
+	uint64_t h[UPLOADS + 1];
+	int fd[UPLOADS + 1];
+	uint8_t id[B3_OUT_LEN];
+	bool created;
+
+	for (unsigned i = 0; i < UPLOADS; i++) {
+		assert_int_equal(store_put_begin(f->st, i == 0 ? OWNER + 1 : OWNER, 10, &h[i], &fd[i]),
+		                 STORE_OK);
+		close(fd[i]);
+	}
+	assert_int_equal(store_put_begin(f->st, OWNER, 10, &h[UPLOADS], &fd[UPLOADS]), STORE_BUSY);
+	/* another owner's handle is not ours */
+	assert_int_equal(store_put_abort(f->st, OWNER, h[0]), STORE_NOT_FOUND);
+	assert_int_equal(store_put_commit(f->st, OWNER, h[0], 0, NULL, id, &created), STORE_NOT_FOUND);
+	assert_int_equal(store_put_abort(f->st, OWNER, h[1]), STORE_OK);
+	assert_int_equal(store_put_abort(f->st, OWNER, h[1]), STORE_NOT_FOUND);
+	assert_int_equal(store_uploads_open(f->st), UPLOADS - 1);
+	store_abort_owner(f->st, OWNER);
+	assert_int_equal(store_uploads_open(f->st), 1);
+	store_abort_owner(f->st, OWNER + 1);
+	assert_int_equal(store_uploads_open(f->st), 0);
+	if (f->flags & STORE_DISK_NO_TMPFILE) {   /* named temp files are gone too */
+		char tmp[128];
+		snprintf(tmp, sizeof tmp, "%s/tmp", f->dir);
+		assert_int_equal(count_entries(tmp), 0);
+	}
+}
+
+static void test_quarantine(void **state)
+{
+	fx *f = *state;
+	uint8_t *data = make_data(200 * KIB, 8), id[B3_OUT_LEN], unknown[B3_OUT_LEN] = { 1 };
+	bool created;
+	uint64_t len;
+	int bfd = -1, ofd = -1;
+
+	assert_int_equal(put(f->st, data, 200 * KIB, NULL, id, &created), STORE_OK);
+	assert_int_equal(store_quarantine(f->st, id), STORE_OK);
+	assert_int_equal(store_quarantine(f->st, id), STORE_OK);
+	assert_int_equal(store_quarantine(f->st, unknown), STORE_NOT_FOUND);
+	assert_int_equal(store_stat(f->st, id, &len), STORE_QUARANTINED);
+	assert_int_equal(store_open(f->st, id, &len, &bfd, &ofd), STORE_QUARANTINED);
+	assert_int_equal(bfd, -1);
+	assert_int_equal(ofd, -1);
+	if (!f->ram) {   /* durable */
+		store_free(f->st);
+		fx_open(f);
+		assert_int_equal(store_stat(f->st, id, &len), STORE_QUARANTINED);
+	}
+	/* the same bytes again (they hash to the id) replace it */
+	assert_int_equal(put(f->st, data, 200 * KIB, NULL, id, &created), STORE_OK);
+	assert_true(created);
+	assert_int_equal(store_open(f->st, id, &len, &bfd, &ofd), STORE_OK);
+	uint8_t *back = read_all(bfd, len);
+	assert_memory_equal(back, data, 200 * KIB);
+	close(bfd);
+	close(ofd);
+	free(back);
+	free(data);
+}
+
+/* Crash: an upload never committed, a blob and outboard with no record, a
+ * tmp file; a committed object and a quarantine mark survive. */
+static void test_crash_sweep(void **state)
+{
+	fx *f = *state;
+	uint8_t *data = make_data(130 * KIB, 9), id[B3_OUT_LEN], stray[B3_OUT_LEN];
+	char hex[B3_HEX_LEN + 1], path[256], sub[128];
+	bool created;
+	uint64_t h, len;
+	int fd;
+
+	assert_int_equal(put(f->st, data, 130 * KIB, NULL, id, &created), STORE_OK);
+	assert_int_equal(store_put_begin(f->st, OWNER, 10, &h, &fd), STORE_OK);
+	write_all(fd, (const uint8_t *)"half", 4);
+	close(fd);
+	b3_hash("stray", 5, stray);
+	b3_hex(stray, hex);
+	snprintf(sub, sizeof sub, "%s/objects/%.2s", f->dir, hex);
+	(void)mkdir(sub, 0700);
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof path, "%s/%s%s", sub, hex, i ? ".ob" : "");
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		assert_true(fd >= 0);
+		close(fd);
+	}
+	snprintf(path, sizeof path, "%s/tmp/up-junk", f->dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+
+	char err[256];
+	assert_null(store_disk_new(f->dir, &limits, 0, err, sizeof err));   /* locked */
+	store_free(f->st);   /* the "crash": the upload is never committed */
+	fx_open(f);
+	snprintf(path, sizeof path, "%s/tmp", f->dir);
+	assert_int_equal(count_entries(path), 0);
+	assert_int_equal(count_entries(sub), 0);
+	assert_int_equal(store_stat(f->st, stray, &len), STORE_NOT_FOUND);
+	assert_int_equal(store_stat(f->st, id, &len), STORE_OK);
+	assert_int_equal(len, 130 * KIB);
+	assert_int_equal(store_uploads_open(f->st), 0);
+	free(data);
+}
+
+/* A recorded object whose blob changed size on disk is never served. */
+static void test_damaged_blob(void **state)
+{
+	fx *f = *state;
+	uint8_t *data = make_data(90 * KIB, 10), id[B3_OUT_LEN];
+	char hex[B3_HEX_LEN + 1], path[256];
+	bool created;
+	uint64_t len;
+	int bfd = -1, ofd = -1;
+	metrics_series *m = metrics_get("integrity_fail_total", "object=\"blob\"");
+	uint64_t before = metrics_value(m);
+
+	assert_int_equal(put(f->st, data, 90 * KIB, NULL, id, &created), STORE_OK);
+	b3_hex(id, hex);
+	snprintf(path, sizeof path, "%s/objects/%.2s/%s", f->dir, hex, hex);
+	assert_int_equal(truncate(path, 1000), 0);
+	assert_int_equal(store_open(f->st, id, &len, &bfd, &ofd), STORE_QUARANTINED);
+	assert_int_equal(bfd, -1);
+	assert_int_equal(metrics_value(m), before + 1);
+	assert_int_equal(store_stat(f->st, id, &len), STORE_QUARANTINED);
+	free(data);
+}
+
+/* RAM: the upload is sealed at commit (the client's fd can no longer change
+ * the bytes), and nothing appears in any directory. */
+static void test_ram_sealed_and_diskless(void **state)
+{
+	fx *f = *state;
+	uint8_t *data = make_data(5000, 11), id[B3_OUT_LEN];
+	bool created;
+	uint64_t h;
+	int fd = -1;
+
+	assert_int_equal(store_put_begin(f->st, OWNER, 5000, &h, &fd), STORE_OK);
+	write_all(fd, data, 5000);
+	assert_int_equal(store_put_commit(f->st, OWNER, h, 5000, NULL, id, &created), STORE_OK);
+	errno = 0;
+	assert_int_equal(pwrite(fd, "x", 1, 0), -1);
+	assert_int_equal(errno, EPERM);
+	assert_int_equal(ftruncate(fd, 1), -1);
+	close(fd);
+	assert_int_equal(count_entries(f->dir), 0);
+	free(data);
+}
+
+#define BOTH(fn) \
+	cmocka_unit_test_setup_teardown(fn, setup_disk, teardown), \
+	cmocka_unit_test_setup_teardown(fn, setup_ram, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		BOTH(test_roundtrip_sizes),
+		cmocka_unit_test_setup_teardown(test_roundtrip_sizes, setup_disk_named, teardown),
+		BOTH(test_duplicate),
+		BOTH(test_expect_mismatch),
+		BOTH(test_length_and_caps),
+		BOTH(test_upload_slots_and_owners),
+		cmocka_unit_test_setup_teardown(test_upload_slots_and_owners, setup_disk_named, teardown),
+		BOTH(test_quarantine),
+		cmocka_unit_test_setup_teardown(test_crash_sweep, setup_disk, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_sweep, setup_disk_named, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_blob, setup_disk, teardown),
+		cmocka_unit_test_setup_teardown(test_ram_sealed_and_diskless, setup_ram, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
