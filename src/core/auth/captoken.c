@@ -145,6 +145,16 @@ int captoken_method_set(captoken_method *m, const char *s)
 
 /* ------------------------------------------------------------- encoding */
 
+static int scan_item(const uint8_t **pp, const uint8_t *end, int depth);
+
+/* A Custom caveat's value is exactly one well-formed item of the subset. */
+static bool custom_value_valid(const captoken_caveat *c)
+{
+	const uint8_t *p = c->bytes, *end = c->bytes + c->nbytes;
+	return c->nbytes > 0 && c->nbytes <= CAPTOKEN_MAX_CUSTOM &&
+	       scan_item(&p, end, 1) == 0 && p == end;
+}
+
 typedef struct {
 	uint8_t *p;
 	size_t cap, len;
@@ -245,8 +255,9 @@ static void w_caveat_value(wbuf *w, const captoken_caveat *c)
 		w_text(w, "name");
 		w_text(w, c->text2);
 		w_text(w, "cbor");
-		w_head(w, cbor_encode_bytestring_start, c->nbytes);
-		w_raw(w, c->bytes, c->nbytes);
+		if (!custom_value_valid(c))
+			w->err = true;
+		w_raw(w, c->bytes, c->nbytes);  /* the CBOR value itself, as the reference */
 		break;
 	default: /* the text-valued caveats */
 		w_text(w, c->text);
@@ -378,7 +389,7 @@ static int scan_item(const uint8_t **pp, const uint8_t *end, int depth)
 	}
 	size_t left = (size_t)(end - p);
 	switch (major) {
-	case 0:
+	case 0: case 1:                   /* unsigned and negative integers */
 		break;
 	case 2: case 3:
 		if (v > left)
@@ -396,7 +407,7 @@ static int scan_item(const uint8_t **pp, const uint8_t *end, int depth)
 		if (ai < 20 || ai > 22)   /* only false, true, null */
 			return -1;
 		break;
-	default:                          /* negative ints, tags */
+	default:                          /* tags */
 		return -1;
 	}
 	*pp = p;
@@ -482,14 +493,13 @@ static int get_custom(const cbor_item_t *v, captoken_caveat *c)
 	struct cbor_pair *p = get_map(v, k, 3);
 
 	if (!p || get_text(p[0].value, c->text, CAPTOKEN_MAX_TEXT) < 0 ||
-	    get_text(p[1].value, c->text2, CAPTOKEN_MAX_TEXT) < 0 ||
-	    !cbor_isa_bytestring(p[2].value) || !cbor_bytestring_is_definite(p[2].value) ||
-	    cbor_bytestring_length(p[2].value) > CAPTOKEN_MAX_CUSTOM)
+	    get_text(p[1].value, c->text2, CAPTOKEN_MAX_TEXT) < 0)
 		return -1;
-	c->nbytes = cbor_bytestring_length(p[2].value);
-	if (c->nbytes)
-		memcpy(c->bytes, cbor_bytestring_handle(p[2].value), c->nbytes);
-	return 0;
+	/* "cbor" is any CBOR value (the reference embeds it, not a byte string
+	 * wrapping it). scan_item already held it to canonical, definite form, so
+	 * re-serialising gives back its bytes; 0 means it is over the bound. */
+	c->nbytes = cbor_serialize(p[2].value, c->bytes, CAPTOKEN_MAX_CUSTOM);
+	return c->nbytes ? 0 : -1;
 }
 
 static int get_caveat_value(const cbor_item_t *v, captoken_caveat *c)
@@ -798,6 +808,11 @@ static captoken_result check_caveat(const captoken_caveat *c, const captoken_ctx
 	return CAPTOKEN_INTERNAL;
 }
 
+static bool captoken_cav_is_time(captoken_cav_kind k)
+{
+	return k == CAPTOKEN_CAV_EXP || k == CAPTOKEN_CAV_NBF;
+}
+
 static captoken_result check_mac(const captoken *t, const uint8_t *key)
 {
 	uint8_t mac[CAPTOKEN_MAC_LEN];
@@ -827,6 +842,12 @@ captoken_result captoken_check(const captoken *t, const captoken_keyring *kr,
 		return CAPTOKEN_UNKNOWN_KID;
 	if ((r = check_mac(t, key)) != CAPTOKEN_OK)
 		return r;
+	/* Time first, as the reference: an expired token is 401 "expired" even
+	 * outside its scope, so a client learns to refresh rather than to widen. */
+	for (size_t i = 0; i < t->ncaveats; i++)
+		if (captoken_cav_is_time(t->caveats[i].kind) &&
+		    (r = check_caveat(&t->caveats[i], ctx, info)) != CAPTOKEN_OK)
+			return r;
 	if ((r = check_scope(t, ctx)) != CAPTOKEN_OK)
 		return r;
 	for (size_t i = 0; i < t->ncaveats; i++)

@@ -146,6 +146,11 @@ static void test_vector_a_verdicts(void **state)
 	assert_int_equal(captoken_verify(VEC_A, strlen(VEC_A), kr, &c, &info), CAPTOKEN_OK);
 	c.now = EXP_A + 61;
 	assert_int_equal(captoken_verify(VEC_A, strlen(VEC_A), kr, &c, &info), CAPTOKEN_EXPIRED);
+	/* Time is checked before scope (as the reference): expired and outside the
+	 * prefix and method is "expired", so the client refreshes. */
+	c = ctx_a("POST", "/other");
+	c.now = EXP_A + 61;
+	assert_int_equal(captoken_verify(VEC_A, strlen(VEC_A), kr, &c, &info), CAPTOKEN_EXPIRED);
 	/* Wrong key, unknown kid. */
 	captoken_keyring *k2 = captoken_keyring_new();
 	uint8_t other[32] = { 1 };
@@ -507,6 +512,71 @@ static void test_mint_attenuate(void **state)
 	captoken_keyring_free(kr);
 }
 
+/* Custom caveat, as the reference encodes it: {"ns","name","cbor": <value>}
+ * with the value itself embedded (not a byte string wrapping it). */
+static void test_custom_caveat_wire(void **state)
+{
+	(void)state;
+	/* The value {"k": -2, "l": [true, null]} */
+	static const uint8_t val[] = { 0xa2, 0x61, 'k', 0x21, 0x61, 'l', 0x82, 0xf5, 0xf6 };
+	captoken_caveat cv;
+	uint8_t buf[256];
+	size_t n;
+
+	memset(&cv, 0, sizeof cv);
+	cv.kind = CAPTOKEN_CAV_CUSTOM;
+	strcpy(cv.text, "acme");
+	strcpy(cv.text2, "tier");
+	memcpy(cv.bytes, val, sizeof val);
+	cv.nbytes = sizeof val;
+	assert_int_equal(captoken_caveat_cbor(&cv, buf, sizeof buf, &n), 0);
+	static const uint8_t want[] = {
+		0xa2, 0x61, 't', 0x66, 'C', 'u', 's', 't', 'o', 'm', 0x61, 'v',
+		0xa3, 0x62, 'n', 's', 0x64, 'a', 'c', 'm', 'e',
+		0x64, 'n', 'a', 'm', 'e', 0x64, 't', 'i', 'e', 'r',
+		0x64, 'c', 'b', 'o', 'r',
+		0xa2, 0x61, 'k', 0x21, 0x61, 'l', 0x82, 0xf5, 0xf6,
+	};
+	assert_int_equal(n, sizeof want);
+	assert_memory_equal(buf, want, sizeof want);
+
+	/* A token carrying it decodes, re-mints to the same string, and is refused
+	 * by the verifier (no handler for namespace "acme"). */
+	captoken *t = captoken_new(), *d = NULL;
+	char tok[CAPTOKEN_MAX_TOKEN + 1], tok2[CAPTOKEN_MAX_TOKEN + 1];
+	captoken_keyring *kr = ring_a();
+	captoken_ctx c = ctx_a("GET", "/o/x");
+	strcpy(t->tid, "ct");
+	strcpy(t->kid, "k1");
+	t->caveats[0] = cv;
+	t->ncaveats = 1;
+	assert_int_equal(captoken_mint(t, KEY_A, tok, sizeof tok), 0);
+	assert_int_equal(captoken_decode(tok, strlen(tok), &d), CAPTOKEN_OK);
+	assert_int_equal(d->ncaveats, 1);
+	assert_int_equal(d->caveats[0].kind, CAPTOKEN_CAV_CUSTOM);
+	assert_string_equal(d->caveats[0].text, "acme");
+	assert_string_equal(d->caveats[0].text2, "tier");
+	assert_int_equal(d->caveats[0].nbytes, sizeof val);
+	assert_memory_equal(d->caveats[0].bytes, val, sizeof val);
+	assert_int_equal(captoken_mint(d, KEY_A, tok2, sizeof tok2), 0);
+	assert_string_equal(tok, tok2);
+	assert_int_equal(captoken_verify(tok, strlen(tok), kr, &c, NULL), CAPTOKEN_CUSTOM);
+	captoken_free(d);
+
+	/* A value that is not exactly one item is not minted. */
+	t->caveats[0].nbytes = 0;
+	assert_int_not_equal(captoken_mint(t, KEY_A, tok, sizeof tok), 0);
+	t->caveats[0].bytes[0] = 0x01;
+	t->caveats[0].bytes[1] = 0x02;
+	t->caveats[0].nbytes = 2;             /* two items */
+	assert_int_not_equal(captoken_mint(t, KEY_A, tok, sizeof tok), 0);
+	t->caveats[0].bytes[0] = 0x62;        /* text of 2, only 1 byte there */
+	t->caveats[0].nbytes = 2;
+	assert_int_not_equal(captoken_mint(t, KEY_A, tok, sizeof tok), 0);
+	captoken_free(t);
+	captoken_keyring_free(kr);
+}
+
 static void write_key(const char *path, const char *content, mode_t mode)
 {
 	FILE *f = fopen(path, "w");
@@ -611,6 +681,7 @@ int main(void)
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_bad_cbor),
 		cmocka_unit_test(test_mint_attenuate),
+		cmocka_unit_test(test_custom_caveat_wire),
 		cmocka_unit_test(test_keyring_files),
 	};
 	if (sodium_init() < 0)
