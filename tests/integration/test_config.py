@@ -246,3 +246,24 @@ def test_docs_lists_every_key():
     for key in ("admin.addr", "gateway.workers", "limits.max_body", "timeouts.header",
                 "drain.deadline", "log.level", "amnesia", "tls.cert_file"):
         assert "`%s`" % key in r.stdout or key in r.stdout, key
+
+
+def test_validate_judges_file_plus_environment(tmp_dir):
+    """`config validate` judges what `run` would: the file plus RON_* variables.
+    A non-loopback admin address is refused on its own and accepted when
+    RON_ADMIN_TOKEN supplies the token; the messages say which variables took
+    part and never echo the token."""
+    secret = "env-admin-token-0123456789-abcdef"
+    p = write(tmp_dir, {"admin": {"addr": "0.0.0.0:9600"}})
+    r = run_cli(["config", "validate", p], env={"RON_ADMIN_TOKEN": ""})
+    assert r.returncode == 2, r.stderr
+    assert "no RON_* variables set" in r.stderr, r.stderr
+    r = run_cli(["config", "validate", p], env={"RON_ADMIN_TOKEN": secret})
+    assert r.returncode == 0, r.stderr
+    assert "(with environment: RON_ADMIN_TOKEN)" in r.stdout, r.stdout
+    assert secret not in r.stdout + r.stderr
+    # A bad value from the environment is refused, naming the variable.
+    r = run_cli(["config", "validate", p], env={"RON_ADMIN_TOKEN": secret, "RON_LOG": "loud"})
+    assert r.returncode == 2
+    assert "RON_LOG" in r.stderr, r.stderr
+    assert secret not in r.stdout + r.stderr

@@ -794,6 +794,25 @@ int config_apply_env(mn_config *c, char *err, size_t errlen)
 	return 0;
 }
 
+void config_env_names(char *out, size_t outlen)
+{
+	size_t used = 0;
+	if (outlen == 0)
+		return;
+	out[0] = '\0';
+	for (size_t i = 0; i < config_table_len; i++) {
+		const char *env = config_table[i].env, *v = env ? getenv(env) : NULL;
+		if (!v || *v == '\0')
+			continue;
+		int n = snprintf(out + used, outlen - used, "%s%s", used ? ", " : "", env);
+		if (n < 0 || (size_t)n >= outlen - used) {
+			out[used] = '\0';  /* cut at a whole name */
+			return;
+		}
+		used += (size_t)n;
+	}
+}
+
 int config_set(mn_config *c, const char *key, const char *value, char *err, size_t errlen)
 {
 	const config_key *k = key ? table_find(key) : NULL;

@@ -150,6 +150,11 @@ int config_load_string(mn_config *c, const char *json, const char *name, char *e
 __attribute__((warn_unused_result))
 int config_apply_env(mn_config *c, char *err, size_t errlen);
 
+/* The names of the RON_* variables config_apply_env would apply now (set and
+ * non-empty), comma-separated into out ("" when none); for messages that say
+ * where a value came from. Never a value. */
+void config_env_names(char *out, size_t outlen);
+
 /* Set one key by its dotted path from a string value (CLI flags use this). */
 __attribute__((warn_unused_result))
 int config_set(mn_config *c, const char *key, const char *value, char *err, size_t errlen);

@@ -34,7 +34,7 @@ static const char usage_main[] =
 	"  run              run the node (supervisor, admin plane, services)\n"
 	"  check            can the node start here? (config, ports, data dir, entropy)\n"
 	"  config print     print the effective config (file, env, flags; secrets redacted)\n"
-	"  config validate FILE   validate a config file\n"
+	"  config validate FILE   judge FILE + RON_* environment as run would\n"
 	"  config docs      print the config reference (docs/config.md)\n"
 	"  doctor           ask a running node what is wrong\n"
 	"  put FILE --peer HOST:PORT     store a file on a node over OAP/1 (TLS), print its id\n"
@@ -158,6 +158,28 @@ int node_load_config(const node_opts *o, mn_config *out, char *err, size_t errle
 	if (config_validate(out, err, errlen) != 0)
 		return -1;
 	return node_check_files(out, err, errlen);
+}
+
+/* `config validate FILE` judges what `run --config FILE` would: defaults <
+ * file < RON_* environment, then every cross-key rule and the files the
+ * config names. Which variables took part is said either way. */
+static int cmd_config_validate(const char *path)
+{
+	node_opts o = { .config_path = path };
+	mn_config c;
+	char err[CONFIG_ERR_MAX], env[512];
+	int bad = node_load_config(&o, &c, err, sizeof err) != 0;
+
+	config_free(&c);
+	config_env_names(env, sizeof env);
+	if (bad) {
+		fprintf(stderr, "macronode: config error: %s\n", err);
+		fprintf(stderr, "macronode: judged as `run` would: defaults < %s < environment (%s)\n",
+		        path, env[0] ? env : "no RON_* variables set");
+		return EXIT_USAGE;
+	}
+	printf("%s: ok%s%s%s\n", path, env[0] ? " (with environment: " : "", env, env[0] ? ")" : "");
+	return 0;
 }
 
 /* Parse flags and load config; returns 0, or the exit code to use (>0). */
@@ -305,7 +327,6 @@ static int cmd_check(int argc, char **argv)
 
 static int cmd_config(int argc, char **argv)
 {
-	char err[CONFIG_ERR_MAX];
 	mn_config c;
 
 	static const char usage_config[] =
@@ -332,17 +353,7 @@ static int cmd_config(int argc, char **argv)
 		}
 		if (argc != 3)
 			return usage_error("config validate: %s", "exactly one FILE expected");
-		config_defaults(&c);
-		int bad = config_load_file(&c, argv[2], err, sizeof err) != 0 ||
-		          config_validate(&c, err, sizeof err) != 0 ||
-		          node_check_files(&c, err, sizeof err) != 0;
-		config_free(&c);
-		if (bad) {
-			fprintf(stderr, "macronode: config error: %s\n", err);
-			return EXIT_USAGE;
-		}
-		printf("%s: ok\n", argv[2]);
-		return 0;
+		return cmd_config_validate(argv[2]);
 	}
 	if (strcmp(argv[1], "print") == 0) {
 		node_opts o;
