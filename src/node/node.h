@@ -132,6 +132,8 @@ char *readiness_status(supervisor *s);
 
 /* CLI (cli.c): main dispatch. */
 int cli_main(int argc, char **argv);
+/* No core file, not dumpable: every process may hold a secret (cli.c). */
+void cli_harden_process(void);
 /* `macronode doctor`. */
 int doctor_run(const mn_config *cfg);
 /* `macronode policy keygen|sign|verify|eval` (policy_cli.c). */

@@ -8,6 +8,8 @@
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -383,6 +385,22 @@ static int cmd_doctor(int argc, char **argv)
 	return r;
 }
 
+/*
+ * Every macronode process may hold a secret: the supervisor the admin token,
+ * services bearer tokens in their request buffers, the CLI keys it mints or
+ * signs with. None of them writes a core file (RLIMIT_CORE 0/0) and none is
+ * dumpable (PR_SET_DUMPABLE 0: no core, no ptrace attach by the same user,
+ * /proc/<pid>/mem and environ owned by root). Set before anything is read,
+ * and inherited by the children across fork + exec (exec of a binary the user
+ * resets dumpable, and every child passes through cli_main again).
+ */
+void cli_harden_process(void)
+{
+	struct rlimit nocore = { 0, 0 };
+	(void)setrlimit(RLIMIT_CORE, &nocore);
+	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
 int cli_main(int argc, char **argv)
 {
 	static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
@@ -394,6 +412,7 @@ int cli_main(int argc, char **argv)
 		{ "init", init_cli_main },
 	};
 
+	cli_harden_process();
 	if (argc < 2) {
 		fputs(usage_main, stderr);
 		return EXIT_USAGE;
