@@ -8,7 +8,7 @@ PYTEST     ?= /usr/bin/python3 -m pytest
 PYTEST_ARGS ?= -q -p no:cacheprovider
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build run test unit integration asan clang fuzz fuzz-smoke bench clean
+.PHONY: all deps build run test unit integration asan clang fuzz fuzz-smoke bench chaos soak clean
 
 all: build
 
@@ -86,6 +86,17 @@ fuzz: deps $(FUZZ_BUILD)/build.ninja
 
 bench: build
 	bash bench/admin.sh
+
+# Not part of `make test`: long-running set-ups with a verdict of their own.
+# chaos: kill -9 each service CHAOS_ROUNDS times under a mixed load; 0 lost writes.
+CHAOS_ROUNDS ?= 10
+chaos: build
+	CHAOS_ROUNDS=$(CHAOS_ROUNDS) MACRONODE_BIN=$(CURDIR)/$(BUILD)/macronode /usr/bin/python3 bench/chaos.py
+
+# soak: SOAK_MINUTES of load with faults; fds must not grow, RSS within 5 %.
+SOAK_MINUTES ?= 30
+soak: build
+	SOAK_MINUTES=$(SOAK_MINUTES) MACRONODE_BIN=$(CURDIR)/$(BUILD)/macronode /usr/bin/python3 bench/soak.py
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(CLANG_BUILD) $(FUZZ_BUILD)
