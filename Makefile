@@ -8,7 +8,7 @@ PYTEST     ?= /usr/bin/python3 -m pytest
 PYTEST_ARGS ?= -q -p no:cacheprovider
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build run test unit integration asan clang fuzz fuzz-smoke bench chaos soak clean
+.PHONY: all deps build run test unit integration asan clang fuzz fuzz-smoke bench chaos soak fuzz-long clean
 
 all: build
 
@@ -79,10 +79,16 @@ fuzz: deps $(FUZZ_BUILD)/build.ninja
 	  mkdir -p $(FUZZ_BUILD)/corpus/$$name; \
 	  echo "fuzz: $$name for $(FUZZ_SECONDS)s"; \
 	  seeds=; [ -d fuzz/corpus/$$name ] && seeds=fuzz/corpus/$$name; \
-	  $$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 -rss_limit_mb=2048 \
+	  $$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -rss_limit_mb=2048 \
 	    $(FUZZ_BUILD)/corpus/$$name $$seeds >$(FUZZ_BUILD)/$$name.log 2>&1 \
 	    || { tail -50 $(FUZZ_BUILD)/$$name.log; exit 1; }; \
+	  echo "fuzz: $$name: $$(grep -E '^#[0-9]+' $(FUZZ_BUILD)/$$name.log | tail -1 | sed -E 's/^#([0-9]+)[[:space:]]+[A-Z]+/execs \1,/') crashes 0"; \
 	done
+
+# Every target for an hour each (FUZZ_SECONDS to change it); prints execs and
+# coverage per target. Not part of `make test`.
+fuzz-long:
+	$(MAKE) fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-3600}
 
 bench: build
 	bash bench/admin.sh
