@@ -8,7 +8,7 @@ PYTEST     ?= /usr/bin/python3 -m pytest
 PYTEST_ARGS ?= -q -p no:cacheprovider
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build run test unit integration asan clang fuzz fuzz-smoke bench chaos soak fuzz-long clean
+.PHONY: all deps build run test unit integration asan clang fuzz fuzz-smoke bench chaos soak fuzz-long models clean
 
 all: build
 
@@ -62,7 +62,7 @@ clang: deps $(CLANG_BUILD)/build.ninja
 fuzz-smoke:
 	$(MAKE) fuzz FUZZ_SECONDS=60
 
-test: unit integration clang asan fuzz-smoke
+test: unit integration clang models asan fuzz-smoke
 	@echo "make test: all suites passed"
 
 # libFuzzer smoke run of every target for FUZZ_SECONDS each (CI: FUZZ_SECONDS=20).
@@ -92,6 +92,20 @@ fuzz-long:
 
 bench: build
 	bash bench/admin.sh
+
+# The readiness DAG and shed order in Promela (models/readiness.pml), checked
+# exhaustively by SPIN; the model's verdict table must equal the one the C
+# unit test walks through readiness.c (tests/vectors/readiness_table.txt).
+MODELS_BUILD ?= build-models
+models: deps
+	@rm -rf $(MODELS_BUILD) && mkdir -p $(MODELS_BUILD)
+	cp models/readiness.pml $(MODELS_BUILD)/
+	(cd $(MODELS_BUILD) && spin -a readiness.pml >/dev/null && cc -O2 -w -o pan pan.c && ./pan >pan.out 2>&1); \
+	  grep -q 'errors: 0' $(MODELS_BUILD)/pan.out || { cat $(MODELS_BUILD)/pan.out; exit 1; }
+	@grep -E 'states, stored|errors:' $(MODELS_BUILD)/pan.out
+	(cd $(MODELS_BUILD) && spin -DTABLE readiness.pml) | sed -n 's/^ *\([#0-9]\)/\1/p' >$(MODELS_BUILD)/table.txt
+	diff -u tests/vectors/readiness_table.txt $(MODELS_BUILD)/table.txt
+	@echo "models: readiness model holds; its table matches tests/vectors/readiness_table.txt"
 
 # Not part of `make test`: long-running set-ups with a verdict of their own.
 # chaos: kill -9 each service CHAOS_ROUNDS times under a mixed load; 0 lost writes.

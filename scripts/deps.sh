@@ -13,6 +13,8 @@ PKGS=(
   libseccomp-dev librust-blake3-dev
   # tests
   libcmocka-dev python3-pytest curl openssl b3sum prometheus procps
+  # checks: the readiness model, static analysis
+  spin cppcheck clang-tools-14
   # benchmarks
   wrk nginx-light nghttp2-client
 )
