@@ -8,7 +8,7 @@ PYTEST     ?= /usr/bin/python3 -m pytest
 PYTEST_ARGS ?= -q -p no:cacheprovider
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build run test unit integration asan clang fuzz fuzz-smoke bench chaos soak fuzz-long models clean
+.PHONY: all deps build run test unit integration asan clang fuzz fuzz-smoke bench chaos soak drills fuzz-long models clean
 
 all: build
 
@@ -112,6 +112,10 @@ models: deps
 CHAOS_ROUNDS ?= 10
 chaos: build
 	CHAOS_ROUNDS=$(CHAOS_ROUNDS) MACRONODE_BIN=$(CURDIR)/$(BUILD)/macronode /usr/bin/python3 bench/chaos.py
+
+# drills: the seed's red-team drills against a fresh node, one verdict line each.
+drills: build
+	MACRONODE_BIN=$(CURDIR)/$(BUILD)/macronode /usr/bin/python3 bench/drills.py
 
 # soak: SOAK_MINUTES of load with faults; fds must not grow, RSS within 5 %.
 SOAK_MINUTES ?= 30

@@ -37,7 +37,7 @@ def free_port():
 class Node:
     """macronode run with gateway (HTTPS, 2 workers), storage and omnigate."""
 
-    def __init__(self, workers=2, log_level="warn"):
+    def __init__(self, workers=2, log_level="warn", extra=None):
         self.tmp = tempfile.mkdtemp(prefix="mn-bench-")
         self.data = os.path.join(self.tmp, "var")
         self.aport, self.gport, self.oport = free_port(), free_port(), free_port()
@@ -47,6 +47,7 @@ class Node:
         self.logf = None
         self.workers = workers
         self.log_level = log_level
+        self.extra = extra or {}
 
     def _cert(self):
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
@@ -75,6 +76,8 @@ class Node:
             "limits": {"requests_per_second": 0},
             "tls": {"cert_file": self.cert, "key_file": self.key},
         }
+        for section, keys in self.extra.items():   # one level deep, as the config is
+            cfg.setdefault(section, {}).update(keys)
         path = os.path.join(self.tmp, "node.json")
         with open(path, "w") as f:
             json.dump(cfg, f)
