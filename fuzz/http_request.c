@@ -12,7 +12,7 @@
  *
  * Build by hand (from the repository root; `make fuzz` does the same):
  *   clang -g -O1 -std=c17 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
- *     -Isrc fuzz/http_request.c src/core/net/http.c src/core/net/http_conn.c \
+ *     -Isrc fuzz/http_request.c src/core/net/conn.c src/core/net/http.c src/core/net/http_conn.c \
  *     src/core/net/http_resp.c src/core/metrics/metrics.c src/lib/log.c src/lib/tbucket.c \
  *     -levent_core -lhttp_parser -lm -o build/fuzz_http_request
  * Run:

@@ -1,5 +1,5 @@
 /*
- * http.c — HTTP/1.1 server: listener, connection cap, TLS transport,
+ * http.c — HTTP/1.1 server: listener (conn.h) and its connection cap,
  * limits, routing and admission (404/405/429/503/413), metrics, drain and
  * the request accessors. The per-connection state machine lives in http_conn.c,
  * response framing in http_resp.c.
@@ -8,16 +8,9 @@
 #include "core/net/http_int.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 #include <inttypes.h>
 #include <netinet/in.h>
-#include <openssl/bio.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -530,119 +523,39 @@ static void conn_cap_refuse(http_server *srv, int fd)
 	close(fd);
 }
 
-static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
-                      int salen, void *arg)
+/* Over max_connections (conn_listener's cap): the canned 503. */
+static void on_refuse(void *arg, int fd, const struct sockaddr *sa, socklen_t salen)
 {
-	http_server *srv = arg;
-
-	(void)lev;
-	if (srv->draining) {
-		close(fd);
-		return;
-	}
-	if (srv->nconns >= srv->limits.max_connections) {
-		conn_cap_refuse(srv, fd);
-		return;
-	}
-	(void)http_conn_new(srv, fd, sa, (socklen_t)salen);
+	(void)sa;
+	(void)salen;
+	conn_cap_refuse(arg, fd);
 }
 
-static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
+static void on_accept(void *arg, int fd, const struct sockaddr *sa, socklen_t salen)
 {
-	http_server *srv = arg;
-
-	(void)fd;
-	(void)what;
-	if (srv->lev && !srv->draining)
-		(void)evconnlistener_enable(srv->lev);
+	(void)http_conn_new(arg, fd, sa, salen);
 }
 
-static void on_accept_error(struct evconnlistener *lev, void *arg)
+static size_t on_live(void *arg)
 {
-	http_server *srv = arg;
-	struct timeval tv = { 0, (suseconds_t)(HTTP_ACCEPT_BACKOFF_MS * 1000u) };
-	int err = EVUTIL_SOCKET_ERROR();
-
-	if (tbucket_take(&srv->log_rate, 1, http_now_ms()))
-		log_kv(LOG_LEVEL_WARN, "http accept failed", "error", strerror(err), NULL);
-	(void)evconnlistener_disable(lev);
-	evtimer_add(srv->accept_retry, &tv);
+	return http_server_connections(arg);
 }
 
 int http_server_listen_fd(http_server *srv, int fd, bool own_fd)
 {
-	unsigned flags = LEV_OPT_CLOSE_ON_EXEC | (own_fd ? LEV_OPT_CLOSE_ON_FREE : 0);
+	conn_listener_opts o = {
+		.on_accept = on_accept, .on_refuse = on_refuse, .live = on_live,
+		.max_conns = srv ? srv->limits.max_connections : 0, .arg = srv,
+		.log_msg = "http accept failed", .own_fd = own_fd,
+	};
 
-	if (!srv || fd < 0 || srv->lev)
+	if (!srv || fd < 0 || srv->lst)
 		return -1;
-	/* backlog 0: the fd is already listening; libevent must not call listen(). */
-	srv->lev = evconnlistener_new(srv->base, on_accept, srv, flags, 0, fd);
-	if (!srv->lev)
+	if (!(srv->lst = conn_listener_new(srv->base, fd, &o)))
 		return -1;
-	evconnlistener_set_error_cb(srv->lev, on_accept_error);
 	if (srv->draining)
-		(void)evconnlistener_disable(srv->lev);
+		conn_listener_enable(srv->lst, false);
 	return 0;
-}
-
-/* ---- TLS transport ------------------------------------------------- */
-
-struct bufferevent *http_tls_bev_new(http_server *srv, int fd, bool *tls)
-{
-	struct bufferevent *bev;
-	SSL *ssl;
-
-	*tls = false;
-	if (!srv->tls)
-		return bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	ssl = tls_server_ssl_new(srv->tls);
-	if (!ssl)
-		return NULL;
-	/* OpenSSL 3 reports a peer that closes without close_notify as a
-	 * protocol error; libevent's dirty-shutdown switch only knows the old
-	 * form. HTTP framing catches a truncated request by itself, so such a
-	 * close is an EOF here, exactly as on plaintext. */
-	SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
-	bev = bufferevent_openssl_socket_new(srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-	                                     BEV_OPT_CLOSE_ON_FREE);
-	/* On failure libevent 2.1 may or may not have freed ssl already (it
-	 * depends on how far it got): leaking one SSL under memory exhaustion
-	 * beats a double free. */
-	if (!bev)
-		return NULL;
-	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	*tls = true;
-	return bev;
-}
-
-/*
- * close_notify on a graceful close: without it a TLS peer cannot tell a
- * complete close-delimited body from a cut one, so aborts never send it.
- * Best effort: written straight to the socket, never waited for.
- */
-void http_tls_close_notify(struct bufferevent *bev)
-{
-	SSL *ssl = bufferevent_openssl_get_ssl(bev);
-
-	if (!ssl || !SSL_is_init_finished(ssl) || (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN))
-		return;
-	(void)SSL_shutdown(ssl);
-	ERR_clear_error();
-}
-
-/*
- * A peer that went away without sending a byte (a TCP probe) never attempted
- * a handshake and is not counted; a silent peer cut at the deadline is.
- */
-void http_tls_failed(http_server *srv, struct bufferevent *bev, const char *why)
-{
-	char reason[256];
-
-	if (!tls_handshake_failure(bev, why, reason, sizeof reason))
-		return;
-	metrics_inc(srv->m_tls_fail, 1);
-	if (tbucket_take(&srv->log_rate, 1, http_now_ms()))
-		log_kv(LOG_LEVEL_INFO, "tls handshake failed", "reason", reason, NULL);
 }
 
 /* ---- server lifetime ------------------------------------------------ */
@@ -679,8 +592,7 @@ http_server *http_server_new(struct event_base *base, const http_server_opts *op
 	srv->gate_arg = opts->gate_arg;
 	srv->nroutes = opts->nroutes;
 	srv->stats = calloc(opts->nroutes + 1, sizeof *srv->stats);
-	srv->accept_retry = evtimer_new(base, on_accept_retry, srv);
-	if (!srv->stats || !srv->accept_retry) {
+	if (!srv->stats) {
 		http_server_free(srv);
 		return NULL;
 	}
@@ -698,10 +610,7 @@ void http_server_free(http_server *srv)
 		return;
 	/* Tearing down is not draining: never call done() from here. */
 	srv->drain_done = NULL;
-	if (srv->lev)
-		evconnlistener_free(srv->lev);
-	if (srv->accept_retry)
-		event_free(srv->accept_retry);
+	conn_listener_free(srv->lst);
 	while (srv->conns)
 		http_conn_free(srv->conns);
 	free(srv->stats);
@@ -727,6 +636,8 @@ void http_server_set_limits(http_server *srv, const http_limits *limits)
 	if (first || old_rps != srv->limits.requests_per_second)
 		tbucket_init(&srv->rate, srv->limits.requests_per_second,
 		             srv->limits.requests_per_second, http_now_ms());
+	if (srv->lst)
+		conn_listener_set_cap(srv->lst, srv->limits.max_connections);
 }
 
 /* A connection was freed. The drain callback must be the last thing run:
@@ -757,9 +668,8 @@ void http_server_drain(http_server *srv, void (*done)(void *arg), void *arg)
 	srv->draining = true;
 	srv->drain_done = done;
 	srv->drain_arg = arg;
-	if (srv->lev)
-		(void)evconnlistener_disable(srv->lev);
-	evtimer_del(srv->accept_retry);
+	if (srv->lst)
+		conn_listener_enable(srv->lst, false);
 	for (c = srv->conns; c; c = next) {
 		next = c->next;
 		http_conn_drain(c);
@@ -852,9 +762,7 @@ const uint8_t *http_req_body(const http_req *r, size_t *len)
 
 const struct sockaddr *http_req_peer(const http_req *r, socklen_t *len)
 {
-	if (len)
-		*len = r->conn->peerlen;
-	return (const struct sockaddr *)&r->conn->peer;
+	return conn_peer(r->conn->t, len);
 }
 
 http_class http_req_route_class(const http_req *r)
@@ -871,15 +779,7 @@ const char *http_req_corr_id(const http_req *r)
 
 void *http_req_peer_cert(const http_req *r)
 {
-	SSL *ssl;
-
-	if (!r->conn || !r->conn->tls || !(ssl = bufferevent_openssl_get_ssl(r->conn->bev)))
-		return NULL;
-	/* Only a chain the handshake verified counts (tls.c requires one when
-	 * a client CA is configured). */
-	if (SSL_get_verify_result(ssl) != X509_V_OK)
-		return NULL;
-	return SSL_get0_peer_certificate(ssl);
+	return r->conn ? conn_peer_cert(r->conn->t) : NULL;
 }
 
 struct event_base *http_req_base(const http_req *r)

@@ -10,23 +10,18 @@
  * pointer is valid. Responses that end asynchronously schedule the loop via
  * the connection's defer event instead of re-entering it.
  *
- * Closing is always deferred: http_conn_set_state(CLOSED) only disables the
- * bufferevent and activates the defer event; the struct is freed there, when
- * no callback of ours is on the stack.
- *
- * TLS (http_server_set_tls): the bufferevent is a bufferevent_openssl and the
- * connection starts in HANDSHAKE, with its own deadline; everything after the
- * handshake is the plaintext machine on decrypted bytes. A graceful close
- * (LINGER, or closing an idle connection) sends close_notify first; aborts
- * do not, so that a peer can tell a cut response from a complete one.
+ * The transport is a conn (conn.h): it owns the bufferevent, the TLS
+ * handshake and its deadline, flush, linger and the deferred free; this file
+ * keeps the HTTP machine and the read-side deadlines it arms on the conn.
+ * Closing is always deferred: http_conn_set_state(CLOSED) closes the conn,
+ * whose on_close frees us at its next safe point, when no callback of ours
+ * is on the stack. A graceful close (linger, or closing an idle connection)
+ * sends close_notify first; aborts do not, so that a peer can tell a cut
+ * response from a complete one.
  */
 #include "core/net/http_int.h"
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/event.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -383,20 +378,19 @@ static const http_parser_settings conn_settings = {
 
 struct evbuffer *http_conn_output(struct http_conn *c)
 {
-	return bufferevent_get_output(c->bev);
+	return conn_output(c->t);
 }
 
-static void conn_arm(struct http_conn *c, uint64_t ms)
+bool http_conn_can_write(const struct http_conn *c)
 {
-	struct timeval tv = { (time_t)(ms / 1000u), (suseconds_t)((ms % 1000u) * 1000u) };
-
-	evtimer_add(c->timer, &tv);
+	return conn_can_write(c->t);
 }
 
 /*
  * The one place a connection changes state. Each state owns its read-side
  * deadline and whether we read at all; the write deadline is the
- * bufferevent's and runs whenever output is pending. CLOSED is terminal.
+ * transport's and runs whenever output is pending. FLUSH hands the rest
+ * (flush, linger, close) to the transport; CLOSED is terminal.
  */
 void http_conn_set_state(struct http_conn *c, enum http_conn_state st)
 {
@@ -408,47 +402,30 @@ void http_conn_set_state(struct http_conn *c, enum http_conn_state st)
 	c->state = st;
 	switch (st) {
 	case HTTP_CONN_HANDSHAKE:
-		/* Absolute, like the header deadline: a stalled handshake is cut. */
-		conn_arm(c, c->srv->tls_handshake_ms);
-		(void)bufferevent_enable(c->bev, EV_READ);
-		break;
+		break;   /* the transport's, with its own deadline */
 	case HTTP_CONN_IDLE:
 		/* A fresh connection must send its request as promptly as a header block. */
-		conn_arm(c, c->nreq ? l->idle_timeout_ms : l->header_timeout_ms);
-		(void)bufferevent_enable(c->bev, EV_READ);
+		conn_arm(c->t, c->nreq ? l->idle_timeout_ms : l->header_timeout_ms);
+		conn_read(c->t, true);
 		break;
 	case HTTP_CONN_HEADERS:
 		/* Absolute: reads do not extend it (slow-loris). */
 		c->hdr_bytes = 0;
-		conn_arm(c, l->header_timeout_ms);
+		conn_arm(c->t, l->header_timeout_ms);
 		break;
 	case HTTP_CONN_BODY:
-		conn_arm(c, l->read_timeout_ms);
+		conn_arm(c->t, l->read_timeout_ms);
 		break;
 	case HTTP_CONN_WAIT:
-		evtimer_del(c->timer);
+		conn_disarm(c->t);
 		break;
 	case HTTP_CONN_FLUSH:
-		evtimer_del(c->timer);
-		(void)bufferevent_disable(c->bev, EV_READ);
-		if (evbuffer_get_length(http_conn_output(c)) == 0)
-			http_conn_set_state(c, c->peer_eof ? HTTP_CONN_CLOSED : HTTP_CONN_LINGER);
-		break;
-	case HTTP_CONN_LINGER:
-		if (c->tls)
-			http_tls_close_notify(c->bev);
-		(void)shutdown(bufferevent_getfd(c->bev), SHUT_WR);
-		c->linger_bytes = 0;
-		conn_arm(c, HTTP_LINGER_MS);
-		(void)bufferevent_enable(c->bev, EV_READ);
+		/* No deadline of ours: the write deadline bounds the flush. */
+		conn_flush(c->t, true, 0);
 		break;
 	case HTTP_CONN_CLOSED:
 		/* Between requests nothing is cut: a clean close. */
-		if (prev == HTTP_CONN_IDLE && c->tls)
-			http_tls_close_notify(c->bev);
-		evtimer_del(c->timer);
-		(void)bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-		event_active(c->defer, EV_TIMEOUT, 1);
+		conn_close(c->t, prev == HTTP_CONN_IDLE);
 		break;
 	}
 }
@@ -458,7 +435,7 @@ void http_conn_schedule(struct http_conn *c)
 	if (c->in_process)
 		c->again = true;
 	else
-		event_active(c->defer, EV_TIMEOUT, 1);
+		conn_schedule(c->t);
 }
 
 /* The handler loses the request: on_close once, then its calls fail. */
@@ -486,11 +463,8 @@ void http_conn_abort(struct http_conn *c, enum http_reject why)
 
 void http_conn_abort_output(struct http_conn *c, bool reset)
 {
-	struct linger lg = { 1, 0 };
-
 	if (reset) {
-		/* close() with a zero linger sends RST: the client sees an error. */
-		(void)setsockopt(bufferevent_getfd(c->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+		conn_reset(c->t);
 		http_conn_set_state(c, HTTP_CONN_CLOSED);
 	} else if (c->state < HTTP_CONN_FLUSH) {
 		http_conn_set_state(c, HTTP_CONN_FLUSH);
@@ -512,7 +486,7 @@ static void conn_parse_failed(struct http_conn *c, enum http_errno e)
 bool http_conn_resp_must_close(struct http_conn *c, http_req *r)
 {
 	return !r->keepalive || r->want_close || !r->body_complete || c->srv->draining ||
-	       c->peer_eof || c->state >= HTTP_CONN_FLUSH || r->resp.framing == HTTP_FRAME_EOF;
+	       conn_peer_eof(c->t) || c->state >= HTTP_CONN_FLUSH || r->resp.framing == HTTP_FRAME_EOF;
 }
 
 /*
@@ -664,7 +638,7 @@ static int conn_after_execute(struct http_conn *c, size_t n)
 /* Feed the parser from the first input chunk. 1: progress, call again. */
 static int conn_step(struct http_conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = conn_input(c->t);
 	struct evbuffer_iovec v;
 	enum http_conn_state st;
 	size_t len, n;
@@ -696,7 +670,7 @@ static int conn_step(struct http_conn *c)
 	if (st == HTTP_CONN_HEADERS)
 		c->hdr_bytes += n;
 	else if (st == HTTP_CONN_BODY && n && c->state == HTTP_CONN_BODY)
-		conn_arm(c, c->srv->limits.read_timeout_ms);  /* per-read deadline */
+		conn_arm(c->t, c->srv->limits.read_timeout_ms);  /* per-read deadline */
 	return conn_after_execute(c, n);
 }
 
@@ -706,9 +680,9 @@ static void conn_sync_body_timer(struct http_conn *c)
 	if (c->state != HTTP_CONN_BODY)
 		return;
 	if (!conn_can_parse(c))
-		evtimer_del(c->timer);
-	else if (!evtimer_pending(c->timer, NULL))
-		conn_arm(c, c->srv->limits.read_timeout_ms);
+		conn_disarm(c->t);
+	else if (!conn_is_armed(c->t))
+		conn_arm(c->t, c->srv->limits.read_timeout_ms);
 }
 
 void http_conn_process(struct http_conn *c)
@@ -724,7 +698,7 @@ void http_conn_process(struct http_conn *c)
 			;
 		if (c->req && c->state == HTTP_CONN_WAIT)
 			conn_deliver_end(c->req);
-		if (c->drain_kick && c->state < HTTP_CONN_LINGER) {
+		if (c->drain_kick && http_conn_can_write(c)) {
 			c->drain_kick = false;
 			if (c->req)
 				http_resp_check_drain(c->req);
@@ -734,37 +708,23 @@ void http_conn_process(struct http_conn *c)
 	conn_sync_body_timer(c);
 }
 
-/* ---- libevent callbacks ----------------------------------------------- */
+/* ---- transport callbacks (conn_ops) ------------------------------------ */
 
-static void on_read(struct bufferevent *bev, void *arg)
+static void on_read(void *arg)
 {
-	struct http_conn *c = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
-
-	if (c->state == HTTP_CONN_LINGER) {
-		c->linger_bytes += evbuffer_get_length(in);
-		(void)evbuffer_drain(in, evbuffer_get_length(in));
-		if (c->linger_bytes > HTTP_LINGER_MAX_BYTES)
-			http_conn_set_state(c, HTTP_CONN_CLOSED);
-		return;
-	}
-	http_conn_process(c);
+	http_conn_process(arg);
 }
 
-static void on_write(struct bufferevent *bev, void *arg)
+static void on_write(void *arg)
 {
 	struct http_conn *c = arg;
-	size_t pending = evbuffer_get_length(bufferevent_get_output(bev));
 
-	if (c->state == HTTP_CONN_FLUSH) {
-		if (pending == 0)
-			http_conn_set_state(c, c->peer_eof ? HTTP_CONN_CLOSED : HTTP_CONN_LINGER);
+	if (c->state >= HTTP_CONN_FLUSH)
 		return;
-	}
-	if (c->req && c->state < HTTP_CONN_FLUSH)
+	if (c->req)
 		http_resp_check_drain(c->req);
 	if ((c->state == HTTP_CONN_IDLE || c->state == HTTP_CONN_HEADERS) &&
-	    evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+	    evbuffer_get_length(conn_input(c->t)) > 0)
 		http_conn_schedule(c);
 }
 
@@ -772,11 +732,6 @@ static void conn_on_eof(struct http_conn *c)
 {
 	http_req *r = c->req;
 
-	c->peer_eof = true;
-	if (c->state == HTTP_CONN_LINGER) {
-		http_conn_set_state(c, HTTP_CONN_CLOSED);
-		return;
-	}
 	/* A client that hangs up while its request is being handled is gone
 	 * (as nginx treats it); do not keep a backend busy for it. */
 	if (r && r->dispatched && r->resp.state != HTTP_RESP_ENDED) {
@@ -787,57 +742,38 @@ static void conn_on_eof(struct http_conn *c)
 		http_conn_set_state(c, HTTP_CONN_FLUSH);
 }
 
-/* The handshake did not complete: count (see http_tls_failed) and close. */
-static void conn_tls_failed(struct http_conn *c, const char *why)
-{
-	http_tls_failed(c->srv, c->bev, why);
-	http_conn_set_state(c, HTTP_CONN_CLOSED);
-}
-
-static void conn_tls_event(struct http_conn *c, short what)
-{
-	if (what & BEV_EVENT_CONNECTED) {
-		/* Input may have arrived with the last handshake flight. */
-		http_conn_set_state(c, HTTP_CONN_IDLE);
-		http_conn_schedule(c);
-	} else {
-		conn_tls_failed(c, (what & BEV_EVENT_TIMEOUT) ? "handshake write timeout" : NULL);
-	}
-}
-
-static void on_event(struct bufferevent *bev, short what, void *arg)
+/* The TLS handshake is done; input may have arrived with its last flight. */
+static void on_open(void *arg)
 {
 	struct http_conn *c = arg;
 
-	(void)bev;
+	http_conn_set_state(c, HTTP_CONN_IDLE);
+	http_conn_schedule(c);
+}
+
+static void on_event(void *arg, unsigned what)
+{
+	struct http_conn *c = arg;
+
 	if (c->state == HTTP_CONN_CLOSED)
 		return;
-	if (c->state == HTTP_CONN_HANDSHAKE) {
-		conn_tls_event(c, what);
-		return;
-	}
-	if (what & BEV_EVENT_TIMEOUT)
+	if (what & CONN_EV_TIMEOUT)
 		http_conn_abort(c, HTTP_REJ_TIMEOUT);  /* write deadline */
-	else if (what & BEV_EVENT_ERROR)
+	else if (what & CONN_EV_ERROR)
 		http_conn_abort(c, HTTP_REJ_NONE);
-	else if (what & BEV_EVENT_EOF)
+	else if (what & CONN_EV_EOF)
 		conn_on_eof(c);
 }
 
-static void on_timer(evutil_socket_t fd, short what, void *arg)
+static void on_timer(void *arg)
 {
 	struct http_conn *c = arg;
 
-	(void)fd;
-	(void)what;
 	switch (c->state) {
-	case HTTP_CONN_HANDSHAKE:
-		conn_tls_failed(c, "handshake timeout");
-		break;
 	case HTTP_CONN_IDLE:
 		/* Still delivering the last answer: the write deadline governs that. */
-		if (evbuffer_get_length(http_conn_output(c))) {
-			conn_arm(c, c->srv->limits.idle_timeout_ms);
+		if (conn_out_len(c->t)) {
+			conn_arm(c->t, c->srv->limits.idle_timeout_ms);
 			break;
 		}
 		/* Keep-alive expiry is normal; a connection that never sent a request is not. */
@@ -855,109 +791,83 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		if (c->state < HTTP_CONN_FLUSH)
 			http_conn_set_state(c, HTTP_CONN_FLUSH);
 		break;
-	case HTTP_CONN_LINGER:
-		http_conn_set_state(c, HTTP_CONN_CLOSED);
-		break;
 	default:
 		break;
 	}
 }
 
-static void on_defer(evutil_socket_t fd, short what, void *arg)
+static void on_defer(void *arg)
 {
-	struct http_conn *c = arg;
-
-	(void)fd;
-	(void)what;
-	if (c->state == HTTP_CONN_CLOSED) {
-		http_conn_free(c);
-		return;
-	}
-	http_conn_process(c);
+	http_conn_process(arg);
 }
 
-static void on_in_bytes(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+static void on_close(void *arg)
 {
-	struct http_conn *c = arg;
-
-	(void)b;
-	if (info->n_added)
-		metrics_inc(c->srv->m_in, info->n_added);
+	http_conn_free(arg);
 }
 
-static void on_out_bytes(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
-{
-	struct http_conn *c = arg;
-
-	(void)b;
-	if (info->n_deleted)
-		metrics_inc(c->srv->m_out, info->n_deleted);
-	/* The memory budget counts what sits in output buffers. */
-	c->out_queued += info->n_added;
-	c->out_queued -= info->n_deleted < c->out_queued ? info->n_deleted : c->out_queued;
-	c->srv->queued += info->n_added;
-	c->srv->queued -= info->n_deleted < c->srv->queued ? info->n_deleted : c->srv->queued;
-}
+static const conn_ops http_conn_ops = {
+	.on_open = on_open,
+	.on_read = on_read,
+	.on_write = on_write,
+	.on_event = on_event,
+	.on_timer = on_timer,
+	.on_defer = on_defer,
+	.on_close = on_close,
+};
 
 /* ---- lifetime --------------------------------------------------------- */
 
-static void conn_setup_bev(struct http_conn *c, int fd)
+static void conn_opts_of(http_server *srv, struct http_conn *c, conn_opts *o)
 {
-	const http_limits *l = &c->srv->limits;
-	struct timeval wtv = { (time_t)(l->write_timeout_ms / 1000u),
-	                       (suseconds_t)((l->write_timeout_ms % 1000u) * 1000u) };
-	int one = 1;
+	const http_limits *l = &srv->limits;
 
-	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-	/* Bounded input: stop reading once this much is buffered unparsed. */
-	bufferevent_setwatermark(c->bev, EV_READ, 0, (size_t)l->max_header_bytes + HTTP_IN_SLACK);
-	bufferevent_setwatermark(c->bev, EV_WRITE, HTTP_OUT_HIGH_WATER / 2, 0);
-	(void)bufferevent_set_timeouts(c->bev, NULL, &wtv);
-	(void)evbuffer_add_cb(bufferevent_get_input(c->bev), on_in_bytes, c);
-	(void)evbuffer_add_cb(bufferevent_get_output(c->bev), on_out_bytes, c);
-	/* Small streamed chunks must not wait for delayed ACKs. */
-	if (c->peer.ss_family == AF_INET || c->peer.ss_family == AF_INET6)
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	*o = (conn_opts){
+		.ops = &http_conn_ops,
+		.arg = c,
+		/* Bounded input: stop reading once this much is buffered unparsed. */
+		.read_max = (size_t)l->max_header_bytes + HTTP_IN_SLACK,
+		.write_low = HTTP_OUT_HIGH_WATER / 2,
+		.write_ms = l->write_timeout_ms,
+		.handshake_ms = srv->tls_handshake_ms,
+		.linger_ms = HTTP_LINGER_MS,
+		.linger_bytes = HTTP_LINGER_MAX_BYTES,
+		.m_in = srv->m_in,
+		.m_out = srv->m_out,
+		.m_tls_fail = srv->m_tls_fail,
+		.log_rate = &srv->log_rate,
+		.tls_log_msg = "tls handshake failed",
+		.queued = &srv->queued,
+	};
 }
 
 struct http_conn *http_conn_new(http_server *srv, int fd, const struct sockaddr *sa,
                                 socklen_t salen)
 {
 	struct http_conn *c = calloc(1, sizeof *c);
+	conn_opts o;
 
 	if (!c) {
 		close(fd);
 		return NULL;
 	}
 	c->srv = srv;
-	if (sa && salen > 0) {
-		c->peerlen = salen < (socklen_t)sizeof c->peer ? salen : (socklen_t)sizeof c->peer;
-		memcpy(&c->peer, sa, c->peerlen);
-	}
-	c->bev = http_tls_bev_new(srv, fd, &c->tls);
-	c->timer = evtimer_new(srv->base, on_timer, c);
-	c->defer = event_new(srv->base, -1, 0, on_defer, c);
-	if (!c->bev || !c->timer || !c->defer) {
-		if (c->bev)
-			bufferevent_free(c->bev);
-		else
-			close(fd);
-		if (c->timer)
-			event_free(c->timer);
-		if (c->defer)
-			event_free(c->defer);
+	conn_opts_of(srv, c, &o);
+	if (!(c->t = conn_new(srv->base, fd, sa, salen, srv->tls, &o))) {
 		free(c);
 		return NULL;
 	}
 	http_parser_init(&c->parser, HTTP_REQUEST);
 	c->parser.data = c;
-	conn_setup_bev(c, fd);
 	c->next = srv->conns;
 	if (srv->conns)
 		srv->conns->prev = c;
 	srv->conns = c;
 	http_server_conn_added(srv);
-	http_conn_set_state(c, c->tls ? HTTP_CONN_HANDSHAKE : HTTP_CONN_IDLE);
+	if (conn_start(c->t))
+		http_conn_set_state(c, HTTP_CONN_IDLE);
+	else
+		c->state = HTTP_CONN_HANDSHAKE;
 	return c;
 }
 
@@ -980,12 +890,7 @@ void http_conn_free(struct http_conn *c)
 		srv->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	event_free(c->timer);
-	event_free(c->defer);
-	(void)evbuffer_remove_cb(bufferevent_get_input(c->bev), on_in_bytes, c);
-	(void)evbuffer_remove_cb(bufferevent_get_output(c->bev), on_out_bytes, c);
-	srv->queued -= c->out_queued < srv->queued ? c->out_queued : srv->queued;
-	bufferevent_free(c->bev);
+	conn_free(c->t);
 	free(c);
 	http_server_conn_gone(srv);  /* last: may run the drain callback */
 }
@@ -996,7 +901,7 @@ void http_conn_drain(struct http_conn *c)
 		http_conn_set_state(c, HTTP_CONN_CLOSED);  /* nothing asked yet: nothing lost */
 		return;
 	}
-	if (c->state != HTTP_CONN_IDLE || evbuffer_get_length(bufferevent_get_input(c->bev)))
+	if (c->state != HTTP_CONN_IDLE || evbuffer_get_length(conn_input(c->t)))
 		return;  /* busy: its response will carry Connection: close */
 	if (evbuffer_get_length(http_conn_output(c)))
 		http_conn_set_state(c, HTTP_CONN_FLUSH);
@@ -1025,8 +930,8 @@ void http_req_pause_body(http_req *r)
 	if (c->in_execute)
 		http_parser_pause(&c->parser, 1);
 	if (c->state == HTTP_CONN_BODY) {
-		(void)bufferevent_disable(c->bev, EV_READ);
-		evtimer_del(c->timer);
+		conn_read(c->t, false);
+		conn_disarm(c->t);
 	}
 }
 
@@ -1038,6 +943,6 @@ void http_req_resume_body(http_req *r)
 		return;
 	r->body_paused = false;
 	if (c->state == HTTP_CONN_BODY)
-		(void)bufferevent_enable(c->bev, EV_READ);
+		conn_read(c->t, true);
 	http_conn_schedule(c);
 }

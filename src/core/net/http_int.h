@@ -15,14 +15,12 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "core/net/conn.h"
 #include "core/net/http.h"
 #include "core/metrics/metrics.h"
 #include "lib/tbucket.h"
 
-struct bufferevent;
-struct event;
 struct evbuffer;
-struct evconnlistener;
 
 /* Defaults applied when a limit is 0 (a zero would mean "no limit" or "no
  * body at all"; neither is a safe reading of an unset field). Values follow
@@ -37,9 +35,8 @@ struct evconnlistener;
 /* Pipelined bytes we keep buffered beyond one header block while a request
  * is being handled; past that the socket is not read (no unbounded input). */
 #define HTTP_IN_SLACK          (64u * 1024u)
-/* After a refusal the client may still be sending a body; closing with
- * unread input makes the kernel send RST, which can destroy the response in
- * flight. So we shut down our side and discard input for a bounded time. */
+/* After a refusal the client may still be sending a body; the transport
+ * lingers (conn.h) for this long and this many discarded bytes at most. */
 #define HTTP_LINGER_MS         1000u
 #define HTTP_LINGER_MAX_BYTES  (1024u * 1024u)
 /* Extra response headers a handler may add (bytes of "Name: value\r\n"). */
@@ -50,8 +47,6 @@ struct evconnlistener;
 #define HTTP_DATE_BUF          64
 #define HTTP_CODE_CACHE        12     /* status codes cached per route */
 #define HTTP_METHOD_SLOTS      8      /* 7 HTTP_M_* methods + "other" */
-/* EMFILE and friends leave the listener readable: back off instead of spinning. */
-#define HTTP_ACCEPT_BACKOFF_MS 100u
 /* Refusal logs per second per server; an attack must not flood the log. */
 #define HTTP_LOG_REFUSALS_PER_S 10.0
 
@@ -75,9 +70,8 @@ enum http_conn_state {
 	HTTP_CONN_HEADERS,  /* header block in progress; header deadline from its first byte */
 	HTTP_CONN_BODY,     /* headers accepted, body in progress; read deadline per read */
 	HTTP_CONN_WAIT,     /* request complete, waiting for its response to end */
-	HTTP_CONN_FLUSH,    /* last response queued; no more reading, flush then linger */
-	HTTP_CONN_LINGER,   /* write side shut; discarding input until EOF or deadline */
-	HTTP_CONN_CLOSED,   /* to be freed at the next safe point (the defer event) */
+	HTTP_CONN_FLUSH,    /* last response queued; the transport flushes, lingers, closes */
+	HTTP_CONN_CLOSED,   /* to be freed at the transport's next safe point */
 };
 
 enum http_resp_state {
@@ -182,27 +176,19 @@ enum http_parse_event {
 struct http_conn {
 	http_server           *srv;
 	struct http_conn      *prev, *next;
-	struct bufferevent    *bev;
-	struct event          *timer;    /* read-side deadline (idle/header/body/linger) */
-	struct event          *defer;    /* safe point: resume parsing, drain, free */
+	conn                  *t;        /* the transport (owned): buffers, deadlines, TLS, free */
 	http_parser            parser;
 	enum http_conn_state   state;
 	http_req              *req;      /* current request (owned), or NULL */
 	http_req              *zombie;   /* answered request, freed at the next safe point */
-	struct sockaddr_storage peer;
-	socklen_t              peerlen;
 	uint64_t               hdr_bytes;    /* header bytes of the current request */
-	uint64_t               linger_bytes;
-	uint64_t               out_queued;   /* bytes in the output buffer (counted in srv->queued) */
 	unsigned               nreq;         /* requests started on this connection */
 	enum http_parse_event  pev;
 	int                    err_status;   /* set by a parser callback that failed */
-	bool                   peer_eof;     /* client closed its write side */
 	bool                   in_process;   /* re-entrancy guard for http_conn_process */
 	bool                   in_execute;   /* inside http_parser_execute */
 	bool                   again;
 	bool                   drain_kick;   /* an on_drain registration wants a check */
-	bool                   tls;          /* bev is a bufferevent_openssl */
 };
 
 struct http_code_slot {
@@ -223,8 +209,7 @@ struct http_server {
 	http_limits              limits;
 	const http_route        *routes;
 	size_t                   nroutes;
-	struct evconnlistener   *lev;
-	struct event            *accept_retry;
+	conn_listener           *lst;
 	struct http_conn        *conns;
 	size_t                   nconns;
 	size_t                   inflight;
@@ -254,14 +239,6 @@ uint64_t http_now_ms(void);
 void http_server_count_reject(http_server *srv, enum http_reject why, const char *corr_id);
 /* The same for a reason a gate names (rejected_total{reason}). */
 void http_server_count_reject_name(http_server *srv, const char *reason, const char *corr_id);
-/* The transport for an accepted fd: a socket bufferevent, or TLS on the
- * server's current context (*tls set). NULL on failure (fd not closed). */
-struct bufferevent *http_tls_bev_new(http_server *srv, int fd, bool *tls);
-/* Graceful end of a TLS connection: send close_notify (best effort). */
-void http_tls_close_notify(struct bufferevent *bev);
-/* A handshake failed (why: static text, or NULL to take OpenSSL's reason):
- * count tls_handshake_failures_total and log, rate-limited. */
-void http_tls_failed(http_server *srv, struct bufferevent *bev, const char *why);
 /* Account a response that ended (metrics, in-flight, access log). */
 void http_server_account(http_server *srv, http_req *r);
 const char *http_server_date(http_server *srv);
@@ -293,6 +270,8 @@ void http_conn_drain(struct http_conn *c);
 void http_conn_abort(struct http_conn *c, enum http_reject why);
 /* The handler loses its request: on_close once, then its calls fail. */
 void http_conn_notify_close(struct http_conn *c, http_req *r);
+/* A response may still be written (the transport has not closed). */
+bool http_conn_can_write(const struct http_conn *c);
 /* A response was abandoned mid-way: what is queued goes out (earlier
  * pipelined answers and a body the client will see truncated), then close;
  * with reset (close-delimited body, where truncation is invisible) the

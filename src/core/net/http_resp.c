@@ -38,7 +38,7 @@ void http_resp_fini(struct http_resp *resp)
  * and the connection still writes. */
 static bool resp_live(const http_req *r)
 {
-	return r && !r->gone && r->conn->state < HTTP_CONN_LINGER;
+	return r && !r->gone && http_conn_can_write(r->conn);
 }
 
 const char *http_status_text(int status)

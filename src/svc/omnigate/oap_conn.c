@@ -4,10 +4,11 @@
  * (docs/oap.md).
  *
  * States: HANDSHAKE (TLS, absolute deadline) → HELLO (the first frame must
- * be a HELLO within timeouts.read) → OPEN → FLUSH (write what is queued,
- * read nothing) → LINGER (close_notify, SHUT_WR, read and discard a little
- * so the kernel does not answer unread bytes with an RST that would destroy
- * the last answer) → CLOSED (freed from the defer event).
+ * be a HELLO within timeouts.read) → OPEN → FLUSH (the transport writes
+ * what is queued, reads nothing, then lingers: close_notify, SHUT_WR, read
+ * and discard a little so the kernel does not answer unread bytes with an
+ * RST that would destroy the last answer) → CLOSED (freed from the
+ * transport's defer event). The transport is a conn (core/net/conn.h).
  *
  * Input is bounded by one frame: the bufferevent stops reading at
  * OAP_MAX_FRAME buffered, and every header is judged from its first 38
@@ -23,11 +24,8 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
-#include <event2/event.h>
 #include <inttypes.h>
 #include <jansson.h>
-#include <openssl/bio.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +34,7 @@
 #include <unistd.h>
 
 #include "core/metrics/metrics.h"
-#include "core/tls.h"
+#include "core/net/conn.h"
 #include "core/auth/wall.h"
 #include "lib/log.h"
 #include "svc/omnigate/omnigate.h"
@@ -45,25 +43,25 @@
 #define OG_HELLO_MAX    192
 
 typedef enum oc_state {
-	OC_HANDSHAKE = 0, OC_HELLO, OC_OPEN, OC_FLUSH, OC_LINGER, OC_CLOSED,
+	OC_HANDSHAKE = 0, OC_HELLO, OC_OPEN, OC_FLUSH, OC_CLOSED,
 } oc_state;
 
 struct oap_conn {
 	omnigate           *og;
 	oap_conn           *next, *prev;
+	conn               *t;             /* the transport (owned) */
+	/* Borrowed from t for the wall hand-off (conn_wall_refused); new code
+	 * uses conn_peer / conn_peer_cert. */
 	struct bufferevent *bev;
-	struct event       *timer, *defer;
-	oc_state            state;
 	bool                tls;
+	oc_state            state;
 	bool                paused;        /* a stream waits for storage before more frames */
 	oap_stream         *pause_owner;
 	bool                out_full;      /* output above the high-water mark */
 	bool                partial_armed; /* the read deadline of a started frame runs */
 	bool                draining;
-	bool                peer_eof;
 	bool                aborting;      /* cut: no END, no close_notify */
 	bool                in_process;
-	size_t              linger_bytes;
 	oap_stream         *streams;
 	unsigned            nactive;       /* streams counting against max_inflight */
 	unsigned            ntotal;        /* every unfinished stream */
@@ -73,21 +71,9 @@ static void conn_set_state(oap_conn *c, oc_state st);
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static void conn_arm(oap_conn *c, uint64_t ms)
+static size_t oc_out_len(const oap_conn *c)
 {
-	struct timeval tv = { (time_t)(ms / 1000u), (suseconds_t)((ms % 1000u) * 1000u) };
-
-	evtimer_add(c->timer, &tv);
-}
-
-static size_t conn_out_len(const oap_conn *c)
-{
-	return evbuffer_get_length(bufferevent_get_output(c->bev));
-}
-
-static void conn_schedule(oap_conn *c)
-{
-	event_active(c->defer, EV_TIMEOUT, 1);
+	return conn_out_len(c->t);
 }
 
 static uint64_t be_u64(const uint8_t *p)
@@ -102,7 +88,7 @@ static uint64_t be_u64(const uint8_t *p)
 /* Encode one frame straight into the output buffer. 0/-1. */
 static int conn_send(oap_conn *c, const oap_frame *f)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = conn_output(c->t);
 	struct evbuffer_iovec v;
 	size_t need = oap_encoded_len(f);
 	ssize_t n;
@@ -191,7 +177,7 @@ static void stream_finish(oap_stream *s)
 		c->paused = false;
 		c->pause_owner = NULL;
 	}
-	conn_schedule(c);
+	conn_schedule(c->t);
 }
 
 static void stream_maybe_finish(oap_stream *s)
@@ -296,14 +282,14 @@ int og_stream_data(oap_stream *s, const uint8_t *buf, size_t n, bool end)
 
 size_t og_stream_out_pending(const oap_stream *s)
 {
-	return conn_out_len(s->c);
+	return oc_out_len(s->c);
 }
 
 void og_stream_wait_output(oap_stream *s)
 {
 	s->wants_pump = true;
-	if (conn_out_len(s->c) < OG_OUT_HIGH_WATER)
-		conn_schedule(s->c);
+	if (oc_out_len(s->c) < OG_OUT_HIGH_WATER)
+		conn_schedule(s->c->t);
 }
 
 void og_stream_pause(oap_stream *s)
@@ -318,7 +304,7 @@ void og_stream_resume(oap_stream *s)
 		return;
 	s->c->paused = false;
 	s->c->pause_owner = NULL;
-	conn_schedule(s->c);
+	conn_schedule(s->c->t);
 }
 
 /* The frames already queued were verified: deliver them, then cut without
@@ -577,7 +563,7 @@ static bool conn_is_header_shaped(const uint8_t hdr[OAP_HDR_LEN])
  * 1: handled; 0: need more bytes; -1: the connection is closing. */
 static int conn_next_frame(oap_conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = conn_input(c->t);
 	size_t avail = evbuffer_get_length(in), n = avail < OAP_HDR_LEN ? avail : OAP_HDR_LEN;
 	uint8_t hdr[OAP_HDR_LEN], *buf;
 	oap_frame f;
@@ -637,22 +623,22 @@ static void conn_update(oap_conn *c)
 	if (!conn_is_reading(c))
 		return;
 	if (c->paused || c->out_full) {
-		(void)bufferevent_disable(c->bev, EV_READ);
+		conn_read(c->t, false);
 		if (c->state == OC_OPEN) {
-			evtimer_del(c->timer);   /* we are the slow side now */
+			conn_disarm(c->t);   /* we are the slow side now */
 			c->partial_armed = false;
 		}
 		return;
 	}
-	(void)bufferevent_enable(c->bev, EV_READ);
+	conn_read(c->t, true);
 	if (c->state != OC_OPEN)
 		return;   /* HELLO's deadline is absolute from the handshake */
-	pending = evbuffer_get_length(bufferevent_get_input(c->bev));
+	pending = evbuffer_get_length(conn_input(c->t));
 	if (pending && !c->partial_armed) {
 		c->partial_armed = true;   /* absolute: trickling does not extend it */
-		conn_arm(c, c->og->lim.read_ms);
+		conn_arm(c->t, c->og->lim.read_ms);
 	} else if (!pending) {
-		conn_arm(c, c->og->lim.idle_ms);
+		conn_arm(c->t, c->og->lim.idle_ms);
 	}
 }
 
@@ -662,7 +648,7 @@ static void conn_process(oap_conn *c)
 		return;
 	c->in_process = true;
 	while (conn_is_reading(c) && !c->paused) {
-		if (conn_out_len(c) >= OG_OUT_HIGH_WATER) {
+		if (oc_out_len(c) >= OG_OUT_HIGH_WATER) {
 			c->out_full = true;
 			break;
 		}
@@ -678,7 +664,7 @@ static void conn_pump(oap_conn *c)
 {
 	bool more = true;
 
-	while (more && c->state == OC_OPEN && conn_out_len(c) < OG_OUT_HIGH_WATER) {
+	while (more && c->state == OC_OPEN && oc_out_len(c) < OG_OUT_HIGH_WATER) {
 		more = false;
 		for (oap_stream *s = c->streams; s; s = s->next) {
 			if (!s->wants_pump || !og_stream_live(s))
@@ -688,7 +674,7 @@ static void conn_pump(oap_conn *c)
 			if (c->state != OC_OPEN)
 				return;
 			more = more || s->wants_pump;
-			if (conn_out_len(c) >= OG_OUT_HIGH_WATER)
+			if (oc_out_len(c) >= OG_OUT_HIGH_WATER)
 				return;
 		}
 	}
@@ -696,7 +682,7 @@ static void conn_pump(oap_conn *c)
 
 static bool conn_is_busy(const oap_conn *c)
 {
-	if (conn_out_len(c) || c->paused)
+	if (oc_out_len(c) || c->paused)
 		return true;
 	for (const oap_stream *s = c->streams; s; s = s->next)
 		if (!s->finished && s->req_done)
@@ -706,26 +692,12 @@ static bool conn_is_busy(const oap_conn *c)
 
 /* ---- state ------------------------------------------------------------- */
 
-static void conn_close_notify(oap_conn *c)
-{
-	SSL *ssl = c->tls ? bufferevent_openssl_get_ssl(c->bev) : NULL;
-
-	if (!ssl || !SSL_is_init_finished(ssl) || (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN))
-		return;
-	(void)SSL_shutdown(ssl);
-	ERR_clear_error();
-}
-
+/* The transport flushes (bounded by write_ms), then lingers unless this is
+ * a cut; the streams are over either way. */
 static void conn_enter_flush(oap_conn *c)
 {
 	conn_finish_all(c);
-	evtimer_del(c->timer);
-	(void)bufferevent_disable(c->bev, EV_READ);
-	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-	if (conn_out_len(c) == 0)
-		conn_set_state(c, c->peer_eof || c->aborting ? OC_CLOSED : OC_LINGER);
-	else
-		conn_arm(c, c->og->lim.write_ms);
+	conn_flush(c->t, !c->aborting, c->og->lim.write_ms);
 }
 
 /* The one place a connection changes state. CLOSED is terminal. */
@@ -736,77 +708,35 @@ static void conn_set_state(oap_conn *c, oc_state st)
 	c->state = st;
 	switch (st) {
 	case OC_HANDSHAKE:
-		conn_arm(c, c->og->lim.handshake_ms);
-		(void)bufferevent_enable(c->bev, EV_READ);
-		break;
+		break;   /* the transport's, with its own deadline */
 	case OC_HELLO:
-		conn_arm(c, c->og->lim.read_ms);
-		(void)bufferevent_enable(c->bev, EV_READ);
+		conn_arm(c->t, c->og->lim.read_ms);
+		conn_read(c->t, true);
 		break;
 	case OC_OPEN:
-		conn_arm(c, c->og->lim.idle_ms);
+		conn_arm(c->t, c->og->lim.idle_ms);
 		break;
 	case OC_FLUSH:
 		conn_enter_flush(c);
 		break;
-	case OC_LINGER:
-		conn_close_notify(c);
-		(void)shutdown(bufferevent_getfd(c->bev), SHUT_WR);
-		c->linger_bytes = 0;
-		conn_arm(c, OG_LINGER_MS);
-		(void)bufferevent_enable(c->bev, EV_READ);
-		break;
 	case OC_CLOSED:
 		conn_finish_all(c);
-		evtimer_del(c->timer);
-		(void)bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-		conn_schedule(c);
+		conn_close(c->t, false);
 		break;
 	}
 }
 
-/* ---- TLS --------------------------------------------------------------- */
+/* ---- transport callbacks (conn_ops) ------------------------------------ */
 
-/* A probe that never sent a byte is not counted (tls_handshake_failure). */
-static void conn_tls_failed(oap_conn *c, const char *why)
+static void on_read(void *arg)
 {
-	char reason[256];
-
-	if (tls_handshake_failure(c->bev, why, reason, sizeof reason)) {
-		metrics_inc(c->og->m_tls_fail, 1);
-		if (tbucket_take(&c->og->log_rate, 1, og_now_ms()))
-			log_kv(LOG_LEVEL_INFO, "oap tls handshake failed", "reason", reason, NULL);
-	}
-	conn_set_state(c, OC_CLOSED);
+	conn_process(arg);
 }
 
-/* ---- callbacks --------------------------------------------------------- */
-
-static void on_read(struct bufferevent *bev, void *arg)
-{
-	oap_conn *c = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
-
-	if (c->state == OC_LINGER) {
-		c->linger_bytes += evbuffer_get_length(in);
-		(void)evbuffer_drain(in, evbuffer_get_length(in));
-		if (c->linger_bytes > OG_LINGER_BYTES)
-			conn_set_state(c, OC_CLOSED);
-		return;
-	}
-	conn_process(c);
-}
-
-static void on_write(struct bufferevent *bev, void *arg)
+static void on_write(void *arg)
 {
 	oap_conn *c = arg;
 
-	(void)bev;
-	if (c->state == OC_FLUSH) {
-		if (conn_out_len(c) == 0)
-			conn_set_state(c, c->peer_eof || c->aborting ? OC_CLOSED : OC_LINGER);
-		return;
-	}
 	if (c->state != OC_OPEN)
 		return;
 	c->out_full = false;
@@ -814,49 +744,42 @@ static void on_write(struct bufferevent *bev, void *arg)
 	conn_process(c);
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
+/* The TLS handshake is done; HELLO may have come with its last flight. */
+static void on_open(void *arg)
 {
 	oap_conn *c = arg;
 
-	(void)bev;
+	conn_set_state(c, OC_HELLO);
+	conn_process(c);
+}
+
+static void on_event(void *arg, unsigned what)
+{
+	oap_conn *c = arg;
+
 	if (c->state == OC_CLOSED)
 		return;
-	if (c->state == OC_HANDSHAKE) {
-		if (what & BEV_EVENT_CONNECTED) {
-			conn_set_state(c, OC_HELLO);
-			conn_process(c);   /* HELLO may have come with the last flight */
-		} else {
-			conn_tls_failed(c, (what & BEV_EVENT_TIMEOUT) ? "handshake write timeout" : NULL);
-		}
-		return;
-	}
-	if (what & BEV_EVENT_TIMEOUT)
+	if (what & CONN_EV_TIMEOUT)
 		og_count_reject(c->og, OG_REJ_TIMEOUT, "write");
-	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && c->state < OC_FLUSH) {
-		c->peer_eof = true;
+	if ((what & CONN_EV_EOF) && !(what & CONN_EV_ERROR) && c->state < OC_FLUSH) {
 		conn_set_state(c, OC_FLUSH);   /* deliver what is queued, then close */
 		return;
 	}
 	conn_set_state(c, OC_CLOSED);
 }
 
-static void on_timer(evutil_socket_t fd, short what, void *arg)
+static void on_timer(void *arg)
 {
 	oap_conn *c = arg;
 
-	(void)fd;
-	(void)what;
 	switch (c->state) {
-	case OC_HANDSHAKE:
-		conn_tls_failed(c, "handshake timeout");
-		break;
 	case OC_HELLO:
 		og_count_reject(c->og, OG_REJ_TIMEOUT, "no HELLO");
 		conn_set_state(c, OC_CLOSED);
 		break;
 	case OC_OPEN:
 		if (!c->partial_armed && conn_is_busy(c)) {
-			conn_arm(c, c->og->lim.idle_ms);
+			conn_arm(c->t, c->og->lim.idle_ms);
 			break;
 		}
 		if (c->partial_armed || c->ntotal)
@@ -864,100 +787,114 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		conn_set_state(c, OC_CLOSED);
 		break;
 	default:
-		conn_set_state(c, OC_CLOSED);   /* FLUSH (write deadline), LINGER */
+		conn_set_state(c, OC_CLOSED);
 		break;
 	}
 }
 
 static void conn_destroy(oap_conn *c);
 
-static void on_defer(evutil_socket_t fd, short what, void *arg)
+static void on_defer(void *arg)
 {
 	oap_conn *c = arg;
 
-	(void)fd;
-	(void)what;
-	if (c->state == OC_CLOSED) {
-		conn_destroy(c);
-		return;
-	}
 	conn_sweep(c);
 	conn_pump(c);
 	conn_process(c);
 }
 
-static void on_in_bytes(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+static void on_close(void *arg)
 {
-	oap_conn *c = arg;
-
-	(void)b;
-	if (info->n_added)
-		metrics_inc(c->og->m_in, info->n_added);
+	conn_destroy(arg);
 }
 
-static void on_out_bytes(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
-{
-	oap_conn *c = arg;
-
-	(void)b;
-	if (info->n_deleted)
-		metrics_inc(c->og->m_out, info->n_deleted);
-}
+static const conn_ops oap_conn_ops = {
+	.on_open = on_open,
+	.on_read = on_read,
+	.on_write = on_write,
+	.on_event = on_event,
+	.on_timer = on_timer,
+	.on_defer = on_defer,
+	.on_close = on_close,
+};
 
 /* ---- lifetime ---------------------------------------------------------- */
 
-static void conn_setup_bev(oap_conn *c)
+static void conn_opts_of(omnigate *og, oap_conn *c, conn_opts *o)
 {
-	uint64_t w = c->og->lim.write_ms;
-	struct timeval wtv = { (time_t)(w / 1000u), (suseconds_t)((w % 1000u) * 1000u) };
+	*o = (conn_opts){
+		.ops = &oap_conn_ops,
+		.arg = c,
+		/* Bounded input: never more than one whole frame buffered. */
+		.read_max = OAP_MAX_FRAME,
+		.write_low = OG_OUT_HIGH_WATER / 2,
+		.write_ms = og->lim.write_ms,
+		.handshake_ms = og->lim.handshake_ms,
+		.linger_ms = OG_LINGER_MS,
+		.linger_bytes = OG_LINGER_BYTES,
+		.m_in = og->m_in,
+		.m_out = og->m_out,
+		.m_tls_fail = og->m_tls_fail,
+		.log_rate = &og->log_rate,
+		.tls_log_msg = "oap tls handshake failed",
+	};
+}
 
-	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-	/* Bounded input: never more than one whole frame buffered. */
-	bufferevent_setwatermark(c->bev, EV_READ, 0, OAP_MAX_FRAME);
-	bufferevent_setwatermark(c->bev, EV_WRITE, OG_OUT_HIGH_WATER / 2, 0);
-	(void)bufferevent_set_timeouts(c->bev, NULL, &wtv);
-	(void)evbuffer_add_cb(bufferevent_get_input(c->bev), on_in_bytes, c);
-	(void)evbuffer_add_cb(bufferevent_get_output(c->bev), on_out_bytes, c);
+/* Link and start a connection whose transport is c->t. */
+static oap_conn *conn_begin(omnigate *og, oap_conn *c)
+{
+	c->bev = conn_bev(c->t);
+	c->tls = conn_is_tls(c->t);
+	og_conn_added(og, c);
+	c->state = OC_HANDSHAKE;
+	if (conn_start(c->t))
+		conn_set_state(c, OC_HELLO);
+	return c;
 }
 
 oap_conn *oap_conn_new(omnigate *og, struct bufferevent *bev, bool tls)
 {
 	oap_conn *c = calloc(1, sizeof *c);
+	conn_opts o;
 
-	if (c) {
-		c->og = og;
-		c->bev = bev;
-		c->tls = tls;
-		c->timer = evtimer_new(og->base, on_timer, c);
-		c->defer = event_new(og->base, -1, 0, on_defer, c);
-	}
-	if (!c || !c->timer || !c->defer) {
-		if (c && c->timer)
-			event_free(c->timer);
-		if (c && c->defer)
-			event_free(c->defer);
-		free(c);
+	if (!c) {
 		bufferevent_free(bev);
 		return NULL;
 	}
-	conn_setup_bev(c);
-	og_conn_added(og, c);
-	c->state = OC_HANDSHAKE;
-	if (tls)
-		conn_set_state(c, OC_HANDSHAKE);
-	else
-		conn_set_state(c, OC_HELLO);
-	return c;
+	c->og = og;
+	conn_opts_of(og, c, &o);
+	if (!(c->t = conn_adopt(og->base, bev, tls, &o))) {
+		free(c);
+		return NULL;
+	}
+	return conn_begin(og, c);
+}
+
+oap_conn *oap_conn_accept(omnigate *og, int fd, const struct sockaddr *sa, socklen_t salen)
+{
+	oap_conn *c = calloc(1, sizeof *c);
+	conn_opts o;
+
+	if (!c) {
+		close(fd);
+		return NULL;
+	}
+	c->og = og;
+	conn_opts_of(og, c, &o);
+	if (!(c->t = conn_new(og->base, fd, sa, salen, og->tls, &o))) {
+		free(c);
+		return NULL;
+	}
+	return conn_begin(og, c);
 }
 
 static void conn_destroy(oap_conn *c)
 {
 	conn_finish_all(c);
 	conn_sweep(c);
+	conn_free(c->t);
+	c->t = NULL;
 	og_conn_gone(c->og, c);   /* may call the drain callback: last use of og */
-	event_free(c->timer);
-	event_free(c->defer);
-	bufferevent_free(c->bev);
 	free(c);
 }
 
@@ -975,7 +912,7 @@ void oap_conn_drain(oap_conn *c)
 	if (c->state == OC_HANDSHAKE || c->state == OC_HELLO)
 		conn_set_state(c, OC_CLOSED);
 	else if (c->state == OC_OPEN)
-		conn_schedule(c);
+		conn_schedule(c->t);
 }
 
 oap_conn *oap_conn_next(const oap_conn *c)

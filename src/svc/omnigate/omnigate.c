@@ -9,13 +9,7 @@
  * start refuses it again (a plaintext OAP listener would carry capability
  * tokens in the clear).
  */
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
-#include <event2/listener.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,60 +105,26 @@ void og_conn_gone(omnigate *og, oap_conn *c)
 
 /* ---- listener ------------------------------------------------------------ */
 
-static struct bufferevent *og_tls_bev_new(omnigate *og, int fd)
+/* Over the cap the listener closes before any allocation or handshake
+ * (there is no answer a TLS client could read without one). */
+static void og_on_refuse(void *arg, int fd, const struct sockaddr *sa, socklen_t salen)
 {
-	struct bufferevent *bev;
-	SSL *ssl = tls_server_ssl_new(og->tls);
-
-	if (!ssl)
-		return NULL;
-	/* As in the HTTP core: a peer closing without close_notify is an EOF;
-	 * OAP framing catches a cut frame by itself. */
-	SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
-	bev = bufferevent_openssl_socket_new(og->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-	                                     BEV_OPT_CLOSE_ON_FREE);
-	if (!bev)
-		return NULL;   /* libevent may have freed ssl: leak rather than double free */
-	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	return bev;
-}
-
-static void og_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
-                         int salen, void *arg)
-{
-	omnigate *og = arg;
-	struct bufferevent *bev;
-	int one = 1;
-
-	(void)lev;
+	(void)sa;
 	(void)salen;
-	if (og->draining) {
-		close(fd);
-		return;
-	}
-	/* Over the cap: close before any allocation or handshake. */
-	if (og->nconns >= og->lim.max_connections) {
-		og_count_reject(og, OG_REJ_CONN_CAP, NULL);
-		close(fd);
-		return;
-	}
-	if (sa && (sa->sa_family == AF_INET || sa->sa_family == AF_INET6))
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	if (!(bev = og_tls_bev_new(og, fd))) {
-		close(fd);
-		return;
-	}
-	(void)oap_conn_new(og, bev, true);
+	og_count_reject(arg, OG_REJ_CONN_CAP, NULL);
+	close(fd);
 }
 
-static void og_on_accept_error(struct evconnlistener *lev, void *arg)
+static void og_on_accept(void *arg, int fd, const struct sockaddr *sa, socklen_t salen)
 {
-	omnigate *og = arg;
+	(void)oap_conn_accept(arg, fd, sa, salen);
+}
 
-	if (tbucket_take(&og->log_rate, 1, og_now_ms()))
-		log_kv(LOG_LEVEL_WARN, "oap accept failed", "error",
-		       evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()), NULL);
-	(void)lev;
+static size_t og_live(void *arg)
+{
+	const omnigate *og = arg;
+
+	return og->nconns;
 }
 
 /* ---- service -------------------------------------------------------------- */
@@ -195,8 +155,7 @@ static void og_svc_free(og_svc *g)
 		return;
 	og = &g->og;
 	og->drain_done = NULL;
-	if (og->lev)
-		evconnlistener_free(og->lev);
+	conn_listener_free(og->lst);
 	while (og->conns)
 		oap_conn_free(og->conns);   /* first: streams may hold storage calls */
 	stor_client_free(og->stor);
@@ -208,6 +167,11 @@ static void og_svc_free(og_svc *g)
 static int og_listen(svc *s, omnigate *og)
 {
 	char err[CONFIG_ERR_MAX];
+	conn_listener_opts o = {
+		.on_accept = og_on_accept, .on_refuse = og_on_refuse, .live = og_live,
+		.max_conns = og->lim.max_connections, .arg = og,
+		.log_msg = "oap accept failed", .own_fd = true,
+	};
 
 	if (!s->cfg.tls_cert_file[0]) {
 		log_kv(LOG_LEVEL_ERROR, "omnigate requires tls.cert_file", NULL);
@@ -219,12 +183,8 @@ static int og_listen(svc *s, omnigate *og)
 	}
 	if (s->listen_fd < 0)
 		return -1;
-	og->lev = evconnlistener_new(s->base, og_on_accept, og,
-	                             LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_CLOSE_ON_FREE, 0, s->listen_fd);
-	if (!og->lev)
-		return -1;
-	evconnlistener_set_error_cb(og->lev, og_on_accept_error);
-	return 0;
+	og->lst = conn_listener_new(s->base, s->listen_fd, &o);
+	return og->lst ? 0 : -1;
 }
 
 static void og_wall_configure(svc *s, omnigate *og)
@@ -276,6 +236,7 @@ static void omnigate_reload(svc *s)
 	char err[CONFIG_ERR_MAX];
 
 	og_limits_from(&g->og.lim, &s->cfg);
+	conn_listener_set_cap(g->og.lst, g->og.lim.max_connections);
 	og_wall_configure(s, &g->og);
 	/* New connections get the new certificate; on error the old one stays. */
 	if (tls_server_reload(g->og.tls, &s->cfg, err, sizeof err) < 0)
@@ -297,8 +258,8 @@ static void omnigate_drain(svc *s)
 	og->draining = true;
 	og->drain_done = omnigate_drained;
 	og->drain_arg = s;
-	if (og->lev)
-		(void)evconnlistener_disable(og->lev);
+	if (og->lst)
+		conn_listener_enable(og->lst, false);
 	for (c = og->conns; c; c = next) {
 		next = oap_conn_next(c);
 		oap_conn_drain(c);

@@ -14,15 +14,16 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "core/metrics/metrics.h"
+#include "core/net/conn.h"
 #include "core/proto/oap.h"
 #include "core/objects/stor_client.h"
 #include "lib/tbucket.h"
 
 struct bufferevent;
 struct event_base;
-struct evconnlistener;
 struct tls_server;
 
 #define OG_APP_HELLO        0x0000u
@@ -75,7 +76,7 @@ typedef struct omnigate {
 	stor_client           *stor;     /* NULL: object verbs answer 503 (tests) */
 	struct wall           *wall;     /* Auth → Policy → Quota; NULL: no gate (unit tests only) */
 	struct tls_server     *tls;      /* NULL: plaintext (tests only) */
-	struct evconnlistener *lev;
+	conn_listener         *lst;      /* accept, connection cap, fd back-off */
 	og_limits              lim;
 	oap_conn              *conns;
 	size_t                 nconns;
@@ -125,9 +126,12 @@ void og_conn_gone(omnigate *og, oap_conn *c);
 uint64_t og_now_ms(void);
 
 /* ---- oap_conn.c ---- */
+/* A connection on an accepted fd (transferred: closed on failure), TLS on
+ * og->tls (plaintext when NULL: tests). sa borrowed. NULL on failure. */
+oap_conn *oap_conn_accept(omnigate *og, int fd, const struct sockaddr *sa, socklen_t salen);
 /* A connection on bev (transferred: freed with the connection). tls: bev is
  * a bufferevent_openssl still accepting. NULL on allocation failure (bev
- * freed). */
+ * freed). Tests drive a socketpair through this. */
 oap_conn *oap_conn_new(omnigate *og, struct bufferevent *bev, bool tls);
 /* Close now (deferred free). NULL ok. */
 void oap_conn_free(oap_conn *c);

@@ -1,0 +1,629 @@
+/*
+ * conn.c — the shared transport (conn.h): the listener with its connection
+ * cap and accept back-off, and one connection's bufferevent (plain or TLS),
+ * deadlines, linger, deferred free and byte counters.
+ */
+#include "core/net/conn.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/tls.h"
+#include "lib/log.h"
+
+#define CONN_TLS_REASON_MAX 256
+
+enum conn_state {
+	CONN_HANDSHAKE,
+	CONN_OPEN,
+	CONN_FLUSH,
+	CONN_LINGER,
+	CONN_CLOSED,
+};
+
+struct conn {
+	struct bufferevent     *bev;
+	struct event           *timer;   /* protocol deadline, or ours outside OPEN */
+	struct event           *defer;   /* the safe point */
+	conn_opts               o;
+	enum conn_state         state;
+	bool                    tls;
+	bool                    peer_eof;
+	bool                    linger;  /* the flush ends in LINGER (else a cut) */
+	uint64_t                linger_seen;
+	uint64_t                out_queued;
+	struct sockaddr_storage peer;
+	socklen_t               peerlen;
+};
+
+struct conn_listener {
+	struct evconnlistener *lev;
+	struct event          *retry;
+	conn_listener_opts     o;
+	bool                   on;        /* the owner wants connections (not draining) */
+	bool                   backing_off;
+	conn_listener_stats    st;
+};
+
+static uint64_t conn_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static struct timeval conn_tv(uint64_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000u), (suseconds_t)((ms % 1000u) * 1000u) };
+
+	return tv;
+}
+
+/* ---- listener ------------------------------------------------------------ */
+
+static void on_listener_accept(struct evconnlistener *lev, evutil_socket_t fd,
+                               struct sockaddr *sa, int salen, void *arg)
+{
+	conn_listener *l = arg;
+
+	(void)lev;
+	if (!l->on) {
+		l->st.refused_off++;
+		close(fd);
+		return;
+	}
+	if (l->o.max_conns && l->o.live && l->o.live(l->o.arg) >= l->o.max_conns) {
+		/* Before any allocation or handshake: that is the point of the cap. */
+		l->st.refused_cap++;
+		if (l->o.on_refuse)
+			l->o.on_refuse(l->o.arg, fd, sa, (socklen_t)salen);
+		else
+			close(fd);
+		return;
+	}
+	l->st.accepted++;
+	l->o.on_accept(l->o.arg, fd, sa, (socklen_t)salen);
+}
+
+/* libevent calls this for every accept error but EINTR, EAGAIN and
+ * ECONNABORTED: in practice fd or buffer exhaustion, which leaves the
+ * socket readable. Pause instead of spinning. */
+static void on_listener_error(struct evconnlistener *lev, void *arg)
+{
+	conn_listener *l = arg;
+	struct timeval tv = conn_tv(CONN_ACCEPT_BACKOFF_MS);
+	int err = EVUTIL_SOCKET_ERROR();
+
+	l->st.backoffs++;
+	log_kv(LOG_LEVEL_WARN, l->o.log_msg ? l->o.log_msg : "accept failed",
+	       "error", strerror(err), NULL);
+	(void)evconnlistener_disable(lev);
+	l->backing_off = true;
+	evtimer_add(l->retry, &tv);
+}
+
+static void on_listener_retry(evutil_socket_t fd, short what, void *arg)
+{
+	conn_listener *l = arg;
+
+	(void)fd;
+	(void)what;
+	l->backing_off = false;
+	if (l->on)
+		(void)evconnlistener_enable(l->lev);
+}
+
+conn_listener *conn_listener_new(struct event_base *base, int fd, const conn_listener_opts *opts)
+{
+	unsigned flags = LEV_OPT_CLOSE_ON_EXEC | (opts->own_fd ? LEV_OPT_CLOSE_ON_FREE : 0);
+	conn_listener *l;
+
+	if (!base || fd < 0 || !opts->on_accept || !(l = calloc(1, sizeof *l)))
+		return NULL;
+	l->o = *opts;
+	l->on = true;
+	l->retry = evtimer_new(base, on_listener_retry, l);
+	/* backlog 0: the fd is already listening; libevent must not call listen(). */
+	if (l->retry)
+		l->lev = evconnlistener_new(base, on_listener_accept, l, flags, 0, fd);
+	if (!l->lev) {
+		if (l->retry)
+			event_free(l->retry);
+		free(l);
+		return NULL;
+	}
+	evconnlistener_set_error_cb(l->lev, on_listener_error);
+	return l;
+}
+
+void conn_listener_free(conn_listener *l)
+{
+	if (!l)
+		return;
+	evconnlistener_free(l->lev);
+	event_free(l->retry);
+	free(l);
+}
+
+void conn_listener_enable(conn_listener *l, bool on)
+{
+	l->on = on;
+	if (!on)
+		(void)evconnlistener_disable(l->lev);
+	else if (!l->backing_off)
+		(void)evconnlistener_enable(l->lev);
+}
+
+void conn_listener_set_cap(conn_listener *l, size_t max_conns)
+{
+	l->o.max_conns = max_conns;
+}
+
+bool conn_listener_is_backing_off(const conn_listener *l)
+{
+	return l->backing_off;
+}
+
+const conn_listener_stats *conn_listener_get_stats(const conn_listener *l)
+{
+	return &l->st;
+}
+
+/* ---- the transport's state ---------------------------------------------- */
+
+static void conn_set_state(conn *c, enum conn_state st);
+
+/*
+ * close_notify on a graceful close: without it a TLS peer cannot tell a
+ * complete close-delimited body from a cut one, so aborts never send it.
+ * Best effort: written straight to the socket, never waited for.
+ */
+static void conn_close_notify(conn *c)
+{
+	SSL *ssl = c->tls ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+
+	if (!ssl || !SSL_is_init_finished(ssl) || (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN))
+		return;
+	(void)SSL_shutdown(ssl);
+	ERR_clear_error();
+}
+
+/* The output is empty: the flush is over. */
+static void conn_flushed(conn *c)
+{
+	conn_set_state(c, c->linger && !c->peer_eof ? CONN_LINGER : CONN_CLOSED);
+}
+
+/* The one place the transport changes state; CLOSED is terminal and a
+ * closing connection never reopens. */
+static void conn_set_state(conn *c, enum conn_state st)
+{
+	struct timeval tv;
+
+	if (c->state == CONN_CLOSED || st < c->state)
+		return;
+	c->state = st;
+	switch (st) {
+	case CONN_HANDSHAKE:
+		tv = conn_tv(c->o.handshake_ms);   /* absolute: a stalled handshake is cut */
+		evtimer_add(c->timer, &tv);
+		(void)bufferevent_enable(c->bev, EV_READ);
+		break;
+	case CONN_OPEN:
+		evtimer_del(c->timer);
+		(void)bufferevent_enable(c->bev, EV_READ);
+		break;
+	case CONN_FLUSH:
+		(void)bufferevent_disable(c->bev, EV_READ);
+		/* on_write fires when everything is out, not at the low mark. */
+		bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+		if (evbuffer_get_length(conn_output(c)) == 0)
+			conn_flushed(c);
+		break;
+	case CONN_LINGER:
+		conn_close_notify(c);
+		(void)shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+		c->linger_seen = 0;
+		tv = conn_tv(c->o.linger_ms);
+		evtimer_add(c->timer, &tv);
+		(void)bufferevent_enable(c->bev, EV_READ);
+		break;
+	case CONN_CLOSED:
+		evtimer_del(c->timer);
+		(void)bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+		event_active(c->defer, EV_TIMEOUT, 1);
+		break;
+	}
+}
+
+/* The handshake did not complete. A peer that went away without sending a
+ * byte (a TCP probe) never attempted one and is not counted; a silent peer
+ * cut at the deadline is. */
+static void conn_tls_failed(conn *c, const char *why)
+{
+	char reason[CONN_TLS_REASON_MAX];
+
+	if (tls_handshake_failure(c->bev, why, reason, sizeof reason)) {
+		metrics_inc(c->o.m_tls_fail, 1);
+		if (!c->o.log_rate || tbucket_take(c->o.log_rate, 1, conn_now_ms()))
+			log_kv(LOG_LEVEL_INFO, c->o.tls_log_msg ? c->o.tls_log_msg : "tls handshake failed",
+			       "reason", reason, NULL);
+	}
+	conn_set_state(c, CONN_CLOSED);
+}
+
+/* ---- libevent callbacks -------------------------------------------------- */
+
+static void on_conn_read(struct bufferevent *bev, void *arg)
+{
+	conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	if (c->state == CONN_LINGER) {
+		c->linger_seen += evbuffer_get_length(in);
+		(void)evbuffer_drain(in, evbuffer_get_length(in));
+		if (c->linger_seen > c->o.linger_bytes)
+			conn_set_state(c, CONN_CLOSED);
+		return;
+	}
+	if (c->state == CONN_OPEN)
+		c->o.ops->on_read(c->o.arg);
+}
+
+static void on_conn_write(struct bufferevent *bev, void *arg)
+{
+	conn *c = arg;
+
+	if (c->state == CONN_FLUSH) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			conn_flushed(c);
+		return;
+	}
+	if (c->state == CONN_OPEN && c->o.ops->on_write)
+		c->o.ops->on_write(c->o.arg);
+}
+
+static void conn_handshake_event(conn *c, short what)
+{
+	if (what & BEV_EVENT_CONNECTED) {
+		conn_set_state(c, CONN_OPEN);
+		c->o.ops->on_open(c->o.arg);
+	} else {
+		conn_tls_failed(c, (what & BEV_EVENT_TIMEOUT) ? "handshake write timeout" : NULL);
+	}
+}
+
+static void on_conn_event(struct bufferevent *bev, short what, void *arg)
+{
+	conn *c = arg;
+	unsigned ev = 0;
+
+	(void)bev;
+	switch (c->state) {
+	case CONN_HANDSHAKE:
+		conn_handshake_event(c, what);
+		return;
+	case CONN_OPEN:
+	case CONN_FLUSH:
+		break;
+	case CONN_LINGER:
+		conn_set_state(c, CONN_CLOSED);   /* EOF is what lingering waits for */
+		return;
+	default:
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		c->peer_eof = true;
+		ev |= CONN_EV_EOF;
+	}
+	if (what & BEV_EVENT_ERROR)
+		ev |= CONN_EV_ERROR;
+	if (what & BEV_EVENT_TIMEOUT)
+		ev |= CONN_EV_TIMEOUT;
+	c->o.ops->on_event(c->o.arg, ev);
+}
+
+static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
+{
+	conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	switch (c->state) {
+	case CONN_HANDSHAKE:
+		conn_tls_failed(c, "handshake timeout");
+		break;
+	case CONN_OPEN:
+		c->o.ops->on_timer(c->o.arg);
+		break;
+	default:
+		conn_set_state(c, CONN_CLOSED);   /* flush deadline, end of linger */
+		break;
+	}
+}
+
+static void on_conn_defer(evutil_socket_t fd, short what, void *arg)
+{
+	conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->state == CONN_CLOSED)
+		c->o.ops->on_close(c->o.arg);   /* frees c: nothing after this */
+	else if (c->o.ops->on_defer)
+		c->o.ops->on_defer(c->o.arg);
+}
+
+static void on_in_bytes(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+{
+	conn *c = arg;
+
+	(void)b;
+	if (info->n_added)
+		metrics_inc(c->o.m_in, info->n_added);
+}
+
+static void on_out_bytes(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+{
+	conn *c = arg;
+
+	(void)b;
+	if (info->n_deleted)
+		metrics_inc(c->o.m_out, info->n_deleted);
+	/* A memory budget counts what sits in output buffers. */
+	c->out_queued += info->n_added;
+	c->out_queued -= info->n_deleted < c->out_queued ? info->n_deleted : c->out_queued;
+	if (c->o.queued) {
+		*c->o.queued += info->n_added;
+		*c->o.queued -= info->n_deleted < *c->o.queued ? info->n_deleted : *c->o.queued;
+	}
+}
+
+/* ---- lifetime ------------------------------------------------------------ */
+
+static struct bufferevent *conn_tls_bev(struct event_base *base, int fd, struct tls_server *tls)
+{
+	struct bufferevent *bev;
+	SSL *ssl = tls_server_ssl_new(tls);
+
+	if (!ssl)
+		return NULL;
+	/* OpenSSL 3 reports a peer that closes without close_notify as a
+	 * protocol error; libevent's dirty-shutdown switch only knows the old
+	 * form. HTTP and OAP framing catch a truncated message by themselves,
+	 * so such a close is an EOF here, exactly as on plaintext. */
+	SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	                                     BEV_OPT_CLOSE_ON_FREE);
+	/* On failure libevent 2.1 may or may not have freed ssl already (it
+	 * depends on how far it got): leaking one SSL under memory exhaustion
+	 * beats a double free. */
+	if (!bev)
+		return NULL;
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+static void conn_setup_bev(conn *c)
+{
+	struct timeval wtv = conn_tv(c->o.write_ms);
+
+	bufferevent_setcb(c->bev, on_conn_read, on_conn_write, on_conn_event, c);
+	/* Bounded input: stop reading once this much is buffered unparsed. */
+	bufferevent_setwatermark(c->bev, EV_READ, 0, c->o.read_max);
+	bufferevent_setwatermark(c->bev, EV_WRITE, c->o.write_low, 0);
+	(void)bufferevent_set_timeouts(c->bev, NULL, &wtv);
+	(void)evbuffer_add_cb(bufferevent_get_input(c->bev), on_in_bytes, c);
+	(void)evbuffer_add_cb(bufferevent_get_output(c->bev), on_out_bytes, c);
+}
+
+conn *conn_adopt(struct event_base *base, struct bufferevent *bev, bool tls,
+                 const conn_opts *opts)
+{
+	conn *c = calloc(1, sizeof *c);
+
+	if (c) {
+		c->o = *opts;
+		c->bev = bev;
+		c->tls = tls;
+		c->timer = evtimer_new(base, on_conn_timer, c);
+		c->defer = event_new(base, -1, 0, on_conn_defer, c);
+	}
+	if (!c || !c->timer || !c->defer) {
+		if (c && c->timer)
+			event_free(c->timer);
+		if (c && c->defer)
+			event_free(c->defer);
+		free(c);
+		bufferevent_free(bev);
+		return NULL;
+	}
+	conn_setup_bev(c);
+	return c;
+}
+
+conn *conn_new(struct event_base *base, int fd, const struct sockaddr *sa, socklen_t salen,
+               struct tls_server *tls, const conn_opts *opts)
+{
+	struct bufferevent *bev = tls ? conn_tls_bev(base, fd, tls)
+	                              : bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	int one = 1;
+	conn *c;
+
+	if (!bev) {
+		close(fd);
+		return NULL;
+	}
+	if (!(c = conn_adopt(base, bev, tls != NULL, opts)))
+		return NULL;
+	if (sa && salen > 0) {
+		c->peerlen = salen < (socklen_t)sizeof c->peer ? salen : (socklen_t)sizeof c->peer;
+		memcpy(&c->peer, sa, c->peerlen);
+	}
+	if (c->peer.ss_family == AF_INET || c->peer.ss_family == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	return c;
+}
+
+bool conn_start(conn *c)
+{
+	if (c->tls) {
+		conn_set_state(c, CONN_HANDSHAKE);
+		return false;
+	}
+	conn_set_state(c, CONN_OPEN);
+	return true;
+}
+
+void conn_free(conn *c)
+{
+	if (!c)
+		return;
+	event_free(c->timer);
+	event_free(c->defer);
+	/* Freeing the buffers must not call back into a struct being freed. */
+	(void)evbuffer_remove_cb(bufferevent_get_input(c->bev), on_in_bytes, c);
+	(void)evbuffer_remove_cb(bufferevent_get_output(c->bev), on_out_bytes, c);
+	if (c->o.queued)
+		*c->o.queued -= c->out_queued < *c->o.queued ? c->out_queued : *c->o.queued;
+	bufferevent_free(c->bev);
+	free(c);
+}
+
+/* ---- what protocols call ------------------------------------------------- */
+
+void conn_arm(conn *c, uint64_t ms)
+{
+	struct timeval tv = conn_tv(ms);
+
+	if (c->state == CONN_OPEN)
+		evtimer_add(c->timer, &tv);
+}
+
+void conn_disarm(conn *c)
+{
+	if (c->state == CONN_OPEN)
+		evtimer_del(c->timer);
+}
+
+bool conn_is_armed(const conn *c)
+{
+	return evtimer_pending(c->timer, NULL) != 0;
+}
+
+void conn_read(conn *c, bool on)
+{
+	if (c->state != CONN_OPEN)
+		return;
+	if (on)
+		(void)bufferevent_enable(c->bev, EV_READ);
+	else
+		(void)bufferevent_disable(c->bev, EV_READ);
+}
+
+void conn_schedule(conn *c)
+{
+	event_active(c->defer, EV_TIMEOUT, 1);
+}
+
+void conn_flush(conn *c, bool linger, uint64_t deadline_ms)
+{
+	struct timeval tv = conn_tv(deadline_ms);
+
+	if (c->state >= CONN_FLUSH)
+		return;
+	c->linger = linger;
+	evtimer_del(c->timer);
+	conn_set_state(c, CONN_FLUSH);
+	if (c->state == CONN_FLUSH && deadline_ms)
+		evtimer_add(c->timer, &tv);
+}
+
+void conn_close(conn *c, bool notify)
+{
+	if (c->state == CONN_CLOSED)
+		return;
+	if (notify)
+		conn_close_notify(c);
+	conn_set_state(c, CONN_CLOSED);
+}
+
+void conn_reset(conn *c)
+{
+	struct linger lg = { 1, 0 };
+
+	/* close() with a zero linger sends RST: the client sees an error. */
+	(void)setsockopt(bufferevent_getfd(c->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+	conn_set_state(c, CONN_CLOSED);
+}
+
+struct evbuffer *conn_input(const conn *c)
+{
+	return bufferevent_get_input(c->bev);
+}
+
+struct evbuffer *conn_output(const conn *c)
+{
+	return bufferevent_get_output(c->bev);
+}
+
+size_t conn_out_len(const conn *c)
+{
+	return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+bool conn_can_write(const conn *c)
+{
+	return c->state == CONN_OPEN || c->state == CONN_FLUSH;
+}
+
+bool conn_is_open(const conn *c)
+{
+	return c->state == CONN_OPEN;
+}
+
+bool conn_peer_eof(const conn *c)
+{
+	return c->peer_eof;
+}
+
+bool conn_is_tls(const conn *c)
+{
+	return c->tls;
+}
+
+const struct sockaddr *conn_peer(const conn *c, socklen_t *len)
+{
+	if (len)
+		*len = c->peerlen;
+	return (const struct sockaddr *)&c->peer;
+}
+
+void *conn_peer_cert(const conn *c)
+{
+	SSL *ssl = c->tls ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+
+	/* Only a chain the handshake verified counts (tls.c requires one when
+	 * a client CA is configured). */
+	if (!ssl || SSL_get_verify_result(ssl) != X509_V_OK)
+		return NULL;
+	return SSL_get0_peer_certificate(ssl);
+}
+
+struct bufferevent *conn_bev(const conn *c)
+{
+	return c->bev;
+}
