@@ -18,6 +18,12 @@
  * violation, or a call timeout, which resets the connection: responses are
  * in order, so everything behind a stuck call is stuck too).
  *
+ * Timeout: every call has the same STOR_CALL_TIMEOUT_MS, so calls reach
+ * their deadlines in the order they were started, which is the order of
+ * sentq followed by outq. One timer per client is armed for the oldest
+ * pending call's deadline and re-armed whenever that call leaves; when it
+ * fires, the connection is reset (which fails every call on it, in order).
+ *
  * Re-entrancy: a callback may issue calls, cancel calls or free the client.
  * Freeing inside a callback only marks the client; it is destroyed when the
  * callback returns (depth drops to 0).
@@ -62,7 +68,7 @@ struct stor_call {
 	uint64_t      req_len;      /* PUT_COMMIT: echoed as result.len */
 	stor_cb       cb;           /* NULL: cancelled (or the internal probe) */
 	void         *arg;
-	struct event *timer;
+	uint64_t      deadline_ms;  /* util_now_ms() clock; set when started */
 	int           fail_status;
 	const char   *fail_msg;     /* literal */
 	size_t        frame_len;
@@ -81,6 +87,7 @@ struct stor_client {
 	size_t             inflight;   /* outq + sentq */
 	struct event      *fail_ev;
 	struct event      *probe_ev;
+	struct event      *timeout_ev; /* the oldest pending call's deadline */
 	uint64_t           next_corr;
 	brk_state          brk;
 	void             (*on_state)(bool ready, void *arg);
@@ -176,8 +183,6 @@ static void stor_call_free(stor_call *call)
 {
 	if (call->c->trial == call)
 		call->c->trial = NULL;
-	if (call->timer)
-		event_free(call->timer);
 	free(call);
 }
 
@@ -214,8 +219,6 @@ static bool stor_deliver(stor_client *c, stor_call *call, stor_result *r)
 
 static void stor_fail_later(stor_client *c, stor_call *call, int status, const char *msg)
 {
-	if (call->timer)
-		evtimer_del(call->timer);
 	call->where = CALL_FAILQ;
 	call->fail_status = status;
 	call->fail_msg = msg;
@@ -262,6 +265,27 @@ static void stor_fail_orphan(stor_client *c, stor_cb cb, void *arg)
 	c->orphans[c->norphans].arg = arg;
 	c->norphans++;
 	event_active(c->fail_ev, EV_TIMEOUT, 0);
+}
+
+/* ---- deadline ------------------------------------------------------------- */
+
+/* Arm the timer for the oldest pending call, or stop it when none is.
+ * Called whenever the oldest may have changed. */
+static void stor_timer_arm(stor_client *c)
+{
+	stor_call *oldest = TAILQ_FIRST(&c->sentq);
+	uint64_t now = util_now_ms(), left;
+
+	if (!oldest)
+		oldest = TAILQ_FIRST(&c->outq);
+	if (!oldest) {
+		evtimer_del(c->timeout_ev);
+		return;
+	}
+	left = oldest->deadline_ms > now ? oldest->deadline_ms - now : 0;
+	struct timeval tv = { (time_t)(left / 1000), (suseconds_t)((left % 1000) * 1000) };
+	if (evtimer_add(c->timeout_ev, &tv) != 0)
+		(void)BUG("storage client cannot arm its call timer");
 }
 
 /* ---- connection ----------------------------------------------------------- */
@@ -319,6 +343,7 @@ static size_t stor_conn_reset(stor_client *c, const char *why)
 			n++;
 		}
 	}
+	evtimer_del(c->timeout_ev);
 	return n;
 }
 
@@ -363,10 +388,11 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* The oldest pending call reached its deadline (libevent's clock may run a
+ * hair ahead of ours: the timer was armed for that call, so it has). */
 static void on_timeout(evutil_socket_t fd, short what, void *arg)
 {
-	stor_call *call = arg;
-	stor_client *c = call->c;
+	stor_client *c = arg;
 
 	(void)fd; (void)what;
 	log_kv(LOG_LEVEL_WARN, "storage call timed out; reconnecting", NULL);
@@ -470,6 +496,7 @@ static bool stor_on_response(stor_client *c, size_t n, int *fds, size_t nfds, bo
 	}
 	TAILQ_REMOVE(&c->sentq, call, link);
 	c->inflight--;
+	stor_timer_arm(c);
 	stor_note_success(c);
 	stor_result_of(call, &f, fds, nfds, &j, &r);
 	*gone = !stor_deliver(c, call, &r);
@@ -522,8 +549,6 @@ static int stor_encode(stor_call *call, const char *payload)
 /* Queue, connect, send: any failure goes to failq (never a callback here). */
 static void stor_start(stor_client *c, stor_call *call)
 {
-	struct timeval tv = { STOR_CALL_TIMEOUT_MS / 1000, (STOR_CALL_TIMEOUT_MS % 1000) * 1000 };
-
 	if (!stor_gate(c, call)) {
 		stor_fail_later(c, call, 503, "storage unavailable (breaker open)");
 		return;
@@ -537,14 +562,12 @@ static void stor_start(stor_client *c, stor_call *call)
 		stor_fail_later(c, call, 503, "storage unreachable");
 		return;
 	}
-	call->timer = evtimer_new(c->base, on_timeout, call);
-	if (!call->timer || evtimer_add(call->timer, &tv) != 0) {
-		stor_fail_later(c, call, 503, "out of memory");
-		return;
-	}
+	call->deadline_ms = util_now_ms() + STOR_CALL_TIMEOUT_MS;
 	call->where = CALL_OUTQ;
 	TAILQ_INSERT_TAIL(&c->outq, call, link);
 	c->inflight++;
+	if (c->inflight == 1)   /* else an older call's deadline comes first */
+		stor_timer_arm(c);
 	if (stor_flush(c) != 0) {
 		stor_conn_fail(c, "storage connection lost");
 	}
@@ -640,9 +663,11 @@ void stor_call_cancel(stor_call *call)
 		return;
 	call->cb = NULL;
 	if (call->where == CALL_OUTQ) {
-		TAILQ_REMOVE(&call->c->outq, call, link);
-		call->c->inflight--;
+		stor_client *c = call->c;
+		TAILQ_REMOVE(&c->outq, call, link);
+		c->inflight--;
 		stor_call_free(call);
+		stor_timer_arm(c);
 	}
 }
 
@@ -667,7 +692,8 @@ stor_client *stor_client_new(struct event_base *base, const char *socket_path)
 		log_kv(LOG_LEVEL_ERROR, "storage socket path too long", "path", socket_path, NULL);
 	c->fail_ev = event_new(base, -1, 0, on_fail, c);
 	c->probe_ev = evtimer_new(base, on_probe, c);
-	if (!c->fail_ev || !c->probe_ev) {
+	c->timeout_ev = evtimer_new(base, on_timeout, c);
+	if (!c->fail_ev || !c->probe_ev || !c->timeout_ev) {
 		stor_destroy(c);
 		return NULL;
 	}
@@ -691,6 +717,7 @@ static void stor_destroy(stor_client *c)
 	}
 	if (c->fail_ev) event_free(c->fail_ev);
 	if (c->probe_ev) event_free(c->probe_ev);
+	if (c->timeout_ev) event_free(c->timeout_ev);
 	free(c);
 }
 

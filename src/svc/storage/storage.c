@@ -5,11 +5,19 @@
  * OAP/1 frame per datagram, strict JSON payloads, blobs as fds.
  *
  * Every accepted connection must come from our own uid (SO_PEERCRED).
- * Requests are handled to completion one at a time, so responses leave in
- * request order; a connection whose peer does not read its responses is
+ * A connection's requests are handled one at a time, so its responses leave
+ * in request order; a connection whose peer does not read its responses is
  * not read from until the pending response is sent (one response of
  * buffering per connection). Uploads belong to the connection that began
  * them and are dropped when it closes.
+ *
+ * PUT_COMMIT is the one slow verb (read back and hash the whole upload,
+ * fsync, rename, LMDB): it runs on a pool of STORAGE_COMMIT_THREADS worker
+ * threads (lib/workq.h), at most STORAGE_COMMIT_MAX commits at once (more →
+ * 503, like the upload slots). Its connection is parked (CONN_COMMITTING:
+ * not read, so its order holds) until the result comes back through the
+ * pool's eventfd; every other connection is served meanwhile. The store is
+ * touched off the loop only inside store_commit_run (store.h).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -30,6 +38,7 @@
 #include "lib/b3tree.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "lib/workq.h"
 #include "svc/storage/store.h"
 #include "svc/svc.h"
 
@@ -39,8 +48,14 @@
 #define STORAGE_BODY_MAX        512u  /* response payload: short JSON only */
 #define STORAGE_EMFILE_PAUSE_MS 100u  /* out of fds: stop accepting this long */
 #define STORAGE_CORR_OFF        30u   /* corr_id's offset in the OAP header */
+/* Commit workers: two hash in parallel on a two-core machine and leave the
+ * loop a core; more only add fsyncs queueing on the same disk. */
+#define STORAGE_COMMIT_THREADS  2u
+/* Commits queued or running at once (each parks one connection and holds
+ * one upload fd; ~128 KiB of scratch while running). Beyond → 503. */
+#define STORAGE_COMMIT_MAX      64u
 
-typedef enum { CONN_READING, CONN_WRITING } conn_state;
+typedef enum { CONN_READING, CONN_WRITING, CONN_COMMITTING } conn_state;
 
 typedef struct storage storage;
 
@@ -60,6 +75,8 @@ typedef struct storage_conn {
 struct storage {
 	svc          *s;
 	store        *st;
+	workq        *wq;           /* commit workers */
+	struct event *wq_ev;        /* the pool's completion eventfd */
 	struct event *accept_ev;
 	struct event *pause_ev;
 	LIST_HEAD(, storage_conn) conns;
@@ -76,6 +93,7 @@ typedef struct storage_reply {
 	char   body[STORAGE_BODY_MAX];
 	int    fds[2];
 	size_t nfds;
+	bool   deferred;            /* no reply now: a commit job will answer */
 } storage_reply;
 
 /* ---- replies -------------------------------------------------------------- */
@@ -219,13 +237,14 @@ static int storage_do_put_begin(const storage_req *rq, storage_reply *rp)
 	return storage_ok(rp, "{\"handle\":%" PRIu64 "}", handle);
 }
 
+static int storage_commit_start(const storage_req *rq, storage_reply *rp, uint64_t handle,
+                                uint64_t len, const uint8_t *expect);
+
 static int storage_do_put_commit(const storage_req *rq, storage_reply *rp)
 {
 	json_int_t handle, len;
 	json_t *expect = NULL;
-	uint8_t want[B3_OUT_LEN], id[B3_OUT_LEN];
-	char cid[B3_CID_LEN + 1];
-	bool created = false;
+	uint8_t want[B3_OUT_LEN];
 
 	if (!storage_unpack(rq, "{s:I,s:I,s?o!}", "handle", &handle, "len", &len, "expect", &expect) ||
 	    handle < 0 || len < 0 ||
@@ -236,10 +255,18 @@ static int storage_do_put_commit(const storage_req *rq, storage_reply *rp)
 		                    "payload must be {\"handle\":H,\"len\":N,\"expect\":\"b3:<hex>\"|null}",
 		                    rq->corr);
 	bool has_expect = expect && json_is_string(expect);
-	store_status rc = store_put_commit(rq->c->srv->st, rq->c->owner, (uint64_t)handle,
-	                                   (uint64_t)len, has_expect ? want : NULL, id, &created);
+	return storage_commit_start(rq, rp, (uint64_t)handle, (uint64_t)len,
+	                            has_expect ? want : NULL);
+}
+
+/* The PUT_COMMIT answer, once its commit job is back on the loop. */
+static int storage_commit_reply(storage_reply *rp, uint64_t corr, store_status rc,
+                                const uint8_t id[B3_OUT_LEN], bool created)
+{
+	char cid[B3_CID_LEN + 1];
+
 	if (rc != STORE_OK)
-		return storage_fail(rp, (int)rc, storage_status_msg(rc), rq->corr);
+		return storage_fail(rp, (int)rc, storage_status_msg(rc), corr);
 	b3_cid_format(id, cid);
 	if (created)
 		log_kv(LOG_LEVEL_DEBUG, "object stored", "cid", cid, NULL);
@@ -329,12 +356,16 @@ static void storage_conn_close(storage_conn *c)
 		svc_drained(srv->s);
 }
 
-/* Wait for readable (CONN_READING) or writable (CONN_WRITING). */
+/* Wait for readable (CONN_READING) or writable (CONN_WRITING), or for
+ * nothing (CONN_COMMITTING: its commit job will set the next state). */
 static int storage_conn_set(storage_conn *c, conn_state st)
 {
 	c->state = st;
 	if (c->ev)
 		event_free(c->ev);
+	c->ev = NULL;
+	if (st == CONN_COMMITTING)
+		return 0;
 	c->ev = event_new(c->srv->s->base, c->fd, (st == CONN_READING ? EV_READ : EV_WRITE) | EV_PERSIST,
 	                  on_conn, c);
 	return c->ev && event_add(c->ev, NULL) == 0 ? 0 : -1;
@@ -402,6 +433,8 @@ static int storage_handle(storage_conn *c, size_t n, bool oversize, size_t nfds,
 		storage_fail(&rp, 400, "malformed frame", corr);
 	else
 		storage_dispatch_client(c, &f, &rp);
+	if (rp.deferred)
+		return storage_conn_set(c, CONN_COMMITTING);
 	return storage_send(c, corr, &rp);
 }
 
@@ -448,6 +481,85 @@ static void on_conn(evutil_socket_t fd, short what, void *arg)
 		storage_conn_flush(c);
 	else
 		storage_conn_read(c);
+}
+
+/* ---- commits off the loop -------------------------------------------------- */
+
+/* One PUT_COMMIT in the pool. While it is there its connection is parked
+ * (CONN_COMMITTING) and cannot close, except in storage_free, which
+ * finishes the pool first. */
+typedef struct storage_job {
+	workq_job     job;          /* first: the pool hands this back */
+	storage_conn *c;            /* loop thread only */
+	store        *st;
+	store_commit *cm;           /* the worker's while it runs */
+	uint64_t      corr;
+} storage_job;
+
+static void on_commit_run(workq_job *j)
+{
+	storage_job *job = (storage_job *)j;
+
+	store_commit_run(job->st, job->cm);
+}
+
+/* Back on the loop: finish, answer, read the connection again. A job the
+ * pool dropped at shutdown is not answered: its connection closes next. */
+static void on_commit_done(workq_job *j, bool ran)
+{
+	storage_job *job = (storage_job *)j;
+	storage_conn *c = job->c;
+	storage_reply rp = { .fds = { -1, -1 } };
+	uint64_t corr = job->corr;
+	uint8_t id[B3_OUT_LEN];
+	bool created = false;
+
+	if (!ran) {
+		store_commit_free(job->cm);
+		free(job);
+		return;
+	}
+	store_status rc = store_commit_finish(job->st, job->cm, id, &created);
+	free(job);
+	(void)storage_commit_reply(&rp, corr, rc, id, created);
+	if (storage_conn_set(c, CONN_READING) != 0 || storage_send(c, corr, &rp) != 0)
+		storage_conn_close(c);
+}
+
+/* PUT_COMMIT: take the upload and hand it to the pool (the reply is
+ * deferred), or answer now: 404/413 from the take, 503 when the pool is
+ * full (the upload is consumed either way, as always). */
+static int storage_commit_start(const storage_req *rq, storage_reply *rp, uint64_t handle,
+                                uint64_t len, const uint8_t *expect)
+{
+	storage_conn *c = rq->c;
+	storage_job *job;
+	store_commit *cm;
+	store_status rc = store_commit_take(c->srv->st, c->owner, handle, len, expect, &cm);
+
+	if (rc != STORE_OK)
+		return storage_fail(rp, (int)rc, storage_status_msg(rc), rq->corr);
+	if (!(job = calloc(1, sizeof *job))) {
+		store_commit_free(cm);
+		return storage_fail(rp, STORE_ERROR, storage_status_msg(STORE_ERROR), rq->corr);
+	}
+	*job = (storage_job){ .job = { .run = on_commit_run, .done = on_commit_done },
+	                      .c = c, .st = c->srv->st, .cm = cm, .corr = rq->corr };
+	if (workq_submit(c->srv->wq, &job->job) != 0) {
+		store_commit_free(cm);
+		free(job);
+		return storage_fail(rp, STORE_BUSY, storage_status_msg(STORE_BUSY), rq->corr);
+	}
+	rp->deferred = true;
+	return 0;
+}
+
+static void on_commits_done(evutil_socket_t fd, short what, void *arg)
+{
+	storage *srv = arg;
+
+	(void)fd; (void)what;
+	(void)workq_reap(srv->wq);
 }
 
 /* ---- accepting ------------------------------------------------------------ */
@@ -547,6 +659,9 @@ static void storage_free(storage *srv)
 {
 	if (!srv)
 		return;
+	if (srv->wq_ev) event_free(srv->wq_ev);
+	workq_free(srv->wq);   /* running commits finish and answer; queued ones are dropped */
+	srv->wq = NULL;
 	while (!LIST_EMPTY(&srv->conns))
 		storage_conn_close(LIST_FIRST(&srv->conns));
 	if (srv->accept_ev) event_free(srv->accept_ev);
@@ -569,6 +684,12 @@ static int storage_start(svc *s)
 		goto fail;
 	}
 	srv->st = storage_open_store(&s->cfg);
+	srv->wq = workq_new(STORAGE_COMMIT_THREADS, STORAGE_COMMIT_MAX);
+	if (!srv->st || !srv->wq)
+		goto fail;
+	srv->wq_ev = event_new(s->base, workq_fd(srv->wq), EV_READ | EV_PERSIST, on_commits_done, srv);
+	if (!srv->wq_ev || event_add(srv->wq_ev, NULL) != 0)
+		goto fail;
 	srv->accept_ev = event_new(s->base, s->listen_fd, EV_READ | EV_PERSIST, on_accept, srv);
 	srv->pause_ev = evtimer_new(s->base, on_pause_end, srv);
 	if (!srv->st || !srv->accept_ev || !srv->pause_ev || event_add(srv->accept_ev, NULL) != 0)
@@ -590,8 +711,9 @@ static void storage_reload(svc *s)
 	store_set_limits(srv->st, &lim);
 }
 
-/* Keep serving the connections we have (uploads in flight may still commit);
- * done when the last one closes or at the drain deadline. */
+/* Keep serving the connections we have (uploads in flight may still commit,
+ * and a connection waiting on a commit job stays open until it is
+ * answered); done when the last one closes or at the drain deadline. */
 static void storage_drain(svc *s)
 {
 	storage *srv = s->priv;

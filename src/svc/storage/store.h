@@ -17,7 +17,16 @@
  *
  * Results are store_status values, which are the HTTP-like codes of the
  * internal protocol (docs/internal.md), so the service answers with them
- * as they are. All calls are synchronous; the store is single-threaded.
+ * as they are.
+ *
+ * Threads: every call belongs to the owner thread (the service's event
+ * loop) except store_commit_run, which may run on a worker thread while the
+ * loop goes on serving other calls. A commit is split for that: take (loop:
+ * the upload leaves the table, so nothing else can reach it), run (worker:
+ * read back, hash, and the backend's ingest where that is thread-safe),
+ * finish (loop: the rest of the ingest, the result). What run touches
+ * besides the commit itself is documented per backend (store_disk.c,
+ * store_ram.c). store_put_commit does all three inline.
  */
 #ifndef MN_SVC_STORAGE_STORE_H
 #define MN_SVC_STORAGE_STORE_H
@@ -82,10 +91,33 @@ store_status store_put_begin(store *st, uint64_t owner, uint64_t max_len,
                              uint64_t *handle, int *fd);
 /* Consumes the upload whatever the result. expect: the id the bytes must
  * hash to, or NULL. On 200, id is the object id and *created is false when
- * the object was already stored. */
+ * the object was already stored. Inline: take + run + finish. */
 __attribute__((warn_unused_result))
 store_status store_put_commit(store *st, uint64_t owner, uint64_t handle, uint64_t len,
                               const uint8_t *expect, uint8_t id[B3_OUT_LEN], bool *created);
+
+/* A commit in three steps, for running the slow part off the loop. */
+typedef struct store_commit store_commit;
+/* Loop thread. Take owner's upload out of the table for commit (consumed
+ * whatever happens next). 200: *out is the commit, the caller owns it and
+ * must pass it to store_commit_finish (after store_commit_run) or
+ * store_commit_free. 404 for a handle that is not an open upload of owner;
+ * 413 if len is over the object cap or the upload's max_len; 500 out of
+ * memory. expect is copied (NULL: none). */
+__attribute__((warn_unused_result))
+store_status store_commit_take(store *st, uint64_t owner, uint64_t handle, uint64_t len,
+                               const uint8_t *expect, store_commit **out);
+/* Any one thread at a time: freeze, length check, read back and hash, and
+ * the backend's ingest if it may run off the loop. Touches cm and, through
+ * the backend, only what the backend documents as thread-safe. */
+void store_commit_run(store *st, store_commit *cm);
+/* Loop thread, after store_commit_run: the result as store_put_commit
+ * gives it. Frees cm. */
+__attribute__((warn_unused_result))
+store_status store_commit_finish(store *st, store_commit *cm, uint8_t id[B3_OUT_LEN],
+                                 bool *created);
+/* Drop a commit that was never run (shutdown). NULL ok. */
+void store_commit_free(store_commit *cm);
 /* 200, or 404 for a handle that is not an open upload of owner. */
 __attribute__((warn_unused_result))
 store_status store_put_abort(store *st, uint64_t owner, uint64_t handle);
@@ -107,7 +139,7 @@ store_status store_open(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len,
 __attribute__((warn_unused_result))
 store_status store_quarantine(store *st, const uint8_t id[B3_OUT_LEN]);
 
-/* ---- backend interface (store_disk.c, store_ram.c) ------------------------ */
+/* ---- backend interface (store_upload.c ↔ store_disk.c, store_ram.c) ------- */
 
 typedef struct store_upload {
 	uint64_t handle;
@@ -129,6 +161,10 @@ typedef struct store_ingest {
 
 typedef struct store_backend {
 	const char *name;
+	/* ingest may run on a worker thread, concurrently with the loop's
+	 * stat/open/quarantine and with other workers' ingests (disk: yes;
+	 * RAM: no, it runs in store_commit_finish on the loop). */
+	bool ingest_off_loop;
 	/* A new writable anonymous file; *tmp_path (malloc'd) if it has a name. */
 	int  (*tmp_create)(store *st, char **tmp_path);
 	/* Make the upload's bytes immutable before they are hashed, or -1
@@ -143,9 +179,9 @@ typedef struct store_backend {
 	void (*destroy)(store *st);
 } store_backend;
 
-struct b3tree_builder;
-
-/* The part every backend shares; a backend's struct starts with it. */
+/* The part every backend shares (store_upload.c); a backend's struct
+ * starts with it. Loop thread only: a running commit holds its upload
+ * outside this table. */
 struct store {
 	const store_backend    *be;
 	store_limits            lim;
@@ -153,8 +189,6 @@ struct store {
 	size_t                  nup;
 	size_t                  cap;
 	uint64_t                next_handle;
-	struct b3tree_builder  *bld;       /* one commit at a time */
-	uint8_t                *piece;     /* STORE_IO_PIECE bytes */
 };
 
 /* Set up / release the shared part (backends call these). 0 or -1. */

@@ -1,7 +1,6 @@
 /*
- * store_disk.c — the disk store (see store.h), and the front both backends
- * share: the table of open uploads and the read-back verification of a
- * commit.
+ * store_disk.c — the disk backend of the store (see store.h; the uploads
+ * and the read-back of a commit are store_upload.c's).
  *
  * Layout under data_dir (all 0700, files 0600):
  *   meta/            LMDB environment: id (32 bytes) → record; storage.lock
@@ -14,12 +13,30 @@
  * names, fsync objects/xx/, and only then write the record and commit the
  * LMDB transaction. An object is visible only through its record, so files
  * without one are strays; store_disk_new removes them, and tmp/ is emptied.
+ *
+ * Threads (store.h): disk_ingest runs on the service's commit workers while
+ * the loop thread serves stat, open, quarantine and new uploads. What they
+ * share is safe so:
+ *   - LMDB is opened MDB_NOTLS, so a read transaction may be begun on any
+ *     thread; a write transaction lives inside one function on one thread,
+ *     and LMDB's own writer lock serialises the loop's quarantine write with
+ *     a worker's record write (held for one put and its commit, never for
+ *     the hashing or the file fsyncs).
+ *   - ingest_lock makes ingests one at a time: two commits of the same bytes
+ *     would otherwise both find no record and replace each other's files
+ *     under a reader. The loop never takes it.
+ *   - no_tmpfile is atomic; the directory fds and paths never change after
+ *     store_disk_new.
+ *   - a worker may log (one write(2) per line); it counts no metric except
+ *     through BUG(), whose counter update is an atomic in the shared region.
  */
 #include "svc/storage/store.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,222 +60,6 @@
 #define DISK_OB_SUFFIX     ".ob"
 #define DISK_TMP_TEMPLATE  "up-XXXXXX"
 
-/* ---- the shared front: uploads and verification (both backends) ---------- */
-
-int store_base_init(store *st, const store_backend *be, const store_limits *lim)
-{
-	st->be = be;
-	st->lim = *lim;
-	st->next_handle = 1;
-	st->piece = malloc(STORE_IO_PIECE);
-	st->bld = malloc(sizeof *st->bld);
-	return st->piece && st->bld ? 0 : -1;
-}
-
-static void store_upload_drop(store_upload *u)
-{
-	if (u->fd >= 0)
-		close(u->fd);
-	if (u->tmp_path) {
-		(void)unlink(u->tmp_path);
-		free(u->tmp_path);
-	}
-	u->fd = -1;
-	u->tmp_path = NULL;
-}
-
-void store_base_release(store *st)
-{
-	for (size_t i = 0; i < st->nup; i++)
-		store_upload_drop(&st->up[i]);
-	free(st->up);
-	free(st->bld);
-	free(st->piece);
-	st->up = NULL;
-	st->nup = st->cap = 0;
-}
-
-void store_free(store *st)
-{
-	if (st)
-		st->be->destroy(st);
-}
-
-void store_set_limits(store *st, const store_limits *lim)
-{
-	st->lim = *lim;
-}
-
-size_t store_uploads_open(const store *st)
-{
-	return st->nup;
-}
-
-static store_upload *store_upload_find(store *st, uint64_t owner, uint64_t handle)
-{
-	for (size_t i = 0; i < st->nup; i++)
-		if (st->up[i].handle == handle && st->up[i].owner == owner)
-			return &st->up[i];
-	return NULL;
-}
-
-/* Remove u from the table (order is not kept); u's contents are moved to *out. */
-static void store_upload_take(store *st, store_upload *u, store_upload *out)
-{
-	*out = *u;
-	*u = st->up[--st->nup];
-}
-
-static int store_upload_reserve(store *st)
-{
-	if (st->nup < st->cap)
-		return 0;
-	size_t ncap = st->cap ? st->cap * 2 : 16;
-	store_upload *n = realloc(st->up, ncap * sizeof *n);
-	if (!n)
-		return -1;
-	st->up = n;
-	st->cap = ncap;
-	return 0;
-}
-
-store_status store_put_begin(store *st, uint64_t owner, uint64_t max_len,
-                             uint64_t *handle, int *fd)
-{
-	store_upload u = { .owner = owner, .max_len = max_len, .fd = -1 };
-
-	if (max_len > st->lim.max_object_bytes || max_len > B3TREE_MAX_LEN)
-		return STORE_TOO_LARGE;
-	if (st->nup >= st->lim.max_uploads)
-		return STORE_BUSY;
-	if (store_upload_reserve(st) != 0)
-		return STORE_ERROR;
-	u.fd = st->be->tmp_create(st, &u.tmp_path);
-	if (u.fd < 0)
-		return STORE_ERROR;
-	*fd = fcntl(u.fd, F_DUPFD_CLOEXEC, 0);
-	if (*fd < 0) {
-		store_upload_drop(&u);
-		return STORE_ERROR;
-	}
-	u.handle = st->next_handle++;
-	st->up[st->nup++] = u;
-	*handle = u.handle;
-	return STORE_OK;
-}
-
-store_status store_put_abort(store *st, uint64_t owner, uint64_t handle)
-{
-	store_upload *u = store_upload_find(st, owner, handle);
-	store_upload gone;
-
-	if (!u)
-		return STORE_NOT_FOUND;
-	store_upload_take(st, u, &gone);
-	store_upload_drop(&gone);
-	return STORE_OK;
-}
-
-void store_abort_owner(store *st, uint64_t owner)
-{
-	size_t i = 0;
-
-	while (i < st->nup) {
-		if (st->up[i].owner == owner) {
-			store_upload gone;
-			store_upload_take(st, &st->up[i], &gone);
-			store_upload_drop(&gone);
-		} else {
-			i++;
-		}
-	}
-}
-
-/* Read len bytes of fd back through the tree builder: the outboard (into ob,
- * sized for len) and the id. Short reads mean the file changed: STORE_BAD. */
-static store_status store_digest(store *st, int fd, uint64_t len, uint8_t *ob, size_t ob_len,
-                                 uint8_t id[B3_OUT_LEN])
-{
-	uint64_t off = 0;
-
-	b3tree_builder_init(st->bld, ob, ob_len);
-	while (off < len) {
-		uint64_t want = len - off < STORE_IO_PIECE ? len - off : STORE_IO_PIECE;
-		ssize_t r = pread(fd, st->piece, (size_t)want, (off_t)off);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return STORE_ERROR;
-		if (r == 0)
-			return STORE_BAD;
-		if (b3tree_builder_update(st->bld, st->piece, (size_t)r) != 0)
-			return STORE_ERROR;
-		off += (uint64_t)r;
-	}
-	return b3tree_builder_finish(st->bld, id) == 0 ? STORE_OK : STORE_ERROR;
-}
-
-/* Length, hash and expectation checks of a taken upload, then the backend. */
-static store_status store_commit_upload(store *st, store_upload *u, uint64_t len,
-                                        const uint8_t *expect, uint8_t id[B3_OUT_LEN],
-                                        bool *created)
-{
-	struct stat sb;
-
-	if (len > st->lim.max_object_bytes || len > u->max_len)
-		return STORE_TOO_LARGE;
-	if (st->be->freeze && st->be->freeze(st, u->fd) != 0)
-		return STORE_BAD;
-	if (fstat(u->fd, &sb) != 0)
-		return STORE_ERROR;
-	if (sb.st_size < 0 || (uint64_t)sb.st_size != len)
-		return STORE_BAD;
-	size_t ob_len = b3tree_outboard_len(len);
-	uint8_t *ob = malloc(ob_len);
-	if (!ob)
-		return STORE_ERROR;
-	store_status rc = store_digest(st, u->fd, len, ob, ob_len, id);
-	if (rc == STORE_OK && expect && !b3_equal(expect, id))
-		rc = STORE_MISMATCH;
-	if (rc == STORE_OK) {
-		store_ingest in = { .up = u, .len = len, .id = id, .outboard = ob, .ob_len = ob_len };
-		rc = st->be->ingest(st, &in, created);
-	}
-	free(ob);
-	return rc;
-}
-
-store_status store_put_commit(store *st, uint64_t owner, uint64_t handle, uint64_t len,
-                              const uint8_t *expect, uint8_t id[B3_OUT_LEN], bool *created)
-{
-	store_upload *u = store_upload_find(st, owner, handle);
-	store_upload mine;
-
-	if (!u)
-		return STORE_NOT_FOUND;
-	store_upload_take(st, u, &mine);
-	store_status rc = store_commit_upload(st, &mine, len, expect, id, created);
-	store_upload_drop(&mine);
-	return rc;
-}
-
-store_status store_stat(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len)
-{
-	return st->be->stat(st, id, len);
-}
-
-store_status store_open(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len,
-                        int *blob_fd, int *ob_fd)
-{
-	*blob_fd = *ob_fd = -1;
-	return st->be->open(st, id, len, blob_fd, ob_fd);
-}
-
-store_status store_quarantine(store *st, const uint8_t id[B3_OUT_LEN])
-{
-	return st->be->quarantine(st, id);
-}
-
 /* ---- the disk backend ------------------------------------------------------ */
 
 typedef struct store_disk {
@@ -268,7 +69,9 @@ typedef struct store_disk {
 	int      objects_fd;
 	int      tmp_fd;
 	int      lock_fd;
-	bool     no_tmpfile;
+	atomic_bool no_tmpfile;      /* set by whichever thread finds out */
+	pthread_mutex_t ingest_lock; /* one disk_ingest at a time */
+	bool     ingest_lock_ok;     /* initialised (destroy it) */
 	char     tmp_dir[DISK_PATH_MAX];
 } store_disk;
 
@@ -380,15 +183,15 @@ static int disk_tmp_create(store *st, char **tmp_path)
 	store_disk *sd = (store_disk *)st;
 
 	*tmp_path = NULL;
-	if (!sd->no_tmpfile) {
+	if (!atomic_load(&sd->no_tmpfile)) {
 		int fd = openat(sd->tmp_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 		if (fd >= 0)
 			return fd;
 		if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
 			return -1;
-		sd->no_tmpfile = true;
-		log_kv(LOG_LEVEL_WARN, "O_TMPFILE unsupported under data_dir; using named temp files",
-		       NULL);
+		if (!atomic_exchange(&sd->no_tmpfile, true))
+			log_kv(LOG_LEVEL_WARN, "O_TMPFILE unsupported under data_dir; using named temp files",
+			       NULL);
 	}
 	return disk_tmp_named(sd, tmp_path);
 }
@@ -483,9 +286,8 @@ out:
 	return rc;
 }
 
-static store_status disk_ingest(store *st, store_ingest *in, bool *created)
+static store_status disk_ingest_locked(store_disk *sd, store_ingest *in, bool *created)
 {
-	store_disk *sd = (store_disk *)st;
 	char bname[DISK_NAME_MAX], oname[DISK_NAME_MAX];
 	store_status rc = STORE_ERROR;
 	disk_rec r;
@@ -511,6 +313,16 @@ static store_status disk_ingest(store *st, store_ingest *in, bool *created)
 		(void)unlinkat(sd->objects_fd, bname, 0);
 		(void)unlinkat(sd->objects_fd, oname, 0);
 	}
+	return rc;
+}
+
+static store_status disk_ingest(store *st, store_ingest *in, bool *created)
+{
+	store_disk *sd = (store_disk *)st;
+
+	pthread_mutex_lock(&sd->ingest_lock);
+	store_status rc = disk_ingest_locked(sd, in, created);
+	pthread_mutex_unlock(&sd->ingest_lock);
 	return rc;
 }
 
@@ -756,11 +568,14 @@ static void disk_destroy(store *st)
 	if (sd->objects_fd >= 0) close(sd->objects_fd);
 	if (sd->tmp_fd >= 0) close(sd->tmp_fd);
 	if (sd->lock_fd >= 0) close(sd->lock_fd);
+	if (sd->ingest_lock_ok)
+		pthread_mutex_destroy(&sd->ingest_lock);
 	free(sd);
 }
 
 static const store_backend disk_backend = {
 	.name = "disk",
+	.ingest_off_loop = true,
 	.tmp_create = disk_tmp_create,
 	.freeze = NULL,
 	.ingest = disk_ingest,
@@ -781,8 +596,9 @@ store *store_disk_new(const char *data_dir, const store_limits *lim, unsigned fl
 		return NULL;
 	}
 	sd->objects_fd = sd->tmp_fd = sd->lock_fd = -1;
-	sd->no_tmpfile = (flags & STORE_DISK_NO_TMPFILE) != 0;
-	if (store_base_init(&sd->base, &disk_backend, lim) != 0) {
+	atomic_init(&sd->no_tmpfile, (flags & STORE_DISK_NO_TMPFILE) != 0);
+	sd->ingest_lock_ok = pthread_mutex_init(&sd->ingest_lock, NULL) == 0;
+	if (!sd->ingest_lock_ok || store_base_init(&sd->base, &disk_backend, lim) != 0) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}

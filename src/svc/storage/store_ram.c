@@ -8,6 +8,11 @@
  * key (ids are public, so an unkeyed index could be flooded with chosen
  * collisions).
  *
+ * Threads (store.h): a commit's seal and read-back run on a worker; the
+ * ingest (a dup of the memfd and a copy of the outboard) runs on the loop,
+ * which alone reads and changes the object table, so nothing here is
+ * shared between threads.
+ *
  * Bounds: STORE_RAM_MAX_BYTES of object bytes, and at most
  * STORE_RAM_MAX_OBJECTS objects or what the fd limit allows (each object
  * holds one fd), whichever is lower. Over either → 503.
@@ -274,6 +279,7 @@ static size_t ram_max_objects(void)
 
 static const store_backend ram_backend = {
 	.name = "ram",
+	.ingest_off_loop = false,   /* the object table is the loop's alone */
 	.tmp_create = ram_tmp_create,
 	.freeze = ram_freeze,
 	.ingest = ram_ingest,

@@ -36,6 +36,10 @@
 #define MAX_OBJ    (2u * 1024u * 1024u)
 #define MAX_CALLS  64u
 #define WAIT_MS    3000u
+#define TIMEOUT_GAP_MS 500u                    /* between the first call and the next */
+#define BIG_LEN    (64u * 1024u * 1024u)       /* a commit that takes a while to hash */
+#define BIG_PIECE  (1024u * 1024u)
+#define BIG_WAIT_MS 60000u
 
 typedef struct got {
 	bool        done;
@@ -90,7 +94,8 @@ static got *wait_for(got *g)
 	return g;
 }
 
-static void server_start(bool amnesia)
+/* The server on base (E->base: the same loop as the client). */
+static void server_start_on(struct event_base *base, bool amnesia)
 {
 	char err[256];
 
@@ -99,13 +104,18 @@ static void server_start(bool amnesia)
 	E->s.cfg.storage_max_object_bytes = MAX_OBJ;
 	E->s.cfg.storage_max_uploads = 4;
 	E->s.cfg.amnesia = amnesia;
-	E->s.base = E->base;
+	E->s.base = base;
 	E->s.ops = &storage_ops;
 	E->s.listen_fd = util_listen_unix(E->sock, SOCK_SEQPACKET, 0600, err, sizeof err);
 	if (E->s.listen_fd < 0)
 		fail_msg("listen: %s", err);
 	assert_int_equal(storage_ops.start(&E->s), 0);
 	E->up = true;
+}
+
+static void server_start(bool amnesia)
+{
+	server_start_on(E->base, amnesia);
 }
 
 static void server_stop(void)
@@ -552,6 +562,87 @@ static void test_peercred(void **state)
 	assert_int_equal(metrics_value(m), before + 1);
 }
 
+/* One timer per client, armed for the oldest call: a call answered before
+ * its deadline hands the timer to the next one, so later calls time out at
+ * their own deadline (not the first call's), in order. The server runs on
+ * a loop of its own that the test turns only when it wants an answer. */
+static void test_timeout_follows_oldest(void **state)
+{
+	struct event_base *sbase = event_base_new();
+	got a = { 0 }, b = { 0 }, c = { 0 };
+
+	(void)state;
+	server_stop();
+	server_start_on(sbase, false);
+	uint64_t t0 = util_now_ms();
+	stor_ping(E->c, on_result, &a);            /* sent; nobody reads it yet */
+	run_until(NULL, TIMEOUT_GAP_MS);
+	for (int i = 0; i < 20; i++)               /* accept, read a, answer it */
+		event_base_loop(sbase, EVLOOP_NONBLOCK);
+	uint64_t tb = util_now_ms();
+	stor_ping(E->c, on_result, &b);            /* never answered */
+	stor_ping(E->c, on_result, &c);
+	run_until(&c.done, STOR_CALL_TIMEOUT_MS + 2000);
+	assert_true(a.done && b.done && c.done);
+	assert_int_equal(a.r.status, 200);
+	assert_true(a.seq < b.seq && b.seq < c.seq);
+	for (got *g = &b; g; g = g == &b ? &c : NULL) {
+		assert_int_equal(g->r.status, 503);
+		assert_string_equal(g->msg, "storage call timed out");
+	}
+	/* b's own deadline, well past a's */
+	assert_true(util_now_ms() - tb >= STOR_CALL_TIMEOUT_MS - 10);
+	assert_true(util_now_ms() - t0 >= STOR_CALL_TIMEOUT_MS + TIMEOUT_GAP_MS - 10);
+	assert_true(stor_client_ready(E->c));      /* two failures: under the breaker's three */
+	server_stop();
+	event_base_free(sbase);
+}
+
+/* A large PUT_COMMIT runs off the storage loop: another connection's STAT,
+ * sent after the commit reached the server, is answered first. (Inline, the
+ * commit would hold the one loop both ends share until it was done.) */
+static void commit_does_not_stall(void)
+{
+	uint8_t *piece = make_data(BIG_PIECE, 8), small_id[B3_OUT_LEN];
+	stor_client *other = stor_client_new(E->base, E->sock);
+	got b = { 0 }, c = { 0 }, s = { 0 };
+
+	E->s.cfg.storage_max_object_bytes = BIG_LEN;
+	storage_ops.reload(&E->s);
+	got small = put_object(piece, 1000, NULL, 1000);
+	assert_int_equal(small.r.status, 200);
+	memcpy(small_id, small.r.id, B3_OUT_LEN);
+	stor_put_begin(E->c, BIG_LEN, on_result, &b);
+	assert_int_equal(wait_for(&b)->r.status, 200);
+	for (size_t off = 0; off < BIG_LEN; off += BIG_PIECE)
+		assert_int_equal(pwrite(b.r.fds[0], piece, BIG_PIECE, (off_t)off), BIG_PIECE);
+	close(b.r.fds[0]);
+	assert_non_null(stor_put_commit(E->c, b.r.handle, BIG_LEN, NULL, on_result, &c));
+	event_base_loop(E->base, EVLOOP_ONCE);     /* the server takes the commit */
+	stor_stat(other, small_id, on_result, &s);
+	assert_int_equal(wait_for(&s)->r.status, 200);
+	assert_int_equal(s.r.len, 1000);
+	assert_false(c.done);                      /* the commit is still running */
+	run_until(&c.done, BIG_WAIT_MS);
+	assert_true(c.done);
+	assert_int_equal(c.r.status, 200);
+	assert_true(c.r.created);
+	assert_int_equal(c.r.len, BIG_LEN);
+	assert_true(s.seq < c.seq);
+	memset(&s, 0, sizeof s);
+	stor_stat(other, c.r.id, on_result, &s);   /* and it is stored */
+	assert_int_equal(wait_for(&s)->r.status, 200);
+	assert_int_equal(s.r.len, BIG_LEN);
+	stor_client_free(other);
+	free(piece);
+}
+
+static void test_commit_does_not_stall(void **state)
+{
+	(void)state;
+	commit_does_not_stall();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -566,6 +657,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_free_in_callback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_amnesia, setup_amnesia, teardown),
 		cmocka_unit_test_setup_teardown(test_peercred, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timeout_follows_oldest, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_does_not_stall, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_does_not_stall, setup_amnesia, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
