@@ -252,8 +252,8 @@ static void t_gate(http_req *r, void *arg, http_gate_verdict *v)
 	if (http_req_header(r, "X-Deny")) {
 		v->status = 401;
 		v->code = "unauthenticated";
-		snprintf(v->message, sizeof v->message, "no");
-		v->reject = "unauth";
+		v->message = "no";
+		v->reject = REJECT_UNAUTH;
 		v->www_authenticate = "Bearer realm=\"t\"";
 	} else if (http_req_header(r, "X-Cap")) {
 		v->body_capped = true;

@@ -218,7 +218,7 @@ static void test_hello_then_ping(void **state)
 static void test_hello_required(void **state)
 {
 	env *e = *state;
-	uint64_t before = metrics_value(e->og.m_rej[OG_REJ_HELLO]);
+	uint64_t before = reject_value(REJECT_FAMILY_OAP, REJECT_HELLO);
 	rframe r;
 
 	send_frame(e, OAP_F_REQ | OAP_F_START | OAP_F_END, OG_VERB_PING, OG_APP_OBJECTS, 5, "{}");
@@ -228,7 +228,7 @@ static void test_hello_required(void **state)
 	assert_non_null(strstr(r.payload, "\"code\":\"bad_request\""));
 	assert_non_null(strstr(r.payload, "\"corr_id\":\"0000000000000005\""));
 	expect_eof(e, WAIT_MS);
-	assert_int_equal(metrics_value(e->og.m_rej[OG_REJ_HELLO]), before + 1);
+	assert_int_equal(reject_value(REJECT_FAMILY_OAP, REJECT_HELLO), before + 1);
 }
 
 static void test_strict_params(void **state)
@@ -259,14 +259,14 @@ static void test_strict_params(void **state)
 static void test_garbage_after_hello(void **state)
 {
 	env *e = *state;
-	uint64_t before = metrics_value(e->og.m_rej[OG_REJ_MALFORMED]);
+	uint64_t before = reject_value(REJECT_FAMILY_OAP, REJECT_MALFORMED);
 	static const char junk[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\nxxxxxxxxxxxxxxxxxxxxxxxx";
 
 	do_hello(e);
 	send_raw(e, junk, sizeof junk - 1);
 	expect_eof(e, WAIT_MS);
 	assert_int_equal(e->inlen, 0);   /* closed without an answer */
-	assert_int_equal(metrics_value(e->og.m_rej[OG_REJ_MALFORMED]), before + 1);
+	assert_int_equal(reject_value(REJECT_FAMILY_OAP, REJECT_MALFORMED), before + 1);
 }
 
 static void test_unknown_stream(void **state)
@@ -285,7 +285,7 @@ static void test_unknown_stream(void **state)
 static void test_65th_stream(void **state)
 {
 	env *e = *state;
-	uint64_t before = metrics_value(e->og.m_rej[OG_REJ_INFLIGHT]);
+	uint64_t before = reject_value(REJECT_FAMILY_OAP, REJECT_INFLIGHT);
 	char p[128];
 	rframe r;
 
@@ -300,7 +300,7 @@ static void test_65th_stream(void **state)
 	assert_int_equal(r.corr, 999);
 	assert_int_equal(r.code, 429);
 	assert_non_null(strstr(r.payload, "\"retryable\":true"));
-	assert_int_equal(metrics_value(e->og.m_rej[OG_REJ_INFLIGHT]), before + 1);
+	assert_int_equal(reject_value(REJECT_FAMILY_OAP, REJECT_INFLIGHT), before + 1);
 	/* The 64 are still open: none of them has been answered. */
 	assert_false(pump_until_frame(e, 100));
 	assert_false(e->eof);
@@ -310,7 +310,7 @@ static void test_oversize_header(void **state)
 {
 	env *e = *state;
 	uint8_t hdr[OAP_HDR_LEN] = { 0 };
-	uint64_t before = metrics_value(e->og.m_rej[OG_REJ_TOO_LARGE]);
+	uint64_t before = reject_value(REJECT_FAMILY_OAP, REJECT_TOO_LARGE);
 	rframe r;
 
 	do_hello(e);
@@ -326,14 +326,14 @@ static void test_oversize_header(void **state)
 	assert_int_equal(r.corr, 77);
 	assert_non_null(strstr(r.payload, "\"code\":\"payload_too_large\""));
 	expect_eof(e, WAIT_MS);
-	assert_int_equal(metrics_value(e->og.m_rej[OG_REJ_TOO_LARGE]), before + 1);
+	assert_int_equal(reject_value(REJECT_FAMILY_OAP, REJECT_TOO_LARGE), before + 1);
 }
 
 static void test_half_header_stall(void **state)
 {
 	env *e = *state;
 	uint8_t buf[128];
-	uint64_t before = metrics_value(e->og.m_rej[OG_REJ_TIMEOUT]), t0;
+	uint64_t before = reject_value(REJECT_FAMILY_OAP, REJECT_TIMEOUT), t0;
 	oap_frame f = { .flags = OAP_F_REQ | OAP_F_START | OAP_F_END, .code = OG_VERB_PING,
 	                .app_proto_id = OG_APP_OBJECTS, .corr_id = 1 };
 	ssize_t n = oap_encode(&f, buf, sizeof buf);
@@ -345,7 +345,7 @@ static void test_half_header_stall(void **state)
 	expect_eof(e, WAIT_MS);
 	assert_true(now_ms() - t0 >= READ_MS - 20);
 	assert_int_equal(e->inlen, 0);
-	assert_int_equal(metrics_value(e->og.m_rej[OG_REJ_TIMEOUT]), before + 1);
+	assert_int_equal(reject_value(REJECT_FAMILY_OAP, REJECT_TIMEOUT), before + 1);
 }
 
 static void test_conn_gauge(void **state)
