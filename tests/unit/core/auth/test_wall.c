@@ -589,6 +589,134 @@ static void test_missing_keys_dir(void **state)
 	assert_int_equal(v.status, 401);
 }
 
+/* ---- the ticket pool -------------------------------------------------- */
+
+#define POOL_ROUNDS 40
+
+/* One request of every kind the wall judges, each holding its ticket like a
+ * protocol would until the request ends; every round ends them all with the
+ * bytes the body used. The pool is back to full after every round. */
+static void test_ticket_pool_every_kind(void **state)
+{
+	struct fx *fx = *state;
+	char tok[CAPTOKEN_MAX_TOKEN + 1], scoped[CAPTOKEN_MAX_TOKEN + 1], small[CAPTOKEN_MAX_TOKEN + 1];
+	char bad[CAPTOKEN_MAX_TOKEN + 1], err[256];
+	wall_ticket *held[16];
+
+	fx->cfg.quota_bytes_per_s = 1u << 30;         /* reservations are settled */
+	fx->cfg.quota_bytes_burst = 1u << 30;
+	assert_int_equal(wall_configure(fx->w, &fx->cfg, err, sizeof err), 0);
+	mint(&(struct tk){ .methods = "POST,GET,DELETE", .tenant = "amy" }, tok, sizeof tok);
+	mint(&(struct tk){ .methods = "GET" }, scoped, sizeof scoped);
+	mint(&(struct tk){ .methods = "POST", .max_bytes = 4 }, small, sizeof small);
+	mint(&(struct tk){ .methods = "POST", .aud = "elsewhere" }, bad, sizeof bad);
+	const struct { const char *method; int64_t body; const char *token; bool badcred; int status; }
+	kinds[] = {
+		{ "GET", 0, NULL, false, 0 },           /* anonymous, admitted */
+		{ "POST", 3, NULL, false, 401 },        /* anonymous write */
+		{ "POST", 3, NULL, true, 401 },         /* credentials of another kind */
+		{ "POST", 3, bad, false, 401 },         /* token refused */
+		{ "POST", 3, scoped, false, 403 },      /* scope */
+		{ "POST", 9, small, false, 413 },       /* the token's byte limit */
+		{ "DELETE", 0, tok, false, 451 },       /* LEGAL */
+		{ "POST", 5, tok, false, 0 },           /* declared size */
+		{ "POST", -1, tok, false, 0 },          /* unknown size: reserved, settled */
+	};
+	size_t nk = sizeof kinds / sizeof kinds[0];
+
+	for (int round = 0; round < POOL_ROUNDS; round++) {
+		for (size_t i = 0; i < nk; i++) {
+			wall_req rq = { .method = kinds[i].method, .path = "/o",
+			                .peer = (struct sockaddr *)&fx->peer, .body_bytes = kinds[i].body,
+			                .body_max = 100, .token = kinds[i].token,
+			                .token_len = kinds[i].token ? strlen(kinds[i].token) : 0,
+			                .bad_credentials = kinds[i].badcred, .cls = WALL_CLASS_CORE };
+			held[i] = wall_check(fx->w, &rq, 1000);
+			assert_int_equal(wall_ticket_status(held[i]), kinds[i].status);
+		}
+		assert_int_equal(wall_tickets_out(fx->w), nk);
+		for (size_t i = 0; i < nk; i++)
+			wall_ticket_end(held[nk - 1 - i], (uint64_t)round);
+		assert_int_equal(wall_tickets_out(fx->w), 0);
+	}
+	/* No policy: refused too, and still a ticket to end. */
+	wall_set_policy(fx->w, NULL, NULL);
+	wall_req rq = { .method = "GET", .path = "/o", .cls = WALL_CLASS_CORE };
+	wall_ticket *t = wall_check(fx->w, &rq, 1000);
+	assert_int_equal(wall_ticket_status(t), 403);
+	assert_int_equal(wall_ticket_reject(t), REJECT_FORBIDDEN);
+	wall_ticket_end(t, 0);
+	assert_int_equal(wall_tickets_out(fx->w), 0);
+	wall_set_policy(fx->w, fx->pol, NULL);
+}
+
+/* More tickets out at once than one chunk holds; all come back, and a
+ * ticket ended twice is refused (BUG) without being recycled twice. */
+static void test_ticket_chunks_and_double_end(void **state)
+{
+	struct fx *fx = *state;
+	enum { N = WALL_TICKET_CHUNK * 2 + 3 };
+	wall_ticket **t = calloc(N, sizeof *t);
+	wall_req rq = { .method = "GET", .path = "/o", .peer = (struct sockaddr *)&fx->peer,
+	                .cls = WALL_CLASS_CORE };
+
+	assert_non_null(t);
+	for (size_t i = 0; i < N; i++) {
+		t[i] = wall_check(fx->w, &rq, 1000);
+		assert_int_equal(wall_ticket_status(t[i]), 0);
+		for (size_t j = 0; j < i && i < 8; j++)
+			assert_ptr_not_equal(t[i], t[j]);
+	}
+	assert_int_equal(wall_tickets_out(fx->w), N);
+	for (size_t i = 0; i < N; i++)
+		wall_ticket_end(t[i], 0);
+	assert_int_equal(wall_tickets_out(fx->w), 0);
+
+	wall_ticket *a = wall_check(fx->w, &rq, 1000);
+	wall_ticket_end(a, 0);
+	wall_ticket_end(a, 0);                        /* ignored */
+	wall_ticket_end(NULL, 0);                     /* no-op */
+	assert_int_equal(wall_tickets_out(fx->w), 0);
+	wall_ticket *b = wall_check(fx->w, &rq, 1000), *c = wall_check(fx->w, &rq, 1000);
+	assert_ptr_not_equal(b, c);                   /* a was not put back twice */
+	wall_ticket_end(b, 0);
+	wall_ticket_end(c, 0);
+	assert_int_equal(wall_tickets_out(fx->w), 0);
+	free(t);
+}
+
+/* Past WALL_TICKETS_MAX the wall refuses (503, retryable) instead of
+ * allocating; the refusal needs no pool slot and its end is harmless. */
+static void test_ticket_pool_exhausted(void **state)
+{
+	struct fx *fx = *state;
+	wall_ticket **t = calloc(WALL_TICKETS_MAX, sizeof *t);
+	wall_req rq = { .method = "GET", .path = "/o", .peer = (struct sockaddr *)&fx->peer,
+	                .cls = WALL_CLASS_CORE };
+
+	assert_non_null(t);
+	for (size_t i = 0; i < WALL_TICKETS_MAX; i++) {
+		t[i] = wall_check(fx->w, &rq, 1000);
+		assert_int_equal(wall_ticket_status(t[i]), 0);
+	}
+	wall_ticket *busy = wall_check(fx->w, &rq, 1000);
+	assert_int_equal(wall_ticket_status(busy), 503);
+	assert_int_equal(wall_ticket_reject(busy), REJECT_503);
+	assert_int_equal(wall_ticket_retry_after(busy), 1);
+	assert_string_equal(wall_ticket_code(busy), "overloaded");
+	assert_null(wall_ticket_challenge(busy));
+	wall_ticket_end(busy, 0);
+	wall_ticket_end(busy, 0);                     /* shared: never recycled, never a BUG */
+	assert_int_equal(wall_tickets_out(fx->w), WALL_TICKETS_MAX);
+	wall_ticket_end(t[7], 0);
+	t[7] = wall_check(fx->w, &rq, 1000);          /* a slot again */
+	assert_int_equal(wall_ticket_status(t[7]), 0);
+	for (size_t i = 0; i < WALL_TICKETS_MAX; i++)
+		wall_ticket_end(t[i], 0);
+	assert_int_equal(wall_tickets_out(fx->w), 0);
+	free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -607,6 +735,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unknown_size, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_token_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zero_byte_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ticket_pool_every_kind, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ticket_chunks_and_double_end, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ticket_pool_exhausted, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
