@@ -22,6 +22,8 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "core/auth/policy.h"
+#include "core/auth/wall.h"
 #include "core/metrics/metrics.h"
 #include "core/proto/oap.h"
 #include "svc/omnigate/omnigate.h"
@@ -359,6 +361,43 @@ static void test_conn_gauge(void **state)
 	expect_eof(e, WAIT_MS);
 }
 
+/* With the wall: an admitted stream holds its ticket until it is swept
+ * (here: the connection closes while storage never answers), a refused one
+ * ends its ticket at the refusal. No ticket outlives the connection. */
+static void test_wall_tickets(void **state)
+{
+	static const char bundle[] =
+		"{\"version\":3,\"defaults\":{\"default_action\":\"deny\"},\"rules\":["
+		"{\"id\":\"stat\",\"when\":{\"method\":\"HEAD\"},\"action\":\"allow\"}]}";
+	env *e = *state;
+	char err[256], p[128];
+	uint64_t before = reject_value(REJECT_FAMILY_OAP, REJECT_UNAUTH);
+	policy *pol = policy_parse(bundle, strlen(bundle), err, sizeof err);
+	rframe r;
+
+	assert_non_null(pol);
+	assert_non_null(e->og.wall = wall_new());
+	wall_set_policy(e->og.wall, pol, NULL);
+	stor_silent(e);
+	do_hello(e);
+	snprintf(p, sizeof p, "{\"cid\":\"b3:%064d\"}", 0);
+	for (uint64_t i = 0; i < 3; i++)
+		send_frame(e, OAP_F_REQ | OAP_F_START | OAP_F_END, OG_VERB_STAT, OG_APP_OBJECTS,
+		           100 + i, p);
+	send_frame(e, OAP_F_REQ | OAP_F_START, OG_VERB_PUT, OG_APP_OBJECTS, 7, "");
+	read_frame(e, &r);
+	assert_int_equal(r.corr, 7);
+	assert_int_equal(r.code, 401);                  /* anonymous PUT: refused */
+	assert_int_equal(reject_value(REJECT_FAMILY_OAP, REJECT_UNAUTH), before + 1);
+	assert_int_equal(wall_tickets_out(e->og.wall), 3);   /* the three STATs */
+	while (e->og.conns)
+		oap_conn_free(e->og.conns);
+	assert_int_equal(wall_tickets_out(e->og.wall), 0);
+	wall_free(e->og.wall);
+	e->og.wall = NULL;
+	policy_free(pol);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -371,6 +410,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_oversize_header, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_half_header_stall, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conn_gauge, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wall_tickets, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
