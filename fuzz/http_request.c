@@ -35,29 +35,42 @@
 #define FUZZ_TAIL_TURNS  16     /* turns after the client is done */
 
 /* A gate with every outcome: refuse with a challenge, lower the body cap,
- * ask for the streamed bytes to be charged. */
+ * meter the streamed bytes. Every request it judges gets a ticket, and the
+ * core must end each exactly once: fz_tickets counts them out and back. */
+struct fz_ticket {
+	uint64_t cap;     /* UINT64_MAX: not capped */
+};
+static struct fz_ticket fz_refused = { UINT64_MAX };
+static struct fz_ticket fz_capped[2] = { { 7 }, { 0 } };
+static long fz_tickets;
+
 static void fz_gate(http_req *r, void *arg, http_gate_verdict *v)
 {
 	(void)arg;
 	if (http_req_header(r, "X-Deny")) {
 		v->status = 401;
 		v->code = "unauthenticated";
-		v->reject = "unauth";
+		v->reject = REJECT_UNAUTH;
 		v->www_authenticate = "Bearer realm=\"fuzz\"";
-		snprintf(v->message, sizeof v->message, "%s", http_req_path(r));
+		v->message = http_req_path(r);
+		v->ticket = &fz_refused;
+		fz_tickets++;
 	} else if (http_req_header(r, "X-Cap")) {
+		struct fz_ticket *t = &fz_capped[http_req_header(r, "X-Zero") ? 1 : 0];
+
 		v->body_capped = true;
-		v->body_cap = http_req_header(r, "X-Zero") ? 0 : 7;
-		v->charge_reserved = 7;
-		v->charge_body = true;
-		snprintf(v->charge_key, sizeof v->charge_key, "k");
+		v->body_cap = t->cap;
+		v->ticket = t;
+		fz_tickets++;
 	}
 }
 
-static void fz_charge(void *arg, const char *key, uint64_t reserved, uint64_t n)
+static void fz_gate_end(void *arg, void *ticket, uint64_t n)
 {
+	const struct fz_ticket *t = ticket;
+
 	(void)arg;
-	if (!key || reserved != 7 || n > 7)
+	if (!t || --fz_tickets < 0 || (t->cap != UINT64_MAX && n > t->cap))
 		abort();
 }
 
@@ -193,7 +206,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	};
 	http_server_opts o = { .service = "fuzz", .limits = l, .routes = fz_routes,
 	                       .nroutes = sizeof fz_routes / sizeof fz_routes[0],
-	                       .gate = fz_gate, .gate_charge = fz_charge };
+	                       .gate = fz_gate, .gate_end = fz_gate_end };
 	http_server *srv;
 	size_t step, off = 1;
 	int sv[2];
@@ -225,6 +238,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 	}
 	http_server_free(srv);   /* on_close for anything still pending */
+	if (fz_tickets != 0)     /* a request's ticket was never ended */
+		abort();
 	close(sv[1]);
 	event_base_loop(fz_base, EVLOOP_NONBLOCK);  /* run the event_base_once leftovers */
 	fz_later = NULL;

@@ -21,6 +21,8 @@
 #include "core/auth/policy.h"
 #include "core/auth/quota.h"
 #include "lib/b3.h"
+#include "lib/log.h"
+#include "lib/util.h"
 
 #define WALL_CLASSES      2                    /* core, facet carry tags */
 #define WALL_EXTRA_TAGS   2                    /* "token", "tenant:<t>" */
@@ -37,6 +39,28 @@ struct wall_tok {
 	size_t    len;
 	uint64_t  used;
 };
+
+/* What wall_check decided (wall.h: the caller holds only the pointer). */
+struct wall_ticket {
+	wall         *w;
+	wall_ticket  *next;              /* free list */
+	bool          out;               /* handed out, not yet ended */
+	bool          pooled;            /* false: the wall's embedded "busy" refusal */
+	int           status;            /* 0 admitted; else 401, 403, 413, 429, 451, 503 */
+	const char   *code;              /* error envelope code (static) */
+	reject_reason reject;
+	unsigned      retry_after_s;     /* 429/503 */
+	bool          challenge;         /* 401: send WWW-Authenticate */
+	bool          invalid_token;     /* 401: the challenge says error="invalid_token" */
+	bool          body_capped;       /* admitted: the body must not pass body_cap (which may be 0) */
+	uint64_t      body_cap;          /* the tightest of the token's and the policy's limits */
+	bool          charge_body;       /* admitted with an unknown size: settled at the end */
+	uint64_t      body_reserved;     /* charge_body: bytes reserved in the byte bucket */
+	char          message[WALL_MSG_MAX];
+	char          tenant[WALL_TENANT_MAX]; /* quota key (loggable) */
+};
+
+#define WALL_TICKET_CHUNKS (WALL_TICKETS_MAX / WALL_TICKET_CHUNK)
 
 struct wall_mtls {
 	uint8_t digest[B3_OUT_LEN];
@@ -57,22 +81,14 @@ struct wall {
 	char              tags[WALL_CLASSES][CONFIG_TAGS_MAX][CONFIG_TAG_MAX + 1];
 	size_t            ntags[WALL_CLASSES];
 	quota_table      *quota;
+	/* ticket pool: chunks allocated on demand, tickets recycled through
+	 * free_tickets, everything freed with the wall */
+	wall_ticket      *chunks[WALL_TICKET_CHUNKS];
+	size_t            nchunks;
+	wall_ticket      *free_tickets;
+	size_t            tickets_out;
+	wall_ticket       busy;                      /* the refusal when the pool is empty */
 };
-
-static const char *const reject_names[] = {
-	[WALL_REJ_NONE] = "none", [WALL_REJ_UNAUTH] = "unauth", [WALL_REJ_FORBIDDEN] = "forbidden",
-	[WALL_REJ_QUOTA] = "quota", [WALL_REJ_413] = "413",
-};
-
-void wall_settle(wall *w, const char *tenant, uint64_t reserved, uint64_t used, uint64_t now_ms)
-{
-	quota_settle(w->quota, tenant, reserved, used, now_ms);
-}
-
-const char *wall_reject_name(wall_reject r)
-{
-	return r <= WALL_REJ_413 ? reject_names[r] : "none";
-}
 
 wall *wall_new(void)
 {
@@ -102,6 +118,8 @@ void wall_free(wall *w)
 		captoken_free(w->cache[i].t);
 	quota_free(w->quota);
 	free(w->mtls);
+	for (size_t i = 0; i < w->nchunks; i++)
+		free(w->chunks[i]);
 	free(w);
 }
 
@@ -303,7 +321,7 @@ bool wall_bearer(const char *h, const char **tok, size_t *len)
 /* ---- verdicts ----------------------------------------------------------- */
 
 __attribute__((format(printf, 5, 6)))
-static void refuse(wall_verdict *v, int status, const char *code, wall_reject why,
+static void refuse(wall_ticket *v, int status, const char *code, reject_reason why,
                    const char *fmt, ...)
 {
 	va_list ap;
@@ -316,9 +334,9 @@ static void refuse(wall_verdict *v, int status, const char *code, wall_reject wh
 	va_end(ap);
 }
 
-static void unauth(wall_verdict *v, bool invalid, const char *what, const char *detail)
+static void unauth(wall_ticket *v, bool invalid, const char *what, const char *detail)
 {
-	refuse(v, 401, "unauthenticated", WALL_REJ_UNAUTH, "%s%s", what, detail);
+	refuse(v, 401, "unauthenticated", REJECT_UNAUTH, "%s%s", what, detail);
 	v->challenge = true;
 	v->invalid_token = invalid;
 }
@@ -326,7 +344,7 @@ static void unauth(wall_verdict *v, bool invalid, const char *what, const char *
 /* ---- auth --------------------------------------------------------------- */
 
 /* Lower the verdict's body cap to n (0 is a cap: no body at all). */
-static void cap_body(wall_verdict *v, uint64_t n)
+static void cap_body(wall_ticket *v, uint64_t n)
 {
 	if (!v->body_capped || n < v->body_cap) {
 		v->body_cap = n;
@@ -335,7 +353,7 @@ static void cap_body(wall_verdict *v, uint64_t n)
 }
 
 /* The token's byte limits: scope max_bytes and every BytesLe caveat. */
-static void token_byte_cap(const captoken *t, wall_verdict *v)
+static void token_byte_cap(const captoken *t, wall_ticket *v)
 {
 	if (t->has_max_bytes)
 		cap_body(v, t->max_bytes);
@@ -374,7 +392,7 @@ static const captoken *token_decoded(wall *w, const char *s, size_t len, captoke
 }
 
 /* Verify a presented token. false: refused (v filled). */
-static bool auth_token(wall *w, const wall_req *rq, captoken_info *info, wall_verdict *v)
+static bool auth_token(wall *w, const wall_req *rq, captoken_info *info, wall_ticket *v)
 {
 	captoken_ctx ctx = {
 		.now = (uint64_t)time(NULL),
@@ -395,11 +413,11 @@ static bool auth_token(wall *w, const wall_req *rq, captoken_info *info, wall_ve
 	case CAPTOKEN_SCOPE_METHOD: case CAPTOKEN_SCOPE_PATH: case CAPTOKEN_IP:
 	case CAPTOKEN_TENANT: case CAPTOKEN_AMNESIA: case CAPTOKEN_GOV_POLICY:
 	case CAPTOKEN_CUSTOM:
-		refuse(v, 403, "forbidden", WALL_REJ_FORBIDDEN,
+		refuse(v, 403, "forbidden", REJECT_FORBIDDEN,
 		       "the capability does not allow this request (%s)", captoken_result_name(r));
 		return false;
 	case CAPTOKEN_SCOPE_BYTES:
-		refuse(v, 413, "payload_too_large", WALL_REJ_413,
+		refuse(v, 413, "payload_too_large", REJECT_413,
 		       "the request body exceeds the capability's byte limit (%s)",
 		       captoken_result_name(r));
 		return false;
@@ -412,14 +430,14 @@ static bool auth_token(wall *w, const wall_req *rq, captoken_info *info, wall_ve
 /* ---- policy ------------------------------------------------------------- */
 
 static bool policy_step(wall *w, const wall_req *rq, bool token, const char *tenant,
-                        wall_verdict *v)
+                        wall_ticket *v)
 {
 	const char *tags[CONFIG_TAGS_MAX + WALL_EXTRA_TAGS];
 	char tenant_tag[WALL_TENANT_MAX + 8];
 	size_t n = 0;
 
 	if (!w->pol) {
-		refuse(v, 403, "policy_unavailable", WALL_REJ_FORBIDDEN,
+		refuse(v, 403, "policy_unavailable", REJECT_FORBIDDEN,
 		       "no valid policy bundle is loaded: every request is denied");
 		return false;
 	}
@@ -452,13 +470,13 @@ static bool policy_step(wall *w, const wall_req *rq, bool token, const char *ten
 	if (res.decision == POLICY_ALLOW)
 		return true;
 	if (res.reason && strcmp(res.reason, "LEGAL") == 0)
-		refuse(v, 451, "unavailable_for_legal_reasons", WALL_REJ_FORBIDDEN,
+		refuse(v, 451, "unavailable_for_legal_reasons", REJECT_FORBIDDEN,
 		       "denied by policy for legal reasons (rule %s)", res.rule_id ? res.rule_id : "default");
 	else if (!token)
 		unauth(v, false, "authentication required: the policy does not allow this "
 		       "anonymously; rule ", res.rule_id ? res.rule_id : "default");
 	else
-		refuse(v, 403, "forbidden", WALL_REJ_FORBIDDEN, "denied by policy (rule %s)",
+		refuse(v, 403, "forbidden", REJECT_FORBIDDEN, "denied by policy (rule %s)",
 		       res.rule_id ? res.rule_id : "default");
 	return false;
 }
@@ -483,7 +501,7 @@ static void peer_key(const struct sockaddr *sa, char *out, size_t len)
 }
 
 static bool quota_step(wall *w, const wall_req *rq, const captoken_info *info, bool token,
-                       const char *tenant, uint64_t now_ms, wall_verdict *v)
+                       const char *tenant, uint64_t now_ms, wall_ticket *v)
 {
 	unsigned retry = 1;
 
@@ -511,19 +529,56 @@ static bool quota_step(wall *w, const wall_req *rq, const captoken_info *info, b
 	                              token && info->has_rate ? info->rate_burst : 0, now_ms, &retry);
 	if (r == QUOTA_OK)
 		return true;
-	refuse(v, 429, "quota_exceeded", WALL_REJ_QUOTA, "tenant quota exceeded (%s)",
+	refuse(v, 429, "quota_exceeded", REJECT_QUOTA, "tenant quota exceeded (%s)",
 	       quota_result_name(r));
 	v->retry_after_s = retry ? retry : 1;
 	return false;
 }
 
-void wall_check(wall *w, const wall_req *rq, uint64_t now_ms, wall_verdict *v)
+/* A cleared ticket from the pool, or NULL when WALL_TICKETS_MAX are out. */
+static wall_ticket *ticket_get(wall *w)
+{
+	wall_ticket *t = w->free_tickets;
+
+	if (!t && w->nchunks < WALL_TICKET_CHUNKS &&
+	    (t = calloc(WALL_TICKET_CHUNK, sizeof *t))) {
+		w->chunks[w->nchunks++] = t;
+		for (size_t i = 1; i < WALL_TICKET_CHUNK; i++) {
+			t[i].next = w->free_tickets;
+			w->free_tickets = &t[i];
+		}
+	} else if (t) {
+		w->free_tickets = t->next;
+	}
+	if (!t)
+		return NULL;
+	memset(t, 0, sizeof *t);
+	t->w = w;
+	t->pooled = true;
+	t->out = true;
+	w->tickets_out++;
+	return t;
+}
+
+/* The pool is empty: every caller shares the embedded refusal, which
+ * wall_ticket_end leaves alone. */
+static wall_ticket *ticket_busy(wall *w)
+{
+	wall_ticket *t = &w->busy;
+
+	memset(t, 0, sizeof *t);
+	t->w = w;
+	refuse(t, 503, "overloaded", REJECT_503, "too many requests in progress");
+	t->retry_after_s = 1;
+	return t;
+}
+
+static void judge(wall *w, const wall_req *rq, uint64_t now_ms, wall_ticket *v)
 {
 	captoken_info info;
 	bool token = rq->token != NULL;
 	const char *tenant = rq->mtls_tenant;
 
-	memset(v, 0, sizeof *v);
 	memset(&info, 0, sizeof info);
 	if (rq->bad_credentials) {
 		unauth(v, false, "credentials must be a capability token: ",
@@ -537,4 +592,90 @@ void wall_check(wall *w, const wall_req *rq, uint64_t now_ms, wall_verdict *v)
 	if (!policy_step(w, rq, token, tenant, v))
 		return;
 	(void)quota_step(w, rq, &info, token, tenant, now_ms, v);
+}
+
+wall_ticket *wall_check(wall *w, const wall_req *rq, uint64_t now_ms)
+{
+	wall_ticket *t = ticket_get(w);
+
+	if (!t)
+		return ticket_busy(w);
+	judge(w, rq, now_ms, t);
+	return t;
+}
+
+void wall_ticket_end(wall_ticket *t, uint64_t bytes_used)
+{
+	wall *w;
+
+	if (!t || !t->pooled)
+		return;
+	if (!t->out) {
+		(void)BUG("wall ticket ended twice");
+		return;
+	}
+	w = t->w;
+	if (t->status == 0 && t->charge_body)
+		quota_settle(w->quota, t->tenant, t->body_reserved, bytes_used, util_now_ms());
+	t->out = false;
+	t->next = w->free_tickets;
+	w->free_tickets = t;
+	w->tickets_out--;
+}
+
+size_t wall_tickets_out(const wall *w)
+{
+	return w->tickets_out;
+}
+
+/* ---- reading a ticket --------------------------------------------------- */
+
+int wall_ticket_status(const wall_ticket *t)
+{
+	return t->status;
+}
+
+const char *wall_ticket_code(const wall_ticket *t)
+{
+	return t->code;
+}
+
+const char *wall_ticket_message(const wall_ticket *t)
+{
+	return t->message;
+}
+
+reject_reason wall_ticket_reject(const wall_ticket *t)
+{
+	return t->reject;
+}
+
+unsigned wall_ticket_retry_after(const wall_ticket *t)
+{
+	return t->retry_after_s;
+}
+
+const char *wall_ticket_challenge(const wall_ticket *t)
+{
+	if (!t->challenge)
+		return NULL;
+	return t->invalid_token ? "Bearer realm=\"macronode\", error=\"invalid_token\""
+	                        : "Bearer realm=\"macronode\"";
+}
+
+bool wall_ticket_body_cap(const wall_ticket *t, uint64_t *cap)
+{
+	*cap = t->body_cap;
+	return t->status == 0 && t->body_capped;
+}
+
+bool wall_ticket_reserved(const wall_ticket *t, uint64_t *bytes)
+{
+	*bytes = t->body_reserved;
+	return t->status == 0 && t->charge_body;
+}
+
+const char *wall_ticket_tenant(const wall_ticket *t)
+{
+	return t->tenant;
 }

@@ -21,7 +21,9 @@
  *           "ip:<address>" (IPv6 by /64) for anonymous requests. → 429.
  *
  * One wall per worker process, owned by its event loop. Nothing here logs a
- * token or a key; verdict messages name the failing check only.
+ * token or a key; ticket messages name the failing check only. Refusals are
+ * named by the node's reasons (core/metrics/reject.h): unauth, forbidden,
+ * quota, 413.
  */
 #ifndef MN_CORE_WALL_H
 #define MN_CORE_WALL_H
@@ -31,6 +33,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "core/metrics/reject.h"
+
 struct mn_config;
 struct policy;
 
@@ -39,15 +43,6 @@ typedef enum {
 	WALL_CLASS_FACET,      /* graph, feed, search, media */
 	WALL_CLASS_ADMIN,      /* never gated, never shed */
 } wall_class;
-
-/* rejected_total reasons a wall refusal counts under. */
-typedef enum {
-	WALL_REJ_NONE = 0,
-	WALL_REJ_UNAUTH,       /* "unauth"   401 */
-	WALL_REJ_FORBIDDEN,    /* "forbidden" 403 / 451 */
-	WALL_REJ_QUOTA,        /* "quota"    429 */
-	WALL_REJ_413,          /* "413"      the token's byte limit */
-} wall_reject;
 
 typedef struct wall_req {
 	const char *method;             /* "GET" */
@@ -66,20 +61,25 @@ typedef struct wall_req {
 #define WALL_MTLS_MAX   1024   /* entries in auth.mtls_tenants_file */
 #define WALL_TENANT_MAX 320
 
-typedef struct wall_verdict {
-	int         status;             /* 0 admitted; else 401, 403, 413, 429, 451 */
-	const char *code;               /* error envelope code (static) */
-	char        message[WALL_MSG_MAX];
-	wall_reject reject;
-	unsigned    retry_after_s;      /* 429: seconds until the bucket has a token */
-	bool        challenge;          /* 401: send WWW-Authenticate */
-	bool        invalid_token;      /* 401: the challenge says error="invalid_token" */
-	bool        body_capped;        /* admitted: the body must not pass body_cap (which may be 0) */
-	uint64_t    body_cap;           /* the tightest of the token's and the policy's limits */
-	uint64_t    body_reserved;      /* charge_body: bytes reserved in the byte bucket at admission */
-	bool        charge_body;        /* admitted with an unknown size: wall_settle when it ends */
-	char        tenant[WALL_TENANT_MAX]; /* quota key (loggable) */
-} wall_verdict;
+/*
+ * A ticket is the wall's judgement of one request, owned by the wall.
+ * wall_check hands one out for every request, admitted or refused; the
+ * caller keeps the pointer (never a copy of what it says), reads it through
+ * the accessors below, and gives it back with wall_ticket_end exactly once,
+ * when the request is over however it ended: answered, refused, aborted, or
+ * its connection closed. After that the pointer and every string read from
+ * it are dead. All tickets must be ended before wall_free.
+ *
+ * Tickets come from a pool of WALL_TICKETS_MAX per wall, allocated in chunks
+ * as needed and reused, never freed before the wall. The bound covers the
+ * defaults' worst case (1024 connections × 64 OAP/1 streams); past it
+ * wall_check returns the wall's one embedded refusal (503, retryable) rather
+ * than allocate: a shared ticket that wall_ticket_end knows not to recycle.
+ */
+typedef struct wall_ticket wall_ticket;
+#define WALL_TICKETS_MAX   65536u
+#define WALL_TICKET_CHUNK  256u
+
 
 typedef struct wall wall;
 
@@ -100,8 +100,40 @@ void wall_set_policy(wall *w, const struct policy *p, const char *digest);
 bool wall_has_policy(const wall *w);
 size_t wall_key_count(const wall *w);
 
-/* Judge one request at now_ms (monotonic, for quotas); fills v. */
-void wall_check(wall *w, const wall_req *rq, uint64_t now_ms, wall_verdict *v);
+/* Judge one request at now_ms (monotonic, for quotas). Never NULL; the
+ * ticket is the caller's to end (see above). */
+wall_ticket *wall_check(wall *w, const wall_req *rq, uint64_t now_ms);
+
+/* ---- reading a ticket (strings borrowed until wall_ticket_end) ---- */
+/* 0 admitted; else the refusal status: 401, 403, 413, 429, 451 (503: the
+ * ticket pool is exhausted). */
+int wall_ticket_status(const wall_ticket *t);
+const char *wall_ticket_code(const wall_ticket *t);      /* error envelope code (static) */
+const char *wall_ticket_message(const wall_ticket *t);   /* names the failing check, never a token */
+reject_reason wall_ticket_reject(const wall_ticket *t);  /* REJECT_NONE when admitted */
+unsigned wall_ticket_retry_after(const wall_ticket *t);  /* 429/503: seconds, >= 1 */
+/* 401: the WWW-Authenticate value to send (static), or NULL for none. */
+const char *wall_ticket_challenge(const wall_ticket *t);
+/* Admitted: true when the body must not pass *cap bytes (0 is a cap: no body
+ * at all), the tightest of the token's and the policy's limits. */
+bool wall_ticket_body_cap(const wall_ticket *t, uint64_t *cap);
+/* Admitted with a body of unknown size: true, *bytes = what was reserved in
+ * the tenant's byte bucket; wall_ticket_end settles it against the bytes
+ * used. */
+bool wall_ticket_reserved(const wall_ticket *t, uint64_t *bytes);
+/* The quota key ("t:<tenant>", "tid:<id>", "ip:<addr>"); loggable. */
+const char *wall_ticket_tenant(const wall_ticket *t);
+
+/*
+ * The request is over: settle the byte bucket if a body of unknown size was
+ * reserved (refund what did not arrive, or take what arrived past the
+ * reservation as debt, at the current monotonic time) and release the
+ * ticket. Exactly once per ticket; a second end is a BUG() and ignored.
+ * NULL is a no-op.
+ */
+void wall_ticket_end(wall_ticket *t, uint64_t bytes_used);
+/* Tickets handed out and not yet ended (tests, leak checks). */
+size_t wall_tickets_out(const wall *w);
 
 /*
  * Mutual TLS: the tenant auth.mtls_tenants_file maps the peer certificate
@@ -109,13 +141,6 @@ void wall_check(wall *w, const wall_req *rq, uint64_t now_ms, wall_verdict *v);
  * when there is no certificate, no map, or no entry. Borrowed from the wall.
  */
 const char *wall_peer_tenant(const wall *w, const void *x509);
-
-/* A request admitted with charge_body has ended: settle the tenant's byte
- * bucket (the verdict's tenant) from the reserved bytes to the used ones. */
-void wall_settle(wall *w, const char *tenant, uint64_t reserved, uint64_t used, uint64_t now_ms);
-
-/* "unauth", "forbidden", "quota", "413" (rejected_total reasons). */
-const char *wall_reject_name(wall_reject r);
 
 /*
  * Extract a Bearer token from an Authorization header value. Returns true and

@@ -178,6 +178,7 @@ struct metrics_state {
 	struct metrics_region *r;
 	bool                   shared;  /* memfd mapping vs lazy private one */
 	bool                   in_hook; /* stops bug_total → BUG → hook loops */
+	unsigned               gen;     /* bumped when r changes (metrics_generation) */
 };
 static struct metrics_state g_metrics;
 
@@ -212,6 +213,7 @@ static void metrics_adopt(struct metrics_region *r, bool shared)
 {
 	g_metrics.r = r;
 	g_metrics.shared = shared;
+	g_metrics.gen++;
 	log_set_bug_hook(metrics_on_bug);
 }
 
@@ -325,6 +327,12 @@ void metrics_detach(void)
 		munmap(g_metrics.r, sizeof *g_metrics.r);
 	g_metrics.r = NULL;
 	g_metrics.shared = false;
+	g_metrics.gen++;
+}
+
+unsigned metrics_generation(void)
+{
+	return g_metrics.gen;
 }
 
 /* ---- lookup ------------------------------------------------------------- */

@@ -39,6 +39,9 @@ __attribute__((warn_unused_result)) int metrics_create(void);
 __attribute__((warn_unused_result)) int metrics_attach(int fd);
 /* Unmap (tests). */
 void metrics_detach(void);
+/* Changes whenever the mapping does (attach, detach, first use): a cache of
+ * series pointers is valid while this stays the same. */
+unsigned metrics_generation(void);
 
 /*
  * Find or create the series for family + labels. labels is the inside of the

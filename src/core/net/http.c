@@ -26,18 +26,6 @@
  * does not answer them with an RST that could destroy the 503 in flight. */
 #define HTTP_CONN_CAP_DRAIN    4096
 
-static const char *const reject_names[HTTP_REJ_COUNT] = {
-	[HTTP_REJ_NONE] = "none",
-	[HTTP_REJ_413] = "413",
-	[HTTP_REJ_429] = "429",
-	[HTTP_REJ_503] = "503",
-	[HTTP_REJ_431] = "431",
-	[HTTP_REJ_414] = "414",
-	[HTTP_REJ_TIMEOUT] = "timeout",
-	[HTTP_REJ_CONN_CAP] = "conn_cap",
-	[HTTP_REJ_BAD_REQUEST] = "bad_request",
-};
-
 static const char *const method_names[HTTP_METHOD_SLOTS] = {
 	"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "other",
 };
@@ -145,28 +133,12 @@ static void refusal_log(http_server *srv, const char *reason, const char *corr_i
 	       "corr_id", corr_id ? corr_id : "-", NULL);
 }
 
-void http_server_count_reject(http_server *srv, enum http_reject why, const char *corr_id)
+void http_server_count_reject(http_server *srv, reject_reason why, const char *corr_id)
 {
-	char labels[48];
-
-	if (why <= HTTP_REJ_NONE || why >= HTTP_REJ_COUNT)
+	if (why == REJECT_NONE)
 		return;
-	if (!srv->m_rej_done[why]) {
-		snprintf(labels, sizeof labels, "reason=\"%s\"", reject_names[why]);
-		srv->m_rej[why] = metrics_get("rejected_total", labels);
-		srv->m_rej_done[why] = true;
-	}
-	metrics_inc(srv->m_rej[why], 1);
-	refusal_log(srv, reject_names[why], corr_id);
-}
-
-void http_server_count_reject_name(http_server *srv, const char *reason, const char *corr_id)
-{
-	char labels[64];
-
-	snprintf(labels, sizeof labels, "reason=\"%s\"", reason);
-	metrics_count("rejected_total", labels, 1);
-	refusal_log(srv, reason, corr_id);
+	reject_count(REJECT_FAMILY_NODE, why);
+	refusal_log(srv, reject_name(why), corr_id);
 }
 
 static double elapsed_s(const struct timespec *t0)
@@ -398,34 +370,28 @@ static bool admit_over_body(http_req *r, const http_parser *p)
 	return true;
 }
 
-/* true: the gate refused (answered). */
+/* true: the gate refused (answered). Whatever ticket the gate handed out is
+ * the request's from here on: http_req_free ends it, on every path. */
 static bool admit_gate(http_server *srv, http_req *r)
 {
 	http_gate_verdict v;
 
 	memset(&v, 0, sizeof v);
-
 	srv->gate(r, srv->gate_arg, &v);
+	r->gate_ticket = v.ticket;
 	if (v.status == 0) {
 		if (v.body_capped && v.body_cap < r->body_limit)
 			r->body_limit = v.body_cap;
-		if (v.charge_body && srv->gate_charge) {
-			if (!(r->charge_key = strdup(v.charge_key))) {
-				http_resp_reject_status(r->conn, 500, "out of memory");
-				return true;
-			}
-			r->charge_reserved = v.charge_reserved;
-		}
 		return false;
 	}
-	if (v.reject)
-		http_server_count_reject_name(srv, v.reject, r->corr_id);
+	http_server_count_reject(srv, v.reject, r->corr_id);
 	if (v.www_authenticate && http_resp_header(r, "WWW-Authenticate", v.www_authenticate) < 0) {
 		http_conn_set_state(r->conn, HTTP_CONN_CLOSED);
 		return true;
 	}
 	http_resp_reject(r->conn, v.status, v.code ? v.code : "forbidden",
-	                 v.message[0] ? v.message : "refused", HTTP_REJ_NONE, v.retry_after_s);
+	                 v.message && v.message[0] ? v.message : "refused", REJECT_NONE,
+	                 v.retry_after_s);
 	return true;
 }
 
@@ -588,7 +554,7 @@ http_server *http_server_new(struct event_base *base, const http_server_opts *op
 	srv->service = opts->service ? opts->service : "http";
 	srv->routes = opts->routes;
 	srv->gate = opts->gate;
-	srv->gate_charge = opts->gate_charge;
+	srv->gate_end = opts->gate_end;
 	srv->gate_arg = opts->gate_arg;
 	srv->nroutes = opts->nroutes;
 	srv->stats = calloc(opts->nroutes + 1, sizeof *srv->stats);

@@ -48,6 +48,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "core/metrics/reject.h"
+
 struct event_base;
 
 #define HTTP_MAX_URL_BYTES     8192   /* request target; longer → 414 */
@@ -103,32 +105,32 @@ typedef struct http_limits {
 	uint64_t memory_budget;        /* response bytes queued in memory, all connections; 0 = none */
 } http_limits;
 
-#define HTTP_GATE_MSG_MAX 224
-#define HTTP_GATE_KEY_MAX 328
-
-/* What a gate decided about one request. */
+/*
+ * What a gate decided about one request, read by the core during admission
+ * only. The gate may hand the core a ticket, its own handle for the request:
+ * the core keeps that pointer (nothing else of the verdict) and passes it to
+ * gate_end exactly once, when the request is freed, whatever became of it
+ * (answered, refused, aborted, connection closed). Strings are borrowed:
+ * static, or owned by the ticket.
+ */
 typedef struct http_gate_verdict {
-	int         status;            /* 0: admitted; else the refusal status */
-	const char *code;              /* error envelope code (static) */
-	char        message[HTTP_GATE_MSG_MAX];
-	const char *reject;            /* rejected_total reason (static), or NULL */
-	unsigned    retry_after_s;     /* 429/503 */
-	const char *www_authenticate;  /* WWW-Authenticate value (static), or NULL */
-	bool        body_capped;       /* admitted: lower this request's body cap to body_cap */
-	uint64_t    body_cap;          /* (0 is a cap: no body at all) */
-	/* admitted: report the body bytes actually received to gate_charge
-	 * under this key when the request ends (sizes unknown at admission) */
-	bool        charge_body;
-	uint64_t    charge_reserved;   /* what the gate charged for the body up front */
-	char        charge_key[HTTP_GATE_KEY_MAX];
+	int           status;           /* 0: admitted; else the refusal status */
+	const char   *code;             /* error envelope code */
+	const char   *message;          /* error envelope message, or NULL */
+	reject_reason reject;           /* rejected_total reason; REJECT_NONE: not counted */
+	unsigned      retry_after_s;    /* 429/503 */
+	const char   *www_authenticate; /* WWW-Authenticate value, or NULL */
+	bool          body_capped;      /* admitted: lower this request's body cap to body_cap */
+	uint64_t      body_cap;         /* (0 is a cap: no body at all) */
+	void         *ticket;           /* the gate's handle for gate_end, or NULL */
 } http_gate_verdict;
 
 /* Called for every non-EXEMPT route after the body cap check and before the
- * rate and in-flight caps; synchronous. */
+ * rate and in-flight caps; synchronous. v starts zeroed. */
 typedef void (*http_gate_fn)(http_req *r, void *arg, http_gate_verdict *v);
-/* An admitted request with charge_body has ended: the gate reserved
- * `reserved` body bytes for it, `used` arrived. */
-typedef void (*http_gate_charge_fn)(void *arg, const char *key, uint64_t reserved, uint64_t used);
+/* A request the gate gave a ticket has ended; body_bytes of its body arrived
+ * (what a gate that metered an unknown size settles against). */
+typedef void (*http_gate_end_fn)(void *arg, void *ticket, uint64_t body_bytes);
 
 typedef struct http_server_opts {
 	const char        *service;  /* metrics label, e.g. "admin", "gateway" (borrowed, static) */
@@ -136,7 +138,7 @@ typedef struct http_server_opts {
 	const http_route  *routes;   /* borrowed; must outlive the server */
 	size_t             nroutes;
 	http_gate_fn       gate;     /* NULL: no gate */
-	http_gate_charge_fn gate_charge; /* may be NULL */
+	http_gate_end_fn   gate_end; /* required when the gate hands out tickets */
 	void              *gate_arg;
 } http_server_opts;
 

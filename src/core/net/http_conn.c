@@ -52,11 +52,8 @@ void http_req_free(http_req *r)
 {
 	if (!r)
 		return;
-	if (r->charge_key) {
-		r->conn->srv->gate_charge(r->conn->srv->gate_arg, r->charge_key, r->charge_reserved,
-		                          r->body_seen);
-		free(r->charge_key);
-	}
+	if (r->gate_ticket && r->conn->srv->gate_end)
+		r->conn->srv->gate_end(r->conn->srv->gate_arg, r->gate_ticket, r->body_seen);
 	http_resp_fini(&r->resp);
 	free(r->hbuf);
 	free(r->body);

@@ -50,19 +50,19 @@ struct evbuffer;
 /* Refusal logs per second per server; an attack must not flood the log. */
 #define HTTP_LOG_REFUSALS_PER_S 10.0
 
-/* rejected_total{reason} values. */
-enum http_reject {
-	HTTP_REJ_NONE = 0,
-	HTTP_REJ_413,
-	HTTP_REJ_429,
-	HTTP_REJ_503,
-	HTTP_REJ_431,
-	HTTP_REJ_414,
-	HTTP_REJ_TIMEOUT,
-	HTTP_REJ_CONN_CAP,
-	HTTP_REJ_BAD_REQUEST,
-	HTTP_REJ_COUNT,
-};
+/* The core's refusal reasons are the node's (core/metrics/reject.h): the
+ * HTTP_REJ_ spellings below are the same enum, kept so the connection code
+ * (http_conn.c, http_resp.c) need not change with it. */
+#define http_reject          reject_reason
+#define HTTP_REJ_NONE        REJECT_NONE
+#define HTTP_REJ_413         REJECT_413
+#define HTTP_REJ_429         REJECT_429
+#define HTTP_REJ_503         REJECT_503
+#define HTTP_REJ_431         REJECT_431
+#define HTTP_REJ_414         REJECT_414
+#define HTTP_REJ_TIMEOUT     REJECT_TIMEOUT
+#define HTTP_REJ_CONN_CAP    REJECT_CONN_CAP
+#define HTTP_REJ_BAD_REQUEST REJECT_BAD_REQUEST
 
 enum http_conn_state {
 	HTTP_CONN_HANDSHAKE,/* TLS handshake in progress; handshake deadline */
@@ -135,8 +135,7 @@ struct http_req {
 	unsigned           method;       /* enum http_method, once have_method */
 	int64_t            content_length;
 	uint64_t           body_seen;
-	char              *charge_key;   /* gate_charge key (owned), or NULL */
-	uint64_t           charge_reserved;
+	void              *gate_ticket;  /* the gate's handle: gate_end once, at http_req_free */
 	uint64_t           body_limit;   /* this request's body cap: the server's, or the gate's lower one */
 	bool               chunked;      /* Transfer-Encoding: chunked */
 	/* buffered body of a non-streaming route (owned) */
@@ -216,7 +215,7 @@ struct http_server {
 	tbucket                  rate;
 	tbucket                  log_rate;
 	http_gate_fn             gate;
-	http_gate_charge_fn      gate_charge;
+	http_gate_end_fn         gate_end;
 	void                    *gate_arg;
 	uint64_t                 shed_ms;    /* last in-flight refusal (http_now_ms), 0 = never */
 	uint64_t                 queued;     /* response bytes queued over all connections */
@@ -225,11 +224,9 @@ struct http_server {
 	void                    *drain_arg;
 	struct http_route_stats *stats;      /* nroutes + 1 entries */
 	metrics_series          *m_open, *m_in, *m_out;
-	metrics_series          *m_rej[HTTP_REJ_COUNT];
 	struct tls_server       *tls;        /* borrowed; NULL: plaintext */
 	uint64_t                 tls_handshake_ms;
 	metrics_series          *m_tls_fail; /* tls_handshake_failures_total */
-	bool                     m_rej_done[HTTP_REJ_COUNT];
 	char                     date[HTTP_DATE_BUF];
 	time_t                   date_sec;
 };
@@ -237,8 +234,6 @@ struct http_server {
 /* ---- http.c ---- */
 uint64_t http_now_ms(void);
 void http_server_count_reject(http_server *srv, enum http_reject why, const char *corr_id);
-/* The same for a reason a gate names (rejected_total{reason}). */
-void http_server_count_reject_name(http_server *srv, const char *reason, const char *corr_id);
 /* Account a response that ended (metrics, in-flight, access log). */
 void http_server_account(http_server *srv, http_req *r);
 const char *http_server_date(http_server *srv);

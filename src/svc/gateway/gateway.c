@@ -52,11 +52,13 @@ static const wall_class class_of[] = {
 	[HTTP_CLASS_ADMIN] = WALL_CLASS_ADMIN,
 };
 
-/* The wall (Auth → Policy → Quota) as the HTTP core's gate. */
+/* The wall (Auth → Policy → Quota) as the HTTP core's gate. The core keeps
+ * the wall's ticket and hands it back to gateway_gate_end when the request
+ * is freed; what the verdict borrows lives in the ticket until then. */
 static void gateway_gate(http_req *r, void *arg, http_gate_verdict *out)
 {
 	gateway *g = arg;
-	wall_verdict v;
+	wall_ticket *t;
 	const char *auth = http_req_header(r, "Authorization");
 	wall_req rq = {
 		.method = http_req_method(r), .path = http_req_path(r),
@@ -74,31 +76,26 @@ static void gateway_gate(http_req *r, void *arg, http_gate_verdict *out)
 	if (auth && (http_req_header_count(r, "Authorization") > 1 ||
 	             !wall_bearer(auth, &rq.token, &rq.token_len)))
 		rq.bad_credentials = true;
-	wall_check(g->wall, &rq, util_now_ms(), &v);
-	if (v.status == 0) {
-		out->body_capped = v.body_capped;
-		out->body_cap = v.body_cap;
-		out->charge_body = v.charge_body;
-		out->charge_reserved = v.body_reserved;
-		snprintf(out->charge_key, sizeof out->charge_key, "%s", v.tenant);
+	t = wall_check(g->wall, &rq, util_now_ms());
+	out->ticket = t;
+	out->status = wall_ticket_status(t);
+	if (out->status == 0) {
+		out->body_capped = wall_ticket_body_cap(t, &out->body_cap);
 		return;
 	}
-	out->status = v.status;
-	out->code = v.code;
-	snprintf(out->message, sizeof out->message, "%s", v.message);
-	out->reject = wall_reject_name(v.reject);
-	out->retry_after_s = v.retry_after_s;
-	if (v.challenge)
-		out->www_authenticate = v.invalid_token ? "Bearer realm=\"macronode\", error=\"invalid_token\""
-		                                        : "Bearer realm=\"macronode\"";
+	out->code = wall_ticket_code(t);
+	out->message = wall_ticket_message(t);
+	out->reject = wall_ticket_reject(t);
+	out->retry_after_s = wall_ticket_retry_after(t);
+	out->www_authenticate = wall_ticket_challenge(t);
 }
 
-/* A chunked body has ended: settle the tenant's byte bucket. */
-static void gateway_charge(void *arg, const char *key, uint64_t reserved, uint64_t used)
+/* The request is over: settle the tenant's byte bucket (a chunked body),
+ * release the ticket. */
+static void gateway_gate_end(void *arg, void *ticket, uint64_t body_bytes)
 {
-	gateway *g = arg;
-
-	wall_settle(g->wall, key, reserved, used, util_now_ms());
+	(void)arg;
+	wall_ticket_end(ticket, body_bytes);
 }
 
 static void gateway_on_policy(svc *s)
@@ -193,7 +190,7 @@ static int gateway_start(svc *s)
 	gateway *g = calloc(1, sizeof *g);
 	http_server_opts o = { .service = "gateway", .routes = routes,
 	                       .nroutes = sizeof routes / sizeof routes[0],
-	                       .gate = gateway_gate, .gate_charge = gateway_charge,
+	                       .gate = gateway_gate, .gate_end = gateway_gate_end,
 	                       .gate_arg = g };
 	struct timeval poll = { 0, GATEWAY_SHED_POLL_MS * 1000 };
 

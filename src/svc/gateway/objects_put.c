@@ -31,7 +31,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "core/metrics/metrics.h"
+#include "core/metrics/reject.h"
 #include "core/objects/objstore.h"
 #include "lib/b3.h"
 #include "lib/inflate.h"
@@ -77,7 +77,7 @@ static void put_on_close(http_req *r, void *arg)
 static void put_fail(obj_put *p, int status, const char *code, const char *msg)
 {
 	if (status == 413 || status == 400)
-		metrics_count("rejected_total", status == 413 ? "reason=\"413\"" : "reason=\"bad_request\"", 1);
+		reject_count(REJECT_FAMILY_NODE, status == 413 ? REJECT_413 : REJECT_BAD_REQUEST);
 	(void)http_reply_error(p->req, status, code, msg, status >= 500, status == 503 ? 1 : 0);
 	put_free(p);
 }
@@ -114,7 +114,7 @@ static void put_fail_inflate(obj_put *p, inflate_status st)
 	switch (st) {
 	case INFLATE_ERR_RATIO:
 	case INFLATE_ERR_LIMIT:
-		metrics_count("rejected_total", "reason=\"decompress\"", 1);
+		reject_count(REJECT_FAMILY_NODE, REJECT_DECOMPRESS);
 		(void)http_reply_error(p->req, 413, "payload_too_large", inflate_status_str(st), false, 0);
 		put_free(p);
 		break;
@@ -225,7 +225,7 @@ static int put_pick_decoder(http_req *r, obj_put *p)
 	if (!ce || !*ce || strcasecmp(ce, "identity") == 0)
 		return 0;
 	if (inflate_codec_parse(ce, &codec) < 0) {
-		metrics_count("rejected_total", "reason=\"415\"", 1);
+		reject_count(REJECT_FAMILY_NODE, REJECT_415);
 		(void)http_resp_header(r, "Accept-Encoding", "gzip, zstd");
 		(void)http_reply_error(r, 415, "unsupported_media_type",
 		                       "Content-Encoding must be gzip, zstd or identity", false, 0);
@@ -244,7 +244,7 @@ void objects_put(http_req *r, objects *o, const uint8_t *expect)
 	obj_put *p;
 
 	if (clen > 0 && (uint64_t)clen > o->max_object) {
-		metrics_count("rejected_total", "reason=\"413\"", 1);
+		reject_count(REJECT_FAMILY_NODE, REJECT_413);
 		(void)http_reply_error(r, 413, "payload_too_large", "object exceeds the object size cap",
 		                       false, 0);
 		return;
@@ -282,7 +282,7 @@ void objects_on_id(http_req *r, void *arg)
 	uint8_t id[B3_OUT_LEN];
 
 	if (b3_cid_parse(rest, strlen(rest), id) < 0) {
-		metrics_count("rejected_total", "reason=\"bad_request\"", 1);
+		reject_count(REJECT_FAMILY_NODE, REJECT_BAD_REQUEST);
 		(void)http_reply_error(r, 400, "bad_request",
 		                       "malformed object id: want b3:<64 lowercase hex>", false, 0);
 		return;

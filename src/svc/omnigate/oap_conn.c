@@ -206,9 +206,7 @@ static void conn_sweep(oap_conn *c)
 		}
 		*pp = s->next;
 		og_verb_release(s);
-		if (s->charge_key && c->og->wall)
-			wall_settle(c->og->wall, s->charge_key, s->body_reserved, s->body_seen, og_now_ms());
-		free(s->charge_key);
+		wall_ticket_end(s->ticket, s->body_seen);
 		free(s);
 	}
 }
@@ -394,20 +392,15 @@ static bool conn_wall_req(const oap_frame *f, wall_req *rq, char *path, size_t l
 	return true;
 }
 
-static const og_reject wall_rejects[] = {
-	[WALL_REJ_NONE] = OG_REJ_COUNT, [WALL_REJ_UNAUTH] = OG_REJ_UNAUTH,
-	[WALL_REJ_FORBIDDEN] = OG_REJ_FORBIDDEN, [WALL_REJ_QUOTA] = OG_REJ_QUOTA,
-	[WALL_REJ_413] = OG_REJ_413,
-};
-
-/* Auth → Policy → Quota for one START. true: refused (answered). */
+/* Auth → Policy → Quota for one START. false: admitted, s keeps the ticket
+ * until it is swept; true: refused (answered, the ticket ended). */
 static bool conn_wall_refused(oap_conn *c, oap_stream *s, const oap_frame *f)
 {
 	struct sockaddr_storage peer;
 	socklen_t plen = sizeof peer;
 	char path[96], msg[WALL_MSG_MAX + 32];
 	wall_req rq = { 0 };
-	wall_verdict v;
+	wall_ticket *t;
 
 	if (!c->og->wall || !conn_wall_req(f, &rq, path, sizeof path))
 		return false;
@@ -417,26 +410,22 @@ static bool conn_wall_refused(oap_conn *c, oap_stream *s, const oap_frame *f)
 	SSL *ssl = c->tls ? bufferevent_openssl_get_ssl(c->bev) : NULL;
 	if (ssl && SSL_get_verify_result(ssl) == X509_V_OK)
 		rq.mtls_tenant = wall_peer_tenant(c->og->wall, SSL_get0_peer_certificate(ssl));
-	wall_check(c->og->wall, &rq, og_now_ms(), &v);
-	if (v.status == 0) {
-		s->body_capped = v.body_capped;
-		s->body_cap = v.body_cap;
-		s->body_reserved = v.body_reserved;
-		if (v.charge_body && !(s->charge_key = strdup(v.tenant))) {
-			og_stream_error(s, 500, "internal", "out of memory", true);
-			return true;
-		}
+	t = wall_check(c->og->wall, &rq, og_now_ms());
+	int status = wall_ticket_status(t);
+	if (status == 0) {
+		s->ticket = t;
 		return false;
 	}
-	og_count_reject(c->og, wall_rejects[v.reject], wall_reject_name(v.reject));
-	metrics_count("rejected_total", v.reject == WALL_REJ_UNAUTH ? "reason=\"unauth\"" :
-	              v.reject == WALL_REJ_QUOTA ? "reason=\"quota\"" :
-	              v.reject == WALL_REJ_413 ? "reason=\"413\"" : "reason=\"forbidden\"", 1);
-	if (v.status == 429)
-		snprintf(msg, sizeof msg, "%s; retry after %u s", v.message, v.retry_after_s);
+	reject_reason why = wall_ticket_reject(t);
+	og_count_reject(c->og, why, reject_name(why));
+	reject_count(REJECT_FAMILY_NODE, why);
+	if (status == 429)
+		snprintf(msg, sizeof msg, "%s; retry after %u s", wall_ticket_message(t),
+		         wall_ticket_retry_after(t));
 	else
-		snprintf(msg, sizeof msg, "%s", v.message);
-	og_stream_error(s, v.status, v.code, msg, v.status == 429);
+		snprintf(msg, sizeof msg, "%s", wall_ticket_message(t));
+	og_stream_error(s, status, wall_ticket_code(t), msg, status == 429 || status == 503);
+	wall_ticket_end(t, 0);
 	return true;
 }
 
@@ -487,6 +476,7 @@ static int conn_on_body(oap_conn *c, oap_stream *s, const oap_frame *f)
 	bool end = (f->flags & OAP_F_END) != 0;
 	uint8_t *plain = NULL;
 	size_t n = f->payload_len;
+	uint64_t cap;
 
 	if (s->req_done)
 		return conn_protocol(c, f, "frame after the stream's END");
@@ -497,17 +487,17 @@ static int conn_on_body(oap_conn *c, oap_stream *s, const oap_frame *f)
 	}
 	if ((f->flags & OAP_F_COMP) &&
 	    oap_decompress(f->payload, f->payload_len, OAP_COMP_MAX_OUT, &plain, &n) < 0) {
-		og_count_reject(c->og, OG_REJ_DECOMPRESS, NULL);
-		metrics_count("rejected_total", "reason=\"decompress\"", 1);
+		og_count_reject(c->og, REJECT_DECOMPRESS, NULL);
+		reject_count(REJECT_FAMILY_NODE, REJECT_DECOMPRESS);
 		og_stream_error(s, 413, "payload_too_large",
 		                "COMP payload is corrupt or decompresses past its caps", false);
 		stream_maybe_finish(s);
 		return 0;
 	}
-	if (s->body_capped && n > s->body_cap - s->body_seen) {
+	if (s->ticket && wall_ticket_body_cap(s->ticket, &cap) && n > cap - s->body_seen) {
 		free(plain);
-		og_count_reject(c->og, OG_REJ_413, "capability byte limit");
-		metrics_count("rejected_total", "reason=\"413\"", 1);
+		og_count_reject(c->og, REJECT_413, "capability byte limit");
+		reject_count(REJECT_FAMILY_NODE, REJECT_413);
 		og_stream_error(s, 413, "payload_too_large",
 		                "the request body exceeds the limit of this request's capability or policy",
 		                false);

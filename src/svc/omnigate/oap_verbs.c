@@ -192,7 +192,7 @@ static void get_integrity_fail(og_get *g, const char *what)
 	char corr[17];
 
 	og_stream_corr_hex(g->s, corr);
-	og_count_reject(g->og, OG_REJ_INTEGRITY, NULL);
+	og_count_reject(g->og, REJECT_INTEGRITY, NULL);
 	objstore_integrity_fail(g->og->stor, g->id, what, corr);
 	if (g->s->answered)
 		og_stream_abort(g->s);
@@ -387,7 +387,7 @@ static int put_write(og_put *p, const uint8_t *data, size_t n)
 	case OBJPUT_OK:
 		return 0;
 	case OBJPUT_TOO_LARGE:
-		metrics_count("rejected_total", "reason=\"413\"", 1);
+		reject_count(REJECT_FAMILY_NODE, REJECT_413);
 		put_fail(p, 413, "payload_too_large", "object exceeds the object size cap");
 		return -1;
 	default:

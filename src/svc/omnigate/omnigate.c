@@ -23,22 +23,6 @@
 #include "svc/omnigate/omnigate.h"
 #include "svc/svc.h"
 
-static const char *const og_reject_names[OG_REJ_COUNT] = {
-	[OG_REJ_MALFORMED] = "malformed",
-	[OG_REJ_TOO_LARGE] = "too_large",
-	[OG_REJ_PROTOCOL] = "protocol",
-	[OG_REJ_HELLO] = "hello",
-	[OG_REJ_INFLIGHT] = "inflight",
-	[OG_REJ_TIMEOUT] = "timeout",
-	[OG_REJ_CONN_CAP] = "conn_cap",
-	[OG_REJ_DECOMPRESS] = "decompress",
-	[OG_REJ_INTEGRITY] = "integrity",
-	[OG_REJ_UNAUTH] = "unauth",
-	[OG_REJ_FORBIDDEN] = "forbidden",
-	[OG_REJ_QUOTA] = "quota",
-	[OG_REJ_413] = "413",
-};
-
 typedef struct og_svc {
 	omnigate og;
 	svc     *s;
@@ -56,8 +40,6 @@ uint64_t og_now_ms(void)
 
 void og_init(omnigate *og, struct event_base *base)
 {
-	char labels[48];
-
 	og->base = base;
 	tbucket_init(&og->log_rate, OG_LOG_PER_S, OG_LOG_PER_S, og_now_ms());
 	og->m_in = metrics_get("oap_bytes_in_total", "");
@@ -65,19 +47,16 @@ void og_init(omnigate *og, struct event_base *base)
 	og->m_conns = metrics_get("oap_open_connections", "");
 	og->m_streams = metrics_get("oap_open_streams", "");
 	og->m_tls_fail = metrics_get("tls_handshake_failures_total", "");
-	for (int i = 0; i < OG_REJ_COUNT; i++) {
-		snprintf(labels, sizeof labels, "reason=\"%s\"", og_reject_names[i]);
-		og->m_rej[i] = metrics_get("oap_rejected_total", labels);
-	}
+	reject_prepare(REJECT_FAMILY_OAP);   /* every reason on /metrics from start-up */
 }
 
-void og_count_reject(omnigate *og, og_reject why, const char *detail)
+void og_count_reject(omnigate *og, reject_reason why, const char *detail)
 {
-	if (why >= OG_REJ_COUNT)
+	if (why == REJECT_NONE)
 		return;
-	metrics_inc(og->m_rej[why], 1);
+	reject_count(REJECT_FAMILY_OAP, why);
 	if (tbucket_take(&og->log_rate, 1, og_now_ms()))
-		log_kv(LOG_LEVEL_INFO, "oap refused", "reason", og_reject_names[why],
+		log_kv(LOG_LEVEL_INFO, "oap refused", "reason", reject_name(why),
 		       "detail", detail ? detail : "-", NULL);
 }
 

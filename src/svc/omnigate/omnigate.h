@@ -18,6 +18,7 @@
 
 #include "core/metrics/metrics.h"
 #include "core/net/conn.h"
+#include "core/metrics/reject.h"
 #include "core/proto/oap.h"
 #include "core/objects/stor_client.h"
 #include "lib/tbucket.h"
@@ -25,6 +26,7 @@
 struct bufferevent;
 struct event_base;
 struct tls_server;
+struct wall_ticket;
 
 #define OG_APP_HELLO        0x0000u
 #define OG_APP_OBJECTS      0x0001u
@@ -40,23 +42,19 @@ struct tls_server;
 /* Verbs: `code` of a START frame with app_proto_id OG_APP_OBJECTS. */
 enum { OG_VERB_PING = 1, OG_VERB_STAT = 2, OG_VERB_GET = 3, OG_VERB_PUT = 4 };
 
-/* oap_rejected_total{reason}: kept as an index so series are cached. */
-typedef enum og_reject {
-	OG_REJ_MALFORMED = 0,  /* bytes that are not a frame */
-	OG_REJ_TOO_LARGE,      /* header announced > 1 MiB */
-	OG_REJ_PROTOCOL,       /* a valid frame breaking the stream rules */
-	OG_REJ_HELLO,          /* first frame not a HELLO */
-	OG_REJ_INFLIGHT,       /* stream over oap.max_inflight (429) */
-	OG_REJ_TIMEOUT,        /* read or idle deadline, stalled frame */
-	OG_REJ_CONN_CAP,       /* limits.max_connections */
-	OG_REJ_DECOMPRESS,     /* COMP frame over its caps or corrupt */
-	OG_REJ_INTEGRITY,      /* a served object failed verification */
-	OG_REJ_UNAUTH,         /* the wall: 401 */
-	OG_REJ_FORBIDDEN,      /* the wall: 403 / 451 */
-	OG_REJ_QUOTA,          /* the wall: 429 */
-	OG_REJ_413,            /* the wall: the token's byte limit */
-	OG_REJ_COUNT,
-} og_reject;
+/* oap_rejected_total{reason}: the node's reasons (core/metrics/reject.h).
+ * The OG_REJ_ spellings are the same enum, kept so the connection code need
+ * not change with it. */
+typedef reject_reason og_reject;
+#define OG_REJ_MALFORMED  REJECT_MALFORMED   /* bytes that are not a frame */
+#define OG_REJ_TOO_LARGE  REJECT_TOO_LARGE   /* header announced > 1 MiB */
+#define OG_REJ_PROTOCOL   REJECT_PROTOCOL    /* a valid frame breaking the stream rules */
+#define OG_REJ_HELLO      REJECT_HELLO       /* first frame not a HELLO */
+#define OG_REJ_INFLIGHT   REJECT_INFLIGHT    /* stream over oap.max_inflight (429) */
+#define OG_REJ_TIMEOUT    REJECT_TIMEOUT     /* read or idle deadline, stalled frame */
+#define OG_REJ_CONN_CAP   REJECT_CONN_CAP    /* limits.max_connections */
+#define OG_REJ_DECOMPRESS REJECT_DECOMPRESS  /* COMP frame over its caps or corrupt */
+#define OG_REJ_INTEGRITY  REJECT_INTEGRITY   /* a served object failed verification */
 
 typedef struct og_limits {
 	uint32_t max_inflight;      /* streams per connection (oap.max_inflight) */
@@ -85,7 +83,6 @@ typedef struct omnigate {
 	void                  *drain_arg;
 	tbucket                log_rate;
 	metrics_series        *m_in, *m_out, *m_conns, *m_streams, *m_tls_fail;
-	metrics_series        *m_rej[OG_REJ_COUNT];
 } omnigate;
 
 /* One request stream (oap_conn.c owns it). */
@@ -104,11 +101,11 @@ struct oap_stream {
 	bool        finished;     /* both sides done (or connection closing);
 	                           * freed at the connection's next safe point */
 	uint16_t    status;       /* code of our START answer (data frames repeat it) */
-	bool        body_capped;  /* the wall capped the request body (token or policy) */
-	uint64_t    body_cap;     /* ... at this many bytes (0: no body at all) */
 	uint64_t    body_seen;
-	uint64_t    body_reserved;/* bytes the wall reserved in the tenant's byte bucket */
-	char       *charge_key;   /* tenant to debit body_seen from at the end (owned), or NULL */
+	/* The wall's judgement of an admitted stream (its body cap, the byte
+	 * reservation), or NULL: ended once, with body_seen, when the stream is
+	 * swept. A refused stream's ticket is ended at the refusal. */
+	struct wall_ticket *ticket;
 	void       *vs;           /* verb state (oap_verbs.c) */
 };
 
@@ -120,7 +117,8 @@ static inline bool og_stream_live(const oap_stream *s)
 
 /* ---- omnigate.c ---- */
 void og_init(omnigate *og, struct event_base *base);  /* metrics, log rate */
-void og_count_reject(omnigate *og, og_reject why, const char *detail);
+/* Count why in oap_rejected_total and log it (rate-limited). */
+void og_count_reject(omnigate *og, reject_reason why, const char *detail);
 void og_conn_added(omnigate *og, oap_conn *c);
 void og_conn_gone(omnigate *og, oap_conn *c);
 uint64_t og_now_ms(void);

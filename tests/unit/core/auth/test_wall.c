@@ -141,6 +141,53 @@ static void mint(const struct tk *k, char *out, size_t cap)
 	captoken_free(t);
 }
 
+/* What a ticket says, read through the accessors, for assertions. */
+typedef struct wall_verdict {
+	int           status;
+	const char   *code;
+	char          message[WALL_MSG_MAX];
+	reject_reason reject;
+	unsigned      retry_after_s;
+	bool          challenge;
+	bool          invalid_token;
+	bool          body_capped;
+	uint64_t      body_cap;
+	bool          charge_body;
+	uint64_t      body_reserved;
+	char          tenant[WALL_TENANT_MAX];
+} wall_verdict;
+
+static void read_ticket(const wall_ticket *t, wall_verdict *v)
+{
+	const char *ch = wall_ticket_challenge(t);
+
+	memset(v, 0, sizeof *v);
+	v->status = wall_ticket_status(t);
+	v->code = wall_ticket_code(t);
+	snprintf(v->message, sizeof v->message, "%s", wall_ticket_message(t));
+	v->reject = wall_ticket_reject(t);
+	v->retry_after_s = wall_ticket_retry_after(t);
+	v->challenge = ch != NULL;
+	v->invalid_token = ch && strstr(ch, "error=\"invalid_token\"");
+	v->body_capped = wall_ticket_body_cap(t, &v->body_cap);
+	v->charge_body = wall_ticket_reserved(t, &v->body_reserved);
+	snprintf(v->tenant, sizeof v->tenant, "%s", wall_ticket_tenant(t));
+}
+
+/* Judge, read and end the ticket having used what was reserved (a no-op
+ * settle): the pool must be as full afterwards as before. */
+static void check(wall *w, const wall_req *rq, uint64_t now_ms, wall_verdict *v)
+{
+	size_t out = wall_tickets_out(w);
+	wall_ticket *t = wall_check(w, rq, now_ms);
+
+	assert_non_null(t);
+	assert_int_equal(wall_tickets_out(w), out + 1);
+	read_ticket(t, v);
+	wall_ticket_end(t, v->body_reserved);
+	assert_int_equal(wall_tickets_out(w), out);
+}
+
 static void judge(struct fx *fx, const char *method, const char *path, int64_t body,
                   const char *token, wall_class cls, wall_verdict *v)
 {
@@ -148,7 +195,7 @@ static void judge(struct fx *fx, const char *method, const char *path, int64_t b
 	                .body_bytes = body, .token = token, .token_len = token ? strlen(token) : 0,
 	                .cls = cls };
 
-	wall_check(fx->w, &rq, 1000, v);
+	check(fx->w, &rq, 1000, v);
 }
 
 static void test_bearer_parsing(void **state)
@@ -180,8 +227,8 @@ static void test_anonymous_read_allowed_write_401(void **state)
 	assert_int_equal(v.status, 401);
 	assert_true(v.challenge);
 	assert_false(v.invalid_token);
-	assert_int_equal(v.reject, WALL_REJ_UNAUTH);
-	assert_string_equal(wall_reject_name(v.reject), "unauth");
+	assert_int_equal(v.reject, REJECT_UNAUTH);
+	assert_string_equal(reject_name(v.reject), "unauth");
 	assert_non_null(strstr(v.message, "token-holders") ? v.message : strstr(v.message, "default"));
 }
 
@@ -191,7 +238,7 @@ static void test_bad_credentials_401(void **state)
 	wall_verdict v;
 	wall_req rq = { .method = "GET", .path = "/o/x", .bad_credentials = true };
 
-	wall_check(fx->w, &rq, 1000, &v);
+	check(fx->w, &rq, 1000, &v);
 	assert_int_equal(v.status, 401);
 	assert_true(v.challenge);
 }
@@ -233,7 +280,7 @@ static void test_bad_tokens_401_invalid(void **state)
 	judge(fx, "GET", "/o/x", 0, "not-a-token!", WALL_CLASS_CORE, &v);
 	assert_int_equal(v.status, 401);
 	/* A bad token is refused even where anonymous access is allowed. */
-	assert_int_equal(v.reject, WALL_REJ_UNAUTH);
+	assert_int_equal(v.reject, REJECT_UNAUTH);
 }
 
 static void test_scope_403_and_bytes_413(void **state)
@@ -245,13 +292,13 @@ static void test_scope_403_and_bytes_413(void **state)
 	mint(&(struct tk){ .methods = "GET" }, tok, sizeof tok);
 	judge(fx, "PUT", "/o/b3:aa", 5, tok, WALL_CLASS_CORE, &v);
 	assert_int_equal(v.status, 403);
-	assert_int_equal(v.reject, WALL_REJ_FORBIDDEN);
+	assert_int_equal(v.reject, REJECT_FORBIDDEN);
 	judge(fx, "GET", "/x/other", 0, tok, WALL_CLASS_CORE, &v);
 	assert_int_equal(v.status, 403);
 	mint(&(struct tk){ .max_bytes = 10 }, tok, sizeof tok);
 	judge(fx, "POST", "/o", 11, tok, WALL_CLASS_CORE, &v);
 	assert_int_equal(v.status, 413);
-	assert_int_equal(v.reject, WALL_REJ_413);
+	assert_int_equal(v.reject, REJECT_413);
 	/* Unknown length (chunked): admitted, with the cap for the core. */
 	judge(fx, "POST", "/o", -1, tok, WALL_CLASS_CORE, &v);
 	assert_int_equal(v.status, 0);
@@ -331,7 +378,7 @@ static void test_quota_per_tenant(void **state)
 	}
 	judge(fx, "GET", "/o/x", 0, a, WALL_CLASS_CORE, &v);
 	assert_int_equal(v.status, 429);
-	assert_int_equal(v.reject, WALL_REJ_QUOTA);
+	assert_int_equal(v.reject, REJECT_QUOTA);
 	assert_int_equal(v.retry_after_s, 1);
 	judge(fx, "GET", "/o/x", 0, b, WALL_CLASS_CORE, &v);   /* another tenant */
 	assert_int_equal(v.status, 0);
@@ -361,12 +408,12 @@ static void test_quota_rate_caveat_and_ipv6(void **state)
 	inet_pton(AF_INET6, "2001:db8:1:2:ffff::9", &p2.sin6_addr);
 	wall_req rq = { .method = "GET", .path = "/o/x", .peer = (struct sockaddr *)&p1,
 	                .cls = WALL_CLASS_CORE };
-	wall_check(fx->w, &rq, 1000, &v);
+	check(fx->w, &rq, 1000, &v);
 	assert_int_equal(v.status, 0);
 	char first[WALL_TENANT_MAX];
 	snprintf(first, sizeof first, "%s", v.tenant);
 	rq.peer = (struct sockaddr *)&p2;
-	wall_check(fx->w, &rq, 1000, &v);
+	check(fx->w, &rq, 1000, &v);
 	assert_string_equal(v.tenant, first);
 	assert_string_equal(first, "ip:2001:db8:1:2::");
 }
@@ -414,20 +461,20 @@ static void test_unknown_size(void **state)
 	                .token = tok, .token_len = strlen(tok), .cls = WALL_CLASS_CORE };
 	/* The table's clock is the monotonic one it was made with: stay ahead. */
 	uint64_t t0 = util_now_ms() + 60000;
-	wall_check(fx->w, &rq, t0, &v);
+	wall_ticket *first = wall_check(fx->w, &rq, t0);            /* held while its body arrives */
+	read_ticket(first, &v);
 	assert_int_equal(v.status, 0);
 	assert_true(v.charge_body);
 	assert_int_equal(v.body_reserved, 1000);
-	char key[WALL_TENANT_MAX];
-	snprintf(key, sizeof key, "%s", v.tenant);
-	wall_check(fx->w, &rq, t0, &v);                             /* concurrent: in debt */
+	check(fx->w, &rq, t0, &v);                                  /* concurrent: in debt */
 	assert_int_equal(v.status, 429);
 	assert_int_equal(v.retry_after_s, 10);
-	wall_settle(fx->w, key, 1000, 50, t0);                      /* 950 refunded */
-	wall_check(fx->w, &rq, t0, &v);
+	wall_ticket_end(first, 50);                                 /* 950 refunded */
+	assert_int_equal(wall_tickets_out(fx->w), 0);
+	check(fx->w, &rq, t0, &v);
 	assert_int_equal(v.status, 429);
 	assert_int_equal(v.retry_after_s, 1);                       /* 50 of 100 there */
-	wall_check(fx->w, &rq, t0 + 500, &v);
+	check(fx->w, &rq, t0 + 500, &v);
 	assert_int_equal(v.status, 0);
 	judge(fx, "GET", "/o/x", 0, tok, WALL_CLASS_CORE, &v);      /* no body: not a byte charge */
 	assert_int_equal(v.status, 0);
@@ -542,6 +589,134 @@ static void test_missing_keys_dir(void **state)
 	assert_int_equal(v.status, 401);
 }
 
+/* ---- the ticket pool -------------------------------------------------- */
+
+#define POOL_ROUNDS 40
+
+/* One request of every kind the wall judges, each holding its ticket like a
+ * protocol would until the request ends; every round ends them all with the
+ * bytes the body used. The pool is back to full after every round. */
+static void test_ticket_pool_every_kind(void **state)
+{
+	struct fx *fx = *state;
+	char tok[CAPTOKEN_MAX_TOKEN + 1], scoped[CAPTOKEN_MAX_TOKEN + 1], small[CAPTOKEN_MAX_TOKEN + 1];
+	char bad[CAPTOKEN_MAX_TOKEN + 1], err[256];
+	wall_ticket *held[16];
+
+	fx->cfg.quota_bytes_per_s = 1u << 30;         /* reservations are settled */
+	fx->cfg.quota_bytes_burst = 1u << 30;
+	assert_int_equal(wall_configure(fx->w, &fx->cfg, err, sizeof err), 0);
+	mint(&(struct tk){ .methods = "POST,GET,DELETE", .tenant = "amy" }, tok, sizeof tok);
+	mint(&(struct tk){ .methods = "GET" }, scoped, sizeof scoped);
+	mint(&(struct tk){ .methods = "POST", .max_bytes = 4 }, small, sizeof small);
+	mint(&(struct tk){ .methods = "POST", .aud = "elsewhere" }, bad, sizeof bad);
+	const struct { const char *method; int64_t body; const char *token; bool badcred; int status; }
+	kinds[] = {
+		{ "GET", 0, NULL, false, 0 },           /* anonymous, admitted */
+		{ "POST", 3, NULL, false, 401 },        /* anonymous write */
+		{ "POST", 3, NULL, true, 401 },         /* credentials of another kind */
+		{ "POST", 3, bad, false, 401 },         /* token refused */
+		{ "POST", 3, scoped, false, 403 },      /* scope */
+		{ "POST", 9, small, false, 413 },       /* the token's byte limit */
+		{ "DELETE", 0, tok, false, 451 },       /* LEGAL */
+		{ "POST", 5, tok, false, 0 },           /* declared size */
+		{ "POST", -1, tok, false, 0 },          /* unknown size: reserved, settled */
+	};
+	size_t nk = sizeof kinds / sizeof kinds[0];
+
+	for (int round = 0; round < POOL_ROUNDS; round++) {
+		for (size_t i = 0; i < nk; i++) {
+			wall_req rq = { .method = kinds[i].method, .path = "/o",
+			                .peer = (struct sockaddr *)&fx->peer, .body_bytes = kinds[i].body,
+			                .body_max = 100, .token = kinds[i].token,
+			                .token_len = kinds[i].token ? strlen(kinds[i].token) : 0,
+			                .bad_credentials = kinds[i].badcred, .cls = WALL_CLASS_CORE };
+			held[i] = wall_check(fx->w, &rq, 1000);
+			assert_int_equal(wall_ticket_status(held[i]), kinds[i].status);
+		}
+		assert_int_equal(wall_tickets_out(fx->w), nk);
+		for (size_t i = 0; i < nk; i++)
+			wall_ticket_end(held[nk - 1 - i], (uint64_t)round);
+		assert_int_equal(wall_tickets_out(fx->w), 0);
+	}
+	/* No policy: refused too, and still a ticket to end. */
+	wall_set_policy(fx->w, NULL, NULL);
+	wall_req rq = { .method = "GET", .path = "/o", .cls = WALL_CLASS_CORE };
+	wall_ticket *t = wall_check(fx->w, &rq, 1000);
+	assert_int_equal(wall_ticket_status(t), 403);
+	assert_int_equal(wall_ticket_reject(t), REJECT_FORBIDDEN);
+	wall_ticket_end(t, 0);
+	assert_int_equal(wall_tickets_out(fx->w), 0);
+	wall_set_policy(fx->w, fx->pol, NULL);
+}
+
+/* More tickets out at once than one chunk holds; all come back, and a
+ * ticket ended twice is refused (BUG) without being recycled twice. */
+static void test_ticket_chunks_and_double_end(void **state)
+{
+	struct fx *fx = *state;
+	enum { N = WALL_TICKET_CHUNK * 2 + 3 };
+	wall_ticket **t = calloc(N, sizeof *t);
+	wall_req rq = { .method = "GET", .path = "/o", .peer = (struct sockaddr *)&fx->peer,
+	                .cls = WALL_CLASS_CORE };
+
+	assert_non_null(t);
+	for (size_t i = 0; i < N; i++) {
+		t[i] = wall_check(fx->w, &rq, 1000);
+		assert_int_equal(wall_ticket_status(t[i]), 0);
+		for (size_t j = 0; j < i && i < 8; j++)
+			assert_ptr_not_equal(t[i], t[j]);
+	}
+	assert_int_equal(wall_tickets_out(fx->w), N);
+	for (size_t i = 0; i < N; i++)
+		wall_ticket_end(t[i], 0);
+	assert_int_equal(wall_tickets_out(fx->w), 0);
+
+	wall_ticket *a = wall_check(fx->w, &rq, 1000);
+	wall_ticket_end(a, 0);
+	wall_ticket_end(a, 0);                        /* ignored */
+	wall_ticket_end(NULL, 0);                     /* no-op */
+	assert_int_equal(wall_tickets_out(fx->w), 0);
+	wall_ticket *b = wall_check(fx->w, &rq, 1000), *c = wall_check(fx->w, &rq, 1000);
+	assert_ptr_not_equal(b, c);                   /* a was not put back twice */
+	wall_ticket_end(b, 0);
+	wall_ticket_end(c, 0);
+	assert_int_equal(wall_tickets_out(fx->w), 0);
+	free(t);
+}
+
+/* Past WALL_TICKETS_MAX the wall refuses (503, retryable) instead of
+ * allocating; the refusal needs no pool slot and its end is harmless. */
+static void test_ticket_pool_exhausted(void **state)
+{
+	struct fx *fx = *state;
+	wall_ticket **t = calloc(WALL_TICKETS_MAX, sizeof *t);
+	wall_req rq = { .method = "GET", .path = "/o", .peer = (struct sockaddr *)&fx->peer,
+	                .cls = WALL_CLASS_CORE };
+
+	assert_non_null(t);
+	for (size_t i = 0; i < WALL_TICKETS_MAX; i++) {
+		t[i] = wall_check(fx->w, &rq, 1000);
+		assert_int_equal(wall_ticket_status(t[i]), 0);
+	}
+	wall_ticket *busy = wall_check(fx->w, &rq, 1000);
+	assert_int_equal(wall_ticket_status(busy), 503);
+	assert_int_equal(wall_ticket_reject(busy), REJECT_503);
+	assert_int_equal(wall_ticket_retry_after(busy), 1);
+	assert_string_equal(wall_ticket_code(busy), "overloaded");
+	assert_null(wall_ticket_challenge(busy));
+	wall_ticket_end(busy, 0);
+	wall_ticket_end(busy, 0);                     /* shared: never recycled, never a BUG */
+	assert_int_equal(wall_tickets_out(fx->w), WALL_TICKETS_MAX);
+	wall_ticket_end(t[7], 0);
+	t[7] = wall_check(fx->w, &rq, 1000);          /* a slot again */
+	assert_int_equal(wall_ticket_status(t[7]), 0);
+	for (size_t i = 0; i < WALL_TICKETS_MAX; i++)
+		wall_ticket_end(t[i], 0);
+	assert_int_equal(wall_tickets_out(fx->w), 0);
+	free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -560,6 +735,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unknown_size, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_token_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zero_byte_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ticket_pool_every_kind, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ticket_chunks_and_double_end, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ticket_pool_exhausted, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -252,8 +252,8 @@ static void t_gate(http_req *r, void *arg, http_gate_verdict *v)
 	if (http_req_header(r, "X-Deny")) {
 		v->status = 401;
 		v->code = "unauthenticated";
-		snprintf(v->message, sizeof v->message, "no");
-		v->reject = "unauth";
+		v->message = "no";
+		v->reject = REJECT_UNAUTH;
 		v->www_authenticate = "Bearer realm=\"t\"";
 	} else if (http_req_header(r, "X-Cap")) {
 		v->body_capped = true;
@@ -265,6 +265,32 @@ static void t_gate(http_req *r, void *arg, http_gate_verdict *v)
 }
 
 static http_gate_fn g_gate;
+static http_gate_end_fn g_gate_end;
+
+/* The same gate handing out a ticket per request: the core must end each
+ * exactly once, whatever became of the request. */
+#define T_TICKETS 32
+static struct t_ticket { int ends; uint64_t bytes; } g_tickets[T_TICKETS];
+static int g_ticket_n, g_tickets_out;
+
+static void t_ticket_gate(http_req *r, void *arg, http_gate_verdict *v)
+{
+	t_gate(r, arg, v);
+	assert_true(g_ticket_n < T_TICKETS);
+	v->ticket = &g_tickets[g_ticket_n++];
+	g_tickets_out++;
+}
+
+static void t_ticket_end(void *arg, void *ticket, uint64_t body_bytes)
+{
+	struct t_ticket *t = ticket;
+
+	(void)arg;
+	assert_true(t >= g_tickets && t < g_tickets + g_ticket_n);
+	t->ends++;
+	t->bytes = body_bytes;
+	g_tickets_out--;
+}
 
 static http_limits limits_default(void)
 {
@@ -279,7 +305,8 @@ static http_limits limits_default(void)
 static void srv_start(const http_limits *l)
 {
 	http_server_opts o = { .service = "test", .limits = *l, .routes = routes,
-	                       .nroutes = sizeof routes / sizeof routes[0], .gate = g_gate };
+	                       .nroutes = sizeof routes / sizeof routes[0], .gate = g_gate,
+	                       .gate_end = g_gate_end };
 	socklen_t alen = sizeof F.addr;
 	int one = 1;
 
@@ -312,6 +339,7 @@ static int teardown(void **state)
 	memset(&F, 0, sizeof F);
 	g_async = NULL;
 	g_gate = NULL;
+	g_gate_end = NULL;
 	g_big_total = BIG_TOTAL;
 	return 0;
 }
@@ -1332,6 +1360,80 @@ static void test_gate(void **state)
 	client_free(c);
 }
 
+/* Every ticket the gate hands out is ended exactly once, with the body
+ * bytes that arrived: on completion, refusal, a body over the gate's cap,
+ * a streamed body, an aborted response, a client gone while the handler
+ * holds the request, and a server freed with a request in hand. */
+static void test_gate_tickets(void **state)
+{
+	http_limits l = limits_default();
+	struct client *c;
+
+	(void)state;
+	teardown(NULL);
+	memset(g_tickets, 0, sizeof g_tickets);
+	g_ticket_n = g_tickets_out = 0;
+	g_gate = t_ticket_gate;
+	g_gate_end = t_ticket_end;
+	srv_start(&l);
+	c = client_new();
+	client_puts(c, "GET /hello HTTP/1.1\r\n\r\n"
+	               "GET /hello HTTP/1.1\r\nX-Deny: 1\r\n\r\n"
+	               "GET /healthz HTTP/1.1\r\n\r\n");            /* exempt: no ticket */
+	assert_int_equal(wait_responses(c, 3, NULL), 3);
+	assert_int_equal(R[0].status, 200);
+	assert_int_equal(R[1].status, 401);
+	client_free(c);
+	settle();
+	assert_int_equal(g_ticket_n, 2);
+	assert_int_equal(g_tickets_out, 0);
+
+	c = client_new();
+	client_puts(c, "PUT /upload HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	               "3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n");
+	assert_int_equal(wait_responses(c, 1, NULL), 1);
+	assert_int_equal(R[0].status, 201);
+	client_free(c);
+	settle();
+	assert_int_equal(g_tickets[2].bytes, 7);
+	c = client_new();
+	client_puts(c, "PUT /upload HTTP/1.1\r\nX-Cap: 1\r\nContent-Length: 6\r\n\r\nabcdef");
+	assert_int_equal(wait_responses(c, 1, NULL), 1);
+	assert_int_equal(R[0].status, 413);
+	client_free(c);
+	settle();
+	c = client_new();
+	client_puts(c, "GET /abort HTTP/1.1\r\n\r\n");
+	wait_eof(c);
+	client_free(c);
+	settle();
+	assert_int_equal(g_ticket_n, 5);
+	assert_int_equal(g_tickets_out, 0);
+
+	c = client_new();
+	client_puts(c, "GET /async HTTP/1.1\r\n\r\n");
+	pump_ms(NULL, 20);
+	assert_non_null(g_async);
+	assert_int_equal(g_tickets_out, 1);
+	client_free(c);
+	pump_ms(NULL, 30);
+	assert_null(g_async);
+	assert_int_equal(g_tickets_out, 0);
+
+	c = client_new();
+	client_puts(c, "GET /async HTTP/1.1\r\n\r\n");
+	pump_ms(NULL, 20);
+	assert_non_null(g_async);
+	assert_int_equal(g_tickets_out, 1);
+	http_server_free(F.srv);
+	F.srv = NULL;
+	assert_int_equal(g_tickets_out, 0);
+	client_free(c);
+	assert_int_equal(g_ticket_n, 7);
+	for (int i = 0; i < g_ticket_n; i++)
+		assert_int_equal(g_tickets[i].ends, 1);
+}
+
 static void test_conn_cap(void **state)
 {
 	http_limits l = limits_default();
@@ -1550,6 +1652,7 @@ int main(void)
 		T(test_inflight_cap),
 		T(test_facet_shed_first),
 		T(test_gate),
+		T(test_gate_tickets),
 		T(test_expect_continue_refused),
 		T(test_memory_budget),
 		T(test_conn_cap),

@@ -22,6 +22,8 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "core/auth/policy.h"
+#include "core/auth/wall.h"
 #include "core/metrics/metrics.h"
 #include "core/proto/oap.h"
 #include "svc/omnigate/omnigate.h"
@@ -218,7 +220,7 @@ static void test_hello_then_ping(void **state)
 static void test_hello_required(void **state)
 {
 	env *e = *state;
-	uint64_t before = metrics_value(e->og.m_rej[OG_REJ_HELLO]);
+	uint64_t before = reject_value(REJECT_FAMILY_OAP, REJECT_HELLO);
 	rframe r;
 
 	send_frame(e, OAP_F_REQ | OAP_F_START | OAP_F_END, OG_VERB_PING, OG_APP_OBJECTS, 5, "{}");
@@ -228,7 +230,7 @@ static void test_hello_required(void **state)
 	assert_non_null(strstr(r.payload, "\"code\":\"bad_request\""));
 	assert_non_null(strstr(r.payload, "\"corr_id\":\"0000000000000005\""));
 	expect_eof(e, WAIT_MS);
-	assert_int_equal(metrics_value(e->og.m_rej[OG_REJ_HELLO]), before + 1);
+	assert_int_equal(reject_value(REJECT_FAMILY_OAP, REJECT_HELLO), before + 1);
 }
 
 static void test_strict_params(void **state)
@@ -259,14 +261,14 @@ static void test_strict_params(void **state)
 static void test_garbage_after_hello(void **state)
 {
 	env *e = *state;
-	uint64_t before = metrics_value(e->og.m_rej[OG_REJ_MALFORMED]);
+	uint64_t before = reject_value(REJECT_FAMILY_OAP, REJECT_MALFORMED);
 	static const char junk[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\nxxxxxxxxxxxxxxxxxxxxxxxx";
 
 	do_hello(e);
 	send_raw(e, junk, sizeof junk - 1);
 	expect_eof(e, WAIT_MS);
 	assert_int_equal(e->inlen, 0);   /* closed without an answer */
-	assert_int_equal(metrics_value(e->og.m_rej[OG_REJ_MALFORMED]), before + 1);
+	assert_int_equal(reject_value(REJECT_FAMILY_OAP, REJECT_MALFORMED), before + 1);
 }
 
 static void test_unknown_stream(void **state)
@@ -285,7 +287,7 @@ static void test_unknown_stream(void **state)
 static void test_65th_stream(void **state)
 {
 	env *e = *state;
-	uint64_t before = metrics_value(e->og.m_rej[OG_REJ_INFLIGHT]);
+	uint64_t before = reject_value(REJECT_FAMILY_OAP, REJECT_INFLIGHT);
 	char p[128];
 	rframe r;
 
@@ -300,7 +302,7 @@ static void test_65th_stream(void **state)
 	assert_int_equal(r.corr, 999);
 	assert_int_equal(r.code, 429);
 	assert_non_null(strstr(r.payload, "\"retryable\":true"));
-	assert_int_equal(metrics_value(e->og.m_rej[OG_REJ_INFLIGHT]), before + 1);
+	assert_int_equal(reject_value(REJECT_FAMILY_OAP, REJECT_INFLIGHT), before + 1);
 	/* The 64 are still open: none of them has been answered. */
 	assert_false(pump_until_frame(e, 100));
 	assert_false(e->eof);
@@ -310,7 +312,7 @@ static void test_oversize_header(void **state)
 {
 	env *e = *state;
 	uint8_t hdr[OAP_HDR_LEN] = { 0 };
-	uint64_t before = metrics_value(e->og.m_rej[OG_REJ_TOO_LARGE]);
+	uint64_t before = reject_value(REJECT_FAMILY_OAP, REJECT_TOO_LARGE);
 	rframe r;
 
 	do_hello(e);
@@ -326,14 +328,14 @@ static void test_oversize_header(void **state)
 	assert_int_equal(r.corr, 77);
 	assert_non_null(strstr(r.payload, "\"code\":\"payload_too_large\""));
 	expect_eof(e, WAIT_MS);
-	assert_int_equal(metrics_value(e->og.m_rej[OG_REJ_TOO_LARGE]), before + 1);
+	assert_int_equal(reject_value(REJECT_FAMILY_OAP, REJECT_TOO_LARGE), before + 1);
 }
 
 static void test_half_header_stall(void **state)
 {
 	env *e = *state;
 	uint8_t buf[128];
-	uint64_t before = metrics_value(e->og.m_rej[OG_REJ_TIMEOUT]), t0;
+	uint64_t before = reject_value(REJECT_FAMILY_OAP, REJECT_TIMEOUT), t0;
 	oap_frame f = { .flags = OAP_F_REQ | OAP_F_START | OAP_F_END, .code = OG_VERB_PING,
 	                .app_proto_id = OG_APP_OBJECTS, .corr_id = 1 };
 	ssize_t n = oap_encode(&f, buf, sizeof buf);
@@ -345,7 +347,7 @@ static void test_half_header_stall(void **state)
 	expect_eof(e, WAIT_MS);
 	assert_true(now_ms() - t0 >= READ_MS - 20);
 	assert_int_equal(e->inlen, 0);
-	assert_int_equal(metrics_value(e->og.m_rej[OG_REJ_TIMEOUT]), before + 1);
+	assert_int_equal(reject_value(REJECT_FAMILY_OAP, REJECT_TIMEOUT), before + 1);
 }
 
 static void test_conn_gauge(void **state)
@@ -357,6 +359,43 @@ static void test_conn_gauge(void **state)
 	assert_int_equal(e->og.nconns, 0);
 	assert_null(e->og.conns);
 	expect_eof(e, WAIT_MS);
+}
+
+/* With the wall: an admitted stream holds its ticket until it is swept
+ * (here: the connection closes while storage never answers), a refused one
+ * ends its ticket at the refusal. No ticket outlives the connection. */
+static void test_wall_tickets(void **state)
+{
+	static const char bundle[] =
+		"{\"version\":3,\"defaults\":{\"default_action\":\"deny\"},\"rules\":["
+		"{\"id\":\"stat\",\"when\":{\"method\":\"HEAD\"},\"action\":\"allow\"}]}";
+	env *e = *state;
+	char err[256], p[128];
+	uint64_t before = reject_value(REJECT_FAMILY_OAP, REJECT_UNAUTH);
+	policy *pol = policy_parse(bundle, strlen(bundle), err, sizeof err);
+	rframe r;
+
+	assert_non_null(pol);
+	assert_non_null(e->og.wall = wall_new());
+	wall_set_policy(e->og.wall, pol, NULL);
+	stor_silent(e);
+	do_hello(e);
+	snprintf(p, sizeof p, "{\"cid\":\"b3:%064d\"}", 0);
+	for (uint64_t i = 0; i < 3; i++)
+		send_frame(e, OAP_F_REQ | OAP_F_START | OAP_F_END, OG_VERB_STAT, OG_APP_OBJECTS,
+		           100 + i, p);
+	send_frame(e, OAP_F_REQ | OAP_F_START, OG_VERB_PUT, OG_APP_OBJECTS, 7, "");
+	read_frame(e, &r);
+	assert_int_equal(r.corr, 7);
+	assert_int_equal(r.code, 401);                  /* anonymous PUT: refused */
+	assert_int_equal(reject_value(REJECT_FAMILY_OAP, REJECT_UNAUTH), before + 1);
+	assert_int_equal(wall_tickets_out(e->og.wall), 3);   /* the three STATs */
+	while (e->og.conns)
+		oap_conn_free(e->og.conns);
+	assert_int_equal(wall_tickets_out(e->og.wall), 0);
+	wall_free(e->og.wall);
+	e->og.wall = NULL;
+	policy_free(pol);
 }
 
 int main(void)
@@ -371,6 +410,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_oversize_header, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_half_header_stall, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conn_gauge, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wall_tickets, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
