@@ -211,7 +211,11 @@ int stor_msg_req_decode(uint16_t verb, const uint8_t *p, size_t n, stor_req *q)
 	wire_r_init(&r, p, n);
 	if (v->req_get)
 		v->req_get(&r, q);
-	return wire_end(&r);
+	if (wire_end(&r) != 0) {
+		memset(q, 0, sizeof *q);   /* no half-read message survives a refusal */
+		return -1;
+	}
+	return 0;
 }
 
 ssize_t stor_msg_rep_encode(const stor_rep *p, uint8_t *buf, size_t cap)
@@ -244,7 +248,11 @@ int stor_msg_rep_decode(uint16_t verb, uint16_t status, const uint8_t *p, size_t
 		get_err_rep(&r, out);
 	else if (v->rep_get)
 		v->rep_get(&r, out);
-	return wire_end(&r);
+	if (wire_end(&r) != 0) {
+		memset(out, 0, sizeof *out);
+		return -1;
+	}
+	return 0;
 }
 
 size_t stor_msg_rep_nfds(const stor_rep *r)

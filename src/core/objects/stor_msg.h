@@ -132,7 +132,8 @@ ssize_t stor_msg_rep_encode(const stor_rep *r, uint8_t *buf, size_t cap);
 
 /* Decode the payload p[0..n) (borrowed for the call) of a request with this
  * verb, or of a reply with this status to a request with this verb, into *q
- * / *r (zeroed first). 0, or -1 when it is not exactly such a message. */
+ * / *r. 0, or -1 when it is not exactly such a message (*q / *r is then all
+ * zero: nothing half-read is left to use). */
 __attribute__((warn_unused_result))
 int stor_msg_req_decode(uint16_t verb, const uint8_t *p, size_t n, stor_req *q);
 __attribute__((warn_unused_result))
