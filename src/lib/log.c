@@ -220,6 +220,16 @@ void log_kv(log_level lvl, const char *msg, ...)
 	va_end(ap);
 }
 
+void log_fatalx(const char *msg, ...)
+{
+	va_list ap;
+
+	va_start(ap, msg);
+	log_kvv(LOG_LEVEL_ERROR, msg, ap);
+	va_end(ap);
+	_exit(1);
+}
+
 void log_set_bug_hook(void (*hook)(void)) { g_log.bug_hook = hook; }
 
 int log_bug(const char *file, int line, const char *what)

@@ -64,6 +64,14 @@ void log_kvv(log_level lvl, const char *msg, va_list ap);
  */
 int log_bug(const char *file, int line, const char *what);
 #define BUG(what) log_bug(__FILE__, __LINE__, (what))
+/*
+ * log_fatalx(): an internal message from a peer of the same binary that does
+ * not decode (CONVENTIONS "Processes and messages"): a bug, not input.
+ * Logs msg and the fields once at error level, then _exit(1) — the
+ * supervisor restarts the process. No abort(): a core file would hold the
+ * process's secrets (services run with RLIMIT_CORE 0 anyway).
+ */
+void log_fatalx(const char *msg, ...) __attribute__((noreturn, sentinel));
 /* Called by log_bug after logging (metrics registers a bug_total counter here). */
 void log_set_bug_hook(void (*hook)(void));
 

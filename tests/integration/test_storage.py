@@ -1,9 +1,12 @@
 """Storage service: crash safety under kill -9, outage answers (503 fast,
-readiness), amnesia leaves nothing, disk layout and persistence (issue 3)."""
+readiness), amnesia leaves nothing, disk layout and persistence (issue 3); a
+malformed internal request is fatal to storage (issue 10)."""
 import http.client
 import os
 import random
 import signal
+import socket
+import struct
 import threading
 import time
 
@@ -241,3 +244,39 @@ def test_disk_mode_layout_and_persistence(node):
         assert g.status == 200 and g.body == data, (cid, g)
     r = put_object(node, objs[2])
     assert r.status == 200 and r.json() == {"cid": cids[2]}, r
+
+
+def _storage_frame(verb, payload, corr=1, flags=0x01, app=0x0100):
+    """One OAP/1 frame (header layout: docs/oap.md) carrying a storage request."""
+    hdr = struct.pack(">IHHHH16sHQ", 38 + len(payload), 1, flags, verb, app, b"\0" * 16, 0, corr)
+    return hdr + payload
+
+
+def test_malformed_internal_request_is_fatal_to_storage(node):
+    """docs/internal.md: only this binary reaches storage.sock (0600 in a 0700
+    dir, SO_PEERCRED), so a request that does not decode is a bug: storage
+    logs one error line naming the verb and exits 1; the supervisor restarts
+    it and readiness recovers. A well-formed request is answered as before."""
+    wait_until(lambda: all_ready(node), 5 * SLOW, what="all children ready")
+    cid = stored(node, b"survives the restart")
+    path = os.path.join(node.data_dir, "run", "storage.sock")
+    old = storage_pid(node)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
+        s.settimeout(5 * SLOW)
+        s.connect(path)
+        s.send(_storage_frame(1, b""))                      # PING: answered 200
+        resp = s.recv(256)
+        assert struct.unpack(">H", resp[8:10])[0] == 200, resp
+        assert struct.unpack(">Q", resp[30:38])[0] == 1, resp
+        s.send(_storage_frame(5, b"\0" * 17 + b"junk", corr=2))   # PUT_COMMIT, 4 bytes too many
+        assert s.recv(256) == b"", "storage answered a malformed request"
+    wait_until(lambda: not pid_alive(old), 5 * SLOW, what="storage exits")
+    recs = [r for r in node.log_records() if r.get("msg") == "storage request does not decode; exiting"]
+    assert len(recs) == 1, recs
+    assert recs[0]["level"] == "error" and recs[0]["verb"] == "PUT_COMMIT", recs[0]
+    wait_until(lambda: storage_pid(node) not in (0, old) and all_ready(node), 10 * SLOW,
+               what="storage restarted")
+    wait_until(lambda: node.get("/readyz").status == 200, 10 * SLOW, what="/readyz 200 again")
+    assert node.metrics().get("service_restarts_total", service="storage") == 1
+    wait_until(lambda: node.gw("GET", obj_path(cid)).status == 200, 10 * SLOW, interval=0.2,
+               what="gateway serves again")

@@ -7,7 +7,9 @@
  * failq (finished without a response; its callback runs from a zero-timeout
  * event, so no callback ever runs inside the function that issued the call).
  * The server answers in request order, so a response must match the head of
- * sentq; anything else is a protocol violation and resets the connection.
+ * sentq. Payloads are the typed messages of stor_msg.h; a response that is
+ * not exactly one (bad frame, wrong corr_id, undecodable payload, wrong fd
+ * count) is a bug of the storage service and fatal here (docs/internal.md).
  *
  * Breaker: CLOSED → (STOR_BREAKER_FAILURES consecutive failures) → OPEN for
  * STOR_BREAKER_OPEN_MS → the next call, or an internal PING sent when the
@@ -31,9 +33,6 @@
 #include "core/objects/stor_client.h"
 
 #include <errno.h>
-#include <inttypes.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -42,17 +41,13 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <jansson.h>
 
 #include "core/proto/oap.h"
-#include "lib/b3.h"
-#include "lib/b3tree.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
 #include "lib/util.h"
 
-#define STOR_PAYLOAD_MAX  192u                      /* our requests are short JSON */
-#define STOR_FRAME_MAX    (OAP_HDR_LEN + STOR_PAYLOAD_MAX)
+#define STOR_FRAME_MAX    (OAP_HDR_LEN + STOR_MSG_MAX)
 #define STOR_ORPHANS      16u                       /* callbacks owed without a call struct */
 #define STOR_PATH_MAX     sizeof(((struct sockaddr_un *)0)->sun_path)
 
@@ -105,7 +100,7 @@ struct stor_client {
 static void stor_destroy(stor_client *c);
 static size_t stor_conn_reset(stor_client *c, const char *why);
 static void stor_conn_fail(stor_client *c, const char *why);
-static stor_call *stor_submit(stor_client *c, uint16_t verb, const char *payload, uint64_t req_len,
+static stor_call *stor_submit(stor_client *c, const stor_req *q, uint64_t req_len,
                               stor_cb cb, void *arg);
 
 /* ---- breaker -------------------------------------------------------------- */
@@ -169,7 +164,7 @@ static void on_probe(evutil_socket_t fd, short what, void *arg)
 	if (c->brk != BRK_OPEN)
 		return;
 	c->open_until = 0;   /* libevent's coarse clock may fire a little early */
-	(void)stor_submit(c, STOR_PING, "{}", 0, NULL, NULL);
+	(void)stor_submit(c, &(stor_req){ .verb = STOR_PING }, 0, NULL, NULL);
 }
 
 bool stor_client_ready(const stor_client *c)
@@ -401,107 +396,72 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 
 /* ---- responses ------------------------------------------------------------ */
 
-static bool stor_unpack(json_t *j, const char *fmt, ...)
+/* The response does not decode: a bug of the storage service (the socket
+ * is ours, 0600 in a 0700 directory): exit and let the supervisor restart
+ * us rather than guess. */
+__attribute__((noreturn))
+static void stor_fatal(const stor_call *call, const char *why)
 {
-	json_error_t e;
-	va_list ap;
-
-	va_start(ap, fmt);
-	int r = j ? json_vunpack_ex(j, &e, 0, fmt, ap) : -1;
-	va_end(ap);
-	return r == 0;
+	log_fatalx("storage reply does not decode; exiting", "verb",
+	           call ? stor_msg_verb_name(call->verb) : "none", "reason", why, NULL);
 }
 
-/* The 200 payload of each verb, strictly; fds as the verb says. */
-static bool stor_parse_ok(const stor_call *call, json_t *j, size_t nfds, stor_result *r)
+/* The caller's view of a decoded reply; fds as stor_msg_rep_nfds says. */
+static void stor_result_of(const stor_call *call, const stor_rep *rep, const int *fds,
+                           stor_result *r)
 {
-	json_int_t a = -1, b = -1;
-	const char *cid;
-	size_t n;
-	int created;
-
-	switch (call->verb) {
-	case STOR_STAT:
-		if (nfds != 0 || !stor_unpack(j, "{s:I!}", "len", &a) || a < 0)
-			return false;
-		r->len = (uint64_t)a;
-		return true;
-	case STOR_OPEN:
-		if (nfds != 2 || !stor_unpack(j, "{s:I,s:I!}", "len", &a, "groups", &b) || a < 0 ||
-		    (uint64_t)b != b3tree_groups((uint64_t)a))
-			return false;
-		r->len = (uint64_t)a;
-		return true;
-	case STOR_PUT_BEGIN:
-		if (nfds != 1 || !stor_unpack(j, "{s:I!}", "handle", &a) || a < 0)
-			return false;
-		r->handle = (uint64_t)a;
-		return true;
-	case STOR_PUT_COMMIT:
-		if (nfds != 0 || !stor_unpack(j, "{s:s%,s:b!}", "cid", &cid, &n, "created", &created) ||
-		    b3_cid_parse(cid, n, r->id) != 0)
-			return false;
-		r->created = created != 0;
-		r->len = call->req_len;
-		return true;
-	default:
-		return nfds == 0 && stor_unpack(j, "{!}");
-	}
-}
-
-/* Result of one response frame; *j holds what r->message points into. */
-static void stor_result_of(const stor_call *call, const oap_frame *f, int *fds, size_t nfds,
-                           json_t **j, stor_result *r)
-{
-	const char *code, *msg, *corr;
-	int retry;
-	json_error_t e;
-
-	*r = (stor_result){ .status = f->code, .fds = { -1, -1 }, .message = "" };
-	for (size_t i = 0; i < nfds && i < 2; i++)
+	*r = (stor_result){ .status = rep->status, .fds = { -1, -1 }, .message = "" };
+	for (size_t i = 0; i < stor_msg_rep_nfds(rep); i++)
 		r->fds[i] = fds[i];
-	*j = json_loadb((const char *)f->payload, f->payload_len, JSON_REJECT_DUPLICATES, &e);
-	if (f->code == 200) {
-		if (!stor_parse_ok(call, *j, nfds, r)) {
-			stor_close_fds(r);
-			*r = (stor_result){ .status = 500, .fds = { -1, -1 },
-			                    .message = "malformed storage response" };
-		}
+	if (rep->status != 200) {
+		r->message = rep->u.err.message;
 		return;
 	}
-	stor_close_fds(r);
-	if (f->code < 100 || f->code > 599)
-		r->status = 500;
-	if (stor_unpack(*j, "{s:s,s:s,s:b,s:s!}", "code", &code, "message", &msg,
-	                "retryable", &retry, "corr_id", &corr))
-		r->message = msg;
+	switch (call->verb) {
+	case STOR_STAT:
+		r->len = rep->u.stat.len;
+		break;
+	case STOR_OPEN:
+		r->len = rep->u.open.len;
+		break;
+	case STOR_PUT_BEGIN:
+		r->handle = rep->u.put_begin.handle;
+		break;
+	case STOR_PUT_COMMIT:
+		memcpy(r->id, rep->u.put_commit.id, sizeof r->id);
+		r->created = rep->u.put_commit.created;
+		r->len = call->req_len;
+		break;
+	default:
+		break;
+	}
 }
 
-/* One datagram from the server. false: reset the connection. */
-static bool stor_on_response(stor_client *c, size_t n, int *fds, size_t nfds, bool *gone)
+/* One datagram from the server: exactly the reply to the head of sentq, or
+ * fatal. *gone: the client was freed by the callback. */
+static void stor_on_response(stor_client *c, size_t n, int *fds, size_t nfds, bool *gone)
 {
 	stor_call *call = TAILQ_FIRST(&c->sentq);
 	oap_frame f;
 	size_t used;
-	json_t *j = NULL;
+	stor_rep rep;
 	stor_result r;
 
-	if (nfds > 2 || oap_decode(c->rbuf, n, OAP_INTERNAL_MAX_FRAME, &f, &used) != OAP_OK ||
-	    used != n || f.flags != OAP_F_RESP || f.app_proto_id != STOR_APP_PROTO ||
-	    !call || f.corr_id != call->corr) {
-		for (size_t i = 0; i < nfds; i++)
-			close(fds[i]);
-		log_kv(LOG_LEVEL_WARN, "storage protocol violation; reconnecting", NULL);
-		return false;
-	}
+	if (oap_decode(c->rbuf, n, OAP_INTERNAL_MAX_FRAME, &f, &used) != OAP_OK || used != n ||
+	    f.flags != OAP_F_RESP || f.app_proto_id != STOR_APP_PROTO || f.cap_size != 0)
+		stor_fatal(call, "not a storage response frame");
+	if (!call || f.corr_id != call->corr)
+		stor_fatal(call, "corr_id is not the oldest call's");
+	if (stor_msg_rep_decode(call->verb, f.code, f.payload, f.payload_len, &rep) != 0)
+		stor_fatal(call, "malformed payload");
+	if (nfds != stor_msg_rep_nfds(&rep))
+		stor_fatal(call, "wrong number of file descriptors");
 	TAILQ_REMOVE(&c->sentq, call, link);
 	c->inflight--;
 	stor_timer_arm(c);
 	stor_note_success(c);
-	stor_result_of(call, &f, fds, nfds, &j, &r);
+	stor_result_of(call, &rep, fds, &r);
 	*gone = !stor_deliver(c, call, &r);
-	json_decref(j);
-	return true;
 }
 
 static void on_read(evutil_socket_t fd, short what, void *arg)
@@ -522,10 +482,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 			stor_conn_fail(c, "storage connection lost");
 			return;
 		}
-		if (!stor_on_response(c, (size_t)n, fds, nfds, &gone)) {
-			stor_conn_fail(c, "storage protocol violation");
-			return;
-		}
+		stor_on_response(c, (size_t)n, fds, nfds, &gone);
 		if (gone)
 			return;
 	}
@@ -533,12 +490,14 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 
 /* ---- issuing calls -------------------------------------------------------- */
 
-static int stor_encode(stor_call *call, const char *payload)
+static int stor_encode(stor_call *call, const stor_req *q)
 {
+	uint8_t payload[STOR_MSG_MAX];
+	ssize_t plen = stor_msg_req_encode(q, payload, sizeof payload);
 	oap_frame f = { .flags = OAP_F_REQ, .code = call->verb, .app_proto_id = STOR_APP_PROTO,
-	                .corr_id = call->corr, .payload = (const uint8_t *)payload,
-	                .payload_len = strlen(payload) };
-	ssize_t n = oap_encode(&f, call->frame, sizeof call->frame);
+	                .corr_id = call->corr, .payload = payload,
+	                .payload_len = plen > 0 ? (size_t)plen : 0 };
+	ssize_t n = plen < 0 ? -1 : oap_encode(&f, call->frame, sizeof call->frame);
 
 	if (n < 0)
 		return BUG("storage request does not encode");
@@ -573,7 +532,7 @@ static void stor_start(stor_client *c, stor_call *call)
 	}
 }
 
-static stor_call *stor_submit(stor_client *c, uint16_t verb, const char *payload, uint64_t req_len,
+static stor_call *stor_submit(stor_client *c, const stor_req *q, uint64_t req_len,
                               stor_cb cb, void *arg)
 {
 	stor_call *call;
@@ -585,74 +544,67 @@ static stor_call *stor_submit(stor_client *c, uint16_t verb, const char *payload
 		stor_fail_orphan(c, cb, arg);
 		return NULL;
 	}
-	*call = (stor_call){ .c = c, .corr = c->next_corr++, .verb = verb, .req_len = req_len,
+	*call = (stor_call){ .c = c, .corr = c->next_corr++, .verb = q->verb, .req_len = req_len,
 	                     .cb = cb, .arg = arg };
-	if (stor_encode(call, payload) != 0)
+	if (stor_encode(call, q) != 0)
 		stor_fail_later(c, call, 500, "storage request does not encode");
 	else
 		stor_start(c, call);
 	return call;
 }
 
-static stor_call *stor_submit_cid(stor_client *c, uint16_t verb, const uint8_t id[32],
-                                  stor_cb cb, void *arg)
+static stor_call *stor_submit_id(stor_client *c, uint16_t verb, const uint8_t id[32],
+                                 stor_cb cb, void *arg)
 {
-	char cid[B3_CID_LEN + 1], p[STOR_PAYLOAD_MAX];
+	stor_req q = { .verb = verb };
 
-	b3_cid_format(id, cid);
-	snprintf(p, sizeof p, "{\"cid\":\"%s\"}", cid);
-	return stor_submit(c, verb, p, 0, cb, arg);
+	memcpy(q.u.stat.id, id, STOR_ID_LEN);   /* STAT, OPEN, QUARANTINE: one layout */
+	return stor_submit(c, &q, 0, cb, arg);
 }
 
 stor_call *stor_stat(stor_client *c, const uint8_t id[32], stor_cb cb, void *arg)
 {
-	return stor_submit_cid(c, STOR_STAT, id, cb, arg);
+	return stor_submit_id(c, STOR_STAT, id, cb, arg);
 }
 
 stor_call *stor_open(stor_client *c, const uint8_t id[32], stor_cb cb, void *arg)
 {
-	return stor_submit_cid(c, STOR_OPEN, id, cb, arg);
+	return stor_submit_id(c, STOR_OPEN, id, cb, arg);
 }
 
 stor_call *stor_quarantine(stor_client *c, const uint8_t id[32], stor_cb cb, void *arg)
 {
-	return stor_submit_cid(c, STOR_QUARANTINE, id, cb, arg);
+	return stor_submit_id(c, STOR_QUARANTINE, id, cb, arg);
 }
 
 stor_call *stor_ping(stor_client *c, stor_cb cb, void *arg)
 {
-	return stor_submit(c, STOR_PING, "{}", 0, cb, arg);
+	return stor_submit(c, &(stor_req){ .verb = STOR_PING }, 0, cb, arg);
 }
 
 stor_call *stor_put_begin(stor_client *c, uint64_t max_len, stor_cb cb, void *arg)
 {
-	char p[STOR_PAYLOAD_MAX];
+	stor_req q = { .verb = STOR_PUT_BEGIN, .u.put_begin.max_len = max_len };
 
-	snprintf(p, sizeof p, "{\"max_len\":%" PRIu64 "}", max_len);
-	return stor_submit(c, STOR_PUT_BEGIN, p, 0, cb, arg);
+	return stor_submit(c, &q, 0, cb, arg);
 }
 
 stor_call *stor_put_commit(stor_client *c, uint64_t handle, uint64_t len, const uint8_t *expect,
                            stor_cb cb, void *arg)
 {
-	char cid[B3_CID_LEN + 3] = "null", p[STOR_PAYLOAD_MAX];
+	stor_req q = { .verb = STOR_PUT_COMMIT,
+	               .u.put_commit = { .handle = handle, .len = len, .has_expect = expect != NULL } };
 
-	if (expect) {
-		cid[0] = '"';
-		b3_cid_format(expect, cid + 1);
-		memcpy(cid + 1 + B3_CID_LEN, "\"", 2);
-	}
-	snprintf(p, sizeof p, "{\"handle\":%" PRIu64 ",\"len\":%" PRIu64 ",\"expect\":%s}",
-	         handle, len, cid);
-	return stor_submit(c, STOR_PUT_COMMIT, p, len, cb, arg);
+	if (expect)
+		memcpy(q.u.put_commit.expect, expect, STOR_ID_LEN);
+	return stor_submit(c, &q, len, cb, arg);
 }
 
 stor_call *stor_put_abort(stor_client *c, uint64_t handle, stor_cb cb, void *arg)
 {
-	char p[STOR_PAYLOAD_MAX];
+	stor_req q = { .verb = STOR_PUT_ABORT, .u.put_abort.handle = handle };
 
-	snprintf(p, sizeof p, "{\"handle\":%" PRIu64 "}", handle);
-	return stor_submit(c, STOR_PUT_ABORT, p, 0, cb, arg);
+	return stor_submit(c, &q, 0, cb, arg);
 }
 
 /* An unsent call is dropped now; a sent one stays in sentq (its response

@@ -16,6 +16,10 @@
  * function that issued the call. Calls in flight when the connection is
  * lost complete with status 503. At most STOR_MAX_PENDING calls may be in
  * flight per client; beyond that a call fails at once with 503.
+ *
+ * A reply that does not decode (stor_msg.h) is a bug in the storage
+ * service, not a failure: the client process exits (log_fatalx) and the
+ * supervisor restarts it.
  */
 #ifndef MN_CORE_STOR_CLIENT_H
 #define MN_CORE_STOR_CLIENT_H
@@ -24,19 +28,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/objects/stor_msg.h"   /* STOR_APP_PROTO, the verbs */
+
 struct event_base;
 
-#define STOR_APP_PROTO        0x0100u
 #define STOR_BREAKER_FAILURES 3u
 #define STOR_BREAKER_OPEN_MS  1000u
 #define STOR_CALL_TIMEOUT_MS  5000u
 #define STOR_MAX_PENDING      1024u
-
-/* Verbs: the OAP `code` of a storage request (docs/internal.md). */
-enum {
-	STOR_PING = 1, STOR_STAT = 2, STOR_OPEN = 3, STOR_PUT_BEGIN = 4,
-	STOR_PUT_COMMIT = 5, STOR_PUT_ABORT = 6, STOR_QUARANTINE = 7,
-};
 
 typedef struct stor_client stor_client;
 typedef struct stor_call stor_call;

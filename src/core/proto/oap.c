@@ -153,6 +153,27 @@ oap_decode_header(const uint8_t *buf, size_t len, size_t max_frame, oap_frame *f
 	return OAP_OK;
 }
 
+uint64_t
+oap_peek_corr_id(const uint8_t hdr[OAP_HDR_LEN])
+{
+	return oap_get_be64(hdr + OAP_OFF_CORR);
+}
+
+void
+oap_peek_reply_to(const uint8_t hdr[OAP_HDR_LEN], oap_frame *f)
+{
+	*f = (oap_frame){ .app_proto_id = oap_get_be16(hdr + OAP_OFF_APP),
+	                  .corr_id = oap_get_be64(hdr + OAP_OFF_CORR) };
+	memcpy(f->tenant, hdr + OAP_OFF_TENANT, sizeof f->tenant);
+}
+
+bool
+oap_peek_is_shaped(const uint8_t hdr[OAP_HDR_LEN])
+{
+	return oap_get_be16(hdr + OAP_OFF_VER) == OAP_VERSION &&
+	       (oap_get_be16(hdr + OAP_OFF_FLAGS) & ~(unsigned)OAP_F_ALL) == 0;
+}
+
 oap_status
 oap_decode(const uint8_t *buf, size_t len, size_t max_frame, oap_frame *f,
            size_t *consumed)

@@ -18,6 +18,7 @@
 #ifndef MN_CORE_OAP_H
 #define MN_CORE_OAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -87,6 +88,19 @@ oap_status oap_decode_header(const uint8_t *buf, size_t len, size_t max_frame, o
 __attribute__((warn_unused_result))
 oap_status oap_decode(const uint8_t *buf, size_t len, size_t max_frame, oap_frame *f,
                       size_t *consumed);
+
+/*
+ * Header fields read without judging the header, for a refusal that must
+ * still answer on the frame's corr_id (a datagram or frame over the size
+ * cap, which is never decoded). hdr holds at least OAP_HDR_LEN bytes.
+ */
+uint64_t oap_peek_corr_id(const uint8_t hdr[OAP_HDR_LEN]);
+/* What a reply echoes: app_proto_id, tenant and corr_id into *f; the other
+ * fields are zeroed. */
+void oap_peek_reply_to(const uint8_t hdr[OAP_HDR_LEN], oap_frame *f);
+/* ver is 1 and no flag bit lies above 0xff: the bytes read as a frame's
+ * header whatever its length says (noise with a huge length does not). */
+bool oap_peek_is_shaped(const uint8_t hdr[OAP_HDR_LEN]);
 
 /* Bytes oap_encode will write for f (header + cap_size + payload_len). */
 size_t oap_encoded_len(const oap_frame *f);

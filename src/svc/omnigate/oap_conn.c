@@ -76,15 +76,6 @@ static size_t oc_out_len(const oap_conn *c)
 	return conn_out_len(c->t);
 }
 
-static uint64_t be_u64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
 /* Encode one frame straight into the output buffer. 0/-1. */
 static int conn_send(oap_conn *c, const oap_frame *f)
 {
@@ -530,10 +521,9 @@ static int conn_on_frame(oap_conn *c, const oap_frame *f)
 /* A header announcing more than OAP_MAX_FRAME: 413 from the header alone. */
 static void conn_refuse_large(oap_conn *c, const uint8_t hdr[OAP_HDR_LEN])
 {
-	oap_frame h = { .app_proto_id = (uint16_t)(hdr[8] << 8 | hdr[9]),
-	                .corr_id = be_u64(hdr + 30) };
+	oap_frame h;
 
-	memcpy(h.tenant, hdr + 10, sizeof h.tenant);
+	oap_peek_reply_to(hdr, &h);
 	og_count_reject(c->og, OG_REJ_TOO_LARGE, NULL);
 	conn_refuse(c, &h, 413, "payload_too_large", "frame larger than 1 MiB");
 }
@@ -542,11 +532,6 @@ static void conn_malformed(oap_conn *c, oap_status st)
 {
 	og_count_reject(c->og, OG_REJ_MALFORMED, oap_status_str(st));
 	conn_set_state(c, OC_FLUSH);
-}
-
-static bool conn_is_header_shaped(const uint8_t hdr[OAP_HDR_LEN])
-{
-	return hdr[4] == 0 && hdr[5] == OAP_VERSION && hdr[6] == 0;   /* ver 1, flags <= 0xff */
 }
 
 /* Judge the header, then (once whole) decode and handle one frame.
@@ -571,7 +556,7 @@ static int conn_next_frame(oap_conn *c)
 			return 0;    /* wait for the corr_id to answer on (38 bytes, bounded) */
 		/* Only a header that is otherwise a frame's earns a 413; text or
 		 * noise that happens to read as a huge length is malformed. */
-		if (conn_is_header_shaped(hdr)) {
+		if (oap_peek_is_shaped(hdr)) {
 			conn_refuse_large(c, hdr);
 			return -1;
 		}

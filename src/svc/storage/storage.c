@@ -2,7 +2,8 @@
  * storage.c — the storage service: serves the store (store.h) to other
  * services of the node over the SOCK_SEQPACKET socket the supervisor bound
  * (fd 5, `<runtime_dir>/storage.sock`). Protocol: docs/internal.md — one
- * OAP/1 frame per datagram, strict JSON payloads, blobs as fds.
+ * OAP/1 frame per datagram, the typed messages of core/objects/stor_msg.h
+ * as payloads, blobs as fds.
  *
  * Every accepted connection must come from our own uid (SO_PEERCRED).
  * A connection's requests are handled one at a time, so its responses leave
@@ -18,10 +19,13 @@
  * not read, so its order holds) until the result comes back through the
  * pool's eventfd; every other connection is served meanwhile. The store is
  * touched off the loop only inside store_commit_run (store.h).
+ *
+ * Only our own processes reach the socket (0600 in a 0700 directory, and
+ * SO_PEERCRED), and they are this binary: a request that does not decode is
+ * a bug, so it is fatal here (storage_fatal) and the supervisor restarts us.
+ * Only a datagram over the frame cap is answered (413), from its header.
  */
 #include <errno.h>
-#include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,11 +34,11 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <jansson.h>
 
 #include "core/metrics/metrics.h"
 #include "core/proto/oap.h"
-#include "core/objects/stor_client.h"
+#include "core/objects/stor_msg.h"
+#include "lib/b3.h"
 #include "lib/b3tree.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
@@ -45,9 +49,7 @@
 #define STORAGE_MAX_CONNS       256u  /* gateway workers + omnigate, with room */
 #define STORAGE_ACCEPT_BATCH    32u   /* accepts per wake-up */
 #define STORAGE_READ_BATCH      16u   /* requests per connection per wake-up */
-#define STORAGE_BODY_MAX        512u  /* response payload: short JSON only */
 #define STORAGE_EMFILE_PAUSE_MS 100u  /* out of fds: stop accepting this long */
-#define STORAGE_CORR_OFF        30u   /* corr_id's offset in the OAP header */
 /* Commit workers: two hash in parallel on a two-core machine and leave the
  * loop a core; more only add fsyncs queueing on the same disk. */
 #define STORAGE_COMMIT_THREADS  2u
@@ -84,41 +86,25 @@ struct storage {
 	uint64_t      next_owner;
 	bool          draining;
 	uint8_t       rbuf[OAP_INTERNAL_MAX_FRAME];
-	uint8_t       wbuf[OAP_HDR_LEN + STORAGE_BODY_MAX];
+	uint8_t       wbuf[OAP_HDR_LEN + STOR_MSG_MAX];
 };
 
 /* A response under construction. */
 typedef struct storage_reply {
-	int    status;
-	char   body[STORAGE_BODY_MAX];
-	int    fds[2];
-	size_t nfds;
-	bool   deferred;            /* no reply now: a commit job will answer */
+	stor_rep rep;       /* rep.verb is set before the handler runs */
+	int      fds[2];
+	size_t   nfds;
+	uint64_t corr;      /* the request's corr_id (a deferred answer needs it) */
+	bool     deferred;  /* no reply now: a commit job will answer */
 } storage_reply;
 
 /* ---- replies -------------------------------------------------------------- */
 
-static const char *storage_err_code(int status)
+/* The error reply; message is one of our own literals. Returns 0 so that
+ * handlers can `return storage_fail(...)`. */
+static int storage_fail(storage_reply *rp, int status, const char *message)
 {
-	switch (status) {
-	case 400: return "bad_request";
-	case 404: return "not_found";
-	case 413: return "payload_too_large";
-	case 422: return "hash_mismatch";
-	case 502: return "quarantined";
-	case 503: return "unavailable";
-	default:  return "internal";
-	}
-}
-
-/* The error envelope; message is one of our own literals (no escaping).
- * Returns 0 so that handlers can `return storage_fail(...)`. */
-static int storage_fail(storage_reply *rp, int status, const char *message, uint64_t corr)
-{
-	rp->status = status;
-	snprintf(rp->body, sizeof rp->body,
-	         "{\"code\":\"%s\",\"message\":\"%s\",\"retryable\":%s,\"corr_id\":\"%016" PRIx64 "\"}",
-	         storage_err_code(status), message, status == 503 ? "true" : "false", corr);
+	stor_msg_rep_err(&rp->rep, rp->rep.verb, (uint16_t)status, message);
 	if (status == 413)
 		metrics_count("rejected_total", "reason=\"413\"", 1);
 	else if (status == 503)
@@ -126,17 +112,9 @@ static int storage_fail(storage_reply *rp, int status, const char *message, uint
 	return 0;
 }
 
-static int storage_ok(storage_reply *rp, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static int storage_ok(storage_reply *rp, const char *fmt, ...)
+static int storage_ok(storage_reply *rp)
 {
-	va_list ap;
-
-	rp->status = 200;
-	va_start(ap, fmt);
-	vsnprintf(rp->body, sizeof rp->body, fmt, ap);
-	va_end(ap);
+	rp->rep.status = 200;
 	return 0;
 }
 
@@ -155,183 +133,129 @@ static const char *storage_status_msg(store_status rc)
 
 /* ---- verbs ---------------------------------------------------------------- */
 
-typedef struct storage_req {
-	storage_conn *c;
-	uint64_t      corr;
-	json_t       *body;
-} storage_req;
-
-static bool storage_unpack(const storage_req *rq, const char *fmt, ...)
+/*
+ * Each handler gets a decoded request (stor_msg_req_decode checked every
+ * field) and fills rp: a 200 reply with its verb's fields and fds, or an
+ * error reply with the store's verdict.
+ */
+static int storage_do_stat(storage_conn *c, const stor_req *q, storage_reply *rp)
 {
-	json_error_t e;
-	va_list ap;
+	store_status rc = store_stat(c->srv->st, q->u.stat.id, &rp->rep.u.stat.len);
 
-	va_start(ap, fmt);
-	int r = json_vunpack_ex(rq->body, &e, 0, fmt, ap);
-	va_end(ap);
-	return r == 0;
-}
-
-static bool storage_get_cid(const storage_req *rq, uint8_t id[B3_OUT_LEN])
-{
-	const char *cid;
-	size_t n;
-
-	return storage_unpack(rq, "{s:s%!}", "cid", &cid, &n) && b3_cid_parse(cid, n, id) == 0;
-}
-
-static bool storage_get_u64(const storage_req *rq, const char *key, uint64_t *v)
-{
-	json_int_t i;
-
-	if (!storage_unpack(rq, "{s:I!}", key, &i) || i < 0)
-		return false;
-	*v = (uint64_t)i;
-	return true;
-}
-
-static int storage_do_stat(const storage_req *rq, storage_reply *rp)
-{
-	uint8_t id[B3_OUT_LEN];
-	uint64_t len;
-	store_status rc;
-
-	if (!storage_get_cid(rq, id))
-		return storage_fail(rp, 400, "payload must be {\"cid\":\"b3:<hex>\"}", rq->corr);
-	rc = store_stat(rq->c->srv->st, id, &len);
 	if (rc != STORE_OK)
-		return storage_fail(rp, (int)rc, storage_status_msg(rc), rq->corr);
-	return storage_ok(rp, "{\"len\":%" PRIu64 "}", len);
+		return storage_fail(rp, (int)rc, storage_status_msg(rc));
+	return storage_ok(rp);
 }
 
-static int storage_do_open(const storage_req *rq, storage_reply *rp)
+static int storage_do_open(storage_conn *c, const stor_req *q, storage_reply *rp)
 {
-	uint8_t id[B3_OUT_LEN];
-	uint64_t len;
-	store_status rc;
+	stor_rep_open *m = &rp->rep.u.open;
+	store_status rc = store_open(c->srv->st, q->u.open.id, &m->len, &rp->fds[0], &rp->fds[1]);
 
-	if (!storage_get_cid(rq, id))
-		return storage_fail(rp, 400, "payload must be {\"cid\":\"b3:<hex>\"}", rq->corr);
-	rc = store_open(rq->c->srv->st, id, &len, &rp->fds[0], &rp->fds[1]);
 	if (rc != STORE_OK)
-		return storage_fail(rp, (int)rc, storage_status_msg(rc), rq->corr);
+		return storage_fail(rp, (int)rc, storage_status_msg(rc));
+	m->groups = b3tree_groups(m->len);
 	rp->nfds = 2;
-	return storage_ok(rp, "{\"len\":%" PRIu64 ",\"groups\":%zu}", len, b3tree_groups(len));
+	return storage_ok(rp);
 }
 
-static int storage_do_put_begin(const storage_req *rq, storage_reply *rp)
+static int storage_do_put_begin(storage_conn *c, const stor_req *q, storage_reply *rp)
 {
-	uint64_t max_len, handle;
-	store_status rc;
+	store_status rc = store_put_begin(c->srv->st, c->owner, q->u.put_begin.max_len,
+	                                  &rp->rep.u.put_begin.handle, &rp->fds[0]);
 
-	if (!storage_get_u64(rq, "max_len", &max_len))
-		return storage_fail(rp, 400, "payload must be {\"max_len\":N}", rq->corr);
-	rc = store_put_begin(rq->c->srv->st, rq->c->owner, max_len, &handle, &rp->fds[0]);
 	if (rc == STORE_TOO_LARGE)
-		return storage_fail(rp, 413, "max_len exceeds storage.max_object", rq->corr);
+		return storage_fail(rp, 413, "max_len exceeds storage.max_object");
 	if (rc == STORE_BUSY)
-		return storage_fail(rp, 503, "too many uploads open (storage.max_uploads)", rq->corr);
+		return storage_fail(rp, 503, "too many uploads open (storage.max_uploads)");
 	if (rc != STORE_OK)
-		return storage_fail(rp, (int)rc, storage_status_msg(rc), rq->corr);
+		return storage_fail(rp, (int)rc, storage_status_msg(rc));
 	rp->nfds = 1;
-	return storage_ok(rp, "{\"handle\":%" PRIu64 "}", handle);
+	return storage_ok(rp);
 }
 
-static int storage_commit_start(const storage_req *rq, storage_reply *rp, uint64_t handle,
-                                uint64_t len, const uint8_t *expect);
+static int storage_commit_start(storage_conn *c, storage_reply *rp,
+                                const stor_req_put_commit *m);
 
-static int storage_do_put_commit(const storage_req *rq, storage_reply *rp)
+static int storage_do_put_commit(storage_conn *c, const stor_req *q, storage_reply *rp)
 {
-	json_int_t handle, len;
-	json_t *expect = NULL;
-	uint8_t want[B3_OUT_LEN];
-
-	if (!storage_unpack(rq, "{s:I,s:I,s?o!}", "handle", &handle, "len", &len, "expect", &expect) ||
-	    handle < 0 || len < 0 ||
-	    (expect && !json_is_null(expect) &&
-	     (!json_is_string(expect) ||
-	      b3_cid_parse(json_string_value(expect), json_string_length(expect), want) != 0)))
-		return storage_fail(rp, 400,
-		                    "payload must be {\"handle\":H,\"len\":N,\"expect\":\"b3:<hex>\"|null}",
-		                    rq->corr);
-	bool has_expect = expect && json_is_string(expect);
-	return storage_commit_start(rq, rp, (uint64_t)handle, (uint64_t)len,
-	                            has_expect ? want : NULL);
+	return storage_commit_start(c, rp, &q->u.put_commit);
 }
 
 /* The PUT_COMMIT answer, once its commit job is back on the loop. */
-static int storage_commit_reply(storage_reply *rp, uint64_t corr, store_status rc,
+static int storage_commit_reply(storage_reply *rp, store_status rc,
                                 const uint8_t id[B3_OUT_LEN], bool created)
 {
+	stor_rep_put_commit *out = &rp->rep.u.put_commit;
 	char cid[B3_CID_LEN + 1];
 
+	rp->rep.verb = STOR_PUT_COMMIT;
 	if (rc != STORE_OK)
-		return storage_fail(rp, (int)rc, storage_status_msg(rc), corr);
+		return storage_fail(rp, (int)rc, storage_status_msg(rc));
+	memcpy(out->id, id, B3_OUT_LEN);
+	out->created = created;
 	b3_cid_format(id, cid);
 	if (created)
 		log_kv(LOG_LEVEL_DEBUG, "object stored", "cid", cid, NULL);
-	return storage_ok(rp, "{\"cid\":\"%s\",\"created\":%s}", cid, created ? "true" : "false");
+	return storage_ok(rp);
 }
 
-static int storage_do_put_abort(const storage_req *rq, storage_reply *rp)
+static int storage_do_put_abort(storage_conn *c, const stor_req *q, storage_reply *rp)
 {
-	uint64_t handle;
+	store_status rc = store_put_abort(c->srv->st, c->owner, q->u.put_abort.handle);
 
-	if (!storage_get_u64(rq, "handle", &handle))
-		return storage_fail(rp, 400, "payload must be {\"handle\":H}", rq->corr);
-	store_status rc = store_put_abort(rq->c->srv->st, rq->c->owner, handle);
 	if (rc != STORE_OK)
-		return storage_fail(rp, (int)rc, "no such upload on this connection", rq->corr);
-	return storage_ok(rp, "{}");
+		return storage_fail(rp, (int)rc, "no such upload on this connection");
+	return storage_ok(rp);
 }
 
-static int storage_do_quarantine(const storage_req *rq, storage_reply *rp)
+static int storage_do_quarantine(storage_conn *c, const stor_req *q, storage_reply *rp)
 {
-	uint8_t id[B3_OUT_LEN];
 	char cid[B3_CID_LEN + 1];
+	store_status rc = store_quarantine(c->srv->st, q->u.quarantine.id);
 
-	if (!storage_get_cid(rq, id))
-		return storage_fail(rp, 400, "payload must be {\"cid\":\"b3:<hex>\"}", rq->corr);
-	store_status rc = store_quarantine(rq->c->srv->st, id);
 	if (rc != STORE_OK)
-		return storage_fail(rp, (int)rc, storage_status_msg(rc), rq->corr);
-	b3_cid_format(id, cid);
+		return storage_fail(rp, (int)rc, storage_status_msg(rc));
+	b3_cid_format(q->u.quarantine.id, cid);
 	log_kv(LOG_LEVEL_WARN, "object quarantined", "cid", cid, NULL);
-	return storage_ok(rp, "{}");
+	return storage_ok(rp);
 }
 
-static int storage_do_ping(const storage_req *rq, storage_reply *rp)
+static int storage_do_ping(storage_conn *c, const stor_req *q, storage_reply *rp)
 {
-	if (!storage_unpack(rq, "{!}"))
-		return storage_fail(rp, 400, "payload must be {}", rq->corr);
-	return storage_ok(rp, "{}");
+	(void)c; (void)q;
+	return storage_ok(rp);
+}
+
+/* A request that does not decode: one error line naming the verb, then exit
+ * (docs/internal.md: fatal to the receiver; the supervisor restarts us). */
+__attribute__((noreturn))
+static void storage_fatal(uint16_t verb, const char *why)
+{
+	char code[8];
+
+	snprintf(code, sizeof code, "%u", (unsigned)verb);
+	log_fatalx("storage request does not decode; exiting", "verb", stor_msg_verb_name(verb),
+	           "code", code, "reason", why, NULL);
 }
 
 static void storage_dispatch_client(storage_conn *c, const oap_frame *f, storage_reply *rp)
 {
-	static int (*const verbs[])(const storage_req *, storage_reply *) = {
+	static int (*const verbs[STOR_VERB_LAST + 1])(storage_conn *, const stor_req *,
+	                                              storage_reply *) = {
 		[STOR_PING] = storage_do_ping,           [STOR_STAT] = storage_do_stat,
 		[STOR_OPEN] = storage_do_open,           [STOR_PUT_BEGIN] = storage_do_put_begin,
 		[STOR_PUT_COMMIT] = storage_do_put_commit, [STOR_PUT_ABORT] = storage_do_put_abort,
 		[STOR_QUARANTINE] = storage_do_quarantine,
 	};
-	storage_req rq = { .c = c, .corr = f->corr_id };
-	json_error_t e;
+	stor_req q;
 
-	if (f->flags != OAP_F_REQ || f->app_proto_id != STOR_APP_PROTO || f->cap_size != 0) {
-		storage_fail(rp, 400, "not a storage request frame", f->corr_id);
-		return;
-	}
-	if (f->code >= sizeof verbs / sizeof verbs[0] || !verbs[f->code]) {
-		storage_fail(rp, 400, "unknown verb", f->corr_id);
-		return;
-	}
-	rq.body = json_loadb((const char *)f->payload, f->payload_len, JSON_REJECT_DUPLICATES, &e);
-	if (!rq.body || !json_is_object(rq.body))
-		storage_fail(rp, 400, "payload is not a JSON object", f->corr_id);
-	else
-		(void)verbs[f->code](&rq, rp);
-	json_decref(rq.body);
+	if (f->flags != OAP_F_REQ || f->app_proto_id != STOR_APP_PROTO || f->cap_size != 0)
+		storage_fatal(f->code, "not a storage request frame");
+	if (stor_msg_req_decode(f->code, f->payload, f->payload_len, &q) != 0)
+		storage_fatal(f->code, "unknown verb or malformed payload");
+	rp->rep.verb = q.verb;   /* decoded: 1..STOR_VERB_LAST, every slot filled */
+	(void)verbs[q.verb](c, &q, rp);
 }
 
 /* ---- connections ---------------------------------------------------------- */
@@ -381,10 +305,13 @@ static void storage_reply_drop(storage_reply *rp)
 /* Send the reply, or keep it for when the socket is writable. -1: close. */
 static int storage_send(storage_conn *c, uint64_t corr, storage_reply *rp)
 {
-	oap_frame f = { .flags = OAP_F_RESP, .code = (uint16_t)rp->status, .app_proto_id = STOR_APP_PROTO,
-	                .corr_id = corr, .payload = (const uint8_t *)rp->body,
-	                .payload_len = strlen(rp->body) };
-	ssize_t n = oap_encode(&f, c->srv->wbuf, sizeof c->srv->wbuf);
+	uint8_t payload[STOR_MSG_MAX];
+	ssize_t plen = stor_msg_rep_encode(&rp->rep, payload, sizeof payload);
+	oap_frame f = { .flags = OAP_F_RESP, .code = rp->rep.status, .app_proto_id = STOR_APP_PROTO,
+	                .corr_id = corr, .payload = payload,
+	                .payload_len = plen > 0 ? (size_t)plen : 0 };
+	ssize_t n = plen < 0 || rp->nfds != stor_msg_rep_nfds(&rp->rep)
+	            ? -1 : oap_encode(&f, c->srv->wbuf, sizeof c->srv->wbuf);
 
 	if (n < 0) {
 		storage_reply_drop(rp);
@@ -411,31 +338,29 @@ static int storage_send(storage_conn *c, uint64_t corr, storage_reply *rp)
 	return storage_conn_set(c, CONN_WRITING);
 }
 
-/* One datagram of n bytes (or a truncated one when oversize). -1: close. */
+/* One datagram of n bytes (or a truncated one when oversize). -1: close.
+ * Only the size cap is answered; any other undecodable request is fatal. */
 static int storage_handle(storage_conn *c, size_t n, bool oversize, size_t nfds, int *fds)
 {
 	storage_reply rp = { .fds = { -1, -1 } };
 	oap_frame f;
 	size_t used;
-	uint64_t corr = 0;
 
 	for (size_t i = 0; i < nfds; i++)   /* no request carries fds */
 		close(fds[i]);
-	if (n < OAP_HDR_LEN)
-		return -1;                       /* cannot even say which request failed */
-	for (unsigned i = 0; i < 8; i++)
-		corr = (corr << 8) | c->srv->rbuf[STORAGE_CORR_OFF + i];
-	if (oversize)
-		storage_fail(&rp, 413, "frame exceeds the internal frame cap", corr);
-	else if (nfds > 0)
-		storage_fail(&rp, 400, "unexpected file descriptors", corr);
-	else if (oap_decode(c->srv->rbuf, n, OAP_INTERNAL_MAX_FRAME, &f, &used) != OAP_OK || used != n)
-		storage_fail(&rp, 400, "malformed frame", corr);
-	else
-		storage_dispatch_client(c, &f, &rp);
+	if (oversize) {                      /* rbuf is full: the header is there */
+		storage_fail(&rp, 413, "frame exceeds the internal frame cap");
+		return storage_send(c, oap_peek_corr_id(c->srv->rbuf), &rp);
+	}
+	if (oap_decode(c->srv->rbuf, n, OAP_INTERNAL_MAX_FRAME, &f, &used) != OAP_OK || used != n)
+		storage_fatal(0, "malformed frame");
+	if (nfds > 0)
+		storage_fatal(f.code, "unexpected file descriptors");
+	rp.corr = f.corr_id;
+	storage_dispatch_client(c, &f, &rp);
 	if (rp.deferred)
 		return storage_conn_set(c, CONN_COMMITTING);
-	return storage_send(c, corr, &rp);
+	return storage_send(c, f.corr_id, &rp);
 }
 
 static void storage_conn_read(storage_conn *c)
@@ -521,7 +446,7 @@ static void on_commit_done(workq_job *j, bool ran)
 	}
 	store_status rc = store_commit_finish(job->st, job->cm, id, &created);
 	free(job);
-	(void)storage_commit_reply(&rp, corr, rc, id, created);
+	(void)storage_commit_reply(&rp, rc, id, created);
 	if (storage_conn_set(c, CONN_READING) != 0 || storage_send(c, corr, &rp) != 0)
 		storage_conn_close(c);
 }
@@ -529,26 +454,26 @@ static void on_commit_done(workq_job *j, bool ran)
 /* PUT_COMMIT: take the upload and hand it to the pool (the reply is
  * deferred), or answer now: 404/413 from the take, 503 when the pool is
  * full (the upload is consumed either way, as always). */
-static int storage_commit_start(const storage_req *rq, storage_reply *rp, uint64_t handle,
-                                uint64_t len, const uint8_t *expect)
+static int storage_commit_start(storage_conn *c, storage_reply *rp,
+                                const stor_req_put_commit *m)
 {
-	storage_conn *c = rq->c;
 	storage_job *job;
 	store_commit *cm;
-	store_status rc = store_commit_take(c->srv->st, c->owner, handle, len, expect, &cm);
+	store_status rc = store_commit_take(c->srv->st, c->owner, m->handle, m->len,
+	                                    m->has_expect ? m->expect : NULL, &cm);
 
 	if (rc != STORE_OK)
-		return storage_fail(rp, (int)rc, storage_status_msg(rc), rq->corr);
+		return storage_fail(rp, (int)rc, storage_status_msg(rc));
 	if (!(job = calloc(1, sizeof *job))) {
 		store_commit_free(cm);
-		return storage_fail(rp, STORE_ERROR, storage_status_msg(STORE_ERROR), rq->corr);
+		return storage_fail(rp, STORE_ERROR, storage_status_msg(STORE_ERROR));
 	}
 	*job = (storage_job){ .job = { .run = on_commit_run, .done = on_commit_done },
-	                      .c = c, .st = c->srv->st, .cm = cm, .corr = rq->corr };
+	                      .c = c, .st = c->srv->st, .cm = cm, .corr = rp->corr };
 	if (workq_submit(c->srv->wq, &job->job) != 0) {
 		store_commit_free(cm);
 		free(job);
-		return storage_fail(rp, STORE_BUSY, storage_status_msg(STORE_BUSY), rq->corr);
+		return storage_fail(rp, STORE_BUSY, storage_status_msg(STORE_BUSY));
 	}
 	rp->deferred = true;
 	return 0;

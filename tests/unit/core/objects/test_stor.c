@@ -1,8 +1,10 @@
 /* The storage client (src/core/objects/stor_client.h) against the real storage
  * service (src/svc/storage) on one event_base, over a real SEQPACKET
- * listener in a temp dir: every verb end to end with fd passing, strict
- * JSON on the server, responses in order, cancel, the breaker opening and
- * recovering, the call timeout, and the SO_PEERCRED refusal. */
+ * listener in a temp dir: every verb end to end with fd passing, responses
+ * in order, cancel, the breaker opening and recovering, the call timeout,
+ * the SO_PEERCRED refusal, and the fatal rule on both ends: a request or a
+ * reply that does not decode ends the process that received it (each such
+ * case runs in a forked child). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +13,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +32,7 @@
 #include "core/objects/stor_client.h"
 #include "lib/b3tree.h"
 #include "lib/ipc.h"
+#include "lib/log.h"
 #include "lib/util.h"
 #include "svc/svc.h"
 
@@ -364,22 +368,42 @@ static void test_order_and_cancel(void **state)
 	assert_int_equal(open_fds(), fds_before + 4);
 }
 
-/* Send one raw frame on a fresh connection; the response's code. */
-static int raw_call(uint16_t flags, uint16_t code, uint16_t app, const char *payload, size_t padto)
+/* Connect a fresh SEQPACKET socket to path. */
+static int raw_connect(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	static uint8_t buf[OAP_INTERNAL_MAX_FRAME + 1024];
-	oap_frame f = { .flags = flags, .code = code, .app_proto_id = app, .corr_id = 77,
-	                .payload = (const uint8_t *)payload, .payload_len = strlen(payload) };
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0);
-	ssize_t n = oap_encode(&f, buf, sizeof buf);
+
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	return fd;
+}
+
+/* One frame of a request with a raw payload into buf; its length. */
+static size_t raw_frame(uint8_t *buf, size_t cap, uint16_t flags, uint16_t code, uint16_t app,
+                        const void *payload, size_t plen)
+{
+	oap_frame f = { .flags = flags, .code = code, .app_proto_id = app, .corr_id = 77,
+	                .payload = payload, .payload_len = plen };
+	ssize_t n = oap_encode(&f, buf, cap);
 
 	assert_true(n > 0);
-	if (padto > (size_t)n)
-		n = (ssize_t)padto;   /* a datagram longer than the frame cap */
-	memcpy(sa.sun_path, E->sock, strlen(E->sock) + 1);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-	assert_int_equal(send(fd, buf, (size_t)n, 0), n);
+	return (size_t)n;
+}
+
+/* Send one raw frame on a fresh connection; the response's code (an error
+ * reply must decode, and carry the corr_id). */
+static int raw_call(uint16_t code, const void *payload, size_t plen, size_t padto)
+{
+	static uint8_t buf[OAP_INTERNAL_MAX_FRAME + 1024];
+	size_t n = raw_frame(buf, sizeof buf, OAP_F_REQ, code, STOR_APP_PROTO, payload, plen);
+	int fd = raw_connect(E->sock);
+	oap_frame f;
+	stor_rep rep;
+
+	if (padto > n)
+		n = padto;   /* a datagram longer than the frame cap */
+	assert_int_equal(send(fd, buf, n, 0), (ssize_t)n);
 	uint64_t end = util_now_ms() + WAIT_MS;
 	ssize_t r = -1;
 	while (r < 0 && util_now_ms() < end) {
@@ -388,39 +412,157 @@ static int raw_call(uint16_t flags, uint16_t code, uint16_t app, const char *pay
 	}
 	close(fd);
 	assert_true(r >= (ssize_t)OAP_HDR_LEN);
-	buf[r] = '\0';
 	assert_int_equal(oap_decode(buf, (size_t)r, OAP_INTERNAL_MAX_FRAME, &f, &(size_t){ 0 }), OAP_OK);
 	assert_int_equal(f.corr_id, 77);
 	assert_int_equal(f.flags, OAP_F_RESP);
-	if (f.code >= 400)   /* the error envelope, exactly */
-		assert_non_null(strstr((const char *)f.payload, "\"corr_id\":\"000000000000004d\"}"));
+	assert_int_equal(stor_msg_rep_decode(code, f.code, f.payload, f.payload_len, &rep), 0);
 	return f.code;
 }
 
+/* In a child that serves the store: send one raw datagram (with one fd when
+ * with_fd) and run the loop. The child must exit 1 (log_fatalx) and its one
+ * log line must name want_verb. */
+static void raw_fatal(const uint8_t *dgram, size_t n, bool with_fd, const char *want_verb)
+{
+	int lp[2], st = -1;
+	char log[2048] = "", want[64];
+
+	assert_int_equal(pipe(lp), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int fd = raw_connect(E->sock), extra = open("/dev/null", O_RDONLY);
+		log_init("storage", LOG_LEVEL_INFO, lp[1]);
+		if (event_reinit(E->base) != 0 ||
+		    ipc_send(fd, dgram, n, &extra, with_fd ? 1 : 0) != 0)
+			_exit(2);
+		uint64_t end = util_now_ms() + WAIT_MS;
+		while (util_now_ms() < end)
+			event_base_loop(E->base, EVLOOP_ONCE);
+		_exit(0);   /* survived: the test fails */
+	}
+	close(lp[1]);
+	assert_true(waitpid(pid, &st, 0) == pid);
+	ssize_t r = read(lp[0], log, sizeof log - 1);
+	close(lp[0]);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 1);
+	assert_true(r > 0);
+	log[r] = '\0';
+	assert_non_null(strstr(log, "\"level\":\"error\""));
+	assert_non_null(strstr(log, "storage request does not decode"));
+	snprintf(want, sizeof want, "\"verb\":\"%s\"", want_verb);
+	assert_non_null(strstr(log, want));
+	assert_true(strchr(log, '\n') == log + r - 1);   /* exactly one line */
+}
+
+static void raw_fatal_frame(uint16_t flags, uint16_t code, uint16_t app, const void *payload,
+                            size_t plen, const char *want_verb)
+{
+	uint8_t buf[256];
+
+	raw_fatal(buf, raw_frame(buf, sizeof buf, flags, code, app, payload, plen), false, want_verb);
+}
+
+/* Well-formed requests are answered; the oversize datagram is answered 413
+ * from its header; every other undecodable request is fatal to storage. */
 static void test_strict_requests(void **state)
 {
-	const char *cid = "{\"cid\":\"b3:0000000000000000000000000000000000000000000000000000000000000000\"}";
+	uint8_t zero[STOR_ID_LEN + 1] = { 0 }, commit[8 + 8 + 1] = { 0 }, buf[256];
 
 	(void)state;
-	assert_int_equal(raw_call(OAP_F_REQ, STOR_PING, STOR_APP_PROTO, "{}", 0), 200);
-	assert_int_equal(raw_call(OAP_F_REQ, STOR_PING, STOR_APP_PROTO, "{\"x\":1}", 0), 400);
-	assert_int_equal(raw_call(OAP_F_REQ, STOR_STAT, STOR_APP_PROTO, cid, 0), 404);
-	assert_int_equal(raw_call(OAP_F_REQ, STOR_STAT, STOR_APP_PROTO,
-	                          "{\"cid\":\"b3:00\",\"extra\":true}", 0), 400);
-	assert_int_equal(raw_call(OAP_F_REQ, STOR_STAT, STOR_APP_PROTO,
-	                          "{\"cid\":\"B3:0000000000000000000000000000000000000000000000000000000000000000\"}", 0), 400);
-	assert_int_equal(raw_call(OAP_F_REQ, STOR_PUT_BEGIN, STOR_APP_PROTO, "{\"max_len\":-1}", 0), 400);
-	assert_int_equal(raw_call(OAP_F_REQ, STOR_PUT_BEGIN, STOR_APP_PROTO, "{\"max_len\":1.5}", 0), 400);
-	assert_int_equal(raw_call(OAP_F_REQ, STOR_PUT_ABORT, STOR_APP_PROTO,
-	                          "{\"handle\":1,\"handle\":2}", 0), 400);
-	assert_int_equal(raw_call(OAP_F_REQ, STOR_PUT_COMMIT, STOR_APP_PROTO,
-	                          "{\"handle\":1,\"len\":0,\"expect\":5}", 0), 400);
-	assert_int_equal(raw_call(OAP_F_REQ, STOR_PING, STOR_APP_PROTO, "[]", 0), 400);
-	assert_int_equal(raw_call(OAP_F_REQ, STOR_PING, STOR_APP_PROTO, "{", 0), 400);
-	assert_int_equal(raw_call(OAP_F_REQ, 99, STOR_APP_PROTO, "{}", 0), 400);
-	assert_int_equal(raw_call(OAP_F_REQ, STOR_PING, 0x0200, "{}", 0), 400);
-	assert_int_equal(raw_call(OAP_F_REQ | OAP_F_COMP, STOR_PING, STOR_APP_PROTO, "{}", 0), 400);
-	assert_int_equal(raw_call(OAP_F_REQ, STOR_PING, STOR_APP_PROTO, "{}", OAP_INTERNAL_MAX_FRAME + 100), 413);
+	assert_int_equal(raw_call(STOR_PING, NULL, 0, 0), 200);
+	assert_int_equal(raw_call(STOR_STAT, zero, STOR_ID_LEN, 0), 404);
+	assert_int_equal(raw_call(STOR_PING, NULL, 0, OAP_INTERNAL_MAX_FRAME + 100), 413);
+	raw_fatal_frame(OAP_F_REQ, STOR_PING, STOR_APP_PROTO, zero, 1, "PING");   /* trailing byte */
+	raw_fatal_frame(OAP_F_REQ, STOR_STAT, STOR_APP_PROTO, zero, STOR_ID_LEN - 1, "STAT");
+	raw_fatal_frame(OAP_F_REQ, STOR_OPEN, STOR_APP_PROTO, zero, STOR_ID_LEN + 1, "OPEN");
+	raw_fatal_frame(OAP_F_REQ, STOR_PUT_BEGIN, STOR_APP_PROTO, zero, 7, "PUT_BEGIN");
+	raw_fatal_frame(OAP_F_REQ, STOR_PUT_ABORT, STOR_APP_PROTO, zero, 16, "PUT_ABORT");
+	commit[16] = 2;                                                /* has_expect: not a bool */
+	raw_fatal_frame(OAP_F_REQ, STOR_PUT_COMMIT, STOR_APP_PROTO, commit, sizeof commit,
+	                "PUT_COMMIT");
+	commit[16] = 1;                                                /* the expected id is missing */
+	raw_fatal_frame(OAP_F_REQ, STOR_PUT_COMMIT, STOR_APP_PROTO, commit, sizeof commit,
+	                "PUT_COMMIT");
+	raw_fatal_frame(OAP_F_REQ, 99, STOR_APP_PROTO, NULL, 0, "unknown");
+	raw_fatal_frame(OAP_F_REQ, 0, STOR_APP_PROTO, NULL, 0, "unknown");
+	raw_fatal_frame(OAP_F_REQ, STOR_PING, 0x0200, NULL, 0, "PING");
+	raw_fatal_frame(OAP_F_REQ | OAP_F_COMP, STOR_PING, STOR_APP_PROTO, NULL, 0, "PING");
+	raw_fatal_frame(OAP_F_RESP, STOR_PING, STOR_APP_PROTO, NULL, 0, "PING");
+	raw_fatal((const uint8_t *)"{}", 2, false, "unknown");      /* not a frame */
+	raw_fatal(buf, raw_frame(buf, sizeof buf, OAP_F_REQ, STOR_PING, STOR_APP_PROTO, NULL, 0),
+	          true, "PING");                                      /* an fd on a request */
+	assert_int_equal(raw_call(STOR_PING, NULL, 0, 0), 200);    /* the parent's server is whole */
+}
+
+/* A lying server: the client (in a child) sends one PING and gets reply;
+ * it must exit 1 without running the callback. */
+static void on_result_exit(const stor_result *r, void *arg)
+{
+	(void)r; (void)arg;
+	_exit(3);
+}
+
+static void bad_reply(uint16_t flags, uint16_t status, uint64_t corr, const void *payload,
+                      size_t plen, bool with_fd)
+{
+	char path[160], err[256];
+	uint8_t buf[256];
+	int st = -1;
+
+	snprintf(path, sizeof path, "%s/liar.sock", E->dir);
+	unlink(path);
+	int lfd = util_listen_unix(path, SOCK_SEQPACKET, 0600, err, sizeof err), lp[2];
+	assert_true(lfd >= 0);
+	assert_int_equal(pipe(lp), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct event_base *b = event_base_new();
+		stor_client *c = stor_client_new(b, path);
+		log_init("gateway", LOG_LEVEL_ERROR, lp[1]);
+		stor_ping(c, on_result_exit, NULL);
+		event_base_dispatch(b);   /* the call timer ends it if nothing else does */
+		_exit(0);
+	}
+	struct pollfd pl = { .fd = lfd, .events = POLLIN };
+	assert_int_equal(poll(&pl, 1, WAIT_MS), 1);
+	int fd = accept(lfd, NULL, NULL);
+	assert_true(fd >= 0);
+	pl.fd = fd;
+	assert_int_equal(poll(&pl, 1, WAIT_MS), 1);
+	assert_true(recv(fd, buf, sizeof buf, MSG_DONTWAIT) >= (ssize_t)OAP_HDR_LEN);
+	oap_frame f = { .flags = flags, .code = status, .app_proto_id = STOR_APP_PROTO,
+	                .corr_id = corr, .payload = payload, .payload_len = plen };
+	ssize_t n = oap_encode(&f, buf, sizeof buf);
+	int extra = open("/dev/null", O_RDONLY);
+	assert_true(n > 0);
+	assert_int_equal(ipc_send(fd, buf, (size_t)n, &extra, with_fd ? 1 : 0), 0);
+	close(extra);
+	assert_true(waitpid(pid, &st, 0) == pid);
+	close(lp[1]);
+	ssize_t r = read(lp[0], err, sizeof err - 1);
+	close(lp[0]);
+	close(fd);
+	close(lfd);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 1);
+	assert_true(r > 0);
+	err[r] = '\0';
+	assert_non_null(strstr(err, "storage reply does not decode"));
+	assert_non_null(strstr(err, "\"verb\":\"PING\""));
+}
+
+static void test_bad_replies(void **state)
+{
+	uint8_t b[4] = { 0 };
+
+	(void)state;
+	bad_reply(OAP_F_RESP, 200, 1, b, 1, false);           /* PING 200 has no fields */
+	bad_reply(OAP_F_RESP, 404, 1, b, 2, false);           /* an error reply cut short */
+	bad_reply(OAP_F_RESP, 302, 1, NULL, 0, false);        /* not a status storage sends */
+	bad_reply(OAP_F_RESP, 200, 9, NULL, 0, false);        /* another call's corr_id */
+	bad_reply(OAP_F_REQ, 200, 1, NULL, 0, false);         /* not a response */
+	bad_reply(OAP_F_RESP, 200, 1, NULL, 0, true);         /* an fd PING never gets */
 }
 
 /* Server gone: 503s, the breaker opens after STOR_BREAKER_FAILURES, fails
@@ -652,6 +794,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_quarantine, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_order_and_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_strict_requests, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_replies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_breaker, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_free_in_callback, setup, teardown),

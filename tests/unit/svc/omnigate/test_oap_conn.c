@@ -320,12 +320,14 @@ static void test_oversize_header(void **state)
 	hdr[0] = 0x00; hdr[1] = 0x20; hdr[2] = 0x00; hdr[3] = 0x26;   /* 2 MiB + 38 */
 	hdr[5] = 1;                                                   /* ver */
 	hdr[7] = OAP_F_REQ | OAP_F_START;
-	hdr[9] = OG_APP_OBJECTS;
+	hdr[8] = 0x12; hdr[9] = 0x34;                                 /* code: not echoed */
+	hdr[10] = (uint8_t)(OG_APP_OBJECTS >> 8); hdr[11] = (uint8_t)OG_APP_OBJECTS;
 	hdr[37] = 77;                                                 /* corr_id */
 	send_raw(e, hdr, sizeof hdr);
 	read_frame(e, &r);
 	assert_int_equal(r.code, 413);
 	assert_int_equal(r.corr, 77);
+	assert_int_equal(r.app, OG_APP_OBJECTS);   /* read at its own offset (10), not code's */
 	assert_non_null(strstr(r.payload, "\"code\":\"payload_too_large\""));
 	expect_eof(e, WAIT_MS);
 	assert_int_equal(reject_value(REJECT_FAMILY_OAP, REJECT_TOO_LARGE), before + 1);
