@@ -11,7 +11,9 @@
 #include <sys/types.h>
 
 #include "core/config/config.h"
+#include "core/proto/ctl.h"
 #include "lib/backoff.h"
+#include "node/roles.h"
 
 struct event;
 struct event_base;
@@ -21,7 +23,7 @@ struct metrics_series;
 #define NODE_MAX_OVERRIDES  16
 #define NODE_MAX_CHILDREN   64
 #define NODE_HARD_DRAIN_MS  5000u  /* canon: drain never exceeds 5 s */
-#define NODE_BUILD_ID_MAX   128
+#define NODE_BUILD_ID_MAX   CTL_BUILD_ID_MAX
 #define NODE_DEFAULT_CONFIG_NAME "embedded default"
 #define NODE_STORAGE_SOCKET "storage.sock"   /* in the runtime directory */
 
@@ -49,10 +51,8 @@ typedef enum {
 } child_state;
 
 typedef struct sup_child {
-	const char   *role;           /* "gateway" */
+	const role   *role;           /* its row in the role table (static) */
 	int           worker;
-	bool          required;
-	int           tier;           /* drain order: tier 0 (front) first, then tier 1 (back) */
 	int           listen_fd;      /* borrowed from the supervisor, or -1 */
 	pid_t         pid;            /* 0 when not running */
 	int           ctl_fd;         /* supervisor end, -1 when not running */
@@ -62,8 +62,7 @@ typedef struct sup_child {
 	unsigned      attempt;        /* consecutive failures to reach READY */
 	crashwin      crashes;
 	bool          crashloop;
-	bool          storage_down;   /* this child's storage breaker is open (CTL_DEPS) */
-	bool          shedding;       /* this child refuses requests for load (CTL_DEPS capacity) */
+	uint8_t       dep[CTL_DEP_COUNT]; /* ctl_dep_state last reported (CTL_DEPS); UP at spawn */
 	uint64_t      started_ms, ready_ms, exited_ms;
 	uint64_t      restarts;
 	int           last_status;    /* wait status of the last exit */
@@ -76,7 +75,7 @@ typedef struct sup_policy {
 	int      fd;             /* sealed memfd of the verified bundle; -1: none (deny all) */
 	uint64_t version;        /* of the bundle in force */
 	uint64_t floor;          /* highest version accepted so far: lower ones are rollbacks */
-	char     digest[80];     /* "b3:<hex>" of the bundle bytes */
+	char     digest[CTL_DIGEST_MAX]; /* "b3:<hex>" of the bundle bytes */
 	char     last_error[CONFIG_ERR_MAX];
 	uint64_t loaded_ms, ok, refused;
 	bool     announced;      /* the state has been sent (gauge, children) at least once */
@@ -90,14 +89,16 @@ typedef struct supervisor {
 	char                exe[1024];       /* binary re-exec'd for children */
 	char                runtime_dir[CONFIG_PATH_MAX];
 	bool                own_runtime_dir; /* amnesia: removed at exit */
-	int                 admin_fd, gateway_fd, storage_fd, oap_fd, metrics_fd;
+	int                 admin_fd, metrics_fd;
+	int                 role_fd[ROLES_MAX]; /* listener or socket of roles[i], or -1 */
 	struct http_server *admin;
 	sup_child           child[NODE_MAX_CHILDREN];
 	size_t              nchild;
 	struct event       *sig_ev[4];
 	struct event       *drain_ev, *hard_ev, *tick_ev;
 	bool                draining;
-	int                 drain_tier;      /* tier being drained now */
+	int                 drain_tier;      /* tier being drained now (ROLE_TIER_*) */
+	uint64_t            protocol_faults; /* children killed for a malformed message */
 	uint64_t            start_ms, start_wall_ms;
 	uint64_t            reloads_ok, reloads_failed;
 	char                last_reload_error[CONFIG_ERR_MAX];

@@ -5,7 +5,8 @@
  * bound, entropy ≥ READY_MIN_ENTROPY_BITS, every child on the same build as
  * the supervisor (version parity), and every required service serving and
  * not crash-looping. A required service with some workers down is
- * `degraded` (still ready: readiness degrades before it fails).
+ * `degraded` (still ready: readiness degrades before it fails). What a
+ * dependency a worker reports (CTL_DEPS) does is the role's rule (roles.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,62 +45,107 @@ static const char *child_state_name(child_state st)
 	}
 }
 
-/* Aggregate the workers of one role into deps.services[role]. */
-static void service_eval(supervisor *s, const char *role, json_t *svcs, json_t *reasons,
-                         ready_verdict *v)
+/* How a reported dependency reads in a reason: "<role>: <pre> N of M workers<post>". */
+static const struct {
+	const char *pre, *post;
+} dep_phrase[CTL_DEP_COUNT] = {
+	[CTL_DEP_STORAGE]  = { "storage unreachable from", " (circuit open)" },
+	[CTL_DEP_CAPACITY] = { "shedding load on", "" },
+};
+
+/* The workers of one role, counted. */
+typedef struct svc_tally {
+	unsigned total, up, looping;
+	unsigned dep_hit[CTL_DEP_COUNT];   /* serving workers reporting it not up */
+	unsigned dep_down[CTL_DEP_COUNT];  /* serving workers reporting it down */
+	uint64_t restarts;
+} svc_tally;
+
+static void service_tally(const supervisor *s, const role *r, svc_tally *t)
 {
-	unsigned total = 0, up = 0, looping = 0, required = 0, cut_off = 0, shedding = 0;
-	uint64_t restarts = 0;
+	memset(t, 0, sizeof *t);
+	for (size_t i = 0; i < s->nchild; i++) {
+		const sup_child *c = &s->child[i];
+		if (c->role != r)
+			continue;
+		t->total++;
+		t->up += c->state == CHILD_READY;
+		t->looping += c->crashloop;
+		t->restarts += c->restarts;
+		for (size_t d = 0; d < CTL_DEP_COUNT && c->state == CHILD_READY; d++) {
+			t->dep_hit[d] += c->dep[d] != CTL_DEP_UP;
+			t->dep_down[d] += c->dep[d] == CTL_DEP_DOWN;
+		}
+	}
+}
+
+static void dep_reason(json_t *reasons, const role *r, size_t d, unsigned n, unsigned of)
+{
 	char buf[160];
 
-	for (size_t i = 0; i < s->nchild; i++) {
-		sup_child *c = &s->child[i];
-		if (strcmp(c->role, role) != 0)
-			continue;
-		total++;
-		up += c->state == CHILD_READY;
-		looping += c->crashloop;
-		cut_off += c->state == CHILD_READY && c->storage_down;
-		shedding += c->state == CHILD_READY && c->shedding;
-		required |= c->required;
-		restarts += c->restarts;
-	}
+	snprintf(buf, sizeof buf, "%s: %s %u of %u workers%s", r->name, dep_phrase[d].pre, n, of,
+	         dep_phrase[d].post);
+	json_array_append_new(reasons, json_string(buf));
+}
+
+/* The first dependency the role cannot serve without that some serving
+ * worker reports not up, or CTL_DEP_COUNT. */
+static size_t dep_cut_off(const role *r, const svc_tally *t)
+{
+	for (size_t d = 0; d < CTL_DEP_COUNT; d++)
+		if (r->deps[d] == ROLE_DEP_CUTS_OFF && t->dep_hit[d])
+			return d;
+	return CTL_DEP_COUNT;
+}
+
+/* Aggregate the workers of one role into deps.services[role]. */
+static void service_eval(supervisor *s, const role *r, json_t *svcs, json_t *reasons,
+                         ready_verdict *v)
+{
+	const char *name = r->name;
+	bool required = r->required;
+	svc_tally t;
+	size_t cut;
+	char buf[160];
+
+	service_tally(s, r, &t);
+	unsigned total = t.total, up = t.up, looping = t.looping;
 	const char *st = "ready";
 	if (looping) {
 		st = "crashloop";
-		snprintf(buf, sizeof buf, "%s: crash-looping (%u of %u workers)", role, looping, total);
+		snprintf(buf, sizeof buf, "%s: crash-looping (%u of %u workers)", name, looping, total);
 		json_array_append_new(reasons, json_string(buf));
 		worsen(v, required ? READY_NOT : READY_DEGRADED);
 	} else if (up == 0) {
 		st = "down";
-		snprintf(buf, sizeof buf, "%s: no worker serving", role);
+		snprintf(buf, sizeof buf, "%s: no worker serving", name);
 		json_array_append_new(reasons, json_string(buf));
 		worsen(v, required ? READY_NOT : READY_DEGRADED);
-	} else if (cut_off) {
+	} else if ((cut = dep_cut_off(r, &t)) < CTL_DEP_COUNT) {
 		/* Serving processes that cannot reach storage cannot serve content. */
-		st = cut_off == up ? "down" : "degraded";
-		snprintf(buf, sizeof buf, "%s: storage unreachable from %u of %u workers (circuit open)",
-		         role, cut_off, up);
-		json_array_append_new(reasons, json_string(buf));
-		worsen(v, cut_off == up && required ? READY_NOT : READY_DEGRADED);
+		bool all = t.dep_down[cut] == up;
+		st = all ? "down" : "degraded";
+		dep_reason(reasons, r, cut, t.dep_hit[cut], up);
+		worsen(v, all && required ? READY_NOT : READY_DEGRADED);
 	} else if (up < total) {
 		st = "degraded";
-		snprintf(buf, sizeof buf, "%s: %u of %u workers serving", role, up, total);
+		snprintf(buf, sizeof buf, "%s: %u of %u workers serving", name, up, total);
 		json_array_append_new(reasons, json_string(buf));
 		worsen(v, READY_DEGRADED);
 	}
-	if (shedding) {
-		/* Still ready: shedding is the node protecting itself, not failing. */
+	for (size_t d = 0; d < CTL_DEP_COUNT; d++) {
+		if (r->deps[d] != ROLE_DEP_DEGRADES || !t.dep_hit[d])
+			continue;
+		/* Still ready: shedding load is the node protecting itself, not failing. */
 		if (strcmp(st, "ready") == 0)
 			st = "degraded";
-		snprintf(buf, sizeof buf, "%s: shedding load on %u of %u workers", role, shedding, up);
-		json_array_append_new(reasons, json_string(buf));
+		dep_reason(reasons, r, d, t.dep_hit[d], up);
 		worsen(v, READY_DEGRADED);
 	}
-	json_object_set_new(svcs, role, json_pack("{s:s, s:b, s:i, s:i, s:b, s:I}",
+	json_object_set_new(svcs, name, json_pack("{s:s, s:b, s:i, s:i, s:b, s:I}",
 		"state", st, "required", (int)required, "workers", (int)total,
-		"ready_workers", (int)up, "crashloop", looping > 0, "restarts", (json_int_t)restarts));
-	snprintf(buf, sizeof buf, "service=\"%s\"", role);
+		"ready_workers", (int)up, "crashloop", looping > 0, "restarts", (json_int_t)t.restarts));
+	snprintf(buf, sizeof buf, "service=\"%s\"", name);
 	metrics_gauge_set(metrics_get("service_up", buf), up);
 	metrics_gauge_set(metrics_get("service_crashloop", buf), looping > 0);
 }
@@ -141,7 +187,7 @@ static json_t *policy_eval_ready(supervisor *s, json_t *reasons, ready_verdict *
 	const sup_policy *p = &s->policy;
 	char buf[CONFIG_ERR_MAX + 64];
 
-	if (!(s->cfg.services & (CONFIG_SVC_GATEWAY | CONFIG_SVC_OMNIGATE)))
+	if (!roles_want_policy(&s->cfg))
 		return json_pack("{s:s}", "state", "unused");
 	if (p->fd < 0) {
 		snprintf(buf, sizeof buf, "policy: no valid bundle; every public request is denied (%s)",
@@ -168,23 +214,22 @@ char *readiness_report(supervisor *s, ready_verdict *verdict)
 {
 	ready_verdict v = READY_OK;
 	json_t *reasons = json_array(), *svcs = json_object();
-	const char *roles[] = { "storage", "gateway", "omnigate" };
 
 	if (s->draining) {
 		json_array_append_new(reasons, json_string("draining: shutting down"));
 		v = READY_NOT;
 	}
-	for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++) {
+	for (size_t i = 0; i < roles_count; i++) {
 		bool present = false;
 		for (size_t j = 0; j < s->nchild; j++)
-			present |= strcmp(s->child[j].role, roles[i]) == 0;
+			present |= s->child[j].role == &roles[i];
 		if (present)
-			service_eval(s, roles[i], svcs, reasons, &v);
+			service_eval(s, &roles[i], svcs, reasons, &v);
 	}
 	json_t *deps = json_pack("{s:{s:s, s:s}, s:{s:s, s:s, s:s}, s:o, s:o, s:o, s:o}",
 		"config", "state", "ok", "last_reload_error", s->last_reload_error,
 		"listeners", "state", "ok", "admin", s->cfg.admin_addr, "gateway",
-		(s->cfg.services & CONFIG_SVC_GATEWAY) ? s->cfg.gateway_addr : "",
+		roles_listen_enabled(&s->cfg, ROLE_LISTEN_GATEWAY) ? s->cfg.gateway_addr : "",
 		"entropy", entropy_eval(reasons, &v),
 		"version_parity", parity_eval(s, reasons, &v),
 		"policy", policy_eval_ready(s, reasons, &v),
@@ -201,9 +246,10 @@ char *readiness_report(supervisor *s, ready_verdict *verdict)
 static json_t *child_json(const sup_child *c, uint64_t now)
 {
 	return json_pack("{s:s, s:i, s:i, s:s, s:I, s:b, s:b, s:s, s:I}",
-		"service", c->role, "worker", c->worker, "pid", (int)c->pid,
+		"service", c->role->name, "worker", c->worker, "pid", (int)c->pid,
 		"state", child_state_name(c->state), "restarts", (json_int_t)c->restarts,
-		"crashloop", c->crashloop, "storage_reachable", !c->storage_down, "build_id", c->build_id,
+		"crashloop", c->crashloop, "storage_reachable",
+		c->dep[CTL_DEP_STORAGE] != CTL_DEP_DOWN, "build_id", c->build_id,
 		"uptime_ms", (json_int_t)(c->pid > 0 ? now - c->started_ms : 0));
 }
 

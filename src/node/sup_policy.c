@@ -3,8 +3,9 @@
  *
  * The supervisor alone reads the bundle files: it verifies the signature
  * and the version floor (policy_load_bytes), keeps the verified bytes in a
- * sealed memfd and hands that memfd to every gateway and omnigate worker
- * (CTL_POLICY), now and whenever a worker (re)starts. So all workers enforce
+ * sealed memfd and hands that memfd to every worker whose role takes the
+ * policy (roles.h; gateway and omnigate) in CTL_POLICY, now and whenever a
+ * worker (re)starts. So all workers enforce
  * exactly the bytes that were verified, and a worker restarted after a crash
  * cannot pick up a file that changed since.
  *
@@ -116,23 +117,16 @@ static int sealed_copy(const char *buf, size_t len)
 	return fd;
 }
 
-static bool wants_policy(const sup_child *c)
-{
-	return strcmp(c->role, "gateway") == 0 || strcmp(c->role, "omnigate") == 0;
-}
-
 void sup_policy_send(supervisor *s, sup_child *c)
 {
-	sup_policy *p = &s->policy;
-	char body[128];
+	const sup_policy *p = &s->policy;
+	ctl_policy m = { .present = p->fd >= 0, .version = p->version, .fd = p->fd };
 
-	if (c->ctl_fd < 0 || !wants_policy(c))
+	if (c->ctl_fd < 0 || !c->role->policy)
 		return;
-	int n = p->fd >= 0 ? snprintf(body, sizeof body, "%llu %s",
-	                              (unsigned long long)p->version, p->digest)
-	                   : snprintf(body, sizeof body, "none");
-	if (n <= 0 || ctl_send_fd(c->ctl_fd, CTL_POLICY, body, (size_t)n, p->fd) != 0)
-		log_kv(LOG_LEVEL_WARN, "cannot send policy to child", "role", c->role, NULL);
+	snprintf(m.digest, sizeof m.digest, "%s", p->digest);
+	if (ctl_compose_policy(c->ctl_fd, &m) != 0)
+		log_kv(LOG_LEVEL_WARN, "cannot send policy to child", "role", c->role->name, NULL);
 }
 
 static void broadcast(supervisor *s)
@@ -200,7 +194,7 @@ int sup_policy_refresh(supervisor *s, const char *why, char *err, size_t errlen)
 	size_t len = 0;
 	struct stat st;
 
-	if (!(s->cfg.services & (CONFIG_SVC_GATEWAY | CONFIG_SVC_OMNIGATE)))
+	if (!roles_want_policy(&s->cfg))
 		return 0;
 	if (!p->floor_loaded) {
 		if (floor_load(s, err, errlen) != 0)

@@ -2,7 +2,8 @@
  * supervisor.c — `macronode run`: binds listeners, spawns each service by
  * fork + exec of this binary with a role argument, restarts children with
  * jittered backoff, drains on SIGTERM, reloads on SIGHUP. Composition only:
- * no service logic lives here.
+ * no service logic lives here, and no service is named: what to run comes
+ * from the role table (roles.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -55,44 +56,73 @@ static void child_send_config(sup_child *c)
 	snprintf(view.runtime_dir, sizeof view.runtime_dir, "%s", c->sup->runtime_dir);
 	char *json = config_to_json(&view, false);
 
-	if (!json || ctl_send(c->ctl_fd, CTL_CONFIG, json, strlen(json)) != 0)
-		log_kv(LOG_LEVEL_WARN, "cannot send config to child", "role", c->role, NULL);
+	if (!json || ctl_compose_config(c->ctl_fd, json, strlen(json)) != 0)
+		log_kv(LOG_LEVEL_WARN, "cannot send config to child", "role", c->role->name, NULL);
 	free(json);
 }
 
-static void child_on_msg(sup_child *c, const ctl_msg *m)
+static int child_on_hello(sup_child *c, const ctl_msg *m)
+{
+	ctl_hello h;
+
+	if (ctl_read_hello(m, &h) != 0)
+		return -1;
+	snprintf(c->build_id, sizeof c->build_id, "%s", h.build_id);
+	sup_policy_send(c->sup, c);  /* before CONFIG: in force when it starts */
+	child_send_config(c);
+	return 0;
+}
+
+static int child_on_ready(sup_child *c, const ctl_msg *m)
+{
+	if (ctl_read_ready(m) != 0)
+		return -1;
+	c->state = CHILD_READY;
+	c->ready_ms = util_now_ms();
+	c->attempt = 0; /* backoff doubles only while a child fails to come up */
+	log_kv(LOG_LEVEL_INFO, "service ready", "role", c->role->name, NULL);
+	return 0;
+}
+
+/* Readiness reads the states through the role's rules (readiness.c). */
+static int child_on_deps(sup_child *c, const ctl_msg *m)
+{
+	ctl_deps d;
+
+	if (ctl_read_deps(m, &d) != 0)
+		return -1;
+	c->dep[d.dep] = (uint8_t)d.state;
+	return 0;
+}
+
+/* -1: the message is malformed or of a type a child never sends. */
+static int child_dispatch(sup_child *c, const ctl_msg *m)
 {
 	switch (m->type) {
-	case CTL_HELLO: {
-		size_t n = m->len < sizeof c->build_id - 1 ? m->len : sizeof c->build_id - 1;
-		memcpy(c->build_id, m->body, n);
-		c->build_id[n] = '\0';
-		sup_policy_send(c->sup, c);  /* before CONFIG: in force when it starts */
-		child_send_config(c);
-		break;
+	case CTL_HELLO: return child_on_hello(c, m);
+	case CTL_READY: return child_on_ready(c, m);
+	case CTL_DEPS:  return child_on_deps(c, m);
+	default:        return -1;
 	}
-	case CTL_READY:
-		c->state = CHILD_READY;
-		c->ready_ms = util_now_ms();
-		c->attempt = 0; /* backoff doubles only while a child fails to come up */
-		log_kv(LOG_LEVEL_INFO, "service ready", "role", c->role, NULL);
-		break;
-	case CTL_STATS:
-		break;
-	case CTL_DEPS:
-		if (strcmp(m->body, "storage=down") == 0)
-			c->storage_down = true;
-		else if (strcmp(m->body, "storage=up") == 0)
-			c->storage_down = false;
-		else if (strcmp(m->body, "capacity=down") == 0)
-			c->shedding = true;
-		else if (strcmp(m->body, "capacity=up") == 0)
-			c->shedding = false;
-		break;
-	default:
-		log_kv(LOG_LEVEL_WARN, "unknown control message from child", "role", c->role, NULL);
-		break;
-	}
+}
+
+/*
+ * A child sent a malformed message: a bug in it. The supervisor is the last
+ * thing to fail, so it does not die of it; it kills the child (which is
+ * restarted like any crashed child) and counts the fault (bug_total).
+ */
+static void child_protocol_fault(sup_child *c, uint32_t type)
+{
+	char pid[16];
+
+	snprintf(pid, sizeof pid, "%d", (int)c->pid);
+	log_kv(LOG_LEVEL_ERROR, "malformed control message from child; killing it",
+	       "role", c->role->name, "pid", pid, "type", ctl_type_name(type), NULL);
+	c->sup->protocol_faults++;
+	(void)BUG("control protocol fault");
+	if (c->pid > 0)
+		kill(c->pid, SIGKILL);
+	child_close_ctl(c);
 }
 
 static void on_child_ctl(evutil_socket_t fd, short what, void *arg)
@@ -103,14 +133,20 @@ static void on_child_ctl(evutil_socket_t fd, short what, void *arg)
 
 	(void)what;
 	if (r > 0) {
+		int rc = child_dispatch(c, &msg);
 		if (msg.fd >= 0)
 			close(msg.fd);  /* children have no descriptor to give us */
-		child_on_msg(c, &msg);
+		if (rc != 0)
+			child_protocol_fault(c, msg.type);
 		return;
 	}
 	if (r < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
-	/* EOF or garbage: the child is gone or broken; SIGCHLD does the rest. */
+	if (r < 0 && errno == EBADMSG) {
+		child_protocol_fault(c, msg.type);
+		return;
+	}
+	/* EOF or a socket error: the child is gone; SIGCHLD does the rest. */
 	child_close_ctl(c);
 }
 
@@ -123,7 +159,7 @@ static void on_restart(evutil_socket_t fd, short what, void *arg)
 		return;
 	c->restarts++;
 	char labels[64];
-	snprintf(labels, sizeof labels, "service=\"%s\"", c->role);
+	snprintf(labels, sizeof labels, "service=\"%s\"", c->role->name);
 	metrics_count("service_restarts_total", labels, 1);
 	child_spawn(c);
 }
@@ -171,7 +207,7 @@ static void child_exec(sup_child *c, int ctl_child, int metrics_fd)
 	snprintf(worker, sizeof worker, "%d", c->worker);
 	argv[n++] = (char *)"macronode";
 	argv[n++] = (char *)"__service";
-	argv[n++] = (char *)c->role;
+	argv[n++] = (char *)c->role->name;
 	argv[n++] = (char *)"--worker";
 	argv[n++] = worker;
 	/* The level is known before the first CONFIG message arrives. */
@@ -210,7 +246,7 @@ static void child_spawn(sup_child *c)
 	c->pid = pid;
 	c->ctl_fd = sv[0];
 	c->state = CHILD_STARTING;
-	c->storage_down = false;
+	memset(c->dep, CTL_DEP_UP, sizeof c->dep);  /* a new process reports afresh */
 	c->started_ms = util_now_ms();
 	c->build_id[0] = '\0';
 	if (util_set_nonblock(c->ctl_fd) != 0)
@@ -221,7 +257,7 @@ static void child_spawn(sup_child *c)
 	char pidbuf[16], wbuf[16];
 	snprintf(pidbuf, sizeof pidbuf, "%d", (int)pid);
 	snprintf(wbuf, sizeof wbuf, "%d", c->worker);
-	log_kv(LOG_LEVEL_INFO, "service started", "role", c->role, "worker", wbuf, "pid", pidbuf, NULL);
+	log_kv(LOG_LEVEL_INFO, "service started", "role", c->role->name, "worker", wbuf, "pid", pidbuf, NULL);
 }
 
 static void child_exited(sup_child *c, int status)
@@ -241,20 +277,20 @@ static void child_exited(sup_child *c, int status)
 	else
 		snprintf(st, sizeof st, "exit %d", WEXITSTATUS(status));
 	if (s->draining) {
-		log_kv(LOG_LEVEL_INFO, "service stopped", "role", c->role, "status", st, NULL);
+		log_kv(LOG_LEVEL_INFO, "service stopped", "role", c->role->name, "status", st, NULL);
 		sup_maybe_exit(s);
 		return;
 	}
 	if (crashwin_record(&c->crashes, now) && !c->crashloop) {
 		c->crashloop = true;
-		log_kv(LOG_LEVEL_ERROR, "service is crash-looping", "role", c->role, NULL);
+		log_kv(LOG_LEVEL_ERROR, "service is crash-looping", "role", c->role->name, NULL);
 	}
 	if (!was_ready)
 		c->attempt++;
 	uint32_t ms = backoff_delay_ms(c->attempt, util_random_u32());
 	char msbuf[16];
 	snprintf(msbuf, sizeof msbuf, "%u", ms);
-	log_kv(LOG_LEVEL_WARN, "service exited; restarting", "role", c->role, "status", st,
+	log_kv(LOG_LEVEL_WARN, "service exited; restarting", "role", c->role->name, "status", st,
 	       "delay_ms", msbuf, NULL);
 	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
 	if (!c->restart_ev)
@@ -288,13 +324,12 @@ static bool sup_children_alive(const supervisor *s)
 	return false;
 }
 
-static bool sup_tier_alive(const supervisor *s, int tier);
-static void sup_drain_tier(supervisor *s, int tier);
+static void sup_drain_advance(supervisor *s);
 
 static void sup_maybe_exit(supervisor *s)
 {
-	if (s->draining && s->drain_tier == 0 && !sup_tier_alive(s, 0))
-		sup_drain_tier(s, 1);
+	if (s->draining)
+		sup_drain_advance(s);
 	if (s->draining && !sup_children_alive(s) && !s->admin)
 		event_base_loopexit(s->base, NULL);
 }
@@ -326,10 +361,10 @@ static void sup_drain_tier(supervisor *s, int tier)
 	s->drain_tier = tier;
 	for (size_t i = 0; i < s->nchild; i++) {
 		sup_child *c = &s->child[i];
-		if (c->tier != tier || c->pid <= 0)
+		if (c->role->tier != tier || c->pid <= 0)
 			continue;
 		c->state = CHILD_DRAINING;
-		if (c->ctl_fd < 0 || ctl_send(c->ctl_fd, CTL_DRAIN, NULL, 0) != 0)
+		if (c->ctl_fd < 0 || ctl_compose_drain(c->ctl_fd) != 0)
 			kill(c->pid, SIGTERM);
 	}
 }
@@ -337,9 +372,16 @@ static void sup_drain_tier(supervisor *s, int tier)
 static bool sup_tier_alive(const supervisor *s, int tier)
 {
 	for (size_t i = 0; i < s->nchild; i++)
-		if (s->child[i].tier == tier && s->child[i].pid > 0)
+		if (s->child[i].role->tier == tier && s->child[i].pid > 0)
 			return true;
 	return false;
+}
+
+/* Tier by tier: the next tier is asked once every child of this one exited. */
+static void sup_drain_advance(supervisor *s)
+{
+	while (s->drain_tier + 1 < ROLE_TIERS && !sup_tier_alive(s, s->drain_tier))
+		sup_drain_tier(s, s->drain_tier + 1);
 }
 
 static void on_drain_start(evutil_socket_t fd, short what, void *arg)
@@ -351,9 +393,8 @@ static void on_drain_start(evutil_socket_t fd, short what, void *arg)
 		if (s->child[i].restart_ev)
 			evtimer_del(s->child[i].restart_ev);
 	/* Front services first: in-flight requests may still need the back ones. */
-	sup_drain_tier(s, 0);
-	if (!sup_tier_alive(s, 0))
-		sup_drain_tier(s, 1);
+	sup_drain_tier(s, ROLE_TIER_FRONT);
+	sup_drain_advance(s);
 	if (s->admin)
 		http_server_drain(s->admin, on_admin_drained, s);
 	else
@@ -464,7 +505,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		sup_child *c = &s->child[i];
 		if (c->crashloop && c->state == CHILD_READY && now - c->ready_ms >= SUP_CRASHLOOP_CLEAR_MS) {
 			c->crashloop = false;
-			log_kv(LOG_LEVEL_INFO, "service recovered from crash loop", "role", c->role, NULL);
+			log_kv(LOG_LEVEL_INFO, "service recovered from crash loop", "role", c->role->name, NULL);
 		}
 	}
 	free(readiness_report(s, &v)); /* refreshes ready_state / service_up gauges */
@@ -518,48 +559,62 @@ static int sup_runtime_dir(supervisor *s, char *err, size_t errlen)
 	return util_ensure_dir(s->runtime_dir, 0700, err, errlen);
 }
 
-static sup_child *sup_add_child(supervisor *s, const char *role, int worker, int listen_fd,
-                                int tier)
+static void sup_add_child(supervisor *s, const role *r, int worker, int listen_fd)
 {
-	if (s->nchild >= NODE_MAX_CHILDREN)
-		return NULL;
+	if (s->nchild >= NODE_MAX_CHILDREN) {
+		log_kv(LOG_LEVEL_WARN, "too many service processes; not started", "role", r->name, NULL);
+		return;
+	}
 	sup_child *c = &s->child[s->nchild++];
-	c->role = role;
+	c->role = r;
 	c->worker = worker;
-	c->required = true;
-	c->tier = tier;
 	c->listen_fd = listen_fd;
 	c->ctl_fd = -1;
 	c->sup = s;
-	return c;
 }
 
+/* Every enabled role, in table order, each with its number of processes. */
 static void sup_add_children(supervisor *s)
 {
-	if (s->cfg.services & CONFIG_SVC_STORAGE)
-		(void)sup_add_child(s, "storage", 0, s->storage_fd, 1);
-	if (s->cfg.services & CONFIG_SVC_OMNIGATE)
-		(void)sup_add_child(s, "omnigate", 0, s->oap_fd, 0);
-	if (!(s->cfg.services & CONFIG_SVC_GATEWAY))
-		return;
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	uint32_t n = s->cfg.gateway_workers ? s->cfg.gateway_workers : (uint32_t)(ncpu > 0 ? ncpu : 1);
-	for (uint32_t w = 0; w < n; w++)
-		(void)sup_add_child(s, "gateway", (int)w, s->gateway_fd, 0);
+	for (size_t i = 0; i < roles_count; i++) {
+		const role *r = &roles[i];
+		if (!role_is_enabled(r, &s->cfg))
+			continue;
+		unsigned n = role_instances(r, &s->cfg);
+		for (unsigned w = 0; w < n; w++)
+			sup_add_child(s, r, (int)w, s->role_fd[i]);
+	}
 }
 
-/* The storage socket: SEQPACKET, 0600, in the 0700 runtime directory. */
-static int sup_listen_storage(supervisor *s, char *err, size_t errlen)
+/* A role's UNIX socket: SEQPACKET, 0600, in the 0700 runtime directory. */
+static int sup_listen_unix(supervisor *s, const char *name, char *err, size_t errlen)
 {
 	char path[CONFIG_PATH_MAX + 32];
 
-	if ((size_t)snprintf(path, sizeof path, "%s/%s", s->runtime_dir, NODE_STORAGE_SOCKET) >=
-	    sizeof path) {
-		snprintf(err, errlen, "paths.runtime_dir: too long for %s", NODE_STORAGE_SOCKET);
+	if ((size_t)snprintf(path, sizeof path, "%s/%s", s->runtime_dir, name) >= sizeof path) {
+		snprintf(err, errlen, "paths.runtime_dir: too long for %s", name);
 		return -1;
 	}
-	s->storage_fd = util_listen_unix(path, SOCK_SEQPACKET, 0600, err, errlen);
-	return s->storage_fd < 0 ? -1 : 0;
+	return util_listen_unix(path, SOCK_SEQPACKET, 0600, err, errlen);
+}
+
+/* Bind what each enabled role serves: a TCP listener or a UNIX socket. */
+static int sup_listen_roles(supervisor *s, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < roles_count; i++) {
+		const role *r = &roles[i];
+		if (!role_is_enabled(r, &s->cfg))
+			continue;
+		if (r->listen != ROLE_LISTEN_NONE)
+			s->role_fd[i] = sup_listen(role_listen_addr(r, &s->cfg), err, errlen);
+		else if (r->socket)
+			s->role_fd[i] = sup_listen_unix(s, r->socket, err, errlen);
+		else
+			continue;
+		if (s->role_fd[i] < 0)
+			return -1;
+	}
+	return 0;
 }
 
 static int sup_start(supervisor *s, char *err, size_t errlen)
@@ -580,18 +635,8 @@ static int sup_start(supervisor *s, char *err, size_t errlen)
 	s->admin_fd = sup_listen(s->cfg.admin_addr, err, errlen);
 	if (s->admin_fd < 0)
 		return -1;
-	if (s->cfg.services & CONFIG_SVC_GATEWAY) {
-		s->gateway_fd = sup_listen(s->cfg.gateway_addr, err, errlen);
-		if (s->gateway_fd < 0)
-			return -1;
-	}
-	if ((s->cfg.services & CONFIG_SVC_STORAGE) && sup_listen_storage(s, err, errlen) != 0)
+	if (sup_listen_roles(s, err, errlen) != 0)
 		return -1;
-	if (s->cfg.services & CONFIG_SVC_OMNIGATE) {
-		s->oap_fd = sup_listen(s->cfg.oap_addr, err, errlen);
-		if (s->oap_fd < 0)
-			return -1;
-	}
 	s->base = event_base_new();
 	if (!s->base || sup_signals(s) != 0 || admin_start(s) != 0) {
 		snprintf(err, errlen, "cannot start the admin plane on %s", s->cfg.admin_addr);
@@ -629,9 +674,9 @@ static void sup_free(supervisor *s)
 	if (s->tick_ev) event_free(s->tick_ev);
 	if (s->base) event_base_free(s->base);
 	if (s->admin_fd >= 0) close(s->admin_fd);
-	if (s->gateway_fd >= 0) close(s->gateway_fd);
-	if (s->storage_fd >= 0) close(s->storage_fd);
-	if (s->oap_fd >= 0) close(s->oap_fd);
+	for (size_t i = 0; i < ROLES_MAX; i++)
+		if (s->role_fd[i] >= 0)
+			close(s->role_fd[i]);
 	sup_policy_free(s);
 	if (s->own_runtime_dir)
 		(void)nftw(s->runtime_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
@@ -647,7 +692,9 @@ int supervisor_run(const node_opts *o, mn_config *cfg)
 	s->opts = *o;
 	s->cfg = *cfg; /* ownership of secrets moves here */
 	memset(cfg, 0, sizeof *cfg);
-	s->admin_fd = s->gateway_fd = s->storage_fd = s->oap_fd = s->metrics_fd = -1;
+	s->admin_fd = s->metrics_fd = -1;
+	for (size_t i = 0; i < ROLES_MAX; i++)
+		s->role_fd[i] = -1;
 	s->policy.fd = -1;
 	s->start_ms = util_now_ms();
 	s->start_wall_ms = util_wall_ms();

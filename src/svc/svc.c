@@ -23,7 +23,7 @@
 
 #define SVC_EXIT_OK      0
 #define SVC_EXIT_FAIL    1
-#define SVC_EXIT_USAGE   2
+#define SVC_EXIT_USAGE   2   /* SVC_EXIT_PROTOCOL (3) is in svc.h */
 
 /* Process-wide state of this service process: one per process, owned here. */
 struct svc_proc {
@@ -37,16 +37,6 @@ struct svc_proc {
 	int           exit_code;
 	ctl_msg       msg;
 };
-
-static const svc_ops *svc_lookup(const char *role)
-{
-	static const svc_ops *const known[] = { &gateway_ops, &storage_ops, &omnigate_ops };
-
-	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-		if (strcmp(known[i]->role, role) == 0)
-			return known[i];
-	return NULL;
-}
 
 void svc_drained(svc *s)
 {
@@ -97,9 +87,25 @@ static int svc_apply_config(struct svc_proc *p, const char *json)
 	return 0;
 }
 
+/*
+ * The supervisor sent something this binary cannot have sent: a bug, not
+ * input (both ends are the same build). Exit at once, naming the type; the
+ * supervisor restarts the service.
+ */
+__attribute__((noreturn))
+static void svc_fatal_msg(const char *why, uint32_t type)
+{
+	log_kv(LOG_LEVEL_ERROR, why, "type", ctl_type_name(type), NULL);
+	exit(SVC_EXIT_PROTOCOL);
+}
+
 static void svc_on_config(struct svc_proc *p)
 {
-	if (svc_apply_config(p, p->msg.body) != 0) {
+	ctl_config m;
+
+	if (ctl_read_config(&p->msg, &m) != 0)
+		svc_fatal_msg("malformed control message", p->msg.type);
+	if (svc_apply_config(p, m.json) != 0) {
 		if (!p->started) {
 			p->exit_code = SVC_EXIT_FAIL;
 			event_base_loopexit(p->s.base, NULL);
@@ -117,7 +123,7 @@ static void svc_on_config(struct svc_proc *p)
 		return;
 	}
 	p->started = true;
-	if (ctl_send(CTL_CHILD_FD, CTL_READY, NULL, 0) != 0)
+	if (ctl_compose_ready(CTL_CHILD_FD) != 0)
 		log_kv(LOG_LEVEL_WARN, "cannot report ready", "error", strerror(errno), NULL);
 }
 
@@ -147,18 +153,18 @@ static policy *svc_read_policy(int fd, char *err, size_t errlen)
 
 static void svc_on_policy(struct svc_proc *p)
 {
-	char err[256] = "bad CTL_POLICY header";
+	char err[256];
 	policy *nw = NULL, *old = p->s.policy;
-	char digest[sizeof p->s.policy_digest] = "";
-	unsigned long long ver;
+	ctl_policy m;
 
+	if (ctl_read_policy(&p->msg, &m) != 0)
+		svc_fatal_msg("malformed control message", p->msg.type);
 	/* Fail secure: a bundle we cannot read denies everything. */
-	if (p->msg.fd >= 0 && (sscanf(p->msg.body, "%llu %79s", &ver, digest) != 2 ||
-	                       !(nw = svc_read_policy(p->msg.fd, err, sizeof err))))
+	if (m.present && !(nw = svc_read_policy(m.fd, err, sizeof err)))
 		log_kv(LOG_LEVEL_ERROR, "policy from supervisor unusable; denying all",
 		       "error", err, NULL);
 	p->s.policy = nw;
-	snprintf(p->s.policy_digest, sizeof p->s.policy_digest, "%s", nw ? digest : "");
+	snprintf(p->s.policy_digest, sizeof p->s.policy_digest, "%s", nw ? m.digest : "");
 	if (p->started && p->s.ops->policy)
 		p->s.ops->policy(&p->s);
 	policy_free(old);
@@ -174,6 +180,8 @@ static void on_ctl(evutil_socket_t fd, short what, void *arg)
 	int r = ctl_recv((int)fd, &p->msg);
 
 	(void)what;
+	if (r < 0 && errno == EBADMSG)
+		svc_fatal_msg("malformed control message", p->msg.type);
 	if (r <= 0) {
 		if (r < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
@@ -193,14 +201,16 @@ static void svc_dispatch(struct svc_proc *p)
 		svc_on_config(p);
 		break;
 	case CTL_DRAIN:
+		if (ctl_read_drain(&p->msg) != 0)
+			svc_fatal_msg("malformed control message", p->msg.type);
 		svc_begin_drain(p, "supervisor asked");
 		break;
 	case CTL_POLICY:
 		svc_on_policy(p);
 		break;
 	default:
-		log_kv(LOG_LEVEL_WARN, "unknown control message ignored", NULL);
-		break;
+		/* Includes the child → supervisor types: never sent this way. */
+		svc_fatal_msg("unknown control message", p->msg.type);
 	}
 }
 
@@ -210,24 +220,12 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	svc_begin_drain(arg, sig == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
-void svc_report_stats(svc *s, unsigned long conns, unsigned long inflight)
+void svc_report_dep(svc *s, ctl_dep dep, ctl_dep_state state)
 {
-	char body[64];
-	int n = snprintf(body, sizeof body, "%lu %lu", conns, inflight);
-
 	(void)s;
-	if (n > 0)
-		(void)!ctl_send(CTL_CHILD_FD, CTL_STATS, body, (size_t)n);
-}
-
-void svc_report_dep(svc *s, const char *dep, bool up)
-{
-	char body[64];
-	int n = snprintf(body, sizeof body, "%s=%s", dep, up ? "up" : "down");
-
-	(void)s;
-	if (n > 0 && (size_t)n < sizeof body && ctl_send(CTL_CHILD_FD, CTL_DEPS, body, (size_t)n) != 0)
-		log_kv(LOG_LEVEL_WARN, "cannot report dependency state", "dependency", dep, NULL);
+	if (ctl_compose_deps(CTL_CHILD_FD, dep, state) != 0)
+		log_kv(LOG_LEVEL_WARN, "cannot report dependency state", "dependency",
+		       ctl_dep_name(dep), NULL);
 }
 
 static int svc_parse_args(svc *s, int argc, char **argv)
@@ -290,15 +288,15 @@ static void svc_teardown(struct svc_proc *p)
 	p->s.policy = NULL;
 }
 
-int svc_main(const char *role, int argc, char **argv)
+int svc_main(const svc_ops *ops, int argc, char **argv)
 {
 	static struct svc_proc proc; /* lives for the whole process */
 	struct svc_proc *p = &proc;
 	char name[32];
 
-	snprintf(name, sizeof name, "%s", role);
+	snprintf(name, sizeof name, "%s", ops ? ops->role : "service");
 	log_init(name, LOG_LEVEL_INFO, STDERR_FILENO);
-	p->s.ops = svc_lookup(role);
+	p->s.ops = ops;
 	if (!p->s.ops || svc_parse_args(&p->s, argc, argv) != 0) {
 		fprintf(stderr, "macronode: __service: bad role or arguments (internal command)\n");
 		return SVC_EXIT_USAGE;
@@ -323,8 +321,7 @@ int svc_main(const char *role, int argc, char **argv)
 		svc_teardown(p);
 		return SVC_EXIT_FAIL;
 	}
-	const char *id = ctl_build_id();
-	if (ctl_send(CTL_CHILD_FD, CTL_HELLO, id, strlen(id)) != 0) {
+	if (ctl_compose_hello(CTL_CHILD_FD, ctl_build_id()) != 0) {
 		svc_teardown(p);
 		return SVC_EXIT_FAIL;
 	}

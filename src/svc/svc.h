@@ -14,6 +14,8 @@
  *   CTL_DRAIN, SIGTERM or the loss of the control channel call ops->drain,
  *   and the process exits 0 when the service reports it is done, or at the
  *   drain deadline.
+ *   A malformed or unknown control message is a bug in the supervisor: the
+ *   process logs it once and exits SVC_EXIT_PROTOCOL (and is restarted).
  */
 #ifndef MN_SVC_SVC_H
 #define MN_SVC_SVC_H
@@ -21,6 +23,9 @@
 #include <stdbool.h>
 
 #include "core/config/config.h"
+#include "core/proto/ctl.h"
+
+#define SVC_EXIT_PROTOCOL 3   /* a malformed control message was received */
 
 struct policy;
 
@@ -52,19 +57,19 @@ struct svc {
 	/* The policy bundle the supervisor verified (CTL_POLICY), or NULL when
 	 * there is none: the wall then denies everything. Owned here. */
 	struct policy     *policy;
-	char               policy_digest[80];  /* "b3:<hex>" of the bundle, or "" */
+	char               policy_digest[CTL_DIGEST_MAX];  /* "b3:<hex>" of the bundle, or "" */
 };
 
-/* Entry point for `macronode __service ROLE ...`. Returns the exit code. */
-int svc_main(const char *role, int argc, char **argv);
+/* Entry point for `macronode __service ROLE ...` with the role's ops (from
+ * the role table, node/roles.h; NULL: an unknown role). Returns the exit code. */
+int svc_main(const svc_ops *ops, int argc, char **argv);
 /* The service has finished draining. */
 void svc_drained(svc *s);
-/* Tell the supervisor a dependency became reachable or not (readiness). */
-void svc_report_dep(svc *s, const char *dep, bool up);
-/* Report load to the supervisor (best effort). */
-void svc_report_stats(svc *s, unsigned long conns, unsigned long inflight);
+/* Tell the supervisor the state of a dependency changed (CTL_DEPS; what it
+ * does to readiness is the role's rule). */
+void svc_report_dep(svc *s, ctl_dep dep, ctl_dep_state state);
 
-/* Services known to svc_main. */
+/* Each service folder's entry points, listed in the role table. */
 extern const svc_ops gateway_ops;
 extern const svc_ops storage_ops;
 extern const svc_ops omnigate_ops;

@@ -424,8 +424,10 @@ int cli_main(int argc, char **argv)
 	}
 	if (strcmp(w, "--version") == 0)
 		return cmd_version(1, argv + 1);
-	if (strcmp(w, "__service") == 0 && argc >= 3)
-		return svc_main(argv[2], argc - 2, argv + 2);
+	if (strcmp(w, "__service") == 0 && argc >= 3) {
+		const role *r = role_find(argv[2]);
+		return svc_main(r ? r->ops : NULL, argc - 2, argv + 2);
+	}
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
 		if (strcmp(w, cmds[i].name) == 0)
 			return cmds[i].fn(argc - 1, argv + 1);

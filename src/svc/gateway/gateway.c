@@ -123,7 +123,7 @@ static void gateway_on_shed_poll(evutil_socket_t fd, short what, void *arg)
 	(void)fd; (void)what;
 	if (now != g->shedding) {
 		g->shedding = now;
-		svc_report_dep(g->svc, "capacity", !now);
+		svc_report_dep(g->svc, CTL_DEP_CAPACITY, now ? CTL_DEP_DEGRADED : CTL_DEP_UP);
 	}
 }
 
@@ -148,7 +148,7 @@ static void gateway_limits(http_limits *l, const mn_config *cfg)
 /* The breaker opened or closed: readiness hears it at once. */
 static void gateway_on_stor_state(bool ready, void *arg)
 {
-	svc_report_dep(arg, "storage", ready);
+	svc_report_dep(arg, CTL_DEP_STORAGE, ready ? CTL_DEP_UP : CTL_DEP_DOWN);
 }
 
 static int gateway_tls_new(svc *s, gateway *g)

@@ -123,7 +123,7 @@ static void og_limits_from(og_limits *l, const mn_config *c)
 
 static void og_on_stor_state(bool ready, void *arg)
 {
-	svc_report_dep(arg, "storage", ready);
+	svc_report_dep(arg, CTL_DEP_STORAGE, ready ? CTL_DEP_UP : CTL_DEP_DOWN);
 }
 
 static void og_svc_free(og_svc *g)

@@ -1,0 +1,88 @@
+/*
+ * roles.c — the table of services (see roles.h).
+ */
+#include "node/roles.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#include "node/node.h"
+
+const role roles[] = {
+	{
+		/* Owns the object store; the front services reach it over its socket. */
+		.name = "storage", .ops = &storage_ops, .service_bit = CONFIG_SVC_STORAGE,
+		.instances = 1, .listen = ROLE_LISTEN_NONE, .socket = NODE_STORAGE_SOCKET,
+		.required = true, .tier = ROLE_TIER_BACK, .policy = false,
+		.sandbox = "store",
+	},
+	{
+		/* HTTP front: a process per worker, all accepting on one listener. */
+		.name = "gateway", .ops = &gateway_ops, .service_bit = CONFIG_SVC_GATEWAY,
+		.instances = ROLE_INSTANCES_WORKERS, .listen = ROLE_LISTEN_GATEWAY,
+		.required = true, .tier = ROLE_TIER_FRONT, .policy = true,
+		.deps = { [CTL_DEP_STORAGE] = ROLE_DEP_CUTS_OFF,
+		          [CTL_DEP_CAPACITY] = ROLE_DEP_DEGRADES },
+		.sandbox = "front",
+	},
+	{
+		/* OAP/1 front over TLS. */
+		.name = "omnigate", .ops = &omnigate_ops, .service_bit = CONFIG_SVC_OMNIGATE,
+		.instances = 1, .listen = ROLE_LISTEN_OAP,
+		.required = true, .tier = ROLE_TIER_FRONT, .policy = true,
+		.deps = { [CTL_DEP_STORAGE] = ROLE_DEP_CUTS_OFF,
+		          [CTL_DEP_CAPACITY] = ROLE_DEP_DEGRADES },
+		.sandbox = "front",
+	},
+};
+const size_t roles_count = sizeof roles / sizeof roles[0];
+
+_Static_assert(sizeof roles / sizeof roles[0] <= ROLES_MAX, "raise ROLES_MAX");
+
+const role *role_find(const char *name)
+{
+	for (size_t i = 0; i < roles_count; i++)
+		if (strcmp(roles[i].name, name) == 0)
+			return &roles[i];
+	return NULL;
+}
+
+bool role_is_enabled(const role *r, const mn_config *cfg)
+{
+	return (cfg->services & r->service_bit) != 0;
+}
+
+unsigned role_instances(const role *r, const mn_config *cfg)
+{
+	if (r->instances != ROLE_INSTANCES_WORKERS)
+		return r->instances;
+	if (cfg->gateway_workers)
+		return cfg->gateway_workers;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	return ncpu > 0 ? (unsigned)ncpu : 1u;
+}
+
+const char *role_listen_addr(const role *r, const mn_config *cfg)
+{
+	switch (r->listen) {
+	case ROLE_LISTEN_GATEWAY: return cfg->gateway_addr;
+	case ROLE_LISTEN_OAP:     return cfg->oap_addr;
+	default:                  return NULL;
+	}
+}
+
+bool roles_listen_enabled(const mn_config *cfg, role_listen l)
+{
+	for (size_t i = 0; i < roles_count; i++)
+		if (roles[i].listen == l && role_is_enabled(&roles[i], cfg))
+			return true;
+	return false;
+}
+
+bool roles_want_policy(const mn_config *cfg)
+{
+	for (size_t i = 0; i < roles_count; i++)
+		if (roles[i].policy && role_is_enabled(&roles[i], cfg))
+			return true;
+	return false;
+}
