@@ -2,6 +2,7 @@
  * log.c — JSON-lines logging (see log.h).
  */
 #include "lib/log.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -67,7 +68,6 @@ int log_level_parse(const char *s, log_level *out)
 
 size_t log_json_escape(char *dst, size_t dstlen, const char *src)
 {
-	static const char hex[] = "0123456789abcdef";
 	size_t o = 0;
 
 	if (dstlen == 0)
@@ -87,7 +87,7 @@ size_t log_json_escape(char *dst, size_t dstlen, const char *src)
 			esc[0] = '\\'; esc[1] = 't'; n = 2;
 		} else if (ch < 0x20 || ch == 0x7f) {
 			esc[0] = '\\'; esc[1] = 'u'; esc[2] = '0'; esc[3] = '0';
-			esc[4] = hex[ch >> 4]; esc[5] = hex[ch & 15]; n = 6;
+			util_hex_encode(&ch, 1, esc + 4); n = 6;
 		} else {
 			esc[0] = (char)ch; n = 1;
 		}
