@@ -136,16 +136,8 @@ static void format_ts(char *buf, size_t len)
 
 static void write_all(int fd, const char *buf, size_t len)
 {
-	while (len > 0) {
-		ssize_t w = write(fd, buf, len);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return; /* nowhere to report a failing log fd */
-		}
-		buf += w;
-		len -= (size_t)w;
-	}
+	if (util_write_all(fd, buf, len) != 0)
+		return;   /* nowhere to report a failing log fd: the line is dropped */
 }
 
 static void emit(log_level lvl, const char *msg, va_list *ap)
@@ -185,19 +177,6 @@ static void emit(log_level lvl, const char *msg, va_list *ap)
 	line[o++] = '}';
 	line[o++] = '\n';
 	write_all(g_log.fd, line, o);
-}
-
-void log_msg(log_level lvl, const char *fmt, ...)
-{
-	char msg[LOG_LINE_MAX / 2];
-	va_list ap;
-
-	if (lvl < g_log.min)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	emit(lvl, msg, NULL);
 }
 
 void log_kvv(log_level lvl, const char *msg, va_list ap)

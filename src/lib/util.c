@@ -50,14 +50,6 @@ int util_set_nonblock(int fd)
 	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
-int util_set_cloexec(int fd, bool on)
-{
-	int fl = fcntl(fd, F_GETFD);
-	if (fl < 0)
-		return -1;
-	return fcntl(fd, F_SETFD, on ? (fl | FD_CLOEXEC) : (fl & ~FD_CLOEXEC));
-}
-
 static int ensure_one(const char *path, mode_t mode, char *err, size_t errlen)
 {
 	struct stat st;

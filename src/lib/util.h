@@ -19,7 +19,6 @@ uint64_t util_wall_ms(void);
 uint32_t util_random_u32(void);
 
 __attribute__((warn_unused_result)) int util_set_nonblock(int fd);
-__attribute__((warn_unused_result)) int util_set_cloexec(int fd, bool on);
 
 /*
  * Ensure path is a directory with exactly `mode` that this user owns,

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/auth/captoken.h"
+#include "core/auth/captoken_test.h"
 #include "lib/util.h"
 
 #define CAPTOKEN_KEYFILE_MAX 66    /* 64 hex + "\r\n" at most */

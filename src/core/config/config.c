@@ -9,6 +9,7 @@
  * leaves the config as it was.
  */
 #include "core/config/config.h"
+#include "core/config/config_test.h"
 #include "core/config/config_int.h"
 #include "lib/b3.h"
 #include "lib/util.h"
