@@ -149,7 +149,8 @@ static int want_u64(json_t *v, const char *path, uint64_t min, uint64_t *out,
 		return policy_perr(err, errlen, path, "expected an integer");
 	json_int_t i = json_integer_value(v);
 	if (i < 0 || (uint64_t)i < min)
-		return policy_perr(err, errlen, path, "must be at least %llu", (unsigned long long)min);
+		return policy_perr(err, errlen, path, "must be at least %llu",
+		                   (unsigned long long)min);
 	*out = (uint64_t)i;
 	return 0;
 }
@@ -242,7 +243,8 @@ static int parse_when(policy_rule *r, json_t *w, const char *base, char *err, si
 		if (want_str(v, path, POLICY_MAX_METHOD, &r->method, err, errlen) != 0)
 			return -1;
 		if (!method_is_valid(r->method))
-			return policy_perr(err, errlen, path, "expected \"*\" or an upper-case method");
+			return policy_perr(err, errlen, path,
+			                   "expected \"*\" or an upper-case method");
 	}
 	if ((v = json_object_get(w, "region"))) {
 		path_join(path, base, "region");
@@ -320,7 +322,8 @@ static int parse_rules(policy *p, json_t *a, char *err, size_t errlen)
 				char path[POLICY_PATH_MAX];
 
 				path_fmt(path, "$.rules[%zu].id", i);
-				return policy_perr(err, errlen, path, "duplicate id (also $.rules[%zu])", j);
+				return policy_perr(err, errlen, path, "duplicate id (also $.rules[%zu])",
+				                   j);
 			}
 		p->nrules = i + 1;
 	}
@@ -353,7 +356,8 @@ policy *policy_parse(const void *data, size_t len, char *err, size_t errlen)
 	policy *p;
 
 	if (len > POLICY_MAX_BYTES) {
-		policy_perr(err, errlen, "$", "bundle is %zu bytes, more than %u", len, POLICY_MAX_BYTES);
+		policy_perr(err, errlen, "$", "bundle is %zu bytes, more than %u", len,
+		            POLICY_MAX_BYTES);
 		return NULL;
 	}
 	if (!(p = calloc(1, sizeof *p))) {
@@ -550,7 +554,6 @@ int policy_sig_verify(const void *data, size_t len, const uint8_t sig[POLICY_SIG
 	return crypto_sign_verify_detached(sig, digest, sizeof digest, pk) == 0 ? 0 : -1;
 }
 
-
 /* ---- files ---------------------------------------------------------------------- */
 
 int policy_path_with(char *out, size_t outlen, const char *base, const char *suffix,
@@ -651,8 +654,9 @@ static int load_verified(const char *bundle_path, const char *pubkey_path, char 
 		return -1;
 	if (policy_sig_verify(*buf, *len, sig, pk) != 0) {
 		free(*buf);
-		return policy_perr(err, errlen, bundle_path, "signature %s does not verify with key %s",
-		            spath, pubkey_path);
+		return policy_perr(err, errlen, bundle_path,
+		                   "signature %s does not verify with key %s",
+		                   spath, pubkey_path);
 	}
 	return 0;
 }
@@ -673,8 +677,9 @@ int policy_load_bytes(const char *bundle_path, const char *pubkey_path, uint64_t
 		return policy_perr(err, errlen, bundle_path, "%s", perrbuf);
 	}
 	if (p->version < min_version) {
-		policy_perr(err, errlen, bundle_path, "version %llu is lower than %llu (rollback refused)",
-		     (unsigned long long)p->version, (unsigned long long)min_version);
+		policy_perr(err, errlen, bundle_path,
+		            "version %llu is lower than %llu (rollback refused)",
+		            (unsigned long long)p->version, (unsigned long long)min_version);
 		policy_free(p);
 		free(buf);
 		return -1;
