@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "lib/b3.h"
+#include "lib/util.h"
 
 /* A PEM chain of a handful of certificates is a few KiB; anything near these
  * sizes is not a certificate or key file. */
@@ -123,57 +124,51 @@ static void tls_file_free(struct tls_file *f)
 	f->len = 0;
 }
 
-/* Permission and type checks on the open file, before a byte is read. */
-static int tls_file_check(const struct stat *st, const char *key, const char *path,
-                          size_t max, bool secret, char *err, size_t errlen)
+/* Opens a certificate or key file: regular, 1..max bytes and, for a key,
+ * not group/world readable (a key others can read is a key others may
+ * have: refuse, like sshd). Checked on the open file, before a byte is read. */
+static int tls_file_open(const char *key, const char *path, size_t max, bool secret,
+                         struct stat *st, char *err, size_t errlen)
 {
-	if (!S_ISREG(st->st_mode))
+	int fd;
+
+	switch (util_file_open(path, max, secret ? UTIL_FILE_SECRET : 0, &fd, st)) {
+	case UTIL_FILE_OK:
+		if (st->st_size > 0)
+			return fd;
+		close(fd);
+		break;
+	case UTIL_FILE_ERRNO:
+		return tls_fail(err, errlen, "%s: %s: %s", key, path, strerror(errno));
+	case UTIL_FILE_NOT_REGULAR:
 		return tls_fail(err, errlen, "%s: %s: not a regular file", key, path);
-	/* A key others can read is a key others may have: refuse, like sshd. */
-	if (secret && (st->st_mode & 077))
+	case UTIL_FILE_TOO_OPEN:
 		return tls_fail(err, errlen, "%s: %s: must not be group/world readable (mode %04o)",
 		                key, path, (unsigned)(st->st_mode & 07777));
-	if (st->st_size <= 0 || (uint64_t)st->st_size > max)
-		return tls_fail(err, errlen, "%s: %s: size %lld outside 1..%zu bytes", key, path,
-		                (long long)st->st_size, max);
-	return 0;
+	case UTIL_FILE_TOO_BIG:
+		break;
+	}
+	return tls_fail(err, errlen, "%s: %s: size %lld outside 1..%zu bytes", key, path,
+	                (long long)st->st_size, max);
 }
 
 static int tls_file_read(struct tls_file *f, const char *key, const char *path, size_t max,
                          char *err, size_t errlen)
 {
 	struct stat st;
-	size_t got = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	int fd = tls_file_open(key, path, max, f->secret, &st, err, errlen);
 
 	if (fd < 0)
-		return tls_fail(err, errlen, "%s: %s: %s", key, path, strerror(errno));
-	if (fstat(fd, &st) != 0) {
-		(void)tls_fail(err, errlen, "%s: %s: %s", key, path, strerror(errno));
-		close(fd);
 		return -1;
-	}
-	if (tls_file_check(&st, key, path, max, f->secret, err, errlen) != 0) {
-		close(fd);
-		return -1;
-	}
 	f->len = (size_t)st.st_size;
 	f->buf = f->secret ? sodium_malloc(f->len) : malloc(f->len);
 	if (!f->buf) {
 		close(fd);
 		return tls_fail(err, errlen, "%s: %s: out of memory", key, path);
 	}
-	while (got < f->len) {
-		ssize_t n = read(fd, f->buf + got, f->len - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
+	int r = util_read_full(fd, f->buf, f->len);
 	close(fd);
-	if (got != f->len) {
+	if (r != 0) {
 		tls_file_free(f);
 		return tls_fail(err, errlen, "%s: %s: short read", key, path);
 	}

@@ -3,6 +3,7 @@
  * official C implementation compiled from Debian's librust-blake3-dev.
  */
 #include "lib/b3.h"
+#include "lib/util.h"
 
 #include <string.h>
 
@@ -29,13 +30,7 @@ void b3_keyed_hash(const uint8_t key[B3_OUT_LEN], const void *data, size_t len,
 
 void b3_hex(const uint8_t digest[B3_OUT_LEN], char out[B3_HEX_LEN + 1])
 {
-	static const char hex[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < B3_OUT_LEN; i++) {
-		out[2 * i] = hex[digest[i] >> 4];
-		out[2 * i + 1] = hex[digest[i] & 15];
-	}
-	out[B3_HEX_LEN] = '\0';
+	util_hex_encode(digest, B3_OUT_LEN, out);
 }
 
 void b3_cid_format(const uint8_t digest[B3_OUT_LEN], char out[B3_CID_LEN + 1])
@@ -44,26 +39,11 @@ void b3_cid_format(const uint8_t digest[B3_OUT_LEN], char out[B3_CID_LEN + 1])
 	b3_hex(digest, out + 3);
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1; /* uppercase is refused on purpose: one spelling per id */
-}
-
 int b3_hex_parse(const char *s, size_t len, uint8_t out[B3_OUT_LEN])
 {
 	if (!s || len != B3_HEX_LEN)
 		return -1;
-	for (size_t i = 0; i < B3_OUT_LEN; i++) {
-		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return -1;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return 0;
+	return util_hex_decode(s, B3_OUT_LEN, out);
 }
 
 int b3_cid_parse(const char *s, size_t len, uint8_t out[B3_OUT_LEN])

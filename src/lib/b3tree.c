@@ -7,6 +7,7 @@
  * as hashing its bytes with b3_hash.
  */
 #include "lib/b3tree.h"
+#include "lib/b3tree_test.h"
 
 #include <stdlib.h>
 #include <string.h>

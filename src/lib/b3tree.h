@@ -105,10 +105,6 @@ typedef struct b3tree_builder {
 	uint8_t buf[B3TREE_GROUP_LEN];
 } b3tree_builder;
 
-/* Heap-allocated builder (the struct is too big for most stacks); NULL on
- * allocation failure. outboard is borrowed until finish; caller frees both. */
-b3tree_builder *b3tree_builder_new(uint8_t *outboard, size_t outboard_cap);
-void b3tree_builder_free(b3tree_builder *b);
 /* For a builder embedded in a larger struct. */
 void b3tree_builder_init(b3tree_builder *b, uint8_t *outboard,
                          size_t outboard_cap);
@@ -119,7 +115,5 @@ int b3tree_builder_update(b3tree_builder *b, const void *data, size_t n);
  * id. 0 or -1 (failed builder, or finish called twice). */
 __attribute__((warn_unused_result))
 int b3tree_builder_finish(b3tree_builder *b, uint8_t root[B3_OUT_LEN]);
-/* Bytes accepted so far. */
-uint64_t b3tree_builder_len(const b3tree_builder *b);
 
 #endif

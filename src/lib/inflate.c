@@ -3,6 +3,7 @@
  * and why they are checked while output is produced).
  */
 #include "lib/inflate.h"
+#include "lib/inflate_test.h"
 
 #include <stdbool.h>
 #include <stdlib.h>

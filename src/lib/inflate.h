@@ -73,8 +73,6 @@ inflate_status inflate_stream_feed(inflate_stream *s, const void *in, size_t len
 __attribute__((warn_unused_result))
 inflate_status inflate_stream_finish(inflate_stream *s);
 
-uint64_t inflate_stream_total_in(const inflate_stream *s);
-uint64_t inflate_stream_total_out(const inflate_stream *s);
 const char *inflate_status_str(inflate_status st);
 
 #endif

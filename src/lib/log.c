@@ -2,6 +2,7 @@
  * log.c — JSON-lines logging (see log.h).
  */
 #include "lib/log.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -67,7 +68,6 @@ int log_level_parse(const char *s, log_level *out)
 
 size_t log_json_escape(char *dst, size_t dstlen, const char *src)
 {
-	static const char hex[] = "0123456789abcdef";
 	size_t o = 0;
 
 	if (dstlen == 0)
@@ -87,7 +87,7 @@ size_t log_json_escape(char *dst, size_t dstlen, const char *src)
 			esc[0] = '\\'; esc[1] = 't'; n = 2;
 		} else if (ch < 0x20 || ch == 0x7f) {
 			esc[0] = '\\'; esc[1] = 'u'; esc[2] = '0'; esc[3] = '0';
-			esc[4] = hex[ch >> 4]; esc[5] = hex[ch & 15]; n = 6;
+			util_hex_encode(&ch, 1, esc + 4); n = 6;
 		} else {
 			esc[0] = (char)ch; n = 1;
 		}
@@ -136,16 +136,8 @@ static void format_ts(char *buf, size_t len)
 
 static void write_all(int fd, const char *buf, size_t len)
 {
-	while (len > 0) {
-		ssize_t w = write(fd, buf, len);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return; /* nowhere to report a failing log fd */
-		}
-		buf += w;
-		len -= (size_t)w;
-	}
+	if (util_write_all(fd, buf, len) != 0)
+		return;   /* nowhere to report a failing log fd: the line is dropped */
 }
 
 static void emit(log_level lvl, const char *msg, va_list *ap)
@@ -185,19 +177,6 @@ static void emit(log_level lvl, const char *msg, va_list *ap)
 	line[o++] = '}';
 	line[o++] = '\n';
 	write_all(g_log.fd, line, o);
-}
-
-void log_msg(log_level lvl, const char *fmt, ...)
-{
-	char msg[LOG_LINE_MAX / 2];
-	va_list ap;
-
-	if (lvl < g_log.min)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	emit(lvl, msg, NULL);
 }
 
 void log_kvv(log_level lvl, const char *msg, va_list ap)

@@ -44,18 +44,9 @@ __attribute__((warn_unused_result))
 int log_level_parse(const char *s, log_level *out);
 const char *log_level_name(log_level l);
 
-/* Message with printf-style formatting (the message only). */
-void log_msg(log_level lvl, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
 /* Message plus fields: log_kv(LOG_LEVEL_WARN, "refused", "route", "/o", "reason", "413", NULL). */
 void log_kv(log_level lvl, const char *msg, ...) __attribute__((sentinel));
 void log_kvv(log_level lvl, const char *msg, va_list ap);
-
-#define log_debug(...) log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__)
-#define log_info(...)  log_msg(LOG_LEVEL_INFO, __VA_ARGS__)
-#define log_warn(...)  log_msg(LOG_LEVEL_WARN, __VA_ARGS__)
-#define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
 
 /*
  * BUG(): a broken invariant that can be survived (CONVENTIONS tier 3): logs

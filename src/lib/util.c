@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,14 +48,6 @@ int util_set_nonblock(int fd)
 {
 	int fl = fcntl(fd, F_GETFL);
 	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-}
-
-int util_set_cloexec(int fd, bool on)
-{
-	int fl = fcntl(fd, F_GETFD);
-	if (fl < 0)
-		return -1;
-	return fcntl(fd, F_SETFD, on ? (fl | FD_CLOEXEC) : (fl & ~FD_CLOEXEC));
 }
 
 static int ensure_one(const char *path, mode_t mode, char *err, size_t errlen)
@@ -211,41 +204,6 @@ void util_addr_str(const struct sockaddr *sa, char *out, size_t outlen)
 	}
 }
 
-int util_read_file(const char *path, size_t max, char **out, size_t *outlen)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	char *buf;
-
-	if (fd < 0)
-		return -1;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
-		close(fd);
-		errno = EFBIG;
-		return -1;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		close(fd);
-		return -1;
-	}
-	size_t got = 0;
-	while (got < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	close(fd);
-	buf[got] = '\0';
-	*out = buf;
-	if (outlen)
-		*outlen = got;
-	return 0;
-}
-
 int util_write_all(int fd, const void *data, size_t len)
 {
 	size_t off = 0;
@@ -260,6 +218,212 @@ int util_write_all(int fd, const void *data, size_t len)
 			return -1;
 		}
 		off += (size_t)w;
+	}
+	return 0;
+}
+
+/* ---- files ---------------------------------------------------------------- */
+
+util_file_status util_file_open(const char *path, size_t max, unsigned flags, int *fdp,
+                                struct stat *st)
+{
+	int oflags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+	util_file_status why = UTIL_FILE_OK;
+
+	*fdp = -1;
+	memset(st, 0, sizeof *st);
+	if (flags & UTIL_FILE_NOFOLLOW)
+		oflags |= O_NOFOLLOW;
+	int fd = open(path, oflags);
+	if (fd < 0)
+		return UTIL_FILE_ERRNO;
+	if (fstat(fd, st) != 0)
+		why = UTIL_FILE_ERRNO;
+	else if (!S_ISREG(st->st_mode))
+		why = UTIL_FILE_NOT_REGULAR;
+	else if ((flags & UTIL_FILE_SECRET) && (st->st_mode & 077))
+		why = UTIL_FILE_TOO_OPEN;
+	else if ((uint64_t)st->st_size > max)
+		why = UTIL_FILE_TOO_BIG;
+	if (why != UTIL_FILE_OK) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return why;
+	}
+	*fdp = fd;
+	return UTIL_FILE_OK;
+}
+
+int util_read_full(int fd, void *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t r = read(fd, (char *)buf + got, len - got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			if (r == 0)
+				errno = EIO;   /* the file is shorter than it said */
+			return -1;
+		}
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+int util_read_file(const char *path, size_t max, char **out, size_t *outlen)
+{
+	struct stat st;
+	int fd;
+	char *buf;
+
+	switch (util_file_open(path, max, 0, &fd, &st)) {
+	case UTIL_FILE_OK:
+		break;
+	case UTIL_FILE_NOT_REGULAR:
+		errno = EINVAL;
+		return -1;
+	case UTIL_FILE_TOO_BIG:
+		errno = EFBIG;
+		return -1;
+	default:
+		return -1;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf || util_read_full(fd, buf, (size_t)st.st_size) != 0) {
+		int e = buf ? errno : ENOMEM;
+		free(buf);
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	close(fd);
+	buf[st.st_size] = '\0';
+	*out = buf;
+	if (outlen)
+		*outlen = (size_t)st.st_size;
+	return 0;
+}
+
+int util_tmp_name(const char *path, char *out, size_t outlen)
+{
+	const char *base = strrchr(path, '/');
+	int n = base ? snprintf(out, outlen, "%.*s/.%s.tmp", (int)(base - path), path, base + 1)
+	             : snprintf(out, outlen, ".%s.tmp", path);
+
+	return n < 0 || (size_t)n >= outlen ? -1 : 0;
+}
+
+static int util_fsync_dir_of(const char *path)
+{
+	const char *base = strrchr(path, '/');
+	char dir[PATH_MAX];
+	int n = base ? snprintf(dir, sizeof dir, "%.*s", base == path ? 1 : (int)(base - path), path)
+	             : snprintf(dir, sizeof dir, ".");
+
+	if (n < 0 || (size_t)n >= sizeof dir) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int r = fsync(fd);
+	int e = errno;
+	close(fd);
+	errno = e;
+	return r;
+}
+
+/* A fresh tmp file with exactly mode, fsync'd. 0/-1 (errno), nothing left on failure. */
+static int util_write_tmp(const char *tmp, const void *data, size_t len, mode_t mode)
+{
+	if (unlink(tmp) != 0 && errno != ENOENT)   /* a leftover of a crashed run */
+		return -1;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -1;
+	/* fchmod: the umask must not loosen or tighten what the caller asked for. */
+	if (fchmod(fd, mode) != 0 || util_write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+		int e = errno;
+		close(fd);
+		(void)unlink(tmp);
+		errno = e;
+		return -1;
+	}
+	if (close(fd) != 0) {
+		int e = errno;
+		(void)unlink(tmp);
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+util_write_status util_write_atomic(const char *path, const void *data, size_t len,
+                                    mode_t mode, unsigned flags)
+{
+	char tmp[PATH_MAX];
+	int r, e;
+
+	if (util_tmp_name(path, tmp, sizeof tmp) != 0) {
+		errno = ENAMETOOLONG;
+		return UTIL_WRITE_ETMP;
+	}
+	if (util_write_tmp(tmp, data, len, mode) != 0)
+		return UTIL_WRITE_ETMP;
+	/* link(2) fails with EEXIST where rename(2) would silently replace. */
+	r = (flags & UTIL_WRITE_NOREPLACE) ? link(tmp, path) : rename(tmp, path);
+	e = errno;
+	(void)unlink(tmp);
+	if (r != 0) {
+		errno = e;
+		return UTIL_WRITE_EPUBLISH;
+	}
+	return util_fsync_dir_of(path) == 0 ? UTIL_WRITE_OK : UTIL_WRITE_ESYNC;
+}
+
+/* ---- hex ------------------------------------------------------------------ */
+
+/* One nibble as a lowercase digit, without a table or a branch on the value:
+ * the same instructions run for every byte of a key. */
+static char util_hex_digit(unsigned v)
+{
+	/* (9 - v) >> 8 is all ones when v > 9: then add the gap from '9'+1 to 'a'. */
+	return (char)('0' + v + (((9u - v) >> 8) & ('a' - '0' - 10)));
+}
+
+void util_hex_encode(const void *in, size_t n, char *out)
+{
+	const uint8_t *p = in;
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = util_hex_digit(p[i] >> 4);
+		out[2 * i + 1] = util_hex_digit(p[i] & 15u);
+	}
+	out[2 * n] = '\0';
+}
+
+static int util_hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;   /* uppercase is refused on purpose: one spelling per value */
+}
+
+int util_hex_decode(const char *s, size_t n, uint8_t *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		int hi = util_hex_value(s[2 * i]), lo = util_hex_value(s[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -1;
+		out[i] = (uint8_t)(hi << 4 | lo);
 	}
 	return 0;
 }

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 /* Monotonic milliseconds. */
@@ -18,7 +19,6 @@ uint64_t util_wall_ms(void);
 uint32_t util_random_u32(void);
 
 __attribute__((warn_unused_result)) int util_set_nonblock(int fd);
-__attribute__((warn_unused_result)) int util_set_cloexec(int fd, bool on);
 
 /*
  * Ensure path is a directory with exactly `mode` that this user owns,
@@ -60,8 +60,73 @@ void util_addr_str(const struct sockaddr *sa, char *out, size_t outlen);
 __attribute__((warn_unused_result))
 int util_write_all(int fd, const void *data, size_t len);
 
-/* Read a whole small file (at most max bytes) into a malloc'd NUL-terminated buffer. */
+/*
+ * Files. util_file_open opens path read-only (cloexec, noctty, O_NONBLOCK so a
+ * FIFO cannot stall a start-up) and checks the open descriptor, so a rename
+ * between check and read cannot swap the file: a regular file of at most max
+ * bytes and, with UTIL_FILE_SECRET, no group or other permission bits. It
+ * says why it refused and the caller words the message (the callers' messages
+ * differ and tests hold them).
+ */
+typedef enum {
+	UTIL_FILE_OK = 0,
+	UTIL_FILE_ERRNO,        /* open or fstat failed: errno says why */
+	UTIL_FILE_NOT_REGULAR,
+	UTIL_FILE_TOO_OPEN,     /* UTIL_FILE_SECRET and group/other bits set */
+	UTIL_FILE_TOO_BIG,      /* st_size > max */
+} util_file_status;
+
+#define UTIL_FILE_SECRET   0x1u  /* refuse a file group or others may access */
+#define UTIL_FILE_NOFOLLOW 0x2u  /* refuse a symbolic link as the last component */
+
+/* On UTIL_FILE_OK *fd is open (caller closes); otherwise *fd is -1. *st is
+ * filled whenever fstat ran (so the caller can name a mode or a size). */
+__attribute__((warn_unused_result))
+util_file_status util_file_open(const char *path, size_t max, unsigned flags, int *fd,
+                                struct stat *st);
+
+/* read(2) exactly len bytes (EINTR retried). 0, or -1 with errno (EIO when
+ * the file ends early). */
+__attribute__((warn_unused_result))
+int util_read_full(int fd, void *buf, size_t len);
+
+/* A whole regular file of at most max bytes into *out (malloc'd, caller
+ * frees, NUL-terminated; *outlen excludes the NUL). 0, or -1 with errno:
+ * EFBIG when larger than max, EINVAL when not a regular file. */
 __attribute__((warn_unused_result))
 int util_read_file(const char *path, size_t max, char **out, size_t *outlen);
+
+/* "<dir>/.<base>.tmp": the temp name util_write_atomic uses for path (a
+ * dot-name, so no loader picks it up). 0, or -1 when it does not fit. */
+__attribute__((warn_unused_result))
+int util_tmp_name(const char *path, char *out, size_t outlen);
+
+#define UTIL_WRITE_NOREPLACE 0x1u  /* publish with link(2): EEXIST if path exists */
+
+typedef enum {
+	UTIL_WRITE_OK = 0,
+	UTIL_WRITE_ETMP,       /* the temp file could not be written; path untouched */
+	UTIL_WRITE_EPUBLISH,   /* rename/link failed (EEXIST with NOREPLACE); path untouched */
+	UTIL_WRITE_ESYNC,      /* path is published but its directory fsync failed */
+} util_write_status;
+
+/*
+ * Publish len bytes at path so a reader (or a crash) sees the old file or the
+ * whole new one: written to util_tmp_name(path) with exactly mode (a leftover
+ * temp file of a crashed run is replaced), fsync'd, renamed over path (or
+ * linked, never replacing, with UTIL_WRITE_NOREPLACE), the directory fsync'd.
+ * errno says why on failure; the temp file never survives.
+ */
+__attribute__((warn_unused_result))
+util_write_status util_write_atomic(const char *path, const void *data, size_t len,
+                                    mode_t mode, unsigned flags);
+
+/* n bytes as 2n lowercase hex digits plus a NUL (out holds 2n + 1). The
+ * time taken does not depend on the bytes, so it may encode keys. */
+void util_hex_encode(const void *in, size_t n, char *out);
+/* Exactly 2n lowercase hex digits (no uppercase: one spelling per value)
+ * into n bytes. 0/-1; out may be partly written on failure. */
+__attribute__((warn_unused_result))
+int util_hex_decode(const char *s, size_t n, uint8_t *out);
 
 #endif

@@ -78,30 +78,17 @@ static int floor_load(supervisor *s, char *err, size_t errlen)
 	return 0;
 }
 
-/* Persist a raised floor: tmp, fsync, rename, fsync the directory. */
+/* Persist a raised floor (util_write_atomic: a crash leaves the old floor or the new). */
 static void floor_store(supervisor *s)
 {
-	char path[CONFIG_PATH_MAX + 32], tmp[CONFIG_PATH_MAX + 40], body[32];
+	char path[CONFIG_PATH_MAX + 32], body[32];
 
-	if (s->cfg.amnesia || floor_path(s, path, sizeof path) != 0 ||
-	    snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+	if (s->cfg.amnesia || floor_path(s, path, sizeof path) != 0)
 		return;
 	int n = snprintf(body, sizeof body, "%llu\n", (unsigned long long)s->policy.floor);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	bool ok = fd >= 0 && util_write_all(fd, body, (size_t)n) == 0 && fsync(fd) == 0;
-	if (fd >= 0)
-		close(fd);
-	ok = ok && rename(tmp, path) == 0;
-	int dfd = ok ? open(s->cfg.data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-	if (dfd >= 0) {
-		ok = fsync(dfd) == 0;
-		close(dfd);
-	}
-	if (!ok) {
-		(void)unlink(tmp);
+	if (util_write_atomic(path, body, (size_t)n, 0600, 0) != UTIL_WRITE_OK)
 		log_kv(LOG_LEVEL_ERROR, "cannot persist the policy version floor; rollback across a "
 		       "restart is not prevented", "file", path, "error", strerror(errno), NULL);
-	}
 }
 
 static int sealed_copy(const char *buf, size_t len)

@@ -202,11 +202,6 @@ int captoken_keyring_load_file(captoken_keyring *kr, const char *path, const cha
 #define CAPTOKEN_KEYS_NONE (-2)
 __attribute__((warn_unused_result))
 int captoken_keyring_load_dir(captoken_keyring *kr, const char *dir, char *err, size_t errlen);
-/* Designates kid for minting. -1 if absent. */
-__attribute__((warn_unused_result))
-int captoken_keyring_set_mint(captoken_keyring *kr, const char *kid);
-/* The mint kid (the only key when none was designated), or NULL. */
-const char *captoken_keyring_mint_kid(const captoken_keyring *kr);
 /* Borrowed pointer into secure memory, or NULL. Do not copy it out. */
 const uint8_t *captoken_keyring_find(const captoken_keyring *kr, const char *kid);
 size_t captoken_keyring_count(const captoken_keyring *kr);

@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include "core/auth/captoken.h"
+#include "core/auth/captoken_test.h"
+#include "lib/util.h"
 
 #define CAPTOKEN_KEYFILE_MAX 66    /* 64 hex + "\r\n" at most */
 #define CAPTOKEN_KEY_SUFFIX ".key"
@@ -102,51 +104,62 @@ const char *captoken_keyring_mint_kid(const captoken_keyring *kr)
 	return kr && kr->n == 1 ? kr->e[0].kid : NULL;
 }
 
-/* Opens path and checks it may hold a secret: ours, regular, 0600 or less. */
-static int key_open(const char *path, char *err, size_t errlen)
+/* Why util_file_open refused a key file, in this module's words. */
+static void key_open_err(util_file_status why, const char *path, const struct stat *st,
+                         char *err, size_t errlen)
+{
+	if (why == UTIL_FILE_ERRNO)
+		snprintf(err, errlen, "key file %s: %s", path, strerror(errno));
+	else if (why == UTIL_FILE_NOT_REGULAR)
+		snprintf(err, errlen, "key file %s: not a regular file", path);
+	else if (why == UTIL_FILE_TOO_OPEN)
+		snprintf(err, errlen, "key file %s: mode %04o is too open (need 0600 or stricter)",
+		         path, (unsigned)(st->st_mode & 07777));
+	else
+		snprintf(err, errlen, "key file %s: must hold exactly %d hex characters", path,
+		         2 * CAPTOKEN_KEY_LEN);
+}
+
+/* Opens path and checks it may hold a secret: ours, regular, 0600 or less.
+ * Returns the fd and the file's size, or -1 with err. */
+static int key_open(const char *path, size_t *size, char *err, size_t errlen)
 {
 	struct stat st;
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int fd;
+	util_file_status why = util_file_open(path, CAPTOKEN_KEYFILE_MAX,
+	                                      UTIL_FILE_SECRET | UTIL_FILE_NOFOLLOW, &fd, &st);
 
-	if (fd < 0) {
-		snprintf(err, errlen, "key file %s: %s", path, strerror(errno));
+	if (why == UTIL_FILE_OK && st.st_size < 2 * CAPTOKEN_KEY_LEN)
+		why = UTIL_FILE_TOO_BIG;   /* the same words: not exactly the right size */
+	if (why == UTIL_FILE_OK && st.st_uid != geteuid()) {
+		snprintf(err, errlen, "key file %s: not owned by uid %u", path, (unsigned)geteuid());
+		close(fd);
 		return -1;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "key file %s: not a regular file", path);
-	} else if (st.st_uid != geteuid()) {
-		snprintf(err, errlen, "key file %s: not owned by uid %u", path, (unsigned)geteuid());
-	} else if (st.st_mode & 077) {
-		snprintf(err, errlen, "key file %s: mode %04o is too open (need 0600 or stricter)",
-		         path, (unsigned)(st.st_mode & 07777));
-	} else if (st.st_size < 2 * CAPTOKEN_KEY_LEN || st.st_size > CAPTOKEN_KEYFILE_MAX) {
-		snprintf(err, errlen, "key file %s: must hold exactly %d hex characters",
-		         path, 2 * CAPTOKEN_KEY_LEN);
-	} else {
-		return fd;
+	if (why != UTIL_FILE_OK) {
+		if (fd >= 0)
+			close(fd);
+		key_open_err(why, path, &st, err, errlen);
+		return -1;
 	}
-	close(fd);
-	return -1;
+	*size = (size_t)st.st_size;
+	return fd;
 }
 
 uint8_t *captoken_key_read(const char *path, char *err, size_t errlen)
 {
 	char *hex;
 	uint8_t *key;
-	size_t got = 0, binlen = 0;
+	size_t got = 0, size = 0, binlen = 0;
 	const char *end = NULL;
 	int fd;
 
-	if (sodium_init() < 0 || (fd = key_open(path, err, errlen)) < 0)
+	if (sodium_init() < 0 || (fd = key_open(path, &size, err, errlen)) < 0)
 		return NULL;
 	hex = sodium_malloc(CAPTOKEN_KEYFILE_MAX + 1);
 	key = sodium_malloc(CAPTOKEN_KEY_LEN);
-	while (hex && key && got <= CAPTOKEN_KEYFILE_MAX) {
-		ssize_t r = read(fd, hex + got, CAPTOKEN_KEYFILE_MAX + 1 - got);
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
+	if (hex && key && util_read_full(fd, hex, size) == 0)
+		got = size;
 	close(fd);
 	while (got > 0 && (hex[got - 1] == '\n' || hex[got - 1] == '\r'))
 		got--;

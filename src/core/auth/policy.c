@@ -1,5 +1,6 @@
 /*
- * policy.c — ron-policy v1 bundles: strict parse, evaluation, signatures.
+ * policy.c — ron-policy v1 bundles: strict parse, evaluation, and loading a
+ * signed bundle (the node's path; keygen and signing are in policy_sign.c).
  *
  * The bundle is untrusted until its signature verifies, and the parser runs
  * on it anyway in `policy eval` without --pub and under the fuzzer, so every
@@ -20,7 +21,9 @@
 #include <unistd.h>
 
 #include "core/auth/policy.h"
+#include "core/auth/policy_int.h"
 #include "lib/b3.h"
+#include "lib/util.h"
 
 #define POLICY_MAX_METHOD 16u   /* longest registered HTTP method is 17; ours are short */
 #define POLICY_PATH_MAX   96u   /* JSON path in error messages */
@@ -48,9 +51,8 @@ struct policy {
 
 /* ---- errors ------------------------------------------------------------ */
 
-__attribute__((format(printf, 4, 5)))
 /* "<where>: <what>", where is a JSON path or a file name. */
-static int perr(char *err, size_t errlen, const char *path, const char *fmt, ...)
+int policy_perr(char *err, size_t errlen, const char *path, const char *fmt, ...)
 {
 	char msg[200];
 	va_list ap;
@@ -109,7 +111,7 @@ static int check_fields(json_t *obj, const char *path, const char *const *allowe
 			char sk[40];
 
 			safe_key(k, sk);
-			return perr(err, errlen, path, "unknown field \"%s\"", sk);
+			return policy_perr(err, errlen, path, "unknown field \"%s\"", sk);
 		}
 	}
 	return 0;
@@ -128,14 +130,14 @@ static int want_str(json_t *v, const char *path, size_t max, const char **out,
                     char *err, size_t errlen)
 {
 	if (!json_is_string(v))
-		return perr(err, errlen, path, "expected a string");
+		return policy_perr(err, errlen, path, "expected a string");
 	size_t n = json_string_length(v);
 	if (n == 0)
-		return perr(err, errlen, path, "must not be empty");
+		return policy_perr(err, errlen, path, "must not be empty");
 	if (n > max)
-		return perr(err, errlen, path, "longer than %zu bytes", max);
+		return policy_perr(err, errlen, path, "longer than %zu bytes", max);
 	if (!str_is_clean(json_string_value(v)))
-		return perr(err, errlen, path, "contains a control character");
+		return policy_perr(err, errlen, path, "contains a control character");
 	*out = json_string_value(v);
 	return 0;
 }
@@ -144,10 +146,11 @@ static int want_u64(json_t *v, const char *path, uint64_t min, uint64_t *out,
                     char *err, size_t errlen)
 {
 	if (!json_is_integer(v))
-		return perr(err, errlen, path, "expected an integer");
+		return policy_perr(err, errlen, path, "expected an integer");
 	json_int_t i = json_integer_value(v);
 	if (i < 0 || (uint64_t)i < min)
-		return perr(err, errlen, path, "must be at least %llu", (unsigned long long)min);
+		return policy_perr(err, errlen, path, "must be at least %llu",
+		                   (unsigned long long)min);
 	*out = (uint64_t)i;
 	return 0;
 }
@@ -164,7 +167,7 @@ static int want_action(json_t *v, const char *path, policy_decision *out,
 	else if (strcmp(s, "deny") == 0)
 		*out = POLICY_DENY;
 	else
-		return perr(err, errlen, path, "expected \"allow\" or \"deny\"");
+		return policy_perr(err, errlen, path, "expected \"allow\" or \"deny\"");
 	return 0;
 }
 
@@ -187,7 +190,7 @@ static int parse_defaults(policy *p, json_t *d, char *err, size_t errlen)
 	json_t *v;
 
 	if (!json_is_object(d))
-		return perr(err, errlen, "$.defaults", "expected an object");
+		return policy_perr(err, errlen, "$.defaults", "expected an object");
 	if (check_fields(d, "$.defaults", fields, err, errlen) != 0)
 		return -1;
 	if ((v = json_object_get(d, "max_body_bytes"))) {
@@ -212,9 +215,9 @@ static int parse_tags(policy_rule *r, json_t *v, const char *path, char *err, si
 	size_t i;
 
 	if (!json_is_array(v))
-		return perr(err, errlen, path, "expected an array of strings");
+		return policy_perr(err, errlen, path, "expected an array of strings");
 	if (json_array_size(v) > POLICY_MAX_TAGS)
-		return perr(err, errlen, path, "more than %u tags", POLICY_MAX_TAGS);
+		return policy_perr(err, errlen, path, "more than %u tags", POLICY_MAX_TAGS);
 	json_array_foreach(v, i, t) {
 		path_fmt(ep, "%s[%zu]", path, i);
 		if (want_str(t, ep, POLICY_MAX_STR, &s, err, errlen) != 0)
@@ -232,7 +235,7 @@ static int parse_when(policy_rule *r, json_t *w, const char *base, char *err, si
 	json_t *v;
 
 	if (!json_is_object(w))
-		return perr(err, errlen, base, "expected an object");
+		return policy_perr(err, errlen, base, "expected an object");
 	if (check_fields(w, base, fields, err, errlen) != 0)
 		return -1;
 	if ((v = json_object_get(w, "method"))) {
@@ -240,7 +243,8 @@ static int parse_when(policy_rule *r, json_t *w, const char *base, char *err, si
 		if (want_str(v, path, POLICY_MAX_METHOD, &r->method, err, errlen) != 0)
 			return -1;
 		if (!method_is_valid(r->method))
-			return perr(err, errlen, path, "expected \"*\" or an upper-case method");
+			return policy_perr(err, errlen, path,
+			                   "expected \"*\" or an upper-case method");
 	}
 	if ((v = json_object_get(w, "region"))) {
 		path_join(path, base, "region");
@@ -269,22 +273,22 @@ static int parse_rule(policy_rule *r, json_t *o, size_t idx, char *err, size_t e
 
 	path_fmt(base, "$.rules[%zu]", idx);
 	if (!json_is_object(o))
-		return perr(err, errlen, base, "expected an object");
+		return policy_perr(err, errlen, base, "expected an object");
 	if (check_fields(o, base, fields, err, errlen) != 0)
 		return -1;
 	path_join(path, base, "id");
 	if (!(v = json_object_get(o, "id")))
-		return perr(err, errlen, path, "missing");
+		return policy_perr(err, errlen, path, "missing");
 	if (want_str(v, path, POLICY_MAX_STR, &r->id, err, errlen) != 0)
 		return -1;
 	path_join(path, base, "when");
 	if (!(v = json_object_get(o, "when")))
-		return perr(err, errlen, path, "missing");
+		return policy_perr(err, errlen, path, "missing");
 	if (parse_when(r, v, path, err, errlen) != 0)
 		return -1;
 	path_join(path, base, "action");
 	if (!(v = json_object_get(o, "action")))
-		return perr(err, errlen, path, "missing");
+		return policy_perr(err, errlen, path, "missing");
 	if (want_action(v, path, &r->action, err, errlen) != 0)
 		return -1;
 	if ((v = json_object_get(o, "reason"))) {
@@ -301,14 +305,14 @@ static int parse_rules(policy *p, json_t *a, char *err, size_t errlen)
 	size_t i;
 
 	if (!json_is_array(a))
-		return perr(err, errlen, "$.rules", "expected an array");
+		return policy_perr(err, errlen, "$.rules", "expected an array");
 	if (json_array_size(a) > POLICY_MAX_RULES)
-		return perr(err, errlen, "$.rules", "more than %u rules", POLICY_MAX_RULES);
+		return policy_perr(err, errlen, "$.rules", "more than %u rules", POLICY_MAX_RULES);
 	if (json_array_size(a) == 0)
 		return 0;
 	p->rules = calloc(json_array_size(a), sizeof *p->rules);
 	if (!p->rules)
-		return perr(err, errlen, "$.rules", "out of memory");
+		return policy_perr(err, errlen, "$.rules", "out of memory");
 	json_array_foreach(a, i, o) {
 		if (parse_rule(&p->rules[i], o, i, err, errlen) != 0)
 			return -1;
@@ -318,7 +322,8 @@ static int parse_rules(policy *p, json_t *a, char *err, size_t errlen)
 				char path[POLICY_PATH_MAX];
 
 				path_fmt(path, "$.rules[%zu].id", i);
-				return perr(err, errlen, path, "duplicate id (also $.rules[%zu])", j);
+				return policy_perr(err, errlen, path, "duplicate id (also $.rules[%zu])",
+				                   j);
 			}
 		p->nrules = i + 1;
 	}
@@ -331,17 +336,17 @@ static int parse_root(policy *p, char *err, size_t errlen)
 	json_t *v;
 
 	if (!json_is_object(p->root))
-		return perr(err, errlen, "$", "expected an object");
+		return policy_perr(err, errlen, "$", "expected an object");
 	if (check_fields(p->root, "$", fields, err, errlen) != 0)
 		return -1;
 	if (!(v = json_object_get(p->root, "version")))
-		return perr(err, errlen, "$.version", "missing");
+		return policy_perr(err, errlen, "$.version", "missing");
 	if (want_u64(v, "$.version", 1, &p->version, err, errlen) != 0)
 		return -1;
 	if ((v = json_object_get(p->root, "defaults")) && parse_defaults(p, v, err, errlen) != 0)
 		return -1;
 	if (!(v = json_object_get(p->root, "rules")))
-		return perr(err, errlen, "$.rules", "missing");
+		return policy_perr(err, errlen, "$.rules", "missing");
 	return parse_rules(p, v, err, errlen);
 }
 
@@ -351,18 +356,19 @@ policy *policy_parse(const void *data, size_t len, char *err, size_t errlen)
 	policy *p;
 
 	if (len > POLICY_MAX_BYTES) {
-		perr(err, errlen, "$", "bundle is %zu bytes, more than %u", len, POLICY_MAX_BYTES);
+		policy_perr(err, errlen, "$", "bundle is %zu bytes, more than %u", len,
+		            POLICY_MAX_BYTES);
 		return NULL;
 	}
 	if (!(p = calloc(1, sizeof *p))) {
-		perr(err, errlen, "$", "out of memory");
+		policy_perr(err, errlen, "$", "out of memory");
 		return NULL;
 	}
 	p->dflt = POLICY_DENY;
 	p->root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!p->root) {
-		perr(err, errlen, "$", "invalid JSON at line %d column %d: %s",
-		     jerr.line, jerr.column, jerr.text);
+		policy_perr(err, errlen, "$", "invalid JSON at line %d column %d: %s",
+		            jerr.line, jerr.column, jerr.text);
 		policy_free(p);
 		return NULL;
 	}
@@ -548,103 +554,47 @@ int policy_sig_verify(const void *data, size_t len, const uint8_t sig[POLICY_SIG
 	return crypto_sign_verify_detached(sig, digest, sizeof digest, pk) == 0 ? 0 : -1;
 }
 
-int policy_sig_create(const void *data, size_t len, const uint8_t sk[POLICY_SK_LEN],
-                      uint8_t sig[POLICY_SIG_LEN])
+/* ---- files ---------------------------------------------------------------------- */
+
+int policy_path_with(char *out, size_t outlen, const char *base, const char *suffix,
+                     char *err, size_t errlen)
 {
-	uint8_t digest[B3_OUT_LEN];
-
-	if (sodium_init() < 0)
-		return -1;
-	b3_hash(data, len, digest);
-	return crypto_sign_detached(sig, NULL, digest, sizeof digest, sk) == 0 ? 0 : -1;
-}
-
-/* ---- files ------------------------------------------------------------------------- */
-
-static int hex_nibble(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/* Exactly 2n lowercase hex characters into n bytes. */
-static int hex_decode(const char *s, size_t n, uint8_t *out)
-{
-	for (size_t i = 0; i < n; i++) {
-		int hi = hex_nibble(s[2 * i]), lo = hex_nibble(s[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return -1;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return 0;
-}
-
-static void hex_encode(const uint8_t *in, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[in[i] >> 4];
-		out[2 * i + 1] = digits[in[i] & 15];
-	}
-	out[2 * n] = '\n';
-}
-
-/* Read exactly len bytes of fd into buf. */
-static int read_all(int fd, void *buf, size_t len)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t r = read(fd, (char *)buf + got, len - got);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		got += (size_t)r;
-	}
+	if ((size_t)snprintf(out, outlen, "%s%s", base, suffix) >= outlen)
+		return policy_perr(err, errlen, base, "path too long");
 	return 0;
 }
 
 /*
  * Open a regular file of at most max bytes; secret files must not be
- * accessible to group or others (the check is on the open descriptor, so a
- * rename between check and read cannot swap the file).
+ * accessible to group or others (util_file_open checks the open descriptor,
+ * so a rename between check and read cannot swap the file).
  */
 static int open_checked(const char *path, size_t max, bool secret, size_t *size,
                         char *err, size_t errlen)
 {
 	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd;
 
-	if (fd < 0)
-		return perr(err, errlen, path, "%s", strerror(errno));
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return perr(err, errlen, path, "not a regular file");
+	switch (util_file_open(path, max, secret ? UTIL_FILE_SECRET : 0, &fd, &st)) {
+	case UTIL_FILE_OK:
+		*size = (size_t)st.st_size;
+		return fd;
+	case UTIL_FILE_NOT_REGULAR:
+		return policy_perr(err, errlen, path, "not a regular file");
+	case UTIL_FILE_TOO_OPEN:
+		return policy_perr(err, errlen, path, "mode %04o: a secret key file must be 0600",
+		                   (unsigned)(st.st_mode & 07777));
+	case UTIL_FILE_TOO_BIG:
+		return policy_perr(err, errlen, path, "%lld bytes, more than %zu",
+		                   (long long)st.st_size, max);
+	case UTIL_FILE_ERRNO:
+		break;
 	}
-	if (secret && (st.st_mode & 077) != 0) {
-		close(fd);
-		return perr(err, errlen, path, "mode %04o: a secret key file must be 0600",
-		            (unsigned)(st.st_mode & 07777));
-	}
-	if ((uint64_t)st.st_size > max) {
-		close(fd);
-		return perr(err, errlen, path, "%lld bytes, more than %zu",
-		            (long long)st.st_size, max);
-	}
-	*size = (size_t)st.st_size;
-	return fd;
+	return policy_perr(err, errlen, path, "%s", strerror(errno));
 }
 
-/* n bytes as 2n lowercase hex plus an optional newline. buf holds 2n+1. */
-static int read_hex_file(const char *path, uint8_t *out, size_t n, bool secret,
-                         char *buf, const char *what, char *err, size_t errlen)
+int policy_read_hex(const char *path, uint8_t *out, size_t n, bool secret, char *buf,
+                    const char *what, char *err, size_t errlen)
 {
 	size_t size;
 	int fd = open_checked(path, 2 * n + 1, secret, &size, err, errlen);
@@ -652,134 +602,22 @@ static int read_hex_file(const char *path, uint8_t *out, size_t n, bool secret,
 
 	if (fd < 0)
 		return -1;
-	r = read_all(fd, buf, size);
+	r = util_read_full(fd, buf, size);
 	close(fd);
 	if (r != 0)
-		return perr(err, errlen, path, "read failed");
+		return policy_perr(err, errlen, path, "read failed");
 	if (size == 2 * n + 1 && buf[2 * n] != '\n')
 		size = 0;
-	if (size < 2 * n || hex_decode(buf, n, out) != 0) {
+	if (size < 2 * n || util_hex_decode(buf, n, out) != 0) {
 		sodium_memzero(buf, 2 * n + 1);
-		return perr(err, errlen, path, "not a %s (%zu lowercase hex characters)", what, 2 * n);
+		return policy_perr(err, errlen, path, "not a %s (%zu lowercase hex characters)",
+		                   what, 2 * n);
 	}
 	sodium_memzero(buf, 2 * n + 1);
 	return 0;
 }
 
-int policy_read_pk(const char *path, uint8_t pk[POLICY_PK_LEN], char *err, size_t errlen)
-{
-	char buf[2 * POLICY_PK_LEN + 1];
-
-	return read_hex_file(path, pk, POLICY_PK_LEN, false, buf, "public key", err, errlen);
-}
-
-int policy_read_sig(const char *path, uint8_t sig[POLICY_SIG_LEN], char *err, size_t errlen)
-{
-	char buf[2 * POLICY_SIG_LEN + 1];
-
-	return read_hex_file(path, sig, POLICY_SIG_LEN, false, buf, "signature", err, errlen);
-}
-
-int policy_read_sk(const char *path, uint8_t **sk, char *err, size_t errlen)
-{
-	char *buf;
-	uint8_t *key;
-
-	if (sodium_init() < 0)
-		return perr(err, errlen, path, "libsodium failed to initialise");
-	buf = sodium_malloc(2 * POLICY_SK_LEN + 1);
-	key = sodium_malloc(POLICY_SK_LEN);
-	if (!buf || !key) {
-		sodium_free(buf);
-		sodium_free(key);
-		return perr(err, errlen, path, "out of secure memory");
-	}
-	int r = read_hex_file(path, key, POLICY_SK_LEN, true, buf, "secret key", err, errlen);
-	sodium_free(buf);
-	if (r != 0) {
-		sodium_free(key);
-		return -1;
-	}
-	*sk = key;
-	return 0;
-}
-
-/* Write len bytes to a new file (O_EXCL) with exactly `mode`. */
-static int write_new(const char *path, const void *data, size_t len, mode_t mode,
-                     char *err, size_t errlen)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-	size_t off = 0;
-
-	if (fd < 0)
-		return perr(err, errlen, path, "%s", strerror(errno));
-	if (fchmod(fd, mode) != 0)
-		goto fail;
-	while (off < len) {
-		ssize_t w = write(fd, (const char *)data + off, len - off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			goto fail;
-		off += (size_t)w;
-	}
-	if (fsync(fd) != 0 || close(fd) != 0) {
-		fd = -1;
-		goto fail;
-	}
-	return 0;
-fail:
-	perr(err, errlen, path, "write failed: %s", strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	unlink(path);
-	return -1;
-}
-
-static int path_with(char *out, size_t outlen, const char *base, const char *suffix,
-                     char *err, size_t errlen)
-{
-	if ((size_t)snprintf(out, outlen, "%s%s", base, suffix) >= outlen)
-		return perr(err, errlen, base, "path too long");
-	return 0;
-}
-
-int policy_keygen_files(const char *prefix, char *err, size_t errlen)
-{
-	char kpath[PATH_MAX], ppath[PATH_MAX], phex[2 * POLICY_PK_LEN + 1];
-	uint8_t pk[POLICY_PK_LEN], *sk;
-	char *shex;
-	int r = -1;
-
-	if (path_with(kpath, sizeof kpath, prefix, ".key", err, errlen) != 0 ||
-	    path_with(ppath, sizeof ppath, prefix, ".pub", err, errlen) != 0)
-		return -1;
-	if (sodium_init() < 0)
-		return perr(err, errlen, kpath, "libsodium failed to initialise");
-	sk = sodium_malloc(POLICY_SK_LEN);
-	shex = sodium_malloc(2 * POLICY_SK_LEN + 1);
-	if (!sk || !shex) {
-		perr(err, errlen, kpath, "out of secure memory");
-		goto out;
-	}
-	crypto_sign_keypair(pk, sk);
-	hex_encode(sk, POLICY_SK_LEN, shex);
-	hex_encode(pk, POLICY_PK_LEN, phex);
-	if (write_new(kpath, shex, sizeof(char) * (2 * POLICY_SK_LEN + 1), 0600, err, errlen) != 0)
-		goto out;
-	if (write_new(ppath, phex, sizeof phex, 0644, err, errlen) != 0) {
-		unlink(kpath);
-		goto out;
-	}
-	r = 0;
-out:
-	sodium_free(sk);
-	sodium_free(shex);
-	return r;
-}
-
-static int read_bundle(const char *path, char **buf, size_t *len, char *err, size_t errlen)
+int policy_read_bundle(const char *path, char **buf, size_t *len, char *err, size_t errlen)
 {
 	int fd = open_checked(path, POLICY_MAX_BYTES, false, len, err, errlen);
 
@@ -788,47 +626,14 @@ static int read_bundle(const char *path, char **buf, size_t *len, char *err, siz
 	*buf = malloc(*len ? *len : 1);
 	if (!*buf) {
 		close(fd);
-		return perr(err, errlen, path, "out of memory");
+		return policy_perr(err, errlen, path, "out of memory");
 	}
-	if (read_all(fd, *buf, *len) != 0) {
+	if (util_read_full(fd, *buf, *len) != 0) {
 		close(fd);
 		free(*buf);
-		return perr(err, errlen, path, "short read");
+		return policy_perr(err, errlen, path, "short read");
 	}
 	close(fd);
-	return 0;
-}
-
-int policy_sign_file(const char *bundle_path, const char *sk_path, char *err, size_t errlen)
-{
-	char spath[PATH_MAX], tpath[PATH_MAX], hex[2 * POLICY_SIG_LEN + 1];
-	uint8_t sig[POLICY_SIG_LEN], *sk;
-	char *buf;
-	size_t len;
-	int r;
-
-	if (path_with(spath, sizeof spath, bundle_path, POLICY_SIG_SUFFIX, err, errlen) != 0 ||
-	    path_with(tpath, sizeof tpath, spath, ".tmp", err, errlen) != 0)
-		return -1;
-	if (read_bundle(bundle_path, &buf, &len, err, errlen) != 0)
-		return -1;
-	if (policy_read_sk(sk_path, &sk, err, errlen) != 0) {
-		free(buf);
-		return -1;
-	}
-	r = policy_sig_create(buf, len, sk, sig);
-	sodium_free(sk);
-	free(buf);
-	if (r != 0)
-		return perr(err, errlen, bundle_path, "signing failed");
-	hex_encode(sig, sizeof sig, hex);
-	(void)unlink(tpath);   /* a leftover from a crashed run */
-	if (write_new(tpath, hex, sizeof hex, 0644, err, errlen) != 0)
-		return -1;
-	if (rename(tpath, spath) != 0) {
-		unlink(tpath);
-		return perr(err, errlen, spath, "rename failed: %s", strerror(errno));
-	}
 	return 0;
 }
 
@@ -838,15 +643,20 @@ static int load_verified(const char *bundle_path, const char *pubkey_path, char 
 	char spath[PATH_MAX];
 	uint8_t pk[POLICY_PK_LEN], sig[POLICY_SIG_LEN];
 
-	if (path_with(spath, sizeof spath, bundle_path, POLICY_SIG_SUFFIX, err, errlen) != 0 ||
-	    policy_read_pk(pubkey_path, pk, err, errlen) != 0 ||
-	    policy_read_sig(spath, sig, err, errlen) != 0 ||
-	    read_bundle(bundle_path, buf, len, err, errlen) != 0)
+	char pkhex[2 * POLICY_PK_LEN + 1], sighex[2 * POLICY_SIG_LEN + 1];
+
+	if (policy_path_with(spath, sizeof spath, bundle_path, POLICY_SIG_SUFFIX, err, errlen) != 0 ||
+	    policy_read_hex(pubkey_path, pk, POLICY_PK_LEN, false, pkhex, "public key", err,
+	                    errlen) != 0 ||
+	    policy_read_hex(spath, sig, POLICY_SIG_LEN, false, sighex, "signature", err,
+	                    errlen) != 0 ||
+	    policy_read_bundle(bundle_path, buf, len, err, errlen) != 0)
 		return -1;
 	if (policy_sig_verify(*buf, *len, sig, pk) != 0) {
 		free(*buf);
-		return perr(err, errlen, bundle_path, "signature %s does not verify with key %s",
-		            spath, pubkey_path);
+		return policy_perr(err, errlen, bundle_path,
+		                   "signature %s does not verify with key %s",
+		                   spath, pubkey_path);
 	}
 	return 0;
 }
@@ -864,11 +674,12 @@ int policy_load_bytes(const char *bundle_path, const char *pubkey_path, uint64_t
 	p = policy_parse(buf, len, perrbuf, sizeof perrbuf);
 	if (!p) {
 		free(buf);
-		return perr(err, errlen, bundle_path, "%s", perrbuf);
+		return policy_perr(err, errlen, bundle_path, "%s", perrbuf);
 	}
 	if (p->version < min_version) {
-		perr(err, errlen, bundle_path, "version %llu is lower than %llu (rollback refused)",
-		     (unsigned long long)p->version, (unsigned long long)min_version);
+		policy_perr(err, errlen, bundle_path,
+		            "version %llu is lower than %llu (rollback refused)",
+		            (unsigned long long)p->version, (unsigned long long)min_version);
 		policy_free(p);
 		free(buf);
 		return -1;

@@ -1,5 +1,5 @@
 /*
- * policy.h — signed policy bundles (ron-policy v1) and their evaluation.
+ * policy.h — signed policy bundles (ron-policy v1): loading and evaluation.
  *
  * A bundle is strict JSON (docs/policy.md):
  *
@@ -93,37 +93,11 @@ const char *policy_decision_name(policy_decision d);
  */
 bool policy_body_limit(const policy *p, const policy_ctx *ctx, uint64_t *out);
 
-/*
- * Signature over BLAKE3(data[0..len)). Verify returns 0 when valid, -1 else.
- * sk is the 64-byte libsodium secret key (keep it in sodium_malloc memory).
- */
+/* Signature over BLAKE3(data[0..len)): 0 when valid, -1 else. Signing is
+ * the operator's (policy_sign.h). */
 __attribute__((warn_unused_result))
 int policy_sig_verify(const void *data, size_t len, const uint8_t sig[POLICY_SIG_LEN],
                       const uint8_t pk[POLICY_PK_LEN]);
-__attribute__((warn_unused_result))
-int policy_sig_create(const void *data, size_t len, const uint8_t sk[POLICY_SK_LEN],
-                      uint8_t sig[POLICY_SIG_LEN]);
-
-/*
- * Key and signature files (formats in docs/policy.md). All return 0 or -1
- * with err naming the file and the problem; never key material.
- * policy_read_sk returns a sodium_malloc'd key in *sk: release it with
- * sodium_free (which wipes it). The secret key file must not be readable or
- * writable by group or others.
- */
-__attribute__((warn_unused_result))
-int policy_read_pk(const char *path, uint8_t pk[POLICY_PK_LEN], char *err, size_t errlen);
-__attribute__((warn_unused_result))
-int policy_read_sk(const char *path, uint8_t **sk, char *err, size_t errlen);
-__attribute__((warn_unused_result))
-int policy_read_sig(const char *path, uint8_t sig[POLICY_SIG_LEN], char *err, size_t errlen);
-
-/* Create PREFIX.key (0600, refuses to overwrite) and PREFIX.pub (0644). */
-__attribute__((warn_unused_result))
-int policy_keygen_files(const char *prefix, char *err, size_t errlen);
-/* Sign the bundle file with the key file; writes "<bundle>.sig" atomically. */
-__attribute__((warn_unused_result))
-int policy_sign_file(const char *bundle_path, const char *sk_path, char *err, size_t errlen);
 
 /*
  * Read bundle_path (≤ POLICY_MAX_BYTES), verify "<bundle_path>.sig" with the

@@ -33,6 +33,7 @@
  * in the other.
  */
 #include "core/auth/quota.h"
+#include "core/auth/quota_test.h"
 
 #include <sodium.h>
 #include <stdlib.h>

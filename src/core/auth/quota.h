@@ -65,8 +65,6 @@ quota_result quota_charge(quota_table *q, const char *key, uint64_t bytes,
  */
 void quota_settle(quota_table *q, const char *key, uint64_t reserved, uint64_t used,
                   uint64_t now_ms);
-/* Tenants currently remembered. */
-size_t quota_tenants(const quota_table *q);
 const char *quota_result_name(quota_result r);   /* "ok", "requests", "bytes" */
 
 #endif

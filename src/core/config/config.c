@@ -9,7 +9,10 @@
  * leaves the config as it was.
  */
 #include "core/config/config.h"
+#include "core/config/config_test.h"
 #include "core/config/config_int.h"
+#include "lib/b3.h"
+#include "lib/util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -709,59 +712,18 @@ int config_load_string(mn_config *c, const char *json, const char *name, char *e
 	return load_buffer(c, json, strlen(json), name, err, errlen);
 }
 
-/* Read up to cap bytes; *got > cap - 1 means the file did not fit. 0/-1 (errno). */
-static int fd_read_all(int fd, char *buf, size_t cap, size_t *got)
-{
-	size_t n = 0;
-	while (n < cap) {
-		ssize_t r = read(fd, buf + n, cap - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -1;
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	*got = n;
-	return 0;
-}
-
-/* Opens a regular file for reading without blocking on a FIFO. */
-static int file_open(const char *path, struct stat *st, const char **why)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-	if (fd < 0) {
-		*why = strerror(errno);
-		return -1;
-	}
-	if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
-		*why = "not a regular file";
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 int config_load_file(mn_config *c, const char *path, char *err, size_t errlen)
 {
-	struct stat st;
-	const char *why = NULL;
-	int fd = file_open(path, &st, &why);
-	if (fd < 0)
-		return fail(err, errlen, "%s: cannot read config: %s", path, why);
-	char *buf = malloc((size_t)CONFIG_FILE_MAX + 1);
-	size_t got = 0;
-	int rc = -1;
-	if (!buf)
-		rc = fail(err, errlen, "%s: out of memory", path);
-	else if (st.st_size > (off_t)CONFIG_FILE_MAX)
-		rc = fail(err, errlen, "%s: file is larger than %u bytes", path, CONFIG_FILE_MAX);
-	else if (fd_read_all(fd, buf, (size_t)CONFIG_FILE_MAX + 1, &got) != 0)
-		rc = fail(err, errlen, "%s: cannot read config: %s", path, strerror(errno));
-	else
-		rc = load_buffer(c, buf, got, path, err, errlen);
-	close(fd);
+	char *buf;
+	size_t len;
+
+	if (util_read_file(path, CONFIG_FILE_MAX, &buf, &len) != 0) {
+		if (errno == EFBIG)
+			return fail(err, errlen, "%s: file is larger than %u bytes", path, CONFIG_FILE_MAX);
+		return fail(err, errlen, "%s: cannot read config: %s", path,
+		            errno == EINVAL ? "not a regular file" : strerror(errno));
+	}
+	int rc = load_buffer(c, buf, len, path, err, errlen);
 	free(buf);
 	return rc;
 }
@@ -900,7 +862,6 @@ static int pairs_check(const mn_config *c, char *err, size_t errlen)
  * a pin must be a well-formed content id. */
 static int tls_check(const mn_config *c, bool gateway_loopback, char *err, size_t errlen)
 {
-	static const char hex[] = "0123456789abcdef";
 	const char *pin = c->tls_cert_pin;
 
 	if ((c->services & CONFIG_SVC_OMNIGATE) && !c->tls_cert_file[0])
@@ -914,27 +875,50 @@ static int tls_check(const mn_config *c, bool gateway_loopback, char *err, size_
 		return 0;
 	if (!c->tls_cert_file[0])
 		return fail(err, errlen, "tls.cert_pin: requires tls.cert_file");
-	bool ok = strlen(pin) == 67 && strncmp(pin, "b3:", 3) == 0;
-	for (size_t i = 3; ok && i < 67; i++)
-		ok = strchr(hex, pin[i]) != NULL;
+	uint8_t digest[B3_OUT_LEN];
+	bool ok = b3_cid_parse(pin, strlen(pin), digest) == 0;
 	return ok ? 0 : fail(err, errlen, "tls.cert_pin: expected \"b3:\" and 64 lowercase hex digits");
 }
 
-/* Checks the open token file and reads it into sodium memory. */
-static int token_fd_load(mn_config *c, int fd, const struct stat *st, char *why, size_t wl)
+/* Opens the token file: regular, at most CONFIG_TOKEN_FILE_MAX bytes, not
+ * accessible by group or others. The fd, or -1 with why. */
+static int token_file_open(const char *path, struct stat *st, char *why, size_t wl)
 {
-	if (st->st_mode & CONFIG_SECURE_MODE)
+	int fd;
+
+	switch (util_file_open(path, CONFIG_TOKEN_FILE_MAX, UTIL_FILE_SECRET, &fd, st)) {
+	case UTIL_FILE_OK:
+		return fd;
+	case UTIL_FILE_NOT_REGULAR:
+		return fail(why, wl, "not a regular file");
+	case UTIL_FILE_TOO_OPEN:
 		return fail(why, wl, "is accessible by group or others (mode %04o); run chmod 600",
 		            (unsigned)(st->st_mode & 07777));
-	if (st->st_size > CONFIG_TOKEN_FILE_MAX)
+	case UTIL_FILE_TOO_BIG:
 		return fail(why, wl, "is larger than %d bytes", CONFIG_TOKEN_FILE_MAX);
+	case UTIL_FILE_ERRNO:
+		break;
+	}
+	return fail(why, wl, "%s", strerror(errno));
+}
+
+/* Reads the token file into sodium memory. */
+static int token_file_load(mn_config *c, const char *path, char *why, size_t wl)
+{
+	struct stat st;
+	int fd = token_file_open(path, &st, why, wl);
+	if (fd < 0)
+		return -1;
+	size_t n = (size_t)st.st_size;
 	char *buf = secure_init() == 0 ? sodium_malloc(CONFIG_TOKEN_FILE_MAX + 2) : NULL;
-	size_t n = 0;
+	int rc = buf ? util_read_full(fd, buf, n) : -1;
+	int e = errno;
+	close(fd);
 	if (!buf)
 		return fail(why, wl, "cannot allocate secure memory");
-	if (fd_read_all(fd, buf, CONFIG_TOKEN_FILE_MAX + 1, &n) != 0) {
+	if (rc != 0) {
 		sodium_free(buf);
-		return fail(why, wl, "read failed: %s", strerror(errno));
+		return fail(why, wl, "read failed: %s", strerror(e));
 	}
 	if (n > 0 && buf[n - 1] == '\n')
 		n--;
@@ -952,17 +936,9 @@ static int token_fd_load(mn_config *c, int fd, const struct stat *st, char *why,
 static int token_check(mn_config *c, bool admin_loopback, char *err, size_t errlen)
 {
 	char why[CONFIG_ERR_MAX];
-	if (!c->admin_token && c->admin_token_file[0]) {
-		struct stat st;
-		const char *r = NULL;
-		int fd = file_open(c->admin_token_file, &st, &r);
-		if (fd < 0)
-			return fail(err, errlen, "admin.token_file: %s: %s", c->admin_token_file, r);
-		int rc = token_fd_load(c, fd, &st, why, sizeof why);
-		close(fd);
-		if (rc != 0)
-			return fail(err, errlen, "admin.token_file: %s: %s", c->admin_token_file, why);
-	}
+	if (!c->admin_token && c->admin_token_file[0] &&
+	    token_file_load(c, c->admin_token_file, why, sizeof why) != 0)
+		return fail(err, errlen, "admin.token_file: %s: %s", c->admin_token_file, why);
 	if (!c->admin_token && !admin_loopback)
 		return fail(err, errlen, "admin.addr: non-loopback admin address requires an admin "
 		            "token (RON_ADMIN_TOKEN or admin.token_file)");

@@ -82,7 +82,7 @@ typedef struct mn_config {
 	/* services and modes */
 	uint32_t services;                         /* CONFIG_SVC_* bits; default gateway */
 	bool     amnesia;
-	/* placeholders filled by later issues (accepted, validated as paths) */
+	/* TLS (core/tls.c; docs/operations.md) */
 	char     tls_cert_file[CONFIG_PATH_MAX];
 	char     tls_key_file[CONFIG_PATH_MAX];
 	char     tls_client_ca_file[CONFIG_PATH_MAX];
@@ -188,10 +188,6 @@ char *config_to_json(const mn_config *c, bool include_secrets);
 /* Render docs/config.md content (markdown table of every key) to out. */
 __attribute__((warn_unused_result)) int config_write_docs(FILE *out);
 
-/* Helpers. "5s","250ms","1m","1h","500us"? -> ms. Integer-only, bounded. 0/-1. */
-__attribute__((warn_unused_result)) int config_parse_duration_ms(const char *s, uint64_t *ms);
-/* "1MiB","64KiB","1GiB","1024","1MB"(=10^6) -> bytes. 0/-1. */
-__attribute__((warn_unused_result)) int config_parse_size(const char *s, uint64_t *bytes);
 /* "host:port" / "[v6]:port" -> sockaddr storage; is_loopback set. 0/-1. */
 struct sockaddr_storage;
 __attribute__((warn_unused_result))

@@ -1,6 +1,6 @@
 /*
  * stor_client.h — asynchronous client of the storage service, for any
- * service with a libevent loop (gateway, later omnigate). Protocol:
+ * service with a libevent loop (gateway and omnigate). Protocol:
  * docs/internal.md (OAP/1 frames over a SOCK_SEQPACKET UNIX socket, fds by
  * SCM_RIGHTS).
  *

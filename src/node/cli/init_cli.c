@@ -34,6 +34,7 @@
 #include "core/auth/captoken.h"
 #include "core/config/config.h"
 #include "core/auth/policy.h"
+#include "core/auth/policy_sign.h"
 #include "lib/util.h"
 #include "node/node.h"
 
@@ -260,75 +261,37 @@ fail:
 	return -1;
 }
 
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -1;
-	int r = fsync(fd);
-	close(fd);
-	return r;
-}
-
-/* tmp = "<dir>/.<name>.tmp": a dot-name, so no loader ever picks it up. */
-static int tmp_name(const char *path, const char *dir, char *tmp, size_t len)
-{
-	const char *base = strrchr(path, '/');
-	int n = snprintf(tmp, len, "%s/.%s.tmp", dir, base ? base + 1 : path);
-
-	return n < 0 || (size_t)n >= len ? -1 : 0;
-}
-
-/* Write a fresh tmp file with exactly mode, fsync'd. -1 with errno. */
-static int write_tmp(const char *tmp, const void *data, size_t len, mode_t mode)
-{
-	if (unlink(tmp) != 0 && errno != ENOENT)   /* a leftover of a crashed run */
-		return -1;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-	if (fd < 0)
-		return -1;
-	if (fchmod(fd, mode) != 0 || util_write_all(fd, data, len) != 0 || fsync(fd) != 0) {
-		int e = errno;
-		close(fd);
-		unlink(tmp);
-		errno = e;
-		return -1;
-	}
-	return close(fd);
-}
-
 /*
- * Publish data at path atomically and without replacing anything: link(2)
- * fails with EEXIST where rename(2) would silently overwrite.
+ * Publish data at path atomically and without replacing anything
+ * (UTIL_WRITE_NOREPLACE: link(2) fails with EEXIST where rename(2) would
+ * silently overwrite).
  */
 static int write_atomic(const char *path, const void *data, size_t len, mode_t mode,
                         init_created *cr)
 {
-	char dir[PATH_MAX], tmp[PATH_MAX];
+	char tmp[PATH_MAX];
 
-	if (dir_of(path, dir, sizeof dir) != 0 || tmp_name(path, dir, tmp, sizeof tmp) != 0) {
+	if (util_tmp_name(path, tmp, sizeof tmp) != 0) {
 		fprintf(stderr, "macronode init: %s: path too long\n", path);
 		return -1;
 	}
-	if (write_tmp(tmp, data, len, mode) != 0) {
+	switch (util_write_atomic(path, data, len, mode, UTIL_WRITE_NOREPLACE)) {
+	case UTIL_WRITE_OK:
+		cr->path[cr->n++] = path;
+		return 0;
+	case UTIL_WRITE_ETMP:
 		fprintf(stderr, "macronode init: %s: cannot write: %s\n", tmp, strerror(errno));
 		return -1;
-	}
-	int r = link(tmp, path);
-	int e = errno;
-	unlink(tmp);
-	if (r != 0) {
+	case UTIL_WRITE_EPUBLISH:
 		fprintf(stderr, "macronode init: %s: %s\n", path,
-		        e == EEXIST ? "appeared while init ran; not overwritten" : strerror(e));
+		        errno == EEXIST ? "appeared while init ran; not overwritten" : strerror(errno));
 		return -1;
+	case UTIL_WRITE_ESYNC:
+		break;
 	}
-	cr->path[cr->n++] = path;
-	if (fsync_dir(dir) != 0) {
-		fprintf(stderr, "macronode init: %s: fsync: %s\n", dir, strerror(errno));
-		return -1;
-	}
-	return 0;
+	cr->path[cr->n++] = path;   /* ours: the rollback removes it */
+	fprintf(stderr, "macronode init: %s: fsync of its directory: %s\n", path, strerror(errno));
+	return -1;
 }
 
 static void rollback(init_created *cr)
@@ -450,11 +413,8 @@ static int write_policy(const init_paths *p, init_created *cr)
 		fprintf(stderr, "macronode init: %s\n", err);
 		return -1;
 	}
+	/* keygen and sign publish with util_write_atomic: their directories are synced. */
 	cr->path[cr->n++] = p->bundle_sig;
-	if (fsync_dir(p->policy_dir) != 0 || fsync_dir(p->bundle_dir) != 0) {
-		fprintf(stderr, "macronode init: %s: fsync: %s\n", p->policy_dir, strerror(errno));
-		return -1;
-	}
 	return 0;
 }
 

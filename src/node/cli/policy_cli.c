@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/auth/policy.h"
+#include "core/auth/policy_sign.h"
 #include "lib/util.h"
 #include "node/node.h"
 
@@ -170,18 +171,13 @@ static policy *eval_load(const eval_args *a)
 		return p;
 	}
 	fprintf(stderr, "macronode policy eval: warning: no --pub, signature not checked\n");
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = fopen(a->bundle, "rb");
-	if (!f) {
+	char *buf;
+	size_t len;
+	if (util_read_file(a->bundle, POLICY_MAX_BYTES, &buf, &len) != 0) {
 		fprintf(stderr, "macronode policy eval: %s: %s\n", a->bundle, strerror(errno));
 		return NULL;
 	}
-	buf = malloc(POLICY_MAX_BYTES + 1);
-	if (buf)
-		len = fread(buf, 1, POLICY_MAX_BYTES + 1, f);
-	fclose(f);
-	if (buf && !(p = policy_parse(buf, len, err, sizeof err)))
+	if (!(p = policy_parse(buf, len, err, sizeof err)))
 		fprintf(stderr, "macronode policy eval: %s: %s\n", a->bundle, err);
 	free(buf);
 	return p;

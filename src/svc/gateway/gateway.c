@@ -1,9 +1,9 @@
 /*
  * gateway.c — the public HTTP gateway service (one process per worker; all
  * workers accept on the listener the supervisor bound): its start-up,
- * routes, reload and drain. The object routes live in objects_get.c and
- * objects_put.c; storage is reached through one stor_client per worker on
- * <runtime_dir>/storage.sock.
+ * the wall as the HTTP core's gate, reload and drain. The object routes
+ * (table, dispatch and handlers) live in objects*.c; storage is reached
+ * through one stor_client per worker on <runtime_dir>/storage.sock.
  *
  * Every object route passes the wall (core/wall.c) as the HTTP core's gate:
  * Auth → Policy → Quota before the handler runs. The policy in force comes
@@ -40,6 +40,7 @@ typedef struct gateway {
 	tls_server   *tls;      /* NULL: plaintext */
 	stor_client  *stor;
 	objects       objects;
+	http_route    routes[1 + OBJECTS_NROUTES];  /* /healthz, then the objects' */
 	wall         *wall;
 	struct event *shed_ev;
 	bool          shedding; /* last state reported */
@@ -180,22 +181,19 @@ static void gateway_free(gateway *g)
 
 static int gateway_start(svc *s)
 {
-	static http_route routes[] = {
-		{ HTTP_M_GET | HTTP_M_HEAD, "/healthz", "/healthz",
-		  HTTP_ROUTE_EXEMPT | HTTP_ROUTE_STREAM_BODY, gateway_on_healthz, NULL },
-		{ HTTP_M_POST | HTTP_M_PUT, "/o", "/o", HTTP_ROUTE_STREAM_BODY, objects_on_put, NULL },
-		{ HTTP_M_GET | HTTP_M_HEAD | HTTP_M_PUT, "/o/", "/o/{b3}",
-		  HTTP_ROUTE_PREFIX | HTTP_ROUTE_STREAM_BODY, objects_on_id, NULL },
-	};
 	gateway *g = calloc(1, sizeof *g);
-	http_server_opts o = { .service = "gateway", .routes = routes,
-	                       .nroutes = sizeof routes / sizeof routes[0],
-	                       .gate = gateway_gate, .gate_end = gateway_gate_end,
-	                       .gate_arg = g };
+	http_server_opts o = { .service = "gateway", .gate = gateway_gate,
+	                       .gate_end = gateway_gate_end, .gate_arg = g };
 	struct timeval poll = { 0, GATEWAY_SHED_POLL_MS * 1000 };
 
 	if (!g)
 		return -1;
+	g->routes[0] = (http_route){ HTTP_M_GET | HTTP_M_HEAD, "/healthz", "/healthz",
+	                             HTTP_ROUTE_EXEMPT | HTTP_ROUTE_STREAM_BODY,
+	                             gateway_on_healthz, g };
+	objects_routes(&g->objects, g->routes + 1);
+	o.routes = g->routes;
+	o.nroutes = sizeof g->routes / sizeof g->routes[0];
 	g->worker = s->worker;
 	g->svc = s;
 	if (!(g->wall = wall_new())) {
@@ -204,9 +202,6 @@ static int gateway_start(svc *s)
 	}
 	gateway_wall_configure(s, g);
 	wall_set_policy(g->wall, s->policy, s->policy_digest);
-	routes[0].arg = g;
-	routes[1].arg = &g->objects;
-	routes[2].arg = &g->objects;
 	gateway_limits(&o.limits, &s->cfg);
 	g->stor = objstore_client_new(s->base, &s->cfg);
 	if (g->stor)

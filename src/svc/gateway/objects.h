@@ -1,12 +1,14 @@
 /*
  * objects.h — the gateway's object routes (private to src/svc/gateway).
  *
- *   POST /o, PUT /o       objects_on_put     body → new object (201) or existing (200)
- *   PUT  /o/{b3}          objects_on_id      body must hash to the id (422 otherwise)
- *   GET, HEAD /o/{b3}     objects_on_id      verified before served
+ *   POST /o, PUT /o       body → new object (201) or existing (200)
+ *   PUT  /o/{b3}          body must hash to the id (422 otherwise)
+ *   GET, HEAD /o/{b3}     verified before served
  *
- * Every route is HTTP_ROUTE_STREAM_BODY: the gateway never buffers a request
- * body, so its body cap (limits.max_body_bytes) can be the object cap.
+ * objects.c owns the route table and the dispatch; objects_get.c and
+ * objects_put.c the handlers. Every route is HTTP_ROUTE_STREAM_BODY: the
+ * gateway never buffers a request body, so its body cap
+ * (limits.max_body_bytes) can be the object cap.
  * Behaviour, statuses and headers: docs/api.md "Objects".
  */
 #ifndef MN_SVC_GATEWAY_OBJECTS_H
@@ -25,16 +27,18 @@ typedef struct objects {
 	uint64_t     max_object;  /* storage.max_object (live reload) */
 } objects;
 
-/* Route handlers; arg is the objects. */
-void objects_on_put(http_req *r, void *arg);
-void objects_on_id(http_req *r, void *arg);
+#define OBJECTS_NROUTES    2u
+
+/* objects.c: the object routes, each with arg o (borrowed: it must outlive
+ * the HTTP server), written to out[0..OBJECTS_NROUTES). */
+void objects_routes(objects *o, http_route out[OBJECTS_NROUTES]);
 
 /* objects_get.c */
 void objects_get(http_req *r, objects *o, const uint8_t id[32]);
 /* objects_put.c; expect NULL for POST/PUT /o. */
 void objects_put(http_req *r, objects *o, const uint8_t *expect);
 
-/* Shared helpers (objects_get.c). */
+/* Shared answers (objects.c). */
 /* Answer a failed storage call (404, 502 quarantined, 503 + Retry-After …). */
 void objects_reply_stor_error(http_req *r, const stor_result *res);
 /* '"<64 hex>"' + NUL. */

@@ -60,41 +60,6 @@ typedef struct obj_get {
 	bool           sending;   /* status line written */
 } obj_get;
 
-/* ---- shared helpers ---------------------------------------------------- */
-
-void objects_etag(const uint8_t id[32], char out[OBJECTS_ETAG_LEN + 1])
-{
-	out[0] = '"';
-	b3_hex(id, out + 1);
-	out[1 + B3_HEX_LEN] = '"';
-	out[2 + B3_HEX_LEN] = '\0';
-}
-
-void objects_reply_stor_error(http_req *r, const stor_result *res)
-{
-	switch (res->status) {
-	case 404:
-		(void)http_reply_error(r, 404, "not_found", "no such object", false, 0);
-		break;
-	case 502:
-		(void)http_reply_error(r, 502, "integrity",
-		                       "object failed verification and is quarantined", false, 0);
-		break;
-	case 503:
-		(void)http_reply_error(r, 503, "unavailable", "storage unavailable", true, 1);
-		break;
-	case 413:
-		(void)http_reply_error(r, 413, "payload_too_large",
-		                       "object exceeds the storage object cap", false, 0);
-		break;
-	default:
-		log_kv(LOG_LEVEL_ERROR, "storage call failed", "status_msg",
-		       res->message ? res->message : "", "corr_id", http_req_corr_id(r), NULL);
-		(void)http_reply_error(r, 500, "internal", "storage error", true, 0);
-		break;
-	}
-}
-
 /* ---- request state ------------------------------------------------------ */
 
 static void get_free(obj_get *g)

@@ -268,27 +268,3 @@ void objects_put(http_req *r, objects *o, const uint8_t *expect)
 	p->awaiting = true;
 	objput_begin(&p->w, put_on_begin, p);
 }
-
-void objects_on_put(http_req *r, void *arg)
-{
-	objects_put(r, arg, NULL);
-}
-
-/* /o/{b3}: the path remainder must be a strict id ("b3:" + 64 lowercase
- * hex); uppercase, percent-encoding or any other length is a 400. */
-void objects_on_id(http_req *r, void *arg)
-{
-	const char *rest = http_req_path(r) + 3;  /* after "/o/" (prefix route) */
-	uint8_t id[B3_OUT_LEN];
-
-	if (b3_cid_parse(rest, strlen(rest), id) < 0) {
-		reject_count(REJECT_FAMILY_NODE, REJECT_BAD_REQUEST);
-		(void)http_reply_error(r, 400, "bad_request",
-		                       "malformed object id: want b3:<64 lowercase hex>", false, 0);
-		return;
-	}
-	if (http_req_method_bit(r) == HTTP_M_PUT)
-		objects_put(r, arg, id);
-	else
-		objects_get(r, arg, id);
-}

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "lib/b3tree.h"
+#include "lib/b3tree_test.h"
 
 #define KIB               1024u
 #define MIB               (1024u * 1024u)

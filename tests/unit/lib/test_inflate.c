@@ -16,6 +16,7 @@
 #include <zstd.h>
 
 #include "lib/inflate.h"
+#include "lib/inflate_test.h"
 
 #define MIB (1024u * 1024u)
 

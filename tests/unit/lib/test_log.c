@@ -50,8 +50,8 @@ static void test_level_filter(void **st)
 	(void)st;
 	assert_int_equal(pipe(p), 0);
 	log_init("x", LOG_LEVEL_WARN, p[1]);
-	log_info("hidden %d", 1);
-	log_error("shown %d", 2);
+	log_kv(LOG_LEVEL_INFO, "hidden 1", NULL);
+	log_kv(LOG_LEVEL_ERROR, "shown 2", NULL);
 	capture(p[0], buf, sizeof buf);
 	assert_null(strstr(buf, "hidden"));
 	assert_non_null(strstr(buf, "\"msg\":\"shown 2\""));

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/auth/captoken.h"
+#include "core/auth/captoken_test.h"
 
 static const char VEC_A[] =
 	"pWN0aWRkdGVzdGNraWRiazFlc2NvcGWjZnByZWZpeGcvaW5kZXgvZ21ldGhvZHOBY0dFVGltYXhfYnl0ZXP2Z2NhdmVhdHOFomF0Y0F1ZGF2aGF1ZC1kZW1vomF0alBhdGhQcmVmaXhhdmcvaW5kZXgvomF0Zk1ldGhvZGF2gWNHRVSiYXRmVGVuYW50YXZkdGVzdKJhdGNFeHBhdhplU_IsY21hY1ggI5-hnX8okqQKezhMA2VI6nuI3SuOmuFWEPRYfFD86PU";

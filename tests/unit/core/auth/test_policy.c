@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "core/auth/policy.h"
+#include "core/auth/policy_sign.h"
 
 #ifndef MN_TEST_VECTORS
 #error "MN_TEST_VECTORS must point at tests/vectors"

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "core/auth/quota.h"
+#include "core/auth/quota_test.h"
 
 #define T0 1000000u   /* arbitrary non-zero start of the monotonic clock */
 

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "core/config/config.h"
+#include "core/config/config_test.h"
 
 #define EXAMPLE_FILE MN_TEST_VECTORS "/../../deploy/macronode.example.json"
 #define DOCS_FILE    MN_TEST_VECTORS "/../../docs/config.md"

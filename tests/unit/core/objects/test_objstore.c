@@ -24,6 +24,7 @@
 #include "core/metrics/metrics.h"
 #include "core/objects/objstore.h"
 #include "lib/b3tree.h"
+#include "lib/b3tree_test.h"
 
 #define GROUP   B3TREE_GROUP_LEN
 #define OBJ_LEN (3u * GROUP + 5u)   /* four groups, the last partial */

@@ -1,0 +1,37 @@
+/*
+ * policy_int.h — what policy.c lends policy_sign.c; not for other modules.
+ *
+ * Both files read the same key, signature and bundle files and word their
+ * errors the same way ("<file or JSON path>: <problem>", never key material).
+ */
+#ifndef MN_CORE_POLICY_INT_H
+#define MN_CORE_POLICY_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* "<where>: <what>" into err (may be NULL). Always returns -1. */
+__attribute__((format(printf, 4, 5)))
+int policy_perr(char *err, size_t errlen, const char *where, const char *fmt, ...);
+
+/* out = base + suffix; -1 (err) when it does not fit. */
+__attribute__((warn_unused_result))
+int policy_path_with(char *out, size_t outlen, const char *base, const char *suffix,
+                     char *err, size_t errlen);
+
+/*
+ * n bytes from a file of 2n lowercase hex digits and an optional newline.
+ * buf (2n + 1 bytes, the caller's: sodium memory for a secret) is wiped
+ * before return. secret refuses a file group or others may access; what
+ * names the file's role in the error ("public key").
+ */
+__attribute__((warn_unused_result))
+int policy_read_hex(const char *path, uint8_t *out, size_t n, bool secret, char *buf,
+                    const char *what, char *err, size_t errlen);
+
+/* The bundle file (≤ POLICY_MAX_BYTES) into *buf (malloc'd, caller frees). */
+__attribute__((warn_unused_result))
+int policy_read_bundle(const char *path, char **buf, size_t *len, char *err, size_t errlen);
+
+#endif

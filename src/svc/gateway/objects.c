@@ -1,0 +1,92 @@
+/*
+ * objects.c — the gateway's object routes: the table the HTTP core matches
+ * (path and methods), the dispatch from a matched route to the GET or PUT
+ * handler, and the answers both share. The handlers themselves are
+ * objects_get.c (verify before serve) and objects_put.c (stream to storage).
+ *
+ *   POST /o, PUT /o       new object from the body (201) or existing (200)
+ *   PUT  /o/{b3}          body must hash to the id (422 otherwise)
+ *   GET, HEAD /o/{b3}     verified before served
+ *
+ * The core answers 405 (with Allow) for any other method on these paths and
+ * 404 for any other path. Every route is HTTP_ROUTE_STREAM_BODY: the gateway
+ * never buffers a request body, so its body cap can be the object cap.
+ */
+#include <string.h>
+
+#include "core/metrics/metrics.h"
+#include "core/metrics/reject.h"
+#include "lib/b3.h"
+#include "lib/log.h"
+#include "svc/gateway/objects.h"
+
+#define OBJECTS_ID_PREFIX "/o/"
+
+/* ---- dispatch --------------------------------------------------------- */
+
+static void objects_on_put(http_req *r, void *arg)
+{
+	objects_put(r, arg, NULL);
+}
+
+/* /o/{b3}: the path remainder must be a strict id ("b3:" + 64 lowercase
+ * hex); uppercase, percent-encoding or any other length is a 400. */
+static void objects_on_id(http_req *r, void *arg)
+{
+	const char *rest = http_req_path(r) + strlen(OBJECTS_ID_PREFIX);  /* prefix route */
+	uint8_t id[B3_OUT_LEN];
+
+	if (b3_cid_parse(rest, strlen(rest), id) < 0) {
+		reject_count(REJECT_FAMILY_NODE, REJECT_BAD_REQUEST);
+		(void)http_reply_error(r, 400, "bad_request",
+		                       "malformed object id: want b3:<64 lowercase hex>", false, 0);
+		return;
+	}
+	if (http_req_method_bit(r) == HTTP_M_PUT)
+		objects_put(r, arg, id);
+	else
+		objects_get(r, arg, id);
+}
+
+void objects_routes(objects *o, http_route out[OBJECTS_NROUTES])
+{
+	out[0] = (http_route){ HTTP_M_POST | HTTP_M_PUT, "/o", "/o", HTTP_ROUTE_STREAM_BODY,
+	                       objects_on_put, o };
+	out[1] = (http_route){ HTTP_M_GET | HTTP_M_HEAD | HTTP_M_PUT, OBJECTS_ID_PREFIX, "/o/{b3}",
+	                       HTTP_ROUTE_PREFIX | HTTP_ROUTE_STREAM_BODY, objects_on_id, o };
+}
+
+/* ---- shared answers ------------------------------------------------------ */
+
+void objects_etag(const uint8_t id[32], char out[OBJECTS_ETAG_LEN + 1])
+{
+	out[0] = '"';
+	b3_hex(id, out + 1);
+	out[1 + B3_HEX_LEN] = '"';
+	out[2 + B3_HEX_LEN] = '\0';
+}
+
+void objects_reply_stor_error(http_req *r, const stor_result *res)
+{
+	switch (res->status) {
+	case 404:
+		(void)http_reply_error(r, 404, "not_found", "no such object", false, 0);
+		break;
+	case 502:
+		(void)http_reply_error(r, 502, "integrity",
+		                       "object failed verification and is quarantined", false, 0);
+		break;
+	case 503:
+		(void)http_reply_error(r, 503, "unavailable", "storage unavailable", true, 1);
+		break;
+	case 413:
+		(void)http_reply_error(r, 413, "payload_too_large",
+		                       "object exceeds the storage object cap", false, 0);
+		break;
+	default:
+		log_kv(LOG_LEVEL_ERROR, "storage call failed", "status_msg",
+		       res->message ? res->message : "", "corr_id", http_req_corr_id(r), NULL);
+		(void)http_reply_error(r, 500, "internal", "storage error", true, 0);
+		break;
+	}
+}
