@@ -35,6 +35,15 @@ while IFS= read -r f; do
 	fi
 	while IFS= read -r inc; do
 		[ "$inc" = mn_build.h ] && continue
+		# A *_test.h (what only tests call) is for its own module: only files
+		# of its folder may include it in src/.
+		case "$inc" in
+		*_test.h)
+			if [ "${inc%/*}" != "${f%/*}" ]; then
+				echo "test-only header: $f includes $inc"
+				bad=1
+			fi ;;
+		esac
 		ir=$(rank "$inc")
 		if [ "$ir" -lt 0 ]; then
 			echo "layer unknown: $f includes $inc"

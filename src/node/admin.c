@@ -18,6 +18,7 @@
 #include "core/proto/ctl.h"
 #include "core/net/http.h"
 #include "core/metrics/metrics.h"
+#include "core/metrics/reject.h"
 #include "lib/b3.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -152,7 +153,7 @@ static int admin_authorize(supervisor *s, http_req *r, const char *action)
 	}
 	if (!why)
 		return 0;
-	metrics_count("rejected_total", "reason=\"unauth\"", 1);
+	reject_count(REJECT_FAMILY_NODE, REJECT_UNAUTH);
 	log_kv(LOG_LEVEL_WARN, "audit", "kind", "admin_refused", "action", action, "peer", peer,
 	       "reason", why, "corr_id", http_req_corr_id(r), NULL);
 	(void)http_resp_header(r, "WWW-Authenticate", "Bearer");

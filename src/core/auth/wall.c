@@ -2,6 +2,7 @@
  * wall.c — Auth → Policy → Quota (see wall.h).
  */
 #include "core/auth/wall.h"
+#include "core/auth/wall_test.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -97,8 +97,6 @@ int wall_configure(wall *w, const struct mn_config *cfg, char *err, size_t errle
 /* The policy in force (borrowed; must outlive its use), or NULL: deny all.
  * digest is the bundle's "b3:<hex>" (GovPolicyDigest caveats), or NULL. */
 void wall_set_policy(wall *w, const struct policy *p, const char *digest);
-bool wall_has_policy(const wall *w);
-size_t wall_key_count(const wall *w);
 
 /* Judge one request at now_ms (monotonic, for quotas). Never NULL; the
  * ticket is the caller's to end (see above). */
@@ -132,8 +130,6 @@ const char *wall_ticket_tenant(const wall_ticket *t);
  * NULL is a no-op.
  */
 void wall_ticket_end(wall_ticket *t, uint64_t bytes_used);
-/* Tickets handed out and not yet ended (tests, leak checks). */
-size_t wall_tickets_out(const wall *w);
 
 /*
  * Mutual TLS: the tenant auth.mtls_tenants_file maps the peer certificate

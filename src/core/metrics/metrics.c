@@ -17,6 +17,7 @@
  * thread per process (every macronode process is a single event loop).
  */
 #include "core/metrics/metrics.h"
+#include "core/metrics/metrics_test.h"
 
 #include <assert.h>
 #include <errno.h>

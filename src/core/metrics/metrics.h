@@ -65,9 +65,6 @@ void metrics_count(const char *family, const char *labels, uint64_t n);
 /* Escape a label value (\\, \", \n) into dst. Returns 0 or -1 if too long. */
 int metrics_label_escape(char *dst, size_t dstlen, const char *value);
 
-/* Test hook only: force a slot's claim state (0 empty, 1 claiming, 2 ready)
- * to simulate a writer killed mid-claim. */
-void metrics_test_set_state(metrics_series *s, int state);
 
 /*
  * Render every family in Prometheus text format 0.0.4 (# HELP, # TYPE, then

@@ -2,6 +2,7 @@
  * reject.c — refusal reasons and their cached series (see reject.h).
  */
 #include "core/metrics/reject.h"
+#include "core/metrics/reject_test.h"
 
 #include <stdbool.h>
 #include <stdio.h>

@@ -58,7 +58,5 @@ const char *reject_name(reject_reason r);
 void reject_count(reject_family f, reject_reason r);
 /* Resolve (create at 0) every series of family f now. */
 void reject_prepare(reject_family f);
-/* The count so far (tests); 0 for a reason f does not carry. */
-uint64_t reject_value(reject_family f, reject_reason r);
 
 #endif

@@ -306,7 +306,7 @@ static void admit_unmatched(http_server *srv, http_req *r, unsigned allow,
 
 	if (!first) {
 		r->stats_idx = srv->nroutes;
-		http_resp_reject(r->conn, 404, "not_found", "no such resource", HTTP_REJ_NONE, 0);
+		http_resp_reject(r->conn, 404, "not_found", "no such resource", REJECT_NONE, 0);
 		return;
 	}
 	r->route = first;
@@ -317,7 +317,7 @@ static void admit_unmatched(http_server *srv, http_req *r, unsigned allow,
 		return;
 	}
 	http_resp_reject(r->conn, 405, "method_not_allowed",
-	                 "method not allowed for this resource", HTTP_REJ_NONE, 0);
+	                 "method not allowed for this resource", REJECT_NONE, 0);
 }
 
 /* true: refused by the request rate cap (answered with 429). */
@@ -331,7 +331,7 @@ static bool admit_over_rate(http_server *srv, http_req *r)
 	if (tbucket_take(&srv->rate, 1, now))
 		return false;
 	http_resp_reject(r->conn, 429, "too_many_requests", "request rate limit exceeded",
-	                 HTTP_REJ_429, tbucket_retry_after_s(&srv->rate, 1, now));
+	                 REJECT_429, tbucket_retry_after_s(&srv->rate, 1, now));
 	return true;
 }
 
@@ -356,7 +356,7 @@ static bool admit_over_inflight(http_server *srv, http_req *r)
 	                 facet ? "shedding load: facet routes refused first"
 	                 : busy ? "too many requests in flight"
 	                        : "response memory budget exhausted",
-	                 HTTP_REJ_503, 1);
+	                 REJECT_503, 1);
 	return true;
 }
 
@@ -460,13 +460,13 @@ static void conn_cap_refuse(http_server *srv, int fd)
 	/* A TLS client cannot read a plaintext 503, and a handshake per refusal
 	 * is what the cap exists to avoid: just close. */
 	if (srv->tls) {
-		http_server_count_reject(srv, HTTP_REJ_CONN_CAP, corr);
+		http_server_count_reject(srv, REJECT_CONN_CAP, corr);
 		close(fd);
 		return;
 	}
 	/* Counted before the client can see the answer, so /metrics never lags it. */
 	metrics_inc(stats_code(srv, srv->nroutes, 503), 1);
-	http_server_count_reject(srv, HTTP_REJ_CONN_CAP, corr);
+	http_server_count_reject(srv, REJECT_CONN_CAP, corr);
 	bn = snprintf(body, sizeof body, "{\"code\":\"overloaded\",\"message\":\"too many "
 	              "connections\",\"retryable\":true,\"corr_id\":\"%s\"}", corr);
 	n = snprintf(buf, sizeof buf, "HTTP/1.1 503 Service Unavailable\r\nDate: %s\r\n"

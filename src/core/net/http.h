@@ -170,10 +170,6 @@ void http_server_set_limits(http_server *srv, const http_limits *limits);
  * and call done(arg) once no connection remains (possibly synchronously).
  */
 void http_server_drain(http_server *srv, void (*done)(void *arg), void *arg);
-size_t http_server_connections(const http_server *srv);
-size_t http_server_inflight(const http_server *srv);
-/* Response bytes queued in memory over all connections (memory_budget). */
-uint64_t http_server_queued(const http_server *srv);
 /* True while the server sheds load: a route was refused for in-flight
  * pressure during the last HTTP_SHED_HOLD_MS. */
 #define HTTP_SHED_HOLD_MS 1000u
@@ -183,7 +179,6 @@ bool http_server_shedding(const http_server *srv);
 const char *http_req_method(const http_req *r);       /* "GET" */
 unsigned    http_req_method_bit(const http_req *r);   /* HTTP_M_* */
 const char *http_req_path(const http_req *r);         /* path only, not decoded, no query */
-const char *http_req_query(const http_req *r);        /* after '?', or "" */
 const char *http_req_route_label(const http_req *r);
 http_class  http_req_route_class(const http_req *r);
 /* First header with this name (case-insensitive), or NULL. */
@@ -194,14 +189,11 @@ size_t      http_req_header_count(const http_req *r, const char *name);
 int64_t     http_req_content_length(const http_req *r);
 /* The body's size is not known yet (Transfer-Encoding: chunked). */
 bool        http_req_body_chunked(const http_req *r);
-/* Buffered body of a non-streaming route (NUL-terminated for convenience; len excludes it). */
-const uint8_t *http_req_body(const http_req *r, size_t *len);
 const struct sockaddr *http_req_peer(const http_req *r, socklen_t *len);
 /* Judged from the peer address, never from Host. */
 bool        http_req_peer_is_loopback(const http_req *r);
 /* Per-request correlation id (16 hex chars). */
 const char *http_req_corr_id(const http_req *r);
-struct event_base *http_req_base(const http_req *r);
 /* Verified TLS client certificate (mutual TLS), or NULL. Borrowed (X509 *). */
 void *http_req_peer_cert(const http_req *r);
 
@@ -210,9 +202,6 @@ void *http_req_peer_cert(const http_req *r);
 typedef int  (*http_body_fn)(http_req *r, const uint8_t *data, size_t len, void *arg);
 typedef void (*http_end_fn)(http_req *r, void *arg);
 void http_req_on_body(http_req *r, http_body_fn on_data, http_end_fn on_end, void *arg);
-/* Backpressure on the request body: stop/start reading from the socket. */
-void http_req_pause_body(http_req *r);
-void http_req_resume_body(http_req *r);
 
 /* Called if the connection goes away before the response ended. */
 void http_req_on_close(http_req *r, void (*fn)(http_req *r, void *arg), void *arg);

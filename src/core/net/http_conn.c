@@ -449,9 +449,9 @@ void http_conn_notify_close(struct http_conn *c, http_req *r)
 		fn(r, r->close_arg);
 }
 
-void http_conn_abort(struct http_conn *c, enum http_reject why)
+void http_conn_abort(struct http_conn *c, reject_reason why)
 {
-	if (why != HTTP_REJ_NONE)
+	if (why != REJECT_NONE)
 		http_server_count_reject(c->srv, why, c->req ? c->req->corr_id : NULL);
 	if (c->req)
 		http_conn_notify_close(c, c->req);
@@ -732,7 +732,7 @@ static void conn_on_eof(struct http_conn *c)
 	/* A client that hangs up while its request is being handled is gone
 	 * (as nginx treats it); do not keep a backend busy for it. */
 	if (r && r->dispatched && r->resp.state != HTTP_RESP_ENDED) {
-		http_conn_abort(c, HTTP_REJ_NONE);
+		http_conn_abort(c, REJECT_NONE);
 		return;
 	}
 	if (c->state < HTTP_CONN_FLUSH)
@@ -755,9 +755,9 @@ static void on_event(void *arg, unsigned what)
 	if (c->state == HTTP_CONN_CLOSED)
 		return;
 	if (what & CONN_EV_TIMEOUT)
-		http_conn_abort(c, HTTP_REJ_TIMEOUT);  /* write deadline */
+		http_conn_abort(c, REJECT_TIMEOUT);  /* write deadline */
 	else if (what & CONN_EV_ERROR)
-		http_conn_abort(c, HTTP_REJ_NONE);
+		http_conn_abort(c, REJECT_NONE);
 	else if (what & CONN_EV_EOF)
 		conn_on_eof(c);
 }
@@ -775,13 +775,13 @@ static void on_timer(void *arg)
 		}
 		/* Keep-alive expiry is normal; a connection that never sent a request is not. */
 		if (c->nreq == 0)
-			http_server_count_reject(c->srv, HTTP_REJ_TIMEOUT, NULL);
+			http_server_count_reject(c->srv, REJECT_TIMEOUT, NULL);
 		http_conn_set_state(c, HTTP_CONN_CLOSED);
 		break;
 	case HTTP_CONN_HEADERS:
 	case HTTP_CONN_BODY:
 		if (c->req && c->req->dispatched && c->req->resp.state != HTTP_RESP_NONE) {
-			http_conn_abort(c, HTTP_REJ_TIMEOUT);
+			http_conn_abort(c, REJECT_TIMEOUT);
 			break;
 		}
 		http_resp_reject_status(c, 408, NULL);

@@ -17,6 +17,7 @@
 
 #include "core/net/conn.h"
 #include "core/net/http.h"
+#include "core/net/http_test.h"
 #include "core/metrics/metrics.h"
 #include "lib/tbucket.h"
 
@@ -50,19 +51,6 @@ struct evbuffer;
 /* Refusal logs per second per server; an attack must not flood the log. */
 #define HTTP_LOG_REFUSALS_PER_S 10.0
 
-/* The core's refusal reasons are the node's (core/metrics/reject.h): the
- * HTTP_REJ_ spellings below are the same enum, kept so the connection code
- * (http_conn.c, http_resp.c) need not change with it. */
-#define http_reject          reject_reason
-#define HTTP_REJ_NONE        REJECT_NONE
-#define HTTP_REJ_413         REJECT_413
-#define HTTP_REJ_429         REJECT_429
-#define HTTP_REJ_503         REJECT_503
-#define HTTP_REJ_431         REJECT_431
-#define HTTP_REJ_414         REJECT_414
-#define HTTP_REJ_TIMEOUT     REJECT_TIMEOUT
-#define HTTP_REJ_CONN_CAP    REJECT_CONN_CAP
-#define HTTP_REJ_BAD_REQUEST REJECT_BAD_REQUEST
 
 enum http_conn_state {
 	HTTP_CONN_HANDSHAKE,/* TLS handshake in progress; handshake deadline */
@@ -233,7 +221,7 @@ struct http_server {
 
 /* ---- http.c ---- */
 uint64_t http_now_ms(void);
-void http_server_count_reject(http_server *srv, enum http_reject why, const char *corr_id);
+void http_server_count_reject(http_server *srv, reject_reason why, const char *corr_id);
 /* Account a response that ended (metrics, in-flight, access log). */
 void http_server_account(http_server *srv, http_req *r);
 const char *http_server_date(http_server *srv);
@@ -262,7 +250,7 @@ void http_conn_schedule(struct http_conn *c);
  * current response with Connection: close. */
 void http_conn_drain(struct http_conn *c);
 /* Abort: tell the handler (on_close), count, close. */
-void http_conn_abort(struct http_conn *c, enum http_reject why);
+void http_conn_abort(struct http_conn *c, reject_reason why);
 /* The handler loses its request: on_close once, then its calls fail. */
 void http_conn_notify_close(struct http_conn *c, http_req *r);
 /* A response may still be written (the transport has not closed). */
@@ -289,7 +277,7 @@ void http_resp_fini(struct http_resp *resp);
  * answer. Counts rejected_total{why}. Either way the request is refused:
  * there is no result to check. */
 void http_resp_reject(struct http_conn *c, int status, const char *code,
-                      const char *msg, enum http_reject why, unsigned retry_after);
+                      const char *msg, reject_reason why, unsigned retry_after);
 /* Same, with code / message / reason from the core's table for status
  * (400 408 413 414 431 500); detail replaces the message when given. */
 void http_resp_reject_status(struct http_conn *c, int status, const char *detail);

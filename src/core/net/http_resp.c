@@ -349,14 +349,14 @@ static const struct http_refusal {
 	int              status;
 	const char      *code;
 	const char      *message;
-	enum http_reject why;
+	reject_reason why;
 } refusals[] = {
-	{ 400, "bad_request", "malformed request", HTTP_REJ_BAD_REQUEST },
-	{ 408, "timeout", "request timed out", HTTP_REJ_TIMEOUT },
-	{ 413, "payload_too_large", "request body too large", HTTP_REJ_413 },
-	{ 414, "uri_too_long", "request target too long", HTTP_REJ_414 },
-	{ 431, "header_too_large", "request header too large", HTTP_REJ_431 },
-	{ 500, "internal", "internal error", HTTP_REJ_NONE },
+	{ 400, "bad_request", "malformed request", REJECT_BAD_REQUEST },
+	{ 408, "timeout", "request timed out", REJECT_TIMEOUT },
+	{ 413, "payload_too_large", "request body too large", REJECT_413 },
+	{ 414, "uri_too_long", "request target too long", REJECT_414 },
+	{ 431, "header_too_large", "request header too large", REJECT_431 },
+	{ 500, "internal", "internal error", REJECT_NONE },
 };
 
 /* After these the stream cannot be trusted (or the client is too slow /
@@ -370,7 +370,7 @@ static bool status_forces_close(int status)
 }
 
 void http_resp_reject(struct http_conn *c, int status, const char *code,
-                      const char *msg, enum http_reject why, unsigned retry_after)
+                      const char *msg, reject_reason why, unsigned retry_after)
 {
 	http_req *r = c->req;
 
@@ -381,7 +381,7 @@ void http_resp_reject(struct http_conn *c, int status, const char *code,
 			return;
 		}
 	}
-	if (why != HTTP_REJ_NONE)
+	if (why != REJECT_NONE)
 		http_server_count_reject(c->srv, why, r->corr_id);
 	http_conn_notify_close(c, r);
 	if (r->resp.state != HTTP_RESP_NONE || c->state >= HTTP_CONN_FLUSH) {

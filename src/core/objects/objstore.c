@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/metrics/metrics.h"
+#include "core/metrics/reject.h"
 #include "core/objects/objstore.h"
 #include "lib/b3.h"
 #include "lib/b3tree.h"
@@ -151,7 +152,7 @@ void objstore_integrity_fail(stor_client *c, const uint8_t id[32], const char *w
 
 	b3_cid_format(id, cid);
 	metrics_count("integrity_fail_total", "object=\"blob\"", 1);
-	metrics_count("rejected_total", "reason=\"integrity\"", 1);
+	reject_count(REJECT_FAMILY_NODE, REJECT_INTEGRITY);
 	log_kv(LOG_LEVEL_ERROR, "object failed verification", "cid", cid, "what", what,
 	       "corr_id", corr_id, NULL);
 	(void)stor_quarantine(c, id, objstore_on_quarantined, NULL);

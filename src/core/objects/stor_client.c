@@ -31,6 +31,7 @@
  * callback returns (depth drops to 0).
  */
 #include "core/objects/stor_client.h"
+#include "core/objects/stor_client_test.h"
 
 #include <errno.h>
 #include <stdlib.h>

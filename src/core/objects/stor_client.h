@@ -73,7 +73,6 @@ stor_call *stor_put_commit(stor_client *c, uint64_t handle, uint64_t len, const 
                            stor_cb cb, void *arg);
 stor_call *stor_put_abort(stor_client *c, uint64_t handle, stor_cb cb, void *arg);
 stor_call *stor_quarantine(stor_client *c, const uint8_t id[32], stor_cb cb, void *arg);
-stor_call *stor_ping(stor_client *c, stor_cb cb, void *arg);
 
 /* The callback will not be called; fds that arrive for it are closed. */
 void stor_call_cancel(stor_call *call);

@@ -269,11 +269,6 @@ int og_stream_data(oap_stream *s, const uint8_t *buf, size_t n, bool end)
 	return stream_send(s, OAP_F_RESP | (end ? OAP_F_END : 0), s->status, buf, n);
 }
 
-size_t og_stream_out_pending(const oap_stream *s)
-{
-	return oc_out_len(s->c);
-}
-
 void og_stream_wait_output(oap_stream *s)
 {
 	s->wants_pump = true;
@@ -313,7 +308,7 @@ void og_stream_corr_hex(const oap_stream *s, char out[17])
 
 static int conn_protocol(oap_conn *c, const oap_frame *f, const char *msg)
 {
-	og_count_reject(c->og, OG_REJ_PROTOCOL, msg);
+	og_count_reject(c->og, REJECT_PROTOCOL, msg);
 	conn_refuse(c, f, 400, "bad_request", msg);
 	return -1;
 }
@@ -334,7 +329,7 @@ static int conn_on_hello(oap_conn *c, const oap_frame *f)
 		json_decref(j);
 	}
 	if (!ok) {
-		og_count_reject(c->og, OG_REJ_HELLO, "first frame is not a HELLO");
+		og_count_reject(c->og, REJECT_HELLO, "first frame is not a HELLO");
 		conn_refuse(c, f, 400, "bad_request", "the first frame must be a HELLO");
 		return -1;
 	}
@@ -426,7 +421,7 @@ static bool conn_start_refused(oap_conn *c, oap_stream *s, const oap_frame *f)
 	if (c->draining) {
 		og_stream_error(s, 503, "unavailable", "the node is draining", true);
 	} else if (c->nactive >= c->og->lim.max_inflight) {
-		og_count_reject(c->og, OG_REJ_INFLIGHT, NULL);
+		og_count_reject(c->og, REJECT_INFLIGHT, NULL);
 		og_stream_error(s, 429, "too_many_requests", "too many open streams", true);
 	} else if (f->app_proto_id != OG_APP_OBJECTS) {
 		og_stream_error(s, 400, "bad_request", "unknown app_proto_id", false);
@@ -524,13 +519,13 @@ static void conn_refuse_large(oap_conn *c, const uint8_t hdr[OAP_HDR_LEN])
 	oap_frame h;
 
 	oap_peek_reply_to(hdr, &h);
-	og_count_reject(c->og, OG_REJ_TOO_LARGE, NULL);
+	og_count_reject(c->og, REJECT_TOO_LARGE, NULL);
 	conn_refuse(c, &h, 413, "payload_too_large", "frame larger than 1 MiB");
 }
 
 static void conn_malformed(oap_conn *c, oap_status st)
 {
-	og_count_reject(c->og, OG_REJ_MALFORMED, oap_status_str(st));
+	og_count_reject(c->og, REJECT_MALFORMED, oap_status_str(st));
 	conn_set_state(c, OC_FLUSH);
 }
 
@@ -735,7 +730,7 @@ static void on_event(void *arg, unsigned what)
 	if (c->state == OC_CLOSED)
 		return;
 	if (what & CONN_EV_TIMEOUT)
-		og_count_reject(c->og, OG_REJ_TIMEOUT, "write");
+		og_count_reject(c->og, REJECT_TIMEOUT, "write");
 	if ((what & CONN_EV_EOF) && !(what & CONN_EV_ERROR) && c->state < OC_FLUSH) {
 		conn_set_state(c, OC_FLUSH);   /* deliver what is queued, then close */
 		return;
@@ -749,7 +744,7 @@ static void on_timer(void *arg)
 
 	switch (c->state) {
 	case OC_HELLO:
-		og_count_reject(c->og, OG_REJ_TIMEOUT, "no HELLO");
+		og_count_reject(c->og, REJECT_TIMEOUT, "no HELLO");
 		conn_set_state(c, OC_CLOSED);
 		break;
 	case OC_OPEN:
@@ -758,7 +753,7 @@ static void on_timer(void *arg)
 			break;
 		}
 		if (c->partial_armed || c->ntotal)
-			og_count_reject(c->og, OG_REJ_TIMEOUT, c->partial_armed ? "frame" : "idle");
+			og_count_reject(c->og, REJECT_TIMEOUT, c->partial_armed ? "frame" : "idle");
 		conn_set_state(c, OC_CLOSED);
 		break;
 	default:

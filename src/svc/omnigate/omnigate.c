@@ -90,7 +90,7 @@ static void og_on_refuse(void *arg, int fd, const struct sockaddr *sa, socklen_t
 {
 	(void)sa;
 	(void)salen;
-	og_count_reject(arg, OG_REJ_CONN_CAP, NULL);
+	og_count_reject(arg, REJECT_CONN_CAP, NULL);
 	close(fd);
 }
 

@@ -42,19 +42,8 @@ struct wall_ticket;
 /* Verbs: `code` of a START frame with app_proto_id OG_APP_OBJECTS. */
 enum { OG_VERB_PING = 1, OG_VERB_STAT = 2, OG_VERB_GET = 3, OG_VERB_PUT = 4 };
 
-/* oap_rejected_total{reason}: the node's reasons (core/metrics/reject.h).
- * The OG_REJ_ spellings are the same enum, kept so the connection code need
- * not change with it. */
-typedef reject_reason og_reject;
-#define OG_REJ_MALFORMED  REJECT_MALFORMED   /* bytes that are not a frame */
-#define OG_REJ_TOO_LARGE  REJECT_TOO_LARGE   /* header announced > 1 MiB */
-#define OG_REJ_PROTOCOL   REJECT_PROTOCOL    /* a valid frame breaking the stream rules */
-#define OG_REJ_HELLO      REJECT_HELLO       /* first frame not a HELLO */
-#define OG_REJ_INFLIGHT   REJECT_INFLIGHT    /* stream over oap.max_inflight (429) */
-#define OG_REJ_TIMEOUT    REJECT_TIMEOUT     /* read or idle deadline, stalled frame */
-#define OG_REJ_CONN_CAP   REJECT_CONN_CAP    /* limits.max_connections */
-#define OG_REJ_DECOMPRESS REJECT_DECOMPRESS  /* COMP frame over its caps or corrupt */
-#define OG_REJ_INTEGRITY  REJECT_INTEGRITY   /* a served object failed verification */
+/* oap_rejected_total{reason}: the node's reasons, reject_reason
+ * (core/metrics/reject.h). */
 
 typedef struct og_limits {
 	uint32_t max_inflight;      /* streams per connection (oap.max_inflight) */
@@ -149,8 +138,6 @@ void og_stream_error(oap_stream *s, int status, const char *code, const char *ms
                      bool retryable);
 __attribute__((warn_unused_result))
 int og_stream_data(oap_stream *s, const uint8_t *buf, size_t n, bool end);
-/* Output bytes queued on the stream's connection. */
-size_t og_stream_out_pending(const oap_stream *s);
 /* Output is full: og_verb_pump will be called when it drains. */
 void og_stream_wait_output(oap_stream *s);
 /* Stop reading frames until og_stream_resume (PUT waiting for storage). */

@@ -36,6 +36,7 @@
 #include <event2/event.h>
 
 #include "core/metrics/metrics.h"
+#include "core/metrics/reject.h"
 #include "core/proto/oap.h"
 #include "core/objects/stor_msg.h"
 #include "lib/b3.h"
@@ -106,9 +107,9 @@ static int storage_fail(storage_reply *rp, int status, const char *message)
 {
 	stor_msg_rep_err(&rp->rep, rp->rep.verb, (uint16_t)status, message);
 	if (status == 413)
-		metrics_count("rejected_total", "reason=\"413\"", 1);
+		reject_count(REJECT_FAMILY_NODE, REJECT_413);
 	else if (status == 503)
-		metrics_count("rejected_total", "reason=\"503\"", 1);
+		reject_count(REJECT_FAMILY_NODE, REJECT_503);
 	return 0;
 }
 
@@ -498,7 +499,7 @@ static bool storage_peer_ok(int fd)
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && cr.uid == geteuid())
 		return true;
-	metrics_count("rejected_total", "reason=\"peercred\"", 1);
+	reject_count(REJECT_FAMILY_NODE, REJECT_PEERCRED);
 	snprintf(uid, sizeof uid, "%ld", len == sizeof cr ? (long)cr.uid : -1L);
 	snprintf(pid, sizeof pid, "%ld", len == sizeof cr ? (long)cr.pid : -1L);
 	log_kv(LOG_LEVEL_WARN, "storage connection refused: peer uid", "uid", uid, "pid", pid, NULL);
@@ -514,7 +515,7 @@ static void storage_adopt(storage *srv, int fd)
 		return;
 	}
 	if (srv->nconns >= STORAGE_MAX_CONNS || !(c = calloc(1, sizeof *c))) {
-		metrics_count("rejected_total", "reason=\"503\"", 1);
+		reject_count(REJECT_FAMILY_NODE, REJECT_503);
 		log_kv(LOG_LEVEL_WARN, "storage connection refused: too many connections", NULL);
 		close(fd);
 		return;

@@ -81,8 +81,6 @@ store *store_ram_new(const store_limits *lim, char *err, size_t errlen);
 void store_free(store *st);
 /* New limits apply to later calls (config reload). */
 void store_set_limits(store *st, const store_limits *lim);
-/* Uploads open now. */
-size_t store_uploads_open(const store *st);
 
 /* 413 if max_len is over the object cap, 503 if max_uploads are open.
  * On 200, *fd is a new writable fd (caller owns it: hand it over, close it). */

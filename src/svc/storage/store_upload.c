@@ -13,6 +13,7 @@
  * the upload's fd.
  */
 #include "svc/storage/store.h"
+#include "svc/storage/store_test.h"
 
 #include <errno.h>
 #include <fcntl.h>

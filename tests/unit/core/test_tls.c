@@ -37,6 +37,7 @@
 
 #include "core/config/config.h"
 #include "core/net/http.h"
+#include "core/net/http_test.h"
 #include "core/metrics/metrics.h"
 #include "core/tls.h"
 #include "lib/b3.h"

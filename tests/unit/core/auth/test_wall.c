@@ -24,6 +24,7 @@
 #include "core/config/config.h"
 #include "core/auth/policy.h"
 #include "core/auth/wall.h"
+#include "core/auth/wall_test.h"
 #include "lib/util.h"
 
 static const uint8_t KEY[32] = "0123456789abcdef0123456789abcdef";

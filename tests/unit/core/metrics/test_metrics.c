@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "core/metrics/metrics.h"
+#include "core/metrics/metrics_test.h"
 
 #define PROMTOOL "/usr/bin/promtool"
 #define LAT_LABELS "service=\"gw\",route=\"/o\",method=\"GET\""

@@ -15,6 +15,7 @@
 
 #include "core/metrics/metrics.h"
 #include "core/metrics/reject.h"
+#include "core/metrics/reject_test.h"
 
 static int setup(void **state)
 {

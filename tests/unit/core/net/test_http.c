@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "core/net/http.h"
+#include "core/net/http_test.h"
 #include "core/metrics/metrics.h"
 #include "lib/log.h"
 

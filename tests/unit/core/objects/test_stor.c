@@ -30,6 +30,7 @@
 #include "core/metrics/metrics.h"
 #include "core/proto/oap.h"
 #include "core/objects/stor_client.h"
+#include "core/objects/stor_client_test.h"
 #include "lib/b3tree.h"
 #include "lib/ipc.h"
 #include "lib/log.h"

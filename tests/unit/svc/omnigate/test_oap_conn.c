@@ -24,7 +24,9 @@
 
 #include "core/auth/policy.h"
 #include "core/auth/wall.h"
+#include "core/auth/wall_test.h"
 #include "core/metrics/metrics.h"
+#include "core/metrics/reject_test.h"
 #include "core/proto/oap.h"
 #include "svc/omnigate/omnigate.h"
 

@@ -21,6 +21,7 @@
 #include "core/metrics/metrics.h"
 #include "lib/b3tree.h"
 #include "svc/storage/store.h"
+#include "svc/storage/store_test.h"
 
 #define KIB      1024u
 #define MIB      (1024u * 1024u)
