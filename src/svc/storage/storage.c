@@ -37,6 +37,7 @@
 
 #include "core/metrics/metrics.h"
 #include "core/metrics/reject.h"
+#include "core/net/conn.h"
 #include "core/proto/oap.h"
 #include "core/objects/stor_msg.h"
 #include "lib/b3.h"
@@ -48,9 +49,7 @@
 #include "svc/svc.h"
 
 #define STORAGE_MAX_CONNS       256u  /* gateway workers + omnigate, with room */
-#define STORAGE_ACCEPT_BATCH    32u   /* accepts per wake-up */
 #define STORAGE_READ_BATCH      16u   /* requests per connection per wake-up */
-#define STORAGE_EMFILE_PAUSE_MS 100u  /* out of fds: stop accepting this long */
 /* Commit workers: two hash in parallel on a two-core machine and leave the
  * loop a core; more only add fsyncs queueing on the same disk. */
 #define STORAGE_COMMIT_THREADS  2u
@@ -80,8 +79,7 @@ struct storage {
 	store        *st;
 	workq        *wq;           /* commit workers */
 	struct event *wq_ev;        /* the pool's completion eventfd */
-	struct event *accept_ev;
-	struct event *pause_ev;
+	conn_listener *lst;         /* the shared accept rule (cap, fd back-off) */
 	LIST_HEAD(, storage_conn) conns;
 	size_t        nconns;
 	uint64_t      next_owner;
@@ -506,17 +504,20 @@ static bool storage_peer_ok(int fd)
 	return false;
 }
 
-static void storage_adopt(storage *srv, int fd)
+/* Accepted (the shared listener, core/net/conn.h, applied the cap and the
+ * back-off when fds run out): only our own uid may talk to storage. */
+static void storage_on_accept(void *arg, int fd, const struct sockaddr *sa, socklen_t salen)
 {
+	storage *srv = arg;
 	storage_conn *c;
 
+	(void)sa; (void)salen;
 	if (!storage_peer_ok(fd)) {
 		close(fd);
 		return;
 	}
-	if (srv->nconns >= STORAGE_MAX_CONNS || !(c = calloc(1, sizeof *c))) {
+	if (!(c = calloc(1, sizeof *c))) {
 		reject_count(REJECT_FAMILY_NODE, REJECT_503);
-		log_kv(LOG_LEVEL_WARN, "storage connection refused: too many connections", NULL);
 		close(fd);
 		return;
 	}
@@ -529,34 +530,17 @@ static void storage_adopt(storage *srv, int fd)
 		storage_conn_close(c);
 }
 
-static void on_pause_end(evutil_socket_t fd, short what, void *arg)
+static void storage_on_refuse(void *arg, int fd, const struct sockaddr *sa, socklen_t salen)
 {
-	storage *srv = arg;
-
-	(void)fd; (void)what;
-	if (!srv->draining)
-		event_add(srv->accept_ev, NULL);
+	(void)arg; (void)sa; (void)salen;
+	reject_count(REJECT_FAMILY_NODE, REJECT_503);
+	log_kv(LOG_LEVEL_WARN, "storage connection refused: too many connections", NULL);
+	close(fd);
 }
 
-static void on_accept(evutil_socket_t lfd, short what, void *arg)
+static size_t storage_live(void *arg)
 {
-	storage *srv = arg;
-
-	(void)what;
-	for (unsigned i = 0; i < STORAGE_ACCEPT_BATCH; i++) {
-		int fd = accept4((int)lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd >= 0) {
-			storage_adopt(srv, fd);
-			continue;
-		}
-		if (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == ENOBUFS) {
-			struct timeval tv = { 0, STORAGE_EMFILE_PAUSE_MS * 1000 };
-			log_kv(LOG_LEVEL_WARN, "storage cannot accept", "error", strerror(errno), NULL);
-			event_del(srv->accept_ev);
-			evtimer_add(srv->pause_ev, &tv);
-		}
-		return;
-	}
+	return ((storage *)arg)->nconns;
 }
 
 /* ---- service -------------------------------------------------------------- */
@@ -590,8 +574,7 @@ static void storage_free(storage *srv)
 	srv->wq = NULL;
 	while (!LIST_EMPTY(&srv->conns))
 		storage_conn_close(LIST_FIRST(&srv->conns));
-	if (srv->accept_ev) event_free(srv->accept_ev);
-	if (srv->pause_ev) event_free(srv->pause_ev);
+	conn_listener_free(srv->lst);
 	store_free(srv->st);
 	free(srv);
 }
@@ -616,9 +599,10 @@ static int storage_start(svc *s)
 	srv->wq_ev = event_new(s->base, workq_fd(srv->wq), EV_READ | EV_PERSIST, on_commits_done, srv);
 	if (!srv->wq_ev || event_add(srv->wq_ev, NULL) != 0)
 		goto fail;
-	srv->accept_ev = event_new(s->base, s->listen_fd, EV_READ | EV_PERSIST, on_accept, srv);
-	srv->pause_ev = evtimer_new(s->base, on_pause_end, srv);
-	if (!srv->st || !srv->accept_ev || !srv->pause_ev || event_add(srv->accept_ev, NULL) != 0)
+	conn_listener_opts lo = { .on_accept = storage_on_accept, .on_refuse = storage_on_refuse,
+	                          .live = storage_live, .max_conns = STORAGE_MAX_CONNS, .arg = srv,
+	                          .log_msg = "storage accept failed" };
+	if (!(srv->lst = conn_listener_new(s->base, s->listen_fd, &lo)))
 		goto fail;
 	s->priv = srv;
 	log_kv(LOG_LEVEL_INFO, "storage serving", "backend", s->cfg.amnesia ? "ram" : "disk", NULL);
@@ -645,8 +629,7 @@ static void storage_drain(svc *s)
 	storage *srv = s->priv;
 
 	srv->draining = true;
-	event_del(srv->accept_ev);
-	event_del(srv->pause_ev);
+	conn_listener_enable(srv->lst, false);
 	if (srv->nconns == 0)
 		svc_drained(s);
 }
