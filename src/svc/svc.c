@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -305,10 +304,8 @@ int svc_main(const svc_ops *ops, int argc, char **argv)
 	(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
 	signal(SIGPIPE, SIG_IGN); /* libevent writes with writev: a gone peer must not kill us */
 	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-	/* Request buffers hold bearer tokens: a service never writes a core
-	 * file (keys are in sodium memory, already excluded from dumps). */
-	struct rlimit nocore = { 0, 0 };
-	(void)setrlimit(RLIMIT_CORE, &nocore);
+	/* No core file and not dumpable: cli_main did it before we got here
+	 * (request buffers hold bearer tokens). */
 	if (getppid() == 1)
 		return SVC_EXIT_FAIL;
 	config_defaults(&p->s.cfg);
