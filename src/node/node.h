@@ -97,6 +97,9 @@ typedef struct supervisor {
 	struct event       *sig_ev[4];
 	struct event       *drain_ev, *hard_ev, *tick_ev;
 	bool                draining;
+	/* Entropy in bits, -1 while the CSPRNG is not ready; NULL = the kernel's
+	 * (util_entropy_*). The readiness model test walks states with a probe. */
+	int               (*entropy_probe)(void);
 	int                 drain_tier;      /* tier being drained now (ROLE_TIER_*) */
 	uint64_t            protocol_faults; /* children killed for a malformed message */
 	uint64_t            start_ms, start_wall_ms;

@@ -168,10 +168,18 @@ static json_t *parity_eval(supervisor *s, json_t *reasons, ready_verdict *v)
 	                 "mismatched", (int)odd);
 }
 
-static json_t *entropy_eval(json_t *reasons, ready_verdict *v)
+/* Bits of entropy the kernel has, or -1 while its CSPRNG is not ready. */
+static int entropy_now(const supervisor *s)
 {
-	int bits = util_entropy_bits();
-	bool ok = util_entropy_ready() && bits >= READY_MIN_ENTROPY_BITS;
+	if (s->entropy_probe)
+		return s->entropy_probe();
+	return util_entropy_ready() ? util_entropy_bits() : -1;
+}
+
+static json_t *entropy_eval(const supervisor *s, json_t *reasons, ready_verdict *v)
+{
+	int bits = entropy_now(s);
+	bool ok = bits >= READY_MIN_ENTROPY_BITS;
 
 	if (!ok) {
 		json_array_append_new(reasons, json_string("entropy: fewer than 128 bits available"));
@@ -230,7 +238,7 @@ char *readiness_report(supervisor *s, ready_verdict *verdict)
 		"config", "state", "ok", "last_reload_error", s->last_reload_error,
 		"listeners", "state", "ok", "admin", s->cfg.admin_addr, "gateway",
 		roles_listen_enabled(&s->cfg, ROLE_LISTEN_GATEWAY) ? s->cfg.gateway_addr : "",
-		"entropy", entropy_eval(reasons, &v),
+		"entropy", entropy_eval(s, reasons, &v),
 		"version_parity", parity_eval(s, reasons, &v),
 		"policy", policy_eval_ready(s, reasons, &v),
 		"services", svcs);
