@@ -348,8 +348,6 @@ static int conn_on_hello(oap_conn *c, const oap_frame *f)
 	return 0;
 }
 
-/* Where the capability wall will plug in (a later issue): the START
- * frame's cap bytes against the verb and its parameters. Open for now. */
 /* The request a verb makes, as the wall sees it: the HTTP method and path
  * of the equivalent gateway request, so one capability means the same on
  * both protocols. PING is a probe (admin class, not gated). */
