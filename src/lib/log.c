@@ -216,7 +216,7 @@ int log_bug(const char *file, int line, const char *what)
 	char where[256];
 
 	snprintf(where, sizeof where, "%s:%d", file, line);
-	log_kv(LOG_LEVEL_ERROR, "BUG", "where", where, "what", what, NULL);
+	log_kv(LOG_LEVEL_ERROR, "BUG", "where", where, "what", what, LOG_END);
 	if (g_log.bug_hook)
 		g_log.bug_hook();
 	return -1;

@@ -44,7 +44,11 @@ __attribute__((warn_unused_result))
 int log_level_parse(const char *s, log_level *out);
 const char *log_level_name(log_level l);
 
-/* Message plus fields: log_kv(LOG_LEVEL_WARN, "refused", "route", "/o", "reason", "413", NULL). */
+/* The end of a key/value list: a typed null pointer (a bare NULL may be a
+ * plain 0 in a variadic call, which is undefined for a pointer sentinel). */
+#define LOG_END ((const char *)NULL)
+
+/* Message plus fields: log_kv(LOG_LEVEL_WARN, "refused", "route", "/o", "reason", "413", LOG_END). */
 void log_kv(log_level lvl, const char *msg, ...) __attribute__((sentinel));
 void log_kvv(log_level lvl, const char *msg, va_list ap);
 

@@ -155,7 +155,7 @@ static int admin_authorize(supervisor *s, http_req *r, const char *action)
 		return 0;
 	reject_count(REJECT_FAMILY_NODE, REJECT_UNAUTH);
 	log_kv(LOG_LEVEL_WARN, "audit", "kind", "admin_refused", "action", action, "peer", peer,
-	       "reason", why, "corr_id", http_req_corr_id(r), NULL);
+	       "reason", why, "corr_id", http_req_corr_id(r), LOG_END);
 	(void)http_resp_header(r, "WWW-Authenticate", "Bearer");
 	(void)http_reply_error(r, 401, "unauthorized", why, false, 0);
 	return -1;
@@ -168,7 +168,7 @@ static void admin_audit(http_req *r, const char *action, const char *result)
 
 	util_addr_str(http_req_peer(r, &plen), peer, sizeof peer);
 	log_kv(LOG_LEVEL_INFO, "audit", "kind", "admin_action", "action", action, "peer", peer,
-	       "result", result, "corr_id", http_req_corr_id(r), NULL);
+	       "result", result, "corr_id", http_req_corr_id(r), LOG_END);
 }
 
 static void admin_on_reload(http_req *r, void *arg)

@@ -88,7 +88,7 @@ static void floor_store(supervisor *s)
 	int n = snprintf(body, sizeof body, "%llu\n", (unsigned long long)s->policy.floor);
 	if (util_write_atomic(path, body, (size_t)n, 0600, 0) != UTIL_WRITE_OK)
 		log_kv(LOG_LEVEL_ERROR, "cannot persist the policy version floor; rollback across a "
-		       "restart is not prevented", "file", path, "error", strerror(errno), NULL);
+		       "restart is not prevented", "file", path, "error", strerror(errno), LOG_END);
 }
 
 static int sealed_copy(const char *buf, size_t len)
@@ -113,7 +113,7 @@ void sup_policy_send(supervisor *s, sup_child *c)
 		return;
 	snprintf(m.digest, sizeof m.digest, "%s", p->digest);
 	if (ctl_compose_policy(c->ctl_fd, &m) != 0)
-		log_kv(LOG_LEVEL_WARN, "cannot send policy to child", "role", c->role->name, NULL);
+		log_kv(LOG_LEVEL_WARN, "cannot send policy to child", "role", c->role->name, LOG_END);
 }
 
 static void broadcast(supervisor *s)
@@ -130,7 +130,7 @@ static void audit(const char *result, const char *why, const sup_policy *p, cons
 	snprintf(ver, sizeof ver, "%llu", (unsigned long long)p->version);
 	log_kv(err ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, "audit", "kind", "policy_reload",
 	       "result", result, "trigger", why, "version", p->fd >= 0 ? ver : "-",
-	       "digest", p->fd >= 0 ? p->digest : "-", "error", err ? err : "", NULL);
+	       "digest", p->fd >= 0 ? p->digest : "-", "error", err ? err : "", LOG_END);
 	char labels[48];
 	snprintf(labels, sizeof labels, "result=\"%s\"", result);
 	metrics_count("policy_reloads_total", labels, 1);

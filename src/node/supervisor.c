@@ -57,7 +57,7 @@ static void child_send_config(sup_child *c)
 	char *json = config_to_json(&view, false);
 
 	if (!json || ctl_compose_config(c->ctl_fd, json, strlen(json)) != 0)
-		log_kv(LOG_LEVEL_WARN, "cannot send config to child", "role", c->role->name, NULL);
+		log_kv(LOG_LEVEL_WARN, "cannot send config to child", "role", c->role->name, LOG_END);
 	free(json);
 }
 
@@ -80,7 +80,7 @@ static int child_on_ready(sup_child *c, const ctl_msg *m)
 	c->state = CHILD_READY;
 	c->ready_ms = util_now_ms();
 	c->attempt = 0; /* backoff doubles only while a child fails to come up */
-	log_kv(LOG_LEVEL_INFO, "service ready", "role", c->role->name, NULL);
+	log_kv(LOG_LEVEL_INFO, "service ready", "role", c->role->name, LOG_END);
 	return 0;
 }
 
@@ -117,7 +117,7 @@ static void child_protocol_fault(sup_child *c, uint32_t type)
 
 	snprintf(pid, sizeof pid, "%d", (int)c->pid);
 	log_kv(LOG_LEVEL_ERROR, "malformed control message from child; killing it",
-	       "role", c->role->name, "pid", pid, "type", ctl_type_name(type), NULL);
+	       "role", c->role->name, "pid", pid, "type", ctl_type_name(type), LOG_END);
 	c->sup->protocol_faults++;
 	(void)BUG("control protocol fault");
 	if (c->pid > 0)
@@ -230,12 +230,12 @@ static void child_spawn(sup_child *c)
 	supervisor *s = c->sup;
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-		log_kv(LOG_LEVEL_ERROR, "socketpair failed", "error", strerror(errno), NULL);
+		log_kv(LOG_LEVEL_ERROR, "socketpair failed", "error", strerror(errno), LOG_END);
 		return;
 	}
 	pid_t pid = fork();
 	if (pid < 0) {
-		log_kv(LOG_LEVEL_ERROR, "fork failed", "error", strerror(errno), NULL);
+		log_kv(LOG_LEVEL_ERROR, "fork failed", "error", strerror(errno), LOG_END);
 		close(sv[0]);
 		close(sv[1]);
 		return;
@@ -250,14 +250,14 @@ static void child_spawn(sup_child *c)
 	c->started_ms = util_now_ms();
 	c->build_id[0] = '\0';
 	if (util_set_nonblock(c->ctl_fd) != 0)
-		log_kv(LOG_LEVEL_WARN, "cannot make control socket non-blocking", NULL);
+		log_kv(LOG_LEVEL_WARN, "cannot make control socket non-blocking", LOG_END);
 	c->ctl_ev = event_new(s->base, c->ctl_fd, EV_READ | EV_PERSIST, on_child_ctl, c);
 	if (c->ctl_ev)
 		event_add(c->ctl_ev, NULL);
 	char pidbuf[16], wbuf[16];
 	snprintf(pidbuf, sizeof pidbuf, "%d", (int)pid);
 	snprintf(wbuf, sizeof wbuf, "%d", c->worker);
-	log_kv(LOG_LEVEL_INFO, "service started", "role", c->role->name, "worker", wbuf, "pid", pidbuf, NULL);
+	log_kv(LOG_LEVEL_INFO, "service started", "role", c->role->name, "worker", wbuf, "pid", pidbuf, LOG_END);
 }
 
 static void child_exited(sup_child *c, int status)
@@ -277,13 +277,13 @@ static void child_exited(sup_child *c, int status)
 	else
 		snprintf(st, sizeof st, "exit %d", WEXITSTATUS(status));
 	if (s->draining) {
-		log_kv(LOG_LEVEL_INFO, "service stopped", "role", c->role->name, "status", st, NULL);
+		log_kv(LOG_LEVEL_INFO, "service stopped", "role", c->role->name, "status", st, LOG_END);
 		sup_maybe_exit(s);
 		return;
 	}
 	if (crashwin_record(&c->crashes, now) && !c->crashloop) {
 		c->crashloop = true;
-		log_kv(LOG_LEVEL_ERROR, "service is crash-looping", "role", c->role->name, NULL);
+		log_kv(LOG_LEVEL_ERROR, "service is crash-looping", "role", c->role->name, LOG_END);
 	}
 	if (!was_ready)
 		c->attempt++;
@@ -291,7 +291,7 @@ static void child_exited(sup_child *c, int status)
 	char msbuf[16];
 	snprintf(msbuf, sizeof msbuf, "%u", ms);
 	log_kv(LOG_LEVEL_WARN, "service exited; restarting", "role", c->role->name, "status", st,
-	       "delay_ms", msbuf, NULL);
+	       "delay_ms", msbuf, LOG_END);
 	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
 	if (!c->restart_ev)
 		c->restart_ev = evtimer_new(s->base, on_restart, c);
@@ -348,7 +348,7 @@ static void on_hard_deadline(evutil_socket_t fd, short what, void *arg)
 	supervisor *s = arg;
 
 	(void)fd; (void)what;
-	log_kv(LOG_LEVEL_WARN, "hard drain limit reached; killing what is left", NULL);
+	log_kv(LOG_LEVEL_WARN, "hard drain limit reached; killing what is left", LOG_END);
 	for (size_t i = 0; i < s->nchild; i++)
 		if (s->child[i].pid > 0)
 			kill(s->child[i].pid, SIGKILL);
@@ -406,7 +406,7 @@ void supervisor_shutdown(supervisor *s, const char *why)
 	if (s->draining)
 		return;
 	s->draining = true;
-	log_kv(LOG_LEVEL_INFO, "shutting down", "reason", why, NULL);
+	log_kv(LOG_LEVEL_INFO, "shutting down", "reason", why, LOG_END);
 	/* Deferred one loop turn so an admin POST can still be answered. */
 	struct timeval zero = { 0, 0 };
 	struct timeval hard = { NODE_HARD_DRAIN_MS / 1000, 0 };
@@ -434,7 +434,7 @@ int supervisor_reload(supervisor *s, const char *why, char *err, size_t errlen)
 
 	if (sup_policy_refresh(s, why, perr, sizeof perr) != 0) {
 		log_kv(LOG_LEVEL_ERROR, "policy reload refused; the bundle in force stays", "trigger", why,
-		       "error", perr, NULL);
+		       "error", perr, LOG_END);
 		if (rc == 0)
 			snprintf(err, errlen, "%s", perr);
 		rc = -1;
@@ -455,7 +455,7 @@ static int config_reload(supervisor *s, const char *why, char *err, size_t errle
 		snprintf(labels, sizeof labels, "result=\"refused\"");
 		metrics_count("config_reloads_total", labels, 1);
 		log_kv(LOG_LEVEL_ERROR, "config reload refused; old config kept", "trigger", why,
-		       "error", err, NULL);
+		       "error", err, LOG_END);
 		return -1;
 	}
 	config_free(&s->cfg);
@@ -469,7 +469,7 @@ static int config_reload(supervisor *s, const char *why, char *err, size_t errle
 	s->reloads_ok++;
 	s->last_reload_error[0] = '\0';
 	metrics_count("config_reloads_total", "result=\"ok\"", 1);
-	log_kv(LOG_LEVEL_INFO, "config reloaded", "trigger", why, NULL);
+	log_kv(LOG_LEVEL_INFO, "config reloaded", "trigger", why, LOG_END);
 	return 0;
 }
 
@@ -505,7 +505,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		sup_child *c = &s->child[i];
 		if (c->crashloop && c->state == CHILD_READY && now - c->ready_ms >= SUP_CRASHLOOP_CLEAR_MS) {
 			c->crashloop = false;
-			log_kv(LOG_LEVEL_INFO, "service recovered from crash loop", "role", c->role->name, NULL);
+			log_kv(LOG_LEVEL_INFO, "service recovered from crash loop", "role", c->role->name, LOG_END);
 		}
 	}
 	free(readiness_report(s, &v)); /* refreshes ready_state / service_up gauges */
@@ -562,7 +562,7 @@ static int sup_runtime_dir(supervisor *s, char *err, size_t errlen)
 static void sup_add_child(supervisor *s, const role *r, int worker, int listen_fd)
 {
 	if (s->nchild >= NODE_MAX_CHILDREN) {
-		log_kv(LOG_LEVEL_WARN, "too many service processes; not started", "role", r->name, NULL);
+		log_kv(LOG_LEVEL_WARN, "too many service processes; not started", "role", r->name, LOG_END);
 		return;
 	}
 	sup_child *c = &s->child[s->nchild++];
@@ -645,7 +645,7 @@ static int sup_start(supervisor *s, char *err, size_t errlen)
 	char perr[CONFIG_ERR_MAX];
 	if (sup_policy_refresh(s, "start", perr, sizeof perr) != 0)
 		log_kv(LOG_LEVEL_ERROR, "policy bundle refused; denying every public request",
-		       "error", perr, NULL);
+		       "error", perr, LOG_END);
 	sup_add_children(s);
 	for (size_t i = 0; i < s->nchild; i++)
 		child_spawn(&s->child[i]);
@@ -701,18 +701,18 @@ int supervisor_run(const node_opts *o, mn_config *cfg)
 	log_init("macronode", s->cfg.log_level, STDERR_FILENO);
 	log_set_format(s->cfg.log_format);
 	if (sup_start(s, err, sizeof err) != 0) {
-		log_kv(LOG_LEVEL_ERROR, "cannot start", "error", err, NULL);
+		log_kv(LOG_LEVEL_ERROR, "cannot start", "error", err, LOG_END);
 		fprintf(stderr, "macronode: %s\n", err);
 		sup_free(s);
 		return 1;
 	}
 	log_kv(LOG_LEVEL_INFO, "node started", "admin", s->cfg.admin_addr,
-	       "gateway", s->cfg.gateway_addr, "version", ctl_build_id(), NULL);
+	       "gateway", s->cfg.gateway_addr, "version", ctl_build_id(), LOG_END);
 	event_base_dispatch(s->base);
 	/* Reap whatever is left (hard deadline path). */
 	while (waitpid(-1, NULL, WNOHANG) > 0)
 		;
-	log_kv(LOG_LEVEL_INFO, "node stopped", NULL);
+	log_kv(LOG_LEVEL_INFO, "node stopped", LOG_END);
 	sup_free(s);
 	return s->exit_code;
 }

@@ -47,7 +47,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	struct svc_proc *p = arg;
 
 	(void)fd; (void)what;
-	log_kv(LOG_LEVEL_WARN, "drain deadline reached; exiting with work in flight", NULL);
+	log_kv(LOG_LEVEL_WARN, "drain deadline reached; exiting with work in flight", LOG_END);
 	event_base_loopexit(p->s.base, NULL);
 }
 
@@ -56,7 +56,7 @@ static void svc_begin_drain(struct svc_proc *p, const char *why)
 	if (p->draining)
 		return;
 	p->draining = true;
-	log_kv(LOG_LEVEL_INFO, "draining", "reason", why, NULL);
+	log_kv(LOG_LEVEL_INFO, "draining", "reason", why, LOG_END);
 	uint64_t ms = p->s.cfg.drain_deadline_ms;
 	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
 	p->deadline_ev = evtimer_new(p->s.base, on_deadline, p);
@@ -75,7 +75,7 @@ static int svc_apply_config(struct svc_proc *p, const char *json)
 
 	config_defaults(&nc);
 	if (config_load_string(&nc, json, "supervisor", err, sizeof err) != 0) {
-		log_kv(LOG_LEVEL_ERROR, "bad config from supervisor", "error", err, NULL);
+		log_kv(LOG_LEVEL_ERROR, "bad config from supervisor", "error", err, LOG_END);
 		config_free(&nc);
 		return -1;
 	}
@@ -94,7 +94,7 @@ static int svc_apply_config(struct svc_proc *p, const char *json)
 __attribute__((noreturn))
 static void svc_fatal_msg(const char *why, uint32_t type)
 {
-	log_kv(LOG_LEVEL_ERROR, why, "type", ctl_type_name(type), NULL);
+	log_kv(LOG_LEVEL_ERROR, why, "type", ctl_type_name(type), LOG_END);
 	exit(SVC_EXIT_PROTOCOL);
 }
 
@@ -123,7 +123,7 @@ static void svc_on_config(struct svc_proc *p)
 	}
 	p->started = true;
 	if (ctl_compose_ready(CTL_CHILD_FD) != 0)
-		log_kv(LOG_LEVEL_WARN, "cannot report ready", "error", strerror(errno), NULL);
+		log_kv(LOG_LEVEL_WARN, "cannot report ready", "error", strerror(errno), LOG_END);
 }
 
 /* Read the sealed memfd of a CTL_POLICY message. The supervisor verified the
@@ -161,14 +161,14 @@ static void svc_on_policy(struct svc_proc *p)
 	/* Fail secure: a bundle we cannot read denies everything. */
 	if (m.present && !(nw = svc_read_policy(m.fd, err, sizeof err)))
 		log_kv(LOG_LEVEL_ERROR, "policy from supervisor unusable; denying all",
-		       "error", err, NULL);
+		       "error", err, LOG_END);
 	p->s.policy = nw;
 	snprintf(p->s.policy_digest, sizeof p->s.policy_digest, "%s", nw ? m.digest : "");
 	if (p->started && p->s.ops->policy)
 		p->s.ops->policy(&p->s);
 	policy_free(old);
 	log_kv(LOG_LEVEL_INFO, nw ? "policy in force" : "no policy: denying every public request",
-	       "digest", nw ? p->s.policy_digest : "-", NULL);
+	       "digest", nw ? p->s.policy_digest : "-", LOG_END);
 }
 
 static void svc_dispatch(struct svc_proc *p);
@@ -224,7 +224,7 @@ void svc_report_dep(svc *s, ctl_dep dep, ctl_dep_state state)
 	(void)s;
 	if (ctl_compose_deps(CTL_CHILD_FD, dep, state) != 0)
 		log_kv(LOG_LEVEL_WARN, "cannot report dependency state", "dependency",
-		       ctl_dep_name(dep), NULL);
+		       ctl_dep_name(dep), LOG_END);
 }
 
 static int svc_parse_args(svc *s, int argc, char **argv)
@@ -310,11 +310,11 @@ int svc_main(const svc_ops *ops, int argc, char **argv)
 		return SVC_EXIT_FAIL;
 	config_defaults(&p->s.cfg);
 	if (metrics_attach(CTL_METRICS_FD) != 0) {
-		log_kv(LOG_LEVEL_ERROR, "cannot attach metrics region", NULL);
+		log_kv(LOG_LEVEL_ERROR, "cannot attach metrics region", LOG_END);
 		return SVC_EXIT_FAIL;
 	}
 	if (svc_setup(p) != 0) {
-		log_kv(LOG_LEVEL_ERROR, "cannot set up event loop", NULL);
+		log_kv(LOG_LEVEL_ERROR, "cannot set up event loop", LOG_END);
 		svc_teardown(p);
 		return SVC_EXIT_FAIL;
 	}

@@ -109,7 +109,7 @@ static void on_listener_error(struct evconnlistener *lev, void *arg)
 
 	l->st.backoffs++;
 	log_kv(LOG_LEVEL_WARN, l->o.log_msg ? l->o.log_msg : "accept failed",
-	       "error", strerror(err), NULL);
+	       "error", strerror(err), LOG_END);
 	(void)evconnlistener_disable(lev);
 	l->backing_off = true;
 	evtimer_add(l->retry, &tv);
@@ -260,7 +260,7 @@ static void conn_tls_failed(conn *c, const char *why)
 		metrics_inc(c->o.m_tls_fail, 1);
 		if (!c->o.log_rate || tbucket_take(c->o.log_rate, 1, conn_now_ms()))
 			log_kv(LOG_LEVEL_INFO, c->o.tls_log_msg ? c->o.tls_log_msg : "tls handshake failed",
-			       "reason", reason, NULL);
+			       "reason", reason, LOG_END);
 	}
 	conn_set_state(c, CONN_CLOSED);
 }

@@ -130,7 +130,7 @@ static void refusal_log(http_server *srv, const char *reason, const char *corr_i
 	if (!tbucket_take(&srv->log_rate, 1, http_now_ms()))
 		return;
 	log_kv(LOG_LEVEL_INFO, "http refused", "reason", reason,
-	       "corr_id", corr_id ? corr_id : "-", NULL);
+	       "corr_id", corr_id ? corr_id : "-", LOG_END);
 }
 
 void http_server_count_reject(http_server *srv, reject_reason why, const char *corr_id)
@@ -159,7 +159,7 @@ static void access_log(http_req *r, double secs)
 	snprintf(ms, sizeof ms, "%.3f", secs * 1000.0);
 	log_kv(LOG_LEVEL_DEBUG, "http request", "route", http_req_route_label(r),
 	       "method", http_req_method(r), "code", code, "corr_id", r->corr_id,
-	       "latency_ms", ms, NULL);
+	       "latency_ms", ms, LOG_END);
 }
 
 void http_server_account(http_server *srv, http_req *r)

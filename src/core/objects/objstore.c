@@ -142,7 +142,7 @@ static void objstore_on_quarantined(const stor_result *res, void *arg)
 	(void)arg;
 	if (res->status != 200)
 		log_kv(LOG_LEVEL_WARN, "quarantine request failed", "status_msg",
-		       res->message ? res->message : "", NULL);
+		       res->message ? res->message : "", LOG_END);
 }
 
 void objstore_integrity_fail(stor_client *c, const uint8_t id[32], const char *what,
@@ -154,7 +154,7 @@ void objstore_integrity_fail(stor_client *c, const uint8_t id[32], const char *w
 	metrics_count("integrity_fail_total", "object=\"blob\"", 1);
 	reject_count(REJECT_FAMILY_NODE, REJECT_INTEGRITY);
 	log_kv(LOG_LEVEL_ERROR, "object failed verification", "cid", cid, "what", what,
-	       "corr_id", corr_id, NULL);
+	       "corr_id", corr_id, LOG_END);
 	(void)stor_quarantine(c, id, objstore_on_quarantined, NULL);
 }
 
@@ -205,7 +205,7 @@ objput_result objput_write(objput *w, const uint8_t *data, size_t n)
 			continue;
 		if (got <= 0) {
 			log_kv(LOG_LEVEL_ERROR, "upload write failed", "error",
-			       got < 0 ? strerror(errno) : "short write", NULL);
+			       got < 0 ? strerror(errno) : "short write", LOG_END);
 			return OBJPUT_IO;
 		}
 		w->written += (uint64_t)got;
@@ -272,7 +272,7 @@ stor_client *objstore_client_new(struct event_base *base, const mn_config *cfg)
 		n = snprintf(path, sizeof path, "%s/run/%s", cfg->data_dir, OBJSTORE_SOCK);
 	if (n < 0 || (size_t)n >= sizeof path) {
 		log_kv(LOG_LEVEL_ERROR, "storage socket path too long", "runtime_dir",
-		       cfg->runtime_dir, NULL);
+		       cfg->runtime_dir, LOG_END);
 		return NULL;
 	}
 	return stor_client_new(base, path);

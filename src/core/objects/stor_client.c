@@ -117,7 +117,7 @@ static void stor_note_success(stor_client *c)
 	bool was_open = c->brk != BRK_CLOSED;
 
 	if (was_open)
-		log_kv(LOG_LEVEL_INFO, "storage reachable again; breaker closed", NULL);
+		log_kv(LOG_LEVEL_INFO, "storage reachable again; breaker closed", LOG_END);
 	if (was_open && c->on_state)
 		c->on_state(true, c->on_state_arg);
 	c->brk = BRK_CLOSED;
@@ -132,7 +132,7 @@ static void stor_note_failure(stor_client *c)
 		return;
 	bool was_closed = c->brk == BRK_CLOSED;
 	if (was_closed)
-		log_kv(LOG_LEVEL_WARN, "storage unreachable; breaker open", NULL);
+		log_kv(LOG_LEVEL_WARN, "storage unreachable; breaker open", LOG_END);
 	c->brk = BRK_OPEN;
 	if (was_closed && c->on_state)
 		c->on_state(false, c->on_state_arg);
@@ -391,7 +391,7 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 	stor_client *c = arg;
 
 	(void)fd; (void)what;
-	log_kv(LOG_LEVEL_WARN, "storage call timed out; reconnecting", NULL);
+	log_kv(LOG_LEVEL_WARN, "storage call timed out; reconnecting", LOG_END);
 	stor_conn_fail(c, "storage call timed out");
 }
 
@@ -404,7 +404,7 @@ __attribute__((noreturn))
 static void stor_fatal(const stor_call *call, const char *why)
 {
 	log_fatalx("storage reply does not decode; exiting", "verb",
-	           call ? stor_msg_verb_name(call->verb) : "none", "reason", why, NULL);
+	           call ? stor_msg_verb_name(call->verb) : "none", "reason", why, LOG_END);
 }
 
 /* The caller's view of a decoded reply; fds as stor_msg_rep_nfds says. */
@@ -642,7 +642,7 @@ stor_client *stor_client_new(struct event_base *base, const char *socket_path)
 	if (c->path_ok)
 		memcpy(c->path, socket_path, strlen(socket_path) + 1);
 	else
-		log_kv(LOG_LEVEL_ERROR, "storage socket path too long", "path", socket_path, NULL);
+		log_kv(LOG_LEVEL_ERROR, "storage socket path too long", "path", socket_path, LOG_END);
 	c->fail_ev = event_new(base, -1, 0, on_fail, c);
 	c->probe_ev = evtimer_new(base, on_probe, c);
 	c->timeout_ev = evtimer_new(base, on_timeout, c);

@@ -112,7 +112,7 @@ static void gateway_wall_configure(svc *s, gateway *g)
 
 	if (wall_configure(g->wall, &s->cfg, err, sizeof err) != 0)
 		log_kv(LOG_LEVEL_WARN, "wall keys or mTLS map not (re)loaded; keeping what was loaded",
-		       "error", err, NULL);
+		       "error", err, LOG_END);
 }
 
 /* Readiness reports `degraded` while a worker sheds load. */
@@ -159,7 +159,7 @@ static int gateway_tls_new(svc *s, gateway *g)
 	if (!s->cfg.tls_cert_file[0])
 		return 0;
 	if (!(g->tls = tls_server_new(&s->cfg, err, sizeof err))) {
-		log_kv(LOG_LEVEL_ERROR, "gateway cannot load TLS", "error", err, NULL);
+		log_kv(LOG_LEVEL_ERROR, "gateway cannot load TLS", "error", err, LOG_END);
 		return -1;
 	}
 	http_server_set_tls(g->http, g->tls, s->cfg.tls_handshake_timeout_ms);
@@ -213,7 +213,7 @@ static int gateway_start(svc *s)
 	if (!g->http || !g->shed_ev || event_add(g->shed_ev, &poll) != 0 ||
 	    gateway_tls_new(s, g) < 0 || s->listen_fd < 0 ||
 	    http_server_listen_fd(g->http, s->listen_fd, true) != 0) {
-		log_kv(LOG_LEVEL_ERROR, "gateway cannot serve its listener", NULL);
+		log_kv(LOG_LEVEL_ERROR, "gateway cannot serve its listener", LOG_END);
 		gateway_free(g);
 		return -1;
 	}
@@ -234,7 +234,7 @@ static void gateway_reload(svc *s)
 	/* New connections get the new certificate; on error the old one stays. */
 	if (g->tls && tls_server_reload(g->tls, &s->cfg, err, sizeof err) < 0)
 		log_kv(LOG_LEVEL_ERROR, "gateway TLS reload failed, keeping the old certificate",
-		       "error", err, NULL);
+		       "error", err, LOG_END);
 }
 
 static void gateway_drained(void *arg)

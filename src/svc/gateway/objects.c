@@ -85,7 +85,7 @@ void objects_reply_stor_error(http_req *r, const stor_result *res)
 		break;
 	default:
 		log_kv(LOG_LEVEL_ERROR, "storage call failed", "status_msg",
-		       res->message ? res->message : "", "corr_id", http_req_corr_id(r), NULL);
+		       res->message ? res->message : "", "corr_id", http_req_corr_id(r), LOG_END);
 		(void)http_reply_error(r, 500, "internal", "storage error", true, 0);
 		break;
 	}

@@ -95,7 +95,7 @@ static void og_reply_stor_error(oap_stream *s, const stor_result *res)
 		break;
 	default:
 		log_kv(LOG_LEVEL_ERROR, "storage call failed", "status_msg",
-		       res->message ? res->message : "", NULL);
+		       res->message ? res->message : "", LOG_END);
 		og_stream_error(s, 500, "internal", "storage error", true);
 		break;
 	}

@@ -57,7 +57,7 @@ void og_count_reject(omnigate *og, reject_reason why, const char *detail)
 	reject_count(REJECT_FAMILY_OAP, why);
 	if (tbucket_take(&og->log_rate, 1, og_now_ms()))
 		log_kv(LOG_LEVEL_INFO, "oap refused", "reason", reject_name(why),
-		       "detail", detail ? detail : "-", NULL);
+		       "detail", detail ? detail : "-", LOG_END);
 }
 
 void og_conn_added(omnigate *og, oap_conn *c)
@@ -153,11 +153,11 @@ static int og_listen(svc *s, omnigate *og)
 	};
 
 	if (!s->cfg.tls_cert_file[0]) {
-		log_kv(LOG_LEVEL_ERROR, "omnigate requires tls.cert_file", NULL);
+		log_kv(LOG_LEVEL_ERROR, "omnigate requires tls.cert_file", LOG_END);
 		return -1;
 	}
 	if (!(og->tls = tls_server_new(&s->cfg, err, sizeof err))) {
-		log_kv(LOG_LEVEL_ERROR, "omnigate cannot load TLS", "error", err, NULL);
+		log_kv(LOG_LEVEL_ERROR, "omnigate cannot load TLS", "error", err, LOG_END);
 		return -1;
 	}
 	if (s->listen_fd < 0)
@@ -172,7 +172,7 @@ static void og_wall_configure(svc *s, omnigate *og)
 
 	if (wall_configure(og->wall, &s->cfg, err, sizeof err) != 0)
 		log_kv(LOG_LEVEL_WARN, "wall keys or mTLS map not (re)loaded; keeping what was loaded",
-		       "error", err, NULL);
+		       "error", err, LOG_END);
 }
 
 static void omnigate_on_policy(svc *s)
@@ -201,7 +201,7 @@ static int omnigate_start(svc *s)
 	if (g->og.stor)
 		stor_client_on_state(g->og.stor, og_on_stor_state, s);
 	if (!g->og.stor || og_listen(s, &g->og) < 0) {
-		log_kv(LOG_LEVEL_ERROR, "omnigate cannot serve its listener", NULL);
+		log_kv(LOG_LEVEL_ERROR, "omnigate cannot serve its listener", LOG_END);
 		og_svc_free(g);
 		return -1;
 	}
@@ -220,7 +220,7 @@ static void omnigate_reload(svc *s)
 	/* New connections get the new certificate; on error the old one stays. */
 	if (tls_server_reload(g->og.tls, &s->cfg, err, sizeof err) < 0)
 		log_kv(LOG_LEVEL_ERROR, "omnigate TLS reload failed, keeping the old certificate",
-		       "error", err, NULL);
+		       "error", err, LOG_END);
 }
 
 static void omnigate_drained(void *arg)

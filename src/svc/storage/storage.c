@@ -195,7 +195,7 @@ static int storage_commit_reply(storage_reply *rp, store_status rc,
 	out->created = created;
 	b3_cid_format(id, cid);
 	if (created)
-		log_kv(LOG_LEVEL_DEBUG, "object stored", "cid", cid, NULL);
+		log_kv(LOG_LEVEL_DEBUG, "object stored", "cid", cid, LOG_END);
 	return storage_ok(rp);
 }
 
@@ -216,7 +216,7 @@ static int storage_do_quarantine(storage_conn *c, const stor_req *q, storage_rep
 	if (rc != STORE_OK)
 		return storage_fail(rp, (int)rc, storage_status_msg(rc));
 	b3_cid_format(q->u.quarantine.id, cid);
-	log_kv(LOG_LEVEL_WARN, "object quarantined", "cid", cid, NULL);
+	log_kv(LOG_LEVEL_WARN, "object quarantined", "cid", cid, LOG_END);
 	return storage_ok(rp);
 }
 
@@ -235,7 +235,7 @@ static void storage_fatal(uint16_t verb, const char *why)
 
 	snprintf(code, sizeof code, "%u", (unsigned)verb);
 	log_fatalx("storage request does not decode; exiting", "verb", stor_msg_verb_name(verb),
-	           "code", code, "reason", why, NULL);
+	           "code", code, "reason", why, LOG_END);
 }
 
 static void storage_dispatch_client(storage_conn *c, const oap_frame *f, storage_reply *rp)
@@ -500,7 +500,7 @@ static bool storage_peer_ok(int fd)
 	reject_count(REJECT_FAMILY_NODE, REJECT_PEERCRED);
 	snprintf(uid, sizeof uid, "%ld", len == sizeof cr ? (long)cr.uid : -1L);
 	snprintf(pid, sizeof pid, "%ld", len == sizeof cr ? (long)cr.pid : -1L);
-	log_kv(LOG_LEVEL_WARN, "storage connection refused: peer uid", "uid", uid, "pid", pid, NULL);
+	log_kv(LOG_LEVEL_WARN, "storage connection refused: peer uid", "uid", uid, "pid", pid, LOG_END);
 	return false;
 }
 
@@ -534,7 +534,7 @@ static void storage_on_refuse(void *arg, int fd, const struct sockaddr *sa, sock
 {
 	(void)arg; (void)sa; (void)salen;
 	reject_count(REJECT_FAMILY_NODE, REJECT_503);
-	log_kv(LOG_LEVEL_WARN, "storage connection refused: too many connections", NULL);
+	log_kv(LOG_LEVEL_WARN, "storage connection refused: too many connections", LOG_END);
 	close(fd);
 }
 
@@ -561,7 +561,7 @@ static store *storage_open_store(const mn_config *cfg)
 	st = cfg->amnesia ? store_ram_new(&lim, err, sizeof err)
 	                  : store_disk_new(cfg->data_dir, &lim, 0, err, sizeof err);
 	if (!st)
-		log_kv(LOG_LEVEL_ERROR, "storage cannot open its store", "error", err, NULL);
+		log_kv(LOG_LEVEL_ERROR, "storage cannot open its store", "error", err, LOG_END);
 	return st;
 }
 
@@ -589,7 +589,7 @@ static int storage_start(svc *s)
 	srv->next_owner = 1;
 	LIST_INIT(&srv->conns);
 	if (s->listen_fd < 0 || evutil_make_socket_nonblocking(s->listen_fd) != 0) {
-		log_kv(LOG_LEVEL_ERROR, "storage has no listening socket", NULL);
+		log_kv(LOG_LEVEL_ERROR, "storage has no listening socket", LOG_END);
 		goto fail;
 	}
 	srv->st = storage_open_store(&s->cfg);
@@ -605,7 +605,7 @@ static int storage_start(svc *s)
 	if (!(srv->lst = conn_listener_new(s->base, s->listen_fd, &lo)))
 		goto fail;
 	s->priv = srv;
-	log_kv(LOG_LEVEL_INFO, "storage serving", "backend", s->cfg.amnesia ? "ram" : "disk", NULL);
+	log_kv(LOG_LEVEL_INFO, "storage serving", "backend", s->cfg.amnesia ? "ram" : "disk", LOG_END);
 	return 0;
 fail:
 	storage_free(srv);

@@ -145,7 +145,7 @@ static store_status disk_rec_put(store_disk *sd, const uint8_t id[B3_OUT_LEN], c
 		goto fail;
 	return STORE_OK;
 fail:
-	log_kv(LOG_LEVEL_ERROR, "storage metadata write failed", "error", mdb_strerror(rc), NULL);
+	log_kv(LOG_LEVEL_ERROR, "storage metadata write failed", "error", mdb_strerror(rc), LOG_END);
 	return rc == MDB_MAP_FULL ? STORE_BUSY : STORE_ERROR;
 }
 
@@ -191,7 +191,7 @@ static int disk_tmp_create(store *st, char **tmp_path)
 			return -1;
 		if (!atomic_exchange(&sd->no_tmpfile, true))
 			log_kv(LOG_LEVEL_WARN, "O_TMPFILE unsupported under data_dir; using named temp files",
-			       NULL);
+			       LOG_END);
 	}
 	return disk_tmp_named(sd, tmp_path);
 }
@@ -274,7 +274,7 @@ static int disk_place(store_disk *sd, store_ingest *in, const char *bname, const
 	rc = fsync(dir_fd);
 out:
 	if (rc != 0)
-		log_kv(LOG_LEVEL_ERROR, "storage cannot place object files", "error", strerror(errno), NULL);
+		log_kv(LOG_LEVEL_ERROR, "storage cannot place object files", "error", strerror(errno), LOG_END);
 	if (ob_path) {
 		(void)unlink(ob_path);
 		free(ob_path);
@@ -380,7 +380,7 @@ static store_status disk_open_broken(store *st, const uint8_t id[B3_OUT_LEN], co
 	b3_cid_format(id, cid);
 	snprintf(labels, sizeof labels, "object=\"%s\"", kind);
 	metrics_count("integrity_fail_total", labels, 1);
-	log_kv(LOG_LEVEL_ERROR, "stored object damaged; quarantined", "cid", cid, "object", kind, NULL);
+	log_kv(LOG_LEVEL_ERROR, "stored object damaged; quarantined", "cid", cid, "object", kind, LOG_END);
 	(void)disk_quarantine(st, id);
 	return STORE_QUARANTINED;
 }
@@ -463,7 +463,7 @@ static bool disk_keep_object_file(store_disk *sd, const char *name)
 	disk_rec r;
 
 	if (disk_parse_name(name, id) != 0) {
-		log_kv(LOG_LEVEL_WARN, "unexpected file under objects/ left alone", "name", name, NULL);
+		log_kv(LOG_LEVEL_WARN, "unexpected file under objects/ left alone", "name", name, LOG_END);
 		return true;
 	}
 	return disk_rec_get(sd, id, &r) != 1;
@@ -610,7 +610,7 @@ store *store_disk_new(const char *data_dir, const store_limits *lim, unsigned fl
 	if (removed > 0) {
 		char n[24];
 		snprintf(n, sizeof n, "%zu", removed);
-		log_kv(LOG_LEVEL_INFO, "removed files a crash left behind", "count", n, NULL);
+		log_kv(LOG_LEVEL_INFO, "removed files a crash left behind", "count", n, LOG_END);
 	}
 	return &sd->base;
 fail:

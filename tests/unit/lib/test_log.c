@@ -25,7 +25,7 @@ static void test_json_line(void **st)
 	(void)st;
 	assert_int_equal(pipe(p), 0);
 	log_init("gateway", LOG_LEVEL_INFO, p[1]);
-	log_kv(LOG_LEVEL_WARN, "refused \"x\"", "route", "/o/{b3}", "reason", "a\nb", NULL);
+	log_kv(LOG_LEVEL_WARN, "refused \"x\"", "route", "/o/{b3}", "reason", "a\nb", LOG_END);
 	capture(p[0], buf, sizeof buf);
 	assert_non_null(strchr(buf, '\n'));
 	json_error_t e;
@@ -50,8 +50,8 @@ static void test_level_filter(void **st)
 	(void)st;
 	assert_int_equal(pipe(p), 0);
 	log_init("x", LOG_LEVEL_WARN, p[1]);
-	log_kv(LOG_LEVEL_INFO, "hidden 1", NULL);
-	log_kv(LOG_LEVEL_ERROR, "shown 2", NULL);
+	log_kv(LOG_LEVEL_INFO, "hidden 1", LOG_END);
+	log_kv(LOG_LEVEL_ERROR, "shown 2", LOG_END);
 	capture(p[0], buf, sizeof buf);
 	assert_null(strstr(buf, "hidden"));
 	assert_non_null(strstr(buf, "\"msg\":\"shown 2\""));
