@@ -1,4 +1,8 @@
 """Hardening found from outside (issue 11): each test here failed before its fix."""
+import pytest
+
+from conftest import parse_responses, raw_connect, recv_all
+
 
 def test_supervisor_writes_no_core_file(node):
     """The supervisor holds the admin token: no core file (0/0), like every
@@ -7,3 +11,66 @@ def test_supervisor_writes_no_core_file(node):
         line = next(l for l in f if l.startswith("Max core file size"))
     assert line.split()[4:6] == ["0", "0"], line
 
+
+
+# ------------------------------------------------------------ request framing
+# One rule, on every route, before the wall or a handler: a header name that
+# is not a token is 400; Transfer-Encoding other than a single final
+# `chunked` is 400 (cannot be framed) or 501 (a coding we do not implement);
+# every such request gets a reply, and the connection closes after it.
+
+def _exchange(node, raw):
+    s = raw_connect(node.gateway_port)
+    try:
+        s.sendall(raw)
+        data, eof = recv_all(s, timeout=5)
+    finally:
+        s.close()
+    resps, _ = parse_responses(data)
+    return resps, eof
+
+
+FRAMING = [
+    # (what, request, status)
+    ("space before colon", b"POST /o HTTP/1.1\r\nHost: t\r\nContent-Length : 4\r\n\r\nabcd", 400),
+    ("tab in a name", b"GET /healthz HTTP/1.1\r\nHost: t\r\nX\tY: 1\r\n\r\n", 400),
+    ("bogus coding, non-object route", b"GET /healthz HTTP/1.1\r\nHost: t\r\n"
+     b"Transfer-Encoding: bogus\r\n\r\n", 400),
+    ("gzip alone", b"GET /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+    ("identity", b"GET /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: identity\r\n\r\n", 400),
+    ("gzip then chunked", b"POST /o HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n"
+     b"\r\n5\r\nhello\r\n0\r\n\r\n", 501),
+    ("chunked then gzip", b"POST /o HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, gzip\r\n"
+     b"\r\n0\r\n\r\n", 400),
+    ("chunked on two lines", b"POST /o HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 400),
+    ("chunked twice in one", b"POST /o HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, chunked"
+     b"\r\n\r\n0\r\n\r\n", 400),
+    ("empty value", b"POST /o HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: \r\n\r\n", 400),
+    ("chunked on HTTP/1.0", b"POST /o HTTP/1.0\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+     b"\r\n0\r\n\r\n", 400),
+]
+
+
+@pytest.mark.parametrize("what,raw,status", FRAMING, ids=[f[0] for f in FRAMING])
+def test_framing_rule(node, what, raw, status):
+    resps, eof = _exchange(node, raw)
+    assert [r.status for r in resps] == [status], (what, resps)
+    assert resps[0].header("Connection") == "close", resps[0].headers
+    assert eof, "connection left open after a framing refusal"
+    # nothing reached the store
+    assert node.metrics().sum("http_requests_total", code="201") == 0
+
+
+def test_framing_refusals_counted(node):
+    for _, raw, _ in FRAMING:
+        _exchange(node, raw)
+    m = node.metrics()
+    assert m.sum("rejected_total", reason="501") == 1
+    assert m.sum("rejected_total", reason="bad_request") == len(FRAMING) - 1
+
+
+def test_plain_chunked_still_works(node):
+    resps, _ = _exchange(node, b"POST /o HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: Chunked\r\n"
+                               b"Connection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+    assert [r.status for r in resps] == [201], resps

@@ -26,6 +26,7 @@ static const struct reject_def {
 	[REJECT_429]         = { "429", RF_NODE },
 	[REJECT_431]         = { "431", RF_NODE },
 	[REJECT_503]         = { "503", RF_NODE },
+	[REJECT_501]         = { "501", RF_NODE },
 	[REJECT_TIMEOUT]     = { "timeout", RF_NODE | RF_OAP },
 	[REJECT_CONN_CAP]    = { "conn_cap", RF_NODE | RF_OAP },
 	[REJECT_BAD_REQUEST] = { "bad_request", RF_NODE },

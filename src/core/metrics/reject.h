@@ -28,6 +28,7 @@ typedef enum reject_reason {
 	REJECT_429,            /* the node-wide request rate cap */
 	REJECT_431,            /* header block too large */
 	REJECT_503,            /* in-flight pressure, shedding, overload */
+	REJECT_501,            /* a transfer coding not implemented */
 	REJECT_TIMEOUT,        /* a deadline passed */
 	REJECT_CONN_CAP,       /* limits.max_connections */
 	REJECT_BAD_REQUEST,    /* malformed HTTP request */

@@ -172,6 +172,85 @@ static void req_trim_values(http_req *r)
 	}
 }
 
+/* RFC 9110 §5.6.2: a field name is a token. http_parser, lenient, lets a
+ * space through ("Content-Length : 4" is honoured as Content-Length); a
+ * proxy in front that drops such a line would frame the body differently:
+ * request smuggling. So every name is checked here, and one that is not a
+ * token is a 400 before anything acts on it (RFC 9112 §5.1). */
+static bool http_is_tchar(unsigned char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+static bool req_names_valid(const http_req *r)
+{
+	for (size_t i = 0; i < r->nhdr; i++) {
+		const unsigned char *n = (const unsigned char *)r->hbuf + r->hdr[i].name;
+		if (!*n)
+			return false;
+		for (; *n; n++)
+			if (!http_is_tchar(*n))
+				return false;
+	}
+	return true;
+}
+
+/* One Transfer-Encoding element (between commas): its coding. */
+typedef enum { TE_EMPTY, TE_CHUNKED, TE_OTHER } te_coding;
+
+static te_coding te_element(const char *p, size_t n)
+{
+	while (n && (*p == ' ' || *p == '\t'))
+		p++, n--;
+	while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+		n--;
+	if (n == 0)
+		return TE_EMPTY;
+	return n == 7 && strncasecmp(p, "chunked", 7) == 0 ? TE_CHUNKED : TE_OTHER;
+}
+
+/*
+ * The one Transfer-Encoding rule, for every route, before routing, the wall
+ * or a handler (RFC 9112 §6.1, §6.3): no header → 0; chunked applied twice,
+ * a coding after chunked, chunked not last (the body cannot be framed), an
+ * empty value, or any transfer coding on HTTP/1.0 → 400; chunked last with
+ * another coding before it (gzip, chunked) → 501, a coding we do not
+ * implement, never silently ignored. Both answers close the connection.
+ */
+static int req_transfer_coding(const http_req *r, bool http10)
+{
+	bool present = false, chunked = false, other = false;
+
+	for (size_t i = 0; i < r->nhdr; i++) {
+		const char *v = r->hbuf + r->hdr[i].value;
+		if (strcasecmp(r->hbuf + r->hdr[i].name, "Transfer-Encoding") != 0)
+			continue;
+		present = true;
+		bool any = false;
+		for (const char *e = v;; e++) {
+			const char *end = strchr(e, ',');
+			size_t n = end ? (size_t)(end - e) : strlen(e);
+			te_coding k = te_element(e, n);
+			if (k != TE_EMPTY && chunked)
+				return 400;       /* anything after chunked, chunked included */
+			chunked |= k == TE_CHUNKED;
+			other |= k == TE_OTHER;
+			any |= k != TE_EMPTY;
+			if (!end)
+				break;
+			e = end;
+		}
+		if (!any)
+			return 400;
+	}
+	if (!present)
+		return 0;
+	if (http10 || !chunked)
+		return 400;
+	return other ? 501 : 0;
+}
+
 /* ---- parser callbacks ------------------------------------------------- */
 
 static int conn_fail(struct http_conn *c, int status)
@@ -261,9 +340,12 @@ static int on_headers_complete(http_parser *p)
 	if (req_head_close(r) < 0)
 		return conn_fail(c, 500);
 	r->hpart = HTTP_HPART_DONE;
-	if (req_split_url(r) < 0)
+	if (req_split_url(r) < 0 || !req_names_valid(r))
 		return conn_fail(c, 400);
 	req_trim_values(r);
+	int te = req_transfer_coding(r, p->http_major < 1 || (p->http_major == 1 && p->http_minor == 0));
+	if (te)
+		return conn_fail(c, te);
 	if ((p->flags & F_CONTENTLENGTH) && !(p->flags & F_CHUNKED))
 		r->content_length = p->content_length > INT64_MAX ? INT64_MAX : (int64_t)p->content_length;
 	r->method_bit = http_method_to_bit(p->method);

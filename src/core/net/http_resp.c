@@ -357,6 +357,7 @@ static const struct http_refusal {
 	{ 414, "uri_too_long", "request target too long", REJECT_414 },
 	{ 431, "header_too_large", "request header too large", REJECT_431 },
 	{ 500, "internal", "internal error", REJECT_NONE },
+	{ 501, "not_implemented", "transfer coding not implemented (only chunked is)", REJECT_501 },
 };
 
 /* After these the stream cannot be trusted (or the client is too slow /
