@@ -1,7 +1,7 @@
 """Hardening found from outside (issue 11): each test here failed before its fix."""
 import pytest
 
-from conftest import parse_responses, raw_connect, recv_all
+from conftest import DEFAULT_BUNDLE, install_wall, parse_responses, raw_connect, recv_all
 
 
 def test_supervisor_writes_no_core_file(node):
@@ -74,3 +74,26 @@ def test_plain_chunked_still_works(node):
     resps, _ = _exchange(node, b"POST /o HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: Chunked\r\n"
                                b"Connection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
     assert [r.status for r in resps] == [201], resps
+
+
+def test_refused_small_body_keeps_the_connection(node_factory):
+    """A refusal given before its body arrived: a small body of known length
+    is read and dropped and the connection serves the next request (the
+    reply says nothing of closing); a chunked one closes, and says so."""
+    n = node_factory(start=False, wall=None)
+    install_wall(n.data_dir, DEFAULT_BUNDLE)    # anonymous writes: 401
+    n.start()
+    body = b"x" * 1000
+    resps, eof = _exchange(n, b"POST /o HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n" + body +
+                           b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert [r.status for r in resps] == [401, 200], resps
+    assert resps[0].header("Connection") is None
+    big = b"y" * (100 * 1024)            # past the 64 KiB drain bound
+    resps, eof = _exchange(n, b"POST /o HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(big)
+                           + big + b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert [r.status for r in resps] == [401], resps
+    assert resps[0].header("Connection") == "close" and eof
+    resps, eof = _exchange(n, b"POST /o HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           b"5\r\nhello\r\n0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert [r.status for r in resps] == [401], resps
+    assert resps[0].header("Connection") == "close" and eof

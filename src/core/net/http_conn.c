@@ -423,11 +423,15 @@ static int on_body(http_parser *p, const char *at, size_t len)
 	struct http_conn *c = p->data;
 	http_req *r = c->req;
 
-	if (!r || !r->route)
+	if (!r)
 		return conn_fail(c, 500);
 	r->body_seen += len;
 	if (r->body_seen > r->body_limit)
 		return conn_fail(c, 413);
+	/* Answered before its body (a refusal; an unmatched path has no
+	 * route): the rest is read and dropped (req_body_drainable). */
+	if (!r->route || r->resp.state == HTTP_RESP_ENDED)
+		return 0;
 	if (r->route->flags & HTTP_ROUTE_STREAM_BODY)
 		return body_stream(c, r, at, len);
 	return body_buffer(c, r, at, len);
@@ -562,9 +566,20 @@ static void conn_parse_failed(struct http_conn *c, enum http_errno e)
 
 /* ---- the feed loop ---------------------------------------------------- */
 
+/* An answer given before its request's body arrived (a refusal, an early
+ * error) keeps the connection when the rest of the body is known and small:
+ * it is read and dropped, and the next request follows. A larger or chunked
+ * remainder would cost more to drain than a new connection: close. */
+static bool req_body_drainable(const http_req *r)
+{
+	return !r->chunked && r->content_length > 0 &&
+	       (uint64_t)r->content_length - r->body_seen <= HTTP_DRAIN_MAX_BYTES;
+}
+
 bool http_conn_resp_must_close(struct http_conn *c, http_req *r)
 {
-	return !r->keepalive || r->want_close || !r->body_complete || c->srv->draining ||
+	return !r->keepalive || r->want_close || (!r->body_complete && !req_body_drainable(r)) ||
+	       c->srv->draining ||
 	       conn_peer_eof(c->t) || c->state >= HTTP_CONN_FLUSH || r->resp.framing == HTTP_FRAME_EOF;
 }
 

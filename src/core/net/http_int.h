@@ -43,6 +43,9 @@ struct evbuffer;
 /* Extra response headers a handler may add (bytes of "Name: value\r\n"). */
 #define HTTP_RESP_MAX_HDR_BYTES (16u * 1024u)
 #define HTTP_CORR_ID_LEN       16
+/* A body still to come after its request was answered (a refusal) is read
+ * and dropped, keeping the connection, up to this many bytes. */
+#define HTTP_DRAIN_MAX_BYTES   (64u * 1024u)
 /* "Sun, 06 Nov 1994 08:49:37 GMT" is 29 bytes; room for what the compiler
  * cannot prove about struct tm fields. */
 #define HTTP_DATE_BUF          64

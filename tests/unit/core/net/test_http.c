@@ -725,13 +725,27 @@ static void test_smuggling_refused(void **state)
 static void test_stream_body_refused_closes(void **state)
 {
 	struct client *cl = client_new();
+	char rest[128];
 
 	(void)state;
+	/* A small remainder of known length: read and dropped, connection kept. */
 	client_puts(cl, "POST /refuse HTTP/1.1\r\nContent-Length: 100\r\n\r\n0123456789");
 	assert_int_equal(wait_responses(cl, 1, NULL), 1);
 	assert_int_equal(R[0].status, 422);
 	assert_envelope(&R[0], "unprocessable", false);
-	/* the rest of the body was never read: the connection cannot be reused */
+	assert_null(hdr(&R[0], "Connection"));
+	snprintf(rest, sizeof rest, "%090d" "GET /hello HTTP/1.1\r\n\r\n", 0);
+	client_puts(cl, rest);
+	assert_int_equal(wait_responses(cl, 2, NULL), 2);
+	assert_int_equal(R[1].status, 200);
+	client_free(cl);
+	settle();
+	/* A remainder of unknown length (chunked) is not drained: close, and
+	 * say so (so is one past HTTP_DRAIN_MAX_BYTES, the integration tests). */
+	cl = client_new();
+	client_puts(cl, "POST /refuse HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\na\r\n0123456789\r\n");
+	assert_int_equal(wait_responses(cl, 1, NULL), 1);
+	assert_int_equal(R[0].status, 422);
 	assert_hdr(&R[0], "Connection", "close");
 	wait_eof(cl);
 	client_free(cl);
@@ -1361,6 +1375,45 @@ static void test_gate(void **state)
 	client_free(c);
 }
 
+/* A refusal given before the request's body arrived keeps the connection
+ * when the rest of the body is small and of known length: the body is read
+ * and dropped and the next request is answered. A larger or chunked body
+ * closes, and the reply says so. Unmatched paths (404) do the same. */
+static void test_refusal_drains_small_body(void **state)
+{
+	http_limits l = limits_default();
+	struct client *c;
+	char req[512];
+
+	(void)state;
+	teardown(NULL);
+	g_gate = t_gate;
+	srv_start(&l);
+	c = client_new();
+	snprintf(req, sizeof req, "PUT /upload HTTP/1.1\r\nX-Deny: 1\r\nContent-Length: 100\r\n\r\n"
+	         "%0100d" "POST /nope HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789"
+	         "GET /hello HTTP/1.1\r\n\r\n", 7);
+	client_puts(c, req);
+	assert_int_equal(wait_responses(c, 3, NULL), 3);
+	assert_int_equal(R[0].status, 401);
+	assert_null(hdr(&R[0], "Connection"));
+	assert_int_equal(R[1].status, 404);
+	assert_null(hdr(&R[1], "Connection"));
+	assert_int_equal(R[2].status, 200);
+	assert_int_equal(g_upload_calls, 0);
+	client_free(c);
+	settle();
+
+	c = client_new();
+	client_puts(c, "PUT /upload HTTP/1.1\r\nX-Deny: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	               "3\r\nabc\r\n0\r\n\r\nGET /hello HTTP/1.1\r\n\r\n");
+	assert_int_equal(wait_responses(c, 1, NULL), 1);
+	assert_int_equal(R[0].status, 401);
+	assert_hdr(&R[0], "Connection", "close");
+	wait_eof(c);
+	client_free(c);
+}
+
 /* Every ticket the gate hands out is ended exactly once, with the body
  * bytes that arrived: on completion, refusal, a body over the gate's cap,
  * a streamed body, an aborted response, a client gone while the handler
@@ -1654,6 +1707,7 @@ int main(void)
 		T(test_facet_shed_first),
 		T(test_gate),
 		T(test_gate_tickets),
+		T(test_refusal_drains_small_body),
 		T(test_expect_continue_refused),
 		T(test_memory_budget),
 		T(test_conn_cap),
