@@ -1,7 +1,9 @@
 """Hardening found from outside (issue 11): each test here failed before its fix."""
 import pytest
 
-from conftest import DEFAULT_BUNDLE, install_wall, parse_responses, raw_connect, recv_all
+from conftest import (DEFAULT_BUNDLE, OAP_END, OAP_PING, OAP_PUT, OAP_REQ, OAP_START, OAP_STAT,
+                      OPENSSL, OapConn, install_wall, oap_frame, oap_json, oap_node,
+                      parse_responses, raw_connect, recv_all)
 
 
 def test_supervisor_writes_no_core_file(node):
@@ -97,3 +99,64 @@ def test_refused_small_body_keeps_the_connection(node_factory):
                            b"5\r\nhello\r\n0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
     assert [r.status for r in resps] == [401], resps
     assert resps[0].header("Connection") == "close" and eof
+
+
+# ------------------------------------------------- OAP under the node-wide caps
+
+def _stat(c, corr):
+    c.send_frame(OAP_REQ | OAP_START | OAP_END, code=OAP_STAT, corr=corr,
+                 payload=oap_json({"cid": "b3:" + "0" * 64}))
+    return c.recv_frame()
+
+
+def test_oap_request_rate_cap(node_factory, pki):
+    """limits.requests_per_second binds OAP streams as it binds HTTP requests:
+    past it a START is answered 429 on its own stream (retryable, with the
+    wait), counted in rejected_total{reason="429"}; PING is never capped."""
+    if not OPENSSL:
+        pytest.skip("openssl CLI not installed")
+    n = oap_node(node_factory, pki, {"limits": {"requests_per_second": 5}})
+    c = OapConn(n.oap_port)
+    try:
+        c.hello()
+        codes = [_stat(c, 100 + i).code for i in range(20)]
+        assert codes.count(429) >= 10 and codes[0] == 404, codes
+        f = _stat(c, 200)
+        assert f.code == 429 and f.json()["retryable"] is True, f
+        assert "retry after" in f.json()["message"], f.json()
+        for i in range(5):
+            c.send_frame(OAP_REQ | OAP_START | OAP_END, code=OAP_PING, corr=300 + i,
+                         payload=b"{}")
+            assert c.recv_frame().code == 200
+    finally:
+        c.close()
+    assert n.metrics().sum("rejected_total", reason="429") >= 11
+
+
+def test_oap_inflight_cap(node_factory, pki):
+    """limits.max_inflight binds OAP streams in flight across connections:
+    two open PUT streams (no END yet) fill a cap of 2, the next START on
+    another connection is 503 (retryable), rejected_total{reason="503"}; once
+    they finish, streams are admitted again."""
+    if not OPENSSL:
+        pytest.skip("openssl CLI not installed")
+    n = oap_node(node_factory, pki, {"limits": {"max_inflight": 2}})
+    a, b = OapConn(n.oap_port), OapConn(n.oap_port)
+    try:
+        a.hello()
+        b.hello()
+        for corr in (1, 2):
+            a.send(oap_frame(OAP_REQ | OAP_START, code=OAP_PUT, corr=corr, payload=b"{}") +
+                   oap_frame(OAP_REQ, corr=corr, payload=b"x" * (10 + corr)))
+        # a PING answered on a means a's two STARTs before it were taken
+        a.send_frame(OAP_REQ | OAP_START | OAP_END, code=OAP_PING, corr=5, payload=b"{}")
+        assert a.recv_frame().corr == 5
+        f = _stat(b, 9)
+        assert (f.corr, f.code) == (9, 503) and f.json()["retryable"] is True, f
+        assert n.metrics().sum("rejected_total", reason="503") == 1
+        a.send(b"".join(oap_frame(OAP_REQ | OAP_END, corr=corr) for corr in (1, 2)))
+        assert sorted(a.recv_frame().code for _ in range(2)) == [201, 201]
+        assert _stat(b, 10).code == 404
+    finally:
+        a.close()
+        b.close()

@@ -149,6 +149,7 @@ static void stream_uncount(oap_stream *s)
 	if (s->counted) {
 		s->counted = false;
 		s->c->nactive--;
+		s->c->og->inflight--;
 	}
 }
 
@@ -413,6 +414,39 @@ static bool conn_wall_refused(oap_conn *c, oap_stream *s, const oap_frame *f)
 	return true;
 }
 
+/*
+ * The node-wide caps, the same rule as the HTTP core's (http.c): after the
+ * wall (so a tenant's quota is charged first, as on HTTP), the request rate
+ * (limits.requests_per_second → 429 with the wait) and the streams in flight
+ * in this process (limits.max_inflight → 503), counted in rejected_total
+ * {reason="429"|"503"} as the HTTP refusals are. PING is a probe, like the
+ * admin plane: never capped. A refused stream's wall ticket ends here.
+ */
+static bool conn_node_limits_refused(oap_conn *c, oap_stream *s, const oap_frame *f)
+{
+	omnigate *og = c->og;
+	uint64_t now = og_now_ms();
+	char msg[96];
+
+	if (f->code == OG_VERB_PING)
+		return false;
+	if (og->lim.requests_per_second && !tbucket_take(&og->rate, 1, now)) {
+		reject_count(REJECT_FAMILY_NODE, REJECT_429);
+		snprintf(msg, sizeof msg, "request rate limit exceeded; retry after %u s",
+		         tbucket_retry_after_s(&og->rate, 1, now));
+		og_stream_error(s, 429, "too_many_requests", msg, true);
+	} else if (og->lim.node_inflight && og->inflight >= og->lim.node_inflight) {
+		reject_count(REJECT_FAMILY_NODE, REJECT_503);
+		og_stream_error(s, 503, "overloaded", "too many requests in flight; retry after 1 s",
+		                true);
+	} else {
+		return false;
+	}
+	wall_ticket_end(s->ticket, 0);
+	s->ticket = NULL;
+	return true;
+}
+
 /* Refusals that need the stream (for corr_id, tenant, discard). */
 static bool conn_start_refused(oap_conn *c, oap_stream *s, const oap_frame *f)
 {
@@ -428,7 +462,7 @@ static bool conn_start_refused(oap_conn *c, oap_stream *s, const oap_frame *f)
 	} else if (!og_verb_has_body(f->code) && !(f->flags & OAP_F_END)) {
 		og_stream_error(s, 400, "bad_request", "this verb takes no body: flag START with END",
 		                false);
-	} else if (!conn_wall_refused(c, s, f)) {
+	} else if (!conn_wall_refused(c, s, f) && !conn_node_limits_refused(c, s, f)) {
 		return false;
 	}
 	return true;
@@ -451,6 +485,7 @@ static int conn_on_start(oap_conn *c, const oap_frame *f)
 		return 0;
 	s->counted = true;
 	c->nactive++;
+	c->og->inflight++;
 	og_verb_start(s, f);
 	return 0;
 }

@@ -119,6 +119,16 @@ static void og_limits_from(og_limits *l, const mn_config *c)
 	l->write_ms = c->write_timeout_ms ? c->write_timeout_ms : OG_DEFAULT_MS;
 	l->handshake_ms = c->tls_handshake_timeout_ms ? c->tls_handshake_timeout_ms : OG_DEFAULT_MS;
 	l->max_object = c->storage_max_object_bytes;
+	l->requests_per_second = c->requests_per_second;
+	l->node_inflight = c->max_inflight;
+}
+
+/* The node-wide stream rate, as the HTTP core's: burst = one second's worth. */
+static void og_rate_from(omnigate *og)
+{
+	uint32_t rps = og->lim.requests_per_second;
+
+	tbucket_init(&og->rate, rps, rps, og_now_ms());
 }
 
 static void og_on_stor_state(bool ready, void *arg)
@@ -197,6 +207,7 @@ static int omnigate_start(svc *s)
 	og_wall_configure(s, &g->og);
 	wall_set_policy(g->og.wall, s->policy, s->policy_digest);
 	og_limits_from(&g->og.lim, &s->cfg);
+	og_rate_from(&g->og);
 	g->og.stor = objstore_client_new(s->base, &s->cfg);
 	if (g->og.stor)
 		stor_client_on_state(g->og.stor, og_on_stor_state, s);
@@ -214,7 +225,10 @@ static void omnigate_reload(svc *s)
 	og_svc *g = s->priv;
 	char err[CONFIG_ERR_MAX];
 
+	uint32_t rps = g->og.lim.requests_per_second;
 	og_limits_from(&g->og.lim, &s->cfg);
+	if (g->og.lim.requests_per_second != rps)
+		og_rate_from(&g->og);
 	conn_listener_set_cap(g->og.lst, g->og.lim.max_connections);
 	og_wall_configure(s, &g->og);
 	/* New connections get the new certificate; on error the old one stays. */

@@ -53,6 +53,10 @@ typedef struct og_limits {
 	uint64_t write_ms;          /* output pending without progress */
 	uint64_t handshake_ms;
 	uint64_t max_object;        /* storage.max_object */
+	/* The node-wide caps, one rule with the HTTP core (limits.*): request
+	 * streams started per second, and streams in flight in this process. */
+	uint32_t requests_per_second; /* 0: no cap */
+	uint32_t node_inflight;       /* limits.max_inflight */
 } og_limits;
 
 typedef struct oap_conn oap_conn;
@@ -71,6 +75,8 @@ typedef struct omnigate {
 	void                 (*drain_done)(void *arg);
 	void                  *drain_arg;
 	tbucket                log_rate;
+	tbucket                rate;     /* limits.requests_per_second */
+	size_t                 inflight; /* admitted streams of every connection */
 	metrics_series        *m_in, *m_out, *m_conns, *m_streams, *m_tls_fail;
 } omnigate;
 
