@@ -1032,3 +1032,67 @@ def test_no_secret_in_debug_log(node_factory, tmp_dir):
     assert reload(n).status == 422
     assert len(n.log()) > 1000, "debug log unexpectedly short"
     assert_no_secrets(n, extra=extra)
+
+
+# ----------------------------------------------- byte limits on decoded bytes
+# An encoded body (Content-Encoding) is judged by what it decodes to: the
+# token's byte limit, the policy's max_body_bytes and the tenant's byte
+# bucket all count decoded bytes, decoding stops as soon as a limit is
+# passed, and the 413 names the limit.
+
+def gz(data):
+    import gzip
+    return gzip.compress(data, 9)
+
+
+def two_symbols(n):
+    """n bytes of one bit of entropy each: gzip gets ~7x, under the 10x
+    decompression ratio cap, so only the byte limits under test can refuse."""
+    import random
+    rnd = random.Random(n)                      # fixed per size: fixed wire sizes
+    return bytes(rnd.choice(b"ab") for _ in range(n))
+
+
+def test_token_byte_limit_counts_decoded_bytes(node_factory):
+    n = wall_node(node_factory)
+    tok = mint(n, *WRITE, "--max-bytes", "1000")
+    small = gz(two_symbols(1000))               # decodes to exactly the limit
+    assert post(n, small, tok, {"Content-Encoding": "gzip"}).status == 201
+    plain = two_symbols(5000)
+    bomb = gz(plain)                            # under 1000 wire bytes, 5000 decoded
+    assert len(bomb) < 1000, len(bomb)
+    before = rejected(n, "413")
+    r = post(n, bomb, tok, {"Content-Encoding": "gzip"})
+    j = envelope(r, 413, "payload_too_large")
+    assert "1000" in j["message"] and "capability or policy" in j["message"], j
+    assert rejected(n, "413") == before + 1
+    assert get(n, b3sum_cid(plain), tok=tok).status == 404, "an over-limit body was stored"
+    assert_no_secrets(n)
+
+
+def test_policy_body_limit_counts_decoded_bytes(node_factory):
+    n = wall_node(node_factory, SIZE_BUNDLE)
+    tok = mint(n, *WRITE)
+    assert post(n, gz(two_symbols(100)), tok, {"Content-Encoding": "gzip"}).status == 201
+    plain = two_symbols(300)
+    wire = gz(plain)
+    assert len(wire) <= 100, len(wire)          # within defaults.max_body_bytes on the wire
+    r = post(n, wire, tok, {"Content-Encoding": "gzip"})
+    assert r.status in (403, 413), r
+    assert get(n, b3sum_cid(plain), tok=tok).status == 404
+    assert_no_secrets(n)
+
+
+def test_byte_quota_charges_decoded_bytes(node_factory):
+    n = wall_node(node_factory, config={"quota": {"requests_per_second": 0,
+                                                  "bytes_per_second": 100, "bytes_burst": 1000}})
+    tok = mint(n, *WRITE)
+    # ~700 wire bytes (within the 1000 burst) that decode to 5000: the bucket
+    # is charged 5000, so the tenant's next upload waits.
+    wire = gz(two_symbols(5000))
+    assert len(wire) < 1000, len(wire)
+    assert post(n, wire, tok, {"Content-Encoding": "gzip"}).status == 201
+    r = post(n, b"tiny", tok)
+    j = envelope(r, 429, "quota_exceeded", retryable=True)
+    assert "bytes" in j["message"], j
+    assert_no_secrets(n)

@@ -714,6 +714,17 @@ int64_t http_req_content_length(const http_req *r)
 	return r->content_length;
 }
 
+uint64_t http_req_body_limit(const http_req *r)
+{
+	return r->body_limit;
+}
+
+void http_req_set_body_bytes(http_req *r, uint64_t decoded)
+{
+	r->body_counted = decoded;
+	r->body_decoded = true;
+}
+
 bool http_req_body_chunked(const http_req *r)
 {
 	return r->chunked;

@@ -189,6 +189,13 @@ size_t      http_req_header_count(const http_req *r, const char *name);
 int64_t     http_req_content_length(const http_req *r);
 /* The body's size is not known yet (Transfer-Encoding: chunked). */
 bool        http_req_body_chunked(const http_req *r);
+/* The largest body this request may carry (the route's cap, lowered by the
+ * gate): a handler that decodes the body holds the decoded bytes to it. */
+uint64_t    http_req_body_limit(const http_req *r);
+/* The body's size as it counts for limits and quotas when the handler
+ * decodes it (Content-Encoding): reported to the gate's end instead of the
+ * wire bytes. Call again as it grows. */
+void        http_req_set_body_bytes(http_req *r, uint64_t decoded);
 const struct sockaddr *http_req_peer(const http_req *r, socklen_t *len);
 /* Judged from the peer address, never from Host. */
 bool        http_req_peer_is_loopback(const http_req *r);

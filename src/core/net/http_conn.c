@@ -53,7 +53,8 @@ void http_req_free(http_req *r)
 	if (!r)
 		return;
 	if (r->gate_ticket && r->conn->srv->gate_end)
-		r->conn->srv->gate_end(r->conn->srv->gate_arg, r->gate_ticket, r->body_seen);
+		r->conn->srv->gate_end(r->conn->srv->gate_arg, r->gate_ticket,
+		                       r->body_decoded ? r->body_counted : r->body_seen);
 	http_resp_fini(&r->resp);
 	free(r->hbuf);
 	free(r->body);

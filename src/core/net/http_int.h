@@ -126,6 +126,8 @@ struct http_req {
 	unsigned           method;       /* enum http_method, once have_method */
 	int64_t            content_length;
 	uint64_t           body_seen;
+	uint64_t           body_counted; /* decoded bytes a handler reported, or 0 */
+	bool               body_decoded; /* body_counted is set: it counts, not body_seen */
 	void              *gate_ticket;  /* the gate's handle: gate_end once, at http_req_free */
 	uint64_t           body_limit;   /* this request's body cap: the server's, or the gate's lower one */
 	bool               chunked;      /* Transfer-Encoding: chunked */

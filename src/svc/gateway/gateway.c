@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -56,6 +57,23 @@ static const wall_class class_of[] = {
 /* The wall (Auth → Policy → Quota) as the HTTP core's gate. The core keeps
  * the wall's ticket and hands it back to gateway_gate_end when the request
  * is freed; what the verdict borrows lives in the ticket until then. */
+/*
+ * The body size the wall judges: no Content-Length and not chunked is no
+ * body (0), not "unknown". An encoded body (Content-Encoding) is unknown
+ * (-1) whatever its wire length: every byte limit — a token's BytesLe, the
+ * policy's max_body_bytes, the tenant's byte bucket — counts decoded bytes,
+ * so the wall caps it (and reserves quota) as a body of unknown size, and the
+ * upload handler holds the decoded bytes to that cap and reports them.
+ */
+static int64_t gateway_body_bytes(http_req *r)
+{
+	const char *ce = http_req_header(r, "Content-Encoding");
+
+	if (http_req_body_chunked(r) || (ce && strcasecmp(ce, "identity") != 0))
+		return http_req_content_length(r) == 0 ? 0 : -1;
+	return http_req_content_length(r) < 0 ? 0 : http_req_content_length(r);
+}
+
 static void gateway_gate(http_req *r, void *arg, http_gate_verdict *out)
 {
 	gateway *g = arg;
@@ -64,9 +82,7 @@ static void gateway_gate(http_req *r, void *arg, http_gate_verdict *out)
 	wall_req rq = {
 		.method = http_req_method(r), .path = http_req_path(r),
 		.peer = http_req_peer(r, NULL),
-		/* No Content-Length and not chunked: no body (0), not "unknown". */
-		.body_bytes = http_req_body_chunked(r) ? -1 : http_req_content_length(r) < 0 ? 0
-		              : http_req_content_length(r),
+		.body_bytes = gateway_body_bytes(r),
 		.body_max = g->objects.max_object,
 		.cls = class_of[http_req_route_class(r)],
 		.mtls_tenant = wall_peer_tenant(g->wall, http_req_peer_cert(r)),

@@ -52,6 +52,8 @@ typedef struct obj_put {
 	/* an error found inside the inflate sink, answered after it returns */
 	int             err_status;
 	const char     *err_code, *err_msg;
+	uint64_t        decoded;    /* bytes out of the decoder so far */
+	char            msg[128];   /* err_msg when it names a limit */
 } obj_put;
 
 /* Release the upload (PUT_ABORT if storage holds one) and the state. */
@@ -104,9 +106,25 @@ static int put_write(obj_put *p, const uint8_t *data, size_t n)
 	}
 }
 
+/* Decoded bytes: every byte limit counts them, not the wire bytes. The
+ * request's cap (the object cap, lowered by a token's BytesLe or the
+ * policy's max_body_bytes through the wall) holds here; past it decoding
+ * stops at once and the answer names the limit. */
 static int put_sink(const uint8_t *data, size_t len, void *arg)
 {
-	return put_write(arg, data, len);
+	obj_put *p = arg;
+	uint64_t cap = p->req ? http_req_body_limit(p->req) : p->o->max_object;
+
+	p->decoded += len;
+	if (p->req)
+		http_req_set_body_bytes(p->req, p->decoded);
+	if (p->decoded > cap) {
+		snprintf(p->msg, sizeof p->msg, "decoded body exceeds %llu bytes%s",
+		         (unsigned long long)cap, cap < p->o->max_object ?
+		         " (the limit of this request's capability or policy)" : " (the object size cap)");
+		return put_defer_err(p, 413, "payload_too_large", p->msg);
+	}
+	return put_write(p, data, len);
 }
 
 static void put_fail_inflate(obj_put *p, inflate_status st)
