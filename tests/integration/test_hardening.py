@@ -1,9 +1,14 @@
 """Hardening found from outside (issue 11): each test here failed before its fix."""
+import os
+import resource
+import socket
+import time
+
 import pytest
 
 from conftest import (DEFAULT_BUNDLE, OAP_END, OAP_PING, OAP_PUT, OAP_REQ, OAP_START, OAP_STAT,
                       OPENSSL, OapConn, install_wall, oap_frame, oap_json, oap_node,
-                      parse_responses, raw_connect, recv_all)
+                      parse_responses, raw_connect, recv_all, wait_until)
 
 
 def test_supervisor_writes_no_core_file(node):
@@ -160,3 +165,59 @@ def test_oap_inflight_cap(node_factory, pki):
     finally:
         a.close()
         b.close()
+
+
+# ------------------------------------------------------- fd exhaustion
+
+def _cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])        # utime + stime
+
+
+def _fd_count(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def _exhaust_and_recover(pid, port, connect):
+    """Lower pid's RLIMIT_NOFILE to what it holds + 2, open connections until
+    it cannot accept, then measure its CPU over a second: a listener that
+    stays armed on EMFILE spins one core (~100 ticks/s). Raise the limit and a
+    new connection is served again."""
+    soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    socks = []
+    try:
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (_fd_count(pid) + 2, hard))
+        for _ in range(8):
+            socks.append(socket.create_connection(("127.0.0.1", port), timeout=2))
+        time.sleep(0.3)
+        t0 = _cpu_ticks(pid)
+        time.sleep(1.0)
+        spent = _cpu_ticks(pid) - t0
+        assert spent < 30, "a listener out of fds used %d ticks in 1 s (spinning)" % spent
+    finally:
+        for s in socks:
+            s.close()
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+    wait_until(connect, 5, what="served again after fds came back")
+
+
+def test_gateway_backs_off_when_out_of_fds(node):
+    from conftest import gateway_pids
+    pid = gateway_pids(node)[0]
+    _exhaust_and_recover(pid, node.gateway_port, lambda: node.gw("GET", "/healthz").status == 200)
+
+
+def test_omnigate_backs_off_when_out_of_fds(node_factory, pki):
+    if not OPENSSL:
+        pytest.skip("openssl CLI not installed")
+    n = oap_node(node_factory, pki)
+    pid = [c["pid"] for c in n.children() if c["service"] == "omnigate"][0]
+
+    def served():
+        c = OapConn(n.oap_port)
+        try:
+            return c.hello().code == 200
+        finally:
+            c.close()
+    _exhaust_and_recover(pid, n.oap_port, served)
