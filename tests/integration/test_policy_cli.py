@@ -74,9 +74,32 @@ def test_unknown_field_named_by_path(tmp_dir):
     b = os.path.join(tmp_dir, "bad.json")
     with open(os.path.join(VECTORS, "method_matrix.json")) as f:
         doc = json.load(f)
-    doc["rules"][0]["when"]["tenant"] = "x"
+    doc["rules"][0]["when"]["tenants"] = "x"       # "tenant" is the reference's; this is not
     with open(b, "w") as f:
         json.dump(doc, f)
     p = run_cli(["policy", "eval", b, "--method", "GET"])
     assert p.returncode == 2, p
-    assert 'rules[0].when: unknown field "tenant"' in p.stderr, p.stderr
+    assert 'rules[0].when: unknown field "tenants"' in p.stderr, p.stderr
+
+
+def test_reference_bundle_accepted_and_tenant_applies(tmp_dir):
+    """A bundle written for the reference (meta, obligations, when.tenant,
+    a lower-case method, a tag in another case, a rule without reason)
+    parses; `policy eval` shows when.tenant deciding and no reason where the
+    rule gave none."""
+    doc = {"version": 1, "meta": {"owner": "ops"},
+           "defaults": {"default_action": "deny"},
+           "rules": [{"id": "acme", "when": {"tenant": "acme", "method": "get"},
+                      "action": "allow", "obligations": [{"kind": "log-audit", "params": {}}]},
+                     {"id": "tagged", "when": {"require_tags_all": ["Paid"]}, "action": "allow",
+                      "reason": "paid"}]}
+    b = os.path.join(tmp_dir, "ref.json")
+    with open(b, "w") as f:
+        json.dump(doc, f)
+    p = run_cli(["policy", "eval", b, "--method", "GET", "--tenant", "acme"])
+    assert p.returncode == 0, p.stderr
+    assert "decision: allow\nreason: (none)\nrule: acme" in p.stdout, p.stdout
+    p = run_cli(["policy", "eval", b, "--method", "GET", "--tenant", "other"])
+    assert p.returncode != 0 and "decision: deny\nreason: default" in p.stdout, p.stdout
+    p = run_cli(["policy", "eval", b, "--method", "GET", "--tag", "paid"])
+    assert p.returncode == 0 and "rule: tagged" in p.stdout, p.stdout

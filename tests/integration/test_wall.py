@@ -525,9 +525,9 @@ def test_reload_with_parse_error_is_refused(node_factory):
     resign(n, None, raw='{"version": 3, "rules": [')        # correctly signed, not JSON
     assert_refused_reload(n, "policy.json", before)
     bad = bundle_v(3)
-    bad["rules"][0]["when"]["tenant"] = "acme"             # unknown field
+    bad["rules"][0]["when"]["tenants"] = "acme"            # unknown field
     resign(n, bad)
-    assert_refused_reload(n, "tenant", before + 1)
+    assert_refused_reload(n, "tenants", before + 1)
     assert_no_secrets(n)
 
 

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,9 +31,11 @@
 
 typedef struct {
 	const char *id;
-	const char *method;          /* NULL or "*" = any method */
+	const char *method;          /* NULL or "*" = any method; upper case (method_buf) */
 	const char *region;          /* NULL = any region */
-	const char *reason;          /* NULL = rule id is the reason */
+	const char *tenant;          /* NULL or "*" = any tenant */
+	const char *reason;          /* NULL = the decision has no reason (as the reference) */
+	char method_buf[POLICY_MAX_METHOD + 1];
 	json_t *tags;                /* borrowed from root; NULL = no tag condition */
 	bool has_max;
 	uint64_t max_body;
@@ -171,14 +174,24 @@ static int want_action(json_t *v, const char *path, policy_decision *out,
 	return 0;
 }
 
-static bool method_is_valid(const char *m)
+/* "*" or letters; methods compare case-insensitively, as in the reference
+ * (it upper-cases them): kept upper-cased in out. */
+static bool method_normalize(const char *m, char out[POLICY_MAX_METHOD + 1])
 {
-	if (strcmp(m, "*") == 0)
+	size_t i = 0;
+
+	if (strcmp(m, "*") == 0) {
+		memcpy(out, "*", 2);
 		return true;
-	for (; *m; m++)
-		if (*m < 'A' || *m > 'Z')
+	}
+	for (; m[i]; i++) {
+		char c = m[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')) || i >= POLICY_MAX_METHOD)
 			return false;
-	return true;
+		out[i] = (char)(c & ~0x20);
+	}
+	out[i] = '\0';
+	return i > 0;
 }
 
 /* ---- schema ---------------------------------------------------------------- */
@@ -229,7 +242,7 @@ static int parse_tags(policy_rule *r, json_t *v, const char *path, char *err, si
 
 static int parse_when(policy_rule *r, json_t *w, const char *base, char *err, size_t errlen)
 {
-	static const char *const fields[] = { "method", "region", "max_body_bytes",
+	static const char *const fields[] = { "tenant", "method", "region", "max_body_bytes",
 	                                      "require_tags_all", NULL };
 	char path[POLICY_PATH_MAX];
 	json_t *v;
@@ -242,9 +255,14 @@ static int parse_when(policy_rule *r, json_t *w, const char *base, char *err, si
 		path_join(path, base, "method");
 		if (want_str(v, path, POLICY_MAX_METHOD, &r->method, err, errlen) != 0)
 			return -1;
-		if (!method_is_valid(r->method))
-			return policy_perr(err, errlen, path,
-			                   "expected \"*\" or an upper-case method");
+		if (!method_normalize(r->method, r->method_buf))
+			return policy_perr(err, errlen, path, "expected \"*\" or a method (letters)");
+		r->method = r->method_buf;
+	}
+	if ((v = json_object_get(w, "tenant"))) {
+		path_join(path, base, "tenant");
+		if (want_str(v, path, POLICY_MAX_STR, &r->tenant, err, errlen) != 0)
+			return -1;
 	}
 	if ((v = json_object_get(w, "region"))) {
 		path_join(path, base, "region");
@@ -265,9 +283,68 @@ static int parse_when(policy_rule *r, json_t *w, const char *base, char *err, si
 	return 0;
 }
 
+/* A map of string to string, at most max entries (meta, obligation params). */
+static int parse_str_map(json_t *m, const char *path, size_t max, char *err, size_t errlen)
+{
+	char ep[POLICY_PATH_MAX];
+	const char *k, *s;
+	json_t *v;
+
+	if (!json_is_object(m))
+		return policy_perr(err, errlen, path, "expected an object of strings");
+	if (json_object_size(m) > max)
+		return policy_perr(err, errlen, path, "more than %zu entries", max);
+	json_object_foreach(m, k, v) {
+		path_join(ep, path, k);
+		if (strlen(k) > POLICY_MAX_STR)
+			return policy_perr(err, errlen, path, "a key is longer than %u bytes",
+			                   POLICY_MAX_STR);
+		if (want_str(v, ep, POLICY_MAX_STR, &s, err, errlen) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * rules[].obligations: [{"kind": string, "params": {string: string}}], as
+ * the reference's model. Parsed strictly and kept in the bundle; this node
+ * acts on none of them yet (docs/policy.md), so they change no decision.
+ */
+static int parse_obligations(json_t *a, const char *path, char *err, size_t errlen)
+{
+	static const char *const fields[] = { "kind", "params", NULL };
+	char base[POLICY_PATH_MAX], ep[POLICY_PATH_MAX];
+	const char *s;
+	json_t *o, *v;
+	size_t i;
+
+	if (!json_is_array(a))
+		return policy_perr(err, errlen, path, "expected an array");
+	if (json_array_size(a) > POLICY_MAX_OBLIGATIONS)
+		return policy_perr(err, errlen, path, "more than %u obligations",
+		                   POLICY_MAX_OBLIGATIONS);
+	json_array_foreach(a, i, o) {
+		path_fmt(base, "%s[%zu]", path, i);
+		if (!json_is_object(o))
+			return policy_perr(err, errlen, base, "expected an object");
+		if (check_fields(o, base, fields, err, errlen) != 0)
+			return -1;
+		path_join(ep, base, "kind");
+		if (!(v = json_object_get(o, "kind")))
+			return policy_perr(err, errlen, ep, "missing");
+		if (want_str(v, ep, POLICY_MAX_STR, &s, err, errlen) != 0)
+			return -1;
+		path_join(ep, base, "params");
+		if ((v = json_object_get(o, "params")) &&
+		    parse_str_map(v, ep, POLICY_MAX_PARAMS, err, errlen) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int parse_rule(policy_rule *r, json_t *o, size_t idx, char *err, size_t errlen)
 {
-	static const char *const fields[] = { "id", "when", "action", "reason", NULL };
+	static const char *const fields[] = { "id", "when", "action", "obligations", "reason", NULL };
 	char base[POLICY_PATH_MAX], path[POLICY_PATH_MAX];
 	json_t *v;
 
@@ -296,6 +373,10 @@ static int parse_rule(policy_rule *r, json_t *o, size_t idx, char *err, size_t e
 		if (want_str(v, path, POLICY_MAX_STR, &r->reason, err, errlen) != 0)
 			return -1;
 	}
+	path_join(path, base, "obligations");
+	if ((v = json_object_get(o, "obligations")) &&
+	    parse_obligations(v, path, err, errlen) != 0)
+		return -1;
 	return 0;
 }
 
@@ -332,7 +413,7 @@ static int parse_rules(policy *p, json_t *a, char *err, size_t errlen)
 
 static int parse_root(policy *p, char *err, size_t errlen)
 {
-	static const char *const fields[] = { "version", "defaults", "rules", NULL };
+	static const char *const fields[] = { "version", "meta", "defaults", "rules", NULL };
 	json_t *v;
 
 	if (!json_is_object(p->root))
@@ -342,6 +423,9 @@ static int parse_root(policy *p, char *err, size_t errlen)
 	if (!(v = json_object_get(p->root, "version")))
 		return policy_perr(err, errlen, "$.version", "missing");
 	if (want_u64(v, "$.version", 1, &p->version, err, errlen) != 0)
+		return -1;
+	if ((v = json_object_get(p->root, "meta")) &&
+	    parse_str_map(v, "$.meta", POLICY_MAX_META, err, errlen) != 0)
 		return -1;
 	if ((v = json_object_get(p->root, "defaults")) && parse_defaults(p, v, err, errlen) != 0)
 		return -1;
@@ -408,7 +492,7 @@ const char *policy_decision_name(policy_decision d)
 static bool ctx_has_tag(const policy_ctx *ctx, const char *tag)
 {
 	for (size_t i = 0; i < ctx->ntags; i++)
-		if (ctx->tags[i] && strcmp(ctx->tags[i], tag) == 0)
+		if (ctx->tags[i] && strcasecmp(ctx->tags[i], tag) == 0)   /* the reference lower-cases */
 			return true;
 	return false;
 }
@@ -419,6 +503,9 @@ static const char *rule_fails(const policy_rule *r, const policy_ctx *ctx)
 	json_t *t;
 	size_t i;
 
+	if (r->tenant && strcmp(r->tenant, "*") != 0 &&
+	    (!ctx->tenant || strcmp(r->tenant, ctx->tenant) != 0))
+		return "tenant";
 	if (r->region && (!ctx->region || strcmp(r->region, ctx->region) != 0))
 		return "region";
 	if (r->has_max && ctx->body_bytes > r->max_body)
@@ -445,7 +532,7 @@ static const policy_rule *eval_pass(const policy *p, const policy_ctx *ctx, bool
 
 		if (rule_is_any_method(r) != any)
 			continue;
-		if (!any && (!ctx->method || strcmp(r->method, ctx->method) != 0))
+		if (!any && (!ctx->method || strcasecmp(r->method, ctx->method) != 0))
 			why = "method";
 		else
 			why = rule_fails(r, ctx);
@@ -463,7 +550,7 @@ static bool rule_covers(const policy_rule *r, const policy_ctx *ctx, bool any, u
 {
 	if (rule_is_any_method(r) != any)
 		return false;
-	if (!any && (!ctx->method || strcmp(r->method, ctx->method) != 0))
+	if (!any && (!ctx->method || strcasecmp(r->method, ctx->method) != 0))
 		return false;
 	if (rule_fails(r, ctx))
 		return false;
@@ -537,7 +624,7 @@ void policy_eval(const policy *p, const policy_ctx *ctx, policy_result *out,
 		return;
 	}
 	out->decision = r->action;
-	out->reason = r->reason ? r->reason : r->id;
+	out->reason = r->reason;   /* none without one, as the reference */
 	out->rule_id = r->id;
 }
 

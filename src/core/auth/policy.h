@@ -31,7 +31,10 @@
 #define POLICY_MAX_BYTES       (1024u * 1024u)
 #define POLICY_MAX_RULES       4096u
 #define POLICY_MAX_TAGS        64u     /* per rule and per request */
-#define POLICY_MAX_STR         256u    /* id, method, region, tag, reason */
+#define POLICY_MAX_STR         256u    /* id, method, region, tag, reason, tenant */
+#define POLICY_MAX_META        64u     /* meta entries */
+#define POLICY_MAX_OBLIGATIONS 16u     /* per rule */
+#define POLICY_MAX_PARAMS      16u     /* per obligation */
 #define POLICY_SIG_LEN         64u     /* Ed25519 signature bytes */
 #define POLICY_PK_LEN          32u
 #define POLICY_SK_LEN          64u     /* libsodium seed||pk form */
@@ -52,12 +55,13 @@ typedef struct {
 	uint64_t body_bytes;
 	const char *const *tags;     /* ntags strings */
 	size_t ntags;
-	const char *tenant;          /* v1 has no tenant condition: trace only */
+	const char *tenant;          /* when.tenant; NULL: no tenant (matches only "*") */
 } policy_ctx;
 
 typedef struct {
 	policy_decision decision;
-	/* Borrowed from the policy (or a static string); valid while it lives. */
+	/* Borrowed from the policy (or a static string); valid while it lives.
+	 * NULL when the deciding rule has no reason (as in the reference). */
 	const char *reason;
 	const char *rule_id;         /* NULL when no rule matched */
 } policy_result;
@@ -65,7 +69,7 @@ typedef struct {
 /*
  * Called once per step of an evaluation, in order: rule_id is NULL for the
  * defaults check; outcome is "match" or why the rule failed ("method",
- * "region", "max_body_bytes", "require_tags_all") or, for the defaults
+ * "tenant", "region", "max_body_bytes", "require_tags_all") or, for the defaults
  * check, "ok"/"body too large". Both strings borrowed for the call.
  */
 typedef void (*policy_trace_fn)(void *arg, const char *rule_id, const char *outcome);

@@ -205,7 +205,7 @@ static int pcli_eval(int argc, char **argv)
 		return PCLI_EXIT_USAGE;
 	policy_eval(p, &a.ctx, &res, on_trace, NULL);
 	printf("decision: %s\nreason: %s\nrule: %s\n", policy_decision_name(res.decision),
-	       res.reason, res.rule_id ? res.rule_id : "(none)");
+	       res.reason ? res.reason : "(none)", res.rule_id ? res.rule_id : "(none)");
 	policy_free(p);
 	return res.decision == POLICY_ALLOW ? 0 : PCLI_EXIT_FAIL;
 }

@@ -84,14 +84,63 @@ static void expect(const char *bundle, const char *method, const char *region, u
 	trace_log t = { .n = 0 };
 
 	policy_eval(p, &ctx, &r, on_trace, &t);
-	if (r.decision != d || strcmp(r.reason, reason) != 0)
+	/* reason NULL: the deciding rule has none, and the decision says none */
+	if (r.decision != d || (reason ? !r.reason || strcmp(r.reason, reason) != 0 : r.reason != NULL))
 		fail_msg("%s %s: got %s \"%s\", want %s \"%s\"", bundle, method,
-		         policy_decision_name(r.decision), r.reason,
-		         policy_decision_name(d), reason);
+		         policy_decision_name(r.decision), r.reason ? r.reason : "(none)",
+		         policy_decision_name(d), reason ? reason : "(none)");
 	if (rule_id)
 		assert_string_equal(r.rule_id, rule_id);
 	else
 		assert_null(r.rule_id);
+	policy_free(p);
+}
+
+/* Bundles written for the reference: meta, obligations and when.tenant are
+ * accepted, when.tenant takes effect, methods and tags compare without case. */
+static void test_reference_fields(void **state)
+{
+	static const char json[] =
+		"{\"version\":2,\"meta\":{\"owner\":\"ops\",\"note\":\"x\"},"
+		"\"defaults\":{\"default_action\":\"deny\"},\"rules\":["
+		"{\"id\":\"acme-puts\",\"when\":{\"tenant\":\"acme\",\"method\":\"put\"},"
+		"\"action\":\"allow\",\"obligations\":[{\"kind\":\"log-audit\","
+		"\"params\":{\"level\":\"info\"}}],\"reason\":\"acme writes\"},"
+		"{\"id\":\"paid\",\"when\":{\"tenant\":\"*\",\"require_tags_all\":[\"Paid\"]},"
+		"\"action\":\"allow\"}]}";
+	static const char *const paid[] = { "paid" };
+	char err[256] = "";
+	policy *p = policy_parse(json, sizeof json - 1, err, sizeof err);
+	policy_result r;
+
+	(void)state;
+	if (!p)
+		fail_msg("refused: %s", err);
+	policy_ctx c = { .method = "PUT", .tenant = "acme" };
+	policy_eval(p, &c, &r, NULL, NULL);
+	assert_int_equal(r.decision, POLICY_ALLOW);      /* "put" is PUT */
+	assert_string_equal(r.reason, "acme writes");
+	c.tenant = "other";                               /* when.tenant takes effect */
+	policy_eval(p, &c, &r, NULL, NULL);
+	assert_int_equal(r.decision, POLICY_DENY);
+	assert_string_equal(r.reason, POLICY_REASON_DEFAULT);
+	c.tenant = NULL;                                  /* no tenant matches only "*" */
+	policy_eval(p, &c, &r, NULL, NULL);
+	assert_int_equal(r.decision, POLICY_DENY);
+	c.tags = paid;                                    /* "Paid" is "paid" */
+	c.ntags = 1;
+	policy_eval(p, &c, &r, NULL, NULL);
+	assert_int_equal(r.decision, POLICY_ALLOW);
+	assert_string_equal(r.rule_id, "paid");
+	assert_null(r.reason);                            /* no reason given: none */
+	uint64_t lim;                                     /* the body limit sees the tenant too */
+	c.tags = NULL;
+	c.ntags = 0;
+	c.tenant = "other";
+	assert_false(policy_body_limit(p, &c, &lim));
+	c.tenant = "acme";
+	assert_true(policy_body_limit(p, &c, &lim));
+	assert_true(lim == UINT64_MAX);
 	policy_free(p);
 }
 
@@ -147,14 +196,13 @@ static void test_vectors_more(void **state)
 	expect("deny_region", "GET", NULL, 0, NULL, 0, POLICY_ALLOW, "fallback allow", "allow-rest");
 	expect("body_too_large", "GET", NULL, 1025, NULL, 0, POLICY_DENY,
 	       "body too large (defaults)", NULL);
-	/* At the cap the body is not too large; a rule without reason gives its id. */
-	expect("body_too_large", "GET", NULL, 1024, NULL, 0, POLICY_ALLOW, "allow-gets", "allow-gets");
+	/* At the cap the body is not too large; a rule without reason gives no
+	 * reason (the reference's None), only its id. */
+	expect("body_too_large", "GET", NULL, 1024, NULL, 0, POLICY_ALLOW, NULL, "allow-gets");
 	expect("large_body_default_deny", "PUT", NULL, 262144, NULL, 0, POLICY_DENY, "default", NULL);
 	/* decompress_guard: over the rule's cap the rule does not hold. */
-	expect("decompress_guard", "PUT", "US", 513, NULL, 0, POLICY_ALLOW, "allow-others",
-	       "allow-others");
-	expect("decompress_guard", "GET", "US", 10, NULL, 0, POLICY_ALLOW, "allow-others",
-	       "allow-others");
+	expect("decompress_guard", "PUT", "US", 513, NULL, 0, POLICY_ALLOW, NULL, "allow-others");
+	expect("decompress_guard", "GET", "US", 10, NULL, 0, POLICY_ALLOW, NULL, "allow-others");
 	expect("eu_only", "GET", "eu", 0, NULL, 0, POLICY_DENY, "default", NULL);
 }
 
@@ -227,8 +275,22 @@ static void test_schema_refusals(void **state)
 	refuse("{\"version\":1,\"defaults\":{\"x\":1},\"rules\":[]}", "$.defaults: unknown field \"x\"");
 	refuse("{\"version\":1,\"rules\":[{\"id\":\"a\",\"when\":{},\"action\":\"allow\",\"x\":0}]}",
 	       "$.rules[0]: unknown field \"x\"");
-	refuse("{\"version\":1,\"rules\":[" RULE_OK ",{\"id\":\"b\",\"when\":{\"tenant\":\"t\"},"
-	       "\"action\":\"allow\"}]}", "$.rules[1].when: unknown field \"tenant\"");
+	refuse("{\"version\":1,\"rules\":[" RULE_OK ",{\"id\":\"b\",\"when\":{\"tenantt\":\"t\"},"
+	       "\"action\":\"allow\"}]}", "$.rules[1].when: unknown field \"tenantt\"");
+	/* the reference's fields, with strict types */
+	refuse("{\"version\":1,\"meta\":{\"owner\":1},\"rules\":[]}",
+	       "$.meta.owner: expected a string");
+	refuse("{\"version\":1,\"meta\":[],\"rules\":[]}", "$.meta: expected an object of strings");
+	refuse("{\"version\":1,\"rules\":[{\"id\":\"a\",\"when\":{},\"action\":\"allow\","
+	       "\"obligations\":[{\"params\":{}}]}]}", "$.rules[0].obligations[0].kind: missing");
+	refuse("{\"version\":1,\"rules\":[{\"id\":\"a\",\"when\":{},\"action\":\"allow\","
+	       "\"obligations\":[{\"kind\":\"log\",\"x\":1}]}]}",
+	       "$.rules[0].obligations[0]: unknown field \"x\"");
+	refuse("{\"version\":1,\"rules\":[{\"id\":\"a\",\"when\":{},\"action\":\"allow\","
+	       "\"obligations\":[{\"kind\":\"log\",\"params\":{\"n\":2}}]}]}",
+	       "$.rules[0].obligations[0].params.n: expected a string");
+	refuse("{\"version\":1,\"rules\":[{\"id\":\"a\",\"when\":{\"tenant\":7},\"action\":\"allow\"}]}",
+	       "$.rules[0].when.tenant: expected a string");
 	/* wrong types */
 	refuse("{\"version\":\"1\",\"rules\":[]}", "$.version: expected an integer");
 	refuse("{\"version\":1.0,\"rules\":[]}", "$.version: expected an integer");
@@ -245,8 +307,9 @@ static void test_schema_refusals(void **state)
 	       "$.rules[0].id: expected a string");
 	refuse("{\"version\":1,\"rules\":[{\"id\":\"a\",\"when\":{\"method\":1},\"action\":\"allow\"}]}",
 	       "$.rules[0].when.method: expected a string");
-	refuse("{\"version\":1,\"rules\":[{\"id\":\"a\",\"when\":{\"method\":\"get\"},\"action\":\"allow\"}]}",
-	       "$.rules[0].when.method: expected \"*\" or an upper-case method");
+	/* "get" is a method (case does not matter); "GE T" is not */
+	refuse("{\"version\":1,\"rules\":[{\"id\":\"a\",\"when\":{\"method\":\"GE T\"},\"action\":\"allow\"}]}",
+	       "$.rules[0].when.method: expected \"*\" or a method (letters)");
 	refuse("{\"version\":1,\"rules\":[{\"id\":\"a\",\"when\":{\"max_body_bytes\":\"5\"},"
 	       "\"action\":\"allow\"}]}", "$.rules[0].when.max_body_bytes: expected an integer");
 	refuse("{\"version\":1,\"rules\":[{\"id\":\"a\",\"when\":{\"require_tags_all\":\"paid\"},"
@@ -541,6 +604,7 @@ int main(void)
 		cmocka_unit_test(test_body_limit),
 		cmocka_unit_test(test_vectors_table),
 		cmocka_unit_test(test_vectors_more),
+		cmocka_unit_test(test_reference_fields),
 		cmocka_unit_test(test_trace),
 		cmocka_unit_test(test_order),
 		cmocka_unit_test(test_schema_refusals),
