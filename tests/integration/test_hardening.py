@@ -221,3 +221,27 @@ def test_omnigate_backs_off_when_out_of_fds(node_factory, pki):
         finally:
             c.close()
     _exhaust_and_recover(pid, n.oap_port, served)
+
+
+def test_custom_caveat_token_decodes_and_is_refused(node_factory):
+    """A ron-auth v1 token with a Custom caveat (the CBOR value embedded, as
+    the reference encodes it) decodes and inspects; the node, with no
+    handler for the namespace, refuses it with 403, not 401 malformed."""
+    import json
+    from conftest import mint_token, run_cli
+    node = node_factory(start=False, wall=None)
+    install_wall(node.data_dir)                   # allow-all policy: only the token decides
+    node.start()
+    tok = mint_token(node.data_dir, "--prefix", "/o", "--method", "GET", "--method", "POST",
+                     "--custom", "acme:tier:a1616b02")
+    r = run_cli(["token", "inspect", tok])
+    assert r.returncode == 0, r.stderr
+    cav = json.loads(r.stdout)["caveats"]
+    assert cav == [{"t": "Custom", "v": {"ns": "acme", "name": "tier", "cbor_hex": "a1616b02"}}]
+    resp = node.gw("POST", "/o", body=b"x", headers={"Authorization": "Bearer " + tok})
+    assert resp.status == 403, resp
+    assert "custom" in resp.json()["message"], resp.json()
+    # a value that is not exactly one CBOR item is not minted
+    r = run_cli(["token", "mint", "--key", os.path.join(node.data_dir, "auth", "keys", "k1.key"),
+                 "--kid", "k1", "--custom", "acme:tier:0102"])
+    assert r.returncode != 0
