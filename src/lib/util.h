@@ -11,6 +11,18 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+/*
+ * A fact the code guarantees that the clang static analyzer (make lint)
+ * cannot see, e.g. that TAILQ_REMOVE unlinked a queue's head (it writes
+ * through the element's back pointer, which the analyzer does not follow).
+ * The analyzer drops the paths where cond is false; a build has no code.
+ */
+#ifdef __clang_analyzer__
+#define UTIL_ANALYZER_ASSUME(cond) do { if (!(cond)) __builtin_unreachable(); } while (0)
+#else
+#define UTIL_ANALYZER_ASSUME(cond) do { } while (0)
+#endif
+
 /* Monotonic milliseconds. */
 uint64_t util_now_ms(void);
 /* Wall clock milliseconds since the epoch. */

@@ -3,6 +3,7 @@ import json
 import os
 import re
 import socket
+import threading
 import time
 
 import pytest
@@ -191,6 +192,32 @@ def test_doctor_against_nothing():
     p = run_cli(["doctor", "--http-addr", "127.0.0.1:%d" % a])
     assert p.returncode == 1, (p.stdout, p.stderr)
     assert p.stdout.startswith("node at 127.0.0.1:%d: NOT REACHABLE" % a), p.stdout
+
+
+def test_doctor_refuses_a_status_that_is_not_http():
+    """A peer answering "HTTP/1.1 -1" is no admin plane: doctor says so (it
+    used to take -1 for "not reachable" and print an unset error)."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    addr = "127.0.0.1:%d" % srv.getsockname()[1]
+
+    def answer():
+        c, _ = srv.accept()
+        c.recv(4096)
+        c.sendall(b"HTTP/1.1 -1 Odd\r\nContent-Length: 2\r\n\r\n{}")
+        c.close()
+
+    t = threading.Thread(target=answer, daemon=True)
+    t.start()
+    try:
+        p = run_cli(["doctor", "--http-addr", addr])
+    finally:
+        t.join(5)
+        srv.close()
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert p.stdout.splitlines()[1] == "  %s: no HTTP answer (timed out or not a macronode " \
+        "admin plane)" % addr, p.stdout
 
 
 def test_doctor_reads_address_from_env(node):

@@ -55,7 +55,7 @@ struct policy {
 /* ---- errors ------------------------------------------------------------ */
 
 /* "<where>: <what>", where is a JSON path or a file name. */
-int policy_perr(char *err, size_t errlen, const char *path, const char *fmt, ...)
+int (policy_perr)(char *err, size_t errlen, const char *path, const char *fmt, ...)
 {
 	char msg[200];
 	va_list ap;

@@ -539,6 +539,8 @@ static int value_set_string(mn_config *c, const config_key *k, const char *s, ch
 
 static const char *json_type_name(const json_t *v)
 {
+	if (!v)
+		return "nothing";
 	switch (json_typeof(v)) {
 	case JSON_OBJECT:  return "object";
 	case JSON_ARRAY:   return "array";

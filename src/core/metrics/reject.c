@@ -65,7 +65,7 @@ const char *reject_name(reject_reason r)
 
 static bool reject_carries(reject_family f, reject_reason r)
 {
-	return (unsigned)f < REJECT_FAMILIES && r > REJECT_NONE && (unsigned)r < REJECT_COUNT &&
+	return (unsigned)f < REJECT_FAMILIES && r > REJECT_NONE && r < REJECT_COUNT &&
 	    (reject_defs[r].families & (1u << f));
 }
 

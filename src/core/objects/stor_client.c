@@ -243,6 +243,7 @@ static void on_fail(evutil_socket_t fd, short what, void *arg)
 		stor_result r = { .status = call->fail_status, .fds = { -1, -1 },
 		                  .message = call->fail_msg };
 		TAILQ_REMOVE(&c->failq, call, link);
+		UTIL_ANALYZER_ASSUME(TAILQ_FIRST(&c->failq) != call);   /* TAILQ_REMOVE did; the analyzer misses it */
 		if (!stor_deliver(c, call, &r))
 			return;
 	}

@@ -17,6 +17,8 @@
 
 #define DOCTOR_TIMEOUT_S   2
 #define DOCTOR_MAX_REPLY   (256u * 1024u)
+#define DOCTOR_STATUS_MIN  100   /* a status outside these is no HTTP answer */
+#define DOCTOR_STATUS_MAX  599
 
 /* GET path from addr; returns the status code (body in *body, caller frees) or -1. */
 static int doctor_get(const char *addr, const char *path, char **body, char *err, size_t errlen)
@@ -32,8 +34,10 @@ static int doctor_get(const char *addr, const char *path, char **body, char *err
 		return -1;
 	}
 	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
 		return -1;
+	}
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 	if (connect(fd, (struct sockaddr *)&ss, (socklen_t)len) != 0) {
@@ -56,13 +60,19 @@ static int doctor_get(const char *addr, const char *path, char **body, char *err
 	buf[got] = '\0';
 	int status = 0;
 	char *sep = strstr(buf, "\r\n\r\n");
-	if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1 || !sep) {
+	/* A negative status would read as "not reachable" and leak the body. */
+	if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1 || !sep ||
+	    status < DOCTOR_STATUS_MIN || status > DOCTOR_STATUS_MAX) {
 		snprintf(err, errlen, "%s: no HTTP answer (timed out or not a macronode admin plane)", addr);
 		free(buf);
 		return -1;
 	}
 	*body = strdup(sep + 4);
 	free(buf);
+	if (!*body) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	return status;
 }
 

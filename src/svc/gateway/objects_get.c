@@ -104,12 +104,13 @@ static bool get_is_ows(char ch)
 }
 
 /* If-None-Match: "*" or a list of entity-tags, weak comparison (RFC 9110
- * §13.1.2). Elements are split at commas (our tags contain none). */
+ * §13.1.2). Elements are split at commas (our tags contain none). v is the
+ * header value, never NULL (the caller checks). */
 static bool get_inm_matches(const char *v, const char *etag)
 {
 	size_t elen = strlen(etag);
 
-	while (v && *v) {
+	while (*v) {
 		const char *b = v, *e;
 		size_t n;
 

@@ -572,8 +572,10 @@ static void storage_free(storage *srv)
 	if (srv->wq_ev) event_free(srv->wq_ev);
 	workq_free(srv->wq);   /* running commits finish and answer; queued ones are dropped */
 	srv->wq = NULL;
-	while (!LIST_EMPTY(&srv->conns))
-		storage_conn_close(LIST_FIRST(&srv->conns));
+	for (storage_conn *c = LIST_FIRST(&srv->conns), *next; c; c = next) {
+		next = LIST_NEXT(c, link);   /* closing c unlinks and frees c alone */
+		storage_conn_close(c);
+	}
 	conn_listener_free(srv->lst);
 	store_free(srv->st);
 	free(srv);

@@ -160,17 +160,14 @@ store_status store_put_abort(store *st, uint64_t owner, uint64_t handle)
 	return STORE_OK;
 }
 
+/* Backwards: take() fills slot i from the end, which is already checked. */
 void store_abort_owner(store *st, uint64_t owner)
 {
-	size_t i = 0;
-
-	while (i < st->nup) {
+	for (size_t i = st->nup; i-- > 0;) {
 		if (st->up[i].owner == owner) {
 			store_upload gone;
 			store_upload_take(st, &st->up[i], &gone);
 			store_upload_drop(&gone);
-		} else {
-			i++;
 		}
 	}
 }

@@ -191,6 +191,7 @@ static void test_against_b3sum(void **st)
 			free(ob);
 			free(data);
 			skip();
+			return;   /* skip() longjmps; the static analyzer cannot see it */
 		}
 		assert_int_equal(b3tree_builder_update(b, data, len), 0);
 		assert_int_equal(b3tree_builder_finish(b, root), 0);

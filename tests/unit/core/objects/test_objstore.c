@@ -126,6 +126,8 @@ static objv_result load(objv *v, uint64_t gi, const uint8_t **p, size_t *n, cons
 {
 	objv_result rc = objv_load(v, gi * GROUP, why);
 
+	*p = NULL;   /* set on failure too: the static analyzer does not know a */
+	*n = 0;      /* failed cmocka assert longjmps out of the test */
 	if (rc == OBJV_OK)
 		*p = objv_bytes(v, gi * GROUP, UINT64_MAX, n);
 	return rc;
