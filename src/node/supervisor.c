@@ -20,6 +20,7 @@
 #include <event2/event.h>
 
 #include "core/proto/ctl.h"
+#include "core/auth/quota.h"
 #include "core/net/http.h"
 #include "core/metrics/metrics.h"
 #include "lib/log.h"
@@ -627,8 +628,12 @@ static int sup_start(supervisor *s, char *err, size_t errlen)
 	s->exe[n] = '\0';
 	if (sup_runtime_dir(s, err, errlen) != 0)
 		return -1;
-	s->metrics_fd = metrics_create();
-	if (s->metrics_fd < 0) {
+	/* The quota table rides in the metrics memfd: every child maps it. */
+	size_t qlen;
+	s->metrics_fd = metrics_create(quota_area_size(s->cfg.quota_max_tenants));
+	void *qarea = metrics_annex(&qlen);
+	if (s->metrics_fd < 0 ||
+	    quota_area_init(qarea, qlen, s->cfg.quota_max_tenants, util_now_ms()) != 0) {
 		snprintf(err, errlen, "cannot create the shared metrics region");
 		return -1;
 	}

@@ -2,10 +2,15 @@
  * quota.h — per-tenant quotas: a token bucket for requests and one for
  * request body bytes per tenant, in a bounded table (the wall's third step).
  *
- * One table per worker process, owned by its event loop (not thread-safe).
- * The table holds at most max_tenants entries; when it is full the least
- * recently seen tenant in the probe window is forgotten (its buckets start
- * full again if it comes back). Tenant keys are opaque strings chosen by the
+ * One table per node: it lives in a shared memory area that the supervisor
+ * lays out at start (quota_area_init on the annex of the metrics region) and
+ * every gateway worker and omnigate opens (quota_open), so a tenant gets its
+ * rate once per node, not once per process. Processes serialise on a robust
+ * process-shared lock per group of QUOTA_PROBE slots; one that dies holding
+ * a lock does not wedge the others. A handle is used by one thread.
+ * The table holds at most max_tenants entries (rounded up to whole groups);
+ * when a group is full its least recently seen tenant is forgotten (its
+ * buckets start full again if it comes back). Tenant keys are opaque strings chosen by the
  * caller ("t:<tenant>", "tid:<token id>", "ip:<addr>"); a slot keeps only
  * the keyed BLAKE3 digest of the whole key, so memory per tenant is fixed
  * whatever the key's length.
@@ -22,14 +27,14 @@
 #include <stdint.h>
 
 #define QUOTA_MAX_KEY    320u   /* bytes of a tenant key, NUL excluded */
-#define QUOTA_PROBE      16u    /* slots examined per lookup */
+#define QUOTA_PROBE      16u    /* slots examined per lookup: one group */
 
 typedef struct quota_limits {
 	uint32_t rps;            /* requests per second per tenant; 0 = no request cap */
 	uint32_t burst;          /* request bucket capacity (>= 1) */
 	uint64_t bytes_per_s;    /* body bytes per second per tenant; 0 = no byte cap */
 	uint64_t bytes_burst;    /* byte bucket capacity (>= 1) */
-	uint32_t max_tenants;    /* table capacity (>= 16) */
+	uint32_t max_tenants;    /* table capacity (rounded up to a multiple of 16) */
 } quota_limits;
 
 typedef enum {
@@ -40,11 +45,26 @@ typedef enum {
 
 typedef struct quota_table quota_table;
 
-/* NULL on allocation failure. max_tenants is fixed for the table's life. */
+/* Bytes of a shared area for max_tenants tenants. */
+size_t quota_area_size(uint32_t max_tenants);
+/* Lay out a table in `area` (len >= quota_area_size(max_tenants), 64-byte
+ * aligned, shared with the processes that will open it; borrowed): zeroes
+ * it, makes the locks and a random hash key. Once, before any quota_open.
+ * 0 or -1. */
+__attribute__((warn_unused_result))
+int quota_area_init(void *area, size_t len, uint32_t max_tenants, uint64_t now_ms);
+/* A handle on a table laid out by quota_area_init (area borrowed: it must
+ * outlive the handle; the area's capacity wins over l->max_tenants). NULL
+ * if the area is not a table of exactly len bytes, or out of memory. */
+quota_table *quota_open(void *area, size_t len, const quota_limits *l);
+/* A table of its own (private memory, shared only with fork()ed children):
+ * for tests and processes without a shared area. NULL on failure.
+ * max_tenants is fixed for the table's life. */
 quota_table *quota_new(const quota_limits *l, uint64_t now_ms);
+/* Frees the handle, and the area if quota_new made it. NULL is a no-op. */
 void quota_free(quota_table *q);
-/* Live reload of rates and bursts (max_tenants is ignored): existing buckets
- * keep their fill, clamped to the new burst. */
+/* Live reload of rates and bursts (max_tenants is ignored) for this handle's
+ * charges: existing buckets keep their fill, clamped to the new burst. */
 void quota_set_limits(quota_table *q, const quota_limits *l);
 
 /*

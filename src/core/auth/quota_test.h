@@ -13,5 +13,8 @@
 
 /* Tenants currently remembered. */
 size_t quota_tenants(const quota_table *q);
+/* Take the lock of key's group and keep it (a test then dies holding it).
+ * 0 or -1. */
+int quota_test_hold(quota_table *q, const char *key);
 
 #endif

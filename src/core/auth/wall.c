@@ -21,6 +21,7 @@
 #include "core/config/config.h"
 #include "core/auth/policy.h"
 #include "core/auth/quota.h"
+#include "core/metrics/metrics.h"
 #include "lib/b3.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -151,8 +152,17 @@ static void configure_quota(wall *w, const mn_config *cfg)
 	};
 	struct timespec ts;
 
+	size_t len;
+	void *area;
+
 	if (w->quota) {
 		quota_set_limits(w->quota, &l);
+		return;
+	}
+	/* The node's table, laid out by the supervisor in the metrics annex;
+	 * a process without one (tests, tools) keeps a table of its own. */
+	if ((area = metrics_annex(&len)) != NULL) {
+		w->quota = quota_open(area, len, &l);
 		return;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -271,7 +281,7 @@ int wall_configure(wall *w, const mn_config *cfg, char *err, size_t errlen)
 	w->ntags[WALL_CLASS_FACET] = split_tags(cfg->policy_tags_facet, w->tags[WALL_CLASS_FACET]);
 	configure_quota(w, cfg);
 	if (!w->quota) {
-		snprintf(err, errlen, "out of memory for the quota table");
+		snprintf(err, errlen, "cannot open the node's quota table");
 		return -1;
 	}
 	/* Each part independently: a bad mTLS map must not cost the keys. */

@@ -16,7 +16,9 @@
  *           Deny → 403, 451 when the reason is "LEGAL", and 401 with
  *           WWW-Authenticate when the request was anonymous (a token might
  *           have been allowed).
- *   Quota   per-tenant request and byte buckets (core/quota.h). Tenant key:
+ *   Quota   per-tenant request and byte buckets (core/quota.h), in the
+ *           node-wide table of the metrics annex when the process has one
+ *           (every worker and omnigate charge it). Tenant key:
  *           "t:<tenant>" (Tenant caveat or mTLS), "tid:<token id>", or
  *           "ip:<address>" (IPv6 by /64) for anonymous requests. → 429.
  *

@@ -97,11 +97,11 @@ typedef struct mn_config {
 	char     policy_pubkey_file[CONFIG_PATH_MAX]; /* "" = <data_dir>/policy/signing.pub */
 	char     policy_tags_core[CONFIG_TEXT_MAX];   /* comma-separated tags of core routes */
 	char     policy_tags_facet[CONFIG_TEXT_MAX];  /* ... of facet routes */
-	uint32_t quota_rps;                        /* per tenant, per worker; 0 = no cap */
+	uint32_t quota_rps;                        /* per tenant, node-wide; 0 = no cap */
 	uint32_t quota_burst;
 	uint64_t quota_bytes_per_s;                /* request body bytes; 0 = no cap */
 	uint64_t quota_bytes_burst;
-	uint32_t quota_max_tenants;                /* buckets kept per worker (LRU) */
+	uint32_t quota_max_tenants;                /* buckets kept node-wide (LRU per group) */
 } mn_config;
 
 /* Reload classes (documented per key). */

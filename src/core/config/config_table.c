@@ -182,19 +182,19 @@ const config_key config_table[] = {
 	  .help = "Comma-separated policy tags of facet routes (graph, feed, search, media)." },
 	{ .key = "quota.requests_per_second", .type = CONFIG_T_U32, FIELD(quota_rps),
 	  .def = "200", .min = 0, .max = CONFIG_RPS_MAX, .reload = CONFIG_RELOAD_LIVE,
-	  .help = "Requests per second per tenant, per worker (token bucket); 0 = no per-tenant cap. A token's Rate caveat can only lower it." },
+	  .help = "Requests per second per tenant, node-wide (token bucket shared by every worker and omnigate); 0 = no per-tenant cap. A token's Rate caveat can only lower it." },
 	{ .key = "quota.burst", .type = CONFIG_T_U32, FIELD(quota_burst),
 	  .def = "400", .min = 1, .max = CONFIG_RPS_MAX, .reload = CONFIG_RELOAD_LIVE,
 	  .help = "Requests a tenant may make at once before quota.requests_per_second applies." },
 	{ .key = "quota.bytes_per_second", .type = CONFIG_T_SIZE, FIELD(quota_bytes_per_s),
 	  .def = "0", .min = 0, .max = CONFIG_BODY_MAX, .reload = CONFIG_RELOAD_LIVE,
-	  .help = "Request body bytes per second per tenant, per worker; 0 = no byte quota." },
+	  .help = "Request body bytes per second per tenant, node-wide; 0 = no byte quota." },
 	{ .key = "quota.bytes_burst", .type = CONFIG_T_SIZE, FIELD(quota_bytes_burst),
 	  .def = "64MiB", .min = 1, .max = CONFIG_BODY_MAX, .reload = CONFIG_RELOAD_LIVE,
 	  .help = "Body bytes a tenant may send at once before quota.bytes_per_second applies." },
 	{ .key = "quota.max_tenants", .type = CONFIG_T_U32, FIELD(quota_max_tenants),
 	  .def = "4096", .min = 16, .max = CONFIG_CONNECTIONS_MAX, .reload = CONFIG_RELOAD_RESTART,
-	  .help = "Tenants whose buckets a worker keeps; the least recently seen is forgotten first." },
+	  .help = "Tenants whose buckets the node keeps (shared memory, rounded up to a multiple of 16); the least recently seen in a full group of 16 is forgotten first." },
 };
 
 const size_t config_table_len = sizeof config_table / sizeof config_table[0];

@@ -44,7 +44,7 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 
 #define METRICS_MEMFD_NAME   "macronode-metrics"
 #define METRICS_MAGIC        UINT64_C(0x4d4e4d4554524943) /* "MNMETRIC" */
-#define METRICS_VERSION      1u
+#define METRICS_VERSION      2u
 /* Yields a reader spends on a slot another process is claiming. A claim is
  * a memcpy of < 200 bytes, so a claimer still CLAIMING after this many
  * yields has almost surely been killed; the reader then probes on. */
@@ -145,6 +145,8 @@ static const struct metrics_family metrics_families[] = {
 	  "Policy bundle loads by result (ok, unchanged, refused, withdrawn)." },
 	{ "policy_version", METRICS_GAUGE, METRICS_SRC_SLOTS,
 	  "Version of the policy bundle in force; 0 when none (every request denied)." },
+	{ "quota_evictions_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
+	  "Tenants forgotten by the node-wide quota table to make room (their buckets start full again)." },
 };
 #define METRICS_NFAMILIES (sizeof metrics_families / sizeof metrics_families[0])
 static_assert(METRICS_NFAMILIES < UINT16_MAX, "family index is a u16");
@@ -168,6 +170,7 @@ struct metrics_hdr {
 	uint32_t         slot_size;
 	uint32_t         pad;
 	_Atomic uint64_t dropped;
+	uint64_t         annex_len;  /* bytes of the annex after the region (0 = none) */
 };
 
 struct metrics_region {
@@ -177,6 +180,8 @@ struct metrics_region {
 
 struct metrics_state {
 	struct metrics_region *r;
+	void                  *annex;     /* shared annex mapping, or NULL */
+	size_t                 annex_len;
 	bool                   shared;  /* memfd mapping vs lazy private one */
 	bool                   in_hook; /* stops bug_total → BUG → hook loops */
 	unsigned               gen;     /* bumped when r changes (metrics_generation) */
@@ -192,6 +197,16 @@ static void metrics_on_bug(void)
 	g_metrics.in_hook = true;
 	metrics_count("bug_total", "", 1);
 	g_metrics.in_hook = false;
+}
+
+/* The annex starts on the first page after the region, so it is mapped on
+ * its own and the region's mapping keeps its size (metrics_replace_private
+ * maps the region over a private one of exactly that size). */
+static size_t metrics_annex_off(void)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+	return (sizeof(struct metrics_region) + page - 1) / page * page;
 }
 
 static void metrics_hdr_init(struct metrics_region *r)
@@ -269,40 +284,80 @@ static int metrics_replace_private(struct metrics_region *fresh, int fd)
 	return 0;
 }
 
-int metrics_create(void)
+/* The annex of a region in fd, mapped shared; NULL when there is none. */
+static void *metrics_annex_map(int fd, size_t len)
+{
+	void *p;
+
+	if (len == 0)
+		return NULL;
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+	    (off_t)metrics_annex_off());
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void metrics_annex_adopt(void *annex, size_t len)
+{
+	g_metrics.annex = annex;
+	g_metrics.annex_len = annex ? len : 0;
+}
+
+static int metrics_create_region(int fd, size_t annex_len)
 {
 	struct metrics_region *fresh;
-	int fd;
+	void *annex = NULL;
 
-	if (g_metrics.shared)
-		return BUG("metrics region already mapped");
-	/* Not CLOEXEC: children are exec'd and find the fd on their command line. */
-	if ((fd = memfd_create(METRICS_MEMFD_NAME, MFD_ALLOW_SEALING)) < 0)
+	if (ftruncate(fd, (off_t)(metrics_annex_off() + annex_len)) < 0 ||
+	    metrics_seal(fd) < 0)
 		return -1;
-	if (ftruncate(fd, (off_t)sizeof *fresh) < 0 || metrics_seal(fd) < 0 ||
-	    !(fresh = metrics_map(fd)))
+	if (annex_len > 0 && !(annex = metrics_annex_map(fd, annex_len)))
+		return -1;
+	if (!(fresh = metrics_map(fd)))
 		goto fail;
 	if (!g_metrics.r) {
 		metrics_hdr_init(fresh);
 		metrics_adopt(fresh, true);
-		return fd;
+	} else if (metrics_replace_private(fresh, fd) != 0) {
+		munmap(fresh, sizeof *fresh);
+		goto fail;
 	}
-	if (metrics_replace_private(fresh, fd) == 0)
-		return fd;
-	munmap(fresh, sizeof *fresh);
+	g_metrics.r->hdr.annex_len = annex_len;
+	metrics_annex_adopt(annex, annex_len);
+	return 0;
 fail:
+	if (annex)
+		munmap(annex, annex_len);
+	return -1;
+}
+
+int metrics_create(size_t annex_len)
+{
+	int fd;
+
+	if (g_metrics.shared)
+		return BUG("metrics region already mapped");
+	if (annex_len > METRICS_ANNEX_MAX)
+		return -1;
+	/* Not CLOEXEC: children are exec'd and find the fd on their command line. */
+	if ((fd = memfd_create(METRICS_MEMFD_NAME, MFD_ALLOW_SEALING)) < 0)
+		return -1;
+	if (metrics_create_region(fd, annex_len) == 0)
+		return fd;
 	close(fd);
 	return -1;
 }
 
-static bool metrics_fd_is_valid(int fd)
+/* Sealed against shrinking and at least a region long; the exact size is
+ * checked against the header's annex length once mapped. */
+static bool metrics_fd_is_valid(int fd, off_t *size)
 {
 	struct stat st;
 	int seals;
 
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    st.st_size != (off_t)sizeof(struct metrics_region))
+	    st.st_size < (off_t)metrics_annex_off())
 		return false;
+	*size = st.st_size;
 	seals = fcntl(fd, F_GET_SEALS);
 	return seals >= 0 && (seals & F_SEAL_SHRINK);
 }
@@ -310,22 +365,38 @@ static bool metrics_fd_is_valid(int fd)
 int metrics_attach(int fd)
 {
 	struct metrics_region *r;
+	void *annex = NULL;
+	uint64_t annex_len;
+	off_t size;
 
-	if (!metrics_fd_is_valid(fd) || !(r = metrics_map(fd)))
+	if (!metrics_fd_is_valid(fd, &size) || !(r = metrics_map(fd)))
 		return -1;
-	if (!metrics_hdr_is_valid(r)) {
+	annex_len = r->hdr.annex_len;
+	if (!metrics_hdr_is_valid(r) || annex_len > METRICS_ANNEX_MAX ||
+	    (uint64_t)size != metrics_annex_off() + annex_len ||
+	    (annex_len > 0 && !(annex = metrics_annex_map(fd, (size_t)annex_len)))) {
 		munmap(r, sizeof *r);
 		return -1;
 	}
 	metrics_detach();
 	metrics_adopt(r, true);
+	metrics_annex_adopt(annex, (size_t)annex_len);
 	return 0;
+}
+
+void *metrics_annex(size_t *len)
+{
+	*len = g_metrics.annex_len;
+	return g_metrics.annex;
 }
 
 void metrics_detach(void)
 {
 	if (g_metrics.r)
 		munmap(g_metrics.r, sizeof *g_metrics.r);
+	if (g_metrics.annex)
+		munmap(g_metrics.annex, g_metrics.annex_len);
+	metrics_annex_adopt(NULL, 0);
 	g_metrics.r = NULL;
 	g_metrics.shared = false;
 	g_metrics.gen++;

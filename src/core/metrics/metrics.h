@@ -16,6 +16,11 @@
  * Families are declared once in metrics.c (name, type, help); using an
  * undeclared family is a BUG() and returns NULL.
  *
+ * Annex: the region may carry an annex of fixed size, set by the supervisor at
+ * creation, for other node-wide state that every child shares (the quota
+ * table, core/auth/quota.h). This module only maps it; its layout and its
+ * locking belong to its user.
+ *
  * State: before metrics_create()/metrics_attach() is called the module works
  * on a process-private region (for unit tests and CLI tools); the mapping is
  * owned by this module (struct metrics_state in metrics.c).
@@ -29,15 +34,21 @@
 #define METRICS_MAX_SERIES   4096
 #define METRICS_MAX_LABELS   160   /* bytes of the rendered label string */
 #define METRICS_HIST_BUCKETS 10    /* DESIGN §5: 0.005 … 5 s */
+/* Bound of the annex: quota.max_tenants at its maximum needs ~110 MiB. */
+#define METRICS_ANNEX_MAX    (UINT64_C(256) * 1024 * 1024)
 
 typedef struct metrics_series metrics_series; /* opaque slot in shared memory */
 
-/* Supervisor: create and map the shared region. Returns the memfd (>= 0, to
- * be inherited by children; not CLOEXEC) or -1. */
-__attribute__((warn_unused_result)) int metrics_create(void);
-/* Child: map a region created by the supervisor. 0 or -1. */
+/* Supervisor: create and map the shared region, with an annex of annex_len
+ * bytes (0 = none; zero-filled; at most METRICS_ANNEX_MAX). Returns the memfd
+ * (>= 0, to be inherited by children; not CLOEXEC) or -1. */
+__attribute__((warn_unused_result)) int metrics_create(size_t annex_len);
+/* Child: map a region created by the supervisor, annex included. 0 or -1. */
 __attribute__((warn_unused_result)) int metrics_attach(int fd);
-/* Unmap (tests). */
+/* The annex mapped by metrics_create/metrics_attach and its length; NULL
+ * (and *len 0) when there is none. Borrowed: valid until metrics_detach. */
+void *metrics_annex(size_t *len);
+/* Unmap, annex included (tests). */
 void metrics_detach(void);
 /* Changes whenever the mapping does (attach, detach, first use): a cache of
  * series pointers is valid while this stays the same. */

@@ -3,7 +3,11 @@
  * Retry-After values, the token Rate caveat (lowers, never raises), the byte
  * bucket and its debt, refusals that charge nothing, unlimited caps, tenant
  * independence, the bounded table and its LRU eviction, live limit reloads,
- * a clock that steps back, and keys longer than QUOTA_MAX_KEY.
+ * a clock that steps back, and keys longer than QUOTA_MAX_KEY; then the
+ * table shared by processes: two handles on one area, a fork()ed child
+ * charging the parent's buckets, a holder that dies with a group's lock
+ * (before or while another process waits for it), and areas quota_open
+ * refuses.
  *
  * The clock is passed in, so every test steps it by hand and asserts exact
  * outcomes. Eviction tests use a table of QUOTA_PROBE slots: every window
@@ -11,12 +15,16 @@
  * tenant) does not depend on the table's random hash key.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "core/auth/quota.h"
 #include "core/auth/quota_test.h"
@@ -582,6 +590,183 @@ static void long_keys_are_distinct(void **st)
 	quota_free(q);
 }
 
+/* ---- shared between processes ------------------------------------------ */
+
+typedef struct area {
+	void  *p;
+	size_t len;
+} area;
+
+static area area_make(uint32_t max_tenants)
+{
+	area a = { .len = quota_area_size(max_tenants) };
+
+	a.p = mmap(NULL, a.len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(a.p != MAP_FAILED);
+	assert_int_equal(quota_area_init(a.p, a.len, max_tenants, T0), 0);
+	return a;
+}
+
+/* Two processes' handles on one area draw from one bucket per tenant. */
+static void shared_two_handles_one_bucket(void **st)
+{
+	area a = area_make(64);
+	quota_limits l = limits(2, 4, 1000, 1000, 64);
+	quota_table *x = quota_open(a.p, a.len, &l);
+	quota_table *y = quota_open(a.p, a.len, &l);
+
+	(void)st;
+	assert_non_null(x);
+	assert_non_null(y);
+	/* The byte bucket is shared: 400 of 1000 left for y after x's 600. */
+	assert_int_equal(ch(x, "t:a", 600, T0), QUOTA_OK);
+	assert_int_equal(ch(y, "t:a", 401, T0), QUOTA_BYTES);
+	assert_int_equal(ch(y, "t:a", 400, T0), QUOTA_OK);
+	quota_settle(x, "t:a", 400, 100, T0);                 /* y's body refunded via x */
+	assert_int_equal(ch(y, "t:a", 301, T0), QUOTA_BYTES);
+	/* So is the request bucket: two of four spent, two more through y and
+	 * x, then both refuse. */
+	assert_int_equal(ch(y, "t:a", 0, T0), QUOTA_OK);
+	assert_int_equal(ch(x, "t:a", 300, T0), QUOTA_OK);
+	assert_int_equal(refused(x, "t:a", 0, 0, 0, T0, QUOTA_REQUESTS), 1);
+	assert_int_equal(refused(y, "t:a", 0, 0, 0, T0, QUOTA_REQUESTS), 1);
+	assert_int_equal(quota_tenants(x), 1);
+	assert_int_equal(quota_tenants(y), 1);
+	/* A clock seen by one handle is the newcomer's start for the other. */
+	assert_int_equal(ch(x, "t:b", 0, T0 + 5000), QUOTA_OK);
+	assert_int_equal(ch(y, "t:c", 1000, T0 + 10), QUOTA_OK);
+	assert_int_equal(ch(y, "t:c", 1, T0 + 5000), QUOTA_BYTES);
+	assert_int_equal(quota_tenants(y), 3);
+	quota_free(x);
+	quota_free(y);
+	munmap(a.p, a.len);
+}
+
+static int child_charges(quota_table *q, const char *key, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (ch(q, key, 0, T0) != QUOTA_OK)
+			return 10 + i;
+	return ch(q, key, 0, T0) == QUOTA_REQUESTS ? 0 : 2;
+}
+
+static void shared_across_fork(void **st)
+{
+	quota_table *q = table(1, 3, 0, 1);
+	int status;
+	pid_t pid;
+
+	(void)st;
+	assert_int_equal(ch(q, "t:a", 0, T0), QUOTA_OK);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(child_charges(q, "t:a", 2));
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	/* The child spent the two tokens the parent left. */
+	assert_int_equal(ch(q, "t:a", 0, T0), QUOTA_REQUESTS);
+	assert_int_equal(ch(q, "t:b", 0, T0), QUOTA_OK);
+	quota_free(q);
+}
+
+/* A process that dies holding a group's lock: the next locker takes the
+ * lock over, the buckets keep their fill, and the lock works on after. */
+static void shared_holder_dies(void **st)
+{
+	quota_table *q = table(1, 3, 0, 1);
+	int status;
+	pid_t pid;
+
+	(void)st;
+	assert_int_equal(ch(q, "t:a", 0, T0), QUOTA_OK);      /* 2 left */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(quota_test_hold(q, "t:a") == 0 ? 0 : 1);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(ch(q, "t:a", 0, T0), QUOTA_OK);
+	assert_int_equal(ch(q, "t:a", 0, T0), QUOTA_OK);
+	assert_int_equal(ch(q, "t:a", 0, T0), QUOTA_REQUESTS);
+	/* Another process locks and unlocks it as usual afterwards. */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(child_charges(q, "t:b", 3));
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(ch(q, "t:b", 0, T0 + 1000), QUOTA_OK);
+	quota_free(q);
+}
+
+/* The waiter is already blocked on the lock when its holder is killed. */
+static void shared_holder_killed_while_waited_for(void **st)
+{
+	quota_table *q = table(1, 2, 0, 1);
+	int fds[2], status;
+	char c = 0;
+	pid_t pid;
+
+	(void)st;
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (quota_test_hold(q, "t:a") != 0 || write(fds[1], "h", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	assert_int_equal(read(fds[0], &c, 1), 1);
+	assert_int_equal(c, 'h');
+	/* Kill it a little later, from a third process, while we block. */
+	if (fork() == 0) {
+		usleep(50 * 1000);
+		kill(pid, SIGKILL);
+		_exit(0);
+	}
+	assert_int_equal(ch(q, "t:a", 0, T0), QUOTA_OK);
+	assert_int_equal(ch(q, "t:a", 0, T0), QUOTA_OK);
+	assert_int_equal(ch(q, "t:a", 0, T0), QUOTA_REQUESTS);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	while (wait(NULL) > 0)
+		;
+	close(fds[0]);
+	close(fds[1]);
+	quota_free(q);
+}
+
+static void open_refuses_bad_areas(void **st)
+{
+	area a = area_make(64);
+	quota_limits l = limits(1, 1, 0, 1, 64);
+	quota_table *q;
+	uint64_t magic;
+
+	(void)st;
+	assert_null(quota_open(a.p, a.len - 1, &l));         /* not the whole area */
+	assert_null(quota_open(a.p, 8, &l));
+	assert_null(quota_open(NULL, a.len, &l));
+	assert_null(quota_open((char *)a.p + 8, a.len - 8, &l));  /* misaligned */
+	memcpy(&magic, a.p, sizeof magic);
+	memset(a.p, 0, sizeof magic);                           /* never laid out */
+	assert_null(quota_open(a.p, a.len, &l));
+	memcpy(a.p, &magic, sizeof magic);
+	q = quota_open(a.p, a.len, &l);
+	assert_non_null(q);
+	quota_free(q);
+	/* Too small for its tenants. */
+	assert_int_equal(quota_area_init(a.p, quota_area_size(64), 65, T0), -1);
+	assert_true(quota_area_size(65) > quota_area_size(64));
+	assert_int_equal(quota_area_size(64), quota_area_size(49));
+	munmap(a.p, a.len);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -611,6 +796,11 @@ int main(void)
 		cmocka_unit_test(set_limits_keeps_debt),
 		cmocka_unit_test(clock_backwards_adds_nothing),
 		cmocka_unit_test(long_keys_are_distinct),
+		cmocka_unit_test(shared_two_handles_one_bucket),
+		cmocka_unit_test(shared_across_fork),
+		cmocka_unit_test(shared_holder_dies),
+		cmocka_unit_test(shared_holder_killed_while_waited_for),
+		cmocka_unit_test(open_refuses_bad_areas),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

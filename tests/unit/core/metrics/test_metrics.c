@@ -315,7 +315,7 @@ static void test_shared_across_fork(void **state)
 	pid_t pid;
 
 	metrics_inc(s, 1);
-	fd = metrics_create();
+	fd = metrics_create(0);
 	assert_true(fd >= 0);
 	assert_int_equal(fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
 	assert_int_equal(metrics_value(s), 1);
@@ -330,7 +330,7 @@ static void test_shared_across_fork(void **state)
 	assert_int_equal(metrics_value(s), 4);
 	assert_int_equal(metrics_value(metrics_get("service_restarts_total",
 	    "service=\"store\"")), 7);
-	assert_int_equal(metrics_create(), -1);   /* only once */
+	assert_int_equal(metrics_create(0), -1);   /* only once */
 	metrics_detach();
 	close(fd);
 }
@@ -338,7 +338,7 @@ static void test_shared_across_fork(void **state)
 static void test_create_then_attach_fresh(void **state)
 {
 	(void)state;
-	int fd = metrics_create();
+	int fd = metrics_create(0);
 
 	assert_true(fd >= 0);
 	metrics_count("bus_lagged_total", "service=\"idx\"", 9);
@@ -351,10 +351,78 @@ static void test_create_then_attach_fresh(void **state)
 	close(fd);
 }
 
+/* A child maps the annex too: what one process writes there the other reads. */
+static int child_annex(int fd)
+{
+	size_t len;
+	unsigned char *p;
+
+	metrics_detach();
+	if (metrics_attach(fd) != 0)
+		return 10;
+	p = metrics_annex(&len);
+	if (!p || len != 5000 || p[0] != 0xab || p[4999] != 0)
+		return 11;
+	p[4999] = 0xcd;
+	return 0;
+}
+
+static void test_annex_shared(void **state)
+{
+	(void)state;
+	int fd = metrics_create(5000), status, bad;
+	unsigned char *p;
+	size_t len = 1;
+	off_t size;
+	pid_t pid;
+
+	assert_true(fd >= 0);
+	p = metrics_annex(&len);
+	assert_non_null(p);
+	assert_int_equal(len, 5000);
+	assert_int_equal(p[4999], 0);          /* zero-filled */
+	p[0] = 0xab;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(child_annex(fd));
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(p[4999], 0xcd);
+	/* A file whose size does not match the annex the header declares. */
+	size = lseek(fd, 0, SEEK_END);
+	bad = memfd_create("t", MFD_ALLOW_SEALING);
+	assert_int_equal(ftruncate(bad, size + 4096), 0);
+	p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, bad, 0);
+	assert_true(p != MAP_FAILED);
+	assert_int_equal(pread(fd, p, (size_t)size, 0), size);
+	munmap(p, (size_t)size);
+	assert_int_equal(fcntl(bad, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
+	metrics_detach();
+	assert_null(metrics_annex(&len));
+	assert_int_equal(len, 0);
+	assert_int_equal(metrics_attach(bad), -1);
+	close(bad);
+	assert_int_equal(metrics_attach(fd), 0);
+	assert_non_null(metrics_annex(&len));
+	assert_int_equal(len, 5000);
+	metrics_detach();
+	close(fd);
+	/* No annex: none mapped; an oversized one is refused. */
+	fd = metrics_create(0);
+	assert_true(fd >= 0);
+	assert_null(metrics_annex(&len));
+	metrics_detach();
+	close(fd);
+	assert_int_equal(metrics_create((size_t)METRICS_ANNEX_MAX + 1), -1);
+	metrics_detach();
+}
+
 static void test_attach_refuses(void **state)
 {
 	(void)state;
-	int fd = metrics_create();
+	int fd = metrics_create(0);
 	off_t size;
 	int bad;
 	void *p;
@@ -441,6 +509,7 @@ int main(void)
 		cmocka_unit_test_setup(test_shared_across_fork, setup),
 		cmocka_unit_test_setup(test_create_then_attach_fresh, setup),
 		cmocka_unit_test_setup(test_attach_refuses, setup),
+		cmocka_unit_test_setup(test_annex_shared, setup),
 		cmocka_unit_test_setup(test_promtool, setup),
 	};
 
