@@ -36,6 +36,7 @@
 #include "core/metrics/metrics.h"
 #include "core/net/conn.h"
 #include "core/auth/wall.h"
+#include "core/objects/objstore.h"
 #include "lib/log.h"
 #include "svc/omnigate/omnigate.h"
 
@@ -298,6 +299,11 @@ void og_stream_abort(oap_stream *s)
 {
 	s->c->aborting = true;
 	conn_set_state(s->c, OC_FLUSH);
+}
+
+void og_stream_peer_key(const oap_stream *s, char *out, size_t len)
+{
+	objput_peer_key(conn_peer(s->c->t, NULL), out, len);
 }
 
 void og_stream_corr_hex(const oap_stream *s, char out[17])

@@ -202,7 +202,7 @@ static got put_object(const uint8_t *data, size_t len, const uint8_t *expect, ui
 {
 	got b = { 0 }, c = { 0 };
 
-	assert_non_null(stor_put_begin(E->c, len, on_result, &b));
+	assert_non_null(stor_put_begin(E->c, len, NULL, NULL, on_result, &b));
 	assert_false(b.done);   /* never called from inside the call */
 	wait_for(&b);
 	assert_int_equal(b.r.status, 200);
@@ -294,13 +294,13 @@ static void test_errors(void **state)
 	stor_stat(E->c, id, on_result, &g);
 	assert_int_equal(wait_for(&g)->r.status, 404);   /* nothing stored */
 	memset(&g, 0, sizeof g);
-	stor_put_begin(E->c, MAX_OBJ + 1, on_result, &g);
+	stor_put_begin(E->c, MAX_OBJ + 1, NULL, NULL, on_result, &g);
 	assert_int_equal(wait_for(&g)->r.status, 413);
 	assert_int_equal(g.r.fds[0], -1);
 	assert_int_equal(metrics_value(m413), before + 1);
 	/* abort: once 200, then 404 */
 	memset(&g, 0, sizeof g);
-	stor_put_begin(E->c, 10, on_result, &g);
+	stor_put_begin(E->c, 10, NULL, NULL, on_result, &g);
 	wait_for(&g);
 	close(g.r.fds[0]);
 	uint64_t h = g.r.handle;
@@ -346,7 +346,7 @@ static void test_order_and_cancel(void **state)
 	for (unsigned i = 0; i < MAX_CALLS; i++) {
 		stor_call *call = i % 3 == 0 ? stor_ping(E->c, on_result, &g[i])
 		                : i % 3 == 1 ? stor_stat(E->c, id, on_result, &g[i])
-		                             : stor_put_begin(E->c, 10, on_result, &g[i]);
+		                             : stor_put_begin(E->c, 10, NULL, NULL, on_result, &g[i]);
 		assert_non_null(call);
 		if (i % 3 == 2)
 			stor_call_cancel(call);   /* its fd must be closed for us */
@@ -755,7 +755,7 @@ static void commit_does_not_stall(void)
 	got small = put_object(piece, 1000, NULL, 1000);
 	assert_int_equal(small.r.status, 200);
 	memcpy(small_id, small.r.id, B3_OUT_LEN);
-	stor_put_begin(E->c, BIG_LEN, on_result, &b);
+	stor_put_begin(E->c, BIG_LEN, NULL, NULL, on_result, &b);
 	assert_int_equal(wait_for(&b)->r.status, 200);
 	for (size_t off = 0; off < BIG_LEN; off += BIG_PIECE)
 		assert_int_equal(pwrite(b.r.fds[0], piece, BIG_PIECE, (off_t)off), BIG_PIECE);
