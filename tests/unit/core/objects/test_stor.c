@@ -108,6 +108,8 @@ static void server_start_on(struct event_base *base, bool amnesia)
 	snprintf(E->s.cfg.data_dir, sizeof E->s.cfg.data_dir, "%s/data", E->dir);
 	E->s.cfg.storage_max_object_bytes = MAX_OBJ;
 	E->s.cfg.storage_max_uploads = 4;
+	E->s.cfg.storage_max_uploads_per_tenant = 2;   /* calls without keys count in neither */
+	E->s.cfg.storage_max_uploads_per_peer = 3;
 	E->s.cfg.amnesia = amnesia;
 	E->s.base = base;
 	E->s.ops = &storage_ops;
@@ -311,6 +313,52 @@ static void test_errors(void **state)
 	stor_put_abort(E->c, h, on_result, &g);
 	assert_int_equal(wait_for(&g)->r.status, 404);
 	free(data);
+}
+
+/* One PUT_BEGIN as tenant/peer; its fd (if any) closed, *h its handle. */
+static got begin_as(const char *tenant, const char *peer, uint64_t *h)
+{
+	got g = { 0 };
+
+	stor_put_begin(E->c, 10, tenant, peer, on_result, &g);
+	wait_for(&g);
+	if (g.r.status == 200)
+		close(g.r.fds[0]);
+	*h = g.r.handle;
+	return g;
+}
+
+/* The keys cross the wire and storage holds each to its share: 503, a
+ * retryable error that names the share, counted. */
+static void test_upload_shares(void **state)
+{
+	metrics_series *m503 = metrics_get("rejected_total", "reason=\"503\"");
+	uint64_t before = metrics_value(m503), h[4], x;
+	got g;
+
+	(void)state;
+	assert_int_equal(begin_as("t:a", "ip:1", &h[0]).r.status, 200);
+	assert_int_equal(begin_as("t:a", "ip:1", &h[1]).r.status, 200);
+	g = begin_as("t:a", "ip:2", &x);
+	assert_int_equal(g.r.status, 503);
+	assert_string_equal(g.msg, "too many uploads open for this tenant "
+	                           "(storage.max_uploads_per_tenant)");
+	assert_int_equal(begin_as("t:b", "ip:1", &h[2]).r.status, 200);
+	g = begin_as("t:c", "ip:1", &x);
+	assert_int_equal(g.r.status, 503);
+	assert_string_equal(g.msg, "too many uploads open from this address "
+	                           "(storage.max_uploads_per_peer)");
+	assert_int_equal(begin_as("t:c", "ip:2", &h[3]).r.status, 200);
+	g = begin_as(NULL, NULL, &x);
+	assert_int_equal(g.r.status, 503);
+	assert_string_equal(g.msg, "too many uploads open (storage.max_uploads)");
+	assert_int_equal(metrics_value(m503), before + 3);
+	for (unsigned i = 0; i < 4; i++) {
+		memset(&g, 0, sizeof g);
+		stor_put_abort(E->c, h[i], on_result, &g);
+		assert_int_equal(wait_for(&g)->r.status, 200);
+	}
+	assert_int_equal(begin_as("t:a", "ip:1", &x).r.status, 200);   /* the slots came back */
 }
 
 static void test_quarantine(void **state)
@@ -792,6 +840,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upload_shares, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quarantine, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_order_and_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_strict_requests, setup, teardown),
