@@ -510,7 +510,16 @@ static void conn_body_wait(struct http_conn *c, bool waiting)
 		return;
 	}
 	left = conn_body_rate_left(c, now);
+	c->body_read_due = now + c->srv->limits.read_timeout_ms;
 	conn_arm(c->t, left < c->srv->limits.read_timeout_ms ? left : c->srv->limits.read_timeout_ms);
+}
+
+/* The body timer fired before its per-read deadline: the rate's did. (Not
+ * conn_body_rate_left() == 0: the timer keeps microseconds, our clock
+ * milliseconds, so either deadline may be read 1 ms early.) */
+static bool conn_body_too_slow(const struct http_conn *c)
+{
+	return c->state == HTTP_CONN_BODY && http_now_ms() + 1 < c->body_read_due;
 }
 
 /*
@@ -929,8 +938,7 @@ static void on_timer(void *arg)
 			http_conn_abort(c, REJECT_TIMEOUT);
 			break;
 		}
-		http_resp_reject_status(c, 408, c->state == HTTP_CONN_BODY &&
-		                        conn_body_rate_left(c, http_now_ms()) == 0
+		http_resp_reject_status(c, 408, conn_body_too_slow(c)
 		                        ? "request body arrived slower than limits.min_body_rate" : NULL);
 		if (c->state < HTTP_CONN_FLUSH)
 			http_conn_set_state(c, HTTP_CONN_FLUSH);

@@ -181,6 +181,7 @@ struct http_conn {
 	uint64_t               body_rx;
 	uint64_t               body_waited_ms;
 	uint64_t               body_since;
+	uint64_t               body_read_due; /* the per-read deadline (http_now_ms) */
 	bool                   body_waiting;
 	unsigned               nreq;         /* requests started on this connection */
 	enum http_parse_event  pev;
