@@ -5,7 +5,7 @@
  * The first byte picks the verb (0 and STOR_VERB_LAST + 1 included, so
  * unknown verbs are exercised), the next two the reply status; the rest is
  * the payload. Run:
- *   build-fuzz/fuzz/fuzz_stor_msg -max_len=256 fuzz/corpus/stor_msg
+ *   build-fuzz/fuzz/fuzz_stor_msg -max_len=768 fuzz/corpus/stor_msg
  *
  * Invariants checked (abort on violation, so libFuzzer reports them):
  *   - a request or reply that decodes re-encodes to exactly the same bytes,

@@ -10,7 +10,8 @@ from conftest import free_ports, run_cli
 FULL = {
     "admin": {"addr": "127.0.0.1:9600", "token_file": ""},
     "gateway": {"addr": "127.0.0.1:9080", "workers": 0, "allow_plaintext": False},
-    "storage": {"max_object": "1MiB", "max_uploads": 64},
+    "storage": {"max_object": "1MiB", "max_uploads": 64, "max_uploads_per_tenant": 16,
+                "max_uploads_per_peer": 16},
     "paths": {"data_dir": "./var", "runtime_dir": ""},
     "log": {"level": "info", "format": "json"},
     "timeouts": {"read": "5s", "write": "5s", "idle": "60s", "header": "5s"},
@@ -174,7 +175,8 @@ def test_print_has_file_shape():
     assert j["limits"]["requests_per_second"] == 500
     assert j["drain"]["deadline"] == "3s"
     assert j["services"] == ["gateway", "storage"]
-    assert j["storage"] == {"max_object": "1MiB", "max_uploads": 64}
+    assert j["storage"] == {"max_object": "1MiB", "max_uploads": 64,
+                            "max_uploads_per_tenant": 16, "max_uploads_per_peer": 16}
     assert j["gateway"]["allow_plaintext"] is False
     assert j["amnesia"] is False
 

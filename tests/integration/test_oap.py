@@ -21,7 +21,11 @@ MIB = 1 << 20
 def onode(node_factory, pki):
     if not OPENSSL:
         pytest.skip("openssl CLI not installed")
-    return oap_node(node_factory, pki, {"storage": {"max_object": "80MiB"}})
+    # No upload shares: test_64_streams_then_429 holds 64 uploads from one
+    # client (the shares have their own tests, test_upload_share.py).
+    return oap_node(node_factory, pki, {"storage": {"max_object": "80MiB",
+                                                    "max_uploads_per_tenant": 0,
+                                                    "max_uploads_per_peer": 0}})
 
 
 def tls_args(node, pki):

@@ -60,6 +60,8 @@ typedef struct mn_config {
 	/* storage */
 	uint64_t storage_max_object_bytes;         /* 1 MiB: largest object accepted */
 	uint32_t storage_max_uploads;              /* 64: uploads open at once */
+	uint32_t storage_max_uploads_per_tenant;   /* 16 of them per tenant; 0 = no share */
+	uint32_t storage_max_uploads_per_peer;     /* 16 of them per client address; 0 = no share */
 	/* paths */
 	char     data_dir[CONFIG_PATH_MAX];        /* "./var" */
 	char     runtime_dir[CONFIG_PATH_MAX];     /* "" = <data_dir>/run */
@@ -71,6 +73,7 @@ typedef struct mn_config {
 	uint64_t write_timeout_ms;                 /* 5000 */
 	uint64_t idle_timeout_ms;                  /* 60000 */
 	uint64_t header_timeout_ms;                /* 5000: whole header block (slow-loris) */
+	uint64_t body_grace_ms;                    /* 5000: before limits.min_body_rate applies */
 	uint64_t drain_deadline_ms;                /* 3000 (hard limit 5000) */
 	/* limits */
 	uint64_t max_body_bytes;                   /* 1 MiB */
@@ -79,6 +82,7 @@ typedef struct mn_config {
 	uint32_t requests_per_second;              /* 500 per instance */
 	uint32_t max_connections;                  /* 1024 per instance */
 	uint64_t memory_budget;                    /* 128 MiB of queued responses per instance */
+	uint64_t min_body_rate;                    /* 1 KiB/s average of every body; 0 = off */
 	/* services and modes */
 	uint32_t services;                         /* CONFIG_SVC_* bits; default gateway */
 	bool     amnesia;

@@ -48,6 +48,8 @@ static void limits_normalize(http_limits *l)
 		l->header_timeout_ms = HTTP_DEFAULT_TIMEOUT_MS;
 	if (!l->idle_timeout_ms)
 		l->idle_timeout_ms = HTTP_DEFAULT_IDLE_MS;
+	if (!l->body_grace_ms)
+		l->body_grace_ms = HTTP_DEFAULT_TIMEOUT_MS;
 	if (!l->max_body_bytes)
 		l->max_body_bytes = HTTP_DEFAULT_MAX_BODY;
 	if (!l->max_header_bytes)
@@ -445,6 +447,8 @@ void http_limits_from_config(http_limits *l, const mn_config *c)
 	l->requests_per_second = c->requests_per_second;
 	l->max_connections = c->max_connections;
 	l->memory_budget = c->memory_budget;
+	l->min_body_rate = c->min_body_rate;
+	l->body_grace_ms = c->body_grace_ms;
 }
 
 /* ---- listener ------------------------------------------------------- */
@@ -740,6 +744,11 @@ const uint8_t *http_req_body(const http_req *r, size_t *len)
 const struct sockaddr *http_req_peer(const http_req *r, socklen_t *len)
 {
 	return conn_peer(r->conn->t, len);
+}
+
+void *http_req_gate_ticket(const http_req *r)
+{
+	return r->gate_ticket;
 }
 
 http_class http_req_route_class(const http_req *r)

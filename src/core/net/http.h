@@ -103,6 +103,12 @@ typedef struct http_limits {
 	uint32_t requests_per_second;  /* 0 = unlimited */
 	uint32_t max_connections;
 	uint64_t memory_budget;        /* response bytes queued in memory, all connections; 0 = none */
+	/* A body must average min_body_rate bytes/s over the time we waited
+	 * for it, once body_grace_ms of that time has passed (408 otherwise):
+	 * the per-read deadline alone lets one byte per read_timeout hold a
+	 * request, and its upload slot, forever. 0 = off. */
+	uint64_t min_body_rate;
+	uint64_t body_grace_ms;
 } http_limits;
 
 /*
@@ -197,6 +203,10 @@ uint64_t    http_req_body_limit(const http_req *r);
  * wire bytes. Call again as it grows. */
 void        http_req_set_body_bytes(http_req *r, uint64_t decoded);
 const struct sockaddr *http_req_peer(const http_req *r, socklen_t *len);
+/* The gate's ticket for this request (http_gate_verdict.ticket; the wall's
+ * wall_ticket on the gateway), or NULL. Borrowed: the core ends it with
+ * the request. */
+void       *http_req_gate_ticket(const http_req *r);
 /* Judged from the peer address, never from Host. */
 bool        http_req_peer_is_loopback(const http_req *r);
 /* Per-request correlation id (16 hex chars). */

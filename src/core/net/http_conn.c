@@ -470,6 +470,58 @@ bool http_conn_can_write(const struct http_conn *c)
 	return conn_can_write(c->t);
 }
 
+/* ---- body progress (limits.min_body_rate) ------------------------------- */
+
+/* Client time the body has had: what we waited for it so far. */
+static uint64_t conn_body_elapsed(const struct http_conn *c, uint64_t now)
+{
+	return c->body_waited_ms + (c->body_waiting ? now - c->body_since : 0);
+}
+
+/* Client time left before the body's average falls below the minimum rate
+ * (grace included); 0 when it has. UINT64_MAX when the rule is off. */
+static uint64_t conn_body_rate_left(const struct http_conn *c, uint64_t now)
+{
+	const http_limits *l = &c->srv->limits;
+	uint64_t due, elapsed;
+
+	if (!l->min_body_rate)
+		return UINT64_MAX;
+	due = c->body_rx * 1000u / l->min_body_rate;   /* ≤ 2^40 * 1000: no overflow */
+	if (due < l->body_grace_ms)
+		due = l->body_grace_ms;
+	elapsed = conn_body_elapsed(c, now);
+	return due > elapsed ? due - elapsed : 0;
+}
+
+/* Start (waiting) or stop the body's clock, and the one timer with it: the
+ * per-read deadline or the rate deadline, whichever comes first. */
+static void conn_body_wait(struct http_conn *c, bool waiting)
+{
+	uint64_t now = http_now_ms(), left;
+
+	if (c->body_waiting && !waiting)
+		c->body_waited_ms += now - c->body_since;
+	else if (!c->body_waiting && waiting)
+		c->body_since = now;
+	c->body_waiting = waiting;
+	if (!waiting) {
+		conn_disarm(c->t);
+		return;
+	}
+	left = conn_body_rate_left(c, now);
+	c->body_read_due = now + c->srv->limits.read_timeout_ms;
+	conn_arm(c->t, left < c->srv->limits.read_timeout_ms ? left : c->srv->limits.read_timeout_ms);
+}
+
+/* The body timer fired before its per-read deadline: the rate's did. (Not
+ * conn_body_rate_left() == 0: the timer keeps microseconds, our clock
+ * milliseconds, so either deadline may be read 1 ms early.) */
+static bool conn_body_too_slow(const struct http_conn *c)
+{
+	return c->state == HTTP_CONN_BODY && http_now_ms() + 1 < c->body_read_due;
+}
+
 /*
  * The one place a connection changes state. Each state owns its read-side
  * deadline and whether we read at all; the write deadline is the
@@ -498,7 +550,9 @@ void http_conn_set_state(struct http_conn *c, enum http_conn_state st)
 		conn_arm(c->t, l->header_timeout_ms);
 		break;
 	case HTTP_CONN_BODY:
-		conn_arm(c->t, l->read_timeout_ms);
+		c->body_rx = c->body_waited_ms = 0;
+		c->body_waiting = false;
+		conn_body_wait(c, true);
 		break;
 	case HTTP_CONN_WAIT:
 		conn_disarm(c->t);
@@ -762,10 +816,12 @@ static int conn_step(struct http_conn *c)
 	n = http_parser_execute(&c->parser, &conn_settings, v.iov_base, len);
 	c->in_execute = false;
 	(void)evbuffer_drain(in, n);
-	if (st == HTTP_CONN_HEADERS)
+	if (st == HTTP_CONN_HEADERS) {
 		c->hdr_bytes += n;
-	else if (st == HTTP_CONN_BODY && n && c->state == HTTP_CONN_BODY)
-		conn_arm(c->t, c->srv->limits.read_timeout_ms);  /* per-read deadline */
+	} else if (st == HTTP_CONN_BODY && n && c->state == HTTP_CONN_BODY) {
+		c->body_rx += n;   /* head bytes of a chunk count: they are the client's progress too */
+		conn_body_wait(c, true);   /* per-read deadline, or the rate's */
+	}
 	return conn_after_execute(c, n);
 }
 
@@ -775,9 +831,9 @@ static void conn_sync_body_timer(struct http_conn *c)
 	if (c->state != HTTP_CONN_BODY)
 		return;
 	if (!conn_can_parse(c))
-		conn_disarm(c->t);
-	else if (!conn_is_armed(c->t))
-		conn_arm(c->t, c->srv->limits.read_timeout_ms);
+		conn_body_wait(c, false);
+	else if (!c->body_waiting || !conn_is_armed(c->t))
+		conn_body_wait(c, true);
 }
 
 void http_conn_process(struct http_conn *c)
@@ -882,7 +938,8 @@ static void on_timer(void *arg)
 			http_conn_abort(c, REJECT_TIMEOUT);
 			break;
 		}
-		http_resp_reject_status(c, 408, NULL);
+		http_resp_reject_status(c, 408, conn_body_too_slow(c)
+		                        ? "request body arrived slower than limits.min_body_rate" : NULL);
 		if (c->state < HTTP_CONN_FLUSH)
 			http_conn_set_state(c, HTTP_CONN_FLUSH);
 		break;

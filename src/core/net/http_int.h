@@ -174,6 +174,15 @@ struct http_conn {
 	http_req              *req;      /* current request (owned), or NULL */
 	http_req              *zombie;   /* answered request, freed at the next safe point */
 	uint64_t               hdr_bytes;    /* header bytes of the current request */
+	/* The body's progress (limits.min_body_rate): bytes parsed, and the
+	 * time we have waited for them: past spells, and the current one since
+	 * body_since while body_waiting (not while the handler or the node
+	 * holds the body back: that time is ours, not the client's). */
+	uint64_t               body_rx;
+	uint64_t               body_waited_ms;
+	uint64_t               body_since;
+	uint64_t               body_read_due; /* the per-read deadline (http_now_ms) */
+	bool                   body_waiting;
 	unsigned               nreq;         /* requests started on this connection */
 	enum http_parse_event  pev;
 	int                    err_status;   /* set by a parser callback that failed */

@@ -32,6 +32,7 @@
 #define OBJSTORE_PIECE (64u * 1024u)   /* largest single pwrite to an upload file */
 
 struct event_base;
+struct sockaddr;
 
 /* ---- objv: a verified reader of one stored object ----------------------- */
 
@@ -108,9 +109,15 @@ typedef struct objput {
 } objput;
 
 void objput_init(objput *w, stor_client *stor, uint64_t cap);
-/* PUT_BEGIN(max_len = cap). The call is never cancelled: its answer may carry
- * an upload that must be aborted, so cb must pass res to objput_begun. */
-void objput_begin(objput *w, stor_cb cb, void *arg);
+/* PUT_BEGIN(max_len = cap) on behalf of tenant and peer, the share keys
+ * storage counts the upload against (stor_put_begin; borrowed for the
+ * call, NULL: none). The call is never cancelled: its answer may carry an
+ * upload that must be aborted, so cb must pass res to objput_begun. */
+void objput_begin(objput *w, const char *tenant, const char *peer, stor_cb cb, void *arg);
+/* The peer share key of a client address: "ip:<addr>", an IPv6 address
+ * cut to its /64 (one host's addresses are one peer, as the wall's quota
+ * key has it), "ip:unknown" without one. */
+void objput_peer_key(const struct sockaddr *sa, char *out, size_t len);
 /* PUT_BEGIN answered: a 200's fd and handle become w's (even if the caller
  * then drops the upload: objput_abort ends it). */
 void objput_begun(objput *w, const stor_result *res);

@@ -34,6 +34,7 @@
 #include "core/objects/stor_client_test.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -584,10 +585,13 @@ stor_call *stor_ping(stor_client *c, stor_cb cb, void *arg)
 	return stor_submit(c, &(stor_req){ .verb = STOR_PING }, 0, cb, arg);
 }
 
-stor_call *stor_put_begin(stor_client *c, uint64_t max_len, stor_cb cb, void *arg)
+stor_call *stor_put_begin(stor_client *c, uint64_t max_len, const char *tenant, const char *peer,
+                          stor_cb cb, void *arg)
 {
 	stor_req q = { .verb = STOR_PUT_BEGIN, .u.put_begin.max_len = max_len };
 
+	snprintf(q.u.put_begin.tenant, sizeof q.u.put_begin.tenant, "%s", tenant ? tenant : "");
+	snprintf(q.u.put_begin.peer, sizeof q.u.put_begin.peer, "%s", peer ? peer : "");
 	return stor_submit(c, &q, 0, cb, arg);
 }
 

@@ -67,7 +67,10 @@ void stor_client_on_state(stor_client *c, void (*fn)(bool ready, void *arg), voi
  * even be queued (the callback is then still invoked, asynchronously, with 503). */
 stor_call *stor_stat(stor_client *c, const uint8_t id[32], stor_cb cb, void *arg);
 stor_call *stor_open(stor_client *c, const uint8_t id[32], stor_cb cb, void *arg);
-stor_call *stor_put_begin(stor_client *c, uint64_t max_len, stor_cb cb, void *arg);
+/* tenant, peer: the share keys of stor_req_put_begin (borrowed for the
+ * call; NULL is ""; longer than STOR_KEY_MAX - 1 bytes is cut). */
+stor_call *stor_put_begin(stor_client *c, uint64_t max_len, const char *tenant, const char *peer,
+                          stor_cb cb, void *arg);
 /* expect: the id the body must hash to (PUT /o/{b3}), or NULL. */
 stor_call *stor_put_commit(stor_client *c, uint64_t handle, uint64_t len, const uint8_t *expect,
                            stor_cb cb, void *arg);

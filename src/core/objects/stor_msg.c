@@ -28,14 +28,32 @@ static void get_id(wire_r *r, stor_req *q)
 	wire_get_raw(r, q->u.stat.id, STOR_ID_LEN);
 }
 
+/* A key that is not NUL-terminated in its array is the caller's bug. */
+static void put_key(wire_w *w, const char *key)
+{
+	if (!memchr(key, '\0', STOR_KEY_MAX)) {
+		w->bad = true;
+		return;
+	}
+	wire_put_str(w, key);
+}
+
 static void put_begin_req(wire_w *w, const stor_req *q)
 {
-	wire_put_u64(w, q->u.put_begin.max_len);
+	const stor_req_put_begin *m = &q->u.put_begin;
+
+	wire_put_u64(w, m->max_len);
+	put_key(w, m->tenant);
+	put_key(w, m->peer);
 }
 
 static void get_begin_req(wire_r *r, stor_req *q)
 {
-	q->u.put_begin.max_len = wire_get_u64(r);
+	stor_req_put_begin *m = &q->u.put_begin;
+
+	m->max_len = wire_get_u64(r);
+	wire_get_str(r, m->tenant, sizeof m->tenant);
+	wire_get_str(r, m->peer, sizeof m->peer);
 }
 
 /* The expected id is there only when has_expect says so. */

@@ -27,7 +27,12 @@
 #define STOR_APP_PROTO     0x0100u
 #define STOR_ID_LEN        32u       /* a BLAKE3 object id */
 #define STOR_MSG_TEXT_MAX  96u       /* an error message, NUL included */
-#define STOR_MSG_MAX       128u      /* the largest encoded payload (an error reply) */
+/* A share key of PUT_BEGIN, NUL included: room for the wall's longest
+ * tenant key ("tid:" + a 255-byte token id; core/auth/wall.h
+ * WALL_TENANT_MAX) and any address key. */
+#define STOR_KEY_MAX       320u
+/* The largest encoded payload: a PUT_BEGIN with both keys at their longest. */
+#define STOR_MSG_MAX       (8u + 2u * (2u + STOR_KEY_MAX - 1u))
 
 /* Verbs: the OAP `code` of a storage request. */
 enum {
@@ -54,8 +59,13 @@ typedef struct stor_req_id {            /* STAT, OPEN, QUARANTINE */
 	uint8_t id[STOR_ID_LEN];
 } stor_req_id;
 
+/* The keys say on whose behalf the upload is opened: storage holds each
+ * tenant and each client address to a share of the upload slots
+ * (storage.max_uploads_per_tenant / _per_peer). "" is no key (not counted). */
 typedef struct stor_req_put_begin {
 	uint64_t max_len;
+	char     tenant[STOR_KEY_MAX];  /* the wall's quota key: "t:<tenant>", "tid:<id>", "ip:<addr>" */
+	char     peer[STOR_KEY_MAX];    /* the client address: "ip:<addr>", IPv6 by its /64 */
 } stor_req_put_begin;
 
 typedef struct stor_req_put_commit {

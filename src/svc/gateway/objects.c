@@ -76,8 +76,10 @@ void objects_reply_stor_error(http_req *r, const stor_result *res)
 		(void)http_reply_error(r, 502, "integrity",
 		                       "object failed verification and is quarantined", false, 0);
 		break;
-	case 503:
-		(void)http_reply_error(r, 503, "unavailable", "storage unavailable", true, 1);
+	case 503:   /* storage's own words: which limit (a share, the table) is full */
+		(void)http_reply_error(r, 503, "unavailable",
+		                       res->message && res->message[0] ? res->message
+		                                                       : "storage unavailable", true, 1);
 		break;
 	case 413:
 		(void)http_reply_error(r, 413, "payload_too_large",

@@ -4,9 +4,11 @@
  *
  * The life of an upload:
  *   headers  → Content-Encoding checked (identity, gzip, zstd; else 415),
- *              PUT_BEGIN(max_len = object cap); the body is not read until
- *              storage has answered (no on_body registered yet, so the
- *              core leaves it in the socket);
+ *              PUT_BEGIN(max_len = object cap, and the tenant and
+ *              address keys storage counts the slot against: 503 past a
+ *              share); the body is not read until storage has answered
+ *              (no on_body registered yet, so the core leaves it in the
+ *              socket);
  *   BEGIN ok → body pieces, decoded by lib/inflate when encoded, written
  *              with pwrite to the upload file storage gave us, in pieces of
  *              at most OBJSTORE_PIECE (core/objstore.c, shared with
@@ -31,6 +33,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/auth/wall.h"
 #include "core/metrics/reject.h"
 #include "core/objects/objstore.h"
 #include "lib/b3.h"
@@ -256,6 +259,18 @@ static int put_pick_decoder(http_req *r, obj_put *p)
 	return 0;
 }
 
+/* PUT_BEGIN on behalf of the request's tenant (the wall's quota key) and
+ * client address: storage holds each to its share of the upload slots. */
+static void put_begin(obj_put *p, http_req *r)
+{
+	const wall_ticket *t = http_req_gate_ticket(r);
+	char peer[STOR_KEY_MAX];
+
+	objput_peer_key(http_req_peer(r, NULL), peer, sizeof peer);
+	p->awaiting = true;
+	objput_begin(&p->w, t ? wall_ticket_tenant(t) : NULL, peer, put_on_begin, p);
+}
+
 void objects_put(http_req *r, objects *o, const uint8_t *expect)
 {
 	int64_t clen = http_req_content_length(r);
@@ -283,6 +298,5 @@ void objects_put(http_req *r, objects *o, const uint8_t *expect)
 		return;
 	}
 	http_req_on_close(r, put_on_close, p);
-	p->awaiting = true;
-	objput_begin(&p->w, put_on_begin, p);
+	put_begin(p, r);
 }

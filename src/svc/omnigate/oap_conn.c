@@ -36,6 +36,7 @@
 #include "core/metrics/metrics.h"
 #include "core/net/conn.h"
 #include "core/auth/wall.h"
+#include "core/objects/objstore.h"
 #include "lib/log.h"
 #include "svc/omnigate/omnigate.h"
 
@@ -62,6 +63,14 @@ struct oap_conn {
 	bool                draining;
 	bool                aborting;      /* cut: no END, no close_notify */
 	bool                in_process;
+	/* Deadlines: due_ms is the frame or idle deadline (absolute, og_now_ms);
+	 * the timer runs to it or to the first PUT stream's rate deadline.
+	 * held_ms (+ since held_since while held) is the time we did not read
+	 * (paused for storage, output full): no stream's body is late for it. */
+	uint64_t            due_ms;
+	uint64_t            held_ms;
+	uint64_t            held_since;
+	bool                held;
 	oap_stream         *streams;
 	unsigned            nactive;       /* streams counting against max_inflight */
 	unsigned            ntotal;        /* every unfinished stream */
@@ -115,6 +124,80 @@ static void conn_refuse(oap_conn *c, const oap_frame *hdr, int status, const cha
 	f.payload_len = strlen(body);
 	(void)conn_send(c, &f);
 	conn_set_state(c, OC_FLUSH);
+}
+
+/* ---- body progress (limits.min_body_rate) ------------------------------ */
+
+static uint64_t conn_held_total(const oap_conn *c, uint64_t now)
+{
+	return c->held_ms + (c->held ? now - c->held_since : 0);
+}
+
+/* We stop reading (held) or start again: the held time is the node's. */
+static void conn_hold(oap_conn *c, bool held, uint64_t now)
+{
+	if (c->held && !held)
+		c->held_ms += now - c->held_since;
+	else if (!c->held && held)
+		c->held_since = now;
+	c->held = held;
+}
+
+/* Does the rule hold s to a rate: an admitted PUT whose body is still coming. */
+static bool stream_is_timed(const oap_stream *s)
+{
+	return s->c->og->lim.min_body_rate && og_stream_live(s) && s->counted && !s->req_done &&
+	       !s->discard && og_verb_has_body(s->verb);
+}
+
+/* Reading time left before s's average falls below the minimum (grace
+ * included); 0 when it has. */
+static uint64_t stream_rate_left(const oap_stream *s, uint64_t now)
+{
+	const og_limits *l = &s->c->og->lim;
+	uint64_t held = conn_held_total(s->c, now) - s->body_held0;
+	uint64_t elapsed = now - s->body_t0 > held ? now - s->body_t0 - held : 0;
+	uint64_t due = s->body_rx * 1000u / l->min_body_rate;   /* rx ≤ 2^40: no overflow */
+
+	if (due < l->body_grace_ms)
+		due = l->body_grace_ms;
+	return due > elapsed ? due - elapsed : 0;
+}
+
+/* Arm the timer to due_ms or to the first timed stream's rate deadline. */
+static void conn_arm_next(oap_conn *c, uint64_t now)
+{
+	uint64_t left = c->due_ms > now ? c->due_ms - now : 0;
+
+	for (const oap_stream *s = c->streams; s; s = s->next) {
+		if (stream_is_timed(s)) {
+			uint64_t r = stream_rate_left(s, now);
+			if (r < left)
+				left = r;
+		}
+	}
+	conn_arm(c->t, left);
+}
+
+/* The frame or idle deadline, ms from now. */
+static void conn_arm_due(oap_conn *c, uint64_t ms)
+{
+	uint64_t now = og_now_ms();
+
+	c->due_ms = now + ms;
+	conn_arm_next(c, now);
+}
+
+static void og_stream_slow(oap_stream *s);
+
+/* Refuse every timed stream below the rate: its upload goes back to
+ * storage at once (a trickler must not keep its slot while it trickles
+ * on), the rest of its body is dropped, the connection carries on. */
+static void conn_cut_slow(oap_conn *c, uint64_t now)
+{
+	for (oap_stream *s = c->streams; s; s = s->next)
+		if (stream_is_timed(s) && stream_rate_left(s, now) == 0)
+			og_stream_slow(s);
 }
 
 /* ---- streams ------------------------------------------------------------ */
@@ -298,6 +381,19 @@ void og_stream_abort(oap_stream *s)
 {
 	s->c->aborting = true;
 	conn_set_state(s->c, OC_FLUSH);
+}
+
+static void og_stream_slow(oap_stream *s)
+{
+	og_count_reject(s->c->og, REJECT_TIMEOUT, "body below limits.min_body_rate");
+	og_verb_release(s);   /* PUT_ABORT now, not at the sweep */
+	og_stream_error(s, 408, "timeout", "request body arrived slower than limits.min_body_rate",
+	                true);   /* as HTTP's 408: a faster retry may pass */
+}
+
+void og_stream_peer_key(const oap_stream *s, char *out, size_t len)
+{
+	objput_peer_key(conn_peer(s->c->t, NULL), out, len);
 }
 
 void og_stream_corr_hex(const oap_stream *s, char out[17])
@@ -486,6 +582,8 @@ static int conn_on_start(oap_conn *c, const oap_frame *f)
 	s->counted = true;
 	c->nactive++;
 	c->og->inflight++;
+	s->body_t0 = og_now_ms();
+	s->body_held0 = conn_held_total(c, s->body_t0);
 	og_verb_start(s, f);
 	return 0;
 }
@@ -524,6 +622,7 @@ static int conn_on_body(oap_conn *c, oap_stream *s, const oap_frame *f)
 		return 0;
 	}
 	s->body_seen += n;
+	s->body_rx += f->payload_len;
 	og_verb_body(s, plain ? plain : f->payload, n, end);
 	free(plain);
 	return 0;
@@ -618,6 +717,7 @@ static bool conn_is_reading(const oap_conn *c)
 static void conn_update(oap_conn *c)
 {
 	size_t pending;
+	uint64_t now;
 
 	if (c->state == OC_OPEN && c->draining && c->ntotal == 0) {
 		conn_set_state(c, OC_FLUSH);
@@ -625,24 +725,28 @@ static void conn_update(oap_conn *c)
 	}
 	if (!conn_is_reading(c))
 		return;
+	now = og_now_ms();
 	if (c->paused || c->out_full) {
 		conn_read(c->t, false);
 		if (c->state == OC_OPEN) {
 			conn_disarm(c->t);   /* we are the slow side now */
 			c->partial_armed = false;
+			conn_hold(c, true, now);
 		}
 		return;
 	}
 	conn_read(c->t, true);
 	if (c->state != OC_OPEN)
 		return;   /* HELLO's deadline is absolute from the handshake */
+	conn_hold(c, false, now);
 	pending = evbuffer_get_length(conn_input(c->t));
 	if (pending && !c->partial_armed) {
 		c->partial_armed = true;   /* absolute: trickling does not extend it */
-		conn_arm(c->t, c->og->lim.read_ms);
+		c->due_ms = now + c->og->lim.read_ms;
 	} else if (!pending) {
-		conn_arm(c->t, c->og->lim.idle_ms);
+		c->due_ms = now + c->og->lim.idle_ms;
 	}
+	conn_arm_next(c, now);
 }
 
 static void conn_process(oap_conn *c)
@@ -717,7 +821,7 @@ static void conn_set_state(oap_conn *c, oc_state st)
 		conn_read(c->t, true);
 		break;
 	case OC_OPEN:
-		conn_arm(c->t, c->og->lim.idle_ms);
+		conn_arm_due(c, c->og->lim.idle_ms);
 		break;
 	case OC_FLUSH:
 		conn_enter_flush(c);
@@ -781,8 +885,13 @@ static void on_timer(void *arg)
 		conn_set_state(c, OC_CLOSED);
 		break;
 	case OC_OPEN:
+		if (og_now_ms() < c->due_ms) {   /* a stream's rate deadline came first */
+			conn_cut_slow(c, og_now_ms());
+			conn_arm_next(c, og_now_ms());
+			break;
+		}
 		if (!c->partial_armed && conn_is_busy(c)) {
-			conn_arm(c->t, c->og->lim.idle_ms);
+			conn_arm_due(c, c->og->lim.idle_ms);
 			break;
 		}
 		if (c->partial_armed || c->ntotal)

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/auth/wall.h"
 #include "core/objects/objstore.h"
 #include "lib/b3.h"
 #include "lib/b3tree.h"
@@ -86,8 +87,10 @@ static void og_reply_stor_error(oap_stream *s, const stor_result *res)
 		og_stream_error(s, 502, "integrity", "object failed verification and is quarantined",
 		                false);
 		break;
-	case 503:
-		og_stream_error(s, 503, "unavailable", "storage unavailable", true);
+	case 503:   /* storage's own words: which limit (a share, the table) is full */
+		og_stream_error(s, 503, "unavailable",
+		                res->message && res->message[0] ? res->message : "storage unavailable",
+		                true);
 		break;
 	case 413:
 		og_stream_error(s, 413, "payload_too_large", "object exceeds the storage object cap",
@@ -461,6 +464,18 @@ void og_verb_body(oap_stream *s, const uint8_t *data, size_t n, bool end)
 		put_commit(p);
 }
 
+/* PUT_BEGIN on behalf of the stream's tenant (the wall's quota key) and
+ * the connection's client address: storage holds each to its share of the
+ * upload slots. */
+static void put_begin(og_put *p)
+{
+	char peer[STOR_KEY_MAX];
+
+	og_stream_peer_key(p->s, peer, sizeof peer);
+	objput_begin(&p->w, p->s->ticket ? wall_ticket_tenant(p->s->ticket) : NULL, peer,
+	             put_on_begin, p);
+}
+
 static void put_start(oap_stream *s, const oap_frame *f)
 {
 	static const char *const keys[] = { "expect", NULL };
@@ -491,7 +506,7 @@ static void put_start(oap_stream *s, const oap_frame *f)
 	s->vs = p;
 	p->awaiting = true;
 	og_stream_pause(s);   /* no body frame is read before storage has answered */
-	objput_begin(&p->w, put_on_begin, p);
+	put_begin(p);
 }
 
 /* ---- dispatch ----------------------------------------------------------- */

@@ -121,6 +121,8 @@ static void og_limits_from(og_limits *l, const mn_config *c)
 	l->max_object = c->storage_max_object_bytes;
 	l->requests_per_second = c->requests_per_second;
 	l->node_inflight = c->max_inflight;
+	l->min_body_rate = c->min_body_rate;
+	l->body_grace_ms = c->body_grace_ms ? c->body_grace_ms : OG_DEFAULT_MS;
 }
 
 /* The node-wide stream rate, as the HTTP core's: burst = one second's worth. */

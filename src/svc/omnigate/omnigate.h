@@ -57,6 +57,11 @@ typedef struct og_limits {
 	 * streams started per second, and streams in flight in this process. */
 	uint32_t requests_per_second; /* 0: no cap */
 	uint32_t node_inflight;       /* limits.max_inflight */
+	/* A PUT stream's body must average min_body_rate bytes/s over the time
+	 * the connection read for it, once body_grace_ms of it has passed (the
+	 * HTTP rule): else 408 and its upload is given back. 0: off. */
+	uint64_t min_body_rate;
+	uint64_t body_grace_ms;
 } og_limits;
 
 typedef struct oap_conn oap_conn;
@@ -97,6 +102,11 @@ struct oap_stream {
 	                           * freed at the connection's next safe point */
 	uint16_t    status;       /* code of our START answer (data frames repeat it) */
 	uint64_t    body_seen;
+	/* limits.min_body_rate: wire bytes of body frames, when the stream was
+	 * admitted, and the connection's held time then (oap_conn.c). */
+	uint64_t    body_rx;
+	uint64_t    body_t0;
+	uint64_t    body_held0;
 	/* The wall's judgement of an admitted stream (its body cap, the byte
 	 * reservation), or NULL: ended once, with body_seen, when the stream is
 	 * swept. A refused stream's ticket is ended at the refusal. */
@@ -151,6 +161,8 @@ void og_stream_pause(oap_stream *s);
 void og_stream_resume(oap_stream *s);
 /* Integrity failure after data went out: cut the connection. */
 void og_stream_abort(oap_stream *s);
+/* The share key of the stream's client address (objput_peer_key). */
+void og_stream_peer_key(const oap_stream *s, char *out, size_t len);
 /* "%016" PRIx64 of the stream's corr_id. */
 void og_stream_corr_hex(const oap_stream *s, char out[17]);
 

@@ -44,6 +44,8 @@
 #include "lib/b3tree.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "lib/tbucket.h"
+#include "lib/util.h"
 #include "lib/workq.h"
 #include "svc/storage/store.h"
 #include "svc/svc.h"
@@ -56,6 +58,9 @@
 /* Commits queued or running at once (each parks one connection and holds
  * one upload fd; ~128 KiB of scratch while running). Beyond → 503. */
 #define STORAGE_COMMIT_MAX      64u
+#define STORAGE_LOG_PER_S       10    /* share refusal log lines per second */
+
+_Static_assert(STORE_KEY_MAX == STOR_KEY_MAX, "a share key fits the store as it fits the wire");
 
 typedef enum { CONN_READING, CONN_WRITING, CONN_COMMITTING } conn_state;
 
@@ -84,6 +89,7 @@ struct storage {
 	size_t        nconns;
 	uint64_t      next_owner;
 	bool          draining;
+	tbucket       log_rate;     /* share refusal log lines */
 	uint8_t       rbuf[OAP_INTERNAL_MAX_FRAME];
 	uint8_t       wbuf[OAP_HDR_LEN + STOR_MSG_MAX];
 };
@@ -158,15 +164,43 @@ static int storage_do_open(storage_conn *c, const stor_req *q, storage_reply *rp
 	return storage_ok(rp);
 }
 
+/* A PUT_BEGIN refused for a full table or a full share: the 503 names the
+ * limit, and one log line (at most STORAGE_LOG_PER_S a second: a client
+ * retrying against a full share must not flood the log) names whose. */
+static int storage_busy(storage *srv, const stor_req_put_begin *m, storage_reply *rp)
+{
+	static const char *const msgs[] = {
+		[STORE_SHARE_OK]     = "too many uploads open (storage.max_uploads)",
+		[STORE_SHARE_TABLE]  = "too many uploads open (storage.max_uploads)",
+		[STORE_SHARE_TENANT] = "too many uploads open for this tenant "
+		                       "(storage.max_uploads_per_tenant)",
+		[STORE_SHARE_PEER]   = "too many uploads open from this address "
+		                       "(storage.max_uploads_per_peer)",
+	};
+	static const char *const names[] = {
+		[STORE_SHARE_OK] = "table", [STORE_SHARE_TABLE] = "table",
+		[STORE_SHARE_TENANT] = "tenant", [STORE_SHARE_PEER] = "peer",
+	};
+	store_who who = { .tenant = m->tenant, .peer = m->peer };
+	store_share why = store_share_full(srv->st, &who);
+
+	if (tbucket_take(&srv->log_rate, 1, util_now_ms()))
+		log_kv(LOG_LEVEL_WARN, "upload refused: share full", "share", names[why],
+		       "tenant", m->tenant, "peer", m->peer, LOG_END);
+	return storage_fail(rp, 503, msgs[why]);
+}
+
 static int storage_do_put_begin(storage_conn *c, const stor_req *q, storage_reply *rp)
 {
-	store_status rc = store_put_begin(c->srv->st, c->owner, q->u.put_begin.max_len,
+	const stor_req_put_begin *m = &q->u.put_begin;
+	store_who who = { .tenant = m->tenant, .peer = m->peer };
+	store_status rc = store_put_begin(c->srv->st, c->owner, m->max_len, &who,
 	                                  &rp->rep.u.put_begin.handle, &rp->fds[0]);
 
 	if (rc == STORE_TOO_LARGE)
 		return storage_fail(rp, 413, "max_len exceeds storage.max_object");
 	if (rc == STORE_BUSY)
-		return storage_fail(rp, 503, "too many uploads open (storage.max_uploads)");
+		return storage_busy(c->srv, m, rp);
 	if (rc != STORE_OK)
 		return storage_fail(rp, (int)rc, storage_status_msg(rc));
 	rp->nfds = 1;
@@ -549,6 +583,8 @@ static void storage_limits_of(const mn_config *cfg, store_limits *lim)
 {
 	lim->max_object_bytes = cfg->storage_max_object_bytes;
 	lim->max_uploads = cfg->storage_max_uploads;
+	lim->max_per_tenant = cfg->storage_max_uploads_per_tenant;
+	lim->max_per_peer = cfg->storage_max_uploads_per_peer;
 }
 
 static store *storage_open_store(const mn_config *cfg)
@@ -589,6 +625,7 @@ static int storage_start(svc *s)
 		return -1;
 	srv->s = s;
 	srv->next_owner = 1;
+	tbucket_init(&srv->log_rate, STORAGE_LOG_PER_S, STORAGE_LOG_PER_S, util_now_ms());
 	LIST_INIT(&srv->conns);
 	if (s->listen_fd < 0 || evutil_make_socket_nonblocking(s->listen_fd) != 0) {
 		log_kv(LOG_LEVEL_ERROR, "storage has no listening socket", LOG_END);

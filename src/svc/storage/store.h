@@ -60,7 +60,27 @@ typedef enum store_status {
 typedef struct store_limits {
 	uint64_t max_object_bytes;   /* storage.max_object */
 	uint32_t max_uploads;        /* storage.max_uploads */
+	uint32_t max_per_tenant;     /* storage.max_uploads_per_tenant; 0: no share */
+	uint32_t max_per_peer;       /* storage.max_uploads_per_peer; 0: no share */
 } store_limits;
+
+/* A share key, NUL included (the wire's STOR_KEY_MAX; longer is cut). */
+#define STORE_KEY_MAX 320u
+
+/* On whose behalf an upload is opened: the keys its slot counts against.
+ * NULL or "": that share does not apply. Borrowed; the store copies them. */
+typedef struct store_who {
+	const char *tenant;   /* the wall's quota key */
+	const char *peer;     /* the client address key */
+} store_who;
+
+/* Which limit a PUT_BEGIN would pass (store_share_full). */
+typedef enum store_share {
+	STORE_SHARE_OK = 0,
+	STORE_SHARE_TABLE,    /* max_uploads are open */
+	STORE_SHARE_TENANT,   /* the tenant holds max_per_tenant of them */
+	STORE_SHARE_PEER,     /* the client address holds max_per_peer of them */
+} store_share;
 
 /* Disk backend option: behave as if O_TMPFILE were unsupported (tests). */
 #define STORE_DISK_NO_TMPFILE 0x1u
@@ -82,11 +102,16 @@ void store_free(store *st);
 /* New limits apply to later calls (config reload). */
 void store_set_limits(store *st, const store_limits *lim);
 
-/* 413 if max_len is over the object cap, 503 if max_uploads are open.
+/* 413 if max_len is over the object cap; 503 if max_uploads are open, or
+ * who's tenant or peer already holds its share of them (so one slow client
+ * cannot hold every slot; store_share_full says which). who NULL: no keys.
  * On 200, *fd is a new writable fd (caller owns it: hand it over, close it). */
 __attribute__((warn_unused_result))
-store_status store_put_begin(store *st, uint64_t owner, uint64_t max_len,
+store_status store_put_begin(store *st, uint64_t owner, uint64_t max_len, const store_who *who,
                              uint64_t *handle, int *fd);
+/* The limit a PUT_BEGIN of who would pass now, or STORE_SHARE_OK. A scan of
+ * the open uploads: bounded by max_uploads. */
+store_share store_share_full(const store *st, const store_who *who);
 /* Consumes the upload whatever the result. expect: the id the bytes must
  * hash to, or NULL. On 200, id is the object id and *created is false when
  * the object was already stored. Inline: take + run + finish. */
@@ -143,6 +168,8 @@ typedef struct store_upload {
 	uint64_t handle;
 	uint64_t owner;
 	uint64_t max_len;
+	char     tenant[STORE_KEY_MAX];   /* share keys ("": none) */
+	char     peer[STORE_KEY_MAX];
 	int      fd;         /* the store's own fd of the file */
 	char    *tmp_path;   /* named temp file (no O_TMPFILE), or NULL; owned */
 } store_upload;

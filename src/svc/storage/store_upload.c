@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -123,15 +124,53 @@ static int store_upload_reserve(store *st)
 	return 0;
 }
 
-store_status store_put_begin(store *st, uint64_t owner, uint64_t max_len,
+static bool store_key_is_set(const char *key)
+{
+	return key && key[0];
+}
+
+/* Open uploads of this tenant (by_peer false) or this peer. The keys were
+ * cut to STORE_KEY_MAX - 1 when stored, so compare no further. */
+static size_t store_count_key(const store *st, bool by_peer, const char *key)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < st->nup; i++) {
+		const char *k = by_peer ? st->up[i].peer : st->up[i].tenant;
+		if (strncmp(k, key, STORE_KEY_MAX - 1) == 0)
+			n++;
+	}
+	return n;
+}
+
+store_share store_share_full(const store *st, const store_who *who)
+{
+	const store_limits *l = &st->lim;
+
+	if (st->nup >= l->max_uploads)
+		return STORE_SHARE_TABLE;
+	if (who && l->max_per_tenant && store_key_is_set(who->tenant) &&
+	    store_count_key(st, false, who->tenant) >= l->max_per_tenant)
+		return STORE_SHARE_TENANT;
+	if (who && l->max_per_peer && store_key_is_set(who->peer) &&
+	    store_count_key(st, true, who->peer) >= l->max_per_peer)
+		return STORE_SHARE_PEER;
+	return STORE_SHARE_OK;
+}
+
+store_status store_put_begin(store *st, uint64_t owner, uint64_t max_len, const store_who *who,
                              uint64_t *handle, int *fd)
 {
 	store_upload u = { .owner = owner, .max_len = max_len, .fd = -1 };
 
 	if (max_len > st->lim.max_object_bytes || max_len > B3TREE_MAX_LEN)
 		return STORE_TOO_LARGE;
-	if (st->nup >= st->lim.max_uploads)
+	if (store_share_full(st, who) != STORE_SHARE_OK)
 		return STORE_BUSY;
+	if (who && who->tenant)
+		snprintf(u.tenant, sizeof u.tenant, "%s", who->tenant);
+	if (who && who->peer)
+		snprintf(u.peer, sizeof u.peer, "%s", who->peer);
 	if (store_upload_reserve(st) != 0)
 		return STORE_ERROR;
 	u.fd = st->be->tmp_create(st, &u.tmp_path);

@@ -134,6 +134,10 @@ static void test_defaults(void **state)
 	assert_false(c.gateway_allow_plaintext);
 	assert_int_equal(c.storage_max_object_bytes, 1u << 20);
 	assert_int_equal(c.storage_max_uploads, 64);
+	assert_int_equal(c.storage_max_uploads_per_tenant, 16);
+	assert_int_equal(c.storage_max_uploads_per_peer, 16);
+	assert_int_equal(c.min_body_rate, 1024);
+	assert_int_equal(c.body_grace_ms, 5000);
 	assert_int_equal(c.tls_handshake_timeout_ms, 5000);
 	assert_string_equal(c.tls_cert_pin, "");
 	assert_false(c.amnesia);

@@ -108,6 +108,8 @@ static void server_start_on(struct event_base *base, bool amnesia)
 	snprintf(E->s.cfg.data_dir, sizeof E->s.cfg.data_dir, "%s/data", E->dir);
 	E->s.cfg.storage_max_object_bytes = MAX_OBJ;
 	E->s.cfg.storage_max_uploads = 4;
+	E->s.cfg.storage_max_uploads_per_tenant = 2;   /* calls without keys count in neither */
+	E->s.cfg.storage_max_uploads_per_peer = 3;
 	E->s.cfg.amnesia = amnesia;
 	E->s.base = base;
 	E->s.ops = &storage_ops;
@@ -202,7 +204,7 @@ static got put_object(const uint8_t *data, size_t len, const uint8_t *expect, ui
 {
 	got b = { 0 }, c = { 0 };
 
-	assert_non_null(stor_put_begin(E->c, len, on_result, &b));
+	assert_non_null(stor_put_begin(E->c, len, NULL, NULL, on_result, &b));
 	assert_false(b.done);   /* never called from inside the call */
 	wait_for(&b);
 	assert_int_equal(b.r.status, 200);
@@ -294,13 +296,13 @@ static void test_errors(void **state)
 	stor_stat(E->c, id, on_result, &g);
 	assert_int_equal(wait_for(&g)->r.status, 404);   /* nothing stored */
 	memset(&g, 0, sizeof g);
-	stor_put_begin(E->c, MAX_OBJ + 1, on_result, &g);
+	stor_put_begin(E->c, MAX_OBJ + 1, NULL, NULL, on_result, &g);
 	assert_int_equal(wait_for(&g)->r.status, 413);
 	assert_int_equal(g.r.fds[0], -1);
 	assert_int_equal(metrics_value(m413), before + 1);
 	/* abort: once 200, then 404 */
 	memset(&g, 0, sizeof g);
-	stor_put_begin(E->c, 10, on_result, &g);
+	stor_put_begin(E->c, 10, NULL, NULL, on_result, &g);
 	wait_for(&g);
 	close(g.r.fds[0]);
 	uint64_t h = g.r.handle;
@@ -311,6 +313,52 @@ static void test_errors(void **state)
 	stor_put_abort(E->c, h, on_result, &g);
 	assert_int_equal(wait_for(&g)->r.status, 404);
 	free(data);
+}
+
+/* One PUT_BEGIN as tenant/peer; its fd (if any) closed, *h its handle. */
+static got begin_as(const char *tenant, const char *peer, uint64_t *h)
+{
+	got g = { 0 };
+
+	stor_put_begin(E->c, 10, tenant, peer, on_result, &g);
+	wait_for(&g);
+	if (g.r.status == 200)
+		close(g.r.fds[0]);
+	*h = g.r.handle;
+	return g;
+}
+
+/* The keys cross the wire and storage holds each to its share: 503, a
+ * retryable error that names the share, counted. */
+static void test_upload_shares(void **state)
+{
+	metrics_series *m503 = metrics_get("rejected_total", "reason=\"503\"");
+	uint64_t before = metrics_value(m503), h[4], x;
+	got g;
+
+	(void)state;
+	assert_int_equal(begin_as("t:a", "ip:1", &h[0]).r.status, 200);
+	assert_int_equal(begin_as("t:a", "ip:1", &h[1]).r.status, 200);
+	g = begin_as("t:a", "ip:2", &x);
+	assert_int_equal(g.r.status, 503);
+	assert_string_equal(g.msg, "too many uploads open for this tenant "
+	                           "(storage.max_uploads_per_tenant)");
+	assert_int_equal(begin_as("t:b", "ip:1", &h[2]).r.status, 200);
+	g = begin_as("t:c", "ip:1", &x);
+	assert_int_equal(g.r.status, 503);
+	assert_string_equal(g.msg, "too many uploads open from this address "
+	                           "(storage.max_uploads_per_peer)");
+	assert_int_equal(begin_as("t:c", "ip:2", &h[3]).r.status, 200);
+	g = begin_as(NULL, NULL, &x);
+	assert_int_equal(g.r.status, 503);
+	assert_string_equal(g.msg, "too many uploads open (storage.max_uploads)");
+	assert_int_equal(metrics_value(m503), before + 3);
+	for (unsigned i = 0; i < 4; i++) {
+		memset(&g, 0, sizeof g);
+		stor_put_abort(E->c, h[i], on_result, &g);
+		assert_int_equal(wait_for(&g)->r.status, 200);
+	}
+	assert_int_equal(begin_as("t:a", "ip:1", &x).r.status, 200);   /* the slots came back */
 }
 
 static void test_quarantine(void **state)
@@ -346,7 +394,7 @@ static void test_order_and_cancel(void **state)
 	for (unsigned i = 0; i < MAX_CALLS; i++) {
 		stor_call *call = i % 3 == 0 ? stor_ping(E->c, on_result, &g[i])
 		                : i % 3 == 1 ? stor_stat(E->c, id, on_result, &g[i])
-		                             : stor_put_begin(E->c, 10, on_result, &g[i]);
+		                             : stor_put_begin(E->c, 10, NULL, NULL, on_result, &g[i]);
 		assert_non_null(call);
 		if (i % 3 == 2)
 			stor_call_cancel(call);   /* its fd must be closed for us */
@@ -755,7 +803,7 @@ static void commit_does_not_stall(void)
 	got small = put_object(piece, 1000, NULL, 1000);
 	assert_int_equal(small.r.status, 200);
 	memcpy(small_id, small.r.id, B3_OUT_LEN);
-	stor_put_begin(E->c, BIG_LEN, on_result, &b);
+	stor_put_begin(E->c, BIG_LEN, NULL, NULL, on_result, &b);
 	assert_int_equal(wait_for(&b)->r.status, 200);
 	for (size_t off = 0; off < BIG_LEN; off += BIG_PIECE)
 		assert_int_equal(pwrite(b.r.fds[0], piece, BIG_PIECE, (off_t)off), BIG_PIECE);
@@ -792,6 +840,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upload_shares, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quarantine, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_order_and_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_strict_requests, setup, teardown),

@@ -40,6 +40,13 @@ static size_t sample_reqs(stor_req *q)
 	fill_id(next_req(q, &n, STOR_OPEN)->u.open.id, 2);
 	fill_id(next_req(q, &n, STOR_QUARANTINE)->u.quarantine.id, 3);
 	next_req(q, &n, STOR_PUT_BEGIN)->u.put_begin.max_len = UINT64_MAX - 1;
+	x = next_req(q, &n, STOR_PUT_BEGIN);   /* with both share keys, the longest */
+	x->u.put_begin.max_len = 5;
+	memset(x->u.put_begin.tenant, 't', STOR_KEY_MAX - 1);
+	memset(x->u.put_begin.peer, 'p', STOR_KEY_MAX - 1);
+	x = next_req(q, &n, STOR_PUT_BEGIN);
+	memcpy(x->u.put_begin.tenant, "tid:abc", 7);
+	memcpy(x->u.put_begin.peer, "ip:2001:db8::", 13);
 	next_req(q, &n, STOR_PUT_ABORT)->u.put_abort.handle = 0x0102030405060708ull;
 	x = next_req(q, &n, STOR_PUT_COMMIT);
 	x->u.put_commit.handle = 9;
@@ -159,11 +166,21 @@ static void test_req_sizes(void **state)
 	assert_int_equal(stor_msg_req_encode(&q, buf, sizeof buf), 8 + 8 + 1 + STOR_ID_LEN);
 	q.u.put_commit.has_expect = false;
 	assert_int_equal(stor_msg_req_encode(&q, buf, sizeof buf), 8 + 8 + 1);
+	/* PUT_BEGIN: max_len, then each key as a u16 length and its bytes */
+	stor_req b = { .verb = STOR_PUT_BEGIN };
+	assert_int_equal(stor_msg_req_encode(&b, buf, sizeof buf), 8 + 2 + 2);
+	memset(b.u.put_begin.tenant, 't', STOR_KEY_MAX - 1);
+	memset(b.u.put_begin.peer, 'p', STOR_KEY_MAX - 1);
+	assert_int_equal(stor_msg_req_encode(&b, buf, sizeof buf), STOR_MSG_MAX);
+	/* a key with no NUL in its array is the caller's bug */
+	b.u.put_begin.peer[STOR_KEY_MAX - 1] = 'p';
+	assert_int_equal(stor_msg_req_encode(&b, buf, sizeof buf), -1);
 }
 
 static void test_bad_fields(void **state)
 {
 	uint8_t commit[8 + 8 + 1] = { 0 }, open[16] = { 0 }, begin[8] = { 0 };
+	uint8_t begin_keys[8 + 2 + 2 + 2] = { 0 };
 	uint8_t created[STOR_ID_LEN + 1] = { 0 }, err[4] = { STOR_ERR_NOT_FOUND, 0, 0, 0 };
 	stor_req q;
 	stor_rep r;
@@ -181,6 +198,24 @@ static void test_bad_fields(void **state)
 	assert_memory_equal(&q, zero_req, sizeof q);
 	assert_int_equal(stor_msg_rep_decode(STOR_STAT, 200, commit, sizeof commit, &r), -1);
 	assert_memory_equal(&r, zero_rep, sizeof r);
+	/* PUT_BEGIN: the old 8-byte form lacks its keys; a key longer than
+	 * STOR_KEY_MAX - 1 or holding a NUL is refused */
+	assert_int_equal(stor_msg_req_decode(STOR_PUT_BEGIN, begin, sizeof begin, &q), -1);
+	begin_keys[9] = 2;   /* tenant "\0x" */
+	begin_keys[11] = 'x';
+	assert_int_equal(stor_msg_req_decode(STOR_PUT_BEGIN, begin_keys, sizeof begin_keys, &q), -1);
+	begin_keys[10] = 'y';
+	assert_int_equal(stor_msg_req_decode(STOR_PUT_BEGIN, begin_keys, sizeof begin_keys, &q), 0);
+	assert_string_equal(q.u.put_begin.tenant, "yx");
+	assert_string_equal(q.u.put_begin.peer, "");
+	uint8_t longkey[8 + 2 + STOR_KEY_MAX + 2] = { 0 };
+	longkey[8] = (uint8_t)(STOR_KEY_MAX >> 8);
+	longkey[9] = (uint8_t)STOR_KEY_MAX;
+	memset(longkey + 10, 'k', STOR_KEY_MAX);
+	assert_int_equal(stor_msg_req_decode(STOR_PUT_BEGIN, longkey, sizeof longkey, &q), -1);
+	longkey[9] = (uint8_t)(STOR_KEY_MAX - 1);   /* the longest that fits */
+	longkey[10 + STOR_KEY_MAX - 1] = 0;         /* then an empty peer */
+	assert_int_equal(stor_msg_req_decode(STOR_PUT_BEGIN, longkey, sizeof longkey - 1, &q), 0);
 	/* unknown verbs, both ways */
 	assert_int_equal(stor_msg_req_decode(0, NULL, 0, &q), -1);
 	assert_int_equal(stor_msg_req_decode(STOR_VERB_LAST + 1, NULL, 0, &q), -1);

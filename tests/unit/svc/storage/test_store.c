@@ -143,7 +143,7 @@ static store_status put(store *st, const uint8_t *data, size_t len, const uint8_
 	uint64_t h;
 	int fd = -1;
 
-	assert_int_equal(store_put_begin(st, OWNER, len, &h, &fd), STORE_OK);
+	assert_int_equal(store_put_begin(st, OWNER, len, NULL, &h, &fd), STORE_OK);
 	assert_true(fd >= 0);
 	write_all(fd, data, len);
 	close(fd);
@@ -255,17 +255,17 @@ static void test_length_and_caps(void **state)
 	uint64_t h;
 	int fd = -1;
 
-	assert_int_equal(store_put_begin(f->st, OWNER, CAP + 1, &h, &fd), STORE_TOO_LARGE);
+	assert_int_equal(store_put_begin(f->st, OWNER, CAP + 1, NULL, &h, &fd), STORE_TOO_LARGE);
 	assert_int_equal(fd, -1);
 	/* announced len differs from the file */
-	assert_int_equal(store_put_begin(f->st, OWNER, 2000, &h, &fd), STORE_OK);
+	assert_int_equal(store_put_begin(f->st, OWNER, 2000, NULL, &h, &fd), STORE_OK);
 	write_all(fd, data, 1000);
 	close(fd);
 	assert_int_equal(store_put_commit(f->st, OWNER, h, 999, NULL, id, &created), STORE_BAD);
 	/* the upload is consumed by any commit */
 	assert_int_equal(store_put_commit(f->st, OWNER, h, 1000, NULL, id, &created), STORE_NOT_FOUND);
 	/* len over the upload's own max_len */
-	assert_int_equal(store_put_begin(f->st, OWNER, 500, &h, &fd), STORE_OK);
+	assert_int_equal(store_put_begin(f->st, OWNER, 500, NULL, &h, &fd), STORE_OK);
 	write_all(fd, data, 1000);
 	close(fd);
 	assert_int_equal(store_put_commit(f->st, OWNER, h, 1000, NULL, id, &created), STORE_TOO_LARGE);
@@ -282,11 +282,11 @@ static void test_upload_slots_and_owners(void **state)
 	bool created;
 
 	for (unsigned i = 0; i < UPLOADS; i++) {
-		assert_int_equal(store_put_begin(f->st, i == 0 ? OWNER + 1 : OWNER, 10, &h[i], &fd[i]),
+		assert_int_equal(store_put_begin(f->st, i == 0 ? OWNER + 1 : OWNER, 10, NULL, &h[i], &fd[i]),
 		                 STORE_OK);
 		close(fd[i]);
 	}
-	assert_int_equal(store_put_begin(f->st, OWNER, 10, &h[UPLOADS], &fd[UPLOADS]), STORE_BUSY);
+	assert_int_equal(store_put_begin(f->st, OWNER, 10, NULL, &h[UPLOADS], &fd[UPLOADS]), STORE_BUSY);
 	/* another owner's handle is not ours */
 	assert_int_equal(store_put_abort(f->st, OWNER, h[0]), STORE_NOT_FOUND);
 	assert_int_equal(store_put_commit(f->st, OWNER, h[0], 0, NULL, id, &created), STORE_NOT_FOUND);
@@ -302,6 +302,87 @@ static void test_upload_slots_and_owners(void **state)
 		snprintf(tmp, sizeof tmp, "%s/tmp", f->dir);
 		assert_int_equal(count_entries(tmp), 0);
 	}
+}
+
+/* Open an upload for tenant/peer; its fd is closed at once (the store keeps
+ * its own). The status, and the handle in *h. */
+static store_status begin_as(store *st, const char *tenant, const char *peer, uint64_t *h)
+{
+	store_who who = { .tenant = tenant, .peer = peer };
+	int fd = -1;
+	store_status rc = store_put_begin(st, OWNER, 10, &who, h, &fd);
+
+	if (rc == STORE_OK)
+		close(fd);
+	else
+		assert_int_equal(fd, -1);
+	return rc;
+}
+
+/* One tenant, or one address, holds at most its share of the slots; the
+ * others still get theirs; "" / NULL keys count against no share. */
+static void test_upload_shares(void **state)
+{
+	fx *f = *state;
+	store_limits lim = { .max_object_bytes = CAP, .max_uploads = 6, .max_per_tenant = 2,
+	                     .max_per_peer = 3 };
+	store_who a = { .tenant = "t:a", .peer = "ip:1" }, c = { .tenant = "t:c", .peer = "ip:1" };
+	uint64_t h[8], x;
+	uint8_t id[B3_OUT_LEN];
+	bool created;
+
+	store_set_limits(f->st, &lim);
+	assert_int_equal(begin_as(f->st, "t:a", "ip:1", &h[0]), STORE_OK);
+	assert_int_equal(begin_as(f->st, "t:a", "ip:1", &h[1]), STORE_OK);
+	assert_int_equal(store_share_full(f->st, &a), STORE_SHARE_TENANT);
+	assert_int_equal(begin_as(f->st, "t:a", "ip:2", &x), STORE_BUSY);   /* any address */
+	assert_int_equal(begin_as(f->st, "t:b", "ip:1", &h[2]), STORE_OK);
+	assert_int_equal(store_share_full(f->st, &c), STORE_SHARE_PEER);
+	assert_int_equal(begin_as(f->st, "t:c", "ip:1", &x), STORE_BUSY);
+	assert_int_equal(begin_as(f->st, "t:c", "ip:2", &h[3]), STORE_OK);
+	assert_int_equal(begin_as(f->st, "", "", &h[4]), STORE_OK);          /* no keys */
+	assert_int_equal(begin_as(f->st, NULL, NULL, &h[5]), STORE_OK);
+	assert_int_equal(store_uploads_open(f->st), 6);
+	assert_int_equal(store_share_full(f->st, NULL), STORE_SHARE_TABLE);
+	assert_int_equal(begin_as(f->st, "t:d", "ip:3", &x), STORE_BUSY);
+	/* an abort and a commit each give the slot back to its tenant */
+	assert_int_equal(store_put_abort(f->st, OWNER, h[4]), STORE_OK);
+	assert_int_equal(store_put_abort(f->st, OWNER, h[0]), STORE_OK);
+	assert_int_equal(begin_as(f->st, "t:a", "ip:2", &h[0]), STORE_OK);
+	assert_int_equal(begin_as(f->st, "t:a", "ip:2", &x), STORE_BUSY);
+	assert_int_equal(store_put_commit(f->st, OWNER, h[1], 0, NULL, id, &created), STORE_OK);
+	assert_int_equal(store_share_full(f->st, &a), STORE_SHARE_OK);
+	assert_int_equal(begin_as(f->st, "t:a", "ip:2", &h[1]), STORE_OK);
+	/* 0 is no share: the table is the only limit */
+	store_abort_owner(f->st, OWNER);
+	lim.max_per_tenant = lim.max_per_peer = 0;
+	store_set_limits(f->st, &lim);
+	for (unsigned i = 0; i < 6; i++)
+		assert_int_equal(begin_as(f->st, "t:a", "ip:1", &h[i]), STORE_OK);
+	assert_int_equal(store_share_full(f->st, &a), STORE_SHARE_TABLE);
+	store_abort_owner(f->st, OWNER);
+	assert_int_equal(store_uploads_open(f->st), 0);
+}
+
+/* A key is kept cut to STORE_KEY_MAX - 1 bytes: two that differ only past
+ * that are one share (stricter, never looser). */
+static void test_upload_share_long_keys(void **state)
+{
+	fx *f = *state;
+	store_limits lim = { .max_object_bytes = CAP, .max_uploads = 4, .max_per_tenant = 1 };
+	char k1[STORE_KEY_MAX + 8], k2[STORE_KEY_MAX + 8];
+	uint64_t h;
+
+	memset(k1, 'k', sizeof k1 - 1);
+	k1[sizeof k1 - 1] = '\0';
+	memcpy(k2, k1, sizeof k2);
+	k2[STORE_KEY_MAX] = 'z';
+	store_set_limits(f->st, &lim);
+	assert_int_equal(begin_as(f->st, k1, "", &h), STORE_OK);
+	assert_int_equal(begin_as(f->st, k2, "", &h), STORE_BUSY);
+	k2[STORE_KEY_MAX - 2] = 'z';
+	assert_int_equal(begin_as(f->st, k2, "", &h), STORE_OK);
+	store_abort_owner(f->st, OWNER);
 }
 
 static void test_quarantine(void **state)
@@ -349,7 +430,7 @@ static void test_crash_sweep(void **state)
 	int fd;
 
 	assert_int_equal(put(f->st, data, 130 * KIB, NULL, id, &created), STORE_OK);
-	assert_int_equal(store_put_begin(f->st, OWNER, 10, &h, &fd), STORE_OK);
+	assert_int_equal(store_put_begin(f->st, OWNER, 10, NULL, &h, &fd), STORE_OK);
 	write_all(fd, (const uint8_t *)"half", 4);
 	close(fd);
 	b3_hash("stray", 5, stray);
@@ -414,7 +495,7 @@ static void test_ram_sealed_and_diskless(void **state)
 	uint64_t h;
 	int fd = -1;
 
-	assert_int_equal(store_put_begin(f->st, OWNER, 5000, &h, &fd), STORE_OK);
+	assert_int_equal(store_put_begin(f->st, OWNER, 5000, NULL, &h, &fd), STORE_OK);
 	write_all(fd, data, 5000);
 	assert_int_equal(store_put_commit(f->st, OWNER, h, 5000, NULL, id, &created), STORE_OK);
 	errno = 0;
@@ -440,6 +521,8 @@ int main(void)
 		BOTH(test_length_and_caps),
 		BOTH(test_upload_slots_and_owners),
 		cmocka_unit_test_setup_teardown(test_upload_slots_and_owners, setup_disk_named, teardown),
+		BOTH(test_upload_shares),
+		BOTH(test_upload_share_long_keys),
 		BOTH(test_quarantine),
 		cmocka_unit_test_setup_teardown(test_crash_sweep, setup_disk, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_sweep, setup_disk_named, teardown),
