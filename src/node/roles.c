@@ -14,7 +14,7 @@ const role roles[] = {
 		.name = "storage", .ops = &storage_ops, .service_bit = CONFIG_SVC_STORAGE,
 		.instances = 1, .listen = ROLE_LISTEN_NONE, .socket = NODE_STORAGE_SOCKET,
 		.required = true, .tier = ROLE_TIER_BACK, .policy = false,
-		.sandbox = "store",
+		.sandbox = &svc_sandbox_store,
 	},
 	{
 		/* HTTP front: a process per worker, all accepting on one listener. */
@@ -23,7 +23,7 @@ const role roles[] = {
 		.required = true, .tier = ROLE_TIER_FRONT, .policy = true,
 		.deps = { [CTL_DEP_STORAGE] = ROLE_DEP_CUTS_OFF,
 		          [CTL_DEP_CAPACITY] = ROLE_DEP_DEGRADES },
-		.sandbox = "front",
+		.sandbox = &svc_sandbox_front,
 	},
 	{
 		/* OAP/1 front over TLS. */
@@ -32,7 +32,7 @@ const role roles[] = {
 		.required = true, .tier = ROLE_TIER_FRONT, .policy = true,
 		.deps = { [CTL_DEP_STORAGE] = ROLE_DEP_CUTS_OFF,
 		          [CTL_DEP_CAPACITY] = ROLE_DEP_DEGRADES },
-		.sandbox = "front",
+		.sandbox = &svc_sandbox_front,
 	},
 };
 const size_t roles_count = sizeof roles / sizeof roles[0];

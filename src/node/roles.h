@@ -16,6 +16,7 @@
 #include "core/config/config.h"
 #include "core/proto/ctl.h"
 #include "svc/svc.h"
+#include "svc/svc_sandbox.h"
 
 #define ROLES_MAX              8    /* rows the table may grow to */
 #define ROLE_INSTANCES_WORKERS 0u   /* instances: gateway.workers (0 = one per CPU) */
@@ -49,7 +50,7 @@ typedef struct role {
 	role_dep_rule  deps[CTL_DEP_COUNT];
 	int            tier;        /* drain order: ROLE_TIER_FRONT first */
 	bool           policy;      /* receives the verified policy bundle (CTL_POLICY) */
-	const char    *sandbox;     /* sandbox profile name (profiles come later) */
+	const svc_sandbox_profile *sandbox; /* what its processes may do once started */
 } role;
 
 extern const role   roles[];

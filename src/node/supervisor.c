@@ -261,6 +261,17 @@ static void child_spawn(sup_child *c)
 	log_kv(LOG_LEVEL_INFO, "service started", "role", c->role->name, "worker", wbuf, "pid", pidbuf, LOG_END);
 }
 
+/* The seccomp filter killed it: a call outside the role's list (a bug in the
+ * list, or code that should not run there). Restarted like any crash. */
+static void child_sandbox_violation(sup_child *c)
+{
+	char labels[64];
+
+	snprintf(labels, sizeof labels, "service=\"%s\"", c->role->name);
+	metrics_count("sandbox_violations_total", labels, 1);
+	log_kv(LOG_LEVEL_ERROR, "service killed by its sandbox (SIGSYS)", "role", c->role->name, LOG_END);
+}
+
 static void child_exited(sup_child *c, int status)
 {
 	supervisor *s = c->sup;
@@ -282,6 +293,8 @@ static void child_exited(sup_child *c, int status)
 		sup_maybe_exit(s);
 		return;
 	}
+	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS)
+		child_sandbox_violation(c);
 	if (crashwin_record(&c->crashes, now) && !c->crashloop) {
 		c->crashloop = true;
 		log_kv(LOG_LEVEL_ERROR, "service is crash-looping", "role", c->role->name, LOG_END);

@@ -18,6 +18,7 @@
 #include "core/proto/ctl.h"
 #include "core/metrics/metrics.h"
 #include "core/auth/policy.h"
+#include "svc/svc_sandbox.h"
 #include "lib/log.h"
 
 #define SVC_EXIT_OK      0
@@ -33,6 +34,7 @@ struct svc_proc {
 	struct event *deadline_ev;
 	bool          started;
 	bool          draining;
+	svc_sandbox_probe probe;   /* test hook (svc_sandbox.h); NONE in production */
 	int           exit_code;
 	ctl_msg       msg;
 };
@@ -122,6 +124,12 @@ static void svc_on_config(struct svc_proc *p)
 		return;
 	}
 	p->started = true;
+	if (svc_sandbox_enter(&p->s) != 0) {
+		p->exit_code = SVC_EXIT_FAIL;
+		event_base_loopexit(p->s.base, NULL);
+		return;
+	}
+	svc_sandbox_probe_run(p->probe);
 	if (ctl_compose_ready(CTL_CHILD_FD) != 0)
 		log_kv(LOG_LEVEL_WARN, "cannot report ready", "error", strerror(errno), LOG_END);
 }
@@ -287,7 +295,8 @@ static void svc_teardown(struct svc_proc *p)
 	p->s.policy = NULL;
 }
 
-int svc_main(const svc_ops *ops, int argc, char **argv)
+int svc_main(const svc_ops *ops, const struct svc_sandbox_profile *sandbox,
+             int argc, char **argv)
 {
 	static struct svc_proc proc; /* lives for the whole process */
 	struct svc_proc *p = &proc;
@@ -296,6 +305,7 @@ int svc_main(const svc_ops *ops, int argc, char **argv)
 	snprintf(name, sizeof name, "%s", ops ? ops->role : "service");
 	log_init(name, LOG_LEVEL_INFO, STDERR_FILENO);
 	p->s.ops = ops;
+	p->s.sandbox = sandbox;
 	if (!p->s.ops || svc_parse_args(&p->s, argc, argv) != 0) {
 		fprintf(stderr, "macronode: __service: bad role or arguments (internal command)\n");
 		return SVC_EXIT_USAGE;
@@ -309,6 +319,7 @@ int svc_main(const svc_ops *ops, int argc, char **argv)
 	if (getppid() == 1)
 		return SVC_EXIT_FAIL;
 	config_defaults(&p->s.cfg);
+	p->probe = svc_sandbox_probe_arm(name);
 	if (metrics_attach(CTL_METRICS_FD) != 0) {
 		log_kv(LOG_LEVEL_ERROR, "cannot attach metrics region", LOG_END);
 		return SVC_EXIT_FAIL;

@@ -28,6 +28,7 @@
 #define SVC_EXIT_PROTOCOL 3   /* a malformed control message was received */
 
 struct policy;
+struct svc_sandbox_profile;
 
 struct event_base;
 typedef struct svc svc;
@@ -58,11 +59,22 @@ struct svc {
 	 * there is none: the wall then denies everything. Owned here. */
 	struct policy     *policy;
 	char               policy_digest[CTL_DIGEST_MAX];  /* "b3:<hex>" of the bundle, or "" */
+	const struct svc_sandbox_profile *sandbox;  /* the role's profile (static), or NULL */
+	bool               sandboxed;  /* svc_sandbox_enter has run */
 };
 
-/* Entry point for `macronode __service ROLE ...` with the role's ops (from
- * the role table, node/roles.h; NULL: an unknown role). Returns the exit code. */
-int svc_main(const svc_ops *ops, int argc, char **argv);
+/* Entry point for `macronode __service ROLE ...` with the role's ops and
+ * sandbox profile (from the role table, node/roles.h; NULL ops: an unknown
+ * role). Returns the exit code. */
+int svc_main(const svc_ops *ops, const struct svc_sandbox_profile *sandbox,
+             int argc, char **argv);
+/* Enter the role's sandbox (svc/svc_sandbox.h) unless sandbox.enabled is
+ * false; runs once. svc_main calls it when ops->start returned; a service
+ * that starts threads calls it itself first, since Landlock binds only the
+ * threads created after it (storage: before its commit pool). 0, or -1: the
+ * process cannot be confined as configured and must not serve. */
+__attribute__((warn_unused_result))
+int svc_sandbox_enter(svc *s);
 /* The service has finished draining. */
 void svc_drained(svc *s);
 /* Tell the supervisor the state of a dependency changed (CTL_DEPS; what it

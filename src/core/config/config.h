@@ -86,6 +86,7 @@ typedef struct mn_config {
 	/* services and modes */
 	uint32_t services;                         /* CONFIG_SVC_* bits; default gateway */
 	bool     amnesia;
+	bool     sandbox_enabled;                  /* Landlock + seccomp per role (svc/svc_sandbox.c) */
 	/* TLS (core/tls.c; docs/operations.md) */
 	char     tls_cert_file[CONFIG_PATH_MAX];
 	char     tls_key_file[CONFIG_PATH_MAX];

@@ -391,7 +391,7 @@ int cli_main(int argc, char **argv)
 		return cmd_version(1, argv + 1);
 	if (strcmp(w, "__service") == 0 && argc >= 3) {
 		const role *r = role_find(argv[2]);
-		return svc_main(r ? r->ops : NULL, argc - 2, argv + 2);
+		return svc_main(r ? r->ops : NULL, r ? r->sandbox : NULL, argc - 2, argv + 2);
 	}
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
 		if (strcmp(w, cmds[i].name) == 0)

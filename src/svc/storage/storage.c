@@ -632,8 +632,11 @@ static int storage_start(svc *s)
 		goto fail;
 	}
 	srv->st = storage_open_store(&s->cfg);
+	/* Before the commit threads: Landlock binds only threads made after it. */
+	if (!srv->st || svc_sandbox_enter(s) != 0)
+		goto fail;
 	srv->wq = workq_new(STORAGE_COMMIT_THREADS, STORAGE_COMMIT_MAX);
-	if (!srv->st || !srv->wq)
+	if (!srv->wq)
 		goto fail;
 	srv->wq_ev = event_new(s->base, workq_fd(srv->wq), EV_READ | EV_PERSIST, on_commits_done, srv);
 	if (!srv->wq_ev || event_add(srv->wq_ev, NULL) != 0)
