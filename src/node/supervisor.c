@@ -267,7 +267,8 @@ static void child_sandbox_violation(sup_child *c)
 {
 	char labels[64];
 
-	snprintf(labels, sizeof labels, "service=\"%s\"", c->role->name);
+	/* Labelled by role, as the sandbox profile is the role's. */
+	snprintf(labels, sizeof labels, "role=\"%s\"", c->role->name);
 	metrics_count("sandbox_violations_total", labels, 1);
 	log_kv(LOG_LEVEL_ERROR, "service killed by its sandbox (SIGSYS)", "role", c->role->name, LOG_END);
 }

@@ -227,7 +227,7 @@ static void sandbox_gauge(const svc *s, int64_t on)
 {
 	char labels[64];
 
-	snprintf(labels, sizeof labels, "service=\"%s\"", s->ops->role);
+	snprintf(labels, sizeof labels, "role=\"%s\"", s->ops->role);
 	metrics_gauge_set(metrics_get("sandbox_landlock_active", labels), on);
 }
 

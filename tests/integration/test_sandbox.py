@@ -1,7 +1,7 @@
 """Sandboxes per role (docs/operations.md "Sandboxes"): once started, each
 service process is confined by Landlock (its files) and a seccomp allow list
 (its system calls; anything else kills it with SIGSYS). The supervisor counts
-such a death in sandbox_violations_total{service} and restarts the service.
+such a death in sandbox_violations_total{role} and restarts the service.
 
 The forbidden acts are performed on demand through the test hook
 MN_TEST_SANDBOX_PROBE=<dir> (svc/svc_sandbox.h): a process of role R that
@@ -76,11 +76,11 @@ def assert_serves(n, pki, tmp_dir):
 def assert_killed_and_restarted(n, pki, tmp_dir, probe, role):
     assert not os.path.exists(probe)              # one process probed, once
     m = n.metrics()
-    assert m.get("sandbox_violations_total", service=role) == 1
+    assert m.get("sandbox_violations_total", role=role) == 1
     assert m.get("service_restarts_total", service=role) == 1
     for other in ROLES:
         if other != role:
-            assert m.get("sandbox_violations_total", service=other) is None
+            assert m.get("sandbox_violations_total", role=other) is None
     killed = [r for r in n.log_records() if r.get("msg") == "service exited; restarting"]
     assert [(r["role"], r["status"]) for r in killed] == [(role, "signal %d" % SIGSYS)]
     assert any(r.get("msg") == "service killed by its sandbox (SIGSYS)" and r.get("role") == role
@@ -109,7 +109,7 @@ def assert_refused(n, pki, tmp_dir, probe, role):
     assert [r.get("error") for r in refused] == ["Permission denied"]
     assert not [r for r in recs if "forbidden file was" in r.get("msg", "")]
     m = n.metrics()
-    assert m.get("sandbox_violations_total", service=role) is None
+    assert m.get("sandbox_violations_total", role=role) is None
     assert m.get("service_restarts_total", service=role) is None  # kept serving
     assert_serves(n, pki, tmp_dir)
 
@@ -119,7 +119,7 @@ def assert_refused(n, pki, tmp_dir, probe, role):
 def test_landlock_refuses_files_outside_the_role(node_factory, pki, tmp_dir, role):
     n, probe = probe_node(node_factory, pki, tmp_dir, role, "open")
     assert_refused(n, pki, tmp_dir, probe, role)
-    assert n.metrics().get("sandbox_landlock_active", service=role) == 1
+    assert n.metrics().get("sandbox_landlock_active", role=role) == 1
 
 
 @needs_landlock
@@ -143,9 +143,9 @@ def test_sandbox_can_be_turned_off(node_factory, pki, tmp_dir):
                           {"sandbox": {"enabled": False}})
     assert not os.path.exists(probe)
     m = n.metrics()
-    assert m.get("sandbox_violations_total", service="gateway") is None
+    assert m.get("sandbox_violations_total", role="gateway") is None
     assert m.get("service_restarts_total", service="gateway") == 1
-    assert m.get("sandbox_landlock_active", service="gateway") == 0
+    assert m.get("sandbox_landlock_active", role="gateway") == 0
     killed = [r for r in n.log_records() if r.get("msg") == "service exited; restarting"]
     assert [(r["role"], r["status"]) for r in killed] == [("gateway", "exit 0")]
     assert_serves(n, pki, tmp_dir)
