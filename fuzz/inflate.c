@@ -18,6 +18,7 @@
 #include <stdlib.h>
 
 #include "lib/inflate.h"
+#include "lib/inflate_test.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -55,7 +55,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 	if (!p)
 		return 0;
 	policy_eval(p, &ctx, &res, NULL, NULL);
-	if (!res.reason || (res.decision != POLICY_ALLOW && res.decision != POLICY_DENY))
+	/* No reason only when a rule without one decided (as the reference). */
+	if ((!res.reason && !res.rule_id) ||
+	    (res.decision != POLICY_ALLOW && res.decision != POLICY_DENY))
 		abort();
 	check_body_limit(p, &ctx);
 	policy_free(p);
