@@ -175,6 +175,9 @@ def main():
         rss = [r[3] for r in rows if r[3] is not None] or [0]
         log("%-14s %6d %10d %10d %12d %12d" % ("%s[%d]" % key, rows[-1][1], fds[0], fds[-1],
                                                 min(rss), max(rss)))
+    for key, rows in sorted(samples.items()):       # the series, to tell growth from churn
+        rows = rows[warm_index or 0:]
+        log("rss_kib %-12s %s" % ("%s[%d]" % key, " ".join(str(r[3]) for r in rows)))
     log("requests: " + ", ".join("%s %d ok / %d failed" % (k, ok.get(k, 0), failed.get(k, 0))
                                  for k in sorted(set(ok) | set(failed))))
     log("faults sent: %d" % faults.sent)
