@@ -160,6 +160,8 @@ class Load:
         self.ok = {}               # kind -> count
         self.failed = {}           # kind -> count
         self.stop_ev = threading.Event()
+        self.run_ev = threading.Event()   # cleared: workers hold still (soak samples)
+        self.run_ev.set()
         self.workers = []
         self.tls = ssl.create_default_context(cafile=node.cert)
 
@@ -240,6 +242,8 @@ class Load:
 
     def _run(self, kinds):
         while not self.stop_ev.is_set():
+            if not self.run_ev.wait(0.5):
+                continue
             kind = random.choice(kinds)
             try:
                 good = getattr(self, kind)()
@@ -261,8 +265,17 @@ class Load:
         self.workers.append(t)
         return self
 
+    def pause(self, on):
+        """Hold the workers still (on) or let them go; a request already
+        started finishes either way."""
+        if on:
+            self.run_ev.clear()
+        else:
+            self.run_ev.set()
+
     def stop(self):
         self.stop_ev.set()
+        self.run_ev.set()
         for t in self.workers:
             t.join(timeout=15)
 

@@ -3,6 +3,8 @@
 sampling the open descriptors and the resident memory of every node process
 (supervisor and each child) every SAMPLE seconds.
 
+Each sample is taken with the load held still for QUIET seconds, so it
+measures what the processes keep rather than buffers of requests in flight.
 Fails (exit 1) when, after the warm-up (a fifth of the run, at least 60 s):
   - a process's descriptor count grows by more than FD_SLACK (the load's own
     connections come and go, so a few are noise; a leak only grows),
@@ -28,6 +30,7 @@ from harness import Load, Node, log  # noqa: E402
 MINUTES = float(os.environ.get("SOAK_MINUTES", "30"))
 SAMPLE = float(os.environ.get("SOAK_SAMPLE", "10"))
 FD_SLACK = 12
+QUIET = 1.0            # seconds the load holds still before each sample
 RSS_VARIANCE = 0.05
 
 
@@ -58,6 +61,8 @@ class Faults:
         self.node = node
         self.sent = 0
         self.stop_ev = threading.Event()
+        self.run_ev = threading.Event()
+        self.run_ev.set()
         self.t = threading.Thread(target=self._run, daemon=True)
         self.tls = ssl.create_default_context(cafile=node.cert)
 
@@ -100,6 +105,8 @@ class Faults:
 
     def _run(self):
         while not self.stop_ev.is_set():
+            if not self.run_ev.wait(0.5):
+                continue
             try:
                 self.one()
             except (OSError, ssl.SSLError):
@@ -111,8 +118,15 @@ class Faults:
         self.t.start()
         return self
 
+    def pause(self, on):
+        if on:
+            self.run_ev.clear()
+        else:
+            self.run_ev.set()
+
     def stop(self):
         self.stop_ev.set()
+        self.run_ev.set()
         self.t.join(timeout=10)
 
 
@@ -149,9 +163,17 @@ def main():
     t0 = time.time()
     try:
         while time.time() < t_end:
+            # Sample a quiet node: the load holds still for QUIET seconds, so
+            # what is measured is what the processes keep, not the buffers of
+            # requests in flight (those come and go by a few 64 KiB chunks).
+            load.pause(True)
+            faults.pause(True)
+            time.sleep(QUIET)
             for key, pid in node.pids().items():
                 samples.setdefault(key, []).append((time.time(), pid, proc_fds(pid),
                                                     proc_rss_kib(pid)))
+            load.pause(False)
+            faults.pause(False)
             n += 1
             if warm_index is None and time.time() - t0 >= warm:
                 warm_index = n - 1
