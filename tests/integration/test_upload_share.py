@@ -3,7 +3,6 @@ holds at most its tenant's (or its address's) share of storage's upload
 slots, so other tenants still write; and a body slower than
 limits.min_body_rate is cut (HTTP 408, connection closed; an OAP PUT stream
 refused with 408 and its upload given back), so the slots come back."""
-import os
 import select
 import socket
 import time
