@@ -69,7 +69,6 @@ def main():
         load.stop()
         watch.stop()
     checked, lost = load.verify_acked()
-    ok, failed = load.totals()
     node.stop()
 
     log("# chaos: %d rounds, kill -9 of %s each round" %
@@ -78,11 +77,7 @@ def main():
     for svc, xs in sorted(restarts.items()):
         log("%-10s %6d %12.0f %12.0f" % (svc, len(xs), statistics.median(xs) * 1000,
                                           max(xs) * 1000))
-    log("requests: " + ", ".join("%s %d ok / %d failed" % (k, ok.get(k, 0), failed.get(k, 0))
-                                 for k in sorted(set(ok) | set(failed))))
-    log("acknowledged writes: %d checked, %d lost" % (checked, len(lost)))
-    for cid, st in lost[:10]:
-        log("  LOST %s (status %s)" % (cid, st))
+    load.report(checked, lost)
     log("readyz transitions: %d %s" % (len(watch.transitions), watch.summary()))
     for m in missing:
         log("  FAULT round %d %s[%d]: %s" % (m[0], m[1][0], m[1][1], m[2]))

@@ -297,6 +297,15 @@ class Load:
         with self.lock:
             return dict(self.ok), dict(self.failed)
 
+    def report(self, checked, lost):
+        """The request counts by kind and the acknowledged-writes verdict."""
+        ok, failed = self.totals()
+        log("requests: " + ", ".join("%s %d ok / %d failed" % (k, ok.get(k, 0), failed.get(k, 0))
+                                     for k in sorted(set(ok) | set(failed))))
+        log("acknowledged writes: %d checked, %d lost" % (checked, len(lost)))
+        for cid, st in lost[:10]:
+            log("  LOST %s (status %s)" % (cid, st))
+
 
 class ReadyWatch:
     """Samples /readyz every `period` s and keeps the transitions."""

@@ -184,7 +184,6 @@ def main():
         faults.stop()
         load.stop()
     checked, lost = load.verify_acked()
-    ok, failed = load.totals()
     node.stop()
 
     log("# soak: %.1f min, sample every %.0f s, warm-up %.0f s, %d samples" %
@@ -200,10 +199,8 @@ def main():
     for key, rows in sorted(samples.items()):       # the series, to tell growth from churn
         rows = rows[warm_index or 0:]
         log("rss_kib %-12s %s" % ("%s[%d]" % key, " ".join(str(r[3]) for r in rows)))
-    log("requests: " + ", ".join("%s %d ok / %d failed" % (k, ok.get(k, 0), failed.get(k, 0))
-                                 for k in sorted(set(ok) | set(failed))))
+    load.report(checked, lost)
     log("faults sent: %d" % faults.sent)
-    log("acknowledged writes: %d checked, %d lost" % (checked, len(lost)))
     problems = judge(samples, warm_index) if warm_index is not None else \
         ["run shorter than the warm-up (%.0f s): nothing judged" % warm]
     if lost:

@@ -427,3 +427,19 @@ int util_hex_decode(const char *s, size_t n, uint8_t *out)
 	}
 	return 0;
 }
+
+void util_peer_key(const struct sockaddr *sa, char *out, size_t len)
+{
+	char buf[INET6_ADDRSTRLEN] = "unknown";
+
+	if (sa && sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, buf, sizeof buf);
+	} else if (sa && sa->sa_family == AF_INET6) {
+		struct in6_addr a = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+		if (!IN6_IS_ADDR_V4MAPPED(&a))
+			memset(a.s6_addr + 8, 0, 8);
+		inet_ntop(AF_INET6, &a, buf, sizeof buf);
+	}
+	snprintf(out, len, "ip:%s", buf);
+}

@@ -65,6 +65,13 @@ bool util_entropy_ready(void);
 /* Strict unsigned decimal: digits only (no sign, space or suffix), no overflow. 0/-1. */
 __attribute__((warn_unused_result)) int util_parse_u64(const char *s, uint64_t *out);
 
+/* The key a client address counts under for per-peer limits (the wall's
+ * quota of anonymous requests, storage's upload share): "ip:<addr>", an IPv6
+ * address cut to its /64 (one host hands out a whole /64, so its addresses
+ * are one peer; v4-mapped addresses are kept whole), "ip:unknown" without
+ * one. */
+void util_peer_key(const struct sockaddr *sa, char *out, size_t len);
+
 /* Format a sockaddr as "ip:port" / "[ip6]:port". */
 void util_addr_str(const struct sockaddr *sa, char *out, size_t outlen);
 

@@ -496,21 +496,6 @@ static bool policy_step(wall *w, const wall_req *rq, bool token, const char *ten
 
 /* Anonymous requests are keyed by address; IPv6 by its /64 (one host owns a
  * whole /64 routinely). */
-static void peer_key(const struct sockaddr *sa, char *out, size_t len)
-{
-	char buf[INET6_ADDRSTRLEN] = "unknown";
-
-	if (sa && sa->sa_family == AF_INET) {
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, sizeof buf);
-	} else if (sa && sa->sa_family == AF_INET6) {
-		struct in6_addr a = ((const struct sockaddr_in6 *)sa)->sin6_addr;
-		if (!IN6_IS_ADDR_V4MAPPED(&a))
-			memset(a.s6_addr + 8, 0, 8);
-		inet_ntop(AF_INET6, &a, buf, sizeof buf);
-	}
-	snprintf(out, len, "ip:%s", buf);
-}
-
 static bool quota_step(wall *w, const wall_req *rq, const captoken_info *info, bool token,
                        const char *tenant, uint64_t now_ms, wall_ticket *v)
 {
@@ -521,7 +506,7 @@ static bool quota_step(wall *w, const wall_req *rq, const captoken_info *info, b
 	else if (token)
 		snprintf(v->tenant, sizeof v->tenant, "tid:%s", info->tid);
 	else
-		peer_key(rq->peer, v->tenant, sizeof v->tenant);
+		util_peer_key(rq->peer, v->tenant, sizeof v->tenant);
 	if (!w->quota)
 		return true;
 	/* Unknown size: reserve as much as the body may carry (so concurrent

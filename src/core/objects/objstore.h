@@ -114,10 +114,6 @@ void objput_init(objput *w, stor_client *stor, uint64_t cap);
  * call, NULL: none). The call is never cancelled: its answer may carry an
  * upload that must be aborted, so cb must pass res to objput_begun. */
 void objput_begin(objput *w, const char *tenant, const char *peer, stor_cb cb, void *arg);
-/* The peer share key of a client address: "ip:<addr>", an IPv6 address
- * cut to its /64 (one host's addresses are one peer, as the wall's quota
- * key has it), "ip:unknown" without one. */
-void objput_peer_key(const struct sockaddr *sa, char *out, size_t len);
 /* PUT_BEGIN answered: a 200's fd and handle become w's (even if the caller
  * then drops the upload: objput_abort ends it). */
 void objput_begun(objput *w, const stor_result *res);

@@ -39,6 +39,7 @@
 #include "lib/b3.h"
 #include "lib/inflate.h"
 #include "lib/log.h"
+#include "lib/util.h"
 #include "svc/gateway/objects.h"
 
 #define PUT_CID_JSON_MAX (B3_CID_LEN + 16)
@@ -266,7 +267,7 @@ static void put_begin(obj_put *p, http_req *r)
 	const wall_ticket *t = http_req_gate_ticket(r);
 	char peer[STOR_KEY_MAX];
 
-	objput_peer_key(http_req_peer(r, NULL), peer, sizeof peer);
+	util_peer_key(http_req_peer(r, NULL), peer, sizeof peer);
 	p->awaiting = true;
 	objput_begin(&p->w, t ? wall_ticket_tenant(t) : NULL, peer, put_on_begin, p);
 }

@@ -38,6 +38,7 @@
 #include "core/auth/wall.h"
 #include "core/objects/objstore.h"
 #include "lib/log.h"
+#include "lib/util.h"
 #include "svc/omnigate/omnigate.h"
 
 #define OG_ENVELOPE_MAX 384
@@ -393,7 +394,7 @@ static void og_stream_slow(oap_stream *s)
 
 void og_stream_peer_key(const oap_stream *s, char *out, size_t len)
 {
-	objput_peer_key(conn_peer(s->c->t, NULL), out, len);
+	util_peer_key(conn_peer(s->c->t, NULL), out, len);
 }
 
 void og_stream_corr_hex(const oap_stream *s, char out[17])

@@ -161,7 +161,7 @@ void og_stream_pause(oap_stream *s);
 void og_stream_resume(oap_stream *s);
 /* Integrity failure after data went out: cut the connection. */
 void og_stream_abort(oap_stream *s);
-/* The share key of the stream's client address (objput_peer_key). */
+/* The share key of the stream's client address (util_peer_key). */
 void og_stream_peer_key(const oap_stream *s, char *out, size_t len);
 /* "%016" PRIx64 of the stream's corr_id. */
 void og_stream_corr_hex(const oap_stream *s, char out[17]);

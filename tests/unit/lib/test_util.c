@@ -1,6 +1,8 @@
 /* Small OS helpers: strict number parsing, UNIX listeners, files, hex. */
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -215,6 +217,30 @@ static void test_hex(void **st)
 	assert_int_equal(back[0], 0xff);
 }
 
+/* One key per peer: an IPv6 /64 is one host, a v4-mapped address whole. */
+static void test_peer_key(void **st)
+{
+	struct sockaddr_in v4 = { .sin_family = AF_INET };
+	struct sockaddr_in6 a = { .sin6_family = AF_INET6 }, b = a, m = a;
+	char k[64], k2[64];
+
+	(void)st;
+	inet_pton(AF_INET, "192.0.2.7", &v4.sin_addr);
+	util_peer_key((struct sockaddr *)&v4, k, sizeof k);
+	assert_string_equal(k, "ip:192.0.2.7");
+	inet_pton(AF_INET6, "2001:db8:1:2:aaaa::1", &a.sin6_addr);
+	inet_pton(AF_INET6, "2001:db8:1:2:bbbb::9", &b.sin6_addr);
+	util_peer_key((struct sockaddr *)&a, k, sizeof k);
+	util_peer_key((struct sockaddr *)&b, k2, sizeof k2);
+	assert_string_equal(k, "ip:2001:db8:1:2::");
+	assert_string_equal(k, k2);
+	inet_pton(AF_INET6, "::ffff:192.0.2.7", &m.sin6_addr);
+	util_peer_key((struct sockaddr *)&m, k, sizeof k);
+	assert_string_equal(k, "ip:::ffff:192.0.2.7");
+	util_peer_key(NULL, k, sizeof k);
+	assert_string_equal(k, "ip:unknown");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -224,6 +250,7 @@ int main(void)
 		cmocka_unit_test(test_read_file),
 		cmocka_unit_test(test_write_atomic),
 		cmocka_unit_test(test_hex),
+		cmocka_unit_test(test_peer_key),
 	};
 	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
