@@ -94,6 +94,7 @@ fuzz: deps $(FUZZ_BUILD)/build.ninja
 	@for t in $(FUZZ_BUILD)/fuzz/fuzz_*; do \
 	  [ -f "$$t" ] && [ -x "$$t" ] || continue; \
 	  name=$$(basename $$t | sed 's/^fuzz_//'); \
+	  if [ -n "$(FUZZ_TARGETS)" ]; then case " $(FUZZ_TARGETS) " in *" $$name "*) ;; *) continue;; esac; fi; \
 	  mkdir -p $(FUZZ_BUILD)/corpus/$$name; \
 	  echo "fuzz: $$name for $(FUZZ_SECONDS)s"; \
 	  seeds=; [ -d fuzz/corpus/$$name ] && seeds=fuzz/corpus/$$name; \
@@ -104,7 +105,8 @@ fuzz: deps $(FUZZ_BUILD)/build.ninja
 	done
 
 # Every target for an hour each (FUZZ_SECONDS to change it); prints execs and
-# coverage per target. Not part of `make test`.
+# coverage per target. FUZZ_TARGETS="inflate config" runs only those. Not part
+# of `make test`.
 fuzz-long:
 	$(MAKE) fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-3600}
 

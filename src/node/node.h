@@ -37,6 +37,7 @@ typedef struct node_opts {
 	const char   *config_path;          /* NULL = embedded defaults (+ RON_CONFIG) */
 	node_override ov[NODE_MAX_OVERRIDES];
 	size_t        nov;
+	const config_env_kept *kept;        /* secrets `run` took from the environment, or NULL */
 } node_opts;
 
 /* defaults → file → RON_* env → flags → validate. err names file/key/variable. */

@@ -32,7 +32,7 @@ int node_load_config(const node_opts *o, mn_config *out, char *err, size_t errle
 	config_defaults(out);
 	if (o->config_path && config_load_file(out, o->config_path, err, errlen) != 0)
 		return -1;
-	if (config_apply_env(out, err, errlen) != 0)
+	if (config_apply_env_kept(out, o->kept, err, errlen) != 0)
 		return -1;
 	for (size_t i = 0; i < o->nov; i++) {
 		char e[CONFIG_ERR_MAX];

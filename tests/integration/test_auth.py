@@ -76,3 +76,26 @@ def test_public_admin_without_token_refused(tmp_dir):
     assert "admin.addr: non-loopback admin address requires an admin" in p.stderr, p.stderr
     assert not port_listening(a) and not port_listening(g)
     assert not os.path.exists(os.path.join(tmp_dir, "d"))
+
+
+def test_admin_token_leaves_the_environment(node_factory):
+    """`run` moves RON_ADMIN_TOKEN into secure memory and wipes it from its
+    environment block (what /proc/PID/environ and a core would show); no
+    process of the node carries it, and a reload still knows the token."""
+    import signal
+    n = node_factory(env={"RON_ADMIN_TOKEN": TOKEN})
+    pids = n.tagged_pids()
+    assert n.proc.pid in pids and len(pids) >= 3, pids
+    for pid in pids:
+        with open("/proc/%d/environ" % pid, "rb") as f:
+            env = f.read()
+        assert TOKEN.encode() not in env, "token in /proc/%d/environ" % pid
+    n.send_signal(signal.SIGHUP)
+    deadline = time.time() + 5 * SLOW
+    while n.metrics().get("config_reloads_total", result="ok") != 1:
+        assert time.time() < deadline, n.log()
+        time.sleep(0.05)
+    assert_401(n.post("/api/v1/reload", headers={"Authorization": "Bearer " + WRONG}))
+    r = n.post("/api/v1/reload", headers={"Authorization": "Bearer " + TOKEN})
+    assert r.status == 202, r
+    assert n.metrics().get("config_reloads_total", result="ok") == 2

@@ -732,7 +732,56 @@ int config_load_file(mn_config *c, const char *path, char *err, size_t errlen)
 
 /* ---- environment and flags -------------------------------------------- */
 
+static const char *kept_value(const config_env_kept *kept, const char *env)
+{
+	for (size_t i = 0; kept && i < kept->n; i++)
+		if (strcmp(kept->env[i], env) == 0)
+			return kept->val[i];
+	return NULL;
+}
+
+int config_env_take(config_env_kept *kept, char *err, size_t errlen)
+{
+	char why[CONFIG_ERR_MAX];
+
+	memset(kept, 0, sizeof *kept);
+	for (size_t i = 0; i < config_table_len; i++) {
+		const config_key *k = &config_table[i];
+		char *v = k->type == CONFIG_T_SECRET && k->env ? getenv(k->env) : NULL;
+		if (!v)
+			continue;
+		if (*v != '\0') {
+			if (kept->n == CONFIG_ENV_KEPT_MAX)
+				return fail(err, errlen, "%s: too many secret variables", k->env);
+			char *slot = NULL;
+			if (secret_set(&slot, v, why, sizeof why) != 0) {
+				explicit_bzero(v, strlen(v));
+				(void)unsetenv(k->env);
+				config_env_kept_free(kept);
+				return fail(err, errlen, "%s: %s: %s", k->env, k->key, why);
+			}
+			kept->env[kept->n] = k->env;
+			kept->val[kept->n++] = slot;
+		}
+		explicit_bzero(v, strlen(v));  /* the bytes the environment block holds */
+		(void)unsetenv(k->env);
+	}
+	return 0;
+}
+
+void config_env_kept_free(config_env_kept *kept)
+{
+	for (size_t i = 0; i < kept->n; i++)
+		secret_free(&kept->val[i]);
+	kept->n = 0;
+}
+
 int config_apply_env(mn_config *c, char *err, size_t errlen)
+{
+	return config_apply_env_kept(c, NULL, err, errlen);
+}
+
+int config_apply_env_kept(mn_config *c, const config_env_kept *kept, char *err, size_t errlen)
 {
 	mn_config tmp = *c;
 	const config_key *secret = NULL;
@@ -741,6 +790,8 @@ int config_apply_env(mn_config *c, char *err, size_t errlen)
 	for (size_t i = 0; i < config_table_len; i++) {
 		const config_key *k = &config_table[i];
 		const char *v = k->env ? getenv(k->env) : NULL;
+		if ((!v || *v == '\0') && k->env && k->type == CONFIG_T_SECRET)
+			v = kept_value(kept, k->env);
 		if (!v || *v == '\0')  /* empty counts as unset (compose files set FOO=) */
 			continue;
 		if (k->type == CONFIG_T_SECRET) {

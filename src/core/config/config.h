@@ -155,6 +155,29 @@ int config_load_string(mn_config *c, const char *json, const char *name, char *e
 __attribute__((warn_unused_result))
 int config_apply_env(mn_config *c, char *err, size_t errlen);
 
+/*
+ * Secrets moved out of the environment (owned by `run`, which lives as long as
+ * the node). config_env_take() copies the value of every secret key's variable
+ * (RON_ADMIN_TOKEN) into sodium memory, zeroes its bytes where the process
+ * environment holds them (what /proc/PID/environ and a core file would show)
+ * and unsets it; config_apply_env_kept() then finds the value here, so every
+ * reload judges the same secret without it living in the environment.
+ */
+enum { CONFIG_ENV_KEPT_MAX = 4 };
+typedef struct config_env_kept {
+	const char *env[CONFIG_ENV_KEPT_MAX];  /* variable name (static) */
+	char       *val[CONFIG_ENV_KEPT_MAX];  /* sodium memory, read-only */
+	size_t      n;
+} config_env_kept;
+
+__attribute__((warn_unused_result))
+int config_env_take(config_env_kept *kept, char *err, size_t errlen);
+void config_env_kept_free(config_env_kept *kept);
+
+/* config_apply_env, with a secret variable that is unset taken from kept (may be NULL). */
+__attribute__((warn_unused_result))
+int config_apply_env_kept(mn_config *c, const config_env_kept *kept, char *err, size_t errlen);
+
 /* The names of the RON_* variables config_apply_env would apply now (set and
  * non-empty), comma-separated into out ("" when none); for messages that say
  * where a value came from. Never a value. */

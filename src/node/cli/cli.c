@@ -151,13 +151,14 @@ static int cmd_config_validate(const char *path)
 
 /* Parse flags and load config; returns 0, or the exit code to use (>0). */
 static int load_for(int argc, char **argv, const char *cmd, const char *what, node_opts *o,
-                    mn_config *c)
+                    mn_config *c, const config_env_kept *kept)
 {
 	char err[CONFIG_ERR_MAX];
 	int r = parse_node_flags(argc, argv, o, cmd, what);
 
 	if (r != 0)
 		return r > 0 ? 0x100 : EXIT_USAGE; /* 0x100: --help printed */
+	o->kept = kept;
 	if (node_load_config(o, c, err, sizeof err) != 0) {
 		fprintf(stderr, "macronode: config error: %s\n", err);
 		config_free(c);
@@ -170,11 +171,23 @@ static int cmd_run(int argc, char **argv)
 {
 	node_opts o;
 	mn_config c;
-	int r = load_for(argc, argv, "run", "Run the node in the foreground.", &o, &c);
+	config_env_kept kept;
+	char err[CONFIG_ERR_MAX];
 
-	if (r)
-		return r == 0x100 ? 0 : r;
-	return supervisor_run(&o, &c);
+	/* The admin token leaves the environment before anything else runs: it
+	 * lives in sodium memory for as long as the node does (reloads read it). */
+	if (config_env_take(&kept, err, sizeof err) != 0) {
+		fprintf(stderr, "macronode: config error: %s\n", err);
+		return EXIT_USAGE;
+	}
+	int r = load_for(argc, argv, "run", "Run the node in the foreground.", &o, &c, &kept);
+
+	if (r == 0)
+		r = supervisor_run(&o, &c);
+	else if (r == 0x100)
+		r = 0;
+	config_env_kept_free(&kept);
+	return r;
 }
 
 static int cmd_version(int argc, char **argv)
@@ -274,7 +287,7 @@ static int cmd_check(int argc, char **argv)
 {
 	node_opts o;
 	mn_config c;
-	int r = load_for(argc, argv, "check", "Check that the node can start here.", &o, &c);
+	int r = load_for(argc, argv, "check", "Check that the node can start here.", &o, &c, NULL);
 	int bad = 0;
 	char bits[32];
 
@@ -325,7 +338,7 @@ static int cmd_config(int argc, char **argv)
 	if (strcmp(argv[1], "print") == 0) {
 		node_opts o;
 		int r = load_for(argc - 1, argv + 1, "config print",
-		                 "Print the effective config (secrets redacted).", &o, &c);
+		                 "Print the effective config (secrets redacted).", &o, &c, NULL);
 		if (r)
 			return r == 0x100 ? 0 : r;
 		r = config_print(&c, stdout) == 0 ? 0 : EXIT_RUNTIME;
@@ -341,7 +354,7 @@ static int cmd_doctor(int argc, char **argv)
 {
 	node_opts o;
 	mn_config c;
-	int r = load_for(argc, argv, "doctor", "Ask a running node what is wrong.", &o, &c);
+	int r = load_for(argc, argv, "doctor", "Ask a running node what is wrong.", &o, &c, NULL);
 
 	if (r)
 		return r == 0x100 ? 0 : r;
