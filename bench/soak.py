@@ -30,7 +30,11 @@ from harness import Load, Node, log  # noqa: E402
 MINUTES = float(os.environ.get("SOAK_MINUTES", "30"))
 SAMPLE = float(os.environ.get("SOAK_SAMPLE", "10"))
 FD_SLACK = 12
-QUIET = 1.0            # seconds the load holds still before each sample
+# Seconds the load and the faults hold still before each sample: longer than
+# the node's own 5 s deadlines (timeouts.*, body_grace), so connections a
+# fault left hanging (an upload cut off mid-body) have been reaped and their
+# buffers freed; what is measured is what the processes keep.
+QUIET = 6.0
 RSS_VARIANCE = 0.05
 
 

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "core/config/config.h"
+#include "core/identity/identity.h"
 #include "core/proto/ctl.h"
 #include "lib/backoff.h"
 #include "node/roles.h"
@@ -107,6 +108,7 @@ typedef struct supervisor {
 	uint64_t            reloads_ok, reloads_failed;
 	char                last_reload_error[CONFIG_ERR_MAX];
 	sup_policy          policy;
+	node_identity       identity;        /* loaded or made at start (core/identity) */
 	int                 exit_code;
 } supervisor;
 

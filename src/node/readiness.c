@@ -270,8 +270,8 @@ char *readiness_status(supervisor *s)
 	free(readiness_report(s, &v));
 	for (size_t i = 0; i < s->nchild; i++)
 		json_array_append_new(kids, child_json(&s->child[i], now));
-	json_t *body = json_pack("{s:s, s:s, s:I, s:i, s:b, s:s, s:s, s:s, s:s, s:{s:I, s:I, s:s}, s:o}",
-		"version", ctl_build_id(), "state", readiness_name(v),
+	json_t *body = json_pack("{s:s, s:s, s:s, s:I, s:i, s:b, s:s, s:s, s:s, s:s, s:{s:I, s:I, s:s}, s:o}",
+		"version", ctl_build_id(), "node_id", s->identity.id_text, "state", readiness_name(v),
 		"uptime_ms", (json_int_t)(now - s->start_ms), "pid", (int)getpid(),
 		"amnesia", s->cfg.amnesia, "admin_addr", s->cfg.admin_addr,
 		"gateway_addr", s->cfg.gateway_addr, "data_dir", s->cfg.data_dir,

@@ -50,6 +50,7 @@ typedef struct role {
 	role_dep_rule  deps[CTL_DEP_COUNT];
 	int            tier;        /* drain order: ROLE_TIER_FRONT first */
 	bool           policy;      /* receives the verified policy bundle (CTL_POLICY) */
+	bool           identity;    /* receives the node identity (CTL_IDENTITY): signs or pins */
 	const svc_sandbox_profile *sandbox; /* what its processes may do once started */
 } role;
 

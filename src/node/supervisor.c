@@ -69,6 +69,14 @@ static int child_on_hello(sup_child *c, const ctl_msg *m)
 	if (ctl_read_hello(m, &h) != 0)
 		return -1;
 	snprintf(c->build_id, sizeof c->build_id, "%s", h.build_id);
+	if (c->role->identity) {     /* before CONFIG: held when it starts */
+		uint8_t seed[CTL_SEED_LEN];
+		identity_seed(&c->sup->identity, seed);
+		if (ctl_compose_identity(c->ctl_fd, seed) != 0)
+			log_kv(LOG_LEVEL_WARN, "cannot send the identity to child", "role", c->role->name,
+			       LOG_END);
+		explicit_bzero(seed, sizeof seed);
+	}
 	sup_policy_send(c->sup, c);  /* before CONFIG: in force when it starts */
 	child_send_config(c);
 	return 0;
@@ -632,6 +640,27 @@ static int sup_listen_roles(supervisor *s, char *err, size_t errlen)
 	return 0;
 }
 
+/* The node identity: made in memory in amnesia mode, else read from its
+ * file, which the first run creates (as `macronode init` does). */
+static int sup_identity(supervisor *s, char *err, size_t errlen)
+{
+	char path[CONFIG_PATH_MAX];
+	bool created = false;
+
+	if (s->cfg.amnesia) {
+		if (identity_generate(&s->identity, err, errlen) != 0)
+			return -1;
+	} else if (config_identity_file(&s->cfg, path, sizeof path) != 0) {
+		snprintf(err, errlen, "node.identity_file: path too long");
+		return -1;
+	} else if (identity_load_or_create(&s->identity, path, &created, err, errlen) != 0) {
+		return -1;
+	}
+	log_kv(LOG_LEVEL_INFO, created ? "node identity created" : "node identity",
+	       "node_id", s->identity.id_text, "amnesia", s->cfg.amnesia ? "true" : "false", LOG_END);
+	return 0;
+}
+
 static int sup_start(supervisor *s, char *err, size_t errlen)
 {
 	ssize_t n = readlink("/proc/self/exe", s->exe, sizeof s->exe - 1);
@@ -641,6 +670,8 @@ static int sup_start(supervisor *s, char *err, size_t errlen)
 	}
 	s->exe[n] = '\0';
 	if (sup_runtime_dir(s, err, errlen) != 0)
+		return -1;
+	if (sup_identity(s, err, errlen) != 0)
 		return -1;
 	/* The quota table rides in the metrics memfd: every child maps it. */
 	size_t qlen;
@@ -700,6 +731,7 @@ static void sup_free(supervisor *s)
 	if (s->own_runtime_dir)
 		(void)nftw(s->runtime_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	config_free(&s->cfg);
+	identity_free(&s->identity);
 }
 
 int supervisor_run(const node_opts *o, mn_config *cfg)

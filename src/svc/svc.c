@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,9 @@ struct svc_proc {
 	struct event *sigterm_ev;
 	struct event *sigint_ev;
 	struct event *deadline_ev;
+	struct event *trim_ev;
+	size_t        trim_in_use;  /* heap bytes in use at the last look */
+	bool          trimmed;      /* this quiet spell's trim is done */
 	bool          started;
 	bool          draining;
 	svc_sandbox_probe probe;   /* test hook (svc_sandbox.h); NONE in production */
@@ -42,6 +46,33 @@ struct svc_proc {
 void svc_drained(svc *s)
 {
 	event_base_loopexit(s->base, NULL);
+}
+
+/*
+ * A process at rest gives back the heap it freed. Every SVC_TRIM_MS, when the
+ * heap bytes in use have not changed since the last look (nothing is being
+ * served) and more than SVC_TRIM_MIN_FREE bytes sit free in the heap,
+ * malloc_trim(0) returns those pages to the kernel, once per quiet spell.
+ * Without it a worker's RSS stays where the last burst left it (64 KiB body
+ * chunks scattered through the heap), so memory reads as the load's history
+ * rather than what the process holds; bench/soak.py's 5 % rule saw exactly that.
+ */
+enum { SVC_TRIM_MS = 100, SVC_TRIM_MIN_FREE = 256 * 1024 };
+
+static void on_trim_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct svc_proc *p = arg;
+	struct mallinfo2 mi = mallinfo2();
+
+	(void)fd; (void)what;
+	if (mi.uordblks != p->trim_in_use) {
+		p->trim_in_use = mi.uordblks;
+		p->trimmed = false;
+		return;
+	}
+	if (!p->trimmed && mi.fordblks > SVC_TRIM_MIN_FREE)
+		(void)malloc_trim(0);
+	p->trimmed = true;
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
@@ -181,6 +212,24 @@ static void svc_on_policy(struct svc_proc *p)
 
 static void svc_dispatch(struct svc_proc *p);
 
+/* The node identity from the supervisor: the seed is wiped from the
+ * message and the stack as soon as the key is in secure memory. */
+static void svc_on_identity(struct svc_proc *p)
+{
+	uint8_t seed[CTL_SEED_LEN];
+	char err[128];
+	int rc = ctl_read_identity(&p->msg, seed);
+
+	explicit_bzero(p->msg.body, p->msg.len);
+	if (rc != 0)
+		svc_fatal_msg("malformed control message", p->msg.type);
+	identity_free(&p->s.identity);
+	rc = identity_from_seed(&p->s.identity, seed, err, sizeof err);
+	explicit_bzero(seed, sizeof seed);
+	if (rc != 0)
+		log_fatalx("cannot hold the node identity", "error", err, LOG_END);
+}
+
 static void on_ctl(evutil_socket_t fd, short what, void *arg)
 {
 	struct svc_proc *p = arg;
@@ -214,6 +263,9 @@ static void svc_dispatch(struct svc_proc *p)
 		break;
 	case CTL_POLICY:
 		svc_on_policy(p);
+		break;
+	case CTL_IDENTITY:
+		svc_on_identity(p);
 		break;
 	default:
 		/* Includes the child → supervisor types: never sent this way. */
@@ -273,8 +325,11 @@ static int svc_setup(struct svc_proc *p)
 	p->ctl_ev = event_new(p->s.base, CTL_CHILD_FD, EV_READ | EV_PERSIST, on_ctl, p);
 	p->sigterm_ev = evsignal_new(p->s.base, SIGTERM, on_signal, p);
 	p->sigint_ev = evsignal_new(p->s.base, SIGINT, on_signal, p);
-	if (!p->ctl_ev || !p->sigterm_ev || !p->sigint_ev)
+	p->trim_ev = event_new(p->s.base, -1, EV_PERSIST, on_trim_tick, p);
+	if (!p->ctl_ev || !p->sigterm_ev || !p->sigint_ev || !p->trim_ev)
 		return -1;
+	struct timeval trim_tv = { 0, SVC_TRIM_MS * 1000 };
+	event_add(p->trim_ev, &trim_tv);
 	event_add(p->ctl_ev, NULL);
 	event_add(p->sigterm_ev, NULL);
 	event_add(p->sigint_ev, NULL);
@@ -289,8 +344,10 @@ static void svc_teardown(struct svc_proc *p)
 	if (p->sigterm_ev) event_free(p->sigterm_ev);
 	if (p->sigint_ev) event_free(p->sigint_ev);
 	if (p->deadline_ev) event_free(p->deadline_ev);
+	if (p->trim_ev) event_free(p->trim_ev);
 	if (p->s.base) event_base_free(p->s.base);
 	config_free(&p->s.cfg);
+	identity_free(&p->s.identity);
 	policy_free(p->s.policy);
 	p->s.policy = NULL;
 }

@@ -23,6 +23,7 @@
 #include <stdbool.h>
 
 #include "core/config/config.h"
+#include "core/identity/identity.h"
 #include "core/proto/ctl.h"
 
 #define SVC_EXIT_PROTOCOL 3   /* a malformed control message was received */
@@ -59,6 +60,9 @@ struct svc {
 	 * there is none: the wall then denies everything. Owned here. */
 	struct policy     *policy;
 	char               policy_digest[CTL_DIGEST_MAX];  /* "b3:<hex>" of the bundle, or "" */
+	/* The node identity (CTL_IDENTITY, roles with `identity`), before start;
+	 * identity.sk is NULL for the other roles. Owned here, wiped at exit. */
+	node_identity      identity;
 	const struct svc_sandbox_profile *sandbox;  /* the role's profile (static), or NULL */
 	bool               sandboxed;  /* svc_sandbox_enter has run */
 };

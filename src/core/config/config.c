@@ -1050,6 +1050,11 @@ int config_policy_pubkey(const mn_config *c, char *out, size_t len)
 	return under_data_dir(c, c->policy_pubkey_file, "policy/signing.pub", out, len);
 }
 
+int config_identity_file(const mn_config *c, char *out, size_t len)
+{
+	return under_data_dir(c, c->identity_file, "node/identity.key", out, len);
+}
+
 int config_policy_signing_key(const mn_config *c, char *out, size_t len)
 {
 	return under_data_dir(c, "", "policy/signing.key", out, len);

@@ -94,6 +94,7 @@ typedef struct mn_config {
 	char     tls_cert_pin[80];                 /* "" or "b3:<hex>" of the cert file */
 	uint64_t tls_handshake_timeout_ms;         /* 5000 */
 	/* the wall (docs/auth.md, docs/policy.md): "" paths resolve under data_dir */
+	char     identity_file[CONFIG_PATH_MAX];   /* "" = <data_dir>/node/identity.key */
 	char     auth_keys_dir[CONFIG_PATH_MAX];   /* "" = <data_dir>/auth/keys */
 	char     auth_audience[CONFIG_TEXT_MAX];   /* "" = a token with an Aud caveat is refused */
 	char     auth_mtls_tenants_file[CONFIG_PATH_MAX]; /* "" = client certificates name no tenant */
@@ -125,6 +126,9 @@ __attribute__((warn_unused_result))
 int config_policy_file(const mn_config *c, char *out, size_t len);
 __attribute__((warn_unused_result))
 int config_policy_pubkey(const mn_config *c, char *out, size_t len);
+/* The node identity key (core/identity): node.identity_file or <data_dir>/node/identity.key. */
+__attribute__((warn_unused_result))
+int config_identity_file(const mn_config *c, char *out, size_t len);
 /* The policy signing key `macronode init` creates: <data_dir>/policy/signing.key. */
 __attribute__((warn_unused_result))
 int config_policy_signing_key(const mn_config *c, char *out, size_t len);

@@ -83,6 +83,17 @@ int ctl_compose_drain(int sock)
 	return ctl_finish(sock, &o, -1);
 }
 
+int ctl_compose_identity(int sock, const uint8_t seed[CTL_SEED_LEN])
+{
+	ctl_out o;
+
+	ctl_begin(&o, CTL_IDENTITY);
+	wire_put_raw(&o.w, seed, CTL_SEED_LEN);
+	int rc = ctl_finish(sock, &o, -1);
+	explicit_bzero(o.buf, o.w.len);
+	return rc;
+}
+
 int ctl_compose_policy(int sock, const ctl_policy *p)
 {
 	ctl_out o;
@@ -206,6 +217,15 @@ int ctl_read_drain(const ctl_msg *m)
 	return wire_end(&r);
 }
 
+int ctl_read_identity(const ctl_msg *m, uint8_t seed[CTL_SEED_LEN])
+{
+	wire_r r;
+
+	ctl_reader(&r, m, CTL_IDENTITY, false);
+	wire_get_raw(&r, seed, CTL_SEED_LEN);
+	return wire_end(&r);
+}
+
 int ctl_read_policy(const ctl_msg *m, ctl_policy *out)
 {
 	wire_r r;
@@ -232,6 +252,7 @@ const char *ctl_type_name(uint32_t type)
 	case CTL_CONFIG: return "CONFIG";
 	case CTL_DRAIN:  return "DRAIN";
 	case CTL_POLICY: return "POLICY";
+	case CTL_IDENTITY: return "IDENTITY";
 	default:         return "unknown";
 	}
 }

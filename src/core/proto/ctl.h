@@ -18,6 +18,10 @@
  *                                  with a sealed memfd holding the verified
  *                                  bundle when present; absent = no valid
  *                                  bundle (deny every request), no fd
+ *                       CTL_IDENTITY raw 32-byte Ed25519 seed of the node
+ *                                  identity (core/identity), sent before
+ *                                  CONFIG to the roles that sign or pin
+ *                                  (roles.h `identity`); both ends wipe it
  *
  * Only CTL_POLICY carries a descriptor; any other message with one is
  * malformed. Both ends are the same binary, so a malformed message or an
@@ -50,6 +54,7 @@ typedef enum {
 	CTL_CONFIG = 16,
 	CTL_DRAIN  = 17,
 	CTL_POLICY = 18,
+	CTL_IDENTITY = 19,
 } ctl_type;
 
 /* Dependencies a service reports on (wire values; also array indexes). */
@@ -94,6 +99,8 @@ typedef struct ctl_policy {
 	int      fd;                     /* the sealed memfd (borrowed), or -1 when absent */
 } ctl_policy;
 
+#define CTL_SEED_LEN 32u
+
 /* Compose and send one message on sock. 0, or -1 (errno set). */
 __attribute__((warn_unused_result)) int ctl_compose_hello(int sock, const char *build_id);
 __attribute__((warn_unused_result)) int ctl_compose_ready(int sock);
@@ -102,6 +109,9 @@ int ctl_compose_deps(int sock, ctl_dep dep, ctl_dep_state state);
 __attribute__((warn_unused_result))
 int ctl_compose_config(int sock, const char *json, size_t len);
 __attribute__((warn_unused_result)) int ctl_compose_drain(int sock);
+/* The identity seed; the message buffer is wiped after sending. */
+__attribute__((warn_unused_result))
+int ctl_compose_identity(int sock, const uint8_t seed[CTL_SEED_LEN]);
 /* Passes p->fd (a duplicate arrives) when p->present. */
 __attribute__((warn_unused_result)) int ctl_compose_policy(int sock, const ctl_policy *p);
 
@@ -126,6 +136,9 @@ __attribute__((warn_unused_result)) int ctl_read_ready(const ctl_msg *m);
 __attribute__((warn_unused_result)) int ctl_read_deps(const ctl_msg *m, ctl_deps *out);
 __attribute__((warn_unused_result)) int ctl_read_config(const ctl_msg *m, ctl_config *out);
 __attribute__((warn_unused_result)) int ctl_read_drain(const ctl_msg *m);
+/* Copies the seed out; the caller wipes both it and m->body. */
+__attribute__((warn_unused_result))
+int ctl_read_identity(const ctl_msg *m, uint8_t seed[CTL_SEED_LEN]);
 /* out->fd borrows m->fd: the message's owner still closes it. */
 __attribute__((warn_unused_result)) int ctl_read_policy(const ctl_msg *m, ctl_policy *out);
 

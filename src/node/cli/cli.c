@@ -42,6 +42,7 @@ static const char usage_main[] =
 	"  put FILE --peer HOST:PORT     store a file on a node over OAP/1 (TLS), print its id\n"
 	"  get b3:ID --peer HOST:PORT    fetch and verify an object over OAP/1 (TLS)\n"
 	"  version          print version and build\n"
+	"  id               print this node's id (b3:<hex> of its Ed25519 identity)\n"
 	"  init                             first run: capability key, signed default policy, a write token\n"
 	"  policy keygen|sign|verify|eval   signed policy bundles (docs/policy.md)\n"
 	"  token mint|attenuate|inspect     capability tokens (appending caveats needs the root key)\n"
@@ -363,6 +364,44 @@ static int cmd_doctor(int argc, char **argv)
 	return r;
 }
 
+/* `macronode id`: the node id of this node's identity file. */
+static int cmd_id(int argc, char **argv)
+{
+	node_opts o;
+	mn_config c;
+	node_identity id;
+	char path[CONFIG_PATH_MAX], err[CONFIG_ERR_MAX + CONFIG_PATH_MAX];
+	int r = load_for(argc, argv, "id",
+	                 "Print this node's id (b3:<hex> of its Ed25519 public key).", &o, &c, NULL);
+
+	if (r)
+		return r == 0x100 ? 0 : r;
+	if (c.amnesia) {
+		fprintf(stderr, "macronode id: amnesia mode makes a fresh identity at every start; "
+		        "ask the running node (GET /version on the admin plane)\n");
+		config_free(&c);
+		return EXIT_RUNTIME;
+	}
+	if (config_identity_file(&c, path, sizeof path) != 0) {
+		fprintf(stderr, "macronode id: node.identity_file: path too long\n");
+		config_free(&c);
+		return EXIT_USAGE;
+	}
+	config_free(&c);
+	if (access(path, F_OK) != 0 && errno == ENOENT) {
+		fprintf(stderr, "macronode id: no identity at %s yet; `macronode init` or the "
+		        "first `macronode run` creates it\n", path);
+		return EXIT_RUNTIME;
+	}
+	if (identity_load(&id, path, err, sizeof err) != 0) {
+		fprintf(stderr, "macronode id: %s\n", err);
+		return EXIT_RUNTIME;
+	}
+	printf("%s\n", id.id_text);
+	identity_free(&id);
+	return 0;
+}
+
 /*
  * Every macronode process may hold a secret: the supervisor the admin token,
  * services bearer tokens in their request buffers, the CLI keys it mints or
@@ -388,6 +427,7 @@ int cli_main(int argc, char **argv)
 		{ "policy", policy_cli_main },
 		{ "token", token_cli_main },
 		{ "init", init_cli_main },
+		{ "id", cmd_id },
 	};
 
 	cli_harden_process();

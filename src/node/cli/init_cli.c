@@ -35,6 +35,7 @@
 #include "core/config/config.h"
 #include "core/auth/policy.h"
 #include "core/auth/policy_sign.h"
+#include "core/identity/identity.h"
 #include "lib/util.h"
 #include "node/node.h"
 
@@ -60,6 +61,8 @@ static const char init_usage[] =
 	"  <data_dir>/policy/signing.key|.pub policy signing keypair (key mode 0600)\n"
 	"  <bundle> and <bundle>.sig          the default policy, signed: anyone may GET\n"
 	"                                     or HEAD objects, everything else needs a token\n"
+	"  <data_dir>/node/identity.key       the node's Ed25519 identity (mode 0600; kept\n"
+	"                                     when a first run already made it)\n"
 	"and prints one write token (expires in 30 days; shown once, not stored).\n"
 	"Refused when a key or the bundle already exists, when policy.pubkey_file\n"
 	"names a key init does not create, and in amnesia mode.\n"
@@ -432,7 +435,8 @@ static int print_token_line(const char *token)
 	return 0;
 }
 
-static int print_report(const mn_config *c, const init_paths *p, const char *token,
+static int print_report(const mn_config *c, const init_paths *p, const char *node_id,
+                        const char *token,
                         uint64_t exp)
 {
 	char when[32];
@@ -447,9 +451,10 @@ static int print_report(const mn_config *c, const init_paths *p, const char *tok
 	       "  policy signing key  %s\n"
 	       "  policy              %s (version 1, signed): anonymous GET/HEAD of objects; "
 	       "writes need a token\n"
+	       "  node identity       %s\n"
 	       "\n"
 	       "Write token (shown once, not stored; expires %s):\n",
-	       c->data_dir, p->key_file, p->signing_key, p->bundle, when);
+	       c->data_dir, p->key_file, p->signing_key, p->bundle, node_id, when);
 	if (print_token_line(token) != 0)
 		return -1;
 	printf("\nStore an object:\n  curl -H 'Authorization: Bearer ");
@@ -459,22 +464,46 @@ static int print_report(const mn_config *c, const init_paths *p, const char *tok
 	return fflush(stdout) == 0 ? 0 : -1;
 }
 
+/* The node identity: created unless a first `run` already made it (it is
+ * not a wall key, so an existing one is kept, not a refusal). out says
+ * which, for the report. */
+static int init_identity(const mn_config *c, char *out, size_t outlen)
+{
+	char path[CONFIG_PATH_MAX], err[CONFIG_ERR_MAX + CONFIG_PATH_MAX];
+	node_identity id;
+	bool created;
+
+	if (config_identity_file(c, path, sizeof path) != 0) {
+		fputs("macronode init: node.identity_file: path too long\n", stderr);
+		return -1;
+	}
+	if (identity_load_or_create(&id, path, &created, err, sizeof err) != 0) {
+		fprintf(stderr, "macronode init: %s\n", err);
+		return -1;
+	}
+	snprintf(out, outlen, "%s (%s%s)", path, created ? "" : "kept; ", id.id_text);
+	identity_free(&id);
+	return 0;
+}
+
 /* Key and token in memory first: a failure there leaves nothing on disk. */
 static int init_create(const mn_config *c, const init_paths *p)
 {
 	init_secrets s = { NULL, NULL, NULL };
 	init_created cr = { { NULL }, 0 };
+	char node_id[IDENTITY_ID_TEXT + CONFIG_PATH_MAX + 16];
 	uint64_t exp = (uint64_t)time(NULL) + INIT_TOKEN_TTL_S;
 	int r = -1;
 
 	if (secrets_new(&s) != 0 || mint_token(c, &s, exp) != 0 || ensure_dirs(c, p) != 0)
 		goto out;
 	if (write_atomic(p->key_file, s.key_hex, 2 * CAPTOKEN_KEY_LEN + 1, INIT_KEY_MODE, &cr) != 0 ||
-	    write_policy(p, &cr) != 0 || verify_written(c, p, &s) != 0) {
+	    write_policy(p, &cr) != 0 || verify_written(c, p, &s) != 0 ||
+	    init_identity(c, node_id, sizeof node_id) != 0) {
 		rollback(&cr);
 		goto out;
 	}
-	r = print_report(c, p, s.token, exp);
+	r = print_report(c, p, node_id, s.token, exp);
 	if (r != 0)
 		fprintf(stderr, "macronode init: the node is set up but the token was not shown; "
 		        "mint one with `macronode token mint --key %s --kid " INIT_KID "`\n",

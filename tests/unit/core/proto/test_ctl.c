@@ -205,6 +205,33 @@ static void test_policy_fd_rules(void **st)
 	close(M.fd);
 }
 
+static void test_identity(void **st)
+{
+	uint8_t seed[CTL_SEED_LEN], got[CTL_SEED_LEN];
+
+	(void)st;
+	for (size_t i = 0; i < sizeof seed; i++)
+		seed[i] = (uint8_t)(0xa0 + i);
+	assert_int_equal(ctl_compose_identity(pair[0], seed), 0);
+	recv_one();
+	assert_int_equal(M.type, CTL_IDENTITY);
+	assert_string_equal(ctl_type_name(M.type), "IDENTITY");
+	assert_int_equal(ctl_read_identity(&M, got), 0);
+	assert_memory_equal(seed, got, sizeof seed);
+	/* exactly 32 bytes, no descriptor */
+	send_raw(CTL_IDENTITY, 31, seed, 31, -1);
+	recv_one();
+	assert_int_equal(ctl_read_identity(&M, got), -1);
+	send_raw(CTL_IDENTITY, 33, (uint8_t[33]){ 0 }, 33, -1);
+	recv_one();
+	assert_int_equal(ctl_read_identity(&M, got), -1);
+	send_raw(CTL_IDENTITY, 32, seed, 32, 0);
+	recv_one();
+	assert_int_equal(ctl_read_identity(&M, got), -1);
+	if (M.fd >= 0)
+		close(M.fd);
+}
+
 static void test_truncated_and_extended(void **st)
 {
 	ctl_hello h;
@@ -280,6 +307,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_policy_with_fd, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_policy_fd_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_identity, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_and_extended, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_frames, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_type, setup, teardown),

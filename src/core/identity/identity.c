@@ -1,0 +1,265 @@
+/*
+ * identity.c — the node's Ed25519 identity (see identity.h).
+ */
+#include "core/identity/identity.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/b3.h"
+#include "lib/util.h"
+
+#define IDENTITY_HEX_LEN (2u * IDENTITY_SK_LEN)   /* 128, then "\n" */
+
+__attribute__((format(printf, 3, 4)))
+static int id_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+void identity_id_of(const uint8_t pk[IDENTITY_PK_LEN], uint8_t id[IDENTITY_ID_LEN])
+{
+	b3_hash(pk, IDENTITY_PK_LEN, id);
+}
+
+void identity_id_format(const uint8_t id[IDENTITY_ID_LEN], char out[IDENTITY_ID_TEXT])
+{
+	memcpy(out, "b3:", 3);
+	util_hex_encode(id, IDENTITY_ID_LEN, out + 3);
+	out[IDENTITY_ID_TEXT - 1] = '\0';
+}
+
+int identity_id_parse(const char *text, uint8_t id[IDENTITY_ID_LEN])
+{
+	if (!text || strncmp(text, "b3:", 3) != 0 || strlen(text) != IDENTITY_ID_TEXT - 1)
+		return -1;
+	for (const char *p = text + 3; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return -1;
+	return util_hex_decode(text + 3, IDENTITY_ID_LEN, id);
+}
+
+/* Take ownership of sk (sodium memory holding seed || pk); freeze it. */
+static void identity_adopt(node_identity *out, uint8_t *sk)
+{
+	memset(out, 0, sizeof *out);
+	memcpy(out->pk, sk + IDENTITY_SEED_LEN, IDENTITY_PK_LEN);
+	identity_id_of(out->pk, out->id);
+	identity_id_format(out->id, out->id_text);
+	sodium_mprotect_readonly(sk);
+	out->sk = sk;
+}
+
+static uint8_t *sk_alloc(void)
+{
+	return sodium_init() < 0 ? NULL : sodium_malloc(IDENTITY_SK_LEN);
+}
+
+int identity_from_seed(node_identity *out, const uint8_t seed[IDENTITY_SEED_LEN],
+                       char *err, size_t errlen)
+{
+	uint8_t pk[IDENTITY_PK_LEN];
+	uint8_t *sk = sk_alloc();
+
+	memset(out, 0, sizeof *out);
+	if (!sk)
+		return id_fail(err, errlen, "identity: cannot allocate secure memory");
+	if (crypto_sign_seed_keypair(pk, sk, seed) != 0) {
+		sodium_free(sk);
+		return id_fail(err, errlen, "identity: key derivation failed");
+	}
+	identity_adopt(out, sk);
+	return 0;
+}
+
+int identity_generate(node_identity *out, char *err, size_t errlen)
+{
+	uint8_t pk[IDENTITY_PK_LEN];
+	uint8_t *sk = sk_alloc();
+
+	memset(out, 0, sizeof *out);
+	if (!sk)
+		return id_fail(err, errlen, "identity: cannot allocate secure memory");
+	crypto_sign_keypair(pk, sk);
+	identity_adopt(out, sk);
+	return 0;
+}
+
+int identity_load(node_identity *out, const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd = -1;
+	char *hex = NULL;
+	uint8_t *sk = NULL, pk[IDENTITY_PK_LEN];
+	int rc = -1;
+
+	memset(out, 0, sizeof *out);
+	switch (util_file_open(path, IDENTITY_HEX_LEN + 1, UTIL_FILE_SECRET | UTIL_FILE_NOFOLLOW,
+	                       &fd, &st)) {
+	case UTIL_FILE_OK:
+		break;
+	case UTIL_FILE_ERRNO:
+		return id_fail(err, errlen, "%s: cannot open identity key: %s", path, strerror(errno));
+	case UTIL_FILE_NOT_REGULAR:
+		return id_fail(err, errlen, "%s: identity key is %s", path, "not a regular file");
+	case UTIL_FILE_TOO_OPEN:
+		return id_fail(err, errlen, "%s: identity key is %s", path,
+		               "readable by group or others (chmod 600)");
+	case UTIL_FILE_TOO_BIG:
+		return id_fail(err, errlen, "%s: %s", path,
+		               "not an identity key (128 lowercase hex characters)");
+	}
+	hex = sodium_init() < 0 ? NULL : sodium_malloc(IDENTITY_HEX_LEN + 1);
+	sk = sk_alloc();
+	if (!hex || !sk) {
+		id_fail(err, errlen, "%s: %s", path, "cannot allocate secure memory");
+		goto out;
+	}
+	size_t size = (size_t)st.st_size;
+	if (util_read_full(fd, hex, size) != 0) {
+		id_fail(err, errlen, "%s: read failed: %s", path, strerror(errno));
+		goto out;
+	}
+	if ((size != IDENTITY_HEX_LEN && !(size == IDENTITY_HEX_LEN + 1 && hex[IDENTITY_HEX_LEN] == '\n')) ||
+	    util_hex_decode(hex, IDENTITY_SK_LEN, sk) != 0) {
+		id_fail(err, errlen, "%s: %s", path, "not an identity key (128 lowercase hex characters)");
+		goto out;
+	}
+	/* The public half must be the one the seed makes: a file edited by hand
+	 * or cut from two keys would sign with one key and claim another. */
+	uint8_t check[IDENTITY_SK_LEN];
+	crypto_sign_seed_keypair(pk, check, sk);
+	bool same = sodium_memcmp(pk, sk + IDENTITY_SEED_LEN, IDENTITY_PK_LEN) == 0;
+	sodium_memzero(check, sizeof check);
+	if (!same) {
+		id_fail(err, errlen, "%s: %s", path, "identity key's public half does not match its seed");
+		goto out;
+	}
+	identity_adopt(out, sk);
+	sk = NULL;
+	rc = 0;
+out:
+	if (hex) {
+		sodium_memzero(hex, IDENTITY_HEX_LEN + 1);
+		sodium_free(hex);
+	}
+	sodium_free(sk);   /* sodium_free wipes */
+	close(fd);
+	return rc;
+}
+
+int identity_create_file(const char *path, char *err, size_t errlen)
+{
+	char dir[PATH_MAX], why[PATH_MAX + 128];
+	const char *slash = strrchr(path, '/');
+	uint8_t pk[IDENTITY_PK_LEN];
+	uint8_t *sk = sk_alloc();
+	char *hex = sodium_init() < 0 ? NULL : sodium_malloc(IDENTITY_HEX_LEN + 1);
+	int rc = -1;
+
+	if (!sk || !hex) {
+		id_fail(err, errlen, "%s: %s", path, "cannot allocate secure memory");
+		goto out;
+	}
+	if (slash && slash != path) {
+		size_t n = (size_t)(slash - path);
+		if (n >= sizeof dir) {
+			id_fail(err, errlen, "%s: %s", path, "path too long");
+			goto out;
+		}
+		memcpy(dir, path, n);
+		dir[n] = '\0';
+		if (util_ensure_dir(dir, 0700, why, sizeof why) != 0) {
+			id_fail(err, errlen, "%s", why);
+			goto out;
+		}
+	}
+	crypto_sign_keypair(pk, sk);
+	util_hex_encode(sk, IDENTITY_SK_LEN, hex);
+	hex[IDENTITY_HEX_LEN] = '\n';
+	switch (util_write_atomic(path, hex, IDENTITY_HEX_LEN + 1, IDENTITY_FILE_MODE,
+	                          UTIL_WRITE_NOREPLACE)) {
+	case UTIL_WRITE_OK:
+		rc = 0;
+		break;
+	case UTIL_WRITE_EPUBLISH:
+		if (errno == EEXIST)
+			id_fail(err, errlen, "%s: %s", path, "identity key already exists; never replaced");
+		else
+			id_fail(err, errlen, "%s: cannot write identity key: %s", path, strerror(errno));
+		break;
+	case UTIL_WRITE_ESYNC:
+		(void)unlink(path);   /* ours alone: a rerun must not find half a key */
+		id_fail(err, errlen, "%s: cannot write identity key: %s", path, strerror(errno));
+		break;
+	case UTIL_WRITE_ETMP:
+		id_fail(err, errlen, "%s: cannot write identity key: %s", path, strerror(errno));
+		break;
+	}
+out:
+	if (hex) {
+		sodium_memzero(hex, IDENTITY_HEX_LEN + 1);
+		sodium_free(hex);
+	}
+	sodium_free(sk);
+	return rc;
+}
+
+int identity_load_or_create(node_identity *out, const char *path, bool *created,
+                            char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (created)
+		*created = false;
+	if (lstat(path, &st) != 0 && errno == ENOENT) {
+		if (identity_create_file(path, err, errlen) != 0)
+			return -1;
+		if (created)
+			*created = true;
+	}
+	return identity_load(out, path, err, errlen);
+}
+
+void identity_seed(const node_identity *id, uint8_t seed[IDENTITY_SEED_LEN])
+{
+	memcpy(seed, id->sk, IDENTITY_SEED_LEN);
+}
+
+void identity_free(node_identity *id)
+{
+	if (!id)
+		return;
+	if (id->sk) {
+		sodium_mprotect_readwrite(id->sk);
+		sodium_free(id->sk);   /* wipes */
+	}
+	memset(id, 0, sizeof *id);
+}
+
+int identity_sign(const node_identity *id, const void *msg, size_t n,
+                  uint8_t sig[IDENTITY_SIG_LEN])
+{
+	if (!id || !id->sk)
+		return -1;
+	return crypto_sign_detached(sig, NULL, msg, n, id->sk) == 0 ? 0 : -1;
+}
+
+bool identity_verify(const uint8_t pk[IDENTITY_PK_LEN], const void *msg, size_t n,
+                     const uint8_t sig[IDENTITY_SIG_LEN])
+{
+	return sodium_init() >= 0 && crypto_sign_verify_detached(sig, msg, n, pk) == 0;
+}
