@@ -117,6 +117,8 @@ static const struct metrics_family metrics_families[] = {
 	  "Peer-plane TLS handshakes refused by the identity check, by reason." },
 	{ "oap_peer_connections_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
 	  "OAP/1 connections accepted on the peer plane (a node identity verified)." },
+	{ "peer_fetch_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
+	  "Verified fetches of an object from one peer, by outcome." },
 	{ "build_info", METRICS_GAUGE, METRICS_SRC_SLOTS,
 	  "Build identity; always 1." },
 	{ "process_start_time_seconds", METRICS_GAUGE, METRICS_SRC_SLOTS,

@@ -459,6 +459,7 @@ static bool conn_wall_req(const oap_frame *f, wall_req *rq, char *path, size_t l
 
 	switch (f->code) {
 	case OG_VERB_GET:  rq->method = "GET"; break;
+	case OG_VERB_OUTBOARD: rq->method = "GET"; break;   /* the object's metadata: as GET */
 	case OG_VERB_STAT: rq->method = "HEAD"; break;
 	case OG_VERB_PUT:  rq->method = "PUT"; break;
 	default:           return false;
