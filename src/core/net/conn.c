@@ -251,14 +251,14 @@ static void conn_set_state(conn *c, enum conn_state st)
 
 /* The handshake did not complete. A peer that went away without sending a
  * byte (a TCP probe) never attempted one and is not counted; a silent peer
- * cut at the deadline is. */
+ * cut at the deadline is. why is non-NULL only for our deadlines. */
 static void conn_tls_failed(conn *c, const char *why)
 {
 	char reason[CONN_TLS_REASON_MAX];
 
 	if (c->o.ops->on_tls_fail) {
 		(void)tls_handshake_failure(c->bev, why, reason, sizeof reason);
-		c->o.ops->on_tls_fail(c->o.arg, reason);
+		c->o.ops->on_tls_fail(c->o.arg, why != NULL, reason);
 	} else if (tls_handshake_failure(c->bev, why, reason, sizeof reason)) {
 		metrics_inc(c->o.m_tls_fail, 1);
 		if (!c->o.log_rate || tbucket_take(c->o.log_rate, 1, conn_now_ms()))

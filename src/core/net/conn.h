@@ -120,10 +120,11 @@ typedef struct conn_ops {
 	void (*on_timer)(void *arg);           /* conn_arm deadline */
 	void (*on_defer)(void *arg);           /* conn_schedule: a safe point */
 	void (*on_close)(void *arg);           /* last call: free the protocol state and the conn */
-	/* Optional: the TLS handshake failed (reason: static or OpenSSL's
-	 * words). The owner reports it and nothing is logged here; on_close
-	 * follows. NULL: the transport logs it (rate-limited). */
-	void (*on_tls_fail)(void *arg, const char *reason);
+	/* Optional: the TLS handshake failed (timeout: its deadline passed;
+	 * reason: static or OpenSSL's words). The owner reports it and nothing
+	 * is logged here; on_close follows. NULL: the transport logs it
+	 * (rate-limited). */
+	void (*on_tls_fail)(void *arg, bool timeout, const char *reason);
 } conn_ops;
 
 typedef struct conn_opts {

@@ -453,7 +453,7 @@ static void on_close(void *arg)
 }
 
 /* Our identity check refused the peer, or TLS itself failed. */
-static void on_tls_fail(void *arg, const char *reason)
+static void on_tls_fail(void *arg, bool timeout, const char *reason)
 {
 	oap_client *c = arg;
 	uint8_t got[IDENTITY_ID_LEN];
@@ -469,7 +469,7 @@ static void on_tls_fail(void *arg, const char *reason)
 		ocl_fail(c, OAP_CLIENT_PIN, "peer presents no identity of node %s (%s)", want_t,
 		         tls_peer_refusal_name(r));
 	} else {
-		ocl_fail(c, OAP_CLIENT_TLS, "tls handshake: %s", reason);
+		ocl_fail(c, timeout ? OAP_CLIENT_TIMEOUT : OAP_CLIENT_TLS, "tls handshake: %s", reason);
 	}
 }
 
