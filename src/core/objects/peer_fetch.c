@@ -362,6 +362,10 @@ static void pf_on_start(void *arg, int status, const uint8_t *json, size_t n)
 
 	if (f->finished)
 		return;
+	if (f->started) {   /* oap_client never delivers two; a fetch never believes two */
+		pf_finish(f, PEER_FETCH_BAD_BYTES, "%s: a second START on one stream", f->cid_text);
+		return;
+	}
 	f->started = true;
 	if (status < 200 || status > 299)
 		pf_refused(f, f->phase == PF_OUTBOARD ? "OUTBOARD" : "GET", status);
@@ -377,7 +381,9 @@ static void pf_on_data(void *arg, const uint8_t *p, size_t n)
 
 	if (f->finished)
 		return;
-	if (f->phase == PF_OUTBOARD)
+	if (!f->started)
+		pf_finish(f, PEER_FETCH_BAD_BYTES, "%s: data before START", f->cid_text);
+	else if (f->phase == PF_OUTBOARD)
 		pf_outboard_data(f, p, n);
 	else
 		pf_get_data(f, p, n);
@@ -389,7 +395,9 @@ static void pf_on_end(void *arg)
 
 	if (f->finished)
 		return;
-	if (f->phase == PF_OUTBOARD)
+	if (!f->started)
+		pf_finish(f, PEER_FETCH_BAD_BYTES, "%s: END before START", f->cid_text);
+	else if (f->phase == PF_OUTBOARD)
 		pf_outboard_end(f);
 	else
 		pf_get_end(f);

@@ -335,6 +335,38 @@ static void test_metadata_lies(void **state)
 	e->f = NULL;
 }
 
+/* What oap_client never delivers, the fetch does not believe either (found
+ * by fuzz/peer_fetch.c: a second START used to leak the first outboard). */
+static void test_stream_out_of_order(void **state)
+{
+	env *e = *state;
+	char meta[96];
+
+	obj_make(&e->o, 2 * G);
+	snprintf(meta, sizeof meta, "{\"len\":%" PRIu64 ",\"groups\":2}", e->o.len);
+	fetch_start(e, OBJ_MAX, false, 0, 0);
+	answer_start(e, 200, meta);
+	answer_start(e, 200, meta);   /* a second START */
+	assert_true(e->done);
+	assert_int_equal(e->outcome, PEER_FETCH_BAD_BYTES);
+	(void)event_base_loop(e->base, EVLOOP_NONBLOCK);
+
+	e->done = false;
+	e->nreq = 0;
+	fetch_start(e, OBJ_MAX, false, 0, 0);
+	ans->on_data(e->f, e->o.ob, 32);   /* data before START */
+	assert_true(e->done);
+	assert_int_equal(e->outcome, PEER_FETCH_BAD_BYTES);
+	(void)event_base_loop(e->base, EVLOOP_NONBLOCK);
+
+	e->done = false;
+	e->nreq = 0;
+	fetch_start(e, OBJ_MAX, false, 0, 0);
+	ans->on_end(e->f);   /* END before START */
+	assert_true(e->done);
+	assert_int_equal(e->outcome, PEER_FETCH_BAD_BYTES);
+}
+
 static void test_get_answer_must_match_outboard(void **state)
 {
 	env *e = *state;
@@ -560,6 +592,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_outboard_stops_before_any_byte, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outboard_too_long_or_short, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metadata_lies, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stream_out_of_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_get_answer_must_match_outboard, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_short_body_and_extra_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_one_group_object_checked_against_cid, setup,
