@@ -16,6 +16,7 @@ import time
 import pytest
 
 from conftest import free_ports, run_cli, service_children, stored, SLOW
+from test_sandbox import landlock_enabled
 
 LOOKUP_S = 5.0          # dht.lookup_timeout (the default)
 BOOT_S = 20.0 * SLOW    # time for a routing table to fill on loopback
@@ -142,3 +143,30 @@ def test_killed_dht_restarts_and_republishes(trio):
     assert recs and int(recs[-1]["objects"]) >= 1, recs
     assert a.metrics().sum("service_restarts_total", service="dht") >= 1
     assert find(c, cid).returncode == 0
+
+
+def test_dht_sandbox(node_factory, tmp_dir):
+    """Profile dht: no file at all (an open is refused), no write open, no
+    exec (killed by SIGSYS, counted, restarted, serving again)."""
+    probes = os.path.join(tmp_dir, "probes")
+    os.makedirs(probes)
+    udp, oap = free_ports(2)
+    cases = (("open", False), ("write", True)) if landlock_enabled() else (("write", True),)
+    for what, killed in cases:
+        with open(os.path.join(probes, "dht"), "w") as f:
+            f.write(what)
+        n = node_factory(config=dht_config(udp, oap), env={"MN_TEST_SANDBOX_PROBE": probes},
+                         start=False)
+        n.start()
+        if killed:
+            wait_until(lambda: n.metrics().get("sandbox_violations_total", role="dht") == 1,
+                       10 * SLOW, "the dht service killed by its sandbox")
+            wait_until(lambda: service_children(n, "dht")[0]["state"] == "ready", 10 * SLOW,
+                       "the dht service back")
+        else:
+            recs = [r for r in n.log_records() if r.get("service") == "dht" and
+                    r.get("msg") == "sandbox probe refused"]
+            assert [r.get("error") for r in recs] == ["Permission denied"], n.log()
+            assert n.metrics().get("sandbox_violations_total", role="dht") is None
+        assert node_cli(n, "peers").returncode == 0
+        n.stop()

@@ -49,6 +49,7 @@ struct dht_conn {
 	int           fd;
 	struct event *ev;
 	short         armed;          /* EV_READ / EV_WRITE the event waits for */
+	bool          reading;        /* inside dht_conn_read: it re-arms (and may close) at its end */
 	unsigned      nops;           /* ops answering on this connection */
 	unsigned      nout;           /* replies waiting for room in the socket */
 	STAILQ_HEAD(, dht_out) out;
@@ -100,11 +101,18 @@ static int dht_conn_arm(dht_conn *c)
 	return c->ev && event_add(c->ev, NULL) == 0 ? 0 : -1;
 }
 
+/* Re-arm after a change of nops or nout; never closes inside the read loop
+ * (which re-arms at its end). */
+static void dht_conn_rearm(dht_conn *c)
+{
+	if (!c->reading && dht_conn_arm(c) != 0)
+		dht_conn_close(c);
+}
+
 void dht_conn_op_done(dht_conn *c)
 {
 	c->nops--;
-	if (dht_conn_arm(c) != 0)
-		dht_conn_close(c);
+	dht_conn_rearm(c);
 }
 
 void dht_conn_reply(dht_conn *c, uint64_t corr, const dht_rep *rep)
@@ -132,8 +140,7 @@ void dht_conn_reply(dht_conn *c, uint64_t corr, const dht_rep *rep)
 	memcpy(o->buf, d->wbuf, (size_t)n);
 	STAILQ_INSERT_TAIL(&c->out, o, link);
 	c->nout++;
-	if (dht_conn_arm(c) != 0)
-		dht_conn_close(c);
+	dht_conn_rearm(c);
 }
 
 static int dht_conn_flush(dht_conn *c)
@@ -192,6 +199,7 @@ static void dht_handle(dht_conn *c, size_t n, bool oversize, size_t nfds, int *f
 
 static void dht_conn_read(dht_conn *c)
 {
+	c->reading = true;
 	for (unsigned i = 0; i < DHT_CONN_PENDING && c->nops + c->nout < DHT_CONN_PENDING; i++) {
 		int fds[IPC_MAX_FDS];
 		size_t nfds = 0;
@@ -206,6 +214,7 @@ static void dht_conn_read(dht_conn *c)
 		}
 		dht_handle(c, oversize ? sizeof c->d->rbuf : (size_t)n, oversize, nfds, fds);
 	}
+	c->reading = false;
 	if (dht_conn_arm(c) != 0)
 		dht_conn_close(c);
 }
@@ -331,14 +340,14 @@ static void dht_boot_parse(dht_svc *d, const char *list)
 
 static void dht_free(dht_svc *d)
 {
-	dht_conn *c;
-
 	if (!d)
 		return;
 	if (d->tick)
 		event_free(d->tick);
-	while ((c = LIST_FIRST(&d->conns)) != NULL)
+	for (dht_conn *c = LIST_FIRST(&d->conns), *next; c; c = next) {
+		next = LIST_NEXT(c, link);   /* closing c unlinks and frees c alone */
 		dht_conn_close(c);
+	}
 	dht_node_free(d->node);        /* OpenDHT stops: no event after this */
 	dht_ops_free_all(d);
 	stor_client_free(d->stor);
