@@ -213,7 +213,7 @@ static json_t *policy_eval_ready(supervisor *s, json_t *reasons, ready_verdict *
 /* deps.dht: what the workers that report on the DHT say (bootstrapped, as
  * CTL_DEP_DHT), and the routing table's size (the dht_routing_nodes gauge).
  * Informational: the role's rule (roles.h) decides what it does to the
- * verdict. "off" when no enabled role reports it. */
+ * verdict. NULL (no deps.dht) when no enabled role reports it. */
 static json_t *dht_eval(const supervisor *s)
 {
 	unsigned serving = 0, up = 0;
@@ -232,7 +232,7 @@ static json_t *dht_eval(const supervisor *s)
 			return json_pack("{s:s, s:b, s:I}", "state", !serving ? "down" : up ? "ok" : "bootstrapping",
 			                 "bootstrapped", serving && up == serving, "routing_nodes",
 			                 (json_int_t)nodes);
-	return json_pack("{s:s}", "state", "off");
+	return NULL;
 }
 
 static void set_ready_gauges(ready_verdict v)
@@ -260,15 +260,19 @@ char *readiness_report(supervisor *s, ready_verdict *verdict)
 		if (present)
 			service_eval(s, &roles[i], svcs, reasons, &v);
 	}
-	json_t *deps = json_pack("{s:{s:s, s:s}, s:{s:s, s:s, s:s}, s:o, s:o, s:o, s:o, s:o}",
+	json_t *deps = json_pack("{s:{s:s, s:s}, s:{s:s, s:s, s:s}, s:o, s:o, s:o, s:o}",
 		"config", "state", "ok", "last_reload_error", s->last_reload_error,
 		"listeners", "state", "ok", "admin", s->cfg.admin_addr, "gateway",
 		roles_listen_enabled(&s->cfg, ROLE_LISTEN_GATEWAY) ? s->cfg.gateway_addr : "",
 		"entropy", entropy_eval(s, reasons, &v),
 		"version_parity", parity_eval(s, reasons, &v),
 		"policy", policy_eval_ready(s, reasons, &v),
-		"dht", dht_eval(s),
 		"services", svcs);
+	json_t *dht = dht_eval(s);
+	if (deps && dht)
+		json_object_set_new(deps, "dht", dht);
+	else
+		json_decref(dht);
 	json_t *body = json_pack("{s:s, s:b, s:o, s:o}", "status", verdict_names[v],
 	                         "ready", v != READY_NOT, "deps", deps, "reasons", reasons);
 	char *txt = body ? json_dumps(body, JSON_COMPACT) : NULL;
