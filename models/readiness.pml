@@ -4,7 +4,8 @@
  * The same rules as src/node/readiness.c (the verdict) and the HTTP core's
  * admission (src/core/net/http.c: facets shed at 3/4 of the in-flight cap,
  * core routes at the cap, the admin plane never), over a node with a
- * replicated gateway (GW_TOTAL workers) and one storage process.
+ * replicated gateway (GW_TOTAL workers), one storage process and,
+ * optionally, the dht service (not required: an island node is ready).
  *
  * Two ways to run it (`make models` does both):
  *   spin -a readiness.pml && cc -o pan pan.c && ./pan
@@ -24,12 +25,22 @@
  *   P3 the node degrades before it turns NotReady: a rise in load never
  *      makes it NotReady, and losing one gateway worker (or one worker's
  *      storage circuit) from a ready node makes it degraded, not NotReady;
- *   P4 every reason for NotReady is a required dependency that is down.
+ *   P4 every reason for NotReady is a required dependency that is down;
+ *   P5 the DHT never decides NotReady: whatever its state (off, down,
+ *      crash-looping, bootstrapping, up) the verdict is the one the node
+ *      has without it, at worst degraded instead of ready.
  */
 
 #define GW_TOTAL 2
 #define CAP      4              /* in-flight cap; facets shed at 3/4 of it */
 #define FACET_AT 3
+
+/* dht service states */
+#define DHT_OFF   0   /* not in services */
+#define DHT_DOWN  1   /* no worker serving */
+#define DHT_LOOP  2   /* crash-looping */
+#define DHT_BOOT  3   /* serving, routing table empty (bootstrapping) */
+#define DHT_UP    4   /* serving, bootstrapped (or an island by configuration) */
 
 #define READY    0
 #define DEGRADED 1
@@ -46,6 +57,7 @@ typedef state_t {
 	bit  draining;
 	bit  parity;     /* every child on the supervisor's build */
 	bit  entropy;    /* >= 128 bits */
+	byte dht;        /* DHT_OFF .. DHT_UP */
 }
 
 inline worsen(cur, by) { if :: (by > cur) -> cur = by :: else -> skip fi }
@@ -76,6 +88,15 @@ inline storage_verdict(s, v)
 	fi
 }
 
+/* Not required: down, looping or bootstrapping degrades, never more. */
+inline dht_verdict(s, v)
+{
+	if
+	:: s.dht == DHT_DOWN || s.dht == DHT_LOOP || s.dht == DHT_BOOT -> worsen(v, DEGRADED)
+	:: else -> skip
+	fi
+}
+
 inline verdict(s, v)
 {
 	v = READY;
@@ -84,7 +105,8 @@ inline verdict(s, v)
 	gateway_verdict(s, v);
 	if :: !s.entropy -> worsen(v, NOTREADY) :: else -> skip fi;
 	if :: !s.parity -> worsen(v, NOTREADY) :: else -> skip fi;
-	if :: !s.policy -> worsen(v, NOTREADY) :: else -> skip fi
+	if :: !s.policy -> worsen(v, NOTREADY) :: else -> skip fi;
+	dht_verdict(s, v)
 }
 
 /* Admission on one serving worker whose circuit is closed (cut == 0) or
@@ -123,14 +145,14 @@ inline check_reasons(s, v)
 	       s.gw_cut == s.gw_up || !s.entropy || !s.parity || !s.policy)
 }
 
-state_t s, t;
-byte v, w;
+state_t s, t, u;
+byte v, w, v0;
 
 #ifdef TABLE
 /* Every state, in a fixed order, with its verdict (one row each). */
 init {
-	byte a, b, c, d, e, f, g, h, i, j;
-	printf("# gw_up gw_loop gw_cut load st_up st_loop policy draining parity entropy verdict\n");
+	byte a, b, c, d, e, f, g, h, i, j, k;
+	printf("# gw_up gw_loop gw_cut load st_up st_loop policy draining parity entropy dht verdict\n");
 	for (a : 0 .. GW_TOTAL) {
 	for (b : 0 .. 1) {
 	for (c : 0 .. a) {
@@ -141,18 +163,20 @@ init {
 	for (h : 0 .. 1) {
 	for (i : 0 .. 1) {
 	for (j : 0 .. 1) {
+	for (k : DHT_OFF .. DHT_UP) {
 		s.gw_up = a; s.gw_loop = b; s.gw_cut = c; s.load = d; s.st_up = e;
 		s.st_loop = f; s.policy = g; s.draining = h; s.parity = i; s.entropy = j;
+		s.dht = k;
 		verdict(s, v);
-		printf("%d %d %d %d %d %d %d %d %d %d %d\n", s.gw_up, s.gw_loop, s.gw_cut, s.load,
-		       s.st_up, s.st_loop, s.policy, s.draining, s.parity, s.entropy, v)
-	} } } } } } } } } }
+		printf("%d %d %d %d %d %d %d %d %d %d %d %d\n", s.gw_up, s.gw_loop, s.gw_cut, s.load,
+		       s.st_up, s.st_loop, s.policy, s.draining, s.parity, s.entropy, s.dht, v)
+	} } } } } } } } } } }
 }
 #else
 /* Any state (chosen nondeterministically: pan explores them all), then one
  * single-step change of it. */
 init {
-	byte a, b, c, d, e, f, g, h, i, j;
+	byte a, b, c, d, e, f, g, h, i, j, k;
 	select(a : 0 .. GW_TOTAL);
 	select(b : 0 .. 1);
 	select(c : 0 .. a);
@@ -163,19 +187,32 @@ init {
 	select(h : 0 .. 1);
 	select(i : 0 .. 1);
 	select(j : 0 .. 1);
+	select(k : DHT_OFF .. DHT_UP);
 	s.gw_up = a; s.gw_loop = b; s.gw_cut = c; s.load = d; s.st_up = e;
 	s.st_loop = f; s.policy = g; s.draining = h; s.parity = i; s.entropy = j;
+	s.dht = k;
 	verdict(s, v);
 	check_admission(s);
 	check_reasons(s, v);
 	d_step { t.gw_up = s.gw_up; t.gw_loop = s.gw_loop; t.gw_cut = s.gw_cut; t.load = s.load;
 	         t.st_up = s.st_up; t.st_loop = s.st_loop; t.policy = s.policy;
-	         t.draining = s.draining; t.parity = s.parity; t.entropy = s.entropy }
+	         t.draining = s.draining; t.parity = s.parity; t.entropy = s.entropy;
+	         t.dht = s.dht }
+	/* P5: the same node without the DHT */
+	d_step { u.gw_up = s.gw_up; u.gw_loop = s.gw_loop; u.gw_cut = s.gw_cut; u.load = s.load;
+	         u.st_up = s.st_up; u.st_loop = s.st_loop; u.policy = s.policy;
+	         u.draining = s.draining; u.parity = s.parity; u.entropy = s.entropy;
+	         u.dht = DHT_OFF }
+	verdict(u, v0);
+	assert(v == v0 || (v == DEGRADED && v0 == READY));
+	assert(v == v0 || (s.dht != DHT_OFF && s.dht != DHT_UP));
 	/* P3: the steps that must degrade before they fail */
 	if
 	:: s.load < CAP -> t.load = s.load + 1          /* load rises */
 	:: s.gw_up > 0 && s.gw_cut < s.gw_up -> t.gw_up = s.gw_up - 1  /* a healthy worker dies */
 	:: s.gw_cut < s.gw_up -> t.gw_cut = s.gw_cut + 1  /* one worker's circuit opens */
+	:: s.dht == DHT_UP -> t.dht = DHT_BOOT             /* the DHT loses every node */
+	:: s.dht == DHT_UP -> t.dht = DHT_LOOP             /* the dht service crash-loops */
 	:: else -> skip                                 /* nothing left to lose */
 	fi;
 	verdict(t, w);

@@ -234,9 +234,12 @@ static bool rpc_deliver(rpc_client *c, rpc_call *call, rpc_reply *r)
 	rpc_call_free(call);
 	if (!cb) {
 		rpc_close_fds(r);
+		r->ctx = NULL;
 		return true;
 	}
-	return rpc_run_cb(c, cb, arg, r);
+	bool alive = rpc_run_cb(c, cb, arg, r);
+	r->ctx = NULL;   /* ctx lives in this frame: no reference outlives it */
+	return alive;
 }
 
 static int rpc_fail_status(rpc_fail why)

@@ -20,7 +20,8 @@
 #define GW_TOTAL 2     /* as the model */
 
 enum { F_GW_UP, F_GW_LOOP, F_GW_CUT, F_LOAD, F_ST_UP, F_ST_LOOP, F_POLICY, F_DRAINING,
-       F_PARITY, F_ENTROPY, F_VERDICT, F_COUNT };
+       F_PARITY, F_ENTROPY, F_DHT, F_VERDICT, F_COUNT };
+enum { DHT_OFF, DHT_DOWN, DHT_LOOP, DHT_BOOT, DHT_UP };   /* as the model */
 
 static supervisor S;
 static int entropy_bits;
@@ -69,6 +70,15 @@ static void build(const int f[F_COUNT])
 	}
 	if (!f[F_PARITY])
 		snprintf(st->build_id, sizeof st->build_id, "0.0.0+other");
+	if (f[F_DHT] != DHT_OFF) {
+		/* serving when bootstrapping or up; reporting CTL_DEP_DHT degraded
+		 * while its routing table is empty */
+		S.cfg.services |= CONFIG_SVC_DHT;
+		sup_child *dht = add_child("dht", 0, f[F_DHT] >= DHT_BOOT);
+		dht->crashloop = f[F_DHT] == DHT_LOOP;
+		if (f[F_DHT] == DHT_BOOT)
+			dht->dep[CTL_DEP_DHT] = CTL_DEP_DEGRADED;
+	}
 }
 
 static void test_model_table(void **state)
@@ -83,8 +93,9 @@ static void test_model_table(void **state)
 		int f[F_COUNT];
 		if (line[0] == '#')
 			continue;
-		assert_int_equal(sscanf(line, "%d %d %d %d %d %d %d %d %d %d %d", &f[0], &f[1], &f[2],
-		                        &f[3], &f[4], &f[5], &f[6], &f[7], &f[8], &f[9], &f[10]),
+		assert_int_equal(sscanf(line, "%d %d %d %d %d %d %d %d %d %d %d %d", &f[0], &f[1], &f[2],
+		                        &f[3], &f[4], &f[5], &f[6], &f[7], &f[8], &f[9], &f[10],
+		                        &f[11]),
 		                 F_COUNT);
 		build(f);
 		ready_verdict v;
@@ -97,7 +108,7 @@ static void test_model_table(void **state)
 	}
 	fclose(fp);
 	/* The whole table, and every verdict reached. */
-	assert_int_equal(rows, 3840);
+	assert_int_equal(rows, 3840 * 5);
 	assert_true(seen[READY_OK] > 0 && seen[READY_DEGRADED] > 0 && seen[READY_NOT] > 0);
 	config_free(&S.cfg);
 	memset(&S, 0, sizeof S);

@@ -228,7 +228,7 @@ static void test_wrong_types(void **state)
 	load_fails("{\"services\":[\"gateway\",\"gateway\"]}",
 	           "t.json: services: service \"gateway\" is listed twice");
 	load_fails("{\"services\":[\"mailbox\"]}",
-	           "t.json: services: unknown service \"mailbox\" (known: gateway, storage, omnigate)");
+	           "t.json: services: unknown service \"mailbox\" (known: gateway, storage, omnigate, dht)");
 	load_fails("{\"log\":{\"level\":\"loud\"}}",
 	           "t.json: log.level: invalid value \"loud\" (expected one of: debug, info, warn, error)");
 	load_fails("{\"paths\":{\"data_dir\":\"\"}}", "t.json: paths.data_dir: must not be empty");
@@ -401,6 +401,45 @@ static void test_addrs(void **state)
 
 /* ---- precedence, env, flags ---------------------------------------------- */
 
+/* dht.bootstrap: a JSON array of numeric addresses (comma-joined inside),
+ * comma-separated from flags; printed back as an array. */
+static void test_addr_list(void **state)
+{
+	mn_config c;
+	char e2[CONFIG_ERR_MAX];
+
+	(void)state;
+	load_ok(&c, "{\"dht\": {\"bootstrap\": [\"127.0.0.1:4222\", \"[::1]:4223\"]}}");
+	assert_string_equal(c.dht_bootstrap, "127.0.0.1:4222,[::1]:4223");
+	char *json = config_to_json(&c, false);
+	assert_non_null(strstr(json, "\"bootstrap\":[\"127.0.0.1:4222\",\"[::1]:4223\"]"));
+	free(json);
+	load_ok(&c, "{\"dht\": {\"bootstrap\": []}}");
+	assert_string_equal(c.dht_bootstrap, "");
+	load_fails("{\"dht\": {\"bootstrap\": [\"example.org:4222\"]}}",
+	           "t.json: dht.bootstrap: invalid address \"example.org:4222\": "
+	           "host must be a numeric IP address (no DNS names)");
+	load_fails("{\"dht\": {\"bootstrap\": \"127.0.0.1:1\"}}",
+	           "t.json: dht.bootstrap: expected an array of address strings \"ip:port\", got string");
+	load_fails("{\"dht\": {\"bootstrap\": [1]}}",
+	           "t.json: dht.bootstrap: expected an array of address strings");
+	config_defaults(&c);
+	assert_int_equal(config_set(&c, "dht.bootstrap", "127.0.0.1:1,127.0.0.2:2", e2, sizeof e2), 0);
+	assert_string_equal(c.dht_bootstrap, "127.0.0.1:1,127.0.0.2:2");
+	assert_int_equal(config_set(&c, "dht.bootstrap", "127.0.0.1:1,", e2, sizeof e2), -1);
+	char many[CONFIG_ADDR_LIST_MAX];
+	size_t o = 0;
+	for (int i = 0; i <= CONFIG_ADDR_LIST_N; i++)
+		o += (size_t)snprintf(many + o, sizeof many - o, "%s10.0.0.%d:1", i ? "," : "", i);
+	assert_int_equal(config_set(&c, "dht.bootstrap", many, e2, sizeof e2), -1);
+	assert_non_null(strstr(e2, "more than 16 addresses"));
+	/* republishing must come before records expire */
+	load_ok(&c, "{\"dht\": {\"republish\": \"24h\"}}");
+	assert_int_equal(config_validate(&c, e2, sizeof e2), -1);
+	assert_non_null(strstr(e2, "dht.republish: must be shorter than dht.record_ttl"));
+	config_free(&c);
+}
+
 static void test_precedence(void **state)
 {
 	(void)state;
@@ -502,7 +541,7 @@ static void test_config_set(void **state)
 	assert_int_equal(config_set(&c, "services", "gateway", err, sizeof err), 0);
 	assert_int_equal(c.services, CONFIG_SVC_GATEWAY);
 	assert_int_equal(config_set(&c, "services", "gateway,", err, sizeof err), -1);
-	assert_string_equal(err, "services: unknown service \"\" (known: gateway, storage, omnigate)");
+	assert_string_equal(err, "services: unknown service \"\" (known: gateway, storage, omnigate, dht)");
 	assert_int_equal(config_set(&c, "amnesia", "true", err, sizeof err), 0);
 	assert_true(c.amnesia);
 }
@@ -772,6 +811,7 @@ int main(void)
 		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_addrs),
+		cmocka_unit_test(test_addr_list),
 		cmocka_unit_test(test_precedence),
 		cmocka_unit_test(test_env_errors),
 		cmocka_unit_test(test_env_token),

@@ -200,6 +200,11 @@ static size_t open_fds(void)
 }
 
 /* PUT_BEGIN, write through the passed fd, PUT_COMMIT. */
+static int memcmp_ids(const void *a, const void *b)
+{
+	return memcmp(a, b, B3_OUT_LEN);
+}
+
 static got put_object(const uint8_t *data, size_t len, const uint8_t *expect, uint64_t commit_len)
 {
 	got b = { 0 }, c = { 0 };
@@ -359,6 +364,72 @@ static void test_upload_shares(void **state)
 		assert_int_equal(wait_for(&g)->r.status, 200);
 	}
 	assert_int_equal(begin_as("t:a", "ip:1", &x).r.status, 200);   /* the slots came back */
+}
+
+/* LIST: pages in id order, `more` until the last; quarantined objects are
+ * left out. Both backends (the amnesia setup runs it on RAM). */
+typedef struct listed {
+	bool    done;
+	int     status;
+	uint8_t ids[8][B3_OUT_LEN];
+	size_t  n;
+	bool    more;
+} listed;
+
+static void on_list(const stor_result *r, void *arg)
+{
+	listed *l = arg;
+
+	l->done = true;
+	l->status = r->status;
+	l->n = r->nids;
+	l->more = r->more;
+	assert_true(r->nids <= 8);
+	memcpy(l->ids, r->ids, r->nids * B3_OUT_LEN);
+}
+
+static listed list_page(const uint8_t *after, uint16_t max)
+{
+	listed l = { 0 };
+
+	assert_non_null(stor_list(E->c, after, max, on_list, &l));
+	run_until(&l.done, WAIT_MS);
+	assert_true(l.done);
+	assert_int_equal(l.status, 200);
+	return l;
+}
+
+static void test_list(void **state)
+{
+	uint8_t ids[4][B3_OUT_LEN];
+	got q = { 0 };
+
+	(void)state;
+	listed l = list_page(NULL, 8);
+	assert_int_equal(l.n, 0);
+	assert_false(l.more);
+	for (int i = 0; i < 4; i++) {
+		uint8_t *data = make_data(1000 + (size_t)i, 40 + (uint64_t)i);
+		got c = put_object(data, 1000 + (size_t)i, NULL, 1000 + (size_t)i);
+		assert_int_equal(c.r.status, 200);
+		memcpy(ids[i], c.r.id, B3_OUT_LEN);
+		free(data);
+	}
+	qsort(ids, 4, B3_OUT_LEN, memcmp_ids);
+	l = list_page(NULL, 3);
+	assert_int_equal(l.n, 3);
+	assert_true(l.more);
+	assert_memory_equal(l.ids, ids, 3 * B3_OUT_LEN);
+	l = list_page(l.ids[2], 3);
+	assert_int_equal(l.n, 1);
+	assert_false(l.more);
+	assert_memory_equal(l.ids[0], ids[3], B3_OUT_LEN);
+	stor_quarantine(E->c, ids[1], on_result, &q);
+	assert_int_equal(wait_for(&q)->r.status, 200);
+	l = list_page(ids[0], 8);
+	assert_int_equal(l.n, 2);
+	assert_memory_equal(l.ids[0], ids[2], B3_OUT_LEN);
+	assert_memory_equal(l.ids[1], ids[3], B3_OUT_LEN);
 }
 
 static void test_quarantine(void **state)
@@ -842,6 +913,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upload_shares, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quarantine, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list, setup_amnesia, teardown),
 		cmocka_unit_test_setup_teardown(test_order_and_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_strict_requests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_replies, setup, teardown),
