@@ -18,6 +18,7 @@ rank() {
 	core/net/*) echo 12 ;;
 	core/auth/*) echo 13 ;;
 	core/objects/*) echo 14 ;;
+	core/dht/*) echo 15 ;;
 	core/*) echo 10 ;;
 	svc/*) echo 20 ;;
 	node/cli/*) echo 31 ;;
