@@ -27,6 +27,7 @@ struct metrics_series;
 #define NODE_BUILD_ID_MAX   CTL_BUILD_ID_MAX
 #define NODE_DEFAULT_CONFIG_NAME "embedded default"
 #define NODE_STORAGE_SOCKET "storage.sock"   /* in the runtime directory */
+#define NODE_INDEX_SOCKET   "index.sock"     /* INDEX_SOCK (core/dht/index_client.h) */
 
 /* A config key set on the command line; re-applied on every reload. */
 typedef struct node_override {

@@ -89,5 +89,6 @@ void svc_report_dep(svc *s, ctl_dep dep, ctl_dep_state state);
 extern const svc_ops gateway_ops;
 extern const svc_ops storage_ops;
 extern const svc_ops omnigate_ops;
+extern const svc_ops index_ops;
 
 #endif

@@ -34,6 +34,9 @@ typedef struct svc_sandbox_profile {
 extern const svc_sandbox_profile svc_sandbox_front;
 /* storage: its data directories read/write (none in amnesia mode). */
 extern const svc_sandbox_profile svc_sandbox_store;
+/* index: its LMDB directory (<data_dir>/index, none in amnesia mode), opened
+ * before the sandbox; a writer thread that fsyncs. */
+extern const svc_sandbox_profile svc_sandbox_index;
 
 /* The paths profile p keeps under cfg (for tests and the docs). */
 void svc_sandbox_paths_of(const svc_sandbox_profile *p, const mn_config *cfg,

@@ -72,10 +72,11 @@ static int name_record_digest(const name_record *r, uint8_t digest[B3_OUT_LEN])
 }
 
 /* A record this node would sign or send: a valid name, NUL-terminated at
- * name_len, seq >= 1. */
+ * name_len, seq in 1..NAME_RECORD_SEQ_MAX. */
 static bool name_record_is_sound(const name_record *r)
 {
 	return r->name_len <= NAME_MAX_LEN && r->name[r->name_len] == '\0' && r->seq >= 1 &&
+	       r->seq <= NAME_RECORD_SEQ_MAX &&
 	       name_check(r->name, r->name_len, NULL, 0) == NAME_OK;
 }
 
@@ -87,7 +88,7 @@ int name_record_make(name_record *r, const char *name, size_t n, const uint8_t c
 	uint8_t digest[B3_OUT_LEN];
 
 	memset(r, 0, sizeof *r);
-	if (!id || !id->sk || n > NAME_MAX_LEN || seq == 0)
+	if (!id || !id->sk || n > NAME_MAX_LEN || seq == 0 || seq > NAME_RECORD_SEQ_MAX)
 		return -1;
 	memcpy(r->name, name, n);
 	r->name_len = n;
@@ -131,7 +132,7 @@ static name_rec_result name_record_get(wire_r *rd, name_record *r)
 	wire_get_raw(rd, r->node_pk, IDENTITY_PK_LEN);
 	r->issued = wire_get_u64(rd);
 	wire_get_raw(rd, r->sig, IDENTITY_SIG_LEN);
-	if (wire_end(rd) != 0 || r->seq == 0)
+	if (wire_end(rd) != 0 || r->seq == 0 || r->seq > NAME_RECORD_SEQ_MAX)
 		return NAME_REC_MALFORMED;
 	if (name_check(r->name, r->name_len, NULL, 0) != NAME_OK)
 		return NAME_REC_BAD_NAME;    /* a NUL inside is a bad_char: refused here */

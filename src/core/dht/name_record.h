@@ -7,7 +7,7 @@
  *   version u8 = 1
  *   name    str    (u16 length + bytes; a valid name, core/dht/name.h)
  *   cid     [32]   the object's BLAKE3
- *   seq     u64    >= 1; a name's records are ordered by it
+ *   seq     u64    1..2^53-1 (NAME_RECORD_SEQ_MAX); a name's records are ordered by it
  *   node_pk [32]   the publisher's Ed25519 public key (node id = BLAKE3(pk))
  *   issued  u64    Unix seconds at signing (informative; seq orders)
  *   sig     [64]   Ed25519 by node_pk over
@@ -19,7 +19,7 @@
  * Records arrive from the network (the DHT), so decoding is strict and a
  * refusal is a value, never a crash: name_record_check takes exactly one
  * record — a byte short or left over, an unknown version, a name that
- * breaks a rule, seq 0 or a signature that does not verify is refused with
+ * breaks a rule, a seq out of range or a signature that does not verify is refused with
  * its reason. The reasons' names label index_records_rejected_total.
  *
  * Nothing here allocates, logs or keeps state.
@@ -40,6 +40,10 @@
 #define NAME_RECORD_SIG_DOMAIN "macronode/name/v1"
 #define NAME_RECORD_KEY_DOMAIN "macronode/name-key/v1"
 #define NAME_RECORD_KEY_LEN    32u
+/* The largest seq: 2^53 - 1, so that every seq is exact as a JSON number
+ * (a JavaScript client's Number) in the gateway's answers. A name whose seq
+ * reached it is spent: no record can follow it. */
+#define NAME_RECORD_SEQ_MAX    ((UINT64_C(1) << 53) - 1u)
 /* Fixed fields around the name: version, name length, cid, seq, pk, issued, sig. */
 #define NAME_RECORD_FIXED      (1u + 2u + NAME_RECORD_CID_LEN + 8u + IDENTITY_PK_LEN + 8u + \
                                 IDENTITY_SIG_LEN)
@@ -60,7 +64,7 @@ typedef struct name_record {
  * values of index_records_rejected_total: never rename one. */
 typedef enum name_rec_result {
 	NAME_REC_OK = 0,
-	NAME_REC_MALFORMED,    /* "malformed": short, trailing bytes, seq 0, a NUL in the name */
+	NAME_REC_MALFORMED,    /* "malformed": short, trailing bytes, seq 0 or past NAME_RECORD_SEQ_MAX */
 	NAME_REC_OVERSIZED,    /* "oversized": more than NAME_RECORD_MAX bytes */
 	NAME_REC_BAD_VERSION,  /* "bad_version": a version other than 1 */
 	NAME_REC_BAD_NAME,     /* "bad_name": the name breaks a rule of name.h */
@@ -76,7 +80,7 @@ const char *name_rec_result_name(name_rec_result r);
 /* The DHT key of name[0..n): BLAKE3("macronode/name-key/v1" || name). */
 void name_record_key(const char *name, size_t n, uint8_t key[NAME_RECORD_KEY_LEN]);
 
-/* Fill a record for name (a valid name: name_check), cid and seq (>= 1),
+/* Fill a record for name (a valid name: name_check), cid and seq (1..NAME_RECORD_SEQ_MAX),
  * issued now (Unix seconds), signed by id. 0, or -1: a bad argument or no
  * key (the record is then zeroed). */
 __attribute__((warn_unused_result))
@@ -84,7 +88,7 @@ int name_record_make(name_record *r, const char *name, size_t n, const uint8_t c
                      uint64_t seq, uint64_t issued, const node_identity *id);
 
 /* Encode into buf (cap bytes; NAME_RECORD_MAX always fits). The length, or
- * -1 when r is not a record this module would sign (bad name, seq 0) or buf
+ * -1 when r is not a record this module would sign (bad name, seq out of range) or buf
  * is too small — a caller's bug. */
 __attribute__((warn_unused_result))
 ssize_t name_record_encode(const name_record *r, uint8_t *buf, size_t cap);

@@ -10,7 +10,7 @@ uint64_t index_db_next_seq(uint64_t held, uint64_t floor)
 {
 	uint64_t top = held > floor ? held : floor;
 
-	return top == UINT64_MAX ? 0 : top + 1;
+	return top >= NAME_RECORD_SEQ_MAX ? 0 : top + 1;
 }
 
 bool index_db_writes_off_loop(const index_db *db)

@@ -111,7 +111,7 @@ struct index_db {
 };
 
 /* The seq a publish signs: one above both the held seq and the floor; 0 when
- * no seq is left (UINT64_MAX held: the name is spent). */
+ * no seq is left (NAME_RECORD_SEQ_MAX held: the name is spent). */
 uint64_t index_db_next_seq(uint64_t held, uint64_t floor);
 
 #endif

@@ -84,7 +84,7 @@ static void test_longest_and_sizes(void **state)
 	(void)state;
 	memset(name, 'z', NAME_MAX_LEN);
 	name[NAME_MAX_LEN] = '\0';
-	size_t n = make(name, UINT64_MAX, buf, &r);
+	size_t n = make(name, NAME_RECORD_SEQ_MAX, buf, &r);
 	assert_int_equal(n, NAME_RECORD_MAX);
 	assert_int_equal(NAME_RECORD_MAX, 402);
 	assert_int_equal(name_record_check(buf, n, NULL, &d), NAME_REC_OK);
@@ -133,6 +133,12 @@ static void test_refusals(void **state)
 	memset(buf + 3 + 5 + 32, 0, 8);
 	assert_int_equal(name_record_check(buf, n, NULL, &d), NAME_REC_MALFORMED);
 	assert_int_equal(name_record_make(&r, "a", 1, buf, 0, 0, &ident), -1);
+	assert_int_equal(name_record_make(&r, "a", 1, buf, NAME_RECORD_SEQ_MAX + 1, 0, &ident), -1);
+	/* a seq past 2^53 - 1 on the wire is malformed */
+	n = make("bob/x", 3, buf, &r);
+	memset(buf + 3 + 5 + 32, 0, 8);
+	buf[3 + 5 + 32 + 1] = 0x20;   /* 2^53 */
+	assert_int_equal(name_record_check(buf, n, NULL, &d), NAME_REC_MALFORMED);
 	assert_int_equal(name_record_make(&r, "a b", 3, buf, 1, 0, &ident), -1);
 	assert_int_equal(name_record_make(&r, "a", 1, buf, 1, 0, NULL), -1);
 }
@@ -150,7 +156,10 @@ static void test_signature_covers_everything(void **state)
 		buf[i] ^= 0x01;
 		name_rec_result res = name_record_check(buf, n, NULL, &d);
 		assert_int_not_equal(res, NAME_REC_OK);
-		if (i >= 3 + 10)   /* past version, length and name: only the signature can tell */
+		size_t seq_at = 3 + 10 + 32;
+		if (i == seq_at)   /* a seq past 2^53 - 1 */
+			assert_int_equal(res, NAME_REC_MALFORMED);
+		else if (i >= 3 + 10)   /* past version, length and name: only the signature can tell */
 			assert_int_equal(res, NAME_REC_BAD_SIG);
 		buf[i] ^= 0x01;
 	}

@@ -241,7 +241,8 @@ static void test_next_seq(void **state)
 	assert_int_equal(index_db_next_seq(0, 0), 1);
 	assert_int_equal(index_db_next_seq(5, 2), 6);
 	assert_int_equal(index_db_next_seq(2, 5), 6);
-	assert_int_equal(index_db_next_seq(UINT64_MAX, 0), 0);   /* spent */
+	assert_int_equal(index_db_next_seq(NAME_RECORD_SEQ_MAX - 1, 0), NAME_RECORD_SEQ_MAX);
+	assert_int_equal(index_db_next_seq(NAME_RECORD_SEQ_MAX, 0), 0);   /* spent */
 	char err[64];
 	index_db_limits bad = { .max_names = 1, .history = INDEX_HISTORY_MAX + 1 };
 	assert_null(index_db_ram_new(&bad, err, sizeof err));
