@@ -150,5 +150,7 @@ int policy_cli_main(int argc, char **argv);
 int token_cli_main(int argc, char **argv);
 /* `macronode init`: first-run keys, signed default policy, one write token. */
 int init_cli_main(int argc, char **argv);
+/* `macronode name publish|resolve` (cli/name_cli.c). */
+int name_cli_main(int argc, char **argv);
 
 #endif
