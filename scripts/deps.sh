@@ -12,7 +12,7 @@ PKGS=(
   libjansson-dev libcbor-dev libzstd-dev zlib1g-dev libunistring-dev
   libseccomp-dev librust-blake3-dev
   # tests
-  libcmocka-dev python3-pytest curl openssl b3sum prometheus procps
+  libcmocka-dev python3-pytest python3-cryptography curl openssl b3sum prometheus procps
   # checks: the readiness model, static analysis
   spin cppcheck clang-tools-14
   # benchmarks

@@ -413,3 +413,51 @@ def test_cli_publish_and_resolve(node_factory, tmp_dir):
     assert tok not in p.stderr and tok not in n.log()
     p = run_cli(["name", "resolve", "alice/x"])
     assert p.returncode == 2 and "--gateway" in p.stderr
+
+
+# ---------------------------------------------------------------- the index's sandbox
+
+def probe_index(node_factory, tmp_dir, what, config=None):
+    """A names node whose index process probes `what` right after entering
+    its sandbox (MN_TEST_SANDBOX_PROBE, see test_sandbox.py)."""
+    from conftest import deep_merge
+    probes = os.path.join(tmp_dir, "probes")
+    os.makedirs(probes, exist_ok=True)
+    with open(os.path.join(probes, "index"), "w") as f:
+        f.write(what)
+    n = node_factory(config=deep_merge(NAMES, config or {}),
+                     env={"MN_TEST_SANDBOX_PROBE": probes})
+    assert not os.path.exists(os.path.join(probes, "index"))   # the index probed, once
+    return n
+
+
+def assert_names_serve(n):
+    c = b3sum_cid(b"still serving")
+    wait_until(lambda: put_name(n, "probe/x", c).status in (200, 201), 10, what="index serving")
+    assert n.gw("GET", npath("probe/x")).json()["cid"] == c
+
+
+def test_index_sandbox_exec_kills_and_restarts(node_factory, tmp_dir):
+    n = probe_index(node_factory, tmp_dir, "exec")
+    m = n.metrics()
+    assert m.get("sandbox_violations_total", role="index") == 1
+    assert m.get("service_restarts_total", service="index") == 1
+    assert_names_serve(n)
+
+
+@pytest.mark.parametrize("what,config", [("open", None), ("write", None),
+                                         ("write", {"amnesia": True})])
+def test_index_sandbox_refuses_files(node_factory, tmp_dir, what, config):
+    from test_sandbox import landlock_enabled
+    if not landlock_enabled():
+        pytest.skip("kernel without Landlock")
+    n = probe_index(node_factory, tmp_dir, what, config)
+    recs = [r for r in n.log_records() if r.get("service") == "index"]
+    assert [r.get("error") for r in recs if r.get("msg") == "sandbox probe refused"] == \
+        ["Permission denied"]
+    m = n.metrics()
+    assert m.get("sandbox_violations_total", role="index") is None
+    assert m.get("service_restarts_total", service="index") is None
+    assert m.get("sandbox_landlock_active", role="index") == 1
+    assert not os.path.exists("/tmp/macronode-sandbox-probe")
+    assert_names_serve(n)
