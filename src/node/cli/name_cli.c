@@ -167,11 +167,14 @@ static int name_cli_check(name_cli *c)
 	uint8_t id[B3_OUT_LEN];
 	size_t want = strcmp(c->cmd, "publish") == 0 ? 2 : 1;
 
-	if (!c->name || (want == 2 && !c->cid))
-		return name_cli_err(c, NAME_CLI_EXIT_USAGE, "missing %s (see --help)",
-		                    !c->name ? "NAME" : "b3:CID");
-	if (!c->gateway)
-		return name_cli_err(c, NAME_CLI_EXIT_USAGE, "missing --gateway HOST:PORT");
+	if (!c->name || (want == 2 && !c->cid)) {
+		(void)name_cli_err(c, 0, "missing %s (see --help)", !c->name ? "NAME" : "b3:CID");
+		return NAME_CLI_EXIT_USAGE;
+	}
+	if (!c->gateway) {
+		(void)name_cli_err(c, 0, "missing --gateway HOST:PORT");
+		return NAME_CLI_EXIT_USAGE;
+	}
 	if (c->insecure && c->ca)
 		return name_cli_err(c, NAME_CLI_EXIT_USAGE, "--insecure and --ca exclude each other");
 	if (c->history && want == 2)

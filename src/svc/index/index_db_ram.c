@@ -22,6 +22,7 @@
 #include <sys/queue.h>
 
 #include "lib/log.h"
+#include "lib/util.h"
 
 #define RAM_BUCKETS_MAX (1u << 20)
 
@@ -150,9 +151,9 @@ static index_db_status ram_append(index_db_ram *db, ram_name *e, const name_reco
 	uint8_t buf[NAME_RECORD_MAX];
 	ssize_t n = name_record_encode(rec, buf, sizeof buf);
 	ram_rec *r;
-	uint32_t cap = db->base.lim.history;
+	uint32_t cap = db->base.lim.history;   /* ≥ 1: index_db_ram_new checked */
 
-	if (n < 0) {
+	if (n < 0 || cap == 0) {
 		(void)BUG("index ram table given a record that does not encode");
 		return INDEX_DB_ERROR;
 	}
@@ -255,8 +256,10 @@ static void ram_destroy(index_db *base)
 	index_db_ram *db = (index_db_ram *)base;
 	ram_name *e;
 
-	while ((e = TAILQ_FIRST(&db->lru)) != NULL)
+	while ((e = TAILQ_FIRST(&db->lru)) != NULL) {
 		ram_remove(db, e);
+		UTIL_ANALYZER_ASSUME(TAILQ_FIRST(&db->lru) != e);   /* TAILQ_REMOVE did; the analyzer misses it */
+	}
 	free(db->buckets);
 	free(db);
 }

@@ -25,6 +25,7 @@
 #include "core/metrics/metrics.h"
 #include "core/metrics/reject.h"
 #include "lib/log.h"
+#include "lib/util.h"
 #include "svc/index/index.h"
 
 static void index_lookup_count(const char *result)
@@ -183,6 +184,8 @@ void index_lookups_free(index_svc *srv)
 {
 	index_lookup *lk;
 
-	while ((lk = LIST_FIRST(&srv->lookups)) != NULL)
+	while ((lk = LIST_FIRST(&srv->lookups)) != NULL) {
 		index_lookup_fail(lk, 503, "index shutting down");
+		UTIL_ANALYZER_ASSUME(LIST_FIRST(&srv->lookups) != lk);   /* LIST_REMOVE did */
+	}
 }
