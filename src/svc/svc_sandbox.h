@@ -34,6 +34,8 @@ typedef struct svc_sandbox_profile {
 extern const svc_sandbox_profile svc_sandbox_front;
 /* storage: its data directories read/write (none in amnesia mode). */
 extern const svc_sandbox_profile svc_sandbox_store;
+/* dht: no file system at all; OpenDHT's threads and its one UDP socket. */
+extern const svc_sandbox_profile svc_sandbox_dht;
 /* index: its LMDB directory (<data_dir>/index, none in amnesia mode), opened
  * before the sandbox; a writer thread that fsyncs. */
 extern const svc_sandbox_profile svc_sandbox_index;
