@@ -461,3 +461,58 @@ def test_index_sandbox_refuses_files(node_factory, tmp_dir, what, config):
     assert m.get("sandbox_landlock_active", role="index") == 1
     assert not os.path.exists("/tmp/macronode-sandbox-probe")
     assert_names_serve(n)
+
+
+# ---------------------------------------------------------------- two nodes: names through the DHT
+
+def dht_names_config(udp, oap, bootstrap=()):
+    return {"services": ["gateway", "storage", "index", "dht"],
+            "oap": {"addr": "127.0.0.1:%d" % oap},
+            "dht": {"addr": "127.0.0.1:%d" % udp, "bootstrap": list(bootstrap),
+                    "lookup_timeout": "5s"}}
+
+
+def test_publish_on_b_resolve_on_d(node_factory):
+    from conftest import SLOW, free_ports
+    import time
+    udp, oap = free_ports(2), free_ports(2)
+    b = node_factory(config=dht_names_config(udp[0], oap[0]))
+    d = node_factory(config=dht_names_config(udp[1], oap[1], ["127.0.0.1:%d" % udp[0]]))
+    for n in (b, d):
+        wait_until(lambda n=n: n.metrics().sum("dht_routing_nodes") >= 1, 20 * SLOW,
+                   what="a routing table on " + n.tag)
+    data = b"published on B, resolved on D\n"
+    cid = stored(b, data)
+    assert put_name(b, "alice/site", b3sum_cid(b"an older version")).json()["seq"] == 1
+    assert put_name(b, "alice/site", cid).json()["seq"] == 2
+    wait_until(lambda: (b.metrics().get("index_dht_requests_total", op="put", result="ok") or 0)
+               >= 2, 20 * SLOW, what="B's records in the DHT")
+    # D holds nothing: it asks the DHT, checks every value, keeps the highest seq
+    want = {"name": "alice/site", "cid": cid, "seq": 2, "node_id": node_id(b)}
+
+    def resolved():
+        r = d.gw("GET", npath("alice/site"), timeout=15)
+        return r.json() if r.status == 200 else None
+    assert wait_until(resolved, 30 * SLOW, what="D to resolve B's name") == want
+    m = d.metrics()
+    assert m.sum("index_lookups_total", result="found") >= 1
+    assert m.get("index_cache_names") == 1
+    assert m.sum("index_records_rejected_total") == 0
+    # now held in D's cache: answered without the network
+    r = d.gw("GET", npath("alice/site"))
+    assert r.status == 200 and r.json() == want
+    assert d.metrics().sum("index_lookups_total") == m.sum("index_lookups_total")
+    assert d.gw("GET", npath("alice/site", "history=1")).json()["records"] == [
+        {"cid": cid, "seq": 2, "node_id": node_id(b)}]
+    # D does not hold the object: the miss hook (fetching is the overlay's)
+    j = assert_envelope(d.gw("GET", npath("alice/site", "fetch=1")), 404, "not_found")
+    assert "not held on this node" in j["message"], j
+    # a name nobody published: 404 once the lookup ends, within its deadline
+    t0 = time.monotonic()
+    r = d.gw("GET", npath("nobody/anywhere"), timeout=15)
+    assert_envelope(r, 404, "not_found")
+    assert time.monotonic() - t0 < 5 + 3 * SLOW
+    assert d.metrics().sum("index_lookups_total", result="not_found") >= 1
+    # D publishes over B's name: its own record, above the seq it has seen
+    r = put_name(d, "alice/site", cid)
+    assert r.status == 201 and r.json()["seq"] == 3 and r.json()["node_id"] == node_id(d), r

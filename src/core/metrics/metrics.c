@@ -171,6 +171,8 @@ static const struct metrics_family metrics_families[] = {
 	  "Name records from elsewhere refused by the index, by reason." },
 	{ "index_lookups_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
 	  "DHT lookups of names the index does not hold, by result (found, not_found, timeout, unavailable, busy)." },
+	{ "index_dht_requests_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
+	  "The index's calls to the dht service by op (put, get) and result (ok, found, empty, timeout, error)." },
 };
 #define METRICS_NFAMILIES (sizeof metrics_families / sizeof metrics_families[0])
 static_assert(METRICS_NFAMILIES < UINT16_MAX, "family index is a u16");

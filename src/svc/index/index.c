@@ -370,6 +370,7 @@ static void index_free(index_svc *srv)
 	if (!srv)
 		return;
 	index_lookups_free(srv);
+	index_republish_stop(srv);
 	if (srv->wq_ev) event_free(srv->wq_ev);
 	workq_free(srv->wq);   /* a running write finishes (and is answered); queued ones dropped */
 	srv->wq = NULL;
@@ -407,6 +408,8 @@ static int index_start(svc *s)
 	    index_open_writer(srv) != 0)
 		goto fail;
 	srv->dht = index_dht_new(s->base, &s->cfg);
+	if (index_republish_start(srv) != 0)
+		goto fail;
 	conn_listener_opts lo = { .on_accept = index_on_accept, .on_refuse = index_on_refuse,
 	                          .live = index_live, .max_conns = INDEX_MAX_CONNS, .arg = srv,
 	                          .log_msg = "index accept failed" };

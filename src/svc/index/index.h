@@ -6,6 +6,8 @@
  *                   IMPORT; records from elsewhere; metrics
  *   index_lookup.c  RESOLVE of a name not held: one DHT read per name at a
  *                   time, its waiters, its deadline
+ *   index_republish.c  the table's records put into the DHT again, in
+ *                   batches, once per dht.republish
  *   index_db*.c     the tables (index_db.h); index_dht.c the DHT (index_dht.h)
  *
  * A request becomes an index_op, answered exactly once by index_answer —
@@ -38,10 +40,21 @@
 #define INDEX_WRITES_MAX         256u   /* writes queued for the writer thread; more: 503 */
 #define INDEX_LOOKUPS_MAX        64u    /* names being looked up in the DHT at once; more: 503 */
 #define INDEX_LOOKUP_WAITERS_MAX 256u   /* requests waiting on one lookup; more: 503 */
-/* A lookup's own deadline: below the client's call deadline
- * (INDEX_CALL_TIMEOUT_MS), so the caller gets the index's 504, not a reset. */
+/* A lookup's own deadline: dht.lookup_timeout (the dht service answers by
+ * then) plus INDEX_LOOKUP_SLACK_MS, but never past INDEX_LOOKUP_DEADLINE_MS,
+ * below the client's call deadline (INDEX_CALL_TIMEOUT_MS): the caller gets
+ * the index's 504, not a reset connection. */
 #define INDEX_LOOKUP_DEADLINE_MS 8000u
+#define INDEX_LOOKUP_SLACK_MS    1000u
 #define INDEX_CACHE_NAMES        4096u  /* network records kept for names not held (LRU) */
+/* A cached network record is answered as it is for this long after it was
+ * last checked against the DHT; then the next RESOLVE looks again (and
+ * answers the cached record if the DHT has nothing better in time). */
+#define INDEX_CACHE_FRESH_MS     60000u
+/* The DHT republish loop (index_republish.c). */
+#define INDEX_REPUBLISH_TICK_MS  60000u
+#define INDEX_REPUBLISH_FIRST_MS 5000u
+#define INDEX_REPUBLISH_BATCH_MAX 256u
 
 typedef struct index_svc index_svc;
 typedef struct index_conn index_conn;
@@ -101,6 +114,8 @@ struct index_svc {
 	LIST_HEAD(, index_lookup) lookups;
 	size_t          nlookups;
 	uint32_t        history;    /* index.history */
+	struct event   *republish_ev;
+	index_db_cursor republish_at;
 	bool            draining;
 	index_rep       rep;        /* the reply being built (loop thread; large) */
 	uint8_t         rbuf[OAP_INTERNAL_MAX_FRAME];
@@ -116,6 +131,8 @@ _Static_assert(OAP_HDR_LEN + INDEX_MSG_MAX <= OAP_INTERNAL_MAX_FRAME,
 void index_answer(index_op *op, const index_rep *rep);
 /* An error answer (index_msg_rep_err) to op. */
 void index_answer_err(index_op *op, uint16_t status, const char *message);
+/* index_verbs.c: a RESOLVE answer. */
+void index_answer_record(index_op *op, const name_record *rec, index_source src);
 /* An op with no connection, for work nobody waits on (its answer dropped). */
 index_op *index_op_orphan(index_svc *srv, uint16_t verb);
 
@@ -131,5 +148,9 @@ void index_writes_done(index_svc *srv);   /* reap the writer's jobs */
 /* index_lookup.c */
 void index_lookup_start(index_op *op, const index_name *name);
 void index_lookups_free(index_svc *srv);   /* waiters answered 503 */
+
+/* index_republish.c: start the loop when the node runs the dht service. */
+int index_republish_start(index_svc *srv);
+void index_republish_stop(index_svc *srv);
 
 #endif

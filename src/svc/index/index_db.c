@@ -46,6 +46,11 @@ uint64_t index_db_count(index_db *db)
 	return db->ops->count(db);
 }
 
+size_t index_db_scan(index_db *db, index_db_cursor *cur, name_record *out, size_t max)
+{
+	return max ? db->ops->scan(db, cur, out, max) : 0;
+}
+
 void index_db_free(index_db *db)
 {
 	if (db)

@@ -91,6 +91,26 @@ void index_db_forget(index_db *db, const index_name *name);
 /* Names held. */
 uint64_t index_db_count(index_db *db);
 
+/* A walk over the whole table in batches (the DHT republish): the position
+ * after the last name returned. Zeroed: the start. */
+typedef struct index_db_cursor {
+	index_name after;   /* disk: the last name returned ("" = from the first) */
+	uint64_t   pos;     /* ram: bucket << 32 | entries of it already returned */
+} index_db_cursor;
+
+/* Up to max current records of the names after *cur, into out; *cur moves
+ * past them, and back to the start once the walk reached the end. Names
+ * added or removed meanwhile may be met twice or missed in one walk. The
+ * number of records. Loop thread. */
+size_t index_db_scan(index_db *db, index_db_cursor *cur, name_record *out, size_t max);
+
+/* ---- the network cache (ram tables only) --------------------------------- */
+
+/* Was name written or touched within max_age_ms (monotonic)? false when not held. */
+bool index_db_ram_is_fresh(index_db *db, const index_name *name, uint64_t max_age_ms);
+/* Mark name as just checked against the network. */
+void index_db_ram_touch(index_db *db, const index_name *name);
+
 /* ---- backends (index_db.c dispatches) ------------------------------------ */
 
 typedef struct index_db_ops {
@@ -102,6 +122,7 @@ typedef struct index_db_ops {
 	                           size_t max, size_t *n);
 	void            (*forget)(index_db *db, const index_name *name);
 	uint64_t        (*count)(index_db *db);
+	size_t          (*scan)(index_db *db, index_db_cursor *cur, name_record *out, size_t max);
 	void            (*destroy)(index_db *db);
 } index_db_ops;
 

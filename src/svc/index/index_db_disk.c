@@ -299,6 +299,36 @@ static uint64_t disk_count(index_db *base)
 	return n;
 }
 
+/* The names database in key order, from the name after cur->after. */
+static size_t disk_scan(index_db *base, index_db_cursor *cur, name_record *out, size_t max)
+{
+	index_db_disk *db = (index_db_disk *)base;
+	MDB_val k = { cur->after.len, cur->after.s }, v;
+	MDB_cursor *c;
+	MDB_txn *txn;
+	size_t n = 0;
+	int rc;
+
+	if (mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn) != 0)
+		return 0;
+	if (mdb_cursor_open(txn, db->names, &c) != 0) {
+		mdb_txn_abort(txn);
+		return 0;
+	}
+	rc = mdb_cursor_get(c, &k, &v, cur->after.len ? MDB_SET_RANGE : MDB_FIRST);
+	if (rc == 0 && cur->after.len && k.mv_size == cur->after.len &&
+	    memcmp(k.mv_data, cur->after.s, k.mv_size) == 0)
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	for (; rc == 0 && n < max; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+		if (k.mv_size <= NAME_MAX_LEN && disk_decode(&v, &out[n]) == 0)
+			index_name_set(&cur->after, out[n++].name, k.mv_size);
+	if (rc != 0)   /* MDB_NOTFOUND: the end; the next walk starts over */
+		memset(&cur->after, 0, sizeof cur->after);
+	mdb_cursor_close(c);
+	mdb_txn_abort(txn);
+	return n;
+}
+
 static void disk_destroy(index_db *base)
 {
 	index_db_disk *db = (index_db_disk *)base;
@@ -311,7 +341,7 @@ static void disk_destroy(index_db *base)
 static const index_db_ops disk_ops = {
 	.name = "disk", .off_loop = true, .write = disk_write, .get = disk_get,
 	.history = disk_history, .forget = disk_forget, .count = disk_count,
-	.destroy = disk_destroy,
+	.scan = disk_scan, .destroy = disk_destroy,
 };
 
 /* ---- opening ------------------------------------------------------------- */

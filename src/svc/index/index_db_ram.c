@@ -38,8 +38,11 @@ typedef struct ram_name {
 	index_name       name;
 	uint32_t         n;         /* records in the ring */
 	uint32_t         first;     /* the oldest */
+	uint64_t         checked_ms;/* last written or touched (util_now_ms) */
 	ram_rec        **ring;      /* lim.history slots */
 } ram_name;
+
+static const index_db_ops ram_ops;
 
 typedef struct index_db_ram {
 	index_db    base;           /* first: an index_db_ram is an index_db */
@@ -169,6 +172,7 @@ static index_db_status ram_append(index_db_ram *db, ram_name *e, const name_reco
 		e->ring[(e->first + e->n) % cap] = r;
 		e->n++;
 	}
+	e->checked_ms = util_now_ms();
 	ram_touch(db, e);
 	return INDEX_DB_OK;
 }
@@ -246,9 +250,51 @@ static void ram_forget(index_db *base, const index_name *name)
 		ram_remove(db, e);
 }
 
+bool index_db_ram_is_fresh(index_db *base, const index_name *name, uint64_t max_age_ms)
+{
+	index_db_ram *db = (index_db_ram *)base;
+	ram_name *e = base->ops == &ram_ops ? ram_find(db, name) : NULL;
+
+	return e && e->n && util_now_ms() - e->checked_ms < max_age_ms;
+}
+
+void index_db_ram_touch(index_db *base, const index_name *name)
+{
+	index_db_ram *db = (index_db_ram *)base;
+	ram_name *e = base->ops == &ram_ops ? ram_find(db, name) : NULL;
+
+	if (e)
+		e->checked_ms = util_now_ms();
+}
+
 static uint64_t ram_count(index_db *base)
 {
 	return ((index_db_ram *)base)->count;
+}
+
+/* Whole chains from the cursor's bucket on; within a bucket, skip what the
+ * last batch returned of it. */
+static size_t ram_scan(index_db *base, index_db_cursor *cur, name_record *out, size_t max)
+{
+	index_db_ram *db = (index_db_ram *)base;
+	uint64_t b = cur->pos >> 32, skip = cur->pos & 0xffffffffu;
+	size_t n = 0;
+
+	for (; b < db->nbuckets; b++, skip = 0) {
+		uint64_t i = 0;
+		for (ram_name *e = db->buckets[b]; e; e = e->next, i++) {
+			if (i < skip || e->n == 0)
+				continue;
+			if (n == max) {
+				cur->pos = b << 32 | i;
+				return n;
+			}
+			if (ram_decode(db, e, e->n - 1, &out[n]) == 0)
+				n++;
+		}
+	}
+	cur->pos = 0;   /* the end: the next walk starts over */
+	return n;
 }
 
 static void ram_destroy(index_db *base)
@@ -266,7 +312,8 @@ static void ram_destroy(index_db *base)
 
 static const index_db_ops ram_ops = {
 	.name = "ram", .off_loop = false, .write = ram_write, .get = ram_get,
-	.history = ram_history, .forget = ram_forget, .count = ram_count, .destroy = ram_destroy,
+	.history = ram_history, .forget = ram_forget, .count = ram_count, .scan = ram_scan,
+	.destroy = ram_destroy,
 };
 
 index_db *index_db_ram_new(const index_db_limits *lim, char *err, size_t errlen)

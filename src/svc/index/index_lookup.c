@@ -1,14 +1,19 @@
 /*
- * index_lookup.c — RESOLVE of a name the index does not hold: read the
- * values under the name's DHT key, keep the valid record with the highest
- * seq, take it like any record from elsewhere (index_take_record: the
- * cache, or the table if it came to hold the name meanwhile), and answer
- * every request that waited for it.
+ * index_lookup.c — RESOLVE of a name the index does not hold (or holds
+ * only in its network cache, last checked more than INDEX_CACHE_FRESH_MS
+ * ago): read the values under the name's DHT key, keep the valid record
+ * with the highest seq, take it like any record from elsewhere (the cache,
+ * or the table if it came to hold the name meanwhile) unless the node
+ * already knows one as new, and answer every request that waited with the
+ * newest record the node knows. When the DHT has nothing (or fails, or runs
+ * out of time) a cached record, however old, is the answer; only a name
+ * known nowhere gets the error.
  *
  * Bounds: one lookup per name at a time (later requests for it wait on
  * the first, at most INDEX_LOOKUP_WAITERS_MAX), at most INDEX_LOOKUPS_MAX
  * names at once (beyond: 503, retryable), and a deadline of
- * INDEX_LOOKUP_DEADLINE_MS (504, retryable) whatever the dht service does.
+ * dht.lookup_timeout + 1 s, at most INDEX_LOOKUP_DEADLINE_MS (504,
+ * retryable), whatever the dht service does.
  * Every value that does not check — malformed, oversized, bad_version,
  * bad_name, bad_sig, wrong_name (a record for another name under this key)
  * — is counted in index_records_rejected_total{reason} and ignored; values
@@ -49,17 +54,64 @@ static void index_lookup_free(index_lookup *lk)
 	free(lk);
 }
 
-/* Answer every waiter with an error and end the lookup. */
-static void index_lookup_fail(index_lookup *lk, uint16_t status, const char *message)
+/* Answer every waiter with rec (or the error when rec is NULL) and end the
+ * lookup. */
+static void index_lookup_end(index_lookup *lk, const name_record *rec, index_source src,
+                             uint16_t status, const char *message)
 {
 	index_op *op;
 
 	while ((op = LIST_FIRST(&lk->waiters)) != NULL) {
 		LIST_REMOVE(op, wlink);
 		op->lk = NULL;
-		index_answer_err(op, status, message);
+		if (rec)
+			index_answer_record(op, rec, src);
+		else
+			index_answer_err(op, status, message);
 	}
 	index_lookup_free(lk);
+}
+
+/* The DHT gave nothing: a cached record, however old, beats an error (and
+ * is not looked up again before INDEX_CACHE_FRESH_MS). */
+static void index_lookup_fail(index_lookup *lk, uint16_t status, const char *message)
+{
+	index_svc *srv = lk->srv;
+	name_record cached;
+
+	if (index_db_get(srv->cache, &lk->name, &cached) == INDEX_DB_OK) {
+		index_db_ram_touch(srv->cache, &lk->name);
+		index_lookup_end(lk, &cached, INDEX_SOURCE_LOCAL, 0, NULL);
+		return;
+	}
+	index_lookup_end(lk, NULL, INDEX_SOURCE_LOCAL, status, message);
+}
+
+/* The best record the DHT had: kept (into the table through an import on
+ * the writer thread when the table came to hold the name, else into the
+ * cache), and every waiter gets the newest record the node now knows. A
+ * record older than the one held is a refused rollback; the same one again
+ * only says the cached one is still current. */
+static void index_lookup_take(index_lookup *lk, const name_record *best)
+{
+	index_svc *srv = lk->srv;
+	name_record held;
+
+	if (index_db_get(srv->table, &lk->name, &held) == INDEX_DB_OK) {
+		if (best->seq > held.seq)
+			index_take_record(srv, best, NULL);
+		index_lookup_end(lk, best->seq > held.seq ? best : &held, INDEX_SOURCE_NETWORK, 0, NULL);
+		return;
+	}
+	if (index_db_get(srv->cache, &lk->name, &held) == INDEX_DB_OK && best->seq <= held.seq) {
+		if (best->seq < held.seq)
+			index_count_reject(name_rec_result_name(NAME_REC_STALE_SEQ));
+		index_db_ram_touch(srv->cache, &lk->name);
+		index_lookup_end(lk, &held, INDEX_SOURCE_NETWORK, 0, NULL);
+		return;
+	}
+	index_take_record(srv, best, NULL);   /* into the cache: a higher seq, or a new name */
+	index_lookup_end(lk, best, INDEX_SOURCE_NETWORK, 0, NULL);
 }
 
 /* The valid record with the highest seq among the values, or false. */
@@ -85,9 +137,7 @@ static bool index_lookup_best(const index_lookup *lk, const uint8_t *const *v, c
 static void on_values(int status, const uint8_t *const *v, const size_t *len, size_t n, void *arg)
 {
 	index_lookup *lk = arg;
-	index_svc *srv = lk->srv;
 	name_record best;
-	index_op *op;
 
 	lk->get = NULL;   /* done: nothing to cancel */
 	if (status == 504 || status == 503 || (status != 200 && status != 404)) {
@@ -103,12 +153,7 @@ static void on_values(int status, const uint8_t *const *v, const size_t *len, si
 		return;
 	}
 	index_lookup_count("found");
-	while ((op = LIST_FIRST(&lk->waiters)) != NULL) {
-		LIST_REMOVE(op, wlink);
-		op->lk = NULL;
-		index_take_record(srv, &best, op);   /* the first stores it; the rest find it held */
-	}
-	index_lookup_free(lk);
+	index_lookup_take(lk, &best);
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
@@ -128,9 +173,17 @@ static index_lookup *index_lookup_find(index_svc *srv, const index_name *name)
 	return NULL;
 }
 
+static uint64_t index_lookup_deadline_ms(const index_svc *srv)
+{
+	uint64_t ms = srv->s->cfg.dht_lookup_timeout_ms + INDEX_LOOKUP_SLACK_MS;
+
+	return ms < INDEX_LOOKUP_DEADLINE_MS ? ms : INDEX_LOOKUP_DEADLINE_MS;
+}
+
 static index_lookup *index_lookup_new(index_svc *srv, const index_name *name)
 {
-	struct timeval tv = { INDEX_LOOKUP_DEADLINE_MS / 1000, (INDEX_LOOKUP_DEADLINE_MS % 1000) * 1000 };
+	uint64_t ms = index_lookup_deadline_ms(srv);
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
 	index_lookup *lk = calloc(1, sizeof *lk);
 
 	if (!lk)

@@ -7,8 +7,11 @@
  *            table's write runs on the writer thread: its commit fsyncs),
  *            drop the name from the network cache, answer, then put the
  *            record into the DHT.
- *   RESOLVE  the table's record, else the cache's, else (network = true and
- *            a dht service) a lookup (index_lookup.c), else 404.
+ *   RESOLVE  the table's record, else the cache's while it is fresh
+ *            (checked against the DHT within INDEX_CACHE_FRESH_MS), else
+ *            (network = true and a dht service) a lookup (index_lookup.c)
+ *            — which answers the cached record however old when the DHT has
+ *            nothing better — else 404.
  *   HISTORY  the table's newest index.history records (seq rising), else
  *            the cached one, else 404.
  *   IMPORT   a record from elsewhere: checked (signature and all), then
@@ -66,7 +69,7 @@ static index_rep *index_rep_ok(index_svc *srv, uint16_t verb)
 	return rep;
 }
 
-static void index_answer_record(index_op *op, const name_record *rec, index_source src)
+void index_answer_record(index_op *op, const name_record *rec, index_source src)
 {
 	index_rep *rep = index_rep_ok(op->srv, INDEX_RESOLVE);
 
@@ -154,27 +157,18 @@ static void index_publish_finish(index_op *op)
 	index_answer(op, rep);
 }
 
-/* A record from elsewhere went into the table. */
+/* A record from elsewhere went into the table (IMPORT, or a lookup's
+ * orphan op: its answer is dropped). */
 static void index_import_finish(index_op *op)
 {
 	index_svc *srv = op->srv;
 	index_db_write *w = &op->w;
-	index_name name;
-	name_record cur;
 
 	if (w->status == INDEX_DB_STALE || w->status == INDEX_DB_FULL)
 		index_count_reject(w->status == INDEX_DB_STALE ? name_rec_result_name(NAME_REC_STALE_SEQ)
 		                                               : "full");
 	if (w->status == INDEX_DB_OK)
 		index_gauges(srv);
-	if (op->verb == INDEX_RESOLVE) {   /* a lookup's answer: what the table holds now */
-		index_name_set(&name, w->rec.name, w->rec.name_len);
-		if (index_db_get(srv->table, &name, &cur) == INDEX_DB_OK)
-			index_answer_record(op, &cur, INDEX_SOURCE_NETWORK);
-		else
-			index_answer_record(op, &w->rec, INDEX_SOURCE_NETWORK);
-		return;
-	}
 	if (w->status == INDEX_DB_STALE)
 		index_answer_err(op, 409, "stale_seq: the seq is not above the one held (no rollback)");
 	else if (w->status != INDEX_DB_OK)
@@ -193,12 +187,10 @@ static void index_write_finish(index_op *op)
 
 /* ---- records from elsewhere ------------------------------------------------ */
 
-/* Into the cache (loop, instant). A lookup's op gets the cached record. */
+/* Into the cache (loop, instant). */
 static void index_take_cached(index_svc *srv, const name_record *rec, index_op *op)
 {
 	index_db_write w = { .rec = *rec };
-	index_name name;
-	name_record cur;
 
 	index_db_write_run(srv->cache, &w);
 	if (w.status == INDEX_DB_STALE)
@@ -206,12 +198,6 @@ static void index_take_cached(index_svc *srv, const name_record *rec, index_op *
 	index_gauges(srv);
 	if (!op)
 		return;
-	if (op->verb == INDEX_RESOLVE) {
-		index_name_set(&name, rec->name, rec->name_len);
-		index_answer_record(op, index_db_get(srv->cache, &name, &cur) == INDEX_DB_OK ? &cur : rec,
-		                    INDEX_SOURCE_NETWORK);
-		return;
-	}
 	if (w.status == INDEX_DB_STALE)
 		index_answer_err(op, 409, "stale_seq: the seq is not above the one held (no rollback)");
 	else if (w.status != INDEX_DB_OK)
@@ -262,9 +248,13 @@ static void index_do_resolve(index_op *op, const index_req_resolve *m)
 	name_record rec;
 	index_db_status st = index_db_get(srv->table, &m->name, &rec);
 
-	if (st == INDEX_DB_NOT_FOUND)
-		st = index_db_get(srv->cache, &m->name, &rec);
 	if (st == INDEX_DB_OK) {
+		index_answer_record(op, &rec, INDEX_SOURCE_LOCAL);
+		return;
+	}
+	if (st == INDEX_DB_NOT_FOUND && index_db_get(srv->cache, &m->name, &rec) == INDEX_DB_OK &&
+	    (!m->network || !srv->dht ||
+	     index_db_ram_is_fresh(srv->cache, &m->name, INDEX_CACHE_FRESH_MS))) {
 		index_answer_record(op, &rec, INDEX_SOURCE_LOCAL);
 		return;
 	}

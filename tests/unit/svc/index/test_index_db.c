@@ -235,6 +235,52 @@ static void test_ram_evicts(void **state)
 	index_db_free(db);
 }
 
+/* A walk in batches meets every name once, then starts over. */
+static void cases_scan(bool disk)
+{
+	index_db *db = open_db(disk, 100, 2, false);
+	index_db_cursor cur;
+	name_record out[7];
+	bool seen[40] = { false };
+	char name[16];
+	size_t total = 0, n;
+
+	for (int i = 0; i < 40; i++) {
+		snprintf(name, sizeof name, "n%02d", i);
+		assert_int_equal(publish(db, name, (uint8_t)i, 0, NULL, NULL), INDEX_DB_OK);
+	}
+	assert_int_equal(publish(db, "n07", 99, 0, NULL, NULL), INDEX_DB_OK);   /* seq 2 */
+	memset(&cur, 0, sizeof cur);
+	do {
+		n = index_db_scan(db, &cur, out, 7);
+		for (size_t i = 0; i < n; i++) {
+			int k = atoi(out[i].name + 1);
+			assert_false(seen[k]);
+			seen[k] = true;
+			assert_int_equal(out[i].seq, k == 7 ? 2 : 1);   /* the current record */
+			assert_int_equal(name_record_verify(&out[i]), NAME_REC_OK);
+		}
+		total += n;
+	} while (n == 7 && total < 80);
+	assert_int_equal(total, 40);
+	/* the walk ended: the next batch starts over */
+	assert_int_equal(index_db_scan(db, &cur, out, 7), 7);
+	assert_int_equal(index_db_scan(db, &cur, out, 0), 0);
+	index_db_free(db);
+}
+
+static void test_scan(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	cases_scan(false);
+	snprintf(cmd, sizeof cmd, "rm -rf %s/index", dir);
+	assert_int_equal(system(cmd), 0);
+	cases_scan(true);
+	assert_int_equal(system(cmd), 0);
+}
+
 static void test_next_seq(void **state)
 {
 	(void)state;
@@ -255,6 +301,7 @@ int main(void)
 		cmocka_unit_test(test_ram),
 		cmocka_unit_test(test_disk),
 		cmocka_unit_test(test_ram_evicts),
+		cmocka_unit_test(test_scan),
 		cmocka_unit_test(test_next_seq),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
