@@ -17,6 +17,14 @@ const role roles[] = {
 		.sandbox = &svc_sandbox_store,
 	},
 	{
+		/* Names → cids: signs records with the node identity; the gateway
+		 * reaches it over its socket (opt-in: `services` lists "index"). */
+		.name = "index", .ops = &index_ops, .service_bit = CONFIG_SVC_INDEX,
+		.instances = 1, .listen = ROLE_LISTEN_NONE, .socket = NODE_INDEX_SOCKET,
+		.required = true, .tier = ROLE_TIER_BACK, .policy = false, .identity = true,
+		.sandbox = &svc_sandbox_index,
+	},
+	{
 		/* HTTP front: a process per worker, all accepting on one listener. */
 		.name = "gateway", .ops = &gateway_ops, .service_bit = CONFIG_SVC_GATEWAY,
 		.instances = ROLE_INSTANCES_WORKERS, .listen = ROLE_LISTEN_GATEWAY,

@@ -36,6 +36,9 @@ extern const svc_sandbox_profile svc_sandbox_front;
 extern const svc_sandbox_profile svc_sandbox_store;
 /* dht: no file system at all; OpenDHT's threads and its one UDP socket. */
 extern const svc_sandbox_profile svc_sandbox_dht;
+/* index: its LMDB directory (<data_dir>/index, none in amnesia mode), opened
+ * before the sandbox; a writer thread that fsyncs. */
+extern const svc_sandbox_profile svc_sandbox_index;
 
 /* The paths profile p keeps under cfg (for tests and the docs). */
 void svc_sandbox_paths_of(const svc_sandbox_profile *p, const mn_config *cfg,

@@ -46,6 +46,7 @@ enum {
 	CONFIG_SVC_STORAGE = 1u << 1,
 	CONFIG_SVC_OMNIGATE = 1u << 2,
 	CONFIG_SVC_DHT = 1u << 3,
+	CONFIG_SVC_INDEX = 1u << 4,
 };
 
 typedef struct mn_config {
@@ -65,6 +66,9 @@ typedef struct mn_config {
 	uint32_t storage_max_uploads;              /* 64: uploads open at once */
 	uint32_t storage_max_uploads_per_tenant;   /* 16 of them per tenant; 0 = no share */
 	uint32_t storage_max_uploads_per_peer;     /* 16 of them per client address; 0 = no share */
+	/* index (names; docs/names.md) */
+	uint32_t index_max_names;                  /* 65536 names held at most */
+	uint32_t index_history;                    /* 8 records kept per name */
 	/* paths */
 	char     data_dir[CONFIG_PATH_MAX];        /* "./var" */
 	char     runtime_dir[CONFIG_PATH_MAX];     /* "" = <data_dir>/run */

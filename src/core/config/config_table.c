@@ -29,6 +29,8 @@
 #define CONFIG_DHT_LOOKUP_MAX_MS 30000u   /* under dht_client's call deadline */
 #define CONFIG_DHT_ANNOUNCES_MAX 10000u
 #define CONFIG_DHT_VALUES_MAX    1024u
+#define CONFIG_INDEX_NAMES_MAX   1000000u
+#define CONFIG_INDEX_HISTORY_MAX 64u                  /* INDEX_HISTORY_MAX (core/dht/index_msg.h) */
 
 #define FIELD(f) .offset = offsetof(mn_config, f), .size = sizeof(((mn_config *)0)->f)
 /* Strings: min is the minimum length; the maximum is the field's capacity. */
@@ -54,6 +56,7 @@ static const config_enum_name config_services[] = {
 	{ .name = "storage", .value = CONFIG_SVC_STORAGE },
 	{ .name = "omnigate", .value = CONFIG_SVC_OMNIGATE },
 	{ .name = "dht", .value = CONFIG_SVC_DHT },
+	{ .name = "index", .value = CONFIG_SVC_INDEX },
 	{ .name = NULL },
 };
 
@@ -97,6 +100,12 @@ const config_key config_table[] = {
 	  FIELD(storage_max_uploads_per_peer), .def = "16", .min = 0, .max = CONFIG_UPLOADS_MAX,
 	  .reload = CONFIG_RELOAD_LIVE,
 	  .help = "Of those, uploads one client address (IPv6 by its /64) may hold open; beyond it its PUTs get 503; 0 = no share." },
+	{ .key = "index.max_names", .type = CONFIG_T_U32, FIELD(index_max_names),
+	  .def = "65536", .min = 1, .max = CONFIG_INDEX_NAMES_MAX, .reload = CONFIG_RELOAD_RESTART,
+	  .help = "Names the index service holds (published here, or updated here from the network); a publish of a new name past it gets 507. Amnesia: the table is in memory, at most about max_names x index.history x 0.5 KiB." },
+	{ .key = "index.history", .type = CONFIG_T_U32, FIELD(index_history),
+	  .def = "8", .min = 1, .max = CONFIG_INDEX_HISTORY_MAX, .reload = CONFIG_RELOAD_RESTART,
+	  .help = "Records the index keeps per name (the newest, by sequence number): what GET /n/{name}?history=1 lists." },
 	{ .key = "paths.data_dir", .type = CONFIG_T_PATH, TEXT(data_dir, 1),
 	  .def = "./var", .reload = CONFIG_RELOAD_RESTART, .env = "RON_DATA_DIR",
 	  .help = "Directory for persistent state." },

@@ -167,6 +167,18 @@ static const struct metrics_family metrics_families[] = {
 	  "Time from a DHT lookup's start to its answer (bounded by dht.lookup_timeout)." },
 	{ "dht_routing_nodes", METRICS_GAUGE, METRICS_SRC_SLOTS,
 	  "Nodes in the DHT routing table, by state (good: heard from recently, dubious)." },
+	{ "index_names", METRICS_GAUGE, METRICS_SRC_SLOTS,
+	  "Names the index service holds (published here or updated here)." },
+	{ "index_cache_names", METRICS_GAUGE, METRICS_SRC_SLOTS,
+	  "Records the index keeps from the network for names it does not hold (bounded, least recently used forgotten)." },
+	{ "index_publishes_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
+	  "Name publishes by result (created, updated, full, error)." },
+	{ "index_records_rejected_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
+	  "Name records from elsewhere refused by the index, by reason." },
+	{ "index_lookups_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
+	  "DHT lookups of names the index does not hold, by result (found, not_found, timeout, unavailable, busy)." },
+	{ "index_dht_requests_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
+	  "The index's calls to the dht service by op (put, get) and result (ok, found, empty, timeout, error)." },
 };
 #define METRICS_NFAMILIES (sizeof metrics_families / sizeof metrics_families[0])
 static_assert(METRICS_NFAMILIES < UINT16_MAX, "family index is a u16");
