@@ -26,10 +26,11 @@ const role roles[] = {
 		.sandbox = &svc_sandbox_front,
 	},
 	{
-		/* OAP/1 front over TLS. */
+		/* OAP/1 front over TLS; the node identity is its peer-plane
+		 * certificate (and its only one without tls.cert_file). */
 		.name = "omnigate", .ops = &omnigate_ops, .service_bit = CONFIG_SVC_OMNIGATE,
 		.instances = 1, .listen = ROLE_LISTEN_OAP,
-		.required = true, .tier = ROLE_TIER_FRONT, .policy = true,
+		.required = true, .tier = ROLE_TIER_FRONT, .policy = true, .identity = true,
 		.deps = { [CTL_DEP_STORAGE] = ROLE_DEP_CUTS_OFF,
 		          [CTL_DEP_CAPACITY] = ROLE_DEP_DEGRADES },
 		.sandbox = &svc_sandbox_front,
