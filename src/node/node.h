@@ -27,6 +27,7 @@ struct metrics_series;
 #define NODE_BUILD_ID_MAX   CTL_BUILD_ID_MAX
 #define NODE_DEFAULT_CONFIG_NAME "embedded default"
 #define NODE_STORAGE_SOCKET "storage.sock"   /* in the runtime directory */
+#define NODE_DHT_SOCKET     "dht.sock"
 
 /* A config key set on the command line; re-applied on every reload. */
 typedef struct node_override {
@@ -149,5 +150,9 @@ int policy_cli_main(int argc, char **argv);
 int token_cli_main(int argc, char **argv);
 /* `macronode init`: first-run keys, signed default policy, one write token. */
 int init_cli_main(int argc, char **argv);
+/* `macronode peers` / `macronode find b3:CID` (dht_cli.c): ask the running
+ * node's dht service. Exit codes: 0, 1 (no answer, none found), 2 (usage). */
+int dht_cli_peers(const mn_config *cfg);
+int dht_cli_find(const mn_config *cfg, const char *cid);
 
 #endif

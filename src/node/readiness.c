@@ -51,6 +51,7 @@ static const struct {
 } dep_phrase[CTL_DEP_COUNT] = {
 	[CTL_DEP_STORAGE]  = { "storage unreachable from", " (circuit open)" },
 	[CTL_DEP_CAPACITY] = { "shedding load on", "" },
+	[CTL_DEP_DHT]      = { "DHT not bootstrapped on", "" },
 };
 
 /* The workers of one role, counted. */
@@ -209,6 +210,31 @@ static json_t *policy_eval_ready(supervisor *s, json_t *reasons, ready_verdict *
 		"reloads_ok", (json_int_t)p->ok, "reloads_refused", (json_int_t)p->refused);
 }
 
+/* deps.dht: what the workers that report on the DHT say (bootstrapped, as
+ * CTL_DEP_DHT), and the routing table's size (the dht_routing_nodes gauge).
+ * Informational: the role's rule (roles.h) decides what it does to the
+ * verdict. "off" when no enabled role reports it. */
+static json_t *dht_eval(const supervisor *s)
+{
+	unsigned serving = 0, up = 0;
+	uint64_t nodes = metrics_value(metrics_get("dht_routing_nodes", "state=\"good\"")) +
+	                 metrics_value(metrics_get("dht_routing_nodes", "state=\"dubious\""));
+
+	for (size_t i = 0; i < s->nchild; i++) {
+		const sup_child *c = &s->child[i];
+		if (c->role->deps[CTL_DEP_DHT] == ROLE_DEP_IGNORED)
+			continue;
+		serving += c->state == CHILD_READY;
+		up += c->state == CHILD_READY && c->dep[CTL_DEP_DHT] == CTL_DEP_UP;
+	}
+	for (size_t i = 0; i < roles_count; i++)
+		if (roles[i].deps[CTL_DEP_DHT] != ROLE_DEP_IGNORED && role_is_enabled(&roles[i], &s->cfg))
+			return json_pack("{s:s, s:b, s:I}", "state", !serving ? "down" : up ? "ok" : "bootstrapping",
+			                 "bootstrapped", serving && up == serving, "routing_nodes",
+			                 (json_int_t)nodes);
+	return json_pack("{s:s}", "state", "off");
+}
+
 static void set_ready_gauges(ready_verdict v)
 {
 	for (int i = 0; i < 3; i++) {
@@ -234,13 +260,14 @@ char *readiness_report(supervisor *s, ready_verdict *verdict)
 		if (present)
 			service_eval(s, &roles[i], svcs, reasons, &v);
 	}
-	json_t *deps = json_pack("{s:{s:s, s:s}, s:{s:s, s:s, s:s}, s:o, s:o, s:o, s:o}",
+	json_t *deps = json_pack("{s:{s:s, s:s}, s:{s:s, s:s, s:s}, s:o, s:o, s:o, s:o, s:o}",
 		"config", "state", "ok", "last_reload_error", s->last_reload_error,
 		"listeners", "state", "ok", "admin", s->cfg.admin_addr, "gateway",
 		roles_listen_enabled(&s->cfg, ROLE_LISTEN_GATEWAY) ? s->cfg.gateway_addr : "",
 		"entropy", entropy_eval(s, reasons, &v),
 		"version_parity", parity_eval(s, reasons, &v),
 		"policy", policy_eval_ready(s, reasons, &v),
+		"dht", dht_eval(s),
 		"services", svcs);
 	json_t *body = json_pack("{s:s, s:b, s:o, s:o}", "status", verdict_names[v],
 	                         "ready", v != READY_NOT, "deps", deps, "reasons", reasons);

@@ -35,6 +35,16 @@ const role roles[] = {
 		          [CTL_DEP_CAPACITY] = ROLE_DEP_DEGRADES },
 		.sandbox = &svc_sandbox_front,
 	},
+	{
+		/* The OpenDHT node: provider records, lookups. Not required: a
+		 * node without peers still serves what it holds (an island); its
+		 * bootstrap state degrades /readyz, never fails it. */
+		.name = "dht", .ops = &dht_ops, .service_bit = CONFIG_SVC_DHT,
+		.instances = 1, .listen = ROLE_LISTEN_NONE, .socket = NODE_DHT_SOCKET,
+		.required = false, .tier = ROLE_TIER_BACK, .policy = false, .identity = true,
+		.deps = { [CTL_DEP_DHT] = ROLE_DEP_DEGRADES },
+		.sandbox = &svc_sandbox_dht,
+	},
 };
 const size_t roles_count = sizeof roles / sizeof roles[0];
 

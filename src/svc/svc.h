@@ -85,9 +85,15 @@ void svc_drained(svc *s);
  * does to readiness is the role's rule). */
 void svc_report_dep(svc *s, ctl_dep dep, ctl_dep_state state);
 
+/* May the peer of this accepted UNIX connection call the service? Only
+ * processes of the node's own uid may; a refusal is counted
+ * (rejected_total{reason="peercred"}) and logged naming the service. */
+bool svc_peer_ok(int fd, const char *service);
+
 /* Each service folder's entry points, listed in the role table. */
 extern const svc_ops gateway_ops;
 extern const svc_ops storage_ops;
 extern const svc_ops omnigate_ops;
+extern const svc_ops dht_ops;
 
 #endif

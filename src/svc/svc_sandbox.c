@@ -58,6 +58,14 @@ static const char *const svc_sandbox_store_calls[] = {
 	NULL,
 };
 
+/* OpenDHT (svc/dht): its UDP socket is bound after the sandbox is entered
+ * (Landlock binds only threads made after it, and OpenDHT's start with the
+ * socket), its receive thread waits in select on the socket and a pipe. */
+static const char *const svc_sandbox_dht_calls[] = {
+	"bind", "select", "pselect6", "pipe", "sched_getaffinity",
+	NULL,
+};
+
 /* Fatal even in log mode: running another program is the escape the
  * sandbox exists to stop. (Not ptrace: LeakSanitizer's exit check needs it.) */
 static const char *const svc_sandbox_never[] = {
@@ -117,6 +125,16 @@ static void store_paths(const mn_config *cfg, svc_sandbox_paths *out)
 const svc_sandbox_profile svc_sandbox_front = {
 	.name = "front", .syscalls = svc_sandbox_front_calls,
 	.open_write = false, .threads = false, .paths = front_paths,
+};
+
+static void dht_paths(const mn_config *cfg, svc_sandbox_paths *out)
+{
+	(void)cfg; (void)out;   /* none: the dht service opens no file */
+}
+
+const svc_sandbox_profile svc_sandbox_dht = {
+	.name = "dht", .syscalls = svc_sandbox_dht_calls,
+	.open_write = false, .threads = true, .paths = dht_paths,
 };
 
 const svc_sandbox_profile svc_sandbox_store = {

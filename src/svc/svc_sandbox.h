@@ -34,6 +34,8 @@ typedef struct svc_sandbox_profile {
 extern const svc_sandbox_profile svc_sandbox_front;
 /* storage: its data directories read/write (none in amnesia mode). */
 extern const svc_sandbox_profile svc_sandbox_store;
+/* dht: no file system at all; OpenDHT's threads and its one UDP socket. */
+extern const svc_sandbox_profile svc_sandbox_dht;
 
 /* The paths profile p keeps under cfg (for tests and the docs). */
 void svc_sandbox_paths_of(const svc_sandbox_profile *p, const mn_config *cfg,

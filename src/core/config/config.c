@@ -459,6 +459,82 @@ static int services_set_json(mn_config *c, const config_key *k, json_t *v, char 
 	return 0;
 }
 
+/* ---- address lists ------------------------------------------------------ */
+
+/* One entry of an address list: a numeric address with a port. */
+static int addr_list_entry(const char *s, size_t len, char *why, size_t wl)
+{
+	char one[CONFIG_ADDR_MAX];
+	struct sockaddr_storage ss;
+	unsigned sslen;
+	bool lo;
+	const char *r;
+
+	if (len == 0)
+		return fail(why, wl, "empty address in the list");
+	if (len >= sizeof one)
+		return fail(why, wl, "an address is longer than %d bytes", CONFIG_ADDR_MAX - 1);
+	memcpy(one, s, len);
+	one[len] = '\0';
+	if ((r = addr_parse(one, &ss, &sslen, &lo)) != NULL)
+		return fail(why, wl, "invalid address \"%." CONFIG_ECHO_MAX "s\": %s", one, r);
+	return 0;
+}
+
+/* "a,b" (no spaces): every entry an address, at most CONFIG_ADDR_LIST_N. */
+static int addr_list_check(const config_key *k, const char *s, char *why, size_t wl)
+{
+	size_t n = 0;
+
+	if (strlen(s) > k->max)
+		return fail(why, wl, "too long (at most %llu bytes)", (unsigned long long)k->max);
+	if (!*s)
+		return 0;
+	for (const char *p = s;;) {
+		size_t len = strcspn(p, ",");
+		if (++n > CONFIG_ADDR_LIST_N)
+			return fail(why, wl, "more than %d addresses", CONFIG_ADDR_LIST_N);
+		if (addr_list_entry(p, len, why, wl) != 0)
+			return -1;
+		if (!p[len])
+			break;
+		p += len + 1;
+	}
+	return 0;
+}
+
+static int addr_list_set_string(mn_config *c, const config_key *k, const char *s,
+                                char *why, size_t wl)
+{
+	if (addr_list_check(k, s, why, wl) != 0)
+		return -1;
+	memcpy(field(c, k), s, strlen(s) + 1);
+	return 0;
+}
+
+/* A JSON array of address strings, joined with commas. */
+static int addr_list_set_json(mn_config *c, const config_key *k, json_t *v, char *why, size_t wl)
+{
+	char buf[CONFIG_ADDR_LIST_MAX + 1];
+	size_t o = 0, i;
+	json_t *item;
+
+	buf[0] = '\0';
+	json_array_foreach(v, i, item) {
+		if (!json_is_string(item))
+			return fail(why, wl, "expected an array of address strings");
+		size_t len = json_string_length(item);
+		if (o + len + 1 >= sizeof buf)
+			return fail(why, wl, "too long (at most %llu bytes)", (unsigned long long)k->max);
+		if (memchr(json_string_value(item), ',', len) || len == 0)
+			return addr_list_entry(json_string_value(item), len, why, wl) != 0 ? -1 :
+			       fail(why, wl, "an address must not contain a comma");
+		o += (size_t)snprintf(buf + o, sizeof buf - o, "%s%s", o ? "," : "",
+		                      json_string_value(item));
+	}
+	return addr_list_set_string(c, k, buf, why, wl);
+}
+
 /* ---- secrets ----------------------------------------------------------- */
 
 static int secure_init(void)
@@ -533,6 +609,8 @@ static int value_set_string(mn_config *c, const config_key *k, const char *s, ch
 		return services_set_string(c, k, s, why, wl);
 	case CONFIG_T_SECRET:
 		return secret_set((char **)field(c, k), s, why, wl);
+	case CONFIG_T_ADDR_LIST:
+		return addr_list_set_string(c, k, s, why, wl);
 	}
 	return fail(why, wl, "unsupported type");
 }
@@ -567,6 +645,7 @@ static const char *type_expected(config_type t)
 	case CONFIG_T_ENUM:     return "a string";
 	case CONFIG_T_SERVICES: return "an array of service names";
 	case CONFIG_T_SECRET:   return "a string";
+	case CONFIG_T_ADDR_LIST: return "an array of address strings \"ip:port\"";
 	}
 	return "a value";
 }
@@ -599,6 +678,10 @@ static int value_set_json(mn_config *c, const config_key *k, json_t *v, char *wh
 	case CONFIG_T_SERVICES:
 		if (json_is_array(v))
 			return services_set_json(c, k, v, why, wl);
+		break;
+	case CONFIG_T_ADDR_LIST:
+		if (json_is_array(v))
+			return addr_list_set_json(c, k, v, why, wl);
 		break;
 	case CONFIG_T_DURATION:
 		if (json_is_integer(v))
@@ -870,6 +953,10 @@ static int row_check(const mn_config *c, const config_key *k, char *why, size_t 
 	case CONFIG_T_SECRET:
 		memcpy(&tok, config_cfield(c, k), sizeof tok);
 		return tok ? secret_check(tok, strlen(tok), why, wl) : 0;
+	case CONFIG_T_ADDR_LIST:
+		if (strnlen(config_cfield(c, k), k->size) == k->size)
+			return fail(why, wl, "not NUL-terminated");
+		return addr_list_check(k, config_cfield(c, k), why, wl);
 	}
 	return 0;
 }
@@ -1083,6 +1170,9 @@ int config_validate(mn_config *c, char *err, size_t errlen)
 		if (addr_overlaps(&oap, olen, &admin, alen) || addr_overlaps(&oap, olen, &gw, glen))
 			return fail(err, errlen, "oap.addr: must differ from admin.addr and gateway.addr");
 	}
+	if (c->dht_republish_ms >= c->dht_record_ttl_ms)
+		return fail(err, errlen, "dht.republish: must be shorter than dht.record_ttl "
+		            "(records would expire before they are republished)");
 	if (pairs_check(c, err, errlen) != 0 || tls_check(c, glo, err, errlen) != 0 ||
 	    tags_check("policy.tags_core", c->policy_tags_core, err, errlen) != 0 ||
 	    tags_check("policy.tags_facet", c->policy_tags_facet, err, errlen) != 0)
@@ -1092,7 +1182,7 @@ int config_validate(mn_config *c, char *err, size_t errlen)
 
 static bool row_equal(const mn_config *a, const mn_config *b, const config_key *k)
 {
-	if (config_type_is_text(k->type))
+	if (config_type_is_text(k->type) || k->type == CONFIG_T_ADDR_LIST)
 		return strncmp(config_cfield(a, k), config_cfield(b, k), k->size) == 0;
 	if (k->type == CONFIG_T_SECRET)
 		return true;  /* never compared: tokens rotate on reload (live) */

@@ -37,12 +37,15 @@
 #define CONFIG_TOKEN_MIN  16          /* shorter admin tokens are refused */
 #define CONFIG_KEY_MAX    64          /* longest dotted key path */
 #define CONFIG_FILE_MAX   (1u << 20)  /* a config file larger than 1 MiB is refused */
+#define CONFIG_ADDR_LIST_N   16       /* addresses in one address list (dht.bootstrap) */
+#define CONFIG_ADDR_LIST_MAX (CONFIG_ADDR_LIST_N * 48)  /* bytes of the list, comma-joined */
 
 /* Services the supervisor knows how to run. Bit flags in mn_config.services. */
 enum {
 	CONFIG_SVC_GATEWAY = 1u << 0,
 	CONFIG_SVC_STORAGE = 1u << 1,
 	CONFIG_SVC_OMNIGATE = 1u << 2,
+	CONFIG_SVC_DHT = 1u << 3,
 };
 
 typedef struct mn_config {
@@ -108,6 +111,14 @@ typedef struct mn_config {
 	uint64_t quota_bytes_per_s;                /* request body bytes; 0 = no cap */
 	uint64_t quota_bytes_burst;
 	uint32_t quota_max_tenants;                /* buckets kept node-wide (LRU per group) */
+	/* dht (svc/dht; docs/network.md) */
+	char     dht_addr[CONFIG_ADDR_MAX];        /* UDP "127.0.0.1:4222" */
+	char     dht_bootstrap[CONFIG_ADDR_LIST_MAX]; /* "ip:port,ip:port"; "" = an island */
+	uint64_t dht_republish_ms;                 /* 22h: re-announce what this node holds */
+	uint64_t dht_record_ttl_ms;                /* 24h: lifetime of a provider record */
+	uint64_t dht_lookup_timeout_ms;            /* 5s: a find/get answers by then */
+	uint32_t dht_max_announces_per_second;     /* 50 */
+	uint32_t dht_max_values_per_key;           /* 64 values read per key per lookup */
 } mn_config;
 
 /* Reload classes (documented per key). */
@@ -240,6 +251,7 @@ typedef enum {
 	CONFIG_T_ENUM,       /* int-sized C enum; names list */
 	CONFIG_T_SERVICES,   /* uint32_t CONFIG_SVC_* bits; names list */
 	CONFIG_T_SECRET,     /* char * in sodium memory; environment only */
+	CONFIG_T_ADDR_LIST,  /* char[]: "ip:port" entries comma-joined; a JSON array in the file */
 } config_type;
 
 typedef struct config_enum_name {

@@ -38,6 +38,22 @@ static json_t *services_json(const mn_config *c, const config_key *k)
 	return a;
 }
 
+/* "a,b" → ["a","b"]. */
+static json_t *addr_list_json(const char *list)
+{
+	json_t *a = json_array();
+
+	for (const char *p = list; a && *p;) {
+		size_t n = strcspn(p, ",");
+		if (json_array_append_new(a, json_stringn(p, n)) != 0) {
+			json_decref(a);
+			return NULL;
+		}
+		p += n + (p[n] == ',');
+	}
+	return a;
+}
+
 static json_t *value_json(const mn_config *c, const config_key *k)
 {
 	char buf[CONFIG_VALUE_MAX];
@@ -60,6 +76,8 @@ static json_t *value_json(const mn_config *c, const config_key *k)
 		return json_string(config_enum_label(k, config_int_get(c, k)));  /* NULL if invalid */
 	case CONFIG_T_SERVICES:
 		return services_json(c, k);
+	case CONFIG_T_ADDR_LIST:
+		return addr_list_json(config_cfield(c, k));
 	case CONFIG_T_SECRET:
 		break;
 	}
@@ -138,7 +156,7 @@ static const char *type_doc_name(config_type t)
 		[CONFIG_T_STRING] = "string", [CONFIG_T_ADDR] = "addr", [CONFIG_T_PATH] = "path",
 		[CONFIG_T_DURATION] = "duration", [CONFIG_T_SIZE] = "size", [CONFIG_T_U32] = "u32",
 		[CONFIG_T_BOOL] = "bool", [CONFIG_T_ENUM] = "enum", [CONFIG_T_SERVICES] = "list",
-		[CONFIG_T_SECRET] = "secret",
+		[CONFIG_T_SECRET] = "secret", [CONFIG_T_ADDR_LIST] = "addr list",
 	};
 	return (size_t)t < sizeof names / sizeof names[0] ? names[t] : "?";
 }
@@ -150,6 +168,8 @@ static void range_doc(const config_key *k, char *buf, size_t len)
 		config_names_list(k, buf, len);
 	} else if (k->type == CONFIG_T_BOOL) {
 		snprintf(buf, len, "true, false");
+	} else if (k->type == CONFIG_T_ADDR_LIST) {
+		snprintf(buf, len, "0..%d of ip:port", CONFIG_ADDR_LIST_N);
 	} else if (config_type_is_text(k->type) || k->type == CONFIG_T_SECRET) {
 		snprintf(buf, len, "%s%llu..%llu %s", k->type == CONFIG_T_ADDR ? "ip:port, " : "",
 		         (unsigned long long)k->min, (unsigned long long)k->max,
@@ -191,7 +211,7 @@ static void docs_row(FILE *out, const config_key *k)
 	range_doc(k, range, sizeof range);
 	md_cell(out, k->key, true);
 	md_cell(out, type_doc_name(k->type), false);
-	if (k->def && k->type == CONFIG_T_SERVICES)
+	if (k->def && (k->type == CONFIG_T_SERVICES || k->type == CONFIG_T_ADDR_LIST))
 		docs_services_default(out, k->def);
 	else if (k->def && config_type_is_text(k->type))
 		fprintf(out, "| `\"%s\"` ", k->def);

@@ -24,6 +24,11 @@
 #define CONFIG_WORKERS_MAX       256u
 #define CONFIG_UPLOADS_MAX       4096u
 #define CONFIG_OAP_INFLIGHT_MAX  1024u
+#define CONFIG_DHT_LIFE_MIN_MS   (60u * 1000u)                 /* 1m */
+#define CONFIG_DHT_LIFE_MAX_MS   (7ull * 24u * 3600u * 1000u)  /* 7d: PROV_TTL_MAX_S */
+#define CONFIG_DHT_LOOKUP_MAX_MS 30000u   /* under dht_client's call deadline */
+#define CONFIG_DHT_ANNOUNCES_MAX 10000u
+#define CONFIG_DHT_VALUES_MAX    1024u
 
 #define FIELD(f) .offset = offsetof(mn_config, f), .size = sizeof(((mn_config *)0)->f)
 /* Strings: min is the minimum length; the maximum is the field's capacity. */
@@ -48,6 +53,7 @@ static const config_enum_name config_services[] = {
 	{ .name = "gateway", .value = CONFIG_SVC_GATEWAY },
 	{ .name = "storage", .value = CONFIG_SVC_STORAGE },
 	{ .name = "omnigate", .value = CONFIG_SVC_OMNIGATE },
+	{ .name = "dht", .value = CONFIG_SVC_DHT },
 	{ .name = NULL },
 };
 
@@ -216,6 +222,30 @@ const config_key config_table[] = {
 	{ .key = "quota.max_tenants", .type = CONFIG_T_U32, FIELD(quota_max_tenants),
 	  .def = "4096", .min = 16, .max = CONFIG_CONNECTIONS_MAX, .reload = CONFIG_RELOAD_RESTART,
 	  .help = "Tenants whose buckets the node keeps (shared memory, rounded up to a multiple of 16); the least recently seen in a full group of 16 is forgotten first." },
+	{ .key = "dht.addr", .type = CONFIG_T_ADDR, TEXT(dht_addr, 1),
+	  .def = "127.0.0.1:4222", .reload = CONFIG_RELOAD_RESTART, .env = "RON_DHT_ADDR",
+	  .help = "UDP address of the dht service's OpenDHT node (numeric IP:port; the node binds this address only)." },
+	{ .key = "dht.bootstrap", .type = CONFIG_T_ADDR_LIST, TEXT(dht_bootstrap, 0),
+	  .def = "", .reload = CONFIG_RELOAD_RESTART, .env = "RON_DHT_BOOTSTRAP",
+	  .help = "DHT nodes to join through (numeric ip:port, JSON array; comma-separated in flags and the environment); empty = an island until others bootstrap from it." },
+	{ .key = "dht.republish", .type = CONFIG_T_DURATION, FIELD(dht_republish_ms),
+	  .def = "22h", .min = CONFIG_DHT_LIFE_MIN_MS, .max = CONFIG_DHT_LIFE_MAX_MS,
+	  .reload = CONFIG_RELOAD_LIVE,
+	  .help = "How often the dht service re-announces every object this node holds; must be shorter than dht.record_ttl." },
+	{ .key = "dht.record_ttl", .type = CONFIG_T_DURATION, FIELD(dht_record_ttl_ms),
+	  .def = "24h", .min = CONFIG_DHT_LIFE_MIN_MS, .max = CONFIG_DHT_LIFE_MAX_MS,
+	  .reload = CONFIG_RELOAD_RESTART,
+	  .help = "Lifetime of a provider record (its expires field) and of a value in the nodes that store it." },
+	{ .key = "dht.lookup_timeout", .type = CONFIG_T_DURATION, FIELD(dht_lookup_timeout_ms),
+	  .def = "5s", .min = 100, .max = CONFIG_DHT_LOOKUP_MAX_MS, .reload = CONFIG_RELOAD_LIVE,
+	  .help = "Deadline of a DHT lookup (find, get) and of an announce's confirmation; a lookup answers with what it found by then." },
+	{ .key = "dht.max_announces_per_second", .type = CONFIG_T_U32,
+	  FIELD(dht_max_announces_per_second), .def = "50", .min = 1, .max = CONFIG_DHT_ANNOUNCES_MAX,
+	  .reload = CONFIG_RELOAD_LIVE,
+	  .help = "Announces (new objects and republishing) the dht service sends per second; beyond it new ones are refused (429) and counted, republishing waits." },
+	{ .key = "dht.max_values_per_key", .type = CONFIG_T_U32, FIELD(dht_max_values_per_key),
+	  .def = "64", .min = 1, .max = CONFIG_DHT_VALUES_MAX, .reload = CONFIG_RELOAD_LIVE,
+	  .help = "Values a lookup reads under one key before it stops (each is verified; at most 16 are returned)." },
 };
 
 const size_t config_table_len = sizeof config_table / sizeof config_table[0];

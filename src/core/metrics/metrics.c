@@ -157,6 +157,16 @@ static const struct metrics_family metrics_families[] = {
 	  "Version of the policy bundle in force; 0 when none (every request denied)." },
 	{ "quota_evictions_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
 	  "Tenants forgotten by the node-wide quota table to make room (their buckets start full again)." },
+	{ "dht_records_rejected_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
+	  "DHT values refused by their kind's verifier or dropped, by reason (malformed, oversized, bad_signature, expired, wrong_key, unverifiable, overflow)." },
+	{ "dht_announces_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
+	  "Provider announces by result (ok, failed, timeout, limited; dropped: storage could not hand one to the dht service)." },
+	{ "dht_lookups_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
+	  "DHT lookups (find providers, get) by result (found, empty, timeout, busy)." },
+	{ "dht_lookup_seconds", METRICS_HISTOGRAM, METRICS_SRC_SLOTS,
+	  "Time from a DHT lookup's start to its answer (bounded by dht.lookup_timeout)." },
+	{ "dht_routing_nodes", METRICS_GAUGE, METRICS_SRC_SLOTS,
+	  "Nodes in the DHT routing table, by state (good: heard from recently, dubious)." },
 };
 #define METRICS_NFAMILIES (sizeof metrics_families / sizeof metrics_families[0])
 static_assert(METRICS_NFAMILIES < UINT16_MAX, "family index is a u16");

@@ -47,7 +47,7 @@ static const rpc_client_opts stor_opts = {
 	.name = "storage", .app_proto = STOR_APP_PROTO, .call_timeout_ms = STOR_CALL_TIMEOUT_MS,
 	.max_pending = STOR_MAX_PENDING, .breaker_failures = STOR_BREAKER_FAILURES,
 	.breaker_open_ms = STOR_BREAKER_OPEN_MS, .ping_verb = STOR_PING,
-	.max_request = STOR_MSG_MAX, .check = stor_check, .verb_name = stor_msg_verb_name,
+	.max_request = STOR_REQ_MAX, .check = stor_check, .verb_name = stor_msg_verb_name,
 };
 
 stor_client *stor_client_new(struct event_base *base, const char *socket_path)
@@ -121,6 +121,11 @@ static void stor_result_of(const rpc_reply *r, const stor_ctx *x, stor_rep *rep,
 		out->created = rep->u.put_commit.created;
 		out->len = x->req_len;
 		break;
+	case STOR_LIST:
+		out->ids = (const uint8_t (*)[32])rep->u.list.ids;
+		out->nids = rep->u.list.n;
+		out->more = rep->u.list.more;
+		break;
 	default:
 		break;
 	}
@@ -142,7 +147,7 @@ static void on_reply(const rpc_reply *r, void *arg)
 static stor_call *stor_submit(stor_client *c, const stor_req *q, uint64_t req_len,
                               stor_cb cb, void *arg)
 {
-	uint8_t payload[STOR_MSG_MAX];
+	uint8_t payload[STOR_REQ_MAX];
 	ssize_t n = stor_msg_req_encode(q, payload, sizeof payload);
 	stor_ctx x = { .cb = cb, .req_len = req_len };
 
@@ -206,6 +211,15 @@ stor_call *stor_put_abort(stor_client *c, uint64_t handle, stor_cb cb, void *arg
 {
 	stor_req q = { .verb = STOR_PUT_ABORT, .u.put_abort.handle = handle };
 
+	return stor_submit(c, &q, 0, cb, arg);
+}
+
+stor_call *stor_list(stor_client *c, const uint8_t *after, uint16_t max, stor_cb cb, void *arg)
+{
+	stor_req q = { .verb = STOR_LIST, .u.list = { .has_after = after != NULL, .max = max } };
+
+	if (after)
+		memcpy(q.u.list.after, after, STOR_ID_LEN);
 	return stor_submit(c, &q, 0, cb, arg);
 }
 

@@ -49,6 +49,9 @@ typedef struct stor_result {
 	int         fds[2];     /* OPEN: blob, outboard; PUT_BEGIN: fds[0] writable file; else -1.
 	                         * Ownership passes to the callback, which must close them. */
 	const char *message;    /* error text (borrowed for the callback), or "" */
+	const uint8_t (*ids)[32]; /* LIST: the page (borrowed for the callback) */
+	size_t      nids;
+	bool        more;       /* LIST: objects after this page */
 } stor_result;
 
 typedef void (*stor_cb)(const stor_result *res, void *arg);
@@ -76,6 +79,9 @@ stor_call *stor_put_commit(stor_client *c, uint64_t handle, uint64_t len, const 
                            stor_cb cb, void *arg);
 stor_call *stor_put_abort(stor_client *c, uint64_t handle, stor_cb cb, void *arg);
 stor_call *stor_quarantine(stor_client *c, const uint8_t id[32], stor_cb cb, void *arg);
+/* LIST: up to max (1..STOR_LIST_MAX) ids of stored objects after `after`
+ * (NULL: from the first), in id order; res->more says whether any follow. */
+stor_call *stor_list(stor_client *c, const uint8_t *after, uint16_t max, stor_cb cb, void *arg);
 
 /* The callback will not be called; fds that arrive for it are closed. */
 void stor_call_cancel(stor_call *call);

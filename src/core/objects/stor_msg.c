@@ -137,6 +137,60 @@ static void get_commit_rep(wire_r *r, stor_rep *p)
 	p->u.put_commit.created = wire_get_bool(r);
 }
 
+static void put_list_req(wire_w *w, const stor_req *q)
+{
+	const stor_req_list *m = &q->u.list;
+
+	if (m->max == 0 || m->max > STOR_LIST_MAX) {
+		w->bad = true;
+		return;
+	}
+	wire_put_u8(w, m->has_after);
+	if (m->has_after)
+		wire_put_raw(w, m->after, STOR_ID_LEN);
+	wire_put_u16(w, m->max);
+}
+
+static void get_list_req(wire_r *r, stor_req *q)
+{
+	stor_req_list *m = &q->u.list;
+
+	m->has_after = wire_get_bool(r);
+	if (m->has_after)
+		wire_get_raw(r, m->after, STOR_ID_LEN);
+	m->max = wire_get_u16(r);
+	if (m->max == 0 || m->max > STOR_LIST_MAX)
+		r->bad = true;
+}
+
+static void put_list_rep(wire_w *w, const stor_rep *p)
+{
+	const stor_rep_list *m = &p->u.list;
+
+	if (m->n > STOR_LIST_MAX) {
+		w->bad = true;
+		return;
+	}
+	wire_put_u16(w, m->n);
+	for (size_t i = 0; i < m->n; i++)
+		wire_put_raw(w, m->ids[i], STOR_ID_LEN);
+	wire_put_u8(w, m->more);
+}
+
+static void get_list_rep(wire_r *r, stor_rep *p)
+{
+	stor_rep_list *m = &p->u.list;
+
+	m->n = wire_get_u16(r);
+	if (m->n > STOR_LIST_MAX) {
+		r->bad = true;
+		return;
+	}
+	for (size_t i = 0; i < m->n; i++)
+		wire_get_raw(r, m->ids[i], STOR_ID_LEN);
+	m->more = wire_get_bool(r);
+}
+
 static void put_err_rep(wire_w *w, const stor_rep *p)
 {
 	const stor_rep_err *e = &p->u.err;
@@ -183,6 +237,7 @@ static const stor_verb stor_verbs[STOR_VERB_LAST + 1] = {
 	                      put_commit_rep, get_commit_rep, 0 },
 	[STOR_PUT_ABORT]  = { "PUT_ABORT", put_abort_req, get_abort_req, NULL, NULL, 0 },
 	[STOR_QUARANTINE] = { "QUARANTINE", put_id, get_id, NULL, NULL, 0 },
+	[STOR_LIST]       = { "LIST", put_list_req, get_list_req, put_list_rep, get_list_rep, 0 },
 };
 
 static const stor_verb *stor_verb_of(uint16_t verb)

@@ -31,14 +31,19 @@
  * tenant key ("tid:" + a 255-byte token id; core/auth/wall.h
  * WALL_TENANT_MAX) and any address key. */
 #define STOR_KEY_MAX       320u
-/* The largest encoded payload: a PUT_BEGIN with both keys at their longest. */
-#define STOR_MSG_MAX       (8u + 2u * (2u + STOR_KEY_MAX - 1u))
+/* Ids in one LIST reply (a page of the store, in id order). */
+#define STOR_LIST_MAX      256u
+/* The largest encoded request: a PUT_BEGIN with both keys at their longest. */
+#define STOR_REQ_MAX       (8u + 2u * (2u + STOR_KEY_MAX - 1u))
+/* The largest encoded payload: a full LIST reply. */
+#define STOR_MSG_MAX       (2u + STOR_LIST_MAX * STOR_ID_LEN + 1u)
+_Static_assert(STOR_MSG_MAX >= STOR_REQ_MAX, "the largest message is a reply");
 
 /* Verbs: the OAP `code` of a storage request. */
 enum {
 	STOR_PING = 1, STOR_STAT = 2, STOR_OPEN = 3, STOR_PUT_BEGIN = 4,
-	STOR_PUT_COMMIT = 5, STOR_PUT_ABORT = 6, STOR_QUARANTINE = 7,
-	STOR_VERB_LAST = STOR_QUARANTINE,
+	STOR_PUT_COMMIT = 5, STOR_PUT_ABORT = 6, STOR_QUARANTINE = 7, STOR_LIST = 8,
+	STOR_VERB_LAST = STOR_LIST,
 };
 
 /* The error reply's code (the name docs/internal.md lists for each). */
@@ -79,6 +84,14 @@ typedef struct stor_req_put_abort {
 	uint64_t handle;
 } stor_req_put_abort;
 
+/* A page of the stored objects (not quarantined), in id order: the first
+ * max (1..STOR_LIST_MAX) ids after `after` (from the first when !has_after). */
+typedef struct stor_req_list {
+	bool     has_after;
+	uint8_t  after[STOR_ID_LEN];    /* zero if !has_after */
+	uint16_t max;
+} stor_req_list;
+
 typedef struct stor_req {
 	uint16_t verb;                  /* STOR_*: selects the member (PING has none) */
 	union {
@@ -86,6 +99,7 @@ typedef struct stor_req {
 		stor_req_put_begin  put_begin;
 		stor_req_put_commit put_commit;
 		stor_req_put_abort  put_abort;
+		stor_req_list       list;
 	} u;
 } stor_req;
 
@@ -109,6 +123,12 @@ typedef struct stor_rep_put_commit {
 	bool    created;                /* false: it was there already */
 } stor_rep_put_commit;
 
+typedef struct stor_rep_list {
+	uint16_t n;                     /* ≤ the request's max */
+	uint8_t  ids[STOR_LIST_MAX][STOR_ID_LEN];
+	bool     more;                  /* false: this page holds the last object */
+} stor_rep_list;
+
 typedef struct stor_rep_err {           /* any status 400..599, every verb */
 	uint8_t code;                   /* stor_err */
 	bool    retryable;
@@ -123,6 +143,7 @@ typedef struct stor_rep {
 		stor_rep_open       open;
 		stor_rep_put_begin  put_begin;
 		stor_rep_put_commit put_commit;
+		stor_rep_list       list;
 		stor_rep_err        err;
 	} u;                            /* PING, PUT_ABORT, QUARANTINE: none on 200 */
 } stor_rep;

@@ -262,6 +262,7 @@ const char *ctl_dep_name(ctl_dep dep)
 	switch (dep) {
 	case CTL_DEP_STORAGE:  return "storage";
 	case CTL_DEP_CAPACITY: return "capacity";
+	case CTL_DEP_DHT:      return "dht";
 	default:               return "unknown";
 	}
 }

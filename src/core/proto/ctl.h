@@ -61,6 +61,7 @@ typedef enum {
 typedef enum {
 	CTL_DEP_STORAGE = 0,   /* the storage service, through the client's breaker */
 	CTL_DEP_CAPACITY,      /* the service's own headroom: not up while it sheds load */
+	CTL_DEP_DHT,           /* the DHT: up once bootstrapped (or an island by design) */
 	CTL_DEP_COUNT
 } ctl_dep;
 
@@ -144,7 +145,7 @@ __attribute__((warn_unused_result)) int ctl_read_policy(const ctl_msg *m, ctl_po
 
 /* "HELLO", …, or "unknown" (log lines). */
 const char *ctl_type_name(uint32_t type);
-/* "storage", "capacity", or "unknown". */
+/* "storage", "capacity", "dht", or "unknown". */
 const char *ctl_dep_name(ctl_dep dep);
 /* The build id every process of this binary reports (version parity). */
 const char *ctl_build_id(void);

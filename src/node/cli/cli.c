@@ -43,6 +43,8 @@ static const char usage_main[] =
 	"  get b3:ID --peer HOST:PORT    fetch and verify an object over OAP/1 (TLS)\n"
 	"  version          print version and build\n"
 	"  id               print this node's id (b3:<hex> of its Ed25519 identity)\n"
+	"  peers            the running node's DHT routing table (known nodes)\n"
+	"  find b3:ID       providers of an object in the DHT (node id, OAP address, expiry)\n"
 	"  init                             first run: capability key, signed default policy, a write token\n"
 	"  policy keygen|sign|verify|eval   signed policy bundles (docs/policy.md)\n"
 	"  token mint|attenuate|inspect     capability tokens (appending caveats needs the root key)\n"
@@ -402,6 +404,45 @@ static int cmd_id(int argc, char **argv)
 	return 0;
 }
 
+/* `macronode peers`: the routing table of the running node's DHT. */
+static int cmd_peers(int argc, char **argv)
+{
+	node_opts o;
+	mn_config c;
+	int r = load_for(argc, argv, "peers",
+	                 "Print the running node's DHT routing table: node counts and known nodes.",
+	                 &o, &c, NULL);
+
+	if (r)
+		return r == 0x100 ? 0 : r;
+	r = dht_cli_peers(&c);
+	config_free(&c);
+	return r;
+}
+
+/* `macronode find b3:CID [options]`: providers of an object, from the DHT. */
+static int cmd_find(int argc, char **argv)
+{
+	node_opts o;
+	mn_config c;
+	const char *what = "Find providers of b3:CID in the DHT (node id, OAP address, expiry), "
+	                   "through the running node.";
+	int r;
+
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		printf("usage: macronode find b3:CID [options]\n\n%s\n\noptions:\n%s", what,
+		       usage_node_flags);
+		return 0;
+	}
+	if (argc < 2 || argv[1][0] == '-')
+		return usage_error("find: expected a content id b3:<hex> first");
+	if ((r = load_for(argc - 1, argv + 1, "find", what, &o, &c, NULL)))
+		return r == 0x100 ? 0 : r;
+	r = dht_cli_find(&c, argv[1]);
+	config_free(&c);
+	return r;
+}
+
 /*
  * Every macronode process may hold a secret: the supervisor the admin token,
  * services bearer tokens in their request buffers, the CLI keys it mints or
@@ -427,7 +468,7 @@ int cli_main(int argc, char **argv)
 		{ "policy", policy_cli_main },
 		{ "token", token_cli_main },
 		{ "init", init_cli_main },
-		{ "id", cmd_id },
+		{ "id", cmd_id }, { "peers", cmd_peers }, { "find", cmd_find },
 	};
 
 	cli_harden_process();

@@ -40,6 +40,7 @@
 #include "core/net/conn.h"
 #include "core/proto/oap.h"
 #include "core/objects/stor_msg.h"
+#include "core/dht/dht_client.h"
 #include "lib/b3.h"
 #include "lib/b3tree.h"
 #include "lib/ipc.h"
@@ -59,6 +60,9 @@
  * one upload fd; ~128 KiB of scratch while running). Beyond → 503. */
 #define STORAGE_COMMIT_MAX      64u
 #define STORAGE_LOG_PER_S       10    /* share refusal log lines per second */
+/* Announces handed to the dht service and not yet answered; a new object
+ * beyond that is not announced now (counted dropped; republishing will). */
+#define STORAGE_ANNOUNCE_MAX    64u
 
 _Static_assert(STORE_KEY_MAX == STOR_KEY_MAX, "a share key fits the store as it fits the wire");
 
@@ -90,6 +94,8 @@ struct storage {
 	uint64_t      next_owner;
 	bool          draining;
 	tbucket       log_rate;     /* share refusal log lines */
+	dht_client   *dht;          /* announces new objects; NULL when dht is not enabled */
+	size_t        announcing;   /* announces in flight */
 	uint8_t       rbuf[OAP_INTERNAL_MAX_FRAME];
 	uint8_t       wbuf[OAP_HDR_LEN + STOR_MSG_MAX];
 };
@@ -254,6 +260,19 @@ static int storage_do_quarantine(storage_conn *c, const stor_req *q, storage_rep
 	return storage_ok(rp);
 }
 
+static int storage_do_list(storage_conn *c, const stor_req *q, storage_reply *rp)
+{
+	stor_rep_list *m = &rp->rep.u.list;
+	size_t n = 0;
+	store_status rc = store_list(c->srv->st, q->u.list.has_after ? q->u.list.after : NULL,
+	                             m->ids, q->u.list.max, &n, &m->more);
+
+	if (rc != STORE_OK)
+		return storage_fail(rp, (int)rc, storage_status_msg(rc));
+	m->n = (uint16_t)n;
+	return storage_ok(rp);
+}
+
 static int storage_do_ping(storage_conn *c, const stor_req *q, storage_reply *rp)
 {
 	(void)c; (void)q;
@@ -279,7 +298,7 @@ static void storage_dispatch_client(storage_conn *c, const oap_frame *f, storage
 		[STOR_PING] = storage_do_ping,           [STOR_STAT] = storage_do_stat,
 		[STOR_OPEN] = storage_do_open,           [STOR_PUT_BEGIN] = storage_do_put_begin,
 		[STOR_PUT_COMMIT] = storage_do_put_commit, [STOR_PUT_ABORT] = storage_do_put_abort,
-		[STOR_QUARANTINE] = storage_do_quarantine,
+		[STOR_QUARANTINE] = storage_do_quarantine, [STOR_LIST] = storage_do_list,
 	};
 	stor_req q;
 
@@ -461,6 +480,53 @@ static void on_commit_run(workq_job *j)
 	store_commit_run(job->st, job->cm);
 }
 
+/* ---- announcing new objects ------------------------------------------------- */
+
+static void storage_count_announce(const char *result)
+{
+	char labels[48];
+
+	snprintf(labels, sizeof labels, "result=\"%s\"", result);
+	metrics_count("dht_announces_total", labels, 1);
+}
+
+static void on_announced(int status, const char *message, void *arg)
+{
+	storage *srv = arg;
+
+	(void)message;
+	srv->announcing--;
+	/* The dht service counts what it did; only what never reached it is ours. */
+	if (status == 503 && !dht_client_ready(srv->dht))
+		storage_count_announce("dropped");
+}
+
+/* Fire and forget: a write never waits for, nor fails with, its announce. */
+static void storage_announce(storage *srv, const uint8_t id[B3_OUT_LEN])
+{
+	if (!srv->dht)
+		return;
+	if (srv->announcing >= STORAGE_ANNOUNCE_MAX) {
+		storage_count_announce("dropped");
+		return;
+	}
+	srv->announcing++;
+	(void)dht_announce(srv->dht, id, on_announced, srv);   /* on_announced always comes */
+}
+
+/* The dht client on <runtime_dir>/dht.sock when the dht service runs. */
+static dht_client *storage_dht_client(svc *s)
+{
+	char path[CONFIG_PATH_MAX + 16];
+
+	if (!(s->cfg.services & CONFIG_SVC_DHT))
+		return NULL;
+	if ((size_t)snprintf(path, sizeof path, "%s/dht.sock", s->cfg.runtime_dir[0] ?
+	                     s->cfg.runtime_dir : s->cfg.data_dir) >= sizeof path)
+		return NULL;
+	return dht_client_new(s->base, path);
+}
+
 /* Back on the loop: finish, answer, read the connection again. A job the
  * pool dropped at shutdown is not answered: its connection closes next. */
 static void on_commit_done(workq_job *j, bool ran)
@@ -479,6 +545,8 @@ static void on_commit_done(workq_job *j, bool ran)
 	}
 	store_status rc = store_commit_finish(job->st, job->cm, id, &created);
 	free(job);
+	if (rc == STORE_OK && created)
+		storage_announce(c->srv, id);
 	(void)storage_commit_reply(&rp, rc, id, created);
 	if (storage_conn_set(c, CONN_READING) != 0 || storage_send(c, corr, &rp) != 0)
 		storage_conn_close(c);
@@ -522,22 +590,6 @@ static void on_commits_done(evutil_socket_t fd, short what, void *arg)
 
 /* ---- accepting ------------------------------------------------------------ */
 
-/* Only processes of our own uid may call the store. */
-static bool storage_peer_ok(int fd)
-{
-	struct ucred cr;
-	socklen_t len = sizeof cr;
-	char uid[16], pid[16];
-
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && cr.uid == geteuid())
-		return true;
-	reject_count(REJECT_FAMILY_NODE, REJECT_PEERCRED);
-	snprintf(uid, sizeof uid, "%ld", len == sizeof cr ? (long)cr.uid : -1L);
-	snprintf(pid, sizeof pid, "%ld", len == sizeof cr ? (long)cr.pid : -1L);
-	log_kv(LOG_LEVEL_WARN, "storage connection refused: peer uid", "uid", uid, "pid", pid, LOG_END);
-	return false;
-}
-
 /* Accepted (the shared listener, core/net/conn.h, applied the cap and the
  * back-off when fds run out): only our own uid may talk to storage. */
 static void storage_on_accept(void *arg, int fd, const struct sockaddr *sa, socklen_t salen)
@@ -546,7 +598,7 @@ static void storage_on_accept(void *arg, int fd, const struct sockaddr *sa, sock
 	storage_conn *c;
 
 	(void)sa; (void)salen;
-	if (!storage_peer_ok(fd)) {
+	if (!svc_peer_ok(fd, "storage")) {
 		close(fd);
 		return;
 	}
@@ -613,6 +665,7 @@ static void storage_free(storage *srv)
 		storage_conn_close(c);
 	}
 	conn_listener_free(srv->lst);
+	dht_client_free(srv->dht);
 	store_free(srv->st);
 	free(srv);
 }
@@ -646,6 +699,7 @@ static int storage_start(svc *s)
 	                          .log_msg = "storage accept failed" };
 	if (!(srv->lst = conn_listener_new(s->base, s->listen_fd, &lo)))
 		goto fail;
+	srv->dht = storage_dht_client(s);
 	s->priv = srv;
 	log_kv(LOG_LEVEL_INFO, "storage serving", "backend", s->cfg.amnesia ? "ram" : "disk", LOG_END);
 	return 0;

@@ -162,6 +162,14 @@ store_status store_open(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len,
 __attribute__((warn_unused_result))
 store_status store_quarantine(store *st, const uint8_t id[B3_OUT_LEN]);
 
+/* Up to max ids of stored objects (not quarantined) greater than after
+ * (NULL: from the first), in byte order, into ids; *n how many, *more
+ * whether any follow. 200 or 500. Bounded work: disk reads max + 1 records;
+ * RAM scans its table (at most STORE_RAM_MAX_OBJECTS). */
+__attribute__((warn_unused_result))
+store_status store_list(store *st, const uint8_t *after, uint8_t (*ids)[B3_OUT_LEN], size_t max,
+                        size_t *n, bool *more);
+
 /* ---- backend interface (store_upload.c ↔ store_disk.c, store_ram.c) ------- */
 
 typedef struct store_upload {
@@ -201,6 +209,8 @@ typedef struct store_backend {
 	store_status (*open)(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len,
 	                     int *blob_fd, int *ob_fd);
 	store_status (*quarantine)(store *st, const uint8_t id[B3_OUT_LEN]);
+	store_status (*list)(store *st, const uint8_t *after, uint8_t (*ids)[B3_OUT_LEN], size_t max,
+	                     size_t *n, bool *more);
 	void (*destroy)(store *st);
 } store_backend;
 

@@ -573,6 +573,41 @@ static void disk_destroy(store *st)
 	free(sd);
 }
 
+/* An LMDB cursor from the first key after `after`, in key (= id) order. */
+static store_status disk_list(store *st, const uint8_t *after, uint8_t (*ids)[B3_OUT_LEN],
+                              size_t max, size_t *n, bool *more)
+{
+	store_disk *sd = (store_disk *)st;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k = { B3_OUT_LEN, (void *)(uintptr_t)after }, v;
+	int rc;
+
+	if (mdb_txn_begin(sd->env, NULL, MDB_RDONLY, &txn) != 0)
+		return STORE_ERROR;
+	if (mdb_cursor_open(txn, sd->dbi, &cur) != 0) {
+		mdb_txn_abort(txn);
+		return STORE_ERROR;
+	}
+	rc = after ? mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) : mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	if (rc == 0 && after && k.mv_size == B3_OUT_LEN && memcmp(k.mv_data, after, B3_OUT_LEN) == 0)
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != B3_OUT_LEN || v.mv_size != DISK_REC_LEN)
+			continue;
+		if (((const uint8_t *)v.mv_data)[1] & DISK_F_QUARANTINED)
+			continue;
+		if (*n == max) {
+			*more = true;
+			break;
+		}
+		memcpy(ids[(*n)++], k.mv_data, B3_OUT_LEN);
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return rc == 0 || rc == MDB_NOTFOUND ? STORE_OK : STORE_ERROR;
+}
+
 static const store_backend disk_backend = {
 	.name = "disk",
 	.ingest_off_loop = true,
@@ -582,6 +617,7 @@ static const store_backend disk_backend = {
 	.stat = disk_stat,
 	.open = disk_open,
 	.quarantine = disk_quarantine,
+	.list = disk_list,
 	.destroy = disk_destroy,
 };
 

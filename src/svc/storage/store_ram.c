@@ -277,6 +277,42 @@ static size_t ram_max_objects(void)
 	return avail < STORE_RAM_MAX_OBJECTS ? (size_t)avail : STORE_RAM_MAX_OBJECTS;
 }
 
+/* Insert id into the sorted ids[0..*n) keeping the max smallest; *more
+ * once one was left out. */
+static void ram_list_keep(uint8_t (*ids)[B3_OUT_LEN], size_t max, size_t *n, bool *more,
+                          const uint8_t id[B3_OUT_LEN])
+{
+	size_t i = *n;
+
+	while (i > 0 && memcmp(ids[i - 1], id, B3_OUT_LEN) > 0)
+		i--;
+	if (i == max) {
+		*more = true;
+		return;
+	}
+	if (*n == max)
+		*more = true;
+	size_t keep = *n < max ? *n : max - 1;
+	memmove(ids[i + 1], ids[i], (keep - i) * B3_OUT_LEN);
+	memcpy(ids[i], id, B3_OUT_LEN);
+	*n = keep + 1;
+}
+
+/* The table is a hash: one scan per page (≤ STORE_RAM_MAX_OBJECTS slots). */
+static store_status ram_list(store *st, const uint8_t *after, uint8_t (*ids)[B3_OUT_LEN],
+                             size_t max, size_t *n, bool *more)
+{
+	store_ram *sr = (store_ram *)st;
+
+	for (size_t i = 0; i < sr->nslots && max > 0; i++) {
+		const ram_obj *o = sr->slots[i];
+		if (!o || o->quarantined || (after && memcmp(o->id, after, B3_OUT_LEN) <= 0))
+			continue;
+		ram_list_keep(ids, max, n, more, o->id);
+	}
+	return STORE_OK;
+}
+
 static const store_backend ram_backend = {
 	.name = "ram",
 	.ingest_off_loop = false,   /* the object table is the loop's alone */
@@ -286,6 +322,7 @@ static const store_backend ram_backend = {
 	.stat = ram_stat,
 	.open = ram_open,
 	.quarantine = ram_quarantine,
+	.list = ram_list,
 	.destroy = ram_destroy,
 };
 

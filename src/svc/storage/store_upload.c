@@ -351,6 +351,14 @@ store_status store_stat(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len)
 	return st->be->stat(st, id, len);
 }
 
+store_status store_list(store *st, const uint8_t *after, uint8_t (*ids)[B3_OUT_LEN], size_t max,
+                        size_t *n, bool *more)
+{
+	*n = 0;
+	*more = false;
+	return st->be->list(st, after, ids, max, n, more);
+}
+
 store_status store_open(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len,
                         int *blob_fd, int *ob_fd)
 {

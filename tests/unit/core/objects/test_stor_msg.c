@@ -171,7 +171,7 @@ static void test_req_sizes(void **state)
 	assert_int_equal(stor_msg_req_encode(&b, buf, sizeof buf), 8 + 2 + 2);
 	memset(b.u.put_begin.tenant, 't', STOR_KEY_MAX - 1);
 	memset(b.u.put_begin.peer, 'p', STOR_KEY_MAX - 1);
-	assert_int_equal(stor_msg_req_encode(&b, buf, sizeof buf), STOR_MSG_MAX);
+	assert_int_equal(stor_msg_req_encode(&b, buf, sizeof buf), STOR_REQ_MAX);
 	/* a key with no NUL in its array is the caller's bug */
 	b.u.put_begin.peer[STOR_KEY_MAX - 1] = 'p';
 	assert_int_equal(stor_msg_req_encode(&b, buf, sizeof buf), -1);

@@ -1,0 +1,93 @@
+/*
+ * dht_verify.c — the table of verifiers by kind (see dht_verify.h).
+ */
+#include "core/dht/dht_verify.h"
+
+#include "core/dht/prov_record.h"
+
+typedef struct dht_verifier {
+	dht_reject (*verify)(const uint8_t key[DHT_KEY_LEN], const uint8_t *v, size_t n,
+	                     uint64_t now_s);
+	uint64_t   (*expires)(const uint8_t *v, size_t n);
+} dht_verifier;
+
+static dht_reject reject_of(prov_verdict pv)
+{
+	switch (pv) {
+	case PROV_OK:          return DHT_REJECT_NONE;
+	case PROV_E_OVERSIZED: return DHT_REJECT_OVERSIZED;
+	case PROV_E_EXPIRED:   return DHT_REJECT_EXPIRED;
+	case PROV_E_WRONG_CID: return DHT_REJECT_WRONG_KEY;
+	case PROV_E_SIGNATURE: return DHT_REJECT_SIGNATURE;
+	default:               return DHT_REJECT_MALFORMED;
+	}
+}
+
+static dht_reject provider_verify(const uint8_t key[DHT_KEY_LEN], const uint8_t *v, size_t n,
+                                  uint64_t now_s)
+{
+	prov_record r;
+
+	return reject_of(prov_record_verify(v, n, key, NULL, now_s, &r));
+}
+
+static uint64_t provider_expires(const uint8_t *v, size_t n)
+{
+	prov_record r;
+
+	return prov_record_decode(v, n, &r) == PROV_OK ? r.expires : 0;
+}
+
+/*
+ * NAME: NOT IMPLEMENTED HERE. Name records (core/dht/name_record.h) are the
+ * index service's; until its verifier is merged into this row, every name
+ * value is refused, so nothing unverified is ever stored or returned.
+ */
+static dht_reject name_refuse_all(const uint8_t key[DHT_KEY_LEN], const uint8_t *v, size_t n,
+                                  uint64_t now_s)
+{
+	(void)key; (void)v; (void)n; (void)now_s;
+	return DHT_REJECT_UNVERIFIABLE;
+}
+
+static const dht_verifier dht_verifiers[DHT_KIND_LAST + 1] = {
+	[DHT_KIND_PROVIDER] = { provider_verify, provider_expires },
+	[DHT_KIND_NAME]     = { name_refuse_all, NULL },
+};
+
+const char *dht_reject_name(dht_reject r)
+{
+	static const char *const names[DHT_REJECT_COUNT] = {
+		[DHT_REJECT_NONE] = "none", [DHT_REJECT_OVERSIZED] = "oversized",
+		[DHT_REJECT_MALFORMED] = "malformed", [DHT_REJECT_EXPIRED] = "expired",
+		[DHT_REJECT_WRONG_KEY] = "wrong_key", [DHT_REJECT_SIGNATURE] = "bad_signature",
+		[DHT_REJECT_UNVERIFIABLE] = "unverifiable",
+	};
+	return (size_t)r < DHT_REJECT_COUNT ? names[r] : "malformed";
+}
+
+static const dht_verifier *verifier_of(dht_kind kind)
+{
+	if (kind < DHT_KIND_PROVIDER || kind > DHT_KIND_LAST)
+		return NULL;
+	return dht_verifiers[kind].verify ? &dht_verifiers[kind] : NULL;
+}
+
+dht_reject dht_verify(dht_kind kind, const uint8_t key[DHT_KEY_LEN], const uint8_t *v,
+                      size_t n, uint64_t now_s)
+{
+	const dht_verifier *vf = verifier_of(kind);
+
+	if (!vf)
+		return DHT_REJECT_UNVERIFIABLE;
+	if (n > DHT_VALUE_MAX)
+		return DHT_REJECT_OVERSIZED;
+	return vf->verify(key, v, n, now_s);
+}
+
+uint64_t dht_verify_expires(dht_kind kind, const uint8_t *v, size_t n)
+{
+	const dht_verifier *vf = verifier_of(kind);
+
+	return vf && vf->expires ? vf->expires(v, n) : 0;
+}

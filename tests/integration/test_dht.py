@@ -1,0 +1,144 @@
+"""The dht service (src/svc/dht, docs/network.md): three real nodes on
+loopback, each with its own UDP port; B and C bootstrap from A.
+
+- an object put on A is found from C (`macronode find`): A's node id and
+  OAP address, within the lookup deadline;
+- a node whose records carry a bad signature (the test hook
+  MN_TEST_DHT_BAD_SIGNATURE, honoured only by the dht service) is ignored by
+  the others and the refusal is counted;
+- the dht process, killed, is restarted by the supervisor and republishes;
+- `macronode peers` lists the routing table; /readyz shows the dht state.
+"""
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import free_ports, run_cli, service_children, stored, SLOW
+
+LOOKUP_S = 5.0          # dht.lookup_timeout (the default)
+BOOT_S = 20.0 * SLOW    # time for a routing table to fill on loopback
+
+
+def dht_config(udp, oap, bootstrap=()):
+    return {"services": ["gateway", "storage", "dht"],
+            "oap": {"addr": "127.0.0.1:%d" % oap},
+            "dht": {"addr": "127.0.0.1:%d" % udp, "bootstrap": list(bootstrap),
+                    "lookup_timeout": "%ds" % LOOKUP_S}}
+
+
+def node_cli(node, *args, timeout=30):
+    return run_cli(list(args) + ["--config", node.config_path], timeout=timeout)
+
+
+def wait_until(pred, timeout, what):
+    end = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < end:
+        last = pred()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise AssertionError("timed out after %.0fs waiting for %s (last: %r)" % (timeout, what, last))
+
+
+def routing_nodes(node):
+    return node.metrics().sum("dht_routing_nodes")
+
+
+def find(node, cid):
+    p = node_cli(node, "find", cid, timeout=LOOKUP_S + 10)
+    return p
+
+
+@pytest.fixture
+def trio(node_factory):
+    """A, then B and C bootstrapping from A (B may get env for the hook)."""
+    def make(b_env=None):
+        udp = free_ports(3)
+        oap = free_ports(3)
+        a = node_factory(config=dht_config(udp[0], oap[0]))
+        boot = ["127.0.0.1:%d" % udp[0]]
+        b = node_factory(config=dht_config(udp[1], oap[1], boot), env=b_env)
+        c = node_factory(config=dht_config(udp[2], oap[2], boot))
+        for n in (a, b, c):
+            wait_until(lambda n=n: routing_nodes(n) >= 1, BOOT_S, "a routing table on " + n.tag)
+        return a, b, c, oap
+    return make
+
+
+def test_find_from_another_node(trio):
+    a, b, c, oap = trio()
+    a_id = node_cli(a, "id").stdout.strip()
+    data = os.urandom(3000)
+    cid = stored(a, data)
+    # storage announced it (fire and forget); C finds A within the deadline
+    def found():
+        t0 = time.monotonic()
+        p = find(c, cid)
+        took = time.monotonic() - t0
+        assert took < LOOKUP_S + 3, "find took %.1fs" % took
+        return p.stdout if p.returncode == 0 else None
+    out = wait_until(found, 30 * SLOW, "C to find A's record")
+    line = [l for l in out.splitlines() if l.startswith(a_id)]
+    assert line, out
+    assert "127.0.0.1:%d" % oap[0] in line[0]
+    assert "expires " in line[0]
+    assert a.metrics().get("dht_announces_total", result="ok") >= 1
+    assert c.metrics().sum("dht_lookups_total", result="found") >= 1
+    # an object nobody announced: no provider (exit 1), after at most the deadline
+    t0 = time.monotonic()
+    p = find(c, "b3:" + "ab" * 32)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert "no provider" in p.stderr
+    assert time.monotonic() - t0 < LOOKUP_S + 3
+    # peers: the routing table of C names A's UDP address
+    p = node_cli(c, "peers")
+    assert p.returncode == 0, p.stderr
+    assert "routing table:" in p.stdout
+    # readiness: dht bootstrapped, visible in /readyz
+    r = c.get("/readyz").json()
+    assert r["deps"]["services"]["dht"]["state"] == "ready", r
+    assert r["deps"]["dht"]["bootstrapped"] is True, r
+    assert r["deps"]["dht"]["routing_nodes"] >= 1, r
+
+
+def test_bad_signature_is_refused_and_counted(trio):
+    a, b, c, oap = trio(b_env={"MN_TEST_DHT_BAD_SIGNATURE": "1"})
+    data = os.urandom(2000)
+    cid = stored(b, data)      # B announces a record whose signature is corrupted
+    time.sleep(1.0)
+    # a lookup from C sees B's record, refuses it and counts it; no provider
+    def refused():
+        p = find(c, cid)
+        assert p.returncode == 1, (p.stdout, p.stderr)
+        return c.metrics().get("dht_records_rejected_total", reason="bad_signature")
+    assert wait_until(refused, 30 * SLOW, "C to refuse B's record") >= 1
+    # the same object put on A as well: C finds A, and only A
+    a_id = node_cli(a, "id").stdout.strip()
+    b_id = node_cli(b, "id").stdout.strip()
+    stored(a, data)
+    out = wait_until(lambda: (lambda p: p.stdout if p.returncode == 0 else None)(find(c, cid)),
+                     30 * SLOW, "C to find A")
+    assert a_id in out and b_id not in out, out
+
+
+def test_killed_dht_restarts_and_republishes(trio):
+    a, b, c, oap = trio()
+    cid = stored(a, os.urandom(1000))
+    wait_until(lambda: find(c, cid).returncode == 0, 30 * SLOW, "C to find A's record")
+    ok0 = a.metrics().get("dht_announces_total", result="ok") or 0
+    pid = service_children(a, "dht")[0]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    def restarted():
+        kids = service_children(a, "dht")
+        return kids and kids[0]["pid"] not in (0, pid) and kids[0]["state"] == "ready"
+    wait_until(restarted, 20 * SLOW, "the dht service to restart")
+    # the new process rejoins through its table and republishes what A holds
+    wait_until(lambda: (a.metrics().get("dht_announces_total", result="ok") or 0) > ok0,
+               30 * SLOW, "a republished announce")
+    recs = [r for r in a.log_records() if r.get("msg") == "republish pass done"]
+    assert recs and int(recs[-1]["objects"]) >= 1, recs
+    assert a.metrics().sum("service_restarts_total", service="dht") >= 1
+    assert find(c, cid).returncode == 0
