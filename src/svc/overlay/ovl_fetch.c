@@ -27,6 +27,7 @@ typedef struct ovl_fetch {
 	ovl_provider   prov[OVL_MAX_PROVIDERS];
 	size_t         nprov, next;
 	unsigned       tally[OVL_TRY_COUNT];
+	uint64_t       len;                       /* of the stored copy */
 	ovl_waiter     w[OVL_MAX_WAITERS];
 	size_t         nw;                        /* slots used (cancelled ones included) */
 } ovl_fetch;
@@ -142,7 +143,7 @@ static void fetch_finish(ovl_fetch *f, int status)
 		event_free(f->deadline);
 	for (size_t i = 0; i < f->nw; i++)
 		if (f->w[i].done)
-			f->w[i].done(f->w[i].arg, status);
+			f->w[i].done(f->w[i].arg, status, status == 200 ? f->len : 0);
 	free(f);
 }
 
@@ -157,6 +158,7 @@ static void on_tried(void *arg, ovl_try result, uint64_t bytes)
 	f->op = NULL;
 	f->tally[(unsigned)result < OVL_TRY_COUNT ? result : OVL_TRY_REFUSED]++;
 	if (result == OVL_TRY_OK) {
+		f->len = bytes;
 		if (t->ops->stored)
 			t->ops->stored(t->ctx, f->cid, bytes);
 		fetch_finish(f, 200);
@@ -249,7 +251,7 @@ static void on_refusal(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd; (void)what;
 	free(arg);
-	r.done(r.arg, 503);
+	r.done(r.arg, 503, 0);
 }
 
 /* 503 from the loop, as promised. */

@@ -82,7 +82,7 @@ typedef struct ovl_waiter ovl_waiter;
 
 /* status: 200 stored locally; 404 no provider known; 502 every provider
  * failed; 504 the deadline passed first; 503 over a bound. */
-typedef void (*ovl_done_fn)(void *arg, int status);
+typedef void (*ovl_done_fn)(void *arg, int status, uint64_t len);  /* len: on 200 */
 
 /* self: our own node id (never a provider to ourselves). deadline_ms: the
  * whole fetch, providers included. NULL on allocation failure. */

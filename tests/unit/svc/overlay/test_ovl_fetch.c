@@ -105,9 +105,10 @@ static void fake_failed(void *ctx, const ovl_provider *p, ovl_try why)
 static const ovl_ops OPS = { fake_find, fake_fetch, fake_cancel, fake_stored, fake_failed };
 static const uint8_t SELF[OVL_ID_LEN] = { 0xee };
 
-static void on_done(void *arg, int status)
+static void on_done(void *arg, int status, uint64_t len)
 {
 	(void)arg;
+	assert_int_equal(len, status == 200 ? 100 : 0);
 	S.status[S.nstatus++ % 8] = status;
 	S.n503 += status == 503;
 	S.n200 += status == 200;
