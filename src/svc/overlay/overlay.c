@@ -291,6 +291,7 @@ static const ovl_ops overlay_ops_table = {
 typedef struct ovl_pending {
 	overlay *o;
 	rpc_req *q;
+	uint8_t  cid[32];
 } ovl_pending;
 
 /* Gauge, and the end of a drain once no fetch is left. */
@@ -330,6 +331,23 @@ static void on_fetch_done(void *arg, int status, uint64_t len)
 	overlay_settle(o);
 }
 
+/* Stored meanwhile? A miss seen before another fetch of the same object
+ * committed reaches us after that fetch ended: answer from storage rather
+ * than fetch it twice. */
+static void on_local(const stor_result *res, void *arg)
+{
+	ovl_pending *pd = arg;
+	overlay *o = pd->o;
+
+	if (res->status == 200) {
+		overlay_answer(pd->q, 200, res->len);
+		free(pd);
+		return;
+	}
+	(void)ovl_request(o->tbl, pd->cid, on_fetch_done, pd);   /* NULL: 503 from the loop */
+	metrics_gauge_set(o->m_active, (int64_t)ovl_table_active(o->tbl));
+}
+
 static void overlay_handle(rpc_req *q, uint16_t verb, const uint8_t *p, size_t n, void *arg)
 {
 	overlay *o = arg;
@@ -346,8 +364,8 @@ static void overlay_handle(rpc_req *q, uint16_t verb, const uint8_t *p, size_t n
 	}
 	pd->o = o;
 	pd->q = q;
-	(void)ovl_request(o->tbl, p, on_fetch_done, pd);   /* NULL: 503 comes from the loop */
-	metrics_gauge_set(o->m_active, (int64_t)ovl_table_active(o->tbl));
+	memcpy(pd->cid, p, sizeof pd->cid);
+	(void)stor_stat(o->stor, pd->cid, on_local, pd);   /* on_local always comes */
 }
 
 /* ---- service ---------------------------------------------------------------- */
