@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/objects/ovl_client.h"
 #include "node/node.h"
 
 const role roles[] = {
@@ -52,6 +53,13 @@ const role roles[] = {
 		.required = false, .tier = ROLE_TIER_BACK, .policy = false, .identity = true,
 		.deps = { [CTL_DEP_DHT] = ROLE_DEP_DEGRADES },
 		.sandbox = &svc_sandbox_dht,
+	},
+	{
+		/* Fetches on a miss from the providers the DHT names, verified. */
+		.name = "overlay", .ops = &overlay_ops, .service_bit = CONFIG_SVC_OVERLAY,
+		.instances = 1, .listen = ROLE_LISTEN_NONE, .socket = OVL_SOCKET,
+		.required = false, .tier = ROLE_TIER_BACK, .policy = false, .identity = true,
+		.sandbox = &svc_sandbox_overlay,
 	},
 };
 const size_t roles_count = sizeof roles / sizeof roles[0];

@@ -154,6 +154,13 @@ const svc_sandbox_profile svc_sandbox_dht = {
 	.open_write = false, .threads = true, .paths = dht_paths,
 };
 
+static const char *const svc_sandbox_none[] = { NULL };
+
+const svc_sandbox_profile svc_sandbox_overlay = {
+	.name = "overlay", .syscalls = svc_sandbox_none,
+	.open_write = false, .threads = false, .tcp_connect = true, .paths = dht_paths,
+};
+
 const svc_sandbox_profile svc_sandbox_store = {
 	.name = "store", .syscalls = svc_sandbox_store_calls,
 	.open_write = true, .threads = true, .paths = store_paths,
@@ -286,7 +293,7 @@ static int sandbox_enter_landlock(svc *s)
 		return 0;
 	}
 	svc_sandbox_paths_of(s->sandbox, &s->cfg, &sp);
-	if (sandbox_landlock(sp.rule, sp.n, abi, err, sizeof err) != 0) {
+	if (sandbox_landlock(sp.rule, sp.n, abi, s->sandbox->tcp_connect, err, sizeof err) != 0) {
 		if (errno != ENOTSUP) {
 			log_kv(LOG_LEVEL_ERROR, "cannot enter the sandbox", "error", err, LOG_END);
 			return -1;

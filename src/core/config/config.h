@@ -47,6 +47,7 @@ enum {
 	CONFIG_SVC_OMNIGATE = 1u << 2,
 	CONFIG_SVC_DHT = 1u << 3,
 	CONFIG_SVC_INDEX = 1u << 4,
+	CONFIG_SVC_OVERLAY = 1u << 5,
 };
 
 typedef struct mn_config {
@@ -123,6 +124,9 @@ typedef struct mn_config {
 	uint64_t dht_lookup_timeout_ms;            /* 5s: a find/get answers by then */
 	uint32_t dht_max_announces_per_second;     /* 50 */
 	uint32_t dht_max_values_per_key;           /* 64 values read per key per lookup */
+	/* overlay (svc/overlay; docs/network.md) */
+	bool     overlay_fetch_on_miss;            /* true: a local miss asks the network */
+	uint64_t overlay_fetch_timeout_ms;         /* 30s: a whole fetch, all providers */
 } mn_config;
 
 /* Reload classes (documented per key). */

@@ -57,6 +57,7 @@ static const config_enum_name config_services[] = {
 	{ .name = "omnigate", .value = CONFIG_SVC_OMNIGATE },
 	{ .name = "dht", .value = CONFIG_SVC_DHT },
 	{ .name = "index", .value = CONFIG_SVC_INDEX },
+	{ .name = "overlay", .value = CONFIG_SVC_OVERLAY },
 	{ .name = NULL },
 };
 
@@ -255,6 +256,12 @@ const config_key config_table[] = {
 	{ .key = "dht.max_values_per_key", .type = CONFIG_T_U32, FIELD(dht_max_values_per_key),
 	  .def = "64", .min = 1, .max = CONFIG_DHT_VALUES_MAX, .reload = CONFIG_RELOAD_LIVE,
 	  .help = "Values a lookup reads under one key before it stops (each is verified; at most 16 are returned)." },
+	{ .key = "overlay.fetch_on_miss", .type = CONFIG_T_BOOL, FIELD(overlay_fetch_on_miss),
+	  .def = "true", .reload = CONFIG_RELOAD_LIVE,
+	  .help = "When the overlay service runs, GET of an object not stored here fetches it from the providers the DHT names (verified, then stored as a copy and announced)." },
+	{ .key = "overlay.fetch_timeout", .type = CONFIG_T_DURATION, FIELD(overlay_fetch_timeout_ms),
+	  .def = "30s", .min = 1000, .max = 120000, .reload = CONFIG_RELOAD_RESTART,
+	  .help = "Deadline of a whole fetch on a miss, every provider tried included; past it the client gets 504." },
 };
 
 const size_t config_table_len = sizeof config_table / sizeof config_table[0];

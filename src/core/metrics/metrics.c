@@ -179,6 +179,14 @@ static const struct metrics_family metrics_families[] = {
 	  "DHT lookups of names the index does not hold, by result (found, not_found, timeout, unavailable, busy)." },
 	{ "index_dht_requests_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
 	  "The index's calls to the dht service by op (put, get) and result (ok, found, empty, timeout, error)." },
+	{ "overlay_fetches_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
+	  "Fetches on a local miss by the status answered (200 stored here, 404 no provider, 502 every provider failed, 503 unavailable, 504 deadline)." },
+	{ "overlay_peer_failures_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
+	  "Failed attempts at one provider by reason (not_found, refused, bad_bytes, stalled, pin, connect, too_large, store); the next provider is tried." },
+	{ "overlay_fetch_bytes_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
+	  "Verified bytes the overlay stored from providers." },
+	{ "overlay_fetches_active", METRICS_GAUGE, METRICS_SRC_SLOTS,
+	  "Fetches in progress (concurrent misses for one object share one)." },
 };
 #define METRICS_NFAMILIES (sizeof metrics_families / sizeof metrics_families[0])
 static_assert(METRICS_NFAMILIES < UINT16_MAX, "family index is a u16");

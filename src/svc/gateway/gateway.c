@@ -197,6 +197,7 @@ static void gateway_free(gateway *g)
 	http_server_free(g->http);   /* first: it may still hold requests using stor, index */
 	stor_client_free(g->stor);
 	index_client_free(g->index);
+	ovl_client_free(g->objects.ovl);
 	wall_free(g->wall);
 	tls_server_free(g->tls);
 	free(g);
@@ -236,6 +237,10 @@ static int gateway_start(svc *s)
 		g->index = index_client_for(s->base, &s->cfg);
 	g->names.index = g->index;
 	g->names.objects = &g->objects;
+	g->objects.fetch_on_miss = s->cfg.overlay_fetch_on_miss;
+	if (s->cfg.services & CONFIG_SVC_OVERLAY)
+		g->objects.ovl = ovl_client_new(s->base, s->cfg.runtime_dir[0] ? s->cfg.runtime_dir
+		                                                               : s->cfg.data_dir);
 	g->http = g->stor ? http_server_new(s->base, &o) : NULL;
 	g->shed_ev = event_new(s->base, -1, EV_PERSIST, gateway_on_shed_poll, g);
 	if (!g->http || !g->shed_ev || event_add(g->shed_ev, &poll) != 0 ||
@@ -258,6 +263,7 @@ static void gateway_reload(svc *s)
 	gateway_limits(&l, &s->cfg);
 	http_server_set_limits(g->http, &l);
 	g->objects.max_object = s->cfg.storage_max_object_bytes;
+	g->objects.fetch_on_miss = s->cfg.overlay_fetch_on_miss;
 	gateway_wall_configure(s, g);
 	/* New connections get the new certificate; on error the old one stays. */
 	if (g->tls && tls_server_reload(g->tls, &s->cfg, err, sizeof err) < 0)
