@@ -8,7 +8,7 @@ PYTEST     ?= /usr/bin/python3 -m pytest
 PYTEST_ARGS ?= -q -p no:cacheprovider
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build run test unit integration lint asan clang fuzz fuzz-smoke bench chaos soak drills fuzz-long models clean
+.PHONY: all deps build run test unit integration lint asan clang fuzz fuzz-smoke bench chaos soak drills swarm fuzz-long models clean
 
 all: build
 
@@ -145,6 +145,12 @@ drills: build
 SOAK_MINUTES ?= 30
 soak: build
 	SOAK_MINUTES=$(SOAK_MINUTES) MACRONODE_BIN=$(CURDIR)/$(BUILD)/macronode /usr/bin/python3 bench/soak.py
+
+# swarm: SWARM_NODES nodes (gateway, storage, omnigate, dht, overlay) on loopback;
+# bootstrap time, DHT lookup latency, fetch on miss, memory per node (bench/README.md).
+SWARM_NODES ?= 50
+swarm: build
+	SWARM_NODES=$(SWARM_NODES) MACRONODE_BIN=$(CURDIR)/$(BUILD)/macronode bash bench/swarm.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(CLANG_BUILD) $(FUZZ_BUILD) $(SCAN_BUILD)
