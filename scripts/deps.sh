@@ -14,7 +14,7 @@ PKGS=(
   # the dht service: OpenDHT 2.4 (C binding + the C++ library its shim uses)
   libopendht-c-dev libopendht-dev
   # tests
-  libcmocka-dev python3-pytest curl openssl b3sum prometheus procps
+  libcmocka-dev python3-pytest python3-cryptography curl openssl b3sum prometheus procps
   # checks: the readiness model, static analysis
   spin cppcheck clang-tools-14
   # benchmarks

@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/tls_int.h"
 #include "lib/b3.h"
 #include "lib/util.h"
 
@@ -50,7 +51,8 @@
 #define TLS_SESSION_ID_CTX  "macronode"
 
 struct tls_server {
-	SSL_CTX *ctx;   /* current context (one reference owned) */
+	SSL_CTX  *ctx;   /* current context (one reference owned) */
+	tls_peer *peer;  /* the peer plane (borrowed), or NULL */
 };
 
 /* A file read into memory: plain malloc for certificates, sodium_malloc for
@@ -61,10 +63,7 @@ struct tls_file {
 	bool     secret;
 };
 
-static int tls_fail(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int tls_fail(char *err, size_t errlen, const char *fmt, ...)
+int tls_fail(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -78,7 +77,7 @@ static int tls_fail(char *err, size_t errlen, const char *fmt, ...)
 
 /* The OpenSSL reason for the last failure (never key material: OpenSSL's
  * error strings are static texts), and a clean queue for the next caller. */
-static const char *tls_ossl_reason(char *buf, size_t len)
+const char *tls_ossl_reason(char *buf, size_t len)
 {
 	unsigned long e = ERR_peek_last_error();
 
@@ -298,7 +297,7 @@ static int tls_set_protocol(SSL_CTX *ctx, char *err, size_t errlen)
 }
 
 /* The server half of the policy. */
-static int tls_set_server_policy(SSL_CTX *ctx, char *err, size_t errlen)
+int tls_set_server_policy(SSL_CTX *ctx, char *err, size_t errlen)
 {
 	static const unsigned char sid[] = TLS_SESSION_ID_CTX;
 
@@ -321,7 +320,7 @@ static int tls_set_server_policy(SSL_CTX *ctx, char *err, size_t errlen)
 
 /* The one place a TLS context is created (server or client method), with
  * the shared protocol policy applied. NULL with err on failure. */
-static SSL_CTX *tls_ctx_build(const SSL_METHOD *method, char *err, size_t errlen)
+SSL_CTX *tls_ctx_build(const SSL_METHOD *method, char *err, size_t errlen)
 {
 	SSL_CTX *ctx;
 
@@ -345,16 +344,22 @@ static SSL_CTX *tls_ctx_build(const SSL_METHOD *method, char *err, size_t errlen
 	return ctx;
 }
 
-/* A complete server context from cfg. NULL with err on failure. */
-static SSL_CTX *tls_server_ctx(const mn_config *cfg, char *err, size_t errlen)
+/* A complete server context from cfg: the certificate files, or (with a
+ * peer plane and no tls.cert_file) the node identity's certificate. With a
+ * peer plane a ClientHello naming TLS_PEER_SNI moves the connection to the
+ * identity context (tls_peer.c). NULL with err on failure. */
+static SSL_CTX *tls_server_ctx(const mn_config *cfg, tls_peer *peer, char *err, size_t errlen)
 {
-	SSL_CTX *ctx = tls_ctx_build(TLS_server_method(), err, errlen);
+	SSL_CTX *ctx;
 
-	if (!ctx)
+	if (peer && !cfg->tls_cert_file[0])
+		return tls_peer_public_ctx(peer, err, errlen);
+	if (!(ctx = tls_ctx_build(TLS_server_method(), err, errlen)))
 		return NULL;
 	if (tls_set_server_policy(ctx, err, errlen) != 0 ||
 	    tls_load_pair(ctx, cfg, err, errlen) != 0 ||
-	    tls_load_client_ca(ctx, cfg->tls_client_ca_file, err, errlen) != 0) {
+	    tls_load_client_ca(ctx, cfg->tls_client_ca_file, err, errlen) != 0 ||
+	    (peer && tls_peer_attach(ctx, peer, err, errlen) != 0)) {
 		SSL_CTX_free(ctx);
 		ERR_clear_error();
 		return NULL;
@@ -396,8 +401,13 @@ struct ssl_ctx_st *tls_client_new(const char *ca_file, bool insecure, char *err,
 
 tls_server *tls_server_new(const mn_config *cfg, char *err, size_t errlen)
 {
+	return tls_server_new_peer(cfg, NULL, err, errlen);
+}
+
+tls_server *tls_server_new_peer(const mn_config *cfg, tls_peer *peer, char *err, size_t errlen)
+{
 	tls_server *t;
-	SSL_CTX *ctx = tls_server_ctx(cfg, err, errlen);
+	SSL_CTX *ctx = tls_server_ctx(cfg, peer, err, errlen);
 
 	if (!ctx)
 		return NULL;
@@ -408,6 +418,7 @@ tls_server *tls_server_new(const mn_config *cfg, char *err, size_t errlen)
 		return NULL;
 	}
 	t->ctx = ctx;
+	t->peer = peer;
 	return t;
 }
 
@@ -425,7 +436,7 @@ int tls_server_reload(tls_server *t, const mn_config *cfg, char *err, size_t err
 
 	if (!t)
 		return tls_fail(err, errlen, "tls: not configured");
-	ctx = tls_server_ctx(cfg, err, errlen);
+	ctx = tls_server_ctx(cfg, t->peer, err, errlen);
 	if (!ctx)
 		return -1;  /* the old context stays */
 	SSL_CTX_free(t->ctx);
@@ -448,6 +459,8 @@ bool tls_handshake_failure(struct bufferevent *bev, const char *why, char *reaso
 	SSL *ssl = bufferevent_openssl_get_ssl(bev);
 	BIO *rbio = ssl ? SSL_get_rbio(ssl) : NULL;
 	bool counts = why || (rbio && BIO_number_read(rbio) > 0);
+	bool peer_counted = ssl && e && tls_peer_count_failure(ssl, e);
+	unsigned long more;
 
 	if (why)
 		snprintf(reason, len, "%s", why);
@@ -455,8 +468,9 @@ bool tls_handshake_failure(struct bufferevent *bev, const char *why, char *reaso
 		ERR_error_string_n(e, reason, len);
 	else
 		snprintf(reason, len, "connection closed during handshake");
-	while (bufferevent_get_openssl_error(bev))
-		;
+	while ((more = bufferevent_get_openssl_error(bev)) != 0)
+		if (!peer_counted && ssl)
+			peer_counted = tls_peer_count_failure(ssl, more);
 	ERR_clear_error();
 	return counts;
 }

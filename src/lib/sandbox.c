@@ -76,14 +76,15 @@ static uint64_t ll_rule_access(unsigned access, uint64_t handled)
 	return a & handled;
 }
 
-static int ll_ruleset_new(int abi)
+static int ll_ruleset_new(int abi, bool tcp_connect)
 {
 	struct ll_ruleset_attr attr = { .handled_access_fs = ll_handled_fs(abi) };
 	size_t size = LL_ATTR_SIZE_FS;
 
 	if (abi >= 4) {
-		/* No service binds or connects TCP itself: its listener is inherited. */
-		attr.handled_access_net = LL_NET_BIND_TCP | LL_NET_CONNECT_TCP;
+		/* No service binds TCP itself: its listener is inherited. Only a
+		 * service that dials peers (overlay) may connect, to any port. */
+		attr.handled_access_net = LL_NET_BIND_TCP | (tcp_connect ? 0 : LL_NET_CONNECT_TCP);
 		size = LL_ATTR_SIZE_NET;
 	}
 	if (abi >= 6) {
@@ -116,7 +117,8 @@ static bool ll_wants_write(const sandbox_path *paths, size_t n)
 	return false;
 }
 
-int sandbox_landlock(const sandbox_path *paths, size_t n, int abi, char *err, size_t errlen)
+int sandbox_landlock(const sandbox_path *paths, size_t n, int abi, bool tcp_connect,
+                     char *err, size_t errlen)
 {
 	uint64_t handled = ll_handled_fs(abi);
 	int rs, saved;
@@ -131,7 +133,7 @@ int sandbox_landlock(const sandbox_path *paths, size_t n, int abi, char *err, si
 		errno = ENOTSUP;
 		return -1;
 	}
-	if ((rs = ll_ruleset_new(abi)) < 0) {
+	if ((rs = ll_ruleset_new(abi, tcp_connect)) < 0) {
 		snprintf(err, errlen, "landlock_create_ruleset: %s", strerror(errno));
 		return -1;
 	}

@@ -43,9 +43,11 @@ int sandbox_landlock_abi(void);
 
 /* Confine the calling thread to paths (n ≤ SANDBOX_MAX_PATHS; n = 0: no file
  * system at all beyond the fds it holds) under ABI abi (≥ 1, from
- * sandbox_landlock_abi). 0, or -1 with err set. */
+ * sandbox_landlock_abi). TCP bind is refused from ABI 4 on, and TCP
+ * connect too unless tcp_connect. 0, or -1 with err set. */
 __attribute__((warn_unused_result))
-int sandbox_landlock(const sandbox_path *paths, size_t n, int abi, char *err, size_t errlen);
+int sandbox_landlock(const sandbox_path *paths, size_t n, int abi, bool tcp_connect,
+                     char *err, size_t errlen);
 
 typedef struct sandbox_filter sandbox_filter;
 

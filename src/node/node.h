@@ -28,6 +28,7 @@ struct metrics_series;
 #define NODE_DEFAULT_CONFIG_NAME "embedded default"
 #define NODE_STORAGE_SOCKET "storage.sock"   /* in the runtime directory */
 #define NODE_DHT_SOCKET     "dht.sock"
+#define NODE_INDEX_SOCKET   "index.sock"     /* INDEX_SOCK (core/dht/index_client.h) */
 
 /* A config key set on the command line; re-applied on every reload. */
 typedef struct node_override {
@@ -154,5 +155,7 @@ int init_cli_main(int argc, char **argv);
  * node's dht service. Exit codes: 0, 1 (no answer, none found), 2 (usage). */
 int dht_cli_peers(const mn_config *cfg);
 int dht_cli_find(const mn_config *cfg, const char *cid);
+/* `macronode name publish|resolve` (cli/name_cli.c). */
+int name_cli_main(int argc, char **argv);
 
 #endif

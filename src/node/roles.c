@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/objects/ovl_client.h"
 #include "node/node.h"
 
 const role roles[] = {
@@ -17,6 +18,14 @@ const role roles[] = {
 		.sandbox = &svc_sandbox_store,
 	},
 	{
+		/* Names → cids: signs records with the node identity; the gateway
+		 * reaches it over its socket (opt-in: `services` lists "index"). */
+		.name = "index", .ops = &index_ops, .service_bit = CONFIG_SVC_INDEX,
+		.instances = 1, .listen = ROLE_LISTEN_NONE, .socket = NODE_INDEX_SOCKET,
+		.required = true, .tier = ROLE_TIER_BACK, .policy = false, .identity = true,
+		.sandbox = &svc_sandbox_index,
+	},
+	{
 		/* HTTP front: a process per worker, all accepting on one listener. */
 		.name = "gateway", .ops = &gateway_ops, .service_bit = CONFIG_SVC_GATEWAY,
 		.instances = ROLE_INSTANCES_WORKERS, .listen = ROLE_LISTEN_GATEWAY,
@@ -26,10 +35,11 @@ const role roles[] = {
 		.sandbox = &svc_sandbox_front,
 	},
 	{
-		/* OAP/1 front over TLS. */
+		/* OAP/1 front over TLS; the node identity is its peer-plane
+		 * certificate (and its only one without tls.cert_file). */
 		.name = "omnigate", .ops = &omnigate_ops, .service_bit = CONFIG_SVC_OMNIGATE,
 		.instances = 1, .listen = ROLE_LISTEN_OAP,
-		.required = true, .tier = ROLE_TIER_FRONT, .policy = true,
+		.required = true, .tier = ROLE_TIER_FRONT, .policy = true, .identity = true,
 		.deps = { [CTL_DEP_STORAGE] = ROLE_DEP_CUTS_OFF,
 		          [CTL_DEP_CAPACITY] = ROLE_DEP_DEGRADES },
 		.sandbox = &svc_sandbox_front,
@@ -43,6 +53,13 @@ const role roles[] = {
 		.required = false, .tier = ROLE_TIER_BACK, .policy = false, .identity = true,
 		.deps = { [CTL_DEP_DHT] = ROLE_DEP_DEGRADES },
 		.sandbox = &svc_sandbox_dht,
+	},
+	{
+		/* Fetches on a miss from the providers the DHT names, verified. */
+		.name = "overlay", .ops = &overlay_ops, .service_bit = CONFIG_SVC_OVERLAY,
+		.instances = 1, .listen = ROLE_LISTEN_NONE, .socket = OVL_SOCKET,
+		.required = false, .tier = ROLE_TIER_BACK, .policy = false, .identity = true,
+		.sandbox = &svc_sandbox_overlay,
 	},
 };
 const size_t roles_count = sizeof roles / sizeof roles[0];

@@ -59,7 +59,16 @@ void svc_drained(svc *s)
  * chunks scattered through the heap), so memory reads as the load's history
  * rather than what the process holds; bench/soak.py's 5 % rule saw exactly that.
  */
-enum { SVC_TRIM_MS = 100, SVC_TRIM_MIN_FREE = 256 * 1024 };
+enum { SVC_TRIM_MS = 100, SVC_TRIM_MIN_FREE = 64 * 1024 };
+
+/*
+ * Blocks of SVC_MMAP_MIN or more (OAP frame buffers up to 1 MiB, large
+ * outboards) always get their own mapping and go back to the kernel when
+ * freed. glibc's default threshold is dynamic: it rises to the size of the
+ * largest mapped block ever freed, after which such blocks come from the heap
+ * and leave it fragmented for good. Fixing it keeps the heap to small blocks.
+ */
+#define SVC_MMAP_MIN (256 * 1024)
 
 static void on_trim_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -379,6 +388,7 @@ int svc_main(const svc_ops *ops, const struct svc_sandbox_profile *sandbox,
 
 	snprintf(name, sizeof name, "%s", ops ? ops->role : "service");
 	log_init(name, LOG_LEVEL_INFO, STDERR_FILENO);
+	(void)mallopt(M_MMAP_THRESHOLD, SVC_MMAP_MIN);
 	p->s.ops = ops;
 	p->s.sandbox = sandbox;
 	if (!p->s.ops || svc_parse_args(&p->s, argc, argv) != 0) {

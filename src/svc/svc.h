@@ -95,5 +95,7 @@ extern const svc_ops gateway_ops;
 extern const svc_ops storage_ops;
 extern const svc_ops omnigate_ops;
 extern const svc_ops dht_ops;
+extern const svc_ops index_ops;
+extern const svc_ops overlay_ops;
 
 #endif

@@ -67,6 +67,15 @@ static const char *const svc_sandbox_dht_calls[] = {
 	NULL,
 };
 
+/* The index: LMDB (opened before the sandbox) writes with pwrite and
+ * commits with fdatasync on the writer thread. The only open after start
+ * is the writer thread naming itself (/proc/self/task/N/comm, O_RDWR;
+ * Landlock refuses it, harmlessly), so open for writing is not fatal. */
+static const char *const svc_sandbox_index_calls[] = {
+	"fsync", "fdatasync", "msync",
+	NULL,
+};
+
 /* Fatal even in log mode: running another program is the escape the
  * sandbox exists to stop. (Not ptrace: LeakSanitizer's exit check needs it.) */
 static const char *const svc_sandbox_never[] = {
@@ -123,6 +132,14 @@ static void store_paths(const mn_config *cfg, svc_sandbox_paths *out)
 			paths_add(out, dir, SANDBOX_FS_READ_FILES | SANDBOX_FS_LIST_DIRS | SANDBOX_FS_WRITE);
 }
 
+static void index_paths(const mn_config *cfg, svc_sandbox_paths *out)
+{
+	char dir[CONFIG_PATH_MAX];
+
+	if (!cfg->amnesia && (size_t)snprintf(dir, sizeof dir, "%s/index", cfg->data_dir) < sizeof dir)
+		paths_add(out, dir, SANDBOX_FS_READ_FILES | SANDBOX_FS_LIST_DIRS | SANDBOX_FS_WRITE);
+}
+
 const svc_sandbox_profile svc_sandbox_front = {
 	.name = "front", .syscalls = svc_sandbox_front_calls,
 	.open_write = false, .threads = false, .paths = front_paths,
@@ -138,9 +155,21 @@ const svc_sandbox_profile svc_sandbox_dht = {
 	.open_write = false, .threads = true, .paths = dht_paths,
 };
 
+static const char *const svc_sandbox_none[] = { NULL };
+
+const svc_sandbox_profile svc_sandbox_overlay = {
+	.name = "overlay", .syscalls = svc_sandbox_none,
+	.open_write = false, .threads = false, .tcp_connect = true, .paths = dht_paths,
+};
+
 const svc_sandbox_profile svc_sandbox_store = {
 	.name = "store", .syscalls = svc_sandbox_store_calls,
 	.open_write = true, .threads = true, .paths = store_paths,
+};
+
+const svc_sandbox_profile svc_sandbox_index = {
+	.name = "index", .syscalls = svc_sandbox_index_calls,
+	.open_write = true, .threads = true, .paths = index_paths,
 };
 
 bool svc_sandbox_is_sanitized(void)
@@ -265,7 +294,7 @@ static int sandbox_enter_landlock(svc *s)
 		return 0;
 	}
 	svc_sandbox_paths_of(s->sandbox, &s->cfg, &sp);
-	if (sandbox_landlock(sp.rule, sp.n, abi, err, sizeof err) != 0) {
+	if (sandbox_landlock(sp.rule, sp.n, abi, s->sandbox->tcp_connect, err, sizeof err) != 0) {
 		if (errno != ENOTSUP) {
 			log_kv(LOG_LEVEL_ERROR, "cannot enter the sandbox", "error", err, LOG_END);
 			return -1;

@@ -25,6 +25,7 @@ typedef struct svc_sandbox_profile {
 	const char *const *syscalls;   /* allowed beyond the common set; NULL-terminated */
 	bool               open_write; /* openat may write (else read-only opens only) */
 	bool               threads;    /* may start threads (after entering) */
+	bool               tcp_connect; /* may dial TCP (Landlock ABI ≥ 4 refuses it otherwise) */
 	/* The directories it keeps under cfg (borrowed), into out. */
 	void (*paths)(const mn_config *cfg, svc_sandbox_paths *out);
 } svc_sandbox_profile;
@@ -36,6 +37,11 @@ extern const svc_sandbox_profile svc_sandbox_front;
 extern const svc_sandbox_profile svc_sandbox_store;
 /* dht: no file system at all; OpenDHT's threads and its one UDP socket. */
 extern const svc_sandbox_profile svc_sandbox_dht;
+/* index: its LMDB directory (<data_dir>/index, none in amnesia mode), opened
+ * before the sandbox; a writer thread that fsyncs. */
+extern const svc_sandbox_profile svc_sandbox_index;
+/* overlay: no file system (upload files arrive as fds); TCP to peers, its sockets. */
+extern const svc_sandbox_profile svc_sandbox_overlay;
 
 /* The paths profile p keeps under cfg (for tests and the docs). */
 void svc_sandbox_paths_of(const svc_sandbox_profile *p, const mn_config *cfg,

@@ -1,16 +1,17 @@
 """OAP/1 on the omnigate listener (docs/oap.md) and the `macronode put/get`
 client (issue 4): HELLO, round trips 0..64 MiB, ranges, 64 streams on one
 connection and the 65th, oversize frames, decompression bombs, stalled and
-garbage peers, corrupted blobs, start-up without TLS."""
+garbage peers, corrupted blobs (start-up without a certificate file: see
+test_peer.py)."""
 import os
 import subprocess
 import time
 
 import pytest
 
-from conftest import (SANITIZED, BIN, OAP_APP_HELLO, OAP_COMP, OAP_END,
+from conftest import (SANITIZED, OAP_APP_HELLO, OAP_COMP, OAP_END,
                       OAP_HELLO_REPLY, OAP_PING, OAP_PUT, OAP_REQ, OAP_RESP, OAP_START,
-                      OAP_STAT, OPENSSL, SLOW, ZSTD, OapConn, b3sum_cid, b3sum_file, base_env,
+                      OAP_STAT, OPENSSL, SLOW, ZSTD, OapConn, b3sum_cid, b3sum_file,
                       blob_file, flip_byte, mn_client, oap_frame, oap_json, oap_node,
                       service_children, vm_rss_kib, wait_until)
 
@@ -378,13 +379,5 @@ def test_flipped_byte_never_delivered(onode, pki, tmp_dir):
 
 
 # ------------------------------------------------------------------ start-up
-
-def test_omnigate_without_tls_refuses_to_start(node_factory, tmp_dir):
-    n = node_factory({"services": ["gateway", "storage", "omnigate"]}, start=False)
-    p = subprocess.run([BIN, "run", "--config", n.config_path], capture_output=True, text=True,
-                       env=base_env(), timeout=20 * SLOW)
-    assert p.returncode == 2, (p.returncode, p.stderr)
-    assert "tls.cert_file" in p.stderr, p.stderr
-    p = subprocess.run([BIN, "config", "validate", n.config_path], capture_output=True,
-                       text=True, env=base_env(), timeout=20 * SLOW)
-    assert p.returncode == 2 and "tls.cert_file" in p.stdout + p.stderr, (p.returncode, p.stdout)
+# Omnigate without tls.cert_file starts and serves the node identity's
+# certificate (the peer plane): test_peer.py.

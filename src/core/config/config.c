@@ -999,14 +999,12 @@ static int pairs_check(const mn_config *c, char *err, size_t errlen)
 }
 
 /* The gateway speaks plaintext only on loopback unless the operator says so;
- * a pin must be a well-formed content id. */
+ * a pin must be a well-formed content id. Omnigate needs no certificate
+ * file: without one it serves the node identity's (core/tls.h). */
 static int tls_check(const mn_config *c, bool gateway_loopback, char *err, size_t errlen)
 {
 	const char *pin = c->tls_cert_pin;
 
-	if ((c->services & CONFIG_SVC_OMNIGATE) && !c->tls_cert_file[0])
-		return fail(err, errlen, "services: omnigate speaks OAP/1 over TLS only: "
-		            "set tls.cert_file and tls.key_file");
 	if ((c->services & CONFIG_SVC_GATEWAY) && !gateway_loopback && !c->tls_cert_file[0] &&
 	    !c->gateway_allow_plaintext)
 		return fail(err, errlen, "gateway.addr: a non-loopback gateway needs TLS "

@@ -46,6 +46,8 @@ enum {
 	CONFIG_SVC_STORAGE = 1u << 1,
 	CONFIG_SVC_OMNIGATE = 1u << 2,
 	CONFIG_SVC_DHT = 1u << 3,
+	CONFIG_SVC_INDEX = 1u << 4,
+	CONFIG_SVC_OVERLAY = 1u << 5,
 };
 
 typedef struct mn_config {
@@ -65,6 +67,9 @@ typedef struct mn_config {
 	uint32_t storage_max_uploads;              /* 64: uploads open at once */
 	uint32_t storage_max_uploads_per_tenant;   /* 16 of them per tenant; 0 = no share */
 	uint32_t storage_max_uploads_per_peer;     /* 16 of them per client address; 0 = no share */
+	/* index (names; docs/names.md) */
+	uint32_t index_max_names;                  /* 65536 names held at most */
+	uint32_t index_history;                    /* 8 records kept per name */
 	/* paths */
 	char     data_dir[CONFIG_PATH_MAX];        /* "./var" */
 	char     runtime_dir[CONFIG_PATH_MAX];     /* "" = <data_dir>/run */
@@ -119,6 +124,9 @@ typedef struct mn_config {
 	uint64_t dht_lookup_timeout_ms;            /* 5s: a find/get answers by then */
 	uint32_t dht_max_announces_per_second;     /* 50 */
 	uint32_t dht_max_values_per_key;           /* 64 values read per key per lookup */
+	/* overlay (svc/overlay; docs/network.md) */
+	bool     overlay_fetch_on_miss;            /* true: a local miss asks the network */
+	uint64_t overlay_fetch_timeout_ms;         /* 30s: a whole fetch, all providers */
 } mn_config;
 
 /* Reload classes (documented per key). */

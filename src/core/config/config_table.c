@@ -29,6 +29,8 @@
 #define CONFIG_DHT_LOOKUP_MAX_MS 30000u   /* under dht_client's call deadline */
 #define CONFIG_DHT_ANNOUNCES_MAX 10000u
 #define CONFIG_DHT_VALUES_MAX    1024u
+#define CONFIG_INDEX_NAMES_MAX   1000000u
+#define CONFIG_INDEX_HISTORY_MAX 64u                  /* INDEX_HISTORY_MAX (core/dht/index_msg.h) */
 
 #define FIELD(f) .offset = offsetof(mn_config, f), .size = sizeof(((mn_config *)0)->f)
 /* Strings: min is the minimum length; the maximum is the field's capacity. */
@@ -54,6 +56,8 @@ static const config_enum_name config_services[] = {
 	{ .name = "storage", .value = CONFIG_SVC_STORAGE },
 	{ .name = "omnigate", .value = CONFIG_SVC_OMNIGATE },
 	{ .name = "dht", .value = CONFIG_SVC_DHT },
+	{ .name = "index", .value = CONFIG_SVC_INDEX },
+	{ .name = "overlay", .value = CONFIG_SVC_OVERLAY },
 	{ .name = NULL },
 };
 
@@ -79,7 +83,7 @@ const config_key config_table[] = {
 	  .help = "Allow a gateway on a non-loopback address without TLS (refused otherwise)." },
 	{ .key = "oap.addr", .type = CONFIG_T_ADDR, TEXT(oap_addr, 1),
 	  .def = "127.0.0.1:9443", .reload = CONFIG_RELOAD_RESTART, .env = "RON_OAP_ADDR",
-	  .help = "OAP/1 listener of the omnigate service (TLS only; numeric IP:port)." },
+	  .help = "OAP/1 listener of the omnigate service (TLS only; numeric IP:port). Also the peer plane: SNI peer.macronode.invalid gets the node identity certificate and mutual TLS (docs/oap.md)." },
 	{ .key = "oap.max_inflight", .type = CONFIG_T_U32, FIELD(oap_max_inflight),
 	  .def = "64", .min = 1, .max = CONFIG_OAP_INFLIGHT_MAX, .reload = CONFIG_RELOAD_LIVE,
 	  .help = "Open request streams per OAP/1 connection; one more gets a 429 error frame." },
@@ -97,6 +101,12 @@ const config_key config_table[] = {
 	  FIELD(storage_max_uploads_per_peer), .def = "16", .min = 0, .max = CONFIG_UPLOADS_MAX,
 	  .reload = CONFIG_RELOAD_LIVE,
 	  .help = "Of those, uploads one client address (IPv6 by its /64) may hold open; beyond it its PUTs get 503; 0 = no share." },
+	{ .key = "index.max_names", .type = CONFIG_T_U32, FIELD(index_max_names),
+	  .def = "65536", .min = 1, .max = CONFIG_INDEX_NAMES_MAX, .reload = CONFIG_RELOAD_RESTART,
+	  .help = "Names the index service holds (published here, or updated here from the network); a publish of a new name past it gets 507. Amnesia: the table is in memory, at most about max_names x index.history x 0.5 KiB." },
+	{ .key = "index.history", .type = CONFIG_T_U32, FIELD(index_history),
+	  .def = "8", .min = 1, .max = CONFIG_INDEX_HISTORY_MAX, .reload = CONFIG_RELOAD_RESTART,
+	  .help = "Records the index keeps per name (the newest, by sequence number): what GET /n/{name}?history=1 lists." },
 	{ .key = "paths.data_dir", .type = CONFIG_T_PATH, TEXT(data_dir, 1),
 	  .def = "./var", .reload = CONFIG_RELOAD_RESTART, .env = "RON_DATA_DIR",
 	  .help = "Directory for persistent state." },
@@ -166,7 +176,7 @@ const config_key config_table[] = {
 	  .help = "Confine each service process after start-up (Landlock + seccomp; docs/operations.md \"Sandboxes\"). Off only for kernels that refuse it." },
 	{ .key = "tls.cert_file", .type = CONFIG_T_PATH, TEXT(tls_cert_file, 0),
 	  .def = "", .reload = CONFIG_RELOAD_RESTART, .env = "RON_TLS_CERT",
-	  .help = "PEM certificate chain; set together with tls.key_file." },
+	  .help = "PEM certificate chain; set together with tls.key_file. Unset, omnigate serves the node identity's self-signed Ed25519 certificate to every client (docs/oap.md \"Peer plane\")." },
 	{ .key = "tls.key_file", .type = CONFIG_T_PATH, TEXT(tls_key_file, 0),
 	  .def = "", .reload = CONFIG_RELOAD_RESTART, .env = "RON_TLS_KEY",
 	  .help = "PEM private key for tls.cert_file." },
@@ -246,6 +256,12 @@ const config_key config_table[] = {
 	{ .key = "dht.max_values_per_key", .type = CONFIG_T_U32, FIELD(dht_max_values_per_key),
 	  .def = "64", .min = 1, .max = CONFIG_DHT_VALUES_MAX, .reload = CONFIG_RELOAD_LIVE,
 	  .help = "Values a lookup reads under one key before it stops (each is verified; at most 16 are returned)." },
+	{ .key = "overlay.fetch_on_miss", .type = CONFIG_T_BOOL, FIELD(overlay_fetch_on_miss),
+	  .def = "true", .reload = CONFIG_RELOAD_LIVE,
+	  .help = "When the overlay service runs, GET of an object not stored here fetches it from the providers the DHT names (verified, then stored as a copy and announced)." },
+	{ .key = "overlay.fetch_timeout", .type = CONFIG_T_DURATION, FIELD(overlay_fetch_timeout_ms),
+	  .def = "30s", .min = 1000, .max = 120000, .reload = CONFIG_RELOAD_RESTART,
+	  .help = "Deadline of a whole fetch on a miss, every provider tried included; past it the client gets 504." },
 };
 
 const size_t config_table_len = sizeof config_table / sizeof config_table[0];

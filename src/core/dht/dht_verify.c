@@ -3,6 +3,7 @@
  */
 #include "core/dht/dht_verify.h"
 
+#include "core/dht/name_record.h"
 #include "core/dht/prov_record.h"
 
 typedef struct dht_verifier {
@@ -38,21 +39,27 @@ static uint64_t provider_expires(const uint8_t *v, size_t n)
 	return prov_record_decode(v, n, &r) == PROV_OK ? r.expires : 0;
 }
 
-/*
- * NAME: NOT IMPLEMENTED HERE. Name records (core/dht/name_record.h) are the
- * index service's; until its verifier is merged into this row, every name
- * value is refused, so nothing unverified is ever stored or returned.
- */
-static dht_reject name_refuse_all(const uint8_t key[DHT_KEY_LEN], const uint8_t *v, size_t n,
-                                  uint64_t now_s)
+/* NAME: a signed name record (core/dht/name_record.h, the index service's),
+ * for the name whose key it is stored under. Names do not expire: a newer
+ * record supersedes an older one by seq, which the index judges. */
+static dht_reject name_verify(const uint8_t key[DHT_KEY_LEN], const uint8_t *v, size_t n,
+                              uint64_t now_s)
 {
-	(void)key; (void)v; (void)n; (void)now_s;
-	return DHT_REJECT_UNVERIFIABLE;
+	name_record r;
+
+	(void)now_s;
+	switch (name_record_check(v, n, key, &r)) {
+	case NAME_REC_OK:         return DHT_REJECT_NONE;
+	case NAME_REC_OVERSIZED:  return DHT_REJECT_OVERSIZED;
+	case NAME_REC_BAD_SIG:    return DHT_REJECT_SIGNATURE;
+	case NAME_REC_WRONG_NAME: return DHT_REJECT_WRONG_KEY;
+	default:                  return DHT_REJECT_MALFORMED;
+	}
 }
 
 static const dht_verifier dht_verifiers[DHT_KIND_LAST + 1] = {
 	[DHT_KIND_PROVIDER] = { provider_verify, provider_expires },
-	[DHT_KIND_NAME]     = { name_refuse_all, NULL },
+	[DHT_KIND_NAME]     = { name_verify, NULL },
 };
 
 const char *dht_reject_name(dht_reject r)

@@ -5,9 +5,8 @@
  * own signatures say what they are worth (docs/network.md).
  *
  * One row per dht_kind (dht_verify.c): PROVIDER is prov_record_verify;
- * NAME belongs to the index service (core/dht/name_record.h) and, until
- * that module is merged, refuses every value (never accepts one it cannot
- * judge). A refusal names its reason: the label of
+ * NAME is name_record_check (core/dht/name_record.h, the index service's
+ * records: structure, name rules, the name's key, signature). A refusal names its reason: the label of
  * dht_records_rejected_total{reason}.
  */
 #ifndef MN_CORE_DHT_VERIFY_H

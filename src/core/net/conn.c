@@ -251,12 +251,15 @@ static void conn_set_state(conn *c, enum conn_state st)
 
 /* The handshake did not complete. A peer that went away without sending a
  * byte (a TCP probe) never attempted one and is not counted; a silent peer
- * cut at the deadline is. */
+ * cut at the deadline is. why is non-NULL only for our deadlines. */
 static void conn_tls_failed(conn *c, const char *why)
 {
 	char reason[CONN_TLS_REASON_MAX];
 
-	if (tls_handshake_failure(c->bev, why, reason, sizeof reason)) {
+	if (c->o.ops->on_tls_fail) {
+		(void)tls_handshake_failure(c->bev, why, reason, sizeof reason);
+		c->o.ops->on_tls_fail(c->o.arg, why != NULL, reason);
+	} else if (tls_handshake_failure(c->bev, why, reason, sizeof reason)) {
 		metrics_inc(c->o.m_tls_fail, 1);
 		if (!c->o.log_rate || tbucket_take(c->o.log_rate, 1, conn_now_ms()))
 			log_kv(LOG_LEVEL_INFO, c->o.tls_log_msg ? c->o.tls_log_msg : "tls handshake failed",
@@ -455,12 +458,43 @@ conn *conn_adopt(struct event_base *base, struct bufferevent *bev, bool tls,
 	return c;
 }
 
+static void conn_set_peer(conn *c, int fd, const struct sockaddr *sa, socklen_t salen)
+{
+	int one = 1;
+
+	if (sa && salen > 0) {
+		c->peerlen = salen < (socklen_t)sizeof c->peer ? salen : (socklen_t)sizeof c->peer;
+		memcpy(&c->peer, sa, c->peerlen);
+	}
+	if (c->peer.ss_family == AF_INET || c->peer.ss_family == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+conn *conn_dial_new(struct event_base *base, int fd, const struct sockaddr *sa, socklen_t salen,
+                    struct ssl_st *ssl, const conn_opts *opts)
+{
+	struct bufferevent *bev;
+	conn *c;
+
+	SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);   /* as conn_tls_bev */
+	bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_CONNECTING,
+	                                     BEV_OPT_CLOSE_ON_FREE);
+	if (!bev) {
+		close(fd);   /* ssl: see conn_tls_bev on who frees it */
+		return NULL;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	if (!(c = conn_adopt(base, bev, true, opts)))
+		return NULL;
+	conn_set_peer(c, fd, sa, salen);
+	return c;
+}
+
 conn *conn_new(struct event_base *base, int fd, const struct sockaddr *sa, socklen_t salen,
                struct tls_server *tls, const conn_opts *opts)
 {
 	struct bufferevent *bev = tls ? conn_tls_bev(base, fd, tls)
 	                              : bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-	int one = 1;
 	conn *c;
 
 	if (!bev) {
@@ -469,12 +503,7 @@ conn *conn_new(struct event_base *base, int fd, const struct sockaddr *sa, sockl
 	}
 	if (!(c = conn_adopt(base, bev, tls != NULL, opts)))
 		return NULL;
-	if (sa && salen > 0) {
-		c->peerlen = salen < (socklen_t)sizeof c->peer ? salen : (socklen_t)sizeof c->peer;
-		memcpy(&c->peer, sa, c->peerlen);
-	}
-	if (c->peer.ss_family == AF_INET || c->peer.ss_family == AF_INET6)
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	conn_set_peer(c, fd, sa, salen);
 	return c;
 }
 
@@ -621,6 +650,13 @@ void *conn_peer_cert(const conn *c)
 	if (!ssl || SSL_get_verify_result(ssl) != X509_V_OK)
 		return NULL;
 	return SSL_get0_peer_certificate(ssl);
+}
+
+int conn_peer_node_id(const conn *c, uint8_t id[32])
+{
+	SSL *ssl = c->tls ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+
+	return tls_peer_node_id(ssl, id);
 }
 
 struct bufferevent *conn_bev(const conn *c)

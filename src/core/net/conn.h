@@ -61,6 +61,7 @@
 struct bufferevent;
 struct evbuffer;
 struct event_base;
+struct ssl_st;
 struct tls_server;
 
 /* The one back-off rule after a failed accept (it was the HTTP listener's). */
@@ -119,6 +120,11 @@ typedef struct conn_ops {
 	void (*on_timer)(void *arg);           /* conn_arm deadline */
 	void (*on_defer)(void *arg);           /* conn_schedule: a safe point */
 	void (*on_close)(void *arg);           /* last call: free the protocol state and the conn */
+	/* Optional: the TLS handshake failed (timeout: its deadline passed;
+	 * reason: static or OpenSSL's words). The owner reports it and nothing
+	 * is logged here; on_close follows. NULL: the transport logs it
+	 * (rate-limited). */
+	void (*on_tls_fail)(void *arg, bool timeout, const char *reason);
 } conn_ops;
 
 typedef struct conn_opts {
@@ -149,6 +155,15 @@ conn *conn_new(struct event_base *base, int fd, const struct sockaddr *sa, sockl
  * tls: bev is a bufferevent_openssl still accepting. */
 conn *conn_adopt(struct event_base *base, struct bufferevent *bev, bool tls,
                  const conn_opts *opts);
+/*
+ * A dialled connection (the peer plane's client, core/net/oap_client.h):
+ * fd is connected and non-blocking (transferred: closed on failure), ssl a
+ * client SSL (transferred: freed with the connection, or on failure), sa
+ * (borrowed) the address dialled. conn_start begins the client handshake
+ * under opts->handshake_ms; on_open follows, or on_tls_fail and on_close.
+ */
+conn *conn_dial_new(struct event_base *base, int fd, const struct sockaddr *sa, socklen_t salen,
+                    struct ssl_st *ssl, const conn_opts *opts);
 /* Begin. true: OPEN now (plaintext), the protocol starts its machine;
  * false: TLS HANDSHAKE, on_open follows (or the connection closes). */
 bool conn_start(conn *c);
@@ -185,6 +200,10 @@ bool conn_is_tls(const conn *c);
 const struct sockaddr *conn_peer(const conn *c, socklen_t *len);
 /* Verified TLS client certificate (X509 *, borrowed), or NULL. */
 void *conn_peer_cert(const conn *c);
+/* The peer's node id when the handshake verified its certificate as a
+ * node identity (the peer plane, core/tls.h): 0, else -1. */
+__attribute__((warn_unused_result))
+int conn_peer_node_id(const conn *c, uint8_t id[32]);
 /* The bufferevent, for code not yet ported (the wall hand-off). Borrowed. */
 struct bufferevent *conn_bev(const conn *c);
 

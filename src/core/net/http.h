@@ -185,6 +185,7 @@ bool http_server_shedding(const http_server *srv);
 const char *http_req_method(const http_req *r);       /* "GET" */
 unsigned    http_req_method_bit(const http_req *r);   /* HTTP_M_* */
 const char *http_req_path(const http_req *r);         /* path only, not decoded, no query */
+const char *http_req_query(const http_req *r);        /* after '?', not decoded, or "" */
 const char *http_req_route_label(const http_req *r);
 http_class  http_req_route_class(const http_req *r);
 /* First header with this name (case-insensitive), or NULL. */

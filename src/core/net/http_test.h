@@ -14,7 +14,6 @@
 struct event_base *http_req_base(const http_req *r);
 /* Buffered body of a non-streaming route (NUL-terminated for convenience; len excludes it). */
 const uint8_t *http_req_body(const http_req *r, size_t *len);
-const char *http_req_query(const http_req *r);        /* after '?', or "" */
 /* Backpressure on the request body: stop/start reading from the socket. */
 void http_req_pause_body(http_req *r);
 void http_req_resume_body(http_req *r);

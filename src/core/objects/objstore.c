@@ -55,6 +55,12 @@ void objv_close(objv *v)
 	objv_init(v);
 }
 
+const uint8_t *objv_outboard(const objv *v, size_t *len)
+{
+	*len = v->outboard ? v->ob_len : 0;
+	return v->outboard;
+}
+
 objv_result objv_open(objv *v, const uint8_t id[32], uint64_t len, const char **why)
 {
 	struct stat bs, os;

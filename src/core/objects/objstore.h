@@ -78,6 +78,9 @@ objv_result objv_load(objv *v, uint64_t off, const char **why);
  * group's end, at most max of them; *n their count. Borrowed until the next
  * objv_load or objv_close. */
 const uint8_t *objv_bytes(const objv *v, uint64_t off, uint64_t max, size_t *n);
+/* The outboard objv_open checked and mapped (*len bytes), or NULL before
+ * that. Borrowed until objv_close. */
+const uint8_t *objv_outboard(const objv *v, size_t *len);
 /* Unmap, close, free the buffer; back to empty. NULL ok. */
 void objv_close(objv *v);
 

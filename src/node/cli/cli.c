@@ -41,6 +41,7 @@ static const char usage_main[] =
 	"  doctor           ask a running node what is wrong\n"
 	"  put FILE --peer HOST:PORT     store a file on a node over OAP/1 (TLS), print its id\n"
 	"  get b3:ID --peer HOST:PORT    fetch and verify an object over OAP/1 (TLS)\n"
+	"  name publish|resolve NAME ... --gateway HOST:PORT   names → objects (docs/names.md)\n"
 	"  version          print version and build\n"
 	"  id               print this node's id (b3:<hex> of its Ed25519 identity)\n"
 	"  peers            the running node's DHT routing table (known nodes)\n"
@@ -469,6 +470,7 @@ int cli_main(int argc, char **argv)
 		{ "token", token_cli_main },
 		{ "init", init_cli_main },
 		{ "id", cmd_id }, { "peers", cmd_peers }, { "find", cmd_find },
+		{ "name", name_cli_main },
 	};
 
 	cli_harden_process();

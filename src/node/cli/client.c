@@ -14,6 +14,7 @@
  * deadline (--timeout), so a stalled peer cannot hang the command forever.
  */
 #include "node/cli/client.h"
+#include "node/cli/client_int.h"
 
 #include <blake3.h>
 #include <errno.h>
@@ -64,21 +65,6 @@
 #define CLIENT_CORR_HELLO     1u
 #define CLIENT_CORR_STREAM    2u
 
-typedef struct client_opts {
-	const char *cmd;          /* "put" / "get": message prefix */
-	const char *arg;          /* FILE or b3:… */
-	const char *peer;
-	const char *ca;
-	const char *out;          /* get -o; NULL or "-" = stdout */
-	const char *expect;       /* put --expect */
-	const char *token_file;   /* --token-file; else env RON_TOKEN */
-	char        token[CAPTOKEN_MAX_TOKEN + 1]; /* "" = none: anonymous */
-	bool        insecure;
-	bool        has_range;
-	uint64_t    range_start, range_end;   /* inclusive */
-	unsigned    timeout_s;
-} client_opts;
-
 typedef struct client_conn {
 	int      fd;
 	SSL_CTX *ctx;
@@ -98,18 +84,9 @@ typedef struct client_progress {
 	uint64_t last_ms;
 } client_progress;
 
-/* Where a GET body goes: stdout, a device, or a temp file renamed on success. */
-typedef struct client_out {
-	int   fd;
-	char *final;              /* -o path (borrowed), or NULL */
-	char *tmp;                /* malloc'd temporary path, or NULL */
-} client_out;
-
 static const char *client_cmd = "client";
 
-static int client_err(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int client_err(int rc, const char *fmt, ...)
+int client_err(int rc, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -512,10 +489,16 @@ static const char client_put_usage[] =
 
 static const char client_get_usage[] =
 	"usage: macronode get b3:ID --peer HOST:PORT [-o FILE] [--range S-E]\n"
-	"                     [--insecure | --ca FILE]\n"
+	"                     [--insecure | --ca FILE | --pin-node b3:NODEID]\n"
 	"\n"
 	"Fetch an object from a node over OAP/1 (TLS 1.3) and write it to FILE\n"
 	"(default: standard output), hashing it on the way.\n"
+	"\n"
+	"With --pin-node the node is reached on its peer plane and must prove the\n"
+	"node id NODEID (`macronode id` on that node) instead of a CA-signed name;\n"
+	"--peer is then a numeric IP:PORT. The object's outboard is fetched first\n"
+	"and every 64 KiB group is checked against ID before any of it is written,\n"
+	"ranges included, so even standard output only receives verified bytes.\n"
 	"\n"
 	"Whole objects are verified here: success only if the bytes hash to ID.\n"
 	"With -o the file is written under a temporary name and appears only after\n"
@@ -532,11 +515,13 @@ static const char client_get_usage[] =
 	"  --ca FILE          trust the node's certificate if it chains to this CA (PEM)\n"
 	"                     (default: the system trust store)\n"
 	"  --insecure         do not check the certificate (self-signed test nodes only)\n"
+	"  --pin-node b3:NODEID  the node must prove this node id (peer plane; no CA)\n"
 	"  --timeout SECONDS  deadline for connecting and for each read/write (default 30)\n"
 	"  --token-file FILE  capability token to present (default: env RON_TOKEN;\n"
 	"                     none: anonymous, as the node's policy allows)\n"
 	"\n"
-	"exit: 0 verified, 1 runtime error or refusal (404, ...), 2 usage,\n"
+	"exit: 0 verified, 1 runtime error or refusal (404, a node that is not\n"
+	"      NODEID, ...), 2 usage,\n"
 	"      3 integrity failure (bad hash or length, or the node reports the\n"
 	"      object corrupt: 502); no -o file is left behind on any failure\n";
 
@@ -623,6 +608,7 @@ static int client_parse_opt(client_opts *o, int ch, const char *arg)
 	case 'o': o->out = arg; return 0;
 	case 'e': o->expect = arg; return 0;
 	case 'T': o->token_file = arg; return 0;
+	case 'n': o->pin_node = arg; return 0;
 	case 'r':
 		return client_parse_range(o, arg) ? client_usage("--range %s: expected S-E, S <= E", arg) : 0;
 	case 't':
@@ -649,7 +635,7 @@ static int client_parse(int argc, char **argv, client_opts *o, bool get)
 		{ "insecure", no_argument, NULL, 'k' }, { "output", required_argument, NULL, 'o' },
 		{ "range", required_argument, NULL, 'r' }, { "timeout", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' }, { "token-file", required_argument, NULL, 'T' },
-		{ NULL, 0, NULL, 0 },
+		{ "pin-node", required_argument, NULL, 'n' }, { NULL, 0, NULL, 0 },
 	};
 	int ch, rc;
 
@@ -679,6 +665,9 @@ static int client_parse(int argc, char **argv, client_opts *o, bool get)
 		return client_usage("missing --peer HOST:PORT");
 	if (o->insecure && o->ca)
 		return client_usage("--insecure and --ca exclude each other");
+	if (o->pin_node && (o->insecure || o->ca))
+		return client_usage("--pin-node authenticates the peer by its node id: "
+		                    "no --ca or --insecure with it");
 	return client_load_token(o);
 }
 
@@ -832,7 +821,7 @@ int client_put_main(int argc, char **argv)
 
 /* ------------------------------------------------------------------ get */
 
-static int client_out_open(client_out *out, const char *path)
+int client_out_open(client_out *out, const char *path)
 {
 	struct stat st;
 	char *dup = NULL, *base;
@@ -870,7 +859,7 @@ static int client_out_open(client_out *out, const char *path)
 	return 0;
 }
 
-static int client_out_write(client_out *out, const uint8_t *p, size_t n)
+int client_out_write(client_out *out, const uint8_t *p, size_t n)
 {
 	while (n > 0) {
 		ssize_t w = write(out->fd, p, n);
@@ -887,7 +876,7 @@ static int client_out_write(client_out *out, const uint8_t *p, size_t n)
 }
 
 /* ok: rename the temp file into place; else remove it. */
-static int client_out_close(client_out *out, bool ok)
+int client_out_close(client_out *out, bool ok)
 {
 	int rc = 0;
 
@@ -1039,9 +1028,13 @@ int client_get_main(int argc, char **argv)
 		return CLIENT_EXIT_RUNTIME;
 	}
 	rc = CLIENT_EXIT_RUNTIME;
-	if (client_conn_open(&c, &o) == 0 && client_hello(&c) == 0)
-		rc = client_get_body(&c, &o, &out, id);
-	client_conn_close(&c);
+	if (o.pin_node) {
+		rc = client_peer_get(&o, id, &out);
+	} else {
+		if (client_conn_open(&c, &o) == 0 && client_hello(&c) == 0)
+			rc = client_get_body(&c, &o, &out, id);
+		client_conn_close(&c);
+	}
 	if (client_out_close(&out, rc == CLIENT_EXIT_OK) != 0 && rc == CLIENT_EXIT_OK)
 		rc = CLIENT_EXIT_RUNTIME;
 	return rc;

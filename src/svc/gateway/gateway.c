@@ -5,7 +5,10 @@
  * (table, dispatch and handlers) live in objects*.c; storage is reached
  * through one stor_client per worker on <runtime_dir>/storage.sock.
  *
- * Every object route passes the wall (core/wall.c) as the HTTP core's gate:
+ * The name routes (names*.c) reach the index service through an index_client
+ * on <runtime_dir>/index.sock when `services` lists "index".
+ *
+ * Every object and name route passes the wall (core/wall.c) as the HTTP core's gate:
  * Auth → Policy → Quota before the handler runs. The policy in force comes
  * from the supervisor (svc.h, CTL_POLICY); /healthz is admin class, ungated.
  *
@@ -30,6 +33,7 @@
 #include "core/auth/wall.h"
 #include "lib/util.h"
 #include "lib/log.h"
+#include "svc/gateway/names.h"
 #include "svc/gateway/objects.h"
 #include "svc/svc.h"
 
@@ -40,8 +44,10 @@ typedef struct gateway {
 	http_server  *http;
 	tls_server   *tls;      /* NULL: plaintext */
 	stor_client  *stor;
+	index_client *index;    /* NULL: the node runs no index service */
 	objects       objects;
-	http_route    routes[1 + OBJECTS_NROUTES];  /* /healthz, then the objects' */
+	names         names;
+	http_route    routes[1 + OBJECTS_NROUTES + NAMES_NROUTES];  /* /healthz, objects, names */
 	wall         *wall;
 	struct event *shed_ev;
 	bool          shedding; /* last state reported */
@@ -188,8 +194,10 @@ static void gateway_free(gateway *g)
 		return;
 	if (g->shed_ev)
 		event_free(g->shed_ev);
-	http_server_free(g->http);   /* first: it may still hold requests using stor */
+	http_server_free(g->http);   /* first: it may still hold requests using stor, index */
 	stor_client_free(g->stor);
+	index_client_free(g->index);
+	ovl_client_free(g->objects.ovl);
 	wall_free(g->wall);
 	tls_server_free(g->tls);
 	free(g);
@@ -208,6 +216,7 @@ static int gateway_start(svc *s)
 	                             HTTP_ROUTE_EXEMPT | HTTP_ROUTE_STREAM_BODY,
 	                             gateway_on_healthz, g };
 	objects_routes(&g->objects, g->routes + 1);
+	names_routes(&g->names, g->routes + 1 + OBJECTS_NROUTES);
 	o.routes = g->routes;
 	o.nroutes = sizeof g->routes / sizeof g->routes[0];
 	g->worker = s->worker;
@@ -224,6 +233,14 @@ static int gateway_start(svc *s)
 		stor_client_on_state(g->stor, gateway_on_stor_state, s);
 	g->objects.stor = g->stor;
 	g->objects.max_object = s->cfg.storage_max_object_bytes;
+	if (s->cfg.services & CONFIG_SVC_INDEX)
+		g->index = index_client_for(s->base, &s->cfg);
+	g->names.index = g->index;
+	g->names.objects = &g->objects;
+	g->objects.fetch_on_miss = s->cfg.overlay_fetch_on_miss;
+	if (s->cfg.services & CONFIG_SVC_OVERLAY)
+		g->objects.ovl = ovl_client_new(s->base, s->cfg.runtime_dir[0] ? s->cfg.runtime_dir
+		                                                               : s->cfg.data_dir);
 	g->http = g->stor ? http_server_new(s->base, &o) : NULL;
 	g->shed_ev = event_new(s->base, -1, EV_PERSIST, gateway_on_shed_poll, g);
 	if (!g->http || !g->shed_ev || event_add(g->shed_ev, &poll) != 0 ||
@@ -246,6 +263,7 @@ static void gateway_reload(svc *s)
 	gateway_limits(&l, &s->cfg);
 	http_server_set_limits(g->http, &l);
 	g->objects.max_object = s->cfg.storage_max_object_bytes;
+	g->objects.fetch_on_miss = s->cfg.overlay_fetch_on_miss;
 	gateway_wall_configure(s, g);
 	/* New connections get the new certificate; on error the old one stays. */
 	if (g->tls && tls_server_reload(g->tls, &s->cfg, err, sizeof err) < 0)

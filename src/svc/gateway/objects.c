@@ -66,6 +66,26 @@ void objects_etag(const uint8_t id[32], char out[OBJECTS_ETAG_LEN + 1])
 	out[2 + B3_HEX_LEN] = '\0';
 }
 
+void objects_reply_ovl_error(http_req *r, int status, const char *message)
+{
+	switch (status) {
+	case 404:
+		(void)http_reply_error(r, 404, "not_found",
+		                       "no such object here, and no provider of it is known", false, 0);
+		break;
+	case 502:
+		(void)http_reply_error(r, 502, "bad_gateway", message, true, 0);
+		break;
+	case 504:
+		(void)http_reply_error(r, 504, "gateway_timeout", message, true, 0);
+		break;
+	default:
+		(void)http_reply_error(r, 503, "unavailable", message && message[0] ? message :
+		                       "overlay unavailable", true, 1);
+		break;
+	}
+}
+
 void objects_reply_stor_error(http_req *r, const stor_result *res)
 {
 	switch (res->status) {

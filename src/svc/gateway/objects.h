@@ -14,9 +14,11 @@
 #ifndef MN_SVC_GATEWAY_OBJECTS_H
 #define MN_SVC_GATEWAY_OBJECTS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/net/http.h"
+#include "core/objects/ovl_client.h"
 #include "core/objects/stor_client.h"
 
 #define OBJECTS_ETAG_LEN   66u             /* '"' + 64 hex + '"' */
@@ -24,6 +26,8 @@
 /* Shared by every request of one worker; outlives them all. */
 typedef struct objects {
 	stor_client *stor;        /* borrowed from the gateway */
+	ovl_client  *ovl;         /* the overlay's client when it runs, else NULL (borrowed) */
+	bool         fetch_on_miss; /* overlay.fetch_on_miss (live reload) */
 	uint64_t     max_object;  /* storage.max_object (live reload) */
 } objects;
 
@@ -41,6 +45,8 @@ void objects_put(http_req *r, objects *o, const uint8_t *expect);
 /* Shared answers (objects.c). */
 /* Answer a failed storage call (404, 502 quarantined, 503 + Retry-After …). */
 void objects_reply_stor_error(http_req *r, const stor_result *res);
+/* Answer a failed overlay fetch (404, 502, 503 + Retry-After, 504). */
+void objects_reply_ovl_error(http_req *r, int status, const char *message);
 /* '"<64 hex>"' + NUL. */
 void objects_etag(const uint8_t id[32], char out[OBJECTS_ETAG_LEN + 1]);
 

@@ -50,6 +50,8 @@ typedef struct obj_get {
 	objects       *o;
 	http_req      *req;       /* NULL once the client is gone (orphan) */
 	stor_call     *call;      /* OPEN/STAT in flight, when cancellable */
+	ovl_call      *ocall;     /* the overlay's FETCH in flight, when cancellable */
+	bool           fetched;   /* the overlay was asked once already */
 	bool           awaiting;  /* a storage callback is still to come */
 	obj_get_mode   mode;
 	uint8_t        id[B3_OUT_LEN];
@@ -66,6 +68,8 @@ static void get_free(obj_get *g)
 {
 	if (g->call)
 		stor_call_cancel(g->call);
+	if (g->ocall)
+		ovl_call_cancel(g->ocall);
 	objv_close(&g->v);
 	free(g);
 }
@@ -78,7 +82,7 @@ static void get_on_close(http_req *r, void *arg)
 
 	(void)r;
 	g->req = NULL;
-	if (g->awaiting && !g->call)
+	if (g->awaiting && !g->call && !g->ocall)
 		return;
 	get_free(g);
 }
@@ -287,6 +291,51 @@ static void get_serve(obj_get *g)
 	get_pump(r, g);
 }
 
+static void get_on_stor(const stor_result *res, void *arg);
+
+/* Ask storage (again): OPEN for bytes, STAT for headers only. */
+static void get_ask_storage(obj_get *g)
+{
+	stor_client *stor = g->o->stor;
+
+	g->awaiting = true;
+	g->call = g->mode == GET_BODY ? stor_open(stor, g->id, get_on_stor, g)
+	                              : stor_stat(stor, g->id, get_on_stor, g);
+}
+
+/* The overlay fetched the object into storage (200), or says why not. */
+static void get_on_fetched(int status, uint64_t len, const char *message, void *arg)
+{
+	obj_get *g = arg;
+
+	(void)len;
+	g->ocall = NULL;
+	g->awaiting = false;
+	if (!g->req) {
+		get_free(g);
+		return;
+	}
+	if (status != 200) {
+		objects_reply_ovl_error(g->req, status, message);
+		get_free(g);
+		return;
+	}
+	get_ask_storage(g);   /* served from storage like any local object, verified */
+}
+
+/* A local miss with the overlay running: fetch it from the network once. */
+static bool get_try_overlay(obj_get *g, const stor_result *res)
+{
+	objects *o = g->o;
+
+	if (res->status != 404 || !o->ovl || !o->fetch_on_miss || g->fetched)
+		return false;
+	g->fetched = true;
+	g->awaiting = true;
+	g->ocall = ovl_fetch(o->ovl, g->id, get_on_fetched, g);
+	return true;
+}
+
 static void get_on_stor(const stor_result *res, void *arg)
 {
 	obj_get *g = arg;
@@ -302,6 +351,8 @@ static void get_on_stor(const stor_result *res, void *arg)
 		return;
 	}
 	if (res->status != 200) {
+		if (get_try_overlay(g, res))
+			return;
 		objects_reply_stor_error(r, res);
 		get_free(g);
 		return;
@@ -343,7 +394,5 @@ void objects_get(http_req *r, objects *o, const uint8_t id[32])
 	else
 		g->mode = GET_BODY;
 	http_req_on_close(r, get_on_close, g);
-	g->awaiting = true;
-	g->call = g->mode == GET_BODY ? stor_open(o->stor, id, get_on_stor, g)
-	                              : stor_stat(o->stor, id, get_on_stor, g);
+	get_ask_storage(g);
 }

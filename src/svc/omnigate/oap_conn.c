@@ -72,6 +72,9 @@ struct oap_conn {
 	uint64_t            held_ms;
 	uint64_t            held_since;
 	bool                held;
+	/* The peer plane: the node id its identity certificate proved. */
+	bool                peer_authed;
+	uint8_t             peer_id[32];
 	oap_stream         *streams;
 	unsigned            nactive;       /* streams counting against max_inflight */
 	unsigned            ntotal;        /* every unfinished stream */
@@ -456,6 +459,7 @@ static bool conn_wall_req(const oap_frame *f, wall_req *rq, char *path, size_t l
 
 	switch (f->code) {
 	case OG_VERB_GET:  rq->method = "GET"; break;
+	case OG_VERB_OUTBOARD: rq->method = "GET"; break;   /* the object's metadata: as GET */
 	case OG_VERB_STAT: rq->method = "HEAD"; break;
 	case OG_VERB_PUT:  rq->method = "PUT"; break;
 	default:           return false;
@@ -852,11 +856,15 @@ static void on_write(void *arg)
 	conn_process(c);
 }
 
-/* The TLS handshake is done; HELLO may have come with its last flight. */
+/* The TLS handshake is done; HELLO may have come with its last flight. A
+ * peer-plane connection's verified node id is kept for the verbs. */
 static void on_open(void *arg)
 {
 	oap_conn *c = arg;
 
+	c->peer_authed = conn_peer_node_id(c->t, c->peer_id) == 0;
+	if (c->peer_authed)
+		metrics_count("oap_peer_connections_total", "", 1);
 	conn_set_state(c, OC_HELLO);
 	conn_process(c);
 }
@@ -1036,6 +1044,14 @@ oap_conn *oap_conn_next(const oap_conn *c)
 omnigate *oap_conn_og(const oap_conn *c)
 {
 	return c->og;
+}
+
+bool oap_conn_peer_node(const oap_conn *c, uint8_t id[32])
+{
+	if (!c->peer_authed)
+		return false;
+	memcpy(id, c->peer_id, sizeof c->peer_id);
+	return true;
 }
 
 void oap_conn_link(oap_conn *c, oap_conn **head)

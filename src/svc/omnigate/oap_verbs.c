@@ -1,7 +1,9 @@
 /*
  * oap_verbs.c — the object verbs of omnigate (app_proto_id 1, docs/oap.md):
  * PING, STAT, GET (verified, streamed in 64 KiB frames), PUT (streamed into
- * a storage upload file).
+ * a storage upload file), OUTBOARD (the object's BLAKE3 chaining values,
+ * checked against the id, streamed in 64 KiB frames: what a peer needs to
+ * verify a GET group by group before it uses a byte).
  *
  * GET follows the gateway's verify-before-serve (svc/gateway/objects_get.c):
  * OPEN hands us blob and outboard; before the START answer the blob size is
@@ -43,7 +45,7 @@ typedef struct og_get {
 	omnigate      *og;
 	stor_call     *call;
 	bool           awaiting;
-	bool           stat_only;
+	uint16_t       verb;      /* OG_VERB_GET, _STAT or _OUTBOARD */
 	bool           has_range;
 	uint64_t       rs, re;    /* requested range, inclusive */
 	uint8_t        id[B3_OUT_LEN];
@@ -68,6 +70,7 @@ const char *og_verb_name(uint16_t verb)
 	case OG_VERB_STAT: return "stat";
 	case OG_VERB_GET:  return "get";
 	case OG_VERB_PUT:  return "put";
+	case OG_VERB_OUTBOARD: return "outboard";
 	default:           return "unknown";
 	}
 }
@@ -270,11 +273,52 @@ static void get_serve(og_get *g)
 		og_stream_wait_output(g->s);
 }
 
+/* OUTBOARD: the outboard checked against the id (objv_open: sizes by
+ * fstat, then b3tree_outboard_ok), then {"len":N,"groups":G} and the
+ * 32-byte chaining values in frames of at most OG_DATA_MAX. A one-group
+ * object's single CV proves nothing and is sent all the same: the peer
+ * checks that object's bytes against the id itself. */
+static void outboard_serve(og_get *g)
+{
+	char meta[OG_META_MAX];
+	const char *why = NULL;
+
+	if (get_verdict(g, objv_open(&g->v, g->id, g->len, &why), &why) < 0)
+		return;
+	g->next = 0;
+	g->serving = true;
+	snprintf(meta, sizeof meta, "{\"len\":%" PRIu64 ",\"groups\":%zu}", g->len,
+	         b3tree_groups(g->len));
+	if (og_stream_reply(g->s, 200, meta, false) == 0)
+		og_stream_wait_output(g->s);
+}
+
+static void outboard_pump(og_get *g)
+{
+	size_t total, n;
+	const uint8_t *ob = objv_outboard(&g->v, &total);
+	bool last;
+
+	if (!ob || g->next >= total) {
+		(void)BUG("oap: outboard pump past its end");
+		og_stream_abort(g->s);
+		return;
+	}
+	n = total - g->next < OG_DATA_MAX ? (size_t)(total - g->next) : OG_DATA_MAX;
+	last = g->next + n == total;
+	if (og_stream_data(g->s, ob + g->next, n, last) < 0)
+		return;
+	g->next += n;
+	if (!last)
+		og_stream_wait_output(g->s);
+}
+
 static void get_on_stor(const stor_result *res, void *arg)
 {
 	og_get *g = arg;
 	char meta[OG_META_MAX];
-	int blob = g->stat_only ? -1 : res->fds[0], ob = g->stat_only ? -1 : res->fds[1];
+	bool stat_only = g->verb == OG_VERB_STAT;
+	int blob = stat_only ? -1 : res->fds[0], ob = stat_only ? -1 : res->fds[1];
 
 	g->call = NULL;
 	g->awaiting = false;
@@ -290,7 +334,7 @@ static void get_on_stor(const stor_result *res, void *arg)
 		return;
 	}
 	g->len = res->len;
-	if (g->stat_only) {
+	if (stat_only) {
 		snprintf(meta, sizeof meta, "{\"len\":%" PRIu64 "}", res->len);
 		(void)!og_stream_reply(g->s, 200, meta, true);
 		return;
@@ -300,7 +344,10 @@ static void get_on_stor(const stor_result *res, void *arg)
 		og_stream_error(g->s, 500, "internal", "storage error", true);
 		return;
 	}
-	get_serve(g);
+	if (g->verb == OG_VERB_OUTBOARD)
+		outboard_serve(g);
+	else
+		get_serve(g);
 }
 
 void og_verb_pump(oap_stream *s)
@@ -311,8 +358,13 @@ void og_verb_pump(oap_stream *s)
 	size_t n;
 	bool last;
 
-	if (!g || s->verb != OG_VERB_GET || !og_stream_live(s) || !g->serving)
+	if (!g || (s->verb != OG_VERB_GET && s->verb != OG_VERB_OUTBOARD) || !og_stream_live(s) ||
+	    !g->serving)
 		return;
+	if (s->verb == OG_VERB_OUTBOARD) {
+		outboard_pump(g);
+		return;
+	}
 	if (get_verdict(g, objv_load(&g->v, g->next, &why), &why) < 0)
 		return;
 	p = objv_bytes(&g->v, g->next, g->end - g->next + 1, &n);
@@ -324,12 +376,14 @@ void og_verb_pump(oap_stream *s)
 		og_stream_wait_output(s);
 }
 
-static void get_start(oap_stream *s, const oap_frame *f, bool stat_only)
+/* GET, STAT and OUTBOARD: parameters, then storage STAT or OPEN. */
+static void get_start(oap_stream *s, const oap_frame *f, uint16_t verb)
 {
 	static const char *const get_keys[] = { "cid", "range", NULL };
-	static const char *const stat_keys[] = { "cid", NULL };
+	static const char *const cid_keys[] = { "cid", NULL };
 	omnigate *og = oap_conn_og(s->c);
-	json_t *j = og_params(s, f, stat_only ? stat_keys : get_keys);
+	bool stat_only = verb == OG_VERB_STAT;
+	json_t *j = og_params(s, f, verb == OG_VERB_GET ? get_keys : cid_keys);
 	og_get *g;
 
 	if (!j)
@@ -342,8 +396,9 @@ static void get_start(oap_stream *s, const oap_frame *f, bool stat_only)
 	g->s = s;
 	g->og = og;
 	objv_init(&g->v);
-	g->stat_only = stat_only;
-	if (og_param_cid(s, j, "cid", true, g->id) < 0 || (!stat_only && og_param_range(s, j, g) < 0)) {
+	g->verb = verb;
+	if (og_param_cid(s, j, "cid", true, g->id) < 0 ||
+	    (verb == OG_VERB_GET && og_param_range(s, j, g) < 0)) {
 		json_decref(j);
 		free(g);
 		return;
@@ -529,10 +584,9 @@ void og_verb_start(oap_stream *s, const oap_frame *f)
 		ping_start(s, f);
 		break;
 	case OG_VERB_STAT:
-		get_start(s, f, true);
-		break;
 	case OG_VERB_GET:
-		get_start(s, f, false);
+	case OG_VERB_OUTBOARD:
+		get_start(s, f, f->code);
 		break;
 	case OG_VERB_PUT:
 		put_start(s, f);

@@ -5,9 +5,11 @@
  * oap_conn.c; the object verbs are oap_verbs.c; storage is reached through
  * one stor_client on <runtime_dir>/storage.sock, exactly as the gateway.
  *
- * TLS only: config validation refuses omnigate without tls.cert_file, and
- * start refuses it again (a plaintext OAP listener would carry capability
- * tokens in the clear).
+ * TLS only (a plaintext OAP listener would carry capability tokens in the
+ * clear). The node identity (CTL_IDENTITY, before start) makes the peer
+ * plane: a ClientHello naming TLS_PEER_SNI gets the identity certificate
+ * and must present one (core/tls.h); without tls.cert_file every
+ * connection gets the identity certificate.
  */
 #include <event2/event.h>
 #include <stdio.h>
@@ -48,6 +50,7 @@ void og_init(omnigate *og, struct event_base *base)
 	og->m_streams = metrics_get("oap_open_streams", "");
 	og->m_tls_fail = metrics_get("tls_handshake_failures_total", "");
 	reject_prepare(REJECT_FAMILY_OAP);   /* every reason on /metrics from start-up */
+	tls_peer_metrics_prepare();
 }
 
 void og_count_reject(omnigate *og, reject_reason why, const char *detail)
@@ -151,6 +154,7 @@ static void og_svc_free(og_svc *g)
 		oap_conn_free(og->conns);   /* first: streams may hold storage calls */
 	stor_client_free(og->stor);
 	tls_server_free(og->tls);
+	tls_peer_free(og->peer);   /* after the server: its SNI switch borrows it */
 	wall_free(og->wall);
 	free(g);
 }
@@ -164,11 +168,11 @@ static int og_listen(svc *s, omnigate *og)
 		.log_msg = "oap accept failed", .own_fd = true,
 	};
 
-	if (!s->cfg.tls_cert_file[0]) {
-		log_kv(LOG_LEVEL_ERROR, "omnigate requires tls.cert_file", LOG_END);
+	if (!(og->peer = tls_peer_new(&s->identity, err, sizeof err))) {
+		log_kv(LOG_LEVEL_ERROR, "omnigate cannot make the peer plane", "error", err, LOG_END);
 		return -1;
 	}
-	if (!(og->tls = tls_server_new(&s->cfg, err, sizeof err))) {
+	if (!(og->tls = tls_server_new_peer(&s->cfg, og->peer, err, sizeof err))) {
 		log_kv(LOG_LEVEL_ERROR, "omnigate cannot load TLS", "error", err, LOG_END);
 		return -1;
 	}

@@ -25,6 +25,7 @@
 
 struct bufferevent;
 struct event_base;
+struct tls_peer;
 struct tls_server;
 struct wall_ticket;
 
@@ -40,7 +41,8 @@ struct wall_ticket;
 #define OG_DEFAULT_MS       5000u
 
 /* Verbs: `code` of a START frame with app_proto_id OG_APP_OBJECTS. */
-enum { OG_VERB_PING = 1, OG_VERB_STAT = 2, OG_VERB_GET = 3, OG_VERB_PUT = 4 };
+enum { OG_VERB_PING = 1, OG_VERB_STAT = 2, OG_VERB_GET = 3, OG_VERB_PUT = 4,
+       OG_VERB_OUTBOARD = 5 };
 
 /* oap_rejected_total{reason}: the node's reasons, reject_reason
  * (core/metrics/reject.h). */
@@ -72,6 +74,7 @@ typedef struct omnigate {
 	stor_client           *stor;     /* NULL: object verbs answer 503 (tests) */
 	struct wall           *wall;     /* Auth → Policy → Quota; NULL: no gate (unit tests only) */
 	struct tls_server     *tls;      /* NULL: plaintext (tests only) */
+	struct tls_peer       *peer;     /* the peer plane (node identity), or NULL */
 	conn_listener         *lst;      /* accept, connection cap, fd back-off */
 	og_limits              lim;
 	oap_conn              *conns;
@@ -144,6 +147,10 @@ oap_conn *oap_conn_next(const oap_conn *c);
 void oap_conn_link(oap_conn *c, oap_conn **head);
 void oap_conn_unlink(oap_conn *c, oap_conn **head);
 omnigate *oap_conn_og(const oap_conn *c);
+/* The peer's node id when the connection came in on the peer plane (SNI
+ * TLS_PEER_SNI, its identity certificate verified): true and *id set, for
+ * verbs that admit other nodes (replication). false otherwise. */
+bool oap_conn_peer_node(const oap_conn *c, uint8_t id[32]);
 
 /* Answers on a stream. json is borrowed. -1 when the frame cannot be queued
  * (the connection is then closing). */

@@ -199,7 +199,7 @@ static void test_landlock_confines(void **st)
 		sandbox_path p = { dir, SANDBOX_FS_READ_FILES | SANDBOX_FS_LIST_DIRS | SANDBOX_FS_WRITE };
 		char err[128], file[64];
 		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
-		    sandbox_landlock(&p, 1, abi, err, sizeof err) != 0)
+		    sandbox_landlock(&p, 1, abi, false, err, sizeof err) != 0)
 			_exit(CHILD_FAILED);
 		snprintf(file, sizeof file, "%s/f", dir);
 		int fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);

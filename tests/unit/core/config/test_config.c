@@ -228,7 +228,7 @@ static void test_wrong_types(void **state)
 	load_fails("{\"services\":[\"gateway\",\"gateway\"]}",
 	           "t.json: services: service \"gateway\" is listed twice");
 	load_fails("{\"services\":[\"mailbox\"]}",
-	           "t.json: services: unknown service \"mailbox\" (known: gateway, storage, omnigate, dht)");
+	           "t.json: services: unknown service \"mailbox\" (known: gateway, storage, omnigate, dht, index, overlay)");
 	load_fails("{\"log\":{\"level\":\"loud\"}}",
 	           "t.json: log.level: invalid value \"loud\" (expected one of: debug, info, warn, error)");
 	load_fails("{\"paths\":{\"data_dir\":\"\"}}", "t.json: paths.data_dir: must not be empty");
@@ -541,7 +541,7 @@ static void test_config_set(void **state)
 	assert_int_equal(config_set(&c, "services", "gateway", err, sizeof err), 0);
 	assert_int_equal(c.services, CONFIG_SVC_GATEWAY);
 	assert_int_equal(config_set(&c, "services", "gateway,", err, sizeof err), -1);
-	assert_string_equal(err, "services: unknown service \"\" (known: gateway, storage, omnigate, dht)");
+	assert_string_equal(err, "services: unknown service \"\" (known: gateway, storage, omnigate, dht, index, overlay)");
 	assert_int_equal(config_set(&c, "amnesia", "true", err, sizeof err), 0);
 	assert_true(c.amnesia);
 }
@@ -601,12 +601,11 @@ static void test_validate_gateway_tls(void **state)
 	assert_int_equal(config_set(&c, "tls.cert_pin",
 	    "b3:af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262", err, sizeof err), 0);
 	assert_int_equal(config_validate(&c, err, sizeof err), 0);
-	/* omnigate is TLS only, and its address is its own */
+	/* omnigate needs no certificate file (it serves the node identity's),
+	 * and its address is its own */
 	config_defaults(&c);
 	assert_int_equal(config_set(&c, "services", "gateway,storage,omnigate", err, sizeof err), 0);
-	assert_int_equal(config_validate(&c, err, sizeof err), -1);
-	assert_string_equal(err, "services: omnigate speaks OAP/1 over TLS only: "
-	                    "set tls.cert_file and tls.key_file");
+	assert_int_equal(config_validate(&c, err, sizeof err), 0);
 	assert_int_equal(config_set(&c, "tls.cert_file", "c.pem", err, sizeof err), 0);
 	assert_int_equal(config_set(&c, "tls.key_file", "k.pem", err, sizeof err), 0);
 	assert_int_equal(config_validate(&c, err, sizeof err), 0);

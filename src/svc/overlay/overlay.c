@@ -1,0 +1,445 @@
+/*
+ * overlay.c — the overlay service: fetches objects this node does not hold
+ * from the nodes that do, verified group by group, into local storage.
+ *
+ * Served on the SOCK_SEQPACKET socket the supervisor bound (fd 5,
+ * `<runtime_dir>/overlay.sock`; core/net/rpc_server.h, verbs in
+ * core/objects/ovl_client.h). A FETCH joins or starts a fetch in the
+ * coordinator (ovl_fetch.h), whose ops are plugged in here:
+ *   find  — the dht service's verified provider records (dht_client);
+ *   fetch — one provider: an upload slot from storage (PUT_BEGIN), then
+ *           peer_fetch over the pinned peer plane, every 64 KiB group checked
+ *           against the cid before it is written to the upload file, then
+ *           PUT_COMMIT with the cid as the expected id (storage hashes the
+ *           whole object again before it is visible);
+ *   stored — announce the new copy in the DHT.
+ * The DHT logic stays in the dht service; nothing here parses a record.
+ *
+ * Metrics: overlay_fetches_total{status}, overlay_peer_failures_total{reason},
+ * overlay_fetch_bytes_total, overlay_fetches_active.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "core/dht/dht_client.h"
+#include "core/metrics/metrics.h"
+#include "core/net/rpc_server.h"
+#include "core/objects/objstore.h"
+#include "core/objects/ovl_client.h"
+#include "core/objects/peer_fetch.h"
+#include "core/objects/stor_client.h"
+#include "core/tls.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "svc/overlay/ovl_fetch.h"
+#include "svc/svc.h"
+
+#define OVL_MAX_CONNS    64u    /* gateway workers + omnigate + CLI, with room */
+#define OVL_CONN_PENDING 256u   /* requests in work per connection */
+
+typedef struct overlay {
+	svc           *s;
+	rpc_server    *srv;
+	stor_client   *stor;
+	dht_client    *dht;
+	tls_peer      *peer;
+	ovl_table     *tbl;
+	bool           draining, drained;
+	metrics_series *m_active, *m_bytes;
+} overlay;
+
+typedef enum { OP_FIND, OP_FETCH } op_kind;
+
+/* One running op of the coordinator: a DHT lookup or one provider attempt. */
+typedef struct ovl_op {
+	op_kind       kind;
+	overlay      *o;
+	uint8_t       cid[32];
+	ovl_provider  prov;
+	ovl_found_fn  found;
+	ovl_tried_fn  tried;
+	void         *arg;
+	dht_call     *dcall;
+	stor_call    *scall;
+	peer_fetch   *pf;
+	int           fd;          /* the upload file, or -1 */
+	uint64_t      handle;      /* the upload's, once begun */
+	bool          begun;
+	uint64_t      len;
+	ovl_try       result;
+} ovl_op;
+
+/* ---- find --------------------------------------------------------------- */
+
+static void on_providers(int status, const char *message, const dht_found *p, size_t n, void *arg)
+{
+	ovl_op *op = arg;
+	ovl_provider prov[OVL_MAX_PROVIDERS];
+	size_t k = 0;
+
+	(void)message;
+	op->dcall = NULL;
+	for (size_t i = 0; status == 200 && i < n && k < OVL_MAX_PROVIDERS; i++) {
+		memcpy(prov[k].node_id, p[i].node_id, OVL_ID_LEN);
+		snprintf(prov[k].addr, sizeof prov[k].addr, "%s", p[i].oap_addr);
+		k++;
+	}
+	ovl_found_fn found = op->found;
+	void *farg = op->arg;
+	free(op);
+	found(farg, status == 200 && k == 0 ? 404 : status, prov, k);
+}
+
+static void *op_find(void *ctx, const uint8_t cid[OVL_ID_LEN], ovl_found_fn done, void *arg)
+{
+	overlay *o = ctx;
+	ovl_op *op = calloc(1, sizeof *op);
+
+	if (!op)
+		return NULL;
+	op->kind = OP_FIND;
+	op->o = o;
+	op->found = done;
+	op->arg = arg;
+	op->fd = -1;
+	memcpy(op->cid, cid, 32);
+	/* dht_find_providers answers 503 from the loop when it cannot even queue. */
+	op->dcall = dht_find_providers(o->dht, cid, on_providers, op);
+	return op;
+}
+
+/* ---- one provider --------------------------------------------------------- */
+
+static void op_release(ovl_op *op)
+{
+	if (op->pf)
+		peer_fetch_cancel(op->pf);
+	if (op->scall)
+		stor_call_cancel(op->scall);
+	if (op->begun)   /* the slot goes back; nobody waits for the answer */
+		(void)stor_put_abort(op->o->stor, op->handle, NULL, NULL);
+	if (op->fd >= 0)
+		close(op->fd);
+	free(op);
+}
+
+/* Report the attempt and free it. */
+static void op_finish(ovl_op *op, ovl_try result)
+{
+	ovl_tried_fn tried = op->tried;
+	void *arg = op->arg;
+	uint64_t len = op->len;
+
+	op_release(op);   /* callers cleared the handle that just answered */
+	tried(arg, result, len);
+}
+
+static ovl_try try_of(peer_fetch_outcome oc)
+{
+	switch (oc) {
+	case PEER_FETCH_OK:        return OVL_TRY_OK;
+	case PEER_FETCH_NOT_FOUND: return OVL_TRY_NOT_FOUND;
+	case PEER_FETCH_REFUSED:   return OVL_TRY_REFUSED;
+	case PEER_FETCH_STALLED:   return OVL_TRY_STALLED;
+	case PEER_FETCH_PIN:       return OVL_TRY_PIN;
+	case PEER_FETCH_CONNECT:   return OVL_TRY_CONNECT;
+	case PEER_FETCH_TOO_LARGE: return OVL_TRY_TOO_LARGE;
+	case PEER_FETCH_LOCAL:     return OVL_TRY_STORE;
+	default:                   return OVL_TRY_BAD_BYTES;
+	}
+}
+
+static void on_committed(const stor_result *res, void *arg)
+{
+	ovl_op *op = arg;
+
+	op->scall = NULL;
+	op->begun = false;          /* committed or refused: the slot is gone either way */
+	op_finish(op, res->status == 200 ? OVL_TRY_OK : OVL_TRY_STORE);
+}
+
+/* Verified bytes only: peer_fetch checked their group against the cid. */
+static void on_verified(void *arg, uint64_t off, const uint8_t *p, size_t n)
+{
+	ovl_op *op = arg;
+
+	while (n > 0) {
+		ssize_t w = pwrite(op->fd, p, n, (off_t)off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			log_kv(LOG_LEVEL_ERROR, "overlay cannot write the upload file", "error",
+			       strerror(errno), LOG_END);
+			op_finish(op, OVL_TRY_STORE);   /* cancels the fetch */
+			return;
+		}
+		p += w;
+		n -= (size_t)w;
+		off += (uint64_t)w;
+	}
+}
+
+static void on_fetched(void *arg, peer_fetch_outcome oc, const peer_fetch_info *info)
+{
+	ovl_op *op = arg;
+
+	op->pf = NULL;
+	if (oc != PEER_FETCH_OK) {
+		log_kv(LOG_LEVEL_WARN, "overlay provider failed", "peer", op->prov.addr,
+		       "outcome", peer_fetch_outcome_name(oc), "detail",
+		       info && info->detail ? info->detail : "", LOG_END);
+		op_finish(op, try_of(oc));
+		return;
+	}
+	op->len = info->len;
+	op->scall = stor_put_commit(op->o->stor, op->handle, info->len, op->cid, on_committed, op);
+}
+
+static void on_slot(const stor_result *res, void *arg)
+{
+	ovl_op *op = arg;
+	overlay *o = op->o;
+	char err[PEER_FETCH_DETAIL_MAX];
+
+	op->scall = NULL;
+	if (res->status != 200) {
+		op_finish(op, OVL_TRY_STORE);
+		return;
+	}
+	op->fd = res->fds[0];
+	op->handle = res->handle;
+	op->begun = true;
+	peer_fetch_req req = { .addr = op->prov.addr, .node_id = op->prov.node_id, .cid = op->cid,
+	                       .max_len = o->s->cfg.storage_max_object_bytes,
+	                       .deadline_ms = o->s->cfg.overlay_fetch_timeout_ms };
+	op->pf = peer_fetch_start(o->s->base, o->peer, &req, on_verified, on_fetched, op,
+	                          err, sizeof err);
+	if (!op->pf) {
+		log_kv(LOG_LEVEL_WARN, "overlay cannot start a fetch", "peer", op->prov.addr,
+		       "error", err, LOG_END);
+		op_finish(op, OVL_TRY_CONNECT);
+	}
+}
+
+static void *op_fetch(void *ctx, const uint8_t cid[OVL_ID_LEN], const ovl_provider *p,
+                      ovl_tried_fn done, void *arg)
+{
+	overlay *o = ctx;
+	ovl_op *op = calloc(1, sizeof *op);
+
+	if (!op)
+		return NULL;
+	op->kind = OP_FETCH;
+	op->o = o;
+	op->prov = *p;
+	op->tried = done;
+	op->arg = arg;
+	op->fd = -1;
+	memcpy(op->cid, cid, 32);
+	op->scall = stor_put_begin(o->stor, o->s->cfg.storage_max_object_bytes, "", "",
+	                           on_slot, op);
+	return op;
+}
+
+static void op_cancel(void *ctx, void *handle)
+{
+	ovl_op *op = handle;
+
+	(void)ctx;
+	if (op->kind == OP_FIND) {
+		dht_call_cancel(op->dcall);
+		free(op);
+		return;
+	}
+	op_release(op);
+}
+
+static void on_announced(int status, const char *message, void *arg)
+{
+	(void)status; (void)message; (void)arg;   /* counted by the dht service */
+}
+
+static void op_stored(void *ctx, const uint8_t cid[OVL_ID_LEN], uint64_t bytes)
+{
+	overlay *o = ctx;
+
+	metrics_inc(o->m_bytes, bytes);
+	(void)dht_announce(o->dht, cid, on_announced, NULL);
+}
+
+static void op_failed(void *ctx, const ovl_provider *p, ovl_try why)
+{
+	char labels[64];
+
+	(void)ctx; (void)p;
+	snprintf(labels, sizeof labels, "reason=\"%s\"", ovl_try_name(why));
+	metrics_count("overlay_peer_failures_total", labels, 1);
+}
+
+static const ovl_ops overlay_ops_table = {
+	.find = op_find, .fetch = op_fetch, .cancel = op_cancel,
+	.stored = op_stored, .failed = op_failed,
+};
+
+/* ---- requests --------------------------------------------------------------- */
+
+typedef struct ovl_pending {
+	overlay *o;
+	rpc_req *q;
+	uint8_t  cid[32];
+} ovl_pending;
+
+/* Gauge, and the end of a drain once no fetch is left. */
+static void overlay_settle(overlay *o)
+{
+	size_t active = ovl_table_active(o->tbl);
+
+	metrics_gauge_set(o->m_active, (int64_t)active);
+	if (o->draining && active == 0 && !o->drained) {
+		o->drained = true;
+		svc_drained(o->s);
+	}
+}
+
+static void overlay_answer(rpc_req *q, int status, uint64_t len)
+{
+	uint8_t buf[OVL_MSG_MAX];
+	char labels[32];
+	const char *why = status == 404 ? "no provider of the object is known" :
+	                  status == 502 ? "every provider failed; none sent verified bytes" :
+	                  status == 504 ? "the fetch passed overlay.fetch_timeout" :
+	                  status == 503 ? "overlay unavailable or over its bounds" : "";
+	ssize_t n = ovl_msg_rep_encode(OVL_FETCH, (uint16_t)status, len, why, buf, sizeof buf);
+
+	snprintf(labels, sizeof labels, "status=\"%d\"", status);
+	metrics_count("overlay_fetches_total", labels, 1);
+	rpc_server_reply(q, (uint16_t)status, buf, n > 0 ? (size_t)n : 0, NULL, 0);
+}
+
+static void on_fetch_done(void *arg, int status, uint64_t len)
+{
+	ovl_pending *pd = arg;
+	overlay *o = pd->o;
+
+	overlay_answer(pd->q, status, len);
+	free(pd);
+	overlay_settle(o);
+}
+
+/* Stored meanwhile? A miss seen before another fetch of the same object
+ * committed reaches us after that fetch ended: answer from storage rather
+ * than fetch it twice. */
+static void on_local(const stor_result *res, void *arg)
+{
+	ovl_pending *pd = arg;
+	overlay *o = pd->o;
+
+	if (res->status == 200) {
+		overlay_answer(pd->q, 200, res->len);
+		free(pd);
+		return;
+	}
+	(void)ovl_request(o->tbl, pd->cid, on_fetch_done, pd);   /* NULL: 503 from the loop */
+	metrics_gauge_set(o->m_active, (int64_t)ovl_table_active(o->tbl));
+}
+
+static void overlay_handle(rpc_req *q, uint16_t verb, const uint8_t *p, size_t n, void *arg)
+{
+	overlay *o = arg;
+	ovl_pending *pd;
+
+	(void)n;
+	if (verb == OVL_PING) {
+		rpc_server_reply(q, 200, NULL, 0, NULL, 0);
+		return;
+	}
+	if (o->draining || !(pd = malloc(sizeof *pd))) {
+		overlay_answer(q, 503, 0);
+		return;
+	}
+	pd->o = o;
+	pd->q = q;
+	memcpy(pd->cid, p, sizeof pd->cid);
+	(void)stor_stat(o->stor, pd->cid, on_local, pd);   /* on_local always comes */
+}
+
+/* ---- service ---------------------------------------------------------------- */
+
+static void overlay_free(overlay *o)
+{
+	if (!o)
+		return;
+	ovl_table_free(o->tbl);
+	rpc_server_free(o->srv);
+	dht_client_free(o->dht);
+	stor_client_free(o->stor);
+	tls_peer_free(o->peer);
+	free(o);
+}
+
+static int overlay_start(svc *s)
+{
+	overlay *o = calloc(1, sizeof *o);
+	char err[256], path[CONFIG_PATH_MAX + 16];
+	const char *run = s->cfg.runtime_dir[0] ? s->cfg.runtime_dir : s->cfg.data_dir;
+
+	if (!o)
+		return -1;
+	o->s = s;
+	s->priv = o;
+	if (!s->identity.sk || !(o->peer = tls_peer_new(&s->identity, err, sizeof err))) {
+		log_kv(LOG_LEVEL_ERROR, "overlay cannot build its peer TLS context", "error",
+		       s->identity.sk ? err : "no node identity", LOG_END);
+		goto fail;
+	}
+	if ((size_t)snprintf(path, sizeof path, "%s/dht.sock", run) >= sizeof path ||
+	    !(o->dht = dht_client_new(s->base, path)) ||
+	    !(o->stor = objstore_client_new(s->base, &s->cfg)) ||
+	    !(o->tbl = ovl_table_new(s->base, &overlay_ops_table, o, s->identity.id,
+	                             s->cfg.overlay_fetch_timeout_ms)))
+		goto fail;
+	rpc_server_opts so = { .name = "overlay", .app_proto = OVL_APP_PROTO,
+	                       .max_conns = OVL_MAX_CONNS, .max_pending = OVL_CONN_PENDING,
+	                       .check = ovl_msg_req_check, .verb_name = ovl_msg_verb_name,
+	                       .handle = overlay_handle, .arg = o };
+	if (s->listen_fd < 0 || evutil_make_socket_nonblocking(s->listen_fd) != 0 ||
+	    !(o->srv = rpc_server_new(s->base, s->listen_fd, &so))) {
+		log_kv(LOG_LEVEL_ERROR, "overlay has no listening socket", LOG_END);
+		goto fail;
+	}
+	o->m_active = metrics_get("overlay_fetches_active", "");
+	o->m_bytes = metrics_get("overlay_fetch_bytes_total", "");
+	log_kv(LOG_LEVEL_INFO, "overlay ready", "node_id", s->identity.id_text, LOG_END);
+	return 0;
+fail:
+	overlay_free(o);
+	s->priv = NULL;
+	return -1;
+}
+
+static void overlay_drain(svc *s)
+{
+	overlay *o = s->priv;
+
+	o->draining = true;
+	rpc_server_drain(o->srv);
+	overlay_settle(o);
+}
+
+static void overlay_stop(svc *s)
+{
+	overlay_free(s->priv);
+	s->priv = NULL;
+}
+
+const svc_ops overlay_ops = {
+	.role = "overlay",
+	.start = overlay_start,
+	.drain = overlay_drain,
+	.stop = overlay_stop,
+};
