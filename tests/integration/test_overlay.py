@@ -29,7 +29,7 @@ BOOT_S = 20.0 * SLOW
 
 
 def net_config(udp, oap, bootstrap=()):
-    return {"services": ["gateway", "storage", "omnigate", "dht", "overlay"],
+    return {"services": ["gateway", "storage", "omnigate", "dht", "overlay", "index"],
             "oap": {"addr": "127.0.0.1:%d" % oap},
             "dht": {"addr": "127.0.0.1:%d" % udp, "bootstrap": list(bootstrap),
                     "lookup_timeout": "2s"},
@@ -122,6 +122,23 @@ def test_only_provider_gone_is_a_clean_error(trio):
     assert m.get("overlay_fetches_total", status=str(r.status)) == 1
     # nothing unverified was stored: still a miss
     assert c.gw("GET", "/o/" + cid).status in (502, 504)
+
+
+def test_name_on_a_fetched_through_the_network_on_c(trio):
+    """GET /n/{name}?fetch=1 on a node that holds neither the name nor the
+    object: the index resolves the name in the DHT, the overlay fetches the
+    object, verified, and it is served."""
+    a, b, c = trio
+    data = os.urandom(200000)
+    cid = stored(a, data)
+    r = a.gw("PUT", "/n/team/report", body=json.dumps({"cid": cid}).encode(),
+             headers={"Content-Type": "application/json"})
+    assert r.status in (200, 201), r
+    wait_until(lambda: node_id(a) in providers(c, cid), 20 * SLOW, "A announced")
+    r = wait_until(lambda: (lambda x: x if x.status == 200 else None)(
+        c.gw("GET", "/n/team/report?fetch=1")), 20 * SLOW, "the name resolved and fetched on C")
+    assert r.body == data
+    assert c.metrics().get("overlay_fetches_total", status="200") == 1
 
 
 def test_unknown_object_is_404(trio):

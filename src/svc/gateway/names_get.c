@@ -9,7 +9,8 @@
  *   ?fetch=1     RESOLVE, then the object as GET /o/{cid} serves it:
  *                ranges, ETag, verify before serve — it is objects_get —
  *                once STAT says this node holds it; otherwise the miss hook
- *                names_fetch_on_miss answers.
+ *                names_fetch_on_miss: the overlay fetches it from the
+ *                network when it runs, else 404.
  *
  * Answers about names say Cache-Control: no-cache: a name moves.
  */
@@ -119,12 +120,18 @@ static void names_reply_json(http_req *r, char *json)
 	free(json);
 }
 
+/* Not held here: with the overlay running, GET /o/{cid} fetches it from the
+ * network on its miss (verified per group, then served from storage). */
 void names_fetch_on_miss(http_req *r, names *n, const uint8_t cid[32])
 {
-	(void)n; (void)cid;
+	if (n->objects && n->objects->ovl && n->objects->fetch_on_miss) {
+		objects_get(r, n->objects, cid);
+		return;
+	}
 	(void)http_reply_error(r, 404, "not_found",
-	                       "the name's object is not held on this node (fetching it from the "
-	                       "network is not done here yet)", false, 0);
+	                       "the name's object is not held on this node (and the overlay, "
+	                       "which would fetch it from the network, does not run here)",
+	                       false, 0);
 }
 
 /* ?fetch=1: STAT answered. Held → serve it as GET /o/{cid}; not → the hook. */
