@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from conftest import SLOW, free_ports, run_cli, stored
+from conftest import (OAP_END, OAP_REQ, OAP_START, SLOW, OapConn, b3sum_cid, free_ports,
+                      oap_json, run_cli, stored)
 
 BOOT_S = 20.0 * SLOW
 HEAL_S = 25.0 * SLOW
@@ -65,13 +66,8 @@ def quad(node_factory):
         n.nid = node_id(n)
     # every node has published its node record and seen its peers alive
     for n in nodes:
-        try:
-            wait_until(lambda n=n: n.metrics().sum("repair_peers_alive") >= 3, BOOT_S,
-                       "three live peers seen by " + n.tag)
-        except AssertionError:
-            print([l for l in n.metrics().text.splitlines() if "repair" in l or "dht_rec" in l or "dht_req" in l])
-            print([l for l in n.log().splitlines() if "repair" in l or "record" in l or "overlay" in l or "dht" in l][-30:])
-            raise
+        wait_until(lambda n=n: n.metrics().sum("repair_peers_alive") >= 3, BOOT_S,
+                   "three live peers seen by " + n.tag)
     return nodes
 
 
@@ -104,3 +100,20 @@ def test_three_copies_and_heal(quad):
     assert r.status == 200 and r.body == data
     # the next passes see three live copies again
     wait_until(lambda: a.metrics().get("rf_observed") == 3, HEAL_S, "rf_observed back to 3")
+
+
+def test_replicate_needs_the_peer_plane(quad):
+    a = quad[0]
+    port = int(a.config["oap"]["addr"].rsplit(":", 1)[1])
+    c = OapConn(port)
+    try:
+        c.hello()
+        cid = b3sum_cid(b"not asked by a node")
+        c.send_frame(OAP_REQ | OAP_START | OAP_END, code=6, corr=7,
+                     payload=oap_json({"cid": cid}))
+        f = c.recv_frame()
+        assert f is not None and f.code == 403, f
+        assert b"peer plane" in f.payload, f.payload
+    finally:
+        c.close()
+    assert a.metrics().get("oap_replicate_total", result="not_peer") == 1
