@@ -228,7 +228,7 @@ static void job_on_end(void *arg)
 static void job_on_ready(void *arg)
 {
 	rjob *j = arg;
-	char params[96];
+	char params[96] = "";
 	static const oap_call_cbs cbs = { job_on_start, job_on_data, job_on_end };
 
 	if (j->o) {
