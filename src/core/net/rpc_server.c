@@ -19,6 +19,7 @@
 #include "core/proto/oap.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "lib/util.h"
 
 typedef struct rpc_out {
 	STAILQ_ENTRY(rpc_out) link;
@@ -134,7 +135,8 @@ static int rconn_send(rpc_conn *c, const uint8_t *buf, size_t n, const int *fds,
 	}
 	o->len = n;
 	o->nfds = nfds;
-	memcpy(o->fds, fds, nfds * sizeof *fds);
+	if (nfds)
+		memcpy(o->fds, fds, nfds * sizeof *fds);
 	memcpy(o->buf, buf, n);
 	STAILQ_INSERT_TAIL(&c->out, o, link);
 	c->nout++;
@@ -384,8 +386,10 @@ void rpc_server_free(rpc_server *srv)
 	if (!srv)
 		return;
 	srv->draining = false;      /* no drained callback from here */
-	while ((c = LIST_FIRST(&srv->conns)) != NULL)
+	while ((c = LIST_FIRST(&srv->conns)) != NULL) {
 		rconn_close(c);
+		UTIL_ANALYZER_ASSUME(LIST_FIRST(&srv->conns) != c);   /* LIST_REMOVE did; the analyzer misses it */
+	}
 	conn_listener_free(srv->lst);
 	free(srv);
 }
