@@ -33,7 +33,8 @@ def net_config(udp, oap, bootstrap=()):
             "oap": {"addr": "127.0.0.1:%d" % oap},
             "dht": {"addr": "127.0.0.1:%d" % udp, "bootstrap": list(bootstrap),
                     "lookup_timeout": "2s"},
-            "overlay": {"fetch_timeout": "10s"}}
+            "overlay": {"fetch_timeout": "10s"},
+            "storage": {"replicas": 1}}   # no repair copies: these tests count fetches
 
 
 def wait_until(pred, timeout, what):

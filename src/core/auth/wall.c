@@ -27,7 +27,7 @@
 #include "lib/util.h"
 
 #define WALL_CLASSES      2                    /* core, facet carry tags */
-#define WALL_EXTRA_TAGS   2                    /* "token", "tenant:<t>" */
+#define WALL_EXTRA_TAGS   3                    /* "token", "tenant:<t>", "peer" */
 #define WALL_DIGEST_MAX   80
 /* Decoded tokens kept per worker: decoding (base64, CBOR tree, canonical
  * re-encode) is most of a token's cost and is a pure function of the string,
@@ -457,6 +457,8 @@ static bool policy_step(wall *w, const wall_req *rq, bool token, const char *ten
 			tags[n++] = w->tags[rq->cls][i];
 	if (token)
 		tags[n++] = "token";
+	if (rq->peer_node)
+		tags[n++] = "peer";
 	if (tenant && tenant[0]) {
 		snprintf(tenant_tag, sizeof tenant_tag, "tenant:%s", tenant);
 		tags[n++] = tenant_tag;

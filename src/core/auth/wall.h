@@ -56,6 +56,7 @@ typedef struct wall_req {
 	size_t      token_len;
 	bool        bad_credentials;    /* credentials presented in a form we do not take */
 	const char *mtls_tenant;        /* tenant of a verified client certificate, or NULL */
+	bool        peer_node;          /* another node, authenticated on the peer plane: tag "peer" */
 	wall_class  cls;
 } wall_req;
 

@@ -63,6 +63,7 @@ typedef struct mn_config {
 	char     oap_addr[CONFIG_ADDR_MAX];        /* "127.0.0.1:9443" */
 	uint32_t oap_max_inflight;                 /* 64 streams per connection */
 	/* storage */
+	uint32_t storage_replicas;                 /* 3: nodes holding each object */
 	uint64_t storage_max_object_bytes;         /* 1 MiB: largest object accepted */
 	uint32_t storage_max_uploads;              /* 64: uploads open at once */
 	uint32_t storage_max_uploads_per_tenant;   /* 16 of them per tenant; 0 = no share */
@@ -127,6 +128,7 @@ typedef struct mn_config {
 	/* overlay (svc/overlay; docs/network.md) */
 	bool     overlay_fetch_on_miss;            /* true: a local miss asks the network */
 	uint64_t overlay_fetch_timeout_ms;         /* 30s: a whole fetch, all providers */
+	uint64_t overlay_repair_interval_ms;       /* 10m: between repair passes */
 } mn_config;
 
 /* Reload classes (documented per key). */

@@ -90,6 +90,9 @@ const config_key config_table[] = {
 	{ .key = "storage.max_object", .type = CONFIG_T_SIZE, FIELD(storage_max_object_bytes),
 	  .def = "1MiB", .min = CONFIG_BODY_MIN, .max = CONFIG_BODY_MAX, .reload = CONFIG_RELOAD_LIVE,
 	  .help = "Largest object accepted (decoded bytes); larger uploads get 413." },
+	{ .key = "storage.replicas", .type = CONFIG_T_U32, FIELD(storage_replicas),
+	  .def = "3", .min = 1, .max = 16, .reload = CONFIG_RELOAD_RESTART,
+	  .help = "Distinct nodes (this one included) that should hold every object stored here; the overlay's repair loop asks peers to REPLICATE until the DHT names that many providers (docs/network.md \"Replication\"). 1: no replication." },
 	{ .key = "storage.max_uploads", .type = CONFIG_T_U32, FIELD(storage_max_uploads),
 	  .def = "64", .min = 1, .max = CONFIG_UPLOADS_MAX, .reload = CONFIG_RELOAD_LIVE,
 	  .help = "Uploads the storage service keeps open at once; beyond it PUTs get 503." },
@@ -262,6 +265,9 @@ const config_key config_table[] = {
 	{ .key = "overlay.fetch_timeout", .type = CONFIG_T_DURATION, FIELD(overlay_fetch_timeout_ms),
 	  .def = "30s", .min = 1000, .max = 120000, .reload = CONFIG_RELOAD_RESTART,
 	  .help = "Deadline of a whole fetch on a miss, every provider tried included; past it the client gets 504." },
+	{ .key = "overlay.repair_interval", .type = CONFIG_T_DURATION, FIELD(overlay_repair_interval_ms),
+	  .def = "10m", .min = 1000, .max = 86400000, .reload = CONFIG_RELOAD_RESTART,
+	  .help = "Pause between two passes of the overlay's repair loop over the objects stored here (each pass checks every object's providers against storage.replicas and asks peers for the missing copies)." },
 };
 
 const size_t config_table_len = sizeof config_table / sizeof config_table[0];

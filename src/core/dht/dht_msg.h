@@ -41,7 +41,8 @@
 typedef enum dht_kind {
 	DHT_KIND_PROVIDER = 1,     /* core/dht/prov_record.h */
 	DHT_KIND_NAME = 2,         /* core/dht/name_record.h (index service) */
-	DHT_KIND_LAST = DHT_KIND_NAME,
+	DHT_KIND_NODE = 3,         /* core/dht/node_record.h (overlay: peers to replicate to) */
+	DHT_KIND_LAST = DHT_KIND_NODE,
 } dht_kind;
 
 /* Verbs: the OAP `code` of a dht request. */

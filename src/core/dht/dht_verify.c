@@ -4,6 +4,7 @@
 #include "core/dht/dht_verify.h"
 
 #include "core/dht/name_record.h"
+#include "core/dht/node_record.h"
 #include "core/dht/prov_record.h"
 
 typedef struct dht_verifier {
@@ -57,9 +58,27 @@ static dht_reject name_verify(const uint8_t key[DHT_KEY_LEN], const uint8_t *v, 
 	}
 }
 
+/* NODE: a signed node record (core/dht/node_record.h) under the one
+ * well-known key; expired ones are refused. */
+static dht_reject node_verify(const uint8_t key[DHT_KEY_LEN], const uint8_t *v, size_t n,
+                              uint64_t now_s)
+{
+	node_record r;
+
+	return reject_of(node_record_verify(v, n, key, now_s, &r));
+}
+
+static uint64_t node_expires(const uint8_t *v, size_t n)
+{
+	node_record r;
+
+	return node_record_decode(v, n, &r) == PROV_OK ? r.expires : 0;
+}
+
 static const dht_verifier dht_verifiers[DHT_KIND_LAST + 1] = {
 	[DHT_KIND_PROVIDER] = { provider_verify, provider_expires },
 	[DHT_KIND_NAME]     = { name_verify, NULL },
+	[DHT_KIND_NODE]     = { node_verify, node_expires },
 };
 
 const char *dht_reject_name(dht_reject r)

@@ -6,7 +6,8 @@
  *
  * One row per dht_kind (dht_verify.c): PROVIDER is prov_record_verify;
  * NAME is name_record_check (core/dht/name_record.h, the index service's
- * records: structure, name rules, the name's key, signature). A refusal names its reason: the label of
+ * records: structure, name rules, the name's key, signature); NODE is
+ * node_record_verify (core/dht/node_record.h, the overlay's node records). A refusal names its reason: the label of
  * dht_records_rejected_total{reason}.
  */
 #ifndef MN_CORE_DHT_VERIFY_H

@@ -91,7 +91,9 @@ static const char init_bundle[] =
 	"    {\"id\": \"anonymous-head\", \"when\": {\"method\": \"HEAD\", \"require_tags_all\": [\"core\"]},\n"
 	"     \"action\": \"allow\", \"reason\": \"objects are public to read\"},\n"
 	"    {\"id\": \"token-holders\", \"when\": {\"method\": \"*\", \"require_tags_all\": [\"core\", \"token\"]},\n"
-	"     \"action\": \"allow\", \"reason\": \"capability token presented\"}\n"
+	"     \"action\": \"allow\", \"reason\": \"capability token presented\"},\n"
+	"    {\"id\": \"peer-replicate\", \"when\": {\"method\": \"POST\", \"require_tags_all\": [\"core\", \"peer\"]},\n"
+	"     \"action\": \"allow\", \"reason\": \"other nodes on the peer plane ask for copies (REPLICATE)\"}\n"
 	"  ]\n"
 	"}\n";
 

@@ -462,6 +462,7 @@ static bool conn_wall_req(const oap_frame *f, wall_req *rq, char *path, size_t l
 	case OG_VERB_OUTBOARD: rq->method = "GET"; break;   /* the object's metadata: as GET */
 	case OG_VERB_STAT: rq->method = "HEAD"; break;
 	case OG_VERB_PUT:  rq->method = "PUT"; break;
+	case OG_VERB_REPLICATE: rq->method = "POST"; break;   /* peers only: tag "peer" */
 	default:           return false;
 	}
 	snprintf(path, len, "/o");
@@ -490,6 +491,7 @@ static bool conn_wall_refused(oap_conn *c, oap_stream *s, const oap_frame *f)
 
 	if (!c->og->wall || !conn_wall_req(f, &rq, path, sizeof path))
 		return false;
+	rq.peer_node = c->peer_authed;
 	rq.body_max = c->og->lim.max_object;
 	if (getpeername(bufferevent_getfd(c->bev), (struct sockaddr *)&peer, &plen) == 0)
 		rq.peer = (const struct sockaddr *)&peer;

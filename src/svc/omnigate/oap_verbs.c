@@ -71,6 +71,7 @@ const char *og_verb_name(uint16_t verb)
 	case OG_VERB_GET:  return "get";
 	case OG_VERB_PUT:  return "put";
 	case OG_VERB_OUTBOARD: return "outboard";
+	case OG_VERB_REPLICATE: return "replicate";
 	default:           return "unknown";
 	}
 }
@@ -591,6 +592,15 @@ void og_verb_start(oap_stream *s, const oap_frame *f)
 	case OG_VERB_PUT:
 		put_start(s, f);
 		break;
+	case OG_VERB_REPLICATE: {
+		static const char *const keys[] = { "cid", NULL };
+		json_t *j = og_params(s, f, keys);
+
+		if (j)
+			og_replicate_start(s, f, j);
+		json_decref(j);
+		break;
+	}
 	default:
 		og_stream_error(s, 400, "bad_request", "unknown verb", false);
 		break;
@@ -604,6 +614,11 @@ void og_verb_release(oap_stream *s)
 	s->vs = NULL;
 	if (!vs)
 		return;
+	if (s->verb == OG_VERB_REPLICATE) {
+		s->vs = vs;
+		og_replicate_release(s);
+		return;
+	}
 	if (s->verb == OG_VERB_PUT) {
 		og_put *p = vs;
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "core/objects/objstore.h"
+#include "core/objects/ovl_client.h"
 #include "core/tls.h"
 #include "core/auth/wall.h"
 #include "lib/log.h"
@@ -153,6 +154,7 @@ static void og_svc_free(og_svc *g)
 	while (og->conns)
 		oap_conn_free(og->conns);   /* first: streams may hold storage calls */
 	stor_client_free(og->stor);
+	ovl_client_free(og->ovl);
 	tls_server_free(og->tls);
 	tls_peer_free(og->peer);   /* after the server: its SNI switch borrows it */
 	wall_free(og->wall);
@@ -217,6 +219,9 @@ static int omnigate_start(svc *s)
 	g->og.stor = objstore_client_new(s->base, &s->cfg);
 	if (g->og.stor)
 		stor_client_on_state(g->og.stor, og_on_stor_state, s);
+	if (s->cfg.services & CONFIG_SVC_OVERLAY)   /* REPLICATE; NULL: answered 503 */
+		g->og.ovl = ovl_client_new(s->base, s->cfg.runtime_dir[0] ? s->cfg.runtime_dir
+		                                                          : s->cfg.data_dir);
 	if (!g->og.stor || og_listen(s, &g->og) < 0) {
 		log_kv(LOG_LEVEL_ERROR, "omnigate cannot serve its listener", LOG_END);
 		og_svc_free(g);

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <jansson.h>
 
 #include "core/metrics/metrics.h"
 #include "core/net/conn.h"
@@ -42,7 +43,7 @@ struct wall_ticket;
 
 /* Verbs: `code` of a START frame with app_proto_id OG_APP_OBJECTS. */
 enum { OG_VERB_PING = 1, OG_VERB_STAT = 2, OG_VERB_GET = 3, OG_VERB_PUT = 4,
-       OG_VERB_OUTBOARD = 5 };
+       OG_VERB_OUTBOARD = 5, OG_VERB_REPLICATE = 6 };
 
 /* oap_rejected_total{reason}: the node's reasons, reject_reason
  * (core/metrics/reject.h). */
@@ -75,6 +76,7 @@ typedef struct omnigate {
 	struct wall           *wall;     /* Auth → Policy → Quota; NULL: no gate (unit tests only) */
 	struct tls_server     *tls;      /* NULL: plaintext (tests only) */
 	struct tls_peer       *peer;     /* the peer plane (node identity), or NULL */
+	struct ovl_client     *ovl;      /* the overlay (REPLICATE), or NULL: not enabled */
 	conn_listener         *lst;      /* accept, connection cap, fd back-off */
 	og_limits              lim;
 	oap_conn              *conns;
@@ -182,6 +184,12 @@ void og_verb_body(oap_stream *s, const uint8_t *data, size_t n, bool end);
 void og_verb_pump(oap_stream *s);
 /* The stream is going away: free the verb state or orphan it. */
 void og_verb_release(oap_stream *s);
+/* ---- oap_replicate.c ---- */
+/* REPLICATE with its parsed parameters j (borrowed). */
+void og_replicate_start(oap_stream *s, const oap_frame *f, json_t *j);
+/* The stream is going away: cancel its overlay call or orphan the state. */
+void og_replicate_release(oap_stream *s);
+
 /* Does the verb take body frames after START? */
 bool og_verb_has_body(uint16_t verb);
 const char *og_verb_name(uint16_t verb);

@@ -13,6 +13,7 @@
  *           PUT_COMMIT with the cid as the expected id (storage hashes the
  *           whole object again before it is visible);
  *   stored — announce the new copy in the DHT.
+ * Replication (ovl_repair.c): this node's node record and the repair loop.
  * The DHT logic stays in the dht service; nothing here parses a record.
  *
  * Metrics: overlay_fetches_total{status}, overlay_peer_failures_total{reason},
@@ -37,6 +38,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "svc/overlay/ovl_fetch.h"
+#include "svc/overlay/ovl_repair.h"
 #include "svc/svc.h"
 
 #define OVL_MAX_CONNS    64u    /* gateway workers + omnigate + CLI, with room */
@@ -49,6 +51,7 @@ typedef struct overlay {
 	dht_client    *dht;
 	tls_peer      *peer;
 	ovl_table     *tbl;
+	ovl_repair    *repair;     /* NULL when storage.replicas is 1 */
 	bool           draining, drained;
 	metrics_series *m_active, *m_bytes;
 } overlay;
@@ -374,6 +377,7 @@ static void overlay_free(overlay *o)
 {
 	if (!o)
 		return;
+	ovl_repair_free(o->repair);
 	ovl_table_free(o->tbl);
 	rpc_server_free(o->srv);
 	dht_client_free(o->dht);
@@ -412,6 +416,9 @@ static int overlay_start(svc *s)
 		log_kv(LOG_LEVEL_ERROR, "overlay has no listening socket", LOG_END);
 		goto fail;
 	}
+	if (s->cfg.storage_replicas > 1 &&
+	    !(o->repair = ovl_repair_new(s->base, &s->cfg, &s->identity, o->stor, o->dht, o->peer)))
+		goto fail;
 	o->m_active = metrics_get("overlay_fetches_active", "");
 	o->m_bytes = metrics_get("overlay_fetch_bytes_total", "");
 	log_kv(LOG_LEVEL_INFO, "overlay ready", "node_id", s->identity.id_text, LOG_END);
@@ -427,6 +434,8 @@ static void overlay_drain(svc *s)
 	overlay *o = s->priv;
 
 	o->draining = true;
+	ovl_repair_free(o->repair);   /* no new copies asked for while draining */
+	o->repair = NULL;
 	rpc_server_drain(o->srv);
 	overlay_settle(o);
 }
