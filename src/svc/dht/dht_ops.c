@@ -83,12 +83,12 @@ void dht_op_end(dht_op *op, const dht_rep *rep)
 	dht_conn *c = op->conn;
 	uint64_t corr = op->corr;
 
+	/* The reply is encoded first: a GET answer borrows op's values. */
+	if (c && rep)
+		dht_conn_reply(c, corr, rep);
 	dht_op_free(op);
-	if (c) {
-		if (rep)
-			dht_conn_reply(c, corr, rep);
+	if (c)
 		dht_conn_op_done(c);
-	}
 	if (d->draining && LIST_EMPTY(&d->ops))
 		svc_drained(d->s);
 }
