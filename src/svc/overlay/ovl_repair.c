@@ -154,8 +154,10 @@ static void repair_addr(ovl_repair *r)
 		const struct in_addr *a = &((const struct sockaddr_in *)ip)->sin_addr;
 		if (a->s_addr == htonl(INADDR_ANY))
 			return;
-		inet_ntop(AF_INET, a, host, sizeof host);
-		snprintf(r->addr, sizeof r->addr, "%s:%u", host, (unsigned)port);
+		inet_ntop(AF_INET, a, host, INET_ADDRSTRLEN);   /* "255.255.255.255:65535" fits */
+		if ((size_t)snprintf(r->addr, sizeof r->addr, "%s:%u", host, (unsigned)port) >=
+		    sizeof r->addr)
+			r->addr[0] = '\0';
 	} else {
 		const struct in6_addr *a = &((const struct sockaddr_in6 *)ip)->sin6_addr;
 		if (IN6_IS_ADDR_UNSPECIFIED(a))
