@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "core/config/config.h"
+#include "core/dht/dht_client.h"
 #include "core/identity/identity.h"
 #include "core/proto/ctl.h"
 #include "lib/backoff.h"
@@ -27,7 +28,7 @@ struct metrics_series;
 #define NODE_BUILD_ID_MAX   CTL_BUILD_ID_MAX
 #define NODE_DEFAULT_CONFIG_NAME "embedded default"
 #define NODE_STORAGE_SOCKET "storage.sock"   /* in the runtime directory */
-#define NODE_DHT_SOCKET     "dht.sock"
+#define NODE_DHT_SOCKET     DHT_SOCKET       /* core/dht/dht_client.h */
 #define NODE_INDEX_SOCKET   "index.sock"     /* INDEX_SOCK (core/dht/index_client.h) */
 
 /* A config key set on the command line; re-applied on every reload. */

@@ -1135,6 +1135,13 @@ int config_policy_pubkey(const mn_config *c, char *out, size_t len)
 	return under_data_dir(c, c->policy_pubkey_file, "policy/signing.pub", out, len);
 }
 
+int config_socket_path(const mn_config *c, const char *name, char *out, size_t len)
+{
+	int n = c->runtime_dir[0] ? snprintf(out, len, "%s/%s", c->runtime_dir, name)
+	                          : snprintf(out, len, "%s/run/%s", c->data_dir, name);
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
 int config_identity_file(const mn_config *c, char *out, size_t len)
 {
 	return under_data_dir(c, c->identity_file, "node/identity.key", out, len);

@@ -147,6 +147,11 @@ __attribute__((warn_unused_result))
 int config_policy_file(const mn_config *c, char *out, size_t len);
 __attribute__((warn_unused_result))
 int config_policy_pubkey(const mn_config *c, char *out, size_t len);
+/* <runtime_dir>/<name>: where a service's internal socket lives (the
+ * supervisor's runtime directory, or its default <data_dir>/run when the
+ * config did not come from a supervisor). -1 when it does not fit len. */
+__attribute__((warn_unused_result))
+int config_socket_path(const mn_config *c, const char *name, char *out, size_t len);
 /* The node identity key (core/identity): node.identity_file or <data_dir>/node/identity.key. */
 __attribute__((warn_unused_result))
 int config_identity_file(const mn_config *c, char *out, size_t len);

@@ -23,6 +23,7 @@
 
 struct event_base;
 
+#define DHT_SOCKET           "dht.sock"   /* in the runtime directory */
 #define DHT_BREAKER_FAILURES 3u
 #define DHT_BREAKER_OPEN_MS  1000u
 /* Above the longest dht.lookup_timeout (30 s): the service always answers

@@ -49,13 +49,8 @@ index_client *index_client_new(struct event_base *base, const char *socket_path)
 index_client *index_client_for(struct event_base *base, const mn_config *cfg)
 {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	int n;
 
-	if (cfg->runtime_dir[0])
-		n = snprintf(path, sizeof path, "%s/%s", cfg->runtime_dir, INDEX_SOCK);
-	else  /* a supervisor that did not resolve it: its default */
-		n = snprintf(path, sizeof path, "%s/run/%s", cfg->data_dir, INDEX_SOCK);
-	if (n < 0 || (size_t)n >= sizeof path) {
+	if (config_socket_path(cfg, INDEX_SOCK, path, sizeof path) != 0) {
 		log_kv(LOG_LEVEL_ERROR, "index socket path too long", "runtime_dir",
 		       cfg->runtime_dir, LOG_END);
 		return NULL;

@@ -90,7 +90,7 @@ static int ovl_check(uint16_t verb, uint16_t status, const uint8_t *p, size_t n,
 	return nfds == 0 ? ovl_msg_rep_decode(verb, status, p, n, &len, msg) : -1;
 }
 
-ovl_client *ovl_client_new(struct event_base *base, const char *runtime_dir)
+ovl_client *ovl_client_new(struct event_base *base, const mn_config *cfg)
 {
 	static const rpc_client_opts o = {
 		.name = "overlay", .app_proto = OVL_APP_PROTO, .call_timeout_ms = OVL_CALL_TIMEOUT_MS,
@@ -101,7 +101,7 @@ ovl_client *ovl_client_new(struct event_base *base, const char *runtime_dir)
 	char path[1024];
 	ovl_client *c;
 
-	if ((size_t)snprintf(path, sizeof path, "%s/%s", runtime_dir, OVL_SOCKET) >= sizeof path)
+	if (config_socket_path(cfg, OVL_SOCKET, path, sizeof path) != 0)
 		return NULL;
 	if (!(c = calloc(1, sizeof *c)))
 		return NULL;

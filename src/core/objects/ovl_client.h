@@ -20,6 +20,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "core/config/config.h"
+
 struct event_base;
 
 #define OVL_APP_PROTO     0x0400u
@@ -52,8 +54,8 @@ typedef struct rpc_call ovl_call;
 /* status: 200 (len valid) or an error with message (borrowed for the call). */
 typedef void (*ovl_fetch_cb)(int status, uint64_t len, const char *message, void *arg);
 
-/* The client of <runtime_dir or data_dir/run>/overlay.sock. NULL on failure. */
-ovl_client *ovl_client_new(struct event_base *base, const char *runtime_dir);
+/* The client of cfg's overlay.sock (config_socket_path). NULL on failure. */
+ovl_client *ovl_client_new(struct event_base *base, const mn_config *cfg);
 void ovl_client_free(ovl_client *c);       /* NULL ok; pending callbacks dropped */
 bool ovl_client_ready(const ovl_client *c);
 /* Ask for cid to be fetched into local storage. Handle for ovl_call_cancel,

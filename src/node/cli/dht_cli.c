@@ -109,12 +109,8 @@ static int dht_cli_run(const mn_config *cfg, const char *what, dht_cli *x,
 	char path[CONFIG_PATH_MAX + 16];
 	uint64_t ms = cfg->dht_lookup_timeout_ms + DHT_CLI_GRACE_MS;
 	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
-	int n = cfg->runtime_dir[0] ? snprintf(path, sizeof path, "%s/%s", cfg->runtime_dir,
-	                                       NODE_DHT_SOCKET)
-	                            : snprintf(path, sizeof path, "%s/run/%s", cfg->data_dir,
-	                                       NODE_DHT_SOCKET);
 
-	if (n < 0 || (size_t)n >= sizeof path) {
+	if (config_socket_path(cfg, NODE_DHT_SOCKET, path, sizeof path) != 0) {
 		fprintf(stderr, "macronode %s: paths.runtime_dir: too long\n", what);
 		return 2;
 	}

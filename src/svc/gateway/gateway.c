@@ -239,8 +239,7 @@ static int gateway_start(svc *s)
 	g->names.objects = &g->objects;
 	g->objects.fetch_on_miss = s->cfg.overlay_fetch_on_miss;
 	if (s->cfg.services & CONFIG_SVC_OVERLAY)
-		g->objects.ovl = ovl_client_new(s->base, s->cfg.runtime_dir[0] ? s->cfg.runtime_dir
-		                                                               : s->cfg.data_dir);
+		g->objects.ovl = ovl_client_new(s->base, &s->cfg);
 	g->http = g->stor ? http_server_new(s->base, &o) : NULL;
 	g->shed_ev = event_new(s->base, -1, EV_PERSIST, gateway_on_shed_poll, g);
 	if (!g->http || !g->shed_ev || event_add(g->shed_ev, &poll) != 0 ||

@@ -25,7 +25,6 @@
 #include "lib/tbucket.h"
 #include "lib/util.h"
 
-#define INDEX_DHT_SOCK      "dht.sock"
 #define INDEX_DHT_LOG_PER_S 5
 
 _Static_assert(NAME_RECORD_MAX <= DHT_VALUE_MAX, "a name record fits a DHT value");
@@ -56,13 +55,10 @@ index_dht *index_dht_new(struct event_base *base, const mn_config *cfg)
 {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	index_dht *d;
-	int n;
 
 	if (!(cfg->services & CONFIG_SVC_DHT))
 		return NULL;
-	n = cfg->runtime_dir[0] ? snprintf(path, sizeof path, "%s/%s", cfg->runtime_dir, INDEX_DHT_SOCK)
-	                        : snprintf(path, sizeof path, "%s/run/%s", cfg->data_dir, INDEX_DHT_SOCK);
-	if (n < 0 || (size_t)n >= sizeof path) {
+	if (config_socket_path(cfg, DHT_SOCKET, path, sizeof path) != 0) {
 		log_kv(LOG_LEVEL_ERROR, "dht socket path too long; names stay local", LOG_END);
 		return NULL;
 	}

@@ -220,8 +220,7 @@ static int omnigate_start(svc *s)
 	if (g->og.stor)
 		stor_client_on_state(g->og.stor, og_on_stor_state, s);
 	if (s->cfg.services & CONFIG_SVC_OVERLAY)   /* REPLICATE; NULL: answered 503 */
-		g->og.ovl = ovl_client_new(s->base, s->cfg.runtime_dir[0] ? s->cfg.runtime_dir
-		                                                          : s->cfg.data_dir);
+		g->og.ovl = ovl_client_new(s->base, &s->cfg);
 	if (!g->og.stor || og_listen(s, &g->og) < 0) {
 		log_kv(LOG_LEVEL_ERROR, "omnigate cannot serve its listener", LOG_END);
 		og_svc_free(g);

@@ -390,7 +390,6 @@ static int overlay_start(svc *s)
 {
 	overlay *o = calloc(1, sizeof *o);
 	char err[256], path[CONFIG_PATH_MAX + 16];
-	const char *run = s->cfg.runtime_dir[0] ? s->cfg.runtime_dir : s->cfg.data_dir;
 
 	if (!o)
 		return -1;
@@ -401,7 +400,7 @@ static int overlay_start(svc *s)
 		       s->identity.sk ? err : "no node identity", LOG_END);
 		goto fail;
 	}
-	if ((size_t)snprintf(path, sizeof path, "%s/dht.sock", run) >= sizeof path ||
+	if (config_socket_path(&s->cfg, DHT_SOCKET, path, sizeof path) != 0 ||
 	    !(o->dht = dht_client_new(s->base, path)) ||
 	    !(o->stor = objstore_client_new(s->base, &s->cfg)) ||
 	    !(o->tbl = ovl_table_new(s->base, &overlay_ops_table, o, s->identity.id,

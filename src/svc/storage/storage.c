@@ -521,8 +521,7 @@ static dht_client *storage_dht_client(svc *s)
 
 	if (!(s->cfg.services & CONFIG_SVC_DHT))
 		return NULL;
-	if ((size_t)snprintf(path, sizeof path, "%s/dht.sock", s->cfg.runtime_dir[0] ?
-	                     s->cfg.runtime_dir : s->cfg.data_dir) >= sizeof path)
+	if (config_socket_path(&s->cfg, DHT_SOCKET, path, sizeof path) != 0)
 		return NULL;
 	return dht_client_new(s->base, path);
 }
