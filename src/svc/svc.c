@@ -20,6 +20,7 @@
 #include "core/proto/ctl.h"
 #include "core/metrics/metrics.h"
 #include "core/metrics/reject.h"
+#include "core/net/rpc_server.h"
 #include "core/auth/policy.h"
 #include "svc/svc_sandbox.h"
 #include "lib/log.h"
@@ -292,18 +293,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 bool svc_peer_ok(int fd, const char *service)
 {
-	struct ucred cr;
-	socklen_t len = sizeof cr;
-	char uid[16], pid[16], msg[96];
-
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && cr.uid == geteuid())
-		return true;
-	reject_count(REJECT_FAMILY_NODE, REJECT_PEERCRED);
-	snprintf(uid, sizeof uid, "%ld", len == sizeof cr ? (long)cr.uid : -1L);
-	snprintf(pid, sizeof pid, "%ld", len == sizeof cr ? (long)cr.pid : -1L);
-	snprintf(msg, sizeof msg, "%s connection refused: peer uid", service);
-	log_kv(LOG_LEVEL_WARN, msg, "uid", uid, "pid", pid, LOG_END);
-	return false;
+	return rpc_peer_is_us(fd, service);
 }
 
 void svc_report_dep(svc *s, ctl_dep dep, ctl_dep_state state)

@@ -289,7 +289,7 @@ static void on_conn(evutil_socket_t fd, short what, void *arg)
 		(void)rconn_read(c);
 }
 
-static bool peer_is_us(int fd, const char *name)
+bool rpc_peer_is_us(int fd, const char *name)
 {
 	struct ucred cr;
 	socklen_t len = sizeof cr;
@@ -311,7 +311,7 @@ static void on_accept(void *arg, int fd, const struct sockaddr *sa, socklen_t sa
 	rpc_conn *c;
 
 	(void)sa; (void)salen;
-	if (!peer_is_us(fd, srv->o.name)) {
+	if (!rpc_peer_is_us(fd, srv->o.name)) {
 		close(fd);
 		return;
 	}

@@ -58,6 +58,11 @@ void rpc_server_free(rpc_server *srv);
 void rpc_server_drain(rpc_server *srv);
 size_t rpc_server_conns(const rpc_server *srv);
 
+/* May the peer of this accepted UNIX connection call a service? Only
+ * processes of the node's own uid may; a refusal is counted
+ * (rejected_total{reason="peercred"}) and logged naming the service. */
+bool rpc_peer_is_us(int fd, const char *name);
+
 /* Answer q with status (200, or 400..599) and payload[0..n) (copied); fds
  * (at most IPC_MAX_FDS) pass to the server, which closes them once sent or
  * dropped. Frees q. */
