@@ -166,9 +166,13 @@ def test_dht_sandbox(node_factory, tmp_dir):
             wait_until(lambda: service_children(n, "dht")[0]["state"] == "ready", 10 * SLOW,
                        "the dht service back")
         else:
-            recs = [r for r in n.log_records() if r.get("service") == "dht" and
-                    r.get("msg") == "sandbox probe refused"]
-            assert [r.get("error") for r in recs] == ["Permission denied"], n.log()
+            # dht readiness is not part of the node's start, so the probe's
+            # record may come after start() returns: wait for it.
+            def refused():
+                return [r.get("error") for r in n.log_records() if r.get("service") == "dht"
+                        and r.get("msg") == "sandbox probe refused"]
+            wait_until(lambda: refused(), 10 * SLOW, "the dht probe's record")
+            assert refused() == ["Permission denied"], n.log()
             assert n.metrics().get("sandbox_violations_total", role="dht") is None
         assert node_cli(n, "peers").returncode == 0
         n.stop()

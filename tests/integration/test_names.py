@@ -13,7 +13,7 @@ import urllib.parse
 import pytest
 
 from conftest import (DEFAULT_BUNDLE, assert_envelope, b3sum_cid, install_wall, mint_token,
-                      run_cli, stored, wait_until)
+                      run_cli, stored, wait_until, SLOW)
 
 NAMES = {"services": ["gateway", "storage", "index"]}
 WRITE_N = ("--prefix", "/n/", "--method", "GET", "--method", "HEAD", "--method", "PUT",
@@ -452,9 +452,12 @@ def test_index_sandbox_refuses_files(node_factory, tmp_dir, what, config):
     if not landlock_enabled():
         pytest.skip("kernel without Landlock")
     n = probe_index(node_factory, tmp_dir, what, config)
-    recs = [r for r in n.log_records() if r.get("service") == "index"]
-    assert [r.get("error") for r in recs if r.get("msg") == "sandbox probe refused"] == \
-        ["Permission denied"]
+
+    def refused():
+        return [r.get("error") for r in n.log_records() if r.get("service") == "index"
+                and r.get("msg") == "sandbox probe refused"]
+    wait_until(lambda: refused(), 10 * SLOW, "the index probe's record")   # logs come by pipe
+    assert refused() == ["Permission denied"]
     m = n.metrics()
     assert m.get("sandbox_violations_total", role="index") is None
     assert m.get("service_restarts_total", service="index") is None
