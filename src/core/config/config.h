@@ -68,6 +68,7 @@ typedef struct mn_config {
 	uint32_t storage_max_uploads;              /* 64: uploads open at once */
 	uint32_t storage_max_uploads_per_tenant;   /* 16 of them per tenant; 0 = no share */
 	uint32_t storage_max_uploads_per_peer;     /* 16 of them per client address; 0 = no share */
+	uint64_t storage_cache_bytes;              /* 1 GiB: cache copies kept (fetched on a miss) */
 	/* index (names; docs/names.md) */
 	uint32_t index_max_names;                  /* 65536 names held at most */
 	uint32_t index_history;                    /* 8 records kept per name */

@@ -23,6 +23,7 @@
 #define CONFIG_CONNECTIONS_MAX   1000000u
 #define CONFIG_WORKERS_MAX       256u
 #define CONFIG_UPLOADS_MAX       4096u
+#define CONFIG_CACHE_MAX         (1ull << 50)         /* 1 PiB: storage.cache_bytes */
 #define CONFIG_OAP_INFLIGHT_MAX  1024u
 #define CONFIG_DHT_LIFE_MIN_MS   (60u * 1000u)                 /* 1m */
 #define CONFIG_DHT_LIFE_MAX_MS   (7ull * 24u * 3600u * 1000u)  /* 7d: PROV_TTL_MAX_S */
@@ -104,6 +105,9 @@ const config_key config_table[] = {
 	  FIELD(storage_max_uploads_per_peer), .def = "16", .min = 0, .max = CONFIG_UPLOADS_MAX,
 	  .reload = CONFIG_RELOAD_LIVE,
 	  .help = "Of those, uploads one client address (IPv6 by its /64) may hold open; beyond it its PUTs get 503; 0 = no share." },
+	{ .key = "storage.cache_bytes", .type = CONFIG_T_SIZE, FIELD(storage_cache_bytes),
+	  .def = "1GiB", .min = 0, .max = CONFIG_CACHE_MAX, .reload = CONFIG_RELOAD_LIVE,
+	  .help = "Bytes of cache copies kept: objects the overlay fetched on a local miss. Past it, each new cache copy evicts the oldest-fetched ones (never the one just stored, so 0 keeps only the newest). Objects written by clients or kept for a REPLICATE request are owned: never evicted, never counted here. Amnesia: the RAM store's 1 GiB bound applies as well, and evicts cache copies first." },
 	{ .key = "index.max_names", .type = CONFIG_T_U32, FIELD(index_max_names),
 	  .def = "65536", .min = 1, .max = CONFIG_INDEX_NAMES_MAX, .reload = CONFIG_RELOAD_RESTART,
 	  .help = "Names the index service holds (published here, or updated here from the network); a publish of a new name past it gets 507. Amnesia: the table is in memory, at most about max_names x index.history x 0.5 KiB." },

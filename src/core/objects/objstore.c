@@ -256,7 +256,7 @@ void objput_commit(objput *w, const uint8_t *expect, stor_cb cb, void *arg)
 	w->have_handle = false;   /* COMMIT consumes it, whatever the answer */
 	w->commit_cb = cb;
 	w->commit_arg = arg;
-	(void)stor_put_commit(w->stor, w->handle, w->written, expect, objput_on_commit, w);
+	(void)stor_put_commit(w->stor, w->handle, w->written, expect, false, objput_on_commit, w);
 }
 
 void objput_abort(objput *w)

@@ -34,11 +34,10 @@ const char *ovl_msg_verb_name(uint16_t verb)
 
 int ovl_msg_req_check(uint16_t verb, const uint8_t *p, size_t n)
 {
-	(void)p;
 	if (verb == OVL_PING)
 		return n == 0 ? 0 : -1;
 	if (verb == OVL_FETCH)
-		return n == 32 ? 0 : -1;
+		return n == OVL_FETCH_REQ_LEN && p[32] <= OVL_MODE_LAST ? 0 : -1;
 	return -1;
 }
 
@@ -95,7 +94,7 @@ ovl_client *ovl_client_new(struct event_base *base, const mn_config *cfg)
 	static const rpc_client_opts o = {
 		.name = "overlay", .app_proto = OVL_APP_PROTO, .call_timeout_ms = OVL_CALL_TIMEOUT_MS,
 		.max_pending = OVL_MAX_PENDING, .breaker_failures = 3, .breaker_open_ms = 1000,
-		.ping_verb = OVL_PING, .max_request = 32, .check = ovl_check,
+		.ping_verb = OVL_PING, .max_request = OVL_FETCH_REQ_LEN, .check = ovl_check,
 		.verb_name = ovl_msg_verb_name,
 	};
 	char path[1024];
@@ -141,11 +140,15 @@ static void on_reply(const rpc_reply *r, void *arg)
 	x->cb(r->status, len, msg, x->arg);
 }
 
-ovl_call *ovl_fetch(ovl_client *c, const uint8_t cid[32], ovl_fetch_cb cb, void *arg)
+ovl_call *ovl_fetch(ovl_client *c, const uint8_t cid[32], ovl_mode mode, ovl_fetch_cb cb,
+                    void *arg)
 {
 	ovl_ctx x = { cb, arg };
+	uint8_t req[OVL_FETCH_REQ_LEN];
 
-	return rpc_call_start_ctx(c->rpc, OVL_FETCH, cid, 32, on_reply, NULL, &x, sizeof x);
+	memcpy(req, cid, 32);
+	req[32] = (uint8_t)mode;
+	return rpc_call_start_ctx(c->rpc, OVL_FETCH, req, sizeof req, on_reply, NULL, &x, sizeof x);
 }
 
 void ovl_call_cancel(ovl_call *call)

@@ -6,8 +6,10 @@
  *
  * Messages (lib/wire.h, big-endian):
  *   PING   request empty; reply 200 empty
- *   FETCH  request cid[32]; reply 200: u64 length of the object, now stored
- *          locally; an error status (404 no provider, 502 every provider
+ *   FETCH  request cid[32], u8 mode (OVL_MODE_CACHE: a local miss, the copy
+ *          is a cache copy, evictable; OVL_MODE_PIN: a REPLICATE, the copy
+ *          is owned, and one already cached here is promoted); reply 200:
+ *          u64 length of the object, now stored locally; an error status (404 no provider, 502 every provider
  *          failed, 503 unavailable or over a bound, 504 deadline): str message
  * The decoders are strict; a reply that does not decode is fatal to the
  * client process (rpc_client).
@@ -33,10 +35,13 @@ struct event_base;
 #define OVL_MAX_PENDING   512u
 
 enum { OVL_PING = 1, OVL_FETCH = 2, OVL_VERB_LAST = OVL_FETCH };
+/* FETCH's mode byte. */
+typedef enum ovl_mode { OVL_MODE_CACHE = 0, OVL_MODE_PIN = 1, OVL_MODE_LAST = OVL_MODE_PIN } ovl_mode;
+#define OVL_FETCH_REQ_LEN 33u        /* cid[32], mode */
 
 /* ---- messages (both ends) ---- */
 const char *ovl_msg_verb_name(uint16_t verb);
-/* The request payload of FETCH: exactly 32 bytes. 0/-1. */
+/* The request payload of FETCH: exactly a cid and a known mode. 0/-1. */
 __attribute__((warn_unused_result))
 int ovl_msg_req_check(uint16_t verb, const uint8_t *p, size_t n);
 /* Encode a reply: 200 → len; else message (cut to fit). Returns bytes or -1. */
@@ -58,9 +63,11 @@ typedef void (*ovl_fetch_cb)(int status, uint64_t len, const char *message, void
 ovl_client *ovl_client_new(struct event_base *base, const mn_config *cfg);
 void ovl_client_free(ovl_client *c);       /* NULL ok; pending callbacks dropped */
 bool ovl_client_ready(const ovl_client *c);
-/* Ask for cid to be fetched into local storage. Handle for ovl_call_cancel,
- * or NULL when it could not be queued (cb still runs later with 503). */
-ovl_call *ovl_fetch(ovl_client *c, const uint8_t cid[32], ovl_fetch_cb cb, void *arg);
+/* Ask for cid to be fetched into local storage, as a cache copy or owned
+ * (mode). Handle for ovl_call_cancel, or NULL when it could not be queued
+ * (cb still runs later with 503). */
+ovl_call *ovl_fetch(ovl_client *c, const uint8_t cid[32], ovl_mode mode, ovl_fetch_cb cb,
+                    void *arg);
 void ovl_call_cancel(ovl_call *call);      /* only before cb ran; NULL ok */
 
 #endif

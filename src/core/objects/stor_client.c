@@ -108,6 +108,7 @@ static void stor_result_of(const rpc_reply *r, const stor_ctx *x, stor_rep *rep,
 	}
 	switch (r->verb) {
 	case STOR_STAT:
+	case STOR_PIN:
 		out->len = rep->u.stat.len;
 		break;
 	case STOR_OPEN:
@@ -162,7 +163,7 @@ static stor_call *stor_submit_id(stor_client *c, uint16_t verb, const uint8_t id
 {
 	stor_req q = { .verb = verb };
 
-	memcpy(q.u.stat.id, id, STOR_ID_LEN);   /* STAT, OPEN, QUARANTINE: one layout */
+	memcpy(q.u.stat.id, id, STOR_ID_LEN);   /* STAT, OPEN, QUARANTINE, PIN: one layout */
 	return stor_submit(c, &q, 0, cb, arg);
 }
 
@@ -181,6 +182,11 @@ stor_call *stor_quarantine(stor_client *c, const uint8_t id[32], stor_cb cb, voi
 	return stor_submit_id(c, STOR_QUARANTINE, id, cb, arg);
 }
 
+stor_call *stor_pin(stor_client *c, const uint8_t id[32], stor_cb cb, void *arg)
+{
+	return stor_submit_id(c, STOR_PIN, id, cb, arg);
+}
+
 stor_call *stor_ping(stor_client *c, stor_cb cb, void *arg)
 {
 	return stor_submit(c, &(stor_req){ .verb = STOR_PING }, 0, cb, arg);
@@ -197,10 +203,11 @@ stor_call *stor_put_begin(stor_client *c, uint64_t max_len, const char *tenant, 
 }
 
 stor_call *stor_put_commit(stor_client *c, uint64_t handle, uint64_t len, const uint8_t *expect,
-                           stor_cb cb, void *arg)
+                           bool cache, stor_cb cb, void *arg)
 {
 	stor_req q = { .verb = STOR_PUT_COMMIT,
-	               .u.put_commit = { .handle = handle, .len = len, .has_expect = expect != NULL } };
+	               .u.put_commit = { .handle = handle, .len = len, .has_expect = expect != NULL,
+	                                 .cache = cache } };
 
 	if (expect)
 		memcpy(q.u.put_commit.expect, expect, STOR_ID_LEN);

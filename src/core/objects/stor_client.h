@@ -42,7 +42,7 @@ typedef struct stor_call stor_call;
 
 typedef struct stor_result {
 	int         status;     /* 200, 400, 404, 413, 422, 500, 502 (quarantined), 503 */
-	uint64_t    len;        /* STAT/OPEN: object length; PUT_COMMIT: stored length */
+	uint64_t    len;        /* STAT/OPEN/PIN: object length; PUT_COMMIT: stored length */
 	uint8_t     id[32];     /* PUT_COMMIT: the id the store computed */
 	bool        created;    /* PUT_COMMIT: false if the object already existed */
 	uint64_t    handle;     /* PUT_BEGIN */
@@ -74,9 +74,15 @@ stor_call *stor_open(stor_client *c, const uint8_t id[32], stor_cb cb, void *arg
  * call; NULL is ""; longer than STOR_KEY_MAX - 1 bytes is cut). */
 stor_call *stor_put_begin(stor_client *c, uint64_t max_len, const char *tenant, const char *peer,
                           stor_cb cb, void *arg);
-/* expect: the id the body must hash to (PUT /o/{b3}), or NULL. */
+/* expect: the id the body must hash to (PUT /o/{b3}), or NULL. cache: the
+ * copy was fetched on a local miss and may be evicted (storage.cache_bytes);
+ * false for everything a client wrote (which also promotes a cached copy of
+ * the same object to an owned one). */
 stor_call *stor_put_commit(stor_client *c, uint64_t handle, uint64_t len, const uint8_t *expect,
-                           stor_cb cb, void *arg);
+                           bool cache, stor_cb cb, void *arg);
+/* PIN: make a stored object owned (no longer an evictable cache copy); 200
+ * with its length (it was owned already, or is now), 404, 502. */
+stor_call *stor_pin(stor_client *c, const uint8_t id[32], stor_cb cb, void *arg);
 stor_call *stor_put_abort(stor_client *c, uint64_t handle, stor_cb cb, void *arg);
 stor_call *stor_quarantine(stor_client *c, const uint8_t id[32], stor_cb cb, void *arg);
 /* LIST: up to max (1..STOR_LIST_MAX) ids of stored objects after `after`

@@ -20,7 +20,7 @@
 
 static void put_id(wire_w *w, const stor_req *q)
 {
-	wire_put_raw(w, q->u.stat.id, STOR_ID_LEN);   /* stat, open, quarantine: one layout */
+	wire_put_raw(w, q->u.stat.id, STOR_ID_LEN);   /* stat, open, quarantine, pin: one layout */
 }
 
 static void get_id(wire_r *r, stor_req *q)
@@ -66,6 +66,7 @@ static void put_commit_req(wire_w *w, const stor_req *q)
 	wire_put_u8(w, m->has_expect);
 	if (m->has_expect)
 		wire_put_raw(w, m->expect, STOR_ID_LEN);
+	wire_put_u8(w, m->cache);
 }
 
 static void get_commit_req(wire_r *r, stor_req *q)
@@ -77,6 +78,7 @@ static void get_commit_req(wire_r *r, stor_req *q)
 	m->has_expect = wire_get_bool(r);
 	if (m->has_expect)
 		wire_get_raw(r, m->expect, STOR_ID_LEN);
+	m->cache = wire_get_bool(r);
 }
 
 static void put_abort_req(wire_w *w, const stor_req *q)
@@ -238,6 +240,7 @@ static const stor_verb stor_verbs[STOR_VERB_LAST + 1] = {
 	[STOR_PUT_ABORT]  = { "PUT_ABORT", put_abort_req, get_abort_req, NULL, NULL, 0 },
 	[STOR_QUARANTINE] = { "QUARANTINE", put_id, get_id, NULL, NULL, 0 },
 	[STOR_LIST]       = { "LIST", put_list_req, get_list_req, put_list_rep, get_list_rep, 0 },
+	[STOR_PIN]        = { "PIN", put_id, get_id, put_stat_rep, get_stat_rep, 0 },
 };
 
 static const stor_verb *stor_verb_of(uint16_t verb)

@@ -43,7 +43,8 @@ _Static_assert(STOR_MSG_MAX >= STOR_REQ_MAX, "the largest message is a reply");
 enum {
 	STOR_PING = 1, STOR_STAT = 2, STOR_OPEN = 3, STOR_PUT_BEGIN = 4,
 	STOR_PUT_COMMIT = 5, STOR_PUT_ABORT = 6, STOR_QUARANTINE = 7, STOR_LIST = 8,
-	STOR_VERB_LAST = STOR_LIST,
+	STOR_PIN = 9,
+	STOR_VERB_LAST = STOR_PIN,
 };
 
 /* The error reply's code (the name docs/internal.md lists for each). */
@@ -60,7 +61,7 @@ typedef enum stor_err {
 
 /* ---- requests ------------------------------------------------------------- */
 
-typedef struct stor_req_id {            /* STAT, OPEN, QUARANTINE */
+typedef struct stor_req_id {            /* STAT, OPEN, QUARANTINE, PIN */
 	uint8_t id[STOR_ID_LEN];
 } stor_req_id;
 
@@ -78,6 +79,7 @@ typedef struct stor_req_put_commit {
 	uint64_t len;
 	bool     has_expect;
 	uint8_t  expect[STOR_ID_LEN];   /* the id the bytes must hash to; zero if !has_expect */
+	bool     cache;                 /* a cache copy (fetched on a miss): evictable */
 } stor_req_put_commit;
 
 typedef struct stor_req_put_abort {
@@ -95,7 +97,7 @@ typedef struct stor_req_list {
 typedef struct stor_req {
 	uint16_t verb;                  /* STOR_*: selects the member (PING has none) */
 	union {
-		stor_req_id         stat, open, quarantine;
+		stor_req_id         stat, open, quarantine, pin;
 		stor_req_put_begin  put_begin;
 		stor_req_put_commit put_commit;
 		stor_req_put_abort  put_abort;
@@ -105,7 +107,7 @@ typedef struct stor_req {
 
 /* ---- replies -------------------------------------------------------------- */
 
-typedef struct stor_rep_stat {
+typedef struct stor_rep_stat {          /* STAT, PIN */
 	uint64_t len;
 } stor_rep_stat;
 
@@ -139,7 +141,7 @@ typedef struct stor_rep {
 	uint16_t verb;                  /* the request's verb: selects the member on 200 */
 	uint16_t status;                /* 200, or 400..599 (then u.err) */
 	union {
-		stor_rep_stat       stat;
+		stor_rep_stat       stat, pin;
 		stor_rep_open       open;
 		stor_rep_put_begin  put_begin;
 		stor_rep_put_commit put_commit;

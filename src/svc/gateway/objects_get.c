@@ -332,7 +332,7 @@ static bool get_try_overlay(obj_get *g, const stor_result *res)
 		return false;
 	g->fetched = true;
 	g->awaiting = true;
-	g->ocall = ovl_fetch(o->ovl, g->id, get_on_fetched, g);
+	g->ocall = ovl_fetch(o->ovl, g->id, OVL_MODE_CACHE, get_on_fetched, g);
 	return true;
 }
 

@@ -94,7 +94,7 @@ void og_replicate_start(oap_stream *s, const oap_frame *f, json_t *j)
 	}
 	r->s = s;
 	s->vs = r;
-	r->call = ovl_fetch(og->ovl, r->id, repl_on_fetch, r);   /* NULL: 503 comes later */
+	r->call = ovl_fetch(og->ovl, r->id, OVL_MODE_PIN, repl_on_fetch, r);   /* NULL: 503 comes later */
 }
 
 void og_replicate_release(oap_stream *s)

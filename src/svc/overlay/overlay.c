@@ -11,8 +11,13 @@
  *           peer_fetch over the pinned peer plane, every 64 KiB group checked
  *           against the cid before it is written to the upload file, then
  *           PUT_COMMIT with the cid as the expected id (storage hashes the
- *           whole object again before it is visible);
+ *           whole object again before it is visible), as a cache copy;
  *   stored — announce the new copy in the DHT.
+ * Every fetched copy is committed as a cache copy (evictable past
+ * storage.cache_bytes), whichever request started the fetch: concurrent
+ * requests for one object share one fetch. A FETCH in OVL_MODE_PIN (a
+ * REPLICATE) then PINs the object, so it is owned before the answer says
+ * it is stored; an object already stored here is pinned without a fetch.
  * Replication (ovl_repair.c): this node's node record and the repair loop.
  * The DHT logic stays in the dht service; nothing here parses a record.
  *
@@ -200,7 +205,8 @@ static void on_fetched(void *arg, peer_fetch_outcome oc, const peer_fetch_info *
 		return;
 	}
 	op->len = info->len;
-	op->scall = stor_put_commit(op->o->stor, op->handle, info->len, op->cid, on_committed, op);
+	op->scall = stor_put_commit(op->o->stor, op->handle, info->len, op->cid, true, on_committed,
+	                            op);
 }
 
 static void on_slot(const stor_result *res, void *arg)
@@ -295,6 +301,8 @@ typedef struct ovl_pending {
 	overlay *o;
 	rpc_req *q;
 	uint8_t  cid[32];
+	bool     pin;       /* OVL_MODE_PIN: the copy must be owned */
+	bool     fetched;   /* the fetch ran: a failed PIN is not retried by one */
 } ovl_pending;
 
 /* Gauge, and the end of a drain once no fetch is left. */
@@ -324,9 +332,10 @@ static void overlay_answer(rpc_req *q, int status, uint64_t len)
 	rpc_server_reply(q, (uint16_t)status, buf, n > 0 ? (size_t)n : 0, NULL, 0);
 }
 
-static void on_fetch_done(void *arg, int status, uint64_t len)
+static void on_local(const stor_result *res, void *arg);
+
+static void overlay_done(ovl_pending *pd, int status, uint64_t len)
 {
-	ovl_pending *pd = arg;
 	overlay *o = pd->o;
 
 	overlay_answer(pd->q, status, len);
@@ -334,17 +343,29 @@ static void on_fetch_done(void *arg, int status, uint64_t len)
 	overlay_settle(o);
 }
 
+static void on_fetch_done(void *arg, int status, uint64_t len)
+{
+	ovl_pending *pd = arg;
+
+	if (status == 200 && pd->pin) {   /* stored as a cache copy: make it owned */
+		pd->fetched = true;
+		(void)stor_pin(pd->o->stor, pd->cid, on_local, pd);   /* on_local always comes */
+		return;
+	}
+	overlay_done(pd, status, len);
+}
+
 /* Stored meanwhile? A miss seen before another fetch of the same object
  * committed reaches us after that fetch ended: answer from storage rather
- * than fetch it twice. */
+ * than fetch it twice. A PIN asks the same and makes the copy owned. After
+ * the fetch, a PIN that fails (the copy evicted already) is a 503: retry. */
 static void on_local(const stor_result *res, void *arg)
 {
 	ovl_pending *pd = arg;
 	overlay *o = pd->o;
 
-	if (res->status == 200) {
-		overlay_answer(pd->q, 200, res->len);
-		free(pd);
+	if (res->status == 200 || pd->fetched) {
+		overlay_done(pd, res->status == 200 ? 200 : 503, res->len);
 		return;
 	}
 	(void)ovl_request(o->tbl, pd->cid, on_fetch_done, pd);   /* NULL: 503 from the loop */
@@ -361,14 +382,18 @@ static void overlay_handle(rpc_req *q, uint16_t verb, const uint8_t *p, size_t n
 		rpc_server_reply(q, 200, NULL, 0, NULL, 0);
 		return;
 	}
-	if (o->draining || !(pd = malloc(sizeof *pd))) {
+	if (o->draining || !(pd = calloc(1, sizeof *pd))) {
 		overlay_answer(q, 503, 0);
 		return;
 	}
 	pd->o = o;
 	pd->q = q;
 	memcpy(pd->cid, p, sizeof pd->cid);
-	(void)stor_stat(o->stor, pd->cid, on_local, pd);   /* on_local always comes */
+	pd->pin = p[32] == OVL_MODE_PIN;   /* the mode byte passed ovl_msg_req_check */
+	if (pd->pin)
+		(void)stor_pin(o->stor, pd->cid, on_local, pd);   /* on_local always comes */
+	else
+		(void)stor_stat(o->stor, pd->cid, on_local, pd);
 }
 
 /* ---- service ---------------------------------------------------------------- */

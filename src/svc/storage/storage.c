@@ -96,6 +96,8 @@ struct storage {
 	tbucket       log_rate;     /* share refusal log lines */
 	dht_client   *dht;          /* announces new objects; NULL when dht is not enabled */
 	size_t        announcing;   /* announces in flight */
+	metrics_series *m_cache_bytes, *m_cache_objects, *m_cache_evictions;
+	uint64_t      evictions_seen;   /* the store's evictions already counted */
 	uint8_t       rbuf[OAP_INTERNAL_MAX_FRAME];
 	uint8_t       wbuf[OAP_HDR_LEN + STOR_MSG_MAX];
 };
@@ -155,6 +157,31 @@ static int storage_do_stat(storage_conn *c, const stor_req *q, storage_reply *rp
 
 	if (rc != STORE_OK)
 		return storage_fail(rp, (int)rc, storage_status_msg(rc));
+	return storage_ok(rp);
+}
+
+/* The cache gauges and the eviction counter from the store's own counts
+ * (a commit worker cannot count metrics: store_disk.c). */
+static void storage_cache_publish(storage *srv)
+{
+	store_cache_info ci;
+
+	store_cache_stats(srv->st, &ci);
+	metrics_gauge_set(srv->m_cache_bytes, (int64_t)ci.bytes);
+	metrics_gauge_set(srv->m_cache_objects, (int64_t)ci.objects);
+	if (ci.evictions > srv->evictions_seen)
+		metrics_inc(srv->m_cache_evictions, ci.evictions - srv->evictions_seen);
+	srv->evictions_seen = ci.evictions;
+}
+
+/* PIN: a cache copy becomes owned (REPLICATE asked this node to keep it). */
+static int storage_do_pin(storage_conn *c, const stor_req *q, storage_reply *rp)
+{
+	store_status rc = store_pin(c->srv->st, q->u.pin.id, &rp->rep.u.pin.len);
+
+	if (rc != STORE_OK)
+		return storage_fail(rp, (int)rc, storage_status_msg(rc));
+	storage_cache_publish(c->srv);
 	return storage_ok(rp);
 }
 
@@ -299,6 +326,7 @@ static void storage_dispatch_client(storage_conn *c, const oap_frame *f, storage
 		[STOR_OPEN] = storage_do_open,           [STOR_PUT_BEGIN] = storage_do_put_begin,
 		[STOR_PUT_COMMIT] = storage_do_put_commit, [STOR_PUT_ABORT] = storage_do_put_abort,
 		[STOR_QUARANTINE] = storage_do_quarantine, [STOR_LIST] = storage_do_list,
+		[STOR_PIN] = storage_do_pin,
 	};
 	stor_req q;
 
@@ -544,6 +572,7 @@ static void on_commit_done(workq_job *j, bool ran)
 	}
 	store_status rc = store_commit_finish(job->st, job->cm, id, &created);
 	free(job);
+	storage_cache_publish(c->srv);
 	if (rc == STORE_OK && created)
 		storage_announce(c->srv, id);
 	(void)storage_commit_reply(&rp, rc, id, created);
@@ -560,7 +589,7 @@ static int storage_commit_start(storage_conn *c, storage_reply *rp,
 	storage_job *job;
 	store_commit *cm;
 	store_status rc = store_commit_take(c->srv->st, c->owner, m->handle, m->len,
-	                                    m->has_expect ? m->expect : NULL, &cm);
+	                                    m->has_expect ? m->expect : NULL, m->cache, &cm);
 
 	if (rc != STORE_OK)
 		return storage_fail(rp, (int)rc, storage_status_msg(rc));
@@ -636,6 +665,7 @@ static void storage_limits_of(const mn_config *cfg, store_limits *lim)
 	lim->max_uploads = cfg->storage_max_uploads;
 	lim->max_per_tenant = cfg->storage_max_uploads_per_tenant;
 	lim->max_per_peer = cfg->storage_max_uploads_per_peer;
+	lim->cache_bytes = cfg->storage_cache_bytes;
 }
 
 static store *storage_open_store(const mn_config *cfg)
@@ -699,6 +729,10 @@ static int storage_start(svc *s)
 	if (!(srv->lst = conn_listener_new(s->base, s->listen_fd, &lo)))
 		goto fail;
 	srv->dht = storage_dht_client(s);
+	srv->m_cache_bytes = metrics_get("storage_cache_bytes", "");
+	srv->m_cache_objects = metrics_get("storage_cache_objects", "");
+	srv->m_cache_evictions = metrics_get("storage_cache_evictions_total", "");
+	storage_cache_publish(srv);
 	s->priv = srv;
 	log_kv(LOG_LEVEL_INFO, "storage serving", "backend", s->cfg.amnesia ? "ram" : "disk", LOG_END);
 	return 0;

@@ -27,6 +27,18 @@
  * finish (loop: the rest of the ingest, the result). What run touches
  * besides the commit itself is documented per backend (store_disk.c,
  * store_ram.c). store_put_commit does all three inline.
+ *
+ * Cache copies: a commit says whether its object is a cache copy (the
+ * overlay fetched it on a local miss) or owned (a client wrote it, or a
+ * REPLICATE asked this node to keep it). Cached objects are evictable:
+ * when their bytes pass storage.cache_bytes, a cache commit evicts the
+ * oldest-fetched ones (at most STORE_CACHE_EVICT_MAX per commit, never the
+ * object it just stored). An owned commit of a cached object, or
+ * store_pin, promotes it to owned; a cache commit of an owned object leaves
+ * it owned. Cached objects are not listed (store_list): the repair loop
+ * replicates what this node owns, not what it happens to cache. Eviction
+ * unlinks the files; an fd opened before (a response being served) stays
+ * valid.
  */
 #ifndef MN_SVC_STORAGE_STORE_H
 #define MN_SVC_STORAGE_STORE_H
@@ -43,6 +55,9 @@
 /* RAM backend bounds (amnesia): objects kept and their total bytes. */
 #define STORE_RAM_MAX_OBJECTS   65536u
 #define STORE_RAM_MAX_BYTES     ((uint64_t)1 << 30)
+/* Cached objects one eviction pass removes at most (bounded work per
+ * commit; a limit lowered by a reload is met over the next commits). */
+#define STORE_CACHE_EVICT_MAX   64u
 /* Reads during commit go in pieces of one BLAKE3 group (DESIGN §1). */
 #define STORE_IO_PIECE          (64u * 1024u)
 
@@ -62,7 +77,15 @@ typedef struct store_limits {
 	uint32_t max_uploads;        /* storage.max_uploads */
 	uint32_t max_per_tenant;     /* storage.max_uploads_per_tenant; 0: no share */
 	uint32_t max_per_peer;       /* storage.max_uploads_per_peer; 0: no share */
+	uint64_t cache_bytes;        /* storage.cache_bytes: cached bytes kept */
 } store_limits;
+
+/* The cache's state (store_cache_stats). */
+typedef struct store_cache_info {
+	uint64_t bytes;              /* of cached objects now stored */
+	uint64_t objects;
+	uint64_t evictions;          /* objects evicted since the store was opened */
+} store_cache_info;
 
 /* A share key, NUL included (the wire's STOR_KEY_MAX; longer is cut). */
 #define STORE_KEY_MAX 320u
@@ -113,11 +136,13 @@ store_status store_put_begin(store *st, uint64_t owner, uint64_t max_len, const 
  * the open uploads: bounded by max_uploads. */
 store_share store_share_full(const store *st, const store_who *who);
 /* Consumes the upload whatever the result. expect: the id the bytes must
- * hash to, or NULL. On 200, id is the object id and *created is false when
- * the object was already stored. Inline: take + run + finish. */
+ * hash to, or NULL. cache: a cache copy (see above). On 200, id is the
+ * object id and *created is false when the object was already stored.
+ * Inline: take + run + finish. */
 __attribute__((warn_unused_result))
 store_status store_put_commit(store *st, uint64_t owner, uint64_t handle, uint64_t len,
-                              const uint8_t *expect, uint8_t id[B3_OUT_LEN], bool *created);
+                              const uint8_t *expect, bool cache, uint8_t id[B3_OUT_LEN],
+                              bool *created);
 
 /* A commit in three steps, for running the slow part off the loop. */
 typedef struct store_commit store_commit;
@@ -129,7 +154,7 @@ typedef struct store_commit store_commit;
  * memory. expect is copied (NULL: none). */
 __attribute__((warn_unused_result))
 store_status store_commit_take(store *st, uint64_t owner, uint64_t handle, uint64_t len,
-                               const uint8_t *expect, store_commit **out);
+                               const uint8_t *expect, bool cache, store_commit **out);
 /* Any one thread at a time: freeze, length check, read back and hash, and
  * the backend's ingest if it may run off the loop. Touches cm and, through
  * the backend, only what the backend documents as thread-safe. */
@@ -162,7 +187,15 @@ store_status store_open(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len,
 __attribute__((warn_unused_result))
 store_status store_quarantine(store *st, const uint8_t id[B3_OUT_LEN]);
 
-/* Up to max ids of stored objects (not quarantined) greater than after
+/* Make the object owned (no longer an evictable cache copy), durably: 200
+ * with *len (owned already, or now), 404, 502 if quarantined. */
+__attribute__((warn_unused_result))
+store_status store_pin(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len);
+/* The cache's bytes, objects and evictions (loop thread; a commit running
+ * on a worker may change them meanwhile). */
+void store_cache_stats(const store *st, store_cache_info *out);
+
+/* Up to max ids of owned objects (not cached, not quarantined) greater than after
  * (NULL: from the first), in byte order, into ids; *n how many, *more
  * whether any follow. 200 or 500. Bounded work: disk reads max + 1 records;
  * RAM scans its table (at most STORE_RAM_MAX_OBJECTS). */
@@ -190,6 +223,7 @@ typedef struct store_ingest {
 	const uint8_t *id;
 	const uint8_t *outboard; /* b3tree_outboard_len(len) bytes */
 	size_t         ob_len;
+	bool           cache;    /* a cache copy (store.h above) */
 } store_ingest;
 
 typedef struct store_backend {
@@ -209,6 +243,7 @@ typedef struct store_backend {
 	store_status (*open)(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len,
 	                     int *blob_fd, int *ob_fd);
 	store_status (*quarantine)(store *st, const uint8_t id[B3_OUT_LEN]);
+	store_status (*pin)(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len);
 	store_status (*list)(store *st, const uint8_t *after, uint8_t (*ids)[B3_OUT_LEN], size_t max,
 	                     size_t *n, bool *more);
 	void (*destroy)(store *st);
@@ -224,6 +259,13 @@ struct store {
 	size_t                  nup;
 	size_t                  cap;
 	uint64_t                next_handle;
+	/* Written by the backend (on a commit worker for disk), read by
+	 * store_cache_stats on the loop; the limit is set on the loop and read
+	 * by the backend's eviction. */
+	_Atomic uint64_t        cache_limit;
+	_Atomic uint64_t        cache_bytes;
+	_Atomic uint64_t        cache_objects;
+	_Atomic uint64_t        cache_evictions;
 };
 
 /* Set up / release the shared part (backends call these). 0 or -1. */

@@ -3,7 +3,10 @@
  * and the read-back of a commit are store_upload.c's).
  *
  * Layout under data_dir (all 0700, files 0600):
- *   meta/            LMDB environment: id (32 bytes) → record; storage.lock
+ *   meta/            LMDB environment: the main database id (32 bytes) →
+ *                    record; the "cache" database (created ms BE, id) →
+ *                    len for every cached object, in eviction order, and
+ *                    "totals" → its bytes and objects; storage.lock
  *   objects/xx/HEX   blob files (xx = first two hex digits of the id)
  *   objects/xx/HEX.ob  outboard files (one 32-byte CV per 64 KiB group)
  *   tmp/             uploads: O_TMPFILE (or named temp files without it)
@@ -55,6 +58,11 @@
 #define DISK_REC_LEN       24          /* version, flags, pad[6], len, created ms */
 #define DISK_REC_VERSION   1u
 #define DISK_F_QUARANTINED 0x01u
+#define DISK_F_CACHED      0x02u       /* a cache copy: in the cache database */
+#define DISK_CACHE_DB      "cache"
+#define DISK_CACHE_KEY_LEN (8 + B3_OUT_LEN)   /* created ms big-endian, id */
+#define DISK_TOTALS_KEY    "totals"           /* sorts after every entry */
+#define DISK_TOTALS_LEN    16                 /* bytes, objects */
 #define DISK_SUBDIR_LEN    2           /* objects/xx/ */
 #define DISK_NAME_MAX      (DISK_SUBDIR_LEN + 1 + B3_HEX_LEN + 3 + 1)   /* xx/HEX.ob */
 #define DISK_OB_SUFFIX     ".ob"
@@ -66,11 +74,13 @@ typedef struct store_disk {
 	store    base;           /* first: a store_disk is a store */
 	MDB_env *env;
 	MDB_dbi  dbi;
+	MDB_dbi  cache_dbi;
 	int      objects_fd;
 	int      tmp_fd;
 	int      lock_fd;
 	atomic_bool no_tmpfile;      /* set by whichever thread finds out */
 	pthread_mutex_t ingest_lock; /* one disk_ingest at a time */
+	uint64_t last_cache_ms;      /* under ingest_lock: the newest cache key's time */
 	bool     ingest_lock_ok;     /* initialised (destroy it) */
 	char     tmp_dir[DISK_PATH_MAX];
 } store_disk;
@@ -105,48 +115,292 @@ static void disk_rec_encode(const disk_rec *r, uint8_t out[DISK_REC_LEN])
 	disk_put_u64(out + 16, r->created_ms);
 }
 
+/* The record in v: 0, or MDB_CORRUPTED for one of unknown shape (a BUG). */
+static int disk_rec_decode(const MDB_val *v, disk_rec *r)
+{
+	const uint8_t *p = v->mv_data;
+
+	if (v->mv_size != DISK_REC_LEN || p[0] != DISK_REC_VERSION) {
+		(void)BUG("storage record of unknown shape");
+		return MDB_CORRUPTED;
+	}
+	r->flags = p[1];
+	r->len = disk_get_u64(p + 8);
+	r->created_ms = disk_get_u64(p + 16);
+	return 0;
+}
+
+/* In txn: 0 found, MDB_NOTFOUND, or another LMDB error. */
+static int disk_txn_rec_get(store_disk *sd, MDB_txn *txn, const uint8_t id[B3_OUT_LEN],
+                            disk_rec *r)
+{
+	MDB_val k = { B3_OUT_LEN, (void *)(uintptr_t)id }, v;
+	int rc = mdb_get(txn, sd->dbi, &k, &v);
+
+	return rc == 0 ? disk_rec_decode(&v, r) : rc;
+}
+
+static int disk_txn_rec_put(store_disk *sd, MDB_txn *txn, const uint8_t id[B3_OUT_LEN],
+                            const disk_rec *r)
+{
+	uint8_t buf[DISK_REC_LEN];
+	MDB_val k = { B3_OUT_LEN, (void *)(uintptr_t)id }, v = { DISK_REC_LEN, buf };
+
+	disk_rec_encode(r, buf);
+	return mdb_put(txn, sd->dbi, &k, &v, 0);
+}
+
 /* 0 found, 1 absent, -1 error (a record we cannot read is an error: BUG). */
 static int disk_rec_get(store_disk *sd, const uint8_t id[B3_OUT_LEN], disk_rec *r)
 {
 	MDB_txn *txn;
-	MDB_val k = { B3_OUT_LEN, (void *)(uintptr_t)id }, v;
 	int rc;
 
 	if (mdb_txn_begin(sd->env, NULL, MDB_RDONLY, &txn) != 0)
 		return -1;
-	rc = mdb_get(txn, sd->dbi, &k, &v);
-	if (rc == 0 && (v.mv_size != DISK_REC_LEN || ((uint8_t *)v.mv_data)[0] != DISK_REC_VERSION))
-		rc = BUG("storage record of unknown shape");
-	if (rc == 0) {
-		const uint8_t *p = v.mv_data;
-		r->flags = p[1];
-		r->len = disk_get_u64(p + 8);
-		r->created_ms = disk_get_u64(p + 16);
-	}
+	rc = disk_txn_rec_get(sd, txn, id, r);
 	mdb_txn_abort(txn);
 	return rc == 0 ? 0 : rc == MDB_NOTFOUND ? 1 : -1;
 }
 
-static store_status disk_rec_put(store_disk *sd, const uint8_t id[B3_OUT_LEN], const disk_rec *r)
+/* ---- the cache database ------------------------------------------------------ */
+
+typedef struct disk_totals {
+	uint64_t bytes;
+	uint64_t objects;
+} disk_totals;
+
+/* (created ms big-endian, id): LMDB's byte order is then fetch order. */
+static void disk_cache_key(uint64_t ms, const uint8_t id[B3_OUT_LEN],
+                           uint8_t out[DISK_CACHE_KEY_LEN])
 {
-	uint8_t buf[DISK_REC_LEN];
+	for (int i = 0; i < 8; i++)
+		out[i] = (uint8_t)(ms >> (56 - 8 * i));
+	memcpy(out + 8, id, B3_OUT_LEN);
+}
+
+static int disk_totals_get(store_disk *sd, MDB_txn *txn, disk_totals *t)
+{
+	MDB_val k = { strlen(DISK_TOTALS_KEY), (void *)(uintptr_t)DISK_TOTALS_KEY }, v;
+	int rc = mdb_get(txn, sd->cache_dbi, &k, &v);
+
+	*t = (disk_totals){ 0, 0 };
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return rc;
+	if (v.mv_size != DISK_TOTALS_LEN) {
+		(void)BUG("storage cache totals of unknown shape");
+		return MDB_CORRUPTED;
+	}
+	t->bytes = disk_get_u64(v.mv_data);
+	t->objects = disk_get_u64((const uint8_t *)v.mv_data + 8);
+	return 0;
+}
+
+static int disk_totals_put(store_disk *sd, MDB_txn *txn, const disk_totals *t)
+{
+	uint8_t buf[DISK_TOTALS_LEN];
+	MDB_val k = { strlen(DISK_TOTALS_KEY), (void *)(uintptr_t)DISK_TOTALS_KEY },
+	        v = { DISK_TOTALS_LEN, buf };
+
+	disk_put_u64(buf, t->bytes);
+	disk_put_u64(buf + 8, t->objects);
+	return mdb_put(txn, sd->cache_dbi, &k, &v, 0);
+}
+
+/* Count a cached record in: its entry, and the totals. */
+static int disk_cache_link(store_disk *sd, MDB_txn *txn, const uint8_t id[B3_OUT_LEN],
+                           const disk_rec *r, disk_totals *t)
+{
+	uint8_t key[DISK_CACHE_KEY_LEN], len[8];
+	MDB_val k = { sizeof key, key }, v = { sizeof len, len };
+
+	disk_cache_key(r->created_ms, id, key);
+	disk_put_u64(len, r->len);
+	int rc = mdb_put(txn, sd->cache_dbi, &k, &v, 0);
+	if (rc == 0) {
+		t->bytes += r->len;
+		t->objects++;
+	}
+	return rc;
+}
+
+/* Count a cached record out (promoted, or replaced). No entry: nothing. */
+static int disk_cache_unlink(store_disk *sd, MDB_txn *txn, const uint8_t id[B3_OUT_LEN],
+                             const disk_rec *r, disk_totals *t)
+{
+	uint8_t key[DISK_CACHE_KEY_LEN];
+	MDB_val k = { sizeof key, key };
+
+	disk_cache_key(r->created_ms, id, key);
+	int rc = mdb_del(txn, sd->cache_dbi, &k, NULL);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc == 0) {
+		t->bytes = t->bytes > r->len ? t->bytes - r->len : 0;
+		t->objects = t->objects > 0 ? t->objects - 1 : 0;
+	}
+	return rc;
+}
+
+static void disk_totals_mirror(store_disk *sd, const disk_totals *t)
+{
+	atomic_store(&sd->base.cache_bytes, t->bytes);
+	atomic_store(&sd->base.cache_objects, t->objects);
+}
+
+/* A change inside one write transaction: returns 0 or an LMDB error; sets
+ * *st to a result other than STORE_OK to abort without an error (404…). */
+typedef int (*disk_txn_fn)(store_disk *sd, MDB_txn *txn, disk_totals *t, void *arg,
+                           store_status *st);
+
+/* Run fn in one write transaction with the cache totals read before and
+ * written after it; the in-memory counters follow a commit. */
+static store_status disk_write(store_disk *sd, disk_txn_fn fn, void *arg)
+{
+	store_status st = STORE_OK;
+	disk_totals t;
 	MDB_txn *txn;
-	MDB_val k = { B3_OUT_LEN, (void *)(uintptr_t)id }, v = { DISK_REC_LEN, buf };
 	int rc;
 
-	disk_rec_encode(r, buf);
 	if ((rc = mdb_txn_begin(sd->env, NULL, 0, &txn)) != 0)
 		goto fail;
-	if ((rc = mdb_put(txn, sd->dbi, &k, &v, 0)) != 0) {
+	if ((rc = disk_totals_get(sd, txn, &t)) != 0 || (rc = fn(sd, txn, &t, arg, &st)) != 0 ||
+	    st != STORE_OK || (rc = disk_totals_put(sd, txn, &t)) != 0) {
 		mdb_txn_abort(txn);
+		if (rc == 0)
+			return st;
 		goto fail;
 	}
 	if ((rc = mdb_txn_commit(txn)) != 0)
 		goto fail;
+	disk_totals_mirror(sd, &t);
 	return STORE_OK;
 fail:
 	log_kv(LOG_LEVEL_ERROR, "storage metadata write failed", "error", mdb_strerror(rc), LOG_END);
 	return rc == MDB_MAP_FULL ? STORE_BUSY : STORE_ERROR;
+}
+
+typedef struct disk_store_arg {
+	const uint8_t *id;
+	uint64_t       len;
+	bool           cache;
+	uint64_t       ms;        /* the record's created time */
+} disk_store_arg;
+
+/* The record of a new object (or of one replacing a quarantined record),
+ * in the cache if it is a cache copy. */
+static int disk_txn_store(store_disk *sd, MDB_txn *txn, disk_totals *t, void *arg,
+                          store_status *st)
+{
+	const disk_store_arg *a = arg;
+	disk_rec old, r = { .len = a->len, .flags = a->cache ? DISK_F_CACHED : 0,
+	                    .created_ms = a->ms };
+	int rc = disk_txn_rec_get(sd, txn, a->id, &old);
+
+	(void)st;
+	if (rc == 0 && (old.flags & DISK_F_CACHED))
+		rc = disk_cache_unlink(sd, txn, a->id, &old, t);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	if ((rc = disk_txn_rec_put(sd, txn, a->id, &r)) != 0)
+		return rc;
+	return a->cache ? disk_cache_link(sd, txn, a->id, &r, t) : 0;
+}
+
+typedef struct disk_pin_arg {
+	const uint8_t *id;
+	uint64_t       len;
+} disk_pin_arg;
+
+static int disk_txn_pin(store_disk *sd, MDB_txn *txn, disk_totals *t, void *arg,
+                        store_status *st)
+{
+	disk_pin_arg *a = arg;
+	disk_rec r;
+	int rc = disk_txn_rec_get(sd, txn, a->id, &r);
+
+	if (rc == MDB_NOTFOUND) {
+		*st = STORE_NOT_FOUND;
+		return 0;
+	}
+	if (rc != 0)
+		return rc;
+	if (r.flags & DISK_F_QUARANTINED) {
+		*st = STORE_QUARANTINED;
+		return 0;
+	}
+	a->len = r.len;
+	if (!(r.flags & DISK_F_CACHED))
+		return 0;
+	if ((rc = disk_cache_unlink(sd, txn, a->id, &r, t)) != 0)
+		return rc;
+	r.flags &= (uint8_t)~DISK_F_CACHED;
+	return disk_txn_rec_put(sd, txn, a->id, &r);
+}
+
+static int disk_txn_quarantine(store_disk *sd, MDB_txn *txn, disk_totals *t, void *arg,
+                               store_status *st)
+{
+	const uint8_t *id = arg;
+	disk_rec r;
+	int rc = disk_txn_rec_get(sd, txn, id, &r);
+
+	(void)t;
+	if (rc == MDB_NOTFOUND) {
+		*st = STORE_NOT_FOUND;
+		return 0;
+	}
+	if (rc != 0 || (r.flags & DISK_F_QUARANTINED))
+		return rc;
+	r.flags |= DISK_F_QUARANTINED;
+	return disk_txn_rec_put(sd, txn, id, &r);
+}
+
+typedef struct disk_evict_arg {
+	const uint8_t *keep;                         /* never this one; NULL: none */
+	uint8_t        ids[STORE_CACHE_EVICT_MAX][B3_OUT_LEN];
+	size_t         n;                            /* records removed */
+} disk_evict_arg;
+
+/* The oldest cache entries and their records, while over the limit. */
+static int disk_txn_evict(store_disk *sd, MDB_txn *txn, disk_totals *t, void *arg,
+                          store_status *st)
+{
+	disk_evict_arg *ev = arg;
+	uint64_t limit = atomic_load(&sd->base.cache_limit);
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	(void)st;
+	if ((rc = mdb_cursor_open(txn, sd->cache_dbi, &cur)) != 0)
+		return rc;
+	for (unsigned i = 0; i < STORE_CACHE_EVICT_MAX && t->bytes > limit; i++) {
+		uint8_t id[B3_OUT_LEN];
+		disk_rec r;
+		if ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) != 0 || k.mv_size != DISK_CACHE_KEY_LEN)
+			break;
+		memcpy(id, (const uint8_t *)k.mv_data + 8, B3_OUT_LEN);
+		if (ev->keep && b3_equal(id, ev->keep))
+			break;
+		uint64_t len = v.mv_size == 8 ? disk_get_u64(v.mv_data) : 0;
+		if ((rc = mdb_cursor_del(cur, 0)) != 0)
+			break;
+		t->bytes = t->bytes > len ? t->bytes - len : 0;
+		t->objects = t->objects > 0 ? t->objects - 1 : 0;
+		rc = disk_txn_rec_get(sd, txn, id, &r);
+		if (rc == 0 && !(r.flags & DISK_F_CACHED))
+			(void)BUG("cache entry of an owned object");   /* the entry alone goes */
+		else if (rc == 0 && (rc = mdb_del(txn, sd->dbi, &(MDB_val){ B3_OUT_LEN, id }, NULL)) == 0)
+			memcpy(ev->ids[ev->n++], id, B3_OUT_LEN);
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			break;
+		rc = 0;
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 /* "xx/HEX" or "xx/HEX.ob" relative to objects/. */
@@ -286,6 +540,59 @@ out:
 	return rc;
 }
 
+/* Unlink the files of evicted objects (their records are gone already). */
+static void disk_unlink_files(store_disk *sd, const uint8_t id[B3_OUT_LEN])
+{
+	char name[DISK_NAME_MAX];
+
+	disk_name(id, false, name);
+	(void)unlinkat(sd->objects_fd, name, 0);
+	disk_name(id, true, name);
+	(void)unlinkat(sd->objects_fd, name, 0);
+}
+
+/* One bounded eviction pass, when the cache is over its limit. Under
+ * ingest_lock, or before the store is shared (store_disk_new). */
+static void disk_evict(store_disk *sd, const uint8_t *keep)
+{
+	disk_evict_arg *ev;
+
+	if (atomic_load(&sd->base.cache_bytes) <= atomic_load(&sd->base.cache_limit))
+		return;
+	if (!(ev = calloc(1, sizeof *ev)))
+		return;
+	ev->keep = keep;
+	if (disk_write(sd, disk_txn_evict, ev) == STORE_OK) {
+		for (size_t i = 0; i < ev->n; i++)
+			disk_unlink_files(sd, ev->ids[i]);
+		atomic_fetch_add(&sd->base.cache_evictions, ev->n);
+	}
+	free(ev);
+}
+
+static store_status disk_pin(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len)
+{
+	store_disk *sd = (store_disk *)st;
+	disk_pin_arg a = { .id = id };
+	disk_rec r;
+	int have = disk_rec_get(sd, id, &r);
+
+	if (have < 0)
+		return STORE_ERROR;
+	if (have > 0)
+		return STORE_NOT_FOUND;
+	if (r.flags & DISK_F_QUARANTINED)
+		return STORE_QUARANTINED;
+	if (!(r.flags & DISK_F_CACHED)) {   /* owned already: no write */
+		*len = r.len;
+		return STORE_OK;
+	}
+	store_status rc = disk_write(sd, disk_txn_pin, &a);
+	if (rc == STORE_OK)
+		*len = a.len;
+	return rc;
+}
+
 static store_status disk_ingest_locked(store_disk *sd, store_ingest *in, bool *created)
 {
 	char bname[DISK_NAME_MAX], oname[DISK_NAME_MAX];
@@ -296,17 +603,27 @@ static store_status disk_ingest_locked(store_disk *sd, store_ingest *in, bool *c
 	if (have < 0)
 		return STORE_ERROR;
 	if (have == 0 && !(r.flags & DISK_F_QUARANTINED)) {
+		uint64_t len;
 		*created = false;
-		return STORE_OK;
+		/* an owned commit promotes a cached copy; a cache commit changes nothing */
+		return in->cache || !(r.flags & DISK_F_CACHED) ? STORE_OK : disk_pin(&sd->base, in->id, &len);
 	}
 	disk_name(in->id, false, bname);
 	disk_name(in->id, true, oname);
-	if (disk_place(sd, in, bname, oname) == 0) {
-		r = (disk_rec){ .len = in->len, .flags = 0, .created_ms = util_wall_ms() };
-		rc = disk_rec_put(sd, in->id, &r);
+	/* Cache keys in strictly increasing time: fetch order even within a ms. */
+	uint64_t ms = util_wall_ms();
+	if (in->cache) {
+		ms = ms > sd->last_cache_ms ? ms : sd->last_cache_ms + 1;
+		sd->last_cache_ms = ms;
 	}
+	if (disk_place(sd, in, bname, oname) == 0)
+		rc = disk_write(sd, disk_txn_store,
+		                &(disk_store_arg){ .id = in->id, .len = in->len, .cache = in->cache,
+		                                   .ms = ms });
 	if (rc == STORE_OK) {
 		*created = true;
+		if (in->cache)
+			disk_evict(sd, in->id);
 		return STORE_OK;
 	}
 	if (have == 1) {   /* files with no record are strays: remove them now */
@@ -341,20 +658,11 @@ static store_status disk_stat(store *st, const uint8_t id[B3_OUT_LEN], uint64_t 
 	return STORE_OK;
 }
 
+/* Read and write in one transaction: an eviction between them cannot
+ * bring a record back. */
 static store_status disk_quarantine(store *st, const uint8_t id[B3_OUT_LEN])
 {
-	store_disk *sd = (store_disk *)st;
-	disk_rec r;
-	int have = disk_rec_get(sd, id, &r);
-
-	if (have < 0)
-		return STORE_ERROR;
-	if (have > 0)
-		return STORE_NOT_FOUND;
-	if (r.flags & DISK_F_QUARANTINED)
-		return STORE_OK;
-	r.flags |= DISK_F_QUARANTINED;
-	return disk_rec_put(sd, id, &r);
+	return disk_write((store_disk *)st, disk_txn_quarantine, (void *)(uintptr_t)id);
 }
 
 /* Open objects/<name> read-only and check its size; -1 if missing or wrong. */
@@ -372,10 +680,15 @@ static int disk_open_sized(store_disk *sd, const char *name, uint64_t want)
 	return fd;
 }
 
-/* A recorded object whose files are gone or the wrong size: never serve it. */
+/* A recorded object whose files are gone or the wrong size: never serve it.
+ * Unless its record is gone too: a cached copy evicted since we read it. */
 static store_status disk_open_broken(store *st, const uint8_t id[B3_OUT_LEN], const char *kind)
 {
 	char cid[B3_CID_LEN + 1], labels[32];
+	disk_rec r;
+
+	if (disk_rec_get((store_disk *)st, id, &r) == 1)
+		return STORE_NOT_FOUND;
 
 	b3_cid_format(id, cid);
 	snprintf(labels, sizeof labels, "object=\"%s\"", kind);
@@ -542,16 +855,21 @@ static int disk_open_env(store_disk *sd, const char *meta, char *err, size_t err
 
 	if ((rc = mdb_env_create(&sd->env)) != 0 ||
 	    (rc = mdb_env_set_mapsize(sd->env, STORE_DISK_MAP_SIZE)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(sd->env, 1)) != 0 ||
 	    (rc = mdb_env_open(sd->env, meta, MDB_NOTLS, 0600)) != 0 ||
 	    (rc = mdb_reader_check(sd->env, &dead)) != 0 ||
 	    (rc = mdb_txn_begin(sd->env, NULL, 0, &txn)) != 0)
 		goto fail;
-	if ((rc = mdb_dbi_open(txn, NULL, 0, &sd->dbi)) != 0) {
+	disk_totals t;
+	if ((rc = mdb_dbi_open(txn, NULL, 0, &sd->dbi)) != 0 ||
+	    (rc = mdb_dbi_open(txn, DISK_CACHE_DB, MDB_CREATE, &sd->cache_dbi)) != 0 ||
+	    (rc = disk_totals_get(sd, txn, &t)) != 0) {
 		mdb_txn_abort(txn);
 		goto fail;
 	}
 	if ((rc = mdb_txn_commit(txn)) != 0)
 		goto fail;
+	disk_totals_mirror(sd, &t);
 	return 0;
 fail:
 	snprintf(err, errlen, "%s: cannot open LMDB: %s", meta, mdb_strerror(rc));
@@ -595,7 +913,7 @@ static store_status disk_list(store *st, const uint8_t *after, uint8_t (*ids)[B3
 	for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		if (k.mv_size != B3_OUT_LEN || v.mv_size != DISK_REC_LEN)
 			continue;
-		if (((const uint8_t *)v.mv_data)[1] & DISK_F_QUARANTINED)
+		if (((const uint8_t *)v.mv_data)[1] & (DISK_F_QUARANTINED | DISK_F_CACHED))
 			continue;
 		if (*n == max) {
 			*more = true;
@@ -617,6 +935,7 @@ static const store_backend disk_backend = {
 	.stat = disk_stat,
 	.open = disk_open,
 	.quarantine = disk_quarantine,
+	.pin = disk_pin,
 	.list = disk_list,
 	.destroy = disk_destroy,
 };
@@ -643,6 +962,7 @@ store *store_disk_new(const char *data_dir, const store_limits *lim, unsigned fl
 	    disk_open_env(sd, meta, err, errlen) != 0)
 		goto fail;
 	size_t removed = disk_sweep(sd);
+	disk_evict(sd, NULL);   /* a limit lowered while we were down */
 	if (removed > 0) {
 		char n[24];
 		snprintf(n, sizeof n, "%zu", removed);

@@ -15,12 +15,21 @@
  *
  * Bounds: STORE_RAM_MAX_BYTES of object bytes, and at most
  * STORE_RAM_MAX_OBJECTS objects or what the fd limit allows (each object
- * holds one fd), whichever is lower. Over either → 503.
+ * holds one fd), whichever is lower. Over either, cached objects are
+ * evicted (oldest first, at most STORE_CACHE_EVICT_MAX) to make room; if
+ * that is not enough → 503.
+ *
+ * Cache (store.h): cached objects are also on a list in fetch order (the
+ * oldest at its head), so an eviction pass takes them from the head.
+ * Eviction removes the object from the table (backward-shift deletion, so
+ * the probe chains stay whole) and closes the store's memfd; a reader's
+ * fd from ram_open is its own open file and stays valid.
  */
 #include "svc/storage/store.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,15 +55,18 @@ typedef struct ram_obj {
 	uint8_t *outboard;
 	size_t   ob_len;
 	bool     quarantined;
+	bool     cached;         /* on the cache list */
+	struct ram_obj *cprev, *cnext;   /* the cache list, oldest first */
 } ram_obj;
 
 typedef struct store_ram {
 	store     base;          /* first: a store_ram is a store */
-	ram_obj **slots;         /* nslots (a power of two), linear probing, no deletes */
+	ram_obj **slots;         /* nslots (a power of two), linear probing */
 	size_t    nslots;
 	size_t    nobj;
 	size_t    max_objects;
 	uint64_t  bytes;
+	ram_obj  *chead, *ctail; /* cached objects, oldest first */
 	uint8_t   key[crypto_shorthash_KEYBYTES];
 } store_ram;
 
@@ -150,16 +162,107 @@ static void ram_obj_free(ram_obj *o)
 	free(o);
 }
 
+/* ---- the cache ------------------------------------------------------------- */
+
+static void ram_cache_add(store_ram *sr, ram_obj *o)
+{
+	o->cached = true;
+	o->cnext = NULL;
+	o->cprev = sr->ctail;
+	if (sr->ctail)
+		sr->ctail->cnext = o;
+	else
+		sr->chead = o;
+	sr->ctail = o;
+	atomic_fetch_add(&sr->base.cache_bytes, o->len);
+	atomic_fetch_add(&sr->base.cache_objects, 1);
+}
+
+/* Off the cache list: evicted, or promoted to owned. */
+static void ram_cache_del(store_ram *sr, ram_obj *o)
+{
+	if (!o->cached)
+		return;
+	if (o->cprev)
+		o->cprev->cnext = o->cnext;
+	else
+		sr->chead = o->cnext;
+	if (o->cnext)
+		o->cnext->cprev = o->cprev;
+	else
+		sr->ctail = o->cprev;
+	o->cached = false;
+	o->cprev = o->cnext = NULL;
+	atomic_fetch_sub(&sr->base.cache_bytes, o->len);
+	atomic_fetch_sub(&sr->base.cache_objects, 1);
+}
+
+/* Take o out of the table: backward-shift deletion keeps every later
+ * entry of its probe chain reachable from its home slot. */
+static void ram_remove(store_ram *sr, ram_obj *o)
+{
+	size_t mask = sr->nslots - 1, i = ram_index(sr, o->id, sr->nslots);
+
+	while (sr->slots[i] != o)
+		i = (i + 1) & mask;
+	for (size_t j = (i + 1) & mask; sr->slots[j]; j = (j + 1) & mask) {
+		size_t home = ram_index(sr, sr->slots[j]->id, sr->nslots);
+		/* j's entry may move to the hole at i unless its home lies in (i, j] */
+		bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+		if (stays)
+			continue;
+		sr->slots[i] = sr->slots[j];
+		i = j;
+	}
+	sr->slots[i] = NULL;
+	sr->nobj--;
+	sr->bytes -= o->len;
+}
+
+static void ram_evict_one(store_ram *sr, ram_obj *o)
+{
+	ram_cache_del(sr, o);
+	ram_remove(sr, o);
+	ram_obj_free(o);
+	atomic_fetch_add(&sr->base.cache_evictions, 1);
+}
+
+/* Evict oldest-first while the cache is over its limit, or while the store
+ * lacks room for `need` more bytes and one more object (need_obj); never
+ * keep, at most STORE_CACHE_EVICT_MAX. */
+static void ram_evict(store_ram *sr, const ram_obj *keep, uint64_t need, bool need_obj)
+{
+	uint64_t limit = atomic_load(&sr->base.cache_limit);
+
+	for (unsigned n = 0; n < STORE_CACHE_EVICT_MAX && sr->chead && sr->chead != keep; n++) {
+		bool over = atomic_load(&sr->base.cache_bytes) > limit;
+		bool full = sr->bytes + need > STORE_RAM_MAX_BYTES ||
+		            (need_obj && sr->nobj >= sr->max_objects);
+		if (!over && !full)
+			return;
+		ram_evict_one(sr, sr->chead);
+	}
+}
+
+/* A stored, not quarantined object: an owned commit promotes a cached copy. */
+static store_status ram_ingest_existing(store_ram *sr, ram_obj *old, const store_ingest *in,
+                                        bool *created)
+{
+	if (!in->cache)
+		ram_cache_del(sr, old);
+	*created = false;
+	return STORE_OK;
+}
+
 static store_status ram_ingest(store *st, store_ingest *in, bool *created)
 {
 	store_ram *sr = (store_ram *)st;
 	ram_obj *old = ram_find(sr, in->id);
 
-	if (old && !old->quarantined) {
-		*created = false;
-		return STORE_OK;
-	}
+	if (old && !old->quarantined)
+		return ram_ingest_existing(sr, old, in, created);
 	uint64_t freed = old ? old->len : 0;
+	ram_evict(sr, old, in->len > freed ? in->len - freed : 0, !old);
 	if ((!old && sr->nobj >= sr->max_objects) || sr->bytes - freed + in->len > STORE_RAM_MAX_BYTES)
 		return STORE_BUSY;
 	if (!old && ram_grow(sr) != 0)
@@ -168,16 +271,36 @@ static store_status ram_ingest(store *st, store_ingest *in, bool *created)
 	if (!o)
 		return STORE_ERROR;
 	if (old) {   /* a quarantined object replaced by bytes that hash to its id */
+		ram_cache_del(sr, old);
 		close(old->blob_fd);
 		free(old->outboard);
 		*old = *o;
 		free(o);
+		o = old;
 	} else {
 		ram_place(sr, sr->slots, sr->nslots, o);
 		sr->nobj++;
 	}
 	sr->bytes = sr->bytes - freed + in->len;
+	if (in->cache) {
+		ram_cache_add(sr, o);
+		ram_evict(sr, o, 0, false);
+	}
 	*created = true;
+	return STORE_OK;
+}
+
+static store_status ram_pin(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len)
+{
+	store_ram *sr = (store_ram *)st;
+	ram_obj *o = ram_find(sr, id);
+
+	if (!o)
+		return STORE_NOT_FOUND;
+	if (o->quarantined)
+		return STORE_QUARANTINED;
+	ram_cache_del(sr, o);
+	*len = o->len;
 	return STORE_OK;
 }
 
@@ -306,7 +429,7 @@ static store_status ram_list(store *st, const uint8_t *after, uint8_t (*ids)[B3_
 
 	for (size_t i = 0; i < sr->nslots && max > 0; i++) {
 		const ram_obj *o = sr->slots[i];
-		if (!o || o->quarantined || (after && memcmp(o->id, after, B3_OUT_LEN) <= 0))
+		if (!o || o->quarantined || o->cached || (after && memcmp(o->id, after, B3_OUT_LEN) <= 0))
 			continue;
 		ram_list_keep(ids, max, n, more, o->id);
 	}
@@ -322,6 +445,7 @@ static const store_backend ram_backend = {
 	.stat = ram_stat,
 	.open = ram_open,
 	.quarantine = ram_quarantine,
+	.pin = ram_pin,
 	.list = ram_list,
 	.destroy = ram_destroy,
 };

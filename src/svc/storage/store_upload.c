@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@ struct store_commit {
 	uint64_t     len;
 	bool         has_expect;
 	uint8_t      expect[B3_OUT_LEN];
+	bool         cache;         /* a cache copy (store.h) */
 	bool         ran;           /* store_commit_run done */
 	store_status rc;            /* its result */
 	uint8_t      id[B3_OUT_LEN];
@@ -54,6 +56,10 @@ int store_base_init(store *st, const store_backend *be, const store_limits *lim)
 	st->be = be;
 	st->lim = *lim;
 	st->next_handle = 1;
+	atomic_init(&st->cache_limit, lim->cache_bytes);
+	atomic_init(&st->cache_bytes, 0);
+	atomic_init(&st->cache_objects, 0);
+	atomic_init(&st->cache_evictions, 0);
 	return 0;
 }
 
@@ -87,6 +93,14 @@ void store_free(store *st)
 void store_set_limits(store *st, const store_limits *lim)
 {
 	st->lim = *lim;
+	atomic_store(&st->cache_limit, lim->cache_bytes);
+}
+
+void store_cache_stats(const store *st, store_cache_info *out)
+{
+	out->bytes = atomic_load(&st->cache_bytes);
+	out->objects = atomic_load(&st->cache_objects);
+	out->evictions = atomic_load(&st->cache_evictions);
 }
 
 size_t store_uploads_open(const store *st)
@@ -214,7 +228,7 @@ void store_abort_owner(store *st, uint64_t owner)
 /* ---- commit ----------------------------------------------------------------- */
 
 store_status store_commit_take(store *st, uint64_t owner, uint64_t handle, uint64_t len,
-                               const uint8_t *expect, store_commit **out)
+                               const uint8_t *expect, bool cache, store_commit **out)
 {
 	store_upload *u = store_upload_find(st, owner, handle);
 	store_commit *cm;
@@ -234,6 +248,7 @@ store_status store_commit_take(store *st, uint64_t owner, uint64_t handle, uint6
 	}
 	cm->up = mine;
 	cm->len = len;
+	cm->cache = cache;
 	cm->rc = STORE_ERROR;
 	if (expect) {
 		cm->has_expect = true;
@@ -306,7 +321,7 @@ static store_status store_commit_verify(store *st, store_commit *cm)
 static store_status store_commit_ingest(store *st, store_commit *cm)
 {
 	store_ingest in = { .up = &cm->up, .len = cm->len, .id = cm->id,
-	                    .outboard = cm->ob, .ob_len = cm->ob_len };
+	                    .outboard = cm->ob, .ob_len = cm->ob_len, .cache = cm->cache };
 
 	return st->be->ingest(st, &in, &cm->created);
 }
@@ -333,10 +348,11 @@ store_status store_commit_finish(store *st, store_commit *cm, uint8_t id[B3_OUT_
 }
 
 store_status store_put_commit(store *st, uint64_t owner, uint64_t handle, uint64_t len,
-                              const uint8_t *expect, uint8_t id[B3_OUT_LEN], bool *created)
+                              const uint8_t *expect, bool cache, uint8_t id[B3_OUT_LEN],
+                              bool *created)
 {
 	store_commit *cm;
-	store_status rc = store_commit_take(st, owner, handle, len, expect, &cm);
+	store_status rc = store_commit_take(st, owner, handle, len, expect, cache, &cm);
 
 	if (rc != STORE_OK)
 		return rc;
@@ -369,4 +385,9 @@ store_status store_open(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len,
 store_status store_quarantine(store *st, const uint8_t id[B3_OUT_LEN])
 {
 	return st->be->quarantine(st, id);
+}
+
+store_status store_pin(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len)
+{
+	return st->be->pin(st, id, len);
 }

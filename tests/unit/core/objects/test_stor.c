@@ -221,7 +221,7 @@ static got put_object(const uint8_t *data, size_t len, const uint8_t *expect, ui
 		off += (size_t)w;
 	}
 	close(b.r.fds[0]);
-	assert_non_null(stor_put_commit(E->c, b.r.handle, commit_len, expect, on_result, &c));
+	assert_non_null(stor_put_commit(E->c, b.r.handle, commit_len, expect, false, on_result, &c));
 	return *wait_for(&c);
 }
 
@@ -879,7 +879,7 @@ static void commit_does_not_stall(void)
 	for (size_t off = 0; off < BIG_LEN; off += BIG_PIECE)
 		assert_int_equal(pwrite(b.r.fds[0], piece, BIG_PIECE, (off_t)off), BIG_PIECE);
 	close(b.r.fds[0]);
-	assert_non_null(stor_put_commit(E->c, b.r.handle, BIG_LEN, NULL, on_result, &c));
+	assert_non_null(stor_put_commit(E->c, b.r.handle, BIG_LEN, NULL, false, on_result, &c));
 	event_base_loop(E->base, EVLOOP_ONCE);     /* the server takes the commit */
 	stor_stat(other, small_id, on_result, &s);
 	assert_int_equal(wait_for(&s)->r.status, 200);

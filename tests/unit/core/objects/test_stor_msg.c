@@ -55,6 +55,13 @@ static size_t sample_reqs(stor_req *q)
 	x->u.put_commit.handle = 10;
 	x->u.put_commit.has_expect = true;
 	fill_id(x->u.put_commit.expect, 4);
+	x = next_req(q, &n, STOR_PUT_COMMIT);   /* a cache copy (the overlay's fetch) */
+	x->u.put_commit.handle = 11;
+	x->u.put_commit.len = 7;
+	x->u.put_commit.has_expect = true;
+	x->u.put_commit.cache = true;
+	fill_id(x->u.put_commit.expect, 6);
+	fill_id(next_req(q, &n, STOR_PIN)->u.pin.id, 7);
 	return n;
 }
 
@@ -83,6 +90,7 @@ static size_t sample_reps(stor_rep *r)
 	fill_id(x->u.put_commit.id, 5);
 	(void)next_rep(r, &n, STOR_PUT_ABORT);
 	(void)next_rep(r, &n, STOR_QUARANTINE);
+	next_rep(r, &n, STOR_PIN)->u.pin.len = 99;
 	stor_msg_rep_err(&r[n++], STOR_STAT, 404, "not found");
 	stor_msg_rep_err(&r[n++], STOR_PUT_BEGIN, 503, "too many uploads open (storage.max_uploads)");
 	stor_msg_rep_err(&r[n++], STOR_OPEN, 500, "");
@@ -163,9 +171,14 @@ static void test_req_sizes(void **state)
 
 	(void)state;
 	assert_int_equal(stor_msg_req_encode(&(stor_req){ .verb = STOR_PING }, buf, sizeof buf), 0);
-	assert_int_equal(stor_msg_req_encode(&q, buf, sizeof buf), 8 + 8 + 1 + STOR_ID_LEN);
+	assert_int_equal(stor_msg_req_encode(&q, buf, sizeof buf), 8 + 8 + 1 + STOR_ID_LEN + 1);
 	q.u.put_commit.has_expect = false;
-	assert_int_equal(stor_msg_req_encode(&q, buf, sizeof buf), 8 + 8 + 1);
+	assert_int_equal(stor_msg_req_encode(&q, buf, sizeof buf), 8 + 8 + 1 + 1);
+	q.u.put_commit.cache = true;   /* the cache flag is the last byte */
+	assert_int_equal(stor_msg_req_encode(&q, buf, sizeof buf), 8 + 8 + 1 + 1);
+	assert_int_equal(buf[17], 1);
+	assert_int_equal(stor_msg_req_encode(&(stor_req){ .verb = STOR_PIN }, buf, sizeof buf),
+	                 STOR_ID_LEN);
 	/* PUT_BEGIN: max_len, then each key as a u16 length and its bytes */
 	stor_req b = { .verb = STOR_PUT_BEGIN };
 	assert_int_equal(stor_msg_req_encode(&b, buf, sizeof buf), 8 + 2 + 2);
@@ -179,7 +192,7 @@ static void test_req_sizes(void **state)
 
 static void test_bad_fields(void **state)
 {
-	uint8_t commit[8 + 8 + 1] = { 0 }, open[16] = { 0 }, begin[8] = { 0 };
+	uint8_t commit[8 + 8 + 1 + 1] = { 0 }, open[16] = { 0 }, begin[8] = { 0 };
 	uint8_t begin_keys[8 + 2 + 2 + 2] = { 0 };
 	uint8_t created[STOR_ID_LEN + 1] = { 0 }, err[4] = { STOR_ERR_NOT_FOUND, 0, 0, 0 };
 	stor_req q;
@@ -191,6 +204,14 @@ static void test_bad_fields(void **state)
 	commit[16] = 0;
 	assert_int_equal(stor_msg_req_decode(STOR_PUT_COMMIT, commit, sizeof commit, &q), 0);
 	assert_false(q.u.put_commit.has_expect);
+	assert_false(q.u.put_commit.cache);
+	commit[17] = 2;   /* so is cache */
+	assert_int_equal(stor_msg_req_decode(STOR_PUT_COMMIT, commit, sizeof commit, &q), -1);
+	commit[17] = 1;
+	assert_int_equal(stor_msg_req_decode(STOR_PUT_COMMIT, commit, sizeof commit, &q), 0);
+	assert_true(q.u.put_commit.cache);
+	/* the commit of before the cache flag (17 bytes) is no longer a message */
+	assert_int_equal(stor_msg_req_decode(STOR_PUT_COMMIT, commit, 17, &q), -1);
 	/* a refused decode leaves nothing half-read (found by fuzz_stor_msg:
 	 * the verb used to stay set) */
 	static const uint8_t zero_req[sizeof(stor_req)], zero_rep[sizeof(stor_rep)];
@@ -274,6 +295,7 @@ static void test_err_and_nfds(void **state)
 	assert_int_equal(stor_msg_rep_nfds(&(stor_rep){ .verb = STOR_PUT_BEGIN, .status = 200 }), 1);
 	assert_int_equal(stor_msg_rep_nfds(&(stor_rep){ .verb = STOR_STAT, .status = 200 }), 0);
 	assert_string_equal(stor_msg_verb_name(STOR_PUT_COMMIT), "PUT_COMMIT");
+	assert_string_equal(stor_msg_verb_name(STOR_PIN), "PIN");
 	assert_string_equal(stor_msg_verb_name(99), "unknown");
 	/* a 200 reply needs a known verb */
 	assert_int_equal(stor_msg_rep_encode(&(stor_rep){ .verb = 99, .status = 200 }, buf, sizeof buf), -1);

@@ -147,7 +147,7 @@ static store_status put(store *st, const uint8_t *data, size_t len, const uint8_
 	assert_true(fd >= 0);
 	write_all(fd, data, len);
 	close(fd);
-	return store_put_commit(st, OWNER, h, len, expect, id, created);
+	return store_put_commit(st, OWNER, h, len, expect, false, id, created);
 }
 
 /* The outboard proves the id, and every group proves its bytes. */
@@ -261,14 +261,14 @@ static void test_length_and_caps(void **state)
 	assert_int_equal(store_put_begin(f->st, OWNER, 2000, NULL, &h, &fd), STORE_OK);
 	write_all(fd, data, 1000);
 	close(fd);
-	assert_int_equal(store_put_commit(f->st, OWNER, h, 999, NULL, id, &created), STORE_BAD);
+	assert_int_equal(store_put_commit(f->st, OWNER, h, 999, NULL, false, id, &created), STORE_BAD);
 	/* the upload is consumed by any commit */
-	assert_int_equal(store_put_commit(f->st, OWNER, h, 1000, NULL, id, &created), STORE_NOT_FOUND);
+	assert_int_equal(store_put_commit(f->st, OWNER, h, 1000, NULL, false, id, &created), STORE_NOT_FOUND);
 	/* len over the upload's own max_len */
 	assert_int_equal(store_put_begin(f->st, OWNER, 500, NULL, &h, &fd), STORE_OK);
 	write_all(fd, data, 1000);
 	close(fd);
-	assert_int_equal(store_put_commit(f->st, OWNER, h, 1000, NULL, id, &created), STORE_TOO_LARGE);
+	assert_int_equal(store_put_commit(f->st, OWNER, h, 1000, NULL, false, id, &created), STORE_TOO_LARGE);
 	assert_int_equal(store_uploads_open(f->st), 0);
 	free(data);
 }
@@ -289,7 +289,7 @@ static void test_upload_slots_and_owners(void **state)
 	assert_int_equal(store_put_begin(f->st, OWNER, 10, NULL, &h[UPLOADS], &fd[UPLOADS]), STORE_BUSY);
 	/* another owner's handle is not ours */
 	assert_int_equal(store_put_abort(f->st, OWNER, h[0]), STORE_NOT_FOUND);
-	assert_int_equal(store_put_commit(f->st, OWNER, h[0], 0, NULL, id, &created), STORE_NOT_FOUND);
+	assert_int_equal(store_put_commit(f->st, OWNER, h[0], 0, NULL, false, id, &created), STORE_NOT_FOUND);
 	assert_int_equal(store_put_abort(f->st, OWNER, h[1]), STORE_OK);
 	assert_int_equal(store_put_abort(f->st, OWNER, h[1]), STORE_NOT_FOUND);
 	assert_int_equal(store_uploads_open(f->st), UPLOADS - 1);
@@ -350,7 +350,7 @@ static void test_upload_shares(void **state)
 	assert_int_equal(store_put_abort(f->st, OWNER, h[0]), STORE_OK);
 	assert_int_equal(begin_as(f->st, "t:a", "ip:2", &h[0]), STORE_OK);
 	assert_int_equal(begin_as(f->st, "t:a", "ip:2", &x), STORE_BUSY);
-	assert_int_equal(store_put_commit(f->st, OWNER, h[1], 0, NULL, id, &created), STORE_OK);
+	assert_int_equal(store_put_commit(f->st, OWNER, h[1], 0, NULL, false, id, &created), STORE_OK);
 	assert_int_equal(store_share_full(f->st, &a), STORE_SHARE_OK);
 	assert_int_equal(begin_as(f->st, "t:a", "ip:2", &h[1]), STORE_OK);
 	/* 0 is no share: the table is the only limit */
@@ -497,7 +497,7 @@ static void test_ram_sealed_and_diskless(void **state)
 
 	assert_int_equal(store_put_begin(f->st, OWNER, 5000, NULL, &h, &fd), STORE_OK);
 	write_all(fd, data, 5000);
-	assert_int_equal(store_put_commit(f->st, OWNER, h, 5000, NULL, id, &created), STORE_OK);
+	assert_int_equal(store_put_commit(f->st, OWNER, h, 5000, NULL, false, id, &created), STORE_OK);
 	errno = 0;
 	assert_int_equal(pwrite(fd, "x", 1, 0), -1);
 	assert_int_equal(errno, EPERM);
