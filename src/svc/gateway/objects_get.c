@@ -103,11 +103,13 @@ static void get_integrity_fail(obj_get *g, const char *what)
 
 	/* A range result is the overlay's memfd, checked there group by group:
 	 * not storage's object, nothing to quarantine, and a bug if it fails. */
-	if (g->ranged)
-		log_kv(LOG_LEVEL_ERROR, "BUG: a range fetched by the overlay failed verification",
-		       "reason", what, "corr_id", http_req_corr_id(r), LOG_END);
-	else
+	if (g->ranged) {
+		(void)BUG("a range fetched by the overlay failed verification");
+		log_kv(LOG_LEVEL_ERROR, "overlay range result refused", "reason", what, "corr_id",
+		       http_req_corr_id(r), LOG_END);
+	} else {
 		objstore_integrity_fail(g->o->stor, g->id, what, http_req_corr_id(r));
+	}
 	if (g->sending)
 		http_resp_abort(r);
 	else
