@@ -129,6 +129,7 @@ typedef struct mn_config {
 	/* overlay (svc/overlay; docs/network.md) */
 	bool     overlay_fetch_on_miss;            /* true: a local miss asks the network */
 	uint64_t overlay_fetch_timeout_ms;         /* 30s: a whole fetch, all providers */
+	uint64_t overlay_range_fetch_max_bytes;    /* 16MiB: a miss's Range up to it fetches its groups only */
 	uint64_t overlay_repair_interval_ms;       /* 10m: between repair passes */
 } mn_config;
 

@@ -32,6 +32,7 @@
 #define CONFIG_DHT_VALUES_MAX    1024u
 #define CONFIG_INDEX_NAMES_MAX   1000000u
 #define CONFIG_INDEX_HISTORY_MAX 64u                  /* INDEX_HISTORY_MAX (core/dht/index_msg.h) */
+#define CONFIG_OVERLAY_RANGE_MAX (32u << 20)           /* OVL_RANGE_MAX (core/objects/ovl_client.h) */
 
 #define FIELD(f) .offset = offsetof(mn_config, f), .size = sizeof(((mn_config *)0)->f)
 /* Strings: min is the minimum length; the maximum is the field's capacity. */
@@ -269,6 +270,9 @@ const config_key config_table[] = {
 	{ .key = "overlay.fetch_timeout", .type = CONFIG_T_DURATION, FIELD(overlay_fetch_timeout_ms),
 	  .def = "30s", .min = 1000, .max = 120000, .reload = CONFIG_RELOAD_RESTART,
 	  .help = "Deadline of a whole fetch on a miss, every provider tried included; past it the client gets 504." },
+	{ .key = "overlay.range_fetch_max", .type = CONFIG_T_SIZE, FIELD(overlay_range_fetch_max_bytes),
+	  .def = "16MiB", .min = 0, .max = CONFIG_OVERLAY_RANGE_MAX, .reload = CONFIG_RELOAD_LIVE,
+	  .help = "A GET with one Range of at most this many bytes (bytes=S-E) of an object not stored here fetches only the 64 KiB groups the range needs (verified, served, not stored); larger or open ranges fetch the whole object. 0: always the whole object." },
 	{ .key = "overlay.repair_interval", .type = CONFIG_T_DURATION, FIELD(overlay_repair_interval_ms),
 	  .def = "10m", .min = 1000, .max = 86400000, .reload = CONFIG_RELOAD_RESTART,
 	  .help = "Pause between two passes of the overlay's repair loop over the objects stored here (each pass checks every object's providers against storage.replicas and asks peers for the missing copies)." },

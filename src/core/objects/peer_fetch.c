@@ -56,6 +56,7 @@ struct peer_fetch {
 	bool               have_len;
 	uint8_t           *ob;        /* the outboard as received */
 	size_t             ob_len, ob_have;
+	bool               ob_verified;   /* it hashed to the cid */
 	uint64_t           g, g_last; /* next group to complete, last one asked */
 	uint64_t           span_s, span_e;   /* bytes the GET must answer (inclusive) */
 	uint8_t           *buf;       /* the group being collected */
@@ -69,7 +70,8 @@ static const char *const pf_names[PEER_FETCH_OUTCOMES] = {
 	[PEER_FETCH_REFUSED] = "refused", [PEER_FETCH_BAD_BYTES] = "bad_bytes",
 	[PEER_FETCH_STALLED] = "stalled", [PEER_FETCH_PIN] = "pin",
 	[PEER_FETCH_CONNECT] = "connect", [PEER_FETCH_TOO_LARGE] = "too_large",
-	[PEER_FETCH_RANGE] = "range", [PEER_FETCH_LOCAL] = "local",
+	[PEER_FETCH_RANGE] = "range", [PEER_FETCH_NO_RANGE] = "no_range",
+	[PEER_FETCH_LOCAL] = "local",
 };
 
 const char *peer_fetch_outcome_name(peer_fetch_outcome o)
@@ -109,6 +111,10 @@ static void pf_finish(peer_fetch *f, peer_fetch_outcome o, const char *fmt, ...)
 	metrics_count("peer_fetch_total", labels, 1);
 	info = (peer_fetch_info){ .len = f->have_len ? f->len : 0, .delivered = f->delivered,
 	                          .detail = f->detail };
+	if (f->ob_verified) {
+		info.outboard = f->ob;
+		info.outboard_len = f->ob_len;
+	}
 	if (f->done)
 		f->done(f->arg, o, &info);
 }
@@ -351,6 +357,7 @@ static void pf_outboard_end(peer_fetch *f)
 		pf_finish(f, PEER_FETCH_BAD_BYTES, "OUTBOARD %s: does not hash to the cid", f->cid_text);
 		return;
 	}
+	f->ob_verified = true;
 	pf_ask_get(f);
 }
 
@@ -367,7 +374,13 @@ static void pf_on_start(void *arg, int status, const uint8_t *json, size_t n)
 		return;
 	}
 	f->started = true;
-	if (status < 200 || status > 299)
+	/* A peer that refuses the range parameter (400) or ignores it (200, the
+	 * whole object) does not serve ranges: no fault of its bytes, and the
+	 * caller may ask it for the whole object instead. */
+	if (f->phase == PF_GET && f->has_range && f->len > 0 && (status == 400 || status == 200))
+		pf_finish(f, PEER_FETCH_NO_RANGE, "GET %s: the peer does not serve ranges (%d)",
+		          f->cid_text, status);
+	else if (status < 200 || status > 299)
 		pf_refused(f, f->phase == PF_OUTBOARD ? "OUTBOARD" : "GET", status);
 	else if (f->phase == PF_OUTBOARD)
 		pf_outboard_meta(f, json, n);

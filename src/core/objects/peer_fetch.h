@@ -55,6 +55,8 @@ typedef enum peer_fetch_outcome {
 	PEER_FETCH_CONNECT,     /* unreachable, or no TLS session could be made */
 	PEER_FETCH_TOO_LARGE,   /* longer than max_len (or PEER_FETCH_OUTBOARD_MAX) */
 	PEER_FETCH_RANGE,       /* the range starts at or past the object's end */
+	PEER_FETCH_NO_RANGE,    /* a ranged GET answered 400 or 200 (the whole object): the
+	                           peer does not serve ranges; nothing was delivered */
 	PEER_FETCH_LOCAL,       /* our side failed (memory) */
 	PEER_FETCH_OUTCOMES,
 } peer_fetch_outcome;
@@ -75,6 +77,10 @@ typedef struct peer_fetch_info {
 	uint64_t    len;          /* the object's length, once known (else 0) */
 	uint64_t    delivered;    /* bytes handed to the sink */
 	const char *detail;       /* words for a log line (borrowed) */
+	/* The outboard, once it hashed to the cid (else NULL): borrowed for the
+	 * done callback. Set for OK, RANGE and any failure after OUTBOARD. */
+	const uint8_t *outboard;
+	size_t      outboard_len;
 } peer_fetch_info;
 
 typedef struct peer_fetch peer_fetch;
@@ -91,7 +97,7 @@ void peer_fetch_cancel(peer_fetch *f);
 /* Hold the peer back (the sink's consumer is full) or let it go on. */
 void peer_fetch_pause(peer_fetch *f, bool paused);
 /* "ok", "not_found", "refused", "bad_bytes", "stalled", "pin", "connect",
- * "too_large", "range", "local": peer_fetch_total{outcome}. */
+ * "too_large", "range", "no_range", "local": peer_fetch_total{outcome}. */
 const char *peer_fetch_outcome_name(peer_fetch_outcome o);
 
 #endif

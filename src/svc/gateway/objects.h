@@ -29,6 +29,7 @@ typedef struct objects {
 	ovl_client  *ovl;         /* the overlay's client when it runs, else NULL (borrowed) */
 	bool         fetch_on_miss; /* overlay.fetch_on_miss (live reload) */
 	uint64_t     max_object;  /* storage.max_object (live reload) */
+	uint64_t     range_fetch_max; /* overlay.range_fetch_max (live reload) */
 } objects;
 
 #define OBJECTS_NROUTES    2u

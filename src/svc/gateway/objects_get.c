@@ -22,6 +22,14 @@
  *
  * HEAD and 304 answers need no bytes: they use STAT, which still answers 502
  * for a quarantined object.
+ *
+ * A miss with the overlay running asks it for the object (FETCH: fetched,
+ * verified, stored, then opened here like any stored object) — or, for a
+ * GET with one closed Range (bytes=S-E) of at most overlay.range_fetch_max
+ * bytes, for just the groups the range needs (FETCH_RANGE: a sparse memfd
+ * and the outboard, verified by the overlay, served through the same
+ * verified path as storage's fds, never stored). 501 (no provider serves
+ * ranges) falls back to FETCH.
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -52,6 +60,7 @@ typedef struct obj_get {
 	stor_call     *call;      /* OPEN/STAT in flight, when cancellable */
 	ovl_call      *ocall;     /* the overlay's FETCH in flight, when cancellable */
 	bool           fetched;   /* the overlay was asked once already */
+	bool           ranged;    /* v holds a FETCH_RANGE result, not storage's fds */
 	bool           awaiting;  /* a storage callback is still to come */
 	obj_get_mode   mode;
 	uint8_t        id[B3_OUT_LEN];
@@ -92,7 +101,15 @@ static void get_integrity_fail(obj_get *g, const char *what)
 {
 	http_req *r = g->req;
 
-	objstore_integrity_fail(g->o->stor, g->id, what, http_req_corr_id(r));
+	/* A range result is the overlay's memfd, checked there group by group:
+	 * not storage's object, nothing to quarantine, and a bug if it fails. */
+	if (g->ranged) {
+		(void)BUG("a range fetched by the overlay failed verification");
+		log_kv(LOG_LEVEL_ERROR, "overlay range result refused", "reason", what, "corr_id",
+		       http_req_corr_id(r), LOG_END);
+	} else {
+		objstore_integrity_fail(g->o->stor, g->id, what, http_req_corr_id(r));
+	}
 	if (g->sending)
 		http_resp_abort(r);
 	else
@@ -323,16 +340,69 @@ static void get_on_fetched(int status, uint64_t len, const char *message, void *
 	get_ask_storage(g);   /* served from storage like any local object, verified */
 }
 
-/* A local miss with the overlay running: fetch it from the network once. */
+/* The overlay's groups of a range (200: two memfds, ours), or 501: no
+ * provider serves ranges, so ask for the whole object. */
+static void get_on_range(int status, uint64_t len, int blob_fd, int ob_fd, const char *message,
+                         void *arg)
+{
+	obj_get *g = arg;
+
+	g->ocall = NULL;
+	g->awaiting = false;
+	objv_adopt(&g->v, blob_fd, ob_fd);
+	if (!g->req) {
+		get_free(g);   /* orphan: closes the fds */
+		return;
+	}
+	if (status == 501) {
+		g->awaiting = true;
+		g->ocall = ovl_fetch(g->o->ovl, g->id, get_on_fetched, g);
+		return;
+	}
+	if (status != 200) {
+		objects_reply_ovl_error(g->req, status, message);
+		get_free(g);
+		return;
+	}
+	g->ranged = true;
+	g->len = len;
+	get_serve(g);   /* the same verified path as a stored object */
+}
+
+/* A single closed range (bytes=S-E, both ends named, so it does not depend
+ * on the length we do not know yet) of at most range_fetch_max bytes, that
+ * If-Range does not void: [*s, *e]. Parsed against two lengths: an open or
+ * suffix range would come out differently. */
+static bool get_range_wanted(const obj_get *g, uint64_t *s, uint64_t *e)
+{
+	const char *rh = http_req_header(g->req, "Range");
+	const char *ir = http_req_header(g->req, "If-Range");
+	uint64_t s2, e2;
+
+	if (!rh || (ir && strcmp(ir, g->etag) != 0) || g->o->range_fetch_max == 0)
+		return false;
+	if (range_parse(rh, strlen(rh), UINT64_MAX, s, e) != RANGE_ONE ||
+	    range_parse(rh, strlen(rh), UINT64_MAX - 1, &s2, &e2) != RANGE_ONE ||
+	    *s != s2 || *e != e2)
+		return false;
+	return *e - *s < g->o->range_fetch_max;
+}
+
+/* A local miss with the overlay running: fetch it from the network once
+ * (only the range's groups when that is all the answer needs). */
 static bool get_try_overlay(obj_get *g, const stor_result *res)
 {
 	objects *o = g->o;
+	uint64_t s, e;
 
 	if (res->status != 404 || !o->ovl || !o->fetch_on_miss || g->fetched)
 		return false;
 	g->fetched = true;
 	g->awaiting = true;
-	g->ocall = ovl_fetch(o->ovl, g->id, OVL_MODE_CACHE, get_on_fetched, g);
+	if (g->mode == GET_BODY && get_range_wanted(g, &s, &e))
+		g->ocall = ovl_fetch_range(o->ovl, g->id, s, e, get_on_range, g);
+	else
+		g->ocall = ovl_fetch(o->ovl, g->id, OVL_MODE_CACHE, get_on_fetched, g);
 	return true;
 }
 

@@ -18,16 +18,26 @@
  * requests for one object share one fetch. A FETCH in OVL_MODE_PIN (a
  * REPLICATE) then PINs the object, so it is owned before the answer says
  * it is stored; an object already stored here is pinned without a fetch.
+ * A FETCH_RANGE runs the same coordinator for one span (ovl_request_range):
+ * each attempt is peer_fetch with that span (group-aligned here, so whole
+ * groups arrive), every verified group pwritten into a sparse memfd of the
+ * object's length, the verified outboard into a second memfd; both sealed
+ * and handed to each waiter (dups, SCM_RIGHTS). Nothing is stored or
+ * announced. A provider that does not serve ranges makes the answer 501
+ * (the gateway then asks FETCH).
  * Replication (ovl_repair.c): this node's node record and the repair loop.
  * The DHT logic stays in the dht service; nothing here parses a record.
  *
  * Metrics: overlay_fetches_total{status}, overlay_peer_failures_total{reason},
- * overlay_fetch_bytes_total, overlay_fetches_active.
+ * overlay_fetch_bytes_total, overlay_fetches_active,
+ * overlay_range_fetches_total{status}, overlay_range_fetch_bytes_total.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -40,6 +50,7 @@
 #include "core/objects/peer_fetch.h"
 #include "core/objects/stor_client.h"
 #include "core/tls.h"
+#include "lib/b3tree.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "svc/overlay/ovl_fetch.h"
@@ -48,6 +59,8 @@
 
 #define OVL_MAX_CONNS    64u    /* gateway workers + omnigate + CLI, with room */
 #define OVL_CONN_PENDING 256u   /* requests in work per connection */
+/* A range result can neither shrink, grow nor change once handed over. */
+#define OVL_RANGE_SEALS  (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL)
 
 typedef struct overlay {
 	svc           *s;
@@ -58,8 +71,14 @@ typedef struct overlay {
 	ovl_table     *tbl;
 	ovl_repair    *repair;     /* NULL when storage.replicas is 1 */
 	bool           draining, drained;
-	metrics_series *m_active, *m_bytes;
+	metrics_series *m_active, *m_bytes, *m_range_bytes;
 } overlay;
+
+/* A range fetch's result (ovl_ops got): the two sealed memfds. */
+typedef struct ovl_range_got {
+	int      blob, ob;
+	uint64_t len;
+} ovl_range_got;
 
 typedef enum { OP_FIND, OP_FETCH } op_kind;
 
@@ -69,6 +88,10 @@ typedef struct ovl_op {
 	overlay      *o;
 	uint8_t       cid[32];
 	ovl_provider  prov;
+	bool          ranged;
+	ovl_span      span;
+	struct event *go;          /* a range attempt's start, from the loop */
+	ovl_range_got *got;        /* a range attempt's result, until handed over */
 	ovl_found_fn  found;
 	ovl_tried_fn  tried;
 	void         *arg;
@@ -123,8 +146,22 @@ static void *op_find(void *ctx, const uint8_t cid[OVL_ID_LEN], ovl_found_fn done
 
 /* ---- one provider --------------------------------------------------------- */
 
+static void range_got_free(ovl_range_got *g)
+{
+	if (!g)
+		return;
+	if (g->blob >= 0)
+		close(g->blob);
+	if (g->ob >= 0)
+		close(g->ob);
+	free(g);
+}
+
 static void op_release(ovl_op *op)
 {
+	if (op->go)
+		event_free(op->go);
+	range_got_free(op->got);
 	if (op->pf)
 		peer_fetch_cancel(op->pf);
 	if (op->scall)
@@ -142,9 +179,12 @@ static void op_finish(ovl_op *op, ovl_try result)
 	ovl_tried_fn tried = op->tried;
 	void *arg = op->arg;
 	uint64_t len = op->len;
+	ovl_range_got *got = result == OVL_TRY_OK ? op->got : NULL;
 
+	if (got)
+		op->got = NULL;   /* the coordinator's now */
 	op_release(op);   /* callers cleared the handle that just answered */
-	tried(arg, result, len);
+	tried(arg, result, len, got);
 }
 
 static ovl_try try_of(peer_fetch_outcome oc)
@@ -158,6 +198,7 @@ static ovl_try try_of(peer_fetch_outcome oc)
 	case PEER_FETCH_CONNECT:   return OVL_TRY_CONNECT;
 	case PEER_FETCH_TOO_LARGE: return OVL_TRY_TOO_LARGE;
 	case PEER_FETCH_LOCAL:     return OVL_TRY_STORE;
+	case PEER_FETCH_NO_RANGE:  return OVL_TRY_NO_RANGE;
 	default:                   return OVL_TRY_BAD_BYTES;
 	}
 }
@@ -192,11 +233,24 @@ static void on_verified(void *arg, uint64_t off, const uint8_t *p, size_t n)
 	}
 }
 
+static int range_seal(ovl_op *op, const peer_fetch_info *info);
+
 static void on_fetched(void *arg, peer_fetch_outcome oc, const peer_fetch_info *info)
 {
 	ovl_op *op = arg;
 
 	op->pf = NULL;
+	/* A range past the end is an answer too: the length and the outboard
+	 * say so, and the gateway answers 416 from them. */
+	if (op->ranged && (oc == PEER_FETCH_OK || (oc == PEER_FETCH_RANGE && info->outboard))) {
+		if (range_seal(op, info) != 0) {
+			op_finish(op, OVL_TRY_STORE);
+			return;
+		}
+		metrics_inc(op->o->m_range_bytes, info->delivered);
+		op_finish(op, OVL_TRY_OK);
+		return;
+	}
 	if (oc != PEER_FETCH_OK) {
 		log_kv(LOG_LEVEL_WARN, "overlay provider failed", "peer", op->prov.addr,
 		       "outcome", peer_fetch_outcome_name(oc), "detail",
@@ -235,8 +289,62 @@ static void on_slot(const stor_result *res, void *arg)
 	}
 }
 
-static void *op_fetch(void *ctx, const uint8_t cid[OVL_ID_LEN], const ovl_provider *p,
-                      ovl_tried_fn done, void *arg)
+/* ---- one provider, a range: verified groups into a memfd ------------------ */
+
+/* The object's length, the outboard beside it, both sealed: the result. */
+static int range_seal(ovl_op *op, const peer_fetch_info *info)
+{
+	ovl_range_got *g = calloc(1, sizeof *g);
+
+	if (!g)
+		return -1;
+	g->blob = op->fd;
+	op->fd = -1;
+	g->len = info->len;
+	g->ob = memfd_create("mn-range-outboard", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	op->got = g;              /* op_release frees it on failure */
+	if (info->outboard_len != b3tree_outboard_len(info->len) ||
+	    ftruncate(g->blob, (off_t)info->len) != 0 ||
+	    fcntl(g->blob, F_ADD_SEALS, OVL_RANGE_SEALS) != 0 || g->ob < 0 ||
+	    util_write_all(g->ob, info->outboard, info->outboard_len) != 0 ||
+	    fcntl(g->ob, F_ADD_SEALS, OVL_RANGE_SEALS) != 0) {
+		log_kv(LOG_LEVEL_ERROR, "overlay cannot build a range result", "error",
+		       strerror(errno), LOG_END);
+		return -1;
+	}
+	op->len = info->len;
+	return 0;
+}
+
+static void on_range_go(evutil_socket_t fd, short what, void *arg)
+{
+	ovl_op *op = arg;
+	overlay *o = op->o;
+	char err[PEER_FETCH_DETAIL_MAX];
+
+	(void)fd; (void)what;
+	op->fd = memfd_create("mn-range", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (op->fd < 0) {
+		log_kv(LOG_LEVEL_ERROR, "overlay cannot make a range memfd", "error", strerror(errno),
+		       LOG_END);
+		op_finish(op, OVL_TRY_STORE);
+		return;
+	}
+	peer_fetch_req req = { .addr = op->prov.addr, .node_id = op->prov.node_id, .cid = op->cid,
+	                       .max_len = o->s->cfg.storage_max_object_bytes,
+	                       .has_range = true, .start = op->span.start, .end = op->span.end,
+	                       .deadline_ms = o->s->cfg.overlay_fetch_timeout_ms };
+	op->pf = peer_fetch_start(o->s->base, o->peer, &req, on_verified, on_fetched, op,
+	                          err, sizeof err);
+	if (!op->pf) {
+		log_kv(LOG_LEVEL_WARN, "overlay cannot start a fetch", "peer", op->prov.addr,
+		       "error", err, LOG_END);
+		op_finish(op, OVL_TRY_CONNECT);
+	}
+}
+
+static void *op_fetch(void *ctx, const uint8_t cid[OVL_ID_LEN], const ovl_span *span,
+                      const ovl_provider *p, ovl_tried_fn done, void *arg)
 {
 	overlay *o = ctx;
 	ovl_op *op = calloc(1, sizeof *op);
@@ -250,6 +358,17 @@ static void *op_fetch(void *ctx, const uint8_t cid[OVL_ID_LEN], const ovl_provid
 	op->arg = arg;
 	op->fd = -1;
 	memcpy(op->cid, cid, 32);
+	if (span) {   /* started from the loop: every outcome comes from there */
+		struct timeval now = { 0, 0 };
+		op->ranged = true;
+		op->span = *span;
+		if (!(op->go = evtimer_new(o->s->base, on_range_go, op)) ||
+		    evtimer_add(op->go, &now) != 0) {
+			op_release(op);
+			return NULL;
+		}
+		return op;
+	}
 	op->scall = stor_put_begin(o->stor, o->s->cfg.storage_max_object_bytes, "", "",
 	                           on_slot, op);
 	return op;
@@ -273,6 +392,12 @@ static void on_announced(int status, const char *message, void *arg)
 	(void)status; (void)message; (void)arg;   /* counted by the dht service */
 }
 
+static void op_drop(void *ctx, void *got)
+{
+	(void)ctx;
+	range_got_free(got);
+}
+
 static void op_stored(void *ctx, const uint8_t cid[OVL_ID_LEN], uint64_t bytes)
 {
 	overlay *o = ctx;
@@ -291,7 +416,7 @@ static void op_failed(void *ctx, const ovl_provider *p, ovl_try why)
 }
 
 static const ovl_ops overlay_ops_table = {
-	.find = op_find, .fetch = op_fetch, .cancel = op_cancel,
+	.find = op_find, .fetch = op_fetch, .cancel = op_cancel, .drop = op_drop,
 	.stored = op_stored, .failed = op_failed,
 };
 
@@ -343,16 +468,93 @@ static void overlay_done(ovl_pending *pd, int status, uint64_t len)
 	overlay_settle(o);
 }
 
-static void on_fetch_done(void *arg, int status, uint64_t len)
+static void on_fetch_done(void *arg, int status, uint64_t len, const void *got)
 {
 	ovl_pending *pd = arg;
 
+	(void)got;
 	if (status == 200 && pd->pin) {   /* stored as a cache copy: make it owned */
 		pd->fetched = true;
 		(void)stor_pin(pd->o->stor, pd->cid, on_local, pd);   /* on_local always comes */
 		return;
 	}
 	overlay_done(pd, status, len);
+}
+
+/* A FETCH_RANGE's answer: on 200 this waiter's own dups of the memfds
+ * (the server closes them once sent). */
+static void overlay_answer_range(rpc_req *q, int status, const ovl_range_got *g)
+{
+	uint8_t buf[OVL_MSG_MAX];
+	char labels[32];
+	int fds[2] = { -1, -1 };
+
+	if (status == 200 && ((fds[0] = fcntl(g->blob, F_DUPFD_CLOEXEC, 0)) < 0 ||
+	                      (fds[1] = fcntl(g->ob, F_DUPFD_CLOEXEC, 0)) < 0)) {
+		if (fds[0] >= 0)
+			close(fds[0]);
+		status = 503;
+	}
+	const char *why = status == 404 ? "no provider of the object is known" :
+	                  status == 501 ? "no provider serves ranges; fetch the whole object" :
+	                  status == 502 ? "every provider failed; none sent verified bytes" :
+	                  status == 504 ? "the fetch passed overlay.fetch_timeout" :
+	                  status == 503 ? "overlay unavailable or over its bounds" : "";
+	ssize_t n = ovl_msg_rep_encode(OVL_FETCH_RANGE, (uint16_t)status, status == 200 ? g->len : 0,
+	                               why, buf, sizeof buf);
+
+	snprintf(labels, sizeof labels, "status=\"%d\"", status);
+	metrics_count("overlay_range_fetches_total", labels, 1);
+	rpc_server_reply(q, (uint16_t)status, buf, n > 0 ? (size_t)n : 0,
+	                 status == 200 ? fds : NULL, status == 200 ? 2 : 0);
+}
+
+static void on_range_done(void *arg, int status, uint64_t len, const void *got)
+{
+	ovl_pending *pd = arg;
+	overlay *o = pd->o;
+
+	(void)len;
+	overlay_answer_range(pd->q, status, got);
+	free(pd);
+	overlay_settle(o);
+}
+
+/* The span widened to whole groups: each group can be verified by itself,
+ * and requests for bytes of the same groups share one fetch. */
+static ovl_span overlay_group_span(uint64_t start, uint64_t end)
+{
+	uint64_t g_end = end / B3TREE_GROUP_LEN;
+	ovl_span sp = { .start = start / B3TREE_GROUP_LEN * B3TREE_GROUP_LEN };
+
+	sp.end = g_end >= UINT64_MAX / B3TREE_GROUP_LEN ? UINT64_MAX
+	                                                 : (g_end + 1) * B3TREE_GROUP_LEN - 1;
+	return sp;
+}
+
+/* Not asked of storage first: the gateway just missed there, and a range
+ * result is never stored, so the worst a race costs is one range fetch. */
+static void overlay_handle_range(overlay *o, rpc_req *q, const uint8_t *p, size_t n)
+{
+	ovl_pending *pd;
+	uint64_t start, end;
+	uint8_t cid[32];
+
+	if (ovl_msg_range_decode(p, n, cid, &start, &end) != 0) {   /* the check passed it */
+		(void)BUG("FETCH_RANGE passed the check but does not decode");
+		overlay_answer_range(q, 503, NULL);
+		return;
+	}
+	if (o->draining || !(pd = malloc(sizeof *pd))) {
+		overlay_answer_range(q, 503, NULL);
+		return;
+	}
+	pd->o = o;
+	pd->q = q;
+	memcpy(pd->cid, cid, sizeof pd->cid);
+	ovl_span sp = overlay_group_span(start, end);
+	(void)ovl_request_range(o->tbl, cid, &sp, on_range_done, pd);   /* NULL: 503 from the loop */
+	metrics_gauge_set(o->m_active, (int64_t)ovl_table_active(o->tbl));
 }
 
 /* Stored meanwhile? A miss seen before another fetch of the same object
@@ -377,9 +579,12 @@ static void overlay_handle(rpc_req *q, uint16_t verb, const uint8_t *p, size_t n
 	overlay *o = arg;
 	ovl_pending *pd;
 
-	(void)n;
 	if (verb == OVL_PING) {
 		rpc_server_reply(q, 200, NULL, 0, NULL, 0);
+		return;
+	}
+	if (verb == OVL_FETCH_RANGE) {
+		overlay_handle_range(o, q, p, n);
 		return;
 	}
 	if (o->draining || !(pd = calloc(1, sizeof *pd))) {
@@ -445,6 +650,7 @@ static int overlay_start(svc *s)
 		goto fail;
 	o->m_active = metrics_get("overlay_fetches_active", "");
 	o->m_bytes = metrics_get("overlay_fetch_bytes_total", "");
+	o->m_range_bytes = metrics_get("overlay_range_fetch_bytes_total", "");
 	log_kv(LOG_LEVEL_INFO, "overlay ready", "node_id", s->identity.id_text, LOG_END);
 	return 0;
 fail:

@@ -21,6 +21,9 @@ struct ovl_waiter {
 typedef struct ovl_fetch {
 	ovl_table     *t;
 	uint8_t        cid[OVL_ID_LEN];
+	bool           ranged;
+	ovl_span       span;                      /* when ranged */
+	void          *got;                       /* a range result, until answered */
 	fetch_state    state;
 	void          *op;                        /* the running find or fetch */
 	struct event  *deadline;
@@ -55,7 +58,7 @@ const char *ovl_try_name(ovl_try t)
 		[OVL_TRY_REFUSED] = "refused", [OVL_TRY_BAD_BYTES] = "bad_bytes",
 		[OVL_TRY_STALLED] = "stalled", [OVL_TRY_PIN] = "pin",
 		[OVL_TRY_CONNECT] = "connect", [OVL_TRY_TOO_LARGE] = "too_large",
-		[OVL_TRY_STORE] = "store",
+		[OVL_TRY_STORE] = "store", [OVL_TRY_NO_RANGE] = "no_range",
 	};
 	return (unsigned)t < OVL_TRY_COUNT ? names[t] : "unknown";
 }
@@ -104,15 +107,28 @@ static void peer_penalise(ovl_table *t, const uint8_t id[OVL_ID_LEN], unsigned p
 
 /* ---- fetches ------------------------------------------------------------- */
 
-static ovl_fetch *fetch_of(ovl_table *t, const uint8_t cid[OVL_ID_LEN], size_t *slot)
+static bool fetch_is(const ovl_fetch *f, const uint8_t cid[OVL_ID_LEN], const ovl_span *span)
 {
-	for (size_t i = 0; i < OVL_MAX_FETCHES; i++) {
-		if (t->f[i] && memcmp(t->f[i]->cid, cid, OVL_ID_LEN) == 0) {
-			*slot = i;
+	if (memcmp(f->cid, cid, OVL_ID_LEN) != 0 || f->ranged != (span != NULL))
+		return false;
+	return !span || (f->span.start == span->start && f->span.end == span->end);
+}
+
+static ovl_fetch *fetch_of(ovl_table *t, const uint8_t cid[OVL_ID_LEN], const ovl_span *span)
+{
+	for (size_t i = 0; i < OVL_MAX_FETCHES; i++)
+		if (t->f[i] && fetch_is(t->f[i], cid, span))
 			return t->f[i];
-		}
-	}
 	return NULL;
+}
+
+static size_t fetches_ranged(const ovl_table *t)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < OVL_MAX_FETCHES; i++)
+		n += t->f[i] && t->f[i]->ranged;
+	return n;
 }
 
 /* 200, or what the attempts say: any peer that answered wrongly makes it
@@ -121,6 +137,8 @@ static int fetch_status(const ovl_fetch *f)
 {
 	if (f->tally[OVL_TRY_OK])
 		return 200;
+	if (f->tally[OVL_TRY_NO_RANGE])   /* it may still serve the whole object */
+		return 501;
 	if (f->tally[OVL_TRY_REFUSED] || f->tally[OVL_TRY_BAD_BYTES] || f->tally[OVL_TRY_PIN] ||
 	    f->tally[OVL_TRY_CONNECT] || f->tally[OVL_TRY_TOO_LARGE] || f->tally[OVL_TRY_STORE])
 		return 502;
@@ -143,13 +161,16 @@ static void fetch_finish(ovl_fetch *f, int status)
 		event_free(f->deadline);
 	for (size_t i = 0; i < f->nw; i++)
 		if (f->w[i].done)
-			f->w[i].done(f->w[i].arg, status, status == 200 ? f->len : 0);
+			f->w[i].done(f->w[i].arg, status, status == 200 ? f->len : 0,
+			             status == 200 ? f->got : NULL);
+	if (f->got && t->ops->drop)
+		t->ops->drop(t->ctx, f->got);
 	free(f);
 }
 
 static void fetch_try_next(ovl_fetch *f);
 
-static void on_tried(void *arg, ovl_try result, uint64_t bytes)
+static void on_tried(void *arg, ovl_try result, uint64_t bytes, void *got)
 {
 	ovl_fetch *f = arg;
 	const ovl_provider *p = &f->prov[f->next - 1];
@@ -159,12 +180,16 @@ static void on_tried(void *arg, ovl_try result, uint64_t bytes)
 	f->tally[(unsigned)result < OVL_TRY_COUNT ? result : OVL_TRY_REFUSED]++;
 	if (result == OVL_TRY_OK) {
 		f->len = bytes;
-		if (t->ops->stored)
+		f->got = got;
+		if (t->ops->stored && !f->ranged)
 			t->ops->stored(t->ctx, f->cid, bytes);
 		fetch_finish(f, 200);
 		return;
 	}
-	if (result != OVL_TRY_NOT_FOUND && result != OVL_TRY_STORE)
+	if (got && t->ops->drop)   /* not the ops' contract; never leak it */
+		t->ops->drop(t->ctx, got);
+	/* An honest peer that only lacks ranges is not penalised. */
+	if (result != OVL_TRY_NOT_FOUND && result != OVL_TRY_STORE && result != OVL_TRY_NO_RANGE)
 		peer_penalise(t, p->node_id,
 		              result == OVL_TRY_BAD_BYTES || result == OVL_TRY_PIN ?
 		              OVL_PENALTY_BAD : OVL_PENALTY_OTHER);
@@ -185,9 +210,9 @@ static void fetch_try_next(ovl_fetch *f)
 	}
 	f->state = FETCH_TRYING;
 	const ovl_provider *p = &f->prov[f->next++];
-	f->op = f->t->ops->fetch(f->t->ctx, f->cid, p, on_tried, f);
+	f->op = f->t->ops->fetch(f->t->ctx, f->cid, f->ranged ? &f->span : NULL, p, on_tried, f);
 	if (!f->op)
-		on_tried(f, OVL_TRY_STORE, 0);
+		on_tried(f, OVL_TRY_STORE, 0, NULL);
 }
 
 /* Keep providers that are not us, at most OVL_MAX_PROVIDERS, ordered by
@@ -251,7 +276,7 @@ static void on_refusal(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd; (void)what;
 	free(arg);
-	r.done(r.arg, 503, 0);
+	r.done(r.arg, 503, 0, NULL);
 }
 
 /* 503 from the loop, as promised. */
@@ -269,20 +294,24 @@ static ovl_waiter *refuse_later(ovl_table *t, ovl_done_fn done, void *arg)
 	return NULL;   /* out of memory even for that: nothing can be promised */
 }
 
-static ovl_fetch *fetch_start(ovl_table *t, const uint8_t cid[OVL_ID_LEN])
+static ovl_fetch *fetch_start(ovl_table *t, const uint8_t cid[OVL_ID_LEN], const ovl_span *span)
 {
 	size_t slot = OVL_MAX_FETCHES;
 
 	for (size_t i = 0; i < OVL_MAX_FETCHES && slot == OVL_MAX_FETCHES; i++)
 		if (!t->f[i])
 			slot = i;
-	if (slot == OVL_MAX_FETCHES)
+	if (slot == OVL_MAX_FETCHES || (span && fetches_ranged(t) >= OVL_MAX_RANGE_FETCHES))
 		return NULL;
 	ovl_fetch *f = calloc(1, sizeof *f);
 	if (!f)
 		return NULL;
 	f->t = t;
 	memcpy(f->cid, cid, OVL_ID_LEN);
+	if (span) {
+		f->ranged = true;
+		f->span = *span;
+	}
 	f->state = FETCH_FINDING;
 	struct timeval tv = { (time_t)(t->deadline_ms / 1000),
 	                      (suseconds_t)((t->deadline_ms % 1000) * 1000) };
@@ -298,12 +327,12 @@ static ovl_fetch *fetch_start(ovl_table *t, const uint8_t cid[OVL_ID_LEN])
 	return f;
 }
 
-ovl_waiter *ovl_request(ovl_table *t, const uint8_t cid[OVL_ID_LEN], ovl_done_fn done, void *arg)
+static ovl_waiter *request(ovl_table *t, const uint8_t cid[OVL_ID_LEN], const ovl_span *span,
+                           ovl_done_fn done, void *arg)
 {
-	size_t slot;
-	ovl_fetch *f = fetch_of(t, cid, &slot);
+	ovl_fetch *f = fetch_of(t, cid, span);
 
-	if (!f && !(f = fetch_start(t, cid)))
+	if (!f && !(f = fetch_start(t, cid, span)))
 		return refuse_later(t, done, arg);
 	if (f->nw == OVL_MAX_WAITERS)
 		return refuse_later(t, done, arg);
@@ -312,6 +341,17 @@ ovl_waiter *ovl_request(ovl_table *t, const uint8_t cid[OVL_ID_LEN], ovl_done_fn
 	w->done = done;
 	w->arg = arg;
 	return w;
+}
+
+ovl_waiter *ovl_request(ovl_table *t, const uint8_t cid[OVL_ID_LEN], ovl_done_fn done, void *arg)
+{
+	return request(t, cid, NULL, done, arg);
+}
+
+ovl_waiter *ovl_request_range(ovl_table *t, const uint8_t cid[OVL_ID_LEN], const ovl_span *span,
+                              ovl_done_fn done, void *arg)
+{
+	return request(t, cid, span, done, arg);
 }
 
 void ovl_waiter_cancel(ovl_waiter *w)
@@ -324,8 +364,9 @@ void ovl_waiter_cancel(ovl_waiter *w)
 		if (f->w[i].done)
 			return;
 	/* Nobody waits: a fetch that is only finding stops; one that is
-	 * already moving bytes finishes for the cache. */
-	if (f->state == FETCH_FINDING)
+	 * already moving bytes finishes for the cache (a range fetch has no
+	 * cache to fill: it stops too). */
+	if (f->state == FETCH_FINDING || f->ranged)
 		fetch_finish(f, 499);
 }
 

@@ -58,6 +58,7 @@ typedef struct env {
 	bool               done;
 	peer_fetch_outcome outcome;
 	uint64_t           info_len, info_delivered;
+	bool               info_ob_ok;   /* info carried the outboard, equal to ours */
 } env;
 
 static uint64_t seed = 0x9e3779b97f4a7c15u;
@@ -122,6 +123,8 @@ static void done(void *arg, peer_fetch_outcome o, const peer_fetch_info *info)
 	e->outcome = o;
 	e->info_len = info->len;
 	e->info_delivered = info->delivered;
+	e->info_ob_ok = info->outboard && info->outboard_len == e->o.ob_len &&
+	                memcmp(info->outboard, e->o.ob, e->o.ob_len) == 0;
 	assert_non_null(info->detail);
 }
 
@@ -510,6 +513,72 @@ static void test_range_past_end_and_clamped(void **state)
 	assert_memory_equal(e->got, e->o.data + G + 5, G - 5);
 }
 
+/* The overlay builds a range result from the outboard: it comes with OK and
+ * RANGE, never before it hashed to the cid. */
+static void test_outboard_handed_over_once_verified(void **state)
+{
+	env *e = *state;
+
+	obj_make(&e->o, 3 * G);
+	fetch_start(e, OBJ_MAX, true, G, G + 9);
+	answer_outboard(e, e->o.ob);
+	answer_get(e, e->o.data, 206, G, 2 * G - 1);
+	assert_int_equal(e->outcome, PEER_FETCH_OK);
+	assert_true(e->info_ob_ok);
+	(void)event_base_loop(e->base, EVLOOP_NONBLOCK);
+
+	e->done = false;
+	e->nreq = 0;
+	fetch_start(e, OBJ_MAX, true, 3 * G, 3 * G);   /* past the end */
+	answer_outboard(e, e->o.ob);
+	assert_int_equal(e->outcome, PEER_FETCH_RANGE);
+	assert_true(e->info_ob_ok);
+	(void)event_base_loop(e->base, EVLOOP_NONBLOCK);
+
+	uint8_t bad[OB_MAX];
+	memcpy(bad, e->o.ob, e->o.ob_len);
+	bad[5] ^= 1;
+	e->done = false;
+	e->nreq = 0;
+	fetch_start(e, OBJ_MAX, true, 0, 9);
+	answer_outboard(e, bad);
+	assert_int_equal(e->outcome, PEER_FETCH_BAD_BYTES);
+	assert_false(e->info_ob_ok);
+}
+
+/* A peer that refuses the range parameter (400) or ignores it (200 with the
+ * whole object) does not serve ranges: no_range, nothing delivered, not
+ * bad_bytes. A whole fetch answered 400 is still a refusal. */
+static void test_range_not_served_is_no_range(void **state)
+{
+	env *e = *state;
+	char meta[96];
+	uint64_t before = fetches("no_range");
+
+	obj_make(&e->o, 3 * G);
+	snprintf(meta, sizeof meta, "{\"len\":%" PRIu64 ",\"start\":0,\"end\":%" PRIu64 "}",
+	         e->o.len, e->o.len - 1);
+	for (int i = 0; i < 2; i++) {
+		e->done = false;
+		e->nreq = 0;
+		fetch_start(e, OBJ_MAX, true, G, G + 9);
+		answer_outboard(e, e->o.ob);
+		answer_start(e, i == 0 ? 400 : 200, i == 0 ? "{\"code\":\"bad_request\"}" : meta);
+		assert_true(e->done);
+		assert_int_equal(e->outcome, PEER_FETCH_NO_RANGE);
+		assert_int_equal(e->got_len, 0);
+		(void)event_base_loop(e->base, EVLOOP_NONBLOCK);
+	}
+	assert_int_equal(fetches("no_range"), before + 2);
+	assert_string_equal(peer_fetch_outcome_name(PEER_FETCH_NO_RANGE), "no_range");
+	e->done = false;
+	e->nreq = 0;
+	fetch_start(e, OBJ_MAX, false, 0, 0);
+	answer_outboard(e, e->o.ob);
+	answer_start(e, 400, "{\"code\":\"bad_request\"}");
+	assert_int_equal(e->outcome, PEER_FETCH_REFUSED);
+}
+
 static void test_too_large_before_any_outboard_byte(void **state)
 {
 	env *e = *state;
@@ -598,6 +667,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_one_group_object_checked_against_cid, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_empty_object, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_outboard_handed_over_once_verified, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_range_not_served_is_no_range, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_range_fetches_only_its_groups, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_range_past_end_and_clamped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_too_large_before_any_outboard_byte, setup, teardown),
