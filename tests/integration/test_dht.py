@@ -176,3 +176,62 @@ def test_dht_sandbox(node_factory, tmp_dir):
             assert n.metrics().get("sandbox_violations_total", role="dht") is None
         assert node_cli(n, "peers").returncode == 0
         n.stop()
+
+
+def stored_values(node):
+    return node.metrics().get("dht_stored_values")
+
+
+def find_expires(node, cid, who):
+    """The expiry `node`'s find reports for provider `who` (one line per
+    provider): ISO 8601 UTC, so later compares greater."""
+    p = find(node, cid)
+    if p.returncode != 0:
+        return None
+    lines = [l for l in p.stdout.splitlines() if l.startswith(who)]
+    assert len(lines) <= 1, p.stdout
+    return lines[0].split("expires ")[1].strip() if lines else None
+
+
+def restart_dht(node):
+    pid = service_children(node, "dht")[0]["pid"]
+    passes = len([r for r in node.log_records() if r.get("msg") == "republish pass done"])
+    os.kill(pid, signal.SIGKILL)
+    def restarted():
+        kids = service_children(node, "dht")
+        return kids and kids[0]["pid"] not in (0, pid) and kids[0]["state"] == "ready"
+    wait_until(restarted, 20 * SLOW, "the dht service to restart")
+    wait_until(lambda: len([r for r in node.log_records()
+                            if r.get("msg") == "republish pass done"]) > passes,
+               30 * SLOW, "the republish pass to end")
+
+
+def test_republish_replaces_the_record(trio):
+    """A republished provider record carries the publisher's value id, so
+    the nodes storing it replace the old one (a later expiry) instead of
+    keeping both: one value per provider, however often it republishes."""
+    a, b, c, oap = trio()
+    b_id = node_cli(b, "id").stdout.strip()
+    cid = stored(b, os.urandom(1500))
+    exp0 = wait_until(lambda: find_expires(c, cid, b_id), 30 * SLOW, "C to find B's record")
+    # A (B's bootstrap node) stores B's one record and nothing else (it
+    # holds no object); C may have joined after B's put went out
+    wait_until(lambda: stored_values(a) == 1, 10 * SLOW, "B's record stored on A")
+    assert (stored_values(c) or 0) <= 1
+    prev = exp0
+    for _ in range(2):
+        time.sleep(1.1)          # a later second: a later expiry
+        restart_dht(b)           # the restarted service republishes at once
+        newer = wait_until(lambda: (lambda e: e if e and e > prev else None)(
+            find_expires(c, cid, b_id)), 20 * SLOW, "C to see the republished record")
+        prev = newer
+        time.sleep(2.0)          # the gauges are read every second
+        # replaced where it was held, not added beside it
+        assert stored_values(a) == 1 and (stored_values(c) or 0) <= 1, \
+            (stored_values(a), stored_values(c))
+    assert prev > exp0
+    # nothing refused along the way: every republish was an accepted edit
+    for n in (a, c):
+        m = n.metrics()
+        assert m.get("dht_records_rejected_total", reason="stale") is None, n.tag
+        assert m.get("dht_records_rejected_total", reason="wrong_id") is None, n.tag

@@ -519,3 +519,43 @@ def test_publish_on_b_resolve_on_d(node_factory):
     # D publishes over B's name: its own record, above the seq it has seen
     r = put_name(d, "alice/site", cid)
     assert r.status == 201 and r.json()["seq"] == 3 and r.json()["node_id"] == node_id(d), r
+
+
+def test_newest_seq_everywhere_one_value_per_name(node_factory):
+    """B publishes each name five times (seq 1..5): the nodes storing the
+    name key replace B's record each time (its value id is B's for the key),
+    so they hold one value per name, and A and C, which hold nothing,
+    resolve seq 5 every time."""
+    from conftest import free_ports
+    udp, oap = free_ports(3), free_ports(3)
+    b = node_factory(config=dht_names_config(udp[0], oap[0]))
+    boot = ["127.0.0.1:%d" % udp[0]]
+    a = node_factory(config=dht_names_config(udp[1], oap[1], boot))
+    c = node_factory(config=dht_names_config(udp[2], oap[2], boot))
+    for n in (a, b, c):
+        wait_until(lambda n=n: n.metrics().sum("dht_routing_nodes") >= 1, 20 * SLOW,
+                   what="a routing table on " + n.tag)
+    names = ["carol/one", "carol/two", "carol/three"]
+    cids = {}
+    for name in names:
+        for seq in range(1, 6):
+            cids[name] = b3sum_cid(("%s %d" % (name, seq)).encode())
+            r = put_name(b, name, cids[name])
+            assert r.status in (200, 201) and r.json()["seq"] == seq, r
+    wait_until(lambda: (b.metrics().get("index_dht_requests_total", op="put", result="ok") or 0)
+               >= 5 * len(names), 20 * SLOW, what="B's records in the DHT")
+    # one value per name on every node (B keeps its own too), not five
+    for n in (a, b, c):
+        wait_until(lambda n=n: n.metrics().get("dht_stored_values") == len(names), 10 * SLOW,
+                   what="one value per name on " + n.tag)
+    for n in (a, c):
+        for name in names:
+            r = n.gw("GET", npath(name), timeout=15)
+            assert r.status == 200, r
+            assert r.json() == {"name": name, "cid": cids[name], "seq": 5,
+                                "node_id": node_id(b)}, (n.tag, r.json())
+    for n in (a, c):
+        m = n.metrics()
+        assert m.sum("index_records_rejected_total") == 0, n.tag
+        assert n.metrics().get("dht_stored_values") == len(names), n.tag
+        assert m.get("dht_records_rejected_total", reason="stale") is None, n.tag

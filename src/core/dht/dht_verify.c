@@ -3,6 +3,8 @@
  */
 #include "core/dht/dht_verify.h"
 
+#include <string.h>
+
 #include "core/dht/name_record.h"
 #include "core/dht/node_record.h"
 #include "core/dht/prov_record.h"
@@ -11,6 +13,7 @@ typedef struct dht_verifier {
 	dht_reject (*verify)(const uint8_t key[DHT_KEY_LEN], const uint8_t *v, size_t n,
 	                     uint64_t now_s);
 	uint64_t   (*expires)(const uint8_t *v, size_t n);
+	int        (*meta)(const uint8_t *v, size_t n, dht_meta *m);
 } dht_verifier;
 
 static dht_reject reject_of(prov_verdict pv)
@@ -40,6 +43,18 @@ static uint64_t provider_expires(const uint8_t *v, size_t n)
 	return prov_record_decode(v, n, &r) == PROV_OK ? r.expires : 0;
 }
 
+static int provider_meta(const uint8_t *v, size_t n, dht_meta *m)
+{
+	prov_record r;
+
+	if (prov_record_decode(v, n, &r) != PROV_OK)
+		return -1;
+	memcpy(m->signer, r.node_pk, sizeof m->signer);
+	m->order = r.expires;
+	prov_record_key(r.cid, m->key);
+	return 0;
+}
+
 /* NAME: a signed name record (core/dht/name_record.h, the index service's),
  * for the name whose key it is stored under. Names do not expire: a newer
  * record supersedes an older one by seq, which the index judges. */
@@ -56,6 +71,19 @@ static dht_reject name_verify(const uint8_t key[DHT_KEY_LEN], const uint8_t *v, 
 	case NAME_REC_WRONG_NAME: return DHT_REJECT_WRONG_KEY;
 	default:                  return DHT_REJECT_MALFORMED;
 	}
+}
+
+/* One signer's name records are ordered by seq (no rollback, docs/names.md). */
+static int name_meta(const uint8_t *v, size_t n, dht_meta *m)
+{
+	name_record r;
+
+	if (name_record_decode(v, n, &r) != NAME_REC_OK)
+		return -1;
+	memcpy(m->signer, r.node_pk, sizeof m->signer);
+	m->order = r.seq;
+	name_record_key(r.name, r.name_len, m->key);
+	return 0;
 }
 
 /* NODE: a signed node record (core/dht/node_record.h) under the one
@@ -75,10 +103,22 @@ static uint64_t node_expires(const uint8_t *v, size_t n)
 	return node_record_decode(v, n, &r) == PROV_OK ? r.expires : 0;
 }
 
+static int node_meta(const uint8_t *v, size_t n, dht_meta *m)
+{
+	node_record r;
+
+	if (node_record_decode(v, n, &r) != PROV_OK)
+		return -1;
+	memcpy(m->signer, r.node_pk, sizeof m->signer);
+	m->order = r.expires;
+	node_record_key(m->key);
+	return 0;
+}
+
 static const dht_verifier dht_verifiers[DHT_KIND_LAST + 1] = {
-	[DHT_KIND_PROVIDER] = { provider_verify, provider_expires },
-	[DHT_KIND_NAME]     = { name_verify, NULL },
-	[DHT_KIND_NODE]     = { node_verify, node_expires },
+	[DHT_KIND_PROVIDER] = { provider_verify, provider_expires, provider_meta },
+	[DHT_KIND_NAME]     = { name_verify, NULL, name_meta },
+	[DHT_KIND_NODE]     = { node_verify, node_expires, node_meta },
 };
 
 const char *dht_reject_name(dht_reject r)
@@ -87,7 +127,8 @@ const char *dht_reject_name(dht_reject r)
 		[DHT_REJECT_NONE] = "none", [DHT_REJECT_OVERSIZED] = "oversized",
 		[DHT_REJECT_MALFORMED] = "malformed", [DHT_REJECT_EXPIRED] = "expired",
 		[DHT_REJECT_WRONG_KEY] = "wrong_key", [DHT_REJECT_SIGNATURE] = "bad_signature",
-		[DHT_REJECT_UNVERIFIABLE] = "unverifiable",
+		[DHT_REJECT_UNVERIFIABLE] = "unverifiable", [DHT_REJECT_WRONG_ID] = "wrong_id",
+		[DHT_REJECT_STALE] = "stale",
 	};
 	return (size_t)r < DHT_REJECT_COUNT ? names[r] : "malformed";
 }
@@ -116,4 +157,14 @@ uint64_t dht_verify_expires(dht_kind kind, const uint8_t *v, size_t n)
 	const dht_verifier *vf = verifier_of(kind);
 
 	return vf && vf->expires ? vf->expires(v, n) : 0;
+}
+
+int dht_verify_meta(dht_kind kind, const uint8_t *v, size_t n, dht_meta *m)
+{
+	const dht_verifier *vf = verifier_of(kind);
+
+	memset(m, 0, sizeof *m);
+	if (!vf || !vf->meta || n > DHT_VALUE_MAX)
+		return -1;
+	return vf->meta(v, n, m);
 }

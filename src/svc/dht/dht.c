@@ -275,6 +275,7 @@ static void dht_gauges(const dht_node_snap *sn)
 {
 	metrics_gauge_set(metrics_get("dht_routing_nodes", "state=\"good\""), sn->good);
 	metrics_gauge_set(metrics_get("dht_routing_nodes", "state=\"dubious\""), sn->dubious);
+	metrics_gauge_set(metrics_get("dht_stored_values", ""), (int64_t)sn->stored);
 }
 
 static void dht_on_snap(const dht_node_snap *sn, void *arg)
@@ -308,8 +309,14 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	uint64_t dropped = dht_node_overflow(d->node);
 
 	(void)fd; (void)what;
+	uint64_t refused[DHT_REJECT_COUNT];
+
 	if (dropped)
 		metrics_count("dht_records_rejected_total", "reason=\"overflow\"", dropped);
+	dht_node_refused(d->node, refused);   /* values others put here, judged on OpenDHT's thread */
+	for (size_t i = 0; i < DHT_REJECT_COUNT; i++)
+		if (refused[i])
+			dht_count_reject_n(dht_reject_name((dht_reject)i), refused[i]);
 	(void)dht_node_snapshot(d->node);
 	if (d->nboot && d->snap.good + d->snap.dubious == 0 &&
 	    util_now_ms() - d->last_boot_ms >= DHT_BOOT_RETRY_S * 1000u)

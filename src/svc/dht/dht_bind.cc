@@ -5,7 +5,7 @@
  * It relies on one fact of OpenDHT 2.4's C binding (c/opendht.cpp,
  * dht_runner_new): a dht_runner* is a reinterpret_cast of a heap
  * dht::DhtRunner*, so the runner the C binding created and still drives
- * (get, bootstrap, delete) is the one these functions configure. If a
+ * (bootstrap, delete) is the one these functions configure. If a
  * later OpenDHT changes that, this file must change with it
  * (scripts/deps.sh pins Debian's 2.4.12).
  */
@@ -29,6 +29,31 @@ const dht::DhtRunner *runner_of(const dht_runner *r)
 	return reinterpret_cast<const dht::DhtRunner *>(r);
 }
 
+/* Our value type for kind: kept value_ttl_s, judged by cfg->judge when it
+ * is new to this node (store policy) and when it would replace the value
+ * of the same id (edit policy; a value of another type never replaces one
+ * of ours). */
+dht::ValueType type_of(const dht_bind_cfg *cfg, uint8_t kind)
+{
+	dht_bind_judge judge = cfg->judge;
+	void *arg = cfg->judge_arg;
+	size_t max = cfg->value_max;
+	auto store = [judge, arg, kind, max](dht::InfoHash key, std::shared_ptr<dht::Value> &v,
+	                                     const dht::InfoHash &, const dht::SockAddr &) {
+		return v && v->data.size() <= max &&
+		       judge(kind, key.data(), v->id, nullptr, 0, v->data.data(), v->data.size(), arg);
+	};
+	auto edit = [judge, arg, kind, max](dht::InfoHash key, const std::shared_ptr<dht::Value> &old,
+	                                    std::shared_ptr<dht::Value> &v, const dht::InfoHash &,
+	                                    const dht::SockAddr &) {
+		return old && v && v->type == old->type && v->data.size() <= max &&
+		       judge(kind, key.data(), v->id, old->data.data(), old->data.size(),
+		             v->data.data(), v->data.size(), arg);
+	};
+	return dht::ValueType(static_cast<dht::ValueType::Id>(DHT_BIND_TYPE_BASE + kind), "macronode",
+	                      std::chrono::seconds(cfg->value_ttl_s), store, edit);
+}
+
 } // namespace
 
 extern "C" int dht_bind_run(dht_runner *r, const dht_bind_cfg *cfg, char *err, size_t errlen)
@@ -43,14 +68,11 @@ extern "C" int dht_bind_run(dht_runner *r, const dht_bind_cfg *cfg, char *err, s
 		config.threaded = true;
 		config.dht_config.node_config.network = cfg->network;
 		config.dht_config.node_config.maintain_storage = false;
-		size_t max = cfg->value_max;
 		runner_of(r)->run(config, dht::DhtRunner::Context{});
-		/* Nodes keep our values for the record lifetime, and no larger
-		 * than one record: the storage policy of every macronode node. */
-		runner_of(r)->registerType(dht::ValueType(DHT_BIND_TYPE, "macronode",
-			std::chrono::seconds(cfg->value_ttl_s),
-			[max](dht::InfoHash, const std::shared_ptr<dht::Value> &v, const dht::InfoHash &,
-			      const dht::SockAddr &) { return v && v->data.size() <= max; }));
+		/* Every macronode node keeps our values for the record lifetime,
+		 * no larger than one record, verified, one per signer. */
+		for (uint8_t kind = 1; kind <= DHT_BIND_KINDS; kind++)
+			runner_of(r)->registerType(type_of(cfg, kind));
 		if (runner_of(r)->getBoundPort(sa.getFamily()) == 0) {
 			std::snprintf(err, errlen, "cannot bind the UDP address");
 			return -1;
@@ -64,17 +86,50 @@ extern "C" int dht_bind_run(dht_runner *r, const dht_bind_cfg *cfg, char *err, s
 	return -1;
 }
 
-extern "C" void dht_bind_put(dht_runner *r, const uint8_t key[DHT_BIND_ID_LEN], const uint8_t *v,
-                             size_t n, void (*done)(bool ok, void *arg), void *arg)
+extern "C" void dht_bind_put(dht_runner *r, const uint8_t key[DHT_BIND_ID_LEN], uint8_t kind,
+                             uint64_t id, const uint8_t *v, size_t n,
+                             void (*done)(bool ok, void *arg), void *arg)
 {
 	try {
 		dht::InfoHash h;
 		std::memcpy(h.data(), key, DHT_BIND_ID_LEN);
 		auto val = std::make_shared<dht::Value>(v, n);
-		val->type = DHT_BIND_TYPE;
+		val->type = static_cast<dht::ValueType::Id>(DHT_BIND_TYPE_BASE + kind);
+		val->id = id;   /* the signer's: replaces its previous value (dht_value.h) */
 		runner_of(r)->put(h, std::move(val), [done, arg](bool ok) { done(ok, arg); });
 	} catch (...) {
 		done(false, arg);   /* on this thread: the caller's done copes with either */
+	}
+}
+
+extern "C" void dht_bind_get(dht_runner *r, const uint8_t key[DHT_BIND_ID_LEN], uint8_t kind,
+                             bool (*value)(const uint8_t *data, size_t n, uint64_t id, void *arg),
+                             void (*done)(bool ok, void *arg), void *arg)
+{
+	try {
+		dht::InfoHash h;
+		std::memcpy(h.data(), key, DHT_BIND_ID_LEN);
+		dht::GetCallback gcb = [value, arg](const std::vector<std::shared_ptr<dht::Value>> &vals) {
+			for (const auto &v : vals)
+				if (v && !value(v->data.data(), v->data.size(), v->id, arg))
+					return false;
+			return true;
+		};
+		dht::DoneCallbackSimple dcb = [done, arg](bool ok) { done(ok, arg); };
+		dht::Where w;
+		w.valueType(static_cast<dht::ValueType::Id>(DHT_BIND_TYPE_BASE + kind));
+		runner_of(r)->get(h, std::move(gcb), std::move(dcb), dht::Value::Filter{}, std::move(w));
+	} catch (...) {
+		done(false, arg);
+	}
+}
+
+extern "C" size_t dht_bind_stored(const dht_runner *r)
+{
+	try {
+		return runner_of(r)->getStoreSize().second;
+	} catch (...) {
+		return 0;
 	}
 }
 

@@ -4,7 +4,9 @@
  * Threads: OpenDHT's (its loop, its socket reader) call get_cb, done_cb and
  * put_done here; they take q_lock for a few copies and write the eventfd.
  * The service loop drains under the same lock, one event at a time. The
- * worker of `wq` reads the routing table. Nothing else is shared.
+ * worker of `wq` reads the routing table. judge_cb, OpenDHT's store and
+ * edit policy, shares only the atomic refusal counters. Nothing else is
+ * shared.
  *
  * Callbacks carry only the op number (OpenDHT may keep or drop a callback
  * after we stopped caring); they reach the queue through dht_node_live, the
@@ -22,17 +24,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
 #include "core/config/config.h"
+#include "core/dht/dht_value.h"
 #include "lib/log.h"
 #include "lib/workq.h"
 #include "svc/dht/dht_bind.h"
 
 _Static_assert(DHT_NODE_ID_LEN == DHT_BIND_ID_LEN, "one InfoHash length");
 _Static_assert((DHT_NODE_OPS & (DHT_NODE_OPS - 1)) == 0, "op slots: a power of two");
+_Static_assert(DHT_BIND_KINDS == DHT_KIND_LAST, "a value type per kind");
+_Static_assert(DHT_VALUE_IH_LEN == DHT_BIND_ID_LEN, "one InfoHash length");
 
 typedef struct node_slot {
 	uint64_t op;           /* 0: free */
@@ -67,6 +73,7 @@ struct dht_node {
 	node_done        done[DHT_NODE_OPS];  /* ring: one DONE per live op at most */
 	size_t           dhead, dlen;
 	uint64_t         overflow;
+	_Atomic uint64_t refused[DHT_REJECT_COUNT];   /* by OpenDHT's judge: no lock */
 };
 
 static dht_node *_Atomic dht_node_live;   /* the one node of the process (see top) */
@@ -89,11 +96,10 @@ static void node_wake(dht_node *n)
 
 /* A value: copy it (or mark it oversized) unless its op is gone or full.
  * false stops OpenDHT's lookup. */
-static bool get_cb(const dht_value *value, void *arg)
+static bool get_cb(const uint8_t *data, size_t size, uint64_t vid, void *arg)
 {
 	dht_node *n = dht_node_live;
 	uint64_t op = (uint64_t)(uintptr_t)arg;
-	dht_data_view d = dht_value_get_data(value);
 	bool more = false, queued = false;
 
 	if (!n)
@@ -109,10 +115,11 @@ static bool get_cb(const dht_value *value, void *arg)
 			dht_node_ev *e = &n->q[(n->qhead + n->qlen++) % DHT_NODE_QUEUE];
 			e->op = op;
 			e->type = DHT_NODE_VALUE;
-			e->oversized = d.size > DHT_VALUE_MAX;
-			e->len = e->oversized ? 0 : d.size;
+			e->oversized = size > DHT_VALUE_MAX;
+			e->vid = vid;
+			e->len = e->oversized ? 0 : size;
 			if (e->len)
-				memcpy(e->data, d.data, e->len);
+				memcpy(e->data, data, e->len);
 			queued = true;
 		}
 	}
@@ -138,6 +145,24 @@ static void done_cb(bool ok, void *arg)
 	pthread_mutex_unlock(&n->q_lock);
 	if (queued)
 		node_wake(n);
+}
+
+/* OpenDHT's store and edit policy of our types (dht_bind_judge): a value
+ * another node puts here. Verifying costs one Ed25519 check; nothing
+ * blocks; a refusal is counted in an atomic. */
+static bool judge_cb(uint8_t kind, const uint8_t ih[DHT_BIND_ID_LEN], uint64_t id,
+                     const uint8_t *old, size_t oldn, const uint8_t *v, size_t len, void *arg)
+{
+	dht_node *n = arg;
+	uint64_t now = (uint64_t)time(NULL);
+	dht_reject why = old ? dht_value_judge_edit((dht_kind)kind, ih, id, old, oldn, v, len, now)
+	                     : dht_value_judge((dht_kind)kind, ih, id, v, len, now, NULL);
+
+	if (why == DHT_REJECT_NONE)
+		return true;
+	if ((size_t)why < DHT_REJECT_COUNT)
+		atomic_fetch_add_explicit(&n->refused[why], 1, memory_order_relaxed);
+	return false;
 }
 
 /* ---- the loop --------------------------------------------------------------- */
@@ -230,18 +255,21 @@ uint64_t dht_node_overflow(dht_node *n)
 	return v;
 }
 
-void dht_node_get(dht_node *n, uint64_t op, const uint8_t ih[DHT_NODE_ID_LEN])
+void dht_node_refused(dht_node *n, uint64_t out[DHT_REJECT_COUNT])
 {
-	dht_infohash h;
-
-	memcpy(h.d, ih, sizeof h.d);
-	dht_runner_get(n->runner, &h, get_cb, done_cb, (void *)(uintptr_t)op);
+	for (size_t i = 0; i < DHT_REJECT_COUNT; i++)
+		out[i] = atomic_exchange_explicit(&n->refused[i], 0, memory_order_relaxed);
 }
 
-void dht_node_put(dht_node *n, uint64_t op, const uint8_t ih[DHT_NODE_ID_LEN],
-                  const uint8_t *v, size_t len)
+void dht_node_get(dht_node *n, uint64_t op, dht_kind kind, const uint8_t ih[DHT_NODE_ID_LEN])
 {
-	dht_bind_put(n->runner, ih, v, len, done_cb, (void *)(uintptr_t)op);
+	dht_bind_get(n->runner, ih, (uint8_t)kind, get_cb, done_cb, (void *)(uintptr_t)op);
+}
+
+void dht_node_put(dht_node *n, uint64_t op, dht_kind kind, uint64_t vid,
+                  const uint8_t ih[DHT_NODE_ID_LEN], const uint8_t *v, size_t len)
+{
+	dht_bind_put(n->runner, ih, (uint8_t)kind, vid, v, len, done_cb, (void *)(uintptr_t)op);
 }
 
 void dht_node_bootstrap(dht_node *n, const struct sockaddr *sa, socklen_t len)
@@ -277,6 +305,7 @@ static void on_snap_run(workq_job *j)
 
 	memset(&job->snap, 0, sizeof job->snap);
 	dht_bind_nodes(job->n->runner, &job->snap.good, &job->snap.dubious);
+	job->snap.stored = dht_bind_stored(job->n->runner);
 	job->snap.n = dht_bind_export(job->n->runner, ids, addrs, lens, DHT_PEERS_MAX);
 	for (size_t i = 0; i < job->snap.n; i++) {
 		memcpy(job->snap.peers[i].id, ids[i], DHT_NODE_ID_LEN);
@@ -324,7 +353,7 @@ static int node_start(dht_node *n, char *err, size_t errlen)
 	}
 	dht_bind_cfg bc = { .addr = (const struct sockaddr *)&ss, .addrlen = (socklen_t)sslen,
 	                    .network = DHT_NODE_NETWORK, .value_ttl_s = n->cfg.value_ttl_s,
-	                    .value_max = DHT_VALUE_MAX };
+	                    .value_max = DHT_VALUE_MAX, .judge = judge_cb, .judge_arg = n };
 	if (!(n->runner = dht_runner_new())) {
 		snprintf(err, errlen, "out of memory");
 		return -1;

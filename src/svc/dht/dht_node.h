@@ -12,6 +12,10 @@
  * DHT_VALUE_MAX arrive as events without data (oversized); values that find
  * the queue full are dropped and counted (dht_node_overflow).
  *
+ * Values other nodes put here are judged on OpenDHT's thread by
+ * core/dht/dht_value.h (verified, one per signer, only newer replaces);
+ * refusals are counted in atomics the loop drains (dht_node_refused).
+ *
  * Routing-table figures take OpenDHT's node lock, so they are read on a
  * worker thread (dht_node_snapshot) and delivered on the loop.
  */
@@ -24,6 +28,7 @@
 #include <sys/socket.h>
 
 #include "core/dht/dht_msg.h"
+#include "core/dht/dht_verify.h"
 
 struct event_base;
 
@@ -43,6 +48,7 @@ typedef struct dht_node_ev {
 	dht_node_ev_type type;
 	bool             ok;          /* DONE */
 	bool             oversized;   /* VALUE larger than DHT_VALUE_MAX: no data */
+	uint64_t         vid;         /* VALUE: its OpenDHT value id */
 	size_t           len;
 	uint8_t          data[DHT_VALUE_MAX];
 } dht_node_ev;
@@ -50,6 +56,7 @@ typedef struct dht_node_ev {
 /* The routing table as a worker read it. */
 typedef struct dht_node_snap {
 	unsigned good, dubious;
+	size_t   stored;                        /* values this node stores for the DHT */
 	size_t   n;                             /* nodes listed (≤ DHT_PEERS_MAX) */
 	dht_peer peers[DHT_PEERS_MAX];
 } dht_node_snap;
@@ -78,16 +85,20 @@ void dht_node_bootstrap(dht_node *n, const struct sockaddr *sa, socklen_t len);
 
 /* A new op number, or 0 when DHT_NODE_OPS are live. */
 uint64_t dht_node_op(dht_node *n, unsigned max_values);
-/* Start a lookup / put under the 20-byte InfoHash ih for op. */
-void dht_node_get(dht_node *n, uint64_t op, const uint8_t ih[DHT_NODE_ID_LEN]);
-void dht_node_put(dht_node *n, uint64_t op, const uint8_t ih[DHT_NODE_ID_LEN],
-                  const uint8_t *v, size_t len);
+/* Start a lookup of kind's values / a put of a value of kind with value
+ * id vid (dht_value_derive_id) under the 20-byte InfoHash ih for op. */
+void dht_node_get(dht_node *n, uint64_t op, dht_kind kind, const uint8_t ih[DHT_NODE_ID_LEN]);
+void dht_node_put(dht_node *n, uint64_t op, dht_kind kind, uint64_t vid,
+                  const uint8_t ih[DHT_NODE_ID_LEN], const uint8_t *v, size_t len);
 /* The loop is done with op: later events of it are dropped. */
 void dht_node_forget(dht_node *n, uint64_t op);
 /* Live ops. */
 size_t dht_node_ops(const dht_node *n);
 /* Values dropped because the queue was full, since the last call. */
 uint64_t dht_node_overflow(dht_node *n);
+/* Values this node refused to store for others (dht_value_judge /
+ * _judge_edit, on OpenDHT's threads) since the last call, by dht_reject. */
+void dht_node_refused(dht_node *n, uint64_t out[DHT_REJECT_COUNT]);
 
 /* Read the routing table on the worker; on_snap runs later on the loop.
  * -1 when a read is already under way. */

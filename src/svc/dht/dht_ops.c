@@ -4,8 +4,10 @@
  * FIND and GET start a lookup (dht_node_get) bounded three ways: at most
  * dht.max_values_per_key values are read, at most DHT_GET_MAX verified ones
  * kept, and the answer leaves by dht.lookup_timeout with whatever was found.
- * Each value is judged by its kind's verifier (core/dht/dht_verify.h)
- * before it is kept; a refused one is counted by reason. PUT verifies
+ * Only values of the kind's own OpenDHT type are asked for. Each value is
+ * judged by its kind's verifier (core/dht/dht_verify.h) and must carry its
+ * signer's value id (core/dht/dht_value.h) before it is kept; a refused one
+ * is counted by reason. Of each signer only the newest value is kept. PUT verifies
  * before it puts. ANNOUNCE is dht_publish.c's. PEERS and STATUS answer from
  * the routing table read at the last tick.
  */
@@ -15,6 +17,7 @@
 
 #include <event2/event.h>
 
+#include "core/dht/dht_value.h"
 #include "core/dht/dht_verify.h"
 #include "core/metrics/metrics.h"
 #include "lib/log.h"
@@ -22,12 +25,17 @@
 #include "svc/dht/dht_bind.h"
 #include "svc/dht/dht_svc.h"
 
-void dht_count_reject(const char *reason)
+void dht_count_reject_n(const char *reason, uint64_t n)
 {
 	char labels[64];
 
 	snprintf(labels, sizeof labels, "reason=\"%s\"", reason);
-	metrics_count("dht_records_rejected_total", labels, 1);
+	metrics_count("dht_records_rejected_total", labels, n);
+}
+
+void dht_count_reject(const char *reason)
+{
+	dht_count_reject_n(reason, 1);
 }
 
 static void count_lookup(const char *result)
@@ -167,44 +175,51 @@ static void lookup_answer(dht_op *op, const char *result)
 	dht_op_end(op, &rep);
 }
 
-/* A verified provider record: keep the newest per provider. */
+/* A verified provider record: kept if it is its provider's newest so far
+ * (op->keep: one per provider, first come once DHT_GET_MAX are kept). */
 static void find_keep(dht_op *op, const prov_record *r)
 {
-	for (size_t i = 0; i < op->n; i++) {
-		if (memcmp(op->prov[i].node_pk, r->node_pk, sizeof r->node_pk) == 0) {
-			if (r->expires > op->prov[i].expires) {
-				op->prov[i].expires = r->expires;
-				memcpy(op->prov[i].oap_addr, r->oap_addr, sizeof op->prov[i].oap_addr);
-			}
-			return;
-		}
-	}
-	if (op->n == DHT_GET_MAX)
+	int at = dht_keep_offer(&op->keep, r->node_pk, r->expires);
+
+	if (at < 0)
 		return;
-	dht_provider *p = &op->prov[op->n++];
+	dht_provider *p = &op->prov[at];
 	memcpy(p->node_pk, r->node_pk, sizeof p->node_pk);
 	memcpy(p->oap_addr, r->oap_addr, sizeof p->oap_addr);
 	p->expires = r->expires;
+	op->n = op->keep.n;
 }
 
+/* A verified value: kept if it is its signer's newest so far (names: the
+ * highest seq; node records: the latest expiry). Names displace the lowest
+ * seq once DHT_GET_MAX signers are kept, so the highest seq read always
+ * survives; other kinds are first come. */
 static void get_keep(dht_op *op, const uint8_t *v, size_t len)
 {
-	for (size_t i = 0; i < op->n; i++)
-		if (op->vlen[i] == len && memcmp(op->vals[i], v, len) == 0)
-			return;
-	if (op->n == DHT_GET_MAX)
+	dht_meta m;
+	int at;
+
+	if (dht_verify_meta((dht_kind)op->kind, v, len, &m) != 0)
 		return;
-	memcpy(op->vals[op->n], v, len);
-	op->vlen[op->n++] = len;
+	if ((at = dht_keep_offer(&op->keep, m.signer, m.order)) < 0)
+		return;
+	memcpy(op->vals[at], v, len);
+	op->vlen[at] = len;
+	op->n = op->keep.n;
 }
 
-/* One value of a lookup: judge it, keep it. */
+/* One value of a lookup: judge it, keep it. A value whose id is not its
+ * signer's was refused by every storing macronode node: a stale or foreign
+ * copy, not counted as ours. */
 static void lookup_value(dht_op *op, const dht_node_ev *ev)
 {
 	dht_reject why = ev->oversized ? DHT_REJECT_OVERSIZED :
 	                 dht_verify((dht_kind)op->kind, op->key, ev->data, ev->len, dht_now_s());
 	prov_record r;
 
+	if (why == DHT_REJECT_NONE &&
+	    ev->vid != dht_value_id_of((dht_kind)op->kind, ev->data, ev->len))
+		why = DHT_REJECT_WRONG_ID;
 	if (why != DHT_REJECT_NONE) {
 		dht_count_reject(dht_reject_name(why));
 		return;
@@ -240,7 +255,7 @@ void dht_ops_on_event(const dht_node_ev *ev, void *arg)
 	}
 	if (ev->type == DHT_NODE_VALUE)
 		lookup_value(op, ev);
-	if (ev->type == DHT_NODE_DONE || op->n == DHT_GET_MAX)
+	if (ev->type == DHT_NODE_DONE)
 		lookup_answer(op, op->n ? "found" : "empty");
 }
 
@@ -276,8 +291,9 @@ static void lookup_start(dht_svc *d, dht_conn *c, uint64_t corr, uint16_t verb, 
 	}
 	op->kind = (uint8_t)kind;
 	memcpy(op->key, key, DHT_KEY_LEN);
+	dht_keep_init(&op->keep, kind == DHT_KIND_NAME);
 	infohash_of(key, ih);
-	dht_node_get(d->node, op->id, ih);
+	dht_node_get(d->node, op->id, kind, ih);
 }
 
 /* ---- verbs ------------------------------------------------------------------ */
@@ -311,7 +327,9 @@ static void do_put(dht_svc *d, dht_conn *c, uint64_t corr, const dht_req *q)
 	op->kind = m->kind;
 	memcpy(op->key, m->key, DHT_KEY_LEN);
 	infohash_of(m->key, ih);
-	dht_node_put(d->node, op->id, ih, m->value, m->len);
+	/* It verified under m->key, so it decodes: its signer's value id. */
+	dht_node_put(d->node, op->id, (dht_kind)m->kind,
+	             dht_value_id_of((dht_kind)m->kind, m->value, m->len), ih, m->value, m->len);
 }
 
 static void do_peers(dht_svc *d, dht_conn *c, uint64_t corr)

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "core/config/config.h"
+#include "core/dht/dht_value.h"
 #include "core/dht/prov_record.h"
 #include "core/metrics/metrics.h"
 #include "lib/log.h"
@@ -156,7 +157,10 @@ void dht_publish_announce(dht_svc *d, dht_conn *c, uint64_t corr, const uint8_t 
 	op->republish = republish;
 	prov_record_key(cid, key);
 	memcpy(op->key, key, sizeof key);
-	dht_node_put(d->node, op->id, key, rec, (size_t)n);   /* the first 20 bytes: the InfoHash */
+	/* The first 20 bytes of key: the InfoHash. Our own value id for this
+	 * cid: the record replaces the one we announced before. */
+	dht_node_put(d->node, op->id, DHT_KIND_PROVIDER,
+	             dht_value_derive_id(DHT_KIND_PROVIDER, d->s->identity.pk, key), key, rec, (size_t)n);
 }
 
 void dht_publish_done(dht_op *op, bool ok, bool timed_out)

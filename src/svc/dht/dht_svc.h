@@ -17,6 +17,7 @@
 
 #include "core/config/config.h"
 #include "core/dht/dht_msg.h"
+#include "core/dht/dht_value.h"
 #include "core/objects/stor_client.h"
 #include "core/proto/oap.h"
 #include "lib/tbucket.h"
@@ -51,7 +52,8 @@ struct dht_op {
 	bool          republish;       /* an announce of the republish pass */
 	struct event *timer;
 	LIST_ENTRY(dht_op) link;       /* d->ops */
-	size_t        n;               /* results kept */
+	size_t        n;               /* results kept (keep.n) */
+	dht_keep      keep;            /* FIND, GET: who is kept in which slot */
 	dht_provider  prov[DHT_GET_MAX];           /* FIND */
 	size_t        vlen[DHT_GET_MAX];           /* GET */
 	uint8_t       vals[DHT_GET_MAX][DHT_VALUE_MAX];
@@ -111,8 +113,9 @@ void dht_op_end(dht_op *op, const dht_rep *rep);
 /* The connection is closing: its ops keep running but answer nobody. */
 void dht_ops_detach(dht_svc *d, dht_conn *c);
 void dht_ops_free_all(dht_svc *d);
-/* Count one refused value. */
+/* Count one (n) refused value(s). */
 void dht_count_reject(const char *reason);
+void dht_count_reject_n(const char *reason, uint64_t n);
 
 /* dht_publish.c */
 /* Sign and put the provider record of cid (republish: an internal op).
