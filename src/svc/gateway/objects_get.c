@@ -356,7 +356,7 @@ static void get_on_range(int status, uint64_t len, int blob_fd, int ob_fd, const
 	}
 	if (status == 501) {
 		g->awaiting = true;
-		g->ocall = ovl_fetch(g->o->ovl, g->id, get_on_fetched, g);
+		g->ocall = ovl_fetch(g->o->ovl, g->id, OVL_MODE_CACHE, get_on_fetched, g);
 		return;
 	}
 	if (status != 200) {

@@ -40,8 +40,10 @@ static void test_range_request_round_trips(void **state)
 		assert_int_equal(ovl_msg_req_check(OVL_FETCH_RANGE, buf, k), -1);
 	buf[n] = 0;
 	assert_int_equal(ovl_msg_req_check(OVL_FETCH_RANGE, buf, (size_t)n + 1), -1);
-	/* FETCH is exactly a cid; FETCH's length is not FETCH_RANGE's */
-	assert_int_equal(ovl_msg_req_check(OVL_FETCH, buf, 32), 0);
+	/* FETCH is exactly a cid and a mode byte (buf[32] is 0 here: cache);
+	 * FETCH's length is not FETCH_RANGE's */
+	assert_int_equal(ovl_msg_req_check(OVL_FETCH, buf, OVL_FETCH_REQ_LEN), 0);
+	assert_int_equal(ovl_msg_req_check(OVL_FETCH, buf, 32), -1);
 	assert_int_equal(ovl_msg_req_check(OVL_FETCH_RANGE, buf, 32), -1);
 	assert_int_equal(ovl_msg_req_check(OVL_VERB_LAST + 1, buf, (size_t)n), -1);
 }
