@@ -18,7 +18,12 @@ It measures and prints:
 - memory per node: the sum of RssAnon of the supervisor and all of its
   descendants (objects live in memfds in amnesia mode: shared memory, not
   counted), mean and max over the nodes;
-- replication heal: not measured (not built).
+- replication: time until every node's repair loop reports each object it
+  holds at storage.replicas live copies (rf_observed), then the time to heal
+  after SIGKILL of SWARM_KILL_PCT (10) % of the nodes (never a bootstrap
+  node): from the kill until every surviving node has finished two repair
+  passes since and reports rf_observed >= the target again; the REPLICATE
+  requests and bytes that took.
 
 Standard library only. Exits non-zero only when the swarm cannot be set up
 (a node does not start, an upload fails), never because of a number. Every
@@ -53,6 +58,10 @@ FETCHES = int(os.environ.get("SWARM_FETCHES", "50"))
 PARALLEL = int(os.environ.get("SWARM_PARALLEL", "4"))
 START_BATCH = int(os.environ.get("SWARM_START_BATCH", "5"))      # nodes spawned before a wait
 KEEP = os.environ.get("SWARM_KEEP") == "1"
+REPLICAS = int(os.environ.get("SWARM_REPLICAS", "3"))
+REPAIR_S = int(os.environ.get("SWARM_REPAIR_S", "5"))             # overlay.repair_interval
+KILL_PCT = int(os.environ.get("SWARM_KILL_PCT", "10"))
+HEAL_TIMEOUT_S = int(os.environ.get("SWARM_HEAL_TIMEOUT_S", "300"))
 SERVICES = ["gateway", "storage", "omnigate", "dht", "overlay"]
 BOOT_TIMEOUT_S = 120
 ANNOUNCE_TIMEOUT_S = 90
@@ -144,7 +153,8 @@ class SwarmNode:
             "auth": {"keys_dir": os.path.join(wall, "auth", "keys")},
             "policy": {"bundle_file": os.path.join(wall, "policy", "policy.json"),
                        "pubkey_file": os.path.join(wall, "policy", "signing.pub")},
-            "storage": {"max_object": "%dKiB" % max(OBJ_KIB, 1024)},
+            "storage": {"max_object": "%dKiB" % max(OBJ_KIB, 1024), "replicas": REPLICAS},
+            "overlay": {"repair_interval": "%ds" % REPAIR_S},
             "limits": {"requests_per_second": 0, "max_body": "%dKiB" % max(OBJ_KIB, 1024)},
             "quota": {"requests_per_second": 0},
             "log": {"level": "warn"},
@@ -228,6 +238,14 @@ class SwarmNode:
             except OSError:
                 pass
         return total
+
+    def kill(self):
+        """SIGKILL the node and all of its services at once (a machine lost)."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        self.proc.wait()
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -369,6 +387,82 @@ OAP_REQ = 0x01
 DHT_APP, DHT_FIND = 0x0200, 3               # docs/internal.md "DHT"
 
 
+def rf_state(nodes):
+    """{node index: (rf_observed, repair_passes_total)} of the live nodes."""
+    out = {}
+    for n in nodes:
+        if n.proc.poll() is not None:
+            continue
+        try:
+            m = n.metrics()
+        except (OSError, http.client.HTTPException, Fatal):
+            continue
+        out[n.i] = (n.metric_sum("rf_observed", m), n.metric_sum("repair_passes_total", m))
+    return out
+
+
+def wait_rf(nodes, since_passes, target, timeout):
+    """Seconds until every live node finished two repair passes after
+    since_passes and reports rf_observed >= target; None on timeout, with the
+    laggards."""
+    t0 = time.monotonic()
+    while True:
+        st = rf_state(nodes)
+        lag = [i for i, (rf, passes) in st.items()
+               if rf < target or passes < since_passes.get(i, 0) + 2]
+        if not lag:
+            return time.monotonic() - t0, []
+        if time.monotonic() - t0 > timeout:
+            return None, lag
+        time.sleep(0.5)
+
+
+def replicate_stats(nodes):
+    """(REPLICATE copies stored, bytes of them) summed over the live nodes."""
+    alive = [n for n in nodes if n.proc.poll() is None]
+    return (sum(n.metric_sum("repair_requests_total", result="stored") for n in alive),
+            sum(n.metric_sum("repair_bytes_total") for n in alive))
+
+
+def phase_replicate(nodes):
+    """Right after the uploads: until every node reports each object it owns
+    at REPLICAS live copies."""
+    t, lag = wait_rf(nodes, {}, REPLICAS, HEAL_TIMEOUT_S)
+    copies, nbytes = replicate_stats(nodes)
+    if t is None:
+        log("replication: %d node(s) still below rf %d after %d s: %s" %
+            (len(lag), REPLICAS, HEAL_TIMEOUT_S, lag[:10]))
+        return
+    log("replication: every node at rf_observed >= %d %.1f s after the last upload "
+        "(overlay.repair_interval %d s); %d REPLICATE copies stored, %.1f MiB"
+        % (REPLICAS, t, REPAIR_S, copies, nbytes / 1048576.0))
+
+
+def phase_heal(nodes):
+    k = max(1, N * KILL_PCT // 100)
+    victims = random.sample(nodes[NBOOT:], min(k, len(nodes) - NBOOT))
+    for v in victims:              # their counters go with them: read them first
+        v.dead_stats = replicate_stats([v])
+    before = {i: passes for i, (rf, passes) in rf_state(nodes).items()}
+    copies0, bytes0 = replicate_stats(nodes)
+    copies0 -= sum(v.dead_stats[0] for v in victims)
+    bytes0 -= sum(v.dead_stats[1] for v in victims)
+    for v in victims:
+        v.kill()
+    t, lag = wait_rf(nodes, before, REPLICAS, HEAL_TIMEOUT_S)
+    copies1, bytes1 = replicate_stats(nodes)
+    names = sorted(v.i for v in victims)
+    if t is None:
+        log("replication heal: killed %d node(s) %s; %d node(s) still below rf %d after %d s: %s"
+            % (len(victims), names, len(lag), REPLICAS, HEAL_TIMEOUT_S, lag[:10]))
+        return
+    log("replication heal: SIGKILL of %d node(s) (%d %%) %s; every survivor back at "
+        "rf_observed >= %d (two repair passes each since) %.1f s later; %d REPLICATE copies, "
+        "%.1f MiB re-replicated" % (len(victims), KILL_PCT, names, REPLICAS, t,
+                                    copies1 - copies0, (bytes1 - bytes0) / 1048576.0))
+    return victims
+
+
 def dht_find(node, cid_hex):
     """One FIND on the node's dht.sock (what the overlay and the CLI send):
     (status, [oap_addr of each verified provider])."""
@@ -500,6 +594,7 @@ def main():
         objs, announced, t_ann = phase_store(nodes, token)
         log("stored %d objects (%d KiB each); %d/%d announces confirmed (%.1f s after the "
             "last upload)" % (len(objs), OBJ_KIB, announced, N * OBJECTS, t_ann))
+        phase_replicate(nodes)
         sizes = [n.metric_sum("dht_routing_nodes") for n in nodes]
         log("routing table size now: min %d  mean %.1f  max %d"
             % (min(sizes), statistics.mean(sizes), max(sizes)))
@@ -536,8 +631,8 @@ def main():
         nproc = statistics.mean(len(n.pids()) for n in nodes)
         log("memory per node (RssAnon of supervisor + %.0f services): mean %.1f MiB  "
             "max %.1f MiB" % (nproc - 1, statistics.mean(mem) / 1024, max(mem) / 1024))
-        log("replication heal: not measured (storage.replicas not implemented)")
-        dead = [n.i for n in nodes if n.proc.poll() is not None]
+        victims = phase_heal(nodes) or []
+        dead = [n.i for n in nodes if n.proc.poll() is not None and n not in victims]
         if dead:
             log("WARNING: node(s) exited during the run: %s" % dead)
         failed = False

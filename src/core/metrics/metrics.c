@@ -211,6 +211,8 @@ static const struct metrics_family metrics_families[] = {
 	  "Bytes of the copies peers reported stored in answer to this node's REPLICATE requests." },
 	{ "repair_passes_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
 	  "Repair passes completed over the objects stored here." },
+	{ "repair_deferred_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
+	  "Objects below rf_target that this node left to the leader (the live holder with the least node id), which asks for the missing copies." },
 	{ "repair_peers_alive", METRICS_GAUGE, METRICS_SRC_SLOTS,
 	  "Peers (from node records) that answered a PING on the peer plane in the last repair pass." },
 	{ "repair_node_records_published_total", METRICS_COUNTER, METRICS_SRC_SLOTS,

@@ -13,11 +13,19 @@
  *      over the peer plane: a peer is alive for this pass when it answers;
  *   2. walk storage's objects a page at a time (STOR_LIST, REPAIR_PAGE ids),
  *      at most REPAIR_CONC objects at once, started at most REPAIR_PER_S per
- *      second: for each, dht_find_providers; the replicas observed are this
- *      node plus the providers alive this pass; if fewer than the target,
- *      ask alive peers that are not providers to REPLICATE it (oap_client,
- *      pinned), as many as are missing;
- *   3. publish the pass's figures: rf_observed (the least of the pass),
+ *      second: for each, dht_find_providers; a provider this pass has not
+ *      heard from yet is PINGed at the address its record gives (at most
+ *      REPAIR_KNOWN_MAX nodes known per pass, each asked once unless two
+ *      objects ask at the same moment); the replicas observed are this node
+ *      plus the providers that answered;
+ *   3. only the leader acts: of the live holders (this node and the
+ *      providers that answered) the one with the least node id. Every holder
+ *      of an owned copy runs this loop, and without one actor per object
+ *      they would all ask for the same missing copies at once (a 50-node
+ *      swarm grew 9 copies per object that way). The leader asks alive peers
+ *      that are not providers to REPLICATE it (oap_client, pinned), as many
+ *      as are missing; when the leader dies, the next least id takes over;
+ *   4. publish the pass's figures: rf_observed (the least of the pass),
  *      dht_missing_records (objects with fewer provider records than the
  *      target).
  * Nothing is remembered between passes but the peers of the last one: a
@@ -42,6 +50,8 @@
 #include "svc/overlay/ovl_repair.h"
 
 #define REPAIR_PEERS_MAX     16u      /* peers read from node records per pass */
+#define REPAIR_KNOWN_MAX     64u      /* nodes known per pass: those, then providers */
+#define REPAIR_PROV_MAX      16u      /* providers of one object considered */
 #define REPAIR_PAGE          64u      /* ids per STOR_LIST page */
 #define REPAIR_CONC          4u       /* objects checked at once */
 #define REPAIR_PER_S         20u      /* objects started per second */
@@ -57,14 +67,20 @@ typedef struct rpeer {
 	uint8_t id[32];
 	char    addr[PROV_ADDR_MAX + 1];
 	bool    alive;
+	bool    probed;       /* a PING of this pass answered or failed */
+	bool    candidate;    /* from a node record: may be asked to REPLICATE */
 } rpeer;
+
+typedef enum rjob_kind { RJOB_PING, RJOB_PROBE, RJOB_REPLICATE } rjob_kind;
 
 struct robj;
 
-/* One OAP/1 exchange with one peer: a PING (robj NULL) or a REPLICATE. */
+/* One OAP/1 exchange with one peer: a PING of the pass (robj NULL), a PING
+ * of one object's provider (PROBE), or a REPLICATE. */
 typedef struct rjob {
 	struct rjob *next, *prev;   /* r->jobs: every exchange in flight */
 	ovl_repair  *r;
+	rjob_kind    kind;
 	struct robj *o;
 	size_t       peer;          /* index into r->peers */
 	oap_client  *c;
@@ -77,7 +93,10 @@ typedef struct robj {
 	bool      used;
 	uint8_t   cid[32];
 	dht_call *call;
-	size_t    jobs;             /* REPLICATE requests in flight */
+	size_t    jobs;             /* PROBEs, then REPLICATE requests, in flight */
+	size_t    prov[REPAIR_PROV_MAX];   /* its providers: indexes into r->peers */
+	size_t    nprov;
+	uint64_t  records;          /* provider records found, ourselves included */
 } robj;
 
 struct ovl_repair {
@@ -92,7 +111,7 @@ struct ovl_repair {
 	dht_call          *pub_call, *get_call;
 	stor_call         *list_call;
 	rjob              *jobs;
-	rpeer              peers[REPAIR_PEERS_MAX];
+	rpeer              peers[REPAIR_KNOWN_MAX];
 	size_t             npeers, pings;
 	/* the pass */
 	bool               running;
@@ -103,7 +122,7 @@ struct ovl_repair {
 	robj               objs[REPAIR_CONC];
 	size_t             busy;
 	uint64_t           min_rf, missing, objects;
-	metrics_series    *m_target, *m_observed, *m_missing, *m_bytes, *m_passes;
+	metrics_series    *m_target, *m_observed, *m_missing, *m_bytes, *m_passes, *m_deferred;
 };
 
 static void pass_step(ovl_repair *r);
@@ -209,7 +228,7 @@ static void job_on_start(void *arg, int status, const uint8_t *json, size_t len)
 	rjob *j = arg;
 
 	j->status = status;
-	if (status == 200 && j->o) {
+	if (status == 200 && j->kind == RJOB_REPLICATE) {
 		json_t *v = json_loadb((const char *)json, len, 0, NULL);
 		json_int_t n = json_integer_value(json_object_get(v, "len"));
 		j->len = n > 0 ? (uint64_t)n : 0;
@@ -233,13 +252,14 @@ static void job_on_ready(void *arg)
 	char params[96] = "";
 	static const oap_call_cbs cbs = { job_on_start, job_on_data, job_on_end };
 
-	if (j->o) {
+	if (j->kind == RJOB_REPLICATE) {
 		char cid[B3_CID_LEN + 1];
 		b3_cid_format(j->o->cid, cid);
 		snprintf(params, sizeof params, "{\"cid\":\"%s\"}", cid);
 	}
-	if (!oap_client_start(j->c, j->o ? OG_VERB_REPLICATE_CODE : OG_VERB_PING_CODE,
-	                      j->o ? params : NULL, NULL, &cbs, j))
+	if (!oap_client_start(j->c, j->kind == RJOB_REPLICATE ? OG_VERB_REPLICATE_CODE
+	                                                      : OG_VERB_PING_CODE,
+	                      j->kind == RJOB_REPLICATE ? params : NULL, NULL, &cbs, j))
 		job_end(j);
 }
 
@@ -254,6 +274,7 @@ static void job_on_error(void *arg, oap_client_error e, const char *detail)
 
 static void pings_done(ovl_repair *r);
 static void obj_done(ovl_repair *r, robj *o);
+static void obj_decide(ovl_repair *r, robj *o);
 
 static void job_end(rjob *j)
 {
@@ -267,11 +288,16 @@ static void job_end(rjob *j)
 	if (j->next)
 		j->next->prev = j->prev;
 	oap_client_free(j->c);
-	if (!o) {
+	if (j->kind != RJOB_REPLICATE) {
 		r->peers[j->peer].alive = j->status == 200;
+		r->peers[j->peer].probed = true;
 		free(j);
-		if (--r->pings == 0)
-			pings_done(r);
+		if (!o) {
+			if (--r->pings == 0)
+				pings_done(r);
+		} else if (--o->jobs == 0) {
+			obj_decide(r, o);      /* every PROBE of the object answered */
+		}
 		return;
 	}
 	if (j->status == 200) {
@@ -289,11 +315,12 @@ static void job_end(rjob *j)
 		obj_done(r, o);
 }
 
-static bool job_start(ovl_repair *r, robj *o, size_t peer)
+static bool job_start(ovl_repair *r, rjob_kind kind, robj *o, size_t peer)
 {
 	rjob *j = calloc(1, sizeof *j);
 	char err[128];
-	uint64_t frame = o ? r->cfg->overlay_fetch_timeout_ms + 5000u : REPAIR_PING_MS;
+	uint64_t frame = kind == RJOB_REPLICATE ? r->cfg->overlay_fetch_timeout_ms + 5000u
+	                                        : REPAIR_PING_MS;
 	oap_client_opts opts = { .connect_ms = REPAIR_PING_MS, .handshake_ms = REPAIR_PING_MS,
 	                         .frame_ms = frame, .write_ms = REPAIR_PING_MS };
 	static const oap_client_cbs cbs = { job_on_ready, job_on_error };
@@ -301,6 +328,7 @@ static bool job_start(ovl_repair *r, robj *o, size_t peer)
 	if (!j)
 		return false;
 	j->r = r;
+	j->kind = kind;
 	j->o = o;
 	j->peer = peer;
 	j->c = oap_client_new(r->base, r->peer, r->peers[peer].addr, r->peers[peer].id, &opts,
@@ -325,12 +353,28 @@ static void obj_done(ovl_repair *r, robj *o)
 	pass_step(r);
 }
 
-static bool among(const dht_found *p, size_t n, const uint8_t id[32])
+static bool among(const robj *o, size_t peer)
 {
-	for (size_t i = 0; i < n; i++)
-		if (memcmp(p[i].node_id, id, 32) == 0)
+	for (size_t i = 0; i < o->nprov; i++)
+		if (o->prov[i] == peer)
 			return true;
 	return false;
+}
+
+/* The index of node id in this pass's table, added (not yet probed) when
+ * there is room; SIZE_MAX when it is not there and cannot be. */
+static size_t peer_slot(ovl_repair *r, const uint8_t id[32], const char *addr)
+{
+	for (size_t k = 0; k < r->npeers; k++)
+		if (memcmp(r->peers[k].id, id, 32) == 0)
+			return k;
+	if (r->npeers == REPAIR_KNOWN_MAX)
+		return SIZE_MAX;
+	rpeer *p = &r->peers[r->npeers];
+	memset(p, 0, sizeof *p);
+	memcpy(p->id, id, 32);
+	snprintf(p->addr, sizeof p->addr, "%s", addr);
+	return r->npeers++;
 }
 
 static void on_obj_providers(int status, const char *message, const dht_found *p, size_t n,
@@ -338,29 +382,59 @@ static void on_obj_providers(int status, const char *message, const dht_found *p
 {
 	robj *o = arg;
 	ovl_repair *r = o->r;
-	uint64_t target = r->cfg->storage_replicas, seen = 1, records = 1;   /* ourselves */
 
 	(void)message;
 	o->call = NULL;
+	o->nprov = 0;
+	o->records = 1;   /* ourselves */
+	o->jobs = 0;
 	if (status != 200 && status != 404)
 		n = 0;           /* the DHT did not answer: counted as no records */
 	for (size_t i = 0; i < n; i++) {
+		size_t k;
 		if (memcmp(p[i].node_id, r->id->id, 32) == 0)
 			continue;
-		records++;
-		for (size_t k = 0; k < r->npeers; k++)
-			if (r->peers[k].alive && memcmp(r->peers[k].id, p[i].node_id, 32) == 0)
-				seen++;
+		o->records++;
+		if (o->nprov == REPAIR_PROV_MAX ||
+		    (k = peer_slot(r, p[i].node_id, p[i].oap_addr)) == SIZE_MAX || among(o, k))
+			continue;        /* not counted as a live copy: erring towards more copies */
+		o->prov[o->nprov++] = k;
+		if (!r->peers[k].probed) {
+			if (job_start(r, RJOB_PROBE, o, k))
+				o->jobs++;
+			else
+				r->peers[k].probed = true;   /* alive stays false */
+		}
+	}
+	if (o->jobs == 0)
+		obj_decide(r, o);
+}
+
+static void obj_decide(ovl_repair *r, robj *o)
+{
+	uint64_t target = r->cfg->storage_replicas, seen = 1;   /* ourselves */
+	bool leader = true;
+
+	for (size_t i = 0; i < o->nprov; i++) {
+		const rpeer *q = &r->peers[o->prov[i]];
+		if (!q->alive)
+			continue;
+		seen++;
+		if (memcmp(q->id, r->id->id, 32) < 0)
+			leader = false;
 	}
 	r->objects++;
 	if (seen < r->min_rf)
 		r->min_rf = seen;
-	if (records < target)
+	if (o->records < target)
 		r->missing++;
-	for (size_t k = 0; k < r->npeers && seen + o->jobs < target && o->jobs < REPAIR_JOBS_MAX; k++) {
-		if (!r->peers[k].alive || among(p, n, r->peers[k].id))
+	if (seen < target && !leader)
+		metrics_inc(r->m_deferred, 1);
+	for (size_t k = 0; leader && k < r->npeers && seen + o->jobs < target &&
+	                   o->jobs < REPAIR_JOBS_MAX; k++) {
+		if (!r->peers[k].candidate || !r->peers[k].alive || among(o, k))
 			continue;
-		if (job_start(r, o, k))
+		if (job_start(r, RJOB_REPLICATE, o, k))
 			o->jobs++;
 		else
 			count_request("error");
@@ -492,12 +566,13 @@ static void on_nodes(int status, const char *message, const dht_value *v, size_t
 			continue;
 		memcpy(r->peers[r->npeers].id, id, 32);
 		snprintf(r->peers[r->npeers].addr, sizeof r->peers[r->npeers].addr, "%s", rec.oap_addr);
-		r->peers[r->npeers].alive = false;
+		r->peers[r->npeers].alive = r->peers[r->npeers].probed = false;
+		r->peers[r->npeers].candidate = true;
 		r->npeers++;
 	}
 	r->pings = 0;
 	for (size_t i = 0; i < r->npeers; i++)
-		if (job_start(r, NULL, i))
+		if (job_start(r, RJOB_PING, NULL, i))
 			r->pings++;
 	if (r->pings == 0)
 		pings_done(r);
@@ -548,6 +623,7 @@ ovl_repair *ovl_repair_new(struct event_base *base, const mn_config *cfg,
 	r->m_missing = metrics_get("dht_missing_records", "");
 	r->m_bytes = metrics_get("repair_bytes_total", "");
 	r->m_passes = metrics_get("repair_passes_total", "");
+	r->m_deferred = metrics_get("repair_deferred_total", "");
 	metrics_gauge_set(r->m_target, (int64_t)cfg->storage_replicas);
 	repair_addr(r);
 	if (!r->addr[0])
