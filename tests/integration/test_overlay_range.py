@@ -216,3 +216,49 @@ def test_provider_without_ranges_serves_the_whole_object_instead(node_factory, p
         assert os.path.exists(blob_file(b, cid))   # the whole fetch stores, as always
     finally:
         double.stop()
+
+
+def test_range_results_held_per_worker_are_bounded(pair):
+    """Each range result a worker holds is memfd memory (up to the range plus
+    two groups) until its response ends: clients that do not read must not
+    pin an unbounded amount. Past OBJECTS_RANGE_HELD_MAX (8) held, a missed
+    range is fetched whole (stored, disk-backed) and still answered."""
+    import socket
+    import time
+    a, b = pair
+    data, data2 = os.urandom(8 * MIB), os.urandom(2 * MIB)
+    cid, cid2 = stored(a, data, timeout=60), stored(a, data2, timeout=60)
+    wait_until(lambda: node_id(a) in providers(b, cid) and node_id(a) in providers(b, cid2),
+               20 * SLOW, "A announced")
+    s, e = 0, RANGE_MAX - 1            # 4 MiB: more than the socket buffers take
+    held = []
+    try:
+        for _ in range(8):
+            c = socket.socket()
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            c.connect(("127.0.0.1", b.gateway_port))
+            c.sendall(("GET /o/%s HTTP/1.1\r\nHost: x\r\nRange: bytes=%d-%d\r\n\r\n"
+                       % (cid, s, e)).encode())
+            held.append(c)
+        # every one of them is being answered (and none has read its body)
+        wait_until(lambda: (b.metrics().get("overlay_range_fetches_total", status="200") or 0)
+                   >= 1, 20 * SLOW, "the range fetched")
+        time.sleep(0.5 * SLOW)
+        assert b.metrics().get("range_fetch_fallback_total", reason="held") is None
+        r = get_range(b, cid, 100, 200)   # the ninth: fetched whole, still right
+        assert r.status == 206 and r.body == data[100:201]
+        m = b.metrics()
+        assert m.get("range_fetch_fallback_total", reason="held") == 1
+        assert m.get("overlay_fetches_total", status="200") == 1
+    finally:
+        for c in held:
+            c.close()
+    # the slots come back once those responses end: a range of another
+    # missed object is fetched by its groups again
+    time.sleep(0.5 * SLOW)
+    before = b.metrics().get("overlay_range_fetches_total", status="200")   # one per waiter
+    r = get_range(b, cid2, 70000, 70100)
+    assert r.status == 206 and r.body == data2[70000:70101]
+    m = b.metrics()
+    assert m.get("overlay_range_fetches_total", status="200") == before + 1
+    assert m.get("range_fetch_fallback_total", reason="held") == 1

@@ -211,6 +211,8 @@ static const struct metrics_family metrics_families[] = {
 	  "Bytes of the copies peers reported stored in answer to this node's REPLICATE requests." },
 	{ "repair_passes_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
 	  "Repair passes completed over the objects stored here." },
+	{ "range_fetch_fallback_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
+	  "Ranges of a missed object fetched whole instead of by their groups, by reason (held: the worker already holds OBJECTS_RANGE_HELD_MAX range results)." },
 	{ "repair_deferred_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
 	  "Objects below rf_target that this node left to the leader (the live holder with the least node id), which asks for the missing copies." },
 	{ "repair_peers_alive", METRICS_GAUGE, METRICS_SRC_SLOTS,

@@ -22,6 +22,11 @@
 #include "core/objects/stor_client.h"
 
 #define OBJECTS_ETAG_LEN   66u             /* '"' + 64 hex + '"' */
+/* Range fetches on a miss one worker holds at once (from the ask to the
+ * response's end): each keeps up to overlay.range_fetch_max + two groups of
+ * memfd memory, so past this a missed range fetches the whole object
+ * (disk-backed) instead, counted in range_fetch_fallback_total. */
+#define OBJECTS_RANGE_HELD_MAX 8u
 
 /* Shared by every request of one worker; outlives them all. */
 typedef struct objects {
@@ -30,6 +35,7 @@ typedef struct objects {
 	bool         fetch_on_miss; /* overlay.fetch_on_miss (live reload) */
 	uint64_t     max_object;  /* storage.max_object (live reload) */
 	uint64_t     range_fetch_max; /* overlay.range_fetch_max (live reload) */
+	unsigned     range_held;  /* range fetches in flight or being served */
 } objects;
 
 #define OBJECTS_NROUTES    2u

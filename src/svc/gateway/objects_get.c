@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/metrics/metrics.h"
 #include "core/objects/objstore.h"
 #include "core/net/range.h"
 #include "lib/b3.h"
@@ -61,6 +62,7 @@ typedef struct obj_get {
 	ovl_call      *ocall;     /* the overlay's FETCH in flight, when cancellable */
 	bool           fetched;   /* the overlay was asked once already */
 	bool           ranged;    /* v holds a FETCH_RANGE result, not storage's fds */
+	bool           range_slot; /* counted in o->range_held until freed */
 	bool           awaiting;  /* a storage callback is still to come */
 	obj_get_mode   mode;
 	uint8_t        id[B3_OUT_LEN];
@@ -80,6 +82,8 @@ static void get_free(obj_get *g)
 	if (g->ocall)
 		ovl_call_cancel(g->ocall);
 	objv_close(&g->v);
+	if (g->range_slot)
+		g->o->range_held--;
 	free(g);
 }
 
@@ -399,10 +403,16 @@ static bool get_try_overlay(obj_get *g, const stor_result *res)
 		return false;
 	g->fetched = true;
 	g->awaiting = true;
-	if (g->mode == GET_BODY && get_range_wanted(g, &s, &e))
-		g->ocall = ovl_fetch_range(o->ovl, g->id, s, e, get_on_range, g);
-	else
-		g->ocall = ovl_fetch(o->ovl, g->id, OVL_MODE_CACHE, get_on_fetched, g);
+	if (g->mode == GET_BODY && get_range_wanted(g, &s, &e)) {
+		if (o->range_held < OBJECTS_RANGE_HELD_MAX) {
+			o->range_held++;
+			g->range_slot = true;
+			g->ocall = ovl_fetch_range(o->ovl, g->id, s, e, get_on_range, g);
+			return true;
+		}
+		metrics_count("range_fetch_fallback_total", "reason=\"held\"", 1);
+	}
+	g->ocall = ovl_fetch(o->ovl, g->id, OVL_MODE_CACHE, get_on_fetched, g);
 	return true;
 }
 
