@@ -167,6 +167,12 @@ def wait_until(fn, timeout, interval=0.02, what="condition"):
         time.sleep(interval)
 
 
+def wait_for(pred, timeout, what, interval=0.2):
+    """wait_until with `what` third, as the multi-node tests (DHT, overlay,
+    replication) call it: they poll /metrics and the CLI, so 0.2 s apart."""
+    return wait_until(pred, timeout, interval=interval, what=what)
+
+
 def deep_merge(a, b):
     out = copy.deepcopy(a)
     for k, v in b.items():

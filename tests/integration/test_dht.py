@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from conftest import wait_for as wait_until
 from conftest import free_ports, run_cli, service_children, stored, SLOW
 from test_sandbox import landlock_enabled
 
@@ -31,17 +32,6 @@ def dht_config(udp, oap, bootstrap=()):
 
 def node_cli(node, *args, timeout=30):
     return run_cli(list(args) + ["--config", node.config_path], timeout=timeout)
-
-
-def wait_until(pred, timeout, what):
-    end = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < end:
-        last = pred()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError("timed out after %.0fs waiting for %s (last: %r)" % (timeout, what, last))
 
 
 def routing_nodes(node):

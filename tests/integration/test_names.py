@@ -456,7 +456,7 @@ def test_index_sandbox_refuses_files(node_factory, tmp_dir, what, config):
     def refused():
         return [r.get("error") for r in n.log_records() if r.get("service") == "index"
                 and r.get("msg") == "sandbox probe refused"]
-    wait_until(lambda: refused(), 10 * SLOW, "the index probe's record")   # logs come by pipe
+    wait_until(lambda: refused(), 10 * SLOW, what="the index probe's record")   # logs come by pipe
     assert refused() == ["Permission denied"]
     m = n.metrics()
     assert m.get("sandbox_violations_total", role="index") is None

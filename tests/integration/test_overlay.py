@@ -17,10 +17,10 @@ import socket
 import ssl
 import subprocess
 import threading
-import time
 
 import pytest
 
+from conftest import wait_for as wait_until
 from conftest import (OAP_APP_HELLO, OAP_APP_OBJECTS, OAP_END, OAP_GET, OAP_HDR, OAP_HDR_LEN,
                       OAP_HELLO_REPLY, OAP_RESP, OAP_START, SLOW, b3sum_cid, free_ports,
                       blob_file, oap_frame, run_cli, stored)
@@ -35,17 +35,6 @@ def net_config(udp, oap, bootstrap=()):
                     "lookup_timeout": "2s"},
             "overlay": {"fetch_timeout": "10s"},
             "storage": {"replicas": 1}}   # no repair copies: these tests count fetches
-
-
-def wait_until(pred, timeout, what):
-    end = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < end:
-        last = pred()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError("timed out after %.0fs waiting for %s (last: %r)" % (timeout, what, last))
 
 
 def providers(node, cid):

@@ -14,10 +14,10 @@ objects of 100000 bytes (two cache copies fit, three do not):
 """
 import os
 import subprocess
-import time
 
 import pytest
 
+from conftest import wait_for as wait_until
 from conftest import (OAP_END, OAP_REQ, OAP_START, SLOW, OapConn, blob_file, free_ports,
                       oap_json, oap_tls_context, raw_connect, run_cli, stored)
 
@@ -37,17 +37,6 @@ def net_config(udp, oap, bootstrap=(), cache=None):
     if cache is not None:
         cfg["storage"]["cache_bytes"] = cache
     return cfg
-
-
-def wait_until(pred, timeout, what):
-    end = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < end:
-        last = pred()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError("timed out after %.0fs waiting for %s (last: %r)" % (timeout, what, last))
 
 
 def node_id(node):

@@ -11,10 +11,10 @@ and D bootstrapping from A's DHT port, a repair pass every 2 s:
 - REPLICATE from a client that is not a node (no peer certificate) is 403.
 """
 import os
-import time
 
 import pytest
 
+from conftest import wait_for as wait_until
 from conftest import (OAP_END, OAP_REQ, OAP_START, SLOW, OapConn, b3sum_cid, free_ports,
                       oap_json, run_cli, stored)
 
@@ -29,17 +29,6 @@ def net_config(udp, oap, bootstrap=()):
                     "lookup_timeout": "2s"},
             "storage": {"replicas": 3},
             "overlay": {"fetch_timeout": "10s", "repair_interval": "2s"}}
-
-
-def wait_until(pred, timeout, what):
-    end = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < end:
-        last = pred()
-        if last:
-            return last
-        time.sleep(0.3)
-    raise AssertionError("timed out after %.0fs waiting for %s (last: %r)" % (timeout, what, last))
 
 
 def node_id(node):
