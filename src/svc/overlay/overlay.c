@@ -263,11 +263,26 @@ static void on_fetched(void *arg, peer_fetch_outcome oc, const peer_fetch_info *
 	                            op);
 }
 
+
+/* Start one provider's peer_fetch (whole or a span); one that cannot start
+ * ends the attempt as a connect failure. */
+static void op_fetch_start(ovl_op *op, const peer_fetch_req *req)
+{
+	char err[PEER_FETCH_DETAIL_MAX];
+
+	op->pf = peer_fetch_start(op->o->s->base, op->o->peer, req, on_verified, on_fetched, op,
+	                          err, sizeof err);
+	if (!op->pf) {
+		log_kv(LOG_LEVEL_WARN, "overlay cannot start a fetch", "peer", op->prov.addr,
+		       "error", err, LOG_END);
+		op_finish(op, OVL_TRY_CONNECT);
+	}
+}
+
 static void on_slot(const stor_result *res, void *arg)
 {
 	ovl_op *op = arg;
 	overlay *o = op->o;
-	char err[PEER_FETCH_DETAIL_MAX];
 
 	op->scall = NULL;
 	if (res->status != 200) {
@@ -280,13 +295,7 @@ static void on_slot(const stor_result *res, void *arg)
 	peer_fetch_req req = { .addr = op->prov.addr, .node_id = op->prov.node_id, .cid = op->cid,
 	                       .max_len = o->s->cfg.storage_max_object_bytes,
 	                       .deadline_ms = o->s->cfg.overlay_fetch_timeout_ms };
-	op->pf = peer_fetch_start(o->s->base, o->peer, &req, on_verified, on_fetched, op,
-	                          err, sizeof err);
-	if (!op->pf) {
-		log_kv(LOG_LEVEL_WARN, "overlay cannot start a fetch", "peer", op->prov.addr,
-		       "error", err, LOG_END);
-		op_finish(op, OVL_TRY_CONNECT);
-	}
+	op_fetch_start(op, &req);
 }
 
 /* ---- one provider, a range: verified groups into a memfd ------------------ */
@@ -320,7 +329,6 @@ static void on_range_go(evutil_socket_t fd, short what, void *arg)
 {
 	ovl_op *op = arg;
 	overlay *o = op->o;
-	char err[PEER_FETCH_DETAIL_MAX];
 
 	(void)fd; (void)what;
 	op->fd = memfd_create("mn-range", MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -334,13 +342,7 @@ static void on_range_go(evutil_socket_t fd, short what, void *arg)
 	                       .max_len = o->s->cfg.storage_max_object_bytes,
 	                       .has_range = true, .start = op->span.start, .end = op->span.end,
 	                       .deadline_ms = o->s->cfg.overlay_fetch_timeout_ms };
-	op->pf = peer_fetch_start(o->s->base, o->peer, &req, on_verified, on_fetched, op,
-	                          err, sizeof err);
-	if (!op->pf) {
-		log_kv(LOG_LEVEL_WARN, "overlay cannot start a fetch", "peer", op->prov.addr,
-		       "error", err, LOG_END);
-		op_finish(op, OVL_TRY_CONNECT);
-	}
+	op_fetch_start(op, &req);
 }
 
 static void *op_fetch(void *ctx, const uint8_t cid[OVL_ID_LEN], const ovl_span *span,

@@ -570,19 +570,28 @@ static void disk_evict(store_disk *sd, const uint8_t *keep)
 	free(ev);
 }
 
-static store_status disk_pin(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len)
+/* id's record when the object may be served: 200, or 404 (unknown), 502
+ * (quarantined), 500 (LMDB failed). */
+static store_status disk_rec_servable(store_disk *sd, const uint8_t id[B3_OUT_LEN], disk_rec *r)
 {
-	store_disk *sd = (store_disk *)st;
-	disk_pin_arg a = { .id = id };
-	disk_rec r;
-	int have = disk_rec_get(sd, id, &r);
+	int have = disk_rec_get(sd, id, r);
 
 	if (have < 0)
 		return STORE_ERROR;
 	if (have > 0)
 		return STORE_NOT_FOUND;
-	if (r.flags & DISK_F_QUARANTINED)
-		return STORE_QUARANTINED;
+	return r->flags & DISK_F_QUARANTINED ? STORE_QUARANTINED : STORE_OK;
+}
+
+static store_status disk_pin(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len)
+{
+	store_disk *sd = (store_disk *)st;
+	disk_pin_arg a = { .id = id };
+	disk_rec r;
+	store_status st_rc = disk_rec_servable(sd, id, &r);
+
+	if (st_rc != STORE_OK)
+		return st_rc;
 	if (!(r.flags & DISK_F_CACHED)) {   /* owned already: no write */
 		*len = r.len;
 		return STORE_OK;
@@ -646,16 +655,11 @@ static store_status disk_ingest(store *st, store_ingest *in, bool *created)
 static store_status disk_stat(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len)
 {
 	disk_rec r;
-	int have = disk_rec_get((store_disk *)st, id, &r);
+	store_status rc = disk_rec_servable((store_disk *)st, id, &r);
 
-	if (have < 0)
-		return STORE_ERROR;
-	if (have > 0)
-		return STORE_NOT_FOUND;
-	if (r.flags & DISK_F_QUARANTINED)
-		return STORE_QUARANTINED;
-	*len = r.len;
-	return STORE_OK;
+	if (rc == STORE_OK)
+		*len = r.len;
+	return rc;
 }
 
 /* Read and write in one transaction: an eviction between them cannot
