@@ -429,6 +429,10 @@ static void conn_setup_bev(conn *c)
 	bufferevent_setwatermark(c->bev, EV_READ, 0, c->o.read_max);
 	bufferevent_setwatermark(c->bev, EV_WRITE, c->o.write_low, 0);
 	(void)bufferevent_set_timeouts(c->bev, NULL, &wtv);
+	/* libevent writes at most 16 KiB per wake-up by default: a 64 KiB
+	 * answer took five writev calls. One call may now take what the
+	 * socket takes (the output is bounded by the caller's high water). */
+	(void)bufferevent_set_max_single_write(c->bev, CONN_MAX_SINGLE_WRITE);
 	(void)evbuffer_add_cb(bufferevent_get_input(c->bev), on_in_bytes, c);
 	(void)evbuffer_add_cb(bufferevent_get_output(c->bev), on_out_bytes, c);
 }

@@ -66,6 +66,7 @@ struct tls_server;
 
 /* The one back-off rule after a failed accept (it was the HTTP listener's). */
 #define CONN_ACCEPT_BACKOFF_MS 100u
+#define CONN_MAX_SINGLE_WRITE  (1024u * 1024u) /* bytes one write wake-up may send */
 
 /* ---- listener ------------------------------------------------------------ */
 
