@@ -381,3 +381,40 @@ def test_flipped_byte_never_delivered(onode, pki, tmp_dir):
 # ------------------------------------------------------------------ start-up
 # Omnigate without tls.cert_file starts and serves the node identity's
 # certificate (the peer plane): test_peer.py.
+
+
+def test_quarantine_drops_every_open_handle(node_factory, pki, tmp_dir):
+    """The gateway keeps an object's handle open between requests; a
+    quarantine decided elsewhere (omnigate found the bad byte) must reach it
+    through storage's removal epoch: after the byte is flipped back, the
+    gateway still answers 502, never 200 from the handle it kept."""
+    if not OPENSSL:
+        pytest.skip("openssl CLI not installed")
+    n = oap_node(node_factory, pki, {"gateway": {"workers": 1}})
+    data = os.urandom(3 * 64 * 1024 - 17)
+    src = os.path.join(tmp_dir, "obj")
+    with open(src, "wb") as f:
+        f.write(data)
+    cid = put_file(n, pki, src).stdout.decode().strip()
+    url = "https://127.0.0.1:%d/o/%s" % (n.gateway_port, cid)
+
+    def gw_get():
+        p = subprocess.run(["curl", "-sS", "--cacert", pki.path("ca.pem"), "-o", "-",
+                            "-w", "\n%{http_code}", url], capture_output=True, timeout=30)
+        body, _, code = p.stdout.rpartition(b"\n")
+        return int(code), body
+
+    def hits():
+        return n.metrics().get("object_handle_lookups_total", result="hit") or 0
+
+    # until a GET is served from a kept handle (the first ones fetch the epoch)
+    wait_until(lambda: gw_get() == (200, data) and hits() >= 1, 10 * SLOW,
+               what="a GET served from an open handle")
+    flushes = n.metrics().get("object_handle_flushes_total") or 0
+    off = 64 * 1024 + 100
+    flip_byte(blob_file(n, cid), off)
+    p = mn_client(["get", cid] + tls_args(n, pki))
+    assert p.returncode != 0 and p.stdout != data, p.stderr
+    flip_byte(blob_file(n, cid), off)            # the bytes are right again...
+    assert gw_get()[0] == 502                    # ...but the object is quarantined
+    assert (n.metrics().get("object_handle_flushes_total") or 0) > flushes

@@ -240,6 +240,13 @@ int http_reply_error(http_req *r, int status, const char *code, const char *mess
 /* Streaming: content_length >= 0 sets Content-Length; -1 uses chunked encoding. */
 int http_resp_start(http_req *r, int status, int64_t content_length);
 int http_resp_write(http_req *r, const void *data, size_t len);
+/* The same without a copy: data stays the caller's memory until cleanup
+ * (data, len, arg) runs — once the socket took the bytes, or the
+ * connection dropped them (at once when there is nothing to send: HEAD).
+ * On -1 the bytes were not taken: cleanup does not run for them and they
+ * are still the caller's. */
+int http_resp_write_ref(http_req *r, const void *data, size_t len,
+                        void (*cleanup)(const void *data, size_t len, void *arg), void *arg);
 int http_resp_end(http_req *r);
 /* Close the connection without completing the response (mid-stream integrity failure). */
 void http_resp_abort(http_req *r);

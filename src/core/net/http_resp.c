@@ -195,7 +195,10 @@ int http_resp_start(http_req *r, int status, int64_t content_length)
 	return 0;
 }
 
-int http_resp_write(http_req *r, const void *data, size_t len)
+/* http_resp_write, and with cleanup its zero-copy form (the body bytes
+ * are referenced, and cleanup gives them back once sent or dropped). */
+static int resp_write(http_req *r, const void *data, size_t len,
+                      evbuffer_ref_cleanup_cb cleanup, void *arg)
 {
 	struct http_resp *rs;
 	struct evbuffer *out;
@@ -204,14 +207,19 @@ int http_resp_write(http_req *r, const void *data, size_t len)
 	if (!resp_live(r) || r->resp.state != HTTP_RESP_STARTED || (!data && len))
 		return -1;
 	rs = &r->resp;
-	if (len == 0 || rs->drop_body)
+	if (len == 0 || rs->drop_body) {
+		if (cleanup)   /* taken: nothing will reference it */
+			cleanup(data, len, arg);
 		return 0;
+	}
 	if (rs->framing == HTTP_FRAME_LENGTH && len > rs->clen - rs->written)
 		return -1;
 	out = http_conn_output(r->conn);
 	if (rs->framing == HTTP_FRAME_CHUNKED)
 		rc = evbuffer_add_printf(out, "%zx\r\n", len);
-	if (rc >= 0)
+	if (rc >= 0 && cleanup)
+		rc = evbuffer_add_reference(out, data, len, cleanup, arg);
+	else if (rc >= 0)
 		rc = evbuffer_add(out, data, len);
 	if (rc >= 0 && rs->framing == HTTP_FRAME_CHUNKED)
 		rc = evbuffer_add(out, "\r\n", 2);
@@ -223,6 +231,17 @@ int http_resp_write(http_req *r, const void *data, size_t len)
 	if (evbuffer_get_length(out) >= HTTP_OUT_HIGH_WATER)
 		rs->drain_armed = true;
 	return 0;
+}
+
+int http_resp_write(http_req *r, const void *data, size_t len)
+{
+	return resp_write(r, data, len, NULL, NULL);
+}
+
+int http_resp_write_ref(http_req *r, const void *data, size_t len,
+                        void (*cleanup)(const void *data, size_t len, void *arg), void *arg)
+{
+	return resp_write(r, data, len, cleanup, arg);
 }
 
 int http_resp_end(http_req *r)

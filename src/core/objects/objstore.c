@@ -2,10 +2,9 @@
  * objstore.c — verify-before-serve, the upload writer and the storage
  * client path, shared by the gateway and omnigate (objstore.h).
  *
- * The outboard is mapped (page cache, not heap: 32 bytes per 64 KiB, i.e.
- * 512 KiB of mapping for a 1 GiB object). Storage never rewrites a
- * published outboard, and its size is checked with fstat before mapping, so
- * the mapping cannot be cut short under us.
+ * The outboard is read once per handle, checked against the id and kept
+ * as a private copy (objcache.c: 32 bytes per 64 KiB); the blob is read
+ * and hashed group by group on every request.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,9 +26,10 @@
 
 /* ---- objv --------------------------------------------------------------- */
 
-void objv_init(objv *v)
+void objv_init(objv *v, objcache *cache)
 {
 	memset(v, 0, sizeof *v);
+	v->cache = cache;
 	v->blob = v->ob = -1;
 	v->group_idx = OBJV_NO_GROUP;
 }
@@ -45,62 +45,56 @@ void objv_close(objv *v)
 {
 	if (!v)
 		return;
-	if (v->outboard)
-		(void)munmap((void *)(uintptr_t)v->outboard, v->ob_len);
+	objh_unref(v->h);
 	if (v->blob >= 0)
 		(void)close(v->blob);
 	if (v->ob >= 0)
 		(void)close(v->ob);
-	free(v->buf);
-	objv_init(v);
+	objcache_buf_put(v->cache, v->buf);
+	objv_init(v, v->cache);
 }
 
 const uint8_t *objv_outboard(const objv *v, size_t *len)
 {
-	*len = v->outboard ? v->ob_len : 0;
-	return v->outboard;
+	*len = v->h ? v->h->cvs_len : 0;
+	return v->h ? v->h->cvs : NULL;
 }
 
-objv_result objv_open(objv *v, const uint8_t id[32], uint64_t len, const char **why)
+objv_result objv_open(objv *v, const objcache_stamp *st, const uint8_t id[32], uint64_t len,
+                      const char **why)
 {
-	struct stat bs, os;
-	size_t want = b3tree_outboard_len(len);
-	const uint8_t *map;
+	objv_result rc = objcache_adopt(st ? v->cache : NULL, st, id, len, v->blob, v->ob, &v->h, why);
 
-	memcpy(v->id, id, sizeof v->id);
-	v->len = len;
-	if (fstat(v->blob, &bs) < 0 || fstat(v->ob, &os) < 0) {
-		*why = "cannot stat the object";
-		return OBJV_INTERNAL;
-	}
-	if ((uint64_t)bs.st_size != len || want == 0 || (uint64_t)os.st_size != want) {
-		*why = "blob or outboard size differs from the stored length";
-		return OBJV_INTEGRITY;
-	}
-	map = mmap(NULL, want, PROT_READ, MAP_SHARED, v->ob, 0);
-	if (map == MAP_FAILED) {
-		*why = "cannot map the outboard";
-		return OBJV_INTERNAL;
-	}
-	v->outboard = map;
-	v->ob_len = want;
-	if (!b3tree_outboard_ok(v->outboard, len, v->id)) {
-		*why = "outboard does not hash to the id";
-		return OBJV_INTEGRITY;
-	}
-	return OBJV_OK;
+	v->blob = v->ob = -1;   /* taken, whatever the result */
+	return rc;
+}
+
+void objv_attach(objv *v, objh *h)
+{
+	objv_close(v);
+	v->h = h;
+}
+
+bool objv_is_open(const objv *v)
+{
+	return v->h != NULL;
+}
+
+objcache *objv_cache(const objv *v)
+{
+	return v->cache;
 }
 
 /* Read group gi whole into buf. 0/-1 (past the end, short file or I/O error). */
 static int objv_read_group(objv *v, uint64_t gi)
 {
-	int64_t want = b3tree_group_len(v->len, gi);
+	int64_t want = b3tree_group_len(v->h->len, gi);
 	size_t got = 0;
 
 	if (want < 0)
 		return -1;
 	while (got < (size_t)want) {
-		ssize_t n = pread(v->blob, v->buf + got, (size_t)want - got,
+		ssize_t n = pread(v->h->blob, v->buf + got, (size_t)want - got,
 		                  (off_t)(gi * B3TREE_GROUP_LEN + got));
 
 		if (n < 0 && errno == EINTR)
@@ -115,12 +109,12 @@ static int objv_read_group(objv *v, uint64_t gi)
 
 objv_result objv_load(objv *v, uint64_t off, const char **why)
 {
-	uint64_t gi = v->len ? off / B3TREE_GROUP_LEN : 0;
+	uint64_t gi = v->h->len ? off / B3TREE_GROUP_LEN : 0;
 
 	if (gi == v->group_idx)
 		return OBJV_OK;
 	v->group_idx = OBJV_NO_GROUP;
-	if (!v->buf && !(v->buf = malloc(B3TREE_GROUP_LEN))) {
+	if (!v->buf && !(v->buf = objcache_buf_get(v->cache))) {
 		*why = "out of memory";
 		return OBJV_NOMEM;
 	}
@@ -128,7 +122,7 @@ objv_result objv_load(objv *v, uint64_t off, const char **why)
 		*why = "blob shorter than its length";
 		return OBJV_INTEGRITY;
 	}
-	if (!b3tree_group_ok(v->buf, v->group_len, gi, v->len, v->outboard, v->id)) {
+	if (!b3tree_group_ok(v->buf, v->group_len, gi, v->h->len, v->h->cvs, v->h->id)) {
 		*why = "group hash mismatch";
 		return OBJV_INTEGRITY;
 	}
@@ -143,6 +137,15 @@ const uint8_t *objv_bytes(const objv *v, uint64_t off, uint64_t max, size_t *n)
 
 	*n = (size_t)(left < max ? left : max);
 	return v->buf + skip;
+}
+
+const uint8_t *objv_take(objv *v, uint64_t off, uint64_t max, size_t *n)
+{
+	const uint8_t *p = objv_bytes(v, off, max, n);
+
+	v->buf = NULL;
+	v->group_idx = OBJV_NO_GROUP;
+	return p;
 }
 
 static void objstore_on_quarantined(const stor_result *res, void *arg)

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "core/config/config.h"
+#include "core/objects/objcache.h"
 #include "core/objects/stor_client.h"
 
 #define OBJSTORE_SOCK  "storage.sock"
@@ -36,52 +37,57 @@ struct sockaddr;
 
 /* ---- objv: a verified reader of one stored object ----------------------- */
 
-typedef enum objv_result {
-	OBJV_OK = 0,
-	OBJV_INTERNAL,    /* our failure (fstat, mmap): not the object's fault */
-	OBJV_NOMEM,       /* no group buffer */
-	OBJV_INTEGRITY,   /* the object does not match its id: quarantine it */
-} objv_result;
-
 /* Embedded in the request state; the fields are private to objstore.c. */
 typedef struct objv {
-	int            blob, ob;    /* owned fds, -1 when none */
-	const uint8_t *outboard;    /* mapped read-only, or NULL */
-	size_t         ob_len;
-	uint64_t       len;
-	uint8_t        id[32];
-	uint8_t       *buf;         /* B3TREE_GROUP_LEN, allocated by the first load */
+	objcache      *cache;       /* borrowed, NULL ok: handles and buffers */
+	objh          *h;           /* the open object (one reference), or NULL */
+	int            blob, ob;    /* adopted fds not yet opened, -1 when none */
+	uint8_t       *buf;         /* the group buffer held, or NULL */
 	uint64_t       group_idx;   /* verified group held in buf, or OBJV_NO_GROUP */
 	size_t         group_len;
 } objv;
 
 #define OBJV_NO_GROUP UINT64_MAX
 
-/* An empty reader (no fds): objv_close on it is a no-op. */
-void objv_init(objv *v);
-/* Take ownership of OPEN's fds (-1 for none); objv_close closes them. */
+/* An empty reader (no object) that takes handles and buffers from cache
+ * (NULL: none kept, plain malloc). objv_close on it is a no-op. */
+void objv_init(objv *v, objcache *cache);
+/* Take ownership of OPEN's fds (-1 for none); objv_open or objv_close
+ * closes them. */
 void objv_adopt(objv *v, int blob_fd, int ob_fd);
-/* Check the adopted blob and outboard against len and id (copied), and map
- * the outboard. No blob byte is read (b3tree_outboard_ok: O(groups)). On
- * failure *why is a static reason for the log or the answer. */
+/* Check the adopted blob and outboard against len and id (objcache_adopt:
+ * sizes, then the outboard against the id; no blob byte is read) and hold
+ * the handle; kept in the cache when st (the stamp taken before OPEN) says
+ * the answer is fresh; st NULL: private. On failure *why is a static reason
+ * for the log or the answer. */
 __attribute__((warn_unused_result))
-objv_result objv_open(objv *v, const uint8_t id[32], uint64_t len, const char **why);
+objv_result objv_open(objv *v, const objcache_stamp *st, const uint8_t id[32], uint64_t len,
+                      const char **why);
+/* Read through a handle objcache_find gave (its reference passes to v). */
+void objv_attach(objv *v, objh *h);
+/* Is there an object to read (opened or attached)? */
+bool objv_is_open(const objv *v);
 /* Make the group holding byte off (0 for the empty object) the one held:
- * unless it already is, read it whole with pread into the reader's one
- * 64 KiB buffer and check it against the outboard. OBJV_OK, OBJV_NOMEM, or
- * OBJV_INTEGRITY (short blob, I/O error, hash mismatch), with *why; after a
- * failure no group is held. Memory per reader: that buffer, whatever the
- * object's size. */
+ * unless it already is, read it whole with pread into a group buffer and
+ * check it against the outboard. OBJV_OK, OBJV_NOMEM, or OBJV_INTEGRITY
+ * (short blob, I/O error, hash mismatch), with *why; after a failure no
+ * group is held. */
 __attribute__((warn_unused_result))
 objv_result objv_load(objv *v, uint64_t off, const char **why);
 /* The verified bytes of the held group from off (which it must hold) to the
  * group's end, at most max of them; *n their count. Borrowed until the next
  * objv_load or objv_close. */
 const uint8_t *objv_bytes(const objv *v, uint64_t off, uint64_t max, size_t *n);
-/* The outboard objv_open checked and mapped (*len bytes), or NULL before
- * that. Borrowed until objv_close. */
+/* The same, but the group buffer itself passes to the caller, who hands it
+ * to an evbuffer with evbuffer_add_reference(out, p, *n,
+ * objcache_buf_release, objv_cache(v)) (or gives it back with
+ * objcache_buf_put on the page-aligned start); no group is held after. */
+const uint8_t *objv_take(objv *v, uint64_t off, uint64_t max, size_t *n);
+objcache *objv_cache(const objv *v);
+/* The checked outboard (*len bytes), or NULL before open. Borrowed until
+ * objv_close. */
 const uint8_t *objv_outboard(const objv *v, size_t *len);
-/* Unmap, close, free the buffer; back to empty. NULL ok. */
+/* Let go of the handle, fds and buffer; back to empty (same cache). NULL ok. */
 void objv_close(objv *v);
 
 /* The blob of id failed verification: integrity_fail_total{object="blob"},

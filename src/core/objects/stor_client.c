@@ -65,6 +65,11 @@ bool stor_client_ready(const stor_client *c)
 	return rpc_client_ready((const rpc_client *)c);
 }
 
+unsigned stor_client_gen(const stor_client *c)
+{
+	return rpc_client_gen((const rpc_client *)c);
+}
+
 void stor_client_on_state(stor_client *c, void (*fn)(bool ready, void *arg), void *arg)
 {
 	rpc_client_on_state(stor_rpc(c), fn, arg);
@@ -185,6 +190,11 @@ stor_call *stor_quarantine(stor_client *c, const uint8_t id[32], stor_cb cb, voi
 stor_call *stor_pin(stor_client *c, const uint8_t id[32], stor_cb cb, void *arg)
 {
 	return stor_submit_id(c, STOR_PIN, id, cb, arg);
+}
+
+stor_call *stor_watch(stor_client *c, stor_cb cb, void *arg)
+{
+	return stor_submit(c, &(stor_req){ .verb = STOR_WATCH }, 0, cb, arg);
 }
 
 stor_call *stor_ping(stor_client *c, stor_cb cb, void *arg)

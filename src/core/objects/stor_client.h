@@ -46,7 +46,8 @@ typedef struct stor_result {
 	uint8_t     id[32];     /* PUT_COMMIT: the id the store computed */
 	bool        created;    /* PUT_COMMIT: false if the object already existed */
 	uint64_t    handle;     /* PUT_BEGIN */
-	int         fds[2];     /* OPEN: blob, outboard; PUT_BEGIN: fds[0] writable file; else -1.
+	int         fds[2];     /* OPEN: blob, outboard; PUT_BEGIN: fds[0] writable file;
+	                         * WATCH: fds[0] the removal epoch memfd; else -1.
 	                         * Ownership passes to the callback, which must close them. */
 	const char *message;    /* error text (borrowed for the callback), or "" */
 	const uint8_t (*ids)[32]; /* LIST: the page (borrowed for the callback) */
@@ -65,6 +66,10 @@ bool stor_client_ready(const stor_client *c);
 /* Called (from the event loop) each time the breaker closes (true) or opens
  * (false), so a service can tell the supervisor's readiness at once. */
 void stor_client_on_state(stor_client *c, void (*fn)(bool ready, void *arg), void *arg);
+/* Changes whenever the connection to storage is made or lost (a storage
+ * restart is a new connection): a WATCH answered while it stayed the same
+ * is the epoch of the storage process that answers OPEN now. */
+unsigned stor_client_gen(const stor_client *c);
 
 /* Each returns a handle for stor_call_cancel, or NULL if the call could not
  * even be queued (the callback is then still invoked, asynchronously, with 503). */
@@ -85,6 +90,9 @@ stor_call *stor_put_commit(stor_client *c, uint64_t handle, uint64_t len, const 
 stor_call *stor_pin(stor_client *c, const uint8_t id[32], stor_cb cb, void *arg);
 stor_call *stor_put_abort(stor_client *c, uint64_t handle, stor_cb cb, void *arg);
 stor_call *stor_quarantine(stor_client *c, const uint8_t id[32], stor_cb cb, void *arg);
+/* WATCH: the removal epoch memfd (docs/internal.md), 200 with fds[0], or
+ * 503 when storage has none. */
+stor_call *stor_watch(stor_client *c, stor_cb cb, void *arg);
 /* LIST: up to max (1..STOR_LIST_MAX) ids of stored objects after `after`
  * (NULL: from the first), in id order; res->more says whether any follow. */
 stor_call *stor_list(stor_client *c, const uint8_t *after, uint16_t max, stor_cb cb, void *arg);

@@ -241,6 +241,7 @@ static const stor_verb stor_verbs[STOR_VERB_LAST + 1] = {
 	[STOR_QUARANTINE] = { "QUARANTINE", put_id, get_id, NULL, NULL, 0 },
 	[STOR_LIST]       = { "LIST", put_list_req, get_list_req, put_list_rep, get_list_rep, 0 },
 	[STOR_PIN]        = { "PIN", put_id, get_id, put_stat_rep, get_stat_rep, 0 },
+	[STOR_WATCH]      = { "WATCH", NULL, NULL, NULL, NULL, 1 },
 };
 
 static const stor_verb *stor_verb_of(uint16_t verb)

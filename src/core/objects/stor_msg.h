@@ -43,8 +43,8 @@ _Static_assert(STOR_MSG_MAX >= STOR_REQ_MAX, "the largest message is a reply");
 enum {
 	STOR_PING = 1, STOR_STAT = 2, STOR_OPEN = 3, STOR_PUT_BEGIN = 4,
 	STOR_PUT_COMMIT = 5, STOR_PUT_ABORT = 6, STOR_QUARANTINE = 7, STOR_LIST = 8,
-	STOR_PIN = 9,
-	STOR_VERB_LAST = STOR_PIN,
+	STOR_PIN = 9, STOR_WATCH = 10,
+	STOR_VERB_LAST = STOR_WATCH,
 };
 
 /* The error reply's code (the name docs/internal.md lists for each). */
@@ -95,7 +95,7 @@ typedef struct stor_req_list {
 } stor_req_list;
 
 typedef struct stor_req {
-	uint16_t verb;                  /* STOR_*: selects the member (PING has none) */
+	uint16_t verb;                  /* STOR_*: selects the member (PING, WATCH have none) */
 	union {
 		stor_req_id         stat, open, quarantine, pin;
 		stor_req_put_begin  put_begin;
@@ -147,7 +147,7 @@ typedef struct stor_rep {
 		stor_rep_put_commit put_commit;
 		stor_rep_list       list;
 		stor_rep_err        err;
-	} u;                            /* PING, PUT_ABORT, QUARANTINE: none on 200 */
+	} u;                            /* PING, PUT_ABORT, QUARANTINE, WATCH: none on 200 */
 } stor_rep;
 
 /* "PING", "STAT", …, or "unknown" (for the one log line of a fatal error). */
@@ -172,7 +172,8 @@ int stor_msg_req_decode(uint16_t verb, const uint8_t *p, size_t n, stor_req *q);
 __attribute__((warn_unused_result))
 int stor_msg_rep_decode(uint16_t verb, uint16_t status, const uint8_t *p, size_t n, stor_rep *r);
 
-/* The fds that travel with this reply: OPEN 200 → 2, PUT_BEGIN 200 → 1, else 0. */
+/* The fds that travel with this reply: OPEN 200 → 2, PUT_BEGIN and WATCH
+ * 200 → 1, else 0. */
 size_t stor_msg_rep_nfds(const stor_rep *r);
 
 /* Make *r the error reply (status 400..599) to verb: code and retryable

@@ -124,6 +124,11 @@ static void rpc_log(const rpc_client *c, log_level lvl, const char *what)
 
 /* ---- breaker -------------------------------------------------------------- */
 
+unsigned rpc_client_gen(const rpc_client *c)
+{
+	return c->gen;
+}
+
 void rpc_client_on_state(rpc_client *c, void (*fn)(bool ready, void *arg), void *arg)
 {
 	c->on_state = fn;

@@ -93,6 +93,9 @@ rpc_client *rpc_client_new(struct event_base *base, const char *socket_path,
 void rpc_client_free(rpc_client *c);
 /* False while the breaker is open (or half open). */
 bool rpc_client_ready(const rpc_client *c);
+/* A number that changes whenever the connection is made or lost: a reply
+ * taken while it stayed the same came from the same peer process. */
+unsigned rpc_client_gen(const rpc_client *c);
 /* fn runs (from the loop) each time the breaker closes (true) or opens (false). */
 void rpc_client_on_state(rpc_client *c, void (*fn)(bool ready, void *arg), void *arg);
 

@@ -195,6 +195,7 @@ static void gateway_free(gateway *g)
 	if (g->shed_ev)
 		event_free(g->shed_ev);
 	http_server_free(g->http);   /* first: it may still hold requests using stor, index */
+	objcache_free(g->objects.cache);   /* after the connections: their output held its buffers */
 	stor_client_free(g->stor);
 	index_client_free(g->index);
 	ovl_client_free(g->objects.ovl);
@@ -232,6 +233,7 @@ static int gateway_start(svc *s)
 	if (g->stor)
 		stor_client_on_state(g->stor, gateway_on_stor_state, s);
 	g->objects.stor = g->stor;
+	g->objects.cache = g->stor ? objcache_new(g->stor) : NULL;   /* NULL: served without */
 	g->objects.max_object = s->cfg.storage_max_object_bytes;
 	if (s->cfg.services & CONFIG_SVC_INDEX)
 		g->index = index_client_for(s->base, &s->cfg);

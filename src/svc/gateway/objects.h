@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "core/net/http.h"
+#include "core/objects/objcache.h"
 #include "core/objects/ovl_client.h"
 #include "core/objects/stor_client.h"
 
@@ -31,6 +32,7 @@
 /* Shared by every request of one worker; outlives them all. */
 typedef struct objects {
 	stor_client *stor;        /* borrowed from the gateway */
+	objcache    *cache;       /* open objects and group buffers (owned by the gateway), or NULL */
 	ovl_client  *ovl;         /* the overlay's client when it runs, else NULL (borrowed) */
 	bool         fetch_on_miss; /* overlay.fetch_on_miss (live reload) */
 	uint64_t     max_object;  /* storage.max_object (live reload) */

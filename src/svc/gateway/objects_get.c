@@ -3,16 +3,21 @@
  * not match its id.
  *
  * Verify before serve: OPEN hands us the blob and its outboard (one BLAKE3
- * chaining value per 64 KiB group). Before the status line the blob's size
- * is checked against the stored length, the whole outboard against the id
- * (b3tree_outboard_ok: O(groups) compressions, no blob bytes read), and the
- * first group the response needs against the outboard. Every further group
- * is read into one 64 KiB buffer and checked before any of its bytes are
- * written. So a 1 MiB range from the middle of a 1 GiB object costs the
- * outboard (16 Ki CVs) plus 17 groups, not the object.
+ * chaining value per 64 KiB group). The blob's size is checked against the
+ * stored length and the whole outboard against the id (b3tree_outboard_ok:
+ * O(groups) compressions, no blob bytes read) once per handle; the worker
+ * keeps the handle (blob fd + the checked outboard) for the next requests
+ * (core/objects/objcache.h: bounded, dropped when storage's removal epoch
+ * moves), so a hot object costs no storage round trip. On every request,
+ * before the status line the first group the response needs is read and
+ * checked against the outboard, and every further group is read into a
+ * pooled 64 KiB buffer and checked before any of its bytes are written —
+ * then that very buffer is handed to the socket (evbuffer_add_reference),
+ * never copied again. So a 1 MiB range from the middle of a 1 GiB object
+ * costs 17 group reads and hashes once its handle is open.
  *
- * Memory per request: one group buffer, plus the outboard mapped read-only
- * (core/objstore.c, shared with omnigate: page cache, not heap).
+ * Memory per request: the group buffers queued in its output (at most the
+ * output high-water mark, 256 KiB, plus one).
  *
  * A mismatch before the status line → 502 envelope "integrity"; after it →
  * http_resp_abort (the client sees a short body, never a wrong one). Either
@@ -64,6 +69,7 @@ typedef struct obj_get {
 	bool           ranged;    /* v holds a FETCH_RANGE result, not storage's fds */
 	bool           range_slot; /* counted in o->range_held until freed */
 	bool           awaiting;  /* a storage callback is still to come */
+	objcache_stamp stamp;     /* taken before OPEN: may its answer be kept */
 	obj_get_mode   mode;
 	uint8_t        id[B3_OUT_LEN];
 	char           etag[OBJECTS_ETAG_LEN + 1];
@@ -81,7 +87,7 @@ static void get_free(obj_get *g)
 		stor_call_cancel(g->call);
 	if (g->ocall)
 		ovl_call_cancel(g->ocall);
-	objv_close(&g->v);
+	objv_close(&g->v);   /* the handle stays in the cache if it is kept there */
 	if (g->range_slot)
 		g->o->range_held--;
 	free(g);
@@ -112,6 +118,7 @@ static void get_integrity_fail(obj_get *g, const char *what)
 		log_kv(LOG_LEVEL_ERROR, "overlay range result refused", "reason", what, "corr_id",
 		       http_req_corr_id(r), LOG_END);
 	} else {
+		objcache_forget(g->o->cache, g->id);
 		objstore_integrity_fail(g->o->stor, g->id, what, http_req_corr_id(r));
 	}
 	if (g->sending)
@@ -234,8 +241,10 @@ static void get_pump(http_req *r, void *arg)
 		}
 		if (get_verdict(g, objv_load(&g->v, g->next, &why), &why) < 0)
 			return;
-		p = objv_bytes(&g->v, g->next, g->end - g->next + 1, &n);
-		if (http_resp_write(r, p, n) < 0) {
+		/* The verified buffer itself goes to the socket (no copy). */
+		p = objv_take(&g->v, g->next, g->end - g->next + 1, &n);
+		if (http_resp_write_ref(r, p, n, objcache_buf_release, objv_cache(&g->v)) < 0) {
+			objcache_buf_release(p, n, objv_cache(&g->v));   /* not taken */
 			http_resp_abort(r);  /* no-op if the write already aborted it */
 			get_free(g);
 			return;
@@ -294,9 +303,13 @@ static void get_serve(obj_get *g)
 	const char *why = NULL;
 	int status;
 
-	/* Sizes and the outboard against the id, the outboard mapped. */
-	if (get_verdict(g, objv_open(&g->v, g->id, g->len, &why), &why) < 0 ||
-	    get_pick_range(g, &status) < 0)
+	/* Sizes and the outboard against the id, once per handle: a range
+	 * result is the overlay's private memfd, never kept. */
+	if (!objv_is_open(&g->v) &&
+	    get_verdict(g, objv_open(&g->v, g->ranged ? NULL : &g->stamp, g->id, g->len, &why),
+	                &why) < 0)
+		return;
+	if (get_pick_range(g, &status) < 0)
 		return;
 	/* The first group the answer needs, checked before the status line
 	 * (for the empty object: its one empty group, against the id). */
@@ -320,6 +333,7 @@ static void get_ask_storage(obj_get *g)
 	stor_client *stor = g->o->stor;
 
 	g->awaiting = true;
+	g->stamp = objcache_stamp_now(g->o->cache);
 	g->call = g->mode == GET_BODY ? stor_open(stor, g->id, get_on_stor, g)
 	                              : stor_stat(stor, g->id, get_on_stor, g);
 }
@@ -455,6 +469,7 @@ void objects_get(http_req *r, objects *o, const uint8_t id[32])
 {
 	obj_get *g = calloc(1, sizeof *g);
 	const char *inm = http_req_header(r, "If-None-Match");
+	objh *h;
 
 	if (!g) {
 		(void)http_reply_error(r, 500, "internal", "out of memory", true, 0);
@@ -462,7 +477,7 @@ void objects_get(http_req *r, objects *o, const uint8_t id[32])
 	}
 	g->o = o;
 	g->req = r;
-	objv_init(&g->v);
+	objv_init(&g->v, o->cache);
 	memcpy(g->id, id, B3_OUT_LEN);
 	objects_etag(id, g->etag);
 	/* A matching If-None-Match (GET or HEAD) and HEAD need no bytes: STAT.
@@ -474,5 +489,18 @@ void objects_get(http_req *r, objects *o, const uint8_t id[32])
 	else
 		g->mode = GET_BODY;
 	http_req_on_close(r, get_on_close, g);
+	/* An open handle answers without storage: the object was servable when
+	 * it was opened and no removal happened since (objcache.h). */
+	if ((h = objcache_find(o->cache, id))) {
+		g->len = h->len;
+		if (g->mode != GET_BODY) {
+			objh_unref(h);
+			get_answer_headless(g, g->len, g->mode == GET_NOT_MODIFIED);
+			return;
+		}
+		objv_attach(&g->v, h);
+		get_serve(g);
+		return;
+	}
 	get_ask_storage(g);
 }

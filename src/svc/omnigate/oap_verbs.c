@@ -45,6 +45,7 @@ typedef struct og_get {
 	omnigate      *og;
 	stor_call     *call;
 	bool           awaiting;
+	objcache_stamp stamp;     /* taken before OPEN: may its answer be kept */
 	uint16_t       verb;      /* OG_VERB_GET, _STAT or _OUTBOARD */
 	bool           has_range;
 	uint64_t       rs, re;    /* requested range, inclusive */
@@ -200,6 +201,7 @@ static void get_integrity_fail(og_get *g, const char *what)
 
 	og_stream_corr_hex(g->s, corr);
 	og_count_reject(g->og, REJECT_INTEGRITY, NULL);
+	objcache_forget(g->og->cache, g->id);
 	objstore_integrity_fail(g->og->stor, g->id, what, corr);
 	if (g->s->answered)
 		og_stream_abort(g->s);
@@ -255,9 +257,11 @@ static void get_serve(og_get *g)
 	char meta[OG_META_MAX];
 	const char *why = NULL;
 
-	/* Sizes and the outboard against the id, the outboard mapped. */
-	if (get_verdict(g, objv_open(&g->v, g->id, g->len, &why), &why) < 0 ||
-	    get_pick_range(g) < 0)
+	/* Sizes and the outboard against the id, once per handle (objcache.h). */
+	if (!objv_is_open(&g->v) &&
+	    get_verdict(g, objv_open(&g->v, &g->stamp, g->id, g->len, &why), &why) < 0)
+		return;
+	if (get_pick_range(g) < 0)
 		return;
 	/* The first group, checked before the START answer (for the empty
 	 * object its one empty group, against the id). */
@@ -284,7 +288,8 @@ static void outboard_serve(og_get *g)
 	char meta[OG_META_MAX];
 	const char *why = NULL;
 
-	if (get_verdict(g, objv_open(&g->v, g->id, g->len, &why), &why) < 0)
+	if (!objv_is_open(&g->v) &&
+	    get_verdict(g, objv_open(&g->v, &g->stamp, g->id, g->len, &why), &why) < 0)
 		return;
 	g->next = 0;
 	g->serving = true;
@@ -386,6 +391,7 @@ static void get_start(oap_stream *s, const oap_frame *f, uint16_t verb)
 	bool stat_only = verb == OG_VERB_STAT;
 	json_t *j = og_params(s, f, verb == OG_VERB_GET ? get_keys : cid_keys);
 	og_get *g;
+	objh *h;
 
 	if (!j)
 		return;
@@ -396,7 +402,7 @@ static void get_start(oap_stream *s, const oap_frame *f, uint16_t verb)
 	}
 	g->s = s;
 	g->og = og;
-	objv_init(&g->v);
+	objv_init(&g->v, og->cache);
 	g->verb = verb;
 	if (og_param_cid(s, j, "cid", true, g->id) < 0 ||
 	    (verb == OG_VERB_GET && og_param_range(s, j, g) < 0)) {
@@ -411,7 +417,17 @@ static void get_start(oap_stream *s, const oap_frame *f, uint16_t verb)
 		return;
 	}
 	s->vs = g;
+	if (!stat_only && (h = objcache_find(og->cache, g->id))) {
+		g->len = h->len;   /* an open handle: no storage round trip */
+		objv_attach(&g->v, h);
+		if (verb == OG_VERB_OUTBOARD)
+			outboard_serve(g);
+		else
+			get_serve(g);
+		return;
+	}
 	g->awaiting = true;
+	g->stamp = objcache_stamp_now(og->cache);
 	g->call = stat_only ? stor_stat(og->stor, g->id, get_on_stor, g)
 	                    : stor_open(og->stor, g->id, get_on_stor, g);
 }

@@ -153,6 +153,7 @@ static void og_svc_free(og_svc *g)
 	conn_listener_free(og->lst);
 	while (og->conns)
 		oap_conn_free(og->conns);   /* first: streams may hold storage calls */
+	objcache_free(og->cache);
 	stor_client_free(og->stor);
 	ovl_client_free(og->ovl);
 	tls_server_free(og->tls);
@@ -217,6 +218,7 @@ static int omnigate_start(svc *s)
 	og_limits_from(&g->og.lim, &s->cfg);
 	og_rate_from(&g->og);
 	g->og.stor = objstore_client_new(s->base, &s->cfg);
+	g->og.cache = g->og.stor ? objcache_new(g->og.stor) : NULL;
 	if (g->og.stor)
 		stor_client_on_state(g->og.stor, og_on_stor_state, s);
 	if (s->cfg.services & CONFIG_SVC_OVERLAY)   /* REPLICATE; NULL: answered 503 */

@@ -21,6 +21,7 @@
 #include "core/net/conn.h"
 #include "core/metrics/reject.h"
 #include "core/proto/oap.h"
+#include "core/objects/objcache.h"
 #include "core/objects/stor_client.h"
 #include "lib/tbucket.h"
 
@@ -73,6 +74,7 @@ typedef struct oap_stream oap_stream;
 typedef struct omnigate {
 	struct event_base     *base;
 	stor_client           *stor;     /* NULL: object verbs answer 503 (tests) */
+	objcache              *cache;    /* open objects, group buffers; NULL: none kept */
 	struct wall           *wall;     /* Auth → Policy → Quota; NULL: no gate (unit tests only) */
 	struct tls_server     *tls;      /* NULL: plaintext (tests only) */
 	struct tls_peer       *peer;     /* the peer plane (node identity), or NULL */

@@ -300,6 +300,16 @@ static int storage_do_list(storage_conn *c, const stor_req *q, storage_reply *rp
 	return storage_ok(rp);
 }
 
+/* WATCH: the removal epoch's memfd (docs/internal.md), a new fd per reply. */
+static int storage_do_watch(storage_conn *c, const stor_req *q, storage_reply *rp)
+{
+	(void)q;
+	if ((rp->fds[0] = store_epoch_dup(c->srv->st)) < 0)
+		return storage_fail(rp, 503, "no removal epoch");
+	rp->nfds = 1;
+	return storage_ok(rp);
+}
+
 static int storage_do_ping(storage_conn *c, const stor_req *q, storage_reply *rp)
 {
 	(void)c; (void)q;
@@ -326,7 +336,7 @@ static void storage_dispatch_client(storage_conn *c, const oap_frame *f, storage
 		[STOR_OPEN] = storage_do_open,           [STOR_PUT_BEGIN] = storage_do_put_begin,
 		[STOR_PUT_COMMIT] = storage_do_put_commit, [STOR_PUT_ABORT] = storage_do_put_abort,
 		[STOR_QUARANTINE] = storage_do_quarantine, [STOR_LIST] = storage_do_list,
-		[STOR_PIN] = storage_do_pin,
+		[STOR_PIN] = storage_do_pin,             [STOR_WATCH] = storage_do_watch,
 	};
 	stor_req q;
 

@@ -194,6 +194,9 @@ store_status store_pin(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len);
 /* The cache's bytes, objects and evictions (loop thread; a commit running
  * on a worker may change them meanwhile). */
 void store_cache_stats(const store *st, store_cache_info *out);
+/* A new descriptor of the removal epoch memfd for a WATCH reply (the
+ * caller sends and closes it), or -1 (none, or dup failed). */
+int store_epoch_dup(const store *st);
 
 /* Up to max ids of owned objects (not cached, not quarantined) greater than after
  * (NULL: from the first), in byte order, into ids; *n how many, *more
@@ -266,7 +269,18 @@ struct store {
 	_Atomic uint64_t        cache_bytes;
 	_Atomic uint64_t        cache_objects;
 	_Atomic uint64_t        cache_evictions;
+	/* The removal epoch (stor_msg WATCH, docs/internal.md): a sealed
+	 * memfd whose first 8 bytes count removals; mapped writable here only.
+	 * -1 / the local counter when the memfd could not be made (then
+	 * WATCH answers 503 and clients keep no handles). */
+	int                     epoch_fd;
+	_Atomic uint64_t       *epoch;
+	_Atomic uint64_t        epoch_local;
 };
+
+/* An object stopped being servable (quarantined, evicted): bump the
+ * removal epoch before the caller answers anyone. Any thread. */
+void store_removed(store *st);
 
 /* Set up / release the shared part (backends call these). 0 or -1. */
 __attribute__((warn_unused_result))

@@ -563,6 +563,8 @@ static void disk_evict(store_disk *sd, const uint8_t *keep)
 		return;
 	ev->keep = keep;
 	if (disk_write(sd, disk_txn_evict, ev) == STORE_OK) {
+		if (ev->n)
+			store_removed(&sd->base);
 		for (size_t i = 0; i < ev->n; i++)
 			disk_unlink_files(sd, ev->ids[i]);
 		atomic_fetch_add(&sd->base.cache_evictions, ev->n);
@@ -666,7 +668,11 @@ static store_status disk_stat(store *st, const uint8_t id[B3_OUT_LEN], uint64_t 
  * bring a record back. */
 static store_status disk_quarantine(store *st, const uint8_t id[B3_OUT_LEN])
 {
-	return disk_write((store_disk *)st, disk_txn_quarantine, (void *)(uintptr_t)id);
+	store_status rc = disk_write((store_disk *)st, disk_txn_quarantine, (void *)(uintptr_t)id);
+
+	if (rc == STORE_OK)
+		store_removed(st);
+	return rc;
 }
 
 /* Open objects/<name> read-only and check its size; -1 if missing or wrong. */

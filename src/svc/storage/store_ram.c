@@ -225,6 +225,7 @@ static void ram_evict_one(store_ram *sr, ram_obj *o)
 	ram_remove(sr, o);
 	ram_obj_free(o);
 	atomic_fetch_add(&sr->base.cache_evictions, 1);
+	store_removed(&sr->base);
 }
 
 /* Evict oldest-first while the cache is over its limit, or while the store
@@ -369,6 +370,7 @@ static store_status ram_quarantine(store *st, const uint8_t id[B3_OUT_LEN])
 	if (!o)
 		return STORE_NOT_FOUND;
 	o->quarantined = true;
+	store_removed(st);
 	return STORE_OK;
 }
 

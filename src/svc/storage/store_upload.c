@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -51,6 +52,45 @@ typedef struct store_scratch {
 
 /* ---- life and limits --------------------------------------------------------- */
 
+/* The removal epoch: a page of shared memory, sealed so that nobody else
+ * can write it (F_SEAL_FUTURE_WRITE, Linux 5.1) or change its size. Without
+ * it the store works as before; WATCH answers 503 and clients keep no
+ * handles between requests. */
+static void store_epoch_init(store *st)
+{
+	const size_t len = 4096;
+	int fd = memfd_create("macronode-epoch", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	void *m = MAP_FAILED;
+
+	atomic_init(&st->epoch_local, 0);
+	st->epoch = &st->epoch_local;
+	st->epoch_fd = -1;
+	if (fd < 0 || ftruncate(fd, (off_t)len) != 0 ||
+	    (m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) != 0) {
+		log_kv(LOG_LEVEL_WARN, "no removal epoch; clients will not keep open objects",
+		       "error", strerror(errno), LOG_END);
+		if (m != MAP_FAILED)
+			(void)munmap(m, len);
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	st->epoch = m;
+	atomic_init(st->epoch, 0);
+	st->epoch_fd = fd;
+}
+
+void store_removed(store *st)
+{
+	atomic_fetch_add(st->epoch, 1);
+}
+
+int store_epoch_dup(const store *st)
+{
+	return st->epoch_fd < 0 ? -1 : fcntl(st->epoch_fd, F_DUPFD_CLOEXEC, 0);
+}
+
 int store_base_init(store *st, const store_backend *be, const store_limits *lim)
 {
 	st->be = be;
@@ -60,6 +100,7 @@ int store_base_init(store *st, const store_backend *be, const store_limits *lim)
 	atomic_init(&st->cache_bytes, 0);
 	atomic_init(&st->cache_objects, 0);
 	atomic_init(&st->cache_evictions, 0);
+	store_epoch_init(st);
 	return 0;
 }
 
@@ -82,6 +123,12 @@ void store_base_release(store *st)
 	free(st->up);
 	st->up = NULL;
 	st->nup = st->cap = 0;
+	if (st->epoch && st->epoch != &st->epoch_local) {   /* NULL: never initialised */
+		(void)munmap((void *)st->epoch, 4096);
+		close(st->epoch_fd);
+		st->epoch_fd = -1;
+		st->epoch = &st->epoch_local;
+	}
 }
 
 void store_free(store *st)

@@ -5,7 +5,11 @@
  * and only that group; a wrong length, a short or flipped outboard fail
  * objv_open with the reason the services log; a blob cut short after open
  * fails its last group. objput writes, caps and commits; integrity failures
- * are counted; the storage socket path is built or refused.
+ * are counted; the storage socket path is built or refused. The handle
+ * cache (objcache.h) keeps a handle only under a fresh stamp, drops them
+ * all when the removal epoch moves, stays within its entry bound, still
+ * reads and checks every group of a kept handle (a byte flipped after it
+ * was kept is caught), and lends aligned group buffers that come back.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +26,8 @@
 #include <event2/event.h>
 
 #include "core/metrics/metrics.h"
+#include "core/objects/objcache.h"
+#include "core/objects/objcache_test.h"
 #include "core/objects/objstore.h"
 #include "lib/b3tree.h"
 #include "lib/b3tree_test.h"
@@ -102,10 +108,10 @@ static objv_result open_v(fixture *F, objv *v, uint64_t len, const char **why)
 	int blob = open(F->blob_path, O_RDONLY), ob = open(F->ob_path, O_RDONLY);
 
 	assert_true(blob >= 0 && ob >= 0);
-	objv_init(v);
+	objv_init(v, NULL);
 	objv_adopt(v, blob, ob);
 	*why = NULL;
-	return objv_open(v, F->id, len, why);
+	return objv_open(v, NULL, F->id, len, why);
 }
 
 /* Flip one byte of a file at off. */
@@ -280,8 +286,8 @@ static void test_bad_fds(void **state)
 	objv v;
 	const char *why = NULL;
 
-	objv_init(&v);
-	assert_int_equal(objv_open(&v, F->id, F->len, &why), OBJV_INTERNAL);
+	objv_init(&v, NULL);
+	assert_int_equal(objv_open(&v, NULL, F->id, F->len, &why), OBJV_INTERNAL);
 	assert_string_equal(why, "cannot stat the object");
 	objv_close(&v);
 }
@@ -393,6 +399,183 @@ static void test_client_path(void **state)
 	event_base_free(base);
 }
 
+/* ---- the handle cache --------------------------------------------------- */
+
+/* A handle for the fixture's object through v (cache c, stamp st). */
+static objv_result open_c(fixture *F, objv *v, objcache *c, const objcache_stamp *st,
+                          const char **why)
+{
+	int blob = open(F->blob_path, O_RDONLY), ob = open(F->ob_path, O_RDONLY);
+
+	assert_true(blob >= 0 && ob >= 0);
+	objv_init(v, c);
+	objv_adopt(v, blob, ob);
+	*why = NULL;
+	return objv_open(v, st, F->id, F->len, why);
+}
+
+static void test_cache_keeps_under_fresh_stamp(void **state)
+{
+	fixture *F = *state;
+	_Atomic uint64_t epoch = 7;
+	objcache *c = objcache_new(NULL);
+	objcache_stamp st;
+	objcache_info ci;
+	const char *why;
+	objv v;
+	objh *h;
+
+	assert_non_null(c);
+	/* No epoch: nothing can be kept. */
+	st = objcache_stamp_now(c);
+	assert_false(st.ok);
+	assert_int_equal(open_c(F, &v, c, &st, &why), OBJV_OK);
+	objv_close(&v);
+	assert_null(objcache_find(c, F->id));
+	/* With one: kept, found, and read like a fresh open. */
+	objcache_test_watch(c, &epoch);
+	st = objcache_stamp_now(c);
+	assert_true(st.ok);
+	assert_int_equal(open_c(F, &v, c, &st, &why), OBJV_OK);
+	objv_close(&v);
+	h = objcache_find(c, F->id);
+	assert_non_null(h);
+	objv_init(&v, c);
+	objv_attach(&v, h);
+	for (uint64_t gi = 0; gi < 4; gi++) {
+		const uint8_t *p;
+		size_t n;
+
+		assert_int_equal(objv_load(&v, gi * GROUP, &why), OBJV_OK);
+		p = objv_bytes(&v, gi * GROUP, UINT64_MAX, &n);
+		assert_int_equal(n, gi < 3 ? GROUP : 5);
+		assert_memory_equal(p, F->data + gi * GROUP, n);
+	}
+	objv_close(&v);
+	objcache_stats(c, &ci);
+	assert_int_equal(ci.entries, 1);
+	assert_int_equal(ci.hits, 1);
+	assert_int_equal(ci.cv_bytes, b3tree_outboard_len(F->len));
+	/* A stamp taken before a removal: the answer is not kept. */
+	st = objcache_stamp_now(c);
+	epoch++;
+	assert_null(objcache_find(c, F->id));   /* the move dropped the first one */
+	assert_int_equal(open_c(F, &v, c, &st, &why), OBJV_OK);
+	objv_close(&v);
+	assert_null(objcache_find(c, F->id));
+	objcache_stats(c, &ci);
+	assert_int_equal(ci.entries, 0);
+	assert_int_equal(ci.flushes, 1);
+	objcache_free(c);
+}
+
+/* A kept handle trusts its outboard copy, never the blob: a byte flipped
+ * after the handle was kept fails its group on the next read. */
+static void test_cache_still_checks_every_group(void **state)
+{
+	fixture *F = *state;
+	_Atomic uint64_t epoch = 0;
+	objcache *c = objcache_new(NULL);
+	objcache_stamp st;
+	const char *why;
+	objv v;
+
+	objcache_test_watch(c, &epoch);
+	st = objcache_stamp_now(c);
+	assert_int_equal(open_c(F, &v, c, &st, &why), OBJV_OK);
+	objv_close(&v);
+	flip(F->blob_path, 2 * GROUP + 9);
+	objv_init(&v, c);
+	objv_attach(&v, objcache_find(c, F->id));
+	assert_true(objv_is_open(&v));
+	assert_int_equal(objv_load(&v, GROUP, &why), OBJV_OK);
+	assert_int_equal(objv_load(&v, 2 * GROUP, &why), OBJV_INTEGRITY);
+	assert_string_equal(why, "group hash mismatch");
+	objv_close(&v);
+	/* the service forgets it at once (storage's epoch follows) */
+	objcache_forget(c, F->id);
+	assert_null(objcache_find(c, F->id));
+	objcache_free(c);
+}
+
+/* At most OBJCACHE_MAX_ENTRIES handles: the least recently used go first;
+ * a handle a request still holds outlives its eviction. */
+static void test_cache_bound(void **state)
+{
+	fixture *F = *state, *G = calloc(1, sizeof *G);
+	_Atomic uint64_t epoch = 0;
+	objcache *c = objcache_new(NULL);
+	objcache_info ci;
+	uint8_t first[B3_OUT_LEN];
+	objh *held = NULL;
+	const char *why;
+	objv v;
+
+	objcache_test_watch(c, &epoch);
+	memcpy(G, F, sizeof *G);
+	for (unsigned i = 0; i <= OBJCACHE_MAX_ENTRIES; i++) {
+		objcache_stamp st = objcache_stamp_now(c);
+
+		build(G, 100 + i);   /* one-group objects, all different */
+		G->data = (free(G->data), NULL);
+		assert_int_equal(open_c(G, &v, c, &st, &why), OBJV_OK);
+		objv_close(&v);
+		if (i == 0) {
+			memcpy(first, G->id, sizeof first);
+			held = objcache_find(c, first);   /* a request still reading it */
+			assert_non_null(held);
+		}
+	}
+	objcache_stats(c, &ci);
+	assert_int_equal(ci.entries, OBJCACHE_MAX_ENTRIES);
+	assert_null(objcache_find(c, first));     /* the oldest went */
+	objh_unref(objcache_find(c, G->id));      /* the newest stayed */
+	objv_init(&v, c);
+	objv_attach(&v, held);                    /* still readable after eviction */
+	objv_close(&v);
+	objcache_free(c);
+	free(G);
+}
+
+/* Group buffers: aligned to their size, lent and given back by a pointer
+ * anywhere inside (the evbuffer reference's cleanup), reused. */
+static void test_cache_buffers(void **state)
+{
+	fixture *F = *state;
+	objcache *c = objcache_new(NULL);
+	objcache_info ci;
+	const uint8_t *p;
+	uint8_t *b;
+	const char *why;
+	size_t n;
+	objv v;
+
+	b = objcache_buf_get(c);
+	assert_non_null(b);
+	assert_int_equal((uintptr_t)b % GROUP, 0);
+	objcache_buf_release(b + 1000, 10, c);
+	objcache_stats(c, &ci);
+	assert_int_equal(ci.pool_free, 1);
+	assert_int_equal(ci.bufs_out, 0);
+	/* objv_take hands the verified group's own buffer over */
+	assert_int_equal(open_c(F, &v, c, NULL, &why), OBJV_OK);
+	assert_int_equal(objv_load(&v, GROUP + 3, &why), OBJV_OK);
+	p = objv_take(&v, GROUP + 3, 100, &n);
+	assert_int_equal(n, 100);
+	assert_ptr_equal(p, b + 3);               /* the pooled buffer, reused */
+	assert_memory_equal(p, F->data + GROUP + 3, 100);
+	objcache_stats(c, &ci);
+	assert_int_equal(ci.bufs_out, 1);
+	objv_close(&v);                           /* v no longer owns it */
+	objcache_stats(c, &ci);
+	assert_int_equal(ci.bufs_out, 1);
+	objcache_buf_release(p, n, c);
+	objcache_stats(c, &ci);
+	assert_int_equal(ci.bufs_out, 0);
+	assert_int_equal(ci.pool_free, 1);
+	objcache_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -409,6 +592,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_objput, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_objput_io_error, setup, teardown),
 		cmocka_unit_test(test_client_path),
+		cmocka_unit_test_setup_teardown(test_cache_keeps_under_fresh_stamp, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_still_checks_every_group, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_bound, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_buffers, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,439 @@
+/*
+ * objcache.c — open objects kept between requests, the removal epoch that
+ * keeps them honest, and the group buffer pool (objcache.h).
+ */
+#include "core/objects/objcache.h"
+#include "core/objects/objcache_test.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/metrics/metrics.h"
+#include "lib/b3tree.h"
+#include "lib/log.h"
+#include "lib/util.h"
+
+#define OBJCACHE_SLOTS   (2u * OBJCACHE_MAX_ENTRIES)   /* hash slots, a power of two */
+#define OBJCACHE_EPOCH_LEN 4096u
+
+_Static_assert((OBJCACHE_SLOTS & (OBJCACHE_SLOTS - 1)) == 0, "slots: a power of two");
+
+struct objcache {
+	stor_client  *stor;                  /* borrowed */
+	objh         *slots[OBJCACHE_SLOTS];
+	objh         *head, *tail;           /* LRU: head most recent */
+	size_t        n, cv_bytes;
+	/* the removal epoch */
+	const _Atomic uint64_t *epoch;       /* mapped read-only, or NULL */
+	unsigned      epoch_gen;             /* stor gen the mapping belongs to */
+	uint64_t      epoch_seen;
+	bool          epoch_borrowed;        /* the unit tests' memory, not a mapping */
+	stor_call    *watch;                 /* WATCH in flight */
+	unsigned      watch_gen;
+	uint64_t      watch_after_ms;        /* no new WATCH before (after a failure) */
+	/* group buffers */
+	uint8_t      *pool[OBJCACHE_POOL_MAX];
+	size_t        nfree, bufs_out;
+	uint64_t      hits, misses, flushes;
+	metrics_series *m_hit, *m_miss, *m_flush, *m_open;
+};
+
+/* ---- handles -------------------------------------------------------------- */
+
+static size_t objcache_slot(const uint8_t id[32])
+{
+	uint64_t h;
+
+	memcpy(&h, id, sizeof h);   /* ids are BLAKE3 output: uniform already */
+	return (size_t)(h & (OBJCACHE_SLOTS - 1));
+}
+
+static void objh_free(objh *h)
+{
+	if (h->blob >= 0)
+		close(h->blob);
+	free(h->cvs);
+	free(h);
+}
+
+/* Out of the table and the LRU list; freed when no request holds it. */
+static void objcache_unlist(objcache *c, objh *h)
+{
+	objh **pp = &c->slots[objcache_slot(h->id)];
+
+	while (*pp && *pp != h)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = h->hnext;
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		c->head = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	else
+		c->tail = h->prev;
+	h->prev = h->next = h->hnext = NULL;
+	h->listed = false;
+	c->n--;
+	c->cv_bytes -= h->cvs_len;
+	metrics_gauge_add(c->m_open, -1);
+	objh_unref(h);   /* the table's reference */
+}
+
+static void objcache_flush(objcache *c)
+{
+	if (!c->head)
+		return;
+	while (c->head)
+		objcache_unlist(c, c->head);
+	c->flushes++;
+	metrics_inc(c->m_flush, 1);
+}
+
+void objh_unref(objh *h)
+{
+	if (h && --h->refs == 0)
+		objh_free(h);
+}
+
+static void objcache_lru_front(objcache *c, objh *h)
+{
+	if (c->head == h)
+		return;
+	/* unlink */
+	h->prev->next = h->next;   /* h is not the head: it has a prev */
+	if (h->next)
+		h->next->prev = h->prev;
+	else
+		c->tail = h->prev;
+	/* push */
+	h->prev = NULL;
+	h->next = c->head;
+	c->head->prev = h;
+	c->head = h;
+}
+
+/* ---- the removal epoch ---------------------------------------------------- */
+
+/* stor NULL: the unit tests' cache, its epoch set by objcache_test_watch. */
+static unsigned objcache_gen(const objcache *c)
+{
+	return c->stor ? stor_client_gen(c->stor) : 0;
+}
+
+static void objcache_unwatch(objcache *c)
+{
+	if (c->epoch && !c->epoch_borrowed)
+		(void)munmap((void *)(uintptr_t)c->epoch, OBJCACHE_EPOCH_LEN);
+	c->epoch = NULL;
+}
+
+void objcache_test_watch(objcache *c, const _Atomic uint64_t *epoch)
+{
+	objcache_unwatch(c);
+	c->epoch = epoch;
+	c->epoch_borrowed = epoch != NULL;
+	c->epoch_gen = 0;
+	c->epoch_seen = epoch ? atomic_load(epoch) : 0;
+}
+
+static void objcache_on_watch(const stor_result *res, void *arg)
+{
+	objcache *c = arg;
+	int fd = res->fds[0];
+	struct stat sb;
+	void *m;
+
+	c->watch = NULL;
+	if (res->status != 200 || fd < 0 || objcache_gen(c) != c->watch_gen ||
+	    fstat(fd, &sb) != 0 || (uint64_t)sb.st_size < OBJCACHE_EPOCH_LEN ||
+	    (m = mmap(NULL, OBJCACHE_EPOCH_LEN, PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED) {
+		if (fd >= 0)
+			close(fd);
+		c->watch_after_ms = util_now_ms() + OBJCACHE_WATCH_RETRY_MS;
+		return;
+	}
+	close(fd);
+	objcache_flush(c);   /* nothing kept before the epoch was known survives */
+	objcache_unwatch(c);
+	c->epoch = m;
+	c->epoch_borrowed = false;
+	c->epoch_gen = c->watch_gen;
+	c->epoch_seen = atomic_load(c->epoch);
+}
+
+/* May handles be used and kept now? Drops them all when the epoch moved or
+ * storage is a new connection; asks for the epoch when there is none. */
+static bool objcache_fresh(objcache *c)
+{
+	unsigned gen = objcache_gen(c);
+	uint64_t e;
+
+	if (c->epoch && c->epoch_gen == gen) {
+		e = atomic_load(c->epoch);
+		if (e != c->epoch_seen) {
+			objcache_flush(c);
+			c->epoch_seen = e;
+		}
+		return true;
+	}
+	objcache_flush(c);
+	objcache_unwatch(c);
+	return false;
+}
+
+/* Storage just answered an OPEN: ask for its epoch if we have none. Only
+ * then, so that a storage that does not answer sees no extra call (each
+ * timed-out call counts towards the client's breaker). */
+static void objcache_watch(objcache *c)
+{
+	if (!c->stor || c->watch || (c->epoch && c->epoch_gen == objcache_gen(c)) ||
+	    util_now_ms() < c->watch_after_ms)
+		return;
+	c->watch = stor_watch(c->stor, objcache_on_watch, c);
+	c->watch_gen = objcache_gen(c);
+}
+
+objcache_stamp objcache_stamp_now(objcache *c)
+{
+	objcache_stamp st = { 0 };
+
+	if (!c || !objcache_fresh(c))
+		return st;
+	st.ok = true;
+	st.gen = c->epoch_gen;
+	st.epoch = c->epoch_seen;
+	return st;
+}
+
+/* ---- the cache ------------------------------------------------------------ */
+
+objcache *objcache_new(stor_client *stor)
+{
+	objcache *c = calloc(1, sizeof *c);
+
+	if (!c)
+		return NULL;
+	c->stor = stor;
+	c->m_hit = metrics_get("object_handle_lookups_total", "result=\"hit\"");
+	c->m_miss = metrics_get("object_handle_lookups_total", "result=\"miss\"");
+	c->m_flush = metrics_get("object_handle_flushes_total", "");
+	c->m_open = metrics_get("object_handles", "");
+	return c;
+}
+
+void objcache_free(objcache *c)
+{
+	if (!c)
+		return;
+	if (c->watch)
+		stor_call_cancel(c->watch);
+	while (c->head)
+		objcache_unlist(c, c->head);
+	objcache_unwatch(c);
+	for (size_t i = 0; i < c->nfree; i++)
+		free(c->pool[i]);
+	if (c->bufs_out)
+		(void)BUG("objcache freed with group buffers still out");
+	free(c);
+}
+
+objh *objcache_find(objcache *c, const uint8_t id[32])
+{
+	objh *h;
+
+	if (!c)
+		return NULL;
+	if (!objcache_fresh(c)) {
+		c->misses++;
+		metrics_inc(c->m_miss, 1);
+		return NULL;
+	}
+	for (h = c->slots[objcache_slot(id)]; h; h = h->hnext)
+		if (memcmp(h->id, id, sizeof h->id) == 0)
+			break;
+	if (!h) {
+		c->misses++;
+		metrics_inc(c->m_miss, 1);
+		return NULL;
+	}
+	c->hits++;
+	metrics_inc(c->m_hit, 1);
+	objcache_lru_front(c, h);
+	h->refs++;
+	return h;
+}
+
+/* Keep h (fresh, and it fits): evict from the LRU tail to make room. */
+static void objcache_keep(objcache *c, const objcache_stamp *st, objh *h)
+{
+	size_t slot;
+
+	if (!st || !st->ok || !c->epoch || c->epoch_gen != st->gen ||
+	    objcache_gen(c) != st->gen || atomic_load(c->epoch) != st->epoch ||
+	    h->cvs_len > OBJCACHE_MAX_CV_BYTES / 4)
+		return;
+	objcache_forget(c, h->id);   /* an older handle of the same object */
+	while (c->tail && (c->n >= OBJCACHE_MAX_ENTRIES ||
+	                   c->cv_bytes + h->cvs_len > OBJCACHE_MAX_CV_BYTES))
+		objcache_unlist(c, c->tail);
+	slot = objcache_slot(h->id);
+	h->hnext = c->slots[slot];
+	c->slots[slot] = h;
+	h->next = c->head;
+	if (c->head)
+		c->head->prev = h;
+	c->head = h;
+	if (!c->tail)
+		c->tail = h;
+	h->listed = true;
+	h->cache = c;
+	h->refs++;   /* the table's */
+	c->n++;
+	c->cv_bytes += h->cvs_len;
+	metrics_gauge_add(c->m_open, 1);
+}
+
+/* Read the whole outboard file (its size checked by the caller). */
+static int objcache_read_all(int fd, uint8_t *p, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t k = pread(fd, p + got, n - got, (off_t)got);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		got += (size_t)k;
+	}
+	return 0;
+}
+
+objv_result objcache_adopt(objcache *c, const objcache_stamp *st, const uint8_t id[32],
+                           uint64_t len, int blob_fd, int ob_fd, objh **out, const char **why)
+{
+	size_t want = b3tree_outboard_len(len);
+	struct stat bs, os;
+	objh *h;
+	objv_result rc = OBJV_OK;
+
+	*out = NULL;
+	if (!(h = calloc(1, sizeof *h))) {
+		*why = "out of memory";
+		rc = OBJV_NOMEM;
+		goto fail;
+	}
+	h->blob = -1;
+	h->refs = 1;
+	memcpy(h->id, id, sizeof h->id);
+	h->len = len;
+	if (fstat(blob_fd, &bs) < 0 || fstat(ob_fd, &os) < 0) {
+		*why = "cannot stat the object";
+		rc = OBJV_INTERNAL;
+	} else if ((uint64_t)bs.st_size != len || want == 0 || (uint64_t)os.st_size != want) {
+		*why = "blob or outboard size differs from the stored length";
+		rc = OBJV_INTEGRITY;
+	} else if (!(h->cvs = malloc(want))) {
+		*why = "out of memory";
+		rc = OBJV_NOMEM;
+	} else if (objcache_read_all(ob_fd, h->cvs, want) != 0) {
+		*why = "cannot read the outboard";
+		rc = OBJV_INTERNAL;
+	} else if (!b3tree_outboard_ok(h->cvs, len, id)) {
+		*why = "outboard does not hash to the id";
+		rc = OBJV_INTEGRITY;
+	}
+	if (rc != OBJV_OK)
+		goto fail;
+	h->cvs_len = want;
+	h->blob = blob_fd;
+	close(ob_fd);
+	if (c) {
+		objcache_keep(c, st, h);
+		objcache_watch(c);
+	}
+	*out = h;
+	return OBJV_OK;
+fail:
+	if (h)
+		objh_free(h);
+	if (blob_fd >= 0)
+		close(blob_fd);
+	if (ob_fd >= 0)
+		close(ob_fd);
+	return rc;
+}
+
+void objcache_forget(objcache *c, const uint8_t id[32])
+{
+	if (!c)
+		return;
+	for (objh *h = c->slots[objcache_slot(id)]; h; h = h->hnext) {
+		if (memcmp(h->id, id, sizeof h->id) == 0) {
+			objcache_unlist(c, h);
+			return;
+		}
+	}
+}
+
+/* ---- group buffers -------------------------------------------------------- */
+
+uint8_t *objcache_buf_get(objcache *c)
+{
+	uint8_t *b;
+
+	if (c && c->nfree) {
+		c->bufs_out++;
+		return c->pool[--c->nfree];
+	}
+	b = aligned_alloc(B3TREE_GROUP_LEN, B3TREE_GROUP_LEN);
+	if (b && c)
+		c->bufs_out++;
+	return b;
+}
+
+void objcache_buf_put(objcache *c, uint8_t *buf)
+{
+	if (!buf)
+		return;
+	if (!c) {
+		free(buf);
+		return;
+	}
+	c->bufs_out--;
+	if (c->nfree < OBJCACHE_POOL_MAX)
+		c->pool[c->nfree++] = buf;
+	else
+		free(buf);
+}
+
+void objcache_buf_release(const void *data, size_t len, void *c)
+{
+	uintptr_t p = (uintptr_t)data & ~(uintptr_t)(B3TREE_GROUP_LEN - 1);
+
+	(void)len;
+	objcache_buf_put(c, (uint8_t *)p);
+}
+
+void objcache_stats(const objcache *c, objcache_info *out)
+{
+	memset(out, 0, sizeof *out);
+	if (!c)
+		return;
+	out->entries = c->n;
+	out->cv_bytes = c->cv_bytes;
+	out->pool_free = c->nfree;
+	out->bufs_out = c->bufs_out;
+	out->hits = c->hits;
+	out->misses = c->misses;
+	out->flushes = c->flushes;
+	out->watching = c->epoch != NULL;
+}
