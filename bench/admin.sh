@@ -5,7 +5,10 @@
 # Env: MACRONODE_BIN (default build/macronode), CONNS (32), DURATION (10s),
 #      THREADS (1), WARMUP (2s), PEER_ONLY=1 (nginx only; harness self-check),
 #      BENCH_KEEP_LOGS=1 (keep the temp dir when something fails).
-# Prints req/s and p99 for both and the macronode/nginx ratios.  Exits
+# Prints req/s and p99 for both and the macronode/nginx ratios, then one
+# machine-readable line per metric:
+#   RATIO admin-healthz req_s|p99_ms <node> <nginx> <node/nginx>
+# Exits
 # non-zero only if a server fails to start or wrk fails — never on a number.
 set -uo pipefail
 
@@ -69,5 +72,8 @@ printf '%-10s %12.1f %9.2f\n' nginx "$nginx_rps" "$nginx_p99"
 if ((!peer_only)); then
 	printf 'ratio macronode/nginx req/s: %s\n' "$(bench_ratio "$node_rps" "$nginx_rps")"
 	printf 'ratio macronode/nginx p99:   %s\n' "$(bench_ratio "$node_p99" "$nginx_p99")"
+	# Machine-readable: RATIO <figure> <metric> <node> <nginx> <node/nginx>
+	printf 'RATIO admin-healthz req_s %s %s %s\n' "$node_rps" "$nginx_rps" "$(bench_ratio "$node_rps" "$nginx_rps")"
+	printf 'RATIO admin-healthz p99_ms %s %s %s\n' "$node_p99" "$nginx_p99" "$(bench_ratio "$node_p99" "$nginx_p99")"
 fi
 exit 0

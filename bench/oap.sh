@@ -7,6 +7,8 @@
 # Env: MACRONODE_BIN (default build/macronode), SIZE (object size in MiB,
 #      default 256), RUNS (timed runs per client, default 5; the best and the
 #      median are reported), BENCH_KEEP_LOGS=1 (keep the temp dir on failure).
+# Besides the table, machine-readable lines against nginx over HTTPS:
+#   RATIO oap-<SIZE>MiB|gateway-https-<SIZE>MiB mb_s|mb_s_best <node> <nginx> <node/nginx>
 # Every download goes to /dev/null (no disk in the measurement) after one
 # verified copy per server. `macronode get` hashes the whole body (and the
 # node verifies every 64 KiB group before serving); curl checks nothing.
@@ -80,8 +82,11 @@ bench_wait_http "http://127.0.0.1:$NPORT/healthz" 10 "$BENCH_NGINX_PID" ||
 	{ bench_tail "$BENCH_NGINX_LOG"; bench_die "nginx did not start"; }
 
 # --- the three clients ------------------------------------------------------------
+# shellcheck disable=SC2317 # the three are called as "fetch_$c"
 fetch_oap()   { timeout "$XFER_TIMEOUT" "$BENCH_NODE_BIN" get "$CID" "${PEER[@]}" -o "$1" 2>>"$BENCH_TMP/get.err"; }
+# shellcheck disable=SC2317
 fetch_gw()    { curl -sS --max-time "$XFER_TIMEOUT" --cacert "$pki/cert.pem" -o "$1" "https://127.0.0.1:$GPORT/o/$CID"; }
+# shellcheck disable=SC2317
 fetch_nginx() { curl -sS --max-time "$XFER_TIMEOUT" --cacert "$pki/cert.pem" -o "$1" "https://127.0.0.1:$TPORT/o/$CID"; }
 
 want=$(cksum <"$src")
@@ -121,4 +126,11 @@ row() { printf '%-32s %10s %10s %12s %12s\n' "$1" "$2" "$3" "$(bench_ratio "$OAP
 row "macronode get (OAP/1, omnigate)" "$OAP_BEST" "$OAP_MED"
 row "curl https gateway" "$GW_BEST" "$GW_MED"
 row "curl https nginx" "$NGX_BEST" "$NGX_MED"
+# Machine-readable: RATIO <figure> <metric> <node> <nginx> <node/nginx>;
+# mb_s is the median, mb_s_best the best run (MB = 10^6 bytes; higher is better).
+ratio() { printf 'RATIO %s %s %s %s %s\n' "$1" "$2" "$3" "$4" "$(bench_ratio "$3" "$4")"; }
+ratio "oap-${SIZE_MIB}MiB" mb_s "$OAP_MED" "$NGX_MED"
+ratio "oap-${SIZE_MIB}MiB" mb_s_best "$OAP_BEST" "$NGX_BEST"
+ratio "gateway-https-${SIZE_MIB}MiB" mb_s "$GW_MED" "$NGX_MED"
+ratio "gateway-https-${SIZE_MIB}MiB" mb_s_best "$GW_BEST" "$NGX_BEST"
 exit 0
