@@ -613,6 +613,17 @@ struct evbuffer *conn_output(const conn *c)
 	return bufferevent_get_output(c->bev);
 }
 
+void conn_push(conn *c)
+{
+	struct evbuffer *out;
+
+	if (c->tls || c->state != CONN_OPEN)
+		return;
+	out = conn_output(c);
+	if (evbuffer_get_length(out))   /* errors: the bufferevent's own write sees them */
+		(void)evbuffer_write_atmost(out, bufferevent_getfd(c->bev), CONN_MAX_SINGLE_WRITE);
+}
+
 size_t conn_out_len(const conn *c)
 {
 	return evbuffer_get_length(bufferevent_get_output(c->bev));

@@ -192,6 +192,10 @@ void conn_reset(conn *c);
 struct evbuffer *conn_input(const conn *c);
 struct evbuffer *conn_output(const conn *c);
 size_t conn_out_len(const conn *c);
+/* Plaintext, open: write what the output holds now, from this call, instead
+ * of at the loop's next pass (the first bytes of an answer then leave
+ * before the handler queues the rest). TLS or any other state: nothing. */
+void conn_push(conn *c);
 /* Output may still be queued: OPEN or FLUSH. */
 bool conn_can_write(const conn *c);
 bool conn_is_open(const conn *c);

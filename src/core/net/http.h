@@ -240,6 +240,10 @@ int http_reply_error(http_req *r, int status, const char *code, const char *mess
 /* Streaming: content_length >= 0 sets Content-Length; -1 uses chunked encoding. */
 int http_resp_start(http_req *r, int status, int64_t content_length);
 int http_resp_write(http_req *r, const void *data, size_t len);
+/* Send what is queued now rather than at the loop's next pass (plaintext;
+ * TLS: no-op): for the first bytes of a long answer, before the rest is
+ * read and verified. */
+void http_resp_push(http_req *r);
 /* The same without a copy: data stays the caller's memory until cleanup
  * (data, len, arg) runs — once the socket took the bytes, or the
  * connection dropped them (at once when there is nothing to send: HEAD).

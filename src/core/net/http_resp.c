@@ -328,6 +328,12 @@ int http_reply_error(http_req *r, int status, const char *code, const char *mess
 	return http_reply(r, status, "application/json", body, (size_t)n);
 }
 
+void http_resp_push(http_req *r)
+{
+	if (resp_live(r))
+		conn_push(r->conn->t);
+}
+
 size_t http_resp_pending(const http_req *r)
 {
 	if (!resp_live(r))

@@ -39,6 +39,7 @@ struct objcache {
 	/* group buffers */
 	uint8_t      *pool[OBJCACHE_POOL_MAX];
 	size_t        nfree, bufs_out;
+	bool          dying;                 /* objcache_free ran; buffers still out */
 	uint64_t      hits, misses, flushes;
 	metrics_series *m_hit, *m_miss, *m_flush, *m_open;
 };
@@ -239,9 +240,13 @@ void objcache_free(objcache *c)
 	objcache_unwatch(c);
 	for (size_t i = 0; i < c->nfree; i++)
 		free(c->pool[i]);
-	if (c->bufs_out)
-		(void)BUG("objcache freed with group buffers still out");
-	free(c);
+	c->nfree = 0;
+	/* Buffers still in some output (libevent finalises a freed
+	 * bufferevent later, from the loop or event_base_free): the last one
+	 * back frees the cache. */
+	c->dying = true;
+	if (!c->bufs_out)
+		free(c);
 }
 
 objh *objcache_find(objcache *c, const uint8_t id[32])
@@ -409,10 +414,13 @@ void objcache_buf_put(objcache *c, uint8_t *buf)
 		return;
 	}
 	c->bufs_out--;
-	if (c->nfree < OBJCACHE_POOL_MAX)
+	if (!c->dying && c->nfree < OBJCACHE_POOL_MAX) {
 		c->pool[c->nfree++] = buf;
-	else
-		free(buf);
+		return;
+	}
+	free(buf);
+	if (c->dying && !c->bufs_out)
+		free(c);
 }
 
 void objcache_buf_release(const void *data, size_t len, void *c)

@@ -84,9 +84,10 @@ typedef struct objcache_stamp {
  * epoch objcache_test_watch sets). NULL on allocation failure (callers
  * then run without a cache). */
 objcache *objcache_new(stor_client *stor);
-/* Handles still referenced stay valid until their last objh_unref; the
- * buffer pool must be empty of outstanding buffers (free the connections
- * first). NULL ok. */
+/* Handles still referenced stay valid until their last objh_unref;
+ * buffers still in some output come back later (libevent finalises freed
+ * bufferevents from the loop) and the last of them frees what is left.
+ * NULL ok. */
 void objcache_free(objcache *c);
 
 /* A handle for id (+1 reference), or NULL: not kept (or no longer fresh). */

@@ -77,6 +77,7 @@ typedef struct obj_get {
 	uint64_t       len;
 	uint64_t       next, end; /* bytes still to send: [next, end] inclusive */
 	bool           sending;   /* status line written */
+	bool           pushed;    /* the first bytes were pushed out */
 } obj_get;
 
 /* ---- request state ------------------------------------------------------ */
@@ -250,6 +251,13 @@ static void get_pump(http_req *r, void *arg)
 			return;
 		}
 		g->next += n;
+		/* The status line and the first group leave now, before the
+		 * next groups are read: the time to the first byte is one
+		 * group's read and hash, not a high-water mark's. */
+		if (!g->pushed) {
+			g->pushed = true;
+			http_resp_push(r);
+		}
 	}
 	(void)http_resp_end(r);
 	get_free(g);
