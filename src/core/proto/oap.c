@@ -236,11 +236,15 @@ oap_check_encodable(const oap_frame *f, size_t total, size_t outcap)
 }
 
 ssize_t
-oap_encode(const oap_frame *f, uint8_t *out, size_t outcap)
+oap_encode_head(const oap_frame *f, uint8_t *out, size_t outcap)
 {
-	size_t total = oap_encoded_len(f);
+	size_t total = oap_encoded_len(f), head = total - f->payload_len;
+	oap_frame probe = *f;
 
-	if (oap_check_encodable(f, total, outcap) != 0)
+	/* The payload is the caller's to send: only its length counts here. */
+	if (!f->payload && f->payload_len)
+		probe.payload = out;
+	if (total > OAP_MAX_FRAME || oap_check_encodable(&probe, head, outcap) != 0)
 		return -1;
 	oap_put_be32(out + OAP_OFF_LEN, (uint32_t)total);
 	oap_put_be16(out + OAP_OFF_VER, OAP_VERSION);
@@ -253,8 +257,19 @@ oap_encode(const oap_frame *f, uint8_t *out, size_t outcap)
 	/* memcpy with a NULL source is UB even for 0 bytes: guard each copy. */
 	if (f->cap_size > 0)
 		memcpy(out + OAP_HDR_LEN, f->cap, f->cap_size);
+	return (ssize_t)head;
+}
+
+ssize_t
+oap_encode(const oap_frame *f, uint8_t *out, size_t outcap)
+{
+	size_t total = oap_encoded_len(f);
+	ssize_t head;
+
+	if (oap_check_encodable(f, total, outcap) != 0 || (head = oap_encode_head(f, out, outcap)) < 0)
+		return -1;
 	if (f->payload_len > 0)
-		memcpy(out + OAP_HDR_LEN + f->cap_size, f->payload, f->payload_len);
+		memcpy(out + head, f->payload, f->payload_len);
 	return (ssize_t)total;
 }
 

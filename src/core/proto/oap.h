@@ -112,6 +112,13 @@ size_t oap_encoded_len(const oap_frame *f);
 __attribute__((warn_unused_result))
 ssize_t oap_encode(const oap_frame *f, uint8_t *out, size_t outcap);
 
+/* The same, but only the header and cap (the payload_len bytes that
+ * follow are the caller's to send, e.g. by reference; f->payload may be
+ * NULL). Returns the bytes written (total minus payload_len), or -1 as
+ * oap_encode; outcap need only hold the head. */
+__attribute__((warn_unused_result))
+ssize_t oap_encode_head(const oap_frame *f, uint8_t *out, size_t outcap);
+
 /* "too large", "truncated header", … */
 const char *oap_status_str(oap_status s);
 

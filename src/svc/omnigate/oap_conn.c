@@ -90,20 +90,34 @@ static size_t oc_out_len(const oap_conn *c)
 }
 
 /* Encode one frame straight into the output buffer. 0/-1. */
-static int conn_send(oap_conn *c, const oap_frame *f)
+/* With cleanup: the payload is referenced, not copied (cleanup(payload,
+ * len, arg) once it is sent or dropped; on -1 it was not taken). */
+static int conn_send_ref(oap_conn *c, const oap_frame *f,
+                         void (*cleanup)(const void *, size_t, void *), void *arg)
 {
 	struct evbuffer *out = conn_output(c->t);
 	struct evbuffer_iovec v;
-	size_t need = oap_encoded_len(f);
+	size_t need = cleanup ? oap_encoded_len(f) - f->payload_len : oap_encoded_len(f);
 	ssize_t n;
 
 	if (evbuffer_reserve_space(out, (ev_ssize_t)need, &v, 1) < 1 || v.iov_len < need)
 		return -1;
-	n = oap_encode(f, v.iov_base, v.iov_len);
+	n = cleanup ? oap_encode_head(f, v.iov_base, v.iov_len) : oap_encode(f, v.iov_base, v.iov_len);
 	if (n < 0)
 		return BUG("oap: cannot encode an answer frame");
 	v.iov_len = (size_t)n;
-	return evbuffer_commit_space(out, &v, 1) == 0 ? 0 : -1;
+	if (evbuffer_commit_space(out, &v, 1) != 0)
+		return -1;
+	if (cleanup && !f->payload_len)
+		cleanup(f->payload, 0, arg);   /* taken: nothing to send */
+	else if (cleanup && evbuffer_add_reference(out, f->payload, f->payload_len, cleanup, arg) != 0)
+		return -1;   /* a head without its payload: the caller closes */
+	return 0;
+}
+
+static int conn_send(oap_conn *c, const oap_frame *f)
+{
+	return conn_send_ref(c, f, NULL, NULL);
 }
 
 /* The JSON error envelope of docs/api.md; code and msg are literals. */
@@ -300,8 +314,8 @@ static void stream_count_outcome(oap_stream *s, int status)
 
 /* ---- answers on a stream (omnigate.h) --------------------------------- */
 
-static int stream_send(oap_stream *s, uint16_t flags, uint16_t code, const uint8_t *p,
-                       size_t n)
+static int stream_send_ref(oap_stream *s, uint16_t flags, uint16_t code, const uint8_t *p,
+                           size_t n, void (*cleanup)(const void *, size_t, void *), void *arg)
 {
 	oap_frame f = { .flags = flags, .code = code, .app_proto_id = OG_APP_OBJECTS,
 	                .corr_id = s->corr_id, .payload = p, .payload_len = n };
@@ -309,7 +323,7 @@ static int stream_send(oap_stream *s, uint16_t flags, uint16_t code, const uint8
 	if (!og_stream_live(s) || s->c->state != OC_OPEN)
 		return -1;
 	memcpy(f.tenant, s->tenant, sizeof f.tenant);
-	if (conn_send(s->c, &f) < 0) {
+	if (conn_send_ref(s->c, &f, cleanup, arg) < 0) {
 		conn_set_state(s->c, OC_CLOSED);
 		return -1;
 	}
@@ -318,6 +332,12 @@ static int stream_send(oap_stream *s, uint16_t flags, uint16_t code, const uint8
 		stream_maybe_finish(s);
 	}
 	return 0;
+}
+
+static int stream_send(oap_stream *s, uint16_t flags, uint16_t code, const uint8_t *p,
+                       size_t n)
+{
+	return stream_send_ref(s, flags, code, p, n, NULL, NULL);
 }
 
 int og_stream_reply(oap_stream *s, int status, const char *json, bool end)
@@ -355,6 +375,15 @@ int og_stream_data(oap_stream *s, const uint8_t *buf, size_t n, bool end)
 	if (n > OG_DATA_MAX || !s->answered)
 		return BUG("oap: bad data frame");
 	return stream_send(s, OAP_F_RESP | (end ? OAP_F_END : 0), s->status, buf, n);
+}
+
+int og_stream_data_ref(oap_stream *s, const uint8_t *buf, size_t n, bool end,
+                       void (*cleanup)(const void *, size_t, void *), void *arg)
+{
+	if (n > OG_DATA_MAX || !s->answered)
+		return BUG("oap: bad data frame");
+	return stream_send_ref(s, OAP_F_RESP | (end ? OAP_F_END : 0), s->status, buf, n, cleanup,
+	                       arg);
 }
 
 void og_stream_wait_output(oap_stream *s)

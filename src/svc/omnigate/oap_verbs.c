@@ -373,10 +373,13 @@ void og_verb_pump(oap_stream *s)
 	}
 	if (get_verdict(g, objv_load(&g->v, g->next, &why), &why) < 0)
 		return;
-	p = objv_bytes(&g->v, g->next, g->end - g->next + 1, &n);
+	/* The verified buffer itself goes out (objv_take: no copy). */
+	p = objv_take(&g->v, g->next, g->end - g->next + 1, &n);
 	last = g->next + n > g->end;
-	if (og_stream_data(s, p, n, last) < 0)
+	if (og_stream_data_ref(s, p, n, last, objcache_buf_release, objv_cache(&g->v)) < 0) {
+		objcache_buf_release(p, n, objv_cache(&g->v));
 		return;
+	}
 	g->next += n;
 	if (!last)
 		og_stream_wait_output(s);

@@ -165,6 +165,11 @@ void og_stream_error(oap_stream *s, int status, const char *code, const char *ms
                      bool retryable);
 __attribute__((warn_unused_result))
 int og_stream_data(oap_stream *s, const uint8_t *buf, size_t n, bool end);
+/* The same without copying buf: it stays the caller's memory until
+ * cleanup(buf, n, arg) runs (sent, or the connection dropped it); on -1
+ * it was not taken and is still the caller's. */
+int og_stream_data_ref(oap_stream *s, const uint8_t *buf, size_t n, bool end,
+                       void (*cleanup)(const void *, size_t, void *), void *arg);
 /* Output is full: og_verb_pump will be called when it drains. */
 void og_stream_wait_output(oap_stream *s);
 /* Stop reading frames until og_stream_resume (PUT waiting for storage). */

@@ -393,6 +393,34 @@ test_check_order(void **state)
 
 /* ---- encoder ---------------------------------------------------------- */
 
+/* oap_encode_head + the payload sent after it (by reference) is the same
+ * frame oap_encode writes; the whole frame's cap still holds. */
+static void
+test_encode_head(void **state)
+{
+	static uint8_t payload[5000], whole[6000], head[64];
+	uint8_t cap[3] = { 1, 2, 3 };
+	oap_frame f = { .flags = OAP_F_RESP | OAP_F_START, .code = 200, .app_proto_id = 0x10,
+	                .corr_id = 77, .cap = cap, .cap_size = sizeof cap,
+	                .payload = payload, .payload_len = sizeof payload };
+	ssize_t n, h;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof payload; i++)
+		payload[i] = (uint8_t)(i * 7);
+	n = oap_encode(&f, whole, sizeof whole);
+	assert_int_equal(n, OAP_HDR_LEN + sizeof cap + sizeof payload);
+	f.payload = NULL;   /* the caller sends it: only its length is encoded */
+	h = oap_encode_head(&f, head, sizeof head);
+	assert_int_equal(h, OAP_HDR_LEN + sizeof cap);
+	assert_memory_equal(head, whole, (size_t)h);
+	assert_memory_equal(whole + h, payload, sizeof payload);
+	f.payload_len = OAP_MAX_FRAME;   /* over the frame cap as a whole */
+	assert_int_equal(oap_encode_head(&f, head, sizeof head), -1);
+	f.payload_len = 1;
+	assert_int_equal(oap_encode_head(&f, head, OAP_HDR_LEN), -1);   /* head does not fit */
+}
+
 static void
 test_encode_refusals(void **state)
 {
@@ -714,6 +742,7 @@ main(void)
 		cmocka_unit_test(test_max_frame_tightened),
 		cmocka_unit_test(test_bad_version),
 		cmocka_unit_test(test_bad_flags),
+		cmocka_unit_test(test_encode_head),
 		cmocka_unit_test(test_cap_without_start),
 		cmocka_unit_test(test_cap_bounds),
 		cmocka_unit_test(test_check_order),
