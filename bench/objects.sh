@@ -24,6 +24,7 @@ source "$here/lib.sh"
 
 WORKERS=${WORKERS:-$(nproc 2>/dev/null || echo 2)}
 TTFB_RUNS=${TTFB_RUNS:-9}
+TTFB_SOCK_RUNS=${TTFB_SOCK_RUNS:-41}
 COLD_RUNS=${COLD_RUNS:-5}
 BIG_MIB=${BIG:-1024}
 CONC_LIST=${CONC_LIST:-256 1024}
@@ -301,6 +302,17 @@ measure_ttfb() { # measure_ttfb FIGURE SCHEME NODE_PORT NGINX_PORT
 	b=$(ttfb "$2://127.0.0.1:$4/o/${CID[big]}") || exit 1
 	TTFB+=("$(printf '%-22s %11s %11s %8s' "$1" "$a" "$b" "$(bench_ratio "$a" "$b")")")
 	ratio_line "$1" ttfb_ms "$a" "$b"
+	# The same at the socket (bench/ttfb.py): the server's part without
+	# curl's own ~1 ms, and with connect (+ handshake) counted apart.
+	local na nc ga gc
+	read -r na nc < <(/usr/bin/python3 "$here/ttfb.py" "$2://127.0.0.1:$3/o/${CID[big]}" \
+		"$TTFB_SOCK_RUNS" "$R_START-$R_END") || bench_die "ttfb.py failed against the node"
+	read -r ga gc < <(/usr/bin/python3 "$here/ttfb.py" "$2://127.0.0.1:$4/o/${CID[big]}" \
+		"$TTFB_SOCK_RUNS" "$R_START-$R_END") || bench_die "ttfb.py failed against nginx"
+	TTFB+=("$(printf '%-22s %11s %11s %8s' "$1-sock" "$na" "$ga" "$(bench_ratio "$na" "$ga")")")
+	TTFB+=("$(printf '%-22s %11s %11s %8s' "$1-sock-conn" "$nc" "$gc" "$(bench_ratio "$nc" "$gc")")")
+	ratio_line "$1-sock" ttfb_ms "$na" "$ga"
+	ratio_line "$1-sock-conn" ttfb_ms "$nc" "$gc"
 }
 
 # --- cold page cache --------------------------------------------------------------
