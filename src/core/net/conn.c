@@ -17,7 +17,6 @@
 #include <openssl/ssl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -416,13 +415,66 @@ static void on_conn_defer(evutil_socket_t fd, short what, void *arg)
 		c->o.ops->on_defer(c->o.arg);
 }
 
+/* Read what the socket has, up to room bytes, into in: bytes read, 0 at
+ * EOF, -1 on error (errno; EAGAIN: nothing yet). One contiguous
+ * reservation and recv(): a socket call skips readv's iovec import and
+ * the VFS layer. */
+static ssize_t conn_read_into(struct evbuffer *in, int fd, size_t room)
+{
+	struct evbuffer_iovec v;
+	ssize_t n;
+
+	/* Like the output's start, the socket bufferevent freezes its input's end. */
+	(void)evbuffer_unfreeze(in, 0);
+	if (evbuffer_reserve_space(in, (ev_ssize_t)room, &v, 1) != 1) {
+		(void)evbuffer_freeze(in, 0);
+		errno = ENOMEM;
+		return -1;
+	}
+	/* The reservation may be larger than asked: never read past room. */
+	n = recv(fd, v.iov_base, v.iov_len < room ? v.iov_len : room, 0);
+	if (n > 0) {
+		v.iov_len = (size_t)n;
+		(void)evbuffer_commit_space(in, &v, 1);
+	}
+	(void)evbuffer_freeze(in, 0);
+	return n;
+}
+
+/* Write what out holds, up to CONN_MAX_SINGLE_WRITE: bytes written or -1
+ * (errno). An answer is usually one contiguous piece: send() it, which
+ * skips writev's iovec import and the VFS layer; else one writev. */
+static int conn_write_out(struct evbuffer *out, int fd)
+{
+	struct evbuffer_iovec v;
+	size_t len = evbuffer_get_length(out);
+	ssize_t n;
+	int rc;
+
+	/* The socket bufferevent freezes its output's start so that only its
+	 * own write callback drains it; it thaws it the same way. */
+	(void)evbuffer_unfreeze(out, 1);
+	if (len <= CONN_MAX_SINGLE_WRITE && evbuffer_peek(out, -1, NULL, &v, 1) == 1 &&
+	    v.iov_len == len) {
+		n = send(fd, v.iov_base, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0)
+			(void)evbuffer_drain(out, (size_t)n);
+		rc = n > 0 ? (int)n : -1;
+	} else {
+		rc = evbuffer_write_atmost(out, fd, CONN_MAX_SINGLE_WRITE);
+	}
+	(void)evbuffer_freeze(out, 1);
+	return rc;
+}
+
 /*
  * Direct write (plaintext). libevent's socket bufferevent adds its write
  * event whenever output is queued, writes on the next loop turn, then
  * deletes the event: two epoll_ctl calls and a loop turn per answer. Here
  * the bufferevent's EV_WRITE stays disabled; queued output activates
  * c->flush (no system call), which runs once the current callbacks have
- * returned and writes all that was queued by then in one writev. Only what
+ * returned and writes all that was queued by then at once (a read's
+ * answer goes out as soon as the read callback returns). Only what
  * the socket does not take (or an error) is handed to libevent's write
  * event, with its write deadline and error reporting, until the output is
  * empty again (on_conn_write).
@@ -439,11 +491,7 @@ static void on_conn_flush(evutil_socket_t fd, short what, void *arg)
 	if (c->write_armed || (c->state != CONN_OPEN && c->state != CONN_FLUSH) ||
 	    evbuffer_get_length(out) == 0)
 		return;
-	/* The socket bufferevent freezes its output's start so that only its
-	 * own write callback drains it; it thaws it the same way. */
-	(void)evbuffer_unfreeze(out, 1);
-	n = evbuffer_write_atmost(out, bufferevent_getfd(c->bev), CONN_MAX_SINGLE_WRITE);
-	(void)evbuffer_freeze(out, 1);
+	n = conn_write_out(out, bufferevent_getfd(c->bev));
 	left = evbuffer_get_length(out);
 	if (left > 0) {
 		c->write_armed = true;
@@ -456,47 +504,6 @@ static void on_conn_flush(evutil_socket_t fd, short what, void *arg)
 	} else if (n > 0 && left <= c->o.write_low && c->o.ops->on_write) {
 		c->o.ops->on_write(c->o.arg);
 	}
-}
-
-/* Read what the socket has, up to room bytes, into in: bytes read, 0 at
- * EOF, -1 on error (errno; EAGAIN: nothing yet). */
-static ssize_t conn_read_into(struct evbuffer *in, int fd, size_t room)
-{
-	struct evbuffer_iovec v[2];
-	struct iovec iov[2];
-	size_t want = room;
-	ssize_t n;
-	int nv;
-
-	/* Like the output's start, the socket bufferevent freezes its input's end. */
-	(void)evbuffer_unfreeze(in, 0);
-	nv = evbuffer_reserve_space(in, (ev_ssize_t)room, v, 2);
-	if (nv < 1) {
-		(void)evbuffer_freeze(in, 0);
-		errno = ENOMEM;
-		return -1;
-	}
-	/* The reservation may be larger than asked: never read past room. */
-	for (int k = 0; k < nv; k++) {
-		size_t len = v[k].iov_len < want ? v[k].iov_len : want;
-
-		iov[k] = (struct iovec){ .iov_base = v[k].iov_base, .iov_len = len };
-		want -= len;
-	}
-	n = readv(fd, iov, nv);
-	if (n > 0) {
-		size_t left = (size_t)n;
-		int k = 0;
-
-		for (; k < nv && left; k++) {
-			if (v[k].iov_len > left)
-				v[k].iov_len = left;
-			left -= v[k].iov_len;
-		}
-		(void)evbuffer_commit_space(in, v, k);
-	}
-	(void)evbuffer_freeze(in, 0);
-	return n;
 }
 
 /*
@@ -531,7 +538,8 @@ static void on_conn_readable(evutil_socket_t fd, short what, void *arg)
 		/* libevent stops reading at EOF or an error, then tells. */
 		c->rd_want = false;
 		conn_rd_sync(c);
-		on_conn_event(c->bev, (short)(BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR)), c);
+		on_conn_event(c->bev, (short)(BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF
+		                                                        : BEV_EVENT_ERROR)), c);
 		return;
 	}
 	if (c->o.read_max && evbuffer_get_length(in) >= c->o.read_max) {
@@ -539,6 +547,12 @@ static void on_conn_readable(evutil_socket_t fd, short what, void *arg)
 		conn_rd_sync(c);
 	}
 	on_conn_read(c->bev, c);
+	/* An answer queued by this read goes out now, not after every other
+	 * ready connection's read (c is still valid: frees are deferred). */
+	if (event_pending(c->flush, EV_WRITE, NULL)) {
+		(void)event_del(c->flush);
+		on_conn_flush(-1, EV_WRITE, c);
+	}
 }
 
 static void on_in_bytes(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)

@@ -41,8 +41,8 @@
  *     last call; the protocol frees its own state and then conn_free().
  *
  * Plaintext sockets do their own I/O (docs/internal.md): a readable
- * socket is read with one readv (no FIONREAD), and output queued during a
- * callback is written with one writev when the callbacks return; the
+ * socket is read with one recv (no FIONREAD), and output queued during a
+ * callback is written with one send (or writev) when it returns; the
  * bufferevent keeps the buffers, and its write event (with the write
  * deadline) takes over only while the socket refuses output. Reading stops
  * only when read_max is buffered, so no epoll_ctl is spent per request.
