@@ -37,11 +37,18 @@ struct conn {
 	struct bufferevent     *bev;
 	struct event           *timer;   /* protocol deadline, or ours outside OPEN */
 	struct event           *defer;   /* the safe point */
+	struct event           *flush;   /* direct write: queued output goes out (plaintext) */
+	struct event           *rd;      /* direct read: the socket is readable (plaintext) */
 	conn_opts               o;
 	enum conn_state         state;
 	bool                    tls;
 	bool                    peer_eof;
 	bool                    linger;  /* the flush ends in LINGER (else a cut) */
+	bool                    direct;  /* plaintext: we write; libevent only when the socket is full */
+	bool                    write_armed; /* direct, and libevent's write event owns the output */
+	bool                    rd_want;     /* direct: reading is on (the state's or the protocol's) */
+	bool                    rd_full;     /* direct: input reached read_max; resumes on drain */
+	bool                    rd_added;    /* direct: c->rd is in the loop */
 	uint64_t                linger_seen;
 	uint64_t                out_queued;
 	struct sockaddr_storage peer;
@@ -186,6 +193,36 @@ const conn_listener_stats *conn_listener_get_stats(const conn_listener *l)
 
 static void conn_set_state(conn *c, enum conn_state st);
 
+/* Direct read: c->rd is in the loop while reading is on and the input is
+ * under its bound; a change costs an epoll_ctl, so only a real change
+ * makes one. */
+static void conn_rd_sync(conn *c)
+{
+	bool on = c->rd_want && !c->rd_full;
+
+	if (on == c->rd_added)
+		return;
+	c->rd_added = on;
+	if (on)
+		(void)event_add(c->rd, NULL);
+	else
+		(void)event_del(c->rd);
+}
+
+/* Reading on or off: ours (direct) or the bufferevent's (TLS). */
+static void conn_rd(conn *c, bool on)
+{
+	if (!c->direct) {
+		if (on)
+			(void)bufferevent_enable(c->bev, EV_READ);
+		else
+			(void)bufferevent_disable(c->bev, EV_READ);
+		return;
+	}
+	c->rd_want = on;
+	conn_rd_sync(c);
+}
+
 /*
  * close_notify on a graceful close: without it a TLS peer cannot tell a
  * complete close-delimited body from a cut one, so aborts never send it.
@@ -220,14 +257,14 @@ static void conn_set_state(conn *c, enum conn_state st)
 	case CONN_HANDSHAKE:
 		tv = conn_tv(c->o.handshake_ms);   /* absolute: a stalled handshake is cut */
 		evtimer_add(c->timer, &tv);
-		(void)bufferevent_enable(c->bev, EV_READ);
+		conn_rd(c, true);
 		break;
 	case CONN_OPEN:
 		evtimer_del(c->timer);
-		(void)bufferevent_enable(c->bev, EV_READ);
+		conn_rd(c, true);
 		break;
 	case CONN_FLUSH:
-		(void)bufferevent_disable(c->bev, EV_READ);
+		conn_rd(c, false);
 		/* on_write fires when everything is out, not at the low mark. */
 		bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
 		if (evbuffer_get_length(conn_output(c)) == 0)
@@ -239,10 +276,11 @@ static void conn_set_state(conn *c, enum conn_state st)
 		c->linger_seen = 0;
 		tv = conn_tv(c->o.linger_ms);
 		evtimer_add(c->timer, &tv);
-		(void)bufferevent_enable(c->bev, EV_READ);
+		conn_rd(c, true);
 		break;
 	case CONN_CLOSED:
 		evtimer_del(c->timer);
+		conn_rd(c, false);
 		(void)bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 		event_active(c->defer, EV_TIMEOUT, 1);
 		break;
@@ -290,6 +328,13 @@ static void on_conn_write(struct bufferevent *bev, void *arg)
 {
 	conn *c = arg;
 
+	/* libevent has delivered what the socket refused: direct again. Its
+	 * write event is already deleted (empty output), so this costs no
+	 * system call. */
+	if (c->direct && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+		c->write_armed = false;
+		(void)bufferevent_disable(bev, EV_WRITE);
+	}
 	if (c->state == CONN_FLUSH) {
 		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 			conn_flushed(c);
@@ -370,13 +415,157 @@ static void on_conn_defer(evutil_socket_t fd, short what, void *arg)
 		c->o.ops->on_defer(c->o.arg);
 }
 
+/* Read what the socket has, up to room bytes, into in: bytes read, 0 at
+ * EOF, -1 on error (errno; EAGAIN: nothing yet). One contiguous
+ * reservation and recv(): a socket call skips readv's iovec import and
+ * the VFS layer. */
+static ssize_t conn_read_into(struct evbuffer *in, int fd, size_t room)
+{
+	struct evbuffer_iovec v;
+	ssize_t n;
+
+	/* Like the output's start, the socket bufferevent freezes its input's end. */
+	(void)evbuffer_unfreeze(in, 0);
+	if (evbuffer_reserve_space(in, (ev_ssize_t)room, &v, 1) != 1) {
+		(void)evbuffer_freeze(in, 0);
+		errno = ENOMEM;
+		return -1;
+	}
+	/* The reservation may be larger than asked: never read past room. */
+	n = recv(fd, v.iov_base, v.iov_len < room ? v.iov_len : room, 0);
+	if (n > 0) {
+		v.iov_len = (size_t)n;
+		(void)evbuffer_commit_space(in, &v, 1);
+	}
+	(void)evbuffer_freeze(in, 0);
+	return n;
+}
+
+/* Write what out holds, up to CONN_MAX_SINGLE_WRITE: bytes written or -1
+ * (errno). An answer is usually one contiguous piece: send() it, which
+ * skips writev's iovec import and the VFS layer; else one writev. */
+static int conn_write_out(struct evbuffer *out, int fd)
+{
+	struct evbuffer_iovec v;
+	size_t len = evbuffer_get_length(out);
+	ssize_t n;
+	int rc;
+
+	/* The socket bufferevent freezes its output's start so that only its
+	 * own write callback drains it; it thaws it the same way. */
+	(void)evbuffer_unfreeze(out, 1);
+	if (len <= CONN_MAX_SINGLE_WRITE && evbuffer_peek(out, -1, NULL, &v, 1) == 1 &&
+	    v.iov_len == len) {
+		n = send(fd, v.iov_base, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0)
+			(void)evbuffer_drain(out, (size_t)n);
+		rc = n > 0 ? (int)n : -1;
+	} else {
+		rc = evbuffer_write_atmost(out, fd, CONN_MAX_SINGLE_WRITE);
+	}
+	(void)evbuffer_freeze(out, 1);
+	return rc;
+}
+
+/*
+ * Direct write (plaintext). libevent's socket bufferevent adds its write
+ * event whenever output is queued, writes on the next loop turn, then
+ * deletes the event: two epoll_ctl calls and a loop turn per answer. Here
+ * the bufferevent's EV_WRITE stays disabled; queued output activates
+ * c->flush (no system call), which runs once the current callbacks have
+ * returned and writes all that was queued by then at once (a read's
+ * answer goes out as soon as the read callback returns). Only what
+ * the socket does not take (or an error) is handed to libevent's write
+ * event, with its write deadline and error reporting, until the output is
+ * empty again (on_conn_write).
+ */
+static void on_conn_flush(evutil_socket_t fd, short what, void *arg)
+{
+	conn *c = arg;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	size_t left;
+	int n;
+
+	(void)fd;
+	(void)what;
+	if (c->write_armed || (c->state != CONN_OPEN && c->state != CONN_FLUSH) ||
+	    evbuffer_get_length(out) == 0)
+		return;
+	n = conn_write_out(out, bufferevent_getfd(c->bev));
+	left = evbuffer_get_length(out);
+	if (left > 0) {
+		c->write_armed = true;
+		(void)bufferevent_enable(c->bev, EV_WRITE);
+	}
+	/* What libevent's write callback would report after this write. */
+	if (c->state == CONN_FLUSH) {
+		if (left == 0)
+			conn_flushed(c);
+	} else if (n > 0 && left <= c->o.write_low && c->o.ops->on_write) {
+		c->o.ops->on_write(c->o.arg);
+	}
+}
+
+/*
+ * Direct read (plaintext). libevent's socket bufferevent asks the kernel
+ * how much is readable (ioctl FIONREAD) before every read: one system call
+ * per request for nothing, the read itself says. Same contract otherwise:
+ * at most CONN_MAX_SINGLE_READ bytes per wake-up, never past read_max
+ * buffered (reading stops there and resumes when the protocol drains the
+ * input: on_in_bytes), EOF and errors reported as libevent reports them.
+ */
+static void on_conn_readable(evutil_socket_t fd, short what, void *arg)
+{
+	conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t have = evbuffer_get_length(in), room = CONN_MAX_SINGLE_READ;
+	ssize_t n;
+
+	(void)what;
+	if (c->o.read_max) {
+		if (have >= c->o.read_max) {
+			c->rd_full = true;
+			conn_rd_sync(c);
+			return;
+		}
+		if (room > c->o.read_max - have)
+			room = c->o.read_max - have;
+	}
+	n = conn_read_into(in, fd, room);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n <= 0) {
+		/* libevent stops reading at EOF or an error, then tells. */
+		c->rd_want = false;
+		conn_rd_sync(c);
+		on_conn_event(c->bev, (short)(BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF
+		                                                        : BEV_EVENT_ERROR)), c);
+		return;
+	}
+	if (c->o.read_max && evbuffer_get_length(in) >= c->o.read_max) {
+		c->rd_full = true;
+		conn_rd_sync(c);
+	}
+	on_conn_read(c->bev, c);
+	/* An answer queued by this read goes out now, not after every other
+	 * ready connection's read (c is still valid: frees are deferred). */
+	if (event_pending(c->flush, EV_WRITE, NULL)) {
+		(void)event_del(c->flush);
+		on_conn_flush(-1, EV_WRITE, c);
+	}
+}
+
 static void on_in_bytes(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
 {
 	conn *c = arg;
 
-	(void)b;
 	if (info->n_added)
 		metrics_inc(c->o.m_in, info->n_added);
+	/* The protocol consumed input: back under the bound, read again. */
+	if (info->n_deleted && c->rd_full && evbuffer_get_length(b) < c->o.read_max) {
+		c->rd_full = false;
+		conn_rd_sync(c);
+	}
 }
 
 static void on_out_bytes(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
@@ -386,6 +575,8 @@ static void on_out_bytes(struct evbuffer *b, const struct evbuffer_cb_info *info
 	(void)b;
 	if (info->n_deleted)
 		metrics_inc(c->o.m_out, info->n_deleted);
+	if (info->n_added && c->direct && !c->write_armed)
+		event_active(c->flush, EV_WRITE, 1);
 	/* A memory budget counts what sits in output buffers. */
 	c->out_queued += info->n_added;
 	c->out_queued -= info->n_deleted < c->out_queued ? info->n_deleted : c->out_queued;
@@ -494,6 +685,21 @@ conn *conn_dial_new(struct event_base *base, int fd, const struct sockaddr *sa, 
 	return c;
 }
 
+/* Plaintext sockets read and write directly (on_conn_readable,
+ * on_conn_flush); the bufferevent keeps the buffers, and its write event
+ * takes over only when the socket is full. */
+static int conn_direct(conn *c, struct event_base *base)
+{
+	if (!(c->flush = event_new(base, -1, 0, on_conn_flush, c)) ||
+	    !(c->rd = event_new(base, bufferevent_getfd(c->bev), EV_READ | EV_PERSIST,
+	                        on_conn_readable, c)))
+		return -1;
+	c->direct = true;
+	/* The bound is ours now (on_conn_readable), not the bufferevent's. */
+	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+	return bufferevent_disable(c->bev, EV_WRITE);
+}
+
 conn *conn_new(struct event_base *base, int fd, const struct sockaddr *sa, socklen_t salen,
                struct tls_server *tls, const conn_opts *opts)
 {
@@ -507,6 +713,10 @@ conn *conn_new(struct event_base *base, int fd, const struct sockaddr *sa, sockl
 	}
 	if (!(c = conn_adopt(base, bev, tls != NULL, opts)))
 		return NULL;
+	if (!tls && conn_direct(c, base) < 0) {
+		conn_free(c);
+		return NULL;
+	}
 	conn_set_peer(c, fd, sa, salen);
 	return c;
 }
@@ -527,6 +737,10 @@ void conn_free(conn *c)
 		return;
 	event_free(c->timer);
 	event_free(c->defer);
+	if (c->flush)
+		event_free(c->flush);
+	if (c->rd)
+		event_free(c->rd);   /* before the fd closes with the bufferevent */
 	/* Freeing the buffers must not call back into a struct being freed. */
 	(void)evbuffer_remove_cb(bufferevent_get_input(c->bev), on_in_bytes, c);
 	(void)evbuffer_remove_cb(bufferevent_get_output(c->bev), on_out_bytes, c);
@@ -561,10 +775,7 @@ void conn_read(conn *c, bool on)
 {
 	if (c->state != CONN_OPEN)
 		return;
-	if (on)
-		(void)bufferevent_enable(c->bev, EV_READ);
-	else
-		(void)bufferevent_disable(c->bev, EV_READ);
+	conn_rd(c, on);
 }
 
 void conn_schedule(conn *c)

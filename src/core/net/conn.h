@@ -40,6 +40,13 @@
  *     our callbacks is on the stack (Redis freeClientAsync): on_close is the
  *     last call; the protocol frees its own state and then conn_free().
  *
+ * Plaintext sockets do their own I/O (docs/internal.md): a readable
+ * socket is read with one recv (no FIONREAD), and output queued during a
+ * callback is written with one send (or writev) when it returns; the
+ * bufferevent keeps the buffers, and its write event (with the write
+ * deadline) takes over only while the socket refuses output. Reading stops
+ * only when read_max is buffered, so no epoll_ctl is spent per request.
+ *
  * Callbacks never run after CLOSED (except on_close), and on_read/on_write
  * /on_timer only in OPEN; on_event (EOF, socket error, write deadline) runs
  * in OPEN and FLUSH so that the protocol can count and decide.
@@ -67,6 +74,7 @@ struct tls_server;
 /* The one back-off rule after a failed accept (it was the HTTP listener's). */
 #define CONN_ACCEPT_BACKOFF_MS 100u
 #define CONN_MAX_SINGLE_WRITE  (1024u * 1024u) /* bytes one write wake-up may send */
+#define CONN_MAX_SINGLE_READ   (16u * 1024u)   /* bytes one read wake-up may take (libevent's default) */
 
 /* ---- listener ------------------------------------------------------------ */
 

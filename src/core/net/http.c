@@ -9,7 +9,6 @@
 
 #include <arpa/inet.h>
 #include <event2/event.h>
-#include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,11 +90,11 @@ static metrics_series *stats_code(http_server *srv, size_t idx, int code)
 	struct http_route_stats *st = &srv->stats[idx];
 	char cs[12];
 
-	snprintf(cs, sizeof cs, "%d", code);
 	for (size_t i = 0; i < HTTP_CODE_CACHE; i++) {
 		if (st->codes[i].code == code)
 			return st->codes[i].s;
 		if (st->codes[i].code == 0) {
+			snprintf(cs, sizeof cs, "%d", code);   /* only on a miss: this runs per request */
 			st->codes[i].code = code;
 			st->codes[i].s = stats_get("http_requests_total", srv->service,
 			                           stats_label(srv, idx), "code", cs);
@@ -103,6 +102,7 @@ static metrics_series *stats_code(http_server *srv, size_t idx, int code)
 		}
 	}
 	/* Cache full: rare codes go through the registry's own lookup. */
+	snprintf(cs, sizeof cs, "%d", code);
 	return stats_get("http_requests_total", srv->service, stats_label(srv, idx), "code", cs);
 }
 
@@ -215,23 +215,34 @@ const char *http_server_date(http_server *srv)
 }
 
 /*
- * Correlation ids: a random 32-bit per-process prefix plus a counter, so ids
- * are unique within a process and unlikely to collide across processes. The
- * prefix is redrawn after fork so two children never share a sequence.
+ * Correlation ids: a random 32-bit prefix per server plus a counter, so ids
+ * are unique within a server and unlikely to collide across servers and
+ * processes. Every service is a fresh exec (DESIGN §2) that makes its own
+ * server, so two processes never share a sequence; keeping the state in the
+ * server (not in statics checked against getpid()) costs no system call per
+ * request. Hex by hand: this runs for every request.
  */
-void http_corr_id_new(char out[HTTP_CORR_ID_LEN + 1])
+static void corr_id_seed(http_server *srv)
 {
-	static uint32_t prefix, counter;
-	static pid_t owner;
-	pid_t pid = getpid();
+	if (getrandom(&srv->corr_prefix, sizeof srv->corr_prefix, GRND_NONBLOCK) !=
+	    (ssize_t)sizeof srv->corr_prefix)
+		srv->corr_prefix = (uint32_t)getpid() * 2654435761u ^ (uint32_t)time(NULL);
+	srv->corr_counter = 0;
+}
 
-	if (owner != pid) {
-		if (getrandom(&prefix, sizeof prefix, GRND_NONBLOCK) != (ssize_t)sizeof prefix)
-			prefix = (uint32_t)pid * 2654435761u ^ (uint32_t)time(NULL);
-		owner = pid;
-		counter = 0;
-	}
-	snprintf(out, HTTP_CORR_ID_LEN + 1, "%08" PRIx32 "%08" PRIx32, prefix, counter++);
+static void hex32(char *out, uint32_t v)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (int i = 7; i >= 0; i--, v >>= 4)
+		out[i] = digits[v & 0xfu];
+}
+
+void http_corr_id_new(http_server *srv, char out[HTTP_CORR_ID_LEN + 1])
+{
+	hex32(out, srv->corr_prefix);
+	hex32(out + 8, srv->corr_counter++);
+	out[HTTP_CORR_ID_LEN] = '\0';
 }
 
 unsigned http_method_to_bit(unsigned m)
@@ -460,7 +471,7 @@ static void conn_cap_refuse(http_server *srv, int fd)
 	char buf[HTTP_CONN_CAP_RESP_MAX], body[128], corr[HTTP_CORR_ID_LEN + 1];
 	int bn, n;
 
-	http_corr_id_new(corr);
+	http_corr_id_new(srv, corr);
 	/* A TLS client cannot read a plaintext 503, and a handshake per refusal
 	 * is what the cap exists to avoid: just close. */
 	if (srv->tls) {
@@ -561,6 +572,7 @@ http_server *http_server_new(struct event_base *base, const http_server_opts *op
 	srv->gate_end = opts->gate_end;
 	srv->gate_arg = opts->gate_arg;
 	srv->nroutes = opts->nroutes;
+	corr_id_seed(srv);
 	srv->stats = calloc(opts->nroutes + 1, sizeof *srv->stats);
 	if (!srv->stats) {
 		http_server_free(srv);

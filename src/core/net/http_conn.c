@@ -29,36 +29,67 @@
 
 #define HTTP_HEAD_INIT   256     /* first allocation of a request's head buffer */
 #define HTTP_BODY_INIT   4096    /* first allocation of a body of unknown length */
+#define HTTP_HEAD_KEEP   4096    /* a spare request keeps a head buffer up to this size */
 
 /* ---- request object --------------------------------------------------- */
 
+/*
+ * Requests are recycled: each connection keeps one spare (the answered
+ * request it freed last), so a keep-alive connection allocates its request
+ * and head buffer once, not per request. Bounded: one spare per connection,
+ * and a head buffer grown past HTTP_HEAD_KEEP is not kept.
+ */
 http_req *http_req_new(struct http_conn *c)
 {
-	http_req *r = calloc(1, sizeof *r);
+	http_req *r = c->spare;
+	char *hbuf = NULL;
+	size_t hcap = 0;
 
-	if (!r)
+	if (r) {
+		c->spare = NULL;
+		hbuf = r->hbuf;
+		hcap = r->hcap;
+		memset(r, 0, sizeof *r);
+	} else if (!(r = calloc(1, sizeof *r))) {
 		return NULL;
+	}
+	r->hbuf = hbuf;
+	r->hcap = hcap;
 	r->conn = c;
 	r->content_length = -1;
 	r->body_limit = c->srv->limits.max_body_bytes;
 	r->stats_idx = c->srv->nroutes;
-	http_resp_init(&r->resp);
-	http_corr_id_new(r->corr_id);
+	http_corr_id_new(c->srv, r->corr_id);
 	clock_gettime(CLOCK_MONOTONIC, &r->t0);
 	return r;
 }
 
-void http_req_free(http_req *r)
+static void req_destroy(http_req *r)
 {
 	if (!r)
 		return;
-	if (r->gate_ticket && r->conn->srv->gate_end)
-		r->conn->srv->gate_end(r->conn->srv->gate_arg, r->gate_ticket,
-		                       r->body_decoded ? r->body_counted : r->body_seen);
-	http_resp_fini(&r->resp);
 	free(r->hbuf);
-	free(r->body);
 	free(r);
+}
+
+void http_req_free(http_req *r)
+{
+	struct http_conn *c;
+
+	if (!r)
+		return;
+	c = r->conn;
+	if (r->gate_ticket && c->srv->gate_end)
+		c->srv->gate_end(c->srv->gate_arg, r->gate_ticket,
+		                 r->body_decoded ? r->body_counted : r->body_seen);
+	http_resp_fini(&r->resp);
+	free(r->body);
+	r->body = NULL;
+	if (!c->spare && r->hcap <= HTTP_HEAD_KEEP) {
+		c->spare = r;
+		return;
+	}
+	req_destroy(r);
 }
 
 /* Make room for n more bytes plus a NUL. The head is bounded by the header
@@ -1036,6 +1067,7 @@ void http_conn_free(struct http_conn *c)
 		http_req_free(c->req);
 	}
 	http_req_free(c->zombie);
+	req_destroy(c->spare);
 	if (c->prev)
 		c->prev->next = c->next;
 	else

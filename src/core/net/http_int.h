@@ -42,6 +42,9 @@ struct evbuffer;
 #define HTTP_LINGER_MAX_BYTES  (1024u * 1024u)
 /* Extra response headers a handler may add (bytes of "Name: value\r\n"). */
 #define HTTP_RESP_MAX_HDR_BYTES (16u * 1024u)
+/* Of those, kept inline in the request: room for Content-Type and a few
+ * short ones without an allocation. */
+#define HTTP_RESP_HDR_INLINE    256u
 #define HTTP_CORR_ID_LEN       16
 /* A body still to come after its request was answered (a refusal) is read
  * and dropped, keeping the connection, up to this many bytes. */
@@ -85,7 +88,11 @@ struct http_resp {
 	int                    status;
 	uint64_t               clen;       /* declared Content-Length */
 	uint64_t               written;    /* body bytes accepted so far */
-	struct evbuffer       *hdrs;       /* extra "Name: value\r\n" lines (owned) */
+	/* Extra "Name: value\r\n" lines: the first HTTP_RESP_HDR_INLINE bytes
+	 * here (no allocation for the usual Content-Type), the rest in hdrs. */
+	char                   hdr_inline[HTTP_RESP_HDR_INLINE];
+	size_t                 hdr_len;    /* bytes used in hdr_inline */
+	struct evbuffer       *hdrs;       /* overflow, after hdr_inline (owned), or NULL */
 	bool                   has_retry_after;
 	bool                   has_content_type;
 	bool                   close;      /* this response carries Connection: close */
@@ -173,6 +180,7 @@ struct http_conn {
 	enum http_conn_state   state;
 	http_req              *req;      /* current request (owned), or NULL */
 	http_req              *zombie;   /* answered request, freed at the next safe point */
+	http_req              *spare;    /* a freed request kept for the next one (owned), or NULL */
 	uint64_t               hdr_bytes;    /* header bytes of the current request */
 	/* The body's progress (limits.min_body_rate): bytes parsed, and the
 	 * time we have waited for them: past spells, and the current one since
@@ -231,6 +239,8 @@ struct http_server {
 	metrics_series          *m_tls_fail; /* tls_handshake_failures_total */
 	char                     date[HTTP_DATE_BUF];
 	time_t                   date_sec;
+	uint32_t                 corr_prefix;  /* correlation ids (http_corr_id_new) */
+	uint32_t                 corr_counter;
 };
 
 /* ---- http.c ---- */
@@ -239,7 +249,7 @@ void http_server_count_reject(http_server *srv, reject_reason why, const char *c
 /* Account a response that ended (metrics, in-flight, access log). */
 void http_server_account(http_server *srv, http_req *r);
 const char *http_server_date(http_server *srv);
-void http_corr_id_new(char out[HTTP_CORR_ID_LEN + 1]);
+void http_corr_id_new(http_server *srv, char out[HTTP_CORR_ID_LEN + 1]);
 unsigned http_method_to_bit(unsigned parser_method);
 /* Route match, rate / in-flight / body caps. 0: admitted; -1: refused (an
  * error response has been queued or the connection is closing). */
@@ -283,7 +293,6 @@ http_req *http_req_new(struct http_conn *c);
 void http_req_free(http_req *r);
 
 /* ---- http_resp.c ---- */
-void http_resp_init(struct http_resp *resp);
 void http_resp_fini(struct http_resp *resp);
 /* The core answers with the error envelope (creating a request if the
  * parser had not got that far), or closes the connection when it cannot

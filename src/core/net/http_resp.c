@@ -22,11 +22,6 @@
 /* The envelope: fixed text + code + message + corr_id fits with room to spare. */
 #define HTTP_ERR_BODY_MAX  (HTTP_ERR_CODE_MAX + HTTP_ERR_MSG_MAX + 128)
 
-void http_resp_init(struct http_resp *resp)
-{
-	memset(resp, 0, sizeof *resp);
-}
-
 void http_resp_fini(struct http_resp *resp)
 {
 	if (resp->hdrs)
@@ -113,6 +108,30 @@ static bool hdr_is_reserved(const char *name)
 	       strcasecmp(name, "Date") == 0;
 }
 
+/* Append "name: value\r\n" (both checked): inline while it fits, then to
+ * the overflow buffer, so that the order of lines is kept. */
+static int resp_hdr_add(struct http_resp *rs, const char *name, const char *value)
+{
+	size_t nl = strlen(name), vl = strlen(value), n = nl + vl + 4;
+	size_t have = rs->hdr_len + (rs->hdrs ? evbuffer_get_length(rs->hdrs) : 0);
+	char *p;
+
+	if (n > HTTP_RESP_MAX_HDR_BYTES - have)
+		return -1;
+	if (!rs->hdrs && n <= HTTP_RESP_HDR_INLINE - rs->hdr_len) {
+		p = rs->hdr_inline + rs->hdr_len;
+		memcpy(p, name, nl);
+		memcpy(p + nl, ": ", 2);
+		memcpy(p + nl + 2, value, vl);
+		memcpy(p + nl + 2 + vl, "\r\n", 2);
+		rs->hdr_len += n;
+		return 0;
+	}
+	if (!rs->hdrs && !(rs->hdrs = evbuffer_new()))
+		return -1;
+	return evbuffer_add_printf(rs->hdrs, "%s: %s\r\n", name, value) < 0 ? -1 : 0;
+}
+
 int http_resp_header(http_req *r, const char *name, const char *value)
 {
 	struct http_resp *rs;
@@ -128,11 +147,7 @@ int http_resp_header(http_req *r, const char *name, const char *value)
 		r->want_close = true;
 		return 0;
 	}
-	if (!rs->hdrs && !(rs->hdrs = evbuffer_new()))
-		return -1;
-	if (evbuffer_get_length(rs->hdrs) + strlen(name) + strlen(value) + 4 > HTTP_RESP_MAX_HDR_BYTES)
-		return -1;
-	if (evbuffer_add_printf(rs->hdrs, "%s: %s\r\n", name, value) < 0)
+	if (resp_hdr_add(rs, name, value) < 0)
 		return -1;
 	if (strcasecmp(name, "Retry-After") == 0)
 		rs->has_retry_after = true;
@@ -151,25 +166,71 @@ static enum http_resp_framing resp_framing(const http_req *r, int status, int64_
 	return r->http10 ? HTTP_FRAME_EOF : HTTP_FRAME_CHUNKED;
 }
 
+/* Appends s (n bytes) at *p; the caller sized the buffer. */
+static char *head_put(char *p, const char *s, size_t n)
+{
+	memcpy(p, s, n);
+	return p + n;
+}
+
+static char *head_put_u64(char *p, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10u);
+		v /= 10u;
+	} while (v);
+	while (n)
+		*p++ = tmp[--n];
+	return p;
+}
+
+#define HEAD_PUT_LIT(p, lit) head_put((p), (lit), sizeof(lit) - 1)
+
+/*
+ * The header block, built in one stack buffer and queued with one
+ * evbuffer_add (several evbuffer_add_printf calls each parsed a format and
+ * touched the buffer's chains). Fixed part: status line (≤ 48), Date line
+ * (≤ HTTP_DATE_BUF + 8), framing (≤ 38), Connection (≤ 24), then the inline
+ * extra headers and the blank line.
+ */
+#define HTTP_HEAD_FIXED_MAX (48u + HTTP_DATE_BUF + 8u + 38u + 24u)
+
 static int resp_write_head(http_req *r, struct evbuffer *out)
 {
 	struct http_resp *rs = &r->resp;
-	int rc = evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n", rs->status,
-	                             http_status_text(rs->status), http_server_date(r->conn->srv));
+	char buf[HTTP_HEAD_FIXED_MAX + HTTP_RESP_HDR_INLINE + 2], *p = buf;
+	const char *text = http_status_text(rs->status), *date = http_server_date(r->conn->srv);
+	size_t tl = strnlen(text, 32), dl = strnlen(date, HTTP_DATE_BUF);
 
-	if (rc >= 0 && rs->framing == HTTP_FRAME_LENGTH)
-		rc = evbuffer_add_printf(out, "Content-Length: %llu\r\n", (unsigned long long)rs->clen);
-	else if (rc >= 0 && rs->framing == HTTP_FRAME_CHUNKED)
-		rc = evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
-	if (rc >= 0 && rs->close)
-		rc = evbuffer_add_printf(out, "Connection: close\r\n");
-	else if (rc >= 0 && r->http10)
-		rc = evbuffer_add_printf(out, "Connection: keep-alive\r\n");
-	if (rc >= 0 && rs->hdrs)
-		rc = evbuffer_add_buffer(out, rs->hdrs);
-	if (rc >= 0)
-		rc = evbuffer_add(out, "\r\n", 2);
-	return rc < 0 ? -1 : 0;
+	p = HEAD_PUT_LIT(p, "HTTP/1.1 ");
+	p = head_put_u64(p, (uint64_t)rs->status);   /* 200..999: three digits */
+	*p++ = ' ';
+	p = head_put(p, text, tl);
+	p = HEAD_PUT_LIT(p, "\r\nDate: ");
+	p = head_put(p, date, dl);
+	p = HEAD_PUT_LIT(p, "\r\n");
+	if (rs->framing == HTTP_FRAME_LENGTH) {
+		p = HEAD_PUT_LIT(p, "Content-Length: ");
+		p = head_put_u64(p, rs->clen);
+		p = HEAD_PUT_LIT(p, "\r\n");
+	} else if (rs->framing == HTTP_FRAME_CHUNKED) {
+		p = HEAD_PUT_LIT(p, "Transfer-Encoding: chunked\r\n");
+	}
+	if (rs->close)
+		p = HEAD_PUT_LIT(p, "Connection: close\r\n");
+	else if (r->http10)
+		p = HEAD_PUT_LIT(p, "Connection: keep-alive\r\n");
+	p = head_put(p, rs->hdr_inline, rs->hdr_len);
+	if (!rs->hdrs) {
+		p = HEAD_PUT_LIT(p, "\r\n");
+		return evbuffer_add(out, buf, (size_t)(p - buf));
+	}
+	if (evbuffer_add(out, buf, (size_t)(p - buf)) < 0 || evbuffer_add_buffer(out, rs->hdrs) < 0)
+		return -1;
+	return evbuffer_add(out, "\r\n", 2);
 }
 
 int http_resp_start(http_req *r, int status, int64_t content_length)

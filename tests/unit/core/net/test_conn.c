@@ -10,7 +10,11 @@
  *   - flush then linger: the answer is delivered, the write side shut, late
  *     input discarded, the conn freed at the peer's EOF; past linger_bytes it
  *     is freed at once;
- *   - byte counters on both directions.
+ *   - byte counters on both directions;
+ *   - bounded input: never more than read_max buffered, reading resumes
+ *     when the protocol drains it;
+ *   - output the socket refuses waits and arrives whole, then direct
+ *     writes resume.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -273,6 +277,7 @@ typedef struct cfix {
 	int    reads, closes;
 	bool   close_in_read;  /* conn_close from inside on_read */
 	bool   flush_in_read;  /* answer "pong" and flush (linger) from on_read */
+	bool   hold_input;     /* on_read leaves the input buffered (the bound) */
 	bool   in_read;
 	bool   closed_in_callback;
 	bool   freed;
@@ -286,6 +291,10 @@ static void c_on_read(void *arg)
 
 	f->in_read = true;
 	f->reads++;
+	if (f->hold_input) {
+		f->in_read = false;
+		return;
+	}
 	f->got += evbuffer_get_length(in);
 	(void)evbuffer_drain(in, evbuffer_get_length(in));
 	if (f->flush_in_read) {
@@ -452,6 +461,91 @@ static void test_conn_linger_bytes(void **state)
 	close(f.peer);
 }
 
+/* Bounded input: a protocol that does not consume its input has at most
+ * read_max buffered; once it drains, reading resumes until all has come. */
+static void test_conn_read_bound(void **state)
+{
+	enum { READ_MAX = 64 * 1024, TOTAL = 160 * 1024 };
+	cfix f = { .hold_input = true };
+	static char buf[TOTAL];
+	size_t sent = 0, got = 0;
+	uint64_t until = now_ms() + WAIT_MS;
+
+	(void)state;
+	cfix_new(&f);
+	memset(buf, 'b', sizeof buf);
+	while (got < TOTAL && now_ms() < until) {
+		ssize_t n = sent < TOTAL ? send(f.peer, buf + sent, TOTAL - sent, MSG_DONTWAIT) : 0;
+		size_t have;
+
+		if (n > 0)
+			sent += (size_t)n;
+		pump(5, NULL);
+		have = evbuffer_get_length(conn_input(f.c));
+		assert_true(have <= READ_MAX);
+		/* Consume only from a full buffer: reading must have stopped there. */
+		if (have == READ_MAX || got + have == TOTAL) {
+			got += have;
+			(void)evbuffer_drain(conn_input(f.c), have);
+		}
+	}
+	assert_int_equal(got, TOTAL);
+	assert_true(f.reads > 2);
+	conn_close(f.c, false);
+	pump(WAIT_MS, &f.freed);
+	close(f.peer);
+}
+
+/* Output the socket refuses waits (the bufferevent's write event takes it)
+ * and arrives whole once the peer reads; then answers go out again. */
+static void test_conn_write_backlog(void **state)
+{
+	enum { BIG = 4 * 1024 * 1024 };
+	cfix f = { 0 };
+	char *big = malloc(BIG), *rx = malloc(BIG + 4);
+	size_t got = 0;
+	uint64_t until = now_ms() + WAIT_MS;
+
+	(void)state;
+	assert_non_null(big);
+	assert_non_null(rx);
+	for (size_t i = 0; i < BIG; i++)
+		big[i] = (char)('a' + i % 26);
+	cfix_new(&f);
+	assert_int_equal(evbuffer_add(conn_output(f.c), big, BIG), 0);
+	pump(20, NULL);
+	assert_true(conn_out_len(f.c) > 0);   /* more than a socketpair holds */
+	while (got < BIG && now_ms() < until) {
+		ssize_t n = recv(f.peer, rx + got, BIG + 4 - got, MSG_DONTWAIT);
+
+		if (n > 0)
+			got += (size_t)n;
+		pump(1, NULL);
+	}
+	assert_int_equal(got, BIG);
+	assert_memory_equal(rx, big, BIG);
+	pump(20, NULL);
+	assert_int_equal(conn_out_len(f.c), 0);
+	/* Back to direct writes: a small answer goes out on its own. */
+	assert_int_equal(evbuffer_add(conn_output(f.c), "tail", 4), 0);
+	got = 0;
+	until = now_ms() + WAIT_MS;
+	while (got < 4 && now_ms() < until) {
+		ssize_t n = recv(f.peer, rx + got, 4 - got, MSG_DONTWAIT);
+
+		if (n > 0)
+			got += (size_t)n;
+		pump(1, NULL);
+	}
+	assert_int_equal(got, 4);
+	assert_memory_equal(rx, "tail", 4);
+	conn_close(f.c, false);
+	pump(WAIT_MS, &f.freed);
+	close(f.peer);
+	free(big);
+	free(rx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -461,6 +555,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_conn_deferred_free, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conn_flush_linger, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conn_linger_bytes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_conn_read_bound, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_conn_write_backlog, setup, teardown),
 	};
 
 	log_set_level(LOG_LEVEL_ERROR);
