@@ -828,11 +828,15 @@ void conn_push(conn *c)
 {
 	struct evbuffer *out;
 
-	if (c->tls || c->state != CONN_OPEN)
+	/* Armed: the socket refused output already, libevent's write event
+	 * owns the rest. Otherwise write now; c->flush stays scheduled and
+	 * does the rest of its work (the remainder, errors, on_write) later,
+	 * so nothing is called back from inside this call. */
+	if (c->tls || c->state != CONN_OPEN || c->write_armed)
 		return;
 	out = conn_output(c);
-	if (evbuffer_get_length(out))   /* errors: the bufferevent's own write sees them */
-		(void)evbuffer_write_atmost(out, bufferevent_getfd(c->bev), CONN_MAX_SINGLE_WRITE);
+	if (evbuffer_get_length(out))
+		(void)conn_write_out(out, bufferevent_getfd(c->bev));
 }
 
 size_t conn_out_len(const conn *c)
