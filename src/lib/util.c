@@ -100,7 +100,10 @@ int util_ensure_dir(const char *path, mode_t mode, char *err, size_t errlen)
 	return 0;
 }
 
-int util_listen(const struct sockaddr *addr, socklen_t len, int backlog, char *err, size_t errlen)
+/* A TCP socket bound to addr (SO_REUSEADDR; SO_REUSEPORT when asked),
+ * listening when backlog >= 0. */
+static int util_bind_tcp(const struct sockaddr *addr, socklen_t len, bool reuseport, int backlog,
+                         char *err, size_t errlen)
 {
 	char as[128];
 	int one = 1;
@@ -112,12 +115,49 @@ int util_listen(const struct sockaddr *addr, socklen_t len, int backlog, char *e
 		return -1;
 	}
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if (bind(fd, addr, len) != 0 || listen(fd, backlog) != 0) {
+	if ((reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) ||
+	    bind(fd, addr, len) != 0 || (backlog >= 0 && listen(fd, backlog) != 0)) {
 		snprintf(err, errlen, "%s: cannot listen: %s", as, strerror(errno));
 		close(fd);
 		return -1;
 	}
 	return fd;
+}
+
+int util_listen(const struct sockaddr *addr, socklen_t len, int backlog, char *err, size_t errlen)
+{
+	return util_bind_tcp(addr, len, false, backlog, err, errlen);
+}
+
+int util_listen_group(const struct sockaddr *addr, socklen_t len, int backlog, int *fds, size_t n,
+                      char *err, size_t errlen)
+{
+	struct sockaddr_storage at;
+	socklen_t atlen = sizeof at;
+	int probe;
+	size_t i;
+
+	/* Nobody may hold the address now: a plain bind says so (with
+	 * SO_REUSEPORT alone, a second node of the same user would join the
+	 * first one's group and take half its connections, silently). It
+	 * also fixes the port when addr asks for any (port 0). */
+	if ((probe = util_bind_tcp(addr, len, false, -1, err, errlen)) < 0)
+		return -1;
+	if (getsockname(probe, (struct sockaddr *)&at, &atlen) != 0) {
+		snprintf(err, errlen, "getsockname: %s", strerror(errno));
+		close(probe);
+		return -1;
+	}
+	close(probe);
+	for (i = 0; i < n; i++) {
+		if ((fds[i] = util_bind_tcp((struct sockaddr *)&at, atlen, true, backlog, err,
+		                            errlen)) < 0) {
+			while (i > 0)
+				close(fds[--i]);
+			return -1;
+		}
+	}
+	return 0;
 }
 
 int util_listen_unix(const char *path, int type, mode_t mode, char *err, size_t errlen)

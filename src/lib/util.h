@@ -47,6 +47,13 @@ int util_ensure_dir(const char *path, mode_t mode, char *err, size_t errlen);
  */
 __attribute__((warn_unused_result))
 int util_listen(const struct sockaddr *addr, socklen_t len, int backlog, char *err, size_t errlen);
+/* n listening sockets on addr in one SO_REUSEPORT group, one per worker
+ * process: the kernel spreads new connections across them. Refused, like
+ * util_listen, when anyone holds the address already. 0 with fds[0..n)
+ * set, or -1 with err (nothing left open). */
+__attribute__((warn_unused_result))
+int util_listen_group(const struct sockaddr *addr, socklen_t len, int backlog, int *fds, size_t n,
+                      char *err, size_t errlen);
 
 /*
  * Bind + listen on a UNIX socket path (type SOCK_STREAM or SOCK_SEQPACKET;

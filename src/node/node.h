@@ -96,6 +96,9 @@ typedef struct supervisor {
 	bool                own_runtime_dir; /* amnesia: removed at exit */
 	int                 admin_fd, metrics_fd;
 	int                 role_fd[ROLES_MAX]; /* listener or socket of roles[i], or -1 */
+	/* A TCP role with several processes: one listener each, in one
+	 * SO_REUSEPORT group (role_fd[i] is then -1); -1 when unused. */
+	int                 group_fd[ROLES_MAX][NODE_MAX_CHILDREN];
 	struct http_server *admin;
 	sup_child           child[NODE_MAX_CHILDREN];
 	size_t              nchild;

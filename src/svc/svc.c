@@ -20,6 +20,7 @@
 #include "core/proto/ctl.h"
 #include "core/metrics/metrics.h"
 #include "core/metrics/reject.h"
+#include "core/net/conn.h"
 #include "core/net/rpc_server.h"
 #include "core/auth/policy.h"
 #include "svc/svc_sandbox.h"
@@ -333,31 +334,9 @@ static int svc_parse_args(svc *s, int argc, char **argv)
 	return optind == argc ? 0 : -1;
 }
 
-/*
- * The epoll changelist: an event deleted and added again within one pass of
- * the loop (a bufferevent's write event, each time its output empties and is
- * refilled; EV_READ paused and resumed around a request) costs no
- * epoll_ctl at all, instead of two per response. Its one hazard, two fds
- * sharing a file description in one epoll set (dup), does not arise here:
- * no service dups a socket it polls (fds received over SCM_RIGHTS are
- * files, never polled).
- */
-static struct event_base *svc_base_new(void)
-{
-	struct event_config *cfg = event_config_new();
-	struct event_base *base;
-
-	if (!cfg)
-		return NULL;
-	(void)event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-	base = event_base_new_with_config(cfg);
-	event_config_free(cfg);
-	return base;
-}
-
 static int svc_setup(struct svc_proc *p)
 {
-	p->s.base = svc_base_new();
+	p->s.base = conn_base_new();
 	if (!p->s.base)
 		return -1;
 	evutil_make_socket_nonblocking(CTL_CHILD_FD);

@@ -446,3 +446,46 @@ def test_malformed_control_message_kills_that_child_only(node):
     assert node.metrics().sum("bug_total") >= 1
     assert "malformed control message from child" in node.log()
     assert node.get("/readyz").status == 200
+
+
+def test_gateway_workers_share_the_connections(node_factory):
+    """Each gateway worker listens on its own socket of one SO_REUSEPORT
+    group: a burst of connections lands on both workers (on one shared
+    socket, the first worker to wake used to take nearly all of them)."""
+    n = node_factory(workers=2)
+    wait_until(lambda: all(c["state"] == "ready" for c in n.children()), 5 * SLOW,
+               what="both workers ready")
+    pids = [c["pid"] for c in kids_of(n, "gateway")]
+    assert len(pids) == 2
+
+    def sockets(pid):
+        return sum(1 for f in os.listdir("/proc/%d/fd" % pid)
+                   if os.readlink("/proc/%d/fd/%s" % (pid, f)).startswith("socket:"))
+
+    before = [sockets(p) for p in pids]
+    conns = [raw_connect(n.gateway_port) for _ in range(64)]
+    try:
+        for c in conns:   # one request each: every connection is accepted and served
+            c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert b" 200 " in c.recv(4096)
+        gained = [sockets(p) - b for p, b in zip(pids, before)]
+        # 64 connections hashed over two sockets: both get a real share
+        assert sum(gained) == 64 and min(gained) >= 12, gained
+    finally:
+        for c in conns:
+            c.close()
+
+
+def test_second_node_on_the_same_gateway_address_refused(node_factory):
+    """The group is the node's alone: a second node of the same user on the
+    same address fails to start naming it, instead of joining the group and
+    taking half the connections."""
+    a = node_factory(workers=2)
+    b = node_factory(workers=2, start=False)
+    b.write_config({"gateway": {"addr": a.gateway_addr}})
+    b.spawn()
+    assert b.wait_exit(10 * SLOW) not in (None, 0)
+    with open(b.log_path, "rb") as f:
+        log = f.read().decode("utf-8", "replace")
+    assert "%s: cannot listen: Address already in use" % a.gateway_addr in log, log
+    assert a.gw("GET", "/healthz").status == 200

@@ -204,6 +204,9 @@ size_t conn_out_len(const conn *c);
  * of at the loop's next pass (the first bytes of an answer then leave
  * before the handler queues the rest). TLS or any other state: nothing. */
 void conn_push(conn *c);
+/* An event base for a process of the node (epoll with the changelist: an
+ * event deleted and re-added in one loop pass costs no epoll_ctl), or NULL. */
+struct event_base *conn_base_new(void);
 /* Output may still be queued: OPEN or FLUSH. */
 bool conn_can_write(const conn *c);
 bool conn_is_open(const conn *c);
