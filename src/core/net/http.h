@@ -240,10 +240,15 @@ int http_reply_error(http_req *r, int status, const char *code, const char *mess
 /* Streaming: content_length >= 0 sets Content-Length; -1 uses chunked encoding. */
 int http_resp_start(http_req *r, int status, int64_t content_length);
 int http_resp_write(http_req *r, const void *data, size_t len);
-/* Send what is queued now rather than at the loop's next pass (plaintext;
- * TLS: no-op): for the first bytes of a long answer, before the rest is
- * read and verified. */
-void http_resp_push(http_req *r);
+/* Send what is queued now rather than at the loop's next pass, for the
+ * first bytes of a long answer before the rest is read and verified:
+ * true when done (plaintext). TLS: false, nothing done (the loop writes;
+ * see http_req_after_write). */
+bool http_resp_push(http_req *r);
+/* Like http_req_on_drain, but while output is queued fn waits for it to be
+ * written (below the low mark) rather than running at the loop's next
+ * pass: the loop writes first. */
+void http_req_after_write(http_req *r, void (*fn)(http_req *r, void *arg), void *arg);
 /* The same without a copy: data stays the caller's memory until cleanup
  * (data, len, arg) runs — once the socket took the bytes, or the
  * connection dropped them (at once when there is nothing to send: HEAD).

@@ -389,10 +389,25 @@ int http_reply_error(http_req *r, int status, const char *code, const char *mess
 	return http_reply(r, status, "application/json", body, (size_t)n);
 }
 
-void http_resp_push(http_req *r)
+bool http_resp_push(http_req *r)
 {
-	if (resp_live(r))
-		conn_push(r->conn->t);
+	if (!resp_live(r) || conn_is_tls(r->conn->t))
+		return false;
+	conn_push(r->conn->t);
+	return true;
+}
+
+void http_req_after_write(http_req *r, void (*fn)(http_req *r, void *arg), void *arg)
+{
+	if (!resp_live(r))
+		return;
+	if (http_resp_pending(r) == 0) {   /* no write to wait for */
+		http_req_on_drain(r, fn, arg);
+		return;
+	}
+	r->resp.on_drain = fn;
+	r->resp.drain_arg = arg;
+	r->resp.drain_armed = true;
 }
 
 size_t http_resp_pending(const http_req *r)

@@ -256,7 +256,11 @@ static void get_pump(http_req *r, void *arg)
 		 * group's read and hash, not a high-water mark's. */
 		if (!g->pushed) {
 			g->pushed = true;
-			http_resp_push(r);
+			if (!http_resp_push(r) && g->next <= g->end) {
+				/* TLS: let the loop write it before reading on */
+				http_req_after_write(r, get_pump, g);
+				return;
+			}
 		}
 	}
 	(void)http_resp_end(r);
