@@ -141,6 +141,7 @@ int util_listen_group(const struct sockaddr *addr, socklen_t len, int backlog, i
 	 * SO_REUSEPORT alone, a second node of the same user would join the
 	 * first one's group and take half its connections, silently). It
 	 * also fixes the port when addr asks for any (port 0). */
+	memset(&at, 0, sizeof at);
 	if ((probe = util_bind_tcp(addr, len, false, -1, err, errlen)) < 0)
 		return -1;
 	if (getsockname(probe, (struct sockaddr *)&at, &atlen) != 0) {

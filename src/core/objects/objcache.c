@@ -71,14 +71,14 @@ static void objcache_unlist(objcache *c, objh *h)
 		pp = &(*pp)->hnext;
 	if (*pp)
 		*pp = h->hnext;
+	if (c->head == h)
+		c->head = h->next;
+	if (c->tail == h)
+		c->tail = h->prev;
 	if (h->prev)
 		h->prev->next = h->next;
-	else
-		c->head = h->next;
 	if (h->next)
 		h->next->prev = h->prev;
-	else
-		c->tail = h->prev;
 	h->prev = h->next = h->hnext = NULL;
 	h->listed = false;
 	c->n--;
