@@ -216,7 +216,7 @@ static const struct metrics_family metrics_families[] = {
 	{ "object_handle_flushes_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
 	  "Times a serving process dropped every open object handle: storage's removal epoch moved (a quarantine or an eviction) or storage restarted." },
 	{ "object_handles", METRICS_GAUGE, METRICS_SRC_SLOTS,
-	  "Open object handles kept between requests (at most 256 per serving process)." },
+	  "Open object handles kept between requests (at most 128 per serving process, each one open blob fd)." },
 	{ "range_fetch_fallback_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
 	  "Ranges of a missed object fetched whole instead of by their groups, by reason (held: the worker already holds OBJECTS_RANGE_HELD_MAX range results)." },
 	{ "repair_deferred_total", METRICS_COUNTER, METRICS_SRC_SLOTS,

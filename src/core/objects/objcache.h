@@ -13,7 +13,8 @@
  * outboard's mapping and its O(groups) check — the per-request cost of
  * small objects and the time to the first byte of a range in a big one.
  *
- * Bounds: at most OBJCACHE_MAX_ENTRIES handles (each holds one fd) and
+ * Bounds: at most OBJCACHE_MAX_ENTRIES handles (each holds one fd, counted
+ * against the process's descriptor limit beside its connections) and
  * OBJCACHE_MAX_CV_BYTES of outboard copies (32 bytes per 64 KiB: 8 MiB is
  * the outboards of 16 GiB of objects); least recently used first out. An
  * object whose outboard is over a quarter of that is served from a private
@@ -51,7 +52,7 @@
 
 #include "core/objects/stor_client.h"
 
-#define OBJCACHE_MAX_ENTRIES  256u
+#define OBJCACHE_MAX_ENTRIES  128u
 #define OBJCACHE_MAX_CV_BYTES (8u * 1024u * 1024u)
 #define OBJCACHE_POOL_MAX     256u              /* free group buffers kept (16 MiB) */
 #define OBJCACHE_WATCH_RETRY_MS 1000u           /* after a failed WATCH */
