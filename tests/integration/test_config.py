@@ -175,7 +175,7 @@ def test_print_has_file_shape():
     assert j["limits"]["requests_per_second"] == 500
     assert j["drain"]["deadline"] == "3s"
     assert j["services"] == ["gateway", "storage"]
-    assert j["storage"] == {"max_object": "1MiB", "max_uploads": 64, "replicas": 3, "cache_bytes": "1GiB",
+    assert j["storage"] == {"max_object": "1GiB", "max_uploads": 64, "replicas": 3, "cache_bytes": "1GiB",
                             "max_uploads_per_tenant": 16, "max_uploads_per_peer": 16}
     assert j["gateway"]["allow_plaintext"] is False
     assert j["amnesia"] is False

@@ -287,7 +287,17 @@ def test_pipelined_gets_keep_alive(node):
 
 # ---------------------------------------------------------------- caps and encodings
 
-def test_oversize_413(node):
+def test_default_cap_takes_a_real_file(node):
+    """The default storage.max_object is 1 GiB (the 1 MiB of the spec is the
+    OAP frame cap): a 3 MB file right after start is stored, not refused."""
+    data = data_of(3 * MiB + 7, 29)
+    r = put_object(node, data)
+    assert r.status == 201 and r.json() == {"cid": b3sum_cid(data)}, r
+    get_ok(node, b3sum_cid(data), data)
+
+
+def test_oversize_413(node_factory):
+    node = node_factory({"storage": {"max_object": "1MiB"}})
     before = metric(node, "rejected_total", reason="413")
     r = put_object(node, b"z" * (MiB + 1))
     envelope(r, 413, "payload_too_large")
@@ -312,7 +322,8 @@ def test_oversize_413(node):
     stored(node, b"z" * MiB)
 
 
-def test_max_object_live_reload(node):
+def test_max_object_live_reload(node_factory):
+    node = node_factory({"storage": {"max_object": "1MiB"}})
     data = data_of(MiB + 10, 31)
     envelope(put_object(node, data), 413, "payload_too_large")
     node.write_config({"storage": {"max_object": "2MiB"}})

@@ -132,7 +132,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.max_connections, 1024);
 	assert_int_equal(c.services, CONFIG_SVC_GATEWAY | CONFIG_SVC_STORAGE);
 	assert_false(c.gateway_allow_plaintext);
-	assert_int_equal(c.storage_max_object_bytes, 1u << 20);
+	assert_int_equal(c.storage_max_object_bytes, 1u << 30);   /* 1 GiB: an object, not a frame */
 	assert_int_equal(c.storage_max_uploads, 64);
 	assert_int_equal(c.storage_max_uploads_per_tenant, 16);
 	assert_int_equal(c.storage_max_uploads_per_peer, 16);
