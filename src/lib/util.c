@@ -315,6 +315,25 @@ int util_read_full(int fd, void *buf, size_t len)
 	return 0;
 }
 
+int util_pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t r = pread(fd, (char *)buf + got, len - got, (off_t)(off + got));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			if (r == 0)
+				errno = EIO;   /* the file is shorter than it said */
+			return -1;
+		}
+		got += (size_t)r;
+	}
+	return 0;
+}
+
 int util_read_file(const char *path, size_t max, char **out, size_t *outlen)
 {
 	struct stat st;

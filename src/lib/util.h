@@ -115,6 +115,10 @@ util_file_status util_file_open(const char *path, size_t max, unsigned flags, in
  * the file ends early). */
 __attribute__((warn_unused_result))
 int util_read_full(int fd, void *buf, size_t len);
+/* The same with pread(2) from off (the fd's offset untouched: a dup'd or
+ * shared fd stays as it was). */
+__attribute__((warn_unused_result))
+int util_pread_full(int fd, void *buf, size_t len, uint64_t off);
 
 /* A whole regular file of at most max bytes into *out (malloc'd, caller
  * frees, NUL-terminated; *outlen excludes the NUL). 0, or -1 with errno:

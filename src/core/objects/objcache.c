@@ -19,7 +19,6 @@
 #include "lib/util.h"
 
 #define OBJCACHE_SLOTS   (2u * OBJCACHE_MAX_ENTRIES)   /* hash slots, a power of two */
-#define OBJCACHE_EPOCH_LEN 4096u
 
 _Static_assert((OBJCACHE_SLOTS & (OBJCACHE_SLOTS - 1)) == 0, "slots: a power of two");
 
@@ -131,7 +130,7 @@ static unsigned objcache_gen(const objcache *c)
 static void objcache_unwatch(objcache *c)
 {
 	if (c->epoch && !c->epoch_borrowed)
-		(void)munmap((void *)(uintptr_t)c->epoch, OBJCACHE_EPOCH_LEN);
+		(void)munmap((void *)(uintptr_t)c->epoch, STOR_EPOCH_LEN);
 	c->epoch = NULL;
 }
 
@@ -153,8 +152,8 @@ static void objcache_on_watch(const stor_result *res, void *arg)
 
 	c->watch = NULL;
 	if (res->status != 200 || fd < 0 || objcache_gen(c) != c->watch_gen ||
-	    fstat(fd, &sb) != 0 || (uint64_t)sb.st_size < OBJCACHE_EPOCH_LEN ||
-	    (m = mmap(NULL, OBJCACHE_EPOCH_LEN, PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED) {
+	    fstat(fd, &sb) != 0 || (uint64_t)sb.st_size < STOR_EPOCH_LEN ||
+	    (m = mmap(NULL, STOR_EPOCH_LEN, PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED) {
 		if (fd >= 0)
 			close(fd);
 		c->watch_after_ms = util_now_ms() + OBJCACHE_WATCH_RETRY_MS;
@@ -305,23 +304,6 @@ static void objcache_keep(objcache *c, const objcache_stamp *st, objh *h)
 	metrics_gauge_add(c->m_open, 1);
 }
 
-/* Read the whole outboard file (its size checked by the caller). */
-static int objcache_read_all(int fd, uint8_t *p, size_t n)
-{
-	size_t got = 0;
-
-	while (got < n) {
-		ssize_t k = pread(fd, p + got, n - got, (off_t)got);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		got += (size_t)k;
-	}
-	return 0;
-}
-
 objv_result objcache_adopt(objcache *c, const objcache_stamp *st, const uint8_t id[32],
                            uint64_t len, int blob_fd, int ob_fd, objh **out, const char **why)
 {
@@ -349,7 +331,7 @@ objv_result objcache_adopt(objcache *c, const objcache_stamp *st, const uint8_t 
 	} else if (!(h->cvs = malloc(want))) {
 		*why = "out of memory";
 		rc = OBJV_NOMEM;
-	} else if (objcache_read_all(ob_fd, h->cvs, want) != 0) {
+	} else if (util_pread_full(ob_fd, h->cvs, want, 0) != 0) {
 		*why = "cannot read the outboard";
 		rc = OBJV_INTERNAL;
 	} else if (!b3tree_outboard_ok(h->cvs, len, id)) {

@@ -23,6 +23,7 @@
 #include "lib/b3.h"
 #include "lib/b3tree.h"
 #include "lib/log.h"
+#include "lib/util.h"
 
 /* ---- objv --------------------------------------------------------------- */
 
@@ -89,21 +90,10 @@ objcache *objv_cache(const objv *v)
 static int objv_read_group(objv *v, uint64_t gi)
 {
 	int64_t want = b3tree_group_len(v->h->len, gi);
-	size_t got = 0;
 
-	if (want < 0)
+	if (want < 0 || util_pread_full(v->h->blob, v->buf, (size_t)want, gi * B3TREE_GROUP_LEN) != 0)
 		return -1;
-	while (got < (size_t)want) {
-		ssize_t n = pread(v->h->blob, v->buf + got, (size_t)want - got,
-		                  (off_t)(gi * B3TREE_GROUP_LEN + got));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		got += (size_t)n;
-	}
-	v->group_len = got;
+	v->group_len = (size_t)want;
 	return 0;
 }
 

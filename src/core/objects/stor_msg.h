@@ -39,6 +39,9 @@
 #define STOR_MSG_MAX       (2u + STOR_LIST_MAX * STOR_ID_LEN + 1u)
 _Static_assert(STOR_MSG_MAX >= STOR_REQ_MAX, "the largest message is a reply");
 
+/* WATCH's removal epoch memfd: its size; the counter is its first 8 bytes. */
+#define STOR_EPOCH_LEN 4096u
+
 /* Verbs: the OAP `code` of a storage request. */
 enum {
 	STOR_PING = 1, STOR_STAT = 2, STOR_OPEN = 3, STOR_PUT_BEGIN = 4,

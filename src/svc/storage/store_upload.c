@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/objects/stor_msg.h"   /* STOR_EPOCH_LEN */
 #include "lib/b3tree.h"
 #include "lib/log.h"
 
@@ -58,7 +59,7 @@ typedef struct store_scratch {
  * handles between requests. */
 static void store_epoch_init(store *st)
 {
-	const size_t len = 4096;
+	const size_t len = STOR_EPOCH_LEN;
 	int fd = memfd_create("macronode-epoch", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	void *m = MAP_FAILED;
 
@@ -124,7 +125,7 @@ void store_base_release(store *st)
 	st->up = NULL;
 	st->nup = st->cap = 0;
 	if (st->epoch && st->epoch != &st->epoch_local) {   /* NULL: never initialised */
-		(void)munmap((void *)st->epoch, 4096);
+		(void)munmap((void *)st->epoch, STOR_EPOCH_LEN);
 		close(st->epoch_fd);
 		st->epoch_fd = -1;
 		st->epoch = &st->epoch_local;
