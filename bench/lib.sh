@@ -103,7 +103,7 @@ bench_make_cert() {
 bench_nginx_tls_lines() {
 	local port=$1 dir=$2
 	printf '%s\n' \
-		"        listen 127.0.0.1:$port ssl;" \
+		"        listen 127.0.0.1:$port ssl http2;" \
 		"        ssl_certificate     $dir/cert.pem;" \
 		"        ssl_certificate_key $dir/key.pem;" \
 		"        ssl_protocols       TLSv1.3;" \

@@ -2,13 +2,15 @@
 # bench/objects.sh — GET /o/{b3}: macronode vs nginx serving the same bytes,
 # plaintext and TLS 1.3, same wrk connections; many concurrent clients
 # (wrk -c256, -c1024); time to first byte of a 1 MiB range from the middle of
-# a 1 GiB object; and the same reads with a cold page cache.
+# a 1 GiB object; the same reads with a cold page cache; and HTTP/2 rows
+# (h2load -c32 -m16 against nginx's listen ... ssl http2 on the same files).
 #
 # Run from the repo root:  bench/objects.sh
 # Env: MACRONODE_BIN (default build/macronode), WORKERS (gateway workers and
 #      nginx worker_processes; default nproc), CONNS (32), DURATION (10s),
 #      THREADS (1), WARMUP (2s), TTFB_RUNS (9), BIG (1GiB object size in MiB,
-#      default 1024), ROWS (row groups, default "plain tls ttfb conc cold"),
+#      default 1024), ROWS (row groups, default "plain tls h2 ttfb conc cold"),
+#      H2_CONNS (32), H2_STREAMS (16) for the h2 rows,
 #      CONC_LIST (connection counts of the conc rows, default "256 1024"),
 #      COLD_RUNS (5), BENCH_KEEP_LOGS=1 (keep the temp dir on failure).
 #      bench/README.md describes each.
@@ -29,13 +31,15 @@ TTFB_WARMUP=${TTFB_WARMUP:-6}
 COLD_RUNS=${COLD_RUNS:-5}
 BIG_MIB=${BIG:-1024}
 CONC_LIST=${CONC_LIST:-256 1024}
-ROWS=${ROWS:-plain tls ttfb conc cold}
+ROWS=${ROWS:-plain tls h2 ttfb conc cold}
+H2_CONNS=${H2_CONNS:-32}
+H2_STREAMS=${H2_STREAMS:-16}
 
 # --- row selection -----------------------------------------------------------
 # A group token (ttfb, conc, cold) selects its plaintext and TLS rows; the
 # suffixed form (ttfb-plain, conc-tls, ...) one of them. plain / tls are the
 # wrk GET rows of the 64 KiB and 1 MiB objects over that transport.
-ROW_TOKENS="plain tls ttfb ttfb-plain ttfb-tls conc conc-plain conc-tls cold cold-plain cold-tls"
+ROW_TOKENS="plain tls h2 ttfb ttfb-plain ttfb-tls conc conc-plain conc-tls cold cold-plain cold-tls"
 for t in $ROWS; do
 	[[ " $ROW_TOKENS " == *" $t "* ]] || bench_die "ROWS: unknown row '$t' (known: $ROW_TOKENS)"
 done
@@ -44,8 +48,9 @@ want() { # want GROUP SCHEME  (want plain plain, want ttfb tls, ...)
 	if [[ $g == "$s" ]]; then [[ " $ROWS " == *" $s "* ]]; return; fi
 	[[ " $ROWS " == *" $g "* || " $ROWS " == *" $g-$s "* ]]
 }
-want_scheme() { # any row over this transport?
-	want "$1" "$1" || want ttfb "$1" || want conc "$1" || want cold "$1"
+want_scheme() { # any row over this transport? (h2 rows run over TLS)
+	want "$1" "$1" || want ttfb "$1" || want conc "$1" || want cold "$1" ||
+		{ [[ $1 == tls ]] && [[ " $ROWS " == *" h2 "* ]]; }
 }
 need_big=0
 for s in plain tls; do
@@ -257,6 +262,36 @@ measure() { # measure FIGURE URL_NODE URL_NGINX  (wrk with $WRK_CONNS connection
 	ratio_line "$1" p99_ms "$n_p99" "$R_P99"
 }
 
+# HTTP/2 (ALPN h2 on the TLS listeners; nginx: listen ... ssl http2):
+# h2load -c H2_CONNS -m H2_STREAMS, the same warm-up and duration as wrk.
+# Failed or non-2xx requests are an error, never a number.
+H2LOAD_BIN=${H2LOAD_BIN:-/usr/bin/h2load}
+run_h2load() { # run_h2load NAME URL -> H_RPS H_MB
+	local out="$BENCH_TMP/h2load-$1.txt" fin
+	"$H2LOAD_BIN" -c "$H2_CONNS" -m "$H2_STREAMS" -t "$WRK_THREADS" -D "$WRK_DURATION" \
+		--warm-up-time "$WRK_WARMUP" "$2" >"$out" 2>&1 || { cat "$out" >&2; bench_die "h2load failed: $1"; }
+	grep -q 'Application protocol: h2' "$out" || { cat "$out" >&2; bench_die "$1: h2 was not negotiated"; }
+	grep -Eq '^requests: .* 0 failed, 0 errored' "$out" && grep -Eq '^status codes: [0-9]+ 2xx, 0 3xx, 0 4xx, 0 5xx' "$out" ||
+		{ cat "$out" >&2; bench_die "$1: h2load saw failed or non-2xx requests"; }
+	fin=$(grep '^finished in' "$out")    # finished in 6.00s, 13079.50 req/s, 817.86MB/s
+	H_RPS=$(sed -E 's/.*, ([0-9.]+) req\/s.*/\1/' <<<"$fin")
+	H_MB=$(sed -E 's/.*, ([0-9.]+)([KMG])B\/s.*/\1 \2/' <<<"$fin" |
+		awk '{ v = $1; if ($2 == "K") v /= 1024; if ($2 == "G") v *= 1024; printf "%.1f", v }')
+}
+measure_h2() { # measure_h2 FIGURE URL_NODE URL_NGINX
+	local n_rps n_mb
+	run_h2load "node-$1" "$2"
+	n_rps=$H_RPS n_mb=$H_MB
+	kill -0 "$NODE_PID" 2>/dev/null || { bench_tail "$BENCH_NODE_LOG"; bench_die "macronode died"; }
+	run_h2load "nginx-$1" "$3"
+	RESULTS+=("$(printf '%-22s %5s %11s %9s %8s | %11s %9s %8s | %6s %6s %6s' "$1" "${H2_CONNS}x$H2_STREAMS" \
+		"$(fmt 11.1 "$n_rps")" "$(fmt 9.1 "$n_mb")" n/a \
+		"$(fmt 11.1 "$H_RPS")" "$(fmt 9.1 "$H_MB")" n/a \
+		"$(ratio_of "$n_rps" "$H_RPS")" "$(ratio_of "$n_mb" "$H_MB")" n/a)")
+	ratio_line "$1" req_s "$n_rps" "$H_RPS"
+	ratio_line "$1" mib_s "$n_mb" "$H_MB"
+}
+
 # Many concurrent clients on the 64 KiB object: one row per CONC_LIST entry.
 measure_conc() { # measure_conc plain|tls SCHEME NODE_PORT NGINX_PORT
 	local c saved=$WRK_CONNS
@@ -412,6 +447,10 @@ run_scheme() { # run_scheme plain|tls SCHEME NODE_PORT NGINX_PORT
 	if want "$t" "$t"; then
 		measure "get-64KiB-$t" "$sc://127.0.0.1:$np/o/${CID[64k]}" "$sc://127.0.0.1:$gp/o/${CID[64k]}"
 		measure "get-1MiB-$t" "$sc://127.0.0.1:$np/o/${CID[1m]}" "$sc://127.0.0.1:$gp/o/${CID[1m]}"
+	fi
+	if [[ $t == tls && " $ROWS " == *" h2 "* ]]; then
+		measure_h2 "h2-get-64KiB" "$sc://127.0.0.1:$np/o/${CID[64k]}" "$sc://127.0.0.1:$gp/o/${CID[64k]}"
+		measure_h2 "h2-get-1MiB" "$sc://127.0.0.1:$np/o/${CID[1m]}" "$sc://127.0.0.1:$gp/o/${CID[1m]}"
 	fi
 	if want conc "$t"; then measure_conc "$t" "$sc" "$np" "$gp"; fi
 	if want ttfb "$t"; then measure_ttfb "ttfb-range-$t" "$sc" "$np" "$gp"; fi

@@ -17,6 +17,11 @@
  *     -levent_core -lhttp_parser -lm -o build/fuzz_http_request
  * Run:
  *   build/fuzz_http_request -max_len=65536 -timeout=10 fuzz/corpus/http_request
+ *
+ * fuzz/http2_request.c is this same harness with FZ_H2 defined: the
+ * connection is handed to the HTTP/2 codec (http_h2.c, on nghttp2) as ALPN
+ * h2 would, the client preface and an empty SETTINGS frame are sent first,
+ * and the input is the frame stream after them.
  */
 #include <event2/event.h>
 #include <signal.h>
@@ -215,11 +220,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	step = 1 + data[0] % 64;
 	srv = http_server_new(fz_base, &o);
-	if (!srv || !http_conn_new(srv, sv[0], NULL, 0)) {
+	struct http_conn *c = srv ? http_conn_new(srv, sv[0], NULL, 0) : NULL;
+	if (!c) {
 		http_server_free(srv);
 		close(sv[1]);
 		return 0;
 	}
+#ifdef FZ_H2
+	{
+		static const uint8_t preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+		                                 "\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+		if (h2_sess_start(c) < 0 ||
+		    send(sv[1], preface, sizeof preface - 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+			http_server_free(srv);
+			close(sv[1]);
+			return 0;
+		}
+	}
+#endif
 	for (unsigned turn = 0, tail = 0; turn < FUZZ_MAX_TURNS && tail < FUZZ_TAIL_TURNS; turn++) {
 		if (off < size) {
 			size_t n = size - off < step ? size - off : step;

@@ -8,7 +8,7 @@ PKGS=(
   # build
   build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
   # libraries (DESIGN.md §7)
-  libevent-dev libhttp-parser-dev libssl-dev libsodium-dev liblmdb-dev
+  libevent-dev libhttp-parser-dev libnghttp2-dev libssl-dev libsodium-dev liblmdb-dev
   libjansson-dev libcbor-dev libzstd-dev zlib1g-dev libunistring-dev
   libseccomp-dev librust-blake3-dev
   # the dht service: OpenDHT 2.4 (C binding + the C++ library its shim uses)

@@ -53,7 +53,54 @@
 struct tls_server {
 	SSL_CTX  *ctx;   /* current context (one reference owned) */
 	tls_peer *peer;  /* the peer plane (borrowed), or NULL */
+	unsigned  alpn;  /* TLS_ALPN_* offered; 0: no ALPN answer */
 };
+
+/* ALPN (RFC 7301): the first protocol of ours the client also offers, in
+ * our order (h2 before http/1.1). A client offering none of ours is
+ * served without ALPN (RFC 7301 §3.2 allows no_application_protocol; we
+ * are lenient: the connection then speaks HTTP/1.1, or OAP/1). */
+static int tls_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                           const unsigned char *in, unsigned int inlen, void *arg)
+{
+	static const unsigned char both[] = "\x02h2\x08http/1.1";
+	static const unsigned char h11[] = "\x08http/1.1";
+	const tls_server *t = arg;
+	const unsigned char *ours = (t->alpn & TLS_ALPN_H2) ? both : h11;
+	unsigned int ourlen = (unsigned int)((t->alpn & TLS_ALPN_H2) ? sizeof both : sizeof h11) - 1;
+	unsigned char *sel = NULL;
+	unsigned char sellen = 0;
+
+	(void)ssl;
+	if (!(t->alpn & TLS_ALPN_HTTP11))
+		return SSL_TLSEXT_ERR_NOACK;
+	/* Server preference: walk our list, take the first the client has. */
+	for (unsigned int i = 0; i < ourlen; i += 1u + ours[i]) {
+		for (unsigned int j = 0; j < inlen; j += 1u + in[j]) {
+			if (in[j] == ours[i] && j + 1u + in[j] <= inlen &&
+			    memcmp(in + j + 1, ours + i + 1, ours[i]) == 0) {
+				sel = (unsigned char *)(uintptr_t)(in + j + 1);
+				sellen = in[j];
+				break;
+			}
+		}
+		if (sel)
+			break;
+	}
+	if (!sel)
+		return SSL_TLSEXT_ERR_NOACK;
+	*out = sel;
+	*outlen = sellen;
+	return SSL_TLSEXT_ERR_OK;
+}
+
+void tls_server_set_alpn(tls_server *t, unsigned protos)
+{
+	if (!t)
+		return;
+	t->alpn = protos;
+	SSL_CTX_set_alpn_select_cb(t->ctx, tls_alpn_select, t);
+}
 
 /* A file read into memory: plain malloc for certificates, sodium_malloc for
  * keys (guarded, wiped on free). */
@@ -441,6 +488,8 @@ int tls_server_reload(tls_server *t, const mn_config *cfg, char *err, size_t err
 		return -1;  /* the old context stays */
 	SSL_CTX_free(t->ctx);
 	t->ctx = ctx;
+	if (t->alpn)
+		SSL_CTX_set_alpn_select_cb(t->ctx, tls_alpn_select, t);
 	return 0;
 }
 

@@ -41,6 +41,11 @@ tls_server *tls_server_new_peer(const mn_config *cfg, tls_peer *peer, char *err,
  * existing ones keep theirs. On error the old context stays. 0/-1. */
 __attribute__((warn_unused_result))
 int tls_server_reload(tls_server *t, const mn_config *cfg, char *err, size_t errlen);
+/* ALPN protocols the server answers (RFC 7301), in this order of
+ * preference: h2, then http/1.1. Kept across reloads. Without a call (OAP
+ * listeners) no protocol is selected. */
+enum { TLS_ALPN_HTTP11 = 1u << 0, TLS_ALPN_H2 = 1u << 1 };
+void tls_server_set_alpn(tls_server *t, unsigned protos);
 /* A new SSL object for one accepted connection (caller owns), or NULL. */
 struct ssl_st *tls_server_ssl_new(tls_server *t);
 

@@ -59,6 +59,13 @@ typedef struct mn_config {
 	char     gateway_addr[CONFIG_ADDR_MAX];    /* "127.0.0.1:9080" */
 	uint32_t gateway_workers;                  /* 0 = number of CPUs */
 	bool     gateway_allow_plaintext;          /* plaintext on a non-loopback address */
+	/* HTTP/2 on TLS listeners (core/net/http_h2.c; docs/http2.md) */
+	bool     h2_enabled;                       /* offer h2 by ALPN */
+	uint32_t h2_max_streams;                   /* SETTINGS_MAX_CONCURRENT_STREAMS, 100 */
+	uint64_t h2_stream_window;                 /* 256 KiB */
+	uint64_t h2_conn_window;                   /* 1 MiB */
+	uint32_t h2_requests_per_s;                /* streams a connection may open per second, 4000 */
+	uint32_t h2_control_per_s;                 /* control frames per second per connection, 200 */
 	/* omnigate (OAP/1 over TLS) */
 	char     oap_addr[CONFIG_ADDR_MAX];        /* "127.0.0.1:9443" */
 	uint32_t oap_max_inflight;                 /* 64 streams per connection */

@@ -41,6 +41,10 @@ static const struct reject_def {
 	[REJECT_PROTOCOL]    = { "protocol", RF_OAP },
 	[REJECT_HELLO]       = { "hello", RF_OAP },
 	[REJECT_INFLIGHT]    = { "inflight", RF_OAP },
+	[REJECT_H2_PROTOCOL] = { "h2_protocol", RF_NODE },
+	[REJECT_H2_FLOOD]    = { "h2_flood", RF_NODE },
+	[REJECT_H2_RATE]     = { "h2_rate", RF_NODE },
+	[REJECT_H2_STALL]    = { "h2_stall", RF_NODE },
 };
 
 static const char *const reject_families[REJECT_FAMILIES] = {

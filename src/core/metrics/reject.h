@@ -43,6 +43,10 @@ typedef enum reject_reason {
 	REJECT_PROTOCOL,       /* OAP/1: a valid frame breaking the stream rules */
 	REJECT_HELLO,          /* OAP/1: first frame not a HELLO */
 	REJECT_INFLIGHT,       /* OAP/1: a stream over oap.max_inflight */
+	REJECT_H2_PROTOCOL,    /* HTTP/2: frames breaking RFC 9113 (GOAWAY or RST_STREAM PROTOCOL_ERROR) */
+	REJECT_H2_FLOOD,       /* HTTP/2: control frame, reset or header floods (GOAWAY ENHANCE_YOUR_CALM) */
+	REJECT_H2_RATE,        /* HTTP/2: streams opened past http2.requests_per_second */
+	REJECT_H2_STALL,       /* HTTP/2: a response held by a flow-control window that never opened */
 	REJECT_COUNT,
 } reject_reason;
 

@@ -929,6 +929,18 @@ void *conn_peer_cert(const conn *c)
 	return SSL_get0_peer_certificate(ssl);
 }
 
+bool conn_alpn_is(const conn *c, const char *proto)
+{
+	SSL *ssl = c->tls ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+	const unsigned char *sel = NULL;
+	unsigned int n = 0;
+
+	if (!ssl)
+		return false;
+	SSL_get0_alpn_selected(ssl, &sel, &n);
+	return sel && n == strlen(proto) && memcmp(sel, proto, n) == 0;
+}
+
 int conn_peer_node_id(const conn *c, uint8_t id[32])
 {
 	SSL *ssl = c->tls ? bufferevent_openssl_get_ssl(c->bev) : NULL;

@@ -214,6 +214,8 @@ bool conn_peer_eof(const conn *c);
 bool conn_is_tls(const conn *c);
 /* Peer address from accept (len 0 when unknown). Borrowed. */
 const struct sockaddr *conn_peer(const conn *c, socklen_t *len);
+/* The TLS handshake chose this ALPN protocol ("h2"). */
+bool conn_alpn_is(const conn *c, const char *proto);
 /* Verified TLS client certificate (X509 *, borrowed), or NULL. */
 void *conn_peer_cert(const conn *c);
 /* The peer's node id when the handshake verified its certificate as a

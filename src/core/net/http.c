@@ -57,6 +57,16 @@ static void limits_normalize(http_limits *l)
 		l->max_inflight = HTTP_DEFAULT_MAX_INFLIGHT;
 	if (!l->max_connections)
 		l->max_connections = HTTP_DEFAULT_MAX_CONNECTIONS;
+	if (!l->h2_max_streams)
+		l->h2_max_streams = HTTP_H2_DEFAULT_STREAMS;
+	if (!l->h2_stream_window)
+		l->h2_stream_window = HTTP_H2_DEFAULT_STREAM_WINDOW;
+	if (!l->h2_conn_window)
+		l->h2_conn_window = HTTP_H2_DEFAULT_CONN_WINDOW;
+	if (!l->h2_requests_per_s)
+		l->h2_requests_per_s = HTTP_H2_DEFAULT_RPS;
+	if (!l->h2_control_per_s)
+		l->h2_control_per_s = HTTP_H2_DEFAULT_CONTROL;
 }
 
 /* ---- metrics ---------------------------------------------------------- */
@@ -319,17 +329,17 @@ static void admit_unmatched(http_server *srv, http_req *r, unsigned allow,
 
 	if (!first) {
 		r->stats_idx = srv->nroutes;
-		http_resp_reject(r->conn, 404, "not_found", "no such resource", REJECT_NONE, 0);
+		http_req_reject(r, 404, "not_found", "no such resource", REJECT_NONE, 0);
 		return;
 	}
 	r->route = first;
 	r->stats_idx = (size_t)(first - srv->routes);
 	allow_format(hdr, sizeof hdr, allow);
 	if (http_resp_header(r, "Allow", hdr) < 0) {
-		http_conn_set_state(r->conn, HTTP_CONN_CLOSED);
+		http_req_kill(r);
 		return;
 	}
-	http_resp_reject(r->conn, 405, "method_not_allowed",
+	http_req_reject(r, 405, "method_not_allowed",
 	                 "method not allowed for this resource", REJECT_NONE, 0);
 }
 
@@ -343,7 +353,7 @@ static bool admit_over_rate(http_server *srv, http_req *r)
 	now = http_now_ms();
 	if (tbucket_take(&srv->rate, 1, now))
 		return false;
-	http_resp_reject(r->conn, 429, "too_many_requests", "request rate limit exceeded",
+	http_req_reject(r, 429, "too_many_requests", "request rate limit exceeded",
 	                 REJECT_429, tbucket_retry_after_s(&srv->rate, 1, now));
 	return true;
 }
@@ -365,7 +375,7 @@ static bool admit_over_inflight(http_server *srv, http_req *r)
 	if (!busy && !(budget && srv->queued >= budget))
 		return false;
 	srv->shed_ms = http_now_ms();
-	http_resp_reject(r->conn, 503, "overloaded",
+	http_req_reject(r, 503, "overloaded",
 	                 facet ? "shedding load: facet routes refused first"
 	                 : busy ? "too many requests in flight"
 	                        : "response memory budget exhausted",
@@ -374,12 +384,11 @@ static bool admit_over_inflight(http_server *srv, http_req *r)
 }
 
 /* Body cap decided from Content-Length before a single body byte is read. */
-static bool admit_over_body(http_req *r, const http_parser *p)
+static bool admit_over_body(http_req *r)
 {
-	if ((p->flags & F_CHUNKED) || r->content_length <= 0 ||
-	    (uint64_t)r->content_length <= r->body_limit)
+	if (r->chunked || r->content_length <= 0 || (uint64_t)r->content_length <= r->body_limit)
 		return false;
-	http_resp_reject_status(r->conn, 413, NULL);
+	http_req_reject_status(r, 413, NULL);
 	return true;
 }
 
@@ -399,16 +408,16 @@ static bool admit_gate(http_server *srv, http_req *r)
 	}
 	http_server_count_reject(srv, v.reject, r->corr_id);
 	if (v.www_authenticate && http_resp_header(r, "WWW-Authenticate", v.www_authenticate) < 0) {
-		http_conn_set_state(r->conn, HTTP_CONN_CLOSED);
+		http_req_kill(r);
 		return true;
 	}
-	http_resp_reject(r->conn, v.status, v.code ? v.code : "forbidden",
+	http_req_reject(r, v.status, v.code ? v.code : "forbidden",
 	                 v.message && v.message[0] ? v.message : "refused", REJECT_NONE,
 	                 v.retry_after_s);
 	return true;
 }
 
-int http_server_admit(http_server *srv, http_req *r, const http_parser *p)
+int http_server_admit(http_server *srv, http_req *r)
 {
 	unsigned allow;
 	const http_route *first;
@@ -423,7 +432,7 @@ int http_server_admit(http_server *srv, http_req *r, const http_parser *p)
 	}
 	r->route = rt;
 	r->stats_idx = (size_t)(rt - srv->routes);
-	if (admit_over_body(r, p))
+	if (admit_over_body(r))
 		return -1;
 	if (rt->flags & HTTP_ROUTE_EXEMPT)
 		return 0;
@@ -431,7 +440,7 @@ int http_server_admit(http_server *srv, http_req *r, const http_parser *p)
 	if (srv->gate && admit_gate(srv, r))
 		return -1;
 	/* Again: a gate may have lowered this request's body cap. */
-	if (admit_over_body(r, p) || admit_over_rate(srv, r) || admit_over_inflight(srv, r))
+	if (admit_over_body(r) || admit_over_rate(srv, r) || admit_over_inflight(srv, r))
 		return -1;
 	return 0;
 }
@@ -460,6 +469,11 @@ void http_limits_from_config(http_limits *l, const mn_config *c)
 	l->memory_budget = c->memory_budget;
 	l->min_body_rate = c->min_body_rate;
 	l->body_grace_ms = c->body_grace_ms;
+	l->h2_max_streams = c->h2_max_streams;
+	l->h2_stream_window = (uint32_t)c->h2_stream_window;   /* ≤ 16 MiB (config bounds) */
+	l->h2_conn_window = (uint32_t)c->h2_conn_window;       /* ≤ 64 MiB */
+	l->h2_requests_per_s = c->h2_requests_per_s;
+	l->h2_control_per_s = c->h2_control_per_s;
 }
 
 /* ---- listener ------------------------------------------------------- */
@@ -755,7 +769,7 @@ const uint8_t *http_req_body(const http_req *r, size_t *len)
 
 const struct sockaddr *http_req_peer(const http_req *r, socklen_t *len)
 {
-	return conn_peer(r->conn->t, len);
+	return conn_peer(r->t, len);
 }
 
 void *http_req_gate_ticket(const http_req *r)
@@ -777,12 +791,12 @@ const char *http_req_corr_id(const http_req *r)
 
 void *http_req_peer_cert(const http_req *r)
 {
-	return r->conn ? conn_peer_cert(r->conn->t) : NULL;
+	return r->t ? conn_peer_cert(r->t) : NULL;
 }
 
 struct event_base *http_req_base(const http_req *r)
 {
-	return r->conn->srv->base;
+	return r->srv->base;
 }
 
 void http_req_on_close(http_req *r, void (*fn)(http_req *r, void *arg), void *arg)

@@ -109,6 +109,13 @@ typedef struct http_limits {
 	 * request, and its upload slot, forever. 0 = off. */
 	uint64_t min_body_rate;
 	uint64_t body_grace_ms;
+	/* HTTP/2 (TLS listeners that offer h2 by ALPN; docs/http2.md). 0 takes
+	 * the default (HTTP_H2_DEFAULT_* in http_int.h). */
+	uint32_t h2_max_streams;       /* SETTINGS_MAX_CONCURRENT_STREAMS */
+	uint32_t h2_stream_window;     /* SETTINGS_INITIAL_WINDOW_SIZE: body bytes a stream may send ahead */
+	uint32_t h2_conn_window;       /* the connection's receive window */
+	uint32_t h2_requests_per_s;    /* streams one connection may open per second (burst: one second's) */
+	uint32_t h2_control_per_s;     /* SETTINGS, PING, PRIORITY, RST_STREAM and empty frames per second */
 } http_limits;
 
 /*

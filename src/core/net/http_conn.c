@@ -56,10 +56,28 @@ http_req *http_req_new(struct http_conn *c)
 	r->hbuf = hbuf;
 	r->hcap = hcap;
 	r->conn = c;
+	r->srv = c->srv;
+	r->t = c->t;
 	r->content_length = -1;
 	r->body_limit = c->srv->limits.max_body_bytes;
 	r->stats_idx = c->srv->nroutes;
 	http_corr_id_new(c->srv, r->corr_id);
+	clock_gettime(CLOCK_MONOTONIC, &r->t0);
+	return r;
+}
+
+http_req *http_req_new_detached(http_server *srv, conn *t)
+{
+	http_req *r = calloc(1, sizeof *r);
+
+	if (!r)
+		return NULL;
+	r->srv = srv;
+	r->t = t;
+	r->content_length = -1;
+	r->body_limit = srv->limits.max_body_bytes;
+	r->stats_idx = srv->nroutes;
+	http_corr_id_new(srv, r->corr_id);
 	clock_gettime(CLOCK_MONOTONIC, &r->t0);
 	return r;
 }
@@ -79,13 +97,13 @@ void http_req_free(http_req *r)
 	if (!r)
 		return;
 	c = r->conn;
-	if (r->gate_ticket && c->srv->gate_end)
-		c->srv->gate_end(c->srv->gate_arg, r->gate_ticket,
+	if (r->gate_ticket && r->srv->gate_end)
+		r->srv->gate_end(r->srv->gate_arg, r->gate_ticket,
 		                 r->body_decoded ? r->body_counted : r->body_seen);
 	http_resp_fini(&r->resp);
 	free(r->body);
 	r->body = NULL;
-	if (!c->spare && r->hcap <= HTTP_HEAD_KEEP) {
+	if (c && !c->spare && r->hcap <= HTTP_HEAD_KEEP) {
 		c->spare = r;
 		return;
 	}
@@ -283,6 +301,104 @@ static int req_transfer_coding(const http_req *r, bool http10)
 	return other ? 501 : 0;
 }
 
+/* ---- HTTP/2 heads (http_h2.c decodes them with nghttp2) ----------------- */
+
+/* The http_parser method for an HTTP/2 :method, or -1 (not one we route). */
+static int h2_method_of(const uint8_t *v, size_t n)
+{
+	for (int m = 0; m <= HTTP_PATCH; m++) {
+		const char *name = http_method_str((enum http_method)m);
+
+		if (strlen(name) == n && memcmp(name, v, n) == 0)
+			return m;
+	}
+	return -1;
+}
+
+/* A content-length value: digits only, no sign, no list (RFC 9110 §8.6). */
+static int64_t h2_content_length(const uint8_t *v, size_t n)
+{
+	uint64_t x = 0;
+
+	if (n == 0 || n > 19)
+		return -2;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return -2;
+		x = x * 10u + (uint64_t)(v[i] - '0');
+	}
+	return (int64_t)x;
+}
+
+/*
+ * One decoded field of an HTTP/2 request head (nghttp2 has already checked
+ * what RFC 9113 §8.2-8.3 asks: lowercase names, no connection-specific
+ * fields, pseudo-headers first and once each). Stored as an HTTP/1.1 head
+ * would be: :path is the request target, :authority becomes Host. The caps
+ * are the same as HTTP/1.1's: HTTP_MAX_URL_BYTES and HTTP_MAX_HEADERS.
+ */
+int http_req_h2_field(http_req *r, const uint8_t *name, size_t nl,
+                      const uint8_t *value, size_t vl)
+{
+	if (nl && name[0] == ':') {
+		if (nl == 7 && memcmp(name, ":method", 7) == 0) {
+			int m = h2_method_of(value, vl);
+			r->have_method = true;
+			r->method = m < 0 ? (unsigned)HTTP_PATCH + 1u : (unsigned)m;
+			return 0;
+		}
+		if (nl == 5 && memcmp(name, ":path", 5) == 0) {
+			if (vl > HTTP_MAX_URL_BYTES)
+				return 414;
+			r->url_off = (uint32_t)r->hlen;
+			r->url_len = (uint32_t)vl;
+			return req_append(r, (const char *)value, vl) < 0 || req_seal(r) < 0 ? 500 : 0;
+		}
+		if (nl == 10 && memcmp(name, ":authority", 10) == 0) {
+			name = (const uint8_t *)"host";
+			nl = 4;
+		} else {
+			return 0;   /* :scheme (and :protocol, never enabled) */
+		}
+	}
+	if (r->nhdr == HTTP_MAX_HEADERS)
+		return 431;
+	if (nl == 14 && memcmp(name, "content-length", 14) == 0) {
+		int64_t cl = h2_content_length(value, vl);
+		if (cl < 0 || (r->content_length >= 0 && r->content_length != cl))
+			return 400;
+		r->content_length = cl;
+	}
+	r->hdr[r->nhdr].name = (uint32_t)r->hlen;
+	if (req_append(r, (const char *)name, nl) < 0 || req_seal(r) < 0)
+		return 500;
+	r->hdr[r->nhdr].value = (uint32_t)r->hlen;
+	if (req_append(r, (const char *)value, vl) < 0 || req_seal(r) < 0)
+		return 500;
+	r->nhdr++;
+	return 0;
+}
+
+/* The head is complete (end_stream: no body follows). 0 or a status. */
+int http_req_h2_head_done(http_req *r, bool end_stream)
+{
+	if (!r->have_method || r->url_len == 0)
+		return 400;
+	if (req_split_url(r) < 0 || !req_names_valid(r))
+		return 400;
+	r->hpart = HTTP_HPART_DONE;
+	r->method_bit = r->method <= HTTP_PATCH ? http_method_to_bit(r->method) : 0;
+	r->is_head = r->method == HTTP_HEAD;
+	r->keepalive = true;
+	r->body_complete = end_stream;
+	/* No content-length and more to come: a body of unknown size, as a
+	 * chunked HTTP/1.1 body (quotas meter it as it arrives). */
+	r->chunked = !end_stream && r->content_length < 0;
+	if (end_stream && r->content_length > 0)
+		return 400;   /* announced a body, sent none */
+	return 0;
+}
+
 /* ---- parser callbacks ------------------------------------------------- */
 
 static int conn_fail(struct http_conn *c, int status)
@@ -423,7 +539,7 @@ static int body_stream(struct http_conn *c, http_req *r, const char *at, size_t 
 	return 0;
 }
 
-static int body_buffer(struct http_conn *c, http_req *r, const char *at, size_t len)
+static int req_body_grow(http_req *r, const char *at, size_t len)
 {
 	uint64_t max = r->body_limit;
 
@@ -440,7 +556,7 @@ static int body_buffer(struct http_conn *c, http_req *r, const char *at, size_t 
 			cap = need;
 		nb = realloc(r->body, cap);
 		if (!nb)
-			return conn_fail(c, 500);
+			return -1;
 		r->body = nb;
 		r->body_cap = cap;
 	}
@@ -448,6 +564,16 @@ static int body_buffer(struct http_conn *c, http_req *r, const char *at, size_t 
 	r->body_len += len;
 	r->body[r->body_len] = '\0';
 	return 0;
+}
+
+int http_req_body_keep(http_req *r, const uint8_t *at, size_t len)
+{
+	return req_body_grow(r, (const char *)at, len);
+}
+
+static int body_buffer(struct http_conn *c, http_req *r, const char *at, size_t len)
+{
+	return req_body_grow(r, at, len) < 0 ? conn_fail(c, 500) : 0;
 }
 
 static int on_body(http_parser *p, const char *at, size_t len)
@@ -588,6 +714,8 @@ void http_conn_set_state(struct http_conn *c, enum http_conn_state st)
 	case HTTP_CONN_WAIT:
 		conn_disarm(c->t);
 		break;
+	case HTTP_CONN_H2:
+		break;   /* the session keeps its own deadlines (http_h2.c) */
 	case HTTP_CONN_FLUSH:
 		/* No deadline of ours: the write deadline bounds the flush. */
 		conn_flush(c->t, true, 0);
@@ -608,7 +736,7 @@ void http_conn_schedule(struct http_conn *c)
 }
 
 /* The handler loses the request: on_close once, then its calls fail. */
-void http_conn_notify_close(struct http_conn *c, http_req *r)
+void http_req_notify_close(http_req *r)
 {
 	void (*fn)(http_req *, void *) = r->on_close;
 
@@ -616,9 +744,15 @@ void http_conn_notify_close(struct http_conn *c, http_req *r)
 		return;
 	r->gone = true;
 	r->on_close = NULL;
-	http_server_inflight_del(c->srv, r);
+	http_server_inflight_del(r->srv, r);
 	if (fn)
 		fn(r, r->close_arg);
+}
+
+void http_conn_notify_close(struct http_conn *c, http_req *r)
+{
+	(void)c;
+	http_req_notify_close(r);
 }
 
 void http_conn_abort(struct http_conn *c, reject_reason why)
@@ -742,7 +876,7 @@ static int conn_on_headers(struct http_conn *c)
 {
 	http_req *r = c->req;
 
-	if (http_server_admit(c->srv, r, &c->parser) != 0) {
+	if (http_server_admit(c->srv, r) != 0) {
 		/* Refused and answered (or closing); without a body the
 		 * connection lives on: parse to the end of the message. */
 		if (c->state == HTTP_CONN_HEADERS)
@@ -894,7 +1028,12 @@ void http_conn_process(struct http_conn *c)
 
 static void on_read(void *arg)
 {
-	http_conn_process(arg);
+	struct http_conn *c = arg;
+
+	if (c->h2)
+		h2_on_process(c);
+	else
+		http_conn_process(c);
 }
 
 static void on_write(void *arg)
@@ -903,6 +1042,10 @@ static void on_write(void *arg)
 
 	if (c->state >= HTTP_CONN_FLUSH)
 		return;
+	if (c->h2) {
+		h2_on_process(c);
+		return;
+	}
 	if (c->req)
 		http_resp_check_drain(c->req);
 	if ((c->state == HTTP_CONN_IDLE || c->state == HTTP_CONN_HEADERS) &&
@@ -924,11 +1067,17 @@ static void conn_on_eof(struct http_conn *c)
 		http_conn_set_state(c, HTTP_CONN_FLUSH);
 }
 
-/* The TLS handshake is done; input may have arrived with its last flight. */
+/* The TLS handshake is done; input may have arrived with its last flight.
+ * ALPN decided the protocol: h2 hands the connection to an HTTP/2 session. */
 static void on_open(void *arg)
 {
 	struct http_conn *c = arg;
 
+	if (conn_alpn_is(c->t, "h2")) {
+		if (h2_sess_start(c) < 0)
+			http_conn_set_state(c, HTTP_CONN_CLOSED);
+		return;
+	}
 	http_conn_set_state(c, HTTP_CONN_IDLE);
 	http_conn_schedule(c);
 }
@@ -939,6 +1088,10 @@ static void on_event(void *arg, unsigned what)
 
 	if (c->state == HTTP_CONN_CLOSED)
 		return;
+	if (c->h2) {
+		h2_on_event(c, what);
+		return;
+	}
 	if (what & CONN_EV_TIMEOUT)
 		http_conn_abort(c, REJECT_TIMEOUT);  /* write deadline */
 	else if (what & CONN_EV_ERROR)
@@ -951,6 +1104,10 @@ static void on_timer(void *arg)
 {
 	struct http_conn *c = arg;
 
+	if (c->h2) {
+		h2_on_timer(c);
+		return;
+	}
 	switch (c->state) {
 	case HTTP_CONN_IDLE:
 		/* Still delivering the last answer: the write deadline governs that. */
@@ -981,7 +1138,7 @@ static void on_timer(void *arg)
 
 static void on_defer(void *arg)
 {
-	http_conn_process(arg);
+	on_read(arg);
 }
 
 static void on_close(void *arg)
@@ -1061,6 +1218,8 @@ void http_conn_free(struct http_conn *c)
 	if (!c)
 		return;
 	srv = c->srv;
+	h2_sess_free(c->h2);   /* its streams' requests first: on_close, gate ends */
+	c->h2 = NULL;
 	if (c->req) {
 		http_conn_notify_close(c, c->req);
 		http_server_inflight_del(srv, c->req);
@@ -1081,6 +1240,10 @@ void http_conn_free(struct http_conn *c)
 
 void http_conn_drain(struct http_conn *c)
 {
+	if (c->h2) {
+		h2_drain(c);
+		return;
+	}
 	if (c->state == HTTP_CONN_HANDSHAKE) {
 		http_conn_set_state(c, HTTP_CONN_CLOSED);  /* nothing asked yet: nothing lost */
 		return;
@@ -1100,7 +1263,11 @@ void http_req_on_body(http_req *r, http_body_fn on_data, http_end_fn on_end, voi
 	r->on_data = on_data;
 	r->on_end = on_end;
 	r->body_arg = arg;
-	if (!r->gone)
+	if (r->gone)
+		return;
+	if (r->h2)
+		h2_req_schedule(r);
+	else
 		http_conn_schedule(r->conn);
 }
 
@@ -1111,6 +1278,10 @@ void http_req_pause_body(http_req *r)
 	if (r->body_paused || r->gone)
 		return;
 	r->body_paused = true;
+	if (r->h2) {
+		h2_req_body_paused(r, true);
+		return;
+	}
 	if (c->in_execute)
 		http_parser_pause(&c->parser, 1);
 	if (c->state == HTTP_CONN_BODY) {
@@ -1126,6 +1297,10 @@ void http_req_resume_body(http_req *r)
 	if (!r->body_paused || r->gone)
 		return;
 	r->body_paused = false;
+	if (r->h2) {
+		h2_req_body_paused(r, false);
+		return;
+	}
 	if (c->state == HTTP_CONN_BODY)
 		conn_read(c->t, true);
 	http_conn_schedule(c);

@@ -32,6 +32,11 @@ struct evbuffer;
 #define HTTP_DEFAULT_MAX_HEADER       (16u * 1024u)
 #define HTTP_DEFAULT_MAX_INFLIGHT     512u
 #define HTTP_DEFAULT_MAX_CONNECTIONS  1024u
+#define HTTP_H2_DEFAULT_STREAMS       100u
+#define HTTP_H2_DEFAULT_STREAM_WINDOW (256u * 1024u)
+#define HTTP_H2_DEFAULT_CONN_WINDOW   (1024u * 1024u)
+#define HTTP_H2_DEFAULT_RPS           4000u
+#define HTTP_H2_DEFAULT_CONTROL       200u
 
 /* Pipelined bytes we keep buffered beyond one header block while a request
  * is being handled; past that the socket is not read (no unbounded input). */
@@ -64,6 +69,7 @@ enum http_conn_state {
 	HTTP_CONN_HEADERS,  /* header block in progress; header deadline from its first byte */
 	HTTP_CONN_BODY,     /* headers accepted, body in progress; read deadline per read */
 	HTTP_CONN_WAIT,     /* request complete, waiting for its response to end */
+	HTTP_CONN_H2,       /* HTTP/2: streams are the session's (http_h2.c) */
 	HTTP_CONN_FLUSH,    /* last response queued; the transport flushes, lingers, closes */
 	HTTP_CONN_CLOSED,   /* to be freed at the transport's next safe point */
 };
@@ -117,8 +123,14 @@ struct http_hdr {
 
 struct http_conn;
 
+struct h2_stream;
+struct h2_sess;
+
 struct http_req {
-	struct http_conn  *conn;
+	struct http_conn  *conn;         /* HTTP/1.1: the connection; HTTP/2: NULL */
+	http_server       *srv;
+	conn              *t;            /* the transport (borrowed) */
+	struct h2_stream  *h2;           /* HTTP/2: the stream (owned by the session), or NULL */
 	const http_route  *route;        /* NULL until matched / unmatched */
 	size_t             stats_idx;    /* index into srv->stats (nroutes = unmatched) */
 	unsigned           method_bit;
@@ -198,6 +210,7 @@ struct http_conn {
 	bool                   in_execute;   /* inside http_parser_execute */
 	bool                   again;
 	bool                   drain_kick;   /* an on_drain registration wants a check */
+	struct h2_sess        *h2;           /* HTTP/2 session (owned) once ALPN chose h2, or NULL */
 };
 
 struct http_code_slot {
@@ -254,7 +267,7 @@ unsigned http_method_to_bit(unsigned parser_method);
 /* Route match, rate / in-flight / body caps. 0: admitted; -1: refused (an
  * error response has been queued or the connection is closing). */
 __attribute__((warn_unused_result))
-int http_server_admit(http_server *srv, http_req *r, const http_parser *p);
+int http_server_admit(http_server *srv, http_req *r);
 void http_server_conn_added(http_server *srv);
 void http_server_conn_gone(http_server *srv);
 void http_server_inflight_add(http_server *srv, http_req *r);
@@ -292,7 +305,30 @@ void http_conn_resp_ended(struct http_conn *c, http_req *r);
 http_req *http_req_new(struct http_conn *c);
 void http_req_free(http_req *r);
 
+/* A request not tied to an HTTP/1.1 connection (HTTP/2 streams): NULL on
+ * allocation failure. Freed with http_req_free. */
+http_req *http_req_new_detached(http_server *srv, conn *t);
+/* HTTP/2 request heads: one field (pseudo-headers included) as it is
+ * decoded, then the end of the block. 0, or the status to refuse with. */
+int http_req_h2_field(http_req *r, const uint8_t *name, size_t nl,
+                      const uint8_t *value, size_t vl);
+int http_req_h2_head_done(http_req *r, bool end_stream);
+/* Body bytes of a request whose route does not stream: kept in r->body
+ * (bounded by body_limit, checked by the caller). 0/-1. */
+int http_req_body_keep(http_req *r, const uint8_t *at, size_t len);
+/* The handler loses the request (on_close once, then its calls fail). */
+void http_req_notify_close(http_req *r);
+
 /* ---- http_resp.c ---- */
+/* The core refuses request r (see http_resp_reject). */
+void http_req_reject(http_req *r, int status, const char *code, const char *msg,
+                     reject_reason why, unsigned retry_after);
+/* The same with the core's table (http_resp_reject_status). */
+void http_req_reject_status(http_req *r, int status, const char *detail);
+/* Give up on r's exchange: HTTP/1.1 closes the connection, HTTP/2 resets
+ * the stream. */
+void http_req_kill(http_req *r);
+
 void http_resp_fini(struct http_resp *resp);
 /* The core answers with the error envelope (creating a request if the
  * parser had not got that far), or closes the connection when it cannot
@@ -306,5 +342,24 @@ void http_resp_reject(struct http_conn *c, int status, const char *code,
 void http_resp_reject_status(struct http_conn *c, int status, const char *detail);
 /* Arm/fire on_drain from the write callback or the defer event. */
 void http_resp_check_drain(http_req *r);
+
+/* ---- http_h2.c: HTTP/2 on a connection whose TLS handshake chose h2 ---- */
+/* Start the session on c (SETTINGS sent). 0/-1 (c is then closed). */
+int    h2_sess_start(struct http_conn *c);
+void   h2_sess_free(struct h2_sess *s);
+void   h2_on_process(struct http_conn *c);   /* read, dispatch, write: a safe point */
+void   h2_on_timer(struct http_conn *c);
+void   h2_on_event(struct http_conn *c, unsigned what);
+void   h2_drain(struct http_conn *c);       /* GOAWAY: no new streams, close when done */
+/* The response side of an HTTP/2 request (http_resp.c calls these). */
+bool   h2_req_can_write(const http_req *r);
+int    h2_resp_start(http_req *r);
+int    h2_resp_write(http_req *r, const void *data, size_t len,
+                     void (*cleanup)(const void *, size_t, void *), void *arg);
+int    h2_resp_end(http_req *r);
+void   h2_resp_abort(http_req *r);
+size_t h2_resp_pending(const http_req *r);
+void   h2_req_schedule(http_req *r);
+void   h2_req_body_paused(http_req *r, bool paused);
 
 #endif

@@ -33,7 +33,9 @@ void http_resp_fini(struct http_resp *resp)
  * and the connection still writes. */
 static bool resp_live(const http_req *r)
 {
-	return r && !r->gone && http_conn_can_write(r->conn);
+	if (!r || r->gone)
+		return false;
+	return r->h2 ? h2_req_can_write(r) : http_conn_can_write(r->conn);
 }
 
 const char *http_status_text(int status)
@@ -202,7 +204,7 @@ static int resp_write_head(http_req *r, struct evbuffer *out)
 {
 	struct http_resp *rs = &r->resp;
 	char buf[HTTP_HEAD_FIXED_MAX + HTTP_RESP_HDR_INLINE + 2], *p = buf;
-	const char *text = http_status_text(rs->status), *date = http_server_date(r->conn->srv);
+	const char *text = http_status_text(rs->status), *date = http_server_date(r->srv);
 	size_t tl = strnlen(text, 32), dl = strnlen(date, HTTP_DATE_BUF);
 
 	p = HEAD_PUT_LIT(p, "HTTP/1.1 ");
@@ -247,6 +249,15 @@ int http_resp_start(http_req *r, int status, int64_t content_length)
 	rs->framing = resp_framing(r, status, content_length);
 	rs->clen = content_length > 0 ? (uint64_t)content_length : 0;
 	rs->drop_body = r->is_head || rs->framing == HTTP_FRAME_NONE;
+	if (r->h2) {
+		/* END_STREAM delimits a body of unknown length: no chunks. */
+		if (h2_resp_start(r) < 0) {
+			http_resp_abort(r);
+			return -1;
+		}
+		rs->state = HTTP_RESP_STARTED;
+		return 0;
+	}
 	rs->close = http_conn_resp_must_close(r->conn, r);
 	if (resp_write_head(r, http_conn_output(r->conn)) < 0) {
 		http_resp_abort(r);
@@ -275,6 +286,14 @@ static int resp_write(http_req *r, const void *data, size_t len,
 	}
 	if (rs->framing == HTTP_FRAME_LENGTH && len > rs->clen - rs->written)
 		return -1;
+	if (r->h2) {
+		if (h2_resp_write(r, data, len, cleanup, arg) < 0) {
+			http_resp_abort(r);
+			return -1;
+		}
+		rs->written += len;
+		return 0;
+	}
 	out = http_conn_output(r->conn);
 	if (rs->framing == HTTP_FRAME_CHUNKED)
 		rc = evbuffer_add_printf(out, "%zx\r\n", len);
@@ -317,6 +336,16 @@ int http_resp_end(http_req *r)
 		http_resp_abort(r);
 		return -1;
 	}
+	if (r->h2) {
+		if (h2_resp_end(r) < 0) {
+			http_resp_abort(r);
+			return -1;
+		}
+		rs->state = HTTP_RESP_ENDED;
+		rs->on_drain = NULL;
+		http_server_account(r->srv, r);
+		return 0;
+	}
 	if (rs->framing == HTTP_FRAME_CHUNKED && !rs->drop_body &&
 	    evbuffer_add(http_conn_output(r->conn), "0\r\n\r\n", 5) < 0) {
 		http_resp_abort(r);
@@ -330,19 +359,19 @@ int http_resp_end(http_req *r)
 
 void http_resp_abort(http_req *r)
 {
-	struct http_conn *c;
-
 	if (!r || r->gone || r->resp.state == HTTP_RESP_ENDED)
 		return;
-	c = r->conn;
 	/* A started response is counted under the status it announced. */
 	if (r->resp.state == HTTP_RESP_STARTED)
-		http_server_account(c->srv, r);
+		http_server_account(r->srv, r);
 	r->gone = true;
 	r->resp.state = HTTP_RESP_ENDED;
 	r->resp.on_drain = NULL;
-	http_server_inflight_del(c->srv, r);
-	http_conn_abort_output(c, r->resp.framing == HTTP_FRAME_EOF);
+	http_server_inflight_del(r->srv, r);
+	if (r->h2)
+		h2_resp_abort(r);   /* RST_STREAM: the client sees a cut, never a short "complete" body */
+	else
+		http_conn_abort_output(r->conn, r->resp.framing == HTTP_FRAME_EOF);
 }
 
 int http_reply(http_req *r, int status, const char *content_type, const void *body, size_t len)
@@ -391,7 +420,7 @@ int http_reply_error(http_req *r, int status, const char *code, const char *mess
 
 bool http_resp_push(http_req *r)
 {
-	if (!resp_live(r) || conn_is_tls(r->conn->t))
+	if (!resp_live(r) || r->h2 || conn_is_tls(r->t))
 		return false;
 	conn_push(r->conn->t);
 	return true;
@@ -414,6 +443,8 @@ size_t http_resp_pending(const http_req *r)
 {
 	if (!resp_live(r))
 		return 0;
+	if (r->h2)
+		return h2_resp_pending(r);
 	return evbuffer_get_length(http_conn_output(r->conn));
 }
 
@@ -426,6 +457,10 @@ void http_req_on_drain(http_req *r, void (*fn)(http_req *r, void *arg), void *ar
 	r->resp.drain_armed = fn != NULL;
 	/* Already below the mark: tell it from the loop, never from inside this call. */
 	if (fn && http_resp_pending(r) < HTTP_OUT_HIGH_WATER / 2) {
+		if (r->h2) {
+			h2_req_schedule(r);
+			return;
+		}
 		r->conn->drain_kick = true;
 		http_conn_schedule(r->conn);
 	}
@@ -471,23 +506,39 @@ static bool status_forces_close(int status)
 	       status != 429 && status != 451 && status != 503;
 }
 
+void http_req_kill(http_req *r)
+{
+	if (!r->h2) {
+		http_conn_set_state(r->conn, HTTP_CONN_CLOSED);
+		return;
+	}
+	if (r->resp.state == HTTP_RESP_STARTED)
+		http_server_account(r->srv, r);
+	r->gone = true;
+	r->resp.state = HTTP_RESP_ENDED;
+	r->resp.on_drain = NULL;
+	http_server_inflight_del(r->srv, r);
+	h2_resp_abort(r);
+}
+
 void http_resp_reject(struct http_conn *c, int status, const char *code,
                       const char *msg, reject_reason why, unsigned retry_after)
 {
-	http_req *r = c->req;
-
-	if (!r) {
-		r = c->req = http_req_new(c);
-		if (!r) {
-			http_conn_set_state(c, HTTP_CONN_CLOSED);
-			return;
-		}
-	}
-	if (why != REJECT_NONE)
-		http_server_count_reject(c->srv, why, r->corr_id);
-	http_conn_notify_close(c, r);
-	if (r->resp.state != HTTP_RESP_NONE || c->state >= HTTP_CONN_FLUSH) {
+	if (!c->req && !(c->req = http_req_new(c))) {
 		http_conn_set_state(c, HTTP_CONN_CLOSED);
+		return;
+	}
+	http_req_reject(c->req, status, code, msg, why, retry_after);
+}
+
+void http_req_reject(http_req *r, int status, const char *code, const char *msg,
+                     reject_reason why, unsigned retry_after)
+{
+	if (why != REJECT_NONE)
+		http_server_count_reject(r->srv, why, r->corr_id);
+	http_req_notify_close(r);
+	if (r->resp.state != HTTP_RESP_NONE || (!r->h2 && r->conn->state >= HTTP_CONN_FLUSH)) {
+		http_req_kill(r);
 		return;
 	}
 	if (r->have_method && r->hpart != HTTP_HPART_DONE)
@@ -501,13 +552,22 @@ void http_resp_reject(struct http_conn *c, int status, const char *code,
 		r->want_close = true;
 	if (http_reply_error(r, status, code, msg, status == 429 || status == 503 || status == 408,
 	                     retry_after) < 0)
-		http_conn_set_state(c, HTTP_CONN_CLOSED);
+		http_req_kill(r);
 }
 
 void http_resp_reject_status(struct http_conn *c, int status, const char *detail)
 {
-	const struct http_refusal *f = &refusals[0];  /* unknown → 400 */
+	if (!c->req && !(c->req = http_req_new(c))) {
+		http_conn_set_state(c, HTTP_CONN_CLOSED);
+		return;
+	}
+	http_req_reject_status(c->req, status, detail);
+}
 
+void http_req_reject_status(http_req *r, int status, const char *detail)
+{
+	const struct http_refusal *f = &refusals[0];  /* unknown → 400 */
+	const http_limits *l = &r->srv->limits;
 	char msg[128];
 
 	for (size_t k = 0; k < sizeof refusals / sizeof refusals[0]; k++)
@@ -515,15 +575,14 @@ void http_resp_reject_status(struct http_conn *c, int status, const char *detail
 			f = &refusals[k];
 	/* Name the limit at fault, so an operator can tell which knob to turn. */
 	if (!detail && status == 413) {
-		bool lowered = c->req && c->req->body_limit < c->srv->limits.max_body_bytes;
 		snprintf(msg, sizeof msg, "request body exceeds %llu bytes%s",
-		         (unsigned long long)(c->req ? c->req->body_limit : c->srv->limits.max_body_bytes),
-		         lowered ? " (the limit of this request's capability or policy)" : "");
+		         (unsigned long long)r->body_limit, r->body_limit < l->max_body_bytes
+		         ? " (the limit of this request's capability or policy)" : "");
 		detail = msg;
 	} else if (!detail && status == 431) {
 		snprintf(msg, sizeof msg, "request header block exceeds %llu bytes or %d fields",
-		         (unsigned long long)c->srv->limits.max_header_bytes, HTTP_MAX_HEADERS);
+		         (unsigned long long)l->max_header_bytes, HTTP_MAX_HEADERS);
 		detail = msg;
 	}
-	http_resp_reject(c, f->status, f->code, detail ? detail : f->message, f->why, 0);
+	http_req_reject(r, f->status, f->code, detail ? detail : f->message, f->why, 0);
 }

@@ -184,6 +184,8 @@ static int gateway_tls_new(svc *s, gateway *g)
 		log_kv(LOG_LEVEL_ERROR, "gateway cannot load TLS", "error", err, LOG_END);
 		return -1;
 	}
+	/* HTTP/2 by ALPN (http2.enabled); HTTP/1.1 for every other client. */
+	tls_server_set_alpn(g->tls, TLS_ALPN_HTTP11 | (s->cfg.h2_enabled ? TLS_ALPN_H2 : 0u));
 	http_server_set_tls(g->http, g->tls, s->cfg.tls_handshake_timeout_ms);
 	return 0;
 }

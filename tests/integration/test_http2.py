@@ -1,0 +1,399 @@
+"""HTTP/2 on the gateway's TLS listener (issue 14): ALPN, the same routes,
+wall and verification as HTTP/1.1 through curl --http2, and the attacks of
+RFC 9113's era sent as raw frames: rapid reset (CVE-2023-44487),
+CONTINUATION flood, SETTINGS and PING floods, HPACK bombs, zero-window
+stalls, per-connection request rate, protocol errors. Each must end in a
+clear refusal (GOAWAY / RST_STREAM / an error envelope) and a counter in
+rejected_total{reason}, never a crash (docs/http2.md)."""
+import os
+import shutil
+import socket
+import ssl
+import struct
+import time
+
+import pytest
+
+from conftest import (CURL, SLOW, b3sum_cid, blob_file, flip_byte, run_tool, wait_until)
+
+NGHTTP = shutil.which("nghttp")
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+(DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE,
+ CONTINUATION) = range(10)
+END_STREAM, ACK, END_HEADERS = 0x1, 0x1, 0x4
+NO_ERROR, PROTOCOL_ERROR, INTERNAL_ERROR, REFUSED_STREAM, CANCEL, ENHANCE_YOUR_CALM = (
+    0, 1, 2, 7, 8, 11)
+SETTINGS_INITIAL_WINDOW_SIZE = 4
+
+
+# ------------------------------------------------------------------ raw frames
+
+def frame(ftype, flags, sid, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + \
+        struct.pack(">I", sid) + payload
+
+
+def hpack_int(v, bits, first=0):
+    top = (1 << bits) - 1
+    if v < top:
+        return bytes([first | v])
+    out = [first | top]
+    v -= top
+    while v >= 128:
+        out.append((v & 127) | 128)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def hpack_lit(name, value, index=False):
+    """A literal field with a new name: without indexing, or (index=True)
+    with incremental indexing (it enters the dynamic table)."""
+    first = b"\x40" if index else b"\x00"
+    return first + hpack_int(len(name), 7) + name + hpack_int(len(value), 7) + value
+
+
+def req_block(method=b"GET", path=b"/healthz", extra=()):
+    b = (hpack_lit(b":method", method) + hpack_lit(b":scheme", b"https") +
+         hpack_lit(b":path", path) + hpack_lit(b":authority", b"localhost"))
+    for n, v in extra:
+        b += hpack_lit(n, v)
+    return b
+
+
+def settings(**kv):
+    ids = {"initial_window_size": SETTINGS_INITIAL_WINDOW_SIZE}
+    return b"".join(struct.pack(">HI", ids[k], v) for k, v in kv.items())
+
+
+class H2:
+    """A bare HTTP/2 client: preface, frames out, frames in (no HPACK
+    decoding: tests look at frame types, error codes and DATA bodies)."""
+
+    def __init__(self, node, pki, client_settings=b"", timeout=5.0):
+        ctx = ssl.create_default_context(cafile=pki.path("ca.pem"))
+        ctx.set_alpn_protocols(["h2"])
+        raw = socket.create_connection(("127.0.0.1", node.gateway_port), timeout=timeout * SLOW)
+        self.s = ctx.wrap_socket(raw, server_hostname="localhost")
+        assert self.s.selected_alpn_protocol() == "h2"
+        self.buf = b""
+        self.eof = False
+        self.send(PREFACE + frame(SETTINGS, 0, 0, client_settings))
+
+    def send(self, data):
+        """True when sent; False when the server had closed (floods)."""
+        try:
+            self.s.sendall(data)
+            return True
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+            return False
+
+    def _fill(self, n, deadline):
+        while len(self.buf) < n and not self.eof:
+            self.s.settimeout(max(0.05, deadline - time.monotonic()))
+            try:
+                chunk = self.s.recv(65536)
+            except socket.timeout:
+                return False
+            except (ConnectionResetError, ssl.SSLError, OSError):
+                chunk = b""
+            if not chunk:
+                self.eof = True
+            self.buf += chunk
+        return len(self.buf) >= n
+
+    def recv_frame(self, timeout=5.0):
+        deadline = time.monotonic() + timeout * SLOW
+        if not self._fill(9, deadline):
+            return None
+        n = int.from_bytes(self.buf[:3], "big")
+        if not self._fill(9 + n, deadline):
+            return None
+        f = (self.buf[3], self.buf[4], int.from_bytes(self.buf[5:9], "big") & 0x7fffffff,
+             self.buf[9:9 + n])
+        self.buf = self.buf[9 + n:]
+        if f[0] == SETTINGS and not f[1] & ACK:
+            self.send(frame(SETTINGS, ACK, 0))
+        return f
+
+    def until(self, pred, timeout=5.0):
+        """Frames until pred(frame) holds (returned last) or the connection
+        ends / times out."""
+        got = []
+        deadline = time.monotonic() + timeout * SLOW
+        while time.monotonic() < deadline:
+            f = self.recv_frame(timeout=deadline - time.monotonic())
+            if f is None:
+                break
+            got.append(f)
+            if pred(f):
+                break
+        return got
+
+    def goaway(self, timeout=5.0):
+        """The GOAWAY error code the server sent, or None."""
+        for f in self.until(lambda f: f[0] == GOAWAY, timeout):
+            if f[0] == GOAWAY:
+                return int.from_bytes(f[3][4:8], "big")
+        return None
+
+    def response(self, sid, timeout=5.0):
+        """(DATA bytes, frames) of stream sid up to its END_STREAM or RST."""
+        frames = self.until(lambda f: f[2] == sid and (f[0] == RST_STREAM or
+                                                       (f[1] & END_STREAM and f[0] in (DATA, HEADERS))),
+                            timeout)
+        body = b"".join(f[3] for f in frames if f[0] == DATA and f[2] == sid)
+        return body, frames
+
+    def close(self):
+        try:
+            self.s.close()
+        except OSError:
+            pass
+
+
+def rejected(n, reason):
+    return n.metrics().get("rejected_total", reason=reason) or 0
+
+
+# ------------------------------------------------------------------ fixtures
+
+@pytest.fixture
+def h2_node(node_factory, pki):
+    return node_factory(pki.tls_config())
+
+
+def curl(pki, *args, timeout=60):
+    return run_tool([CURL, "-sS", "--cacert", pki.path("ca.pem")] + list(args), timeout=timeout)
+
+
+def url(n, path):
+    return "https://localhost:%d%s" % (n.gateway_port, path)
+
+
+# ------------------------------------------------------------------ the same routes
+
+@pytest.mark.skipif(not CURL, reason="curl not installed")
+def test_h2_curl_objects_ranges_and_verification(h2_node, pki, tmp_dir):
+    n = h2_node
+    data = os.urandom(3 * 1024 * 1024 + 123)
+    src = os.path.join(tmp_dir, "src")
+    with open(src, "wb") as f:
+        f.write(data)
+    cid = b3sum_cid(data)
+    p = curl(pki, "--http2", "-X", "POST", "--data-binary", "@" + src, "-H",
+             "Content-Type: application/octet-stream", "-w", "\n%{http_version} %{http_code}",
+             url(n, "/o"))
+    body, _, tail = p.stdout.rpartition(b"\n")
+    assert p.returncode == 0 and tail == b"2 201", p
+    assert cid.encode() in body
+    out = os.path.join(tmp_dir, "out")
+    p = curl(pki, "--http2", "-o", out, "-w", "%{http_version} %{http_code}", url(n, "/o/" + cid))
+    assert p.stdout == b"2 200", p
+    with open(out, "rb") as f:
+        assert f.read() == data
+    # a range, and HEAD's length
+    p = curl(pki, "--http2", "-r", "1000-70999", "-o", out, "-w", "%{http_version} %{http_code}",
+             url(n, "/o/" + cid))
+    assert p.stdout == b"2 206", p
+    with open(out, "rb") as f:
+        assert f.read() == data[1000:71000]
+    p = curl(pki, "--http2", "-I", url(n, "/o/" + cid))
+    assert b"HTTP/2 200" in p.stdout and \
+        ("content-length: %d" % len(data)).encode() in p.stdout.lower(), p.stdout
+    # HTTP/1.1 still on offer through the same listener
+    p = curl(pki, "--http1.1", "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
+             url(n, "/o/" + cid))
+    assert p.stdout == b"1.1 200", p
+    # unknown route, wrong method: the same answers as HTTP/1.1
+    p = curl(pki, "--http2", "-o", "/dev/null", "-w", "%{http_code}", url(n, "/nope"))
+    assert p.stdout == b"404"
+    # verify before serve holds on h2: a flipped byte is a 502, never the bytes
+    flip_byte(blob_file(n, cid), 10)
+    p = curl(pki, "--http2", "-o", out, "-w", "%{http_code}", url(n, "/o/" + cid))
+    assert p.stdout == b"502", p
+    wait_until(lambda: rejected(n, "integrity") >= 1, 5 * SLOW, what="integrity refusal counted")
+
+
+def test_h2_alpn_offered_and_switchable(node_factory, pki):
+    on = node_factory(pki.tls_config())
+    c = H2(on, pki)
+    c.send(frame(HEADERS, END_HEADERS | END_STREAM, 1, req_block()))
+    body, frames = c.response(1)
+    assert b'"status":"ok"' in body, frames
+    c.close()
+    off = node_factory(deep({"http2": {"enabled": False}}, pki.tls_config()))
+    ctx = ssl.create_default_context(cafile=pki.path("ca.pem"))
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    with socket.create_connection(("127.0.0.1", off.gateway_port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            assert s.selected_alpn_protocol() == "http/1.1"
+
+
+def deep(a, b):
+    out = dict(a)
+    out.update(b)
+    return out
+
+
+def test_h2_concurrent_streams_and_the_stream_cap(node_factory, pki):
+    n = node_factory(deep({"http2": {"max_streams": 4}}, pki.tls_config()))
+    c = H2(n, pki)
+    # wait for the server's SETTINGS to be acknowledged both ways
+    c.until(lambda f: f[0] == SETTINGS and f[1] & ACK, 5)
+    # 4 at once are served; all of them answered on one connection
+    c.send(b"".join(frame(HEADERS, END_HEADERS | END_STREAM, sid, req_block())
+                    for sid in (1, 3, 5, 7)))
+    done = set()
+    for f in c.until(lambda f: False, 2):
+        if f[0] == DATA and f[1] & END_STREAM:
+            done.add(f[2])
+    assert done == {1, 3, 5, 7}, done
+    # a 5th open stream beyond the acknowledged cap breaks the protocol
+    # (RFC 9113 §5.1.2): nghttp2 ends the connection, and it is counted
+    c.send(b"".join(frame(HEADERS, END_HEADERS, sid, req_block(b"POST", b"/o"))
+                    for sid in (9, 11, 13, 15, 17)))
+    gone = [f for f in c.until(lambda f: f[0] == GOAWAY, 5) if f[0] == GOAWAY]
+    assert gone and int.from_bytes(gone[0][3][4:8], "big") == PROTOCOL_ERROR, gone
+    assert b"max concurrent streams" in gone[0][3]
+    c.close()
+    wait_until(lambda: rejected(n, "h2_protocol") == 1, 5 * SLOW, what="h2_protocol counted")
+
+
+# ------------------------------------------------------------------ attacks
+
+def test_h2_rapid_reset(h2_node, pki):
+    """CVE-2023-44487: streams opened and cancelled at once, to get past
+    the concurrency cap. The connection is told to calm down and closed;
+    the node keeps serving."""
+    n = h2_node
+    c = H2(n, pki)
+    batch = b"".join(frame(HEADERS, END_HEADERS | END_STREAM, sid, req_block(path=b"/o/b3:" + b"0" * 64)) +
+                     frame(RST_STREAM, 0, sid, struct.pack(">I", CANCEL))
+                     for sid in range(1, 2 * 3000, 2))
+    c.send(batch)
+    assert c.goaway(10) == ENHANCE_YOUR_CALM
+    c.close()
+    wait_until(lambda: rejected(n, "h2_flood") + rejected(n, "h2_rate") >= 1, 5 * SLOW,
+               what="rapid reset counted")
+    c = H2(n, pki)
+    c.send(frame(HEADERS, END_HEADERS | END_STREAM, 1, req_block()))
+    assert b'"status":"ok"' in c.response(1)[0]
+    c.close()
+
+
+def test_h2_request_rate_per_connection(node_factory, pki):
+    n = node_factory(deep({"http2": {"requests_per_second": 10}}, pki.tls_config()))
+    c = H2(n, pki)
+    c.send(b"".join(frame(HEADERS, END_HEADERS | END_STREAM, sid, req_block())
+                    for sid in range(1, 80, 2)))
+    assert c.goaway(5) == ENHANCE_YOUR_CALM
+    c.close()
+    wait_until(lambda: rejected(n, "h2_rate") == 1, 5 * SLOW, what="h2_rate counted once")
+
+
+def test_h2_continuation_flood(h2_node, pki):
+    """A header block that never ends: CONTINUATION after CONTINUATION."""
+    n = h2_node
+    c = H2(n, pki)
+    ok = c.send(frame(HEADERS, 0, 1, req_block()))
+    for i in range(200):
+        ok = ok and c.send(frame(CONTINUATION, 0, 1, hpack_lit(b"x-c%d" % i, b"v" * 40)))
+    assert c.goaway(5) is not None or c.eof
+    c.close()
+    wait_until(lambda: rejected(n, "h2_flood") >= 1, 5 * SLOW, what="continuation flood counted")
+    # empty CONTINUATION frames carry nothing and are stopped the same way
+    c = H2(n, pki)
+    ok = c.send(frame(HEADERS, 0, 1, req_block()))
+    for _ in range(200):
+        ok = ok and c.send(frame(CONTINUATION, 0, 1, b""))
+    assert c.goaway(5) is not None or c.eof
+    c.close()
+    wait_until(lambda: rejected(n, "h2_flood") >= 2, 5 * SLOW, what="empty continuations counted")
+
+
+@pytest.mark.parametrize("kind", ["settings", "ping"])
+def test_h2_control_frame_floods(h2_node, pki, kind):
+    n = h2_node
+    c = H2(n, pki)
+    f = frame(SETTINGS, 0, 0) if kind == "settings" else frame(PING, 0, 0, b"12345678")
+    c.send(f * 2000)
+    assert c.goaway(5) == ENHANCE_YOUR_CALM
+    c.close()
+    wait_until(lambda: rejected(n, "h2_flood") == 1, 5 * SLOW, what="%s flood counted" % kind)
+
+
+def test_h2_header_lists_431_and_hpack_bomb(h2_node, pki):
+    n = h2_node
+    c = H2(n, pki)
+    # just over limits.max_header_bytes (16 KiB decoded): 431 on the stream,
+    # the connection lives on
+    big = [(b"x-big-%d" % i, b"v" * 4000) for i in range(5)]
+    blk = req_block(extra=big)
+    c.send(frame(HEADERS, END_STREAM, 1, blk[:12000]) +
+           frame(CONTINUATION, END_HEADERS, 1, blk[12000:]))
+    body, frames = c.response(1)
+    assert b"header_too_large" in body, frames
+    c.send(frame(HEADERS, END_HEADERS | END_STREAM, 3, req_block()))
+    assert b'"status":"ok"' in c.response(3)[0]
+    wait_until(lambda: rejected(n, "431") == 1, 5 * SLOW, what="431 counted")
+    # the bomb: one 4000-byte field entered in the dynamic table, then
+    # referenced 3000 times with one byte each (~12 MB decoded from 7 KB)
+    bomb = req_block() + hpack_lit(b"x-bomb", b"b" * 4000, index=True) + b"\xbe" * 3000
+    c.send(frame(HEADERS, END_HEADERS | END_STREAM, 5, bomb))
+    assert c.goaway(5) == ENHANCE_YOUR_CALM
+    c.close()
+    wait_until(lambda: rejected(n, "h2_flood") == 1, 5 * SLOW, what="hpack bomb counted")
+
+
+@pytest.mark.skipif(not CURL, reason="curl not installed")
+def test_h2_zero_window_stall(node_factory, pki, tmp_dir):
+    """A client that opens no flow-control window: the answer waits
+    timeouts.write, then the stream is reset and counted; the connection
+    and the node carry on."""
+    n = node_factory(deep({"timeouts": {"write": "1s"}}, pki.tls_config()))
+    data = os.urandom(300000)
+    src = os.path.join(tmp_dir, "src")
+    with open(src, "wb") as f:
+        f.write(data)
+    cid = b3sum_cid(data)
+    p = curl(pki, "--http2", "-X", "POST", "--data-binary", "@" + src, url(n, "/o"))
+    assert cid.encode() in p.stdout, p
+    c = H2(n, pki, client_settings=settings(initial_window_size=0))
+    c.send(frame(HEADERS, END_HEADERS | END_STREAM, 1, req_block(path=b"/o/" + cid.encode())))
+    body, frames = c.response(1, timeout=8)
+    assert body == b"" and frames and frames[-1][0] == RST_STREAM and frames[-1][2] == 1, frames
+    wait_until(lambda: rejected(n, "h2_stall") == 1, 5 * SLOW, what="h2_stall counted")
+    c.send(frame(PING, 0, 0, b"abcdefgh"))
+    assert any(f[0] == PING and f[1] & ACK for f in c.until(lambda f: f[0] == PING, 3))
+    c.close()
+
+
+def test_h2_protocol_errors(h2_node, pki):
+    n = h2_node
+    c = H2(n, pki)
+    c.send(frame(DATA, 0, 0, b"x"))          # DATA on stream 0: connection error
+    assert c.goaway(5) == PROTOCOL_ERROR
+    c.close()
+    wait_until(lambda: rejected(n, "h2_protocol") == 1, 5 * SLOW, what="h2_protocol counted")
+    # not HTTP/2 at all after ALPN h2
+    c = H2.__new__(H2)
+    ctx = ssl.create_default_context(cafile=pki.path("ca.pem"))
+    ctx.set_alpn_protocols(["h2"])
+    raw = socket.create_connection(("127.0.0.1", n.gateway_port), timeout=5)
+    c.s = ctx.wrap_socket(raw, server_hostname="localhost")
+    c.buf, c.eof = b"", False
+    c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    c.until(lambda f: False, 3)
+    assert c.eof
+    c.close()
+    wait_until(lambda: rejected(n, "h2_protocol") == 2, 5 * SLOW, what="bad preface counted")
+
+
+@pytest.mark.skipif(not NGHTTP, reason="nghttp (nghttp2-client) not installed")
+def test_h2_nghttp_multiplexed(h2_node, pki):
+    """Debian's nghttp client: many streams on one connection, every answer whole."""
+    n = h2_node
+    p = run_tool([NGHTTP, "-n", "-s", "-m", "50", url(n, "/healthz")], timeout=30)
+    assert p.returncode == 0, p
+    assert p.stdout.count(b"/healthz") >= 50 or b"200" in p.stdout, p.stdout[-500:]
