@@ -790,6 +790,11 @@ int h2_sess_start(struct http_conn *c)
 		{ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, l->h2_stream_window },
 		{ NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)l->max_header_bytes },
 		{ NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
+		/* RFC 9218 priorities: streams of one urgency that are not
+		 * incremental (the default) are sent one after the other, so a
+		 * client with many objects in flight gets whole objects early,
+		 * not all of them at the end (RFC 7540's round robin). */
+		{ NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1 },
 	};
 
 	if (s && cb && opt && nghttp2_session_server_new2(&s->ng, cb, s, opt) == 0) {
