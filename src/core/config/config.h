@@ -59,6 +59,7 @@ typedef struct mn_config {
 	char     gateway_addr[CONFIG_ADDR_MAX];    /* "127.0.0.1:9080" */
 	uint32_t gateway_workers;                  /* 0 = number of CPUs */
 	bool     gateway_allow_plaintext;          /* plaintext on a non-loopback address */
+	uint32_t gateway_max_ranges;               /* 16 ranges per GET; more → 416 */
 	/* omnigate (OAP/1 over TLS) */
 	char     oap_addr[CONFIG_ADDR_MAX];        /* "127.0.0.1:9443" */
 	uint32_t oap_max_inflight;                 /* 64 streams per connection */

@@ -33,6 +33,7 @@
 #define CONFIG_INDEX_NAMES_MAX   1000000u
 #define CONFIG_INDEX_HISTORY_MAX 64u                  /* INDEX_HISTORY_MAX (core/dht/index_msg.h) */
 #define CONFIG_OVERLAY_RANGE_MAX (32u << 20)           /* OVL_RANGE_MAX (core/objects/ovl_client.h) */
+#define CONFIG_RANGES_MAX        256u                 /* RANGE_MAX_SPANS (core/net/range.h) */
 
 #define FIELD(f) .offset = offsetof(mn_config, f), .size = sizeof(((mn_config *)0)->f)
 /* Strings: min is the minimum length; the maximum is the field's capacity. */
@@ -83,6 +84,9 @@ const config_key config_table[] = {
 	{ .key = "gateway.allow_plaintext", .type = CONFIG_T_BOOL, FIELD(gateway_allow_plaintext),
 	  .def = "false", .reload = CONFIG_RELOAD_RESTART,
 	  .help = "Allow a gateway on a non-loopback address without TLS (refused otherwise)." },
+	{ .key = "gateway.max_ranges", .type = CONFIG_T_U32, FIELD(gateway_max_ranges),
+	  .def = "16", .min = 1, .max = CONFIG_RANGES_MAX, .reload = CONFIG_RELOAD_LIVE,
+	  .help = "Most ranges one GET may ask for (Range: bytes=a-b,c-d,...); overlapping and adjacent ranges are merged and two or more are answered 206 multipart/byteranges. A header with more is refused with 416 and counted in range_refused_total{reason=\"too_many\"}." },
 	{ .key = "oap.addr", .type = CONFIG_T_ADDR, TEXT(oap_addr, 1),
 	  .def = "127.0.0.1:9443", .reload = CONFIG_RELOAD_RESTART, .env = "RON_OAP_ADDR",
 	  .help = "OAP/1 listener of the omnigate service (TLS only; numeric IP:port). Also the peer plane: SNI peer.macronode.invalid gets the node identity certificate and mutual TLS (docs/oap.md)." },
