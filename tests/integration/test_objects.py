@@ -249,7 +249,7 @@ def test_ranges_at_group_boundaries(node):
 @pytest.mark.parametrize("rng", [
     "bytes=%d-" % (3 * GROUP + 1000),              # starts at len
     "bytes=%d-%d" % (10 ** 9, 10 ** 9 + 5),
-    "bytes=0-1,5-6",                               # multi-range
+    "bytes=%d-,%d-" % (10 ** 6, 10 ** 7),          # several, none satisfiable
     "bytes=-0",                                    # empty suffix
 ])
 def test_range_416(node, rng):

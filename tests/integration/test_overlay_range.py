@@ -262,3 +262,30 @@ def test_range_results_held_per_worker_are_bounded(pair):
     m = b.metrics()
     assert m.get("overlay_range_fetches_total", status="200") == before + 1
     assert m.get("range_fetch_fallback_total", reason="held") == 1
+
+
+def test_multi_range_miss_fetches_whole_object(pair):
+    """Several ranges on a miss: the whole object (FETCH, stored), then one
+    multipart answer; closed ranges that merge into one are still a range
+    fetch of their groups."""
+    from test_ranges import expected_body, boundary_of
+    a, b = pair
+    data = os.urandom(2 * MIB)
+    cid = stored(a, data, timeout=60)
+    wait_until(lambda: node_id(a) in providers(b, cid), 20 * SLOW, "A announced")
+    # 0-9 and 5-99 merge into 0-99: one closed range, its group only
+    r = b.gw("GET", "/o/" + cid, headers={"Range": "bytes=5-99,0-9"}, timeout=30)
+    assert r.status == 206 and r.body == data[:100], r
+    assert r.header("Content-Range") == "bytes 0-99/%d" % len(data)
+    assert b.metrics().get("overlay_range_fetches_total", status="200") == 1
+    assert not os.path.exists(blob_file(b, cid))
+    # two ranges: fetched whole and stored, served as multipart
+    spans = [(10, 20), (MIB, MIB + 70000)]
+    r = b.gw("GET", "/o/" + cid, headers={"Range": "bytes=%d-%d,10-20" % spans[1]}, timeout=30)
+    assert r.status == 206, r
+    assert r.body == expected_body(boundary_of(r), spans, data)
+    m = b.metrics()
+    assert m.get("overlay_fetches_total", status="200") == 1
+    assert m.get("overlay_range_fetches_total", status="200") == 1
+    assert m.get("range_multipart_total") == 1
+    assert os.path.exists(blob_file(b, cid))

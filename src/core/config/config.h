@@ -59,6 +59,7 @@ typedef struct mn_config {
 	char     gateway_addr[CONFIG_ADDR_MAX];    /* "127.0.0.1:9080" */
 	uint32_t gateway_workers;                  /* 0 = number of CPUs */
 	bool     gateway_allow_plaintext;          /* plaintext on a non-loopback address */
+	uint32_t gateway_max_ranges;               /* 16 ranges per GET; more → 416 */
 	/* HTTP/2 on TLS listeners (core/net/http_h2.c; docs/http2.md) */
 	bool     h2_enabled;                       /* offer h2 by ALPN */
 	uint32_t h2_max_streams;                   /* SETTINGS_MAX_CONCURRENT_STREAMS, 100 */

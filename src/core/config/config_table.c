@@ -33,6 +33,7 @@
 #define CONFIG_INDEX_NAMES_MAX   1000000u
 #define CONFIG_INDEX_HISTORY_MAX 64u                  /* INDEX_HISTORY_MAX (core/dht/index_msg.h) */
 #define CONFIG_OVERLAY_RANGE_MAX (32u << 20)           /* OVL_RANGE_MAX (core/objects/ovl_client.h) */
+#define CONFIG_RANGES_MAX        256u                 /* RANGE_MAX_SPANS (core/net/range.h) */
 
 #define FIELD(f) .offset = offsetof(mn_config, f), .size = sizeof(((mn_config *)0)->f)
 /* Strings: min is the minimum length; the maximum is the field's capacity. */
@@ -83,6 +84,9 @@ const config_key config_table[] = {
 	{ .key = "gateway.allow_plaintext", .type = CONFIG_T_BOOL, FIELD(gateway_allow_plaintext),
 	  .def = "false", .reload = CONFIG_RELOAD_RESTART,
 	  .help = "Allow a gateway on a non-loopback address without TLS (refused otherwise)." },
+	{ .key = "gateway.max_ranges", .type = CONFIG_T_U32, FIELD(gateway_max_ranges),
+	  .def = "16", .min = 1, .max = CONFIG_RANGES_MAX, .reload = CONFIG_RELOAD_LIVE,
+	  .help = "Most ranges one GET may ask for (Range: bytes=a-b,c-d,...); overlapping and adjacent ranges are merged and two or more are answered 206 multipart/byteranges. A header with more is refused with 416 and counted in range_refused_total{reason=\"too_many\"}." },
 	{ .key = "http2.enabled", .type = CONFIG_T_BOOL, FIELD(h2_enabled),
 	  .def = "true", .reload = CONFIG_RELOAD_RESTART,
 	  .help = "Offer HTTP/2 (ALPN h2, before http/1.1) on TLS listeners; plaintext listeners speak HTTP/1.1 only." },
@@ -100,7 +104,7 @@ const config_key config_table[] = {
 	  .help = "Streams one HTTP/2 connection may open per second (token bucket, one second of burst); past it the connection gets GOAWAY ENHANCE_YOUR_CALM (rapid reset, CVE-2023-44487). limits.requests_per_second still applies to the node." },
 	{ .key = "http2.control_frames_per_second", .type = CONFIG_T_U32, FIELD(h2_control_per_s),
 	  .def = "200", .min = 10, .max = 100000, .reload = CONFIG_RELOAD_LIVE,
-	  .help = "SETTINGS, PING, PRIORITY, RST_STREAM, WINDOW_UPDATE-free empty DATA and other frames that carry no request, per HTTP/2 connection per second (token bucket); past it GOAWAY ENHANCE_YOUR_CALM (SETTINGS, PING and reset floods)." },
+	  .help = "SETTINGS, PING, PRIORITY, RST_STREAM and empty DATA or HEADERS frames (frames that carry no request) per HTTP/2 connection per second (token bucket); past it GOAWAY ENHANCE_YOUR_CALM (SETTINGS, PING and reset floods)." },
 	{ .key = "oap.addr", .type = CONFIG_T_ADDR, TEXT(oap_addr, 1),
 	  .def = "127.0.0.1:9443", .reload = CONFIG_RELOAD_RESTART, .env = "RON_OAP_ADDR",
 	  .help = "OAP/1 listener of the omnigate service (TLS only; numeric IP:port). Also the peer plane: SNI peer.macronode.invalid gets the node identity certificate and mutual TLS (docs/oap.md)." },

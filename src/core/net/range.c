@@ -1,6 +1,6 @@
 /*
- * range.c — Range header parsing (see range.h for the accepted grammar and
- * the meaning of each result).
+ * range.c — Range header parsing: one range or a set, sorted and coalesced
+ * (see range.h for the accepted grammar and the meaning of each result).
  */
 #include "core/net/range.h"
 
@@ -63,33 +63,62 @@ static int range_spec_parse(const char *s, size_t n, range_spec *rs)
 	return rs->last < rs->first ? -1 : 0;  /* RFC 9110: an invalid int-range */
 }
 
-static range_result range_judge(const range_spec *rs, uint64_t len,
-                                uint64_t *start, uint64_t *end)
+/* Judge one range-spec against len: false when it names no byte. */
+static bool range_judge(const range_spec *rs, uint64_t len, range_span *out)
 {
 	if (len == 0)
-		return RANGE_UNSATISFIABLE;
+		return false;
 	if (rs->suffix) {
 		if (rs->first == 0)
-			return RANGE_UNSATISFIABLE;
-		*start = rs->first >= len ? 0 : len - rs->first;
-		*end = len - 1;
-		return RANGE_ONE;
+			return false;
+		out->start = rs->first >= len ? 0 : len - rs->first;
+		out->end = len - 1;
+		return true;
 	}
 	if (rs->first >= len)
-		return RANGE_UNSATISFIABLE;
-	*start = rs->first;
-	*end = rs->has_last && rs->last < len - 1 ? rs->last : len - 1;
-	return RANGE_ONE;
+		return false;
+	out->start = rs->first;
+	out->end = rs->has_last && rs->last < len - 1 ? rs->last : len - 1;
+	return true;
+}
+
+/* Sort out[0..n) by start (insertion sort: n <= RANGE_MAX_SPANS), then
+ * merge the ranges that overlap or touch. Returns the new count. */
+static size_t range_coalesce(range_span *out, size_t n)
+{
+	size_t i, k = 0;
+
+	for (i = 1; i < n; i++) {
+		range_span x = out[i];
+		size_t j = i;
+
+		for (; j > 0 && out[j - 1].start > x.start; j--)
+			out[j] = out[j - 1];
+		out[j] = x;
+	}
+	for (i = 1; i < n; i++) {
+		/* end <= len - 1 < UINT64_MAX: end + 1 cannot wrap */
+		if (out[i].start <= out[k].end + 1) {
+			if (out[i].end > out[k].end)
+				out[k].end = out[i].end;
+		} else {
+			out[++k] = out[i];
+		}
+	}
+	return n ? k + 1 : 0;
 }
 
 range_result range_parse(const char *value, size_t vlen, uint64_t len,
-                         uint64_t *start, uint64_t *end)
+                         range_span *out, size_t max, size_t *n)
 {
-	range_spec one = { 0 }, rs;
-	size_t i, count = 0;
+	range_spec rs;
+	size_t i, count = 0, kept = 0;
 
+	*n = 0;
 	if (!value)
 		return RANGE_NONE;
+	if (max > RANGE_MAX_SPANS)
+		max = RANGE_MAX_SPANS;
 	if (vlen <= RANGE_UNIT_LEN || strncasecmp(value, RANGE_UNIT, RANGE_UNIT_LEN) != 0 ||
 	    value[RANGE_UNIT_LEN] != '=')
 		return RANGE_MALFORMED;
@@ -109,12 +138,17 @@ range_result range_parse(const char *value, size_t vlen, uint64_t len,
 			continue;  /* empty list element */
 		if (range_spec_parse(value + b, e - b, &rs) < 0)
 			return RANGE_MALFORMED;
-		if (count++ == 0)
-			one = rs;
+		/* Past max only the syntax is still checked: a malformed header
+		 * is ignored whatever its length, a well-formed one refused. */
+		if (++count <= max && range_judge(&rs, len, &out[kept]))
+			kept++;
 	}
 	if (count == 0)
 		return RANGE_MALFORMED;
-	if (count > 1)
-		return RANGE_MULTI;
-	return range_judge(&one, len, start, end);
+	if (count > max)
+		return RANGE_TOO_MANY;
+	if (kept == 0)
+		return RANGE_UNSATISFIABLE;
+	*n = range_coalesce(out, kept);
+	return *n == 1 ? RANGE_ONE : RANGE_MULTI;
 }

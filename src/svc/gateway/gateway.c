@@ -243,6 +243,7 @@ static int gateway_start(svc *s)
 	g->names.objects = &g->objects;
 	g->objects.fetch_on_miss = s->cfg.overlay_fetch_on_miss;
 	g->objects.range_fetch_max = s->cfg.overlay_range_fetch_max_bytes;
+	g->objects.max_ranges = s->cfg.gateway_max_ranges;
 	if (s->cfg.services & CONFIG_SVC_OVERLAY)
 		g->objects.ovl = ovl_client_new(s->base, &s->cfg);
 	g->http = g->stor ? http_server_new(s->base, &o) : NULL;
@@ -269,6 +270,7 @@ static void gateway_reload(svc *s)
 	g->objects.max_object = s->cfg.storage_max_object_bytes;
 	g->objects.fetch_on_miss = s->cfg.overlay_fetch_on_miss;
 	g->objects.range_fetch_max = s->cfg.overlay_range_fetch_max_bytes;
+	g->objects.max_ranges = s->cfg.gateway_max_ranges;
 	gateway_wall_configure(s, g);
 	/* New connections get the new certificate; on error the old one stays. */
 	if (g->tls && tls_server_reload(g->tls, &s->cfg, err, sizeof err) < 0)

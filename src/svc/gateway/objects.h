@@ -6,7 +6,8 @@
  *   GET, HEAD /o/{b3}     verified before served
  *
  * objects.c owns the route table and the dispatch; objects_get.c and
- * objects_put.c the handlers. Every route is HTTP_ROUTE_STREAM_BODY: the
+ * objects_put.c the handlers; objects_multi.c the layout of a multipart
+ * (several ranges) answer. Every route is HTTP_ROUTE_STREAM_BODY: the
  * gateway never buffers a request body, so its body cap
  * (limits.max_body_bytes) can be the object cap.
  * Behaviour, statuses and headers: docs/api.md "Objects".
@@ -15,14 +16,17 @@
 #define MN_SVC_GATEWAY_OBJECTS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/net/http.h"
+#include "core/net/range.h"
 #include "core/objects/objcache.h"
 #include "core/objects/ovl_client.h"
 #include "core/objects/stor_client.h"
 
 #define OBJECTS_ETAG_LEN   66u             /* '"' + 64 hex + '"' */
+#define OBJECTS_CONTENT_TYPE "application/octet-stream"   /* every object, every part */
 /* Range fetches on a miss one worker holds at once (from the ask to the
  * response's end): each keeps up to overlay.range_fetch_max + two groups of
  * memfd memory, so past this a missed range fetches the whole object
@@ -37,6 +41,7 @@ typedef struct objects {
 	bool         fetch_on_miss; /* overlay.fetch_on_miss (live reload) */
 	uint64_t     max_object;  /* storage.max_object (live reload) */
 	uint64_t     range_fetch_max; /* overlay.range_fetch_max (live reload) */
+	uint32_t     max_ranges;  /* gateway.max_ranges (live reload) */
 	unsigned     range_held;  /* range fetches in flight or being served */
 } objects;
 
@@ -50,6 +55,38 @@ void objects_routes(objects *o, http_route out[OBJECTS_NROUTES]);
 void objects_get(http_req *r, objects *o, const uint8_t id[32]);
 /* objects_put.c; expect NULL for POST/PUT /o. */
 void objects_put(http_req *r, objects *o, const uint8_t *expect);
+
+/* objects_multi.c: the framing of a 206 multipart/byteranges body (RFC
+ * 9110 §14.6) around parts whose bytes objects_get.c reads and verifies:
+ *   --B CRLF Content-Type: T CRLF Content-Range: bytes S-E/L CRLF CRLF <bytes>
+ *   CRLF --B CRLF ... <bytes> CRLF --B-- CRLF
+ * Everything but the bytes is a function of the spans, the length and the
+ * boundary, so the Content-Length is known before the status line. */
+#define OBJECTS_BOUNDARY_LEN  32u    /* 16 random bytes in hex */
+#define OBJECTS_PART_HEAD_MAX 192u   /* one part's delimiter and headers */
+
+typedef struct objects_multi {
+	range_span *spans;        /* owned: ascending, disjoint (range_parse) */
+	size_t      n;            /* >= 2 */
+	size_t      part;         /* the part being sent */
+	bool        head_sent;    /* its delimiter and headers are queued */
+	uint64_t    len;          /* the object's length */
+	char        boundary[OBJECTS_BOUNDARY_LEN + 1];
+} objects_multi;
+
+/* A copy of spans[0..n) (borrowed) and a fresh random boundary; NULL on
+ * allocation failure. Caller frees with objects_multi_free (NULL ok). */
+objects_multi *objects_multi_new(const range_span *spans, size_t n, uint64_t len);
+void objects_multi_free(objects_multi *m);
+/* "multipart/byteranges; boundary=B" into out (cap >= 64). */
+void objects_multi_content_type(const objects_multi *m, char *out, size_t cap);
+/* The whole body's length, or -1 if it would not fit an int64_t. */
+int64_t objects_multi_body_len(const objects_multi *m);
+/* Part k's delimiter and headers (a CRLF before every delimiter but the
+ * first) into out[OBJECTS_PART_HEAD_MAX]; returns their length. */
+size_t objects_multi_head(const objects_multi *m, size_t k, char out[OBJECTS_PART_HEAD_MAX]);
+/* The close delimiter (CRLF --B-- CRLF) into out[OBJECTS_PART_HEAD_MAX]. */
+size_t objects_multi_tail(const objects_multi *m, char out[OBJECTS_PART_HEAD_MAX]);
 
 /* Shared answers (objects.c). */
 /* Answer a failed storage call (404, 502 quarantined, 503 + Retry-After …). */

@@ -28,6 +28,15 @@
  * HEAD and 304 answers need no bytes: they use STAT, which still answers 502
  * for a quarantined object.
  *
+ * Two or more ranges (after range_parse merged the overlapping and adjacent
+ * ones; at most gateway.max_ranges asked) are one 206 multipart/byteranges
+ * answer whose framing objects_multi.c lays out: the parts go ascending,
+ * each part's head is written only once its first group checked out, and
+ * each of its groups is checked before its bytes are written, exactly as
+ * for one range. A group that ends one part and starts the next is read
+ * and checked once (copied into the output rather than handed over, so it
+ * stays held). More ranges than the cap → 416, counted.
+ *
  * A miss with the overlay running asks it for the object (FETCH: fetched,
  * verified, stored, then opened here like any stored object) — or, for a
  * GET with one closed Range (bytes=S-E) of at most overlay.range_fetch_max
@@ -51,7 +60,6 @@
 #include "svc/gateway/objects.h"
 
 #define OBJ_CACHE_CONTROL "public, max-age=31536000, immutable"
-#define OBJ_CONTENT_TYPE  "application/octet-stream"
 
 /* What the answer needs from storage. */
 typedef enum obj_get_mode {
@@ -76,6 +84,7 @@ typedef struct obj_get {
 	objv           v;         /* blob, outboard and the group buffer */
 	uint64_t       len;
 	uint64_t       next, end; /* bytes still to send: [next, end] inclusive */
+	objects_multi *multi;     /* several ranges: the parts, or NULL */
 	bool           sending;   /* status line written */
 	bool           pushed;    /* the first bytes were pushed out */
 } obj_get;
@@ -89,6 +98,7 @@ static void get_free(obj_get *g)
 	if (g->ocall)
 		ovl_call_cancel(g->ocall);
 	objv_close(&g->v);   /* the handle stays in the cache if it is kept there */
+	objects_multi_free(g->multi);
 	if (g->range_slot)
 		g->o->range_held--;
 	free(g);
@@ -176,11 +186,11 @@ static int get_cache_headers(obj_get *g)
 	return 0;
 }
 
-static int get_full_headers(obj_get *g)
+static int get_full_headers(obj_get *g, const char *content_type)
 {
 	if (get_cache_headers(g) < 0 ||
 	    http_resp_header(g->req, "Accept-Ranges", "bytes") < 0 ||
-	    http_resp_header(g->req, "Content-Type", OBJ_CONTENT_TYPE) < 0)
+	    http_resp_header(g->req, "Content-Type", content_type) < 0)
 		return -1;
 	return 0;
 }
@@ -195,7 +205,8 @@ static void get_answer_headless(obj_get *g, uint64_t len, bool not_modified)
 	if (not_modified)
 		rc = get_cache_headers(g) < 0 ? -1 : http_resp_start(r, 304, -1);
 	else
-		rc = get_full_headers(g) < 0 ? -1 : http_resp_start(r, 200, (int64_t)len);
+		rc = get_full_headers(g, OBJECTS_CONTENT_TYPE) < 0 ? -1
+		                                                   : http_resp_start(r, 200, (int64_t)len);
 	if (rc == 0)
 		(void)http_resp_end(r);
 	else
@@ -225,15 +236,70 @@ static int get_verdict(obj_get *g, objv_result rc, const char *const *why)
 
 static void get_pump(http_req *r, void *arg);
 
-/* Write what the loaded group holds of [next, end]; load the following
- * groups until the output is above the high-water mark or all is sent. */
+/* Multipart: the next part, if any, becomes [next, end]. */
+static bool get_next_part(obj_get *g)
+{
+	objects_multi *m = g->multi;
+
+	if (!m || m->part + 1 >= m->n)
+		return false;
+	m->part++;
+	m->head_sent = false;
+	g->next = m->spans[m->part].start;
+	g->end = m->spans[m->part].end;
+	return true;
+}
+
+/* Multipart: the current part's delimiter and headers, or the close
+ * delimiter once all parts are out (copied into the output). 0/-1. */
+static int get_write_frame(obj_get *g, bool tail)
+{
+	char buf[OBJECTS_PART_HEAD_MAX];
+	size_t n = tail ? objects_multi_tail(g->multi, buf)
+	                : objects_multi_head(g->multi, g->multi->part, buf);
+
+	g->multi->head_sent = true;
+	return n ? http_resp_write(g->req, buf, n) : -1;
+}
+
+/* Does the part being sent end in the held group, and the next one start
+ * there? Then the group stays held (its bytes are copied, not handed
+ * over) and the next part needs no second read. */
+static bool get_keeps_group(const obj_get *g, size_t n)
+{
+	const objects_multi *m = g->multi;
+
+	if (!m || m->part + 1 >= m->n || g->next + n <= g->end)
+		return false;
+	return m->spans[m->part + 1].start / B3TREE_GROUP_LEN == g->end / B3TREE_GROUP_LEN;
+}
+
+/* Write what the verified group holds of [next, end]; *n: how many. 0/-1
+ * (-1: the connection is gone or the write failed: abort). */
+static int get_write_group(obj_get *g, size_t *n)
+{
+	const uint8_t *p = objv_bytes(&g->v, g->next, g->end - g->next + 1, n);
+
+	if (get_keeps_group(g, *n))
+		return http_resp_write(g->req, p, *n);
+	/* The verified buffer itself goes to the socket (no copy). */
+	p = objv_take(&g->v, g->next, g->end - g->next + 1, n);
+	if (http_resp_write_ref(g->req, p, *n, objcache_buf_release, objv_cache(&g->v)) < 0) {
+		objcache_buf_release(p, *n, objv_cache(&g->v));   /* not taken */
+		return -1;
+	}
+	return 0;
+}
+
+/* Write what the loaded group holds of [next, end] (and of the parts after
+ * it); load the following groups until the output is above the high-water
+ * mark or all is sent. */
 static void get_pump(http_req *r, void *arg)
 {
 	obj_get *g = arg;
 	const char *why = NULL;
 
-	while (g->len && g->next <= g->end) {
-		const uint8_t *p;
+	while (g->len && (g->next <= g->end || get_next_part(g))) {
 		size_t n;
 
 		if (http_resp_pending(r) >= HTTP_OUT_HIGH_WATER) {
@@ -242,10 +308,9 @@ static void get_pump(http_req *r, void *arg)
 		}
 		if (get_verdict(g, objv_load(&g->v, g->next, &why), &why) < 0)
 			return;
-		/* The verified buffer itself goes to the socket (no copy). */
-		p = objv_take(&g->v, g->next, g->end - g->next + 1, &n);
-		if (http_resp_write_ref(r, p, n, objcache_buf_release, objv_cache(&g->v)) < 0) {
-			objcache_buf_release(p, n, objv_cache(&g->v));   /* not taken */
+		/* A part's head leaves only once its first group checked out. */
+		if ((g->multi && !g->multi->head_sent && get_write_frame(g, false) < 0) ||
+		    get_write_group(g, &n) < 0) {
 			http_resp_abort(r);  /* no-op if the write already aborted it */
 			get_free(g);
 			return;
@@ -263,50 +328,105 @@ static void get_pump(http_req *r, void *arg)
 			}
 		}
 	}
-	(void)http_resp_end(r);
+	if (g->multi && get_write_frame(g, true) < 0)
+		http_resp_abort(r);
+	else
+		(void)http_resp_end(r);
 	get_free(g);
 }
 
-/* Range and If-Range → status and [next, end]. -1 when answered (416). */
+/* 416: no range of the set names a byte, or more ranges than the cap. */
+static void get_refuse_range(obj_get *g, range_result rr)
+{
+	char cr[48], msg[64];
+
+	snprintf(cr, sizeof cr, "bytes */%" PRIu64, g->len);
+	(void)http_resp_header(g->req, "Content-Range", cr);
+	if (rr == RANGE_TOO_MANY) {
+		metrics_count("range_refused_total", "reason=\"too_many\"", 1);
+		snprintf(msg, sizeof msg, "more than %" PRIu32 " ranges", g->o->max_ranges);
+	} else {
+		metrics_count("range_refused_total", "reason=\"unsatisfiable\"", 1);
+		snprintf(msg, sizeof msg, "range outside the object");
+	}
+	(void)http_reply_error(g->req, 416, "range_not_satisfiable", msg, false, 0);
+	get_free(g);
+}
+
+/* The answer's framing for the ranges picked: Content-Range for one, the
+ * parts for several. 0/-1 (out of memory). */
+static int get_frame_ranges(obj_get *g, range_result rr, const range_span *sp, size_t n)
+{
+	char cr[80];
+
+	if (rr == RANGE_MULTI) {
+		g->multi = objects_multi_new(sp, n, g->len);
+		if (!g->multi)
+			return -1;
+		metrics_count("range_multipart_total", "", 1);
+	} else {
+		snprintf(cr, sizeof cr, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, sp[0].start,
+		         sp[0].end, g->len);
+		if (http_resp_header(g->req, "Content-Range", cr) < 0)
+			return -1;
+	}
+	g->next = sp[0].start;
+	g->end = sp[0].end;
+	return 0;
+}
+
+/* Range and If-Range → status and [next, end] (the first part's, with
+ * several). -1 when answered (416, 500). */
 static int get_pick_range(obj_get *g, int *status)
 {
 	http_req *r = g->req;
 	const char *rh = http_req_header(r, "Range");
 	const char *ir = http_req_header(r, "If-Range");
-	uint64_t s = 0, e = 0;
-	char cr[80];
+	range_span sp[RANGE_MAX_SPANS];   /* 4 KiB */
+	size_t n = 0;
 	range_result rr;
 
 	/* If-Range: the range only if the (strong) validator is ours; a date
 	 * never matches, we send no Last-Modified. */
 	if (ir && strcmp(ir, g->etag) != 0)
 		rh = NULL;
-	rr = range_parse(rh, rh ? strlen(rh) : 0, g->len, &s, &e);
-	if (rr == RANGE_UNSATISFIABLE || rr == RANGE_MULTI) {
-		snprintf(cr, sizeof cr, "bytes */%" PRIu64, g->len);
-		(void)http_resp_header(r, "Content-Range", cr);
-		(void)http_reply_error(r, 416, "range_not_satisfiable",
-		                       rr == RANGE_MULTI ? "multiple ranges are not served"
-		                                         : "range outside the object", false, 0);
-		get_free(g);
+	rr = range_parse(rh, rh ? strlen(rh) : 0, g->len, sp, g->o->max_ranges, &n);
+	if (rr == RANGE_UNSATISFIABLE || rr == RANGE_TOO_MANY) {
+		get_refuse_range(g, rr);
 		return -1;
 	}
-	if (rr == RANGE_ONE) {
-		snprintf(cr, sizeof cr, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, s, e, g->len);
-		if (http_resp_header(r, "Content-Range", cr) < 0) {
+	if (rr == RANGE_ONE || rr == RANGE_MULTI) {
+		if (get_frame_ranges(g, rr, sp, n) < 0) {
 			(void)http_reply_error(r, 500, "internal", "cannot build the response", false, 0);
 			get_free(g);
 			return -1;
 		}
 		*status = 206;
-		g->next = s;
-		g->end = e;
 		return 0;
 	}
+	if (rr == RANGE_MALFORMED)   /* ignored (RFC 9110 §14.2) */
+		metrics_count("range_refused_total", "reason=\"malformed\"", 1);
 	*status = 200;
 	g->next = 0;
 	g->end = g->len ? g->len - 1 : 0;
 	return 0;
+}
+
+/* Headers and status line: the body is one range, or the multipart
+ * framing around several (its length known before a byte is sent). */
+static int get_start(obj_get *g, int status)
+{
+	char ct[OBJECTS_BOUNDARY_LEN + 64];
+	int64_t clen = g->len ? (int64_t)(g->end - g->next + 1) : 0;
+
+	if (!g->multi)
+		return get_full_headers(g, OBJECTS_CONTENT_TYPE) < 0 ? -1
+		                                                    : http_resp_start(g->req, status, clen);
+	clen = objects_multi_body_len(g->multi);
+	objects_multi_content_type(g->multi, ct, sizeof ct);
+	if (clen < 0 || get_full_headers(g, ct) < 0)
+		return -1;
+	return http_resp_start(g->req, status, clen);
 }
 
 static void get_serve(obj_get *g)
@@ -327,8 +447,7 @@ static void get_serve(obj_get *g)
 	 * (for the empty object: its one empty group, against the id). */
 	if (get_verdict(g, objv_load(&g->v, g->next, &why), &why) < 0)
 		return;
-	if (get_full_headers(g) < 0 ||
-	    http_resp_start(r, status, g->len ? (int64_t)(g->end - g->next + 1) : 0) < 0) {
+	if (get_start(g, status) < 0) {
 		(void)http_reply_error(r, 500, "internal", "cannot build the response", false, 0);
 		get_free(g);
 		return;
@@ -400,21 +519,26 @@ static void get_on_range(int status, uint64_t len, int blob_fd, int ob_fd, const
 }
 
 /* A single closed range (bytes=S-E, both ends named, so it does not depend
- * on the length we do not know yet) of at most range_fetch_max bytes, that
+ * on the length we do not know yet; or closed ranges that merge into one) of at most range_fetch_max bytes, that
  * If-Range does not void: [*s, *e]. Parsed against two lengths: an open or
  * suffix range would come out differently. */
 static bool get_range_wanted(const obj_get *g, uint64_t *s, uint64_t *e)
 {
 	const char *rh = http_req_header(g->req, "Range");
 	const char *ir = http_req_header(g->req, "If-Range");
-	uint64_t s2, e2;
+	range_span a[RANGE_MAX_SPANS], b[RANGE_MAX_SPANS];   /* 8 KiB */
+	size_t na, nb;
 
 	if (!rh || (ir && strcmp(ir, g->etag) != 0) || g->o->range_fetch_max == 0)
 		return false;
-	if (range_parse(rh, strlen(rh), UINT64_MAX, s, e) != RANGE_ONE ||
-	    range_parse(rh, strlen(rh), UINT64_MAX - 1, &s2, &e2) != RANGE_ONE ||
-	    *s != s2 || *e != e2)
+	/* Several ranges that merge into one closed range qualify too; a
+	 * set of several is fetched whole. */
+	if (range_parse(rh, strlen(rh), UINT64_MAX, a, g->o->max_ranges, &na) != RANGE_ONE ||
+	    range_parse(rh, strlen(rh), UINT64_MAX - 1, b, g->o->max_ranges, &nb) != RANGE_ONE ||
+	    a[0].start != b[0].start || a[0].end != b[0].end)
 		return false;
+	*s = a[0].start;
+	*e = a[0].end;
 	return *e - *s < g->o->range_fetch_max;
 }
 
