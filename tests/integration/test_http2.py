@@ -198,7 +198,13 @@ def test_h2_curl_objects_ranges_and_verification(h2_node, pki, tmp_dir):
     assert p.stdout == b"2 206", p
     with open(out, "rb") as f:
         assert f.read() == data[1000:71000]
+    # several ranges: one multipart/byteranges answer, each part verified
+    p = curl(pki, "--http2", "-r", "0-9,2000000-2000099", "-D", "-", url(n, "/o/" + cid))
+    assert p.returncode == 0 and b"HTTP/2 206" in p.stdout, p
+    assert b"multipart/byteranges" in p.stdout
+    assert data[0:10] in p.stdout and data[2000000:2000100] in p.stdout
     p = curl(pki, "--http2", "-I", url(n, "/o/" + cid))
+
     assert b"HTTP/2 200" in p.stdout and \
         ("content-length: %d" % len(data)).encode() in p.stdout.lower(), p.stdout
     # HTTP/1.1 still on offer through the same listener
@@ -234,6 +240,38 @@ def deep(a, b):
     out = dict(a)
     out.update(b)
     return out
+
+
+def test_h2_upload_in_one_write(h2_node, pki):
+    """HEADERS and every DATA frame of several uploads in one write: the
+    bytes that arrive before a head is admitted wait for their handler,
+    and an empty body sent with END_STREAM on HEADERS still ends."""
+    n = h2_node
+    c = H2(n, pki)
+    c.until(lambda f: f[0] == SETTINGS and f[1] & ACK, 5)
+    bodies = {1: os.urandom(100000), 3: os.urandom(5000), 5: b""}
+    out = b""
+    for sid, body in bodies.items():
+        hdr = req_block(b"POST", b"/o", extra=[(b"content-type", b"application/octet-stream"),
+                                               (b"content-length", b"%d" % len(body))])
+        if not body:
+            out += frame(HEADERS, END_HEADERS | END_STREAM, sid, hdr)
+            continue
+        out += frame(HEADERS, END_HEADERS, sid, hdr)
+        for off in range(0, len(body), 16384):
+            chunk = body[off:off + 16384]
+            out += frame(DATA, END_STREAM if off + 16384 >= len(body) else 0, sid, chunk)
+    c.send(out)
+    ended, got = set(), {sid: b"" for sid in bodies}
+    for f in c.until(lambda f: f[1] & END_STREAM and f[0] == DATA and
+                     len(ended | {f[2]}) == len(bodies), 10):
+        if f[0] == DATA and f[2] in got:
+            got[f[2]] += f[3]
+            if f[1] & END_STREAM:
+                ended.add(f[2])
+    for sid, body in bodies.items():
+        assert b3sum_cid(body).encode() in got[sid], (sid, got)
+    c.close()
 
 
 def test_h2_concurrent_streams_and_the_stream_cap(node_factory, pki):

@@ -86,6 +86,7 @@ struct h2_stream {
 	bool              head_ready;    /* END_HEADERS received */
 	bool              head_done;     /* admitted or refused */
 	bool              remote_done;   /* END_STREAM received */
+	bool              head_es;       /* ... on the HEADERS frame itself: no body at all */
 	bool              out_eof;       /* the response ended: END_STREAM after out */
 	bool              deferred;      /* nghttp2 waits for out to grow */
 	bool              closed;        /* nghttp2 closed it: free at the next safe point */
@@ -364,8 +365,12 @@ static int cb_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
 		return 0;
 	if (!(st = stream_of(s, frame->hd.stream_id)))
 		return 0;
-	if (frame->hd.type == NGHTTP2_HEADERS && (frame->hd.flags & NGHTTP2_FLAG_END_HEADERS))
+	if (frame->hd.type == NGHTTP2_HEADERS && !st->head_ready) {
+		/* nghttp2 calls this once the whole block (CONTINUATIONs too)
+		 * is in: END_HEADERS was seen. */
 		st->head_ready = true;
+		st->head_es = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+	}
 	if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
 		st->remote_done = true;
 	return 0;
@@ -386,9 +391,11 @@ static int cb_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 	r = st->req;
 	r->body_seen += len;
 	st->t_progress = http_now_ms();
-	/* Answered already, refused, stopped, or over the cap: dropped. */
-	if (!r->route || r->resp.state == HTTP_RESP_ENDED || r->body_stopped || r->gone ||
-	    r->body_seen > r->body_limit) {
+	/* Answered already, refused, stopped, or over the cap: dropped. Bytes
+	 * that come before the head was admitted (the same read often holds
+	 * HEADERS and the first DATA) wait in st->in: the window bounds them. */
+	if ((st->head_done && (!r->route || r->resp.state == HTTP_RESP_ENDED || r->body_stopped ||
+	                       r->gone)) || r->body_seen > r->body_limit) {
 		stream_consume(st, len);
 		return 0;
 	}
@@ -466,7 +473,7 @@ static void stream_dispatch(struct h2_stream *st)
 static void stream_admit(struct h2_stream *st)
 {
 	http_req *r = st->req;
-	int rc = st->refuse ? st->refuse : http_req_h2_head_done(r, st->remote_done);
+	int rc = st->refuse ? st->refuse : http_req_h2_head_done(r, st->head_es);
 
 	st->head_done = true;
 	if (rc) {
@@ -556,7 +563,9 @@ static bool sess_work(struct h2_sess *s)
 		}
 		if (!st->head_done)
 			continue;
-		if (evbuffer_get_length(st->in) || (st->remote_done && !st->req->parse_done) ||
+		/* Bytes to hand over, or an end not yet delivered (a handler
+		 * may register for the body after the end arrived). */
+		if (evbuffer_get_length(st->in) || (st->remote_done && !st->req->end_sent) ||
 		    st->req->body_seen > st->req->body_limit)
 			stream_deliver(st);
 		if (st->kick) {
