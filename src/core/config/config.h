@@ -39,6 +39,9 @@
 #define CONFIG_FILE_MAX   (1u << 20)  /* a config file larger than 1 MiB is refused */
 #define CONFIG_ADDR_LIST_N   16       /* addresses in one address list (dht.bootstrap) */
 #define CONFIG_ADDR_LIST_MAX (CONFIG_ADDR_LIST_N * 48)  /* bytes of the list, comma-joined */
+#define CONFIG_ORIGIN_LIST_N   16     /* origins in gateway.cors_origins */
+#define CONFIG_ORIGIN_MAX      128    /* bytes of one origin, "https://host:port" */
+#define CONFIG_ORIGIN_LIST_MAX (CONFIG_ORIGIN_LIST_N * 64)  /* bytes of the list, comma-joined */
 
 /* Services the supervisor knows how to run. Bit flags in mn_config.services. */
 enum {
@@ -59,6 +62,7 @@ typedef struct mn_config {
 	char     gateway_addr[CONFIG_ADDR_MAX];    /* "127.0.0.1:9080" */
 	uint32_t gateway_workers;                  /* 0 = number of CPUs */
 	bool     gateway_allow_plaintext;          /* plaintext on a non-loopback address */
+	char     gateway_cors_origins[CONFIG_ORIGIN_LIST_MAX]; /* "https://a,http://b:8080"; "" = none */
 	/* omnigate (OAP/1 over TLS) */
 	char     oap_addr[CONFIG_ADDR_MAX];        /* "127.0.0.1:9443" */
 	uint32_t oap_max_inflight;                 /* 64 streams per connection */
@@ -269,6 +273,7 @@ typedef enum {
 	CONFIG_T_SERVICES,   /* uint32_t CONFIG_SVC_* bits; names list */
 	CONFIG_T_SECRET,     /* char * in sodium memory; environment only */
 	CONFIG_T_ADDR_LIST,  /* char[]: "ip:port" entries comma-joined; a JSON array in the file */
+	CONFIG_T_ORIGIN_LIST, /* char[]: "scheme://host[:port]" entries comma-joined; a JSON array */
 } config_type;
 
 typedef struct config_enum_name {

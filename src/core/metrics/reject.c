@@ -41,6 +41,7 @@ static const struct reject_def {
 	[REJECT_PROTOCOL]    = { "protocol", RF_OAP },
 	[REJECT_HELLO]       = { "hello", RF_OAP },
 	[REJECT_INFLIGHT]    = { "inflight", RF_OAP },
+	[REJECT_CORS_ORIGIN] = { "cors_origin", RF_NODE },
 };
 
 static const char *const reject_families[REJECT_FAMILIES] = {

@@ -43,6 +43,7 @@ typedef enum reject_reason {
 	REJECT_PROTOCOL,       /* OAP/1: a valid frame breaking the stream rules */
 	REJECT_HELLO,          /* OAP/1: first frame not a HELLO */
 	REJECT_INFLIGHT,       /* OAP/1: a stream over oap.max_inflight */
+	REJECT_CORS_ORIGIN,    /* a preflight or a write from an Origin not in gateway.cors_origins */
 	REJECT_COUNT,
 } reject_reason;
 
