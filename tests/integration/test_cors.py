@@ -116,6 +116,15 @@ def test_write_from_an_allowed_origin_carries_the_origin(node_factory):
     r = put(n, b"from curl\n")
     assert r.status == 201, r
     assert r.header("Access-Control-Allow-Origin") is None and r.header("Vary") is None, r
+    # The wall's refusals carry CORS too: the page can read why it failed.
+    r = n.gw("POST", "/o", body=b"no token", headers=dict(OCTETS, Origin=ALLOWED))
+    assert_envelope(r, 401, "unauthenticated")
+    assert r.header_all("Access-Control-Allow-Origin") == [ALLOWED], r
+    assert r.header("Vary") == "Origin", r
+    r = n.gw("GET", obj_path(b3sum_cid(body)),
+             headers={"Origin": OTHER, "Authorization": "Basic eDp5"})
+    assert_envelope(r, 401, "unauthenticated")
+    assert r.header_all("Access-Control-Allow-Origin") == ["*"], r
 
 
 def test_forged_origin_preflight_and_write_are_403_and_counted(node_factory):

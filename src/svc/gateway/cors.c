@@ -65,9 +65,16 @@ cors_verdict cors_gate(const cors *c, http_req *r)
 
 	if (m == HTTP_M_OPTIONS)
 		return CORS_PREFLIGHT;
-	if (!cors_is_write(m) || !(origin = cors_origin(r, &many)))
-		return CORS_PASS;   /* reads are public; no Origin: not a browser's request */
-	return !many && cors_origin_allowed(c, origin) ? CORS_PASS : CORS_REFUSE;
+	if (!cors_is_write(m)) {
+		cors_public(r);     /* reads are public */
+		return CORS_PASS;
+	}
+	if (!(origin = cors_origin(r, &many)))
+		return CORS_PASS;   /* no Origin: not a browser's request */
+	if (many || !cors_origin_allowed(c, origin))
+		return CORS_REFUSE;
+	cors_write(r, c);
+	return CORS_PASS;
 }
 
 void cors_public(http_req *r)

@@ -44,7 +44,10 @@ typedef enum cors_verdict {
 void cors_configure(cors *c, const mn_config *cfg);
 /* Is origin (a request's Origin value) exactly one of the listed? */
 bool cors_origin_allowed(const cors *c, const char *origin);
-/* The gate's decision, before the wall. */
+/* The gate's decision, before the wall. A request it passes gets its CORS
+ * headers here (cors_public, cors_write), so that every answer to it
+ * carries them — the wall's 401/403, the caps' 429/503 and the handler's —
+ * and a page can read why it was refused. */
 cors_verdict cors_gate(const cors *c, http_req *r);
 /* The gate's refusal message for CORS_REFUSE (static). */
 #define CORS_REFUSE_CODE    "cors_origin_refused"
@@ -52,7 +55,7 @@ cors_verdict cors_gate(const cors *c, http_req *r);
 
 /* GET/HEAD: the public headers. Before the response starts. */
 void cors_public(http_req *r);
-/* A write admitted by the gate: an allowed Origin is echoed (with Vary). */
+/* A write: an allowed Origin is echoed (with Vary); nothing otherwise. */
 void cors_write(http_req *r, const cors *c);
 /* Answer an OPTIONS on a route accepting `methods` (HTTP_M_* mask). */
 void cors_preflight(http_req *r, const cors *c, unsigned methods);

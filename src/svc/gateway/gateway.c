@@ -101,7 +101,9 @@ static void gateway_gate(http_req *r, void *arg, http_gate_verdict *out)
 
 	/* CORS before the wall: a preflight carries no token (browsers send
 	 * none) and no body, and still pays the rate and in-flight caps after
-	 * the gate; a write from an Origin not listed is refused here. */
+	 * the gate; a write from an Origin not listed is refused here; any
+	 * other request gets its CORS headers now, so the wall's refusals
+	 * carry them too. */
 	switch (cors_gate(&g->cors, r)) {
 	case CORS_PREFLIGHT:
 		out->body_capped = true;

@@ -255,15 +255,11 @@ static void names_on_request(http_req *r, void *arg)
 	names *n = arg;
 	names_req *q;
 
-	/* CORS first, so that every answer (refusals too) carries it. */
+	/* The CORS headers of GET/PUT were added by the gate (cors_gate). */
 	if (http_req_method_bit(r) == HTTP_M_OPTIONS) {
 		cors_preflight(r, n->objects->cors, NAMES_METHODS);
 		return;
 	}
-	if (http_req_method_bit(r) == HTTP_M_PUT)
-		cors_write(r, n->objects->cors);
-	else
-		cors_public(r);
 	if (!n->index) {
 		(void)http_reply_error(r, 404, "not_found",
 		                       "names are not served here: the node runs no index service "

@@ -36,7 +36,6 @@ static void objects_on_put(http_req *r, void *arg)
 		cors_preflight(r, o->cors, OBJECTS_M_NEW);
 		return;
 	}
-	cors_write(r, o->cors);
 	objects_put(r, o, NULL);
 }
 
@@ -49,15 +48,11 @@ static void objects_on_id(http_req *r, void *arg)
 	objects *o = arg;
 	unsigned m = http_req_method_bit(r);
 
-	/* CORS first, so that every answer (a 400 too) carries it. */
+	/* The CORS headers of GET/PUT were added by the gate (cors_gate). */
 	if (m == HTTP_M_OPTIONS) {
 		cors_preflight(r, o->cors, OBJECTS_M_ID);
 		return;
 	}
-	if (m == HTTP_M_PUT)
-		cors_write(r, o->cors);
-	else
-		cors_public(r);
 	if (b3_cid_parse(rest, strlen(rest), id) < 0) {
 		reject_count(REJECT_FAMILY_NODE, REJECT_BAD_REQUEST);
 		(void)http_reply_error(r, 400, "bad_request",
