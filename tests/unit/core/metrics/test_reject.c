@@ -50,7 +50,7 @@ static void test_names(void **state)
 	static const char *const want[REJECT_COUNT] = {
 		"none", "413", "414", "415", "429", "431", "503", "501", "timeout", "conn_cap",
 		"bad_request", "unauth", "forbidden", "quota", "decompress", "integrity",
-		"peercred", "malformed", "too_large", "protocol", "hello", "inflight",
+		"peercred", "malformed", "too_large", "protocol", "hello", "inflight", "cors_origin",
 	};
 
 	(void)state;
