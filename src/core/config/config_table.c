@@ -85,7 +85,7 @@ const config_key config_table[] = {
 	  .help = "Allow a gateway on a non-loopback address without TLS (refused otherwise)." },
 	{ .key = "gateway.cors_origins", .type = CONFIG_T_ORIGIN_LIST, TEXT(gateway_cors_origins, 0),
 	  .def = "", .reload = CONFIG_RELOAD_LIVE, .env = "RON_GATEWAY_CORS_ORIGINS",
-	  .help = "Web origins (exact \"scheme://host[:port]\", lowercase, no path, no \"*\"; JSON array, comma-separated in the environment) whose pages may write through the gateway: their preflight OPTIONS get 204 and their writes carry Access-Control-Allow-Origin. Any other Origin on a preflight or a write is refused (403). Reads of objects are open to every origin." },
+	  .help = "Web origins (exact \"scheme://host[:port]\", lowercase, no path, no \"*\"; JSON array, comma-separated in the environment) whose pages may write through the gateway: their preflight OPTIONS get 204 and their writes carry Access-Control-Allow-Origin. Any other Origin on a preflight or a write is refused (403). Reads of objects are open to every origin. Add the admin plane's origin to upload from the web console (docs/console.md)." },
 	{ .key = "oap.addr", .type = CONFIG_T_ADDR, TEXT(oap_addr, 1),
 	  .def = "127.0.0.1:9443", .reload = CONFIG_RELOAD_RESTART, .env = "RON_OAP_ADDR",
 	  .help = "OAP/1 listener of the omnigate service (TLS only; numeric IP:port). Also the peer plane: SNI peer.macronode.invalid gets the node identity certificate and mutual TLS (docs/oap.md)." },
