@@ -15,6 +15,8 @@ PKGS=(
   libopendht-c-dev libopendht-dev
   # tests
   libcmocka-dev python3-pytest python3-cryptography curl openssl b3sum prometheus procps
+  # the web console's browser test (tests/integration/test_console.py)
+  chromium chromium-driver python3-selenium
   # checks: the readiness model, static analysis
   spin cppcheck clang-tools-14
   # benchmarks

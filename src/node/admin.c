@@ -1,7 +1,8 @@
 /*
  * admin.c — the admin plane, served by the supervisor so that it is the last
  * thing to fail: /version, /healthz, /readyz, /metrics, /api/v1/status,
- * POST /api/v1/reload, POST /api/v1/shutdown. Bodies: docs/api.md.
+ * POST /api/v1/reload, POST /api/v1/shutdown, and the web console under
+ * /ui/ (admin_ui.c, docs/console.md). Bodies: docs/api.md.
  *
  * Mutating calls: with an admin token configured they need
  * `Authorization: Bearer <token>` (compared in constant time); without one
@@ -150,6 +151,10 @@ static int admin_authorize(supervisor *s, http_req *r, const char *action)
 			why = "bad or missing admin token";
 	} else if (!http_req_peer_is_loopback(r)) {
 		why = "no admin token configured; mutating calls only from loopback";
+	} else if (!admin_ui_origin_ok(s, http_req_header(r, "Origin"))) {
+		/* Loopback is not enough when a browser sends it: any page the
+		 * operator has open could POST here (cross-site, no preflight). */
+		why = "no admin token configured; a browser page may call this only from the admin plane's own origin";
 	}
 	if (!why)
 		return 0;
@@ -227,6 +232,9 @@ int admin_start(supervisor *s)
 		{ HTTP_M_GET | HTTP_M_HEAD, "/api/v1/status", "/api/v1/status", HTTP_ROUTE_EXEMPT, admin_on_status, NULL },
 		{ HTTP_M_POST, "/api/v1/reload", "/api/v1/reload", HTTP_ROUTE_EXEMPT, admin_on_reload, NULL },
 		{ HTTP_M_POST, "/api/v1/shutdown", "/api/v1/shutdown", HTTP_ROUTE_EXEMPT, admin_on_shutdown, NULL },
+		{ HTTP_M_GET | HTTP_M_HEAD, "/ui", "/ui", HTTP_ROUTE_EXEMPT, admin_ui_on_request, NULL },
+		{ HTTP_M_GET | HTTP_M_HEAD, "/ui/", "/ui/", HTTP_ROUTE_EXEMPT | HTTP_ROUTE_PREFIX,
+		  admin_ui_on_request, NULL },
 	};
 	http_server_opts o = { .service = "admin", .routes = routes,
 	                       .nroutes = sizeof routes / sizeof routes[0] };

@@ -135,6 +135,12 @@ void supervisor_shutdown(supervisor *s, const char *why);
 /* Admin plane (admin.c). */
 __attribute__((warn_unused_result)) int admin_start(supervisor *s);
 void admin_apply_limits(supervisor *s);
+/* The web console (admin_ui.c): GET /ui, /ui/… (arg: the supervisor). */
+struct http_req;
+void admin_ui_on_request(struct http_req *r, void *arg);
+/* May a browser page of this Origin (NULL: none sent) call the admin POST
+ * routes when no admin token is configured? Only the admin plane's own. */
+bool admin_ui_origin_ok(const supervisor *s, const char *origin);
 
 /* Readiness (readiness.c): JSON body of /readyz (caller frees) and the verdict. */
 typedef enum { READY_OK = 0, READY_DEGRADED, READY_NOT } ready_verdict;

@@ -40,15 +40,15 @@ def test_gateway_404_405(node):
     assert r.status == 405
     assert allow_set(r) == {"GET", "HEAD"}
     assert r.json()["code"] == "method_not_allowed"
-    # the object routes: /o takes POST and PUT, /o/{b3} takes GET, HEAD and PUT
+    # the object routes: /o takes POST and PUT, /o/{b3} GET, HEAD and PUT; both OPTIONS (CORS)
     r = node.gw("DELETE", "/o")
     assert r.status == 405, r
-    assert allow_set(r) == {"POST", "PUT"}, r
+    assert allow_set(r) == {"POST", "PUT", "OPTIONS"}, r
     j = r.json()
     assert set(j) == envelope and j["code"] == "method_not_allowed" and j["retryable"] is False
     r = node.gw("DELETE", "/o/" + UNKNOWN_ID)
     assert r.status == 405, r
-    assert allow_set(r) == {"GET", "HEAD", "PUT"}, r
+    assert allow_set(r) == {"GET", "HEAD", "PUT", "OPTIONS"}, r
     j = r.json()
     assert set(j) == envelope and j["code"] == "method_not_allowed" and j["retryable"] is False
     # /o/{b3} is a known route: a malformed id is 400, an unknown well-formed one 404

@@ -459,7 +459,7 @@ static int services_set_json(mn_config *c, const config_key *k, json_t *v, char 
 	return 0;
 }
 
-/* ---- address lists ------------------------------------------------------ */
+/* ---- lists (addresses, origins) ----------------------------------------- */
 
 /* One entry of an address list: a numeric address with a port. */
 static int addr_list_entry(const char *s, size_t len, char *why, size_t wl)
@@ -481,7 +481,107 @@ static int addr_list_entry(const char *s, size_t len, char *why, size_t wl)
 	return 0;
 }
 
-/* "a,b" (no spaces): every entry an address, at most CONFIG_ADDR_LIST_N. */
+/* The host of an origin: a bracketed IPv6 literal, or lowercase letters,
+ * digits, '-' and '.' (a name or an IPv4 address). NULL: fine. */
+static const char *origin_host_error(const char *h, size_t n)
+{
+	if (n == 0)
+		return "no host";
+	if (h[0] == '[') {
+		if (n < 3 || h[n - 1] != ']')
+			return "an IPv6 host must be in brackets";
+		for (size_t i = 1; i + 1 < n; i++)
+			if (!strchr("0123456789abcdef:.", h[i]))
+				return "invalid character in an IPv6 host (lowercase hex, ':' and '.')";
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (h[i] >= 'A' && h[i] <= 'Z')
+			return "uppercase host: browsers send origins in lowercase";
+		if (!((h[i] >= 'a' && h[i] <= 'z') || (h[i] >= '0' && h[i] <= '9') ||
+		      h[i] == '-' || h[i] == '.'))
+			return "invalid character in the host";
+	}
+	return NULL;
+}
+
+/* The port of an origin (after ':'): 1..65535, no leading zero, and not the
+ * scheme's default (a browser never sends that, so it could never match). */
+static const char *origin_port_error(const char *p, size_t n, bool https)
+{
+	unsigned long v = 0;
+
+	if (memchr(p, '/', n))
+		return "an origin has no path";
+	if (n == 0 || n > 5 || p[0] == '0')
+		return "invalid port";
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return "invalid port";
+		v = v * 10 + (unsigned long)(p[i] - '0');
+	}
+	if (v > 65535)
+		return "invalid port";
+	if (v == (https ? 443u : 80u))
+		return "the default port is never sent by browsers: leave it out";
+	return NULL;
+}
+
+/* Bytes of the host at the start of h (len bytes, not NUL-terminated). */
+static size_t origin_host_len(const char *h, size_t len)
+{
+	const char *e;
+
+	if (len && h[0] == '[')
+		return (e = memchr(h, ']', len)) ? (size_t)(e - h) + 1 : len;
+	for (size_t i = 0; i < len; i++)
+		if (h[i] == ':' || h[i] == '/')
+			return i;
+	return len;
+}
+
+/* One web origin, exactly as a browser serializes it (RFC 6454 §6.2):
+ * "http://" or "https://", host, optional ":port"; no path, no "*". */
+static int origin_entry(const char *s, size_t len, char *why, size_t wl)
+{
+	bool https = len >= 8 && memcmp(s, "https://", 8) == 0;
+	size_t skip = https ? 8 : 7, hl;
+	const char *h, *err;
+
+	if (len == 0)
+		return fail(why, wl, "empty origin in the list");
+	if (len >= CONFIG_ORIGIN_MAX)
+		return fail(why, wl, "an origin is longer than %d bytes", CONFIG_ORIGIN_MAX - 1);
+	if (memchr(s, '*', len))
+		return fail(why, wl, "\"*\" is not an origin: writes are allowed to exact origins only");
+	if (!https && !(len >= 7 && memcmp(s, "http://", 7) == 0))
+		return fail(why, wl, "origin \"%.*s\" must start with http:// or https://",
+		            (int)(len < 64 ? len : 64), s);
+	h = s + skip;
+	len -= skip;
+	hl = origin_host_len(h, len);
+	err = origin_host_error(h, hl);
+	if (!err && hl < len)
+		err = h[hl] == ':' ? origin_port_error(h + hl + 1, len - hl - 1, https)
+		                   : "an origin has no path";
+	if (err)
+		return fail(why, wl, "invalid origin \"%.*s\": %s", (int)(skip + len < 64 ? skip + len : 64),
+		            s, err);
+	return 0;
+}
+
+static int list_entry(const config_key *k, const char *s, size_t len, char *why, size_t wl)
+{
+	return k->type == CONFIG_T_ORIGIN_LIST ? origin_entry(s, len, why, wl)
+	                                       : addr_list_entry(s, len, why, wl);
+}
+
+static size_t list_cap(const config_key *k)
+{
+	return k->type == CONFIG_T_ORIGIN_LIST ? CONFIG_ORIGIN_LIST_N : CONFIG_ADDR_LIST_N;
+}
+
+/* "a,b" (no spaces): every entry valid, at most list_cap(k) of them. */
 static int addr_list_check(const config_key *k, const char *s, char *why, size_t wl)
 {
 	size_t n = 0;
@@ -492,9 +592,10 @@ static int addr_list_check(const config_key *k, const char *s, char *why, size_t
 		return 0;
 	for (const char *p = s;;) {
 		size_t len = strcspn(p, ",");
-		if (++n > CONFIG_ADDR_LIST_N)
-			return fail(why, wl, "more than %d addresses", CONFIG_ADDR_LIST_N);
-		if (addr_list_entry(p, len, why, wl) != 0)
+		if (++n > list_cap(k))
+			return fail(why, wl, "more than %zu %s", list_cap(k),
+			            k->type == CONFIG_T_ORIGIN_LIST ? "origins" : "addresses");
+		if (list_entry(k, p, len, why, wl) != 0)
 			return -1;
 		if (!p[len])
 			break;
@@ -512,23 +613,28 @@ static int addr_list_set_string(mn_config *c, const config_key *k, const char *s
 	return 0;
 }
 
-/* A JSON array of address strings, joined with commas. */
+/* The larger of the list fields, and room for one more entry's test. */
+#define CONFIG_LIST_BUF (CONFIG_ORIGIN_LIST_MAX > CONFIG_ADDR_LIST_MAX ? \
+                         CONFIG_ORIGIN_LIST_MAX + 1 : CONFIG_ADDR_LIST_MAX + 1)
+
+/* A JSON array of strings, joined with commas. */
 static int addr_list_set_json(mn_config *c, const config_key *k, json_t *v, char *why, size_t wl)
 {
-	char buf[CONFIG_ADDR_LIST_MAX + 1];
+	char buf[CONFIG_LIST_BUF];
 	size_t o = 0, i;
 	json_t *item;
 
 	buf[0] = '\0';
 	json_array_foreach(v, i, item) {
 		if (!json_is_string(item))
-			return fail(why, wl, "expected an array of address strings");
+			return fail(why, wl, "expected an array of %s strings",
+			            k->type == CONFIG_T_ORIGIN_LIST ? "origin" : "address");
 		size_t len = json_string_length(item);
-		if (o + len + 1 >= sizeof buf)
+		if (o + len + 1 >= sizeof buf || o + len + 1 > k->size)
 			return fail(why, wl, "too long (at most %llu bytes)", (unsigned long long)k->max);
 		if (memchr(json_string_value(item), ',', len) || len == 0)
-			return addr_list_entry(json_string_value(item), len, why, wl) != 0 ? -1 :
-			       fail(why, wl, "an address must not contain a comma");
+			return list_entry(k, json_string_value(item), len, why, wl) != 0 ? -1 :
+			       fail(why, wl, "an entry must not contain a comma");
 		o += (size_t)snprintf(buf + o, sizeof buf - o, "%s%s", o ? "," : "",
 		                      json_string_value(item));
 	}
@@ -610,6 +716,7 @@ static int value_set_string(mn_config *c, const config_key *k, const char *s, ch
 	case CONFIG_T_SECRET:
 		return secret_set((char **)field(c, k), s, why, wl);
 	case CONFIG_T_ADDR_LIST:
+	case CONFIG_T_ORIGIN_LIST:
 		return addr_list_set_string(c, k, s, why, wl);
 	}
 	return fail(why, wl, "unsupported type");
@@ -646,6 +753,7 @@ static const char *type_expected(config_type t)
 	case CONFIG_T_SERVICES: return "an array of service names";
 	case CONFIG_T_SECRET:   return "a string";
 	case CONFIG_T_ADDR_LIST: return "an array of address strings \"ip:port\"";
+	case CONFIG_T_ORIGIN_LIST: return "an array of origin strings \"scheme://host[:port]\"";
 	}
 	return "a value";
 }
@@ -680,6 +788,7 @@ static int value_set_json(mn_config *c, const config_key *k, json_t *v, char *wh
 			return services_set_json(c, k, v, why, wl);
 		break;
 	case CONFIG_T_ADDR_LIST:
+	case CONFIG_T_ORIGIN_LIST:
 		if (json_is_array(v))
 			return addr_list_set_json(c, k, v, why, wl);
 		break;
@@ -954,6 +1063,7 @@ static int row_check(const mn_config *c, const config_key *k, char *why, size_t 
 		memcpy(&tok, config_cfield(c, k), sizeof tok);
 		return tok ? secret_check(tok, strlen(tok), why, wl) : 0;
 	case CONFIG_T_ADDR_LIST:
+	case CONFIG_T_ORIGIN_LIST:
 		if (strnlen(config_cfield(c, k), k->size) == k->size)
 			return fail(why, wl, "not NUL-terminated");
 		return addr_list_check(k, config_cfield(c, k), why, wl);
@@ -1189,7 +1299,8 @@ int config_validate(mn_config *c, char *err, size_t errlen)
 
 static bool row_equal(const mn_config *a, const mn_config *b, const config_key *k)
 {
-	if (config_type_is_text(k->type) || k->type == CONFIG_T_ADDR_LIST)
+	if (config_type_is_text(k->type) || k->type == CONFIG_T_ADDR_LIST ||
+	    k->type == CONFIG_T_ORIGIN_LIST)
 		return strncmp(config_cfield(a, k), config_cfield(b, k), k->size) == 0;
 	if (k->type == CONFIG_T_SECRET)
 		return true;  /* never compared: tokens rotate on reload (live) */

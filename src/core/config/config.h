@@ -39,6 +39,9 @@
 #define CONFIG_FILE_MAX   (1u << 20)  /* a config file larger than 1 MiB is refused */
 #define CONFIG_ADDR_LIST_N   16       /* addresses in one address list (dht.bootstrap) */
 #define CONFIG_ADDR_LIST_MAX (CONFIG_ADDR_LIST_N * 48)  /* bytes of the list, comma-joined */
+#define CONFIG_ORIGIN_LIST_N   16     /* origins in gateway.cors_origins */
+#define CONFIG_ORIGIN_MAX      128    /* bytes of one origin, "https://host:port" */
+#define CONFIG_ORIGIN_LIST_MAX (CONFIG_ORIGIN_LIST_N * 64)  /* bytes of the list, comma-joined */
 
 /* Services the supervisor knows how to run. Bit flags in mn_config.services. */
 enum {
@@ -60,6 +63,7 @@ typedef struct mn_config {
 	uint32_t gateway_workers;                  /* 0 = number of CPUs */
 	bool     gateway_allow_plaintext;          /* plaintext on a non-loopback address */
 	uint32_t gateway_max_ranges;               /* 16 ranges per GET; more → 416 */
+	char     gateway_cors_origins[CONFIG_ORIGIN_LIST_MAX]; /* "https://a,http://b:8080"; "" = none */
 	/* HTTP/2 on TLS listeners (core/net/http_h2.c; docs/http2.md) */
 	bool     h2_enabled;                       /* offer h2 by ALPN */
 	uint32_t h2_max_streams;                   /* SETTINGS_MAX_CONCURRENT_STREAMS, 100 */
@@ -277,6 +281,7 @@ typedef enum {
 	CONFIG_T_SERVICES,   /* uint32_t CONFIG_SVC_* bits; names list */
 	CONFIG_T_SECRET,     /* char * in sodium memory; environment only */
 	CONFIG_T_ADDR_LIST,  /* char[]: "ip:port" entries comma-joined; a JSON array in the file */
+	CONFIG_T_ORIGIN_LIST, /* char[]: "scheme://host[:port]" entries comma-joined; a JSON array */
 } config_type;
 
 typedef struct config_enum_name {

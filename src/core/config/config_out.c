@@ -77,6 +77,7 @@ static json_t *value_json(const mn_config *c, const config_key *k)
 	case CONFIG_T_SERVICES:
 		return services_json(c, k);
 	case CONFIG_T_ADDR_LIST:
+	case CONFIG_T_ORIGIN_LIST:
 		return addr_list_json(config_cfield(c, k));
 	case CONFIG_T_SECRET:
 		break;
@@ -157,6 +158,7 @@ static const char *type_doc_name(config_type t)
 		[CONFIG_T_DURATION] = "duration", [CONFIG_T_SIZE] = "size", [CONFIG_T_U32] = "u32",
 		[CONFIG_T_BOOL] = "bool", [CONFIG_T_ENUM] = "enum", [CONFIG_T_SERVICES] = "list",
 		[CONFIG_T_SECRET] = "secret", [CONFIG_T_ADDR_LIST] = "addr list",
+		[CONFIG_T_ORIGIN_LIST] = "origin list",
 	};
 	return (size_t)t < sizeof names / sizeof names[0] ? names[t] : "?";
 }
@@ -170,6 +172,8 @@ static void range_doc(const config_key *k, char *buf, size_t len)
 		snprintf(buf, len, "true, false");
 	} else if (k->type == CONFIG_T_ADDR_LIST) {
 		snprintf(buf, len, "0..%d of ip:port", CONFIG_ADDR_LIST_N);
+	} else if (k->type == CONFIG_T_ORIGIN_LIST) {
+		snprintf(buf, len, "0..%d of scheme://host[:port]", CONFIG_ORIGIN_LIST_N);
 	} else if (config_type_is_text(k->type) || k->type == CONFIG_T_SECRET) {
 		snprintf(buf, len, "%s%llu..%llu %s", k->type == CONFIG_T_ADDR ? "ip:port, " : "",
 		         (unsigned long long)k->min, (unsigned long long)k->max,
@@ -211,7 +215,8 @@ static void docs_row(FILE *out, const config_key *k)
 	range_doc(k, range, sizeof range);
 	md_cell(out, k->key, true);
 	md_cell(out, type_doc_name(k->type), false);
-	if (k->def && (k->type == CONFIG_T_SERVICES || k->type == CONFIG_T_ADDR_LIST))
+	if (k->def && (k->type == CONFIG_T_SERVICES || k->type == CONFIG_T_ADDR_LIST ||
+	               k->type == CONFIG_T_ORIGIN_LIST))
 		docs_services_default(out, k->def);
 	else if (k->def && config_type_is_text(k->type))
 		fprintf(out, "| `\"%s\"` ", k->def);

@@ -45,6 +45,7 @@ static const struct reject_def {
 	[REJECT_H2_FLOOD]    = { "h2_flood", RF_NODE },
 	[REJECT_H2_RATE]     = { "h2_rate", RF_NODE },
 	[REJECT_H2_STALL]    = { "h2_stall", RF_NODE },
+	[REJECT_CORS_ORIGIN] = { "cors_origin", RF_NODE },
 };
 
 static const char *const reject_families[REJECT_FAMILIES] = {

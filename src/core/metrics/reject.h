@@ -47,6 +47,7 @@ typedef enum reject_reason {
 	REJECT_H2_FLOOD,       /* HTTP/2: control frame, reset or header floods (GOAWAY ENHANCE_YOUR_CALM) */
 	REJECT_H2_RATE,        /* HTTP/2: streams opened past http2.requests_per_second */
 	REJECT_H2_STALL,       /* HTTP/2: a response held by a flow-control window that never opened */
+	REJECT_CORS_ORIGIN,    /* a preflight or a write from an Origin not in gateway.cors_origins */
 	REJECT_COUNT,
 } reject_reason;
 

@@ -47,9 +47,10 @@ struct evbuffer;
 #define HTTP_LINGER_MAX_BYTES  (1024u * 1024u)
 /* Extra response headers a handler may add (bytes of "Name: value\r\n"). */
 #define HTTP_RESP_MAX_HDR_BYTES (16u * 1024u)
-/* Of those, kept inline in the request: room for Content-Type and a few
- * short ones without an allocation. */
-#define HTTP_RESP_HDR_INLINE    256u
+/* Of those, kept inline in the request: room for what an object's 200
+ * carries (ETag, Cache-Control, Accept-Ranges, Content-Type and the two
+ * CORS headers, ~300 bytes) without an allocation. */
+#define HTTP_RESP_HDR_INLINE    384u
 #define HTTP_CORR_ID_LEN       16
 /* A body still to come after its request was answered (a refusal) is read
  * and dropped, keeping the connection, up to this many bytes. */

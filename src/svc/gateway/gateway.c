@@ -11,6 +11,9 @@
  * Every object and name route passes the wall (core/wall.c) as the HTTP core's gate:
  * Auth → Policy → Quota before the handler runs. The policy in force comes
  * from the supervisor (svc.h, CTL_POLICY); /healthz is admin class, ungated.
+ * Before the wall, the gate asks cors.c: a preflight OPTIONS is admitted
+ * without a token (and without a body), a write from an Origin not in
+ * gateway.cors_origins is refused.
  *
  * Every route is HTTP_ROUTE_STREAM_BODY, so the gateway never buffers a
  * request body; that is what makes it safe to set the core's body cap
@@ -33,6 +36,7 @@
 #include "core/auth/wall.h"
 #include "lib/util.h"
 #include "lib/log.h"
+#include "svc/gateway/cors.h"
 #include "svc/gateway/names.h"
 #include "svc/gateway/objects.h"
 #include "svc/svc.h"
@@ -47,6 +51,7 @@ typedef struct gateway {
 	index_client *index;    /* NULL: the node runs no index service */
 	objects       objects;
 	names         names;
+	cors          cors;     /* gateway.cors_origins (live reload) */
 	http_route    routes[1 + OBJECTS_NROUTES + NAMES_NROUTES];  /* /healthz, objects, names */
 	wall         *wall;
 	struct event *shed_ev;
@@ -94,6 +99,25 @@ static void gateway_gate(http_req *r, void *arg, http_gate_verdict *out)
 		.mtls_tenant = wall_peer_tenant(g->wall, http_req_peer_cert(r)),
 	};
 
+	/* CORS before the wall: a preflight carries no token (browsers send
+	 * none) and no body, and still pays the rate and in-flight caps after
+	 * the gate; a write from an Origin not listed is refused here; any
+	 * other request gets its CORS headers now, so the wall's refusals
+	 * carry them too. */
+	switch (cors_gate(&g->cors, r)) {
+	case CORS_PREFLIGHT:
+		out->body_capped = true;
+		out->body_cap = 0;
+		return;
+	case CORS_REFUSE:
+		out->status = 403;
+		out->code = CORS_REFUSE_CODE;
+		out->message = CORS_REFUSE_MESSAGE;
+		out->reject = REJECT_CORS_ORIGIN;
+		return;
+	case CORS_PASS:
+		break;
+	}
 	/* Two Authorization fields are ambiguous (which one would a proxy in
 	 * front of us have checked?): refused, never resolved. */
 	if (auth && (http_req_header_count(r, "Authorization") > 1 ||
@@ -237,6 +261,8 @@ static int gateway_start(svc *s)
 	g->objects.stor = g->stor;
 	g->objects.cache = g->stor ? objcache_new(g->stor) : NULL;   /* NULL: served without */
 	g->objects.max_object = s->cfg.storage_max_object_bytes;
+	cors_configure(&g->cors, &s->cfg);
+	g->objects.cors = &g->cors;
 	if (s->cfg.services & CONFIG_SVC_INDEX)
 		g->index = index_client_for(s->base, &s->cfg);
 	g->names.index = g->index;
@@ -271,6 +297,7 @@ static void gateway_reload(svc *s)
 	g->objects.fetch_on_miss = s->cfg.overlay_fetch_on_miss;
 	g->objects.range_fetch_max = s->cfg.overlay_range_fetch_max_bytes;
 	g->objects.max_ranges = s->cfg.gateway_max_ranges;
+	cors_configure(&g->cors, &s->cfg);
 	gateway_wall_configure(s, g);
 	/* New connections get the new certificate; on error the old one stays. */
 	if (g->tls && tls_server_reload(g->tls, &s->cfg, err, sizeof err) < 0)

@@ -27,9 +27,11 @@
 #include "core/metrics/reject.h"
 #include "lib/b3.h"
 #include "lib/log.h"
+#include "svc/gateway/cors.h"
 #include "svc/gateway/names.h"
 
 #define NAMES_PREFIX "/n/"
+#define NAMES_METHODS (HTTP_M_GET | HTTP_M_HEAD | HTTP_M_PUT)
 
 /* ---- request state ------------------------------------------------------- */
 
@@ -253,6 +255,11 @@ static void names_on_request(http_req *r, void *arg)
 	names *n = arg;
 	names_req *q;
 
+	/* The CORS headers of GET/PUT were added by the gate (cors_gate). */
+	if (http_req_method_bit(r) == HTTP_M_OPTIONS) {
+		cors_preflight(r, n->objects->cors, NAMES_METHODS);
+		return;
+	}
 	if (!n->index) {
 		(void)http_reply_error(r, 404, "not_found",
 		                       "names are not served here: the node runs no index service "
@@ -279,6 +286,6 @@ static void names_on_request(http_req *r, void *arg)
 
 void names_routes(names *n, http_route out[NAMES_NROUTES])
 {
-	out[0] = (http_route){ HTTP_M_GET | HTTP_M_HEAD | HTTP_M_PUT, NAMES_PREFIX, "/n/{name}",
+	out[0] = (http_route){ NAMES_METHODS | HTTP_M_OPTIONS, NAMES_PREFIX, "/n/{name}",
 	                       HTTP_ROUTE_PREFIX | HTTP_ROUTE_STREAM_BODY, names_on_request, n };
 }

@@ -7,6 +7,7 @@
  *   POST /o, PUT /o       new object from the body (201) or existing (200)
  *   PUT  /o/{b3}          body must hash to the id (422 otherwise)
  *   GET, HEAD /o/{b3}     verified before served
+ *   OPTIONS on both       CORS preflight (cors.c), no token needed
  *
  * The core answers 405 (with Allow) for any other method on these paths and
  * 404 for any other path. Every route is HTTP_ROUTE_STREAM_BODY: the gateway
@@ -18,15 +19,24 @@
 #include "core/metrics/reject.h"
 #include "lib/b3.h"
 #include "lib/log.h"
+#include "svc/gateway/cors.h"
 #include "svc/gateway/objects.h"
 
 #define OBJECTS_ID_PREFIX "/o/"
+#define OBJECTS_M_NEW     (HTTP_M_POST | HTTP_M_PUT)               /* /o */
+#define OBJECTS_M_ID      (HTTP_M_GET | HTTP_M_HEAD | HTTP_M_PUT)  /* /o/{b3} */
 
 /* ---- dispatch --------------------------------------------------------- */
 
 static void objects_on_put(http_req *r, void *arg)
 {
-	objects_put(r, arg, NULL);
+	objects *o = arg;
+
+	if (http_req_method_bit(r) == HTTP_M_OPTIONS) {
+		cors_preflight(r, o->cors, OBJECTS_M_NEW);
+		return;
+	}
+	objects_put(r, o, NULL);
 }
 
 /* /o/{b3}: the path remainder must be a strict id ("b3:" + 64 lowercase
@@ -35,24 +45,31 @@ static void objects_on_id(http_req *r, void *arg)
 {
 	const char *rest = http_req_path(r) + strlen(OBJECTS_ID_PREFIX);  /* prefix route */
 	uint8_t id[B3_OUT_LEN];
+	objects *o = arg;
+	unsigned m = http_req_method_bit(r);
 
+	/* The CORS headers of GET/PUT were added by the gate (cors_gate). */
+	if (m == HTTP_M_OPTIONS) {
+		cors_preflight(r, o->cors, OBJECTS_M_ID);
+		return;
+	}
 	if (b3_cid_parse(rest, strlen(rest), id) < 0) {
 		reject_count(REJECT_FAMILY_NODE, REJECT_BAD_REQUEST);
 		(void)http_reply_error(r, 400, "bad_request",
 		                       "malformed object id: want b3:<64 lowercase hex>", false, 0);
 		return;
 	}
-	if (http_req_method_bit(r) == HTTP_M_PUT)
-		objects_put(r, arg, id);
+	if (m == HTTP_M_PUT)
+		objects_put(r, o, id);
 	else
-		objects_get(r, arg, id);
+		objects_get(r, o, id);
 }
 
 void objects_routes(objects *o, http_route out[OBJECTS_NROUTES])
 {
-	out[0] = (http_route){ HTTP_M_POST | HTTP_M_PUT, "/o", "/o", HTTP_ROUTE_STREAM_BODY,
+	out[0] = (http_route){ OBJECTS_M_NEW | HTTP_M_OPTIONS, "/o", "/o", HTTP_ROUTE_STREAM_BODY,
 	                       objects_on_put, o };
-	out[1] = (http_route){ HTTP_M_GET | HTTP_M_HEAD | HTTP_M_PUT, OBJECTS_ID_PREFIX, "/o/{b3}",
+	out[1] = (http_route){ OBJECTS_M_ID | HTTP_M_OPTIONS, OBJECTS_ID_PREFIX, "/o/{b3}",
 	                       HTTP_ROUTE_PREFIX | HTTP_ROUTE_STREAM_BODY, objects_on_id, o };
 }
 

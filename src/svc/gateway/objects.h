@@ -33,8 +33,11 @@
  * (disk-backed) instead, counted in range_fetch_fallback_total. */
 #define OBJECTS_RANGE_HELD_MAX 8u
 
+struct cors;
+
 /* Shared by every request of one worker; outlives them all. */
 typedef struct objects {
+	const struct cors *cors;  /* gateway.cors_origins (owned by the gateway) */
 	stor_client *stor;        /* borrowed from the gateway */
 	objcache    *cache;       /* open objects and group buffers (owned by the gateway), or NULL */
 	ovl_client  *ovl;         /* the overlay's client when it runs, else NULL (borrowed) */

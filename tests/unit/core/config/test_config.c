@@ -440,6 +440,58 @@ static void test_addr_list(void **state)
 	config_free(&c);
 }
 
+/* gateway.cors_origins: exact origins as browsers send them; no "*", no
+ * path, no default port, lowercase; live reload. */
+static void test_origin_list(void **state)
+{
+	mn_config c;
+	char e2[CONFIG_ERR_MAX];
+	static const struct { const char *in, *why; } bad[] = {
+		{ "*", "\"*\" is not an origin" },
+		{ "https://*.example", "\"*\" is not an origin" },
+		{ "http://a.example/", "an origin has no path" },
+		{ "http://a.example:8080/x", "an origin has no path" },
+		{ "a.example", "must start with http:// or https://" },
+		{ "ftp://a.example", "must start with http:// or https://" },
+		{ "http://A.example", "uppercase host" },
+		{ "https://a.example:443", "the default port is never sent" },
+		{ "http://a.example:80", "the default port is never sent" },
+		{ "http://a.example:0", "invalid port" },
+		{ "http://a.example:65536", "invalid port" },
+		{ "http://a.example:", "invalid port" },
+		{ "http://", "no host" },
+		{ "http://[::1", "IPv6 host must be in brackets" },
+		{ "http://user@a.example", "invalid character in the host" },
+		{ "http://a.example,", "empty origin" },
+	};
+
+	(void)state;
+	load_ok(&c, "{\"gateway\": {\"cors_origins\": [\"https://app.example\", "
+	            "\"http://127.0.0.1:9600\", \"http://[::1]:8080\"]}}");
+	assert_string_equal(c.gateway_cors_origins,
+	                    "https://app.example,http://127.0.0.1:9600,http://[::1]:8080");
+	char *json = config_to_json(&c, false);
+	assert_non_null(strstr(json, "\"cors_origins\":[\"https://app.example\",\"http://127.0.0.1:9600\""));
+	free(json);
+	config_defaults(&c);
+	assert_string_equal(c.gateway_cors_origins, "");
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		if (config_set(&c, "gateway.cors_origins", bad[i].in, e2, sizeof e2) != -1 ||
+		    !strstr(e2, bad[i].why))
+			fail_msg("%s: got \"%s\", want \"%s\"", bad[i].in, e2, bad[i].why);
+	}
+	load_fails("{\"gateway\": {\"cors_origins\": \"https://a.example\"}}",
+	           "t.json: gateway.cors_origins: expected an array of origin strings "
+	           "\"scheme://host[:port]\", got string");
+	char many[CONFIG_ORIGIN_LIST_MAX];
+	size_t o = 0;
+	for (int i = 0; i <= CONFIG_ORIGIN_LIST_N; i++)
+		o += (size_t)snprintf(many + o, sizeof many - o, "%shttp://h%d", i ? "," : "", i);
+	assert_int_equal(config_set(&c, "gateway.cors_origins", many, e2, sizeof e2), -1);
+	assert_non_null(strstr(e2, "more than 16 origins"));
+	config_free(&c);
+}
+
 static void test_precedence(void **state)
 {
 	(void)state;
@@ -819,6 +871,7 @@ int main(void)
 		cmocka_unit_test(test_reload_check),
 		cmocka_unit_test(test_validate_addrs),
 		cmocka_unit_test(test_validate_gateway_tls),
+		cmocka_unit_test(test_origin_list),
 		cmocka_unit_test(test_token_file),
 		cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_print_round_trip),

@@ -51,7 +51,7 @@ static void test_names(void **state)
 		"none", "413", "414", "415", "429", "431", "503", "501", "timeout", "conn_cap",
 		"bad_request", "unauth", "forbidden", "quota", "decompress", "integrity",
 		"peercred", "malformed", "too_large", "protocol", "hello", "inflight",
-		"h2_protocol", "h2_flood", "h2_rate", "h2_stall",
+		"h2_protocol", "h2_flood", "h2_rate", "h2_stall", "cors_origin",
 	};
 
 	(void)state;

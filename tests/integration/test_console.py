@@ -1,0 +1,188 @@
+"""The web console (GET /ui/ on the admin plane, src/node/admin_ui.c,
+src/node/ui/, docs/console.md) in a real browser: headless Chromium from
+Debian driven through chromedriver (python3-selenium), loopback only.
+
+One node with an admin token and `gateway.cors_origins` = the admin plane's
+origin; the page must list the real services, plot live numbers that follow
+/metrics, upload a file to the gateway (cross-origin, with a capability
+token) and show its cid, reload the node with the admin token, and never
+put a token in storage or a cookie.
+
+Skipped when chromium, chromedriver or selenium are missing
+(scripts/deps.sh installs them). Set MN_CONSOLE_SCREENSHOT=path to save a
+screenshot (docs/console.png is made that way).
+"""
+import os
+import re
+import shutil
+import time
+
+import pytest
+
+from conftest import (SLOW, b3sum_cid, http_request, mint_token, obj_path, wait_until)
+
+try:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+except ImportError:   # pragma: no cover - depends on the host
+    webdriver = None
+
+CHROMIUM = shutil.which("chromium")
+CHROMEDRIVER = shutil.which("chromedriver")
+ADMIN_TOKEN = "console-test-admin-token-0123456789"
+CID_RE = re.compile(r"^b3:[0-9a-f]{64}$")
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self' http://127.0.0.1:%d; frame-ancestors 'none'; base-uri 'none'; "
+       "form-action 'none'")
+
+
+@pytest.fixture
+def browser(tmp_dir):
+    if webdriver is None or not CHROMIUM or not CHROMEDRIVER:
+        pytest.skip("chromium, chromedriver or python3-selenium not installed")
+    o = webdriver.ChromeOptions()
+    o.binary_location = CHROMIUM
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+              "--window-size=1280,1500", "--no-first-run", "--disable-sync",
+              "--disable-background-networking", "--disable-component-update",
+              "--disable-default-apps", "--disable-extensions", "--proxy-server=direct://",
+              "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",   # loopback only
+              "--user-data-dir=" + os.path.join(tmp_dir, "chromium")):
+        o.add_argument(a)
+    o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    d = webdriver.Chrome(service=Service(CHROMEDRIVER), options=o)
+    d.set_page_load_timeout(20 * SLOW)
+    try:
+        yield d
+    finally:
+        d.quit()
+
+
+def console_node(node_factory):
+    n = node_factory(start=False, env={"RON_ADMIN_TOKEN": ADMIN_TOKEN})
+    n.origin = "http://127.0.0.1:%d" % n.admin_port
+    n.write_config({"gateway": {"cors_origins": [n.origin]}})
+    return n.start()
+
+
+def txt(d, elem_id):
+    return d.find_element(By.ID, elem_id).text.strip()
+
+
+def gateway_requests(n):
+    return int(n.metrics().sum("http_requests_total", service="gateway"))
+
+
+def test_console_in_a_browser(node_factory, browser, tmp_dir):
+    t0 = time.monotonic()
+    n = console_node(node_factory)
+    d = browser
+
+    # The headers a browser enforces: CSP (gateway origin in connect-src), nosniff.
+    for path in ("/ui/", "/ui/console.js", "/ui/console.css"):
+        r = n.get(path)
+        assert r.status == 200, r
+        assert r.header("Content-Security-Policy") == CSP % n.gateway_port, r
+        assert r.header("X-Content-Type-Options") == "nosniff", r
+    assert n.get("/ui/console.js").header("Content-Type") == "text/javascript; charset=utf-8"
+    assert n.get("/ui/nope.js").status == 404
+    r = n.get("/ui")
+    assert r.status == 308 and r.header("Location") == "/ui/", r
+    cfg = n.get("/ui/config.json").json()
+    assert cfg["gateway_origin"] == "http://127.0.0.1:%d" % n.gateway_port
+    assert cfg["cors_origins"] == [n.origin] and cfg["admin_token_required"] is True
+
+    d.get(n.origin + "/ui/")
+    # The service table lists the real services, one row per child.
+    want = sorted((c["service"], str(c["pid"])) for c in n.children())
+
+    def table():
+        rows = d.find_elements(By.CSS_SELECTOR, "#services tbody tr")
+        return sorted((r.find_elements(By.TAG_NAME, "td")[0].text,
+                       r.find_elements(By.TAG_NAME, "td")[2].text) for r in rows)
+    wait_until(lambda: table() == want, 10 * SLOW, what="service table = /api/v1/status")
+    assert {s for s, _ in want} >= {"gateway", "storage"}
+    assert txt(d, "ready-status") == "ready"
+
+    # Live numbers: the request counter beside the plot follows /metrics.
+    wait_until(lambda: txt(d, "req-total").isdigit(), 10 * SLOW, what="a first sample")
+    for _ in range(7):
+        assert n.gw("GET", "/healthz").status == 200
+    floor = gateway_requests(n)
+    wait_until(lambda: txt(d, "req-total").isdigit() and int(txt(d, "req-total")) >= floor,
+               10 * SLOW, what="the readout to reach /metrics' count")
+    assert int(txt(d, "req-total")) <= gateway_requests(n)
+    wait_until(lambda: re.fullmatch(r"\d+\.\d", txt(d, "rate-now")), 10 * SLOW,
+               what="a request rate")
+    inked = d.execute_script(
+        "const c = document.getElementById('plot-rate');"
+        "const p = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        "let n = 0; for (let i = 3; i < p.length; i += 4) if (p[i]) n++; return n;")
+    assert inked > 100, inked
+
+    # Upload through the page: a capability token typed in, the file given to
+    # the <input type=file>, the cid shown; fetched back from the gateway.
+    data = os.urandom(300 * 1024)
+    path = os.path.join(tmp_dir, "upload.bin")
+    with open(path, "wb") as f:
+        f.write(data)
+    tok = mint_token(n.wall_dir, "--prefix", "/o", "--method", "POST", "--method", "PUT")
+    assert not d.find_element(By.ID, "cors-note").is_displayed()
+    d.find_element(By.ID, "cap-token").send_keys(tok)
+    d.find_element(By.ID, "file").send_keys(path)
+    wait_until(lambda: CID_RE.match(txt(d, "up-cid")), 15 * SLOW,
+               what="the cid on the page (status: %s)" % txt(d, "up-status"))
+    cid = txt(d, "up-cid")
+    assert cid == b3sum_cid(data)
+    assert d.find_element(By.ID, "up-progress").get_attribute("value") == "100"
+    r = n.gw("GET", obj_path(cid))
+    assert r.status == 200 and r.body == data
+
+    # The object box: HEAD on the gateway → size and a download link.
+    d.find_element(By.CSS_SELECTOR, "#lookup button").click()
+    wait_until(lambda: d.find_element(By.ID, "object-info").is_displayed(), 10 * SLOW,
+               what="object info")
+    assert "(%d bytes)" % len(data) in txt(d, "obj-size")
+    assert d.find_element(By.ID, "obj-link").get_attribute("href") == \
+        "http://127.0.0.1:%d%s" % (n.gateway_port, obj_path(cid))
+
+    # State changes need the admin token, which stays in page memory.
+    assert not d.find_element(By.ID, "btn-reload").is_enabled()
+    before = n.status()["reloads"]["ok"]
+    d.find_element(By.ID, "admin-token").send_keys(ADMIN_TOKEN)
+    d.find_element(By.ID, "admin-use").click()
+    assert d.find_element(By.ID, "admin-token").get_attribute("value") == ""
+    d.find_element(By.ID, "btn-reload").click()
+    wait_until(lambda: n.status()["reloads"]["ok"] == before + 1, 10 * SLOW,
+               what="the reload the page asked for")
+    held = d.execute_script(
+        "return [localStorage.length, sessionStorage.length, document.cookie,"
+        " location.href.indexOf('token')]")
+    assert held == [0, 0, "", -1], held
+
+    # No script or style was refused by the CSP, and nothing else went wrong.
+    errors = [e for e in d.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors
+    shot = os.environ.get("MN_CONSOLE_SCREENSHOT")
+    if shot:
+        d.find_element(By.ID, "admin-note")   # header present
+        d.save_screenshot(shot)
+    assert time.monotonic() - t0 < 60 * SLOW
+
+
+def test_admin_posts_refuse_other_origins_without_a_token(node_factory):
+    """No admin token configured: a loopback POST is accepted, but not when a
+    browser says it comes from another origin's page (cross-site POST)."""
+    n = node_factory()
+    before = n.metrics().sum("rejected_total", reason="unauth")
+    r = http_request(n.admin_port, "POST", "/api/v1/reload",
+                     headers={"Origin": "http://evil.example"})
+    assert r.status == 401 and "own origin" in r.json()["message"], r
+    assert n.metrics().sum("rejected_total", reason="unauth") == before + 1
+    r = http_request(n.admin_port, "POST", "/api/v1/reload",
+                     headers={"Origin": "http://127.0.0.1:%d" % n.admin_port})
+    assert r.status == 202, r
+    r = http_request(n.admin_port, "POST", "/api/v1/reload")
+    assert r.status == 202, r
+    assert n.get("/ui/config.json").json()["admin_token_required"] is False
