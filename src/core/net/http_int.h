@@ -1,9 +1,11 @@
 /*
- * http_int.h — internals shared by the HTTP core's three files:
+ * http_int.h — internals shared by the HTTP core's four files:
  *   http.c       server, listener, limits, routing and admission, metrics,
  *                request accessors;
- *   http_conn.c  connection state machine, parser callbacks, request object;
- *   http_resp.c  response framing, writing, the error envelope.
+ *   http_conn.c  connection state machine, HTTP/1.1 parser callbacks, the
+ *                request object (and HTTP/2 heads into it);
+ *   http_h2.c    HTTP/2 (ALPN h2): nghttp2 session, streams as requests;
+ *   http_resp.c  response framing, writing, the error envelope (both codecs).
  * Not for use outside src/core/http*.c (and the fuzz target).
  */
 #ifndef MN_CORE_HTTP_INT_H
