@@ -207,6 +207,10 @@ def test_h2_curl_objects_ranges_and_verification(h2_node, pki, tmp_dir):
 
     assert b"HTTP/2 200" in p.stdout and \
         ("content-length: %d" % len(data)).encode() in p.stdout.lower(), p.stdout
+    # CORS on h2 as on HTTP/1.1: the gate's headers reach the HEADERS frame
+    p = curl(pki, "--http2", "-I", "-H", "Origin: https://page.example", url(n, "/o/" + cid))
+    assert b"access-control-allow-origin: *" in p.stdout.lower(), p.stdout
+    assert b"access-control-expose-headers:" in p.stdout.lower()
     # HTTP/1.1 still on offer through the same listener
     p = curl(pki, "--http1.1", "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
              url(n, "/o/" + cid))

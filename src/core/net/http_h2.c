@@ -75,7 +75,7 @@ struct h2_stream {
 	struct h2_sess   *s;
 	int32_t           id;
 	http_req         *req;           /* owned */
-	struct h2_stream *prev, *next;   /* the session's streams */
+	struct h2_stream *prev, *next;   /* the session's open streams; next: closed list */
 	struct evbuffer  *in;            /* body received, not yet taken (≤ the stream window) */
 	struct evbuffer  *out;           /* response body not yet framed */
 	uint64_t          hdr_bytes;     /* decoded head size (RFC 9113 §6.5.2) */
@@ -97,8 +97,9 @@ struct h2_stream {
 struct h2_sess {
 	struct http_conn *c;
 	nghttp2_session  *ng;
-	struct h2_stream *streams;
-	size_t            nstreams;
+	struct h2_stream *streams;       /* open (nghttp2 has not closed them) */
+	struct h2_stream *closed;        /* closed by nghttp2, freed at the next safe point */
+	size_t            nstreams;      /* open ones */
 	tbucket           req_rate;      /* streams opened (http2.requests_per_second) */
 	tbucket           ctl_rate;      /* control frames (http2.control_frames_per_second) */
 	uint64_t          started;       /* ms */
@@ -176,7 +177,22 @@ static void stream_drop_out(struct h2_stream *st)
 	}
 }
 
-static void stream_free(struct h2_stream *st)
+/* Off the open list (the stream is then the caller's). */
+static void stream_unlink(struct h2_sess *s, struct h2_stream *st)
+{
+	if (st->prev)
+		st->prev->next = st->next;
+	else
+		s->streams = st->next;
+	if (st->next)
+		st->next->prev = st->prev;
+	st->prev = st->next = NULL;
+	s->nstreams--;
+}
+
+/* Free an unlinked stream: its request first (on_close if the handler
+ * still had it, the gate's end), then its buffers. */
+static void stream_destroy(struct h2_stream *st)
 {
 	struct h2_sess *s = st->s;
 
@@ -192,13 +208,6 @@ static void stream_free(struct h2_stream *st)
 		stream_drop_out(st);
 		evbuffer_free(st->out);
 	}
-	if (st->prev)
-		st->prev->next = st->next;
-	else
-		s->streams = st->next;
-	if (st->next)
-		st->next->prev = st->prev;
-	s->nstreams--;
 	free(st);
 }
 
@@ -289,15 +298,14 @@ static int cb_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
 	s->streams = st;
 	s->nstreams++;
 	s->last_active = now;
-	if (!st->in || !st->out || !st->req) {
-		stream_free(st);
-		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	if (st->in && st->out && st->req) {
+		st->req->h2 = st;
+		if (nghttp2_session_set_stream_user_data(ng, st->id, st) == 0)
+			return 0;
 	}
-	st->req->h2 = st;
-	if (nghttp2_session_set_stream_user_data(ng, st->id, st) != 0) {
-		stream_free(st);
-		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	}
+	stream_unlink(s, st);
+	stream_destroy(st);
+	return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	return 0;
 }
 
@@ -414,6 +422,9 @@ static int cb_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
 	st->closed = true;
 	/* Bytes never taken still hold the connection window. */
 	stream_drop_in(st);
+	stream_unlink(s, st);
+	st->next = s->closed;
+	s->closed = st;
 	s->last_active = http_now_ms();
 	return 0;
 }
@@ -542,21 +553,21 @@ static void stream_deliver(struct h2_stream *st)
 	}
 }
 
-/* One pass over the streams. A handler may end, reset or answer any of
- * them, but streams are only freed here, so the walk stays valid: the next
- * pointer is taken before anything runs. */
+/* One pass: free what nghttp2 closed, then admit, deliver and kick the
+ * open streams. Handlers run here and may end, reset or answer any
+ * stream, but only nghttp2 (never called from here) closes one, so the
+ * open list does not change under the walk. */
 static bool sess_work(struct h2_sess *s)
 {
-	struct h2_stream *st = s->streams, *next;
+	struct h2_stream *st;
 	bool any = false;
 
-	for (; st; st = next) {
-		next = st->next;
-		if (st->closed) {
-			stream_free(st);
-			any = true;
-			continue;
-		}
+	while ((st = s->closed) != NULL) {
+		s->closed = st->next;
+		stream_destroy(st);
+		any = true;
+	}
+	for (st = s->streams; st; st = st->next) {
 		if (st->head_ready && !st->head_done) {
 			stream_admit(st);
 			any = true;
@@ -835,10 +846,18 @@ int h2_sess_start(struct http_conn *c)
 
 void h2_sess_free(struct h2_sess *s)
 {
+	struct h2_stream *st;
+
 	if (!s)
 		return;
-	while (s->streams)
-		stream_free(s->streams);
+	while ((st = s->closed) != NULL) {
+		s->closed = st->next;
+		stream_destroy(st);
+	}
+	while ((st = s->streams) != NULL) {
+		stream_unlink(s, st);
+		stream_destroy(st);
+	}
 	nghttp2_session_del(s->ng);
 	free(s);
 }
@@ -892,7 +911,9 @@ int h2_resp_start(http_req *r)
 	char status[8], clen[24];
 	const char *date = http_server_date(r->srv);
 	size_t n = 0, extra = rs->hdrs ? evbuffer_get_length(rs->hdrs) : 0;
-	char *buf = malloc(rs->hdr_len + extra + 1);
+	char local[HTTP_RESP_HDR_INLINE + 1];
+	/* The usual answer's fields fit in the inline part: no allocation. */
+	char *buf = extra ? malloc(rs->hdr_len + extra + 1) : local;
 	nghttp2_data_provider prd = { .source.ptr = st, .read_callback = cb_data_read };
 	int rv;
 
@@ -915,7 +936,8 @@ int h2_resp_start(http_req *r)
 	rs->close = false;
 	/* nghttp2 copies the fields: buf may go. */
 	rv = nghttp2_submit_response(st->s->ng, st->id, nv, n, rs->drop_body ? NULL : &prd);
-	free(buf);
+	if (buf != local)
+		free(buf);
 	if (rv != 0)
 		return -1;
 	if (rs->drop_body)
