@@ -92,6 +92,7 @@ struct h2_stream {
 	bool              closed;        /* nghttp2 closed it: free at the next safe point */
 	bool              we_reset;      /* a RST_STREAM of ours (not counted as the peer's fault) */
 	bool              kick;          /* on_drain / on_body registration wants a look */
+	bool              over_cap;      /* body bytes past the request's cap arrived (413) */
 };
 
 struct h2_sess {
@@ -397,13 +398,20 @@ static int cb_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 		return 0;
 	}
 	r = st->req;
+	/* Bytes past the cap are not counted (the gate meters at most the
+	 * cap, as with HTTP/1.1's chunk check) and never reach the handler. */
+	if (st->over_cap || len > r->body_limit - r->body_seen) {
+		st->over_cap = true;
+		stream_consume(st, len);
+		return 0;
+	}
 	r->body_seen += len;
 	st->t_progress = http_now_ms();
 	/* Answered already, refused, stopped, or over the cap: dropped. Bytes
 	 * that come before the head was admitted (the same read often holds
 	 * HEADERS and the first DATA) wait in st->in: the window bounds them. */
 	if ((st->head_done && (!r->route || r->resp.state == HTTP_RESP_ENDED || r->body_stopped ||
-	                       r->gone)) || r->body_seen > r->body_limit) {
+	                       r->gone))) {
 		stream_consume(st, len);
 		return 0;
 	}
@@ -507,7 +515,7 @@ static void stream_deliver(struct h2_stream *st)
 	http_req *r = st->req;
 	struct evbuffer_iovec v;
 
-	if (r->body_seen > r->body_limit && r->resp.state == HTTP_RESP_NONE && !r->gone) {
+	if (st->over_cap && r->resp.state == HTTP_RESP_NONE && !r->gone) {
 		stream_drop_in(st);
 		http_req_reject_status(r, 413, NULL);
 		return;
@@ -577,7 +585,7 @@ static bool sess_work(struct h2_sess *s)
 		/* Bytes to hand over, or an end not yet delivered (a handler
 		 * may register for the body after the end arrived). */
 		if (evbuffer_get_length(st->in) || (st->remote_done && !st->req->end_sent) ||
-		    st->req->body_seen > st->req->body_limit)
+		    st->over_cap)
 			stream_deliver(st);
 		if (st->kick) {
 			st->kick = false;
@@ -854,8 +862,11 @@ void h2_sess_free(struct h2_sess *s)
 		s->closed = st->next;
 		stream_destroy(st);
 	}
-	while ((st = s->streams) != NULL) {
-		stream_unlink(s, st);
+	while ((st = s->streams) != NULL) {   /* pop the head */
+		s->streams = st->next;
+		if (st->next)
+			st->next->prev = NULL;
+		s->nstreams--;
 		stream_destroy(st);
 	}
 	nghttp2_session_del(s->ng);
