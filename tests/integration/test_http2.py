@@ -411,6 +411,29 @@ def test_h2_zero_window_stall(node_factory, pki, tmp_dir):
     c.close()
 
 
+@pytest.mark.skipif(not CURL, reason="curl not installed")
+def test_h2_client_gone_mid_answers(node_factory, pki, tmp_dir):
+    """A client that sends FIN with answers still queued (h2load -D ends so)
+    is gone: the connection is freed at once, not after a write deadline
+    it may never reach."""
+    n = node_factory(deep({"timeouts": {"write": "30s"}}, pki.tls_config()))
+    data = os.urandom(300000)
+    src = os.path.join(tmp_dir, "src")
+    with open(src, "wb") as f:
+        f.write(data)
+    cid = b3sum_cid(data)
+    p = curl(pki, "--http2", "-X", "POST", "--data-binary", "@" + src, url(n, "/o"))
+    assert cid.encode() in p.stdout, p
+    c = H2(n, pki)
+    c.send(b"".join(frame(HEADERS, END_HEADERS | END_STREAM, sid,
+                          req_block(path=b"/o/" + cid.encode())) for sid in range(1, 40, 2)))
+    c.recv_frame()
+    c.s.shutdown(socket.SHUT_WR)          # FIN, no close_notify, nothing more read,
+    c.close()                             # then gone, as a process exiting
+    gw = lambda: n.metrics().get("open_connections", service="gateway")
+    wait_until(lambda: gw() == 0, 3 * SLOW, what="the connection freed on the client's FIN")
+
+
 def test_h2_protocol_errors(h2_node, pki):
     n = h2_node
     c = H2(n, pki)

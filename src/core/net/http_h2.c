@@ -752,8 +752,11 @@ void h2_on_event(struct http_conn *c, unsigned what)
 	} else if (what & CONN_EV_ERROR) {
 		http_conn_set_state(c, HTTP_CONN_CLOSED);
 	} else if (what & CONN_EV_EOF) {
-		/* The peer is gone: its streams with it (on_close at the free). */
-		http_conn_set_state(c, HTTP_CONN_FLUSH);
+		/* The peer is gone, its streams with it (on_close at the free).
+		 * Not a flush: an HTTP/2 client that closed will not read what
+		 * is queued, and a TLS write towards it may never fail (h2load
+		 * -D left every connection open that way). */
+		http_conn_set_state(c, HTTP_CONN_CLOSED);
 	}
 }
 
