@@ -171,6 +171,17 @@ def url(n, path):
     return "https://localhost:%d%s" % (n.gateway_port, path)
 
 
+def h2_store(n, pki, tmp_dir, data):
+    """POST data over h2 with curl; returns its cid (checked)."""
+    src = os.path.join(tmp_dir, "src")
+    with open(src, "wb") as f:
+        f.write(data)
+    cid = b3sum_cid(data)
+    p = curl(pki, "--http2", "-X", "POST", "--data-binary", "@" + src, url(n, "/o"))
+    assert cid.encode() in p.stdout, p
+    return cid
+
+
 # ------------------------------------------------------------------ the same routes
 
 @pytest.mark.skipif(not CURL, reason="curl not installed")
@@ -394,13 +405,7 @@ def test_h2_zero_window_stall(node_factory, pki, tmp_dir):
     timeouts.write, then the stream is reset and counted; the connection
     and the node carry on."""
     n = node_factory(deep({"timeouts": {"write": "1s"}}, pki.tls_config()))
-    data = os.urandom(300000)
-    src = os.path.join(tmp_dir, "src")
-    with open(src, "wb") as f:
-        f.write(data)
-    cid = b3sum_cid(data)
-    p = curl(pki, "--http2", "-X", "POST", "--data-binary", "@" + src, url(n, "/o"))
-    assert cid.encode() in p.stdout, p
+    cid = h2_store(n, pki, tmp_dir, os.urandom(300000))
     c = H2(n, pki, client_settings=settings(initial_window_size=0))
     c.send(frame(HEADERS, END_HEADERS | END_STREAM, 1, req_block(path=b"/o/" + cid.encode())))
     body, frames = c.response(1, timeout=8)
@@ -417,13 +422,7 @@ def test_h2_client_gone_mid_answers(node_factory, pki, tmp_dir):
     is gone: the connection is freed at once, not after a write deadline
     it may never reach."""
     n = node_factory(deep({"timeouts": {"write": "30s"}}, pki.tls_config()))
-    data = os.urandom(300000)
-    src = os.path.join(tmp_dir, "src")
-    with open(src, "wb") as f:
-        f.write(data)
-    cid = b3sum_cid(data)
-    p = curl(pki, "--http2", "-X", "POST", "--data-binary", "@" + src, url(n, "/o"))
-    assert cid.encode() in p.stdout, p
+    cid = h2_store(n, pki, tmp_dir, os.urandom(300000))
     c = H2(n, pki)
     c.send(b"".join(frame(HEADERS, END_HEADERS | END_STREAM, sid,
                           req_block(path=b"/o/" + cid.encode())) for sid in range(1, 40, 2)))

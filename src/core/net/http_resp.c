@@ -357,17 +357,23 @@ int http_resp_end(http_req *r)
 	return 0;
 }
 
-void http_resp_abort(http_req *r)
+/* The response is over without its end: accounted (a started one under
+ * the status it announced), out of flight, its handler's calls fail. */
+static void resp_give_up(http_req *r)
 {
-	if (!r || r->gone || r->resp.state == HTTP_RESP_ENDED)
-		return;
-	/* A started response is counted under the status it announced. */
 	if (r->resp.state == HTTP_RESP_STARTED)
 		http_server_account(r->srv, r);
 	r->gone = true;
 	r->resp.state = HTTP_RESP_ENDED;
 	r->resp.on_drain = NULL;
 	http_server_inflight_del(r->srv, r);
+}
+
+void http_resp_abort(http_req *r)
+{
+	if (!r || r->gone || r->resp.state == HTTP_RESP_ENDED)
+		return;
+	resp_give_up(r);
 	if (r->h2)
 		h2_resp_abort(r);   /* RST_STREAM: the client sees a cut, never a short "complete" body */
 	else
@@ -512,12 +518,10 @@ void http_req_kill(http_req *r)
 		http_conn_set_state(r->conn, HTTP_CONN_CLOSED);
 		return;
 	}
-	if (r->resp.state == HTTP_RESP_STARTED)
-		http_server_account(r->srv, r);
-	r->gone = true;
-	r->resp.state = HTTP_RESP_ENDED;
-	r->resp.on_drain = NULL;
-	http_server_inflight_del(r->srv, r);
+	/* Unlike http_resp_abort, also after the handler lost the request
+	 * (gone): the stream must still be reset. */
+	if (r->resp.state != HTTP_RESP_ENDED)
+		resp_give_up(r);
 	h2_resp_abort(r);
 }
 
