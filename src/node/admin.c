@@ -1,7 +1,8 @@
 /*
  * admin.c — the admin plane, served by the supervisor so that it is the last
  * thing to fail: /version, /healthz, /readyz, /metrics, /api/v1/status,
- * POST /api/v1/reload, POST /api/v1/shutdown, and the web console under
+ * /api/v1/providers/{b3} (admin_find.c), POST /api/v1/reload,
+ * POST /api/v1/shutdown, and the web console under
  * /ui/ (admin_ui.c, docs/console.md). Bodies: docs/api.md.
  *
  * Mutating calls: with an admin token configured they need
@@ -230,6 +231,8 @@ int admin_start(supervisor *s)
 		{ HTTP_M_GET | HTTP_M_HEAD, "/version", "/version", HTTP_ROUTE_EXEMPT, admin_on_version, NULL },
 		{ HTTP_M_GET | HTTP_M_HEAD, "/metrics", "/metrics", HTTP_ROUTE_EXEMPT, admin_on_metrics, NULL },
 		{ HTTP_M_GET | HTTP_M_HEAD, "/api/v1/status", "/api/v1/status", HTTP_ROUTE_EXEMPT, admin_on_status, NULL },
+		{ HTTP_M_GET | HTTP_M_HEAD, "/api/v1/providers/", "/api/v1/providers/{b3}",
+		  HTTP_ROUTE_EXEMPT | HTTP_ROUTE_PREFIX, admin_on_providers, NULL },
 		{ HTTP_M_POST, "/api/v1/reload", "/api/v1/reload", HTTP_ROUTE_EXEMPT, admin_on_reload, NULL },
 		{ HTTP_M_POST, "/api/v1/shutdown", "/api/v1/shutdown", HTTP_ROUTE_EXEMPT, admin_on_shutdown, NULL },
 		{ HTTP_M_GET | HTTP_M_HEAD, "/ui", "/ui", HTTP_ROUTE_EXEMPT, admin_ui_on_request, NULL },

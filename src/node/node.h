@@ -19,6 +19,7 @@
 
 struct event;
 struct event_base;
+struct dht_client;
 struct http_server;
 struct metrics_series;
 
@@ -115,6 +116,8 @@ typedef struct supervisor {
 	char                last_reload_error[CONFIG_ERR_MAX];
 	sup_policy          policy;
 	node_identity       identity;        /* loaded or made at start (core/identity) */
+	struct dht_client  *admin_dht;       /* admin plane's dht client (admin_find.c), made on first use */
+	unsigned            admin_finds;     /* provider lookups in flight (≤ ADMIN_FIND_MAX) */
 	int                 exit_code;
 } supervisor;
 
@@ -135,8 +138,10 @@ void supervisor_shutdown(supervisor *s, const char *why);
 /* Admin plane (admin.c). */
 __attribute__((warn_unused_result)) int admin_start(supervisor *s);
 void admin_apply_limits(supervisor *s);
-/* The web console (admin_ui.c): GET /ui, /ui/… (arg: the supervisor). */
 struct http_req;
+/* GET /api/v1/providers/b3:<hex> (admin_find.c; arg: the supervisor). */
+void admin_on_providers(struct http_req *r, void *arg);
+/* The web console (admin_ui.c): GET /ui, /ui/… (arg: the supervisor). */
 void admin_ui_on_request(struct http_req *r, void *arg);
 /* May a browser page of this Origin (NULL: none sent) call the admin POST
  * routes when no admin token is configured? Only the admin plane's own. */

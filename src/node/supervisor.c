@@ -26,6 +26,7 @@
 #include "core/metrics/metrics.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "core/dht/dht_client.h"
 #include "node/node.h"
 
 #define SUP_LISTEN_BACKLOG   1024
@@ -734,6 +735,7 @@ static void sup_free(supervisor *s)
 			event_free(s->child[i].restart_ev);
 	}
 	http_server_free(s->admin);
+	dht_client_free(s->admin_dht);   /* after the admin plane: its lookups are cancelled */
 	for (size_t i = 0; i < 4; i++)
 		if (s->sig_ev[i])
 			event_free(s->sig_ev[i]);

@@ -302,3 +302,14 @@ def test_reload_from_loopback_without_token(node):
     audit = [x for x in node.log_records() if x.get("msg") == "audit"]
     assert any(x.get("action") == "reload" and x.get("result") == "ok"
                and x.get("peer", "").startswith("127.0.0.1") for x in audit), audit
+
+
+def test_providers_route_without_dht(node):
+    """GET /api/v1/providers/{b3}: a bad cid is a 400 naming the form; with
+    no dht service the answer says so (no providers, "dht": "disabled"),
+    never a hang."""
+    r = node.get("/api/v1/providers/b3:nothex")
+    assert r.status == 400 and r.json()["code"] == "bad_cid", r
+    r = node.get("/api/v1/providers/b3:" + "ab" * 32)
+    assert r.status == 200 and r.json() == {"cid": "b3:" + "ab" * 32, "providers": [],
+                                            "dht": "disabled"}, r

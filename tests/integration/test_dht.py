@@ -76,6 +76,13 @@ def test_find_from_another_node(trio):
     assert line, out
     assert "127.0.0.1:%d" % oap[0] in line[0]
     assert "expires " in line[0]
+    # the admin plane answers the same (the console's object box asks it)
+    r = c.get("/api/v1/providers/" + cid)
+    assert r.status == 200, r
+    provs = r.json()["providers"]
+    assert r.json()["cid"] == cid
+    assert any(p["node_id"] == a_id and p["addr"] == "127.0.0.1:%d" % oap[0] and p["expires"] > 0
+               for p in provs), provs
     assert a.metrics().get("dht_announces_total", result="ok") >= 1
     assert c.metrics().sum("dht_lookups_total", result="found") >= 1
     # an object nobody announced: no provider (exit 1), after at most the deadline

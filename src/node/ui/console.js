@@ -249,6 +249,21 @@
   // ---- objects on the gateway ----------------------------------------------
   const CID = /^b3:[0-9a-f]{64}$/;
   function gw(path) { return cfg.gateway_origin + path; }
+  // Who holds it, by the DHT (admin plane, same origin; read-only).
+  async function showProviders(cid) {
+    const out = $("obj-prov");
+    text(out, "asking the DHT…");
+    try {
+      const r = await fetch("/api/v1/providers/" + cid, { cache: "no-store" });
+      const j = await r.json().catch(() => ({}));
+      if (!r.ok) { text(out, (j.message || ("HTTP " + r.status))); return; }
+      if (j.dht === "disabled") { text(out, "the dht service is not enabled on this node"); return; }
+      const list = (j.providers || []).map((p) => p.node_id.slice(0, 19) + "… " + p.addr);
+      text(out, list.length ? list.join(", ") : "none found");
+    } catch (e) {
+      text(out, "admin plane unreachable: " + e);
+    }
+  }
   async function lookup(ev) {
     ev.preventDefault();
     const cid = $("cid").value.trim();
@@ -256,6 +271,7 @@
     const err = $("obj-error");
     err.hidden = true;
     if (!CID.test(cid)) { err.hidden = false; text(err, "not a cid: want b3:<64 lowercase hex>"); return; }
+    showProviders(cid);
     try {
       const r = await fetch(gw("/o/" + cid), { method: "HEAD", cache: "no-store" });
       if (!r.ok) { err.hidden = false; text(err, "HEAD " + cid + ": " + r.status); return; }
