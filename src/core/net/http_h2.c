@@ -64,6 +64,7 @@
 #define H2_MAX_OUTBOUND_ACK 1000u /* SETTINGS/PING ACKs queued unread (above the control bucket) */
 #define H2_MAX_SETTINGS   16u     /* entries in one SETTINGS frame */
 #define H2_FRAME_MIN      16384u  /* SETTINGS_MAX_FRAME_SIZE default */
+#define H2_DATA_MAX       (16384u - 9u)  /* DATA payload: frame = one full TLS record */
 /* Response bytes one stream queues before its handler is told to wait: a
  * quarter of an HTTP/1.1 connection's mark (HTTP_OUT_HIGH_WATER), since up
  * to http2.max_streams streams share one connection. Handlers compare
@@ -228,8 +229,13 @@ static ssize_t cb_send(nghttp2_session *ng, const uint8_t *data, size_t len, int
 	return evbuffer_add(out, data, len) < 0 ? NGHTTP2_ERR_CALLBACK_FAILURE : (ssize_t)len;
 }
 
-/* A DATA frame: its header, then the bytes moved (not copied where whole
- * chains move) from the stream's queue to the socket's. */
+/*
+ * A DATA frame: header and payload copied into one contiguous extent of
+ * the socket's output. The TLS bufferevent calls SSL_write once per
+ * buffer extent, so a frame header in an extent of its own would be a TLS
+ * record of its own: with H2_DATA_MAX payloads each frame is exactly one
+ * full 16 KiB record (as nginx's ssl_buffer_size gives it).
+ */
 static int cb_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd,
                         size_t length, nghttp2_data_source *src, void *u)
 {
@@ -237,18 +243,38 @@ static int cb_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t
 	struct h2_stream *st = src->ptr;
 	struct evbuffer *out = http_conn_output(s->c);
 	uint64_t *q = &s->c->srv->queued;
+	struct evbuffer_iovec v;
 
 	(void)ng;
 	if (evbuffer_get_length(out) >= HTTP_OUT_HIGH_WATER)
 		return NGHTTP2_ERR_WOULDBLOCK;
-	if (frame->data.padlen || evbuffer_add(out, framehd, 9) < 0 ||
-	    evbuffer_remove_buffer(st->out, out, length) != (int)length)
+	if (frame->data.padlen || evbuffer_reserve_space(out, (ev_ssize_t)(9 + length), &v, 1) != 1 ||
+	    v.iov_len < 9 + length)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	memcpy(v.iov_base, framehd, 9);
+	if (evbuffer_remove(st->out, (uint8_t *)v.iov_base + 9, length) != (int)length)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	v.iov_len = 9 + length;
+	if (evbuffer_commit_space(out, &v, 1) < 0)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
 	*q -= length < *q ? length : *q;
 	st->t_progress = http_now_ms();
 	if (st->req && st->req->resp.on_drain && st->req->resp.drain_armed)
 		st->kick = true;
 	return 0;
+}
+
+/* DATA payloads sized so that header + payload fill one TLS record. */
+static ssize_t cb_data_length(nghttp2_session *ng, uint8_t type, int32_t id, int32_t conn_window,
+                              int32_t stream_window, uint32_t max_frame, void *u)
+{
+	(void)ng;
+	(void)type;
+	(void)id;
+	(void)conn_window;
+	(void)stream_window;
+	(void)u;
+	return max_frame < H2_DATA_MAX ? (ssize_t)max_frame : (ssize_t)H2_DATA_MAX;
 }
 
 static ssize_t cb_data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
@@ -783,6 +809,7 @@ static nghttp2_session_callbacks *sess_callbacks(void)
 		return NULL;
 	nghttp2_session_callbacks_set_send_callback(cb, cb_send);
 	nghttp2_session_callbacks_set_send_data_callback(cb, cb_send_data);
+	nghttp2_session_callbacks_set_data_source_read_length_callback(cb, cb_data_length);
 	nghttp2_session_callbacks_set_on_begin_headers_callback(cb, cb_begin_headers);
 	nghttp2_session_callbacks_set_on_header_callback(cb, cb_header);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, cb_frame_recv);
