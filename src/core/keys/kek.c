@@ -187,7 +187,7 @@ int kek_create(const char *path, char *err, size_t errlen)
 		break;
 	case UTIL_WRITE_ESYNC:
 		(void)unlink(path);   /* ours alone: a rerun must not find half a key */
-		/* fall through */
+		__attribute__((fallthrough));
 	default:
 		snprintf(err, errlen, "KEK file %s: cannot create: %s", path, strerror(errno));
 		break;

@@ -97,7 +97,7 @@ int keyfile_write_at(const char *path, const kek *k, const char *aad, const uint
 	case UTIL_WRITE_ESYNC:
 		if (flags & UTIL_WRITE_NOREPLACE)
 			(void)unlink(path);   /* ours alone: a rerun must not find it */
-		/* fall through */
+		__attribute__((fallthrough));
 	case UTIL_WRITE_ETMP:
 		snprintf(err, errlen, "key file %s: write failed: %s", path, strerror(errno));
 		break;
