@@ -299,3 +299,28 @@ def test_version_and_check_say_pq_false(node_factory):
     assert re.search(r"^info\s+pq\s+pq: false: .*ML-KEM", p.stdout, re.M), p.stdout
     assert re.search(r"^warn\s+kek\s+.*protects only against a copy of the data dir",
                      p.stdout, re.M), p.stdout
+
+
+def test_amnesia_uses_sealed_keys_and_writes_no_kek(node_factory):
+    """Amnesia reads sealed keys with a provided KEK, keeps them in memory
+    only, and neither creates a KEK nor touches its data dir."""
+    src = node_factory(start=False, wall=None)
+    init(src)
+    tok = mint(src, "k1")
+    env = {"RON_KEK_FILE": kek_of(src),
+           "RON_AUTH_KEYS_DIR": keys_dir(src),
+           "RON_POLICY_FILE": os.path.join(src.data_dir, "policy", "policy.json"),
+           "RON_POLICY_PUBKEY": os.path.join(src.data_dir, "policy", "signing.pub")}
+    n = node_factory(args=["--amnesia"], wall=None, env=env)
+    assert put_with(n, tok, b"amnesia, sealed key\n").status == 201
+    r = put_object(n, b"no token\n")
+    assert r.status == 401, r
+    assert n.stop() == 0
+    assert not os.path.exists(n.data_dir)
+    assert not os.path.exists(kek_of(n))
+    # without any KEK the sealed key is refused, naming the file: no token verifies
+    env.pop("RON_KEK_FILE")
+    m = node_factory(args=["--amnesia"], wall=None, env=env)
+    assert put_with(m, tok, b"no KEK\n").status == 401
+    assert "k1.key is sealed but no KEK is loaded" in m.log()
+    assert not os.path.exists(kek_of(m))
