@@ -324,3 +324,42 @@ def test_amnesia_uses_sealed_keys_and_writes_no_kek(node_factory):
     assert put_with(m, tok, b"no KEK\n").status == 401
     assert "k1.key is sealed but no KEK is loaded" in m.log()
     assert not os.path.exists(kek_of(m))
+
+
+def test_rekey_moves_every_file_to_a_new_kek(node_factory, tmp_dir):
+    n = node_factory(start=False, wall=None)
+    init(n)
+    old = kek_of(n)
+    n.start()
+    node_id = n.get("/version").json()["node_id"]
+    tok = mint(n, "k1")
+    assert n.stop() == 0
+    new = os.path.join(tmp_dir, "new.kek")
+    write_mode(new, os.urandom(32), 0o400)                 # raw 32 bytes
+    before = {f: unseal(read(f), old, aad) for f, aad in (
+        (os.path.join(keys_dir(n), "k1.key"), AAD_CAP + "k1"),
+        (identity_file(n), AAD_IDENTITY),
+        (os.path.join(n.data_dir, "policy", "signing.key"), AAD_POLICY))}
+    p = key(n, "rekey", "--new-kek", new)
+    assert p.returncode == 0, p.stderr
+    assert "3 file(s) re-sealed under %s" % new in p.stdout, p.stdout
+    for f, plain in before.items():
+        blob = read(f)
+        aad = {identity_file(n): AAD_IDENTITY}.get(f, AAD_POLICY if "signing" in f else AAD_CAP + "k1")
+        assert unseal(blob, new, aad) == plain
+        assert os.stat(f).st_mode & 0o777 == 0o600
+    # a rerun finds everything under the new KEK already
+    p = key(n, "rekey", "--new-kek", new)
+    assert p.returncode == 0 and "0 file(s) re-sealed" in p.stdout, p
+    # the old KEK no longer opens anything; the new one runs the same node
+    p = run_cli(["run", "--config", n.config_path], timeout=30)
+    assert p.returncode == 1 and "wrong KEK" in p.stderr, p
+    n.extra_env["RON_KEK_FILE"] = new
+    n.start()
+    assert n.get("/version").json()["node_id"] == node_id
+    assert put_with(n, tok, b"after rekey\n").status == 201
+    # a KEK readable by others is refused as the target too
+    os.chmod(new, 0o644)
+    p = run_cli(["key", "rekey", "--new-kek", new, "--config", n.config_path],
+                env={"RON_KEK_FILE": new})
+    assert p.returncode == 1 and "0644" in p.stderr, p

@@ -8,6 +8,7 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/keys/seal.h"
@@ -104,6 +105,61 @@ int keyfile_write_at(const char *path, const kek *k, const char *aad, const uint
 	}
 	sodium_memzero(blob, sizeof blob);
 	return rc;
+}
+
+/* The file's bytes (a secret file: regular, no group/other bits, no link). */
+static int reseal_read(const char *path, uint8_t *buf, size_t cap, size_t *n, struct stat *st,
+                       char *err, size_t errlen)
+{
+	int fd;
+
+	if (util_file_open(path, cap, UTIL_FILE_SECRET | UTIL_FILE_NOFOLLOW, &fd, st) != UTIL_FILE_OK) {
+		if (fd >= 0)
+			close(fd);
+		snprintf(err, errlen, "key file %s: cannot open it as a secret file (mode 0600, "
+		         "regular, not too large)", path);
+		return -1;
+	}
+	*n = (size_t)st->st_size;
+	int r = util_read_full(fd, buf, *n);
+	close(fd);
+	if (r != 0)
+		snprintf(err, errlen, "key file %s: read failed: %s", path, strerror(errno));
+	return r;
+}
+
+int keyfile_reseal(const char *path, const kek *from, const kek *to, const char *aad, size_t n,
+                   char *err, size_t errlen)
+{
+	uint8_t buf[SEAL_MAX_BLOB], *key = sodium_malloc(SEAL_MAX_PLAIN);
+	struct stat st;
+	size_t len = 0;
+	int64_t ts = 0;
+	int r = -1;
+
+	if (!key) {
+		snprintf(err, errlen, "key file %s: out of secure memory", path);
+		return -1;
+	}
+	if (reseal_read(path, buf, sizeof buf, &len, &st, err, errlen) != 0)
+		goto out;
+	if (!seal_is_sealed(buf, len)) {
+		snprintf(err, errlen, "key file %s is clear text: `macronode key seal` it first", path);
+		goto out;
+	}
+	r = keyfile_unseal(buf, len, from, aad, key, n, &ts, path, err, errlen);
+	if (r != 0) {
+		/* Under the new KEK already (a rerun after a crash): nothing to do. */
+		r = keyfile_unseal(buf, len, to, aad, key, n, NULL, path, err, errlen) == 0 ? 1 : -1;
+		if (r < 0)
+			snprintf(err, errlen, "key file %s opens with neither the old nor the new KEK", path);
+		goto out;
+	}
+	r = keyfile_write_at(path, to, aad, key, n, ts, st.st_mode & 0777, 0, err, errlen);
+out:
+	sodium_memzero(buf, sizeof buf);
+	sodium_free(key);
+	return r;
 }
 
 int keyfile_path_is_sealed(const char *path)

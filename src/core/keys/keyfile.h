@@ -58,6 +58,14 @@ int keyfile_cap_aad(char *out, size_t len, const char *kid);
 __attribute__((warn_unused_result))
 int keyfile_sealed_at(const uint8_t *buf, size_t len, int64_t *ts_ms);
 
+/* Re-seal a sealed key file of n key bytes from KEK `from` to KEK `to` in
+ * place (temp file, fsync, rename, dir fsync), keeping its sealing time and
+ * mode: 0 re-sealed, 1 already under `to`, -1 with err (clear text, opens
+ * with neither, I/O). */
+__attribute__((warn_unused_result))
+int keyfile_reseal(const char *path, const kek *from, const kek *to, const char *aad, size_t n,
+                   char *err, size_t errlen);
+
 /* Does the file at path start with the seal magic? 1, 0, or -1 (errno).
  * Lets `key seal` skip a sealed file without unsealing it (it may be
  * sealed under another KEK, e.g. an operator's signing key). */

@@ -49,7 +49,7 @@ static const char usage_main[] =
 	"  init                             first run: capability key, signed default policy, a write token\n"
 	"  policy keygen|sign|verify|eval   signed policy bundles (docs/policy.md)\n"
 	"  token mint|attenuate|inspect     capability tokens (appending caveats needs the root key)\n"
-	"  key list|rotate|retire|seal      capability key rotation, sealing keys at rest (docs/keys.md)\n"
+	"  key list|rotate|retire|seal|rekey  capability key rotation, sealing keys at rest (docs/keys.md)\n"
 	"  help             this text\n"
 	"\n"
 	"Run `macronode COMMAND --help` for a command's options.\n";

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "core/auth/captoken.h"
+#include "core/auth/policy.h"
 #include "core/auth/policy_sign.h"
 #include "core/keys/keyfile.h"
 #include "lib/util.h"
@@ -35,7 +36,7 @@
 #define KEY_FILE_MODE  0600
 
 static const char key_usage[] =
-	"usage: macronode key COMMAND [--kid KID] [--config FILE] [--data-dir DIR]\n"
+	"usage: macronode key COMMAND [--kid KID] [--new-kek FILE] [--config FILE] [--data-dir DIR]\n"
 	"\n"
 	"  list              capability keys: kid, which one mints, age, sealed, until when\n"
 	"                    it verifies\n"
@@ -45,6 +46,8 @@ static const char key_usage[] =
 	"                    (401) once the node reloads\n"
 	"  seal              seal every clear-text key file of an earlier version in place\n"
 	"                    (capability keys, node identity, policy signing key)\n"
+	"  rekey --new-kek FILE  re-seal every key file under the KEK in FILE (KEK\n"
+	"                    rotation); then point keys.kek_file at FILE and restart\n"
 	"\n"
 	"The KEK is found as `run` finds it (keys.kek_file, RON_KEK_FILE,\n"
 	"$CREDENTIALS_DIRECTORY/macronode.kek, else <data_dir>.kek, which rotate and\n"
@@ -117,6 +120,7 @@ kek *cli_kek_lookup(const char *prog, bool *failed)
 
 typedef struct {
 	const char *kid;
+	const char *new_kek;        /* rekey */
 	node_opts   o;
 	mn_config   c;
 	char        dir[CONFIG_PATH_MAX];
@@ -135,6 +139,7 @@ static int parse(int argc, char **argv, key_args *a)
 		{ "kid", required_argument, NULL, 'k' },
 		{ "config", required_argument, NULL, 'c' },
 		{ "data-dir", required_argument, NULL, 'd' },
+		{ "new-kek", required_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char err[KEY_ERR_LEN];
@@ -149,6 +154,8 @@ static int parse(int argc, char **argv, key_args *a)
 			a->kid = optarg;
 		else if (ch == 'c')
 			a->o.config_path = optarg;
+		else if (ch == 'n')
+			a->new_kek = optarg;
 		else if (ch == 'd' && a->o.nov < NODE_MAX_OVERRIDES)
 			a->o.ov[a->o.nov++] = (node_override){ "paths.data_dir", optarg };
 		else
@@ -416,28 +423,38 @@ static int seal_cap_key(const char *path, const char *kid, const kek *k, unsigne
 	return r;
 }
 
-static int seal_cap_keys(const key_args *a, const kek *k, unsigned *n)
+/* The kids of the <kid>.key files in the keys dir (at most CAPTOKEN_MAX_KEYS
+ * more are ignored: the ring refuses them anyway). -1 when the dir cannot be
+ * read; 0 kids when it does not exist. */
+static int cap_kids(const key_args *a, char kids[][CAPTOKEN_MAX_KID + 1], size_t *nk)
 {
-	char path[CONFIG_PATH_MAX + 96], kid[CAPTOKEN_MAX_KID + 1];
 	DIR *d = opendir(a->dir);
 	struct dirent *de;
-	int r = 0;
 
+	*nk = 0;
 	if (!d)
 		return errno == ENOENT ? 0 : -1;
-	while (r == 0 && (de = readdir(d)) != NULL) {
+	while ((de = readdir(d)) != NULL && *nk < CAPTOKEN_MAX_KEYS) {
 		size_t len = strlen(de->d_name), sl = strlen(".key");
 		if (de->d_name[0] == '.' || len <= sl || len - sl > CAPTOKEN_MAX_KID ||
 		    strcmp(de->d_name + len - sl, ".key") != 0)
 			continue;
-		memcpy(kid, de->d_name, len - sl);
-		kid[len - sl] = '\0';
-		if (side_path(path, sizeof path, a->dir, kid, ".key") != 0)
-			r = -1;
-		else
-			r = seal_cap_key(path, kid, k, n);
+		memcpy(kids[*nk], de->d_name, len - sl);
+		kids[(*nk)++][len - sl] = '\0';
 	}
 	closedir(d);
+	return 0;
+}
+
+static int seal_cap_keys(const key_args *a, const kek *k, unsigned *n)
+{
+	char path[CONFIG_PATH_MAX + 96], kids[CAPTOKEN_MAX_KEYS][CAPTOKEN_MAX_KID + 1];
+	size_t nk;
+	int r = cap_kids(a, kids, &nk);
+
+	for (size_t i = 0; r == 0 && i < nk; i++)
+		r = side_path(path, sizeof path, a->dir, kids[i], ".key") != 0 ? -1 :
+		    seal_cap_key(path, kids[i], k, n);
 	return r;
 }
 
@@ -482,11 +499,78 @@ static int key_seal(key_args *a)
 	return bad ? KEY_EXIT_FAIL : 0;
 }
 
+/* One sealed file from the old KEK to the new: 0 done or already, -1. */
+static int rekey_one(const char *path, const kek *from, const kek *to, const char *aad,
+                     size_t n, unsigned *done)
+{
+	char err[KEY_ERR_LEN];
+	int r = keyfile_reseal(path, from, to, aad, n, err, sizeof err);
+
+	if (r < 0) {
+		fprintf(stderr, "macronode key: %s\n", err);
+		return -1;
+	}
+	if (r == 0) {
+		printf("re-sealed %s\n", path);
+		(*done)++;
+	}
+	return 0;
+}
+
+static int rekey_all(const key_args *a, const kek *from, const kek *to, unsigned *done)
+{
+	char path[CONFIG_PATH_MAX + 96], aad[KEYFILE_AAD_MAX];
+	char kids[CAPTOKEN_MAX_KEYS][CAPTOKEN_MAX_KID + 1];
+	size_t nk;
+	int bad = cap_kids(a, kids, &nk);
+
+	for (size_t i = 0; i < nk; i++)
+		bad |= side_path(path, sizeof path, a->dir, kids[i], ".key") != 0 ||
+		       keyfile_cap_aad(aad, sizeof aad, kids[i]) != 0 ? -1 :
+		       rekey_one(path, from, to, aad, CAPTOKEN_KEY_LEN, done);
+	if (config_identity_file(&a->c, path, sizeof path) == 0 && access(path, F_OK) == 0)
+		bad |= rekey_one(path, from, to, KEYFILE_AAD_IDENTITY, IDENTITY_SK_LEN, done);
+	if (config_policy_signing_key(&a->c, path, sizeof path) == 0 && access(path, F_OK) == 0)
+		bad |= rekey_one(path, from, to, KEYFILE_AAD_POLICY, POLICY_SK_LEN, done);
+	return bad;
+}
+
+/* KEK rotation: every key file from the configured KEK to --new-kek. */
+static int key_rekey(key_args *a)
+{
+	char err[KEY_ERR_LEN];
+	unsigned done = 0;
+
+	if (!a->new_kek || a->kid)
+		return key_usage_err("rekey needs --new-kek FILE (and no --kid)", NULL);
+	if (a->c.amnesia) {
+		fputs("macronode key: refusing in amnesia mode: it writes nothing to disk\n", stderr);
+		return KEY_EXIT_FAIL;
+	}
+	kek *from = need_kek(a, false), *to = NULL;
+	if (from && !(to = kek_load(a->new_kek, err, sizeof err)))
+		fprintf(stderr, "macronode key: %s\n", err);
+	if (from && to && sodium_memcmp(from->key, to->key, KEK_LEN) == 0) {
+		fprintf(stderr, "macronode key: %s holds the KEK in use already\n", a->new_kek);
+		kek_free(to);
+		to = NULL;
+	}
+	int bad = from && to ? rekey_all(a, from, to, &done) : -1;
+	if (from && to)
+		printf("%u file(s) re-sealed under %s%s\n", done, a->new_kek, bad ?
+		       "; some could not be (see above): fix them and run rekey again" :
+		       "; now point keys.kek_file (RON_KEK_FILE, or the systemd credential) at it, "
+		       "restart the node, and destroy the old KEK");
+	kek_free(from);
+	kek_free(to);
+	return bad ? KEY_EXIT_FAIL : 0;
+}
+
 int key_cli_main(int argc, char **argv)
 {
 	static const struct { const char *name; int (*fn)(key_args *); } cmds[] = {
 		{ "list", key_list }, { "rotate", key_rotate }, { "retire", key_retire },
-		{ "seal", key_seal },
+		{ "seal", key_seal }, { "rekey", key_rekey },
 	};
 	key_args a;
 

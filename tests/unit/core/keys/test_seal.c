@@ -305,10 +305,57 @@ static void test_keyfile_roundtrip_and_refusals(void **state)
 	kek_free(k);
 }
 
-/* kek_free wipes: the page is released, but the wipe runs first on the
- * same bytes sodium_free would; check the zeroize path through a copy of
- * the pointer while it is still mapped is impossible with guarded pages,
- * so check the read-only protection instead: a kek cannot be changed. */
+/* KEK rotation of one file: time and mode kept, a rerun is a no-op, a
+ * third KEK and clear text are refused. */
+static void test_keyfile_reseal(void **state)
+{
+	uint8_t a[KEK_LEN], b[KEK_LEN], key[64], out[64];
+	char path[128], err[512];
+	uint8_t *buf;
+	size_t n;
+	int64_t ts = 0;
+	struct stat st;
+
+	(void)state;
+	memset(a, 1, sizeof a);
+	memset(b, 2, sizeof b);
+	randombytes_buf(key, sizeof key);
+	kek *ka = kek_from_bytes(a), *kb = kek_from_bytes(b);
+	snprintf(path, sizeof path, "%s/id.key", dir);
+	assert_int_equal(keyfile_write_at(path, ka, KEYFILE_AAD_IDENTITY, key, sizeof key, 4242,
+	                                  0400, 0, err, sizeof err), 0);
+	assert_int_equal(keyfile_reseal(path, ka, kb, KEYFILE_AAD_IDENTITY, sizeof key, err,
+	                                sizeof err), 0);
+	assert_int_equal(util_read_file(path, 4096, (char **)&buf, &n), 0);
+	assert_int_equal(keyfile_unseal(buf, n, kb, KEYFILE_AAD_IDENTITY, out, sizeof out, &ts, path,
+	                                err, sizeof err), 0);
+	assert_memory_equal(out, key, sizeof key);
+	assert_int_equal(ts, 4242);
+	assert_int_equal(keyfile_unseal(buf, n, ka, KEYFILE_AAD_IDENTITY, out, sizeof out, NULL, path,
+	                                err, sizeof err), -1);
+	free(buf);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0400);
+	assert_int_equal(keyfile_reseal(path, ka, kb, KEYFILE_AAD_IDENTITY, sizeof key, err,
+	                                sizeof err), 1);
+	uint8_t c[KEK_LEN];
+	memset(c, 3, sizeof c);
+	kek *kc = kek_from_bytes(c);
+	assert_int_equal(keyfile_reseal(path, kc, ka, KEYFILE_AAD_IDENTITY, sizeof key, err,
+	                                sizeof err), -1);
+	assert_non_null(strstr(err, "neither"));
+	snprintf(path, sizeof path, "%s/clear.key", dir);
+	write_file(path, "00112233", 8, 0600);
+	assert_int_equal(keyfile_reseal(path, ka, kb, KEYFILE_AAD_IDENTITY, sizeof key, err,
+	                                sizeof err), -1);
+	assert_non_null(strstr(err, "clear text"));
+	kek_free(ka);
+	kek_free(kb);
+	kek_free(kc);
+}
+
+/* kek_free(NULL) is a no-op. (The wipe itself cannot be observed: after
+ * sodium_free the guarded page is unmapped.) */
 static void test_kek_free_null(void **state)
 {
 	(void)state;
@@ -326,6 +373,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kek_file_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kek_path_sources, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keyfile_roundtrip_and_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_keyfile_reseal, setup, teardown),
 		cmocka_unit_test(test_kek_free_null),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
