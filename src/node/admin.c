@@ -52,10 +52,13 @@ static void admin_on_healthz(http_req *r, void *arg)
 static void admin_on_version(http_req *r, void *arg)
 {
 	supervisor *s = arg;
-	json_t *b = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:b, s:b, s:b, s:b}, s:b, s:{s:s}}",
+	char why[NODE_PQ_REASON_MAX];
+	bool pq = node_pq_posture(why, sizeof why);
+	json_t *b = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:b, s:b, s:b, s:b}, s:b, s:s, s:b, s:{s:s}}",
 		"service", "macronode", "node_id", s->identity.id_text, "version", MN_VERSION, "git_sha", MN_GIT_SHA,
 		"build_ts", MN_BUILD_TS, "build_id", ctl_build_id(),
-		"features", "zk", 0, "arti", 0, "amnesia", 1, "pq", 0,
+		"features", "zk", 0, "arti", 0, "amnesia", 1, "pq", (int)pq,
+		"pq", (int)pq, "pq_reason", why,
 		"amnesia", s->cfg.amnesia, "api", "admin", "v1");
 
 	if (!b) {
@@ -102,6 +105,7 @@ static void admin_on_metrics(http_req *r, void *arg)
 	size_t len = 0;
 
 	admin_refresh_gauges(arg);
+	sup_keys_gauges(arg);
 	if (metrics_render(&txt, &len) != 0) {
 		(void)http_reply_error(r, 500, "internal", "cannot render metrics", true, 0);
 		return;

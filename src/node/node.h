@@ -10,9 +10,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "core/auth/captoken.h"
 #include "core/config/config.h"
 #include "core/dht/dht_client.h"
 #include "core/identity/identity.h"
+#include "core/keys/kek.h"
 #include "core/proto/ctl.h"
 #include "lib/backoff.h"
 #include "node/roles.h"
@@ -88,6 +90,15 @@ typedef struct sup_policy {
 	bool     floor_loaded;   /* <data_dir>/policy-floor has been read */
 } sup_policy;
 
+/* Capability key ages, read from the key files at start and reload
+ * (sup_keys.c): /readyz and key_age_seconds{kid} use them. */
+typedef struct sup_keys {
+	size_t  n;
+	int     mint;                                   /* index, -1: none */
+	char    kid[CAPTOKEN_MAX_KEYS][CAPTOKEN_MAX_KID + 1];
+	int64_t created_ms[CAPTOKEN_MAX_KEYS];          /* unix ms */
+} sup_keys;
+
 typedef struct supervisor {
 	struct event_base  *base;
 	node_opts           opts;
@@ -118,6 +129,8 @@ typedef struct supervisor {
 	node_identity       identity;        /* loaded or made at start (core/identity) */
 	struct dht_client  *admin_dht;       /* admin plane's dht client (admin_find.c), made on first use */
 	unsigned            admin_finds;     /* provider lookups in flight (≤ ADMIN_FIND_MAX) */
+	kek                *kek;             /* sealed key files; NULL = none (amnesia) */
+	sup_keys            keys;
 	int                 exit_code;
 } supervisor;
 
@@ -152,6 +165,19 @@ typedef enum { READY_OK = 0, READY_DEGRADED, READY_NOT } ready_verdict;
 char *readiness_report(supervisor *s, ready_verdict *verdict);
 const char *readiness_name(ready_verdict v);
 /* JSON of /api/v1/status (caller frees). */
+/* Post-quantum posture for /version and `check`: false, and why, in
+ * reason (sup_keys.c). */
+#define NODE_PQ_REASON_MAX 320
+bool node_pq_posture(char *reason, size_t len);
+
+/* Keys at rest (sup_keys.c): find or create the KEK at start (0, or -1
+ * with err); re-read key ages; set key_age_seconds; judge keys.max_age. */
+__attribute__((warn_unused_result))
+int sup_keys_kek(supervisor *s, char *err, size_t errlen);
+void sup_keys_scan(supervisor *s);
+void sup_keys_gauges(const supervisor *s);
+struct json_t;
+struct json_t *sup_keys_eval(const supervisor *s, struct json_t *reasons, ready_verdict *v);
 char *readiness_status(supervisor *s);
 
 /* CLI (cli.c): main dispatch. */
@@ -166,6 +192,19 @@ int policy_cli_main(int argc, char **argv);
 int token_cli_main(int argc, char **argv);
 /* `macronode init`: first-run keys, signed default policy, one write token. */
 int init_cli_main(int argc, char **argv);
+/* `macronode key ...` (cli/key_cli.c). */
+int key_cli_main(int argc, char **argv);
+/* The KEK for a CLI command, as `run` finds it (cli/key_cli.c). obtain:
+ * from c, created beside the data dir when create and none is configured
+ * (*created says so; path gets where); NULL after printing why. lookup:
+ * from RON_CONFIG and RON_*; NULL with *failed false when there is none
+ * (clear-text key files still load), NULL with *failed true after printing
+ * why a KEK file is refused. */
+kek *cli_kek_obtain(const mn_config *c, const char *prog, bool create, bool *created,
+                    char *path, size_t pathlen);
+kek *cli_kek_lookup(const char *prog, bool *failed);
+/* cli_kek_lookup with the caller's config. */
+kek *cli_kek_from(const mn_config *c, const char *prog, bool *failed);
 /* `macronode peers` / `macronode find b3:CID` (dht_cli.c): ask the running
  * node's dht service. Exit codes: 0, 1 (no answer, none found), 2 (usage). */
 int dht_cli_peers(const mn_config *cfg);

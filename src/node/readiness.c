@@ -273,6 +273,11 @@ char *readiness_report(supervisor *s, ready_verdict *verdict)
 		json_object_set_new(deps, "dht", dht);
 	else
 		json_decref(dht);
+	json_t *keys = sup_keys_eval(s, reasons, &v);
+	if (deps && keys)
+		json_object_set_new(deps, "keys", keys);
+	else
+		json_decref(keys);
 	json_t *body = json_pack("{s:s, s:b, s:o, s:o}", "status", verdict_names[v],
 	                         "ready", v != READY_NOT, "deps", deps, "reasons", reasons);
 	char *txt = body ? json_dumps(body, JSON_COMPACT) : NULL;

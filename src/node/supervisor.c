@@ -79,6 +79,11 @@ static int child_on_hello(sup_child *c, const ctl_msg *m)
 			       LOG_END);
 		explicit_bzero(seed, sizeof seed);
 	}
+	if (c->role->policy && c->sup->kek) {   /* before CONFIG: its wall unseals keys */
+		if (ctl_compose_kek(c->ctl_fd, c->sup->kek->key) != 0)
+			log_kv(LOG_LEVEL_WARN, "cannot send the KEK to child", "role", c->role->name,
+			       LOG_END);
+	}
 	sup_policy_send(c->sup, c);  /* before CONFIG: in force when it starts */
 	child_send_config(c);
 	return 0;
@@ -457,6 +462,8 @@ int supervisor_reload(supervisor *s, const char *why, char *err, size_t errlen)
 	char perr[CONFIG_ERR_MAX];
 	int rc = config_reload(s, why, err, errlen);
 
+	sup_keys_scan(s);   /* a rotated or retired key: ages for /readyz */
+
 	if (sup_policy_refresh(s, why, perr, sizeof perr) != 0) {
 		log_kv(LOG_LEVEL_ERROR, "policy reload refused; the bundle in force stays", "trigger", why,
 		       "error", perr, LOG_END);
@@ -673,7 +680,7 @@ static int sup_identity(supervisor *s, char *err, size_t errlen)
 	} else if (config_identity_file(&s->cfg, path, sizeof path) != 0) {
 		snprintf(err, errlen, "node.identity_file: path too long");
 		return -1;
-	} else if (identity_load_or_create(&s->identity, path, &created, err, errlen) != 0) {
+	} else if (identity_load_or_create(&s->identity, path, s->kek, &created, err, errlen) != 0) {
 		return -1;
 	}
 	log_kv(LOG_LEVEL_INFO, created ? "node identity created" : "node identity",
@@ -691,8 +698,9 @@ static int sup_start(supervisor *s, char *err, size_t errlen)
 	s->exe[n] = '\0';
 	if (sup_runtime_dir(s, err, errlen) != 0)
 		return -1;
-	if (sup_identity(s, err, errlen) != 0)
+	if (sup_keys_kek(s, err, errlen) != 0 || sup_identity(s, err, errlen) != 0)
 		return -1;
+	sup_keys_scan(s);
 	/* The quota table rides in the metrics memfd: every child maps it. */
 	size_t qlen;
 	s->metrics_fd = metrics_create(quota_area_size(s->cfg.quota_max_tenants));
@@ -756,6 +764,8 @@ static void sup_free(supervisor *s)
 		(void)nftw(s->runtime_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	config_free(&s->cfg);
 	identity_free(&s->identity);
+	kek_free(s->kek);   /* wipes */
+	s->kek = NULL;
 }
 
 int supervisor_run(const node_opts *o, mn_config *cfg)

@@ -18,6 +18,7 @@
 
 #include <event2/event.h>
 
+#include "core/keys/kek.h"
 #include "core/proto/ctl.h"
 #include "core/metrics/metrics.h"
 #include "core/metrics/reject.h"
@@ -255,6 +256,23 @@ static void svc_on_identity(struct svc_proc *p)
 		log_fatalx("cannot hold the node identity", "error", err, LOG_END);
 }
 
+/* The KEK from the supervisor, wiped from the message and the stack once
+ * it is in secure memory. */
+static void svc_on_kek(struct svc_proc *p)
+{
+	uint8_t key[CTL_KEK_LEN];
+	int rc = ctl_read_kek(&p->msg, key);
+
+	explicit_bzero(p->msg.body, p->msg.len);
+	if (rc != 0)
+		svc_fatal_msg("malformed control message", p->msg.type);
+	kek_free(p->s.kek);
+	p->s.kek = kek_from_bytes(key);
+	explicit_bzero(key, sizeof key);
+	if (!p->s.kek)
+		log_fatalx("cannot hold the KEK", LOG_END);
+}
+
 static void on_ctl(evutil_socket_t fd, short what, void *arg)
 {
 	struct svc_proc *p = arg;
@@ -291,6 +309,9 @@ static void svc_dispatch(struct svc_proc *p)
 		break;
 	case CTL_IDENTITY:
 		svc_on_identity(p);
+		break;
+	case CTL_KEK:
+		svc_on_kek(p);
 		break;
 	default:
 		/* Includes the child → supervisor types: never sent this way. */
@@ -378,6 +399,8 @@ static void svc_teardown(struct svc_proc *p)
 	if (p->s.base) event_base_free(p->s.base);
 	config_free(&p->s.cfg);
 	identity_free(&p->s.identity);
+	kek_free(p->s.kek);
+	p->s.kek = NULL;
 	policy_free(p->s.policy);
 	p->s.policy = NULL;
 }

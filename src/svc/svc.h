@@ -63,6 +63,9 @@ struct svc {
 	/* The node identity (CTL_IDENTITY, roles with `identity`), before start;
 	 * identity.sk is NULL for the other roles. Owned here, wiped at exit. */
 	node_identity      identity;
+	/* The KEK (CTL_KEK, roles with `policy`): unseals capability key
+	 * files at every wall load. NULL = none. Owned here, wiped at exit. */
+	struct kek        *kek;
 	const struct svc_sandbox_profile *sandbox;  /* the role's profile (static), or NULL */
 	bool               sandboxed;  /* svc_sandbox_enter has run */
 };

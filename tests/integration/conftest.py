@@ -359,6 +359,50 @@ DEFAULT_BUNDLE = {
     ],
 }
 _wall_cache = {}
+_kek_cache = {}
+
+
+def session_kek():
+    """A KEK file (mode 0400) for operator commands run outside a node's
+    data dir: `policy keygen|sign` seal and unseal the signing key with it."""
+    if not _kek_cache:
+        d = tempfile.mkdtemp(prefix="mn-kek-")
+        import atexit
+        atexit.register(shutil.rmtree, d, True)
+        path = os.path.join(d, "session.kek")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+        os.write(fd, (os.urandom(32).hex() + "\n").encode())
+        os.close(fd)
+        _kek_cache["path"] = path
+    return _kek_cache["path"]
+
+
+def kek_env():
+    """The environment of run_cli with RON_KEK_FILE = session_kek()."""
+    return {"RON_KEK_FILE": session_kek()}
+
+
+SEAL_HEADER = 25   # "RKMS" | 0x01 | ts_ms i64 BE | nonce[12] (docs/keys.md)
+AAD_CAP = "macronode/capability-key/v1/"
+AAD_IDENTITY = "macronode/identity/v1"
+AAD_POLICY = "macronode/policy-signing-key/v1"
+
+
+def read_kek(path):
+    """The 32 KEK bytes of a KEK file (raw, or 64 hex and a newline)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    return data if len(data) == 32 else bytes.fromhex(data.decode().strip())
+
+
+def unseal(blob, kek_path, aad):
+    """Open a sealed key file independently of the binary (the `cryptography`
+    package's ChaCha20-Poly1305): AAD = the 25 header bytes + aad."""
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+    assert blob[:5] == b"RKMS\x01", blob[:5]
+    nonce = blob[13:25]
+    return ChaCha20Poly1305(read_kek(kek_path)).decrypt(nonce, blob[SEAL_HEADER:],
+                                                        blob[:SEAL_HEADER] + aad.encode())
 
 
 def _wall_material():
@@ -368,7 +412,7 @@ def _wall_material():
         import atexit
         atexit.register(shutil.rmtree, d, True)
         r = subprocess.run([BIN, "policy", "keygen", "--out", os.path.join(d, "signing")],
-                           capture_output=True, timeout=30)
+                           capture_output=True, timeout=30, env=dict(base_env(), **kek_env()))
         assert r.returncode == 0, r.stderr
         key = os.path.join(d, WALL_KID + ".key")
         fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -404,7 +448,7 @@ def write_bundle(data_dir, bundle, sign=True, raw=None):
     if sign:
         r = subprocess.run([BIN, "policy", "sign", path, "--key",
                             os.path.join(data_dir, "policy", "signing.key")],
-                           capture_output=True, timeout=30)
+                           capture_output=True, timeout=30, env=dict(base_env(), **kek_env()))
         assert r.returncode == 0, r.stderr
     return path
 

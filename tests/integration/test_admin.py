@@ -67,7 +67,9 @@ def test_readyz_ready_body(node):
     assert j["ready"] is True
     assert j["reasons"] == []
     d = j["deps"]
-    assert set(d) == {"config", "listeners", "entropy", "version_parity", "policy", "services"}
+    assert set(d) == {"config", "listeners", "entropy", "version_parity", "policy", "services",
+                      "keys"}
+    assert d["keys"]["state"] == "ok" and d["keys"]["minting"] == "k1", d["keys"]
     assert d["config"] == {"state": "ok", "last_reload_error": ""}
     assert d["listeners"] == {"state": "ok", "admin": node.admin_addr, "gateway": node.gateway_addr}
     assert d["entropy"]["state"] == "ok" and d["entropy"]["bits"] >= 128

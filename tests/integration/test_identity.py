@@ -5,7 +5,7 @@ import os
 import re
 import stat
 
-from conftest import run_cli
+from conftest import AAD_IDENTITY, run_cli, unseal
 
 ID_RE = re.compile(r"^b3:[0-9a-f]{64}$")
 
@@ -15,15 +15,17 @@ def test_first_run_creates_identity_and_reports_it(node_factory):
     path = os.path.join(n.data_dir, "node", "identity.key")
     st = os.stat(path)
     assert stat.S_IMODE(st.st_mode) == 0o600
-    assert st.st_size == 129
+    assert st.st_size == 25 + 64 + 16          # sealed under the KEK (docs/keys.md)
     v = n.get("/version").json()
     assert ID_RE.match(v["node_id"]), v
     assert n.status()["node_id"] == v["node_id"]
     r = run_cli(["id", "--data-dir", n.data_dir])
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == v["node_id"]
-    with open(path) as f:
-        key = f.read().strip()
+    with open(path, "rb") as f:
+        blob = f.read()
+    assert blob[:5] == b"RKMS\x01"
+    key = unseal(blob, n.data_dir + ".kek", AAD_IDENTITY).hex()
     assert key not in n.log()
     n.stop()
     n.start()

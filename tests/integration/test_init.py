@@ -7,7 +7,7 @@ import os
 import re
 import time
 
-from conftest import DEFAULT_BUNDLE, obj_path, put_object, run_cli
+from conftest import AAD_CAP, AAD_POLICY, DEFAULT_BUNDLE, obj_path, put_object, run_cli, unseal
 
 DAY = 86400
 TTL = 30 * DAY
@@ -91,10 +91,18 @@ def test_init_creates_key_policy_and_token(node_factory):
     assert mode(lay.key) == 0o600
     assert mode(lay.signing_key) == 0o600
     assert mode(lay.bundle) == 0o644
-    with open(lay.key) as f:
-        key_hex = f.read()
-    assert re.fullmatch(r"[0-9a-f]{64}\n", key_hex), "key file is not 64 lowercase hex + newline"
-    key_hex = key_hex.strip()
+    # sealed under the KEK init made beside the data dir (mode 0400)
+    kek = n.data_dir + ".kek"
+    assert mode(kek) == 0o400
+    with open(lay.key, "rb") as f:
+        blob = f.read()
+    assert blob[:5] == b"RKMS\x01" and len(blob) == 25 + 32 + 16
+    raw = unseal(blob, kek, AAD_CAP + "k1")
+    key_hex = raw.hex()
+    assert raw not in blob and key_hex.encode() not in blob
+    with open(lay.signing_key, "rb") as f:
+        sk = unseal(f.read(), kek, AAD_POLICY)
+    assert len(sk) == 64
     with open(lay.bundle) as f:
         assert json.load(f) == DEFAULT_BUNDLE
     v = run_cli(["policy", "verify", lay.bundle, "--pub", lay.signing_pub])
@@ -123,8 +131,8 @@ def test_init_creates_key_policy_and_token(node_factory):
     assert p.stdout.count(tok) == 2          # the token line and the curl line, nothing else
     assert p.stderr == ""
     assert tok not in p.stderr and key_hex not in p.stderr and key_hex not in p.stdout
-    with open(lay.signing_key) as f:
-        assert f.read().strip() not in p.stdout + p.stderr
+    assert sk.hex() not in p.stdout + p.stderr
+    assert "  KEK                 %s (created beside the data dir, mode 0400" % kek in p.stdout
     # the token is not stored anywhere under the data dir
     for data, _, _, _ in Layout(n.data_dir).snapshot().values():
         assert tok.encode() not in data

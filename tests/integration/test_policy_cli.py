@@ -3,7 +3,7 @@ import json
 import os
 import shutil
 
-from conftest import run_cli
+from conftest import AAD_POLICY, kek_env, run_cli, session_kek, unseal
 
 VECTORS = os.path.join(os.path.dirname(__file__), "..", "vectors", "policy")
 
@@ -12,19 +12,19 @@ def signed_bundle(tmp_dir, name="method_matrix"):
     b = os.path.join(tmp_dir, name + ".json")
     shutil.copy(os.path.join(VECTORS, name + ".json"), b)
     k = os.path.join(tmp_dir, "k-" + name)
-    assert run_cli(["policy", "keygen", "--out", k]).returncode == 0
+    assert run_cli(["policy", "keygen", "--out", k], env=kek_env()).returncode == 0
     assert os.stat(k + ".key").st_mode & 0o077 == 0
-    assert run_cli(["policy", "sign", b, "--key", k + ".key"]).returncode == 0
+    assert run_cli(["policy", "sign", b, "--key", k + ".key"], env=kek_env()).returncode == 0
     return b, k + ".pub", k + ".key"
 
 
 def test_keygen_never_overwrites(tmp_dir):
     k = os.path.join(tmp_dir, "k")
-    assert run_cli(["policy", "keygen", "--out", k]).returncode == 0
-    with open(k + ".key") as f:
+    assert run_cli(["policy", "keygen", "--out", k], env=kek_env()).returncode == 0
+    with open(k + ".key", "rb") as f:
         first = f.read()
-    assert run_cli(["policy", "keygen", "--out", k]).returncode != 0
-    with open(k + ".key") as f:
+    assert run_cli(["policy", "keygen", "--out", k], env=kek_env()).returncode != 0
+    with open(k + ".key", "rb") as f:
         assert f.read() == first
 
 
@@ -52,7 +52,7 @@ def test_tampered_bundle_and_wrong_key_refused(tmp_dir):
     assert p.returncode == 1, p
     assert b in p.stderr or "signature" in p.stderr, p
     other = os.path.join(tmp_dir, "other")
-    assert run_cli(["policy", "keygen", "--out", other]).returncode == 0
+    assert run_cli(["policy", "keygen", "--out", other], env=kek_env()).returncode == 0
     b2, _, _ = signed_bundle(os.path.join(tmp_dir), "eu_only")
     p = run_cli(["policy", "verify", b2, "--pub", other + ".pub"])
     assert p.returncode == 1, p
@@ -61,12 +61,12 @@ def test_tampered_bundle_and_wrong_key_refused(tmp_dir):
 def test_signing_key_must_be_private(tmp_dir):
     b, _, key = signed_bundle(tmp_dir)
     os.chmod(key, 0o644)
-    p = run_cli(["policy", "sign", b, "--key", key])
+    p = run_cli(["policy", "sign", b, "--key", key], env=kek_env())
     assert p.returncode != 0, p
     assert "0600" in p.stderr or "mode" in p.stderr or "readable" in p.stderr, p.stderr
     # the key's bytes never reach the output
-    with open(key) as f:
-        secret = f.read().strip()
+    with open(key, "rb") as f:
+        secret = unseal(f.read(), session_kek(), AAD_POLICY).hex()
     assert secret not in p.stderr and secret not in p.stdout
 
 

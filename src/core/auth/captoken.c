@@ -837,7 +837,7 @@ captoken_result captoken_check(const captoken *t, const captoken_keyring *kr,
 	memset(info, 0, sizeof *info);
 	memcpy(info->tid, t->tid, sizeof info->tid);
 	memcpy(info->kid, t->kid, sizeof info->kid);
-	const uint8_t *key = captoken_keyring_find(kr, t->kid);
+	const uint8_t *key = captoken_keyring_find_at(kr, t->kid, ctx->now);
 	if (!key)
 		return CAPTOKEN_UNKNOWN_KID;
 	if ((r = check_mac(t, key)) != CAPTOKEN_OK)

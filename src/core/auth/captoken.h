@@ -117,6 +117,7 @@ typedef struct {
 } captoken_info;
 
 typedef struct captoken_keyring captoken_keyring;
+struct kek;   /* core/keys/kek.h */
 
 /* Tokens. captoken_new zeroes; captoken_free(NULL) is a no-op. */
 captoken *captoken_new(void);
@@ -206,9 +207,35 @@ int captoken_keyring_load_dir(captoken_keyring *kr, const char *dir, char *err, 
 const uint8_t *captoken_keyring_find(const captoken_keyring *kr, const char *kid);
 size_t captoken_keyring_count(const captoken_keyring *kr);
 
-/* Reads a standalone key file (same rules) into secure memory; caller
- * releases with sodium_free. NULL with err on failure. */
-uint8_t *captoken_key_read(const char *path, char *err, size_t errlen);
+/* What the ring knows of a key besides its bytes. */
+typedef struct {
+	int64_t created_ms;    /* sealing time; clear-text files: their mtime */
+	int64_t not_after_ms;  /* 0 = none; else stops verifying then (<kid>.expires) */
+	bool    sealed;        /* false: a clear-text file of an earlier version */
+} captoken_key_meta;
+
+#define CAPTOKEN_EXPIRES_SUFFIX ".expires"
+#define CAPTOKEN_MINTING_FILE   "minting"
+
+/* Reads a standalone key file (same rules; sealed files are opened with k
+ * and the AAD of kid) into secure memory; caller releases with sodium_free.
+ * meta may be NULL. NULL with err on failure. */
+uint8_t *captoken_key_read(const char *path, const struct kek *k, const char *kid,
+                           captoken_key_meta *meta, char *err, size_t errlen);
+
+/* The KEK that unseals key files at the next load (borrowed; NULL = none,
+ * only clear-text files load). */
+void captoken_keyring_set_kek(captoken_keyring *kr, const struct kek *k);
+/* Like captoken_keyring_find, NULL also once the key's grace is over. */
+const uint8_t *captoken_keyring_find_at(const captoken_keyring *kr, const char *kid,
+                                        uint64_t now_s);
+/* The minting kid: the one <keys_dir>/minting names (set_mint), else the
+ * only key; NULL when several and none designated. */
+__attribute__((warn_unused_result))
+int captoken_keyring_set_mint(captoken_keyring *kr, const char *kid);
+const char *captoken_keyring_mint_kid(const captoken_keyring *kr);
+/* The i-th kid and its meta (may be NULL), or NULL past the end. */
+const char *captoken_keyring_kid(const captoken_keyring *kr, size_t i, captoken_key_meta *meta);
 
 /* A kid names a key file and appears in logs: 1..CAPTOKEN_MAX_KID of [A-Za-z0-9._-], not starting with '.'. */
 bool captoken_kid_valid(const char *s, size_t n);

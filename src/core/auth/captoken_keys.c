@@ -1,8 +1,11 @@
 /*
  * captoken_keys.c — the MAC key ring of capability tokens: keys by kid,
- * loaded from <keys_dir>/<kid>.key files (64 hex chars, mode 0600 or
- * stricter), held read-only in libsodium secure memory, one designated for
- * minting. Errors name the file, never its content.
+ * loaded from <keys_dir>/<kid>.key files (sealed under the KEK, or 64 hex
+ * chars from earlier versions; mode 0600 or stricter), held read-only in
+ * libsodium secure memory (mlock'ed; wiped when the ring is freed: on
+ * reload, rotation and exit), one designated for minting. A key rotated out
+ * carries <kid>.expires (unix ms) and stops verifying then. Errors name the
+ * file, never its content. docs/keys.md.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -15,20 +18,26 @@
 #include <unistd.h>
 
 #include "core/auth/captoken.h"
-#include "core/auth/captoken_test.h"
+#include "core/keys/keyfile.h"
+#include "core/keys/seal.h"
+#include "lib/log.h"
 #include "lib/util.h"
 
-#define CAPTOKEN_KEYFILE_MAX 66    /* 64 hex + "\r\n" at most */
+#define CAPTOKEN_HEXFILE_MAX 66    /* clear text: 64 hex + "\r\n" at most */
+#define CAPTOKEN_KEYFILE_MAX (SEAL_OVERHEAD + CAPTOKEN_KEY_LEN)   /* 73: sealed */
 #define CAPTOKEN_KEY_SUFFIX ".key"
+#define CAPTOKEN_EXPIRES_MAX 24    /* decimal unix ms and a newline */
 
 /* -------------------------------------------------------------- key ring */
 
 struct captoken_keyring {
 	size_t n;
 	int mint;                       /* index, -1: none designated */
+	const kek *kek;                 /* borrowed: unseals key files; NULL = clear text only */
 	struct {
 		char kid[CAPTOKEN_MAX_KID + 1];
 		uint8_t *key;           /* sodium_malloc, read-only */
+		captoken_key_meta meta;
 	} e[CAPTOKEN_MAX_KEYS];
 };
 
@@ -82,6 +91,34 @@ const uint8_t *captoken_keyring_find(const captoken_keyring *kr, const char *kid
 	return i < 0 ? NULL : kr->e[i].key;
 }
 
+const uint8_t *captoken_keyring_find_at(const captoken_keyring *kr, const char *kid,
+                                        uint64_t now_s)
+{
+	int i = ring_index(kr, kid);
+
+	if (i < 0)
+		return NULL;
+	int64_t na = kr->e[i].meta.not_after_ms;
+	if (na > 0 && (int64_t)(now_s * 1000u) >= na)
+		return NULL;   /* rotated out and past its grace */
+	return kr->e[i].key;
+}
+
+void captoken_keyring_set_kek(captoken_keyring *kr, const kek *k)
+{
+	if (kr)
+		kr->kek = k;
+}
+
+const char *captoken_keyring_kid(const captoken_keyring *kr, size_t i, captoken_key_meta *meta)
+{
+	if (!kr || i >= kr->n)
+		return NULL;
+	if (meta)
+		*meta = kr->e[i].meta;
+	return kr->e[i].kid;
+}
+
 size_t captoken_keyring_count(const captoken_keyring *kr)
 {
 	return kr ? kr->n : 0;
@@ -122,12 +159,16 @@ static void key_open_err(util_file_status why, const char *path, const struct st
 
 /* Opens path and checks it may hold a secret: ours, regular, 0600 or less.
  * Returns the fd and the file's size, or -1 with err. */
-static int key_open(const char *path, size_t *size, char *err, size_t errlen)
+static int key_open(const char *path, size_t *size, int64_t *mtime_ms, char *err, size_t errlen)
 {
 	struct stat st;
 	int fd;
 	util_file_status why = util_file_open(path, CAPTOKEN_KEYFILE_MAX,
 	                                      UTIL_FILE_SECRET | UTIL_FILE_NOFOLLOW, &fd, &st);
+
+	if (why == UTIL_FILE_OK && st.st_size > CAPTOKEN_HEXFILE_MAX &&
+	    st.st_size != CAPTOKEN_KEYFILE_MAX)
+		why = UTIL_FILE_TOO_BIG;   /* neither clear text nor one sealed key */
 
 	if (why == UTIL_FILE_OK && st.st_size < 2 * CAPTOKEN_KEY_LEN)
 		why = UTIL_FILE_TOO_BIG;   /* the same words: not exactly the right size */
@@ -143,37 +184,89 @@ static int key_open(const char *path, size_t *size, char *err, size_t errlen)
 		return -1;
 	}
 	*size = (size_t)st.st_size;
+	*mtime_ms = (int64_t)st.st_mtime * 1000;
 	return fd;
 }
 
-uint8_t *captoken_key_read(const char *path, char *err, size_t errlen)
+/* The clear-text form of earlier versions: 64 hex, optional EOL. */
+static int key_parse_hex(const char *hex, size_t got, uint8_t *key)
 {
-	char *hex;
-	uint8_t *key;
-	size_t got = 0, size = 0, binlen = 0;
+	size_t binlen = 0;
 	const char *end = NULL;
-	int fd;
 
-	if (sodium_init() < 0 || (fd = key_open(path, &size, err, errlen)) < 0)
-		return NULL;
-	hex = sodium_malloc(CAPTOKEN_KEYFILE_MAX + 1);
-	key = sodium_malloc(CAPTOKEN_KEY_LEN);
-	if (hex && key && util_read_full(fd, hex, size) == 0)
-		got = size;
-	close(fd);
 	while (got > 0 && (hex[got - 1] == '\n' || hex[got - 1] == '\r'))
 		got--;
-	if (!hex || !key || got != 2 * CAPTOKEN_KEY_LEN ||
-	    sodium_hex2bin(key, CAPTOKEN_KEY_LEN, hex, got, NULL, &binlen, &end) != 0 ||
-	    binlen != CAPTOKEN_KEY_LEN || end != hex + got) {
-		snprintf(err, errlen, "key file %s: must hold exactly %d hex characters",
-		         path, 2 * CAPTOKEN_KEY_LEN);
-		sodium_free(hex);
+	return got == 2 * CAPTOKEN_KEY_LEN &&
+	       sodium_hex2bin(key, CAPTOKEN_KEY_LEN, hex, got, NULL, &binlen, &end) == 0 &&
+	       binlen == CAPTOKEN_KEY_LEN && end == hex + got ? 0 : -1;
+}
+
+uint8_t *captoken_key_read(const char *path, const kek *k, const char *kid,
+                           captoken_key_meta *meta, char *err, size_t errlen)
+{
+	char aad[KEYFILE_AAD_MAX];
+	uint8_t *buf, *key;
+	size_t size = 0;
+	int64_t mtime = 0;
+	int fd, r = -1;
+
+	if (sodium_init() < 0 || keyfile_cap_aad(aad, sizeof aad, kid) != 0 ||
+	    (fd = key_open(path, &size, &mtime, err, errlen)) < 0)
+		return NULL;
+	buf = sodium_malloc(CAPTOKEN_KEYFILE_MAX + 1);
+	key = sodium_malloc(CAPTOKEN_KEY_LEN);
+	if (meta)
+		memset(meta, 0, sizeof *meta);
+	if (buf && key && util_read_full(fd, buf, size) == 0) {
+		r = keyfile_unseal(buf, size, k, aad, key, CAPTOKEN_KEY_LEN,
+		                   meta ? &meta->created_ms : NULL, path, err, errlen);
+		if (r == 0 && meta)
+			meta->sealed = true;
+		if (r == KEYFILE_CLEAR) {
+			r = key_parse_hex((const char *)buf, size, key);
+			if (r != 0)
+				snprintf(err, errlen, "key file %s: must hold exactly %d hex characters",
+				         path, 2 * CAPTOKEN_KEY_LEN);
+			else if (meta)
+				meta->created_ms = mtime;
+			if (r == 0)
+				keyfile_warn_clear(path);
+		}
+	} else {
+		snprintf(err, errlen, "key file %s: cannot read it", path);
+	}
+	close(fd);
+	sodium_free(buf);   /* wipes */
+	if (r != 0) {
 		sodium_free(key);
 		return NULL;
 	}
-	sodium_free(hex);
 	return key;
+}
+
+/* <dir>/<kid>.expires: when a rotated-out key stops verifying. 0 = none. */
+static int64_t key_expires(const char *keypath)
+{
+	char path[4096], buf[CAPTOKEN_EXPIRES_MAX + 1];
+	size_t n = strlen(keypath), sl = strlen(CAPTOKEN_KEY_SUFFIX);
+	int fd;
+	struct stat st;
+
+	if (n <= sl || n - sl + sizeof CAPTOKEN_EXPIRES_SUFFIX > sizeof path)
+		return 0;
+	memcpy(path, keypath, n - sl);
+	memcpy(path + n - sl, CAPTOKEN_EXPIRES_SUFFIX, sizeof CAPTOKEN_EXPIRES_SUFFIX);
+	if (util_file_open(path, CAPTOKEN_EXPIRES_MAX, UTIL_FILE_NOFOLLOW, &fd, &st) != UTIL_FILE_OK)
+		return 0;
+	size_t len = (size_t)st.st_size;
+	int rr = util_read_full(fd, buf, len);
+	close(fd);
+	if (rr != 0)
+		return 0;
+	buf[len] = '\0';
+	char *end;
+	long long v = strtoll(buf, &end, 10);
+	return end != buf && v > 0 ? (int64_t)v : 0;
 }
 
 int captoken_keyring_load_file(captoken_keyring *kr, const char *path, const char *kid,
@@ -184,15 +277,42 @@ int captoken_keyring_load_file(captoken_keyring *kr, const char *path, const cha
 		         CAPTOKEN_MAX_KID);
 		return -1;
 	}
-	uint8_t *key = captoken_key_read(path, err, errlen);
+	captoken_key_meta meta;
+	uint8_t *key = captoken_key_read(path, kr->kek, kid, &meta, err, errlen);
 	if (!key)
 		return -1;
+	meta.not_after_ms = key_expires(path);
 	int r = captoken_keyring_add(kr, kid, key);
 	sodium_free(key);
+	if (r == 0)
+		kr->e[kr->n - 1].meta = meta;
 	if (r < 0)
 		snprintf(err, errlen, "key file %s: duplicate kid or more than %d keys", path,
 		         CAPTOKEN_MAX_KEYS);
 	return r;
+}
+
+/* <dir>/minting names the kid `token mint` and `key list` treat as the
+ * minting one (written by `macronode key rotate`); absent = the only key. */
+static void ring_read_minting(captoken_keyring *kr, const char *dir)
+{
+	char path[4096], kid[CAPTOKEN_MAX_KID + 2];
+	struct stat st;
+	int fd;
+
+	if (snprintf(path, sizeof path, "%s/" CAPTOKEN_MINTING_FILE, dir) >= (int)sizeof path ||
+	    util_file_open(path, CAPTOKEN_MAX_KID + 1, UTIL_FILE_NOFOLLOW, &fd, &st) != UTIL_FILE_OK)
+		return;
+	size_t n = (size_t)st.st_size;
+	int r = util_read_full(fd, kid, n);
+	close(fd);
+	if (r != 0)
+		return;
+	while (n > 0 && (kid[n - 1] == '\n' || kid[n - 1] == '\r'))
+		n--;
+	kid[n] = '\0';
+	if (captoken_keyring_set_mint(kr, kid) != 0)
+		log_kv(LOG_LEVEL_WARN, "minting file names no loaded key", "file", path, LOG_END);
 }
 
 int captoken_keyring_load_dir(captoken_keyring *kr, const char *dir, char *err, size_t errlen)
@@ -223,6 +343,8 @@ int captoken_keyring_load_dir(captoken_keyring *kr, const char *dir, char *err, 
 		}
 	}
 	closedir(d);
+	if (rc == 0)
+		ring_read_minting(kr, dir);
 	if (rc == 0 && kr->n == 0) {
 		snprintf(err, errlen, "keys dir %s: no <kid>%s file", dir, CAPTOKEN_KEY_SUFFIX);
 		rc = CAPTOKEN_KEYS_NONE;

@@ -23,6 +23,7 @@
 
 #include "core/auth/policy.h"
 #include "core/auth/policy_int.h"
+#include "core/keys/keyfile.h"
 #include "lib/b3.h"
 #include "lib/util.h"
 
@@ -702,6 +703,36 @@ int policy_read_hex(const char *path, uint8_t *out, size_t n, bool secret, char 
 	}
 	sodium_memzero(buf, 2 * n + 1);
 	return 0;
+}
+
+int policy_read_secret(const char *path, uint8_t *out, size_t n, const kek *k, bool *clear,
+                       char *buf, char *err, size_t errlen)
+{
+	size_t size;
+	int fd = open_checked(path, 2 * n + 1, true, &size, err, errlen);
+	int r;
+
+	if (fd < 0)
+		return -1;
+	r = util_read_full(fd, buf, size);
+	close(fd);
+	if (r != 0)
+		return policy_perr(err, errlen, path, "read failed");
+	r = keyfile_unseal((const uint8_t *)buf, size, k, KEYFILE_AAD_POLICY, out, n, NULL, path,
+	                   err, errlen);
+	*clear = r == KEYFILE_CLEAR;
+	if (r == KEYFILE_CLEAR) {
+		if (size == 2 * n + 1 && buf[2 * n] != '\n')
+			size = 0;
+		r = size < 2 * n || util_hex_decode(buf, n, out) != 0 ? -1 : 0;
+		if (r != 0)
+			(void)policy_perr(err, errlen, path, "not a secret key (sealed, or %zu lowercase "
+			                  "hex characters)", 2 * n);
+		else
+			keyfile_warn_clear(path);
+	}
+	sodium_memzero(buf, 2 * n + 1);
+	return r;
 }
 
 int policy_read_bundle(const char *path, char **buf, size_t *len, char *err, size_t errlen)

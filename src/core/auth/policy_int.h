@@ -35,6 +35,14 @@ __attribute__((warn_unused_result))
 int policy_read_hex(const char *path, uint8_t *out, size_t n, bool secret, char *buf,
                     const char *what, char *err, size_t errlen);
 
+/* A secret key file: sealed under k (AAD KEYFILE_AAD_POLICY) or, from
+ * earlier versions, 2n lowercase hex (*clear set, a warning logged). buf as
+ * for policy_read_hex. 0, or -1 with err naming the file. */
+struct kek;
+__attribute__((warn_unused_result))
+int policy_read_secret(const char *path, uint8_t *out, size_t n, const struct kek *k,
+                       bool *clear, char *buf, char *err, size_t errlen);
+
 /* The bundle file (≤ POLICY_MAX_BYTES) into *buf (malloc'd, caller frees). */
 __attribute__((warn_unused_result))
 int policy_read_bundle(const char *path, char **buf, size_t *len, char *err, size_t errlen);

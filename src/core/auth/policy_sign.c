@@ -3,7 +3,8 @@
  *
  * Only the operator's tools get here: the node verifies with the public key
  * and never sees a secret one. The secret key lives in sodium memory from
- * the moment it is made or read until it is wiped; files are published with
+ * the moment it is made or read until it is wiped; on disk it is sealed
+ * under the KEK (core/keys/keyfile.h); files are published with
  * util_write_atomic, so a crash leaves the old file or the whole new one.
  */
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include "core/auth/policy.h"
 #include "core/auth/policy_int.h"
 #include "core/auth/policy_sign.h"
+#include "core/keys/keyfile.h"
 #include "lib/b3.h"
 #include "lib/util.h"
 
@@ -34,7 +36,8 @@ static int sign_create(const void *data, size_t len, const uint8_t sk[POLICY_SK_
 }
 
 /* The secret key file into sodium memory (caller sodium_free's *sk). */
-static int sign_read_sk(const char *path, uint8_t **sk, char *err, size_t errlen)
+static int sign_read_sk(const char *path, const kek *k, bool *clear, uint8_t **sk,
+                        char *err, size_t errlen)
 {
 	char *buf = sodium_malloc(2 * POLICY_SK_LEN + 1);
 	uint8_t *key = sodium_malloc(POLICY_SK_LEN);
@@ -44,7 +47,7 @@ static int sign_read_sk(const char *path, uint8_t **sk, char *err, size_t errlen
 		sodium_free(key);
 		return policy_perr(err, errlen, path, "out of secure memory");
 	}
-	int r = policy_read_hex(path, key, POLICY_SK_LEN, true, buf, "secret key", err, errlen);
+	int r = policy_read_secret(path, key, POLICY_SK_LEN, k, clear, buf, err, errlen);
 	sodium_free(buf);
 	if (r != 0) {
 		sodium_free(key);
@@ -75,11 +78,10 @@ static int sign_write_hex(const char *path, const uint8_t *data, size_t n, char 
 	return policy_perr(err, errlen, path, "write failed: %s", strerror(errno));
 }
 
-int policy_keygen_files(const char *prefix, char *err, size_t errlen)
+int policy_keygen_files(const char *prefix, const kek *k, char *err, size_t errlen)
 {
 	char kpath[PATH_MAX], ppath[PATH_MAX], phex[2 * POLICY_PK_LEN + 1];
 	uint8_t pk[POLICY_PK_LEN], *sk;
-	char *shex;
 	int r = -1;
 
 	if (policy_path_with(kpath, sizeof kpath, prefix, ".key", err, errlen) != 0 ||
@@ -87,16 +89,18 @@ int policy_keygen_files(const char *prefix, char *err, size_t errlen)
 		return -1;
 	if (sodium_init() < 0)
 		return policy_perr(err, errlen, kpath, "libsodium failed to initialise");
+	if (!k || !k->key)
+		return policy_perr(err, errlen, kpath, "no KEK to seal the signing key with "
+		                   "(keys.kek_file or RON_KEK_FILE; docs/keys.md)");
 	sk = sodium_malloc(POLICY_SK_LEN);
-	shex = sodium_malloc(2 * POLICY_SK_LEN + 1);
-	if (!sk || !shex) {
+	if (!sk) {
 		policy_perr(err, errlen, kpath, "out of secure memory");
 		goto out;
 	}
 	crypto_sign_keypair(pk, sk);
 	/* NOREPLACE: a second keygen must not destroy the key bundles are signed with. */
-	if (sign_write_hex(kpath, sk, POLICY_SK_LEN, shex, POLICY_KEY_MODE, UTIL_WRITE_NOREPLACE,
-	                   err, errlen) != 0)
+	if (keyfile_write(kpath, k, KEYFILE_AAD_POLICY, sk, POLICY_SK_LEN, POLICY_KEY_MODE,
+	                  UTIL_WRITE_NOREPLACE, err, errlen) != 0)
 		goto out;
 	if (sign_write_hex(ppath, pk, POLICY_PK_LEN, phex, POLICY_PUB_MODE, UTIL_WRITE_NOREPLACE,
 	                   err, errlen) != 0) {
@@ -106,11 +110,11 @@ int policy_keygen_files(const char *prefix, char *err, size_t errlen)
 	r = 0;
 out:
 	sodium_free(sk);
-	sodium_free(shex);
 	return r;
 }
 
-int policy_sign_file(const char *bundle_path, const char *sk_path, char *err, size_t errlen)
+int policy_sign_file(const char *bundle_path, const char *sk_path, const kek *k,
+                     char *err, size_t errlen)
 {
 	char spath[PATH_MAX], hex[2 * POLICY_SIG_LEN + 1];
 	uint8_t sig[POLICY_SIG_LEN], *sk = NULL;
@@ -124,7 +128,8 @@ int policy_sign_file(const char *bundle_path, const char *sk_path, char *err, si
 		return policy_perr(err, errlen, sk_path, "libsodium failed to initialise");
 	if (policy_read_bundle(bundle_path, &buf, &len, err, errlen) != 0)
 		return -1;
-	if (sign_read_sk(sk_path, &sk, err, errlen) != 0) {
+	bool clear;
+	if (sign_read_sk(sk_path, k, &clear, &sk, err, errlen) != 0) {
 		free(buf);
 		return -1;
 	}
@@ -134,4 +139,21 @@ int policy_sign_file(const char *bundle_path, const char *sk_path, char *err, si
 	if (r != 0)
 		return policy_perr(err, errlen, bundle_path, "signing failed");
 	return sign_write_hex(spath, sig, sizeof sig, hex, POLICY_SIG_MODE, 0, err, errlen);
+}
+
+int policy_seal_key_file(const char *sk_path, const kek *k, char *err, size_t errlen)
+{
+	uint8_t *sk = NULL;
+	bool clear = false;
+
+	if (sodium_init() < 0)
+		return policy_perr(err, errlen, sk_path, "libsodium failed to initialise");
+	if (keyfile_path_is_sealed(sk_path) == 1)
+		return 1;
+	if (sign_read_sk(sk_path, k, &clear, &sk, err, errlen) != 0)
+		return -1;
+	int r = clear ? keyfile_write(sk_path, k, KEYFILE_AAD_POLICY, sk, POLICY_SK_LEN,
+	                              POLICY_KEY_MODE, 0, err, errlen) : 1;
+	sodium_free(sk);
+	return r;
 }

@@ -11,14 +11,24 @@
 
 #include <stddef.h>
 
-/* Create PREFIX.key (0600) and PREFIX.pub (0644); refuses to overwrite either. */
-__attribute__((warn_unused_result))
-int policy_keygen_files(const char *prefix, char *err, size_t errlen);
+#include "core/keys/kek.h"
 
-/* Sign the bundle file with the secret key file; writes "<bundle>.sig"
+/* Create PREFIX.key (0600, sealed under k) and PREFIX.pub (0644); refuses to
+ * overwrite either, and to run without a KEK. */
+__attribute__((warn_unused_result))
+int policy_keygen_files(const char *prefix, const kek *k, char *err, size_t errlen);
+
+/* Sign the bundle file with the secret key file (sealed under k, or clear
+ * text of an earlier version with a warning); writes "<bundle>.sig"
  * atomically (replacing an older signature). The key file must not be
  * accessible to group or others. */
 __attribute__((warn_unused_result))
-int policy_sign_file(const char *bundle_path, const char *sk_path, char *err, size_t errlen);
+int policy_sign_file(const char *bundle_path, const char *sk_path, const kek *k,
+                     char *err, size_t errlen);
+
+/* Seal a clear-text secret key file in place (crash-safe): 0 sealed, 1
+ * already sealed, -1 with err. */
+__attribute__((warn_unused_result))
+int policy_seal_key_file(const char *sk_path, const kek *k, char *err, size_t errlen);
 
 #endif

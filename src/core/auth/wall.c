@@ -80,6 +80,7 @@ struct wall {
 	char              audience[CONFIG_TEXT_MAX];
 	char              region[CONFIG_TEXT_MAX];
 	bool              amnesia;
+	const struct kek *kek;        /* borrowed from the service: unseals key files */
 	char              tags[WALL_CLASSES][CONFIG_TAGS_MAX][CONFIG_TAG_MAX + 1];
 	size_t            ntags[WALL_CLASSES];
 	quota_table      *quota;
@@ -260,10 +261,13 @@ static int load_keys(wall *w, const mn_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory for the key ring");
 		return -1;
 	}
+	captoken_keyring_set_kek(kr, w->kek);
 	int rc = captoken_keyring_load_dir(kr, dir, err, errlen);
 	/* No key at all is a revocation (every key removed): in force at once.
 	 * A file that cannot be read or is refused keeps what was loaded. */
 	if (rc != 0 && rc != CAPTOKEN_KEYS_NONE) {
+		metrics_count("key_load_refused_total", strstr(err, "unseal") || strstr(err, "KEK") ?
+		              "reason=\"unseal\"" : "reason=\"file\"", 1);
 		captoken_keyring_free(kr);
 		return -1;
 	}
@@ -291,6 +295,11 @@ int wall_configure(wall *w, const mn_config *cfg, char *err, size_t errlen)
 	char ignored[8];
 	(void)load_mtls(w, cfg->auth_mtls_tenants_file, ignored, sizeof ignored);
 	return rc;
+}
+
+void wall_set_kek(wall *w, const struct kek *k)
+{
+	w->kek = k;
 }
 
 void wall_set_policy(wall *w, const policy *p, const char *digest)

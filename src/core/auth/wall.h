@@ -100,6 +100,10 @@ int wall_configure(wall *w, const struct mn_config *cfg, char *err, size_t errle
 /* The policy in force (borrowed; must outlive its use), or NULL: deny all.
  * digest is the bundle's "b3:<hex>" (GovPolicyDigest caveats), or NULL. */
 void wall_set_policy(wall *w, const struct policy *p, const char *digest);
+/* The KEK that unseals key files at the next wall_configure (borrowed; the
+ * service owns it; NULL = only clear-text key files load). */
+struct kek;
+void wall_set_kek(wall *w, const struct kek *k);
 
 /* Judge one request at now_ms (monotonic, for quotas). Never NULL; the
  * ticket is the caller's to end (see above). */

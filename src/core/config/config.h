@@ -117,6 +117,10 @@ typedef struct mn_config {
 	uint64_t tls_handshake_timeout_ms;         /* 5000 */
 	/* the wall (docs/auth.md, docs/policy.md): "" paths resolve under data_dir */
 	char     identity_file[CONFIG_PATH_MAX];   /* "" = <data_dir>/node/identity.key */
+	/* keys at rest (docs/keys.md) */
+	char     keys_kek_file[CONFIG_PATH_MAX];   /* "" = credentials dir, else <data_dir>.kek */
+	uint64_t keys_grace_ms;                    /* 7d: a rotated-out key still verifies */
+	uint64_t keys_max_age_ms;                  /* 30d: /readyz degraded past it */
 	char     auth_keys_dir[CONFIG_PATH_MAX];   /* "" = <data_dir>/auth/keys */
 	char     auth_audience[CONFIG_TEXT_MAX];   /* "" = a token with an Aud caveat is refused */
 	char     auth_mtls_tenants_file[CONFIG_PATH_MAX]; /* "" = client certificates name no tenant */

@@ -33,6 +33,7 @@
 #define CONFIG_INDEX_NAMES_MAX   1000000u
 #define CONFIG_INDEX_HISTORY_MAX 64u                  /* INDEX_HISTORY_MAX (core/dht/index_msg.h) */
 #define CONFIG_OVERLAY_RANGE_MAX (32u << 20)           /* OVL_RANGE_MAX (core/objects/ovl_client.h) */
+#define CONFIG_KEYS_AGE_MAX_MS   (10ull * 366u * 24u * 3600u * 1000u) /* 10 years */
 #define CONFIG_RANGES_MAX        256u                 /* RANGE_MAX_SPANS (core/net/range.h) */
 
 #define FIELD(f) .offset = offsetof(mn_config, f), .size = sizeof(((mn_config *)0)->f)
@@ -235,6 +236,16 @@ const config_key config_table[] = {
 	{ .key = "node.identity_file", .type = CONFIG_T_PATH, TEXT(identity_file, 0),
 	  .def = "", .reload = CONFIG_RELOAD_RESTART, .env = "RON_IDENTITY_FILE",
 	  .help = "The node's Ed25519 identity key (128 hex, mode 0600; created by init or the first run); empty = paths.data_dir + \"/node/identity.key\". Amnesia: unused, a fresh identity per run." },
+	{ .key = "keys.kek_file", .type = CONFIG_T_PATH, TEXT(keys_kek_file, 0),
+	  .def = "", .reload = CONFIG_RELOAD_RESTART, .env = "RON_KEK_FILE",
+	  .help = "Key-encryption key sealing every secret on disk (32 bytes raw or 64 hex; no group/other bits). Empty = $CREDENTIALS_DIRECTORY/macronode.kek under systemd if present, else paths.data_dir + \".kek\" beside the data dir (init creates it). docs/keys.md." },
+	{ .key = "keys.grace", .type = CONFIG_T_DURATION, FIELD(keys_grace_ms),
+	  .def = "168h", .min = 0, .max = CONFIG_KEYS_AGE_MAX_MS, .reload = CONFIG_RELOAD_LIVE,
+	  .help = "How long a capability key replaced by `macronode key rotate` keeps verifying (0 = until `key retire`)." },
+	{ .key = "keys.max_age", .type = CONFIG_T_DURATION, FIELD(keys_max_age_ms),
+	  .def = "720h", .min = CONFIG_TIMEOUT_MIN_MS, .max = CONFIG_KEYS_AGE_MAX_MS,
+	  .reload = CONFIG_RELOAD_LIVE,
+	  .help = "Age of the minting capability key past which /readyz says degraded (rotate with `macronode key rotate`)." },
 	{ .key = "node.region", .type = CONFIG_T_STRING, TEXT(node_region, 0),
 	  .def = "", .reload = CONFIG_RELOAD_LIVE, .env = "RON_REGION",
 	  .help = "Region this node serves, matched by policy rules' when.region (empty = none)." },

@@ -12,10 +12,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/keys/keyfile.h"
+#include "core/keys/seal.h"
 #include "lib/b3.h"
 #include "lib/util.h"
 
 #define IDENTITY_HEX_LEN (2u * IDENTITY_SK_LEN)   /* 128, then "\n" */
+#define IDENTITY_FILE_MAX (IDENTITY_HEX_LEN + 1)  /* the larger form; sealed is 105 */
 
 __attribute__((format(printf, 3, 4)))
 static int id_fail(char *err, size_t errlen, const char *fmt, ...)
@@ -98,19 +101,32 @@ int identity_generate(node_identity *out, char *err, size_t errlen)
 	return 0;
 }
 
-int identity_load(node_identity *out, const char *path, char *err, size_t errlen)
+/* The clear-text form of earlier versions: 128 lowercase hex and a newline. */
+static int id_parse_hex(const char *hex, size_t size, uint8_t *sk)
 {
-	struct stat st;
-	int fd = -1;
-	char *hex = NULL;
-	uint8_t *sk = NULL, pk[IDENTITY_PK_LEN];
-	int rc = -1;
+	if ((size != IDENTITY_HEX_LEN && !(size == IDENTITY_HEX_LEN + 1 && hex[IDENTITY_HEX_LEN] == '\n')) ||
+	    util_hex_decode(hex, IDENTITY_SK_LEN, sk) != 0)
+		return -1;
+	return 0;
+}
 
-	memset(out, 0, sizeof *out);
-	switch (util_file_open(path, IDENTITY_HEX_LEN + 1, UTIL_FILE_SECRET | UTIL_FILE_NOFOLLOW,
-	                       &fd, &st)) {
+/* The public half must be the one the seed makes: a file edited by hand
+ * or cut from two keys would sign with one key and claim another. */
+static bool id_halves_match(const uint8_t *sk)
+{
+	uint8_t pk[IDENTITY_PK_LEN], check[IDENTITY_SK_LEN];
+
+	crypto_sign_seed_keypair(pk, check, sk);
+	bool same = sodium_memcmp(pk, sk + IDENTITY_SEED_LEN, IDENTITY_PK_LEN) == 0;
+	sodium_memzero(check, sizeof check);
+	return same;
+}
+
+static int id_open(const char *path, int *fd, struct stat *st, char *err, size_t errlen)
+{
+	switch (util_file_open(path, IDENTITY_FILE_MAX, UTIL_FILE_SECRET | UTIL_FILE_NOFOLLOW, fd, st)) {
 	case UTIL_FILE_OK:
-		break;
+		return 0;
 	case UTIL_FILE_ERRNO:
 		return id_fail(err, errlen, "%s: cannot open identity key: %s", path, strerror(errno));
 	case UTIL_FILE_NOT_REGULAR:
@@ -119,58 +135,110 @@ int identity_load(node_identity *out, const char *path, char *err, size_t errlen
 		return id_fail(err, errlen, "%s: identity key is %s", path,
 		               "readable by group or others (chmod 600)");
 	case UTIL_FILE_TOO_BIG:
-		return id_fail(err, errlen, "%s: %s", path,
-		               "not an identity key (128 lowercase hex characters)");
+		break;
 	}
-	hex = sodium_init() < 0 ? NULL : sodium_malloc(IDENTITY_HEX_LEN + 1);
+	return id_fail(err, errlen, "%s: %s", path,
+	               "not an identity key (128 lowercase hex characters)");
+}
+
+int identity_load_ex(node_identity *out, const char *path, const kek *k, bool *clear,
+                     char *err, size_t errlen)
+{
+	struct stat st;
+	int fd = -1;
+	char *buf = NULL;
+	uint8_t *sk = NULL;
+	int rc = -1;
+
+	memset(out, 0, sizeof *out);
+	if (id_open(path, &fd, &st, err, errlen) != 0)
+		return -1;
+	buf = sodium_init() < 0 ? NULL : sodium_malloc(IDENTITY_FILE_MAX);
 	sk = sk_alloc();
-	if (!hex || !sk) {
+	if (!buf || !sk) {
 		id_fail(err, errlen, "%s: %s", path, "cannot allocate secure memory");
 		goto out;
 	}
 	size_t size = (size_t)st.st_size;
-	if (util_read_full(fd, hex, size) != 0) {
+	if (util_read_full(fd, buf, size) != 0) {
 		id_fail(err, errlen, "%s: read failed: %s", path, strerror(errno));
 		goto out;
 	}
-	if ((size != IDENTITY_HEX_LEN && !(size == IDENTITY_HEX_LEN + 1 && hex[IDENTITY_HEX_LEN] == '\n')) ||
-	    util_hex_decode(hex, IDENTITY_SK_LEN, sk) != 0) {
+	int u = keyfile_unseal((const uint8_t *)buf, size, k, KEYFILE_AAD_IDENTITY, sk,
+	                       IDENTITY_SK_LEN, NULL, path, err, errlen);
+	if (u < 0)
+		goto out;
+	if (u == KEYFILE_CLEAR && id_parse_hex(buf, size, sk) != 0) {
 		id_fail(err, errlen, "%s: %s", path, "not an identity key (128 lowercase hex characters)");
 		goto out;
 	}
-	/* The public half must be the one the seed makes: a file edited by hand
-	 * or cut from two keys would sign with one key and claim another. */
-	uint8_t check[IDENTITY_SK_LEN];
-	crypto_sign_seed_keypair(pk, check, sk);
-	bool same = sodium_memcmp(pk, sk + IDENTITY_SEED_LEN, IDENTITY_PK_LEN) == 0;
-	sodium_memzero(check, sizeof check);
-	if (!same) {
+	if (!id_halves_match(sk)) {
 		id_fail(err, errlen, "%s: %s", path, "identity key's public half does not match its seed");
 		goto out;
 	}
+	if (u == KEYFILE_CLEAR)
+		keyfile_warn_clear(path);
+	if (clear)
+		*clear = u == KEYFILE_CLEAR;
 	identity_adopt(out, sk);
 	sk = NULL;
 	rc = 0;
 out:
-	if (hex) {
-		sodium_memzero(hex, IDENTITY_HEX_LEN + 1);
-		sodium_free(hex);
-	}
-	sodium_free(sk);   /* sodium_free wipes */
+	sodium_free(buf);   /* sodium_free wipes */
+	sodium_free(sk);
 	close(fd);
 	return rc;
 }
 
-int identity_create_file(const char *path, char *err, size_t errlen)
+int identity_load(node_identity *out, const char *path, const kek *k, char *err, size_t errlen)
+{
+	return identity_load_ex(out, path, k, NULL, err, errlen);
+}
+
+/* Seal sk at path, never replacing unless replace. */
+static int id_write(const char *path, const kek *k, const uint8_t *sk, bool replace,
+                    char *err, size_t errlen)
+{
+	char why[PATH_MAX + 128];
+
+	if (keyfile_write(path, k, KEYFILE_AAD_IDENTITY, sk, IDENTITY_SK_LEN, IDENTITY_FILE_MODE,
+	                  replace ? 0 : UTIL_WRITE_NOREPLACE, why, sizeof why) == 0)
+		return 0;
+	if (!replace && errno == EEXIST)
+		return id_fail(err, errlen, "%s: %s", path, "identity key already exists; never replaced");
+	return id_fail(err, errlen, "cannot write identity key: %s", why);
+}
+
+int identity_seal_file(const char *path, const kek *k, char *err, size_t errlen)
+{
+	node_identity id;
+	bool clear = false;
+
+	if (keyfile_path_is_sealed(path) == 1)
+		return 1;
+	if (identity_load_ex(&id, path, k, &clear, err, errlen) != 0)
+		return -1;
+	int rc = 1;
+	if (clear) {
+		rc = id_write(path, k, id.sk, true, err, errlen);
+	}
+	identity_free(&id);
+	return rc;
+}
+
+int identity_create_file(const char *path, const kek *k, char *err, size_t errlen)
 {
 	char dir[PATH_MAX], why[PATH_MAX + 128];
 	const char *slash = strrchr(path, '/');
 	uint8_t pk[IDENTITY_PK_LEN];
 	uint8_t *sk = sk_alloc();
-	char *hex = sodium_init() < 0 ? NULL : sodium_malloc(IDENTITY_HEX_LEN + 1);
 	int rc = -1;
 
-	if (!sk || !hex) {
+	if (!k || !k->key) {
+		id_fail(err, errlen, "%s: no KEK to seal a new identity key with", path);
+		goto out;
+	}
+	if (!sk) {
 		id_fail(err, errlen, "%s: %s", path, "cannot allocate secure memory");
 		goto out;
 	}
@@ -188,37 +256,13 @@ int identity_create_file(const char *path, char *err, size_t errlen)
 		}
 	}
 	crypto_sign_keypair(pk, sk);
-	util_hex_encode(sk, IDENTITY_SK_LEN, hex);
-	hex[IDENTITY_HEX_LEN] = '\n';
-	switch (util_write_atomic(path, hex, IDENTITY_HEX_LEN + 1, IDENTITY_FILE_MODE,
-	                          UTIL_WRITE_NOREPLACE)) {
-	case UTIL_WRITE_OK:
-		rc = 0;
-		break;
-	case UTIL_WRITE_EPUBLISH:
-		if (errno == EEXIST)
-			id_fail(err, errlen, "%s: %s", path, "identity key already exists; never replaced");
-		else
-			id_fail(err, errlen, "%s: cannot write identity key: %s", path, strerror(errno));
-		break;
-	case UTIL_WRITE_ESYNC:
-		(void)unlink(path);   /* ours alone: a rerun must not find half a key */
-		id_fail(err, errlen, "%s: cannot write identity key: %s", path, strerror(errno));
-		break;
-	case UTIL_WRITE_ETMP:
-		id_fail(err, errlen, "%s: cannot write identity key: %s", path, strerror(errno));
-		break;
-	}
+	rc = id_write(path, k, sk, false, err, errlen);
 out:
-	if (hex) {
-		sodium_memzero(hex, IDENTITY_HEX_LEN + 1);
-		sodium_free(hex);
-	}
 	sodium_free(sk);
 	return rc;
 }
 
-int identity_load_or_create(node_identity *out, const char *path, bool *created,
+int identity_load_or_create(node_identity *out, const char *path, const kek *k, bool *created,
                             char *err, size_t errlen)
 {
 	struct stat st;
@@ -226,12 +270,12 @@ int identity_load_or_create(node_identity *out, const char *path, bool *created,
 	if (created)
 		*created = false;
 	if (lstat(path, &st) != 0 && errno == ENOENT) {
-		if (identity_create_file(path, err, errlen) != 0)
+		if (identity_create_file(path, k, err, errlen) != 0)
 			return -1;
 		if (created)
 			*created = true;
 	}
-	return identity_load(out, path, err, errlen);
+	return identity_load(out, path, k, err, errlen);
 }
 
 void identity_seed(const node_identity *id, uint8_t seed[IDENTITY_SEED_LEN])

@@ -8,9 +8,11 @@
  *
  * The key file (<data>/node/identity.key; `macronode init` or the first
  * `run` creates it) is the 64-byte libsodium secret key (seed || public key)
- * as 128 lowercase hex characters and a newline, mode 0600 or stricter, the
- * same form as the policy signing key. In amnesia mode the identity is made
- * in memory at every start and never written.
+ * sealed under the KEK (core/keys/keyfile.h, docs/keys.md), mode 0600 or
+ * stricter. Files of earlier versions hold it as 128 lowercase hex
+ * characters and a newline: still read, with a warning, and sealed in place
+ * by identity_seal_file (`macronode key seal`). In amnesia mode the identity
+ * is made in memory at every start and never written.
  *
  * The secret key lives in sodium secure memory (guarded, locked, read-only
  * except while signing) and is wiped by identity_free. Nothing here logs;
@@ -22,6 +24,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "core/keys/kek.h"
 
 #define IDENTITY_SEED_LEN 32u
 #define IDENTITY_SK_LEN   64u
@@ -48,22 +52,33 @@ __attribute__((warn_unused_result))
 int identity_from_seed(node_identity *out, const uint8_t seed[IDENTITY_SEED_LEN],
                        char *err, size_t errlen);
 
-/* Read the key file: a regular file, mode 0600 or stricter, holding exactly
- * the form above whose public half matches its seed. 0, or -1 with err
- * naming path and what is wrong. */
+/* Read the key file: a regular file, mode 0600 or stricter, sealed under k
+ * (or clear text of an earlier version, with a warning), whose public half
+ * matches its seed. k may be NULL (then only clear text loads). 0, or -1
+ * with err naming path and what is wrong, never a byte of a key. */
 __attribute__((warn_unused_result))
-int identity_load(node_identity *out, const char *path, char *err, size_t errlen);
+int identity_load(node_identity *out, const char *path, const kek *k, char *err, size_t errlen);
+/* The same; *clear (may be NULL) says whether the file was clear text. */
+__attribute__((warn_unused_result))
+int identity_load_ex(node_identity *out, const char *path, const kek *k, bool *clear,
+                     char *err, size_t errlen);
 
-/* Create the key file (and its directory, mode 0700) with a new identity;
- * never replaces one (EEXIST is an error naming the file). 0, or -1. */
+/* Create the key file (and its directory, mode 0700) with a new identity
+ * sealed under k; never replaces one (EEXIST is an error naming the file).
+ * 0, or -1. */
 __attribute__((warn_unused_result))
-int identity_create_file(const char *path, char *err, size_t errlen);
+int identity_create_file(const char *path, const kek *k, char *err, size_t errlen);
 
 /* identity_load, creating the file first when it does not exist. *created
  * says which happened (may be NULL). */
 __attribute__((warn_unused_result))
-int identity_load_or_create(node_identity *out, const char *path, bool *created,
+int identity_load_or_create(node_identity *out, const char *path, const kek *k, bool *created,
                             char *err, size_t errlen);
+
+/* Seal a clear-text key file in place (temp file, fsync, rename, dir
+ * fsync): 0 sealed, 1 already sealed, -1 with err. */
+__attribute__((warn_unused_result))
+int identity_seal_file(const char *path, const kek *k, char *err, size_t errlen);
 
 /* Copy the seed out (to hand to a child); the caller wipes it. */
 void identity_seed(const node_identity *id, uint8_t seed[IDENTITY_SEED_LEN]);

@@ -94,6 +94,17 @@ int ctl_compose_identity(int sock, const uint8_t seed[CTL_SEED_LEN])
 	return rc;
 }
 
+int ctl_compose_kek(int sock, const uint8_t kek[CTL_KEK_LEN])
+{
+	ctl_out o;
+
+	ctl_begin(&o, CTL_KEK);
+	wire_put_raw(&o.w, kek, CTL_KEK_LEN);
+	int rc = ctl_finish(sock, &o, -1);
+	explicit_bzero(o.buf, o.w.len);
+	return rc;
+}
+
 int ctl_compose_policy(int sock, const ctl_policy *p)
 {
 	ctl_out o;
@@ -226,6 +237,15 @@ int ctl_read_identity(const ctl_msg *m, uint8_t seed[CTL_SEED_LEN])
 	return wire_end(&r);
 }
 
+int ctl_read_kek(const ctl_msg *m, uint8_t kek[CTL_KEK_LEN])
+{
+	wire_r r;
+
+	ctl_reader(&r, m, CTL_KEK, false);
+	wire_get_raw(&r, kek, CTL_KEK_LEN);
+	return wire_end(&r);
+}
+
 int ctl_read_policy(const ctl_msg *m, ctl_policy *out)
 {
 	wire_r r;
@@ -253,6 +273,7 @@ const char *ctl_type_name(uint32_t type)
 	case CTL_DRAIN:  return "DRAIN";
 	case CTL_POLICY: return "POLICY";
 	case CTL_IDENTITY: return "IDENTITY";
+	case CTL_KEK: return "KEK";
 	default:         return "unknown";
 	}
 }

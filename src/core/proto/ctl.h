@@ -18,6 +18,10 @@
  *                                  with a sealed memfd holding the verified
  *                                  bundle when present; absent = no valid
  *                                  bundle (deny every request), no fd
+ *                       CTL_KEK      raw 32-byte key-encryption key
+ *                                  (core/keys/kek.h), sent before CONFIG
+ *                                  to roles that load sealed key files
+ *                                  (roles.h `policy`); both ends wipe it
  *                       CTL_IDENTITY raw 32-byte Ed25519 seed of the node
  *                                  identity (core/identity), sent before
  *                                  CONFIG to the roles that sign or pin
@@ -55,6 +59,7 @@ typedef enum {
 	CTL_DRAIN  = 17,
 	CTL_POLICY = 18,
 	CTL_IDENTITY = 19,
+	CTL_KEK = 20,
 } ctl_type;
 
 /* Dependencies a service reports on (wire values; also array indexes). */
@@ -101,6 +106,7 @@ typedef struct ctl_policy {
 } ctl_policy;
 
 #define CTL_SEED_LEN 32u
+#define CTL_KEK_LEN  32u
 
 /* Compose and send one message on sock. 0, or -1 (errno set). */
 __attribute__((warn_unused_result)) int ctl_compose_hello(int sock, const char *build_id);
@@ -113,6 +119,9 @@ __attribute__((warn_unused_result)) int ctl_compose_drain(int sock);
 /* The identity seed; the message buffer is wiped after sending. */
 __attribute__((warn_unused_result))
 int ctl_compose_identity(int sock, const uint8_t seed[CTL_SEED_LEN]);
+/* The KEK; the message buffer is wiped after sending. */
+__attribute__((warn_unused_result))
+int ctl_compose_kek(int sock, const uint8_t kek[CTL_KEK_LEN]);
 /* Passes p->fd (a duplicate arrives) when p->present. */
 __attribute__((warn_unused_result)) int ctl_compose_policy(int sock, const ctl_policy *p);
 
@@ -140,6 +149,9 @@ __attribute__((warn_unused_result)) int ctl_read_drain(const ctl_msg *m);
 /* Copies the seed out; the caller wipes both it and m->body. */
 __attribute__((warn_unused_result))
 int ctl_read_identity(const ctl_msg *m, uint8_t seed[CTL_SEED_LEN]);
+/* Copies the KEK out; the caller wipes both it and m->body. */
+__attribute__((warn_unused_result))
+int ctl_read_kek(const ctl_msg *m, uint8_t kek[CTL_KEK_LEN]);
 /* out->fd borrows m->fd: the message's owner still closes it. */
 __attribute__((warn_unused_result)) int ctl_read_policy(const ctl_msg *m, ctl_policy *out);
 

@@ -49,6 +49,7 @@ static const char usage_main[] =
 	"  init                             first run: capability key, signed default policy, a write token\n"
 	"  policy keygen|sign|verify|eval   signed policy bundles (docs/policy.md)\n"
 	"  token mint|attenuate|inspect     capability tokens (appending caveats needs the root key)\n"
+	"  key list|rotate|retire|seal|rekey  capability key rotation, sealing keys at rest (docs/keys.md)\n"
 	"  help             this text\n"
 	"\n"
 	"Run `macronode COMMAND --help` for a command's options.\n";
@@ -255,7 +256,53 @@ static int check_data_dir(const mn_config *c)
 
 /* Keys and policy: a node without them starts, but denies every public
  * request (fail secure), so these are warnings, not failures. */
-static void check_wall(const mn_config *c)
+/* The KEK: a refused one fails `check` (run would refuse to start); one
+ * beside the data dir is a warning: a copy of the data dir alone cannot be
+ * unsealed, but whoever can read the disk has both. */
+static int check_kek(const mn_config *c, kek **out)
+{
+	char path[CONFIG_PATH_MAX], err[CONFIG_ERR_MAX + CONFIG_PATH_MAX];
+	char detail[sizeof err + 256];
+	kek_source src;
+	struct stat st;
+
+	*out = NULL;
+	if (kek_path(c, path, sizeof path, &src) != 0)
+		return check_line(false, "kek", "keys.kek_file: path too long");
+	if (lstat(path, &st) != 0 && errno == ENOENT) {
+		if (src != KEK_SRC_BESIDE && !c->amnesia) {
+			snprintf(detail, sizeof detail, "%s (%s): does not exist", path, kek_source_name(src));
+			return check_line(false, "kek", detail);
+		}
+		snprintf(detail, sizeof detail, "%s: none yet; %s", path, c->amnesia ?
+		         "amnesia: only clear-text key files can be read" :
+		         "init (or the first run) creates it beside the data dir, where it protects "
+		         "only against a copy of the data dir alone (docs/keys.md)");
+		printf("%-5s %-10s %s\n", "warn", "kek", detail);
+		return 0;
+	}
+	if (!(*out = kek_load(path, err, sizeof err)))
+		return check_line(false, "kek", err);
+	if (src == KEK_SRC_BESIDE) {
+		snprintf(detail, sizeof detail, "%s: beside the data dir: protects only against a copy "
+		         "of the data dir alone; keep it elsewhere (keys.kek_file, RON_KEK_FILE or "
+		         "systemd LoadCredential=macronode.kek; docs/keys.md)", path);
+		printf("%-5s %-10s %s\n", "warn", "kek", detail);
+		return 0;
+	}
+	snprintf(detail, sizeof detail, "%s (%s)", path, kek_source_name(src));
+	return check_line(true, "kek", detail);
+}
+
+static void check_pq(void)
+{
+	char why[NODE_PQ_REASON_MAX];
+	bool pq = node_pq_posture(why, sizeof why);
+
+	printf("%-5s %-10s pq: %s: %s\n", pq ? "ok" : "info", "pq", pq ? "true" : "false", why);
+}
+
+static void check_wall(const mn_config *c, const kek *k)
 {
 	char dir[CONFIG_PATH_MAX], bundle[CONFIG_PATH_MAX], pub[CONFIG_PATH_MAX];
 	char err[CONFIG_ERR_MAX], detail[2 * CONFIG_PATH_MAX + 128];
@@ -266,6 +313,7 @@ static void check_wall(const mn_config *c)
 	    config_policy_pubkey(c, pub, sizeof pub) != 0)
 		return;
 	captoken_keyring *kr = captoken_keyring_new();
+	captoken_keyring_set_kek(kr, k);
 	if (kr && captoken_keyring_load_dir(kr, dir, err, sizeof err) == 0) {
 		snprintf(detail, sizeof detail, "%zu capability key(s) in %s", captoken_keyring_count(kr), dir);
 		(void)check_line(true, "keys", detail);
@@ -304,7 +352,11 @@ static int cmd_check(int argc, char **argv)
 	bad |= check_data_dir(&c);
 	snprintf(bits, sizeof bits, "%d bits", util_entropy_bits());
 	bad |= check_line(util_entropy_ready() && util_entropy_bits() >= 128, "entropy", bits);
-	check_wall(&c);
+	kek *k = NULL;
+	bad |= check_kek(&c, &k);
+	check_wall(&c, k);
+	kek_free(k);
+	check_pq();
 	config_free(&c);
 	return bad ? EXIT_RUNTIME : 0;
 }
@@ -390,13 +442,20 @@ static int cmd_id(int argc, char **argv)
 		config_free(&c);
 		return EXIT_USAGE;
 	}
-	config_free(&c);
 	if (access(path, F_OK) != 0 && errno == ENOENT) {
 		fprintf(stderr, "macronode id: no identity at %s yet; `macronode init` or the "
 		        "first `macronode run` creates it\n", path);
+		config_free(&c);
 		return EXIT_RUNTIME;
 	}
-	if (identity_load(&id, path, err, sizeof err) != 0) {
+	bool failed;
+	kek *k = cli_kek_from(&c, "macronode id", &failed);
+	config_free(&c);
+	if (failed)
+		return EXIT_RUNTIME;
+	int lr = identity_load(&id, path, k, err, sizeof err);
+	kek_free(k);
+	if (lr != 0) {
 		fprintf(stderr, "macronode id: %s\n", err);
 		return EXIT_RUNTIME;
 	}
@@ -469,6 +528,7 @@ int cli_main(int argc, char **argv)
 		{ "policy", policy_cli_main },
 		{ "token", token_cli_main },
 		{ "init", init_cli_main },
+		{ "key", key_cli_main },
 		{ "id", cmd_id }, { "peers", cmd_peers }, { "find", cmd_find },
 		{ "name", name_cli_main },
 	};

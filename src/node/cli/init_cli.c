@@ -37,6 +37,7 @@
 #include "core/auth/policy_sign.h"
 #include "core/identity/identity.h"
 #include "lib/util.h"
+#include "core/keys/keyfile.h"
 #include "node/node.h"
 
 #define INIT_EXIT_FAIL   1
@@ -57,11 +58,14 @@ static const char init_usage[] =
 	"usage: macronode init [--config FILE] [--data-dir DIR]\n"
 	"\n"
 	"First run of a new node. Creates, and never overwrites:\n"
-	"  <keys_dir>/k1.key                  capability MAC key, kid k1 (mode 0600)\n"
-	"  <data_dir>/policy/signing.key|.pub policy signing keypair (key mode 0600)\n"
+	"  <data_dir>.kek                     the key-encryption key, mode 0400, unless\n"
+	"                                     keys.kek_file / RON_KEK_FILE or a systemd\n"
+	"                                     credential names one (docs/keys.md)\n"
+	"  <keys_dir>/k1.key                  capability MAC key, kid k1 (sealed, 0600)\n"
+	"  <data_dir>/policy/signing.key|.pub policy signing keypair (key sealed, 0600)\n"
 	"  <bundle> and <bundle>.sig          the default policy, signed: anyone may GET\n"
 	"                                     or HEAD objects, everything else needs a token\n"
-	"  <data_dir>/node/identity.key       the node's Ed25519 identity (mode 0600; kept\n"
+	"  <data_dir>/node/identity.key       the node's Ed25519 identity (sealed, 0600; kept\n"
 	"                                     when a first run already made it)\n"
 	"and prints one write token (expires in 30 days; shown once, not stored).\n"
 	"Refused when a key or the bundle already exists, when policy.pubkey_file\n"
@@ -119,11 +123,13 @@ typedef struct {
 	size_t n;
 } init_created;
 
-/* Secrets of one run, all in sodium secure memory. */
+/* Secrets of one run, all in sodium secure memory (the KEK: kek.h). */
 typedef struct {
 	uint8_t *key;     /* CAPTOKEN_KEY_LEN bytes */
-	char    *key_hex; /* 64 hex + "\n" + NUL */
 	char    *token;   /* CAPTOKEN_MAX_TOKEN + 1 */
+	kek     *kek;     /* seals every key file init writes */
+	bool     kek_created;
+	char     kek_path[CONFIG_PATH_MAX];
 } init_secrets;
 
 static int fmt_path(char *out, size_t len, const char *a, const char *b)
@@ -311,16 +317,12 @@ static void rollback(init_created *cr)
 static int secrets_new(init_secrets *s)
 {
 	s->key = sodium_malloc(CAPTOKEN_KEY_LEN);
-	s->key_hex = sodium_malloc(2 * CAPTOKEN_KEY_LEN + 2);
 	s->token = sodium_malloc(CAPTOKEN_MAX_TOKEN + 1);
-	if (!s->key || !s->key_hex || !s->token) {
+	if (!s->key || !s->token) {
 		fputs("macronode init: out of secure memory\n", stderr);
 		return -1;
 	}
 	randombytes_buf(s->key, CAPTOKEN_KEY_LEN);
-	sodium_bin2hex(s->key_hex, 2 * CAPTOKEN_KEY_LEN + 1, s->key, CAPTOKEN_KEY_LEN);
-	s->key_hex[2 * CAPTOKEN_KEY_LEN] = '\n';
-	s->key_hex[2 * CAPTOKEN_KEY_LEN + 1] = '\0';
 	return 0;
 }
 
@@ -328,8 +330,8 @@ static int secrets_new(init_secrets *s)
 static void secrets_free(init_secrets *s)
 {
 	sodium_free(s->key);
-	sodium_free(s->key_hex);
 	sodium_free(s->token);
+	kek_free(s->kek);
 }
 
 static int add_caveat_text(captoken *t, captoken_cav_kind k, const char *s)
@@ -389,6 +391,7 @@ static int verify_written(const mn_config *c, const init_paths *p, const init_se
 	policy *pol = NULL;
 	int r = -1;
 
+	captoken_keyring_set_kek(kr, s->kek);
 	if (!kr || captoken_keyring_load_dir(kr, p->keys_dir, err, sizeof err) != 0)
 		fprintf(stderr, "macronode init: reading the key back: %s\n", kr ? err : "no memory");
 	else if (captoken_verify(s->token, strlen(s->token), kr, &ctx, NULL) != CAPTOKEN_OK)
@@ -402,11 +405,11 @@ static int verify_written(const mn_config *c, const init_paths *p, const init_se
 	return r;
 }
 
-static int write_policy(const init_paths *p, init_created *cr)
+static int write_policy(const init_paths *p, const kek *k, init_created *cr)
 {
 	char err[INIT_ERR_LEN];
 
-	if (policy_keygen_files(p->signing_prefix, err, sizeof err) != 0) {
+	if (policy_keygen_files(p->signing_prefix, k, err, sizeof err) != 0) {
 		fprintf(stderr, "macronode init: %s\n", err);
 		return -1;
 	}
@@ -414,7 +417,7 @@ static int write_policy(const init_paths *p, init_created *cr)
 	cr->path[cr->n++] = p->signing_pub;
 	if (write_atomic(p->bundle, init_bundle, sizeof init_bundle - 1, INIT_BUNDLE_MODE, cr) != 0)
 		return -1;
-	if (policy_sign_file(p->bundle, p->signing_key, err, sizeof err) != 0) {
+	if (policy_sign_file(p->bundle, p->signing_key, k, err, sizeof err) != 0) {
 		fprintf(stderr, "macronode init: %s\n", err);
 		return -1;
 	}
@@ -437,9 +440,8 @@ static int print_token_line(const char *token)
 	return 0;
 }
 
-static int print_report(const mn_config *c, const init_paths *p, const char *node_id,
-                        const char *token,
-                        uint64_t exp)
+static int print_report(const mn_config *c, const init_paths *p, const init_secrets *s,
+                        const char *node_id, uint64_t exp)
 {
 	char when[32];
 	struct tm tm;
@@ -454,9 +456,16 @@ static int print_report(const mn_config *c, const init_paths *p, const char *nod
 	       "  policy              %s (version 1, signed): anonymous GET/HEAD of objects; "
 	       "writes need a token\n"
 	       "  node identity       %s\n"
+	       "  KEK                 %s (%s)\n"
 	       "\n"
 	       "Write token (shown once, not stored; expires %s):\n",
-	       c->data_dir, p->key_file, p->signing_key, p->bundle, node_id, when);
+	       c->data_dir, p->key_file, p->signing_key, p->bundle, node_id, s->kek_path,
+	       s->kek_created ? "created beside the data dir, mode 0400: every key above is "
+	       "sealed with it; it protects only against a copy of the data dir alone. Back it "
+	       "up apart from the data dir, or move it off this disk (keys.kek_file, systemd "
+	       "LoadCredential; docs/keys.md)" : "existing; every key above is sealed with it",
+	       when);
+	const char *token = s->token;
 	if (print_token_line(token) != 0)
 		return -1;
 	printf("\nStore an object:\n  curl -H 'Authorization: Bearer ");
@@ -469,7 +478,7 @@ static int print_report(const mn_config *c, const init_paths *p, const char *nod
 /* The node identity: created unless a first `run` already made it (it is
  * not a wall key, so an existing one is kept, not a refusal). out says
  * which, for the report. */
-static int init_identity(const mn_config *c, char *out, size_t outlen)
+static int init_identity(const mn_config *c, const kek *k, char *out, size_t outlen)
 {
 	char path[CONFIG_PATH_MAX], err[CONFIG_ERR_MAX + CONFIG_PATH_MAX];
 	node_identity id;
@@ -479,7 +488,7 @@ static int init_identity(const mn_config *c, char *out, size_t outlen)
 		fputs("macronode init: node.identity_file: path too long\n", stderr);
 		return -1;
 	}
-	if (identity_load_or_create(&id, path, &created, err, sizeof err) != 0) {
+	if (identity_load_or_create(&id, path, k, &created, err, sizeof err) != 0) {
 		fprintf(stderr, "macronode init: %s\n", err);
 		return -1;
 	}
@@ -491,7 +500,8 @@ static int init_identity(const mn_config *c, char *out, size_t outlen)
 /* Key and token in memory first: a failure there leaves nothing on disk. */
 static int init_create(const mn_config *c, const init_paths *p)
 {
-	init_secrets s = { NULL, NULL, NULL };
+	init_secrets s = { NULL, NULL, NULL, false, "" };
+	char err[INIT_ERR_LEN], aad[KEYFILE_AAD_MAX];
 	init_created cr = { { NULL }, 0 };
 	char node_id[IDENTITY_ID_TEXT + CONFIG_PATH_MAX + 16];
 	uint64_t exp = (uint64_t)time(NULL) + INIT_TOKEN_TTL_S;
@@ -499,13 +509,26 @@ static int init_create(const mn_config *c, const init_paths *p)
 
 	if (secrets_new(&s) != 0 || mint_token(c, &s, exp) != 0 || ensure_dirs(c, p) != 0)
 		goto out;
-	if (write_atomic(p->key_file, s.key_hex, 2 * CAPTOKEN_KEY_LEN + 1, INIT_KEY_MODE, &cr) != 0 ||
-	    write_policy(p, &cr) != 0 || verify_written(c, p, &s) != 0 ||
-	    init_identity(c, node_id, sizeof node_id) != 0) {
+	s.kek = cli_kek_obtain(c, "macronode init", true, &s.kek_created, s.kek_path,
+	                       sizeof s.kek_path);
+	if (!s.kek)
+		goto out;
+	if (s.kek_created)
+		cr.path[cr.n++] = s.kek_path;
+	if (keyfile_cap_aad(aad, sizeof aad, INIT_KID) != 0 ||
+	    keyfile_write(p->key_file, s.kek, aad, s.key, CAPTOKEN_KEY_LEN, INIT_KEY_MODE,
+	                  UTIL_WRITE_NOREPLACE, err, sizeof err) != 0) {
+		fprintf(stderr, "macronode init: %s\n", err);
 		rollback(&cr);
 		goto out;
 	}
-	r = print_report(c, p, node_id, s.token, exp);
+	cr.path[cr.n++] = p->key_file;
+	if (write_policy(p, s.kek, &cr) != 0 || verify_written(c, p, &s) != 0 ||
+	    init_identity(c, s.kek, node_id, sizeof node_id) != 0) {
+		rollback(&cr);
+		goto out;
+	}
+	r = print_report(c, p, &s, node_id, exp);
 	if (r != 0)
 		fprintf(stderr, "macronode init: the node is set up but the token was not shown; "
 		        "mint one with `macronode token mint --key %s --kid " INIT_KID "`\n",

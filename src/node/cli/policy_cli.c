@@ -24,7 +24,8 @@
 static const char policy_usage[] =
 	"usage: macronode policy COMMAND [options]\n"
 	"\n"
-	"  keygen --out PREFIX          write PREFIX.key (secret, 0600) and PREFIX.pub\n"
+	"  keygen --out PREFIX          write PREFIX.key (secret, sealed under the KEK,\n"
+	"                               0600) and PREFIX.pub\n"
 	"  sign BUNDLE --key FILE       write BUNDLE.sig (Ed25519 over BLAKE3 of BUNDLE)\n"
 	"  verify BUNDLE --pub FILE     check BUNDLE.sig and the bundle schema\n"
 	"  eval BUNDLE [--pub FILE] --method M [--region R] [--bytes N]\n"
@@ -33,6 +34,7 @@ static const char policy_usage[] =
 	"                               without --pub the signature is NOT checked\n"
 	"\n"
 	"exit: 0 ok/allow, 1 refused/deny, 2 usage or unloadable bundle\n"
+	"The KEK is found as `run` finds it (RON_CONFIG, RON_KEK_FILE; docs/keys.md).\n"
 	"File formats: docs/policy.md.\n";
 
 static int pcli_usage(const char *msg, const char *arg)
@@ -58,11 +60,17 @@ static int pcli_keygen(int argc, char **argv)
 	}
 	if (!out || optind != argc)
 		return pcli_usage("keygen: need --out PREFIX and nothing else", NULL);
-	if (policy_keygen_files(out, err, sizeof err) != 0) {
+	bool failed;
+	kek *k = cli_kek_lookup("macronode policy keygen", &failed);
+	int r = failed ? -1 : policy_keygen_files(out, k, err, sizeof err);
+	kek_free(k);
+	if (failed)
+		return PCLI_EXIT_FAIL;
+	if (r != 0) {
 		fprintf(stderr, "macronode policy keygen: %s\n", err);
 		return PCLI_EXIT_FAIL;
 	}
-	printf("wrote %s.key (secret, 0600) and %s.pub\n", out, out);
+	printf("wrote %s.key (secret, sealed, 0600) and %s.pub\n", out, out);
 	return 0;
 }
 
@@ -82,7 +90,13 @@ static int pcli_sign(int argc, char **argv)
 	}
 	if (!key || optind != argc - 1)
 		return pcli_usage("sign: need BUNDLE --key FILE", NULL);
-	if (policy_sign_file(argv[optind], key, err, sizeof err) != 0) {
+	bool failed;
+	kek *k = cli_kek_lookup("macronode policy sign", &failed);
+	int r = failed ? -1 : policy_sign_file(argv[optind], key, k, err, sizeof err);
+	kek_free(k);
+	if (failed)
+		return PCLI_EXIT_FAIL;
+	if (r != 0) {
 		fprintf(stderr, "macronode policy sign: %s\n", err);
 		return PCLI_EXIT_FAIL;
 	}

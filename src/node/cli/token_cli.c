@@ -18,6 +18,7 @@
 
 #include "core/auth/captoken.h"
 #include "lib/util.h"
+#include "core/keys/kek.h"
 #include "node/node.h"
 
 #define TOKEN_EXIT_OK    0
@@ -31,8 +32,10 @@ static const char usage_token[] =
 	"       macronode token attenuate TOKEN --key FILE [caveats]\n"
 	"       macronode token inspect TOKEN\n"
 	"\n"
-	"TOKEN may be '-' to read it from stdin. FILE holds the 32-byte MAC key as\n"
-	"64 hex characters, mode 0600 or stricter.\n"
+	"TOKEN may be '-' to read it from stdin. FILE is a key file as `macronode\n"
+	"init` or `macronode key rotate` write it (sealed under the node's KEK,\n"
+	"docs/keys.md; or 64 hex characters from earlier versions), mode 0600 or\n"
+	"stricter. The KEK is found as `run` finds it (RON_CONFIG, RON_KEK_FILE).\n"
 	"\n"
 	"attenuate: with this MAC design (a BLAKE3-keyed chain that is not\n"
 	"re-keyed per link) appending a caveat needs the ROOT key the token was\n"
@@ -306,13 +309,18 @@ static int parse_args(int argc, char **argv, bool mint, token_args *a)
 	return 0;
 }
 
-static uint8_t *load_key(const char *path)
+/* The key of kid from path; a sealed file is opened with the node's KEK
+ * (docs/keys.md: keys.kek_file, RON_KEK_FILE, ...), bound to that kid. */
+static uint8_t *load_key(const char *path, const char *kid)
 {
-	char err[512];
-	uint8_t *key = captoken_key_read(path, err, sizeof err);
+	char err[1024];
+	bool failed = false;
+	kek *k = cli_kek_lookup("macronode token", &failed);
+	uint8_t *key = failed ? NULL : captoken_key_read(path, k, kid, NULL, err, sizeof err);
 
-	if (!key)
+	if (!key && !failed)
 		fprintf(stderr, "macronode token: %s\n", err);
+	kek_free(k);
 	return key;
 }
 
@@ -362,7 +370,7 @@ static int cmd_mint(int argc, char **argv)
 		return usage_err("%s needs --kid KID", "mint");
 	if (optind != argc)
 		return usage_err("mint: unexpected argument '%s'", argv[optind]);
-	uint8_t *key = load_key(a.key_file);
+	uint8_t *key = load_key(a.key_file, a.kid);
 	if (!key)
 		return TOKEN_EXIT_FAIL;
 	captoken *t = captoken_new();
@@ -428,7 +436,7 @@ static int cmd_attenuate(int argc, char **argv)
 		return usage_err("%s needs at least one caveat flag", "attenuate");
 	if (decode_arg(argv[optind], &t) < 0)
 		return TOKEN_EXIT_FAIL;
-	uint8_t *key = load_key(a.key_file);
+	uint8_t *key = load_key(a.key_file, t->kid);
 	captoken_result cr = key ? captoken_attenuate(t, a.cav, a.ncav, key, out, sizeof out)
 	                         : CAPTOKEN_INTERNAL;
 	if (cr == CAPTOKEN_OK)

@@ -189,6 +189,7 @@ static void og_wall_configure(svc *s, omnigate *og)
 {
 	char err[CONFIG_ERR_MAX];
 
+	wall_set_kek(og->wall, s->kek);
 	if (wall_configure(og->wall, &s->cfg, err, sizeof err) != 0)
 		log_kv(LOG_LEVEL_WARN, "wall keys or mTLS map not (re)loaded; keeping what was loaded",
 		       "error", err, LOG_END);

@@ -20,7 +20,8 @@
 #include <unistd.h>
 
 #include "core/auth/captoken.h"
-#include "core/auth/captoken_test.h"
+#include "core/keys/kek.h"
+#include "core/keys/keyfile.h"
 
 static const char VEC_A[] =
 	"pWN0aWRkdGVzdGNraWRiazFlc2NvcGWjZnByZWZpeGcvaW5kZXgvZ21ldGhvZHOBY0dFVGltYXhfYnl0ZXP2Z2NhdmVhdHOFomF0Y0F1ZGF2aGF1ZC1kZW1vomF0alBhdGhQcmVmaXhhdmcvaW5kZXgvomF0Zk1ldGhvZGF2gWNHRVSiYXRmVGVuYW50YXZkdGVzdKJhdGNFeHBhdhplU_IsY21hY1ggI5-hnX8okqQKezhMA2VI6nuI3SuOmuFWEPRYfFD86PU";
@@ -631,6 +632,68 @@ static void test_keyring_files(void **state)
 	rmdir(dir);
 }
 
+/* Sealed key files: bound to their kid, the minting file, a grace that ends
+ * verification by itself, and a ring without a KEK refusing sealed files. */
+static void test_keyring_sealed_rotation(void **state)
+{
+	char dir[] = "/tmp/mn-ring-XXXXXX", p[128], err[512], aad[KEYFILE_AAD_MAX];
+	uint8_t kb[KEK_LEN];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	memset(kb, 9, sizeof kb);
+	kek *k = kek_from_bytes(kb);
+	snprintf(p, sizeof p, "%s/k1.key", dir);
+	assert_int_equal(keyfile_cap_aad(aad, sizeof aad, "k1"), 0);
+	assert_int_equal(keyfile_write_at(p, k, aad, (const uint8_t *)KEY_A, 32, 1000, 0600, 0,
+	                                  err, sizeof err), 0);
+	snprintf(p, sizeof p, "%s/k1.expires", dir);
+	FILE *f = fopen(p, "w");
+	fputs("1700000100000\n", f);   /* ms */
+	fclose(f);
+	snprintf(p, sizeof p, "%s/minting", dir);
+	f = fopen(p, "w");
+	fputs("k1\n", f);
+	fclose(f);
+	captoken_keyring *kr = captoken_keyring_new();
+	/* no KEK: a sealed file is refused, naming the file */
+	assert_int_equal(captoken_keyring_load_dir(kr, dir, err, sizeof err), -1);
+	assert_non_null(strstr(err, "k1.key"));
+	assert_non_null(strstr(err, "no KEK"));
+	captoken_keyring_set_kek(kr, k);
+	assert_int_equal(captoken_keyring_load_dir(kr, dir, err, sizeof err), 0);
+	assert_string_equal(captoken_keyring_mint_kid(kr), "k1");
+	captoken_key_meta m;
+	assert_string_equal(captoken_keyring_kid(kr, 0, &m), "k1");
+	assert_true(m.sealed);
+	assert_int_equal(m.created_ms, 1000);
+	assert_int_equal(m.not_after_ms, 1700000100000);
+	assert_null(captoken_keyring_kid(kr, 1, NULL));
+	/* vector A at its own time verifies; past the grace the kid is unknown */
+	captoken_ctx c = ctx_a("GET", "/index/items/42");
+	assert_int_equal(captoken_verify(VEC_A, strlen(VEC_A), kr, &c, NULL), CAPTOKEN_OK);
+	c.now = 1700000100;
+	assert_int_equal(captoken_verify(VEC_A, strlen(VEC_A), kr, &c, NULL), CAPTOKEN_UNKNOWN_KID);
+	captoken_keyring_free(kr);
+	/* the same sealed bytes under another kid's name do not unseal */
+	char q[128];
+	snprintf(p, sizeof p, "%s/k1.key", dir);
+	snprintf(q, sizeof q, "%s/k2.key", dir);
+	assert_int_equal(rename(p, q), 0);
+	kr = captoken_keyring_new();
+	captoken_keyring_set_kek(kr, k);
+	assert_int_equal(captoken_keyring_load_dir(kr, dir, err, sizeof err), -1);
+	assert_non_null(strstr(err, "does not unseal"));
+	captoken_keyring_free(kr);
+	kek_free(k);
+	unlink(q);
+	snprintf(p, sizeof p, "%s/k1.expires", dir);
+	unlink(p);
+	snprintf(p, sizeof p, "%s/minting", dir);
+	unlink(p);
+	rmdir(dir);
+}
+
 /* decode_into a reused token gives exactly what a fresh decode gives, even
  * after a token with more caveats filled it. */
 static void test_decode_into_reuse(void **state)
@@ -684,6 +747,7 @@ int main(void)
 		cmocka_unit_test(test_mint_attenuate),
 		cmocka_unit_test(test_custom_caveat_wire),
 		cmocka_unit_test(test_keyring_files),
+		cmocka_unit_test(test_keyring_sealed_rotation),
 	};
 	if (sodium_init() < 0)
 		return 1;

@@ -19,6 +19,7 @@
 
 #include "core/auth/policy.h"
 #include "core/auth/policy_sign.h"
+#include "core/keys/seal.h"
 
 #ifndef MN_TEST_VECTORS
 #error "MN_TEST_VECTORS must point at tests/vectors"
@@ -364,6 +365,19 @@ static void test_oversize_parse(void **state)
 
 static char tmpdir[64];
 
+/* The KEK the signing keys of these tests are sealed with. */
+static kek *test_kek(void)
+{
+	static kek *k;
+	uint8_t b[KEK_LEN];
+
+	if (!k) {
+		memset(b, 0x33, sizeof b);
+		k = kek_from_bytes(b);
+	}
+	return k;
+}
+
 static void tpath(char *out, size_t n, const char *name)
 {
 	snprintf(out, n, "%s/%s", tmpdir, name);
@@ -419,11 +433,11 @@ static void make_signed(char *bundle, char *pub_a, char *pub_b, char *key_a, siz
 	snprintf(key_a, n, "%s.key", pa);
 	tpath(bundle, n, "bundle.json");
 	if (access(key_a, F_OK) != 0) {
-		assert_int_equal(policy_keygen_files(pa, err, sizeof err), 0);
-		assert_int_equal(policy_keygen_files(pb, err, sizeof err), 0);
+		assert_int_equal(policy_keygen_files(pa, test_kek(), err, sizeof err), 0);
+		assert_int_equal(policy_keygen_files(pb, test_kek(), err, sizeof err), 0);
 	}
 	write_file(bundle, bundle_v2, sizeof bundle_v2 - 1, 0644);
-	if (policy_sign_file(bundle, key_a, err, sizeof err) != 0)
+	if (policy_sign_file(bundle, key_a, test_kek(), err, sizeof err) != 0)
 		fail_msg("sign: %s", err);
 }
 
@@ -446,17 +460,23 @@ static void test_keygen_files(void **state)
 
 	(void)state;
 	tpath(pa, sizeof pa, "k");
-	assert_int_equal(policy_keygen_files(pa, err, sizeof err), 0);
+	assert_int_equal(policy_keygen_files(pa, test_kek(), err, sizeof err), 0);
 	snprintf(path, sizeof path, "%s.key", pa);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
-	assert_int_equal(st.st_size, 129);
+	assert_int_equal(st.st_size, 64 + SEAL_OVERHEAD);   /* sealed */
 	snprintf(path, sizeof path, "%s.pub", pa);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_size, 65);
 	/* Never overwrite an existing key. */
-	assert_int_equal(policy_keygen_files(pa, err, sizeof err), -1);
-	assert_non_null(strstr(err, "File exists"));
+	assert_int_equal(policy_keygen_files(pa, test_kek(), err, sizeof err), -1);
+	assert_non_null(strstr(err, "already exists"));
+	/* No KEK: nothing is written in the clear. */
+	tpath(pa, sizeof pa, "nokek");
+	assert_int_equal(policy_keygen_files(pa, NULL, err, sizeof err), -1);
+	assert_non_null(strstr(err, "no KEK"));
+	snprintf(path, sizeof path, "%s.key", pa);
+	assert_int_not_equal(access(path, F_OK), 0);
 }
 
 static void test_sign_verify(void **state)
@@ -525,7 +545,7 @@ static void test_bad_files(void **state)
 	make_signed(bundle, pub_a, pub_b, key_a, sizeof bundle);
 	/* A readable secret key is refused for signing. */
 	assert_int_equal(chmod(key_a, 0640), 0);
-	assert_int_equal(policy_sign_file(bundle, key_a, err, sizeof err), -1);
+	assert_int_equal(policy_sign_file(bundle, key_a, test_kek(), err, sizeof err), -1);
 	assert_non_null(strstr(err, "must be 0600"));
 	assert_int_equal(chmod(key_a, 0600), 0);
 	/* A public key of the wrong length or case. */
@@ -533,7 +553,7 @@ static void test_bad_files(void **state)
 	expect_load_fails(bundle, pub_b, 0, "not a public key");
 	/* A signed bundle that fails the schema. */
 	write_file(bundle, "{\"version\":1,\"rules\":[],\"x\":1}", 30, 0644);
-	assert_int_equal(policy_sign_file(bundle, key_a, err, sizeof err), 0);
+	assert_int_equal(policy_sign_file(bundle, key_a, test_kek(), err, sizeof err), 0);
 	expect_load_fails(bundle, pub_a, 0, "$: unknown field \"x\"");
 	/* An oversize bundle is refused before it is read. */
 	big = calloc(1, POLICY_MAX_BYTES + 1);
@@ -541,7 +561,7 @@ static void test_bad_files(void **state)
 	memset(big, ' ', POLICY_MAX_BYTES + 1);
 	write_file(bundle, big, POLICY_MAX_BYTES + 1, 0644);
 	free(big);
-	assert_int_equal(policy_sign_file(bundle, key_a, err, sizeof err), -1);
+	assert_int_equal(policy_sign_file(bundle, key_a, test_kek(), err, sizeof err), -1);
 	expect_load_fails(bundle, pub_a, 0, "more than 1048576");
 }
 

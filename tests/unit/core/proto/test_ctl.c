@@ -232,6 +232,28 @@ static void test_identity(void **st)
 		close(M.fd);
 }
 
+static void test_kek(void **st)
+{
+	uint8_t kek[CTL_KEK_LEN], got[CTL_KEK_LEN];
+
+	(void)st;
+	for (size_t i = 0; i < sizeof kek; i++)
+		kek[i] = (uint8_t)(0x10 + i);
+	assert_int_equal(ctl_compose_kek(pair[0], kek), 0);
+	recv_one();
+	assert_int_equal(M.type, CTL_KEK);
+	assert_string_equal(ctl_type_name(M.type), "KEK");
+	assert_int_equal(ctl_read_kek(&M, got), 0);
+	assert_memory_equal(kek, got, sizeof kek);
+	/* an identity message is not a KEK, nor is a short one */
+	assert_int_equal(ctl_compose_identity(pair[0], kek), 0);
+	recv_one();
+	assert_int_equal(ctl_read_kek(&M, got), -1);
+	send_raw(CTL_KEK, 31, kek, 31, -1);
+	recv_one();
+	assert_int_equal(ctl_read_kek(&M, got), -1);
+}
+
 static void test_truncated_and_extended(void **st)
 {
 	ctl_hello h;
@@ -308,6 +330,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_policy_with_fd, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_policy_fd_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_identity, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kek, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_and_extended, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_frames, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_type, setup, teardown),
