@@ -98,8 +98,12 @@ audit_append_result audit_log_append(audit_log *l, const audit_entry *e, uint64_
 		audit_log_fail(err, errlen, "batch full");
 		return AUDIT_LOG_FULL;
 	}
+	if (!e->stream) {
+		audit_log_fail(err, errlen, "no stream");
+		return AUDIT_LOG_REFUSED;
+	}
 	memset(&r, 0, sizeof r);
-	h = e->stream ? audit_state_head(&l->st, e->stream) : NULL;
+	h = audit_state_head(&l->st, e->stream);
 	r.seq = h ? h->next_seq : 0;
 	if (!h && l->st.nstreams >= AUDIT_MAX_STREAMS) {
 		audit_log_fail(err, errlen, "more than %u streams", AUDIT_MAX_STREAMS);

@@ -81,8 +81,8 @@ int audit_log_find(audit_log *l, const char *stream, uint64_t seq, uint64_t *ind
 {
 	const audit_head *h = audit_state_head(&l->synced, stream);
 	seg_iter it;
-	const char *line;
-	size_t n;
+	const char *line = NULL;
+	size_t n = 0;
 	audit_record r;
 	int rc;
 
@@ -108,10 +108,10 @@ int audit_log_find(audit_log *l, const char *stream, uint64_t seq, uint64_t *ind
 static int prove_leaf(void *ctx, uint64_t i, uint8_t leaf[B3_OUT_LEN])
 {
 	seg_iter *it = ctx;
-	const char *line;
-	size_t n;
+	const char *line = NULL;
+	size_t n = 0;
 
-	if (i < it->index || iter_next(it, &line, &n, NULL, 0) != 0)
+	if (i < it->index || iter_next(it, &line, &n, NULL, 0) != 0 || !line)
 		return -1;                 /* a leaf below the first present record: pruned */
 	it->index++;
 	audit_merkle_leaf(line, n, leaf);

@@ -108,6 +108,7 @@ static unsigned merkle_path_ranges(uint64_t index, uint64_t size,
 	uint64_t lo = 0, hi = size;
 	unsigned n = 0, left = 0;
 
+	memset(top, 0, sizeof top);
 	while (hi - lo > 1 && n < AUDIT_MERKLE_MAX_DEPTH) {
 		uint64_t k = merkle_split(hi - lo);
 		if (index - lo < k) {

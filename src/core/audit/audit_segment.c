@@ -43,6 +43,9 @@ static bool state_find(const audit_state *s, const char *stream, unsigned *at)
 {
 	unsigned lo = 0, hi = s->nstreams;
 
+	*at = 0;
+	if (!stream)
+		return false;
 	while (lo < hi) {
 		unsigned mid = lo + (hi - lo) / 2;
 		int c = strcmp(s->heads[mid].stream, stream);
@@ -68,9 +71,13 @@ const audit_head *audit_state_head(const audit_state *s, const char *stream)
 
 int audit_state_check(const audit_state *s, const audit_record *r, char *err, size_t errlen)
 {
-	const audit_head *h = audit_state_head(s, r->stream);
-	uint64_t want = h ? h->next_seq : 0;
+	const audit_head *h;
+	uint64_t want;
 
+	if (!s || !r)
+		return seg_fail(err, errlen, "no chain state");
+	h = audit_state_head(s, r->stream);
+	want = h ? h->next_seq : 0;
 	if (!h && s->nstreams >= AUDIT_MAX_STREAMS)
 		return seg_fail(err, errlen, "more than %u streams", AUDIT_MAX_STREAMS);
 	if (r->seq != want)
@@ -122,7 +129,8 @@ static json_t *header_build(const audit_state *s)
 	char hex[B3_HEX_LEN + 1], cid[B3_CID_LEN + 1];
 	int bad = !o || !fr || !st;
 
-	for (unsigned h = AUDIT_MERKLE_MAX_DEPTH; !bad && h-- > 0;) {
+	for (unsigned k = 0; !bad && k < AUDIT_MERKLE_MAX_DEPTH; k++) {
+		unsigned h = AUDIT_MERKLE_MAX_DEPTH - 1u - k;    /* largest subtree first */
 		if (!(s->tree.size & ((uint64_t)1 << h)))
 			continue;
 		b3_hex(s->tree.sub[h], hex);
@@ -173,7 +181,8 @@ static int header_frontier(const json_t *fr, uint64_t size, audit_state *s, char
 
 	if (!json_is_array(fr) || json_array_size(fr) != (size_t)__builtin_popcountll(size))
 		return seg_fail(err, errlen, "frontier does not fit first_index");
-	for (unsigned h = AUDIT_MERKLE_MAX_DEPTH; h-- > 0;) {
+	for (unsigned k = 0; k < AUDIT_MERKLE_MAX_DEPTH; k++) {
+		unsigned h = AUDIT_MERKLE_MAX_DEPTH - 1u - k;
 		if (!(size & ((uint64_t)1 << h)))
 			continue;
 		const json_t *e = json_array_get(fr, i++);
