@@ -229,8 +229,16 @@ def test_retention_keeps_a_verifiable_log(tmp_path):
     assert r.returncode == 0, r.stderr
     m = re.search(r"(\d+) records \(index (\d+)\.\.449\)", r.stdout)
     assert m and int(m.group(2)) > 0, r.stdout
-    assert re.search(r"checkpoints: \d+ verified against the records, [1-9]\d* signed over "
-                     r"records retention removed", r.stdout), r.stdout
+    first = int(m.group(2))
+    # checkpoints.log lost the checkpoints over removed records, kept the rest.
+    sizes = [json.loads(ln)["size"] for _, ln in lines_of(d / "checkpoints.log")]
+    assert sizes == [s for s in range(10, 451, 10) if s >= first] + [450], (first, sizes)
+    assert "checkpoints: %d verified against the records, 0 signed over records retention removed" \
+        % len(sizes) in r.stdout, r.stdout
+    # Removing the oldest segments is what retention does: only --from-zero refuses it.
+    r = verify(d, "--from-zero")
+    assert r.returncode == 3 and "starts at record %d, not 0" % first in r.stderr, r.stderr
+    assert verify(write_log(tmp_path, name="full"), "--from-zero").returncode == 0
 
 
 def test_tail_prints_new_records(tmp_path):

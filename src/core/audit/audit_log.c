@@ -217,6 +217,69 @@ static bool retain_drop(const struct stat *st, uint64_t total, uint64_t now_ms,
 	return max_age_ms && now_ms > mtime_ms && now_ms - mtime_ms > max_age_ms;
 }
 
+/* Copy the checkpoints still over present records (and always the newest)
+ * from in to out. 0/-1. */
+static int retain_copy(audit_log *l, int in, int out, audit_retain_report *rep)
+{
+	audit_lines *lr = malloc(sizeof *lr);
+	const char *line;
+	size_t n;
+	uint64_t off;
+	audit_checkpoint c;
+	int r = 0;
+
+	if (!lr)
+		return -1;
+	audit_lines_init(lr, in);
+	while (r == 0 && audit_lines_next(lr, &line, &n, &off) == AUDIT_LINE_OK) {
+		if (audit_checkpoint_parse(line, n, &c, NULL, 0) != 0)
+			r = -1;
+		else if (c.size < l->first_index && !(l->have_ckpt && c.size == l->last_ckpt.size))
+			rep->checkpoints_removed++;
+		else if (util_write_all(out, line, n) != 0 || util_write_all(out, "\n", 1) != 0)
+			r = -1;
+	}
+	free(lr);
+	return r;
+}
+
+/* checkpoints.log without the checkpoints over removed records, which can
+ * no longer be checked against anything: crash-safe rewrite (temp file,
+ * fsync, rename, directory fsync), then appends go to the new file. */
+static int retain_checkpoints(audit_log *l, audit_retain_report *rep, char *err, size_t errlen)
+{
+	char path[AUDIT_PATH_MAX], tmp[AUDIT_PATH_MAX];
+	int in, out, r;
+
+	if (audit_log_path(l, AUDIT_CKPT_FILE, path, sizeof path) != 0 ||
+	    util_tmp_name(path, tmp, sizeof tmp) != 0)
+		return audit_log_fail(err, errlen, "%s: path too long", l->dir);
+	in = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	r = in >= 0 && out >= 0 ? retain_copy(l, in, out, rep) : -1;
+	if (r == 0 && fsync(out) != 0)
+		r = -1;
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	if (r == 0 && rep->checkpoints_removed == 0) {
+		unlink(tmp);
+		return 0;
+	}
+	if (r != 0 || rename(tmp, path) != 0 || audit_fsync_dir(l->dir) != 0) {
+		unlink(tmp);
+		return audit_log_fail(err, errlen, "%s: cannot rewrite: %s", path, strerror(errno));
+	}
+	close(l->ckfd);
+	l->ckfd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+	if (l->ckfd < 0) {
+		l->broken = true;
+		return audit_log_fail(err, errlen, "%s: cannot reopen: %s", path, strerror(errno));
+	}
+	return 0;
+}
+
 int audit_log_retain(audit_log *l, uint64_t now_ms, uint64_t max_age_ms, uint64_t max_bytes,
                      audit_retain_report *rep, char *err, size_t errlen)
 {
@@ -251,5 +314,5 @@ int audit_log_retain(audit_log *l, uint64_t now_ms, uint64_t max_age_ms, uint64_
 	free(firsts);
 	if (rep->segments_removed && audit_fsync_dir(l->dir) != 0)
 		return audit_log_fail(err, errlen, "%s: directory fsync failed", l->dir);
-	return 0;
+	return rep->segments_removed ? retain_checkpoints(l, rep, err, errlen) : 0;
 }

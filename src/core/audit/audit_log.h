@@ -71,6 +71,7 @@ typedef struct audit_retain_report {
 	unsigned segments_removed;
 	uint64_t bytes_removed;
 	uint64_t first_index;                /* first record still present */
+	unsigned checkpoints_removed;        /* over removed records (the newest always stays) */
 } audit_retain_report;
 
 /* Open (creating) the log in o->dir. NULL with err (naming file and offset
@@ -104,9 +105,10 @@ const audit_checkpoint *audit_log_last_checkpoint(const audit_log *l);
 
 /* Remove the oldest segments (never the one being written) while the log is
  * larger than max_bytes or a segment was last written more than max_age_ms
- * before now_ms (0 = no limit), then fsync the directory. Checkpoints over
- * removed records stay (their signatures still verify; their roots can no
- * longer be recomputed). 0, or -1 with err. */
+ * before now_ms (0 = no limit), then fsync the directory; then rewrite
+ * checkpoints.log without the checkpoints over removed records (their roots
+ * can no longer be recomputed), keeping the newest one whatever it covers.
+ * 0, or -1 with err. */
 __attribute__((warn_unused_result))
 int audit_log_retain(audit_log *l, uint64_t now_ms, uint64_t max_age_ms, uint64_t max_bytes,
                      audit_retain_report *rep, char *err, size_t errlen);

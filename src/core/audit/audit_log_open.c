@@ -156,8 +156,9 @@ static int open_checkpoints(audit_log *l, audit_recovery *rec, audit_lines *lr, 
 
 	if (audit_log_path(l, AUDIT_CKPT_FILE, path, sizeof path) != 0)
 		return audit_log_fail(err, errlen, "%s: path too long", l->dir);
+	bool existed = access(path, F_OK) == 0;
 	l->ckfd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (l->ckfd < 0)
+	if (l->ckfd < 0 || (!existed && audit_fsync_dir(l->dir) != 0))
 		return audit_log_fail(err, errlen, "%s: %s", path, strerror(errno));
 	audit_lines_init(lr, l->ckfd);
 	while ((s = audit_lines_next(lr, &line, &n, &off)) == AUDIT_LINE_OK) {

@@ -1,7 +1,8 @@
 /*
  * audit_cli.c — `macronode audit verify|tail|pubkey` (docs/audit.md).
  *
- *   audit verify DIR [--pubkey FILE]   check a copied audit log offline
+ *   audit verify DIR [--pubkey FILE] [--from-zero]
+ *                                      check a copied audit log offline
  *   audit tail DIR [--from-start] [--count N] [--interval MS]
  *                                      print records as they are written
  *   audit pubkey KEYFILE               the public key (64 hex) of a node
@@ -37,14 +38,15 @@
 #define AUDIT_CLI_TAIL_MAX_MS 60000u
 
 static const char audit_cli_usage[] =
-	"usage: macronode audit verify DIR [--pubkey FILE]\n"
+	"usage: macronode audit verify DIR [--pubkey FILE] [--from-zero]\n"
 	"       macronode audit tail DIR [--from-start] [--count N] [--interval MS]\n"
 	"       macronode audit pubkey KEYFILE\n"
 	"\n"
 	"verify checks a copied audit log offline: every record canonical, every self_hash,\n"
 	"prev link and seq per stream, every segment header, every checkpoint signature\n"
 	"(--pubkey FILE: 64 hex; default DIR/node.pub) and root. It prints a summary and\n"
-	"exits 0, or names the first bad record or checkpoint and exits 3.\n"
+	"exits 0, or names the first bad record or checkpoint and exits 3. --from-zero also\n"
+	"refuses a log whose oldest segments are gone (which retention does too).\n"
 	"tail prints records as the audit service writes them (newest segment, polled).\n"
 	"pubkey prints the public key of a node identity key file (for --pubkey).\n";
 
@@ -94,10 +96,12 @@ static int cmd_verify(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "pubkey", required_argument, NULL, 'p' },
+		{ "from-zero", no_argument, NULL, 'z' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *pubkey = NULL;
+	bool from_zero = false;
 	uint8_t pk[IDENTITY_PK_LEN];
 	audit_verify_report rep;
 	char err[AUDIT_ERR_MAX];
@@ -108,9 +112,12 @@ static int cmd_verify(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		if (c == 'h')
 			return audit_usage(NULL);
-		if (c != 'p')
+		if (c == 'z')
+			from_zero = true;
+		else if (c == 'p')
+			pubkey = optarg;
+		else
 			return audit_usage("unknown or incomplete option");
-		pubkey = optarg;
 	}
 	if (optind + 1 != argc)
 		return audit_usage("verify takes one directory");
@@ -120,6 +127,13 @@ static int cmd_verify(int argc, char **argv)
 	}
 	if (audit_verify_dir(argv[optind], pubkey ? pk : NULL, &rep) != 0) {
 		print_failure(&rep);
+		return AUDIT_CLI_BAD_LOG;
+	}
+	if (from_zero && rep.first_index != 0) {
+		/* Removing the oldest whole segments looks exactly like retention. */
+		fprintf(stderr, "macronode audit verify: FAILED: the log starts at record %" PRIu64
+		        ", not 0 (its oldest segments were removed: retention, or by hand)\n",
+		        rep.first_index);
 		return AUDIT_CLI_BAD_LOG;
 	}
 	print_summary(&rep);
