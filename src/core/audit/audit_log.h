@@ -120,8 +120,9 @@ int audit_log_find(audit_log *l, const char *stream, uint64_t seq, uint64_t *ind
                    char *err, size_t errlen);
 /* The inclusion proof of record index in the tree of the first size records
  * (size <= audit_log_size; usually the last checkpoint's), and the leaf's
- * hash. Reads the segments once; needs every record below size (-1 after
- * retention removed some). 0, or -1 with err. */
+ * hash. Reads the segments once from the first one present, whose header
+ * frontier stands in for records retention removed; index itself must still
+ * be present. 0, or -1 with err. */
 __attribute__((warn_unused_result))
 int audit_log_prove(audit_log *l, uint64_t index, uint64_t size, audit_proof *p,
                     uint8_t leaf[B3_OUT_LEN], char *err, size_t errlen);

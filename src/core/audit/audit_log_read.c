@@ -118,21 +118,55 @@ static int prove_leaf(void *ctx, uint64_t i, uint8_t leaf[B3_OUT_LEN])
 	return 0;
 }
 
+/* Open the first segment and read its header (the state before its first
+ * record: what retention left); iter_next goes on with its records. */
+static int iter_base(seg_iter *it, audit_state *base, char *err, size_t errlen)
+{
+	char name[AUDIT_SEG_NAME_LEN + 1], path[AUDIT_PATH_MAX];
+	const char *line = NULL;
+	size_t n = 0;
+	uint64_t off;
+
+	if (it->n == 0)
+		return audit_log_fail(err, errlen, "no segment");
+	audit_segment_name(it->firsts[0], name);
+	if (audit_log_path(it->l, name, path, sizeof path) != 0 ||
+	    (it->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		return audit_log_fail(err, errlen, "%s: cannot open", name);
+	it->i = 1;
+	audit_lines_init(it->lr, it->fd);
+	if (audit_lines_next(it->lr, &line, &n, &off) != AUDIT_LINE_OK || !line ||
+	    audit_header_parse(line, n, base, err, errlen) != 0)
+		return audit_log_fail(err, errlen, "%s: header unreadable", name);
+	it->in_records = true;
+	return 0;
+}
+
 int audit_log_prove(audit_log *l, uint64_t index, uint64_t size, audit_proof *p,
                     uint8_t leaf[B3_OUT_LEN], char *err, size_t errlen)
 {
+	audit_state *base = malloc(sizeof *base);
 	seg_iter it;
 	int rc;
 
-	if (size > l->synced.tree.size || index >= size)
+	if (!base)
+		return audit_log_fail(err, errlen, "out of memory");
+	if (size > l->synced.tree.size || index >= size || index < l->first_index) {
+		free(base);
 		return audit_log_fail(err, errlen, "record %" PRIu64 " is not in a tree of %" PRIu64
-		                      " acknowledged records", index, size);
-	if (l->first_index > 0)
-		return audit_log_fail(err, errlen, "records below %" PRIu64 " were removed by "
-		                      "retention: no proof against this tree", l->first_index);
-	if (iter_open(&it, l, err, errlen) != 0)
+		                      " acknowledged records starting at %" PRIu64 " (retention)",
+		                      index, size, l->first_index);
+	}
+	if (iter_open(&it, l, err, errlen) != 0) {
+		free(base);
 		return -1;
-	rc = audit_merkle_prove(index, size, prove_leaf, &it, p, leaf);
+	}
+	rc = iter_base(&it, base, err, errlen);
+	if (rc == 0 && base->tree.size != it.index)
+		rc = audit_log_fail(err, errlen, "first segment header does not fit its name");
+	if (rc == 0 && audit_merkle_prove(&base->tree, index, size, prove_leaf, &it, p, leaf) != 0)
+		rc = audit_log_fail(err, errlen, "cannot read the records of the proof");
 	iter_close(&it);
-	return rc == 0 ? 0 : audit_log_fail(err, errlen, "cannot read the records of the proof");
+	free(base);
+	return rc;
 }

@@ -132,15 +132,72 @@ static unsigned merkle_path_ranges(uint64_t index, uint64_t size,
 	return n;
 }
 
-int audit_merkle_prove(uint64_t index, uint64_t size, audit_leaf_fn next, void *ctx,
-                       audit_proof *out, uint8_t leaf[B3_OUT_LEN])
+/* Append a whole perfect subtree of 2^h leaves (size must be a multiple of
+ * 2^h): the same state as pushing its leaves one by one. */
+static int merkle_push_subtree(audit_merkle *m, unsigned h, const uint8_t root[B3_OUT_LEN])
+{
+	uint8_t carry[B3_OUT_LEN];
+	unsigned k = h;
+
+	if (h >= AUDIT_MERKLE_MAX_DEPTH - 1u || (m->size & (((uint64_t)1 << h) - 1u)) != 0)
+		return -1;
+	memcpy(carry, root, B3_OUT_LEN);
+	while (k < AUDIT_MERKLE_MAX_DEPTH - 1u && (m->size & ((uint64_t)1 << k))) {
+		audit_merkle_node(m->sub[k], carry, carry);
+		k++;
+	}
+	memcpy(m->sub[k], carry, B3_OUT_LEN);
+	m->size += (uint64_t)1 << h;
+	return 0;
+}
+
+/* The path ranges below base->size come from base's subtrees. The left
+ * siblings of a leaf at or past base->size tile [0, index) in aligned
+ * power-of-two blocks, largest first, as base's subtrees tile [0, base->size):
+ * the blocks of both agree until one straddles base->size, and that one
+ * starts where base's remaining subtrees start. So a range below base->size
+ * is one of base's subtrees, and the straddling one (at most one) begins
+ * with base's subtrees from its lo. Fills path slots; leaves *sub holding the
+ * straddling range's prefix. 0, or -1 when a range does not fit (a bug). */
+static int merkle_from_base(const audit_merkle *base, const merkle_range *r, unsigned n,
+                            audit_proof *out, audit_merkle *sub)
+{
+	uint64_t start = 0;
+
+	for (unsigned k = 0; k < AUDIT_MERKLE_MAX_DEPTH; k++) {
+		unsigned h = AUDIT_MERKLE_MAX_DEPTH - 1u - k;
+		uint64_t w = (uint64_t)1 << h;
+		bool used = false;
+		if (!(base->size & w))
+			continue;
+		for (unsigned c = 0; c < n && !used; c++) {
+			if (r[c].lo == start && r[c].hi == start + w) {
+				memcpy(out->path[r[c].slot], base->sub[h], B3_OUT_LEN);
+				used = true;
+			} else if (r[c].lo <= start && r[c].hi > base->size) {
+				if (sub->size == 0 && r[c].lo != start)
+					return -1;
+				used = merkle_push_subtree(sub, h, base->sub[h]) == 0;
+			}
+		}
+		if (!used)
+			return -1;
+		start += w;
+	}
+	return 0;
+}
+
+int audit_merkle_prove(const audit_merkle *base, uint64_t index, uint64_t size,
+                       audit_leaf_fn next, void *ctx, audit_proof *out,
+                       uint8_t leaf[B3_OUT_LEN])
 {
 	merkle_range r[AUDIT_MERKLE_MAX_DEPTH];
 	audit_merkle sub;
 	uint8_t h[B3_OUT_LEN];
+	uint64_t first = base ? base->size : 0;
 	unsigned n, c = 0;
 
-	if (index >= size)
+	if (index >= size || index < first)
 		return -1;
 	memset(out, 0, sizeof *out);
 	out->index = index;
@@ -148,7 +205,9 @@ int audit_merkle_prove(uint64_t index, uint64_t size, audit_leaf_fn next, void *
 	n = merkle_path_ranges(index, size, r);
 	out->len = n;
 	audit_merkle_init(&sub);
-	for (uint64_t i = 0; i < size; i++) {
+	if (first && merkle_from_base(base, r, n, out, &sub) != 0)
+		return -1;
+	for (uint64_t i = first; i < size; i++) {
 		if (next(ctx, i, h) != 0)
 			return -1;
 		if (i == index) {

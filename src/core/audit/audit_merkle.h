@@ -47,16 +47,21 @@ void audit_merkle_root(const audit_merkle *m, uint8_t out[B3_OUT_LEN]);
 /* Same content? (size and every live subtree root) */
 bool audit_merkle_equal(const audit_merkle *a, const audit_merkle *b);
 
-/* next() returns the hash of leaf i; it is called for i = 0 .. size-1 in
- * order, exactly once each. 0, or -1 to abort the proof. */
+/* next() returns the hash of leaf i; it is called for i = first .. size-1
+ * in order, exactly once each (first = base ? base->size : 0). 0, or -1 to
+ * abort the proof. */
 typedef int (*audit_leaf_fn)(void *ctx, uint64_t i, uint8_t leaf[B3_OUT_LEN]);
 
 /* The audit path of leaf index in the tree of the first size leaves, and
- * that leaf's hash (leaf may be NULL). 0, or -1 (index >= size, or next
- * failed). */
+ * that leaf's hash (leaf may be NULL). base (NULL = none) is the state after
+ * the first base->size leaves when those are no longer at hand (retention
+ * removed them; a segment header keeps this state): its subtree roots stand
+ * in for them, so any index >= base->size can still be proven. 0, or -1
+ * (index >= size, index < base->size, or next failed). */
 __attribute__((warn_unused_result))
-int audit_merkle_prove(uint64_t index, uint64_t size, audit_leaf_fn next, void *ctx,
-                       audit_proof *out, uint8_t leaf[B3_OUT_LEN]);
+int audit_merkle_prove(const audit_merkle *base, uint64_t index, uint64_t size,
+                       audit_leaf_fn next, void *ctx, audit_proof *out,
+                       uint8_t leaf[B3_OUT_LEN]);
 
 /* Does the path take leaf to root? (RFC 9162 §2.1.3.2) */
 bool audit_merkle_verify(const uint8_t leaf[B3_OUT_LEN], const audit_proof *p,

@@ -199,8 +199,17 @@ static void test_rotation_and_retention(void **state)
 	assert_true(rr.first_index > 0);
 	append_n(l, 5, 10);
 	assert_int_equal(audit_log_checkpoint(l, 2000, NULL, err, sizeof err), 0);
+	/* Proofs still work for every record present, from the first header's
+	 * frontier; the removed ones are refused. */
+	audit_checkpoint c;
 	audit_proof p;
-	assert_int_equal(audit_log_prove(l, 124, 125, &p, NULL, err, sizeof err), -1);
+	uint8_t leaf[B3_OUT_LEN];
+	assert_int_equal(audit_log_checkpoint(l, 2001, &c, err, sizeof err), 0);
+	for (uint64_t i = rr.first_index; i < 125; i++) {
+		assert_int_equal(audit_log_prove(l, i, c.size, &p, leaf, err, sizeof err), 0);
+		assert_true(audit_merkle_verify(leaf, &p, c.root));
+	}
+	assert_int_equal(audit_log_prove(l, rr.first_index - 1, c.size, &p, leaf, err, sizeof err), -1);
 	assert_non_null(strstr(err, "retention"));
 	audit_log_free(l);
 	verify_ok(&rep);
@@ -210,7 +219,7 @@ static void test_rotation_and_retention(void **state)
 	 * every one left is checked against the records. */
 	assert_true(rr.checkpoints_removed >= 1);
 	assert_int_equal(rep.checkpoints_pruned, 0);
-	assert_int_equal(rep.checkpoints, 7 - rr.checkpoints_removed);
+	assert_int_equal(rep.checkpoints, 8 - rr.checkpoints_removed);
 	/* Reopen after retention resumes too. */
 	audit_recovery rec;
 	l = open_log(AUDIT_SEGMENT_MAX_MIN, &rec);

@@ -109,7 +109,7 @@ static void test_proofs_every_index(void **state)
 		naive_root(0, n, root);
 		for (unsigned i = 0; i < n; i++) {
 			leaf_ctx c = { 0 };
-			assert_int_equal(audit_merkle_prove(i, n, next_leaf, &c, &p, leaf), 0);
+			assert_int_equal(audit_merkle_prove(NULL, i, n, next_leaf, &c, &p, leaf), 0);
 			assert_int_equal(c.calls, n);
 			assert_memory_equal(leaf, leaves[i], B3_OUT_LEN);
 			if (!audit_merkle_verify(leaf, &p, root))
@@ -137,6 +137,51 @@ static void test_proofs_every_index(void **state)
 	}
 }
 
+typedef struct { uint64_t next; } base_ctx;
+
+static int next_leaf_from(void *ctx, uint64_t i, uint8_t out[B3_OUT_LEN])
+{
+	base_ctx *c = ctx;
+
+	assert_int_equal(i, c->next);      /* from base->size on, in order */
+	c->next++;
+	memcpy(out, leaves[i], B3_OUT_LEN);
+	return 0;
+}
+
+/* After retention: the first P leaves are gone, only their subtree roots
+ * (a segment header's frontier) remain. Every later index still proves, with
+ * the same path as from all the leaves. */
+static void test_proofs_from_a_base(void **state)
+{
+	uint8_t root[B3_OUT_LEN], leaf[B3_OUT_LEN];
+	audit_proof p, full;
+	audit_merkle base;
+
+	(void)state;
+	for (unsigned n = 2; n <= MAXN; n++) {
+		naive_root(0, n, root);
+		for (unsigned P = 1; P < n; P++) {
+			audit_merkle_init(&base);
+			for (unsigned i = 0; i < P; i++)
+				assert_int_equal(audit_merkle_push(&base, leaves[i]), 0);
+			for (unsigned i = P; i < n; i++) {
+				base_ctx c = { P };
+				leaf_ctx fc = { 0 };
+				if (audit_merkle_prove(&base, i, n, next_leaf_from, &c, &p, leaf) != 0)
+					fail_msg("no proof of %u in %u from a base of %u", i, n, P);
+				assert_int_equal(c.next, n);
+				assert_true(audit_merkle_verify(leaf, &p, root));
+				assert_int_equal(audit_merkle_prove(NULL, i, n, next_leaf, &fc, &full, NULL), 0);
+				assert_int_equal(p.len, full.len);
+				assert_memory_equal(p.path, full.path, (size_t)p.len * B3_OUT_LEN);
+			}
+			base_ctx c = { P };
+			assert_int_equal(audit_merkle_prove(&base, P - 1, n, next_leaf_from, &c, &p, leaf), -1);
+		}
+	}
+}
+
 static int failing_leaf(void *ctx, uint64_t i, uint8_t out[B3_OUT_LEN])
 {
 	(void)ctx;
@@ -150,8 +195,8 @@ static void test_proof_refusals(void **state)
 	leaf_ctx c = { 0 };
 
 	(void)state;
-	assert_int_equal(audit_merkle_prove(3, 3, next_leaf, &c, &p, NULL), -1);
-	assert_int_equal(audit_merkle_prove(1, 9, failing_leaf, NULL, &p, NULL), -1);
+	assert_int_equal(audit_merkle_prove(NULL, 3, 3, next_leaf, &c, &p, NULL), -1);
+	assert_int_equal(audit_merkle_prove(NULL, 1, 9, failing_leaf, NULL, &p, NULL), -1);
 	p.size = 0;
 	assert_false(audit_merkle_verify(leaves[0], &p, leaves[0]));
 }
@@ -162,6 +207,7 @@ int main(void)
 		cmocka_unit_test(test_leaf_and_node_prefixes),
 		cmocka_unit_test(test_roots_match_naive),
 		cmocka_unit_test(test_proofs_every_index),
+		cmocka_unit_test(test_proofs_from_a_base),
 		cmocka_unit_test(test_proof_refusals),
 	};
 	make_leaves();
