@@ -145,7 +145,7 @@ static int iter_base(seg_iter *it, audit_state *base, char *err, size_t errlen)
 int audit_log_prove(audit_log *l, uint64_t index, uint64_t size, audit_proof *p,
                     uint8_t leaf[B3_OUT_LEN], char *err, size_t errlen)
 {
-	audit_state *base = malloc(sizeof *base);
+	audit_state *base = calloc(1, sizeof *base);
 	seg_iter it;
 	int rc;
 
