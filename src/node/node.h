@@ -211,5 +211,9 @@ int dht_cli_peers(const mn_config *cfg);
 int dht_cli_find(const mn_config *cfg, const char *cid);
 /* `macronode name publish|resolve` (cli/name_cli.c). */
 int name_cli_main(int argc, char **argv);
+/* `macronode audit verify|tail|pubkey` (cli/audit_cli.c) and its hidden test
+ * helper `audit selftest-write` (cli/audit_selftest.c). */
+int audit_cli_main(int argc, char **argv);
+int audit_selftest_write(int argc, char **argv);
 
 #endif

@@ -50,6 +50,8 @@ static const char usage_main[] =
 	"  policy keygen|sign|verify|eval   signed policy bundles (docs/policy.md)\n"
 	"  token mint|attenuate|inspect     capability tokens (appending caveats needs the root key)\n"
 	"  key list|rotate|retire|seal|rekey  capability key rotation, sealing keys at rest (docs/keys.md)\n"
+	"  audit verify DIR [--pubkey FILE] check a copied audit log offline (docs/audit.md)\n"
+	"  audit tail DIR                   print audit records as they are written\n"
 	"  help             this text\n"
 	"\n"
 	"Run `macronode COMMAND --help` for a command's options.\n";
@@ -531,6 +533,7 @@ int cli_main(int argc, char **argv)
 		{ "key", key_cli_main },
 		{ "id", cmd_id }, { "peers", cmd_peers }, { "find", cmd_find },
 		{ "name", name_cli_main },
+		{ "audit", audit_cli_main },
 	};
 
 	cli_harden_process();

@@ -1,0 +1,172 @@
+/*
+ * audit_log_read.c — reading the log back: a record's index by stream and
+ * seq, and inclusion proofs (see audit_log.h). Both stream the segments
+ * once with one line buffer; nothing grows with the log.
+ */
+#include "core/audit/audit_log_int.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct seg_iter {
+	audit_log   *l;
+	uint64_t    *firsts;
+	size_t       n, i;
+	int          fd;
+	bool         in_records;     /* past the current segment's header */
+	uint64_t     index;          /* of the next record */
+	audit_lines *lr;
+} seg_iter;
+
+static int iter_open(seg_iter *it, audit_log *l, char *err, size_t errlen)
+{
+	memset(it, 0, sizeof *it);
+	it->l = l;
+	it->fd = -1;
+	it->lr = malloc(sizeof *it->lr);
+	if (!it->lr)
+		return audit_log_fail(err, errlen, "out of memory");
+	if (audit_segment_list(l->dir, &it->firsts, &it->n, err, errlen) != 0) {
+		free(it->lr);
+		return -1;
+	}
+	it->index = it->n ? it->firsts[0] : 0;
+	return 0;
+}
+
+static void iter_close(seg_iter *it)
+{
+	if (it->fd >= 0)
+		close(it->fd);
+	free(it->firsts);
+	free(it->lr);
+}
+
+/* The next record: 0 with line/len/index, 1 at the end, -1 with err. */
+static int iter_next(seg_iter *it, const char **line, size_t *len, char *err, size_t errlen)
+{
+	char name[AUDIT_SEG_NAME_LEN + 1], path[AUDIT_PATH_MAX];
+	uint64_t off;
+
+	for (;;) {
+		if (it->fd < 0) {
+			if (it->i >= it->n)
+				return 1;
+			audit_segment_name(it->firsts[it->i++], name);
+			if (audit_log_path(it->l, name, path, sizeof path) != 0 ||
+			    (it->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+				return audit_log_fail(err, errlen, "%s: cannot open", name);
+			audit_lines_init(it->lr, it->fd);
+			it->in_records = false;
+		}
+		if (audit_lines_next(it->lr, line, len, &off) != AUDIT_LINE_OK) {
+			close(it->fd);            /* EOF (a torn tail was cut at open) */
+			it->fd = -1;
+			continue;
+		}
+		if (!it->in_records) {
+			it->in_records = true;    /* the header */
+			continue;
+		}
+		return 0;
+	}
+}
+
+int audit_log_find(audit_log *l, const char *stream, uint64_t seq, uint64_t *index,
+                   char *err, size_t errlen)
+{
+	const audit_head *h = audit_state_head(&l->synced, stream);
+	seg_iter it;
+	const char *line = NULL;
+	size_t n = 0;
+	audit_record r;
+	int rc;
+
+	if (!h || seq >= h->next_seq)
+		return audit_log_fail(err, errlen, "stream %s has no acknowledged seq %" PRIu64,
+		                      stream, seq);
+	if (iter_open(&it, l, err, errlen) != 0)
+		return -1;
+	while ((rc = iter_next(&it, &line, &n, err, errlen)) == 0 && it.index < l->synced.tree.size) {
+		if (audit_record_parse(line, n, &r, NULL, 0) == 0 && r.seq == seq &&
+		    strcmp(r.stream, stream) == 0) {
+			*index = it.index;
+			iter_close(&it);
+			return 0;
+		}
+		it.index++;
+	}
+	iter_close(&it);
+	return rc < 0 ? -1 : audit_log_fail(err, errlen, "stream %s seq %" PRIu64 " is no longer "
+	                                    "in the log (retention)", stream, seq);
+}
+
+static int prove_leaf(void *ctx, uint64_t i, uint8_t leaf[B3_OUT_LEN])
+{
+	seg_iter *it = ctx;
+	const char *line = NULL;
+	size_t n = 0;
+
+	if (i < it->index || iter_next(it, &line, &n, NULL, 0) != 0 || !line)
+		return -1;                 /* a leaf below the first present record: pruned */
+	it->index++;
+	audit_merkle_leaf(line, n, leaf);
+	return 0;
+}
+
+/* Open the first segment and read its header (the state before its first
+ * record: what retention left); iter_next goes on with its records. */
+static int iter_base(seg_iter *it, audit_state *base, char *err, size_t errlen)
+{
+	char name[AUDIT_SEG_NAME_LEN + 1], path[AUDIT_PATH_MAX];
+	const char *line = NULL;
+	size_t n = 0;
+	uint64_t off;
+
+	if (it->n == 0)
+		return audit_log_fail(err, errlen, "no segment");
+	audit_segment_name(it->firsts[0], name);
+	if (audit_log_path(it->l, name, path, sizeof path) != 0 ||
+	    (it->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		return audit_log_fail(err, errlen, "%s: cannot open", name);
+	it->i = 1;
+	audit_lines_init(it->lr, it->fd);
+	if (audit_lines_next(it->lr, &line, &n, &off) != AUDIT_LINE_OK || !line ||
+	    audit_header_parse(line, n, base, err, errlen) != 0)
+		return audit_log_fail(err, errlen, "%s: header unreadable", name);
+	it->in_records = true;
+	return 0;
+}
+
+int audit_log_prove(audit_log *l, uint64_t index, uint64_t size, audit_proof *p,
+                    uint8_t leaf[B3_OUT_LEN], char *err, size_t errlen)
+{
+	audit_state *base = calloc(1, sizeof *base);
+	seg_iter it;
+	int rc;
+
+	if (!base)
+		return audit_log_fail(err, errlen, "out of memory");
+	if (size > l->synced.tree.size || index >= size || index < l->first_index) {
+		free(base);
+		return audit_log_fail(err, errlen, "record %" PRIu64 " is not in a tree of %" PRIu64
+		                      " acknowledged records starting at %" PRIu64 " (retention)",
+		                      index, size, l->first_index);
+	}
+	if (iter_open(&it, l, err, errlen) != 0) {
+		free(base);
+		return -1;
+	}
+	rc = iter_base(&it, base, err, errlen);
+	if (rc == 0 && base->tree.size != it.index)
+		rc = audit_log_fail(err, errlen, "first segment header does not fit its name");
+	if (rc == 0 && audit_merkle_prove(&base->tree, index, size, prove_leaf, &it, p, leaf) != 0)
+		rc = audit_log_fail(err, errlen, "cannot read the records of the proof");
+	iter_close(&it);
+	free(base);
+	return rc;
+}

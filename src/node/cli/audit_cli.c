@@ -1,0 +1,304 @@
+/*
+ * audit_cli.c — `macronode audit verify|tail|pubkey` (docs/audit.md).
+ *
+ *   audit verify DIR [--pubkey FILE] [--from-zero]
+ *                                      check a copied audit log offline
+ *   audit tail DIR [--from-start] [--count N] [--interval MS]
+ *                                      print records as they are written
+ *   audit pubkey KEYFILE               the public key (64 hex) of a node
+ *                                      identity key file, for --pubkey
+ *   audit selftest-write DIR N [--key FILE] [--segment-max BYTES]
+ *                          [--checkpoint-every K] [--seed S]
+ *                                      (hidden, for tests) write N records
+ *                                      with the library the service uses
+ *
+ * Exit codes: 0 good, 1 runtime failure, 2 usage, 3 the log does not verify.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/audit/audit_log.h"
+#include "core/audit/audit_verify.h"
+#include "core/identity/identity.h"
+#include "lib/util.h"
+#include "node/node.h"
+
+#define AUDIT_CLI_OK        0
+#define AUDIT_CLI_RUNTIME   1
+#define AUDIT_CLI_USAGE     2
+#define AUDIT_CLI_BAD_LOG   3
+#define AUDIT_CLI_TAIL_MS   200u      /* poll interval of tail */
+#define AUDIT_CLI_TAIL_MAX_MS 60000u
+
+static const char audit_cli_usage[] =
+	"usage: macronode audit verify DIR [--pubkey FILE] [--from-zero]\n"
+	"       macronode audit tail DIR [--from-start] [--count N] [--interval MS]\n"
+	"       macronode audit pubkey KEYFILE\n"
+	"\n"
+	"verify checks a copied audit log offline: every record canonical, every self_hash,\n"
+	"prev link and seq per stream, every segment header, every checkpoint signature\n"
+	"(--pubkey FILE: 64 hex; default DIR/node.pub) and root. It prints a summary and\n"
+	"exits 0, or names the first bad record or checkpoint and exits 3. --from-zero also\n"
+	"refuses a log whose oldest segments are gone (which retention does too).\n"
+	"tail prints records as the audit service writes them (newest segment, polled).\n"
+	"pubkey prints the public key of a node identity key file (for --pubkey).\n";
+
+static int audit_usage(const char *what)
+{
+	if (what)
+		fprintf(stderr, "macronode audit: %s\n", what);
+	fputs(audit_cli_usage, what ? stderr : stdout);
+	return what ? AUDIT_CLI_USAGE : AUDIT_CLI_OK;
+}
+
+static void print_failure(const audit_verify_report *r)
+{
+	fprintf(stderr, "macronode audit verify: FAILED");
+	if (r->file[0])
+		fprintf(stderr, " at %s offset %" PRIu64, r->file, r->offset);
+	if (r->has_index)
+		fprintf(stderr, ": record %" PRIu64, r->index);
+	if (r->stream[0])
+		fprintf(stderr, " (stream %s, seq %" PRIu64 ")", r->stream, r->seq);
+	fprintf(stderr, ": %s\n", r->what);
+	fprintf(stderr, "checked before it: %" PRIu64 " records, %" PRIu64 " checkpoints\n",
+	        r->records, r->checkpoints);
+}
+
+static void print_summary(const audit_verify_report *r)
+{
+	char root[B3_CID_LEN + 1];
+	uint64_t total = r->first_index + r->records;
+
+	b3_cid_format(r->root, root);
+	printf("ok: %" PRIu64 " segments, %" PRIu64 " records (index %" PRIu64 "..%" PRIu64 "), "
+	       "%u streams\n", r->segments, r->records, r->first_index, total ? total - 1 : 0,
+	       r->streams);
+	printf("checkpoints: %" PRIu64 " verified against the records, %" PRIu64
+	       " signed over records retention removed\n", r->checkpoints, r->checkpoints_pruned);
+	printf("root: %s (%" PRIu64 " records)\n", root, total);
+	if (r->checkpoints == 0)
+		printf("warning: no checkpoint covers these records: the chain holds, but nothing "
+		       "signed proves the log was not cut or rewritten as a whole\n");
+	else if (r->last_ckpt_size < total)
+		printf("note: the last %" PRIu64 " records come after the newest checkpoint "
+		       "(chained, not yet signed)\n", total - r->last_ckpt_size);
+}
+
+static int cmd_verify(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "pubkey", required_argument, NULL, 'p' },
+		{ "from-zero", no_argument, NULL, 'z' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *pubkey = NULL;
+	bool from_zero = false;
+	uint8_t pk[IDENTITY_PK_LEN];
+	audit_verify_report rep;
+	char err[AUDIT_ERR_MAX];
+	int c;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c == 'h')
+			return audit_usage(NULL);
+		if (c == 'z')
+			from_zero = true;
+		else if (c == 'p')
+			pubkey = optarg;
+		else
+			return audit_usage("unknown or incomplete option");
+	}
+	if (optind + 1 != argc)
+		return audit_usage("verify takes one directory");
+	if (pubkey && audit_pubkey_load(pubkey, pk, err, sizeof err) != 0) {
+		fprintf(stderr, "macronode audit verify: %s\n", err);
+		return AUDIT_CLI_USAGE;
+	}
+	if (audit_verify_dir(argv[optind], pubkey ? pk : NULL, &rep) != 0) {
+		print_failure(&rep);
+		return AUDIT_CLI_BAD_LOG;
+	}
+	if (from_zero && rep.first_index != 0) {
+		/* Removing the oldest whole segments looks exactly like retention. */
+		fprintf(stderr, "macronode audit verify: FAILED: the log starts at record %" PRIu64
+		        ", not 0 (its oldest segments were removed: retention, or by hand)\n",
+		        rep.first_index);
+		return AUDIT_CLI_BAD_LOG;
+	}
+	print_summary(&rep);
+	return AUDIT_CLI_OK;
+}
+
+/* The newest segment's first index; -1 when there is none. */
+static int newest_segment(const char *dir, uint64_t *first)
+{
+	uint64_t *f = NULL;
+	size_t n = 0;
+	char err[AUDIT_ERR_MAX];
+
+	if (audit_segment_list(dir, &f, &n, err, sizeof err) != 0 || n == 0) {
+		free(f);
+		return -1;
+	}
+	*first = f[n - 1];
+	free(f);
+	return 0;
+}
+
+typedef struct tail_state {
+	const char  *dir;
+	int          fd;
+	uint64_t     first;
+	bool         header;        /* the next line is a header */
+	audit_lines *lr;
+} tail_state;
+
+static int tail_open(tail_state *t, uint64_t first, bool from_start)
+{
+	char name[AUDIT_SEG_NAME_LEN + 1], path[4096];
+	off_t end = 0;
+
+	if (t->fd >= 0)
+		close(t->fd);
+	audit_segment_name(first, name);
+	snprintf(path, sizeof path, "%s/%s", t->dir, name);
+	t->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (t->fd < 0)
+		return -1;
+	t->first = first;
+	t->header = from_start;
+	if (!from_start && (end = lseek(t->fd, 0, SEEK_END)) < 0)
+		return -1;
+	audit_lines_init(t->lr, t->fd);
+	t->lr->base = (uint64_t)end;
+	return 0;
+}
+
+/* Print what is there; 1 when count lines were printed. */
+static int tail_drain(tail_state *t, uint64_t *left)
+{
+	const char *line;
+	size_t n;
+	uint64_t off;
+
+	while (audit_lines_next(t->lr, &line, &n, &off) == AUDIT_LINE_OK) {
+		if (t->header) {
+			t->header = false;
+			continue;
+		}
+		fwrite(line, 1, n, stdout);
+		fputc('\n', stdout);
+		if (*left && --*left == 0)
+			return 1;
+	}
+	fflush(stdout);
+	return 0;
+}
+
+static int tail_loop(tail_state *t, bool from_start, uint64_t count, uint64_t interval_ms)
+{
+	struct timespec ts = { (time_t)(interval_ms / 1000u), (long)(interval_ms % 1000u) * 1000000L };
+	uint64_t first, left = count;
+
+	while (newest_segment(t->dir, &first) != 0)
+		nanosleep(&ts, NULL);
+	if (tail_open(t, first, from_start) != 0)
+		return AUDIT_CLI_RUNTIME;
+	for (;;) {
+		if (tail_drain(t, &left) == 1)
+			return AUDIT_CLI_OK;
+		if (newest_segment(t->dir, &first) == 0 && first != t->first) {
+			if (tail_drain(t, &left) == 1)   /* the rest of the old one first */
+				return AUDIT_CLI_OK;
+			if (tail_open(t, first, true) != 0)
+				return AUDIT_CLI_RUNTIME;
+			continue;
+		}
+		nanosleep(&ts, NULL);
+	}
+}
+
+static int cmd_tail(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "from-start", no_argument, NULL, 's' },
+		{ "count", required_argument, NULL, 'n' },
+		{ "interval", required_argument, NULL, 'i' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t count = 0, interval = AUDIT_CLI_TAIL_MS;
+	bool from_start = false;
+	tail_state t = { .fd = -1 };
+	int c, r;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c == 'h')
+			return audit_usage(NULL);
+		if (c == 's')
+			from_start = true;
+		else if (c == 'n' && util_parse_u64(optarg, &count) == 0)
+			continue;
+		else if (c == 'i' && util_parse_u64(optarg, &interval) == 0 && interval >= 1 &&
+		         interval <= AUDIT_CLI_TAIL_MAX_MS)
+			continue;
+		else
+			return audit_usage("bad option (--count N, --interval 1..60000 ms)");
+	}
+	if (optind + 1 != argc)
+		return audit_usage("tail takes one directory");
+	t.dir = argv[optind];
+	t.lr = malloc(sizeof *t.lr);
+	if (!t.lr)
+		return AUDIT_CLI_RUNTIME;
+	r = tail_loop(&t, from_start, count, interval);
+	if (t.fd >= 0)
+		close(t.fd);
+	free(t.lr);
+	return r;
+}
+
+static int cmd_pubkey(int argc, char **argv)
+{
+	node_identity id;
+	char err[256], hex[2 * IDENTITY_PK_LEN + 1];
+
+	if (argc != 2)
+		return audit_usage("pubkey takes one identity key file");
+	if (identity_load(&id, argv[1], err, sizeof err) != 0) {
+		fprintf(stderr, "macronode audit pubkey: %s\n", err);
+		return AUDIT_CLI_RUNTIME;
+	}
+	util_hex_encode(id.pk, IDENTITY_PK_LEN, hex);
+	identity_free(&id);
+	printf("%s\n", hex);
+	return AUDIT_CLI_OK;
+}
+
+int audit_cli_main(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+		return audit_usage(argc < 2 ? "which one: verify, tail or pubkey?" : NULL);
+	if (strcmp(argv[1], "verify") == 0)
+		return cmd_verify(argc - 1, argv + 1);
+	if (strcmp(argv[1], "tail") == 0)
+		return cmd_tail(argc - 1, argv + 1);
+	if (strcmp(argv[1], "pubkey") == 0)
+		return cmd_pubkey(argc - 1, argv + 1);
+	if (strcmp(argv[1], "selftest-write") == 0)
+		return audit_selftest_write(argc - 1, argv + 1);
+	return audit_usage("unknown audit command");
+}

@@ -1,0 +1,347 @@
+/* Unit tests for core/audit/audit_log (+ segment, checkpoint, verify):
+ * chains across streams and reopenings, rotation, retention, torn-write
+ * recovery, checkpoints, proofs from the files. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/audit/audit_log.h"
+#include "core/audit/audit_verify.h"
+#include "lib/util.h"
+
+static char dir[64];
+static node_identity id;
+
+static int setup(void **state)
+{
+	char err[128];
+
+	(void)state;
+	snprintf(dir, sizeof dir, "/tmp/mn-audit-XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	return identity_generate(&id, err, sizeof err);
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	identity_free(&id);
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static audit_log *open_log(uint64_t segmax, audit_recovery *rec)
+{
+	audit_log_opts o = { .dir = dir, .segment_max = segmax, .id = &id };
+	char err[512];
+	audit_log *l = audit_log_open(&o, rec, err, sizeof err);
+
+	if (!l)
+		fail_msg("open: %s", err);
+	return l;
+}
+
+/* n records round-robin over three streams, attrs padded to pad bytes. */
+static void append_n(audit_log *l, unsigned n, size_t pad)
+{
+	static const char *const streams[] = { "admin", "ingress", "policy" };
+	char err[AUDIT_ERR_MAX], *fill = malloc(pad + 1);
+
+	memset(fill, 'p', pad);
+	fill[pad] = '\0';
+	for (unsigned i = 0; i < n; i++) {
+		json_t *attrs = json_pack("{s:I,s:s}", "i", (json_int_t)i, "pad", fill);
+		audit_entry e = { .stream = streams[i % 3], .kind = "test", .writer_id = "unit",
+		                  .reason = "ok", .ts_ms = 1700000000000ull + i, .attrs = attrs };
+		audit_append_result r = audit_log_append(l, &e, NULL, NULL, err, sizeof err);
+		if (r == AUDIT_LOG_FULL) {
+			assert_int_equal(audit_log_sync(l, err, sizeof err), 0);
+			r = audit_log_append(l, &e, NULL, NULL, err, sizeof err);
+		}
+		assert_int_equal(r, AUDIT_LOG_OK);
+		json_decref(attrs);
+	}
+	free(fill);
+	assert_int_equal(audit_log_sync(l, err, sizeof err), 0);
+}
+
+static void verify_ok(audit_verify_report *rep)
+{
+	if (audit_verify_dir(dir, id.pk, rep) != 0)
+		fail_msg("verify: %s offset %llu: %s", rep->file, (unsigned long long)rep->offset,
+		         rep->what);
+}
+
+static void test_chain_and_reopen(void **state)
+{
+	audit_verify_report rep;
+	audit_recovery rec;
+	audit_checkpoint c;
+	char err[256];
+	uint64_t seq, idx;
+	audit_log *l = open_log(0, &rec);
+
+	(void)state;
+	assert_int_equal(rec.records, 0);
+	append_n(l, 10, 8);
+	assert_int_equal(audit_log_size(l), 10);
+	assert_int_equal(audit_log_checkpoint(l, 1000, &c, err, sizeof err), 0);
+	assert_int_equal(c.size, 10);
+	audit_log_free(l);
+	verify_ok(&rep);
+	assert_int_equal(rep.records, 10);
+	assert_int_equal(rep.streams, 3);
+	assert_int_equal(rep.checkpoints, 1);
+	assert_memory_equal(rep.root, c.root, B3_OUT_LEN);
+	/* Reopen: the chain continues where it stopped. */
+	l = open_log(0, &rec);
+	assert_int_equal(rec.records, 10);
+	assert_int_equal(rec.torn_bytes, 0);
+	audit_entry e = { .stream = "admin", .kind = "k", .writer_id = "w", .reason = "r" };
+	assert_int_equal(audit_log_append(l, &e, &seq, &idx, err, sizeof err), AUDIT_LOG_OK);
+	assert_int_equal(seq, 4);                  /* admin had 0,3,6,9 → seqs 0..3 */
+	assert_int_equal(idx, 10);
+	assert_int_equal(audit_log_size(l), 10);   /* not acknowledged before sync */
+	assert_int_equal(audit_log_checkpoint(l, 2000, &c, err, sizeof err), 0);
+	assert_int_equal(c.size, 11);
+	/* Proofs from the files, for every record, against the checkpoint. */
+	for (uint64_t i = 0; i < 11; i++) {
+		audit_proof p;
+		uint8_t leaf[B3_OUT_LEN];
+		assert_int_equal(audit_log_prove(l, i, c.size, &p, leaf, err, sizeof err), 0);
+		assert_true(audit_merkle_verify(leaf, &p, c.root));
+	}
+	assert_int_equal(audit_log_find(l, "admin", 4, &idx, err, sizeof err), 0);
+	assert_int_equal(idx, 10);
+	assert_int_equal(audit_log_find(l, "ingress", 1, &idx, err, sizeof err), 0);
+	assert_int_equal(idx, 4);
+	assert_int_equal(audit_log_find(l, "ingress", 9, &idx, err, sizeof err), -1);
+	audit_log_free(l);
+	verify_ok(&rep);
+	assert_int_equal(rep.checkpoints, 2);
+	/* Another key: every checkpoint is refused. */
+	node_identity other;
+	assert_int_equal(identity_generate(&other, err, sizeof err), 0);
+	assert_int_equal(audit_verify_dir(dir, other.pk, &rep), -1);
+	assert_string_equal(rep.file, "checkpoints.log");
+	assert_non_null(strstr(rep.what, "another node"));
+	/* ... and the log refuses to be opened by it. */
+	audit_log_opts o = { .dir = dir, .id = &other };
+	assert_null(audit_log_open(&o, NULL, err, sizeof err));
+	assert_non_null(strstr(err, "another node's key"));
+	identity_free(&other);
+}
+
+static void test_batch_limit(void **state)
+{
+	char err[AUDIT_ERR_MAX];
+	audit_log *l = open_log(0, NULL);
+	audit_entry e = { .stream = "s", .kind = "k", .writer_id = "w", .reason = "r" };
+	unsigned i;
+
+	(void)state;
+	for (i = 0; i < AUDIT_BATCH_MAX_RECORDS; i++)
+		assert_int_equal(audit_log_append(l, &e, NULL, NULL, err, sizeof err), AUDIT_LOG_OK);
+	assert_int_equal(audit_log_pending(l), AUDIT_BATCH_MAX_RECORDS);
+	assert_int_equal(audit_log_append(l, &e, NULL, NULL, err, sizeof err), AUDIT_LOG_FULL);
+	e.stream = "bad stream";
+	assert_int_equal(audit_log_sync(l, err, sizeof err), 0);
+	assert_int_equal(audit_log_append(l, &e, NULL, NULL, err, sizeof err), AUDIT_LOG_REFUSED);
+	assert_int_equal(audit_log_pending(l), 0);
+	assert_int_equal(audit_log_size(l), AUDIT_BATCH_MAX_RECORDS);
+	audit_log_free(l);
+}
+
+static unsigned count_segments(void)
+{
+	uint64_t *f = NULL;
+	size_t n = 0;
+	char err[128];
+
+	assert_int_equal(audit_segment_list(dir, &f, &n, err, sizeof err), 0);
+	free(f);
+	return (unsigned)n;
+}
+
+static void test_rotation_and_retention(void **state)
+{
+	audit_verify_report rep;
+	audit_retain_report rr;
+	char err[256];
+	audit_log *l = open_log(AUDIT_SEGMENT_MAX_MIN, NULL);
+
+	(void)state;
+	for (unsigned round = 0; round < 6; round++) {
+		append_n(l, 20, 1000);                  /* ~22 KiB a round */
+		assert_int_equal(audit_log_checkpoint(l, 1000 + round, NULL, err, sizeof err), 0);
+	}
+	assert_true(count_segments() >= 2);
+	verify_ok(&rep);
+	assert_int_equal(rep.records, 120);
+	assert_int_equal(rep.checkpoints, 6);
+	/* Keep about 64 KiB: the oldest segments go, the rest still verifies from
+	 * the first remaining header, and later checkpoints still match. */
+	unsigned before = count_segments();
+	assert_int_equal(audit_log_retain(l, 0, 0, AUDIT_SEGMENT_MAX_MIN, &rr, err, sizeof err), 0);
+	assert_true(rr.segments_removed >= 1);
+	assert_int_equal(count_segments(), before - rr.segments_removed);
+	assert_true(rr.first_index > 0);
+	append_n(l, 5, 10);
+	assert_int_equal(audit_log_checkpoint(l, 2000, NULL, err, sizeof err), 0);
+	/* Proofs still work for every record present, from the first header's
+	 * frontier; the removed ones are refused. */
+	audit_checkpoint c;
+	audit_proof p;
+	uint8_t leaf[B3_OUT_LEN];
+	assert_int_equal(audit_log_checkpoint(l, 2001, &c, err, sizeof err), 0);
+	for (uint64_t i = rr.first_index; i < 125; i++) {
+		assert_int_equal(audit_log_prove(l, i, c.size, &p, leaf, err, sizeof err), 0);
+		assert_true(audit_merkle_verify(leaf, &p, c.root));
+	}
+	assert_int_equal(audit_log_prove(l, rr.first_index - 1, c.size, &p, leaf, err, sizeof err), -1);
+	assert_non_null(strstr(err, "retention"));
+	audit_log_free(l);
+	verify_ok(&rep);
+	assert_int_equal(rep.first_index, rr.first_index);
+	assert_int_equal(rep.first_index + rep.records, 125);
+	/* Checkpoints over removed records were dropped from checkpoints.log;
+	 * every one left is checked against the records. */
+	assert_true(rr.checkpoints_removed >= 1);
+	assert_int_equal(rep.checkpoints_pruned, 0);
+	assert_int_equal(rep.checkpoints, 8 - rr.checkpoints_removed);
+	/* Reopen after retention resumes too. */
+	audit_recovery rec;
+	l = open_log(AUDIT_SEGMENT_MAX_MIN, &rec);
+	assert_int_equal(rec.records, 125);
+	assert_int_equal(rec.first_index, rr.first_index);
+	audit_log_free(l);
+	/* Retention by age: everything but the current segment is older than 0 ms. */
+	l = open_log(AUDIT_SEGMENT_MAX_MIN, NULL);
+	assert_int_equal(audit_log_retain(l, util_wall_ms() + 10000, 1, 0, &rr, err, sizeof err), 0);
+	assert_int_equal(count_segments(), 1);
+	audit_log_free(l);
+	verify_ok(&rep);
+}
+
+static void last_segment_path(char *out, size_t len)
+{
+	uint64_t *f = NULL;
+	size_t n = 0;
+	char err[128], name[AUDIT_SEG_NAME_LEN + 1];
+
+	assert_int_equal(audit_segment_list(dir, &f, &n, err, sizeof err), 0);
+	assert_true(n > 0);
+	audit_segment_name(f[n - 1], name);
+	snprintf(out, len, "%s/%s", dir, name);
+	free(f);
+}
+
+static void append_bytes(const char *path, const char *data, size_t n)
+{
+	int fd = open(path, O_WRONLY | O_APPEND);
+
+	assert_true(fd >= 0);
+	assert_int_equal(util_write_all(fd, data, n), 0);
+	close(fd);
+}
+
+static void test_torn_write_recovery(void **state)
+{
+	char path[256], err[512];
+	struct stat before, after;
+	audit_verify_report rep;
+	audit_recovery rec;
+	audit_log *l = open_log(0, NULL);
+
+	(void)state;
+	append_n(l, 7, 8);
+	audit_log_free(l);
+	last_segment_path(path, sizeof path);
+	assert_int_equal(stat(path, &before), 0);
+	/* A crash mid-write: half a record, no newline. */
+	append_bytes(path, "{\"actor\":{},\"attrs\":{\"i\":7", 26);
+	assert_int_equal(audit_verify_dir(dir, id.pk, &rep), -1);
+	assert_non_null(strstr(rep.what, "torn"));
+	assert_int_equal(rep.offset, (uint64_t)before.st_size);
+	assert_int_equal(rep.index, 7);
+	l = open_log(0, &rec);
+	assert_int_equal(rec.torn_bytes, 26);
+	assert_int_equal(rec.torn_offset, (uint64_t)before.st_size);
+	assert_int_equal(rec.records, 7);
+	assert_int_equal(stat(path, &after), 0);
+	assert_int_equal(after.st_size, before.st_size);
+	append_n(l, 2, 8);
+	assert_int_equal(audit_log_checkpoint(l, 5, NULL, err, sizeof err), 0);
+	audit_log_free(l);
+	verify_ok(&rep);
+	assert_int_equal(rep.records, 9);
+	/* A torn checkpoint line is cut the same way. */
+	char ck[256];
+	snprintf(ck, sizeof ck, "%s/checkpoints.log", dir);
+	append_bytes(ck, "{\"node_id\":", 11);
+	l = open_log(0, &rec);
+	assert_int_equal(rec.ckpt_torn_bytes, 11);
+	audit_log_free(l);
+	verify_ok(&rep);
+	/* A complete but corrupt record is not a crash: an error naming the place. */
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	off_t at = before.st_size - 20;
+	char c;
+	assert_int_equal(pread(fd, &c, 1, at), 1);
+	c ^= 0x01;
+	assert_int_equal(pwrite(fd, &c, 1, at), 1);
+	close(fd);
+	audit_log_opts o = { .dir = dir, .id = &id };
+	assert_null(audit_log_open(&o, NULL, err, sizeof err));
+	assert_non_null(strstr(err, path));
+	assert_non_null(strstr(err, "offset"));
+	assert_int_equal(audit_verify_dir(dir, id.pk, &rep), -1);
+	assert_true(rep.has_index);
+	assert_int_equal(rep.index, 6);
+}
+
+/* The in-memory verifier (the fuzz target's) judges the same bytes alike. */
+static void test_verify_segment_bytes(void **state)
+{
+	char path[256];
+	char *text = NULL;
+	size_t n = 0;
+	audit_verify_report rep;
+	audit_log *l = open_log(0, NULL);
+
+	(void)state;
+	append_n(l, 5, 4);
+	audit_log_free(l);
+	last_segment_path(path, sizeof path);
+	assert_int_equal(util_read_file(path, 1 << 20, &text, &n), 0);
+	assert_int_equal(audit_verify_segment_bytes(text, n, &rep), 0);
+	assert_int_equal(rep.records, 5);
+	assert_int_equal(audit_verify_segment_bytes(text, n - 1, &rep), -1);
+	text[n / 2] ^= 0x20;
+	assert_int_equal(audit_verify_segment_bytes(text, n, &rep), -1);
+	free(text);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_chain_and_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_and_retention, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_torn_write_recovery, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verify_segment_bytes, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
