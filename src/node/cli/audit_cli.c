@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 #include "core/audit/audit_log.h"
 #include "core/audit/audit_verify.h"
 #include "core/identity/identity.h"
+#include "core/keys/kek.h"
 #include "lib/util.h"
 #include "node/node.h"
 
@@ -276,9 +278,27 @@ static int cmd_pubkey(int argc, char **argv)
 	node_identity id;
 	char err[256], hex[2 * IDENTITY_PK_LEN + 1];
 
-	if (argc != 2)
-		return audit_usage("pubkey takes one identity key file");
-	if (identity_load(&id, argv[1], err, sizeof err) != 0) {
+	char kpath[PATH_MAX];
+	const char *kek_file = NULL;
+	kek *k = NULL;
+	int lr;
+
+	/* pubkey KEYFILE [--kek FILE]; without --kek, "<KEYFILE>.kek" when it
+	 * exists (selftest-write's), else only a clear-text key file loads. */
+	if (argc == 4 && strcmp(argv[2], "--kek") == 0)
+		kek_file = argv[3];
+	else if (argc != 2)
+		return audit_usage("pubkey takes one identity key file [--kek FILE]");
+	if (!kek_file && (size_t)snprintf(kpath, sizeof kpath, "%s.kek", argv[1]) < sizeof kpath &&
+	    access(kpath, F_OK) == 0)
+		kek_file = kpath;
+	if (kek_file && !(k = kek_load(kek_file, err, sizeof err))) {
+		fprintf(stderr, "macronode audit pubkey: %s\n", err);
+		return AUDIT_CLI_RUNTIME;
+	}
+	lr = identity_load(&id, argv[1], k, err, sizeof err);
+	kek_free(k);
+	if (lr != 0) {
 		fprintf(stderr, "macronode audit pubkey: %s\n", err);
 		return AUDIT_CLI_RUNTIME;
 	}

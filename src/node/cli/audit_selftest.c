@@ -19,9 +19,12 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <limits.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/audit/audit_log.h"
+#include "core/keys/kek.h"
 #include "lib/util.h"
 #include "node/node.h"
 
@@ -64,6 +67,21 @@ static int selftest_parse(int argc, char **argv, selftest_opts *o)
 		return -1;
 	o->dir = argv[optind];
 	return 0;
+}
+
+/* The KEK beside a test key file: "<key>.kek", created when missing. */
+static int selftest_kek(const char *key, kek **out, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+
+	if ((size_t)snprintf(path, sizeof path, "%s.kek", key) >= sizeof path) {
+		snprintf(err, errlen, "%s: path too long", key);
+		return -1;
+	}
+	if (access(path, F_OK) != 0 && kek_create(path, err, errlen) != 0)
+		return -1;
+	*out = kek_load(path, err, errlen);
+	return *out ? 0 : -1;
 }
 
 static int selftest_append(audit_log *l, const selftest_opts *o, uint64_t i, char *err,
@@ -118,8 +136,18 @@ int audit_selftest_write(int argc, char **argv)
 		        "[--retain-bytes B]\n");
 		return 2;
 	}
-	if ((o.key ? identity_load_or_create(&id, o.key, NULL, err, sizeof err)
-	           : identity_generate(&id, err, sizeof err)) != 0) {
+	/* A key file is sealed (docs/keys.md) under "<key>.kek", made beside
+	 * it (mode 0400) when missing: a test helper's convention, never the
+	 * node's. */
+	kek *k = NULL;
+	if (o.key && selftest_kek(o.key, &k, err, sizeof err) != 0) {
+		fprintf(stderr, "macronode audit selftest-write: %s\n", err);
+		return 1;
+	}
+	int lr = o.key ? identity_load_or_create(&id, o.key, k, NULL, err, sizeof err)
+	               : identity_generate(&id, err, sizeof err);
+	kek_free(k);
+	if (lr != 0) {
 		fprintf(stderr, "macronode audit selftest-write: %s\n", err);
 		return 1;
 	}
