@@ -405,6 +405,18 @@ def unseal(blob, kek_path, aad):
                                                         blob[:SEAL_HEADER] + aad.encode())
 
 
+def identity_seed(key_path):
+    """The 32-byte Ed25519 seed of a node's identity.key (<data>/node/identity.key):
+    sealed under the node's KEK beside its data dir (<data>.kek), or the clear
+    hex of an earlier version."""
+    with open(key_path, "rb") as f:
+        blob = f.read()
+    if blob[:4] == b"RKMS":
+        data_dir = os.path.dirname(os.path.dirname(key_path))
+        return unseal(blob, data_dir + ".kek", AAD_IDENTITY)[:32]
+    return bytes.fromhex(blob.decode().strip())[:32]
+
+
 def _wall_material():
     """One signing keypair and one MAC key per test session (copied per node)."""
     if not _wall_cache:

@@ -23,7 +23,7 @@ import pytest
 from conftest import wait_for as wait_until
 from conftest import (OAP_APP_HELLO, OAP_APP_OBJECTS, OAP_END, OAP_GET, OAP_HDR, OAP_HDR_LEN,
                       OAP_HELLO_REPLY, OAP_RESP, OAP_START, SLOW, b3sum_cid, free_ports,
-                      blob_file, oap_frame, run_cli, stored)
+                      blob_file, identity_seed, oap_frame, run_cli, stored)
 
 BOOT_S = 20.0 * SLOW
 
@@ -154,7 +154,7 @@ class FlippingProvider(threading.Thread):
     def __init__(self, addr, identity_key, blob, outboard, tmp):
         super().__init__(daemon=True)
         self.blob, self.outboard = blob, outboard
-        seed = bytes.fromhex(open(identity_key).read().strip())[:32]
+        seed = identity_seed(identity_key)   # sealed under the node's KEK (docs/keys.md)
         key = os.path.join(tmp, "double.key")
         cert = os.path.join(tmp, "double.crt")
         with open(key, "w") as f:
