@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -502,4 +503,16 @@ void util_peer_key(const struct sockaddr *sa, char *out, size_t len)
 		inet_ntop(AF_INET6, &a, buf, sizeof buf);
 	}
 	snprintf(out, len, "ip:%s", buf);
+}
+
+int util_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
 }

@@ -23,6 +23,12 @@
 #define UTIL_ANALYZER_ASSUME(cond) do { } while (0)
 #endif
 
+/* Write the message into err (errlen bytes, truncated; err may be NULL)
+ * and return -1: the one "fail with a message" helper (`return
+ * util_fail(err, errlen, "%s: ...", path)`). */
+__attribute__((format(printf, 3, 4)))
+int util_fail(char *err, size_t errlen, const char *fmt, ...);
+
 /* Monotonic milliseconds. */
 uint64_t util_now_ms(void);
 /* Wall clock milliseconds since the epoch. */

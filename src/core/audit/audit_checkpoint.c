@@ -17,19 +17,6 @@
 #define CKPT_SIG_HEX (2u * IDENTITY_SIG_LEN)
 #define CKPT_TBS_MAX (sizeof AUDIT_CKPT_CONTEXT + AUDIT_CKPT_MAX)
 
-__attribute__((format(printf, 3, 4)))
-static int ck_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 /* The object without "sig" (with_sig false) or with it. */
 static json_t *ck_build(const audit_checkpoint *c, bool with_sig)
 {
@@ -126,14 +113,14 @@ int audit_checkpoint_parse(const char *s, size_t n, audit_checkpoint *c, char *e
 		return -1;
 	sig = json_object_get(o, "sig");
 	if (!json_is_object(o) || json_object_size(o) != 6 || ck_uint(o, "v", &v) != 0 || v != 1)
-		ck_fail(err, errlen, "not a v1 checkpoint (keys node_id, root, sig, size, time_ms, v)");
+		util_fail(err, errlen, "not a v1 checkpoint (keys node_id, root, sig, size, time_ms, v)");
 	else if (ck_cid(o, "node_id", c->node_id) != 0 || ck_cid(o, "root", c->root) != 0)
-		ck_fail(err, errlen, "node_id and root must be b3 ids");
+		util_fail(err, errlen, "node_id and root must be b3 ids");
 	else if (ck_uint(o, "size", &c->size) != 0 || ck_uint(o, "time_ms", &c->time_ms) != 0)
-		ck_fail(err, errlen, "size and time_ms must be unsigned integers");
+		util_fail(err, errlen, "size and time_ms must be unsigned integers");
 	else if (!json_is_string(sig) || json_string_length(sig) != CKPT_SIG_HEX ||
 	         util_hex_decode(json_string_value(sig), IDENTITY_SIG_LEN, c->sig) != 0)
-		ck_fail(err, errlen, "sig must be %u lowercase hex", CKPT_SIG_HEX);
+		util_fail(err, errlen, "sig must be %u lowercase hex", CKPT_SIG_HEX);
 	else
 		r = 0;
 	json_decref(o);
@@ -149,9 +136,9 @@ int audit_checkpoint_verify(const audit_checkpoint *c, const uint8_t pk[IDENTITY
 
 	identity_id_of(pk, id);
 	if (!b3_equal(id, c->node_id))
-		return ck_fail(err, errlen, "signed by another node (node_id is not the key's)");
+		return util_fail(err, errlen, "signed by another node (node_id is not the key's)");
 	if (ck_tbs(c, tbs, sizeof tbs, &n) != 0 || !identity_verify(pk, tbs, n, c->sig))
-		return ck_fail(err, errlen, "signature does not verify");
+		return util_fail(err, errlen, "signature does not verify");
 	return 0;
 }
 
@@ -162,12 +149,12 @@ int audit_pubkey_load(const char *path, uint8_t pk[IDENTITY_PK_LEN], char *err, 
 	int r;
 
 	if (util_read_file(path, 2u * IDENTITY_PK_LEN + 1u, &text, &n) != 0)
-		return ck_fail(err, errlen, "%s: cannot read a public key file", path);
+		return util_fail(err, errlen, "%s: cannot read a public key file", path);
 	if (n == 2u * IDENTITY_PK_LEN + 1u && text[n - 1] == '\n')
 		n--;
 	r = n == 2u * IDENTITY_PK_LEN ? util_hex_decode(text, IDENTITY_PK_LEN, pk) : -1;
 	free(text);
 	if (r != 0)
-		return ck_fail(err, errlen, "%s: not 64 lowercase hex (an Ed25519 public key)", path);
+		return util_fail(err, errlen, "%s: not 64 lowercase hex (an Ed25519 public key)", path);
 	return 0;
 }

@@ -6,6 +6,7 @@
  * so "accepted" and "already canonical" are the same thing by construction.
  */
 #include "core/audit/audit_json.h"
+#include "lib/util.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -16,19 +17,6 @@
 
 #include <uninorm.h>
 #include <unistr.h>
-
-__attribute__((format(printf, 3, 4)))
-static int aj_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 static int aj_put(audit_buf *b, const void *p, size_t n)
 {
@@ -113,19 +101,19 @@ static int aj_put_string(audit_buf *b, const char *s, size_t n, audit_json_mode 
 	int r;
 
 	if (aj_is_ascii(u, n))
-		return aj_put_escaped(b, u, n) == 0 ? 0 : aj_fail(err, errlen, "record too large");
+		return aj_put_escaped(b, u, n) == 0 ? 0 : util_fail(err, errlen, "record too large");
 	if (u8_check(u, n) != NULL)
-		return aj_fail(err, errlen, "a string is not valid UTF-8");
+		return util_fail(err, errlen, "a string is not valid UTF-8");
 	nfc = u8_normalize(UNINORM_NFC, u, n, NULL, &outlen);
 	if (!nfc)
-		return aj_fail(err, errlen, "cannot normalise a string (out of memory)");
+		return util_fail(err, errlen, "cannot normalise a string (out of memory)");
 	if (mode == AUDIT_JSON_STRICT && (outlen != n || memcmp(nfc, u, n) != 0)) {
 		free(nfc);
-		return aj_fail(err, errlen, "a string is not in Unicode NFC");
+		return util_fail(err, errlen, "a string is not in Unicode NFC");
 	}
 	r = aj_put_escaped(b, nfc, outlen);
 	free(nfc);
-	return r == 0 ? 0 : aj_fail(err, errlen, "record too large");
+	return r == 0 ? 0 : util_fail(err, errlen, "record too large");
 }
 
 typedef struct aj_member {
@@ -163,12 +151,12 @@ static aj_member *aj_members(const json_t *o, audit_json_mode mode, size_t *coun
 	json_t *v;
 
 	if (n > AUDIT_JSON_MAX_KEYS) {
-		aj_fail(err, errlen, "an object has more than %u keys", AUDIT_JSON_MAX_KEYS);
+		util_fail(err, errlen, "an object has more than %u keys", AUDIT_JSON_MAX_KEYS);
 		return NULL;
 	}
 	m = calloc(n ? n : 1, sizeof *m);
 	if (!m) {
-		aj_fail(err, errlen, "out of memory");
+		util_fail(err, errlen, "out of memory");
 		return NULL;
 	}
 	json_object_foreach((json_t *)o, k, v) {
@@ -181,7 +169,7 @@ static aj_member *aj_members(const json_t *o, audit_json_mode mode, size_t *coun
 			m[i].nfc = u8_normalize(UNINORM_NFC, (const uint8_t *)k, m[i].len, NULL, &outlen);
 			if (!m[i].nfc) {
 				aj_members_free(m, i + 1);
-				aj_fail(err, errlen, "cannot normalise a key (out of memory)");
+				util_fail(err, errlen, "cannot normalise a key (out of memory)");
 				return NULL;
 			}
 			m[i].key = (const char *)m[i].nfc;
@@ -193,7 +181,7 @@ static aj_member *aj_members(const json_t *o, audit_json_mode mode, size_t *coun
 	for (i = 1; i < n; i++) {
 		if (aj_member_cmp(&m[i - 1], &m[i]) == 0) {
 			aj_members_free(m, n);
-			aj_fail(err, errlen, "duplicate key after NFC normalisation");
+			util_fail(err, errlen, "duplicate key after NFC normalisation");
 			return NULL;
 		}
 	}
@@ -214,19 +202,19 @@ static int aj_encode_object(const json_t *v, audit_json_mode mode, audit_buf *b,
 	if (!m)
 		return -1;
 	if (aj_put(b, "{", 1) != 0)
-		r = aj_fail(err, errlen, "record too large");
+		r = util_fail(err, errlen, "record too large");
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		if (i > 0 && aj_put(b, ",", 1) != 0)
-			r = aj_fail(err, errlen, "record too large");
+			r = util_fail(err, errlen, "record too large");
 		else if (aj_put_string(b, m[i].key, m[i].len, mode, err, errlen) != 0)
 			r = -1;
 		else if (aj_put(b, ":", 1) != 0)
-			r = aj_fail(err, errlen, "record too large");
+			r = util_fail(err, errlen, "record too large");
 		else
 			r = aj_encode(m[i].val, mode, b, depth + 1, err, errlen);
 	}
 	if (r == 0 && aj_put(b, "}", 1) != 0)
-		r = aj_fail(err, errlen, "record too large");
+		r = util_fail(err, errlen, "record too large");
 	aj_members_free(m, n);
 	return r;
 }
@@ -238,14 +226,14 @@ static int aj_encode_array(const json_t *v, audit_json_mode mode, audit_buf *b, 
 	json_t *e;
 
 	if (aj_put(b, "[", 1) != 0)
-		return aj_fail(err, errlen, "record too large");
+		return util_fail(err, errlen, "record too large");
 	json_array_foreach((json_t *)v, i, e) {
 		if (i > 0 && aj_put(b, ",", 1) != 0)
-			return aj_fail(err, errlen, "record too large");
+			return util_fail(err, errlen, "record too large");
 		if (aj_encode(e, mode, b, depth + 1, err, errlen) != 0)
 			return -1;
 	}
-	return aj_put(b, "]", 1) == 0 ? 0 : aj_fail(err, errlen, "record too large");
+	return aj_put(b, "]", 1) == 0 ? 0 : util_fail(err, errlen, "record too large");
 }
 
 static int aj_encode(const json_t *v, audit_json_mode mode, audit_buf *b, unsigned depth,
@@ -255,7 +243,7 @@ static int aj_encode(const json_t *v, audit_json_mode mode, audit_buf *b, unsign
 	int n;
 
 	if (depth > AUDIT_JSON_MAX_DEPTH)
-		return aj_fail(err, errlen, "nested deeper than %u levels", AUDIT_JSON_MAX_DEPTH);
+		return util_fail(err, errlen, "nested deeper than %u levels", AUDIT_JSON_MAX_DEPTH);
 	switch (json_typeof(v)) {
 	case JSON_OBJECT:
 		return aj_encode_object(v, mode, b, depth, err, errlen);
@@ -266,25 +254,25 @@ static int aj_encode(const json_t *v, audit_json_mode mode, audit_buf *b, unsign
 	case JSON_INTEGER:
 		n = snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
 		if (n <= 0 || aj_put(b, num, (size_t)n) != 0)
-			return aj_fail(err, errlen, "record too large");
+			return util_fail(err, errlen, "record too large");
 		return 0;
 	case JSON_REAL:
-		return aj_fail(err, errlen, "a number is not an integer (floats are not allowed)");
+		return util_fail(err, errlen, "a number is not an integer (floats are not allowed)");
 	case JSON_TRUE:
-		return aj_put(b, "true", 4) == 0 ? 0 : aj_fail(err, errlen, "record too large");
+		return aj_put(b, "true", 4) == 0 ? 0 : util_fail(err, errlen, "record too large");
 	case JSON_FALSE:
-		return aj_put(b, "false", 5) == 0 ? 0 : aj_fail(err, errlen, "record too large");
+		return aj_put(b, "false", 5) == 0 ? 0 : util_fail(err, errlen, "record too large");
 	case JSON_NULL:
-		return aj_put(b, "null", 4) == 0 ? 0 : aj_fail(err, errlen, "record too large");
+		return aj_put(b, "null", 4) == 0 ? 0 : util_fail(err, errlen, "record too large");
 	}
-	return aj_fail(err, errlen, "unknown JSON type");
+	return util_fail(err, errlen, "unknown JSON type");
 }
 
 int audit_json_encode(const json_t *v, audit_json_mode mode, audit_buf *out, char *err,
                       size_t errlen)
 {
 	if (!v)
-		return aj_fail(err, errlen, "no value");
+		return util_fail(err, errlen, "no value");
 	return aj_encode(v, mode, out, 0, err, errlen);
 }
 
@@ -306,31 +294,31 @@ json_t *audit_json_parse(const char *s, size_t n, size_t max, char *err, size_t 
 	char *canon;
 
 	if (n > max) {
-		aj_fail(err, errlen, "%zu bytes, more than the %zu allowed", n, max);
+		util_fail(err, errlen, "%zu bytes, more than the %zu allowed", n, max);
 		return NULL;
 	}
 	v = json_loadb(s, n, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
 	if (!v) {
-		aj_fail(err, errlen, "not JSON: %s at byte %d", je.text, je.position);
+		util_fail(err, errlen, "not JSON: %s at byte %d", je.text, je.position);
 		return NULL;
 	}
 	canon = malloc(n ? n : 1);
 	if (!canon) {
 		json_decref(v);
-		aj_fail(err, errlen, "out of memory");
+		util_fail(err, errlen, "out of memory");
 		return NULL;
 	}
 	b = (audit_buf){ .data = canon, .cap = n };
 	if (audit_json_encode(v, AUDIT_JSON_STRICT, &b, err, errlen) != 0) {
 		if (b.len == b.cap && strstr(err ? err : "", "too large"))
-			aj_fail(err, errlen, "not canonical JSON from byte %zu",
+			util_fail(err, errlen, "not canonical JSON from byte %zu",
 			        aj_diff_at(s, n, canon, b.len));
 		free(canon);
 		json_decref(v);
 		return NULL;
 	}
 	if (b.len != n || memcmp(canon, s, n) != 0) {
-		aj_fail(err, errlen, "not canonical JSON from byte %zu (whitespace, key order, "
+		util_fail(err, errlen, "not canonical JSON from byte %zu (whitespace, key order, "
 		        "escapes or number form)", aj_diff_at(s, n, canon, b.len));
 		free(canon);
 		json_decref(v);

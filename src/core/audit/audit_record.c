@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/audit/audit_json.h"
+#include "lib/util.h"
 
 /* The keys of a stored record, sorted (the canonical order). */
 static const char *const rec_keys[] = {
@@ -17,19 +18,6 @@ static const char *const rec_keys[] = {
 	"subject", "ts_ms", "v", "writer_id",
 };
 #define REC_NKEYS (sizeof rec_keys / sizeof rec_keys[0])
-
-__attribute__((format(printf, 3, 4)))
-static int rec_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 bool audit_stream_is_valid(const char *s, size_t n)
 {
@@ -57,16 +45,16 @@ static json_t *rec_build(const audit_entry *e, uint64_t seq, const uint8_t *prev
 	json_t *o;
 
 	if (!e->stream || !audit_stream_is_valid(e->stream, strlen(e->stream))) {
-		rec_fail(err, errlen, "bad stream name (1..%u of [A-Za-z0-9._:@-])", AUDIT_STREAM_MAX);
+		util_fail(err, errlen, "bad stream name (1..%u of [A-Za-z0-9._:@-])", AUDIT_STREAM_MAX);
 		return NULL;
 	}
 	if (seq > INT64_MAX || e->ts_ms > INT64_MAX || (seq == 0) != (prev == NULL)) {
-		rec_fail(err, errlen, "seq/ts_ms out of range or prev does not fit seq");
+		util_fail(err, errlen, "seq/ts_ms out of range or prev does not fit seq");
 		return NULL;
 	}
 	if ((e->actor && !json_is_object(e->actor)) || (e->subject && !json_is_object(e->subject)) ||
 	    (e->attrs && !json_is_object(e->attrs))) {
-		rec_fail(err, errlen, "actor, subject and attrs must be objects");
+		util_fail(err, errlen, "actor, subject and attrs must be objects");
 		return NULL;
 	}
 	if (prev)
@@ -88,7 +76,7 @@ static json_t *rec_build(const audit_entry *e, uint64_t seq, const uint8_t *prev
 	    json_object_set_new(o, "attrs", rec_obj(e->attrs)) != 0 ||
 	    json_object_set_new(o, "prev", json_string(prevtext)) != 0) {
 		json_decref(o);
-		rec_fail(err, errlen, "kind, writer_id and reason must be UTF-8 (or out of memory)");
+		util_fail(err, errlen, "kind, writer_id and reason must be UTF-8 (or out of memory)");
 		return NULL;
 	}
 	return o;
@@ -126,7 +114,7 @@ int audit_record_encode(const audit_entry *e, uint64_t seq, const uint8_t *prev,
 		b3_cid_format(self_hash, hash);
 		b.len = 0;
 		if (json_object_set_new(o, "self_hash", json_string(hash)) != 0)
-			r = rec_fail(err, errlen, "out of memory");
+			r = util_fail(err, errlen, "out of memory");
 		else
 			r = audit_json_encode(o, AUDIT_JSON_NORMALIZE, &b, err, errlen);
 	}
@@ -162,20 +150,20 @@ static int rec_check_shape(const json_t *o, char *err, size_t errlen)
 	size_t n;
 
 	if (!json_is_object(o))
-		return rec_fail(err, errlen, "not a JSON object");
+		return util_fail(err, errlen, "not a JSON object");
 	for (size_t i = 0; i < REC_NKEYS; i++)
 		if (!json_object_get(o, rec_keys[i]))
-			return rec_fail(err, errlen, "missing key \"%s\"", rec_keys[i]);
+			return util_fail(err, errlen, "missing key \"%s\"", rec_keys[i]);
 	if (json_object_size(o) != REC_NKEYS)
-		return rec_fail(err, errlen, "unknown keys (a v1 record has exactly %zu)", REC_NKEYS);
+		return util_fail(err, errlen, "unknown keys (a v1 record has exactly %zu)", REC_NKEYS);
 	if (rec_uint(o, "v", &v) != 0 || v != AUDIT_VERSION)
-		return rec_fail(err, errlen, "\"v\" is not 1");
+		return util_fail(err, errlen, "\"v\" is not 1");
 	if (!rec_str(o, "kind", &n) || !rec_str(o, "writer_id", &n) || !rec_str(o, "reason", &n))
-		return rec_fail(err, errlen, "kind, writer_id and reason must be strings");
+		return util_fail(err, errlen, "kind, writer_id and reason must be strings");
 	if (!json_is_object(json_object_get(o, "actor")) ||
 	    !json_is_object(json_object_get(o, "subject")) ||
 	    !json_is_object(json_object_get(o, "attrs")))
-		return rec_fail(err, errlen, "actor, subject and attrs must be objects");
+		return util_fail(err, errlen, "actor, subject and attrs must be objects");
 	return 0;
 }
 
@@ -186,22 +174,22 @@ static int rec_chain_fields(const json_t *o, audit_record *r, char *err, size_t 
 
 	s = rec_str(o, "stream", &n);
 	if (!s || !audit_stream_is_valid(s, n))
-		return rec_fail(err, errlen, "bad stream name");
+		return util_fail(err, errlen, "bad stream name");
 	memcpy(r->stream, s, n);
 	r->stream[n] = '\0';
 	if (rec_uint(o, "seq", &r->seq) != 0 || rec_uint(o, "ts_ms", &r->ts_ms) != 0)
-		return rec_fail(err, errlen, "seq and ts_ms must be unsigned integers");
+		return util_fail(err, errlen, "seq and ts_ms must be unsigned integers");
 	s = rec_str(o, "prev", &n);
 	if (!s)
-		return rec_fail(err, errlen, "prev must be a string");
+		return util_fail(err, errlen, "prev must be a string");
 	r->genesis = n == 4 && memcmp(s, AUDIT_GENESIS_PREV, 4) == 0;
 	if (!r->genesis && b3_cid_parse(s, n, r->prev) != 0)
-		return rec_fail(err, errlen, "prev is neither \"b3:0\" nor a b3 id");
+		return util_fail(err, errlen, "prev is neither \"b3:0\" nor a b3 id");
 	if (r->genesis != (r->seq == 0))
-		return rec_fail(err, errlen, "prev \"b3:0\" belongs to seq 0 and only to it");
+		return util_fail(err, errlen, "prev \"b3:0\" belongs to seq 0 and only to it");
 	s = rec_str(o, "self_hash", &n);
 	if (!s || b3_cid_parse(s, n, r->self_hash) != 0)
-		return rec_fail(err, errlen, "self_hash is not a b3 id");
+		return util_fail(err, errlen, "self_hash is not a b3 id");
 	return 0;
 }
 
@@ -214,16 +202,16 @@ static int rec_check_hash(json_t *o, const audit_record *r, size_t n, char *err,
 	int rc;
 
 	if (!buf)
-		return rec_fail(err, errlen, "out of memory");
+		return util_fail(err, errlen, "out of memory");
 	if (json_object_del(o, "self_hash") != 0 ||
 	    audit_json_encode(o, AUDIT_JSON_STRICT, &b, err, errlen) != 0) {
 		free(buf);
-		return rec_fail(err, errlen, "cannot re-encode the record");
+		return util_fail(err, errlen, "cannot re-encode the record");
 	}
 	b3_hash(b.data, b.len, h);
 	free(buf);
 	rc = b3_equal(h, r->self_hash) ? 0 : -1;
-	return rc == 0 ? 0 : rec_fail(err, errlen, "self_hash does not match the record's bytes");
+	return rc == 0 ? 0 : util_fail(err, errlen, "self_hash does not match the record's bytes");
 }
 
 int audit_record_parse(const char *s, size_t n, audit_record *out, char *err, size_t errlen)

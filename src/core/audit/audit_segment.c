@@ -19,19 +19,6 @@
 
 #define HEADER_TYPE "ron-audit-segment"
 
-__attribute__((format(printf, 3, 4)))
-static int seg_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 void audit_state_init(audit_state *s)
 {
 	memset(s, 0, sizeof *s);
@@ -75,19 +62,19 @@ int audit_state_check(const audit_state *s, const audit_record *r, char *err, si
 	uint64_t want;
 
 	if (!s || !r)
-		return seg_fail(err, errlen, "no chain state");
+		return util_fail(err, errlen, "no chain state");
 	h = audit_state_head(s, r->stream);
 	want = h ? h->next_seq : 0;
 	if (!h && s->nstreams >= AUDIT_MAX_STREAMS)
-		return seg_fail(err, errlen, "more than %u streams", AUDIT_MAX_STREAMS);
+		return util_fail(err, errlen, "more than %u streams", AUDIT_MAX_STREAMS);
 	if (r->seq != want)
-		return seg_fail(err, errlen, "seq %" PRIu64 " where seq %" PRIu64 " was due "
+		return util_fail(err, errlen, "seq %" PRIu64 " where seq %" PRIu64 " was due "
 		                "(a record removed, duplicated or reordered)", r->seq, want);
 	if (h && (r->genesis || !b3_equal(r->prev, h->prev)))
-		return seg_fail(err, errlen, "prev does not link to seq %" PRIu64 "'s self_hash",
+		return util_fail(err, errlen, "prev does not link to seq %" PRIu64 "'s self_hash",
 		                want - 1);
 	if (s->tree.size == UINT64_MAX)
-		return seg_fail(err, errlen, "the tree is full");
+		return util_fail(err, errlen, "the tree is full");
 	return 0;
 }
 
@@ -180,7 +167,7 @@ static int header_frontier(const json_t *fr, uint64_t size, audit_state *s, char
 	size_t i = 0;
 
 	if (!json_is_array(fr) || json_array_size(fr) != (size_t)__builtin_popcountll(size))
-		return seg_fail(err, errlen, "frontier does not fit first_index");
+		return util_fail(err, errlen, "frontier does not fit first_index");
 	for (unsigned k = 0; k < AUDIT_MERKLE_MAX_DEPTH; k++) {
 		unsigned h = AUDIT_MERKLE_MAX_DEPTH - 1u - k;
 		if (!(size & ((uint64_t)1 << h)))
@@ -188,7 +175,7 @@ static int header_frontier(const json_t *fr, uint64_t size, audit_state *s, char
 		const json_t *e = json_array_get(fr, i++);
 		if (!json_is_string(e) ||
 		    b3_hex_parse(json_string_value(e), json_string_length(e), s->tree.sub[h]) != 0)
-			return seg_fail(err, errlen, "frontier entry is not 64 hex");
+			return util_fail(err, errlen, "frontier entry is not 64 hex");
 	}
 	s->tree.size = size;
 	return 0;
@@ -200,7 +187,7 @@ static int header_streams(const json_t *st, audit_state *s, char *err, size_t er
 	json_t *v;
 
 	if (!json_is_object(st) || json_object_size(st) > AUDIT_MAX_STREAMS)
-		return seg_fail(err, errlen, "streams is not an object of at most %u",
+		return util_fail(err, errlen, "streams is not an object of at most %u",
 		                AUDIT_MAX_STREAMS);
 	json_object_foreach((json_t *)st, k, v) {     /* canonical: already sorted */
 		audit_head *h = &s->heads[s->nstreams];
@@ -208,7 +195,7 @@ static int header_streams(const json_t *st, audit_state *s, char *err, size_t er
 		if (!audit_stream_is_valid(k, strlen(k)) || json_object_size(v) != 2 ||
 		    !json_is_integer(ns) || json_integer_value(ns) < 1 || !json_is_string(pv) ||
 		    b3_cid_parse(json_string_value(pv), json_string_length(pv), h->prev) != 0)
-			return seg_fail(err, errlen, "stream \"%s\" head is malformed", k);
+			return util_fail(err, errlen, "stream \"%s\" head is malformed", k);
 		snprintf(h->stream, sizeof h->stream, "%s", k);
 		h->next_seq = (uint64_t)json_integer_value(ns);
 		s->nstreams++;
@@ -238,7 +225,7 @@ int audit_header_parse(const char *line, size_t n, audit_state *s, char *err, si
 	    !json_is_integer(json_object_get(o, "v")) ||
 	    json_integer_value(json_object_get(o, "v")) != AUDIT_VERSION ||
 	    !json_is_integer(fi) || json_integer_value(fi) < 0)
-		seg_fail(err, errlen, "not a ron-audit v1 segment header");
+		util_fail(err, errlen, "not a ron-audit v1 segment header");
 	else if (header_frontier(json_object_get(o, "frontier"), (uint64_t)json_integer_value(fi),
 	                         s, err, errlen) == 0 &&
 	         header_streams(json_object_get(o, "streams"), s, err, errlen) == 0)
@@ -281,14 +268,14 @@ int audit_segment_list(const char *dir, uint64_t **firsts, size_t *n, char *err,
 	*firsts = NULL;
 	*n = 0;
 	if (!d)
-		return seg_fail(err, errlen, "%s: %s", dir, strerror(errno));
+		return util_fail(err, errlen, "%s: %s", dir, strerror(errno));
 	while ((e = readdir(d)) != NULL) {
 		if (!audit_segment_parse_name(e->d_name, &first))
 			continue;
 		if (cnt == AUDIT_MAX_SEGMENTS) {
 			free(a);
 			closedir(d);
-			return seg_fail(err, errlen, "%s: more than %u segments", dir, AUDIT_MAX_SEGMENTS);
+			return util_fail(err, errlen, "%s: more than %u segments", dir, AUDIT_MAX_SEGMENTS);
 		}
 		if (cnt == cap) {
 			size_t ncap = cap ? cap * 2 : 16;
@@ -296,7 +283,7 @@ int audit_segment_list(const char *dir, uint64_t **firsts, size_t *n, char *err,
 			if (!na) {
 				free(a);
 				closedir(d);
-				return seg_fail(err, errlen, "out of memory");
+				return util_fail(err, errlen, "out of memory");
 			}
 			a = na;
 			cap = ncap;

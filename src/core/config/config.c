@@ -51,18 +51,6 @@ static const config_unit size_units[] = {
 	{ "B", 1 }, { "", 1 }, { NULL, 0 },
 };
 
-__attribute__((format(printf, 3, 4)))
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 /* ---- table access ---------------------------------------------------- */
 
 static const config_key *table_find(const char *key)
@@ -231,7 +219,7 @@ static int range_check(const config_key *k, uint64_t v, char *why, size_t wl)
 	config_number_format(k, v, got, sizeof got);
 	config_number_format(k, k->min, lo, sizeof lo);
 	config_number_format(k, k->max, hi, sizeof hi);
-	return fail(why, wl, "%s is out of range (%s..%s)", got, lo, hi);
+	return util_fail(why, wl, "%s is out of range (%s..%s)", got, lo, hi);
 }
 
 static int number_store(mn_config *c, const config_key *k, uint64_t v, char *why, size_t wl)
@@ -254,14 +242,14 @@ static int number_set_string(mn_config *c, const config_key *k, const char *s,
 	const char *e = "", *r;
 	if (k->type == CONFIG_T_DURATION) {
 		if ((r = duration_parse(s, &v)) != NULL)
-			return fail(why, wl, "invalid duration \"%." CONFIG_ECHO_MAX "s\": %s "
+			return util_fail(why, wl, "invalid duration \"%." CONFIG_ECHO_MAX "s\": %s "
 			            "(use an integer and ms, s, m or h, e.g. \"5s\")", s, r);
 	} else if (k->type == CONFIG_T_SIZE) {
 		if ((r = scaled_parse(s, size_units, &v)) != NULL)
-			return fail(why, wl, "invalid size \"%." CONFIG_ECHO_MAX "s\": %s "
+			return util_fail(why, wl, "invalid size \"%." CONFIG_ECHO_MAX "s\": %s "
 			            "(use bytes or KiB, MiB, GiB, TiB, KB, MB, GB, TB, e.g. \"1MiB\")", s, r);
 	} else if (digits_parse(s, &v, &e) != NULL || *e != '\0') {
-		return fail(why, wl, "invalid number \"%." CONFIG_ECHO_MAX "s\": expected a non-negative integer", s);
+		return util_fail(why, wl, "invalid number \"%." CONFIG_ECHO_MAX "s\": expected a non-negative integer", s);
 	}
 	return number_store(c, k, v, why, wl);
 }
@@ -341,16 +329,16 @@ static int text_check(const config_key *k, const char *s, char *why, size_t wl)
 {
 	size_t n = strlen(s);
 	if (n < k->min)
-		return fail(why, wl, "must not be empty");
+		return util_fail(why, wl, "must not be empty");
 	if (n > k->max)
-		return fail(why, wl, "too long (%zu bytes, at most %llu)", n, (unsigned long long)k->max);
+		return util_fail(why, wl, "too long (%zu bytes, at most %llu)", n, (unsigned long long)k->max);
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
 		if (*p < 0x20 || *p == 0x7f)
-			return fail(why, wl, "must not contain control characters");
+			return util_fail(why, wl, "must not contain control characters");
 	/* print/to_json must be able to emit it; jansson refuses bad UTF-8. */
 	json_t *probe = json_string(s);
 	if (!probe)
-		return fail(why, wl, "must be valid UTF-8");
+		return util_fail(why, wl, "must be valid UTF-8");
 	json_decref(probe);
 	if (k->type == CONFIG_T_ADDR) {
 		struct sockaddr_storage ss;
@@ -358,7 +346,7 @@ static int text_check(const config_key *k, const char *s, char *why, size_t wl)
 		bool lo;
 		const char *r = addr_parse(s, &ss, &len, &lo);
 		if (r)
-			return fail(why, wl, "invalid address \"%." CONFIG_ECHO_MAX "s\": %s", s, r);
+			return util_fail(why, wl, "invalid address \"%." CONFIG_ECHO_MAX "s\": %s", s, r);
 	}
 	return 0;
 }
@@ -383,7 +371,7 @@ static int enum_set(mn_config *c, const config_key *k, const char *s, char *why,
 	}
 	char names[CONFIG_ERR_MAX / 2];
 	config_names_list(k, names, sizeof names);
-	return fail(why, wl, "invalid value \"%." CONFIG_ECHO_MAX "s\" (expected one of: %s)", s, names);
+	return util_fail(why, wl, "invalid value \"%." CONFIG_ECHO_MAX "s\" (expected one of: %s)", s, names);
 }
 
 static int bool_set(mn_config *c, const config_key *k, const char *s, char *why, size_t wl)
@@ -394,7 +382,7 @@ static int bool_set(mn_config *c, const config_key *k, const char *s, char *why,
 	else if (strcmp(s, "false") == 0 || strcmp(s, "0") == 0)
 		v = false;
 	else
-		return fail(why, wl, "invalid boolean \"%." CONFIG_ECHO_MAX "s\" (expected true, false, 1 or 0)", s);
+		return util_fail(why, wl, "invalid boolean \"%." CONFIG_ECHO_MAX "s\" (expected true, false, 1 or 0)", s);
 	memcpy(field(c, k), &v, sizeof v);
 	return 0;
 }
@@ -415,14 +403,14 @@ static int services_add(const config_key *k, const char *name, size_t len, uint3
 		if (strlen(n->name) != len || memcmp(n->name, name, len) != 0)
 			continue;
 		if (*bits & (uint32_t)n->value)
-			return fail(why, wl, "service \"%s\" is listed twice", n->name);
+			return util_fail(why, wl, "service \"%s\" is listed twice", n->name);
 		*bits |= (uint32_t)n->value;
 		return 0;
 	}
 	char names[CONFIG_ERR_MAX / 2];
 	config_names_list(k, names, sizeof names);
 	int shown = len > 64 ? 64 : (int)len;
-	return fail(why, wl, "unknown service \"%.*s\" (known: %s)", shown, name, names);
+	return util_fail(why, wl, "unknown service \"%.*s\" (known: %s)", shown, name, names);
 }
 
 /* Comma-separated list ("gateway,storage"); "" is the empty set. */
@@ -450,7 +438,7 @@ static int services_set_json(mn_config *c, const config_key *k, json_t *v, char 
 	json_t *item;
 	json_array_foreach(v, i, item) {
 		if (!json_is_string(item))
-			return fail(why, wl, "expected an array of service names (strings)");
+			return util_fail(why, wl, "expected an array of service names (strings)");
 		if (services_add(k, json_string_value(item), json_string_length(item),
 		                 &bits, why, wl) != 0)
 			return -1;
@@ -471,13 +459,13 @@ static int addr_list_entry(const char *s, size_t len, char *why, size_t wl)
 	const char *r;
 
 	if (len == 0)
-		return fail(why, wl, "empty address in the list");
+		return util_fail(why, wl, "empty address in the list");
 	if (len >= sizeof one)
-		return fail(why, wl, "an address is longer than %d bytes", CONFIG_ADDR_MAX - 1);
+		return util_fail(why, wl, "an address is longer than %d bytes", CONFIG_ADDR_MAX - 1);
 	memcpy(one, s, len);
 	one[len] = '\0';
 	if ((r = addr_parse(one, &ss, &sslen, &lo)) != NULL)
-		return fail(why, wl, "invalid address \"%." CONFIG_ECHO_MAX "s\": %s", one, r);
+		return util_fail(why, wl, "invalid address \"%." CONFIG_ECHO_MAX "s\": %s", one, r);
 	return 0;
 }
 
@@ -549,13 +537,13 @@ static int origin_entry(const char *s, size_t len, char *why, size_t wl)
 	const char *h, *err;
 
 	if (len == 0)
-		return fail(why, wl, "empty origin in the list");
+		return util_fail(why, wl, "empty origin in the list");
 	if (len >= CONFIG_ORIGIN_MAX)
-		return fail(why, wl, "an origin is longer than %d bytes", CONFIG_ORIGIN_MAX - 1);
+		return util_fail(why, wl, "an origin is longer than %d bytes", CONFIG_ORIGIN_MAX - 1);
 	if (memchr(s, '*', len))
-		return fail(why, wl, "\"*\" is not an origin: writes are allowed to exact origins only");
+		return util_fail(why, wl, "\"*\" is not an origin: writes are allowed to exact origins only");
 	if (!https && !(len >= 7 && memcmp(s, "http://", 7) == 0))
-		return fail(why, wl, "origin \"%.*s\" must start with http:// or https://",
+		return util_fail(why, wl, "origin \"%.*s\" must start with http:// or https://",
 		            (int)(len < 64 ? len : 64), s);
 	h = s + skip;
 	len -= skip;
@@ -565,7 +553,7 @@ static int origin_entry(const char *s, size_t len, char *why, size_t wl)
 		err = h[hl] == ':' ? origin_port_error(h + hl + 1, len - hl - 1, https)
 		                   : "an origin has no path";
 	if (err)
-		return fail(why, wl, "invalid origin \"%.*s\": %s", (int)(skip + len < 64 ? skip + len : 64),
+		return util_fail(why, wl, "invalid origin \"%.*s\": %s", (int)(skip + len < 64 ? skip + len : 64),
 		            s, err);
 	return 0;
 }
@@ -587,13 +575,13 @@ static int addr_list_check(const config_key *k, const char *s, char *why, size_t
 	size_t n = 0;
 
 	if (strlen(s) > k->max)
-		return fail(why, wl, "too long (at most %llu bytes)", (unsigned long long)k->max);
+		return util_fail(why, wl, "too long (at most %llu bytes)", (unsigned long long)k->max);
 	if (!*s)
 		return 0;
 	for (const char *p = s;;) {
 		size_t len = strcspn(p, ",");
 		if (++n > list_cap(k))
-			return fail(why, wl, "more than %zu %s", list_cap(k),
+			return util_fail(why, wl, "more than %zu %s", list_cap(k),
 			            k->type == CONFIG_T_ORIGIN_LIST ? "origins" : "addresses");
 		if (list_entry(k, p, len, why, wl) != 0)
 			return -1;
@@ -627,14 +615,14 @@ static int addr_list_set_json(mn_config *c, const config_key *k, json_t *v, char
 	buf[0] = '\0';
 	json_array_foreach(v, i, item) {
 		if (!json_is_string(item))
-			return fail(why, wl, "expected an array of %s strings",
+			return util_fail(why, wl, "expected an array of %s strings",
 			            k->type == CONFIG_T_ORIGIN_LIST ? "origin" : "address");
 		size_t len = json_string_length(item);
 		if (o + len + 1 >= sizeof buf || o + len + 1 > k->size)
-			return fail(why, wl, "too long (at most %llu bytes)", (unsigned long long)k->max);
+			return util_fail(why, wl, "too long (at most %llu bytes)", (unsigned long long)k->max);
 		if (memchr(json_string_value(item), ',', len) || len == 0)
 			return list_entry(k, json_string_value(item), len, why, wl) != 0 ? -1 :
-			       fail(why, wl, "an entry must not contain a comma");
+			       util_fail(why, wl, "an entry must not contain a comma");
 		o += (size_t)snprintf(buf + o, sizeof buf - o, "%s%s", o ? "," : "",
 		                      json_string_value(item));
 	}
@@ -652,14 +640,14 @@ static int secure_init(void)
 static int secret_check(const char *s, size_t n, char *why, size_t wl)
 {
 	if (n == 0)
-		return fail(why, wl, "admin token is empty");
+		return util_fail(why, wl, "admin token is empty");
 	if (n < CONFIG_TOKEN_MIN)
-		return fail(why, wl, "admin token must be at least %d characters", CONFIG_TOKEN_MIN);
+		return util_fail(why, wl, "admin token must be at least %d characters", CONFIG_TOKEN_MIN);
 	if (n > CONFIG_TOKEN_MAX)
-		return fail(why, wl, "admin token must be at most %d characters", CONFIG_TOKEN_MAX);
+		return util_fail(why, wl, "admin token must be at most %d characters", CONFIG_TOKEN_MAX);
 	for (size_t i = 0; i < n; i++)
 		if (s[i] <= 0x20 || s[i] >= 0x7f)
-			return fail(why, wl, "admin token must be printable ASCII without spaces");
+			return util_fail(why, wl, "admin token must be printable ASCII without spaces");
 	return 0;
 }
 
@@ -688,7 +676,7 @@ static int secret_set(char **slot, const char *s, char *why, size_t wl)
 		return -1;
 	char *buf = secure_init() == 0 ? sodium_malloc(n + 1) : NULL;
 	if (!buf)
-		return fail(why, wl, "cannot allocate secure memory");
+		return util_fail(why, wl, "cannot allocate secure memory");
 	memcpy(buf, s, n + 1);
 	secret_adopt(slot, buf);
 	return 0;
@@ -719,7 +707,7 @@ static int value_set_string(mn_config *c, const config_key *k, const char *s, ch
 	case CONFIG_T_ORIGIN_LIST:
 		return addr_list_set_string(c, k, s, why, wl);
 	}
-	return fail(why, wl, "unsupported type");
+	return util_fail(why, wl, "unsupported type");
 }
 
 static const char *json_type_name(const json_t *v)
@@ -762,7 +750,7 @@ static int value_set_integer(mn_config *c, const config_key *k, json_t *v, char 
 {
 	json_int_t i = json_integer_value(v);
 	if (i < 0)
-		return fail(why, wl, "%lld is out of range (must not be negative)", (long long)i);
+		return util_fail(why, wl, "%lld is out of range (must not be negative)", (long long)i);
 	return number_store(c, k, (uint64_t)i, why, wl);
 }
 
@@ -794,7 +782,7 @@ static int value_set_json(mn_config *c, const config_key *k, json_t *v, char *wh
 		break;
 	case CONFIG_T_DURATION:
 		if (json_is_integer(v))
-			return fail(why, wl, "expected %s, got integer: a bare number is ambiguous, "
+			return util_fail(why, wl, "expected %s, got integer: a bare number is ambiguous, "
 			            "add a unit (ms, s, m, h)", type_expected(k->type));
 		__attribute__((fallthrough));
 	default:
@@ -802,7 +790,7 @@ static int value_set_json(mn_config *c, const config_key *k, json_t *v, char *wh
 			return value_set_string(c, k, json_string_value(v), why, wl);
 		break;
 	}
-	return fail(why, wl, "expected %s, got %s", type_expected(k->type), json_type_name(v));
+	return util_fail(why, wl, "expected %s, got %s", type_expected(k->type), json_type_name(v));
 }
 
 /* ---- defaults, copy, free --------------------------------------------- */
@@ -844,17 +832,17 @@ static int json_member(mn_config *c, const char *path, json_t *v, const char *sr
 	const config_key *k = table_find(path);
 	char why[CONFIG_ERR_MAX];
 	if (k && k->secret)
-		return fail(err, errlen, "%s: %s: secrets are not accepted in the config file "
+		return util_fail(err, errlen, "%s: %s: secrets are not accepted in the config file "
 		            "(use %s or admin.token_file)", src, path, k->env);
 	if (k) {
 		if (value_set_json(c, k, v, why, sizeof why) != 0)
-			return fail(err, errlen, "%s: %s: %s", src, path, why);
+			return util_fail(err, errlen, "%s: %s: %s", src, path, why);
 		return 0;
 	}
 	if (!table_has_section(path))
-		return fail(err, errlen, "%s: %s: unknown key", src, path);
+		return util_fail(err, errlen, "%s: %s: unknown key", src, path);
 	if (!json_is_object(v))
-		return fail(err, errlen, "%s: %s: expected an object, got %s", src, path,
+		return util_fail(err, errlen, "%s: %s: expected an object, got %s", src, path,
 		            json_type_name(v));
 	return json_walk(c, v, path, src, err, errlen);
 }
@@ -869,7 +857,7 @@ static int json_walk(mn_config *c, json_t *obj, const char *prefix, const char *
 		int n = snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", name);
 		/* A dot inside a name would let {"limits.max_body": ..} alias a nested key. */
 		if (n < 0 || (size_t)n >= sizeof path || strchr(name, '.') || *name == '\0')
-			return fail(err, errlen, "%s: %s%s%." CONFIG_ECHO_MAX "s: unknown key", src,
+			return util_fail(err, errlen, "%s: %s%s%." CONFIG_ECHO_MAX "s: unknown key", src,
 			            prefix, *prefix ? "." : "", name);
 		if (json_member(c, path, v, src, err, errlen) != 0)
 			return -1;
@@ -882,13 +870,13 @@ static int load_buffer(mn_config *c, const char *buf, size_t len, const char *na
 {
 	json_error_t je;
 	if (len > CONFIG_FILE_MAX)
-		return fail(err, errlen, "%s: file is larger than %u bytes", name, CONFIG_FILE_MAX);
+		return util_fail(err, errlen, "%s: file is larger than %u bytes", name, CONFIG_FILE_MAX);
 	json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
 	if (!root)
-		return fail(err, errlen, "%s:%d:%d: parse error: %s", name, je.line, je.column, je.text);
+		return util_fail(err, errlen, "%s:%d:%d: parse error: %s", name, je.line, je.column, je.text);
 	if (!json_is_object(root)) {
 		json_decref(root);
-		return fail(err, errlen, "%s: the top level must be a JSON object", name);
+		return util_fail(err, errlen, "%s: the top level must be a JSON object", name);
 	}
 	mn_config tmp = *c;  /* applied whole or not at all; no secrets are touched */
 	int rc = json_walk(&tmp, root, "", name, err, errlen);
@@ -902,7 +890,7 @@ int config_load_string(mn_config *c, const char *json, const char *name, char *e
 {
 	name = name ? name : "<string>";
 	if (!json)
-		return fail(err, errlen, "%s: no JSON text", name);
+		return util_fail(err, errlen, "%s: no JSON text", name);
 	return load_buffer(c, json, strlen(json), name, err, errlen);
 }
 
@@ -913,8 +901,8 @@ int config_load_file(mn_config *c, const char *path, char *err, size_t errlen)
 
 	if (util_read_file(path, CONFIG_FILE_MAX, &buf, &len) != 0) {
 		if (errno == EFBIG)
-			return fail(err, errlen, "%s: file is larger than %u bytes", path, CONFIG_FILE_MAX);
-		return fail(err, errlen, "%s: cannot read config: %s", path,
+			return util_fail(err, errlen, "%s: file is larger than %u bytes", path, CONFIG_FILE_MAX);
+		return util_fail(err, errlen, "%s: cannot read config: %s", path,
 		            errno == EINVAL ? "not a regular file" : strerror(errno));
 	}
 	int rc = load_buffer(c, buf, len, path, err, errlen);
@@ -944,13 +932,13 @@ int config_env_take(config_env_kept *kept, char *err, size_t errlen)
 			continue;
 		if (*v != '\0') {
 			if (kept->n == CONFIG_ENV_KEPT_MAX)
-				return fail(err, errlen, "%s: too many secret variables", k->env);
+				return util_fail(err, errlen, "%s: too many secret variables", k->env);
 			char *slot = NULL;
 			if (secret_set(&slot, v, why, sizeof why) != 0) {
 				explicit_bzero(v, strlen(v));
 				(void)unsetenv(k->env);
 				config_env_kept_free(kept);
-				return fail(err, errlen, "%s: %s: %s", k->env, k->key, why);
+				return util_fail(err, errlen, "%s: %s: %s", k->env, k->key, why);
 			}
 			kept->env[kept->n] = k->env;
 			kept->val[kept->n++] = slot;
@@ -988,16 +976,16 @@ int config_apply_env_kept(mn_config *c, const config_env_kept *kept, char *err, 
 			continue;
 		if (k->type == CONFIG_T_SECRET) {
 			if (secret_check(v, strlen(v), why, sizeof why) != 0)
-				return fail(err, errlen, "%s: %s: %s", k->env, k->key, why);
+				return util_fail(err, errlen, "%s: %s: %s", k->env, k->key, why);
 			secret = k;
 			secret_val = v;
 		} else if (value_set_string(&tmp, k, v, why, sizeof why) != 0) {
-			return fail(err, errlen, "%s: %s: %s", k->env, k->key, why);
+			return util_fail(err, errlen, "%s: %s: %s", k->env, k->key, why);
 		}
 	}
 	*c = tmp;  /* the secret slot was not touched in tmp */
 	if (secret && secret_set((char **)field(c, secret), secret_val, why, sizeof why) != 0)
-		return fail(err, errlen, "%s: %s: %s", secret->env, secret->key, why);
+		return util_fail(err, errlen, "%s: %s: %s", secret->env, secret->key, why);
 	return 0;
 }
 
@@ -1025,12 +1013,12 @@ int config_set(mn_config *c, const char *key, const char *value, char *err, size
 	const config_key *k = key ? table_find(key) : NULL;
 	char why[CONFIG_ERR_MAX];
 	if (!k)
-		return fail(err, errlen, "%." CONFIG_ECHO_MAX "s: unknown key", key ? key : "(null)");
+		return util_fail(err, errlen, "%." CONFIG_ECHO_MAX "s: unknown key", key ? key : "(null)");
 	if (k->secret)  /* a flag would put it in /proc/PID/cmdline */
-		return fail(err, errlen, "%s: cannot be set on the command line (use %s or "
+		return util_fail(err, errlen, "%s: cannot be set on the command line (use %s or "
 		            "admin.token_file)", key, k->env);
 	if (!value || value_set_string(c, k, value, why, sizeof why) != 0)
-		return fail(err, errlen, "%s: %s", key, value ? why : "missing value");
+		return util_fail(err, errlen, "%s: %s", key, value ? why : "missing value");
 	return 0;
 }
 
@@ -1046,7 +1034,7 @@ static int row_check(const mn_config *c, const config_key *k, char *why, size_t 
 	case CONFIG_T_ADDR:
 	case CONFIG_T_PATH:
 		if (strnlen(config_cfield(c, k), k->size) == k->size)
-			return fail(why, wl, "not NUL-terminated");
+			return util_fail(why, wl, "not NUL-terminated");
 		return text_check(k, config_cfield(c, k), why, wl);
 	case CONFIG_T_DURATION:
 	case CONFIG_T_SIZE:
@@ -1055,17 +1043,17 @@ static int row_check(const mn_config *c, const config_key *k, char *why, size_t 
 	case CONFIG_T_BOOL:
 		return 0;
 	case CONFIG_T_ENUM:
-		return config_enum_label(k, config_int_get(c, k)) ? 0 : fail(why, wl, "invalid value %d", config_int_get(c, k));
+		return config_enum_label(k, config_int_get(c, k)) ? 0 : util_fail(why, wl, "invalid value %d", config_int_get(c, k));
 	case CONFIG_T_SERVICES:
 		memcpy(&bits, config_cfield(c, k), sizeof bits);
-		return (bits & ~services_known(k)) ? fail(why, wl, "unknown service bits") : 0;
+		return (bits & ~services_known(k)) ? util_fail(why, wl, "unknown service bits") : 0;
 	case CONFIG_T_SECRET:
 		memcpy(&tok, config_cfield(c, k), sizeof tok);
 		return tok ? secret_check(tok, strlen(tok), why, wl) : 0;
 	case CONFIG_T_ADDR_LIST:
 	case CONFIG_T_ORIGIN_LIST:
 		if (strnlen(config_cfield(c, k), k->size) == k->size)
-			return fail(why, wl, "not NUL-terminated");
+			return util_fail(why, wl, "not NUL-terminated");
 		return addr_list_check(k, config_cfield(c, k), why, wl);
 	}
 	return 0;
@@ -1098,12 +1086,12 @@ static bool addr_overlaps(const struct sockaddr_storage *a, unsigned alen,
 static int pairs_check(const mn_config *c, char *err, size_t errlen)
 {
 	if (!c->tls_cert_file[0] != !c->tls_key_file[0])
-		return fail(err, errlen, "%s: tls.cert_file and tls.key_file must be set together",
+		return util_fail(err, errlen, "%s: tls.cert_file and tls.key_file must be set together",
 		            c->tls_cert_file[0] ? "tls.key_file" : "tls.cert_file");
 	if (c->tls_client_ca_file[0] && !c->tls_cert_file[0])
-		return fail(err, errlen, "tls.client_ca_file: requires tls.cert_file and tls.key_file");
+		return util_fail(err, errlen, "tls.client_ca_file: requires tls.cert_file and tls.key_file");
 	if (!c->policy_bundle_file[0] != !c->policy_pubkey_file[0])
-		return fail(err, errlen, "%s: policy.bundle_file and policy.pubkey_file must be set together",
+		return util_fail(err, errlen, "%s: policy.bundle_file and policy.pubkey_file must be set together",
 		            c->policy_bundle_file[0] ? "policy.pubkey_file" : "policy.bundle_file");
 	return 0;
 }
@@ -1117,15 +1105,15 @@ static int tls_check(const mn_config *c, bool gateway_loopback, char *err, size_
 
 	if ((c->services & CONFIG_SVC_GATEWAY) && !gateway_loopback && !c->tls_cert_file[0] &&
 	    !c->gateway_allow_plaintext)
-		return fail(err, errlen, "gateway.addr: a non-loopback gateway needs TLS "
+		return util_fail(err, errlen, "gateway.addr: a non-loopback gateway needs TLS "
 		            "(tls.cert_file, tls.key_file) or gateway.allow_plaintext: true");
 	if (!pin[0])
 		return 0;
 	if (!c->tls_cert_file[0])
-		return fail(err, errlen, "tls.cert_pin: requires tls.cert_file");
+		return util_fail(err, errlen, "tls.cert_pin: requires tls.cert_file");
 	uint8_t digest[B3_OUT_LEN];
 	bool ok = b3_cid_parse(pin, strlen(pin), digest) == 0;
-	return ok ? 0 : fail(err, errlen, "tls.cert_pin: expected \"b3:\" and 64 lowercase hex digits");
+	return ok ? 0 : util_fail(err, errlen, "tls.cert_pin: expected \"b3:\" and 64 lowercase hex digits");
 }
 
 /* Opens the token file: regular, at most CONFIG_TOKEN_FILE_MAX bytes, not
@@ -1138,16 +1126,16 @@ static int token_file_open(const char *path, struct stat *st, char *why, size_t 
 	case UTIL_FILE_OK:
 		return fd;
 	case UTIL_FILE_NOT_REGULAR:
-		return fail(why, wl, "not a regular file");
+		return util_fail(why, wl, "not a regular file");
 	case UTIL_FILE_TOO_OPEN:
-		return fail(why, wl, "is accessible by group or others (mode %04o); run chmod 600",
+		return util_fail(why, wl, "is accessible by group or others (mode %04o); run chmod 600",
 		            (unsigned)(st->st_mode & 07777));
 	case UTIL_FILE_TOO_BIG:
-		return fail(why, wl, "is larger than %d bytes", CONFIG_TOKEN_FILE_MAX);
+		return util_fail(why, wl, "is larger than %d bytes", CONFIG_TOKEN_FILE_MAX);
 	case UTIL_FILE_ERRNO:
 		break;
 	}
-	return fail(why, wl, "%s", strerror(errno));
+	return util_fail(why, wl, "%s", strerror(errno));
 }
 
 /* Reads the token file into sodium memory. */
@@ -1163,10 +1151,10 @@ static int token_file_load(mn_config *c, const char *path, char *why, size_t wl)
 	int e = errno;
 	close(fd);
 	if (!buf)
-		return fail(why, wl, "cannot allocate secure memory");
+		return util_fail(why, wl, "cannot allocate secure memory");
 	if (rc != 0) {
 		sodium_free(buf);
-		return fail(why, wl, "read failed: %s", strerror(e));
+		return util_fail(why, wl, "read failed: %s", strerror(e));
 	}
 	if (n > 0 && buf[n - 1] == '\n')
 		n--;
@@ -1186,9 +1174,9 @@ static int token_check(mn_config *c, bool admin_loopback, char *err, size_t errl
 	char why[CONFIG_ERR_MAX];
 	if (!c->admin_token && c->admin_token_file[0] &&
 	    token_file_load(c, c->admin_token_file, why, sizeof why) != 0)
-		return fail(err, errlen, "admin.token_file: %s: %s", c->admin_token_file, why);
+		return util_fail(err, errlen, "admin.token_file: %s: %s", c->admin_token_file, why);
 	if (!c->admin_token && !admin_loopback)
-		return fail(err, errlen, "admin.addr: non-loopback admin address requires an admin "
+		return util_fail(err, errlen, "admin.addr: non-loopback admin address requires an admin "
 		            "token (RON_ADMIN_TOKEN or admin.token_file)");
 	return 0;
 }
@@ -1204,9 +1192,9 @@ static int tags_check(const char *key, const char *list, char *err, size_t errle
 	for (const char *p = list;; p++) {
 		if (*p == ',' || *p == '\0') {
 			if (len == 0)
-				return fail(err, errlen, "%s: empty tag in \"%s\"", key, list);
+				return util_fail(err, errlen, "%s: empty tag in \"%s\"", key, list);
 			if (++n > CONFIG_TAGS_MAX)
-				return fail(err, errlen, "%s: more than %u tags", key, CONFIG_TAGS_MAX);
+				return util_fail(err, errlen, "%s: more than %u tags", key, CONFIG_TAGS_MAX);
 			len = 0;
 			if (*p == '\0')
 				return 0;
@@ -1215,10 +1203,10 @@ static int tags_check(const char *key, const char *list, char *err, size_t errle
 		bool ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
 		          (*p >= '0' && *p <= '9') || strchr("._:-", *p);
 		if (!ok)
-			return fail(err, errlen, "%s: tags use only A-Z a-z 0-9 . _ : - (got '%c')",
+			return util_fail(err, errlen, "%s: tags use only A-Z a-z 0-9 . _ : - (got '%c')",
 			            key, *p);
 		if (++len > CONFIG_TAG_MAX)
-			return fail(err, errlen, "%s: a tag is longer than %u bytes", key, CONFIG_TAG_MAX);
+			return util_fail(err, errlen, "%s: a tag is longer than %u bytes", key, CONFIG_TAG_MAX);
 	}
 }
 
@@ -1267,28 +1255,28 @@ int config_validate(mn_config *c, char *err, size_t errlen)
 	char why[CONFIG_ERR_MAX];
 	for (size_t i = 0; i < config_table_len; i++)
 		if (row_check(c, &config_table[i], why, sizeof why) != 0)
-			return fail(err, errlen, "%s: %s", config_table[i].key, why);
+			return util_fail(err, errlen, "%s: %s", config_table[i].key, why);
 	struct sockaddr_storage admin, gw;
 	unsigned alen = 0, glen = 0;
 	bool alo = false, glo = false;
 	/* Both parse: row_check ran text_check on them. */
 	if (addr_parse(c->admin_addr, &admin, &alen, &alo) != NULL ||
 	    addr_parse(c->gateway_addr, &gw, &glen, &glo) != NULL)
-		return fail(err, errlen, "admin.addr: invalid address");
+		return util_fail(err, errlen, "admin.addr: invalid address");
 	if (addr_overlaps(&admin, alen, &gw, glen))
-		return fail(err, errlen, "gateway.addr: must differ from admin.addr (%s vs %s)",
+		return util_fail(err, errlen, "gateway.addr: must differ from admin.addr (%s vs %s)",
 		            c->gateway_addr, c->admin_addr);
 	if (c->services & CONFIG_SVC_OMNIGATE) {
 		struct sockaddr_storage oap;
 		unsigned olen = 0;
 		bool olo = false;
 		if (addr_parse(c->oap_addr, &oap, &olen, &olo) != NULL)
-			return fail(err, errlen, "oap.addr: invalid address");
+			return util_fail(err, errlen, "oap.addr: invalid address");
 		if (addr_overlaps(&oap, olen, &admin, alen) || addr_overlaps(&oap, olen, &gw, glen))
-			return fail(err, errlen, "oap.addr: must differ from admin.addr and gateway.addr");
+			return util_fail(err, errlen, "oap.addr: must differ from admin.addr and gateway.addr");
 	}
 	if (c->dht_republish_ms >= c->dht_record_ttl_ms)
-		return fail(err, errlen, "dht.republish: must be shorter than dht.record_ttl "
+		return util_fail(err, errlen, "dht.republish: must be shorter than dht.record_ttl "
 		            "(records would expire before they are republished)");
 	if (pairs_check(c, err, errlen) != 0 || tls_check(c, glo, err, errlen) != 0 ||
 	    tags_check("policy.tags_core", c->policy_tags_core, err, errlen) != 0 ||
@@ -1312,7 +1300,7 @@ int config_reload_check(const mn_config *old, const mn_config *nw, char *err, si
 	for (size_t i = 0; i < config_table_len; i++) {
 		const config_key *k = &config_table[i];
 		if (k->reload == CONFIG_RELOAD_RESTART && !row_equal(old, nw, k))
-			return fail(err, errlen, "%s: changing this key requires a restart "
+			return util_fail(err, errlen, "%s: changing this key requires a restart "
 			            "(reload refused)", k->key);
 	}
 	return 0;

@@ -20,19 +20,6 @@
 #define IDENTITY_HEX_LEN (2u * IDENTITY_SK_LEN)   /* 128, then "\n" */
 #define IDENTITY_FILE_MAX (IDENTITY_HEX_LEN + 1)  /* the larger form; sealed is 105 */
 
-__attribute__((format(printf, 3, 4)))
-static int id_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 void identity_id_of(const uint8_t pk[IDENTITY_PK_LEN], uint8_t id[IDENTITY_ID_LEN])
 {
 	b3_hash(pk, IDENTITY_PK_LEN, id);
@@ -79,10 +66,10 @@ int identity_from_seed(node_identity *out, const uint8_t seed[IDENTITY_SEED_LEN]
 
 	memset(out, 0, sizeof *out);
 	if (!sk)
-		return id_fail(err, errlen, "identity: cannot allocate secure memory");
+		return util_fail(err, errlen, "identity: cannot allocate secure memory");
 	if (crypto_sign_seed_keypair(pk, sk, seed) != 0) {
 		sodium_free(sk);
-		return id_fail(err, errlen, "identity: key derivation failed");
+		return util_fail(err, errlen, "identity: key derivation failed");
 	}
 	identity_adopt(out, sk);
 	return 0;
@@ -95,7 +82,7 @@ int identity_generate(node_identity *out, char *err, size_t errlen)
 
 	memset(out, 0, sizeof *out);
 	if (!sk)
-		return id_fail(err, errlen, "identity: cannot allocate secure memory");
+		return util_fail(err, errlen, "identity: cannot allocate secure memory");
 	crypto_sign_keypair(pk, sk);
 	identity_adopt(out, sk);
 	return 0;
@@ -128,16 +115,16 @@ static int id_open(const char *path, int *fd, struct stat *st, char *err, size_t
 	case UTIL_FILE_OK:
 		return 0;
 	case UTIL_FILE_ERRNO:
-		return id_fail(err, errlen, "%s: cannot open identity key: %s", path, strerror(errno));
+		return util_fail(err, errlen, "%s: cannot open identity key: %s", path, strerror(errno));
 	case UTIL_FILE_NOT_REGULAR:
-		return id_fail(err, errlen, "%s: identity key is %s", path, "not a regular file");
+		return util_fail(err, errlen, "%s: identity key is %s", path, "not a regular file");
 	case UTIL_FILE_TOO_OPEN:
-		return id_fail(err, errlen, "%s: identity key is %s", path,
+		return util_fail(err, errlen, "%s: identity key is %s", path,
 		               "readable by group or others (chmod 600)");
 	case UTIL_FILE_TOO_BIG:
 		break;
 	}
-	return id_fail(err, errlen, "%s: %s", path,
+	return util_fail(err, errlen, "%s: %s", path,
 	               "not an identity key (128 lowercase hex characters)");
 }
 
@@ -156,12 +143,12 @@ int identity_load_ex(node_identity *out, const char *path, const kek *k, bool *c
 	buf = sodium_init() < 0 ? NULL : sodium_malloc(IDENTITY_FILE_MAX);
 	sk = sk_alloc();
 	if (!buf || !sk) {
-		id_fail(err, errlen, "%s: %s", path, "cannot allocate secure memory");
+		util_fail(err, errlen, "%s: %s", path, "cannot allocate secure memory");
 		goto out;
 	}
 	size_t size = (size_t)st.st_size;
 	if (util_read_full(fd, buf, size) != 0) {
-		id_fail(err, errlen, "%s: read failed: %s", path, strerror(errno));
+		util_fail(err, errlen, "%s: read failed: %s", path, strerror(errno));
 		goto out;
 	}
 	int u = keyfile_unseal((const uint8_t *)buf, size, k, KEYFILE_AAD_IDENTITY, sk,
@@ -169,11 +156,11 @@ int identity_load_ex(node_identity *out, const char *path, const kek *k, bool *c
 	if (u < 0)
 		goto out;
 	if (u == KEYFILE_CLEAR && id_parse_hex(buf, size, sk) != 0) {
-		id_fail(err, errlen, "%s: %s", path, "not an identity key (128 lowercase hex characters)");
+		util_fail(err, errlen, "%s: %s", path, "not an identity key (128 lowercase hex characters)");
 		goto out;
 	}
 	if (!id_halves_match(sk)) {
-		id_fail(err, errlen, "%s: %s", path, "identity key's public half does not match its seed");
+		util_fail(err, errlen, "%s: %s", path, "identity key's public half does not match its seed");
 		goto out;
 	}
 	if (u == KEYFILE_CLEAR)
@@ -205,8 +192,8 @@ static int id_write(const char *path, const kek *k, const uint8_t *sk, bool repl
 	                  replace ? 0 : UTIL_WRITE_NOREPLACE, why, sizeof why) == 0)
 		return 0;
 	if (!replace && errno == EEXIST)
-		return id_fail(err, errlen, "%s: %s", path, "identity key already exists; never replaced");
-	return id_fail(err, errlen, "cannot write identity key: %s", why);
+		return util_fail(err, errlen, "%s: %s", path, "identity key already exists; never replaced");
+	return util_fail(err, errlen, "cannot write identity key: %s", why);
 }
 
 int identity_seal_file(const char *path, const kek *k, char *err, size_t errlen)
@@ -235,23 +222,23 @@ int identity_create_file(const char *path, const kek *k, char *err, size_t errle
 	int rc = -1;
 
 	if (!k || !k->key) {
-		id_fail(err, errlen, "%s: no KEK to seal a new identity key with", path);
+		util_fail(err, errlen, "%s: no KEK to seal a new identity key with", path);
 		goto out;
 	}
 	if (!sk) {
-		id_fail(err, errlen, "%s: %s", path, "cannot allocate secure memory");
+		util_fail(err, errlen, "%s: %s", path, "cannot allocate secure memory");
 		goto out;
 	}
 	if (slash && slash != path) {
 		size_t n = (size_t)(slash - path);
 		if (n >= sizeof dir) {
-			id_fail(err, errlen, "%s: %s", path, "path too long");
+			util_fail(err, errlen, "%s: %s", path, "path too long");
 			goto out;
 		}
 		memcpy(dir, path, n);
 		dir[n] = '\0';
 		if (util_ensure_dir(dir, 0700, why, sizeof why) != 0) {
-			id_fail(err, errlen, "%s", why);
+			util_fail(err, errlen, "%s", why);
 			goto out;
 		}
 	}
