@@ -116,8 +116,8 @@ void sup_keys_scan(supervisor *s)
 		if (de->d_name[0] == '.' || n <= sl || n - sl > CAPTOKEN_MAX_KID ||
 		    strcmp(de->d_name + n - sl, ".key") != 0)
 			continue;
-		snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-		if (key_created(path, &k->created_ms[k->n]) != 0)
+		if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= sizeof path ||
+		    key_created(path, &k->created_ms[k->n]) != 0)
 			continue;
 		memcpy(k->kid[k->n], de->d_name, n - sl);
 		k->kid[k->n][n - sl] = '\0';
