@@ -757,6 +757,7 @@ void h2_on_timer(struct http_conn *c)
 		if (evbuffer_get_length(st->out) && !out_busy &&
 		    now - st->t_progress >= l->write_timeout_ms) {
 			http_server_count_reject(c->srv, REJECT_H2_STALL, r->corr_id);
+			http_req_notify_close(r);   /* the handler lets go of it (on_close) */
 			http_req_kill(r);
 			continue;
 		}
