@@ -117,6 +117,8 @@ struct h2_sess {
 
 /* ---- small helpers ----------------------------------------------------- */
 
+static void sess_abandon(struct h2_sess *s);
+
 static struct h2_stream *stream_of(struct h2_sess *s, int32_t id)
 {
 	return nghttp2_session_get_stream_user_data(s->ng, id);
@@ -708,6 +710,7 @@ void h2_on_process(struct http_conn *c)
 	if (s->again)
 		conn_schedule(c->t);
 	if (s->dead || (!nghttp2_session_want_read(s->ng) && !nghttp2_session_want_write(s->ng))) {
+		sess_abandon(s);
 		http_conn_set_state(c, HTTP_CONN_FLUSH);   /* what is queued goes out, then close */
 		return;
 	}
@@ -771,8 +774,18 @@ void h2_on_timer(struct http_conn *c)
 	h2_on_process(c);
 }
 
+/* The connection is ending: every handler lets go of its request now
+ * (on_close), before a reply it waits for finds a connection that no
+ * longer writes (stream_destroy's notification would come too late). */
+static void sess_abandon(struct h2_sess *s)
+{
+	for (struct h2_stream *st = s->streams; st; st = st->next)
+		http_req_notify_close(st->req);
+}
+
 void h2_on_event(struct http_conn *c, unsigned what)
 {
+	sess_abandon(c->h2);
 	if (what & CONN_EV_TIMEOUT) {
 		http_server_count_reject(c->srv, REJECT_TIMEOUT, NULL);   /* write deadline */
 		http_conn_set_state(c, HTTP_CONN_CLOSED);
