@@ -460,6 +460,40 @@ def test_flipped_byte_small_object_502(node):
     get_ok(node, stored(node, other), other)
 
 
+def test_verified_groups_served_from_ram(node_factory):
+    """Groups that passed their check are served again from the worker's RAM
+    (hits, no read); a write to the blob is noticed on the next request; with
+    gateway.verified_cache 0 every request reads and checks (no lookups)."""
+    n = node_factory({"storage": {"max_object": "4MiB"}, "gateway": {"workers": 1}})
+    size = 3 * 64 * 1024 + 100                            # four groups
+    data = data_of(size, 57)
+    cid = stored(n, data)
+    get_ok(n, cid, data)                                  # handle made; may or may not keep
+    get_ok(n, cid, data)
+    hits0 = metric(n, "verified_cache_lookups_total", result="hit") or 0
+    for _ in range(3):
+        get_ok(n, cid, data)
+    assert (metric(n, "verified_cache_lookups_total", result="hit") or 0) >= hits0 + 12
+    assert metric(n, "verified_cache_bytes") >= size
+    time.sleep(0.05)                                      # another clock tick for the file's times
+    flip_byte(blob_file(n, cid), 2 * 64 * 1024 + 7)
+    status, _, body, _ = stream_get(n.gateway_port, obj_path(cid))
+    assert status == 200 and len(body) < size             # cut before the bad group, never
+    assert body == data[:len(body)]                       # the kept bytes as if nothing happened
+    wait_until(lambda: metric(n, "integrity_fail_total", object="blob") == 1, 2 * SLOW,
+               what="the write was noticed: integrity_fail_total{object=blob} == 1")
+    envelope(n.gw("GET", obj_path(cid)), 502, "integrity")   # quarantined
+    assert (metric(n, "verified_cache_bytes") or 0) == 0   # and its groups dropped
+
+    off = node_factory({"gateway": {"workers": 1, "verified_cache": 0}})
+    small = data_of(5000, 58)
+    cid2 = stored(off, small)
+    for _ in range(3):
+        get_ok(off, cid2, small)
+    assert not metric(off, "verified_cache_lookups_total", result="hit")
+    assert not metric(off, "verified_cache_lookups_total", result="miss")
+
+
 def test_flipped_byte_large_object_cuts_connection(node_factory):
     n = node_factory({"storage": {"max_object": "4MiB"}})
     size = 3 * MiB
@@ -509,7 +543,10 @@ def test_get_64mib_memory_bounded(node_factory):
         # live heap instead.
         opts = os.environ.get("ASAN_OPTIONS", "")
         env = {"ASAN_OPTIONS": (opts + ":" if opts else "") + "quarantine_size_mb=0"}
-    n = node_factory(BIG, env=env)
+    # The verified groups the worker keeps (gateway.verified_cache) are held
+    # to their bound: 4 MiB of them count against the limit below.
+    n = node_factory({"storage": {"max_object": "64MiB"}, "gateway": {"verified_cache": "4MiB"}},
+                     env=env)
     data = data_of(64 * MiB, 61)
     cid = stored(n, data, timeout=120)
     warm = data_of(MiB, 62)
@@ -545,8 +582,9 @@ def test_get_64mib_memory_bounded(node_factory):
     finally:
         s.close()
     assert got == 64 * MiB
-    limit = (16 if SANITIZED else 8) * 1024
+    limit = (16 if SANITIZED else 8) * 1024 + 4 * 1024
     assert peak - base < limit, "gateway RSS grew %d KiB while serving 64 MiB" % (peak - base)
+    assert metric(n, "verified_cache_bytes") <= 4 * MiB
 
 
 def test_keepalive_idle_deadline_after_object_get(node_factory):

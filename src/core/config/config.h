@@ -62,6 +62,7 @@ typedef struct mn_config {
 	char     gateway_addr[CONFIG_ADDR_MAX];    /* "127.0.0.1:9080" */
 	uint32_t gateway_workers;                  /* 0 = number of CPUs */
 	bool     gateway_allow_plaintext;          /* plaintext on a non-loopback address */
+	uint64_t gateway_verified_cache;           /* bytes of verified groups kept per serving process */
 	uint32_t gateway_max_ranges;               /* 16 ranges per GET; more → 416 */
 	char     gateway_cors_origins[CONFIG_ORIGIN_LIST_MAX]; /* "https://a,http://b:8080"; "" = none */
 	/* HTTP/2 on TLS listeners (core/net/http_h2.c; docs/http2.md) */

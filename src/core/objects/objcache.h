@@ -40,6 +40,24 @@
  * back through objcache_buf_release when the socket took it: the bytes go
  * out from the very memory they were hashed in, never copied in user space.
  *
+ * Verified groups (the hot set in RAM): a cache made with verified_bytes
+ * > 0 also keeps groups that passed their check, in an arena of that many
+ * bytes (verified_bytes / 64 KiB slots, one mapping made at start, pages
+ * touched only as slots fill, MADV_DONTDUMP). A later request for the same
+ * group of a kept handle is answered from the slot: no pread, no hash. The
+ * trust line moves from "the blob on disk" to "this process's memory", the
+ * same line every group crosses between its check and its send: the bytes
+ * in a slot are the ones that hashed to the id, and a slot is never
+ * written again while it is kept or referenced. What is given up is the
+ * re-read of the disk: a blob that rots after its groups were kept is
+ * noticed when they are read again — the first request after the slots
+ * are evicted, after any write to the file (its ctime, mtime, size and
+ * inode are compared with fstat once per request), or after storage's
+ * epoch moved (a quarantine or eviction anywhere drops them all, with the
+ * handles). Slots hold groups of listed (fresh) handles only; least
+ * recently used first out, never one still in some output (refcounted:
+ * evbuffer_add_reference's release gives the reference back).
+ *
  * Loop thread only. objcache may be NULL wherever it is taken: then nothing
  * is kept and buffers are plain malloc/free.
  */
@@ -56,6 +74,7 @@
 #define OBJCACHE_MAX_CV_BYTES (8u * 1024u * 1024u)
 #define OBJCACHE_POOL_MAX     256u              /* free group buffers kept (16 MiB) */
 #define OBJCACHE_WATCH_RETRY_MS 1000u           /* after a failed WATCH */
+#define OBJCACHE_VERIFIED_MAX (16ull * 1024u * 1024u * 1024u)  /* arena cap (262,144 slots) */
 
 typedef struct objcache objcache;
 
@@ -70,6 +89,11 @@ typedef struct objh {
 	unsigned     refs;
 	objcache    *cache;       /* NULL: private (never listed) */
 	bool         listed;      /* in the cache's table and LRU list */
+	/* the blob as fstat saw it when the handle was made: a write to the
+	 * file since drops its verified groups (objcache_groups_fresh) */
+	uint64_t     st_ino, st_size;
+	int64_t      st_mtime_ns, st_ctime_ns;
+	uint32_t     vfirst;      /* its first kept verified group (a slot index), or none */
 	struct objh *prev, *next; /* LRU, most recent first */
 	struct objh *hnext;       /* hash chain */
 } objh;
@@ -82,9 +106,11 @@ typedef struct objcache_stamp {
 } objcache_stamp;
 
 /* stor borrowed (it must outlive the cache; NULL: the unit tests', whose
- * epoch objcache_test_watch sets). NULL on allocation failure (callers
- * then run without a cache). */
-objcache *objcache_new(stor_client *stor);
+ * epoch objcache_test_watch sets). verified_bytes: the arena of verified
+ * groups (rounded down to whole 64 KiB slots, at most
+ * OBJCACHE_VERIFIED_MAX; 0: none kept). NULL on allocation failure
+ * (callers then run without a cache). */
+objcache *objcache_new(stor_client *stor, uint64_t verified_bytes);
 /* Handles still referenced stay valid until their last objh_unref;
  * buffers still in some output come back later (libevent finalises freed
  * bufferevents from the loop) and the last of them frees what is left.
@@ -119,8 +145,25 @@ void objh_unref(objh *h);
 
 /* A group buffer (B3TREE_GROUP_LEN bytes, aligned to its size), or NULL. */
 uint8_t *objcache_buf_get(objcache *c);
-/* Give a buffer back (NULL ok). */
+/* Give a buffer back (NULL ok): a pool buffer, or a reference to a
+ * verified slot (objcache_group_find / objcache_group_reserve). */
 void objcache_buf_put(objcache *c, uint8_t *buf);
+
+/* ---- verified groups (objstore.c's objv uses these) ---- */
+/* May h's groups be kept and used? h must be listed, and the blob as fstat
+ * sees it now must be the one h was made from; if it is not, h's kept
+ * groups are dropped and h takes the new stamp (the request reads and
+ * checks again). One fstat: call once per request. */
+bool objcache_groups_fresh(objcache *c, objh *h);
+/* The kept verified group gi of h (+1 reference, give back with
+ * objcache_buf_put or objcache_buf_release), *len its length; or NULL. */
+const uint8_t *objcache_group_find(objcache *c, const objh *h, uint64_t gi, size_t *len);
+/* A slot to read group bytes into (+1 reference; not visible to lookups
+ * until objcache_group_publish), or NULL (no arena, or every slot is in
+ * use: read into a pool buffer instead). */
+uint8_t *objcache_group_reserve(objcache *c);
+/* The reserved slot buf now holds group gi of h, checked: keep it. */
+void objcache_group_publish(objcache *c, const objh *h, uint64_t gi, uint8_t *buf, size_t len);
 /* For evbuffer_add_reference(out, p, n, objcache_buf_release, c) with p
  * inside a buffer from objcache_buf_get (n > 0): the buffer is found from
  * p by its alignment and given back to c. */
@@ -134,6 +177,8 @@ typedef struct objcache_info {
 	size_t   bufs_out;        /* buffers handed out and not back */
 	uint64_t hits, misses, flushes;
 	bool     watching;        /* the epoch is mapped */
+	size_t   vslots, vkept, vrefs;  /* verified slots: all, kept, referenced */
+	uint64_t vhits, vmisses;
 } objcache_info;
 void objcache_stats(const objcache *c, objcache_info *out);
 

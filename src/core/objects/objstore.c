@@ -4,7 +4,9 @@
  *
  * The outboard is read once per handle, checked against the id and kept
  * as a private copy (objcache.c: 32 bytes per 64 KiB); the blob is read
- * and hashed group by group on every request.
+ * and hashed group by group, and each group that passed is kept in the
+ * cache's verified slots for the next request (objcache.h says when they
+ * are read again).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,6 +35,7 @@ void objv_init(objv *v, objcache *cache)
 	v->cache = cache;
 	v->blob = v->ob = -1;
 	v->group_idx = OBJV_NO_GROUP;
+	v->kept = -1;
 }
 
 void objv_adopt(objv *v, int blob_fd, int ob_fd)
@@ -97,13 +100,41 @@ static int objv_read_group(objv *v, uint64_t gi)
 	return 0;
 }
 
+/* A kept slot is never written again: let go of one before reading. */
+static void objv_let_go_slot(objv *v)
+{
+	if (v->buf && v->kept == 1) {
+		objcache_buf_put(v->cache, v->buf);
+		v->buf = NULL;
+	}
+}
+
 objv_result objv_load(objv *v, uint64_t off, const char **why)
 {
 	uint64_t gi = v->h->len ? off / B3TREE_GROUP_LEN : 0;
+	const uint8_t *kept;
+	uint8_t *slot = NULL;
+	size_t len;
 
 	if (gi == v->group_idx)
 		return OBJV_OK;
 	v->group_idx = OBJV_NO_GROUP;
+	if (v->kept < 0)   /* once per request: one fstat */
+		v->kept = objcache_groups_fresh(v->cache, v->h) ? 1 : 0;
+	if (v->kept == 1) {
+		if ((kept = objcache_group_find(v->cache, v->h, gi, &len)) != NULL) {
+			objcache_buf_put(v->cache, v->buf);
+			v->buf = (uint8_t *)(uintptr_t)kept;
+			v->group_len = len;
+			v->group_idx = gi;
+			return OBJV_OK;
+		}
+		objv_let_go_slot(v);
+		if ((slot = objcache_group_reserve(v->cache)) != NULL) {
+			objcache_buf_put(v->cache, v->buf);
+			v->buf = slot;
+		}
+	}
 	if (!v->buf && !(v->buf = objcache_buf_get(v->cache))) {
 		*why = "out of memory";
 		return OBJV_NOMEM;
@@ -116,6 +147,8 @@ objv_result objv_load(objv *v, uint64_t off, const char **why)
 		*why = "group hash mismatch";
 		return OBJV_INTEGRITY;
 	}
+	if (slot)
+		objcache_group_publish(v->cache, v->h, gi, slot, v->group_len);
 	v->group_idx = gi;
 	return OBJV_OK;
 }

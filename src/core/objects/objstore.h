@@ -45,6 +45,7 @@ typedef struct objv {
 	uint8_t       *buf;         /* the group buffer held, or NULL */
 	uint64_t       group_idx;   /* verified group held in buf, or OBJV_NO_GROUP */
 	size_t         group_len;
+	signed char    kept;        /* may groups be kept/found in the cache: -1 not asked yet */
 } objv;
 
 #define OBJV_NO_GROUP UINT64_MAX
@@ -68,8 +69,10 @@ void objv_attach(objv *v, objh *h);
 /* Is there an object to read (opened or attached)? */
 bool objv_is_open(const objv *v);
 /* Make the group holding byte off (0 for the empty object) the one held:
- * unless it already is, read it whole with pread into a group buffer and
- * check it against the outboard. OBJV_OK, OBJV_NOMEM, or OBJV_INTEGRITY
+ * unless it already is, take it from the cache's verified groups (a kept
+ * handle's group that passed its check before, objcache.h), or read it
+ * whole with pread into a group buffer (a cache slot when there is one, so
+ * the next request finds it) and check it against the outboard. OBJV_OK, OBJV_NOMEM, or OBJV_INTEGRITY
  * (short blob, I/O error, hash mismatch), with *why; after a failure no
  * group is held. */
 __attribute__((warn_unused_result))

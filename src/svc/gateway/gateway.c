@@ -260,7 +260,7 @@ static int gateway_start(svc *s)
 	if (g->stor)
 		stor_client_on_state(g->stor, gateway_on_stor_state, s);
 	g->objects.stor = g->stor;
-	g->objects.cache = g->stor ? objcache_new(g->stor) : NULL;   /* NULL: served without */
+	g->objects.cache = g->stor ? objcache_new(g->stor, s->cfg.gateway_verified_cache) : NULL;   /* NULL: served without */
 	g->objects.max_object = s->cfg.storage_max_object_bytes;
 	cors_configure(&g->cors, &s->cfg);
 	g->objects.cors = &g->cors;

@@ -219,7 +219,7 @@ static int omnigate_start(svc *s)
 	og_limits_from(&g->og.lim, &s->cfg);
 	og_rate_from(&g->og);
 	g->og.stor = objstore_client_new(s->base, &s->cfg);
-	g->og.cache = g->og.stor ? objcache_new(g->og.stor) : NULL;
+	g->og.cache = g->og.stor ? objcache_new(g->og.stor, s->cfg.gateway_verified_cache) : NULL;
 	if (g->og.stor)
 		stor_client_on_state(g->og.stor, og_on_stor_state, s);
 	if (s->cfg.services & CONFIG_SVC_OVERLAY)   /* REPLICATE; NULL: answered 503 */

@@ -418,7 +418,7 @@ static void test_cache_keeps_under_fresh_stamp(void **state)
 {
 	fixture *F = *state;
 	_Atomic uint64_t epoch = 7;
-	objcache *c = objcache_new(NULL);
+	objcache *c = objcache_new(NULL, 0);
 	objcache_stamp st;
 	objcache_info ci;
 	const char *why;
@@ -475,7 +475,7 @@ static void test_cache_still_checks_every_group(void **state)
 {
 	fixture *F = *state;
 	_Atomic uint64_t epoch = 0;
-	objcache *c = objcache_new(NULL);
+	objcache *c = objcache_new(NULL, 0);
 	objcache_stamp st;
 	const char *why;
 	objv v;
@@ -504,7 +504,7 @@ static void test_cache_bound(void **state)
 {
 	fixture *F = *state, *G = calloc(1, sizeof *G);
 	_Atomic uint64_t epoch = 0;
-	objcache *c = objcache_new(NULL);
+	objcache *c = objcache_new(NULL, 0);
 	objcache_info ci;
 	uint8_t first[B3_OUT_LEN];
 	objh *held = NULL;
@@ -542,7 +542,7 @@ static void test_cache_bound(void **state)
 static void test_cache_buffers(void **state)
 {
 	fixture *F = *state;
-	objcache *c = objcache_new(NULL);
+	objcache *c = objcache_new(NULL, 0);
 	objcache_info ci;
 	const uint8_t *p;
 	uint8_t *b;
@@ -579,6 +579,192 @@ static void test_cache_buffers(void **state)
 	objcache_buf_release(b + 7, 1, c);   /* frees the cache (ASan: no leak, no use after free) */
 }
 
+/* ---- verified groups ---------------------------------------------------- */
+
+/* A write to the blob as the node would see it: the byte and a later mtime
+ * (a flip within the same clock tick as the handle's fstat keeps the file's
+ * times; objcache.h says so). */
+static void flip_later(const char *path, off_t off)
+{
+	struct timespec ts[2] = { { 0, UTIME_OMIT }, { 0, 0 } };
+	struct stat sb;
+
+	assert_int_equal(stat(path, &sb), 0);
+	flip(path, off);
+	ts[1].tv_sec = sb.st_mtim.tv_sec + 1;
+	assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+}
+
+/* A kept handle with c's epoch: opened under a fresh stamp. */
+static objh *kept_handle(fixture *F, objcache *c)
+{
+	objcache_stamp st = objcache_stamp_now(c);
+	const char *why;
+	objv v;
+
+	assert_true(st.ok);
+	assert_int_equal(open_c(F, &v, c, &st, &why), OBJV_OK);
+	objv_close(&v);
+	return objcache_find(c, F->id);
+}
+
+/* Load group gi through a new reader of a kept handle; its bytes checked. */
+static objv_result load_kept(fixture *F, objcache *c, uint64_t gi, objv *v)
+{
+	objh *h = objcache_find(c, F->id);
+	const char *why;
+	objv_result rc;
+
+	assert_non_null(h);
+	objv_init(v, c);
+	objv_attach(v, h);
+	rc = objv_load(v, gi * GROUP, &why);
+	if (rc == OBJV_OK) {
+		size_t n;
+		const uint8_t *p = objv_bytes(v, gi * GROUP, UINT64_MAX, &n);
+
+		assert_int_equal(n, gi < 3 ? GROUP : 5);
+		assert_memory_equal(p, F->data + gi * GROUP, n);
+	}
+	return rc;
+}
+
+/* Groups that passed their check are served again from RAM (no read, no
+ * hash: the counters say which); the least recently used slot goes when
+ * the arena is full. */
+static void test_verified_groups_kept(void **state)
+{
+	fixture *F = *state;
+	_Atomic uint64_t epoch = 1;
+	objcache *c = objcache_new(NULL, 2 * GROUP + GROUP / 2);   /* two slots */
+	objcache_info ci;
+	objv v;
+
+	objcache_test_watch(c, &epoch);
+	objh_unref(kept_handle(F, c));
+	objcache_stats(c, &ci);
+	assert_int_equal(ci.vslots, 2);
+	for (uint64_t gi = 0; gi < 2; gi++) {   /* misses: read, checked, kept */
+		assert_int_equal(load_kept(F, c, gi, &v), OBJV_OK);
+		objv_close(&v);
+	}
+	objcache_stats(c, &ci);
+	assert_int_equal(ci.vkept, 2);
+	assert_int_equal(ci.vmisses, 2);
+	assert_int_equal(ci.vhits, 0);
+	for (uint64_t gi = 0; gi < 2; gi++) {   /* hits */
+		assert_int_equal(load_kept(F, c, gi, &v), OBJV_OK);
+		objv_close(&v);
+	}
+	objcache_stats(c, &ci);
+	assert_int_equal(ci.vhits, 2);
+	assert_int_equal(ci.vrefs, 0);
+	/* A third group: the least recently used (group 0) makes room. */
+	assert_int_equal(load_kept(F, c, 3, &v), OBJV_OK);
+	objv_close(&v);
+	assert_int_equal(load_kept(F, c, 1, &v), OBJV_OK);   /* still kept */
+	objv_close(&v);
+	objcache_stats(c, &ci);
+	assert_int_equal(ci.vkept, 2);
+	assert_int_equal(ci.vhits, 3);
+	assert_int_equal(load_kept(F, c, 0, &v), OBJV_OK);   /* went: read again */
+	objv_close(&v);
+	objcache_stats(c, &ci);
+	assert_int_equal(ci.vhits, 3);
+	assert_int_equal(ci.vmisses, 4);
+	/* The epoch moved (a quarantine somewhere): handles and groups go. */
+	epoch++;
+	assert_null(objcache_find(c, F->id));
+	objcache_stats(c, &ci);
+	assert_int_equal(ci.vkept, 0);
+	objcache_free(c);
+}
+
+/* A write to the blob after its groups were kept: the next request reads
+ * and checks again, and fails the flipped group. */
+static void test_verified_groups_reread_after_write(void **state)
+{
+	fixture *F = *state;
+	_Atomic uint64_t epoch = 0;
+	objcache *c = objcache_new(NULL, 8 * GROUP);
+	objcache_info ci;
+	const char *why;
+	objv v;
+
+	objcache_test_watch(c, &epoch);
+	objh_unref(kept_handle(F, c));
+	for (uint64_t gi = 0; gi < 4; gi++) {
+		assert_int_equal(load_kept(F, c, gi, &v), OBJV_OK);
+		objv_close(&v);
+	}
+	flip_later(F->blob_path, 2 * GROUP + 9);
+	assert_int_equal(load_kept(F, c, 1, &v), OBJV_OK);   /* dropped, read again: fine */
+	assert_int_equal(objv_load(&v, 2 * GROUP, &why), OBJV_INTEGRITY);
+	assert_string_equal(why, "group hash mismatch");
+	objv_close(&v);
+	objcache_stats(c, &ci);
+	assert_int_equal(ci.vkept, 1);      /* group 1, read after the write */
+	assert_int_equal(ci.vmisses, 6);
+	assert_int_equal(ci.vrefs, 0);      /* the failed group's slot came back */
+	/* Without a stamp (a private handle) nothing is kept or found. */
+	assert_int_equal(open_c(F, &v, c, NULL, &why), OBJV_OK);
+	assert_int_equal(objv_load(&v, GROUP, &why), OBJV_OK);
+	objv_close(&v);
+	objcache_stats(c, &ci);
+	assert_int_equal(ci.vmisses, 6);
+	objcache_free(c);
+}
+
+/* A slot in some output is never evicted or rewritten: while the only slot
+ * is referenced, another group travels in a pool buffer; a slot dropped
+ * while referenced (the epoch moved) is freed by its last reference, and so
+ * is the cache freed with one still out. */
+static void test_verified_groups_refs(void **state)
+{
+	fixture *F = *state;
+	_Atomic uint64_t epoch = 0;
+	objcache *c = objcache_new(NULL, GROUP);   /* one slot */
+	objcache_info ci;
+	const uint8_t *p, *q;
+	const char *why;
+	size_t n, m;
+	objv v;
+
+	objcache_test_watch(c, &epoch);
+	objh_unref(kept_handle(F, c));
+	assert_int_equal(load_kept(F, c, 0, &v), OBJV_OK);
+	p = objv_take(&v, 10, 100, &n);          /* now the output's */
+	objv_close(&v);
+	assert_int_equal(load_kept(F, c, 1, &v), OBJV_OK);   /* no slot free: a pool buffer */
+	q = objv_take(&v, GROUP, UINT64_MAX, &m);
+	assert_true((uintptr_t)q - (uintptr_t)p >= GROUP || (uintptr_t)p - (uintptr_t)q >= GROUP);
+	objv_close(&v);
+	objcache_buf_release(q, m, c);
+	objcache_stats(c, &ci);
+	assert_int_equal(ci.vkept, 1);
+	assert_int_equal(ci.vrefs, 1);
+	assert_memory_equal(p, F->data + 10, 100);
+	/* The epoch moves while the slot is out: an orphan until it is back. */
+	epoch++;
+	assert_null(objcache_find(c, F->id));
+	objcache_stats(c, &ci);
+	assert_int_equal(ci.vkept, 0);
+	assert_int_equal(ci.vrefs, 1);
+	assert_memory_equal(p, F->data + 10, 100);   /* untouched */
+	objcache_buf_release(p, n, c);
+	objh_unref(kept_handle(F, c));
+	assert_int_equal(load_kept(F, c, 2, &v), OBJV_OK);   /* the slot is free again */
+	objv_close(&v);
+	objcache_stats(c, &ci);
+	assert_int_equal(ci.vkept, 1);
+	assert_int_equal(load_kept(F, c, 2, &v), OBJV_OK);
+	p = objv_take(&v, 2 * GROUP, 1, &n);
+	objv_close(&v);
+	objcache_free(c);
+	objcache_buf_release(p, n, c);   /* frees the cache (ASan: no leak, no use after free) */
+	(void)why;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -598,6 +784,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cache_keeps_under_fresh_stamp, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache_still_checks_every_group, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache_bound, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verified_groups_kept, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verified_groups_reread_after_write, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verified_groups_refs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache_buffers, setup, teardown),
 	};
 
