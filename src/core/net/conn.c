@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/net/wbio.h"
 #include "core/tls.h"
 #include "lib/log.h"
 
@@ -39,6 +40,7 @@ struct conn {
 	struct event           *defer;   /* the safe point */
 	struct event           *flush;   /* direct write: queued output goes out (plaintext) */
 	struct event           *rd;      /* direct read: the socket is readable (plaintext) */
+	BIO                    *wbio;    /* TLS: the SSL's write BIO (wbio.h; the SSL owns it) */
 	conn_opts               o;
 	enum conn_state         state;
 	bool                    tls;
@@ -283,6 +285,16 @@ static void conn_close_notify(conn *c)
 		return;
 	(void)SSL_shutdown(ssl);
 	ERR_clear_error();
+	if (c->wbio)
+		(void)BIO_flush(c->wbio);   /* the alert leaves now, before any shutdown() */
+	ERR_clear_error();
+}
+
+/* Nothing left to send: neither plaintext for SSL_write nor records. */
+static bool conn_drained(const conn *c)
+{
+	return evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 &&
+	       (!c->wbio || wbio_pending(c->wbio) == 0);
 }
 
 /* The output is empty: the flush is over. */
@@ -314,7 +326,7 @@ static void conn_set_state(conn *c, enum conn_state st)
 		conn_rd(c, false);
 		/* on_write fires when everything is out, not at the low mark. */
 		bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-		if (evbuffer_get_length(conn_output(c)) == 0)
+		if (conn_drained(c))
 			conn_flushed(c);
 		break;
 	case CONN_LINGER:
@@ -383,7 +395,7 @@ static void on_conn_write(struct bufferevent *bev, void *arg)
 		(void)bufferevent_disable(bev, EV_WRITE);
 	}
 	if (c->state == CONN_FLUSH) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		if (conn_drained(c))
 			conn_flushed(c);
 		return;
 	}
@@ -635,13 +647,39 @@ static void on_out_bytes(struct evbuffer *b, const struct evbuffer_cb_info *info
 
 /* ---- lifetime ------------------------------------------------------------ */
 
-static struct bufferevent *conn_tls_bev(struct event_base *base, int fd, struct tls_server *tls)
+/* The records a pass made went out (or could not: the socket failed or
+ * stayed full past the write deadline). */
+static void on_wbio(void *arg, bool failed)
+{
+	conn *c = arg;
+
+	if (failed) {
+		if (c->state == CONN_OPEN || c->state == CONN_FLUSH)
+			c->o.ops->on_event(c->o.arg, CONN_EV_ERROR);
+		else if (c->state != CONN_CLOSED)
+			conn_set_state(c, CONN_CLOSED);
+		return;
+	}
+	if (c->state == CONN_FLUSH && conn_drained(c))
+		conn_flushed(c);
+}
+
+static struct bufferevent *conn_tls_bev(struct event_base *base, int fd, struct tls_server *tls,
+                                        uint64_t write_ms)
 {
 	struct bufferevent *bev;
 	SSL *ssl = tls_server_ssl_new(tls);
+	BIO *rbio, *wbio;
 
 	if (!ssl)
 		return NULL;
+	/* Reads through a plain socket BIO; writes gather (wbio.h). */
+	if (!(rbio = BIO_new_socket(fd, BIO_NOCLOSE)) || !(wbio = wbio_new(base, fd, write_ms))) {
+		BIO_free(rbio);
+		SSL_free(ssl);
+		return NULL;
+	}
+	SSL_set_bio(ssl, rbio, wbio);
 	/* OpenSSL 3 reports a peer that closes without close_notify as a
 	 * protocol error; libevent's dirty-shutdown switch only knows the old
 	 * form. HTTP and OAP framing catch a truncated message by themselves,
@@ -750,7 +788,7 @@ static int conn_direct(conn *c, struct event_base *base)
 conn *conn_new(struct event_base *base, int fd, const struct sockaddr *sa, socklen_t salen,
                struct tls_server *tls, const conn_opts *opts)
 {
-	struct bufferevent *bev = tls ? conn_tls_bev(base, fd, tls)
+	struct bufferevent *bev = tls ? conn_tls_bev(base, fd, tls, opts->write_ms)
 	                              : bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
 	conn *c;
 
@@ -760,6 +798,10 @@ conn *conn_new(struct event_base *base, int fd, const struct sockaddr *sa, sockl
 	}
 	if (!(c = conn_adopt(base, bev, tls != NULL, opts)))
 		return NULL;
+	if (tls) {
+		c->wbio = SSL_get_wbio(bufferevent_openssl_get_ssl(bev));
+		wbio_set_cb(c->wbio, on_wbio, c);
+	}
 	if (!tls && conn_direct(c, base) < 0) {
 		conn_free(c);
 		return NULL;
@@ -888,7 +930,8 @@ void conn_push(conn *c)
 
 size_t conn_out_len(const conn *c)
 {
-	return evbuffer_get_length(bufferevent_get_output(c->bev));
+	return evbuffer_get_length(bufferevent_get_output(c->bev)) +
+	       (c->wbio ? wbio_pending(c->wbio) : 0);
 }
 
 bool conn_can_write(const conn *c)
