@@ -37,6 +37,9 @@ only and itself never writes to the directory (its listing is compared). The nod
 memory at every start (test_identity.py proves it differs per run); here
 its absence from every listing is part of the empty difference.
 """
+import gzip
+import http.client
+import json
 import os
 import shlex
 import shutil
@@ -270,6 +273,24 @@ def stores_objects(n, st):
     r = gw(n, "PUT", "/o/" + cid, data, st["tokens"][0])
     assert r.status == 201, r
     st["objects"][cid] = data
+    # a chunked upload (size unknown up front) and a gzip one (decoded on the way in)
+    data = os.urandom(200 * 1024)
+    c = http.client.HTTPConnection("127.0.0.1", n.gateway_port, timeout=30 * SLOW)
+    try:
+        c.request("PUT", "/o", body=iter([data[:70000], data[70000:]]), encode_chunked=True,
+                  headers={"Authorization": "Bearer " + st["tokens"][0],
+                           "Content-Type": "application/octet-stream"})
+        r = c.getresponse()
+        assert r.status == 201, (r.status, r.read())
+        st["objects"][json.loads(r.read())["cid"]] = data
+    finally:
+        c.close()
+    data = os.urandom(20000).hex().encode()          # about 2:1, under the bomb ratio
+    r = n.gw("PUT", "/o", body=gzip.compress(data), timeout=30.0, headers={
+        "Authorization": "Bearer " + st["tokens"][0], "Content-Encoding": "gzip",
+        "Content-Type": "application/octet-stream"})
+    assert r.status == 201 and r.json()["cid"] == b3sum_cid(data), r
+    st["objects"][r.json()["cid"]] = data
     assert gw(n, "PUT", "/o", b"no token\n").status == 401
 
 
@@ -324,6 +345,8 @@ def reads_back(n, st):
         assert r.status == 200 and r.json()["cid"] == cid and r.json()["seq"] == 2, r
         r = gw(n, "GET", "/n/" + name + "?history=1")
         assert r.status == 200, r
+        r = gw(n, "GET", "/n/" + name + "?fetch=1")
+        assert r.status == 200 and r.body == st["objects"][cid], r
 
 
 WORKLOAD = (stores_objects, writes_names, rotates_keys, reads_back)
