@@ -52,7 +52,8 @@ static const char key_usage[] =
 	"The KEK is found as `run` finds it (keys.kek_file, RON_KEK_FILE,\n"
 	"$CREDENTIALS_DIRECTORY/macronode.kek, else <data_dir>.kek, which rotate and\n"
 	"seal create when missing). Reload the node afterwards: kill -HUP, or\n"
-	"POST /api/v1/reload. docs/keys.md.\n";
+	"POST /api/v1/reload. In amnesia mode only rotate and retire run, on an\n"
+	"auth.keys_dir outside the data dir, with a KEK that exists. docs/keys.md.\n";
 
 /* ----------------------------------------------------------- KEK look-up */
 
@@ -297,6 +298,28 @@ static int expire_others(const key_args *a, const captoken_keyring *kr, int64_t 
 	return 0;
 }
 
+/*
+ * Amnesia writes nothing of its own: rotate and retire may act for an
+ * amnesia node only on keys provisioned outside its data dir (auth.keys_dir),
+ * never creating the data dir or a KEK beside it. 0 go on, -1 refused.
+ */
+static int amnesia_refuses(const key_args *a)
+{
+	size_t n = strlen(a->c.data_dir);
+
+	while (n > 1 && a->c.data_dir[n - 1] == '/')
+		n--;
+	if (!a->c.amnesia)
+		return 0;
+	if (strncmp(a->dir, a->c.data_dir, n) == 0 && (a->dir[n] == '/' || a->dir[n] == '\0')) {
+		fprintf(stderr, "macronode key: refusing in amnesia mode: the keys directory %s is "
+		        "under the data dir, which amnesia never writes; set auth.keys_dir to the "
+		        "keys you provision for the node\n", a->dir);
+		return -1;
+	}
+	return 0;
+}
+
 static int key_rotate(key_args *a)
 {
 	char path[CONFIG_PATH_MAX + 96], aad[KEYFILE_AAD_MAX], err[KEY_ERR_LEN];
@@ -306,7 +329,9 @@ static int key_rotate(key_args *a)
 
 	if (!a->kid)
 		return key_usage_err("rotate needs --kid NEW", NULL);
-	kek *k = need_kek(a, true);
+	if (amnesia_refuses(a) != 0)
+		return KEY_EXIT_FAIL;
+	kek *k = need_kek(a, !a->c.amnesia);   /* amnesia: a configured KEK, never a new one */
 	captoken_keyring *kr = k ? load_ring(a, k) : NULL;
 	if (!kr)
 		goto out;
@@ -360,6 +385,8 @@ static int key_retire(key_args *a)
 
 	if (!a->kid)
 		return key_usage_err("retire needs --kid OLD", NULL);
+	if (amnesia_refuses(a) != 0)
+		return KEY_EXIT_FAIL;
 	kek *k = cli_kek_from(&a->c, "macronode key", &failed);
 	captoken_keyring *kr = failed ? NULL : load_ring(a, k);
 	int r = KEY_EXIT_FAIL;
