@@ -195,6 +195,8 @@ static void vs_drop(objcache *c, uint32_t i)
 	uint32_t *pp = &c->vhash[vs_bucket(c, v->owner, v->gi)];
 	objh *owner = (objh *)(uintptr_t)v->owner;
 
+	if (v->state != VS_KEPT || !owner)   /* only kept slots are listed */
+		return;
 	while (*pp != VS_NONE && *pp != i)
 		pp = &c->vs[*pp].hnext;
 	if (*pp == i)
