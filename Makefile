@@ -8,7 +8,7 @@ PYTEST     ?= /usr/bin/python3 -m pytest
 PYTEST_ARGS ?= -q -p no:cacheprovider
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build run test unit integration lint asan clang fuzz fuzz-smoke bench chaos soak drills swarm fuzz-long models clean
+.PHONY: all deps build run test unit integration lint asan clang fuzz fuzz-smoke bench chaos soak drills swarm fuzz-long models clean sbom
 
 all: build
 
@@ -153,6 +153,13 @@ soak: build
 SWARM_NODES ?= 50
 swarm: build
 	SWARM_NODES=$(SWARM_NODES) MACRONODE_BIN=$(CURDIR)/$(BUILD)/macronode bash bench/swarm.sh
+
+# SPDX 2.3 SBOM of the binary: linked libraries → Debian packages, versions,
+# licenses (scripts/sbom.py; docs/sbom.md); fails on a license outside
+# deploy/sbom-licenses.allow.
+sbom: build
+	/usr/bin/python3 scripts/sbom.py $(BUILD)/macronode docs/sbom/macronode.spdx.json \
+	  --allow deploy/sbom-licenses.allow
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(CLANG_BUILD) $(FUZZ_BUILD) $(SCAN_BUILD)
