@@ -269,3 +269,41 @@ def test_validate_judges_file_plus_environment(tmp_dir):
     assert r.returncode == 2
     assert "RON_LOG" in r.stderr, r.stderr
     assert secret not in r.stdout + r.stderr
+
+
+def test_config_diff_says_what_a_reload_would_do(node, tmp_path):
+    """`config diff FILE` names each changed key as live or restart, and the
+    running node's reload agrees: live-only → applied, a restart key →
+    refused."""
+    from conftest import deep_merge
+    old = tmp_path / "old.json"
+    old.write_text(open(node.config_path).read())
+
+    def diff(cfg):
+        f = tmp_path / "new.json"
+        f.write_text(json.dumps(deep_merge(node.base_config, cfg)))
+        return run_cli(["config", "diff", str(f), "--config", str(old)])
+
+    p = run_cli(["config", "diff", str(old), "--config", str(old)])
+    assert p.returncode == 0 and "no change" in p.stdout, p.stdout + p.stderr
+
+    p = diff({"gateway": {"max_ranges": 4}, "log": {"level": "debug"}})
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert "gateway.max_ranges: 16 -> 4 (live)" in lines, p.stdout
+    assert 'log.level: "info" -> "debug" (live)' in lines, p.stdout
+    assert lines[-1] == "2 keys differ: a reload applies them all", p.stdout
+    node.write_config({"gateway": {"max_ranges": 4}, "log": {"level": "debug"}})
+    assert node.post("/api/v1/reload").status == 202          # {"status":"reloaded"}
+
+    p = diff({"gateway": {"workers": 2, "max_ranges": 4}, "log": {"level": "debug"}})
+    assert p.returncode == 0, p.stderr
+    assert "gateway.workers: 1 -> 2 (restart)" in p.stdout.splitlines(), p.stdout
+    assert "would be refused" in p.stdout.splitlines()[-1], p.stdout
+    node.write_config({"gateway": {"workers": 2, "max_ranges": 4}, "log": {"level": "debug"}})
+    assert node.post("/api/v1/reload").status == 422
+
+    p = run_cli(["config", "diff", str(tmp_path / "missing.json"), "--config", str(old)])
+    assert p.returncode == 2 and "missing.json" in p.stderr, p.stderr
+    p = run_cli(["config", "diff"])
+    assert p.returncode == 2 and "FILE expected" in p.stderr

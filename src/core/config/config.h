@@ -252,6 +252,12 @@ int config_validate(mn_config *c, char *err, size_t errlen);
 __attribute__((warn_unused_result))
 int config_reload_check(const mn_config *old, const mn_config *nw, char *err, size_t errlen);
 
+/* What a reload from old to nw would change: one line per differing key,
+ * "key: OLD -> NEW (live|restart)" (values as in `config print`; secrets
+ * never shown or compared). Returns the number of keys that differ;
+ * *restart: how many of them need a restart. */
+int config_diff(const mn_config *old, const mn_config *nw, FILE *out, size_t *restart);
+
 /* Print the effective config as pretty JSON (same shape as the file). Secrets are
  * omitted, not shown as "<redacted>": the output must load back as a config file
  * (`config print > f; config validate f`), and the file has no secret keys. */

@@ -85,6 +85,36 @@ static json_t *value_json(const mn_config *c, const config_key *k)
 	return NULL;
 }
 
+int config_diff(const mn_config *old, const mn_config *nw, FILE *out, size_t *restart)
+{
+	size_t changed = 0;
+
+	*restart = 0;
+	for (size_t i = 0; i < config_table_len; i++) {
+		const config_key *k = &config_table[i];
+		json_t *a, *b;
+		char *ta = NULL, *tb = NULL;
+
+		if (k->type == CONFIG_T_SECRET)
+			continue;   /* never shown; tokens are re-read on every reload */
+		a = value_json(old, k);
+		b = value_json(nw, k);
+		if (!json_equal(a, b)) {
+			ta = a ? json_dumps(a, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+			tb = b ? json_dumps(b, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+			fprintf(out, "%s: %s -> %s (%s)\n", k->key, ta ? ta : "null", tb ? tb : "null",
+			        k->reload == CONFIG_RELOAD_RESTART ? "restart" : "live");
+			changed++;
+			*restart += k->reload == CONFIG_RELOAD_RESTART;
+			free(ta);
+			free(tb);
+		}
+		json_decref(a);
+		json_decref(b);
+	}
+	return (int)changed;
+}
+
 /* The object that holds key's last segment, creating sections as needed. */
 static json_t *json_section(json_t *root, const char *key, const char **leaf)
 {

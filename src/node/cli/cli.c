@@ -363,6 +363,55 @@ static int cmd_check(int argc, char **argv)
 	return bad ? EXIT_RUNTIME : 0;
 }
 
+/* `config diff FILE [run's options]`: the config `run` would load now
+ * (same flags, environment and config file resolution) against the same
+ * with FILE as the config file. */
+static int cmd_config_diff(int argc, char **argv)
+{
+	node_opts o, no;
+	mn_config cur, nw;
+	char err[CONFIG_ERR_MAX];
+	size_t restart = 0;
+	int n, r;
+
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		printf("usage: macronode config diff FILE [--config CURRENT] [options]\n\n"
+		       "Show what reloading the node with FILE would change: one line per key,\n"
+		       "\"key: OLD -> NEW (live|restart)\". CURRENT is the config `run` would load\n"
+		       "now (--config, RON_CONFIG or ./macronode.json, then the environment);\n"
+		       "FILE is judged with the same environment. A reload (SIGHUP, POST\n"
+		       "/api/v1/reload) applies `live` keys and is refused while any `restart`\n"
+		       "key differs. Exit 0, or 2 when either config does not load.\n");
+		return 0;
+	}
+	if (argc < 2 || argv[1][0] == '-')
+		return usage_error("config diff: %s", "FILE expected");
+	r = load_for(argc - 1, argv + 1, "config diff", "Show what a reload with FILE changes.", &o,
+	             &cur, NULL);
+	if (r)
+		return r == 0x100 ? 0 : r;
+	no = o;
+	no.config_path = argv[1];
+	if (node_load_config(&no, &nw, err, sizeof err) != 0) {
+		fprintf(stderr, "macronode: config error: %s\n", err);
+		config_free(&cur);
+		config_free(&nw);
+		return EXIT_USAGE;
+	}
+	n = config_diff(&cur, &nw, stdout, &restart);
+	if (n == 0)
+		printf("no change: a reload with %s changes nothing\n", argv[1]);
+	else if (restart == 0)
+		printf("%d key%s differ: a reload applies %s\n", n, n == 1 ? "" : "s",
+		       n == 1 ? "it" : "them all");
+	else
+		printf("%d key%s differ, %zu need%s a restart: a reload with %s would be refused\n", n,
+		       n == 1 ? "" : "s", restart, restart == 1 ? "s" : "", argv[1]);
+	config_free(&cur);
+	config_free(&nw);
+	return 0;
+}
+
 static int cmd_config(int argc, char **argv)
 {
 	mn_config c;
@@ -370,7 +419,8 @@ static int cmd_config(int argc, char **argv)
 	static const char usage_config[] =
 		"usage: macronode config print [options]     effective config, secrets redacted\n"
 		"       macronode config validate FILE       check a config file\n"
-		"       macronode config docs                the config reference (markdown)\n";
+		"       macronode config docs                the config reference (markdown)\n"
+		"       macronode config diff FILE [options] what a reload with FILE would change\n";
 
 	if (argc < 2)
 		return usage_error("config: missing subcommand (%s)", "print|validate|docs");
@@ -405,6 +455,8 @@ static int cmd_config(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "docs") == 0 && argc == 2)
 		return config_write_docs(stdout) == 0 ? 0 : EXIT_RUNTIME;
+	if (strcmp(argv[1], "diff") == 0)
+		return cmd_config_diff(argc - 1, argv + 1);
 	return usage_error("config: unknown subcommand '%s'", argv[1]);
 }
 
