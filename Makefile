@@ -8,7 +8,7 @@ PYTEST     ?= /usr/bin/python3 -m pytest
 PYTEST_ARGS ?= -q -p no:cacheprovider
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build run test unit integration lint asan clang fuzz fuzz-smoke bench chaos soak drills swarm fuzz-long models clean sbom
+.PHONY: all deps build run test unit integration lint asan clang fuzz fuzz-smoke bench chaos soak drills swarm fuzz-long models clean sbom man
 
 all: build
 
@@ -160,6 +160,11 @@ swarm: build
 sbom: build
 	/usr/bin/python3 scripts/sbom.py $(BUILD)/macronode docs/sbom/macronode.spdx.json \
 	  --allow deploy/sbom-licenses.allow
+
+# macronode.json(5) from the config table (macronode(8) is written by hand;
+# tests/integration/test_man.py keeps both true and mandoc -Tlint clean).
+man: build
+	$(BUILD)/macronode config man > docs/man/macronode.json.5
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(CLANG_BUILD) $(FUZZ_BUILD) $(SCAN_BUILD)

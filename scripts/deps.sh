@@ -19,6 +19,8 @@ PKGS=(
   chromium chromium-driver python3-selenium
   # checks: the readiness model, static analysis
   spin cppcheck clang-tools-14
+  # man pages: mandoc -Tlint (tests/integration/test_man.py)
+  mandoc
   # benchmarks
   wrk nginx-light nghttp2-client
 )

@@ -270,6 +270,8 @@ char *config_to_json(const mn_config *c, bool include_secrets);
 
 /* Render docs/config.md content (markdown table of every key) to out. */
 __attribute__((warn_unused_result)) int config_write_docs(FILE *out);
+/* The same reference as the mdoc page macronode.json(5) (docs/man/). */
+__attribute__((warn_unused_result)) int config_write_man(FILE *out);
 
 /* "host:port" / "[v6]:port" -> sockaddr storage; is_loopback set. 0/-1. */
 struct sockaddr_storage;

@@ -38,6 +38,8 @@ static const char usage_main[] =
 	"  config print     print the effective config (file, env, flags; secrets redacted)\n"
 	"  config validate FILE   judge FILE + RON_* environment as run would\n"
 	"  config docs      print the config reference (docs/config.md)\n"
+	"  config diff FILE what a reload with FILE would change (live or restart, per key)\n"
+	"  config man       print macronode.json(5) (docs/man/)\n"
 	"  doctor           ask a running node what is wrong\n"
 	"  put FILE --peer HOST:PORT     store a file on a node over OAP/1 (TLS), print its id\n"
 	"  get b3:ID --peer HOST:PORT    fetch and verify an object over OAP/1 (TLS)\n"
@@ -420,7 +422,8 @@ static int cmd_config(int argc, char **argv)
 		"usage: macronode config print [options]     effective config, secrets redacted\n"
 		"       macronode config validate FILE       check a config file\n"
 		"       macronode config docs                the config reference (markdown)\n"
-		"       macronode config diff FILE [options] what a reload with FILE would change\n";
+		"       macronode config diff FILE [options] what a reload with FILE would change\n"
+		"       macronode config man                 macronode.json(5), mdoc\n";
 
 	if (argc < 2)
 		return usage_error("config: missing subcommand (%s)", "print|validate|docs");
@@ -455,6 +458,8 @@ static int cmd_config(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "docs") == 0 && argc == 2)
 		return config_write_docs(stdout) == 0 ? 0 : EXIT_RUNTIME;
+	if (strcmp(argv[1], "man") == 0 && argc == 2)
+		return config_write_man(stdout) == 0 ? 0 : EXIT_RUNTIME;
 	if (strcmp(argv[1], "diff") == 0)
 		return cmd_config_diff(argc - 1, argv + 1);
 	return usage_error("config: unknown subcommand '%s'", argv[1]);
