@@ -8,7 +8,7 @@ PYTEST     ?= /usr/bin/python3 -m pytest
 PYTEST_ARGS ?= -q -p no:cacheprovider
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build run test unit integration lint asan clang fuzz fuzz-smoke bench chaos soak drills swarm fuzz-long models clean sbom man
+.PHONY: all deps build run test unit integration lint asan clang fuzz fuzz-smoke bench chaos soak drills swarm fuzz-long models clean sbom man deb
 
 all: build
 
@@ -165,6 +165,11 @@ sbom: build
 # tests/integration/test_man.py keeps both true and mandoc -Tlint clean).
 man: build
 	$(BUILD)/macronode config man > docs/man/macronode.json.5
+
+# The Debian package (scripts/mkdeb.py with dpkg-deb; docs/packaging.md):
+# binary, unit, man pages, example config, the macronode user.
+deb: build
+	/usr/bin/python3 scripts/mkdeb.py $(BUILD)/macronode $(BUILD)/deb
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(CLANG_BUILD) $(FUZZ_BUILD) $(SCAN_BUILD)
