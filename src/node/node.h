@@ -18,6 +18,7 @@
 #include "core/proto/ctl.h"
 #include "lib/backoff.h"
 #include "node/roles.h"
+#include "node/sdnotify.h"
 
 struct event;
 struct event_base;
@@ -116,6 +117,7 @@ typedef struct supervisor {
 	size_t              nchild;
 	struct event       *sig_ev[4];
 	struct event       *drain_ev, *hard_ev, *tick_ev;
+	sd_state            sd;         /* systemd notifications (sdnotify.h) */
 	bool                draining;
 	/* Entropy in bits, -1 while the CSPRNG is not ready; NULL = the kernel's
 	 * (util_entropy_*). The readiness model test walks states with a probe. */

@@ -97,6 +97,12 @@ static int child_on_ready(sup_child *c, const ctl_msg *m)
 	c->ready_ms = util_now_ms();
 	c->attempt = 0; /* backoff doubles only while a child fails to come up */
 	log_kv(LOG_LEVEL_INFO, "service ready", "role", c->role->name, LOG_END);
+	if (c->sup->sd.on && !c->sup->sd.ready_sent) {   /* READY=1 without waiting for the tick */
+		ready_verdict v;
+
+		free(readiness_report(c->sup, &v));
+		sdn_readiness(&c->sup->sd, v != READY_NOT && !c->sup->draining, readiness_name(v), false);
+	}
 	return 0;
 }
 
@@ -184,7 +190,10 @@ static void on_restart(evutil_socket_t fd, short what, void *arg)
  * (after fork, so the supervisor keeps them for reloads). */
 static void child_scrub_env(void)
 {
-	static const char *const secrets[] = { "RON_ADMIN_TOKEN" };
+	/* and systemd's notification variables: the supervisor alone speaks
+	 * for the unit (sdnotify.h) */
+	static const char *const secrets[] = { "RON_ADMIN_TOKEN", "NOTIFY_SOCKET", "WATCHDOG_USEC",
+	                                       "WATCHDOG_PID" };
 
 	for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++)
 		unsetenv(secrets[i]);
@@ -437,6 +446,7 @@ void supervisor_shutdown(supervisor *s, const char *why)
 		return;
 	s->draining = true;
 	log_kv(LOG_LEVEL_INFO, "shutting down", "reason", why, LOG_END);
+	sdn_stopping(&s->sd, why);
 	/* Deferred one loop turn so an admin POST can still be answered. */
 	struct timeval zero = { 0, 0 };
 	struct timeval hard = { NODE_HARD_DRAIN_MS / 1000, 0 };
@@ -460,7 +470,10 @@ static int config_reload(supervisor *s, const char *why, char *err, size_t errle
 int supervisor_reload(supervisor *s, const char *why, char *err, size_t errlen)
 {
 	char perr[CONFIG_ERR_MAX];
-	int rc = config_reload(s, why, err, errlen);
+	int rc;
+
+	sdn_reloading(&s->sd);
+	rc = config_reload(s, why, err, errlen);
 
 	sup_keys_scan(s);   /* a rotated or retired key: ages for /readyz */
 
@@ -471,6 +484,7 @@ int supervisor_reload(supervisor *s, const char *why, char *err, size_t errlen)
 			snprintf(err, errlen, "%s", perr);
 		rc = -1;
 	}
+	sdn_reloaded(&s->sd, rc == 0);
 	return rc;
 }
 
@@ -541,6 +555,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		}
 	}
 	free(readiness_report(s, &v)); /* refreshes ready_state / service_up gauges */
+	sdn_readiness(&s->sd, v != READY_NOT && !s->draining, readiness_name(v), true);
 }
 
 static int sup_signals(supervisor *s)
@@ -786,6 +801,7 @@ int supervisor_run(const node_opts *o, mn_config *cfg)
 	s->policy.fd = -1;
 	s->start_ms = util_now_ms();
 	s->start_wall_ms = util_wall_ms();
+	sdn_init(&s->sd);
 	log_init("macronode", s->cfg.log_level, STDERR_FILENO);
 	log_set_format(s->cfg.log_format);
 	if (sup_start(s, err, sizeof err) != 0) {
