@@ -729,7 +729,11 @@ static int sup_start(supervisor *s, char *err, size_t errlen)
 		return -1;
 	}
 	/* The audit socket is bound already: entries wait there for the service. */
-	s->audit = audit_client_new(s->base, &s->cfg, "supervisor");
+	if (s->cfg.services & CONFIG_SVC_AUDIT) {
+		char sock[CONFIG_PATH_MAX + 16];
+		snprintf(sock, sizeof sock, "%s/%s", s->runtime_dir, AUDIT_SOCKET);
+		s->audit = audit_client_new_at(s->base, sock, "supervisor");
+	}
 	if ((s->cfg.services & CONFIG_SVC_AUDIT) && !s->audit) {
 		snprintf(err, errlen, "cannot make the supervisor's audit client");
 		return -1;

@@ -200,18 +200,25 @@ static void on_agg_tick(evutil_socket_t fd, short what, void *arg);
 audit_client *audit_client_new(struct event_base *base, const mn_config *cfg,
                                const char *writer_id)
 {
+	char path[1024];
+
+	if (!(cfg->services & CONFIG_SVC_AUDIT) ||
+	    config_socket_path(cfg, AUDIT_SOCKET, path, sizeof path) != 0)
+		return NULL;
+	return audit_client_new_at(base, path, writer_id);
+}
+
+audit_client *audit_client_new_at(struct event_base *base, const char *path,
+                                  const char *writer_id)
+{
 	static const rpc_client_opts o = {
 		.name = "audit", .app_proto = AUDIT_APP_PROTO, .call_timeout_ms = AUDIT_CALL_TIMEOUT_MS,
 		.max_pending = AUDIT_CLIENT_PENDING, .breaker_failures = 3, .breaker_open_ms = 1000,
 		.ping_verb = AUDIT_PING, .max_request = AUDIT_REQ_MAX, .check = audit_check,
 		.verb_name = audit_msg_verb_name,
 	};
-	char path[1024];
 	audit_client *c;
 
-	if (!(cfg->services & CONFIG_SVC_AUDIT) ||
-	    config_socket_path(cfg, AUDIT_SOCKET, path, sizeof path) != 0)
-		return NULL;
 	if (!(c = calloc(1, sizeof *c)))
 		return NULL;
 	snprintf(c->writer, sizeof c->writer, "%s", writer_id);

@@ -108,6 +108,9 @@ typedef void (*audit_text_cb)(int status, const char *text, size_t len, void *ar
  * answer 503) or on failure. */
 audit_client *audit_client_new(struct event_base *base, const mn_config *cfg,
                                const char *writer_id);
+/* The same on the socket at path (the supervisor's runtime directory). */
+audit_client *audit_client_new_at(struct event_base *base, const char *path,
+                                  const char *writer_id);
 void audit_client_free(audit_client *c);      /* NULL ok; pending calls dropped */
 /* Entries this client dropped (never sent) since it was made. */
 uint64_t audit_client_dropped(const audit_client *c);
