@@ -247,3 +247,18 @@ def test_without_the_audit_service(node_factory):
     assert n.post("/api/v1/reload").status == 202
     assert n.stop() == 0
     assert not os.path.exists(os.path.join(n.data_dir, "audit"))
+
+
+@pytest.mark.parametrize("cfg,key", [
+    ({"segment_max": "1KiB"}, "audit.segment_max"),
+    ({"fsync_interval": "1ms"}, "audit.fsync_interval"),
+    ({"checkpoint_interval": "10ms"}, "audit.checkpoint_interval"),
+    ({"queue_max": 0}, "audit.queue_max"),
+    ({"ram_bytes": "1MiB"}, "audit.ram_bytes"),
+])
+def test_audit_config_is_validated(tmp_dir, cfg, key):
+    path = os.path.join(tmp_dir, "bad.json")
+    with open(path, "w") as f:
+        json.dump({"audit": cfg}, f)
+    r = run_cli(["config", "validate", path])
+    assert r.returncode != 0 and key in r.stderr and "out of range" in r.stderr, r.stderr
