@@ -526,9 +526,13 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	case SIGCHLD:
 		on_sigchld(s);
 		break;
-	case SIGHUP:
-		(void)supervisor_reload(s, "SIGHUP", err, sizeof err);
+	case SIGHUP: {
+		int rc = supervisor_reload(s, "SIGHUP", err, sizeof err);
+		audit_emit(s->audit, "admin", "reload", rc == 0 ? "ok" : "refused",
+		           json_pack("{s:s}", "signal", "SIGHUP"), NULL,
+		           rc == 0 ? NULL : json_pack("{s:s}", "error", err));
 		break;
+	}
 	default:
 		supervisor_shutdown(s, sig == SIGTERM ? "SIGTERM" : "SIGINT");
 		break;

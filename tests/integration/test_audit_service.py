@@ -164,12 +164,18 @@ def test_audit_log_of_a_running_node_verifies(node_factory):
     assert m.get("audit_proofs_total", result="not_found") == 1
     assert m.get("audit_checkpoints_total") >= 1
     assert m.get("audit_records_total", stream="admin") >= 2
+    # A reload by SIGHUP is an admin action too.
+    before = m.get("config_reloads_total", result="ok")
+    n.send_signal(signal.SIGHUP)
+    wait_until(lambda: n.metrics().get("config_reloads_total", result="ok") == before + 1,
+               5 * SLOW, what="the SIGHUP reload")
 
     assert n.stop() == 0
     out = verify_log(n)
     assert "OK" in out or "ok" in out, out
     recs = records(n)
     assert find(recs, "admin", "reload", "ok")
+    assert any(r["actor"].get("signal") == "SIGHUP" for r in find(recs, "admin", "reload", "ok"))
     pol = find(recs, "policy", "policy_load", "ok")
     assert any(r["attrs"].get("version") == 2 for r in pol), pol
     refused = find(recs, "ingress", "capability_refused")
@@ -262,3 +268,21 @@ def test_audit_config_is_validated(tmp_dir, cfg, key):
         json.dump({"audit": cfg}, f)
     r = run_cli(["config", "validate", path])
     assert r.returncode != 0 and key in r.stderr and "out of range" in r.stderr, r.stderr
+
+
+def test_torn_write_is_recovered_reported_and_audited(node_factory):
+    n = node_factory(config=FAST)
+    assert n.stop() == 0
+    segs = sorted(glob.glob(os.path.join(n.data_dir, "audit", "seg-*.log")))
+    torn = b'{"actor":{},"attrs":{},"kind":"cut-by-a-crash'
+    with open(segs[-1], "ab") as f:
+        f.write(torn)
+    n.start()
+    assert n.metrics().get("audit_recovered_torn_bytes") == len(torn)
+    assert n.stop() == 0
+    verify_log(n)
+    rec = find(records(n), "audit", "recovered", "torn_write")
+    assert len(rec) == 1, rec
+    assert rec[0]["attrs"]["bytes"] == len(torn)
+    assert rec[0]["attrs"]["file"] == os.path.basename(segs[-1])
+    assert any(x.get("msg") == "audit log recovered a torn write" for x in n.log_records())

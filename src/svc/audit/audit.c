@@ -130,6 +130,8 @@ typedef struct turn_count {
 
 static void turn_add(turn_count *t, size_t *nt, const char *stream)
 {
+	if (!t)
+		return;
 	for (size_t i = 0; i < *nt; i++)
 		if (strcmp(t[i].stream, stream) == 0) {
 			t[i].n++;
@@ -222,7 +224,7 @@ static void auditd_turn(auditd *a, unsigned max)
 	int rc = 0;
 
 	for (unsigned i = 0; i < max && rc >= 0 && (it = queue_pop(a)); i++) {
-		rc = t ? turn_append(a, it, t, &nt) : 0;
+		rc = turn_append(a, it, t, &nt);   /* t NULL (no memory): appended, not counted */
 		free(it);
 	}
 	if (rc >= 0 && !a->head && a->dropped_full) {
