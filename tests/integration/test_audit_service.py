@@ -286,3 +286,19 @@ def test_torn_write_is_recovered_reported_and_audited(node_factory):
     assert rec[0]["attrs"]["bytes"] == len(torn)
     assert rec[0]["attrs"]["file"] == os.path.basename(segs[-1])
     assert any(x.get("msg") == "audit log recovered a torn write" for x in n.log_records())
+
+
+def test_proofs_are_bounded_and_counted(node_factory):
+    n = node_factory(config=FAST)
+    assert n.post("/api/v1/reload").status == 202
+    assert proof_when_covered(n, "admin", 0).status == 200
+    m0 = n.metrics()
+    statuses = [n.get("/api/v1/audit/proof?stream=admin&seq=0").status for _ in range(30)]
+    assert set(statuses) <= {200, 503}, statuses
+    refused = statuses.count(503)
+    assert refused >= 10, statuses   # 10 per second, a burst of 10
+    m = n.metrics()
+    counted = sum((m.get("audit_proofs_total", result=r) or 0) -
+                  (m0.get("audit_proofs_total", result=r) or 0) for r in ("limited", "busy"))
+    assert counted == refused, (counted, refused)
+    assert m.get("audit_proofs_total", result="limited") >= 1
