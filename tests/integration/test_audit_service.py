@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from conftest import (B3SUM, OPEN_BUNDLE, SLOW, run_cli, wait_until, write_bundle)
+from conftest import (B3SUM, OPEN_BUNDLE, SLOW, blob_file, cid_hex, flip_byte, obj_path, run_cli,
+                      stored, wait_until, write_bundle)
 
 CKPT_CONTEXT = b"ron-audit-checkpoint-v1\n"
 
@@ -302,3 +303,20 @@ def test_proofs_are_bounded_and_counted(node_factory):
                   (m0.get("audit_proofs_total", result=r) or 0) for r in ("limited", "busy"))
     assert counted == refused, (counted, refused)
     assert m.get("audit_proofs_total", result="limited") >= 1
+
+
+def test_integrity_failure_and_quarantine_are_audited(node_factory):
+    n = node_factory(config=FAST)
+    data = os.urandom(5000)
+    cid = stored(n, data)
+    flip_byte(blob_file(n, cid), 1234)
+    for _ in range(3):
+        assert n.gw("GET", obj_path(cid)).status == 502
+    assert n.stop() == 0
+    verify_log(n)
+    recs = records(n)
+    fail = find(recs, "storage", "integrity_fail_quarantine")
+    assert len(fail) == 1 and fail[0]["subject"]["key"] == "b3:" + cid_hex(cid), fail
+    assert fail[0]["attrs"]["count"] == 1
+    q = find(recs, "storage", "quarantined", "requested")
+    assert len(q) == 1 and q[0]["writer_id"] == "storage", q

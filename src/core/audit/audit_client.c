@@ -368,9 +368,15 @@ void audit_count(audit_client *c, const char *stream, const char *kind, const ch
 
 static void on_agg_tick(evutil_socket_t fd, short what, void *arg)
 {
-	audit_client *c = arg;
-
 	(void)fd; (void)what;
+	audit_client_flush(arg);
+}
+
+void audit_client_flush(audit_client *c)
+{
+	if (!c)
+		return;
+	event_del(c->agg_ev);
 	for (size_t i = 0; i < c->nagg; i++) {
 		audit_agg *a = &c->agg[i];
 		audit_emit(c, a->stream, a->kind, a->reason, NULL, json_pack("{s:s}", "key", a->key),

@@ -127,6 +127,12 @@ void audit_emit(audit_client *c, const char *stream, const char *kind, const cha
 void audit_count(audit_client *c, const char *stream, const char *kind, const char *reason,
                  const char *key);
 
+/* Emit the aggregates of the current second now (a service that begins to
+ * drain: the entries leave at once, while the audit service, drained after
+ * the front services and 50 ms after the rest, still takes them). c may be
+ * NULL. */
+void audit_client_flush(audit_client *c);
+
 /* The newest checkpoint (CHECKPOINT) and an inclusion proof (PROOF). NULL
  * handle when it could not be queued (cb still runs later with 503); c NULL:
  * cb runs never — check the client first. */

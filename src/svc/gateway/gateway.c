@@ -334,6 +334,7 @@ static void gateway_drain(svc *s)
 {
 	gateway *g = s->priv;
 
+	audit_client_flush(g->audit);
 	http_server_drain(g->http, gateway_drained, s);
 }
 

@@ -265,6 +265,7 @@ static void omnigate_drain(svc *s)
 	oap_conn *c, *next;
 
 	og->draining = true;
+	audit_client_flush(og->audit);
 	og->drain_done = omnigate_drained;
 	og->drain_arg = s;
 	if (og->lst)

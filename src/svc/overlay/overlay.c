@@ -671,6 +671,7 @@ static void overlay_drain(svc *s)
 	overlay *o = s->priv;
 
 	o->draining = true;
+	audit_client_flush(o->audit);
 	ovl_repair_free(o->repair);   /* no new copies asked for while draining */
 	o->repair = NULL;
 	rpc_server_drain(o->srv);
