@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "core/audit/audit_client.h"
 #include "core/proto/ctl.h"
 #include "core/net/http.h"
 #include "core/metrics/metrics.h"
@@ -166,12 +167,16 @@ static int admin_authorize(supervisor *s, http_req *r, const char *action)
 	reject_count(REJECT_FAMILY_NODE, REJECT_UNAUTH);
 	log_kv(LOG_LEVEL_WARN, "audit", "kind", "admin_refused", "action", action, "peer", peer,
 	       "reason", why, "corr_id", http_req_corr_id(r), LOG_END);
+	audit_emit(s->audit, "admin", action, "unauthorized",
+	           json_pack("{s:s}", "peer", peer), NULL,
+	           json_pack("{s:s, s:s}", "why", why, "corr_id", http_req_corr_id(r)));
 	(void)http_resp_header(r, "WWW-Authenticate", "Bearer");
 	(void)http_reply_error(r, 401, "unauthorized", why, false, 0);
 	return -1;
 }
 
-static void admin_audit(http_req *r, const char *action, const char *result)
+static void admin_audit(supervisor *s, http_req *r, const char *action, const char *result,
+                        const char *error)
 {
 	char peer[128];
 	socklen_t plen;
@@ -179,6 +184,9 @@ static void admin_audit(http_req *r, const char *action, const char *result)
 	util_addr_str(http_req_peer(r, &plen), peer, sizeof peer);
 	log_kv(LOG_LEVEL_INFO, "audit", "kind", "admin_action", "action", action, "peer", peer,
 	       "result", result, "corr_id", http_req_corr_id(r), LOG_END);
+	audit_emit(s->audit, "admin", action, result, json_pack("{s:s}", "peer", peer), NULL,
+	           error ? json_pack("{s:s, s:s}", "corr_id", http_req_corr_id(r), "error", error)
+	                 : json_pack("{s:s}", "corr_id", http_req_corr_id(r)));
 }
 
 static void admin_on_reload(http_req *r, void *arg)
@@ -189,11 +197,11 @@ static void admin_on_reload(http_req *r, void *arg)
 	if (admin_authorize(s, r, "reload") != 0)
 		return;
 	if (supervisor_reload(s, "POST /api/v1/reload", err, sizeof err) != 0) {
-		admin_audit(r, "reload", "refused");
+		admin_audit(s, r, "reload", "refused", err);
 		(void)http_reply_error(r, 422, "config_invalid", err, false, 0);
 		return;
 	}
-	admin_audit(r, "reload", "ok");
+	admin_audit(s, r, "reload", "ok", NULL);
 	(void)http_reply_json(r, 202, "{\"status\":\"reloaded\"}");
 }
 
@@ -203,7 +211,7 @@ static void admin_on_shutdown(http_req *r, void *arg)
 
 	if (admin_authorize(s, r, "shutdown") != 0)
 		return;
-	admin_audit(r, "shutdown", "accepted");
+	admin_audit(s, r, "shutdown", "accepted", NULL);
 	(void)http_reply_json(r, 202, "{\"status\":\"draining\"}");
 	supervisor_shutdown(s, "POST /api/v1/shutdown");
 }
@@ -237,6 +245,10 @@ int admin_start(supervisor *s)
 		{ HTTP_M_GET | HTTP_M_HEAD, "/api/v1/status", "/api/v1/status", HTTP_ROUTE_EXEMPT, admin_on_status, NULL },
 		{ HTTP_M_GET | HTTP_M_HEAD, "/api/v1/providers/", "/api/v1/providers/{b3}",
 		  HTTP_ROUTE_EXEMPT | HTTP_ROUTE_PREFIX, admin_on_providers, NULL },
+		{ HTTP_M_GET | HTTP_M_HEAD, "/api/v1/audit/checkpoint", "/api/v1/audit/checkpoint",
+		  HTTP_ROUTE_EXEMPT, admin_on_audit_checkpoint, NULL },
+		{ HTTP_M_GET | HTTP_M_HEAD, "/api/v1/audit/proof", "/api/v1/audit/proof",
+		  HTTP_ROUTE_EXEMPT, admin_on_audit_proof, NULL },
 		{ HTTP_M_POST, "/api/v1/reload", "/api/v1/reload", HTTP_ROUTE_EXEMPT, admin_on_reload, NULL },
 		{ HTTP_M_POST, "/api/v1/shutdown", "/api/v1/shutdown", HTTP_ROUTE_EXEMPT, admin_on_shutdown, NULL },
 		{ HTTP_M_GET | HTTP_M_HEAD, "/ui", "/ui", HTTP_ROUTE_EXEMPT, admin_ui_on_request, NULL },

@@ -23,6 +23,7 @@
 struct event;
 struct event_base;
 struct dht_client;
+struct audit_client;
 struct http_server;
 struct metrics_series;
 
@@ -133,6 +134,11 @@ typedef struct supervisor {
 	unsigned            admin_finds;     /* provider lookups in flight (≤ ADMIN_FIND_MAX) */
 	kek                *kek;             /* sealed key files; NULL = none (amnesia) */
 	sup_keys            keys;
+	/* The supervisor's audit client (core/audit/audit_client.h): admin,
+	 * policy, keys and supervisor records. NULL without the audit service. */
+	struct audit_client *audit;
+	unsigned            admin_audits;    /* audit queries in flight (≤ ADMIN_AUDIT_MAX) */
+	char                keys_audited[CAPTOKEN_MAX_KEYS * (CAPTOKEN_MAX_KID + 1) + 8];
 	int                 exit_code;
 } supervisor;
 
@@ -156,6 +162,9 @@ void admin_apply_limits(supervisor *s);
 struct http_req;
 /* GET /api/v1/providers/b3:<hex> (admin_find.c; arg: the supervisor). */
 void admin_on_providers(struct http_req *r, void *arg);
+/* GET /api/v1/audit/checkpoint and /api/v1/audit/proof (admin_audit.c). */
+void admin_on_audit_checkpoint(struct http_req *r, void *arg);
+void admin_on_audit_proof(struct http_req *r, void *arg);
 /* The web console (admin_ui.c): GET /ui, /ui/… (arg: the supervisor). */
 void admin_ui_on_request(struct http_req *r, void *arg);
 /* May a browser page of this Origin (NULL: none sent) call the admin POST

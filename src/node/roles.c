@@ -6,10 +6,22 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/audit/audit_client.h"
 #include "core/objects/ovl_client.h"
 #include "node/node.h"
 
 const role roles[] = {
+	{
+		/* The audit log's only writer: first, so that every other service's
+		 * start-up entries find it; drained with the back tier (it takes
+		 * the entries the front sent while draining, then checkpoints).
+		 * Required: a node that cannot record what it decides is not ready
+		 * (while it is down, entries are dropped and counted). */
+		.name = "audit", .ops = &audit_ops, .service_bit = CONFIG_SVC_AUDIT,
+		.instances = 1, .listen = ROLE_LISTEN_NONE, .socket = AUDIT_SOCKET,
+		.required = true, .tier = ROLE_TIER_BACK, .policy = false, .identity = true,
+		.sandbox = &svc_sandbox_audit,
+	},
 	{
 		/* Owns the object store; the front services reach it over its socket. */
 		.name = "storage", .ops = &storage_ops, .service_bit = CONFIG_SVC_STORAGE,

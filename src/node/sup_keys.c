@@ -19,6 +19,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "core/audit/audit_client.h"
 #include "core/auth/captoken.h"
 #include "core/keys/keyfile.h"
 #include "core/keys/seal.h"
@@ -97,6 +98,32 @@ static void read_minting(const char *dir, char *kid, size_t len)
 	kid[strcspn(kid, "\r\n")] = '\0';
 }
 
+/* One record whenever the set of capability keys (or the minting one)
+ * differs from the last one audited: a key added, rotated or retired. */
+static void sup_keys_audit(supervisor *s)
+{
+	const sup_keys *k = &s->keys;
+	char now[sizeof s->keys_audited];
+	size_t off = 0;
+	json_t *kids;
+
+	if (!s->audit)
+		return;
+	now[0] = '\0';
+	for (size_t i = 0; i < k->n && off < sizeof now; i++)
+		off += (size_t)snprintf(now + off, sizeof now - off, "%s%s,", (int)i == k->mint ? "*" : "",
+		                        k->kid[i]);
+	if (strcmp(now, s->keys_audited) == 0)
+		return;
+	memcpy(s->keys_audited, now, sizeof now);
+	kids = json_array();
+	for (size_t i = 0; kids && i < k->n; i++)
+		(void)json_array_append_new(kids, json_string(k->kid[i]));
+	audit_emit(s->audit, "keys", "keys_loaded", k->n ? "changed" : "none", NULL, NULL,
+	           json_pack("{s:o, s:s}", "kids", kids ? kids : json_array(),
+	                     "minting", k->mint >= 0 ? k->kid[k->mint] : ""));
+}
+
 void sup_keys_scan(supervisor *s)
 {
 	char dir[CONFIG_PATH_MAX], path[CONFIG_PATH_MAX + CAPTOKEN_MAX_KID + 8];
@@ -134,6 +161,7 @@ void sup_keys_scan(supervisor *s)
 				young = i;
 		k->mint = (int)young;
 	}
+	sup_keys_audit(s);
 }
 
 void sup_keys_gauges(const supervisor *s)

@@ -37,6 +37,7 @@
 #include "lib/b3.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "core/audit/audit_client.h"
 #include "node/node.h"
 
 #define POLICY_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL)
@@ -123,10 +124,15 @@ static void broadcast(supervisor *s)
 	metrics_gauge_set(metrics_get("policy_version", ""), s->policy.fd >= 0 ? s->policy.version : 0);
 }
 
-static void audit(const char *result, const char *why, const sup_policy *p, const char *err)
+static void audit(supervisor *s, const char *result, const char *why, const sup_policy *p,
+                  const char *err)
 {
 	char ver[24];
 
+	audit_emit(s->audit, "policy", "policy_load", result, json_pack("{s:s}", "trigger", why), NULL,
+	           p->fd >= 0 ? json_pack("{s:I, s:s, s:s}", "version", (json_int_t)p->version,
+	                                  "digest", p->digest, "error", err ? err : "")
+	                      : json_pack("{s:s}", "error", err ? err : ""));
 	snprintf(ver, sizeof ver, "%llu", (unsigned long long)p->version);
 	log_kv(err ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, "audit", "kind", "policy_reload",
 	       "result", result, "trigger", why, "version", p->fd >= 0 ? ver : "-",
@@ -152,7 +158,7 @@ static int refuse(supervisor *s, const char *why, const char *err)
 
 	snprintf(p->last_error, sizeof p->last_error, "%s", err);
 	p->refused++;
-	audit("refused", why, p, err);
+	audit(s, "refused", why, p, err);
 	announce(s, false);
 	return -1;
 }
@@ -168,7 +174,7 @@ static void withdraw(supervisor *s, const char *why, const char *path)
 	/* Truncation is harmless here: a long path still names the file. */
 	int n = snprintf(p->last_error, sizeof p->last_error, "%.400s: no such file", path);
 	(void)n;
-	audit("withdrawn", why, p, p->last_error);
+	audit(s, "withdrawn", why, p, p->last_error);
 	announce(s, had);
 }
 
@@ -225,7 +231,7 @@ int sup_policy_refresh(supervisor *s, const char *why, char *err, size_t errlen)
 	p->ok++;
 	p->last_error[0] = '\0';
 	snprintf(p->digest, sizeof p->digest, "%s", cid);
-	audit(same ? "unchanged" : "ok", why, p, NULL);
+	audit(s, same ? "unchanged" : "ok", why, p, NULL);
 	announce(s, !same);
 	return 0;
 }

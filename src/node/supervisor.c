@@ -27,6 +27,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "core/dht/dht_client.h"
+#include "core/audit/audit_client.h"
 #include "node/node.h"
 
 #define SUP_LISTEN_BACKLOG   1024
@@ -323,10 +324,17 @@ static void child_exited(sup_child *c, int status)
 	if (crashwin_record(&c->crashes, now) && !c->crashloop) {
 		c->crashloop = true;
 		log_kv(LOG_LEVEL_ERROR, "service is crash-looping", "role", c->role->name, LOG_END);
+		audit_emit(s->audit, "supervisor", "crashloop", c->role->name, NULL,
+		           json_pack("{s:s, s:i}", "service", c->role->name, "worker", c->worker),
+		           json_pack("{s:s}", "status", st));
 	}
 	if (!was_ready)
 		c->attempt++;
 	uint32_t ms = backoff_delay_ms(c->attempt, util_random_u32());
+	audit_emit(s->audit, "supervisor", "restart", WIFSIGNALED(status) ? "signal" : "exit", NULL,
+	           json_pack("{s:s, s:i}", "service", c->role->name, "worker", c->worker),
+	           json_pack("{s:s, s:i, s:I, s:b}", "status", st, "delay_ms", (int)ms,
+	                     "restarts", (json_int_t)c->restarts, "was_ready", was_ready));
 	char msbuf[16];
 	snprintf(msbuf, sizeof msbuf, "%u", ms);
 	log_kv(LOG_LEVEL_WARN, "service exited; restarting", "role", c->role->name, "status", st,
@@ -447,6 +455,7 @@ void supervisor_shutdown(supervisor *s, const char *why)
 	s->draining = true;
 	log_kv(LOG_LEVEL_INFO, "shutting down", "reason", why, LOG_END);
 	sdn_stopping(&s->sd, why);
+	audit_emit(s->audit, "supervisor", "shutdown", why, NULL, NULL, NULL);
 	/* Deferred one loop turn so an admin POST can still be answered. */
 	struct timeval zero = { 0, 0 };
 	struct timeval hard = { NODE_HARD_DRAIN_MS / 1000, 0 };
@@ -531,9 +540,13 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	case SIGCHLD:
 		on_sigchld(s);
 		break;
-	case SIGHUP:
-		(void)supervisor_reload(s, "SIGHUP", err, sizeof err);
+	case SIGHUP: {
+		int rc = supervisor_reload(s, "SIGHUP", err, sizeof err);
+		audit_emit(s->audit, "admin", "reload", rc == 0 ? "ok" : "refused",
+		           json_pack("{s:s}", "signal", "SIGHUP"), NULL,
+		           rc == 0 ? NULL : json_pack("{s:s}", "error", err));
 		break;
+	}
 	default:
 		supervisor_shutdown(s, sig == SIGTERM ? "SIGTERM" : "SIGINT");
 		break;
@@ -734,6 +747,19 @@ static int sup_start(supervisor *s, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot start the admin plane on %s", s->cfg.admin_addr);
 		return -1;
 	}
+	/* The audit socket is bound already: entries wait there for the service. */
+	if (s->cfg.services & CONFIG_SVC_AUDIT) {
+		char sock[CONFIG_PATH_MAX + 16];
+		snprintf(sock, sizeof sock, "%s/%s", s->runtime_dir, AUDIT_SOCKET);
+		s->audit = audit_client_new_at(s->base, sock, "supervisor");
+	}
+	if ((s->cfg.services & CONFIG_SVC_AUDIT) && !s->audit) {
+		snprintf(err, errlen, "cannot make the supervisor's audit client");
+		return -1;
+	}
+	audit_emit(s->audit, "supervisor", "start", "run", NULL, NULL,
+	           json_pack("{s:s, s:b}", "node_id", s->identity.id_text, "amnesia", s->cfg.amnesia));
+	sup_keys_scan(s);   /* again, now that it can be audited */
 	char perr[CONFIG_ERR_MAX];
 	if (sup_policy_refresh(s, "start", perr, sizeof perr) != 0)
 		log_kv(LOG_LEVEL_ERROR, "policy bundle refused; denying every public request",
@@ -759,6 +785,7 @@ static void sup_free(supervisor *s)
 	}
 	http_server_free(s->admin);
 	dht_client_free(s->admin_dht);   /* after the admin plane: its lookups are cancelled */
+	audit_client_free(s->audit);
 	for (size_t i = 0; i < 4; i++)
 		if (s->sig_ev[i])
 			event_free(s->sig_ev[i]);

@@ -76,6 +76,16 @@ static const char *const svc_sandbox_index_calls[] = {
 	NULL,
 };
 
+/* The audit log: appends with fdatasync, new segments (fsync of the file
+ * and the directory), retention (unlink, the checkpoint file rewritten and
+ * renamed), a reopen after a failed write (access, ftruncate of a torn
+ * tail, mkdir of a directory that exists). */
+static const char *const svc_sandbox_audit_calls[] = {
+	"getdents64", "fsync", "fdatasync", "ftruncate", "renameat", "renameat2", "unlinkat",
+	"mkdirat", "access", "faccessat", "faccessat2", "fchmod",
+	NULL,
+};
+
 /* Fatal even in log mode: running another program is the escape the
  * sandbox exists to stop. (Not ptrace: LeakSanitizer's exit check needs it.) */
 static const char *const svc_sandbox_never[] = {
@@ -139,6 +149,19 @@ static void index_paths(const mn_config *cfg, svc_sandbox_paths *out)
 	if (!cfg->amnesia && (size_t)snprintf(dir, sizeof dir, "%s/index", cfg->data_dir) < sizeof dir)
 		paths_add(out, dir, SANDBOX_FS_READ_FILES | SANDBOX_FS_LIST_DIRS | SANDBOX_FS_WRITE);
 }
+
+static void audit_paths(const mn_config *cfg, svc_sandbox_paths *out)
+{
+	char dir[CONFIG_PATH_MAX];
+
+	if (!cfg->amnesia && (size_t)snprintf(dir, sizeof dir, "%s/audit", cfg->data_dir) < sizeof dir)
+		paths_add(out, dir, SANDBOX_FS_READ_FILES | SANDBOX_FS_LIST_DIRS | SANDBOX_FS_WRITE);
+}
+
+const svc_sandbox_profile svc_sandbox_audit = {
+	.name = "audit", .syscalls = svc_sandbox_audit_calls,
+	.open_write = true, .threads = true, .paths = audit_paths,
+};
 
 const svc_sandbox_profile svc_sandbox_front = {
 	.name = "front", .syscalls = svc_sandbox_front_calls,

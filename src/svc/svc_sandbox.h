@@ -42,6 +42,9 @@ extern const svc_sandbox_profile svc_sandbox_dht;
 extern const svc_sandbox_profile svc_sandbox_index;
 /* overlay: no file system (upload files arrive as fds); TCP to peers, its sockets. */
 extern const svc_sandbox_profile svc_sandbox_overlay;
+/* audit: its log directory (<data_dir>/audit, none in amnesia mode) read/write,
+ * fsync, renames and unlinks for retention; one proof thread. */
+extern const svc_sandbox_profile svc_sandbox_audit;
 
 /* The paths profile p keeps under cfg (for tests and the docs). */
 void svc_sandbox_paths_of(const svc_sandbox_profile *p, const mn_config *cfg,

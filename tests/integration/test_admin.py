@@ -76,6 +76,8 @@ def test_readyz_ready_body(node):
     v = node.get("/version").json()
     assert d["version_parity"] == {"state": "ok", "build_id": v["build_id"], "mismatched": 0}
     assert d["services"] == {
+        "audit": {"state": "ready", "required": True, "workers": 1, "ready_workers": 1,
+                  "crashloop": False, "restarts": 0},
         "gateway": {"state": "ready", "required": True, "workers": 1, "ready_workers": 1,
                     "crashloop": False, "restarts": 0},
         "storage": {"state": "ready", "required": True, "workers": 1, "ready_workers": 1,
@@ -85,7 +87,7 @@ def test_readyz_ready_body(node):
 def test_readyz_two_workers(node_factory):
     n = node_factory(workers=2)
     svcs = n.get("/readyz").json()["deps"]["services"]
-    assert set(svcs) == {"gateway", "storage"}
+    assert set(svcs) == {"audit", "gateway", "storage"}
     g = svcs["gateway"]
     assert g["workers"] == 2
     # ready as soon as one worker is; the second follows within moments
@@ -94,7 +96,7 @@ def test_readyz_two_workers(node_factory):
     assert svcs["storage"] == {"state": "ready", "required": True, "workers": 1,
                                "ready_workers": 1, "crashloop": False, "restarts": 0}
     kids = n.children()
-    assert len(kids) == 3, kids
+    assert len(kids) == 4, kids   # two gateway workers, storage, audit
     assert sorted(c["worker"] for c in kids if c["service"] == "gateway") == [0, 1]
     assert [c["worker"] for c in kids if c["service"] == "storage"] == [0]
 
@@ -136,10 +138,11 @@ def test_status_body(node):
         st = os.stat(d)
         assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700, d
     kids = j["children"]
-    assert len(kids) == 2, kids
-    # one gateway worker and the storage process, each exactly once
-    assert sorted((c["service"], c["worker"]) for c in kids) == [("gateway", 0), ("storage", 0)]
-    assert len({c["pid"] for c in kids}) == 2, kids
+    assert len(kids) == 3, kids
+    # the audit service, one gateway worker and the storage process, each exactly once
+    assert sorted((c["service"], c["worker"]) for c in kids) == [("audit", 0), ("gateway", 0),
+                                                                  ("storage", 0)]
+    assert len({c["pid"] for c in kids}) == 3, kids
     for c in kids:
         assert set(c) == {"service", "worker", "pid", "state", "restarts", "crashloop",
                           "storage_reachable", "build_id", "uptime_ms"}

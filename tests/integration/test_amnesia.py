@@ -53,7 +53,7 @@ import pytest
 from conftest import (AAD_CAP, AAD_IDENTITY, AAD_POLICY, b3sum_cid, free_ports, read_kek,
                       run_cli, unseal, wait_until, SLOW)
 
-SERVICES = ["gateway", "storage", "index", "omnigate", "dht", "overlay"]
+SERVICES = ["gateway", "storage", "index", "omnigate", "dht", "overlay", "audit"]
 ADMIN_TOKEN = "amnesia-admin-token-" + os.urandom(12).hex()
 WRITE = ("--prefix", "/", "--ttl", "1h")           # every method, every path
 SETPRIV = shutil.which("setpriv")
@@ -229,6 +229,7 @@ def amnesia_node(node_factory, src, extra_env=None, config=None):
     tmp_env = {}
     n = node_factory(start=False, wall=None, config=dict({
         "amnesia": True, "services": SERVICES,
+        "audit": {"checkpoint_interval": "1s"},
         "oap": {"addr": "127.0.0.1:%d" % oap},
         "dht": {"addr": "127.0.0.1:%d" % udp}}, **(config or {})))
     for name, var in (("home", "HOME"), ("tmpdir", "TMPDIR")):
@@ -250,10 +251,7 @@ def amnesia_node(node_factory, src, extra_env=None, config=None):
 
 # ---------------------------------------------------------------- the workload
 # Each step is one function of (node, state); a new kind of record the node
-# keeps is one more step. The audit service (issue 15, built separately)
-# joins as one call in WORKLOAD: a `receives_audit_records(n, st)` that
-# makes the node emit audit records (an admin reload, a refused token) and
-# reads them back from /api/v1/audit/checkpoint, with "audit" in SERVICES.
+# keeps is one more step (the audit records: receives_audit_records).
 
 def gw(n, method, path, body=None, token=None, ctype="application/octet-stream"):
     h = {"Content-Type": ctype}
@@ -349,7 +347,23 @@ def reads_back(n, st):
         assert r.status == 200 and r.body == st["objects"][cid], r
 
 
-WORKLOAD = (stores_objects, writes_names, rotates_keys, reads_back)
+def receives_audit_records(n, st):
+    """The audit service (RAM in amnesia) takes the records of this run (the
+    reload above, the refused upload, the start) and proves them under a
+    signed checkpoint, all in memory."""
+    def covered():
+        r = n.get("/api/v1/audit/proof?stream=admin&seq=0")
+        return r if r.status == 200 else None
+    r = wait_until(covered, 30 * SLOW, what="a checkpoint covering admin seq 0 (the reload)")
+    p = r.json()
+    assert json.loads(p["record"])["kind"] == "reload", p["record"]
+    assert p["checkpoint"]["size"] >= 2
+    ck = n.get("/api/v1/audit/checkpoint")
+    assert ck.status == 200 and ck.json()["size"] >= p["checkpoint"]["size"], ck
+    assert n.metrics().sum("audit_records_total") >= 2
+
+
+WORKLOAD = (stores_objects, writes_names, rotates_keys, reads_back, receives_audit_records)
 
 
 # ---------------------------------------------------------------- 1. nothing left

@@ -174,7 +174,10 @@ def test_print_has_file_shape():
     assert j["limits"]["max_inflight"] == 512
     assert j["limits"]["requests_per_second"] == 500
     assert j["drain"]["deadline"] == "3s"
-    assert j["services"] == ["gateway", "storage"]
+    assert j["services"] == ["gateway", "storage", "audit"]
+    assert j["audit"] == {"fsync_interval": "100ms", "checkpoint_interval": "1m", "max_age": "0s",
+                          "max_bytes": "1GiB", "segment_max": "64MiB", "queue_max": 8192,
+                          "ram_bytes": "16MiB"}
     assert j["storage"] == {"max_object": "1GiB", "max_uploads": 64, "replicas": 3, "cache_bytes": "1GiB",
                             "max_uploads_per_tenant": 16, "max_uploads_per_peer": 16}
     assert j["gateway"]["allow_plaintext"] is False

@@ -25,11 +25,11 @@ def readyz(node):
 
 def test_default_services_in_status_and_readyz(node):
     kids = node.children()
-    assert sorted(c["service"] for c in kids) == ["gateway", "storage"], kids
+    assert sorted(c["service"] for c in kids) == ["audit", "gateway", "storage"], kids
     assert all(c["state"] == "ready" and c["pid"] > 0 for c in kids), kids
     r, j = readyz(node)
     assert r.status == 200 and j["status"] == "ready", j
-    assert set(j["deps"]["services"]) == {"gateway", "storage"}, j
+    assert set(j["deps"]["services"]) == {"audit", "gateway", "storage"}, j
     st = j["deps"]["services"]["storage"]
     assert st["state"] == "ready" and st["required"] is True, st
 

@@ -290,10 +290,10 @@ def test_post_reload_restart_class_change_422(node):
 
 def test_children_exit_when_supervisor_sigkilled(node_factory):
     n = node_factory(workers=2)
-    wait_until(lambda: len([c for c in n.children() if c["pid"] > 0]) == 3, 5 * SLOW,
-               what="two workers and storage")
+    wait_until(lambda: len([c for c in n.children() if c["pid"] > 0]) == 4, 5 * SLOW,
+               what="two workers, storage and audit")
     kids = n.child_pids()
-    assert sorted(c["service"] for c in n.children()) == ["gateway", "gateway", "storage"]
+    assert sorted(c["service"] for c in n.children()) == ["audit", "gateway", "gateway", "storage"]
     storage = kids_of(n, "storage")[0]["pid"]
     n.proc.kill()
     n.proc.wait(5)

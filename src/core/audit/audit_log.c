@@ -78,6 +78,7 @@ void audit_log_free(audit_log *l)
 		close(l->fd);
 	if (l->ckfd >= 0)
 		close(l->ckfd);
+	audit_ram_free(l->ram);
 	free(l->batch);
 	free(l);
 }
@@ -139,6 +140,10 @@ int audit_log_sync(audit_log *l, char *err, size_t errlen)
 		return audit_log_fail(err, errlen, "the log failed a write: reopen it");
 	if (l->batch_n == 0)
 		return 0;
+	if (l->ram) {
+		audit_ram_put(l, l->batch, l->batch_len);
+		goto synced;
+	}
 	/* Rotate at a record boundary: the new header is the state on disk. */
 	if (l->seg_bytes + l->batch_len > l->segment_max && l->synced.tree.size > l->seg_first &&
 	    audit_log_new_segment(l, &l->synced, err, errlen) != 0) {
@@ -151,6 +156,7 @@ int audit_log_sync(audit_log *l, char *err, size_t errlen)
 		                      strerror(errno));
 	}
 	l->seg_bytes += l->batch_len;
+synced:
 	l->batch_len = 0;
 	l->batch_n = 0;
 	l->synced = l->st;
@@ -188,7 +194,7 @@ int audit_log_checkpoint(audit_log *l, uint64_t now_ms, audit_checkpoint *out, c
 	    audit_checkpoint_encode(&c, line, AUDIT_CKPT_MAX, &n) != 0)
 		return audit_log_fail(err, errlen, "cannot sign the checkpoint");
 	line[n++] = '\n';
-	if (util_write_all(l->ckfd, line, n) != 0 || fdatasync(l->ckfd) != 0) {
+	if (!l->ram && (util_write_all(l->ckfd, line, n) != 0 || fdatasync(l->ckfd) != 0)) {
 		l->broken = true;
 		return audit_log_fail(err, errlen, "%s/%s: write/fsync failed: %s", l->dir,
 		                      AUDIT_CKPT_FILE, strerror(errno));
@@ -289,6 +295,9 @@ int audit_log_retain(audit_log *l, uint64_t now_ms, uint64_t max_age_ms, uint64_
 	struct stat st;
 
 	memset(rep, 0, sizeof *rep);
+	rep->first_index = l->first_index;
+	if (l->ram)
+		return 0;   /* the ring is its own bound */
 	if (audit_segment_list(l->dir, &firsts, &n, err, errlen) != 0)
 		return -1;
 	for (i = 0; i < n; i++) {

@@ -43,8 +43,12 @@
 
 typedef struct audit_log audit_log;
 
+#define AUDIT_RAM_MIN             (2u * AUDIT_BATCH_MAX_BYTES)  /* smallest RAM log */
+
 typedef struct audit_log_opts {
-	const char          *dir;            /* <data>/audit; created 0700 */
+	const char          *dir;            /* <data>/audit; created 0700. NULL: in RAM */
+	uint64_t             ram_bytes;      /* dir NULL: keep the newest ram_bytes of records
+	                                        (≥ AUDIT_RAM_MIN); nothing touches a file */
 	uint64_t             segment_max;    /* 0 = AUDIT_SEGMENT_MAX_DEFAULT */
 	const node_identity *id;             /* borrowed for the log's life; signs checkpoints */
 } audit_log_opts;
@@ -74,7 +78,13 @@ typedef struct audit_retain_report {
 	unsigned checkpoints_removed;        /* over removed records (the newest always stays) */
 } audit_retain_report;
 
-/* Open (creating) the log in o->dir. NULL with err (naming file and offset
+/* RAM mode (amnesia: o->dir NULL): records live in one bounded ring; when a
+ * sync would pass ram_bytes the oldest records leave it, their leaves folded
+ * into the tree state that stands in for them (as a segment header's frontier
+ * does after retention), so every record still held can be proven and every
+ * checkpoint covers the whole log. audit_log_retain only reports there.
+ *
+ * Open (creating) the log in o->dir. NULL with err (naming file and offset
  * when a segment is corrupt). *rec may be NULL. */
 audit_log *audit_log_open(const audit_log_opts *o, audit_recovery *rec, char *err, size_t errlen);
 /* Close; pending (unsynced) records are dropped, never acknowledged. NULL ok. */
@@ -118,6 +128,19 @@ int audit_log_retain(audit_log *l, uint64_t now_ms, uint64_t max_age_ms, uint64_
 __attribute__((warn_unused_result))
 int audit_log_find(audit_log *l, const char *stream, uint64_t seq, uint64_t *index,
                    char *err, size_t errlen);
+/* stream's record seq: its index and its stored bytes (NUL-terminated) into
+ * rec[0..cap) (rec may be NULL). As audit_log_find. */
+__attribute__((warn_unused_result))
+int audit_log_get(audit_log *l, const char *stream, uint64_t seq, uint64_t *index, char *rec,
+                  size_t cap, size_t *len, char *err, size_t errlen);
+
+/* A read-only copy of l as acknowledged now (caller frees with
+ * audit_log_free), for audit_log_get/find/prove on another thread while l
+ * goes on writing: it shares nothing with l (a RAM log's records are
+ * copied). Files removed by a later retention make its reads fail. NULL on
+ * allocation failure. */
+audit_log *audit_log_reader(const audit_log *l);
+
 /* The inclusion proof of record index in the tree of the first size records
  * (size <= audit_log_size; usually the last checkpoint's), and the leaf's
  * hash. Reads the segments once from the first one present, whose header

@@ -10,7 +10,15 @@
 
 #define AUDIT_PATH_MAX 4096u
 
+/* RAM mode's records: stored lines ("...\n") at buf[start..end). */
+typedef struct audit_ram {
+	char        *buf;
+	size_t       cap, start, end;
+	audit_merkle base;                     /* tree of the records that left the ring */
+} audit_ram;
+
 struct audit_log {
+	audit_ram           *ram;             /* RAM mode, else NULL */
 	char                 dir[AUDIT_PATH_MAX];
 	uint64_t             segment_max;
 	const node_identity *id;              /* borrowed */
@@ -40,5 +48,12 @@ int audit_log_path(const audit_log *l, const char *name, char *out, size_t outle
 /* Create segment seg-<first>.log holding the header of s, fsync it and the
  * directory; l->fd then writes to it. 0, or -1 with err. */
 int audit_log_new_segment(audit_log *l, const audit_state *s, char *err, size_t errlen);
+
+/* RAM mode (audit_log_ram.c): take the synced batch into the ring, evicting
+ * the oldest records; copy a ring; free one. */
+void audit_ram_put(audit_log *l, const char *batch, size_t len);
+audit_ram *audit_ram_copy(const audit_ram *r);
+void audit_ram_free(audit_ram *r);
+audit_log *audit_ram_open(const audit_log_opts *o, char *err, size_t errlen);
 
 #endif

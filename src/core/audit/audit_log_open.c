@@ -212,6 +212,11 @@ audit_log *audit_log_open(const audit_log_opts *o, audit_recovery *rec, char *er
 	if (!rec)
 		rec = &dummy;
 	memset(rec, 0, sizeof *rec);
+	if (!o->dir) {
+		free(lr);
+		free(l);
+		return audit_ram_open(o, err, errlen);
+	}
 	if (!l || !lr || !(l->batch = malloc(AUDIT_BATCH_MAX_BYTES))) {
 		audit_log_fail(err, errlen, "out of memory");
 		goto fail;

@@ -20,6 +20,7 @@ typedef struct seg_iter {
 	bool         in_records;     /* past the current segment's header */
 	uint64_t     index;          /* of the next record */
 	audit_lines *lr;
+	size_t       roff;           /* RAM mode: offset of the next line in the ring */
 } seg_iter;
 
 static int iter_open(seg_iter *it, audit_log *l, char *err, size_t errlen)
@@ -27,6 +28,11 @@ static int iter_open(seg_iter *it, audit_log *l, char *err, size_t errlen)
 	memset(it, 0, sizeof *it);
 	it->l = l;
 	it->fd = -1;
+	if (l->ram) {
+		it->roff = l->ram->start;
+		it->index = l->first_index;
+		return 0;
+	}
 	it->lr = malloc(sizeof *it->lr);
 	if (!it->lr)
 		return audit_log_fail(err, errlen, "out of memory");
@@ -51,7 +57,18 @@ static int iter_next(seg_iter *it, const char **line, size_t *len, char *err, si
 {
 	char name[AUDIT_SEG_NAME_LEN + 1], path[AUDIT_PATH_MAX];
 	uint64_t off;
+	const audit_ram *r = it->l->ram;
 
+	if (r) {
+		const char *p = r->buf + it->roff, *nl;
+
+		if (it->roff >= r->end || !(nl = memchr(p, '\n', r->end - it->roff)))
+			return 1;
+		*line = p;
+		*len = (size_t)(nl - p);
+		it->roff += *len + 1;
+		return 0;
+	}
 	for (;;) {
 		if (it->fd < 0) {
 			if (it->i >= it->n)
@@ -76,8 +93,8 @@ static int iter_next(seg_iter *it, const char **line, size_t *len, char *err, si
 	}
 }
 
-int audit_log_find(audit_log *l, const char *stream, uint64_t seq, uint64_t *index,
-                   char *err, size_t errlen)
+int audit_log_get(audit_log *l, const char *stream, uint64_t seq, uint64_t *index, char *rec,
+                  size_t cap, size_t *len, char *err, size_t errlen)
 {
 	const audit_head *h = audit_state_head(&l->synced, stream);
 	seg_iter it;
@@ -95,14 +112,52 @@ int audit_log_find(audit_log *l, const char *stream, uint64_t seq, uint64_t *ind
 		if (audit_record_parse(line, n, &r, NULL, 0) == 0 && r.seq == seq &&
 		    strcmp(r.stream, stream) == 0) {
 			*index = it.index;
+			rc = 0;
+			if (rec && n >= cap)
+				rc = audit_log_fail(err, errlen, "record larger than the buffer");
+			else if (rec) {
+				memcpy(rec, line, n);
+				rec[n] = '\0';
+			}
+			if (len)
+				*len = n;
 			iter_close(&it);
-			return 0;
+			return rc;
 		}
 		it.index++;
 	}
 	iter_close(&it);
 	return rc < 0 ? -1 : audit_log_fail(err, errlen, "stream %s seq %" PRIu64 " is no longer "
 	                                    "in the log (retention)", stream, seq);
+}
+
+int audit_log_find(audit_log *l, const char *stream, uint64_t seq, uint64_t *index,
+                   char *err, size_t errlen)
+{
+	return audit_log_get(l, stream, seq, index, NULL, 0, NULL, err, errlen);
+}
+
+audit_log *audit_log_reader(const audit_log *l)
+{
+	audit_log *c = calloc(1, sizeof *c);
+
+	if (!c)
+		return NULL;
+	memcpy(c->dir, l->dir, sizeof c->dir);
+	c->segment_max = l->segment_max;
+	c->fd = c->ckfd = -1;
+	c->broken = true;              /* never written through */
+	c->first_index = l->first_index;
+	c->seg_first = l->seg_first;
+	c->st = l->synced;
+	c->synced = l->synced;
+	c->have_ckpt = l->have_ckpt;
+	c->last_ckpt = l->last_ckpt;
+	if (l->ram && !(c->ram = audit_ram_copy(l->ram))) {
+		free(c);
+		return NULL;
+	}
+	return c;
 }
 
 static int prove_leaf(void *ctx, uint64_t i, uint8_t leaf[B3_OUT_LEN])
@@ -147,7 +202,7 @@ int audit_log_prove(audit_log *l, uint64_t index, uint64_t size, audit_proof *p,
 {
 	audit_state *base = calloc(1, sizeof *base);
 	seg_iter it;
-	int rc;
+	int rc = 0;
 
 	if (!base)
 		return audit_log_fail(err, errlen, "out of memory");
@@ -161,7 +216,10 @@ int audit_log_prove(audit_log *l, uint64_t index, uint64_t size, audit_proof *p,
 		free(base);
 		return -1;
 	}
-	rc = iter_base(&it, base, err, errlen);
+	if (l->ram)
+		base->tree = l->ram->base;
+	else
+		rc = iter_base(&it, base, err, errlen);
 	if (rc == 0 && base->tree.size != it.index)
 		rc = audit_log_fail(err, errlen, "first segment header does not fit its name");
 	if (rc == 0 && audit_merkle_prove(&base->tree, index, size, prove_leaf, &it, p, leaf) != 0)

@@ -51,6 +51,7 @@ enum {
 	CONFIG_SVC_DHT = 1u << 3,
 	CONFIG_SVC_INDEX = 1u << 4,
 	CONFIG_SVC_OVERLAY = 1u << 5,
+	CONFIG_SVC_AUDIT = 1u << 6,
 };
 
 typedef struct mn_config {
@@ -148,6 +149,13 @@ typedef struct mn_config {
 	uint64_t overlay_fetch_timeout_ms;         /* 30s: a whole fetch, all providers */
 	uint64_t overlay_range_fetch_max_bytes;    /* 16MiB: a miss's Range up to it fetches its groups only */
 	uint64_t overlay_repair_interval_ms;       /* 10m: between repair passes */
+	uint64_t audit_fsync_interval_ms;          /* 100ms: drain the queue, append, fsync */
+	uint64_t audit_checkpoint_interval_ms;     /* 60s: sign a checkpoint */
+	uint64_t audit_max_age_ms;                 /* 0: segments kept whatever their age */
+	uint64_t audit_max_bytes;                  /* 1GiB: segments beyond it removed, oldest first */
+	uint64_t audit_segment_max;                /* 64MiB: rotate past it */
+	uint32_t audit_queue_max;                  /* 8192 entries waiting for the next sync */
+	uint64_t audit_ram_bytes;                  /* 16MiB: the amnesia log's ring */
 } mn_config;
 
 /* Reload classes (documented per key). */

@@ -35,6 +35,9 @@
 #define CONFIG_OVERLAY_RANGE_MAX (32u << 20)           /* OVL_RANGE_MAX (core/objects/ovl_client.h) */
 #define CONFIG_KEYS_AGE_MAX_MS   (10ull * 366u * 24u * 3600u * 1000u) /* 10 years */
 #define CONFIG_RANGES_MAX        256u                 /* RANGE_MAX_SPANS (core/net/range.h) */
+#define CONFIG_AUDIT_SEG_MIN     (64u << 10)          /* AUDIT_SEGMENT_MAX_MIN (core/audit/audit_log.h) */
+#define CONFIG_AUDIT_RAM_MIN     (2u << 20)           /* AUDIT_RAM_MIN (core/audit/audit_log.h) */
+#define CONFIG_AUDIT_QUEUE_MAX   65536u
 
 #define FIELD(f) .offset = offsetof(mn_config, f), .size = sizeof(((mn_config *)0)->f)
 /* Strings: min is the minimum length; the maximum is the field's capacity. */
@@ -62,6 +65,7 @@ static const config_enum_name config_services[] = {
 	{ .name = "dht", .value = CONFIG_SVC_DHT },
 	{ .name = "index", .value = CONFIG_SVC_INDEX },
 	{ .name = "overlay", .value = CONFIG_SVC_OVERLAY },
+	{ .name = "audit", .value = CONFIG_SVC_AUDIT },
 	{ .name = NULL },
 };
 
@@ -203,8 +207,8 @@ const config_key config_table[] = {
 	  .def = "3s", .min = 0, .max = CONFIG_DRAIN_MAX_MS, .reload = CONFIG_RELOAD_LIVE,
 	  .help = "Graceful shutdown: time given to in-flight requests (hard limit 5s)." },
 	{ .key = "services", .type = CONFIG_T_SERVICES, FIELD(services), .names = config_services,
-	  .def = "gateway,storage", .reload = CONFIG_RELOAD_RESTART,
-	  .help = "Services the supervisor runs (JSON array; comma-separated in flags)." },
+	  .def = "gateway,storage,audit", .reload = CONFIG_RELOAD_RESTART,
+	  .help = "Services the supervisor runs (JSON array; comma-separated in flags): gateway, storage, omnigate, dht, index, overlay, audit. Leave audit out only to run without an audit log (docs/audit.md)." },
 	{ .key = "amnesia", .type = CONFIG_T_BOOL, FIELD(amnesia),
 	  .def = "false", .reload = CONFIG_RELOAD_RESTART, .env = "RON_AMNESIA",
 	  .help = "RAM-only mode: nothing written to disk, secrets zeroized at exit (env: 1/0/true/false)." },
@@ -315,6 +319,27 @@ const config_key config_table[] = {
 	{ .key = "overlay.repair_interval", .type = CONFIG_T_DURATION, FIELD(overlay_repair_interval_ms),
 	  .def = "10m", .min = 1000, .max = 86400000, .reload = CONFIG_RELOAD_RESTART,
 	  .help = "Pause between two passes of the overlay's repair loop over the objects stored here (each pass checks every object's providers against storage.replicas and asks peers for the missing copies)." },
+	{ .key = "audit.fsync_interval", .type = CONFIG_T_DURATION, FIELD(audit_fsync_interval_ms),
+	  .def = "100ms", .min = CONFIG_TIMEOUT_MIN_MS, .max = 10000, .reload = CONFIG_RELOAD_RESTART,
+	  .help = "How often the audit service drains its queue (at most 1024 entries a turn), appends the entries to the log and fsyncs it: the most an entry waits before it is on disk." },
+	{ .key = "audit.checkpoint_interval", .type = CONFIG_T_DURATION, FIELD(audit_checkpoint_interval_ms),
+	  .def = "60s", .min = 1000, .max = CONFIG_TIMEOUT_MAX_MS, .reload = CONFIG_RELOAD_RESTART,
+	  .help = "How often the audit service signs a checkpoint (a Merkle root over every record) with the node identity; also at shutdown. Records after the newest checkpoint are chained but not yet signed (docs/audit.md)." },
+	{ .key = "audit.max_age", .type = CONFIG_T_DURATION, FIELD(audit_max_age_ms),
+	  .def = "0s", .min = 0, .max = CONFIG_KEYS_AGE_MAX_MS, .reload = CONFIG_RELOAD_LIVE,
+	  .help = "Retention after each checkpoint: whole segments last written longer ago than this are removed, oldest first (never the one being written); 0 = no age limit." },
+	{ .key = "audit.max_bytes", .type = CONFIG_T_SIZE, FIELD(audit_max_bytes),
+	  .def = "1GiB", .min = 0, .max = CONFIG_BODY_MAX, .reload = CONFIG_RELOAD_LIVE,
+	  .help = "Retention after each checkpoint: while the segments take more than this, the oldest whole segment is removed (never the one being written); 0 = no size limit." },
+	{ .key = "audit.segment_max", .type = CONFIG_T_SIZE, FIELD(audit_segment_max),
+	  .def = "64MiB", .min = CONFIG_AUDIT_SEG_MIN, .max = 1ull << 30, .reload = CONFIG_RELOAD_RESTART,
+	  .help = "Size past which the audit log starts a new segment file (the unit retention removes)." },
+	{ .key = "audit.queue_max", .type = CONFIG_T_U32, FIELD(audit_queue_max),
+	  .def = "8192", .min = 1, .max = CONFIG_AUDIT_QUEUE_MAX, .reload = CONFIG_RELOAD_RESTART,
+	  .help = "Entries the audit service holds between two syncs (also at most 32 MiB); one more is refused, counted in audit_dropped_total{reason=\"queue_full\"} and, once the queue drains, recorded as one record with the count." },
+	{ .key = "audit.ram_bytes", .type = CONFIG_T_SIZE, FIELD(audit_ram_bytes),
+	  .def = "16MiB", .min = CONFIG_AUDIT_RAM_MIN, .max = 1ull << 30, .reload = CONFIG_RELOAD_RESTART,
+	  .help = "Amnesia only: the audit log lives in memory, the newest this many bytes of records; older records leave it (checkpoints and proofs still cover every record held)." },
 };
 
 const size_t config_table_len = sizeof config_table / sizeof config_table[0];

@@ -239,6 +239,18 @@ static const struct metrics_family metrics_families[] = {
 	  "This node's signed node record put into the DHT (at start, then hourly)." },
 	{ "oap_replicate_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
 	  "REPLICATE requests omnigate answered, by result (stored, not_found, failed, not_peer, no_overlay)." },
+	{ "audit_records_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
+	  "Audit records appended and acknowledged (fsynced, or in the RAM log in amnesia), by stream." },
+	{ "audit_dropped_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
+	  "Audit entries that never became records, by reason: queue_full (the audit service's queue), refused (not a valid entry), client_busy (a sender's local buffer was full), unavailable (the audit service could not be reached), too_large (an entry over the message cap)." },
+	{ "audit_checkpoints_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
+	  "Signed audit checkpoints written (timer, shutdown)." },
+	{ "audit_recovered_torn_bytes", METRICS_GAUGE, METRICS_SRC_SLOTS,
+	  "Bytes of a torn last record (and checkpoint) the audit service cut when it last opened the log; 0 when it was clean." },
+	{ "audit_proofs_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
+	  "Audit inclusion proofs asked for on the admin plane, by result (ok, not_found, not_checkpointed, busy, limited, error)." },
+	{ "audit_queue_depth", METRICS_GAUGE, METRICS_SRC_SLOTS,
+	  "Audit entries waiting in the audit service's queue for the next sync." },
 };
 #define METRICS_NFAMILIES (sizeof metrics_families / sizeof metrics_families[0])
 static_assert(METRICS_NFAMILIES < UINT16_MAX, "family index is a u16");

@@ -19,6 +19,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "core/audit/audit_client.h"
 #include "core/metrics/metrics.h"
 #include "core/metrics/reject.h"
 #include "core/objects/objstore.h"
@@ -179,12 +180,13 @@ static void objstore_on_quarantined(const stor_result *res, void *arg)
 		       res->message ? res->message : "", LOG_END);
 }
 
-void objstore_integrity_fail(stor_client *c, const uint8_t id[32], const char *what,
-                             const char *corr_id)
+void objstore_integrity_fail(stor_client *c, struct audit_client *audit, const uint8_t id[32],
+                             const char *what, const char *corr_id)
 {
 	char cid[B3_CID_LEN + 1];
 
 	b3_cid_format(id, cid);
+	audit_count(audit, "storage", "integrity_fail_quarantine", what, cid);
 	metrics_count("integrity_fail_total", "object=\"blob\"", 1);
 	reject_count(REJECT_FAMILY_NODE, REJECT_INTEGRITY);
 	log_kv(LOG_LEVEL_ERROR, "object failed verification", "cid", cid, "what", what,

@@ -97,8 +97,10 @@ void objv_close(objv *v);
  * rejected_total{reason="integrity"}, one error log line (what: the reason;
  * corr_id borrowed), and a QUARANTINE call so the next request gets 502 at
  * once. c is borrowed. */
-void objstore_integrity_fail(stor_client *c, const uint8_t id[32], const char *what,
-                             const char *corr_id);
+struct audit_client;
+/* audit (borrowed, NULL ok) gets an aggregated storage/integrity_fail record. */
+void objstore_integrity_fail(stor_client *c, struct audit_client *audit, const uint8_t id[32],
+                             const char *what, const char *corr_id);
 
 /* ---- objput: the upload writer ------------------------------------------ */
 

@@ -33,6 +33,7 @@
 #include "core/objects/objstore.h"
 #include "core/objects/stor_client.h"
 #include "core/tls.h"
+#include "core/audit/audit_client.h"
 #include "core/auth/wall.h"
 #include "lib/util.h"
 #include "lib/log.h"
@@ -58,6 +59,7 @@ typedef struct gateway {
 	bool          shedding; /* last state reported */
 	svc          *svc;
 	int           worker;
+	audit_client *audit;          /* NULL without the audit service */
 } gateway;
 
 static const wall_class class_of[] = {
@@ -133,6 +135,18 @@ static void gateway_gate(http_req *r, void *arg, http_gate_verdict *out)
 	out->code = wall_ticket_code(t);
 	out->message = wall_ticket_message(t);
 	out->reject = wall_ticket_reject(t);
+	/* A capability refusal, one record per tenant, reason and second
+	 * however many (a flood of bad tokens cannot flood the log). */
+	if (out->status == 401 || out->status == 403) {
+		const char *tenant = wall_ticket_tenant(t);
+		char key[96];
+
+		if (!tenant || !tenant[0]) {   /* refused before a tenant was known */
+			util_peer_key(rq.peer, key, sizeof key);
+			tenant = key;
+		}
+		audit_count(g->audit, "ingress", "capability_refused", reject_name(out->reject), tenant);
+	}
 	out->retry_after_s = wall_ticket_retry_after(t);
 	out->www_authenticate = wall_ticket_challenge(t);
 }
@@ -226,6 +240,7 @@ static void gateway_free(gateway *g)
 	stor_client_free(g->stor);
 	index_client_free(g->index);
 	ovl_client_free(g->objects.ovl);
+	audit_client_free(g->audit);
 	wall_free(g->wall);
 	tls_server_free(g->tls);
 	free(g);
@@ -249,6 +264,10 @@ static int gateway_start(svc *s)
 	o.nroutes = sizeof g->routes / sizeof g->routes[0];
 	g->worker = s->worker;
 	g->svc = s;
+	char writer[32];
+	snprintf(writer, sizeof writer, "gateway/%d", s->worker);
+	g->audit = audit_client_new(s->base, &s->cfg, writer);   /* NULL: no audit service */
+	g->objects.audit = g->audit;
 	if (!(g->wall = wall_new())) {
 		free(g);
 		return -1;
@@ -315,6 +334,7 @@ static void gateway_drain(svc *s)
 {
 	gateway *g = s->priv;
 
+	audit_client_flush(g->audit);
 	http_server_drain(g->http, gateway_drained, s);
 }
 

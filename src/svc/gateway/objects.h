@@ -38,6 +38,7 @@ struct cors;
 /* Shared by every request of one worker; outlives them all. */
 typedef struct objects {
 	const struct cors *cors;  /* gateway.cors_origins (owned by the gateway) */
+	struct audit_client *audit; /* owned by the gateway; NULL: no audit service */
 	stor_client *stor;        /* borrowed from the gateway */
 	objcache    *cache;       /* open objects and group buffers (owned by the gateway), or NULL */
 	ovl_client  *ovl;         /* the overlay's client when it runs, else NULL (borrowed) */

@@ -130,7 +130,7 @@ static void get_integrity_fail(obj_get *g, const char *what)
 		       http_req_corr_id(r), LOG_END);
 	} else {
 		objcache_forget(g->o->cache, g->id);
-		objstore_integrity_fail(g->o->stor, g->id, what, http_req_corr_id(r));
+		objstore_integrity_fail(g->o->stor, g->o->audit, g->id, what, http_req_corr_id(r));
 	}
 	if (g->sending)
 		http_resp_abort(r);

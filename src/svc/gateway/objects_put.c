@@ -33,6 +33,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/audit/audit_client.h"
 #include "core/auth/wall.h"
 #include "core/metrics/reject.h"
 #include "core/objects/objstore.h"
@@ -135,11 +136,17 @@ static void put_fail_inflate(obj_put *p, inflate_status st)
 {
 	switch (st) {
 	case INFLATE_ERR_RATIO:
-	case INFLATE_ERR_LIMIT:
+	case INFLATE_ERR_LIMIT: {
+		char peer[128];
+		socklen_t plen;
+
+		util_addr_str(http_req_peer(p->req, &plen), peer, sizeof peer);
+		audit_count(p->o->audit, "ingress", "decompression_refused", inflate_status_str(st), peer);
 		reject_count(REJECT_FAMILY_NODE, REJECT_DECOMPRESS);
 		(void)http_reply_error(p->req, 413, "payload_too_large", inflate_status_str(st), false, 0);
 		put_free(p);
 		break;
+	}
 	case INFLATE_ERR_SINK:
 		put_fail(p, p->err_status, p->err_code, p->err_msg);
 		break;

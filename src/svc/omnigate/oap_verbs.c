@@ -202,7 +202,7 @@ static void get_integrity_fail(og_get *g, const char *what)
 	og_stream_corr_hex(g->s, corr);
 	og_count_reject(g->og, REJECT_INTEGRITY, NULL);
 	objcache_forget(g->og->cache, g->id);
-	objstore_integrity_fail(g->og->stor, g->id, what, corr);
+	objstore_integrity_fail(g->og->stor, g->og->audit, g->id, what, corr);
 	if (g->s->answered)
 		og_stream_abort(g->s);
 	else

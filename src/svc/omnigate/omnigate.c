@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/audit/audit_client.h"
 #include "core/objects/objstore.h"
 #include "core/objects/ovl_client.h"
 #include "core/tls.h"
@@ -156,6 +157,7 @@ static void og_svc_free(og_svc *g)
 	objcache_free(og->cache);
 	stor_client_free(og->stor);
 	ovl_client_free(og->ovl);
+	audit_client_free(og->audit);
 	tls_server_free(og->tls);
 	tls_peer_free(og->peer);   /* after the server: its SNI switch borrows it */
 	wall_free(og->wall);
@@ -224,6 +226,7 @@ static int omnigate_start(svc *s)
 		stor_client_on_state(g->og.stor, og_on_stor_state, s);
 	if (s->cfg.services & CONFIG_SVC_OVERLAY)   /* REPLICATE; NULL: answered 503 */
 		g->og.ovl = ovl_client_new(s->base, &s->cfg);
+	g->og.audit = audit_client_new(s->base, &s->cfg, "omnigate");
 	if (!g->og.stor || og_listen(s, &g->og) < 0) {
 		log_kv(LOG_LEVEL_ERROR, "omnigate cannot serve its listener", LOG_END);
 		og_svc_free(g);
@@ -262,6 +265,7 @@ static void omnigate_drain(svc *s)
 	oap_conn *c, *next;
 
 	og->draining = true;
+	audit_client_flush(og->audit);
 	og->drain_done = omnigate_drained;
 	og->drain_arg = s;
 	if (og->lst)

@@ -42,6 +42,7 @@
 
 #include <event2/event.h>
 
+#include "core/audit/audit_client.h"
 #include "core/dht/dht_client.h"
 #include "core/metrics/metrics.h"
 #include "core/net/rpc_server.h"
@@ -70,6 +71,7 @@ typedef struct overlay {
 	tls_peer      *peer;
 	ovl_table     *tbl;
 	ovl_repair    *repair;     /* NULL when storage.replicas is 1 */
+	audit_client  *audit;      /* NULL without the audit service */
 	bool           draining, drained;
 	metrics_series *m_active, *m_bytes, *m_range_bytes;
 } overlay;
@@ -410,9 +412,10 @@ static void op_stored(void *ctx, const uint8_t cid[OVL_ID_LEN], uint64_t bytes)
 
 static void op_failed(void *ctx, const ovl_provider *p, ovl_try why)
 {
+	overlay *o = ctx;
 	char labels[64];
 
-	(void)ctx; (void)p;
+	audit_count(o->audit, "overlay", "peer_failure", ovl_try_name(why), p ? p->addr : "");
 	snprintf(labels, sizeof labels, "reason=\"%s\"", ovl_try_name(why));
 	metrics_count("overlay_peer_failures_total", labels, 1);
 }
@@ -612,6 +615,7 @@ static void overlay_free(overlay *o)
 	ovl_repair_free(o->repair);
 	ovl_table_free(o->tbl);
 	rpc_server_free(o->srv);
+	audit_client_free(o->audit);
 	dht_client_free(o->dht);
 	stor_client_free(o->stor);
 	tls_peer_free(o->peer);
@@ -650,6 +654,7 @@ static int overlay_start(svc *s)
 	if (s->cfg.storage_replicas > 1 &&
 	    !(o->repair = ovl_repair_new(s->base, &s->cfg, &s->identity, o->stor, o->dht, o->peer)))
 		goto fail;
+	o->audit = audit_client_new(s->base, &s->cfg, "overlay");
 	o->m_active = metrics_get("overlay_fetches_active", "");
 	o->m_bytes = metrics_get("overlay_fetch_bytes_total", "");
 	o->m_range_bytes = metrics_get("overlay_range_fetch_bytes_total", "");
@@ -666,6 +671,7 @@ static void overlay_drain(svc *s)
 	overlay *o = s->priv;
 
 	o->draining = true;
+	audit_client_flush(o->audit);
 	ovl_repair_free(o->repair);   /* no new copies asked for while draining */
 	o->repair = NULL;
 	rpc_server_drain(o->srv);

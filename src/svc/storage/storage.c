@@ -35,6 +35,7 @@
 
 #include <event2/event.h>
 
+#include "core/audit/audit_client.h"
 #include "core/metrics/metrics.h"
 #include "core/metrics/reject.h"
 #include "core/net/conn.h"
@@ -95,6 +96,7 @@ struct storage {
 	bool          draining;
 	tbucket       log_rate;     /* share refusal log lines */
 	dht_client   *dht;          /* announces new objects; NULL when dht is not enabled */
+	audit_client *audit;        /* quarantine records; NULL without the audit service */
 	size_t        announcing;   /* announces in flight */
 	metrics_series *m_cache_bytes, *m_cache_objects, *m_cache_evictions;
 	uint64_t      evictions_seen;   /* the store's evictions already counted */
@@ -284,6 +286,8 @@ static int storage_do_quarantine(storage_conn *c, const stor_req *q, storage_rep
 		return storage_fail(rp, (int)rc, storage_status_msg(rc));
 	b3_cid_format(q->u.quarantine.id, cid);
 	log_kv(LOG_LEVEL_WARN, "object quarantined", "cid", cid, LOG_END);
+	/* Aggregated: every serving process that catches the same object asks. */
+	audit_count(c->srv->audit, "storage", "quarantined", "requested", cid);
 	return storage_ok(rp);
 }
 
@@ -705,6 +709,7 @@ static void storage_free(storage *srv)
 	}
 	conn_listener_free(srv->lst);
 	dht_client_free(srv->dht);
+	audit_client_free(srv->audit);
 	store_free(srv->st);
 	free(srv);
 }
@@ -739,6 +744,7 @@ static int storage_start(svc *s)
 	if (!(srv->lst = conn_listener_new(s->base, s->listen_fd, &lo)))
 		goto fail;
 	srv->dht = storage_dht_client(s);
+	srv->audit = audit_client_new(s->base, &s->cfg, "storage");
 	srv->m_cache_bytes = metrics_get("storage_cache_bytes", "");
 	srv->m_cache_objects = metrics_get("storage_cache_objects", "");
 	srv->m_cache_evictions = metrics_get("storage_cache_evictions_total", "");
@@ -768,6 +774,7 @@ static void storage_drain(svc *s)
 	storage *srv = s->priv;
 
 	srv->draining = true;
+	audit_client_flush(srv->audit);
 	conn_listener_enable(srv->lst, false);
 	if (srv->nconns == 0)
 		svc_drained(s);

@@ -334,6 +334,101 @@ static void test_verify_segment_bytes(void **state)
 	free(text);
 }
 
+/* Every index in [first, size) proves against the checkpoint's root, from
+ * l itself and from a reader copy. */
+static void prove_all(audit_log *l, const audit_checkpoint *c, uint64_t step)
+{
+	audit_log *rd = audit_log_reader(l);
+	audit_proof *p = malloc(sizeof *p);
+	uint8_t leaf[B3_OUT_LEN];
+	char err[AUDIT_ERR_MAX];
+
+	assert_non_null(rd);
+	for (uint64_t i = audit_log_first_index(l); i < c->size; i += step) {
+		assert_int_equal(audit_log_prove(rd, i, c->size, p, leaf, err, sizeof err), 0);
+		assert_true(audit_merkle_verify(leaf, p, c->root));
+		leaf[0] ^= 1;
+		assert_false(audit_merkle_verify(leaf, p, c->root));
+	}
+	free(p);
+	audit_log_free(rd);
+}
+
+/* RAM mode (amnesia): the same records give the same checkpoint root as on
+ * disk; past ram_bytes the oldest leave, and what is left still proves
+ * against a root over every record; nothing is written anywhere. */
+static void test_ram_log(void **state)
+{
+	audit_log_opts ro = { .dir = NULL, .ram_bytes = AUDIT_RAM_MIN, .id = &id };
+	char err[AUDIT_ERR_MAX];
+	audit_checkpoint cr, cd;
+	uint64_t idx;
+	char rec[AUDIT_RECORD_MAX + 1];
+	size_t rn = 0;
+	audit_log *ram, *disk;
+
+	(void)state;
+	ro.ram_bytes = AUDIT_RAM_MIN - 1;
+	assert_null(audit_log_open(&ro, NULL, err, sizeof err));
+	ro.ram_bytes = AUDIT_RAM_MIN;
+	ram = audit_log_open(&ro, NULL, err, sizeof err);
+	assert_non_null(ram);
+	disk = open_log(0, NULL);
+	append_n(ram, 40, 16);
+	append_n(disk, 40, 16);
+	assert_int_equal(audit_log_checkpoint(ram, 1700000001000ull, &cr, err, sizeof err), 0);
+	assert_int_equal(audit_log_checkpoint(disk, 1700000001000ull, &cd, err, sizeof err), 0);
+	assert_int_equal(cr.size, 40);
+	assert_memory_equal(cr.root, cd.root, B3_OUT_LEN);
+	assert_int_equal(audit_log_first_index(ram), 0);
+	prove_all(ram, &cr, 1);
+	assert_int_equal(audit_log_get(ram, "ingress", 3, &idx, rec, sizeof rec, &rn, err,
+	                               sizeof err), 0);
+	assert_int_equal(idx, 10);
+	assert_non_null(strstr(rec, "\"stream\":\"ingress\""));
+	assert_int_equal(strlen(rec), rn);
+
+	/* ~2.5 MiB more: the oldest records leave the 2 MiB ring. */
+	append_n(ram, 5000, 480);
+	append_n(disk, 5000, 480);
+	assert_true(audit_log_first_index(ram) > 0);
+	assert_int_equal(audit_log_checkpoint(ram, 1700000002000ull, &cr, err, sizeof err), 0);
+	assert_int_equal(audit_log_checkpoint(disk, 1700000002000ull, &cd, err, sizeof err), 0);
+	assert_int_equal(cr.size, 5040);
+	assert_memory_equal(cr.root, cd.root, B3_OUT_LEN);
+	prove_all(ram, &cr, 97);
+	assert_int_equal(audit_log_find(ram, "admin", 0, &idx, err, sizeof err), -1);
+	audit_retain_report rep;
+	assert_int_equal(audit_log_retain(ram, 1, 1, 1, &rep, err, sizeof err), 0);
+	assert_int_equal(rep.segments_removed, 0);
+	audit_log_free(ram);
+	audit_log_free(disk);
+}
+
+/* A reader copy is a snapshot: records appended to the log later are not
+ * in it, and it proves while the log goes on. */
+static void test_reader_snapshot(void **state)
+{
+	char err[AUDIT_ERR_MAX];
+	audit_checkpoint c;
+	uint64_t idx;
+	audit_log *l = open_log(0, NULL), *rd;
+
+	(void)state;
+	append_n(l, 9, 4);
+	assert_int_equal(audit_log_checkpoint(l, 1700000001000ull, &c, err, sizeof err), 0);
+	rd = audit_log_reader(l);
+	assert_non_null(rd);
+	append_n(l, 9, 4);
+	assert_int_equal(audit_log_find(l, "admin", 5, &idx, err, sizeof err), 0);
+	assert_int_equal(audit_log_find(rd, "admin", 5, &idx, err, sizeof err), -1);
+	assert_int_equal(audit_log_find(rd, "admin", 2, &idx, err, sizeof err), 0);
+	assert_int_equal(idx, 6);
+	audit_log_free(rd);
+	prove_all(l, &c, 1);
+	audit_log_free(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -342,6 +437,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rotation_and_retention, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_write_recovery, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_segment_bytes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ram_log, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reader_snapshot, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

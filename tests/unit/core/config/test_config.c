@@ -130,7 +130,14 @@ static void test_defaults(void **state)
 	assert_int_equal(c.max_inflight, 512);
 	assert_int_equal(c.requests_per_second, 500);
 	assert_int_equal(c.max_connections, 1024);
-	assert_int_equal(c.services, CONFIG_SVC_GATEWAY | CONFIG_SVC_STORAGE);
+	assert_int_equal(c.services, CONFIG_SVC_GATEWAY | CONFIG_SVC_STORAGE | CONFIG_SVC_AUDIT);
+	assert_int_equal(c.audit_fsync_interval_ms, 100);
+	assert_int_equal(c.audit_checkpoint_interval_ms, 60000);
+	assert_int_equal(c.audit_max_age_ms, 0);
+	assert_int_equal(c.audit_max_bytes, 1ull << 30);
+	assert_int_equal(c.audit_segment_max, 64u << 20);
+	assert_int_equal(c.audit_queue_max, 8192);
+	assert_int_equal(c.audit_ram_bytes, 16u << 20);
 	assert_false(c.gateway_allow_plaintext);
 	assert_int_equal(c.storage_max_object_bytes, 1u << 30);   /* 1 GiB: an object, not a frame */
 	assert_int_equal(c.storage_max_uploads, 64);
@@ -228,7 +235,7 @@ static void test_wrong_types(void **state)
 	load_fails("{\"services\":[\"gateway\",\"gateway\"]}",
 	           "t.json: services: service \"gateway\" is listed twice");
 	load_fails("{\"services\":[\"mailbox\"]}",
-	           "t.json: services: unknown service \"mailbox\" (known: gateway, storage, omnigate, dht, index, overlay)");
+	           "t.json: services: unknown service \"mailbox\" (known: gateway, storage, omnigate, dht, index, overlay, audit)");
 	load_fails("{\"log\":{\"level\":\"loud\"}}",
 	           "t.json: log.level: invalid value \"loud\" (expected one of: debug, info, warn, error)");
 	load_fails("{\"paths\":{\"data_dir\":\"\"}}", "t.json: paths.data_dir: must not be empty");
@@ -593,7 +600,7 @@ static void test_config_set(void **state)
 	assert_int_equal(config_set(&c, "services", "gateway", err, sizeof err), 0);
 	assert_int_equal(c.services, CONFIG_SVC_GATEWAY);
 	assert_int_equal(config_set(&c, "services", "gateway,", err, sizeof err), -1);
-	assert_string_equal(err, "services: unknown service \"\" (known: gateway, storage, omnigate, dht, index, overlay)");
+	assert_string_equal(err, "services: unknown service \"\" (known: gateway, storage, omnigate, dht, index, overlay, audit)");
 	assert_int_equal(config_set(&c, "amnesia", "true", err, sizeof err), 0);
 	assert_true(c.amnesia);
 }

@@ -302,7 +302,7 @@ static void test_integrity_fail_counts(void **state)
 	stor_client *c = stor_client_new(base, "/nonexistent/storage.sock");
 
 	assert_non_null(c);
-	objstore_integrity_fail(c, F->id, "group hash mismatch", "0123456789abcdef");
+	objstore_integrity_fail(c, NULL, F->id, "group hash mismatch", "0123456789abcdef");
 	assert_int_equal(metrics_value(mi), bi + 1);
 	assert_int_equal(metrics_value(mr), br + 1);
 	stor_client_free(c);

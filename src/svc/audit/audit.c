@@ -1,0 +1,494 @@
+/*
+ * audit.c — the audit service: the only writer of the audit log
+ * (docs/audit.md "The service").
+ *
+ * Owns <data_dir>/audit/ (a RAM ring in amnesia mode: core/audit/audit_log.h)
+ * and signs its checkpoints with the node identity (CTL_IDENTITY). Other
+ * processes send APPEND over <runtime_dir>/audit.sock (core/net/rpc_server.h,
+ * verbs in core/audit/audit_client.h); each entry is answered as soon as it
+ * is queued — senders never wait for the disk. The queue is bounded
+ * (audit.queue_max entries, AUDIT_QUEUE_BYTES); one more is refused (503),
+ * counted in audit_dropped_total{reason="queue_full"}, and once the queue
+ * has drained one record says how many were refused.
+ *
+ * Timers on this loop only: every audit.fsync_interval up to
+ * AUDIT_DRAIN_TURN entries are appended and fsynced (audit_records_total
+ * counts them then); every audit.checkpoint_interval, and at shutdown, a
+ * signed checkpoint, then retention (audit.max_age, audit.max_bytes) unless
+ * a proof is reading the segments. Proofs: audit_proof.c.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "core/config/config.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "svc/audit/audit_svc.h"
+
+/* ---- opening the log ------------------------------------------------------ */
+
+/* v as decimal in buf (log fields are strings). */
+static const char *u64s(char buf[24], uint64_t v)
+{
+	snprintf(buf, 24, "%" PRIu64, v);
+	return buf;
+}
+
+static int auditd_open(auditd *a, audit_recovery *rec)
+{
+	const mn_config *cfg = &a->s->cfg;
+	char dir[CONFIG_PATH_MAX + 8], err[AUDIT_ERR_MAX];
+	audit_log_opts o = { .segment_max = cfg->audit_segment_max, .id = &a->s->identity,
+	                     .ram_bytes = cfg->audit_ram_bytes };
+
+	if (!cfg->amnesia) {
+		if ((size_t)snprintf(dir, sizeof dir, "%s/audit", cfg->data_dir) >= sizeof dir)
+			return -1;
+		o.dir = dir;
+	}
+	a->log = audit_log_open(&o, rec, err, sizeof err);
+	if (!a->log) {
+		log_kv(LOG_LEVEL_ERROR, "audit log does not open", "dir", o.dir ? o.dir : "(memory)",
+		       "error", err, LOG_END);
+		return -1;
+	}
+	const audit_checkpoint *c = audit_log_last_checkpoint(a->log);
+	a->ckpt_size = c ? c->size : UINT64_MAX;
+	return 0;
+}
+
+/* Append one entry the service makes itself (stream "audit"). */
+static void auditd_self(auditd *a, const char *kind, const char *reason, json_t *attrs)
+{
+	char err[AUDIT_ERR_MAX];
+	audit_entry e = { .stream = "audit", .kind = kind, .writer_id = "audit", .reason = reason,
+	                  .ts_ms = util_wall_ms(), .attrs = attrs };
+
+	audit_append_result r = audit_log_append(a->log, &e, NULL, NULL, err, sizeof err);
+
+	if (r == AUDIT_LOG_FULL && audit_log_sync(a->log, err, sizeof err) == 0)
+		r = audit_log_append(a->log, &e, NULL, NULL, err, sizeof err);
+	if (r == AUDIT_LOG_OK)
+		a->self_pending++;
+	else   /* BROKEN: the next sync fails and reopens */
+		log_kv(LOG_LEVEL_WARN, "audit record of the service itself not appended", "kind", kind,
+		       "error", err, LOG_END);
+	json_decref(attrs);
+}
+
+/* The recovery report: logged, and audited as the first record of this run. */
+static void auditd_report(auditd *a, const audit_recovery *r)
+{
+	char b1[24], b2[24], b3[24];
+
+	metrics_gauge_set(a->m_torn, (int64_t)(r->torn_bytes + r->ckpt_torn_bytes));
+	if (r->torn_bytes || r->ckpt_torn_bytes) {
+		log_kv(LOG_LEVEL_WARN, "audit log recovered a torn write", "file", r->torn_file,
+		       "offset", u64s(b1, r->torn_offset), "bytes", u64s(b2, r->torn_bytes),
+		       "checkpoint_bytes", u64s(b3, r->ckpt_torn_bytes), LOG_END);
+		auditd_self(a, "recovered", "torn_write",
+		            json_pack("{s:s, s:I, s:I, s:I}", "file", r->torn_file,
+		                      "offset", (json_int_t)r->torn_offset,
+		                      "bytes", (json_int_t)r->torn_bytes,
+		                      "checkpoint_bytes", (json_int_t)r->ckpt_torn_bytes));
+	}
+	log_kv(LOG_LEVEL_INFO, "audit log open", "records", u64s(b1, r->records),
+	       "first_index", u64s(b2, r->first_index), "segments", u64s(b3, r->segments), LOG_END);
+	auditd_self(a, "opened", a->s->cfg.amnesia ? "memory" : "disk",
+	            json_pack("{s:I, s:I, s:I}", "records", (json_int_t)r->records,
+	                      "first_index", (json_int_t)r->first_index,
+	                      "segments", (json_int_t)r->segments));
+}
+
+/* After a failed write the log refuses everything: free it and open again,
+ * which recovers from what reached the disk. */
+static void auditd_reopen(auditd *a)
+{
+	audit_recovery rec;
+
+	audit_log_free(a->log);
+	a->log = NULL;
+	if (auditd_open(a, &rec) == 0) {
+		auditd_report(a, &rec);
+		return;
+	}
+	log_fatalx("audit log cannot be reopened after a failed write; exiting", LOG_END);
+}
+
+/* ---- the sync turn ------------------------------------------------------ */
+
+/* Per-stream counts of one turn, for audit_records_total after the fsync. */
+typedef struct turn_count {
+	char     stream[AUDIT_STREAM_MAX + 1];
+	uint64_t n;
+} turn_count;
+
+static void turn_add(turn_count *t, size_t *nt, const char *stream)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < *nt; i++)
+		if (strcmp(t[i].stream, stream) == 0) {
+			t[i].n++;
+			return;
+		}
+	if (*nt < AUDIT_MAX_STREAMS + 1) {
+		snprintf(t[*nt].stream, sizeof t[*nt].stream, "%s", stream);
+		t[(*nt)++].n = 1;
+	}
+}
+
+static json_t *json_obj(const uint8_t *p, size_t n, bool *bad)
+{
+	json_t *o;
+
+	if (n == 0)
+		return NULL;
+	o = json_loadb((const char *)p, n, JSON_REJECT_DUPLICATES, NULL);
+	if (!json_is_object(o)) {
+		*bad = true;
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* Chain one queued message into the batch. 1 appended, 0 refused, -1 broken. */
+static int turn_append(auditd *a, const audit_item *it, turn_count *t, size_t *nt)
+{
+	audit_msg_entry m;
+	char err[AUDIT_ERR_MAX];
+	bool bad = false;
+	audit_append_result r = AUDIT_LOG_REFUSED;
+
+	if (audit_msg_append_decode(it->p, it->n, &m) != 0)   /* checked on arrival */
+		return 0;
+	json_t *actor = json_obj(m.actor, m.actor_len, &bad);
+	json_t *subject = json_obj(m.subject, m.subject_len, &bad);
+	json_t *attrs = json_obj(m.attrs, m.attrs_len, &bad);
+	audit_entry e = { .stream = m.stream, .kind = m.kind, .writer_id = m.writer_id,
+	                  .reason = m.reason, .ts_ms = m.ts_ms, .actor = actor,
+	                  .subject = subject, .attrs = attrs };
+
+	if (!bad) {
+		r = audit_log_append(a->log, &e, NULL, NULL, err, sizeof err);
+		if (r == AUDIT_LOG_FULL) {
+			if (audit_log_sync(a->log, err, sizeof err) != 0)
+				r = AUDIT_LOG_BROKEN;
+			else
+				r = audit_log_append(a->log, &e, NULL, NULL, err, sizeof err);
+		}
+	}
+	json_decref(actor);
+	json_decref(subject);
+	json_decref(attrs);
+	if (r == AUDIT_LOG_OK) {
+		turn_add(t, nt, m.stream);
+		return 1;
+	}
+	if (r == AUDIT_LOG_BROKEN)
+		return -1;
+	metrics_inc(a->m_refused, 1);
+	log_kv(LOG_LEVEL_WARN, "audit entry refused", "stream", m.stream, "kind", m.kind,
+	       "writer", m.writer_id, "error", bad ? "actor/subject/attrs not a JSON object" : err,
+	       LOG_END);
+	return 0;
+}
+
+static audit_item *queue_pop(auditd *a)
+{
+	audit_item *it = a->head;
+
+	if (!it)
+		return NULL;
+	a->head = it->next;
+	if (!a->head)
+		a->tail = NULL;
+	a->queued--;
+	a->queued_bytes -= it->n;
+	return it;
+}
+
+/* Up to max entries from the queue into the log, then one fsync. */
+static void auditd_turn(auditd *a, unsigned max)
+{
+	turn_count *t = calloc(AUDIT_MAX_STREAMS + 1, sizeof *t);
+	size_t nt = 0;
+	char err[AUDIT_ERR_MAX], labels[AUDIT_STREAM_MAX * 2 + 16];
+	audit_item *it;
+	int rc = 0;
+
+	for (unsigned i = 0; i < max && rc >= 0 && (it = queue_pop(a)); i++) {
+		rc = turn_append(a, it, t, &nt);   /* t NULL (no memory): appended, not counted */
+		free(it);
+	}
+	if (rc >= 0 && !a->head && a->dropped_full) {
+		/* Drained: say how many entries the full queue refused. */
+		auditd_self(a, "dropped", "queue_full",
+		            json_pack("{s:I}", "count", (json_int_t)a->dropped_full));
+		a->dropped_full = 0;
+	}
+	metrics_gauge_set(a->m_depth, (int64_t)a->queued);
+	if (rc < 0 || audit_log_sync(a->log, err, sizeof err) != 0) {
+		log_kv(LOG_LEVEL_ERROR, "audit log write failed; reopening", "error",
+		       rc < 0 ? "append refused: log broken" : err, LOG_END);
+		free(t);
+		a->self_pending = 0;
+		auditd_reopen(a);   /* the batch was never acknowledged */
+		return;
+	}
+	if (a->self_pending)
+		metrics_count("audit_records_total", "stream=\"audit\"", a->self_pending);
+	a->self_pending = 0;
+	for (size_t i = 0; t && i < nt; i++) {
+		char esc[AUDIT_STREAM_MAX * 2 + 1];
+		if (metrics_label_escape(esc, sizeof esc, t[i].stream) < 0)
+			continue;
+		snprintf(labels, sizeof labels, "stream=\"%s\"", esc);
+		metrics_count("audit_records_total", labels, t[i].n);
+	}
+	free(t);
+}
+
+static void on_sync(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd; (void)what;
+	auditd_turn(arg, AUDIT_DRAIN_TURN);
+}
+
+/* ---- checkpoints and retention -------------------------------------------- */
+
+static void auditd_checkpoint(auditd *a, bool final)
+{
+	const mn_config *cfg = &a->s->cfg;
+	char err[AUDIT_ERR_MAX];
+	audit_checkpoint c;
+	audit_retain_report rep;
+	char b1[24], b2[24], b3[24];
+
+	if (audit_log_size(a->log) == a->ckpt_size && audit_log_pending(a->log) == 0)
+		return;   /* nothing new to sign */
+	if (audit_log_checkpoint(a->log, util_wall_ms(), &c, err, sizeof err) != 0) {
+		log_kv(LOG_LEVEL_ERROR, "audit checkpoint failed", "error", err, LOG_END);
+		if (!final)
+			auditd_reopen(a);
+		return;
+	}
+	a->ckpt_size = c.size;
+	metrics_inc(a->m_ckpts, 1);
+	/* A proof reading the segments must not see one vanish under it. */
+	if (final || (a->wq && workq_pending(a->wq) > 0))
+		return;
+	if (audit_log_retain(a->log, util_wall_ms(), cfg->audit_max_age_ms, cfg->audit_max_bytes,
+	                     &rep, err, sizeof err) != 0)
+		log_kv(LOG_LEVEL_ERROR, "audit retention failed", "error", err, LOG_END);
+	else if (rep.segments_removed)
+		log_kv(LOG_LEVEL_INFO, "audit retention removed segments",
+		       "segments", u64s(b1, rep.segments_removed), "bytes", u64s(b2, rep.bytes_removed),
+		       "first_index", u64s(b3, rep.first_index), LOG_END);
+}
+
+static void on_checkpoint(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd; (void)what;
+	auditd_checkpoint(arg, false);
+}
+
+/* ---- requests ---------------------------------------------------------------- */
+
+static void auditd_append(auditd *a, rpc_req *q, const uint8_t *p, size_t n)
+{
+	audit_item *it;
+
+	if (a->queued >= a->s->cfg.audit_queue_max || a->queued_bytes + n > AUDIT_QUEUE_BYTES ||
+	    !(it = malloc(sizeof *it + n))) {
+		a->dropped_full++;
+		metrics_inc(a->m_full, 1);
+		auditd_answer_msg(q, AUDIT_APPEND, 503, "audit queue full");
+		return;
+	}
+	it->next = NULL;
+	it->n = n;
+	memcpy(it->p, p, n);
+	if (a->tail)
+		a->tail->next = it;
+	else
+		a->head = it;
+	a->tail = it;
+	a->queued++;
+	a->queued_bytes += n;
+	rpc_server_reply(q, 200, NULL, 0, NULL, 0);
+}
+
+static void auditd_get_checkpoint(auditd *a, rpc_req *q)
+{
+	const audit_checkpoint *c = audit_log_last_checkpoint(a->log);
+	char line[AUDIT_CKPT_MAX];
+	size_t n = 0;
+
+	if (!c) {
+		auditd_answer_msg(q, AUDIT_CHECKPOINT, 404, "no checkpoint yet");
+		return;
+	}
+	if (audit_checkpoint_encode(c, line, sizeof line, &n) != 0) {
+		auditd_answer_msg(q, AUDIT_CHECKPOINT, 500, "checkpoint does not encode");
+		return;
+	}
+	auditd_answer(q, AUDIT_CHECKPOINT, 200, line, n);
+}
+
+static void auditd_handle(rpc_req *q, uint16_t verb, const uint8_t *p, size_t n, void *arg)
+{
+	auditd *a = arg;
+
+	switch (verb) {
+	case AUDIT_APPEND:     auditd_append(a, q, p, n); break;
+	case AUDIT_CHECKPOINT: auditd_get_checkpoint(a, q); break;
+	case AUDIT_PROOF:      auditd_proof(a, q, p, n); break;
+	default:               rpc_server_reply(q, 200, NULL, 0, NULL, 0); break;   /* PING */
+	}
+}
+
+static void on_workq(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd; (void)what;
+	auditd_proof_reap(arg);
+}
+
+/* ---- service ------------------------------------------------------------------ */
+
+static void auditd_free(auditd *a)
+{
+	audit_item *it;
+
+	if (!a)
+		return;
+	if (a->workq_ev)
+		event_free(a->workq_ev);
+	workq_free(a->wq);   /* running proofs finish; their answers are dropped */
+	rpc_server_free(a->srv);
+	if (a->sync_ev)
+		event_free(a->sync_ev);
+	if (a->ckpt_ev)
+		event_free(a->ckpt_ev);
+	if (a->drain_ev)
+		event_free(a->drain_ev);
+	while ((it = queue_pop(a)))
+		free(it);
+	audit_log_free(a->log);
+	free(a);
+}
+
+static struct timeval tv_ms(uint64_t ms)
+{
+	struct timeval tv = { .tv_sec = (time_t)(ms / 1000u),
+	                      .tv_usec = (suseconds_t)(ms % 1000u * 1000u) };
+	return tv;
+}
+
+static int auditd_timers(auditd *a)
+{
+	struct timeval ts = tv_ms(a->s->cfg.audit_fsync_interval_ms);
+	struct timeval tc = tv_ms(a->s->cfg.audit_checkpoint_interval_ms);
+
+	a->sync_ev = event_new(a->s->base, -1, EV_PERSIST, on_sync, a);
+	a->ckpt_ev = event_new(a->s->base, -1, EV_PERSIST, on_checkpoint, a);
+	a->workq_ev = event_new(a->s->base, workq_fd(a->wq), EV_READ | EV_PERSIST, on_workq, a);
+	return a->sync_ev && a->ckpt_ev && a->workq_ev && event_add(a->sync_ev, &ts) == 0 &&
+	       event_add(a->ckpt_ev, &tc) == 0 && event_add(a->workq_ev, NULL) == 0 ? 0 : -1;
+}
+
+static int audit_start(svc *s)
+{
+	auditd *a = calloc(1, sizeof *a);
+	audit_recovery rec;
+
+	if (!a)
+		return -1;
+	a->s = s;
+	s->priv = a;
+	a->m_full = metrics_get("audit_dropped_total", "reason=\"queue_full\"");
+	a->m_refused = metrics_get("audit_dropped_total", "reason=\"refused\"");
+	a->m_ckpts = metrics_get("audit_checkpoints_total", "");
+	a->m_depth = metrics_get("audit_queue_depth", "");
+	a->m_torn = metrics_get("audit_recovered_torn_bytes", "");
+	if (!s->identity.sk) {
+		log_kv(LOG_LEVEL_ERROR, "audit has no node identity to sign with", LOG_END);
+		goto fail;
+	}
+	/* Before the sandbox: the first open may create <data_dir>/audit. */
+	if (auditd_open(a, &rec) != 0)
+		goto fail;
+	auditd_report(a, &rec);
+	/* The proof thread is made after the sandbox (Landlock binds only the
+	 * threads made after it). */
+	if (svc_sandbox_enter(s) != 0 || !(a->wq = workq_new(1, AUDIT_PROOF_JOBS)))
+		goto fail;
+	tbucket_init(&a->proof_rate, AUDIT_PROOF_RATE, AUDIT_PROOF_RATE, util_now_ms());
+	rpc_server_opts so = { .name = "audit", .app_proto = AUDIT_APP_PROTO,
+	                       .max_conns = AUDIT_MAX_CONNS, .max_pending = AUDIT_CONN_PENDING,
+	                       .check = audit_msg_req_check, .verb_name = audit_msg_verb_name,
+	                       .handle = auditd_handle, .arg = a };
+	if (s->listen_fd < 0 || evutil_make_socket_nonblocking(s->listen_fd) != 0 ||
+	    !(a->srv = rpc_server_new(s->base, s->listen_fd, &so)) || auditd_timers(a) != 0) {
+		log_kv(LOG_LEVEL_ERROR, "audit has no listening socket", LOG_END);
+		goto fail;
+	}
+	auditd_turn(a, AUDIT_DRAIN_TURN);   /* the open records, on disk before READY */
+	log_kv(LOG_LEVEL_INFO, "audit ready", "node_id", s->identity.id_text,
+	       "mode", s->cfg.amnesia ? "memory" : "disk", LOG_END);
+	return 0;
+fail:
+	auditd_free(a);
+	s->priv = NULL;
+	return -1;
+}
+
+/* The last turn: every queued entry, then a checkpoint over all of them. */
+static void on_drain_end(evutil_socket_t fd, short what, void *arg)
+{
+	auditd *a = arg;
+	char b1[24];
+
+	(void)fd; (void)what;
+	while (a->head)
+		auditd_turn(a, AUDIT_DRAIN_TURN);
+	auditd_turn(a, 0);   /* a drop record, if any */
+	auditd_checkpoint(a, true);
+	log_kv(LOG_LEVEL_INFO, "audit log closed", "records", u64s(b1, audit_log_size(a->log)),
+	       LOG_END);
+	svc_drained(a->s);
+}
+
+static void audit_drain(svc *s)
+{
+	auditd *a = s->priv;
+	struct timeval tv = tv_ms(AUDIT_DRAIN_GRACE_MS);
+
+	if (a->draining)
+		return;
+	a->draining = true;
+	/* Entries already in the socket (a shutdown's own record) are still
+	 * taken for a moment: the senders drained before us. */
+	if (!(a->drain_ev = event_new(s->base, -1, 0, on_drain_end, a)) ||
+	    event_add(a->drain_ev, &tv) != 0)
+		on_drain_end(-1, 0, a);
+}
+
+static void audit_stop(svc *s)
+{
+	auditd_free(s->priv);
+	s->priv = NULL;
+}
+
+const svc_ops audit_ops = {
+	.role = "audit",
+	.start = audit_start,
+	.drain = audit_drain,
+	.stop = audit_stop,
+};

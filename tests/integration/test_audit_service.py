@@ -1,0 +1,322 @@
+"""
+The audit service (docs/audit.md "The service"): a running node writes its
+audit log, the offline verifier accepts it with the node's pinned key, the
+admin plane serves the newest checkpoint and inclusion proofs that verify
+here independently (BLAKE3 via b3sum, Ed25519 via `cryptography`), a full
+queue is counted and recorded, a killed audit service is restarted and the
+log reopens, and amnesia keeps the log in RAM only.
+"""
+import glob
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import (B3SUM, OPEN_BUNDLE, SLOW, blob_file, cid_hex, flip_byte, obj_path, run_cli,
+                      stored, wait_until, write_bundle)
+
+CKPT_CONTEXT = b"ron-audit-checkpoint-v1\n"
+
+pytestmark = pytest.mark.skipif(B3SUM is None, reason="b3sum not installed")
+
+
+def b3(data):
+    r = subprocess.run([B3SUM, "--no-names"], input=data, capture_output=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    return bytes.fromhex(r.stdout.decode().split()[0])
+
+
+def unhex(b3text):
+    assert b3text.startswith("b3:"), b3text
+    return bytes.fromhex(b3text[3:])
+
+
+def verify_path(leaf, index, size, path):
+    """RFC 9162 §2.1.3.2 with BLAKE3 node hashes (0x01 || left || right)."""
+    fn, sn, r = index, size - 1, leaf
+    for p in path:
+        if sn == 0:
+            return None
+        if fn & 1 or fn == sn:
+            r = b3(b"\x01" + p + r)
+            if not fn & 1:
+                while (fn & 1) == 0 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = b3(b"\x01" + r + p)
+        fn >>= 1
+        sn >>= 1
+    return r if sn == 0 else None
+
+
+def node_pubkey(n):
+    r = run_cli(["audit", "pubkey", os.path.join(n.data_dir, "node", "identity.key"),
+                 "--kek", n.data_dir + ".kek"])
+    assert r.returncode == 0, r.stderr
+    pub = r.stdout.strip()
+    assert len(pub) == 64, pub
+    path = os.path.join(n.tmp, "audit.pub")
+    with open(path, "w") as f:
+        f.write(pub + "\n")
+    return path, bytes.fromhex(pub)
+
+
+def verify_log(n):
+    path, _ = node_pubkey(n)
+    r = run_cli(["audit", "verify", os.path.join(n.data_dir, "audit"), "--pubkey", path,
+                 "--from-zero"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def records(n):
+    out = []
+    for seg in sorted(glob.glob(os.path.join(n.data_dir, "audit", "seg-*.log"))):
+        with open(seg) as f:
+            lines = f.read().splitlines()
+        out += [json.loads(x) for x in lines[1:]]
+    return out
+
+
+def find(recs, stream, kind, reason=None):
+    return [r for r in recs if r["stream"] == stream and r["kind"] == kind and
+            (reason is None or r["reason"] == reason)]
+
+
+def check_checkpoint(ckpt, pub):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    body = {k: v for k, v in ckpt.items() if k != "sig"}
+    msg = CKPT_CONTEXT + json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+    Ed25519PublicKey.from_public_bytes(pub).verify(bytes.fromhex(ckpt["sig"]), msg)
+    assert ckpt["node_id"] == "b3:" + b3(pub).hex()
+
+
+def proof_when_covered(n, stream, seq, timeout=15):
+    """The proof of stream/seq once it is synced (404 until then) and a
+    checkpoint covers it (409 until then)."""
+    got = {}
+
+    def ready():
+        r = n.get("/api/v1/audit/proof?stream=%s&seq=%d" % (stream, seq))
+        got["r"] = r
+        if r.status in (404, 409):
+            return False
+        got["r"] = r
+        return True
+    try:
+        wait_until(ready, timeout * SLOW, interval=0.2,
+                   what="a checkpoint covering %s/%d" % (stream, seq))
+    except AssertionError:
+        pass   # the caller asserts on the last answer
+    return got["r"]
+
+
+def audit_child(n):
+    return [c for c in n.children() if c["service"] == "audit"][0]
+
+
+FAST = {"audit": {"checkpoint_interval": "1s", "fsync_interval": "20ms"}}
+
+
+def test_audit_log_of_a_running_node_verifies(node_factory):
+    n = node_factory(config=FAST)
+    assert n.post("/api/v1/reload").status == 202
+    # A flood of refused capability tokens: aggregated per tenant, reason, second.
+    flood = 60
+    for _ in range(flood):
+        r = n.gw("PUT", "/o", body=b"x", headers={"Authorization": "Bearer not-a-token"})
+        assert r.status == 401, r
+    # A policy change.
+    write_bundle(n.wall_dir, dict(OPEN_BUNDLE, version=2))
+    assert n.post("/api/v1/reload").status == 202
+
+    # The admin plane: the newest checkpoint, signed by the node identity.
+    _, pub = node_pubkey(n)
+    r = proof_when_covered(n, "admin", 1)
+    assert r.status == 200, r
+    p = r.json()
+    ck = n.get("/api/v1/audit/checkpoint")
+    assert ck.status == 200, ck
+    check_checkpoint(ck.json(), pub)
+    check_checkpoint(p["checkpoint"], pub)
+    assert json.loads(p["checkpoint_line"]) == p["checkpoint"]
+    rec = json.loads(p["record"])
+    assert (rec["stream"], rec["seq"], rec["kind"], rec["reason"]) == ("admin", 1, "reload", "ok")
+    leaf = b3(b"\x00" + p["record"].encode())
+    assert "b3:" + leaf.hex() == p["leaf"]
+    root = verify_path(leaf, p["index"], p["tree_size"], [unhex(h) for h in p["path"]])
+    assert root is not None and "b3:" + root.hex() == p["checkpoint"]["root"]
+    assert p["tree_size"] == p["checkpoint"]["size"]
+    # A changed record does not verify against the same path.
+    bad = b3(b"\x00" + p["record"].replace('"ok"', '"no"').encode())
+    assert verify_path(bad, p["index"], p["tree_size"],
+                       [unhex(h) for h in p["path"]]) != root
+    # Refusals: bad query, unknown record; counted by result.
+    assert n.get("/api/v1/audit/proof?stream=admin").status == 400
+    assert n.get("/api/v1/audit/proof?stream=a%20b&seq=1").status == 400
+    r = n.get("/api/v1/audit/proof?stream=admin&seq=999")
+    assert r.status == 404 and r.json()["code"] == "not_found", r
+    m = n.metrics()
+    assert m.get("audit_proofs_total", result="ok") >= 1
+    assert m.get("audit_proofs_total", result="not_found") == 1
+    assert m.get("audit_checkpoints_total") >= 1
+    assert m.get("audit_records_total", stream="admin") >= 2
+    # A reload by SIGHUP is an admin action too.
+    before = m.get("config_reloads_total", result="ok")
+    n.send_signal(signal.SIGHUP)
+    wait_until(lambda: n.metrics().get("config_reloads_total", result="ok") == before + 1,
+               5 * SLOW, what="the SIGHUP reload")
+
+    assert n.stop() == 0
+    out = verify_log(n)
+    assert "OK" in out or "ok" in out, out
+    recs = records(n)
+    assert find(recs, "admin", "reload", "ok")
+    assert any(r["actor"].get("signal") == "SIGHUP" for r in find(recs, "admin", "reload", "ok"))
+    pol = find(recs, "policy", "policy_load", "ok")
+    assert any(r["attrs"].get("version") == 2 for r in pol), pol
+    refused = find(recs, "ingress", "capability_refused")
+    assert sum(r["attrs"]["count"] for r in refused) == flood, refused
+    assert len(refused) <= 10 * SLOW, "a flood must be aggregated: %d records" % len(refused)
+    assert all(r["subject"]["key"].startswith("ip:") for r in refused), refused
+    assert find(recs, "supervisor", "start")
+    assert find(recs, "supervisor", "shutdown", "SIGTERM")
+    assert find(recs, "keys", "keys_loaded")
+    assert find(recs, "audit", "opened", "disk")
+    # The shutdown checkpoint covers every record.
+    with open(os.path.join(n.data_dir, "audit", "checkpoints.log")) as f:
+        last = json.loads(f.read().splitlines()[-1])
+    assert last["size"] == len(recs)
+
+
+def test_full_queue_is_counted_and_recorded(node_factory):
+    n = node_factory(config={"audit": {"queue_max": 1, "fsync_interval": "1500ms",
+                                       "checkpoint_interval": "1s"}})
+    for _ in range(6):
+        assert n.post("/api/v1/reload").status == 202
+    dropped = n.metrics().get("audit_dropped_total", reason="queue_full")
+    assert dropped >= 5, dropped
+    # Once the queue drains, one record says how many were refused.
+    wait_until(lambda: find(records(n), "audit", "dropped", "queue_full"), 10 * SLOW,
+               interval=0.2, what="the drop record")
+    assert n.stop() == 0
+    verify_log(n)
+    recs = find(records(n), "audit", "dropped", "queue_full")
+    assert sum(r["attrs"]["count"] for r in recs) >= dropped, recs
+
+
+def test_killed_audit_service_restarts_and_reopens(node_factory):
+    n = node_factory(config=FAST)
+    assert n.post("/api/v1/reload").status == 202
+    # Acknowledged before the kill (an entry still queued would die with it).
+    assert proof_when_covered(n, "admin", 0).status == 200
+    c = audit_child(n)
+    os.kill(c["pid"], signal.SIGKILL)
+    wait_until(lambda: audit_child(n)["pid"] not in (0, c["pid"]) and
+               audit_child(n)["state"] == "ready", 10 * SLOW, what="audit restarted")
+    assert n.post("/api/v1/reload").status == 202
+    r = proof_when_covered(n, "admin", 1)
+    assert r.status == 200, r
+    assert n.stop() == 0
+    verify_log(n)
+    recs = records(n)
+    assert len(find(recs, "audit", "opened")) == 2
+    restarts = find(recs, "supervisor", "restart", "signal")
+    assert any(r["subject"]["service"] == "audit" for r in restarts), restarts
+    assert len(find(recs, "admin", "reload", "ok")) == 2
+
+
+def test_amnesia_keeps_the_log_in_memory(node_factory):
+    n = node_factory(config=dict(FAST, amnesia=True))
+    assert n.post("/api/v1/reload").status == 202
+    r = proof_when_covered(n, "admin", 0)
+    assert r.status == 200, r
+    p = r.json()
+    leaf = b3(b"\x00" + p["record"].encode())
+    root = verify_path(leaf, p["index"], p["tree_size"], [unhex(h) for h in p["path"]])
+    assert "b3:" + root.hex() == p["checkpoint"]["root"]
+    assert n.get("/api/v1/audit/checkpoint").status == 200
+    assert not os.path.exists(n.data_dir)
+    assert n.stop() == 0
+    assert not os.path.exists(n.data_dir)
+    assert sorted(os.listdir(n.tmp)) == ["node.json", "node.log", "wall"]
+
+
+def test_without_the_audit_service(node_factory):
+    n = node_factory(config={"services": ["gateway", "storage"]})
+    for path in ("/api/v1/audit/checkpoint", "/api/v1/audit/proof?stream=admin&seq=0"):
+        r = n.get(path)
+        assert r.status == 404 and r.json()["code"] == "audit_disabled", r
+    assert n.post("/api/v1/reload").status == 202
+    assert n.stop() == 0
+    assert not os.path.exists(os.path.join(n.data_dir, "audit"))
+
+
+@pytest.mark.parametrize("cfg,key", [
+    ({"segment_max": "1KiB"}, "audit.segment_max"),
+    ({"fsync_interval": "1ms"}, "audit.fsync_interval"),
+    ({"checkpoint_interval": "10ms"}, "audit.checkpoint_interval"),
+    ({"queue_max": 0}, "audit.queue_max"),
+    ({"ram_bytes": "1MiB"}, "audit.ram_bytes"),
+])
+def test_audit_config_is_validated(tmp_dir, cfg, key):
+    path = os.path.join(tmp_dir, "bad.json")
+    with open(path, "w") as f:
+        json.dump({"audit": cfg}, f)
+    r = run_cli(["config", "validate", path])
+    assert r.returncode != 0 and key in r.stderr and "out of range" in r.stderr, r.stderr
+
+
+def test_torn_write_is_recovered_reported_and_audited(node_factory):
+    n = node_factory(config=FAST)
+    assert n.stop() == 0
+    segs = sorted(glob.glob(os.path.join(n.data_dir, "audit", "seg-*.log")))
+    torn = b'{"actor":{},"attrs":{},"kind":"cut-by-a-crash'
+    with open(segs[-1], "ab") as f:
+        f.write(torn)
+    n.start()
+    assert n.metrics().get("audit_recovered_torn_bytes") == len(torn)
+    assert n.stop() == 0
+    verify_log(n)
+    rec = find(records(n), "audit", "recovered", "torn_write")
+    assert len(rec) == 1, rec
+    assert rec[0]["attrs"]["bytes"] == len(torn)
+    assert rec[0]["attrs"]["file"] == os.path.basename(segs[-1])
+    assert any(x.get("msg") == "audit log recovered a torn write" for x in n.log_records())
+
+
+def test_proofs_are_bounded_and_counted(node_factory):
+    n = node_factory(config=FAST)
+    assert n.post("/api/v1/reload").status == 202
+    assert proof_when_covered(n, "admin", 0).status == 200
+    m0 = n.metrics()
+    statuses = [n.get("/api/v1/audit/proof?stream=admin&seq=0").status for _ in range(30)]
+    assert set(statuses) <= {200, 503}, statuses
+    refused = statuses.count(503)
+    assert refused >= 10, statuses   # 10 per second, a burst of 10
+    m = n.metrics()
+    counted = sum((m.get("audit_proofs_total", result=r) or 0) -
+                  (m0.get("audit_proofs_total", result=r) or 0) for r in ("limited", "busy"))
+    assert counted == refused, (counted, refused)
+    assert m.get("audit_proofs_total", result="limited") >= 1
+
+
+def test_integrity_failure_and_quarantine_are_audited(node_factory):
+    n = node_factory(config=FAST)
+    data = os.urandom(5000)
+    cid = stored(n, data)
+    flip_byte(blob_file(n, cid), 1234)
+    for _ in range(3):
+        assert n.gw("GET", obj_path(cid)).status == 502
+    assert n.stop() == 0
+    verify_log(n)
+    recs = records(n)
+    fail = find(recs, "storage", "integrity_fail_quarantine")
+    assert len(fail) == 1 and fail[0]["subject"]["key"] == "b3:" + cid_hex(cid), fail
+    assert fail[0]["attrs"]["count"] == 1
+    q = find(recs, "storage", "quarantined", "requested")
+    assert len(q) == 1 and q[0]["writer_id"] == "storage", q
