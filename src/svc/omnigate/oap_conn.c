@@ -33,6 +33,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/audit/audit_client.h"
 #include "core/metrics/metrics.h"
 #include "core/net/conn.h"
 #include "core/auth/wall.h"
@@ -536,6 +537,18 @@ static bool conn_wall_refused(oap_conn *c, oap_stream *s, const oap_frame *f)
 	reject_reason why = wall_ticket_reject(t);
 	og_count_reject(c->og, why, reject_name(why));
 	reject_count(REJECT_FAMILY_NODE, why);
+	/* A capability refusal: one audit record per tenant, reason and second,
+	 * as on HTTP (gateway.c). */
+	if (status == 401 || status == 403) {
+		const char *tenant = wall_ticket_tenant(t);
+		char key[96];
+
+		if (!tenant || !tenant[0]) {
+			util_peer_key(rq.peer, key, sizeof key);
+			tenant = key;
+		}
+		audit_count(c->og->audit, "ingress", "capability_refused", reject_name(why), tenant);
+	}
 	if (status == 429)
 		snprintf(msg, sizeof msg, "%s; retry after %u s", wall_ticket_message(t),
 		         wall_ticket_retry_after(t));

@@ -74,7 +74,7 @@ typedef struct oap_stream oap_stream;
 typedef struct omnigate {
 	struct event_base     *base;
 	stor_client           *stor;     /* NULL: object verbs answer 503 (tests) */
-	struct audit_client   *audit;    /* integrity records; NULL: no audit service */
+	struct audit_client   *audit;    /* integrity and refusal records; NULL: no audit service */
 	objcache              *cache;    /* open objects, group buffers; NULL: none kept */
 	struct wall           *wall;     /* Auth → Policy → Quota; NULL: no gate (unit tests only) */
 	struct tls_server     *tls;      /* NULL: plaintext (tests only) */
