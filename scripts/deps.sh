@@ -21,6 +21,8 @@ PKGS=(
   spin cppcheck clang-tools-14
   # benchmarks
   wrk nginx-light nghttp2-client
+  # the Tor transport's tests (tests/integration/test_tor.py, make tor-test): tor, tor-gencert
+  tor
 )
 
 missing=()

@@ -147,6 +147,13 @@ typedef struct mn_config {
 	uint64_t overlay_fetch_timeout_ms;         /* 30s: a whole fetch, all providers */
 	uint64_t overlay_range_fetch_max_bytes;    /* 16MiB: a miss's Range up to it fetches its groups only */
 	uint64_t overlay_repair_interval_ms;       /* 10m: between repair passes */
+	/* tor (node/sup_tor.c; docs/tor.md) */
+	bool     tor_enabled;                      /* publish OAP/1 as an onion service, dial onions */
+	char     tor_control[CONFIG_PATH_MAX];     /* "host:port" or a control socket path; "" with launch */
+	char     tor_socks[CONFIG_ADDR_MAX];       /* SOCKS5 "127.0.0.1:9050" */
+	bool     tor_only;                         /* publish the onion only, never an IP; dial onions only */
+	bool     tor_launch;                       /* the supervisor runs its own tor */
+	char     tor_torrc_include[CONFIG_PATH_MAX]; /* %include'd by the generated torrc; "" = none */
 } mn_config;
 
 /* Reload classes (documented per key). */
