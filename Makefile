@@ -8,7 +8,7 @@ PYTEST     ?= /usr/bin/python3 -m pytest
 PYTEST_ARGS ?= -q -p no:cacheprovider
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build run test unit integration lint asan clang fuzz fuzz-smoke bench chaos soak drills swarm fuzz-long models clean
+.PHONY: all deps build run test unit integration lint asan clang fuzz fuzz-smoke bench chaos soak drills swarm fuzz-long models clean tor-test
 
 all: build
 
@@ -156,3 +156,10 @@ swarm: build
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(CLANG_BUILD) $(FUZZ_BUILD) $(SCAN_BUILD)
+
+# The Tor transport on a private Tor network on loopback (tests/tor/privnet.py;
+# docs/tor.md): authorities made with tor-gencert, relays, and two nodes whose
+# own tors join it; node B fetches an object from node A's onion. Minutes;
+# not part of `make test` (test_tor.py covers the protocol code there).
+tor-test: build
+	MACRONODE_BIN=$(CURDIR)/$(BUILD)/macronode timeout 1200 python3 tests/tor/privnet.py $(TOR_TEST_ARGS)
