@@ -344,3 +344,35 @@ def test_real_tor_launched(node_factory, tmp_path):
     assert n.get("/version").json()["onion"] == onion
     n.stop()
     wait_for(lambda: not [p for p in proc_scan(n.tag)], 10, "tor gone with the node")
+
+
+def test_tor_only_never_dials_an_ip(node_factory, tmp_path):
+    """B with tor.only meets a provider that publishes only an IP: it is
+    skipped and counted (no_onion), never dialed in the clear."""
+    udp = free_ports(2)
+    oap = free_ports(2)
+    fb = FakeControl(str(tmp_path))
+    socks = FakeSocks()
+    try:
+        plain = {"services": ["gateway", "storage", "omnigate", "dht", "overlay"],
+                 "oap": {"addr": "127.0.0.1:%d" % oap[0]},
+                 "dht": {"addr": "127.0.0.1:%d" % udp[0], "lookup_timeout": "2s"},
+                 "storage": {"replicas": 1}}
+        a = node_factory(config=plain)
+        b = node_factory(config=dht_tor_config(udp[1], oap[1], fb.addr, socks.addr,
+                                               boot=["127.0.0.1:%d" % udp[0]], only=True))
+        for n in (a, b):
+            wait_for(lambda n=n: n.metrics().sum("dht_routing_nodes") >= 1, 20 * SLOW,
+                     "a routing table on " + n.tag)
+        cid = stored(a, b"only an IP here")
+        wait_for(lambda: "127.0.0.1:%d" % oap[0] in run_cli(
+            ["find", cid, "--config", b.config_path], timeout=20).stdout, 20 * SLOW,
+            "A's record (IP only)")
+        r = b.gw("GET", "/o/" + cid)
+        assert r.status == 404, r
+        assert (b.metrics().get("overlay_peer_failures_total", reason="no_onion") or 0) >= 1
+        assert socks.requests == []
+        assert a.metrics().sum("oap_requests_total") == 0
+    finally:
+        fb.close()
+        socks.close()

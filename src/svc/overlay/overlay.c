@@ -120,8 +120,12 @@ static void on_providers(int status, const char *message, const dht_found *p, si
 	for (size_t i = 0; status == 200 && i < n && k < OVL_MAX_PROVIDERS; i++) {
 		const char *addr = prov_pick_addr(cfg->tor_enabled, cfg->tor_only, p[i].oap_addr,
 		                                  p[i].onion);
-		if (!addr)
-			continue;   /* tor.only and no onion: never dialed in the clear */
+		if (!addr) {
+			/* tor.only and no onion (or an onion and no Tor here): never
+			 * dialed in the clear, never dialed at all. */
+			metrics_count("overlay_peer_failures_total", "reason=\"no_onion\"", 1);
+			continue;
+		}
 		memcpy(prov[k].node_id, p[i].node_id, OVL_ID_LEN);
 		snprintf(prov[k].addr, sizeof prov[k].addr, "%s", addr);
 		k++;
