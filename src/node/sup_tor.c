@@ -178,6 +178,7 @@ static void tor_exec(const sup_tor *t)
 		(void)dup2(null, 2);
 	}
 	(void)close_range(3, ~0u, 0);
+	unsetenv("RON_ADMIN_TOKEN");   /* as for the services: tor needs no secret of ours */
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	snprintf(torrc, sizeof torrc, "%s/torrc", t->dir);
