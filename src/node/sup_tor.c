@@ -293,6 +293,8 @@ static void on_tor_onion(void *arg, const char *service_id)
 	               onion_name_pubkey(name, strlen(name), got) != 0 ||
 	               sodium_memcmp(want, got, sizeof want) != 0)) {
 		tor_count_fail(TORCTL_F_ONION);
+		snprintf(t->last_error, sizeof t->last_error, "%s",
+		         "onion: tor answered with the service of another key; not used");
 		log_kv(LOG_LEVEL_ERROR, "tor published an onion of another key; not used", LOG_END);
 		return;
 	}

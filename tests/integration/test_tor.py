@@ -137,6 +137,20 @@ def test_bad_control_port_degrades(node_factory, tmp_path, mode, reason):
         fake.close()
 
 
+def test_service_of_another_key_refused(node_factory, tmp_path):
+    fake = FakeControl(str(tmp_path), mode="wrong_key")
+    n = node_factory(config=tor_config(fake.addr, free_port()))
+    try:
+        wait_for(lambda: (n.metrics().get("tor_control_failures_total", reason="onion") or 0) >= 1,
+                 T, "the other key's service refused")
+        d = tor_dep(n)
+        assert d["state"] == "down" and d["onion"] == ""
+        assert d["last_error"].startswith("onion: tor answered with the service of another key")
+        assert n.get("/version").json()["onion"] == ""
+    finally:
+        fake.close()
+
+
 def test_tor_down_then_back(node_factory, tmp_path):
     port = free_port()
     n = node_factory(config=tor_config("127.0.0.1:%d" % port, free_port()))

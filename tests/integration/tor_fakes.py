@@ -62,7 +62,8 @@ def onion_name(pk):
 # ---- the control port ----------------------------------------------------
 
 class FakeControl:
-    """mode: good | auth_fail | garbage | no_serviceid | long_line | null_auth."""
+    """mode: good | auth_fail | garbage | no_serviceid | long_line | null_auth |
+    wrong_key (answers with the service of a key of its own)."""
 
     def __init__(self, tmp, mode="good", port=0):
         self.mode = mode
@@ -125,7 +126,7 @@ class FakeControl:
             c.sendall(b"250 OK\r\n" if ok else b"515 Authentication failed: Wrong length on authentication cookie.\r\n")
         elif line.startswith("ADD_ONION"):
             key = line.split()[1]
-            if key.startswith("ED25519-V3:"):
+            if key.startswith("ED25519-V3:") and self.mode != "wrong_key":
                 sk = base64.b64decode(key[len("ED25519-V3:"):])
                 name = onion_name(ed25519_scalar_base(sk[:32]))
             else:
