@@ -390,3 +390,38 @@ def test_tor_only_never_dials_an_ip(node_factory, tmp_path):
     finally:
         fb.close()
         socks.close()
+
+
+MIN_BIN = os.path.join(os.path.dirname(BIN), os.pardir, "build-min", "macronode")
+
+
+@pytest.mark.skipif(not os.path.exists(MIN_BIN),
+                    reason="no -Dtor=disabled build (make unit-min makes build-min/)")
+def test_disabled_build(tmp_path):
+    """-Dtor=disabled: features.arti false, tor.enabled refused naming the key."""
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"services": ["gateway", "storage", "omnigate"],
+                                "tor": {"enabled": True}}))
+    p = subprocess.run([MIN_BIN, "config", "validate", str(path)], capture_output=True,
+                       text=True, timeout=20)
+    assert p.returncode == 2 and "tor.enabled: this build has no Tor transport" in p.stderr, p
+    admin, gw = free_ports(2)
+    path.write_text(json.dumps({"admin": {"addr": "127.0.0.1:%d" % admin},
+                                "gateway": {"addr": "127.0.0.1:%d" % gw},
+                                "paths": {"data_dir": str(tmp_path / "d")}, "amnesia": True}))
+    proc = subprocess.Popen([MIN_BIN, "run", "--config", str(path)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        def version():
+            try:
+                import http.client
+                c = http.client.HTTPConnection("127.0.0.1", admin, timeout=2)
+                c.request("GET", "/version")
+                return json.loads(c.getresponse().read())
+            except OSError:
+                return None
+        v = wait_for(version, T, "the -Dtor=disabled node's /version")
+        assert v["features"]["arti"] is False and v["onion"] == ""
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
