@@ -4,11 +4,13 @@
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 CLANG_BUILD ?= build-clang
+# The feature matrix: optional features compiled out (-Dtor=disabled).
+MIN_BUILD  ?= build-min
 PYTEST     ?= /usr/bin/python3 -m pytest
 PYTEST_ARGS ?= -q -p no:cacheprovider
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build run test unit integration lint asan clang fuzz fuzz-smoke bench chaos soak drills swarm fuzz-long models clean sbom man deb
+.PHONY: all deps build run test unit integration lint asan clang fuzz fuzz-smoke bench chaos soak drills swarm fuzz-long models clean sbom man deb tor-test unit-min
 
 all: build
 
@@ -56,6 +58,15 @@ asan: deps $(ASAN_BUILD)/build.ninja
 	  ASAN_OPTIONS=detect_leaks=1:quarantine_size_mb=8 \
 	  $(PYTEST) $(PYTEST_ARGS) tests/integration
 
+# The unit suite again on a build without the optional features: it must
+# compile, and refuse their keys naming them (docs/tor.md).
+$(MIN_BUILD)/build.ninja:
+	meson setup $(MIN_BUILD) --buildtype=debugoptimized -Dtor=disabled
+
+unit-min: deps $(MIN_BUILD)/build.ninja
+	ninja -C $(MIN_BUILD)
+	meson test -C $(MIN_BUILD) --suite unit --print-errorlogs
+
 # -Werror must hold on clang as well as gcc.
 clang: deps $(CLANG_BUILD)/build.ninja
 	ninja -C $(CLANG_BUILD)
@@ -83,7 +94,7 @@ lint: deps
 fuzz-smoke:
 	$(MAKE) fuzz FUZZ_SECONDS=30
 
-test: unit integration lint clang models asan fuzz-smoke
+test: unit unit-min integration lint clang models asan fuzz-smoke
 	@echo "make test: all suites passed"
 
 # libFuzzer smoke run of every target for FUZZ_SECONDS each (CI: FUZZ_SECONDS=20).
@@ -172,4 +183,11 @@ deb: build
 	/usr/bin/python3 scripts/mkdeb.py $(BUILD)/macronode $(BUILD)/deb
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(CLANG_BUILD) $(FUZZ_BUILD) $(SCAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(CLANG_BUILD) $(FUZZ_BUILD) $(SCAN_BUILD) $(MIN_BUILD)
+
+# The Tor transport on a private Tor network on loopback (tests/tor/privnet.py;
+# docs/tor.md): authorities made with tor-gencert, relays, and two nodes whose
+# own tors join it; node B fetches an object from node A's onion. Minutes;
+# not part of `make test` (test_tor.py covers the protocol code there).
+tor-test: build
+	MACRONODE_BIN=$(CURDIR)/$(BUILD)/macronode timeout 1200 python3 tests/tor/privnet.py $(TOR_TEST_ARGS)

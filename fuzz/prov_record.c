@@ -1,7 +1,7 @@
 /*
  * prov_record.c — libFuzzer target for provider records
  * (src/core/dht/prov_record.h), the bytes other DHT nodes send us.
- *   build-fuzz/fuzz/fuzz_prov_record -max_len=256 fuzz/corpus/prov_record
+ *   build-fuzz/fuzz/fuzz_prov_record -max_len=320 fuzz/corpus/prov_record
  *
  * Invariants (abort on violation):
  *   - a record that decodes re-encodes to exactly the same bytes and fits

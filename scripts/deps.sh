@@ -25,6 +25,8 @@ PKGS=(
   mandoc
   # benchmarks
   wrk nginx-light nghttp2-client
+  # the Tor transport's tests (tests/integration/test_tor.py, make tor-test): tor, tor-gencert
+  tor
 )
 
 missing=()

@@ -55,10 +55,12 @@ static void admin_on_version(http_req *r, void *arg)
 	supervisor *s = arg;
 	char why[NODE_PQ_REASON_MAX];
 	bool pq = node_pq_posture(why, sizeof why);
-	json_t *b = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:b, s:b, s:b, s:b}, s:b, s:s, s:b, s:{s:s}}",
-		"service", "macronode", "node_id", s->identity.id_text, "version", MN_VERSION, "git_sha", MN_GIT_SHA,
+	/* arti: the Tor transport is built in (-Dtor); "onion" says whether it is on. */
+	json_t *b = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:{s:b, s:b, s:b, s:b}, s:b, s:s, s:b, s:{s:s}}",
+		"service", "macronode", "node_id", s->identity.id_text, "onion", s->tor.onion,
+		"version", MN_VERSION, "git_sha", MN_GIT_SHA,
 		"build_ts", MN_BUILD_TS, "build_id", ctl_build_id(),
-		"features", "zk", 0, "arti", 0, "amnesia", 1, "pq", (int)pq,
+		"features", "zk", 0, "arti", MN_TOR, "amnesia", 1, "pq", (int)pq,
 		"pq", (int)pq, "pq_reason", why,
 		"amnesia", s->cfg.amnesia, "api", "admin", "v1");
 

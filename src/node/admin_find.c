@@ -63,8 +63,8 @@ static void on_found(int status, const char *message, const dht_found *p, size_t
 	list = body ? json_object_get(body, "providers") : NULL;
 	for (size_t i = 0; list && i < n; i++) {
 		identity_id_format(p[i].node_id, id);
-		(void)json_array_append_new(list, json_pack("{s:s, s:s, s:I}", "node_id", id,
-		                                            "addr", p[i].oap_addr,
+		(void)json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:I}", "node_id", id,
+		                                            "addr", p[i].oap_addr, "onion", p[i].onion,
 		                                            "expires", (json_int_t)p[i].expires));
 	}
 	txt = body ? json_dumps(body, JSON_COMPACT) : NULL;

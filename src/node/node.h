@@ -101,6 +101,33 @@ typedef struct sup_keys {
 	int64_t created_ms[CAPTOKEN_MAX_KEYS];          /* unix ms */
 } sup_keys;
 
+/* The Tor transport (sup_tor.c; docs/tor.md). */
+#define SUP_TOR_TIMEOUT_MS  5000u   /* control connect and each reply */
+#define SUP_TOR_POLL_MS     2000u   /* between bootstrap polls */
+#define SUP_TOR_SOCK_MAX    108u    /* sun_path: the launched tor's control socket */
+typedef struct sup_tor {
+	struct torctl *ctl;             /* the control session, NULL between sessions */
+	struct event  *retry_ev;        /* the next session, after backoff */
+	struct event  *respawn_ev;      /* the launched tor's restart, after backoff */
+	struct event  *wq_ev;
+	struct workq  *wq;              /* onion.hostname writes, off the loop */
+	unsigned       attempt;         /* sessions failed since the last good one */
+	unsigned       spawn_attempt;
+	pid_t          pid;             /* the launched tor, 0 = none */
+	uint64_t       spawned_ms;
+	bool           stopping;
+	bool           up;              /* authenticated and the onion added */
+	unsigned       bootstrap;       /* tor's PROGRESS, 0..100 */
+	char           tag[64];         /* tor's bootstrap TAG, or our words */
+	uint8_t       *key;             /* onion key in sodium memory; NULL in amnesia */
+	uint16_t       virt_port;
+	char           target[CONFIG_ADDR_MAX];
+	char           control[CONFIG_PATH_MAX];
+	char           dir[CONFIG_PATH_MAX - 64];     /* <runtime_dir>/tor (tor.launch) */
+	char           onion[CTL_ONION_MAX];          /* "<name>.onion:port" or "" */
+	char           last_error[CONFIG_ERR_MAX];
+} sup_tor;
+
 typedef struct supervisor {
 	struct event_base  *base;
 	node_opts           opts;
@@ -139,6 +166,7 @@ typedef struct supervisor {
 	struct audit_client *audit;
 	unsigned            admin_audits;    /* audit queries in flight (≤ ADMIN_AUDIT_MAX) */
 	char                keys_audited[CAPTOKEN_MAX_KEYS * (CAPTOKEN_MAX_KID + 1) + 8];
+	sup_tor             tor;
 	int                 exit_code;
 } supervisor;
 
@@ -189,6 +217,15 @@ void sup_keys_scan(supervisor *s);
 void sup_keys_gauges(const supervisor *s);
 struct json_t;
 struct json_t *sup_keys_eval(const supervisor *s, struct json_t *reasons, ready_verdict *v);
+/* Tor (sup_tor.c): start the session (and our tor), the onion to a child,
+ * a reaped pid that was our tor (true), deps.tor, teardown. */
+__attribute__((warn_unused_result))
+int  sup_tor_start(supervisor *s, char *err, size_t errlen);
+void sup_tor_send(supervisor *s, sup_child *c);
+bool sup_tor_reaped(supervisor *s, pid_t pid, int status);
+struct json_t *sup_tor_eval(const supervisor *s, struct json_t *reasons, ready_verdict *v);
+void sup_tor_free(supervisor *s);
+void sup_tor_on_wq(int fd, short what, void *arg);
 char *readiness_status(supervisor *s);
 
 /* CLI (cli.c): main dispatch. */

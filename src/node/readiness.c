@@ -278,6 +278,11 @@ char *readiness_report(supervisor *s, ready_verdict *verdict)
 		json_object_set_new(deps, "keys", keys);
 	else
 		json_decref(keys);
+	json_t *tor = sup_tor_eval(s, reasons, &v);
+	if (deps && tor)
+		json_object_set_new(deps, "tor", tor);
+	else
+		json_decref(tor);
 	json_t *body = json_pack("{s:s, s:b, s:o, s:o}", "status", verdict_names[v],
 	                         "ready", v != READY_NOT, "deps", deps, "reasons", reasons);
 	char *txt = body ? json_dumps(body, JSON_COMPACT) : NULL;
@@ -306,8 +311,9 @@ char *readiness_status(supervisor *s)
 	free(readiness_report(s, &v));
 	for (size_t i = 0; i < s->nchild; i++)
 		json_array_append_new(kids, child_json(&s->child[i], now));
-	json_t *body = json_pack("{s:s, s:s, s:s, s:I, s:i, s:b, s:s, s:s, s:s, s:s, s:{s:I, s:I, s:s}, s:o}",
-		"version", ctl_build_id(), "node_id", s->identity.id_text, "state", readiness_name(v),
+	json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:I, s:i, s:b, s:s, s:s, s:s, s:s, s:{s:I, s:I, s:s}, s:o}",
+		"version", ctl_build_id(), "node_id", s->identity.id_text, "onion", s->tor.onion,
+		"state", readiness_name(v),
 		"uptime_ms", (json_int_t)(now - s->start_ms), "pid", (int)getpid(),
 		"amnesia", s->cfg.amnesia, "admin_addr", s->cfg.admin_addr,
 		"gateway_addr", s->cfg.gateway_addr, "data_dir", s->cfg.data_dir,

@@ -85,6 +85,7 @@ static int child_on_hello(sup_child *c, const ctl_msg *m)
 			log_kv(LOG_LEVEL_WARN, "cannot send the KEK to child", "role", c->role->name,
 			       LOG_END);
 	}
+	sup_tor_send(c->sup, c);     /* before CONFIG: its records carry it from the start */
 	sup_policy_send(c->sup, c);  /* before CONFIG: in force when it starts */
 	child_send_config(c);
 	return 0;
@@ -352,6 +353,8 @@ static void on_sigchld(supervisor *s)
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (sup_tor_reaped(s, pid, status))
+			continue;
 		for (size_t i = 0; i < s->nchild; i++) {
 			if (s->child[i].pid == pid) {
 				child_exited(&s->child[i], status);
@@ -764,6 +767,8 @@ static int sup_start(supervisor *s, char *err, size_t errlen)
 	if (sup_policy_refresh(s, "start", perr, sizeof perr) != 0)
 		log_kv(LOG_LEVEL_ERROR, "policy bundle refused; denying every public request",
 		       "error", perr, LOG_END);
+	if (sup_tor_start(s, err, errlen) != 0)
+		return -1;
 	sup_add_children(s);
 	for (size_t i = 0; i < s->nchild; i++)
 		child_spawn(&s->child[i]);
@@ -778,6 +783,7 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 
 static void sup_free(supervisor *s)
 {
+	sup_tor_free(s);   /* before the base: its events */
 	for (size_t i = 0; i < s->nchild; i++) {
 		child_close_ctl(&s->child[i]);
 		if (s->child[i].restart_ev)

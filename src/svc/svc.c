@@ -284,6 +284,21 @@ static void svc_on_kek(struct svc_proc *p)
 		log_fatalx("cannot hold the KEK", LOG_END);
 }
 
+/* The node's onion address (or none): the service reads s->onion when it
+ * signs a record; a started service hears of a change. */
+static void svc_on_onion(struct svc_proc *p)
+{
+	char addr[CTL_ONION_MAX];
+
+	if (ctl_read_onion(&p->msg, addr) != 0)
+		svc_fatal_msg("malformed control message", p->msg.type);
+	if (strcmp(addr, p->s.onion) == 0)
+		return;
+	memcpy(p->s.onion, addr, sizeof addr);
+	if (p->started && p->s.ops->onion)
+		p->s.ops->onion(&p->s);
+}
+
 static void on_ctl(evutil_socket_t fd, short what, void *arg)
 {
 	struct svc_proc *p = arg;
@@ -323,6 +338,9 @@ static void svc_dispatch(struct svc_proc *p)
 		break;
 	case CTL_KEK:
 		svc_on_kek(p);
+		break;
+	case CTL_ONION:
+		svc_on_onion(p);
 		break;
 	default:
 		/* Includes the child → supervisor types: never sent this way. */

@@ -47,6 +47,8 @@ typedef struct svc_ops {
 	/* s->policy changed (a new verified bundle, or NULL: deny all). The old
 	 * one is freed after this returns. Optional. */
 	void (*policy)(svc *s);
+	/* s->onion changed (CTL_ONION). Optional. */
+	void (*onion)(svc *s);
 } svc_ops;
 
 struct svc {
@@ -66,6 +68,10 @@ struct svc {
 	/* The KEK (CTL_KEK, roles with `policy`): unseals capability key
 	 * files at every wall load. NULL = none. Owned here, wiped at exit. */
 	struct kek        *kek;
+	/* The node's onion address "<name>.onion:port" (CTL_ONION, roles with
+	 * `identity`), or "" while there is none: records put it beside (or,
+	 * with tor.only, instead of) the IP address (docs/tor.md). */
+	char               onion[CTL_ONION_MAX];
 	const struct svc_sandbox_profile *sandbox;  /* the role's profile (static), or NULL */
 	bool               sandboxed;  /* svc_sandbox_enter has run */
 };

@@ -109,7 +109,9 @@ def test_version_body(node):
     assert set(j) >= {"service", "version", "git_sha", "build_ts", "build_id", "features",
                       "amnesia", "api"}
     assert j["service"] == "macronode"
-    assert j["features"] == {"zk": False, "arti": False, "amnesia": True, "pq": False}
+    # arti: the Tor transport is built in (-Dtor, default enabled; docs/tor.md)
+    assert j["features"] == {"zk": False, "arti": True, "amnesia": True, "pq": False}
+    assert j["onion"] == ""          # tor.enabled is off by default
     assert j["amnesia"] is False
     assert j["api"] == {"admin": "v1"}
     cli = json.loads(run_cli(["version", "--json"]).stdout)

@@ -156,6 +156,13 @@ typedef struct mn_config {
 	uint64_t audit_segment_max;                /* 64MiB: rotate past it */
 	uint32_t audit_queue_max;                  /* 8192 entries waiting for the next sync */
 	uint64_t audit_ram_bytes;                  /* 16MiB: the amnesia log's ring */
+	/* tor (node/sup_tor.c; docs/tor.md) */
+	bool     tor_enabled;                      /* publish OAP/1 as an onion service, dial onions */
+	char     tor_control[CONFIG_PATH_MAX];     /* "host:port" or a control socket path; "" with launch */
+	char     tor_socks[CONFIG_ADDR_MAX];       /* SOCKS5 "127.0.0.1:9050" */
+	bool     tor_only;                         /* publish the onion only, never an IP; dial onions only */
+	bool     tor_launch;                       /* the supervisor runs its own tor */
+	char     tor_torrc_include[CONFIG_PATH_MAX]; /* %include'd by the generated torrc; "" = none */
 } mn_config;
 
 /* Reload classes (documented per key). */

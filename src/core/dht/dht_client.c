@@ -84,6 +84,7 @@ static void deliver_find(const dht_ctx *x, const dht_rep *rep, void *arg)
 		memcpy(f[i].node_pk, p->node_pk, sizeof f[i].node_pk);
 		identity_id_of(p->node_pk, f[i].node_id);
 		memcpy(f[i].oap_addr, p->oap_addr, sizeof f[i].oap_addr);
+		memcpy(f[i].onion, p->onion, sizeof f[i].onion);
 		f[i].expires = p->expires;
 	}
 	x->cb.providers(200, "", f, n, arg);

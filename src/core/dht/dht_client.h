@@ -38,7 +38,8 @@ typedef struct dht_call dht_call;
 typedef struct dht_found {
 	uint8_t  node_id[32];                  /* BLAKE3(node_pk) */
 	uint8_t  node_pk[32];
-	char     oap_addr[PROV_ADDR_MAX + 1];  /* numeric ip:port */
+	char     oap_addr[PROV_ADDR_MAX + 1];  /* numeric ip:port, or "" (an onion only) */
+	char     onion[PROV_ONION_MAX + 1];    /* "<v3>.onion:port", or "" */
 	uint64_t expires;                      /* unix seconds */
 } dht_found;
 

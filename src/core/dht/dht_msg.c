@@ -96,6 +96,7 @@ static void put_find_rep(wire_w *w, const dht_rep *p)
 	for (size_t i = 0; i < m->n; i++) {
 		wire_put_raw(w, m->p[i].node_pk, IDENTITY_PK_LEN);
 		put_text(w, m->p[i].oap_addr, sizeof m->p[i].oap_addr);
+		put_text(w, m->p[i].onion, sizeof m->p[i].onion);
 		wire_put_u64(w, m->p[i].expires);
 	}
 }
@@ -112,8 +113,9 @@ static void get_find_rep(wire_r *r, dht_rep *p)
 	for (size_t i = 0; i < m->n; i++) {
 		wire_get_raw(r, m->p[i].node_pk, IDENTITY_PK_LEN);
 		wire_get_str(r, m->p[i].oap_addr, sizeof m->p[i].oap_addr);
+		wire_get_str(r, m->p[i].onion, sizeof m->p[i].onion);
 		m->p[i].expires = wire_get_u64(r);
-		if (!m->p[i].oap_addr[0])
+		if (!m->p[i].oap_addr[0] && !m->p[i].onion[0])
 			r->bad = true;
 	}
 }

@@ -93,7 +93,8 @@ typedef struct dht_req {
 
 typedef struct dht_provider {
 	uint8_t  node_pk[IDENTITY_PK_LEN];
-	char     oap_addr[PROV_ADDR_MAX + 1];
+	char     oap_addr[PROV_ADDR_MAX + 1];  /* "" when only an onion is published */
+	char     onion[PROV_ONION_MAX + 1];    /* "" when the record has none */
 	uint64_t expires;               /* unix seconds */
 } dht_provider;
 

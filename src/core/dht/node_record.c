@@ -31,14 +31,9 @@ void node_record_key(uint8_t key[32])
 	node_hash(NODE_KEY_DOMAIN, NULL, 0, key);
 }
 
-static bool node_addr_ok(const char *s)
+static unsigned node_version_of(const node_record *r)
 {
-	struct sockaddr_storage ss;
-	unsigned len;
-	bool lo;
-	size_t n = strnlen(s, PROV_ADDR_MAX + 1);
-
-	return n >= 1 && n <= PROV_ADDR_MAX && config_parse_addr(s, &ss, &len, &lo) == 0;
+	return r->onion[0] ? NODE_RECORD_ONION : NODE_RECORD_VERSION;
 }
 
 static bool node_life_ok(uint64_t issued, uint64_t expires)
@@ -48,13 +43,17 @@ static bool node_life_ok(uint64_t issued, uint64_t expires)
 
 static void node_put_signed(wire_w *w, const node_record *r)
 {
-	if (!node_addr_ok(r->oap_addr) || !node_life_ok(r->issued, r->expires)) {
+	unsigned v = node_version_of(r);
+
+	if (!prov_addrs_ok(v, r->oap_addr, r->onion) || !node_life_ok(r->issued, r->expires)) {
 		w->bad = true;
 		return;
 	}
-	wire_put_u8(w, NODE_RECORD_VERSION);
+	wire_put_u8(w, (uint8_t)v);
 	wire_put_raw(w, r->node_pk, IDENTITY_PK_LEN);
 	wire_put_str(w, r->oap_addr);
+	if (v == NODE_RECORD_ONION)
+		wire_put_str(w, r->onion);
 	wire_put_u64(w, r->issued);
 	wire_put_u64(w, r->expires);
 }
@@ -62,14 +61,24 @@ static void node_put_signed(wire_w *w, const node_record *r)
 int node_record_sign(node_record *r, const node_identity *id, const char *oap_addr,
                      uint64_t now_s, uint64_t ttl_s)
 {
+	return node_record_sign_onion(r, id, oap_addr, NULL, now_s, ttl_s);
+}
+
+int node_record_sign_onion(node_record *r, const node_identity *id, const char *oap_addr,
+                           const char *onion, uint64_t now_s, uint64_t ttl_s)
+{
 	uint8_t buf[NODE_SIGNED_MAX], digest[B3_OUT_LEN];
 	wire_w w;
 
 	memset(r, 0, sizeof *r);
-	if (!node_addr_ok(oap_addr) || ttl_s == 0 || ttl_s > NODE_TTL_MAX_S)
+	if (!onion)
+		onion = "";
+	if (!prov_addrs_ok(onion[0] ? NODE_RECORD_ONION : NODE_RECORD_VERSION, oap_addr, onion) ||
+	    ttl_s == 0 || ttl_s > NODE_TTL_MAX_S)
 		return -1;
 	memcpy(r->node_pk, id->pk, IDENTITY_PK_LEN);
 	memcpy(r->oap_addr, oap_addr, strlen(oap_addr) + 1);
+	memcpy(r->onion, onion, strlen(onion) + 1);
 	r->issued = now_s;
 	r->expires = now_s + ttl_s;
 	wire_w_init(&w, buf, sizeof buf);
@@ -98,14 +107,18 @@ prov_verdict node_record_decode(const uint8_t *p, size_t n, node_record *r)
 	if (n > NODE_RECORD_MAX)
 		return PROV_E_OVERSIZED;
 	wire_r_init(&rd, p, n);
-	if (wire_get_u8(&rd) != NODE_RECORD_VERSION)
+	unsigned v = wire_get_u8(&rd);
+	if (v != NODE_RECORD_VERSION && v != NODE_RECORD_ONION)
 		rd.bad = true;
 	wire_get_raw(&rd, r->node_pk, IDENTITY_PK_LEN);
 	wire_get_str(&rd, r->oap_addr, sizeof r->oap_addr);
+	if (v == NODE_RECORD_ONION)
+		wire_get_str(&rd, r->onion, sizeof r->onion);
 	r->issued = wire_get_u64(&rd);
 	r->expires = wire_get_u64(&rd);
 	wire_get_raw(&rd, r->sig, IDENTITY_SIG_LEN);
-	if (wire_end(&rd) != 0 || !node_addr_ok(r->oap_addr) || !node_life_ok(r->issued, r->expires)) {
+	if (wire_end(&rd) != 0 || !prov_addrs_ok(v, r->oap_addr, r->onion) ||
+	    !node_life_ok(r->issued, r->expires)) {
 		memset(r, 0, sizeof *r);
 		return PROV_E_MALFORMED;
 	}

@@ -8,6 +8,8 @@
  *   version u8 = 1, node_pk[32], oap_addr str (u16 length, 1..63 bytes,
  *   numeric "ip:port" or "[ip6]:port"), issued u64, expires u64 (unix s),
  *   sig[64]
+ * or version u8 = 2 with onion str after oap_addr (which may then be
+ * empty), as provider records (prov_record.h; docs/tor.md).
  * sig = Ed25519 by node_pk over BLAKE3("macronode/node/v1" || every byte
  * before sig). Node id = BLAKE3(node_pk). At most NODE_RECORD_MAX bytes.
  *
@@ -26,14 +28,17 @@
 #include "core/identity/identity.h"
 
 #define NODE_RECORD_VERSION 1u
-#define NODE_RECORD_MAX     (1u + IDENTITY_PK_LEN + 2u + PROV_ADDR_MAX + 8u + 8u + IDENTITY_SIG_LEN)
+#define NODE_RECORD_ONION   2u
+#define NODE_RECORD_MAX     (1u + IDENTITY_PK_LEN + 2u + PROV_ADDR_MAX + 2u + PROV_ONION_MAX + \
+                             8u + 8u + IDENTITY_SIG_LEN)
 #define NODE_TTL_MAX_S      (7u * 24u * 3600u)
 #define NODE_SIG_DOMAIN     "macronode/node/v1"
 #define NODE_KEY_DOMAIN     "macronode/nodes/v1"
 
 typedef struct node_record {
 	uint8_t  node_pk[IDENTITY_PK_LEN];
-	char     oap_addr[PROV_ADDR_MAX + 1];
+	char     oap_addr[PROV_ADDR_MAX + 1];  /* "" only beside an onion */
+	char     onion[PROV_ONION_MAX + 1];    /* "" in a version 1 record */
 	uint64_t issued, expires;          /* unix seconds */
 	uint8_t  sig[IDENTITY_SIG_LEN];
 } node_record;
@@ -47,6 +52,11 @@ void node_record_key(uint8_t key[32]);
 __attribute__((warn_unused_result))
 int node_record_sign(node_record *r, const node_identity *id, const char *oap_addr,
                      uint64_t now_s, uint64_t ttl_s);
+
+/* The same with an onion address (NULL/"": version 1). */
+__attribute__((warn_unused_result))
+int node_record_sign_onion(node_record *r, const node_identity *id, const char *oap_addr,
+                           const char *onion, uint64_t now_s, uint64_t ttl_s);
 
 /* Encode into buf (NODE_RECORD_MAX is always enough): length or -1. */
 __attribute__((warn_unused_result))

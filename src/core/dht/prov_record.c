@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include "core/config/config.h"
+#include "core/tor/onion.h"
 #include "lib/b3.h"
 #include "lib/wire.h"
 
@@ -53,6 +54,35 @@ static bool prov_addr_ok(const char *s)
 	return n >= 1 && n <= PROV_ADDR_MAX && config_parse_addr(s, &ss, &len, &lo) == 0;
 }
 
+static bool prov_onion_ok(const char *s)
+{
+	char name[ONION_NAME_LEN + 1];
+	uint16_t port;
+
+	return strnlen(s, PROV_ONION_MAX + 1) <= PROV_ONION_MAX &&
+	       onion_addr_split(s, name, sizeof name, &port) == 0;
+}
+
+bool prov_addrs_ok(unsigned v, const char *oap_addr, const char *onion)
+{
+	if (v == PROV_RECORD_VERSION)
+		return prov_addr_ok(oap_addr) && onion[0] == '\0';
+	return v == PROV_RECORD_ONION && prov_onion_ok(onion) &&
+	       (oap_addr[0] == '\0' || prov_addr_ok(oap_addr));
+}
+
+const char *prov_pick_addr(bool tor, bool tor_only, const char *oap_addr, const char *onion)
+{
+	if (tor && onion[0])
+		return onion;
+	return oap_addr[0] && !(tor && tor_only) ? oap_addr : NULL;
+}
+
+static unsigned prov_version_of(const prov_record *r)
+{
+	return r->onion[0] ? PROV_RECORD_ONION : PROV_RECORD_VERSION;
+}
+
 static bool prov_life_ok(uint64_t issued, uint64_t expires)
 {
 	return expires > issued && expires - issued <= PROV_TTL_MAX_S;
@@ -61,14 +91,18 @@ static bool prov_life_ok(uint64_t issued, uint64_t expires)
 /* Every field before the signature. */
 static void prov_put_signed(wire_w *w, const prov_record *r)
 {
-	if (!prov_addr_ok(r->oap_addr) || !prov_life_ok(r->issued, r->expires)) {
+	unsigned v = prov_version_of(r);
+
+	if (!prov_addrs_ok(v, r->oap_addr, r->onion) || !prov_life_ok(r->issued, r->expires)) {
 		w->bad = true;
 		return;
 	}
-	wire_put_u8(w, PROV_RECORD_VERSION);
+	wire_put_u8(w, (uint8_t)v);
 	wire_put_raw(w, r->cid, PROV_CID_LEN);
 	wire_put_raw(w, r->node_pk, IDENTITY_PK_LEN);
 	wire_put_str(w, r->oap_addr);
+	if (v == PROV_RECORD_ONION)
+		wire_put_str(w, r->onion);
 	wire_put_u64(w, r->issued);
 	wire_put_u64(w, r->expires);
 }
@@ -76,15 +110,26 @@ static void prov_put_signed(wire_w *w, const prov_record *r)
 int prov_record_sign(prov_record *r, const node_identity *id, const uint8_t cid[PROV_CID_LEN],
                      const char *oap_addr, uint64_t now_s, uint64_t ttl_s)
 {
+	return prov_record_sign_onion(r, id, cid, oap_addr, NULL, now_s, ttl_s);
+}
+
+int prov_record_sign_onion(prov_record *r, const node_identity *id,
+                           const uint8_t cid[PROV_CID_LEN], const char *oap_addr,
+                           const char *onion, uint64_t now_s, uint64_t ttl_s)
+{
 	uint8_t buf[PROV_SIGNED_MAX], digest[B3_OUT_LEN];
 	wire_w w;
 
 	memset(r, 0, sizeof *r);
-	if (!prov_addr_ok(oap_addr) || ttl_s == 0 || ttl_s > PROV_TTL_MAX_S)
+	if (!onion)
+		onion = "";
+	if (!prov_addrs_ok(onion[0] ? PROV_RECORD_ONION : PROV_RECORD_VERSION, oap_addr, onion) ||
+	    ttl_s == 0 || ttl_s > PROV_TTL_MAX_S)
 		return -1;
 	memcpy(r->cid, cid, PROV_CID_LEN);
 	memcpy(r->node_pk, id->pk, IDENTITY_PK_LEN);
 	memcpy(r->oap_addr, oap_addr, strlen(oap_addr) + 1);
+	memcpy(r->onion, onion, strlen(onion) + 1);
 	r->issued = now_s;
 	r->expires = now_s + ttl_s;
 	wire_w_init(&w, buf, sizeof buf);
@@ -113,15 +158,19 @@ prov_verdict prov_record_decode(const uint8_t *p, size_t n, prov_record *r)
 	if (n > PROV_RECORD_MAX)
 		return PROV_E_OVERSIZED;
 	wire_r_init(&rd, p, n);
-	if (wire_get_u8(&rd) != PROV_RECORD_VERSION)
+	unsigned v = wire_get_u8(&rd);
+	if (v != PROV_RECORD_VERSION && v != PROV_RECORD_ONION)
 		rd.bad = true;
 	wire_get_raw(&rd, r->cid, PROV_CID_LEN);
 	wire_get_raw(&rd, r->node_pk, IDENTITY_PK_LEN);
 	wire_get_str(&rd, r->oap_addr, sizeof r->oap_addr);
+	if (v == PROV_RECORD_ONION)
+		wire_get_str(&rd, r->onion, sizeof r->onion);
 	r->issued = wire_get_u64(&rd);
 	r->expires = wire_get_u64(&rd);
 	wire_get_raw(&rd, r->sig, IDENTITY_SIG_LEN);
-	if (wire_end(&rd) != 0 || !prov_addr_ok(r->oap_addr) || !prov_life_ok(r->issued, r->expires)) {
+	if (wire_end(&rd) != 0 || !prov_addrs_ok(v, r->oap_addr, r->onion) ||
+	    !prov_life_ok(r->issued, r->expires)) {
 		memset(r, 0, sizeof *r);
 		return PROV_E_MALFORMED;
 	}

@@ -7,6 +7,10 @@
  *   version u8 = 1, cid[32], node_pk[32], oap_addr str (u16 length, 1..63
  *   bytes, numeric "ip:port" or "[ip6]:port"), issued u64, expires u64 (unix
  *   seconds), sig[64]
+ * or, for a node reachable as a Tor onion service (docs/tor.md):
+ *   version u8 = 2, cid[32], node_pk[32], oap_addr str (0..63 bytes: empty
+ *   with tor.only), onion str (u16 length, "<56 base32>.onion:port", v3),
+ *   issued u64, expires u64, sig[64]
  * sig = Ed25519 by node_pk over BLAKE3("macronode/provider/v1" || every byte
  * before sig). The provider's node id is BLAKE3(node_pk). At most
  * PROV_RECORD_MAX bytes.
@@ -29,10 +33,12 @@
 #include "core/identity/identity.h"
 
 #define PROV_RECORD_VERSION 1u
+#define PROV_RECORD_ONION   2u       /* the version that carries an onion address */
 #define PROV_CID_LEN        32u
 #define PROV_ADDR_MAX       63u      /* bytes of oap_addr */
-#define PROV_RECORD_MAX     (1u + PROV_CID_LEN + IDENTITY_PK_LEN + 2u + PROV_ADDR_MAX + 8u + 8u + \
-                             IDENTITY_SIG_LEN)
+#define PROV_ONION_MAX      68u      /* bytes of onion: 56 + ".onion" + ":65535" */
+#define PROV_RECORD_MAX     (1u + PROV_CID_LEN + IDENTITY_PK_LEN + 2u + PROV_ADDR_MAX + 2u + \
+                             PROV_ONION_MAX + 8u + 8u + IDENTITY_SIG_LEN)
 /* A record may claim at most this lifetime (expires - issued): dht.record_ttl
  * is at most this, so a longer one is not ours. */
 #define PROV_TTL_MAX_S      (7u * 24u * 3600u)
@@ -44,7 +50,8 @@
 typedef struct prov_record {
 	uint8_t  cid[PROV_CID_LEN];
 	uint8_t  node_pk[IDENTITY_PK_LEN];
-	char     oap_addr[PROV_ADDR_MAX + 1];
+	char     oap_addr[PROV_ADDR_MAX + 1];  /* "" only beside an onion (tor.only) */
+	char     onion[PROV_ONION_MAX + 1];    /* "" in a version 1 record */
 	uint64_t issued, expires;          /* unix seconds */
 	uint8_t  sig[IDENTITY_SIG_LEN];
 } prov_record;
@@ -71,6 +78,24 @@ void prov_record_key(const uint8_t cid[PROV_CID_LEN], uint8_t key[32]);
 __attribute__((warn_unused_result))
 int prov_record_sign(prov_record *r, const node_identity *id, const uint8_t cid[PROV_CID_LEN],
                      const char *oap_addr, uint64_t now_s, uint64_t ttl_s);
+
+/* The same with an onion address ("<v3>.onion:port", or NULL/"": a version
+ * 1 record); oap_addr may then be "" (tor.only: no IP published). */
+__attribute__((warn_unused_result))
+int prov_record_sign_onion(prov_record *r, const node_identity *id,
+                           const uint8_t cid[PROV_CID_LEN], const char *oap_addr,
+                           const char *onion, uint64_t now_s, uint64_t ttl_s);
+
+/* The addresses a record of version v may carry: v1 a numeric oap_addr and
+ * no onion; v2 a v3 onion and a numeric or empty oap_addr. (node records
+ * share the rule.) */
+bool prov_addrs_ok(unsigned v, const char *oap_addr, const char *onion);
+
+/* Which of a record's addresses this node dials (docs/tor.md): the onion
+ * when Tor is on and the record has one (through tor's SOCKS port), else
+ * the IP address unless tor.only; NULL when none fits. Borrowed from the
+ * arguments. */
+const char *prov_pick_addr(bool tor, bool tor_only, const char *oap_addr, const char *onion);
 
 /* Encode a signed record into buf (PROV_RECORD_MAX is always enough).
  * The length, or -1 when it does not fit or a field is out of range. */

@@ -26,6 +26,11 @@
 #include "core/net/conn.h"
 #include "core/proto/oap.h"
 #include "lib/b3.h"
+#include "mn_build.h"
+#if MN_TOR
+#include "core/tor/onion.h"
+#include "core/tor/socks5.h"
+#endif
 
 #define OCL_APP_HELLO    0x0000u
 #define OCL_APP_OBJECTS  0x0001u
@@ -71,6 +76,11 @@ struct oap_client {
 	oap_call               *calls;
 	unsigned                ncalls;
 	uint64_t                next_corr;
+	char                    onion[OAP_CLIENT_HOST_MAX]; /* "" or the onion name dialed via SOCKS5 */
+	uint16_t                onion_port;
+#if MN_TOR
+	struct socks5_dial     *socks;      /* during the SOCKS5 exchange */
+#endif
 };
 
 static const char *const ocl_errors[] = {
@@ -160,6 +170,9 @@ static void ocl_fail_later(oap_client *c, oap_client_error e, const char *detail
 static void ocl_destroy(oap_client *c)
 {
 	ocl_free_calls(c);
+#if MN_TOR
+	socks5_dial_free(c->socks);
+#endif
 	if (c->fd >= 0)
 		close(c->fd);
 	if (c->conn_ev)
@@ -506,6 +519,42 @@ static void ocl_begin_tls(oap_client *c)
 	(void)conn_start(c->t);
 }
 
+#if MN_TOR
+/* The tunnel through tor is up (or not): then TLS with the same pin as any
+ * peer, so an onion never stands in for the node id. The proxy's words
+ * about the onion's circuit stay out of the detail but for its code. */
+static void on_socks_done(void *arg, socks5_result r, uint8_t rep)
+{
+	oap_client *c = arg;
+
+	socks5_dial_free(c->socks);
+	c->socks = NULL;
+	if (r == SOCKS5_OK) {
+		ocl_begin_tls(c);
+		return;
+	}
+	if (r == SOCKS5_E_TIMEOUT)
+		ocl_fail(c, OAP_CLIENT_CONNECT, "tor socks: no tunnel within %" PRIu64 " ms",
+		         c->o.connect_ms);
+	else if (r == SOCKS5_E_REPLY)
+		ocl_fail(c, OAP_CLIENT_CONNECT, "tor socks: %s (0x%02x)", socks5_rep_name(rep), rep);
+	else
+		ocl_fail(c, OAP_CLIENT_CONNECT, "tor socks: %s", socks5_result_name(r));
+}
+
+/* Reaching an onion service takes descriptor fetches and two circuits:
+ * the connect deadline covers the whole exchange, at least
+ * OAP_CLIENT_ONION_MS. */
+static void ocl_begin_socks(oap_client *c)
+{
+	uint64_t ms = c->o.connect_ms > OAP_CLIENT_ONION_MS ? c->o.connect_ms : OAP_CLIENT_ONION_MS;
+
+	c->socks = socks5_dial_new(c->base, c->fd, c->onion, c->onion_port, ms, on_socks_done, c);
+	if (!c->socks)
+		ocl_fail(c, OAP_CLIENT_NOMEM, "cannot start the socks exchange");
+}
+#endif
+
 static void on_connected(evutil_socket_t fd, short what, void *arg)
 {
 	oap_client *c = arg;
@@ -522,6 +571,12 @@ static void on_connected(evutil_socket_t fd, short what, void *arg)
 		ocl_fail(c, OAP_CLIENT_CONNECT, "connect: %s", strerror(err));
 		return;
 	}
+#if MN_TOR
+	if (c->onion[0]) {
+		ocl_begin_socks(c);
+		return;
+	}
+#endif
 	ocl_begin_tls(c);
 }
 
@@ -543,6 +598,31 @@ static void ocl_connect(oap_client *c)
 		ocl_fail_later(c, OAP_CLIENT_NOMEM, "cannot wait for connect");
 }
 
+/* Where to connect: addr itself, or tor's SOCKS port for an onion (whose
+ * name then goes to tor alone: no DNS here). */
+static int ocl_target(oap_client *c, const char *addr, const oap_client_opts *o, char *err,
+                      size_t errlen)
+{
+	bool lo;
+
+	if (config_parse_addr(addr, &c->sa, &c->salen, &lo) == 0)
+		return 0;
+#if MN_TOR
+	if (onion_addr_split(addr, c->onion, sizeof c->onion, &c->onion_port) == 0) {
+		if (!o || !o->socks || config_parse_addr(o->socks, &c->sa, &c->salen, &lo) != 0) {
+			snprintf(err, errlen, "%s: an onion address, and no tor SOCKS port to reach it", addr);
+			return -1;
+		}
+		return 0;
+	}
+#else
+	(void)o;
+#endif
+	snprintf(err, errlen, "%s: expected a numeric ip:port%s", addr,
+	         MN_TOR ? " or an onion address" : "");
+	return -1;
+}
+
 static uint64_t ocl_ms(uint64_t v)
 {
 	return v ? v : OAP_CLIENT_DEFAULT_MS;
@@ -553,17 +633,15 @@ oap_client *oap_client_new(struct event_base *base, tls_peer *peer, const char *
                            const oap_client_cbs *cbs, void *arg, char *err, size_t errlen)
 {
 	oap_client *c = calloc(1, sizeof *c);
-	bool lo;
-
+	
 	if (!c || !(c->defer = event_new(base, -1, 0, on_defer_ev, c))) {
 		free(c);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
 	c->fd = -1;
-	if (config_parse_addr(addr, &c->sa, &c->salen, &lo) != 0) {
+	if (ocl_target(c, addr, o, err, errlen) != 0) {
 		ocl_destroy(c);
-		snprintf(err, errlen, "%s: expected a numeric ip:port", addr);
 		return NULL;
 	}
 	c->base = base;
@@ -586,6 +664,10 @@ void oap_client_free(oap_client *c)
 		return;
 	c->freed = true;
 	ocl_free_calls(c);
+#if MN_TOR
+	socks5_dial_free(c->socks);   /* no callback of it after this */
+	c->socks = NULL;
+#endif
 	if (c->conn_ev)
 		event_del(c->conn_ev);
 	if (c->t)

@@ -47,6 +47,8 @@ struct event_base;
 #define OAP_CLIENT_CAP_MAX     4096u    /* capability token in the START cap bytes */
 #define OAP_CLIENT_DETAIL_MAX  256u
 #define OAP_CLIENT_DEFAULT_MS  5000u
+#define OAP_CLIENT_ONION_MS    20000u   /* least connect deadline through tor */
+#define OAP_CLIENT_HOST_MAX    80u      /* an onion name ("<56>.onion") with room */
 
 typedef enum oap_client_error {
 	OAP_CLIENT_OK = 0,
@@ -68,6 +70,10 @@ typedef struct oap_client_opts {
 	uint64_t handshake_ms;
 	uint64_t frame_ms;
 	uint64_t write_ms;
+	/* tor's SOCKS5 port, numeric "ip:port" (borrowed for the call to
+	 * oap_client_new): an onion addr is dialed through it by name, the
+	 * same TLS pin on top (core/tor/socks5.h). NULL: onions are refused. */
+	const char *socks;
 } oap_client_opts;
 
 typedef struct oap_client_cbs {
@@ -83,8 +89,8 @@ typedef struct oap_call_cbs {
 } oap_call_cbs;
 
 /*
- * Dial addr ("ip:port" or "[v6]:port", numeric) and authenticate it as node
- * id pin. NULL (err set) when addr does not parse or on allocation failure;
+ * Dial addr ("ip:port" or "[v6]:port", numeric; or "<v3 onion>.onion:port"
+ * through o->socks) and authenticate it as node id pin. NULL (err set) when addr does not parse or on allocation failure;
  * every later failure comes through cbs->on_error, never from inside this
  * call. o may be NULL (defaults). cbs copied; arg borrowed.
  */

@@ -94,6 +94,17 @@ int ctl_compose_identity(int sock, const uint8_t seed[CTL_SEED_LEN])
 	return rc;
 }
 
+int ctl_compose_onion(int sock, const char *addr)
+{
+	ctl_out o;
+
+	if (strlen(addr) >= CTL_ONION_MAX)
+		return -1;
+	ctl_begin(&o, CTL_ONION);
+	wire_put_str(&o.w, addr);
+	return ctl_finish(sock, &o, -1);
+}
+
 int ctl_compose_kek(int sock, const uint8_t kek[CTL_KEK_LEN])
 {
 	ctl_out o;
@@ -237,6 +248,15 @@ int ctl_read_identity(const ctl_msg *m, uint8_t seed[CTL_SEED_LEN])
 	return wire_end(&r);
 }
 
+int ctl_read_onion(const ctl_msg *m, char addr[CTL_ONION_MAX])
+{
+	wire_r r;
+
+	ctl_reader(&r, m, CTL_ONION, false);
+	wire_get_str(&r, addr, CTL_ONION_MAX);
+	return wire_end(&r);
+}
+
 int ctl_read_kek(const ctl_msg *m, uint8_t kek[CTL_KEK_LEN])
 {
 	wire_r r;
@@ -274,6 +294,7 @@ const char *ctl_type_name(uint32_t type)
 	case CTL_POLICY: return "POLICY";
 	case CTL_IDENTITY: return "IDENTITY";
 	case CTL_KEK: return "KEK";
+	case CTL_ONION: return "ONION";
 	default:         return "unknown";
 	}
 }

@@ -26,6 +26,8 @@
  *                                  identity (core/identity), sent before
  *                                  CONFIG to the roles that sign or pin
  *                                  (roles.h `identity`); both ends wipe it
+ *                       CTL_ONION    str the node's onion address or "" (roles
+ *                                  with `identity`; again whenever it changes)
  *
  * Only CTL_POLICY carries a descriptor; any other message with one is
  * malformed. Both ends are the same binary, so a malformed message or an
@@ -60,6 +62,7 @@ typedef enum {
 	CTL_POLICY = 18,
 	CTL_IDENTITY = 19,
 	CTL_KEK = 20,
+	CTL_ONION = 24,
 } ctl_type;
 
 /* Dependencies a service reports on (wire values; also array indexes). */
@@ -107,6 +110,7 @@ typedef struct ctl_policy {
 
 #define CTL_SEED_LEN 32u
 #define CTL_KEK_LEN  32u
+#define CTL_ONION_MAX 80u   /* "<v3 name>.onion:port" with the NUL (ONION_ADDR_MAX + 1) */
 
 /* Compose and send one message on sock. 0, or -1 (errno set). */
 __attribute__((warn_unused_result)) int ctl_compose_hello(int sock, const char *build_id);
@@ -122,6 +126,9 @@ int ctl_compose_identity(int sock, const uint8_t seed[CTL_SEED_LEN]);
 /* The KEK; the message buffer is wiped after sending. */
 __attribute__((warn_unused_result))
 int ctl_compose_kek(int sock, const uint8_t kek[CTL_KEK_LEN]);
+/* The node's onion address "<name>.onion:port", or "" (none yet, or tor
+ * down): roles with `identity` publish it (docs/tor.md). */
+__attribute__((warn_unused_result)) int ctl_compose_onion(int sock, const char *addr);
 /* Passes p->fd (a duplicate arrives) when p->present. */
 __attribute__((warn_unused_result)) int ctl_compose_policy(int sock, const ctl_policy *p);
 
@@ -152,6 +159,8 @@ int ctl_read_identity(const ctl_msg *m, uint8_t seed[CTL_SEED_LEN]);
 /* Copies the KEK out; the caller wipes both it and m->body. */
 __attribute__((warn_unused_result))
 int ctl_read_kek(const ctl_msg *m, uint8_t kek[CTL_KEK_LEN]);
+/* addr gets CTL_ONION_MAX bytes at most. */
+__attribute__((warn_unused_result)) int ctl_read_onion(const ctl_msg *m, char addr[CTL_ONION_MAX]);
 /* out->fd borrows m->fd: the message's owner still closes it. */
 __attribute__((warn_unused_result)) int ctl_read_policy(const ctl_msg *m, ctl_policy *out);
 

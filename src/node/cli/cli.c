@@ -478,6 +478,27 @@ static int cmd_doctor(int argc, char **argv)
 	return r;
 }
 
+/* With tor.enabled, `macronode id` adds "onion <name>.onion:port", as the
+ * node last published it (<data_dir>/node/onion.hostname, written by the
+ * supervisor once tor added the service; docs/tor.md). */
+static void print_onion(const char *path)
+{
+	char *buf = NULL;
+	size_t n = 0;
+
+	if (!path[0])
+		return;
+	if (util_read_file(path, 128, &buf, &n) != 0) {
+		fprintf(stderr, "macronode id: no onion address yet (%s): the node publishes one "
+		        "once tor has added its onion service\n", path);
+		return;
+	}
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	printf("onion %.*s\n", (int)n, buf);
+	free(buf);
+}
+
 /* `macronode id`: the node id of this node's identity file. */
 static int cmd_id(int argc, char **argv)
 {
@@ -508,6 +529,9 @@ static int cmd_id(int argc, char **argv)
 		return EXIT_RUNTIME;
 	}
 	bool failed;
+	char onion_path[CONFIG_PATH_MAX + 32] = "";
+	if (c.tor_enabled)
+		snprintf(onion_path, sizeof onion_path, "%s/node/onion.hostname", c.data_dir);
 	kek *k = cli_kek_from(&c, "macronode id", &failed);
 	config_free(&c);
 	if (failed)
@@ -520,6 +544,7 @@ static int cmd_id(int argc, char **argv)
 	}
 	printf("%s\n", id.id_text);
 	identity_free(&id);
+	print_onion(onion_path);
 	return 0;
 }
 

@@ -489,7 +489,7 @@ static const char client_put_usage[] =
 
 static const char client_get_usage[] =
 	"usage: macronode get b3:ID --peer HOST:PORT [-o FILE] [--range S-E]\n"
-	"                     [--insecure | --ca FILE | --pin-node b3:NODEID]\n"
+	"                     [--insecure | --ca FILE | --pin-node b3:NODEID [--socks ADDR]]\n"
 	"\n"
 	"Fetch an object from a node over OAP/1 (TLS 1.3) and write it to FILE\n"
 	"(default: standard output), hashing it on the way.\n"
@@ -516,6 +516,9 @@ static const char client_get_usage[] =
 	"                     (default: the system trust store)\n"
 	"  --insecure         do not check the certificate (self-signed test nodes only)\n"
 	"  --pin-node b3:NODEID  the node must prove this node id (peer plane; no CA)\n"
+	"  --socks IP:PORT    with --pin-node: tor's SOCKS5 port, through which --peer\n"
+	"                     may be an onion (<v3>.onion:PORT; docs/tor.md), resolved by\n"
+	"                     tor alone; the node id is still proven inside TLS\n"
 	"  --timeout SECONDS  deadline for connecting and for each read/write (default 30)\n"
 	"  --token-file FILE  capability token to present (default: env RON_TOKEN;\n"
 	"                     none: anonymous, as the node's policy allows)\n"
@@ -609,6 +612,7 @@ static int client_parse_opt(client_opts *o, int ch, const char *arg)
 	case 'e': o->expect = arg; return 0;
 	case 'T': o->token_file = arg; return 0;
 	case 'n': o->pin_node = arg; return 0;
+	case 'S': o->socks = arg; return 0;
 	case 'r':
 		return client_parse_range(o, arg) ? client_usage("--range %s: expected S-E, S <= E", arg) : 0;
 	case 't':
@@ -635,7 +639,8 @@ static int client_parse(int argc, char **argv, client_opts *o, bool get)
 		{ "insecure", no_argument, NULL, 'k' }, { "output", required_argument, NULL, 'o' },
 		{ "range", required_argument, NULL, 'r' }, { "timeout", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' }, { "token-file", required_argument, NULL, 'T' },
-		{ "pin-node", required_argument, NULL, 'n' }, { NULL, 0, NULL, 0 },
+		{ "pin-node", required_argument, NULL, 'n' }, { "socks", required_argument, NULL, 'S' },
+		{ NULL, 0, NULL, 0 },
 	};
 	int ch, rc;
 
@@ -668,6 +673,8 @@ static int client_parse(int argc, char **argv, client_opts *o, bool get)
 	if (o->pin_node && (o->insecure || o->ca))
 		return client_usage("--pin-node authenticates the peer by its node id: "
 		                    "no --ca or --insecure with it");
+	if (o->socks && !o->pin_node)
+		return client_usage("--socks needs --pin-node (onions are reached on the peer plane)");
 	return client_load_token(o);
 }
 

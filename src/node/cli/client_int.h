@@ -19,6 +19,7 @@ typedef struct client_opts {
 	const char *expect;       /* put --expect */
 	const char *token_file;   /* --token-file; else env RON_TOKEN */
 	const char *pin_node;     /* get --pin-node b3:NODEID: the peer plane */
+	const char *socks;        /* get --socks IP:PORT: tor's SOCKS5 port, or NULL */
 	char        token[CAPTOKEN_MAX_TOKEN + 1]; /* "" = none: anonymous */
 	bool        insecure;
 	bool        has_range;

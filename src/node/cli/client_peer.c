@@ -89,7 +89,8 @@ static int client_peer_run_fetch(const client_opts *o, tls_peer *tp, const uint8
                                  const uint8_t pin[IDENTITY_ID_LEN], client_out *out)
 {
 	uint64_t ms = (uint64_t)o->timeout_s * 1000u;
-	oap_client_opts to = { .connect_ms = ms, .handshake_ms = ms, .frame_ms = ms, .write_ms = ms };
+	oap_client_opts to = { .connect_ms = ms, .handshake_ms = ms, .frame_ms = ms, .write_ms = ms,
+	                       .socks = o->socks };
 	peer_fetch_req req = {
 		.addr = o->peer, .node_id = pin, .cid = cid, .max_len = CLIENT_PEER_MAX_LEN,
 		.has_range = o->has_range, .start = o->range_start, .end = o->range_end,

@@ -90,7 +90,8 @@ static void on_providers(int status, const char *message, const dht_found *p, si
 		identity_id_format(p[i].node_id, id);
 		if (!gmtime_r(&t, &tm) || !strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm))
 			snprintf(when, sizeof when, "%llu", (unsigned long long)p[i].expires);
-		printf("%s  %s  expires %s\n", id, p[i].oap_addr, when);
+		printf("%s  %s%s%s  expires %s\n", id, p[i].oap_addr,
+		       p[i].oap_addr[0] && p[i].onion[0] ? " " : "", p[i].onion, when);
 	}
 	cli_done(x, 0);
 }

@@ -432,6 +432,12 @@ static void dht_reload(svc *s)
 	             s->cfg.dht_max_announces_per_second, util_now_ms());
 }
 
+static void dht_onion(svc *s)
+{
+	if (s->priv)
+		dht_publish_onion(s->priv);
+}
+
 /* Stop taking connections; done when the operations in flight have ended
  * (each by dht.lookup_timeout) or at the drain deadline. Connections of
  * other services may stay open: they hold no work. */
@@ -457,4 +463,5 @@ const svc_ops dht_ops = {
 	.reload = dht_reload,
 	.drain = dht_drain,
 	.stop = dht_stop,
+	.onion = dht_onion,
 };

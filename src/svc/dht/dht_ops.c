@@ -186,6 +186,7 @@ static void find_keep(dht_op *op, const prov_record *r)
 	dht_provider *p = &op->prov[at];
 	memcpy(p->node_pk, r->node_pk, sizeof p->node_pk);
 	memcpy(p->oap_addr, r->oap_addr, sizeof p->oap_addr);
+	memcpy(p->onion, r->onion, sizeof p->onion);
 	p->expires = r->expires;
 	op->n = op->keep.n;
 }

@@ -66,7 +66,8 @@ static in_port_t addr_port(const struct sockaddr_storage *ss)
 	                                      : ((const struct sockaddr_in6 *)ss)->sin6_port);
 }
 
-/* What records say: oap.addr, or dht.addr's IP with oap.addr's port. */
+/* What records say: oap.addr, or dht.addr's IP with oap.addr's port; with
+ * tor.only no IP at all (the onion alone, s->onion, docs/tor.md). */
 static void publish_addr(dht_svc *d)
 {
 	struct sockaddr_storage oap, dht;
@@ -75,6 +76,8 @@ static void publish_addr(dht_svc *d)
 	const mn_config *cfg = &d->s->cfg;
 
 	d->oap_addr[0] = '\0';
+	if (cfg->tor_enabled && cfg->tor_only)
+		return;
 	if (config_parse_addr(cfg->oap_addr, &oap, &len, &lo) != 0 ||
 	    config_parse_addr(cfg->dht_addr, &dht, &len, &lo) != 0)
 		return;
@@ -82,7 +85,7 @@ static void publish_addr(dht_svc *d)
 		addr_format(&oap, addr_port(&oap), d->oap_addr, sizeof d->oap_addr);
 	else if (!addr_is_wild(&dht))
 		addr_format(&dht, addr_port(&oap), d->oap_addr, sizeof d->oap_addr);
-	if (!d->oap_addr[0])
+	if (!d->oap_addr[0] && !cfg->tor_enabled)
 		log_kv(LOG_LEVEL_WARN, "no address to announce: oap.addr and dht.addr are wildcards; "
 		       "announces are refused", LOG_END);
 }
@@ -126,7 +129,8 @@ static ssize_t announce_record(dht_svc *d, const uint8_t cid[32], uint8_t *buf, 
 	prov_record r;
 	uint64_t ttl_s = d->s->cfg.dht_record_ttl_ms / 1000u;
 
-	if (prov_record_sign(&r, &d->s->identity, cid, d->oap_addr, dht_now_s(), ttl_s) != 0)
+	if (prov_record_sign_onion(&r, &d->s->identity, cid, d->oap_addr, d->s->onion, dht_now_s(),
+	                           ttl_s) != 0)
 		return -1;
 	if (d->bad_sig)
 		r.sig[0] ^= 0x01;   /* the test hook: every other node must refuse this */
@@ -145,9 +149,10 @@ void dht_publish_announce(dht_svc *d, dht_conn *c, uint64_t corr, const uint8_t 
 		                "limited");
 		return;
 	}
-	if (!d->oap_addr[0] || (n = announce_record(d, cid, rec, sizeof rec)) < 0) {
-		announce_refuse(d, c, corr, 503, "cannot sign a provider record (no address to announce)",
-		                "failed");
+	if ((!d->oap_addr[0] && !d->s->onion[0]) || (n = announce_record(d, cid, rec, sizeof rec)) < 0) {
+		announce_refuse(d, c, corr, 503, d->s->cfg.tor_only ?
+		                "cannot sign a provider record (tor.only: no onion address yet)" :
+		                "cannot sign a provider record (no address to announce)", "failed");
 		return;
 	}
 	if (!(op = dht_op_new(d, c, corr, DHT_ANNOUNCE, 1))) {
@@ -210,6 +215,15 @@ static void republish_pass_end(dht_svc *d)
 	log_kv(LOG_LEVEL_INFO, "republish pass done", "objects", n, LOG_END);
 	rp->active = false;
 	rp->next_pass_ms = util_now_ms() + d->s->cfg.dht_republish_ms;
+}
+
+/* The node's onion address changed (tor added the service, or amnesia's
+ * new one): records announced so far name the old one or none, so a
+ * republish pass starts at the next tick. */
+void dht_publish_onion(dht_svc *d)
+{
+	if (!d->rp.active)
+		d->rp.next_pass_ms = util_now_ms();
 }
 
 void dht_publish_tick(dht_svc *d)

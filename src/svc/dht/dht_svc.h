@@ -118,6 +118,8 @@ void dht_count_reject(const char *reason);
 void dht_count_reject_n(const char *reason, uint64_t n);
 
 /* dht_publish.c */
+/* s->onion changed: republish soon. */
+void dht_publish_onion(dht_svc *d);
 /* Sign and put the provider record of cid (republish: an internal op).
  * Replies on c itself when it cannot start. */
 void dht_publish_announce(dht_svc *d, dht_conn *c, uint64_t corr, const uint8_t cid[32],

@@ -72,6 +72,7 @@ typedef struct overlay {
 	ovl_table     *tbl;
 	ovl_repair    *repair;     /* NULL when storage.replicas is 1 */
 	audit_client  *audit;      /* NULL without the audit service */
+	oap_client_opts peer_opts; /* tor's SOCKS port for onion peers (tor.enabled) */
 	bool           draining, drained;
 	metrics_series *m_active, *m_bytes, *m_range_bytes;
 } overlay;
@@ -117,9 +118,18 @@ static void on_providers(int status, const char *message, const dht_found *p, si
 
 	(void)message;
 	op->dcall = NULL;
+	const mn_config *cfg = &op->o->s->cfg;
 	for (size_t i = 0; status == 200 && i < n && k < OVL_MAX_PROVIDERS; i++) {
+		const char *addr = prov_pick_addr(cfg->tor_enabled, cfg->tor_only, p[i].oap_addr,
+		                                  p[i].onion);
+		if (!addr) {
+			/* tor.only and no onion (or an onion and no Tor here): never
+			 * dialed in the clear, never dialed at all. */
+			metrics_count("overlay_peer_failures_total", "reason=\"no_onion\"", 1);
+			continue;
+		}
 		memcpy(prov[k].node_id, p[i].node_id, OVL_ID_LEN);
-		snprintf(prov[k].addr, sizeof prov[k].addr, "%s", p[i].oap_addr);
+		snprintf(prov[k].addr, sizeof prov[k].addr, "%s", addr);
 		k++;
 	}
 	ovl_found_fn found = op->found;
@@ -296,6 +306,7 @@ static void on_slot(const stor_result *res, void *arg)
 	op->begun = true;
 	peer_fetch_req req = { .addr = op->prov.addr, .node_id = op->prov.node_id, .cid = op->cid,
 	                       .max_len = o->s->cfg.storage_max_object_bytes,
+	                       .timeouts = &o->peer_opts,
 	                       .deadline_ms = o->s->cfg.overlay_fetch_timeout_ms };
 	op_fetch_start(op, &req);
 }
@@ -342,7 +353,7 @@ static void on_range_go(evutil_socket_t fd, short what, void *arg)
 	}
 	peer_fetch_req req = { .addr = op->prov.addr, .node_id = op->prov.node_id, .cid = op->cid,
 	                       .max_len = o->s->cfg.storage_max_object_bytes,
-	                       .has_range = true, .start = op->span.start, .end = op->span.end,
+	                       .timeouts = &o->peer_opts, .has_range = true, .start = op->span.start, .end = op->span.end,
 	                       .deadline_ms = o->s->cfg.overlay_fetch_timeout_ms };
 	op_fetch_start(op, &req);
 }
@@ -631,6 +642,7 @@ static int overlay_start(svc *s)
 		return -1;
 	o->s = s;
 	s->priv = o;
+	o->peer_opts.socks = s->cfg.tor_enabled ? s->cfg.tor_socks : NULL;
 	if (!s->identity.sk || !(o->peer = tls_peer_new(&s->identity, err, sizeof err))) {
 		log_kv(LOG_LEVEL_ERROR, "overlay cannot build its peer TLS context", "error",
 		       s->identity.sk ? err : "no node identity", LOG_END);
@@ -652,7 +664,8 @@ static int overlay_start(svc *s)
 		goto fail;
 	}
 	if (s->cfg.storage_replicas > 1 &&
-	    !(o->repair = ovl_repair_new(s->base, &s->cfg, &s->identity, o->stor, o->dht, o->peer)))
+	    !(o->repair = ovl_repair_new(s->base, &s->cfg, &s->identity, s->onion, o->stor, o->dht,
+	                                 o->peer)))
 		goto fail;
 	o->audit = audit_client_new(s->base, &s->cfg, "overlay");
 	o->m_active = metrics_get("overlay_fetches_active", "");
@@ -684,9 +697,19 @@ static void overlay_stop(svc *s)
 	s->priv = NULL;
 }
 
+/* A new onion address: our node record names it at once. */
+static void overlay_onion(svc *s)
+{
+	overlay *o = s->priv;
+
+	if (o)
+		ovl_repair_onion(o->repair);
+}
+
 const svc_ops overlay_ops = {
 	.role = "overlay",
 	.start = overlay_start,
 	.drain = overlay_drain,
 	.stop = overlay_stop,
+	.onion = overlay_onion,
 };

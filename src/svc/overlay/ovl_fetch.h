@@ -35,7 +35,7 @@
 struct event_base;
 
 #define OVL_ID_LEN        32u
-#define OVL_ADDR_MAX      64u      /* "ip:port", NUL included */
+#define OVL_ADDR_MAX      80u      /* "ip:port" or "<v3>.onion:port", NUL included */
 #define OVL_MAX_FETCHES   64u
 #define OVL_MAX_WAITERS   256u
 #define OVL_MAX_PROVIDERS 16u

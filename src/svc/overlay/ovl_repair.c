@@ -65,7 +65,7 @@
 
 typedef struct rpeer {
 	uint8_t id[32];
-	char    addr[PROV_ADDR_MAX + 1];
+	char    addr[PROV_ONION_MAX + 1];   /* what we dial: prov_pick_addr's choice */
 	bool    alive;
 	bool    probed;       /* a PING of this pass answered or failed */
 	bool    candidate;    /* from a node record: may be asked to REPLICATE */
@@ -106,7 +106,8 @@ struct ovl_repair {
 	stor_client       *stor;
 	dht_client        *dht;
 	tls_peer          *peer;
-	char               addr[PROV_ADDR_MAX + 1];   /* what our node record says */
+	char               addr[PROV_ADDR_MAX + 1];   /* what our node record says ("": tor.only) */
+	const char        *onion;                     /* the svc's onion address (borrowed), or "" */
 	struct event      *pub_ev, *pass_ev, *step_ev;
 	dht_call          *pub_call, *get_call;
 	stor_call         *list_call;
@@ -161,6 +162,8 @@ static void repair_addr(ovl_repair *r)
 	in_port_t port;
 
 	r->addr[0] = '\0';
+	if (r->cfg->tor_enabled && r->cfg->tor_only)
+		return;   /* no IP of this node in anything it publishes */
 	if (config_parse_addr(r->cfg->oap_addr, &oap, &len, &lo) != 0 ||
 	    config_parse_addr(r->cfg->dht_addr, &dht, &len, &lo) != 0)
 		return;
@@ -210,7 +213,12 @@ static void on_pub_timer(evutil_socket_t fd, short what, void *arg)
 	ssize_t n;
 
 	(void)fd; (void)what;
-	if (node_record_sign(&rec, r->id, r->addr, now_s(), 3u * REPAIR_PUB_REFRESH_S) != 0 ||
+	if (!r->addr[0] && !r->onion[0]) {
+		arm(r->pub_ev, REPAIR_PUB_RETRY_MS);   /* tor.only: no onion address yet */
+		return;
+	}
+	if (node_record_sign_onion(&rec, r->id, r->addr, r->onion, now_s(),
+	                           3u * REPAIR_PUB_REFRESH_S) != 0 ||
 	    (n = node_record_encode(&rec, buf, sizeof buf)) < 0) {
 		log_kv(LOG_LEVEL_ERROR, "cannot sign this node's record", "addr", r->addr, LOG_END);
 		return;
@@ -322,7 +330,8 @@ static bool job_start(ovl_repair *r, rjob_kind kind, robj *o, size_t peer)
 	uint64_t frame = kind == RJOB_REPLICATE ? r->cfg->overlay_fetch_timeout_ms + 5000u
 	                                        : REPAIR_PING_MS;
 	oap_client_opts opts = { .connect_ms = REPAIR_PING_MS, .handshake_ms = REPAIR_PING_MS,
-	                         .frame_ms = frame, .write_ms = REPAIR_PING_MS };
+	                         .frame_ms = frame, .write_ms = REPAIR_PING_MS,
+	                         .socks = r->cfg->tor_enabled ? r->cfg->tor_socks : NULL };
 	static const oap_client_cbs cbs = { job_on_ready, job_on_error };
 
 	if (!j)
@@ -363,12 +372,15 @@ static bool among(const robj *o, size_t peer)
 
 /* The index of node id in this pass's table, added (not yet probed) when
  * there is room; SIZE_MAX when it is not there and cannot be. */
-static size_t peer_slot(ovl_repair *r, const uint8_t id[32], const char *addr)
+static size_t peer_slot(ovl_repair *r, const uint8_t id[32], const char *oap_addr,
+                        const char *onion)
 {
+	const char *addr = prov_pick_addr(r->cfg->tor_enabled, r->cfg->tor_only, oap_addr, onion);
+
 	for (size_t k = 0; k < r->npeers; k++)
 		if (memcmp(r->peers[k].id, id, 32) == 0)
 			return k;
-	if (r->npeers == REPAIR_KNOWN_MAX)
+	if (r->npeers == REPAIR_KNOWN_MAX || !addr)
 		return SIZE_MAX;
 	rpeer *p = &r->peers[r->npeers];
 	memset(p, 0, sizeof *p);
@@ -396,7 +408,7 @@ static void on_obj_providers(int status, const char *message, const dht_found *p
 			continue;
 		o->records++;
 		if (o->nprov == REPAIR_PROV_MAX ||
-		    (k = peer_slot(r, p[i].node_id, p[i].oap_addr)) == SIZE_MAX || among(o, k))
+		    (k = peer_slot(r, p[i].node_id, p[i].oap_addr, p[i].onion)) == SIZE_MAX || among(o, k))
 			continue;        /* not counted as a live copy: erring towards more copies */
 		o->prov[o->nprov++] = k;
 		if (!r->peers[k].probed) {
@@ -551,21 +563,25 @@ static void on_nodes(int status, const char *message, const dht_value *v, size_t
 	node_record_key(key);
 	for (size_t i = 0; status == 200 && i < n && r->npeers < REPAIR_PEERS_MAX; i++) {
 		bool dup = false;
+		const char *addr;
 		if (node_record_verify(v[i].data, v[i].len, key, now_s(), &rec) != PROV_OK)
 			continue;   /* the dht service verified it; a clock step may have expired it */
+		if (!(addr = prov_pick_addr(r->cfg->tor_enabled, r->cfg->tor_only, rec.oap_addr,
+		                            rec.onion)))
+			continue;   /* tor.only: a peer without an onion is not dialed */
 		identity_id_of(rec.node_pk, id);
 		if (memcmp(id, r->id->id, 32) == 0)
 			continue;
 		for (size_t k = 0; k < r->npeers && !dup; k++)
 			if (memcmp(r->peers[k].id, id, 32) == 0) {
 				dup = true;
-				if (strcmp(r->peers[k].addr, rec.oap_addr) != 0)
-					snprintf(r->peers[k].addr, sizeof r->peers[k].addr, "%s", rec.oap_addr);
+				if (strcmp(r->peers[k].addr, addr) != 0)
+					snprintf(r->peers[k].addr, sizeof r->peers[k].addr, "%s", addr);
 			}
 		if (dup)
 			continue;
 		memcpy(r->peers[r->npeers].id, id, 32);
-		snprintf(r->peers[r->npeers].addr, sizeof r->peers[r->npeers].addr, "%s", rec.oap_addr);
+		snprintf(r->peers[r->npeers].addr, sizeof r->peers[r->npeers].addr, "%s", addr);
 		r->peers[r->npeers].alive = r->peers[r->npeers].probed = false;
 		r->peers[r->npeers].candidate = true;
 		r->npeers++;
@@ -598,8 +614,8 @@ static void on_pass_timer(evutil_socket_t fd, short what, void *arg)
 /* ---- life ----------------------------------------------------------------------- */
 
 ovl_repair *ovl_repair_new(struct event_base *base, const mn_config *cfg,
-                           const node_identity *id, stor_client *stor, dht_client *dht,
-                           tls_peer *peer)
+                           const node_identity *id, const char *onion, stor_client *stor,
+                           dht_client *dht, tls_peer *peer)
 {
 	ovl_repair *r = calloc(1, sizeof *r);
 
@@ -607,6 +623,7 @@ ovl_repair *ovl_repair_new(struct event_base *base, const mn_config *cfg,
 		return NULL;
 	r->base = base;
 	r->cfg = cfg;
+	r->onion = onion;
 	r->id = id;
 	r->stor = stor;
 	r->dht = dht;
@@ -634,6 +651,12 @@ ovl_repair *ovl_repair_new(struct event_base *base, const mn_config *cfg,
 	arm(r->pass_ev, REPAIR_FIRST_MS < cfg->overlay_repair_interval_ms ?
 	                REPAIR_FIRST_MS : cfg->overlay_repair_interval_ms);
 	return r;
+}
+
+void ovl_repair_onion(ovl_repair *r)
+{
+	if (r && !r->pub_call)
+		arm(r->pub_ev, 0);
 }
 
 void ovl_repair_free(ovl_repair *r)

@@ -20,10 +20,14 @@
 struct event_base;
 typedef struct ovl_repair ovl_repair;
 
-/* Starts publishing and the first pass at once. NULL on allocation failure. */
+/* Starts publishing and the first pass at once. NULL on allocation failure.
+ * onion: the node's onion address as the svc holds it (borrowed, read at
+ * each publish; "" while none). */
 ovl_repair *ovl_repair_new(struct event_base *base, const mn_config *cfg,
-                           const node_identity *id, stor_client *stor, dht_client *dht,
-                           tls_peer *peer);
+                           const node_identity *id, const char *onion, stor_client *stor,
+                           dht_client *dht, tls_peer *peer);
+/* The onion address changed: publish the node record again now. */
+void ovl_repair_onion(ovl_repair *r);
 /* Stops everything in flight (no callback runs afterwards). NULL ok. */
 void ovl_repair_free(ovl_repair *r);
 

@@ -18,6 +18,7 @@
 
 #include "core/config/config.h"
 #include "core/config/config_test.h"
+#include "mn_build.h"
 
 #define EXAMPLE_FILE MN_TEST_VECTORS "/../../deploy/macronode.example.json"
 #define DOCS_FILE    MN_TEST_VECTORS "/../../docs/config.md"
@@ -576,6 +577,47 @@ static void test_env_token(void **state)
 	unsetenv("RON_ADMIN_TOKEN");
 }
 
+/* tor.*: fails closed, naming the key; a build with -Dtor=disabled
+ * refuses tor.enabled itself (docs/tor.md). */
+static void test_tor_keys(void **state)
+{
+	mn_config c;
+
+	(void)state;
+	config_defaults(&c);
+	assert_false(c.tor_enabled);
+	assert_int_equal(config_validate(&c, err, sizeof err), 0);
+	assert_int_equal(config_set(&c, "tor.only", "true", err, sizeof err), 0);
+	assert_int_equal(config_validate(&c, err, sizeof err), -1);
+	assert_string_equal(err, "tor.only: needs tor.enabled: true");
+	assert_int_equal(config_set(&c, "tor.enabled", "true", err, sizeof err), 0);
+	assert_int_equal(config_set(&c, "services", "gateway,storage,omnigate", err, sizeof err), 0);
+	if (!MN_TOR) {
+		assert_int_equal(config_validate(&c, err, sizeof err), -1);
+		assert_string_equal(err, "tor.enabled: this build has no Tor transport "
+		                    "(built with -Dtor=disabled)");
+		config_free(&c);
+		return;
+	}
+	assert_int_equal(config_validate(&c, err, sizeof err), 0);
+	assert_int_equal(config_set(&c, "tor.control", "/run/tor/control", err, sizeof err), 0);
+	assert_int_equal(config_validate(&c, err, sizeof err), 0);
+	assert_int_equal(config_set(&c, "tor.control", "localhost:9051", err, sizeof err), 0);
+	assert_int_equal(config_validate(&c, err, sizeof err), -1);
+	assert_true(strncmp(err, "tor.control: ", 13) == 0);
+	assert_int_equal(config_set(&c, "tor.control", "", err, sizeof err), 0);
+	assert_int_equal(config_set(&c, "tor.launch", "true", err, sizeof err), 0);
+	assert_int_equal(config_validate(&c, err, sizeof err), 0);
+	assert_int_equal(config_set(&c, "tor.socks", "192.0.2.1:9050", err, sizeof err), 0);
+	assert_int_equal(config_validate(&c, err, sizeof err), -1);
+	assert_true(strncmp(err, "tor.socks: ", 11) == 0);
+	assert_int_equal(config_set(&c, "tor.socks", "127.0.0.1:9050", err, sizeof err), 0);
+	assert_int_equal(config_set(&c, "services", "gateway,storage", err, sizeof err), 0);
+	assert_int_equal(config_validate(&c, err, sizeof err), -1);
+	assert_true(strncmp(err, "tor.enabled: needs the omnigate service", 39) == 0);
+	config_free(&c);
+}
+
 static void test_config_set(void **state)
 {
 	(void)state;
@@ -875,6 +917,7 @@ int main(void)
 		cmocka_unit_test(test_env_errors),
 		cmocka_unit_test(test_env_token),
 		cmocka_unit_test(test_config_set),
+		cmocka_unit_test(test_tor_keys),
 		cmocka_unit_test(test_reload_check),
 		cmocka_unit_test(test_validate_addrs),
 		cmocka_unit_test(test_validate_gateway_tls),

@@ -67,6 +67,35 @@ static void test_round_trip(void **state)
 	assert_int_equal(node_record_verify(buf, n, NULL, NOW, &r), PROV_OK);
 }
 
+/* Version 2 carries the onion (docs/tor.md); tor.only: no IP at all. */
+static void test_onion(void **state)
+{
+	static const char onion[] =
+		"xbny7krpr3tthw7zvfmbz6w4tbnhreijdehujpxqpzlgiw7h3i3maxqd.onion:9443";
+	uint8_t buf[NODE_RECORD_MAX], key[32];
+	node_record r;
+	ssize_t n;
+
+	(void)state;
+	node_record_key(key);
+	assert_int_equal(node_record_sign_onion(&r, &ID, "127.0.0.1:9443", onion, NOW, TTL), 0);
+	assert_true((n = node_record_encode(&r, buf, sizeof buf)) > 0 && (size_t)n <= NODE_RECORD_MAX);
+	assert_int_equal(buf[0], 2);
+	assert_int_equal(node_record_verify(buf, (size_t)n, key, NOW, &r), PROV_OK);
+	assert_string_equal(r.onion, onion);
+	assert_string_equal(r.oap_addr, "127.0.0.1:9443");
+	assert_int_equal(node_record_sign_onion(&r, &ID, "", onion, NOW, TTL), 0);
+	assert_true((n = node_record_encode(&r, buf, sizeof buf)) > 0);
+	assert_int_equal(node_record_verify(buf, (size_t)n, key, NOW, &r), PROV_OK);
+	assert_string_equal(r.oap_addr, "");
+	for (ssize_t cut = 0; cut < n; cut++)
+		assert_int_equal(node_record_verify(buf, (size_t)cut, key, NOW, &r), PROV_E_MALFORMED);
+	buf[0] = 1;
+	assert_int_equal(node_record_verify(buf, (size_t)n, key, NOW, &r), PROV_E_MALFORMED);
+	assert_int_equal(node_record_sign_onion(&r, &ID, "", "", NOW, TTL), -1);
+	assert_int_equal(node_record_sign_onion(&r, &ID, "", "not.onion:1", NOW, TTL), -1);
+}
+
 static void test_key(void **state)
 {
 	uint8_t want[32], key[32];
@@ -148,6 +177,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_key),
+		cmocka_unit_test(test_onion),
 		cmocka_unit_test(test_sign_refuses),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_expired_key_signature),

@@ -95,6 +95,56 @@ static void test_sign_refuses_bad_arguments(void **state)
 	assert_int_equal(prov_record_sign(&r, &ID, CID, "127.0.0.1:1", NOW, PROV_TTL_MAX_S + 1), -1);
 }
 
+/* Version 2 (docs/tor.md): the onion beside the IP, or alone (tor.only);
+ * never an onion in version 1, never version 2 without one. */
+#define ONION "xbny7krpr3tthw7zvfmbz6w4tbnhreijdehujpxqpzlgiw7h3i3maxqd.onion:9443"
+
+static void test_onion(void **state)
+{
+	uint8_t buf[PROV_RECORD_MAX], key[32];
+	prov_record r;
+	ssize_t n;
+
+	(void)state;
+	prov_record_key(CID, key);
+	assert_int_equal(prov_record_sign_onion(&r, &ID, CID, "127.0.0.1:9443", ONION, NOW, TTL), 0);
+	assert_true((n = prov_record_encode(&r, buf, sizeof buf)) > 0);
+	assert_int_equal(buf[0], 2);
+	assert_int_equal(prov_record_verify(buf, (size_t)n, key, CID, NOW, &r), PROV_OK);
+	assert_string_equal(r.oap_addr, "127.0.0.1:9443");
+	assert_string_equal(r.onion, ONION);
+	assert_ptr_equal(prov_pick_addr(true, false, r.oap_addr, r.onion), r.onion);
+	assert_ptr_equal(prov_pick_addr(false, false, r.oap_addr, r.onion), r.oap_addr);
+	/* tor.only: no IP in the record at all */
+	assert_int_equal(prov_record_sign_onion(&r, &ID, CID, "", ONION, NOW, TTL), 0);
+	assert_true((n = prov_record_encode(&r, buf, sizeof buf)) > 0);
+	assert_null(memmem(buf, (size_t)n, "127.0.0.1", 9));
+	assert_int_equal(prov_record_verify(buf, (size_t)n, key, CID, NOW, &r), PROV_OK);
+	assert_string_equal(r.oap_addr, "");
+	assert_null(prov_pick_addr(false, false, r.oap_addr, r.onion));   /* no Tor here: unusable */
+	assert_ptr_equal(prov_pick_addr(true, true, r.oap_addr, r.onion), r.onion);
+	assert_null(prov_pick_addr(true, true, "127.0.0.1:1", ""));      /* tor.only: never in the clear */
+	for (size_t cut = 0; cut < (size_t)n; cut++)
+		assert_int_equal(prov_record_verify(buf, cut, key, CID, NOW, &r), PROV_E_MALFORMED);
+	/* refused: a v2 without an onion, a v1 with one, a bad onion */
+	assert_int_equal(prov_record_sign_onion(&r, &ID, CID, "", "", NOW, TTL), -1);
+	assert_int_equal(prov_record_sign_onion(&r, &ID, CID, "", "abc.onion:1", NOW, TTL), -1);
+	assert_int_equal(prov_record_sign_onion(&r, &ID, CID, "127.0.0.1:1", "127.0.0.1:2", NOW, TTL),
+	                 -1);
+	assert_false(prov_addrs_ok(1, "127.0.0.1:1", ONION));
+	assert_false(prov_addrs_ok(2, "127.0.0.1:1", ""));
+	assert_false(prov_addrs_ok(3, "127.0.0.1:1", ONION));
+	assert_true(prov_addrs_ok(2, "127.0.0.1:1", ONION));
+	/* a version byte flipped from 2 to 1: the onion is then trailing bytes */
+	assert_int_equal(prov_record_sign_onion(&r, &ID, CID, "127.0.0.1:9443", ONION, NOW, TTL), 0);
+	assert_true((n = prov_record_encode(&r, buf, sizeof buf)) > 0);
+	buf[0] = 1;
+	assert_int_equal(prov_record_verify(buf, (size_t)n, key, CID, NOW, &r), PROV_E_MALFORMED);
+	buf[0] = 2;
+	buf[(size_t)n - 1] ^= 1;
+	assert_int_equal(prov_record_verify(buf, (size_t)n, key, CID, NOW, &r), PROV_E_SIGNATURE);
+}
+
 static void test_oversized(void **state)
 {
 	uint8_t buf[PROV_RECORD_MAX + 1] = { 0 };
@@ -198,6 +248,7 @@ int main(void)
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_key),
 		cmocka_unit_test(test_sign_refuses_bad_arguments),
+		cmocka_unit_test(test_onion),
 		cmocka_unit_test(test_oversized),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_expired),

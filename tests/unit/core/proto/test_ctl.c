@@ -254,6 +254,34 @@ static void test_kek(void **st)
 	assert_int_equal(ctl_read_kek(&M, got), -1);
 }
 
+/* The onion address (docs/tor.md): a str, "" allowed, bounded. */
+static void test_onion(void **st)
+{
+	static const char addr[] = "xbny7krpr3tthw7zvfmbz6w4tbnhreijdehujpxqpzlgiw7h3i3maxqd.onion:9443";
+	char got[CTL_ONION_MAX], big[CTL_ONION_MAX + 1];
+
+	(void)st;
+	assert_int_equal(ctl_compose_onion(pair[0], addr), 0);
+	recv_one();
+	assert_int_equal(M.type, CTL_ONION);
+	assert_string_equal(ctl_type_name(M.type), "ONION");
+	assert_int_equal(ctl_read_onion(&M, got), 0);
+	assert_string_equal(got, addr);
+	assert_int_equal(ctl_compose_onion(pair[0], ""), 0);
+	recv_one();
+	assert_int_equal(ctl_read_onion(&M, got), 0);
+	assert_string_equal(got, "");
+	memset(big, 'a', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	assert_int_equal(ctl_compose_onion(pair[0], big), -1);   /* too long to send */
+	send_raw(CTL_ONION, 1, "\0", 1, -1);                      /* a short str */
+	recv_one();
+	assert_int_equal(ctl_read_onion(&M, got), -1);
+	assert_int_equal(ctl_compose_kek(pair[0], (const uint8_t *)big), 0);  /* not ONION */
+	recv_one();
+	assert_int_equal(ctl_read_onion(&M, got), -1);
+}
+
 static void test_truncated_and_extended(void **st)
 {
 	ctl_hello h;
@@ -331,6 +359,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_policy_fd_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_identity, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kek, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_onion, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_and_extended, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_frames, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_type, setup, teardown),
