@@ -57,7 +57,7 @@ static void admin_on_version(http_req *r, void *arg)
 	json_t *b = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:b, s:b, s:b, s:b}, s:b, s:s, s:b, s:{s:s}}",
 		"service", "macronode", "node_id", s->identity.id_text, "version", MN_VERSION, "git_sha", MN_GIT_SHA,
 		"build_ts", MN_BUILD_TS, "build_id", ctl_build_id(),
-		"features", "zk", 0, "arti", 0, "amnesia", 1, "pq", (int)pq,
+		"features", "zk", (int)(MN_WITH_ZK && s->cfg.zk_enabled), "arti", 0, "amnesia", 1, "pq", (int)pq,
 		"pq", (int)pq, "pq_reason", why,
 		"amnesia", s->cfg.amnesia, "api", "admin", "v1");
 

@@ -174,6 +174,10 @@ bool node_pq_posture(char *reason, size_t len);
  * with err); re-read key ages; set key_age_seconds; judge keys.max_age. */
 __attribute__((warn_unused_result))
 int sup_keys_kek(supervisor *s, char *err, size_t errlen);
+/* With zk.enabled: the ZK parameter pin must match this build's bundle
+ * (zk_param_mismatch, counted). 0 or -1 with err naming the key. */
+__attribute__((warn_unused_result))
+int node_zk_pin_check(const mn_config *c, const kek *k, char *err, size_t errlen);
 void sup_keys_scan(supervisor *s);
 void sup_keys_gauges(const supervisor *s);
 struct json_t;

@@ -357,6 +357,11 @@ static int cmd_check(int argc, char **argv)
 	kek *k = NULL;
 	bad |= check_kek(&c, &k);
 	check_wall(&c, k);
+	if (c.zk_enabled) {
+		char zerr[CONFIG_ERR_MAX];
+		int zrc = node_zk_pin_check(&c, k, zerr, sizeof zerr);
+		bad |= check_line(zrc == 0, "zk", zrc == 0 ? "parameter bundle matches the pin" : zerr);
+	}
 	kek_free(k);
 	check_pq();
 	config_free(&c);
