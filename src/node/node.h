@@ -194,6 +194,18 @@ int doctor_run(const mn_config *cfg);
 int policy_cli_main(int argc, char **argv);
 /* `macronode token mint|attenuate|inspect` (token_cli.c). */
 int token_cli_main(int argc, char **argv);
+/* `macronode zk keygen|params|pin|prove` (cli/zk_cli.c, docs/zk.md). */
+int zk_cli_main(int argc, char **argv);
+/* The holder public key of `--holder-key FILE`: FILE.pub, or FILE when it
+ * ends in .pub. 0, or -1 with err naming the file. */
+__attribute__((warn_unused_result))
+int zk_cli_read_public(const char *file, uint8_t pk[32], char *err, size_t errlen);
+/* A Ron-Proof (ZK_PROOF_TEXT_MAX characters + NUL) with the secret in
+ * keyfile for one request, timestamped now. 0, or -1 with err (also in a
+ * build without ZK). */
+__attribute__((warn_unused_result))
+int zk_cli_proof(const char *keyfile, const char *method, const char *path, const char *aud,
+                 const uint8_t body[32], char *out, char *err, size_t errlen);
 /* `macronode init`: first-run keys, signed default policy, one write token. */
 int init_cli_main(int argc, char **argv);
 /* `macronode key ...` (cli/key_cli.c). */

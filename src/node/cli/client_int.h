@@ -19,6 +19,8 @@ typedef struct client_opts {
 	const char *expect;       /* put --expect */
 	const char *token_file;   /* --token-file; else env RON_TOKEN */
 	const char *pin_node;     /* get --pin-node b3:NODEID: the peer plane */
+	const char *holder_key;   /* --holder-key FILE: prove each request (docs/zk.md) */
+	const char *aud;          /* --aud: the node's audience; else env RON_AUDIENCE */
 	char        token[CAPTOKEN_MAX_TOKEN + 1]; /* "" = none: anonymous */
 	bool        insecure;
 	bool        has_range;
