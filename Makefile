@@ -8,7 +8,7 @@ PYTEST     ?= /usr/bin/python3 -m pytest
 PYTEST_ARGS ?= -q -p no:cacheprovider
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build run test unit integration lint asan clang fuzz fuzz-smoke bench chaos soak drills swarm fuzz-long models clean
+.PHONY: all deps build run test unit integration lint asan clang nofeat fuzz fuzz-smoke bench chaos soak drills swarm fuzz-long models clean
 
 all: build
 
@@ -60,6 +60,19 @@ asan: deps $(ASAN_BUILD)/build.ninja
 clang: deps $(CLANG_BUILD)/build.ninja
 	ninja -C $(CLANG_BUILD)
 
+# The feature matrix: the optional features compiled out (-Dzk=disabled;
+# docs/zk.md), built once and the unit suite run there, so the code paths
+# without them keep compiling and their config keys keep being refused.
+NOFEAT_BUILD ?= build-nofeat
+NOFEAT_OPTS  ?= -Dzk=disabled
+$(NOFEAT_BUILD)/build.ninja:
+	meson setup $(NOFEAT_BUILD) --buildtype=debugoptimized $(NOFEAT_OPTS)
+
+nofeat: deps $(NOFEAT_BUILD)/build.ninja
+	meson configure $(NOFEAT_BUILD) $(NOFEAT_OPTS)
+	ninja -C $(NOFEAT_BUILD)
+	meson test -C $(NOFEAT_BUILD) --suite unit --print-errorlogs
+
 # Static analysis of src/: the clang analyzer over a fresh build of the node
 # (its own build dir, so every file is analysed each time) and cppcheck; one
 # finding fails. BLAKE3's C files are Debian's (/usr/share/cargo), not ours:
@@ -83,7 +96,7 @@ lint: deps
 fuzz-smoke:
 	$(MAKE) fuzz FUZZ_SECONDS=30
 
-test: unit integration lint clang models asan fuzz-smoke
+test: unit integration lint clang nofeat models asan fuzz-smoke
 	@echo "make test: all suites passed"
 
 # libFuzzer smoke run of every target for FUZZ_SECONDS each (CI: FUZZ_SECONDS=20).

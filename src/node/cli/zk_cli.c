@@ -38,6 +38,7 @@
 #define ZK_KEY_TEXT   (2 * 32 + 1)      /* 64 hex + newline */
 #define ZK_PUB_SUFFIX ".pub"
 
+#if MN_WITH_ZK
 static const char usage_zk[] =
 	"usage: macronode zk keygen FILE\n"
 	"       macronode zk params\n"
@@ -56,6 +57,7 @@ static const char usage_zk[] =
 	"        the body digest is BLAKE3 of --body, --body-b3, or of no bytes\n"
 	"\n"
 	"docs/zk.md has the proof format and the transcript.\n";
+#endif
 
 /* ---- key files ------------------------------------------------------------ */
 
