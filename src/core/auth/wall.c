@@ -455,10 +455,10 @@ static const captoken *token_decoded(wall *w, const char *s, size_t len, captoke
 	return slot->t;
 }
 
-/* Verify a presented token. false: refused (v filled). */
-static bool auth_token(wall *w, const wall_req *rq, captoken_info *info, wall_ticket *v)
+/* The request a token is checked against. */
+static void token_ctx(const wall *w, const wall_req *rq, captoken_ctx *ctx)
 {
-	captoken_ctx ctx = {
+	*ctx = (captoken_ctx){
 		.now = (uint64_t)time(NULL),
 		.audience = w->audience[0] ? w->audience : NULL,
 		.method = rq->method, .path = rq->path, .peer = rq->peer,
@@ -466,9 +466,16 @@ static bool auth_token(wall *w, const wall_req *rq, captoken_info *info, wall_ti
 		.tenant = rq->mtls_tenant, .amnesia = w->amnesia,
 		.gov_policy_digest = w->digest[0] ? w->digest : NULL,
 	};
+}
+
+/* Verify a presented token. false: refused (v filled). */
+static bool auth_token(wall *w, const wall_req *rq, captoken_info *info, wall_ticket *v)
+{
+	captoken_ctx ctx;
 	captoken_result r;
 	const captoken *t = token_decoded(w, rq->token, rq->token_len, &r);
 
+	token_ctx(w, rq, &ctx);
 	if (t && (r = captoken_check(t, w->keys, &ctx, info)) == CAPTOKEN_OK)
 		token_byte_cap(t, v);
 	switch (r) {
@@ -476,7 +483,7 @@ static bool auth_token(wall *w, const wall_req *rq, captoken_info *info, wall_ti
 		return true;
 	case CAPTOKEN_SCOPE_METHOD: case CAPTOKEN_SCOPE_PATH: case CAPTOKEN_IP:
 	case CAPTOKEN_TENANT: case CAPTOKEN_AMNESIA: case CAPTOKEN_GOV_POLICY:
-	case CAPTOKEN_CUSTOM:
+	case CAPTOKEN_CUSTOM: case CAPTOKEN_HOLDER:
 		refuse(v, 403, "forbidden", REJECT_FORBIDDEN,
 		       "the capability does not allow this request (%s)", captoken_result_name(r));
 		return false;
@@ -655,17 +662,25 @@ size_t wall_zk_batch(wall *w, const wall_req *rqs, size_t n)
 	const uint8_t *holders[WALL_ZK_BATCH];
 	uint8_t keys[WALL_ZK_BATCH][CAPTOKEN_HOLDER_LEN];
 	captoken_result r;
+	captoken_info info;
+	captoken_ctx ctx;
 
+	if (!wall_zk_enabled(w->zk))
+		return 0;
 	if (n > WALL_ZK_BATCH)
 		n = WALL_ZK_BATCH;
+	/* Only tokens that verify (MAC and caveats, as the wall will check them
+	 * anyway) bring their proofs into a batch: a forged token costs a
+	 * BLAKE3, never group arithmetic. */
 	for (size_t i = 0; i < n; i++) {
 		const captoken *t = rqs[i].token && rqs[i].proof ?
 		                    token_decoded(w, rqs[i].token, rqs[i].token_len, &r) : NULL;
-		bool ok = false;
 		holders[i] = NULL;
-		for (size_t c = 0; t && c < t->ncaveats && !holders[i]; c++)
-			if (captoken_caveat_holder(&t->caveats[c], keys[i], &ok) && ok)
-				holders[i] = keys[i];
+		token_ctx(w, &rqs[i], &ctx);
+		if (t && captoken_check(t, w->keys, &ctx, &info) == CAPTOKEN_OK && info.has_holder) {
+			memcpy(keys[i], info.holder, sizeof keys[i]);
+			holders[i] = keys[i];
+		}
 	}
 	return wall_zk_prepare(w->zk, rqs, holders, n, w->audience[0] ? w->audience : NULL);
 }

@@ -76,7 +76,9 @@ typedef struct {
 
 static void t_raw(tbuf *t, const void *d, size_t n)
 {
-	if (t->err || t->cap - t->len < n) {
+	if (n == 0)
+		return;
+	if (t->err || !d || t->cap - t->len < n) {
 		t->err = true;
 		return;
 	}

@@ -62,6 +62,7 @@ struct oap_conn {
 	oap_stream         *pause_owner;
 	bool                out_full;      /* output above the high-water mark */
 	bool                partial_armed; /* the read deadline of a started frame runs */
+	size_t              zk_scanned;    /* input bytes conn_zk_batch already looked at */
 	bool                draining;
 	bool                aborting;      /* cut: no END, no close_notify */
 	bool                in_process;
@@ -771,6 +772,7 @@ static int conn_next_frame(oap_conn *c)
 	}
 	r = conn_on_frame(c, &f);
 	(void)evbuffer_drain(in, used);
+	c->zk_scanned = c->zk_scanned > used ? c->zk_scanned - used : 0;
 	c->partial_armed = false;
 	return r < 0 ? -1 : 1;
 }
@@ -831,17 +833,19 @@ static void conn_update(oap_conn *c)
 static void conn_zk_batch(oap_conn *c)
 {
 	struct evbuffer *in = conn_input(c->t);
-	size_t avail = evbuffer_get_length(in), off = 0, n = 0, used;
+	size_t avail = evbuffer_get_length(in), off = c->zk_scanned, n = 0, used;
 	conn_wall_params wp[WALL_ZK_BATCH_MAX];          /* ~17 KiB of stack */
 	wall_req rq[WALL_ZK_BATCH_MAX];
 	const uint8_t *buf;
 	oap_frame f;
 
 	if (c->state != OC_OPEN || !c->og->wall || !wall_zk_active(c->og->wall) ||
-	    avail < 2 * OAP_HDR_LEN)
-		return;
+	    avail < off + 2 * OAP_HDR_LEN)
+		return;   /* each buffered frame is looked at once, not at every turn */
 	if (avail > OG_ZK_SCAN_MAX)
 		avail = OG_ZK_SCAN_MAX;
+	if (off >= avail)
+		return;
 	if (!(buf = evbuffer_pullup(in, (ev_ssize_t)avail)))
 		return;
 	while (n < WALL_ZK_BATCH_MAX && off < avail &&
@@ -852,6 +856,7 @@ static void conn_zk_batch(oap_conn *c)
 		    conn_wall_req(&f, &rq[n], &wp[n]) && rq[n].proof)
 			n++;
 	}
+	c->zk_scanned = off;
 	if (n >= 2)
 		(void)wall_zk_batch(c->og->wall, rq, n);
 }
