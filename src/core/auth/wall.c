@@ -330,14 +330,21 @@ int wall_configure(wall *w, const mn_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot open the node's quota table");
 		return -1;
 	}
-	if (configure_zk(w, cfg, err, errlen) != 0)
-		return -1;
-	/* Each part independently: a bad mTLS map must not cost the keys. */
+	/* Each part independently: a bad mTLS map (or a replay table that
+	 * cannot open: holder tokens are then refused) must not cost the keys. */
+	char zerr[WALL_MSG_MAX];
+	int zrc = configure_zk(w, cfg, zerr, sizeof zerr);
 	int rc = load_keys(w, cfg, err, errlen);
 	if (rc == 0)
-		return load_mtls(w, cfg->auth_mtls_tenants_file, err, errlen);
-	char ignored[8];
-	(void)load_mtls(w, cfg->auth_mtls_tenants_file, ignored, sizeof ignored);
+		rc = load_mtls(w, cfg->auth_mtls_tenants_file, err, errlen);
+	else {
+		char ignored[8];
+		(void)load_mtls(w, cfg->auth_mtls_tenants_file, ignored, sizeof ignored);
+	}
+	if (rc == 0 && zrc != 0) {
+		snprintf(err, errlen, "%s", zerr);
+		return -1;
+	}
 	return rc;
 }
 

@@ -57,12 +57,13 @@ int zkseen_area_init(void *area, size_t len, uint32_t entries)
 {
 	zkseen_hdr *h = area;
 	uint32_t n = zkseen_ngroups(entries);
-	zkseen_group *g = (zkseen_group *)((uint8_t *)area + ZKSEEN_HDR_SPACE);
+	zkseen_group *g;
 	pthread_mutexattr_t a;
 	int rc = -1;
 
 	if (!area || ((uintptr_t)area % ZKSEEN_ALIGN) || len < zkseen_area_size(entries))
 		return -1;
+	g = (zkseen_group *)((uint8_t *)area + ZKSEEN_HDR_SPACE);
 	memset(area, 0, zkseen_area_size(entries));
 	if (pthread_mutexattr_init(&a) != 0)
 		return -1;

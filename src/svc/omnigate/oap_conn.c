@@ -548,7 +548,7 @@ static bool conn_wall_refused(oap_conn *c, oap_stream *s, const oap_frame *f)
 	struct sockaddr_storage peer;
 	socklen_t plen = sizeof peer;
 	char msg[WALL_MSG_MAX + 32];
-	conn_wall_params wp;
+	conn_wall_params wp = { .path = "" };
 	wall_req rq = { 0 };
 	wall_ticket *t;
 
