@@ -628,6 +628,13 @@ static captoken_result token_b64(const char *s, size_t len, uint8_t *bin, size_t
 
 	if (!s || len == 0 || len > CAPTOKEN_MAX_TOKEN)
 		return CAPTOKEN_MALFORMED;
+	/* libsodium's decoder takes every byte >= 0x80 for '_' (found by
+	 * fuzz/zk_proof.c): the alphabet is checked first, or one token would
+	 * have 129 spellings per '_'. */
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_'))
+			return CAPTOKEN_MALFORMED;
 	/* libsodium refuses non-zero pad bits, so each string has one decoding. */
 	if (sodium_base642bin(bin, cap, s, len, NULL, n, &end,
 	                      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 || end != s + len)

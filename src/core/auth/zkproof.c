@@ -211,12 +211,26 @@ static uint64_t get_u64(const uint8_t *b)
 	return v;
 }
 
+/* The base64url alphabet, checked before decoding: libsodium's decoder
+ * takes some bytes >= 0x80 as digits (found by fuzz/zk_proof.c), which
+ * would give one proof several spellings and several replay fingerprints. */
+static bool b64url_only(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_'))
+			return false;
+	}
+	return true;
+}
+
 zk_result zkproof_parse(const char *s, size_t len, zk_proof *out)
 {
 	uint8_t bin[ZK_PROOF_BIN_LEN];
 	size_t n = 0;
 
-	if (len != ZK_PROOF_TEXT_LEN ||
+	if (len != ZK_PROOF_TEXT_LEN || !b64url_only(s, len) ||
 	    sodium_base642bin(bin, sizeof bin, s, len, NULL, &n, NULL,
 	                      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
 	    n != ZK_PROOF_BIN_LEN || bin[0] != ZK_VERSION)

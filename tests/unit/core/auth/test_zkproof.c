@@ -335,6 +335,20 @@ static void test_parse_is_strict(void **state)
 	memcpy(text, f.text, ZK_PROOF_TEXT_LEN + 1);
 	text[10] = '+';   /* the standard alphabet is not base64url */
 	assert_int_equal(zkproof_parse(text, ZK_PROOF_TEXT_LEN, &p), ZK_MALFORMED);
+	/* bytes >= 0x80 that libsodium's decoder would take as digits (fuzz) */
+	for (int i = 0; i < ZK_PROOF_TEXT_LEN; i += 7) {
+		memcpy(text, f.text, ZK_PROOF_TEXT_LEN + 1);
+		text[i] = (char)(0x80 + i);
+		assert_int_equal(zkproof_parse(text, ZK_PROOF_TEXT_LEN, &p), ZK_MALFORMED);
+	}
+	/* the fuzzer's find: 140 bytes libsodium decodes to a proof that parses */
+	char *crash = NULL;
+	size_t clen = 0;
+	assert_int_equal(util_read_file(MN_TEST_VECTORS "/../../fuzz/corpus/zk_proof/"
+	                                "high_bytes_libsodium_accepts", 4096, &crash, &clen), 0);
+	assert_int_equal(clen, ZK_PROOF_TEXT_LEN);
+	assert_int_equal(zkproof_parse(crash, clen, &p), ZK_MALFORMED);
+	free(crash);
 	/* s >= L (non-canonical) and R = identity are refused */
 	uint8_t b[ZK_PROOF_BIN_LEN];
 	memcpy(b, f.bin, sizeof b);
