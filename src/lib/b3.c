@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <blake3.h>
+#include <sodium.h>
 
 void b3_hash(const void *data, size_t len, uint8_t out[B3_OUT_LEN])
 {
@@ -26,6 +27,26 @@ void b3_keyed_hash(const uint8_t key[B3_OUT_LEN], const void *data, size_t len,
 	blake3_hasher_init_keyed(&h, key);
 	blake3_hasher_update(&h, data, len);
 	blake3_hasher_finalize(&h, out, B3_OUT_LEN);
+}
+
+void b3_xof(const void *data, size_t len, uint8_t *out, size_t n)
+{
+	blake3_hasher h;
+
+	blake3_hasher_init(&h);
+	blake3_hasher_update(&h, data, len);
+	blake3_hasher_finalize(&h, out, n);
+}
+
+void b3_keyed_xof(const uint8_t key[B3_OUT_LEN], const void *data, size_t len,
+                  uint8_t *out, size_t n)
+{
+	blake3_hasher h;
+
+	blake3_hasher_init_keyed(&h, key);
+	blake3_hasher_update(&h, data, len);
+	blake3_hasher_finalize(&h, out, n);
+	sodium_memzero(&h, sizeof h);
 }
 
 void b3_hex(const uint8_t digest[B3_OUT_LEN], char out[B3_HEX_LEN + 1])

@@ -22,6 +22,10 @@ void b3_hash(const void *data, size_t len, uint8_t out[B3_OUT_LEN]);
 /* Keyed hash (key is 32 bytes). */
 void b3_keyed_hash(const uint8_t key[B3_OUT_LEN], const void *data, size_t len,
                    uint8_t out[B3_OUT_LEN]);
+/* Extendable output: n bytes of BLAKE3's XOF over data (unkeyed / keyed). */
+void b3_xof(const void *data, size_t len, uint8_t *out, size_t n);
+void b3_keyed_xof(const uint8_t key[B3_OUT_LEN], const void *data, size_t len,
+                  uint8_t *out, size_t n);
 /* 64 lowercase hex + NUL. */
 void b3_hex(const uint8_t digest[B3_OUT_LEN], char out[B3_HEX_LEN + 1]);
 /* "b3:<hex>" + NUL. */

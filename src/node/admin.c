@@ -60,7 +60,7 @@ static void admin_on_version(http_req *r, void *arg)
 		"service", "macronode", "node_id", s->identity.id_text, "onion", s->tor.onion,
 		"version", MN_VERSION, "git_sha", MN_GIT_SHA,
 		"build_ts", MN_BUILD_TS, "build_id", ctl_build_id(),
-		"features", "zk", 0, "arti", MN_TOR, "amnesia", 1, "pq", (int)pq,
+		"features", "zk", (int)(MN_WITH_ZK && s->cfg.zk_enabled), "arti", MN_TOR, "amnesia", 1, "pq", (int)pq,
 		"pq", (int)pq, "pq_reason", why,
 		"amnesia", s->cfg.amnesia, "api", "admin", "v1");
 

@@ -213,6 +213,10 @@ bool node_pq_posture(char *reason, size_t len);
  * with err); re-read key ages; set key_age_seconds; judge keys.max_age. */
 __attribute__((warn_unused_result))
 int sup_keys_kek(supervisor *s, char *err, size_t errlen);
+/* With zk.enabled: the ZK parameter pin must match this build's bundle
+ * (zk_param_mismatch, counted). 0 or -1 with err naming the key. */
+__attribute__((warn_unused_result))
+int node_zk_pin_check(const mn_config *c, const kek *k, char *err, size_t errlen);
 void sup_keys_scan(supervisor *s);
 void sup_keys_gauges(const supervisor *s);
 struct json_t;
@@ -238,6 +242,18 @@ int doctor_run(const mn_config *cfg);
 int policy_cli_main(int argc, char **argv);
 /* `macronode token mint|attenuate|inspect` (token_cli.c). */
 int token_cli_main(int argc, char **argv);
+/* `macronode zk keygen|params|pin|prove` (cli/zk_cli.c, docs/zk.md). */
+int zk_cli_main(int argc, char **argv);
+/* The holder public key of `--holder-key FILE`: FILE.pub, or FILE when it
+ * ends in .pub. 0, or -1 with err naming the file. */
+__attribute__((warn_unused_result))
+int zk_cli_read_public(const char *file, uint8_t pk[32], char *err, size_t errlen);
+/* A Ron-Proof (ZK_PROOF_TEXT_MAX characters + NUL) with the secret in
+ * keyfile for one request, timestamped now. 0, or -1 with err (also in a
+ * build without ZK). */
+__attribute__((warn_unused_result))
+int zk_cli_proof(const char *keyfile, const char *method, const char *path, const char *aud,
+                 const uint8_t body[32], char *out, char *err, size_t errlen);
 /* `macronode init`: first-run keys, signed default policy, one write token. */
 int init_cli_main(int argc, char **argv);
 /* `macronode key ...` (cli/key_cli.c). */

@@ -27,6 +27,11 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "node/node.h"
+#include "mn_build.h"
+#if MN_WITH_ZK
+#include "core/auth/zkproof.h"
+#include "core/keys/zkpin.h"
+#endif
 
 #define SUP_KEY_HEAD_MAX (SEAL_OVERHEAD + CAPTOKEN_KEY_LEN)
 
@@ -221,4 +226,25 @@ bool node_pq_posture(char *reason, size_t len)
 		         "quantum computer", ver);
 	}
 	return false;
+}
+
+/* zk.enabled: the parameter bundle this build verifies with must be the one
+ * pinned in the key store (docs/zk.md). Start and reload refuse otherwise;
+ * every refusal is counted. Without ZK in the build config_validate has
+ * already refused zk.enabled. */
+int node_zk_pin_check(const mn_config *c, const kek *k, char *err, size_t errlen)
+{
+#if MN_WITH_ZK
+	uint8_t bundle[ZK_DIGEST_LEN];
+
+	zkproof_params_hash(bundle);
+	if (zkpin_check(c, k, bundle, err, errlen) != 0) {
+		metrics_count("zk_param_mismatch_total", "", 1);
+		return -1;
+	}
+	return 0;
+#else
+	(void)c; (void)k; (void)err; (void)errlen;
+	return 0;
+#endif
 }

@@ -21,6 +21,7 @@
 
 #include "core/proto/ctl.h"
 #include "core/auth/quota.h"
+#include "core/auth/wall.h"
 #include "core/net/conn.h"
 #include "core/net/http.h"
 #include "core/metrics/metrics.h"
@@ -506,7 +507,8 @@ static int config_reload(supervisor *s, const char *why, char *err, size_t errle
 	char labels[32];
 
 	if (node_load_config(&s->opts, &nc, err, errlen) != 0 ||
-	    config_reload_check(&s->cfg, &nc, err, errlen) != 0) {
+	    config_reload_check(&s->cfg, &nc, err, errlen) != 0 ||
+	    node_zk_pin_check(&nc, s->kek, err, errlen) != 0) {
 		config_free(&nc);
 		s->reloads_failed++;
 		snprintf(s->last_reload_error, sizeof s->last_reload_error, "%s", err);
@@ -729,15 +731,16 @@ static int sup_start(supervisor *s, char *err, size_t errlen)
 	s->exe[n] = '\0';
 	if (sup_runtime_dir(s, err, errlen) != 0)
 		return -1;
-	if (sup_keys_kek(s, err, errlen) != 0 || sup_identity(s, err, errlen) != 0)
+	if (sup_keys_kek(s, err, errlen) != 0 || sup_identity(s, err, errlen) != 0 ||
+	    node_zk_pin_check(&s->cfg, s->kek, err, errlen) != 0)
 		return -1;
 	sup_keys_scan(s);
-	/* The quota table rides in the metrics memfd: every child maps it. */
+	/* The quota table (and the ZK replay table) ride in the metrics memfd:
+	 * every child maps them. */
 	size_t qlen;
-	s->metrics_fd = metrics_create(quota_area_size(s->cfg.quota_max_tenants));
+	s->metrics_fd = metrics_create(wall_annex_size(&s->cfg));
 	void *qarea = metrics_annex(&qlen);
-	if (s->metrics_fd < 0 ||
-	    quota_area_init(qarea, qlen, s->cfg.quota_max_tenants, util_now_ms()) != 0) {
+	if (s->metrics_fd < 0 || wall_annex_init(qarea, qlen, &s->cfg, util_now_ms()) != 0) {
 		snprintf(err, errlen, "cannot create the shared metrics region");
 		return -1;
 	}

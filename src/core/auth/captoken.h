@@ -52,6 +52,7 @@ typedef enum {
 	CAPTOKEN_GOV_POLICY,
 	CAPTOKEN_CUSTOM,          /* Custom caveat outside the allow-list */
 	CAPTOKEN_INTERNAL,        /* allocation failure or broken invariant */
+	CAPTOKEN_HOLDER,          /* holder caveats that disagree or do not parse */
 } captoken_result;
 
 typedef enum {
@@ -64,6 +65,18 @@ typedef enum {
 typedef struct {
 	char   s[CAPTOKEN_MAX_METHOD + 1];
 } captoken_method;
+
+/*
+ * The holder-key caveat (docs/auth.md "Holder-bound tokens", docs/zk.md):
+ * a v1 Custom caveat {"ns":"macronode","name":"holder","cbor":h'<32 bytes>'}
+ * whose value is a CBOR byte string holding the holder's Ristretto255 public
+ * key. Being a Custom caveat it decodes, re-encodes and MACs exactly like
+ * any other in the v1 set; this node allow-lists it, and the wall then
+ * demands a proof of possession of the key (core/auth/zkproof.h).
+ */
+#define CAPTOKEN_HOLDER_NS    "macronode"
+#define CAPTOKEN_HOLDER_NAME  "holder"
+#define CAPTOKEN_HOLDER_LEN   32
 
 typedef struct {
 	captoken_cav_kind kind;
@@ -114,6 +127,8 @@ typedef struct {
 	bool has_rate;                      /* tightest Rate caveat */
 	uint64_t rate_per_s;
 	uint64_t rate_burst;
+	bool     has_holder;                /* a holder caveat: the request must prove the key */
+	uint8_t  holder[CAPTOKEN_HOLDER_LEN];
 } captoken_info;
 
 typedef struct captoken_keyring captoken_keyring;
@@ -179,6 +194,12 @@ __attribute__((warn_unused_result))
 int captoken_caveat_set_text(captoken_caveat *c, captoken_cav_kind k, const char *s);
 __attribute__((warn_unused_result))
 int captoken_method_set(captoken_method *m, const char *s);
+/* The holder caveat binding the token to public key pk. */
+void captoken_caveat_set_holder(captoken_caveat *c, const uint8_t pk[CAPTOKEN_HOLDER_LEN]);
+/* Is c a holder caveat (ns and name)? Its key into pk when well formed:
+ * true with *pk set, or true with *well_formed false. */
+bool captoken_caveat_holder(const captoken_caveat *c, uint8_t pk[CAPTOKEN_HOLDER_LEN],
+                            bool *well_formed);
 
 /*
  * Key ring: kid → 32-byte key in sodium secure memory (read-only except while

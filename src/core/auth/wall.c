@@ -21,6 +21,7 @@
 #include "core/config/config.h"
 #include "core/auth/policy.h"
 #include "core/auth/quota.h"
+#include "core/auth/wall_zk.h"
 #include "core/metrics/metrics.h"
 #include "lib/b3.h"
 #include "lib/log.h"
@@ -29,6 +30,7 @@
 #define WALL_CLASSES      2                    /* core, facet carry tags */
 #define WALL_EXTRA_TAGS   3                    /* "token", "tenant:<t>", "peer" */
 #define WALL_DIGEST_MAX   80
+#define WALL_ZK_BATCH     64                   /* proofs in one batch (ZK_BATCH_MAX) */
 /* Decoded tokens kept per worker: decoding (base64, CBOR tree, canonical
  * re-encode) is most of a token's cost and is a pure function of the string,
  * so a hit needs no invalidation. The MAC and every caveat are still checked
@@ -58,6 +60,8 @@ struct wall_ticket {
 	uint64_t      body_cap;          /* the tightest of the token's and the policy's limits */
 	bool          charge_body;       /* admitted with an unknown size: settled at the end */
 	uint64_t      body_reserved;     /* charge_body: bytes reserved in the byte bucket */
+	bool          has_body_digest;   /* admitted by a holder proof on an object write */
+	uint8_t       body_digest[B3_OUT_LEN];
 	char          message[WALL_MSG_MAX];
 	char          tenant[WALL_TENANT_MAX]; /* quota key (loggable) */
 };
@@ -84,6 +88,7 @@ struct wall {
 	char              tags[WALL_CLASSES][CONFIG_TAGS_MAX][CONFIG_TAG_MAX + 1];
 	size_t            ntags[WALL_CLASSES];
 	quota_table      *quota;
+	wall_zk          *zk;                        /* holder proofs (wall_zk.c) */
 	/* ticket pool: chunks allocated on demand, tickets recycled through
 	 * free_tickets, everything freed with the wall */
 	wall_ticket      *chunks[WALL_TICKET_CHUNKS];
@@ -100,12 +105,13 @@ wall *wall_new(void)
 	if (!w)
 		return NULL;
 	w->keys = captoken_keyring_new();
+	w->zk = wall_zk_new();
 	for (size_t i = 0; i < WALL_TOKEN_CACHE; i++)
 		if (!(w->cache[i].t = captoken_new())) {
 			wall_free(w);
 			return NULL;
 		}
-	if (!w->keys) {
+	if (!w->keys || !w->zk) {
 		wall_free(w);
 		return NULL;
 	}
@@ -120,6 +126,7 @@ void wall_free(wall *w)
 	for (size_t i = 0; i < WALL_TOKEN_CACHE; i++)
 		captoken_free(w->cache[i].t);
 	quota_free(w->quota);
+	wall_zk_free(w->zk);
 	free(w->mtls);
 	for (size_t i = 0; i < w->nchunks; i++)
 		free(w->chunks[i]);
@@ -163,11 +170,46 @@ static void configure_quota(wall *w, const mn_config *cfg)
 	/* The node's table, laid out by the supervisor in the metrics annex;
 	 * a process without one (tests, tools) keeps a table of its own. */
 	if ((area = metrics_annex(&len)) != NULL) {
-		w->quota = quota_open(area, len, &l);
+		size_t qlen = quota_area_size(cfg->quota_max_tenants);
+		w->quota = qlen <= len ? quota_open(area, qlen, &l) : NULL;
 		return;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	w->quota = quota_new(&l, (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
+}
+
+/* The annex: [quota table][pad to 64][zk replay table]. */
+static size_t annex_zk_off(const mn_config *cfg)
+{
+	return (quota_area_size(cfg->quota_max_tenants) + 63u) / 64u * 64u;
+}
+
+size_t wall_annex_size(const mn_config *cfg)
+{
+	size_t z = wall_zk_area_size(cfg);
+
+	return z ? annex_zk_off(cfg) + z : quota_area_size(cfg->quota_max_tenants);
+}
+
+int wall_annex_init(void *area, size_t len, const mn_config *cfg, uint64_t now_ms)
+{
+	size_t z = wall_zk_area_size(cfg);
+
+	if (!area || len < wall_annex_size(cfg) ||
+	    quota_area_init(area, quota_area_size(cfg->quota_max_tenants), cfg->quota_max_tenants,
+	                    now_ms) != 0)
+		return -1;
+	return z ? wall_zk_area_init((uint8_t *)area + annex_zk_off(cfg), z, cfg) : 0;
+}
+
+static int configure_zk(wall *w, const mn_config *cfg, char *err, size_t errlen)
+{
+	size_t len = 0, z = wall_zk_area_size(cfg);
+	uint8_t *area = metrics_annex(&len);
+
+	if (area && z && len >= annex_zk_off(cfg) + z)
+		return wall_zk_configure(w->zk, cfg, area + annex_zk_off(cfg), z, err, errlen);
+	return wall_zk_configure(w->zk, cfg, NULL, 0, err, errlen);
 }
 
 static bool tenant_name_ok(const char *t)
@@ -288,12 +330,21 @@ int wall_configure(wall *w, const mn_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot open the node's quota table");
 		return -1;
 	}
-	/* Each part independently: a bad mTLS map must not cost the keys. */
+	/* Each part independently: a bad mTLS map (or a replay table that
+	 * cannot open: holder tokens are then refused) must not cost the keys. */
+	char zerr[WALL_MSG_MAX];
+	int zrc = configure_zk(w, cfg, zerr, sizeof zerr);
 	int rc = load_keys(w, cfg, err, errlen);
 	if (rc == 0)
-		return load_mtls(w, cfg->auth_mtls_tenants_file, err, errlen);
-	char ignored[8];
-	(void)load_mtls(w, cfg->auth_mtls_tenants_file, ignored, sizeof ignored);
+		rc = load_mtls(w, cfg->auth_mtls_tenants_file, err, errlen);
+	else {
+		char ignored[8];
+		(void)load_mtls(w, cfg->auth_mtls_tenants_file, ignored, sizeof ignored);
+	}
+	if (rc == 0 && zrc != 0) {
+		snprintf(err, errlen, "%s", zerr);
+		return -1;
+	}
 	return rc;
 }
 
@@ -411,10 +462,10 @@ static const captoken *token_decoded(wall *w, const char *s, size_t len, captoke
 	return slot->t;
 }
 
-/* Verify a presented token. false: refused (v filled). */
-static bool auth_token(wall *w, const wall_req *rq, captoken_info *info, wall_ticket *v)
+/* The request a token is checked against. */
+static void token_ctx(const wall *w, const wall_req *rq, captoken_ctx *ctx)
 {
-	captoken_ctx ctx = {
+	*ctx = (captoken_ctx){
 		.now = (uint64_t)time(NULL),
 		.audience = w->audience[0] ? w->audience : NULL,
 		.method = rq->method, .path = rq->path, .peer = rq->peer,
@@ -422,9 +473,16 @@ static bool auth_token(wall *w, const wall_req *rq, captoken_info *info, wall_ti
 		.tenant = rq->mtls_tenant, .amnesia = w->amnesia,
 		.gov_policy_digest = w->digest[0] ? w->digest : NULL,
 	};
+}
+
+/* Verify a presented token. false: refused (v filled). */
+static bool auth_token(wall *w, const wall_req *rq, captoken_info *info, wall_ticket *v)
+{
+	captoken_ctx ctx;
 	captoken_result r;
 	const captoken *t = token_decoded(w, rq->token, rq->token_len, &r);
 
+	token_ctx(w, rq, &ctx);
 	if (t && (r = captoken_check(t, w->keys, &ctx, info)) == CAPTOKEN_OK)
 		token_byte_cap(t, v);
 	switch (r) {
@@ -432,7 +490,7 @@ static bool auth_token(wall *w, const wall_req *rq, captoken_info *info, wall_ti
 		return true;
 	case CAPTOKEN_SCOPE_METHOD: case CAPTOKEN_SCOPE_PATH: case CAPTOKEN_IP:
 	case CAPTOKEN_TENANT: case CAPTOKEN_AMNESIA: case CAPTOKEN_GOV_POLICY:
-	case CAPTOKEN_CUSTOM:
+	case CAPTOKEN_CUSTOM: case CAPTOKEN_HOLDER:
 		refuse(v, 403, "forbidden", REJECT_FORBIDDEN,
 		       "the capability does not allow this request (%s)", captoken_result_name(r));
 		return false;
@@ -580,6 +638,60 @@ static wall_ticket *ticket_busy(wall *w)
 	return t;
 }
 
+/* Holder proofs: a token bound to a key needs one, a proof needs such a
+ * token (a client that sends a proof means it). false: refused. */
+static bool zk_step(wall *w, const wall_req *rq, const captoken_info *info, wall_ticket *v)
+{
+	wall_zk_verdict zv;
+
+	if (!info->has_holder && !rq->proof)
+		return true;
+	wall_zk_check(w->zk, rq, info, w->audience[0] ? w->audience : NULL, &zv);
+	if (!zv.ok) {
+		refuse(v, 401, "unauthenticated", REJECT_UNAUTH, "holder proof refused (%s): %s",
+		       zv.reason, zv.detail);
+		v->challenge = true;
+		v->invalid_token = true;
+		return false;
+	}
+	v->has_body_digest = zv.has_digest;
+	memcpy(v->body_digest, zv.digest, sizeof v->body_digest);
+	return true;
+}
+
+bool wall_zk_active(const wall *w)
+{
+	return wall_zk_enabled(w->zk);
+}
+
+size_t wall_zk_batch(wall *w, const wall_req *rqs, size_t n)
+{
+	const uint8_t *holders[WALL_ZK_BATCH];
+	uint8_t keys[WALL_ZK_BATCH][CAPTOKEN_HOLDER_LEN];
+	captoken_result r;
+	captoken_info info;
+	captoken_ctx ctx;
+
+	if (!wall_zk_enabled(w->zk))
+		return 0;
+	if (n > WALL_ZK_BATCH)
+		n = WALL_ZK_BATCH;
+	/* Only tokens that verify (MAC and caveats, as the wall will check them
+	 * anyway) bring their proofs into a batch: a forged token costs a
+	 * BLAKE3, never group arithmetic. */
+	for (size_t i = 0; i < n; i++) {
+		const captoken *t = rqs[i].token && rqs[i].proof ?
+		                    token_decoded(w, rqs[i].token, rqs[i].token_len, &r) : NULL;
+		holders[i] = NULL;
+		token_ctx(w, &rqs[i], &ctx);
+		if (t && captoken_check(t, w->keys, &ctx, &info) == CAPTOKEN_OK && info.has_holder) {
+			memcpy(keys[i], info.holder, sizeof keys[i]);
+			holders[i] = keys[i];
+		}
+	}
+	return wall_zk_prepare(w->zk, rqs, holders, n, w->audience[0] ? w->audience : NULL);
+}
+
 static void judge(wall *w, const wall_req *rq, uint64_t now_ms, wall_ticket *v)
 {
 	captoken_info info;
@@ -593,6 +705,8 @@ static void judge(wall *w, const wall_req *rq, uint64_t now_ms, wall_ticket *v)
 		return;
 	}
 	if (token && !auth_token(w, rq, &info, v))
+		return;
+	if (!zk_step(w, rq, &info, v))
 		return;
 	if (token && !tenant && info.tenant[0])
 		tenant = info.tenant;
@@ -680,6 +794,14 @@ bool wall_ticket_reserved(const wall_ticket *t, uint64_t *bytes)
 {
 	*bytes = t->body_reserved;
 	return t->status == 0 && t->charge_body;
+}
+
+bool wall_ticket_body_digest(const wall_ticket *t, uint8_t out[32])
+{
+	if (t->status != 0 || !t->has_body_digest)
+		return false;
+	memcpy(out, t->body_digest, B3_OUT_LEN);
+	return true;
 }
 
 const char *wall_ticket_tenant(const wall_ticket *t)

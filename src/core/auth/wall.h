@@ -58,9 +58,18 @@ typedef struct wall_req {
 	const char *mtls_tenant;        /* tenant of a verified client certificate, or NULL */
 	bool        peer_node;          /* another node, authenticated on the peer plane: tag "peer" */
 	wall_class  cls;
+	/* holder proofs (docs/zk.md): a token bound to a holder key needs one */
+	const char *proof;              /* Ron-Proof text (OAP/1: START "proof"), or NULL */
+	size_t      proof_len;
+	const uint8_t *body_id;         /* 32 bytes the body is known to hash to (PUT /o/{b3},
+	                                 * OAP/1 "expect"), or NULL */
+	bool        body_digest_enforced; /* the handler holds the body to the proof's digest
+	                                   * (wall_ticket_body_digest): object writes */
 } wall_req;
 
 #define WALL_MSG_MAX    192
+#define ZK_PROOF_HEADER "Ron-Proof"   /* HTTP field carrying a holder proof (docs/zk.md) */
+#define ZK_PROOF_TEXT_MAX 140         /* its text: base64url of 105 bytes */
 #define WALL_MTLS_MAX   1024   /* entries in auth.mtls_tenants_file */
 #define WALL_TENANT_MAX 320
 
@@ -126,6 +135,9 @@ bool wall_ticket_body_cap(const wall_ticket *t, uint64_t *cap);
  * the tenant's byte bucket; wall_ticket_end settles it against the bytes
  * used. */
 bool wall_ticket_reserved(const wall_ticket *t, uint64_t *bytes);
+/* Admitted with a holder proof on a route that enforces it: true and the
+ * BLAKE3 the body must hash to (the object id storage must compute). */
+bool wall_ticket_body_digest(const wall_ticket *t, uint8_t out[32]);
 /* The quota key ("t:<tenant>", "tid:<id>", "ip:<addr>"); loggable. */
 const char *wall_ticket_tenant(const wall_ticket *t);
 
@@ -137,6 +149,22 @@ const char *wall_ticket_tenant(const wall_ticket *t);
  * NULL is a no-op.
  */
 void wall_ticket_end(wall_ticket *t, uint64_t bytes_used);
+
+/*
+ * OAP/1 streams that arrive together: batch-verify the holder proofs among
+ * rqs[0..n) (core/auth/wall_zk.h). wall_check then judges each request in
+ * full, skipping only the group arithmetic of proofs the batch passed.
+ * Returns how many proofs the batch passed.
+ */
+size_t wall_zk_batch(wall *w, const wall_req *rqs, size_t n);
+/* Does this wall verify holder proofs (zk.enabled in a ZK build)? */
+bool wall_zk_active(const wall *w);
+
+/* The node's shared annex (metrics region): the quota table, then the ZK
+ * replay table when zk.enabled. Size, and lay-out by the supervisor once. */
+size_t wall_annex_size(const struct mn_config *cfg);
+__attribute__((warn_unused_result))
+int wall_annex_init(void *area, size_t len, const struct mn_config *cfg, uint64_t now_ms);
 
 /*
  * Mutual TLS: the tenant auth.mtls_tenants_file maps the peer certificate

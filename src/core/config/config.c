@@ -1302,6 +1302,25 @@ int config_policy_signing_key(const mn_config *c, char *out, size_t len)
 	return under_data_dir(c, "", "policy/signing.key", out, len);
 }
 
+int config_zk_pin_file(const mn_config *c, char *out, size_t len)
+{
+	return under_data_dir(c, c->zk_params_pin_file, "zk/params.pin", out, len);
+}
+
+/* Holder proofs: fail closed on what would leave them unverifiable. */
+static int zk_check(const mn_config *c, char *err, size_t errlen)
+{
+	if (!c->zk_enabled)
+		return 0;
+	if (!MN_WITH_ZK)
+		return util_fail(err, errlen, "zk.enabled: this build has no ZK support (built with "
+		                 "-Dzk=disabled); set zk.enabled to false or rebuild");
+	if (!c->auth_audience[0])
+		return util_fail(err, errlen, "zk.enabled: needs auth.audience (every proof is bound "
+		                 "to the node's audience)");
+	return 0;
+}
+
 int config_validate(mn_config *c, char *err, size_t errlen)
 {
 	char why[CONFIG_ERR_MAX];
@@ -1333,7 +1352,8 @@ int config_validate(mn_config *c, char *err, size_t errlen)
 	if (pairs_check(c, err, errlen) != 0 || tls_check(c, glo, err, errlen) != 0 ||
 	    tor_check(c, err, errlen) != 0 ||
 	    tags_check("policy.tags_core", c->policy_tags_core, err, errlen) != 0 ||
-	    tags_check("policy.tags_facet", c->policy_tags_facet, err, errlen) != 0)
+	    tags_check("policy.tags_facet", c->policy_tags_facet, err, errlen) != 0 ||
+	    zk_check(c, err, errlen) != 0)
 		return -1;
 	return token_check(c, alo, err, errlen);
 }

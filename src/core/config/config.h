@@ -123,6 +123,11 @@ typedef struct mn_config {
 	char     keys_kek_file[CONFIG_PATH_MAX];   /* "" = credentials dir, else <data_dir>.kek */
 	uint64_t keys_grace_ms;                    /* 7d: a rotated-out key still verifies */
 	uint64_t keys_max_age_ms;                  /* 30d: /readyz degraded past it */
+	/* holder-key proofs (docs/zk.md) */
+	bool     zk_enabled;                       /* needs a -Dzk=enabled build */
+	uint64_t zk_skew_ms;                       /* a proof's timestamp within ± this */
+	uint32_t zk_replay_cache;                  /* proofs remembered node-wide */
+	char     zk_params_pin_file[CONFIG_PATH_MAX]; /* "" = <data_dir>/zk/params.pin */
 	char     auth_keys_dir[CONFIG_PATH_MAX];   /* "" = <data_dir>/auth/keys */
 	char     auth_audience[CONFIG_TEXT_MAX];   /* "" = a token with an Aud caveat is refused */
 	char     auth_mtls_tenants_file[CONFIG_PATH_MAX]; /* "" = client certificates name no tenant */
@@ -189,6 +194,10 @@ int config_socket_path(const mn_config *c, const char *name, char *out, size_t l
 /* The node identity key (core/identity): node.identity_file or <data_dir>/node/identity.key. */
 __attribute__((warn_unused_result))
 int config_identity_file(const mn_config *c, char *out, size_t len);
+/* The sealed pin of the ZK parameter bundle: zk.params_pin_file or
+ * <data_dir>/zk/params.pin. 0, or -1 (too long). */
+__attribute__((warn_unused_result))
+int config_zk_pin_file(const mn_config *c, char *out, size_t len);
 /* The policy signing key `macronode init` creates: <data_dir>/policy/signing.key. */
 __attribute__((warn_unused_result))
 int config_policy_signing_key(const mn_config *c, char *out, size_t len);

@@ -52,6 +52,7 @@ static const char usage_main[] =
 	"  policy keygen|sign|verify|eval   signed policy bundles (docs/policy.md)\n"
 	"  token mint|attenuate|inspect     capability tokens (appending caveats needs the root key)\n"
 	"  key list|rotate|retire|seal|rekey  capability key rotation, sealing keys at rest (docs/keys.md)\n"
+	"  zk keygen|params|pin|prove       holder keys and proofs of possession (docs/zk.md)\n"
 	"  audit verify DIR [--pubkey FILE] check a copied audit log offline (docs/audit.md)\n"
 	"  audit tail DIR                   print audit records as they are written\n"
 	"  help             this text\n"
@@ -359,6 +360,11 @@ static int cmd_check(int argc, char **argv)
 	kek *k = NULL;
 	bad |= check_kek(&c, &k);
 	check_wall(&c, k);
+	if (c.zk_enabled) {
+		char zerr[CONFIG_ERR_MAX];
+		int zrc = node_zk_pin_check(&c, k, zerr, sizeof zerr);
+		bad |= check_line(zrc == 0, "zk", zrc == 0 ? "parameter bundle matches the pin" : zerr);
+	}
 	kek_free(k);
 	check_pq();
 	config_free(&c);
@@ -613,6 +619,7 @@ int cli_main(int argc, char **argv)
 		{ "token", token_cli_main },
 		{ "init", init_cli_main },
 		{ "key", key_cli_main },
+		{ "zk", zk_cli_main },
 		{ "id", cmd_id }, { "peers", cmd_peers }, { "find", cmd_find },
 		{ "name", name_cli_main },
 		{ "audit", audit_cli_main },

@@ -43,11 +43,13 @@
 #include <unistd.h>
 
 #include "core/auth/captoken.h"
+#include "core/auth/wall.h"
 #include "core/proto/oap.h"
 #include "core/tls.h"
 #include "lib/b3.h"
 #include "lib/util.h"
 #include "mn_build.h"
+#include "node/node.h"
 
 #define CLIENT_TIMEOUT_S      30u                        /* default --timeout */
 #define CLIENT_TIMEOUT_MAX_S  86400u
@@ -483,6 +485,10 @@ static const char client_put_usage[] =
 	"  --timeout SECONDS  deadline for connecting and for each read/write (default 30)\n"
 	"  --token-file FILE  capability token to present (default: env RON_TOKEN;\n"
 	"                     none: anonymous, as the node's policy allows)\n"
+	"  --holder-key FILE  the token is bound to this holder key (`macronode zk\n"
+	"                     keygen`): send a proof of it bound to this request\n"
+	"  --aud AUDIENCE     the node's auth.audience the proof binds (default:\n"
+	"                     env RON_AUDIENCE)\n"
 	"\n"
 	"exit: 0 stored, 1 runtime error or refusal, 2 usage, 3 integrity failure\n"
 	"      (the id does not match the bytes, or --expect mismatch)\n";
@@ -522,6 +528,10 @@ static const char client_get_usage[] =
 	"  --timeout SECONDS  deadline for connecting and for each read/write (default 30)\n"
 	"  --token-file FILE  capability token to present (default: env RON_TOKEN;\n"
 	"                     none: anonymous, as the node's policy allows)\n"
+	"  --holder-key FILE  the token is bound to this holder key (`macronode zk\n"
+	"                     keygen`): send a proof of it bound to this request\n"
+	"  --aud AUDIENCE     the node's auth.audience the proof binds (default:\n"
+	"                     env RON_AUDIENCE)\n"
 	"\n"
 	"exit: 0 verified, 1 runtime error or refusal (404, a node that is not\n"
 	"      NODEID, ...), 2 usage,\n"
@@ -613,6 +623,8 @@ static int client_parse_opt(client_opts *o, int ch, const char *arg)
 	case 'T': o->token_file = arg; return 0;
 	case 'n': o->pin_node = arg; return 0;
 	case 'S': o->socks = arg; return 0;
+	case 'H': o->holder_key = arg; return 0;
+	case 'a': o->aud = arg; return 0;
 	case 'r':
 		return client_parse_range(o, arg) ? client_usage("--range %s: expected S-E, S <= E", arg) : 0;
 	case 't':
@@ -632,7 +644,9 @@ static int client_parse(int argc, char **argv, client_opts *o, bool get)
 		{ "peer", required_argument, NULL, 'p' }, { "ca", required_argument, NULL, 'c' },
 		{ "insecure", no_argument, NULL, 'k' }, { "expect", required_argument, NULL, 'e' },
 		{ "timeout", required_argument, NULL, 't' }, { "help", no_argument, NULL, 'h' },
-		{ "token-file", required_argument, NULL, 'T' }, { NULL, 0, NULL, 0 },
+		{ "token-file", required_argument, NULL, 'T' },
+		{ "holder-key", required_argument, NULL, 'H' }, { "aud", required_argument, NULL, 'a' },
+		{ NULL, 0, NULL, 0 },
 	};
 	static const struct option get_opts[] = {
 		{ "peer", required_argument, NULL, 'p' }, { "ca", required_argument, NULL, 'c' },
@@ -640,6 +654,7 @@ static int client_parse(int argc, char **argv, client_opts *o, bool get)
 		{ "range", required_argument, NULL, 'r' }, { "timeout", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' }, { "token-file", required_argument, NULL, 'T' },
 		{ "pin-node", required_argument, NULL, 'n' }, { "socks", required_argument, NULL, 'S' },
+		{ "holder-key", required_argument, NULL, 'H' }, { "aud", required_argument, NULL, 'a' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch, rc;
@@ -675,6 +690,11 @@ static int client_parse(int argc, char **argv, client_opts *o, bool get)
 		                    "no --ca or --insecure with it");
 	if (o->socks && !o->pin_node)
 		return client_usage("--socks needs --pin-node (onions are reached on the peer plane)");
+	if (o->holder_key && o->pin_node)
+		return client_usage("--holder-key proves a client's token; the peer plane "
+		                    "(--pin-node) takes none");
+	if (o->holder_key && !o->aud && !(o->aud = getenv("RON_AUDIENCE")))
+		return client_usage("--holder-key needs the node's audience: --aud or RON_AUDIENCE");
 	return client_load_token(o);
 }
 
@@ -698,12 +718,64 @@ static ssize_t client_read_chunk(int fd, uint8_t *buf, size_t cap)
 	return (ssize_t)got;
 }
 
+/* "proof": a holder proof of o->holder_key bound to method, path, the
+ * node's audience and body (docs/zk.md), as a JSON member, or "". */
+static int client_proof_param(const client_opts *o, const char *method, const char *path,
+                              const uint8_t body[B3_OUT_LEN], char *out, size_t cap)
+{
+	char proof[ZK_PROOF_TEXT_MAX + 1], err[512];
+
+	out[0] = '\0';
+	if (!o->holder_key)
+		return 0;
+	if (zk_cli_proof(o->holder_key, method, path, o->aud, body, proof, err, sizeof err) != 0)
+		return client_err(-1, "%s", err);
+	snprintf(out, cap, ",\"proof\":\"%s\"", proof);
+	return 0;
+}
+
+/* The PUT's START parameters: "expect" (--expect, or with --holder-key the
+ * file's hash, read once before sending: the proof binds it) and "proof". */
+static int client_put_params(const client_opts *o, int fd, char *out, size_t cap)
+{
+	uint8_t body[B3_OUT_LEN], *buf;
+	char cid[B3_CID_LEN + 1], proof[ZK_PROOF_TEXT_MAX + 16];
+	blake3_hasher h;
+	ssize_t n;
+
+	if (!o->holder_key) {
+		if (o->expect)
+			snprintf(out, cap, "{\"expect\":\"%s\"}", o->expect);
+		else
+			snprintf(out, cap, "{}");
+		return 0;
+	}
+	if (!(buf = malloc(CLIENT_PUT_CHUNK)))
+		return client_err(-1, "out of memory");
+	blake3_hasher_init(&h);
+	while ((n = client_read_chunk(fd, buf, CLIENT_PUT_CHUNK)) > 0)
+		blake3_hasher_update(&h, buf, (size_t)n);
+	free(buf);
+	if (n < 0 || lseek(fd, 0, SEEK_SET) != 0)
+		return client_err(-1, "%s: --holder-key needs a regular file (it is hashed before "
+		                  "sending): %s", o->arg, strerror(errno));
+	blake3_hasher_finalize(&h, body, sizeof body);
+	b3_cid_format(body, cid);
+	if (o->expect && strcmp(o->expect, cid) != 0)
+		return client_err(-1, "integrity: %s hashes to %s, not --expect %s", o->arg, cid,
+		                  o->expect);
+	if (client_proof_param(o, "PUT", "/o", body, proof, sizeof proof) != 0)
+		return -1;
+	snprintf(out, cap, "{\"expect\":\"%s\"%s}", cid, proof);
+	return 0;
+}
+
 /* START, body frames, END; the hash of what was sent into digest. Stops
  * early (returns 0) when the node answers before the end: an error. */
 static int client_put_body(client_conn *c, const client_opts *o, int fd, uint64_t total,
                            uint8_t digest[B3_OUT_LEN])
 {
-	char start[16 + B3_CID_LEN];
+	char start[64 + B3_CID_LEN + ZK_PROOF_TEXT_MAX];
 	uint8_t *chunk = malloc(CLIENT_PUT_CHUNK);
 	size_t cap = c->max_frame - OAP_HDR_LEN;
 	blake3_hasher h;
@@ -715,10 +787,10 @@ static int client_put_body(client_conn *c, const client_opts *o, int fd, uint64_
 		return client_err(-1, "out of memory");
 	blake3_hasher_init(&h);
 	client_progress_init(&p, total);
-	if (o->expect)
-		snprintf(start, sizeof start, "{\"expect\":\"%s\"}", o->expect);
-	else
-		snprintf(start, sizeof start, "{}");
+	if (client_put_params(o, fd, start, sizeof start) != 0) {
+		free(chunk);
+		return -1;
+	}
 	if (client_send(c, OAP_F_REQ | OAP_F_START, CLIENT_VERB_PUT, CLIENT_APP_OBJECTS,
 	                CLIENT_CORR_STREAM, start, strlen(start)) != 0)
 		goto out;
@@ -982,18 +1054,24 @@ static int client_get_check(const client_opts *o, const blake3_hasher *h, uint64
 static int client_get_body(client_conn *c, const client_opts *o, client_out *out,
                            const uint8_t id[B3_OUT_LEN])
 {
-	char req[64 + B3_CID_LEN + 2 * 20];
+	char req[64 + B3_CID_LEN + 2 * 20 + ZK_PROOF_TEXT_MAX + 16];
+	char path[8 + B3_CID_LEN], proof[ZK_PROOF_TEXT_MAX + 16];
+	uint8_t empty[B3_OUT_LEN];
 	oap_frame f;
 	blake3_hasher h;
 	client_progress p;
 	uint64_t want = 0, got = 0;
 	int rc;
 
+	b3_hash("", 0, empty);
+	snprintf(path, sizeof path, "/o/%s", o->arg);
+	if (client_proof_param(o, "GET", path, empty, proof, sizeof proof) != 0)
+		return CLIENT_EXIT_RUNTIME;
 	if (o->has_range)
-		snprintf(req, sizeof req, "{\"cid\":\"%s\",\"range\":[%" PRIu64 ",%" PRIu64 "]}", o->arg,
-		         o->range_start, o->range_end);
+		snprintf(req, sizeof req, "{\"cid\":\"%s\",\"range\":[%" PRIu64 ",%" PRIu64 "]%s}",
+		         o->arg, o->range_start, o->range_end, proof);
 	else
-		snprintf(req, sizeof req, "{\"cid\":\"%s\"}", o->arg);
+		snprintf(req, sizeof req, "{\"cid\":\"%s\"%s}", o->arg, proof);
 	if (client_send(c, OAP_F_REQ | OAP_F_START | OAP_F_END, CLIENT_VERB_GET, CLIENT_APP_OBJECTS,
 	                CLIENT_CORR_STREAM, req, strlen(req)) != 0 || client_answer(c, &f) != 0)
 		return CLIENT_EXIT_RUNTIME;

@@ -20,6 +20,8 @@ typedef struct client_opts {
 	const char *token_file;   /* --token-file; else env RON_TOKEN */
 	const char *pin_node;     /* get --pin-node b3:NODEID: the peer plane */
 	const char *socks;        /* get --socks IP:PORT: tor's SOCKS5 port, or NULL */
+	const char *holder_key;   /* --holder-key FILE: prove each request (docs/zk.md) */
+	const char *aud;          /* --aud: the node's audience; else env RON_AUDIENCE */
 	char        token[CAPTOKEN_MAX_TOKEN + 1]; /* "" = none: anonymous */
 	bool        insecure;
 	bool        has_range;

@@ -54,6 +54,9 @@ static const char usage_token[] =
 	"  --rate PER_S:BURST Rate for the quota step\n"
 	"  --amnesia BOOL     Amnesia: only on nodes whose amnesia mode is BOOL\n"
 	"  --gov-digest D     GovPolicyDigest\n"
+	"  --holder-key FILE  bind the token to a holder key (FILE.pub, or FILE when it\n"
+	"                     ends in .pub; `macronode zk keygen`): every request\n"
+	"                     must then carry a proof of the key (docs/zk.md)\n"
 	"  --custom NS:NAME:HEX  Custom caveat; HEX is the CBOR value itself (one\n"
 	"                     item, e.g. f5 for true). No node acts on a namespace\n"
 	"                     yet, so a node refuses such a token (403).\n";
@@ -61,7 +64,7 @@ static const char usage_token[] =
 enum {
 	OPT_KEY = 256, OPT_KID, OPT_TID, OPT_PREFIX, OPT_METHOD, OPT_MAX_BYTES,
 	OPT_AUD, OPT_TTL, OPT_EXP, OPT_NBF, OPT_TENANT, OPT_IP, OPT_BYTES_LE,
-	OPT_PATH_PREFIX, OPT_ALLOW_METHOD, OPT_RATE, OPT_AMNESIA, OPT_GOV, OPT_CUSTOM, OPT_HELP,
+	OPT_PATH_PREFIX, OPT_ALLOW_METHOD, OPT_RATE, OPT_AMNESIA, OPT_GOV, OPT_CUSTOM, OPT_HOLDER, OPT_HELP,
 };
 
 static const struct option token_opts[] = {
@@ -84,6 +87,7 @@ static const struct option token_opts[] = {
 	{ "rate", required_argument, NULL, OPT_RATE },
 	{ "amnesia", required_argument, NULL, OPT_AMNESIA },
 	{ "gov-digest", required_argument, NULL, OPT_GOV },
+	{ "holder-key", required_argument, NULL, OPT_HOLDER },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -232,6 +236,23 @@ static int add_custom(token_args *a, const char *v)
 	return 0;
 }
 
+/* --holder-key FILE: the macronode:holder Custom caveat (docs/auth.md). */
+static int add_holder(token_args *a, const char *file)
+{
+	uint8_t pk[CAPTOKEN_HOLDER_LEN];
+	char err[CONFIG_ERR_MAX];
+	captoken_caveat *c;
+
+	if (zk_cli_read_public(file, pk, err, sizeof err) != 0) {
+		fprintf(stderr, "macronode token: %s\n", err);
+		return -1;
+	}
+	if (!(c = next_cav(a, CAPTOKEN_CAV_CUSTOM)))
+		return -1;
+	captoken_caveat_set_holder(c, pk);
+	return 0;
+}
+
 /* One caveat flag. 0, -1 (bad value) or 1 (not a caveat flag). */
 static int opt_caveat(token_args *a, int c, const char *v)
 {
@@ -247,6 +268,7 @@ static int opt_caveat(token_args *a, int c, const char *v)
 	case OPT_RATE: return add_rate(a, v);
 	case OPT_AMNESIA: return add_amnesia(a, v);
 	case OPT_CUSTOM: return add_custom(a, v);
+	case OPT_HOLDER: return add_holder(a, v);
 	case OPT_TTL:
 		return parse_dur(v, &u) < 0 ? -1 : add_uint(a, CAPTOKEN_CAV_EXP, (uint64_t)time(NULL) + u);
 	case OPT_EXP: case OPT_NBF: case OPT_BYTES_LE:

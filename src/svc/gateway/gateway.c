@@ -35,6 +35,7 @@
 #include "core/tls.h"
 #include "core/audit/audit_client.h"
 #include "core/auth/wall.h"
+#include "lib/b3.h"
 #include "lib/util.h"
 #include "lib/log.h"
 #include "svc/gateway/cors.h"
@@ -87,10 +88,34 @@ static int64_t gateway_body_bytes(http_req *r)
 	return http_req_content_length(r) < 0 ? 0 : http_req_content_length(r);
 }
 
+/*
+ * A holder proof (docs/zk.md): the Ron-Proof field, and what the proof's
+ * body digest must be. An object write (POST/PUT /o) is held to it by
+ * storage (the digest becomes the upload's expected id); PUT /o/{b3} names
+ * it in the path. Two Ron-Proof fields are a malformed proof.
+ */
+static void gateway_gate_proof(http_req *r, wall_req *rq, uint8_t body_id[B3_OUT_LEN])
+{
+	const char *proof = http_req_header(r, ZK_PROOF_HEADER);
+	const char *path = rq->path, *m = rq->method;
+	bool write = strcmp(m, "PUT") == 0 || strcmp(m, "POST") == 0;
+
+	if (proof) {
+		rq->proof = http_req_header_count(r, ZK_PROOF_HEADER) > 1 ? "" : proof;
+		rq->proof_len = strlen(rq->proof);
+	}
+	if (write && strcmp(path, "/o") == 0)
+		rq->body_digest_enforced = true;
+	else if (strcmp(m, "PUT") == 0 && strncmp(path, "/o/", 3) == 0 &&
+	         b3_cid_parse(path + 3, strlen(path + 3), body_id) == 0)
+		rq->body_id = body_id;
+}
+
 static void gateway_gate(http_req *r, void *arg, http_gate_verdict *out)
 {
 	gateway *g = arg;
 	wall_ticket *t;
+	uint8_t body_id[B3_OUT_LEN];
 	const char *auth = http_req_header(r, "Authorization");
 	wall_req rq = {
 		.method = http_req_method(r), .path = http_req_path(r),
@@ -125,6 +150,7 @@ static void gateway_gate(http_req *r, void *arg, http_gate_verdict *out)
 	if (auth && (http_req_header_count(r, "Authorization") > 1 ||
 	             !wall_bearer(auth, &rq.token, &rq.token_len)))
 		rq.bad_credentials = true;
+	gateway_gate_proof(r, &rq, body_id);
 	t = wall_check(g->wall, &rq, util_now_ms());
 	out->ticket = t;
 	out->status = wall_ticket_status(t);

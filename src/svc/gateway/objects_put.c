@@ -300,6 +300,11 @@ void objects_put(http_req *r, objects *o, const uint8_t *expect)
 	if (expect) {
 		p->has_expect = true;
 		memcpy(p->expect, expect, B3_OUT_LEN);
+	} else if (http_req_gate_ticket(r) &&
+	           wall_ticket_body_digest(http_req_gate_ticket(r), p->expect)) {
+		/* A holder proof bound this write to its body digest: storage
+		 * refuses the object unless it hashes to it (422). */
+		p->has_expect = true;
 	}
 	if (put_pick_decoder(r, p) < 0) {
 		put_free(p);

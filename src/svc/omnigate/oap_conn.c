@@ -38,6 +38,7 @@
 #include "core/net/conn.h"
 #include "core/auth/wall.h"
 #include "core/objects/objstore.h"
+#include "lib/b3.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "svc/omnigate/omnigate.h"
@@ -62,6 +63,7 @@ struct oap_conn {
 	oap_stream         *pause_owner;
 	bool                out_full;      /* output above the high-water mark */
 	bool                partial_armed; /* the read deadline of a started frame runs */
+	size_t              zk_scanned;    /* input bytes conn_zk_batch already looked at */
 	bool                draining;
 	bool                aborting;      /* cut: no END, no close_notify */
 	bool                in_process;
@@ -482,11 +484,45 @@ static int conn_on_hello(oap_conn *c, const oap_frame *f)
 /* The request a verb makes, as the wall sees it: the HTTP method and path
  * of the equivalent gateway request, so one capability means the same on
  * both protocols. PING is a probe (admin class, not gated). */
-static bool conn_wall_req(const oap_frame *f, wall_req *rq, char *path, size_t len)
+/* The START parameters the wall reads: "cid" (the path), "proof" (a holder
+ * proof) and, for PUT, "expect" (what the body must hash to). The verb
+ * handler parses them again strictly; here a bad one is simply absent. */
+typedef struct conn_wall_params {
+	char    path[96];
+	char    proof[ZK_PROOF_TEXT_MAX + 1];
+	uint8_t expect[B3_OUT_LEN];
+} conn_wall_params;
+
+static void conn_wall_params_read(const oap_frame *f, wall_req *rq, conn_wall_params *wp)
 {
-	const char *cid = NULL;
+	const char *cid = NULL, *proof, *expect;
 	json_t *j = NULL;
 
+	snprintf(wp->path, sizeof wp->path, "/o");
+	if (!f->payload_len || f->payload_len > OG_PARAMS_MAX ||
+	    !(j = json_loadb((const char *)f->payload, f->payload_len, 0, NULL)))
+		return;
+	if (f->code != OG_VERB_PUT && (cid = json_string_value(json_object_get(j, "cid"))) &&
+	    strlen(cid) < sizeof wp->path - 3)
+		snprintf(wp->path, sizeof wp->path, "/o/%s", cid);
+	if ((proof = json_string_value(json_object_get(j, "proof")))) {
+		/* Too long to be a proof: kept as an empty one, which is refused. */
+		snprintf(wp->proof, sizeof wp->proof, "%s",
+		         strlen(proof) <= ZK_PROOF_TEXT_MAX ? proof : "");
+		rq->proof = wp->proof;
+		rq->proof_len = strlen(wp->proof);
+	}
+	if (f->code == OG_VERB_PUT && (expect = json_string_value(json_object_get(j, "expect"))) &&
+	    b3_cid_parse(expect, strlen(expect), wp->expect) == 0)
+		rq->body_id = wp->expect;
+	json_decref(j);
+}
+
+/* The request a verb makes, as the wall sees it: the HTTP method and path
+ * of the equivalent gateway request, so one capability means the same on
+ * both protocols. PING is a probe (admin class, not gated). */
+static bool conn_wall_req(const oap_frame *f, wall_req *rq, conn_wall_params *wp)
+{
 	switch (f->code) {
 	case OG_VERB_GET:  rq->method = "GET"; break;
 	case OG_VERB_OUTBOARD: rq->method = "GET"; break;   /* the object's metadata: as GET */
@@ -495,14 +531,11 @@ static bool conn_wall_req(const oap_frame *f, wall_req *rq, char *path, size_t l
 	case OG_VERB_REPLICATE: rq->method = "POST"; break;   /* peers only: tag "peer" */
 	default:           return false;
 	}
-	snprintf(path, len, "/o");
-	if (f->code != OG_VERB_PUT && f->payload_len && f->payload_len <= OG_PARAMS_MAX &&
-	    (j = json_loadb((const char *)f->payload, f->payload_len, 0, NULL)) &&
-	    (cid = json_string_value(json_object_get(j, "cid"))) && strlen(cid) < len - 3)
-		snprintf(path, len, "/o/%s", cid);
-	json_decref(j);
-	rq->path = path;
+	conn_wall_params_read(f, rq, wp);
+	rq->path = wp->path;
 	rq->body_bytes = f->code == OG_VERB_PUT ? -1 : 0;
+	/* PUT without "expect": the proof's digest becomes the upload's. */
+	rq->body_digest_enforced = f->code == OG_VERB_PUT && !rq->body_id;
 	rq->token = f->cap_len ? (const char *)f->cap : NULL;
 	rq->token_len = f->cap_len;
 	rq->cls = WALL_CLASS_CORE;
@@ -515,11 +548,12 @@ static bool conn_wall_refused(oap_conn *c, oap_stream *s, const oap_frame *f)
 {
 	struct sockaddr_storage peer;
 	socklen_t plen = sizeof peer;
-	char path[96], msg[WALL_MSG_MAX + 32];
+	char msg[WALL_MSG_MAX + 32];
+	conn_wall_params wp = { .path = "" };
 	wall_req rq = { 0 };
 	wall_ticket *t;
 
-	if (!c->og->wall || !conn_wall_req(f, &rq, path, sizeof path))
+	if (!c->og->wall || !conn_wall_req(f, &rq, &wp))
 		return false;
 	rq.peer_node = c->peer_authed;
 	rq.body_max = c->og->lim.max_object;
@@ -751,6 +785,7 @@ static int conn_next_frame(oap_conn *c)
 	}
 	r = conn_on_frame(c, &f);
 	(void)evbuffer_drain(in, used);
+	c->zk_scanned = c->zk_scanned > used ? c->zk_scanned - used : 0;
 	c->partial_armed = false;
 	return r < 0 ? -1 : 1;
 }
@@ -798,11 +833,53 @@ static void conn_update(oap_conn *c)
 	conn_arm_next(c, now);
 }
 
+/*
+ * Holder proofs of the START frames already buffered together (a client
+ * pipelining many requests) are verified as one batch before the frames are
+ * handled one by one (wall_zk_batch; docs/zk.md "Batch verification").
+ * Bounded: at most OG_ZK_SCAN_MAX bytes and WALL_ZK_BATCH_MAX frames are
+ * looked at; each frame is still judged in full by the wall afterwards.
+ */
+#define OG_ZK_SCAN_MAX    (256u * 1024u)
+#define WALL_ZK_BATCH_MAX 64u
+
+static void conn_zk_batch(oap_conn *c)
+{
+	struct evbuffer *in = conn_input(c->t);
+	size_t avail = evbuffer_get_length(in), off = c->zk_scanned, n = 0, used;
+	conn_wall_params wp[WALL_ZK_BATCH_MAX];          /* ~17 KiB of stack */
+	wall_req rq[WALL_ZK_BATCH_MAX];
+	const uint8_t *buf;
+	oap_frame f;
+
+	if (c->state != OC_OPEN || !c->og->wall || !wall_zk_active(c->og->wall) ||
+	    avail < off + 2 * OAP_HDR_LEN)
+		return;   /* each buffered frame is looked at once, not at every turn */
+	if (avail > OG_ZK_SCAN_MAX)
+		avail = OG_ZK_SCAN_MAX;
+	if (off >= avail)
+		return;
+	if (!(buf = evbuffer_pullup(in, (ev_ssize_t)avail)))
+		return;
+	while (n < WALL_ZK_BATCH_MAX && off < avail &&
+	       oap_decode(buf + off, avail - off, OAP_MAX_FRAME, &f, &used) == OAP_OK) {
+		off += used;
+		memset(&rq[n], 0, sizeof rq[n]);
+		if ((f.flags & OAP_F_START) && (f.flags & OAP_F_REQ) && f.cap_len &&
+		    conn_wall_req(&f, &rq[n], &wp[n]) && rq[n].proof)
+			n++;
+	}
+	c->zk_scanned = off;
+	if (n >= 2)
+		(void)wall_zk_batch(c->og->wall, rq, n);
+}
+
 static void conn_process(oap_conn *c)
 {
 	if (c->in_process)
 		return;
 	c->in_process = true;
+	conn_zk_batch(c);
 	while (conn_is_reading(c) && !c->paused) {
 		if (oc_out_len(c) >= OG_OUT_HIGH_WATER) {
 			c->out_full = true;

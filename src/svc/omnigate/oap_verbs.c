@@ -388,8 +388,8 @@ void og_verb_pump(oap_stream *s)
 /* GET, STAT and OUTBOARD: parameters, then storage STAT or OPEN. */
 static void get_start(oap_stream *s, const oap_frame *f, uint16_t verb)
 {
-	static const char *const get_keys[] = { "cid", "range", NULL };
-	static const char *const cid_keys[] = { "cid", NULL };
+	static const char *const get_keys[] = { "cid", "range", "proof", NULL };
+	static const char *const cid_keys[] = { "cid", "proof", NULL };
 	omnigate *og = oap_conn_og(s->c);
 	bool stat_only = verb == OG_VERB_STAT;
 	json_t *j = og_params(s, f, verb == OG_VERB_GET ? get_keys : cid_keys);
@@ -553,7 +553,7 @@ static void put_begin(og_put *p)
 
 static void put_start(oap_stream *s, const oap_frame *f)
 {
-	static const char *const keys[] = { "expect", NULL };
+	static const char *const keys[] = { "expect", "proof", NULL };
 	omnigate *og = oap_conn_og(s->c);
 	json_t *j = og_params(s, f, keys);
 	og_put *p;
@@ -578,6 +578,10 @@ static void put_start(oap_stream *s, const oap_frame *f)
 	p->og = og;
 	objput_init(&p->w, og->stor, og->lim.max_object);
 	p->has_expect = rc == 0;
+	/* A holder proof bound the body to its digest (the wall checked it
+	 * equals "expect" when both were sent): storage holds the upload to it. */
+	if (!p->has_expect && s->ticket && wall_ticket_body_digest(s->ticket, p->expect))
+		p->has_expect = true;
 	s->vs = p;
 	p->awaiting = true;
 	og_stream_pause(s);   /* no body frame is read before storage has answered */

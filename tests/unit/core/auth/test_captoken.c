@@ -516,6 +516,30 @@ static void test_mint_attenuate(void **state)
 
 /* Custom caveat, as the reference encodes it: {"ns","name","cbor": <value>}
  * with the value itself embedded (not a byte string wrapping it). */
+/* One spelling per token: libsodium's decoder reads any byte >= 0x80 as
+ * '_', so the alphabet is checked before it (every '_' of Vector A swapped
+ * for a high byte must not decode). */
+static void test_b64_high_bytes_refused(void **state)
+{
+	(void)state;
+	char s[sizeof VEC_A];
+	captoken *t = NULL;
+	int swapped = 0;
+
+	for (size_t i = 0; i < sizeof VEC_A - 1; i++) {
+		if (VEC_A[i] != '_')
+			continue;
+		memcpy(s, VEC_A, sizeof s);
+		s[i] = (char)0xbf;
+		assert_int_equal(captoken_decode(s, strlen(s), &t), CAPTOKEN_MALFORMED);
+		assert_null(t);
+		swapped++;
+	}
+	assert_true(swapped > 0);
+	assert_int_equal(captoken_decode(VEC_A, strlen(VEC_A), &t), CAPTOKEN_OK);
+	captoken_free(t);
+}
+
 static void test_custom_caveat_wire(void **state)
 {
 	(void)state;
@@ -746,6 +770,7 @@ int main(void)
 		cmocka_unit_test(test_bad_cbor),
 		cmocka_unit_test(test_mint_attenuate),
 		cmocka_unit_test(test_custom_caveat_wire),
+		cmocka_unit_test(test_b64_high_bytes_refused),
 		cmocka_unit_test(test_keyring_files),
 		cmocka_unit_test(test_keyring_sealed_rotation),
 	};

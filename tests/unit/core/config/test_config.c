@@ -671,6 +671,35 @@ static void test_reload_check(void **state)
 
 /* ---- validate and the token --------------------------------------------- */
 
+/* zk.enabled fails closed: refused without an audience, and in a build
+ * without ZK (-Dzk=disabled, `make nofeat`), naming the key. */
+static void test_validate_zk(void **state)
+{
+	(void)state;
+	mn_config c;
+	config_defaults(&c);
+	assert_false(c.zk_enabled);
+	assert_int_equal(c.zk_skew_ms, 60000);
+	assert_int_equal(config_set(&c, "zk.enabled", "true", err, sizeof err), 0);
+	assert_int_equal(config_validate(&c, err, sizeof err), -1);
+	if (MN_WITH_ZK)
+		assert_string_equal(err, "zk.enabled: needs auth.audience (every proof is bound to the "
+		                    "node's audience)");
+	else
+		assert_non_null(strstr(err, "zk.enabled: this build has no ZK support"));
+	assert_int_equal(config_set(&c, "auth.audience", "node-a", err, sizeof err), 0);
+	if (MN_WITH_ZK) {
+		assert_int_equal(config_validate(&c, err, sizeof err), 0);
+	} else {
+		assert_int_equal(config_validate(&c, err, sizeof err), -1);
+		assert_non_null(strstr(err, "zk.enabled: this build has no ZK support (built with "
+		                        "-Dzk=disabled)"));
+	}
+	assert_int_equal(config_set(&c, "zk.skew", "0s", err, sizeof err), -1);
+	assert_int_equal(config_set(&c, "zk.replay_cache", "10", err, sizeof err), -1);
+	config_free(&c);
+}
+
 static void test_validate_gateway_tls(void **state)
 {
 	(void)state;
@@ -927,6 +956,7 @@ int main(void)
 		cmocka_unit_test(test_print_round_trip),
 		cmocka_unit_test(test_example_file),
 		cmocka_unit_test(test_docs_current),
+		cmocka_unit_test(test_validate_zk),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
