@@ -320,3 +320,31 @@ def test_integrity_failure_and_quarantine_are_audited(node_factory):
     assert fail[0]["attrs"]["count"] == 1
     q = find(recs, "storage", "quarantined", "requested")
     assert len(q) == 1 and q[0]["writer_id"] == "storage", q
+
+
+def test_key_refusals_and_decompression_bombs_are_recorded(node_factory):
+    """A capability key file the workers cannot load (kept: the old keys stay
+    in force) and a decompression bomb are both audited."""
+    import gzip
+    from conftest import put_object
+    n = node_factory(config={"storage": {"max_object": "64MiB"}})
+    bomb = gzip.compress(b"\0" * (40 * 1024 * 1024))   # ~40 KiB that decode to 40 MiB
+    r = put_object(n, bomb, headers={"Content-Encoding": "gzip"})
+    assert r.status == 413 and "compress" in r.json()["message"], r
+    keys = n.extra_env["RON_AUTH_KEYS_DIR"]
+    bad = os.path.join(keys, "k9.key")
+    with open(bad, "w") as f:
+        f.write("not a key file\n")
+    os.chmod(bad, 0o600)
+    assert n.post("/api/v1/reload").status == 202
+    wait_until(lambda: n.metrics().sum("key_load_refused_total") >= 1, 10 * SLOW,
+               what="the workers refused k9.key")
+    os.unlink(bad)
+    assert n.stop() == 0
+    recs = records(n)
+    bombs = find(recs, "ingress", "decompression_refused")
+    assert bombs and sum(r["attrs"]["count"] for r in bombs) == 1, bombs
+    refused = find(recs, "keys", "key_load_refused", "file")
+    assert refused, [(r["stream"], r["kind"]) for r in recs]
+    assert all("k9.key" in r["attrs"]["error"] for r in refused), refused
+    assert {r["writer_id"].split("/")[0] for r in refused} >= {"gateway"}, refused

@@ -437,3 +437,10 @@ void audit_call_cancel(audit_call *call)
 {
 	rpc_call_cancel(call);
 }
+
+void audit_key_refusal(audit_client *c, const char *err)
+{
+	const char *why = strstr(err, "unseal") || strstr(err, "KEK") ? "unseal" : "file";
+
+	audit_emit(c, "keys", "key_load_refused", why, NULL, NULL, json_pack("{s:s}", "error", err));
+}

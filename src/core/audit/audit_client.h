@@ -127,6 +127,12 @@ void audit_emit(audit_client *c, const char *stream, const char *kind, const cha
 void audit_count(audit_client *c, const char *stream, const char *kind, const char *reason,
                  const char *key);
 
+/* A serving process refused to (re)load its capability keys or mTLS map
+ * (err: the wall's message, which names files and reasons, never key
+ * bytes): one "keys"/"key_load_refused" record, reason "unseal" (the KEK
+ * does not open a file) or "file". c may be NULL. */
+void audit_key_refusal(audit_client *c, const char *err);
+
 /* Emit the aggregates of the current second now (a service that begins to
  * drain: the entries leave at once, while the audit service, drained after
  * the front services and 50 ms after the rest, still takes them). c may be

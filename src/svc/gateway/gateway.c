@@ -197,9 +197,11 @@ static void gateway_wall_configure(svc *s, gateway *g)
 	char err[CONFIG_ERR_MAX];
 
 	wall_set_kek(g->wall, s->kek);
-	if (wall_configure(g->wall, &s->cfg, err, sizeof err) != 0)
+	if (wall_configure(g->wall, &s->cfg, err, sizeof err) != 0) {
 		log_kv(LOG_LEVEL_WARN, "wall keys or mTLS map not (re)loaded; keeping what was loaded",
 		       "error", err, LOG_END);
+		audit_key_refusal(g->audit, err);
+	}
 }
 
 /* Readiness reports `degraded` while a worker sheds load. */

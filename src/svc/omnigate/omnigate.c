@@ -192,9 +192,11 @@ static void og_wall_configure(svc *s, omnigate *og)
 	char err[CONFIG_ERR_MAX];
 
 	wall_set_kek(og->wall, s->kek);
-	if (wall_configure(og->wall, &s->cfg, err, sizeof err) != 0)
+	if (wall_configure(og->wall, &s->cfg, err, sizeof err) != 0) {
 		log_kv(LOG_LEVEL_WARN, "wall keys or mTLS map not (re)loaded; keeping what was loaded",
 		       "error", err, LOG_END);
+		audit_key_refusal(og->audit, err);
+	}
 }
 
 static void omnigate_on_policy(svc *s)
@@ -216,6 +218,7 @@ static int omnigate_start(svc *s)
 		free(g);
 		return -1;
 	}
+	g->og.audit = audit_client_new(s->base, &s->cfg, "omnigate");   /* before the keys load */
 	og_wall_configure(s, &g->og);
 	wall_set_policy(g->og.wall, s->policy, s->policy_digest);
 	og_limits_from(&g->og.lim, &s->cfg);
@@ -226,7 +229,6 @@ static int omnigate_start(svc *s)
 		stor_client_on_state(g->og.stor, og_on_stor_state, s);
 	if (s->cfg.services & CONFIG_SVC_OVERLAY)   /* REPLICATE; NULL: answered 503 */
 		g->og.ovl = ovl_client_new(s->base, &s->cfg);
-	g->og.audit = audit_client_new(s->base, &s->cfg, "omnigate");
 	if (!g->og.stor || og_listen(s, &g->og) < 0) {
 		log_kv(LOG_LEVEL_ERROR, "omnigate cannot serve its listener", LOG_END);
 		og_svc_free(g);
