@@ -52,6 +52,7 @@ static const struct {
 	[CTL_DEP_STORAGE]  = { "storage unreachable from", " (circuit open)" },
 	[CTL_DEP_CAPACITY] = { "shedding load on", "" },
 	[CTL_DEP_DHT]      = { "DHT not bootstrapped on", "" },
+	[CTL_DEP_ZK]       = { "holder proofs unavailable (zk replay table) on", ": holder-bound tokens refused" },
 };
 
 /* The workers of one role, counted. */

@@ -43,7 +43,8 @@ const role roles[] = {
 		.instances = ROLE_INSTANCES_WORKERS, .listen = ROLE_LISTEN_GATEWAY,
 		.required = true, .tier = ROLE_TIER_FRONT, .policy = true,
 		.deps = { [CTL_DEP_STORAGE] = ROLE_DEP_CUTS_OFF,
-		          [CTL_DEP_CAPACITY] = ROLE_DEP_DEGRADES },
+		          [CTL_DEP_CAPACITY] = ROLE_DEP_DEGRADES,
+		          [CTL_DEP_ZK] = ROLE_DEP_DEGRADES },
 		.sandbox = &svc_sandbox_front,
 	},
 	{
@@ -53,7 +54,8 @@ const role roles[] = {
 		.instances = 1, .listen = ROLE_LISTEN_OAP,
 		.required = true, .tier = ROLE_TIER_FRONT, .policy = true, .identity = true,
 		.deps = { [CTL_DEP_STORAGE] = ROLE_DEP_CUTS_OFF,
-		          [CTL_DEP_CAPACITY] = ROLE_DEP_DEGRADES },
+		          [CTL_DEP_CAPACITY] = ROLE_DEP_DEGRADES,
+		          [CTL_DEP_ZK] = ROLE_DEP_DEGRADES },
 		.sandbox = &svc_sandbox_front,
 	},
 	{

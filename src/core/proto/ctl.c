@@ -305,6 +305,7 @@ const char *ctl_dep_name(ctl_dep dep)
 	case CTL_DEP_STORAGE:  return "storage";
 	case CTL_DEP_CAPACITY: return "capacity";
 	case CTL_DEP_DHT:      return "dht";
+	case CTL_DEP_ZK:       return "zk";
 	default:               return "unknown";
 	}
 }

@@ -70,6 +70,7 @@ typedef enum {
 	CTL_DEP_STORAGE = 0,   /* the storage service, through the client's breaker */
 	CTL_DEP_CAPACITY,      /* the service's own headroom: not up while it sheds load */
 	CTL_DEP_DHT,           /* the DHT: up once bootstrapped (or an island by design) */
+	CTL_DEP_ZK,            /* zk.enabled, but the holder-proof replay table cannot be used */
 	CTL_DEP_COUNT
 } ctl_dep;
 

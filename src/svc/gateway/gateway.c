@@ -202,6 +202,10 @@ static void gateway_wall_configure(svc *s, gateway *g)
 		       "error", err, LOG_END);
 		audit_key_refusal(g->audit, err);
 	}
+	/* zk.enabled, but the replay table failed: holder tokens are refused
+	 * (fail closed) and /readyz says why. */
+	svc_report_dep(s, CTL_DEP_ZK, s->cfg.zk_enabled && !wall_zk_active(g->wall) ?
+	               CTL_DEP_DEGRADED : CTL_DEP_UP);
 }
 
 /* Readiness reports `degraded` while a worker sheds load. */

@@ -197,6 +197,8 @@ static void og_wall_configure(svc *s, omnigate *og)
 		       "error", err, LOG_END);
 		audit_key_refusal(og->audit, err);
 	}
+	svc_report_dep(s, CTL_DEP_ZK, s->cfg.zk_enabled && !wall_zk_active(og->wall) ?
+	               CTL_DEP_DEGRADED : CTL_DEP_UP);   /* as the gateway's */
 }
 
 static void omnigate_on_policy(svc *s)
