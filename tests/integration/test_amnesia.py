@@ -50,7 +50,7 @@ import tempfile
 
 import pytest
 
-from conftest import (AAD_CAP, AAD_IDENTITY, AAD_POLICY, b3sum_cid, free_ports, read_kek,
+from conftest import (AAD_CAP, AAD_IDENTITY, AAD_POLICY, BIN, b3sum_cid, free_ports, read_kek,
                       run_cli, unseal, wait_until, SLOW)
 
 SERVICES = ["gateway", "storage", "index", "omnigate", "dht", "overlay", "audit"]
@@ -374,6 +374,11 @@ def test_amnesia_run_leaves_nothing(node_factory, private_shared):
     n = amnesia_node(node_factory, src, {"RON_ADMIN_TOKEN": ADMIN_TOKEN})
     private_shared.expose(n.tmp)
     private_shared.expose(src.tmp)
+    # A checkout under /tmp (CI clones there): the binary must stay
+    # reachable in the namespace, whose /tmp is the fresh one.
+    bin_parts = os.path.realpath(BIN).split(os.sep)
+    if len(bin_parts) > 3 and bin_parts[1] == "tmp":
+        private_shared.expose(os.sep.join(bin_parts[:3]))
     wrap_argv(n, lambda argv: private_shared.wrap(NO_PTRACE + argv))
 
     places = Places()

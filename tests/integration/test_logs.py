@@ -27,12 +27,12 @@ def test_every_line_is_json_with_required_fields(node):
         assert {"ts", "level", "service", "msg"} <= set(r), r
         assert TS.match(r["ts"]), r["ts"]
         assert r["level"] in ("debug", "info", "warn", "error"), r
-        assert r["service"] in ("macronode", "gateway", "storage"), r
+        assert r["service"] in ("macronode", "gateway", "storage", "audit"), r
     msgs = [r["msg"] for r in recs]
     assert "node started" in msgs and "node stopped" in msgs
     # supervisor lines about a child name it by `role` (their `service` is the supervisor's)
     ready = [r for r in recs if r["msg"] == "service ready"]
-    assert sorted(r["role"] for r in ready) == ["gateway", "storage"], ready
+    assert sorted(r["role"] for r in ready) == ["audit", "gateway", "storage"], ready
     assert all(r["service"] == "macronode" for r in ready), ready
     started_kids = [r for r in recs if r["msg"] == "service started"]
     assert sorted(r["role"] for r in started_kids) == ["gateway", "storage"], started_kids
