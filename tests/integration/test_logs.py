@@ -35,7 +35,7 @@ def test_every_line_is_json_with_required_fields(node):
     assert sorted(r["role"] for r in ready) == ["audit", "gateway", "storage"], ready
     assert all(r["service"] == "macronode" for r in ready), ready
     started_kids = [r for r in recs if r["msg"] == "service started"]
-    assert sorted(r["role"] for r in started_kids) == ["gateway", "storage"], started_kids
+    assert sorted(r["role"] for r in started_kids) == ["audit", "gateway", "storage"], started_kids
     assert all(r["service"] == "macronode" for r in started_kids), started_kids
     started = next(r for r in recs if r["msg"] == "node started")
     assert started["admin"] == node.admin_addr and started["gateway"] == node.gateway_addr
