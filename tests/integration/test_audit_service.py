@@ -355,6 +355,10 @@ def test_recent_records_newest_first(node_factory):
     assert [x["index"] for x in recent(n, "")["records"]][:1] == [j["size"] - 1]
     assert len(recent(n, "")["records"]) == 10   # the default n
     assert len(recent(n, "?n=1")["records"]) == 1
+    # With the newest checkpoint, signed by the node, over the records read.
+    _, pub = node_pubkey(n)
+    check_checkpoint(j["checkpoint"], pub)
+    assert 15 <= j["checkpoint"]["size"] <= j["size"], j
 
     # One stream: the three reloads, newest first, each the very record (and
     # index) a proof returns.

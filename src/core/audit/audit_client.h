@@ -18,7 +18,8 @@
  *               covered by a checkpoint yet, 503 busy or rate-limited
  *   RECENT      request stream:str n:u16 (stream "" = every stream; n in
  *               1..AUDIT_RECENT_MAX); reply 200 json:blob — {records:[{index,
- *               record}] newest first, size, omitted}: at most AUDIT_REPLY_MAX,
+ *               record}] newest first, size, omitted, stream, checkpoint (the
+ *               newest, or null)}: at most AUDIT_REPLY_MAX,
  *               records that would not fit are left out and counted in
  *               omitted; 503 busy or rate-limited
  *   (error)     message:str (< AUDIT_MSG_TEXT_MAX)

@@ -7,8 +7,11 @@
  * rate-limited on its own bucket (AUDIT_RECENT_RATE per second). Refusals
  * and results are counted in audit_recent_total{result}.
  *
- * The answer fits AUDIT_REPLY_MAX: records are added newest first while
- * they fit; the rest are left out and counted in "omitted".
+ * The answer: {records:[{index, record}], size, omitted, stream, checkpoint}
+ * — the stored records, the log's size and the newest checkpoint (object, or
+ * null before the first) as the reader copy saw them. It fits
+ * AUDIT_REPLY_MAX: records are added newest first while they fit; the rest
+ * are left out and counted in "omitted".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,13 +46,28 @@ static size_t escaped_len(const audit_recent_rec *r)
 	return e;
 }
 
-static char *recent_json(const recent_job *j, const audit_recent_rec *recs, unsigned count,
-                         uint64_t size)
+/* The newest checkpoint of the copy as an object, or JSON null. */
+static json_t *checkpoint_json(const audit_log *reader)
 {
-	json_t *o = json_pack("{s:[], s:I, s:I, s:s?}", "records", "size", (json_int_t)size,
-	                      "omitted", (json_int_t)0, "stream", j->stream[0] ? j->stream : NULL);
+	const audit_checkpoint *c = audit_log_last_checkpoint(reader);
+	char line[AUDIT_CKPT_MAX];
+	size_t ln = 0;
+	json_t *o;
+
+	if (!c || audit_checkpoint_encode(c, line, sizeof line, &ln) != 0 ||
+	    !(o = json_loadb(line, ln, 0, NULL)))
+		return json_null();
+	return o;
+}
+
+static char *recent_json(const recent_job *j, const audit_recent_rec *recs, unsigned count)
+{
+	json_t *o = json_pack("{s:[], s:I, s:I, s:s?, s:o}", "records",
+	                      "size", (json_int_t)audit_log_size(j->reader), "omitted", (json_int_t)0,
+	                      "stream", j->stream[0] ? j->stream : NULL,
+	                      "checkpoint", checkpoint_json(j->reader));
 	json_t *arr = o ? json_object_get(o, "records") : NULL;
-	size_t used = 128 + strlen(j->stream);
+	size_t used = 128 + AUDIT_CKPT_MAX + strlen(j->stream);
 	unsigned i = 0;
 	char *txt = NULL;
 
@@ -83,7 +101,7 @@ static void recent_run(workq_job *job)
 	j->status = 500;
 	if (audit_log_recent(j->reader, j->stream, j->n, recs, &count, j->err, sizeof j->err) != 0)
 		return;
-	j->text = recent_json(j, recs, count, audit_log_size(j->reader));
+	j->text = recent_json(j, recs, count);
 	audit_recent_free(recs, count);
 	if (j->text)
 		j->status = 200;
