@@ -147,7 +147,7 @@ typedef struct audit_recent_rec {
  * out[0..*count). Reads the segments newest first (the RAM ring in RAM
  * mode) and stops at the first segment that completes the count: usually
  * only the segment being written; a rare stream may read them all, like a
- * proof. Holds at most max records of AUDIT_RECORD_MAX bytes. Blocking
+ * proof. Reads into one buffer of max * AUDIT_RECORD_MAX bytes. Blocking
  * I/O: run it on a reader copy off the loop. Free out with
  * audit_recent_free. 0, or -1 with err (nothing in out). */
 __attribute__((warn_unused_result))

@@ -240,8 +240,9 @@ void audit_recent_free(audit_recent_rec *out, unsigned count)
 }
 
 /* Read one stretch of records [it->index, end) and keep the last `need`
- * matching ones in ring (slots of AUDIT_RECORD_MAX + 1 bytes, made when
- * first used). *seen counts the matches. 0, or -1 with err. */
+ * matching ones in ring (slots whose text points into one buffer of
+ * AUDIT_RECENT_MAX * (AUDIT_RECORD_MAX + 1) bytes). *seen counts the
+ * matches. 0, or -1 with err. */
 static int recent_scan(seg_iter *it, uint64_t end, const char *stream, audit_recent_rec *ring,
                        unsigned need, uint64_t *seen, char *err, size_t errlen)
 {
@@ -255,14 +256,12 @@ static int recent_scan(seg_iter *it, uint64_t end, const char *stream, audit_rec
 		uint64_t idx = it->index++;
 		audit_recent_rec *slot;
 
-		if (n > AUDIT_RECORD_MAX)
+		if (!line || n > AUDIT_RECORD_MAX)
 			continue;              /* not a record (open refuses such a log) */
 		if (stream && (audit_record_parse(line, n, &r, NULL, 0) != 0 ||
 		               strcmp(r.stream, stream) != 0))
 			continue;
 		slot = &ring[*seen % need];
-		if (!slot->text && !(slot->text = malloc(AUDIT_RECORD_MAX + 1)))
-			return audit_log_fail(err, errlen, "out of memory");
 		memcpy(slot->text, line, n);
 		slot->text[n] = '\0';
 		slot->len = n;
@@ -272,22 +271,25 @@ static int recent_scan(seg_iter *it, uint64_t end, const char *stream, audit_rec
 	return rc < 0 ? -1 : 0;
 }
 
-/* Move the ring's matches into out, newest first, up to max in all. */
-static void recent_take(audit_recent_rec *ring, unsigned need, uint64_t seen,
-                        audit_recent_rec *out, unsigned *count, unsigned max)
+/* Copy the ring's matches into out, newest first, up to max in all. 0, or
+ * -1 with err. */
+static int recent_take(const audit_recent_rec *ring, unsigned need, uint64_t seen,
+                       audit_recent_rec *out, unsigned *count, unsigned max, char *err,
+                       size_t errlen)
 {
 	unsigned have = seen < need ? (unsigned)seen : need;
 
 	for (unsigned j = 0; j < have && *count < max; j++) {
-		audit_recent_rec *src = &ring[(seen - 1 - j) % need];
-		char *t = realloc(src->text, src->len + 1);
+		const audit_recent_rec *src = &ring[(seen - 1 - j) % need];
+		char *t = malloc(src->len + 1);
 
+		if (!t)
+			return audit_log_fail(err, errlen, "out of memory");
+		memcpy(t, src->text, src->len + 1);
 		out[*count] = *src;
-		if (t)
-			out[*count].text = t;
-		(*count)++;
-		src->text = NULL;
+		out[(*count)++].text = t;
 	}
+	return 0;
 }
 
 int audit_log_recent(audit_log *l, const char *stream, unsigned max, audit_recent_rec *out,
@@ -295,6 +297,7 @@ int audit_log_recent(audit_log *l, const char *stream, unsigned max, audit_recen
 {
 	audit_recent_rec ring[AUDIT_RECENT_MAX];
 	uint64_t end = l->synced.tree.size, seen = 0;
+	char *buf;
 	seg_iter it;
 	int rc = 0;
 
@@ -305,12 +308,18 @@ int audit_log_recent(audit_log *l, const char *stream, unsigned max, audit_recen
 	if (stream && !stream[0])
 		stream = NULL;
 	memset(ring, 0, sizeof ring);
-	if (iter_open(&it, l, err, errlen) != 0)
+	if (!(buf = malloc((size_t)max * (AUDIT_RECORD_MAX + 1))))
+		return audit_log_fail(err, errlen, "out of memory");
+	for (unsigned j = 0; j < max; j++)
+		ring[j].text = buf + (size_t)j * (AUDIT_RECORD_MAX + 1);
+	if (iter_open(&it, l, err, errlen) != 0) {
+		free(buf);
 		return -1;
+	}
 	if (l->ram) {
 		rc = recent_scan(&it, end, stream, ring, max, &seen, err, errlen);
 		if (rc == 0)
-			recent_take(ring, max, seen, out, count, max);
+			rc = recent_take(ring, max, seen, out, count, max, err, errlen);
 	} else {
 		size_t nseg = it.n;
 		/* Newest segment first; each read alone (it.n cut to it) and only
@@ -327,12 +336,11 @@ int audit_log_recent(audit_log *l, const char *stream, unsigned max, audit_recen
 			it.index = it.firsts[k];
 			rc = recent_scan(&it, seg_end, stream, ring, need, &seen, err, errlen);
 			if (rc == 0)
-				recent_take(ring, need, seen, out, count, max);
+				rc = recent_take(ring, need, seen, out, count, max, err, errlen);
 		}
 		it.n = nseg;
 	}
-	for (unsigned j = 0; j < AUDIT_RECENT_MAX; j++)
-		free(ring[j].text);
+	free(buf);
 	iter_close(&it);
 	if (rc != 0) {
 		audit_recent_free(out, *count);
