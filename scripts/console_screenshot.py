@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """console_screenshot.py [OUT.png] — the picture in docs/console.md: a node
-(storage, two gateway workers) under ~40 s of mixed load (reads, misses,
-refused writes), its web console in headless Chromium (loopback only), an
+(storage, two gateway workers, audit) under ~40 s of mixed load (reads,
+misses, refused writes), its web console in headless Chromium (loopback only), an
 object looked up, then a screenshot. Needs `make build` and the browser
 packages of scripts/deps.sh. Uses the integration tests' node fixture code.
 """
@@ -48,7 +48,8 @@ def main():
     n = Node(tmp, "shot-" + uuid.uuid4().hex, workers=2,
              env={"RON_ADMIN_TOKEN": "console-shot-admin-token-0123456789"})
     origin = "http://127.0.0.1:%d" % n.admin_port
-    n.write_config({"gateway": {"workers": 2, "cors_origins": [origin]}})
+    n.write_config({"gateway": {"workers": 2, "cors_origins": [origin]},
+                    "audit": {"checkpoint_interval": "5s"}})   # the Audit box has one
     n.start()
     stop = threading.Event()
     threads = []
@@ -61,7 +62,7 @@ def main():
         for t in threads:
             t.start()
         o = webdriver.ChromeOptions()
-        for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,1450",
+        for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,1750",
                   "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
                   "--user-data-dir=" + os.path.join(tmp, "chromium")):
             o.add_argument(a)

@@ -251,6 +251,8 @@ int admin_start(supervisor *s)
 		  HTTP_ROUTE_EXEMPT, admin_on_audit_checkpoint, NULL },
 		{ HTTP_M_GET | HTTP_M_HEAD, "/api/v1/audit/proof", "/api/v1/audit/proof",
 		  HTTP_ROUTE_EXEMPT, admin_on_audit_proof, NULL },
+		{ HTTP_M_GET | HTTP_M_HEAD, "/api/v1/audit/recent", "/api/v1/audit/recent",
+		  HTTP_ROUTE_EXEMPT, admin_on_audit_recent, NULL },
 		{ HTTP_M_POST, "/api/v1/reload", "/api/v1/reload", HTTP_ROUTE_EXEMPT, admin_on_reload, NULL },
 		{ HTTP_M_POST, "/api/v1/shutdown", "/api/v1/shutdown", HTTP_ROUTE_EXEMPT, admin_on_shutdown, NULL },
 		{ HTTP_M_GET | HTTP_M_HEAD, "/ui", "/ui", HTTP_ROUTE_EXEMPT, admin_ui_on_request, NULL },

@@ -4,10 +4,15 @@
  *   GET /api/v1/audit/checkpoint              the newest signed checkpoint
  *   GET /api/v1/audit/proof?stream=S&seq=N    record, leaf, audit path and the
  *                                             checkpoint it is proven in
+ *   GET /api/v1/audit/recent?n=N&stream=S     the newest N (1..20, default 10)
+ *                                             records, newest first (stream
+ *                                             optional: every stream)
  * Read-only, like /api/v1/status. Asked of the audit service over its socket
  * with the supervisor's audit client, asynchronously (admin_find.c's
  * pattern); the service computes proofs off its loop and bounds them (503
- * busy or rate-limited). Here at most ADMIN_AUDIT_MAX queries wait at once
+ * busy or rate-limited; the newest records are read the same way). A bad
+ * query: 400 bad_query naming the parameter, rejected_total{reason=
+ * "bad_request"} (recent). Here at most ADMIN_AUDIT_MAX queries wait at once
  * (more: 503, rejected_total{reason="503"}). Without the audit service: 404
  * audit_disabled; with it down: 503 audit_unavailable.
  */
@@ -167,4 +172,65 @@ void admin_on_audit_proof(http_req *r, void *arg)
 	if (aq_admit(s, r) != 0 || !(q = aq_new(s, r)))
 		return;
 	q->call = audit_get_proof(s->audit, stream, seq, on_answer, q);
+}
+
+#define RECENT_DEFAULT 10u
+
+/* "n=N&stream=S" (either, either order, each once). 0, or -1 with the
+ * offending parameter's complaint in why. */
+static int recent_query(const char *qs, char stream[AUDIT_STREAM_MAX + 1], unsigned *n,
+                        char *why, size_t whylen)
+{
+	char buf[ADMIN_AUDIT_QUERY], *save = NULL, *kv;
+	bool have_stream = false, have_n = false;
+
+	*n = RECENT_DEFAULT;
+	stream[0] = '\0';
+	if (strlen(qs) >= sizeof buf) {
+		snprintf(why, whylen, "query longer than %u bytes", ADMIN_AUDIT_QUERY - 1);
+		return -1;
+	}
+	snprintf(buf, sizeof buf, "%s", qs);
+	for (kv = strtok_r(buf, "&", &save); kv; kv = strtok_r(NULL, "&", &save)) {
+		char *v = strchr(kv, '=');
+		if (v)
+			*v++ = '\0';
+		if (strcmp(kv, "n") == 0) {
+			if (have_n || !v || !v[0] || strlen(v) > 2 || strspn(v, "0123456789") != strlen(v) ||
+			    (*n = (unsigned)strtoul(v, NULL, 10)) < 1 || *n > AUDIT_RECENT_MAX) {
+				snprintf(why, whylen, "n: expected a number 1..%u, once", AUDIT_RECENT_MAX);
+				return -1;
+			}
+			have_n = true;
+		} else if (strcmp(kv, "stream") == 0) {
+			if (have_stream || !v || !audit_stream_is_valid(v, strlen(v))) {
+				snprintf(why, whylen, "stream: expected a stream name ([A-Za-z0-9._:@-], "
+				         "1..64 bytes), once");
+				return -1;
+			}
+			snprintf(stream, AUDIT_STREAM_MAX + 1, "%s", v);
+			have_stream = true;
+		} else {
+			snprintf(why, whylen, "%.32s: unknown parameter (expected n, stream)", kv);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void admin_on_audit_recent(http_req *r, void *arg)
+{
+	supervisor *s = arg;
+	char stream[AUDIT_STREAM_MAX + 1], why[128];
+	unsigned n = 0;
+	admin_aq *q;
+
+	if (recent_query(http_req_query(r), stream, &n, why, sizeof why) != 0) {
+		reject_count(REJECT_FAMILY_NODE, REJECT_BAD_REQUEST);
+		(void)http_reply_error(r, 400, "bad_query", why, false, 0);
+		return;
+	}
+	if (aq_admit(s, r) != 0 || !(q = aq_new(s, r)))
+		return;
+	q->call = audit_get_recent(s->audit, stream, n, on_answer, q);
 }

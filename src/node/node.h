@@ -190,9 +190,10 @@ void admin_apply_limits(supervisor *s);
 struct http_req;
 /* GET /api/v1/providers/b3:<hex> (admin_find.c; arg: the supervisor). */
 void admin_on_providers(struct http_req *r, void *arg);
-/* GET /api/v1/audit/checkpoint and /api/v1/audit/proof (admin_audit.c). */
+/* GET /api/v1/audit/checkpoint, /proof and /recent (admin_audit.c). */
 void admin_on_audit_checkpoint(struct http_req *r, void *arg);
 void admin_on_audit_proof(struct http_req *r, void *arg);
+void admin_on_audit_recent(struct http_req *r, void *arg);
 /* The web console (admin_ui.c): GET /ui, /ui/… (arg: the supervisor). */
 void admin_ui_on_request(struct http_req *r, void *arg);
 /* May a browser page of this Origin (NULL: none sent) call the admin POST

@@ -240,6 +240,10 @@ def test_amnesia_keeps_the_log_in_memory(node_factory):
     root = verify_path(leaf, p["index"], p["tree_size"], [unhex(h) for h in p["path"]])
     assert "b3:" + root.hex() == p["checkpoint"]["root"]
     assert n.get("/api/v1/audit/checkpoint").status == 200
+    # The newest records come out of the RAM log too.
+    r = n.get("/api/v1/audit/recent?stream=admin&n=1")
+    assert r.status == 200, r
+    assert [x["record"] for x in r.json()["records"]] == [p["record"]]
     assert not os.path.exists(n.data_dir)
     assert n.stop() == 0
     assert not os.path.exists(n.data_dir)
@@ -248,7 +252,8 @@ def test_amnesia_keeps_the_log_in_memory(node_factory):
 
 def test_without_the_audit_service(node_factory):
     n = node_factory(config={"services": ["gateway", "storage"]})
-    for path in ("/api/v1/audit/checkpoint", "/api/v1/audit/proof?stream=admin&seq=0"):
+    for path in ("/api/v1/audit/checkpoint", "/api/v1/audit/proof?stream=admin&seq=0",
+                 "/api/v1/audit/recent?n=5"):
         r = n.get(path)
         assert r.status == 404 and r.json()["code"] == "audit_disabled", r
     assert n.post("/api/v1/reload").status == 202
@@ -348,3 +353,78 @@ def test_key_refusals_and_decompression_bombs_are_recorded(node_factory):
     assert refused, [(r["stream"], r["kind"]) for r in recs]
     assert all("k9.key" in r["attrs"]["error"] for r in refused), refused
     assert {r["writer_id"].split("/")[0] for r in refused} >= {"gateway"}, refused
+
+
+def recent(n, query):
+    r = n.get("/api/v1/audit/recent" + query)
+    assert r.status == 200, r
+    return r.json()
+
+
+def test_recent_records_newest_first(node_factory):
+    n = node_factory(config=FAST)
+    for _ in range(3):
+        assert n.post("/api/v1/reload").status == 202
+    assert proof_when_covered(n, "admin", 2).status == 200
+
+    # Every stream, newest first: consecutive indexes ending at the log's size
+    # (fewer than 20 records yet: all of them).
+    j = recent(n, "?n=20")
+    idx = [x["index"] for x in j["records"]]
+    assert 10 <= j["size"] < 20 and j["omitted"] == 0, j
+    assert idx == list(range(j["size"] - 1, -1, -1)), idx
+    assert j["stream"] is None
+    for _ in range(12):   # more than 20 now
+        assert n.post("/api/v1/reload").status == 202
+    assert proof_when_covered(n, "admin", 14).status == 200
+    j = recent(n, "?n=20")
+    idx = [x["index"] for x in j["records"]]
+    assert idx == list(range(j["size"] - 1, j["size"] - 21, -1)), idx
+    assert [x["index"] for x in recent(n, "")["records"]][:1] == [j["size"] - 1]
+    assert len(recent(n, "")["records"]) == 10   # the default n
+    assert len(recent(n, "?n=1")["records"]) == 1
+    # With the newest checkpoint, signed by the node, over the records read.
+    _, pub = node_pubkey(n)
+    check_checkpoint(j["checkpoint"], pub)
+    assert 15 <= j["checkpoint"]["size"] <= j["size"], j
+
+    # One stream: the three reloads, newest first, each the very record (and
+    # index) a proof returns.
+    j = recent(n, "?stream=admin&n=3")
+    assert j["stream"] == "admin"
+    recs = [json.loads(x["record"]) for x in j["records"]]
+    assert [(r["stream"], r["seq"], r["kind"], r["reason"]) for r in recs] == \
+        [("admin", s, "reload", "ok") for s in (14, 13, 12)], recs
+    assert [r["seq"] for r in map(json.loads, (x["record"] for x in
+            recent(n, "?stream=admin&n=20")["records"]))] == list(range(14, -1, -1))
+    for x, rec in zip(j["records"], recs):
+        p = n.get("/api/v1/audit/proof?stream=admin&seq=%d" % rec["seq"]).json()
+        assert (p["record"], p["index"]) == (x["record"], x["index"])
+    assert recent(n, "?stream=no.such.stream&n=5")["records"] == []
+
+    # Bad parameters: 400 naming the parameter, counted.
+    before = n.metrics().sum("rejected_total", reason="bad_request")
+    bad = {"?n=0": "n:", "?n=21": "n:", "?n=x": "n:", "?n=5&n=6": "n:",
+           "?stream=a%20b": "stream:", "?stream=": "stream:", "?seq=1": "seq: unknown"}
+    for q, why in bad.items():
+        r = n.get("/api/v1/audit/recent" + q)
+        assert r.status == 400 and r.json()["code"] == "bad_query", (q, r)
+        assert r.json()["message"].startswith(why), (q, r.json())
+    assert n.metrics().sum("rejected_total", reason="bad_request") == before + len(bad)
+    assert n.metrics().get("audit_recent_total", result="ok") >= 5
+
+    # Rate-limited like proofs: a burst past 10 per second is refused, counted.
+    statuses = [n.get("/api/v1/audit/recent?n=1").status for _ in range(30)]
+    assert set(statuses) <= {200, 503} and statuses.count(503) >= 10, statuses
+    m = n.metrics()
+    assert (m.get("audit_recent_total", result="limited") or 0) + \
+        (m.get("audit_recent_total", result="busy") or 0) == statuses.count(503)
+
+    # The same bytes as the log on disk, which the verifier accepts.
+    time.sleep(1.1)   # the bucket refills
+    last = recent(n, "?n=20")
+    assert n.stop() == 0
+    verify_log(n)
+    ondisk = records(n)
+    for x in last["records"]:
+        assert json.loads(x["record"]) == ondisk[x["index"]], x

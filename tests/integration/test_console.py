@@ -190,3 +190,56 @@ def test_admin_posts_refuse_other_origins_without_a_token(node_factory):
     r = http_request(n.admin_port, "POST", "/api/v1/reload")
     assert r.status == 202, r
     assert n.get("/ui/config.json").json()["admin_token_required"] is False
+
+
+def audit_rows(d, with_index=False):
+    """The audit table's rows (redrawn every poll: read in one script)."""
+    rows = d.execute_script(
+        "return Array.from(document.querySelectorAll('#audit-records tbody tr'), (r) =>"
+        " [r.dataset.index].concat(Array.from(r.cells, (c) => c.textContent)));")
+    return [tuple(r) if with_index else tuple(r[1:]) for r in rows]
+
+
+def test_console_audit_box(node_factory, browser):
+    """With the audit service the Audit box shows the newest checkpoint and
+    the record of a reload this test makes; without it the box is hidden."""
+    n = node_factory(config={"audit": {"checkpoint_interval": "1s", "fsync_interval": "20ms"}})
+    origin = "http://127.0.0.1:%d" % n.admin_port
+    d = browser
+    d.get(origin + "/ui/")
+    wait_until(lambda: d.find_element(By.ID, "audit-box").is_displayed(), 10 * SLOW,
+               what="the audit box")
+    assert n.post("/api/v1/reload").status == 202
+    # The reload's record, newest first among the rows, and a checkpoint
+    # covering it: the same the admin plane gives.
+    def reload_row():
+        return [r for r in audit_rows(d) if r[1:] == ("admin", "0", "reload", "ok")]
+    wait_until(reload_row, 15 * SLOW, what="the reload's record (rows: %r)" % audit_rows(d))
+    ck = {}
+
+    def covered():
+        r = n.get("/api/v1/audit/recent?stream=admin&n=1").json()
+        ck.update(r["checkpoint"] or {})
+        return ck and txt(d, "audit-size") == str(ck["size"]) and \
+            r["records"][0]["index"] < ck["size"]
+    wait_until(covered, 15 * SLOW, interval=0.5,
+               what="the page's checkpoint (%s) to cover the reload" % txt(d, "audit-size"))
+    assert txt(d, "audit-root") == ck["root"][:19] + "…"
+    assert txt(d, "audit-node") == ck["node_id"][:19] + "…"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", txt(d, "audit-time"))
+    rows = audit_rows(d, with_index=True)
+    idx = [int(r[0]) for r in rows]
+    assert 1 <= len(rows) <= 10 and idx == sorted(idx, reverse=True), (rows, idx)
+    assert not d.find_element(By.ID, "audit-note").is_displayed()
+    errors = [e for e in d.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors
+    assert n.stop() == 0
+
+    # A node without the audit service: the box stays hidden.
+    m = node_factory(config={"services": ["gateway", "storage"]})
+    d.get("http://127.0.0.1:%d/ui/" % m.admin_port)
+    wait_until(lambda: d.find_elements(By.CSS_SELECTOR, "#services tbody tr"), 10 * SLOW,
+               what="the service table")
+    assert txt(d, "ready-status") == "ready"
+    assert not d.find_element(By.ID, "audit-box").is_displayed()
+    assert audit_rows(d) == []

@@ -11,6 +11,7 @@
 
 #include <event2/event.h>
 
+#include "core/audit/audit_record.h"
 #include "core/metrics/metrics.h"
 #include "core/proto/rpc_client.h"
 #include "lib/log.h"
@@ -54,6 +55,7 @@ const char *audit_msg_verb_name(uint16_t verb)
 	case AUDIT_APPEND:     return "APPEND";
 	case AUDIT_CHECKPOINT: return "CHECKPOINT";
 	case AUDIT_PROOF:      return "PROOF";
+	case AUDIT_RECENT:     return "RECENT";
 	default:               return "unknown";
 	}
 }
@@ -63,12 +65,14 @@ int audit_msg_req_check(uint16_t verb, const uint8_t *p, size_t n)
 	audit_msg_entry e;
 	char stream[65];
 	uint64_t seq;
+	unsigned cnt;
 
 	switch (verb) {
 	case AUDIT_PING:
 	case AUDIT_CHECKPOINT: return n == 0 ? 0 : -1;
 	case AUDIT_APPEND:     return audit_msg_append_decode(p, n, &e);
 	case AUDIT_PROOF:      return audit_msg_proof_decode(p, n, stream, &seq);
+	case AUDIT_RECENT:     return audit_msg_recent_decode(p, n, stream, &cnt);
 	default:               return -1;
 	}
 }
@@ -131,9 +135,40 @@ int audit_msg_proof_decode(const uint8_t *p, size_t n, char stream[65], uint64_t
 	return wire_end(&r);
 }
 
+static bool recent_ok(const char *stream, unsigned n)
+{
+	size_t sl = strlen(stream);
+
+	return n >= 1 && n <= AUDIT_RECENT_MAX && (sl == 0 || audit_stream_is_valid(stream, sl));
+}
+
+ssize_t audit_msg_recent_encode(const char *stream, unsigned n, uint8_t *buf, size_t cap)
+{
+	wire_w w;
+
+	if (strlen(stream) > 64 || !recent_ok(stream, n))
+		return -1;
+	wire_w_init(&w, buf, cap);
+	wire_put_str(&w, stream);
+	wire_put_u16(&w, (uint16_t)n);
+	return wire_w_ok(&w) == 0 ? (ssize_t)w.len : -1;
+}
+
+int audit_msg_recent_decode(const uint8_t *p, size_t n, char stream[65], unsigned *count)
+{
+	wire_r r;
+
+	wire_r_init(&r, p, n);
+	wire_get_str(&r, stream, 65);
+	*count = wire_get_u16(&r);
+	if (wire_end(&r) != 0)
+		return -1;
+	return recent_ok(stream, *count) ? 0 : -1;
+}
+
 static bool audit_has_body(uint16_t verb)
 {
-	return verb == AUDIT_CHECKPOINT || verb == AUDIT_PROOF;
+	return verb == AUDIT_CHECKPOINT || verb == AUDIT_PROOF || verb == AUDIT_RECENT;
 }
 
 ssize_t audit_msg_rep_encode(uint16_t verb, uint16_t status, const char *body, size_t len,
@@ -431,6 +466,23 @@ audit_call *audit_get_proof(audit_client *c, const char *stream, uint64_t seq,
 		return rpc_call_start_ctx(c->rpc, AUDIT_PROOF, NULL, AUDIT_REQ_MAX + 1, on_query, NULL,
 		                          &x, sizeof x);
 	return rpc_call_start_ctx(c->rpc, AUDIT_PROOF, buf, (size_t)n, on_query, NULL, &x, sizeof x);
+}
+
+audit_call *audit_get_recent(audit_client *c, const char *stream, unsigned n,
+                             audit_text_cb cb, void *arg)
+{
+	audit_ctx x = { .cb = cb, .arg = arg, .c = c };
+	uint8_t buf[80];
+	ssize_t len = audit_msg_recent_encode(stream ? stream : "", n, buf, sizeof buf);
+
+	if (!c)
+		return NULL;
+	/* A bad request (the caller checks first): over max_request, 500. */
+	if (len < 0)
+		return rpc_call_start_ctx(c->rpc, AUDIT_RECENT, NULL, AUDIT_REQ_MAX + 1, on_query, NULL,
+		                          &x, sizeof x);
+	return rpc_call_start_ctx(c->rpc, AUDIT_RECENT, buf, (size_t)len, on_query, NULL, &x,
+	                          sizeof x);
 }
 
 void audit_call_cancel(audit_call *call)

@@ -16,6 +16,12 @@
  *   PROOF       request stream:str seq:u64; reply 200 json:blob — {record,
  *               index, leaf, path, checkpoint}; 404 not in the log, 409 not
  *               covered by a checkpoint yet, 503 busy or rate-limited
+ *   RECENT      request stream:str n:u16 (stream "" = every stream; n in
+ *               1..AUDIT_RECENT_MAX); reply 200 json:blob — {records:[{index,
+ *               record}] newest first, size, omitted, stream, checkpoint (the
+ *               newest, or null)}: at most AUDIT_REPLY_MAX,
+ *               records that would not fit are left out and counted in
+ *               omitted; 503 busy or rate-limited
  *   (error)     message:str (< AUDIT_MSG_TEXT_MAX)
  *
  * The client is fire-and-forget for entries: audit_emit encodes, hands the
@@ -57,7 +63,7 @@ struct event_base;
 #define AUDIT_AGG_KEY_MAX     96u
 
 enum { AUDIT_PING = 1, AUDIT_APPEND = 2, AUDIT_CHECKPOINT = 3, AUDIT_PROOF = 4,
-       AUDIT_VERB_LAST = AUDIT_PROOF };
+       AUDIT_RECENT = 5, AUDIT_VERB_LAST = AUDIT_RECENT };
 
 /* ---- messages (both ends) ---- */
 
@@ -85,7 +91,12 @@ __attribute__((warn_unused_result))
 ssize_t audit_msg_proof_encode(const char *stream, uint64_t seq, uint8_t *buf, size_t cap);
 __attribute__((warn_unused_result))
 int audit_msg_proof_decode(const uint8_t *p, size_t n, char stream[65], uint64_t *seq);
-/* A reply: 200 → body[0..len) as a blob for CHECKPOINT/PROOF, nothing for
+/* RECENT: stream "" (every stream) or a valid name, n in 1..AUDIT_RECENT_MAX. */
+__attribute__((warn_unused_result))
+ssize_t audit_msg_recent_encode(const char *stream, unsigned n, uint8_t *buf, size_t cap);
+__attribute__((warn_unused_result))
+int audit_msg_recent_decode(const uint8_t *p, size_t n, char stream[65], unsigned *count);
+/* A reply: 200 → body[0..len) as a blob for CHECKPOINT/PROOF/RECENT, nothing for
  * PING/APPEND; else body is the message (cut to fit). Bytes or -1. */
 __attribute__((warn_unused_result))
 ssize_t audit_msg_rep_encode(uint16_t verb, uint16_t status, const char *body, size_t len,
@@ -145,6 +156,9 @@ void audit_client_flush(audit_client *c);
 audit_call *audit_get_checkpoint(audit_client *c, audit_text_cb cb, void *arg);
 audit_call *audit_get_proof(audit_client *c, const char *stream, uint64_t seq,
                             audit_text_cb cb, void *arg);
+/* The newest n records (of stream; NULL or "" = all), RECENT. As above. */
+audit_call *audit_get_recent(audit_client *c, const char *stream, unsigned n,
+                             audit_text_cb cb, void *arg);
 void audit_call_cancel(audit_call *call);     /* only before cb ran; NULL ok */
 
 #endif

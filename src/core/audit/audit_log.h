@@ -19,6 +19,7 @@
  *                       append it to checkpoints.log (fsync)
  *   audit_log_retain    remove the oldest whole segments by age/size
  *   audit_log_find / audit_log_prove   stream+seq → index → inclusion proof
+ *   audit_log_recent    the newest records (of a stream), newest first
  *
  * After a failed write or fsync the log refuses everything (AUDIT_LOG_BROKEN):
  * free it and open again, which recovers from what reached the disk.
@@ -133,6 +134,26 @@ int audit_log_find(audit_log *l, const char *stream, uint64_t seq, uint64_t *ind
 __attribute__((warn_unused_result))
 int audit_log_get(audit_log *l, const char *stream, uint64_t seq, uint64_t *index, char *rec,
                   size_t cap, size_t *len, char *err, size_t errlen);
+
+/* The newest records, newest first (audit_log_recent). */
+typedef struct audit_recent_rec {
+	uint64_t index;                      /* global index */
+	size_t   len;
+	char    *text;                       /* stored bytes, NUL-terminated (malloc'd) */
+} audit_recent_rec;
+
+/* Up to max (1..AUDIT_RECENT_MAX) of the newest acknowledged records — of
+ * stream only when stream is non-NULL and non-empty — newest first into
+ * out[0..*count). Reads the segments newest first (the RAM ring in RAM
+ * mode) and stops at the first segment that completes the count: usually
+ * only the segment being written; a rare stream may read them all, like a
+ * proof. Reads into one buffer of max * AUDIT_RECORD_MAX bytes. Blocking
+ * I/O: run it on a reader copy off the loop. Free out with
+ * audit_recent_free. 0, or -1 with err (nothing in out). */
+__attribute__((warn_unused_result))
+int audit_log_recent(audit_log *l, const char *stream, unsigned max, audit_recent_rec *out,
+                     unsigned *count, char *err, size_t errlen);
+void audit_recent_free(audit_recent_rec *out, unsigned count);
 
 /* A read-only copy of l as acknowledged now (caller frees with
  * audit_log_free), for audit_log_get/find/prove on another thread while l

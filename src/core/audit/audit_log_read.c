@@ -228,3 +228,124 @@ int audit_log_prove(audit_log *l, uint64_t index, uint64_t size, audit_proof *p,
 	free(base);
 	return rc;
 }
+
+/* ---- the newest records ------------------------------------------------------ */
+
+void audit_recent_free(audit_recent_rec *out, unsigned count)
+{
+	for (unsigned i = 0; out && i < count; i++) {
+		free(out[i].text);
+		out[i].text = NULL;
+	}
+}
+
+/* Read one stretch of records [it->index, end) and keep the last `need`
+ * matching ones in ring (slots whose text points into one buffer of
+ * AUDIT_RECENT_MAX * (AUDIT_RECORD_MAX + 1) bytes). *seen counts the
+ * matches. 0, or -1 with err. */
+static int recent_scan(seg_iter *it, uint64_t end, const char *stream, audit_recent_rec *ring,
+                       unsigned need, uint64_t *seen, char *err, size_t errlen)
+{
+	const char *line = NULL;
+	size_t n = 0;
+	audit_record r;
+	int rc = 0;
+
+	*seen = 0;
+	while (it->index < end && (rc = iter_next(it, &line, &n, err, errlen)) == 0) {
+		uint64_t idx = it->index++;
+		audit_recent_rec *slot;
+
+		if (!line || n > AUDIT_RECORD_MAX)
+			continue;              /* not a record (open refuses such a log) */
+		if (stream && (audit_record_parse(line, n, &r, NULL, 0) != 0 ||
+		               strcmp(r.stream, stream) != 0))
+			continue;
+		slot = &ring[*seen % need];
+		memcpy(slot->text, line, n);
+		slot->text[n] = '\0';
+		slot->len = n;
+		slot->index = idx;
+		(*seen)++;
+	}
+	return rc < 0 ? -1 : 0;
+}
+
+/* Copy the ring's matches into out, newest first, up to max in all. 0, or
+ * -1 with err. */
+static int recent_take(const audit_recent_rec *ring, unsigned need, uint64_t seen,
+                       audit_recent_rec *out, unsigned *count, unsigned max, char *err,
+                       size_t errlen)
+{
+	unsigned have = seen < need ? (unsigned)seen : need;
+
+	for (unsigned j = 0; j < have && *count < max; j++) {
+		const audit_recent_rec *src = &ring[(seen - 1 - j) % need];
+		char *t = malloc(src->len + 1);
+
+		if (!t)
+			return audit_log_fail(err, errlen, "out of memory");
+		memcpy(t, src->text, src->len + 1);
+		out[*count] = *src;
+		out[(*count)++].text = t;
+	}
+	return 0;
+}
+
+int audit_log_recent(audit_log *l, const char *stream, unsigned max, audit_recent_rec *out,
+                     unsigned *count, char *err, size_t errlen)
+{
+	audit_recent_rec ring[AUDIT_RECENT_MAX];
+	uint64_t end = l->synced.tree.size, seen = 0;
+	char *buf;
+	seg_iter it;
+	int rc = 0;
+
+	*count = 0;
+	if (max == 0 || max > AUDIT_RECENT_MAX)
+		return audit_log_fail(err, errlen, "asked for %u records (1..%u)", max,
+		                      AUDIT_RECENT_MAX);
+	if (stream && !stream[0])
+		stream = NULL;
+	memset(ring, 0, sizeof ring);
+	if (!(buf = malloc((size_t)max * (AUDIT_RECORD_MAX + 1))))
+		return audit_log_fail(err, errlen, "out of memory");
+	for (unsigned j = 0; j < max; j++)
+		ring[j].text = buf + (size_t)j * (AUDIT_RECORD_MAX + 1);
+	if (iter_open(&it, l, err, errlen) != 0) {
+		free(buf);
+		return -1;
+	}
+	if (l->ram) {
+		rc = recent_scan(&it, end, stream, ring, max, &seen, err, errlen);
+		if (rc == 0)
+			rc = recent_take(ring, max, seen, out, count, max, err, errlen);
+	} else {
+		size_t nseg = it.n;
+		/* Newest segment first; each read alone (it.n cut to it) and only
+		 * up to the records acknowledged when l was copied. */
+		for (size_t k = nseg; rc == 0 && k-- > 0 && *count < max;) {
+			unsigned need = max - *count;
+			uint64_t seg_end = k + 1 < nseg && it.firsts[k + 1] < end ? it.firsts[k + 1] : end;
+
+			if (it.fd >= 0)
+				close(it.fd);
+			it.fd = -1;
+			it.i = k;
+			it.n = k + 1;
+			it.index = it.firsts[k];
+			rc = recent_scan(&it, seg_end, stream, ring, need, &seen, err, errlen);
+			if (rc == 0)
+				rc = recent_take(ring, need, seen, out, count, max, err, errlen);
+		}
+		it.n = nseg;
+	}
+	free(buf);
+	iter_close(&it);
+	if (rc != 0) {
+		audit_recent_free(out, *count);
+		*count = 0;
+		return -1;
+	}
+	return 0;
+}

@@ -29,6 +29,7 @@
 #define AUDIT_STREAM_MAX     64u      /* bytes of a stream name: [A-Za-z0-9._:@-]+ */
 #define AUDIT_GENESIS_PREV   "b3:0"
 #define AUDIT_ERR_MAX        256u
+#define AUDIT_RECENT_MAX     20u      /* records one read of the newest returns at most */
 
 /* What a writer supplies (all borrowed for the call). NULL objects are {}. */
 typedef struct audit_entry {

@@ -265,6 +265,8 @@ static const struct metrics_family metrics_families[] = {
 	  "Bytes of a torn last record (and checkpoint) the audit service cut when it last opened the log; 0 when it was clean." },
 	{ "audit_proofs_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
 	  "Audit inclusion proofs asked for on the admin plane, by result (ok, not_found, not_checkpointed, busy, limited, error)." },
+	{ "audit_recent_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
+	  "Reads of the newest audit records (admin plane, console), by result (ok, busy, limited, error)." },
 	{ "audit_queue_depth", METRICS_GAUGE, METRICS_SRC_SLOTS,
 	  "Audit entries waiting in the audit service's queue for the next sync." },
 };

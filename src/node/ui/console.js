@@ -1,8 +1,9 @@
 /*
  * macronode console (docs/console.md). Plain JavaScript, no library: it
- * reads the admin plane (/readyz, /api/v1/status, /metrics, /ui/config.json)
- * every POLL_MS and draws the gateway's counters on canvases; it looks up
- * and uploads objects on the gateway (another origin: the gateway must list
+ * reads the admin plane (/readyz, /api/v1/status, /metrics, /ui/config.json,
+ * and /api/v1/audit/recent when the node runs the audit service) every
+ * POLL_MS and draws the gateway's counters on canvases; it looks up and
+ * uploads objects on the gateway (another origin: the gateway must list
  * this page's origin in gateway.cors_origins for uploads).
  *
  * Tokens (the admin token, a capability token) live in variables of this
@@ -19,6 +20,8 @@
   let adminToken = null;              // page memory only
   let cfg = null;                     // /ui/config.json
   let prev = null;                    // last sample {t, req, latSum, latCount, bytes, rej{}}
+  let auditOn = false;                // the node runs the audit service (/readyz)
+  const AUDIT_ROWS = 10;              // newest audit records shown
   const hist = { rate: [], lat: [], bytes: [], rej: {} };
 
   // ---- formatting -------------------------------------------------------
@@ -173,9 +176,46 @@
       badge($("dht-state"), dht.state);
       text($("dht-peers"), String(dht.routing_nodes));
     }
-    const audit = r.deps && r.deps.audit;   // not built yet: the box stays hidden
-    $("audit-box").hidden = !audit;
-    if (audit) text($("audit-checkpoint"), String(audit.checkpoint || ""));
+    // only when the node runs the audit service (a row in deps.services)
+    auditOn = Object.prototype.hasOwnProperty.call(svcs, "audit");
+    $("audit-box").hidden = !auditOn;
+  }
+  // ---- audit (GET /api/v1/audit/recent: the newest records and checkpoint) --
+  function fmtTime(ms) {
+    return new Date(ms).toISOString().replace("T", " ").slice(0, 19);
+  }
+  function short(id) { return String(id || "").slice(0, 19) + "…"; }
+  function showAudit(j) {
+    const c = j.checkpoint;
+    text($("audit-size"), c ? String(c.size) : "–");
+    text($("audit-time"), c ? fmtTime(c.time_ms) : "no checkpoint yet");
+    text($("audit-root"), c ? short(c.root) : "");
+    text($("audit-node"), c ? short(c.node_id) : "");
+    const note = $("audit-note");
+    note.hidden = !j.omitted;
+    text(note, j.omitted ? j.omitted + " newer record(s) too large to show here" : "");
+    const tb = $("audit-records").tBodies[0];
+    tb.replaceChildren();
+    for (const x of j.records) {
+      let rec;
+      try { rec = JSON.parse(x.record); } catch (e) { continue; }
+      const row = tb.insertRow();
+      row.dataset.index = String(x.index);
+      td(row, fmtTime(rec.ts_ms), "mono");
+      td(row, rec.stream);
+      td(row, String(rec.seq));
+      td(row, rec.kind);
+      td(row, rec.reason);
+    }
+  }
+  async function pollAudit() {
+    if (!auditOn) return;
+    const r = await fetch("/api/v1/audit/recent?n=" + AUDIT_ROWS, { cache: "no-store" });
+    const j = await r.json().catch(() => ({}));
+    if (r.ok) { showAudit(j); return; }
+    const note = $("audit-note");
+    note.hidden = false;
+    text(note, "audit: " + r.status + " " + (j.message || ""));
   }
   function showStatus(s) {
     text($("node-version"), s.version);
@@ -224,6 +264,7 @@
         fetch("/metrics", { cache: "no-store" }).then((r) => r.text())]);
       showReady(ready);
       showStatus(status);
+      await pollAudit();
       const cur = sample(parseMetrics(metrics));
       plot(cur);
       showQuotas(cur);

@@ -15,7 +15,8 @@
  * AUDIT_DRAIN_TURN entries are appended and fsynced (audit_records_total
  * counts them then); every audit.checkpoint_interval, and at shutdown, a
  * signed checkpoint, then retention (audit.max_age, audit.max_bytes) unless
- * a proof is reading the segments. Proofs: audit_proof.c.
+ * a proof or a RECENT read is reading the segments. Proofs: audit_proof.c;
+ * the newest records: audit_recent.c.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -350,6 +351,7 @@ static void auditd_handle(rpc_req *q, uint16_t verb, const uint8_t *p, size_t n,
 	case AUDIT_APPEND:     auditd_append(a, q, p, n); break;
 	case AUDIT_CHECKPOINT: auditd_get_checkpoint(a, q); break;
 	case AUDIT_PROOF:      auditd_proof(a, q, p, n); break;
+	case AUDIT_RECENT:     auditd_recent(a, q, p, n); break;
 	default:               rpc_server_reply(q, 200, NULL, 0, NULL, 0); break;   /* PING */
 	}
 }
@@ -430,6 +432,7 @@ static int audit_start(svc *s)
 	if (svc_sandbox_enter(s) != 0 || !(a->wq = workq_new(1, AUDIT_PROOF_JOBS)))
 		goto fail;
 	tbucket_init(&a->proof_rate, AUDIT_PROOF_RATE, AUDIT_PROOF_RATE, util_now_ms());
+	tbucket_init(&a->recent_rate, AUDIT_RECENT_RATE, AUDIT_RECENT_RATE, util_now_ms());
 	rpc_server_opts so = { .name = "audit", .app_proto = AUDIT_APP_PROTO,
 	                       .max_conns = AUDIT_MAX_CONNS, .max_pending = AUDIT_CONN_PENDING,
 	                       .check = audit_msg_req_check, .verb_name = audit_msg_verb_name,

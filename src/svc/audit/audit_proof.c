@@ -50,9 +50,10 @@ void auditd_answer(rpc_req *q, uint16_t verb, int status, const char *text, size
 	ssize_t n = -1;
 	char labels[48];
 
-	if (verb == AUDIT_PROOF) {
+	if (verb == AUDIT_PROOF || verb == AUDIT_RECENT) {
 		snprintf(labels, sizeof labels, "result=\"%s\"", proof_result(status));
-		metrics_count("audit_proofs_total", labels, 1);
+		metrics_count(verb == AUDIT_PROOF ? "audit_proofs_total" : "audit_recent_total",
+		              labels, 1);
 	}
 	if (status == 429)
 		status = 503;   /* the client's contract: 503 means busy or limited */

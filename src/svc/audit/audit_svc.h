@@ -1,6 +1,7 @@
 /*
  * audit_svc.h — the audit service's private types, shared by audit.c (socket,
- * queue, timers, drain) and audit_proof.c (proofs on the worker thread).
+ * queue, timers, drain), audit_proof.c (proofs on the worker thread) and
+ * audit_recent.c (the newest records, on the same thread).
  */
 #ifndef MN_SVC_AUDIT_SVC_H
 #define MN_SVC_AUDIT_SVC_H
@@ -24,6 +25,7 @@
 #define AUDIT_DRAIN_GRACE_MS 50u           /* at drain: let queued datagrams be read first */
 #define AUDIT_PROOF_JOBS     2u            /* proofs in work at once; more: 503 busy */
 #define AUDIT_PROOF_RATE     10.0          /* proofs per second (burst as much) */
+#define AUDIT_RECENT_RATE    10.0          /* RECENT reads per second (burst as much) */
 
 /* One queued APPEND: its message as it came (decoded at the sync turn). */
 typedef struct audit_item {
@@ -39,6 +41,7 @@ typedef struct auditd {
 	struct event   *sync_ev, *ckpt_ev, *drain_ev, *workq_ev;
 	workq          *wq;
 	tbucket         proof_rate;
+	tbucket         recent_rate;
 	audit_item     *head, *tail;
 	size_t          queued, queued_bytes;
 	uint64_t        dropped_full;     /* refused since the last drop record */
@@ -51,10 +54,13 @@ typedef struct auditd {
 /* PROOF: answer q (rate limit, worker slot, then audit_log_get + prove on
  * the worker thread against a reader copy of the log). */
 void auditd_proof(auditd *a, rpc_req *q, const uint8_t *p, size_t n);
+/* RECENT: answer q (rate limit, a worker slot shared with proofs, then
+ * audit_log_recent on the worker thread against a reader copy). */
+void auditd_recent(auditd *a, rpc_req *q, const uint8_t *p, size_t n);
 /* Reap finished proofs (the workq's eventfd is readable). */
 void auditd_proof_reap(auditd *a);
-/* Answer q with status and text (CHECKPOINT/PROOF body on 200, else the
- * reason) and count the proof's result when verb is PROOF. */
+/* Answer q with status and text (CHECKPOINT/PROOF/RECENT body on 200, else
+ * the reason) and count the result when verb is PROOF or RECENT. */
 void auditd_answer(rpc_req *q, uint16_t verb, int status, const char *text, size_t len);
 void auditd_answer_msg(rpc_req *q, uint16_t verb, int status, const char *msg);
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/audit/audit_client.h"
+#include "core/audit/audit_record.h"
 
 static void test_append_round_trip(void **state)
 {
@@ -95,12 +96,46 @@ static void test_null_client(void **state)
 	assert_null(audit_get_checkpoint(NULL, NULL, NULL));
 }
 
+static void test_recent_request(void **state)
+{
+	uint8_t buf[128];
+	char stream[65];
+	unsigned cnt = 0;
+	ssize_t n;
+
+	(void)state;
+	n = audit_msg_recent_encode("admin", 7, buf, sizeof buf);
+	assert_true(n > 0);
+	assert_int_equal(audit_msg_req_check(AUDIT_RECENT, buf, (size_t)n), 0);
+	assert_int_equal(audit_msg_recent_decode(buf, (size_t)n, stream, &cnt), 0);
+	assert_string_equal(stream, "admin");
+	assert_int_equal(cnt, 7);
+	assert_int_equal(audit_msg_req_check(AUDIT_RECENT, buf, (size_t)n - 1), -1);
+	n = audit_msg_recent_encode("", AUDIT_RECENT_MAX, buf, sizeof buf);   /* every stream */
+	assert_true(n > 0);
+	assert_int_equal(audit_msg_recent_decode(buf, (size_t)n, stream, &cnt), 0);
+	assert_string_equal(stream, "");
+	assert_int_equal(cnt, AUDIT_RECENT_MAX);
+	/* n out of 1..AUDIT_RECENT_MAX, a bad stream name: not a request */
+	assert_int_equal(audit_msg_recent_encode("admin", 0, buf, sizeof buf), -1);
+	assert_int_equal(audit_msg_recent_encode("admin", AUDIT_RECENT_MAX + 1, buf, sizeof buf), -1);
+	assert_int_equal(audit_msg_recent_encode("a b", 1, buf, sizeof buf), -1);
+	buf[0] = 0; buf[1] = 0; buf[2] = 0; buf[3] = 21;   /* "" and n = 21 */
+	assert_int_equal(audit_msg_req_check(AUDIT_RECENT, buf, 4), -1);
+	buf[3] = 20;
+	assert_int_equal(audit_msg_req_check(AUDIT_RECENT, buf, 4), 0);
+	n = audit_msg_rep_encode(AUDIT_RECENT, 200, "{}", 2, buf, sizeof buf);
+	assert_true(n == 6);
+	assert_null(audit_get_recent(NULL, "admin", 1, NULL, NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_append_round_trip),
 		cmocka_unit_test(test_proof_and_replies),
 		cmocka_unit_test(test_null_client),
+		cmocka_unit_test(test_recent_request),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

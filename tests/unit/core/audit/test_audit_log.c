@@ -429,6 +429,94 @@ static void test_reader_snapshot(void **state)
 	audit_log_free(l);
 }
 
+/* Check recs[0..count) are stream's (NULL: any) newest records with indexes
+ * from top down in steps of step, each the bytes audit_log_get returns. */
+static void check_recent(audit_log *l, const audit_recent_rec *recs, unsigned count,
+                         uint64_t top, uint64_t step)
+{
+	static const char *const streams[] = { "admin", "ingress", "policy" };
+	char err[AUDIT_ERR_MAX], *rec = malloc(AUDIT_RECORD_MAX + 1);
+	uint64_t idx = 0;
+	size_t rn = 0;
+
+	for (unsigned i = 0; i < count; i++) {
+		uint64_t want = top - i * step;
+		assert_int_equal(recs[i].index, want);
+		assert_int_equal(strlen(recs[i].text), recs[i].len);
+		/* append_n: record i of a round is streams[i % 3] seq i / 3 */
+		assert_int_equal(audit_log_get(l, streams[want % 3], want / 3, &idx, rec,
+		                               AUDIT_RECORD_MAX + 1, &rn, err, sizeof err), 0);
+		assert_int_equal(idx, want);
+		assert_int_equal(rn, recs[i].len);
+		assert_memory_equal(rec, recs[i].text, rn);
+	}
+	free(rec);
+}
+
+/* The newest records, newest first: across segments, by stream, bounded,
+ * from a reader snapshot, and from a RAM log. */
+static void test_recent(void **state)
+{
+	audit_recent_rec recs[AUDIT_RECENT_MAX];
+	char err[AUDIT_ERR_MAX];
+	unsigned n = 99;
+	audit_log *l = open_log(AUDIT_SEGMENT_MAX_MIN, NULL), *rd;
+	audit_log_opts ro = { .dir = NULL, .ram_bytes = AUDIT_RAM_MIN, .id = &id };
+
+	(void)state;
+	assert_int_equal(audit_log_recent(l, NULL, 5, recs, &n, err, sizeof err), 0);
+	assert_int_equal(n, 0);                      /* empty log */
+	for (int r = 0; r < 3; r++)                  /* ~100 KiB: two segments at least */
+		append_n(l, 30, 1000);
+	assert_true(count_segments() >= 2);
+	assert_int_equal(audit_log_recent(l, NULL, 5, recs, &n, err, sizeof err), 0);
+	assert_int_equal(n, 5);
+	check_recent(l, recs, n, 89, 1);
+	audit_recent_free(recs, n);
+	assert_int_equal(audit_log_recent(l, "", 1, recs, &n, err, sizeof err), 0);
+	assert_int_equal(n, 1);
+	check_recent(l, recs, n, 89, 1);
+	audit_recent_free(recs, n);
+	/* one stream, 20 of its 30 records: back through the older segment */
+	assert_int_equal(audit_log_recent(l, "policy", AUDIT_RECENT_MAX, recs, &n, err, sizeof err),
+	                 0);
+	assert_int_equal(n, AUDIT_RECENT_MAX);
+	check_recent(l, recs, n, 89, 3);
+	audit_recent_free(recs, n);
+	assert_true(recs[0].text == NULL);
+	assert_int_equal(audit_log_recent(l, "nothing", 3, recs, &n, err, sizeof err), 0);
+	assert_int_equal(n, 0);
+	/* bounded */
+	assert_int_equal(audit_log_recent(l, NULL, 0, recs, &n, err, sizeof err), -1);
+	assert_int_equal(audit_log_recent(l, NULL, AUDIT_RECENT_MAX + 1, recs, &n, err, sizeof err),
+	                 -1);
+	/* a reader sees the log as it was copied */
+	rd = audit_log_reader(l);
+	assert_non_null(rd);
+	append_n(l, 3, 4);
+	assert_int_equal(audit_log_recent(rd, "admin", 2, recs, &n, err, sizeof err), 0);
+	assert_int_equal(n, 2);
+	check_recent(l, recs, n, 87, 3);
+	audit_recent_free(recs, n);
+	audit_log_free(rd);
+	assert_int_equal(audit_log_recent(l, "admin", 1, recs, &n, err, sizeof err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(recs[0].index, 90);
+	audit_recent_free(recs, n);
+	audit_log_free(l);
+
+	/* RAM mode: the ring, after some records left it */
+	l = audit_log_open(&ro, NULL, err, sizeof err);
+	assert_non_null(l);
+	append_n(l, 5000, 480);
+	assert_true(audit_log_first_index(l) > 0);
+	assert_int_equal(audit_log_recent(l, "ingress", 7, recs, &n, err, sizeof err), 0);
+	assert_int_equal(n, 7);
+	check_recent(l, recs, n, 4999, 3);
+	audit_recent_free(recs, n);
+	audit_log_free(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -439,6 +527,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_verify_segment_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ram_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader_snapshot, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recent, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
