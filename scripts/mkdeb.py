@@ -118,6 +118,8 @@ def main(argv):
         cfg = run(binary, "config", "print", env=env)
         open(path("/etc/macronode/macronode.json"), "w").write(cfg)
         open(path("/usr/lib/sysusers.d/macronode.conf"), "w").write(SYSUSERS)
+        open(path("/usr/share/bash-completion/completions/macronode"), "w").write(
+            run(binary, "completion", "bash"))
         doc = path("/usr/share/doc/macronode/copyright")
         open(doc, "w").write(
             "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n"

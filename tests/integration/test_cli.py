@@ -234,3 +234,36 @@ def test_service_word_is_internal():
     """`__service` with a bad role is refused with 2 and does not hang."""
     p = run_cli(["__service", "nope"], timeout=5 * SLOW)
     assert p.returncode == 2
+
+
+def test_bash_completion_follows_help(tmp_path):
+    """`completion bash` completes exactly the commands and subcommands
+    --help lists (it is made from the same text)."""
+    import re
+    import shutil
+    import subprocess
+    from conftest import run_cli
+    bash = shutil.which("bash")
+    script = tmp_path / "macronode.bash"
+    p = run_cli(["completion", "bash"])
+    assert p.returncode == 0, p.stderr
+    script.write_text(p.stdout)
+
+    def complete(*words):
+        line = "source %s; COMP_WORDS=(%s); COMP_CWORD=%d; _macronode; echo \"${COMPREPLY[*]}\"" % (
+            script, " ".join("'%s'" % w for w in words), len(words) - 1)
+        r = subprocess.run([bash, "-c", line], capture_output=True, text=True, timeout=30,
+                           cwd=str(tmp_path))
+        assert r.returncode == 0, r.stderr
+        return r.stdout.split()
+
+    helped = re.findall(r"^  ([a-z]+)\b", run_cli(["help"]).stdout, re.M)
+    assert sorted(complete("macronode", "")) == sorted(set(helped))
+    assert complete("macronode", "co") == ["config", "completion"] or \
+        sorted(complete("macronode", "co")) == ["completion", "config"]
+    assert complete("macronode", "config", "d") == ["docs", "diff"]
+    assert complete("macronode", "key", "r") == ["rotate", "retire", "rekey"]
+    assert "--config" in complete("macronode", "run", "--c")
+    (tmp_path / "node.json").write_text("{}")
+    assert complete("macronode", "config", "validate", "no") == ["node.json"]
+    assert run_cli(["completion", "zsh"]).returncode == 2

@@ -34,7 +34,8 @@ def test_deb_builds_installs_and_purges(tmp_path):
     files = run(["dpkg-deb", "-c", deb]).stdout
     for f in ("./usr/bin/macronode", "./lib/systemd/system/macronode.service",
               "./usr/share/man/man8/macronode.8.gz", "./usr/share/man/man5/macronode.json.5.gz",
-              "./etc/macronode/macronode.json", "./usr/lib/sysusers.d/macronode.conf"):
+              "./etc/macronode/macronode.json", "./usr/lib/sysusers.d/macronode.conf",
+              "./usr/share/bash-completion/completions/macronode"):
         assert f in files, f
 
     root = tmp_path / "root"

@@ -55,6 +55,7 @@ static const char usage_main[] =
 	"  zk keygen|params|pin|prove       holder keys and proofs of possession (docs/zk.md)\n"
 	"  audit verify DIR [--pubkey FILE] check a copied audit log offline (docs/audit.md)\n"
 	"  audit tail DIR                   print audit records as they are written\n"
+	"  completion bash  print the bash completion script\n"
 	"  help             this text\n"
 	"\n"
 	"Run `macronode COMMAND --help` for a command's options.\n";
@@ -609,6 +610,97 @@ void cli_harden_process(void)
 	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
+/* `completion bash`: the completion script, made from usage_main so that
+ * it lists exactly the commands and subcommands --help lists: a line's
+ * first word is a command, its second a subcommand when it is lowercase
+ * letters (alternatives joined by '|'). */
+#define COMP_CMDS_MAX 48
+#define COMP_SUBS_MAX 256
+
+static bool comp_word(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!((p[i] >= 'a' && p[i] <= 'z') || p[i] == '|'))
+			return false;
+	return n > 0;
+}
+
+static int cmd_completion(int argc, char **argv)
+{
+	char cmds[COMP_CMDS_MAX][24], subs[COMP_CMDS_MAX][COMP_SUBS_MAX];
+	size_t ncmd = 0;
+
+	if (argc != 2 || strcmp(argv[1], "bash") != 0) {
+		if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+			printf("usage: macronode completion bash\n\nPrint a bash completion script "
+			       "(source it, or install it as\n/usr/share/bash-completion/completions/macronode).\n");
+			return 0;
+		}
+		return usage_error("completion: %s", "only `bash` is supported");
+	}
+	for (const char *l = strstr(usage_main, "commands:\n"); l && *l; l = strchr(l, '\n')) {
+		const char *w, *e;
+		size_t n, i;
+
+		l++;
+		if (strncmp(l, "  ", 2) != 0 || l[2] == ' ')
+			continue;
+		w = l + 2;
+		n = strcspn(w, " \n");
+		if (!comp_word(w, n) || n >= sizeof cmds[0])
+			continue;
+		for (i = 0; i < ncmd && !(strlen(cmds[i]) == n && strncmp(cmds[i], w, n) == 0); i++)
+			;
+		if (i == ncmd) {
+			if (ncmd == COMP_CMDS_MAX)
+				break;
+			snprintf(cmds[ncmd], sizeof cmds[0], "%.*s", (int)n, w);
+			subs[ncmd++][0] = '\0';
+		}
+		if (w[n] != ' ')
+			continue;
+		e = w + n + 1;
+		n = strcspn(e, " \n");
+		if (!comp_word(e, n))
+			continue;
+		for (const char *a = e; a < e + n;) {   /* one alternative at a time */
+			size_t m = strcspn(a, "| \n");
+			size_t used = strlen(subs[i]);
+
+			if (m && used + m + 2 < sizeof subs[0])
+				snprintf(subs[i] + used, sizeof subs[0] - used, "%s%.*s", used ? " " : "",
+				         (int)m, a);
+			a += m + (a[m] == '|');
+		}
+	}
+	printf("# bash completion for macronode: made by `macronode completion bash`\n"
+	       "_macronode() {\n"
+	       "  local cur=\"${COMP_WORDS[COMP_CWORD]}\"\n"
+	       "  COMPREPLY=()\n"
+	       "  if [ \"$COMP_CWORD\" -eq 1 ]; then\n"
+	       "    COMPREPLY=( $(compgen -W \"");
+	for (size_t i = 0; i < ncmd; i++)
+		printf("%s%s", i ? " " : "", cmds[i]);
+	printf("\" -- \"$cur\") )\n"
+	       "    return\n"
+	       "  fi\n"
+	       "  if [ \"$COMP_CWORD\" -eq 2 ]; then\n"
+	       "    case \"${COMP_WORDS[1]}\" in\n");
+	for (size_t i = 0; i < ncmd; i++)
+		if (subs[i][0])
+			printf("      %s) COMPREPLY=( $(compgen -W \"%s\" -- \"$cur\") ); return ;;\n",
+			       cmds[i], subs[i]);
+	printf("    esac\n"
+	       "  fi\n"
+	       "  case \"$cur\" in\n"
+	       "    -*) COMPREPLY=( $(compgen -W \"--help --config\" -- \"$cur\") ) ;;\n"
+	       "    *) COMPREPLY=( $(compgen -f -- \"$cur\") ) ;;\n"
+	       "  esac\n"
+	       "}\n"
+	       "complete -F _macronode macronode\n");
+	return 0;
+}
+
 int cli_main(int argc, char **argv)
 {
 	static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
@@ -623,6 +715,7 @@ int cli_main(int argc, char **argv)
 		{ "id", cmd_id }, { "peers", cmd_peers }, { "find", cmd_find },
 		{ "name", name_cli_main },
 		{ "audit", audit_cli_main },
+		{ "completion", cmd_completion },
 	};
 
 	cli_harden_process();
