@@ -418,3 +418,47 @@ def test_quarantine_drops_every_open_handle(node_factory, pki, tmp_dir):
     flip_byte(blob_file(n, cid), off)            # the bytes are right again...
     assert gw_get()[0] == 502                    # ...but the object is quarantined
     assert (n.metrics().get("object_handle_flushes_total") or 0) > flushes
+
+
+def test_put_get_json_and_progress_on_a_terminal(onode, pki, tmp_dir):
+    """--json prints one object instead of the id; get --json needs -o; on a
+    terminal a file over 1 MiB shows a progress line (with time left) on
+    stderr, and nothing of it reaches a pipe."""
+    import json as _json
+    import pty
+    from conftest import BIN, base_env
+    data = os.urandom(3 * MIB + 5)
+    src = os.path.join(tmp_dir, "big")
+    with open(src, "wb") as f:
+        f.write(data)
+    p = put_file(onode, pki, src, "--json")
+    assert p.returncode == 0, p.stderr
+    j = _json.loads(p.stdout)
+    assert j["cid"] == b3sum_cid(data) and j["bytes"] == len(data) and j["seconds"] >= 0, j
+    assert p.stderr == b"", p.stderr                  # not a terminal: no progress line
+    out = os.path.join(tmp_dir, "back")
+    p = get_to(onode, pki, j["cid"], out, "--json")
+    assert p.returncode == 0, p.stderr
+    g = _json.loads(p.stdout)
+    assert g == dict(g, cid=j["cid"], bytes=len(data), path=out), g
+    assert open(out, "rb").read() == data
+    p = mn_client(["get", j["cid"], "--json"] + tls_args(onode, pki))
+    assert p.returncode == 2 and b"--json needs -o FILE" in p.stderr, p.stderr
+    # a terminal on stderr: the progress line
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)   # stdout a pipe-like sink; stderr the pty
+        os.execve(BIN, [BIN, "put", src] + tls_args(onode, pki), base_env())
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, seen
+    assert b"%d / %d bytes" % (len(data), len(data)) in seen, seen
+    assert b"100%" in seen and b"MB/s" in seen and b"s left" in seen, seen

@@ -116,8 +116,10 @@ static void client_progress_print(client_progress *p, uint64_t now)
 	double mbs = secs > 0 ? (double)p->done / 1e6 / secs : 0.0;
 	unsigned pct = p->total ? (unsigned)(p->done * 100u / p->total) : 100u;
 
-	fprintf(stderr, "\r%" PRIu64 " / %" PRIu64 " bytes  %3u%%  %.1f MB/s ", p->done, p->total,
-	        pct, mbs);
+	double left = mbs > 0 && p->total > p->done ? (double)(p->total - p->done) / 1e6 / mbs : 0.0;
+
+	fprintf(stderr, "\r%" PRIu64 " / %" PRIu64 " bytes  %3u%%  %.1f MB/s  %4.0f s left ",
+	        p->done, p->total, pct, mbs, left);
 	fflush(stderr);
 	p->printed = true;
 	p->last_ms = now;
@@ -141,6 +143,22 @@ static void client_progress_end(client_progress *p)
 		return;
 	client_progress_print(p, util_now_ms());
 	fputc('\n', stderr);
+}
+
+/* --json: {"cid","bytes","seconds"[,"path"]} on one line of stdout. */
+static void client_print_json(const char *cid, uint64_t bytes, uint64_t t0_ms, const char *path)
+{
+	json_t *j = json_pack("{s:s, s:I, s:f}", "cid", cid, "bytes", (json_int_t)bytes, "seconds",
+	                      (double)(util_now_ms() - t0_ms) / 1000.0);
+	char *txt;
+
+	if (j && path)
+		(void)json_object_set_new(j, "path", json_string(path));
+	txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	if (txt)
+		printf("%s\n", txt);
+	free(txt);
+	json_decref(j);
 }
 
 /* ------------------------------------------------------------------ transport */
@@ -489,6 +507,10 @@ static const char client_put_usage[] =
 	"                     keygen`): send a proof of it bound to this request\n"
 	"  --aud AUDIENCE     the node's auth.audience the proof binds (default:\n"
 	"                     env RON_AUDIENCE)\n"
+	"  --json             print {\"cid\",\"bytes\",\"seconds\"} instead of the id\n"
+	"\n"
+	"A progress line (bytes, percent, rate, time left) goes to standard error\n"
+	"when it is a terminal and the file is over 1 MiB.\n"
 	"\n"
 	"exit: 0 stored, 1 runtime error or refusal, 2 usage, 3 integrity failure\n"
 	"      (the id does not match the bytes, or --expect mismatch)\n";
@@ -532,6 +554,10 @@ static const char client_get_usage[] =
 	"                     keygen`): send a proof of it bound to this request\n"
 	"  --aud AUDIENCE     the node's auth.audience the proof binds (default:\n"
 	"                     env RON_AUDIENCE)\n"
+	"  --json             with -o FILE: print {\"cid\",\"bytes\",\"seconds\",\"path\"}\n"
+	"\n"
+	"A progress line (bytes, percent, rate, time left) goes to standard error\n"
+	"when it is a terminal and the object is over 1 MiB.\n"
 	"\n"
 	"exit: 0 verified, 1 runtime error or refusal (404, a node that is not\n"
 	"      NODEID, ...), 2 usage,\n"
@@ -625,6 +651,7 @@ static int client_parse_opt(client_opts *o, int ch, const char *arg)
 	case 'S': o->socks = arg; return 0;
 	case 'H': o->holder_key = arg; return 0;
 	case 'a': o->aud = arg; return 0;
+	case 'J': o->json = true; return 0;
 	case 'r':
 		return client_parse_range(o, arg) ? client_usage("--range %s: expected S-E, S <= E", arg) : 0;
 	case 't':
@@ -646,6 +673,7 @@ static int client_parse(int argc, char **argv, client_opts *o, bool get)
 		{ "timeout", required_argument, NULL, 't' }, { "help", no_argument, NULL, 'h' },
 		{ "token-file", required_argument, NULL, 'T' },
 		{ "holder-key", required_argument, NULL, 'H' }, { "aud", required_argument, NULL, 'a' },
+		{ "json", no_argument, NULL, 'J' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static const struct option get_opts[] = {
@@ -655,6 +683,7 @@ static int client_parse(int argc, char **argv, client_opts *o, bool get)
 		{ "help", no_argument, NULL, 'h' }, { "token-file", required_argument, NULL, 'T' },
 		{ "pin-node", required_argument, NULL, 'n' }, { "socks", required_argument, NULL, 'S' },
 		{ "holder-key", required_argument, NULL, 'H' }, { "aud", required_argument, NULL, 'a' },
+		{ "json", no_argument, NULL, 'J' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch, rc;
@@ -693,6 +722,8 @@ static int client_parse(int argc, char **argv, client_opts *o, bool get)
 	if (o->holder_key && o->pin_node)
 		return client_usage("--holder-key proves a client's token; the peer plane "
 		                    "(--pin-node) takes none");
+	if (get && o->json && (!o->out || strcmp(o->out, "-") == 0))
+		return client_usage("--json needs -o FILE (standard output carries the object)");
 	if (o->holder_key && !o->aud && !(o->aud = getenv("RON_AUDIENCE")))
 		return client_usage("--holder-key needs the node's audience: --aud or RON_AUDIENCE");
 	return client_load_token(o);
@@ -812,6 +843,8 @@ static int client_put_body(client_conn *c, const client_opts *o, int fd, uint64_
 	blake3_hasher_finalize(&h, digest, B3_OUT_LEN);
 out:
 	client_progress_end(&p);
+	if (o->sent)
+		*o->sent = p.done;
 	free(chunk);
 	return rc;
 }
@@ -843,8 +876,10 @@ static int client_put_check(const oap_frame *f, const client_opts *o,
 		                 o->expect);
 	else
 		rc = CLIENT_EXIT_OK;
-	if (rc == CLIENT_EXIT_OK)
+	if (rc == CLIENT_EXIT_OK && !o->json)
 		printf("%s\n", mine);
+	else if (rc == CLIENT_EXIT_OK)
+		client_print_json(mine, o->sent ? *o->sent : 0, o->t0_ms, NULL);
 	json_decref(j);
 	return rc;
 }
@@ -873,7 +908,11 @@ int client_put_main(int argc, char **argv)
 	client_opts o = { .cmd = "put" };
 	struct stat st;
 	uint8_t id[B3_OUT_LEN];
+	uint64_t sent = 0;
 	int fd, rc;
+
+	o.sent = &sent;
+	o.t0_ms = util_now_ms();
 
 	client_cmd = "put";
 	rc = client_parse(argc, argv, &o, false);
@@ -1099,7 +1138,10 @@ int client_get_main(int argc, char **argv)
 	client_conn c;
 	client_out out;
 	uint8_t id[B3_OUT_LEN];
+	struct stat st;
 	int rc;
+
+	o.t0_ms = util_now_ms();
 
 	client_cmd = "get";
 	rc = client_parse(argc, argv, &o, true);
@@ -1122,5 +1164,8 @@ int client_get_main(int argc, char **argv)
 	}
 	if (client_out_close(&out, rc == CLIENT_EXIT_OK) != 0 && rc == CLIENT_EXIT_OK)
 		rc = CLIENT_EXIT_RUNTIME;
+	if (rc == CLIENT_EXIT_OK && o.json)   /* -o FILE: the verified file's size */
+		client_print_json(o.arg, stat(o.out, &st) == 0 ? (uint64_t)st.st_size : 0, o.t0_ms,
+		                  o.out);
 	return rc;
 }

@@ -24,6 +24,9 @@ typedef struct client_opts {
 	const char *aud;          /* --aud: the node's audience; else env RON_AUDIENCE */
 	char        token[CAPTOKEN_MAX_TOKEN + 1]; /* "" = none: anonymous */
 	bool        insecure;
+	bool        json;         /* --json: one JSON object on stdout instead of the id */
+	uint64_t   *sent;         /* put: the bytes read from FILE end up here (caller's), or NULL */
+	uint64_t    t0_ms;        /* when the command began (util_now_ms), for --json */
 	bool        has_range;
 	uint64_t    range_start, range_end;   /* inclusive */
 	unsigned    timeout_s;
