@@ -145,6 +145,19 @@ def checksum(path):
     return p.stdout.strip() if p.returncode == 0 else None
 
 
+def deb_package(pkg, info, comment):
+    """The SPDX package entry of an installed Debian package."""
+    version, source, arch = info.get(pkg, ("", pkg, ""))
+    return {"SPDXID": spdx_id(pkg), "name": pkg, "versionInfo": version,
+            "supplier": "Organization: Debian", "downloadLocation": "NOASSERTION",
+            "filesAnalyzed": False, "licenseConcluded": "NOASSERTION",
+            "licenseDeclared": licenses(pkg), "copyrightText": "NOASSERTION",
+            "sourceInfo": "Debian source package " + source,
+            "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl",
+                              "referenceLocator": "pkg:deb/debian/%s@%s?arch=%s" % (pkg, version, arch)}],
+            "comment": comment}
+
+
 def build(binary):
     pkgs, rels, seen = [], [], {}
     words = run(binary, "--version").split() if os.access(binary, os.X_OK) else []
@@ -168,30 +181,14 @@ def build(binary):
         if pkg in seen:
             seen[pkg]["comment"] += ", " + soname
             continue
-        version, source, arch = info.get(pkg, ("", pkg, ""))
-        entry = {"SPDXID": spdx_id(pkg), "name": pkg, "versionInfo": version,
-                 "supplier": "Organization: Debian", "downloadLocation": "NOASSERTION",
-                 "filesAnalyzed": False, "licenseConcluded": "NOASSERTION",
-                 "licenseDeclared": licenses(pkg), "copyrightText": "NOASSERTION",
-                 "sourceInfo": "Debian source package " + source,
-                 "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl",
-                                   "referenceLocator": "pkg:deb/debian/%s@%s?arch=%s" % (pkg, version, arch)}],
-                 "comment": "links " + soname}
+        entry = deb_package(pkg, info, "links " + soname)
         seen[pkg] = entry
         pkgs.append(entry)
         rels.append({"spdxElementId": me["SPDXID"], "relationshipType": "DEPENDS_ON",
                      "relatedSpdxElement": entry["SPDXID"]})
     # BLAKE3: compiled in from the official C sources Debian ships.
-    version, source, arch = info.get(b3pkg, ("", b3pkg, ""))
-    if version:
-        entry = {"SPDXID": spdx_id(b3pkg), "name": b3pkg, "versionInfo": version,
-                 "supplier": "Organization: Debian", "downloadLocation": "NOASSERTION",
-                 "filesAnalyzed": False, "licenseConcluded": "NOASSERTION",
-                 "licenseDeclared": licenses(b3pkg), "copyrightText": "NOASSERTION",
-                 "sourceInfo": "Debian source package " + source,
-                 "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl",
-                                   "referenceLocator": "pkg:deb/debian/%s@%s?arch=%s" % (b3pkg, version, arch)}],
-                 "comment": "BLAKE3 C sources compiled into the binary (statically)"}
+    if info.get(b3pkg, ("",))[0]:
+        entry = deb_package(b3pkg, info, "BLAKE3 C sources compiled into the binary (statically)")
         pkgs.append(entry)
         rels.append({"spdxElementId": me["SPDXID"], "relationshipType": "STATIC_LINK",
                      "relatedSpdxElement": entry["SPDXID"]})

@@ -359,7 +359,7 @@ static const char config_man_tail[] =
 
 static void man_row(FILE *out, const config_key *k)
 {
-	char range[CONFIG_ERR_MAX];
+	char range[CONFIG_ERR_MAX], line[CONFIG_ERR_MAX + 2];
 
 	range_doc(k, range, sizeof range);
 	fprintf(out, ".It Cm %s Pq %s\n", k->key, type_doc_name(k->type));
@@ -369,10 +369,9 @@ static void man_row(FILE *out, const config_key *k)
 		fprintf(out, "Default:\n.Ql %s ;\n", k->def);
 	else
 		fputs("Default: unset;\n", out);
-	if (strlen(range) + 2 < sizeof range)
-		strcat(range, ";");
+	snprintf(line, sizeof line, "%s;", range);
 	fputs("range:\n", out);
-	man_text(out, range);
+	man_text(out, line);
 	fprintf(out, "reload: %s.\n", k->reload == CONFIG_RELOAD_LIVE ? "live" : "restart");
 	if (k->env)
 		fprintf(out, "Environment:\n.Ev %s .\n", k->env);
