@@ -78,11 +78,6 @@ def test_type_notify_messages(node_factory, tmp_path):
         n_sock.close()
 
 
-def test_without_notify_socket_nothing_is_sent(node):
-    # No NOTIFY_SOCKET: the node runs as before (every other test is this case).
-    assert node.get("/readyz").status == 200
-
-
 @pytest.mark.skipif(not ANALYZE, reason="systemd-analyze not installed")
 def test_unit_security_exposure():
     p = subprocess.run([ANALYZE, "security", "--offline=true", "--no-pager",
