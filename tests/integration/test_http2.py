@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from conftest import (CURL, SLOW, b3sum_cid, blob_file, flip_byte, run_tool, wait_until)
+from conftest import (CURL, DEFAULT_BUNDLE, SLOW, b3sum_cid, blob_file, flip_byte, install_wall, mint_token, run_tool,
+                      wait_until)
 
 NGHTTP = shutil.which("nghttp")
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -287,6 +288,31 @@ def test_h2_upload_in_one_write(h2_node, pki):
     for sid, body in bodies.items():
         assert b3sum_cid(body).encode() in got[sid], (sid, got)
     c.close()
+
+
+@pytest.mark.skipif(not CURL, reason="curl not installed")
+def test_h2_token_byte_limit_holds_for_data_sent_with_the_head(node_factory, pki):
+    """DATA in the same write as its HEADERS arrives before the wall has
+    read the token; a BytesLe cap the wall sets then must still hold: 413,
+    nothing stored (found by fuzz/http2_request.c)."""
+    n = node_factory(pki.tls_config(), start=False, wall=None)
+    install_wall(n.data_dir, DEFAULT_BUNDLE)
+    n.start()
+    tok = mint_token(n.data_dir, "--prefix", "/o", "--method", "POST", "--bytes-le", "100")
+    c = H2(n, pki)
+    c.until(lambda f: f[0] == SETTINGS and f[1] & ACK, 5)
+    body = os.urandom(5000)
+    hdr = req_block(b"POST", b"/o", extra=[(b"content-type", b"application/octet-stream"),
+                                           (b"authorization", b"Bearer " + tok.encode())])
+    before = rejected(n, "413")
+    c.send(frame(HEADERS, END_HEADERS, 1, hdr) + frame(DATA, END_STREAM, 1, body))
+    got, frames = c.response(1, 10)
+    assert any(f[0] in (HEADERS, RST_STREAM) and f[2] == 1 for f in frames), frames
+    assert b3sum_cid(body).encode() not in got
+    c.close()
+    assert rejected(n, "413") == before + 1
+    p = curl(pki, "-o", "/dev/null", "-w", "%{http_code}", url(n, "/o/" + b3sum_cid(body)))
+    assert p.stdout == b"404", "a body over the cap was stored"
 
 
 def test_h2_concurrent_streams_and_the_stream_cap(node_factory, pki):

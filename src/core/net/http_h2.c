@@ -533,6 +533,14 @@ static void stream_admit(struct h2_stream *st)
 	}
 	if (http_server_admit(st->s->c->srv, r) != 0)
 		return;   /* refused and answered */
+	/* DATA that came with the head was counted against the server's cap;
+	 * the gate may have lowered it below that. The gate meters at most
+	 * its cap, and stream_deliver answers 413. */
+	if (r->body_seen > r->body_limit) {
+		st->over_cap = true;
+		r->body_seen = r->body_limit;
+		return;
+	}
 	if (r->route->flags & HTTP_ROUTE_STREAM_BODY)
 		stream_dispatch(st);
 }
