@@ -18,7 +18,7 @@
 #include "svc/svc.h"
 #include "svc/svc_sandbox.h"
 
-#define ROLES_MAX              8    /* rows the table may grow to */
+#define ROLES_MAX              12   /* rows the table may grow to */
 #define ROLE_INSTANCES_WORKERS 0u   /* instances: gateway.workers (0 = one per CPU) */
 #define ROLE_TIER_FRONT        0    /* drained first: in-flight requests still need... */
 #define ROLE_TIER_BACK         1    /* ...the back services, drained once the front exited */

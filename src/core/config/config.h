@@ -52,6 +52,10 @@ enum {
 	CONFIG_SVC_INDEX = 1u << 4,
 	CONFIG_SVC_OVERLAY = 1u << 5,
 	CONFIG_SVC_AUDIT = 1u << 6,
+	/* issue 17: reserved for the mailbox, social (graph, feed) and search services */
+	CONFIG_SVC_MAILBOX = 1u << 7,
+	CONFIG_SVC_SOCIAL = 1u << 8,
+	CONFIG_SVC_SEARCH = 1u << 9,
 };
 
 typedef struct mn_config {
