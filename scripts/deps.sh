@@ -11,6 +11,8 @@ PKGS=(
   libevent-dev libhttp-parser-dev libnghttp2-dev libssl-dev libsodium-dev liblmdb-dev
   libjansson-dev libcbor-dev libzstd-dev zlib1g-dev libunistring-dev
   libseccomp-dev librust-blake3-dev
+  # issue 17: search (SQLite FTS5), media types (libmagic)
+  libsqlite3-dev libmagic-dev
   # sd_notify (Type=notify under systemd)
   libsystemd-dev
   # the dht service: OpenDHT 2.4 (C binding + the C++ library its shim uses)
