@@ -38,7 +38,16 @@ run: build
 	@if [ ! -e ./var/policy/policy.json ] && ! ls ./var/auth/keys/*.key >/dev/null 2>&1; then \
 	  ./$(BUILD)/macronode init --data-dir ./var; \
 	fi
-	./$(BUILD)/macronode run --data-dir ./var
+	@# As root the node becomes node.user "macronode" once its ports are bound
+	@# (docs/operations.md "Privileges"); without that user, make run says so
+	@# and runs it as root.
+	@allow="$$RON_ALLOW_ROOT"; \
+	if [ -z "$$allow" ] && [ "$$(id -u)" = 0 ] && ! id macronode >/dev/null 2>&1; then \
+	  allow=true; \
+	  echo "make run: no 'macronode' user: the node runs as root (RON_ALLOW_ROOT=true)."; \
+	  echo "make run: useradd --system macronode && chown -R macronode: var var.kek  runs it unprivileged"; \
+	fi; \
+	RON_ALLOW_ROOT="$$allow" exec ./$(BUILD)/macronode run --data-dir ./var
 
 unit: build
 	meson test -C $(BUILD) --suite unit --print-errorlogs

@@ -157,6 +157,11 @@ typedef struct supervisor {
 	char                last_reload_error[CONFIG_ERR_MAX];
 	sup_policy          policy;
 	node_identity       identity;        /* loaded or made at start (core/identity) */
+	struct {
+		bool            drop;            /* started as root: become uid/gid after binding */
+		uid_t           uid;
+		gid_t           gid;
+	} privs;                             /* node.user (sup_privs.c) */
 	struct dht_client  *admin_dht;       /* admin plane's dht client (admin_find.c), made on first use */
 	unsigned            admin_finds;     /* provider lookups in flight (≤ ADMIN_FIND_MAX) */
 	kek                *kek;             /* sealed key files; NULL = none (amnesia) */
@@ -214,6 +219,11 @@ bool node_pq_posture(char *reason, size_t len);
  * with err); re-read key ages; set key_age_seconds; judge keys.max_age. */
 __attribute__((warn_unused_result))
 int sup_keys_kek(supervisor *s, char *err, size_t errlen);
+
+/* sup_privs.c: root → node.user. resolve before binding (refuses root
+ * without node.allow_root), drop once the TCP listeners are bound. 0/-1. */
+int sup_privs_resolve(supervisor *s, char *err, size_t errlen);
+int sup_privs_drop(supervisor *s, char *err, size_t errlen);
 /* With zk.enabled: the ZK parameter pin must match this build's bundle
  * (zk_param_mismatch, counted). 0 or -1 with err naming the key. */
 __attribute__((warn_unused_result))

@@ -675,26 +675,35 @@ static int sup_listen_unix(supervisor *s, const char *name, char *err, size_t er
 }
 
 /* Bind what each enabled role serves: a TCP listener or a UNIX socket. */
-static int sup_listen_roles(supervisor *s, char *err, size_t errlen)
+/* The TCP listeners of the enabled roles (bound before privileges drop). */
+static int sup_listen_roles_tcp(supervisor *s, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < roles_count; i++) {
 		const role *r = &roles[i];
-		if (!role_is_enabled(r, &s->cfg))
-			continue;
-		if (r->listen != ROLE_LISTEN_NONE) {
-			unsigned n = role_instances(r, &s->cfg);
+		unsigned n;
 
-			if (n > NODE_MAX_CHILDREN)   /* more are not started (sup_add_child) */
-				n = NODE_MAX_CHILDREN;
-			if (sup_listen(role_listen_addr(r, &s->cfg), n > 1 ? s->group_fd[i] : &s->role_fd[i],
-			               n, err, errlen) != 0)
-				return -1;
+		if (!role_is_enabled(r, &s->cfg) || r->listen == ROLE_LISTEN_NONE)
 			continue;
-		} else if (r->socket)
-			s->role_fd[i] = sup_listen_unix(s, r->socket, err, errlen);
-		else
+		n = role_instances(r, &s->cfg);
+		if (n > NODE_MAX_CHILDREN)   /* more are not started (sup_add_child) */
+			n = NODE_MAX_CHILDREN;
+		if (sup_listen(role_listen_addr(r, &s->cfg), n > 1 ? s->group_fd[i] : &s->role_fd[i],
+		               n, err, errlen) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* The UNIX sockets of the enabled back roles, in the runtime directory
+ * (bound as node.user, so its services can connect). */
+static int sup_listen_roles_unix(supervisor *s, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < roles_count; i++) {
+		const role *r = &roles[i];
+
+		if (!role_is_enabled(r, &s->cfg) || r->listen != ROLE_LISTEN_NONE || !r->socket)
 			continue;
-		if (s->role_fd[i] < 0)
+		if ((s->role_fd[i] = sup_listen_unix(s, r->socket, err, errlen)) < 0)
 			return -1;
 	}
 	return 0;
@@ -729,6 +738,12 @@ static int sup_start(supervisor *s, char *err, size_t errlen)
 		return -1;
 	}
 	s->exe[n] = '\0';
+	/* Root's part: the user, the TCP listeners (ports below 1024); then
+	 * never root again (sup_privs.c). */
+	if (sup_privs_resolve(s, err, errlen) != 0 ||
+	    sup_listen(s->cfg.admin_addr, &s->admin_fd, 1, err, errlen) != 0 ||
+	    sup_listen_roles_tcp(s, err, errlen) != 0 || sup_privs_drop(s, err, errlen) != 0)
+		return -1;
 	if (sup_runtime_dir(s, err, errlen) != 0)
 		return -1;
 	if (sup_keys_kek(s, err, errlen) != 0 || sup_identity(s, err, errlen) != 0 ||
@@ -744,9 +759,7 @@ static int sup_start(supervisor *s, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot create the shared metrics region");
 		return -1;
 	}
-	if (sup_listen(s->cfg.admin_addr, &s->admin_fd, 1, err, errlen) != 0)
-		return -1;
-	if (sup_listen_roles(s, err, errlen) != 0)
+	if (sup_listen_roles_unix(s, err, errlen) != 0)
 		return -1;
 	s->base = conn_base_new();
 	if (!s->base || sup_signals(s) != 0 || admin_start(s) != 0) {

@@ -87,9 +87,19 @@ def base_env():
     return env
 
 
+def run_env():
+    """What `macronode run` needs on top of base_env. Started as root (CI),
+    the node would become node.user "macronode", which a test machine does
+    not have: tests run it as root on purpose (test_privileges.py tests the
+    drop itself)."""
+    return {"RON_ALLOW_ROOT": "true"} if os.geteuid() == 0 else {}
+
+
 def run_cli(args, env=None, timeout=None, cwd=None):
     """Run the binary to completion; returns CompletedProcess (text)."""
     e = base_env()
+    if args and args[0] == "run":
+        e.update(run_env())
     if env:
         e.update(env)
     p = subprocess.run([BIN] + list(args), env=e, cwd=cwd, capture_output=True, text=True,
@@ -545,6 +555,7 @@ class Node:
     def spawn(self):
         env = base_env()
         env[TAG_VAR] = self.tag
+        env.update(run_env())
         env.update(self.extra_env)
         self._logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.argv(), env=env, stdin=subprocess.DEVNULL,

@@ -28,7 +28,7 @@ import time
 import pytest
 
 from conftest import (BIN, SLOW, Metrics, b3sum_cid, free_port, free_ports, proc_scan, run_cli,
-                      stored, unseal, wait_for)
+                      run_env, stored, unseal, wait_for)
 from tor_fakes import FakeControl, FakeSocks, ed25519_scalar_base, onion_name
 
 TOR = shutil.which("tor") or (os.path.exists("/usr/sbin/tor") and "/usr/sbin/tor")
@@ -410,7 +410,7 @@ def test_disabled_build(tmp_path):
                                 "gateway": {"addr": "127.0.0.1:%d" % gw},
                                 "paths": {"data_dir": str(tmp_path / "d")}, "amnesia": True}))
     proc = subprocess.Popen([MIN_BIN, "run", "--config", str(path)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, env=dict(os.environ, **run_env()))
     try:
         def version():
             try:

@@ -136,6 +136,8 @@ typedef struct mn_config {
 	char     auth_audience[CONFIG_TEXT_MAX];   /* "" = a token with an Aud caveat is refused */
 	char     auth_mtls_tenants_file[CONFIG_PATH_MAX]; /* "" = client certificates name no tenant */
 	char     node_region[CONFIG_TEXT_MAX];     /* policy context "region"; "" = none */
+	char     node_user[CONFIG_TEXT_MAX];       /* started as root: run as this user */
+	bool     node_allow_root;                  /* started as root: may stay root */
 	char     policy_bundle_file[CONFIG_PATH_MAX]; /* "" = <data_dir>/policy/policy.json */
 	char     policy_pubkey_file[CONFIG_PATH_MAX]; /* "" = <data_dir>/policy/signing.pub */
 	char     policy_tags_core[CONFIG_TEXT_MAX];   /* comma-separated tags of core routes */
