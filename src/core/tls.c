@@ -54,6 +54,7 @@ struct tls_server {
 	SSL_CTX  *ctx;   /* current context (one reference owned) */
 	tls_peer *peer;  /* the peer plane (borrowed), or NULL */
 	unsigned  alpn;  /* TLS_ALPN_* offered; 0: no ALPN answer */
+	bool      admin; /* the admin plane's: client CA from admin.client_ca_file */
 };
 
 /* ALPN (RFC 7301): the first protocol of ours the client also offers, in
@@ -310,19 +311,20 @@ static int tls_load_pair(SSL_CTX *ctx, const mn_config *cfg, char *err, size_t e
 }
 
 /* mTLS: a client certificate is required and verified against the CA file. */
-static int tls_load_client_ca(SSL_CTX *ctx, const char *path, char *err, size_t errlen)
+static int tls_load_client_ca(SSL_CTX *ctx, const char *key, const char *path, char *err,
+                              size_t errlen)
 {
 	STACK_OF(X509_NAME) *names;
 
 	if (!path[0])
 		return 0;
 	if (access(path, R_OK) != 0)
-		return tls_fail(err, errlen, "tls.client_ca_file: %s: %s", path, strerror(errno));
+		return tls_fail(err, errlen, "%s: %s: %s", key, path, strerror(errno));
 	if (SSL_CTX_load_verify_file(ctx, path) != 1)
-		return tls_fail_ossl(err, errlen, "tls.client_ca_file", path, "cannot load CA");
+		return tls_fail_ossl(err, errlen, key, path, "cannot load CA");
 	names = SSL_load_client_CA_file(path);
 	if (!names)
-		return tls_fail_ossl(err, errlen, "tls.client_ca_file", path, "no CA certificate");
+		return tls_fail_ossl(err, errlen, key, path, "no CA certificate");
 	SSL_CTX_set_client_CA_list(ctx, names);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
 	SSL_CTX_set_verify_depth(ctx, TLS_VERIFY_DEPTH);
@@ -394,10 +396,15 @@ SSL_CTX *tls_ctx_build(const SSL_METHOD *method, char *err, size_t errlen)
 /* A complete server context from cfg: the certificate files, or (with a
  * peer plane and no tls.cert_file) the node identity's certificate. With a
  * peer plane a ClientHello naming TLS_PEER_SNI moves the connection to the
- * identity context (tls_peer.c). NULL with err on failure. */
-static SSL_CTX *tls_server_ctx(const mn_config *cfg, tls_peer *peer, char *err, size_t errlen)
+ * identity context (tls_peer.c). The admin plane's (admin) verifies client
+ * certificates against admin.client_ca_file instead of tls.client_ca_file.
+ * NULL with err on failure. */
+static SSL_CTX *tls_server_ctx(const mn_config *cfg, tls_peer *peer, bool admin, char *err,
+                               size_t errlen)
 {
 	SSL_CTX *ctx;
+	const char *ca_key = admin ? "admin.client_ca_file" : "tls.client_ca_file";
+	const char *ca = admin ? cfg->admin_client_ca_file : cfg->tls_client_ca_file;
 
 	if (peer && !cfg->tls_cert_file[0])
 		return tls_peer_public_ctx(peer, err, errlen);
@@ -405,7 +412,7 @@ static SSL_CTX *tls_server_ctx(const mn_config *cfg, tls_peer *peer, char *err, 
 		return NULL;
 	if (tls_set_server_policy(ctx, err, errlen) != 0 ||
 	    tls_load_pair(ctx, cfg, err, errlen) != 0 ||
-	    tls_load_client_ca(ctx, cfg->tls_client_ca_file, err, errlen) != 0 ||
+	    tls_load_client_ca(ctx, ca_key, ca, err, errlen) != 0 ||
 	    (peer && tls_peer_attach(ctx, peer, err, errlen) != 0)) {
 		SSL_CTX_free(ctx);
 		ERR_clear_error();
@@ -451,10 +458,11 @@ tls_server *tls_server_new(const mn_config *cfg, char *err, size_t errlen)
 	return tls_server_new_peer(cfg, NULL, err, errlen);
 }
 
-tls_server *tls_server_new_peer(const mn_config *cfg, tls_peer *peer, char *err, size_t errlen)
+static tls_server *tls_server_make(const mn_config *cfg, tls_peer *peer, bool admin, char *err,
+                                   size_t errlen)
 {
 	tls_server *t;
-	SSL_CTX *ctx = tls_server_ctx(cfg, peer, err, errlen);
+	SSL_CTX *ctx = tls_server_ctx(cfg, peer, admin, err, errlen);
 
 	if (!ctx)
 		return NULL;
@@ -466,7 +474,18 @@ tls_server *tls_server_new_peer(const mn_config *cfg, tls_peer *peer, char *err,
 	}
 	t->ctx = ctx;
 	t->peer = peer;
+	t->admin = admin;
 	return t;
+}
+
+tls_server *tls_server_new_peer(const mn_config *cfg, tls_peer *peer, char *err, size_t errlen)
+{
+	return tls_server_make(cfg, peer, false, err, errlen);
+}
+
+tls_server *tls_server_new_admin(const mn_config *cfg, char *err, size_t errlen)
+{
+	return tls_server_make(cfg, NULL, true, err, errlen);
 }
 
 void tls_server_free(tls_server *t)
@@ -483,7 +502,7 @@ int tls_server_reload(tls_server *t, const mn_config *cfg, char *err, size_t err
 
 	if (!t)
 		return tls_fail(err, errlen, "tls: not configured");
-	ctx = tls_server_ctx(cfg, t->peer, err, errlen);
+	ctx = tls_server_ctx(cfg, t->peer, t->admin, err, errlen);
 	if (!ctx)
 		return -1;  /* the old context stays */
 	SSL_CTX_free(t->ctx);

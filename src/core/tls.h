@@ -37,6 +37,10 @@ void tls_server_free(tls_server *t);
  * connection gets the identity certificate too (no client certificate
  * asked). peer is borrowed and must outlive t and every SSL made from it. */
 tls_server *tls_server_new_peer(const mn_config *cfg, tls_peer *peer, char *err, size_t errlen);
+/* The admin plane's (admin.tls): the same certificate pair; client
+ * certificates required and verified against admin.client_ca_file when it
+ * is set (tls.client_ca_file does not apply). */
+tls_server *tls_server_new_admin(const mn_config *cfg, char *err, size_t errlen);
 /* Reload certificate/key/CA (SIGHUP): new connections use the new context,
  * existing ones keep theirs. On error the old context stays. 0/-1. */
 __attribute__((warn_unused_result))

@@ -20,6 +20,7 @@
 #include "core/audit/audit_client.h"
 #include "core/proto/ctl.h"
 #include "core/net/http.h"
+#include "core/tls.h"
 #include "core/metrics/metrics.h"
 #include "core/metrics/reject.h"
 #include "lib/b3.h"
@@ -237,6 +238,32 @@ void admin_apply_limits(supervisor *s)
 	http_server_set_limits(s->admin, &l);
 }
 
+/* admin.tls: TLS 1.3 with the node's certificate pair and ALPN h2 and
+ * http/1.1 (h2 when http2.enabled), mTLS with admin.client_ca_file. */
+static int admin_tls_start(supervisor *s)
+{
+	char err[CONFIG_ERR_MAX];
+
+	if (!s->cfg.admin_tls)
+		return 0;
+	if (!(s->admin_tls = tls_server_new_admin(&s->cfg, err, sizeof err))) {
+		log_kv(LOG_LEVEL_ERROR, "admin plane TLS", "error", err, LOG_END);
+		return -1;
+	}
+	tls_server_set_alpn(s->admin_tls, TLS_ALPN_HTTP11 | (s->cfg.h2_enabled ? TLS_ALPN_H2 : 0u));
+	http_server_set_tls(s->admin, s->admin_tls, s->cfg.tls_handshake_timeout_ms);
+	return 0;
+}
+
+void admin_tls_reload(supervisor *s)
+{
+	char err[CONFIG_ERR_MAX];
+
+	if (s->admin_tls && tls_server_reload(s->admin_tls, &s->cfg, err, sizeof err) != 0)
+		log_kv(LOG_LEVEL_ERROR, "admin plane TLS reload refused; the old certificate stays",
+		       "error", err, LOG_END);
+}
+
 int admin_start(supervisor *s)
 {
 	static http_route routes[] = {
@@ -267,7 +294,7 @@ int admin_start(supervisor *s)
 	admin_limits(&s->cfg, &o.limits);
 	admin_refresh_gauges(s);
 	s->admin = http_server_new(s->base, &o);
-	if (!s->admin)
+	if (!s->admin || admin_tls_start(s) != 0)
 		return -1;
 	if (http_server_listen_fd(s->admin, s->admin_fd, true) != 0)
 		return -1;

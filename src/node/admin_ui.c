@@ -186,14 +186,15 @@ bool admin_ui_origin_ok(const supervisor *s, const char *origin)
 {
 	char host[UI_HOST_MAX], own[UI_ORIGIN_MAX];
 	const char *port;
+	const char *scheme = s->cfg.admin_tls ? "https" : "http";
 
 	if (!origin)
 		return true;   /* not a browser's cross-site request (curl, scripts) */
-	snprintf(own, sizeof own, "http://%s", s->cfg.admin_addr);
+	snprintf(own, sizeof own, "%s://%s", scheme, s->cfg.admin_addr);
 	if (strcmp(origin, own) == 0)
 		return true;
 	if (ui_split_addr(s->cfg.admin_addr, host, sizeof host, &port) != 0)
 		return false;
-	snprintf(own, sizeof own, "http://localhost:%s", port);
+	snprintf(own, sizeof own, "%s://localhost:%s", scheme, port);
 	return strcmp(origin, own) == 0;
 }

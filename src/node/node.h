@@ -141,6 +141,7 @@ typedef struct supervisor {
 	 * SO_REUSEPORT group (role_fd[i] is then -1); -1 when unused. */
 	int                 group_fd[ROLES_MAX][NODE_MAX_CHILDREN];
 	struct http_server *admin;
+	struct tls_server  *admin_tls;   /* admin.tls: the admin plane's TLS context, else NULL */
 	sup_child           child[NODE_MAX_CHILDREN];
 	size_t              nchild;
 	struct event       *sig_ev[4];
@@ -192,6 +193,9 @@ void supervisor_shutdown(supervisor *s, const char *why);
 /* Admin plane (admin.c). */
 __attribute__((warn_unused_result)) int admin_start(supervisor *s);
 void admin_apply_limits(supervisor *s);
+/* admin.tls: the certificate pair again after a reload (the old context
+ * stays on error, logged). */
+void admin_tls_reload(supervisor *s);
 struct http_req;
 /* GET /api/v1/providers/b3:<hex> (admin_find.c; arg: the supervisor). */
 void admin_on_providers(struct http_req *r, void *arg);

@@ -24,6 +24,7 @@
 #include "core/auth/wall.h"
 #include "core/net/conn.h"
 #include "core/net/http.h"
+#include "core/tls.h"
 #include "core/metrics/metrics.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -390,6 +391,7 @@ static void on_admin_drained(void *arg)
 	supervisor *s = arg;
 
 	http_server_free(s->admin);
+	tls_server_free(s->admin_tls);   /* after the server: its connections hold SSLs of it */
 	s->admin = NULL;
 	sup_maybe_exit(s);
 }
@@ -523,6 +525,7 @@ static int config_reload(supervisor *s, const char *why, char *err, size_t errle
 	log_set_level(s->cfg.log_level);
 	log_set_format(s->cfg.log_format);
 	admin_apply_limits(s);
+	admin_tls_reload(s);
 	for (size_t i = 0; i < s->nchild; i++)
 		if (s->child[i].ctl_fd >= 0 && s->child[i].build_id[0])
 			child_send_config(&s->child[i]);

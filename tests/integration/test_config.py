@@ -253,13 +253,15 @@ def test_docs_lists_every_key():
         assert "`%s`" % key in r.stdout or key in r.stdout, key
 
 
-def test_validate_judges_file_plus_environment(tmp_dir):
+def test_validate_judges_file_plus_environment(tmp_dir, pki):
     """`config validate` judges what `run` would: the file plus RON_* variables.
-    A non-loopback admin address is refused on its own and accepted when
-    RON_ADMIN_TOKEN supplies the token; the messages say which variables took
-    part and never echo the token."""
+    A non-loopback admin address (with admin.tls) is refused on its own and
+    accepted when RON_ADMIN_TOKEN supplies the token; the messages say which
+    variables took part and never echo the token."""
     secret = "env-admin-token-0123456789-abcdef"
-    p = write(tmp_dir, {"admin": {"addr": "0.0.0.0:9600"}})
+    p = write(tmp_dir, {"admin": {"addr": "0.0.0.0:9600", "tls": True},
+                        "tls": {"cert_file": pki.path("server.pem"),
+                                "key_file": pki.path("server.key")}})
     r = run_cli(["config", "validate", p], env={"RON_ADMIN_TOKEN": ""})
     assert r.returncode == 2, r.stderr
     assert "no RON_* variables set" in r.stderr, r.stderr

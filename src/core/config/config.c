@@ -1092,6 +1092,10 @@ static int pairs_check(const mn_config *c, char *err, size_t errlen)
 		            c->tls_cert_file[0] ? "tls.key_file" : "tls.cert_file");
 	if (c->tls_client_ca_file[0] && !c->tls_cert_file[0])
 		return util_fail(err, errlen, "tls.client_ca_file: requires tls.cert_file and tls.key_file");
+	if (c->admin_tls && !c->tls_cert_file[0])
+		return util_fail(err, errlen, "admin.tls: requires tls.cert_file and tls.key_file");
+	if (c->admin_client_ca_file[0] && !c->admin_tls)
+		return util_fail(err, errlen, "admin.client_ca_file: requires admin.tls");
 	if (!c->policy_bundle_file[0] != !c->policy_pubkey_file[0])
 		return util_fail(err, errlen, "%s: policy.bundle_file and policy.pubkey_file must be set together",
 		            c->policy_bundle_file[0] ? "policy.pubkey_file" : "policy.bundle_file");
@@ -1230,6 +1234,9 @@ static int token_check(mn_config *c, bool admin_loopback, char *err, size_t errl
 	if (!c->admin_token && !admin_loopback)
 		return util_fail(err, errlen, "admin.addr: non-loopback admin address requires an admin "
 		            "token (RON_ADMIN_TOKEN or admin.token_file)");
+	if (!c->admin_tls && !admin_loopback)
+		return util_fail(err, errlen, "admin.addr: non-loopback admin address requires admin.tls "
+		            "(TLS 1.3 with tls.cert_file and tls.key_file)");
 	return 0;
 }
 

@@ -62,6 +62,8 @@ typedef struct mn_config {
 	/* admin plane */
 	char     admin_addr[CONFIG_ADDR_MAX];      /* "127.0.0.1:9600" */
 	char     admin_token_file[CONFIG_PATH_MAX];/* "" = none */
+	bool     admin_tls;                        /* admin plane over TLS 1.3 (tls.cert_file) */
+	char     admin_client_ca_file[CONFIG_PATH_MAX]; /* admin mTLS CA; "" = none */
 	char    *admin_token;                      /* secure memory or NULL; never printed */
 	/* gateway */
 	char     gateway_addr[CONFIG_ADDR_MAX];    /* "127.0.0.1:9080" */

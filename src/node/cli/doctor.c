@@ -80,7 +80,15 @@ int doctor_run(const mn_config *cfg)
 {
 	char err[512];
 	char *body = NULL;
-	int status = doctor_get(cfg->admin_addr, "/readyz", &body, err, sizeof err);
+	int status;
+
+	if (cfg->admin_tls) {
+		/* The doctor speaks plain HTTP only; say how to look instead. */
+		printf("node at %s: admin.tls is on; doctor does not speak TLS: try\n"
+		       "  curl --cacert <your CA> https://%s/readyz\n", cfg->admin_addr, cfg->admin_addr);
+		return 2;
+	}
+	status = doctor_get(cfg->admin_addr, "/readyz", &body, err, sizeof err);
 
 	if (status < 0) {
 		printf("node at %s: NOT REACHABLE\n  %s\n  is it running? try `macronode check` and "
