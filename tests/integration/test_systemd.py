@@ -1,6 +1,7 @@
 """systemd integration (issue 18): Type=notify messages checked with a
-notify socket of the test's own (systemd is not PID 1 here), and the unit's
-`systemd-analyze security` exposure."""
+notify socket of the test's own, the node under the real service manager
+with systemd-run where systemd is PID 1 (skipped where it is not, as on the
+CI machines), and the unit's `systemd-analyze security` exposure."""
 import os
 import re
 import shutil
@@ -11,9 +12,11 @@ import time
 
 import pytest
 
-from conftest import REPO, SLOW, proc_scan, wait_until
+from conftest import BIN, REPO, SLOW, free_ports, http_request, proc_scan, wait_until
 
 ANALYZE = shutil.which("systemd-analyze")
+SYSTEMD_RUN = shutil.which("systemd-run")
+SYSTEMD_PID1 = os.path.isdir("/run/systemd/system")
 
 
 class Notify:
@@ -76,6 +79,41 @@ def test_type_notify_messages(node_factory, tmp_path):
         n.proc.wait(timeout=30 * SLOW)
     finally:
         n_sock.close()
+
+
+def unit_props(unit, *props):
+    p = subprocess.run(["systemctl", "show", unit, "-p", ",".join(props)], capture_output=True,
+                       text=True, timeout=30)
+    return dict(l.split("=", 1) for l in p.stdout.splitlines() if "=" in l)
+
+
+@pytest.mark.skipif(not (SYSTEMD_RUN and SYSTEMD_PID1), reason="systemd is not PID 1 here")
+def test_under_systemd_run(tmp_path):
+    """systemd-run -p Type=notify: the start job completes only on READY=1,
+    the watchdog is petted, a reload (SIGHUP) and a stop end cleanly, under
+    the unit's own SystemCallFilter and NoNewPrivileges."""
+    unit = "macronode-test-%d" % os.getpid()
+    admin, gw = free_ports(2)
+    filt = [l.split("=", 1)[1] for l in open(os.path.join(REPO, "deploy", "macronode.service"))
+            if l.startswith("SystemCallFilter=")][0].strip()
+    cmd = [SYSTEMD_RUN, "--unit", unit, "--collect", "-p", "Type=notify", "-p", "NotifyAccess=main",
+           "-p", "WatchdogSec=10s", "-p", "NoNewPrivileges=yes", "-p", "SystemCallFilter=" + filt,
+           "-p", "SystemCallErrorNumber=EPERM", "--setenv=RON_ALLOW_ROOT=true",
+           BIN, "run", "--http-addr", "127.0.0.1:%d" % admin, "--gateway-addr",
+           "127.0.0.1:%d" % gw, "--data-dir", str(tmp_path / "d")]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=60 * SLOW)
+        assert p.returncode == 0, p.stderr   # returns once the job is done: READY=1 arrived
+        st = unit_props(unit, "ActiveState", "SubState", "WatchdogUSec")
+        assert st["ActiveState"] == "active" and st["SubState"] == "running", st
+        assert http_request(admin, "GET", "/readyz").status == 200
+        subprocess.run(["systemctl", "kill", "-s", "HUP", unit], check=True, timeout=30)
+        time.sleep(1)
+        assert unit_props(unit, "ActiveState")["ActiveState"] == "active"
+        subprocess.run(["systemctl", "stop", unit], check=True, timeout=60 * SLOW)
+        assert unit_props(unit, "Result").get("Result", "success") == "success"
+    finally:
+        subprocess.run(["systemctl", "stop", unit], capture_output=True, timeout=60)
 
 
 @pytest.mark.skipif(not ANALYZE, reason="systemd-analyze not installed")
