@@ -327,6 +327,19 @@ def test_integrity_failure_and_quarantine_are_audited(node_factory):
     assert len(q) == 1 and q[0]["writer_id"] == "storage", q
 
 
+def test_damage_storage_finds_itself_is_audited(node_factory):
+    """A blob cut short on disk: storage sees the wrong size when it opens
+    it (no hash needed), quarantines it and records that in the log."""
+    n = node_factory(config=FAST)
+    cid = stored(n, os.urandom(5000))
+    os.truncate(blob_file(n, cid), 100)
+    assert n.gw("GET", obj_path(cid)).status in (404, 410, 502)
+    assert n.stop() == 0
+    verify_log(n)
+    fail = find(records(n), "storage", "integrity_fail_quarantine", "blob")
+    assert len(fail) == 1 and fail[0]["subject"]["key"] == "b3:" + cid_hex(cid), fail
+
+
 def test_key_refusals_and_decompression_bombs_are_recorded(node_factory):
     """A capability key file the workers cannot load (kept: the old keys stay
     in force) and a decompression bomb are both audited."""

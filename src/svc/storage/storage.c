@@ -714,6 +714,14 @@ static void storage_free(storage *srv)
 	free(srv);
 }
 
+/* The store found an object damaged on its own (store.h on_damage). */
+static void storage_on_damage(void *arg, const char *cid, const char *object)
+{
+	storage *srv = arg;
+
+	audit_count(srv->audit, "storage", "integrity_fail_quarantine", object, cid);
+}
+
 static int storage_start(svc *s)
 {
 	storage *srv = calloc(1, sizeof *srv);
@@ -745,6 +753,8 @@ static int storage_start(svc *s)
 		goto fail;
 	srv->dht = storage_dht_client(s);
 	srv->audit = audit_client_new(s->base, &s->cfg, "storage");
+	srv->st->on_damage = storage_on_damage;
+	srv->st->on_damage_arg = srv;
 	srv->m_cache_bytes = metrics_get("storage_cache_bytes", "");
 	srv->m_cache_objects = metrics_get("storage_cache_objects", "");
 	srv->m_cache_evictions = metrics_get("storage_cache_evictions_total", "");

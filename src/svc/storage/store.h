@@ -276,6 +276,11 @@ struct store {
 	int                     epoch_fd;
 	_Atomic uint64_t       *epoch;
 	_Atomic uint64_t        epoch_local;
+	/* Damage the store found itself (files gone or the wrong size) and
+	 * quarantined: the service records it in the audit log. Called on the
+	 * loop thread; NULL = nobody listens. */
+	void                  (*on_damage)(void *arg, const char *cid, const char *object);
+	void                   *on_damage_arg;
 };
 
 /* An object stopped being servable (quarantined, evicted): bump the

@@ -705,6 +705,8 @@ static store_status disk_open_broken(store *st, const uint8_t id[B3_OUT_LEN], co
 	metrics_count("integrity_fail_total", labels, 1);
 	log_kv(LOG_LEVEL_ERROR, "stored object damaged; quarantined", "cid", cid, "object", kind, LOG_END);
 	(void)disk_quarantine(st, id);
+	if (st->on_damage)
+		st->on_damage(st->on_damage_arg, cid, kind);
 	return STORE_QUARANTINED;
 }
 
