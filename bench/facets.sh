@@ -9,6 +9,8 @@
 #   feed    POST /feed by a user with 10k followers, then with 100k
 #           (FEED_SIZES), FEED_RUNS posts each: time from the POST until the
 #           last follower's feed shows it (and every follower is checked)
+#   model   the feed's design measurement (bench/social_model.c, in process,
+#           no node): fan-out on write vs on read, docs/social.md
 #   (media, search: added by their own drills)
 #
 # Performance is printed, never judged: the script fails only when the node
@@ -22,14 +24,15 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=bench/lib.sh
 source "$here/lib.sh"
 
-DRILLS=${DRILLS:-"graph feed"}
+DRILLS=${DRILLS:-"graph feed model"}
+MODEL_BIN=${SOCIAL_MODEL_BIN:-build/tests/social_model}
 FEED_SIZES=${FEED_SIZES:-"10000 100000"}
 FEED_RUNS=${FEED_RUNS:-20}
 GRAPH_FOLLOWERS=${GRAPH_FOLLOWERS:-10000}
 PY=${PYTHON:-/usr/bin/python3}
 
 for d in $DRILLS; do
-	case $d in graph|feed) ;; *) bench_die "DRILLS: unknown drill '$d' (graph, feed)" ;; esac
+	case $d in graph|feed|model) ;; *) bench_die "DRILLS: unknown drill '$d' (graph, feed, model)" ;; esac
 done
 
 bench_init
@@ -128,6 +131,16 @@ drill_feed() {
 	done
 }
 
+# --- drill: model (no node) -----------------------------------------------------------
+MODEL_LINES=()
+drill_model() {
+	local out
+	[[ -x $MODEL_BIN ]] || bench_die "model: $MODEL_BIN not built (ninja -C build)"
+	out=$(TMPDIR=$BENCH_TMP "$MODEL_BIN" 10000 100 1000 5000) || bench_die "model: failed"
+	printf '%s\n' "$out"
+	mapfile -t MODEL_LINES <<<"$out"
+}
+
 for d in $DRILLS; do
 	"drill_$d"
 done
@@ -135,5 +148,9 @@ done
 printf '\n# facet drills (ms; the node: 1 gateway worker per CPU, social on LMDB in %s)\n' "$VAR"
 printf '| %-28s | %9s | %9s | %9s | %7s | %-12s | %-10s |\n' drill p50 p95 p99 n "spec limit" "our target"
 printf '|%s|\n' "------------------------------|-----------|-----------|-----------|---------|--------------|------------"
-printf '%s\n' "${ROWS[@]}"
+((${#ROWS[@]} == 0)) || printf '%s\n' "${ROWS[@]}"
+if ((${#MODEL_LINES[@]} > 0)); then
+	printf '\n# feed design (in process, LMDB on disk): fan-out on write vs on read, ms\n'
+	printf '%s\n' "${MODEL_LINES[@]}"
+fi
 curl -sS "http://127.0.0.1:$APORT/metrics" | grep -E '^(social_fanout_seconds_(sum|count)|facet_latency_seconds_count|facet_busy_total|social_rejected_total\{reason="busy"\})' >&2 || true

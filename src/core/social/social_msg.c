@@ -63,6 +63,23 @@ static void get_limit(wire_r *r, uint16_t *limit)
 
 /* ---- requests ---------------------------------------------------------------- */
 
+/* LIST and FEED: user, cursor, limit. */
+static void put_page(wire_w *w, const social_req *q)
+{
+	put_user(w, q->user);
+	put_cursor(w, q->cursor);
+	wire_put_u16(w, q->limit);
+	if (q->limit == 0 || q->limit > SOCIAL_PAGE_MAX)
+		w->bad = true;
+}
+
+static void get_page(wire_r *r, social_req *out)
+{
+	get_user(r, out->user);
+	wire_get_str(r, out->cursor, sizeof out->cursor);
+	get_limit(r, &out->limit);
+}
+
 ssize_t social_msg_req_encode(const social_req *q, uint8_t *buf, size_t cap)
 {
 	wire_w w;
@@ -80,13 +97,10 @@ ssize_t social_msg_req_encode(const social_req *q, uint8_t *buf, size_t cap)
 		wire_put_u8(&w, q->kind);
 		if (q->kind > SOCIAL_FOLLOWING)
 			w.bad = true;
-		/* fall through */
+		put_page(&w, q);
+		break;
 	case SOCIAL_FEED:
-		put_user(&w, q->user);
-		put_cursor(&w, q->cursor);
-		wire_put_u16(&w, q->limit);
-		if (q->limit == 0 || q->limit > SOCIAL_PAGE_MAX)
-			w.bad = true;
+		put_page(&w, q);
 		break;
 	case SOCIAL_POST:
 		put_user(&w, q->user);
@@ -117,11 +131,10 @@ int social_msg_req_decode(uint16_t verb, const uint8_t *p, size_t n, social_req 
 		out->kind = wire_get_u8(&r);
 		if (out->kind > SOCIAL_FOLLOWING)
 			r.bad = true;
-		/* fall through */
+		get_page(&r, out);
+		break;
 	case SOCIAL_FEED:
-		get_user(&r, out->user);
-		wire_get_str(&r, out->cursor, sizeof out->cursor);
-		get_limit(&r, &out->limit);
+		get_page(&r, out);
 		break;
 	case SOCIAL_POST:
 		get_user(&r, out->user);
