@@ -358,3 +358,28 @@ def test_kill9_mid_fanout_finishes_once(node_factory):
     assert not missing, (len(missing), missing[:5], [feeds[u] for u in missing[:5]])
     # redone deliveries (the batch that was not committed) write the same keys
     assert n.metrics().get("social_fanout_deliveries_total") >= len(users)
+
+
+# ---------------------------------------------------------------- amnesia
+
+def test_amnesia_keeps_graph_and_feeds_in_memory_only(node_factory):
+    n = node_factory(config=dict(SOCIAL, amnesia=True))
+    alice, bob, carol = tok(n, "alice"), tok(n, "bob"), tok(n, "carol")
+    assert gw(n, "PUT", "/g/bob/follows/alice", bob).status == 201
+    assert gw(n, "PUT", "/g/carol/follows/alice", carol).status == 201
+    cid = stored(n, b"said in amnesia\n")
+    r = gw(n, "POST", "/feed", alice, body=json.dumps({"cid": cid}).encode())
+    assert r.status == 202, r
+    post = r.json()["post"]
+    for t in (bob, carol):
+        wait_until(lambda: [i["post"] for i in gw(n, "GET", "/feed", t).json()["items"]] ==
+                   [post], 10, what="the post in the feed")
+    r = gw(n, "GET", "/g/alice/followers?limit=1")
+    assert r.json()["followers"] == ["bob"]
+    assert gw(n, "GET", "/g/alice/followers?cursor=" + r.json()["next_cursor"]).json() == \
+        {"user": "alice", "followers": ["carol"], "next_cursor": None}
+    assert not os.path.exists(os.path.join(n.data_dir, "social"))
+    n.stop()
+    n.start()
+    assert gw(n, "GET", "/g/alice/followers").json()["followers"] == []
+    assert gw(n, "GET", "/feed", bob).json()["items"] == []
