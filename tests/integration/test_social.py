@@ -16,6 +16,7 @@ import struct
 
 import pytest
 
+from test_sandbox import landlock_enabled
 from conftest import (OAP_HDR, OAP_REQ, assert_envelope, mint_token, oap_frame,
                       service_children, stored, wait_until)
 
@@ -383,3 +384,33 @@ def test_amnesia_keeps_graph_and_feeds_in_memory_only(node_factory):
     n.start()
     assert gw(n, "GET", "/g/alice/followers").json()["followers"] == []
     assert gw(n, "GET", "/feed", bob).json()["items"] == []
+
+
+# ---------------------------------------------------------------- sandbox
+
+@pytest.mark.parametrize("what", ["exec", "write"])
+def test_sandbox_confines_social(node_factory, tmp_dir, what):
+    """Profile `social` (docs/operations.md "Sandboxes"): exec kills it
+    (SIGSYS, counted, restarted); a file written outside <data_dir>/social
+    is refused by Landlock (where the kernel has it)."""
+    if what == "write" and not landlock_enabled():
+        pytest.skip("kernel without Landlock")
+    probes = os.path.join(tmp_dir, "probes")
+    os.makedirs(probes, exist_ok=True)
+    with open(os.path.join(probes, "social"), "w") as f:
+        f.write(what)
+    n = node_factory(config=SOCIAL, env={"MN_TEST_SANDBOX_PROBE": probes})
+    wait_until(lambda: not os.path.exists(os.path.join(probes, "social")), 10, what="probe")
+    bob = tok(n, "bob")
+    wait_until(lambda: gw(n, "PUT", "/g/bob/follows/alice", bob).status in (200, 201), 20,
+               what="social serving after the probe")
+    m = n.metrics()
+    refused = [r for r in n.log_records() if r.get("msg") == "sandbox probe refused"]
+    if what == "exec":   # seccomp kills it
+        assert m.get("sandbox_violations_total", role="social") == 1
+        assert m.get("service_restarts_total", service="social") == 1
+    else:                # Landlock refuses it
+        assert [r.get("error") for r in refused] == ["Permission denied"]
+        assert m.get("sandbox_violations_total", role="social") is None
+        assert m.get("sandbox_landlock_active", role="social") == 1
+    assert not os.path.exists("/tmp/macronode-sandbox-probe")
