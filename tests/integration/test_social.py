@@ -414,3 +414,26 @@ def test_sandbox_confines_social(node_factory, tmp_dir, what):
         assert m.get("sandbox_violations_total", role="social") is None
         assert m.get("sandbox_landlock_active", role="social") == 1
     assert not os.path.exists("/tmp/macronode-sandbox-probe")
+
+
+def test_posts_fanning_out_are_bounded(node_factory):
+    """social.max_jobs: one post fanning out (2000 followers, one feed per
+    commit) and the next POST is 503 busy, counted as the feed facet's."""
+    n = node_factory(config=dict(SOCIAL, social={"max_jobs": 1, "fanout_batch": 1}))
+    alice = tok(n, "alice")
+    s = Sock(n)
+    try:
+        s.follow_all(["b%05d" % i for i in range(2000)], "alice")
+    finally:
+        s.close()
+    cid = stored(n, b"one at a time\n")
+    body = json.dumps({"cid": cid}).encode()
+    assert gw(n, "POST", "/feed", alice, body=body).status == 202
+    r = gw(n, "POST", "/feed", alice, body=body)
+    assert_envelope(r, 503, "busy", retryable=True)
+    assert r.header("Retry-After") == "1"
+    m = n.metrics()
+    assert m.get("facet_busy_total", facet="feed") == 1
+    assert m.get("social_rejected_total", reason="busy") == 1
+    wait_until(lambda: (n.metrics().get("social_fanout_jobs") or 0) == 0, 60, what="fanout done")
+    assert gw(n, "POST", "/feed", alice, body=body).status == 202

@@ -19,7 +19,6 @@
 
 #include <event2/event.h>
 
-#include "core/metrics/facet.h"
 #include "lib/log.h"
 #include "svc/social/social.h"
 #include "svc/social/social_cursor.h"
@@ -180,9 +179,10 @@ static void social_handle(rpc_req *q, uint16_t verb, const uint8_t *p, size_t n,
 		social_write_queue(d, q, &r);
 		break;
 	case SOCIAL_POST:
-		if (social_db_jobs(d->db) >= d->s->cfg.social_max_jobs) {
+		/* Posts not yet committed count too: the bound holds whatever
+		 * the queue holds. */
+		if (social_db_jobs(d->db) + d->posts_queued >= d->s->cfg.social_max_jobs) {
 			social_count_reject("busy");
-			facet_busy(FACET_FEED);
 			social_answer_err(d, q, verb, 503, "busy",
 			                  "too many posts still fanning out (social.max_jobs)");
 			return;

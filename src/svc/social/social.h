@@ -70,6 +70,7 @@ struct social_svc {
 	social_turn    *inline_turn;
 	struct social_wops queue;
 	size_t          queued;
+	size_t          posts_queued;    /* POSTs queued or in the turn (not yet jobs) */
 	social_turn    *turn;            /* in work, or NULL */
 	bool            stopping;
 	metrics_series *m_jobs, *m_deliveries, *m_posts, *m_fanout_s, *m_resumed;

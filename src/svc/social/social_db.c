@@ -4,6 +4,7 @@
 #include "svc/social/social_db.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,8 @@ struct social_db {
 	MDB_dbi  follows, followers, counts, feed, jobs, meta;
 	int      memfd;            /* in memory: the memfd the map lives in, else -1 */
 	uint8_t  ckey[SOCIAL_CURSOR_KEY_LEN];
-	uint64_t njobs;            /* entries in jobs (kept by the writer's commits) */
+	/* Entries in jobs: written by the writer's commits, read by the loop. */
+	_Atomic uint64_t njobs;
 };
 
 struct social_wtxn {
@@ -137,7 +139,7 @@ static int db_open_env(social_db *db, const char *path, unsigned flags, uint64_t
 		mdb_txn_abort(txn);
 		return rc;
 	}
-	db->njobs = st.ms_entries;
+	atomic_store(&db->njobs, st.ms_entries);
 	return mdb_txn_commit(txn);
 }
 
@@ -225,7 +227,7 @@ const uint8_t *social_db_cursor_key(const social_db *db)
 
 uint64_t social_db_jobs(social_db *db)
 {
-	return db->njobs;
+	return atomic_load(&db->njobs);
 }
 
 /* ---- reads ---------------------------------------------------------------- */
@@ -370,7 +372,7 @@ social_db_status social_db_end(social_wtxn *t, bool commit)
 	if (commit) {
 		rc = mdb_txn_commit(t->txn);
 		if (rc == 0)
-			t->db->njobs = (uint64_t)((int64_t)t->db->njobs + t->jobs_delta);
+			atomic_fetch_add(&t->db->njobs, (uint64_t)t->jobs_delta);   /* mod 2^64: a decrement too */
 	} else {
 		mdb_txn_abort(t->txn);
 	}

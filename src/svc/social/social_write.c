@@ -15,7 +15,6 @@
 
 #include <event2/event.h>
 
-#include "core/metrics/facet.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "svc/social/social.h"
@@ -81,6 +80,8 @@ static void op_answer(social_svc *d, social_wop *op, social_db_status turn_st)
 	social_rep *rep = &d->rep;
 	social_db_status st = turn_st != SOCIAL_DB_OK ? turn_st : op->st;
 
+	if (op->req.verb == SOCIAL_POST)
+		d->posts_queued--;
 	switch (st) {
 	case SOCIAL_DB_OK:
 		memset(rep, 0, offsetof(social_rep, names));
@@ -167,12 +168,13 @@ void social_write_queue(social_svc *d, rpc_req *q, const social_req *req)
 
 	if (d->queued >= SOCIAL_WRITES_MAX || !(op = calloc(1, sizeof *op))) {
 		social_count_reject("busy");
-		facet_busy(req->verb == SOCIAL_POST ? FACET_FEED : FACET_GRAPH);
 		social_answer_err(d, q, req->verb, 503, "busy", "too many social writes queued");
 		return;
 	}
 	op->q = q;
 	op->req = *req;
+	if (req->verb == SOCIAL_POST)
+		d->posts_queued++;
 	STAILQ_INSERT_TAIL(&d->queue, op, link);
 	d->queued++;
 	social_write_kick(d);
@@ -239,6 +241,8 @@ void social_write_stop(social_svc *d)
 	d->inline_ev = NULL;
 	while ((op = STAILQ_FIRST(&d->queue)) != NULL) {
 		STAILQ_REMOVE_HEAD(&d->queue, link);
+		if (op->req.verb == SOCIAL_POST)
+			d->posts_queued--;
 		social_answer_err(d, op->q, op->req.verb, 503, "unavailable", "social service stopping");
 		free(op);
 	}
