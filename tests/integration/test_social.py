@@ -357,8 +357,9 @@ def test_kill9_mid_fanout_finishes_once(node_factory):
         s.close()
     missing = [u for u in users if feeds[u] != [post]]
     assert not missing, (len(missing), missing[:5], [feeds[u] for u in missing[:5]])
-    # redone deliveries (the batch that was not committed) write the same keys
-    assert n.metrics().get("social_fanout_deliveries_total") >= len(users)
+    # the counter follows the commits the loop saw: a batch committed just
+    # before the kill may go uncounted (one batch, 4), a batch redone counts again
+    assert n.metrics().get("social_fanout_deliveries_total") >= len(users) - 4
 
 
 # ---------------------------------------------------------------- amnesia
