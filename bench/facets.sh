@@ -87,7 +87,7 @@ mint() { # mint TENANT
 # --- the table ------------------------------------------------------------------
 ROWS=()
 row() { # row DRILL P50 P95 P99 N SPEC TARGET
-	ROWS+=("$(printf '| %-28s | %9s | %9s | %9s | %7s | %-12s | %-10s |' "$@")")
+	ROWS+=("$(printf '| %-31s | %9s | %9s | %9s | %7s | %-12s | %-12s |' "$@")")
 }
 
 # --- drill: graph -----------------------------------------------------------------
@@ -146,8 +146,8 @@ for d in $DRILLS; do
 done
 
 printf '\n# facet drills (ms; the node: 1 gateway worker per CPU, social on LMDB in %s)\n' "$VAR"
-printf '| %-28s | %9s | %9s | %9s | %7s | %-12s | %-10s |\n' drill p50 p95 p99 n "spec limit" "our target"
-printf '|%s|\n' "------------------------------|-----------|-----------|-----------|---------|--------------|------------"
+printf '| %-31s | %9s | %9s | %9s | %7s | %-12s | %-12s |\n' drill p50 p95 p99 n "spec limit" "our target"
+printf '|%s|\n' "---------------------------------|-----------|-----------|-----------|---------|--------------|--------------"
 ((${#ROWS[@]} == 0)) || printf '%s\n' "${ROWS[@]}"
 if ((${#MODEL_LINES[@]} > 0)); then
 	printf '\n# feed design (in process, LMDB on disk): fan-out on write vs on read, ms\n'
