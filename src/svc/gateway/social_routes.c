@@ -1,43 +1,21 @@
 /*
  * social_routes.c — the gateway's graph and feed routes (see
- * social_routes.h): paths, queries, the tenant rule, the POST body; the
- * social service does the rest over core/social/social_client.
+ * social_routes.h): a request's life, the social service's answers, the
+ * dispatch. Paths, queries and bodies: social_handlers.c.
  */
-#include "svc/gateway/social_routes.h"
-
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <time.h>
 
-#include <jansson.h>
-
-#include "core/auth/wall.h"
-#include "core/metrics/facet.h"
 #include "core/metrics/metrics.h"
 #include "core/metrics/reject.h"
 #include "lib/b3.h"
 #include "svc/gateway/cors.h"
+#include "svc/gateway/social_routes_int.h"
 
-#define GRAPH_PREFIX  "/g/"
 #define GRAPH_METHODS (HTTP_M_GET | HTTP_M_PUT | HTTP_M_DELETE)
-#define FEED_PATH     "/feed"
 #define FEED_METHODS  (HTTP_M_GET | HTTP_M_POST)
-
-typedef struct soc_req {
-	social_routes *s;
-	http_req      *r;            /* NULL once the client is gone */
-	social_call   *call;
-	stor_call     *scall;
-	bool           awaiting;     /* a callback is still to come */
-	facet_id       facet;
-	struct timespec t0;
-	social_req     q;
-	uint8_t        body[SOCIAL_BODY_MAX];
-	size_t         body_len;
-} soc_req;
 
 /* ---- ends ------------------------------------------------------------------- */
 
@@ -49,7 +27,7 @@ static double soc_elapsed(const struct timespec *t0)
 	return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
-static void soc_free(soc_req *x)
+void soc_free(soc_req *x)
 {
 	if (x->call)
 		social_call_cancel(x->call);
@@ -59,7 +37,7 @@ static void soc_free(soc_req *x)
 }
 
 /* The request was answered: its latency, then x is freed. */
-static void soc_end(soc_req *x)
+void soc_end(soc_req *x)
 {
 	facet_observe(x->facet, soc_elapsed(&x->t0));
 	soc_free(x);
@@ -86,7 +64,7 @@ static void soc_count(const char *reason, reject_reason node)
 }
 
 /* A refusal the gateway finds: counted, answered, x ended. */
-static void soc_refuse(soc_req *x, int status, const char *code, const char *reason,
+void soc_refuse(soc_req *x, int status, const char *code, const char *reason,
                        const char *msg)
 {
 	soc_count(reason, status == 413 ? REJECT_413 : status == 415 ? REJECT_415 :
@@ -95,7 +73,7 @@ static void soc_refuse(soc_req *x, int status, const char *code, const char *rea
 	soc_end(x);
 }
 
-static void soc_reply_json(soc_req *x, int status, json_t *j)
+void soc_reply_json(soc_req *x, int status, json_t *j)
 {
 	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
 
@@ -247,292 +225,10 @@ static void soc_on_reply(const social_rep *rep, void *arg)
 	soc_end(x);
 }
 
-static void soc_call(soc_req *x)
+void soc_call(soc_req *x)
 {
 	x->awaiting = true;
 	x->call = social_call_start(x->s->client, &x->q, soc_on_reply, x);
-}
-
-/* ---- inputs ----------------------------------------------------------------- */
-
-/* The token's tenant as a user into out. false: none, or not a user name. */
-static bool soc_tenant(http_req *r, char out[SOCIAL_USER_MAX + 1])
-{
-	const wall_ticket *t = http_req_gate_ticket(r);
-	const char *k = t ? wall_ticket_tenant(t) : NULL;
-	size_t n;
-
-	if (!k || strncmp(k, "t:", 2) != 0)
-		return false;
-	k += 2;
-	n = strlen(k);
-	if (!social_user_check(k, n))
-		return false;
-	memcpy(out, k, n + 1);
-	return true;
-}
-
-/* One path segment s[0..n) as a user into out. */
-static bool soc_user(const char *s, size_t n, char out[SOCIAL_USER_MAX + 1])
-{
-	if (!social_user_check(s, n))
-		return false;
-	memcpy(out, s, n);
-	out[n] = '\0';
-	return true;
-}
-
-/* "cursor=…&limit=…" (each at most once, nothing else) into x->q. -1: answered. */
-static int soc_take_query(soc_req *x, const char *qs)
-{
-	bool seen_c = false, seen_l = false;
-
-	x->q.limit = (uint16_t)(x->s->page_max < SOCIAL_LIMIT_DEFAULT ? x->s->page_max
-	                                                                : SOCIAL_LIMIT_DEFAULT);
-	while (*qs) {
-		const char *amp = strchr(qs, '&'), *end = amp ? amp : qs + strlen(qs);
-		const char *eq = memchr(qs, '=', (size_t)(end - qs));
-		size_t vlen = eq ? (size_t)(end - eq - 1) : 0;
-		char msg[128];
-
-		if (eq && (size_t)(eq - qs) == 6 && !strncmp(qs, "cursor", 6) && !seen_c) {
-			seen_c = true;
-			if (vlen == 0 || vlen > SOCIAL_CURSOR_MAX ||
-			    strspn(eq + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-			    < vlen) {
-				soc_refuse(x, 400, "bad_cursor", "bad_cursor",
-				           "cursor: not one this node issued");
-				return -1;
-			}
-			memcpy(x->q.cursor, eq + 1, vlen);
-			x->q.cursor[vlen] = '\0';
-		} else if (eq && (size_t)(eq - qs) == 5 && !strncmp(qs, "limit", 5) && !seen_l) {
-			unsigned long v = 0;
-			seen_l = true;
-			for (size_t i = 0; i < vlen && i < 4 && eq[1 + i] >= '0' && eq[1 + i] <= '9'; i++)
-				v = v * 10 + (unsigned long)(eq[1 + i] - '0');
-			if (vlen == 0 || vlen > 3 || strspn(eq + 1, "0123456789") < vlen || v == 0 ||
-			    v > x->s->page_max) {
-				snprintf(msg, sizeof msg, "limit: want an integer 1..%u (social.page_max)",
-				         x->s->page_max);
-				soc_refuse(x, 400, "bad_limit", "bad_limit", msg);
-				return -1;
-			}
-			x->q.limit = (uint16_t)v;
-		} else {
-			soc_refuse(x, 400, "bad_request", "bad_request",
-			           "query: only cursor= and limit= are accepted, each at most once");
-			return -1;
-		}
-		qs = amp ? amp + 1 : end;
-	}
-	return 0;
-}
-
-/* A route that takes no body: any body is refused. -1: answered. */
-static int soc_no_body(soc_req *x)
-{
-	if (http_req_body_chunked(x->r) || http_req_content_length(x->r) > 0) {
-		soc_refuse(x, 413, "payload_too_large", "too_large", "this route takes no body");
-		return -1;
-	}
-	return 0;
-}
-
-/* ---- /g/{user}/… ------------------------------------------------------------ */
-
-static void graph_write(soc_req *x, const char *other, size_t olen)
-{
-	char me[SOCIAL_USER_MAX + 1];
-	unsigned m = http_req_method_bit(x->r);
-
-	if (m != HTTP_M_PUT && m != HTTP_M_DELETE) {
-		(void)http_reply_error(x->r, 405, "method_not_allowed",
-		                       "/g/{user}/follows/{other} takes PUT or DELETE", false, 0);
-		soc_end(x);
-		return;
-	}
-	if (!soc_user(other, olen, x->q.other)) {
-		soc_refuse(x, 400, "bad_user", "bad_request",
-		           "other: want 1..64 of [A-Za-z0-9._-]");
-		return;
-	}
-	if (!soc_tenant(x->r, me) || strcmp(me, x->q.user) != 0) {
-		soc_refuse(x, 403, "not_owner", "not_owner",
-		           "a token may change only its own tenant's edges (/g/{tenant}/follows/…)");
-		return;
-	}
-	if (strcmp(x->q.user, x->q.other) == 0) {
-		soc_refuse(x, 400, "self_follow", "self_follow", "a user cannot follow itself");
-		return;
-	}
-	if (http_req_query(x->r)[0]) {
-		soc_refuse(x, 400, "bad_request", "bad_request", "this route takes no query");
-		return;
-	}
-	if (soc_no_body(x) != 0)
-		return;
-	x->q.verb = m == HTTP_M_PUT ? SOCIAL_FOLLOW : SOCIAL_UNFOLLOW;
-	soc_call(x);
-}
-
-static void graph_list(soc_req *x, social_list_kind kind)
-{
-	if (http_req_method_bit(x->r) != HTTP_M_GET) {
-		(void)http_reply_error(x->r, 405, "method_not_allowed",
-		                       "/g/{user}/followers and /following take GET", false, 0);
-		soc_end(x);
-		return;
-	}
-	if (soc_take_query(x, http_req_query(x->r)) != 0 || soc_no_body(x) != 0)
-		return;
-	x->q.verb = SOCIAL_LIST;
-	x->q.kind = (uint8_t)kind;
-	soc_call(x);
-}
-
-static void graph_route(soc_req *x)
-{
-	const char *p = http_req_path(x->r) + strlen(GRAPH_PREFIX);
-	const char *slash = strchr(p, '/');
-
-	if (!slash || !soc_user(p, (size_t)(slash - p), x->q.user)) {
-		soc_refuse(x, 400, "bad_user", "bad_request",
-		           "user: want /g/{user}/… with 1..64 of [A-Za-z0-9._-]");
-		return;
-	}
-	if (strcmp(slash, "/followers") == 0)
-		graph_list(x, SOCIAL_FOLLOWERS);
-	else if (strcmp(slash, "/following") == 0)
-		graph_list(x, SOCIAL_FOLLOWING);
-	else if (strncmp(slash, "/follows/", 9) == 0)
-		graph_write(x, slash + 9, strlen(slash + 9));
-	else {
-		(void)http_reply_error(x->r, 404, "not_found",
-		                       "no such graph route: /g/{user}/followers, /following, "
-		                       "/follows/{other}", false, 0);
-		soc_end(x);
-	}
-}
-
-/* ---- /feed ------------------------------------------------------------------ */
-
-/* The body: exactly {"cid": "b3:<64 lowercase hex>"}. -1 with msg. */
-static int feed_parse_body(soc_req *x, char *msg, size_t msglen)
-{
-	json_error_t je;
-	json_t *j = json_loadb((const char *)x->body, x->body_len, JSON_REJECT_DUPLICATES, &je);
-	json_t *cid = j && json_is_object(j) ? json_object_get(j, "cid") : NULL;
-	int rc = -1;
-
-	if (!j || !json_is_object(j))
-		snprintf(msg, msglen, "body: want a JSON object {\"cid\":\"b3:<64 hex>\"}");
-	else if (json_object_size(j) != (cid ? 1u : 0u))
-		snprintf(msg, msglen, "body: unknown field (only \"cid\" is accepted)");
-	else if (!cid)
-		snprintf(msg, msglen, "body: missing field \"cid\"");
-	else if (!json_is_string(cid) ||
-	         b3_cid_parse(json_string_value(cid), json_string_length(cid), x->q.cid) != 0)
-		snprintf(msg, msglen, "body: cid: want \"b3:<64 lowercase hex>\"");
-	else
-		rc = 0;
-	json_decref(j);
-	return rc;
-}
-
-static void feed_on_stat(const stor_result *res, void *arg)
-{
-	soc_req *x = arg;
-
-	x->scall = NULL;
-	x->awaiting = false;
-	if (!x->r) {
-		soc_free(x);
-		return;
-	}
-	if (res->status == 404) {
-		soc_refuse(x, 422, "not_stored", "not_stored",
-		           "cid: no object with this id is stored here; PUT it first");
-		return;
-	}
-	if (res->status != 200) {
-		(void)http_reply_error(x->r, res->status >= 500 ? res->status : 502, "storage_error",
-		                       res->message[0] ? res->message : "storage failed", true,
-		                       res->status == 503 ? 1 : 0);
-		soc_end(x);
-		return;
-	}
-	x->q.verb = SOCIAL_POST;
-	soc_call(x);
-}
-
-static int feed_on_body(http_req *r, const uint8_t *data, size_t len, void *arg)
-{
-	soc_req *x = arg;
-	char msg[64];
-
-	(void)r;
-	if (len > SOCIAL_BODY_MAX - x->body_len) {
-		snprintf(msg, sizeof msg, "body: at most %u bytes", SOCIAL_BODY_MAX);
-		soc_refuse(x, 413, "payload_too_large", "too_large", msg);
-		return -1;
-	}
-	memcpy(x->body + x->body_len, data, len);
-	x->body_len += len;
-	return 0;
-}
-
-static void feed_on_body_end(http_req *r, void *arg)
-{
-	soc_req *x = arg;
-	char msg[128];
-
-	(void)r;
-	if (feed_parse_body(x, msg, sizeof msg) != 0) {
-		soc_refuse(x, 400, "bad_request", "bad_body", msg);
-		return;
-	}
-	x->awaiting = true;
-	x->scall = stor_stat(x->s->stor, x->q.cid, feed_on_stat, x);
-}
-
-static void feed_post(soc_req *x)
-{
-	const char *ce = http_req_header(x->r, "Content-Encoding");
-	char msg[64];
-
-	if (http_req_query(x->r)[0]) {
-		soc_refuse(x, 400, "bad_request", "bad_request", "POST /feed takes no query");
-		return;
-	}
-	if (ce && strcasecmp(ce, "identity") != 0) {
-		soc_refuse(x, 415, "unsupported_media_type", "bad_request",
-		           "POST /feed: no Content-Encoding");
-		return;
-	}
-	if (http_req_content_length(x->r) > (int64_t)SOCIAL_BODY_MAX) {
-		snprintf(msg, sizeof msg, "body: at most %u bytes", SOCIAL_BODY_MAX);
-		soc_refuse(x, 413, "payload_too_large", "too_large", msg);
-		return;
-	}
-	http_req_on_body(x->r, feed_on_body, feed_on_body_end, x);
-}
-
-static void feed_route(soc_req *x)
-{
-	if (!soc_tenant(x->r, x->q.user)) {
-		soc_refuse(x, 403, "not_owner", "not_owner",
-		           "/feed is the token's tenant's: present a token with a Tenant caveat");
-		return;
-	}
-	if (http_req_method_bit(x->r) == HTTP_M_POST) {
-		feed_post(x);
-		return;
-	}
-	if (soc_take_query(x, http_req_query(x->r)) != 0 || soc_no_body(x) != 0)
-		return;
-	x->q.verb = SOCIAL_FEED;
-	soc_call(x);
 }
 
 /* ---- dispatch ----------------------------------------------------------------- */
@@ -578,9 +274,9 @@ static void feed_on_request(http_req *r, void *arg)
 
 void social_routes_table(social_routes *s, http_route out[SOCIAL_ROUTES_N])
 {
-	out[0] = (http_route){ GRAPH_METHODS | HTTP_M_OPTIONS, GRAPH_PREFIX, "/g/{user}/...",
+	out[0] = (http_route){ GRAPH_METHODS | HTTP_M_OPTIONS, "/g/", "/g/{user}/...",
 	                       HTTP_ROUTE_PREFIX | HTTP_ROUTE_STREAM_BODY | HTTP_ROUTE_FACET,
 	                       graph_on_request, s };
-	out[1] = (http_route){ FEED_METHODS | HTTP_M_OPTIONS, FEED_PATH, FEED_PATH,
+	out[1] = (http_route){ FEED_METHODS | HTTP_M_OPTIONS, "/feed", "/feed",
 	                       HTTP_ROUTE_STREAM_BODY | HTTP_ROUTE_FACET, feed_on_request, s };
 }

@@ -14,7 +14,9 @@
  * by whoever the policy admits. Every refusal is a 4xx naming the bad input,
  * counted in social_rejected_total{reason} and rejected_total. Latency,
  * busy and deadline go to core/metrics/facet.h (FACET_GRAPH, FACET_FEED).
- * Behaviour: docs/api.md "Graph and feed", docs/social.md.
+ * Behaviour: docs/api.md "Graph and feed", docs/social.md. Files:
+ * social_routes.c (a request's life, answers, dispatch), social_handlers.c
+ * (paths, queries, bodies), social_routes_int.h (what they share).
  */
 #ifndef MN_SVC_GATEWAY_SOCIAL_ROUTES_H
 #define MN_SVC_GATEWAY_SOCIAL_ROUTES_H
