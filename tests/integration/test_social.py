@@ -438,3 +438,21 @@ def test_posts_fanning_out_are_bounded(node_factory):
     assert m.get("social_rejected_total", reason="busy") == 1
     wait_until(lambda: (n.metrics().get("social_fanout_jobs") or 0) == 0, 60, what="fanout done")
     assert gw(n, "POST", "/feed", alice, body=body).status == 202
+
+
+def test_stuck_service_is_a_deadline_timeout(social_node):
+    """The social process stopped (SIGSTOP): the gateway's call passes its
+    deadline (2 s), the client gets 504, counted as the facet's deadline
+    timeout; once it runs again the route answers."""
+    n = social_node
+    pid = social_pid(n)
+    before = n.metrics().get("facet_deadline_timeouts_total", facet="graph") or 0
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        r = gw(n, "GET", "/g/alice/followers")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert_envelope(r, 504, "timeout", retryable=True)
+    assert n.metrics().get("facet_deadline_timeouts_total", facet="graph") == before + 1
+    wait_until(lambda: gw(n, "GET", "/g/alice/followers").status == 200, 10,
+               what="graph answering again")
