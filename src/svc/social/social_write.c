@@ -205,10 +205,13 @@ void social_write_kick(social_svc *d)
 			on_turn_done(&tn->job, false);
 		return;
 	}
-	/* In memory: run now, answer from the loop (never inside the caller). */
+	/* In memory: run now, answer from the loop (never inside the caller).
+	 * A zero timer, not event_active: the loop polls its sockets before it
+	 * fires, so a long fanout's turns take turns with the requests. */
 	on_turn_run(&tn->job);
 	d->inline_turn = tn;
-	event_active(d->inline_ev, EV_TIMEOUT, 0);
+	if (event_add(d->inline_ev, &(struct timeval){ 0, 0 }) != 0)
+		event_active(d->inline_ev, EV_TIMEOUT, 0);
 }
 
 int social_write_start(social_svc *d)
