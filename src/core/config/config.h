@@ -95,6 +95,7 @@ typedef struct mn_config {
 	uint32_t social_page_max;                  /* 100: largest ?limit= of a page */
 	uint32_t social_fanout_batch;              /* 1000 feeds written per fanout turn */
 	uint32_t social_max_jobs;                  /* 1024 posts fanning out at once; more: 503 */
+	uint32_t social_feed_max;                  /* 1000 entries kept per feed (the newest) */
 	uint64_t social_max_bytes;                 /* 1 GiB: the social table's map */
 	/* paths */
 	char     data_dir[CONFIG_PATH_MAX];        /* "./var" */

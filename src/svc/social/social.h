@@ -51,6 +51,7 @@ typedef struct social_turn {
 	social_wop       *ops[SOCIAL_TURN_OPS];
 	size_t            nops;
 	unsigned          batch;         /* social.fanout_batch */
+	uint32_t          feed_max;      /* social.feed_max */
 	uint32_t          max_following;
 	social_db_status  st;            /* the turn's own result (begin, fanout, commit) */
 	uint64_t          fan_post, fan_ts;

@@ -116,6 +116,7 @@ static int db_open_dbis(social_db *db, MDB_txn *txn)
 	    (rc = mdb_dbi_open(txn, "followers", MDB_CREATE, &db->followers)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "counts", MDB_CREATE, &db->counts)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "feed", MDB_CREATE, &db->feed)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "fcounts", MDB_CREATE, &db->fcounts)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "jobs", MDB_CREATE, &db->jobs)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &db->meta)) != 0)
 		return rc;

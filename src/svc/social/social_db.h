@@ -7,6 +7,7 @@
  *   followers  other 0x00 user        → ""     (the same edge, the other way)
  *   counts     user                   → u32    (how many user follows)
  *   feed       user 0x00 ~post (be64) → ts_ms (be64) | cid (32) | author
+ *   fcounts    user                   → u32    (entries in user's feed, ≤ feed_max)
  *   jobs       post (be64)            → ts_ms | cid | author | last | delivered
  *   meta       "seq" → u64 last post id; "ckey" → the cursor key (32)
  *
@@ -73,11 +74,12 @@ social_db_status social_db_unfollow(social_wtxn *t, const char *user, const char
 /* A new post and its fanout job; *post its id (ids rise from 1). */
 social_db_status social_db_post(social_wtxn *t, const char *author, const uint8_t cid[32],
                                 uint64_t ts_ms, uint64_t *post);
-/* Deliver the oldest job's next `batch` followers. *post the job (0: none),
- * *delivered entries written, *done the job ended (deleted), *ts_ms its post
- * time. */
-social_db_status social_db_fanout(social_wtxn *t, unsigned batch, uint64_t *post,
-                                  unsigned *delivered, bool *done, uint64_t *ts_ms);
+/* Deliver the oldest job's next `batch` followers, each feed keeping its
+ * newest feed_max entries. *post the job (0: none), *delivered followers
+ * served, *done the job ended (deleted), *ts_ms its post time. */
+social_db_status social_db_fanout(social_wtxn *t, unsigned batch, uint32_t feed_max,
+                                  uint64_t *post, unsigned *delivered, bool *done,
+                                  uint64_t *ts_ms);
 /* Commit (or abort when commit is false) and free t. */
 social_db_status social_db_end(social_wtxn *t, bool commit);
 

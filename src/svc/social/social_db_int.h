@@ -16,7 +16,7 @@
 #include "svc/social/social_db.h"
 
 #define SOCIAL_DB_PATH_MAX 4096
-#define SOCIAL_DB_NDBS     6
+#define SOCIAL_DB_NDBS     7
 #define EDGE_KEY_MAX       (2u * SOCIAL_USER_MAX + 1u)
 #define FEED_KEY_LEN_MAX   (SOCIAL_USER_MAX + 1u + 8u)
 #define ENTRY_MAX          (8u + 32u + 1u + SOCIAL_USER_MAX)
@@ -24,7 +24,7 @@
 
 struct social_db {
 	MDB_env *env;
-	MDB_dbi  follows, followers, counts, feed, jobs, meta;
+	MDB_dbi  follows, followers, counts, feed, fcounts, jobs, meta;
 	int      memfd;            /* in memory: the memfd the map lives in, else -1 */
 	uint8_t  ckey[SOCIAL_CURSOR_KEY_LEN];
 	/* Entries in jobs: written by the writer's commits, read by the loop. */

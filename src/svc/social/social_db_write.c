@@ -171,25 +171,81 @@ static int job_store(social_wtxn *t, MDB_val *k, const social_job *j)
 }
 
 /* Write the job's entry into up to batch followers' feeds after j->last. */
-static int fanout_batch(social_wtxn *t, uint64_t post, social_job *j, unsigned batch,
-                        unsigned *delivered, bool *done)
+/* Delete the oldest entry of user's feed (fc: a cursor on feed). */
+static int feed_drop_oldest(MDB_cursor *fc, const char *user)
 {
-	uint8_t pre[SOCIAL_USER_MAX + 1], entry[ENTRY_MAX], fk[FEED_KEY_LEN_MAX];
+	uint8_t key[FEED_KEY_LEN_MAX];
+	size_t n = strlen(user);
+	MDB_val k = { n + 9, key }, v;
+	int rc;
+
+	/* user 0x00 ~0 would be post 0, which no post is: the first key at or
+	 * past it belongs to the next user (or there is none), and the one
+	 * before it is user's oldest entry. */
+	memcpy(key, user, n);
+	key[n] = 0;
+	memset(key + n + 1, 0xff, 8);
+	rc = mdb_cursor_get(fc, &k, &v, MDB_SET_RANGE);
+	rc = rc == MDB_NOTFOUND ? mdb_cursor_get(fc, &k, &v, MDB_LAST)
+	                        : rc == 0 ? mdb_cursor_get(fc, &k, &v, MDB_PREV) : rc;
+	if (rc == MDB_NOTFOUND || (rc == 0 && (k.mv_size != n + 9 || memcmp(k.mv_data, key, n + 1))))
+		return 0;   /* nothing of user's: the count was out of step */
+	return rc != 0 ? rc : mdb_cursor_del(fc, 0);
+}
+
+/* The entry ev into follower's feed, the newest feed_max kept. A delivery
+ * done again (its key is there: a batch replayed after a crash) changes
+ * nothing, the count included. */
+static int feed_deliver(social_wtxn *t, MDB_cursor *fc, const char *follower, uint64_t post,
+                        MDB_val *ev, uint32_t feed_max)
+{
+	uint8_t fk[FEED_KEY_LEN_MAX];
+	MDB_val k = { sdb_feed_key(fk, follower, post), fk };
+	MDB_val ck = { strlen(follower), (void *)follower }, cv;
+	uint32_t n = 0;
+	int rc = mdb_put(t->txn, t->db->feed, &k, ev, MDB_NOOVERWRITE);
+
+	if (rc == MDB_KEYEXIST)
+		return 0;
+	if (rc != 0)
+		return rc;
+	rc = mdb_get(t->txn, t->db->fcounts, &ck, &cv);
+	if (rc == 0 && cv.mv_size == 4)
+		memcpy(&n, cv.mv_data, 4);
+	else if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	if (++n > feed_max) {
+		if ((rc = feed_drop_oldest(fc, follower)) != 0)
+			return rc;
+		n = feed_max;
+	}
+	cv = (MDB_val){ 4, &n };
+	return mdb_put(t->txn, t->db->fcounts, &ck, &cv, 0);
+}
+
+static int fanout_batch(social_wtxn *t, uint64_t post, social_job *j, unsigned batch,
+                        uint32_t feed_max, unsigned *delivered, bool *done)
+{
+	uint8_t pre[SOCIAL_USER_MAX + 1], entry[ENTRY_MAX];
 	size_t npre = strlen(j->it.author) + 1, nentry = sdb_entry_encode(entry, j->it.ts_ms,
 	                                                                j->it.cid, j->it.author);
-	MDB_cursor *c;
+	MDB_cursor *c, *fc;
 	MDB_val k, v;
 	int rc;
 
 	memcpy(pre, j->it.author, npre);
 	if ((rc = mdb_cursor_open(t->txn, t->db->followers, &c)) != 0)
 		return rc;
+	if ((rc = mdb_cursor_open(t->txn, t->db->feed, &fc)) != 0) {
+		mdb_cursor_close(c);
+		return rc;
+	}
 	*done = true;
 	for (rc = sdb_seek_after(c, pre, npre, (const uint8_t *)j->last, strlen(j->last), &k, &v);
 	     rc == 0 && sdb_has_prefix(&k, pre, npre); rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		size_t n = k.mv_size - npre;
 		char follower[SOCIAL_USER_MAX + 1];
-		MDB_val fkv, ev = { nentry, entry };
+		MDB_val ev = { nentry, entry };
 		if (*delivered == batch) {
 			*done = false;
 			break;
@@ -198,18 +254,19 @@ static int fanout_batch(social_wtxn *t, uint64_t post, social_job *j, unsigned b
 			continue;
 		memcpy(follower, (const uint8_t *)k.mv_data + npre, n);
 		follower[n] = '\0';
-		fkv = (MDB_val){ sdb_feed_key(fk, follower, post), fk };
-		if ((rc = mdb_put(t->txn, t->db->feed, &fkv, &ev, 0)) != 0)
+		if ((rc = feed_deliver(t, fc, follower, post, &ev, feed_max)) != 0)
 			break;
 		memcpy(j->last, follower, n + 1);
 		(*delivered)++;
 	}
+	mdb_cursor_close(fc);
 	mdb_cursor_close(c);
 	return rc == 0 || rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-social_db_status social_db_fanout(social_wtxn *t, unsigned batch, uint64_t *post,
-                                  unsigned *delivered, bool *done, uint64_t *ts_ms)
+social_db_status social_db_fanout(social_wtxn *t, unsigned batch, uint32_t feed_max,
+                                  uint64_t *post, unsigned *delivered, bool *done,
+                                  uint64_t *ts_ms)
 {
 	MDB_cursor *c;
 	MDB_val k, v;
@@ -232,7 +289,7 @@ social_db_status social_db_fanout(social_wtxn *t, unsigned batch, uint64_t *post
 		return SOCIAL_DB_ERROR;
 	*post = sdb_be64_get(k.mv_data);
 	*ts_ms = j.it.ts_ms;
-	if ((rc = fanout_batch(t, *post, &j, batch, delivered, done)) != 0)
+	if ((rc = fanout_batch(t, *post, &j, batch, feed_max, delivered, done)) != 0)
 		return sdb_status(rc);
 	sdb_be64_put(kb, *post);
 	k = (MDB_val){ 8, kb };

@@ -55,7 +55,7 @@ static void on_turn_run(workq_job *job)
 		tn->st = st;
 		return;
 	}
-	st = social_db_fanout(t, tn->batch, &tn->fan_post, &tn->delivered, &tn->fan_done,
+	st = social_db_fanout(t, tn->batch, tn->feed_max, &tn->fan_post, &tn->delivered, &tn->fan_done,
 	                      &tn->fan_ts);
 	/* A fanout that cannot write (the map is full) must not hold the
 	 * follows back: the ops commit, the batch is tried again next turn. */
@@ -193,6 +193,7 @@ void social_write_kick(social_svc *d)
 	tn->job.run = on_turn_run;
 	tn->job.done = on_turn_done;
 	tn->batch = d->s->cfg.social_fanout_batch;
+	tn->feed_max = d->s->cfg.social_feed_max;
 	tn->max_following = d->s->cfg.social_max_following;
 	while (tn->nops < SOCIAL_TURN_OPS && (op = STAILQ_FIRST(&d->queue)) != NULL) {
 		STAILQ_REMOVE_HEAD(&d->queue, link);

@@ -121,7 +121,7 @@ static uint64_t fanout_turn(social_db *db, unsigned batch, unsigned *delivered, 
 	social_wtxn *t = social_db_begin(db);
 	uint64_t post, ts;
 
-	assert_int_equal(social_db_fanout(t, batch, &post, delivered, done, &ts), SOCIAL_DB_OK);
+	assert_int_equal(social_db_fanout(t, batch, 1000, &post, delivered, done, &ts), SOCIAL_DB_OK);
 	assert_int_equal(social_db_end(t, commit), SOCIAL_DB_OK);
 	return post;
 }
@@ -222,6 +222,42 @@ static void test_disk_resumes(void **state)
 	social_db_free(db);
 }
 
+/* Each feed keeps its newest feed_max entries; the others are dropped as
+ * new ones arrive, and a follower's count stays its own. */
+static void test_feed_max(void **state)
+{
+	social_db *db = open_db(false);
+	uint8_t cid[32] = { 3 };
+	uint64_t post, p, ts;
+	unsigned delivered;
+	bool created, done, more;
+	social_wtxn *t;
+
+	(void)state;
+	assert_int_equal(follow(db, "r", "w", 10, &created), SOCIAL_DB_OK);
+	assert_int_equal(follow(db, "s", "w", 10, &created), SOCIAL_DB_OK);
+	assert_int_equal(follow(db, "r", "v", 10, &created), SOCIAL_DB_OK);
+	for (int i = 0; i < 5; i++) {
+		t = social_db_begin(db);
+		assert_int_equal(social_db_post(t, i == 2 ? "v" : "w", cid, 10 + (uint64_t)i, &post),
+		                 SOCIAL_DB_OK);
+		assert_int_equal(social_db_fanout(t, 100, 3, &p, &delivered, &done, &ts), SOCIAL_DB_OK);
+		assert_int_equal(p, post);
+		assert_true(done);
+		assert_int_equal(social_db_end(t, true), SOCIAL_DB_OK);
+	}
+	assert_int_equal(social_db_feed(db, "r", UINT64_MAX, 10, &rep, &more), 0);
+	assert_int_equal(rep.n, 3);
+	assert_int_equal(rep.items[0].post, 5);
+	assert_int_equal(rep.items[1].post, 4);
+	assert_int_equal(rep.items[2].post, 3);
+	assert_string_equal(rep.items[2].author, "v");
+	assert_int_equal(social_db_feed(db, "s", UINT64_MAX, 10, &rep, &more), 0);
+	assert_int_equal(rep.n, 3);   /* s never had post 3 (v's): 5, 4, 2 */
+	assert_int_equal(rep.items[2].post, 2);
+	social_db_free(db);
+}
+
 static void test_cursor(void **state)
 {
 	uint8_t key[SOCIAL_CURSOR_KEY_LEN], key2[SOCIAL_CURSOR_KEY_LEN], pos[SOCIAL_CURSOR_POS_MAX];
@@ -319,6 +355,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_memory),
 		cmocka_unit_test(test_disk_resumes),
+		cmocka_unit_test(test_feed_max),
 		cmocka_unit_test(test_cursor),
 		cmocka_unit_test(test_msg),
 	};
