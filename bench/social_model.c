@@ -71,7 +71,7 @@ static double post_all(social_db *db, const char *author)
 	must(social_db_end(t, true) == SOCIAL_DB_OK, "commit");
 	while (!done) {
 		t = social_db_begin(db);
-		must(t && social_db_fanout(t, 1000, 1000, &p, &delivered, &done, &ts) == SOCIAL_DB_OK, "fanout");
+		must(t && social_db_fanout(t, 1000, 1000, 0, &p, &delivered, &done, &ts) == SOCIAL_DB_OK, "fanout");
 		must(social_db_end(t, true) == SOCIAL_DB_OK, "commit");
 	}
 	return now_ms() - t0;
@@ -100,7 +100,7 @@ static void setup_timelines(social_db *db, unsigned kmax)
 			must(social_db_post(t, author, cid, 2, &post) == SOCIAL_DB_OK, "post");
 		}
 		for (post = 1; post != 0;)
-			must(social_db_fanout(t, 1000, 1000, &post, &delivered, &done, &ts) == SOCIAL_DB_OK,
+			must(social_db_fanout(t, 1000, 1000, 0, &post, &delivered, &done, &ts) == SOCIAL_DB_OK,
 			     "fanout");
 		must(social_db_end(t, true) == SOCIAL_DB_OK, "commit");
 	}

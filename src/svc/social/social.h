@@ -9,7 +9,7 @@
  * A write becomes a social_wop in the queue (at most SOCIAL_WRITES_MAX;
  * more: 503). One turn at a time takes up to SOCIAL_TURN_OPS of them and,
  * when a post is still fanning out, social.fanout_batch deliveries of the
- * oldest job, into one transaction: on the writer thread (disk: the commit
+ * next job (round robin over the jobs), into one transaction: on the writer thread (disk: the commit
  * fsyncs) or, in memory, on the loop. Every op is answered after its
  * turn's commit; the next turn starts when one ends, so follows never wait
  * behind more than one fanout batch.
@@ -54,6 +54,7 @@ typedef struct social_turn {
 	uint32_t          feed_max;      /* social.feed_max */
 	uint32_t          max_following;
 	social_db_status  st;            /* the turn's own result (begin, fanout, commit) */
+	uint64_t          fan_after;     /* the job served last (round robin) */
 	uint64_t          fan_post, fan_ts;
 	unsigned          delivered;
 	bool              fan_done;
@@ -73,6 +74,7 @@ struct social_svc {
 	size_t          queued;
 	size_t          posts_queued;    /* POSTs queued or in the turn (not yet jobs) */
 	social_turn    *turn;            /* in work, or NULL */
+	uint64_t        fan_last;        /* the job the last turn served (0: none) */
 	bool            stopping;
 	metrics_series *m_jobs, *m_deliveries, *m_posts, *m_fanout_s, *m_resumed;
 	social_rep      rep;             /* the reply being built (loop thread; large) */

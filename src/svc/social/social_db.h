@@ -74,12 +74,14 @@ social_db_status social_db_unfollow(social_wtxn *t, const char *user, const char
 /* A new post and its fanout job; *post its id (ids rise from 1). */
 social_db_status social_db_post(social_wtxn *t, const char *author, const uint8_t cid[32],
                                 uint64_t ts_ms, uint64_t *post);
-/* Deliver the oldest job's next `batch` followers, each feed keeping its
- * newest feed_max entries. *post the job (0: none), *delivered followers
- * served, *done the job ended (deleted), *ts_ms its post time. */
+/* Deliver the next `batch` followers of the job after post `after` (the
+ * one served last; round robin, so a post to few followers never waits for
+ * a whole large fanout), each feed keeping its newest feed_max entries.
+ * *post the job served (0: none), *delivered followers served, *done the
+ * job ended (deleted), *ts_ms its post time. */
 social_db_status social_db_fanout(social_wtxn *t, unsigned batch, uint32_t feed_max,
-                                  uint64_t *post, unsigned *delivered, bool *done,
-                                  uint64_t *ts_ms);
+                                  uint64_t after, uint64_t *post, unsigned *delivered,
+                                  bool *done, uint64_t *ts_ms);
 /* Commit (or abort when commit is false) and free t. */
 social_db_status social_db_end(social_wtxn *t, bool commit);
 

@@ -264,11 +264,28 @@ static int fanout_batch(social_wtxn *t, uint64_t post, social_job *j, unsigned b
 	return rc == 0 || rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-social_db_status social_db_fanout(social_wtxn *t, unsigned batch, uint32_t feed_max,
-                                  uint64_t *post, unsigned *delivered, bool *done,
-                                  uint64_t *ts_ms)
+/* The job after post `after` (round robin), or the first. */
+static int job_next(social_wtxn *t, uint64_t after, MDB_val *k, MDB_val *v)
 {
 	MDB_cursor *c;
+	uint8_t kb[8];
+	int rc;
+
+	if ((rc = mdb_cursor_open(t->txn, t->db->jobs, &c)) != 0)
+		return rc;
+	sdb_be64_put(kb, after + 1);
+	*k = (MDB_val){ 8, kb };
+	rc = after == UINT64_MAX ? MDB_NOTFOUND : mdb_cursor_get(c, k, v, MDB_SET_RANGE);
+	if (rc == MDB_NOTFOUND)
+		rc = mdb_cursor_get(c, k, v, MDB_FIRST);
+	mdb_cursor_close(c);
+	return rc;
+}
+
+social_db_status social_db_fanout(social_wtxn *t, unsigned batch, uint32_t feed_max,
+                                  uint64_t after, uint64_t *post, unsigned *delivered,
+                                  bool *done, uint64_t *ts_ms)
+{
 	MDB_val k, v;
 	social_job j;
 	uint8_t kb[8];
@@ -277,10 +294,7 @@ social_db_status social_db_fanout(social_wtxn *t, unsigned batch, uint32_t feed_
 	*post = 0;
 	*delivered = 0;
 	*done = false;
-	if ((rc = mdb_cursor_open(t->txn, t->db->jobs, &c)) != 0)
-		return sdb_status(rc);
-	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-	mdb_cursor_close(c);
+	rc = job_next(t, after, &k, &v);
 	if (rc == MDB_NOTFOUND)
 		return SOCIAL_DB_OK;
 	if (rc != 0)

@@ -4,7 +4,7 @@
  *
  * A turn is one transaction: the queued FOLLOW/UNFOLLOW/POST ops in order,
  * then — when some post is still fanning out — up to social.fanout_batch
- * deliveries of the oldest job, whose cursor (the last follower served) is
+ * deliveries of the next job (round robin), whose cursor (the last follower served) is
  * stored in the same transaction. A crash loses at most the turn that had
  * not committed: its ops were not answered, and its deliveries are done
  * again from the stored cursor after the restart. Redone deliveries write
@@ -55,7 +55,7 @@ static void on_turn_run(workq_job *job)
 		tn->st = st;
 		return;
 	}
-	st = social_db_fanout(t, tn->batch, tn->feed_max, &tn->fan_post, &tn->delivered, &tn->fan_done,
+	st = social_db_fanout(t, tn->batch, tn->feed_max, tn->fan_after, &tn->fan_post, &tn->delivered, &tn->fan_done,
 	                      &tn->fan_ts);
 	/* A fanout that cannot write (the map is full) must not hold the
 	 * follows back: the ops commit, the batch is tried again next turn. */
@@ -133,8 +133,10 @@ static void on_turn_done(workq_job *job, bool ran)
 		       "reason", tn->st == SOCIAL_DB_FULL ? "full" : "error", LOG_END);
 	for (size_t i = 0; i < tn->nops; i++)
 		op_answer(d, tn->ops[i], tn->st);
-	if (tn->st == SOCIAL_DB_OK)
+	if (tn->st == SOCIAL_DB_OK) {
 		turn_fanout_done(d, tn);
+		d->fan_last = tn->fan_post;
+	}
 	d->turn = NULL;
 	free(tn);
 	if (!d->stopping)
@@ -194,6 +196,7 @@ void social_write_kick(social_svc *d)
 	tn->job.done = on_turn_done;
 	tn->batch = d->s->cfg.social_fanout_batch;
 	tn->feed_max = d->s->cfg.social_feed_max;
+	tn->fan_after = d->fan_last;
 	tn->max_following = d->s->cfg.social_max_following;
 	while (tn->nops < SOCIAL_TURN_OPS && (op = STAILQ_FIRST(&d->queue)) != NULL) {
 		STAILQ_REMOVE_HEAD(&d->queue, link);

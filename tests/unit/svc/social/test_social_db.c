@@ -121,7 +121,7 @@ static uint64_t fanout_turn(social_db *db, unsigned batch, unsigned *delivered, 
 	social_wtxn *t = social_db_begin(db);
 	uint64_t post, ts;
 
-	assert_int_equal(social_db_fanout(t, batch, 1000, &post, delivered, done, &ts), SOCIAL_DB_OK);
+	assert_int_equal(social_db_fanout(t, batch, 1000, 0, &post, delivered, done, &ts), SOCIAL_DB_OK);
 	assert_int_equal(social_db_end(t, commit), SOCIAL_DB_OK);
 	return post;
 }
@@ -241,7 +241,7 @@ static void test_feed_max(void **state)
 		t = social_db_begin(db);
 		assert_int_equal(social_db_post(t, i == 2 ? "v" : "w", cid, 10 + (uint64_t)i, &post),
 		                 SOCIAL_DB_OK);
-		assert_int_equal(social_db_fanout(t, 100, 3, &p, &delivered, &done, &ts), SOCIAL_DB_OK);
+		assert_int_equal(social_db_fanout(t, 100, 3, 0, &p, &delivered, &done, &ts), SOCIAL_DB_OK);
 		assert_int_equal(p, post);
 		assert_true(done);
 		assert_int_equal(social_db_end(t, true), SOCIAL_DB_OK);
@@ -255,6 +255,44 @@ static void test_feed_max(void **state)
 	assert_int_equal(social_db_feed(db, "s", UINT64_MAX, 10, &rep, &more), 0);
 	assert_int_equal(rep.n, 3);   /* s never had post 3 (v's): 5, 4, 2 */
 	assert_int_equal(rep.items[2].post, 2);
+	social_db_free(db);
+}
+
+/* Jobs take turns: after serving one, the next turn serves the next post
+ * (wrapping to the first), so a small fanout never waits for a large one. */
+static void test_round_robin(void **state)
+{
+	social_db *db = open_db(false);
+	uint8_t cid[32] = { 4 };
+	uint64_t p1, p2, p, ts;
+	unsigned delivered;
+	bool created, done;
+	social_wtxn *t;
+	char name[16];
+
+	(void)state;
+	for (int i = 0; i < 30; i++) {
+		snprintf(name, sizeof name, "x%02d", i);
+		assert_int_equal(follow(db, name, "big", 10, &created), SOCIAL_DB_OK);
+	}
+	assert_int_equal(follow(db, "y", "small", 10, &created), SOCIAL_DB_OK);
+	t = social_db_begin(db);
+	assert_int_equal(social_db_post(t, "big", cid, 1, &p1), SOCIAL_DB_OK);
+	assert_int_equal(social_db_post(t, "small", cid, 2, &p2), SOCIAL_DB_OK);
+	/* the first turn serves big's job (the first), 10 of 30 */
+	assert_int_equal(social_db_fanout(t, 10, 100, 0, &p, &delivered, &done, &ts), 0);
+	assert_int_equal(p, p1);
+	assert_false(done);
+	/* the next serves small's: done while big's is still going */
+	assert_int_equal(social_db_fanout(t, 10, 100, p1, &p, &delivered, &done, &ts), 0);
+	assert_int_equal(p, p2);
+	assert_true(done);
+	/* and wraps back to big's, from where it stopped */
+	assert_int_equal(social_db_fanout(t, 10, 100, p2, &p, &delivered, &done, &ts), 0);
+	assert_int_equal(p, p1);
+	assert_int_equal(delivered, 10);
+	assert_int_equal(social_db_end(t, true), SOCIAL_DB_OK);
+	assert_int_equal(social_db_jobs(db), 1);
 	social_db_free(db);
 }
 
@@ -356,6 +394,7 @@ int main(void)
 		cmocka_unit_test(test_memory),
 		cmocka_unit_test(test_disk_resumes),
 		cmocka_unit_test(test_feed_max),
+		cmocka_unit_test(test_round_robin),
 		cmocka_unit_test(test_cursor),
 		cmocka_unit_test(test_msg),
 	};
