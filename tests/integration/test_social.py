@@ -456,3 +456,32 @@ def test_stuck_service_is_a_deadline_timeout(social_node):
     assert n.metrics().get("facet_deadline_timeouts_total", facet="graph") == before + 1
     wait_until(lambda: gw(n, "GET", "/g/alice/followers").status == 200, 10,
                what="graph answering again")
+
+
+def test_facet_routes_are_shed_first(node_factory):
+    """limits.max_inflight 4: with 3 uploads in flight the graph and feed
+    routes get 503 (facets shed at 3/4 of the cap) while an object route
+    still answers (core routes shed only at the cap itself)."""
+    from conftest import raw_connect
+    n = node_factory(config=dict(SOCIAL, limits={"max_inflight": 4}))
+    cid = stored(n, b"still served while facets are shed\n")
+    bob = tok(n, "bob")
+    held = []
+    try:
+        for _ in range(3):   # uploads that have sent half their body
+            s = raw_connect(n.gateway_port)
+            s.sendall(b"POST /o HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+                      b"Content-Length: 1000\r\n\r\n" + b"x" * 10)
+            held.append(s)
+        wait_until(lambda: gw(n, "GET", "/g/alice/followers").status == 503, 10,
+                   what="facet shed")
+        r = gw(n, "PUT", "/g/bob/follows/alice", bob)
+        assert_envelope(r, 503, retryable=True)
+        assert r.header("Retry-After")
+        assert gw(n, "GET", "/feed", bob).status == 503
+        assert n.gw("GET", "/o/" + cid).status == 200     # core: admitted
+    finally:
+        for s in held:
+            s.close()
+    wait_until(lambda: gw(n, "PUT", "/g/bob/follows/alice", bob).status == 201, 10,
+               what="facets back")
