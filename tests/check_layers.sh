@@ -3,7 +3,7 @@
 # includes a header of a higher one (DESIGN.md §6). Inside core the subject
 # folders have an order of their own:
 #   core/ (tls) , core/config, core/metrics  ← core/proto ← core/net ← core/auth ← core/objects
-#   ← core/dht ;  core/audit sits beside core/identity (rank 10: lib and identity only),
+#   ← core/dht, core/social (typed clients on the transport) ;  core/audit sits beside core/identity (rank 10: lib and identity only),
 #   except its client (audit_client.*), which rides the transport: beside core/proto
 # (a codec never knows HTTP; the wall never knows how objects are stored).
 # Inside node, node/cli/ (operator tools) may use node/*.h but the supervisor
@@ -21,6 +21,7 @@ rank() {
 	core/auth/*) echo 13 ;;
 	core/objects/*) echo 14 ;;
 	core/dht/*) echo 15 ;;
+	core/social/*) echo 15 ;;
 	core/audit/audit_client.*) echo 11 ;;
 	core/audit/*) echo 10 ;;
 	core/*) echo 10 ;;

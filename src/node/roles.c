@@ -75,6 +75,16 @@ const role roles[] = {
 		.required = false, .tier = ROLE_TIER_BACK, .policy = false, .identity = true,
 		.sandbox = &svc_sandbox_overlay,
 	},
+	{
+		/* The follow graph and the feeds (facets graph, feed); the gateway
+		 * reaches it over its socket (opt-in: `services` lists "social").
+		 * Not required: the facets are shed first anyway, and a node
+		 * without them still serves objects. */
+		.name = "social", .ops = &social_ops, .service_bit = CONFIG_SVC_SOCIAL,
+		.instances = 1, .listen = ROLE_LISTEN_NONE, .socket = NODE_SOCIAL_SOCKET,
+		.required = false, .tier = ROLE_TIER_BACK, .policy = false,
+		.sandbox = &svc_sandbox_social,
+	},
 };
 const size_t roles_count = sizeof roles / sizeof roles[0];
 

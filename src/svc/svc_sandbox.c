@@ -199,6 +199,27 @@ const svc_sandbox_profile svc_sandbox_index = {
 	.open_write = true, .threads = true, .paths = index_paths,
 };
 
+/* The social tables: LMDB like the index (pwrite, fdatasync on the writer
+ * thread); in amnesia the map is a memfd made before the sandbox, grown
+ * with ftruncate/pwrite. */
+static const char *const svc_sandbox_social_calls[] = {
+	"fsync", "fdatasync", "msync", "ftruncate",
+	NULL,
+};
+
+static void social_paths(const mn_config *cfg, svc_sandbox_paths *out)
+{
+	char dir[CONFIG_PATH_MAX];
+
+	if (!cfg->amnesia && (size_t)snprintf(dir, sizeof dir, "%s/social", cfg->data_dir) < sizeof dir)
+		paths_add(out, dir, SANDBOX_FS_READ_FILES | SANDBOX_FS_LIST_DIRS | SANDBOX_FS_WRITE);
+}
+
+const svc_sandbox_profile svc_sandbox_social = {
+	.name = "social", .syscalls = svc_sandbox_social_calls,
+	.open_write = true, .threads = true, .paths = social_paths,
+};
+
 bool svc_sandbox_is_sanitized(void)
 {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_UNDEFINED__)

@@ -45,6 +45,9 @@ extern const svc_sandbox_profile svc_sandbox_overlay;
 /* audit: its log directory (<data_dir>/audit, none in amnesia mode) read/write,
  * fsync, renames and unlinks for retention; one proof thread. */
 extern const svc_sandbox_profile svc_sandbox_audit;
+/* social: its LMDB directory (<data_dir>/social; in amnesia a memfd opened
+ * before the sandbox), a writer thread. */
+extern const svc_sandbox_profile svc_sandbox_social;
 
 /* The paths profile p keeps under cfg (for tests and the docs). */
 void svc_sandbox_paths_of(const svc_sandbox_profile *p, const mn_config *cfg,

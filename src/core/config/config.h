@@ -92,6 +92,13 @@ typedef struct mn_config {
 	/* index (names; docs/names.md) */
 	uint32_t index_max_names;                  /* 65536 names held at most */
 	uint32_t index_history;                    /* 8 records kept per name */
+	/* social (graph, feed; docs/social.md) */
+	uint32_t social_max_following;             /* 5000 users one user may follow */
+	uint32_t social_page_max;                  /* 100: largest ?limit= of a page */
+	uint32_t social_fanout_batch;              /* 1000 feeds written per fanout turn */
+	uint32_t social_max_jobs;                  /* 1024 posts fanning out at once; more: 503 */
+	uint32_t social_feed_max;                  /* 1000 entries kept per feed (the newest) */
+	uint64_t social_max_bytes;                 /* 1 GiB: the social table's map */
 	/* paths */
 	char     data_dir[CONFIG_PATH_MAX];        /* "./var" */
 	char     runtime_dir[CONFIG_PATH_MAX];     /* "" = <data_dir>/run */

@@ -38,6 +38,11 @@
 #define CONFIG_AUDIT_SEG_MIN     (64u << 10)          /* AUDIT_SEGMENT_MAX_MIN (core/audit/audit_log.h) */
 #define CONFIG_AUDIT_RAM_MIN     (2u << 20)           /* AUDIT_RAM_MIN (core/audit/audit_log.h) */
 #define CONFIG_AUDIT_QUEUE_MAX   65536u
+#define CONFIG_SOCIAL_FOLLOW_MAX 1000000u
+#define CONFIG_SOCIAL_PAGE_MAX   256u                 /* SOCIAL_PAGE_MAX (core/social/social_msg.h) */
+#define CONFIG_SOCIAL_BATCH_MAX  65536u
+#define CONFIG_SOCIAL_JOBS_MAX   1000000u
+#define CONFIG_SOCIAL_BYTES_MIN  (16u << 20)
 
 #define FIELD(f) .offset = offsetof(mn_config, f), .size = sizeof(((mn_config *)0)->f)
 /* Strings: min is the minimum length; the maximum is the field's capacity. */
@@ -66,6 +71,7 @@ static const config_enum_name config_services[] = {
 	{ .name = "index", .value = CONFIG_SVC_INDEX },
 	{ .name = "overlay", .value = CONFIG_SVC_OVERLAY },
 	{ .name = "audit", .value = CONFIG_SVC_AUDIT },
+	{ .name = "social", .value = CONFIG_SVC_SOCIAL },
 	{ .name = NULL },
 };
 
@@ -154,6 +160,24 @@ const config_key config_table[] = {
 	{ .key = "index.history", .type = CONFIG_T_U32, FIELD(index_history),
 	  .def = "8", .min = 1, .max = CONFIG_INDEX_HISTORY_MAX, .reload = CONFIG_RELOAD_RESTART,
 	  .help = "Records the index keeps per name (the newest, by sequence number): what GET /n/{name}?history=1 lists." },
+	{ .key = "social.max_following", .type = CONFIG_T_U32, FIELD(social_max_following),
+	  .def = "5000", .min = 1, .max = CONFIG_SOCIAL_FOLLOW_MAX, .reload = CONFIG_RELOAD_RESTART,
+	  .help = "Users one user may follow (social service); one more PUT /g/{user}/follows/{other} gets 409 too_many_follows." },
+	{ .key = "social.page_max", .type = CONFIG_T_U32, FIELD(social_page_max),
+	  .def = "100", .min = 1, .max = CONFIG_SOCIAL_PAGE_MAX, .reload = CONFIG_RELOAD_RESTART,
+	  .help = "Largest ?limit= of a follower, following or feed page (default page: 50, or this when smaller); more gets 400 bad_limit." },
+	{ .key = "social.fanout_batch", .type = CONFIG_T_U32, FIELD(social_fanout_batch),
+	  .def = "1000", .min = 1, .max = CONFIG_SOCIAL_BATCH_MAX, .reload = CONFIG_RELOAD_RESTART,
+	  .help = "Followers' feeds a post is written to per write turn (one commit); follows and unfollows wait behind at most one batch." },
+	{ .key = "social.max_jobs", .type = CONFIG_T_U32, FIELD(social_max_jobs),
+	  .def = "1024", .min = 1, .max = CONFIG_SOCIAL_JOBS_MAX, .reload = CONFIG_RELOAD_RESTART,
+	  .help = "Posts still fanning out at once; one more POST /feed gets 503 busy." },
+	{ .key = "social.feed_max", .type = CONFIG_T_U32, FIELD(social_feed_max),
+	  .def = "1000", .min = 1, .max = CONFIG_SOCIAL_FOLLOW_MAX, .reload = CONFIG_RELOAD_RESTART,
+	  .help = "Entries each user's feed keeps, the newest: a post delivered past it drops the feed's oldest entry." },
+	{ .key = "social.max_bytes", .type = CONFIG_T_SIZE, FIELD(social_max_bytes),
+	  .def = "1GiB", .min = CONFIG_SOCIAL_BYTES_MIN, .max = CONFIG_BODY_MAX, .reload = CONFIG_RELOAD_RESTART,
+	  .help = "Bytes the social table (graph, feeds, fanout jobs) may grow to, on disk or in memory (amnesia); a write past it gets 507." },
 	{ .key = "paths.data_dir", .type = CONFIG_T_PATH, TEXT(data_dir, 1),
 	  .def = "./var", .reload = CONFIG_RELOAD_RESTART, .env = "RON_DATA_DIR",
 	  .help = "Directory for persistent state." },
@@ -214,7 +238,7 @@ const config_key config_table[] = {
 	  .help = "Graceful shutdown: time given to in-flight requests (hard limit 5s)." },
 	{ .key = "services", .type = CONFIG_T_SERVICES, FIELD(services), .names = config_services,
 	  .def = "gateway,storage,audit", .reload = CONFIG_RELOAD_RESTART,
-	  .help = "Services the supervisor runs (JSON array; comma-separated in flags): gateway, storage, omnigate, dht, index, overlay, audit. Leave audit out only to run without an audit log (docs/audit.md)." },
+	  .help = "Services the supervisor runs (JSON array; comma-separated in flags): gateway, storage, omnigate, dht, index, overlay, audit, social. Leave audit out only to run without an audit log (docs/audit.md)." },
 	{ .key = "amnesia", .type = CONFIG_T_BOOL, FIELD(amnesia),
 	  .def = "false", .reload = CONFIG_RELOAD_RESTART, .env = "RON_AMNESIA",
 	  .help = "RAM-only mode: nothing written to disk, secrets zeroized at exit (env: 1/0/true/false)." },

@@ -41,6 +41,7 @@
 #include "svc/gateway/cors.h"
 #include "svc/gateway/names.h"
 #include "svc/gateway/objects.h"
+#include "svc/gateway/social_routes.h"
 #include "svc/svc.h"
 
 /* How often the worker tells the supervisor whether it is shedding load. */
@@ -53,8 +54,9 @@ typedef struct gateway {
 	index_client *index;    /* NULL: the node runs no index service */
 	objects       objects;
 	names         names;
+	social_routes social;   /* graph and feed (facets); client NULL without the service */
 	cors          cors;     /* gateway.cors_origins (live reload) */
-	http_route    routes[1 + OBJECTS_NROUTES + NAMES_NROUTES];  /* /healthz, objects, names */
+	http_route    routes[1 + OBJECTS_NROUTES + NAMES_NROUTES + SOCIAL_ROUTES_N];  /* /healthz, objects, names, social */
 	wall         *wall;
 	struct event *shed_ev;
 	bool          shedding; /* last state reported */
@@ -271,6 +273,7 @@ static void gateway_free(gateway *g)
 	objcache_free(g->objects.cache);   /* after the connections: their output held its buffers */
 	stor_client_free(g->stor);
 	index_client_free(g->index);
+	social_client_free(g->social.client);
 	ovl_client_free(g->objects.ovl);
 	audit_client_free(g->audit);
 	wall_free(g->wall);
@@ -292,6 +295,7 @@ static int gateway_start(svc *s)
 	                             gateway_on_healthz, g };
 	objects_routes(&g->objects, g->routes + 1);
 	names_routes(&g->names, g->routes + 1 + OBJECTS_NROUTES);
+	social_routes_table(&g->social, g->routes + 1 + OBJECTS_NROUTES + NAMES_NROUTES);
 	o.routes = g->routes;
 	o.nroutes = sizeof g->routes / sizeof g->routes[0];
 	g->worker = s->worker;
@@ -319,6 +323,11 @@ static int gateway_start(svc *s)
 		g->index = index_client_for(s->base, &s->cfg);
 	g->names.index = g->index;
 	g->names.objects = &g->objects;
+	if (s->cfg.services & CONFIG_SVC_SOCIAL)
+		g->social.client = social_client_for(s->base, &s->cfg);
+	g->social.stor = g->stor;
+	g->social.cors = &g->cors;
+	g->social.page_max = s->cfg.social_page_max;
 	g->objects.fetch_on_miss = s->cfg.overlay_fetch_on_miss;
 	g->objects.range_fetch_max = s->cfg.overlay_range_fetch_max_bytes;
 	g->objects.max_ranges = s->cfg.gateway_max_ranges;
