@@ -757,6 +757,15 @@ static void test_validate_addrs(void **state)
 	setenv("RON_ADMIN_TOKEN", TOKEN, 1);
 	assert_int_equal(config_apply_env(&c, err, sizeof err), 0);
 	unsetenv("RON_ADMIN_TOKEN");
+	/* a token is not enough: the admin plane must run TLS too */
+	assert_int_equal(config_validate(&c, err, sizeof err), -1);
+	assert_string_equal(err, "admin.addr: non-loopback admin address requires admin.tls "
+	                    "(TLS 1.3 with tls.cert_file and tls.key_file)");
+	assert_int_equal(config_set(&c, "admin.tls", "true", err, sizeof err), 0);
+	assert_int_equal(config_validate(&c, err, sizeof err), -1);
+	assert_string_equal(err, "admin.tls: requires tls.cert_file and tls.key_file");
+	assert_int_equal(config_set(&c, "tls.cert_file", "c.pem", err, sizeof err), 0);
+	assert_int_equal(config_set(&c, "tls.key_file", "k.pem", err, sizeof err), 0);
 	assert_int_equal(config_validate(&c, err, sizeof err), 0);
 	/* the wildcard overlaps any address on the same port */
 	assert_int_equal(config_set(&c, "gateway.addr", "127.0.0.1:9600", err, sizeof err), 0);
@@ -786,6 +795,9 @@ static void test_token_file(void **state)
 	temp_file(path, sizeof path, TOKEN "\n", 0644);
 	config_defaults(&c);
 	assert_int_equal(config_set(&c, "admin.addr", "0.0.0.0:9600", err, sizeof err), 0);
+	assert_int_equal(config_set(&c, "admin.tls", "true", err, sizeof err), 0);
+	assert_int_equal(config_set(&c, "tls.cert_file", "c.pem", err, sizeof err), 0);
+	assert_int_equal(config_set(&c, "tls.key_file", "k.pem", err, sizeof err), 0);
 	assert_int_equal(config_set(&c, "admin.token_file", path, err, sizeof err), 0);
 	assert_int_equal(config_validate(&c, err, sizeof err), -1);
 	snprintf(want, sizeof want, "admin.token_file: %s: is accessible by group or others "
