@@ -76,6 +76,13 @@ static const char *const svc_sandbox_index_calls[] = {
 	NULL,
 };
 
+/* The mailbox: LMDB (opened before the sandbox) commits with fdatasync on
+ * the writer thread; a receive's bodies go out in a sealed memfd. */
+static const char *const svc_sandbox_mailbox_calls[] = {
+	"fsync", "fdatasync", "msync", "memfd_create",
+	NULL,
+};
+
 /* The audit log: appends with fdatasync, new segments (fsync of the file
  * and the directory), retention (unlink, the checkpoint file rewritten and
  * renamed), a reopen after a failed write (access, ftruncate of a torn
@@ -157,6 +164,19 @@ static void audit_paths(const mn_config *cfg, svc_sandbox_paths *out)
 	if (!cfg->amnesia && (size_t)snprintf(dir, sizeof dir, "%s/audit", cfg->data_dir) < sizeof dir)
 		paths_add(out, dir, SANDBOX_FS_READ_FILES | SANDBOX_FS_LIST_DIRS | SANDBOX_FS_WRITE);
 }
+
+static void mailbox_paths(const mn_config *cfg, svc_sandbox_paths *out)
+{
+	char dir[CONFIG_PATH_MAX];
+
+	if (!cfg->amnesia && (size_t)snprintf(dir, sizeof dir, "%s/mailbox", cfg->data_dir) < sizeof dir)
+		paths_add(out, dir, SANDBOX_FS_READ_FILES | SANDBOX_FS_LIST_DIRS | SANDBOX_FS_WRITE);
+}
+
+const svc_sandbox_profile svc_sandbox_mailbox = {
+	.name = "mailbox", .syscalls = svc_sandbox_mailbox_calls,
+	.open_write = true, .threads = true, .paths = mailbox_paths,
+};
 
 const svc_sandbox_profile svc_sandbox_audit = {
 	.name = "audit", .syscalls = svc_sandbox_audit_calls,

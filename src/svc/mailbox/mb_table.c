@@ -1,0 +1,751 @@
+/*
+ * mb_table.c — the mailbox's state in memory (see mb_table.h).
+ *
+ * Three chained hash tables with a fixed number of buckets (sized from the
+ * limits at creation, so nothing grows with input): entries by id (ids are
+ * sequential: the low bits spread them), boxes by name and idempotency keys
+ * by sender and key (both by the first 8 bytes of their BLAKE3). Idempotency
+ * keys also sit on a list in the order they were made, so the ones past the
+ * window are forgotten from its head.
+ *
+ * Rules (docs/mailbox.md):
+ *   - a RECV leases visible messages in id order: deliveries + 1, invisible
+ *     until now + lease; a message whose lease ran out is visible again
+ *     (counted as a visibility timeout) unless it reached max_deliveries —
+ *     then it moves to the DLQ instead of a further delivery;
+ *   - ACK deletes a message that was delivered; NACK makes it visible after
+ *     backoff_base << (deliveries - 1) (capped), or moves it to the DLQ
+ *     when its deliveries reached max_deliveries;
+ *   - a requeued dead letter starts again: deliveries 0, visible now;
+ *   - quotas count live and dead messages of the recipient, and bytes.
+ */
+#include "svc/mailbox/mb_table.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/b3.h"
+#include "lib/wire.h"
+
+#define MB_REC_VERSION 1u
+
+typedef struct mb_idem {
+	uint8_t  key[MB_IDEM_KEY_MAX];
+	size_t   key_len;
+	uint64_t hash;
+	uint64_t id;
+	uint64_t sent_ms;
+	uint8_t  digest[32];
+	bool     pending;
+	struct mb_idem *hnext;
+	TAILQ_ENTRY(mb_idem) age;
+} mb_idem;
+
+struct mb_table {
+	mb_limits  lim;
+	mb_entry **ids;
+	mb_box   **boxes;
+	mb_idem  **idems;
+	size_t     nbuckets;       /* a power of two, each table */
+	TAILQ_HEAD(mb_idem_age_q, mb_idem) idem_age;
+	uint64_t   next_id;
+	uint64_t   depth, dlq_depth, nidem, nmsgs, bytes;
+	uint64_t   ev_timeouts, ev_dlq;
+};
+
+/* ---- batches ----------------------------------------------------------------- */
+
+void mb_batch_init(mb_batch *b)
+{
+	memset(b, 0, sizeof *b);
+}
+
+void mb_batch_clear(mb_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		free(b->ops[i].key);
+		if (!b->ops[i].val_borrowed)
+			free(b->ops[i].val);
+	}
+	free(b->ops);
+	mb_batch_init(b);
+}
+
+static mb_op *batch_add(mb_batch *b, mb_op_kind kind, uint64_t id)
+{
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 8;
+		mb_op *ops = realloc(b->ops, cap * sizeof *ops);
+		if (!ops) {
+			b->nomem = true;
+			return NULL;
+		}
+		b->ops = ops;
+		b->cap = cap;
+	}
+	b->ops[b->n] = (mb_op){ .kind = kind, .id = id };
+	return &b->ops[b->n++];
+}
+
+static void batch_put_meta(mb_batch *b, const mb_entry *e)
+{
+	uint8_t buf[MB_REC_MAX];
+	ssize_t n = mb_rec_encode(e, buf, sizeof buf);
+	mb_op *op = n > 0 ? batch_add(b, MB_OP_PUT_META, e->id) : NULL;
+
+	if (n <= 0) {
+		b->nomem = true;
+		return;
+	}
+	if (!op)
+		return;
+	if (!(op->val = malloc((size_t)n))) {
+		b->nomem = true;
+		return;
+	}
+	memcpy(op->val, buf, (size_t)n);
+	op->val_len = (size_t)n;
+}
+
+static void batch_idem(mb_batch *b, const mb_idem *k, bool put)
+{
+	mb_op *op = batch_add(b, put ? MB_OP_PUT_IDEM : MB_OP_DEL_IDEM, k->id);
+
+	if (!op)
+		return;
+	op->key = malloc(k->key_len);
+	op->val = put ? malloc(MB_IDEM_VAL_LEN) : NULL;
+	if (!op->key || (put && !op->val)) {
+		b->nomem = true;
+		return;
+	}
+	memcpy(op->key, k->key, k->key_len);
+	op->key_len = k->key_len;
+	if (put) {
+		wire_w w;
+		wire_w_init(&w, op->val, MB_IDEM_VAL_LEN);
+		wire_put_u64(&w, k->id);
+		wire_put_u64(&w, k->sent_ms);
+		wire_put_raw(&w, k->digest, sizeof k->digest);
+		op->val_len = w.len;
+	}
+}
+
+/* ---- records ------------------------------------------------------------------ */
+
+ssize_t mb_rec_encode(const mb_entry *e, uint8_t *buf, size_t cap)
+{
+	wire_w w;
+
+	wire_w_init(&w, buf, cap);
+	wire_put_u8(&w, MB_REC_VERSION);
+	wire_put_u64(&w, e->id);
+	wire_put_str(&w, e->box->name);
+	wire_put_str(&w, e->sender);
+	wire_put_u8(&w, e->kind);
+	wire_put_u8(&w, e->dlq);
+	wire_put_u32(&w, e->deliveries);
+	wire_put_u64(&w, e->sent_ms);
+	wire_put_u64(&w, e->visible_ms);
+	wire_put_raw(&w, e->cid, sizeof e->cid);
+	wire_put_u32(&w, e->body_len);
+	return wire_w_ok(&w) == 0 ? (ssize_t)w.len : -1;
+}
+
+/* ---- hashing -------------------------------------------------------------------- */
+
+static uint64_t mb_hash(const void *p, size_t n)
+{
+	uint8_t d[B3_OUT_LEN];
+	uint64_t h = 0;
+
+	b3_hash(p, n, d);
+	for (int i = 0; i < 8; i++)
+		h = h << 8 | d[i];
+	return h;
+}
+
+static mb_entry *entry_find(const mb_table *t, uint64_t id)
+{
+	mb_entry *e = t->ids[id & (t->nbuckets - 1)];
+
+	while (e && e->id != id)
+		e = e->hnext;
+	return e;
+}
+
+static void entry_unhash(mb_table *t, mb_entry *e)
+{
+	mb_entry **p = &t->ids[e->id & (t->nbuckets - 1)];
+
+	while (*p && *p != e)
+		p = &(*p)->hnext;
+	if (*p)
+		*p = e->hnext;
+}
+
+static mb_box *box_find(const mb_table *t, const char *name, uint64_t h)
+{
+	mb_box *x = t->boxes[h & (t->nbuckets - 1)];
+
+	while (x && (x->hash != h || strcmp(x->name, name) != 0))
+		x = x->hnext;
+	return x;
+}
+
+static mb_box *box_get(mb_table *t, const char *name, bool create)
+{
+	size_t n = strlen(name);
+	uint64_t h = mb_hash(name, n);
+	mb_box *x = box_find(t, name, h);
+
+	if (x || !create || n > MB_NAME_MAX || !(x = calloc(1, sizeof *x)))
+		return x;
+	memcpy(x->name, name, n + 1);
+	x->hash = h;
+	TAILQ_INIT(&x->live);
+	TAILQ_INIT(&x->dlq);
+	x->hnext = t->boxes[h & (t->nbuckets - 1)];
+	t->boxes[h & (t->nbuckets - 1)] = x;
+	return x;
+}
+
+/* An empty box goes (a flood of recipients leaves nothing behind). */
+static void box_maybe_free(mb_table *t, mb_box *x)
+{
+	mb_box **p = &t->boxes[x->hash & (t->nbuckets - 1)];
+
+	if (x->count)
+		return;
+	while (*p && *p != x)
+		p = &(*p)->hnext;
+	if (*p)
+		*p = x->hnext;
+	free(x);
+}
+
+static size_t idem_key(const char *sender, const char *key, uint8_t out[MB_IDEM_KEY_MAX])
+{
+	size_t s = strlen(sender), k = strlen(key);
+
+	memcpy(out, sender, s);
+	out[s] = 0;
+	memcpy(out + s + 1, key, k);
+	return s + 1 + k;
+}
+
+static mb_idem *idem_find(const mb_table *t, const uint8_t *key, size_t n, uint64_t h)
+{
+	mb_idem *k = t->idems[h & (t->nbuckets - 1)];
+
+	while (k && (k->hash != h || k->key_len != n || memcmp(k->key, key, n) != 0))
+		k = k->hnext;
+	return k;
+}
+
+/* Within the window (a clock that stepped back keeps the key). */
+static bool idem_is_live(const mb_table *t, const mb_idem *k, uint64_t now)
+{
+	return k->pending || now < k->sent_ms || now - k->sent_ms < t->lim.idem_window_ms;
+}
+
+static mb_idem *idem_insert(mb_table *t, const uint8_t *key, size_t n, uint64_t h)
+{
+	mb_idem *k = calloc(1, sizeof *k);
+
+	if (!k)
+		return NULL;
+	memcpy(k->key, key, n);
+	k->key_len = n;
+	k->hash = h;
+	k->hnext = t->idems[h & (t->nbuckets - 1)];
+	t->idems[h & (t->nbuckets - 1)] = k;
+	TAILQ_INSERT_TAIL(&t->idem_age, k, age);
+	t->nidem++;
+	return k;
+}
+
+static void idem_remove(mb_table *t, mb_idem *k)
+{
+	mb_idem **p = &t->idems[k->hash & (t->nbuckets - 1)];
+
+	while (*p && *p != k)
+		p = &(*p)->hnext;
+	if (*p)
+		*p = k->hnext;
+	TAILQ_REMOVE(&t->idem_age, k, age);
+	t->nidem--;
+	free(k);
+}
+
+/* ---- life of an entry -------------------------------------------------------------- */
+
+static void entry_free(mb_table *t, mb_entry *e)
+{
+	mb_box *x = e->box;
+
+	TAILQ_REMOVE(e->dlq ? &x->dlq : &x->live, e, link);
+	entry_unhash(t, e);
+	x->count--;
+	x->bytes -= e->body_len;
+	t->nmsgs--;
+	t->bytes -= e->body_len;
+	if (e->dlq)
+		t->dlq_depth--;
+	else if (!e->pending)
+		t->depth--;
+	free(e->body);
+	free(e);
+	box_maybe_free(t, x);
+}
+
+/* Link e (its box, id, dlq set) into the table. */
+static void entry_link(mb_table *t, mb_entry *e)
+{
+	mb_box *x = e->box;
+
+	TAILQ_INSERT_TAIL(e->dlq ? &x->dlq : &x->live, e, link);
+	e->hnext = t->ids[e->id & (t->nbuckets - 1)];
+	t->ids[e->id & (t->nbuckets - 1)] = e;
+	x->count++;
+	x->bytes += e->body_len;
+	t->nmsgs++;
+	t->bytes += e->body_len;
+	if (e->dlq)
+		t->dlq_depth++;
+	else if (!e->pending)
+		t->depth++;
+}
+
+static void entry_to_dlq(mb_table *t, mb_entry *e, mb_batch *b)
+{
+	TAILQ_REMOVE(&e->box->live, e, link);
+	TAILQ_INSERT_TAIL(&e->box->dlq, e, link);
+	e->dlq = true;
+	e->leased = false;
+	t->depth--;
+	t->dlq_depth++;
+	t->ev_dlq++;
+	batch_put_meta(b, e);
+}
+
+/* ---- table -------------------------------------------------------------------------- */
+
+mb_table *mb_table_new(const mb_limits *lim)
+{
+	mb_table *t = calloc(1, sizeof *t);
+	size_t nb = 1024;
+
+	if (!t)
+		return NULL;
+	while (nb < lim->max_messages && nb < ((size_t)1 << 22))
+		nb <<= 1;
+	t->lim = *lim;
+	t->nbuckets = nb;
+	t->next_id = 1;
+	TAILQ_INIT(&t->idem_age);
+	t->ids = calloc(nb, sizeof *t->ids);
+	t->boxes = calloc(nb, sizeof *t->boxes);
+	t->idems = calloc(nb, sizeof *t->idems);
+	if (!t->ids || !t->boxes || !t->idems) {
+		mb_table_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+void mb_table_free(mb_table *t)
+{
+	mb_idem *k;
+
+	if (!t)
+		return;
+	for (size_t i = 0; t->ids && i < t->nbuckets; i++)
+		while (t->ids[i])
+			entry_free(t, t->ids[i]);
+	while ((k = TAILQ_FIRST(&t->idem_age)) != NULL)
+		idem_remove(t, k);
+	free(t->ids);
+	free(t->boxes);
+	free(t->idems);
+	free(t);
+}
+
+void mb_table_set_next_id(mb_table *t, uint64_t next)
+{
+	if (next > t->next_id)
+		t->next_id = next;
+}
+
+int mb_table_load(mb_table *t, const uint8_t *rec, size_t n)
+{
+	char name[MB_NAME_MAX + 1];
+	mb_entry *e = calloc(1, sizeof *e);
+	wire_r r;
+
+	if (!e)
+		return -1;
+	wire_r_init(&r, rec, n);
+	if (wire_get_u8(&r) != MB_REC_VERSION)
+		r.bad = true;
+	e->id = wire_get_u64(&r);
+	wire_get_str(&r, name, sizeof name);
+	wire_get_str(&r, e->sender, sizeof e->sender);
+	e->kind = wire_get_u8(&r);
+	e->dlq = wire_get_bool(&r);
+	e->deliveries = wire_get_u32(&r);
+	e->sent_ms = wire_get_u64(&r);
+	e->visible_ms = wire_get_u64(&r);
+	wire_get_raw(&r, e->cid, sizeof e->cid);
+	e->body_len = wire_get_u32(&r);
+	if (wire_end(&r) != 0 || e->id == 0 || entry_find(t, e->id) ||
+	    mb_name_check(name, strlen(name), NULL, 0) != 0 || !(e->box = box_get(t, name, true))) {
+		free(e);
+		return -1;
+	}
+	entry_link(t, e);
+	mb_table_set_next_id(t, e->id + 1);
+	return 0;
+}
+
+int mb_table_load_idem(mb_table *t, const uint8_t *key, size_t klen, const uint8_t *val,
+                       size_t vlen)
+{
+	uint64_t h = mb_hash(key, klen);
+	mb_idem *k;
+	wire_r r;
+
+	if (klen == 0 || klen > MB_IDEM_KEY_MAX || idem_find(t, key, klen, h) ||
+	    !(k = idem_insert(t, key, klen, h)))
+		return -1;
+	wire_r_init(&r, val, vlen);
+	k->id = wire_get_u64(&r);
+	k->sent_ms = wire_get_u64(&r);
+	wire_get_raw(&r, k->digest, sizeof k->digest);
+	if (wire_end(&r) != 0) {
+		idem_remove(t, k);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- SEND ----------------------------------------------------------------------------- */
+
+static void send_digest(const mb_req_send *q, const uint8_t *body, uint8_t out[32])
+{
+	uint8_t buf[MB_NAME_MAX + 2 + 32 + 32];
+	size_t n = strlen(q->recipient);
+
+	memcpy(buf, q->recipient, n);
+	buf[n++] = 0;
+	buf[n++] = q->kind;
+	memcpy(buf + n, q->cid, 32);
+	n += 32;
+	b3_hash(body, q->body_len, buf + n);
+	b3_hash(buf, n + 32, out);
+}
+
+static mb_status send_room(const mb_table *t, const mb_box *x, uint32_t len)
+{
+	if (t->nmsgs >= t->lim.max_messages || t->bytes + len > t->lim.max_bytes)
+		return MB_FULL;
+	if (x && x->count >= t->lim.quota_count)
+		return MB_QUOTA_COUNT;
+	if ((x ? x->bytes : 0) + len > t->lim.quota_bytes)
+		return MB_QUOTA_BYTES;
+	return MB_OK;
+}
+
+/* The key's earlier send, if any: replay, conflict or pending. */
+static mb_status send_idem(mb_table *t, const mb_idem *k, const uint8_t digest[32],
+                           uint64_t now, uint64_t *rep_id, uint64_t *rep_ms)
+{
+	(void)now;
+	if (!b3_equal(k->digest, digest))
+		return MB_IDEM_CONFLICT;
+	if (k->pending)
+		return MB_IDEM_PENDING;
+	*rep_id = k->id;
+	*rep_ms = k->sent_ms;
+	(void)t;
+	return MB_REPLAY;
+}
+
+static mb_entry *send_entry(mb_table *t, const mb_req_send *q, const uint8_t *body,
+                            uint64_t now, mb_box *x)
+{
+	mb_entry *e = calloc(1, sizeof *e);
+
+	if (!e)
+		return NULL;
+	if (t->lim.keep_bodies && q->body_len) {
+		if (!(e->body = malloc(q->body_len))) {
+			free(e);
+			return NULL;
+		}
+		memcpy(e->body, body, q->body_len);
+	}
+	e->id = t->next_id++;
+	e->box = x;
+	snprintf(e->sender, sizeof e->sender, "%s", q->sender);
+	e->kind = q->kind;
+	e->pending = true;
+	e->sent_ms = now;
+	e->visible_ms = now;
+	memcpy(e->cid, q->cid, sizeof e->cid);
+	e->body_len = q->body_len;
+	entry_link(t, e);
+	return e;
+}
+
+mb_status mb_table_send(mb_table *t, const mb_req_send *q, const uint8_t *body, uint64_t now,
+                        mb_batch *b, mb_entry **out, uint64_t *rep_id, uint64_t *rep_ms)
+{
+	uint8_t digest[32], key[MB_IDEM_KEY_MAX];
+	size_t klen = 0;
+	uint64_t h = 0;
+	mb_idem *k = NULL;
+	mb_box *x = box_get(t, q->recipient, false);
+	mb_status st;
+	mb_entry *e;
+
+	*out = NULL;
+	if (q->idem[0]) {
+		send_digest(q, body, digest);
+		klen = idem_key(q->sender, q->idem, key);
+		h = mb_hash(key, klen);
+		if ((k = idem_find(t, key, klen, h)) != NULL && idem_is_live(t, k, now))
+			return send_idem(t, k, digest, now, rep_id, rep_ms);
+	}
+	if ((st = send_room(t, x, q->body_len)) != MB_OK)
+		return st;
+	if (q->idem[0] && !k && t->nidem >= t->lim.max_idem) {
+		mb_table_expire_idem(t, now, 64, b);
+		if (t->nidem >= t->lim.max_idem)
+			return MB_IDEM_FULL;
+	}
+	if (!(x = box_get(t, q->recipient, true)) || !(e = send_entry(t, q, body, now, x))) {
+		if (x)
+			box_maybe_free(t, x);
+		return MB_NOMEM;
+	}
+	if (q->idem[0]) {
+		if (k)   /* past the window: the key starts afresh */
+			idem_remove(t, k);
+		if (!(k = idem_insert(t, key, klen, h))) {
+			t->next_id--;
+			entry_free(t, e);
+			return MB_NOMEM;
+		}
+		k->id = e->id;
+		k->sent_ms = now;
+		k->pending = true;
+		memcpy(k->digest, digest, sizeof digest);
+		batch_idem(b, k, true);
+	}
+	batch_put_meta(b, e);
+	if (q->body_len) {
+		mb_op *op = batch_add(b, MB_OP_PUT_BODY, e->id);
+		if (op && (op->val = malloc(q->body_len)) != NULL) {
+			memcpy(op->val, body, q->body_len);
+			op->val_len = q->body_len;
+		} else {
+			b->nomem = true;
+		}
+	}
+	(void)batch_add(b, MB_OP_NEXT_ID, t->next_id);
+	*out = e;
+	return MB_OK;
+}
+
+void mb_table_send_done(mb_table *t, uint64_t id, bool ok)
+{
+	mb_entry *e = entry_find(t, id);
+	mb_idem *k, *next;
+
+	if (!e || !e->pending)
+		return;
+	for (k = TAILQ_LAST(&t->idem_age, mb_idem_age_q); k; k = next) {
+		next = TAILQ_PREV(k, mb_idem_age_q, age);
+		if (k->id == id && k->pending) {
+			k->pending = false;
+			if (!ok)
+				idem_remove(t, k);
+			break;
+		}
+	}
+	if (!ok) {
+		entry_free(t, e);
+		return;
+	}
+	e->pending = false;
+	t->depth++;
+}
+
+/* ---- RECV, ACK, NACK ------------------------------------------------------------------ */
+
+size_t mb_table_recv(mb_table *t, const char *name, unsigned max, uint64_t max_bytes,
+                     uint32_t lease_ms, uint64_t now, mb_batch *b, mb_entry **out)
+{
+	mb_box *x = box_get(t, name, false);
+	mb_entry *e, *next;
+	size_t n = 0, seen = 0;
+	uint64_t bytes = 0;
+
+	if (!x)
+		return 0;
+	for (e = TAILQ_FIRST(&x->live); e && n < max && seen < MB_SCAN_MAX; e = next, seen++) {
+		next = TAILQ_NEXT(e, link);
+		if (e->pending || e->visible_ms > now)
+			continue;
+		if (e->leased) {   /* its lease ran out with no ack */
+			e->leased = false;
+			t->ev_timeouts++;
+		}
+		if (e->deliveries >= t->lim.max_deliveries) {
+			entry_to_dlq(t, e, b);
+			continue;
+		}
+		if (n > 0 && bytes + e->body_len > max_bytes)
+			break;
+		bytes += e->body_len;
+		e->deliveries++;
+		e->leased = true;
+		e->visible_ms = now + lease_ms;
+		batch_put_meta(b, e);
+		out[n++] = e;
+	}
+	return n;
+}
+
+static mb_entry *entry_of(mb_table *t, const char *name, uint64_t id)
+{
+	mb_entry *e = entry_find(t, id);
+
+	return e && !e->pending && strcmp(e->box->name, name) == 0 ? e : NULL;
+}
+
+mb_status mb_table_ack(mb_table *t, const char *name, uint64_t id, mb_batch *b)
+{
+	mb_entry *e = entry_of(t, name, id);
+
+	if (!e)
+		return MB_NOT_FOUND;
+	if (e->dlq)
+		return MB_IN_DLQ;
+	if (e->deliveries == 0)
+		return MB_NOT_DELIVERED;
+	(void)batch_add(b, MB_OP_DEL_MSG, id);
+	entry_free(t, e);
+	return MB_OK;
+}
+
+static uint64_t nack_backoff(const mb_limits *lim, uint32_t deliveries)
+{
+	uint64_t d = lim->backoff_base_ms;
+
+	for (uint32_t i = 1; i < deliveries && d < lim->backoff_max_ms; i++)
+		d <<= 1;
+	return d < lim->backoff_max_ms ? d : lim->backoff_max_ms;
+}
+
+mb_status mb_table_nack(mb_table *t, const char *name, uint64_t id, uint64_t now, mb_batch *b,
+                        bool *dlq, uint64_t *visible_ms)
+{
+	mb_entry *e = entry_of(t, name, id);
+
+	*dlq = false;
+	*visible_ms = 0;
+	if (!e)
+		return MB_NOT_FOUND;
+	if (e->dlq)
+		return MB_IN_DLQ;
+	if (e->deliveries == 0)
+		return MB_NOT_DELIVERED;
+	if (e->deliveries >= t->lim.max_deliveries) {
+		entry_to_dlq(t, e, b);
+		*dlq = true;
+		return MB_OK;
+	}
+	e->leased = false;
+	e->visible_ms = now + nack_backoff(&t->lim, e->deliveries);
+	*visible_ms = e->visible_ms;
+	batch_put_meta(b, e);
+	return MB_OK;
+}
+
+/* ---- the dead-letter queue ---------------------------------------------------------------- */
+
+size_t mb_table_dlq(mb_table *t, const char *name, unsigned max, mb_entry **out)
+{
+	mb_box *x = box_get(t, name, false);
+	mb_entry *e;
+	size_t n = 0;
+
+	if (!x)
+		return 0;
+	TAILQ_FOREACH(e, &x->dlq, link) {
+		if (n == max)
+			break;
+		out[n++] = e;
+	}
+	return n;
+}
+
+mb_status mb_table_requeue(mb_table *t, const char *name, uint64_t id, uint64_t now,
+                           mb_batch *b)
+{
+	mb_entry *e = entry_of(t, name, id);
+
+	if (!e || !e->dlq)
+		return MB_NOT_FOUND;
+	TAILQ_REMOVE(&e->box->dlq, e, link);
+	TAILQ_INSERT_TAIL(&e->box->live, e, link);
+	e->dlq = false;
+	e->leased = false;
+	e->deliveries = 0;
+	e->visible_ms = now;
+	t->dlq_depth--;
+	t->depth++;
+	batch_put_meta(b, e);
+	return MB_OK;
+}
+
+size_t mb_table_expire_idem(mb_table *t, uint64_t now, size_t max, mb_batch *b)
+{
+	mb_idem *k;
+	size_t n = 0;
+
+	while (n < max && (k = TAILQ_FIRST(&t->idem_age)) != NULL && !k->pending &&
+	       !idem_is_live(t, k, now)) {
+		batch_idem(b, k, false);
+		idem_remove(t, k);
+		n++;
+	}
+	return n;
+}
+
+/* ---- counts ------------------------------------------------------------------------------- */
+
+uint64_t mb_table_depth(const mb_table *t)
+{
+	return t->depth;
+}
+
+uint64_t mb_table_dlq_depth(const mb_table *t)
+{
+	return t->dlq_depth;
+}
+
+uint64_t mb_table_idem_keys(const mb_table *t)
+{
+	return t->nidem;
+}
+
+void mb_table_take_events(mb_table *t, uint64_t *timeouts, uint64_t *dlq_moves)
+{
+	*timeouts = t->ev_timeouts;
+	*dlq_moves = t->ev_dlq;
+	t->ev_timeouts = t->ev_dlq = 0;
+}
