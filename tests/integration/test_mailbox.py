@@ -83,7 +83,14 @@ def test_send_receive_ack_nack(mb_node):
     assert r.status == 200 and r.json()["dlq"] is False, r
     again = wait_until(lambda: recv(n, "bob", bob), 5 * SLOW, what="nacked message again")
     assert [m["id"] for m in again] == [msgs[1]["id"]] and again[0]["deliveries"] == 2
-    assert n.metrics().get("mailbox_depth") == 2
+    m = n.metrics()
+    assert m.get("mailbox_depth") == 2
+    assert m.get("mailbox_sends_total", result="created") == 3
+    # the sandbox profile is enough: the mailbox ran confined, never restarted
+    assert not m.get("sandbox_violations_total", role="mailbox")
+    assert not m.get("service_restarts_total", service="mailbox")
+    assert any(r.get("msg") == "sandbox entered" and r.get("profile") == "mailbox"
+               for r in n.log_records()), [r for r in n.log_records() if "sandbox" in r.get("msg", "")][:5]
 
 
 def test_lease_timeout_dlq_requeue(mb_node):

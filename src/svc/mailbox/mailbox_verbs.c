@@ -152,7 +152,7 @@ static int mb_body_of(mailbox *m, const mb_entry *e, uint8_t *out)
  * (*fd, -1 when no body has a byte). 0, or -1. */
 static int mb_items(mailbox *m, mb_entry **es, size_t n, bool lease, mb_rep *rep, int *fd)
 {
-	uint64_t total = 0, off = 0;
+	uint64_t total = 0;
 	uint8_t *buf = NULL;
 	int rc = 0;
 
@@ -180,7 +180,6 @@ static int mb_items(mailbox *m, mb_entry **es, size_t n, bool lease, mb_rep *rep
 			continue;
 		rc = mb_body_of(m, es[i], buf) == 0 &&
 		     util_write_all(*fd, buf, es[i]->body_len) == 0 ? 0 : -1;
-		off += es[i]->body_len;
 	}
 	free(buf);
 	if (rc == 0 && fcntl(*fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE |
