@@ -50,6 +50,7 @@ static void mb_answer_status(mailbox *m, rpc_req *q, uint16_t verb, mb_status st
 
 	switch (st) {
 	case MB_NOT_FOUND:
+		mailbox_count_refusal("not_found");
 		mailbox_reply_err(m, q, verb, 404, "not_found", "no such message in this mailbox");
 		return;
 	case MB_NOT_DELIVERED:

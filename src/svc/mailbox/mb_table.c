@@ -9,8 +9,11 @@
  * window are forgotten from its head.
  *
  * Rules (docs/mailbox.md):
- *   - a RECV leases visible messages in id order: deliveries + 1, invisible
- *     until now + lease; a message whose lease ran out is visible again
+ *   - each recipient has three queues: live (visible, in queue order),
+ *     wait (leased or backing off, by the time it ends) and dlq;
+ *   - a RECV first moves the waits that ended back to the tail of live,
+ *     then leases from the head of live: deliveries + 1, into wait until
+ *     now + lease; a message whose lease ran out is visible again
  *     (counted as a visibility timeout) unless it reached max_deliveries —
  *     then it moves to the DLQ instead of a further delivery;
  *   - ACK deletes a message that was delivered; NACK makes it visible after
@@ -205,6 +208,7 @@ static mb_box *box_get(mb_table *t, const char *name, bool create)
 	memcpy(x->name, name, n + 1);
 	x->hash = h;
 	TAILQ_INIT(&x->live);
+	TAILQ_INIT(&x->wait);
 	TAILQ_INIT(&x->dlq);
 	x->hnext = t->boxes[h & (t->nbuckets - 1)];
 	t->boxes[h & (t->nbuckets - 1)] = x;
@@ -281,11 +285,39 @@ static void idem_remove(mb_table *t, mb_idem *k)
 
 /* ---- life of an entry -------------------------------------------------------------- */
 
+static struct mb_queue *entry_queue(mb_entry *e)
+{
+	return e->dlq ? &e->box->dlq : e->waiting ? &e->box->wait : &e->box->live;
+}
+
+/* Into box->wait, kept in visible_ms order. From the tail: leases of one
+ * length arrive in order, so this is one step in the usual case (at worst
+ * the recipient's quota_count). */
+static void wait_insert(mb_entry *e)
+{
+	struct mb_queue *w = &e->box->wait;
+	mb_entry *p = TAILQ_LAST(w, mb_queue);
+
+	while (p && p->visible_ms > e->visible_ms)
+		p = TAILQ_PREV(p, mb_queue, link);
+	if (p)
+		TAILQ_INSERT_AFTER(w, p, e, link);
+	else
+		TAILQ_INSERT_HEAD(w, e, link);
+	e->waiting = true;
+}
+
+static void entry_unqueue(mb_entry *e)
+{
+	TAILQ_REMOVE(entry_queue(e), e, link);
+	e->waiting = false;
+}
+
 static void entry_free(mb_table *t, mb_entry *e)
 {
 	mb_box *x = e->box;
 
-	TAILQ_REMOVE(e->dlq ? &x->dlq : &x->live, e, link);
+	entry_unqueue(e);
 	entry_unhash(t, e);
 	x->count--;
 	x->bytes -= e->body_len;
@@ -305,7 +337,12 @@ static void entry_link(mb_table *t, mb_entry *e)
 {
 	mb_box *x = e->box;
 
-	TAILQ_INSERT_TAIL(e->dlq ? &x->dlq : &x->live, e, link);
+	if (e->dlq)
+		TAILQ_INSERT_TAIL(&x->dlq, e, link);
+	else if (e->deliveries > 0)   /* loaded: its lease or backoff stands */
+		wait_insert(e);
+	else
+		TAILQ_INSERT_TAIL(&x->live, e, link);
 	e->hnext = t->ids[e->id & (t->nbuckets - 1)];
 	t->ids[e->id & (t->nbuckets - 1)] = e;
 	x->count++;
@@ -320,7 +357,7 @@ static void entry_link(mb_table *t, mb_entry *e)
 
 static void entry_to_dlq(mb_table *t, mb_entry *e, mb_batch *b)
 {
-	TAILQ_REMOVE(&e->box->live, e, link);
+	entry_unqueue(e);
 	TAILQ_INSERT_TAIL(&e->box->dlq, e, link);
 	e->dlq = true;
 	e->leased = false;
@@ -585,6 +622,27 @@ void mb_table_send_done(mb_table *t, uint64_t id, bool ok)
 
 /* ---- RECV, ACK, NACK ------------------------------------------------------------------ */
 
+/* Waits that ended: back to the tail of the queue, or into the DLQ when
+ * the message used its deliveries. */
+static void recv_wake(mb_table *t, mb_box *x, uint64_t now, mb_batch *b)
+{
+	mb_entry *e;
+	size_t moved = 0;
+
+	while ((e = TAILQ_FIRST(&x->wait)) != NULL && e->visible_ms <= now && moved++ < MB_SCAN_MAX) {
+		if (e->leased) {   /* its lease ran out with no ack */
+			e->leased = false;
+			t->ev_timeouts++;
+		}
+		if (e->deliveries >= t->lim.max_deliveries) {
+			entry_to_dlq(t, e, b);
+			continue;
+		}
+		entry_unqueue(e);
+		TAILQ_INSERT_TAIL(&x->live, e, link);
+	}
+}
+
 size_t mb_table_recv(mb_table *t, const char *name, unsigned max, uint64_t max_bytes,
                      uint32_t lease_ms, uint64_t now, mb_batch *b, mb_entry **out)
 {
@@ -595,26 +653,24 @@ size_t mb_table_recv(mb_table *t, const char *name, unsigned max, uint64_t max_b
 
 	if (!x)
 		return 0;
+	recv_wake(t, x, now, b);
 	for (e = TAILQ_FIRST(&x->live); e && n < max && seen < MB_SCAN_MAX; e = next, seen++) {
 		next = TAILQ_NEXT(e, link);
-		if (e->pending || e->visible_ms > now)
+		if (e->pending)
 			continue;
-		if (e->leased) {   /* its lease ran out with no ack */
-			e->leased = false;
-			t->ev_timeouts++;
-		}
-		if (e->deliveries >= t->lim.max_deliveries) {
-			entry_to_dlq(t, e, b);
-			continue;
-		}
 		if (n > 0 && bytes + e->body_len > max_bytes)
 			break;
 		bytes += e->body_len;
+		out[n++] = e;
+	}
+	for (size_t i = 0; i < n; i++) {
+		e = out[i];
+		entry_unqueue(e);
 		e->deliveries++;
 		e->leased = true;
 		e->visible_ms = now + lease_ms;
+		wait_insert(e);
 		batch_put_meta(b, e);
-		out[n++] = e;
 	}
 	return n;
 }
@@ -668,8 +724,10 @@ mb_status mb_table_nack(mb_table *t, const char *name, uint64_t id, uint64_t now
 		*dlq = true;
 		return MB_OK;
 	}
+	entry_unqueue(e);
 	e->leased = false;
 	e->visible_ms = now + nack_backoff(&t->lim, e->deliveries);
+	wait_insert(e);
 	*visible_ms = e->visible_ms;
 	batch_put_meta(b, e);
 	return MB_OK;

@@ -50,11 +50,12 @@ typedef struct mb_box mb_box;
 typedef struct mb_entry {
 	uint64_t  id;
 	mb_box   *box;
-	TAILQ_ENTRY(mb_entry) link;  /* box->live or box->dlq */
+	TAILQ_ENTRY(mb_entry) link;  /* box->live, box->wait or box->dlq */
 	struct mb_entry *hnext;      /* the id hash chain */
 	char      sender[MB_SENDER_MAX + 1];
 	uint8_t   kind;
-	bool      dlq;
+	bool      dlq;               /* in box->dlq */
+	bool      waiting;           /* in box->wait: leased or backing off */
 	bool      pending;           /* SEND not committed yet: never delivered */
 	bool      leased;            /* delivered, lease running (or ran out unseen) */
 	uint32_t  deliveries;
@@ -71,7 +72,9 @@ struct mb_box {
 	char           name[MB_NAME_MAX + 1];
 	uint64_t       hash;
 	mb_box        *hnext;
-	struct mb_queue live, dlq;
+	struct mb_queue live;        /* visible (and pending sends), in queue order */
+	struct mb_queue wait;        /* leased or backing off, by visible_ms */
+	struct mb_queue dlq;
 	uint32_t       count;        /* live + dlq */
 	uint64_t       bytes;
 };

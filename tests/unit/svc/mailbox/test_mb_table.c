@@ -189,6 +189,41 @@ static void test_reload(void **state)
 	mb_table_free(u);
 }
 
+/* Many leases ahead of it never hide a visible message (the scan bound). */
+static void test_many_leases(void **state)
+{
+	mb_limits lim = LIM;
+	mb_table *t;
+	mb_entry *es[10];
+	uint64_t id, last = 0;
+	size_t got = 0;
+
+	(void)state;
+	lim.quota_count = lim.max_messages = 6000;
+	lim.quota_bytes = lim.max_bytes = 1u << 20;
+	lim.max_deliveries = 5;
+	t = mb_table_new(&lim);
+	for (int i = 0; i < 5000; i++)
+		assert_int_equal(send1(t, "m", "x", "", 1, &id), MB_OK);
+	for (size_t n; (n = recv_n(t, "m", 2, 1000, es)) > 0; )
+		got += n;
+	assert_int_equal(got, 5000);
+	assert_int_equal(send1(t, "m", "new", "", 3, &last), MB_OK);
+	assert_int_equal(recv_n(t, "m", 4, 10, es), 1);
+	assert_int_equal(es[0]->id, last);
+	/* a short lease ends before the long ones: found at once */
+	assert_int_equal(recv_n(t, "m", 15, 10, es), 1);
+	assert_int_equal(es[0]->id, last);
+	assert_int_equal(es[0]->deliveries, 2);
+	/* every lease ended: visible again in the order the leases ended */
+	assert_int_equal(recv_n(t, "m", 2000, 10, es), 10);
+	assert_int_equal(es[0]->id, last);
+	assert_int_equal(es[0]->deliveries, 3);
+	assert_int_equal(es[1]->id, 1);
+	assert_int_equal(es[1]->deliveries, 2);
+	mb_table_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -196,6 +231,7 @@ int main(void)
 		cmocka_unit_test(test_quotas_and_undo),
 		cmocka_unit_test(test_idempotency),
 		cmocka_unit_test(test_reload),
+		cmocka_unit_test(test_many_leases),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
