@@ -197,66 +197,143 @@ def test_quotas(mb_node):
     assert send(n, "gina", {"body": "y" * 200}).status == 201
 
 
-def mailbox_pid(n):
-    kids = [c for c in n.children() if c.get("service") == "mailbox"]
-    assert len(kids) == 1, n.children()
+def attempt(fn, *a, **kw):
+    """A request that may meet a process being killed: None for a reset."""
+    try:
+        return fn(*a, **kw)
+    except (ConnectionError, OSError):
+        return None
+
+
+def service_pid(n, service):
+    kids = [c for c in n.children() if c.get("service") == service]
+    assert kids, n.children()
     return kids[0]["pid"]
 
 
 def test_kill9_loses_nothing_acknowledged(mb_node):
-    """kill -9 of the mailbox during a stream of sends and receives: every
-    message answered 201 is delivered after the restart (unless acked), no
-    message answered acked is ever delivered again, and a message delivered
-    twice was never acked (at-least-once)."""
+    """kill -9 of the mailbox (and later of the gateway worker) during a
+    stream of sends and receives: every message answered 201 is delivered
+    after the restarts unless acked, no message answered acked is ever
+    delivered again, and a message delivered twice is one whose ack did not
+    get a 200 (the documented at-least-once window)."""
     n = mb_node
     me = tok(n, "h")
-    sent, acked, delivered = set(), set(), []
-    pid = mailbox_pid(n)
-    killed = False
+    sent, acked, ack_failed, delivered = set(), set(), set(), []
+    pids = {"mailbox": service_pid(n, "mailbox"), "gateway": service_pid(n, "gateway")}
+    kills = {120: "mailbox", 220: "gateway"}
     for i in range(300):
-        if i == 150:
-            os.kill(pid, signal.SIGKILL)
-            killed = True
-        r = send(n, "h", {"body": "m%d" % i}, key="s%d" % i)
-        if r.status == 201:
+        if i in kills:
+            os.kill(pids[kills[i]], signal.SIGKILL)
+        r = attempt(send, n, "h", {"body": "m%d" % i}, key="s%d" % i)
+        if r is not None and r.status == 201:
             sent.add(r.json()["id"])
         else:
-            assert r.status in (503, 504), r
-        if i % 3 == 0:
-            r = call(n, "GET", "/mb/h?max=5&lease=1s", me)
-            if r.status != 200:
-                assert r.status in (503, 504), r
-                continue
-            for m in r.json()["messages"]:
-                assert m["id"] not in acked, "delivered after ack: %s" % m
-                delivered.append(m["id"])
-                a = call(n, "POST", "/mb/h/%s/ack" % m["id"], me)
-                if a.status == 200:
-                    acked.add(m["id"])
-                    continue
-                assert a.status in (404, 503, 504), a
-        # the quota must not cut the stream short
-        if len(sent) - len(acked) >= 18:
-            time.sleep(0.01)
-    assert killed
-    wait_until(lambda: mailbox_pid(n) not in (0, pid), 10 * SLOW, what="mailbox restarted")
-    wait_until(lambda: call(n, "GET", "/mb/h?max=1&lease=1ms", me).status == 200, 10 * SLOW,
-               what="mailbox serving again")
-    time.sleep(0.01)
-    # drain what is left: everything sent and not acked must come
+            assert r is None or r.status in (503, 504), r
+        if i % 3:
+            continue
+        r = attempt(call, n, "GET", "/mb/h?max=5&lease=5s", me)
+        if r is None or r.status != 200:
+            assert r is None or r.status in (503, 504), r
+            continue
+        for m in r.json()["messages"]:
+            assert m["id"] not in acked, "delivered after ack: %s" % m
+            if m["id"] in delivered:
+                assert m["id"] in ack_failed, "delivered twice, never nacked: %s" % m
+            delivered.append(m["id"])
+            a = attempt(call, n, "POST", "/mb/h/%s/ack" % m["id"], me)
+            if a is not None and a.status == 200:
+                acked.add(m["id"])
+            else:
+                assert a is None or a.status in (503, 504), a
+                ack_failed.add(m["id"])
+    for svc, pid in pids.items():
+        wait_until(lambda: service_pid(n, svc) not in (0, pid), 10 * SLOW,
+                   what="%s restarted" % svc)
+    wait_until(lambda: attempt(call, n, "GET", "/mb/h?max=1&lease=1ms", me) is not None,
+               10 * SLOW, what="mailbox serving again")
+    # everything sent and not acked comes (leases of 5 s may have to end)
     left = set()
     deadline = time.monotonic() + 20 * SLOW
     while time.monotonic() < deadline and (sent - acked) - left:
         r = call(n, "GET", "/mb/h?max=100&lease=1ms", me)
-        assert r.status == 200, r
-        for m in r.json()["messages"]:
-            assert m["id"] not in acked, "delivered after ack: %s" % m
-            left.add(m["id"])
-        time.sleep(0.01)
+        if r.status == 200:
+            for m in r.json()["messages"]:
+                assert m["id"] not in acked, "delivered after ack: %s" % m
+                left.add(m["id"])
+        time.sleep(0.05)
     assert (sent - acked) - left == set(), "acknowledged sends lost"
-    # duplicates (a lease that ran out, or a restart) are only ever of
-    # messages not acked at the time: checked at every delivery above
-    assert len(sent) > 200 and len(acked) > 0
+    assert len(sent) > 200 and len(acked) > 50
+    m = n.metrics()
+    assert m.get("service_restarts_total", service="mailbox") >= 1
+
+
+def test_whole_node_kill9_and_restart(node_factory):
+    """SIGKILL of the supervisor (its children go with it): after a restart
+    on the same data every acknowledged message is there, acked ones are
+    not, and an Idempotency-Key still answers the first result."""
+    n = node_factory(config=MB)
+    me = tok(n, "k")
+    ids = [send(n, "k", {"body": "p%d" % i}, key="q%d" % i).json()["id"] for i in range(10)]
+    got = recv(n, "k", me, "max=4&lease=1ms")
+    for x in got[:2]:
+        assert call(n, "POST", "/mb/k/%s/ack" % x["id"], me).status == 200
+    n.stop(signal.SIGKILL)
+    wait_until(lambda: not n.tagged_pids(), 10 * SLOW, what="children gone")
+    n.start()
+    r = send(n, "k", {"body": "p3"}, key="q3")
+    assert r.status == 201 and r.json()["id"] == ids[3] and r.header("Idempotent-Replayed")
+    back = recv(n, "k", tok(n, "k"), "max=100")
+    assert sorted(x["id"] for x in back) == sorted(set(ids) - {x["id"] for x in got[:2]})
+    # the deliveries before the crash were kept: 2 for the leased ones
+    assert {x["id"]: x["deliveries"] for x in back}[got[2]["id"]] == 2
+    # a new message never reuses an id
+    assert send(n, "k", {"body": "new"}).json()["id"] not in ids
+
+
+def probe_mailbox(node_factory, tmp_dir, what, config=None):
+    from conftest import deep_merge
+    probes = os.path.join(tmp_dir, "probes")
+    os.makedirs(probes, exist_ok=True)
+    with open(os.path.join(probes, "mailbox"), "w") as f:
+        f.write(what)
+    n = node_factory(config=deep_merge(MB, config or {}), env={"MN_TEST_SANDBOX_PROBE": probes})
+    assert not os.path.exists(os.path.join(probes, "mailbox"))   # it probed, once
+    return n
+
+
+def assert_mailbox_serves(n):
+    assert send(n, "z", {"body": "still"}).status == 201
+    assert recv(n, "z", tok(n, "z"))[0]["body"] == "still"
+
+
+def test_mailbox_sandbox_exec_kills_and_restarts(node_factory, tmp_dir):
+    n = probe_mailbox(node_factory, tmp_dir, "exec")
+    wait_until(lambda: n.metrics().get("service_restarts_total", service="mailbox"), 10 * SLOW,
+               what="the mailbox restarted")
+    assert n.metrics().get("sandbox_violations_total", role="mailbox") == 1
+    wait_until(lambda: getattr(attempt(send, n, "w", {"body": "x"}), "status", 0) == 201,
+               10 * SLOW, what="serving again")
+    assert_mailbox_serves(n)
+
+
+@pytest.mark.parametrize("what,config", [("open", None), ("write", None),
+                                         ("write", {"amnesia": True})])
+def test_mailbox_sandbox_refuses_files(node_factory, tmp_dir, what, config):
+    from test_sandbox import landlock_enabled
+    if not landlock_enabled():
+        pytest.skip("kernel without Landlock")
+    n = probe_mailbox(node_factory, tmp_dir, what, config)
+
+    def refused():
+        return [r.get("error") for r in n.log_records() if r.get("service") == "mailbox"
+                and r.get("msg") == "sandbox probe refused"]
+    wait_until(lambda: refused(), 10 * SLOW, what="the mailbox probe's record")
+    assert refused() == ["Permission denied"]
+    m = n.metrics()
+    assert m.get("sandbox_violations_total", role="mailbox") is None
+    assert m.get("service_restarts_total", service="mailbox") is None
+    assert_mailbox_serves(n)
 
 
 def test_amnesia_mode(node_factory):
