@@ -8,7 +8,8 @@
  *
  * A request that changes state becomes an mb_job: the change is applied to
  * the table, its reply prepared, and the job's batch committed on the
- * writer thread; the reply leaves once the commit is done.
+ * writer thread (with the other jobs that waited for the same commit: an
+ * mb_group); the reply leaves once the commit is done.
  */
 #ifndef MN_SVC_MAILBOX_H
 #define MN_SVC_MAILBOX_H
@@ -16,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "core/mailbox/mb_msg.h"
 #include "core/proto/oap.h"
@@ -40,21 +42,39 @@ struct rpc_req;
 struct metrics_series;
 typedef struct mb_db mb_db;
 
+typedef struct mb_job mb_job;
+
+/* One commit: the batches of the jobs that waited for it, one transaction. */
+typedef struct mb_group {
+	workq_job       job;        /* first: the writer thread hands this back */
+	struct mailbox *m;
+	mb_job         *jobs[MAILBOX_WRITES_MAX];
+	const mb_batch *batches[MAILBOX_WRITES_MAX];
+	size_t          n;
+	int             rc;         /* the commit: 0 done */
+} mb_group;
+
+STAILQ_HEAD(mb_jobq, mb_job);
+
 typedef struct mailbox {
 	svc               *s;
 	mb_table          *t;
 	mb_db             *db;          /* NULL in amnesia */
 	workq             *wq;          /* the writer thread (disk), else NULL */
 	struct event      *wq_ev, *tick;
-	size_t             writes;      /* jobs in wq */
+	size_t             writes;      /* jobs queued or committing */
+	struct mb_jobq     queued;      /* waiting for the next commit */
+	bool               committing;  /* group is with the writer */
+	bool               closing;
+	mb_group           group;
 	struct rpc_server *srv;
 	bool               draining;
 	struct metrics_series *m_depth, *m_dlq_depth, *m_idem, *m_timeouts, *m_dlq_total;
 	uint8_t            buf[MB_MSG_MAX];
 } mailbox;
 
-typedef struct mb_job {
-	workq_job       job;        /* first: the writer thread hands this back */
+struct mb_job {
+	STAILQ_ENTRY(mb_job) qlink; /* m->queued */
 	mailbox        *m;
 	struct rpc_req *q;          /* NULL: nobody waits (upkeep) */
 	uint16_t        verb;
@@ -63,7 +83,7 @@ typedef struct mb_job {
 	uint64_t        send_id;    /* SEND: the new message */
 	mb_rep         *rep;        /* the answer once committed */
 	int             fd;         /* its bodies (RECV), or -1 */
-} mb_job;
+};
 
 /* mailbox.c */
 mb_job *mailbox_job_new(mailbox *m, struct rpc_req *q, uint16_t verb);

@@ -73,26 +73,30 @@ static int db_apply(mb_db *db, MDB_txn *txn, const mb_op *op)
 	return EINVAL;
 }
 
-int mb_db_commit(mb_db *db, const mb_batch *b)
+int mb_db_commit_many(mb_db *db, const mb_batch *const *bs, size_t n)
 {
 	MDB_txn *txn;
 	int rc;
 
-	if (b->n == 0)
-		return 0;
 	if ((rc = mdb_txn_begin(db->env, NULL, 0, &txn)) != 0)
 		goto fail;
-	for (size_t i = 0; i < b->n; i++)
-		if ((rc = db_apply(db, txn, &b->ops[i])) != 0) {
-			mdb_txn_abort(txn);
-			goto fail;
-		}
+	for (size_t k = 0; k < n; k++)
+		for (size_t i = 0; i < bs[k]->n; i++)
+			if ((rc = db_apply(db, txn, &bs[k]->ops[i])) != 0) {
+				mdb_txn_abort(txn);
+				goto fail;
+			}
 	if ((rc = mdb_txn_commit(txn)) != 0)
 		goto fail;
 	return 0;
 fail:
 	log_kv(LOG_LEVEL_ERROR, "mailbox database write failed", "error", mdb_strerror(rc), LOG_END);
 	return -1;
+}
+
+int mb_db_commit(mb_db *db, const mb_batch *b)
+{
+	return mb_db_commit_many(db, &b, 1);
 }
 
 /* ---- reads (the loop) ---------------------------------------------------------------- */

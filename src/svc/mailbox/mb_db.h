@@ -33,6 +33,8 @@ void mb_db_close(mb_db *db);   /* NULL ok */
 int mb_db_load(mb_db *db, mb_table *t, char *err, size_t errlen);
 /* One transaction; 0 committed (durable), -1 not (logged). */
 int mb_db_commit(mb_db *db, const mb_batch *b);
+/* The batches bs[0..n), in order, as one transaction (group commit). */
+int mb_db_commit_many(mb_db *db, const mb_batch *const *bs, size_t n);
 /* The body of id into out (len bytes exactly). 0/-1. */
 int mb_db_body(mb_db *db, uint64_t id, uint8_t *out, size_t len);
 
