@@ -43,9 +43,11 @@ static const char *const svc_sandbox_common[] = {
 };
 
 /* Reload reads capability keys (a directory), certificates (OpenSSL checks
- * the CA file with access()), the mTLS map. */
+ * the CA file with access()), the mTLS map. A mailbox send's body goes to
+ * the mailbox service in a sealed memfd (RAM; no file system). */
 static const char *const svc_sandbox_front_calls[] = {
 	"getdents64", "sendfile", "access", "faccessat", "faccessat2",
+	"memfd_create",
 	NULL,
 };
 

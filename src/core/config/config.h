@@ -92,7 +92,7 @@ typedef struct mn_config {
 	uint32_t index_history;                    /* 8 records kept per name */
 	/* mailbox (docs/mailbox.md) */
 	uint32_t mailbox_max_deliveries;           /* 5 deliveries, then the DLQ */
-	uint64_t mailbox_max_body;                 /* 63 KiB (MB_BODY_MAX) */
+	uint64_t mailbox_max_body;                 /* 64 KiB (MB_BODY_MAX) */
 	uint32_t mailbox_quota_count;              /* 10000 messages per recipient */
 	uint64_t mailbox_quota_bytes;              /* 64 MiB per recipient */
 	uint32_t mailbox_max_messages;             /* 1000000 in all */

@@ -1,11 +1,13 @@
 /*
  * mb_client.c — the mailbox service's typed client (see mb_client.h):
- * mb_msg.h requests become rpc_client calls, replies become mb_result. The
- * bodies of a RECV or DLQ reply arrive in one sealed memfd: mapped
- * read-only for the callback, its size checked against the items.
+ * mb_msg.h requests become rpc_client calls, replies become mb_result. A
+ * SEND's body goes in a sealed memfd written here; the bodies of a RECV or
+ * DLQ reply arrive in one sealed memfd: mapped read-only for the callback,
+ * its size checked against the items.
  */
 #include "core/mailbox/mb_client.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -16,6 +18,7 @@
 #include "core/config/config.h"
 #include "core/proto/rpc_client.h"
 #include "lib/log.h"
+#include "lib/util.h"
 
 typedef struct mb_ctx {
 	mb_cb cb;
@@ -133,16 +136,34 @@ static void on_reply(const rpc_reply *r, void *arg)
 		munmap(map, maplen);
 }
 
+/* A SEND's body in a sealed memfd of exactly its length. -1 on failure. */
+static int mb_body_fd(const mb_req_send *s)
+{
+	int fd = memfd_create("mailbox-send", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	if (fd < 0)
+		return -1;
+	if (util_write_all(fd, s->body, s->body_len) != 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 mb_call *mb_call_start(mb_client *c, const mb_req *q, mb_cb cb, void *arg)
 {
 	static uint8_t payload[MB_MSG_MAX];   /* loop thread; copied by the rpc call */
 	ssize_t n = mb_msg_req_encode(q, payload, sizeof payload);
 	mb_ctx x = { .cb = cb };
+	int fd = -1;
 
 	if (n < 0)   /* a caller's bug: rpc_client answers 500 */
 		n = (ssize_t)sizeof payload + 1;
-	return (mb_call *)rpc_call_start_ctx((rpc_client *)c, q->verb, payload, (size_t)n,
-	                                     cb ? on_reply : NULL, arg, &x, sizeof x);
+	else if (mb_msg_req_has_fd(q) && (fd = mb_body_fd(&q->u.send)) < 0)
+		n = (ssize_t)sizeof payload + 1;   /* no memfd: answered 500 as well */
+	return (mb_call *)rpc_call_start_fd((rpc_client *)c, q->verb, payload, (size_t)n, fd,
+	                                    cb ? on_reply : NULL, arg, &x, sizeof x);
 }
 
 void mb_call_cancel(mb_call *call)

@@ -133,22 +133,20 @@ static void put_send_req(wire_w *w, const mb_req *q)
 		return;
 	}
 	wire_put_u8(w, m->kind);
-	wire_put_blob(w, m->body_len ? (const void *)m->body : "", m->body_len);
+	wire_put_u32(w, m->body_len);
 	wire_put_raw(w, m->cid, sizeof m->cid);
 }
 
 static void get_send_req(wire_r *r, mb_req *q)
 {
 	mb_req_send *m = &q->u.send;
-	size_t blen = 0;
 
 	get_name(r, m->recipient);
 	wire_get_str(r, m->sender, sizeof m->sender);
 	wire_get_str(r, m->idem, sizeof m->idem);
 
 	m->kind = wire_get_u8(r);
-	wire_get_blob(r, &m->body, &blen, MB_BODY_MAX);
-	m->body_len = (uint32_t)blen;
+	m->body_len = wire_get_u32(r);
 	wire_get_raw(r, m->cid, sizeof m->cid);
 	if (!r->bad && (m->sender[0] == '\0' || m->kind > MB_KIND_LAST ||
 	                (m->idem[0] && !mb_idem_is_valid(m->idem, strlen(m->idem))) ||
@@ -414,6 +412,11 @@ int mb_msg_rep_decode(uint16_t verb, uint16_t status, const uint8_t *p, size_t n
 		return -1;
 	}
 	return 0;
+}
+
+bool mb_msg_req_has_fd(const mb_req *q)
+{
+	return q->verb == MB_SEND && q->u.send.body_len > 0;
 }
 
 bool mb_msg_rep_has_fd(const mb_rep *r)

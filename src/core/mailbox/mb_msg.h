@@ -6,12 +6,12 @@
  *
  * A message travels as the payload of one OAP/1 frame (app_proto_id
  * MB_APP_PROTO): a request's `code` is its verb, a reply's its status, 200
- * or an error status (400..599) whose payload is mb_rep_err. SEND carries
- * its body in the frame (so a body is at most MB_BODY_MAX: the internal
- * frame cap, 64 KiB, less room for the header and the other fields); the
- * RECV and DLQ replies carry the bodies of their items concatenated, in
- * item order, in one sealed memfd (none when every body is empty): a
- * batch of bodies is far larger than a frame.
+ * or an error status (400..599) whose payload is mb_rep_err. Bodies never
+ * ride in a frame (the internal frame cap is 64 KiB, and a body may be as
+ * large): a SEND with a body carries it in one file descriptor, a sealed
+ * memfd of exactly body_len bytes; the RECV and DLQ replies carry the
+ * bodies of their items concatenated, in item order, in one sealed memfd
+ * (none when every body is empty).
  *
  * The decoders are strict: a wrong verb, a name outside the mailbox name
  * rules (mb_name_check), a count out of range, a short message or a
@@ -33,16 +33,12 @@
 #define MB_TEXT_MAX      128u     /* an error message, NUL included */
 #define MB_CODE_MAX      32u      /* an error code, NUL included */
 #define MB_BATCH_MAX     100u     /* items one RECV or DLQ reply carries at most */
-/* The largest body: what fits a SEND frame (OAP_INTERNAL_MAX_FRAME, 64 KiB)
- * beside the header and the other fields (at most 600 bytes). */
-#define MB_BODY_MAX      (63u * 1024u)
+/* The largest body (mailbox.max_body may lower it). */
+#define MB_BODY_MAX      (64u * 1024u)
 #define MB_BODY_HARD_MAX MB_BODY_MAX
 /* The largest payload: a RECV reply of MB_BATCH_MAX items at their longest. */
 #define MB_ITEM_MAX      (8u + 2u + MB_SENDER_MAX + 1u + 4u + 8u + 8u + 4u + 32u)
-#define MB_SEND_MAX      (2u + MB_NAME_MAX + 2u + MB_SENDER_MAX + 2u + MB_IDEM_MAX + 1u + \
-                          4u + MB_BODY_MAX + 32u)
-#define MB_MSG_MAX       (MB_SEND_MAX > 2u + MB_BATCH_MAX * MB_ITEM_MAX ? MB_SEND_MAX : \
-                          2u + MB_BATCH_MAX * MB_ITEM_MAX)
+#define MB_MSG_MAX       (2u + MB_BATCH_MAX * MB_ITEM_MAX)
 
 /* Verbs: the OAP `code` of a mailbox request. */
 enum {
@@ -66,8 +62,10 @@ typedef struct mb_req_send {
 	char     sender[MB_SENDER_MAX + 1];   /* the wall's quota key */
 	char     idem[MB_IDEM_MAX + 1];       /* "" = no Idempotency-Key */
 	uint8_t  kind;                        /* mb_kind */
-	uint32_t body_len;                    /* 0..MB_BODY_MAX; 0 for a cid */
-	const uint8_t *body;                  /* borrowed (decoded: the payload's bytes) */
+	uint32_t body_len;                    /* 0..MB_BODY_MAX (the fd's bytes); 0 for a cid */
+	const uint8_t *body;                  /* encode: the bytes the client puts in the
+	                                       * memfd (borrowed); decode: NULL (the
+	                                       * server reads the fd) */
 	uint8_t  cid[32];                     /* MB_KIND_CID */
 } mb_req_send;
 
@@ -165,8 +163,9 @@ int mb_msg_req_decode(uint16_t verb, const uint8_t *p, size_t n, mb_req *q);
 __attribute__((warn_unused_result))
 int mb_msg_rep_decode(uint16_t verb, uint16_t status, const uint8_t *p, size_t n, mb_rep *r);
 
-/* Does a 200 reply carry a file descriptor? (RECV and DLQ replies whose
- * items have body bytes.) */
+/* Does a request / a 200 reply carry a file descriptor? (SEND with a body;
+ * RECV and DLQ replies whose items have body bytes.) */
+bool mb_msg_req_has_fd(const mb_req *q);
 bool mb_msg_rep_has_fd(const mb_rep *r);
 
 /* Make *r the error reply (status 400..599) to verb; code and message are

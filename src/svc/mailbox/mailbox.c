@@ -352,7 +352,7 @@ static int mailbox_start(svc *s)
 	                       .max_conns = MAILBOX_MAX_CONNS, .max_pending = MAILBOX_CONN_PENDING,
 	                       .check = mb_check, .verb_name = mb_msg_verb_name,
 	                       .handle = mailbox_dispatch, .arg = m,
-	                       .drained = mailbox_on_drained };
+	                       .drained = mailbox_on_drained, .request_fds = true };
 	if (s->listen_fd < 0 || evutil_make_socket_nonblocking(s->listen_fd) != 0 ||
 	    !(m->srv = rpc_server_new(s->base, s->listen_fd, &so))) {
 		log_kv(LOG_LEVEL_ERROR, "mailbox has no listening socket", LOG_END);

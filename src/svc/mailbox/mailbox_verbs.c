@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/metrics/metrics.h"
@@ -259,6 +260,44 @@ static void mb_by_id(mailbox *m, rpc_req *q, uint16_t verb, const mb_req_id *r)
 
 /* ---- dispatch ------------------------------------------------------------------------------ */
 
+/* A SEND's body from its memfd (exactly body_len bytes) into a buffer the
+ * caller frees. The fd is the peer's (this binary): a wrong size is a bug. */
+static uint8_t *mb_read_body(int fd, uint32_t len)
+{
+	struct stat st;
+	uint8_t *buf;
+
+	if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != len)
+		log_fatalx("mailbox SEND body fd does not match its length; exiting", LOG_END);
+	if (!(buf = malloc(len)))
+		return NULL;
+	if (util_pread_full(fd, buf, len, 0) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+static void mb_send_fd(mailbox *m, rpc_req *q, mb_req_send *r)
+{
+	int fd = rpc_req_take_fd(q);
+	uint8_t *body = NULL;
+
+	if ((fd >= 0) != (r->body_len > 0))
+		log_fatalx("mailbox SEND with a body and no fd (or the reverse); exiting", LOG_END);
+	if (fd >= 0) {
+		body = mb_read_body(fd, r->body_len);
+		close(fd);
+		if (!body) {
+			mailbox_reply_err(m, q, MB_SEND, 503, "unavailable", "cannot read the body");
+			return;
+		}
+	}
+	r->body = body;
+	mb_send(m, q, r);
+	free(body);
+}
+
 void mailbox_dispatch(rpc_req *q, uint16_t verb, const uint8_t *p, size_t n, void *arg)
 {
 	static mb_req r;   /* loop thread; large */
@@ -268,6 +307,8 @@ void mailbox_dispatch(rpc_req *q, uint16_t verb, const uint8_t *p, size_t n, voi
 		mailbox_reply_err(m, q, verb, 500, "internal", "request does not decode");
 		return;
 	}
+	if (verb != MB_SEND && rpc_req_take_fd(q) >= 0)
+		log_fatalx("mailbox request carries an fd its verb does not take; exiting", LOG_END);
 	if (verb == MB_PING) {
 		rpc_server_reply(q, 200, NULL, 0, NULL, 0);
 		return;
@@ -280,7 +321,7 @@ void mailbox_dispatch(rpc_req *q, uint16_t verb, const uint8_t *p, size_t n, voi
 		return;
 	}
 	switch (verb) {
-	case MB_SEND:    mb_send(m, q, &r.u.send); break;
+	case MB_SEND:    mb_send_fd(m, q, &r.u.send); break;
 	case MB_RECV:    mb_recv(m, q, &r.u.recv); break;
 	case MB_DLQ:     mb_dlq(m, q, &r.u.dlq); break;
 	default:         mb_by_id(m, q, verb, &r.u.id); break;
