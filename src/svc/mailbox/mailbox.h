@@ -3,7 +3,8 @@
  *
  *   mailbox.c        start-up, the socket, the writer thread, answers, drain
  *   mailbox_verbs.c  the verbs: SEND, RECV, ACK, NACK, DLQ, REQUEUE
- *   mb_table.c       the state in memory (mb_table.h)
+ *   mb_table.c       the state in memory (mb_table.h); mb_table_send.c SEND
+ *                    and the idempotency keys
  *   mb_db.c          LMDB (mb_db.h)
  *
  * A request that changes state becomes an mb_job: the change is applied to
