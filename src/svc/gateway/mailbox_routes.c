@@ -28,9 +28,9 @@ typedef struct mbox_req {
 	bool      awaiting;
 	mbox_op   op;
 	mb_req    q;
-	uint8_t   *json;        /* a send's body */
+	uint8_t   *json;        /* a send's request body (MBOX_JSON_MAX) */
 	size_t    json_len;
-	uint8_t   body[MB_BODY_MAX];
+	uint8_t   *body;        /* a send's message body, decoded (MB_BODY_MAX) */
 } mbox_req;
 
 /* ---- refusals ---------------------------------------------------------------- */
@@ -53,6 +53,7 @@ static void mbox_req_free(mbox_req *x)
 	if (x->call)
 		mb_call_cancel(x->call);
 	free(x->json);
+	free(x->body);
 	free(x);
 }
 
@@ -492,7 +493,7 @@ static int mbox_send_start(http_req *r, mbox_req *x)
 		mbox_bad(r, 413, "too_large", "payload_too_large", msg);
 		return -1;
 	}
-	if (!(x->json = malloc(MBOX_JSON_MAX))) {
+	if (!(x->json = malloc(MBOX_JSON_MAX)) || !(x->body = malloc(MB_BODY_MAX))) {
 		(void)http_reply_error(r, 503, "unavailable", "out of memory", true, 1);
 		return -1;
 	}
