@@ -510,7 +510,8 @@ static int mbox_send_start(http_req *r, mbox_req *x)
 static int mbox_prepare(http_req *r, mbox_req *x, const char *name, uint64_t id)
 {
 	unsigned max = MBOX_MAX_DEFAULT;
-	uint64_t lease = x->mb->lease_default_ms;
+	uint64_t lease = x->mb->lease_default_ms < x->mb->lease_max_ms ? x->mb->lease_default_ms
+	                                                              : x->mb->lease_max_ms;
 
 	if (mbox_query(r, x, &max, &lease) != 0)
 		return -1;
