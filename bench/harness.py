@@ -37,7 +37,7 @@ def free_port():
 class Node:
     """macronode run with gateway (HTTPS, 2 workers), storage and omnigate."""
 
-    def __init__(self, workers=2, log_level="warn", extra=None):
+    def __init__(self, workers=2, log_level="warn", extra=None, services=None):
         self.tmp = tempfile.mkdtemp(prefix="mn-bench-")
         self.data = os.path.join(self.tmp, "var")
         self.aport, self.gport, self.oport = free_port(), free_port(), free_port()
@@ -48,6 +48,7 @@ class Node:
         self.workers = workers
         self.log_level = log_level
         self.extra = extra or {}
+        self.services = services or ["gateway", "storage", "omnigate"]
 
     def _cert(self):
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
@@ -69,7 +70,7 @@ class Node:
             "admin": {"addr": "127.0.0.1:%d" % self.aport},
             "gateway": {"addr": "127.0.0.1:%d" % self.gport, "workers": self.workers},
             "oap": {"addr": "127.0.0.1:%d" % self.oport},
-            "services": ["gateway", "storage", "omnigate"],
+            "services": self.services,
             "paths": {"data_dir": self.data},
             "log": {"level": self.log_level},
             "quota": {"requests_per_second": 0},

@@ -20,7 +20,7 @@ rank() {
 	core/net/*) echo 12 ;;
 	core/auth/*) echo 13 ;;
 	core/objects/*) echo 14 ;;
-	core/dht/*) echo 15 ;;
+	core/dht/* | core/mailbox/*) echo 15 ;;
 	core/social/*) echo 15 ;;
 	core/audit/audit_client.*) echo 11 ;;
 	core/audit/*) echo 10 ;;

@@ -36,6 +36,7 @@ struct metrics_series;
 #define NODE_DHT_SOCKET     DHT_SOCKET       /* core/dht/dht_client.h */
 #define NODE_INDEX_SOCKET   "index.sock"     /* INDEX_SOCK (core/dht/index_client.h) */
 #define NODE_SOCIAL_SOCKET  "social.sock"    /* SOCIAL_SOCK (core/social/social_client.h) */
+#define NODE_MAILBOX_SOCKET "mailbox.sock"   /* MB_SOCK (core/mailbox/mb_client.h) */
 
 /* A config key set on the command line; re-applied on every reload. */
 typedef struct node_override {

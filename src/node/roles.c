@@ -38,6 +38,14 @@ const role roles[] = {
 		.sandbox = &svc_sandbox_index,
 	},
 	{
+		/* Mailboxes: queues per recipient in LMDB; the gateway reaches it
+		 * over its socket (opt-in: `services` lists "mailbox"). */
+		.name = "mailbox", .ops = &mailbox_ops, .service_bit = CONFIG_SVC_MAILBOX,
+		.instances = 1, .listen = ROLE_LISTEN_NONE, .socket = NODE_MAILBOX_SOCKET,
+		.required = true, .tier = ROLE_TIER_BACK, .policy = false,
+		.sandbox = &svc_sandbox_mailbox,
+	},
+	{
 		/* HTTP front: a process per worker, all accepting on one listener. */
 		.name = "gateway", .ops = &gateway_ops, .service_bit = CONFIG_SVC_GATEWAY,
 		.instances = ROLE_INSTANCES_WORKERS, .listen = ROLE_LISTEN_GATEWAY,

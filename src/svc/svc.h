@@ -108,5 +108,6 @@ extern const svc_ops index_ops;
 extern const svc_ops overlay_ops;
 extern const svc_ops audit_ops;
 extern const svc_ops social_ops;
+extern const svc_ops mailbox_ops;
 
 #endif

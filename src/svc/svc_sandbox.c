@@ -43,9 +43,11 @@ static const char *const svc_sandbox_common[] = {
 };
 
 /* Reload reads capability keys (a directory), certificates (OpenSSL checks
- * the CA file with access()), the mTLS map. */
+ * the CA file with access()), the mTLS map. A mailbox send's body goes to
+ * the mailbox service in a sealed memfd (RAM; no file system). */
 static const char *const svc_sandbox_front_calls[] = {
 	"getdents64", "sendfile", "access", "faccessat", "faccessat2",
+	"memfd_create",
 	NULL,
 };
 
@@ -73,6 +75,13 @@ static const char *const svc_sandbox_dht_calls[] = {
  * Landlock refuses it, harmlessly), so open for writing is not fatal. */
 static const char *const svc_sandbox_index_calls[] = {
 	"fsync", "fdatasync", "msync",
+	NULL,
+};
+
+/* The mailbox: LMDB (opened before the sandbox) commits with fdatasync on
+ * the writer thread; a receive's bodies go out in a sealed memfd. */
+static const char *const svc_sandbox_mailbox_calls[] = {
+	"fsync", "fdatasync", "msync", "memfd_create",
 	NULL,
 };
 
@@ -157,6 +166,19 @@ static void audit_paths(const mn_config *cfg, svc_sandbox_paths *out)
 	if (!cfg->amnesia && (size_t)snprintf(dir, sizeof dir, "%s/audit", cfg->data_dir) < sizeof dir)
 		paths_add(out, dir, SANDBOX_FS_READ_FILES | SANDBOX_FS_LIST_DIRS | SANDBOX_FS_WRITE);
 }
+
+static void mailbox_paths(const mn_config *cfg, svc_sandbox_paths *out)
+{
+	char dir[CONFIG_PATH_MAX];
+
+	if (!cfg->amnesia && (size_t)snprintf(dir, sizeof dir, "%s/mailbox", cfg->data_dir) < sizeof dir)
+		paths_add(out, dir, SANDBOX_FS_READ_FILES | SANDBOX_FS_LIST_DIRS | SANDBOX_FS_WRITE);
+}
+
+const svc_sandbox_profile svc_sandbox_mailbox = {
+	.name = "mailbox", .syscalls = svc_sandbox_mailbox_calls,
+	.open_write = true, .threads = true, .paths = mailbox_paths,
+};
 
 const svc_sandbox_profile svc_sandbox_audit = {
 	.name = "audit", .syscalls = svc_sandbox_audit_calls,

@@ -40,6 +40,9 @@ extern const svc_sandbox_profile svc_sandbox_dht;
 /* index: its LMDB directory (<data_dir>/index, none in amnesia mode), opened
  * before the sandbox; a writer thread that fsyncs. */
 extern const svc_sandbox_profile svc_sandbox_index;
+/* mailbox: its LMDB directory (<data_dir>/mailbox, none in amnesia mode),
+ * opened before the sandbox; a writer thread that fsyncs; memfds. */
+extern const svc_sandbox_profile svc_sandbox_mailbox;
 /* overlay: no file system (upload files arrive as fds); TCP to peers, its sockets. */
 extern const svc_sandbox_profile svc_sandbox_overlay;
 /* audit: its log directory (<data_dir>/audit, none in amnesia mode) read/write,

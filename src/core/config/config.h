@@ -99,6 +99,19 @@ typedef struct mn_config {
 	uint32_t social_max_jobs;                  /* 1024 posts fanning out at once; more: 503 */
 	uint32_t social_feed_max;                  /* 1000 entries kept per feed (the newest) */
 	uint64_t social_max_bytes;                 /* 1 GiB: the social table's map */
+	/* mailbox (docs/mailbox.md) */
+	uint32_t mailbox_max_deliveries;           /* 5 deliveries, then the DLQ */
+	uint64_t mailbox_max_body;                 /* 64 KiB (MB_BODY_MAX) */
+	uint32_t mailbox_quota_count;              /* 10000 messages per recipient */
+	uint64_t mailbox_quota_bytes;              /* 64 MiB per recipient */
+	uint32_t mailbox_max_messages;             /* 1000000 in all */
+	uint64_t mailbox_max_bytes;                /* 4 GiB in all */
+	uint64_t mailbox_lease_default_ms;         /* 30 s */
+	uint64_t mailbox_lease_max_ms;             /* 12 h */
+	uint64_t mailbox_nack_backoff_ms;          /* 1 s, doubling per delivery */
+	uint64_t mailbox_nack_backoff_max_ms;      /* 5 min */
+	uint64_t mailbox_idempotency_window_ms;    /* 24 h */
+	uint32_t mailbox_max_idempotency_keys;     /* 1000000 */
 	/* paths */
 	char     data_dir[CONFIG_PATH_MAX];        /* "./var" */
 	char     runtime_dir[CONFIG_PATH_MAX];     /* "" = <data_dir>/run */

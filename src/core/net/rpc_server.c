@@ -35,6 +35,7 @@ struct rpc_req {
 	rpc_conn  *c;                 /* NULL: the connection is gone */
 	uint64_t   corr;
 	uint16_t   verb;
+	int        fd;                /* the request's fd (o->request_fds), or -1 */
 	LIST_ENTRY(rpc_req) link;
 };
 
@@ -181,6 +182,8 @@ void rpc_server_reply(rpc_req *q, uint16_t status, const uint8_t *payload, size_
 {
 	rpc_conn *c = q->c;
 
+	if (q->fd >= 0)
+		close(q->fd);
 	if (!c) {
 		close_fds(fds, nfds);
 		free(q);
@@ -191,6 +194,14 @@ void rpc_server_reply(rpc_req *q, uint16_t status, const uint8_t *payload, size_
 	uint64_t corr = q->corr;
 	free(q);
 	rconn_answer(c, corr, status, payload, n, fds, nfds);   /* may close c */
+}
+
+int rpc_req_take_fd(rpc_req *q)
+{
+	int fd = q->fd;
+
+	q->fd = -1;
+	return fd;
 }
 
 bool rpc_req_is_orphan(const rpc_req *q)
@@ -216,8 +227,12 @@ static void rconn_handle(rpc_conn *c, size_t n, bool oversize, const int *fds, s
 	rpc_server *srv = c->srv;
 	oap_frame f;
 	size_t used;
+	/* Only a service that takes one (o->request_fds) may get one fd. */
+	bool take = srv->o.request_fds && nfds == 1 && !oversize;
+	int in_fd = take ? fds[0] : -1;
 
-	close_fds(fds, nfds);       /* no request carries fds */
+	if (!take)
+		close_fds(fds, nfds);
 	if (oversize) {
 		static const char msg[] = "frame exceeds the internal frame cap";
 		reject_count(REJECT_FAMILY_NODE, REJECT_413);
@@ -227,7 +242,7 @@ static void rconn_handle(rpc_conn *c, size_t n, bool oversize, const int *fds, s
 	}
 	if (oap_decode(srv->rbuf, n, OAP_INTERNAL_MAX_FRAME, &f, &used) != OAP_OK || used != n)
 		rpc_fatal(srv, 0, "malformed frame");
-	if (nfds > 0)
+	if (nfds > 0 && !take)
 		rpc_fatal(srv, f.code, "unexpected file descriptors");
 	if (f.flags != OAP_F_REQ || f.app_proto_id != srv->o.app_proto || f.cap_size != 0)
 		rpc_fatal(srv, f.code, "not a request frame of this service");
@@ -235,9 +250,12 @@ static void rconn_handle(rpc_conn *c, size_t n, bool oversize, const int *fds, s
 		rpc_fatal(srv, f.code, "unknown verb or malformed payload");
 	rpc_req *q = calloc(1, sizeof *q);
 	if (!q) {
+		if (in_fd >= 0)
+			close(in_fd);
 		rconn_answer(c, f.corr_id, 503, NULL, 0, NULL, 0);
 		return;
 	}
+	q->fd = in_fd;
 	q->c = c;
 	q->corr = f.corr_id;
 	q->verb = f.code;

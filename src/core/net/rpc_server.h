@@ -13,7 +13,8 @@
  *
  * The peers are this binary: a request that does not decode (not a request
  * frame of o->app_proto, fds where none belong, a payload o->check refuses)
- * is a bug, fatal here (log_fatalx naming the verb); only a datagram over
+ * is a bug, fatal here (log_fatalx naming the verb; a service that opts in
+ * with o->request_fds may get one fd per request); only a datagram over
  * the frame cap is answered (413, from its header).
  *
  * Every request is answered exactly once with rpc_server_reply — also when
@@ -46,6 +47,10 @@ typedef struct rpc_server_opts {
 	void         *arg;
 	/* The last connection closed while draining. May be NULL. */
 	void        (*drained)(void *arg);
+	/* A request may carry one file descriptor (rpc_req_take_fd); without
+	 * it any fd in a request is fatal. The service checks that the verb
+	 * wanted it. */
+	bool          request_fds;
 } rpc_server_opts;
 
 /* Serve on listen_fd (listening, non-blocking; not closed by free). *o is
@@ -68,6 +73,9 @@ bool rpc_peer_is_us(int fd, const char *name);
  * dropped. Frees q. */
 void rpc_server_reply(rpc_req *q, uint16_t status, const uint8_t *payload, size_t n,
                       const int *fds, size_t nfds);
+/* The fd the request carried (request_fds), now the caller's; -1 when
+ * none (or taken). An fd not taken is closed with the request. */
+int rpc_req_take_fd(rpc_req *q);
 /* Has the requester gone away (the reply would be dropped)? */
 bool rpc_req_is_orphan(const rpc_req *q);
 

@@ -63,6 +63,7 @@ struct rpc_call {
 	uint8_t       ctx[RPC_CALL_CTX_MAX];
 	bool          has_ctx;
 	uint64_t      deadline_ms;  /* util_now_ms() clock; set when started */
+	int           fd;           /* sent with the request (then closed), or -1 */
 	rpc_fail      fail;
 	size_t        frame_len;
 	uint8_t       frame[];      /* the encoded request */
@@ -106,7 +107,7 @@ struct rpc_client {
 
 static void rpc_destroy(rpc_client *c);
 static rpc_call *rpc_submit(rpc_client *c, uint16_t verb, const uint8_t *payload, size_t len,
-                            rpc_cb cb, void *arg, const void *ctx, size_t ctx_len);
+                            rpc_cb cb, void *arg, const void *ctx, size_t ctx_len, int fd);
 
 /* "<name> <what>" for a log line. */
 static const char *rpc_msg(const rpc_client *c, char buf[RPC_MSG_MAX], const char *what)
@@ -189,7 +190,7 @@ static void on_probe(evutil_socket_t fd, short what, void *arg)
 	if (c->brk != BRK_OPEN)
 		return;
 	c->open_until = 0;   /* libevent's coarse clock may fire a little early */
-	(void)rpc_submit(c, c->o.ping_verb, NULL, 0, NULL, NULL, NULL, 0);
+	(void)rpc_submit(c, c->o.ping_verb, NULL, 0, NULL, NULL, NULL, 0, -1);
 }
 
 bool rpc_client_ready(const rpc_client *c)
@@ -203,6 +204,8 @@ static void rpc_call_free(rpc_call *call)
 {
 	if (call->c->trial == call)
 		call->c->trial = NULL;
+	if (call->fd >= 0)
+		close(call->fd);
 	free(call);
 }
 
@@ -403,10 +406,15 @@ static int rpc_flush(rpc_client *c)
 	rpc_call *call;
 
 	while ((call = TAILQ_FIRST(&c->outq)) != NULL) {
-		if (ipc_send(c->fd, call->frame, call->frame_len, NULL, 0) != 0) {
+		if (ipc_send(c->fd, call->frame, call->frame_len, call->fd >= 0 ? &call->fd : NULL,
+		             call->fd >= 0 ? 1u : 0u) != 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
 				return -1;
 			return event_add(c->wev, NULL);
+		}
+		if (call->fd >= 0) {   /* the peer has its own copy now */
+			close(call->fd);
+			call->fd = -1;
 		}
 		TAILQ_REMOVE(&c->outq, call, link);
 		call->where = CALL_SENTQ;
@@ -549,7 +557,7 @@ static void rpc_start(rpc_client *c, rpc_call *call)
 }
 
 static rpc_call *rpc_submit(rpc_client *c, uint16_t verb, const uint8_t *payload, size_t len,
-                            rpc_cb cb, void *arg, const void *ctx, size_t ctx_len)
+                            rpc_cb cb, void *arg, const void *ctx, size_t ctx_len, int fd)
 {
 	size_t cap = OAP_HDR_LEN + c->o.max_request;
 	rpc_call *call;
@@ -558,11 +566,13 @@ static rpc_call *rpc_submit(rpc_client *c, uint16_t verb, const uint8_t *payload
 		ctx = NULL;   /* a bug of the typed layer: rpc_encode refuses the call below */
 	call = calloc(1, sizeof *call + cap);
 	if (!call) {
+		if (fd >= 0)
+			close(fd);
 		rpc_fail_orphan(c, verb, cb, arg, ctx, ctx_len);
 		return NULL;
 	}
 	*call = (rpc_call){ .c = c, .corr = c->next_corr++, .verb = verb, .cb = cb, .arg = arg,
-	                    .has_ctx = ctx != NULL };
+	                    .has_ctx = ctx != NULL, .fd = fd };
 	if (ctx)
 		memcpy(call->ctx, ctx, ctx_len);
 	if (len > c->o.max_request || ctx_len > RPC_CALL_CTX_MAX ||
@@ -578,7 +588,18 @@ rpc_call *rpc_call_start_ctx(rpc_client *c, uint16_t verb, const uint8_t *payloa
 {
 	if (!c || c->dying)
 		return NULL;
-	return rpc_submit(c, verb, payload, len, cb, arg, ctx, ctx_len);
+	return rpc_submit(c, verb, payload, len, cb, arg, ctx, ctx_len, -1);
+}
+
+rpc_call *rpc_call_start_fd(rpc_client *c, uint16_t verb, const uint8_t *payload, size_t len,
+                            int fd, rpc_cb cb, void *arg, const void *ctx, size_t ctx_len)
+{
+	if (!c || c->dying) {
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	return rpc_submit(c, verb, payload, len, cb, arg, ctx, ctx_len, fd);
 }
 
 rpc_call *rpc_call_start(rpc_client *c, uint16_t verb, const uint8_t *payload, size_t len,

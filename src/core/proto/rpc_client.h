@@ -108,6 +108,11 @@ rpc_call *rpc_call_start(rpc_client *c, uint16_t verb, const uint8_t *payload, s
  * call and handed back as r->ctx (a typed layer's own callback and state). */
 rpc_call *rpc_call_start_ctx(rpc_client *c, uint16_t verb, const uint8_t *payload, size_t len,
                              rpc_cb cb, void *arg, const void *ctx, size_t ctx_len);
+/* The same, sending fd with the request (SCM_RIGHTS; the server must take
+ * request fds, rpc_server_opts.request_fds). fd is the call's from here:
+ * closed once sent, or when the call ends unsent, or at once (c NULL). */
+rpc_call *rpc_call_start_fd(rpc_client *c, uint16_t verb, const uint8_t *payload, size_t len,
+                            int fd, rpc_cb cb, void *arg, const void *ctx, size_t ctx_len);
 /* The callback will not run; fds that arrive for the call are closed.
  * Only before the callback ran. NULL ok. */
 void rpc_call_cancel(rpc_call *call);

@@ -39,6 +39,7 @@
 #include "lib/util.h"
 #include "lib/log.h"
 #include "svc/gateway/cors.h"
+#include "svc/gateway/mailbox_routes.h"
 #include "svc/gateway/names.h"
 #include "svc/gateway/objects.h"
 #include "svc/gateway/social_routes.h"
@@ -55,8 +56,10 @@ typedef struct gateway {
 	objects       objects;
 	names         names;
 	social_routes social;   /* graph and feed (facets); client NULL without the service */
+	mbox          mbox;     /* the mailbox routes */
+	mb_client    *mb;       /* NULL: the node runs no mailbox service */
 	cors          cors;     /* gateway.cors_origins (live reload) */
-	http_route    routes[1 + OBJECTS_NROUTES + NAMES_NROUTES + SOCIAL_ROUTES_N];  /* /healthz, objects, names, social */
+	http_route    routes[1 + OBJECTS_NROUTES + NAMES_NROUTES + SOCIAL_ROUTES_N + MBOX_NROUTES];  /* /healthz, objects, names, social, mailbox */
 	wall         *wall;
 	struct event *shed_ev;
 	bool          shedding; /* last state reported */
@@ -263,6 +266,14 @@ static int gateway_tls_new(svc *s, gateway *g)
 	return 0;
 }
 
+/* The mailbox keys the routes read (live reload). */
+static void gateway_mbox_limits(gateway *g, const mn_config *cfg)
+{
+	g->mbox.max_body = (uint32_t)cfg->mailbox_max_body;
+	g->mbox.lease_max_ms = cfg->mailbox_lease_max_ms;
+	g->mbox.lease_default_ms = cfg->mailbox_lease_default_ms;
+}
+
 static void gateway_free(gateway *g)
 {
 	if (!g)
@@ -274,6 +285,7 @@ static void gateway_free(gateway *g)
 	stor_client_free(g->stor);
 	index_client_free(g->index);
 	social_client_free(g->social.client);
+	mb_client_free(g->mb);
 	ovl_client_free(g->objects.ovl);
 	audit_client_free(g->audit);
 	wall_free(g->wall);
@@ -296,6 +308,7 @@ static int gateway_start(svc *s)
 	objects_routes(&g->objects, g->routes + 1);
 	names_routes(&g->names, g->routes + 1 + OBJECTS_NROUTES);
 	social_routes_table(&g->social, g->routes + 1 + OBJECTS_NROUTES + NAMES_NROUTES);
+	mbox_routes(&g->mbox, g->routes + 1 + OBJECTS_NROUTES + NAMES_NROUTES + SOCIAL_ROUTES_N);
 	o.routes = g->routes;
 	o.nroutes = sizeof g->routes / sizeof g->routes[0];
 	g->worker = s->worker;
@@ -328,6 +341,10 @@ static int gateway_start(svc *s)
 	g->social.stor = g->stor;
 	g->social.cors = &g->cors;
 	g->social.page_max = s->cfg.social_page_max;
+	if (s->cfg.services & CONFIG_SVC_MAILBOX)
+		g->mb = mb_client_for(s->base, &s->cfg);
+	g->mbox.mb = g->mb;
+	gateway_mbox_limits(g, &s->cfg);
 	g->objects.fetch_on_miss = s->cfg.overlay_fetch_on_miss;
 	g->objects.range_fetch_max = s->cfg.overlay_range_fetch_max_bytes;
 	g->objects.max_ranges = s->cfg.gateway_max_ranges;
@@ -358,6 +375,7 @@ static void gateway_reload(svc *s)
 	g->objects.fetch_on_miss = s->cfg.overlay_fetch_on_miss;
 	g->objects.range_fetch_max = s->cfg.overlay_range_fetch_max_bytes;
 	g->objects.max_ranges = s->cfg.gateway_max_ranges;
+	gateway_mbox_limits(g, &s->cfg);
 	cors_configure(&g->cors, &s->cfg);
 	gateway_wall_configure(s, g);
 	/* New connections get the new certificate; on error the old one stays. */

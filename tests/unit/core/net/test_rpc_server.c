@@ -1,5 +1,6 @@
 /* rpc_server with rpc_client over a real SOCK_SEQPACKET socket: replies in
- * any order, requests whose connection went away, the pending cap. */
+ * any order, requests whose connection went away, the pending cap, a
+ * request that carries an fd (request_fds). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -8,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -20,6 +23,7 @@
 #define APP 0x0777u
 #define VERB_ECHO 1u
 #define VERB_LATER 2u
+#define VERB_FD 3u
 #define VERB_PING 9u
 
 static struct {
@@ -38,7 +42,8 @@ static struct {
 static int check_req(uint16_t verb, const uint8_t *p, size_t n)
 {
 	(void)p;
-	return (verb == VERB_ECHO || verb == VERB_LATER || (verb == VERB_PING && n == 0)) ? 0 : -1;
+	return (verb == VERB_ECHO || verb == VERB_LATER || verb == VERB_FD ||
+	        (verb == VERB_PING && n == 0)) ? 0 : -1;
 }
 
 static int check_rep(uint16_t verb, uint16_t status, const uint8_t *p, size_t n, size_t nfds)
@@ -57,6 +62,16 @@ static void handle(rpc_req *q, uint16_t verb, const uint8_t *p, size_t n, void *
 	(void)arg;
 	if (verb == VERB_LATER) {
 		S.held[S.nheld++] = q;     /* answered by the test, out of order */
+		return;
+	}
+	if (verb == VERB_FD) {         /* answer with what the fd holds */
+		char buf[16];
+		int fd = rpc_req_take_fd(q);
+		ssize_t got = fd >= 0 ? pread(fd, buf, sizeof buf, 0) : -1;
+		if (fd >= 0)
+			close(fd);
+		assert_int_equal(rpc_req_take_fd(q), -1);   /* taken once */
+		rpc_server_reply(q, 200, (const uint8_t *)buf, got > 0 ? (size_t)got : 0, NULL, 0);
 		return;
 	}
 	rpc_server_reply(q, 200, p, n, NULL, 0);
@@ -85,7 +100,8 @@ static int setup(void **st)
 	if (bind(S.lfd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(S.lfd, 16) != 0)
 		return -1;
 	rpc_server_opts so = { .name = "test", .app_proto = APP, .max_conns = 4, .max_pending = 4,
-	                       .check = check_req, .verb_name = verb_name, .handle = handle };
+	                       .check = check_req, .verb_name = verb_name, .handle = handle,
+	                       .request_fds = true };
 	S.srv = rpc_server_new(S.base, S.lfd, &so);
 	rpc_client_opts co = { .name = "test", .app_proto = APP, .call_timeout_ms = 2000,
 	                       .max_pending = 16, .breaker_failures = 3, .breaker_open_ms = 1000,
@@ -135,6 +151,28 @@ static void test_replies_in_any_order(void **st)
 	event_free(t);
 }
 
+static void test_request_carries_an_fd(void **st)
+{
+	int fd = memfd_create("t", MFD_CLOEXEC);
+
+	(void)st;
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "from-fd", 7), 7);
+	assert_non_null(rpc_call_start_fd(S.cli, VERB_FD, (const uint8_t *)"", 0, fd, on_reply, NULL,
+	                                  NULL, 0));
+	event_base_dispatch(S.base);
+	assert_int_equal(S.status[0], 200);
+	assert_string_equal(S.got[0], "from-fd");
+	/* an echo without an fd still works beside it; an fd handed to a NULL
+	 * client is closed, not leaked */
+	assert_non_null(rpc_call_start(S.cli, VERB_ECHO, (const uint8_t *)"hi", 2, on_reply, NULL));
+	event_base_dispatch(S.base);
+	assert_string_equal(S.got[1], "hi");
+	fd = memfd_create("t2", MFD_CLOEXEC);
+	assert_null(rpc_call_start_fd(NULL, VERB_FD, NULL, 0, fd, on_reply, NULL, NULL, 0));
+	assert_int_equal(fcntl(fd, F_GETFD), -1);
+}
+
 static void test_reply_after_the_client_left_is_dropped(void **st)
 {
 	(void)st;
@@ -160,6 +198,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_replies_in_any_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reply_after_the_client_left_is_dropped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_request_carries_an_fd, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
