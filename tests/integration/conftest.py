@@ -364,6 +364,8 @@ DEFAULT_BUNDLE = {
          "action": "allow", "reason": "objects are public to read"},
         {"id": "token-holders", "when": {"method": "*", "require_tags_all": ["core", "token"]},
          "action": "allow", "reason": "capability token presented"},
+        {"id": "facet-token-holders", "when": {"method": "*", "require_tags_all": ["facet", "token"]},
+         "action": "allow", "reason": "the facets (graph, feed, media, search) for token holders"},
         {"id": "peer-replicate", "when": {"method": "POST", "require_tags_all": ["core", "peer"]},
          "action": "allow", "reason": "other nodes on the peer plane ask for copies (REPLICATE)"},
     ],

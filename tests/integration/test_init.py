@@ -107,7 +107,7 @@ def test_init_creates_key_policy_and_token(node_factory):
         assert json.load(f) == DEFAULT_BUNDLE
     v = run_cli(["policy", "verify", lay.bundle, "--pub", lay.signing_pub])
     assert v.returncode == 0, v.stderr
-    assert v.stdout.strip() == "ok: %s version 1, 4 rules, signature valid" % lay.bundle
+    assert v.stdout.strip() == "ok: %s version 1, 5 rules, signature valid" % lay.bundle
     # the token: claims, expiry, and where it is (and is not) printed
     tok, expires = token_of(p.stdout)
     claims = inspect(tok)

@@ -96,6 +96,8 @@ static const char init_bundle[] =
 	"     \"action\": \"allow\", \"reason\": \"objects are public to read\"},\n"
 	"    {\"id\": \"token-holders\", \"when\": {\"method\": \"*\", \"require_tags_all\": [\"core\", \"token\"]},\n"
 	"     \"action\": \"allow\", \"reason\": \"capability token presented\"},\n"
+	"    {\"id\": \"facet-token-holders\", \"when\": {\"method\": \"*\", \"require_tags_all\": [\"facet\", \"token\"]},\n"
+	"     \"action\": \"allow\", \"reason\": \"the facets (graph, feed, media, search) for token holders\"},\n"
 	"    {\"id\": \"peer-replicate\", \"when\": {\"method\": \"POST\", \"require_tags_all\": [\"core\", \"peer\"]},\n"
 	"     \"action\": \"allow\", \"reason\": \"other nodes on the peer plane ask for copies (REPLICATE)\"}\n"
 	"  ]\n"
