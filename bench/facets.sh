@@ -11,6 +11,10 @@
 #           last follower's feed shows it (and every follower is checked)
 #   model   the feed's design measurement (bench/social_model.c, in process,
 #           no node): fan-out on write vs on read, docs/social.md
+#   storm   facet, core and admin requests while a storm runs
+#           (facets_storm.py): one tenant far over its quota, then the
+#           in-flight cap filled by uploads held open — facets are shed
+#           first, core routes and the admin plane keep answering
 #   (media, search: added by their own drills)
 #
 # Performance is printed, never judged: the script fails only when the node
@@ -24,7 +28,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=bench/lib.sh
 source "$here/lib.sh"
 
-DRILLS=${DRILLS:-"graph feed model"}
+DRILLS=${DRILLS:-"graph feed model storm"}
 MODEL_BIN=${SOCIAL_MODEL_BIN:-build/tests/social_model}
 FEED_SIZES=${FEED_SIZES:-"10000 100000"}
 FEED_RUNS=${FEED_RUNS:-20}
@@ -32,7 +36,7 @@ GRAPH_FOLLOWERS=${GRAPH_FOLLOWERS:-10000}
 PY=${PYTHON:-/usr/bin/python3}
 
 for d in $DRILLS; do
-	case $d in graph|feed|model) ;; *) bench_die "DRILLS: unknown drill '$d' (graph, feed, model)" ;; esac
+	case $d in graph|feed|model|storm) ;; *) bench_die "DRILLS: unknown drill '$d' (graph, feed, model, storm)" ;; esac
 done
 
 bench_init
@@ -61,15 +65,21 @@ EOF2
 "$BENCH_NODE_BIN" policy sign "$VAR/policy/policy.json" --key "$VAR/policy/signing.key" \
 	>"$BENCH_TMP/sign.out" 2>&1 || { bench_tail "$BENCH_TMP/sign.out"; bench_die "policy sign failed"; }
 
-cat >"$BENCH_TMP/node.json" <<EOF2
-{"admin": {"addr": "127.0.0.1:$APORT"},
- "gateway": {"addr": "127.0.0.1:$GPORT"},
- "paths": {"data_dir": "$VAR"},
- "log": {"level": "warn"},
- "services": ["audit", "storage", "gateway", "social"],
- "quota": {"requests_per_second": 0},
- "limits": {"requests_per_second": 0, "max_connections": 4096, "max_inflight": 4096}}
-EOF2
+node_config() { # node_config QUOTA_RPS MAX_INFLIGHT [MIN_BODY_RATE] (reloaded live)
+	cat >"$BENCH_TMP/node.json" <<-EOF2
+	{"admin": {"addr": "127.0.0.1:$APORT"},
+	 "gateway": {"addr": "127.0.0.1:$GPORT"},
+	 "paths": {"data_dir": "$VAR"},
+	 "log": {"level": "warn"},
+	 "timeouts": {"read": "60s", "body_grace": "60s"},
+	 "storage": {"max_uploads": 256, "max_uploads_per_peer": 0},
+	 "services": ["audit", "storage", "gateway", "social"],
+	 "quota": {"requests_per_second": $1, "burst": $(($1 > 0 ? $1 : 1))},
+	 "limits": {"requests_per_second": 0, "max_connections": 4096, "max_inflight": $2,
+	            "min_body_rate": "${3:-1KiB}"}}
+	EOF2
+}
+node_config 0 4096
 BENCH_NODE_LOG=$BENCH_TMP/node.log
 "$BENCH_NODE_BIN" run --config "$BENCH_TMP/node.json" </dev/null >>"$BENCH_NODE_LOG" 2>&1 &
 NODE_PID=$!
@@ -131,6 +141,49 @@ drill_feed() {
 	done
 }
 
+# --- drill: storm -------------------------------------------------------------------
+STORM_SECONDS=${STORM_SECONDS:-10}
+STORM_INFLIGHT=${STORM_INFLIGHT:-40}     # limits.max_inflight per gateway worker: facets shed at 30
+STORM_CONNS=${STORM_CONNS:-96}           # uploads held open at the ramp's top (2 workers: ~48 each)
+STORM_LINES=()
+reloads_ok() {
+	curl -sS "http://127.0.0.1:$APORT/metrics" |
+		awk '/^config_reloads_total\{result="ok"\}/ { print $2; found=1 } END { if (!found) print 0 }'
+}
+storm_reload() { # storm_reload QUOTA_RPS MAX_INFLIGHT [MIN_BODY_RATE]
+	local before
+	before=$(reloads_ok)
+	node_config "$@"
+	kill -HUP "$NODE_PID"
+	for _ in $(seq 100); do
+		(($(reloads_ok) > before)) && return 0
+		sleep 0.1
+	done
+	bench_die "storm: the node did not reload its config"
+}
+drill_storm() {
+	local small out
+	"$PY" "$here/facets_social.py" setup "$SOCK" star 1000 || bench_die "storm: setup failed"
+	small=$(head -c 4096 /dev/urandom | curl -sS --max-time 30 -H "Authorization: Bearer $BENCH_TOKEN" \
+		-H 'Content-Type: application/octet-stream' --data-binary @- "http://$GW/o" |
+		sed -n 's/.*"cid":"\(b3:[0-9a-f]*\)".*/\1/p')
+	[[ -n $small ]] || bench_die "storm: could not store the object"
+	local facet="/g/star/followers?limit=100" alice bob storm filler="" i
+	alice=$(mint alice) bob=$(mint bob) storm=$(mint storm)
+	for i in 0 1 2 3 4 5 6 7; do filler+="${filler:+,}$(mint "filler$i")"; done
+	storm_reload 100 4096
+	out=$("$PY" "$here/facets_storm.py" run "$GW" "$APORT" quota "$STORM_SECONDS" 64 \
+		"/o/$small" "$storm" "$facet" "$alice" "/o/$small" "$bob") || bench_die "storm: quota phase failed"
+	printf '%s\n' "$out"
+	mapfile -t -O "${#STORM_LINES[@]}" STORM_LINES <<<"$out"
+	storm_reload 0 "$STORM_INFLIGHT" 0
+	out=$("$PY" "$here/facets_storm.py" run "$GW" "$APORT" overload "$STORM_SECONDS" "$STORM_CONNS" \
+		"/o" "$filler" "$facet" "$alice" "/o/$small" "$bob") || bench_die "storm: overload phase failed"
+	printf '%s\n' "$out"
+	mapfile -t -O "${#STORM_LINES[@]}" STORM_LINES <<<"$out"
+	storm_reload 0 4096
+}
+
 # --- drill: model (no node) -----------------------------------------------------------
 MODEL_LINES=()
 drill_model() {
@@ -149,6 +202,18 @@ printf '\n# facet drills (ms; the node: 1 gateway worker per CPU, social on LMDB
 printf '| %-31s | %9s | %9s | %9s | %7s | %-12s | %-12s |\n' drill p50 p95 p99 n "spec limit" "our target"
 printf '|%s|\n' "---------------------------------|-----------|-----------|-----------|---------|--------------|--------------"
 ((${#ROWS[@]} == 0)) || printf '%s\n' "${ROWS[@]}"
+if ((${#STORM_LINES[@]} > 0)); then
+	printf '\n# under a storm (facets_storm.py; samplers at ~50 req/s each, ms; quota phase: the storm tenant over 100 req/s; overload@N: limits.max_inflight %s per worker, N uploads held open)\n' \
+		"$STORM_INFLIGHT"
+	printf '| %-12s | %-6s | %7s | %7s | %6s | %6s | %5s | %8s | %8s |\n' phase class n 2xx 429 503 other p50 p95
+	printf '|%s|\n' "--------------|--------|---------|---------|--------|--------|-------|----------|----------"
+	for l in "${STORM_LINES[@]}"; do
+		# shellcheck disable=SC2086
+		set -- $l
+		[[ ${1:-} == STORM ]] || continue
+		printf '| %-12s | %-6s | %7s | %7s | %6s | %6s | %5s | %8s | %8s |\n' "$2" "$3" "$4" "$5" "$6" "$7" "$8" "$9" "${10}"
+	done
+fi
 if ((${#MODEL_LINES[@]} > 0)); then
 	printf '\n# feed design (in process, LMDB on disk): fan-out on write vs on read, ms\n'
 	printf '%s\n' "${MODEL_LINES[@]}"

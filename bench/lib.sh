@@ -29,6 +29,9 @@ bench_die()  { printf 'error: %s\n' "$*" >&2; exit 1; }
 # --- lifecycle ---------------------------------------------------------------
 
 bench_init() {
+	# Run as root on a throwaway machine with no "macronode" user, the node
+	# would refuse to start (node.user, docs/operations.md "Privileges").
+	if [[ $(id -u) == 0 && -z ${RON_ALLOW_ROOT:-} ]]; then export RON_ALLOW_ROOT=true; fi
 	BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/macronode-bench.XXXXXX") ||
 		bench_die "mktemp failed"
 	trap bench_cleanup EXIT
