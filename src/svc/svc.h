@@ -107,5 +107,6 @@ extern const svc_ops dht_ops;
 extern const svc_ops index_ops;
 extern const svc_ops overlay_ops;
 extern const svc_ops audit_ops;
+extern const svc_ops search_ops;
 
 #endif

@@ -90,6 +90,12 @@ typedef struct mn_config {
 	/* index (names; docs/names.md) */
 	uint32_t index_max_names;                  /* 65536 names held at most */
 	uint32_t index_history;                    /* 8 records kept per name */
+	uint64_t search_max_text;                  /* 16 KiB of a text object indexed */
+	uint64_t search_deadline_ms;               /* 100 ms per query, then partial */
+	uint32_t search_queue;                     /* 4096 documents waiting to be indexed */
+	uint32_t search_max_queries;               /* 64 queries waiting or running */
+	uint32_t search_max_limit;                 /* 50 hits per answer at most */
+	uint32_t search_max_query;                 /* 256 bytes of q */
 	/* paths */
 	char     data_dir[CONFIG_PATH_MAX];        /* "./var" */
 	char     runtime_dir[CONFIG_PATH_MAX];     /* "" = <data_dir>/run */

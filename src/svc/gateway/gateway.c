@@ -38,7 +38,11 @@
 #include "lib/b3.h"
 #include "lib/util.h"
 #include "lib/log.h"
+#include "core/objects/mediatype.h"
+#include "core/search/search_client.h"
 #include "svc/gateway/cors.h"
+#include "svc/gateway/media.h"
+#include "svc/gateway/search_route.h"
 #include "svc/gateway/names.h"
 #include "svc/gateway/objects.h"
 #include "svc/svc.h"
@@ -54,7 +58,9 @@ typedef struct gateway {
 	objects       objects;
 	names         names;
 	cors          cors;     /* gateway.cors_origins (live reload) */
-	http_route    routes[1 + OBJECTS_NROUTES + NAMES_NROUTES];  /* /healthz, objects, names */
+	search_client *search;  /* NULL: the node runs no search service */
+	/* /healthz, objects, names, media, search */
+	http_route    routes[1 + OBJECTS_NROUTES + NAMES_NROUTES + MEDIA_NROUTES + SEARCH_NROUTES];
 	wall         *wall;
 	struct event *shed_ev;
 	bool          shedding; /* last state reported */
@@ -271,11 +277,20 @@ static void gateway_free(gateway *g)
 	objcache_free(g->objects.cache);   /* after the connections: their output held its buffers */
 	stor_client_free(g->stor);
 	index_client_free(g->index);
+	search_client_free(g->search);
+	mediatype_sniffer_free(g->objects.sniffer);
 	ovl_client_free(g->objects.ovl);
 	audit_client_free(g->audit);
 	wall_free(g->wall);
 	tls_server_free(g->tls);
 	free(g);
+}
+
+static void gateway_search_config(gateway *g, const mn_config *cfg)
+{
+	g->objects.search_max_text = (uint32_t)cfg->search_max_text;
+	g->objects.search_max_query = cfg->search_max_query;
+	g->objects.search_max_limit = cfg->search_max_limit;
 }
 
 static int gateway_start(svc *s)
@@ -292,6 +307,8 @@ static int gateway_start(svc *s)
 	                             gateway_on_healthz, g };
 	objects_routes(&g->objects, g->routes + 1);
 	names_routes(&g->names, g->routes + 1 + OBJECTS_NROUTES);
+	media_routes(&g->objects, g->routes + 1 + OBJECTS_NROUTES + NAMES_NROUTES);
+	search_routes(&g->objects, g->routes + 1 + OBJECTS_NROUTES + NAMES_NROUTES + MEDIA_NROUTES);
 	o.routes = g->routes;
 	o.nroutes = sizeof g->routes / sizeof g->routes[0];
 	g->worker = s->worker;
@@ -318,6 +335,14 @@ static int gateway_start(svc *s)
 	if (s->cfg.services & CONFIG_SVC_INDEX)
 		g->index = index_client_for(s->base, &s->cfg);
 	g->names.index = g->index;
+	/* libmagic maps its database now, before the sandbox; without it
+	 * uploads without a type are served as application/octet-stream. */
+	if (!(g->objects.sniffer = mediatype_sniffer_new()))
+		log_kv(LOG_LEVEL_WARN, "libmagic unavailable: media types are not sniffed", LOG_END);
+	if (s->cfg.services & CONFIG_SVC_SEARCH)
+		g->search = search_client_new(s->base, &s->cfg);
+	g->objects.search = g->search;
+	gateway_search_config(g, &s->cfg);
 	g->names.objects = &g->objects;
 	g->objects.fetch_on_miss = s->cfg.overlay_fetch_on_miss;
 	g->objects.range_fetch_max = s->cfg.overlay_range_fetch_max_bytes;
@@ -343,6 +368,7 @@ static void gateway_reload(svc *s)
 	char err[CONFIG_ERR_MAX];
 	http_limits l;
 
+	gateway_search_config(g, &s->cfg);
 	gateway_limits(&l, &s->cfg);
 	http_server_set_limits(g->http, &l);
 	g->objects.max_object = s->cfg.storage_max_object_bytes;

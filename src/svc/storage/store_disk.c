@@ -60,6 +60,8 @@
 #define DISK_F_QUARANTINED 0x01u
 #define DISK_F_CACHED      0x02u       /* a cache copy: in the cache database */
 #define DISK_CACHE_DB      "cache"
+#define DISK_CTYPE_DB      "ctype"             /* id → version byte, type (store_meta.c) */
+#define DISK_CTYPE_VERSION 1u
 #define DISK_CACHE_KEY_LEN (8 + B3_OUT_LEN)   /* created ms big-endian, id */
 #define DISK_TOTALS_KEY    "totals"           /* sorts after every entry */
 #define DISK_TOTALS_LEN    16                 /* bytes, objects */
@@ -75,6 +77,7 @@ typedef struct store_disk {
 	MDB_env *env;
 	MDB_dbi  dbi;
 	MDB_dbi  cache_dbi;
+	MDB_dbi  ctype_dbi;
 	int      objects_fd;
 	int      tmp_fd;
 	int      lock_fd;
@@ -865,7 +868,7 @@ static int disk_open_env(store_disk *sd, const char *meta, char *err, size_t err
 
 	if ((rc = mdb_env_create(&sd->env)) != 0 ||
 	    (rc = mdb_env_set_mapsize(sd->env, STORE_DISK_MAP_SIZE)) != 0 ||
-	    (rc = mdb_env_set_maxdbs(sd->env, 1)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(sd->env, 2)) != 0 ||
 	    (rc = mdb_env_open(sd->env, meta, MDB_NOTLS, 0600)) != 0 ||
 	    (rc = mdb_reader_check(sd->env, &dead)) != 0 ||
 	    (rc = mdb_txn_begin(sd->env, NULL, 0, &txn)) != 0)
@@ -873,6 +876,7 @@ static int disk_open_env(store_disk *sd, const char *meta, char *err, size_t err
 	disk_totals t;
 	if ((rc = mdb_dbi_open(txn, NULL, 0, &sd->dbi)) != 0 ||
 	    (rc = mdb_dbi_open(txn, DISK_CACHE_DB, MDB_CREATE, &sd->cache_dbi)) != 0 ||
+	    (rc = mdb_dbi_open(txn, DISK_CTYPE_DB, MDB_CREATE, &sd->ctype_dbi)) != 0 ||
 	    (rc = disk_totals_get(sd, txn, &t)) != 0) {
 		mdb_txn_abort(txn);
 		goto fail;
@@ -884,6 +888,50 @@ static int disk_open_env(store_disk *sd, const char *meta, char *err, size_t err
 fail:
 	snprintf(err, errlen, "%s: cannot open LMDB: %s", meta, mdb_strerror(rc));
 	return -1;
+}
+
+/* The type record (store_meta.c): a read transaction. */
+static int disk_meta_get(store *st, const uint8_t id[B3_OUT_LEN], char out[STORE_CTYPE_MAX])
+{
+	store_disk *sd = (store_disk *)st;
+	MDB_val k = { B3_OUT_LEN, (void *)(uintptr_t)id }, v;
+	MDB_txn *txn;
+	int rc;
+
+	out[0] = '\0';
+	if (mdb_txn_begin(sd->env, NULL, MDB_RDONLY, &txn) != 0)
+		return -1;
+	rc = mdb_get(txn, sd->ctype_dbi, &k, &v);
+	if (rc == 0 && (v.mv_size < 2 || v.mv_size > STORE_CTYPE_MAX ||
+	                ((const uint8_t *)v.mv_data)[0] != DISK_CTYPE_VERSION)) {
+		(void)BUG("type record of unknown shape");
+		rc = MDB_CORRUPTED;
+	} else if (rc == 0) {
+		memcpy(out, (const uint8_t *)v.mv_data + 1, v.mv_size - 1);
+		out[v.mv_size - 1] = '\0';
+	}
+	mdb_txn_abort(txn);
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : -1;
+}
+
+/* One small write transaction on the loop, like a quarantine's. */
+static int disk_meta_put(store *st, const uint8_t id[B3_OUT_LEN], const char *ctype)
+{
+	store_disk *sd = (store_disk *)st;
+	uint8_t buf[STORE_CTYPE_MAX];
+	size_t n = strlen(ctype);
+	MDB_val k = { B3_OUT_LEN, (void *)(uintptr_t)id }, v = { n + 1, buf };
+	MDB_txn *txn;
+
+	if (n == 0 || n >= STORE_CTYPE_MAX || mdb_txn_begin(sd->env, NULL, 0, &txn) != 0)
+		return -1;
+	buf[0] = DISK_CTYPE_VERSION;
+	memcpy(buf + 1, ctype, n);
+	if (mdb_put(txn, sd->ctype_dbi, &k, &v, 0) != 0) {
+		mdb_txn_abort(txn);
+		return -1;
+	}
+	return mdb_txn_commit(txn) == 0 ? 0 : -1;
 }
 
 static void disk_destroy(store *st)
@@ -947,6 +995,8 @@ static const store_backend disk_backend = {
 	.quarantine = disk_quarantine,
 	.pin = disk_pin,
 	.list = disk_list,
+	.meta_get = disk_meta_get,
+	.meta_put = disk_meta_put,
 	.destroy = disk_destroy,
 };
 
