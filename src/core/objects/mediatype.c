@@ -199,9 +199,10 @@ int mediatype_sniff(mediatype_sniffer *s, const uint8_t *p, size_t n, char out[M
 		n = MEDIATYPE_SNIFF_MAX;
 	if (!(m = magic_buffer(s->cookie, p, n)) || mediatype_parse(m, strlen(m), t) < 0)
 		return -1;
-	/* "charset=binary" says nothing a client can use. */
-	char *b = strstr(t, "; charset=binary");
-	if (b)
+	/* A charset libmagic guessed means something for text only, and
+	 * "binary" never. */
+	char *b = strstr(t, "; charset=");
+	if (b && (!mediatype_is_text(t) || strcmp(b, "; charset=binary") == 0))
 		*b = '\0';
 	if (strcmp(t, MEDIATYPE_DEFAULT) == 0)
 		return -1;
