@@ -13,7 +13,7 @@
 
 /* The progress handler runs every this many VM instructions: often enough
  * to stop within a fraction of a millisecond of the deadline. */
-#define SEARCH_DB_PROGRESS_OPS 1000
+#define SEARCH_DB_PROGRESS_OPS 100
 
 struct search_db {
 	sqlite3      *db;
