@@ -21,6 +21,7 @@ rank() {
 	core/auth/*) echo 13 ;;
 	core/objects/*) echo 14 ;;
 	core/dht/*) echo 15 ;;
+	core/search/*) echo 14 ;;   # the search facet: codec, query check, client (beside objects)
 	core/audit/audit_client.*) echo 11 ;;
 	core/audit/*) echo 10 ;;
 	core/*) echo 10 ;;
