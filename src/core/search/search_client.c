@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/config/config.h"
+#include "core/metrics/metrics.h"
 #include "core/proto/rpc_client.h"
 #include "lib/log.h"
 
@@ -53,13 +54,22 @@ bool search_client_ready(const search_client *c)
 	return c && rpc_client_ready(c->rpc);
 }
 
+/* The service counts what it drops (queue_full); a call that never
+ * reached it (busy, lost, timed out) is counted here. */
+static void on_index(const rpc_reply *r, void *arg)
+{
+	(void)arg;
+	if (r->fail != RPC_FAIL_NONE)
+		metrics_count("search_index_dropped_total", "reason=\"notify\"", 1);
+}
+
 int search_client_index(search_client *c, const search_doc *d)
 {
 	ssize_t n = search_msg_index_encode(d, c->buf, sizeof c->buf);
 
 	if (n < 0 || !rpc_client_ready(c->rpc))
 		return -1;
-	return rpc_call_start(c->rpc, SEARCH_INDEX, c->buf, (size_t)n, NULL, NULL) ? 0 : -1;
+	return rpc_call_start(c->rpc, SEARCH_INDEX, c->buf, (size_t)n, on_index, NULL) ? 0 : -1;
 }
 
 static void on_query(const rpc_reply *r, void *arg)
