@@ -12,7 +12,8 @@
 # Run from the repo root:  bench/facets_media_search.sh
 # Env: MACRONODE_BIN (build/macronode), MEDIA_MIB (1024: the spec's 1 GiB),
 #      DOCS (1000000), CONNS_MEDIA (256), CONNS_SEARCH (64), DURATION (10s),
-#      WARMUP (2s), THREADS (2), ONLY=media|search.
+#      WARMUP (2s), THREADS (2), ONLY=media|search, DOCS_CACHE=FILE (keep the
+#      generated database there and reuse it: 10^6 documents take minutes).
 #
 # The object is uploaded through PUT /o like any client's. The search
 # documents are generated straight into the search service's SQLite file
@@ -34,6 +35,7 @@ CONNS_MEDIA=${CONNS_MEDIA:-256}
 CONNS_SEARCH=${CONNS_SEARCH:-64}
 WRK_THREADS=${THREADS:-2}
 ONLY=${ONLY:-}
+DOCS_CACHE=${DOCS_CACHE:-}   # a file: generated documents kept (and reused) there
 
 [[ -x $BENCH_WRK_BIN ]] || bench_die "wrk not found at $BENCH_WRK_BIN (apt-get install wrk)"
 bench_find_node
@@ -47,9 +49,14 @@ bench_free_port_into GPORT
 mkdir -m 0700 "$BENCH_TMP/var"
 if [[ $ONLY != media ]]; then
 	mkdir -m 0700 "$BENCH_TMP/var/search"
-	bench_log "generating $DOCS search documents ..."
-	python3 "$here/facets_search_gen.py" "$BENCH_TMP/var/search/index.db" "$DOCS" ||
-		bench_die "document generation failed"
+	if [[ -n $DOCS_CACHE && -s $DOCS_CACHE ]]; then
+		cp "$DOCS_CACHE" "$BENCH_TMP/var/search/index.db" || bench_die "cannot copy $DOCS_CACHE"
+	else
+		bench_log "generating $DOCS search documents ..."
+		python3 "$here/facets_search_gen.py" "$BENCH_TMP/var/search/index.db" "$DOCS" ||
+			bench_die "document generation failed"
+		[[ -n $DOCS_CACHE ]] && cp "$BENCH_TMP/var/search/index.db" "$DOCS_CACHE"
+	fi
 fi
 rmdir "$BENCH_TMP/var" 2>/dev/null   # bench_start_node makes it (keeps search/ if any)
 if [[ -d $BENCH_TMP/var ]]; then
@@ -132,7 +139,7 @@ if [[ $ONLY != search ]]; then
 	bench_log "uploading a $MEDIA_MIB MiB object ..."
 	head -c $((MEDIA_MIB * 1024 * 1024)) /dev/urandom >"$BENCH_TMP/big.bin"
 	cid=$(curl -sS --fail -X POST -H "$AUTH" -H "Content-Type: video/mp4" \
-		--data-binary @"$BENCH_TMP/big.bin" "$G/o" | sed -n 's/.*"cid":"\([^"]*\)".*/\1/p')
+		-T "$BENCH_TMP/big.bin" "$G/o" | sed -n 's/.*"cid":"\([^"]*\)".*/\1/p')
 	rm -f "$BENCH_TMP/big.bin"
 	[[ -n $cid ]] || { bench_tail "$BENCH_NODE_LOG"; bench_die "upload failed"; }
 	cat >"$BENCH_TMP/media.lua" <<LUA

@@ -2,6 +2,7 @@
 (metadata, and the text of text/* objects) and GET /search answers FTS5
 queries, refusing bad or too-broad ones with a 400 that names the problem,
 and degrading to "partial" past its deadline (docs/search.md)."""
+import os
 import threading
 import time
 import urllib.parse
@@ -196,3 +197,22 @@ def test_full_queue_drops_never_blocks(node_factory):
     # each document was indexed or counted as dropped
     assert m.get("search_indexed_total") + full + lost == 320, (m.get("search_indexed_total"), full, lost)
     assert m.get("search_documents") == m.get("search_indexed_total")
+
+
+def test_sandbox_bites(node_factory, tmp_dir):
+    # The search role's profile: an exec kills it (SIGSYS), the supervisor
+    # restarts it, and the index it had is served again.
+    probes = os.path.join(tmp_dir, "probes")
+    os.makedirs(probes)
+    with open(os.path.join(probes, "search"), "w") as f:
+        f.write("exec")
+    n = node_factory(config={"services": SVC}, start=False, env={"MN_TEST_SANDBOX_PROBE": probes})
+    n.start()
+    assert not os.path.exists(os.path.join(probes, "search"))
+    wait_until(lambda: n.metrics().get("service_restarts_total", service="search") == 1, 10,
+               what="search restarted")
+    assert n.metrics().get("sandbox_violations_total", role="search") == 1
+    cid = stored(n, b"after the restart\n", headers={"Content-Type": "text/plain"})
+    wait_until(lambda: search(n, "restart").status == 200 and
+               [h["cid"] for h in search(n, "restart").json()["results"]] == [cid], 10,
+               what="indexed after restart")
