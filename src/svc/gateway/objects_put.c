@@ -231,7 +231,8 @@ static void put_on_meta(const stor_result *res, void *arg)
 	} else {
 		snprintf(p->ctype, sizeof p->ctype, "%s", res->ctype);
 	}
-	if (!p->req) {
+	if (!p->req) {   /* the client left; the object is stored all the same */
+		objects_put_notify(p->o, p->id, p->len, p->ctype, p->head, p->head_len);
 		put_free(p);
 		return;
 	}
