@@ -96,6 +96,7 @@ typedef struct mn_config {
 	uint32_t search_max_queries;               /* 64 queries waiting or running */
 	uint32_t search_max_limit;                 /* 50 hits per answer at most */
 	uint32_t search_max_query;                 /* 256 bytes of q */
+	uint32_t search_readers;                   /* 2 query threads (disk) */
 	/* paths */
 	char     data_dir[CONFIG_PATH_MAX];        /* "./var" */
 	char     runtime_dir[CONFIG_PATH_MAX];     /* "" = <data_dir>/run */

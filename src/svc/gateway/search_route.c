@@ -220,9 +220,7 @@ static void search_on_result(const search_result *res, void *arg)
 	} else if (res->status == 400) {   /* FTS5's own refusal, past our check */
 		metrics_count("search_refused_total", "reason=\"syntax\"", 1);
 		(void)http_reply_error(r, 400, "bad_query", res->message, false, 0);
-	} else {
-		if (res->status == 503)
-			facet_busy(FACET_SEARCH);
+	} else {   /* the service counted its own busy refusals (facet_busy_total) */
 		(void)http_reply_error(r, 503, "unavailable", res->message[0] ? res->message :
 		                       "search unavailable", true, 1);
 	}

@@ -3,8 +3,13 @@
  * over object metadata and the text of text objects, on
  * <runtime_dir>/search.sock (core/search/search_msg.h).
  *
- * Every SQLite call runs on one worker thread (lib/workq.h), never in an
- * event callback. The loop only decodes, queues and answers:
+ * Every SQLite call runs on a worker thread (lib/workq.h), never in an
+ * event callback: one writer thread with the writer connection, and on
+ * disk search.readers query threads, each query taking one of as many
+ * read-only connections (WAL: they read while the writer writes). In
+ * amnesia the in-memory database has one connection, so queries run on
+ * the writer's thread, one at a time. The loop only decodes, queues and
+ * answers:
  *   INDEX  copied into the pending list (at most search.queue documents;
  *          one more is dropped, 503, search_index_dropped_total) and
  *          answered at once; the worker writes the pending documents in
@@ -15,6 +20,7 @@
  *          the request's arrival and answers what it found, "partial".
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +41,7 @@
 #define SEARCH_BATCH_MAX    256u   /* documents per write transaction */
 #define SEARCH_MAX_CONNS    64u
 #define SEARCH_CONN_PENDING 512u
+#define SEARCH_READERS_MAX  16u    /* search.readers' ceiling */
 
 typedef struct search_svc search_svc;
 
@@ -65,9 +72,24 @@ typedef struct search_qjob {
 	search_hits    hits;
 } search_qjob;
 
+/* The read-only connections of the query threads: a stack under a lock,
+ * taken by a query job on its worker thread for the job's length. With
+ * as many connections as threads a job always finds one. */
+typedef struct search_readers {
+	pthread_mutex_t lock;
+	bool            lock_ok;
+	search_db      *db[SEARCH_READERS_MAX];
+	size_t          n;
+	search_db      *free[SEARCH_READERS_MAX];
+	size_t          nfree;
+} search_readers;
+
 struct search_svc {
 	svc          *s;
-	search_db    *db;
+	search_db    *db;            /* the writer's (and, in amnesia, the only) connection */
+	search_readers rd;           /* disk: the query threads' connections */
+	workq        *rq;            /* disk: the query threads; NULL: queries go to wq */
+	struct event *rq_ev;
 	rpc_server   *rpc;
 	workq        *wq;
 	struct event *wq_ev;
@@ -207,12 +229,38 @@ static void search_do_index(search_svc *srv, rpc_req *q, const uint8_t *p, size_
 
 /* ---- queries -------------------------------------------------------------- */
 
+static search_db *search_reader_take(search_readers *rd)
+{
+	search_db *db = NULL;
+
+	pthread_mutex_lock(&rd->lock);
+	if (rd->nfree)
+		db = rd->free[--rd->nfree];
+	pthread_mutex_unlock(&rd->lock);
+	return db;
+}
+
+static void search_reader_put(search_readers *rd, search_db *db)
+{
+	pthread_mutex_lock(&rd->lock);
+	rd->free[rd->nfree++] = db;
+	pthread_mutex_unlock(&rd->lock);
+}
+
 static void on_query_run(workq_job *j)
 {
 	search_qjob *x = (search_qjob *)j;
+	search_svc *srv = x->srv;
+	search_db *db = srv->rq ? search_reader_take(&srv->rd) : srv->db;
 
-	x->rc = search_db_query(x->srv->db, x->q, x->limit, x->deadline_ns, &x->hits, x->msg,
-	                        sizeof x->msg);
+	if (!db) {   /* more jobs running than connections: a bug of the pool sizes */
+		x->rc = SEARCH_DB_ERROR;
+		snprintf(x->msg, sizeof x->msg, "no search connection free");
+		return;
+	}
+	x->rc = search_db_query(db, x->q, x->limit, x->deadline_ns, &x->hits, x->msg, sizeof x->msg);
+	if (srv->rq)
+		search_reader_put(&srv->rd, db);
 }
 
 static void search_count_query(const char *result)
@@ -278,7 +326,7 @@ static void search_do_query(search_svc *srv, rpc_req *q, const uint8_t *p, size_
 	x->deadline_ns = now + srv->s->cfg.search_deadline_ms * 1000000u;
 	x->job.run = on_query_run;
 	x->job.done = on_query_done;
-	if (workq_submit(srv->wq, &x->job) != 0) {
+	if (workq_submit(srv->rq ? srv->rq : srv->wq, &x->job) != 0) {
 		facet_busy(FACET_SEARCH);
 		search_reply_err(q, 503, "search busy");
 		free(x);
@@ -312,6 +360,32 @@ static void on_jobs_done(evutil_socket_t fd, short what, void *arg)
 	(void)workq_reap(arg);
 }
 
+static int search_open_readers(search_svc *srv, const char *path, uint32_t n)
+{
+	search_readers *rd = &srv->rd;
+	char err[256];
+
+	rd->lock_ok = pthread_mutex_init(&rd->lock, NULL) == 0;
+	if (!rd->lock_ok)
+		return -1;
+	for (rd->n = 0; rd->n < n && rd->n < SEARCH_READERS_MAX; rd->n++) {
+		if (!(rd->db[rd->n] = search_db_open_reader(path, err, sizeof err))) {
+			log_kv(LOG_LEVEL_ERROR, "search cannot open a reader", "error", err, LOG_END);
+			return -1;
+		}
+		rd->free[rd->nfree++] = rd->db[rd->n];
+	}
+	return 0;
+}
+
+static void search_close_readers(search_readers *rd)
+{
+	for (size_t i = 0; i < rd->n; i++)
+		search_db_close(rd->db[i]);
+	if (rd->lock_ok)
+		pthread_mutex_destroy(&rd->lock);
+}
+
 static int search_open_db(search_svc *srv, const mn_config *cfg)
 {
 	char dir[CONFIG_PATH_MAX + 16], path[CONFIG_PATH_MAX + 32], err[256];
@@ -332,7 +406,7 @@ static int search_open_db(search_svc *srv, const mn_config *cfg)
 		return -1;
 	}
 	srv->ndocs = search_db_count(srv->db);
-	return 0;
+	return cfg->amnesia ? 0 : search_open_readers(srv, path, cfg->search_readers);
 }
 
 static void search_free(search_svc *srv)
@@ -340,10 +414,14 @@ static void search_free(search_svc *srv)
 	if (!srv)
 		return;
 	rpc_server_free(srv->rpc);
-	workq_free(srv->wq);   /* a running job finishes; queued ones are dropped */
+	workq_free(srv->rq);   /* a running job finishes; queued ones are dropped */
+	workq_free(srv->wq);
+	if (srv->rq_ev)
+		event_free(srv->rq_ev);
 	if (srv->wq_ev)
 		event_free(srv->wq_ev);
 	search_pend_free(srv->head);
+	search_close_readers(&srv->rd);
 	search_db_close(srv->db);
 	free(srv);
 }
@@ -370,6 +448,11 @@ static int search_start(svc *s)
 	    !(srv->wq_ev = event_new(s->base, workq_fd(srv->wq), EV_READ | EV_PERSIST, on_jobs_done,
 	                             srv->wq)) ||
 	    event_add(srv->wq_ev, NULL) != 0)
+		goto fail;
+	if (srv->rd.n && (!(srv->rq = workq_new((unsigned)srv->rd.n, s->cfg.search_max_queries)) ||
+	                  !(srv->rq_ev = event_new(s->base, workq_fd(srv->rq), EV_READ | EV_PERSIST,
+	                                           on_jobs_done, srv->rq)) ||
+	                  event_add(srv->rq_ev, NULL) != 0))
 		goto fail;
 	rpc_server_opts so = { .name = "search", .app_proto = SEARCH_APP_PROTO,
 	                       .max_conns = SEARCH_MAX_CONNS, .max_pending = SEARCH_CONN_PENDING,

@@ -3,6 +3,7 @@
  */
 #include "svc/search/search_db.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,19 +47,21 @@ static int search_db_prepare(search_db *db)
 	                          -1, &db->doc, NULL) != SQLITE_OK ? -1 : 0;
 }
 
-search_db *search_db_open(const char *path, char *err, size_t errlen)
+static search_db *search_db_open_flags(const char *path, bool reader, char *err, size_t errlen)
 {
 	search_db *db = calloc(1, sizeof *db);
-	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+	int flags = (reader ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+	            SQLITE_OPEN_NOMUTEX;
 
 	if (!db) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
 	if (sqlite3_open_v2(path ? path : ":memory:", &db->db, flags, NULL) != SQLITE_OK ||
-	    (path && sqlite3_exec(db->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-	                          NULL, NULL, NULL) != SQLITE_OK) ||
-	    sqlite3_exec(db->db, search_db_schema, NULL, NULL, NULL) != SQLITE_OK ||
+	    (path && !reader &&
+	     sqlite3_exec(db->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+	                  NULL, NULL, NULL) != SQLITE_OK) ||
+	    (!reader && sqlite3_exec(db->db, search_db_schema, NULL, NULL, NULL) != SQLITE_OK) ||
 	    search_db_prepare(db) != 0) {
 		snprintf(err, errlen, "%s: %s", path ? path : "in-memory search index",
 		         db->db ? sqlite3_errmsg(db->db) : "cannot open");
@@ -67,6 +70,16 @@ search_db *search_db_open(const char *path, char *err, size_t errlen)
 	}
 	sqlite3_progress_handler(db->db, SEARCH_DB_PROGRESS_OPS, search_db_on_progress, db);
 	return db;
+}
+
+search_db *search_db_open(const char *path, char *err, size_t errlen)
+{
+	return search_db_open_flags(path, false, err, errlen);
+}
+
+search_db *search_db_open_reader(const char *path, char *err, size_t errlen)
+{
+	return search_db_open_flags(path, true, err, errlen);
 }
 
 void search_db_close(search_db *db)

@@ -31,6 +31,9 @@ typedef enum search_db_rc {
 /* path: the database file (its directory exists), or NULL for an
  * in-memory database (amnesia). NULL with err set on failure. */
 search_db *search_db_open(const char *path, char *err, size_t errlen);
+/* Another connection to the same file, read-only (a query thread's; WAL
+ * lets it read while the writer writes). The writer's open made the file. */
+search_db *search_db_open_reader(const char *path, char *err, size_t errlen);
 void search_db_close(search_db *db);   /* NULL ok */
 /* Index docs[0..n) in one transaction; a cid already indexed is skipped.
  * Returns how many were new, or -1. */
