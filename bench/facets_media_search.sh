@@ -12,7 +12,8 @@
 # Run from the repo root:  bench/facets_media_search.sh
 # Env: MACRONODE_BIN (build/macronode), MEDIA_MIB (1024: the spec's 1 GiB),
 #      DOCS (1000000), CONNS_MEDIA (256), CONNS_SEARCH (64), DURATION (10s),
-#      WARMUP (2s), THREADS (2), ONLY=media|search, DOCS_CACHE=FILE (keep the
+#      WARMUP (2s), THREADS (2), WORKERS (0: one gateway worker per CPU),
+#      ONLY=media|search, DOCS_CACHE=FILE (keep the
 #      generated database there and reuse it: 10^6 documents take minutes).
 #
 # The object is uploaded through PUT /o like any client's. The search
@@ -69,7 +70,7 @@ cat >"$BENCH_TMP/node.json" <<JSON
   "quota": { "requests_per_second": 0 },
   "policy": { "tags_facet": "core,facet" },
   "limits": { "requests_per_second": 0 },
-  "gateway": { "workers": 1 } }
+  "gateway": { "workers": ${WORKERS:-0} } }
 JSON
 # `macronode init`'s default bundle admits routes tagged "core" only: the
 # drill tags the facet routes "core" too, so its policy applies to them.
@@ -158,6 +159,10 @@ LUA
 		"$MEDIA_MIB" "$WRK_THREADS" "$CONNS_MEDIA" "$WRK_DURATION"
 	WRK_CONNS=$CONNS_MEDIA bench_wrk media "$G/media/$cid" -s "$BENCH_TMP/media.lua" || exit 1
 	report media 100 10
+	# The same ranges from /o/{b3}: what the facet adds to the object path.
+	sed "s|/media/$cid|/o/$cid|" "$BENCH_TMP/media.lua" >"$BENCH_TMP/o.lua"
+	WRK_CONNS=$CONNS_MEDIA bench_wrk o-ranges "$G/o/$cid" -s "$BENCH_TMP/o.lua" || exit 1
+	report o-ranges - -
 fi
 
 # --- Search -----------------------------------------------------------------------
@@ -188,6 +193,10 @@ LUA
 		"${docs:-?}" "$WRK_THREADS" "$CONNS_SEARCH" "$WRK_DURATION"
 	WRK_CONNS=$CONNS_SEARCH bench_wrk search "$G/search" -s "$BENCH_TMP/search.lua" || exit 1
 	report search 150 15
+	# The same mix at a quarter of the clients: queueing vs. query cost.
+	WRK_CONNS=$((CONNS_SEARCH / 4 > 0 ? CONNS_SEARCH / 4 : 1)) \
+		bench_wrk search-light "$G/search" -s "$BENCH_TMP/search.lua" || exit 1
+	report "search/$((CONNS_SEARCH / 4 > 0 ? CONNS_SEARCH / 4 : 1))c" 150 15
 	curl -s "http://127.0.0.1:$APORT/metrics" |
 		awk '/^(search_queries_total|facet_deadline_timeouts_total|facet_busy_total)/' >&2
 fi
