@@ -20,7 +20,7 @@ def main():
         "CREATE TABLE IF NOT EXISTS docs(id INTEGER PRIMARY KEY, cid BLOB UNIQUE NOT NULL,"
         " size INTEGER NOT NULL, ctype TEXT NOT NULL);"
         "CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(ctype, body, content='',"
-        " tokenize='unicode61');")
+        " tokenize='unicode61', prefix='2 3');")
     batch = 20000
     for start in range(0, n, batch):
         rows, texts = [], []

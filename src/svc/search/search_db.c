@@ -26,7 +26,7 @@ static const char *const search_db_schema =
 	"CREATE TABLE IF NOT EXISTS docs(id INTEGER PRIMARY KEY, cid BLOB UNIQUE NOT NULL,"
 	" size INTEGER NOT NULL, ctype TEXT NOT NULL);"
 	"CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(ctype, body, content='',"
-	" tokenize='unicode61');";
+	" tokenize='unicode61', prefix='2 3');";
 
 static int search_db_on_progress(void *arg)
 {
