@@ -46,7 +46,9 @@ APORT="" GPORT=""
 bench_free_port_into APORT
 bench_free_port_into GPORT
 
-# --- the search documents, before the node opens them ---------------------------
+# --- the node's data dir, with the search documents in place -------------------
+# (this script starts the node itself: bench_start_node takes flags only,
+# and the documents must be in <data_dir>/search before it starts)
 mkdir -m 0700 "$BENCH_TMP/var"
 if [[ $ONLY != media ]]; then
 	mkdir -m 0700 "$BENCH_TMP/var/search"
@@ -59,11 +61,9 @@ if [[ $ONLY != media ]]; then
 		[[ -n $DOCS_CACHE ]] && cp "$BENCH_TMP/var/search/index.db" "$DOCS_CACHE"
 	fi
 fi
-rmdir "$BENCH_TMP/var" 2>/dev/null   # bench_start_node makes it (keeps search/ if any)
-if [[ -d $BENCH_TMP/var ]]; then
-	mv "$BENCH_TMP/var" "$BENCH_TMP/var.pre"
-fi
 
+# `macronode init`'s default bundle admits routes tagged "core" only: the
+# drill tags the facet routes "core" too, so its policy applies to them.
 cat >"$BENCH_TMP/node.json" <<JSON
 { "services": ["gateway", "storage", "audit", "search"],
   "storage": { "max_object": "2GiB" },
@@ -72,20 +72,7 @@ cat >"$BENCH_TMP/node.json" <<JSON
   "limits": { "requests_per_second": 0 },
   "gateway": { "workers": ${WORKERS:-0} } }
 JSON
-# `macronode init`'s default bundle admits routes tagged "core" only: the
-# drill tags the facet routes "core" too, so its policy applies to them.
-# bench_start_node makes var/ and runs init there; the documents move in first.
-mkdir -m 0700 "$BENCH_TMP/var"
-[[ -d $BENCH_TMP/var.pre/search ]] && mv "$BENCH_TMP/var.pre/search" "$BENCH_TMP/var/search"
-rmdir "$BENCH_TMP/var" 2>/dev/null || true
-if [[ -d $BENCH_TMP/var ]]; then
-	# bench_start_node insists on making var/: let it, then restore.
-	mv "$BENCH_TMP/var" "$BENCH_TMP/var.keep"
-fi
 bench_start_node_keep() {
-	mkdir -m 0700 "$BENCH_TMP/var"
-	[[ -d $BENCH_TMP/var.keep/search ]] && mv "$BENCH_TMP/var.keep/search" "$BENCH_TMP/var/search"
-	rmdir "$BENCH_TMP/var.keep" 2>/dev/null
 	bench_init_wall "$BENCH_TMP/var"
 	BENCH_NODE_LOG="$BENCH_TMP/node.log"
 	"$BENCH_NODE_BIN" run --config "$BENCH_TMP/node.json" \
