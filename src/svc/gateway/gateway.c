@@ -279,6 +279,7 @@ static void gateway_free(gateway *g)
 	index_client_free(g->index);
 	search_client_free(g->search);
 	mediatype_sniffer_free(g->objects.sniffer);
+	media_types_free(g->objects.types);
 	ovl_client_free(g->objects.ovl);
 	audit_client_free(g->audit);
 	wall_free(g->wall);
@@ -339,6 +340,7 @@ static int gateway_start(svc *s)
 	 * uploads without a type are served as application/octet-stream. */
 	if (!(g->objects.sniffer = mediatype_sniffer_new()))
 		log_kv(LOG_LEVEL_WARN, "libmagic unavailable: media types are not sniffed", LOG_END);
+	g->objects.types = media_types_new(g->objects.cache);   /* NULL: every /media asks storage */
 	if (s->cfg.services & CONFIG_SVC_SEARCH)
 		g->search = search_client_new(s->base, &s->cfg);
 	g->objects.search = g->search;

@@ -31,12 +31,89 @@
 #define MEDIA_DOWNLOAD   "download="
 #define MEDIA_M          (HTTP_M_GET | HTTP_M_HEAD)
 
+typedef struct media_type_slot {
+	uint8_t id[B3_OUT_LEN];
+	char    ctype[MEDIATYPE_MAX];   /* "" empty slot */
+} media_type_slot;
+
+struct media_types {
+	objcache       *cache;          /* borrowed: its stamp */
+	objcache_stamp  at;             /* the slots hold what was true then */
+	media_type_slot slot[MEDIA_TYPES_SLOTS];
+};
+
+media_types *media_types_new(objcache *cache)
+{
+	media_types *t = cache ? calloc(1, sizeof *t) : NULL;
+
+	if (t)
+		t->cache = cache;
+	return t;
+}
+
+void media_types_free(media_types *t)
+{
+	free(t);
+}
+
+static bool media_stamp_eq(const objcache_stamp *a, const objcache_stamp *b)
+{
+	return a->ok && b->ok && a->gen == b->gen && a->epoch == b->epoch;
+}
+
+/* May the slots be used now? Forgets them when storage removed anything
+ * or restarted since they were filled; false when there is no epoch. */
+static bool media_types_fresh(media_types *t)
+{
+	objcache_stamp now = objcache_stamp_now(t->cache);
+
+	if (!now.ok)
+		return false;
+	if (!media_stamp_eq(&now, &t->at)) {
+		memset(t->slot, 0, sizeof t->slot);
+		t->at = now;
+	}
+	return true;
+}
+
+/* The id is a BLAKE3 output: its first bytes are already uniform. */
+static media_type_slot *media_types_slot(media_types *t, const uint8_t id[B3_OUT_LEN])
+{
+	return &t->slot[((unsigned)id[0] | (unsigned)id[1] << 8) % MEDIA_TYPES_SLOTS];
+}
+
+void media_types_put(media_types *t, const uint8_t id[32], const char *ctype,
+                     const objcache_stamp *asked)
+{
+	media_type_slot *s;
+	size_t n = strlen(ctype);
+
+	if (!t || n == 0 || n >= MEDIATYPE_MAX || !media_types_fresh(t) ||
+	    !media_stamp_eq(asked, &t->at))
+		return;
+	s = media_types_slot(t, id);
+	memcpy(s->id, id, B3_OUT_LEN);
+	memcpy(s->ctype, ctype, n + 1);
+}
+
+/* The remembered type of id, or NULL. */
+static const char *media_types_get(media_types *t, const uint8_t id[B3_OUT_LEN])
+{
+	media_type_slot *s;
+
+	if (!t || !media_types_fresh(t))
+		return NULL;
+	s = media_types_slot(t, id);
+	return s->ctype[0] && memcmp(s->id, id, B3_OUT_LEN) == 0 ? s->ctype : NULL;
+}
+
 typedef struct media_get {
 	objects  *o;
 	http_req *req;            /* NULL once the client is gone */
 	stor_call *call;
 	uint8_t   id[B3_OUT_LEN];
 	uint64_t  start_ns;
+	objcache_stamp asked;     /* before META_GET: may its answer be remembered */
 	char      filename[MEDIATYPE_FILENAME_MAX];
 	bool      download;
 } media_get;
@@ -105,6 +182,7 @@ static void media_on_meta(const stor_result *res, void *arg)
 		free(m);
 		return;
 	}
+	media_types_put(m->o->types, m->id, res->ctype, &m->asked);
 	objects_as as = { .ctype = res->ctype, .filename = m->download ? m->filename : NULL,
 	                  .media = true, .start_ns = m->start_ns };
 	objects_get_as(r, m->o, m->id, &as);
@@ -135,7 +213,17 @@ static void media_on_get(http_req *r, void *arg)
 		media_refuse(r, reason, why, t0);
 		return;
 	}
+	const char *known = media_types_get(m->o->types, m->id);
+	if (known) {
+		objects_as as = { .ctype = known, .filename = m->download ? m->filename : NULL,
+		                  .media = true, .start_ns = t0 };
+		objects_get_as(r, m->o, m->id, &as);
+		free(m);
+		return;
+	}
 	http_req_on_close(r, media_on_close, m);
+	if (m->o->cache)
+		m->asked = objcache_stamp_now(m->o->cache);
 	m->call = stor_meta_get(m->o->stor, m->id, media_on_meta, m);
 }
 

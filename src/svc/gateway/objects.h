@@ -36,6 +36,7 @@
 struct cors;
 struct mediatype_sniffer;
 struct search_client;
+struct media_types;
 
 /* Shared by every request of one worker; outlives them all. */
 typedef struct objects {
@@ -51,6 +52,7 @@ typedef struct objects {
 	unsigned     range_held;  /* range fetches in flight or being served */
 	struct mediatype_sniffer *sniffer; /* libmagic (owned by the gateway), or NULL */
 	struct search_client *search;      /* the search service's client, or NULL (borrowed) */
+	struct media_types *types;         /* recorded types remembered (media.h; owned by the gateway), or NULL */
 	uint32_t     search_max_text;      /* search.max_text: text bytes sent to be indexed */
 	uint32_t     search_max_query;     /* search.max_query (live reload) */
 	uint32_t     search_max_limit;     /* search.max_limit (live reload) */

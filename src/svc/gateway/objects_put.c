@@ -43,7 +43,7 @@
 #include "lib/inflate.h"
 #include "lib/log.h"
 #include "lib/util.h"
-#include "svc/gateway/objects.h"
+#include "svc/gateway/media.h"
 
 #define PUT_CID_JSON_MAX (B3_CID_LEN + 16)
 #define PUT_LOCATION_MAX (B3_CID_LEN + 8)
@@ -70,6 +70,7 @@ typedef struct obj_put {
 	uint8_t         id[B3_OUT_LEN];
 	bool            created;
 	uint64_t        len;
+	objcache_stamp  asked;      /* before META_SET (media.h) */
 } obj_put;
 
 /* Release the upload (PUT_ABORT if storage holds one) and the state. */
@@ -230,6 +231,7 @@ static void put_on_meta(const stor_result *res, void *arg)
 		p->ctype[0] = '\0';
 	} else {
 		snprintf(p->ctype, sizeof p->ctype, "%s", res->ctype);
+		media_types_put(p->o->types, p->id, p->ctype, &p->asked);
 	}
 	if (!p->req) {   /* the client left; the object is stored all the same */
 		objects_put_notify(p->o, p->id, p->len, p->ctype, p->head, p->head_len);
@@ -279,6 +281,8 @@ static void put_on_commit(const stor_result *res, void *arg)
 		return;
 	}
 	p->awaiting = true;
+	if (p->o->cache)
+		p->asked = objcache_stamp_now(p->o->cache);
 	(void)stor_meta_set(p->o->stor, p->id, p->ctype, put_on_meta, p);
 }
 
