@@ -21,16 +21,26 @@
 #include <string.h>
 
 #include "core/objects/mediatype.h"
+#include "lib/log.h"
 
 store_status store_meta_get(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len,
                             char ctype[STORE_CTYPE_MAX])
 {
 	store_status rc = st->be->stat(st, id, len);
+	char t[MEDIATYPE_MAX];
 
 	ctype[0] = '\0';
 	if (rc != STORE_OK)
 		return rc;
-	return st->be->meta_get(st, id, ctype) < 0 ? STORE_ERROR : STORE_OK;
+	if (st->be->meta_get(st, id, ctype) < 0)
+		return STORE_ERROR;
+	/* What goes into a header is checked on the way out too: a record
+	 * damaged on disk is no type, not a header injection. */
+	if (ctype[0] && mediatype_parse(ctype, strlen(ctype), t) < 0) {
+		(void)BUG("a recorded media type does not parse");
+		ctype[0] = '\0';
+	}
+	return STORE_OK;
 }
 
 store_status store_meta_set(store *st, const uint8_t id[B3_OUT_LEN], const char *want,
