@@ -53,6 +53,7 @@
 #include "lib/b3tree.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "svc/storage/store_disk_meta.h"
 
 #define DISK_PATH_MAX      4096
 #define DISK_REC_LEN       24          /* version, flags, pad[6], len, created ms */
@@ -60,8 +61,7 @@
 #define DISK_F_QUARANTINED 0x01u
 #define DISK_F_CACHED      0x02u       /* a cache copy: in the cache database */
 #define DISK_CACHE_DB      "cache"
-#define DISK_CTYPE_DB      "ctype"             /* id → version byte, type (store_meta.c) */
-#define DISK_CTYPE_VERSION 1u
+#define DISK_CTYPE_DB      "ctype"             /* id → version byte, type (store_disk_meta.c) */
 #define DISK_CACHE_KEY_LEN (8 + B3_OUT_LEN)   /* created ms big-endian, id */
 #define DISK_TOTALS_KEY    "totals"           /* sorts after every entry */
 #define DISK_TOTALS_LEN    16                 /* bytes, objects */
@@ -890,48 +890,15 @@ fail:
 	return -1;
 }
 
-/* The type record (store_meta.c): a read transaction. */
+/* The type record (store_meta.c; the LMDB side in store_disk_meta.c). */
 static int disk_meta_get(store *st, const uint8_t id[B3_OUT_LEN], char out[STORE_CTYPE_MAX])
 {
-	store_disk *sd = (store_disk *)st;
-	MDB_val k = { B3_OUT_LEN, (void *)(uintptr_t)id }, v;
-	MDB_txn *txn;
-	int rc;
-
-	out[0] = '\0';
-	if (mdb_txn_begin(sd->env, NULL, MDB_RDONLY, &txn) != 0)
-		return -1;
-	rc = mdb_get(txn, sd->ctype_dbi, &k, &v);
-	if (rc == 0 && (v.mv_size < 2 || v.mv_size > STORE_CTYPE_MAX ||
-	                ((const uint8_t *)v.mv_data)[0] != DISK_CTYPE_VERSION)) {
-		(void)BUG("type record of unknown shape");
-		rc = MDB_CORRUPTED;
-	} else if (rc == 0) {
-		memcpy(out, (const uint8_t *)v.mv_data + 1, v.mv_size - 1);
-		out[v.mv_size - 1] = '\0';
-	}
-	mdb_txn_abort(txn);
-	return rc == 0 || rc == MDB_NOTFOUND ? 0 : -1;
+	return disk_ctype_get(((store_disk *)st)->env, ((store_disk *)st)->ctype_dbi, id, out);
 }
 
-/* One small write transaction on the loop, like a quarantine's. */
 static int disk_meta_put(store *st, const uint8_t id[B3_OUT_LEN], const char *ctype)
 {
-	store_disk *sd = (store_disk *)st;
-	uint8_t buf[STORE_CTYPE_MAX];
-	size_t n = strlen(ctype);
-	MDB_val k = { B3_OUT_LEN, (void *)(uintptr_t)id }, v = { n + 1, buf };
-	MDB_txn *txn;
-
-	if (n == 0 || n >= STORE_CTYPE_MAX || mdb_txn_begin(sd->env, NULL, 0, &txn) != 0)
-		return -1;
-	buf[0] = DISK_CTYPE_VERSION;
-	memcpy(buf + 1, ctype, n);
-	if (mdb_put(txn, sd->ctype_dbi, &k, &v, 0) != 0) {
-		mdb_txn_abort(txn);
-		return -1;
-	}
-	return mdb_txn_commit(txn) == 0 ? 0 : -1;
+	return disk_ctype_put(((store_disk *)st)->env, ((store_disk *)st)->ctype_dbi, id, ctype);
 }
 
 static void disk_destroy(store *st)
