@@ -22,6 +22,7 @@ rank() {
 	core/objects/*) echo 14 ;;
 	core/dht/* | core/mailbox/*) echo 15 ;;
 	core/social/*) echo 15 ;;
+	core/search/*) echo 14 ;;   # the search facet: codec, query check, client (beside objects)
 	core/audit/audit_client.*) echo 11 ;;
 	core/audit/*) echo 10 ;;
 	core/*) echo 10 ;;

@@ -31,6 +31,8 @@ int util_fail(char *err, size_t errlen, const char *fmt, ...);
 
 /* Monotonic milliseconds. */
 uint64_t util_now_ms(void);
+/* The monotonic clock in nanoseconds (latencies). */
+uint64_t util_now_ns(void);
 /* Wall clock milliseconds since the epoch. */
 uint64_t util_wall_ms(void);
 /* Uniform random 32-bit value from the kernel CSPRNG. */

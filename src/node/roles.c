@@ -8,6 +8,7 @@
 
 #include "core/audit/audit_client.h"
 #include "core/objects/ovl_client.h"
+#include "core/search/search_msg.h"
 #include "node/node.h"
 
 const role roles[] = {
@@ -92,6 +93,16 @@ const role roles[] = {
 		.instances = 1, .listen = ROLE_LISTEN_NONE, .socket = NODE_SOCIAL_SOCKET,
 		.required = false, .tier = ROLE_TIER_BACK, .policy = false,
 		.sandbox = &svc_sandbox_social,
+	},
+	{
+		/* FTS5 over object metadata and text (docs/search.md); the
+		 * gateway tells it of each PUT and asks it on GET /search.
+		 * Opt-in (`services` lists "search"); a facet, so not required:
+		 * while it is down /search answers 503 and the node stays ready. */
+		.name = "search", .ops = &search_ops, .service_bit = CONFIG_SVC_SEARCH,
+		.instances = 1, .listen = ROLE_LISTEN_NONE, .socket = SEARCH_SOCKET,
+		.required = false, .tier = ROLE_TIER_BACK, .policy = false,
+		.sandbox = &svc_sandbox_search,
 	},
 };
 const size_t roles_count = sizeof roles / sizeof roles[0];

@@ -109,5 +109,6 @@ extern const svc_ops overlay_ops;
 extern const svc_ops audit_ops;
 extern const svc_ops social_ops;
 extern const svc_ops mailbox_ops;
+extern const svc_ops search_ops;
 
 #endif

@@ -242,6 +242,26 @@ const svc_sandbox_profile svc_sandbox_social = {
 	.open_write = true, .threads = true, .paths = social_paths,
 };
 
+/* The search index: SQLite in WAL mode (opened before the sandbox) writes
+ * with pwrite, syncs, truncates the WAL at checkpoints, maps the -shm file. */
+static const char *const svc_sandbox_search_calls[] = {
+	"fsync", "fdatasync", "msync", "ftruncate", "fallocate", "unlinkat", "getcwd",
+	NULL,
+};
+
+static void search_paths(const mn_config *cfg, svc_sandbox_paths *out)
+{
+	char dir[CONFIG_PATH_MAX];
+
+	if (!cfg->amnesia && (size_t)snprintf(dir, sizeof dir, "%s/search", cfg->data_dir) < sizeof dir)
+		paths_add(out, dir, SANDBOX_FS_READ_FILES | SANDBOX_FS_LIST_DIRS | SANDBOX_FS_WRITE);
+}
+
+const svc_sandbox_profile svc_sandbox_search = {
+	.name = "search", .syscalls = svc_sandbox_search_calls,
+	.open_write = true, .threads = true, .paths = search_paths,
+};
+
 bool svc_sandbox_is_sanitized(void)
 {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_UNDEFINED__)

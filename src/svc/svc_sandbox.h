@@ -52,6 +52,9 @@ extern const svc_sandbox_profile svc_sandbox_audit;
  * before the sandbox), a writer thread. */
 extern const svc_sandbox_profile svc_sandbox_social;
 
+/* search: its SQLite directory (<data_dir>/search, none in amnesia mode),
+ * opened before the sandbox; one worker thread (WAL writes, fsync). */
+extern const svc_sandbox_profile svc_sandbox_search;
 /* The paths profile p keeps under cfg (for tests and the docs). */
 void svc_sandbox_paths_of(const svc_sandbox_profile *p, const mn_config *cfg,
                           svc_sandbox_paths *out);

@@ -112,6 +112,13 @@ typedef struct mn_config {
 	uint64_t mailbox_nack_backoff_max_ms;      /* 5 min */
 	uint64_t mailbox_idempotency_window_ms;    /* 24 h */
 	uint32_t mailbox_max_idempotency_keys;     /* 1000000 */
+	uint64_t search_max_text;                  /* 16 KiB of a text object indexed */
+	uint64_t search_deadline_ms;               /* 100 ms per query, then partial */
+	uint32_t search_queue;                     /* 4096 documents waiting to be indexed */
+	uint32_t search_max_queries;               /* 64 queries waiting or running */
+	uint32_t search_max_limit;                 /* 50 hits per answer at most */
+	uint32_t search_max_query;                 /* 256 bytes of q */
+	uint32_t search_readers;                   /* 2 query threads (disk) */
 	/* paths */
 	char     data_dir[CONFIG_PATH_MAX];        /* "./var" */
 	char     runtime_dir[CONFIG_PATH_MAX];     /* "" = <data_dir>/run */

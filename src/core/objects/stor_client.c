@@ -97,7 +97,7 @@ static const char *stor_fail_msg(rpc_fail why)
 static void stor_result_of(const rpc_reply *r, const stor_ctx *x, stor_rep *rep,
                            stor_result *out)
 {
-	*out = (stor_result){ .status = r->status, .fds = { -1, -1 }, .message = "" };
+	*out = (stor_result){ .status = r->status, .fds = { -1, -1 }, .message = "", .ctype = "" };
 	if (r->fail != RPC_FAIL_NONE) {
 		out->status = r->fail == RPC_FAIL_TIMEOUT ? 503 : r->status;
 		out->message = stor_fail_msg(r->fail);
@@ -126,6 +126,11 @@ static void stor_result_of(const rpc_reply *r, const stor_ctx *x, stor_rep *rep,
 		memcpy(out->id, rep->u.put_commit.id, sizeof out->id);
 		out->created = rep->u.put_commit.created;
 		out->len = x->req_len;
+		break;
+	case STOR_META_SET:
+	case STOR_META_GET:
+		out->len = rep->u.meta.len;
+		out->ctype = rep->u.meta.ctype;
 		break;
 	case STOR_LIST:
 		out->ids = (const uint8_t (*)[32])rep->u.list.ids;
@@ -190,6 +195,21 @@ stor_call *stor_quarantine(stor_client *c, const uint8_t id[32], stor_cb cb, voi
 stor_call *stor_pin(stor_client *c, const uint8_t id[32], stor_cb cb, void *arg)
 {
 	return stor_submit_id(c, STOR_PIN, id, cb, arg);
+}
+
+stor_call *stor_meta_get(stor_client *c, const uint8_t id[32], stor_cb cb, void *arg)
+{
+	return stor_submit_id(c, STOR_META_GET, id, cb, arg);
+}
+
+stor_call *stor_meta_set(stor_client *c, const uint8_t id[32], const char *ctype, stor_cb cb,
+                         void *arg)
+{
+	stor_req q = { .verb = STOR_META_SET };
+
+	memcpy(q.u.meta_set.id, id, STOR_ID_LEN);
+	snprintf(q.u.meta_set.ctype, sizeof q.u.meta_set.ctype, "%s", ctype);
+	return stor_submit(c, &q, 0, cb, arg);
 }
 
 stor_call *stor_watch(stor_client *c, stor_cb cb, void *arg)

@@ -53,6 +53,7 @@ typedef struct stor_result {
 	const uint8_t (*ids)[32]; /* LIST: the page (borrowed for the callback) */
 	size_t      nids;
 	bool        more;       /* LIST: objects after this page */
+	const char *ctype;      /* META_SET/GET: the recorded type, "" for none (borrowed) */
 } stor_result;
 
 typedef void (*stor_cb)(const stor_result *res, void *arg);
@@ -96,6 +97,14 @@ stor_call *stor_watch(stor_client *c, stor_cb cb, void *arg);
 /* LIST: up to max (1..STOR_LIST_MAX) ids of stored objects after `after`
  * (NULL: from the first), in id order; res->more says whether any follow. */
 stor_call *stor_list(stor_client *c, const uint8_t *after, uint16_t max, stor_cb cb, void *arg);
+
+/* META_GET: 200 with len and the recorded Content-Type ("" when none),
+ * 404, 502 (quarantined). META_SET: record ctype (mediatype_parse's
+ * grammar; cut to STOR_CTYPE_MAX - 1) unless a type is recorded already
+ * (the first stays); 200 with the type in force, 400 (not a type), 404. */
+stor_call *stor_meta_get(stor_client *c, const uint8_t id[32], stor_cb cb, void *arg);
+stor_call *stor_meta_set(stor_client *c, const uint8_t id[32], const char *ctype, stor_cb cb,
+                         void *arg);
 
 /* The callback will not be called; fds that arrive for it are closed. */
 void stor_call_cancel(stor_call *call);

@@ -193,6 +193,40 @@ static void get_list_rep(wire_r *r, stor_rep *p)
 	m->more = wire_get_bool(r);
 }
 
+/* A type not NUL-terminated in its array is the caller's bug. */
+static void put_ctype(wire_w *w, const char *t)
+{
+	if (!memchr(t, '\0', STOR_CTYPE_MAX)) {
+		w->bad = true;
+		return;
+	}
+	wire_put_str(w, t);
+}
+
+static void put_meta_req(wire_w *w, const stor_req *q)
+{
+	wire_put_raw(w, q->u.meta_set.id, STOR_ID_LEN);
+	put_ctype(w, q->u.meta_set.ctype);
+}
+
+static void get_meta_req(wire_r *r, stor_req *q)
+{
+	wire_get_raw(r, q->u.meta_set.id, STOR_ID_LEN);
+	wire_get_str(r, q->u.meta_set.ctype, sizeof q->u.meta_set.ctype);
+}
+
+static void put_meta_rep(wire_w *w, const stor_rep *p)
+{
+	wire_put_u64(w, p->u.meta.len);
+	put_ctype(w, p->u.meta.ctype);
+}
+
+static void get_meta_rep(wire_r *r, stor_rep *p)
+{
+	p->u.meta.len = wire_get_u64(r);
+	wire_get_str(r, p->u.meta.ctype, sizeof p->u.meta.ctype);
+}
+
 static void put_err_rep(wire_w *w, const stor_rep *p)
 {
 	const stor_rep_err *e = &p->u.err;
@@ -242,6 +276,8 @@ static const stor_verb stor_verbs[STOR_VERB_LAST + 1] = {
 	[STOR_LIST]       = { "LIST", put_list_req, get_list_req, put_list_rep, get_list_rep, 0 },
 	[STOR_PIN]        = { "PIN", put_id, get_id, put_stat_rep, get_stat_rep, 0 },
 	[STOR_WATCH]      = { "WATCH", NULL, NULL, NULL, NULL, 1 },
+	[STOR_META_SET]   = { "META_SET", put_meta_req, get_meta_req, put_meta_rep, get_meta_rep, 0 },
+	[STOR_META_GET]   = { "META_GET", put_id, get_id, put_meta_rep, get_meta_rep, 0 },
 };
 
 static const stor_verb *stor_verb_of(uint16_t verb)

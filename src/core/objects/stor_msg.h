@@ -42,12 +42,16 @@ _Static_assert(STOR_MSG_MAX >= STOR_REQ_MAX, "the largest message is a reply");
 /* WATCH's removal epoch memfd: its size; the counter is its first 8 bytes. */
 #define STOR_EPOCH_LEN 4096u
 
+/* A recorded Content-Type, NUL included (core/objects/mediatype.h
+ * MEDIATYPE_MAX; docs/media.md). */
+#define STOR_CTYPE_MAX 128u
+
 /* Verbs: the OAP `code` of a storage request. */
 enum {
 	STOR_PING = 1, STOR_STAT = 2, STOR_OPEN = 3, STOR_PUT_BEGIN = 4,
 	STOR_PUT_COMMIT = 5, STOR_PUT_ABORT = 6, STOR_QUARANTINE = 7, STOR_LIST = 8,
-	STOR_PIN = 9, STOR_WATCH = 10,
-	STOR_VERB_LAST = STOR_WATCH,
+	STOR_PIN = 9, STOR_WATCH = 10, STOR_META_SET = 11, STOR_META_GET = 12,
+	STOR_VERB_LAST = STOR_META_GET,
 };
 
 /* The error reply's code (the name docs/internal.md lists for each). */
@@ -97,10 +101,19 @@ typedef struct stor_req_list {
 	uint16_t max;
 } stor_req_list;
 
+/* META_SET: record the object's Content-Type unless one is recorded
+ * (the first upload's type stays); the type follows mediatype_parse's
+ * grammar, checked again by storage. META_GET uses stor_req_id. */
+typedef struct stor_req_meta_set {
+	uint8_t id[STOR_ID_LEN];
+	char    ctype[STOR_CTYPE_MAX];
+} stor_req_meta_set;
+
 typedef struct stor_req {
 	uint16_t verb;                  /* STOR_*: selects the member (PING, WATCH have none) */
 	union {
-		stor_req_id         stat, open, quarantine, pin;
+		stor_req_id         stat, open, quarantine, pin, meta_get;
+		stor_req_meta_set   meta_set;
 		stor_req_put_begin  put_begin;
 		stor_req_put_commit put_commit;
 		stor_req_put_abort  put_abort;
@@ -134,6 +147,11 @@ typedef struct stor_rep_list {
 	bool     more;                  /* false: this page holds the last object */
 } stor_rep_list;
 
+typedef struct stor_rep_meta {        /* META_SET, META_GET */
+	uint64_t len;                   /* the object's length */
+	char     ctype[STOR_CTYPE_MAX]; /* the type in force; "" when none is recorded */
+} stor_rep_meta;
+
 typedef struct stor_rep_err {           /* any status 400..599, every verb */
 	uint8_t code;                   /* stor_err */
 	bool    retryable;
@@ -149,6 +167,7 @@ typedef struct stor_rep {
 		stor_rep_put_begin  put_begin;
 		stor_rep_put_commit put_commit;
 		stor_rep_list       list;
+		stor_rep_meta       meta;
 		stor_rep_err        err;
 	} u;                            /* PING, PUT_ABORT, QUARANTINE, WATCH: none on 200 */
 } stor_rep;

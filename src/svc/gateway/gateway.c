@@ -38,8 +38,12 @@
 #include "lib/b3.h"
 #include "lib/util.h"
 #include "lib/log.h"
+#include "core/objects/mediatype.h"
+#include "core/search/search_client.h"
 #include "svc/gateway/cors.h"
 #include "svc/gateway/mailbox_routes.h"
+#include "svc/gateway/media.h"
+#include "svc/gateway/search_route.h"
 #include "svc/gateway/names.h"
 #include "svc/gateway/objects.h"
 #include "svc/gateway/social_routes.h"
@@ -59,7 +63,10 @@ typedef struct gateway {
 	mbox          mbox;     /* the mailbox routes */
 	mb_client    *mb;       /* NULL: the node runs no mailbox service */
 	cors          cors;     /* gateway.cors_origins (live reload) */
-	http_route    routes[1 + OBJECTS_NROUTES + NAMES_NROUTES + SOCIAL_ROUTES_N + MBOX_NROUTES];  /* /healthz, objects, names, social, mailbox */
+	search_client *search;  /* NULL: the node runs no search service */
+	/* /healthz, objects, names, social, mailbox, media, search */
+	http_route    routes[1 + OBJECTS_NROUTES + NAMES_NROUTES + SOCIAL_ROUTES_N + MBOX_NROUTES +
+	                     MEDIA_NROUTES + SEARCH_NROUTES];
 	wall         *wall;
 	struct event *shed_ev;
 	bool          shedding; /* last state reported */
@@ -286,11 +293,21 @@ static void gateway_free(gateway *g)
 	index_client_free(g->index);
 	social_client_free(g->social.client);
 	mb_client_free(g->mb);
+	search_client_free(g->search);
+	mediatype_sniffer_free(g->objects.sniffer);
+	media_types_free(g->objects.types);
 	ovl_client_free(g->objects.ovl);
 	audit_client_free(g->audit);
 	wall_free(g->wall);
 	tls_server_free(g->tls);
 	free(g);
+}
+
+static void gateway_search_config(gateway *g, const mn_config *cfg)
+{
+	g->objects.search_max_text = (uint32_t)cfg->search_max_text;
+	g->objects.search_max_query = cfg->search_max_query;
+	g->objects.search_max_limit = cfg->search_max_limit;
 }
 
 static int gateway_start(svc *s)
@@ -309,6 +326,10 @@ static int gateway_start(svc *s)
 	names_routes(&g->names, g->routes + 1 + OBJECTS_NROUTES);
 	social_routes_table(&g->social, g->routes + 1 + OBJECTS_NROUTES + NAMES_NROUTES);
 	mbox_routes(&g->mbox, g->routes + 1 + OBJECTS_NROUTES + NAMES_NROUTES + SOCIAL_ROUTES_N);
+	http_route *facets = g->routes + 1 + OBJECTS_NROUTES + NAMES_NROUTES + SOCIAL_ROUTES_N +
+	                     MBOX_NROUTES;
+	media_routes(&g->objects, facets);
+	search_routes(&g->objects, facets + MEDIA_NROUTES);
 	o.routes = g->routes;
 	o.nroutes = sizeof g->routes / sizeof g->routes[0];
 	g->worker = s->worker;
@@ -335,6 +356,15 @@ static int gateway_start(svc *s)
 	if (s->cfg.services & CONFIG_SVC_INDEX)
 		g->index = index_client_for(s->base, &s->cfg);
 	g->names.index = g->index;
+	/* libmagic maps its database now, before the sandbox; without it
+	 * uploads without a type are served as application/octet-stream. */
+	if (!(g->objects.sniffer = mediatype_sniffer_new()))
+		log_kv(LOG_LEVEL_WARN, "libmagic unavailable: media types are not sniffed", LOG_END);
+	g->objects.types = media_types_new(g->objects.cache);   /* NULL: every /media asks storage */
+	if (s->cfg.services & CONFIG_SVC_SEARCH)
+		g->search = search_client_new(s->base, &s->cfg);
+	g->objects.search = g->search;
+	gateway_search_config(g, &s->cfg);
 	g->names.objects = &g->objects;
 	if (s->cfg.services & CONFIG_SVC_SOCIAL)
 		g->social.client = social_client_for(s->base, &s->cfg);
@@ -369,6 +399,7 @@ static void gateway_reload(svc *s)
 	char err[CONFIG_ERR_MAX];
 	http_limits l;
 
+	gateway_search_config(g, &s->cfg);
 	gateway_limits(&l, &s->cfg);
 	http_server_set_limits(g->http, &l);
 	g->objects.max_object = s->cfg.storage_max_object_bytes;

@@ -34,6 +34,9 @@
 #define OBJECTS_RANGE_HELD_MAX 8u
 
 struct cors;
+struct mediatype_sniffer;
+struct search_client;
+struct media_types;
 
 /* Shared by every request of one worker; outlives them all. */
 typedef struct objects {
@@ -47,6 +50,12 @@ typedef struct objects {
 	uint64_t     range_fetch_max; /* overlay.range_fetch_max (live reload) */
 	uint32_t     max_ranges;  /* gateway.max_ranges (live reload) */
 	unsigned     range_held;  /* range fetches in flight or being served */
+	struct mediatype_sniffer *sniffer; /* libmagic (owned by the gateway), or NULL */
+	struct search_client *search;      /* the search service's client, or NULL (borrowed) */
+	struct media_types *types;         /* recorded types remembered (media.h; owned by the gateway), or NULL */
+	uint32_t     search_max_text;      /* search.max_text: text bytes sent to be indexed */
+	uint32_t     search_max_query;     /* search.max_query (live reload) */
+	uint32_t     search_max_limit;     /* search.max_limit (live reload) */
 } objects;
 
 #define OBJECTS_NROUTES    2u
@@ -57,6 +66,22 @@ void objects_routes(objects *o, http_route out[OBJECTS_NROUTES]);
 
 /* objects_get.c */
 void objects_get(http_req *r, objects *o, const uint8_t id[32]);
+/* How /media/{cid} differs from /o/{b3} (media.c): the type to send
+ * (a recorded one: mediatype_parse's grammar), an attachment filename
+ * (mediatype_filename_ok) or NULL, and the facet's clock. Borrowed for
+ * the call. */
+typedef struct objects_as {
+	const char *ctype;
+	const char *filename;
+	bool        media;
+	uint64_t    start_ns;
+} objects_as;
+void objects_get_as(http_req *r, objects *o, const uint8_t id[32], const objects_as *as);
+/* search_route.c: tell the search service about a stored object (never
+ * blocks, never fails the upload; a full queue drops, counted). head: the
+ * first decoded bytes (the text indexed for text/ types). */
+void objects_put_notify(objects *o, const uint8_t id[32], uint64_t len, const char *ctype,
+                        const uint8_t *head, size_t head_len);
 /* objects_put.c; expect NULL for POST/PUT /o. */
 void objects_put(http_req *r, objects *o, const uint8_t *expect);
 

@@ -51,12 +51,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/metrics/facet.h"
 #include "core/metrics/metrics.h"
+#include "core/objects/mediatype.h"
 #include "core/objects/objstore.h"
 #include "core/net/range.h"
 #include "lib/b3.h"
 #include "lib/b3tree.h"
 #include "lib/log.h"
+#include "lib/util.h"
 #include "svc/gateway/objects.h"
 
 #define OBJ_CACHE_CONTROL "public, max-age=31536000, immutable"
@@ -87,6 +90,12 @@ typedef struct obj_get {
 	objects_multi *multi;     /* several ranges: the parts, or NULL */
 	bool           sending;   /* status line written */
 	bool           pushed;    /* the first bytes were pushed out */
+	/* /media/{cid} (media.c): the recorded type, a Content-Disposition,
+	 * and the facet's latency from start_ns; /o: octet-stream, none. */
+	bool           media;
+	uint64_t       start_ns;
+	char           ctype[MEDIATYPE_MAX];
+	char           disp[MEDIATYPE_FILENAME_MAX + 32];
 } obj_get;
 
 /* ---- request state ------------------------------------------------------ */
@@ -101,6 +110,8 @@ static void get_free(obj_get *g)
 	objects_multi_free(g->multi);
 	if (g->range_slot)
 		g->o->range_held--;
+	if (g->media)
+		facet_observe(FACET_MEDIA, (double)(util_now_ns() - g->start_ns) / 1e9);
 	free(g);
 }
 
@@ -192,6 +203,12 @@ static int get_full_headers(obj_get *g, const char *content_type)
 	    http_resp_header(g->req, "Accept-Ranges", "bytes") < 0 ||
 	    http_resp_header(g->req, "Content-Type", content_type) < 0)
 		return -1;
+	if (g->disp[0] && http_resp_header(g->req, "Content-Disposition", g->disp) < 0)
+		return -1;
+	/* A recorded type is the uploader's word: never let a browser guess
+	 * past it. */
+	if (g->media && http_resp_header(g->req, "X-Content-Type-Options", "nosniff") < 0)
+		return -1;
 	return 0;
 }
 
@@ -205,8 +222,7 @@ static void get_answer_headless(obj_get *g, uint64_t len, bool not_modified)
 	if (not_modified)
 		rc = get_cache_headers(g) < 0 ? -1 : http_resp_start(r, 304, -1);
 	else
-		rc = get_full_headers(g, OBJECTS_CONTENT_TYPE) < 0 ? -1
-		                                                   : http_resp_start(r, 200, (int64_t)len);
+		rc = get_full_headers(g, g->ctype) < 0 ? -1 : http_resp_start(r, 200, (int64_t)len);
 	if (rc == 0)
 		(void)http_resp_end(r);
 	else
@@ -420,8 +436,7 @@ static int get_start(obj_get *g, int status)
 	int64_t clen = g->len ? (int64_t)(g->end - g->next + 1) : 0;
 
 	if (!g->multi)
-		return get_full_headers(g, OBJECTS_CONTENT_TYPE) < 0 ? -1
-		                                                    : http_resp_start(g->req, status, clen);
+		return get_full_headers(g, g->ctype) < 0 ? -1 : http_resp_start(g->req, status, clen);
 	clen = objects_multi_body_len(g->multi);
 	objects_multi_content_type(g->multi, ct, sizeof ct);
 	if (clen < 0 || get_full_headers(g, ct) < 0)
@@ -601,7 +616,7 @@ static void get_on_stor(const stor_result *res, void *arg)
 	get_serve(g);
 }
 
-void objects_get(http_req *r, objects *o, const uint8_t id[32])
+void objects_get_as(http_req *r, objects *o, const uint8_t id[32], const objects_as *as)
 {
 	obj_get *g = calloc(1, sizeof *g);
 	const char *inm = http_req_header(r, "If-None-Match");
@@ -613,6 +628,14 @@ void objects_get(http_req *r, objects *o, const uint8_t id[32])
 	}
 	g->o = o;
 	g->req = r;
+	snprintf(g->ctype, sizeof g->ctype, "%s", as && as->ctype && as->ctype[0] ? as->ctype
+	                                                                         : OBJECTS_CONTENT_TYPE);
+	if (as && as->filename)
+		snprintf(g->disp, sizeof g->disp, "attachment; filename=\"%s\"", as->filename);
+	if (as && as->media) {
+		g->media = true;
+		g->start_ns = as->start_ns;
+	}
 	objv_init(&g->v, o->cache);
 	memcpy(g->id, id, B3_OUT_LEN);
 	objects_etag(id, g->etag);
@@ -639,4 +662,9 @@ void objects_get(http_req *r, objects *o, const uint8_t id[32])
 		return;
 	}
 	get_ask_storage(g);
+}
+
+void objects_get(http_req *r, objects *o, const uint8_t id[32])
+{
+	objects_get_as(r, o, id, NULL);
 }

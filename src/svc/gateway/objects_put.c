@@ -35,13 +35,15 @@
 
 #include "core/audit/audit_client.h"
 #include "core/auth/wall.h"
+#include "core/metrics/metrics.h"
 #include "core/metrics/reject.h"
+#include "core/objects/mediatype.h"
 #include "core/objects/objstore.h"
 #include "lib/b3.h"
 #include "lib/inflate.h"
 #include "lib/log.h"
 #include "lib/util.h"
-#include "svc/gateway/objects.h"
+#include "svc/gateway/media.h"
 
 #define PUT_CID_JSON_MAX (B3_CID_LEN + 16)
 #define PUT_LOCATION_MAX (B3_CID_LEN + 8)
@@ -59,6 +61,16 @@ typedef struct obj_put {
 	const char     *err_code, *err_msg;
 	uint64_t        decoded;    /* bytes out of the decoder so far */
 	char            msg[128];   /* err_msg when it names a limit */
+	/* The media type (docs/media.md): the uploader's, parsed, or "" to
+	 * sniff from the first decoded bytes, kept in head. */
+	char            ctype[MEDIATYPE_MAX];
+	uint8_t        *head;       /* owned: head_cap bytes */
+	size_t          head_len, head_cap;
+	/* after the commit: what the answer names */
+	uint8_t         id[B3_OUT_LEN];
+	bool            created;
+	uint64_t        len;
+	objcache_stamp  asked;      /* before META_SET (media.h) */
 } obj_put;
 
 /* Release the upload (PUT_ABORT if storage holds one) and the state. */
@@ -66,6 +78,7 @@ static void put_free(obj_put *p)
 {
 	objput_abort(&p->w);
 	inflate_stream_free(p->inf);
+	free(p->head);
 	free(p);
 }
 
@@ -98,9 +111,17 @@ static int put_defer_err(obj_put *p, int status, const char *code, const char *m
 	return -1;
 }
 
-/* Append n decoded bytes to the upload file. */
+/* Append n decoded bytes to the upload file (the first ones kept for
+ * sniffing). */
 static int put_write(obj_put *p, const uint8_t *data, size_t n)
 {
+	if (p->head_len < p->head_cap) {
+		size_t k = p->head_cap - p->head_len;
+
+		k = k < n ? k : n;
+		memcpy(p->head + p->head_len, data, k);
+		p->head_len += k;
+	}
 	switch (objput_write(&p->w, data, n)) {
 	case OBJPUT_OK:
 		return 0;
@@ -179,10 +200,63 @@ static int put_on_data(http_req *r, const uint8_t *data, size_t len, void *arg)
 	return 0;
 }
 
+/* 201 (new) or 200 (there already) with the id. */
+static void put_reply(obj_put *p)
+{
+	char cid[B3_CID_LEN + 1], body[PUT_CID_JSON_MAX], loc[PUT_LOCATION_MAX];
+
+	b3_cid_format(p->id, cid);
+	snprintf(body, sizeof body, "{\"cid\":\"%s\"}", cid);
+	if (p->created) {
+		snprintf(loc, sizeof loc, "/o/%s", cid);
+		(void)http_resp_header(p->req, "Location", loc);
+	}
+	(void)http_reply_json(p->req, p->created ? 201 : 200, body);
+	objects_put_notify(p->o, p->id, p->len, p->ctype, p->head, p->head_len);
+	put_free(p);
+}
+
+/* The type is recorded (or was already: the first stays). A failure
+ * costs the type, not the object: it is stored, and served as
+ * application/octet-stream (counted). */
+static void put_on_meta(const stor_result *res, void *arg)
+{
+	obj_put *p = arg;
+
+	p->awaiting = false;
+	if (res->status != 200) {
+		metrics_count("media_type_total", "source=\"unrecorded\"", 1);
+		log_kv(LOG_LEVEL_WARN, "media type not recorded", "status_msg",
+		       res->message ? res->message : "", LOG_END);
+		p->ctype[0] = '\0';
+	} else {
+		snprintf(p->ctype, sizeof p->ctype, "%s", res->ctype);
+		media_types_put(p->o->types, p->id, p->ctype, &p->asked);
+	}
+	if (!p->req) {   /* the client left; the object is stored all the same */
+		objects_put_notify(p->o, p->id, p->len, p->ctype, p->head, p->head_len);
+		put_free(p);
+		return;
+	}
+	put_reply(p);
+}
+
+/* The uploader's type, or libmagic's reading of the first bytes. */
+static void put_pick_type(obj_put *p)
+{
+	if (p->ctype[0]) {
+		metrics_count("media_type_total", "source=\"given\"", 1);
+		return;
+	}
+	if (mediatype_sniff(p->o->sniffer, p->head, p->head_len, p->ctype) == 0)
+		metrics_count("media_type_total", "source=\"sniffed\"", 1);
+	else
+		metrics_count("media_type_total", "source=\"default\"", 1);
+}
+
 static void put_on_commit(const stor_result *res, void *arg)
 {
 	obj_put *p = arg;
-	char cid[B3_CID_LEN + 1], body[PUT_CID_JSON_MAX], loc[PUT_LOCATION_MAX];
 
 	p->awaiting = false;
 	if (!p->req) {
@@ -198,14 +272,18 @@ static void put_on_commit(const stor_result *res, void *arg)
 		put_free(p);
 		return;
 	}
-	b3_cid_format(res->id, cid);
-	snprintf(body, sizeof body, "{\"cid\":\"%s\"}", cid);
-	if (res->created) {
-		snprintf(loc, sizeof loc, "/o/%s", cid);
-		(void)http_resp_header(p->req, "Location", loc);
+	memcpy(p->id, res->id, B3_OUT_LEN);
+	p->created = res->created;
+	p->len = res->len;
+	put_pick_type(p);
+	if (!p->ctype[0]) {
+		put_reply(p);
+		return;
 	}
-	(void)http_reply_json(p->req, res->created ? 201 : 200, body);
-	put_free(p);
+	p->awaiting = true;
+	if (p->o->cache)
+		p->asked = objcache_stamp_now(p->o->cache);
+	(void)stor_meta_set(p->o->stor, p->id, p->ctype, put_on_meta, p);
 }
 
 static void put_on_end(http_req *r, void *arg)
@@ -267,6 +345,24 @@ static int put_pick_decoder(http_req *r, obj_put *p)
 	return 0;
 }
 
+/* Content-Type: parsed to the recorded grammar; none, octet-stream or a
+ * malformed one (counted, never echoed) leaves it to sniffing. */
+static void put_given_type(http_req *r, obj_put *p)
+{
+	const char *ct = http_req_header(r, "Content-Type");
+
+	if (!ct || !*ct)
+		return;
+	if (http_req_header_count(r, "Content-Type") > 1 ||
+	    mediatype_parse(ct, strlen(ct), p->ctype) < 0) {
+		p->ctype[0] = '\0';
+		metrics_count("media_type_total", "source=\"malformed\"", 1);
+		return;
+	}
+	if (strcmp(p->ctype, MEDIATYPE_DEFAULT) == 0)
+		p->ctype[0] = '\0';
+}
+
 /* PUT_BEGIN on behalf of the request's tenant (the wall's quota key) and
  * client address: storage holds each to its share of the upload slots. */
 static void put_begin(obj_put *p, http_req *r)
@@ -296,6 +392,16 @@ void objects_put(http_req *r, objects *o, const uint8_t *expect)
 	}
 	p->o = o;
 	p->req = r;
+	/* The first bytes: libmagic's, and the text the search service
+	 * indexes (search.max_text) when it runs. */
+	p->head_cap = MEDIATYPE_SNIFF_MAX;
+	if (o->search && o->search_max_text > p->head_cap)
+		p->head_cap = o->search_max_text;
+	if (!(p->head = malloc(p->head_cap))) {
+		free(p);
+		(void)http_reply_error(r, 503, "unavailable", "out of memory", true, 1);
+		return;
+	}
 	objput_init(&p->w, o->stor, o->max_object);
 	if (expect) {
 		p->has_expect = true;
@@ -306,6 +412,7 @@ void objects_put(http_req *r, objects *o, const uint8_t *expect)
 		 * refuses the object unless it hashes to it (422). */
 		p->has_expect = true;
 	}
+	put_given_type(r, p);
 	if (put_pick_decoder(r, p) < 0) {
 		put_free(p);
 		return;

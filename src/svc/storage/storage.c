@@ -162,6 +162,30 @@ static int storage_do_stat(storage_conn *c, const stor_req *q, storage_reply *rp
 	return storage_ok(rp);
 }
 
+/* META_GET / META_SET: the object's recorded Content-Type (store_meta.c). */
+static int storage_do_meta_get(storage_conn *c, const stor_req *q, storage_reply *rp)
+{
+	stor_rep_meta *m = &rp->rep.u.meta;
+	store_status rc = store_meta_get(c->srv->st, q->u.meta_get.id, &m->len, m->ctype);
+
+	if (rc != STORE_OK)
+		return storage_fail(rp, (int)rc, storage_status_msg(rc));
+	return storage_ok(rp);
+}
+
+static int storage_do_meta_set(storage_conn *c, const stor_req *q, storage_reply *rp)
+{
+	stor_rep_meta *m = &rp->rep.u.meta;
+	store_status rc = store_meta_set(c->srv->st, q->u.meta_set.id, q->u.meta_set.ctype,
+	                                 &m->len, m->ctype);
+
+	_Static_assert(STORE_CTYPE_MAX == STOR_CTYPE_MAX, "the record is the message's field");
+	if (rc != STORE_OK)
+		return storage_fail(rp, (int)rc, rc == STORE_BAD ? "not a media type" :
+		                    storage_status_msg(rc));
+	return storage_ok(rp);
+}
+
 /* The cache gauges and the eviction counter from the store's own counts
  * (a commit worker cannot count metrics: store_disk.c). */
 static void storage_cache_publish(storage *srv)
@@ -341,6 +365,7 @@ static void storage_dispatch_client(storage_conn *c, const oap_frame *f, storage
 		[STOR_PUT_COMMIT] = storage_do_put_commit, [STOR_PUT_ABORT] = storage_do_put_abort,
 		[STOR_QUARANTINE] = storage_do_quarantine, [STOR_LIST] = storage_do_list,
 		[STOR_PIN] = storage_do_pin,             [STOR_WATCH] = storage_do_watch,
+		[STOR_META_SET] = storage_do_meta_set,   [STOR_META_GET] = storage_do_meta_get,
 	};
 	stor_req q;
 

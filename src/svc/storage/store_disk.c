@@ -53,6 +53,7 @@
 #include "lib/b3tree.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "svc/storage/store_disk_meta.h"
 
 #define DISK_PATH_MAX      4096
 #define DISK_REC_LEN       24          /* version, flags, pad[6], len, created ms */
@@ -60,6 +61,7 @@
 #define DISK_F_QUARANTINED 0x01u
 #define DISK_F_CACHED      0x02u       /* a cache copy: in the cache database */
 #define DISK_CACHE_DB      "cache"
+#define DISK_CTYPE_DB      "ctype"             /* id → version byte, type (store_disk_meta.c) */
 #define DISK_CACHE_KEY_LEN (8 + B3_OUT_LEN)   /* created ms big-endian, id */
 #define DISK_TOTALS_KEY    "totals"           /* sorts after every entry */
 #define DISK_TOTALS_LEN    16                 /* bytes, objects */
@@ -75,6 +77,7 @@ typedef struct store_disk {
 	MDB_env *env;
 	MDB_dbi  dbi;
 	MDB_dbi  cache_dbi;
+	MDB_dbi  ctype_dbi;
 	int      objects_fd;
 	int      tmp_fd;
 	int      lock_fd;
@@ -867,7 +870,7 @@ static int disk_open_env(store_disk *sd, const char *meta, char *err, size_t err
 
 	if ((rc = mdb_env_create(&sd->env)) != 0 ||
 	    (rc = mdb_env_set_mapsize(sd->env, STORE_DISK_MAP_SIZE)) != 0 ||
-	    (rc = mdb_env_set_maxdbs(sd->env, 1)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(sd->env, 2)) != 0 ||
 	    (rc = mdb_env_open(sd->env, meta, MDB_NOTLS, 0600)) != 0 ||
 	    (rc = mdb_reader_check(sd->env, &dead)) != 0 ||
 	    (rc = mdb_txn_begin(sd->env, NULL, 0, &txn)) != 0)
@@ -875,6 +878,7 @@ static int disk_open_env(store_disk *sd, const char *meta, char *err, size_t err
 	disk_totals t;
 	if ((rc = mdb_dbi_open(txn, NULL, 0, &sd->dbi)) != 0 ||
 	    (rc = mdb_dbi_open(txn, DISK_CACHE_DB, MDB_CREATE, &sd->cache_dbi)) != 0 ||
+	    (rc = mdb_dbi_open(txn, DISK_CTYPE_DB, MDB_CREATE, &sd->ctype_dbi)) != 0 ||
 	    (rc = disk_totals_get(sd, txn, &t)) != 0) {
 		mdb_txn_abort(txn);
 		goto fail;
@@ -886,6 +890,17 @@ static int disk_open_env(store_disk *sd, const char *meta, char *err, size_t err
 fail:
 	snprintf(err, errlen, "%s: cannot open LMDB: %s", meta, mdb_strerror(rc));
 	return -1;
+}
+
+/* The type record (store_meta.c; the LMDB side in store_disk_meta.c). */
+static int disk_meta_get(store *st, const uint8_t id[B3_OUT_LEN], char out[STORE_CTYPE_MAX])
+{
+	return disk_ctype_get(((store_disk *)st)->env, ((store_disk *)st)->ctype_dbi, id, out);
+}
+
+static int disk_meta_put(store *st, const uint8_t id[B3_OUT_LEN], const char *ctype)
+{
+	return disk_ctype_put(((store_disk *)st)->env, ((store_disk *)st)->ctype_dbi, id, ctype);
 }
 
 static void disk_destroy(store *st)
@@ -949,6 +964,8 @@ static const store_backend disk_backend = {
 	.quarantine = disk_quarantine,
 	.pin = disk_pin,
 	.list = disk_list,
+	.meta_get = disk_meta_get,
+	.meta_put = disk_meta_put,
 	.destroy = disk_destroy,
 };
 

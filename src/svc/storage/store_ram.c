@@ -56,6 +56,7 @@ typedef struct ram_obj {
 	size_t   ob_len;
 	bool     quarantined;
 	bool     cached;         /* on the cache list */
+	char     ctype[STORE_CTYPE_MAX];   /* the recorded type, "" none (store_meta.c) */
 	struct ram_obj *cprev, *cnext;   /* the cache list, oldest first */
 } ram_obj;
 
@@ -374,6 +375,29 @@ static store_status ram_quarantine(store *st, const uint8_t id[B3_OUT_LEN])
 	return STORE_OK;
 }
 
+/* The RAM backend keeps the type beside the object: it goes with it
+ * (amnesia keeps nothing once an object is gone). */
+static int ram_meta_get(store *st, const uint8_t id[B3_OUT_LEN], char out[STORE_CTYPE_MAX])
+{
+	ram_obj *o = ram_find((store_ram *)st, id);
+
+	out[0] = '\0';
+	if (o)
+		memcpy(out, o->ctype, sizeof o->ctype);
+	return 0;
+}
+
+static int ram_meta_put(store *st, const uint8_t id[B3_OUT_LEN], const char *ctype)
+{
+	ram_obj *o = ram_find((store_ram *)st, id);
+	size_t n = strlen(ctype);
+
+	if (!o || n >= sizeof o->ctype)
+		return -1;
+	memcpy(o->ctype, ctype, n + 1);
+	return 0;
+}
+
 static void ram_destroy(store *st)
 {
 	store_ram *sr = (store_ram *)st;
@@ -445,6 +469,8 @@ static const store_backend ram_backend = {
 	.freeze = ram_freeze,
 	.ingest = ram_ingest,
 	.stat = ram_stat,
+	.meta_get = ram_meta_get,
+	.meta_put = ram_meta_put,
 	.open = ram_open,
 	.quarantine = ram_quarantine,
 	.pin = ram_pin,

@@ -236,7 +236,7 @@ static void test_wrong_types(void **state)
 	load_fails("{\"services\":[\"gateway\",\"gateway\"]}",
 	           "t.json: services: service \"gateway\" is listed twice");
 	load_fails("{\"services\":[\"nosuch\"]}",
-	           "t.json: services: unknown service \"nosuch\" (known: gateway, storage, omnigate, dht, index, overlay, audit, social, mailbox)");
+	           "t.json: services: unknown service \"nosuch\" (known: gateway, storage, omnigate, dht, index, overlay, audit, social, mailbox, search)");
 	load_fails("{\"log\":{\"level\":\"loud\"}}",
 	           "t.json: log.level: invalid value \"loud\" (expected one of: debug, info, warn, error)");
 	load_fails("{\"paths\":{\"data_dir\":\"\"}}", "t.json: paths.data_dir: must not be empty");
@@ -642,7 +642,7 @@ static void test_config_set(void **state)
 	assert_int_equal(config_set(&c, "services", "gateway", err, sizeof err), 0);
 	assert_int_equal(c.services, CONFIG_SVC_GATEWAY);
 	assert_int_equal(config_set(&c, "services", "gateway,", err, sizeof err), -1);
-	assert_string_equal(err, "services: unknown service \"\" (known: gateway, storage, omnigate, dht, index, overlay, audit, social, mailbox)");
+	assert_string_equal(err, "services: unknown service \"\" (known: gateway, storage, omnigate, dht, index, overlay, audit, social, mailbox, search)");
 	assert_int_equal(config_set(&c, "amnesia", "true", err, sizeof err), 0);
 	assert_true(c.amnesia);
 }

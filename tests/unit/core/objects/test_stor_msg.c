@@ -62,6 +62,12 @@ static size_t sample_reqs(stor_req *q)
 	x->u.put_commit.cache = true;
 	fill_id(x->u.put_commit.expect, 6);
 	fill_id(next_req(q, &n, STOR_PIN)->u.pin.id, 7);
+	fill_id(next_req(q, &n, STOR_META_GET)->u.meta_get.id, 8);
+	x = next_req(q, &n, STOR_META_SET);
+	fill_id(x->u.meta_set.id, 9);
+	memcpy(x->u.meta_set.ctype, "text/plain; charset=utf-8", 25);
+	x = next_req(q, &n, STOR_META_SET);   /* the longest type */
+	memset(x->u.meta_set.ctype, 'x', STOR_CTYPE_MAX - 1);
 	return n;
 }
 
@@ -91,6 +97,12 @@ static size_t sample_reps(stor_rep *r)
 	(void)next_rep(r, &n, STOR_PUT_ABORT);
 	(void)next_rep(r, &n, STOR_QUARANTINE);
 	next_rep(r, &n, STOR_PIN)->u.pin.len = 99;
+	x = next_rep(r, &n, STOR_META_GET);   /* no type recorded */
+	x->u.meta.len = 5;
+	x = next_rep(r, &n, STOR_META_SET);
+	x->u.meta.len = 1u << 30;
+	memcpy(x->u.meta.ctype, "image/png", 9);
+	stor_msg_rep_err(&r[n++], STOR_META_SET, 400, "not a media type");
 	stor_msg_rep_err(&r[n++], STOR_STAT, 404, "not found");
 	stor_msg_rep_err(&r[n++], STOR_PUT_BEGIN, 503, "too many uploads open (storage.max_uploads)");
 	stor_msg_rep_err(&r[n++], STOR_OPEN, 500, "");
@@ -272,6 +284,25 @@ static void test_bad_fields(void **state)
 	assert_int_equal(stor_msg_rep_decode(STOR_PING, 404, longmsg, sizeof longmsg - 1, &r), 0);
 }
 
+/* A type that fills its array without a NUL is the caller's bug: refused. */
+static void test_meta_unterminated(void **state)
+{
+	stor_req q;
+	stor_rep r;
+	uint8_t buf[STOR_MSG_MAX];
+
+	(void)state;
+	memset(&q, 0, sizeof q);
+	q.verb = STOR_META_SET;
+	memset(q.u.meta_set.ctype, 'a', sizeof q.u.meta_set.ctype);
+	assert_int_equal(stor_msg_req_encode(&q, buf, sizeof buf), -1);
+	memset(&r, 0, sizeof r);
+	r.verb = STOR_META_GET;
+	r.status = 200;
+	memset(r.u.meta.ctype, 'a', sizeof r.u.meta.ctype);
+	assert_int_equal(stor_msg_rep_encode(&r, buf, sizeof buf), -1);
+}
+
 static void test_err_and_nfds(void **state)
 {
 	char longer[2 * STOR_MSG_TEXT_MAX];
@@ -311,6 +342,7 @@ int main(void)
 		cmocka_unit_test(test_req_sizes),
 		cmocka_unit_test(test_bad_fields),
 		cmocka_unit_test(test_err_and_nfds),
+		cmocka_unit_test(test_meta_unterminated),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -418,6 +418,37 @@ static void test_quarantine(void **state)
 	free(data);
 }
 
+/* The type record (store_meta.c): first type stays, grammar enforced,
+ * durable on disk, refused for an unknown object. */
+static void test_meta_type(void **state)
+{
+	fx *f = *state;
+	uint8_t *data = make_data(3 * KIB, 9), id[B3_OUT_LEN], unknown[B3_OUT_LEN] = { 2 };
+	char t[STORE_CTYPE_MAX];
+	bool created;
+	uint64_t len = 0;
+
+	assert_int_equal(put(f->st, data, 3 * KIB, NULL, id, &created), STORE_OK);
+	assert_int_equal(store_meta_get(f->st, id, &len, t), STORE_OK);
+	assert_int_equal(len, 3 * KIB);
+	assert_string_equal(t, "");
+	assert_int_equal(store_meta_set(f->st, id, "text/x\"evil", &len, t), STORE_BAD);
+	assert_int_equal(store_meta_set(f->st, unknown, "text/plain", &len, t), STORE_NOT_FOUND);
+	assert_int_equal(store_meta_set(f->st, id, "Text/CSV; charset=UTF-8", &len, t), STORE_OK);
+	assert_string_equal(t, "text/csv; charset=utf-8");
+	assert_int_equal(store_meta_set(f->st, id, "image/gif", &len, t), STORE_OK);
+	assert_string_equal(t, "text/csv; charset=utf-8");   /* the first stays */
+	if (!f->ram) {   /* durable */
+		store_free(f->st);
+		fx_open(f);
+	}
+	assert_int_equal(store_meta_get(f->st, id, &len, t), STORE_OK);
+	assert_string_equal(t, "text/csv; charset=utf-8");
+	assert_int_equal(store_quarantine(f->st, id), STORE_OK);
+	assert_int_equal(store_meta_get(f->st, id, &len, t), STORE_QUARANTINED);
+	free(data);
+}
+
 /* Crash: an upload never committed, a blob and outboard with no record, a
  * tmp file; a committed object and a quarantine mark survive. */
 static void test_crash_sweep(void **state)
@@ -524,6 +555,7 @@ int main(void)
 		BOTH(test_upload_shares),
 		BOTH(test_upload_share_long_keys),
 		BOTH(test_quarantine),
+		BOTH(test_meta_type),
 		cmocka_unit_test_setup_teardown(test_crash_sweep, setup_disk, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_sweep, setup_disk_named, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_blob, setup_disk, teardown),

@@ -1,0 +1,35 @@
+/*
+ * media.h — the Media facet's route (private to src/svc/gateway):
+ *   GET, HEAD /media/{cid}[?download=<name>]
+ * Behaviour: docs/media.md, docs/api.md "Media".
+ */
+#ifndef MN_SVC_GATEWAY_MEDIA_H
+#define MN_SVC_GATEWAY_MEDIA_H
+
+#include "svc/gateway/objects.h"
+
+#define MEDIA_NROUTES 1u
+/* Recorded types a worker remembers (direct-mapped by id), saving the
+ * META_GET round trip; whether the object may be served is still asked
+ * (objects_get.c). A type never changes while its record lives (the first
+ * stays, docs/media.md); the RAM store drops the record with an evicted
+ * object, so the table is forgotten whenever storage's removal epoch
+ * moves or storage restarts (objcache_stamp, as the open handles are).
+ * ~170 KiB per worker. */
+#define MEDIA_TYPES_SLOTS 1024u
+
+typedef struct media_types media_types;
+/* cache borrowed (its stamp says when to forget); NULL when cache is
+ * NULL or out of memory (then every request asks storage). */
+media_types *media_types_new(objcache *cache);
+void media_types_free(media_types *t);   /* NULL ok */
+/* Remember a recorded (non-empty) type of id that storage gave in answer
+ * to a call sent at stamp `asked` (objcache_stamp_now before the call);
+ * kept only if no removal happened since. t NULL ok. */
+void media_types_put(media_types *t, const uint8_t id[32], const char *ctype,
+                     const objcache_stamp *asked);
+
+/* The route, with arg o (borrowed: it must outlive the HTTP server). */
+void media_routes(objects *o, http_route out[MEDIA_NROUTES]);
+
+#endif

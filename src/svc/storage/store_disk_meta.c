@@ -1,0 +1,50 @@
+/*
+ * store_disk_meta.c — the disk backend's type records (see
+ * store_disk_meta.h).
+ */
+#include "svc/storage/store_disk_meta.h"
+
+#include <string.h>
+
+#include "lib/log.h"
+
+int disk_ctype_get(MDB_env *env, MDB_dbi dbi, const uint8_t id[B3_OUT_LEN],
+                   char out[STORE_CTYPE_MAX])
+{
+	MDB_val k = { B3_OUT_LEN, (void *)(uintptr_t)id }, v;
+	MDB_txn *txn;
+	int rc;
+
+	out[0] = '\0';
+	if (mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0)
+		return -1;
+	rc = mdb_get(txn, dbi, &k, &v);
+	if (rc == 0 && (v.mv_size < 2 || v.mv_size > STORE_CTYPE_MAX ||
+	                ((const uint8_t *)v.mv_data)[0] != DISK_CTYPE_VERSION)) {
+		(void)BUG("type record of unknown shape");
+		rc = MDB_CORRUPTED;
+	} else if (rc == 0) {
+		memcpy(out, (const uint8_t *)v.mv_data + 1, v.mv_size - 1);
+		out[v.mv_size - 1] = '\0';
+	}
+	mdb_txn_abort(txn);
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : -1;
+}
+
+int disk_ctype_put(MDB_env *env, MDB_dbi dbi, const uint8_t id[B3_OUT_LEN], const char *ctype)
+{
+	uint8_t buf[STORE_CTYPE_MAX];
+	size_t n = strlen(ctype);
+	MDB_val k = { B3_OUT_LEN, (void *)(uintptr_t)id }, v = { n + 1, buf };
+	MDB_txn *txn;
+
+	if (n == 0 || n >= STORE_CTYPE_MAX || mdb_txn_begin(env, NULL, 0, &txn) != 0)
+		return -1;
+	buf[0] = DISK_CTYPE_VERSION;
+	memcpy(buf + 1, ctype, n);
+	if (mdb_put(txn, dbi, &k, &v, 0) != 0) {
+		mdb_txn_abort(txn);
+		return -1;
+	}
+	return mdb_txn_commit(txn) == 0 ? 0 : -1;
+}

@@ -1,0 +1,64 @@
+/*
+ * store_meta.c — the per-object metadata record (today: the Content-Type
+ * recorded at upload, docs/media.md), shared by both backends through
+ * store.h's store_meta_get / store_meta_set.
+ *
+ * Why a record of its own and not a field of the object record: the
+ * object record (store_disk.c, 24 bytes) is what every commit, eviction
+ * and the repair loop touch, and objects that arrive without an upload
+ * (overlay fetches, REPLICATE) have no type to give; a separate,
+ * optional record keeps that format and its code unchanged. The disk
+ * backend keeps it in the LMDB database "ctype" (id → version byte +
+ * type), the RAM backend beside its object. A record outlives its
+ * object's eviction or quarantine (a few bytes): the same bytes stored
+ * again are the same object, served with the same type.
+ *
+ * The first type recorded stays: a later upload of the same bytes cannot
+ * change how others' links to them are served.
+ */
+#include "svc/storage/store.h"
+
+#include <string.h>
+
+#include "core/objects/mediatype.h"
+#include "lib/log.h"
+
+store_status store_meta_get(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len,
+                            char ctype[STORE_CTYPE_MAX])
+{
+	store_status rc = st->be->stat(st, id, len);
+	char t[MEDIATYPE_MAX];
+
+	ctype[0] = '\0';
+	if (rc != STORE_OK)
+		return rc;
+	if (st->be->meta_get(st, id, ctype) < 0)
+		return STORE_ERROR;
+	/* What goes into a header is checked on the way out too: a record
+	 * damaged on disk is no type, not a header injection. */
+	if (ctype[0] && mediatype_parse(ctype, strlen(ctype), t) < 0) {
+		(void)BUG("a recorded media type does not parse");
+		ctype[0] = '\0';
+	}
+	return STORE_OK;
+}
+
+store_status store_meta_set(store *st, const uint8_t id[B3_OUT_LEN], const char *want,
+                            uint64_t *len, char ctype[STORE_CTYPE_MAX])
+{
+	char t[MEDIATYPE_MAX];
+	store_status rc;
+
+	_Static_assert(MEDIATYPE_MAX <= STORE_CTYPE_MAX, "a parsed type fits the record");
+	ctype[0] = '\0';
+	/* The gateway parsed it already; the record holds only what the
+	 * grammar allows, whoever asks. */
+	if (mediatype_parse(want, strlen(want), t) < 0)
+		return STORE_BAD;
+	if ((rc = store_meta_get(st, id, len, ctype)) != STORE_OK || ctype[0])
+		return rc;
+	if (st->be->meta_put(st, id, t) < 0)
+		return STORE_ERROR;
+	memcpy(ctype, t, strlen(t) + 1);
+	return STORE_OK;
+}

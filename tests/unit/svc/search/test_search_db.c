@@ -1,0 +1,192 @@
+/* The search index (src/svc/search/search_db.h) on both backings (a file
+ * in WAL mode with a reader connection, and the in-memory database):
+ * documents are indexed once, found by text and type, newest first; a
+ * query past its deadline stops and says partial; FTS5's own refusal is a
+ * bad query, not an error; the file survives a reopen. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "lib/util.h"
+#include "svc/search/search_db.h"
+
+#define FAR_NS (util_now_ns() + 10ull * 1000000000ull)
+
+typedef struct fx {
+	char       dir[64], path[96];
+	bool       mem;
+	search_db *db;   /* the writer */
+	search_db *rd;   /* file: a reader; memory: the writer again */
+} fx;
+
+static void doc(search_doc *d, uint8_t seed, const char *ctype, const char *text)
+{
+	memset(d, 0, sizeof *d);
+	memset(d->id, seed, sizeof d->id);
+	d->size = strlen(text);
+	snprintf(d->ctype, sizeof d->ctype, "%s", ctype);
+	d->text = (const uint8_t *)text;
+	d->text_len = strlen(text);
+}
+
+static int setup(void **state, bool mem)
+{
+	fx *f = calloc(1, sizeof *f);
+	char err[256];
+
+	if (!f)
+		return -1;
+	f->mem = mem;
+	if (!mem) {
+		snprintf(f->dir, sizeof f->dir, "/tmp/mn-search-db-XXXXXX");
+		if (!mkdtemp(f->dir))
+			return -1;
+		snprintf(f->path, sizeof f->path, "%s/index.db", f->dir);
+	}
+	f->db = search_db_open(mem ? NULL : f->path, err, sizeof err);
+	if (!f->db)
+		fail_msg("open: %s", err);
+	f->rd = mem ? f->db : search_db_open_reader(f->path, err, sizeof err);
+	if (!f->rd)
+		fail_msg("reader: %s", err);
+	*state = f;
+	return 0;
+}
+
+static int setup_file(void **state) { return setup(state, false); }
+static int setup_mem(void **state) { return setup(state, true); }
+
+static int teardown(void **state)
+{
+	fx *f = *state;
+	char p[128];
+
+	if (f->rd != f->db)
+		search_db_close(f->rd);
+	search_db_close(f->db);
+	if (!f->mem) {
+		static const char *const sfx[] = { "", "-wal", "-shm" };
+		for (size_t i = 0; i < 3; i++) {
+			snprintf(p, sizeof p, "%s%s", f->path, sfx[i]);
+			(void)unlink(p);
+		}
+		(void)rmdir(f->dir);
+	}
+	free(f);
+	return 0;
+}
+
+static void test_index_and_find(void **state)
+{
+	fx *f = *state;
+	search_doc d[3];
+	search_hits h;
+	char msg[192];
+
+	(void)state;
+	doc(&d[0], 1, "text/plain", "the quick brown fox");
+	doc(&d[1], 2, "text/markdown", "a lazy fox sleeps");
+	doc(&d[2], 3, "image/png", "");
+	assert_int_equal(search_db_add(f->db, d, 3), 3);
+	assert_int_equal(search_db_add(f->db, d, 2), 0);   /* indexed once */
+	assert_int_equal(search_db_count(f->db), 3);
+	assert_int_equal(search_db_query(f->rd, "fox", 10, FAR_NS, &h, msg, sizeof msg), SEARCH_DB_OK);
+	assert_int_equal(h.n, 2);
+	assert_false(h.partial);
+	assert_int_equal(h.hit[0].id[0], 2);   /* newest first */
+	assert_int_equal(h.hit[1].id[0], 1);
+	assert_string_equal(h.hit[1].ctype, "text/plain");
+	assert_int_equal(h.hit[1].size, 19);
+	assert_int_equal(search_db_query(f->rd, "ctype:png", 10, FAR_NS, &h, msg, sizeof msg),
+	                 SEARCH_DB_OK);
+	assert_int_equal(h.n, 1);
+	assert_int_equal(h.hit[0].id[0], 3);
+	assert_int_equal(search_db_query(f->rd, "fo*", 1, FAR_NS, &h, msg, sizeof msg), SEARCH_DB_OK);
+	assert_int_equal(h.n, 1);   /* the limit */
+	assert_int_equal(search_db_query(f->rd, "\"quick brown\"", 10, FAR_NS, &h, msg, sizeof msg),
+	                 SEARCH_DB_OK);
+	assert_int_equal(h.n, 1);
+}
+
+/* A deadline already past: stopped at the first check, partial, no error. */
+static void test_deadline_partial(void **state)
+{
+	fx *f = *state;
+	search_doc *d = calloc(2000, sizeof *d);
+	search_hits h;
+	char msg[192];
+
+	assert_non_null(d);
+	for (unsigned i = 0; i < 2000; i++) {
+		doc(&d[i], 0, "text/plain", "common words in every document");
+		d[i].id[0] = (uint8_t)i;
+		d[i].id[1] = (uint8_t)(i >> 8);
+	}
+	assert_int_equal(search_db_add(f->db, d, 2000), 2000);
+	assert_int_equal(search_db_query(f->rd, "common", 100, 1, &h, msg, sizeof msg),
+	                 SEARCH_DB_PARTIAL);
+	assert_true(h.partial);
+	assert_true(h.n < 100);
+	/* the same query with time is whole, and the connection is usable */
+	assert_int_equal(search_db_query(f->rd, "common", 100, FAR_NS, &h, msg, sizeof msg),
+	                 SEARCH_DB_OK);
+	assert_false(h.partial);
+	assert_int_equal(h.n, 100);
+	free(d);
+}
+
+/* What FTS5 itself refuses is the query's fault (400), not the index's. */
+static void test_fts_refusal_is_bad_query(void **state)
+{
+	fx *f = *state;
+	search_hits h;
+	char msg[192];
+
+	assert_int_equal(search_db_query(f->rd, "title:fox", 10, FAR_NS, &h, msg, sizeof msg),
+	                 SEARCH_DB_BAD_QUERY);
+	assert_non_null(strstr(msg, "bad query"));
+	assert_int_equal(search_db_query(f->rd, "\"open", 10, FAR_NS, &h, msg, sizeof msg),
+	                 SEARCH_DB_BAD_QUERY);
+}
+
+static void test_reopen_keeps_the_index(void **state)
+{
+	fx *f = *state;
+	search_doc d;
+	search_hits h;
+	char msg[192], err[256];
+
+	doc(&d, 9, "text/plain", "durable words");
+	assert_int_equal(search_db_add(f->db, &d, 1), 1);
+	search_db_close(f->rd);
+	search_db_close(f->db);
+	f->db = search_db_open(f->path, err, sizeof err);
+	assert_non_null(f->db);
+	f->rd = search_db_open_reader(f->path, err, sizeof err);
+	assert_non_null(f->rd);
+	assert_int_equal(search_db_count(f->db), 1);
+	assert_int_equal(search_db_query(f->rd, "durable", 10, FAR_NS, &h, msg, sizeof msg),
+	                 SEARCH_DB_OK);
+	assert_int_equal(h.n, 1);
+	assert_int_equal(h.hit[0].id[0], 9);
+}
+
+#define BOTH(t) cmocka_unit_test_setup_teardown(t, setup_file, teardown), \
+                cmocka_unit_test_setup_teardown(t, setup_mem, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		BOTH(test_index_and_find),
+		BOTH(test_deadline_partial),
+		BOTH(test_fts_refusal_is_bad_query),
+		cmocka_unit_test_setup_teardown(test_reopen_keeps_the_index, setup_file, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
