@@ -15,7 +15,10 @@
 #           (facets_storm.py): one tenant far over its quota, then the
 #           in-flight cap filled by uploads held open — facets are shed
 #           first, core routes and the admin plane keep answering
-#   (media, search: added by their own drills)
+#   media   1 MiB ranges of a 1 GiB object over /media/{cid}, 256 clients
+#   search  mixed FTS5 queries over 10^6 generated documents, 64 clients
+#           (both run by facets_media_search.sh on a node of its own; its
+#           env applies: MEDIA_MIB, DOCS, DOCS_CACHE, CONNS_MEDIA, ...)
 #
 # Performance is printed, never judged: the script fails only when the node
 # does not start or a drill's requests fail. Usage, from the repo root after
@@ -28,7 +31,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=bench/lib.sh
 source "$here/lib.sh"
 
-DRILLS=${DRILLS:-"graph feed model storm"}
+DRILLS=${DRILLS:-"graph feed model storm media search"}
 MODEL_BIN=${SOCIAL_MODEL_BIN:-build/tests/social_model}
 FEED_SIZES=${FEED_SIZES:-"10000 100000"}
 FEED_RUNS=${FEED_RUNS:-20}
@@ -36,7 +39,8 @@ GRAPH_FOLLOWERS=${GRAPH_FOLLOWERS:-10000}
 PY=${PYTHON:-/usr/bin/python3}
 
 for d in $DRILLS; do
-	case $d in graph|feed|model|storm) ;; *) bench_die "DRILLS: unknown drill '$d' (graph, feed, model, storm)" ;; esac
+	case $d in graph|feed|model|storm|media|search) ;;
+	*) bench_die "DRILLS: unknown drill '$d' (graph, feed, model, storm, media, search)" ;; esac
 done
 
 bench_init
@@ -183,6 +187,22 @@ drill_storm() {
 	mapfile -t -O "${#STORM_LINES[@]}" STORM_LINES <<<"$out"
 	storm_reload 0 4096
 }
+
+# --- drills: media, search (facets_media_search.sh, a node of its own) -------------
+drill_ms() { # drill_ms media|search
+	local out l
+	out=$(ONLY=$1 bash "$here/facets_media_search.sh") || bench_die "$1: facets_media_search.sh failed"
+	printf '%s\n' "$out"
+	while read -r l; do
+		# FACET <name> p50 p95 p99 spec_p95 target_p95 req_s non2xx
+		# shellcheck disable=SC2086
+		set -- $l
+		[[ ${1:-} == FACET ]] || continue
+		row "$2" "$3" "$4" "$5" "—" "p95 ≤ $6 ms" "p95 ≤ $7 ms"
+	done <<<"$out"
+}
+drill_media() { drill_ms media; }
+drill_search() { drill_ms search; }
 
 # --- drill: model (no node) -----------------------------------------------------------
 MODEL_LINES=()
