@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "lib/util.h"
 #include "svc/search/search_db.h"
@@ -287,6 +288,28 @@ static void test_reopen_keeps_the_names(void **state)
 	assert_string_equal(h.hit[0].name, "carol/durable-name");
 }
 
+/* A file of the schema before names (no user_version): refused at open,
+ * the message saying what to do, rather than failing at the first insert. */
+static void test_old_schema_refused(void **state)
+{
+	fx *f = *state;
+	sqlite3 *raw;
+	char err[256] = "";
+
+	search_db_close(f->rd);
+	search_db_close(f->db);
+	f->rd = f->db = NULL;
+	(void)unlink(f->path);
+	assert_int_equal(sqlite3_open(f->path, &raw), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(raw, "CREATE TABLE docs(id INTEGER PRIMARY KEY, cid BLOB);"
+	                              "CREATE VIRTUAL TABLE fts USING fts5(ctype, body, content='');",
+	                              NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(raw);
+	assert_null(search_db_open(f->path, err, sizeof err));
+	assert_non_null(strstr(err, "schema version"));
+	assert_non_null(strstr(err, "remove the file"));
+}
+
 #define BOTH(t) cmocka_unit_test_setup_teardown(t, setup_file, teardown), \
                 cmocka_unit_test_setup_teardown(t, setup_mem, teardown)
 
@@ -299,6 +322,7 @@ int main(void)
 		BOTH(test_names),
 		cmocka_unit_test_setup_teardown(test_reopen_keeps_the_index, setup_file, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_keeps_the_names, setup_file, teardown),
+		cmocka_unit_test_setup_teardown(test_old_schema_refused, setup_file, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
