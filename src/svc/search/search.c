@@ -1,6 +1,7 @@
 /*
  * search.c — the search service (docs/search.md, README.md here): FTS5
- * over object metadata and the text of text objects, on
+ * over object metadata, the text of text objects and the names published
+ * through the gateway, on
  * <runtime_dir>/search.sock (core/search/search_msg.h).
  *
  * Every SQLite call runs on a worker thread (lib/workq.h), never in an
@@ -14,6 +15,7 @@
  *          one more is dropped, 503, search_index_dropped_total) and
  *          answered at once; the worker writes the pending documents in
  *          batches of SEARCH_BATCH_MAX, one transaction each.
+ *   NAME   the same: one queue, one bound, one writer, for both.
  *   QUERY  checked again (search_query_check), then one job on the same
  *          worker (at most search.max_queries waiting or running; one more
  *          is 503, facet_busy_total); the job stops at search.deadline from
