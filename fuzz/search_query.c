@@ -48,10 +48,15 @@ static void fuzz_msgs(const uint8_t *p, size_t n)
 	static uint8_t buf[SEARCH_MSG_MAX];
 	static search_hits h;
 	search_doc d;
+	search_name nm;
 	ssize_t len;
 
 	if (search_msg_index_decode(p, n, &d) == 0 &&
 	    ((len = search_msg_index_encode(&d, buf, sizeof buf)) < 0 || (size_t)len != n ||
+	     memcmp(buf, p, n) != 0))
+		abort();
+	if (search_msg_name_decode(p, n, &nm) == 0 &&
+	    ((len = search_msg_name_encode(&nm, buf, sizeof buf)) < 0 || (size_t)len != n ||
 	     memcmp(buf, p, n) != 0))
 		abort();
 	if (search_msg_hits_decode(p, n, &h) == 0 &&
@@ -61,6 +66,7 @@ static void fuzz_msgs(const uint8_t *p, size_t n)
 	(void)search_msg_rep_check(SEARCH_QUERY, 200, p, n, 0);
 	(void)search_msg_rep_check(SEARCH_QUERY, 400, p, n, 0);
 	(void)search_msg_req_check(SEARCH_QUERY, p, n);
+	(void)search_msg_req_check(SEARCH_NAME, p, n);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

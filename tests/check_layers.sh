@@ -22,7 +22,7 @@ rank() {
 	core/objects/*) echo 14 ;;
 	core/dht/* | core/mailbox/*) echo 15 ;;
 	core/social/*) echo 15 ;;
-	core/search/*) echo 14 ;;   # the search facet: codec, query check, client (beside objects)
+	core/search/*) echo 15 ;;   # the search facet: codec, query check, client (beside dht: NAME checks names with core/dht/name.h)
 	core/audit/audit_client.*) echo 11 ;;
 	core/audit/*) echo 10 ;;
 	core/*) echo 10 ;;

@@ -1,14 +1,18 @@
 """The Search facet: the search service indexes what the gateway stores
 (metadata, and the text of text/* objects) and GET /search answers FTS5
 queries, refusing bad or too-broad ones with a 400 that names the problem,
-and degrading to "partial" past its deadline (docs/search.md)."""
+and degrading to "partial" past its deadline (docs/search.md). Names
+published through the gateway (PUT /n/{name}) are indexed too: a word of
+the name finds the named cid, the latest publish wins."""
 import os
 import threading
 import time
 import urllib.parse
 
-from conftest import assert_envelope, put_object, stored, wait_until
+from conftest import (DEFAULT_BUNDLE, assert_envelope, b3sum_cid, install_wall, mint_token,
+                      put_object, stored, wait_until)
 from test_media import PNG
+from test_names import put_name
 
 SVC = ["gateway", "storage", "audit", "search"]
 
@@ -216,3 +220,98 @@ def test_sandbox_bites(node_factory, tmp_dir):
     wait_until(lambda: search(n, "restart").status == 200 and
                [h["cid"] for h in search(n, "restart").json()["results"]] == [cid], 10,
                what="indexed after restart")
+
+
+# ---------------------------------------------------------------- names
+
+NAMES_SVC = SVC + ["index"]
+
+
+def wait_names(node, n):
+    """n names indexed anew (new or re-pointed) since the node started."""
+    wait_until(lambda: (node.metrics().get("search_names_indexed_total") or 0) >= n, 10,
+               what="%d names indexed" % n)
+
+
+def test_names_are_indexed_latest_wins_and_persist(node_factory):
+    n = node_factory(config={"services": NAMES_SVC})
+    a = stored(n, b"plain words of the first object\n", headers={"Content-Type": "text/plain"})
+    absent = b3sum_cid(b"an object this node never stored")
+    wait_indexed(n, 1)
+    assert put_name(n, "alice/holiday-photos", a).status == 201
+    assert put_name(n, "bob/tax_notes", absent).status == 201
+    wait_names(n, 2)
+    # a word of the name: the named cid, the name, the object's own size and type
+    j = hits(n, "holiday")
+    assert j["results"] == [{"cid": a, "name": "alice/holiday-photos",
+                             "content_type": "text/plain", "size": 32}], j
+    # an object the index does not hold: type and size are null
+    assert hits(n, "notes")["results"] == [{"cid": absent, "name": "bob/tax_notes",
+                                            "content_type": None, "size": None}]
+    assert [h.get("name") for h in hits(n, "alice OR bob")["results"]] == \
+        ["bob/tax_notes", "alice/holiday-photos"]   # newest first
+    assert [h["cid"] for h in hits(n, "name:photos")["results"]] == [a]
+    assert hits(n, "body:holiday")["count"] == 0   # the name is not the object's text
+    # the object's own row carries no name
+    assert hits(n, "plain")["results"] == [{"cid": a, "content_type": "text/plain", "size": 32}]
+
+    # re-pointed: the new cid, not the old
+    b = stored(n, b"the second object\n", headers={"Content-Type": "text/plain"})
+    assert put_name(n, "alice/holiday-photos", b).status == 200
+    wait_names(n, 3)
+    assert hits(n, "holiday")["results"] == [{"cid": b, "name": "alice/holiday-photos",
+                                              "content_type": "text/plain", "size": 18}]
+    # the same cid again (seq 3): nothing to re-index, still one row
+    assert put_name(n, "alice/holiday-photos", b).status == 200
+    assert [h["cid"] for h in hits(n, "holiday")["results"]] == [b]
+    m = n.metrics()
+    assert m.get("search_names") == 2
+    assert (m.get("search_index_dropped_total", reason="notify") or 0) == 0
+
+    # restart: still found, still the latest
+    n.stop()
+    n.start()
+    assert hits(n, "holiday")["results"] == [{"cid": b, "name": "alice/holiday-photos",
+                                              "content_type": "text/plain", "size": 18}]
+    assert [h["cid"] for h in hits(n, "notes")["results"]] == [absent]
+    assert n.metrics().get("search_names") == 2
+
+
+def test_only_published_names_are_indexed(node_factory):
+    # Behind the default wall: a name published with a tenant's token is
+    # indexed; one the wall or the name rules refused (4xx) never is.
+    n = node_factory(config={"services": NAMES_SVC}, start=False, wall=None)
+    install_wall(n.data_dir, DEFAULT_BUNDLE)
+    n.start()
+    up = mint_token(n.data_dir, "--prefix", "/o", "--method", "POST", "--ttl", "1h")
+    alice = mint_token(n.data_dir, "--prefix", "/n/alice/", "--method", "PUT", "--ttl", "1h")
+    finder = mint_token(n.data_dir, "--prefix", "/search", "--method", "GET", "--ttl", "1h")
+    r = n.gw("POST", "/o", body=b"garden diary\n", headers={"Authorization": "Bearer " + up})
+    assert r.status in (200, 201), r
+    cid = r.json()["cid"]
+    assert put_name(n, "alice/garden-diary", cid, token=alice).status == 201
+    assert_envelope(put_name(n, "bob/garden-secret", cid, token=alice), 403, "forbidden")
+    assert_envelope(put_name(n, "alice/garden-secret", cid), 401, "unauthenticated")
+    r = n.gw("PUT", "/n/alice/garden%20plot", body=b'{"cid":"%s"}' % cid.encode(),
+             headers={"Authorization": "Bearer " + alice, "Content-Type": "application/json"})
+    assert_envelope(r, 400, "bad_name")
+    assert_envelope(put_name(n, "alice/garden-bad", cid, token=alice, body=b'{"cid":"b3:00"}'),
+                    400, "bad_request")
+    wait_names(n, 1)
+    r = n.gw("GET", "/search?q=name%3Agarden", headers={"Authorization": "Bearer " + finder})
+    assert r.status == 200, r
+    assert [(h["cid"], h.get("name")) for h in r.json()["results"]] == \
+        [(cid, "alice/garden-diary")]
+    assert n.metrics().get("search_names") == 1
+    # without a token, /search is refused by the policy (a facet route)
+    assert n.gw("GET", "/search?q=garden").status in (401, 403)
+
+
+def test_amnesia_keeps_names_in_memory(node_factory):
+    n = node_factory(config={"services": NAMES_SVC, "amnesia": True})
+    cid = b3sum_cid(b"elsewhere")
+    assert put_name(n, "carol/ephemeral-name", cid).status == 201
+    wait_names(n, 1)
+    assert [(h["cid"], h["name"]) for h in hits(n, "ephemeral")["results"]] == \
+        [(cid, "carol/ephemeral-name")]
+    assert not os.path.exists(os.path.join(n.data_dir, "search"))

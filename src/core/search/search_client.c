@@ -72,6 +72,15 @@ int search_client_index(search_client *c, const search_doc *d)
 	return rpc_call_start(c->rpc, SEARCH_INDEX, c->buf, (size_t)n, on_index, NULL) ? 0 : -1;
 }
 
+int search_client_name(search_client *c, const search_name *nm)
+{
+	ssize_t n = search_msg_name_encode(nm, c->buf, sizeof c->buf);
+
+	if (n < 0 || !rpc_client_ready(c->rpc))
+		return -1;
+	return rpc_call_start(c->rpc, SEARCH_NAME, c->buf, (size_t)n, on_index, NULL) ? 0 : -1;
+}
+
 static void on_query(const rpc_reply *r, void *arg)
 {
 	search_ctx x;

@@ -36,6 +36,8 @@ void search_client_free(search_client *c);   /* NULL ok; pending calls dropped *
 bool search_client_ready(const search_client *c);
 /* Fire and forget: 0 sent, -1 dropped (busy, breaker open, too long). */
 int search_client_index(search_client *c, const search_doc *d);
+/* Fire and forget, as index: a name now points at nm->id. */
+int search_client_name(search_client *c, const search_name *nm);
 /* q ≤ SEARCH_QUERY_MAX - 1 bytes, limit 1..SEARCH_HITS_MAX. */
 search_call *search_client_query(search_client *c, const char *q, uint16_t limit, search_cb cb,
                                  void *arg);

@@ -10,12 +10,17 @@
 
 #include "lib/wire.h"
 
+/* The longest QUERY answer fits the buffers sized for the longest INDEX. */
+_Static_assert(3u + SEARCH_HITS_MAX * (32u + 2u + NAME_MAX_LEN + 1u + 8u + 2u + SEARCH_CTYPE_MAX)
+               <= SEARCH_MSG_MAX, "search hits outgrow SEARCH_MSG_MAX");
+
 const char *search_msg_verb_name(uint16_t verb)
 {
 	switch (verb) {
 	case SEARCH_PING:  return "PING";
 	case SEARCH_INDEX: return "INDEX";
 	case SEARCH_QUERY: return "QUERY";
+	case SEARCH_NAME:  return "NAME";
 	default:           return "unknown";
 	}
 }
@@ -45,6 +50,40 @@ int search_msg_index_decode(const uint8_t *p, size_t n, search_doc *d)
 	wire_get_str(&r, d->ctype, sizeof d->ctype);
 	wire_get_blob(&r, &d->text, &d->text_len, SEARCH_TEXT_MAX);
 	return wire_end(&r);
+}
+
+/* A name as name.h admits it, and a seq a record can carry. */
+static bool search_name_ok(const char *name, uint64_t seq)
+{
+	char msg[NAME_MSG_MAX];
+	size_t n = strnlen(name, NAME_MAX_LEN + 1);
+
+	return n <= NAME_MAX_LEN && seq >= 1 && name_check(name, n, msg, sizeof msg) == NAME_OK;
+}
+
+ssize_t search_msg_name_encode(const search_name *nm, uint8_t *buf, size_t cap)
+{
+	wire_w w;
+
+	if (!search_name_ok(nm->name, nm->seq))
+		return -1;
+	wire_w_init(&w, buf, cap);
+	wire_put_str(&w, nm->name);
+	wire_put_raw(&w, nm->id, 32);
+	wire_put_u64(&w, nm->seq);
+	return wire_w_ok(&w) == 0 ? (ssize_t)w.len : -1;
+}
+
+int search_msg_name_decode(const uint8_t *p, size_t n, search_name *nm)
+{
+	wire_r r;
+
+	memset(nm, 0, sizeof *nm);
+	wire_r_init(&r, p, n);
+	wire_get_str(&r, nm->name, sizeof nm->name);
+	wire_get_raw(&r, nm->id, 32);
+	nm->seq = wire_get_u64(&r);
+	return wire_end(&r) == 0 && search_name_ok(nm->name, nm->seq) ? 0 : -1;
 }
 
 ssize_t search_msg_query_encode(const char *q, uint16_t limit, uint8_t *buf, size_t cap)
@@ -81,11 +120,18 @@ ssize_t search_msg_hits_encode(const search_hits *h, uint8_t *buf, size_t cap)
 	wire_put_u8(&w, h->partial);
 	wire_put_u16(&w, h->n);
 	for (size_t i = 0; i < h->n; i++) {
-		if (!memchr(h->hit[i].ctype, '\0', SEARCH_CTYPE_MAX))
+		const search_hit *x = &h->hit[i];
+
+		if (!memchr(x->ctype, '\0', SEARCH_CTYPE_MAX) || !memchr(x->name, '\0', sizeof x->name) ||
+		    (x->name[0] && !search_name_ok(x->name, 1)) || (!x->meta && (x->size || x->ctype[0])))
 			return -1;
-		wire_put_raw(&w, h->hit[i].id, 32);
-		wire_put_u64(&w, h->hit[i].size);
-		wire_put_str(&w, h->hit[i].ctype);
+		wire_put_raw(&w, x->id, 32);
+		wire_put_str(&w, x->name);
+		wire_put_u8(&w, x->meta);
+		if (x->meta) {
+			wire_put_u64(&w, x->size);
+			wire_put_str(&w, x->ctype);
+		}
 	}
 	return wire_w_ok(&w) == 0 ? (ssize_t)w.len : -1;
 }
@@ -101,9 +147,18 @@ int search_msg_hits_decode(const uint8_t *p, size_t n, search_hits *h)
 	if (h->n > SEARCH_HITS_MAX)
 		return -1;
 	for (size_t i = 0; i < h->n; i++) {
-		wire_get_raw(&r, h->hit[i].id, 32);
-		h->hit[i].size = wire_get_u64(&r);
-		wire_get_str(&r, h->hit[i].ctype, SEARCH_CTYPE_MAX);
+		search_hit *x = &h->hit[i];
+
+		wire_get_raw(&r, x->id, 32);
+		wire_get_str(&r, x->name, sizeof x->name);
+		x->meta = wire_get_bool(&r);
+		if (x->meta) {
+			x->size = wire_get_u64(&r);
+			wire_get_str(&r, x->ctype, SEARCH_CTYPE_MAX);
+		}
+		/* a name in a hit passes name.h: the gateway writes it into JSON as is */
+		if (r.bad || (x->name[0] && !search_name_ok(x->name, 1)))
+			return -1;
 	}
 	return wire_end(&r);
 }
@@ -133,6 +188,7 @@ int search_msg_err_decode(const uint8_t *p, size_t n, char msg[SEARCH_MSG_TEXT_M
 int search_msg_req_check(uint16_t verb, const uint8_t *p, size_t n)
 {
 	search_doc d;
+	search_name nm;
 	char q[SEARCH_QUERY_MAX];
 	uint16_t limit;
 
@@ -140,6 +196,7 @@ int search_msg_req_check(uint16_t verb, const uint8_t *p, size_t n)
 	case SEARCH_PING:  return n == 0 ? 0 : -1;
 	case SEARCH_INDEX: return search_msg_index_decode(p, n, &d);
 	case SEARCH_QUERY: return search_msg_query_decode(p, n, q, &limit);
+	case SEARCH_NAME:  return search_msg_name_decode(p, n, &nm);
 	default:           return -1;
 	}
 }

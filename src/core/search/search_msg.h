@@ -10,8 +10,13 @@
  *   INDEX  (2)  id, size u64, ctype str, text blob → 200 empty (queued),
  *               503 (queue full: dropped, counted)
  *   QUERY  (3)  limit u16, query str → 200: partial u8, n u16,
- *               n × (id, size u64, ctype str); 400 (the query names the
- *               problem), 503 (busy)
+ *               n × (id, name str, meta u8, [size u64, ctype str when
+ *               meta]); 400 (the query names the problem), 503 (busy).
+ *               name "" for an object's own row; a name's row has meta 0
+ *               when the object itself is not indexed (size/ctype unknown)
+ *   NAME   (4)  name str, id, seq u64 → 200 empty (queued), 503 (queue
+ *               full): a name published through the gateway now points at
+ *               id (the record's seq: a lower one than held is ignored)
  *   error  any verb, 400..599: message str
  */
 #ifndef MN_CORE_SEARCH_SEARCH_MSG_H
@@ -21,6 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "core/dht/name.h"
 
 #define SEARCH_APP_PROTO   0x0900u
 #define SEARCH_SOCKET      "search.sock"
@@ -32,7 +39,10 @@
 /* The largest payload: an INDEX with the longest text (under the 1 MiB frame). */
 #define SEARCH_MSG_MAX     (32u + 8u + 2u + SEARCH_CTYPE_MAX + 4u + SEARCH_TEXT_MAX)
 
-enum { SEARCH_PING = 1, SEARCH_INDEX = 2, SEARCH_QUERY = 3, SEARCH_VERB_LAST = SEARCH_QUERY };
+enum {
+	SEARCH_PING = 1, SEARCH_INDEX = 2, SEARCH_QUERY = 3, SEARCH_NAME = 4,
+	SEARCH_VERB_LAST = SEARCH_NAME
+};
 
 typedef struct search_doc {
 	uint8_t        id[32];
@@ -42,10 +52,19 @@ typedef struct search_doc {
 	size_t         text_len;                  /* ≤ SEARCH_TEXT_MAX */
 } search_doc;
 
+/* A name now pointing at id (NAME): name passes core/dht/name.h. */
+typedef struct search_name {
+	char     name[NAME_MAX_LEN + 1];
+	uint8_t  id[32];
+	uint64_t seq;                             /* the record's, 1.. */
+} search_name;
+
 typedef struct search_hit {
 	uint8_t  id[32];
-	uint64_t size;
-	char     ctype[SEARCH_CTYPE_MAX];
+	char     name[NAME_MAX_LEN + 1];          /* "" for the object's own row */
+	bool     meta;                            /* size and ctype known */
+	uint64_t size;                            /* 0 unless meta */
+	char     ctype[SEARCH_CTYPE_MAX];         /* "" unless meta */
 } search_hit;
 
 typedef struct search_hits {
@@ -57,12 +76,15 @@ typedef struct search_hits {
 const char *search_msg_verb_name(uint16_t verb);
 /* Encoders: payload length, or -1 (a bug of the caller: too long a field). */
 ssize_t search_msg_index_encode(const search_doc *d, uint8_t *buf, size_t cap);
+ssize_t search_msg_name_encode(const search_name *nm, uint8_t *buf, size_t cap);
 ssize_t search_msg_query_encode(const char *q, uint16_t limit, uint8_t *buf, size_t cap);
 ssize_t search_msg_hits_encode(const search_hits *h, uint8_t *buf, size_t cap);
 ssize_t search_msg_err_encode(const char *message, uint8_t *buf, size_t cap);
 /* Decoders: 0, or -1 when p[0..n) is not exactly such a message. d->text
  * borrows p. */
 int search_msg_index_decode(const uint8_t *p, size_t n, search_doc *d);
+/* A name that breaks core/dht/name.h's rules, or seq 0, does not decode. */
+int search_msg_name_decode(const uint8_t *p, size_t n, search_name *nm);
 int search_msg_query_decode(const uint8_t *p, size_t n, char q[SEARCH_QUERY_MAX], uint16_t *limit);
 int search_msg_hits_decode(const uint8_t *p, size_t n, search_hits *h);
 int search_msg_err_decode(const uint8_t *p, size_t n, char msg[SEARCH_MSG_TEXT_MAX]);

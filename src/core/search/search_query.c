@@ -47,8 +47,9 @@ static void qp_word(qp *s, const char *b)
 	n = (size_t)(s->p - b);
 	if (s->p < s->end && *s->p == ':') {
 		s->p++;
-		if (!((n == 4 && memcmp(b, "body", 4) == 0) || (n == 5 && memcmp(b, "ctype", 5) == 0)))
-			qp_fail(s, "unknown column (want body: or ctype:)");
+		if (!((n == 4 && memcmp(b, "body", 4) == 0) || (n == 5 && memcmp(b, "ctype", 5) == 0) ||
+		      (n == 4 && memcmp(b, "name", 4) == 0)))
+			qp_fail(s, "unknown column (want body:, ctype: or name:)");
 		s->kind = TK_COL;
 		return;
 	}

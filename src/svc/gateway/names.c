@@ -15,7 +15,8 @@
  * strictly: a JSON object with exactly the string field "cid" holding a
  * strict b3 id (unknown fields, duplicates, other types: 400). No
  * Content-Encoding (415). Then PUBLISH to the index: 201 for a new name,
- * 200 for a new seq of a held one, with the record signed for it.
+ * 200 for a new seq of a held one, with the record signed for it; and tell
+ * the search service, when it runs, what the name now points at.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,6 +155,11 @@ static void names_on_published(const index_result *res, void *arg)
 
 	q->call = NULL;
 	q->awaiting = false;
+	/* Published, whether or not the client waited for the answer: the
+	 * search service indexes the name (fire and forget, docs/search.md). */
+	if (res->status == 200 && res->nrecs == 1)
+		objects_name_notify(q->n->objects, res->recs[0].name, res->recs[0].cid,
+		                    res->recs[0].seq);
 	if (!r) {
 		names_req_free(q);
 		return;

@@ -82,6 +82,9 @@ void objects_get_as(http_req *r, objects *o, const uint8_t id[32], const objects
  * first decoded bytes (the text indexed for text/ types). */
 void objects_put_notify(objects *o, const uint8_t id[32], uint64_t len, const char *ctype,
                         const uint8_t *head, size_t head_len);
+/* search_route.c: tell the search service that a name published through
+ * this gateway now points at id (record seq), as objects_put_notify. */
+void objects_name_notify(objects *o, const char *name, const uint8_t id[32], uint64_t seq);
 /* objects_put.c; expect NULL for POST/PUT /o. */
 void objects_put(http_req *r, objects *o, const uint8_t *expect);
 

@@ -2,10 +2,12 @@
  * search_route.c — the Search facet at the gateway (docs/search.md):
  *
  *   GET /search?q=<FTS5 query>&limit=<1..search.max_limit>
- *       → 200 {"results":[{"cid","content_type","size"}…],"count":N,"partial":B}
+ *       → 200 {"results":[{"cid","name"?,"content_type","size"}…],"count":N,"partial":B}
  *
  * and the other half of indexing: after each PUT the gateway tells the
- * search service what it stored (objects_put_notify), fire and forget.
+ * search service what it stored (objects_put_notify), and after each
+ * name published through it what the name points at (objects_name_notify,
+ * from names.c), fire and forget.
  *
  * The query string is strict: q once and limit at most once, nothing
  * else; q percent-decoded (and '+' as space) into at most
@@ -30,8 +32,8 @@
 #include "svc/gateway/search_route.h"
 
 #define SEARCH_ROUTE_DEFAULT_LIMIT 10u
-/* One hit in the answer: {"cid":"b3:…","content_type":"…","size":N}, */
-#define SEARCH_ROUTE_HIT_MAX (B3_CID_LEN + SEARCH_CTYPE_MAX + 64u)
+/* One hit in the answer: {"cid":"b3:…","name":"…","content_type":"…","size":N}, */
+#define SEARCH_ROUTE_HIT_MAX (B3_CID_LEN + NAME_MAX_LEN + SEARCH_CTYPE_MAX + 96u)
 
 typedef struct search_get {
 	http_req    *req;     /* NULL once the client is gone */
@@ -178,13 +180,25 @@ static void search_reply_hits(http_req *r, const search_hits *h)
 	}
 	len += (size_t)snprintf(body, cap, "{\"results\":[");
 	for (size_t i = 0; i < h->n; i++) {
-		b3_cid_format(h->hit[i].id, cid);
-		/* A recorded type is tchar, '/', ';', ' ', '=': nothing to escape. */
-		len += (size_t)snprintf(body + len, cap - len,
-		                        "%s{\"cid\":\"%s\",\"content_type\":\"%s\",\"size\":%llu}",
-		                        i ? "," : "", cid,
-		                        h->hit[i].ctype[0] ? h->hit[i].ctype : MEDIATYPE_DEFAULT,
-		                        (unsigned long long)h->hit[i].size);
+		const search_hit *x = &h->hit[i];
+		char size[24];
+
+		b3_cid_format(x->id, cid);
+		snprintf(size, sizeof size, "%llu", (unsigned long long)x->size);
+		/* A recorded type is tchar, '/', ';', ' ', '=', and a name letters,
+		 * digits, marks, '-', '.', '_', '/' (the decoder checked it with
+		 * name.h): nothing to escape. A name's hit of an object not indexed
+		 * has null type and size. */
+		len += (size_t)snprintf(body + len, cap - len, "%s{\"cid\":\"%s\"", i ? "," : "", cid);
+		if (x->name[0])
+			len += (size_t)snprintf(body + len, cap - len, ",\"name\":\"%s\"", x->name);
+		if (x->meta)
+			len += (size_t)snprintf(body + len, cap - len,
+			                        ",\"content_type\":\"%s\",\"size\":%s}",
+			                        x->ctype[0] ? x->ctype : MEDIATYPE_DEFAULT, size);
+		else
+			len += (size_t)snprintf(body + len, cap - len,
+			                        ",\"content_type\":null,\"size\":null}");
 	}
 	snprintf(body + len, cap - len, "],\"count\":%u,\"partial\":%s}", (unsigned)h->n,
 	         h->partial ? "true" : "false");
@@ -288,5 +302,17 @@ void objects_put_notify(objects *o, const uint8_t id[32], uint64_t len, const ch
 	d.text = text ? head : NULL;
 	d.text_len = text;
 	if (search_client_index(o->search, &d) != 0)
+		metrics_count("search_index_dropped_total", "reason=\"notify\"", 1);
+}
+
+void objects_name_notify(objects *o, const char *name, const uint8_t id[32], uint64_t seq)
+{
+	search_name nm = { .seq = seq };
+
+	if (!o->search)
+		return;
+	snprintf(nm.name, sizeof nm.name, "%s", name);
+	memcpy(nm.id, id, 32);
+	if (search_client_name(o->search, &nm) != 0)
 		metrics_count("search_index_dropped_total", "reason=\"notify\"", 1);
 }

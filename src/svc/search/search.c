@@ -1,6 +1,7 @@
 /*
  * search.c — the search service (docs/search.md, README.md here): FTS5
- * over object metadata and the text of text objects, on
+ * over object metadata, the text of text objects and the names published
+ * through the gateway, on
  * <runtime_dir>/search.sock (core/search/search_msg.h).
  *
  * Every SQLite call runs on a worker thread (lib/workq.h), never in an
@@ -14,6 +15,7 @@
  *          one more is dropped, 503, search_index_dropped_total) and
  *          answered at once; the worker writes the pending documents in
  *          batches of SEARCH_BATCH_MAX, one transaction each.
+ *   NAME   the same: one queue, one bound, one writer, for both.
  *   QUERY  checked again (search_query_check), then one job on the same
  *          worker (at most search.max_queries waiting or running; one more
  *          is 503, facet_busy_total); the job stops at search.deadline from
@@ -45,9 +47,11 @@
 
 typedef struct search_svc search_svc;
 
-/* A document waiting to be indexed: its own copy of the text. */
+/* A document waiting to be indexed (its own copy of the text), or a name. */
 typedef struct search_pend {
+	bool                is_name;
 	search_doc          d;
+	search_name         nm;
 	struct search_pend *next;
 } search_pend;
 
@@ -55,9 +59,11 @@ typedef struct search_batch {
 	workq_job    job;
 	search_svc  *srv;
 	search_pend *list;
-	size_t       n;
+	size_t       n, nd, nn;   /* entries; of them documents, names */
 	search_doc  *docs;
-	int          added;
+	search_name *names;
+	int          rc;
+	search_db_added added;
 } search_batch;
 
 typedef struct search_qjob {
@@ -97,8 +103,8 @@ struct search_svc {
 	size_t        npend;
 	bool          writing;       /* a batch job is in the pool */
 	unsigned      nqueries;      /* query jobs in the pool */
-	int64_t       ndocs;
-	metrics_series *m_docs, *m_pending;
+	int64_t       ndocs, nnames;
+	metrics_series *m_docs, *m_names, *m_pending;
 };
 
 static void search_reply_err(rpc_req *q, uint16_t status, const char *msg)
@@ -112,6 +118,7 @@ static void search_reply_err(rpc_req *q, uint16_t status, const char *msg)
 static void search_gauges(search_svc *srv)
 {
 	metrics_gauge_set(srv->m_docs, srv->ndocs);
+	metrics_gauge_set(srv->m_names, srv->nnames);
 	metrics_gauge_set(srv->m_pending, (int64_t)srv->npend);
 }
 
@@ -132,7 +139,7 @@ static void on_batch_run(workq_job *j)
 {
 	search_batch *b = (search_batch *)j;
 
-	b->added = search_db_add(b->srv->db, b->docs, b->n);
+	b->rc = search_db_write(b->srv->db, b->docs, b->nd, b->names, b->nn, &b->added);
 }
 
 static void search_write_next(search_svc *srv);
@@ -143,15 +150,19 @@ static void on_batch_done(workq_job *j, bool ran)
 	search_svc *srv = b->srv;
 
 	srv->writing = false;
-	if (ran && b->added >= 0) {
-		srv->ndocs += b->added;
-		metrics_count("search_indexed_total", "", (uint64_t)b->added);
+	if (ran && b->rc == 0) {
+		srv->ndocs += (int64_t)b->added.docs;
+		srv->nnames += (int64_t)b->added.names_new;
+		metrics_count("search_indexed_total", "", (uint64_t)b->added.docs);
+		metrics_count("search_names_indexed_total", "",
+		              (uint64_t)(b->added.names_new + b->added.names_moved));
 	} else {
 		metrics_count("search_index_dropped_total", "reason=\"write_failed\"", b->n);
 		log_kv(LOG_LEVEL_ERROR, "search index write failed", LOG_END);
 	}
 	search_pend_free(b->list);
 	free(b->docs);
+	free(b->names);
 	free(b);
 	search_gauges(srv);
 	search_write_next(srv);
@@ -166,7 +177,8 @@ static void search_write_next(search_svc *srv)
 
 	if (srv->writing || n == 0 || !(b = calloc(1, sizeof *b)))
 		return;
-	if (!(b->docs = calloc(n, sizeof *b->docs))) {
+	if (!(b->docs = calloc(n, sizeof *b->docs)) || !(b->names = calloc(n, sizeof *b->names))) {
+		free(b->docs);
 		free(b);
 		return;
 	}
@@ -174,7 +186,10 @@ static void search_write_next(search_svc *srv)
 	b->list = srv->head;
 	p = srv->head;
 	for (size_t i = 0; i < n; i++) {
-		b->docs[i] = p->d;
+		if (p->is_name)
+			b->names[b->nn++] = p->nm;
+		else
+			b->docs[b->nd++] = p->d;
 		if (i + 1 == n) {
 			srv->head = p->next;
 			p->next = NULL;
@@ -196,26 +211,24 @@ static void search_write_next(search_svc *srv)
 	srv->writing = true;
 }
 
-static void search_do_index(search_svc *srv, rpc_req *q, const uint8_t *p, size_t n)
+/* A pending entry, or NULL: answered 503 (the queue full, or no memory). */
+static search_pend *search_pend_new(search_svc *srv, rpc_req *q)
 {
-	search_pend *e;
-	uint8_t *text = NULL;
+	search_pend *e = NULL;
 
 	if (srv->npend >= srv->s->cfg.search_queue) {
 		metrics_count("search_index_dropped_total", "reason=\"queue_full\"", 1);
 		search_reply_err(q, 503, "search queue full");
-		return;
-	}
-	if (!(e = calloc(1, sizeof *e)) || search_msg_index_decode(p, n, &e->d) != 0 ||
-	    (e->d.text_len && !(text = malloc(e->d.text_len)))) {
-		free(e);
+	} else if (!(e = calloc(1, sizeof *e))) {
 		metrics_count("search_index_dropped_total", "reason=\"memory\"", 1);
 		search_reply_err(q, 503, "out of memory");
-		return;
 	}
-	if (text)
-		memcpy(text, e->d.text, e->d.text_len);
-	e->d.text = text;
+	return e;
+}
+
+/* Queue e (last), answer 200, and wake the writer. */
+static void search_pend_push(search_svc *srv, rpc_req *q, search_pend *e)
+{
 	if (srv->tail)
 		srv->tail->next = e;
 	else
@@ -225,6 +238,42 @@ static void search_do_index(search_svc *srv, rpc_req *q, const uint8_t *p, size_
 	rpc_server_reply(q, 200, NULL, 0, NULL, 0);
 	search_write_next(srv);
 	search_gauges(srv);
+}
+
+static void search_do_index(search_svc *srv, rpc_req *q, const uint8_t *p, size_t n)
+{
+	search_pend *e = search_pend_new(srv, q);
+	uint8_t *text = NULL;
+
+	if (!e)
+		return;
+	if (search_msg_index_decode(p, n, &e->d) != 0 ||   /* rpc_server checked it */
+	    (e->d.text_len && !(text = malloc(e->d.text_len)))) {
+		free(e);
+		metrics_count("search_index_dropped_total", "reason=\"memory\"", 1);
+		search_reply_err(q, 503, "out of memory");
+		return;
+	}
+	if (text)
+		memcpy(text, e->d.text, e->d.text_len);
+	e->d.text = text;
+	search_pend_push(srv, q, e);
+}
+
+/* NAME: the same queue as INDEX, the same bounds. */
+static void search_do_name(search_svc *srv, rpc_req *q, const uint8_t *p, size_t n)
+{
+	search_pend *e = search_pend_new(srv, q);
+
+	if (!e)
+		return;
+	if (search_msg_name_decode(p, n, &e->nm) != 0) {   /* rpc_server checked it */
+		free(e);
+		search_reply_err(q, 503, "name message did not decode");
+		return;
+	}
+	e->is_name = true;
+	search_pend_push(srv, q, e);
 }
 
 /* ---- queries -------------------------------------------------------------- */
@@ -346,6 +395,9 @@ static void search_handle(rpc_req *q, uint16_t verb, const uint8_t *p, size_t n,
 	case SEARCH_QUERY:
 		search_do_query(srv, q, p, n);
 		break;
+	case SEARCH_NAME:
+		search_do_name(srv, q, p, n);
+		break;
 	default:   /* PING */
 		rpc_server_reply(q, 200, NULL, 0, NULL, 0);
 		break;
@@ -406,6 +458,7 @@ static int search_open_db(search_svc *srv, const mn_config *cfg)
 		return -1;
 	}
 	srv->ndocs = search_db_count(srv->db);
+	srv->nnames = search_db_count_names(srv->db);
 	return cfg->amnesia ? 0 : search_open_readers(srv, path, cfg->search_readers);
 }
 
@@ -462,6 +515,7 @@ static int search_start(svc *s)
 	if (!(srv->rpc = rpc_server_new(s->base, s->listen_fd, &so)))
 		goto fail;
 	srv->m_docs = metrics_get("search_documents", "");
+	srv->m_names = metrics_get("search_names", "");
 	srv->m_pending = metrics_get("search_queue_depth", "");
 	facet_prepare();
 	search_gauges(srv);

@@ -4,7 +4,17 @@
  * opened on the loop before the sandbox.
  *
  *   docs(id INTEGER PRIMARY KEY, cid BLOB UNIQUE, size, ctype)
- *   fts  USING fts5(ctype, body, content='', prefix='2 3')   rowid = docs.id
+ *   names(id INTEGER PRIMARY KEY, name TEXT UNIQUE, cid, seq)
+ *   fts  USING fts5(ctype, body, name, content='', prefix='2 3')
+ *        rowid = docs.id (ctype, body; name '') or names.id (name only)
+ *
+ * docs and names share the rowid space (a new row takes one above the
+ * largest of both), so newest first holds across them. A name re-pointed
+ * to another cid loses its row (FTS 'delete' with the values it was
+ * inserted with) and gets a new, newest one; a record of a lower seq than
+ * the one held changes nothing (the latest publish wins, whatever order
+ * the notifications arrive in). A name's hit takes size and type from the
+ * object's own row when there is one (meta), else carries none.
  *
  * Contentless FTS5: the index holds tokens, not the text (a copy of every
  * object's first search.max_text bytes would double what the node keeps).
@@ -42,8 +52,22 @@ void search_db_close(search_db *db);   /* NULL ok */
 /* Index docs[0..n) in one transaction; a cid already indexed is skipped.
  * Returns how many were new, or -1. */
 int search_db_add(search_db *db, const search_doc *docs, size_t n);
-/* Documents indexed. */
+/* What one write changed. */
+typedef struct search_db_added {
+	size_t docs;          /* documents new */
+	size_t names_new;     /* names seen for the first time */
+	size_t names_moved;   /* names re-pointed to another cid */
+} search_db_added;
+
+/* Write docs[0..nd) then names[0..nn) in one transaction. 0, or -1
+ * (rolled back). */
+int search_db_write(search_db *db, const search_doc *docs, size_t nd, const search_name *names,
+                    size_t nn, search_db_added *added);
+/* names[0..n) alone: how many were indexed anew (new or re-pointed), or -1. */
+int search_db_names(search_db *db, const search_name *names, size_t n);
+/* Documents indexed; names indexed. */
 int64_t search_db_count(search_db *db);
+int64_t search_db_count_names(search_db *db);
 /* Up to limit hits of q (checked by search_query_check) into out, until
  * deadline_ns (CLOCK_MONOTONIC, util_now_ns). */
 search_db_rc search_db_query(search_db *db, const char *q, unsigned limit, uint64_t deadline_ns,

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -21,7 +22,7 @@ static void test_accepts(void **state)
 {
 	static const char *const good[] = {
 		"fox", "fox dog", "fox AND dog", "fox OR dog", "fox NOT dog", "\"lazy dog\"",
-		"gard*", "\"lazy d\"*", "(fox OR dog) AND cat", "body:fox", "ctype:text",
+		"gard*", "\"lazy d\"*", "(fox OR dog) AND cat", "body:fox", "ctype:text", "name:blog",
 		"ctype:(text OR image)", "x", "f\xc3\xbcr", "a_b 12", "((a OR b) c)",
 	};
 	char msg[128];
@@ -77,6 +78,49 @@ static void test_too_broad(void **state)
 	assert_int_equal(check("ab*", msg, sizeof msg), SEARCH_Q_OK);
 }
 
+/* NAME: a name as name.h admits it, its cid and seq; anything else does
+ * not encode, and a message carrying it does not decode. */
+static void test_name_msg(void **state)
+{
+	uint8_t buf[SEARCH_MSG_MAX];
+	search_name nm = { .name = "alice/blog-post_2024", .seq = 3 }, back;
+	ssize_t n;
+	size_t at;
+
+	(void)state;
+	memset(nm.id, 0xab, 32);
+	n = search_msg_name_encode(&nm, buf, sizeof buf);
+	assert_true(n > 0);
+	assert_int_equal(search_msg_name_decode(buf, (size_t)n, &back), 0);
+	assert_string_equal(back.name, "alice/blog-post_2024");
+	assert_memory_equal(back.id, nm.id, 32);
+	assert_int_equal(back.seq, 3);
+	assert_int_equal(search_msg_req_check(SEARCH_NAME, buf, (size_t)n), 0);
+	for (ssize_t cut = 0; cut < n; cut++)
+		assert_int_equal(search_msg_req_check(SEARCH_NAME, buf, (size_t)cut), -1);
+	assert_string_equal(search_msg_verb_name(SEARCH_NAME), "NAME");
+	assert_int_equal(search_msg_rep_check(SEARCH_NAME, 200, NULL, 0, 0), 0);
+
+	/* a name that breaks a rule: not encoded; the same bytes forged: not decoded */
+	at = 2 + strlen("alice");
+	buf[at] = ' ';
+	assert_int_equal(search_msg_name_decode(buf, (size_t)n, &back), -1);
+	snprintf(nm.name, sizeof nm.name, "alice blog");
+	assert_int_equal(search_msg_name_encode(&nm, buf, sizeof buf), -1);
+	snprintf(nm.name, sizeof nm.name, "alice//blog");
+	assert_int_equal(search_msg_name_encode(&nm, buf, sizeof buf), -1);
+	snprintf(nm.name, sizeof nm.name, "alice/blog");
+	nm.seq = 0;   /* no record has seq 0 */
+	assert_int_equal(search_msg_name_encode(&nm, buf, sizeof buf), -1);
+	nm.seq = 1;
+	memset(nm.name, 'x', NAME_MAX_LEN);   /* the longest name */
+	nm.name[NAME_MAX_LEN] = '\0';
+	n = search_msg_name_encode(&nm, buf, sizeof buf);
+	assert_true(n > 0);
+	assert_int_equal(search_msg_name_decode(buf, (size_t)n, &back), 0);
+	assert_int_equal(strlen(back.name), NAME_MAX_LEN);
+}
+
 static void test_msgs_roundtrip(void **state)
 {
 	uint8_t buf[SEARCH_MSG_MAX + 1];
@@ -117,9 +161,15 @@ static void test_msgs_roundtrip(void **state)
 	h.n = SEARCH_HITS_MAX;
 	for (unsigned i = 0; i < h.n; i++) {
 		memset(h.hit[i].id, (int)i, 32);
+		h.hit[i].meta = true;
 		h.hit[i].size = i;
 		memset(h.hit[i].ctype, 'c', SEARCH_CTYPE_MAX - 1);
 	}
+	memset(h.hit[0].name, 'n', NAME_MAX_LEN);   /* the longest name */
+	h.hit[1].meta = false;                       /* a name's hit, object not indexed */
+	h.hit[1].size = 0;
+	memset(h.hit[1].ctype, 0, SEARCH_CTYPE_MAX);
+	snprintf(h.hit[1].name, sizeof h.hit[1].name, "alice/blog");
 	n = search_msg_hits_encode(&h, buf, sizeof buf);
 	assert_true(n > 0);
 	assert_int_equal(search_msg_hits_decode(buf, (size_t)n, &back), 0);
@@ -129,6 +179,12 @@ static void test_msgs_roundtrip(void **state)
 	assert_int_equal(search_msg_rep_check(SEARCH_QUERY, 200, buf, (size_t)n, 1), -1);
 	buf[n] = 0;
 	assert_int_equal(search_msg_hits_decode(buf, (size_t)n + 1, &back), -1);
+
+	h.hit[1].size = 5;   /* size without meta: not a hit the encoder writes */
+	assert_int_equal(search_msg_hits_encode(&h, buf, sizeof buf), -1);
+	h.hit[1].size = 0;
+	snprintf(h.hit[1].name, sizeof h.hit[1].name, "bad name");   /* a space */
+	assert_int_equal(search_msg_hits_encode(&h, buf, sizeof buf), -1);
 
 	n = search_msg_err_encode("bad query at byte 3: x", buf, sizeof buf);
 	assert_int_equal(search_msg_err_decode(buf, (size_t)n, m), 0);
@@ -147,6 +203,7 @@ int main(void)
 		cmocka_unit_test(test_syntax_refusals),
 		cmocka_unit_test(test_too_broad),
 		cmocka_unit_test(test_msgs_roundtrip),
+		cmocka_unit_test(test_name_msg),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

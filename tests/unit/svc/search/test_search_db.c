@@ -2,7 +2,10 @@
  * in WAL mode with a reader connection, and the in-memory database):
  * documents are indexed once, found by text and type, newest first; a
  * query past its deadline stops and says partial; FTS5's own refusal is a
- * bad query, not an error; the file survives a reopen. */
+ * bad query, not an error; the file survives a reopen. Names: found by a
+ * word of the name with the object's size and type when it is indexed,
+ * re-pointed to the latest publish (a late, lower seq changes nothing),
+ * kept across a reopen. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "lib/util.h"
 #include "svc/search/search_db.h"
@@ -177,6 +181,135 @@ static void test_reopen_keeps_the_index(void **state)
 	assert_int_equal(h.hit[0].id[0], 9);
 }
 
+static void name(search_name *nm, const char *n, uint8_t seed, uint64_t seq)
+{
+	memset(nm, 0, sizeof *nm);
+	snprintf(nm->name, sizeof nm->name, "%s", n);
+	memset(nm->id, seed, sizeof nm->id);
+	nm->seq = seq;
+}
+
+static void test_names(void **state)
+{
+	fx *f = *state;
+	search_doc d;
+	search_name nm[3];
+	search_db_added a;
+	search_hits h;
+	char msg[192];
+
+	doc(&d, 1, "text/plain", "nothing about the name here");
+	name(&nm[0], "alice/holiday-photos", 1, 1);   /* the object is indexed */
+	name(&nm[1], "bob/notes_2024", 2, 1);         /* the object is not */
+	assert_int_equal(search_db_write(f->db, &d, 1, nm, 2, &a), 0);
+	assert_int_equal(a.docs, 1);
+	assert_int_equal(a.names_new, 2);
+	assert_int_equal(a.names_moved, 0);
+	assert_int_equal(search_db_count_names(f->db), 2);
+
+	/* a word of the name finds it: the name, the cid, the object's meta */
+	assert_int_equal(search_db_query(f->rd, "holiday", 10, FAR_NS, &h, msg, sizeof msg),
+	                 SEARCH_DB_OK);
+	assert_int_equal(h.n, 1);
+	assert_string_equal(h.hit[0].name, "alice/holiday-photos");
+	assert_int_equal(h.hit[0].id[0], 1);
+	assert_true(h.hit[0].meta);
+	assert_string_equal(h.hit[0].ctype, "text/plain");
+	assert_int_equal(h.hit[0].size, strlen("nothing about the name here"));
+	/* the object's own row has no name */
+	assert_int_equal(search_db_query(f->rd, "nothing", 10, FAR_NS, &h, msg, sizeof msg),
+	                 SEARCH_DB_OK);
+	assert_int_equal(h.n, 1);
+	assert_string_equal(h.hit[0].name, "");
+	/* an object not indexed: no size, no type */
+	assert_int_equal(search_db_query(f->rd, "name:notes", 10, FAR_NS, &h, msg, sizeof msg),
+	                 SEARCH_DB_OK);
+	assert_int_equal(h.n, 1);
+	assert_string_equal(h.hit[0].name, "bob/notes_2024");
+	assert_int_equal(h.hit[0].id[0], 2);
+	assert_false(h.hit[0].meta);
+	assert_int_equal(h.hit[0].size, 0);
+	/* the column is the name's: the object's text does not hold "alice" */
+	assert_int_equal(search_db_query(f->rd, "body:alice", 10, FAR_NS, &h, msg, sizeof msg),
+	                 SEARCH_DB_OK);
+	assert_int_equal(h.n, 0);
+
+	/* re-pointed (seq 2): the new cid, not the old, and the newest row */
+	name(&nm[2], "alice/holiday-photos", 3, 2);
+	assert_int_equal(search_db_names(f->db, &nm[2], 1), 1);
+	assert_int_equal(search_db_count_names(f->db), 2);
+	assert_int_equal(search_db_query(f->rd, "alice OR bob", 10, FAR_NS, &h, msg, sizeof msg),
+	                 SEARCH_DB_OK);
+	assert_int_equal(h.n, 2);
+	assert_int_equal(h.hit[0].id[0], 3);
+	assert_string_equal(h.hit[0].name, "alice/holiday-photos");
+	assert_false(h.hit[0].meta);
+	assert_int_equal(h.hit[1].id[0], 2);
+	/* the old record arriving late (seq 1) changes nothing */
+	assert_int_equal(search_db_write(f->db, NULL, 0, &nm[0], 1, &a), 0);
+	assert_int_equal(a.names_new + a.names_moved, 0);
+	assert_int_equal(search_db_query(f->rd, "holiday", 10, FAR_NS, &h, msg, sizeof msg),
+	                 SEARCH_DB_OK);
+	assert_int_equal(h.n, 1);
+	assert_int_equal(h.hit[0].id[0], 3);
+	/* the same cid again (a later seq): nothing to re-index */
+	nm[2].seq = 3;
+	assert_int_equal(search_db_names(f->db, &nm[2], 1), 0);
+	/* a document indexed after the name is newer than it */
+	doc(&d, 4, "text/plain", "holiday plans");
+	assert_int_equal(search_db_add(f->db, &d, 1), 1);
+	assert_int_equal(search_db_query(f->rd, "holiday", 10, FAR_NS, &h, msg, sizeof msg),
+	                 SEARCH_DB_OK);
+	assert_int_equal(h.n, 2);
+	assert_int_equal(h.hit[0].id[0], 4);
+	assert_int_equal(h.hit[1].id[0], 3);
+}
+
+static void test_reopen_keeps_the_names(void **state)
+{
+	fx *f = *state;
+	search_name nm;
+	search_hits h;
+	char msg[192], err[256];
+
+	name(&nm, "carol/durable-name", 5, 1);
+	assert_int_equal(search_db_names(f->db, &nm, 1), 1);
+	search_db_close(f->rd);
+	search_db_close(f->db);
+	f->db = search_db_open(f->path, err, sizeof err);
+	assert_non_null(f->db);
+	f->rd = search_db_open_reader(f->path, err, sizeof err);
+	assert_non_null(f->rd);
+	assert_int_equal(search_db_count_names(f->db), 1);
+	assert_int_equal(search_db_query(f->rd, "durable", 10, FAR_NS, &h, msg, sizeof msg),
+	                 SEARCH_DB_OK);
+	assert_int_equal(h.n, 1);
+	assert_int_equal(h.hit[0].id[0], 5);
+	assert_string_equal(h.hit[0].name, "carol/durable-name");
+}
+
+/* A file of the schema before names (no user_version): refused at open,
+ * the message saying what to do, rather than failing at the first insert. */
+static void test_old_schema_refused(void **state)
+{
+	fx *f = *state;
+	sqlite3 *raw;
+	char err[256] = "";
+
+	search_db_close(f->rd);
+	search_db_close(f->db);
+	f->rd = f->db = NULL;
+	(void)unlink(f->path);
+	assert_int_equal(sqlite3_open(f->path, &raw), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(raw, "CREATE TABLE docs(id INTEGER PRIMARY KEY, cid BLOB);"
+	                              "CREATE VIRTUAL TABLE fts USING fts5(ctype, body, content='');",
+	                              NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(raw);
+	assert_null(search_db_open(f->path, err, sizeof err));
+	assert_non_null(strstr(err, "schema version"));
+	assert_non_null(strstr(err, "remove the file"));
+}
+
 #define BOTH(t) cmocka_unit_test_setup_teardown(t, setup_file, teardown), \
                 cmocka_unit_test_setup_teardown(t, setup_mem, teardown)
 
@@ -186,7 +319,10 @@ int main(void)
 		BOTH(test_index_and_find),
 		BOTH(test_deadline_partial),
 		BOTH(test_fts_refusal_is_bad_query),
+		BOTH(test_names),
 		cmocka_unit_test_setup_teardown(test_reopen_keeps_the_index, setup_file, teardown),
+		cmocka_unit_test_setup_teardown(test_reopen_keeps_the_names, setup_file, teardown),
+		cmocka_unit_test_setup_teardown(test_old_schema_refused, setup_file, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
