@@ -224,7 +224,7 @@ const config_key config_table[] = {
 	  .help = "How long one search query may run; past it the answer holds what was found, with \"partial\": true (facet_deadline_timeouts_total{facet=\"search\"})." },
 	{ .key = "search.queue", .type = CONFIG_T_U32, FIELD(search_queue),
 	  .def = "4096", .min = 1, .max = 65536, .reload = CONFIG_RELOAD_RESTART,
-	  .help = "Documents waiting to be indexed; past it a new one is dropped and counted (search_index_dropped_total), never blocking the PUT." },
+	  .help = "Documents and names waiting to be indexed; past it a new one is dropped and counted (search_index_dropped_total), never blocking the PUT." },
 	{ .key = "search.max_queries", .type = CONFIG_T_U32, FIELD(search_max_queries),
 	  .def = "64", .min = 1, .max = 1024, .reload = CONFIG_RELOAD_RESTART,
 	  .help = "Queries waiting for or running on the search worker; one more gets 503 (facet_busy_total{facet=\"search\"})." },
