@@ -198,7 +198,11 @@ drill_ms() { # drill_ms media|search
 		# shellcheck disable=SC2086
 		set -- $l
 		[[ ${1:-} == FACET ]] || continue
-		row "$2" "$3" "$4" "$5" "—" "p95 ≤ $6 ms" "p95 ≤ $7 ms"
+		if [[ $6 == - ]]; then
+			row "$2 (baseline)" "$3" "$4" "$5" "—" "—" "—"
+		else
+			row "$2" "$3" "$4" "$5" "—" "p95 ≤ $6 ms" "p95 ≤ $7 ms"
+		fi
 	done <<<"$out"
 }
 drill_media() { drill_ms media; }

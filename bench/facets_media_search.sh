@@ -152,7 +152,7 @@ LUA
 	report o-ranges - -
 	# Fewer clients: 256 concurrent 1 MiB answers are bound by the bytes
 	# the machine moves (Little: clients / throughput), not by the route.
-	light=$((CONNS_MEDIA / 32 > 0 ? CONNS_MEDIA / 32 : 1))
+	light=$((CONNS_MEDIA / 32 > WRK_THREADS ? CONNS_MEDIA / 32 : WRK_THREADS))   # wrk: -c ≥ -t
 	WRK_CONNS=$light bench_wrk media-light "$G/media/$cid" -s "$BENCH_TMP/media.lua" || exit 1
 	report "media/${light}c" 100 10
 fi
@@ -186,9 +186,9 @@ LUA
 	WRK_CONNS=$CONNS_SEARCH bench_wrk search "$G/search" -s "$BENCH_TMP/search.lua" || exit 1
 	report search 150 15
 	# The same mix at a quarter of the clients: queueing vs. query cost.
-	WRK_CONNS=$((CONNS_SEARCH / 4 > 0 ? CONNS_SEARCH / 4 : 1)) \
-		bench_wrk search-light "$G/search" -s "$BENCH_TMP/search.lua" || exit 1
-	report "search/$((CONNS_SEARCH / 4 > 0 ? CONNS_SEARCH / 4 : 1))c" 150 15
+	light=$((CONNS_SEARCH / 4 > WRK_THREADS ? CONNS_SEARCH / 4 : WRK_THREADS))   # wrk: -c ≥ -t
+	WRK_CONNS=$light bench_wrk search-light "$G/search" -s "$BENCH_TMP/search.lua" || exit 1
+	report "search/${light}c" 150 15
 	curl -s "http://127.0.0.1:$APORT/metrics" |
 		awk '/^(search_queries_total|facet_deadline_timeouts_total|facet_busy_total)/' >&2
 fi
