@@ -152,10 +152,12 @@ mb_box *box_get(mb_table *t, const char *name, bool create)
 {
 	size_t n = strlen(name);
 	uint64_t h = mb_hash(name, n);
-	mb_box *x = box_find(t, name, h);
+	mb_box *found = box_find(t, name, h), *x;
 
-	if (x || !create || n > MB_NAME_MAX || !(x = calloc(1, sizeof *x)))
-		return x;
+	if (found || !create || n > MB_NAME_MAX)
+		return found;
+	if (!(x = calloc(1, sizeof *x)))
+		return NULL;
 	memcpy(x->name, name, n + 1);
 	x->hash = h;
 	TAILQ_INIT(&x->live);
