@@ -28,6 +28,7 @@
 #include "core/metrics/reject.h"
 #include "lib/b3.h"
 #include "lib/log.h"
+#include "svc/gateway/cid_body.h"
 #include "svc/gateway/cors.h"
 #include "svc/gateway/names.h"
 
@@ -175,29 +176,6 @@ static void names_on_published(const index_result *res, void *arg)
 	names_req_free(q);
 }
 
-/* The body: exactly {"cid": "b3:<64 lowercase hex>"}. -1 with msg. */
-static int names_parse_body(names_req *q, char *msg, size_t msglen)
-{
-	json_error_t je;
-	json_t *j = json_loadb((const char *)q->body, q->body_len, JSON_REJECT_DUPLICATES, &je);
-	json_t *cid = j && json_is_object(j) ? json_object_get(j, "cid") : NULL;
-	int rc = -1;
-
-	if (!j || !json_is_object(j))
-		snprintf(msg, msglen, "body: want a JSON object {\"cid\":\"b3:<64 hex>\"}");
-	else if (json_object_size(j) != (cid ? 1u : 0u))
-		snprintf(msg, msglen, "body: unknown field (only \"cid\" is accepted)");
-	else if (!cid)
-		snprintf(msg, msglen, "body: missing field \"cid\"");
-	else if (!json_is_string(cid) ||
-	         b3_cid_parse(json_string_value(cid), json_string_length(cid), q->cid) != 0)
-		snprintf(msg, msglen, "body: cid: want \"b3:<64 lowercase hex>\"");
-	else
-		rc = 0;
-	json_decref(j);
-	return rc;
-}
-
 static void names_body_refused(names_req *q)
 {
 	char msg[64];
@@ -227,7 +205,7 @@ static void names_on_body_end(http_req *r, void *arg)
 	names_req *q = arg;
 	char msg[128];
 
-	if (names_parse_body(q, msg, sizeof msg) != 0) {
+	if (cid_body_parse(q->body, q->body_len, q->cid, msg, sizeof msg) != 0) {
 		names_bad(r, 400, "bad_request", msg);
 		names_req_free(q);
 		return;

@@ -12,6 +12,7 @@
 
 #include "core/auth/wall.h"
 #include "lib/b3.h"
+#include "svc/gateway/cid_body.h"
 #include "svc/gateway/social_routes_int.h"
 
 #define GRAPH_PREFIX  "/g/"
@@ -180,29 +181,6 @@ void graph_route(soc_req *x)
 
 /* ---- /feed ------------------------------------------------------------------ */
 
-/* The body: exactly {"cid": "b3:<64 lowercase hex>"}. -1 with msg. */
-static int feed_parse_body(soc_req *x, char *msg, size_t msglen)
-{
-	json_error_t je;
-	json_t *j = json_loadb((const char *)x->body, x->body_len, JSON_REJECT_DUPLICATES, &je);
-	json_t *cid = j && json_is_object(j) ? json_object_get(j, "cid") : NULL;
-	int rc = -1;
-
-	if (!j || !json_is_object(j))
-		snprintf(msg, msglen, "body: want a JSON object {\"cid\":\"b3:<64 hex>\"}");
-	else if (json_object_size(j) != (cid ? 1u : 0u))
-		snprintf(msg, msglen, "body: unknown field (only \"cid\" is accepted)");
-	else if (!cid)
-		snprintf(msg, msglen, "body: missing field \"cid\"");
-	else if (!json_is_string(cid) ||
-	         b3_cid_parse(json_string_value(cid), json_string_length(cid), x->q.cid) != 0)
-		snprintf(msg, msglen, "body: cid: want \"b3:<64 lowercase hex>\"");
-	else
-		rc = 0;
-	json_decref(j);
-	return rc;
-}
-
 static void feed_on_stat(const stor_result *res, void *arg)
 {
 	soc_req *x = arg;
@@ -251,7 +229,7 @@ static void feed_on_body_end(http_req *r, void *arg)
 	char msg[128];
 
 	(void)r;
-	if (feed_parse_body(x, msg, sizeof msg) != 0) {
+	if (cid_body_parse(x->body, x->body_len, x->q.cid, msg, sizeof msg) != 0) {
 		soc_refuse(x, 400, "bad_request", "bad_body", msg);
 		return;
 	}
