@@ -84,18 +84,13 @@ static int privs_own_dir(const supervisor *s, const char *key, const char *dir, 
 
 int sup_privs_drop(supervisor *s, char *err, size_t errlen)
 {
-	char run[CONFIG_PATH_MAX + 8];
-
 	if (!s->privs.drop)
 		return 0;
 	if (!s->cfg.amnesia && privs_own_dir(s, "paths.data_dir", s->cfg.data_dir, err, errlen) != 0)
 		return -1;
-	if (s->cfg.runtime_dir[0])
-		snprintf(run, sizeof run, "%s", s->cfg.runtime_dir);
-	else
-		snprintf(run, sizeof run, "%s/run", s->cfg.data_dir);
-	if (!(s->cfg.amnesia && !s->cfg.runtime_dir[0]) &&
-	    privs_own_dir(s, "paths.runtime_dir", run, err, errlen) != 0)
+	/* An amnesia runtime directory of our own is made after the drop. */
+	if (!s->own_runtime_dir &&
+	    privs_own_dir(s, "paths.runtime_dir", s->runtime_dir, err, errlen) != 0)
 		return -1;
 	if (initgroups(s->cfg.node_user, s->privs.gid) != 0 || setgid(s->privs.gid) != 0 ||
 	    setuid(s->privs.uid) != 0) {

@@ -619,7 +619,9 @@ static int sup_listen(const char *addr, int *fds, size_t n, char *err, size_t er
 	return fds[0] < 0 ? -1 : 0;
 }
 
-static int sup_runtime_dir(supervisor *s, char *err, size_t errlen)
+/* Where the sockets live: paths.runtime_dir, <data_dir>/run, or (amnesia)
+ * a tmpfs directory of ours. Only the path: sup_runtime_dir makes it. */
+static int sup_runtime_path(supervisor *s, char *err, size_t errlen)
 {
 	if (s->cfg.runtime_dir[0])
 		snprintf(s->runtime_dir, sizeof s->runtime_dir, "%s", s->cfg.runtime_dir);
@@ -632,6 +634,11 @@ static int sup_runtime_dir(supervisor *s, char *err, size_t errlen)
 		snprintf(err, errlen, "paths.data_dir: too long for a runtime directory under it");
 		return -1;
 	}
+	return 0;
+}
+
+static int sup_runtime_dir(supervisor *s, char *err, size_t errlen)
+{
 	if (!s->cfg.amnesia && util_ensure_dir(s->cfg.data_dir, 0700, err, errlen) != 0)
 		return -1;
 	return util_ensure_dir(s->runtime_dir, 0700, err, errlen);
@@ -743,7 +750,7 @@ static int sup_start(supervisor *s, char *err, size_t errlen)
 	s->exe[n] = '\0';
 	/* Root's part: the user, the TCP listeners (ports below 1024); then
 	 * never root again (sup_privs.c). */
-	if (sup_privs_resolve(s, err, errlen) != 0 ||
+	if (sup_runtime_path(s, err, errlen) != 0 || sup_privs_resolve(s, err, errlen) != 0 ||
 	    sup_listen(s->cfg.admin_addr, &s->admin_fd, 1, err, errlen) != 0 ||
 	    sup_listen_roles_tcp(s, err, errlen) != 0 || sup_privs_drop(s, err, errlen) != 0)
 		return -1;
