@@ -119,6 +119,7 @@ typedef struct mn_config {
 	uint32_t search_max_limit;                 /* 50 hits per answer at most */
 	uint32_t search_max_query;                 /* 256 bytes of q */
 	uint32_t search_readers;                   /* 2 query threads (disk) */
+	uint64_t search_sweep_interval_ms;         /* 10 min between catch-ups from storage; 0 off */
 	/* paths */
 	char     data_dir[CONFIG_PATH_MAX];        /* "./var" */
 	char     runtime_dir[CONFIG_PATH_MAX];     /* "" = <data_dir>/run */

@@ -37,75 +37,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "lib/workq.h"
-#include "svc/search/search_db.h"
-#include "svc/svc.h"
-
-#define SEARCH_BATCH_MAX    256u   /* documents per write transaction */
-#define SEARCH_MAX_CONNS    64u
-#define SEARCH_CONN_PENDING 512u
-#define SEARCH_READERS_MAX  16u    /* search.readers' ceiling */
-
-typedef struct search_svc search_svc;
-
-/* A document waiting to be indexed (its own copy of the text), or a name. */
-typedef struct search_pend {
-	bool                is_name;
-	search_doc          d;
-	search_name         nm;
-	struct search_pend *next;
-} search_pend;
-
-typedef struct search_batch {
-	workq_job    job;
-	search_svc  *srv;
-	search_pend *list;
-	size_t       n, nd, nn;   /* entries; of them documents, names */
-	search_doc  *docs;
-	search_name *names;
-	int          rc;
-	search_db_added added;
-} search_batch;
-
-typedef struct search_qjob {
-	workq_job      job;
-	search_svc    *srv;
-	rpc_req       *req;
-	char           q[SEARCH_QUERY_MAX];
-	uint16_t       limit;
-	uint64_t       deadline_ns;
-	search_db_rc   rc;
-	char           msg[SEARCH_MSG_TEXT_MAX];
-	search_hits    hits;
-} search_qjob;
-
-/* The read-only connections of the query threads: a stack under a lock,
- * taken by a query job on its worker thread for the job's length. With
- * as many connections as threads a job always finds one. */
-typedef struct search_readers {
-	pthread_mutex_t lock;
-	bool            lock_ok;
-	search_db      *db[SEARCH_READERS_MAX];
-	size_t          n;
-	search_db      *free[SEARCH_READERS_MAX];
-	size_t          nfree;
-} search_readers;
-
-struct search_svc {
-	svc          *s;
-	search_db    *db;            /* the writer's (and, in amnesia, the only) connection */
-	search_readers rd;           /* disk: the query threads' connections */
-	workq        *rq;            /* disk: the query threads; NULL: queries go to wq */
-	struct event *rq_ev;
-	rpc_server   *rpc;
-	workq        *wq;
-	struct event *wq_ev;
-	search_pend  *head, *tail;   /* pending documents, oldest first */
-	size_t        npend;
-	bool          writing;       /* a batch job is in the pool */
-	unsigned      nqueries;      /* query jobs in the pool */
-	int64_t       ndocs, nnames;
-	metrics_series *m_docs, *m_names, *m_pending;
-};
+#include "svc/search/search_int.h"
 
 static void search_reply_err(rpc_req *q, uint16_t status, const char *msg)
 {
@@ -226,8 +158,7 @@ static search_pend *search_pend_new(search_svc *srv, rpc_req *q)
 	return e;
 }
 
-/* Queue e (last), answer 200, and wake the writer. */
-static void search_pend_push(search_svc *srv, rpc_req *q, search_pend *e)
+void search_pend_enqueue(search_svc *srv, search_pend *e)
 {
 	if (srv->tail)
 		srv->tail->next = e;
@@ -235,9 +166,15 @@ static void search_pend_push(search_svc *srv, rpc_req *q, search_pend *e)
 		srv->head = e;
 	srv->tail = e;
 	srv->npend++;
-	rpc_server_reply(q, 200, NULL, 0, NULL, 0);
 	search_write_next(srv);
 	search_gauges(srv);
+}
+
+/* Queue e (last), answer 200, and wake the writer. */
+static void search_pend_push(search_svc *srv, rpc_req *q, search_pend *e)
+{
+	rpc_server_reply(q, 200, NULL, 0, NULL, 0);
+	search_pend_enqueue(srv, e);
 }
 
 static void search_do_index(search_svc *srv, rpc_req *q, const uint8_t *p, size_t n)
@@ -467,12 +404,14 @@ static void search_free(search_svc *srv)
 	if (!srv)
 		return;
 	rpc_server_free(srv->rpc);
+	search_sweep_stop(srv->sweep);
 	workq_free(srv->rq);   /* a running job finishes; queued ones are dropped */
 	workq_free(srv->wq);
 	if (srv->rq_ev)
 		event_free(srv->rq_ev);
 	if (srv->wq_ev)
 		event_free(srv->wq_ev);
+	search_sweep_free(srv->sweep);
 	search_pend_free(srv->head);
 	search_close_readers(&srv->rd);
 	search_db_close(srv->db);
@@ -495,9 +434,13 @@ static int search_start(svc *s)
 	}
 	/* The database opens before the sandbox, the worker after it
 	 * (Landlock binds only the threads made after it). */
-	if (search_open_db(srv, &s->cfg) != 0 || svc_sandbox_enter(s) != 0)
+	if (search_open_db(srv, &s->cfg) != 0)
 		goto fail;
-	if (!(srv->wq = workq_new(1, 1 + s->cfg.search_max_queries)) ||
+	srv->sweep = search_sweep_new(srv);
+	if ((s->cfg.search_sweep_interval_ms && !srv->sweep) || svc_sandbox_enter(s) != 0)
+		goto fail;
+	/* a slot each for the writer's batch and the sweep's job */
+	if (!(srv->wq = workq_new(1, 2 + s->cfg.search_max_queries)) ||
 	    !(srv->wq_ev = event_new(s->base, workq_fd(srv->wq), EV_READ | EV_PERSIST, on_jobs_done,
 	                             srv->wq)) ||
 	    event_add(srv->wq_ev, NULL) != 0)
@@ -513,6 +456,8 @@ static int search_start(svc *s)
 	                       .handle = search_handle, .arg = srv,
 	                       .drained = search_on_drained };
 	if (!(srv->rpc = rpc_server_new(s->base, s->listen_fd, &so)))
+		goto fail;
+	if (srv->sweep && search_sweep_start(srv->sweep) != 0)
 		goto fail;
 	srv->m_docs = metrics_get("search_documents", "");
 	srv->m_names = metrics_get("search_names", "");

@@ -24,7 +24,7 @@
 struct search_db {
 	sqlite3      *db;
 	sqlite3_stmt *ins_doc, *ins_fts, *query, *doc, *name_hit;
-	sqlite3_stmt *name_get, *name_del, *ins_name, *fts_del, *name_seq;
+	sqlite3_stmt *name_get, *name_del, *ins_name, *fts_del, *name_seq, *has_doc;
 	uint64_t      deadline_ns;   /* of the query running; 0 none */
 };
 
@@ -62,6 +62,7 @@ static const struct {
 	{ offsetof(search_db, fts_del), "INSERT INTO fts(fts, rowid, ctype, body, name)"
 	  " VALUES('delete', ?, '', '', ?)" },
 	{ offsetof(search_db, name_seq), "UPDATE names SET seq = ? WHERE id = ?" },
+	{ offsetof(search_db, has_doc), "SELECT 1 FROM docs WHERE cid = ?" },
 };
 
 #define SEARCH_DB_NSTMTS (sizeof search_db_stmts / sizeof search_db_stmts[0])
@@ -331,6 +332,25 @@ static int64_t search_db_count_of(search_db *db, const char *sql)
 		n = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	return n;
+}
+
+int search_db_missing(search_db *db, const uint8_t (*ids)[32], size_t n, bool *missing)
+{
+	int rc = 0;
+
+	db->deadline_ns = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		int st;
+
+		sqlite3_reset(db->has_doc);
+		sqlite3_bind_blob(db->has_doc, 1, ids[i], 32, SQLITE_STATIC);
+		st = sqlite3_step(db->has_doc);
+		missing[i] = st == SQLITE_DONE;
+		if (st != SQLITE_DONE && st != SQLITE_ROW)
+			rc = -1;
+	}
+	sqlite3_reset(db->has_doc);
+	return rc;
 }
 
 int64_t search_db_count(search_db *db)

@@ -28,6 +28,7 @@
 #ifndef MN_SVC_SEARCH_SEARCH_DB_H
 #define MN_SVC_SEARCH_SEARCH_DB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,6 +67,9 @@ int search_db_write(search_db *db, const search_doc *docs, size_t nd, const sear
 /* names[0..n) alone: how many were indexed anew (new or re-pointed), or -1. */
 int search_db_names(search_db *db, const search_name *names, size_t n);
 /* Documents indexed; names indexed. */
+/* missing[i]: whether no document of ids[i] is indexed. 0, or -1 (an
+ * SQLite error; missing is then unreliable). */
+int search_db_missing(search_db *db, const uint8_t (*ids)[32], size_t n, bool *missing);
 int64_t search_db_count(search_db *db);
 int64_t search_db_count_names(search_db *db);
 /* Up to limit hits of q (checked by search_query_check) into out, until
