@@ -173,17 +173,30 @@ static int storage_do_meta_get(storage_conn *c, const stor_req *q, storage_reply
 	return storage_ok(rp);
 }
 
-static int storage_do_meta_set(storage_conn *c, const stor_req *q, storage_reply *rp)
+/* META_SET's answer, on the loop either way. */
+static int storage_meta_set_reply(storage_reply *rp, store_status rc)
 {
-	stor_rep_meta *m = &rp->rep.u.meta;
-	store_status rc = store_meta_set(c->srv->st, q->u.meta_set.id, q->u.meta_set.ctype,
-	                                 &m->len, m->ctype);
-
-	_Static_assert(STORE_CTYPE_MAX == STOR_CTYPE_MAX, "the record is the message's field");
+	rp->rep.verb = STOR_META_SET;
 	if (rc != STORE_OK)
 		return storage_fail(rp, (int)rc, rc == STORE_BAD ? "not a media type" :
 		                    storage_status_msg(rc));
 	return storage_ok(rp);
+}
+
+static int storage_meta_set_start(storage_conn *c, storage_reply *rp, const stor_req_meta_set *m);
+
+/* On disk a META_SET is an LMDB write transaction (an fsync): it runs on
+ * the commit pool like a commit, its connection parked, never on the loop.
+ * The RAM backend's record is memory, set here. */
+static int storage_do_meta_set(storage_conn *c, const stor_req *q, storage_reply *rp)
+{
+	stor_rep_meta *m = &rp->rep.u.meta;
+
+	_Static_assert(STORE_CTYPE_MAX == STOR_CTYPE_MAX, "the record is the message's field");
+	if (store_meta_set_off_loop(c->srv->st))
+		return storage_meta_set_start(c, rp, &q->u.meta_set);
+	return storage_meta_set_reply(rp, store_meta_set(c->srv->st, q->u.meta_set.id,
+	                                                 q->u.meta_set.ctype, &m->len, m->ctype));
 }
 
 /* The cache gauges and the eviction counter from the store's own counts
@@ -642,6 +655,62 @@ static int storage_commit_start(storage_conn *c, storage_reply *rp,
 		store_commit_free(cm);
 		free(job);
 		return storage_fail(rp, STORE_BUSY, storage_status_msg(STORE_BUSY));
+	}
+	rp->deferred = true;
+	return 0;
+}
+
+/* One META_SET in the pool (disk): the same parking as a commit. */
+typedef struct storage_meta_job {
+	workq_job     job;          /* first: the pool hands this back */
+	storage_conn *c;            /* loop thread only */
+	store        *st;
+	uint64_t      corr;
+	uint8_t       id[B3_OUT_LEN];
+	char          want[STOR_CTYPE_MAX];
+	store_status  rc;           /* the worker's result */
+	uint64_t      len;
+	char          ctype[STORE_CTYPE_MAX];
+} storage_meta_job;
+
+static void on_meta_set_run(workq_job *j)
+{
+	storage_meta_job *job = (storage_meta_job *)j;
+
+	job->rc = store_meta_set(job->st, job->id, job->want, &job->len, job->ctype);
+}
+
+static void on_meta_set_done(workq_job *j, bool ran)
+{
+	storage_meta_job *job = (storage_meta_job *)j;
+	storage_conn *c = job->c;
+	storage_reply rp = { .fds = { -1, -1 } };
+
+	if (!ran) {   /* dropped at shutdown: its connection closes next */
+		free(job);
+		return;
+	}
+	rp.rep.u.meta.len = job->len;
+	memcpy(rp.rep.u.meta.ctype, job->ctype, sizeof rp.rep.u.meta.ctype);
+	(void)storage_meta_set_reply(&rp, job->rc);
+	if (storage_conn_set(c, CONN_READING) != 0 || storage_send(c, job->corr, &rp) != 0)
+		storage_conn_close(c);
+	free(job);
+}
+
+static int storage_meta_set_start(storage_conn *c, storage_reply *rp, const stor_req_meta_set *m)
+{
+	storage_meta_job *job = calloc(1, sizeof *job);
+
+	if (!job)
+		return storage_meta_set_reply(rp, STORE_ERROR);
+	*job = (storage_meta_job){ .job = { .run = on_meta_set_run, .done = on_meta_set_done },
+	                           .c = c, .st = c->srv->st, .corr = rp->corr };
+	memcpy(job->id, m->id, B3_OUT_LEN);
+	snprintf(job->want, sizeof job->want, "%s", m->ctype);
+	if (workq_submit(c->srv->wq, &job->job) != 0) {
+		free(job);
+		return storage_meta_set_reply(rp, STORE_BUSY);
 	}
 	rp->deferred = true;
 	return 0;

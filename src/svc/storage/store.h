@@ -214,10 +214,15 @@ __attribute__((warn_unused_result))
 store_status store_meta_get(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len,
                             char ctype[STORE_CTYPE_MAX]);
 /* Record want unless a type is recorded (the first stays): 200 with *len
- * and the type in force in ctype, 400 (want is not a type), 404, 502, 500. */
+ * and the type in force in ctype, 400 (want is not a type), 404, 502, 500.
+ * Loop thread; or any one worker thread at a time when
+ * store_meta_set_off_loop(st) (disk: LMDB transactions of its own, safe
+ * beside the loop's reads and the commits' ingests, as an ingest is). */
 __attribute__((warn_unused_result))
 store_status store_meta_set(store *st, const uint8_t id[B3_OUT_LEN], const char *want,
                             uint64_t *len, char ctype[STORE_CTYPE_MAX]);
+/* Whether store_meta_set may run off the loop (the backend's ingest may). */
+bool store_meta_set_off_loop(const store *st);
 
 /* ---- backend interface (store_upload.c ↔ store_disk.c, store_ram.c) ------- */
 
@@ -264,7 +269,8 @@ typedef struct store_backend {
 	                     size_t *n, bool *more);
 	/* The type record: 0 (out[0] == '\0' when none), -1 error. */
 	int  (*meta_get)(store *st, const uint8_t id[B3_OUT_LEN], char out[STORE_CTYPE_MAX]);
-	/* Write it (a parsed type): 0 or -1. */
+	/* Write it (a parsed type) unless one is recorded: 0 written, 1 one
+	 * was recorded already (kept; checked in the write itself), -1 error. */
 	int  (*meta_put)(store *st, const uint8_t id[B3_OUT_LEN], const char *ctype);
 	void (*destroy)(store *st);
 } store_backend;

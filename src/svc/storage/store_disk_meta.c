@@ -42,9 +42,16 @@ int disk_ctype_put(MDB_env *env, MDB_dbi dbi, const uint8_t id[B3_OUT_LEN], cons
 		return -1;
 	buf[0] = DISK_CTYPE_VERSION;
 	memcpy(buf + 1, ctype, n);
-	if (mdb_put(txn, dbi, &k, &v, 0) != 0) {
+	/* The first type stays, also against a META_SET on another worker
+	 * that read "none" at the same time: the check is in this transaction. */
+	switch (mdb_put(txn, dbi, &k, &v, MDB_NOOVERWRITE)) {
+	case 0:
+		return mdb_txn_commit(txn) == 0 ? 0 : -1;
+	case MDB_KEYEXIST:
+		mdb_txn_abort(txn);
+		return 1;
+	default:
 		mdb_txn_abort(txn);
 		return -1;
 	}
-	return mdb_txn_commit(txn) == 0 ? 0 : -1;
 }

@@ -18,7 +18,8 @@
 /* A read transaction: 0 (out[0] == '\0' when none), -1 error. */
 int disk_ctype_get(MDB_env *env, MDB_dbi dbi, const uint8_t id[B3_OUT_LEN],
                    char out[STORE_CTYPE_MAX]);
-/* One small write transaction (on the loop, like a quarantine's): 0/-1. */
+/* One small write transaction (on a commit worker: storage.c), unless a
+ * type is recorded: 0 written, 1 kept the one recorded, -1 error. */
 int disk_ctype_put(MDB_env *env, MDB_dbi dbi, const uint8_t id[B3_OUT_LEN], const char *ctype);
 
 #endif

@@ -57,8 +57,18 @@ store_status store_meta_set(store *st, const uint8_t id[B3_OUT_LEN], const char 
 		return STORE_BAD;
 	if ((rc = store_meta_get(st, id, len, ctype)) != STORE_OK || ctype[0])
 		return rc;
-	if (st->be->meta_put(st, id, t) < 0)
+	switch (st->be->meta_put(st, id, t)) {
+	case 0:
+		memcpy(ctype, t, strlen(t) + 1);
+		return STORE_OK;
+	case 1:   /* recorded meanwhile (another worker's META_SET): that one stays */
+		return store_meta_get(st, id, len, ctype);
+	default:
 		return STORE_ERROR;
-	memcpy(ctype, t, strlen(t) + 1);
-	return STORE_OK;
+	}
+}
+
+bool store_meta_set_off_loop(const store *st)
+{
+	return st->be->ingest_off_loop;
 }

@@ -394,6 +394,8 @@ static int ram_meta_put(store *st, const uint8_t id[B3_OUT_LEN], const char *cty
 
 	if (!o || n >= sizeof o->ctype)
 		return -1;
+	if (o->ctype[0])
+		return 1;   /* the first stays */
 	memcpy(o->ctype, ctype, n + 1);
 	return 0;
 }

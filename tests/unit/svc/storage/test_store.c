@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -538,6 +539,62 @@ static void test_ram_sealed_and_diskless(void **state)
 	free(data);
 }
 
+/* Two workers recording a type for one object at once (storage.c runs
+ * META_SET on the commit pool on disk): exactly one type is recorded, and
+ * both are told that one. The check is inside the write transaction. */
+typedef struct meta_racer {
+	store             *st;
+	const uint8_t     *id;
+	const char        *want;
+	pthread_barrier_t *go;
+	store_status       rc;
+	char               got[STORE_CTYPE_MAX];
+} meta_racer;
+
+static void *meta_race_run(void *arg)
+{
+	meta_racer *r = arg;
+	uint64_t len;
+
+	pthread_barrier_wait(r->go);
+	r->rc = store_meta_set(r->st, r->id, r->want, &len, r->got);
+	return NULL;
+}
+
+static void test_meta_set_race(void **state)
+{
+	fx *f = *state;
+
+	assert_true(store_meta_set_off_loop(f->st));
+	for (unsigned i = 0; i < 64; i++) {
+		uint8_t *data = make_data(KIB + i, 20u + i), id[B3_OUT_LEN];
+		char t[STORE_CTYPE_MAX];
+		pthread_barrier_t go;
+		pthread_t th[2];
+		meta_racer r[2] = {
+			{ .st = f->st, .id = id, .want = "text/plain", .go = &go },
+			{ .st = f->st, .id = id, .want = "image/png", .go = &go },
+		};
+		bool created;
+		uint64_t len;
+
+		assert_int_equal(put(f->st, data, KIB + i, NULL, id, &created), STORE_OK);
+		assert_int_equal(pthread_barrier_init(&go, NULL, 2), 0);
+		for (int k = 0; k < 2; k++)
+			assert_int_equal(pthread_create(&th[k], NULL, meta_race_run, &r[k]), 0);
+		for (int k = 0; k < 2; k++)
+			pthread_join(th[k], NULL);
+		pthread_barrier_destroy(&go);
+		assert_int_equal(store_meta_get(f->st, id, &len, t), STORE_OK);
+		for (int k = 0; k < 2; k++) {
+			assert_int_equal(r[k].rc, STORE_OK);
+			assert_string_equal(r[k].got, t);
+		}
+		assert_true(strcmp(t, "text/plain") == 0 || strcmp(t, "image/png") == 0);
+		free(data);
+	}
+}
+
 #define BOTH(fn) \
 	cmocka_unit_test_setup_teardown(fn, setup_disk, teardown), \
 	cmocka_unit_test_setup_teardown(fn, setup_ram, teardown)
@@ -556,6 +613,7 @@ int main(void)
 		BOTH(test_upload_share_long_keys),
 		BOTH(test_quarantine),
 		BOTH(test_meta_type),
+		cmocka_unit_test_setup_teardown(test_meta_set_race, setup_disk, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_sweep, setup_disk, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_sweep, setup_disk_named, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_blob, setup_disk, teardown),
