@@ -1,10 +1,11 @@
 /*
  * search_sweep.c — the search service's catch-up from storage
- * (docs/search.md "Catch-up"). The gateway tells the service of each PUT
+ * (docs/search.md "Catch-up from the store"). The gateway tells the service of each PUT
  * it takes; objects that reach the store another way (OAP/1 through
- * omnigate, fetched from peers, replicated), that were stored while the
- * service was down or not configured, or whose notice was dropped (a full
- * queue) are found here: once at start and every search.sweep_interval
+ * omnigate, replicated; not cache copies, which LIST leaves out), that
+ * were stored while the service was down or not configured, or whose
+ * notice was dropped (a full queue) are found here: once at start and
+ * every search.sweep_interval
  * the sweep walks the store's ids (STOR_LIST, a page of STOR_LIST_MAX at a
  * time), asks the index which of them it lacks, and for each of those:
  *
