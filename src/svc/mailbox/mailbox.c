@@ -17,6 +17,10 @@
  * commit leaves memory ahead of the disk, so the service exits (fatal) and
  * the supervisor restarts it from what the disk holds: nothing answered
  * is lost, and what was not answered was not promised.
+ *
+ * Two timers: the tick (idempotency keys past the window) and the lease
+ * sweep (leases and backoffs that ended, across recipients: counted,
+ * visible again or dead-lettered without waiting for a receive).
  */
 #include <errno.h>
 #include <fcntl.h>
