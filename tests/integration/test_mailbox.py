@@ -122,6 +122,75 @@ def test_lease_timeout_dlq_requeue(mb_node):
     assert n.metrics().get("mailbox_dlq_total") == 2
 
 
+def counter(n, name):
+    return n.metrics().get(name) or 0
+
+
+def settled_metrics(n, me, token):
+    """/metrics once every answer the mailbox gave before has published its
+    counts: a DLQ listing (no change) is answered after them, in order."""
+    assert call(n, "GET", "/mb/%s/dlq" % me, token).status == 200
+    return n.metrics()
+
+
+def test_lease_expiry_counted_without_receive(mb_node):
+    """A lease that runs out is noticed by the service's sweep, not by the
+    next receive: the counter moves with nobody receiving, the message is
+    visible again, and the receive that follows does not count it twice.
+    An ack after the lease ended still settles the message."""
+    n = mb_node
+    me = tok(n, "dave")
+    mid = send(n, "dave", {"body": "d"}).json()["id"]
+    got = recv(n, "dave", me, "lease=1s")
+    assert [x["id"] for x in got] == [mid] and got[0]["deliveries"] == 1
+    # no receive from here on until the counter moved
+    wait_until(lambda: counter(n, "mailbox_visibility_timeout_total") == 1, 10 * SLOW,
+               what="the lease's end counted without a receive")
+    m = settled_metrics(n, "dave", me)
+    assert m.get("mailbox_depth") == 1 and (m.get("mailbox_dlq_total") or 0) == 0
+    got = recv(n, "dave", me, "lease=30s")
+    assert [x["id"] for x in got] == [mid] and got[0]["deliveries"] == 2
+    m = settled_metrics(n, "dave", me)
+    assert m.get("mailbox_visibility_timeout_total") == 1   # not a second time
+    # an ack after the lease ended (and the sweep saw it) still settles
+    other = send(n, "dave", {"body": "o"}).json()["id"]
+    assert [x["id"] for x in recv(n, "dave", me, "lease=1s")] == [other]
+    wait_until(lambda: counter(n, "mailbox_visibility_timeout_total") == 2, 10 * SLOW,
+               what="the second message's lease end")
+    r = call(n, "POST", "/mb/dave/%s/ack" % other, me)
+    assert r.status == 200 and r.json()["state"] == "acked", r
+    assert recv(n, "dave", me) == []   # the first is still leased, the other gone
+    r = call(n, "POST", "/mb/dave/%s/ack" % mid, me)
+    assert r.status == 200, r
+    m = settled_metrics(n, "dave", me)
+    assert m.get("mailbox_visibility_timeout_total") == 2
+    assert m.get("mailbox_depth") == 0
+
+
+def test_last_lease_expiry_moves_to_dlq_without_receive(mb_node):
+    """The last delivery's lease (max_deliveries = 3) runs out: the sweep
+    moves the message to the DLQ then, counted once in each counter."""
+    n = mb_node
+    me = tok(n, "erin")
+    mid = send(n, "erin", {"body": "e"}).json()["id"]
+    for i in range(3):
+        got = wait_until(lambda: recv(n, "erin", me, "lease=300ms"), 10 * SLOW,
+                         what="delivery %d" % (i + 1))
+        assert [x["id"] for x in got] == [mid] and got[0]["deliveries"] == i + 1
+    # no receive from here on until it is a dead letter
+    wait_until(lambda: counter(n, "mailbox_dlq_total") == 1, 10 * SLOW,
+               what="the last lease's end moving the message to the DLQ")
+    m = settled_metrics(n, "erin", me)
+    assert m.get("mailbox_dlq_depth") == 1 and m.get("mailbox_depth") == 0
+    assert m.get("mailbox_visibility_timeout_total") == 3   # each lease once
+    r = call(n, "GET", "/mb/erin/dlq", me)
+    assert r.status == 200 and [x["id"] for x in r.json()["messages"]] == [mid], r
+    assert_envelope(call(n, "POST", "/mb/erin/%s/ack" % mid, me), 409, "in_dlq")
+    assert recv(n, "erin", me, "lease=300ms") == []
+    m = settled_metrics(n, "erin", me)
+    assert m.get("mailbox_dlq_total") == 1 and m.get("mailbox_visibility_timeout_total") == 3
+
+
 def test_idempotency(mb_node):
     n = mb_node
     a = tok(n, "alice")

@@ -17,6 +17,10 @@
  * commit leaves memory ahead of the disk, so the service exits (fatal) and
  * the supervisor restarts it from what the disk holds: nothing answered
  * is lost, and what was not answered was not promised.
+ *
+ * Two timers: the tick (idempotency keys past the window) and the lease
+ * sweep (leases and backoffs that ended, across recipients: counted,
+ * visible again or dead-lettered without waiting for a receive).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -263,6 +267,37 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	mailbox_commit(m, j);
 }
 
+/* Every MAILBOX_SWEEP_MS: the leases that ran out (and backoffs that are
+ * over) since, across recipients, without waiting for a receive — so
+ * mailbox_visibility_timeout_total, mailbox_dlq_total and the depths move
+ * when it happens. A move to the DLQ is a change like any other: committed
+ * by the writer thread (a failed commit exits, as for any change). Writer
+ * full or draining: next turn. */
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	mailbox *m = arg;
+	uint64_t now = util_wall_ms();
+	mb_job *j;
+
+	(void)fd; (void)what;
+	if (mb_table_next_wake(m->t) > now || m->draining || !mailbox_can_write(m) ||
+	    !(j = mailbox_job_new(m, NULL, MB_PING)))
+		return;
+	(void)mb_table_sweep(m->t, now, MAILBOX_SWEEP_MAX, &j->b);
+	mailbox_commit(m, j);   /* nothing to write: the gauges at once */
+}
+
+static int mailbox_timers(mailbox *m)
+{
+	struct timeval tick = { MAILBOX_TICK_MS / 1000, (MAILBOX_TICK_MS % 1000) * 1000 };
+	struct timeval sweep = { MAILBOX_SWEEP_MS / 1000, (MAILBOX_SWEEP_MS % 1000) * 1000 };
+
+	m->tick = event_new(m->s->base, -1, EV_PERSIST, on_tick, m);
+	m->sweep = event_new(m->s->base, -1, EV_PERSIST, on_sweep, m);
+	return m->tick && m->sweep && event_add(m->tick, &tick) == 0 &&
+	       event_add(m->sweep, &sweep) == 0 ? 0 : -1;
+}
+
 /* ---- service ---------------------------------------------------------------------------- */
 
 static void mailbox_limits(const mn_config *cfg, mb_limits *lim)
@@ -314,6 +349,8 @@ static void mailbox_free(mailbox *m)
 		return;
 	if (m->tick)
 		event_free(m->tick);
+	if (m->sweep)
+		event_free(m->sweep);
 	rpc_server_free(m->srv);   /* requests in work keep their handles */
 	mb_writer_free(m);         /* a running commit finishes and is answered */
 	mb_table_free(m->t);
@@ -336,7 +373,6 @@ static int mb_check(uint16_t verb, const uint8_t *p, size_t n)
 static int mailbox_start(svc *s)
 {
 	mailbox *m = calloc(1, sizeof *m);
-	struct timeval tick = { MAILBOX_TICK_MS / 1000, 0 };
 
 	if (!m)
 		return -1;
@@ -358,8 +394,7 @@ static int mailbox_start(svc *s)
 		log_kv(LOG_LEVEL_ERROR, "mailbox has no listening socket", LOG_END);
 		goto fail;
 	}
-	m->tick = event_new(s->base, -1, EV_PERSIST, on_tick, m);
-	if (!m->tick || event_add(m->tick, &tick) != 0)
+	if (mailbox_timers(m) != 0)
 		goto fail;
 	m->m_depth = metrics_get("mailbox_depth", "");
 	m->m_dlq_depth = metrics_get("mailbox_dlq_depth", "");

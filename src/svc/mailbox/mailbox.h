@@ -31,6 +31,12 @@
 #define MAILBOX_WRITES_MAX     256u    /* commits queued for the writer; more: 503 */
 #define MAILBOX_TICK_MS        1000u
 #define MAILBOX_EXPIRE_BATCH   1024u   /* idempotency keys forgotten per tick */
+/* The lease sweep: every MAILBOX_SWEEP_MS the waits (leases, backoffs)
+ * that ended are handled (counted, visible again or into the DLQ), at most
+ * MAILBOX_SWEEP_MAX per turn (the rest next turn; a RECV still wakes its
+ * own recipient's at once). Nothing ended: one comparison. */
+#define MAILBOX_SWEEP_MS       250u
+#define MAILBOX_SWEEP_MAX      1024u
 /* Body bytes one RECV or DLQ reply carries at most (the first message
  * always goes): what one gateway request may have to turn into JSON. */
 #define MAILBOX_REPLY_BYTES    ((uint64_t)4 << 20)
@@ -62,7 +68,7 @@ typedef struct mailbox {
 	mb_table          *t;
 	mb_db             *db;          /* NULL in amnesia */
 	workq             *wq;          /* the writer thread (disk), else NULL */
-	struct event      *wq_ev, *tick;
+	struct event      *wq_ev, *tick, *sweep;
 	size_t             writes;      /* jobs queued or committing */
 	struct mb_jobq     queued;      /* waiting for the next commit */
 	bool               committing;  /* group is with the writer */

@@ -11,11 +11,13 @@
  * Rules (docs/mailbox.md):
  *   - each recipient has three queues: live (visible, in queue order),
  *     wait (leased or backing off, by the time it ends) and dlq;
- *   - a RECV first moves the waits that ended back to the tail of live,
- *     then leases from the head of live: deliveries + 1, into wait until
- *     now + lease; a message whose lease ran out is visible again
- *     (counted as a visibility timeout) unless it reached max_deliveries —
- *     then it moves to the DLQ instead of a further delivery;
+ *   - a wait that ended (mb_table_wake.c: the service's sweep, every
+ *     MAILBOX_SWEEP_MS, or a RECV of that recipient, whichever comes
+ *     first) moves the message back to the tail of live; one whose lease
+ *     ran out is counted as a visibility timeout (once), and one that
+ *     reached max_deliveries moves to the DLQ instead;
+ *   - a RECV leases from the head of live: deliveries + 1, into wait until
+ *     now + lease;
  *   - ACK deletes a message that was delivered; NACK makes it visible after
  *     backoff_base << (deliveries - 1) (capped), or moves it to the DLQ
  *     when its deliveries reached max_deliveries;
@@ -156,7 +158,7 @@ mb_box *box_get(mb_table *t, const char *name, bool create)
 
 	if (found || !create || n > MB_NAME_MAX)
 		return found;
-	if (!(x = calloc(1, sizeof *x)))
+	if (wheap_reserve(t, t->nboxes + 1) != 0 || !(x = calloc(1, sizeof *x)))
 		return NULL;
 	memcpy(x->name, name, n + 1);
 	x->hash = h;
@@ -165,6 +167,7 @@ mb_box *box_get(mb_table *t, const char *name, bool create)
 	TAILQ_INIT(&x->dlq);
 	x->hnext = t->boxes[h & (t->nbuckets - 1)];
 	t->boxes[h & (t->nbuckets - 1)] = x;
+	t->nboxes++;
 	return x;
 }
 
@@ -179,6 +182,8 @@ void box_maybe_free(mb_table *t, mb_box *x)
 		p = &(*p)->hnext;
 	if (*p)
 		*p = x->hnext;
+	wheap_update(t, x);   /* its wait is empty: out of the heap (it is already) */
+	t->nboxes--;
 	free(x);
 }
 
@@ -191,8 +196,8 @@ static struct mb_queue *entry_queue(mb_entry *e)
 
 /* Into box->wait, kept in visible_ms order. From the tail: leases of one
  * length arrive in order, so this is one step in the usual case (at worst
- * the recipient's quota_count). */
-static void wait_insert(mb_entry *e)
+ * the recipient's quota_count). The box's place in the wake heap follows. */
+static void wait_insert(mb_table *t, mb_entry *e)
 {
 	struct mb_queue *w = &e->box->wait;
 	mb_entry *p = TAILQ_LAST(w, mb_queue);
@@ -204,19 +209,24 @@ static void wait_insert(mb_entry *e)
 	else
 		TAILQ_INSERT_HEAD(w, e, link);
 	e->waiting = true;
+	wheap_update(t, e->box);
 }
 
-static void entry_unqueue(mb_entry *e)
+void entry_unqueue(mb_table *t, mb_entry *e)
 {
+	bool waited = e->waiting;
+
 	TAILQ_REMOVE(entry_queue(e), e, link);
 	e->waiting = false;
+	if (waited)
+		wheap_update(t, e->box);
 }
 
 void entry_free(mb_table *t, mb_entry *e)
 {
 	mb_box *x = e->box;
 
-	entry_unqueue(e);
+	entry_unqueue(t, e);
 	entry_unhash(t, e);
 	x->count--;
 	x->bytes -= e->body_len;
@@ -239,7 +249,7 @@ void entry_link(mb_table *t, mb_entry *e)
 	if (e->dlq)
 		TAILQ_INSERT_TAIL(&x->dlq, e, link);
 	else if (e->deliveries > 0)   /* loaded: its lease or backoff stands */
-		wait_insert(e);
+		wait_insert(t, e);
 	else
 		TAILQ_INSERT_TAIL(&x->live, e, link);
 	e->hnext = t->ids[e->id & (t->nbuckets - 1)];
@@ -254,9 +264,9 @@ void entry_link(mb_table *t, mb_entry *e)
 		t->depth++;
 }
 
-static void entry_to_dlq(mb_table *t, mb_entry *e, mb_batch *b)
+void entry_to_dlq(mb_table *t, mb_entry *e, mb_batch *b)
 {
-	entry_unqueue(e);
+	entry_unqueue(t, e);
 	TAILQ_INSERT_TAIL(&e->box->dlq, e, link);
 	e->dlq = true;
 	e->leased = false;
@@ -305,6 +315,7 @@ void mb_table_free(mb_table *t)
 	free(t->ids);
 	free(t->boxes);
 	free(t->idems);
+	free(t->wheap);
 	free(t);
 }
 
@@ -347,27 +358,6 @@ int mb_table_load(mb_table *t, const uint8_t *rec, size_t n)
 
 /* ---- RECV, ACK, NACK ------------------------------------------------------------------ */
 
-/* Waits that ended: back to the tail of the queue, or into the DLQ when
- * the message used its deliveries. */
-static void recv_wake(mb_table *t, mb_box *x, uint64_t now, mb_batch *b)
-{
-	mb_entry *e;
-	size_t moved = 0;
-
-	while ((e = TAILQ_FIRST(&x->wait)) != NULL && e->visible_ms <= now && moved++ < MB_SCAN_MAX) {
-		if (e->leased) {   /* its lease ran out with no ack */
-			e->leased = false;
-			t->ev_timeouts++;
-		}
-		if (e->deliveries >= t->lim.max_deliveries) {
-			entry_to_dlq(t, e, b);
-			continue;
-		}
-		entry_unqueue(e);
-		TAILQ_INSERT_TAIL(&x->live, e, link);
-	}
-}
-
 size_t mb_table_recv(mb_table *t, const char *name, unsigned max, uint64_t max_bytes,
                      uint32_t lease_ms, uint64_t now, mb_batch *b, mb_entry **out)
 {
@@ -378,7 +368,8 @@ size_t mb_table_recv(mb_table *t, const char *name, unsigned max, uint64_t max_b
 
 	if (!x)
 		return 0;
-	recv_wake(t, x, now, b);
+	/* The waits that ended and the sweep has not seen yet (box_wake). */
+	(void)box_wake(t, x, now, MB_SCAN_MAX, b);
 	for (e = TAILQ_FIRST(&x->live); e && n < max && seen < MB_SCAN_MAX; e = next, seen++) {
 		next = TAILQ_NEXT(e, link);
 		if (e->pending)
@@ -390,11 +381,11 @@ size_t mb_table_recv(mb_table *t, const char *name, unsigned max, uint64_t max_b
 	}
 	for (size_t i = 0; i < n; i++) {
 		e = out[i];
-		entry_unqueue(e);
+		entry_unqueue(t, e);
 		e->deliveries++;
 		e->leased = true;
 		e->visible_ms = now + lease_ms;
-		wait_insert(e);
+		wait_insert(t, e);
 		batch_put_meta(b, e);
 	}
 	return n;
@@ -449,10 +440,10 @@ mb_status mb_table_nack(mb_table *t, const char *name, uint64_t id, uint64_t now
 		*dlq = true;
 		return MB_OK;
 	}
-	entry_unqueue(e);
+	entry_unqueue(t, e);
 	e->leased = false;
 	e->visible_ms = now + nack_backoff(&t->lim, e->deliveries);
-	wait_insert(e);
+	wait_insert(t, e);
 	*visible_ms = e->visible_ms;
 	batch_put_meta(b, e);
 	return MB_OK;

@@ -77,6 +77,8 @@ struct mb_box {
 	struct mb_queue dlq;
 	uint32_t       count;        /* live + dlq */
 	uint64_t       bytes;
+	uint64_t       wake_ms;      /* the head of wait's visible_ms: the heap key */
+	size_t         wpos;         /* 1 + index in the table's wake heap; 0: wait empty */
 };
 
 /* What the disk must hold after a change. */
@@ -154,6 +156,18 @@ mb_status mb_table_nack(mb_table *t, const char *name, uint64_t id, uint64_t now
 size_t mb_table_dlq(mb_table *t, const char *name, unsigned max, mb_entry **out);
 mb_status mb_table_requeue(mb_table *t, const char *name, uint64_t id, uint64_t now,
                            mb_batch *b);
+/* ---- waits that end (mb_table_wake.c) ----------------------------------- */
+/* When the earliest wait (a lease or a nack's backoff) of any recipient
+ * ends; UINT64_MAX when nothing waits. O(1). */
+uint64_t mb_table_next_wake(const mb_table *t);
+/* Waits that ended by now, across recipients, earliest first, at most max:
+ * exactly what a RECV does for its own recipient first. A lease that ran
+ * out is counted (mb_table_take_events) once — the message is no longer
+ * leased, so a later RECV or sweep does not count it again; a message that
+ * used max_deliveries moves to the DLQ (recorded in b); any other is
+ * visible again, at the tail of its queue (nothing to write: the record
+ * already holds its deliveries and visible_ms). The number handled. */
+size_t mb_table_sweep(mb_table *t, uint64_t now, size_t max, mb_batch *b);
 /* Forget idempotency keys older than the window, at most max. */
 size_t mb_table_expire_idem(mb_table *t, uint64_t now, size_t max, mb_batch *b);
 

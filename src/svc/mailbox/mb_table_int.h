@@ -1,7 +1,7 @@
 /*
- * mb_table_int.h — what mb_table.c (entries, queues, the verbs after SEND)
- * and mb_table_send.c (SEND and the idempotency keys) share. Private to
- * those two files.
+ * mb_table_int.h — what mb_table.c (entries, queues, the verbs after SEND),
+ * mb_table_send.c (SEND and the idempotency keys) and mb_table_wake.c (the
+ * waits that end: leases, backoffs) share. Private to those three files.
  */
 #ifndef MN_SVC_MAILBOX_MB_TABLE_INT_H
 #define MN_SVC_MAILBOX_MB_TABLE_INT_H
@@ -31,6 +31,11 @@ struct mb_table {
 	TAILQ_HEAD(mb_idem_age_q, mb_idem) idem_age;
 	uint64_t   next_id;
 	uint64_t   depth, dlq_depth, nidem, nmsgs, bytes;
+	/* Boxes whose wait is not empty, a binary min-heap by wake_ms (the
+	 * time their first wait ends): room for every box is made when the
+	 * box is (box_get), so keeping it never fails. mb_table_wake.c. */
+	mb_box   **wheap;
+	size_t     nwheap, wheap_cap, nboxes;
 	uint64_t   ev_timeouts, ev_dlq;
 };
 
@@ -43,6 +48,16 @@ mb_box *box_get(mb_table *t, const char *name, bool create);
 void box_maybe_free(mb_table *t, mb_box *x);
 void entry_free(mb_table *t, mb_entry *e);
 void entry_link(mb_table *t, mb_entry *e);
+void entry_unqueue(mb_table *t, mb_entry *e);
+void entry_to_dlq(mb_table *t, mb_entry *e, mb_batch *b);
+
+/* mb_table_wake.c */
+/* Room in the heap for n boxes. 0, or -1 (out of memory). */
+int wheap_reserve(mb_table *t, size_t n);
+/* x's wait changed: its place in the heap follows its head (in, moved, out). */
+void wheap_update(mb_table *t, mb_box *x);
+/* x's waits that ended by now, at most max: counted, to the DLQ or to live. */
+size_t box_wake(mb_table *t, mb_box *x, uint64_t now, size_t max, mb_batch *b);
 
 /* mb_table_send.c */
 void idem_remove(mb_table *t, mb_idem *k);

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -224,6 +225,158 @@ static void test_many_leases(void **state)
 	mb_table_free(t);
 }
 
+/* The sweep: waits that ended are found across recipients without a
+ * receive, counted once (a later receive does not count them again),
+ * bounded per call; past max_deliveries into the DLQ, as a receive does. */
+static void test_sweep(void **state)
+{
+	mb_table *t = mb_table_new(&LIM);
+	mb_entry *es[10];
+	mb_batch b;
+	uint64_t a[3], bid, to, moves;
+	bool dlq;
+
+	(void)state;
+	assert_int_equal(mb_table_next_wake(t), UINT64_MAX);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(send1(t, "a", "m", "", 100, &a[i]), MB_OK);
+	assert_int_equal(send1(t, "b", "n", "", 100, &bid), MB_OK);
+	assert_int_equal(mb_table_next_wake(t), UINT64_MAX);   /* nothing waits */
+	assert_int_equal(recv_n(t, "a", 100, 50, es), 3);       /* until 150 */
+	assert_int_equal(recv_n(t, "b", 100, 20, es), 1);       /* until 120 */
+	assert_int_equal(mb_table_next_wake(t), 120);
+	mb_batch_init(&b);
+	assert_int_equal(mb_table_sweep(t, 119, 100, &b), 0);
+	assert_int_equal(mb_table_sweep(t, 120, 100, &b), 1);   /* b's, alone */
+	assert_int_equal(b.n, 0);                               /* nothing to write */
+	assert_int_equal(mb_table_next_wake(t), 150);
+	mb_table_take_events(t, &to, &moves);
+	assert_int_equal(to, 1);
+	assert_int_equal(moves, 0);
+	/* visible again; the receive does not count it a second time */
+	assert_int_equal(recv_n(t, "b", 121, 1000, es), 1);
+	assert_int_equal(es[0]->id, bid);
+	assert_int_equal(es[0]->deliveries, 2);
+	mb_table_take_events(t, &to, &moves);
+	assert_int_equal(to, 0);
+	assert_int_equal(mb_table_next_wake(t), 150);
+	/* bounded: two now, the third next turn */
+	assert_int_equal(mb_table_sweep(t, 200, 2, &b), 2);
+	assert_int_equal(mb_table_next_wake(t), 150);
+	assert_int_equal(mb_table_sweep(t, 200, 2, &b), 1);
+	assert_int_equal(mb_table_next_wake(t), 1121);
+	assert_int_equal(mb_table_sweep(t, 200, 2, &b), 0);
+	mb_table_take_events(t, &to, &moves);
+	assert_int_equal(to, 3);
+	assert_int_equal(recv_n(t, "a", 201, 10, es), 3);       /* 2nd delivery: the last */
+	assert_int_equal(es[0]->id, a[0]);
+	mb_table_take_events(t, &to, &moves);
+	assert_int_equal(to, 0);
+	/* a nack's backoff that ends is no visibility timeout */
+	assert_int_equal(mb_table_nack(t, "b", bid, 300, &b, &dlq, &to), MB_OK);
+	assert_true(dlq);                                       /* b used its 2 deliveries */
+	mb_batch_clear(&b);
+	/* the last leases run out: into the DLQ at the sweep, recorded */
+	assert_int_equal(mb_table_next_wake(t), 211);
+	assert_int_equal(mb_table_sweep(t, 211, 100, &b), 3);
+	assert_int_equal(b.n, 3);
+	assert_int_equal(b.ops[0].kind, MB_OP_PUT_META);
+	mb_batch_clear(&b);
+	mb_table_take_events(t, &to, &moves);
+	assert_int_equal(to, 3);
+	assert_int_equal(moves, 4);                             /* 3 + the nack's */
+	assert_int_equal(mb_table_dlq_depth(t), 4);
+	assert_int_equal(mb_table_depth(t), 0);
+	assert_int_equal(mb_table_ack(t, "a", a[1], &b), MB_IN_DLQ);
+	assert_int_equal(mb_table_next_wake(t), UINT64_MAX);
+	assert_int_equal(recv_n(t, "a", 300, 10, es), 0);
+	mb_table_take_events(t, &to, &moves);
+	assert_int_equal(to + moves, 0);
+	/* requeued and nacked: the backoff's end wakes it, uncounted */
+	assert_int_equal(mb_table_requeue(t, "a", a[2], 400, &b), MB_OK);
+	assert_int_equal(recv_n(t, "a", 400, 1000, es), 1);
+	assert_int_equal(mb_table_nack(t, "a", a[2], 401, &b, &dlq, &to), MB_OK);
+	assert_false(dlq);
+	assert_int_equal(mb_table_next_wake(t), 411);
+	assert_int_equal(mb_table_sweep(t, 411, 100, &b), 1);
+	mb_table_take_events(t, &to, &moves);
+	assert_int_equal(to + moves, 0);
+	assert_int_equal(mb_table_next_wake(t), UINT64_MAX);
+	mb_batch_clear(&b);
+	mb_table_free(t);
+}
+
+/* Many recipients, leases of many lengths, acks and receives between the
+ * sweeps: each sweep handles exactly the leases that ended, and the next
+ * wake is always the earliest lease left (the heap keeps its order). */
+static void test_sweep_many_boxes(void **state)
+{
+	enum { BOXES = 300, PER = 3 };
+	static uint64_t until[BOXES][PER], ids[BOXES][PER];
+	mb_limits lim = LIM;
+	mb_table *t;
+	mb_entry *es[10];
+	mb_batch b;
+	uint32_t rnd = 12345;
+	char name[16];
+	uint64_t to, moves, left = 0, acks = 0;
+
+	(void)state;
+	lim.max_messages = BOXES * PER;
+	lim.max_bytes = lim.quota_bytes = 1u << 20;
+	lim.max_deliveries = 10;
+	t = mb_table_new(&lim);
+	for (int x = 0; x < BOXES; x++) {
+		snprintf(name, sizeof name, "r%d", x);
+		for (int i = 0; i < PER; i++) {
+			uint32_t lease;
+			rnd = rnd * 1103515245u + 12345u;
+			lease = 1 + (rnd >> 16) % 1000;
+			assert_int_equal(send1(t, name, "x", "", 1, &ids[x][i]), MB_OK);
+			mb_batch_init(&b);
+			assert_int_equal(mb_table_recv(t, name, 1, 1u << 20, lease, 1, &b, es), 1);
+			mb_batch_clear(&b);
+			until[x][i] = 1 + lease;
+			left++;
+		}
+	}
+	mb_batch_init(&b);
+	for (uint64_t now = 0; now <= 1002; now += 7) {
+		uint64_t due = 0, min = UINT64_MAX;
+		for (int x = 0; x < BOXES; x++)
+			for (int i = 0; i < PER; i++)
+				if (until[x][i] && until[x][i] <= now)
+					due++, until[x][i] = 0;
+		/* now and then an ack on the way (no lease end to count) */
+		if (now % 49 == 0) {
+			int x = (int)(now % BOXES);
+			for (int i = 0; i < PER; i++)
+				if (until[x][i]) {
+					snprintf(name, sizeof name, "r%d", x);
+					assert_int_equal(mb_table_ack(t, name, ids[x][i], &b), MB_OK);
+					until[x][i] = 0;
+					left--;
+					acks++;
+					break;
+				}
+		}
+		assert_int_equal(mb_table_sweep(t, now, BOXES * PER, &b), due);
+		mb_table_take_events(t, &to, &moves);
+		assert_int_equal(to, due);
+		left -= due;
+		for (int x = 0; x < BOXES; x++)
+			for (int i = 0; i < PER; i++)
+				if (until[x][i] && until[x][i] < min)
+					min = until[x][i];
+		assert_int_equal(mb_table_next_wake(t), min);
+	}
+	assert_int_equal(left, 0);
+	assert_true(acks > 0);
+	assert_int_equal(b.n, acks);   /* the acks' deletes; the wakes write nothing */
+	mb_batch_clear(&b);
+	mb_table_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -232,6 +385,8 @@ int main(void)
 		cmocka_unit_test(test_idempotency),
 		cmocka_unit_test(test_reload),
 		cmocka_unit_test(test_many_leases),
+		cmocka_unit_test(test_sweep),
+		cmocka_unit_test(test_sweep_many_boxes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
