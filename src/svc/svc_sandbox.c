@@ -190,6 +190,13 @@ const svc_sandbox_profile svc_sandbox_front = {
 	.open_write = false, .threads = false, .paths = front_paths,
 };
 
+/* The gateway: the front's calls and paths, and threads of its own (the
+ * libmagic sniff thread, svc/gateway/sniff.h, made after entering). */
+const svc_sandbox_profile svc_sandbox_gateway = {
+	.name = "gateway", .syscalls = svc_sandbox_front_calls,
+	.open_write = false, .threads = true, .paths = front_paths,
+};
+
 static void dht_paths(const mn_config *cfg, svc_sandbox_paths *out)
 {
 	(void)cfg; (void)out;   /* none: the dht service opens no file */

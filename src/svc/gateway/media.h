@@ -6,6 +6,7 @@
 #ifndef MN_SVC_GATEWAY_MEDIA_H
 #define MN_SVC_GATEWAY_MEDIA_H
 
+#include "core/objects/mediatype.h"
 #include "svc/gateway/objects.h"
 
 #define MEDIA_NROUTES 1u
@@ -28,6 +29,17 @@ void media_types_free(media_types *t);   /* NULL ok */
  * kept only if no removal happened since. t NULL ok. */
 void media_types_put(media_types *t, const uint8_t id[32], const char *ctype,
                      const objcache_stamp *asked);
+
+/* A type sniffed on a /media read (objects_get.c), and storage's answer to
+ * its META_SET: count it in media_read_sniff_total{result} (recorded;
+ * kept: storage held a type already, which goes into ctype and is served;
+ * unrecorded: META_SET failed, the sniffed type is served), and remember
+ * the type in force. ctype: in, the sniffed type; out, the one to serve. */
+void media_type_recorded(objects *o, const uint8_t id[32], const stor_result *res,
+                         const objcache_stamp *asked, char ctype[MEDIATYPE_MAX]);
+/* Count a /media read that found no type and sniffed none: "default"
+ * (libmagic had no answer) or "busy" (the sniff pool was full). */
+void media_type_read_count(const char *result);
 
 /* The route, with arg o (borrowed: it must outlive the HTTP server). */
 void media_routes(objects *o, http_route out[MEDIA_NROUTES]);
