@@ -128,9 +128,11 @@ void media_type_recorded(objects *o, const uint8_t id[32], const stor_result *re
 		       res->message ? res->message : "", LOG_END);
 		return;
 	}
-	media_type_read_count(strcmp(res->ctype, ctype) == 0 ? "recorded" : "kept");
+	media_type_read_count(res->ctype_by_read && strcmp(res->ctype, ctype) == 0 ? "recorded"
+	                                                                           : "kept");
 	snprintf(ctype, MEDIATYPE_MAX, "%s", res->ctype);
-	media_types_put(o->types, id, ctype, asked);
+	if (!res->ctype_by_read)   /* a read's type may yet give way to an upload's */
+		media_types_put(o->types, id, ctype, asked);
 }
 
 typedef struct media_get {
@@ -208,7 +210,8 @@ static void media_on_meta(const stor_result *res, void *arg)
 		free(m);
 		return;
 	}
-	media_types_put(m->o->types, m->id, res->ctype, &m->asked);
+	if (!res->ctype_by_read)   /* a read's type may yet give way to an upload's */
+		media_types_put(m->o->types, m->id, res->ctype, &m->asked);
 	objects_as as = { .ctype = res->ctype, .filename = m->download ? m->filename : NULL,
 	                  .media = true, .start_ns = m->start_ns, .sniff = !res->ctype[0] };
 	objects_get_as(r, m->o, m->id, &as);

@@ -524,7 +524,7 @@ static void get_on_sniffed(const char *ctype, void *arg)
 	snprintf(g->ctype, sizeof g->ctype, "%s", ctype);
 	g->awaiting = true;
 	g->asked = objcache_stamp_now(g->o->cache);
-	g->call = stor_meta_set(g->o->stor, g->id, g->ctype, get_on_recorded, g);
+	g->call = stor_meta_set(g->o->stor, g->id, g->ctype, true, get_on_recorded, g);
 }
 
 /* Only bytes that passed verification are looked at: the first group,

@@ -262,7 +262,7 @@ static void put_record_type(obj_put *p)
 	p->awaiting = true;
 	if (p->o->cache)
 		p->asked = objcache_stamp_now(p->o->cache);
-	(void)stor_meta_set(p->o->stor, p->id, p->ctype, put_on_meta, p);
+	(void)stor_meta_set(p->o->stor, p->id, p->ctype, false, put_on_meta, p);
 }
 
 /* libmagic's reading of the first bytes, from the sniff thread. */

@@ -166,7 +166,8 @@ static int storage_do_stat(storage_conn *c, const stor_req *q, storage_reply *rp
 static int storage_do_meta_get(storage_conn *c, const stor_req *q, storage_reply *rp)
 {
 	stor_rep_meta *m = &rp->rep.u.meta;
-	store_status rc = store_meta_get(c->srv->st, q->u.meta_get.id, &m->len, m->ctype);
+	store_status rc = store_meta_get(c->srv->st, q->u.meta_get.id, &m->len, m->ctype,
+	                                 &m->by_read);
 
 	if (rc != STORE_OK)
 		return storage_fail(rp, (int)rc, storage_status_msg(rc));
@@ -177,7 +178,7 @@ static int storage_do_meta_set(storage_conn *c, const stor_req *q, storage_reply
 {
 	stor_rep_meta *m = &rp->rep.u.meta;
 	store_status rc = store_meta_set(c->srv->st, q->u.meta_set.id, q->u.meta_set.ctype,
-	                                 &m->len, m->ctype);
+	                                 q->u.meta_set.by_read, &m->len, m->ctype, &m->by_read);
 
 	_Static_assert(STORE_CTYPE_MAX == STOR_CTYPE_MAX, "the record is the message's field");
 	if (rc != STORE_OK)

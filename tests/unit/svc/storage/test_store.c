@@ -425,27 +425,73 @@ static void test_meta_type(void **state)
 	fx *f = *state;
 	uint8_t *data = make_data(3 * KIB, 9), id[B3_OUT_LEN], unknown[B3_OUT_LEN] = { 2 };
 	char t[STORE_CTYPE_MAX];
-	bool created;
+	bool created, rd = true;
 	uint64_t len = 0;
 
 	assert_int_equal(put(f->st, data, 3 * KIB, NULL, id, &created), STORE_OK);
-	assert_int_equal(store_meta_get(f->st, id, &len, t), STORE_OK);
+	assert_int_equal(store_meta_get(f->st, id, &len, t, &rd), STORE_OK);
 	assert_int_equal(len, 3 * KIB);
 	assert_string_equal(t, "");
-	assert_int_equal(store_meta_set(f->st, id, "text/x\"evil", &len, t), STORE_BAD);
-	assert_int_equal(store_meta_set(f->st, unknown, "text/plain", &len, t), STORE_NOT_FOUND);
-	assert_int_equal(store_meta_set(f->st, id, "Text/CSV; charset=UTF-8", &len, t), STORE_OK);
+	assert_false(rd);
+	assert_int_equal(store_meta_set(f->st, id, "text/x\"evil", false, &len, t, &rd), STORE_BAD);
+	assert_int_equal(store_meta_set(f->st, unknown, "text/plain", false, &len, t, &rd),
+	                 STORE_NOT_FOUND);
+	assert_int_equal(store_meta_set(f->st, id, "Text/CSV; charset=UTF-8", false, &len, t, &rd),
+	                 STORE_OK);
 	assert_string_equal(t, "text/csv; charset=utf-8");
-	assert_int_equal(store_meta_set(f->st, id, "image/gif", &len, t), STORE_OK);
+	assert_int_equal(store_meta_set(f->st, id, "image/gif", false, &len, t, &rd), STORE_OK);
 	assert_string_equal(t, "text/csv; charset=utf-8");   /* the first stays */
+	/* a read's sniff never replaces an upload's type */
+	assert_int_equal(store_meta_set(f->st, id, "image/png", true, &len, t, &rd), STORE_OK);
+	assert_string_equal(t, "text/csv; charset=utf-8");
+	assert_false(rd);
 	if (!f->ram) {   /* durable */
 		store_free(f->st);
 		fx_open(f);
 	}
-	assert_int_equal(store_meta_get(f->st, id, &len, t), STORE_OK);
+	assert_int_equal(store_meta_get(f->st, id, &len, t, &rd), STORE_OK);
 	assert_string_equal(t, "text/csv; charset=utf-8");
+	assert_false(rd);
 	assert_int_equal(store_quarantine(f->st, id), STORE_OK);
-	assert_int_equal(store_meta_get(f->st, id, &len, t), STORE_QUARANTINED);
+	assert_int_equal(store_meta_get(f->st, id, &len, t, &rd), STORE_QUARANTINED);
+	free(data);
+}
+
+/* A type sniffed on a read: recorded (so it is sniffed once), kept against
+ * another read's, durable, and replaced by the first upload's type — which
+ * then stays, against reads and uploads alike. */
+static void test_meta_read_type(void **state)
+{
+	fx *f = *state;
+	uint8_t *data = make_data(2 * KIB, 11), id[B3_OUT_LEN];
+	char t[STORE_CTYPE_MAX];
+	bool created, rd = false;
+	uint64_t len = 0;
+
+	assert_int_equal(put(f->st, data, 2 * KIB, NULL, id, &created), STORE_OK);
+	assert_int_equal(store_meta_set(f->st, id, "image/png", true, &len, t, &rd), STORE_OK);
+	assert_string_equal(t, "image/png");
+	assert_true(rd);
+	assert_int_equal(store_meta_set(f->st, id, "image/gif", true, &len, t, &rd), STORE_OK);
+	assert_string_equal(t, "image/png");   /* another read: the first read's stays */
+	assert_true(rd);
+	if (!f->ram) {   /* durable, and still a read's */
+		store_free(f->st);
+		fx_open(f);
+	}
+	assert_int_equal(store_meta_get(f->st, id, &len, t, &rd), STORE_OK);
+	assert_string_equal(t, "image/png");
+	assert_true(rd);
+	assert_int_equal(store_meta_set(f->st, id, "text/plain", false, &len, t, &rd), STORE_OK);
+	assert_string_equal(t, "text/plain");   /* the upload's replaces the read's */
+	assert_false(rd);
+	assert_int_equal(store_meta_set(f->st, id, "image/png", true, &len, t, &rd), STORE_OK);
+	assert_int_equal(store_meta_set(f->st, id, "text/csv", false, &len, t, &rd), STORE_OK);
+	assert_string_equal(t, "text/plain");
+	assert_false(rd);
+	assert_int_equal(store_meta_get(f->st, id, &len, t, &rd), STORE_OK);
+	assert_string_equal(t, "text/plain");
+	assert_false(rd);
 	free(data);
 }
 
@@ -556,6 +602,7 @@ int main(void)
 		BOTH(test_upload_share_long_keys),
 		BOTH(test_quarantine),
 		BOTH(test_meta_type),
+		BOTH(test_meta_read_type),
 		cmocka_unit_test_setup_teardown(test_crash_sweep, setup_disk, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_sweep, setup_disk_named, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_blob, setup_disk, teardown),
