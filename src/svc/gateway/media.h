@@ -12,8 +12,9 @@
 #define MEDIA_NROUTES 1u
 /* Recorded types a worker remembers (direct-mapped by id), saving the
  * META_GET round trip; whether the object may be served is still asked
- * (objects_get.c). A type never changes while its record lives (the first
- * stays, docs/media.md); the RAM store drops the record with an evicted
+ * (objects_get.c). Upload types only: one never changes while its record
+ * lives (the first stays, docs/media.md), where a type sniffed on a read
+ * gives way to an upload's and is asked for each time; the RAM store drops the record with an evicted
  * object, so the table is forgotten whenever storage's removal epoch
  * moves or storage restarts (objcache_stamp, as the open handles are).
  * ~170 KiB per worker. */

@@ -28,6 +28,14 @@
  * HEAD and 304 answers need no bytes: they use STAT, which still answers 502
  * for a quarantined object.
  *
+ * /media of an object with no recorded type (as.sniff) opens it even for
+ * HEAD: once the handle is checked, the first group is loaded and
+ * verified, its first bytes go to the sniff thread (sniff.h), the type
+ * libmagic names is recorded as a read's (META_SET, storage keeps an
+ * upload's over it) and the answer — headers, or the parts of a multipart
+ * answer — carries the type in force. Only then does serving go on as
+ * below.
+ *
  * Two or more ranges (after range_parse merged the overlapping and adjacent
  * ones; at most gateway.max_ranges asked) are one 206 multipart/byteranges
  * answer whose framing objects_multi.c lays out: the parts go ascending,
