@@ -238,7 +238,7 @@ int sandbox_filter_allow_threads(sandbox_filter *f)
 		return -1;
 	/* A new thread names itself (lib/workq.c); no other prctl. */
 	if (seccomp_rule_add(f->ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
-	                     SCMP_A0(SCMP_CMP_EQ, (uint64_t)PR_SET_NAME)) != 0)
+	                     SCMP_A0(SCMP_CMP_EQ, (uint64_t)PR_SET_NAME, 0)) != 0)
 		return -1;
 	int nr = seccomp_syscall_resolve_name("clone3");
 	if (nr == __NR_SCMP_ERROR)
