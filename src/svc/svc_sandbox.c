@@ -70,9 +70,9 @@ static const char *const svc_sandbox_dht_calls[] = {
 };
 
 /* The index: LMDB (opened before the sandbox) writes with pwrite and
- * commits with fdatasync on the writer thread. The only open after start
- * is the writer thread naming itself (/proc/self/task/N/comm, O_RDWR;
- * Landlock refuses it, harmlessly), so open for writing is not fatal. */
+ * commits with fdatasync on the writer thread, which names itself with
+ * prctl(PR_SET_NAME) (allowed with threads). Open for writing is not
+ * fatal: Landlock keeps it to the index's directory. */
 static const char *const svc_sandbox_index_calls[] = {
 	"fsync", "fdatasync", "msync",
 	NULL,
