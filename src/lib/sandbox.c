@@ -15,6 +15,7 @@
 
 #include <linux/landlock.h>
 #include <seccomp.h>
+#include <sys/prctl.h>
 
 /* Rights newer than the oldest <linux/landlock.h> we build against (Debian
  * 12 ships the ABI 2 header); the kernel is asked which it knows. */
@@ -234,6 +235,10 @@ int sandbox_filter_allow_threads(sandbox_filter *f)
 	if (seccomp_rule_add(f->ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
 	                     SCMP_A0(SCMP_CMP_MASKED_EQ, (uint64_t)CLONE_THREAD,
 	                             (uint64_t)CLONE_THREAD)) != 0)
+		return -1;
+	/* A new thread names itself (lib/workq.c); no other prctl. */
+	if (seccomp_rule_add(f->ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+	                     SCMP_A0(SCMP_CMP_EQ, (uint64_t)PR_SET_NAME, 0)) != 0)
 		return -1;
 	int nr = seccomp_syscall_resolve_name("clone3");
 	if (nr == __NR_SCMP_ERROR)

@@ -69,7 +69,8 @@ __attribute__((warn_unused_result))
 int sandbox_filter_allow_open(sandbox_filter *f, bool writable);
 /* clone for new threads of this process only (CLONE_THREAD set; a new
  * process kills); clone3, whose flags a filter cannot read, fails with
- * ENOSYS so the C library falls back to clone. 0 or -1. */
+ * ENOSYS so the C library falls back to clone; prctl(PR_SET_NAME) alone,
+ * for a thread naming itself. 0 or -1. */
 __attribute__((warn_unused_result))
 int sandbox_filter_allow_threads(sandbox_filter *f);
 /* Install the filter on every thread of the process. 0, or -1 with err set. */

@@ -60,6 +60,10 @@ static void *workq_main(void *arg)
 {
 	workq *q = arg;
 
+	/* Named by itself: prctl(PR_SET_NAME), which a sandbox that allows
+	 * threads allows (lib/sandbox.c), where naming another thread opens
+	 * /proc/self/task/N/comm for writing, which a front's filter kills. */
+	(void)pthread_setname_np(pthread_self(), WORKQ_THREAD_NAME);
 	pthread_mutex_lock(&q->mu);
 	for (;;) {
 		while (!q->closing && !q->todo)
@@ -92,7 +96,6 @@ static int workq_start_threads(workq *q, unsigned n)
 	for (; q->nthreads < n; q->nthreads++) {
 		if (pthread_create(&q->th[q->nthreads], NULL, workq_main, q) != 0)
 			break;
-		(void)pthread_setname_np(q->th[q->nthreads], WORKQ_THREAD_NAME);
 	}
 	(void)pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return q->nthreads == n ? 0 : -1;

@@ -54,7 +54,7 @@ const role roles[] = {
 		.deps = { [CTL_DEP_STORAGE] = ROLE_DEP_CUTS_OFF,
 		          [CTL_DEP_CAPACITY] = ROLE_DEP_DEGRADES,
 		          [CTL_DEP_ZK] = ROLE_DEP_DEGRADES },
-		.sandbox = &svc_sandbox_front,
+		.sandbox = &svc_sandbox_gateway,
 	},
 	{
 		/* OAP/1 front over TLS; the node identity is its peer-plane

@@ -70,9 +70,9 @@ static const char *const svc_sandbox_dht_calls[] = {
 };
 
 /* The index: LMDB (opened before the sandbox) writes with pwrite and
- * commits with fdatasync on the writer thread. The only open after start
- * is the writer thread naming itself (/proc/self/task/N/comm, O_RDWR;
- * Landlock refuses it, harmlessly), so open for writing is not fatal. */
+ * commits with fdatasync on the writer thread, which names itself with
+ * prctl(PR_SET_NAME) (allowed with threads). Open for writing is not
+ * fatal: Landlock keeps it to the index's directory. */
 static const char *const svc_sandbox_index_calls[] = {
 	"fsync", "fdatasync", "msync",
 	NULL,
@@ -188,6 +188,13 @@ const svc_sandbox_profile svc_sandbox_audit = {
 const svc_sandbox_profile svc_sandbox_front = {
 	.name = "front", .syscalls = svc_sandbox_front_calls,
 	.open_write = false, .threads = false, .paths = front_paths,
+};
+
+/* The gateway: the front's calls and paths, and threads of its own (the
+ * libmagic sniff thread, svc/gateway/sniff.h, made after entering). */
+const svc_sandbox_profile svc_sandbox_gateway = {
+	.name = "gateway", .syscalls = svc_sandbox_front_calls,
+	.open_write = false, .threads = true, .paths = front_paths,
 };
 
 static void dht_paths(const mn_config *cfg, svc_sandbox_paths *out)

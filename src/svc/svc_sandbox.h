@@ -33,6 +33,8 @@ typedef struct svc_sandbox_profile {
 /* gateway and omnigate: the inherited listener and accepted sockets, the
  * storage socket, read-only the key, certificate and mTLS files reload reads. */
 extern const svc_sandbox_profile svc_sandbox_front;
+/* gateway: the front's, and threads of its own (libmagic's sniff thread). */
+extern const svc_sandbox_profile svc_sandbox_gateway;
 /* storage: its data directories read/write (none in amnesia mode). */
 extern const svc_sandbox_profile svc_sandbox_store;
 /* dht: no file system at all; OpenDHT's threads and its one UDP socket. */

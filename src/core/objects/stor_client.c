@@ -131,6 +131,7 @@ static void stor_result_of(const rpc_reply *r, const stor_ctx *x, stor_rep *rep,
 	case STOR_META_GET:
 		out->len = rep->u.meta.len;
 		out->ctype = rep->u.meta.ctype;
+		out->ctype_by_read = rep->u.meta.by_read;
 		break;
 	case STOR_LIST:
 		out->ids = (const uint8_t (*)[32])rep->u.list.ids;
@@ -202,10 +203,10 @@ stor_call *stor_meta_get(stor_client *c, const uint8_t id[32], stor_cb cb, void 
 	return stor_submit_id(c, STOR_META_GET, id, cb, arg);
 }
 
-stor_call *stor_meta_set(stor_client *c, const uint8_t id[32], const char *ctype, stor_cb cb,
-                         void *arg)
+stor_call *stor_meta_set(stor_client *c, const uint8_t id[32], const char *ctype, bool by_read,
+                         stor_cb cb, void *arg)
 {
-	stor_req q = { .verb = STOR_META_SET };
+	stor_req q = { .verb = STOR_META_SET, .u.meta_set.by_read = by_read };
 
 	memcpy(q.u.meta_set.id, id, STOR_ID_LEN);
 	snprintf(q.u.meta_set.ctype, sizeof q.u.meta_set.ctype, "%s", ctype);

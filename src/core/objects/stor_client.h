@@ -54,6 +54,7 @@ typedef struct stor_result {
 	size_t      nids;
 	bool        more;       /* LIST: objects after this page */
 	const char *ctype;      /* META_SET/GET: the recorded type, "" for none (borrowed) */
+	bool        ctype_by_read; /* META_SET/GET: ctype was sniffed on a read (may yet change) */
 } stor_result;
 
 typedef void (*stor_cb)(const stor_result *res, void *arg);
@@ -100,11 +101,13 @@ stor_call *stor_list(stor_client *c, const uint8_t *after, uint16_t max, stor_cb
 
 /* META_GET: 200 with len and the recorded Content-Type ("" when none),
  * 404, 502 (quarantined). META_SET: record ctype (mediatype_parse's
- * grammar; cut to STOR_CTYPE_MAX - 1) unless a type is recorded already
- * (the first stays); 200 with the type in force, 400 (not a type), 404. */
+ * grammar; cut to STOR_CTYPE_MAX - 1) — an upload's, or by_read: sniffed
+ * on a read — unless an upload's type is recorded already (the first
+ * stays) or any is and this one is a read's; 200 with the type in force
+ * (and ctype_by_read), 400 (not a type), 404. */
 stor_call *stor_meta_get(stor_client *c, const uint8_t id[32], stor_cb cb, void *arg);
-stor_call *stor_meta_set(stor_client *c, const uint8_t id[32], const char *ctype, stor_cb cb,
-                         void *arg);
+stor_call *stor_meta_set(stor_client *c, const uint8_t id[32], const char *ctype, bool by_read,
+                         stor_cb cb, void *arg);
 
 /* The callback will not be called; fds that arrive for it are closed. */
 void stor_call_cancel(stor_call *call);

@@ -207,24 +207,28 @@ static void put_meta_req(wire_w *w, const stor_req *q)
 {
 	wire_put_raw(w, q->u.meta_set.id, STOR_ID_LEN);
 	put_ctype(w, q->u.meta_set.ctype);
+	wire_put_u8(w, q->u.meta_set.by_read);
 }
 
 static void get_meta_req(wire_r *r, stor_req *q)
 {
 	wire_get_raw(r, q->u.meta_set.id, STOR_ID_LEN);
 	wire_get_str(r, q->u.meta_set.ctype, sizeof q->u.meta_set.ctype);
+	q->u.meta_set.by_read = wire_get_bool(r);
 }
 
 static void put_meta_rep(wire_w *w, const stor_rep *p)
 {
 	wire_put_u64(w, p->u.meta.len);
 	put_ctype(w, p->u.meta.ctype);
+	wire_put_u8(w, p->u.meta.by_read);
 }
 
 static void get_meta_rep(wire_r *r, stor_rep *p)
 {
 	p->u.meta.len = wire_get_u64(r);
 	wire_get_str(r, p->u.meta.ctype, sizeof p->u.meta.ctype);
+	p->u.meta.by_read = wire_get_bool(r);
 }
 
 static void put_err_rep(wire_w *w, const stor_rep *p)

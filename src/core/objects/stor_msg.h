@@ -102,11 +102,13 @@ typedef struct stor_req_list {
 } stor_req_list;
 
 /* META_SET: record the object's Content-Type unless one is recorded
- * (the first upload's type stays); the type follows mediatype_parse's
+ * (the first upload's type stays; an upload's replaces one a read
+ * sniffed, svc/storage/store_meta.c); the type follows mediatype_parse's
  * grammar, checked again by storage. META_GET uses stor_req_id. */
 typedef struct stor_req_meta_set {
 	uint8_t id[STOR_ID_LEN];
 	char    ctype[STOR_CTYPE_MAX];
+	bool    by_read;                /* sniffed on a /media read, not an upload's */
 } stor_req_meta_set;
 
 typedef struct stor_req {
@@ -150,6 +152,7 @@ typedef struct stor_rep_list {
 typedef struct stor_rep_meta {        /* META_SET, META_GET */
 	uint64_t len;                   /* the object's length */
 	char     ctype[STOR_CTYPE_MAX]; /* the type in force; "" when none is recorded */
+	bool     by_read;               /* it was sniffed on a read (an upload may replace it) */
 } stor_rep_meta;
 
 typedef struct stor_rep_err {           /* any status 400..599, every verb */

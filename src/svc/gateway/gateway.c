@@ -46,8 +46,10 @@
 #include "svc/gateway/search_route.h"
 #include "svc/gateway/names.h"
 #include "svc/gateway/objects.h"
+#include "svc/gateway/sniff.h"
 #include "svc/gateway/social_routes.h"
 #include "svc/svc.h"
+#include "svc/svc_sandbox.h"
 
 /* How often the worker tells the supervisor whether it is shedding load. */
 #define GATEWAY_SHED_POLL_MS 250
@@ -288,13 +290,13 @@ static void gateway_free(gateway *g)
 	if (g->shed_ev)
 		event_free(g->shed_ev);
 	http_server_free(g->http);   /* first: it may still hold requests using stor, index */
+	sniffq_free(g->objects.sniff);   /* uploads left sniffing finish (stor still there) */
 	objcache_free(g->objects.cache);   /* after the connections: their output held its buffers */
 	stor_client_free(g->stor);
 	index_client_free(g->index);
 	social_client_free(g->social.client);
 	mb_client_free(g->mb);
 	search_client_free(g->search);
-	mediatype_sniffer_free(g->objects.sniffer);
 	media_types_free(g->objects.types);
 	ovl_client_free(g->objects.ovl);
 	audit_client_free(g->audit);
@@ -356,9 +358,10 @@ static int gateway_start(svc *s)
 	if (s->cfg.services & CONFIG_SVC_INDEX)
 		g->index = index_client_for(s->base, &s->cfg);
 	g->names.index = g->index;
-	/* libmagic maps its database now, before the sandbox; without it
-	 * uploads without a type are served as application/octet-stream. */
-	if (!(g->objects.sniffer = mediatype_sniffer_new()))
+	/* libmagic maps its database now, before the sandbox (its threads
+	 * start after it); without it objects without a recorded type are
+	 * served as application/octet-stream. */
+	if (!(g->objects.sniff = sniffq_new(SNIFF_THREADS)))
 		log_kv(LOG_LEVEL_WARN, "libmagic unavailable: media types are not sniffed", LOG_END);
 	g->objects.types = media_types_new(g->objects.cache);   /* NULL: every /media asks storage */
 	if (s->cfg.services & CONFIG_SVC_SEARCH)
@@ -390,6 +393,15 @@ static int gateway_start(svc *s)
 		return -1;
 	}
 	s->priv = g;
+	/* The sniff threads are made inside the sandbox (Landlock binds only
+	 * the threads made after it); svc.c's own enter is then a no-op. */
+	if (svc_sandbox_enter(s) != 0 ||
+	    (g->objects.sniff && sniffq_start(g->objects.sniff, s->base, SNIFF_JOBS_MAX) != 0)) {
+		log_kv(LOG_LEVEL_ERROR, "gateway cannot start its sniff thread", LOG_END);
+		s->priv = NULL;
+		gateway_free(g);
+		return -1;
+	}
 	return 0;
 }
 

@@ -6,8 +6,11 @@
  * The bytes go through the very path of /o/{b3} (objects_get.c: verified
  * group by group before a byte is written, 502 or a cut on mismatch); only
  * the headers differ. The type comes from storage's record (META_GET), one
- * round trip before the OPEN; an object without a record is served as
- * application/octet-stream. A facet route (HTTP_ROUTE_FACET): shed first
+ * round trip before the OPEN. An object without a record (stored over
+ * OAP/1, fetched from a peer, stored before types were recorded) has its
+ * first verified bytes sniffed off the loop (objects_get.c, sniff.h) and
+ * the result recorded with META_SET (the first recorded stays), so each
+ * such object is sniffed once. A facet route (HTTP_ROUTE_FACET): shed first
  * under load; its latency is facet_latency_seconds{facet="media"}.
  *
  * The query is strict: only `download`, once, with a name that
@@ -24,6 +27,7 @@
 #include "core/metrics/reject.h"
 #include "core/objects/mediatype.h"
 #include "lib/b3.h"
+#include "lib/log.h"
 #include "lib/util.h"
 #include "svc/gateway/media.h"
 
@@ -107,6 +111,30 @@ static const char *media_types_get(media_types *t, const uint8_t id[B3_OUT_LEN])
 	return s->ctype[0] && memcmp(s->id, id, B3_OUT_LEN) == 0 ? s->ctype : NULL;
 }
 
+void media_type_read_count(const char *result)
+{
+	char l[48];
+
+	snprintf(l, sizeof l, "result=\"%s\"", result);
+	metrics_count("media_read_sniff_total", l, 1);
+}
+
+void media_type_recorded(objects *o, const uint8_t id[32], const stor_result *res,
+                         const objcache_stamp *asked, char ctype[MEDIATYPE_MAX])
+{
+	if (res->status != 200 || !res->ctype || !res->ctype[0]) {
+		media_type_read_count("unrecorded");
+		log_kv(LOG_LEVEL_WARN, "sniffed media type not recorded", "status_msg",
+		       res->message ? res->message : "", LOG_END);
+		return;
+	}
+	media_type_read_count(res->ctype_by_read && strcmp(res->ctype, ctype) == 0 ? "recorded"
+	                                                                           : "kept");
+	snprintf(ctype, MEDIATYPE_MAX, "%s", res->ctype);
+	if (!res->ctype_by_read)   /* a read's type may yet give way to an upload's */
+		media_types_put(o->types, id, ctype, asked);
+}
+
 typedef struct media_get {
 	objects  *o;
 	http_req *req;            /* NULL once the client is gone */
@@ -182,9 +210,10 @@ static void media_on_meta(const stor_result *res, void *arg)
 		free(m);
 		return;
 	}
-	media_types_put(m->o->types, m->id, res->ctype, &m->asked);
+	if (!res->ctype_by_read)   /* a read's type may yet give way to an upload's */
+		media_types_put(m->o->types, m->id, res->ctype, &m->asked);
 	objects_as as = { .ctype = res->ctype, .filename = m->download ? m->filename : NULL,
-	                  .media = true, .start_ns = m->start_ns };
+	                  .media = true, .start_ns = m->start_ns, .sniff = !res->ctype[0] };
 	objects_get_as(r, m->o, m->id, &as);
 	free(m);
 }

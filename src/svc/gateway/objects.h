@@ -21,12 +21,13 @@
 
 #include "core/net/http.h"
 #include "core/net/range.h"
+#include "core/objects/mediatype.h"
 #include "core/objects/objcache.h"
 #include "core/objects/ovl_client.h"
 #include "core/objects/stor_client.h"
 
 #define OBJECTS_ETAG_LEN   66u             /* '"' + 64 hex + '"' */
-#define OBJECTS_CONTENT_TYPE "application/octet-stream"   /* every object, every part */
+#define OBJECTS_CONTENT_TYPE "application/octet-stream"   /* /o: every object, every part */
 /* Range fetches on a miss one worker holds at once (from the ask to the
  * response's end): each keeps up to overlay.range_fetch_max + two groups of
  * memfd memory, so past this a missed range fetches the whole object
@@ -34,7 +35,7 @@
 #define OBJECTS_RANGE_HELD_MAX 8u
 
 struct cors;
-struct mediatype_sniffer;
+struct sniffq;
 struct search_client;
 struct media_types;
 
@@ -50,7 +51,7 @@ typedef struct objects {
 	uint64_t     range_fetch_max; /* overlay.range_fetch_max (live reload) */
 	uint32_t     max_ranges;  /* gateway.max_ranges (live reload) */
 	unsigned     range_held;  /* range fetches in flight or being served */
-	struct mediatype_sniffer *sniffer; /* libmagic (owned by the gateway), or NULL */
+	struct sniffq *sniff;              /* libmagic off the loop (sniff.h; owned by the gateway), or NULL */
 	struct search_client *search;      /* the search service's client, or NULL (borrowed) */
 	struct media_types *types;         /* recorded types remembered (media.h; owned by the gateway), or NULL */
 	uint32_t     search_max_text;      /* search.max_text: text bytes sent to be indexed */
@@ -75,6 +76,9 @@ typedef struct objects_as {
 	const char *filename;
 	bool        media;
 	uint64_t    start_ns;
+	/* No type is recorded: sniff the first verified bytes off the loop,
+	 * record what libmagic names (media_type_learned) and serve it. */
+	bool        sniff;
 } objects_as;
 void objects_get_as(http_req *r, objects *o, const uint8_t id[32], const objects_as *as);
 /* search_route.c: tell the search service about a stored object (never
@@ -95,7 +99,9 @@ void objects_put(http_req *r, objects *o, const uint8_t *expect);
  * Everything but the bytes is a function of the spans, the length and the
  * boundary, so the Content-Length is known before the status line. */
 #define OBJECTS_BOUNDARY_LEN  32u    /* 16 random bytes in hex */
-#define OBJECTS_PART_HEAD_MAX 192u   /* one part's delimiter and headers */
+/* One part's delimiter and headers: 141 bytes and the type (at most
+ * MEDIATYPE_MAX - 1 = 127), with room to spare. */
+#define OBJECTS_PART_HEAD_MAX 320u
 
 typedef struct objects_multi {
 	range_span *spans;        /* owned: ascending, disjoint (range_parse) */
@@ -104,11 +110,16 @@ typedef struct objects_multi {
 	bool        head_sent;    /* its delimiter and headers are queued */
 	uint64_t    len;          /* the object's length */
 	char        boundary[OBJECTS_BOUNDARY_LEN + 1];
+	char        ctype[MEDIATYPE_MAX];   /* every part's Content-Type */
 } objects_multi;
 
-/* A copy of spans[0..n) (borrowed) and a fresh random boundary; NULL on
- * allocation failure. Caller frees with objects_multi_free (NULL ok). */
-objects_multi *objects_multi_new(const range_span *spans, size_t n, uint64_t len);
+/* A copy of spans[0..n) (borrowed), the parts' type ctype (the
+ * representation's, RFC 9110 §14.6: a recorded or sniffed type for /media,
+ * OBJECTS_CONTENT_TYPE for /o; NULL or too long is OBJECTS_CONTENT_TYPE)
+ * and a fresh random boundary; NULL on allocation failure. Caller frees
+ * with objects_multi_free (NULL ok). */
+objects_multi *objects_multi_new(const range_span *spans, size_t n, uint64_t len,
+                                 const char *ctype);
 void objects_multi_free(objects_multi *m);
 /* "multipart/byteranges; boundary=B" into out (cap >= 64). */
 void objects_multi_content_type(const objects_multi *m, char *out, size_t cap);

@@ -28,6 +28,14 @@
  * HEAD and 304 answers need no bytes: they use STAT, which still answers 502
  * for a quarantined object.
  *
+ * /media of an object with no recorded type (as.sniff) opens it even for
+ * HEAD: once the handle is checked, the first group is loaded and
+ * verified, its first bytes go to the sniff thread (sniff.h), the type
+ * libmagic names is recorded as a read's (META_SET, storage keeps an
+ * upload's over it) and the answer — headers, or the parts of a multipart
+ * answer — carries the type in force. Only then does serving go on as
+ * below.
+ *
  * Two or more ranges (after range_parse merged the overlapping and adjacent
  * ones; at most gateway.max_ranges asked) are one 206 multipart/byteranges
  * answer whose framing objects_multi.c lays out: the parts go ascending,
@@ -60,7 +68,9 @@
 #include "lib/b3tree.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "svc/gateway/media.h"
 #include "svc/gateway/objects.h"
+#include "svc/gateway/sniff.h"
 
 #define OBJ_CACHE_CONTROL "public, max-age=31536000, immutable"
 
@@ -96,6 +106,12 @@ typedef struct obj_get {
 	uint64_t       start_ns;
 	char           ctype[MEDIATYPE_MAX];
 	char           disp[MEDIATYPE_FILENAME_MAX + 32];
+	/* /media without a recorded type: sniff before the answer (OPEN even
+	 * for HEAD), the job while the sniff thread has it, and the stamp
+	 * before META_SET (may its answer be remembered, media.h). */
+	bool           sniff;
+	sniff_job     *sjob;
+	objcache_stamp asked;
 } obj_get;
 
 /* ---- request state ------------------------------------------------------ */
@@ -106,6 +122,7 @@ static void get_free(obj_get *g)
 		stor_call_cancel(g->call);
 	if (g->ocall)
 		ovl_call_cancel(g->ocall);
+	sniff_job_cancel(g->sjob);
 	objv_close(&g->v);   /* the handle stays in the cache if it is kept there */
 	objects_multi_free(g->multi);
 	if (g->range_slot)
@@ -376,7 +393,7 @@ static int get_frame_ranges(obj_get *g, range_result rr, const range_span *sp, s
 	char cr[80];
 
 	if (rr == RANGE_MULTI) {
-		g->multi = objects_multi_new(sp, n, g->len);
+		g->multi = objects_multi_new(sp, n, g->len, g->ctype);
 		if (!g->multi)
 			return -1;
 		metrics_count("range_multipart_total", "", 1);
@@ -444,6 +461,8 @@ static int get_start(obj_get *g, int status)
 	return http_resp_start(g->req, status, clen);
 }
 
+static void get_sniff(obj_get *g);
+
 static void get_serve(obj_get *g)
 {
 	http_req *r = g->req;
@@ -456,6 +475,14 @@ static void get_serve(obj_get *g)
 	    get_verdict(g, objv_open(&g->v, g->ranged ? NULL : &g->stamp, g->id, g->len, &why),
 	                &why) < 0)
 		return;
+	if (g->sniff) {
+		get_sniff(g);   /* comes back here with the type */
+		return;
+	}
+	if (g->mode != GET_BODY) {   /* a HEAD that opened the object to sniff it */
+		get_answer_headless(g, g->len, false);
+		return;
+	}
 	if (get_pick_range(g, &status) < 0)
 		return;
 	/* The first group the answer needs, checked before the status line
@@ -471,17 +498,80 @@ static void get_serve(obj_get *g)
 	get_pump(r, g);
 }
 
+/* ---- a type sniffed on read (/media, docs/media.md) --------------------- */
+
+/* Storage recorded the sniffed type, or holds one already (the uploader's,
+ * or another read's: that one is served), or could not (the sniffed one is
+ * served all the same). */
+static void get_on_recorded(const stor_result *res, void *arg)
+{
+	obj_get *g = arg;
+
+	g->call = NULL;
+	g->awaiting = false;
+	media_type_recorded(g->o, g->id, res, &g->asked, g->ctype);
+	if (!g->req) {
+		get_free(g);
+		return;
+	}
+	get_serve(g);
+}
+
+/* libmagic's reading, from the sniff thread: record it (the first recorded
+ * stays) before the answer names it. */
+static void get_on_sniffed(const char *ctype, void *arg)
+{
+	obj_get *g = arg;
+
+	g->sjob = NULL;
+	if (!ctype[0]) {
+		media_type_read_count("default");
+		get_serve(g);
+		return;
+	}
+	snprintf(g->ctype, sizeof g->ctype, "%s", ctype);
+	g->awaiting = true;
+	g->asked = objcache_stamp_now(g->o->cache);
+	g->call = stor_meta_set(g->o->stor, g->id, g->ctype, true, get_on_recorded, g);
+}
+
+/* Only bytes that passed verification are looked at: the first group,
+ * checked against the outboard (itself checked against the id). An empty
+ * object, or a range the overlay fetched without the first group, is not
+ * sniffed. Nothing free on the sniff pool → octet-stream now, counted; the
+ * next read tries again. */
+static void get_sniff(obj_get *g)
+{
+	const char *why = NULL;
+	const uint8_t *p;
+	size_t n = 0;
+
+	g->sniff = false;
+	if (g->len == 0 || g->ranged) {
+		get_serve(g);
+		return;
+	}
+	if (get_verdict(g, objv_load(&g->v, 0, &why), &why) < 0)
+		return;
+	p = objv_bytes(&g->v, 0, MEDIATYPE_SNIFF_MAX, &n);
+	if (!(g->sjob = sniffq_submit(g->o->sniff, p, n, get_on_sniffed, g))) {
+		media_type_read_count(g->o->sniff ? "busy" : "default");
+		get_serve(g);
+	}
+}
+
 static void get_on_stor(const stor_result *res, void *arg);
 
-/* Ask storage (again): OPEN for bytes, STAT for headers only. */
+/* Ask storage (again): OPEN for bytes (and for a type to sniff), STAT for
+ * headers only. */
 static void get_ask_storage(obj_get *g)
 {
 	stor_client *stor = g->o->stor;
 
 	g->awaiting = true;
 	g->stamp = objcache_stamp_now(g->o->cache);
-	g->call = g->mode == GET_BODY ? stor_open(stor, g->id, get_on_stor, g)
-	                              : stor_stat(stor, g->id, get_on_stor, g);
+	g->call = g->mode == GET_BODY || g->sniff ? stor_open(stor, g->id, get_on_stor, g)
+	                                          : stor_stat(stor, g->id, get_on_stor, g);
 }
 
 /* The overlay fetched the object into storage (200), or says why not. */
@@ -585,7 +675,7 @@ static void get_on_stor(const stor_result *res, void *arg)
 {
 	obj_get *g = arg;
 	http_req *r = g->req;
-	bool headless = g->mode != GET_BODY;
+	bool headless = g->mode != GET_BODY && !g->sniff;
 	int blob = headless ? -1 : res->fds[0], ob = headless ? -1 : res->fds[1];
 
 	g->call = NULL;
@@ -635,6 +725,7 @@ void objects_get_as(http_req *r, objects *o, const uint8_t id[32], const objects
 	if (as && as->media) {
 		g->media = true;
 		g->start_ns = as->start_ns;
+		g->sniff = as->sniff;
 	}
 	objv_init(&g->v, o->cache);
 	memcpy(g->id, id, B3_OUT_LEN);
@@ -647,12 +738,14 @@ void objects_get_as(http_req *r, objects *o, const uint8_t id[32], const objects
 		g->mode = GET_HEAD;
 	else
 		g->mode = GET_BODY;
+	if (g->mode == GET_NOT_MODIFIED)
+		g->sniff = false;   /* a 304 names no type */
 	http_req_on_close(r, get_on_close, g);
 	/* An open handle answers without storage: the object was servable when
 	 * it was opened and no removal happened since (objcache.h). */
 	if ((h = objcache_find(o->cache, id))) {
 		g->len = h->len;
-		if (g->mode != GET_BODY) {
+		if (g->mode != GET_BODY && !g->sniff) {
 			objh_unref(h);
 			get_answer_headless(g, g->len, g->mode == GET_NOT_MODIFIED);
 			return;

@@ -8,7 +8,7 @@
  * The boundary is 16 bytes from the kernel's CSPRNG in hex: a client cannot
  * predict it, so an object's bytes cannot be crafted to contain it (a
  * parser that scans for the delimiter is not fooled), and its fixed length
- * makes every part head a function of (k, S, E, len) alone — the
+ * makes every part head a function of (k, S, E, len) and the type alone — the
  * Content-Length is computed before the status line and keep-alive works.
  */
 #include <inttypes.h>
@@ -19,7 +19,8 @@
 #include "lib/util.h"
 #include "svc/gateway/objects.h"
 
-objects_multi *objects_multi_new(const range_span *spans, size_t n, uint64_t len)
+objects_multi *objects_multi_new(const range_span *spans, size_t n, uint64_t len,
+                                 const char *ctype)
 {
 	static const char hex[] = "0123456789abcdef";
 	objects_multi *m = calloc(1, sizeof *m);
@@ -34,6 +35,9 @@ objects_multi *objects_multi_new(const range_span *spans, size_t n, uint64_t len
 	memcpy(m->spans, spans, n * sizeof *spans);
 	m->n = n;
 	m->len = len;
+	if (!ctype || !ctype[0] || strlen(ctype) >= sizeof m->ctype)
+		ctype = OBJECTS_CONTENT_TYPE;
+	memcpy(m->ctype, ctype, strlen(ctype) + 1);
 	for (size_t i = 0; i < OBJECTS_BOUNDARY_LEN / 8u; i++) {
 		uint32_t r = util_random_u32();
 
@@ -60,11 +64,13 @@ void objects_multi_content_type(const objects_multi *m, char *out, size_t cap)
 size_t objects_multi_head(const objects_multi *m, size_t k, char out[OBJECTS_PART_HEAD_MAX])
 {
 	int w = snprintf(out, OBJECTS_PART_HEAD_MAX,
-	                 "%s--%s\r\nContent-Type: " OBJECTS_CONTENT_TYPE "\r\n"
+	                 "%s--%s\r\nContent-Type: %s\r\n"
 	                 "Content-Range: bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64 "\r\n\r\n",
-	                 k ? "\r\n" : "", m->boundary, m->spans[k].start, m->spans[k].end, m->len);
+	                 k ? "\r\n" : "", m->boundary, m->ctype, m->spans[k].start,
+	                 m->spans[k].end, m->len);
 
-	/* 165 bytes at most (three 20-digit numbers): never truncated */
+	/* 141 bytes and the type (< 128) at most (three 20-digit numbers):
+	 * never truncated */
 	return w > 0 && (size_t)w < OBJECTS_PART_HEAD_MAX ? (size_t)w : 0;
 }
 

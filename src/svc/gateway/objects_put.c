@@ -15,7 +15,10 @@
  *              omnigate; a regular file or memfd: the write completes at
  *              once, so there is nothing to pause for);
  *   end      → fd closed, PUT_COMMIT(len, expect); storage reads the file
- *              back, computes the id itself and refuses a mismatch (422).
+ *              back, computes the id itself and refuses a mismatch (422);
+ *   stored   → the type: the uploader's, or libmagic's reading of the
+ *              first bytes on the sniff thread (sniff.h), recorded with
+ *              META_SET; then the answer.
  *
  * Caps: the wire body is capped by the core (limits.max_body_bytes, which
  * the gateway sets to the object cap); the decoded body by the object cap
@@ -44,6 +47,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "svc/gateway/media.h"
+#include "svc/gateway/sniff.h"
 
 #define PUT_CID_JSON_MAX (B3_CID_LEN + 16)
 #define PUT_LOCATION_MAX (B3_CID_LEN + 8)
@@ -216,6 +220,18 @@ static void put_reply(obj_put *p)
 	put_free(p);
 }
 
+/* The object is stored and its type settled (or none): answer, or, when
+ * the client left, tell the search service all the same. */
+static void put_finish(obj_put *p)
+{
+	if (!p->req) {
+		objects_put_notify(p->o, p->id, p->len, p->ctype, p->head, p->head_len);
+		put_free(p);
+		return;
+	}
+	put_reply(p);
+}
+
 /* The type is recorded (or was already: the first stays). A failure
  * costs the type, not the object: it is stored, and served as
  * application/octet-stream (counted). */
@@ -233,25 +249,57 @@ static void put_on_meta(const stor_result *res, void *arg)
 		snprintf(p->ctype, sizeof p->ctype, "%s", res->ctype);
 		media_types_put(p->o->types, p->id, p->ctype, &p->asked);
 	}
-	if (!p->req) {   /* the client left; the object is stored all the same */
-		objects_put_notify(p->o, p->id, p->len, p->ctype, p->head, p->head_len);
-		put_free(p);
-		return;
-	}
-	put_reply(p);
+	put_finish(p);   /* the client may have left; the object is stored all the same */
 }
 
-/* The uploader's type, or libmagic's reading of the first bytes. */
+/* Record the type picked (the first recorded stays), or answer without. */
+static void put_record_type(obj_put *p)
+{
+	if (!p->ctype[0]) {
+		put_finish(p);
+		return;
+	}
+	p->awaiting = true;
+	if (p->o->cache)
+		p->asked = objcache_stamp_now(p->o->cache);
+	(void)stor_meta_set(p->o->stor, p->id, p->ctype, false, put_on_meta, p);
+}
+
+/* libmagic's reading of the first bytes, from the sniff thread. */
+static void put_on_sniffed(const char *ctype, void *arg)
+{
+	obj_put *p = arg;
+
+	p->awaiting = false;
+	if (ctype[0]) {
+		metrics_count("media_type_total", "source=\"sniffed\"", 1);
+		snprintf(p->ctype, sizeof p->ctype, "%s", ctype);
+	} else {
+		metrics_count("media_type_total", "source=\"default\"", 1);
+	}
+	put_record_type(p);
+}
+
+/* The uploader's type, or libmagic's reading of the first bytes on the
+ * sniff thread (sniff.h) — never on the loop. A full sniff pool costs the
+ * type, not the upload: none is recorded (a /media read sniffs it later). */
 static void put_pick_type(obj_put *p)
 {
 	if (p->ctype[0]) {
 		metrics_count("media_type_total", "source=\"given\"", 1);
+		put_record_type(p);
 		return;
 	}
-	if (mediatype_sniff(p->o->sniffer, p->head, p->head_len, p->ctype) == 0)
-		metrics_count("media_type_total", "source=\"sniffed\"", 1);
-	else
+	if (p->head_len && p->o->sniff) {
+		p->awaiting = true;   /* the client may leave; the object is stored */
+		if (sniffq_submit(p->o->sniff, p->head, p->head_len, put_on_sniffed, p))
+			return;
+		p->awaiting = false;
+		metrics_count("media_type_total", "source=\"busy\"", 1);
+	} else {
 		metrics_count("media_type_total", "source=\"default\"", 1);
+	}
+	put_finish(p);
 }
 
 static void put_on_commit(const stor_result *res, void *arg)
@@ -276,14 +324,6 @@ static void put_on_commit(const stor_result *res, void *arg)
 	p->created = res->created;
 	p->len = res->len;
 	put_pick_type(p);
-	if (!p->ctype[0]) {
-		put_reply(p);
-		return;
-	}
-	p->awaiting = true;
-	if (p->o->cache)
-		p->asked = objcache_stamp_now(p->o->cache);
-	(void)stor_meta_set(p->o->stor, p->id, p->ctype, put_on_meta, p);
 }
 
 static void put_on_end(http_req *r, void *arg)

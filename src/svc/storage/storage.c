@@ -166,7 +166,8 @@ static int storage_do_stat(storage_conn *c, const stor_req *q, storage_reply *rp
 static int storage_do_meta_get(storage_conn *c, const stor_req *q, storage_reply *rp)
 {
 	stor_rep_meta *m = &rp->rep.u.meta;
-	store_status rc = store_meta_get(c->srv->st, q->u.meta_get.id, &m->len, m->ctype);
+	store_status rc = store_meta_get(c->srv->st, q->u.meta_get.id, &m->len, m->ctype,
+	                                 &m->by_read);
 
 	if (rc != STORE_OK)
 		return storage_fail(rp, (int)rc, storage_status_msg(rc));
@@ -196,7 +197,8 @@ static int storage_do_meta_set(storage_conn *c, const stor_req *q, storage_reply
 	if (store_meta_set_off_loop(c->srv->st))
 		return storage_meta_set_start(c, rp, &q->u.meta_set);
 	return storage_meta_set_reply(rp, store_meta_set(c->srv->st, q->u.meta_set.id,
-	                                                 q->u.meta_set.ctype, &m->len, m->ctype));
+	                                                 q->u.meta_set.ctype, q->u.meta_set.by_read,
+	                                                 &m->len, m->ctype, &m->by_read));
 }
 
 /* The cache gauges and the eviction counter from the store's own counts
@@ -668,16 +670,19 @@ typedef struct storage_meta_job {
 	uint64_t      corr;
 	uint8_t       id[B3_OUT_LEN];
 	char          want[STOR_CTYPE_MAX];
+	bool          by_read;      /* want was sniffed on a read */
 	store_status  rc;           /* the worker's result */
 	uint64_t      len;
 	char          ctype[STORE_CTYPE_MAX];
+	bool          in_force_by_read;
 } storage_meta_job;
 
 static void on_meta_set_run(workq_job *j)
 {
 	storage_meta_job *job = (storage_meta_job *)j;
 
-	job->rc = store_meta_set(job->st, job->id, job->want, &job->len, job->ctype);
+	job->rc = store_meta_set(job->st, job->id, job->want, job->by_read, &job->len, job->ctype,
+	                         &job->in_force_by_read);
 }
 
 static void on_meta_set_done(workq_job *j, bool ran)
@@ -692,6 +697,7 @@ static void on_meta_set_done(workq_job *j, bool ran)
 	}
 	rp.rep.u.meta.len = job->len;
 	memcpy(rp.rep.u.meta.ctype, job->ctype, sizeof rp.rep.u.meta.ctype);
+	rp.rep.u.meta.by_read = job->in_force_by_read;
 	(void)storage_meta_set_reply(&rp, job->rc);
 	if (storage_conn_set(c, CONN_READING) != 0 || storage_send(c, job->corr, &rp) != 0)
 		storage_conn_close(c);
@@ -708,6 +714,7 @@ static int storage_meta_set_start(storage_conn *c, storage_reply *rp, const stor
 	                           .c = c, .st = c->srv->st, .corr = rp->corr };
 	memcpy(job->id, m->id, B3_OUT_LEN);
 	snprintf(job->want, sizeof job->want, "%s", m->ctype);
+	job->by_read = m->by_read;
 	if (workq_submit(c->srv->wq, &job->job) != 0) {
 		free(job);
 		return storage_meta_set_reply(rp, STORE_BUSY);

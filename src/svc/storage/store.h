@@ -209,18 +209,24 @@ store_status store_list(store *st, const uint8_t *after, uint8_t (*ids)[B3_OUT_L
 /* The Content-Type record (store_meta.c): at most STORE_CTYPE_MAX - 1
  * bytes, mediatype_parse's grammar. Loop thread. */
 #define STORE_CTYPE_MAX 128u
-/* 200 with *len and ctype ("" when none is recorded), 404, 502, 500. */
+/* 200 with *len, ctype ("" when none is recorded) and *by_read (the type
+ * was sniffed on a read, not named by an upload), 404, 502, 500. */
 __attribute__((warn_unused_result))
 store_status store_meta_get(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len,
-                            char ctype[STORE_CTYPE_MAX]);
-/* Record want unless a type is recorded (the first stays): 200 with *len
- * and the type in force in ctype, 400 (want is not a type), 404, 502, 500.
- * Loop thread; or any one worker thread at a time when
- * store_meta_set_off_loop(st) (disk: LMDB transactions of its own, safe
- * beside the loop's reads and the commits' ingests, as an ingest is). */
+                            char ctype[STORE_CTYPE_MAX], bool *by_read);
+/* Record want — named by an upload, or by_read: sniffed on a read of an
+ * object stored without one — unless an upload's type is recorded (the
+ * first stays), or any type is and want is a read's: an upload's type
+ * replaces a read's, nothing else is ever replaced. 200 with *len, the
+ * type in force in ctype and *in_force_by_read, 400 (want is not a type),
+ * 404, 502, 500. Loop thread; or any worker thread when
+ * store_meta_set_off_loop(st) (disk: the rule is applied inside the
+ * record's own LMDB write transaction, so two workers cannot both win;
+ * safe beside the loop's reads and the commits' ingests, as an ingest is). */
 __attribute__((warn_unused_result))
 store_status store_meta_set(store *st, const uint8_t id[B3_OUT_LEN], const char *want,
-                            uint64_t *len, char ctype[STORE_CTYPE_MAX]);
+                            bool by_read, uint64_t *len, char ctype[STORE_CTYPE_MAX],
+                            bool *in_force_by_read);
 /* Whether store_meta_set may run off the loop (the backend's ingest may). */
 bool store_meta_set_off_loop(const store *st);
 
@@ -267,11 +273,13 @@ typedef struct store_backend {
 	store_status (*pin)(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len);
 	store_status (*list)(store *st, const uint8_t *after, uint8_t (*ids)[B3_OUT_LEN], size_t max,
 	                     size_t *n, bool *more);
-	/* The type record: 0 (out[0] == '\0' when none), -1 error. */
-	int  (*meta_get)(store *st, const uint8_t id[B3_OUT_LEN], char out[STORE_CTYPE_MAX]);
-	/* Write it (a parsed type) unless one is recorded: 0 written, 1 one
-	 * was recorded already (kept; checked in the write itself), -1 error. */
-	int  (*meta_put)(store *st, const uint8_t id[B3_OUT_LEN], const char *ctype);
+	/* The type record and whether a read named it: 0 (out[0] == '\0'
+	 * when none), -1 error. */
+	int  (*meta_get)(store *st, const uint8_t id[B3_OUT_LEN], char out[STORE_CTYPE_MAX],
+	                 bool *by_read);
+	/* Write it (a parsed type) unless store_meta_set's rule keeps the one
+	 * recorded, decided in the write itself: 0 written, 1 kept, -1 error. */
+	int  (*meta_put)(store *st, const uint8_t id[B3_OUT_LEN], const char *ctype, bool by_read);
 	void (*destroy)(store *st);
 } store_backend;
 

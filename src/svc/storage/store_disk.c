@@ -893,14 +893,18 @@ fail:
 }
 
 /* The type record (store_meta.c; the LMDB side in store_disk_meta.c). */
-static int disk_meta_get(store *st, const uint8_t id[B3_OUT_LEN], char out[STORE_CTYPE_MAX])
+static int disk_meta_get(store *st, const uint8_t id[B3_OUT_LEN], char out[STORE_CTYPE_MAX],
+                         bool *by_read)
 {
-	return disk_ctype_get(((store_disk *)st)->env, ((store_disk *)st)->ctype_dbi, id, out);
+	return disk_ctype_get(((store_disk *)st)->env, ((store_disk *)st)->ctype_dbi, id, out,
+	                      by_read);
 }
 
-static int disk_meta_put(store *st, const uint8_t id[B3_OUT_LEN], const char *ctype)
+static int disk_meta_put(store *st, const uint8_t id[B3_OUT_LEN], const char *ctype,
+                         bool by_read)
 {
-	return disk_ctype_put(((store_disk *)st)->env, ((store_disk *)st)->ctype_dbi, id, ctype);
+	return disk_ctype_put(((store_disk *)st)->env, ((store_disk *)st)->ctype_dbi, id, ctype,
+	                      by_read);
 }
 
 static void disk_destroy(store *st)

@@ -13,8 +13,14 @@
  * object's eviction or quarantine (a few bytes): the same bytes stored
  * again are the same object, served with the same type.
  *
- * The first type recorded stays: a later upload of the same bytes cannot
- * change how others' links to them are served.
+ * The first type an upload recorded stays: a later upload of the same
+ * bytes cannot change how others' links to them are served. A type
+ * sniffed on a /media read (an object stored over OAP/1, fetched from a
+ * peer, or stored before types were recorded) is recorded as the read's
+ * (by_read) so that it is sniffed once; it is a guess, not a claim, and an
+ * upload's type replaces it — so a read racing an upload's META_SET (the
+ * object committed, its type not yet recorded) can never cost the
+ * uploader the type given. Nothing else replaces a record.
  */
 #include "svc/storage/store.h"
 
@@ -24,15 +30,16 @@
 #include "lib/log.h"
 
 store_status store_meta_get(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len,
-                            char ctype[STORE_CTYPE_MAX])
+                            char ctype[STORE_CTYPE_MAX], bool *by_read)
 {
 	store_status rc = st->be->stat(st, id, len);
 	char t[MEDIATYPE_MAX];
 
 	ctype[0] = '\0';
+	*by_read = false;
 	if (rc != STORE_OK)
 		return rc;
-	if (st->be->meta_get(st, id, ctype) < 0)
+	if (st->be->meta_get(st, id, ctype, by_read) < 0)
 		return STORE_ERROR;
 	/* What goes into a header is checked on the way out too: a record
 	 * damaged on disk is no type, not a header injection. */
@@ -44,25 +51,29 @@ store_status store_meta_get(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *l
 }
 
 store_status store_meta_set(store *st, const uint8_t id[B3_OUT_LEN], const char *want,
-                            uint64_t *len, char ctype[STORE_CTYPE_MAX])
+                            bool by_read, uint64_t *len, char ctype[STORE_CTYPE_MAX],
+                            bool *in_force_by_read)
 {
 	char t[MEDIATYPE_MAX];
 	store_status rc;
 
 	_Static_assert(MEDIATYPE_MAX <= STORE_CTYPE_MAX, "a parsed type fits the record");
 	ctype[0] = '\0';
+	*in_force_by_read = false;
 	/* The gateway parsed it already; the record holds only what the
 	 * grammar allows, whoever asks. */
 	if (mediatype_parse(want, strlen(want), t) < 0)
 		return STORE_BAD;
-	if ((rc = store_meta_get(st, id, len, ctype)) != STORE_OK || ctype[0])
+	if ((rc = store_meta_get(st, id, len, ctype, in_force_by_read)) != STORE_OK ||
+	    (ctype[0] && (by_read || !*in_force_by_read)))
 		return rc;
-	switch (st->be->meta_put(st, id, t)) {
+	switch (st->be->meta_put(st, id, t, by_read)) {
 	case 0:
 		memcpy(ctype, t, strlen(t) + 1);
+		*in_force_by_read = by_read;
 		return STORE_OK;
-	case 1:   /* recorded meanwhile (another worker's META_SET): that one stays */
-		return store_meta_get(st, id, len, ctype);
+	case 1:   /* recorded meanwhile (another worker's META_SET) and kept */
+		return store_meta_get(st, id, len, ctype, in_force_by_read);
 	default:
 		return STORE_ERROR;
 	}

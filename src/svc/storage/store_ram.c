@@ -57,6 +57,7 @@ typedef struct ram_obj {
 	bool     quarantined;
 	bool     cached;         /* on the cache list */
 	char     ctype[STORE_CTYPE_MAX];   /* the recorded type, "" none (store_meta.c) */
+	bool     ctype_by_read;            /* sniffed on a read: an upload's replaces it */
 	struct ram_obj *cprev, *cnext;   /* the cache list, oldest first */
 } ram_obj;
 
@@ -377,26 +378,32 @@ static store_status ram_quarantine(store *st, const uint8_t id[B3_OUT_LEN])
 
 /* The RAM backend keeps the type beside the object: it goes with it
  * (amnesia keeps nothing once an object is gone). */
-static int ram_meta_get(store *st, const uint8_t id[B3_OUT_LEN], char out[STORE_CTYPE_MAX])
+static int ram_meta_get(store *st, const uint8_t id[B3_OUT_LEN], char out[STORE_CTYPE_MAX],
+                        bool *by_read)
 {
 	ram_obj *o = ram_find((store_ram *)st, id);
 
 	out[0] = '\0';
-	if (o)
+	*by_read = false;
+	if (o) {
 		memcpy(out, o->ctype, sizeof o->ctype);
+		*by_read = o->ctype_by_read;
+	}
 	return 0;
 }
 
-static int ram_meta_put(store *st, const uint8_t id[B3_OUT_LEN], const char *ctype)
+static int ram_meta_put(store *st, const uint8_t id[B3_OUT_LEN], const char *ctype,
+                        bool by_read)
 {
 	ram_obj *o = ram_find((store_ram *)st, id);
 	size_t n = strlen(ctype);
 
 	if (!o || n >= sizeof o->ctype)
 		return -1;
-	if (o->ctype[0])
-		return 1;   /* the first stays */
+	if (o->ctype[0] && (by_read || !o->ctype_by_read))
+		return 1;   /* kept: store_meta_set's rule */
 	memcpy(o->ctype, ctype, n + 1);
+	o->ctype_by_read = by_read;
 	return 0;
 }
 

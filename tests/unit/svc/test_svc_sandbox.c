@@ -138,6 +138,23 @@ static void *thread_main(void *arg)
 	return arg;
 }
 
+/* As a lib/workq thread starts: naming itself (prctl PR_SET_NAME). */
+static void *thread_named_main(void *arg)
+{
+	(void)arg;
+	return pthread_setname_np(pthread_self(), "mn-test") == 0 ? NULL : (void *)1;
+}
+
+static int act_thread_named(void)
+{
+	pthread_t t;
+	void *rc = (void *)1;
+
+	if (pthread_create(&t, NULL, thread_named_main, NULL) != 0 || pthread_join(t, &rc) != 0)
+		return CHILD_FAILED;
+	return rc == NULL ? CHILD_OK : CHILD_FAILED;
+}
+
 static int act_thread(void)
 {
 	pthread_t t;
@@ -170,17 +187,23 @@ static void test_filters_bite(void **st)
 		assert_killed(run_filtered(&svc_sandbox_front, e, act_exec));
 		assert_killed(run_filtered(&svc_sandbox_store, e, act_exec));
 		assert_killed(run_filtered(&svc_sandbox_front, e, act_write_open));
+		assert_killed(run_filtered(&svc_sandbox_gateway, e, act_exec));
+		assert_killed(run_filtered(&svc_sandbox_gateway, e, act_write_open));
 		assert_exited_ok(run_filtered(&svc_sandbox_front, e, act_read_open));
 		assert_exited_ok(run_filtered(&svc_sandbox_store, e, act_read_open));
 	}
-	/* Storage starts its commit threads inside the sandbox; a front may not,
-	 * and no role may start a process (glibc's fork is clone without
-	 * CLONE_THREAD: only the enforcing filter stops it). */
+	/* Storage starts its commit threads inside the sandbox, the gateway its
+	 * sniff thread; omnigate may not, and no role may start a process
+	 * (glibc's fork is clone without CLONE_THREAD: only the enforcing
+	 * filter stops it). */
 	assert_exited_ok(run_filtered(&svc_sandbox_store, enforce, act_thread));
+	assert_exited_ok(run_filtered(&svc_sandbox_gateway, enforce, act_thread));
+	assert_exited_ok(run_filtered(&svc_sandbox_gateway, enforce, act_thread_named));
 	if (!enforce)
 		return;
 	assert_killed(run_filtered(&svc_sandbox_front, true, act_thread));
 	assert_killed(run_filtered(&svc_sandbox_front, true, act_fork));
+	assert_killed(run_filtered(&svc_sandbox_gateway, true, act_fork));
 	assert_killed(run_filtered(&svc_sandbox_store, true, act_fork));
 }
 

@@ -66,8 +66,9 @@ static size_t sample_reqs(stor_req *q)
 	x = next_req(q, &n, STOR_META_SET);
 	fill_id(x->u.meta_set.id, 9);
 	memcpy(x->u.meta_set.ctype, "text/plain; charset=utf-8", 25);
-	x = next_req(q, &n, STOR_META_SET);   /* the longest type */
+	x = next_req(q, &n, STOR_META_SET);   /* the longest type, sniffed on a read */
 	memset(x->u.meta_set.ctype, 'x', STOR_CTYPE_MAX - 1);
+	x->u.meta_set.by_read = true;
 	return n;
 }
 
@@ -102,6 +103,10 @@ static size_t sample_reps(stor_rep *r)
 	x = next_rep(r, &n, STOR_META_SET);
 	x->u.meta.len = 1u << 30;
 	memcpy(x->u.meta.ctype, "image/png", 9);
+	x = next_rep(r, &n, STOR_META_GET);   /* a read's type */
+	x->u.meta.len = 3;
+	memcpy(x->u.meta.ctype, "image/gif", 9);
+	x->u.meta.by_read = true;
 	stor_msg_rep_err(&r[n++], STOR_META_SET, 400, "not a media type");
 	stor_msg_rep_err(&r[n++], STOR_STAT, 404, "not found");
 	stor_msg_rep_err(&r[n++], STOR_PUT_BEGIN, 503, "too many uploads open (storage.max_uploads)");

@@ -17,7 +17,7 @@
 static void test_heads_and_tail(void **state)
 {
 	range_span sp[2] = { { 0, 1 }, { 5, 9 } };
-	objects_multi *m = objects_multi_new(sp, 2, 100);
+	objects_multi *m = objects_multi_new(sp, 2, 100, NULL);
 	char buf[OBJECTS_PART_HEAD_MAX], want[OBJECTS_PART_HEAD_MAX];
 	size_t n;
 
@@ -53,7 +53,7 @@ static void test_body_len(void **state)
 	for (size_t t = 0; t < sizeof lens / sizeof lens[0]; t++) {
 		uint64_t len = lens[t];
 		range_span sp[3] = { { 0, 0 }, { 2, len / 2 }, { len - 3, len - 1 } };
-		objects_multi *m = objects_multi_new(sp, 3, len);
+		objects_multi *m = objects_multi_new(sp, 3, len, NULL);
 		char buf[OBJECTS_PART_HEAD_MAX], one[OBJECTS_PART_HEAD_MAX];
 		uint64_t want = 0;
 
@@ -79,22 +79,55 @@ static void test_body_len(void **state)
 static void test_extremes(void **state)
 {
 	range_span sp[2] = { { 0, UINT64_MAX / 2 }, { UINT64_MAX - 3, UINT64_MAX - 2 } };
-	objects_multi *m = objects_multi_new(sp, 2, UINT64_MAX);
+	char longest[128];
+	objects_multi *m;
 	char buf[OBJECTS_PART_HEAD_MAX];
 
 	(void)state;
+	memset(longest, 'x', sizeof longest - 1);
+	memcpy(longest, "application/", 12);
+	longest[sizeof longest - 1] = '\0';   /* a recorded type's longest: 127 bytes */
+	m = objects_multi_new(sp, 2, UINT64_MAX, longest);
 	assert_non_null(m);
-	assert_true(objects_multi_head(m, 1, buf) > 100);
+	assert_int_equal(objects_multi_head(m, 1, buf), 141 + 127);
+	assert_non_null(strstr(buf, longest));
 	assert_non_null(strstr(buf, "bytes 18446744073709551612-18446744073709551613/"
 	                            "18446744073709551615\r\n\r\n"));
 	assert_int_equal(objects_multi_body_len(m), -1);
 	objects_multi_free(m);
 }
 
+/* The parts carry the representation's type (RFC 9110 §14.6); none, or one
+ * too long for a record, is application/octet-stream. */
+static void test_part_type(void **state)
+{
+	range_span sp[2] = { { 0, 1 }, { 5, 9 } };
+	char big[200], buf[OBJECTS_PART_HEAD_MAX], want[OBJECTS_PART_HEAD_MAX];
+	objects_multi *m = objects_multi_new(sp, 2, 100, "image/png");
+	size_t n;
+
+	(void)state;
+	assert_non_null(m);
+	n = objects_multi_head(m, 1, buf);
+	snprintf(want, sizeof want, "\r\n--%s\r\nContent-Type: image/png\r\n"
+	         "Content-Range: bytes 5-9/100\r\n\r\n", m->boundary);
+	assert_int_equal(n, strlen(want));
+	assert_memory_equal(buf, want, n);
+	objects_multi_free(m);
+	memset(big, 'a', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	for (int i = 0; i < 2; i++) {
+		m = objects_multi_new(sp, 2, 100, i ? big : "");
+		assert_non_null(m);
+		assert_string_equal(m->ctype, "application/octet-stream");
+		objects_multi_free(m);
+	}
+}
+
 static void test_boundary_fresh(void **state)
 {
 	range_span sp[2] = { { 0, 1 }, { 5, 9 } };
-	objects_multi *a = objects_multi_new(sp, 2, 100), *b = objects_multi_new(sp, 2, 100);
+	objects_multi *a = objects_multi_new(sp, 2, 100, NULL), *b = objects_multi_new(sp, 2, 100, NULL);
 
 	(void)state;
 	assert_non_null(a);
@@ -115,6 +148,7 @@ int main(void)
 		cmocka_unit_test(test_heads_and_tail),
 		cmocka_unit_test(test_body_len),
 		cmocka_unit_test(test_extremes),
+		cmocka_unit_test(test_part_type),
 		cmocka_unit_test(test_boundary_fresh),
 	};
 

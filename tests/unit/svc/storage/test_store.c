@@ -426,27 +426,73 @@ static void test_meta_type(void **state)
 	fx *f = *state;
 	uint8_t *data = make_data(3 * KIB, 9), id[B3_OUT_LEN], unknown[B3_OUT_LEN] = { 2 };
 	char t[STORE_CTYPE_MAX];
-	bool created;
+	bool created, rd = true;
 	uint64_t len = 0;
 
 	assert_int_equal(put(f->st, data, 3 * KIB, NULL, id, &created), STORE_OK);
-	assert_int_equal(store_meta_get(f->st, id, &len, t), STORE_OK);
+	assert_int_equal(store_meta_get(f->st, id, &len, t, &rd), STORE_OK);
 	assert_int_equal(len, 3 * KIB);
 	assert_string_equal(t, "");
-	assert_int_equal(store_meta_set(f->st, id, "text/x\"evil", &len, t), STORE_BAD);
-	assert_int_equal(store_meta_set(f->st, unknown, "text/plain", &len, t), STORE_NOT_FOUND);
-	assert_int_equal(store_meta_set(f->st, id, "Text/CSV; charset=UTF-8", &len, t), STORE_OK);
+	assert_false(rd);
+	assert_int_equal(store_meta_set(f->st, id, "text/x\"evil", false, &len, t, &rd), STORE_BAD);
+	assert_int_equal(store_meta_set(f->st, unknown, "text/plain", false, &len, t, &rd),
+	                 STORE_NOT_FOUND);
+	assert_int_equal(store_meta_set(f->st, id, "Text/CSV; charset=UTF-8", false, &len, t, &rd),
+	                 STORE_OK);
 	assert_string_equal(t, "text/csv; charset=utf-8");
-	assert_int_equal(store_meta_set(f->st, id, "image/gif", &len, t), STORE_OK);
+	assert_int_equal(store_meta_set(f->st, id, "image/gif", false, &len, t, &rd), STORE_OK);
 	assert_string_equal(t, "text/csv; charset=utf-8");   /* the first stays */
+	/* a read's sniff never replaces an upload's type */
+	assert_int_equal(store_meta_set(f->st, id, "image/png", true, &len, t, &rd), STORE_OK);
+	assert_string_equal(t, "text/csv; charset=utf-8");
+	assert_false(rd);
 	if (!f->ram) {   /* durable */
 		store_free(f->st);
 		fx_open(f);
 	}
-	assert_int_equal(store_meta_get(f->st, id, &len, t), STORE_OK);
+	assert_int_equal(store_meta_get(f->st, id, &len, t, &rd), STORE_OK);
 	assert_string_equal(t, "text/csv; charset=utf-8");
+	assert_false(rd);
 	assert_int_equal(store_quarantine(f->st, id), STORE_OK);
-	assert_int_equal(store_meta_get(f->st, id, &len, t), STORE_QUARANTINED);
+	assert_int_equal(store_meta_get(f->st, id, &len, t, &rd), STORE_QUARANTINED);
+	free(data);
+}
+
+/* A type sniffed on a read: recorded (so it is sniffed once), kept against
+ * another read's, durable, and replaced by the first upload's type — which
+ * then stays, against reads and uploads alike. */
+static void test_meta_read_type(void **state)
+{
+	fx *f = *state;
+	uint8_t *data = make_data(2 * KIB, 11), id[B3_OUT_LEN];
+	char t[STORE_CTYPE_MAX];
+	bool created, rd = false;
+	uint64_t len = 0;
+
+	assert_int_equal(put(f->st, data, 2 * KIB, NULL, id, &created), STORE_OK);
+	assert_int_equal(store_meta_set(f->st, id, "image/png", true, &len, t, &rd), STORE_OK);
+	assert_string_equal(t, "image/png");
+	assert_true(rd);
+	assert_int_equal(store_meta_set(f->st, id, "image/gif", true, &len, t, &rd), STORE_OK);
+	assert_string_equal(t, "image/png");   /* another read: the first read's stays */
+	assert_true(rd);
+	if (!f->ram) {   /* durable, and still a read's */
+		store_free(f->st);
+		fx_open(f);
+	}
+	assert_int_equal(store_meta_get(f->st, id, &len, t, &rd), STORE_OK);
+	assert_string_equal(t, "image/png");
+	assert_true(rd);
+	assert_int_equal(store_meta_set(f->st, id, "text/plain", false, &len, t, &rd), STORE_OK);
+	assert_string_equal(t, "text/plain");   /* the upload's replaces the read's */
+	assert_false(rd);
+	assert_int_equal(store_meta_set(f->st, id, "image/png", true, &len, t, &rd), STORE_OK);
+	assert_int_equal(store_meta_set(f->st, id, "text/csv", false, &len, t, &rd), STORE_OK);
+	assert_string_equal(t, "text/plain");
+	assert_false(rd);
+	assert_int_equal(store_meta_get(f->st, id, &len, t, &rd), STORE_OK);
+	assert_string_equal(t, "text/plain");
+	assert_false(rd);
 	free(data);
 }
 
@@ -540,15 +586,19 @@ static void test_ram_sealed_and_diskless(void **state)
 }
 
 /* Two workers recording a type for one object at once (storage.c runs
- * META_SET on the commit pool on disk): exactly one type is recorded, and
- * both are told that one. The check is inside the write transaction. */
+ * META_SET on the commit pool on disk). Two uploads' types: exactly one is
+ * recorded and both are told that one. An upload's and a read's: the
+ * upload's is recorded in the end, whichever came first, and the upload is
+ * told its own. The rule is applied inside the write transaction. */
 typedef struct meta_racer {
 	store             *st;
 	const uint8_t     *id;
 	const char        *want;
+	bool               by_read;
 	pthread_barrier_t *go;
 	store_status       rc;
 	char               got[STORE_CTYPE_MAX];
+	bool               got_by_read;
 } meta_racer;
 
 static void *meta_race_run(void *arg)
@@ -557,7 +607,7 @@ static void *meta_race_run(void *arg)
 	uint64_t len;
 
 	pthread_barrier_wait(r->go);
-	r->rc = store_meta_set(r->st, r->id, r->want, &len, r->got);
+	r->rc = store_meta_set(r->st, r->id, r->want, r->by_read, &len, r->got, &r->got_by_read);
 	return NULL;
 }
 
@@ -571,11 +621,12 @@ static void test_meta_set_race(void **state)
 		char t[STORE_CTYPE_MAX];
 		pthread_barrier_t go;
 		pthread_t th[2];
+		bool read_race = i % 2 == 1;   /* r[1] a read's sniffed type */
 		meta_racer r[2] = {
 			{ .st = f->st, .id = id, .want = "text/plain", .go = &go },
-			{ .st = f->st, .id = id, .want = "image/png", .go = &go },
+			{ .st = f->st, .id = id, .want = "image/png", .by_read = read_race, .go = &go },
 		};
-		bool created;
+		bool created, by_read;
 		uint64_t len;
 
 		assert_int_equal(put(f->st, data, KIB + i, NULL, id, &created), STORE_OK);
@@ -585,12 +636,18 @@ static void test_meta_set_race(void **state)
 		for (int k = 0; k < 2; k++)
 			pthread_join(th[k], NULL);
 		pthread_barrier_destroy(&go);
-		assert_int_equal(store_meta_get(f->st, id, &len, t), STORE_OK);
-		for (int k = 0; k < 2; k++) {
+		assert_int_equal(store_meta_get(f->st, id, &len, t, &by_read), STORE_OK);
+		for (int k = 0; k < 2; k++)
 			assert_int_equal(r[k].rc, STORE_OK);
-			assert_string_equal(r[k].got, t);
+		if (read_race) {
+			assert_string_equal(t, "text/plain");
+			assert_false(by_read);
+			assert_string_equal(r[0].got, "text/plain");
+		} else {
+			assert_string_equal(r[0].got, t);
+			assert_string_equal(r[1].got, t);
+			assert_true(strcmp(t, "text/plain") == 0 || strcmp(t, "image/png") == 0);
 		}
-		assert_true(strcmp(t, "text/plain") == 0 || strcmp(t, "image/png") == 0);
 		free(data);
 	}
 }
@@ -613,6 +670,7 @@ int main(void)
 		BOTH(test_upload_share_long_keys),
 		BOTH(test_quarantine),
 		BOTH(test_meta_type),
+		BOTH(test_meta_read_type),
 		cmocka_unit_test_setup_teardown(test_meta_set_race, setup_disk, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_sweep, setup_disk, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_sweep, setup_disk_named, teardown),
