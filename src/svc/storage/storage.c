@@ -174,31 +174,46 @@ static int storage_do_meta_get(storage_conn *c, const stor_req *q, storage_reply
 	return storage_ok(rp);
 }
 
-/* META_SET's answer, on the loop either way. */
-static int storage_meta_set_reply(storage_reply *rp, store_status rc)
+/* ---- verbs that write the store's metadata -----------------------------------
+ *
+ * META_SET, PIN and QUARANTINE each commit an LMDB write transaction on
+ * disk (an fsync). They run on the commit pool like a commit, their
+ * connection parked, never on the loop; the RAM backend's records are
+ * memory, written on the loop. Each verb is split: write (the store call,
+ * on whichever thread the backend allows: store_writes_off_loop) and
+ * finish (on the loop: what only the loop may do, and the answer). */
+
+typedef struct storage_wverb {
+	store_status (*write)(store *st, const stor_req *q, stor_rep *rep);
+	int          (*finish)(storage *srv, const stor_req *q, store_status rc, storage_reply *rp);
+} storage_wverb;
+
+static int storage_write_start(storage_conn *c, const stor_req *q, storage_reply *rp,
+                               const storage_wverb *v);
+
+static store_status storage_meta_set_write(store *st, const stor_req *q, stor_rep *rep)
 {
-	rp->rep.verb = STOR_META_SET;
+	_Static_assert(STORE_CTYPE_MAX == STOR_CTYPE_MAX, "the record is the message's field");
+	return store_meta_set(st, q->u.meta_set.id, q->u.meta_set.ctype, q->u.meta_set.by_read,
+	                      &rep->u.meta.len, rep->u.meta.ctype, &rep->u.meta.by_read);
+}
+
+static int storage_meta_set_finish(storage *srv, const stor_req *q, store_status rc,
+                                   storage_reply *rp)
+{
+	(void)srv; (void)q;
 	if (rc != STORE_OK)
 		return storage_fail(rp, (int)rc, rc == STORE_BAD ? "not a media type" :
 		                    storage_status_msg(rc));
 	return storage_ok(rp);
 }
 
-static int storage_meta_set_start(storage_conn *c, storage_reply *rp, const stor_req_meta_set *m);
+static const storage_wverb storage_wverb_meta_set = { storage_meta_set_write,
+                                                      storage_meta_set_finish };
 
-/* On disk a META_SET is an LMDB write transaction (an fsync): it runs on
- * the commit pool like a commit, its connection parked, never on the loop.
- * The RAM backend's record is memory, set here. */
 static int storage_do_meta_set(storage_conn *c, const stor_req *q, storage_reply *rp)
 {
-	stor_rep_meta *m = &rp->rep.u.meta;
-
-	_Static_assert(STORE_CTYPE_MAX == STOR_CTYPE_MAX, "the record is the message's field");
-	if (store_meta_set_off_loop(c->srv->st))
-		return storage_meta_set_start(c, rp, &q->u.meta_set);
-	return storage_meta_set_reply(rp, store_meta_set(c->srv->st, q->u.meta_set.id,
-	                                                 q->u.meta_set.ctype, q->u.meta_set.by_read,
-	                                                 &m->len, m->ctype, &m->by_read));
+	return storage_write_start(c, q, rp, &storage_wverb_meta_set);
 }
 
 /* The cache gauges and the eviction counter from the store's own counts
@@ -216,14 +231,25 @@ static void storage_cache_publish(storage *srv)
 }
 
 /* PIN: a cache copy becomes owned (REPLICATE asked this node to keep it). */
-static int storage_do_pin(storage_conn *c, const stor_req *q, storage_reply *rp)
+static store_status storage_pin_write(store *st, const stor_req *q, stor_rep *rep)
 {
-	store_status rc = store_pin(c->srv->st, q->u.pin.id, &rp->rep.u.pin.len);
+	return store_pin(st, q->u.pin.id, &rep->u.pin.len);
+}
 
+static int storage_pin_finish(storage *srv, const stor_req *q, store_status rc, storage_reply *rp)
+{
+	(void)q;
 	if (rc != STORE_OK)
 		return storage_fail(rp, (int)rc, storage_status_msg(rc));
-	storage_cache_publish(c->srv);
+	storage_cache_publish(srv);
 	return storage_ok(rp);
+}
+
+static const storage_wverb storage_wverb_pin = { storage_pin_write, storage_pin_finish };
+
+static int storage_do_pin(storage_conn *c, const stor_req *q, storage_reply *rp)
+{
+	return storage_write_start(c, q, rp, &storage_wverb_pin);
 }
 
 static int storage_do_open(storage_conn *c, const stor_req *q, storage_reply *rp)
@@ -316,18 +342,32 @@ static int storage_do_put_abort(storage_conn *c, const stor_req *q, storage_repl
 	return storage_ok(rp);
 }
 
-static int storage_do_quarantine(storage_conn *c, const stor_req *q, storage_reply *rp)
+static store_status storage_quarantine_write(store *st, const stor_req *q, stor_rep *rep)
+{
+	(void)rep;
+	return store_quarantine(st, q->u.quarantine.id);
+}
+
+static int storage_quarantine_finish(storage *srv, const stor_req *q, store_status rc,
+                                     storage_reply *rp)
 {
 	char cid[B3_CID_LEN + 1];
-	store_status rc = store_quarantine(c->srv->st, q->u.quarantine.id);
 
 	if (rc != STORE_OK)
 		return storage_fail(rp, (int)rc, storage_status_msg(rc));
 	b3_cid_format(q->u.quarantine.id, cid);
 	log_kv(LOG_LEVEL_WARN, "object quarantined", "cid", cid, LOG_END);
 	/* Aggregated: every serving process that catches the same object asks. */
-	audit_count(c->srv->audit, "storage", "quarantined", "requested", cid);
+	audit_count(srv->audit, "storage", "quarantined", "requested", cid);
 	return storage_ok(rp);
+}
+
+static const storage_wverb storage_wverb_quarantine = { storage_quarantine_write,
+                                                        storage_quarantine_finish };
+
+static int storage_do_quarantine(storage_conn *c, const stor_req *q, storage_reply *rp)
+{
+	return storage_write_start(c, q, rp, &storage_wverb_quarantine);
 }
 
 static int storage_do_list(storage_conn *c, const stor_req *q, storage_reply *rp)
@@ -662,62 +702,54 @@ static int storage_commit_start(storage_conn *c, storage_reply *rp,
 	return 0;
 }
 
-/* One META_SET in the pool (disk): the same parking as a commit. */
-typedef struct storage_meta_job {
-	workq_job     job;          /* first: the pool hands this back */
-	storage_conn *c;            /* loop thread only */
-	store        *st;
-	uint64_t      corr;
-	uint8_t       id[B3_OUT_LEN];
-	char          want[STOR_CTYPE_MAX];
-	bool          by_read;      /* want was sniffed on a read */
-	store_status  rc;           /* the worker's result */
-	uint64_t      len;
-	char          ctype[STORE_CTYPE_MAX];
-	bool          in_force_by_read;
-} storage_meta_job;
+/* One metadata write in the pool (disk): the same parking as a commit.
+ * The request and the reply under construction travel with it. */
+typedef struct storage_wjob {
+	workq_job            job;   /* first: the pool hands this back */
+	storage_conn        *c;     /* loop thread only */
+	store               *st;
+	const storage_wverb *v;
+	stor_req             q;
+	storage_reply        rp;
+	store_status         rc;    /* the worker's result */
+} storage_wjob;
 
-static void on_meta_set_run(workq_job *j)
+static void on_write_run(workq_job *j)
 {
-	storage_meta_job *job = (storage_meta_job *)j;
+	storage_wjob *job = (storage_wjob *)j;
 
-	job->rc = store_meta_set(job->st, job->id, job->want, job->by_read, &job->len, job->ctype,
-	                         &job->in_force_by_read);
+	job->rc = job->v->write(job->st, &job->q, &job->rp.rep);
 }
 
-static void on_meta_set_done(workq_job *j, bool ran)
+static void on_write_done(workq_job *j, bool ran)
 {
-	storage_meta_job *job = (storage_meta_job *)j;
+	storage_wjob *job = (storage_wjob *)j;
 	storage_conn *c = job->c;
-	storage_reply rp = { .fds = { -1, -1 } };
 
-	if (!ran) {   /* dropped at shutdown: its connection closes next */
-		free(job);
-		return;
+	if (ran) {   /* else dropped at shutdown: its connection closes next */
+		(void)job->v->finish(c->srv, &job->q, job->rc, &job->rp);
+		if (storage_conn_set(c, CONN_READING) != 0 || storage_send(c, job->rp.corr, &job->rp) != 0)
+			storage_conn_close(c);
 	}
-	rp.rep.u.meta.len = job->len;
-	memcpy(rp.rep.u.meta.ctype, job->ctype, sizeof rp.rep.u.meta.ctype);
-	rp.rep.u.meta.by_read = job->in_force_by_read;
-	(void)storage_meta_set_reply(&rp, job->rc);
-	if (storage_conn_set(c, CONN_READING) != 0 || storage_send(c, job->corr, &rp) != 0)
-		storage_conn_close(c);
 	free(job);
 }
 
-static int storage_meta_set_start(storage_conn *c, storage_reply *rp, const stor_req_meta_set *m)
+/* The write on the pool (its answer deferred), or here when the backend
+ * writes on the loop; 503 when the pool is full, as for a commit. */
+static int storage_write_start(storage_conn *c, const stor_req *q, storage_reply *rp,
+                               const storage_wverb *v)
 {
-	storage_meta_job *job = calloc(1, sizeof *job);
+	storage_wjob *job;
 
-	if (!job)
-		return storage_meta_set_reply(rp, STORE_ERROR);
-	*job = (storage_meta_job){ .job = { .run = on_meta_set_run, .done = on_meta_set_done },
-	                           .c = c, .st = c->srv->st, .corr = rp->corr };
-	memcpy(job->id, m->id, B3_OUT_LEN);
-	snprintf(job->want, sizeof job->want, "%s", m->ctype);
-	job->by_read = m->by_read;
+	if (!store_writes_off_loop(c->srv->st))
+		return v->finish(c->srv, q, v->write(c->srv->st, q, &rp->rep), rp);
+	if (!(job = calloc(1, sizeof *job)))
+		return v->finish(c->srv, q, STORE_ERROR, rp);
+	*job = (storage_wjob){ .job = { .run = on_write_run, .done = on_write_done },
+	                       .c = c, .st = c->srv->st, .v = v, .q = *q, .rp = *rp };
 	if (workq_submit(c->srv->wq, &job->job) != 0) {
 		free(job);
-		return storage_meta_set_reply(rp, STORE_BUSY);
+		return v->finish(c->srv, q, STORE_BUSY, rp);
 	}
 	rp->deferred = true;
 	return 0;

@@ -183,12 +183,14 @@ __attribute__((warn_unused_result))
 store_status store_open(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len,
                         int *blob_fd, int *ob_fd);
 /* Mark the object bad, durably: 200, 404. A later commit of the same bytes
- * (which then hash to the id again) replaces the files and clears the mark. */
+ * (which then hash to the id again) replaces the files and clears the mark.
+ * Loop thread, or a worker when store_writes_off_loop (below). */
 __attribute__((warn_unused_result))
 store_status store_quarantine(store *st, const uint8_t id[B3_OUT_LEN]);
 
 /* Make the object owned (no longer an evictable cache copy), durably: 200
- * with *len (owned already, or now), 404, 502 if quarantined. */
+ * with *len (owned already, or now), 404, 502 if quarantined. Loop thread,
+ * or a worker when store_writes_off_loop (below). */
 __attribute__((warn_unused_result))
 store_status store_pin(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *len);
 /* The cache's bytes, objects and evictions (loop thread; a commit running
@@ -220,15 +222,18 @@ store_status store_meta_get(store *st, const uint8_t id[B3_OUT_LEN], uint64_t *l
  * replaces a read's, nothing else is ever replaced. 200 with *len, the
  * type in force in ctype and *in_force_by_read, 400 (want is not a type),
  * 404, 502, 500. Loop thread; or any worker thread when
- * store_meta_set_off_loop(st) (disk: the rule is applied inside the
+ * store_writes_off_loop(st) (disk: the rule is applied inside the
  * record's own LMDB write transaction, so two workers cannot both win;
  * safe beside the loop's reads and the commits' ingests, as an ingest is). */
 __attribute__((warn_unused_result))
 store_status store_meta_set(store *st, const uint8_t id[B3_OUT_LEN], const char *want,
                             bool by_read, uint64_t *len, char ctype[STORE_CTYPE_MAX],
                             bool *in_force_by_read);
-/* Whether store_meta_set may run off the loop (the backend's ingest may). */
-bool store_meta_set_off_loop(const store *st);
+/* Whether store_meta_set, store_pin and store_quarantine may run on a
+ * worker thread (any number at once, beside the loop's reads and the
+ * commits): the backend's ingest may (disk: each is one LMDB write
+ * transaction, as an ingest's record is). */
+bool store_writes_off_loop(const store *st);
 
 /* ---- backend interface (store_upload.c ↔ store_disk.c, store_ram.c) ------- */
 

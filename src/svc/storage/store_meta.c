@@ -79,7 +79,7 @@ store_status store_meta_set(store *st, const uint8_t id[B3_OUT_LEN], const char 
 	}
 }
 
-bool store_meta_set_off_loop(const store *st)
+bool store_writes_off_loop(const store *st)
 {
 	return st->be->ingest_off_loop;
 }

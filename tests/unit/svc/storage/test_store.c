@@ -615,7 +615,7 @@ static void test_meta_set_race(void **state)
 {
 	fx *f = *state;
 
-	assert_true(store_meta_set_off_loop(f->st));
+	assert_true(store_writes_off_loop(f->st));
 	for (unsigned i = 0; i < 64; i++) {
 		uint8_t *data = make_data(KIB + i, 20u + i), id[B3_OUT_LEN];
 		char t[STORE_CTYPE_MAX];
