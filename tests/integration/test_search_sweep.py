@@ -10,7 +10,8 @@ import ssl
 import urllib.parse
 
 from conftest import (SLOW, blob_file, flip_byte, mn_client, oap_node, stored, wait_until)
-from test_search import SVC, hits, wait_indexed
+from test_names import put_name
+from test_search import NAMES_SVC, SVC, hits, wait_indexed
 
 WORDS = " ".join("word%d" % i for i in range(40000)).encode()   # ~ 350 KiB
 
@@ -99,3 +100,31 @@ def test_sweep_off(node_factory):
     m = n.metrics()
     assert (m.get("search_sweeps_total", result="done") or 0) == 0
     assert (m.get("search_documents") or 0) == 0
+
+
+def test_sweep_indexes_names_the_index_holds(node_factory):
+    # names published while search was off: the index service holds them,
+    # the search index never heard of them
+    n = node_factory(config={"services": [s for s in NAMES_SVC if s != "search"]})
+    a = stored(n, b"a quiet object\n", headers={"Content-Type": "text/plain"})
+    for i in range(70):   # more than one LIST page (64)
+        assert put_name(n, "carol/album-%d" % i, a).status == 201
+    assert put_name(n, "dave/kestrel", a).status == 201
+    assert put_name(n, "dave/kestrel", a).status == 200   # seq 2
+    n.stop()
+    n.write_config({"services": NAMES_SVC})
+    n.start()
+    wait_until(lambda: sweeps_done(n) >= 1, 20 * SLOW, what="a finished sweep")
+    m = n.metrics()
+    assert m.get("search_sweep_names_total", result="queued") == 71
+    wait_until(lambda: (n.metrics().get("search_names") or 0) == 71, 10 * SLOW,
+               what="71 names indexed")
+    j = hits(n, "kestrel")
+    assert [(h["cid"], h["name"]) for h in j["results"]] == [(a, "dave/kestrel")]
+    assert hits(n, "album", limit=50)["count"] == 50
+    # the next walk finds them all indexed at their seq
+    n.stop()
+    n.start()
+    wait_until(lambda: sweeps_done(n) >= 1, 20 * SLOW, what="a finished sweep")
+    assert (n.metrics().get("search_sweep_names_total", result="queued") or 0) == 0
+    assert n.metrics().get("search_names") == 71

@@ -233,7 +233,7 @@ const config_key config_table[] = {
 	  .help = "Query threads of the search service, each with its own read-only SQLite connection (WAL: they read while the index is written). Amnesia: one, the in-memory index has a single connection." },
 	{ .key = "search.sweep_interval", .type = CONFIG_T_DURATION, FIELD(search_sweep_interval_ms),
 	  .def = "10m", .min = 0, .max = 86400000, .reload = CONFIG_RELOAD_RESTART,
-	  .help = "How often the search service walks the store and indexes the objects it has not seen: those stored over OAP/1 or replicated here, stored while search was down or off, or dropped from a full queue (search_sweep_objects_total). It also walks once at start. 0 = never (only what the gateway sends after each PUT is indexed)." },
+	  .help = "How often the search service walks the store and indexes the objects it has not seen: those stored over OAP/1 or replicated here, stored while search was down or off, or dropped from a full queue (search_sweep_objects_total); then the names the index service holds that it lacks (search_sweep_names_total). It also walks once at start. 0 = never (only what the gateway sends after each PUT is indexed)." },
 	{ .key = "search.max_limit", .type = CONFIG_T_U32, FIELD(search_max_limit),
 	  .def = "50", .min = 1, .max = 100, .reload = CONFIG_RELOAD_LIVE,
 	  .help = "The largest limit= a search may ask (a larger one is 400)." },

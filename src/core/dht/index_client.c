@@ -116,6 +116,12 @@ static void index_result_of(const rpc_reply *r, index_rep *rep, index_result *ou
 		out->recs = rep->u.history.recs;
 		out->nrecs = rep->u.history.n;
 		break;
+	case INDEX_LIST:
+		out->recs = rep->u.list.recs;
+		out->nrecs = rep->u.list.n;
+		out->next = &rep->u.list.next;
+		out->more = rep->u.list.more;
+		break;
 	default:
 		break;
 	}
@@ -182,6 +188,14 @@ index_call *index_import(index_client *c, const uint8_t *rec, size_t n, index_cb
 		n = 0;   /* does not encode: 500, the caller's bug */
 	memcpy(q.u.import.rec, rec, n);
 	q.u.import.len = n;
+	return index_submit(c, &q, cb, arg);
+}
+
+index_call *index_list(index_client *c, const index_list_cursor *from, index_cb cb, void *arg)
+{
+	index_req q = { .verb = INDEX_LIST };
+
+	q.u.list.from = *from;
 	return index_submit(c, &q, cb, arg);
 }
 

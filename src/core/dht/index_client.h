@@ -37,9 +37,11 @@ typedef struct index_result {
 	const char        *message;  /* error text, or "" (borrowed for the callback) */
 	bool               created;  /* PUBLISH: the name was new */
 	uint8_t            source;   /* RESOLVE: index_source */
-	const name_record *recs;     /* PUBLISH, RESOLVE: 1; HISTORY: nrecs, seq rising
-	                              * (borrowed for the callback) */
+	const name_record *recs;     /* PUBLISH, RESOLVE: 1; HISTORY: nrecs, seq rising;
+	                              * LIST: nrecs held names (borrowed for the callback) */
 	size_t             nrecs;
+	const index_list_cursor *next;   /* LIST: where to ask from next (borrowed) */
+	bool               more;     /* LIST: the walk goes on */
 } index_result;
 
 typedef void (*index_cb)(const index_result *res, void *arg);
@@ -63,6 +65,8 @@ index_call *index_resolve(index_client *c, const char *name, size_t n, bool netw
 index_call *index_history(index_client *c, const char *name, size_t n, index_cb cb, void *arg);
 /* A record from elsewhere (n ≤ NAME_RECORD_MAX bytes, copied). */
 index_call *index_import(index_client *c, const uint8_t *rec, size_t n, index_cb cb, void *arg);
+/* LIST: a page of the names the node holds, from *from (zeroed: the start). */
+index_call *index_list(index_client *c, const index_list_cursor *from, index_cb cb, void *arg);
 
 /* The callback will not run. Only before it ran; NULL ok. */
 void index_call_cancel(index_call *call);

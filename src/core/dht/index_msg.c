@@ -103,6 +103,35 @@ static void get_history_req(wire_r *r, index_req *q)
 	get_name(r, &q->u.history.name);
 }
 
+/* A LIST cursor: "" or a valid name, and the position. */
+static void put_cursor(wire_w *w, const index_list_cursor *c)
+{
+	if (c->after.len)
+		put_name(w, &c->after);
+	else
+		wire_put_str(w, "");
+	wire_put_u64(w, c->pos);
+}
+
+static void get_cursor(wire_r *r, index_list_cursor *c)
+{
+	wire_get_str(r, c->after.s, sizeof c->after.s);
+	c->after.len = strlen(c->after.s);
+	if (!r->bad && c->after.len && name_check(c->after.s, c->after.len, NULL, 0) != NAME_OK)
+		r->bad = true;
+	c->pos = wire_get_u64(r);
+}
+
+static void put_list_req(wire_w *w, const index_req *q)
+{
+	put_cursor(w, &q->u.list.from);
+}
+
+static void get_list_req(wire_r *r, index_req *q)
+{
+	get_cursor(r, &q->u.list.from);
+}
+
 /* The record is the network's bytes: bounded here, judged by the index. */
 static void put_import_req(wire_w *w, const index_req *q)
 {
@@ -198,6 +227,36 @@ static void get_history_rep(wire_r *r, index_rep *p)
 		r->bad = true;
 }
 
+static void put_list_rep(wire_w *w, const index_rep *p)
+{
+	const index_rep_list *l = &p->u.list;
+
+	if (l->n > INDEX_LIST_MAX) {
+		w->bad = true;
+		return;
+	}
+	wire_put_u8(w, l->n);
+	for (unsigned i = 0; i < l->n; i++)
+		put_record(w, &l->recs[i]);
+	put_cursor(w, &l->next);
+	wire_put_u8(w, l->more);
+}
+
+static void get_list_rep(wire_r *r, index_rep *p)
+{
+	index_rep_list *l = &p->u.list;
+
+	l->n = wire_get_u8(r);
+	if (l->n > INDEX_LIST_MAX) {
+		r->bad = true;
+		return;
+	}
+	for (unsigned i = 0; i < l->n && !r->bad; i++)
+		get_record(r, &l->recs[i]);
+	get_cursor(r, &l->next);
+	l->more = wire_get_bool(r);
+}
+
 static void put_err_rep(wire_w *w, const index_rep *p)
 {
 	const index_rep_err *e = &p->u.err;
@@ -242,6 +301,7 @@ static const index_verb index_verbs[INDEX_VERB_LAST + 1] = {
 	[INDEX_HISTORY] = { "HISTORY", put_history_req, get_history_req,
 	                    put_history_rep, get_history_rep },
 	[INDEX_IMPORT]  = { "IMPORT", put_import_req, get_import_req, NULL, NULL },
+	[INDEX_LIST]    = { "LIST", put_list_req, get_list_req, put_list_rep, get_list_rep },
 };
 
 static const index_verb *index_verb_of(uint16_t verb)

@@ -34,13 +34,18 @@
 #define INDEX_MSG_TEXT_MAX   96u       /* an error message, NUL included */
 /* Records one HISTORY reply carries at most (index.history is bounded by it). */
 #define INDEX_HISTORY_MAX    64u
-/* The largest encoded payload: a HISTORY reply at its longest. */
-#define INDEX_MSG_MAX        (1u + INDEX_HISTORY_MAX * (4u + NAME_RECORD_MAX))
+/* Records one LIST reply carries at most. */
+#define INDEX_LIST_MAX       64u
+/* The largest encoded payload: a LIST reply at its longest (the records
+ * of a HISTORY reply, and a cursor and a flag). */
+#define INDEX_MSG_MAX        (1u + INDEX_LIST_MAX * (4u + NAME_RECORD_MAX) + \
+                              4u + NAME_MAX_LEN + 8u + 1u)
 
 /* Verbs: the OAP `code` of an index request. */
 enum {
 	INDEX_PING = 1, INDEX_PUBLISH = 2, INDEX_RESOLVE = 3, INDEX_HISTORY = 4, INDEX_IMPORT = 5,
-	INDEX_VERB_LAST = INDEX_IMPORT,
+	INDEX_LIST = 6,
+	INDEX_VERB_LAST = INDEX_LIST,
 };
 
 /* Where a RESOLVE answer came from. */
@@ -88,6 +93,18 @@ typedef struct index_req_import {       /* a record from elsewhere, unjudged */
 	size_t  len;                    /* 1..NAME_RECORD_MAX */
 } index_req_import;
 
+/* Where a LIST walk is: opaque to the client, which hands back what the
+ * last reply gave (zeroed: the start). The table's own cursor (the disk
+ * table's last name, the RAM table's position). */
+typedef struct index_list_cursor {
+	index_name after;               /* "" or a valid name */
+	uint64_t   pos;
+} index_list_cursor;
+
+typedef struct index_req_list {
+	index_list_cursor from;
+} index_req_list;
+
 typedef struct index_req {
 	uint16_t verb;                  /* INDEX_*: selects the member (PING has none) */
 	union {
@@ -95,6 +112,7 @@ typedef struct index_req {
 		index_req_resolve resolve;
 		index_req_history history;
 		index_req_import  import;
+		index_req_list    list;
 	} u;
 } index_req;
 
@@ -115,6 +133,17 @@ typedef struct index_rep_history {
 	name_record recs[INDEX_HISTORY_MAX];
 } index_rep_history;
 
+/* LIST: the current records of up to INDEX_LIST_MAX held names after the
+ * cursor (names of the node's table, not the network cache), the cursor
+ * to ask from next, and whether the walk goes on (more: false at the
+ * end; names added or removed meanwhile may be met twice or missed). */
+typedef struct index_rep_list {
+	uint8_t           n;            /* 0..INDEX_LIST_MAX */
+	name_record       recs[INDEX_LIST_MAX];
+	index_list_cursor next;
+	bool              more;
+} index_rep_list;
+
 typedef struct index_rep_err {          /* any status 400..599, every verb */
 	uint8_t code;                   /* index_err */
 	bool    retryable;
@@ -128,6 +157,7 @@ typedef struct index_rep {
 		index_rep_publish publish;
 		index_rep_resolve resolve;
 		index_rep_history history;
+		index_rep_list    list;
 		index_rep_err     err;
 	} u;                            /* PING, IMPORT: none on 200 */
 } index_rep;

@@ -291,6 +291,23 @@ static void index_do_history(index_op *op, const index_req_history *m)
 	index_answer(op, rep);
 }
 
+/* LIST: a page of the held table (not the network cache), for the search
+ * service's catch-up. A read on the loop, like RESOLVE's. */
+static void index_do_list(index_op *op, const index_req_list *m)
+{
+	index_svc *srv = op->srv;
+	index_rep *rep = index_rep_ok(srv, INDEX_LIST);
+	index_db_cursor cur = { .pos = m->from.pos };
+	index_rep_list *l = &rep->u.list;
+
+	cur.after = m->from.after;
+	l->n = (uint8_t)index_db_scan(srv->table, &cur, l->recs, INDEX_LIST_MAX);
+	l->next.after = cur.after;
+	l->next.pos = cur.pos;
+	l->more = cur.after.len != 0 || cur.pos != 0;   /* the scan went back to the start: done */
+	index_answer(op, rep);
+}
+
 static void index_do_import(index_op *op, const index_req_import *m)
 {
 	char msg[INDEX_MSG_TEXT_MAX];
@@ -323,6 +340,9 @@ void index_dispatch(index_op *op, const index_req *q)
 		break;
 	case INDEX_IMPORT:
 		index_do_import(op, &q->u.import);
+		break;
+	case INDEX_LIST:
+		index_do_list(op, &q->u.list);
 		break;
 	default:   /* the decoder admits only the verbs above */
 		(void)BUG("index verb without a handler");

@@ -353,6 +353,22 @@ int search_db_missing(search_db *db, const uint8_t (*ids)[32], size_t n, bool *m
 	return rc;
 }
 
+int search_db_names_missing(search_db *db, const search_name *names, size_t n, bool *missing)
+{
+	db->deadline_ns = 0;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_int64 id;
+		uint8_t cid[32];
+		uint64_t seq;
+		int rc = search_db_name_get(db, names[i].name, &id, cid, &seq);
+
+		if (rc < 0)
+			return -1;
+		missing[i] = rc == 0 || seq < names[i].seq;
+	}
+	return 0;
+}
+
 int64_t search_db_count(search_db *db)
 {
 	return search_db_count_of(db, "SELECT count(*) FROM docs");

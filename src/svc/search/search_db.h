@@ -70,6 +70,9 @@ int search_db_names(search_db *db, const search_name *names, size_t n);
 /* missing[i]: whether no document of ids[i] is indexed. 0, or -1 (an
  * SQLite error; missing is then unreliable). */
 int search_db_missing(search_db *db, const uint8_t (*ids)[32], size_t n, bool *missing);
+/* missing[i]: whether names[i] is not indexed at its seq (no row, or a
+ * row of a lower seq). 0, or -1 (an SQLite error). */
+int search_db_names_missing(search_db *db, const search_name *names, size_t n, bool *missing);
 int64_t search_db_count(search_db *db);
 int64_t search_db_count_names(search_db *db);
 /* Up to limit hits of q (checked by search_query_check) into out, until

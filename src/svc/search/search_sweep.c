@@ -18,8 +18,11 @@
  *             read against the object's id (lib/b3tree.h: the same check
  *             as serving), sniffs, and hands back a document;
  *
- * and the document joins the service's queue like an INDEX message. One
- * object at a time, one stor call or one job in flight; the walk waits
+ * and the document joins the service's queue like an INDEX message. Then,
+ * when the node runs the index service, the names it holds (INDEX_LIST,
+ * 64 at a time): a name the search index lacks at its seq joins the queue
+ * like a NAME message. One object or page at a time, one call or one job
+ * in flight; the walk waits
  * while the queue is half full, so a sweep never crowds out the gateway's
  * notices for long and never grows the queue past search.queue. Nothing
  * here writes to the store: the sniffed type is only indexed.
@@ -33,6 +36,7 @@
 
 #include <event2/event.h>
 
+#include "core/dht/index_client.h"
 #include "core/objects/mediatype.h"
 #include "core/objects/objstore.h"
 #include "core/objects/stor_client.h"
@@ -46,7 +50,7 @@
  * The text of a larger object is not indexed (its type and size are). */
 #define SWEEP_OUTBOARD_MAX (1024u * 1024u)
 
-typedef enum { SWEEP_JOB_CHECK, SWEEP_JOB_READ } sweep_job_kind;
+typedef enum { SWEEP_JOB_CHECK, SWEEP_JOB_READ, SWEEP_JOB_NAMES } sweep_job_kind;
 
 typedef enum {
 	SWEEP_READ_OK,
@@ -55,7 +59,8 @@ typedef enum {
 } sweep_read_rc;
 
 /* The one job in the writer's pool, if any. CHECK: which ids of the page
- * the index lacks (the writer's connection, on the writer's thread).
+ * the index lacks (the writer's connection, on the writer's thread);
+ * NAMES: the same for a page of names.
  * READ: the head of one object from its blob (fds owned by the job). */
 typedef struct sweep_job {
 	workq_job      job;
@@ -86,6 +91,8 @@ struct search_sweep {
 	bool          stopping;
 	bool          job_busy;      /* sj is in the pool */
 	stor_call    *call;          /* the stor call in flight, or NULL */
+	index_client *index;         /* NULL: the node runs no index service */
+	index_call   *icall;         /* the LIST in flight, or NULL */
 	sweep_job     sj;
 	/* the walk */
 	bool          has_after;
@@ -94,6 +101,13 @@ struct search_sweep {
 	bool          missing[STOR_LIST_MAX];
 	size_t        nids, next;
 	bool          more;
+	/* the walk over names */
+	bool          names_phase;
+	index_list_cursor ncur;
+	search_name   names[INDEX_LIST_MAX];
+	bool          nmissing[INDEX_LIST_MAX];
+	size_t        nnames, nnext;
+	bool          nmore;
 	/* the object in hand */
 	uint8_t       id[32];
 	uint64_t      len;
@@ -102,6 +116,8 @@ struct search_sweep {
 
 static void sweep_page(search_sweep *sw);
 static void sweep_object_next(search_sweep *sw);
+static void sweep_names_page(search_sweep *sw);
+static void sweep_names_next(search_sweep *sw);
 
 static void sweep_count(const char *family, const char *result)
 {
@@ -242,6 +258,8 @@ static void on_job_run(workq_job *job)
 	if (j->kind == SWEEP_JOB_CHECK)
 		j->rc = search_db_missing(sw->srv->db, (const uint8_t (*)[32])sw->ids, sw->nids,
 		                          sw->missing);
+	else if (j->kind == SWEEP_JOB_NAMES)
+		j->rc = search_db_names_missing(sw->srv->db, sw->names, sw->nnames, sw->nmissing);
 	else
 		sweep_read(j);
 }
@@ -279,12 +297,17 @@ static void on_job_done(workq_job *job, bool ran)
 		j->text = NULL;
 		return;
 	}
+	if (j->kind != SWEEP_JOB_READ && j->rc != 0) {
+		log_kv(LOG_LEVEL_ERROR, "search sweep cannot read its index", LOG_END);
+		sweep_end(sw, false);
+		return;
+	}
+	if (j->kind == SWEEP_JOB_NAMES) {
+		sw->nnext = 0;
+		sweep_names_next(sw);
+		return;
+	}
 	if (j->kind == SWEEP_JOB_CHECK) {
-		if (j->rc != 0) {
-			log_kv(LOG_LEVEL_ERROR, "search sweep cannot read its index", LOG_END);
-			sweep_end(sw, false);
-			return;
-		}
 		sw->next = 0;
 	} else if (j->read_rc == SWEEP_READ_OK) {
 		sweep_queue_doc(sw, j);
@@ -369,24 +392,44 @@ static void on_meta(const stor_result *res, void *arg)
 	}
 }
 
-/* The next object of the page the index lacks; then the next page. */
-static void sweep_object_next(search_sweep *sw)
+/* The objects are walked: the names next, when the node has an index. */
+static void sweep_objects_done(search_sweep *sw)
+{
+	if (!sw->index) {
+		sweep_end(sw, true);
+		return;
+	}
+	sw->names_phase = true;
+	memset(&sw->ncur, 0, sizeof sw->ncur);
+	sweep_names_page(sw);
+}
+
+/* The queue half full: look again in a moment (the writer catches up). */
+static bool sweep_queue_busy(search_sweep *sw)
 {
 	search_svc *srv = sw->srv;
 
+	if (srv->npend > 0 && srv->npend * 2 >= srv->s->cfg.search_queue) {
+		sweep_arm(sw, SWEEP_PAUSE_MS);
+		return true;
+	}
+	return false;
+}
+
+/* The next object of the page the index lacks; then the next page. */
+static void sweep_object_next(search_sweep *sw)
+{
 	if (sw->stopping)
 		return;
-	if (srv->npend > 0 && srv->npend * 2 >= srv->s->cfg.search_queue) {
-		sweep_arm(sw, SWEEP_PAUSE_MS);   /* the queue half full: let the writer catch up */
+	if (sweep_queue_busy(sw))
 		return;
-	}
 	while (sw->next < sw->nids && !sw->missing[sw->next])
 		sw->next++;
 	if (sw->next == sw->nids) {
 		if (sw->more)
 			sweep_page(sw);
 		else
-			sweep_end(sw, true);
+			sweep_objects_done(sw);
 		return;
 	}
 	memcpy(sw->id, sw->ids[sw->next++], 32);
@@ -417,7 +460,7 @@ static void on_list(const stor_result *res, void *arg)
 	sw->sj.kind = SWEEP_JOB_CHECK;
 	sw->sj.fds[0] = sw->sj.fds[1] = -1;
 	if (res->nids == 0)
-		sweep_end(sw, true);
+		sweep_objects_done(sw);
 	else
 		sweep_submit(sw);
 }
@@ -429,18 +472,87 @@ static void sweep_page(search_sweep *sw)
 		sweep_end(sw, false);
 }
 
+/* ---- the names ------------------------------------------------------------------ */
+
+/* The names of the page the index lacks, into the queue; then the next page. */
+static void sweep_names_next(search_sweep *sw)
+{
+	if (sw->stopping)
+		return;
+	for (; sw->nnext < sw->nnames; sw->nnext++) {
+		search_pend *e;
+
+		if (!sw->nmissing[sw->nnext])
+			continue;
+		if (sweep_queue_busy(sw))
+			return;
+		if (!(e = calloc(1, sizeof *e))) {
+			metrics_count("search_sweep_names_total", "result=\"error\"", 1);
+			continue;
+		}
+		e->is_name = true;
+		e->nm = sw->names[sw->nnext];
+		metrics_count("search_sweep_names_total", "result=\"queued\"", 1);
+		search_pend_enqueue(sw->srv, e);
+	}
+	if (sw->nmore)
+		sweep_names_page(sw);
+	else
+		sweep_end(sw, true);
+}
+
+static void on_names(const index_result *res, void *arg)
+{
+	search_sweep *sw = arg;
+	size_t n = res->nrecs < INDEX_LIST_MAX ? res->nrecs : INDEX_LIST_MAX;
+
+	sw->icall = NULL;
+	if (res->status != 200 || !res->next) {
+		sweep_end(sw, false);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		memset(&sw->names[i], 0, sizeof sw->names[i]);
+		snprintf(sw->names[i].name, sizeof sw->names[i].name, "%s", res->recs[i].name);
+		memcpy(sw->names[i].id, res->recs[i].cid, 32);
+		sw->names[i].seq = res->recs[i].seq;
+	}
+	sw->nnames = n;
+	sw->nnext = 0;
+	sw->ncur = *res->next;
+	sw->nmore = res->more && n > 0;
+	if (n == 0) {
+		sweep_end(sw, true);
+		return;
+	}
+	memset(&sw->sj, 0, sizeof sw->sj);
+	sw->sj.kind = SWEEP_JOB_NAMES;
+	sw->sj.fds[0] = sw->sj.fds[1] = -1;
+	sweep_submit(sw);
+}
+
+static void sweep_names_page(search_sweep *sw)
+{
+	if (!(sw->icall = index_list(sw->index, &sw->ncur, on_names, sw)))
+		sweep_end(sw, false);
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	search_sweep *sw = arg;
 
 	(void)fd; (void)what;
-	if (sw->stopping || sw->call || sw->job_busy)
+	if (sw->stopping || sw->call || sw->icall || sw->job_busy)
 		return;
 	if (sw->walking) {   /* a pause: go on where the walk was */
-		sweep_object_next(sw);
+		if (sw->names_phase)
+			sweep_names_next(sw);
+		else
+			sweep_object_next(sw);
 		return;
 	}
 	sw->walking = true;
+	sw->names_phase = false;
 	sw->has_after = false;
 	sw->nids = sw->next = 0;
 	sweep_page(sw);
@@ -472,6 +584,9 @@ int search_sweep_start(search_sweep *sw)
 	if (!(sw->stor = objstore_client_new(srv->s->base, &srv->s->cfg)) ||
 	    !(sw->timer = evtimer_new(srv->s->base, on_timer, sw)))
 		return -1;
+	if ((srv->s->cfg.services & CONFIG_SVC_INDEX) &&
+	    !(sw->index = index_client_for(srv->s->base, &srv->s->cfg)))
+		return -1;
 	sweep_arm(sw, 0);   /* the first walk at once (storage may still be starting: retried) */
 	return 0;
 }
@@ -484,6 +599,9 @@ void search_sweep_stop(search_sweep *sw)
 	if (sw->call)
 		stor_call_cancel(sw->call);
 	sw->call = NULL;
+	if (sw->icall)
+		index_call_cancel(sw->icall);
+	sw->icall = NULL;
 	if (sw->timer)
 		evtimer_del(sw->timer);
 }
@@ -497,6 +615,7 @@ void search_sweep_free(search_sweep *sw)
 	if (sw->timer)
 		event_free(sw->timer);
 	stor_client_free(sw->stor);
+	index_client_free(sw->index);
 	mediatype_sniffer_free(sw->sniffer);
 	free(sw);
 }

@@ -102,6 +102,12 @@ static void test_requests(void **state)
 	req_roundtrip(&q);
 	q.u.import.len = NAME_RECORD_MAX;
 	req_roundtrip(&q);
+	memset(&q, 0, sizeof q);
+	q.verb = INDEX_LIST;   /* from the start */
+	req_roundtrip(&q);
+	index_name_set(&q.u.list.from.after, longest, sizeof longest);
+	q.u.list.from.pos = 7u << 31;
+	req_roundtrip(&q);
 }
 
 static void test_replies(void **state)
@@ -134,6 +140,20 @@ static void test_replies(void **state)
 	r.u.history.n = INDEX_HISTORY_MAX;
 	for (unsigned i = 0; i < INDEX_HISTORY_MAX; i++)
 		rec(&r.u.history.recs[i], longest, 10 + 2 * i);
+	rep_roundtrip(&r);
+	memset(&r, 0, sizeof r);
+	r.verb = INDEX_LIST;
+	r.status = 200;
+	rep_roundtrip(&r);   /* an empty table: n 0, the start, no more */
+	r.u.list.n = INDEX_LIST_MAX;
+	for (unsigned i = 0; i < INDEX_LIST_MAX; i++) {
+		longest[0] = (char)('a' + i % 26);
+		longest[1] = (char)('a' + i / 26);
+		rec(&r.u.list.recs[i], longest, 1 + i);
+	}
+	index_name_set(&r.u.list.next.after, longest, NAME_MAX_LEN);
+	r.u.list.next.pos = 3;
+	r.u.list.more = true;
 	rep_roundtrip(&r);   /* the longest payload there is */
 	memset(&r, 0, sizeof r);
 	r.verb = INDEX_IMPORT;
@@ -174,6 +194,18 @@ static void test_refusals(void **state)
 	assert_int_equal(index_msg_req_decode(INDEX_IMPORT, empty_import, 4, &q), -1);
 	assert_int_equal(index_msg_req_decode(0, NULL, 0, &q), -1);
 	assert_int_equal(index_msg_req_decode(INDEX_VERB_LAST + 1, NULL, 0, &q), -1);
+
+	/* A LIST cursor is "" or a valid name; a page holds at most INDEX_LIST_MAX. */
+	static const uint8_t bad_cursor[] = { 0, 6, 'a', '/', '.', '.', '/', 'b',
+	                                      0, 0, 0, 0, 0, 0, 0, 0 };
+	assert_int_equal(index_msg_req_decode(INDEX_LIST, bad_cursor, sizeof bad_cursor, &q), -1);
+	memset(&r, 0, sizeof r);
+	r.verb = INDEX_LIST;
+	r.status = 200;
+	r.u.list.n = INDEX_LIST_MAX + 1;
+	assert_int_equal(index_msg_rep_encode(&r, buf, sizeof buf), -1);
+	static const uint8_t too_many[] = { INDEX_LIST_MAX + 1 };
+	assert_int_equal(index_msg_rep_decode(INDEX_LIST, 200, too_many, 1, &d), -1);
 
 	/* A history that repeats a seq or mixes names does not encode. */
 	memset(&r, 0, sizeof r);
