@@ -284,7 +284,7 @@ static const struct metrics_family metrics_families[] = {
 	{ "search_sweeps_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
 	  "Walks of the store by the search service's catch-up, by result: done, failed (storage unavailable or an index error; tried again at the next interval)." },
 	{ "search_sweep_objects_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
-	  "Objects the search catch-up found unindexed, by result: queued, gone (removed meanwhile), unverified (the head failed its BLAKE3 check: not indexed), error." },
+	  "Objects the search catch-up found unindexed, by result: queued, gone (removed meanwhile), unverified (the head failed its BLAKE3 check: not indexed), young (untyped and just written: the next walk), error." },
 	{ "search_sweep_names_total", METRICS_COUNTER, METRICS_SRC_SLOTS,
 	  "Names the search catch-up found held by the index service and not indexed at their seq, by result: queued, error." },
 	{ "search_queries_total", METRICS_COUNTER, METRICS_SRC_SLOTS,

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -49,6 +50,12 @@
 /* The outboard read to check a head: 1 MiB covers objects up to 2 GiB.
  * The text of a larger object is not indexed (its type and size are). */
 #define SWEEP_OUTBOARD_MAX (1024u * 1024u)
+/* An object without a recorded type whose blob is younger than this (or
+ * than search.sweep_interval, if shorter) is left for the next walk: it may
+ * be an upload between its commit and the type the gateway records next,
+ * and the gateway's notice, with the uploader's type, should be the one
+ * indexed (a document is indexed once: the first to arrive stays). */
+#define SWEEP_SETTLE_S     60u
 
 typedef enum { SWEEP_JOB_CHECK, SWEEP_JOB_READ, SWEEP_JOB_NAMES } sweep_job_kind;
 
@@ -56,6 +63,7 @@ typedef enum {
 	SWEEP_READ_OK,
 	SWEEP_READ_UNVERIFIED,   /* a group did not match the id */
 	SWEEP_READ_ERROR,        /* a read, fstat or memory */
+	SWEEP_READ_YOUNG,        /* untyped and just written: the next walk */
 } sweep_read_rc;
 
 /* The one job in the writer's pool, if any. CHECK: which ids of the page
@@ -73,6 +81,7 @@ typedef struct sweep_job {
 	uint64_t       len;
 	size_t         want_text;    /* bytes of text to index: 0 unless a text type */
 	bool           sniff;        /* no recorded type: sniff one */
+	uint64_t       settle_s;     /* untyped blobs younger than this wait */
 	/* READ: out */
 	sweep_read_rc  read_rc;
 	char           ctype[MEDIATYPE_MAX];
@@ -231,6 +240,10 @@ static void sweep_read(sweep_job *j)
 		j->read_rc = SWEEP_READ_ERROR;
 		return;
 	}
+	if (j->sniff && (uint64_t)time(NULL) < (uint64_t)st.st_mtime + j->settle_s) {
+		j->read_rc = SWEEP_READ_YOUNG;
+		return;
+	}
 	if (b3tree_outboard_len(j->len) > SWEEP_OUTBOARD_MAX)
 		head = 0;
 	j->read_rc = head ? sweep_read_head(j, head, &buf, &nbuf) : SWEEP_READ_OK;
@@ -311,6 +324,8 @@ static void on_job_done(workq_job *job, bool ran)
 		sw->next = 0;
 	} else if (j->read_rc == SWEEP_READ_OK) {
 		sweep_queue_doc(sw, j);
+	} else if (j->read_rc == SWEEP_READ_YOUNG) {
+		sweep_count("search_sweep_objects_total", "young");
 	} else {
 		char cid[B3_CID_LEN + 1];
 
@@ -357,6 +372,8 @@ static void on_open(const stor_result *res, void *arg)
 	memcpy(j->id, sw->id, 32);
 	j->len = sw->len;
 	j->sniff = sw->ctype[0] == '\0';
+	j->settle_s = sw->interval_ms / 1000u < SWEEP_SETTLE_S ? sw->interval_ms / 1000u :
+	              SWEEP_SETTLE_S;
 	snprintf(j->ctype, sizeof j->ctype, "%s", sw->ctype);
 	j->want_text = (size_t)sw->srv->s->cfg.search_max_text;
 	if (j->want_text > SEARCH_TEXT_MAX)
