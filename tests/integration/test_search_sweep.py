@@ -109,10 +109,18 @@ def test_sweep_off(node_factory):
     n.stop()
     n.write_config({"services": SVC, "search": {"sweep_interval": "0s"}})
     n.start()
+    # a positive signal first: a new upload is indexed (by the gateway's
+    # notice); a sweep, had one run at start, would be done by then
+    stored(n, b"a margay\n", headers={"Content-Type": "text/plain"})
+    wait_indexed(n, 1)
+    stored(n, b"a serval\n", headers={"Content-Type": "text/plain"})
+    wait_indexed(n, 2)
+    assert hits(n, "margay")["count"] == 1
     assert hits(n, "ocelot")["count"] == 0
     m = n.metrics()
     assert (m.get("search_sweeps_total", result="done") or 0) == 0
-    assert (m.get("search_documents") or 0) == 0
+    assert (m.get("search_sweeps_total", result="failed") or 0) == 0
+    assert m.get("search_documents") == 2
 
 
 def test_sweep_indexes_names_the_index_holds(node_factory):

@@ -304,7 +304,10 @@ static void index_do_list(index_op *op, const index_req_list *m)
 	l->n = (uint8_t)index_db_scan(srv->table, &cur, l->recs, INDEX_LIST_MAX);
 	l->next.after = cur.after;
 	l->next.pos = cur.pos;
-	l->more = cur.after.len != 0 || cur.pos != 0;   /* the scan went back to the start: done */
+	/* Done when the scan went back to the start, or returned less than a
+	 * page: the field the table does not use is echoed, so a crafted
+	 * cursor cannot make a walk that never ends (a full page moves on). */
+	l->more = l->n == INDEX_LIST_MAX && (cur.after.len != 0 || cur.pos != 0);
 	index_answer(op, rep);
 }
 

@@ -50,12 +50,14 @@
 /* The outboard read to check a head: 1 MiB covers objects up to 2 GiB.
  * The text of a larger object is not indexed (its type and size are). */
 #define SWEEP_OUTBOARD_MAX (1024u * 1024u)
-/* An object without a recorded type whose blob is younger than this (or
- * than search.sweep_interval, if shorter) is left for the next walk: it may
- * be an upload between its commit and the type the gateway records next,
+/* An object without a recorded type, or with one a /media read sniffed,
+ * whose blob is younger than this (or than search.sweep_interval, if
+ * shorter, but at least SWEEP_SETTLE_MIN_S) is left for the next walk: it
+ * may be an upload between its commit and the type the gateway records next,
  * and the gateway's notice, with the uploader's type, should be the one
  * indexed (a document is indexed once: the first to arrive stays). */
 #define SWEEP_SETTLE_S     60u
+#define SWEEP_SETTLE_MIN_S 1u
 
 typedef enum { SWEEP_JOB_CHECK, SWEEP_JOB_READ, SWEEP_JOB_NAMES } sweep_job_kind;
 
@@ -81,7 +83,8 @@ typedef struct sweep_job {
 	uint64_t       len;
 	size_t         want_text;    /* bytes of text to index: 0 unless a text type */
 	bool           sniff;        /* no recorded type: sniff one */
-	uint64_t       settle_s;     /* untyped blobs younger than this wait */
+	bool           settle;       /* none, or a read's: a young blob waits */
+	uint64_t       settle_s;     /* how young */
 	/* READ: out */
 	sweep_read_rc  read_rc;
 	char           ctype[MEDIATYPE_MAX];
@@ -99,9 +102,13 @@ struct search_sweep {
 	bool          walking;
 	bool          stopping;
 	bool          job_busy;      /* sj is in the pool */
-	stor_call    *call;          /* the stor call in flight, or NULL */
+	/* A callback is owed: a stor or index call in flight. Its handle may
+	 * be NULL (a call that could not be queued still answers, 503, from
+	 * the loop), so this flag, not the handle, says a call is out. */
+	bool          awaiting;
+	stor_call    *call;          /* the stor call's handle, or NULL */
 	index_client *index;         /* NULL: the node runs no index service */
-	index_call   *icall;         /* the LIST in flight, or NULL */
+	index_call   *icall;         /* the LIST's handle, or NULL */
 	sweep_job     sj;
 	/* the walk */
 	bool          has_after;
@@ -121,6 +128,7 @@ struct search_sweep {
 	uint8_t       id[32];
 	uint64_t      len;
 	char          ctype[MEDIATYPE_MAX];
+	bool          ctype_by_read; /* sniffed on a /media read: an upload's may follow */
 };
 
 static void sweep_page(search_sweep *sw);
@@ -134,6 +142,14 @@ static void sweep_count(const char *family, const char *result)
 
 	snprintf(l, sizeof l, "result=\"%s\"", result);
 	metrics_count(family, l, 1);
+}
+
+/* A call goes out: its callback is owed (one at a time). */
+static void sweep_call(search_sweep *sw)
+{
+	if (sw->awaiting || sw->job_busy)
+		(void)BUG("search sweep: a second call or job in flight");
+	sw->awaiting = true;
 }
 
 static void sweep_arm(search_sweep *sw, uint64_t ms)
@@ -240,7 +256,7 @@ static void sweep_read(sweep_job *j)
 		j->read_rc = SWEEP_READ_ERROR;
 		return;
 	}
-	if (j->sniff && (uint64_t)time(NULL) < (uint64_t)st.st_mtime + j->settle_s) {
+	if (j->settle && (uint64_t)time(NULL) < (uint64_t)st.st_mtime + j->settle_s) {
 		j->read_rc = SWEEP_READ_YOUNG;
 		return;
 	}
@@ -354,12 +370,28 @@ static void sweep_submit(search_sweep *sw)
 	sw->job_busy = true;
 }
 
+/* Every stor callback's start: the call is back. false: the sweep is
+ * stopping (fds that came with the answer are closed). */
+static bool sweep_answered(search_sweep *sw, const stor_result *res)
+{
+	sw->awaiting = false;
+	sw->call = NULL;
+	if (!sw->stopping)
+		return true;
+	if (res->status == 200)
+		for (int i = 0; i < 2; i++)
+			if (res->fds[i] >= 0)
+				close(res->fds[i]);
+	return false;
+}
+
 static void on_open(const stor_result *res, void *arg)
 {
 	search_sweep *sw = arg;
 	sweep_job *j = &sw->sj;
 
-	sw->call = NULL;
+	if (!sweep_answered(sw, res))
+		return;
 	if (res->status != 200) {
 		sweep_count("search_sweep_objects_total", res->status == 404 ? "gone" : "error");
 		sweep_object_next(sw);
@@ -372,8 +404,11 @@ static void on_open(const stor_result *res, void *arg)
 	memcpy(j->id, sw->id, 32);
 	j->len = sw->len;
 	j->sniff = sw->ctype[0] == '\0';
+	j->settle = j->sniff || sw->ctype_by_read;
 	j->settle_s = sw->interval_ms / 1000u < SWEEP_SETTLE_S ? sw->interval_ms / 1000u :
 	              SWEEP_SETTLE_S;
+	if (j->settle_s < SWEEP_SETTLE_MIN_S)
+		j->settle_s = SWEEP_SETTLE_MIN_S;
 	snprintf(j->ctype, sizeof j->ctype, "%s", sw->ctype);
 	j->want_text = (size_t)sw->srv->s->cfg.search_max_text;
 	if (j->want_text > SEARCH_TEXT_MAX)
@@ -387,7 +422,8 @@ static void on_meta(const stor_result *res, void *arg)
 {
 	search_sweep *sw = arg;
 
-	sw->call = NULL;
+	if (!sweep_answered(sw, res))
+		return;
 	if (res->status != 200) {
 		sweep_count("search_sweep_objects_total", res->status == 404 ? "gone" : "error");
 		sweep_object_next(sw);
@@ -395,7 +431,9 @@ static void on_meta(const stor_result *res, void *arg)
 	}
 	sw->len = res->len;
 	snprintf(sw->ctype, sizeof sw->ctype, "%s", res->ctype ? res->ctype : "");
-	if (sw->ctype[0] && !mediatype_is_text(sw->ctype)) {   /* no bytes needed */
+	sw->ctype_by_read = res->ctype_by_read;
+	if (sw->ctype[0] && !sw->ctype_by_read && !mediatype_is_text(sw->ctype)) {
+		/* an upload's type, not text: no bytes needed */
 		sweep_job j = { .text = NULL };
 
 		snprintf(j.ctype, sizeof j.ctype, "%s", sw->ctype);
@@ -403,10 +441,8 @@ static void on_meta(const stor_result *res, void *arg)
 		sweep_object_next(sw);
 		return;
 	}
-	if (!(sw->call = stor_open(sw->stor, sw->id, on_open, sw))) {
-		sweep_count("search_sweep_objects_total", "error");
-		sweep_object_next(sw);
-	}
+	sweep_call(sw);
+	sw->call = stor_open(sw->stor, sw->id, on_open, sw);   /* NULL: on_open gets 503 */
 }
 
 /* The objects are walked: the names next, when the node has an index. */
@@ -450,17 +486,16 @@ static void sweep_object_next(search_sweep *sw)
 		return;
 	}
 	memcpy(sw->id, sw->ids[sw->next++], 32);
-	if (!(sw->call = stor_meta_get(sw->stor, sw->id, on_meta, sw))) {
-		sweep_count("search_sweep_objects_total", "error");
-		sweep_end(sw, false);
-	}
+	sweep_call(sw);
+	sw->call = stor_meta_get(sw->stor, sw->id, on_meta, sw);   /* NULL: on_meta gets 503 */
 }
 
 static void on_list(const stor_result *res, void *arg)
 {
 	search_sweep *sw = arg;
 
-	sw->call = NULL;
+	if (!sweep_answered(sw, res))
+		return;
 	if (res->status != 200 || res->nids > STOR_LIST_MAX) {
 		sweep_end(sw, false);
 		return;
@@ -484,9 +519,9 @@ static void on_list(const stor_result *res, void *arg)
 
 static void sweep_page(search_sweep *sw)
 {
-	if (!(sw->call = stor_list(sw->stor, sw->has_after ? sw->after : NULL, STOR_LIST_MAX,
-	                           on_list, sw)))
-		sweep_end(sw, false);
+	sweep_call(sw);
+	sw->call = stor_list(sw->stor, sw->has_after ? sw->after : NULL, STOR_LIST_MAX, on_list,
+	                     sw);   /* NULL: on_list gets 503 */
 }
 
 /* ---- the names ------------------------------------------------------------------ */
@@ -523,7 +558,10 @@ static void on_names(const index_result *res, void *arg)
 	search_sweep *sw = arg;
 	size_t n = res->nrecs < INDEX_LIST_MAX ? res->nrecs : INDEX_LIST_MAX;
 
+	sw->awaiting = false;
 	sw->icall = NULL;
+	if (sw->stopping)
+		return;
 	if (res->status != 200 || !res->next) {
 		sweep_end(sw, false);
 		return;
@@ -550,8 +588,8 @@ static void on_names(const index_result *res, void *arg)
 
 static void sweep_names_page(search_sweep *sw)
 {
-	if (!(sw->icall = index_list(sw->index, &sw->ncur, on_names, sw)))
-		sweep_end(sw, false);
+	sweep_call(sw);
+	sw->icall = index_list(sw->index, &sw->ncur, on_names, sw);   /* NULL: on_names gets 503 */
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -559,7 +597,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	search_sweep *sw = arg;
 
 	(void)fd; (void)what;
-	if (sw->stopping || sw->call || sw->icall || sw->job_busy)
+	if (sw->stopping || sw->awaiting || sw->job_busy)
 		return;
 	if (sw->walking) {   /* a pause: go on where the walk was */
 		if (sw->names_phase)

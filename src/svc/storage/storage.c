@@ -60,6 +60,12 @@
 /* Commits queued or running at once (each parks one connection and holds
  * one upload fd; ~128 KiB of scratch while running). Beyond → 503. */
 #define STORAGE_COMMIT_MAX      64u
+/* Metadata writes (META_SET, PIN, QUARANTINE: one small LMDB transaction
+ * each) have a pool of their own, one thread, so they never queue behind
+ * the commits' hashing nor take a commit's slot; one connection parks on
+ * each, so the bound is the connection cap. */
+#define STORAGE_META_THREADS    1u
+#define STORAGE_META_MAX        STORAGE_MAX_CONNS
 #define STORAGE_LOG_PER_S       10    /* share refusal log lines per second */
 /* Announces handed to the dht service and not yet answered; a new object
  * beyond that is not announced now (counted dropped; republishing will). */
@@ -89,6 +95,8 @@ struct storage {
 	store        *st;
 	workq        *wq;           /* commit workers */
 	struct event *wq_ev;        /* the pool's completion eventfd */
+	workq        *mq;           /* metadata write workers (disk) */
+	struct event *mq_ev;
 	conn_listener *lst;         /* the shared accept rule (cap, fd back-off) */
 	LIST_HEAD(, storage_conn) conns;
 	size_t        nconns;
@@ -747,7 +755,7 @@ static int storage_write_start(storage_conn *c, const stor_req *q, storage_reply
 		return v->finish(c->srv, q, STORE_ERROR, rp);
 	*job = (storage_wjob){ .job = { .run = on_write_run, .done = on_write_done },
 	                       .c = c, .st = c->srv->st, .v = v, .q = *q, .rp = *rp };
-	if (workq_submit(c->srv->wq, &job->job) != 0) {
+	if (workq_submit(c->srv->mq, &job->job) != 0) {   /* one per parked connection: room */
 		free(job);
 		return v->finish(c->srv, q, STORE_BUSY, rp);
 	}
@@ -757,10 +765,8 @@ static int storage_write_start(storage_conn *c, const stor_req *q, storage_reply
 
 static void on_commits_done(evutil_socket_t fd, short what, void *arg)
 {
-	storage *srv = arg;
-
 	(void)fd; (void)what;
-	(void)workq_reap(srv->wq);
+	(void)workq_reap(arg);
 }
 
 /* ---- accepting ------------------------------------------------------------ */
@@ -834,8 +840,11 @@ static void storage_free(storage *srv)
 	if (!srv)
 		return;
 	if (srv->wq_ev) event_free(srv->wq_ev);
+	if (srv->mq_ev) event_free(srv->mq_ev);
 	workq_free(srv->wq);   /* running commits finish and answer; queued ones are dropped */
 	srv->wq = NULL;
+	workq_free(srv->mq);   /* the same for metadata writes */
+	srv->mq = NULL;
 	for (storage_conn *c = LIST_FIRST(&srv->conns), *next; c; c = next) {
 		next = LIST_NEXT(c, link);   /* closing c unlinks and frees c alone */
 		storage_conn_close(c);
@@ -874,10 +883,15 @@ static int storage_start(svc *s)
 	if (!srv->st || svc_sandbox_enter(s) != 0)
 		goto fail;
 	srv->wq = workq_new(STORAGE_COMMIT_THREADS, STORAGE_COMMIT_MAX);
-	if (!srv->wq)
+	srv->mq = workq_new(STORAGE_META_THREADS, STORAGE_META_MAX);
+	if (!srv->wq || !srv->mq)
 		goto fail;
-	srv->wq_ev = event_new(s->base, workq_fd(srv->wq), EV_READ | EV_PERSIST, on_commits_done, srv);
-	if (!srv->wq_ev || event_add(srv->wq_ev, NULL) != 0)
+	srv->wq_ev = event_new(s->base, workq_fd(srv->wq), EV_READ | EV_PERSIST, on_commits_done,
+	                       srv->wq);
+	srv->mq_ev = event_new(s->base, workq_fd(srv->mq), EV_READ | EV_PERSIST, on_commits_done,
+	                       srv->mq);
+	if (!srv->wq_ev || event_add(srv->wq_ev, NULL) != 0 || !srv->mq_ev ||
+	    event_add(srv->mq_ev, NULL) != 0)
 		goto fail;
 	conn_listener_opts lo = { .on_accept = storage_on_accept, .on_refuse = storage_on_refuse,
 	                          .live = storage_live, .max_conns = STORAGE_MAX_CONNS, .arg = srv,
