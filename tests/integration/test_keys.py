@@ -5,8 +5,8 @@ import os
 import re
 import time
 
-from conftest import (AAD_CAP, AAD_IDENTITY, AAD_POLICY, put_object, read_kek, run_cli,
-                      unseal)
+from conftest import (AAD_CAP, AAD_IDENTITY, AAD_POLICY, SLOW, put_object, read_kek, run_cli,
+                      unseal, wait_until)
 
 
 def init(node):
@@ -46,8 +46,13 @@ def put_with(n, tok, body):
 
 
 def reload(n):
+    """Reload and wait until the supervisor counts it done (202 is only
+    the start)."""
+    before = n.metrics().sum("config_reloads_total") or 0
     r = n.post("/api/v1/reload")
     assert r.status == 202, r
+    wait_until(lambda: (n.metrics().sum("config_reloads_total") or 0) > before, 10 * SLOW,
+               what="the reload done")
 
 
 def read(path):
@@ -145,10 +150,12 @@ def test_rotate_then_retire(node_factory):
     import shutil
     shutil.copy2(os.path.join(keys_dir(n), "k2.key"), os.path.join(keys_dir(n), "k3.key"))
     n.post("/api/v1/reload")
-    m = n.metrics()
-    assert m.get("key_load_refused_total", reason="unseal") >= 1, m
+    # the reload is asynchronous (202): wait for its refusal to be counted
+    wait_until(lambda: (n.metrics().get("key_load_refused_total", reason="unseal") or 0) >= 1,
+               10 * SLOW, what="the refused key load counted")
     assert put_with(n, t2, b"kept after a refused load\n").status == 201
-    assert "k3.key" in n.log() and "does not unseal" in n.log()
+    wait_until(lambda: "k3.key" in n.log() and "does not unseal" in n.log(), 5 * SLOW,
+               what="the refusal logged")
 
 
 def test_grace_ends_verification_without_retire(node_factory):
