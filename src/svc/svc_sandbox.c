@@ -151,38 +151,14 @@ static void store_paths(const mn_config *cfg, svc_sandbox_paths *out)
 			paths_add(out, dir, SANDBOX_FS_READ_FILES | SANDBOX_FS_LIST_DIRS | SANDBOX_FS_WRITE);
 }
 
-static void index_paths(const mn_config *cfg, svc_sandbox_paths *out)
-{
-	char dir[CONFIG_PATH_MAX];
-
-	if (!cfg->amnesia && (size_t)snprintf(dir, sizeof dir, "%s/index", cfg->data_dir) < sizeof dir)
-		paths_add(out, dir, SANDBOX_FS_READ_FILES | SANDBOX_FS_LIST_DIRS | SANDBOX_FS_WRITE);
-}
-
-static void audit_paths(const mn_config *cfg, svc_sandbox_paths *out)
-{
-	char dir[CONFIG_PATH_MAX];
-
-	if (!cfg->amnesia && (size_t)snprintf(dir, sizeof dir, "%s/audit", cfg->data_dir) < sizeof dir)
-		paths_add(out, dir, SANDBOX_FS_READ_FILES | SANDBOX_FS_LIST_DIRS | SANDBOX_FS_WRITE);
-}
-
-static void mailbox_paths(const mn_config *cfg, svc_sandbox_paths *out)
-{
-	char dir[CONFIG_PATH_MAX];
-
-	if (!cfg->amnesia && (size_t)snprintf(dir, sizeof dir, "%s/mailbox", cfg->data_dir) < sizeof dir)
-		paths_add(out, dir, SANDBOX_FS_READ_FILES | SANDBOX_FS_LIST_DIRS | SANDBOX_FS_WRITE);
-}
-
 const svc_sandbox_profile svc_sandbox_mailbox = {
 	.name = "mailbox", .syscalls = svc_sandbox_mailbox_calls,
-	.open_write = true, .threads = true, .paths = mailbox_paths,
+	.open_write = true, .threads = true, .data_subdir = "mailbox",
 };
 
 const svc_sandbox_profile svc_sandbox_audit = {
 	.name = "audit", .syscalls = svc_sandbox_audit_calls,
-	.open_write = true, .threads = true, .paths = audit_paths,
+	.open_write = true, .threads = true, .data_subdir = "audit",
 };
 
 const svc_sandbox_profile svc_sandbox_front = {
@@ -197,14 +173,9 @@ const svc_sandbox_profile svc_sandbox_gateway = {
 	.open_write = false, .threads = true, .paths = front_paths,
 };
 
-static void dht_paths(const mn_config *cfg, svc_sandbox_paths *out)
-{
-	(void)cfg; (void)out;   /* none: the dht service opens no file */
-}
-
 const svc_sandbox_profile svc_sandbox_dht = {
 	.name = "dht", .syscalls = svc_sandbox_dht_calls,
-	.open_write = false, .threads = true, .paths = dht_paths,
+	.open_write = false, .threads = true, .paths = NULL,   /* it opens no file */
 };
 
 /* The overlay: a range fetch's result is two memfds, sized and sealed. */
@@ -215,7 +186,7 @@ static const char *const svc_sandbox_overlay_calls[] = {
 
 const svc_sandbox_profile svc_sandbox_overlay = {
 	.name = "overlay", .syscalls = svc_sandbox_overlay_calls,
-	.open_write = false, .threads = false, .tcp_connect = true, .paths = dht_paths,
+	.open_write = false, .threads = false, .tcp_connect = true, .paths = NULL,   /* it opens no file */
 };
 
 const svc_sandbox_profile svc_sandbox_store = {
@@ -225,7 +196,7 @@ const svc_sandbox_profile svc_sandbox_store = {
 
 const svc_sandbox_profile svc_sandbox_index = {
 	.name = "index", .syscalls = svc_sandbox_index_calls,
-	.open_write = true, .threads = true, .paths = index_paths,
+	.open_write = true, .threads = true, .data_subdir = "index",
 };
 
 /* The social tables: LMDB like the index (pwrite, fdatasync on the writer
@@ -236,17 +207,9 @@ static const char *const svc_sandbox_social_calls[] = {
 	NULL,
 };
 
-static void social_paths(const mn_config *cfg, svc_sandbox_paths *out)
-{
-	char dir[CONFIG_PATH_MAX];
-
-	if (!cfg->amnesia && (size_t)snprintf(dir, sizeof dir, "%s/social", cfg->data_dir) < sizeof dir)
-		paths_add(out, dir, SANDBOX_FS_READ_FILES | SANDBOX_FS_LIST_DIRS | SANDBOX_FS_WRITE);
-}
-
 const svc_sandbox_profile svc_sandbox_social = {
 	.name = "social", .syscalls = svc_sandbox_social_calls,
-	.open_write = true, .threads = true, .paths = social_paths,
+	.open_write = true, .threads = true, .data_subdir = "social",
 };
 
 /* The search index: SQLite in WAL mode (opened before the sandbox) writes
@@ -256,17 +219,9 @@ static const char *const svc_sandbox_search_calls[] = {
 	NULL,
 };
 
-static void search_paths(const mn_config *cfg, svc_sandbox_paths *out)
-{
-	char dir[CONFIG_PATH_MAX];
-
-	if (!cfg->amnesia && (size_t)snprintf(dir, sizeof dir, "%s/search", cfg->data_dir) < sizeof dir)
-		paths_add(out, dir, SANDBOX_FS_READ_FILES | SANDBOX_FS_LIST_DIRS | SANDBOX_FS_WRITE);
-}
-
 const svc_sandbox_profile svc_sandbox_search = {
 	.name = "search", .syscalls = svc_sandbox_search_calls,
-	.open_write = true, .threads = true, .paths = search_paths,
+	.open_write = true, .threads = true, .data_subdir = "search",
 };
 
 bool svc_sandbox_is_sanitized(void)
@@ -287,8 +242,14 @@ bool svc_sandbox_is_sanitized(void)
 void svc_sandbox_paths_of(const svc_sandbox_profile *p, const mn_config *cfg,
                           svc_sandbox_paths *out)
 {
+	char dir[CONFIG_PATH_MAX];
+
 	memset(out, 0, sizeof *out);
-	p->paths(cfg, out);
+	if (p->data_subdir && !cfg->amnesia &&
+	    (size_t)snprintf(dir, sizeof dir, "%s/%s", cfg->data_dir, p->data_subdir) < sizeof dir)
+		paths_add(out, dir, SANDBOX_FS_READ_FILES | SANDBOX_FS_LIST_DIRS | SANDBOX_FS_WRITE);
+	if (p->paths)
+		p->paths(cfg, out);
 	/* The sanitizer runtime reads /proc/self/maps and, at exit, /proc/self/task. */
 	if (svc_sandbox_is_sanitized())
 		paths_add(out, "/proc", SANDBOX_FS_READ_FILES | SANDBOX_FS_LIST_DIRS);

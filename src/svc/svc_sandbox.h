@@ -26,7 +26,10 @@ typedef struct svc_sandbox_profile {
 	bool               open_write; /* openat may write (else read-only opens only) */
 	bool               threads;    /* may start threads (after entering) */
 	bool               tcp_connect; /* may dial TCP (Landlock ABI ≥ 4 refuses it otherwise) */
-	/* The directories it keeps under cfg (borrowed), into out. */
+	/* Its own directory beneath paths.data_dir, read and written (none in
+	 * amnesia mode), or NULL. */
+	const char        *data_subdir;
+	/* Any other directories it keeps under cfg (borrowed), into out; NULL: none. */
 	void (*paths)(const mn_config *cfg, svc_sandbox_paths *out);
 } svc_sandbox_profile;
 

@@ -78,6 +78,36 @@ static void test_store_paths(void **st)
 	assert_int_equal(sp.n, proc_rules());
 }
 
+/* A profile with a data_subdir keeps that one directory, read and write;
+ * in amnesia none. */
+static void test_data_subdir_paths(void **st)
+{
+	static const struct { const svc_sandbox_profile *p; const char *dir; } cases[] = {
+		{ &svc_sandbox_index, "/srv/mn/index" },     { &svc_sandbox_audit, "/srv/mn/audit" },
+		{ &svc_sandbox_mailbox, "/srv/mn/mailbox" }, { &svc_sandbox_social, "/srv/mn/social" },
+		{ &svc_sandbox_search, "/srv/mn/search" },
+	};
+	svc_sandbox_paths sp;
+	mn_config c;
+
+	(void)st;
+	config_defaults(&c);
+	snprintf(c.data_dir, sizeof c.data_dir, "/srv/mn");
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		c.amnesia = false;
+		svc_sandbox_paths_of(cases[i].p, &c, &sp);
+		assert_int_equal(sp.n, 1 + proc_rules());
+		assert_string_equal(sp.rule[0].dir, cases[i].dir);
+		assert_int_equal(sp.rule[0].access,
+		                 SANDBOX_FS_READ_FILES | SANDBOX_FS_LIST_DIRS | SANDBOX_FS_WRITE);
+		c.amnesia = true;
+		svc_sandbox_paths_of(cases[i].p, &c, &sp);
+		assert_int_equal(sp.n, proc_rules());
+	}
+	svc_sandbox_paths_of(&svc_sandbox_dht, &c, &sp);   /* no path, no data_subdir */
+	assert_int_equal(sp.n, proc_rules());
+}
+
 /* Run act in a child under profile p's filter; its wait status. */
 static int run_filtered(const svc_sandbox_profile *p, bool enforce, int (*act)(void))
 {
@@ -245,6 +275,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_front_paths),
 		cmocka_unit_test(test_store_paths),
+		cmocka_unit_test(test_data_subdir_paths),
 		cmocka_unit_test(test_filters_bite),
 		cmocka_unit_test(test_landlock_confines),
 	};
