@@ -295,23 +295,31 @@ static void on_job_run(workq_job *job)
 
 /* ---- the walk (the event loop) -------------------------------------------------- */
 
-static void sweep_queue_doc(search_sweep *sw, sweep_job *j)
+/* The object in hand, as a document, into the queue; it takes text
+ * (malloc'd, or NULL). */
+static void sweep_queue_doc(search_sweep *sw, const char *ctype, uint8_t *text, size_t text_len)
 {
 	search_pend *e = calloc(1, sizeof *e);
 
 	if (!e) {
-		free(j->text);
+		free(text);
 		sweep_count("search_sweep_objects_total", "error");
 		return;
 	}
 	memcpy(e->d.id, sw->id, 32);
 	e->d.size = sw->len;
-	snprintf(e->d.ctype, sizeof e->d.ctype, "%s", j->ctype);
-	e->d.text = j->text;
-	e->d.text_len = j->text_len;
-	j->text = NULL;
+	snprintf(e->d.ctype, sizeof e->d.ctype, "%s", ctype);
+	e->d.text = text;
+	e->d.text_len = text_len;
 	sweep_count("search_sweep_objects_total", "queued");
 	search_pend_enqueue(sw->srv, e);
+}
+
+/* A stor call about the object in hand failed: count it, go on. */
+static void sweep_object_failed(search_sweep *sw, int status)
+{
+	sweep_count("search_sweep_objects_total", status == 404 ? "gone" : "error");
+	sweep_object_next(sw);
 }
 
 static void on_job_done(workq_job *job, bool ran)
@@ -339,7 +347,8 @@ static void on_job_done(workq_job *job, bool ran)
 	if (j->kind == SWEEP_JOB_CHECK) {
 		sw->next = 0;
 	} else if (j->read_rc == SWEEP_READ_OK) {
-		sweep_queue_doc(sw, j);
+		sweep_queue_doc(sw, j->ctype, j->text, j->text_len);
+		j->text = NULL;
 	} else if (j->read_rc == SWEEP_READ_YOUNG) {
 		sweep_count("search_sweep_objects_total", "young");
 	} else {
@@ -393,8 +402,7 @@ static void on_open(const stor_result *res, void *arg)
 	if (!sweep_answered(sw, res))
 		return;
 	if (res->status != 200) {
-		sweep_count("search_sweep_objects_total", res->status == 404 ? "gone" : "error");
-		sweep_object_next(sw);
+		sweep_object_failed(sw, res->status);
 		return;
 	}
 	memset(j, 0, sizeof *j);
@@ -425,8 +433,7 @@ static void on_meta(const stor_result *res, void *arg)
 	if (!sweep_answered(sw, res))
 		return;
 	if (res->status != 200) {
-		sweep_count("search_sweep_objects_total", res->status == 404 ? "gone" : "error");
-		sweep_object_next(sw);
+		sweep_object_failed(sw, res->status);
 		return;
 	}
 	sw->len = res->len;
@@ -434,10 +441,7 @@ static void on_meta(const stor_result *res, void *arg)
 	sw->ctype_by_read = res->ctype_by_read;
 	if (sw->ctype[0] && !sw->ctype_by_read && !mediatype_is_text(sw->ctype)) {
 		/* an upload's type, not text: no bytes needed */
-		sweep_job j = { .text = NULL };
-
-		snprintf(j.ctype, sizeof j.ctype, "%s", sw->ctype);
-		sweep_queue_doc(sw, &j);
+		sweep_queue_doc(sw, sw->ctype, NULL, 0);
 		sweep_object_next(sw);
 		return;
 	}

@@ -159,21 +159,29 @@ static void test_fts_refusal_is_bad_query(void **state)
 	                 SEARCH_DB_BAD_QUERY);
 }
 
-static void test_reopen_keeps_the_index(void **state)
+/* Close both connections and open the file again: what a restart sees. */
+static void reopen(fx *f)
 {
-	fx *f = *state;
-	search_doc d;
-	search_hits h;
-	char msg[192], err[256];
+	char err[256];
 
-	doc(&d, 9, "text/plain", "durable words");
-	assert_int_equal(search_db_add(f->db, &d, 1), 1);
 	search_db_close(f->rd);
 	search_db_close(f->db);
 	f->db = search_db_open(f->path, err, sizeof err);
 	assert_non_null(f->db);
 	f->rd = search_db_open_reader(f->path, err, sizeof err);
 	assert_non_null(f->rd);
+}
+
+static void test_reopen_keeps_the_index(void **state)
+{
+	fx *f = *state;
+	search_doc d;
+	search_hits h;
+	char msg[192];
+
+	doc(&d, 9, "text/plain", "durable words");
+	assert_int_equal(search_db_add(f->db, &d, 1), 1);
+	reopen(f);
 	assert_int_equal(search_db_count(f->db), 1);
 	assert_int_equal(search_db_query(f->rd, "durable", 10, FAR_NS, &h, msg, sizeof msg),
 	                 SEARCH_DB_OK);
@@ -270,16 +278,11 @@ static void test_reopen_keeps_the_names(void **state)
 	fx *f = *state;
 	search_name nm;
 	search_hits h;
-	char msg[192], err[256];
+	char msg[192];
 
 	name(&nm, "carol/durable-name", 5, 1);
 	assert_int_equal(search_db_names(f->db, &nm, 1), 1);
-	search_db_close(f->rd);
-	search_db_close(f->db);
-	f->db = search_db_open(f->path, err, sizeof err);
-	assert_non_null(f->db);
-	f->rd = search_db_open_reader(f->path, err, sizeof err);
-	assert_non_null(f->rd);
+	reopen(f);
 	assert_int_equal(search_db_count_names(f->db), 1);
 	assert_int_equal(search_db_query(f->rd, "durable", 10, FAR_NS, &h, msg, sizeof msg),
 	                 SEARCH_DB_OK);
