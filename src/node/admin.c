@@ -27,6 +27,8 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "mn_build.h"
+#include "mn_git.h"
+#include "mn_git_ts.h"
 #include "node/node.h"
 
 #define ADMIN_BEARER "Bearer "

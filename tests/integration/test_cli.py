@@ -3,12 +3,13 @@ import json
 import os
 import re
 import socket
+import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import SLOW, free_ports, port_listening, run_cli
+from conftest import BIN, REPO, SLOW, free_ports, port_listening, run_cli
 
 
 @pytest.mark.parametrize("args,expect", [
@@ -117,6 +118,19 @@ def test_version_json():
     assert all(isinstance(j[k], str) and j[k] for k in j)
     text = run_cli(["version"]).stdout
     assert text == "macronode %s (git %s, built %s)\n" % (j["version"], j["git_sha"], j["build_ts"])
+
+
+def test_version_names_the_commit_built():
+    """The commit in `version` is read at every build (meson vcs_tag), not at
+    configure time: a binary built in this checkout names its HEAD."""
+    if not BIN.startswith(REPO + os.sep):
+        pytest.skip("binary not built in this checkout")
+    head = subprocess.run(["git", "-C", REPO, "rev-parse", "--short=12", "HEAD"],
+                          capture_output=True, text=True)
+    if head.returncode != 0:
+        pytest.skip("not a git checkout")
+    j = json.loads(run_cli(["version", "--json"]).stdout)
+    assert j["git_sha"] == head.stdout.strip(), "stale build identity"
 
 
 def test_check_free_ports_ok(tmp_dir):

@@ -10,6 +10,8 @@
 #include "lib/ipc.h"
 #include "lib/wire.h"
 #include "mn_build.h"
+#include "mn_git.h"
+#include "mn_git_ts.h"
 
 /* One message being composed: header then body in one buffer. The buffer is
  * on the stack of the compose call (64 KiB; every caller is a main loop). */

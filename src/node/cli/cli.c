@@ -22,6 +22,8 @@
 #include "core/tls.h"
 #include "lib/util.h"
 #include "mn_build.h"
+#include "mn_git.h"
+#include "mn_git_ts.h"
 #include "node/cli/client.h"
 #include "node/node.h"
 #include "svc/svc.h"
