@@ -341,6 +341,25 @@ def test_h2_concurrent_streams_and_the_stream_cap(node_factory, pki):
     wait_until(lambda: rejected(n, "h2_protocol") == 1, 5 * SLOW, what="h2_protocol counted")
 
 
+def test_h2_streams_over_an_unacknowledged_cap_refused(node_factory, pki):
+    """Before the client has acknowledged the server's SETTINGS, the cap is
+    not yet in force for nghttp2's connection-error check: the streams
+    over it are refused one by one (RST_STREAM REFUSED_STREAM), the
+    connection lives on (http_h2.c, docs/http2.md)."""
+    n = node_factory(deep({"http2": {"max_streams": 4}}, pki.tls_config()))
+    c = H2(n, pki)
+    # no frame read yet, so no SETTINGS ACK sent: 4 uploads held open, a 5th
+    c.send(b"".join(upload_head(sid) for sid in (1, 3, 5, 7, 9)))
+    frames = c.until(lambda f: f[0] in (RST_STREAM, GOAWAY) and f[2] in (0, 9), 5)
+    rst = [f for f in frames if f[0] == RST_STREAM and f[2] == 9]
+    assert rst and int.from_bytes(rst[0][3], "big") == REFUSED_STREAM, frames
+    assert not any(f[0] == GOAWAY for f in frames), frames
+    c.send(frame(PING, 0, 0, b"12345678"))
+    frames = c.until(lambda f: f[0] in (GOAWAY, PING), 5)
+    assert frames and frames[-1][:2] == (PING, ACK), frames
+    c.close()
+
+
 # ------------------------------------------------------------------ flow-control windows
 
 def server_preamble(c):
