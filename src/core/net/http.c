@@ -401,6 +401,7 @@ static bool admit_gate(http_server *srv, http_req *r)
 	http_gate_verdict v;
 
 	memset(&v, 0, sizeof v);
+	r->gated = true;
 	srv->gate(r, srv->gate_arg, &v);
 	r->gate_ticket = v.ticket;
 	if (v.status == 0) {
@@ -512,7 +513,8 @@ static void conn_cap_refuse(http_server *srv, int fd)
 	              "connections\",\"retryable\":true,\"corr_id\":\"%s\"}", corr);
 	n = snprintf(buf, sizeof buf, "HTTP/1.1 503 Service Unavailable\r\nDate: %s\r\n"
 	             "Content-Type: application/json\r\nContent-Length: %d\r\nRetry-After: 1\r\n"
-	             "Connection: close\r\n\r\n%s", http_server_date(srv), bn, body);
+	             "%sConnection: close\r\n\r\n%s", http_server_date(srv), bn,
+	             srv->cors_refusals ? "Access-Control-Allow-Origin: *\r\n" : "", body);
 	if (n > 0 && (size_t)n < sizeof buf) {
 		ssize_t w = send(fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 
@@ -597,6 +599,7 @@ http_server *http_server_new(struct event_base *base, const http_server_opts *op
 	srv->gate = opts->gate;
 	srv->gate_end = opts->gate_end;
 	srv->gate_arg = opts->gate_arg;
+	srv->cors_refusals = opts->cors_refusals;
 	srv->nroutes = opts->nroutes;
 	corr_id_seed(srv);
 	srv->stats = calloc(opts->nroutes + 1, sizeof *srv->stats);

@@ -158,6 +158,12 @@ typedef struct http_server_opts {
 	http_gate_fn       gate;     /* NULL: no gate */
 	http_gate_end_fn   gate_end; /* required when the gate hands out tickets */
 	void              *gate_arg;
+	/* Every refusal the core answers before the gate has seen the request
+	 * (400, 408, 413, 414, 431, 404/405, 429/503 shedding, the connection
+	 * cap's 503) carries Access-Control-Allow-Origin: *, so a page on
+	 * another origin can read why (the gateway: public content, no
+	 * credentials by cookie). After the gate, CORS is the gate's. */
+	bool               cors_refusals;
 } http_server_opts;
 
 struct mn_config;

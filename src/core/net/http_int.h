@@ -151,6 +151,7 @@ struct http_req {
 	uint64_t           body_counted; /* decoded bytes a handler reported, or 0 */
 	bool               body_decoded; /* body_counted is set: it counts, not body_seen */
 	void              *gate_ticket;  /* the gate's handle: gate_end once, at http_req_free */
+	bool               gated;        /* the gate has seen it (its CORS headers are the gate's) */
 	uint64_t           body_limit;   /* this request's body cap: its route's (http_route_body_cap), or the gate's lower one */
 	bool               chunked;      /* Transfer-Encoding: chunked */
 	/* buffered body of a non-streaming route (owned) */
@@ -243,6 +244,7 @@ struct http_server {
 	http_gate_fn             gate;
 	http_gate_end_fn         gate_end;
 	void                    *gate_arg;
+	bool                     cors_refusals; /* http_server_opts.cors_refusals */
 	uint64_t                 shed_ms;    /* last in-flight refusal (http_now_ms), 0 = never */
 	uint64_t                 queued;     /* response bytes queued over all connections */
 	bool                     draining;

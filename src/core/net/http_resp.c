@@ -554,6 +554,12 @@ void http_req_reject(http_req *r, int status, const char *code, const char *msg,
 	if (status_forces_close(status) ||
 	    (expect && !r->body_complete && strcasecmp(expect, "100-continue") == 0))
 		r->want_close = true;
+	/* Before the gate: readable by any page (http_server_opts.cors_refusals). */
+	if (r->srv->cors_refusals && !r->gated &&
+	    http_resp_header(r, "Access-Control-Allow-Origin", "*") < 0) {
+		http_req_kill(r);
+		return;
+	}
 	if (http_reply_error(r, status, code, msg, status == 429 || status == 503 || status == 408,
 	                     retry_after) < 0)
 		http_req_kill(r);

@@ -317,7 +317,8 @@ static int gateway_start(svc *s)
 {
 	gateway *g = calloc(1, sizeof *g);
 	http_server_opts o = { .service = "gateway", .gate = gateway_gate,
-	                       .gate_end = gateway_gate_end, .gate_arg = g };
+	                       .gate_end = gateway_gate_end, .gate_arg = g,
+	                       .cors_refusals = true };   /* cors.h */
 	struct timeval poll = { 0, GATEWAY_SHED_POLL_MS * 1000 };
 
 	if (!g)
