@@ -317,6 +317,28 @@ def test_h2_token_byte_limit_holds_for_data_sent_with_the_head(node_factory, pki
     assert p.stdout == b"404", "a body over the cap was stored"
 
 
+def test_h2_json_body_over_limits_max_body_413(node_factory, pki):
+    """limits.max_body holds on HTTP/2 too, also for DATA that arrives with
+    the head (before the route, and so the cap, is known); an object upload
+    over it, under storage.max_object, is stored."""
+    n = node_factory(deep({"services": ["gateway", "storage", "audit", "index"],
+                           "limits": {"max_body": "512B"}}, pki.tls_config()))
+    c = H2(n, pki)
+    c.until(lambda f: f[0] == SETTINGS and f[1] & ACK, 5)
+    doc = b'{"cid":"b3:' + b"0" * 64 + b'"}' + b" " * 700        # 774 bytes: < 1024, > 512
+    before = rejected(n, "413")
+    hdr = req_block(b"PUT", b"/n/capped", extra=[(b"content-type", b"application/json")])
+    c.send(frame(HEADERS, END_HEADERS, 1, hdr) + frame(DATA, END_STREAM, 1, doc))
+    got, frames = c.response(1, 10)
+    assert b"exceeds 512 bytes (limits.max_body)" in got, frames
+    up = os.urandom(3000)
+    c.send(upload_head(3, len(up)) + data_frames(3, up))
+    got, frames = c.response(3, 10)
+    assert b3sum_cid(up).encode() in got, frames
+    c.close()
+    assert rejected(n, "413") == before + 1
+
+
 def test_h2_concurrent_streams_and_the_stream_cap(node_factory, pki):
     n = node_factory(deep({"http2": {"max_streams": 4}}, pki.tls_config()))
     c = H2(n, pki)
