@@ -248,7 +248,10 @@ def test_console_audit_box(node_factory, browser):
 
 
 def reason_lines(d):
-    return [li.text.strip() for li in d.find_elements(By.CSS_SELECTOR, "#ready-reasons li")]
+    # one script call: the page replaces the list on every poll, so element
+    # handles taken one by one could go stale between two reads
+    return d.execute_script("return Array.from(document.querySelectorAll('#ready-reasons li'),"
+                            " (li) => li.textContent.trim());")
 
 
 def test_console_readiness_reasons(node_factory, browser):
