@@ -223,8 +223,7 @@ static void admin_on_shutdown(http_req *r, void *arg)
 
 static void admin_limits(const mn_config *c, http_limits *l)
 {
-	http_limits_from_config(l, c);
-	l->max_body_bytes = 4096;          /* admin POSTs carry no body of substance */
+	http_limits_from_config(l, c);   /* bodies: limits.max_body (no upload route here) */
 	l->max_inflight = 64;              /* the admin plane is exempt from shedding */
 	l->requests_per_second = 0;
 	l->max_connections = 256;

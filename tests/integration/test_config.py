@@ -170,7 +170,7 @@ def test_print_has_file_shape():
         assert set(j[section]) >= set(FULL[section]), section
     assert j["timeouts"]["read"] == "5s"
     assert j["timeouts"]["idle"] == "1m"
-    assert j["limits"]["max_body"] == "1MiB"
+    assert j["limits"]["max_body"] == "128KiB"
     assert j["limits"]["max_inflight"] == 512
     assert j["limits"]["requests_per_second"] == 500
     assert j["drain"]["deadline"] == "3s"

@@ -12,6 +12,7 @@ Skipped when chromium, chromedriver or selenium are missing
 (scripts/deps.sh installs them). Set MN_CONSOLE_SCREENSHOT=path to save a
 screenshot (docs/console.png is made that way).
 """
+import base64
 import os
 import re
 import shutil
@@ -19,7 +20,8 @@ import time
 
 import pytest
 
-from conftest import (SLOW, b3sum_cid, http_request, mint_token, obj_path, wait_until)
+from conftest import (OPEN_BUNDLE, SLOW, b3sum_cid, http_request, install_wall, mint_token,
+                      obj_path, wait_until, write_bundle)
 
 try:
     from selenium import webdriver
@@ -243,3 +245,81 @@ def test_console_audit_box(node_factory, browser):
     assert txt(d, "ready-status") == "ready"
     assert not d.find_element(By.ID, "audit-box").is_displayed()
     assert audit_rows(d) == []
+
+
+def reason_lines(d):
+    # one script call: the page replaces the list on every poll, so element
+    # handles taken one by one could go stale between two reads
+    return d.execute_script("return Array.from(document.querySelectorAll('#ready-reasons li'),"
+                            " (li) => li.textContent.trim());")
+
+
+def test_console_readiness_reasons(node_factory, browser):
+    """The readiness box lists /readyz's reasons, one line each, and follows
+    them: a node without a policy bundle is not ready and says why; once a
+    bundle is loaded (reload) the page says ready and lists nothing."""
+    n = node_factory(start=False, wall=None, env={"RON_ADMIN_TOKEN": ADMIN_TOKEN})
+    install_wall(n.data_dir, bundle=None)      # keys, but no policy bundle
+    n.spawn()
+    origin = "http://127.0.0.1:%d" % n.admin_port
+
+    def readyz():
+        try:
+            return http_request(n.admin_port, "GET", "/readyz", timeout=1.0)
+        except OSError:
+            return None
+    wait_until(lambda: readyz() is not None and readyz().status == 503, 20 * SLOW,
+               what="the admin plane answering not ready")
+    want = readyz().json()
+    assert any(r.startswith("policy: no valid bundle") for r in want["reasons"]), want
+    d = browser
+    d.get(origin + "/ui/")
+    wait_until(lambda: reason_lines(d) == readyz().json()["reasons"], 10 * SLOW,
+               what="the page's reasons = /readyz's (%r)" % reason_lines(d))
+    assert txt(d, "ready-status") == want["status"] != "ready"
+    write_bundle(n.data_dir, OPEN_BUNDLE)
+    r = http_request(n.admin_port, "POST", "/api/v1/reload",
+                     headers={"Authorization": "Bearer " + ADMIN_TOKEN})
+    assert r.status == 202, r
+    n.wait_ready()
+    wait_until(lambda: txt(d, "ready-status") == "ready" and reason_lines(d) == [], 10 * SLOW,
+               what="the page to say ready without reasons (%r)" % reason_lines(d))
+
+
+DROP_JS = """
+const [b64, name] = arguments;
+const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+const dt = new DataTransfer();
+dt.items.add(new File([bytes], name, {type: "application/octet-stream"}));
+const zone = document.getElementById("drop");
+zone.dispatchEvent(new DragEvent("dragover", {dataTransfer: dt, bubbles: true, cancelable: true}));
+const over = zone.classList.contains("over");
+const ev = new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true});
+zone.dispatchEvent(ev);
+return [over, ev.defaultPrevented, zone.classList.contains("over")];
+"""
+
+
+def test_console_drag_and_drop_upload(node_factory, browser):
+    """A file dropped on the drop zone (a real DragEvent carrying a
+    DataTransfer, as a browser makes for a file dragged in) is uploaded with
+    the capability token typed in; the page shows its cid, the gateway
+    serves the same bytes."""
+    n = console_node(node_factory)
+    d = browser
+    d.get(n.origin + "/ui/")
+    wait_until(lambda: txt(d, "ready-status") == "ready", 10 * SLOW, what="the page loaded")
+    tok = mint_token(n.wall_dir, "--prefix", "/o", "--method", "POST", "--method", "PUT")
+    d.find_element(By.ID, "cap-token").send_keys(tok)
+    data = os.urandom(96 * 1024)
+    over, prevented, still_over = d.execute_script(
+        DROP_JS, base64.b64encode(data).decode(), "dropped.bin")
+    assert over and prevented and not still_over, (over, prevented, still_over)
+    wait_until(lambda: CID_RE.match(txt(d, "up-cid")), 15 * SLOW,
+               what="the cid on the page (status: %s)" % txt(d, "up-status"))
+    assert txt(d, "up-cid") == b3sum_cid(data)
+    assert d.find_element(By.ID, "up-progress").get_attribute("value") == "100"
+    r = n.gw("GET", obj_path(b3sum_cid(data)))
+    assert r.status == 200 and r.body == data
+    errors = [e for e in d.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors

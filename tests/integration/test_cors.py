@@ -9,9 +9,13 @@ token): a preflight passing proves it skipped the wall, not that the policy
 let it through.
 """
 import json
+import os
 
-from conftest import (DEFAULT_BUNDLE, assert_envelope, b3sum_cid, install_wall, mint_token,
-                      obj_path, parse_responses, raw_connect, recv_all, wait_until)
+import pytest
+
+from conftest import (CURL, DEFAULT_BUNDLE, assert_envelope, b3sum_cid, install_wall,
+                      mint_token, obj_path, parse_responses, raw_connect, recv_all, run_tool,
+                      wait_until)
 
 ALLOWED = "http://127.0.0.1:9999"
 OTHER = "https://console.example"
@@ -213,3 +217,106 @@ def test_preflights_pay_the_rate_cap_and_never_a_body(node_factory):
     r = n.gw("OPTIONS", "/o", body=b"x" * 10,
              headers={"Origin": ALLOWED, "Access-Control-Request-Method": "POST"})
     assert r.status == 413, r
+
+
+# ---------------------------------------------------------------- core refusals
+
+def raw(port, data, timeout=5):
+    s = raw_connect(port)
+    try:
+        s.sendall(data)
+        got, _ = recv_all(s, timeout=timeout)
+    finally:
+        s.close()
+    return parse_responses(got)[0]
+
+
+def acao(r):
+    return r.header_all("Access-Control-Allow-Origin")
+
+
+def test_core_refusals_before_the_gate_are_readable_cross_origin(node_factory):
+    """What the HTTP core refuses before the gate has seen the request
+    (malformed, limits, unknown path, deadlines, shedding, the connection
+    cap) carries Access-Control-Allow-Origin: * on the gateway, once, so a
+    page can read why; the admin plane's refusals carry none."""
+    n = cors_node(node_factory, config={"storage": {"max_object": "4KiB"},
+                                        "timeouts": {"header": "300ms"}})
+    o = b"Origin: " + OTHER.encode() + b"\r\n"
+    cases = {
+        400: b"GET /o HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        431: b"GET /o/x HTTP/1.1\r\nHost: t\r\n" + o + b"X-Big: " + b"b" * 20000 + b"\r\n\r\n",
+        413: b"POST /o HTTP/1.1\r\nHost: t\r\n" + o + b"Content-Length: 4097\r\n\r\n",
+        404: b"GET /nowhere HTTP/1.1\r\nHost: t\r\n" + o + b"\r\n",
+        405: b"DELETE /o HTTP/1.1\r\nHost: t\r\n" + o + b"\r\n",
+        408: b"GET /o/x HTTP/1.1\r\nHost: t\r\n" + o,          # the rest never comes
+    }
+    for status, req in cases.items():
+        rs = raw(n.gateway_port, req)
+        assert len(rs) == 1 and rs[0].status == status, (status, rs)
+        assert rs[0].json()["code"], rs[0]
+        assert acao(rs[0]) == ["*"], (status, rs[0])
+    # the admin plane is not a public content gateway
+    for req in (cases[431], cases[404], b"POST /api/v1/reload HTTP/1.1\r\nHost: t\r\n"
+                b"Content-Length: 999999\r\n\r\n"):
+        rs = raw(n.admin_port, req)
+        assert len(rs) == 1 and rs[0].status in (404, 413, 431), rs
+        assert acao(rs[0]) == [], rs[0]
+    # after the gate, CORS stays the gate's: a forged origin's write gets none
+    r = put(n, b"forged\n", origin=OTHER)
+    assert_envelope(r, 403, "cors_origin_refused")
+    assert acao(r) == [], r
+    # and a public read's refusal by the wall carries one ACAO, not two
+    r = n.gw("GET", obj_path(b3sum_cid(b"x")), headers={"Origin": OTHER,
+                                                       "Authorization": "Basic eDp5"})
+    assert_envelope(r, 401, "unauthenticated")
+    assert acao(r) == ["*"], r
+
+
+def test_shedding_refusals_are_readable_cross_origin(node_factory):
+    """The node-wide rate cap's 429 (an unknown path pays it before routing)
+    and the connection cap's canned 503 carry ACAO * too."""
+    n = cors_node(node_factory, config={"limits": {"max_connections": 2,
+                                                   "requests_per_second": 5}})
+    rs = raw(n.gateway_port, b"".join(b"GET /nowhere%d HTTP/1.1\r\nHost: t\r\n\r\n" % i
+                                      for i in range(12)))
+    limited = [r for r in rs if r.status == 429]
+    assert limited, [r.status for r in rs]
+    assert all(acao(r) == ["*"] for r in rs), rs
+    held = []
+    try:
+        for _ in range(2):
+            s = raw_connect(n.gateway_port)
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            recv_all(s, timeout=3, until=lambda b: b.endswith(b"}"))
+            held.append(s)
+        rs = raw(n.gateway_port, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert [r.status for r in rs] == [503], rs
+        assert rs[0].json()["code"] == "overloaded"
+        assert acao(rs[0]) == ["*"], rs[0]
+    finally:
+        for s in held:
+            s.close()
+
+
+@pytest.mark.skipif(not CURL, reason="curl not installed")
+def test_core_refusals_over_h2_are_readable_cross_origin(node_factory, pki, tmp_dir):
+    """The same over HTTP/2: a stream's 404, 413 and 431 answered by the
+    core carry access-control-allow-origin: *."""
+    cfg = dict(pki.tls_config(), storage={"max_object": "4KiB"})
+    n = cors_node(node_factory, config=cfg)
+    base = "https://localhost:%d" % n.gateway_port
+    big = os.path.join(tmp_dir, "big")
+    with open(big, "wb") as f:
+        f.write(b"z" * 5000)
+    cases = [
+        (404, [base + "/nowhere"]),
+        (413, ["-X", "POST", "--data-binary", "@" + big, base + "/o"]),
+        (431, ["-H", "X-Big: " + "b" * 20000, base + "/o/x"]),
+    ]
+    for status, args in cases:
+        p = run_tool([CURL, "-sS", "--http2", "--cacert", pki.path("ca.pem"), "-o", "/dev/null",
+                      "-D", "-", "-H", "Origin: " + OTHER] + args)
+        head = p.stdout.decode("latin-1").lower()
+        assert head.startswith("http/2 %d" % status), (status, head)
+        assert head.count("access-control-allow-origin: *\r\n") == 1, (status, head)

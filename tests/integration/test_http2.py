@@ -5,8 +5,10 @@ CONTINUATION flood, SETTINGS and PING floods, HPACK bombs, zero-window
 stalls, per-connection request rate, protocol errors. Each must end in a
 clear refusal (GOAWAY / RST_STREAM / an error envelope) and a counter in
 rejected_total{reason}, never a crash (docs/http2.md)."""
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import ssl
 import struct
@@ -15,15 +17,15 @@ import time
 import pytest
 
 from conftest import (CURL, DEFAULT_BUNDLE, SLOW, b3sum_cid, blob_file, flip_byte, install_wall, mint_token, run_tool,
-                      wait_until)
+                      storage_pid, wait_until)
 
 NGHTTP = shutil.which("nghttp")
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 (DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE,
  CONTINUATION) = range(10)
 END_STREAM, ACK, END_HEADERS = 0x1, 0x1, 0x4
-NO_ERROR, PROTOCOL_ERROR, INTERNAL_ERROR, REFUSED_STREAM, CANCEL, ENHANCE_YOUR_CALM = (
-    0, 1, 2, 7, 8, 11)
+NO_ERROR, PROTOCOL_ERROR, INTERNAL_ERROR, FLOW_CONTROL_ERROR, REFUSED_STREAM, CANCEL, \
+    ENHANCE_YOUR_CALM = (0, 1, 2, 3, 7, 8, 11)
 SETTINGS_INITIAL_WINDOW_SIZE = 4
 
 
@@ -315,6 +317,28 @@ def test_h2_token_byte_limit_holds_for_data_sent_with_the_head(node_factory, pki
     assert p.stdout == b"404", "a body over the cap was stored"
 
 
+def test_h2_json_body_over_limits_max_body_413(node_factory, pki):
+    """limits.max_body holds on HTTP/2 too, also for DATA that arrives with
+    the head (before the route, and so the cap, is known); an object upload
+    over it, under storage.max_object, is stored."""
+    n = node_factory(deep({"services": ["gateway", "storage", "audit", "index"],
+                           "limits": {"max_body": "512B"}}, pki.tls_config()))
+    c = H2(n, pki)
+    c.until(lambda f: f[0] == SETTINGS and f[1] & ACK, 5)
+    doc = b'{"cid":"b3:' + b"0" * 64 + b'"}' + b" " * 700        # 774 bytes: < 1024, > 512
+    before = rejected(n, "413")
+    hdr = req_block(b"PUT", b"/n/capped", extra=[(b"content-type", b"application/json")])
+    c.send(frame(HEADERS, END_HEADERS, 1, hdr) + frame(DATA, END_STREAM, 1, doc))
+    got, frames = c.response(1, 10)
+    assert b"exceeds 512 bytes (limits.max_body)" in got, frames
+    up = os.urandom(3000)
+    c.send(upload_head(3, len(up)) + data_frames(3, up))
+    got, frames = c.response(3, 10)
+    assert b3sum_cid(up).encode() in got, frames
+    c.close()
+    assert rejected(n, "413") == before + 1
+
+
 def test_h2_concurrent_streams_and_the_stream_cap(node_factory, pki):
     n = node_factory(deep({"http2": {"max_streams": 4}}, pki.tls_config()))
     c = H2(n, pki)
@@ -337,6 +361,161 @@ def test_h2_concurrent_streams_and_the_stream_cap(node_factory, pki):
     assert b"max concurrent streams" in gone[0][3]
     c.close()
     wait_until(lambda: rejected(n, "h2_protocol") == 1, 5 * SLOW, what="h2_protocol counted")
+
+
+def test_h2_streams_over_an_unacknowledged_cap_refused(node_factory, pki):
+    """Before the client has acknowledged the server's SETTINGS, the cap is
+    not yet in force for nghttp2's connection-error check: the streams
+    over it are refused one by one (RST_STREAM REFUSED_STREAM), the
+    connection lives on (http_h2.c, docs/http2.md)."""
+    n = node_factory(deep({"http2": {"max_streams": 4}}, pki.tls_config()))
+    c = H2(n, pki)
+    # no frame read yet, so no SETTINGS ACK sent: 4 uploads held open, a 5th
+    c.send(b"".join(upload_head(sid) for sid in (1, 3, 5, 7, 9)))
+    frames = c.until(lambda f: f[0] in (RST_STREAM, GOAWAY) and f[2] in (0, 9), 5)
+    rst = [f for f in frames if f[0] == RST_STREAM and f[2] == 9]
+    assert rst and int.from_bytes(rst[0][3], "big") == REFUSED_STREAM, frames
+    assert not any(f[0] == GOAWAY for f in frames), frames
+    c.send(frame(PING, 0, 0, b"12345678"))
+    frames = c.until(lambda f: f[0] in (GOAWAY, PING), 5)
+    assert frames and frames[-1][:2] == (PING, ACK), frames
+    c.close()
+
+
+# ------------------------------------------------------------------ flow-control windows
+
+def server_preamble(c):
+    """The server's first SETTINGS (as {id: value}) and the increment of its
+    connection WINDOW_UPDATE (0 if none), read up to the ACK of ours."""
+    got = c.until(lambda f: f[0] == SETTINGS and f[1] & ACK, 5)
+    sets = [f for f in got if f[0] == SETTINGS and not f[1] & ACK]
+    assert sets, got
+    vals = {}
+    for off in range(0, len(sets[0][3]), 6):
+        k, v = struct.unpack(">HI", sets[0][3][off:off + 6])
+        vals[k] = v
+    inc = sum(int.from_bytes(f[3], "big") & 0x7fffffff for f in got
+              if f[0] == WINDOW_UPDATE and f[2] == 0)
+    return vals, inc
+
+
+def data_frames(sid, body, last=True, size=16384):
+    out = b""
+    for off in range(0, len(body), size):
+        end = last and off + size >= len(body)
+        out += frame(DATA, END_STREAM if end else 0, sid, body[off:off + size])
+    return out
+
+
+def upload_head(sid, n=None):
+    extra = [(b"content-type", b"application/octet-stream")]
+    if n is not None:
+        extra.append((b"content-length", b"%d" % n))
+    return frame(HEADERS, END_HEADERS, sid, req_block(b"POST", b"/o", extra=extra))
+
+
+@contextlib.contextmanager
+def storage_stopped(n):
+    """Storage stopped (SIGSTOP): an upload's handler waits for its upload
+    file and takes no body byte, so a stream's window cannot reopen however
+    the server's reads fall (without this, a server that reads one TLS
+    record at a time may hand each record to the handler, and reopen the
+    window, before the next one arrives)."""
+    pid = storage_pid(n)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def stored_h2(n, pki, data):
+    c = H2(n, pki)
+    c.until(lambda f: f[0] == SETTINGS and f[1] & ACK, 5)
+    c.send(frame(HEADERS, END_HEADERS | END_STREAM, 1,
+                 req_block(b"HEAD", ("/o/" + b3sum_cid(data)).encode())))
+    _, frames = c.response(1, 10)
+    c.close()
+    heads = [f for f in frames if f[0] == HEADERS and f[2] == 1]
+    assert heads, frames
+    return heads[0][3][:1] == b"\x88"      # HPACK static index 8: ":status 200"
+
+
+def test_h2_stream_window_announced_and_enforced(node_factory, pki):
+    """http2.stream_window is SETTINGS_INITIAL_WINDOW_SIZE, and it is a bound:
+    a stream that sends past it without waiting for WINDOW_UPDATE is reset
+    FLOW_CONTROL_ERROR and counted; nothing of it is stored. A client that
+    keeps to the window uploads the same body (the window reopens)."""
+    n = node_factory(deep({"http2": {"stream_window": "16KiB"}}, pki.tls_config()))
+    c = H2(n, pki)
+    vals, _ = server_preamble(c)
+    assert vals.get(SETTINGS_INITIAL_WINDOW_SIZE) == 0x4000, vals
+    body = os.urandom(200000)
+    before = rejected(n, "h2_protocol")
+    with storage_stopped(n):
+        c.send(upload_head(1) + data_frames(1, body))
+        frames = c.until(lambda f: f[2] == 1 and (f[0] == RST_STREAM or f[1] & END_STREAM) or
+                         f[0] == GOAWAY, 10)
+    rst = [f for f in frames if f[0] == RST_STREAM and f[2] == 1]
+    assert rst and int.from_bytes(rst[0][3], "big") == FLOW_CONTROL_ERROR, frames
+    assert not any(f[0] == DATA and b3sum_cid(body).encode() in f[3] for f in frames), frames
+    # the connection lives on: another stream on it is answered
+    c.send(frame(HEADERS, END_HEADERS | END_STREAM, 3, req_block()))
+    got, _ = c.response(3, 5)
+    assert b'"status":"ok"' in got, got
+    c.close()
+    wait_until(lambda: rejected(n, "h2_protocol") == before + 1, 5 * SLOW,
+               what="the overrun counted as h2_protocol")
+    assert not stored_h2(n, pki, body), "a stream past its window was stored"
+    # within the window, waiting for WINDOW_UPDATE: the whole body goes through
+    c = H2(n, pki)
+    server_preamble(c)
+    c.send(upload_head(1, len(body)))
+    sent, window = 0, 0x4000
+    while sent < len(body):
+        if window == 0:
+            for f in c.until(lambda f: f[0] == WINDOW_UPDATE and f[2] == 1, 10):
+                if f[0] == WINDOW_UPDATE and f[2] == 1:
+                    window += int.from_bytes(f[3], "big") & 0x7fffffff
+            assert window > 0, "the stream window never reopened"
+        piece = body[sent:sent + min(window, 16384)]
+        c.send(frame(DATA, END_STREAM if sent + len(piece) == len(body) else 0, 1, piece))
+        sent += len(piece)
+        window -= len(piece)
+    got, frames = c.response(1, 10)
+    assert b3sum_cid(body).encode() in got, frames
+    c.close()
+    assert rejected(n, "h2_protocol") == before + 1
+
+
+def test_h2_conn_window_bounds_all_streams_together(node_factory, pki):
+    """http2.conn_window bounds what all streams of a connection send ahead
+    together: two streams each within http2.stream_window but past the
+    connection window together end the connection (GOAWAY
+    FLOW_CONTROL_ERROR), counted; one of them alone is taken."""
+    n = node_factory(deep({"http2": {"stream_window": "64KiB", "conn_window": "96KiB"}},
+                          pki.tls_config()))
+    a, b = os.urandom(57344), os.urandom(57344)       # each < 64 KiB; together > 96 KiB
+    c = H2(n, pki)
+    vals, inc = server_preamble(c)
+    assert vals.get(SETTINGS_INITIAL_WINDOW_SIZE) == 65536, vals
+    assert 65535 + inc == 96 * 1024, inc              # the connection window, raised
+    before = rejected(n, "h2_protocol")
+    with storage_stopped(n):
+        c.send(upload_head(1) + upload_head(3) + data_frames(1, a) + data_frames(3, b))
+        gone = [f for f in c.until(lambda f: f[0] == GOAWAY, 10) if f[0] == GOAWAY]
+    assert gone and int.from_bytes(gone[0][3][4:8], "big") == FLOW_CONTROL_ERROR, gone
+    c.close()
+    wait_until(lambda: rejected(n, "h2_protocol") == before + 1, 5 * SLOW,
+               what="the overrun counted as h2_protocol")
+    # the same body alone, on a fresh connection: within both windows
+    c = H2(n, pki)
+    server_preamble(c)
+    c.send(upload_head(1, len(a)) + data_frames(1, a))
+    got, frames = c.response(1, 10)
+    assert b3sum_cid(a).encode() in got, frames
+    c.close()
+    assert not stored_h2(n, pki, b)
 
 
 # ------------------------------------------------------------------ attacks

@@ -134,7 +134,7 @@ typedef struct mn_config {
 	uint64_t body_grace_ms;                    /* 5000: before limits.min_body_rate applies */
 	uint64_t drain_deadline_ms;                /* 3000 (hard limit 5000) */
 	/* limits */
-	uint64_t max_body_bytes;                   /* 1 MiB */
+	uint64_t max_body_bytes;                   /* 128 KiB: every body but an object upload's */
 	uint64_t max_header_bytes;                 /* 16 KiB */
 	uint32_t max_inflight;                     /* 512 per instance */
 	uint32_t requests_per_second;              /* 500 per instance */

@@ -51,6 +51,8 @@ static void limits_normalize(http_limits *l)
 		l->body_grace_ms = HTTP_DEFAULT_TIMEOUT_MS;
 	if (!l->max_body_bytes)
 		l->max_body_bytes = HTTP_DEFAULT_MAX_BODY;
+	if (!l->max_upload_bytes)
+		l->max_upload_bytes = l->max_body_bytes;
 	if (!l->max_header_bytes)
 		l->max_header_bytes = HTTP_DEFAULT_MAX_HEADER;
 	if (!l->max_inflight)
@@ -399,6 +401,7 @@ static bool admit_gate(http_server *srv, http_req *r)
 	http_gate_verdict v;
 
 	memset(&v, 0, sizeof v);
+	r->gated = true;
 	srv->gate(r, srv->gate_arg, &v);
 	r->gate_ticket = v.ticket;
 	if (v.status == 0) {
@@ -417,6 +420,13 @@ static bool admit_gate(http_server *srv, http_req *r)
 	return true;
 }
 
+uint64_t http_route_body_cap(const http_limits *l, const http_route *rt, unsigned method)
+{
+	if (rt && (rt->flags & HTTP_ROUTE_UPLOAD) && (method & (HTTP_M_PUT | HTTP_M_POST)))
+		return l->max_upload_bytes;
+	return l->max_body_bytes;
+}
+
 int http_server_admit(http_server *srv, http_req *r)
 {
 	unsigned allow;
@@ -424,6 +434,7 @@ int http_server_admit(http_server *srv, http_req *r)
 	const http_route *rt = route_match(srv, http_req_path(r), r->method_bit, &allow, &first);
 
 	if (!rt) {
+		r->body_limit = srv->limits.max_body_bytes;   /* what is read and dropped */
 		/* Unmatched paths pay the rate cap too: a flood of 404s is not free. */
 		if (!(first && (first->flags & HTTP_ROUTE_EXEMPT)) && admit_over_rate(srv, r))
 			return -1;
@@ -432,6 +443,7 @@ int http_server_admit(http_server *srv, http_req *r)
 	}
 	r->route = rt;
 	r->stats_idx = (size_t)(rt - srv->routes);
+	r->body_limit = http_route_body_cap(&srv->limits, rt, r->method_bit);
 	if (admit_over_body(r))
 		return -1;
 	if (rt->flags & HTTP_ROUTE_EXEMPT)
@@ -462,6 +474,7 @@ void http_limits_from_config(http_limits *l, const mn_config *c)
 	l->idle_timeout_ms = c->idle_timeout_ms;
 	l->header_timeout_ms = c->header_timeout_ms;
 	l->max_body_bytes = c->max_body_bytes;
+	l->max_upload_bytes = c->storage_max_object_bytes;
 	l->max_header_bytes = c->max_header_bytes;
 	l->max_inflight = c->max_inflight;
 	l->requests_per_second = c->requests_per_second;
@@ -500,7 +513,8 @@ static void conn_cap_refuse(http_server *srv, int fd)
 	              "connections\",\"retryable\":true,\"corr_id\":\"%s\"}", corr);
 	n = snprintf(buf, sizeof buf, "HTTP/1.1 503 Service Unavailable\r\nDate: %s\r\n"
 	             "Content-Type: application/json\r\nContent-Length: %d\r\nRetry-After: 1\r\n"
-	             "Connection: close\r\n\r\n%s", http_server_date(srv), bn, body);
+	             "%sConnection: close\r\n\r\n%s", http_server_date(srv), bn,
+	             srv->cors_refusals ? "Access-Control-Allow-Origin: *\r\n" : "", body);
 	if (n > 0 && (size_t)n < sizeof buf) {
 		ssize_t w = send(fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 
@@ -585,6 +599,7 @@ http_server *http_server_new(struct event_base *base, const http_server_opts *op
 	srv->gate = opts->gate;
 	srv->gate_end = opts->gate_end;
 	srv->gate_arg = opts->gate_arg;
+	srv->cors_refusals = opts->cors_refusals;
 	srv->nroutes = opts->nroutes;
 	corr_id_seed(srv);
 	srv->stats = calloc(opts->nroutes + 1, sizeof *srv->stats);

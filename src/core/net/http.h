@@ -10,7 +10,10 @@
  *   - route match: unknown path → 404, known path with another method → 405
  *     with Allow (unmatched requests pay the rate cap first);
  *   - body cap decided from Content-Length before any body byte is read → 413
- *     and close; chunked bodies counted as they arrive → 413 and close;
+ *     and close; chunked bodies counted as they arrive → 413 and close. The
+ *     cap is max_body_bytes (limits.max_body: JSON and control bodies),
+ *     or max_upload_bytes for a PUT/POST on an HTTP_ROUTE_UPLOAD route
+ *     (the gateway's object uploads: storage.max_object);
  *   - the server's gate, if any (the wall: Auth → Policy → Quota), which may
  *     refuse (401/403/413/429/451) or lower this request's body cap;
  *   - request rate cap (token bucket, requests_per_second) → 429 + Retry-After;
@@ -73,6 +76,7 @@ enum {
 	HTTP_ROUTE_STREAM_BODY = 1u << 1, /* handler runs at headers-complete; body via http_req_on_body */
 	HTTP_ROUTE_EXEMPT      = 1u << 2, /* admin class: no gate, rate or in-flight caps */
 	HTTP_ROUTE_FACET       = 1u << 3, /* facet class: shed first under load */
+	HTTP_ROUTE_UPLOAD      = 1u << 4, /* PUT/POST bodies capped by max_upload_bytes, not max_body_bytes */
 };
 
 /* Route classes (DESIGN §4 shedding order: facet, then core, never admin). */
@@ -97,7 +101,8 @@ typedef struct http_limits {
 	uint64_t write_timeout_ms;
 	uint64_t idle_timeout_ms;
 	uint64_t header_timeout_ms;
-	uint64_t max_body_bytes;
+	uint64_t max_body_bytes;       /* every body but an upload's (limits.max_body) */
+	uint64_t max_upload_bytes;     /* PUT/POST on HTTP_ROUTE_UPLOAD routes; 0 = max_body_bytes */
 	uint64_t max_header_bytes;
 	uint32_t max_inflight;
 	uint32_t requests_per_second;  /* 0 = unlimited */
@@ -153,6 +158,12 @@ typedef struct http_server_opts {
 	http_gate_fn       gate;     /* NULL: no gate */
 	http_gate_end_fn   gate_end; /* required when the gate hands out tickets */
 	void              *gate_arg;
+	/* Every refusal the core answers before the gate has seen the request
+	 * (400, 408, 413, 414, 431, 404/405, 429/503 shedding, the connection
+	 * cap's 503) carries Access-Control-Allow-Origin: *, so a page on
+	 * another origin can read why (the gateway: public content, no
+	 * credentials by cookie). After the gate, CORS is the gate's. */
+	bool               cors_refusals;
 } http_server_opts;
 
 struct mn_config;

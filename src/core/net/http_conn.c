@@ -59,7 +59,7 @@ http_req *http_req_new(struct http_conn *c)
 	r->srv = c->srv;
 	r->t = c->t;
 	r->content_length = -1;
-	r->body_limit = c->srv->limits.max_body_bytes;
+	r->body_limit = c->srv->limits.max_body_bytes;   /* no body is read before admission */
 	r->stats_idx = c->srv->nroutes;
 	http_corr_id_new(c->srv, r->corr_id);
 	clock_gettime(CLOCK_MONOTONIC, &r->t0);
@@ -75,7 +75,7 @@ http_req *http_req_new_detached(http_server *srv, conn *t)
 	r->srv = srv;
 	r->t = t;
 	r->content_length = -1;
-	r->body_limit = srv->limits.max_body_bytes;
+	r->body_limit = HTTP_PREADMIT_BODY_CAP(&srv->limits);
 	r->stats_idx = srv->nroutes;
 	http_corr_id_new(srv, r->corr_id);
 	clock_gettime(CLOCK_MONOTONIC, &r->t0);

@@ -18,7 +18,10 @@
  *
  * Bounds (each refusal is counted in rejected_total{reason}):
  *   - concurrent streams: SETTINGS_MAX_CONCURRENT_STREAMS (http2.max_streams);
- *     nghttp2 refuses more with RST_STREAM REFUSED_STREAM;
+ *     a stream past the cap the client has acknowledged is a connection
+ *     error for nghttp2: GOAWAY PROTOCOL_ERROR, "h2_protocol" (RFC 9113
+ *     §5.1.2); before the client's SETTINGS ACK, nghttp2 refuses the
+ *     streams over the cap with RST_STREAM REFUSED_STREAM;
  *   - streams opened per second per connection (http2.requests_per_second,
  *     token bucket): past it GOAWAY ENHANCE_YOUR_CALM, "h2_rate". A rapid
  *     reset attack (CVE-2023-44487) opens and cancels streams to get past
@@ -39,7 +42,10 @@
  *   - request bodies: flow control is ours (no automatic WINDOW_UPDATE): a
  *     stream may send http2.stream_window bytes ahead of its handler, all
  *     streams together http2.conn_window; the window reopens as the
- *     handler takes the bytes. The body cap is the HTTP/1.1 one (413);
+ *     handler takes the bytes. Past a stream's window nghttp2 resets it
+ *     FLOW_CONTROL_ERROR, past the connection's it sends GOAWAY
+ *     FLOW_CONTROL_ERROR ("h2_protocol"). The body cap is the HTTP/1.1
+ *     one (413);
  *   - responses: a stream whose body waits on a flow-control window that
  *     does not open for timeouts.write is reset, "h2_stall" (zero-window
  *     stalls); output queued on the socket is bounded as for HTTP/1.1 and

@@ -30,7 +30,7 @@ struct evbuffer;
  * DESIGN §1 and config.h. */
 #define HTTP_DEFAULT_TIMEOUT_MS       5000u
 #define HTTP_DEFAULT_IDLE_MS          60000u
-#define HTTP_DEFAULT_MAX_BODY         (1024u * 1024u)
+#define HTTP_DEFAULT_MAX_BODY         (128u * 1024u)   /* limits.max_body's default */
 #define HTTP_DEFAULT_MAX_HEADER       (16u * 1024u)
 #define HTTP_DEFAULT_MAX_INFLIGHT     512u
 #define HTTP_DEFAULT_MAX_CONNECTIONS  1024u
@@ -151,7 +151,8 @@ struct http_req {
 	uint64_t           body_counted; /* decoded bytes a handler reported, or 0 */
 	bool               body_decoded; /* body_counted is set: it counts, not body_seen */
 	void              *gate_ticket;  /* the gate's handle: gate_end once, at http_req_free */
-	uint64_t           body_limit;   /* this request's body cap: the server's, or the gate's lower one */
+	bool               gated;        /* the gate has seen it (its CORS headers are the gate's) */
+	uint64_t           body_limit;   /* this request's body cap: its route's (http_route_body_cap), or the gate's lower one */
 	bool               chunked;      /* Transfer-Encoding: chunked */
 	/* buffered body of a non-streaming route (owned) */
 	uint8_t           *body;
@@ -243,6 +244,7 @@ struct http_server {
 	http_gate_fn             gate;
 	http_gate_end_fn         gate_end;
 	void                    *gate_arg;
+	bool                     cors_refusals; /* http_server_opts.cors_refusals */
 	uint64_t                 shed_ms;    /* last in-flight refusal (http_now_ms), 0 = never */
 	uint64_t                 queued;     /* response bytes queued over all connections */
 	bool                     draining;
@@ -304,6 +306,14 @@ struct evbuffer *http_conn_output(struct http_conn *c);
 /* Response framing decided; ended; called from http_resp.c. */
 bool http_conn_resp_must_close(struct http_conn *c, http_req *r);
 void http_conn_resp_ended(struct http_conn *c, http_req *r);
+/* The body cap of a request for route rt by method (HTTP_M_*): the
+ * upload cap for a PUT/POST on an HTTP_ROUTE_UPLOAD route, else
+ * max_body_bytes. Set at admission; the gate may lower it. */
+uint64_t http_route_body_cap(const http_limits *l, const http_route *rt, unsigned method);
+/* Until a request is admitted (an HTTP/2 stream's DATA may come with its
+ * head), its body is held to the larger of the two caps. */
+#define HTTP_PREADMIT_BODY_CAP(l) \
+	((l)->max_upload_bytes > (l)->max_body_bytes ? (l)->max_upload_bytes : (l)->max_body_bytes)
 /* A request for c (caller owns it; http_req_free, NULL ok). */
 http_req *http_req_new(struct http_conn *c);
 void http_req_free(http_req *r);

@@ -554,6 +554,12 @@ void http_req_reject(http_req *r, int status, const char *code, const char *msg,
 	if (status_forces_close(status) ||
 	    (expect && !r->body_complete && strcasecmp(expect, "100-continue") == 0))
 		r->want_close = true;
+	/* Before the gate: readable by any page (http_server_opts.cors_refusals). */
+	if (r->srv->cors_refusals && !r->gated &&
+	    http_resp_header(r, "Access-Control-Allow-Origin", "*") < 0) {
+		http_req_kill(r);
+		return;
+	}
 	if (http_reply_error(r, status, code, msg, status == 429 || status == 503 || status == 408,
 	                     retry_after) < 0)
 		http_req_kill(r);
@@ -568,6 +574,20 @@ void http_resp_reject_status(struct http_conn *c, int status, const char *detail
 	http_req_reject_status(c->req, status, detail);
 }
 
+/* Which limit a 413 hit: the gate's (lower than the route's), the upload
+ * cap, or limits.max_body. */
+static const char *body_cap_name(const http_req *r, const http_limits *l)
+{
+	uint64_t cap = http_route_body_cap(l, r->route, r->method_bit);
+
+	if (r->body_limit < cap)
+		return " (the limit of this request's capability or policy)";
+	if (r->route && cap == l->max_upload_bytes && (r->route->flags & HTTP_ROUTE_UPLOAD) &&
+	    (r->method_bit & (HTTP_M_PUT | HTTP_M_POST)))
+		return " (storage.max_object)";
+	return " (limits.max_body)";
+}
+
 void http_req_reject_status(http_req *r, int status, const char *detail)
 {
 	const struct http_refusal *f = &refusals[0];  /* unknown → 400 */
@@ -580,8 +600,7 @@ void http_req_reject_status(http_req *r, int status, const char *detail)
 	/* Name the limit at fault, so an operator can tell which knob to turn. */
 	if (!detail && status == 413) {
 		snprintf(msg, sizeof msg, "request body exceeds %llu bytes%s",
-		         (unsigned long long)r->body_limit, r->body_limit < l->max_body_bytes
-		         ? " (the limit of this request's capability or policy)" : "");
+		         (unsigned long long)r->body_limit, body_cap_name(r, l));
 		detail = msg;
 	} else if (!detail && status == 431) {
 		snprintf(msg, sizeof msg, "request header block exceeds %llu bytes or %d fields",

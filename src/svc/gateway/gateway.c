@@ -16,9 +16,11 @@
  * gateway.cors_origins is refused.
  *
  * Every route is HTTP_ROUTE_STREAM_BODY, so the gateway never buffers a
- * request body; that is what makes it safe to set the core's body cap
- * (limits.max_body_bytes) to the object cap (storage.max_object),
- * which may be far larger than limits.max_body_bytes.
+ * request body. Object uploads (PUT/POST /o, PUT /o/{b3}) are
+ * HTTP_ROUTE_UPLOAD: their body cap is the object cap (storage.max_object,
+ * 1 GiB by default); every other body (names, social, mailbox JSON) is
+ * held to limits.max_body (a small cap) by the core, and to its route's
+ * own cap (NAMES_BODY_MAX, ...) by its handler, whichever is smaller.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -245,12 +247,11 @@ static void gateway_on_healthz(http_req *r, void *arg)
 	(void)http_reply_json(r, 200, body);
 }
 
-/* The core's limits, with the body cap raised (or lowered) to the object
- * cap: every gateway route streams its body, none buffers it. */
+/* The core's limits: limits.max_body for JSON and control bodies, the
+ * object cap (storage.max_object) for uploads (HTTP_ROUTE_UPLOAD). */
 static void gateway_limits(http_limits *l, const mn_config *cfg)
 {
 	http_limits_from_config(l, cfg);
-	l->max_body_bytes = cfg->storage_max_object_bytes;
 }
 
 /* The breaker opened or closed: readiness hears it at once. */
@@ -316,7 +317,8 @@ static int gateway_start(svc *s)
 {
 	gateway *g = calloc(1, sizeof *g);
 	http_server_opts o = { .service = "gateway", .gate = gateway_gate,
-	                       .gate_end = gateway_gate_end, .gate_arg = g };
+	                       .gate_end = gateway_gate_end, .gate_arg = g,
+	                       .cors_refusals = true };   /* cors.h */
 	struct timeval poll = { 0, GATEWAY_SHED_POLL_MS * 1000 };
 
 	if (!g)

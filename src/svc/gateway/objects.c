@@ -10,8 +10,9 @@
  *   OPTIONS on both       CORS preflight (cors.c), no token needed
  *
  * The core answers 405 (with Allow) for any other method on these paths and
- * 404 for any other path. Every route is HTTP_ROUTE_STREAM_BODY: the gateway
- * never buffers a request body, so its body cap can be the object cap.
+ * 404 for any other path. Every route is HTTP_ROUTE_STREAM_BODY (the gateway
+ * never buffers a request body) and HTTP_ROUTE_UPLOAD: a PUT/POST body is
+ * capped by storage.max_object, not limits.max_body.
  */
 #include <string.h>
 
@@ -67,10 +68,11 @@ static void objects_on_id(http_req *r, void *arg)
 
 void objects_routes(objects *o, http_route out[OBJECTS_NROUTES])
 {
-	out[0] = (http_route){ OBJECTS_M_NEW | HTTP_M_OPTIONS, "/o", "/o", HTTP_ROUTE_STREAM_BODY,
-	                       objects_on_put, o };
+	out[0] = (http_route){ OBJECTS_M_NEW | HTTP_M_OPTIONS, "/o", "/o",
+	                       HTTP_ROUTE_STREAM_BODY | HTTP_ROUTE_UPLOAD, objects_on_put, o };
 	out[1] = (http_route){ OBJECTS_M_ID | HTTP_M_OPTIONS, OBJECTS_ID_PREFIX, "/o/{b3}",
-	                       HTTP_ROUTE_PREFIX | HTTP_ROUTE_STREAM_BODY, objects_on_id, o };
+	                       HTTP_ROUTE_PREFIX | HTTP_ROUTE_STREAM_BODY | HTTP_ROUTE_UPLOAD,
+	                       objects_on_id, o };
 }
 
 /* ---- shared answers ------------------------------------------------------ */

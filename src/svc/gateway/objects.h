@@ -7,9 +7,10 @@
  *
  * objects.c owns the route table and the dispatch; objects_get.c and
  * objects_put.c the handlers; objects_multi.c the layout of a multipart
- * (several ranges) answer. Every route is HTTP_ROUTE_STREAM_BODY: the
- * gateway never buffers a request body, so its body cap
- * (limits.max_body_bytes) can be the object cap.
+ * (several ranges) answer. Every route is HTTP_ROUTE_STREAM_BODY (the
+ * gateway never buffers a request body) and HTTP_ROUTE_UPLOAD: the core
+ * caps an upload's body by the object cap (storage.max_object), not by
+ * limits.max_body.
  * Behaviour, statuses and headers: docs/api.md "Objects".
  */
 #ifndef MN_SVC_GATEWAY_OBJECTS_H

@@ -20,8 +20,8 @@
  *              first bytes on the sniff thread (sniff.h), recorded with
  *              META_SET; then the answer.
  *
- * Caps: the wire body is capped by the core (limits.max_body_bytes, which
- * the gateway sets to the object cap); the decoded body by the object cap
+ * Caps: the wire body is capped by the core (the route is HTTP_ROUTE_UPLOAD:
+ * the object cap, storage.max_object); the decoded body by the object cap
  * here (413 "payload_too_large") and by lib/inflate's 10x / 32 MiB caps
  * (413 "payload_too_large", rejected_total{reason="decompress"}).
  *

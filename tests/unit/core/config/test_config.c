@@ -126,7 +126,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.idle_timeout_ms, 60000);
 	assert_int_equal(c.header_timeout_ms, 5000);
 	assert_int_equal(c.drain_deadline_ms, 3000);
-	assert_int_equal(c.max_body_bytes, 1u << 20);
+	assert_int_equal(c.max_body_bytes, 128u << 10);
 	assert_int_equal(c.max_header_bytes, 16u << 10);
 	assert_int_equal(c.max_inflight, 512);
 	assert_int_equal(c.requests_per_second, 500);
@@ -922,7 +922,7 @@ static void test_docs_current(void **state)
 	FILE *f = open_memstream(&buf, &len);
 	assert_int_equal(config_write_docs(f), 0);
 	fclose(f);
-	assert_non_null(strstr(buf, "| `limits.max_body` | size | `1MiB` | 1B..1TiB | live |  | "));
+	assert_non_null(strstr(buf, "| `limits.max_body` | size | `128KiB` | 1B..1TiB | live |  | "));
 	assert_non_null(strstr(buf, "| `admin.addr` | addr | `\"127.0.0.1:9600\"` |"));
 	size_t flen = 0;
 	char *file = slurp(DOCS_FILE, &flen);

@@ -238,6 +238,8 @@ static const http_route routes[] = {
 	{ HTTP_M_GET, "/abort", "/abort", 0, h_abort, NULL },
 	{ HTTP_M_GET | HTTP_M_PUT, "/late", "/late", HTTP_ROUTE_STREAM_BODY, h_late, NULL },
 	{ HTTP_M_GET, "/facet", "/facet", HTTP_ROUTE_FACET, h_hello, NULL },
+	{ HTTP_M_GET | HTTP_M_PUT, "/bigup", "/bigup", HTTP_ROUTE_STREAM_BODY | HTTP_ROUTE_UPLOAD,
+	  h_upload, NULL },
 };
 
 /* A gate for the gate tests: "X-Deny" → 401 with a challenge, "X-Cap" →
@@ -921,6 +923,65 @@ static void test_body_at_cap_ok(void **state)
 	client_send(cl, req, (size_t)n + 1024);
 	assert_int_equal(wait_responses(cl, 1, NULL), 1);
 	assert_int_equal(R[0].status, 200);
+	client_free(cl);
+}
+
+/* Two caps: max_upload_bytes for a PUT/POST on an upload route,
+ * max_body_bytes (limits.max_body) for every other body; a 413 names
+ * the one it hit. */
+static void test_upload_cap_and_body_cap(void **state)
+{
+	http_limits l = limits_default();
+	struct client *cl;
+	char req[4200];
+	int n;
+
+	(void)state;
+	teardown(NULL);
+	l.max_upload_bytes = 4096;   /* max_body_bytes stays 1024 */
+	srv_start(&l);
+	cl = client_new();
+	/* an upload over the body cap, under the upload cap: taken */
+	n = snprintf(req, sizeof req, "PUT /bigup HTTP/1.1\r\nContent-Length: 4096\r\n\r\n");
+	memset(req + n, 'u', 4096);
+	client_send(cl, req, (size_t)n + 4096);
+	assert_int_equal(wait_responses(cl, 1, NULL), 1);
+	assert_int_equal(R[0].status, 201);
+	assert_string_equal(R[0].body, "got 4096");
+	client_free(cl);
+	settle();
+	/* one byte over the upload cap: 413 naming it */
+	cl = client_new();
+	client_puts(cl, "PUT /bigup HTTP/1.1\r\nContent-Length: 4097\r\n\r\n");
+	assert_int_equal(wait_responses(cl, 1, NULL), 1);
+	assert_int_equal(R[0].status, 413);
+	assert_non_null(strstr(R[0].body, "exceeds 4096 bytes (storage.max_object)"));
+	client_free(cl);
+	settle();
+	/* the same route read by GET is not an upload: the body cap holds */
+	cl = client_new();
+	client_puts(cl, "GET /bigup HTTP/1.1\r\nContent-Length: 2000\r\n\r\n");
+	assert_int_equal(wait_responses(cl, 1, NULL), 1);
+	assert_int_equal(R[0].status, 413);
+	assert_non_null(strstr(R[0].body, "exceeds 1024 bytes (limits.max_body)"));
+	client_free(cl);
+	settle();
+	/* any other route: the body cap, declared or chunked */
+	cl = client_new();
+	client_puts(cl, "POST /echo HTTP/1.1\r\nContent-Length: 2000\r\n\r\n");
+	assert_int_equal(wait_responses(cl, 1, NULL), 1);
+	assert_int_equal(R[0].status, 413);
+	assert_non_null(strstr(R[0].body, "exceeds 1024 bytes (limits.max_body)"));
+	client_free(cl);
+	settle();
+	cl = client_new();
+	memset(req, 'c', 1500);
+	client_puts(cl, "PUT /upload HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5dc\r\n");
+	client_send(cl, req, 1500);
+	client_puts(cl, "\r\n0\r\n\r\n");
+	assert_int_equal(wait_responses(cl, 1, NULL), 1);
+	assert_int_equal(R[0].status, 413);
+	assert_non_null(strstr(R[0].body, "(limits.max_body)"));
 	client_free(cl);
 }
 
@@ -1690,6 +1751,7 @@ int main(void)
 		T(test_content_length_over_cap),
 		T(test_chunked_over_cap),
 		T(test_body_at_cap_ok),
+		T(test_upload_cap_and_body_cap),
 		T(test_not_found),
 		T(test_method_not_allowed),
 		T(test_head_no_body),
