@@ -223,6 +223,20 @@ bool util_entropy_ready(void)
 	return getrandom(&b, 1, GRND_NONBLOCK) == 1;
 }
 
+bool util_entropy_sufficient(int min_bits, int *bits, const char **source)
+{
+	*bits = -1;
+	*source = "getrandom";
+	if (!util_entropy_ready())
+		return false;
+	int b = util_entropy_bits();
+	if (b < 0)
+		return true;    /* /proc/sys hidden: the initialised CRNG decides */
+	*bits = b;
+	*source = "entropy_avail";
+	return b >= min_bits;
+}
+
 int util_parse_u64(const char *s, uint64_t *out)
 {
 	char *end;

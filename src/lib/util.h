@@ -77,6 +77,14 @@ int util_entropy_bits(void);
 /* True when the kernel CSPRNG is initialised (getrandom does not block). */
 bool util_entropy_ready(void);
 
+/* Can the kernel CSPRNG serve secrets of min_bits now, and how was that
+ * decided. *bits is entropy_avail and *source "entropy_avail" where
+ * /proc/sys can be read; where it is hidden (systemd's ProcSubset=pid) *bits
+ * is -1 and *source "getrandom": the answer is whether getrandom(2) with
+ * GRND_NONBLOCK succeeds, i.e. the CRNG is initialised (since Linux 5.6
+ * entropy_avail then reads 256 anyway). Not initialised: false, bits -1. */
+bool util_entropy_sufficient(int min_bits, int *bits, const char **source);
+
 /* Strict unsigned decimal: digits only (no sign, space or suffix), no overflow. 0/-1. */
 __attribute__((warn_unused_result)) int util_parse_u64(const char *s, uint64_t *out);
 

@@ -73,6 +73,7 @@ def test_readyz_ready_body(node):
     assert d["config"] == {"state": "ok", "last_reload_error": ""}
     assert d["listeners"] == {"state": "ok", "admin": node.admin_addr, "gateway": node.gateway_addr}
     assert d["entropy"]["state"] == "ok" and d["entropy"]["bits"] >= 128
+    assert d["entropy"]["source"] == "entropy_avail"     # /proc/sys readable here
     v = node.get("/version").json()
     assert d["version_parity"] == {"state": "ok", "build_id": v["build_id"], "mismatched": 0}
     assert d["services"] == {

@@ -81,6 +81,47 @@ def test_type_notify_messages(node_factory, tmp_path):
         n_sock.close()
 
 
+UNSHARE = shutil.which("unshare")
+# A shell that remounts /proc the way the unit's ProcSubset=pid does (only
+# the process directories: no /proc/sys), then runs its arguments.
+PROC_SUBSET_PID = ["-m", "--propagation", "private", "sh", "-c",
+                   'mount -t proc -o subset=pid proc /proc && exec "$@"', "sh"]
+
+
+def proc_subset_pid_works():
+    if not UNSHARE:
+        return False
+    p = subprocess.run([UNSHARE] + PROC_SUBSET_PID + ["sh", "-c",
+                       "test -d /proc/self && test ! -e /proc/sys/kernel/random/entropy_avail"],
+                       capture_output=True, timeout=30)
+    return p.returncode == 0
+
+
+@pytest.mark.skipif(not proc_subset_pid_works(),
+                    reason="cannot mount /proc with subset=pid in a mount namespace here")
+def test_ready_under_proc_subset_pid(node_factory, tmp_path):
+    """The unit's ProcSubset=pid hides /proc/sys (no entropy_avail): the
+    node still becomes ready, deciding entropy from getrandom(GRND_NONBLOCK),
+    says so in /readyz, and sends READY=1; `macronode check` agrees."""
+    n_sock = Notify(str(tmp_path / "notify.sock"))
+    try:
+        n = node_factory({}, start=False, env={"NOTIFY_SOCKET": n_sock.path})
+        argv = n.argv
+        n.argv = lambda: [UNSHARE] + PROC_SUBSET_PID + argv()
+        n.start()
+        d = n.get("/readyz").json()
+        assert d["status"] in ("ready", "degraded"), d
+        assert d["deps"]["entropy"] == {"state": "ok", "bits": -1, "source": "getrandom"}, d
+        wait_until(lambda: n_sock.seen("READY", "1"), 10 * SLOW, what="READY=1")
+        p = subprocess.run([UNSHARE] + PROC_SUBSET_PID + [BIN, "check", "--config", n.config_path],
+                           capture_output=True, text=True, timeout=60 * SLOW,
+                           env=dict(os.environ, **n.extra_env))
+        assert re.search(r"^ok\s+entropy\s+CRNG initialised \(getrandom\)$", p.stdout, re.M), \
+            p.stdout + p.stderr
+    finally:
+        n_sock.close()
+
+
 def unit_props(unit, *props):
     p = subprocess.run(["systemctl", "show", unit, "-p", ",".join(props)], capture_output=True,
                        text=True, timeout=30)

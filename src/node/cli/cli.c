@@ -358,8 +358,14 @@ static int cmd_check(int argc, char **argv)
 	if (c.services & CONFIG_SVC_GATEWAY)
 		bad |= check_port("gateway", c.gateway_addr);
 	bad |= check_data_dir(&c);
-	snprintf(bits, sizeof bits, "%d bits", util_entropy_bits());
-	bad |= check_line(util_entropy_ready() && util_entropy_bits() >= 128, "entropy", bits);
+	int nbits;
+	const char *src;
+	bool eok = util_entropy_sufficient(128, &nbits, &src);
+	if (nbits >= 0)
+		snprintf(bits, sizeof bits, "%d bits", nbits);
+	else
+		snprintf(bits, sizeof bits, "%s", eok ? "CRNG initialised (getrandom)" : "CRNG not initialised");
+	bad |= check_line(eok, "entropy", bits);
 	kek *k = NULL;
 	bad |= check_kek(&c, &k);
 	check_wall(&c, k);
