@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from conftest import BIN, REPO, SLOW, free_ports, http_request, proc_scan, wait_until
+from conftest import (BIN, OPEN_BUNDLE, REPO, SLOW, free_ports, http_request, install_wall, proc_scan,
+                      wait_until)
 
 ANALYZE = shutil.which("systemd-analyze")
 SYSTEMD_RUN = shutil.which("systemd-run")
@@ -77,6 +78,46 @@ def test_type_notify_messages(node_factory, tmp_path):
         wait_until(lambda: n_sock.seen("STOPPING", "1", after=mark), 10 * SLOW, what="STOPPING=1")
         assert "SIGTERM" in n_sock.seen("STOPPING", "1", after=mark)[0].get("STATUS", "")
         n.proc.wait(timeout=30 * SLOW)
+    finally:
+        n_sock.close()
+
+
+def test_ready_held_back_while_not_ready(node_factory, tmp_path):
+    """No policy: the node is up (/healthz 200) but /readyz 503, so no
+    READY=1 (the start job must keep waiting) through several supervisor
+    ticks (WATCHDOG=1 each) and a reload (no RELOADING=1/READY=1 pair
+    either: it would end the start job); once a policy is in force, READY=1."""
+    n_sock = Notify(str(tmp_path / "notify.sock"))
+    try:
+        n = node_factory({}, start=False, wall=None,
+                         env={"NOTIFY_SOCKET": n_sock.path, "WATCHDOG_USEC": "3000000"})
+        n.spawn()
+        wait_until(lambda: n.get("/healthz").status == 200, 10 * SLOW, what="/healthz")
+
+        def not_ready():
+            r = n.get("/readyz")
+            return r.status == 503 and any(x.startswith("policy: no valid bundle")
+                                           for x in r.json()["reasons"])
+        # every tick computes the verdict and pets the watchdog: three of them
+        # with /readyz 503 around them, and never a READY=1
+        assert not_ready()
+        wait_until(lambda: len(n_sock.seen("WATCHDOG", "1")) >= 3, 10 * SLOW, what="3 ticks")
+        assert not_ready()
+        r = n.post("/api/v1/reload")                    # synchronous: done when it answers
+        assert r.status == 202 and r.json() == {"status": "reloaded"}, r   # no policy: not a refusal
+        mark = len(n_sock.poll())
+        wait_until(lambda: len(n_sock.seen("WATCHDOG", "1", after=mark)) >= 2, 10 * SLOW,
+                   what="2 ticks after the reload")
+        assert not_ready()
+        assert not n_sock.seen("READY") and not n_sock.seen("RELOADING"), n_sock.msgs
+        # a policy, a reload: the next verdict serves and READY=1 goes out once
+        install_wall(n.data_dir, OPEN_BUNDLE)
+        assert n.post("/api/v1/reload").status == 202
+        wait_until(lambda: n_sock.seen("READY", "1"), 10 * SLOW, what="READY=1")
+        assert n.get("/readyz").status == 200
+        ready = n_sock.seen("READY", "1")
+        assert len(ready) == 1 and ready[0].get("STATUS") in ("ready", "degraded"), n_sock.msgs
+        assert not n_sock.seen("RELOADING"), n_sock.msgs
     finally:
         n_sock.close()
 
