@@ -305,7 +305,8 @@ util_file_status util_file_open(const char *path, size_t max, unsigned flags, in
 		why = UTIL_FILE_ERRNO;
 	else if (!S_ISREG(st->st_mode))
 		why = UTIL_FILE_NOT_REGULAR;
-	else if ((flags & UTIL_FILE_SECRET) && (st->st_mode & 077))
+	else if ((flags & UTIL_FILE_SECRET) &&
+	         (st->st_mode & ((flags & UTIL_FILE_GROUP_READ) ? 037 : 077)))
 		why = UTIL_FILE_TOO_OPEN;
 	else if ((uint64_t)st->st_size > max)
 		why = UTIL_FILE_TOO_BIG;

@@ -120,6 +120,8 @@ typedef enum {
 
 #define UTIL_FILE_SECRET   0x1u  /* refuse a file group or others may access */
 #define UTIL_FILE_NOFOLLOW 0x2u  /* refuse a symbolic link as the last component */
+/* With UTIL_FILE_SECRET: allow the group read bit (0440), nothing else. */
+#define UTIL_FILE_GROUP_READ 0x4u
 
 /* On UTIL_FILE_OK *fd is open (caller closes); otherwise *fd is -1. *st is
  * filled whenever fstat ran (so the caller can name a mode or a size). */

@@ -290,7 +290,7 @@ static int check_kek(const mn_config *c, kek **out)
 		printf("%-5s %-10s %s\n", "warn", "kek", detail);
 		return 0;
 	}
-	if (!(*out = kek_load(path, err, sizeof err)))
+	if (!(*out = kek_load_from(path, src, err, sizeof err)))
 		return check_line(false, "kek", err);
 	if (src == KEK_SRC_BESIDE) {
 		snprintf(detail, sizeof detail, "%s: beside the data dir: protects only against a copy "
