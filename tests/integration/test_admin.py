@@ -1,12 +1,13 @@
 """Admin plane routes: status, headers, bodies; 404/405; keep-alive; pipelining; metrics."""
 import json
+import re
 import os
 import stat
 import subprocess
 
 import pytest
 
-from conftest import (assert_envelope, parse_responses, pid_alive, proc_cmdline, raw_connect,
+from conftest import (Metrics, assert_envelope, parse_responses, pid_alive, proc_cmdline, raw_connect,
                       recv_all, run_cli)
 
 JSON = "application/json"
@@ -255,6 +256,32 @@ def test_metrics_content_type_and_promtool(node):
     r = node.get("/metrics")
     assert r.status == 200
     assert r.header("Content-Type") == METRICS_CT
+    p = subprocess.run(["promtool", "check", "metrics"], input=r.body, capture_output=True,
+                       timeout=30)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+
+
+def every_service():
+    """Every service the config table knows (`config docs`: the services row)."""
+    docs = run_cli(["config", "docs"]).stdout
+    row = re.search(r"^\| `services` \| list \| [^|]* \| ([a-z, ]+) \|", docs, re.M)
+    names = [x.strip() for x in row.group(1).split(",")]
+    assert {"gateway", "storage", "audit", "dht", "overlay", "omnigate"} <= set(names), names
+    return names
+
+
+def test_promtool_on_an_every_service_node(node_factory):
+    """promtool check metrics on a node running every service: each
+    service's families (histograms, labels, HELP/TYPE) are well formed,
+    not only the default three's."""
+    names = every_service()
+    n = node_factory({"services": names})
+    n.gw("GET", "/healthz")
+    n.get("/nope")
+    r = n.get("/metrics")
+    assert r.status == 200
+    up = {l["service"] for l, v in Metrics(r.body.decode()).series("service_up") if v == 1}
+    assert up == set(names), (up, names)
     p = subprocess.run(["promtool", "check", "metrics"], input=r.body, capture_output=True,
                        timeout=30)
     assert p.returncode == 0, (p.stdout, p.stderr)
