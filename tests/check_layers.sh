@@ -41,7 +41,7 @@ while IFS= read -r f; do
 		continue
 	fi
 	while IFS= read -r inc; do
-		[ "$inc" = mn_build.h ] && continue
+		case "$inc" in mn_build.h | mn_git.h | mn_git_ts.h) continue ;; esac   # generated (meson)
 		# A *_test.h (what only tests call) is for its own module: only files
 		# of its folder may include it in src/.
 		case "$inc" in
