@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from conftest import (Metrics, assert_envelope, parse_responses, pid_alive, proc_cmdline, raw_connect,
-                      recv_all, run_cli)
+from conftest import (SLOW, Metrics, assert_envelope, parse_responses, pid_alive, proc_cmdline,
+                      raw_connect, recv_all, run_cli, wait_until)
 
 JSON = "application/json"
 METRICS_CT = "text/plain; version=0.0.4; charset=utf-8"
@@ -278,10 +278,14 @@ def test_promtool_on_an_every_service_node(node_factory):
     n = node_factory({"services": names})
     n.gw("GET", "/healthz")
     n.get("/nope")
+
+    def all_up():
+        m = n.metrics()
+        return {l["service"] for l, v in m.series("service_up") if v == 1} == set(names)
+    # the services /readyz does not wait for (search, ...) come up on their own time
+    wait_until(all_up, 20 * SLOW, what="every service up")
     r = n.get("/metrics")
     assert r.status == 200
-    up = {l["service"] for l, v in Metrics(r.body.decode()).series("service_up") if v == 1}
-    assert up == set(names), (up, names)
     p = subprocess.run(["promtool", "check", "metrics"], input=r.body, capture_output=True,
                        timeout=30)
     assert p.returncode == 0, (p.stdout, p.stderr)
