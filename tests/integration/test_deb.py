@@ -1,7 +1,10 @@
 """`make deb` (scripts/mkdeb.py): the package is built with dpkg-deb from the
 binary under test and installed with dpkg into a throwaway root
 (--root, maintainer scripts chrootless with DPKG_ROOT): the files are
-there, the user and the KEK are made, the binary runs, purge cleans up."""
+there, the user and the KEK are made, the binary runs, purge cleans up;
+and docs/packaging.md's first start, walked without systemd: the installed
+unit's ExecStartPre/ExecStart lines as the package's user with the
+credential, up to READY=1 and a token that writes."""
 import gzip
 import json
 import os
