@@ -189,7 +189,8 @@ sbom: build
 	  --allow deploy/sbom-licenses.allow
 
 # macronode.json(5) from the config table (macronode(8) is written by hand;
-# tests/integration/test_man.py keeps both true and mandoc -Tlint clean).
+# tests/integration/test_man.py keeps both true — every --help flag of every
+# command is an .Fl of its item in macronode(8) — and mandoc -Tlint clean).
 man: build
 	$(BUILD)/macronode config man > docs/man/macronode.json.5
 

@@ -7,7 +7,9 @@ usage: mkdeb.py BINARY OUTDIR
 The package installs the binary, the systemd unit, both man pages, the
 example config as a conffile and a sysusers.d entry for the `macronode`
 user; postinst creates the user (systemd-sysusers, or useradd) and the KEK
-the unit loads as a credential, both honouring $DPKG_ROOT. Depends is
+the unit loads as a credential, both honouring $DPKG_ROOT; prerm stops the
+service on removal (a no-op without systemd). The unit's ExecStartPre
+(`init --if-needed`) initialises the node on its first start. Depends is
 computed from what the binary links: each library's Debian package
 (scripts/sbom.py's mapping) at the installed version or later.
 """
@@ -38,15 +40,35 @@ if [ "$1" = configure ]; then
                 --shell /usr/sbin/nologin macronode
         fi
     fi
+    # the service user reads its config here; only root the KEK (0400)
     install -d -m 0750 "$ROOT/etc/macronode"
+    gid=$(awk -F: '$1 == "macronode" { print $3 }' "$ROOT/etc/group")
+    if [ -n "$gid" ]; then chgrp "$gid" "$ROOT/etc/macronode"; fi
     if [ ! -e "$ROOT/etc/macronode/macronode.kek" ]; then
         umask 0377
         head -c 32 /dev/urandom > "$ROOT/etc/macronode/macronode.kek"
     fi
     if [ -z "$ROOT" ] && [ -d /run/systemd/system ]; then
         systemctl daemon-reload >/dev/null 2>&1 || true
+        # an upgrade: the running node picks up the new binary (a no-op when stopped)
+        systemctl try-restart macronode.service >/dev/null 2>&1 || true
     fi
 fi
+exit 0
+"""
+
+PRERM = r"""#!/bin/sh
+# macronode prerm: stop the service before its files go. A no-op without
+# systemd as PID 1 (a chroot, a container, dpkg --root).
+set -e
+ROOT="${DPKG_ROOT:-}"
+case "$1" in
+    remove|deconfigure)
+        if [ -z "$ROOT" ] && [ -d /run/systemd/system ]; then
+            systemctl stop macronode.service >/dev/null 2>&1 || true
+        fi
+        ;;
+esac
 exit 0
 """
 
@@ -114,7 +136,9 @@ def main(argv):
         gz(os.path.join(REPO, "docs", "man", "macronode.8"), path("/usr/share/man/man8/macronode.8.gz"))
         gz(os.path.join(REPO, "docs", "man", "macronode.json.5"),
            path("/usr/share/man/man5/macronode.json.5.gz"))
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "RON_DATA_DIR": "/var/lib/macronode"}
+        # the unit's StateDirectory= and RuntimeDirectory= (/run/macronode: sockets)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "RON_DATA_DIR": "/var/lib/macronode",
+               "RON_RUNTIME_DIR": "/run/macronode"}
         cfg = run(binary, "config", "print", env=env)
         open(path("/etc/macronode/macronode.json"), "w").write(cfg)
         open(path("/usr/lib/sysusers.d/macronode.conf"), "w").write(SYSUSERS)
@@ -138,7 +162,7 @@ def main(argv):
                    % (version, arch, size, depends(binary)))
         open(os.path.join(root, "DEBIAN", "control"), "w").write(control)
         open(os.path.join(root, "DEBIAN", "conffiles"), "w").write("/etc/macronode/macronode.json\n")
-        for name, text in (("postinst", POSTINST), ("postrm", POSTRM)):
+        for name, text in (("postinst", POSTINST), ("prerm", PRERM), ("postrm", POSTRM)):
             f = os.path.join(root, "DEBIAN", name)
             open(f, "w").write(text)
             os.chmod(f, 0o755)

@@ -223,6 +223,20 @@ bool util_entropy_ready(void)
 	return getrandom(&b, 1, GRND_NONBLOCK) == 1;
 }
 
+bool util_entropy_sufficient(int min_bits, int *bits, const char **source)
+{
+	*bits = -1;
+	*source = "getrandom";
+	if (!util_entropy_ready())
+		return false;
+	int b = util_entropy_bits();
+	if (b < 0)
+		return true;    /* /proc/sys hidden: the initialised CRNG decides */
+	*bits = b;
+	*source = "entropy_avail";
+	return b >= min_bits;
+}
+
 int util_parse_u64(const char *s, uint64_t *out)
 {
 	char *end;
@@ -291,7 +305,8 @@ util_file_status util_file_open(const char *path, size_t max, unsigned flags, in
 		why = UTIL_FILE_ERRNO;
 	else if (!S_ISREG(st->st_mode))
 		why = UTIL_FILE_NOT_REGULAR;
-	else if ((flags & UTIL_FILE_SECRET) && (st->st_mode & 077))
+	else if ((flags & UTIL_FILE_SECRET) &&
+	         (st->st_mode & ((flags & UTIL_FILE_GROUP_READ) ? 037 : 077)))
 		why = UTIL_FILE_TOO_OPEN;
 	else if ((uint64_t)st->st_size > max)
 		why = UTIL_FILE_TOO_BIG;

@@ -77,6 +77,14 @@ int util_entropy_bits(void);
 /* True when the kernel CSPRNG is initialised (getrandom does not block). */
 bool util_entropy_ready(void);
 
+/* Can the kernel CSPRNG serve secrets of min_bits now, and how was that
+ * decided. *bits is entropy_avail and *source "entropy_avail" where
+ * /proc/sys can be read; where it is hidden (systemd's ProcSubset=pid) *bits
+ * is -1 and *source "getrandom": the answer is whether getrandom(2) with
+ * GRND_NONBLOCK succeeds, i.e. the CRNG is initialised (since Linux 5.6
+ * entropy_avail then reads 256 anyway). Not initialised: false, bits -1. */
+bool util_entropy_sufficient(int min_bits, int *bits, const char **source);
+
 /* Strict unsigned decimal: digits only (no sign, space or suffix), no overflow. 0/-1. */
 __attribute__((warn_unused_result)) int util_parse_u64(const char *s, uint64_t *out);
 
@@ -112,6 +120,8 @@ typedef enum {
 
 #define UTIL_FILE_SECRET   0x1u  /* refuse a file group or others may access */
 #define UTIL_FILE_NOFOLLOW 0x2u  /* refuse a symbolic link as the last component */
+/* With UTIL_FILE_SECRET: allow the group read bit (0440), nothing else. */
+#define UTIL_FILE_GROUP_READ 0x4u
 
 /* On UTIL_FILE_OK *fd is open (caller closes); otherwise *fd is -1. *st is
  * filled whenever fstat ran (so the caller can name a mode or a size). */

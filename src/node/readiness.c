@@ -170,24 +170,28 @@ static json_t *parity_eval(supervisor *s, json_t *reasons, ready_verdict *v)
 	                 "mismatched", (int)odd);
 }
 
-/* Bits of entropy the kernel has, or -1 while its CSPRNG is not ready. */
-static int entropy_now(const supervisor *s)
-{
-	if (s->entropy_probe)
-		return s->entropy_probe();
-	return util_entropy_ready() ? util_entropy_bits() : -1;
-}
-
+/* Entropy (docs/operations.md "Readiness"): the probe's bits (the model
+ * test), else the kernel's, with where the answer came from: entropy_avail,
+ * or getrandom(GRND_NONBLOCK) where /proc/sys is hidden (ProcSubset=pid). */
 static json_t *entropy_eval(const supervisor *s, json_t *reasons, ready_verdict *v)
 {
-	int bits = entropy_now(s);
-	bool ok = bits >= READY_MIN_ENTROPY_BITS;
+	int bits;
+	const char *source;
+	bool ok;
 
+	if (s->entropy_probe) {
+		bits = s->entropy_probe();
+		source = "probe";
+		ok = bits >= READY_MIN_ENTROPY_BITS;
+	} else {
+		ok = util_entropy_sufficient(READY_MIN_ENTROPY_BITS, &bits, &source);
+	}
 	if (!ok) {
 		json_array_append_new(reasons, json_string("entropy: fewer than 128 bits available"));
 		worsen(v, READY_NOT);
 	}
-	return json_pack("{s:s, s:i}", "state", ok ? "ok" : "low", "bits", bits);
+	return json_pack("{s:s, s:i, s:s}", "state", ok ? "ok" : "low", "bits", bits,
+	                 "source", source);
 }
 
 /* No valid policy bundle: the wall denies everything, so the node cannot

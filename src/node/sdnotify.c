@@ -56,7 +56,7 @@ void sdn_reloading(sd_state *sd)
 	struct timespec ts;
 	char msg[96];
 
-	if (!sd->on)
+	if (!sd->on || !sd->ready_sent)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%llu",
@@ -66,6 +66,8 @@ void sdn_reloading(sd_state *sd)
 
 void sdn_reloaded(sd_state *sd, bool ok)
 {
+	if (!sd->ready_sent)
+		return;   /* still starting: sdn_readiness sends the first READY=1 */
 	sdn_send(sd, ok ? "READY=1\nSTATUS=reloaded" : "READY=1\nSTATUS=reload refused; old config kept");
 }
 

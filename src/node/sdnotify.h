@@ -5,7 +5,10 @@
  * speaks for the node).
  *
  *   READY=1      the first time /readyz would answer 200 (ready or degraded)
- *   RELOADING=1  + MONOTONIC_USEC when a reload begins, READY=1 when it ended
+ *   RELOADING=1  + MONOTONIC_USEC when a reload begins, READY=1 when it ended;
+ *                only once the first READY=1 went out: a reload while the
+ *                start job still waits (e.g. SIGHUP after installing the
+ *                policy) must not end it before /readyz serves
  *   STOPPING=1   when the drain begins
  *   WATCHDOG=1   every supervisor tick while $WATCHDOG_USEC is set (the tick
  *                must come well inside it: WatchdogSec ≥ 3 s)
@@ -30,6 +33,7 @@ void sdn_init(sd_state *sd);
 /* A readiness verdict was computed: READY=1 the first time it serves;
  * WATCHDOG=1 when watchdog is true. status: readiness in words. */
 void sdn_readiness(sd_state *sd, bool serving, const char *status, bool watchdog);
+/* Around a reload; nothing before the first READY=1 (see above). */
 void sdn_reloading(sd_state *sd);
 void sdn_reloaded(sd_state *sd, bool ok);
 void sdn_stopping(sd_state *sd, const char *why);

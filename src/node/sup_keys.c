@@ -62,7 +62,7 @@ int sup_keys_kek(supervisor *s, char *err, size_t errlen)
 		log_kv(LOG_LEVEL_WARN, "created a KEK beside the data dir; it protects only against a "
 		       "copy of the data dir alone (docs/keys.md)", "kek", path, LOG_END);
 	}
-	if (!(s->kek = kek_load(path, err, errlen)))
+	if (!(s->kek = kek_load_from(path, src, err, errlen)))
 		return -1;
 	log_kv(LOG_LEVEL_INFO, "KEK loaded", "kek", path, "source", kek_source_name(src), LOG_END);
 	return 0;

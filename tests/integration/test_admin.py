@@ -1,13 +1,14 @@
 """Admin plane routes: status, headers, bodies; 404/405; keep-alive; pipelining; metrics."""
 import json
+import re
 import os
 import stat
 import subprocess
 
 import pytest
 
-from conftest import (assert_envelope, parse_responses, pid_alive, proc_cmdline, raw_connect,
-                      recv_all, run_cli)
+from conftest import (SLOW, Metrics, assert_envelope, parse_responses, pid_alive, proc_cmdline,
+                      raw_connect, recv_all, run_cli, wait_until)
 
 JSON = "application/json"
 METRICS_CT = "text/plain; version=0.0.4; charset=utf-8"
@@ -73,6 +74,7 @@ def test_readyz_ready_body(node):
     assert d["config"] == {"state": "ok", "last_reload_error": ""}
     assert d["listeners"] == {"state": "ok", "admin": node.admin_addr, "gateway": node.gateway_addr}
     assert d["entropy"]["state"] == "ok" and d["entropy"]["bits"] >= 128
+    assert d["entropy"]["source"] == "entropy_avail"     # /proc/sys readable here
     v = node.get("/version").json()
     assert d["version_parity"] == {"state": "ok", "build_id": v["build_id"], "mismatched": 0}
     assert d["services"] == {
@@ -254,6 +256,36 @@ def test_metrics_content_type_and_promtool(node):
     r = node.get("/metrics")
     assert r.status == 200
     assert r.header("Content-Type") == METRICS_CT
+    p = subprocess.run(["promtool", "check", "metrics"], input=r.body, capture_output=True,
+                       timeout=30)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+
+
+def every_service():
+    """Every service the config table knows (`config docs`: the services row)."""
+    docs = run_cli(["config", "docs"]).stdout
+    row = re.search(r"^\| `services` \| list \| [^|]* \| ([a-z, ]+) \|", docs, re.M)
+    names = [x.strip() for x in row.group(1).split(",")]
+    assert {"gateway", "storage", "audit", "dht", "overlay", "omnigate"} <= set(names), names
+    return names
+
+
+def test_promtool_on_an_every_service_node(node_factory):
+    """promtool check metrics on a node running every service: each
+    service's families (histograms, labels, HELP/TYPE) are well formed,
+    not only the default three's."""
+    names = every_service()
+    n = node_factory({"services": names})
+    n.gw("GET", "/healthz")
+    n.get("/nope")
+
+    def all_up():
+        m = n.metrics()
+        return {l["service"] for l, v in m.series("service_up") if v == 1} == set(names)
+    # the services /readyz does not wait for (search, ...) come up on their own time
+    wait_until(all_up, 20 * SLOW, what="every service up")
+    r = n.get("/metrics")
+    assert r.status == 200
     p = subprocess.run(["promtool", "check", "metrics"], input=r.body, capture_output=True,
                        timeout=30)
     assert p.returncode == 0, (p.stdout, p.stderr)

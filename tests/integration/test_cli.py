@@ -33,6 +33,30 @@ def test_help_exits_0(args, expect):
     assert p.stderr == ""
 
 
+@pytest.mark.parametrize("args,expect", [
+    (["audit", "pubkey", "--help"], "usage: macronode audit"),
+    (["zk", "keygen", "--help"], "usage: macronode zk"),
+    (["zk", "pin", "-h"], "usage: macronode zk"),
+    (["key", "rotate", "--help"], "usage: macronode key"),
+    (["policy", "sign", "--help"], "usage: macronode policy"),
+    (["completion", "bash", "--help"], "usage: macronode completion"),
+    (["config", "man", "--help"], "usage: macronode config man"),
+])
+def test_subcommand_help_is_help(args, expect, tmp_path):
+    """`CMD SUB --help` prints the usage, not an error, and never takes
+    --help for an argument (zk keygen wrote key files named --help)."""
+    p = run_cli(args, cwd=str(tmp_path))
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert p.stdout.startswith(expect), p.stdout
+    assert os.listdir(tmp_path) == []
+    if args[0] == "audit":
+        assert "pubkey" in p.stdout
+
+
+def test_help_lists_audit_pubkey():
+    assert re.search(r"^  audit pubkey KEYFILE ", run_cli(["help"]).stdout, re.M)
+
+
 def test_run_help_starts_nothing():
     a, g = free_ports(2)
     p = run_cli(["run", "--http-addr", "127.0.0.1:%d" % a, "--gateway-addr",

@@ -163,6 +163,33 @@ def test_second_init_refuses_and_changes_nothing(node_factory):
     assert lay.snapshot() == before
 
 
+def test_init_if_needed(node_factory):
+    """--if-needed (the unit's ExecStartPre): initialises without printing a
+    token, then does nothing and changes nothing; a half-initialised node is
+    still refused; the node starts on what it made."""
+    n = node_factory({}, start=False, wall=None)
+    lay = Layout(n.data_dir)
+    p = init(n, "--if-needed")
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert "unattended: no token printed" in p.stdout, p.stdout
+    assert "Write token" not in p.stdout and "Bearer" not in p.stdout, p.stdout
+    rest = re.sub(r"b3:[0-9a-f]{64}", "", p.stdout.replace(lay.data, ""))   # the node id
+    assert not re.search(r"[A-Za-z0-9_-]{40,}", rest), p.stdout
+    assert all(os.path.exists(f) for f in lay.files())
+    before = lay.snapshot()
+    p = init(n, "--if-needed")
+    assert p.returncode == 0 and "nothing to do" in p.stdout, (p.stdout, p.stderr)
+    assert lay.snapshot() == before
+    n.start()
+    assert n.get("/readyz").json()["deps"]["policy"]["state"] == "ok"
+    n.stop()
+    # the bundle gone, a key still there: not initialised, not fresh: refused
+    os.rename(lay.bundle, lay.bundle + ".moved")
+    p = init(n, "--if-needed")
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert "refusing: %s already exists" % lay.key in p.stderr, p.stderr
+
+
 def test_existing_bundle_refused_before_anything_is_written(node_factory):
     n = node_factory(start=False, wall=None)
     lay = Layout(n.data_dir)

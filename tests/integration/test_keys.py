@@ -278,6 +278,34 @@ def test_kek_from_environment_and_missing_file(node_factory, tmp_dir):
     assert p.returncode == 1 and "%s.gone (keys.kek_file): does not exist" % kek in p.stderr, p
 
 
+def test_kek_credential_may_be_group_readable(node_factory, tmp_dir):
+    """systemd >= 254 gives a unit with User= its credentials mode 0440 (+ an
+    ACL): a KEK from $CREDENTIALS_DIRECTORY may have the group read bit; the
+    same mode from keys.kek_file is still refused, as is any other bit."""
+    cred = os.path.join(tmp_dir, "creds")
+    os.mkdir(cred, 0o500)
+    kek = os.path.join(cred, "macronode.kek")
+    write_mode(kek, (os.urandom(32).hex() + "\n").encode(), 0o440)
+    env = {"CREDENTIALS_DIRECTORY": cred}
+    n = node_factory(start=False, wall=None, env=env)
+    p = run_cli(["init", "--if-needed", "--config", n.config_path], env=env)
+    assert p.returncode == 0, p.stderr
+    assert not os.path.exists(kek_of(n))
+    unseal(read(identity_file(n)), kek, AAD_IDENTITY)
+    p = run_cli(["check", "--config", n.config_path], env=env)
+    assert re.search(r"^ok\s+kek\s+%s \(systemd credential\)" % re.escape(kek), p.stdout,
+                     re.M), p.stdout
+    n.start()
+    assert any(r.get("msg") == "KEK loaded" and r.get("source") == "systemd credential"
+               for r in n.log_records()), n.log()
+    assert n.stop() == 0
+    p = run_cli(["run", "--config", n.config_path], env={"RON_KEK_FILE": kek}, timeout=30)
+    assert p.returncode == 1 and "mode 0440 lets group or others read it" in p.stderr, p
+    os.chmod(kek, 0o444)
+    p = run_cli(["run", "--config", n.config_path], env=env, timeout=30)
+    assert p.returncode == 1 and "mode 0444 lets group or others read it" in p.stderr, p
+
+
 def test_readyz_degraded_past_max_age(node_factory):
     n = node_factory({"keys": {"max_age": "10ms"}}, start=False, wall=None)
     init(n)

@@ -420,13 +420,34 @@ def test_quarantine_drops_every_open_handle(node_factory, pki, tmp_dir):
     assert (n.metrics().get("object_handle_flushes_total") or 0) > flushes
 
 
+def on_a_terminal(argv):
+    """Run the client with stderr (and stdin) on a pty, stdout to /dev/null;
+    (exit code, what the terminal showed)."""
+    import pty
+    from conftest import BIN, base_env
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)   # stdout a sink; stderr the pty
+        os.execve(BIN, [BIN] + argv, base_env())
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), seen
+
+
 def test_put_get_json_and_progress_on_a_terminal(onode, pki, tmp_dir):
     """--json prints one object instead of the id; get --json needs -o; on a
     terminal a file over 1 MiB shows a progress line (with time left) on
-    stderr, and nothing of it reaches a pipe."""
+    stderr for put and for get -o, and nothing of it reaches a pipe."""
     import json as _json
-    import pty
-    from conftest import BIN, base_env
     data = os.urandom(3 * MIB + 5)
     src = os.path.join(tmp_dir, "big")
     with open(src, "wb") as f:
@@ -439,26 +460,19 @@ def test_put_get_json_and_progress_on_a_terminal(onode, pki, tmp_dir):
     out = os.path.join(tmp_dir, "back")
     p = get_to(onode, pki, j["cid"], out, "--json")
     assert p.returncode == 0, p.stderr
+    assert p.stderr == b"", p.stderr                  # piped: quiet too
     g = _json.loads(p.stdout)
     assert g == dict(g, cid=j["cid"], bytes=len(data), path=out), g
     assert open(out, "rb").read() == data
+    p = get_to(onode, pki, j["cid"], out + "2")       # no --json: the id alone, still quiet
+    assert p.returncode == 0 and p.stderr == b"", p.stderr
     p = mn_client(["get", j["cid"], "--json"] + tls_args(onode, pki))
     assert p.returncode == 2 and b"--json needs -o FILE" in p.stderr, p.stderr
-    # a terminal on stderr: the progress line
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)   # stdout a pipe-like sink; stderr the pty
-        os.execve(BIN, [BIN, "put", src] + tls_args(onode, pki), base_env())
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        seen += chunk
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, seen
-    assert b"%d / %d bytes" % (len(data), len(data)) in seen, seen
-    assert b"100%" in seen and b"MB/s" in seen and b"s left" in seen, seen
+    # a terminal on stderr: the progress line, put and get -o alike
+    for what, argv in (("put", ["put", src] + tls_args(onode, pki)),
+                       ("get", ["get", j["cid"], "-o", out + "3"] + tls_args(onode, pki))):
+        rc, seen = on_a_terminal(argv)
+        assert rc == 0, (what, seen)
+        assert b"%d / %d bytes" % (len(data), len(data)) in seen, (what, seen)
+        assert b"100%" in seen and b"MB/s" in seen and b"s left" in seen, (what, seen)
+    assert open(out + "3", "rb").read() == data

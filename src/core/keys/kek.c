@@ -129,11 +129,11 @@ static int kek_decode(const char *buf, size_t n, uint8_t *key)
 	return 0;
 }
 
-kek *kek_load(const char *path, char *err, size_t errlen)
+static kek *kek_read(const char *path, unsigned flags, char *err, size_t errlen)
 {
 	struct stat st;
 	int fd = -1;
-	util_file_status why = util_file_open(path, KEK_FILE_MAX, UTIL_FILE_SECRET, &fd, &st);
+	util_file_status why = util_file_open(path, KEK_FILE_MAX, flags, &fd, &st);
 	kek *k = NULL;
 	char *buf = NULL;
 
@@ -166,6 +166,17 @@ fail:
 	kek_free(k);
 	close(fd);
 	return NULL;
+}
+
+kek *kek_load(const char *path, char *err, size_t errlen)
+{
+	return kek_read(path, UTIL_FILE_SECRET, err, errlen);
+}
+
+kek *kek_load_from(const char *path, kek_source src, char *err, size_t errlen)
+{
+	return kek_read(path, UTIL_FILE_SECRET |
+	                (src == KEK_SRC_CREDENTIALS ? UTIL_FILE_GROUP_READ : 0u), err, errlen);
 }
 
 int kek_create(const char *path, char *err, size_t errlen)

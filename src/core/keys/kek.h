@@ -9,7 +9,10 @@
  * of the data dir alone, and `check` says so.
  *
  * The file holds the 32 bytes raw or as 64 hex characters (and a newline);
- * it must be a regular file without group or other permission bits. The key
+ * it must be a regular file without group or other permission bits — but a
+ * systemd credential may be group-readable (0440: systemd >= 254 gives a
+ * unit with User= its credentials so, with an ACL; the directory is private
+ * to the unit), so kek_load_from allows that bit for KEK_SRC_CREDENTIALS. The key
  * lives in sodium_malloc memory (guarded, mlock'ed, read-only) and is wiped
  * by kek_free. Errors name the file, never a byte of it.
  */
@@ -45,6 +48,8 @@ const char *kek_source_name(kek_source s);
 /* Read and check the KEK file. NULL with err naming the file and what is
  * wrong (missing, mode too open, not 32 bytes / 64 hex). Caller kek_free's. */
 kek *kek_load(const char *path, char *err, size_t errlen);
+/* kek_load of the file kek_path chose: a credential may be mode 0440. */
+kek *kek_load_from(const char *path, kek_source src, char *err, size_t errlen);
 
 /* A new random KEK at path (64 hex + newline, mode 0400, never replacing).
  * 0, or -1 with err. */

@@ -57,6 +57,7 @@ static const char usage_main[] =
 	"  zk keygen|params|pin|prove       holder keys and proofs of possession (docs/zk.md)\n"
 	"  audit verify DIR [--pubkey FILE] check a copied audit log offline (docs/audit.md)\n"
 	"  audit tail DIR                   print audit records as they are written\n"
+	"  audit pubkey KEYFILE             print a node identity's public key (for --pubkey)\n"
 	"  completion bash  print the bash completion script\n"
 	"  help             this text\n"
 	"\n"
@@ -289,7 +290,7 @@ static int check_kek(const mn_config *c, kek **out)
 		printf("%-5s %-10s %s\n", "warn", "kek", detail);
 		return 0;
 	}
-	if (!(*out = kek_load(path, err, sizeof err)))
+	if (!(*out = kek_load_from(path, src, err, sizeof err)))
 		return check_line(false, "kek", err);
 	if (src == KEK_SRC_BESIDE) {
 		snprintf(detail, sizeof detail, "%s: beside the data dir: protects only against a copy "
@@ -358,8 +359,14 @@ static int cmd_check(int argc, char **argv)
 	if (c.services & CONFIG_SVC_GATEWAY)
 		bad |= check_port("gateway", c.gateway_addr);
 	bad |= check_data_dir(&c);
-	snprintf(bits, sizeof bits, "%d bits", util_entropy_bits());
-	bad |= check_line(util_entropy_ready() && util_entropy_bits() >= 128, "entropy", bits);
+	int nbits;
+	const char *src;
+	bool eok = util_entropy_sufficient(128, &nbits, &src);
+	if (nbits >= 0)
+		snprintf(bits, sizeof bits, "%d bits", nbits);
+	else
+		snprintf(bits, sizeof bits, "%s", eok ? "CRNG initialised (getrandom)" : "CRNG not initialised");
+	bad |= check_line(eok, "entropy", bits);
 	kek *k = NULL;
 	bad |= check_kek(&c, &k);
 	check_wall(&c, k);
@@ -467,6 +474,12 @@ static int cmd_config(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "docs") == 0 && argc == 2)
 		return config_write_docs(stdout) == 0 ? 0 : EXIT_RUNTIME;
+	if (strcmp(argv[1], "man") == 0 && argc == 3 &&
+	    (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+		printf("usage: macronode config man\n\nPrint macronode.json(5) in mdoc "
+		       "(docs/man/macronode.json.5).\n");
+		return 0;
+	}
 	if (strcmp(argv[1], "man") == 0 && argc == 2)
 		return config_write_man(stdout) == 0 ? 0 : EXIT_RUNTIME;
 	if (strcmp(argv[1], "diff") == 0)
@@ -703,6 +716,21 @@ static int cmd_completion(int argc, char **argv)
 	return 0;
 }
 
+/* `macronode CMD SUB --help` where SUB would take --help for an argument
+ * (`zk keygen --help` would write a key file named "--help", `audit pubkey`
+ * read one) or refuse it: the command's own usage instead. */
+static bool sub_help(int argc, char **argv)
+{
+	static const char *const cmds[] = { "policy", "key", "zk", "audit", "completion" };
+
+	if (argc != 4 || (strcmp(argv[3], "--help") != 0 && strcmp(argv[3], "-h") != 0))
+		return false;
+	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+		if (strcmp(argv[1], cmds[i]) == 0)
+			return true;
+	return false;
+}
+
 int cli_main(int argc, char **argv)
 {
 	static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
@@ -736,8 +764,15 @@ int cli_main(int argc, char **argv)
 		const role *r = role_find(argv[2]);
 		return svc_main(r ? r->ops : NULL, r ? r->sandbox : NULL, argc - 2, argv + 2);
 	}
-	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-		if (strcmp(w, cmds[i].name) == 0)
-			return cmds[i].fn(argc - 1, argv + 1);
+	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+		if (strcmp(w, cmds[i].name) != 0)
+			continue;
+		if (sub_help(argc, argv)) {
+			char help[] = "--help";
+			char *hv[] = { argv[1], help, NULL };
+			return cmds[i].fn(2, hv);
+		}
+		return cmds[i].fn(argc - 1, argv + 1);
+	}
 	return usage_error("unknown command '%s'", w);
 }

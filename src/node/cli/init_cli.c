@@ -55,7 +55,7 @@
 #define INIT_BUNDLE_MODE 0644
 
 static const char init_usage[] =
-	"usage: macronode init [--config FILE] [--data-dir DIR]\n"
+	"usage: macronode init [--config FILE] [--data-dir DIR] [--if-needed]\n"
 	"\n"
 	"First run of a new node. Creates, and never overwrites:\n"
 	"  <data_dir>.kek                     the key-encryption key, mode 0400, unless\n"
@@ -75,9 +75,14 @@ static const char init_usage[] =
 	"  --config FILE   JSON config file (env RON_CONFIG); RON_* variables apply as for run\n"
 	"  --data-dir DIR  data directory (env RON_DATA_DIR)\n"
 	"  --amnesia       amnesia mode (env RON_AMNESIA): init refuses it\n"
+	"  --if-needed     unattended (the unit's ExecStartPre): nothing to do, exit 0, when\n"
+	"                  the bundle and a capability key exist; otherwise initialise\n"
+	"                  without printing a token (stdout may be a log; mint one with\n"
+	"                  `macronode token mint`). A half-initialised node is still refused\n"
 	"  -h, --help      this text\n"
 	"\n"
-	"exit: 0 created, 1 refused or failed, 2 usage or config error\n";
+	"exit: 0 created (or, with --if-needed, already initialised), 1 refused or failed,\n"
+	"2 usage or config error\n";
 
 /*
  * The default bundle. The wall tags every request to an object route "core"
@@ -242,6 +247,22 @@ static int check_no_keys(const char *dir)
 	}
 	closedir(d);
 	return r;
+}
+
+/* --if-needed: the bundle is there and the keys dir holds a capability key. */
+static bool initialised(const init_paths *p)
+{
+	struct stat st;
+	struct dirent *de;
+	bool key = false;
+	DIR *d;
+
+	if (lstat(p->bundle, &st) != 0 || !(d = opendir(p->keys_dir)))
+		return false;
+	while (!key && (de = readdir(d)) != NULL)
+		key = has_key_suffix(de->d_name);
+	closedir(d);
+	return key;
 }
 
 static int check_fresh(const init_paths *p)
@@ -442,6 +463,23 @@ static int print_token_line(const char *token)
 	return 0;
 }
 
+/* --if-needed: what was made, no token (stdout may be the journal): the one
+ * minted checked the key and is wiped unseen. */
+static int print_quiet_report(const mn_config *c, const init_paths *p, const init_secrets *s,
+                              const char *node_id)
+{
+	printf("macronode init: created %s (unattended: no token printed)\n"
+	       "  capability key      %s (kid " INIT_KID ")\n"
+	       "  policy              %s (version 1, signed): anonymous GET/HEAD of objects; "
+	       "writes need a token\n"
+	       "  node identity       %s\n"
+	       "  KEK                 %s\n"
+	       "Mint a write token with `macronode token mint --key %s --kid " INIT_KID "` and "
+	       "the same KEK (docs/packaging.md)\n",
+	       c->data_dir, p->key_file, p->bundle, node_id, s->kek_path, p->key_file);
+	return fflush(stdout) == 0 ? 0 : -1;
+}
+
 static int print_report(const mn_config *c, const init_paths *p, const init_secrets *s,
                         const char *node_id, uint64_t exp)
 {
@@ -500,7 +538,7 @@ static int init_identity(const mn_config *c, const kek *k, char *out, size_t out
 }
 
 /* Key and token in memory first: a failure there leaves nothing on disk. */
-static int init_create(const mn_config *c, const init_paths *p)
+static int init_create(const mn_config *c, const init_paths *p, bool quiet)
 {
 	init_secrets s = { NULL, NULL, NULL, false, "" };
 	char err[INIT_ERR_LEN], aad[KEYFILE_AAD_MAX];
@@ -530,6 +568,10 @@ static int init_create(const mn_config *c, const init_paths *p)
 		rollback(&cr);
 		goto out;
 	}
+	if (quiet) {
+		r = print_quiet_report(c, p, &s, node_id) == 0 ? 0 : INIT_EXIT_FAIL;
+		goto out;
+	}
 	r = print_report(c, p, &s, node_id, exp);
 	if (r != 0)
 		fprintf(stderr, "macronode init: the node is set up but the token was not shown; "
@@ -547,12 +589,13 @@ static int init_usage_error(const char *what, const char *arg)
 }
 
 /* Same flags, precedence and config loading as `run`. 0, 0x100 (--help), or an exit code. */
-static int parse_flags(int argc, char **argv, node_opts *o)
+static int parse_flags(int argc, char **argv, node_opts *o, bool *if_needed)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "data-dir", required_argument, NULL, 'd' },
 		{ "amnesia", no_argument, NULL, 'm' },
+		{ "if-needed", no_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -567,6 +610,8 @@ static int parse_flags(int argc, char **argv, node_opts *o)
 			return 0x100;
 		if (ch == 'c')
 			o->config_path = optarg;
+		else if (ch == 'n')
+			*if_needed = true;
 		else if ((ch == 'd' || ch == 'm') && o->nov < NODE_MAX_OVERRIDES)
 			o->ov[o->nov++] = (node_override){ ch == 'd' ? "paths.data_dir" : "amnesia",
 			                                   ch == 'd' ? optarg : "true" };
@@ -585,7 +630,8 @@ int init_cli_main(int argc, char **argv)
 	node_opts o;
 	mn_config c;
 	init_paths p;
-	int r = parse_flags(argc, argv, &o);
+	bool if_needed = false;
+	int r = parse_flags(argc, argv, &o, &if_needed);
 
 	if (r == 0x100)
 		fputs(init_usage, stdout);
@@ -605,8 +651,12 @@ int init_cli_main(int argc, char **argv)
 		fputs("macronode init: a configured path is too long\n", stderr);
 	else if (sodium_init() < 0)
 		fputs("macronode init: libsodium failed to initialise\n", stderr);
-	else if (check_pubkey(&p) == 0 && check_fresh(&p) == 0)
-		r = init_create(&c, &p);
+	else if (if_needed && initialised(&p)) {
+		printf("macronode init: %s is initialised (%s, keys in %s); nothing to do\n",
+		       c.data_dir, p.bundle, p.keys_dir);
+		r = 0;
+	} else if (check_pubkey(&p) == 0 && check_fresh(&p) == 0)
+		r = init_create(&c, &p, if_needed);
 	config_free(&c);
 	return r;
 }

@@ -78,7 +78,7 @@ kek *cli_kek_obtain(const mn_config *c, const char *prog, bool create, bool *cre
 		}
 		*created = true;
 	}
-	if (!(k = kek_load(path, err, sizeof err)))
+	if (!(k = kek_load_from(path, src, err, sizeof err)))
 		fprintf(stderr, "%s: %s\n", prog, err);
 	return k;
 }
@@ -92,7 +92,8 @@ kek *cli_kek_from(const mn_config *c, const char *prog, bool *failed)
 
 	*failed = false;
 	if (kek_path(c, path, sizeof path, &src) == 0 &&
-	    !(lstat(path, &st) != 0 && errno == ENOENT) && !(k = kek_load(path, err, sizeof err))) {
+	    !(lstat(path, &st) != 0 && errno == ENOENT) &&
+	    !(k = kek_load_from(path, src, err, sizeof err))) {
 		fprintf(stderr, "%s: %s\n", prog, err);
 		*failed = true;
 	}

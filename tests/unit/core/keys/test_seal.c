@@ -225,6 +225,34 @@ static void test_kek_file_rules(void **state)
 	assert_non_null(strstr(err, path));
 }
 
+/* A systemd credential may be 0440 (systemd >= 254 with User=): allowed for
+ * KEK_SRC_CREDENTIALS only; other bits, and 0440 from any other source, not. */
+static void test_kek_credential_group_read(void **state)
+{
+	char path[128], err[512];
+	kek *k;
+
+	(void)state;
+	snprintf(path, sizeof path, "%s/" KEK_CRED_NAME, dir);
+	write_file(path, "0123456789abcdef0123456789abcdef", 32, 0440);
+	assert_non_null(k = kek_load_from(path, KEK_SRC_CREDENTIALS, err, sizeof err));
+	assert_memory_equal(k->key, "0123456789abcdef0123456789abcdef", 32);
+	kek_free(k);
+	assert_null(kek_load_from(path, KEK_SRC_CONFIG, err, sizeof err));
+	assert_non_null(strstr(err, "0440"));
+	assert_null(kek_load_from(path, KEK_SRC_BESIDE, err, sizeof err));
+	assert_null(kek_load(path, err, sizeof err));
+	const mode_t refused[] = { 0460, 0444, 0450, 0404 };
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+		assert_int_equal(chmod(path, refused[i]), 0);
+		assert_null(kek_load_from(path, KEK_SRC_CREDENTIALS, err, sizeof err));
+		assert_non_null(strstr(err, "lets group or others read it"));
+	}
+	assert_int_equal(chmod(path, 0400), 0);
+	assert_non_null(k = kek_load_from(path, KEK_SRC_CREDENTIALS, err, sizeof err));
+	kek_free(k);
+}
+
 static void test_kek_path_sources(void **state)
 {
 	mn_config c;
@@ -371,6 +399,7 @@ int main(void)
 		cmocka_unit_test(test_truncated_and_extended),
 		cmocka_unit_test(test_random_nonce_differs),
 		cmocka_unit_test_setup_teardown(test_kek_file_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kek_credential_group_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kek_path_sources, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keyfile_roundtrip_and_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keyfile_reseal, setup, teardown),
