@@ -360,6 +360,50 @@ def test_real_tor_launched(node_factory, tmp_path):
     wait_for(lambda: not [p for p in proc_scan(n.tag)], 10, "tor gone with the node")
 
 
+# A tor that never reaches a network and never idles on one: a test network
+# whose only directory authority is a dead port on loopback, no fallback
+# directories. Its SOCKS port is open at once and judges an onion address
+# without a descriptor fetch.
+OFFLINE_TORRC = """TestingTorNetwork 1
+UseDefaultFallbackDirs 0
+DirAuthority dead orport=%d no-v2 v3ident=%s 127.0.0.1:%d %s
+"""
+
+
+@pytest.mark.skipif(not TOR, reason="tor is not installed (Debian package tor; scripts/deps.sh)")
+def test_real_tor_socks(node_factory, tmp_path):
+    """The SOCKS5 dialer against the real tor the supervisor launches: the
+    greeting and method negotiation pass, CONNECT goes by name, and tor's
+    refusal comes back named by its extended code (the generated torrc asks
+    for ExtendedErrors; without it tor says only 'general failure')."""
+    dead = free_ports(2)
+    inc = tmp_path / "torrc.inc"
+    inc.write_text(OFFLINE_TORRC % (dead[0], "A" * 40, dead[1], "F" * 40))
+    oap, socks = free_ports(2)
+    n = node_factory(config={"services": ["gateway", "storage", "omnigate"],
+                             "oap": {"addr": "127.0.0.1:%d" % oap},
+                             "tor": {"enabled": True, "launch": True, "control": "",
+                                     "socks": "127.0.0.1:%d" % socks,
+                                     "torrc_include": str(inc)}})
+    torrc = open(os.path.join(n.data_dir, "run", "tor", "torrc")).read()
+    assert "SocksPort 127.0.0.1:%d ExtendedErrors\n" % socks in torrc, torrc
+    wait_for(lambda: n.metrics().get("tor_up") == 1, 30 * SLOW, "a control session with tor")
+    nid = n.get("/version").json()["node_id"]
+    # a v3 name with a wrong checksum: tor refuses it without any circuit
+    name = onion_name(ed25519_scalar_base(os.urandom(32))) + ".onion"
+    cid = b3sum_cid(b"never fetched")
+    p = run_cli(["get", cid, "--peer", "%s:1" % name, "--pin-node", nid,
+                 "--socks", "127.0.0.1:%d" % socks, "--timeout", "10"], timeout=40)
+    assert p.returncode == 1, p
+    assert "tor socks" in p.stderr and "onion address invalid (0xf6)" in p.stderr, p
+    assert "tor socks: auth" not in p.stderr and "tor socks: protocol" not in p.stderr, p
+    # tor saw the name (by name, ATYP 3: it judged the onion itself)
+    log = os.path.join(n.data_dir, "run", "tor", "tor.log")
+    wait_for(lambda: "Invalid onion hostname" in open(log).read(), T, "tor's own refusal")
+    n.stop()
+    wait_for(lambda: not [p for p in proc_scan(n.tag)], 10, "tor gone with the node")
+
+
 def test_tor_only_never_dials_an_ip(node_factory, tmp_path):
     """B with tor.only meets a provider that publishes only an IP: it is
     skipped and counted (no_onion), never dialed in the clear."""
