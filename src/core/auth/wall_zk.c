@@ -68,6 +68,16 @@ static void fail(wall_zk_verdict *out, const char *reason, const char *detail)
 	metrics_count("zk_verify_fail_total", labels, 1);
 }
 
+void wall_zk_settled(bool matched)
+{
+	wall_zk_verdict v;
+
+	if (matched)
+		metrics_count("zk_verify_success_total", "", 1);
+	else
+		fail(&v, "binding", "the body does not hash to the digest the proof names");
+}
+
 #if MN_WITH_ZK
 
 size_t wall_zk_area_size(const mn_config *cfg)
@@ -246,7 +256,8 @@ void wall_zk_check(wall_zk *z, const wall_req *rq, const captoken_info *info,
 		return;
 	}
 	out->ok = true;
-	metrics_count("zk_verify_success_total", "", 1);
+	if (!out->has_digest)   /* else once the body is known (wall_zk_settled) */
+		metrics_count("zk_verify_success_total", "", 1);
 }
 
 #else /* !MN_WITH_ZK: holder-bound tokens are refused, nothing else */

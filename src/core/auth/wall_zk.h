@@ -56,9 +56,15 @@ size_t wall_zk_area_size(const struct mn_config *cfg);
 int wall_zk_area_init(void *area, size_t len, const struct mn_config *cfg);
 
 /* Judge rq's proof against the token's info (info->has_holder or a proof
- * presented); audience is the node's. Counts success and failure. */
+ * presented); audience is the node's. Counts failures, and successes
+ * except when .has_digest: the body is judged at its end (wall_zk_settled). */
 void wall_zk_check(wall_zk *z, const wall_req *rq, const captoken_info *info,
                    const char *audience, wall_zk_verdict *out);
+
+/* A write whose body digest the proof fixed (verdict .has_digest) was
+ * hashed: count the success wall_zk_check left open, or the failure
+ * "binding". */
+void wall_zk_settled(bool matched);
 
 /* Batch pre-verification (OAP/1: the START frames that arrived together):
  * the proofs among rqs[0..n) whose tokens carry a holder key are verified
