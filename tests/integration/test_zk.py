@@ -321,6 +321,29 @@ def test_keygen_modes_and_mint_binds_the_public_key(node_factory, tmp_dir):
     assert p.returncode != 0 and "chmod 600" in p.stderr
 
 
+def test_replay_table_failure_degrades_and_refuses(node_factory, tmp_dir):
+    """A worker that cannot use the replay table (the test hook stands for a
+    broken annex) fails closed: /readyz degraded naming why, holder-bound
+    tokens 401 unavailable, counted; plain tokens still served."""
+    n = zk_node(node_factory, env={"MN_TEST_ZK_REPLAY_FAIL": "1"})
+    r = n.get("/readyz").json()
+    assert r["status"] == "degraded", r
+    assert r["deps"]["services"]["gateway"]["state"] == "degraded", r
+    assert "gateway: holder proofs unavailable (zk replay table) on 1 of 1 workers: " \
+           "holder-bound tokens refused" in r["reasons"], r
+    key = keygen(tmp_dir)
+    tok = holder_token(n, key)
+    path = "/o/" + EMPTY_B3
+    # a good proof is of no use: no table to catch its replay, so no entry
+    refused(n.gw("GET", path, headers=hdrs(tok, prove(key, "GET", path))), "unavailable")
+    refused(n.gw("GET", path, headers=hdrs(tok)), "unavailable")
+    assert fails(n, "unavailable") == 2
+    assert n.metrics().sum("zk_verify_success_total") == 0
+    # a plain bearer token is not the protection asked for: served as ever
+    assert n.gw("GET", path, headers=hdrs(mint_token(n.data_dir, *WRITE))).status == 404
+    assert "test hook: the zk replay table cannot be opened" in n.log()
+
+
 # ---------------------------------------------------------------- OAP/1
 
 def oap_zk_node(node_factory, pki, config=None):
@@ -381,6 +404,30 @@ def test_oap_put_wrongly_bound_is_401_binding(node_factory, pki, tmp_dir):
         f = c.recv_frame()
         assert f.code == 201 and f.json()["cid"] == b3sum_cid(body), f.payload
         assert n.metrics().sum("zk_verify_success_total") == ok + 1
+    finally:
+        c.close()
+
+
+def test_replay_table_failure_on_omnigate(node_factory, pki, tmp_dir):
+    """The same fail-closed rule on OAP/1: omnigate degrades /readyz and
+    refuses the holder-bound START."""
+    n = oap_node(node_factory, pki, zk_config(), start=False, wall=None,
+                 env={"MN_TEST_ZK_REPLAY_FAIL": "1"})
+    armed(n)
+    r = n.get("/readyz").json()
+    assert r["status"] == "degraded", r
+    assert any(x.startswith("omnigate: holder proofs unavailable (zk replay table)")
+               for x in r["reasons"]), r
+    key = keygen(tmp_dir)
+    tok = holder_token(n, key).encode()
+    c = OapConn(n.oap_port)
+    try:
+        c.hello()
+        c.send(oap_frame(OAP_REQ | OAP_START | OAP_END, code=OAP_GET, corr=1, cap=tok,
+                         payload=oap_json({"cid": EMPTY_B3,
+                                           "proof": prove(key, "GET", "/o/" + EMPTY_B3)})))
+        f = c.recv_frame()
+        assert f.code == 401 and "holder proof refused (unavailable)" in f.json()["message"]
     finally:
         c.close()
 

@@ -8,6 +8,8 @@
  * zk_verify_fail_total{reason} and named in the 401's message (never the
  * proof, the token or a key):
  *   disabled           zk.enabled is false, or the build has no ZK
+ *   unavailable        zk.enabled, but this process cannot use the replay
+ *                      table (fail closed; /readyz degraded, deps.zk)
  *   missing            no Ron-Proof (HTTP) / "proof" (OAP/1) was sent
  *   unbound            a proof came with a token that has no holder key
  *   bad_key            the holder caveat is not a valid Ristretto255 key
@@ -30,6 +32,9 @@
 #include "core/auth/wall.h"
 
 #define WALL_ZK_DIGEST_LEN 32
+/* Test hook (builds with assertions only): "1" makes the replay table
+ * fail to open in every process that reads it, as a broken annex would. */
+#define WALL_ZK_TEST_FAIL_ENV "MN_TEST_ZK_REPLAY_FAIL"
 
 typedef struct wall_zk wall_zk;
 
