@@ -269,6 +269,27 @@ def test_get_through_socks(node_factory):
         noauth.close()
 
 
+@pytest.mark.parametrize("host", ["%s.onion", "%s.ONION.", "www.%s.onion", "onion"])
+def test_onion_never_resolved_outside_tor(tmp_path, host):
+    """No DNS outside tor: an onion host with --ca or --insecure (the client
+    plane, which resolves names) or in `name --gateway` is refused before
+    any lookup, naming the way through tor."""
+    name = host % onion_name(ed25519_scalar_base(os.urandom(32))) if "%s" in host else host
+    peer = "%s:443" % name
+    src = tmp_path / "f"
+    src.write_bytes(b"x")
+    cid = b3sum_cid(b"x")
+    for args in (["get", cid, "--peer", peer, "--insecure"],
+                 ["get", cid, "--peer", peer, "--ca", "/etc/hostname"],
+                 ["put", str(src), "--peer", peer, "--insecure"]):
+        p = run_cli(args + ["--timeout", "5"], timeout=20)
+        assert p.returncode == 2, p
+        assert "an onion address is reached only through tor" in p.stderr, p
+        assert "--socks" in p.stderr, p
+    p = run_cli(["name", "resolve", "example", "--gateway", peer], timeout=20)
+    assert p.returncode == 2 and "does not go through tor" in p.stderr, p
+
+
 # ---------------------------------------------------------------- DHT records and the overlay
 
 def dht_tor_config(udp, oap, control, socks, boot=(), only=False):
