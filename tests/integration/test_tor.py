@@ -219,6 +219,40 @@ def test_misconfiguration_refused(tmp_path, tor, key):
     assert p.returncode == 2 and key + ":" in p.stderr, p
 
 
+@pytest.mark.parametrize("dht,services,key", [
+    ({"addr": "0.0.0.0:4222"}, None, "dht.addr"),          # every interface
+    ({"addr": "192.0.2.7:4222"}, None, "dht.addr"),        # a public address
+    ({"addr": "[::]:4222"}, None, "dht.addr"),
+    ({"addr": "[2001:db8::7]:4222"}, None, "dht.addr"),
+    ({"addr": "10.1.2.3:4222", "bootstrap": ["10.1.2.4:4222", "198.51.100.9:4222"]}, None,
+     "dht.bootstrap"),
+    ({"addr": "127.0.0.1:4222"}, None, None),              # loopback: allowed
+    ({"addr": "10.1.2.3:4222", "bootstrap": ["172.16.0.9:4222", "192.168.1.2:4222"]}, None,
+     None),                                                # a private DHT: allowed
+    ({"addr": "[fd00::7]:4222", "bootstrap": ["[fe80::1]:4222"]}, None, None),
+    ({"addr": "0.0.0.0:4222"}, ["gateway", "storage", "omnigate"], None),   # no dht service
+])
+def test_tor_only_keeps_the_dht_private(tmp_path, dht, services, key):
+    """tor.only: no IP of the node in anything it publishes, and the DHT's
+    UDP shows the node's address to every participant: it must be bound to
+    a loopback or private address and joined through such, or be off."""
+    cfg = {"services": services or ["gateway", "storage", "omnigate", "dht"],
+           "paths": {"data_dir": str(tmp_path / "d")}, "dht": dht,
+           "tor": {"enabled": True, "only": True, "control": "127.0.0.1:9051"}}
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(cfg))
+    p = run_cli(["config", "validate", str(path)], timeout=20)
+    if key is None:
+        assert p.returncode == 0, p
+        return
+    assert p.returncode == 2 and key + ": with tor.only" in p.stderr, p
+    assert "loopback or private" in p.stderr, p
+    # without tor.only the same DHT is allowed (its records carry the IP anyway)
+    cfg["tor"]["only"] = False
+    path.write_text(json.dumps(cfg))
+    assert run_cli(["config", "validate", str(path)], timeout=20).returncode == 0
+
+
 def test_tor_needs_omnigate(tmp_path):
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"services": ["gateway", "storage"], "tor": {"enabled": True}}))
