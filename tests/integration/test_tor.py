@@ -521,6 +521,7 @@ def test_disabled_build(tmp_path):
                 return None
         v = wait_for(version, T, "the -Dtor=disabled node's /version")
         assert v["features"]["arti"] is False and v["onion"] == ""
+        assert v["features"]["zk"] is False and v["zk"] is False   # -Dzk=disabled too
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
