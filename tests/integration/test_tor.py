@@ -314,7 +314,7 @@ def test_onion_never_resolved_outside_tor(tmp_path, host):
     src.write_bytes(b"x")
     cid = b3sum_cid(b"x")
     for args in (["get", cid, "--peer", peer, "--insecure"],
-                 ["get", cid, "--peer", peer, "--ca", "/etc/hostname"],
+                 ["get", cid, "--peer", peer, "--ca", str(src)],
                  ["put", str(src), "--peer", peer, "--insecure"]):
         p = run_cli(args + ["--timeout", "5"], timeout=20)
         assert p.returncode == 2, p
