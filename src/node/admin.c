@@ -58,13 +58,15 @@ static void admin_on_version(http_req *r, void *arg)
 	supervisor *s = arg;
 	char why[NODE_PQ_REASON_MAX];
 	bool pq = node_pq_posture(why, sizeof why);
-	/* arti: the Tor transport is built in (-Dtor); "onion" says whether it is on. */
-	json_t *b = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:{s:b, s:b, s:b, s:b}, s:b, s:s, s:b, s:{s:s}}",
+	/* features: what this build supports (zk: -Dzk, arti: the Tor transport,
+	 * -Dtor); what this run uses is beside it: "zk", "onion", "amnesia". */
+	json_t *b = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:{s:b, s:b, s:b, s:b}, s:b, s:s, s:b, s:b, s:{s:s}}",
 		"service", "macronode", "node_id", s->identity.id_text, "onion", s->tor.onion,
 		"version", MN_VERSION, "git_sha", MN_GIT_SHA,
 		"build_ts", MN_BUILD_TS, "build_id", ctl_build_id(),
-		"features", "zk", (int)(MN_WITH_ZK && s->cfg.zk_enabled), "arti", MN_TOR, "amnesia", 1, "pq", (int)pq,
+		"features", "zk", MN_WITH_ZK, "arti", MN_TOR, "amnesia", 1, "pq", (int)pq,
 		"pq", (int)pq, "pq_reason", why,
+		"zk", (int)(MN_WITH_ZK && s->cfg.zk_enabled),
 		"amnesia", s->cfg.amnesia, "api", "admin", "v1");
 
 	if (!b) {

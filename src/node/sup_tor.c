@@ -8,7 +8,8 @@
  *     it, NEW:ED25519-V3 Flags=DiscardPK);
  *   - with tor.launch, runs its own tor from a torrc it writes under
  *     <runtime_dir>/tor (cookie authentication, a control socket there,
- *     SocksPort tor.socks, __OwningControllerProcess: tor exits with us),
+ *     SocksPort tor.socks with ExtendedErrors so tor's refusals name the
+ *     onion failure, __OwningControllerProcess: tor exits with us),
  *     restarting it with backoff when it exits;
  *   - keeps one control session (core/tor/torctl.h) that adds the onion
  *     service for oap.addr and polls the bootstrap phase, and starts a new
@@ -148,7 +149,7 @@ static int tor_write_torrc(supervisor *s, char *err, size_t errlen)
 	        "ControlSocket %s\n"
 	        "CookieAuthentication 1\n"
 	        "CookieAuthFile %s/control.authcookie\n"
-	        "SocksPort %s\n"
+	        "SocksPort %s ExtendedErrors\n"
 	        "Log notice file %s/tor.log\n"
 	        "RunAsDaemon 0\n"
 	        "__OwningControllerProcess %ld\n"

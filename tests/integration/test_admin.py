@@ -111,8 +111,10 @@ def test_version_body(node):
     assert set(j) >= {"service", "version", "git_sha", "build_ts", "build_id", "features",
                       "amnesia", "api"}
     assert j["service"] == "macronode"
-    # arti: the Tor transport is built in (-Dtor, default enabled; docs/tor.md)
-    assert j["features"] == {"zk": False, "arti": True, "amnesia": True, "pq": False}
+    # features: what the build supports; zk (-Dzk) and arti, the Tor
+    # transport (-Dtor), are built in by default (docs/api.md)
+    assert j["features"] == {"zk": True, "arti": True, "amnesia": True, "pq": False}
+    assert j["zk"] is False          # zk.enabled is off by default
     assert j["onion"] == ""          # tor.enabled is off by default
     assert j["amnesia"] is False
     assert j["api"] == {"admin": "v1"}

@@ -219,6 +219,40 @@ def test_misconfiguration_refused(tmp_path, tor, key):
     assert p.returncode == 2 and key + ":" in p.stderr, p
 
 
+@pytest.mark.parametrize("dht,services,key", [
+    ({"addr": "0.0.0.0:4222"}, None, "dht.addr"),          # every interface
+    ({"addr": "192.0.2.7:4222"}, None, "dht.addr"),        # a public address
+    ({"addr": "[::]:4222"}, None, "dht.addr"),
+    ({"addr": "[2001:db8::7]:4222"}, None, "dht.addr"),
+    ({"addr": "10.1.2.3:4222", "bootstrap": ["10.1.2.4:4222", "198.51.100.9:4222"]}, None,
+     "dht.bootstrap"),
+    ({"addr": "127.0.0.1:4222"}, None, None),              # loopback: allowed
+    ({"addr": "10.1.2.3:4222", "bootstrap": ["172.16.0.9:4222", "192.168.1.2:4222"]}, None,
+     None),                                                # a private DHT: allowed
+    ({"addr": "[fd00::7]:4222", "bootstrap": ["[fe80::1]:4222"]}, None, None),
+    ({"addr": "0.0.0.0:4222"}, ["gateway", "storage", "omnigate"], None),   # no dht service
+])
+def test_tor_only_keeps_the_dht_private(tmp_path, dht, services, key):
+    """tor.only: no IP of the node in anything it publishes, and the DHT's
+    UDP shows the node's address to every participant: it must be bound to
+    a loopback or private address and joined through such, or be off."""
+    cfg = {"services": services or ["gateway", "storage", "omnigate", "dht"],
+           "paths": {"data_dir": str(tmp_path / "d")}, "dht": dht,
+           "tor": {"enabled": True, "only": True, "control": "127.0.0.1:9051"}}
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(cfg))
+    p = run_cli(["config", "validate", str(path)], timeout=20)
+    if key is None:
+        assert p.returncode == 0, p
+        return
+    assert p.returncode == 2 and key + ": with tor.only" in p.stderr, p
+    assert "loopback or private" in p.stderr, p
+    # without tor.only the same DHT is allowed (its records carry the IP anyway)
+    cfg["tor"]["only"] = False
+    path.write_text(json.dumps(cfg))
+    assert run_cli(["config", "validate", str(path)], timeout=20).returncode == 0
+
+
 def test_tor_needs_omnigate(tmp_path):
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"services": ["gateway", "storage"], "tor": {"enabled": True}}))
@@ -267,6 +301,27 @@ def test_get_through_socks(node_factory):
         assert p.returncode == 1 and "tor socks: auth" in p.stderr, p
     finally:
         noauth.close()
+
+
+@pytest.mark.parametrize("host", ["%s.onion", "%s.ONION.", "www.%s.onion", "onion"])
+def test_onion_never_resolved_outside_tor(tmp_path, host):
+    """No DNS outside tor: an onion host with --ca or --insecure (the client
+    plane, which resolves names) or in `name --gateway` is refused before
+    any lookup, naming the way through tor."""
+    name = host % onion_name(ed25519_scalar_base(os.urandom(32))) if "%s" in host else host
+    peer = "%s:443" % name
+    src = tmp_path / "f"
+    src.write_bytes(b"x")
+    cid = b3sum_cid(b"x")
+    for args in (["get", cid, "--peer", peer, "--insecure"],
+                 ["get", cid, "--peer", peer, "--ca", str(src)],
+                 ["put", str(src), "--peer", peer, "--insecure"]):
+        p = run_cli(args + ["--timeout", "5"], timeout=20)
+        assert p.returncode == 2, p
+        assert "an onion address is reached only through tor" in p.stderr, p
+        assert "--socks" in p.stderr, p
+    p = run_cli(["name", "resolve", "example", "--gateway", peer], timeout=20)
+    assert p.returncode == 2 and "does not go through tor" in p.stderr, p
 
 
 # ---------------------------------------------------------------- DHT records and the overlay
@@ -360,6 +415,50 @@ def test_real_tor_launched(node_factory, tmp_path):
     wait_for(lambda: not [p for p in proc_scan(n.tag)], 10, "tor gone with the node")
 
 
+# A tor that never reaches a network and never idles on one: a test network
+# whose only directory authority is a dead port on loopback, no fallback
+# directories. Its SOCKS port is open at once and judges an onion address
+# without a descriptor fetch.
+OFFLINE_TORRC = """TestingTorNetwork 1
+UseDefaultFallbackDirs 0
+DirAuthority dead orport=%d no-v2 v3ident=%s 127.0.0.1:%d %s
+"""
+
+
+@pytest.mark.skipif(not TOR, reason="tor is not installed (Debian package tor; scripts/deps.sh)")
+def test_real_tor_socks(node_factory, tmp_path):
+    """The SOCKS5 dialer against the real tor the supervisor launches: the
+    greeting and method negotiation pass, CONNECT goes by name, and tor's
+    refusal comes back named by its extended code (the generated torrc asks
+    for ExtendedErrors; without it tor says only 'general failure')."""
+    dead = free_ports(2)
+    inc = tmp_path / "torrc.inc"
+    inc.write_text(OFFLINE_TORRC % (dead[0], "A" * 40, dead[1], "F" * 40))
+    oap, socks = free_ports(2)
+    n = node_factory(config={"services": ["gateway", "storage", "omnigate"],
+                             "oap": {"addr": "127.0.0.1:%d" % oap},
+                             "tor": {"enabled": True, "launch": True, "control": "",
+                                     "socks": "127.0.0.1:%d" % socks,
+                                     "torrc_include": str(inc)}})
+    torrc = open(os.path.join(n.data_dir, "run", "tor", "torrc")).read()
+    assert "SocksPort 127.0.0.1:%d ExtendedErrors\n" % socks in torrc, torrc
+    wait_for(lambda: n.metrics().get("tor_up") == 1, 30 * SLOW, "a control session with tor")
+    nid = n.get("/version").json()["node_id"]
+    # a v3 name with a wrong checksum: tor refuses it without any circuit
+    name = onion_name(ed25519_scalar_base(os.urandom(32))) + ".onion"
+    cid = b3sum_cid(b"never fetched")
+    p = run_cli(["get", cid, "--peer", "%s:1" % name, "--pin-node", nid,
+                 "--socks", "127.0.0.1:%d" % socks, "--timeout", "10"], timeout=40)
+    assert p.returncode == 1, p
+    assert "tor socks" in p.stderr and "onion address invalid (0xf6)" in p.stderr, p
+    assert "tor socks: auth" not in p.stderr and "tor socks: protocol" not in p.stderr, p
+    # tor saw the name (by name, ATYP 3: it judged the onion itself)
+    log = os.path.join(n.data_dir, "run", "tor", "tor.log")
+    wait_for(lambda: "Invalid onion hostname" in open(log).read(), T, "tor's own refusal")
+    n.stop()
+    wait_for(lambda: not [p for p in proc_scan(n.tag)], 10, "tor gone with the node")
+
+
 def test_tor_only_never_dials_an_ip(node_factory, tmp_path):
     """B with tor.only meets a provider that publishes only an IP: it is
     skipped and counted (no_onion), never dialed in the clear."""
@@ -422,6 +521,7 @@ def test_disabled_build(tmp_path):
                 return None
         v = wait_for(version, T, "the -Dtor=disabled node's /version")
         assert v["features"]["arti"] is False and v["onion"] == ""
+        assert v["features"]["zk"] is False and v["zk"] is False   # -Dzk=disabled too
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)

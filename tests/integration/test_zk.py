@@ -214,12 +214,26 @@ def test_replayed_stale_and_wrongly_bound_proofs(node_factory, tmp_dir):
     r = n.gw("PUT", "/o/" + cid, body=body,
              headers=hdrs(tok, prove(key, "PUT", "/o/" + cid, body=b"other body")))
     refused(r, "binding")
-    # POST /o whose body is not what the proof bound: storage refuses the id (422)
-    r = n.gw("POST", "/o", body=body, headers=hdrs(tok, prove(key, "POST", "/o", b"other body")))
-    assert r.status == 422, r
+    # POST /o and PUT /o whose body is not what the proof bound: the body is
+    # judged at its end (storage hashes it), 401 binding, never a success
+    plain = mint_token(n.data_dir, *WRITE)
+    for method in ("POST", "PUT"):
+        body = ("%s body" % method).encode()
+        cid = b3sum_cid(body)
+        ok = n.metrics().sum("zk_verify_success_total")
+        binding = fails(n, "binding")
+        r = n.gw(method, "/o", body=body, headers=hdrs(tok, prove(key, method, "/o", b"other")))
+        refused(r, "binding")
+        assert "invalid_token" in (r.header("WWW-Authenticate") or ""), r.headers
+        assert n.metrics().sum("zk_verify_success_total") == ok, method
+        assert fails(n, "binding") == binding + 1, method
+        assert n.gw("GET", "/o/" + cid, headers=hdrs(plain)).status == 404   # nothing stored
+        # the same body, rightly bound: stored, and its success counted now
+        r = n.gw(method, "/o", body=body, headers=hdrs(tok, prove(key, method, "/o", body)))
+        assert r.status in (200, 201) and r.json()["cid"] == cid, r
+        assert n.metrics().sum("zk_verify_success_total") == ok + 1, method
     # malformed, and a proof sent with a token that names no holder key
     refused(n.gw("GET", path, headers=hdrs(tok, "A" * 139)), "malformed")
-    plain = mint_token(n.data_dir, *WRITE)
     refused(n.gw("GET", path, headers=hdrs(plain, prove(key, "GET", path))), "unbound")
     m = n.metrics()
     for reason in ("replay", "stale", "binding", "malformed", "unbound"):
@@ -233,13 +247,15 @@ def test_zk_off_refuses_holder_tokens_and_version_says_so(node_factory, tmp_dir)
     tok = holder_token(n, key)
     path = "/o/" + EMPTY_B3
     refused(n.gw("GET", path, headers=hdrs(tok, prove(key, "GET", path))), "disabled")
-    assert n.get("/version").json()["features"]["zk"] is False
+    v = n.get("/version").json()
+    assert v["zk"] is False and v["features"]["zk"] is True   # built in, not on
     assert fails(n, "disabled") >= 1
 
 
 def test_version_reports_zk_when_enabled(node_factory):
     n = zk_node(node_factory)
-    assert n.get("/version").json()["features"]["zk"] is True
+    v = n.get("/version").json()
+    assert v["zk"] is True and v["features"]["zk"] is True
 
 
 # ---------------------------------------------------------------- fail closed
@@ -307,6 +323,29 @@ def test_keygen_modes_and_mint_binds_the_public_key(node_factory, tmp_dir):
     assert p.returncode != 0 and "chmod 600" in p.stderr
 
 
+def test_replay_table_failure_degrades_and_refuses(node_factory, tmp_dir):
+    """A worker that cannot use the replay table (the test hook stands for a
+    broken annex) fails closed: /readyz degraded naming why, holder-bound
+    tokens 401 unavailable, counted; plain tokens still served."""
+    n = zk_node(node_factory, env={"MN_TEST_ZK_REPLAY_FAIL": "1"})
+    r = n.get("/readyz").json()
+    assert r["status"] == "degraded", r
+    assert r["deps"]["services"]["gateway"]["state"] == "degraded", r
+    assert "gateway: holder proofs unavailable (zk replay table) on 1 of 1 workers: " \
+           "holder-bound tokens refused" in r["reasons"], r
+    key = keygen(tmp_dir)
+    tok = holder_token(n, key)
+    path = "/o/" + EMPTY_B3
+    # a good proof is of no use: no table to catch its replay, so no entry
+    refused(n.gw("GET", path, headers=hdrs(tok, prove(key, "GET", path))), "unavailable")
+    refused(n.gw("GET", path, headers=hdrs(tok)), "unavailable")
+    assert fails(n, "unavailable") == 2
+    assert n.metrics().sum("zk_verify_success_total") == 0
+    # a plain bearer token is not the protection asked for: served as ever
+    assert n.gw("GET", path, headers=hdrs(mint_token(n.data_dir, *WRITE))).status == 404
+    assert "test hook: the zk replay table cannot be opened" in n.log()
+
+
 # ---------------------------------------------------------------- OAP/1
 
 def oap_zk_node(node_factory, pki, config=None):
@@ -336,6 +375,63 @@ def test_put_get_cli_with_holder_key(node_factory, pki, tmp_dir):
     assert open(out, "rb").read() == open(src, "rb").read()
     n.stop()
     assert_nowhere(n, [secret_hex(key), bytes.fromhex(secret_hex(key))])
+
+
+def test_oap_put_wrongly_bound_is_401_binding(node_factory, pki, tmp_dir):
+    """OAP/1 PUT without "expect": the proof's digest is the upload's; a
+    body that does not hash to it is the proof's failure (401 binding,
+    counted), not a 422 counted as a verified proof."""
+    n = oap_zk_node(node_factory, pki)
+    key = keygen(tmp_dir)
+    tok = holder_token(n, key).encode()
+    body = b"what was sent"
+    c = OapConn(n.oap_port)
+    try:
+        c.hello()
+        ok = n.metrics().sum("zk_verify_success_total")
+        put = oap_json({"proof": prove(key, "PUT", "/o", b"what was proved")})
+        c.send(oap_frame(OAP_REQ | OAP_START, code=OAP_PUT, corr=1, cap=tok, payload=put) +
+               oap_frame(OAP_REQ | OAP_END, corr=1, payload=body))
+        f = c.recv_frame()
+        assert f.code == 401 and f.json()["code"] == "unauthenticated", f.payload
+        assert "holder proof refused (binding)" in f.json()["message"], f.payload
+        m = n.metrics()
+        assert m.sum("zk_verify_success_total") == ok
+        assert m.sum("zk_verify_fail_total", reason="binding") == 1
+        assert m.sum("oap_rejected_total", reason="unauth") >= 1
+        # rightly bound: stored, one success
+        put = oap_json({"proof": prove(key, "PUT", "/o", body)})
+        c.send(oap_frame(OAP_REQ | OAP_START, code=OAP_PUT, corr=3, cap=tok, payload=put) +
+               oap_frame(OAP_REQ | OAP_END, corr=3, payload=body))
+        f = c.recv_frame()
+        assert f.code == 201 and f.json()["cid"] == b3sum_cid(body), f.payload
+        assert n.metrics().sum("zk_verify_success_total") == ok + 1
+    finally:
+        c.close()
+
+
+def test_replay_table_failure_on_omnigate(node_factory, pki, tmp_dir):
+    """The same fail-closed rule on OAP/1: omnigate degrades /readyz and
+    refuses the holder-bound START."""
+    n = oap_node(node_factory, pki, zk_config(), start=False, wall=None,
+                 env={"MN_TEST_ZK_REPLAY_FAIL": "1"})
+    armed(n)
+    r = n.get("/readyz").json()
+    assert r["status"] == "degraded", r
+    assert any(x.startswith("omnigate: holder proofs unavailable (zk replay table)")
+               for x in r["reasons"]), r
+    key = keygen(tmp_dir)
+    tok = holder_token(n, key).encode()
+    c = OapConn(n.oap_port)
+    try:
+        c.hello()
+        c.send(oap_frame(OAP_REQ | OAP_START | OAP_END, code=OAP_GET, corr=1, cap=tok,
+                         payload=oap_json({"cid": EMPTY_B3,
+                                           "proof": prove(key, "GET", "/o/" + EMPTY_B3)})))
+        f = c.recv_frame()
+        assert f.code == 401 and "holder proof refused (unavailable)" in f.json()["message"]
+    finally:
+        c.close()
 
 
 def test_oap_pipelined_proofs_are_batch_verified(node_factory, pki, tmp_dir):

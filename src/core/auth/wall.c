@@ -780,8 +780,7 @@ const char *wall_ticket_challenge(const wall_ticket *t)
 {
 	if (!t->challenge)
 		return NULL;
-	return t->invalid_token ? "Bearer realm=\"macronode\", error=\"invalid_token\""
-	                        : "Bearer realm=\"macronode\"";
+	return t->invalid_token ? WALL_CHALLENGE_INVALID_TOKEN : "Bearer realm=\"macronode\"";
 }
 
 bool wall_ticket_body_cap(const wall_ticket *t, uint64_t *cap)
@@ -794,6 +793,13 @@ bool wall_ticket_reserved(const wall_ticket *t, uint64_t *bytes)
 {
 	*bytes = t->body_reserved;
 	return t->status == 0 && t->charge_body;
+}
+
+void wall_ticket_proof_settled(bool matched)
+{
+	wall_zk_settled(matched);
+	if (!matched)
+		reject_count(REJECT_FAMILY_NODE, REJECT_UNAUTH);
 }
 
 bool wall_ticket_body_digest(const wall_ticket *t, uint8_t out[32])

@@ -138,6 +138,18 @@ bool wall_ticket_reserved(const wall_ticket *t, uint64_t *bytes);
 /* Admitted with a holder proof on a route that enforces it: true and the
  * BLAKE3 the body must hash to (the object id storage must compute). */
 bool wall_ticket_body_digest(const wall_ticket *t, uint8_t out[32]);
+/*
+ * The write a holder proof bound to its body digest (wall_ticket_body_digest)
+ * has been hashed by storage: matched says whether the body hashed to it.
+ * The proof's success is counted only now; a mismatch is the proof's
+ * failure, reason "binding" (zk_verify_fail_total, rejected_total{unauth}):
+ * the handler answers 401 with WALL_ZK_BINDING_MESSAGE and the
+ * WALL_CHALLENGE_INVALID_TOKEN header, not storage's 422.
+ */
+void wall_ticket_proof_settled(bool matched);
+#define WALL_ZK_BINDING_MESSAGE \
+	"holder proof refused (binding): the body does not hash to the digest the proof names"
+#define WALL_CHALLENGE_INVALID_TOKEN "Bearer realm=\"macronode\", error=\"invalid_token\""
 /* The quota key ("t:<tenant>", "tid:<id>", "ip:<addr>"); loggable. */
 const char *wall_ticket_tenant(const wall_ticket *t);
 

@@ -12,6 +12,7 @@
 #include "core/config/config.h"
 #include "core/metrics/metrics.h"
 #include "lib/b3.h"
+#include "lib/log.h"
 #include "mn_build.h"
 
 #if MN_WITH_ZK
@@ -25,6 +26,7 @@ _Static_assert(ZK_PROOF_TEXT_LEN == ZK_PROOF_TEXT_MAX, "wall.h's proof length");
 
 struct wall_zk {
 	bool     enabled;
+	bool     broken;            /* zk.enabled, but the replay table cannot be used */
 	uint64_t skew_s;
 #if MN_WITH_ZK
 	zkseen  *seen;
@@ -68,6 +70,16 @@ static void fail(wall_zk_verdict *out, const char *reason, const char *detail)
 	metrics_count("zk_verify_fail_total", labels, 1);
 }
 
+void wall_zk_settled(bool matched)
+{
+	wall_zk_verdict v;
+
+	if (matched)
+		metrics_count("zk_verify_success_total", "", 1);
+	else
+		fail(&v, "binding", "the body does not hash to the digest the proof names");
+}
+
 #if MN_WITH_ZK
 
 size_t wall_zk_area_size(const mn_config *cfg)
@@ -80,19 +92,40 @@ int wall_zk_area_init(void *area, size_t len, const mn_config *cfg)
 	return cfg->zk_enabled ? zkseen_area_init(area, len, cfg->zk_replay_cache) : 0;
 }
 
+/* The test hook WALL_ZK_TEST_FAIL_ENV: only a build with assertions
+ * (not -Dbuildtype=release) reads it, and it can only take protection's
+ * service away (holder tokens refused, readiness degraded), never weaken it. */
+static bool table_test_fails(void)
+{
+#ifndef NDEBUG
+	const char *v = getenv(WALL_ZK_TEST_FAIL_ENV);
+
+	if (v && strcmp(v, "1") == 0) {
+		log_kv(LOG_LEVEL_WARN, "test hook: the zk replay table cannot be opened",
+		       "env", WALL_ZK_TEST_FAIL_ENV, LOG_END);
+		return true;
+	}
+#endif
+	return false;
+}
+
 int wall_zk_configure(wall_zk *z, const mn_config *cfg, void *area, size_t len, char *err,
                       size_t errlen)
 {
 	z->enabled = cfg->zk_enabled;
 	z->skew_s = cfg->zk_skew_ms / 1000u;
+	z->broken = false;
 	if (!z->enabled || z->seen)
 		return 0;   /* the table's size is a restart key: opened once */
-	if (area && len)
+	if (table_test_fails())
+		z->seen = NULL;
+	else if (area && len)
 		z->seen = zkseen_open(area, len);
 	else
 		z->seen = zkseen_new(cfg->zk_replay_cache);
 	if (!z->seen) {
 		z->enabled = false;   /* fail closed: holder tokens are refused */
+		z->broken = true;
 		snprintf(err, errlen, "zk.replay_cache: cannot open the node's replay table");
 		return -1;
 	}
@@ -210,6 +243,10 @@ void wall_zk_check(wall_zk *z, const wall_req *rq, const captoken_info *info,
 		fail(out, "unbound", "a proof was sent with a token bound to no holder key");
 		return;
 	}
+	if (z->broken) {
+		fail(out, "unavailable", "the node's replay table cannot be used (see /readyz)");
+		return;
+	}
 	if (!z->enabled || !z->seen) {
 		fail(out, "disabled", "this node does not verify holder proofs (zk.enabled is false)");
 		return;
@@ -246,7 +283,8 @@ void wall_zk_check(wall_zk *z, const wall_req *rq, const captoken_info *info,
 		return;
 	}
 	out->ok = true;
-	metrics_count("zk_verify_success_total", "", 1);
+	if (!out->has_digest)   /* else once the body is known (wall_zk_settled) */
+		metrics_count("zk_verify_success_total", "", 1);
 }
 
 #else /* !MN_WITH_ZK: holder-bound tokens are refused, nothing else */

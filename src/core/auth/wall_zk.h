@@ -8,6 +8,8 @@
  * zk_verify_fail_total{reason} and named in the 401's message (never the
  * proof, the token or a key):
  *   disabled           zk.enabled is false, or the build has no ZK
+ *   unavailable        zk.enabled, but this process cannot use the replay
+ *                      table (fail closed; /readyz degraded, deps.zk)
  *   missing            no Ron-Proof (HTTP) / "proof" (OAP/1) was sent
  *   unbound            a proof came with a token that has no holder key
  *   bad_key            the holder caveat is not a valid Ristretto255 key
@@ -30,6 +32,9 @@
 #include "core/auth/wall.h"
 
 #define WALL_ZK_DIGEST_LEN 32
+/* Test hook (builds with assertions only): "1" makes the replay table
+ * fail to open in every process that reads it, as a broken annex would. */
+#define WALL_ZK_TEST_FAIL_ENV "MN_TEST_ZK_REPLAY_FAIL"
 
 typedef struct wall_zk wall_zk;
 
@@ -56,9 +61,15 @@ size_t wall_zk_area_size(const struct mn_config *cfg);
 int wall_zk_area_init(void *area, size_t len, const struct mn_config *cfg);
 
 /* Judge rq's proof against the token's info (info->has_holder or a proof
- * presented); audience is the node's. Counts success and failure. */
+ * presented); audience is the node's. Counts failures, and successes
+ * except when .has_digest: the body is judged at its end (wall_zk_settled). */
 void wall_zk_check(wall_zk *z, const wall_req *rq, const captoken_info *info,
                    const char *audience, wall_zk_verdict *out);
+
+/* A write whose body digest the proof fixed (verdict .has_digest) was
+ * hashed: count the success wall_zk_check left open, or the failure
+ * "binding". */
+void wall_zk_settled(bool matched);
 
 /* Batch pre-verification (OAP/1: the START frames that arrived together):
  * the proofs among rqs[0..n) whose tokens carry a holder key are verified

@@ -1105,56 +1105,6 @@ static int pairs_check(const mn_config *c, char *err, size_t errlen)
 /* The gateway speaks plaintext only on loopback unless the operator says so;
  * a pin must be a well-formed content id. Omnigate needs no certificate
  * file: without one it serves the node identity's (core/tls.h). */
-/* tor.control: a numeric "ip:port" or an absolute path of a control socket. */
-static bool tor_control_ok(const char *v)
-{
-	struct sockaddr_storage ss;
-	unsigned len = 0;
-	bool lo = false;
-
-	if (v[0] == '/')
-		return strlen(v) < sizeof(((struct sockaddr_un *)0)->sun_path);
-	return addr_parse(v, &ss, &len, &lo) == NULL;
-}
-
-/*
- * Tor fails closed (docs/tor.md): a Tor setting the node cannot honour
- * refuses the start, naming the key, instead of serving without the
- * protection the operator asked for.
- */
-static int tor_check(const mn_config *c, char *err, size_t errlen)
-{
-	struct sockaddr_storage ss;
-	unsigned len = 0;
-	bool lo = false;
-
-	if (!c->tor_enabled) {
-		if (c->tor_only || c->tor_launch)
-			return util_fail(err, errlen, "%s: needs tor.enabled: true",
-			                 c->tor_only ? "tor.only" : "tor.launch");
-		return 0;
-	}
-	if (!MN_TOR)
-		return util_fail(err, errlen, "tor.enabled: this build has no Tor transport "
-		                 "(built with -Dtor=disabled)");
-	if (!(c->services & CONFIG_SVC_OMNIGATE))
-		return util_fail(err, errlen, "tor.enabled: needs the omnigate service (services), "
-		                 "whose OAP/1 listener the onion service publishes");
-	if (c->tor_launch && c->tor_control[0])
-		return util_fail(err, errlen, "tor.control: must be empty with tor.launch (the "
-		                 "supervisor's tor uses <runtime_dir>/tor/control)");
-	if (!c->tor_launch && !tor_control_ok(c->tor_control))
-		return util_fail(err, errlen, "tor.control: expected a numeric ip:port or an "
-		                 "absolute control socket path, not \"%s\"", c->tor_control);
-	if (c->tor_torrc_include[0] && !c->tor_launch)
-		return util_fail(err, errlen, "tor.torrc_include: only used with tor.launch: true");
-	/* The SOCKS port sees every peer we dial by name: a proxy off this host
-	 * would carry onion names and traffic in the clear to it. */
-	if (addr_parse(c->tor_socks, &ss, &len, &lo) != NULL || !lo)
-		return util_fail(err, errlen, "tor.socks: must be a loopback ip:port (%s)", c->tor_socks);
-	return 0;
-}
-
 static int tls_check(const mn_config *c, bool gateway_loopback, char *err, size_t errlen)
 {
 	const char *pin = c->tls_cert_pin;
@@ -1357,7 +1307,7 @@ int config_validate(mn_config *c, char *err, size_t errlen)
 		return util_fail(err, errlen, "dht.republish: must be shorter than dht.record_ttl "
 		            "(records would expire before they are republished)");
 	if (pairs_check(c, err, errlen) != 0 || tls_check(c, glo, err, errlen) != 0 ||
-	    tor_check(c, err, errlen) != 0 ||
+	    config_tor_check(c, err, errlen) != 0 ||
 	    tags_check("policy.tags_core", c->policy_tags_core, err, errlen) != 0 ||
 	    tags_check("policy.tags_facet", c->policy_tags_facet, err, errlen) != 0 ||
 	    zk_check(c, err, errlen) != 0)

@@ -461,7 +461,7 @@ const config_key config_table[] = {
 	  .help = "tor's SOCKS5 port (numeric loopback ip:port): onion peers are dialed through it by name, no local DNS. With tor.launch the supervisor's tor listens here." },
 	{ .key = "tor.only", .type = CONFIG_T_BOOL, FIELD(tor_only),
 	  .def = "false", .reload = CONFIG_RELOAD_RESTART,
-	  .help = "Publish only the onion address (no IP of the node in any DHT record) and dial only peers that publish an onion. Needs tor.enabled." },
+	  .help = "Publish only the onion address (no IP of the node in any DHT record) and dial only peers that publish an onion. Needs tor.enabled; with the dht service, dht.addr and dht.bootstrap must be loopback or private addresses (the DHT speaks UDP in the clear)." },
 	{ .key = "tor.launch", .type = CONFIG_T_BOOL, FIELD(tor_launch),
 	  .def = "false", .reload = CONFIG_RELOAD_RESTART,
 	  .help = "The supervisor starts and supervises its own tor (Debian's tor on PATH) with a torrc it writes under <runtime_dir>/tor (cookie authentication, control socket there, SocksPort tor.socks); false = use a system tor at tor.control." },

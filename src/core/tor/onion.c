@@ -6,6 +6,7 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #define ONION_VERSION     3u
 #define ONION_RAW_LEN     35u   /* pk[32] checksum[2] version[1] */
@@ -58,6 +59,17 @@ int onion_name_pubkey(const char *name, size_t len, uint8_t pk[ONION_PK_LEN])
 		return -1;
 	memcpy(pk, raw, ONION_PK_LEN);
 	return 0;
+}
+
+bool onion_host_is_onion(const char *host)
+{
+	size_t n = strlen(host);
+
+	if (n && host[n - 1] == '.')
+		n--;
+	if (n == 5)
+		return strncasecmp(host, "onion", 5) == 0;
+	return n > 5 && strncasecmp(host + n - 6, ".onion", 6) == 0;
 }
 
 int onion_addr_split(const char *addr, char *name, size_t cap, uint16_t *port)

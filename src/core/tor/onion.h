@@ -30,6 +30,10 @@
 bool onion_name_is_v3(const char *name, size_t len);
 /* The Ed25519 public key inside a v3 name. 0, or -1 (not a v3 name). */
 int onion_name_pubkey(const char *name, size_t len, uint8_t pk[ONION_PK_LEN]);
+/* Is host (a bare host name, no port) in the .onion domain: "onion" or
+ * "*.onion", any case, with or without a trailing dot? Such a name is
+ * tor's alone: never given to the system resolver (docs/tor.md). */
+bool onion_host_is_onion(const char *host);
 /* "<v3 name>:port" (port 1..65535) into name (cap ≥ ONION_NAME_LEN + 1)
  * and *port. 0, or -1. */
 int onion_addr_split(const char *addr, char *name, size_t cap, uint16_t *port);

@@ -46,6 +46,7 @@
 #include "core/auth/wall.h"
 #include "core/proto/oap.h"
 #include "core/tls.h"
+#include "core/tor/onion.h"
 #include "lib/b3.h"
 #include "lib/util.h"
 #include "mn_build.h"
@@ -311,6 +312,14 @@ static int client_parse_peer(const char *peer, char *host, char *port)
 	return 0;
 }
 
+/* --peer names a .onion host: it must go through --socks, never to DNS. */
+static bool client_peer_is_onion(const char *peer)
+{
+	char host[CLIENT_HOST_MAX], port[8];
+
+	return client_parse_peer(peer, host, port) == 0 && onion_host_is_onion(host);
+}
+
 static int client_dial_one(const struct addrinfo *ai, unsigned timeout_s)
 {
 	struct timeval tv = { .tv_sec = (time_t)timeout_s };
@@ -337,9 +346,11 @@ static int client_dial(const char *host, const char *port, unsigned timeout_s)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
 	struct addrinfo *res, *ai;
-	int fd = -1, rc = getaddrinfo(host, port, &hints, &res);
+	int fd = -1, rc;
 
-	if (rc != 0)
+	if (onion_host_is_onion(host))   /* no DNS outside tor (client_check_onion) */
+		return client_err(-1, "%s: an onion name is never resolved here", host);
+	if ((rc = getaddrinfo(host, port, &hints, &res)) != 0)
 		return client_err(-1, "%s:%s: %s", host, port, gai_strerror(rc));
 	for (ai = res; ai && fd < 0; ai = ai->ai_next)
 		fd = client_dial_one(ai, timeout_s);
@@ -719,6 +730,9 @@ static int client_parse(int argc, char **argv, client_opts *o, bool get)
 		                    "no --ca or --insecure with it");
 	if (o->socks && !o->pin_node)
 		return client_usage("--socks needs --pin-node (onions are reached on the peer plane)");
+	if (!o->pin_node && client_peer_is_onion(o->peer))
+		return client_usage("--peer %s: an onion address is reached only through tor: "
+		                    "--pin-node b3:NODEID --socks IP:PORT (no DNS outside tor)", o->peer);
 	if (o->holder_key && o->pin_node)
 		return client_usage("--holder-key proves a client's token; the peer plane "
 		                    "(--pin-node) takes none");

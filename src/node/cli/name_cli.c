@@ -41,6 +41,7 @@
 #include "core/auth/captoken.h"
 #include "core/dht/name.h"
 #include "core/tls.h"
+#include "core/tor/onion.h"
 #include "lib/b3.h"
 #include "node/node.h"
 
@@ -458,6 +459,10 @@ static int name_cli_run(name_cli *c)
 
 	if (name_cli_split(c->gateway, host, port) != 0)
 		return name_cli_err(c, NAME_CLI_EXIT_USAGE, "--gateway %s: expected HOST:PORT", c->gateway);
+	if (onion_host_is_onion(host))   /* no DNS outside tor; this command has no tor route */
+		return name_cli_err(c, NAME_CLI_EXIT_USAGE, "--gateway %s: an onion address, and "
+		                    "macronode name does not go through tor (no DNS outside tor)",
+		                    c->gateway);
 	if (name_cli_dial(c, host, port) != 0 || (c->tls && name_cli_tls(c, host) != 0))
 		goto out;
 	n = name_cli_request(c, host, req, sizeof req);

@@ -59,6 +59,7 @@ typedef struct obj_put {
 	objput          w;          /* upload file and handle, cap = object cap */
 	inflate_stream *inf;        /* NULL for identity */
 	bool            has_expect;
+	bool            proof_bound; /* expect is a holder proof's digest (docs/zk.md) */
 	uint8_t         expect[B3_OUT_LEN];
 	/* an error found inside the inflate sink, answered after it returns */
 	int             err_status;
@@ -307,8 +308,16 @@ static void put_on_commit(const stor_result *res, void *arg)
 	obj_put *p = arg;
 
 	p->awaiting = false;
+	/* The proof's binding is judged now that storage hashed the body. */
+	if (p->proof_bound && (res->status == 200 || res->status == 422))
+		wall_ticket_proof_settled(res->status == 200);
 	if (!p->req) {
 		put_free(p);
+		return;
+	}
+	if (res->status == 422 && p->proof_bound) {
+		(void)http_resp_header(p->req, "WWW-Authenticate", WALL_CHALLENGE_INVALID_TOKEN);
+		put_fail(p, 401, "unauthenticated", WALL_ZK_BINDING_MESSAGE);
 		return;
 	}
 	if (res->status == 422) {
@@ -449,8 +458,10 @@ void objects_put(http_req *r, objects *o, const uint8_t *expect)
 	} else if (http_req_gate_ticket(r) &&
 	           wall_ticket_body_digest(http_req_gate_ticket(r), p->expect)) {
 		/* A holder proof bound this write to its body digest: storage
-		 * refuses the object unless it hashes to it (422). */
+		 * refuses the object unless it hashes to it, and the client
+		 * gets 401 binding (wall_ticket_proof_settled). */
 		p->has_expect = true;
+		p->proof_bound = true;
 	}
 	put_given_type(r, p);
 	if (put_pick_decoder(r, p) < 0) {

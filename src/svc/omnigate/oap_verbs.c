@@ -61,6 +61,7 @@ typedef struct og_put {
 	bool        awaiting;
 	objput      w;            /* upload file and handle, cap = object cap */
 	bool        has_expect;
+	bool        proof_bound;  /* expect is a holder proof's digest (docs/zk.md) */
 	uint8_t     expect[B3_OUT_LEN];
 } og_put;
 
@@ -480,12 +481,20 @@ static void put_on_commit(const stor_result *res, void *arg)
 	char cid[B3_CID_LEN + 1], body[B3_CID_LEN + 16];
 
 	p->awaiting = false;
+	/* The proof's binding is judged now that storage hashed the body. */
+	if (p->proof_bound && (res->status == 200 || res->status == 422))
+		wall_ticket_proof_settled(res->status == 200);
 	if (!p->s) {
 		put_free(p);
 		return;
 	}
 	if (!og_stream_live(p->s))
 		return;
+	if (res->status == 422 && p->proof_bound) {
+		og_count_reject(p->og, REJECT_UNAUTH, "holder proof refused (binding)");
+		og_stream_error(p->s, 401, "unauthenticated", WALL_ZK_BINDING_MESSAGE, false);
+		return;
+	}
 	if (res->status == 422) {
 		og_stream_error(p->s, 422, "hash_mismatch", "body does not hash to the expected id",
 		                false);
@@ -581,7 +590,7 @@ static void put_start(oap_stream *s, const oap_frame *f)
 	/* A holder proof bound the body to its digest (the wall checked it
 	 * equals "expect" when both were sent): storage holds the upload to it. */
 	if (!p->has_expect && s->ticket && wall_ticket_body_digest(s->ticket, p->expect))
-		p->has_expect = true;
+		p->has_expect = p->proof_bound = true;
 	s->vs = p;
 	p->awaiting = true;
 	og_stream_pause(s);   /* no body frame is read before storage has answered */

@@ -114,10 +114,37 @@ static void test_model_table(void **state)
 	memset(&S, 0, sizeof S);
 }
 
+/* Outside the model: a front whose holder-proof replay table failed
+ * (CTL_DEP_ZK, docs/zk.md) degrades the node and says why; the others
+ * serving keep it ready. */
+static void test_zk_dep_degrades(void **state)
+{
+	const int ok[F_COUNT] = { [F_GW_UP] = GW_TOTAL, [F_ST_UP] = 1, [F_POLICY] = 1,
+	                          [F_PARITY] = 1, [F_ENTROPY] = 1 };
+	ready_verdict v;
+	char *r;
+
+	(void)state;
+	build(ok);
+	free(readiness_report(&S, &v));
+	assert_int_equal(v, READY_OK);
+	for (size_t i = 0; i < S.nchild; i++)
+		if (S.child[i].role == role_find("gateway") && S.child[i].worker == 1)
+			S.child[i].dep[CTL_DEP_ZK] = CTL_DEP_DEGRADED;
+	r = readiness_report(&S, &v);
+	assert_int_equal(v, READY_DEGRADED);
+	assert_non_null(strstr(r, "gateway: holder proofs unavailable (zk replay table) on 1 of 2 "
+	                          "workers: holder-bound tokens refused"));
+	free(r);
+	config_free(&S.cfg);
+	memset(&S, 0, sizeof S);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_model_table),
+		cmocka_unit_test(test_zk_dep_degrades),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,6 +26,7 @@
 #include "core/auth/wall.h"
 #include "core/auth/wall_test.h"
 #include "lib/util.h"
+#include "mn_build.h"
 
 static const uint8_t KEY[32] = "0123456789abcdef0123456789abcdef";
 static const char KEY_HEX[] = "3031323334353637383961626364656630313233343536373839616263646566\n";
@@ -104,6 +105,7 @@ struct tk {
 	int64_t exp_off;            /* 0: no Exp */
 	const uint8_t *key;         /* NULL: KEY */
 	const char *kid;            /* NULL: "k1" */
+	const uint8_t *holder;      /* a holder caveat binding this public key, or NULL */
 };
 
 static void mint(const struct tk *k, char *out, size_t cap)
@@ -138,6 +140,8 @@ static void mint(const struct tk *k, char *out, size_t cap)
 		c->u = k->rate;
 		c->u2 = k->burst;
 	}
+	if (k->holder)
+		captoken_caveat_set_holder(&t->caveats[t->ncaveats++], k->holder);
 	assert_int_equal(captoken_mint(t, k->key ? k->key : KEY, out, cap), 0);
 	captoken_free(t);
 }
@@ -688,6 +692,44 @@ static void test_ticket_chunks_and_double_end(void **state)
 
 /* Past WALL_TICKETS_MAX the wall refuses (503, retryable) instead of
  * allocating; the refusal needs no pool slot and its end is harmless. */
+/* A holder-bound token where no proof is verified (zk.enabled false, and
+ * in the unit-min build -Dzk=disabled): never taken as a bearer token,
+ * with or without a proof; 401 disabled naming why. A proof with a plain
+ * token is 401 unbound. Runs in both builds. */
+static void test_holder_token_refused_without_zk(void **state)
+{
+	struct fx *fx = *state;
+	static const uint8_t pk[CAPTOKEN_HOLDER_LEN] = { 0xe2, 0xf2, 0xae, 0x0a };
+	const char *why = MN_WITH_ZK ? "zk.enabled is false" : "-Dzk=disabled";
+	char tok[1024], plain[1024];
+	wall_verdict v;
+
+	mint(&(struct tk){ .methods = "GET", .holder = pk }, tok, sizeof tok);
+	mint(&(struct tk){ .methods = "GET" }, plain, sizeof plain);
+	assert_false(wall_zk_active(fx->w));
+	for (int with_proof = 0; with_proof < 2; with_proof++) {
+		wall_req rq = { .method = "GET", .path = "/o/b3:aa", .peer = (struct sockaddr *)&fx->peer,
+		                .token = tok, .token_len = strlen(tok), .cls = WALL_CLASS_CORE,
+		                .proof = with_proof ? "AAAA" : NULL, .proof_len = with_proof ? 4 : 0 };
+
+		check(fx->w, &rq, 1000, &v);
+		assert_int_equal(v.status, 401);
+		assert_int_equal(v.reject, REJECT_UNAUTH);
+		assert_true(v.challenge && v.invalid_token);
+		if (!strstr(v.message, "holder proof refused (disabled)") || !strstr(v.message, why))
+			fail_msg("not refused as disabled (%s): %s", why, v.message);
+	}
+	/* the same token without its caveat: a bearer token, served */
+	judge(fx, "GET", "/o/b3:aa", 0, plain, WALL_CLASS_CORE, &v);
+	assert_int_equal(v.status, 0);
+	wall_req rq = { .method = "GET", .path = "/o/b3:aa", .peer = (struct sockaddr *)&fx->peer,
+	                .token = plain, .token_len = strlen(plain), .cls = WALL_CLASS_CORE,
+	                .proof = "AAAA", .proof_len = 4 };
+	check(fx->w, &rq, 1000, &v);
+	assert_int_equal(v.status, 401);
+	assert_non_null(strstr(v.message, "holder proof refused (unbound)"));
+}
+
 static void test_ticket_pool_exhausted(void **state)
 {
 	struct fx *fx = *state;
@@ -739,6 +781,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ticket_pool_every_kind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ticket_chunks_and_double_end, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ticket_pool_exhausted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_holder_token_refused_without_zk, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

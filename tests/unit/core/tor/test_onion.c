@@ -104,12 +104,33 @@ static void test_key(void **state)
 	assert_int_equal(onion_key_arg(sk, arg, 11 + 88), -1);   /* no room for the NUL */
 }
 
+/* The names the CLI must never hand to the system resolver. */
+static void test_host_is_onion(void **state)
+{
+	static const char *const onion[] = {
+		"onion", "ONION.", "x.onion", "x.onion.", "a.b.OnIoN", "zzzz.ONION.",
+	};
+	static const char *const other[] = {
+		"", ".", "onio", "xonion", "x.onions", "onion.com", "x.onion.com", "x.oni0n",
+		"127.0.0.1", "::1", "x.onion..",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof onion / sizeof onion[0]; i++)
+		if (!onion_host_is_onion(onion[i]))
+			fail_msg("%s: not taken for an onion", onion[i]);
+	for (size_t i = 0; i < sizeof other / sizeof other[0]; i++)
+		if (onion_host_is_onion(other[i]))
+			fail_msg("%s: taken for an onion", other[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_known_answer),
 		cmocka_unit_test(test_name_shape),
 		cmocka_unit_test(test_split),
+		cmocka_unit_test(test_host_is_onion),
 		cmocka_unit_test(test_key),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
