@@ -158,6 +158,41 @@ def test_rotate_then_retire(node_factory):
                what="the refusal logged")
 
 
+def test_rotate_with_retire_removes_the_previous_minting_key_at_once(node_factory):
+    """`key rotate --kid NEW --retire`: NEW mints and the key that minted
+    before is gone (not in grace); other keys keep their grace."""
+    n = node_factory(start=False, wall=None)
+    init(n)
+    n.start()
+    t1 = mint(n, "k1")
+    assert key(n, "rotate", "--kid", "k2").returncode == 0       # k1 in grace
+    p = key(n, "rotate", "--kid", "k3", "--retire")
+    assert p.returncode == 0, p.stderr
+    assert "k3 now mints" in p.stdout and "retired k2" in p.stdout, p.stdout
+    assert "k2 keeps verifying" not in p.stdout, p.stdout
+    assert sorted(os.listdir(keys_dir(n))) == ["k1.expires", "k1.key", "k3.key", "minting"]
+    reload(n)
+    assert put_with(n, t1, b"k1 still in its grace\n").status == 201
+    t3 = mint(n, "k3")
+    assert put_with(n, t3, b"new kid\n").status == 201
+    # At once, not after a grace: the previous minting key's tokens are refused.
+    p = key(n, "rotate", "--kid", "k4", "--retire")
+    assert p.returncode == 0 and "retired k3" in p.stdout, p
+    reload(n)
+    assert put_with(n, t3, b"retired with the rotation\n").status == 401
+    assert put_with(n, mint(n, "k4"), b"newest kid\n").status == 201
+    assert sorted(os.listdir(keys_dir(n))) == ["k1.expires", "k1.key", "k4.key", "minting"]
+    p = key(n, "list")
+    rows = {line.split()[0]: line.split() for line in p.stdout.splitlines()[1:]}
+    assert set(rows) == {"k1", "k4"} and rows["k4"][1] == "yes", p.stdout
+    # --retire goes with rotate only; retire --kid OLD stays the way for any key.
+    p = key(n, "retire", "--kid", "k1", "--retire")
+    assert p.returncode == 2 and "--retire goes with rotate" in p.stderr, p
+    assert key(n, "retire", "--kid", "k1").returncode == 0
+    reload(n)
+    assert put_with(n, t1, b"retired\n").status == 401
+
+
 def test_grace_ends_verification_without_retire(node_factory):
     n = node_factory({"keys": {"grace": "1s"}}, start=False, wall=None)
     init(n)
