@@ -208,6 +208,18 @@ def test_grace_ends_verification_without_retire(node_factory):
     assert put_with(n, mint(n, "k2"), b"new key\n").status == 201
 
 
+AAD_ONION = "macronode/onion/v1"
+AAD_ZKPIN = "macronode/zk-params-pin/v1"
+
+
+def seal(plain, kek_path, aad):
+    """The ron-kms soft seal (docs/keys.md), made independently of the binary."""
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+    head = b"RKMS\x01" + int(time.time() * 1000).to_bytes(8, "big") + os.urandom(12)
+    return head + ChaCha20Poly1305(read_kek(kek_path)).encrypt(head[13:], plain,
+                                                               head + aad.encode())
+
+
 def write_mode(path, data, mode):
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.write(fd, data)
@@ -378,17 +390,24 @@ def test_rekey_moves_every_file_to_a_new_kek(node_factory, tmp_dir):
     assert n.stop() == 0
     new = os.path.join(tmp_dir, "new.kek")
     write_mode(new, os.urandom(32), 0o400)                 # raw 32 bytes
-    before = {f: unseal(read(f), old, aad) for f, aad in (
-        (os.path.join(keys_dir(n), "k1.key"), AAD_CAP + "k1"),
-        (identity_file(n), AAD_IDENTITY),
-        (os.path.join(n.data_dir, "policy", "signing.key"), AAD_POLICY))}
+    # Sealed under the same KEK though not keys of the wall: a Tor node's
+    # onion key and the ZK parameter pin (made here as those features would).
+    onion, zkpin = os.path.join(n.data_dir, "node", "onion.key"), \
+        os.path.join(n.data_dir, "zk", "params.pin")
+    os.makedirs(os.path.dirname(zkpin), mode=0o700)
+    write_mode(onion, seal(os.urandom(64), old, AAD_ONION), 0o600)
+    write_mode(zkpin, seal(os.urandom(32), old, AAD_ZKPIN), 0o600)
+    files = ((os.path.join(keys_dir(n), "k1.key"), AAD_CAP + "k1"),
+             (identity_file(n), AAD_IDENTITY),
+             (os.path.join(n.data_dir, "policy", "signing.key"), AAD_POLICY),
+             (onion, AAD_ONION), (zkpin, AAD_ZKPIN))
+    before = {f: (unseal(read(f), old, aad), read(f)[5:13]) for f, aad in files}
     p = key(n, "rekey", "--new-kek", new)
     assert p.returncode == 0, p.stderr
-    assert "3 file(s) re-sealed under %s" % new in p.stdout, p.stdout
-    for f, plain in before.items():
+    assert "5 file(s) re-sealed under %s" % new in p.stdout, p.stdout
+    for f, aad in files:
         blob = read(f)
-        aad = {identity_file(n): AAD_IDENTITY}.get(f, AAD_POLICY if "signing" in f else AAD_CAP + "k1")
-        assert unseal(blob, new, aad) == plain
+        assert (unseal(blob, new, aad), blob[5:13]) == before[f], f   # same key, same age
         assert os.stat(f).st_mode & 0o777 == 0o600
     # a rerun finds everything under the new KEK already
     p = key(n, "rekey", "--new-kek", new)

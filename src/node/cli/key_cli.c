@@ -28,6 +28,8 @@
 #include "core/auth/policy.h"
 #include "core/auth/policy_sign.h"
 #include "core/keys/keyfile.h"
+#include "core/keys/zkpin.h"
+#include "core/tor/onion.h"
 #include "lib/util.h"
 #include "node/node.h"
 
@@ -588,6 +590,13 @@ static int rekey_all(const key_args *a, const kek *from, const kek *to, unsigned
 		bad |= rekey_one(path, from, to, KEYFILE_AAD_IDENTITY, IDENTITY_SK_LEN, done);
 	if (config_policy_signing_key(&a->c, path, sizeof path) == 0 && access(path, F_OK) == 0)
 		bad |= rekey_one(path, from, to, KEYFILE_AAD_POLICY, POLICY_SK_LEN, done);
+	/* Not keys of ours to rotate, but sealed under the same KEK: after the
+	 * old KEK is destroyed they must open with the new one. */
+	int n = snprintf(path, sizeof path, "%s/%s", a->c.data_dir, ONION_KEY_FILE);
+	if (n > 0 && (size_t)n < sizeof path && access(path, F_OK) == 0)
+		bad |= rekey_one(path, from, to, ONION_KEY_AAD, ONION_KEY_LEN, done);
+	if (config_zk_pin_file(&a->c, path, sizeof path) == 0 && access(path, F_OK) == 0)
+		bad |= rekey_one(path, from, to, ZKPIN_AAD, ZKPIN_LEN, done);
 	return bad;
 }
 
