@@ -8,6 +8,7 @@ decompression bombs on OAP/1 (aggregated), overlay peer failures.
 test_audit_service.py covers reload, policy load ok, the HTTP capability
 flood, restarts, integrity, quarantine, HTTP decompression and key refusals.
 """
+import json
 import os
 import signal
 import subprocess
@@ -208,3 +209,60 @@ def test_overlay_peer_failure_is_in_the_log(node_factory):
     assert recs and all(r["writer_id"] == "overlay" for r in recs), recs
     assert counted(recs) == failures, (recs, failures)
     assert {r["subject"]["key"] for r in recs} == {a.config["oap"]["addr"]}, recs
+
+
+def test_acknowledged_means_on_disk_and_a_crash_loss_is_counted(node_factory):
+    """An APPEND is answered once its batch is fsynced. Entries still queued
+    when the audit service is SIGKILLed are lost, but never silently: their
+    senders were not answered, count them (audit_dropped_total{reason=
+    "unavailable"}) and say so in an audit/client_dropped record once the
+    service is back. A record the log holds after its batch (seen through
+    /api/v1/audit/recent, which reads only synced records) survives a
+    SIGKILL."""
+    from test_audit_service import audit_child
+    # No periodic turn for 10 s after the service starts: what the reload
+    # emits is still queued when the service is killed.
+    n = node_factory(config={"audit": {"fsync_interval": "10s", "checkpoint_interval": "1s"}})
+    before = n.metrics().sum("config_reloads_total") or 0
+    assert n.post("/api/v1/reload").status == 202
+    wait_until(lambda: (n.metrics().sum("config_reloads_total") or 0) > before, 5 * SLOW,
+               what="the reload done")
+    old = audit_child(n)
+    os.kill(old["pid"], signal.SIGKILL)
+    wait_until(lambda: audit_child(n)["pid"] not in (0, old["pid"]) and
+               audit_child(n)["state"] == "ready", 10 * SLOW, what="audit restarted")
+    assert n.metrics().sum("audit_dropped_total", reason="unavailable") >= 1
+    # The supervisor's client opened its breaker when the connection was lost
+    # (entries meanwhile are dropped and counted too); once a probe closed it,
+    # the next entry is acknowledged and followed by the report.
+    wait_until(lambda: "audit reachable again; breaker closed" in n.log(), 10 * SLOW,
+               what="the supervisor's audit client back")
+    assert n.post("/api/v1/reload").status == 202
+
+    def reported():
+        r = n.get("/api/v1/audit/recent?stream=audit&n=20")
+        if r.status != 200:
+            return None
+        recs = [json.loads(x["record"]) for x in r.json()["records"]]
+        return [x for x in recs if x["kind"] == "client_dropped" and
+                x["writer_id"] == "supervisor"]
+    # Two turns of the new service: the one that acknowledges the
+    # supervisor's next entry, the one that writes its report.
+    got = wait_until(reported, 40 * SLOW, interval=0.5, what="the supervisor's loss report")
+    # On disk now: a SIGKILL loses nothing of it.
+    old = audit_child(n)
+    os.kill(old["pid"], signal.SIGKILL)
+    wait_until(lambda: audit_child(n)["pid"] not in (0, old["pid"]) and
+               audit_child(n)["state"] == "ready", 10 * SLOW, what="audit restarted again")
+    assert n.stop() == 0
+    verify_log(n)
+    recs = records(n)
+    assert [r for r in find(recs, "audit", "client_dropped")
+            if r["writer_id"] == "supervisor"][:1] == got[-1:], got
+    # What the supervisor sent before the kill never reached the disk (its
+    # batch was not due) — supervisor/start, policy/policy_load at start and
+    # at the reload, keys/keys_loaded, admin/reload — and each is counted.
+    assert not find(recs, "supervisor", "start"), recs
+    reloads = find(recs, "admin", "reload", "ok")
+    assert len(reloads) == 1, reloads                  # the second one only
+    assert got[-1]["reason"] == "unsent" and got[-1]["attrs"]["count"] >= 5, got
