@@ -155,6 +155,54 @@ def test_swapped_records_across_streams_caught_by_checkpoint(tmp_path):
                "checkpoint of size 30: its root does not match the first 30 records")
 
 
+def test_given_checkpoint_catches_a_cut_unsigned_tail(tmp_path):
+    """Records after the newest stored checkpoint are chained, not signed:
+    cutting them (with the checkpoints over them) leaves a log that verifies
+    on its own. A checkpoint got apart from the copy (as GET
+    /api/v1/audit/checkpoint serves it) must be reached: size and root."""
+    d = write_log(tmp_path)            # checkpoints at 10, 20, 30, 40 and at the end
+    ck = [ln for _, ln in lines_of(d / "checkpoints.log")]
+    assert [json.loads(c)["size"] for c in ck][:4] == [10, 20, 30, 40]
+    served = tmp_path / "served.json"
+    served.write_bytes(ck[3] + b"\n")
+    r = verify(d, "--checkpoint", str(served))
+    assert r.returncode == 0, r.stderr
+    assert "given checkpoint: size 40, signed, and the log's first 40 records have its root" \
+        in r.stdout
+    # The copy loses records 35..39 and the checkpoint over them: alone, it verifies.
+    seg, off, _ = record_at(d, 35)
+    os.truncate(d / seg, off)
+    rewrite(d / "checkpoints.log", ck[:3])
+    r = verify(d)
+    assert r.returncode == 0 and "the last 5 records come after the newest checkpoint" in \
+        r.stdout, r.stdout + r.stderr
+    assert_bad(verify(d, "--checkpoint", str(served)), "against --checkpoint",
+               "the given checkpoint covers 40 records but the log holds 35")
+    # An older checkpoint the copy still reaches: fine.
+    older = tmp_path / "older.json"
+    older.write_bytes(ck[2])
+    assert verify(d, "--checkpoint", str(older)).returncode == 0
+    # The same node's genuine checkpoint over other records: the root differs.
+    other = write_log(tmp_path, name="other", seed=1)
+    theirs = tmp_path / "theirs.json"
+    theirs.write_bytes(lines_of(other / "checkpoints.log")[2][1])
+    assert json.loads(theirs.read_bytes())["size"] == 30
+    assert_bad(verify(d, "--checkpoint", str(theirs)), "against --checkpoint",
+               "the given checkpoint of size 30: its root does not match the first 30 records")
+    # Reformatted (e.g. by jq) is the same checkpoint; a changed signature is not.
+    c = json.loads(ck[2])
+    older.write_text(json.dumps(c, indent=2))
+    assert verify(d, "--checkpoint", str(older)).returncode == 0
+    c["sig"] = ("0" if c["sig"][0] != "0" else "1") + c["sig"][1:]
+    older.write_text(json.dumps(c))
+    assert_bad(verify(d, "--checkpoint", str(older)), "against --checkpoint",
+               "the given checkpoint: signature does not verify")
+    # Not a checkpoint at all: a usage error naming the file.
+    older.write_text('{"size": 3}')
+    r = verify(d, "--checkpoint", str(older))
+    assert r.returncode == 2 and "--checkpoint %s: not a checkpoint" % older in r.stderr, r.stderr
+
+
 def test_forged_checkpoint_signature(tmp_path):
     d = write_log(tmp_path)
     path = d / "checkpoints.log"
