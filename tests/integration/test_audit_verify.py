@@ -307,6 +307,28 @@ def test_tail_prints_new_records(tmp_path):
     assert [x["attrs"]["i"] for x in recs] == [3, 4, 5, 6]   # only the new ones
 
 
+def test_tail_reads_the_configured_data_dir(tmp_path):
+    """Without DIR, tail reads <paths.data_dir>/audit of the config (--config
+    or RON_CONFIG, as other commands); an amnesia node's log is in RAM only:
+    tail says where to read it instead."""
+    data = tmp_path / "data"
+    data.mkdir()
+    d = write_log(data, name="audit", n=3)
+    cfg = tmp_path / "node.json"
+    cfg.write_text(json.dumps({"paths": {"data_dir": str(data)}}))
+    r = run_cli(["audit", "tail", "--from-start", "--count", "3", "--config", str(cfg)])
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(ln)["attrs"]["i"] for ln in r.stdout.splitlines()] == [0, 1, 2]
+    r = run_cli(["audit", "tail", "--from-start", "--count", "2"], env={"RON_CONFIG": str(cfg)})
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 2, r.stderr
+    assert os.path.isdir(d)
+    cfg.write_text(json.dumps({"paths": {"data_dir": str(data)}, "amnesia": True}))
+    r = run_cli(["audit", "tail", "--count", "1", "--config", str(cfg)])
+    assert r.returncode == 1 and "amnesia" in r.stderr and "/api/v1/audit/recent" in r.stderr, r
+    r = run_cli(["audit", "tail", "--config", str(tmp_path / "missing.json")])
+    assert r.returncode == 2 and "config error" in r.stderr, r
+
+
 def test_usage_errors(tmp_path):
     assert run_cli(["audit"]).returncode == 2
     assert run_cli(["audit", "verify"]).returncode == 2

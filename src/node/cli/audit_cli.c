@@ -4,7 +4,7 @@
  *   audit verify DIR [--pubkey FILE] [--from-zero] [--checkpoint FILE]
  *                                      check a copied audit log offline (and
  *                                      that it reaches a checkpoint got apart)
- *   audit tail DIR [--from-start] [--count N] [--interval MS]
+ *   audit tail [DIR] [--from-start] [--count N] [--interval MS] [--config FILE]
  *                                      print records as they are written
  *   audit pubkey KEYFILE               the public key (64 hex) of a node
  *                                      identity key file, for --pubkey
@@ -46,7 +46,8 @@
 
 static const char audit_cli_usage[] =
 	"usage: macronode audit verify DIR [--pubkey FILE] [--from-zero] [--checkpoint FILE]\n"
-	"       macronode audit tail DIR [--from-start] [--count N] [--interval MS]\n"
+	"       macronode audit tail [DIR] [--from-start] [--count N] [--interval MS]\n"
+	"                            [--config FILE]\n"
 	"       macronode audit pubkey KEYFILE\n"
 	"\n"
 	"verify checks a copied audit log offline: every record canonical, every self_hash,\n"
@@ -57,7 +58,8 @@ static const char audit_cli_usage[] =
 	"--checkpoint FILE (a checkpoint as GET /api/v1/audit/checkpoint serves it, got\n"
 	"apart from the copy) also refuses a log that does not reach its size or whose\n"
 	"first records do not have its root: records cut after the newest stored checkpoint.\n"
-	"tail prints records as the audit service writes them (newest segment, polled).\n"
+	"tail prints records as the audit service writes them (newest segment, polled);\n"
+	"DIR defaults to <paths.data_dir>/audit of the config (--config, RON_CONFIG).\n"
 	"pubkey prints the public key of a node identity key file (for --pubkey).\n";
 
 static int audit_usage(const char *what)
@@ -285,18 +287,46 @@ static int tail_loop(tail_state *t, bool from_start, uint64_t count, uint64_t in
 	}
 }
 
+/* <data_dir>/audit of the node's config (--config, RON_CONFIG, else the
+ * default), as the other commands read it. 0, or an exit code. */
+static int tail_dir_of_config(const char *config, char *out, size_t len)
+{
+	node_opts o = { .config_path = config };
+	char err[CONFIG_ERR_MAX];
+	mn_config cfg;
+	int r = 0;
+
+	if (node_load_config(&o, &cfg, err, sizeof err) != 0) {
+		fprintf(stderr, "macronode audit tail: config error: %s\n", err);
+		r = AUDIT_CLI_USAGE;
+	} else if (cfg.amnesia) {
+		fputs("macronode audit tail: this node runs in amnesia mode: its audit log is kept "
+		      "in memory only; read it with GET /api/v1/audit/recent on the admin plane\n",
+		      stderr);
+		r = AUDIT_CLI_RUNTIME;
+	} else if ((size_t)snprintf(out, len, "%s/audit", cfg.data_dir) >= len) {
+		fputs("macronode audit tail: paths.data_dir: too long\n", stderr);
+		r = AUDIT_CLI_USAGE;
+	}
+	config_free(&cfg);
+	return r;
+}
+
 static int cmd_tail(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "from-start", no_argument, NULL, 's' },
 		{ "count", required_argument, NULL, 'n' },
 		{ "interval", required_argument, NULL, 'i' },
+		{ "config", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t count = 0, interval = AUDIT_CLI_TAIL_MS;
 	bool from_start = false;
 	tail_state t = { .fd = -1 };
+	const char *config = getenv("RON_CONFIG");
+	char dir[CONFIG_PATH_MAX + 8];
 	int c, r;
 
 	optind = 1;
@@ -311,12 +341,19 @@ static int cmd_tail(int argc, char **argv)
 		else if (c == 'i' && util_parse_u64(optarg, &interval) == 0 && interval >= 1 &&
 		         interval <= AUDIT_CLI_TAIL_MAX_MS)
 			continue;
+		else if (c == 'c')
+			config = optarg;
 		else
-			return audit_usage("bad option (--count N, --interval 1..60000 ms)");
+			return audit_usage("bad option (--count N, --interval 1..60000 ms, --config FILE)");
 	}
-	if (optind + 1 != argc)
-		return audit_usage("tail takes one directory");
-	t.dir = argv[optind];
+	if (optind + 1 < argc)
+		return audit_usage("tail takes at most one directory");
+	if (optind < argc)
+		t.dir = argv[optind];
+	else if ((r = tail_dir_of_config(config, dir, sizeof dir)) != 0)
+		return r;
+	else
+		t.dir = dir;
 	t.lr = malloc(sizeof *t.lr);
 	if (!t.lr)
 		return AUDIT_CLI_RUNTIME;
