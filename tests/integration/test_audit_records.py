@@ -184,6 +184,25 @@ def test_oap_refusals_are_in_the_log(node_factory, pki):
                for r in dec), dec
 
 
+def test_http_decompression_bombs_aggregate_per_peer(node_factory):
+    """Bombs on separate connections from one address are one peer: a few
+    aggregated records (key ip:<addr>, no port), counts adding up."""
+    import gzip
+    from conftest import put_object
+    n = node_factory(config=FAST)
+    bomb = gzip.compress(b"\0" * (1 << 20))            # ratio ~1000: refused
+    bombs = 12
+    for _ in range(bombs):
+        r = put_object(n, bomb, headers={"Content-Encoding": "gzip"})
+        assert r.status == 413, r
+    assert n.stop() == 0
+    verify_log(n)
+    dec = find(records(n), "ingress", "decompression_refused")
+    assert counted(dec) == bombs, dec
+    assert len(dec) <= 3 * SLOW, "aggregated per peer: %d records" % len(dec)
+    assert {r["subject"]["key"] for r in dec} == {"ip:127.0.0.1"}, dec
+
+
 def test_overlay_peer_failure_is_in_the_log(node_factory):
     """The only provider of an object is gone: the fetching node's overlay
     records the failure, keyed by the provider's address."""
