@@ -148,7 +148,7 @@ static int cmd_verify(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *pubkey = NULL, *given_path = NULL;
-	audit_checkpoint given;
+	audit_checkpoint given = { 0 };
 	bool from_zero = false;
 	uint8_t pk[IDENTITY_PK_LEN];
 	audit_verify_report rep;
@@ -192,7 +192,7 @@ static int cmd_verify(int argc, char **argv)
 		return AUDIT_CLI_BAD_LOG;
 	}
 	print_summary(&rep);
-	if (given_path)
+	if (given_path && rep.given_checked)
 		printf("given checkpoint: size %" PRIu64 ", signed, and the log's first %" PRIu64
 		       " records have its root\n", given.size, given.size);
 	return AUDIT_CLI_OK;
