@@ -49,8 +49,8 @@
 #include "core/tor/onion.h"
 #include "core/tor/torctl.h"
 
-#define TOR_KEY_AAD        "macronode/onion/v1"
-#define TOR_KEY_FILE       "node/onion.key"
+#define TOR_KEY_AAD        ONION_KEY_AAD
+#define TOR_KEY_FILE       ONION_KEY_FILE
 #define TOR_HOSTNAME_FILE  "node/onion.hostname"
 #define TOR_DIR            "tor"
 #define TOR_STOP_MS        2000u    /* SIGTERM, then SIGKILL */

@@ -461,6 +461,7 @@ void supervisor_shutdown(supervisor *s, const char *why)
 	s->draining = true;
 	log_kv(LOG_LEVEL_INFO, "shutting down", "reason", why, LOG_END);
 	sdn_stopping(&s->sd, why);
+	audit_client_flush(s->audit);   /* this second's refused admin calls */
 	audit_emit(s->audit, "supervisor", "shutdown", why, NULL, NULL, NULL);
 	/* Deferred one loop turn so an admin POST can still be answered. */
 	struct timeval zero = { 0, 0 };

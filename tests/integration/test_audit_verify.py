@@ -155,6 +155,54 @@ def test_swapped_records_across_streams_caught_by_checkpoint(tmp_path):
                "checkpoint of size 30: its root does not match the first 30 records")
 
 
+def test_given_checkpoint_catches_a_cut_unsigned_tail(tmp_path):
+    """Records after the newest stored checkpoint are chained, not signed:
+    cutting them (with the checkpoints over them) leaves a log that verifies
+    on its own. A checkpoint got apart from the copy (as GET
+    /api/v1/audit/checkpoint serves it) must be reached: size and root."""
+    d = write_log(tmp_path)            # checkpoints at 10, 20, 30, 40 and at the end
+    ck = [ln for _, ln in lines_of(d / "checkpoints.log")]
+    assert [json.loads(c)["size"] for c in ck][:4] == [10, 20, 30, 40]
+    served = tmp_path / "served.json"
+    served.write_bytes(ck[3] + b"\n")
+    r = verify(d, "--checkpoint", str(served))
+    assert r.returncode == 0, r.stderr
+    assert "given checkpoint: size 40, signed, and the log's first 40 records have its root" \
+        in r.stdout
+    # The copy loses records 35..39 and the checkpoint over them: alone, it verifies.
+    seg, off, _ = record_at(d, 35)
+    os.truncate(d / seg, off)
+    rewrite(d / "checkpoints.log", ck[:3])
+    r = verify(d)
+    assert r.returncode == 0 and "the last 5 records come after the newest checkpoint" in \
+        r.stdout, r.stdout + r.stderr
+    assert_bad(verify(d, "--checkpoint", str(served)), "against --checkpoint",
+               "the given checkpoint covers 40 records but the log holds 35")
+    # An older checkpoint the copy still reaches: fine.
+    older = tmp_path / "older.json"
+    older.write_bytes(ck[2])
+    assert verify(d, "--checkpoint", str(older)).returncode == 0
+    # The same node's genuine checkpoint over other records: the root differs.
+    other = write_log(tmp_path, name="other", seed=1)
+    theirs = tmp_path / "theirs.json"
+    theirs.write_bytes(lines_of(other / "checkpoints.log")[2][1])
+    assert json.loads(theirs.read_bytes())["size"] == 30
+    assert_bad(verify(d, "--checkpoint", str(theirs)), "against --checkpoint",
+               "the given checkpoint of size 30: its root does not match the first 30 records")
+    # Reformatted (e.g. by jq) is the same checkpoint; a changed signature is not.
+    c = json.loads(ck[2])
+    older.write_text(json.dumps(c, indent=2))
+    assert verify(d, "--checkpoint", str(older)).returncode == 0
+    c["sig"] = ("0" if c["sig"][0] != "0" else "1") + c["sig"][1:]
+    older.write_text(json.dumps(c))
+    assert_bad(verify(d, "--checkpoint", str(older)), "against --checkpoint",
+               "the given checkpoint: signature does not verify")
+    # Not a checkpoint at all: a usage error naming the file.
+    older.write_text('{"size": 3}')
+    r = verify(d, "--checkpoint", str(older))
+    assert r.returncode == 2 and "--checkpoint %s: not a checkpoint" % older in r.stderr, r.stderr
+
+
 def test_forged_checkpoint_signature(tmp_path):
     d = write_log(tmp_path)
     path = d / "checkpoints.log"
@@ -257,6 +305,28 @@ def test_tail_prints_new_records(tmp_path):
     assert p.returncode == 0, err
     recs = [json.loads(ln) for ln in out.splitlines()]
     assert [x["attrs"]["i"] for x in recs] == [3, 4, 5, 6]   # only the new ones
+
+
+def test_tail_reads_the_configured_data_dir(tmp_path):
+    """Without DIR, tail reads <paths.data_dir>/audit of the config (--config
+    or RON_CONFIG, as other commands); an amnesia node's log is in RAM only:
+    tail says where to read it instead."""
+    data = tmp_path / "data"
+    data.mkdir()
+    d = write_log(data, name="audit", n=3)
+    cfg = tmp_path / "node.json"
+    cfg.write_text(json.dumps({"paths": {"data_dir": str(data)}}))
+    r = run_cli(["audit", "tail", "--from-start", "--count", "3", "--config", str(cfg)])
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(ln)["attrs"]["i"] for ln in r.stdout.splitlines()] == [0, 1, 2]
+    r = run_cli(["audit", "tail", "--from-start", "--count", "2"], env={"RON_CONFIG": str(cfg)})
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 2, r.stderr
+    assert os.path.isdir(d)
+    cfg.write_text(json.dumps({"paths": {"data_dir": str(data)}, "amnesia": True}))
+    r = run_cli(["audit", "tail", "--count", "1", "--config", str(cfg)])
+    assert r.returncode == 1 and "amnesia" in r.stderr and "/api/v1/audit/recent" in r.stderr, r
+    r = run_cli(["audit", "tail", "--config", str(tmp_path / "missing.json")])
+    assert r.returncode == 2 and "config error" in r.stderr, r
 
 
 def test_usage_errors(tmp_path):

@@ -158,6 +158,41 @@ def test_rotate_then_retire(node_factory):
                what="the refusal logged")
 
 
+def test_rotate_with_retire_removes_the_previous_minting_key_at_once(node_factory):
+    """`key rotate --kid NEW --retire`: NEW mints and the key that minted
+    before is gone (not in grace); other keys keep their grace."""
+    n = node_factory(start=False, wall=None)
+    init(n)
+    n.start()
+    t1 = mint(n, "k1")
+    assert key(n, "rotate", "--kid", "k2").returncode == 0       # k1 in grace
+    p = key(n, "rotate", "--kid", "k3", "--retire")
+    assert p.returncode == 0, p.stderr
+    assert "k3 now mints" in p.stdout and "retired k2" in p.stdout, p.stdout
+    assert "k2 keeps verifying" not in p.stdout, p.stdout
+    assert sorted(os.listdir(keys_dir(n))) == ["k1.expires", "k1.key", "k3.key", "minting"]
+    reload(n)
+    assert put_with(n, t1, b"k1 still in its grace\n").status == 201
+    t3 = mint(n, "k3")
+    assert put_with(n, t3, b"new kid\n").status == 201
+    # At once, not after a grace: the previous minting key's tokens are refused.
+    p = key(n, "rotate", "--kid", "k4", "--retire")
+    assert p.returncode == 0 and "retired k3" in p.stdout, p
+    reload(n)
+    assert put_with(n, t3, b"retired with the rotation\n").status == 401
+    assert put_with(n, mint(n, "k4"), b"newest kid\n").status == 201
+    assert sorted(os.listdir(keys_dir(n))) == ["k1.expires", "k1.key", "k4.key", "minting"]
+    p = key(n, "list")
+    rows = {line.split()[0]: line.split() for line in p.stdout.splitlines()[1:]}
+    assert set(rows) == {"k1", "k4"} and rows["k4"][1] == "yes", p.stdout
+    # --retire goes with rotate only; retire --kid OLD stays the way for any key.
+    p = key(n, "retire", "--kid", "k1", "--retire")
+    assert p.returncode == 2 and "--retire goes with rotate" in p.stderr, p
+    assert key(n, "retire", "--kid", "k1").returncode == 0
+    reload(n)
+    assert put_with(n, t1, b"retired\n").status == 401
+
+
 def test_grace_ends_verification_without_retire(node_factory):
     n = node_factory({"keys": {"grace": "1s"}}, start=False, wall=None)
     init(n)
@@ -171,6 +206,18 @@ def test_grace_ends_verification_without_retire(node_factory):
     r = put_with(n, t1, b"past grace\n")
     assert r.status == 401, r
     assert put_with(n, mint(n, "k2"), b"new key\n").status == 201
+
+
+AAD_ONION = "macronode/onion/v1"
+AAD_ZKPIN = "macronode/zk-params-pin/v1"
+
+
+def seal(plain, kek_path, aad):
+    """The ron-kms soft seal (docs/keys.md), made independently of the binary."""
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+    head = b"RKMS\x01" + int(time.time() * 1000).to_bytes(8, "big") + os.urandom(12)
+    return head + ChaCha20Poly1305(read_kek(kek_path)).encrypt(head[13:], plain,
+                                                               head + aad.encode())
 
 
 def write_mode(path, data, mode):
@@ -371,17 +418,24 @@ def test_rekey_moves_every_file_to_a_new_kek(node_factory, tmp_dir):
     assert n.stop() == 0
     new = os.path.join(tmp_dir, "new.kek")
     write_mode(new, os.urandom(32), 0o400)                 # raw 32 bytes
-    before = {f: unseal(read(f), old, aad) for f, aad in (
-        (os.path.join(keys_dir(n), "k1.key"), AAD_CAP + "k1"),
-        (identity_file(n), AAD_IDENTITY),
-        (os.path.join(n.data_dir, "policy", "signing.key"), AAD_POLICY))}
+    # Sealed under the same KEK though not keys of the wall: a Tor node's
+    # onion key and the ZK parameter pin (made here as those features would).
+    onion, zkpin = os.path.join(n.data_dir, "node", "onion.key"), \
+        os.path.join(n.data_dir, "zk", "params.pin")
+    os.makedirs(os.path.dirname(zkpin), mode=0o700)
+    write_mode(onion, seal(os.urandom(64), old, AAD_ONION), 0o600)
+    write_mode(zkpin, seal(os.urandom(32), old, AAD_ZKPIN), 0o600)
+    files = ((os.path.join(keys_dir(n), "k1.key"), AAD_CAP + "k1"),
+             (identity_file(n), AAD_IDENTITY),
+             (os.path.join(n.data_dir, "policy", "signing.key"), AAD_POLICY),
+             (onion, AAD_ONION), (zkpin, AAD_ZKPIN))
+    before = {f: (unseal(read(f), old, aad), read(f)[5:13]) for f, aad in files}
     p = key(n, "rekey", "--new-kek", new)
     assert p.returncode == 0, p.stderr
-    assert "3 file(s) re-sealed under %s" % new in p.stdout, p.stdout
-    for f, plain in before.items():
+    assert "5 file(s) re-sealed under %s" % new in p.stdout, p.stdout
+    for f, aad in files:
         blob = read(f)
-        aad = {identity_file(n): AAD_IDENTITY}.get(f, AAD_POLICY if "signing" in f else AAD_CAP + "k1")
-        assert unseal(blob, new, aad) == plain
+        assert (unseal(blob, new, aad), blob[5:13]) == before[f], f   # same key, same age
         assert os.stat(f).st_mode & 0o777 == 0o600
     # a rerun finds everything under the new KEK already
     p = key(n, "rekey", "--new-kek", new)

@@ -298,7 +298,9 @@ static void on_append(const rpc_reply *r, void *arg)
 	(void)arg;
 	if (r->fail == RPC_FAIL_BUSY) {
 		client_drop(c, c->m_busy);
-	} else if (r->fail != RPC_FAIL_NONE) {
+	} else if (r->fail != RPC_FAIL_NONE || r->status == 500) {
+		/* Unreachable, or lost unanswered (the service died with the entry
+		 * queued), or its batch was not written: never acknowledged. */
 		client_drop(c, c->m_unavail);
 	} else if (r->status == 200 && c->unreported) {
 		/* The service takes entries again: say what it never saw. */

@@ -8,9 +8,11 @@
  *   PING        request empty; reply 200 empty
  *   APPEND      request stream:str kind:str reason:str writer_id:str ts_ms:u64
  *               actor:blob subject:blob attrs:blob (each the JSON text of an
- *               object, "" = {}); reply 200 empty once the entry is QUEUED
- *               (not yet fsynced), 503 when the queue is full (the service
- *               counts and later records the drop)
+ *               object, "" = {}); reply 200 empty once the entry is ON
+ *               DISK (the fsync of its batch returned; in amnesia, in the RAM
+ *               log), 422 when it could not be made a record (counted by the
+ *               service), 500 when its batch was not written, 503 when the
+ *               queue is full (the service counts and later records the drop)
  *   CHECKPOINT  request empty; reply 200 line:blob — the newest checkpoint's
  *               canonical JSON; 404 when none was made yet
  *   PROOF       request stream:str seq:u64; reply 200 json:blob — {record,

@@ -27,6 +27,9 @@ typedef struct vctx {
 	uint64_t             ck_off;
 	bool                 ck_prev_have;
 	audit_checkpoint     ck_prev;
+	/* an outside checkpoint the log must reach (audit_verify_dir_against) */
+	bool                 x_have;           /* not judged yet */
+	audit_checkpoint     x;
 } vctx;
 
 __attribute__((format(printf, 4, 5)))
@@ -76,10 +79,34 @@ static int ck_next(vctx *v)
 	return 0;
 }
 
+/* The outside checkpoint, once the records reach its size. */
+static int x_settle(vctx *v)
+{
+	uint8_t root[B3_OUT_LEN];
+
+	if (!v->x_have || v->x.size > v->st.tree.size)
+		return 0;
+	v->x_have = false;
+	if (v->x.size < v->st.tree.size)   /* only when the log starts past it */
+		return v_fail(v->rep, AUDIT_VERIFY_XCKPT, 0, "the given checkpoint of size %" PRIu64
+		              " covers records retention removed (the log starts at record %" PRIu64
+		              "): it cannot be checked here", v->x.size, v->rep->first_index);
+	audit_merkle_root(&v->st.tree, root);
+	if (!b3_equal(root, v->x.root))
+		return v_fail(v->rep, AUDIT_VERIFY_XCKPT, 0, "the given checkpoint of size %" PRIu64
+		              ": its root does not match the first %" PRIu64 " records of this log "
+		              "(records changed, reordered or replaced)", v->x.size, v->x.size);
+	v->rep->given_checked = true;
+	return 0;
+}
+
 /* Judge every checkpoint the records so far reach. */
 static int ck_settle(vctx *v)
 {
 	uint8_t root[B3_OUT_LEN];
+
+	if (x_settle(v) != 0)
+		return -1;
 
 	while (v->ck_have && v->ck.size <= v->st.tree.size) {
 		if (v->ck.size == v->st.tree.size) {
@@ -228,10 +255,21 @@ static int v_run(vctx *v, audit_lines *l)
 		return v_fail(v->rep, AUDIT_CKPT_FILE, v->ck_off, "checkpoint covers %" PRIu64
 		              " records but the log holds %" PRIu64 " (truncated, or records removed)",
 		              v->ck.size, v->st.tree.size);
+	if (v->x_have)
+		return v_fail(v->rep, AUDIT_VERIFY_XCKPT, 0, "the given checkpoint covers %" PRIu64
+		              " records but the log holds %" PRIu64 " (records cut from its end, "
+		              "perhaps after its newest stored checkpoint)", v->x.size,
+		              v->st.tree.size);
 	return 0;
 }
 
 int audit_verify_dir(const char *dir, const uint8_t *pk, audit_verify_report *rep)
+{
+	return audit_verify_dir_against(dir, pk, NULL, rep);
+}
+
+int audit_verify_dir_against(const char *dir, const uint8_t *pk, const audit_checkpoint *given,
+                             audit_verify_report *rep)
 {
 	vctx *v = calloc(1, sizeof *v);
 	audit_lines *l = malloc(sizeof *l);
@@ -255,6 +293,14 @@ int audit_verify_dir(const char *dir, const uint8_t *pk, audit_verify_report *re
 			v_fail(rep, AUDIT_PUBKEY_FILE, 0, "%s (or pass --pubkey FILE)", err);
 			goto out;
 		}
+	}
+	if (given && audit_checkpoint_verify(given, v->pk, err, sizeof err) != 0) {
+		v_fail(rep, AUDIT_VERIFY_XCKPT, 0, "the given checkpoint: %s", err);
+		goto out;
+	}
+	if (given) {
+		v->x = *given;
+		v->x_have = true;
 	}
 	r = v_run(v, l);
 	rep->streams = v->st.nstreams;

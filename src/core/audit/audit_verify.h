@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/audit/audit_checkpoint.h"
 #include "core/audit/audit_record.h"
 #include "core/audit/audit_segment.h"
 #include "core/identity/identity.h"
@@ -35,6 +36,7 @@ typedef struct audit_verify_report {
 	unsigned streams;
 	uint8_t  root[B3_OUT_LEN];     /* root of all records */
 	uint64_t last_ckpt_size;       /* 0 when none */
+	bool     given_checked;        /* the outside checkpoint's root matched */
 	/* the first problem (when the call returned -1) */
 	char     file[64];             /* "seg-….log", "checkpoints.log", or "" */
 	uint64_t offset;
@@ -50,6 +52,18 @@ typedef struct audit_verify_report {
  * -1 with *rep naming the first problem. */
 __attribute__((warn_unused_result))
 int audit_verify_dir(const char *dir, const uint8_t *pk, audit_verify_report *rep);
+
+/* rep->file of a problem with the outside checkpoint. */
+#define AUDIT_VERIFY_XCKPT "--checkpoint"
+
+/* The same, and the log must also reach `given` — a checkpoint obtained
+ * apart from the copy (GET /api/v1/audit/checkpoint): signed by the same
+ * key, its size at most the log's, and its root that of the log's first
+ * `size` records. This catches records cut from the unsigned tail (after
+ * the newest checkpoint stored in dir), which alone is undetectable. */
+__attribute__((warn_unused_result))
+int audit_verify_dir_against(const char *dir, const uint8_t *pk, const audit_checkpoint *given,
+                             audit_verify_report *rep);
 
 /* The same rules over one segment's bytes in memory (a header line, then
  * records): what the fuzz target drives. 0, or -1 with rep. */

@@ -25,6 +25,10 @@
 #define ONION_KEY_LEN      64u                  /* expanded secret key */
 #define ONION_KEY_B64_MAX  96u                  /* base64 of it, with NUL */
 #define ONION_PK_LEN       32u
+/* The onion service key at rest: <data_dir>/ONION_KEY_FILE, sealed under the
+ * KEK with this AAD (node/sup_tor.c makes it; `key rekey` re-seals it). */
+#define ONION_KEY_FILE     "node/onion.key"
+#define ONION_KEY_AAD      "macronode/onion/v1"
 
 /* "<56 base32>.onion" of version 3 (lower case only). */
 bool onion_name_is_v3(const char *name, size_t len);

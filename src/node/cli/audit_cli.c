@@ -1,9 +1,10 @@
 /*
  * audit_cli.c — `macronode audit verify|tail|pubkey` (docs/audit.md).
  *
- *   audit verify DIR [--pubkey FILE] [--from-zero]
- *                                      check a copied audit log offline
- *   audit tail DIR [--from-start] [--count N] [--interval MS]
+ *   audit verify DIR [--pubkey FILE] [--from-zero] [--checkpoint FILE]
+ *                                      check a copied audit log offline (and
+ *                                      that it reaches a checkpoint got apart)
+ *   audit tail [DIR] [--from-start] [--count N] [--interval MS] [--config FILE]
  *                                      print records as they are written
  *   audit pubkey KEYFILE               the public key (64 hex) of a node
  *                                      identity key file, for --pubkey
@@ -25,6 +26,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
+#include "core/audit/audit_checkpoint.h"
 #include "core/audit/audit_log.h"
 #include "core/audit/audit_verify.h"
 #include "core/identity/identity.h"
@@ -38,10 +42,12 @@
 #define AUDIT_CLI_BAD_LOG   3
 #define AUDIT_CLI_TAIL_MS   200u      /* poll interval of tail */
 #define AUDIT_CLI_TAIL_MAX_MS 60000u
+#define AUDIT_CLI_CKPT_FILE_MAX 4096u   /* bytes of a --checkpoint file */
 
 static const char audit_cli_usage[] =
-	"usage: macronode audit verify DIR [--pubkey FILE] [--from-zero]\n"
-	"       macronode audit tail DIR [--from-start] [--count N] [--interval MS]\n"
+	"usage: macronode audit verify DIR [--pubkey FILE] [--from-zero] [--checkpoint FILE]\n"
+	"       macronode audit tail [DIR] [--from-start] [--count N] [--interval MS]\n"
+	"                            [--config FILE]\n"
 	"       macronode audit pubkey KEYFILE\n"
 	"\n"
 	"verify checks a copied audit log offline: every record canonical, every self_hash,\n"
@@ -49,7 +55,11 @@ static const char audit_cli_usage[] =
 	"(--pubkey FILE: 64 hex; default DIR/node.pub) and root. It prints a summary and\n"
 	"exits 0, or names the first bad record or checkpoint and exits 3. --from-zero also\n"
 	"refuses a log whose oldest segments are gone (which retention does too).\n"
-	"tail prints records as the audit service writes them (newest segment, polled).\n"
+	"--checkpoint FILE (a checkpoint as GET /api/v1/audit/checkpoint serves it, got\n"
+	"apart from the copy) also refuses a log that does not reach its size or whose\n"
+	"first records do not have its root: records cut after the newest stored checkpoint.\n"
+	"tail prints records as the audit service writes them (newest segment, polled);\n"
+	"DIR defaults to <paths.data_dir>/audit of the config (--config, RON_CONFIG).\n"
 	"pubkey prints the public key of a node identity key file (for --pubkey).\n";
 
 static int audit_usage(const char *what)
@@ -63,7 +73,9 @@ static int audit_usage(const char *what)
 static void print_failure(const audit_verify_report *r)
 {
 	fprintf(stderr, "macronode audit verify: FAILED");
-	if (r->file[0])
+	if (strcmp(r->file, AUDIT_VERIFY_XCKPT) == 0)
+		fprintf(stderr, " against --checkpoint");
+	else if (r->file[0])
 		fprintf(stderr, " at %s offset %" PRIu64, r->file, r->offset);
 	if (r->has_index)
 		fprintf(stderr, ": record %" PRIu64, r->index);
@@ -94,15 +106,49 @@ static void print_summary(const audit_verify_report *r)
 		       "(chained, not yet signed)\n", total - r->last_ckpt_size);
 }
 
+/* A checkpoint file: the canonical line the admin plane serves (a trailing
+ * newline allowed), or the same object reformatted (e.g. by jq): re-encoded
+ * compact with sorted keys, then parsed strictly. 0, or -1 with err. */
+static int load_given_checkpoint(const char *path, audit_checkpoint *c, char *err, size_t len)
+{
+	char *buf = NULL, *canon = NULL;
+	size_t n = 0;
+	json_t *o;
+	int r = -1;
+
+	if (util_read_file(path, AUDIT_CLI_CKPT_FILE_MAX, &buf, &n) != 0)
+		return util_fail(err, len, "--checkpoint %s: cannot read (at most %u bytes): %s", path,
+		                 AUDIT_CLI_CKPT_FILE_MAX, strerror(errno));
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		n--;
+	if (audit_checkpoint_parse(buf, n, c, err, len) == 0) {
+		free(buf);
+		return 0;
+	}
+	o = json_loadb(buf, n, JSON_REJECT_DUPLICATES, NULL);
+	if (json_is_object(o) && (canon = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS)) != NULL &&
+	    audit_checkpoint_parse(canon, strlen(canon), c, err, len) == 0)
+		r = 0;
+	else
+		(void)util_fail(err, len, "--checkpoint %s: not a checkpoint (%s)", path,
+		                o ? "wrong keys or values" : "not JSON");
+	free(canon);
+	json_decref(o);
+	free(buf);
+	return r;
+}
+
 static int cmd_verify(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "pubkey", required_argument, NULL, 'p' },
 		{ "from-zero", no_argument, NULL, 'z' },
+		{ "checkpoint", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *pubkey = NULL;
+	const char *pubkey = NULL, *given_path = NULL;
+	audit_checkpoint given = { 0 };
 	bool from_zero = false;
 	uint8_t pk[IDENTITY_PK_LEN];
 	audit_verify_report rep;
@@ -118,6 +164,8 @@ static int cmd_verify(int argc, char **argv)
 			from_zero = true;
 		else if (c == 'p')
 			pubkey = optarg;
+		else if (c == 'k')
+			given_path = optarg;
 		else
 			return audit_usage("unknown or incomplete option");
 	}
@@ -127,7 +175,12 @@ static int cmd_verify(int argc, char **argv)
 		fprintf(stderr, "macronode audit verify: %s\n", err);
 		return AUDIT_CLI_USAGE;
 	}
-	if (audit_verify_dir(argv[optind], pubkey ? pk : NULL, &rep) != 0) {
+	if (given_path && load_given_checkpoint(given_path, &given, err, sizeof err) != 0) {
+		fprintf(stderr, "macronode audit verify: %s\n", err);
+		return AUDIT_CLI_USAGE;
+	}
+	if (audit_verify_dir_against(argv[optind], pubkey ? pk : NULL, given_path ? &given : NULL,
+	                             &rep) != 0) {
 		print_failure(&rep);
 		return AUDIT_CLI_BAD_LOG;
 	}
@@ -139,6 +192,9 @@ static int cmd_verify(int argc, char **argv)
 		return AUDIT_CLI_BAD_LOG;
 	}
 	print_summary(&rep);
+	if (given_path && rep.given_checked)
+		printf("given checkpoint: size %" PRIu64 ", signed, and the log's first %" PRIu64
+		       " records have its root\n", given.size, given.size);
 	return AUDIT_CLI_OK;
 }
 
@@ -231,18 +287,46 @@ static int tail_loop(tail_state *t, bool from_start, uint64_t count, uint64_t in
 	}
 }
 
+/* <data_dir>/audit of the node's config (--config, RON_CONFIG, else the
+ * default), as the other commands read it. 0, or an exit code. */
+static int tail_dir_of_config(const char *config, char *out, size_t len)
+{
+	node_opts o = { .config_path = config };
+	char err[CONFIG_ERR_MAX];
+	mn_config cfg;
+	int r = 0;
+
+	if (node_load_config(&o, &cfg, err, sizeof err) != 0) {
+		fprintf(stderr, "macronode audit tail: config error: %s\n", err);
+		r = AUDIT_CLI_USAGE;
+	} else if (cfg.amnesia) {
+		fputs("macronode audit tail: this node runs in amnesia mode: its audit log is kept "
+		      "in memory only; read it with GET /api/v1/audit/recent on the admin plane\n",
+		      stderr);
+		r = AUDIT_CLI_RUNTIME;
+	} else if ((size_t)snprintf(out, len, "%s/audit", cfg.data_dir) >= len) {
+		fputs("macronode audit tail: paths.data_dir: too long\n", stderr);
+		r = AUDIT_CLI_USAGE;
+	}
+	config_free(&cfg);
+	return r;
+}
+
 static int cmd_tail(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "from-start", no_argument, NULL, 's' },
 		{ "count", required_argument, NULL, 'n' },
 		{ "interval", required_argument, NULL, 'i' },
+		{ "config", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t count = 0, interval = AUDIT_CLI_TAIL_MS;
 	bool from_start = false;
 	tail_state t = { .fd = -1 };
+	const char *config = getenv("RON_CONFIG");
+	char dir[CONFIG_PATH_MAX + 8];
 	int c, r;
 
 	optind = 1;
@@ -257,12 +341,19 @@ static int cmd_tail(int argc, char **argv)
 		else if (c == 'i' && util_parse_u64(optarg, &interval) == 0 && interval >= 1 &&
 		         interval <= AUDIT_CLI_TAIL_MAX_MS)
 			continue;
+		else if (c == 'c')
+			config = optarg;
 		else
-			return audit_usage("bad option (--count N, --interval 1..60000 ms)");
+			return audit_usage("bad option (--count N, --interval 1..60000 ms, --config FILE)");
 	}
-	if (optind + 1 != argc)
-		return audit_usage("tail takes one directory");
-	t.dir = argv[optind];
+	if (optind + 1 < argc)
+		return audit_usage("tail takes at most one directory");
+	if (optind < argc)
+		t.dir = argv[optind];
+	else if ((r = tail_dir_of_config(config, dir, sizeof dir)) != 0)
+		return r;
+	else
+		t.dir = dir;
 	t.lr = malloc(sizeof *t.lr);
 	if (!t.lr)
 		return AUDIT_CLI_RUNTIME;

@@ -4,7 +4,8 @@
  *
  * Capability keys live in <keys_dir>/<kid>.key, sealed under the KEK.
  * rotate adds a key and makes it the minting one (<keys_dir>/minting); every
- * other key gets <kid>.expires = now + keys.grace and stops verifying then.
+ * other key gets <kid>.expires = now + keys.grace and stops verifying then
+ * (rotate --retire removes the previous minting key at once as well).
  * retire removes a key at once. The running node sees any of it at its next
  * reload (SIGHUP or POST /api/v1/reload). Key material is never printed.
  *
@@ -27,6 +28,8 @@
 #include "core/auth/policy.h"
 #include "core/auth/policy_sign.h"
 #include "core/keys/keyfile.h"
+#include "core/keys/zkpin.h"
+#include "core/tor/onion.h"
 #include "lib/util.h"
 #include "node/node.h"
 
@@ -36,12 +39,15 @@
 #define KEY_FILE_MODE  0600
 
 static const char key_usage[] =
-	"usage: macronode key COMMAND [--kid KID] [--new-kek FILE] [--config FILE] [--data-dir DIR]\n"
+	"usage: macronode key COMMAND [--kid KID] [--retire] [--new-kek FILE] [--config FILE]\n"
+	"                     [--data-dir DIR]\n"
 	"\n"
 	"  list              capability keys: kid, which one mints, age, sealed, until when\n"
 	"                    it verifies\n"
 	"  rotate --kid NEW  add capability key NEW (sealed) and make it the minting one;\n"
 	"                    the others keep verifying for keys.grace, or until retired\n"
+	"  rotate --kid NEW --retire  the same, and retire the previous minting key at\n"
+	"                    once (a suspected leak)\n"
 	"  retire --kid OLD  remove capability key OLD: tokens of that kid are refused\n"
 	"                    (401) once the node reloads\n"
 	"  seal              seal every clear-text key file of an earlier version in place\n"
@@ -123,6 +129,7 @@ kek *cli_kek_lookup(const char *prog, bool *failed)
 typedef struct {
 	const char *kid;
 	const char *new_kek;        /* rekey */
+	bool        retire;         /* rotate --retire: the previous minting key goes now */
 	node_opts   o;
 	mn_config   c;
 	char        dir[CONFIG_PATH_MAX];
@@ -142,6 +149,7 @@ static int parse(int argc, char **argv, key_args *a)
 		{ "config", required_argument, NULL, 'c' },
 		{ "data-dir", required_argument, NULL, 'd' },
 		{ "new-kek", required_argument, NULL, 'n' },
+		{ "retire", no_argument, NULL, 'r' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char err[KEY_ERR_LEN];
@@ -158,6 +166,8 @@ static int parse(int argc, char **argv, key_args *a)
 			a->o.config_path = optarg;
 		else if (ch == 'n')
 			a->new_kek = optarg;
+		else if (ch == 'r')
+			a->retire = true;
 		else if (ch == 'd' && a->o.nov < NODE_MAX_OVERRIDES)
 			a->o.ov[a->o.nov++] = (node_override){ "paths.data_dir", optarg };
 		else
@@ -275,8 +285,11 @@ static int side_path(char *out, size_t len, const char *dir, const char *kid, co
 	return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
-/* Every other key without an expiry stops verifying after keys.grace. */
-static int expire_others(const key_args *a, const captoken_keyring *kr, int64_t now)
+/* Every other key without an expiry stops verifying after keys.grace (also
+ * quiet, the one rotate --retire removes next: a crash before it goes leaves
+ * it in its grace, not verifying forever). */
+static int expire_others(const key_args *a, const captoken_keyring *kr, int64_t now,
+                         const char *quiet)
 {
 	char path[CONFIG_PATH_MAX + 96], text[32], when[32];
 	captoken_key_meta m;
@@ -293,8 +306,9 @@ static int expire_others(const key_args *a, const captoken_keyring *kr, int64_t 
 		if (side_path(path, sizeof path, a->dir, kid, CAPTOKEN_EXPIRES_SUFFIX) != 0 ||
 		    put_small(path, text) != 0)
 			return -1;
-		printf("%s keeps verifying until %s (keys.grace), or `macronode key retire --kid %s`\n",
-		       kid, when, kid);
+		if (!quiet || strcmp(quiet, kid) != 0)
+			printf("%s keeps verifying until %s (keys.grace), or `macronode key retire --kid "
+			       "%s`\n", kid, when, kid);
 	}
 	return 0;
 }
@@ -321,10 +335,38 @@ static int amnesia_refuses(const key_args *a)
 	return 0;
 }
 
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int r = fd >= 0 && fsync(fd) == 0 ? 0 : -1;
+
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+/* Remove kid's key file and its .expires, then fsync the directory. */
+static int retire_files(const key_args *a, const char *kid)
+{
+	char path[CONFIG_PATH_MAX + 96];
+
+	if (side_path(path, sizeof path, a->dir, kid, ".key") != 0 || unlink(path) != 0) {
+		fprintf(stderr, "macronode key: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (side_path(path, sizeof path, a->dir, kid, CAPTOKEN_EXPIRES_SUFFIX) == 0)
+		(void)unlink(path);
+	if (fsync_dir(a->dir) != 0)
+		fprintf(stderr, "macronode key: %s: fsync: %s\n", a->dir, strerror(errno));
+	printf("retired %s: its tokens are refused once the node reloads (kill -HUP or POST "
+	       "/api/v1/reload)\n", kid);
+	return 0;
+}
+
 static int key_rotate(key_args *a)
 {
 	char path[CONFIG_PATH_MAX + 96], aad[KEYFILE_AAD_MAX], err[KEY_ERR_LEN];
-	char mint[CAPTOKEN_MAX_KID + 2];
+	char mint[CAPTOKEN_MAX_KID + 2], prev[CAPTOKEN_MAX_KID + 1] = "";
 	uint8_t *key = NULL;
 	int r = KEY_EXIT_FAIL;
 
@@ -340,6 +382,8 @@ static int key_rotate(key_args *a)
 		fprintf(stderr, "macronode key: refusing: kid %s already exists\n", a->kid);
 		goto out;
 	}
+	if (a->retire && captoken_keyring_mint_kid(kr))
+		snprintf(prev, sizeof prev, "%s", captoken_keyring_mint_kid(kr));
 	if (util_ensure_dir(a->dir, 0700, err, sizeof err) != 0 ||
 	    side_path(path, sizeof path, a->dir, a->kid, ".key") != 0 ||
 	    keyfile_cap_aad(aad, sizeof aad, a->kid) != 0 || !(key = sodium_malloc(CAPTOKEN_KEY_LEN))) {
@@ -355,12 +399,18 @@ static int key_rotate(key_args *a)
 	}
 	printf("added %s (sealed)\n", path);
 	snprintf(mint, sizeof mint, "%s\n", a->kid);
-	if (expire_others(a, kr, now) != 0 ||
+	/* Crash-safe order: the new key (fsynced), the others' expiries, the
+	 * minting file (atomic), and only then the retired key's files. */
+	if (expire_others(a, kr, now, prev) != 0 ||
 	    side_path(path, sizeof path, a->dir, CAPTOKEN_MINTING_FILE, "") != 0 ||
 	    put_small(path, mint) != 0)
 		goto out;
 	printf("%s now mints; reload the node to load it (kill -HUP or POST /api/v1/reload)\n",
 	       a->kid);
+	if (a->retire && !prev[0])
+		printf("no previous minting key to retire\n");
+	if (prev[0] && retire_files(a, prev) != 0)
+		goto out;
 	r = 0;
 out:
 	sodium_free(key);
@@ -369,19 +419,8 @@ out:
 	return r;
 }
 
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int r = fd >= 0 && fsync(fd) == 0 ? 0 : -1;
-
-	if (fd >= 0)
-		close(fd);
-	return r;
-}
-
 static int key_retire(key_args *a)
 {
-	char path[CONFIG_PATH_MAX + 96];
 	bool failed;
 
 	if (!a->kid)
@@ -404,16 +443,8 @@ static int key_retire(key_args *a)
 		        "one first (macronode key rotate --kid NEW)\n", a->kid);
 		goto out;
 	}
-	if (side_path(path, sizeof path, a->dir, a->kid, ".key") != 0 || unlink(path) != 0) {
-		fprintf(stderr, "macronode key: %s: %s\n", path, strerror(errno));
+	if (retire_files(a, a->kid) != 0)
 		goto out;
-	}
-	if (side_path(path, sizeof path, a->dir, a->kid, CAPTOKEN_EXPIRES_SUFFIX) == 0)
-		(void)unlink(path);
-	if (fsync_dir(a->dir) != 0)
-		fprintf(stderr, "macronode key: %s: fsync: %s\n", a->dir, strerror(errno));
-	printf("retired %s: its tokens are refused once the node reloads (kill -HUP or POST "
-	       "/api/v1/reload)\n", a->kid);
 	r = 0;
 out:
 	captoken_keyring_free(kr);
@@ -560,6 +591,13 @@ static int rekey_all(const key_args *a, const kek *from, const kek *to, unsigned
 		bad |= rekey_one(path, from, to, KEYFILE_AAD_IDENTITY, IDENTITY_SK_LEN, done);
 	if (config_policy_signing_key(&a->c, path, sizeof path) == 0 && access(path, F_OK) == 0)
 		bad |= rekey_one(path, from, to, KEYFILE_AAD_POLICY, POLICY_SK_LEN, done);
+	/* Not keys of ours to rotate, but sealed under the same KEK: after the
+	 * old KEK is destroyed they must open with the new one. */
+	int n = snprintf(path, sizeof path, "%s/%s", a->c.data_dir, ONION_KEY_FILE);
+	if (n > 0 && (size_t)n < sizeof path && access(path, F_OK) == 0)
+		bad |= rekey_one(path, from, to, ONION_KEY_AAD, ONION_KEY_LEN, done);
+	if (config_zk_pin_file(&a->c, path, sizeof path) == 0 && access(path, F_OK) == 0)
+		bad |= rekey_one(path, from, to, ZKPIN_AAD, ZKPIN_LEN, done);
 	return bad;
 }
 
@@ -613,6 +651,11 @@ int key_cli_main(int argc, char **argv)
 		int r = parse(argc - 1, argv + 1, &a);
 		if (r != 0)
 			return r;
+		if (a.retire && cmds[i].fn != key_rotate) {
+			config_free(&a.c);
+			return key_usage_err("--retire goes with rotate (to retire a given key: "
+			                     "key retire --kid OLD)", NULL);
+		}
 		r = cmds[i].fn(&a);
 		config_free(&a.c);
 		return r;

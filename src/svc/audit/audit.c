@@ -5,8 +5,10 @@
  * Owns <data_dir>/audit/ (a RAM ring in amnesia mode: core/audit/audit_log.h)
  * and signs its checkpoints with the node identity (CTL_IDENTITY). Other
  * processes send APPEND over <runtime_dir>/audit.sock (core/net/rpc_server.h,
- * verbs in core/audit/audit_client.h); each entry is answered as soon as it
- * is queued — senders never wait for the disk. The queue is bounded
+ * verbs in core/audit/audit_client.h); each entry is answered once the batch
+ * it was in is fsynced (senders do not wait for the answer: fire-and-forget;
+ * one the service never answered, e.g. it was killed, the sender counts as
+ * dropped and reports). The queue is bounded
  * (audit.queue_max entries, AUDIT_QUEUE_BYTES); one more is refused (503),
  * counted in audit_dropped_total{reason="queue_full"}, and once the queue
  * has drained one record says how many were refused.
@@ -215,18 +217,38 @@ static audit_item *queue_pop(auditd *a)
 	return it;
 }
 
-/* Up to max entries from the queue into the log, then one fsync. */
+/* Answer every entry of a batch (status: each one's, or 500 when the batch
+ * was not written) and free them. */
+static void batch_answer(audit_item *done, uint16_t status)
+{
+	static const char lost[] = "audit batch not written";
+
+	while (done) {
+		audit_item *next = done->next;
+		uint16_t st = status ? status : done->status;
+		rpc_server_reply(done->q, st, st == 500 ? (const uint8_t *)lost : NULL,
+		                 st == 500 ? sizeof lost - 1 : 0, NULL, 0);
+		free(done);
+		done = next;
+	}
+}
+
+/* Up to max entries from the queue into the log, then one fsync; only then
+ * are they answered (acknowledged: on disk). */
 static void auditd_turn(auditd *a, unsigned max)
 {
 	turn_count *t = calloc(AUDIT_MAX_STREAMS + 1, sizeof *t);
 	size_t nt = 0;
 	char err[AUDIT_ERR_MAX], labels[AUDIT_STREAM_MAX * 2 + 16];
-	audit_item *it;
+	audit_item *it, *done = NULL, **dtail = &done;
 	int rc = 0;
 
 	for (unsigned i = 0; i < max && rc >= 0 && (it = queue_pop(a)); i++) {
 		rc = turn_append(a, it, t, &nt);   /* t NULL (no memory): appended, not counted */
-		free(it);
+		it->status = rc == 1 ? 200 : 422;
+		it->next = NULL;
+		*dtail = it;
+		dtail = &it->next;
 	}
 	if (rc >= 0 && !a->head && a->dropped_full) {
 		/* Drained: say how many entries the full queue refused. */
@@ -240,9 +262,11 @@ static void auditd_turn(auditd *a, unsigned max)
 		       rc < 0 ? "append refused: log broken" : err, LOG_END);
 		free(t);
 		a->self_pending = 0;
-		auditd_reopen(a);   /* the batch was never acknowledged */
+		batch_answer(done, 500);   /* never acknowledged: the senders count it lost */
+		auditd_reopen(a);
 		return;
 	}
+	batch_answer(done, 0);
 	if (a->self_pending)
 		metrics_count("audit_records_total", "stream=\"audit\"", a->self_pending);
 	a->self_pending = 0;
@@ -314,6 +338,8 @@ static void auditd_append(auditd *a, rpc_req *q, const uint8_t *p, size_t n)
 		return;
 	}
 	it->next = NULL;
+	it->q = q;   /* answered after the fsync of its batch (auditd_turn) */
+	it->status = 0;
 	it->n = n;
 	memcpy(it->p, p, n);
 	if (a->tail)
@@ -323,7 +349,6 @@ static void auditd_append(auditd *a, rpc_req *q, const uint8_t *p, size_t n)
 	a->tail = it;
 	a->queued++;
 	a->queued_bytes += n;
-	rpc_server_reply(q, 200, NULL, 0, NULL, 0);
 }
 
 static void auditd_get_checkpoint(auditd *a, rpc_req *q)
@@ -380,8 +405,10 @@ static void auditd_free(auditd *a)
 		event_free(a->ckpt_ev);
 	if (a->drain_ev)
 		event_free(a->drain_ev);
-	while ((it = queue_pop(a)))
-		free(it);
+	while ((it = queue_pop(a))) {   /* never written: answered (dropped), freed */
+		it->next = NULL;
+		batch_answer(it, 500);
+	}
 	audit_log_free(a->log);
 	free(a);
 }

@@ -19,7 +19,10 @@
 #include "svc/svc.h"
 
 #define AUDIT_MAX_CONNS      128u          /* every process of the node, the CLI, with room */
-#define AUDIT_CONN_PENDING   64u           /* requests in work per connection (proofs) */
+/* Requests in work per connection: an APPEND is answered only once its batch
+ * is fsynced, so a sender's whole window (AUDIT_CLIENT_PENDING) plus its
+ * proofs may wait at once without the connection going unread. */
+#define AUDIT_CONN_PENDING   (AUDIT_CLIENT_PENDING + 64u)
 #define AUDIT_QUEUE_BYTES    (32u << 20)   /* bytes the queue may hold, whatever queue_max */
 #define AUDIT_DRAIN_TURN     1024u         /* entries appended per fsync turn */
 #define AUDIT_DRAIN_GRACE_MS 50u           /* at drain: let queued datagrams be read first */
@@ -27,9 +30,12 @@
 #define AUDIT_PROOF_RATE     10.0          /* proofs per second (burst as much) */
 #define AUDIT_RECENT_RATE    10.0          /* RECENT reads per second (burst as much) */
 
-/* One queued APPEND: its message as it came (decoded at the sync turn). */
+/* One queued APPEND: its message as it came (decoded at the sync turn) and
+ * the request, answered once the entry is on disk (or refused). */
 typedef struct audit_item {
 	struct audit_item *next;
+	rpc_req           *q;
+	uint16_t           status;   /* the answer, once appended: 200, 422 refused */
 	size_t             n;
 	uint8_t            p[];
 } audit_item;

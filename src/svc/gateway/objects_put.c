@@ -163,10 +163,11 @@ static void put_fail_inflate(obj_put *p, inflate_status st)
 	switch (st) {
 	case INFLATE_ERR_RATIO:
 	case INFLATE_ERR_LIMIT: {
-		char peer[128];
+		char peer[96];
 		socklen_t plen;
 
-		util_addr_str(http_req_peer(p->req, &plen), peer, sizeof peer);
+		/* Keyed by address, not address:port: one peer, one aggregate. */
+		util_peer_key(http_req_peer(p->req, &plen), peer, sizeof peer);
 		audit_count(p->o->audit, "ingress", "decompression_refused", inflate_status_str(st), peer);
 		reject_count(REJECT_FAMILY_NODE, REJECT_DECOMPRESS);
 		(void)http_reply_error(p->req, 413, "payload_too_large", inflate_status_str(st), false, 0);

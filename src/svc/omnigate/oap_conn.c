@@ -687,6 +687,11 @@ static int conn_on_body(oap_conn *c, oap_stream *s, const oap_frame *f)
 	}
 	if ((f->flags & OAP_F_COMP) &&
 	    oap_decompress(f->payload, f->payload_len, OAP_COMP_MAX_OUT, &plain, &n) < 0) {
+		char key[96];
+
+		/* Audited as on HTTP (objects_put.c), aggregated per peer and second. */
+		og_stream_peer_key(s, key, sizeof key);
+		audit_count(c->og->audit, "ingress", "decompression_refused", "comp_caps", key);
 		og_count_reject(c->og, REJECT_DECOMPRESS, NULL);
 		reject_count(REJECT_FAMILY_NODE, REJECT_DECOMPRESS);
 		og_stream_error(s, 413, "payload_too_large",
