@@ -5,6 +5,7 @@ import calendar
 import json
 import os
 import re
+import stat
 import time
 
 from conftest import AAD_CAP, AAD_POLICY, DEFAULT_BUNDLE, obj_path, put_object, run_cli, unseal
@@ -38,6 +39,9 @@ class Layout:
             for n in names:
                 p = os.path.join(root, n)
                 st = os.lstat(p)
+                if not stat.S_ISREG(st.st_mode):     # a stopped node's sockets
+                    out[p] = (None, st.st_mode, None, None)
+                    continue
                 with open(p, "rb") as f:
                     out[p] = (f.read(), st.st_mode, st.st_mtime_ns, st.st_ino)
         return out
@@ -208,7 +212,9 @@ def test_init_if_needed_never_blocks_an_operators_node(node_factory, tmp_path):
     assert init(n).returncode == 1          # plain init still refuses amnesia
     pub = tmp_path / "operator.pub"
     pub.write_text("not used by init\n")
-    n = node_factory({"policy": {"pubkey_file": str(pub)}}, start=False, wall=None)
+    n = node_factory({"policy": {"pubkey_file": str(pub),
+                                 "bundle_file": str(tmp_path / "operator.json")}},
+                     start=False, wall=None)
     lay = Layout(n.data_dir)
     p = init(n, "--if-needed")
     assert p.returncode == 0 and "operator's key" in p.stdout, (p.stdout, p.stderr)
