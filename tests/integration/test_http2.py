@@ -430,15 +430,22 @@ def storage_stopped(n):
 
 
 def stored_h2(n, pki, data):
-    c = H2(n, pki)
-    c.until(lambda f: f[0] == SETTINGS and f[1] & ACK, 5)
-    c.send(frame(HEADERS, END_HEADERS | END_STREAM, 1,
-                 req_block(b"HEAD", ("/o/" + b3sum_cid(data)).encode())))
-    _, frames = c.response(1, 10)
-    c.close()
-    heads = [f for f in frames if f[0] == HEADERS and f[2] == 1]
-    assert heads, frames
-    return heads[0][3][:1] == b"\x88"      # HPACK static index 8: ":status 200"
+    """Whether storage holds data, asked over h2 (HEAD /o/<cid>): True on 200,
+    False on 404. Anything else (a 503 while storage comes back from SIGSTOP)
+    proves nothing either way, so it is asked again, and never taken as
+    "not stored"."""
+    def ask():
+        c = H2(n, pki)
+        c.until(lambda f: f[0] == SETTINGS and f[1] & ACK, 5)
+        c.send(frame(HEADERS, END_HEADERS | END_STREAM, 1,
+                     req_block(b"HEAD", ("/o/" + b3sum_cid(data)).encode())))
+        _, frames = c.response(1, 10)
+        c.close()
+        heads = [f for f in frames if f[0] == HEADERS and f[2] == 1]
+        # HPACK static index 8 is ":status 200", 13 ":status 404"
+        status = heads[0][3][:1] if heads else None
+        return status if status in (b"\x88", b"\x8d") else None
+    return wait_until(ask, 30, what="a 200 or 404 for HEAD over h2") == b"\x88"
 
 
 def test_h2_stream_window_announced_and_enforced(node_factory, pki):

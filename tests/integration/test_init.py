@@ -5,6 +5,7 @@ import calendar
 import json
 import os
 import re
+import stat
 import time
 
 from conftest import AAD_CAP, AAD_POLICY, DEFAULT_BUNDLE, obj_path, put_object, run_cli, unseal
@@ -38,6 +39,9 @@ class Layout:
             for n in names:
                 p = os.path.join(root, n)
                 st = os.lstat(p)
+                if not stat.S_ISREG(st.st_mode):     # a stopped node's sockets
+                    out[p] = (None, st.st_mode, None, None)
+                    continue
                 with open(p, "rb") as f:
                     out[p] = (f.read(), st.st_mode, st.st_mtime_ns, st.st_ino)
         return out
@@ -166,7 +170,7 @@ def test_second_init_refuses_and_changes_nothing(node_factory):
 def test_init_if_needed(node_factory):
     """--if-needed (the unit's ExecStartPre): initialises without printing a
     token, then does nothing and changes nothing; a half-initialised node is
-    still refused; the node starts on what it made."""
+    left as it is; the node starts on what it made."""
     n = node_factory({}, start=False, wall=None)
     lay = Layout(n.data_dir)
     p = init(n, "--if-needed")
@@ -183,11 +187,39 @@ def test_init_if_needed(node_factory):
     n.start()
     assert n.get("/readyz").json()["deps"]["policy"]["state"] == "ok"
     n.stop()
-    # the bundle gone, a key still there: not initialised, not fresh: refused
+    # the bundle gone, a key still there (an interrupted or hand-made set-up):
+    # --if-needed touches nothing and lets the start go on (exit 0), naming the
+    # file it found; a plain init still refuses
     os.rename(lay.bundle, lay.bundle + ".moved")
+    before = lay.snapshot()
     p = init(n, "--if-needed")
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert "not fully set up" in p.stdout and "nothing done" in p.stdout, p.stdout
+    assert lay.sig in p.stdout, p.stdout   # the first file of the node found
+    assert lay.snapshot() == before
+    p = init(n)
     assert p.returncode == 1, (p.stdout, p.stderr)
-    assert "refusing: %s already exists" % lay.key in p.stderr, p.stderr
+
+
+def test_init_if_needed_never_blocks_an_operators_node(node_factory, tmp_path):
+    """The unit runs init --if-needed before every start: a node that init
+    does not set up (amnesia; a policy signed by the operator's own key) must
+    start anyway, so --if-needed exits 0 there and writes nothing."""
+    n = node_factory({"amnesia": True}, start=False, wall=None)
+    p = init(n, "--if-needed")
+    assert p.returncode == 0 and "amnesia" in p.stdout, (p.stdout, p.stderr)
+    assert not os.path.exists(Layout(n.data_dir).key)
+    assert init(n).returncode == 1          # plain init still refuses amnesia
+    pub = tmp_path / "operator.pub"
+    pub.write_text("not used by init\n")
+    n = node_factory({"policy": {"pubkey_file": str(pub),
+                                 "bundle_file": str(tmp_path / "operator.json")}},
+                     start=False, wall=None)
+    lay = Layout(n.data_dir)
+    p = init(n, "--if-needed")
+    assert p.returncode == 0 and "operator's key" in p.stdout, (p.stdout, p.stderr)
+    assert not any(os.path.exists(f) for f in lay.files())
+    assert init(n).returncode == 1          # plain init refuses to sign for it
 
 
 def test_existing_bundle_refused_before_anything_is_written(node_factory):

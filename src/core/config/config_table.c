@@ -275,7 +275,7 @@ const config_key config_table[] = {
 	{ .key = "limits.max_body", .type = CONFIG_T_SIZE, FIELD(max_body_bytes),
 	  .def = "128KiB", .min = CONFIG_BODY_MIN, .max = CONFIG_BODY_MAX,
 	  .reload = CONFIG_RELOAD_LIVE,
-	  .help = "Largest request body that is not an object upload (gateway JSON routes: names, social, mailbox; admin plane POSTs); larger is refused with 413 naming limits.max_body. A route's own smaller cap still applies. Object uploads are capped by storage.max_object instead." },
+	  .help = "Largest request body that is not an object upload (gateway JSON routes: names, social, mailbox); larger is refused with 413 naming limits.max_body. A route's own smaller cap still applies; the admin plane's POSTs take the smaller of 4 KiB and this. Object uploads are capped by storage.max_object instead." },
 	{ .key = "limits.max_header_bytes", .type = CONFIG_T_SIZE, FIELD(max_header_bytes),
 	  .def = "16KiB", .min = CONFIG_HEADER_MIN, .max = CONFIG_HEADER_MAX,
 	  .reload = CONFIG_RELOAD_LIVE,

@@ -103,6 +103,7 @@ typedef struct http_limits {
 	uint64_t header_timeout_ms;
 	uint64_t max_body_bytes;       /* every body but an upload's (limits.max_body) */
 	uint64_t max_upload_bytes;     /* PUT/POST on HTTP_ROUTE_UPLOAD routes; 0 = max_body_bytes */
+	const char *body_cap_name;     /* how a 413 names max_body_bytes; NULL = "limits.max_body" */
 	uint64_t max_header_bytes;
 	uint32_t max_inflight;
 	uint32_t requests_per_second;  /* 0 = unlimited */

@@ -433,8 +433,11 @@ static int cb_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 	}
 	r = st->req;
 	/* Bytes past the cap are not counted (the gate meters at most the
-	 * cap, as with HTTP/1.1's chunk check) and never reach the handler. */
-	if (st->over_cap || len > r->body_limit - r->body_seen) {
+	 * cap, as with HTTP/1.1's chunk check) and never reach the handler.
+	 * body_seen may already be past a cap lowered at admission when the
+	 * request was refused there: tested first, so the difference never
+	 * wraps. */
+	if (st->over_cap || r->body_seen >= r->body_limit || len > r->body_limit - r->body_seen) {
 		st->over_cap = true;
 		stream_consume(st, len);
 		return 0;

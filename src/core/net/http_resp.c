@@ -575,7 +575,7 @@ void http_resp_reject_status(struct http_conn *c, int status, const char *detail
 }
 
 /* Which limit a 413 hit: the gate's (lower than the route's), the upload
- * cap, or limits.max_body. */
+ * cap, or the body cap (limits.max_body, or what the server calls it). */
 static const char *body_cap_name(const http_req *r, const http_limits *l)
 {
 	uint64_t cap = http_route_body_cap(l, r->route, r->method_bit);
@@ -585,7 +585,7 @@ static const char *body_cap_name(const http_req *r, const http_limits *l)
 	if (r->route && cap == l->max_upload_bytes && (r->route->flags & HTTP_ROUTE_UPLOAD) &&
 	    (r->method_bit & (HTTP_M_PUT | HTTP_M_POST)))
 		return " (storage.max_object)";
-	return " (limits.max_body)";
+	return l->body_cap_name ? l->body_cap_name : " (limits.max_body)";
 }
 
 void http_req_reject_status(http_req *r, int status, const char *detail)

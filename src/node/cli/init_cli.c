@@ -75,13 +75,15 @@ static const char init_usage[] =
 	"  --config FILE   JSON config file (env RON_CONFIG); RON_* variables apply as for run\n"
 	"  --data-dir DIR  data directory (env RON_DATA_DIR)\n"
 	"  --amnesia       amnesia mode (env RON_AMNESIA): init refuses it\n"
-	"  --if-needed     unattended (the unit's ExecStartPre): nothing to do, exit 0, when\n"
-	"                  the bundle and a capability key exist; otherwise initialise\n"
-	"                  without printing a token (stdout may be a log; mint one with\n"
-	"                  `macronode token mint`). A half-initialised node is still refused\n"
+	"  --if-needed     unattended (the unit's ExecStartPre): initialise only when nothing\n"
+	"                  of the node exists, without printing a token (stdout may be a\n"
+	"                  log; mint one with `macronode token mint`); exit 0 doing nothing\n"
+	"                  when it is initialised, in amnesia mode, when policy.pubkey_file\n"
+	"                  is the operator's, or when it is partly set up (/readyz says what\n"
+	"                  it lacks)\n"
 	"  -h, --help      this text\n"
 	"\n"
-	"exit: 0 created (or, with --if-needed, already initialised), 1 refused or failed,\n"
+	"exit: 0 created (or, with --if-needed, nothing to do), 1 refused or failed,\n"
 	"2 usage or config error\n";
 
 /*
@@ -249,7 +251,7 @@ static int check_no_keys(const char *dir)
 	return r;
 }
 
-/* --if-needed: the bundle is there and the keys dir holds a capability key. */
+/* The bundle is there and the keys dir holds a capability key. */
 static bool initialised(const init_paths *p)
 {
 	struct stat st;
@@ -582,6 +584,68 @@ out:
 	return r == 0 ? 0 : INIT_EXIT_FAIL;
 }
 
+/* The first file of the node's keys or policy that exists ("" when none). */
+static const char *first_present(const init_paths *p)
+{
+	const char *files[] = { p->bundle, p->bundle_sig, p->signing_key, p->signing_pub };
+	struct dirent *de;
+	struct stat st;
+	bool key = false;
+	DIR *d;
+
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+		if (lstat(files[i], &st) == 0)
+			return files[i];
+	if (!(d = opendir(p->keys_dir)))
+		return lstat(p->keys_dir, &st) == 0 && !S_ISDIR(st.st_mode) ? p->keys_dir : "";
+	while (!key && (de = readdir(d)) != NULL)
+		key = has_key_suffix(de->d_name);
+	closedir(d);
+	return key ? p->keys_dir : "";
+}
+
+/*
+ * --if-needed (the unit's ExecStartPre, docs/packaging.md): set the node up
+ * only when nothing of it exists yet. Anything else is left as it is and the
+ * start goes on, so this step never blocks a node an operator set up by hand:
+ * an amnesia node (nothing on disk), a policy signed by the operator's own
+ * key, or a half-done set-up (the node's /readyz then names what it lacks).
+ */
+static int init_if_needed(const mn_config *c, init_paths *p)
+{
+	const char *have;
+
+	if (c->amnesia) {
+		puts("macronode init: amnesia mode keeps nothing on disk; nothing to do");
+		return 0;
+	}
+	if (resolve_paths(c, p) != 0) {
+		fputs("macronode init: a configured path is too long\n", stderr);
+		return INIT_EXIT_FAIL;
+	}
+	if (initialised(p)) {
+		printf("macronode init: %s is initialised (%s, keys in %s); nothing to do\n",
+		       c->data_dir, p->bundle, p->keys_dir);
+		return 0;
+	}
+	if (strcmp(p->pubkey, p->signing_pub) != 0) {
+		printf("macronode init: policy.pubkey_file %s is the operator's key; nothing to do\n",
+		       p->pubkey);
+		return 0;
+	}
+	if (*(have = first_present(p))) {
+		printf("macronode init: %s exists but the node is not fully set up (set up by hand, "
+		       "or an init was interrupted); nothing done: /readyz names what is missing "
+		       "(docs/packaging.md, \"Recovery\")\n", have);
+		return 0;
+	}
+	if (sodium_init() < 0) {
+		fputs("macronode init: libsodium failed to initialise\n", stderr);
+		return INIT_EXIT_FAIL;
+	}
+	return init_create(c, p, true);
+}
+
 static int init_usage_error(const char *what, const char *arg)
 {
 	fprintf(stderr, "macronode init: %s '%s'\n\n%s", what, arg, init_usage);
@@ -643,7 +707,9 @@ int init_cli_main(int argc, char **argv)
 		return INIT_EXIT_USAGE;
 	}
 	r = INIT_EXIT_FAIL;
-	if (c.amnesia)
+	if (if_needed)
+		r = init_if_needed(&c, &p);
+	else if (c.amnesia)
 		fputs("macronode init: refusing in amnesia mode: amnesia keeps nothing on disk, so "
 		      "there is nowhere to keep a key or a policy; provide auth.keys_dir, "
 		      "policy.bundle_file and policy.pubkey_file yourself (docs/auth.md)\n", stderr);
@@ -651,12 +717,8 @@ int init_cli_main(int argc, char **argv)
 		fputs("macronode init: a configured path is too long\n", stderr);
 	else if (sodium_init() < 0)
 		fputs("macronode init: libsodium failed to initialise\n", stderr);
-	else if (if_needed && initialised(&p)) {
-		printf("macronode init: %s is initialised (%s, keys in %s); nothing to do\n",
-		       c.data_dir, p.bundle, p.keys_dir);
-		r = 0;
-	} else if (check_pubkey(&p) == 0 && check_fresh(&p) == 0)
-		r = init_create(&c, &p, if_needed);
+	else if (check_pubkey(&p) == 0 && check_fresh(&p) == 0)
+		r = init_create(&c, &p, false);
 	config_free(&c);
 	return r;
 }
