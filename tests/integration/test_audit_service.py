@@ -441,3 +441,62 @@ def test_recent_records_newest_first(node_factory):
     ondisk = records(n)
     for x in last["records"]:
         assert json.loads(x["record"]) == ondisk[x["index"]], x
+
+
+def refused_from(n, src):
+    """One PUT with a bad token to the gateway from source address src (any
+    127/8 address is ours on loopback): refused 401, keyed ip:<src>."""
+    import socket
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.settimeout(10 * SLOW)
+        s.bind((src, 0))
+        s.connect(("127.0.0.1", n.gateway_port))
+        s.sendall(b"PUT /o HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer not-a-token\r\n"
+                  b"Content-Length: 1\r\nConnection: close\r\n\r\nx")
+        got = b""
+        while True:
+            b = s.recv(4096)
+            if not b:
+                break
+            got += b
+    finally:
+        s.close()
+    assert got.startswith(b"HTTP/1.1 401"), got[:200]
+
+
+def test_a_long_fsync_interval_does_not_make_senders_drop(node_factory):
+    """A sender may have 256 entries unanswered, and entries are answered
+    only after their batch's fsync: with fsync_interval 10 s a refusal flood
+    from many peers (64 aggregates a second, one process) would reach that
+    window before the periodic turn. The service starts a turn as soon as
+    128 entries are queued, so nothing is dropped as client_busy."""
+    n = node_factory(config={"audit": {"fsync_interval": "10s", "checkpoint_interval": "1s"}})
+    peers = ["127.0.%d.%d" % (1 + i // 250, 1 + i % 250) for i in range(70)]
+    sent = 0
+
+    def written():
+        return n.metrics().sum("audit_records_total", stream="ingress") or 0
+    def busy():
+        return n.metrics().sum("audit_dropped_total", reason="client_busy")
+    # Rounds of 70 distinct peers: each second's 64 keys (+ one overflow
+    # record) leave the gateway as 65 entries, until more than a sender's
+    # window was written or a sender dropped.
+    for _ in range(int(400 * SLOW)):
+        for p in peers:
+            refused_from(n, p)
+            sent += 1
+        if written() > 300 or busy():
+            break
+        time.sleep(0.1)
+    m = n.metrics()
+    assert not m.sum("audit_dropped_total", reason="client_busy"), m.sum("audit_dropped_total")
+    assert written() > 256, "the flood never produced a window's worth of records"
+    assert n.stop() == 0
+    verify_log(n)
+    recs = records(n)
+    refused = find(recs, "ingress", "capability_refused")
+    over = [r for r in find(recs, "audit", "aggregate_overflow") if
+            r["writer_id"].startswith("gateway")]
+    assert sum(r["attrs"]["count"] for r in refused + over) == sent, (len(refused), sent)
+    assert not find(recs, "audit", "client_dropped")

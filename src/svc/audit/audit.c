@@ -15,7 +15,7 @@
  *
  * Timers on this loop only: every audit.fsync_interval up to
  * AUDIT_DRAIN_TURN entries are appended and fsynced (audit_records_total
- * counts them then); every audit.checkpoint_interval, and at shutdown, a
+ * counts them then), and sooner once AUDIT_EARLY_TURN entries are queued; every audit.checkpoint_interval, and at shutdown, a
  * signed checkpoint, then retention (audit.max_age, audit.max_bytes) unless
  * a proof or a RECENT read is reading the segments. Proofs: audit_proof.c;
  * the newest records: audit_recent.c.
@@ -131,19 +131,68 @@ typedef struct turn_count {
 	uint64_t n;
 } turn_count;
 
-static void turn_add(turn_count *t, size_t *nt, const char *stream)
+/* One turn: the entries appended since the last fsync (answered once it
+ * returns) and their per-stream counts. */
+typedef struct turn {
+	turn_count  *t;      /* NULL (no memory): appended, not counted */
+	size_t       nt;
+	audit_item  *done, **dtail;
+} turn;
+
+static void turn_add(turn *tu, const char *stream)
 {
+	turn_count *t = tu->t;
+
 	if (!t)
 		return;
-	for (size_t i = 0; i < *nt; i++)
+	for (size_t i = 0; i < tu->nt; i++)
 		if (strcmp(t[i].stream, stream) == 0) {
 			t[i].n++;
 			return;
 		}
-	if (*nt < AUDIT_MAX_STREAMS + 1) {
-		snprintf(t[*nt].stream, sizeof t[*nt].stream, "%s", stream);
-		t[(*nt)++].n = 1;
+	if (tu->nt < AUDIT_MAX_STREAMS + 1) {
+		snprintf(t[tu->nt].stream, sizeof t[tu->nt].stream, "%s", stream);
+		t[tu->nt++].n = 1;
 	}
+}
+
+/* Answer every entry of a batch (status: each one's, or 500 when the batch
+ * was not written) and free them. */
+static void batch_answer(audit_item *done, uint16_t status)
+{
+	static const char lost[] = "audit batch not written";
+
+	while (done) {
+		audit_item *next = done->next;
+		uint16_t st = status ? status : done->status;
+		rpc_server_reply(done->q, st, st == 500 ? (const uint8_t *)lost : NULL,
+		                 st == 500 ? sizeof lost - 1 : 0, NULL, 0);
+		free(done);
+		done = next;
+	}
+}
+
+/* An fsync returned: what was appended before it is on disk. Answer those
+ * entries and count them in audit_records_total, now — a later failure in
+ * the same turn must not report them lost. */
+static void turn_synced(auditd *a, turn *tu)
+{
+	char labels[AUDIT_STREAM_MAX * 2 + 16];
+
+	batch_answer(tu->done, 0);
+	tu->done = NULL;
+	tu->dtail = &tu->done;
+	if (a->self_pending)
+		metrics_count("audit_records_total", "stream=\"audit\"", a->self_pending);
+	a->self_pending = 0;
+	for (size_t i = 0; tu->t && i < tu->nt; i++) {
+		char esc[AUDIT_STREAM_MAX * 2 + 1];
+		if (metrics_label_escape(esc, sizeof esc, tu->t[i].stream) < 0)
+			continue;
+		snprintf(labels, sizeof labels, "stream=\"%s\"", esc);
+		metrics_count("audit_records_total", labels, tu->t[i].n);
+	}
+	tu->nt = 0;
 }
 
 static json_t *json_obj(const uint8_t *p, size_t n, bool *bad)
@@ -161,8 +210,9 @@ static json_t *json_obj(const uint8_t *p, size_t n, bool *bad)
 	return o;
 }
 
-/* Chain one queued message into the batch. 1 appended, 0 refused, -1 broken. */
-static int turn_append(auditd *a, const audit_item *it, turn_count *t, size_t *nt)
+/* Chain one queued message into the batch (the batch full: fsync what it
+ * holds, answer those, then chain). 1 appended, 0 refused, -1 broken. */
+static int turn_append(auditd *a, const audit_item *it, turn *tu)
 {
 	audit_msg_entry m;
 	char err[AUDIT_ERR_MAX];
@@ -181,17 +231,19 @@ static int turn_append(auditd *a, const audit_item *it, turn_count *t, size_t *n
 	if (!bad) {
 		r = audit_log_append(a->log, &e, NULL, NULL, err, sizeof err);
 		if (r == AUDIT_LOG_FULL) {
-			if (audit_log_sync(a->log, err, sizeof err) != 0)
+			if (audit_log_sync(a->log, err, sizeof err) != 0) {
 				r = AUDIT_LOG_BROKEN;
-			else
+			} else {
+				turn_synced(a, tu);
 				r = audit_log_append(a->log, &e, NULL, NULL, err, sizeof err);
+			}
 		}
 	}
 	json_decref(actor);
 	json_decref(subject);
 	json_decref(attrs);
 	if (r == AUDIT_LOG_OK) {
-		turn_add(t, nt, m.stream);
+		turn_add(tu, m.stream);
 		return 1;
 	}
 	if (r == AUDIT_LOG_BROKEN)
@@ -217,38 +269,24 @@ static audit_item *queue_pop(auditd *a)
 	return it;
 }
 
-/* Answer every entry of a batch (status: each one's, or 500 when the batch
- * was not written) and free them. */
-static void batch_answer(audit_item *done, uint16_t status)
-{
-	static const char lost[] = "audit batch not written";
-
-	while (done) {
-		audit_item *next = done->next;
-		uint16_t st = status ? status : done->status;
-		rpc_server_reply(done->q, st, st == 500 ? (const uint8_t *)lost : NULL,
-		                 st == 500 ? sizeof lost - 1 : 0, NULL, 0);
-		free(done);
-		done = next;
-	}
-}
-
 /* Up to max entries from the queue into the log, then one fsync; only then
- * are they answered (acknowledged: on disk). */
+ * are they answered (acknowledged: on disk). A batch that fills syncs
+ * early (turn_append): those entries are answered 200 then, so a failure
+ * afterwards answers 500 only to the entries it really lost. */
 static void auditd_turn(auditd *a, unsigned max)
 {
-	turn_count *t = calloc(AUDIT_MAX_STREAMS + 1, sizeof *t);
-	size_t nt = 0;
-	char err[AUDIT_ERR_MAX], labels[AUDIT_STREAM_MAX * 2 + 16];
-	audit_item *it, *done = NULL, **dtail = &done;
+	turn tu = { .t = calloc(AUDIT_MAX_STREAMS + 1, sizeof *tu.t) };
+	char err[AUDIT_ERR_MAX];
+	audit_item *it;
 	int rc = 0;
 
+	tu.dtail = &tu.done;
 	for (unsigned i = 0; i < max && rc >= 0 && (it = queue_pop(a)); i++) {
-		rc = turn_append(a, it, t, &nt);   /* t NULL (no memory): appended, not counted */
+		rc = turn_append(a, it, &tu);
 		it->status = rc == 1 ? 200 : 422;
 		it->next = NULL;
-		*dtail = it;
-		dtail = &it->next;
+		*tu.dtail = it;
+		tu.dtail = &it->next;
 	}
 	if (rc >= 0 && !a->head && a->dropped_full) {
 		/* Drained: say how many entries the full queue refused. */
@@ -260,24 +298,14 @@ static void auditd_turn(auditd *a, unsigned max)
 	if (rc < 0 || audit_log_sync(a->log, err, sizeof err) != 0) {
 		log_kv(LOG_LEVEL_ERROR, "audit log write failed; reopening", "error",
 		       rc < 0 ? "append refused: log broken" : err, LOG_END);
-		free(t);
+		free(tu.t);
 		a->self_pending = 0;
-		batch_answer(done, 500);   /* never acknowledged: the senders count it lost */
+		batch_answer(tu.done, 500);   /* never acknowledged: the senders count it lost */
 		auditd_reopen(a);
 		return;
 	}
-	batch_answer(done, 0);
-	if (a->self_pending)
-		metrics_count("audit_records_total", "stream=\"audit\"", a->self_pending);
-	a->self_pending = 0;
-	for (size_t i = 0; t && i < nt; i++) {
-		char esc[AUDIT_STREAM_MAX * 2 + 1];
-		if (metrics_label_escape(esc, sizeof esc, t[i].stream) < 0)
-			continue;
-		snprintf(labels, sizeof labels, "stream=\"%s\"", esc);
-		metrics_count("audit_records_total", labels, t[i].n);
-	}
-	free(t);
+	turn_synced(a, &tu);
+	free(tu.t);
 }
 
 static void on_sync(evutil_socket_t fd, short what, void *arg)
@@ -349,6 +377,12 @@ static void auditd_append(auditd *a, rpc_req *q, const uint8_t *p, size_t n)
 	a->tail = it;
 	a->queued++;
 	a->queued_bytes += n;
+	/* A sender may have only AUDIT_CLIENT_PENDING entries unanswered: do not
+	 * let a long fsync_interval hold that many (they would be refused on its
+	 * side as client_busy). An ordinary turn, run as soon as the loop is
+	 * free; activating it again while it waits changes nothing. */
+	if (a->queued >= AUDIT_EARLY_TURN && a->early_ev)
+		event_active(a->early_ev, EV_TIMEOUT, 1);
 }
 
 static void auditd_get_checkpoint(auditd *a, rpc_req *q)
@@ -401,6 +435,8 @@ static void auditd_free(auditd *a)
 	rpc_server_free(a->srv);
 	if (a->sync_ev)
 		event_free(a->sync_ev);
+	if (a->early_ev)
+		event_free(a->early_ev);
 	if (a->ckpt_ev)
 		event_free(a->ckpt_ev);
 	if (a->drain_ev)
@@ -426,9 +462,11 @@ static int auditd_timers(auditd *a)
 	struct timeval tc = tv_ms(a->s->cfg.audit_checkpoint_interval_ms);
 
 	a->sync_ev = event_new(a->s->base, -1, EV_PERSIST, on_sync, a);
+	a->early_ev = event_new(a->s->base, -1, 0, on_sync, a);
 	a->ckpt_ev = event_new(a->s->base, -1, EV_PERSIST, on_checkpoint, a);
 	a->workq_ev = event_new(a->s->base, workq_fd(a->wq), EV_READ | EV_PERSIST, on_workq, a);
-	return a->sync_ev && a->ckpt_ev && a->workq_ev && event_add(a->sync_ev, &ts) == 0 &&
+	return a->sync_ev && a->early_ev && a->ckpt_ev && a->workq_ev &&
+	       event_add(a->sync_ev, &ts) == 0 &&
 	       event_add(a->ckpt_ev, &tc) == 0 && event_add(a->workq_ev, NULL) == 0 ? 0 : -1;
 }
 
