@@ -500,3 +500,33 @@ def test_a_long_fsync_interval_does_not_make_senders_drop(node_factory):
             r["writer_id"].startswith("gateway")]
     assert sum(r["attrs"]["count"] for r in refused + over) == sent, (len(refused), sent)
     assert not find(recs, "audit", "client_dropped")
+
+
+def test_pubkey_finds_the_kek_as_run_does(node_factory):
+    """`audit pubkey` unseals the identity with the KEK `run` uses: from the
+    config (--config or --data-dir: <data_dir>.kek), and a systemd
+    credential ($CREDENTIALS_DIRECTORY/macronode.kek) first — a packaged
+    node's identity opens without --kek. --kek still wins."""
+    n = node_factory(config=FAST)
+    _, pub = node_pubkey(n)   # --kek
+    assert n.stop() == 0
+    keyfile = os.path.join(n.data_dir, "node", "identity.key")
+    for args in (["--config", n.config_path], ["--data-dir", n.data_dir],
+                 [keyfile, "--data-dir", n.data_dir]):
+        r = run_cli(["audit", "pubkey"] + args)
+        assert r.returncode == 0 and r.stdout.strip() == pub.hex(), (args, r.stderr)
+    # Without the KEK beside the data dir, only a credential opens it.
+    creds = os.path.join(n.tmp, "creds")
+    os.mkdir(creds, 0o700)
+    os.rename(n.data_dir + ".kek", os.path.join(creds, "macronode.kek"))
+    r = run_cli(["audit", "pubkey", "--config", n.config_path])
+    assert r.returncode == 1 and "macronode audit pubkey:" in r.stderr, r
+    r = run_cli(["audit", "pubkey", "--config", n.config_path],
+                env={"CREDENTIALS_DIRECTORY": creds})
+    assert r.returncode == 0 and r.stdout.strip() == pub.hex(), r.stderr
+    r = run_cli(["audit", "pubkey", keyfile, "--kek", os.path.join(creds, "macronode.kek")])
+    assert r.returncode == 0 and r.stdout.strip() == pub.hex(), r.stderr
+    r = run_cli(["audit", "pubkey", "--bogus"])
+    assert r.returncode == 2 and "--kek FILE" in r.stderr, r
+    r = run_cli(["audit", "--help"])
+    assert "pubkey [KEYFILE] [--kek FILE] [--config FILE] [--data-dir DIR]" in r.stdout, r
