@@ -530,3 +530,43 @@ def test_pubkey_finds_the_kek_as_run_does(node_factory):
     assert r.returncode == 2 and "--kek FILE" in r.stderr, r
     r = run_cli(["audit", "--help"])
     assert "pubkey [KEYFILE] [--kek FILE] [--config FILE] [--data-dir DIR]" in r.stdout, r
+
+
+def test_a_failed_write_after_an_early_sync_loses_only_the_rest(node_factory):
+    """A batch that fills is synced at once; its entries are on disk, so they
+    are answered 200 then. When the turn's closing write fails afterwards
+    (test hooks: batches of 4 records, the first such closing write fails),
+    only the entries after that sync are answered 500 and counted lost by
+    their senders (audit_dropped_total{reason="unavailable"}) — not the
+    whole turn."""
+    n = node_factory(config={"audit": {"fsync_interval": "2s", "checkpoint_interval": "1s"}},
+                     env={"MN_TEST_AUDIT_BATCH": "4", "MN_TEST_AUDIT_FAIL_AFTER_FULL": "1"})
+    for _ in range(3):   # > 4 entries in the next turn, whatever the start left
+        assert n.post("/api/v1/reload").status == 202
+
+    def failed():
+        return [r for r in n.log_records() if r.get("msg") == "audit log write failed; reopening"]
+    got = wait_until(failed, 20 * SLOW, interval=0.2, what="the hook's failed write")
+    assert len(got) == 1, got
+    acked, lost = int(got[0]["acknowledged"]), int(got[0]["lost"])
+    assert acked >= 4 and 1 <= lost <= 4, got
+    # The senders count exactly the entries answered 500 (before the fix:
+    # the whole turn, acked + lost).
+    wait_until(lambda: n.metrics().sum("audit_dropped_total", reason="unavailable") >= lost,
+               10 * SLOW, what="the senders' count")
+    assert n.metrics().sum("audit_dropped_total", reason="unavailable") == lost
+    # The service reopened the log itself (inside its sandbox, which allows
+    # no mkdir or chmod: once it was killed for it), and what was
+    # acknowledged is in it.
+    def reopened():
+        after = failed()[0]["ts"]
+        return [r for r in n.log_records() if r.get("msg") == "audit log open" and
+                r["ts"] >= after]
+    again = wait_until(reopened, 10 * SLOW, what="the log reopened")
+    assert int(again[0]["records"]) >= acked, (again, acked)
+    assert "killed by its sandbox" not in n.log()
+    m = n.metrics()
+    assert not m.sum("service_restarts_total", service="audit"), m.series("service_restarts_total")
+    assert not m.sum("sandbox_violations_total")
+    assert n.stop() == 0
+    verify_log(n)

@@ -33,6 +33,42 @@
 #include "lib/util.h"
 #include "svc/audit/audit_svc.h"
 
+/* ---- test hooks ----------------------------------------------------------- */
+
+/* Only a build with assertions (not -Dbuildtype=release) reads them, and
+ * they can only lose records (counted by their senders), never forge one:
+ * AUDIT_TEST_BATCH_ENV=N syncs every N records (a batch fills early);
+ * AUDIT_TEST_FAIL_ENV=1 fails the closing sync of the first turn in which a
+ * batch filled (the write failure after an early sync, docs/audit.md). */
+#define AUDIT_TEST_BATCH_ENV "MN_TEST_AUDIT_BATCH"
+#define AUDIT_TEST_FAIL_ENV  "MN_TEST_AUDIT_FAIL_AFTER_FULL"
+
+static unsigned auditd_test_batch(void)
+{
+#ifndef NDEBUG
+	const char *v = getenv(AUDIT_TEST_BATCH_ENV);
+	uint64_t n = 0;
+
+	if (v && util_parse_u64(v, &n) == 0 && n >= 1 && n < AUDIT_BATCH_MAX_RECORDS) {
+		log_kv(LOG_LEVEL_WARN, "test hook: audit batches of a few records", "env",
+		       AUDIT_TEST_BATCH_ENV, "records", v, LOG_END);
+		return (unsigned)n;
+	}
+#endif
+	return 0;
+}
+
+static bool auditd_test_fail_armed(void)
+{
+#ifndef NDEBUG
+	const char *v = getenv(AUDIT_TEST_FAIL_ENV);
+
+	return v && strcmp(v, "1") == 0;
+#else
+	return false;
+#endif
+}
+
 /* ---- opening the log ------------------------------------------------------ */
 
 /* v as decimal in buf (log fields are strings). */
@@ -42,12 +78,13 @@ static const char *u64s(char buf[24], uint64_t v)
 	return buf;
 }
 
-static int auditd_open(auditd *a, audit_recovery *rec)
+static int auditd_open(auditd *a, audit_recovery *rec, bool reopen)
 {
 	const mn_config *cfg = &a->s->cfg;
 	char dir[CONFIG_PATH_MAX + 8], err[AUDIT_ERR_MAX];
 	audit_log_opts o = { .segment_max = cfg->audit_segment_max, .id = &a->s->identity,
-	                     .ram_bytes = cfg->audit_ram_bytes };
+	                     .ram_bytes = cfg->audit_ram_bytes,
+	                     .batch_records = auditd_test_batch(), .existing_dir = reopen };
 
 	if (!cfg->amnesia) {
 		if ((size_t)snprintf(dir, sizeof dir, "%s/audit", cfg->data_dir) >= sizeof dir)
@@ -116,7 +153,7 @@ static void auditd_reopen(auditd *a)
 
 	audit_log_free(a->log);
 	a->log = NULL;
-	if (auditd_open(a, &rec) == 0) {
+	if (auditd_open(a, &rec, true) == 0) {   /* in the sandbox: no mkdir, no chmod */
 		auditd_report(a, &rec);
 		return;
 	}
@@ -137,6 +174,8 @@ typedef struct turn {
 	turn_count  *t;      /* NULL (no memory): appended, not counted */
 	size_t       nt;
 	audit_item  *done, **dtail;
+	uint64_t     acked;  /* answered after an early sync (the batch filled) */
+	uint64_t     lost;   /* answered 500 */
 } turn;
 
 static void turn_add(turn *tu, const char *stream)
@@ -157,16 +196,19 @@ static void turn_add(turn *tu, const char *stream)
 }
 
 /* Answer every entry of a batch (status: each one's, or 500 when the batch
- * was not written) and free them. */
+ * was not written) and free them. A refusal carries its reason as the
+ * verb's reply encodes it: the sender takes a reply that does not decode
+ * for a broken peer and exits. */
 static void batch_answer(audit_item *done, uint16_t status)
 {
-	static const char lost[] = "audit batch not written";
-
 	while (done) {
 		audit_item *next = done->next;
 		uint16_t st = status ? status : done->status;
-		rpc_server_reply(done->q, st, st == 500 ? (const uint8_t *)lost : NULL,
-		                 st == 500 ? sizeof lost - 1 : 0, NULL, 0);
+		if (st == 200)
+			rpc_server_reply(done->q, 200, NULL, 0, NULL, 0);
+		else
+			auditd_answer_msg(done->q, AUDIT_APPEND, st, st == 500 ?
+			                  "audit batch not written" : "audit entry refused");
 		free(done);
 		done = next;
 	}
@@ -179,6 +221,8 @@ static void turn_synced(auditd *a, turn *tu)
 {
 	char labels[AUDIT_STREAM_MAX * 2 + 16];
 
+	for (const audit_item *it = tu->done; it; it = it->next)
+		tu->acked++;
 	batch_answer(tu->done, 0);
 	tu->done = NULL;
 	tu->dtail = &tu->done;
@@ -295,9 +339,19 @@ static void auditd_turn(auditd *a, unsigned max)
 		a->dropped_full = 0;
 	}
 	metrics_gauge_set(a->m_depth, (int64_t)a->queued);
-	if (rc < 0 || audit_log_sync(a->log, err, sizeof err) != 0) {
+	bool hook = a->test_fail && tu.acked > 0;
+	if (hook) {
+		a->test_fail = false;
+		snprintf(err, sizeof err, "test hook %s", AUDIT_TEST_FAIL_ENV);
+	}
+	if (rc < 0 || hook || audit_log_sync(a->log, err, sizeof err) != 0) {
+		char b1[24], b2[24];
+
+		for (const audit_item *d = tu.done; d; d = d->next)
+			tu.lost++;
 		log_kv(LOG_LEVEL_ERROR, "audit log write failed; reopening", "error",
-		       rc < 0 ? "append refused: log broken" : err, LOG_END);
+		       rc < 0 ? "append refused: log broken" : err,
+		       "acknowledged", u64s(b1, tu.acked), "lost", u64s(b2, tu.lost), LOG_END);
 		free(tu.t);
 		a->self_pending = 0;
 		batch_answer(tu.done, 500);   /* never acknowledged: the senders count it lost */
@@ -479,6 +533,7 @@ static int audit_start(svc *s)
 		return -1;
 	a->s = s;
 	s->priv = a;
+	a->test_fail = auditd_test_fail_armed();
 	a->m_full = metrics_get("audit_dropped_total", "reason=\"queue_full\"");
 	a->m_refused = metrics_get("audit_dropped_total", "reason=\"refused\"");
 	a->m_ckpts = metrics_get("audit_checkpoints_total", "");
@@ -489,7 +544,7 @@ static int audit_start(svc *s)
 		goto fail;
 	}
 	/* Before the sandbox: the first open may create <data_dir>/audit. */
-	if (auditd_open(a, &rec) != 0)
+	if (auditd_open(a, &rec, false) != 0)
 		goto fail;
 	auditd_report(a, &rec);
 	/* The proof thread is made after the sandbox (Landlock binds only the

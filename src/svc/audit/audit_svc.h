@@ -57,6 +57,7 @@ typedef struct auditd {
 	uint64_t        self_pending;     /* the service's own records in the batch */
 	uint64_t        ckpt_size;        /* size of the newest checkpoint (or UINT64_MAX: none) */
 	bool            draining;
+	bool            test_fail;        /* test hook armed (audit.c) */
 	metrics_series *m_full, *m_refused, *m_ckpts, *m_depth, *m_torn;
 } auditd;
 
