@@ -242,11 +242,24 @@ def test_acknowledged_means_on_disk_and_a_crash_loss_is_counted(node_factory):
     # No periodic turn for 10 s after the service starts: what the reload
     # emits is still queued when the service is killed.
     n = node_factory(config={"audit": {"fsync_interval": "10s", "checkpoint_interval": "1s"}})
-    before = n.metrics().sum("config_reloads_total") or 0
-    assert n.post("/api/v1/reload").status == 202
-    wait_until(lambda: (n.metrics().sum("config_reloads_total") or 0) > before, 5 * SLOW,
-               what="the reload done")
-    old = audit_child(n)
+
+    def written(**stream):
+        return n.metrics().sum("audit_records_total", **stream) or 0
+    # On a slow machine the periodic turn may come between the start and the
+    # kill: then the step is taken again, right after that turn (a whole
+    # interval ahead), and the expectations follow what was written.
+    for _ in range(5):
+        w0 = written()
+        before = n.metrics().sum("config_reloads_total") or 0
+        assert n.post("/api/v1/reload").status == 202
+        wait_until(lambda: (n.metrics().sum("config_reloads_total") or 0) > before, 5 * SLOW,
+                   what="the reload done")
+        admin_written, start_written = written(stream="admin"), written(stream="supervisor")
+        old = audit_child(n)
+        if written() == w0:
+            break
+    else:
+        pytest.fail("a turn of the audit service came before each kill")
     os.kill(old["pid"], signal.SIGKILL)
     wait_until(lambda: audit_child(n)["pid"] not in (0, old["pid"]) and
                audit_child(n)["state"] == "ready", 10 * SLOW, what="audit restarted")
@@ -254,7 +267,9 @@ def test_acknowledged_means_on_disk_and_a_crash_loss_is_counted(node_factory):
     # The supervisor's client opened its breaker when the connection was lost
     # (entries meanwhile are dropped and counted too); once a probe closed it,
     # the next entry is acknowledged and followed by the report.
-    wait_until(lambda: "audit reachable again; breaker closed" in n.log(), 10 * SLOW,
+    # (It opens after 3 failures: with fewer lost, it never opened.)
+    wait_until(lambda: n.log().count("audit reachable again; breaker closed") >=
+               n.log().count("audit unreachable; breaker open"), 10 * SLOW,
                what="the supervisor's audit client back")
     assert n.post("/api/v1/reload").status == 202
 
@@ -280,8 +295,14 @@ def test_acknowledged_means_on_disk_and_a_crash_loss_is_counted(node_factory):
             if r["writer_id"] == "supervisor"][:1] == got[-1:], got
     # What the supervisor sent before the kill never reached the disk (its
     # batch was not due) — supervisor/start, policy/policy_load at start and
-    # at the reload, keys/keys_loaded, admin/reload — and each is counted.
-    assert not find(recs, "supervisor", "start"), recs
+    # at the reload, keys/keys_loaded, admin/reload (only the last two when
+    # a turn came first) — and each is counted.
     reloads = find(recs, "admin", "reload", "ok")
-    assert len(reloads) == 1, reloads                  # the second one only
-    assert got[-1]["reason"] == "unsent" and got[-1]["attrs"]["count"] >= 5, got
+    # Those written before the kill, then the one after the restart only.
+    assert len(reloads) == admin_written + 1, (reloads, admin_written)
+    assert got[-1]["reason"] == "unsent", got
+    if not start_written:
+        assert not find(recs, "supervisor", "start"), recs
+        assert got[-1]["attrs"]["count"] >= 5, got
+    else:
+        assert got[-1]["attrs"]["count"] >= 2, got

@@ -441,3 +441,132 @@ def test_recent_records_newest_first(node_factory):
     ondisk = records(n)
     for x in last["records"]:
         assert json.loads(x["record"]) == ondisk[x["index"]], x
+
+
+def refused_from(n, src):
+    """One PUT with a bad token to the gateway from source address src (any
+    127/8 address is ours on loopback): refused 401, keyed ip:<src>."""
+    import socket
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.settimeout(10 * SLOW)
+        s.bind((src, 0))
+        s.connect(("127.0.0.1", n.gateway_port))
+        s.sendall(b"PUT /o HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer not-a-token\r\n"
+                  b"Content-Length: 1\r\nConnection: close\r\n\r\nx")
+        got = b""
+        while True:
+            b = s.recv(4096)
+            if not b:
+                break
+            got += b
+    finally:
+        s.close()
+    assert got.startswith(b"HTTP/1.1 401"), got[:200]
+
+
+def test_a_long_fsync_interval_does_not_make_senders_drop(node_factory):
+    """A sender may have 256 entries unanswered, and entries are answered
+    only after their batch's fsync: with fsync_interval 10 s a refusal flood
+    from many peers (64 aggregates a second, one process) would reach that
+    window before the periodic turn. The service starts a turn as soon as
+    128 entries are queued, so nothing is dropped as client_busy."""
+    n = node_factory(config={"audit": {"fsync_interval": "10s", "checkpoint_interval": "1s"}})
+    peers = ["127.0.%d.%d" % (1 + i // 250, 1 + i % 250) for i in range(70)]
+    sent = 0
+
+    def written():
+        return n.metrics().sum("audit_records_total", stream="ingress") or 0
+    def busy():
+        return n.metrics().sum("audit_dropped_total", reason="client_busy")
+    # Rounds of 70 distinct peers: each second's 64 keys (+ one overflow
+    # record) leave the gateway as 65 entries, until more than a sender's
+    # window was written or a sender dropped.
+    for _ in range(int(400 * SLOW)):
+        for p in peers:
+            refused_from(n, p)
+            sent += 1
+        if written() > 300 or busy():
+            break
+        time.sleep(0.1)
+    m = n.metrics()
+    assert not m.sum("audit_dropped_total", reason="client_busy"), m.sum("audit_dropped_total")
+    assert written() > 256, "the flood never produced a window's worth of records"
+    assert n.stop() == 0
+    verify_log(n)
+    recs = records(n)
+    refused = find(recs, "ingress", "capability_refused")
+    over = [r for r in find(recs, "audit", "aggregate_overflow") if
+            r["writer_id"].startswith("gateway")]
+    assert sum(r["attrs"]["count"] for r in refused + over) == sent, (len(refused), sent)
+    assert not find(recs, "audit", "client_dropped")
+
+
+def test_pubkey_finds_the_kek_as_run_does(node_factory):
+    """`audit pubkey` unseals the identity with the KEK `run` uses: from the
+    config (--config or --data-dir: <data_dir>.kek), and a systemd
+    credential ($CREDENTIALS_DIRECTORY/macronode.kek) first — a packaged
+    node's identity opens without --kek. --kek still wins."""
+    n = node_factory(config=FAST)
+    _, pub = node_pubkey(n)   # --kek
+    assert n.stop() == 0
+    keyfile = os.path.join(n.data_dir, "node", "identity.key")
+    for args in (["--config", n.config_path], ["--data-dir", n.data_dir],
+                 [keyfile, "--data-dir", n.data_dir]):
+        r = run_cli(["audit", "pubkey"] + args)
+        assert r.returncode == 0 and r.stdout.strip() == pub.hex(), (args, r.stderr)
+    # Without the KEK beside the data dir, only a credential opens it.
+    creds = os.path.join(n.tmp, "creds")
+    os.mkdir(creds, 0o700)
+    os.rename(n.data_dir + ".kek", os.path.join(creds, "macronode.kek"))
+    r = run_cli(["audit", "pubkey", "--config", n.config_path])
+    assert r.returncode == 1 and "macronode audit pubkey:" in r.stderr, r
+    r = run_cli(["audit", "pubkey", "--config", n.config_path],
+                env={"CREDENTIALS_DIRECTORY": creds})
+    assert r.returncode == 0 and r.stdout.strip() == pub.hex(), r.stderr
+    r = run_cli(["audit", "pubkey", keyfile, "--kek", os.path.join(creds, "macronode.kek")])
+    assert r.returncode == 0 and r.stdout.strip() == pub.hex(), r.stderr
+    r = run_cli(["audit", "pubkey", "--bogus"])
+    assert r.returncode == 2 and "--kek FILE" in r.stderr, r
+    r = run_cli(["audit", "--help"])
+    assert "pubkey [KEYFILE] [--kek FILE] [--config FILE] [--data-dir DIR]" in r.stdout, r
+
+
+def test_a_failed_write_after_an_early_sync_loses_only_the_rest(node_factory):
+    """A batch that fills is synced at once; its entries are on disk, so they
+    are answered 200 then. When the turn's closing write fails afterwards
+    (test hooks: batches of 4 records, the first such closing write fails),
+    only the entries after that sync are answered 500 and counted lost by
+    their senders (audit_dropped_total{reason="unavailable"}) — not the
+    whole turn."""
+    n = node_factory(config={"audit": {"fsync_interval": "2s", "checkpoint_interval": "1s"}},
+                     env={"MN_TEST_AUDIT_BATCH": "4", "MN_TEST_AUDIT_FAIL_AFTER_FULL": "1"})
+    for _ in range(3):   # > 4 entries in the next turn, whatever the start left
+        assert n.post("/api/v1/reload").status == 202
+
+    def failed():
+        return [r for r in n.log_records() if r.get("msg") == "audit log write failed; reopening"]
+    got = wait_until(failed, 20 * SLOW, interval=0.2, what="the hook's failed write")
+    assert len(got) == 1, got
+    acked, lost = int(got[0]["acknowledged"]), int(got[0]["lost"])
+    assert acked >= 4 and 1 <= lost <= 4, got
+    # The senders count exactly the entries answered 500 (before the fix:
+    # the whole turn, acked + lost).
+    wait_until(lambda: n.metrics().sum("audit_dropped_total", reason="unavailable") >= lost,
+               10 * SLOW, what="the senders' count")
+    assert n.metrics().sum("audit_dropped_total", reason="unavailable") == lost
+    # The service reopened the log itself (inside its sandbox, which allows
+    # no mkdir or chmod: once it was killed for it), and what was
+    # acknowledged is in it.
+    def reopened():
+        after = failed()[0]["ts"]
+        return [r for r in n.log_records() if r.get("msg") == "audit log open" and
+                r["ts"] >= after]
+    again = wait_until(reopened, 10 * SLOW, what="the log reopened")
+    assert int(again[0]["records"]) >= acked, (again, acked)
+    assert "killed by its sandbox" not in n.log()
+    m = n.metrics()
+    assert not m.sum("service_restarts_total", service="audit"), m.series("service_restarts_total")
+    assert not m.sum("sandbox_violations_total")
+    assert n.stop() == 0
+    verify_log(n)

@@ -54,7 +54,10 @@ def test_subcommand_help_is_help(args, expect, tmp_path):
 
 
 def test_help_lists_audit_pubkey():
-    assert re.search(r"^  audit pubkey KEYFILE ", run_cli(["help"]).stdout, re.M)
+    out = run_cli(["help"]).stdout
+    assert re.search(r"^  audit pubkey \[KEYFILE\] \[--kek FILE\] ", out, re.M), out
+    # DIR is optional: tail reads the configured data dir without it
+    assert re.search(r"^  audit tail \[DIR\] ", out, re.M), out
 
 
 def test_run_help_starts_nothing():

@@ -328,7 +328,8 @@ def test_kek_from_environment_and_missing_file(node_factory, tmp_dir):
 def test_kek_credential_may_be_group_readable(node_factory, tmp_dir):
     """systemd >= 254 gives a unit with User= its credentials mode 0440 (+ an
     ACL): a KEK from $CREDENTIALS_DIRECTORY may have the group read bit; the
-    same mode from keys.kek_file is still refused, as is any other bit."""
+    same mode from keys.kek_file is still refused, as is any other bit, and
+    so is the credential when its directory is not private."""
     cred = os.path.join(tmp_dir, "creds")
     os.mkdir(cred, 0o500)
     kek = os.path.join(cred, "macronode.kek")
@@ -351,6 +352,12 @@ def test_kek_credential_may_be_group_readable(node_factory, tmp_dir):
     os.chmod(kek, 0o444)
     p = run_cli(["run", "--config", n.config_path], env=env, timeout=30)
     assert p.returncode == 1 and "mode 0444 lets group or others read it" in p.stderr, p
+    # The exception holds only in a directory as private as systemd makes it.
+    os.chmod(kek, 0o440)
+    os.chmod(cred, 0o755)
+    p = run_cli(["run", "--config", n.config_path], env=env, timeout=30)
+    assert p.returncode == 1 and "mode 0755 lets group write or others in" in p.stderr, p
+    os.chmod(cred, 0o700)
 
 
 def test_readyz_degraded_past_max_age(node_factory):

@@ -193,10 +193,17 @@ def test_drill_bad_proof_rejected_counted_no_witness(node_factory, tmp_dir):
     assert_nowhere(n, [sk, bytes.fromhex(sk), good, raw(good)[41:], tok] + bad)
 
 
+def binding_refusals(n):
+    """The audit log's ingress/capability_refused records of reason
+    proof_binding (a body that did not hash to what its proof bound)."""
+    from test_audit_service import find, records
+    return find(records(n), "ingress", "capability_refused", "proof_binding")
+
+
 def test_replayed_stale_and_wrongly_bound_proofs(node_factory, tmp_dir):
     n = zk_node(node_factory, {"zk": {"skew": "30s"}})
     key = keygen(tmp_dir)
-    tok = holder_token(n, key)
+    tok = holder_token(n, key, "--tenant", "zkt")
     path = "/o/" + EMPTY_B3
     p = prove(key, "GET", path)
     assert n.gw("GET", path, headers=hdrs(tok, p)).status == 404
@@ -238,6 +245,13 @@ def test_replayed_stale_and_wrongly_bound_proofs(node_factory, tmp_dir):
     m = n.metrics()
     for reason in ("replay", "stale", "binding", "malformed", "unbound"):
         assert m.sum("zk_verify_fail_total", reason=reason) >= 1, reason
+    # The two bodies refused 401 binding are capability refusals in the
+    # audit log like the wall's own, keyed by the ticket's tenant.
+    assert n.stop() == 0
+    bound = binding_refusals(n)
+    assert sum(r["attrs"]["count"] for r in bound) == 2, bound
+    assert {r["subject"]["key"] for r in bound} == {"t:zkt"}, bound
+    assert {r["writer_id"] for r in bound} == {"gateway/0"}, bound
 
 
 def test_zk_off_refuses_holder_tokens_and_version_says_so(node_factory, tmp_dir):
@@ -380,10 +394,12 @@ def test_put_get_cli_with_holder_key(node_factory, pki, tmp_dir):
 def test_oap_put_wrongly_bound_is_401_binding(node_factory, pki, tmp_dir):
     """OAP/1 PUT without "expect": the proof's digest is the upload's; a
     body that does not hash to it is the proof's failure (401 binding,
-    counted), not a 422 counted as a verified proof."""
-    n = oap_zk_node(node_factory, pki)
+    counted, and audited as a capability refusal), not a 422 counted as a
+    verified proof."""
+    cfg = dict(zk_config(), services=["gateway", "storage", "omnigate", "audit"])
+    n = armed(oap_node(node_factory, pki, cfg, start=False, wall=None))
     key = keygen(tmp_dir)
-    tok = holder_token(n, key).encode()
+    tok = holder_token(n, key, "--tenant", "zkt").encode()
     body = b"what was sent"
     c = OapConn(n.oap_port)
     try:
@@ -408,6 +424,11 @@ def test_oap_put_wrongly_bound_is_401_binding(node_factory, pki, tmp_dir):
         assert n.metrics().sum("zk_verify_success_total") == ok + 1
     finally:
         c.close()
+    assert n.stop() == 0
+    bound = binding_refusals(n)
+    assert sum(r["attrs"]["count"] for r in bound) == 1, bound
+    assert {r["subject"]["key"] for r in bound} == {"t:zkt"}, bound
+    assert {r["writer_id"] for r in bound} == {"omnigate"}, bound
 
 
 def test_replay_table_failure_on_omnigate(node_factory, pki, tmp_dir):

@@ -95,7 +95,7 @@ audit_append_result audit_log_append(audit_log *l, const audit_entry *e, uint64_
 		return AUDIT_LOG_BROKEN;
 	}
 	room = AUDIT_BATCH_MAX_BYTES - l->batch_len;
-	if (l->batch_n >= AUDIT_BATCH_MAX_RECORDS || (l->batch_n > 0 && room <= AUDIT_RECORD_MAX)) {
+	if (l->batch_n >= l->batch_max || (l->batch_n > 0 && room <= AUDIT_RECORD_MAX)) {
 		audit_log_fail(err, errlen, "batch full");
 		return AUDIT_LOG_FULL;
 	}

@@ -35,6 +35,7 @@ struct audit_log {
 	char                *batch;           /* AUDIT_BATCH_MAX_BYTES */
 	size_t               batch_len;
 	unsigned             batch_n;
+	unsigned             batch_max;       /* records per sync (audit_log_opts) */
 	/* checkpoints */
 	int                  ckfd;
 	bool                 have_ckpt;
@@ -48,6 +49,13 @@ int audit_log_path(const audit_log *l, const char *name, char *out, size_t outle
 /* Create segment seg-<first>.log holding the header of s, fsync it and the
  * directory; l->fd then writes to it. 0, or -1 with err. */
 int audit_log_new_segment(audit_log *l, const audit_state *s, char *err, size_t errlen);
+
+/* Records per sync of o (batch_records, bounded; 0: the default). */
+static inline unsigned audit_batch_max(const audit_log_opts *o)
+{
+	return o->batch_records && o->batch_records < AUDIT_BATCH_MAX_RECORDS ?
+	       o->batch_records : AUDIT_BATCH_MAX_RECORDS;
+}
 
 /* RAM mode (audit_log_ram.c): take the synced batch into the ring, evicting
  * the oldest records; copy a ring; free one. */

@@ -224,12 +224,14 @@ audit_log *audit_log_open(const audit_log_opts *o, audit_recovery *rec, char *er
 	l->fd = l->ckfd = -1;
 	l->id = o->id;
 	l->segment_max = o->segment_max ? o->segment_max : AUDIT_SEGMENT_MAX_DEFAULT;
+	l->batch_max = audit_batch_max(o);
 	if (l->segment_max < AUDIT_SEGMENT_MAX_MIN) {
 		audit_log_fail(err, errlen, "segment size below %u bytes", AUDIT_SEGMENT_MAX_MIN);
 		goto fail;
 	}
 	if (snprintf(l->dir, sizeof l->dir, "%s", o->dir) >= (int)sizeof l->dir ||
-	    util_ensure_dir(l->dir, 0700, err, errlen) != 0 || open_pubkey(l, err, errlen) != 0)
+	    (!o->existing_dir && util_ensure_dir(l->dir, 0700, err, errlen) != 0) ||
+	    open_pubkey(l, err, errlen) != 0)
 		goto fail;
 	audit_state_init(&l->st);
 	if (open_scan(l, rec, lr, err, errlen) != 0 || open_checkpoints(l, rec, lr, err, errlen) != 0)

@@ -33,6 +33,7 @@ audit_log *audit_ram_open(const audit_log_opts *o, char *err, size_t errlen)
 	l->fd = l->ckfd = -1;
 	l->id = o->id;
 	l->segment_max = AUDIT_SEGMENT_MAX_DEFAULT;
+	l->batch_max = audit_batch_max(o);
 	snprintf(l->dir, sizeof l->dir, "(memory)");
 	audit_state_init(&l->st);
 	l->synced = l->st;

@@ -4,6 +4,7 @@
 #include "core/keys/kek.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,8 +174,47 @@ kek *kek_load(const char *path, char *err, size_t errlen)
 	return kek_read(path, UTIL_FILE_SECRET, err, errlen);
 }
 
+/* The directory of a credential must be what systemd makes it: a directory
+ * of root's or ours, nothing for others, no group write (0500; 0550 with
+ * User=, the group bits then being the ACL mask). Otherwise the 0440
+ * exception would trust whoever set $CREDENTIALS_DIRECTORY. 0/-1 with err. */
+static int kek_cred_dir_check(const char *path, char *err, size_t errlen)
+{
+	char dir[CONFIG_PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	size_t n = slash ? (size_t)(slash - path) : 0;
+	struct stat st;
+	int fd, rc = -1;
+
+	if (n == 0)
+		n = slash ? 1 : 0;
+	if (n == 0 || n >= sizeof dir) {
+		snprintf(err, errlen, "KEK credential %s: no credentials directory", path);
+		return -1;
+	}
+	memcpy(dir, path, n);
+	dir[n] = '\0';
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) != 0)
+		snprintf(err, errlen, "KEK credentials directory %s: %s", dir, strerror(errno));
+	else if ((st.st_mode & (KEK_CRED_DIR_REFUSED)) != 0)
+		snprintf(err, errlen, "KEK credentials directory %s: mode %04o lets group write or "
+		         "others in (systemd makes it 0500, or 0550 with User=); refusing the "
+		         "credential", dir, (unsigned)(st.st_mode & 07777));
+	else if (st.st_uid != 0 && st.st_uid != geteuid())
+		snprintf(err, errlen, "KEK credentials directory %s: owned by uid %u, neither root "
+		         "nor this process; refusing the credential", dir, (unsigned)st.st_uid);
+	else
+		rc = 0;
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
 kek *kek_load_from(const char *path, kek_source src, char *err, size_t errlen)
 {
+	if (src == KEK_SRC_CREDENTIALS && kek_cred_dir_check(path, err, errlen) != 0)
+		return NULL;
 	return kek_read(path, UTIL_FILE_SECRET |
 	                (src == KEK_SRC_CREDENTIALS ? UTIL_FILE_GROUP_READ : 0u), err, errlen);
 }

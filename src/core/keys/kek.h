@@ -12,7 +12,11 @@
  * it must be a regular file without group or other permission bits — but a
  * systemd credential may be group-readable (0440: systemd >= 254 gives a
  * unit with User= its credentials so, with an ACL; the directory is private
- * to the unit), so kek_load_from allows that bit for KEK_SRC_CREDENTIALS. The key
+ * to the unit), so kek_load_from allows that bit for KEK_SRC_CREDENTIALS — and
+ * only when the directory is private as systemd makes it (0500, or 0550 with
+ * User=: the group bits are then the ACL mask; owned by root or by us):
+ * any group write or other bit, or another owner, refuses the credential,
+ * since $CREDENTIALS_DIRECTORY is only an environment variable. The key
  * lives in sodium_malloc memory (guarded, mlock'ed, read-only) and is wiped
  * by kek_free. Errors name the file, never a byte of it.
  */
@@ -28,6 +32,7 @@
 #define KEK_FILE_MODE    0400
 #define KEK_CRED_NAME    "macronode.kek"
 #define KEK_BESIDE_SUFFIX ".kek"
+#define KEK_CRED_DIR_REFUSED 0027   /* credentials dir: group write, any other bit */
 
 typedef enum {
 	KEK_SRC_CONFIG = 0,    /* keys.kek_file or RON_KEK_FILE */
@@ -48,7 +53,8 @@ const char *kek_source_name(kek_source s);
 /* Read and check the KEK file. NULL with err naming the file and what is
  * wrong (missing, mode too open, not 32 bytes / 64 hex). Caller kek_free's. */
 kek *kek_load(const char *path, char *err, size_t errlen);
-/* kek_load of the file kek_path chose: a credential may be mode 0440. */
+/* kek_load of the file kek_path chose: a credential may be mode 0440, and
+ * its directory must be private (above). */
 kek *kek_load_from(const char *path, kek_source src, char *err, size_t errlen);
 
 /* A new random KEK at path (64 hex + newline, mode 0400, never replacing).

@@ -6,7 +6,8 @@
  *                                      that it reaches a checkpoint got apart)
  *   audit tail [DIR] [--from-start] [--count N] [--interval MS] [--config FILE]
  *                                      print records as they are written
- *   audit pubkey KEYFILE               the public key (64 hex) of a node
+ *   audit pubkey [KEYFILE] [--kek FILE] [--config FILE] [--data-dir DIR]
+ *                                      the public key (64 hex) of a node
  *                                      identity key file, for --pubkey
  *   audit selftest-write DIR N [--key FILE] [--segment-max BYTES]
  *                          [--checkpoint-every K] [--seed S]
@@ -48,7 +49,7 @@ static const char audit_cli_usage[] =
 	"usage: macronode audit verify DIR [--pubkey FILE] [--from-zero] [--checkpoint FILE]\n"
 	"       macronode audit tail [DIR] [--from-start] [--count N] [--interval MS]\n"
 	"                            [--config FILE]\n"
-	"       macronode audit pubkey KEYFILE\n"
+	"       macronode audit pubkey [KEYFILE] [--kek FILE] [--config FILE] [--data-dir DIR]\n"
 	"\n"
 	"verify checks a copied audit log offline: every record canonical, every self_hash,\n"
 	"prev link and seq per stream, every segment header, every checkpoint signature\n"
@@ -60,7 +61,11 @@ static const char audit_cli_usage[] =
 	"first records do not have its root: records cut after the newest stored checkpoint.\n"
 	"tail prints records as the audit service writes them (newest segment, polled);\n"
 	"DIR defaults to <paths.data_dir>/audit of the config (--config, RON_CONFIG).\n"
-	"pubkey prints the public key of a node identity key file (for --pubkey).\n";
+	"pubkey prints the public key of a node identity key file (for --pubkey; default\n"
+	"<paths.data_dir>/node/identity.key). It unseals the file with --kek FILE, else\n"
+	"KEYFILE.kek when it exists, else the node's KEK found as `run` finds it\n"
+	"(keys.kek_file, RON_KEK_FILE, $CREDENTIALS_DIRECTORY/macronode.kek, else\n"
+	"<data_dir>.kek) from the config (--config, RON_CONFIG; --data-dir DIR).\n";
 
 static int audit_usage(const char *what)
 {
@@ -364,30 +369,98 @@ static int cmd_tail(int argc, char **argv)
 	return r;
 }
 
-static int cmd_pubkey(int argc, char **argv)
+/* The node's config for pubkey: --config / RON_CONFIG and --data-dir; with
+ * neither given and no config file, the defaults and RON_* (as `key`). */
+static int pubkey_config(node_opts *o, bool explicit, mn_config *c)
 {
-	node_identity id;
-	char err[256], hex[2 * IDENTITY_PK_LEN + 1];
+	char err[CONFIG_ERR_MAX + 2 * CONFIG_PATH_MAX];
 
-	char kpath[PATH_MAX];
-	const char *kek_file = NULL;
-	kek *k = NULL;
-	int lr;
+	if (node_load_config(o, c, err, sizeof err) == 0)
+		return 0;
+	config_free(c);
+	if (explicit) {
+		fprintf(stderr, "macronode audit pubkey: config error: %s\n", err);
+		return -1;
+	}
+	config_defaults(c);
+	if (config_apply_env(c, err, sizeof err) != 0) {
+		fprintf(stderr, "macronode audit pubkey: %s\n", err);
+		config_free(c);
+		return -1;
+	}
+	return 0;
+}
 
-	/* pubkey KEYFILE [--kek FILE]; without --kek, "<KEYFILE>.kek" when it
-	 * exists (selftest-write's), else only a clear-text key file loads. */
-	if (argc == 4 && strcmp(argv[2], "--kek") == 0)
-		kek_file = argv[3];
-	else if (argc != 2)
-		return audit_usage("pubkey takes one identity key file [--kek FILE]");
-	if (!kek_file && (size_t)snprintf(kpath, sizeof kpath, "%s.kek", argv[1]) < sizeof kpath &&
+/* The KEK the identity is sealed with: --kek FILE; else "<KEYFILE>.kek"
+ * when it exists (selftest-write's); else the node's, found as `run` and
+ * `key` find it (keys.kek_file, RON_KEK_FILE, $CREDENTIALS_DIRECTORY/
+ * macronode.kek, <data_dir>.kek). NULL and *failed false: none exists (a
+ * clear-text key file still loads). */
+static kek *pubkey_kek(const char *kek_file, const char *keyfile, const mn_config *c,
+                       bool *failed)
+{
+	char err[256], kpath[PATH_MAX];
+	kek *k;
+
+	*failed = false;
+	if (!kek_file && (size_t)snprintf(kpath, sizeof kpath, "%s.kek", keyfile) < sizeof kpath &&
 	    access(kpath, F_OK) == 0)
 		kek_file = kpath;
-	if (kek_file && !(k = kek_load(kek_file, err, sizeof err))) {
+	if (!kek_file)
+		return cli_kek_from(c, "macronode audit pubkey", failed);
+	if (!(k = kek_load(kek_file, err, sizeof err))) {
 		fprintf(stderr, "macronode audit pubkey: %s\n", err);
+		*failed = true;
+	}
+	return k;
+}
+
+static int cmd_pubkey(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "kek", required_argument, NULL, 'k' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "data-dir", required_argument, NULL, 'd' },
+		{ NULL, 0, NULL, 0 },
+	};
+	node_opts o = { .config_path = getenv("RON_CONFIG") };
+	bool explicit = o.config_path != NULL, failed;
+	const char *kek_file = NULL;
+	char err[256], hex[2 * IDENTITY_PK_LEN + 1], keyfile[CONFIG_PATH_MAX + 32];
+	node_identity id;
+	mn_config cfg;
+	kek *k;
+	int c, lr;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'k')
+			kek_file = optarg;
+		else if (c == 'c')
+			o.config_path = optarg, explicit = true;
+		else if (c == 'd' && o.nov < NODE_MAX_OVERRIDES)
+			o.ov[o.nov++] = (node_override){ "paths.data_dir", optarg }, explicit = true;
+		else
+			return audit_usage("bad option (--kek FILE, --config FILE, --data-dir DIR)");
+	}
+	if (optind + 1 < argc)
+		return audit_usage("pubkey takes at most one identity key file");
+	if (pubkey_config(&o, explicit, &cfg) != 0)
+		return AUDIT_CLI_RUNTIME;
+	if (optind < argc)
+		snprintf(keyfile, sizeof keyfile, "%s", argv[optind]);
+	else if ((size_t)snprintf(keyfile, sizeof keyfile, "%s/node/identity.key", cfg.data_dir) >=
+	         sizeof keyfile) {
+		fputs("macronode audit pubkey: paths.data_dir: too long\n", stderr);
+		config_free(&cfg);
 		return AUDIT_CLI_RUNTIME;
 	}
-	lr = identity_load(&id, argv[1], k, err, sizeof err);
+	k = pubkey_kek(kek_file, keyfile, &cfg, &failed);
+	config_free(&cfg);
+	if (failed)
+		return AUDIT_CLI_RUNTIME;
+	lr = identity_load(&id, keyfile, k, err, sizeof err);
 	kek_free(k);
 	if (lr != 0) {
 		fprintf(stderr, "macronode audit pubkey: %s\n", err);

@@ -15,7 +15,7 @@
  *
  * Timers on this loop only: every audit.fsync_interval up to
  * AUDIT_DRAIN_TURN entries are appended and fsynced (audit_records_total
- * counts them then); every audit.checkpoint_interval, and at shutdown, a
+ * counts them then), and sooner once AUDIT_EARLY_TURN entries are queued; every audit.checkpoint_interval, and at shutdown, a
  * signed checkpoint, then retention (audit.max_age, audit.max_bytes) unless
  * a proof or a RECENT read is reading the segments. Proofs: audit_proof.c;
  * the newest records: audit_recent.c.
@@ -33,6 +33,42 @@
 #include "lib/util.h"
 #include "svc/audit/audit_svc.h"
 
+/* ---- test hooks ----------------------------------------------------------- */
+
+/* Only a build with assertions (not -Dbuildtype=release) reads them, and
+ * they can only lose records (counted by their senders), never forge one:
+ * AUDIT_TEST_BATCH_ENV=N syncs every N records (a batch fills early);
+ * AUDIT_TEST_FAIL_ENV=1 fails the closing sync of the first turn in which a
+ * batch filled (the write failure after an early sync, docs/audit.md). */
+#define AUDIT_TEST_BATCH_ENV "MN_TEST_AUDIT_BATCH"
+#define AUDIT_TEST_FAIL_ENV  "MN_TEST_AUDIT_FAIL_AFTER_FULL"
+
+static unsigned auditd_test_batch(void)
+{
+#ifndef NDEBUG
+	const char *v = getenv(AUDIT_TEST_BATCH_ENV);
+	uint64_t n = 0;
+
+	if (v && util_parse_u64(v, &n) == 0 && n >= 1 && n < AUDIT_BATCH_MAX_RECORDS) {
+		log_kv(LOG_LEVEL_WARN, "test hook: audit batches of a few records", "env",
+		       AUDIT_TEST_BATCH_ENV, "records", v, LOG_END);
+		return (unsigned)n;
+	}
+#endif
+	return 0;
+}
+
+static bool auditd_test_fail_armed(void)
+{
+#ifndef NDEBUG
+	const char *v = getenv(AUDIT_TEST_FAIL_ENV);
+
+	return v && strcmp(v, "1") == 0;
+#else
+	return false;
+#endif
+}
+
 /* ---- opening the log ------------------------------------------------------ */
 
 /* v as decimal in buf (log fields are strings). */
@@ -42,12 +78,13 @@ static const char *u64s(char buf[24], uint64_t v)
 	return buf;
 }
 
-static int auditd_open(auditd *a, audit_recovery *rec)
+static int auditd_open(auditd *a, audit_recovery *rec, bool reopen)
 {
 	const mn_config *cfg = &a->s->cfg;
 	char dir[CONFIG_PATH_MAX + 8], err[AUDIT_ERR_MAX];
 	audit_log_opts o = { .segment_max = cfg->audit_segment_max, .id = &a->s->identity,
-	                     .ram_bytes = cfg->audit_ram_bytes };
+	                     .ram_bytes = cfg->audit_ram_bytes,
+	                     .batch_records = auditd_test_batch(), .existing_dir = reopen };
 
 	if (!cfg->amnesia) {
 		if ((size_t)snprintf(dir, sizeof dir, "%s/audit", cfg->data_dir) >= sizeof dir)
@@ -116,7 +153,7 @@ static void auditd_reopen(auditd *a)
 
 	audit_log_free(a->log);
 	a->log = NULL;
-	if (auditd_open(a, &rec) == 0) {
+	if (auditd_open(a, &rec, true) == 0) {   /* in the sandbox: no mkdir, no chmod */
 		auditd_report(a, &rec);
 		return;
 	}
@@ -131,19 +168,75 @@ typedef struct turn_count {
 	uint64_t n;
 } turn_count;
 
-static void turn_add(turn_count *t, size_t *nt, const char *stream)
+/* One turn: the entries appended since the last fsync (answered once it
+ * returns) and their per-stream counts. */
+typedef struct turn {
+	turn_count  *t;      /* NULL (no memory): appended, not counted */
+	size_t       nt;
+	audit_item  *done, **dtail;
+	uint64_t     acked;  /* answered after an early sync (the batch filled) */
+	uint64_t     lost;   /* answered 500 */
+} turn;
+
+static void turn_add(turn *tu, const char *stream)
 {
+	turn_count *t = tu->t;
+
 	if (!t)
 		return;
-	for (size_t i = 0; i < *nt; i++)
+	for (size_t i = 0; i < tu->nt; i++)
 		if (strcmp(t[i].stream, stream) == 0) {
 			t[i].n++;
 			return;
 		}
-	if (*nt < AUDIT_MAX_STREAMS + 1) {
-		snprintf(t[*nt].stream, sizeof t[*nt].stream, "%s", stream);
-		t[(*nt)++].n = 1;
+	if (tu->nt < AUDIT_MAX_STREAMS + 1) {
+		snprintf(t[tu->nt].stream, sizeof t[tu->nt].stream, "%s", stream);
+		t[tu->nt++].n = 1;
 	}
+}
+
+/* Answer every entry of a batch (status: each one's, or 500 when the batch
+ * was not written) and free them. A refusal carries its reason as the
+ * verb's reply encodes it: the sender takes a reply that does not decode
+ * for a broken peer and exits. */
+static void batch_answer(audit_item *done, uint16_t status)
+{
+	while (done) {
+		audit_item *next = done->next;
+		uint16_t st = status ? status : done->status;
+		if (st == 200)
+			rpc_server_reply(done->q, 200, NULL, 0, NULL, 0);
+		else
+			auditd_answer_msg(done->q, AUDIT_APPEND, st, st == 500 ?
+			                  "audit batch not written" : "audit entry refused");
+		free(done);
+		done = next;
+	}
+}
+
+/* An fsync returned: what was appended before it is on disk. Answer those
+ * entries and count them in audit_records_total, now — a later failure in
+ * the same turn must not report them lost. */
+static void turn_synced(auditd *a, turn *tu)
+{
+	char labels[AUDIT_STREAM_MAX * 2 + 16];
+
+	for (const audit_item *it = tu->done; it; it = it->next)
+		tu->acked++;
+	batch_answer(tu->done, 0);
+	tu->done = NULL;
+	tu->dtail = &tu->done;
+	if (a->self_pending)
+		metrics_count("audit_records_total", "stream=\"audit\"", a->self_pending);
+	a->self_pending = 0;
+	for (size_t i = 0; tu->t && i < tu->nt; i++) {
+		char esc[AUDIT_STREAM_MAX * 2 + 1];
+		if (metrics_label_escape(esc, sizeof esc, tu->t[i].stream) < 0)
+			continue;
+		snprintf(labels, sizeof labels, "stream=\"%s\"", esc);
+		metrics_count("audit_records_total", labels, tu->t[i].n);
+	}
+	tu->nt = 0;
 }
 
 static json_t *json_obj(const uint8_t *p, size_t n, bool *bad)
@@ -161,8 +254,9 @@ static json_t *json_obj(const uint8_t *p, size_t n, bool *bad)
 	return o;
 }
 
-/* Chain one queued message into the batch. 1 appended, 0 refused, -1 broken. */
-static int turn_append(auditd *a, const audit_item *it, turn_count *t, size_t *nt)
+/* Chain one queued message into the batch (the batch full: fsync what it
+ * holds, answer those, then chain). 1 appended, 0 refused, -1 broken. */
+static int turn_append(auditd *a, const audit_item *it, turn *tu)
 {
 	audit_msg_entry m;
 	char err[AUDIT_ERR_MAX];
@@ -181,17 +275,19 @@ static int turn_append(auditd *a, const audit_item *it, turn_count *t, size_t *n
 	if (!bad) {
 		r = audit_log_append(a->log, &e, NULL, NULL, err, sizeof err);
 		if (r == AUDIT_LOG_FULL) {
-			if (audit_log_sync(a->log, err, sizeof err) != 0)
+			if (audit_log_sync(a->log, err, sizeof err) != 0) {
 				r = AUDIT_LOG_BROKEN;
-			else
+			} else {
+				turn_synced(a, tu);
 				r = audit_log_append(a->log, &e, NULL, NULL, err, sizeof err);
+			}
 		}
 	}
 	json_decref(actor);
 	json_decref(subject);
 	json_decref(attrs);
 	if (r == AUDIT_LOG_OK) {
-		turn_add(t, nt, m.stream);
+		turn_add(tu, m.stream);
 		return 1;
 	}
 	if (r == AUDIT_LOG_BROKEN)
@@ -217,38 +313,24 @@ static audit_item *queue_pop(auditd *a)
 	return it;
 }
 
-/* Answer every entry of a batch (status: each one's, or 500 when the batch
- * was not written) and free them. */
-static void batch_answer(audit_item *done, uint16_t status)
-{
-	static const char lost[] = "audit batch not written";
-
-	while (done) {
-		audit_item *next = done->next;
-		uint16_t st = status ? status : done->status;
-		rpc_server_reply(done->q, st, st == 500 ? (const uint8_t *)lost : NULL,
-		                 st == 500 ? sizeof lost - 1 : 0, NULL, 0);
-		free(done);
-		done = next;
-	}
-}
-
 /* Up to max entries from the queue into the log, then one fsync; only then
- * are they answered (acknowledged: on disk). */
+ * are they answered (acknowledged: on disk). A batch that fills syncs
+ * early (turn_append): those entries are answered 200 then, so a failure
+ * afterwards answers 500 only to the entries it really lost. */
 static void auditd_turn(auditd *a, unsigned max)
 {
-	turn_count *t = calloc(AUDIT_MAX_STREAMS + 1, sizeof *t);
-	size_t nt = 0;
-	char err[AUDIT_ERR_MAX], labels[AUDIT_STREAM_MAX * 2 + 16];
-	audit_item *it, *done = NULL, **dtail = &done;
+	turn tu = { .t = calloc(AUDIT_MAX_STREAMS + 1, sizeof *tu.t) };
+	char err[AUDIT_ERR_MAX];
+	audit_item *it;
 	int rc = 0;
 
+	tu.dtail = &tu.done;
 	for (unsigned i = 0; i < max && rc >= 0 && (it = queue_pop(a)); i++) {
-		rc = turn_append(a, it, t, &nt);   /* t NULL (no memory): appended, not counted */
+		rc = turn_append(a, it, &tu);
 		it->status = rc == 1 ? 200 : 422;
 		it->next = NULL;
-		*dtail = it;
-		dtail = &it->next;
+		*tu.dtail = it;
+		tu.dtail = &it->next;
 	}
 	if (rc >= 0 && !a->head && a->dropped_full) {
 		/* Drained: say how many entries the full queue refused. */
@@ -257,27 +339,27 @@ static void auditd_turn(auditd *a, unsigned max)
 		a->dropped_full = 0;
 	}
 	metrics_gauge_set(a->m_depth, (int64_t)a->queued);
-	if (rc < 0 || audit_log_sync(a->log, err, sizeof err) != 0) {
+	bool hook = a->test_fail && tu.acked > 0;
+	if (hook) {
+		a->test_fail = false;
+		snprintf(err, sizeof err, "test hook %s", AUDIT_TEST_FAIL_ENV);
+	}
+	if (rc < 0 || hook || audit_log_sync(a->log, err, sizeof err) != 0) {
+		char b1[24], b2[24];
+
+		for (const audit_item *d = tu.done; d; d = d->next)
+			tu.lost++;
 		log_kv(LOG_LEVEL_ERROR, "audit log write failed; reopening", "error",
-		       rc < 0 ? "append refused: log broken" : err, LOG_END);
-		free(t);
+		       rc < 0 ? "append refused: log broken" : err,
+		       "acknowledged", u64s(b1, tu.acked), "lost", u64s(b2, tu.lost), LOG_END);
+		free(tu.t);
 		a->self_pending = 0;
-		batch_answer(done, 500);   /* never acknowledged: the senders count it lost */
+		batch_answer(tu.done, 500);   /* never acknowledged: the senders count it lost */
 		auditd_reopen(a);
 		return;
 	}
-	batch_answer(done, 0);
-	if (a->self_pending)
-		metrics_count("audit_records_total", "stream=\"audit\"", a->self_pending);
-	a->self_pending = 0;
-	for (size_t i = 0; t && i < nt; i++) {
-		char esc[AUDIT_STREAM_MAX * 2 + 1];
-		if (metrics_label_escape(esc, sizeof esc, t[i].stream) < 0)
-			continue;
-		snprintf(labels, sizeof labels, "stream=\"%s\"", esc);
-		metrics_count("audit_records_total", labels, t[i].n);
-	}
-	free(t);
+	turn_synced(a, &tu);
+	free(tu.t);
 }
 
 static void on_sync(evutil_socket_t fd, short what, void *arg)
@@ -349,6 +431,12 @@ static void auditd_append(auditd *a, rpc_req *q, const uint8_t *p, size_t n)
 	a->tail = it;
 	a->queued++;
 	a->queued_bytes += n;
+	/* A sender may have only AUDIT_CLIENT_PENDING entries unanswered: do not
+	 * let a long fsync_interval hold that many (they would be refused on its
+	 * side as client_busy). An ordinary turn, run as soon as the loop is
+	 * free; activating it again while it waits changes nothing. */
+	if (a->queued >= AUDIT_EARLY_TURN && a->early_ev)
+		event_active(a->early_ev, EV_TIMEOUT, 1);
 }
 
 static void auditd_get_checkpoint(auditd *a, rpc_req *q)
@@ -401,6 +489,8 @@ static void auditd_free(auditd *a)
 	rpc_server_free(a->srv);
 	if (a->sync_ev)
 		event_free(a->sync_ev);
+	if (a->early_ev)
+		event_free(a->early_ev);
 	if (a->ckpt_ev)
 		event_free(a->ckpt_ev);
 	if (a->drain_ev)
@@ -426,9 +516,11 @@ static int auditd_timers(auditd *a)
 	struct timeval tc = tv_ms(a->s->cfg.audit_checkpoint_interval_ms);
 
 	a->sync_ev = event_new(a->s->base, -1, EV_PERSIST, on_sync, a);
+	a->early_ev = event_new(a->s->base, -1, 0, on_sync, a);
 	a->ckpt_ev = event_new(a->s->base, -1, EV_PERSIST, on_checkpoint, a);
 	a->workq_ev = event_new(a->s->base, workq_fd(a->wq), EV_READ | EV_PERSIST, on_workq, a);
-	return a->sync_ev && a->ckpt_ev && a->workq_ev && event_add(a->sync_ev, &ts) == 0 &&
+	return a->sync_ev && a->early_ev && a->ckpt_ev && a->workq_ev &&
+	       event_add(a->sync_ev, &ts) == 0 &&
 	       event_add(a->ckpt_ev, &tc) == 0 && event_add(a->workq_ev, NULL) == 0 ? 0 : -1;
 }
 
@@ -441,6 +533,7 @@ static int audit_start(svc *s)
 		return -1;
 	a->s = s;
 	s->priv = a;
+	a->test_fail = auditd_test_fail_armed();
 	a->m_full = metrics_get("audit_dropped_total", "reason=\"queue_full\"");
 	a->m_refused = metrics_get("audit_dropped_total", "reason=\"refused\"");
 	a->m_ckpts = metrics_get("audit_checkpoints_total", "");
@@ -451,7 +544,7 @@ static int audit_start(svc *s)
 		goto fail;
 	}
 	/* Before the sandbox: the first open may create <data_dir>/audit. */
-	if (auditd_open(a, &rec) != 0)
+	if (auditd_open(a, &rec, false) != 0)
 		goto fail;
 	auditd_report(a, &rec);
 	/* The proof thread is made after the sandbox (Landlock binds only the

@@ -25,6 +25,9 @@
 #define AUDIT_CONN_PENDING   (AUDIT_CLIENT_PENDING + 64u)
 #define AUDIT_QUEUE_BYTES    (32u << 20)   /* bytes the queue may hold, whatever queue_max */
 #define AUDIT_DRAIN_TURN     1024u         /* entries appended per fsync turn */
+/* Queued entries that start a turn at once, whatever audit.fsync_interval:
+ * half a sender's window, so no sender waits on a whole window. */
+#define AUDIT_EARLY_TURN     (AUDIT_CLIENT_PENDING / 2u)
 #define AUDIT_DRAIN_GRACE_MS 50u           /* at drain: let queued datagrams be read first */
 #define AUDIT_PROOF_JOBS     2u            /* proofs in work at once; more: 503 busy */
 #define AUDIT_PROOF_RATE     10.0          /* proofs per second (burst as much) */
@@ -44,7 +47,7 @@ typedef struct auditd {
 	svc            *s;
 	rpc_server     *srv;
 	audit_log      *log;
-	struct event   *sync_ev, *ckpt_ev, *drain_ev, *workq_ev;
+	struct event   *sync_ev, *early_ev, *ckpt_ev, *drain_ev, *workq_ev;
 	workq          *wq;
 	tbucket         proof_rate;
 	tbucket         recent_rate;
@@ -54,6 +57,7 @@ typedef struct auditd {
 	uint64_t        self_pending;     /* the service's own records in the batch */
 	uint64_t        ckpt_size;        /* size of the newest checkpoint (or UINT64_MAX: none) */
 	bool            draining;
+	bool            test_fail;        /* test hook armed (audit.c) */
 	metrics_series *m_full, *m_refused, *m_ckpts, *m_depth, *m_torn;
 } auditd;
 

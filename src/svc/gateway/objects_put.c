@@ -61,6 +61,7 @@ typedef struct obj_put {
 	bool            has_expect;
 	bool            proof_bound; /* expect is a holder proof's digest (docs/zk.md) */
 	uint8_t         expect[B3_OUT_LEN];
+	char            audit_key[AUDIT_AGG_KEY_MAX + 1]; /* proof_bound: tenant or ip:<addr> */
 	/* an error found inside the inflate sink, answered after it returns */
 	int             err_status;
 	const char     *err_code, *err_msg;
@@ -312,6 +313,11 @@ static void put_on_commit(const stor_result *res, void *arg)
 	/* The proof's binding is judged now that storage hashed the body. */
 	if (p->proof_bound && (res->status == 200 || res->status == 422))
 		wall_ticket_proof_settled(res->status == 200);
+	/* A capability refusal like the wall's own (gateway.c), audited even
+	 * when the client is gone. */
+	if (p->proof_bound && res->status == 422)
+		audit_count(p->o->audit, "ingress", "capability_refused", "proof_binding",
+		            p->audit_key);
 	if (!p->req) {
 		put_free(p);
 		return;
@@ -461,8 +467,14 @@ void objects_put(http_req *r, objects *o, const uint8_t *expect)
 		/* A holder proof bound this write to its body digest: storage
 		 * refuses the object unless it hashes to it, and the client
 		 * gets 401 binding (wall_ticket_proof_settled). */
+		const char *tenant = wall_ticket_tenant(http_req_gate_ticket(r));
+
 		p->has_expect = true;
 		p->proof_bound = true;
+		if (tenant && tenant[0])
+			snprintf(p->audit_key, sizeof p->audit_key, "%s", tenant);
+		else
+			util_peer_key(http_req_peer(r, NULL), p->audit_key, sizeof p->audit_key);
 	}
 	put_given_type(r, p);
 	if (put_pick_decoder(r, p) < 0) {

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/audit/audit_client.h"
 #include "core/auth/wall.h"
 #include "core/objects/objstore.h"
 #include "lib/b3.h"
@@ -63,6 +64,7 @@ typedef struct og_put {
 	bool        has_expect;
 	bool        proof_bound;  /* expect is a holder proof's digest (docs/zk.md) */
 	uint8_t     expect[B3_OUT_LEN];
+	char        audit_key[AUDIT_AGG_KEY_MAX + 1];  /* proof_bound: tenant or ip:<addr> */
 } og_put;
 
 const char *og_verb_name(uint16_t verb)
@@ -484,6 +486,11 @@ static void put_on_commit(const stor_result *res, void *arg)
 	/* The proof's binding is judged now that storage hashed the body. */
 	if (p->proof_bound && (res->status == 200 || res->status == 422))
 		wall_ticket_proof_settled(res->status == 200);
+	/* A capability refusal like the wall's own (oap_conn.c), audited even
+	 * when the stream is gone. */
+	if (p->proof_bound && res->status == 422)
+		audit_count(p->og->audit, "ingress", "capability_refused", "proof_binding",
+		            p->audit_key);
 	if (!p->s) {
 		put_free(p);
 		return;
@@ -589,8 +596,15 @@ static void put_start(oap_stream *s, const oap_frame *f)
 	p->has_expect = rc == 0;
 	/* A holder proof bound the body to its digest (the wall checked it
 	 * equals "expect" when both were sent): storage holds the upload to it. */
-	if (!p->has_expect && s->ticket && wall_ticket_body_digest(s->ticket, p->expect))
+	if (!p->has_expect && s->ticket && wall_ticket_body_digest(s->ticket, p->expect)) {
+		const char *tenant = wall_ticket_tenant(s->ticket);
+
 		p->has_expect = p->proof_bound = true;
+		if (tenant && tenant[0])
+			snprintf(p->audit_key, sizeof p->audit_key, "%s", tenant);
+		else
+			og_stream_peer_key(s, p->audit_key, sizeof p->audit_key);
+	}
 	s->vs = p;
 	p->awaiting = true;
 	og_stream_pause(s);   /* no body frame is read before storage has answered */

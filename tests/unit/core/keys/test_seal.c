@@ -253,6 +253,40 @@ static void test_kek_credential_group_read(void **state)
 	kek_free(k);
 }
 
+/* $CREDENTIALS_DIRECTORY is only an environment variable: its directory
+ * must be private as systemd makes it (0500; 0550 with User=, the group
+ * bits being the ACL mask), else the credential is refused, 0400 or 0440. */
+static void test_kek_credential_dir_private(void **state)
+{
+	char path[128], err[512];
+	kek *k;
+
+	(void)state;
+	snprintf(path, sizeof path, "%s/" KEK_CRED_NAME, dir);
+	write_file(path, "0123456789abcdef0123456789abcdef", 32, 0440);
+	const mode_t ok[] = { 0500, 0550, 0700, 0750 };
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		assert_int_equal(chmod(dir, ok[i]), 0);
+		assert_non_null(k = kek_load_from(path, KEK_SRC_CREDENTIALS, err, sizeof err));
+		kek_free(k);
+	}
+	const mode_t refused[] = { 0755, 0770, 0701, 0705, 0570, 0777 };
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+		assert_int_equal(chmod(dir, refused[i]), 0);
+		assert_null(kek_load_from(path, KEK_SRC_CREDENTIALS, err, sizeof err));
+		assert_non_null(strstr(err, "lets group write or others in"));
+		assert_non_null(strstr(err, dir));
+		/* Not a credential: the directory is none of its business. */
+		assert_int_equal(chmod(path, 0400), 0);
+		assert_non_null(k = kek_load_from(path, KEK_SRC_CONFIG, err, sizeof err));
+		kek_free(k);
+		assert_null(kek_load_from(path, KEK_SRC_CREDENTIALS, err, sizeof err));
+		assert_int_equal(chmod(path, 0440), 0);
+	}
+	assert_int_equal(chmod(dir, 0700), 0);
+	assert_int_equal(unlink(path), 0);
+}
+
 static void test_kek_path_sources(void **state)
 {
 	mn_config c;
@@ -400,6 +434,7 @@ int main(void)
 		cmocka_unit_test(test_random_nonce_differs),
 		cmocka_unit_test_setup_teardown(test_kek_file_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kek_credential_group_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kek_credential_dir_private, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kek_path_sources, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keyfile_roundtrip_and_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keyfile_reseal, setup, teardown),
