@@ -299,6 +299,19 @@ def raw_connect(port, host="127.0.0.1"):
     return s
 
 
+def raw_exchange(port, data, timeout=3):
+    """Send data on a new connection, read until the peer closes or goes
+    quiet for timeout: (the parsed responses, whether it closed)."""
+    s = raw_connect(port)
+    try:
+        s.sendall(data)
+        got, eof = recv_all(s, timeout=timeout)
+    finally:
+        s.close()
+    rs, _ = parse_responses(got)
+    return rs, eof
+
+
 # ---------------------------------------------------------------- metrics
 
 _SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\d+)?$')

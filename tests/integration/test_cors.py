@@ -14,7 +14,8 @@ import os
 import pytest
 
 from conftest import (CURL, DEFAULT_BUNDLE, assert_envelope, b3sum_cid, install_wall,
-                      mint_token, obj_path, parse_responses, raw_connect, recv_all, run_tool,
+                      mint_token, obj_path, parse_responses, raw_connect, raw_exchange,
+                      recv_all, run_tool,
                       wait_until)
 
 ALLOWED = "http://127.0.0.1:9999"
@@ -221,14 +222,8 @@ def test_preflights_pay_the_rate_cap_and_never_a_body(node_factory):
 
 # ---------------------------------------------------------------- core refusals
 
-def raw(port, data, timeout=5):
-    s = raw_connect(port)
-    try:
-        s.sendall(data)
-        got, _ = recv_all(s, timeout=timeout)
-    finally:
-        s.close()
-    return parse_responses(got)[0]
+def raw(port, data):
+    return raw_exchange(port, data, timeout=5)[0]
 
 
 def acao(r):

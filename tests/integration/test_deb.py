@@ -31,11 +31,15 @@ def run(argv, **kw):
     return subprocess.run(argv, capture_output=True, text=True, timeout=300, **kw)
 
 
-def build_and_install(tmp_path, root):
-    """The package of BIN, installed into the throwaway root. (deb, dpkg argv)."""
+def build_deb(tmp_path):
+    """The package of BIN, built by scripts/mkdeb.py: its path."""
     p = run(["/usr/bin/python3", MKDEB, BIN, str(tmp_path / "out")])
     assert p.returncode == 0, p.stderr
-    deb = p.stdout.strip().splitlines()[-1]
+    return p.stdout.strip().splitlines()[-1]
+
+
+def install(root, deb):
+    """deb installed into the throwaway root: the dpkg argv that did it."""
     for d in ("var/lib/dpkg/info", "var/lib/dpkg/updates", "etc"):
         (root / d).mkdir(parents=True)
     (root / "var/lib/dpkg/status").write_text("")
@@ -45,14 +49,12 @@ def build_and_install(tmp_path, root):
             "--log=/dev/null"]
     p = run(dpkg + ["-i", deb])
     assert p.returncode == 0, p.stdout + p.stderr
-    return deb, dpkg
+    return dpkg
 
 
 @needs
 def test_deb_builds_installs_and_purges(tmp_path):
-    p = run(["/usr/bin/python3", MKDEB, BIN, str(tmp_path / "out")])
-    assert p.returncode == 0, p.stderr
-    deb = p.stdout.strip().splitlines()[-1]
+    deb = build_deb(tmp_path)
     assert re.search(r"/macronode_[0-9.]+_[a-z0-9]+\.deb$", deb), deb
     info = run(["dpkg-deb", "-I", deb]).stdout
     depends = re.search(r"^ Depends: (.*)$", info, re.M).group(1)
@@ -66,15 +68,7 @@ def test_deb_builds_installs_and_purges(tmp_path):
         assert f in files, f
 
     root = tmp_path / "root"
-    for d in ("var/lib/dpkg/info", "var/lib/dpkg/updates", "etc"):
-        (root / d).mkdir(parents=True)
-    (root / "var/lib/dpkg/status").write_text("")
-    (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
-    (root / "etc/group").write_text("root:x:0:\n")
-    dpkg = ["dpkg", "--root=%s" % root, "--force-script-chrootless", "--force-depends",
-            "--log=/dev/null"]
-    p = run(dpkg + ["-i", deb])
-    assert p.returncode == 0, p.stdout + p.stderr
+    dpkg = install(root, deb)
     st = run(["dpkg", "--root=%s" % root, "-s", "macronode"]).stdout
     assert "Status: install ok installed" in st, st
     assert "/etc/macronode/macronode.json" in (root / "var/lib/dpkg/info/macronode.conffiles").read_text()
@@ -143,7 +137,7 @@ def test_deb_documented_first_start(tmp_path):
     try:
         root = tmp_path.__class__(top) / "root"
         root.mkdir()
-        build_and_install(tmp_path, root)
+        install(root, build_deb(tmp_path))
         uid, gid = user_ids(root, "macronode")
         assert uid != 0 and gid != 0
         unit = (root / "lib/systemd/system/macronode.service").read_text()

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from conftest import (SANITIZED, SLOW, parse_responses, raw_connect, recv_all, vm_rss_kib,
+from conftest import (SANITIZED, SLOW, parse_responses, raw_connect, raw_exchange, recv_all, vm_rss_kib,
                       wait_until)
 
 TWO_MIB = 2 * 1024 * 1024
@@ -341,17 +341,6 @@ def test_gateway_body_cap_is_storage_max_object(node_factory):
     assert rs[0].header("Connection").lower() == "close"
     assert eof
     assert rejected(n, "413") == before + 1
-
-
-def raw_exchange(port, data, timeout=3):
-    s = raw_connect(port)
-    try:
-        s.sendall(data)
-        got, eof = recv_all(s, timeout=timeout)
-    finally:
-        s.close()
-    rs, _ = parse_responses(got)
-    return rs, eof
 
 
 def test_limits_max_body_caps_json_and_admin_bodies(node_factory):

@@ -23,11 +23,10 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 
 import pytest
 
-from conftest import (BIN, SLOW, Metrics, b3sum_cid, free_port, free_ports, proc_scan, run_cli,
+from conftest import (BIN, SLOW, b3sum_cid, free_port, free_ports, proc_scan, run_cli,
                       run_env, stored, unseal, wait_for)
 from tor_fakes import FakeControl, FakeSocks, ed25519_scalar_base, onion_name
 
@@ -375,20 +374,28 @@ def test_records_carry_onion_and_fetch_goes_through_socks(node_factory, tmp_path
 
 # ---------------------------------------------------------------- the real tor
 
-@pytest.mark.skipif(not TOR, reason="tor is not installed (Debian package tor; scripts/deps.sh)")
-def test_real_tor_launched(node_factory, tmp_path):
-    """The supervisor's own tor (tor.launch), kept off any network
-    (DisableNetwork 1: ADD_ONION works, bootstrap stays at 0): the onion is
-    added through the real control socket with cookie authentication, tor
-    is restarted when it dies, and goes when the node does."""
+def node_with_own_tor(node_factory, tmp_path, torrc_extra):
+    """A node whose supervisor launches the real tor (tor.launch) with
+    torrc_extra included: (node, its OAP/1 port, tor's SOCKS port, the
+    included file)."""
     inc = tmp_path / "torrc.inc"
-    inc.write_text("DisableNetwork 1\n")
+    inc.write_text(torrc_extra)
     oap, socks = free_ports(2)
     n = node_factory(config={"services": ["gateway", "storage", "omnigate"],
                              "oap": {"addr": "127.0.0.1:%d" % oap},
                              "tor": {"enabled": True, "launch": True, "control": "",
                                      "socks": "127.0.0.1:%d" % socks,
                                      "torrc_include": str(inc)}})
+    return n, oap, socks, inc
+
+
+@pytest.mark.skipif(not TOR, reason="tor is not installed (Debian package tor; scripts/deps.sh)")
+def test_real_tor_launched(node_factory, tmp_path):
+    """The supervisor's own tor (tor.launch), kept off any network
+    (DisableNetwork 1: ADD_ONION works, bootstrap stays at 0): the onion is
+    added through the real control socket with cookie authentication, tor
+    is restarted when it dies, and goes when the node does."""
+    n, oap, socks, inc = node_with_own_tor(node_factory, tmp_path, "DisableNetwork 1\n")
     wait_for(lambda: n.get("/version").json()["onion"], 30 * SLOW, "the onion from the real tor")
     onion = n.get("/version").json()["onion"]
     assert onion.endswith(".onion:%d" % oap) and len(onion.split(".")[0]) == 56
@@ -432,14 +439,8 @@ def test_real_tor_socks(node_factory, tmp_path):
     refusal comes back named by its extended code (the generated torrc asks
     for ExtendedErrors; without it tor says only 'general failure')."""
     dead = free_ports(2)
-    inc = tmp_path / "torrc.inc"
-    inc.write_text(OFFLINE_TORRC % (dead[0], "A" * 40, dead[1], "F" * 40))
-    oap, socks = free_ports(2)
-    n = node_factory(config={"services": ["gateway", "storage", "omnigate"],
-                             "oap": {"addr": "127.0.0.1:%d" % oap},
-                             "tor": {"enabled": True, "launch": True, "control": "",
-                                     "socks": "127.0.0.1:%d" % socks,
-                                     "torrc_include": str(inc)}})
+    n, oap, socks, _ = node_with_own_tor(node_factory, tmp_path, OFFLINE_TORRC % (
+        dead[0], "A" * 40, dead[1], "F" * 40))
     torrc = open(os.path.join(n.data_dir, "run", "tor", "torrc")).read()
     assert "SocksPort 127.0.0.1:%d ExtendedErrors\n" % socks in torrc, torrc
     wait_for(lambda: n.metrics().get("tor_up") == 1, 30 * SLOW, "a control session with tor")

@@ -929,6 +929,19 @@ static void test_body_at_cap_ok(void **state)
 /* Two caps: max_upload_bytes for a PUT/POST on an upload route,
  * max_body_bytes (limits.max_body) for every other body; a 413 names
  * the one it hit. */
+/* One request on a new connection: a 413 whose message holds what. */
+static void expect_413(const char *request, const char *what)
+{
+	struct client *cl = client_new();
+
+	client_puts(cl, request);
+	assert_int_equal(wait_responses(cl, 1, NULL), 1);
+	assert_int_equal(R[0].status, 413);
+	assert_non_null(strstr(R[0].body, what));
+	client_free(cl);
+	settle();
+}
+
 static void test_upload_cap_and_body_cap(void **state)
 {
 	http_limits l = limits_default();
@@ -951,29 +964,14 @@ static void test_upload_cap_and_body_cap(void **state)
 	client_free(cl);
 	settle();
 	/* one byte over the upload cap: 413 naming it */
-	cl = client_new();
-	client_puts(cl, "PUT /bigup HTTP/1.1\r\nContent-Length: 4097\r\n\r\n");
-	assert_int_equal(wait_responses(cl, 1, NULL), 1);
-	assert_int_equal(R[0].status, 413);
-	assert_non_null(strstr(R[0].body, "exceeds 4096 bytes (storage.max_object)"));
-	client_free(cl);
-	settle();
+	expect_413("PUT /bigup HTTP/1.1\r\nContent-Length: 4097\r\n\r\n",
+	           "exceeds 4096 bytes (storage.max_object)");
 	/* the same route read by GET is not an upload: the body cap holds */
-	cl = client_new();
-	client_puts(cl, "GET /bigup HTTP/1.1\r\nContent-Length: 2000\r\n\r\n");
-	assert_int_equal(wait_responses(cl, 1, NULL), 1);
-	assert_int_equal(R[0].status, 413);
-	assert_non_null(strstr(R[0].body, "exceeds 1024 bytes (limits.max_body)"));
-	client_free(cl);
-	settle();
+	expect_413("GET /bigup HTTP/1.1\r\nContent-Length: 2000\r\n\r\n",
+	           "exceeds 1024 bytes (limits.max_body)");
 	/* any other route: the body cap, declared or chunked */
-	cl = client_new();
-	client_puts(cl, "POST /echo HTTP/1.1\r\nContent-Length: 2000\r\n\r\n");
-	assert_int_equal(wait_responses(cl, 1, NULL), 1);
-	assert_int_equal(R[0].status, 413);
-	assert_non_null(strstr(R[0].body, "exceeds 1024 bytes (limits.max_body)"));
-	client_free(cl);
-	settle();
+	expect_413("POST /echo HTTP/1.1\r\nContent-Length: 2000\r\n\r\n",
+	           "exceeds 1024 bytes (limits.max_body)");
 	cl = client_new();
 	memset(req, 'c', 1500);
 	client_puts(cl, "PUT /upload HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5dc\r\n");
