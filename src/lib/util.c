@@ -63,7 +63,9 @@ static int ensure_one(const char *path, mode_t mode, char *err, size_t errlen)
 {
 	struct stat st;
 
-	if (mkdir(path, mode) != 0 && errno != EEXIST) {
+	/* Asked before made: a sandboxed service reopening its own directory
+	 * makes no mkdir (nor chmod, below) its filter would kill it for. */
+	if (lstat(path, &st) != 0 && mkdir(path, mode) != 0 && errno != EEXIST) {
 		snprintf(err, errlen, "%s: cannot create directory: %s", path, strerror(errno));
 		return -1;
 	}
@@ -100,8 +102,12 @@ int util_ensure_dir(const char *path, mode_t mode, char *err, size_t errlen)
 		}
 		*p = '/';
 	}
+	struct stat st;
+
 	if (ensure_one(path, mode, err, errlen) != 0)
 		return -1;
+	if (stat(path, &st) == 0 && (st.st_mode & 07777) == mode)
+		return 0;
 	if (chmod(path, mode) != 0) {
 		snprintf(err, errlen, "%s: cannot set mode %o: %s", path, (unsigned)mode, strerror(errno));
 		return -1;

@@ -53,8 +53,6 @@ typedef struct audit_log_opts {
 	uint64_t             segment_max;    /* 0 = AUDIT_SEGMENT_MAX_DEFAULT */
 	unsigned             batch_records;  /* records per sync, 1..AUDIT_BATCH_MAX_RECORDS;
 	                                        0 = AUDIT_BATCH_MAX_RECORDS (others: tests) */
-	bool                 existing_dir;   /* dir exists: neither create nor chmod it (a
-	                                        reopen inside a sandbox that allows neither) */
 	const node_identity *id;             /* borrowed for the log's life; signs checkpoints */
 } audit_log_opts;
 

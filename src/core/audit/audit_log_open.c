@@ -230,7 +230,7 @@ audit_log *audit_log_open(const audit_log_opts *o, audit_recovery *rec, char *er
 		goto fail;
 	}
 	if (snprintf(l->dir, sizeof l->dir, "%s", o->dir) >= (int)sizeof l->dir ||
-	    (!o->existing_dir && util_ensure_dir(l->dir, 0700, err, errlen) != 0) ||
+	    util_ensure_dir(l->dir, 0700, err, errlen) != 0 ||
 	    open_pubkey(l, err, errlen) != 0)
 		goto fail;
 	audit_state_init(&l->st);

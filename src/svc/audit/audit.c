@@ -78,13 +78,13 @@ static const char *u64s(char buf[24], uint64_t v)
 	return buf;
 }
 
-static int auditd_open(auditd *a, audit_recovery *rec, bool reopen)
+static int auditd_open(auditd *a, audit_recovery *rec)
 {
 	const mn_config *cfg = &a->s->cfg;
 	char dir[CONFIG_PATH_MAX + 8], err[AUDIT_ERR_MAX];
 	audit_log_opts o = { .segment_max = cfg->audit_segment_max, .id = &a->s->identity,
 	                     .ram_bytes = cfg->audit_ram_bytes,
-	                     .batch_records = auditd_test_batch(), .existing_dir = reopen };
+	                     .batch_records = a->test_batch };
 
 	if (!cfg->amnesia) {
 		if ((size_t)snprintf(dir, sizeof dir, "%s/audit", cfg->data_dir) >= sizeof dir)
@@ -153,7 +153,7 @@ static void auditd_reopen(auditd *a)
 
 	audit_log_free(a->log);
 	a->log = NULL;
-	if (auditd_open(a, &rec, true) == 0) {   /* in the sandbox: no mkdir, no chmod */
+	if (auditd_open(a, &rec) == 0) {   /* the dir exists: no mkdir, no chmod (sandbox) */
 		auditd_report(a, &rec);
 		return;
 	}
@@ -175,7 +175,6 @@ typedef struct turn {
 	size_t       nt;
 	audit_item  *done, **dtail;
 	uint64_t     acked;  /* answered after an early sync (the batch filled) */
-	uint64_t     lost;   /* answered 500 */
 } turn;
 
 static void turn_add(turn *tu, const char *stream)
@@ -196,12 +195,14 @@ static void turn_add(turn *tu, const char *stream)
 }
 
 /* Answer every entry of a batch (status: each one's, or 500 when the batch
- * was not written) and free them. A refusal carries its reason as the
- * verb's reply encodes it: the sender takes a reply that does not decode
- * for a broken peer and exits. */
-static void batch_answer(audit_item *done, uint16_t status)
+ * was not written) and free them; how many. A refusal carries its reason as
+ * the verb's reply encodes it: the sender takes a reply that does not
+ * decode for a broken peer and exits. */
+static uint64_t batch_answer(audit_item *done, uint16_t status)
 {
-	while (done) {
+	uint64_t n = 0;
+
+	for (; done; n++) {
 		audit_item *next = done->next;
 		uint16_t st = status ? status : done->status;
 		if (st == 200)
@@ -212,6 +213,7 @@ static void batch_answer(audit_item *done, uint16_t status)
 		free(done);
 		done = next;
 	}
+	return n;
 }
 
 /* An fsync returned: what was appended before it is on disk. Answer those
@@ -221,9 +223,7 @@ static void turn_synced(auditd *a, turn *tu)
 {
 	char labels[AUDIT_STREAM_MAX * 2 + 16];
 
-	for (const audit_item *it = tu->done; it; it = it->next)
-		tu->acked++;
-	batch_answer(tu->done, 0);
+	tu->acked += batch_answer(tu->done, 0);
 	tu->done = NULL;
 	tu->dtail = &tu->done;
 	if (a->self_pending)
@@ -346,15 +346,14 @@ static void auditd_turn(auditd *a, unsigned max)
 	}
 	if (rc < 0 || hook || audit_log_sync(a->log, err, sizeof err) != 0) {
 		char b1[24], b2[24];
+		/* never acknowledged: the senders count these lost */
+		uint64_t lost = batch_answer(tu.done, 500);
 
-		for (const audit_item *d = tu.done; d; d = d->next)
-			tu.lost++;
 		log_kv(LOG_LEVEL_ERROR, "audit log write failed; reopening", "error",
 		       rc < 0 ? "append refused: log broken" : err,
-		       "acknowledged", u64s(b1, tu.acked), "lost", u64s(b2, tu.lost), LOG_END);
+		       "acknowledged", u64s(b1, tu.acked), "lost", u64s(b2, lost), LOG_END);
 		free(tu.t);
 		a->self_pending = 0;
-		batch_answer(tu.done, 500);   /* never acknowledged: the senders count it lost */
 		auditd_reopen(a);
 		return;
 	}
@@ -534,6 +533,7 @@ static int audit_start(svc *s)
 	a->s = s;
 	s->priv = a;
 	a->test_fail = auditd_test_fail_armed();
+	a->test_batch = auditd_test_batch();
 	a->m_full = metrics_get("audit_dropped_total", "reason=\"queue_full\"");
 	a->m_refused = metrics_get("audit_dropped_total", "reason=\"refused\"");
 	a->m_ckpts = metrics_get("audit_checkpoints_total", "");
@@ -544,7 +544,7 @@ static int audit_start(svc *s)
 		goto fail;
 	}
 	/* Before the sandbox: the first open may create <data_dir>/audit. */
-	if (auditd_open(a, &rec, false) != 0)
+	if (auditd_open(a, &rec) != 0)
 		goto fail;
 	auditd_report(a, &rec);
 	/* The proof thread is made after the sandbox (Landlock binds only the

@@ -58,6 +58,7 @@ typedef struct auditd {
 	uint64_t        ckpt_size;        /* size of the newest checkpoint (or UINT64_MAX: none) */
 	bool            draining;
 	bool            test_fail;        /* test hook armed (audit.c) */
+	unsigned        test_batch;       /* test hook: records per sync, 0 = the default */
 	metrics_series *m_full, *m_refused, *m_ckpts, *m_depth, *m_torn;
 } auditd;
 
