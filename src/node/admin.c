@@ -233,6 +233,7 @@ static void admin_limits(const mn_config *c, http_limits *l)
 	 * token is checked: min(ADMIN_BODY_MAX, limits.max_body), so raising
 	 * limits.max_body for the gateway's JSON never grows what an unknown
 	 * peer can make the supervisor hold (docs/api.md, "Body caps"). */
+	l->max_upload_bytes = 0;   /* no upload route: h2 DATA before admission is held to this cap too */
 	if (l->max_body_bytes > ADMIN_BODY_MAX) {
 		l->max_body_bytes = ADMIN_BODY_MAX;
 		l->body_cap_name = " (the admin plane's body cap)";

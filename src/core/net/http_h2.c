@@ -433,11 +433,8 @@ static int cb_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 	}
 	r = st->req;
 	/* Bytes past the cap are not counted (the gate meters at most the
-	 * cap, as with HTTP/1.1's chunk check) and never reach the handler.
-	 * body_seen may already be past a cap lowered at admission when the
-	 * request was refused there: tested first, so the difference never
-	 * wraps. */
-	if (st->over_cap || r->body_seen >= r->body_limit || len > r->body_limit - r->body_seen) {
+	 * cap, as with HTTP/1.1's chunk check) and never reach the handler. */
+	if (st->over_cap || len > r->body_limit - r->body_seen) {
 		st->over_cap = true;
 		stream_consume(st, len);
 		return 0;
@@ -534,24 +531,23 @@ static void stream_admit(struct h2_stream *st)
 	st->head_done = true;
 	if (rc) {
 		http_req_reject_status(r, rc, NULL);
-		return;
-	}
-	if (st->s->going_away || st->s->c->srv->draining) {
+	} else if (st->s->going_away || st->s->c->srv->draining) {
 		http_req_reject(r, 503, "draining", "the server is shutting down", REJECT_NONE, 1);
+	} else if (http_server_admit(st->s->c->srv, r) == 0 && r->body_seen <= r->body_limit) {
+		if (r->route->flags & HTTP_ROUTE_STREAM_BODY)
+			stream_dispatch(st);
 		return;
 	}
-	if (http_server_admit(st->s->c->srv, r) != 0)
-		return;   /* refused and answered */
-	/* DATA that came with the head was counted against the server's cap;
-	 * the gate may have lowered it below that. The gate meters at most
-	 * its cap, and stream_deliver answers 413. */
+	/* Refused and answered, or admitted over its cap. DATA that came with
+	 * the head was counted against the server's cap; the route, the gate
+	 * or a refusal may have lowered it below that.
+	 * Kept at most the cap here, the one place it is lowered, so
+	 * limit - seen never wraps; the gate meters at most its cap, and
+	 * stream_deliver answers 413 to an admitted request. */
 	if (r->body_seen > r->body_limit) {
 		st->over_cap = true;
 		r->body_seen = r->body_limit;
-		return;
 	}
-	if (r->route->flags & HTTP_ROUTE_STREAM_BODY)
-		stream_dispatch(st);
 }
 
 /* Give the handler what arrived, then the end of the body. */
