@@ -251,20 +251,27 @@ static int check_no_keys(const char *dir)
 	return r;
 }
 
-/* The bundle is there and the keys dir holds a capability key. */
-static bool initialised(const init_paths *p)
+/* Whether dir holds a <kid>.key. */
+static bool keys_dir_has_key(const char *dir)
 {
-	struct stat st;
 	struct dirent *de;
 	bool key = false;
-	DIR *d;
+	DIR *d = opendir(dir);
 
-	if (lstat(p->bundle, &st) != 0 || !(d = opendir(p->keys_dir)))
+	if (!d)
 		return false;
 	while (!key && (de = readdir(d)) != NULL)
 		key = has_key_suffix(de->d_name);
 	closedir(d);
 	return key;
+}
+
+/* The bundle is there and the keys dir holds a capability key. */
+static bool initialised(const init_paths *p)
+{
+	struct stat st;
+
+	return lstat(p->bundle, &st) == 0 && keys_dir_has_key(p->keys_dir);
 }
 
 static int check_fresh(const init_paths *p)
@@ -584,66 +591,47 @@ out:
 	return r == 0 ? 0 : INIT_EXIT_FAIL;
 }
 
-/* The first file of the node's keys or policy that exists ("" when none). */
+/* The first file of the node's keys or policy that exists (NULL: none). */
 static const char *first_present(const init_paths *p)
 {
 	const char *files[] = { p->bundle, p->bundle_sig, p->signing_key, p->signing_pub };
-	struct dirent *de;
 	struct stat st;
-	bool key = false;
-	DIR *d;
 
 	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
 		if (lstat(files[i], &st) == 0)
 			return files[i];
-	if (!(d = opendir(p->keys_dir)))
-		return lstat(p->keys_dir, &st) == 0 && !S_ISDIR(st.st_mode) ? p->keys_dir : "";
-	while (!key && (de = readdir(d)) != NULL)
-		key = has_key_suffix(de->d_name);
-	closedir(d);
-	return key ? p->keys_dir : "";
+	if (lstat(p->keys_dir, &st) == 0 &&
+	    (!S_ISDIR(st.st_mode) || keys_dir_has_key(p->keys_dir)))
+		return p->keys_dir;
+	return NULL;
 }
 
 /*
- * --if-needed (the unit's ExecStartPre, docs/packaging.md): set the node up
- * only when nothing of it exists yet. Anything else is left as it is and the
- * start goes on, so this step never blocks a node an operator set up by hand:
- * an amnesia node (nothing on disk), a policy signed by the operator's own
- * key, or a half-done set-up (the node's /readyz then names what it lacks).
+ * --if-needed (the unit's ExecStartPre, docs/packaging.md) sets the node up
+ * only when nothing of it exists yet; anything else is left as it is and
+ * the start goes on, so this step never blocks a node an operator set up
+ * by hand: one initialised, a policy signed by the operator's own key, or
+ * a half-done set-up (the node's /readyz then names what it lacks).
+ * Amnesia is answered before the paths (init_cli_main). True (said why):
+ * nothing to do.
  */
-static int init_if_needed(const mn_config *c, init_paths *p)
+static bool nothing_to_do(const mn_config *c, const init_paths *p)
 {
 	const char *have;
 
-	if (c->amnesia) {
-		puts("macronode init: amnesia mode keeps nothing on disk; nothing to do");
-		return 0;
-	}
-	if (resolve_paths(c, p) != 0) {
-		fputs("macronode init: a configured path is too long\n", stderr);
-		return INIT_EXIT_FAIL;
-	}
-	if (initialised(p)) {
+	if (initialised(p))
 		printf("macronode init: %s is initialised (%s, keys in %s); nothing to do\n",
 		       c->data_dir, p->bundle, p->keys_dir);
-		return 0;
-	}
-	if (strcmp(p->pubkey, p->signing_pub) != 0) {
+	else if (strcmp(p->pubkey, p->signing_pub) != 0)
 		printf("macronode init: policy.pubkey_file %s is the operator's key; nothing to do\n",
 		       p->pubkey);
-		return 0;
-	}
-	if (*(have = first_present(p))) {
+	else if ((have = first_present(p)) != NULL)
 		printf("macronode init: %s exists but the node is not fully set up (set up by hand, "
 		       "or an init was interrupted); nothing done: /readyz names what is missing "
 		       "(docs/packaging.md, \"Recovery\")\n", have);
-		return 0;
-	}
-	if (sodium_init() < 0) {
-		fputs("macronode init: libsodium failed to initialise\n", stderr);
-		return INIT_EXIT_FAIL;
-	}
-	return init_create(c, p, true);
+	else
+		return false;
+	return true;
 }
 
 static int init_usage_error(const char *what, const char *arg)
@@ -707,9 +695,10 @@ int init_cli_main(int argc, char **argv)
 		return INIT_EXIT_USAGE;
 	}
 	r = INIT_EXIT_FAIL;
-	if (if_needed)
-		r = init_if_needed(&c, &p);
-	else if (c.amnesia)
+	if (c.amnesia && if_needed) {
+		puts("macronode init: amnesia mode keeps nothing on disk; nothing to do");
+		r = 0;
+	} else if (c.amnesia)
 		fputs("macronode init: refusing in amnesia mode: amnesia keeps nothing on disk, so "
 		      "there is nowhere to keep a key or a policy; provide auth.keys_dir, "
 		      "policy.bundle_file and policy.pubkey_file yourself (docs/auth.md)\n", stderr);
@@ -717,8 +706,10 @@ int init_cli_main(int argc, char **argv)
 		fputs("macronode init: a configured path is too long\n", stderr);
 	else if (sodium_init() < 0)
 		fputs("macronode init: libsodium failed to initialise\n", stderr);
+	else if (if_needed && nothing_to_do(&c, &p))
+		r = 0;
 	else if (check_pubkey(&p) == 0 && check_fresh(&p) == 0)
-		r = init_create(&c, &p, false);
+		r = init_create(&c, &p, if_needed);
 	config_free(&c);
 	return r;
 }
