@@ -515,6 +515,17 @@ def test_pubkey_finds_the_kek_as_run_does(node_factory):
                  [keyfile, "--data-dir", n.data_dir]):
         r = run_cli(["audit", "pubkey"] + args)
         assert r.returncode == 0 and r.stdout.strip() == pub.hex(), (args, r.stderr)
+    # The default key file is the config's node.identity_file.
+    moved = os.path.join(n.tmp, "elsewhere.key")
+    os.rename(keyfile, moved)
+    cfg = json.load(open(n.config_path))
+    cfg.setdefault("node", {})["identity_file"] = moved
+    moved_cfg = os.path.join(n.tmp, "moved.json")
+    with open(moved_cfg, "w") as f:
+        json.dump(cfg, f)
+    r = run_cli(["audit", "pubkey", "--config", moved_cfg])
+    assert r.returncode == 0 and r.stdout.strip() == pub.hex(), r.stderr
+    os.rename(moved, keyfile)
     # Without the KEK beside the data dir, only a credential opens it.
     creds = os.path.join(n.tmp, "creds")
     os.mkdir(creds, 0o700)

@@ -62,7 +62,8 @@ static const char audit_cli_usage[] =
 	"tail prints records as the audit service writes them (newest segment, polled);\n"
 	"DIR defaults to <paths.data_dir>/audit of the config (--config, RON_CONFIG).\n"
 	"pubkey prints the public key of a node identity key file (for --pubkey; default\n"
-	"<paths.data_dir>/node/identity.key). It unseals the file with --kek FILE, else\n"
+	"node.identity_file, <paths.data_dir>/node/identity.key unless set). It unseals\n"
+	"the file with --kek FILE, else\n"
 	"KEYFILE.kek when it exists, else the node's KEK found as `run` finds it\n"
 	"(keys.kek_file, RON_KEK_FILE, $CREDENTIALS_DIRECTORY/macronode.kek, else\n"
 	"<data_dir>.kek) from the config (--config, RON_CONFIG; --data-dir DIR).\n";
@@ -450,9 +451,8 @@ static int cmd_pubkey(int argc, char **argv)
 		return AUDIT_CLI_RUNTIME;
 	if (optind < argc)
 		snprintf(keyfile, sizeof keyfile, "%s", argv[optind]);
-	else if ((size_t)snprintf(keyfile, sizeof keyfile, "%s/node/identity.key", cfg.data_dir) >=
-	         sizeof keyfile) {
-		fputs("macronode audit pubkey: paths.data_dir: too long\n", stderr);
+	else if (config_identity_file(&cfg, keyfile, sizeof keyfile) != 0) {
+		fputs("macronode audit pubkey: node.identity_file: path too long\n", stderr);
 		config_free(&cfg);
 		return AUDIT_CLI_RUNTIME;
 	}
