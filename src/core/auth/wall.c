@@ -17,6 +17,7 @@
 #include <openssl/crypto.h>
 #include <openssl/x509.h>
 
+#include "core/audit/audit_client.h"
 #include "core/auth/captoken.h"
 #include "core/config/config.h"
 #include "core/auth/policy.h"
@@ -795,11 +796,13 @@ bool wall_ticket_reserved(const wall_ticket *t, uint64_t *bytes)
 	return t->status == 0 && t->charge_body;
 }
 
-void wall_ticket_proof_settled(bool matched)
+void wall_ticket_proof_settled(bool matched, struct audit_client *audit, const char *key)
 {
 	wall_zk_settled(matched);
-	if (!matched)
-		reject_count(REJECT_FAMILY_NODE, REJECT_UNAUTH);
+	if (matched)
+		return;
+	reject_count(REJECT_FAMILY_NODE, REJECT_UNAUTH);
+	audit_count(audit, "ingress", "capability_refused", "proof_binding", key);
 }
 
 bool wall_ticket_body_digest(const wall_ticket *t, uint8_t out[32])

@@ -144,9 +144,13 @@ bool wall_ticket_body_digest(const wall_ticket *t, uint8_t out[32]);
  * The proof's success is counted only now; a mismatch is the proof's
  * failure, reason "binding" (zk_verify_fail_total, rejected_total{unauth}):
  * the handler answers 401 with WALL_ZK_BINDING_MESSAGE and the
- * WALL_CHALLENGE_INVALID_TOKEN header, not storage's 422.
+ * WALL_CHALLENGE_INVALID_TOKEN header, not storage's 422. A mismatch is
+ * also a capability refusal in the audit log (ingress, reason
+ * proof_binding, aggregated under key: the ticket's tenant), as the gate's
+ * own refusals are; audit may be NULL (no audit service).
  */
-void wall_ticket_proof_settled(bool matched);
+struct audit_client;
+void wall_ticket_proof_settled(bool matched, struct audit_client *audit, const char *key);
 #define WALL_ZK_BINDING_MESSAGE \
 	"holder proof refused (binding): the body does not hash to the digest the proof names"
 #define WALL_CHALLENGE_INVALID_TOKEN "Bearer realm=\"macronode\", error=\"invalid_token\""

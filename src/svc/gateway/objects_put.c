@@ -310,14 +310,11 @@ static void put_on_commit(const stor_result *res, void *arg)
 	obj_put *p = arg;
 
 	p->awaiting = false;
-	/* The proof's binding is judged now that storage hashed the body. */
+	/* The proof's binding is judged now that storage hashed the body; a
+	 * mismatch is audited like the wall's own refusals (gateway.c), even when
+	 * the client is gone. */
 	if (p->proof_bound && (res->status == 200 || res->status == 422))
-		wall_ticket_proof_settled(res->status == 200);
-	/* A capability refusal like the wall's own (gateway.c), audited even
-	 * when the client is gone. */
-	if (p->proof_bound && res->status == 422)
-		audit_count(p->o->audit, "ingress", "capability_refused", "proof_binding",
-		            p->audit_key);
+		wall_ticket_proof_settled(res->status == 200, p->o->audit, p->audit_key);
 	if (!p->req) {
 		put_free(p);
 		return;
@@ -467,14 +464,11 @@ void objects_put(http_req *r, objects *o, const uint8_t *expect)
 		/* A holder proof bound this write to its body digest: storage
 		 * refuses the object unless it hashes to it, and the client
 		 * gets 401 binding (wall_ticket_proof_settled). */
-		const char *tenant = wall_ticket_tenant(http_req_gate_ticket(r));
-
 		p->has_expect = true;
 		p->proof_bound = true;
-		if (tenant && tenant[0])
-			snprintf(p->audit_key, sizeof p->audit_key, "%s", tenant);
-		else
-			util_peer_key(http_req_peer(r, NULL), p->audit_key, sizeof p->audit_key);
+		/* an admitted ticket always has its quota key (t:, tid: or ip:) */
+		snprintf(p->audit_key, sizeof p->audit_key, "%s",
+		         wall_ticket_tenant(http_req_gate_ticket(r)));
 	}
 	put_given_type(r, p);
 	if (put_pick_decoder(r, p) < 0) {

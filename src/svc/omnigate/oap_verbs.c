@@ -483,14 +483,11 @@ static void put_on_commit(const stor_result *res, void *arg)
 	char cid[B3_CID_LEN + 1], body[B3_CID_LEN + 16];
 
 	p->awaiting = false;
-	/* The proof's binding is judged now that storage hashed the body. */
+	/* The proof's binding is judged now that storage hashed the body; a
+	 * mismatch is audited like the wall's own refusals (oap_conn.c), even when
+	 * the client is gone. */
 	if (p->proof_bound && (res->status == 200 || res->status == 422))
-		wall_ticket_proof_settled(res->status == 200);
-	/* A capability refusal like the wall's own (oap_conn.c), audited even
-	 * when the stream is gone. */
-	if (p->proof_bound && res->status == 422)
-		audit_count(p->og->audit, "ingress", "capability_refused", "proof_binding",
-		            p->audit_key);
+		wall_ticket_proof_settled(res->status == 200, p->og->audit, p->audit_key);
 	if (!p->s) {
 		put_free(p);
 		return;
@@ -597,13 +594,9 @@ static void put_start(oap_stream *s, const oap_frame *f)
 	/* A holder proof bound the body to its digest (the wall checked it
 	 * equals "expect" when both were sent): storage holds the upload to it. */
 	if (!p->has_expect && s->ticket && wall_ticket_body_digest(s->ticket, p->expect)) {
-		const char *tenant = wall_ticket_tenant(s->ticket);
-
 		p->has_expect = p->proof_bound = true;
-		if (tenant && tenant[0])
-			snprintf(p->audit_key, sizeof p->audit_key, "%s", tenant);
-		else
-			og_stream_peer_key(s, p->audit_key, sizeof p->audit_key);
+		/* an admitted ticket always has its quota key (t:, tid: or ip:) */
+		snprintf(p->audit_key, sizeof p->audit_key, "%s", wall_ticket_tenant(s->ticket));
 	}
 	s->vs = p;
 	p->awaiting = true;
