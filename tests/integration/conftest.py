@@ -44,20 +44,43 @@ TAG_VAR = "MN_TEST_TAG"
 
 # ---------------------------------------------------------------- helpers
 
+# Ports this test process has handed out. The kernel may give the same
+# ephemeral port to two bind(0) calls once the first socket is closed, so a
+# test that picks its OAP port before node_factory picks the admin and
+# gateway ports could get one twice (seen on the CI machine: "oap.addr: must
+# differ from admin.addr"). A port is handed out at most once per session.
+_HANDED_OUT = set()
+
+
+def _bindable(port):
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        s = socket.socket(socket.AF_INET, kind)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        finally:
+            s.close()
+    return True
+
+
 def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+    """A loopback port free for TCP and UDP that no earlier call returned."""
+    for _ in range(1000):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        finally:
+            s.close()
+        if port not in _HANDED_OUT and _bindable(port):
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError("no free loopback port after 1000 tries")
 
 
 def free_ports(n):
-    ports = set()
-    while len(ports) < n:
-        ports.add(free_port())
-    return list(ports)
+    return [free_port() for _ in range(n)]
 
 
 def port_listening(port, host="127.0.0.1"):
@@ -1042,8 +1065,6 @@ def oap_node(node_factory, pki, config=None, start=True, **kw):
     base = deep_merge({"services": ["gateway", "storage", "omnigate"]}, pki.tls_config())
     n = node_factory(deep_merge(base, config or {}), start=False, **kw)
     port = free_port()
-    while port in (n.admin_port, n.gateway_port):
-        port = free_port()
     n.oap_port = port
     n.oap_peer = "127.0.0.1:%d" % port
     n.config = deep_merge(n.config, {"oap": {"addr": n.oap_peer}})

@@ -29,10 +29,7 @@ def peer_node(node_factory, config=None, start=True, **kw):
     n.oap_port / n.oap_peer is the OAP/1 listener, n.node_id its identity."""
     base = {"services": ["gateway", "storage", "omnigate"], "storage": {"max_object": "8MiB"}}
     n = node_factory(deep_merge(base, config or {}), start=False, **kw)
-    port = free_port()
-    while port in (n.admin_port, n.gateway_port):
-        port = free_port()
-    n.oap_port = port
+    n.oap_port = port = free_port()
     n.oap_peer = "127.0.0.1:%d" % port
     n.config = deep_merge(n.config, {"oap": {"addr": n.oap_peer}})
     n.write_config(n.config, merge=False)

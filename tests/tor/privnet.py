@@ -85,12 +85,19 @@ ExitPolicy reject *:*
 """
 
 
+_HANDED_OUT = set()  # ports already given out: bind(0) can repeat one once closed
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    """A loopback port no earlier call in this process returned."""
+    while True:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def log(msg, t0):
