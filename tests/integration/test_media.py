@@ -6,6 +6,7 @@ sniffed on their first read and the type recorded; an upload's type is
 never replaced; the parts of a multi-range answer carry the type."""
 import http.client
 import os
+import random
 import re
 import signal
 import ssl
@@ -70,7 +71,10 @@ def test_first_recorded_type_stays(node):
 
 
 def test_unknown_bytes_default_to_octet_stream(node):
-    data = os.urandom(3000)
+    # Fixed bytes, not os.urandom: 1 in 65536 random buffers starts "MZ"
+    # and is sniffed as application/x-dosexec (seen on CI), and others
+    # match other magic numbers.
+    data = random.Random(3000).randbytes(3000)
     cid = stored(node, data)
     r = media(node, cid)
     assert r.status == 200
