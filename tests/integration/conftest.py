@@ -839,6 +839,25 @@ def gateway_pids(node):
     return [c["pid"] for c in service_children(node, "gateway") if c["pid"] > 0]
 
 
+def upload_begun(node):
+    """Has a gateway process an upload's temp file open (storage answered
+    PUT_BEGIN with its fd, <data_dir>/tmp/...)? The deterministic sign that
+    a body is being stored, for tests that act in the middle of one."""
+    tmp = os.path.realpath(os.path.join(node.data_dir, "tmp")) + "/"
+    for pid in gateway_pids(node):
+        try:
+            fds = os.listdir("/proc/%d/fd" % pid)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith(tmp):
+                    return True
+            except OSError:
+                continue
+    return False
+
+
 def all_ready(node):
     kids = node.children()
     return bool(kids) and all(c["state"] == "ready" and c["pid"] > 0 for c in kids)

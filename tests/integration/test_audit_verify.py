@@ -6,11 +6,10 @@ import json
 import os
 import re
 import subprocess
-import time
 
 import pytest
 
-from conftest import BIN, run_cli
+from conftest import BIN, SLOW, run_cli, wait_until
 
 
 def write_log(tmp_path, name="log", n=40, seed=0, extra=()):
@@ -289,12 +288,33 @@ def test_retention_keeps_a_verifiable_log(tmp_path):
     assert verify(write_log(tmp_path, name="full"), "--from-zero").returncode == 0
 
 
+def fd_at_end(pid, path):
+    """Has process pid the file path open, at its end?"""
+    path = os.path.realpath(path)
+    size = os.path.getsize(path)
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) != path:
+                continue
+            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+                pos = int(f.readline().split()[1])
+        except (FileNotFoundError, ValueError, IndexError):
+            continue
+        if pos == size:
+            return True
+    return False
+
+
 def test_tail_prints_new_records(tmp_path):
     d = write_log(tmp_path, n=3)
     p = subprocess.Popen([BIN, "audit", "tail", str(d), "--count", "4", "--interval", "20"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.3)
+        # tail opens the newest segment and seeks to its end: records
+        # written before that are never printed. Wait until it has (an fd
+        # on that file at its size), not a fixed 0.3 s.
+        seg = os.path.join(str(d), segments(d)[-1])
+        wait_until(lambda: fd_at_end(p.pid, seg), 10 * SLOW, what="audit tail at the segment's end")
         r = run_cli(["audit", "selftest-write", str(d), "4", "--key", str(tmp_path / "identity.key")])
         assert r.returncode == 0, r.stderr
         out, err = p.communicate(timeout=10)

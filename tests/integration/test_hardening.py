@@ -7,7 +7,7 @@ import time
 import pytest
 
 from conftest import (DEFAULT_BUNDLE, OAP_END, OAP_PING, OAP_PUT, OAP_REQ, OAP_START, OAP_STAT,
-                      OPENSSL, OapConn, install_wall, oap_frame, oap_json, oap_node,
+                      OPENSSL, SLOW, OapConn, install_wall, oap_frame, oap_json, oap_node,
                       parse_responses, raw_connect, recv_all, wait_until)
 
 
@@ -199,7 +199,7 @@ def _exhaust_and_recover(pid, port, connect):
         for s in socks:
             s.close()
         resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
-    wait_until(connect, 5, what="served again after fds came back")
+    wait_until(connect, 5 * SLOW, what="served again after fds came back")
 
 
 def test_gateway_backs_off_when_out_of_fds(node):

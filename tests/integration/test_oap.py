@@ -415,6 +415,12 @@ def test_quarantine_drops_every_open_handle(node_factory, pki, tmp_dir):
     flip_byte(blob_file(n, cid), off)
     p = mn_client(["get", cid] + tls_args(n, pki))
     assert p.returncode != 0 and p.stdout != data, p.stderr
+    # omnigate's QUARANTINE is fire-and-forget: wait until storage has
+    # committed it (it bumps the epoch, then logs), or a GET could still
+    # come before the quarantine rather than after it.
+    wait_until(lambda: any(r.get("msg") == "object quarantined" and r.get("cid") == cid
+                           for r in n.log_records()), 10 * SLOW, interval=0.05,
+               what="storage logs the quarantine")
     flip_byte(blob_file(n, cid), off)            # the bytes are right again...
     assert gw_get()[0] == 502                    # ...but the object is quarantined
     assert (n.metrics().get("object_handle_flushes_total") or 0) > flushes

@@ -224,7 +224,6 @@ def test_range_results_held_per_worker_are_bounded(pair):
     pin an unbounded amount. Past OBJECTS_RANGE_HELD_MAX (8) held, a missed
     range is fetched whole (stored, disk-backed) and still answered."""
     import socket
-    import time
     a, b = pair
     data, data2 = os.urandom(8 * MIB), os.urandom(2 * MIB)
     cid, cid2 = stored(a, data, timeout=60), stored(a, data2, timeout=60)
@@ -240,10 +239,11 @@ def test_range_results_held_per_worker_are_bounded(pair):
             c.sendall(("GET /o/%s HTTP/1.1\r\nHost: x\r\nRange: bytes=%d-%d\r\n\r\n"
                        % (cid, s, e)).encode())
             held.append(c)
-        # every one of them is being answered (and none has read its body)
+        # every one of them is being answered (and none has read its body):
+        # the overlay counts one answer per waiter, each of which took its
+        # slot before it asked
         wait_until(lambda: (b.metrics().get("overlay_range_fetches_total", status="200") or 0)
-                   >= 1, 20 * SLOW, "the range fetched")
-        time.sleep(0.5 * SLOW)
+                   >= 8, 20 * SLOW, "the range fetched for all eight")
         assert b.metrics().get("range_fetch_fallback_total", reason="held") is None
         r = get_range(b, cid, 100, 200)   # the ninth: fetched whole, still right
         assert r.status == 206 and r.body == data[100:201]
@@ -253,9 +253,11 @@ def test_range_results_held_per_worker_are_bounded(pair):
     finally:
         for c in held:
             c.close()
-    # the slots come back once those responses end: a range of another
+    # the slots come back once those responses end (a request's slot is
+    # freed before its connection is counted gone): a range of another
     # missed object is fetched by its groups again
-    time.sleep(0.5 * SLOW)
+    wait_until(lambda: b.metrics().get("open_connections", service="gateway") == 0, 10 * SLOW,
+               "the held responses ended (open_connections{gateway} == 0)")
     before = b.metrics().get("overlay_range_fetches_total", status="200")   # one per waiter
     r = get_range(b, cid2, 70000, 70100)
     assert r.status == 206 and r.body == data2[70000:70101]

@@ -12,7 +12,7 @@ import time
 
 from conftest import (SLOW, all_ready, b3sum_cid, b3sum_file, blob_file, obj_path,
                       parse_responses, pid_alive, put_object, raw_connect, recv_all, storage_pid,
-                      stored, wait_until)
+                      stored, upload_begun, wait_until)
 
 KiB = 1024
 GROUP = 64 * KiB
@@ -121,7 +121,7 @@ def test_storage_restart_mid_upload_503(node):
     try:
         s.sendall(b"POST /o HTTP/1.1\r\nHost: t\r\nContent-Type: application/octet-stream\r\n"
                   b"Content-Length: %d\r\n\r\n" % len(data) + data[:100000])
-        time.sleep(0.2)                       # the gateway has begun the upload
+        wait_until(lambda: upload_begun(node), 10 * SLOW, what="the gateway has begun the upload")
         old = storage_pid(node)
         os.kill(old, signal.SIGKILL)
         wait_until(lambda: storage_pid(node) not in (0, old) and all_ready(node), 10 * SLOW,

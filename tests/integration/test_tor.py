@@ -86,8 +86,11 @@ def test_onion_published_with_sealed_key(node_factory, tmp_path):
         assert sk not in blob and key_arg.encode() not in blob
         assert unseal(blob, n.data_dir + ".kek", AAD_ONION) == sk
         assert onion_name(ed25519_scalar_base(sk[:32])) == name
-        # bootstrapping: degraded, named; 100 %: ready
-        d = tor_dep(n)
+        # bootstrapping: degraded, named; 100 %: ready. The onion is known
+        # from ADD_ONION's answer; the first GETINFO status/bootstrap-phase
+        # comes after it, on the next tick.
+        d = wait_for(lambda: (tor_dep(n) or {}).get("bootstrapped") and tor_dep(n), T,
+                     "the first bootstrap answer")
         assert d["state"] == "bootstrapping" and d["bootstrapped"] == 10 and d["onion"] == onion
         r = readyz(n)
         assert r["status"] == "degraded" and r["ready"] is True

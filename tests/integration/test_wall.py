@@ -21,7 +21,7 @@ import pytest
 from conftest import (DEFAULT_BUNDLE, assert_envelope, OAP_END, OAP_GET, OAP_PUT, OAP_REQ, OAP_RESP, OAP_START, OPENSSL, SLOW,
                       WALL_KID, OapConn, b3sum_cid, install_wall, mint_token, oap_frame,
                       oap_json, oap_node, oap_tls_context, obj_path, parse_responses,
-                      raw_connect, recv_all, run_cli, wait_until, write_bundle)
+                      raw_connect, recv_all, run_cli, upload_begun, wait_until, write_bundle)
 
 CHALLENGE = 'Bearer realm="macronode"'
 CHALLENGE_INVALID = 'Bearer realm="macronode", error="invalid_token"'
@@ -750,7 +750,8 @@ def test_byte_quota_reserves_for_concurrent_chunked_bodies(node_factory):
         s.sendall(("POST /o HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
                    "Content-Type: application/octet-stream\r\n"
                    "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n" % tok).encode())
-        time.sleep(0.2 * SLOW)                       # admitted, body still open
+        wait_until(lambda: upload_begun(n), 10 * SLOW,   # admitted, body still open
+                   what="the first upload admitted and begun")
         r = chunked_post(n, b"second", tok)          # concurrent: the reservation holds
         envelope(r, 429, "quota_exceeded", retryable=True)
     finally:
