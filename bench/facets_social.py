@@ -22,7 +22,6 @@ Prints `DRILL <name> <p50_ms> <p95_ms> <p99_ms> <n>` lines (and progress on
 stderr). Exits non-zero only when the node does not answer as it should."""
 import http.client
 import json
-import os
 import socket
 import struct
 import sys

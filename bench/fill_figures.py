@@ -2,6 +2,9 @@
 """bench/fill_figures.py README OUTPUT... — fill bench/README.md's "Latest figures"
 table from the RATIO lines of bench outputs (objects.sh, admin.sh, oap.sh),
 with the targets of issue 13. Rows whose figure is absent are left as they are."""
+import re
+import sys
+
 readme, files = sys.argv[1], sys.argv[2:]
 vals = {}
 for f in files:

@@ -25,7 +25,6 @@ import json
 import os
 import signal
 import ssl
-import statistics
 import subprocess
 import sys
 import threading

@@ -21,8 +21,8 @@ PKGS=(
   libcmocka-dev python3-pytest python3-cryptography curl openssl b3sum prometheus procps
   # the web console's browser test (tests/integration/test_console.py)
   chromium chromium-driver python3-selenium
-  # checks: the readiness model, static analysis
-  spin cppcheck clang-tools-14
+  # checks: the readiness model, static analysis (C and the Python tests)
+  spin cppcheck clang-tools-14 python3-pyflakes
   # man pages: mandoc -Tlint (tests/integration/test_man.py)
   mandoc
   # benchmarks

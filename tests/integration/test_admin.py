@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import (SLOW, Metrics, assert_envelope, parse_responses, pid_alive, proc_cmdline,
+from conftest import (SLOW, assert_envelope, parse_responses, pid_alive, proc_cmdline,
                       raw_connect, recv_all, run_cli, wait_until)
 
 JSON = "application/json"

@@ -7,8 +7,6 @@ import os
 import re
 import subprocess
 
-import pytest
-
 from conftest import BIN, SLOW, run_cli, wait_until
 
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import assert_envelope, install_wall, mint_token, wait_until, SLOW
+from conftest import assert_envelope, mint_token, wait_until, SLOW
 
 MB = {"services": ["gateway", "storage", "mailbox"],
       "mailbox": {"nack_backoff": "100ms", "nack_backoff_max": "200ms", "max_deliveries": 3,

@@ -7,7 +7,6 @@ the name finds the named cid, the latest publish wins."""
 import os
 import socket
 import threading
-import time
 import urllib.parse
 
 from conftest import (DEFAULT_BUNDLE, SLOW, assert_envelope, b3sum_cid, install_wall, mint_token,

@@ -14,8 +14,7 @@ import time
 
 import pytest
 
-from conftest import (BIN, OPEN_BUNDLE, REPO, SLOW, free_ports, http_request, install_wall, proc_scan,
-                      wait_until)
+from conftest import (BIN, OPEN_BUNDLE, REPO, SLOW, free_ports, http_request, install_wall, wait_until)
 
 ANALYZE = shutil.which("systemd-analyze")
 SYSTEMD_RUN = shutil.which("systemd-run")

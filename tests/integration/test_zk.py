@@ -6,15 +6,11 @@ anywhere).
 """
 import json
 import os
-import signal
-import subprocess
 import time
 
-import pytest
-
-from conftest import (BIN, DEFAULT_BUNDLE, OAP_END, OAP_GET, OAP_PUT, OAP_REQ, OAP_RESP,
-                      OAP_START, SLOW, OapConn, b3sum_cid, base_env, install_wall, mint_token,
-                      oap_frame, oap_json, oap_node, run_cli, wait_until)
+from conftest import (DEFAULT_BUNDLE, OAP_END, OAP_GET, OAP_PUT, OAP_REQ, OAP_RESP,
+                      OAP_START, SLOW, OapConn, b3sum_cid, install_wall, mint_token,
+                      oap_frame, oap_json, oap_node, run_cli)
 
 AUD = "node-zk"
 WRITE = ("--prefix", "/o", "--method", "GET", "--method", "HEAD", "--method", "PUT",
