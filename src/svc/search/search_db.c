@@ -380,15 +380,17 @@ int64_t search_db_count_names(search_db *db)
 }
 
 /* A name's row into h: the name, its cid, and the object's size and type
- * when the object is indexed too. 0, or -1 (no such row). */
+ * when the object is indexed too. SQLITE_ROW (found), SQLITE_DONE (no such
+ * row), or the step's failure (SQLITE_INTERRUPT past the deadline). */
 static int search_db_name_hit(search_db *db, sqlite3_int64 rowid, search_hit *h)
 {
 	sqlite3_stmt *st = db->name_hit;
-	int rc = -1;
+	int rc;
 
 	sqlite3_reset(st);
 	sqlite3_bind_int64(st, 1, rowid);
-	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 32) {
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 32) {
 		const unsigned char *name = sqlite3_column_text(st, 1), *t = sqlite3_column_text(st, 3);
 
 		memset(h, 0, sizeof *h);
@@ -399,21 +401,25 @@ static int search_db_name_hit(search_db *db, sqlite3_int64 rowid, search_hit *h)
 			h->size = (uint64_t)sqlite3_column_int64(st, 2);
 			snprintf(h->ctype, sizeof h->ctype, "%s", t ? (const char *)t : "");
 		}
-		rc = 0;
+	} else if (rc == SQLITE_ROW) {
+		rc = SQLITE_DONE;   /* a malformed row: skipped like a missing one */
 	}
 	sqlite3_reset(st);
 	return rc;
 }
 
-/* The hit of rowid into h: an object's row, else a name's. 0, or -1 (no
- * such row: skipped). */
+/* The hit of rowid into h: an object's row, else a name's. SQLITE_ROW
+ * (found), SQLITE_DONE (no such row: skipped), or the step's failure: a
+ * lookup the deadline interrupts is SQLITE_INTERRUPT, never a skip, so
+ * the answer says "partial" instead of silently missing a hit. */
 static int search_db_hit(search_db *db, sqlite3_int64 rowid, search_hit *h)
 {
-	int rc = -1;
+	int rc;
 
 	sqlite3_reset(db->doc);
 	sqlite3_bind_int64(db->doc, 1, rowid);
-	if (sqlite3_step(db->doc) == SQLITE_ROW && sqlite3_column_bytes(db->doc, 0) == 32) {
+	rc = sqlite3_step(db->doc);
+	if (rc == SQLITE_ROW && sqlite3_column_bytes(db->doc, 0) == 32) {
 		const unsigned char *t = sqlite3_column_text(db->doc, 2);
 
 		memset(h, 0, sizeof *h);
@@ -421,10 +427,11 @@ static int search_db_hit(search_db *db, sqlite3_int64 rowid, search_hit *h)
 		h->meta = true;
 		h->size = (uint64_t)sqlite3_column_int64(db->doc, 1);
 		snprintf(h->ctype, sizeof h->ctype, "%s", t ? (const char *)t : "");
-		rc = 0;
+	} else if (rc == SQLITE_ROW) {
+		rc = SQLITE_DONE;
 	}
 	sqlite3_reset(db->doc);
-	return rc == 0 ? 0 : search_db_name_hit(db, rowid, h);
+	return rc == SQLITE_DONE ? search_db_name_hit(db, rowid, h) : rc;
 }
 
 search_db_rc search_db_query(search_db *db, const char *q, unsigned limit, uint64_t deadline_ns,
@@ -438,9 +445,16 @@ search_db_rc search_db_query(search_db *db, const char *q, unsigned limit, uint6
 	sqlite3_reset(db->query);
 	sqlite3_bind_text(db->query, 1, q, -1, SQLITE_STATIC);
 	sqlite3_bind_int(db->query, 2, (int)limit);
-	while ((rc = sqlite3_step(db->query)) == SQLITE_ROW && out->n < SEARCH_HITS_MAX)
-		if (search_db_hit(db, sqlite3_column_int64(db->query, 0), &out->hit[out->n]) == 0)
+	while ((rc = sqlite3_step(db->query)) == SQLITE_ROW && out->n < SEARCH_HITS_MAX) {
+		int hit = search_db_hit(db, sqlite3_column_int64(db->query, 0), &out->hit[out->n]);
+
+		if (hit == SQLITE_ROW)
 			out->n++;
+		else if (hit != SQLITE_DONE) {   /* past the deadline: partial; else the index's fault */
+			rc = hit == SQLITE_INTERRUPT ? SQLITE_INTERRUPT : SQLITE_INTERNAL;
+			break;
+		}
+	}
 	db->deadline_ns = 0;
 	sqlite3_reset(db->query);
 	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
