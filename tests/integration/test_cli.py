@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import BIN, REPO, SLOW, free_ports, port_listening, run_cli
+from conftest import BIN, REPO, SLOW, free_port, free_ports, port_listening, run_cli
 
 
 @pytest.mark.parametrize("args,expect", [
@@ -245,7 +245,7 @@ def test_doctor_refuses_a_status_that_is_not_http():
     """A peer answering "HTTP/1.1 -1" is no admin plane: doctor says so (it
     used to take -1 for "not reachable" and print an unset error)."""
     srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
+    srv.bind(("127.0.0.1", free_port()))
     srv.listen(1)
     addr = "127.0.0.1:%d" % srv.getsockname()[1]
 

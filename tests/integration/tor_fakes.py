@@ -15,6 +15,8 @@ import socket
 import struct
 import threading
 
+from conftest import free_port
+
 # ---- Ed25519 a·B, enough for names (RFC 8032 arithmetic) -----------------
 _P = 2 ** 255 - 19
 _D = -121665 * pow(121666, _P - 2, _P) % _P
@@ -65,7 +67,7 @@ class FakeControl:
     """mode: good | auth_fail | garbage | no_serviceid | long_line | null_auth |
     wrong_key (answers with the service of a key of its own)."""
 
-    def __init__(self, tmp, mode="good", port=0):
+    def __init__(self, tmp, mode="good", port=None):
         self.mode = mode
         self.cookie = os.urandom(32)
         self.cookie_path = os.path.join(tmp, "control.authcookie")
@@ -77,7 +79,10 @@ class FakeControl:
         self.conns = []
         self.srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.srv.bind(("127.0.0.1", port))
+        # never bind(0): the kernel may hand out a port a test picked with
+        # free_port but has not bound yet (CI: "cannot listen: Address
+        # already in use" on a node's OAP port)
+        self.srv.bind(("127.0.0.1", port or free_port()))
         self.srv.listen(8)
         self.port = self.srv.getsockname()[1]
         self.addr = "127.0.0.1:%d" % self.port
@@ -172,7 +177,7 @@ class FakeSocks:
         self.refuse_code = refuse_code
         self.requests = []           # (atyp, host, port) of each CONNECT
         self.srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.srv.bind(("127.0.0.1", 0))
+        self.srv.bind(("127.0.0.1", free_port()))   # not 0: see FakeControl
         self.srv.listen(16)
         self.port = self.srv.getsockname()[1]
         self.addr = "127.0.0.1:%d" % self.port
