@@ -119,21 +119,29 @@ static void test_index_and_find(void **state)
 	assert_int_equal(h.n, 1);
 }
 
-/* A deadline already past: stopped at the first check, partial, no error. */
-static void test_deadline_partial(void **state)
+/* n documents with distinct ids and the same text ("common ..."), indexed. */
+static void add_common(fx *f, unsigned n)
 {
-	fx *f = *state;
-	search_doc *d = calloc(2000, sizeof *d);
-	search_hits h;
-	char msg[192];
+	search_doc *d = calloc(n, sizeof *d);
 
 	assert_non_null(d);
-	for (unsigned i = 0; i < 2000; i++) {
+	for (unsigned i = 0; i < n; i++) {
 		doc(&d[i], 0, "text/plain", "common words in every document");
 		d[i].id[0] = (uint8_t)i;
 		d[i].id[1] = (uint8_t)(i >> 8);
 	}
-	assert_int_equal(search_db_add(f->db, d, 2000), 2000);
+	assert_int_equal(search_db_add(f->db, d, n), (int)n);
+	free(d);
+}
+
+/* A deadline already past: stopped at the first check, partial, no error. */
+static void test_deadline_partial(void **state)
+{
+	fx *f = *state;
+	search_hits h;
+	char msg[192];
+
+	add_common(f, 2000);
 	assert_int_equal(search_db_query(f->rd, "common", 100, 1, &h, msg, sizeof msg),
 	                 SEARCH_DB_PARTIAL);
 	assert_true(h.partial);
@@ -143,7 +151,6 @@ static void test_deadline_partial(void **state)
 	                 SEARCH_DB_OK);
 	assert_false(h.partial);
 	assert_int_equal(h.n, 100);
-	free(d);
 }
 
 /* A deadline at any moment of a query: the answer is whole or says partial.
@@ -154,19 +161,12 @@ static void test_deadline_partial(void **state)
 static void test_deadline_anywhere_is_whole_or_partial(void **state)
 {
 	fx *f = *state;
-	search_doc *d = calloc(300, sizeof *d);
 	search_hits h;
 	char msg[192];
 	uint64_t t0, whole_ns;
 	unsigned partial = 0, whole = 0;
 
-	assert_non_null(d);
-	for (unsigned i = 0; i < 300; i++) {
-		doc(&d[i], 0, "text/plain", "common words in every document");
-		d[i].id[0] = (uint8_t)i;
-		d[i].id[1] = (uint8_t)(i >> 8);
-	}
-	assert_int_equal(search_db_add(f->db, d, 300), 300);
+	add_common(f, 300);
 	t0 = util_now_ns();
 	assert_int_equal(search_db_query(f->rd, "common", 100, FAR_NS, &h, msg, sizeof msg),
 	                 SEARCH_DB_OK);
@@ -186,7 +186,6 @@ static void test_deadline_anywhere_is_whole_or_partial(void **state)
 	}
 	assert_true(partial > 0);   /* the sweep did cut queries short */
 	assert_true(whole > 0);
-	free(d);
 }
 
 /* What FTS5 itself refuses is the query's fault (400), not the index's. */
