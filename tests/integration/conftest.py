@@ -839,6 +839,18 @@ def gateway_pids(node):
     return [c["pid"] for c in service_children(node, "gateway") if c["pid"] > 0]
 
 
+def open_fds(pid):
+    """(fd, target) of each open file of pid, as /proc shows it; fds that
+    close while being read are left out. OSError when pid is gone."""
+    out = []
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            out.append((fd, os.readlink("/proc/%d/fd/%s" % (pid, fd))))
+        except OSError:
+            continue
+    return out
+
+
 def upload_begun(node):
     """Has a gateway process an upload's temp file open (storage answered
     PUT_BEGIN with its fd, <data_dir>/tmp/...)? The deterministic sign that
@@ -846,15 +858,10 @@ def upload_begun(node):
     tmp = os.path.realpath(os.path.join(node.data_dir, "tmp")) + "/"
     for pid in gateway_pids(node):
         try:
-            fds = os.listdir("/proc/%d/fd" % pid)
+            if any(target.startswith(tmp) for _, target in open_fds(pid)):
+                return True
         except OSError:
             continue
-        for fd in fds:
-            try:
-                if os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith(tmp):
-                    return True
-            except OSError:
-                continue
     return False
 
 

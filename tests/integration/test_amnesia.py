@@ -50,8 +50,8 @@ import tempfile
 
 import pytest
 
-from conftest import (AAD_CAP, AAD_IDENTITY, AAD_POLICY, BIN, b3sum_cid, free_ports, read_kek,
-                      run_cli, unseal, wait_until, SLOW)
+from conftest import (AAD_CAP, AAD_IDENTITY, AAD_POLICY, BIN, b3sum_cid, free_ports, open_fds,
+                      read_kek, run_cli, unseal, wait_until, SLOW)
 
 SERVICES = ["gateway", "storage", "index", "omnigate", "dht", "overlay", "audit"]
 ADMIN_TOKEN = "amnesia-admin-token-" + os.urandom(12).hex()
@@ -462,11 +462,7 @@ def fd_findings(pid, secret_paths, ns, scanned):
     scanned[0] counts the bytes read (the test asserts it is not zero)."""
     bad = []
     fd_dir = "/proc/%d/fd" % pid
-    for fd in os.listdir(fd_dir):
-        try:
-            target = os.readlink(os.path.join(fd_dir, fd))
-        except OSError:
-            continue
+    for fd, target in open_fds(pid):
         if target in secret_paths:
             bad.append("fd %s -> %s (a secret file)" % (fd, target))
             continue

@@ -7,7 +7,7 @@ import os
 import re
 import subprocess
 
-from conftest import BIN, SLOW, run_cli, wait_until
+from conftest import BIN, SLOW, open_fds, run_cli, wait_until
 
 
 def write_log(tmp_path, name="log", n=40, seed=0, extra=()):
@@ -290,10 +290,10 @@ def fd_at_end(pid, path):
     """Has process pid the file path open, at its end?"""
     path = os.path.realpath(path)
     size = os.path.getsize(path)
-    for fd in os.listdir("/proc/%d/fd" % pid):
+    for fd, target in open_fds(pid):
+        if target != path:
+            continue
         try:
-            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) != path:
-                continue
             with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
                 pos = int(f.readline().split()[1])
         except (FileNotFoundError, ValueError, IndexError):

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from conftest import (SLOW, free_ports, parse_responses, pid_alive, port_listening, raw_connect,
-                      recv_all, wait_until)
+from conftest import (SLOW, free_ports, open_fds, parse_responses, pid_alive, port_listening,
+                      raw_connect, recv_all, wait_until)
 
 STORAGE_READY = {"state": "ready", "required": True, "workers": 1, "ready_workers": 1,
                  "crashloop": False, "restarts": 0}
@@ -333,6 +333,13 @@ def test_kill9_storage_is_restarted(node):
     seen_down = None
     back = None
     healthz = []
+
+    def gateway_healthz():
+        h = node.gw("GET", "/healthz")
+        healthz.append(h.status)
+        assert h.status == 200 and h.json() == {"status": "ok", "service": "gateway",
+                                                "worker": 0}, h
+
     # the down window (backoff >= 100 ms + a start) is caught by asking only
     # /readyz, as fast as it answers; the gateway's /healthz is asked once
     # inside it, then with every turn of the loop that waits for the restart
@@ -345,15 +352,9 @@ def test_kill9_storage_is_restarted(node):
             break                       # restarted before /readyz said so: missed
         time.sleep(0.002)
     if seen_down is not None:
-        h = node.gw("GET", "/healthz")
-        healthz.append(h.status)
-        assert h.status == 200 and h.json() == {"status": "ok", "service": "gateway",
-                                                "worker": 0}, h
+        gateway_healthz()
     while time.monotonic() - t0 < 10 * SLOW:
-        h = node.gw("GET", "/healthz")
-        healthz.append(h.status)
-        assert h.status == 200 and h.json() == {"status": "ok", "service": "gateway",
-                                                "worker": 0}, h
+        gateway_healthz()
         r = node.get("/readyz")
         j = r.json()
         if j["status"] == "not_ready" and seen_down is None:
@@ -477,8 +478,7 @@ def test_gateway_workers_share_the_connections(node_factory):
     assert len(pids) == 2
 
     def sockets(pid):
-        return sum(1 for f in os.listdir("/proc/%d/fd" % pid)
-                   if os.readlink("/proc/%d/fd/%s" % (pid, f)).startswith("socket:"))
+        return sum(1 for _, target in open_fds(pid) if target.startswith("socket:"))
 
     before = [sockets(p) for p in pids]
     conns = [raw_connect(n.gateway_port) for _ in range(64)]
